@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {IDstackAttestor} from "../interfaces/IDstackAttestor.sol";
+import {DstackKeyChain} from "../libraries/DstackKeyChain.sol";
+
+/// @title dstack attestor facet
+/// @notice Stateless, so it works on the diamond and deployed alone (no constructor arguments).
+contract DstackAttestorFacet is IDstackAttestor {
+    /// @inheritdoc IDstackAttestor
+    function verifyDstackKeyChain(
+        address appId,
+        string calldata purpose,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) external view returns (address kmsSigner) {
+        return DstackKeyChain.verify(appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature);
+    }
+}

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {IDstackAttestor} from "../interfaces/IDstackAttestor.sol";
+import {IMembership} from "../interfaces/IMembership.sol";
+import {DstackKeyChain} from "../libraries/DstackKeyChain.sol";
+import {KeyPurposes} from "../libraries/KeyPurposes.sol";
+import {LibMembership} from "../libraries/LibMembership.sol";
+import {LibOwnership} from "../libraries/LibOwnership.sol";
+import {LibPolicy} from "../libraries/LibPolicy.sol";
+import {MemberTypedData} from "../libraries/MemberTypedData.sol";
+import {MeshAddress} from "../libraries/MeshAddress.sol";
+import {Secp256k1} from "../libraries/Secp256k1.sol";
+import {AppsStorage} from "../storage/AppsStorage.sol";
+import {MembershipStorage} from "../storage/MembershipStorage.sol";
+
+/// @title Membership facet: admission, departure and the member directory
+contract MembershipFacet is IMembership {
+    /// @inheritdoc IMembership
+    function register(
+        DstackProof calldata proof,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        bytes calldata signature
+    ) external returns (uint64 memberId) {
+        if (proof.memberPubkey.length != 33) {
+            revert IDstackAttestor.InvalidPublicKeyLength(proof.memberPubkey.length);
+        }
+        address kmsRoot = DstackKeyChain.verify(
+            proof.appId,
+            bytes(KeyPurposes.MEMBER),
+            proof.memberPubkey,
+            proof.appPubkey,
+            proof.appSignature,
+            proof.kmsSignature
+        );
+        LibPolicy.enforceKmsRoot(kmsRoot);
+        AppsStorage.AppRecord storage app = LibPolicy.enforceJoinable(proof.appId);
+        address memberKey = Secp256k1.compressedToAddress(proof.memberPubkey);
+
+        memberId = app.memberId;
+        if (memberId != 0) {
+            MembershipStorage.Member storage current = MembershipStorage.load().members[memberId];
+            if (current.status == MemberStatus.Active) {
+                // A restarted sidecar re-derives the same keys; the chain just proved they are this
+                // app's, so answering with the existing id is safe and needs no fresh signature.
+                if (
+                    current.memberKey == memberKey && current.wireguardKey == wireguardKey
+                        && current.identityKey == identityKey
+                ) return memberId;
+                revert AppIdHasMember(proof.appId, memberId);
+            }
+        }
+        if (wireguardKey == bytes32(0) || identityKey == bytes32(0)) revert ZeroKey();
+
+        uint64 nonce = app.nonce;
+        address signer = Secp256k1.recover(
+            MemberTypedData.registerDigest(proof.appId, wireguardKey, identityKey, nonce), signature
+        );
+        if (signer != memberKey) revert RegistrationSignatureMismatch(memberKey, signer);
+        app.nonce = nonce + 1;
+
+        memberId = _admit(proof.appId, memberKey, wireguardKey, identityKey, kmsRoot);
+        app.memberId = memberId;
+    }
+
+    /// @inheritdoc IMembership
+    function leaveCluster(uint64 memberId, bytes calldata signature) external {
+        MembershipStorage.Member storage m =
+            LibMembership.authorize(memberId, MemberTypedData.leaveDigest(memberId), signature);
+        LibMembership.end(memberId, m, false, 0);
+    }
+
+    /// @inheritdoc IMembership
+    function evict(uint64 memberId, uint8 reason) external {
+        LibOwnership.enforceIsOwner();
+        LibMembership.end(memberId, LibMembership.activeMember(memberId), true, reason);
+    }
+
+    /// @inheritdoc IMembership
+    function member(uint64 memberId) external view returns (MemberView memory) {
+        return _view(memberId, MembershipStorage.load().members[memberId]);
+    }
+
+    /// @inheritdoc IMembership
+    function members(uint64 startId, uint256 limit) external view returns (MemberView[] memory page, uint64 nextId) {
+        MembershipStorage.Layout storage l = MembershipStorage.load();
+        uint64 last = l.mesh.lastMemberId;
+        if (startId == 0) startId = 1;
+        if (startId > last || limit == 0) return (new MemberView[](0), 0);
+        uint256 count = uint256(last - startId) + 1;
+        if (count > limit) count = limit;
+        page = new MemberView[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            uint64 id = startId + uint64(i);
+            page[i] = _view(id, l.members[id]);
+        }
+        uint64 after_ = startId + uint64(count);
+        nextId = after_ > last ? 0 : after_;
+    }
+
+    /// @inheritdoc IMembership
+    function memberOfApp(address appId) external view returns (uint64 memberId, bool active) {
+        memberId = AppsStorage.load().apps[appId].memberId;
+        active = memberId != 0 && MembershipStorage.load().members[memberId].status == MemberStatus.Active;
+    }
+
+    /// @inheritdoc IMembership
+    function isMember(address appId) external view returns (bool) {
+        uint64 memberId = AppsStorage.load().apps[appId].memberId;
+        return memberId != 0 && MembershipStorage.load().members[memberId].status == MemberStatus.Active;
+    }
+
+    /// @inheritdoc IMembership
+    function registrationNonce(address appId) external view returns (uint64) {
+        return AppsStorage.load().apps[appId].nonce;
+    }
+
+    /// @inheritdoc IMembership
+    function meshConfig()
+        external
+        view
+        returns (uint32 meshBase, uint8 prefixLength, uint64 lastMemberId, uint64 activeMembers)
+    {
+        MembershipStorage.Mesh memory mesh = MembershipStorage.load().mesh;
+        return (mesh.meshBase, mesh.prefixLength, mesh.lastMemberId, mesh.activeMembers);
+    }
+
+    /// @inheritdoc IMembership
+    function memberDomainSeparator() external view returns (bytes32) {
+        return MemberTypedData.domainSeparator();
+    }
+
+    function _admit(address appId, address memberKey, bytes32 wireguardKey, bytes32 identityKey, address kmsRoot)
+        private
+        returns (uint64 memberId)
+    {
+        MembershipStorage.Layout storage l = MembershipStorage.load();
+        MembershipStorage.Mesh memory mesh = l.mesh;
+        memberId = mesh.lastMemberId + 1;
+        uint32 meshIp = MeshAddress.allocate(l, mesh.meshBase, mesh.prefixLength, memberId);
+        l.mesh.lastMemberId = memberId;
+        l.mesh.activeMembers = mesh.activeMembers + 1;
+
+        MembershipStorage.Member storage m = l.members[memberId];
+        m.appId = appId;
+        m.meshIp = meshIp;
+        m.status = MemberStatus.Active;
+        m.registeredAt = uint40(block.timestamp);
+        m.memberKey = memberKey;
+        m.wireguardKey = wireguardKey;
+        m.identityKey = identityKey;
+
+        emit MemberRegistered(memberId, appId, memberKey, wireguardKey, identityKey, meshIp, kmsRoot);
+    }
+
+    function _view(uint64 memberId, MembershipStorage.Member storage m) private view returns (MemberView memory v) {
+        if (m.status == MemberStatus.None) return v;
+        v.memberId = memberId;
+        v.appId = m.appId;
+        v.memberKey = m.memberKey;
+        v.wireguardKey = m.wireguardKey;
+        v.identityKey = m.identityKey;
+        v.meshIp = m.meshIp;
+        v.status = m.status;
+        v.registeredAt = m.registeredAt;
+        v.endedAt = m.endedAt;
+        v.endReason = m.endReason;
+    }
+}

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
+import {IAppAuth} from "../interfaces/IAppAuth.sol";
+import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol";
+import {IIndexerRegistry} from "../interfaces/IIndexerRegistry.sol";
+import {IMembership} from "../interfaces/IMembership.sol";
+import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibMembership} from "../libraries/LibMembership.sol";
+import {LibOwnership} from "../libraries/LibOwnership.sol";
+import {LibPolicy} from "../libraries/LibPolicy.sol";
+import {AppsStorage} from "../storage/AppsStorage.sol";
+import {IndexerRegistryStorage} from "../storage/IndexerRegistryStorage.sol";
+import {MembershipStorage} from "../storage/MembershipStorage.sol";
+import {PolicyStorage} from "../storage/PolicyStorage.sol";
+
+/// @title Policy facet: allowlists, revocations and dstack's boot gate
+contract PolicyFacet is IPolicy {
+    using EnumerableSet for EnumerableSet.Bytes32Set;
+    using EnumerableSet for EnumerableSet.AddressSet;
+
+    /// @inheritdoc IAppAuthBasicManagement
+    function addComposeHash(bytes32 composeHash) external {
+        LibOwnership.enforceIsOwner();
+        if (composeHash == bytes32(0)) revert ZeroIdentifier();
+        if (PolicyStorage.load().composeHashes.add(composeHash)) emit ComposeHashAdded(composeHash);
+    }
+
+    /// @inheritdoc IAppAuthBasicManagement
+    function removeComposeHash(bytes32 composeHash) external {
+        LibOwnership.enforceIsOwner();
+        if (PolicyStorage.load().composeHashes.remove(composeHash)) emit ComposeHashRemoved(composeHash);
+    }
+
+    /// @inheritdoc IAppAuthBasicManagement
+    function addDevice(bytes32 deviceId) external {
+        LibOwnership.enforceIsOwner();
+        if (deviceId == bytes32(0)) revert ZeroIdentifier();
+        PolicyStorage.Layout storage l = PolicyStorage.load();
+        uint64 revokedAt = l.deviceRevokedAt[deviceId];
+        if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
+        if (l.deviceIds.add(deviceId)) emit DeviceAdded(deviceId);
+    }
+
+    /// @inheritdoc IAppAuthBasicManagement
+    function removeDevice(bytes32 deviceId) external {
+        LibOwnership.enforceIsOwner();
+        if (PolicyStorage.load().deviceIds.remove(deviceId)) emit DeviceRemoved(deviceId);
+    }
+
+    /// @inheritdoc IPolicy
+    function setAllowAnyDevice(bool allowAny) external {
+        LibOwnership.enforceIsOwner();
+        PolicyStorage.Layout storage l = PolicyStorage.load();
+        if (l.allowAnyDevice == allowAny) return;
+        l.allowAnyDevice = allowAny;
+        emit AllowAnyDeviceSet(allowAny);
+    }
+
+    /// @inheritdoc IPolicy
+    function addAppId(address appId) external {
+        LibOwnership.enforceIsOwner();
+        if (appId == address(0)) revert ZeroIdentifier();
+        LibPolicy.setAppAllowed(appId, true);
+    }
+
+    /// @inheritdoc IPolicy
+    function removeAppId(address appId) external {
+        LibOwnership.enforceIsOwner();
+        LibPolicy.setAppAllowed(appId, false);
+    }
+
+    /// @inheritdoc IPolicy
+    function revokeAppId(address appId, bytes32 reason) external {
+        LibOwnership.enforceIsOwner();
+        if (appId == address(0)) revert ZeroIdentifier();
+        AppsStorage.AppRecord storage app = AppsStorage.load().apps[appId];
+        if (app.revokedAt != 0) revert AppIdRevoked(appId, app.revokedAt);
+        LibPolicy.setAppAllowed(appId, false);
+        app.revokedAt = uint40(block.timestamp);
+        emit AppIdRevokedAt(appId, uint64(block.timestamp), reason);
+        // A revoked app id must not keep vouching for the indexer's key either.
+        IndexerRegistryStorage.Layout storage indexer = IndexerRegistryStorage.load();
+        if (indexer.record.appId == appId) {
+            delete indexer.record;
+            emit IIndexerRegistry.IndexerCleared();
+        }
+        uint64 memberId = app.memberId;
+        if (memberId != 0) {
+            MembershipStorage.Member storage m = MembershipStorage.load().members[memberId];
+            if (m.status == IMembership.MemberStatus.Active) {
+                LibMembership.end(memberId, m, true, LibMembership.EVICTED_BY_REVOCATION);
+            }
+        }
+    }
+
+    /// @inheritdoc IPolicy
+    function revokeDevice(bytes32 deviceId, bytes32 reason) external {
+        LibOwnership.enforceIsOwner();
+        if (deviceId == bytes32(0)) revert ZeroIdentifier();
+        PolicyStorage.Layout storage l = PolicyStorage.load();
+        uint64 revokedAt = l.deviceRevokedAt[deviceId];
+        if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
+        if (l.deviceIds.remove(deviceId)) emit DeviceRemoved(deviceId);
+        l.deviceRevokedAt[deviceId] = uint64(block.timestamp);
+        emit DeviceRevokedAt(deviceId, uint64(block.timestamp), reason);
+    }
+
+    /// @inheritdoc IPolicy
+    function addKmsRoot(address kmsRoot) external {
+        LibOwnership.enforceIsOwner();
+        if (kmsRoot == address(0)) revert ZeroIdentifier();
+        if (PolicyStorage.load().kmsRoots.add(kmsRoot)) emit KmsRootAdded(kmsRoot);
+    }
+
+    /// @inheritdoc IPolicy
+    function removeKmsRoot(address kmsRoot) external {
+        LibOwnership.enforceIsOwner();
+        if (PolicyStorage.load().kmsRoots.remove(kmsRoot)) emit KmsRootRemoved(kmsRoot);
+    }
+
+    /// @inheritdoc IAppAuth
+    function isAppAllowed(AppBootInfo calldata bootInfo) external view returns (bool isAllowed, string memory reason) {
+        return LibPolicy.bootCheck(bootInfo);
+    }
+
+    /// @inheritdoc IPolicy
+    function isComposeHashAllowed(bytes32 composeHash) external view returns (bool) {
+        return PolicyStorage.load().composeHashes.contains(composeHash);
+    }
+
+    /// @inheritdoc IPolicy
+    function isDeviceAllowed(bytes32 deviceId) external view returns (bool) {
+        return PolicyStorage.load().deviceIds.contains(deviceId);
+    }
+
+    /// @inheritdoc IPolicy
+    function allowAnyDevice() external view returns (bool) {
+        return PolicyStorage.load().allowAnyDevice;
+    }
+
+    /// @inheritdoc IPolicy
+    function isAppIdAllowed(address appId) external view returns (bool) {
+        AppsStorage.AppRecord storage app = AppsStorage.load().apps[appId];
+        return app.allowed && app.revokedAt == 0;
+    }
+
+    /// @inheritdoc IPolicy
+    function isKmsRootAllowed(address kmsRoot) external view returns (bool) {
+        return PolicyStorage.load().kmsRoots.contains(kmsRoot);
+    }
+
+    /// @inheritdoc IPolicy
+    function appIdRevokedAt(address appId) external view returns (uint64) {
+        return AppsStorage.load().apps[appId].revokedAt;
+    }
+
+    /// @inheritdoc IPolicy
+    function deviceRevokedAt(bytes32 deviceId) external view returns (uint64) {
+        return PolicyStorage.load().deviceRevokedAt[deviceId];
+    }
+
+    /// @inheritdoc IPolicy
+    function policySnapshot() external view returns (PolicySnapshot memory snapshot) {
+        PolicyStorage.Layout storage l = PolicyStorage.load();
+        snapshot.allowAnyDevice = l.allowAnyDevice;
+        snapshot.composeHashes = l.composeHashes.values();
+        snapshot.deviceIds = l.deviceIds.values();
+        snapshot.appIds = AppsStorage.load().allowedAppIds.values();
+        snapshot.kmsRoots = l.kmsRoots.values();
+    }
+}

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/// @title Cluster membership and mesh addressing
+/// @notice A member is a CVM admitted by a dstack key chain for its secp256k1 member key, bound by
+/// that key's EIP-712 signature to its WireGuard key and Ed25519 identity key. Each member gets a mesh
+/// IP inside the cluster CIDR, unique among active members. One app id holds at most one membership.
+interface IMembership {
+    /// @notice Lifecycle of a member record; a record never becomes `Active` again.
+    enum MemberStatus {
+        None,
+        Active,
+        Left,
+        Evicted
+    }
+
+    /// @notice The dstack key chain of a member key (purpose `MEMBER_KEY_PURPOSE`).
+    /// @param appId The dstack app id the chain was issued for.
+    /// @param memberPubkey The 33-byte compressed secp256k1 member key.
+    /// @param appPubkey The 33-byte compressed secp256k1 app key.
+    /// @param appSignature The app key's signature over the member key (65 bytes).
+    /// @param kmsSignature The KMS root's signature over the app key (65 bytes).
+    struct DstackProof {
+        address appId;
+        bytes memberPubkey;
+        bytes appPubkey;
+        bytes appSignature;
+        bytes kmsSignature;
+    }
+
+    /// @notice One member, as tools and sidecars read it.
+    /// @param memberId The member id (from 1, never reused).
+    /// @param appId The member's dstack app id.
+    /// @param memberKey The address of the member's secp256k1 key; it signs every member action.
+    /// @param wireguardKey The member's WireGuard (Curve25519) public key.
+    /// @param identityKey The member's Ed25519 identity key (heartbeats; its X25519 form seals the CSK).
+    /// @param meshIp The member's mesh IPv4 address (host order); unique among active members.
+    /// @param status The member's lifecycle state.
+    /// @param registeredAt When it was admitted.
+    /// @param endedAt When it left or was evicted, 0 while active.
+    /// @param endReason The eviction reason code (0 when it left by itself).
+    struct MemberView {
+        uint64 memberId;
+        address appId;
+        address memberKey;
+        bytes32 wireguardKey;
+        bytes32 identityKey;
+        uint32 meshIp;
+        MemberStatus status;
+        uint40 registeredAt;
+        uint40 endedAt;
+        uint8 endReason;
+    }
+
+    /// @notice The key chain's KMS signer is not an allowed KMS root.
+    /// @param kmsRoot The recovered KMS signer.
+    error KmsRootNotAllowed(address kmsRoot);
+
+    /// @notice The app id is not on the allowlist.
+    /// @param appId The app id.
+    error AppIdNotAllowed(address appId);
+
+    /// @notice The app id already has an active member with other keys.
+    /// @param appId The app id.
+    /// @param memberId Its active member.
+    error AppIdHasMember(address appId, uint64 memberId);
+
+    /// @notice The registration was not signed by the member key of the chain (or for another
+    /// cluster, chain, nonce or key set).
+    /// @param memberKey The member key's address.
+    /// @param signer The address that signed.
+    error RegistrationSignatureMismatch(address memberKey, address signer);
+
+    /// @notice A WireGuard or identity key is zero.
+    error ZeroKey();
+
+    /// @notice The member is not active (unknown, left or evicted).
+    /// @param memberId The member id.
+    /// @param status Its status.
+    error MemberNotActive(uint64 memberId, MemberStatus status);
+
+    /// @notice A member action was not signed by that member's key.
+    /// @param memberId The member the action claims to come from.
+    /// @param signer The address that signed.
+    error MemberSignatureMismatch(uint64 memberId, address signer);
+
+    /// @notice Every host address of the mesh CIDR is in use.
+    error MeshFull();
+
+    /// @notice A member was admitted.
+    /// @param memberId The new member id.
+    /// @param appId Its dstack app id.
+    /// @param memberKey The address of its member key.
+    /// @param wireguardKey Its WireGuard public key.
+    /// @param identityKey Its Ed25519 identity key.
+    /// @param meshIp Its mesh IPv4 address (host order).
+    /// @param kmsRoot The KMS root that signed its key chain.
+    event MemberRegistered(
+        uint64 indexed memberId,
+        address indexed appId,
+        address indexed memberKey,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        uint32 meshIp,
+        address kmsRoot
+    );
+
+    /// @notice A member was evicted by the owner (or by its app id's revocation); its mesh IP is free.
+    /// @param memberId The member id.
+    /// @param appId Its app id, which is no longer allowed.
+    /// @param reason The owner's reason code (`EVICTED_BY_REVOCATION` for a revocation).
+    event MemberEvicted(uint64 indexed memberId, address indexed appId, uint8 reason);
+
+    /// @notice A member left by itself; its mesh IP is free and its app id may register again.
+    /// @param memberId The member id.
+    /// @param appId Its app id.
+    event MemberLeft(uint64 indexed memberId, address indexed appId);
+
+    /// @notice Admit a member. Anyone may submit (a relayer pays the gas); the member key signs.
+    /// @dev Requires: a valid key chain for `proof.memberPubkey` with purpose `MEMBER_KEY_PURPOSE`, an
+    /// allowed KMS root, an allowed and unrevoked app id, and the member key's EIP-712 signature over
+    /// `Register(appId, wireguardKey, identityKey, nonce)` with the app id's current nonce. Submitting
+    /// the same keys again while the member is active is a no-op that returns its id; it still passes
+    /// the KMS-root and app-id checks, so a restarted sidecar reads `memberOfApp` before registering.
+    /// @param proof The member key's dstack chain.
+    /// @param wireguardKey The WireGuard public key.
+    /// @param identityKey The Ed25519 identity key.
+    /// @param signature The member key's EIP-712 signature (65 bytes).
+    /// @return memberId The member id (new, or the existing one for a no-op).
+    function register(
+        DstackProof calldata proof,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        bytes calldata signature
+    ) external returns (uint64 memberId);
+
+    /// @notice Leave the cluster; the member key signs `Leave(memberId)`.
+    /// @param memberId The member leaving.
+    /// @param signature The member key's EIP-712 signature.
+    function leaveCluster(uint64 memberId, bytes calldata signature) external;
+
+    /// @notice Evict an active member and disallow its app id. Owner only.
+    /// @param memberId The member to evict.
+    /// @param reason A reason code for the audit trail.
+    function evict(uint64 memberId, uint8 reason) external;
+
+    /// @notice One member record.
+    function member(uint64 memberId) external view returns (MemberView memory);
+
+    /// @notice Member records with ids from `startId`, at most `limit` of them, every status included.
+    /// @return page The records.
+    /// @return nextId The id to continue from; 0 when there are no more, or when `limit` is 0.
+    function members(uint64 startId, uint256 limit) external view returns (MemberView[] memory page, uint64 nextId);
+
+    /// @notice The latest member of an app id and whether it is active.
+    function memberOfApp(address appId) external view returns (uint64 memberId, bool active);
+
+    /// @notice Whether the app id has an active member (the cheap "is this machine a member?").
+    function isMember(address appId) external view returns (bool);
+
+    /// @notice The nonce the app id's next registration must sign.
+    function registrationNonce(address appId) external view returns (uint64);
+
+    /// @notice Mesh parameters and counters.
+    /// @return meshBase The network address of the mesh CIDR (host order).
+    /// @return prefixLength The CIDR prefix length.
+    /// @return lastMemberId The highest member id issued.
+    /// @return activeMembers How many members are active.
+    function meshConfig()
+        external
+        view
+        returns (uint32 meshBase, uint8 prefixLength, uint64 lastMemberId, uint64 activeMembers);
+
+    /// @notice The EIP-712 domain separator member keys sign under.
+    function memberDomainSeparator() external view returns (bytes32);
+}

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {IDstackAttestor} from "../interfaces/IDstackAttestor.sol";
+import {Secp256k1} from "./Secp256k1.sol";
+
+/// @title dstack KMS signature chains
+/// @notice The messages dstack signs, rebuilt byte for byte, and the chain check on top of them.
+library DstackKeyChain {
+    /// @notice Verify a chain; see IDstackAttestor.verifyDstackKeyChain for the exact semantics.
+    /// @dev Checks run in a fixed order so the off-chain verifier reports the same error for the same
+    /// input: lengths, app key, derived key encoding, app signature, KMS signature.
+    function verify(
+        address appId,
+        bytes memory purpose,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) internal view returns (address kmsSigner) {
+        uint256 derivedLength = derivedPubkey.length;
+        if (derivedLength != 33 && derivedLength != 32) revert IDstackAttestor.InvalidPublicKeyLength(derivedLength);
+        _checkLengths(appPubkey, appSignature, kmsSignature);
+        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
+        bytes32 digest = _checkedAppMessageHash(_dataOf(purpose), purpose.length, false, derivedPubkey);
+        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
+    }
+
+    /// @notice `verify` with the purpose in calldata, as the external attestor function receives it.
+    function verify(
+        address appId,
+        string calldata purpose,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) internal view returns (address kmsSigner) {
+        if (derivedPubkey.length != 33 && derivedPubkey.length != 32) {
+            revert IDstackAttestor.InvalidPublicKeyLength(derivedPubkey.length);
+        }
+        _checkLengths(appPubkey, appSignature, kmsSignature);
+        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
+        bytes32 digest = _calldataPurposeHash(purpose, derivedPubkey);
+        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
+    }
+
+    /// @notice `verify` for a 32-byte (Ed25519) derived key held as a word.
+    function verifyEd25519(
+        address appId,
+        bytes memory purpose,
+        bytes32 derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) internal view returns (address kmsSigner) {
+        _checkLengths(appPubkey, appSignature, kmsSignature);
+        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
+        bytes32 digest = _appMessageHash(_dataOf(purpose), purpose.length, false, uint256(derivedPubkey), false, 0);
+        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
+    }
+
+    /// @notice keccak256(purpose || ":" || lowercasehex(derivedPubkey)), the message an app key signs.
+    /// @dev Expects a 32- or 33-byte key.
+    function appMessageHash(bytes memory purpose, bytes calldata derivedPubkey) internal pure returns (bytes32) {
+        (uint256 head, uint256 tail) = _words(derivedPubkey);
+        return _appMessageHash(_dataOf(purpose), purpose.length, false, head, derivedPubkey.length == 33, tail);
+    }
+
+    /// @notice keccak256("dstack-kms-issued:" || appId || appPubkey), the message a KMS root signs.
+    function kmsMessageHash(address appId, bytes calldata appPubkey) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, "dstack-kms-issued:")
+            mstore(add(m, 18), shl(96, appId))
+            calldatacopy(add(m, 38), appPubkey.offset, 33)
+            h := keccak256(m, 71)
+        }
+    }
+
+    /// @dev The app message hash, after checking a 33-byte key's prefix and range.
+    function _checkedAppMessageHash(
+        uint256 purposeSrc,
+        uint256 purposeLength,
+        bool purposeInCalldata,
+        bytes calldata derivedPubkey
+    ) private pure returns (bytes32) {
+        (uint256 head, uint256 tail) = _words(derivedPubkey);
+        bool compressed = derivedPubkey.length == 33;
+        if (compressed) Secp256k1.checkCompressed(uint8(head >> 248), (head << 8) | tail);
+        return _appMessageHash(purposeSrc, purposeLength, purposeInCalldata, head, compressed, tail);
+    }
+
+    function _calldataPurposeHash(string calldata purpose, bytes calldata derivedPubkey)
+        private
+        pure
+        returns (bytes32)
+    {
+        uint256 src;
+        assembly ("memory-safe") {
+            src := purpose.offset
+        }
+        return _checkedAppMessageHash(src, bytes(purpose).length, true, derivedPubkey);
+    }
+
+    function _dataOf(bytes memory b) private pure returns (uint256 ptr) {
+        assembly ("memory-safe") {
+            ptr := add(b, 0x20)
+        }
+    }
+
+    function _checkLengths(bytes calldata appPubkey, bytes calldata appSignature, bytes calldata kmsSignature)
+        private
+        pure
+    {
+        if (appPubkey.length != 33) revert IDstackAttestor.InvalidPublicKeyLength(appPubkey.length);
+        if (appSignature.length != 65) revert IDstackAttestor.InvalidSignatureLength(appSignature.length);
+        if (kmsSignature.length != 65) revert IDstackAttestor.InvalidSignatureLength(kmsSignature.length);
+    }
+
+    function _verifySignatures(
+        address appId,
+        bytes32 appDigest,
+        address appKeyAddress,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) private view returns (address kmsSigner) {
+        address appSigner = Secp256k1.recover(appDigest, appSignature);
+        if (appSigner != appKeyAddress) revert IDstackAttestor.AppSignatureMismatch(appKeyAddress, appSigner);
+        kmsSigner = Secp256k1.recover(kmsMessageHash(appId, appPubkey), kmsSignature);
+    }
+
+    /// @dev The key's first 32 bytes, and its 33rd byte (meaningful only for a 33-byte key; calldata
+    /// past the end reads as zero, never out of bounds).
+    function _words(bytes calldata key) private pure returns (uint256 head, uint256 tail) {
+        assembly ("memory-safe") {
+            head := calldataload(key.offset)
+            tail := byte(0, calldataload(add(key.offset, 0x20)))
+        }
+    }
+
+    /// @dev The purpose is copied straight from calldata or memory into the message buffer. `head` is
+    /// the key's first 32 bytes; a 33-byte key's last byte is `tail`.
+    function _appMessageHash(
+        uint256 purposeSrc,
+        uint256 purposeLength,
+        bool purposeInCalldata,
+        uint256 head,
+        bool hasTail,
+        uint256 tail
+    ) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            // Lowercase hex of 16 bytes as one word, with no loop: spread each byte into a 16-bit
+            // lane, split lanes into nibbles, then map 0-9 and a-f to ASCII in parallel. No lane can
+            // carry into the next, so plain EVM arithmetic is exact.
+            function hex16(x) -> r {
+                x := and(or(x, shl(64, x)), 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff)
+                x := and(or(x, shl(32, x)), 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff)
+                x := and(or(x, shl(16, x)), 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff)
+                x := and(or(x, shl(8, x)), 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff)
+                x := and(or(shl(4, x), x), 0x0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f)
+                // Nibbles >= 10 gain bit 4 when 6 is added; those need 0x27 more to land on 'a'.
+                let letters := and(
+                    shr(4, add(x, 0x0606060606060606060606060606060606060606060606060606060606060606)),
+                    0x0101010101010101010101010101010101010101010101010101010101010101
+                )
+                r := add(add(x, 0x3030303030303030303030303030303030303030303030303030303030303030), mul(letters, 0x27))
+            }
+            let m := mload(0x40)
+            switch purposeInCalldata
+            case 0 { mcopy(m, purposeSrc, purposeLength) }
+            default { calldatacopy(m, purposeSrc, purposeLength) }
+            let o := add(m, purposeLength)
+            mstore8(o, 0x3a) // ":"
+            mstore(add(o, 0x01), hex16(shr(128, head)))
+            mstore(add(o, 0x21), hex16(and(head, 0xffffffffffffffffffffffffffffffff)))
+            let length := add(purposeLength, 0x41)
+            if hasTail {
+                // The 33rd byte as two hex digits: table lookup in scratch space.
+                mstore(0x0f, 0x30313233343536373839616263646566)
+                mstore8(add(o, 0x41), mload(shr(4, tail)))
+                mstore8(add(o, 0x42), mload(and(tail, 0x0f)))
+                length := add(length, 2)
+            }
+            h := keccak256(m, length)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {ICsk} from "../interfaces/ICsk.sol";
+import {CskStorage} from "../storage/CskStorage.sol";
+
+/// @title CSK epoch logic shared by the facets
+library LibCsk {
+    /// @notice Open epoch 0; called once by the cluster initializer.
+    function openFirstEpoch() internal {
+        CskStorage.load().epochs[0].openedAt = uint40(block.timestamp);
+        emit ICsk.CskEpochOpened(0, 0);
+    }
+
+    /// @notice Open the next epoch because `causeMemberId` left or was evicted.
+    function openEpoch(uint64 causeMemberId) internal {
+        CskStorage.Layout storage l = CskStorage.load();
+        uint64 epoch = l.currentEpoch + 1;
+        l.currentEpoch = epoch;
+        l.epochs[epoch].openedAt = uint40(block.timestamp);
+        emit ICsk.CskEpochOpened(epoch, causeMemberId);
+    }
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {IMembership} from "../interfaces/IMembership.sol";
+
+/// @title Storage of member records and mesh addressing
+library MembershipStorage {
+    /// @notice One member, in four slots.
+    struct Member {
+        // slot 0
+        address appId;
+        uint32 meshIp;
+        IMembership.MemberStatus status;
+        uint40 registeredAt;
+        // slot 1
+        address memberKey;
+        uint40 endedAt;
+        uint8 endReason;
+        // slot 2
+        bytes32 wireguardKey;
+        // slot 3
+        bytes32 identityKey;
+    }
+
+    /// @notice The cluster's mesh parameters and counters, in one slot.
+    /// @param meshBase The network address of the mesh CIDR (IPv4, host order).
+    /// @param prefixLength The CIDR prefix length.
+    /// @param lastMemberId The highest member id issued (ids start at 1).
+    /// @param activeMembers How many members are active now.
+    struct Mesh {
+        uint32 meshBase;
+        uint8 prefixLength;
+        uint64 lastMemberId;
+        uint64 activeMembers;
+    }
+
+    /// @custom:storage-location erc7201:attestmesh.storage.Membership
+    struct Layout {
+        Mesh mesh;
+        mapping(uint64 memberId => Member) members;
+        // Bit i of word w is set while host offset 256 * w + i is in use.
+        mapping(uint256 word => uint256 bits) usedOffsets;
+    }
+
+    /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.Membership")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 internal constant STORAGE_SLOT = 0xdee9d8c5ae989c32e8a7e59d9356f1fea054e4af75f83154fd8a73fde904d800;
+
+    function load() internal pure returns (Layout storage l) {
+        bytes32 slot = STORAGE_SLOT;
+        assembly {
+            l.slot := slot
+        }
+    }
+}

@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
+
+/// @title Storage of the boot and join policy (compose hashes, devices, KMS roots)
+library PolicyStorage {
+    /// @custom:storage-location erc7201:attestmesh.storage.Policy
+    struct Layout {
+        EnumerableSet.Bytes32Set composeHashes;
+        EnumerableSet.Bytes32Set deviceIds;
+        EnumerableSet.AddressSet kmsRoots;
+        mapping(bytes32 deviceId => uint64 revokedAt) deviceRevokedAt;
+        bool allowAnyDevice;
+    }
+
+    /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.Policy")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 internal constant STORAGE_SLOT = 0xd6c335b3202cdc6c285987019be403eb00ca93ecfdf0899a76cabcf3c365db00;
+
+    function load() internal pure returns (Layout storage l) {
+        bytes32 slot = STORAGE_SLOT;
+        assembly {
+            l.slot := slot
+        }
+    }
+}

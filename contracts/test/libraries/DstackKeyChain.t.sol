@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {console} from "hardhat/console.sol";
+import {DstackAttestorFacet} from "../../src/facets/DstackAttestorFacet.sol";
+import {IDstackAttestor} from "../../src/interfaces/IDstackAttestor.sol";
+import {DstackKeyChainHarness} from "../harness/DstackKeyChainHarness.sol";
+import {KeyTest} from "../harness/KeyTest.sol";
+
+contract DstackKeyChainTest is KeyTest {
+    /// @notice One key chain, as the facet receives it, plus what the test knows about it.
+    struct Chain {
+        address appId;
+        string purpose;
+        bytes derivedPubkey;
+        bytes appPubkey;
+        bytes appSignature;
+        bytes kmsSignature;
+        address appKeyAddress;
+        address kmsSigner;
+    }
+
+    uint256 internal constant VERIFY_GAS_BUDGET = 15_000;
+
+    // dstack's sdk/simulator/appkeys.json: `k256_key` is the app key, `k256_signature` the KMS signature.
+    uint256 internal constant FIXTURE_APP_KEY = 0xd6e88992cdeeee35fe70b5db61ab66cdb191fb9b6ec9313757ef162dd7214d5d;
+    address internal constant FIXTURE_APP_ID = 0x5bb4FF9A3837357F19dC176407a5709c62eB6C56;
+    bytes internal constant FIXTURE_APP_PUBKEY = hex"02818494263695e8839122dbd88e281d7380622999df4e60a14befa0f2d096fc7c";
+    bytes internal constant FIXTURE_KMS_SIGNATURE =
+        hex"9e618603e72d01fedb82deff6daf2d62a572becf0059eec3f89c1ab40e1f2e594d2a283f843f34e8f39e4cc49a612496ce67223a12ac923f8efe330346dfc6c500";
+    address internal constant FIXTURE_KMS_ROOT = 0xA7F6043C29f9cc1d9D6aCF554c53E0c6792AaEAf;
+
+    DstackKeyChainHarness internal h;
+
+    function setUp() public {
+        h = new DstackKeyChainHarness();
+    }
+
+    // The dstack simulator fixture.
+
+    function test_kmsMessageHash_fixtureRecoversKmsRoot() public view {
+        bytes32 digest = h.kmsMessageHash(FIXTURE_APP_ID, FIXTURE_APP_PUBKEY);
+        assertEq(digest, keccak256(abi.encodePacked("dstack-kms-issued:", FIXTURE_APP_ID, FIXTURE_APP_PUBKEY)));
+        bytes memory sig = FIXTURE_KMS_SIGNATURE;
+        assertEq(uint8(sig[64]), 0, "dstack signs with a raw recovery id");
+        assertEq(ecrecover(digest, 27, _word(sig, 0), _word(sig, 32)), FIXTURE_KMS_ROOT);
+    }
+
+    function test_verify_simulatorFixture() public view {
+        assertEq(_compressed(FIXTURE_APP_KEY), FIXTURE_APP_PUBKEY, "k256_key is the fixture's app key");
+        Chain memory c = _fixtureChain();
+        assertEq(_verify(c), FIXTURE_KMS_ROOT);
+    }
+
+    function test_verifyDstackKeyChain_simulatorFixtureOnStandaloneFacet() public {
+        DstackAttestorFacet facet = new DstackAttestorFacet();
+        Chain memory c = _fixtureChain();
+        address signer = facet.verifyDstackKeyChain(
+            c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature
+        );
+        assertEq(signer, FIXTURE_KMS_ROOT);
+    }
+
+    function test_verify_rejectsFixtureSignatureForAnotherAppId() public view {
+        Chain memory c = _fixtureChain();
+        c.appId = address(uint160(FIXTURE_APP_ID) ^ 1);
+        address signer = _verify(c);
+        assertNotEq(signer, FIXTURE_KMS_ROOT);
+        assertEq(signer, _ecrecover(_kmsDigest(c.appId, c.appPubkey), c.kmsSignature));
+    }
+
+    // Message hashes.
+
+    function test_appMessageHash_knownAnswer() public view {
+        // Every nibble value appears, and the 33rd byte (handled apart from the first 32) is a letter pair.
+        bytes memory key = hex"02000102030405060708090a0b0c0d0e0f1f2f3f4f5f6f7f8f9fafbfcfdfeffffe";
+        string memory text = "abc:02000102030405060708090a0b0c0d0e0f1f2f3f4f5f6f7f8f9fafbfcfdfeffffe";
+        assertEq(_hex(key), "02000102030405060708090a0b0c0d0e0f1f2f3f4f5f6f7f8f9fafbfcfdfeffffe");
+        assertEq(h.appMessageHash("abc", key), keccak256(bytes(text)));
+        bytes memory ed = hex"ff0123456789abcdeffedcba9876543210a0b1c2d3e4f5061728394a5b6c7d8e";
+        bytes memory edText = ":ff0123456789abcdeffedcba9876543210a0b1c2d3e4f5061728394a5b6c7d8e";
+        assertEq(h.appMessageHash("", ed), keccak256(edText));
+    }
+
+    function testFuzz_appMessageHash_matchesNaiveHex33(bytes32 x, uint8 prefix) public view {
+        bytes memory key = abi.encodePacked(prefix, x);
+        assertEq(h.appMessageHash("abc", key), keccak256(abi.encodePacked("abc:", _hex(key))));
+    }
+
+    function testFuzz_appMessageHash_matchesNaiveHex(bytes memory purpose, bytes32 head, uint8 last, bool ed25519)
+        public
+        view
+    {
+        bytes memory key = ed25519 ? abi.encodePacked(head) : abi.encodePacked(head, last);
+        assertEq(h.appMessageHash(purpose, key), keccak256(abi.encodePacked(purpose, ":", _hex(key))));
+        assertEq(h.appMessageHash(purpose, key), _appDigest(purpose, key));
+    }
+
+    function testFuzz_kmsMessageHash_matchesPacked(address appId, bytes32 x, uint8 prefix) public view {
+        bytes memory appPubkey = abi.encodePacked(prefix, x);
+        assertEq(
+            h.kmsMessageHash(appId, appPubkey), keccak256(abi.encodePacked("dstack-kms-issued:", appId, appPubkey))
+        );
+    }
+
+    // verify: valid chains.
+
+    function testFuzz_verify_returnsKmsSigner(
+        uint256 appSeed,
+        uint256 kmsSeed,
+        uint256 derivedSeed,
+        address appId,
+        string memory purpose,
+        bool ed25519,
+        uint8 vMode
+    ) public view {
+        Chain memory c = _chain(appSeed, kmsSeed, derivedSeed, appId, purpose, ed25519, vMode);
+        assertEq(_verify(c), c.kmsSigner);
+        assertEq(c.kmsSigner, vm.addr(_key(kmsSeed)));
+    }
+
+    function test_verify_acceptsEmptyPurpose() public view {
+        Chain memory c = _chain(1, 2, 3, address(0xA11CE), "", false, 0);
+        assertEq(_verify(c), vm.addr(2));
+    }
+
+    function test_verify_acceptsLongPurpose() public view {
+        string memory purpose = "a purpose string that is much longer than one 32-byte memory word, twice over";
+        Chain memory c = _chain(11, 12, 13, address(0xA11CE), purpose, false, 3);
+        assertEq(_verify(c), vm.addr(12));
+    }
+
+    /// @dev Curve membership of a 33-byte derived key is checked where it is used as a key, not here.
+    function test_verify_acceptsOffCurveDerivedKeyWithValidEncoding() public view {
+        uint256 x = _nextOffCurveX(uint256(keccak256("derived")));
+        Chain memory c = _chain(21, 22, 23, address(0xB0B), "wireguard", false, 0);
+        _resignDerived(c, 21, abi.encodePacked(uint8(3), x));
+        assertEq(_verify(c), vm.addr(22));
+    }
+
+    // verify: wrong or tampered inputs.
+
+    function testFuzz_verify_rejectsWrongAppKey(uint256 appSeed, uint256 otherSeed, uint256 kmsSeed, bool ed25519)
+        public
+    {
+        uint256 appKey = _key(appSeed);
+        uint256 otherKey = _key(otherSeed);
+        vm.assume(appKey != otherKey);
+        Chain memory c = _chain(appSeed, kmsSeed, appSeed ^ kmsSeed, address(0xCAFE), "wireguard", ed25519, 0);
+        // The KMS even signed the substitute key: the app signature still gives it away.
+        c.appPubkey = _compressed(otherKey);
+        c.kmsSignature = _signRaw(_key(kmsSeed), _kmsDigest(c.appId, c.appPubkey));
+        _expectVerifyRevert(
+            c, abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, vm.addr(otherKey), vm.addr(appKey))
+        );
+    }
+
+    /// @dev A tampered purpose changes the app digest, so the app signature recovers some other address:
+    /// AppSignatureMismatch(appKeyAddress, that address).
+    function testFuzz_verify_rejectsTamperedPurpose(uint256 seed, string memory purpose, string memory other) public {
+        vm.assume(keccak256(bytes(purpose)) != keccak256(bytes(other)));
+        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), purpose, seed & 1 == 0, uint8(seed >> 8));
+        c.purpose = other;
+        address recovered = _ecrecover(_appDigest(bytes(other), c.derivedPubkey), c.appSignature);
+        _expectVerifyRevert(
+            c, abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered)
+        );
+    }
+
+    /// @dev The app id is only in the KMS message, so a tampered app id does not revert: it yields a different KMS
+    /// signer, which the caller's allowlist then refuses.
+    function testFuzz_verify_rejectsTamperedAppId(uint256 seed, address appId, address other) public view {
+        vm.assume(appId != other);
+        Chain memory c = _chain(seed, ~seed, seed >> 1, appId, "wireguard", seed & 1 == 0, uint8(seed >> 8));
+        c.appId = other;
+        address signer = _verify(c);
+        assertNotEq(signer, c.kmsSigner);
+        assertEq(signer, _ecrecover(_kmsDigest(other, c.appPubkey), c.kmsSignature));
+    }
+
+    /// @dev A tampered derived key reverts with AppSignatureMismatch, unless the tampering broke its encoding
+    /// (prefix not 02/03, or x >= p), which is reported first.
+    function testFuzz_verify_rejectsTamperedDerivedKey(uint256 seed, uint256 index, uint8 mask, bool ed25519) public {
+        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", ed25519, uint8(seed >> 8));
+        if (mask == 0) mask = 1;
+        index = bound(index, 0, c.derivedPubkey.length - 1);
+        c.derivedPubkey = _flipByte(c.derivedPubkey, index, mask);
+        bytes memory expected;
+        uint8 prefix = uint8(c.derivedPubkey[0]);
+        uint256 x = uint256(_word(c.derivedPubkey, 1));
+        if (!ed25519 && prefix != 2 && prefix != 3) {
+            expected = abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, prefix);
+        } else if (!ed25519 && x >= P) {
+            expected = abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x);
+        } else {
+            address recovered = _ecrecover(_appDigest(bytes(c.purpose), c.derivedPubkey), c.appSignature);
+            expected = abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered);
+        }
+        _expectVerifyRevert(c, expected);
+    }
+
+    /// @dev Swapping 02 and 03 names the negated key, a different key with the same x.
+    function testFuzz_verify_rejectsDerivedKeyWithFlippedParity(uint256 seed) public {
+        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", false, 0);
+        c.derivedPubkey = _flipByte(c.derivedPubkey, 0, 1);
+        address recovered = _ecrecover(_appDigest(bytes(c.purpose), c.derivedPubkey), c.appSignature);
+        _expectVerifyRevert(
+            c, abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered)
+        );
+    }
+
+    /// @dev The app key is in the KMS message too, but it is checked against the app signature first.
+    function testFuzz_verify_rejectsTamperedAppPubkey(uint256 seed, uint256 index, uint8 mask) public {
+        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", false, 0);
+        if (mask == 0) mask = 1;
+        index = bound(index, 0, 32);
+        c.appPubkey = _flipByte(c.appPubkey, index, mask);
+        uint8 prefix = uint8(c.appPubkey[0]);
+        uint256 x = uint256(_word(c.appPubkey, 1));
+        bytes memory expected;
+        if (prefix != 2 && prefix != 3) {
+            expected = abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, prefix);
+        } else if (x >= P || !_isOnCurveX(x)) {
+            expected = abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x);
+        } else {
+            address presented = _compressedAddress(c.appPubkey);
+            expected = abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, presented, c.appKeyAddress);
+        }
+        _expectVerifyRevert(c, expected);
+    }
+
+    function testFuzz_verify_rejectsHighSAppSignature(uint256 seed) public {
+        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", false, 0);
+        uint256 highS;
+        (c.appSignature, highS) = _malleate(c.appSignature);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
+    }
+
+    function testFuzz_verify_rejectsHighSKmsSignature(uint256 seed) public {
+        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", true, 3);
+        uint256 highS;
+        (c.kmsSignature, highS) = _malleate(c.kmsSignature);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
+    }
+
+    function testFuzz_verify_rejectsBadSignatureV(uint8 v, bool kms) public {
+        if (v <= 1 || v == 27 || v == 28) v = 29;
+        Chain memory c = _fixtureChain();
+        if (kms) c.kmsSignature[64] = bytes1(v);
+        else c.appSignature[64] = bytes1(v);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureV.selector, v));
+    }
+
+    function test_verify_rejectsOffCurveAppPubkey() public {
+        uint256 x = _nextOffCurveX(uint256(keccak256("app")));
+        Chain memory c = _fixtureChain();
+        c.appPubkey = abi.encodePacked(uint8(2), x);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+    }
+
+    function test_verify_rejectsDerivedKeyWithBadPrefix() public {
+        Chain memory c = _fixtureChain();
+        c.derivedPubkey[0] = 0x04;
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 4));
+    }
+
+    function testFuzz_verify_rejectsDerivedKeyXAtLeastP(uint256 x) public {
+        x = bound(x, P, type(uint256).max);
+        Chain memory c = _fixtureChain();
+        c.derivedPubkey = abi.encodePacked(uint8(2), x);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+    }
+
+    // verify: lengths, one field at a time, in the documented order.
+
+    function testFuzz_verify_rejectsBadDerivedKeyLength(uint256 length, uint256 seed) public {
+        length = bound(length, 0, 100);
+        if (length == 32 || length == 33) length = 34 + (seed & 1) * 30;
+        Chain memory c = _fixtureChain();
+        c.derivedPubkey = _randomBytes(seed, length);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
+    }
+
+    function testFuzz_verify_rejectsBadAppPubkeyLength(uint256 length, uint256 seed) public {
+        length = bound(length, 0, 100);
+        if (length == 33) length = 32 + (seed & 1) * 33;
+        Chain memory c = _fixtureChain();
+        c.appPubkey = _randomBytes(seed, length);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
+    }
+
+    function testFuzz_verify_rejectsBadAppSignatureLength(uint256 length, uint256 seed) public {
+        length = bound(length, 0, 150);
+        if (length == 65) length = 64 + (seed & 1) * 2;
+        Chain memory c = _fixtureChain();
+        c.appSignature = _randomBytes(seed, length);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
+    }
+
+    function testFuzz_verify_rejectsBadKmsSignatureLength(uint256 length, uint256 seed) public {
+        length = bound(length, 0, 150);
+        if (length == 65) length = 64 + (seed & 1) * 2;
+        Chain memory c = _fixtureChain();
+        c.kmsSignature = _randomBytes(seed, length);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
+    }
+
+    function test_verify_rejectsUncompressedAppPubkey() public {
+        Chain memory c = _fixtureChain();
+        (uint256 x, uint256 y) = _publicKey(FIXTURE_APP_KEY);
+        c.appPubkey = abi.encodePacked(uint8(4), x, y);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 65));
+    }
+
+    function test_verify_checksInDocumentedOrder() public {
+        // Every field broken: lengths first, derived key, then app key, then the two signatures.
+        Chain memory c = _fixtureChain();
+        c.derivedPubkey = new bytes(31);
+        c.appPubkey = new bytes(34);
+        c.appSignature = new bytes(64);
+        c.kmsSignature = new bytes(66);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 31));
+        c.derivedPubkey = abi.encodePacked(uint8(9), GX);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 34));
+        c.appPubkey = abi.encodePacked(uint8(7), GX);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, 64));
+        c.appSignature = new bytes(65);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, 66));
+        c.kmsSignature = new bytes(65);
+        // Encodings: the app key before the derived key, then the app signature.
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 7));
+        c.appPubkey = FIXTURE_APP_PUBKEY;
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 9));
+        c.derivedPubkey = abi.encodePacked(uint8(2), GX);
+        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureR.selector, 0));
+    }
+
+    // Gas.
+
+    /// @dev Measured around a pre-encoded staticcall to an already-touched harness, as on the diamond (the
+    /// transaction's target is warm). The first, cold call is logged for reference only. The figure depends on the
+    /// runner's gas schedule: the modexp that decompresses the app key costs 1,349 before Osaka and 4,048 under
+    /// EIP-7883 (Osaka), which Hardhat's default l1 chain type uses (`--chain-type op` still prices it at 1,349).
+    function test_verify_gas() public view {
+        Chain memory c = _fixtureChain();
+        bytes memory call = abi.encodeCall(
+            DstackKeyChainHarness.verify,
+            (c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature)
+        );
+        uint256 cold = _measure(call);
+        uint256 warm = _measure(call);
+        console.log("DstackKeyChain.verify gas (cold harness, warm harness):", cold, warm);
+        assertLe(warm, VERIFY_GAS_BUDGET, "verify gas over budget");
+    }
+
+    // Helpers.
+
+    function _measure(bytes memory call) internal view returns (uint256 used) {
+        address target = address(h);
+        uint256 before = gasleft();
+        (bool ok, bytes memory ret) = target.staticcall(call);
+        used = before - gasleft();
+        assertTrue(ok, "verify reverted");
+        assertEq(abi.decode(ret, (address)), FIXTURE_KMS_ROOT);
+    }
+
+    /// @dev Verifies through every entry point that can take this chain and checks they agree: the facet's
+    /// calldata-purpose overload, the memory-purpose overload, and for a 32-byte key the Ed25519 word overload.
+    function _verify(Chain memory c) internal view returns (address signer) {
+        signer = h.verify(c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
+        assertEq(
+            h.verifyMemoryPurpose(
+                c.appId, bytes(c.purpose), c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature
+            ),
+            signer,
+            "memory-purpose overload disagrees"
+        );
+        if (c.derivedPubkey.length == 32) {
+            assertEq(
+                h.verifyEd25519(
+                    c.appId, bytes(c.purpose), _word(c.derivedPubkey, 0), c.appPubkey, c.appSignature, c.kmsSignature
+                ),
+                signer,
+                "Ed25519 overload disagrees"
+            );
+        }
+    }
+
+    function _expectVerifyRevert(Chain memory c, bytes memory revertData) internal {
+        vm.expectRevert(revertData);
+        h.verify(c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
+        vm.expectRevert(revertData);
+        h.verifyMemoryPurpose(c.appId, bytes(c.purpose), c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
+        if (c.derivedPubkey.length == 32) {
+            vm.expectRevert(revertData);
+            h.verifyEd25519(
+                c.appId, bytes(c.purpose), _word(c.derivedPubkey, 0), c.appPubkey, c.appSignature, c.kmsSignature
+            );
+        }
+    }
+
+    /// @notice A valid chain. `vMode` bit 0 picks v 0/1 for the app signature, bit 1 for the KMS signature.
+    function _chain(
+        uint256 appSeed,
+        uint256 kmsSeed,
+        uint256 derivedSeed,
+        address appId,
+        string memory purpose,
+        bool ed25519,
+        uint8 vMode
+    ) internal pure returns (Chain memory c) {
+        uint256 appKey = _key(appSeed);
+        uint256 kmsKey = _key(kmsSeed);
+        c.appId = appId;
+        c.purpose = purpose;
+        c.derivedPubkey = ed25519 ? abi.encodePacked(keccak256(abi.encode("ed25519", derivedSeed))) : _compressed(_key(derivedSeed));
+        c.appPubkey = _compressed(appKey);
+        c.appKeyAddress = vm.addr(appKey);
+        c.kmsSigner = vm.addr(kmsKey);
+        bytes32 appDigest = _appDigest(bytes(purpose), c.derivedPubkey);
+        bytes32 kmsDigest = _kmsDigest(appId, c.appPubkey);
+        c.appSignature = vMode & 1 == 0 ? _signRaw(appKey, appDigest) : _sign(appKey, appDigest);
+        c.kmsSignature = vMode & 2 == 0 ? _signRaw(kmsKey, kmsDigest) : _sign(kmsKey, kmsDigest);
+    }
+
+    /// @notice A chain under dstack's own simulator app key and KMS signature, for a fixed derived key.
+    function _fixtureChain() internal pure returns (Chain memory c) {
+        c.appId = FIXTURE_APP_ID;
+        c.purpose = "wireguard";
+        c.derivedPubkey = _compressed(uint256(keccak256("attestmesh fixture derived key")));
+        c.appPubkey = FIXTURE_APP_PUBKEY;
+        c.appSignature = _signRaw(FIXTURE_APP_KEY, _appDigest(bytes(c.purpose), c.derivedPubkey));
+        c.kmsSignature = FIXTURE_KMS_SIGNATURE;
+        c.appKeyAddress = vm.addr(FIXTURE_APP_KEY);
+        c.kmsSigner = FIXTURE_KMS_ROOT;
+    }
+
+    function _resignDerived(Chain memory c, uint256 appSeed, bytes memory derivedPubkey) internal pure {
+        c.derivedPubkey = derivedPubkey;
+        c.appSignature = _signRaw(_key(appSeed), _appDigest(bytes(c.purpose), derivedPubkey));
+    }
+
+    /// @notice The high-s twin of a signature (s -> n - s, recovery id flipped) and its s.
+    function _malleate(bytes memory signature) internal pure returns (bytes memory twin, uint256 highS) {
+        uint256 r = uint256(_word(signature, 0));
+        highS = N - uint256(_word(signature, 32));
+        uint8 v = uint8(signature[64]);
+        uint8 flipped = v < 27 ? v ^ 1 : (v == 27 ? 28 : 27);
+        twin = abi.encodePacked(r, highS, flipped);
+    }
+
+    function _ecrecover(bytes32 digest, bytes memory signature) internal pure returns (address) {
+        uint8 v = uint8(signature[64]);
+        return ecrecover(digest, v < 27 ? v + 27 : v, _word(signature, 0), _word(signature, 32));
+    }
+
+    function _compressedAddress(bytes memory key) internal pure returns (address) {
+        uint256 x = uint256(_word(key, 1));
+        uint256 y = _powMod(_curveRhs(x), (P + 1) / 4, P);
+        if (y & 1 != uint8(key[0]) & 1) y = P - y;
+        return address(uint160(uint256(keccak256(abi.encode(x, y)))));
+    }
+
+    function _word(bytes memory data, uint256 offset) internal pure returns (bytes32 w) {
+        assembly ("memory-safe") {
+            w := mload(add(add(data, 0x20), offset))
+        }
+    }
+}

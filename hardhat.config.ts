@@ -1,0 +1,53 @@
+import { createRequire } from "node:module";
+import hardhatKeystore from "@nomicfoundation/hardhat-keystore";
+import hardhatNodeTestRunner from "@nomicfoundation/hardhat-node-test-runner";
+import hardhatViem from "@nomicfoundation/hardhat-viem";
+import { configVariable, defineConfig } from "hardhat/config";
+
+const require = createRequire(import.meta.url);
+
+// Compiler downloads are not allowed: the compiler is the npm package `solc`.
+const SOLC_VERSION: string = require("solc/package.json").version;
+const SOLJSON_PATH = require.resolve("solc/soljson.js");
+
+export default defineConfig({
+  plugins: [hardhatViem, hardhatNodeTestRunner, hardhatKeystore],
+  paths: {
+    sources: "contracts/src",
+    tests: { solidity: "contracts/test", nodejs: "test" },
+  },
+  solidity: {
+    version: SOLC_VERSION,
+    path: SOLJSON_PATH,
+    settings: {
+      evmVersion: "cancun",
+      optimizer: { enabled: true, runs: 10_000 },
+      viaIR: false,
+    },
+  },
+  networks: {
+    // Tests run on an in-process chain with Base's rules: Base is an OP-stack chain, and its EVM
+    // prices some precompiles (modexp) differently from Ethereum L1.
+    default: {
+      type: "edr-simulated",
+      chainType: "op",
+    },
+    devnet: {
+      type: "http",
+      chainType: "op",
+      url: "http://127.0.0.1:8545",
+    },
+    baseSepolia: {
+      type: "http",
+      chainType: "op",
+      chainId: 84532,
+      url: configVariable("BASE_SEPOLIA_RPC_URL"),
+    },
+    base: {
+      type: "http",
+      chainType: "op",
+      chainId: 8453,
+      url: configVariable("BASE_RPC_URL"),
+    },
+  },
+});

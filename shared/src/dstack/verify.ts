@@ -1,0 +1,304 @@
+/**
+ * Off-chain verifier of a dstack key chain (KMS root → app key → derived key).
+ * It mirrors the on-chain verifier bit for bit: same accepted encodings, same
+ * error per input, same order of checks. Everything is decided with plain
+ * integer arithmetic on the bytes (as the EVM does with ecrecover and modexp);
+ * noble is used only for the elliptic-curve recovery itself.
+ *
+ * Order of checks (the first failing check decides the error):
+ *   0. appId is 20 bytes (TypeScript only; an ABI `address` cannot be otherwise)  InvalidAppId
+ *   1. lengths: derivedPubkey ∈ {32, 33}, appPubkey = 33                          InvalidPublicKeyLength
+ *               appSignature = 65, kmsSignature = 65                               InvalidSignatureLength
+ *   2. appPubkey decoding: prefix ∈ {02, 03}                                      InvalidPublicKeyPrefix
+ *                          x < p and x³ + 7 is a square mod p                     PublicKeyNotOnCurve
+ *   3. derivedPubkey encoding, only when 33 bytes: prefix ∈ {02, 03}               InvalidPublicKeyPrefix
+ *                                                 x < p                           PublicKeyNotOnCurve
+ *      Curve membership is not checked here (it costs a modexp on chain): the app key signed the
+ *      real key, so an off-curve one fails at 5. Callers that use it as a key decompress it.
+ *      (32 bytes is an Ed25519 key, taken as opaque bytes.)
+ *   4. appSignature fields: v ∈ {0, 1, 27, 28}                                     InvalidSignatureV
+ *                           1 ≤ r ≤ n − 1                                          InvalidSignatureR
+ *                           s ≠ 0                                                  InvalidSignatureS
+ *                           s ≤ n / 2                                              SignatureMalleable
+ *   5. app recovery over keccak256(purpose ":" lowerhex(derivedPubkey)):
+ *      no point with x = r, or the result is infinity                            SignatureRecoveryFailed
+ *      recovered address ≠ address(appPubkey)                                     AppSignatureMismatch
+ *   6. kmsSignature fields: as 4.
+ *   7. kms recovery over keccak256("dstack-kms-issued:" || appId || appPubkey):
+ *      as the recovery in 5                                                       SignatureRecoveryFailed
+ * The recovered KMS signer is returned; whether it is an accepted root is the caller's decision.
+ */
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { keccak_256 } from "@noble/hashes/sha3";
+import { bytesToHex } from "@noble/hashes/utils";
+import type { Address } from "viem";
+import { checksumAddress } from "viem";
+import { AttestmeshError } from "../errors.ts";
+import {
+  APP_ID_LENGTH,
+  derivedKeyDigest,
+  ED25519_PUBLIC_KEY_LENGTH,
+  kmsIssuedDigest,
+  RECOVERABLE_SIGNATURE_LENGTH,
+  SECP256K1_COMPRESSED_LENGTH,
+} from "./keychain.ts";
+
+/** Field prime of secp256k1. */
+export const SECP256K1_P = 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2fn;
+/** Group order of secp256k1. */
+export const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+/** Largest accepted s (n / 2, rounded down); anything above is the malleable twin. */
+export const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+export type KeyChainErrorCode =
+  | "InvalidAppId"
+  | "InvalidPublicKeyLength"
+  | "InvalidPublicKeyPrefix"
+  | "PublicKeyNotOnCurve"
+  | "InvalidSignatureLength"
+  | "InvalidSignatureV"
+  | "InvalidSignatureR"
+  | "InvalidSignatureS"
+  | "SignatureMalleable"
+  | "AppSignatureMismatch"
+  | "SignatureRecoveryFailed";
+
+export const KEY_CHAIN_ERROR_CODES: readonly KeyChainErrorCode[] = [
+  "InvalidAppId",
+  "InvalidPublicKeyLength",
+  "InvalidPublicKeyPrefix",
+  "PublicKeyNotOnCurve",
+  "InvalidSignatureLength",
+  "InvalidSignatureV",
+  "InvalidSignatureR",
+  "InvalidSignatureS",
+  "SignatureMalleable",
+  "AppSignatureMismatch",
+  "SignatureRecoveryFailed",
+];
+
+/** Which input a key-chain error is about; carried in `error.details.field`. */
+export type KeyChainField =
+  | "appId"
+  | "derivedPubkey"
+  | "appPubkey"
+  | "appSignature"
+  | "kmsSignature"
+  | "publicKey"
+  | "signature";
+
+export type KeyChainInput = {
+  /** 20-byte app id (an address). */
+  readonly appId: Uint8Array;
+  /** The purpose string given to GetKey; signed as UTF-8. */
+  readonly purpose: string;
+  /** 33-byte compressed secp256k1 or 32-byte Ed25519 public key of the derived key. */
+  readonly derivedPubkey: Uint8Array;
+  /** 33-byte compressed secp256k1 public key of the app key. */
+  readonly appPubkey: Uint8Array;
+  /** signature_chain[0]: r || s || v by the app key. */
+  readonly appSignature: Uint8Array;
+  /** signature_chain[1]: r || s || v by the KMS root. */
+  readonly kmsSignature: Uint8Array;
+};
+
+function fail(code: KeyChainErrorCode, message: string, details: Record<string, unknown>): never {
+  throw new AttestmeshError(message, { code, retryable: false, details });
+}
+
+function toBigInt(bytes: Uint8Array): bigint {
+  return bytes.length === 0 ? 0n : BigInt(`0x${bytesToHex(bytes)}`);
+}
+
+function toBytes32(value: bigint): Uint8Array {
+  const out = new Uint8Array(32);
+  let rest = value;
+  for (let i = 31; i >= 0; i--) {
+    out[i] = Number(rest & 0xffn);
+    rest >>= 8n;
+  }
+  return out;
+}
+
+function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+  let result = 1n;
+  let b = base % modulus;
+  let e = exponent;
+  while (e > 0n) {
+    if (e & 1n) result = (result * b) % modulus;
+    b = (b * b) % modulus;
+    e >>= 1n;
+  }
+  return result;
+}
+
+function checkLength(
+  field: KeyChainField,
+  value: Uint8Array,
+  allowed: readonly number[],
+  code: KeyChainErrorCode,
+) {
+  if (!(value instanceof Uint8Array) || !allowed.includes(value.length)) {
+    const length = value instanceof Uint8Array ? value.length : null;
+    fail(
+      code,
+      `${field} must be ${allowed.join(" or ")} bytes, got ${length ?? typeof value}; resend the raw bytes.`,
+      {
+        field,
+        length,
+      },
+    );
+  }
+}
+
+/** Prefix and range of a compressed key (not its curve membership); returns prefix and x. */
+function checkCompressedEncoding(field: KeyChainField, pubkey: Uint8Array): { prefix: number; x: bigint } {
+  checkLength(field, pubkey, [SECP256K1_COMPRESSED_LENGTH], "InvalidPublicKeyLength");
+  const prefix = pubkey[0]!;
+  if (prefix !== 0x02 && prefix !== 0x03) {
+    fail(
+      "InvalidPublicKeyPrefix",
+      `${field} must start with 0x02 or 0x03 (compressed SEC1), got 0x${prefix.toString(16).padStart(2, "0")}.`,
+      {
+        field,
+        prefix,
+      },
+    );
+  }
+  const x = toBigInt(pubkey.subarray(1));
+  if (x >= SECP256K1_P) {
+    fail("PublicKeyNotOnCurve", `${field} x coordinate is not below the field prime; the key is corrupt.`, {
+      field,
+      x: `0x${x.toString(16)}`,
+    });
+  }
+  return { prefix, x };
+}
+
+function decompressField(field: KeyChainField, pubkey: Uint8Array): Uint8Array {
+  const { prefix, x } = checkCompressedEncoding(field, pubkey);
+  const ySquared = (((x * x) % SECP256K1_P) * x + 7n) % SECP256K1_P;
+  // p ≡ 3 (mod 4), so a square root, when one exists, is a^((p+1)/4).
+  let y = modPow(ySquared, (SECP256K1_P + 1n) / 4n, SECP256K1_P);
+  if ((y * y) % SECP256K1_P !== ySquared) {
+    fail("PublicKeyNotOnCurve", `${field} x coordinate has no point on secp256k1; the key is corrupt.`, {
+      field,
+      x: `0x${x.toString(16)}`,
+    });
+  }
+  // y = 0 cannot occur: secp256k1 has prime order, so no point of order 2.
+  if ((y & 1n) !== BigInt(prefix & 1)) y = SECP256K1_P - y;
+  const out = new Uint8Array(65);
+  out[0] = 0x04;
+  out.set(pubkey.subarray(1), 1);
+  out.set(toBytes32(y), 33);
+  return out;
+}
+
+/** 65-byte uncompressed SEC1 point (0x04 || x || y) of a 33-byte compressed secp256k1 key. */
+export function decompress(pubkey33: Uint8Array): Uint8Array {
+  return decompressField("publicKey", pubkey33);
+}
+
+function uncompressedToAddress(uncompressed65: Uint8Array): Address {
+  return checksumAddress(`0x${bytesToHex(keccak_256(uncompressed65.subarray(1)).subarray(12))}`);
+}
+
+/** Checksummed Ethereum address (last 20 bytes of keccak256(x || y)) of a compressed secp256k1 key. */
+export function compressedToAddress(pubkey33: Uint8Array): Address {
+  return uncompressedToAddress(decompress(pubkey33));
+}
+
+type SignatureFields = { readonly r: bigint; readonly s: bigint; readonly recovery: 0 | 1 };
+
+function checkSignatureFields(field: KeyChainField, signature: Uint8Array): SignatureFields {
+  checkLength(field, signature, [RECOVERABLE_SIGNATURE_LENGTH], "InvalidSignatureLength");
+  const v = signature[64]!;
+  let recovery: 0 | 1;
+  if (v === 0 || v === 27) recovery = 0;
+  else if (v === 1 || v === 28) recovery = 1;
+  else fail("InvalidSignatureV", `${field} v must be 0, 1, 27 or 28, got ${v}.`, { field, v });
+  const r = toBigInt(signature.subarray(0, 32));
+  if (r === 0n || r >= SECP256K1_N) {
+    fail("InvalidSignatureR", `${field} r must be in [1, n-1]; the signature is corrupt.`, {
+      field,
+      r: `0x${r.toString(16)}`,
+    });
+  }
+  const s = toBigInt(signature.subarray(32, 64));
+  if (s === 0n)
+    fail("InvalidSignatureS", `${field} s must not be zero; the signature is corrupt.`, { field, s: "0x0" });
+  if (s > SECP256K1_HALF_N) {
+    fail("SignatureMalleable", `${field} s is above n/2; re-sign with low s (or use n - s and flip v).`, {
+      field,
+      s: `0x${s.toString(16)}`,
+    });
+  }
+  return { r, s, recovery };
+}
+
+function recoverAddress(field: KeyChainField, digest: Uint8Array, signature: SignatureFields): Address {
+  let uncompressed: Uint8Array;
+  try {
+    const point = new secp256k1.Signature(signature.r, signature.s, signature.recovery).recoverPublicKey(
+      digest,
+    );
+    uncompressed = point.toBytes(false);
+  } catch (cause) {
+    throw new AttestmeshError(
+      `${field} recovers no public key (r is not a curve x, or the result is infinity).`,
+      {
+        code: "SignatureRecoveryFailed",
+        retryable: false,
+        details: { field },
+        cause,
+      },
+    );
+  }
+  return uncompressedToAddress(uncompressed);
+}
+
+/**
+ * Checksummed address that signed `digest` (32 bytes) with a 65-byte r || s || v
+ * signature, applying the same field checks as the key-chain verifier.
+ */
+export function recoverSignerAddress(digest: Uint8Array, signature: Uint8Array): Address {
+  return recoverAddress("signature", digest, checkSignatureFields("signature", signature));
+}
+
+/**
+ * Verifies a dstack key chain and returns the checksummed address of the KMS
+ * signer. Throws `AttestmeshError` with a `KeyChainErrorCode` (see the order
+ * at the top of this file). Does not check the signer against any allowlist.
+ */
+export function verifyDstackKeyChain(input: KeyChainInput): Address {
+  const { appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature } = input;
+  checkLength("appId", appId, [APP_ID_LENGTH], "InvalidAppId");
+
+  checkLength(
+    "derivedPubkey",
+    derivedPubkey,
+    [ED25519_PUBLIC_KEY_LENGTH, SECP256K1_COMPRESSED_LENGTH],
+    "InvalidPublicKeyLength",
+  );
+  checkLength("appPubkey", appPubkey, [SECP256K1_COMPRESSED_LENGTH], "InvalidPublicKeyLength");
+  checkLength("appSignature", appSignature, [RECOVERABLE_SIGNATURE_LENGTH], "InvalidSignatureLength");
+  checkLength("kmsSignature", kmsSignature, [RECOVERABLE_SIGNATURE_LENGTH], "InvalidSignatureLength");
+
+  const appAddress = uncompressedToAddress(decompressField("appPubkey", appPubkey));
+  if (derivedPubkey.length === SECP256K1_COMPRESSED_LENGTH)
+    checkCompressedEncoding("derivedPubkey", derivedPubkey);
+
+  const appFields = checkSignatureFields("appSignature", appSignature);
+  const appSigner = recoverAddress("appSignature", derivedKeyDigest(purpose, derivedPubkey), appFields);
+  if (appSigner !== appAddress) {
+    fail(
+      "AppSignatureMismatch",
+      "appSignature was not made by appPubkey over this purpose and derived key; the chain is forged or mixed up.",
+      { field: "appSignature", recovered: appSigner, expected: appAddress },
+    );
+  }
+
+  const kmsFields = checkSignatureFields("kmsSignature", kmsSignature);
+  return recoverAddress("kmsSignature", kmsIssuedDigest(appId, appPubkey), kmsFields);
+}

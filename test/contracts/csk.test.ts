@@ -1,0 +1,430 @@
+// CSK facet: one commitment per epoch, by any active member, for the current epoch only; every
+// departure (leave, eviction, revocation) opens the next epoch.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import {
+  type ContractEventName,
+  type Hash,
+  type Hex,
+  type Log,
+  parseEventLogs,
+  recoverTypedDataAddress,
+  toHex,
+  zeroHash,
+} from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import {
+  admit,
+  type ClusterFixture,
+  commitmentOf,
+  type SimulatedNode,
+  setupCluster,
+  simulatedNode,
+} from "../helpers/cluster.ts";
+import { expectRevert } from "../helpers/revert.ts";
+
+const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
+const EVICTED_BY_REVOCATION = 255;
+
+type Signer = SimulatedNode["memberAccount"];
+
+async function mined(fx: ClusterFixture, hash: Hash) {
+  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
+  assert.equal(receipt.status, "success");
+  const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+  return { receipt, timestamp: Number(block.timestamp) };
+}
+
+function eventsOf<const N extends ContractEventName<typeof clusterAbi>>(logs: Log[], eventName: N) {
+  return parseEventLogs({ abi: clusterAbi, logs, eventName });
+}
+
+function signCommit(fx: ClusterFixture, signer: Signer, memberId: bigint, epoch: bigint, commitment: Hex) {
+  return signer.signTypedData({
+    domain: memberDomain(fx.chainId, fx.deployed.diamond),
+    types: memberTypes,
+    primaryType: "CommitCsk",
+    message: { memberId, epoch, commitment },
+  });
+}
+
+function signLeave(fx: ClusterFixture, signer: Signer, memberId: bigint) {
+  return signer.signTypedData({
+    domain: memberDomain(fx.chainId, fx.deployed.diamond),
+    types: memberTypes,
+    primaryType: "Leave",
+    message: { memberId },
+  });
+}
+
+function freshCommitment(): Hex {
+  return commitmentOf(randomBytes(32));
+}
+
+async function currentEpoch(fx: ClusterFixture): Promise<bigint> {
+  const [epoch] = await fx.owner.read.currentCsk();
+  return epoch;
+}
+
+/** A new active member. */
+async function member(fx: ClusterFixture) {
+  const node = simulatedNode(fx.kmsRoot);
+  const memberId = await admit(fx, node);
+  return { node, memberId };
+}
+
+/** Commits `commitment` for the current epoch as `committer`; returns the epoch. */
+async function commit(
+  fx: ClusterFixture,
+  committer: { node: SimulatedNode; memberId: bigint },
+  commitment: Hex,
+) {
+  const epoch = await currentEpoch(fx);
+  const signature = await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, commitment);
+  await mined(fx, await fx.relayer.write.commitCsk([committer.memberId, epoch, commitment, signature]));
+  return epoch;
+}
+
+async function cskState(fx: ClusterFixture) {
+  const current = await fx.owner.read.currentCsk();
+  return { current, epoch: await fx.owner.read.cskEpoch([current[0]]) };
+}
+
+/** Expects `call` to revert with `errorName(args)` and the CSK state to stay as it was. */
+async function refused(
+  fx: ClusterFixture,
+  call: () => Promise<unknown>,
+  errorName: string,
+  args?: unknown[],
+) {
+  const before = await cskState(fx);
+  await expectRevert(call(), errorName, args);
+  assert.deepEqual(await cskState(fx), before, "a refused commitment changes nothing");
+}
+
+describe("CSK epochs", async () => {
+  const fx = await setupCluster();
+
+  it("opens epoch 0 at deploy, uncommitted, announced by CskEpochOpened(0, 0)", async () => {
+    const deployBlock = await fx.publicClient.getBlock({ blockNumber: fx.deployed.deployBlock });
+    assert.deepEqual(await fx.owner.read.currentCsk(), [0n, zeroHash, 0n, Number(deployBlock.timestamp), 0]);
+    assert.deepEqual(await fx.owner.read.cskEpoch([0n]), [zeroHash, 0n, Number(deployBlock.timestamp), 0]);
+    assert.deepEqual(await fx.owner.read.cskEpoch([1n]), [zeroHash, 0n, 0, 0], "epoch 1 is not open yet");
+    const opened = await fx.publicClient.getContractEvents({
+      address: fx.deployed.diamond,
+      abi: clusterAbi,
+      eventName: "CskEpochOpened",
+      fromBlock: fx.deployed.deployBlock,
+      toBlock: fx.deployed.deployBlock,
+    });
+    assert.deepEqual(
+      opened.map((e) => e.args),
+      [{ epoch: 0n, causeMemberId: 0n }],
+    );
+  });
+
+  it("lets the first member commit epoch 0 and records committer, commitment and time", async () => {
+    const first = await member(fx);
+    assert.equal(await currentEpoch(fx), 0n, "joining does not open an epoch");
+    const commitment = freshCommitment();
+    const signature = await signCommit(fx, first.node.memberAccount, first.memberId, 0n, commitment);
+    // Anyone may submit; the member key's signature is what counts.
+    const { receipt, timestamp } = await mined(
+      fx,
+      await fx.stranger.write.commitCsk([first.memberId, 0n, commitment, signature]),
+    );
+    assert.deepEqual(
+      eventsOf(receipt.logs, "CskCommitted").map((e) => e.args),
+      [{ epoch: 0n, memberId: first.memberId, commitment }],
+    );
+    const [, , , openedAt] = await fx.owner.read.currentCsk();
+    assert.deepEqual(await fx.owner.read.currentCsk(), [0n, commitment, first.memberId, openedAt, timestamp]);
+    assert.deepEqual(await fx.owner.read.cskEpoch([0n]), [commitment, first.memberId, openedAt, timestamp]);
+  });
+
+  it("refuses a commitment from an id that is not a member, or signed by a key that is not the member's", async () => {
+    const active = await member(fx);
+    const leaver = await member(fx);
+    await mined(
+      fx,
+      await fx.relayer.write.leaveCluster([
+        leaver.memberId,
+        await signLeave(fx, leaver.node.memberAccount, leaver.memberId),
+      ]),
+    );
+    const epoch = await currentEpoch(fx);
+    const commitment = freshCommitment();
+    const outsider = privateKeyToAccount(generatePrivateKey());
+    const [, , lastId] = await fx.owner.read.meshConfig();
+    const unknownId = lastId + 1n;
+
+    await refused(
+      fx,
+      async () =>
+        fx.stranger.write.commitCsk([
+          unknownId,
+          epoch,
+          commitment,
+          await signCommit(fx, outsider, unknownId, epoch, commitment),
+        ]),
+      "MemberNotActive",
+      [unknownId, Status.None],
+    );
+    await refused(
+      fx,
+      async () =>
+        fx.stranger.write.commitCsk([
+          active.memberId,
+          epoch,
+          commitment,
+          await signCommit(fx, outsider, active.memberId, epoch, commitment),
+        ]),
+      "MemberSignatureMismatch",
+      [active.memberId, outsider.address],
+    );
+    // A member that left keeps its key but not its right to commit.
+    await refused(
+      fx,
+      async () =>
+        fx.relayer.write.commitCsk([
+          leaver.memberId,
+          epoch,
+          commitment,
+          await signCommit(fx, leaver.node.memberAccount, leaver.memberId, epoch, commitment),
+        ]),
+      "MemberNotActive",
+      [leaver.memberId, Status.Left],
+    );
+  });
+
+  it("refuses a commitment from an evicted member, even for the epoch its eviction opened", async () => {
+    const evicted = await member(fx);
+    await mined(fx, await fx.owner.write.evict([evicted.memberId, 5]));
+    const epoch = await currentEpoch(fx);
+    const commitment = freshCommitment();
+    await refused(
+      fx,
+      async () =>
+        fx.relayer.write.commitCsk([
+          evicted.memberId,
+          epoch,
+          commitment,
+          await signCommit(fx, evicted.node.memberAccount, evicted.memberId, epoch, commitment),
+        ]),
+      "MemberNotActive",
+      [evicted.memberId, Status.Evicted],
+    );
+  });
+
+  it("refuses a commitment for any epoch but the current one with CskEpochMismatch", async () => {
+    const committer = await member(fx);
+    const epoch = await currentEpoch(fx);
+    assert.ok(epoch > 0n, "earlier tests opened later epochs");
+    const commitment = freshCommitment();
+    for (const wrong of [epoch + 1n, epoch - 1n, 0n, 2n ** 64n - 1n]) {
+      await refused(
+        fx,
+        async () =>
+          fx.relayer.write.commitCsk([
+            committer.memberId,
+            wrong,
+            commitment,
+            await signCommit(fx, committer.node.memberAccount, committer.memberId, wrong, commitment),
+          ]),
+        "CskEpochMismatch",
+        [epoch, wrong],
+      );
+    }
+  });
+
+  it("refuses a zero commitment with CskCommitmentZero", async () => {
+    const committer = await member(fx);
+    const epoch = await currentEpoch(fx);
+    await refused(
+      fx,
+      async () =>
+        fx.relayer.write.commitCsk([
+          committer.memberId,
+          epoch,
+          zeroHash,
+          await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, zeroHash),
+        ]),
+      "CskCommitmentZero",
+      [],
+    );
+  });
+
+  it("refuses a second commitment for a committed epoch with CskAlreadyCommitted, the same member's included", async () => {
+    const first = await member(fx);
+    const second = await member(fx);
+    const commitment = freshCommitment();
+    const epoch = await commit(fx, first, commitment);
+    for (const committer of [second, first]) {
+      const other = freshCommitment();
+      await refused(
+        fx,
+        async () =>
+          fx.relayer.write.commitCsk([
+            committer.memberId,
+            epoch,
+            other,
+            await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, other),
+          ]),
+        "CskAlreadyCommitted",
+        [epoch, commitment],
+      );
+    }
+  });
+
+  it("refuses a signature over another commitment or for another member with MemberSignatureMismatch", async () => {
+    const alice = await member(fx);
+    const bob = await member(fx);
+    // Open a fresh, uncommitted epoch.
+    const leaver = await member(fx);
+    await mined(fx, await fx.owner.write.evict([leaver.memberId, 1]));
+    const epoch = await currentEpoch(fx);
+    const signed = freshCommitment();
+    const signature = await signCommit(fx, alice.node.memberAccount, alice.memberId, epoch, signed);
+    const tampered = freshCommitment();
+    const domain = memberDomain(fx.chainId, fx.deployed.diamond);
+    await refused(
+      fx,
+      () => fx.relayer.write.commitCsk([alice.memberId, epoch, tampered, signature]),
+      "MemberSignatureMismatch",
+      [
+        alice.memberId,
+        await recoverTypedDataAddress({
+          domain,
+          types: memberTypes,
+          primaryType: "CommitCsk",
+          message: { memberId: alice.memberId, epoch, commitment: tampered },
+          signature,
+        }),
+      ],
+    );
+    // Alice's signature does not let anyone commit in Bob's name, nor Bob's key in Alice's.
+    await refused(
+      fx,
+      () => fx.relayer.write.commitCsk([bob.memberId, epoch, signed, signature]),
+      "MemberSignatureMismatch",
+    );
+    await refused(
+      fx,
+      async () =>
+        fx.relayer.write.commitCsk([
+          alice.memberId,
+          epoch,
+          signed,
+          await signCommit(fx, bob.node.memberAccount, alice.memberId, epoch, signed),
+        ]),
+      "MemberSignatureMismatch",
+      [alice.memberId, bob.node.memberAccount.address],
+    );
+    await refused(
+      fx,
+      () => fx.relayer.write.commitCsk([alice.memberId, epoch, signed, "0x1234"]),
+      "InvalidSignatureLength",
+      [2],
+    );
+  });
+
+  it("refuses a commitment signature replayed for a later epoch", async () => {
+    const alice = await member(fx);
+    const leaver = await member(fx);
+    await mined(fx, await fx.owner.write.evict([leaver.memberId, 1]));
+    const epoch = await currentEpoch(fx);
+    const commitment = freshCommitment();
+    // Alice signs for this epoch, but the epoch moves on before anyone submits it.
+    const signature = await signCommit(fx, alice.node.memberAccount, alice.memberId, epoch, commitment);
+    const another = await member(fx);
+    await mined(fx, await fx.owner.write.evict([another.memberId, 1]));
+    const next = await currentEpoch(fx);
+    assert.equal(next, epoch + 1n);
+
+    await refused(
+      fx,
+      () => fx.relayer.write.commitCsk([alice.memberId, epoch, commitment, signature]),
+      "CskEpochMismatch",
+      [next, epoch],
+    );
+    await refused(
+      fx,
+      () => fx.relayer.write.commitCsk([alice.memberId, next, commitment, signature]),
+      "MemberSignatureMismatch",
+      [
+        alice.memberId,
+        await recoverTypedDataAddress({
+          domain: memberDomain(fx.chainId, fx.deployed.diamond),
+          types: memberTypes,
+          primaryType: "CommitCsk",
+          message: { memberId: alice.memberId, epoch: next, commitment },
+          signature,
+        }),
+      ],
+    );
+  });
+
+  const departures: {
+    name: string;
+    reason: number;
+    depart: (target: { node: SimulatedNode; memberId: bigint }) => Promise<Hash>;
+  }[] = [
+    {
+      name: "eviction",
+      reason: 17,
+      depart: (target) => fx.owner.write.evict([target.memberId, 17]),
+    },
+    {
+      name: "leaving",
+      reason: 0,
+      depart: async (target) =>
+        fx.stranger.write.leaveCluster([
+          target.memberId,
+          await signLeave(fx, target.node.memberAccount, target.memberId),
+        ]),
+    },
+    {
+      name: "revocation of the app id",
+      reason: EVICTED_BY_REVOCATION,
+      depart: (target) => fx.owner.write.revokeAppId([target.node.appId, toHex("revoked", { size: 32 })]),
+    },
+  ];
+  for (const { name, reason, depart } of departures) {
+    it(`opens the next epoch on ${name}, with the departed member as causeMemberId`, async () => {
+      const target = await member(fx);
+      const keeper = await member(fx);
+      const previous = await currentEpoch(fx);
+      const previousState = await fx.owner.read.cskEpoch([previous]);
+      const { receipt, timestamp } = await mined(fx, await depart(target));
+
+      assert.deepEqual(
+        eventsOf(receipt.logs, "CskEpochOpened").map((e) => e.args),
+        [{ epoch: previous + 1n, causeMemberId: target.memberId }],
+      );
+      assert.deepEqual(await fx.owner.read.currentCsk(), [previous + 1n, zeroHash, 0n, timestamp, 0]);
+      assert.deepEqual(await fx.owner.read.cskEpoch([previous]), previousState, "the old epoch is kept");
+      const record = await fx.owner.read.member([target.memberId]);
+      assert.equal(record.status, reason === 0 ? Status.Left : Status.Evicted);
+      assert.equal(record.endReason, reason);
+      // The members that stay can commit the new epoch.
+      assert.equal(await commit(fx, keeper, freshCommitment()), previous + 1n);
+    });
+  }
+
+  it("lets a member that joined after the previous commitment commit the epoch a departure opened", async () => {
+    const veteran = await member(fx);
+    const leaver = await member(fx);
+    await mined(fx, await fx.owner.write.evict([leaver.memberId, 1]));
+    const before = await commit(fx, veteran, freshCommitment());
+    const newcomer = await member(fx);
+    assert.equal(await currentEpoch(fx), before, "joining does not open an epoch");
+    await mined(fx, await fx.owner.write.evict([veteran.memberId, 2]));
+    const commitment = freshCommitment();
+    const epoch = await commit(fx, newcomer, commitment);
+    assert.equal(epoch, before + 1n);
+    assert.deepEqual((await fx.owner.read.currentCsk()).slice(0, 3), [epoch, commitment, newcomer.memberId]);
+  });
+});

@@ -1,0 +1,393 @@
+// Messages facet: sealed member-to-member ciphertexts carried by events, the sender resolved from its
+// member key's signature, each (recipient, envelope id) delivered once, nothing stored but that bit.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import {
+  bytesToHex,
+  encodeAbiParameters,
+  type Hex,
+  hexToBigInt,
+  keccak256,
+  parseEventLogs,
+  recoverTypedDataAddress,
+  toHex,
+} from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import {
+  admit,
+  type ClusterFixture,
+  type SimulatedNode,
+  setupCluster,
+  simulatedNode,
+} from "../helpers/cluster.ts";
+import { expectRevert } from "../helpers/revert.ts";
+
+const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
+const MAX_CIPHERTEXT_BYTES = 4096;
+
+type Signer = SimulatedNode["memberAccount"];
+interface Member {
+  readonly node: SimulatedNode;
+  readonly id: bigint;
+}
+
+function sendMessage(senderId: bigint, recipientId: bigint, envelopeId: Hex, ciphertext: Hex) {
+  return { senderId, recipientId, envelopeId, ciphertextHash: keccak256(ciphertext) };
+}
+
+function signSend(
+  fx: ClusterFixture,
+  signer: Signer,
+  senderId: bigint,
+  recipientId: bigint,
+  envelopeId: Hex,
+  ciphertext: Hex,
+) {
+  return signer.signTypedData({
+    domain: memberDomain(fx.chainId, fx.deployed.diamond),
+    types: memberTypes,
+    primaryType: "Send",
+    message: sendMessage(senderId, recipientId, envelopeId, ciphertext),
+  });
+}
+
+/** The signer the contract recovers when `signature` is checked against these send fields. */
+function sendSigner(fx: ClusterFixture, fields: Parameters<typeof sendMessage>, signature: Hex) {
+  return recoverTypedDataAddress({
+    domain: memberDomain(fx.chainId, fx.deployed.diamond),
+    types: memberTypes,
+    primaryType: "Send",
+    message: sendMessage(...fields),
+    signature,
+  });
+}
+
+function envelope(): Hex {
+  return bytesToHex(randomBytes(32));
+}
+
+function ciphertextOf(length: number): Hex {
+  return bytesToHex(randomBytes(length));
+}
+
+/** Signs and submits a message from `sender` (through the relayer); returns the receipt. */
+async function send(fx: ClusterFixture, sender: Member, recipient: Member, envelopeId: Hex, ciphertext: Hex) {
+  const signature = await signSend(
+    fx,
+    sender.node.memberAccount,
+    sender.id,
+    recipient.id,
+    envelopeId,
+    ciphertext,
+  );
+  const hash = await fx.relayer.write.send([sender.id, recipient.id, envelopeId, ciphertext, signature]);
+  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
+  assert.equal(receipt.status, "success");
+  return receipt;
+}
+
+async function newMember(fx: ClusterFixture): Promise<Member> {
+  const node = simulatedNode(fx.kmsRoot);
+  return { node, id: await admit(fx, node) };
+}
+
+/** ERC-7201 slot of MessagesStorage, from its namespace (not from the contract's constant). */
+function messagesStorageSlot(): bigint {
+  const namespace = hexToBigInt(keccak256(toHex("attestmesh.storage.Messages"))) - 1n;
+  return hexToBigInt(keccak256(encodeAbiParameters([{ type: "uint256" }], [namespace]))) & ~0xffn;
+}
+
+/** The storage slot of `delivered[keccak256(abi.encode(recipientId, envelopeId))]`. */
+function deliveredSlot(recipientId: bigint, envelopeId: Hex): Hex {
+  const key = keccak256(
+    encodeAbiParameters([{ type: "uint64" }, { type: "bytes32" }], [recipientId, envelopeId]),
+  );
+  return keccak256(
+    encodeAbiParameters([{ type: "bytes32" }, { type: "uint256" }], [key, messagesStorageSlot()]),
+  );
+}
+
+describe("messages", async () => {
+  const fx = await setupCluster();
+  const alice = await newMember(fx);
+  const bob = await newMember(fx);
+  const carol = await newMember(fx);
+
+  /** Expects `call` to revert with `errorName(args)` and the envelope to stay undelivered. */
+  async function refused(
+    call: () => Promise<unknown>,
+    recipientId: bigint,
+    envelopeId: Hex,
+    errorName: string,
+    args?: unknown[],
+  ) {
+    const before = await fx.owner.read.isDelivered([recipientId, envelopeId]);
+    await expectRevert(call(), errorName, args);
+    assert.equal(await fx.owner.read.isDelivered([recipientId, envelopeId]), before);
+  }
+
+  it("delivers a sealed message as MessageSent, with the sender resolved from its signature", async () => {
+    const envelopeId = envelope();
+    const ciphertext = ciphertextOf(80);
+    assert.equal(await fx.owner.read.isDelivered([bob.id, envelopeId]), false);
+    const signature = await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, ciphertext);
+    // A stranger relays it: msg.sender plays no part in who the sender is.
+    const hash = await fx.stranger.write.send([alice.id, bob.id, envelopeId, ciphertext, signature]);
+    const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
+    const events = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MessageSent" });
+    assert.deepEqual(
+      events.map((e) => e.args),
+      [{ recipientId: bob.id, senderId: alice.id, envelopeId, ciphertext }],
+    );
+    assert.equal(receipt.logs.length, 1, "one event, nothing else");
+    assert.equal(await fx.owner.read.isDelivered([bob.id, envelopeId]), true);
+    assert.equal(await fx.owner.read.isDelivered([carol.id, envelopeId]), false);
+    assert.equal(await fx.owner.read.isDelivered([alice.id, envelopeId]), false);
+  });
+
+  it("refuses an empty ciphertext with MessageEmpty", async () => {
+    const envelopeId = envelope();
+    await refused(
+      async () =>
+        fx.relayer.write.send([
+          alice.id,
+          bob.id,
+          envelopeId,
+          "0x",
+          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, "0x"),
+        ]),
+      bob.id,
+      envelopeId,
+      "MessageEmpty",
+      [],
+    );
+  });
+
+  it("accepts exactly 4096 bytes of ciphertext and refuses 4097 with MessageTooLarge", async () => {
+    assert.equal(await fx.owner.read.maxCiphertextBytes(), BigInt(MAX_CIPHERTEXT_BYTES));
+    const largest = ciphertextOf(MAX_CIPHERTEXT_BYTES);
+    const fits = envelope();
+    const receipt = await send(fx, alice, bob, fits, largest);
+    const [event] = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MessageSent" });
+    assert.equal(event?.args.ciphertext, largest);
+
+    const tooLarge = ciphertextOf(MAX_CIPHERTEXT_BYTES + 1);
+    const envelopeId = envelope();
+    await refused(
+      async () =>
+        fx.relayer.write.send([
+          alice.id,
+          bob.id,
+          envelopeId,
+          tooLarge,
+          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, tooLarge),
+        ]),
+      bob.id,
+      envelopeId,
+      "MessageTooLarge",
+      [MAX_CIPHERTEXT_BYTES + 1, MAX_CIPHERTEXT_BYTES],
+    );
+    // One byte is enough.
+    await send(fx, alice, bob, envelope(), ciphertextOf(1));
+  });
+
+  it("refuses a recipient or a sender that was never a member with MemberNotActive", async () => {
+    const [, , lastId] = await fx.owner.read.meshConfig();
+    const ghost = lastId + 100n;
+    const outsider = privateKeyToAccount(generatePrivateKey());
+    const ciphertext = ciphertextOf(32);
+    const envelopeId = envelope();
+    await refused(
+      async () =>
+        fx.relayer.write.send([
+          alice.id,
+          ghost,
+          envelopeId,
+          ciphertext,
+          await signSend(fx, alice.node.memberAccount, alice.id, ghost, envelopeId, ciphertext),
+        ]),
+      ghost,
+      envelopeId,
+      "MemberNotActive",
+      [ghost, Status.None],
+    );
+    await refused(
+      async () =>
+        fx.relayer.write.send([
+          ghost,
+          bob.id,
+          envelopeId,
+          ciphertext,
+          await signSend(fx, outsider, ghost, bob.id, envelopeId, ciphertext),
+        ]),
+      bob.id,
+      envelopeId,
+      "MemberNotActive",
+      [ghost, Status.None],
+    );
+  });
+
+  it("refuses a second delivery of an envelope id to the same recipient, whoever sends it", async () => {
+    const envelopeId = envelope();
+    await send(fx, alice, bob, envelopeId, ciphertextOf(40));
+    for (const sender of [alice, carol]) {
+      const ciphertext = ciphertextOf(40);
+      await refused(
+        async () =>
+          fx.relayer.write.send([
+            sender.id,
+            bob.id,
+            envelopeId,
+            ciphertext,
+            await signSend(fx, sender.node.memberAccount, sender.id, bob.id, envelopeId, ciphertext),
+          ]),
+        bob.id,
+        envelopeId,
+        "EnvelopeAlreadyDelivered",
+        [bob.id, envelopeId],
+      );
+    }
+  });
+
+  it("delivers the same envelope id once to each recipient", async () => {
+    const envelopeId = envelope();
+    await send(fx, alice, bob, envelopeId, ciphertextOf(40));
+    await send(fx, alice, carol, envelopeId, ciphertextOf(40));
+    await send(fx, bob, alice, envelopeId, ciphertextOf(40));
+    for (const recipient of [alice, bob, carol]) {
+      assert.equal(await fx.owner.read.isDelivered([recipient.id, envelopeId]), true);
+    }
+  });
+
+  it("binds the signature to ciphertext, recipient, envelope id and sender: any change is MemberSignatureMismatch", async () => {
+    const envelopeId = envelope();
+    const ciphertext = ciphertextOf(64);
+    const signature = await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, ciphertext);
+    const tamperedBytes = Uint8Array.from(Buffer.from(ciphertext.slice(2), "hex"));
+    tamperedBytes[10]! ^= 0x01;
+    const tampered = bytesToHex(tamperedBytes);
+    const otherEnvelope = envelope();
+    const cases: { fields: Parameters<typeof sendMessage>; recipient: bigint; envelope: Hex }[] = [
+      { fields: [alice.id, bob.id, envelopeId, tampered], recipient: bob.id, envelope: envelopeId },
+      { fields: [alice.id, bob.id, envelopeId, ciphertextOf(65)], recipient: bob.id, envelope: envelopeId },
+      { fields: [alice.id, carol.id, envelopeId, ciphertext], recipient: carol.id, envelope: envelopeId },
+      { fields: [alice.id, bob.id, otherEnvelope, ciphertext], recipient: bob.id, envelope: otherEnvelope },
+      // Carol claims Alice's message as her own.
+      { fields: [carol.id, bob.id, envelopeId, ciphertext], recipient: bob.id, envelope: envelopeId },
+    ];
+    for (const { fields, recipient, envelope: id } of cases) {
+      await refused(
+        () => fx.relayer.write.send([...fields, signature]),
+        recipient,
+        id,
+        "MemberSignatureMismatch",
+        [fields[0], await sendSigner(fx, fields, signature)],
+      );
+    }
+    // Bob signs a message in Alice's name.
+    await refused(
+      async () =>
+        fx.relayer.write.send([
+          alice.id,
+          carol.id,
+          envelopeId,
+          ciphertext,
+          await signSend(fx, bob.node.memberAccount, alice.id, carol.id, envelopeId, ciphertext),
+        ]),
+      carol.id,
+      envelopeId,
+      "MemberSignatureMismatch",
+      [alice.id, bob.node.memberAccount.address],
+    );
+    // The untouched message still goes through.
+    await fx.relayer.write.send([alice.id, bob.id, envelopeId, ciphertext, signature]);
+    assert.equal(await fx.owner.read.isDelivered([bob.id, envelopeId]), true);
+  });
+
+  it("refuses messages to or from an evicted member, and from a member that left", async () => {
+    const evicted = await newMember(fx);
+    const leaver = await newMember(fx);
+    const outbox = { envelopeId: envelope(), ciphertext: ciphertextOf(48) };
+    // Signed while both were members, submitted after they are gone.
+    const fromEvicted = await signSend(
+      fx,
+      evicted.node.memberAccount,
+      evicted.id,
+      alice.id,
+      outbox.envelopeId,
+      outbox.ciphertext,
+    );
+    const fromLeaver = await signSend(
+      fx,
+      leaver.node.memberAccount,
+      leaver.id,
+      alice.id,
+      outbox.envelopeId,
+      outbox.ciphertext,
+    );
+    const toEvicted = await signSend(
+      fx,
+      alice.node.memberAccount,
+      alice.id,
+      evicted.id,
+      outbox.envelopeId,
+      outbox.ciphertext,
+    );
+    await fx.owner.write.evict([evicted.id, 1]);
+    const leave = await leaver.node.memberAccount.signTypedData({
+      domain: memberDomain(fx.chainId, fx.deployed.diamond),
+      types: memberTypes,
+      primaryType: "Leave",
+      message: { memberId: leaver.id },
+    });
+    await fx.relayer.write.leaveCluster([leaver.id, leave]);
+
+    const { envelopeId, ciphertext } = outbox;
+    await refused(
+      () => fx.relayer.write.send([alice.id, evicted.id, envelopeId, ciphertext, toEvicted]),
+      evicted.id,
+      envelopeId,
+      "MemberNotActive",
+      [evicted.id, Status.Evicted],
+    );
+    await refused(
+      () => fx.relayer.write.send([evicted.id, alice.id, envelopeId, ciphertext, fromEvicted]),
+      alice.id,
+      envelopeId,
+      "MemberNotActive",
+      [evicted.id, Status.Evicted],
+    );
+    await refused(
+      () => fx.relayer.write.send([leaver.id, alice.id, envelopeId, ciphertext, fromLeaver]),
+      alice.id,
+      envelopeId,
+      "MemberNotActive",
+      [leaver.id, Status.Left],
+    );
+  });
+
+  it("stores nothing but the delivered bit: one storage write, at delivered[recipient, envelope]", async () => {
+    const envelopeId = envelope();
+    const ciphertext = ciphertextOf(200);
+    const slot = deliveredSlot(carol.id, envelopeId);
+    const readSlot = () => fx.publicClient.getStorageAt({ address: fx.deployed.diamond, slot });
+    assert.equal(hexToBigInt((await readSlot()) ?? "0x0"), 0n);
+    const receipt = await send(fx, bob, carol, envelopeId, ciphertext);
+    assert.equal(hexToBigInt((await readSlot()) ?? "0x0"), 1n);
+
+    const trace = (await fx.publicClient.request({
+      method: "debug_traceTransaction",
+      params: [receipt.transactionHash],
+    } as never)) as { structLogs: { op: string; stack?: Hex[] }[] };
+    const stores = trace.structLogs
+      .filter((step) => step.op === "SSTORE")
+      .map((step) => {
+        const stack = step.stack ?? [];
+        return { slot: hexToBigInt(stack.at(-1)!), value: hexToBigInt(stack.at(-2)!) };
+      });
+    assert.deepEqual(stores, [{ slot: hexToBigInt(slot), value: 1n }]);
+  });
+});

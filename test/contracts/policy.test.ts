@@ -1,0 +1,1093 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import {
+  type Address,
+  bytesToHex,
+  getAddress,
+  type Hex,
+  parseEventLogs,
+  toFunctionSelector,
+  toHex,
+} from "viem";
+import {
+  admit,
+  type ClusterFixture,
+  randomAppId,
+  setupCluster,
+  signRegistration,
+  simulatedNode,
+} from "../helpers/cluster.ts";
+import { rebuildPolicy } from "../helpers/policyHistory.ts";
+import { canonical, expectRevert } from "../helpers/revert.ts";
+
+const APP_AUTH_ID = "0x1e079198";
+const APP_AUTH_BASIC_MANAGEMENT_ID = "0x8fd37527";
+const IS_APP_ALLOWED_SIGNATURE =
+  "isAppAllowed((address,bytes32,address,bytes32,bytes32,bytes32,bytes32,string,string[]))";
+const EVICTED_BY_REVOCATION = 255;
+const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
+
+const randomHash = (): Hex => bytesToHex(randomBytes(32));
+const reasonCode = (text: string): Hex => toHex(text, { size: 32 });
+const sortedLower = (values: readonly string[]): string[] => values.map((v) => v.toLowerCase()).sort();
+
+interface ExpectedEvent {
+  readonly name: string;
+  readonly args: Record<string, unknown>;
+}
+
+/** Sends a transaction, requires success, and returns its decoded events and block timestamp. */
+async function send(fx: ClusterFixture, write: Promise<Hex>) {
+  const hash = await write;
+  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
+  assert.equal(receipt.status, "success");
+  const decoded = parseEventLogs({ abi: clusterAbi, logs: receipt.logs });
+  assert.equal(decoded.length, receipt.logs.length, "every log decodes with the cluster ABI");
+  for (const log of receipt.logs) assert.equal(getAddress(log.address), getAddress(fx.deployed.diamond));
+  const { timestamp } = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+  return { events: decoded.map((e) => ({ name: e.eventName, args: canonical(e.args) })), timestamp };
+}
+
+function assertEvents(
+  actual: readonly { name: string; args: unknown }[],
+  expected: readonly ExpectedEvent[],
+) {
+  assert.deepEqual(
+    actual,
+    expected.map((e) => ({ name: e.name, args: canonical(e.args) })),
+  );
+}
+
+/** The ids a refusal test watches besides the whole snapshot. */
+interface Watch {
+  readonly composeHashes?: readonly Hex[];
+  readonly deviceIds?: readonly Hex[];
+  readonly appIds?: readonly Address[];
+  readonly kmsRoots?: readonly Address[];
+}
+
+/** Everything a policy call could change: the snapshot, the watched ids, membership and CSK counters. */
+async function readState(fx: ClusterFixture, watch: Watch) {
+  const read = fx.owner.read;
+  const snapshot = await read.policySnapshot();
+  const [epoch] = await read.currentCsk();
+  const [, , lastMemberId, activeMembers] = await read.meshConfig();
+  return canonical({
+    allowAnyDevice: snapshot.allowAnyDevice,
+    composeHashes: sortedLower(snapshot.composeHashes),
+    deviceIds: sortedLower(snapshot.deviceIds),
+    appIds: sortedLower(snapshot.appIds),
+    kmsRoots: sortedLower(snapshot.kmsRoots),
+    epoch,
+    lastMemberId,
+    activeMembers,
+    composes: await Promise.all((watch.composeHashes ?? []).map((h) => read.isComposeHashAllowed([h]))),
+    devices: await Promise.all(
+      (watch.deviceIds ?? []).map(async (d) => [
+        await read.isDeviceAllowed([d]),
+        await read.deviceRevokedAt([d]),
+      ]),
+    ),
+    apps: await Promise.all(
+      (watch.appIds ?? []).map(async (a) => [
+        await read.isAppIdAllowed([a]),
+        await read.appIdRevokedAt([a]),
+        await read.isMember([a]),
+        await read.memberOfApp([a]),
+      ]),
+    ),
+    kmsRootFlags: await Promise.all((watch.kmsRoots ?? []).map((k) => read.isKmsRootAllowed([k]))),
+  });
+}
+
+/** The call must revert with `errorName(args)`, mine nothing and change none of the watched state. */
+async function expectRefusal(
+  fx: ClusterFixture,
+  attempt: () => Promise<unknown>,
+  errorName: string,
+  args: readonly unknown[],
+  watch: Watch = {},
+) {
+  const before = await readState(fx, watch);
+  const blockBefore = await fx.publicClient.getBlockNumber();
+  await expectRevert(attempt(), errorName, args);
+  assert.equal(await fx.publicClient.getBlockNumber(), blockBefore, "a refused call mines nothing");
+  assert.deepEqual(await readState(fx, watch), before, "a refused call changes nothing");
+}
+
+function bootInfo(appId: Address, composeHash: Hex, deviceId: Hex) {
+  return {
+    appId,
+    composeHash,
+    instanceId: randomAppId(),
+    deviceId,
+    mrAggregated: randomHash(),
+    mrSystem: randomHash(),
+    osImageHash: randomHash(),
+    tcbStatus: "UpToDate",
+    advisoryIds: ["INTEL-SA-00837"],
+  };
+}
+
+/** Moves the chain clock forward, so a stale timestamp cannot pass for the current one. */
+async function advanceTime(fx: ClusterFixture, seconds: number) {
+  const testClient = await fx.viem.getTestClient();
+  await testClient.increaseTime({ seconds });
+  await testClient.mine({ blocks: 1 });
+}
+
+describe("PolicyFacet", async () => {
+  const fx = await setupCluster();
+  const owner = fx.owner;
+
+  describe("compose hashes", () => {
+    it("addComposeHash allows the hash, lists it in the snapshot and emits ComposeHashAdded", async () => {
+      const h = randomHash();
+      assert.equal(await owner.read.isComposeHashAllowed([h]), false);
+      const { events } = await send(fx, owner.write.addComposeHash([h]));
+      assertEvents(events, [{ name: "ComposeHashAdded", args: { composeHash: h } }]);
+      assert.equal(await owner.read.isComposeHashAllowed([h]), true);
+      assert.ok(sortedLower((await owner.read.policySnapshot()).composeHashes).includes(h.toLowerCase()));
+    });
+
+    it("addComposeHash of an allowed hash emits nothing and keeps it allowed", async () => {
+      const h = randomHash();
+      await send(fx, owner.write.addComposeHash([h]));
+      const { events } = await send(fx, owner.write.addComposeHash([h]));
+      assertEvents(events, []);
+      assert.equal(await owner.read.isComposeHashAllowed([h]), true);
+      const listed = (await owner.read.policySnapshot()).composeHashes.filter((x) => x === h);
+      assert.equal(listed.length, 1, "listed once");
+    });
+
+    it("removeComposeHash disallows the hash, unlists it and emits ComposeHashRemoved", async () => {
+      const h = randomHash();
+      await send(fx, owner.write.addComposeHash([h]));
+      const { events } = await send(fx, owner.write.removeComposeHash([h]));
+      assertEvents(events, [{ name: "ComposeHashRemoved", args: { composeHash: h } }]);
+      assert.equal(await owner.read.isComposeHashAllowed([h]), false);
+      assert.ok(!sortedLower((await owner.read.policySnapshot()).composeHashes).includes(h.toLowerCase()));
+    });
+
+    it("removeComposeHash of a hash that is not allowed emits nothing", async () => {
+      const h = randomHash();
+      await send(fx, owner.write.addComposeHash([h]));
+      await send(fx, owner.write.removeComposeHash([h]));
+      assertEvents((await send(fx, owner.write.removeComposeHash([h]))).events, []);
+      assertEvents((await send(fx, owner.write.removeComposeHash([randomHash()]))).events, []);
+      assert.equal(await owner.read.isComposeHashAllowed([h]), false);
+    });
+
+    it("addComposeHash refuses the zero hash with ZeroIdentifier", async () => {
+      const zero = toHex(0, { size: 32 });
+      await expectRefusal(fx, () => owner.write.addComposeHash([zero]), "ZeroIdentifier", [], {
+        composeHashes: [zero],
+      });
+    });
+  });
+
+  describe("devices", () => {
+    it("addDevice allows the device, lists it in the snapshot and emits DeviceAdded", async () => {
+      const d = randomHash();
+      assert.equal(await owner.read.isDeviceAllowed([d]), false);
+      const { events } = await send(fx, owner.write.addDevice([d]));
+      assertEvents(events, [{ name: "DeviceAdded", args: { deviceId: d } }]);
+      assert.equal(await owner.read.isDeviceAllowed([d]), true);
+      assert.equal(await owner.read.deviceRevokedAt([d]), 0n);
+      assert.ok(sortedLower((await owner.read.policySnapshot()).deviceIds).includes(d.toLowerCase()));
+    });
+
+    it("addDevice of an allowed device emits nothing and keeps it allowed", async () => {
+      const d = randomHash();
+      await send(fx, owner.write.addDevice([d]));
+      assertEvents((await send(fx, owner.write.addDevice([d]))).events, []);
+      assert.equal(await owner.read.isDeviceAllowed([d]), true);
+      assert.equal((await owner.read.policySnapshot()).deviceIds.filter((x) => x === d).length, 1);
+    });
+
+    it("removeDevice disallows the device, unlists it and emits DeviceRemoved", async () => {
+      const d = randomHash();
+      await send(fx, owner.write.addDevice([d]));
+      const { events } = await send(fx, owner.write.removeDevice([d]));
+      assertEvents(events, [{ name: "DeviceRemoved", args: { deviceId: d } }]);
+      assert.equal(await owner.read.isDeviceAllowed([d]), false);
+      assert.ok(!sortedLower((await owner.read.policySnapshot()).deviceIds).includes(d.toLowerCase()));
+    });
+
+    it("removeDevice of a device that is not allowed emits nothing", async () => {
+      const d = randomHash();
+      await send(fx, owner.write.addDevice([d]));
+      await send(fx, owner.write.removeDevice([d]));
+      assertEvents((await send(fx, owner.write.removeDevice([d]))).events, []);
+      assertEvents((await send(fx, owner.write.removeDevice([randomHash()]))).events, []);
+      assert.equal(await owner.read.isDeviceAllowed([d]), false);
+    });
+
+    it("addDevice refuses the zero device with ZeroIdentifier", async () => {
+      const zero = toHex(0, { size: 32 });
+      await expectRefusal(fx, () => owner.write.addDevice([zero]), "ZeroIdentifier", [], {
+        deviceIds: [zero],
+      });
+    });
+
+    it("revokeDevice unlists an allowed device and records the block timestamp", async () => {
+      const d = randomHash();
+      const reason = reasonCode("key leaked");
+      await send(fx, owner.write.addDevice([d]));
+      const { events, timestamp } = await send(fx, owner.write.revokeDevice([d, reason]));
+      assertEvents(events, [
+        { name: "DeviceRemoved", args: { deviceId: d } },
+        { name: "DeviceRevokedAt", args: { deviceId: d, revokedAt: timestamp, reason } },
+      ]);
+      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
+      assert.equal(await owner.read.isDeviceAllowed([d]), false);
+      assert.ok(!sortedLower((await owner.read.policySnapshot()).deviceIds).includes(d.toLowerCase()));
+    });
+
+    it("revokeDevice of a device never allowed emits only DeviceRevokedAt", async () => {
+      const d = randomHash();
+      const reason = reasonCode("suspicious host");
+      const { events, timestamp } = await send(fx, owner.write.revokeDevice([d, reason]));
+      assertEvents(events, [
+        { name: "DeviceRevokedAt", args: { deviceId: d, revokedAt: timestamp, reason } },
+      ]);
+      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
+    });
+
+    it("addDevice refuses a revoked device with DeviceIdRevoked and its revocation time", async () => {
+      const d = randomHash();
+      await send(fx, owner.write.addDevice([d]));
+      const { timestamp } = await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
+      await advanceTime(fx, 3600);
+      await expectRefusal(fx, () => owner.write.addDevice([d]), "DeviceIdRevoked", [d, timestamp], {
+        deviceIds: [d],
+      });
+      assert.equal(await owner.read.isDeviceAllowed([d]), false);
+    });
+
+    it("revokeDevice refuses a revoked device with DeviceIdRevoked and keeps the first timestamp", async () => {
+      const d = randomHash();
+      const { timestamp } = await send(fx, owner.write.revokeDevice([d, reasonCode("first")]));
+      await advanceTime(fx, 3600);
+      await expectRefusal(
+        fx,
+        () => owner.write.revokeDevice([d, reasonCode("second")]),
+        "DeviceIdRevoked",
+        [d, timestamp],
+        { deviceIds: [d] },
+      );
+      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
+    });
+
+    it("revokeDevice refuses the zero device with ZeroIdentifier", async () => {
+      const zero = toHex(0, { size: 32 });
+      await expectRefusal(fx, () => owner.write.revokeDevice([zero, reasonCode("r")]), "ZeroIdentifier", [], {
+        deviceIds: [zero],
+      });
+    });
+
+    it("removeDevice of a revoked device emits nothing and the revocation stays", async () => {
+      const d = randomHash();
+      const { timestamp } = await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
+      assertEvents((await send(fx, owner.write.removeDevice([d]))).events, []);
+      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
+    });
+  });
+
+  describe("allow any device", () => {
+    it("setAllowAnyDevice switches the bypass on and off and emits AllowAnyDeviceSet each time", async () => {
+      assertEvents((await send(fx, owner.write.setAllowAnyDevice([true]))).events, [
+        { name: "AllowAnyDeviceSet", args: { allowAny: true } },
+      ]);
+      assert.equal(await owner.read.allowAnyDevice(), true);
+      assert.equal((await owner.read.policySnapshot()).allowAnyDevice, true);
+      assertEvents((await send(fx, owner.write.setAllowAnyDevice([false]))).events, [
+        { name: "AllowAnyDeviceSet", args: { allowAny: false } },
+      ]);
+      assert.equal(await owner.read.allowAnyDevice(), false);
+      assert.equal((await owner.read.policySnapshot()).allowAnyDevice, false);
+    });
+
+    it("setAllowAnyDevice to the value it already has emits nothing, keeping the audit trail free of noise", async () => {
+      assert.equal(await owner.read.allowAnyDevice(), false);
+      assertEvents((await send(fx, owner.write.setAllowAnyDevice([false]))).events, []);
+      assert.equal(await owner.read.allowAnyDevice(), false);
+    });
+  });
+
+  describe("app ids", () => {
+    it("addAppId allows the app id, lists it in the snapshot and emits AppIdAdded", async () => {
+      const a = randomAppId();
+      assert.equal(await owner.read.isAppIdAllowed([a]), false);
+      const { events } = await send(fx, owner.write.addAppId([a]));
+      assertEvents(events, [{ name: "AppIdAdded", args: { appId: a } }]);
+      assert.equal(await owner.read.isAppIdAllowed([a]), true);
+      assert.equal(await owner.read.appIdRevokedAt([a]), 0n);
+      assert.ok(sortedLower((await owner.read.policySnapshot()).appIds).includes(a.toLowerCase()));
+    });
+
+    it("addAppId of an allowed app id emits nothing and keeps it allowed", async () => {
+      const a = randomAppId();
+      await send(fx, owner.write.addAppId([a]));
+      assertEvents((await send(fx, owner.write.addAppId([a]))).events, []);
+      assert.equal(await owner.read.isAppIdAllowed([a]), true);
+      assert.equal((await owner.read.policySnapshot()).appIds.filter((x) => x === a).length, 1);
+    });
+
+    it("removeAppId disallows the app id, unlists it and emits AppIdRemoved", async () => {
+      const a = randomAppId();
+      await send(fx, owner.write.addAppId([a]));
+      const { events } = await send(fx, owner.write.removeAppId([a]));
+      assertEvents(events, [{ name: "AppIdRemoved", args: { appId: a } }]);
+      assert.equal(await owner.read.isAppIdAllowed([a]), false);
+      assert.ok(!sortedLower((await owner.read.policySnapshot()).appIds).includes(a.toLowerCase()));
+    });
+
+    it("removeAppId of an app id that is not allowed emits nothing", async () => {
+      const a = randomAppId();
+      await send(fx, owner.write.addAppId([a]));
+      await send(fx, owner.write.removeAppId([a]));
+      assertEvents((await send(fx, owner.write.removeAppId([a]))).events, []);
+      assertEvents((await send(fx, owner.write.removeAppId([randomAppId()]))).events, []);
+      assert.equal(await owner.read.isAppIdAllowed([a]), false);
+    });
+
+    it("addAppId refuses the zero address with ZeroIdentifier", async () => {
+      const zero = getAddress(toHex(0, { size: 20 }));
+      await expectRefusal(fx, () => owner.write.addAppId([zero]), "ZeroIdentifier", [], { appIds: [zero] });
+    });
+
+    it("removeAppId leaves the app id's active member active", async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      const memberId = await admit(fx, node);
+      const { events } = await send(fx, owner.write.removeAppId([node.appId]));
+      assertEvents(events, [{ name: "AppIdRemoved", args: { appId: node.appId } }]);
+      assert.equal(await owner.read.isAppIdAllowed([node.appId]), false);
+      assert.equal(await owner.read.isMember([node.appId]), true);
+      assert.equal((await owner.read.member([memberId])).status, Status.Active);
+    });
+
+    it("revokeAppId unlists an allowed app id and records the block timestamp", async () => {
+      const a = randomAppId();
+      const reason = reasonCode("compromised");
+      await send(fx, owner.write.addAppId([a]));
+      const { events, timestamp } = await send(fx, owner.write.revokeAppId([a, reason]));
+      assertEvents(events, [
+        { name: "AppIdRemoved", args: { appId: a } },
+        { name: "AppIdRevokedAt", args: { appId: a, revokedAt: timestamp, reason } },
+      ]);
+      assert.equal(await owner.read.appIdRevokedAt([a]), timestamp);
+      assert.equal(await owner.read.isAppIdAllowed([a]), false);
+      assert.ok(!sortedLower((await owner.read.policySnapshot()).appIds).includes(a.toLowerCase()));
+    });
+
+    it("revokeAppId of an app id never allowed emits only AppIdRevokedAt", async () => {
+      const a = randomAppId();
+      const reason = reasonCode("pre-emptive");
+      const { events, timestamp } = await send(fx, owner.write.revokeAppId([a, reason]));
+      assertEvents(events, [{ name: "AppIdRevokedAt", args: { appId: a, revokedAt: timestamp, reason } }]);
+      assert.equal(await owner.read.appIdRevokedAt([a]), timestamp);
+    });
+
+    it("addAppId refuses a revoked app id with AppIdRevoked and its revocation time", async () => {
+      const a = randomAppId();
+      await send(fx, owner.write.addAppId([a]));
+      const { timestamp } = await send(fx, owner.write.revokeAppId([a, reasonCode("r")]));
+      await advanceTime(fx, 3600);
+      await expectRefusal(fx, () => owner.write.addAppId([a]), "AppIdRevoked", [a, timestamp], {
+        appIds: [a],
+      });
+      assert.equal(await owner.read.isAppIdAllowed([a]), false);
+    });
+
+    it("revokeAppId refuses a revoked app id with AppIdRevoked and keeps the first timestamp", async () => {
+      const a = randomAppId();
+      const { timestamp } = await send(fx, owner.write.revokeAppId([a, reasonCode("first")]));
+      await advanceTime(fx, 3600);
+      await expectRefusal(
+        fx,
+        () => owner.write.revokeAppId([a, reasonCode("second")]),
+        "AppIdRevoked",
+        [a, timestamp],
+        { appIds: [a] },
+      );
+      assert.equal(await owner.read.appIdRevokedAt([a]), timestamp);
+    });
+
+    it("revokeAppId refuses the zero address with ZeroIdentifier", async () => {
+      const zero = getAddress(toHex(0, { size: 20 }));
+      await expectRefusal(fx, () => owner.write.revokeAppId([zero, reasonCode("r")]), "ZeroIdentifier", [], {
+        appIds: [zero],
+      });
+    });
+
+    it("revokeAppId evicts the active member with reason 255 and opens a new CSK epoch", async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      const memberId = await admit(fx, node);
+      assert.equal(await owner.read.isMember([node.appId]), true);
+      const [epochBefore] = await owner.read.currentCsk();
+      const [, , , activeBefore] = await owner.read.meshConfig();
+      const reason = reasonCode("evict me");
+
+      const { events, timestamp } = await send(fx, owner.write.revokeAppId([node.appId, reason]));
+      assertEvents(events, [
+        { name: "AppIdRemoved", args: { appId: node.appId } },
+        { name: "AppIdRevokedAt", args: { appId: node.appId, revokedAt: timestamp, reason } },
+        { name: "MemberEvicted", args: { memberId, appId: node.appId, reason: EVICTED_BY_REVOCATION } },
+        { name: "CskEpochOpened", args: { epoch: epochBefore + 1n, causeMemberId: memberId } },
+      ]);
+
+      const m = await owner.read.member([memberId]);
+      assert.equal(m.status, Status.Evicted);
+      assert.equal(m.endReason, EVICTED_BY_REVOCATION);
+      assert.equal(BigInt(m.endedAt), timestamp);
+      assert.equal(await owner.read.isMember([node.appId]), false);
+      assert.deepEqual(await owner.read.memberOfApp([node.appId]), [memberId, false]);
+      const [epochAfter, commitment, , openedAt] = await owner.read.currentCsk();
+      assert.equal(epochAfter, epochBefore + 1n);
+      assert.equal(commitment, toHex(0, { size: 32 }));
+      assert.equal(BigInt(openedAt), timestamp);
+      const [, , , activeAfter] = await owner.read.meshConfig();
+      assert.equal(activeAfter, activeBefore - 1n);
+    });
+
+    it("revokeAppId refuses the revoked app id's node when it registers again", async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      await admit(fx, node);
+      const { timestamp } = await send(fx, owner.write.revokeAppId([node.appId, reasonCode("r")]));
+      const nonce = await owner.read.registrationNonce([node.appId]);
+      const signature = await signRegistration(fx, node, { nonce });
+      await expectRefusal(
+        fx,
+        () => fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, signature]),
+        "AppIdRevoked",
+        [node.appId, timestamp],
+        { appIds: [node.appId] },
+      );
+    });
+
+    it("revokeAppId of an app id whose member left evicts nobody and opens no epoch", async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      const memberId = await admit(fx, node);
+      const signature = await node.memberAccount.signTypedData({
+        domain: memberDomain(fx.chainId, fx.deployed.diamond),
+        types: memberTypes,
+        primaryType: "Leave",
+        message: { memberId },
+      });
+      await send(fx, fx.relayer.write.leaveCluster([memberId, signature]));
+      const [epochBefore] = await owner.read.currentCsk();
+      const reason = reasonCode("after leaving");
+      const { events, timestamp } = await send(fx, owner.write.revokeAppId([node.appId, reason]));
+      assertEvents(events, [
+        { name: "AppIdRemoved", args: { appId: node.appId } },
+        { name: "AppIdRevokedAt", args: { appId: node.appId, revokedAt: timestamp, reason } },
+      ]);
+      assert.equal((await owner.read.member([memberId])).status, Status.Left);
+      assert.equal((await owner.read.currentCsk())[0], epochBefore);
+    });
+  });
+
+  describe("KMS roots", () => {
+    it("accepts the KMS root given at deployment", async () => {
+      assert.equal(await owner.read.isKmsRootAllowed([fx.kmsRoot.address]), true);
+      assert.ok(
+        sortedLower((await owner.read.policySnapshot()).kmsRoots).includes(fx.kmsRoot.address.toLowerCase()),
+      );
+      assert.equal(await owner.read.isKmsRootAllowed([randomAppId()]), false);
+    });
+
+    it("addKmsRoot accepts the root, lists it in the snapshot and emits KmsRootAdded", async () => {
+      const k = randomAppId();
+      const { events } = await send(fx, owner.write.addKmsRoot([k]));
+      assertEvents(events, [{ name: "KmsRootAdded", args: { kmsRoot: k } }]);
+      assert.equal(await owner.read.isKmsRootAllowed([k]), true);
+      assert.ok(sortedLower((await owner.read.policySnapshot()).kmsRoots).includes(k.toLowerCase()));
+    });
+
+    it("addKmsRoot of an accepted root emits nothing and keeps it accepted", async () => {
+      const k = randomAppId();
+      await send(fx, owner.write.addKmsRoot([k]));
+      assertEvents((await send(fx, owner.write.addKmsRoot([k]))).events, []);
+      assert.equal(await owner.read.isKmsRootAllowed([k]), true);
+      assert.equal((await owner.read.policySnapshot()).kmsRoots.filter((x) => x === k).length, 1);
+    });
+
+    it("removeKmsRoot stops accepting the root, unlists it and emits KmsRootRemoved", async () => {
+      const k = randomAppId();
+      await send(fx, owner.write.addKmsRoot([k]));
+      const { events } = await send(fx, owner.write.removeKmsRoot([k]));
+      assertEvents(events, [{ name: "KmsRootRemoved", args: { kmsRoot: k } }]);
+      assert.equal(await owner.read.isKmsRootAllowed([k]), false);
+      assert.ok(!sortedLower((await owner.read.policySnapshot()).kmsRoots).includes(k.toLowerCase()));
+    });
+
+    it("removeKmsRoot of a root that is not accepted emits nothing", async () => {
+      const k = randomAppId();
+      await send(fx, owner.write.addKmsRoot([k]));
+      await send(fx, owner.write.removeKmsRoot([k]));
+      assertEvents((await send(fx, owner.write.removeKmsRoot([k]))).events, []);
+      assert.equal(await owner.read.isKmsRootAllowed([k]), false);
+    });
+
+    it("addKmsRoot refuses the zero address with ZeroIdentifier", async () => {
+      const zero = getAddress(toHex(0, { size: 20 }));
+      await expectRefusal(fx, () => owner.write.addKmsRoot([zero]), "ZeroIdentifier", [], {
+        kmsRoots: [zero],
+      });
+    });
+  });
+
+  describe("owner only", () => {
+    const stranger = fx.stranger;
+    const cases: Array<{
+      fn: string;
+      arrange: () => Promise<{ watch: Watch; attempt: () => Promise<unknown> }>;
+    }> = [
+      {
+        fn: "addComposeHash",
+        arrange: async () => {
+          const h = randomHash();
+          return { watch: { composeHashes: [h] }, attempt: () => stranger.write.addComposeHash([h]) };
+        },
+      },
+      {
+        fn: "removeComposeHash",
+        arrange: async () => {
+          const h = randomHash();
+          await send(fx, owner.write.addComposeHash([h]));
+          return { watch: { composeHashes: [h] }, attempt: () => stranger.write.removeComposeHash([h]) };
+        },
+      },
+      {
+        fn: "addDevice",
+        arrange: async () => {
+          const d = randomHash();
+          return { watch: { deviceIds: [d] }, attempt: () => stranger.write.addDevice([d]) };
+        },
+      },
+      {
+        fn: "removeDevice",
+        arrange: async () => {
+          const d = randomHash();
+          await send(fx, owner.write.addDevice([d]));
+          return { watch: { deviceIds: [d] }, attempt: () => stranger.write.removeDevice([d]) };
+        },
+      },
+      {
+        fn: "setAllowAnyDevice",
+        arrange: async () => {
+          await send(fx, owner.write.setAllowAnyDevice([false]));
+          return { watch: {}, attempt: () => stranger.write.setAllowAnyDevice([true]) };
+        },
+      },
+      {
+        fn: "addAppId",
+        arrange: async () => {
+          const a = randomAppId();
+          return { watch: { appIds: [a] }, attempt: () => stranger.write.addAppId([a]) };
+        },
+      },
+      {
+        fn: "removeAppId",
+        arrange: async () => {
+          const a = randomAppId();
+          await send(fx, owner.write.addAppId([a]));
+          return { watch: { appIds: [a] }, attempt: () => stranger.write.removeAppId([a]) };
+        },
+      },
+      {
+        fn: "revokeAppId",
+        arrange: async () => {
+          const node = simulatedNode(fx.kmsRoot);
+          await admit(fx, node);
+          return {
+            watch: { appIds: [node.appId] },
+            attempt: () => stranger.write.revokeAppId([node.appId, reasonCode("r")]),
+          };
+        },
+      },
+      {
+        fn: "revokeDevice",
+        arrange: async () => {
+          const d = randomHash();
+          await send(fx, owner.write.addDevice([d]));
+          return {
+            watch: { deviceIds: [d] },
+            attempt: () => stranger.write.revokeDevice([d, reasonCode("r")]),
+          };
+        },
+      },
+      {
+        fn: "addKmsRoot",
+        arrange: async () => {
+          const k = randomAppId();
+          return { watch: { kmsRoots: [k] }, attempt: () => stranger.write.addKmsRoot([k]) };
+        },
+      },
+      {
+        fn: "removeKmsRoot",
+        arrange: async () => {
+          const k = randomAppId();
+          await send(fx, owner.write.addKmsRoot([k]));
+          return { watch: { kmsRoots: [k] }, attempt: () => stranger.write.removeKmsRoot([k]) };
+        },
+      },
+    ];
+
+    for (const { fn, arrange } of cases) {
+      it(`refuses ${fn} from a stranger with NotOwner and changes nothing`, async () => {
+        const { watch, attempt } = await arrange();
+        await expectRefusal(fx, attempt, "NotOwner", [fx.strangerAddress], watch);
+      });
+    }
+
+    it("covers every state-changing function of IPolicy and IAppAuthBasicManagement", () => {
+      const writes = clusterAbi
+        .filter((item) => item.type === "function" && item.stateMutability === "nonpayable")
+        .map((item) => (item as { name: string }).name);
+      for (const { fn } of cases) assert.ok(writes.includes(fn), `${fn} is a state-changing function`);
+      assert.equal(new Set(cases.map((c) => c.fn)).size, 11);
+    });
+  });
+
+  describe("isAppAllowed", () => {
+    const isAppAllowed = async (info: ReturnType<typeof bootInfo>) => [
+      ...(await owner.read.isAppAllowed([info])),
+    ];
+
+    it("refuses an app id that is not allowed, before looking at compose hash or device", async () => {
+      await send(fx, owner.write.setAllowAnyDevice([false]));
+      assert.deepEqual(await isAppAllowed(bootInfo(randomAppId(), randomHash(), randomHash())), [
+        false,
+        "App id not allowed",
+      ]);
+    });
+
+    it("refuses a compose hash that is not allowed, before looking at the device", async () => {
+      await send(fx, owner.write.setAllowAnyDevice([false]));
+      const a = randomAppId();
+      await send(fx, owner.write.addAppId([a]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, randomHash(), randomHash())), [
+        false,
+        "Compose hash not allowed",
+      ]);
+    });
+
+    it("refuses a device that is not allowed while allowAnyDevice is off", async () => {
+      await send(fx, owner.write.setAllowAnyDevice([false]));
+      const [a, h] = [randomAppId(), randomHash()];
+      await send(fx, owner.write.addAppId([a]));
+      await send(fx, owner.write.addComposeHash([h]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, randomHash())), [false, "Device not allowed"]);
+    });
+
+    it("allows an allowed app id with an allowed compose hash on an allowed device", async () => {
+      await send(fx, owner.write.setAllowAnyDevice([false]));
+      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
+      await send(fx, owner.write.addAppId([a]));
+      await send(fx, owner.write.addComposeHash([h]));
+      await send(fx, owner.write.addDevice([d]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
+      await send(fx, owner.write.removeComposeHash([h]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Compose hash not allowed"]);
+    });
+
+    it("allows any unlisted device while allowAnyDevice is on, and refuses it again when switched off", async () => {
+      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
+      await send(fx, owner.write.addAppId([a]));
+      await send(fx, owner.write.addComposeHash([h]));
+      await send(fx, owner.write.setAllowAnyDevice([true]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
+      await send(fx, owner.write.setAllowAnyDevice([false]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Device not allowed"]);
+    });
+
+    it("refuses a revoked device before the app id check", async () => {
+      const d = randomHash();
+      await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
+      assert.deepEqual(await isAppAllowed(bootInfo(randomAppId(), randomHash(), d)), [
+        false,
+        "Device revoked",
+      ]);
+    });
+
+    it("refuses a revoked device although every allowlist passes and allowAnyDevice is on", async () => {
+      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
+      await send(fx, owner.write.addAppId([a]));
+      await send(fx, owner.write.addComposeHash([h]));
+      await send(fx, owner.write.addDevice([d]));
+      await send(fx, owner.write.setAllowAnyDevice([true]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
+      await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Device revoked"]);
+      await send(fx, owner.write.setAllowAnyDevice([false]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Device revoked"]);
+    });
+
+    it("refuses a revoked app id although every allowlist passes, before the device revocation", async () => {
+      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
+      await send(fx, owner.write.addAppId([a]));
+      await send(fx, owner.write.addComposeHash([h]));
+      await send(fx, owner.write.addDevice([d]));
+      await send(fx, owner.write.setAllowAnyDevice([true]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
+      await send(fx, owner.write.revokeAppId([a, reasonCode("r")]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "App id revoked"]);
+      assert.equal(await owner.read.isAppIdAllowed([a]), false);
+      await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
+      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "App id revoked"]);
+    });
+  });
+
+  describe("ERC-165", () => {
+    it("supports IAppAuth (0x1e079198) and IAppAuthBasicManagement (0x8fd37527)", async () => {
+      assert.equal(await owner.read.supportsInterface([APP_AUTH_ID]), true);
+      assert.equal(await owner.read.supportsInterface([APP_AUTH_BASIC_MANAGEMENT_ID]), true);
+    });
+
+    it("does not claim an unknown interface or the invalid id 0xffffffff", async () => {
+      assert.equal(await owner.read.supportsInterface(["0x12345678"]), false);
+      assert.equal(await owner.read.supportsInterface(["0xffffffff"]), false);
+    });
+
+    it("IAppAuth's id is the selector of isAppAllowed(AppBootInfo), which the cluster ABI declares", () => {
+      assert.equal(toFunctionSelector(IS_APP_ALLOWED_SIGNATURE), APP_AUTH_ID);
+      const item = clusterAbi.find((x) => x.type === "function" && x.name === "isAppAllowed");
+      assert.ok(item !== undefined && item.type === "function");
+      assert.equal(toFunctionSelector(item), APP_AUTH_ID);
+    });
+
+    it("IAppAuthBasicManagement's id is the XOR of its four selectors", () => {
+      const signatures = [
+        "addComposeHash(bytes32)",
+        "removeComposeHash(bytes32)",
+        "addDevice(bytes32)",
+        "removeDevice(bytes32)",
+      ];
+      const xor = signatures
+        .map((s) => Number.parseInt(toFunctionSelector(s).slice(2), 16))
+        .reduce((a, b) => a ^ b);
+      assert.equal(toHex(xor >>> 0, { size: 4 }), APP_AUTH_BASIC_MANAGEMENT_ID);
+      for (const name of ["addComposeHash", "removeComposeHash", "addDevice", "removeDevice"]) {
+        const item = clusterAbi.find((x) => x.type === "function" && x.name === name);
+        assert.ok(item !== undefined && item.type === "function");
+        assert.equal(toFunctionSelector(item), toFunctionSelector(`${name}(bytes32)`));
+      }
+    });
+
+    it("routes isAppAllowed and the four management selectors to the PolicyFacet", async () => {
+      const selectors = [
+        IS_APP_ALLOWED_SIGNATURE,
+        "addComposeHash(bytes32)",
+        "removeComposeHash(bytes32)",
+        "addDevice(bytes32)",
+        "removeDevice(bytes32)",
+      ].map((s) => toFunctionSelector(s));
+      for (const selector of selectors) {
+        assert.equal(
+          getAddress(await owner.read.facetAddress([selector])),
+          getAddress(fx.deployed.facets.PolicyFacet),
+          selector,
+        );
+      }
+    });
+  });
+});
+
+describe("PolicyFacet policySnapshot", async () => {
+  const fx = await setupCluster();
+  const owner = fx.owner;
+
+  it("holds only the deployment's KMS root on a new cluster", async () => {
+    const s = await owner.read.policySnapshot();
+    assert.deepEqual(
+      canonical(s),
+      canonical({
+        allowAnyDevice: false,
+        composeHashes: [],
+        deviceIds: [],
+        appIds: [],
+        kmsRoots: [fx.kmsRoot.address],
+      }),
+    );
+  });
+
+  it("equals what was set after adds, removals and revocations", async () => {
+    const composes = [randomHash(), randomHash(), randomHash()];
+    const devices = [randomHash(), randomHash(), randomHash()];
+    const apps = [randomAppId(), randomAppId(), randomAppId(), randomAppId()];
+    const roots = [randomAppId(), randomAppId()];
+    await send(fx, owner.write.setAllowAnyDevice([true]));
+    for (const h of composes) await send(fx, owner.write.addComposeHash([h]));
+    await send(fx, owner.write.removeComposeHash([composes[1]!]));
+    for (const d of devices) await send(fx, owner.write.addDevice([d]));
+    await send(fx, owner.write.revokeDevice([devices[0]!, reasonCode("r")]));
+    await send(fx, owner.write.revokeDevice([randomHash(), reasonCode("never listed")]));
+    for (const a of apps) await send(fx, owner.write.addAppId([a]));
+    await send(fx, owner.write.removeAppId([apps[0]!]));
+    await send(fx, owner.write.revokeAppId([apps[3]!, reasonCode("r")]));
+    for (const k of roots) await send(fx, owner.write.addKmsRoot([k]));
+    await send(fx, owner.write.removeKmsRoot([fx.kmsRoot.address]));
+
+    const s = await owner.read.policySnapshot();
+    assert.equal(s.allowAnyDevice, true);
+    assert.deepEqual(sortedLower(s.composeHashes), sortedLower([composes[0]!, composes[2]!]));
+    assert.deepEqual(sortedLower(s.deviceIds), sortedLower([devices[1]!, devices[2]!]));
+    assert.deepEqual(sortedLower(s.appIds), sortedLower([apps[1]!, apps[2]!]));
+    assert.deepEqual(sortedLower(s.kmsRoots), sortedLower(roots));
+  });
+});
+
+/** mulberry32: a small seeded PRNG, so a failing sequence can be replayed exactly. */
+function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("PolicyFacet audit trail", async () => {
+  const fx = await setupCluster();
+  const owner = fx.owner;
+  const SEED = 0x5eed_a11;
+  const OPERATIONS = 60;
+
+  it(`rebuilds the policy and every revocation from the logs alone (seed 0x${SEED.toString(16)})`, async () => {
+    const random = prng(SEED);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const bytes = (n: number): Hex => toHex(Uint8Array.from({ length: n }, () => Math.floor(random() * 256)));
+
+    // Two members, so revocations and evictions in the sequence have someone to evict.
+    const nodes = [
+      simulatedNode(fx.kmsRoot, getAddress(bytes(20))),
+      simulatedNode(fx.kmsRoot, getAddress(bytes(20))),
+    ];
+    const memberIds = new Map<string, bigint>();
+    for (const node of nodes) memberIds.set(node.appId.toLowerCase(), await admit(fx, node));
+
+    const composes = Array.from({ length: 5 }, () => bytes(32));
+    const devices = Array.from({ length: 5 }, () => bytes(32));
+    const apps = [...Array.from({ length: 4 }, () => getAddress(bytes(20))), ...nodes.map((n) => n.appId)];
+    const roots = [...Array.from({ length: 3 }, () => getAddress(bytes(20))), fx.kmsRoot.address];
+
+    // The expected policy, kept independently of the contract.
+    const model = {
+      allowAnyDevice: false,
+      composes: new Set<string>(),
+      devices: new Set<string>(),
+      apps: new Set<string>(nodes.map((n) => n.appId.toLowerCase())),
+      roots: new Set<string>([fx.kmsRoot.address.toLowerCase()]),
+      appRevoked: new Map<string, { revokedAt: bigint; reason: Hex }>(),
+      deviceRevoked: new Map<string, { revokedAt: bigint; reason: Hex }>(),
+    };
+
+    const kinds = [
+      "addComposeHash",
+      "removeComposeHash",
+      "addDevice",
+      "removeDevice",
+      "revokeDevice",
+      "addAppId",
+      "removeAppId",
+      "revokeAppId",
+      "addKmsRoot",
+      "removeKmsRoot",
+      "setAllowAnyDevice",
+      "evict",
+    ] as const;
+    type Kind = (typeof kinds)[number];
+    // Every kind once in a shuffled order first, then random ones, so any seed covers them all.
+    const sequence: Kind[] = [...kinds];
+    for (let i = sequence.length - 1; i > 0; i -= 1) {
+      const j = Math.floor(random() * (i + 1));
+      [sequence[i], sequence[j]] = [sequence[j]!, sequence[i]!];
+    }
+    while (sequence.length < OPERATIONS) sequence.push(pick(kinds));
+
+    const executed = new Set<Kind>();
+    let refusals = 0;
+    for (const kind of sequence) {
+      const reason = bytes(32);
+      switch (kind) {
+        case "addComposeHash": {
+          const h = pick(composes);
+          await send(fx, owner.write.addComposeHash([h]));
+          model.composes.add(h);
+          break;
+        }
+        case "removeComposeHash": {
+          const h = pick(composes);
+          await send(fx, owner.write.removeComposeHash([h]));
+          model.composes.delete(h);
+          break;
+        }
+        case "addDevice": {
+          const d = pick(devices);
+          const revoked = model.deviceRevoked.get(d);
+          if (revoked !== undefined) {
+            await expectRevert(owner.write.addDevice([d]), "DeviceIdRevoked", [d, revoked.revokedAt]);
+            refusals += 1;
+          } else {
+            await send(fx, owner.write.addDevice([d]));
+            model.devices.add(d);
+          }
+          break;
+        }
+        case "removeDevice": {
+          const d = pick(devices);
+          await send(fx, owner.write.removeDevice([d]));
+          model.devices.delete(d);
+          break;
+        }
+        case "revokeDevice": {
+          const d = pick(devices);
+          const revoked = model.deviceRevoked.get(d);
+          if (revoked !== undefined) {
+            await expectRevert(owner.write.revokeDevice([d, reason]), "DeviceIdRevoked", [
+              d,
+              revoked.revokedAt,
+            ]);
+            refusals += 1;
+          } else {
+            const { timestamp } = await send(fx, owner.write.revokeDevice([d, reason]));
+            model.devices.delete(d);
+            model.deviceRevoked.set(d, { revokedAt: timestamp, reason });
+          }
+          break;
+        }
+        case "addAppId": {
+          const a = pick(apps);
+          const revoked = model.appRevoked.get(a.toLowerCase());
+          if (revoked !== undefined) {
+            await expectRevert(owner.write.addAppId([a]), "AppIdRevoked", [a, revoked.revokedAt]);
+            refusals += 1;
+          } else {
+            await send(fx, owner.write.addAppId([a]));
+            model.apps.add(a.toLowerCase());
+          }
+          break;
+        }
+        case "removeAppId": {
+          const a = pick(apps);
+          await send(fx, owner.write.removeAppId([a]));
+          model.apps.delete(a.toLowerCase());
+          break;
+        }
+        case "revokeAppId": {
+          const a = pick(apps);
+          const revoked = model.appRevoked.get(a.toLowerCase());
+          if (revoked !== undefined) {
+            await expectRevert(owner.write.revokeAppId([a, reason]), "AppIdRevoked", [a, revoked.revokedAt]);
+            refusals += 1;
+          } else {
+            const { timestamp } = await send(fx, owner.write.revokeAppId([a, reason]));
+            model.apps.delete(a.toLowerCase());
+            model.appRevoked.set(a.toLowerCase(), { revokedAt: timestamp, reason });
+          }
+          break;
+        }
+        case "addKmsRoot": {
+          const k = pick(roots);
+          await send(fx, owner.write.addKmsRoot([k]));
+          model.roots.add(k.toLowerCase());
+          break;
+        }
+        case "removeKmsRoot": {
+          const k = pick(roots);
+          await send(fx, owner.write.removeKmsRoot([k]));
+          model.roots.delete(k.toLowerCase());
+          break;
+        }
+        case "setAllowAnyDevice": {
+          const allowAny = random() < 0.5;
+          await send(fx, owner.write.setAllowAnyDevice([allowAny]));
+          model.allowAnyDevice = allowAny;
+          break;
+        }
+        case "evict": {
+          const node = pick(nodes);
+          const memberId = memberIds.get(node.appId.toLowerCase())!;
+          const { status } = await owner.read.member([memberId]);
+          if (status === Status.Active) {
+            // An eviction disallows the member's app id: a policy change that comes from membership.
+            await send(fx, owner.write.evict([memberId, 7]));
+            model.apps.delete(node.appId.toLowerCase());
+          } else {
+            await expectRevert(owner.write.evict([memberId, 7]), "MemberNotActive", [memberId, status]);
+            refusals += 1;
+          }
+          break;
+        }
+      }
+      executed.add(kind);
+    }
+    assert.equal(executed.size, kinds.length, "every kind of change ran");
+    assert.ok(model.appRevoked.size > 0 && model.deviceRevoked.size > 0, "the sequence revoked something");
+
+    const logs = await fx.publicClient.getLogs({
+      address: fx.deployed.diamond,
+      fromBlock: fx.deployed.deployBlock,
+    });
+    const decoded = parseEventLogs({ abi: clusterAbi, logs });
+    assert.equal(decoded.length, logs.length, "every log of the diamond decodes with the cluster ABI");
+    const history = rebuildPolicy(decoded);
+
+    // The logs agree with the contract...
+    const snapshot = await owner.read.policySnapshot();
+    assert.deepEqual(
+      canonical({
+        allowAnyDevice: history.allowAnyDevice,
+        composeHashes: history.composeHashes,
+        deviceIds: history.deviceIds,
+        appIds: sortedLower(history.appIds),
+        kmsRoots: sortedLower(history.kmsRoots),
+      }),
+      canonical({
+        allowAnyDevice: snapshot.allowAnyDevice,
+        composeHashes: sortedLower(snapshot.composeHashes),
+        deviceIds: sortedLower(snapshot.deviceIds),
+        appIds: sortedLower(snapshot.appIds),
+        kmsRoots: sortedLower(snapshot.kmsRoots),
+      }),
+    );
+    for (const a of apps) {
+      const fromLogs = history.appIdRevocations.find((r) => r.appId.toLowerCase() === a.toLowerCase());
+      assert.equal(fromLogs?.revokedAt ?? 0n, await owner.read.appIdRevokedAt([a]), `revocation of app ${a}`);
+    }
+    for (const d of devices) {
+      const fromLogs = history.deviceRevocations.find((r) => r.deviceId === d.toLowerCase());
+      assert.equal(
+        fromLogs?.revokedAt ?? 0n,
+        await owner.read.deviceRevokedAt([d]),
+        `revocation of device ${d}`,
+      );
+    }
+
+    // ...and with the model, reasons included.
+    assert.deepEqual(
+      canonical(history),
+      canonical({
+        allowAnyDevice: model.allowAnyDevice,
+        composeHashes: sortedLower([...model.composes]),
+        deviceIds: sortedLower([...model.devices]),
+        appIds: sortedLower([...model.apps]).map((a) => getAddress(a)),
+        kmsRoots: sortedLower([...model.roots]).map((k) => getAddress(k)),
+        appIdRevocations: [...model.appRevoked.entries()]
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([appId, r]) => ({ appId, revokedAt: r.revokedAt, reason: r.reason })),
+        deviceRevocations: [...model.deviceRevoked.entries()]
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([deviceId, r]) => ({ deviceId, revokedAt: r.revokedAt, reason: r.reason })),
+      }),
+    );
+    assert.ok(refusals > 0, "the sequence tried changes the contract refused, which must leave no trace");
+  });
+});
