@@ -1,0 +1,84 @@
+// The devnet's chain side: clients for the local Hardhat node, deployment, and the owner's
+// allowlist calls a real cluster owner would make with the CLI.
+
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  getContract,
+  type Hex,
+  http,
+  keccak256,
+  parseEventLogs,
+  toHex,
+} from "viem";
+import { deployCluster } from "../deploy/cluster.ts";
+import { devnetAccount } from "./accounts.ts";
+
+export function devnetClients(rpcUrl: string, chainId: number) {
+  const chain = defineChain({
+    id: chainId,
+    name: "attestmesh devnet",
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [rpcUrl] } },
+  });
+  const transport = http(rpcUrl);
+  const client = createPublicClient({ chain, transport });
+  const owner = createWalletClient({ chain, transport, account: devnetAccount(0) });
+  return { client, owner };
+}
+
+export type DevnetClients = ReturnType<typeof devnetClients>;
+
+export function clusterContract(clients: DevnetClients, diamond: Address) {
+  return getContract({
+    address: diamond,
+    abi: clusterAbi,
+    client: { public: clients.client, wallet: clients.owner },
+  });
+}
+
+async function confirm(clients: DevnetClients, hash: Hex) {
+  const receipt = await clients.client.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`devnet transaction ${hash} reverted`);
+  return receipt;
+}
+
+export async function deployDevnetCluster(
+  clients: DevnetClients,
+  options: { kmsRoot: Address; meshCidr: string; composeHash: Hex },
+) {
+  const deployed = await deployCluster({
+    wallet: clients.owner,
+    client: clients.client,
+    params: { owner: clients.owner.account.address, meshCidr: options.meshCidr, kmsRoots: [options.kmsRoot] },
+  });
+  const cluster = clusterContract(clients, deployed.diamond);
+  await confirm(clients, await cluster.write.addComposeHash([options.composeHash]));
+  await confirm(clients, await cluster.write.setAllowAnyDevice([true]));
+  return deployed;
+}
+
+/** A node's app contract from the cluster's factory; its address is the node's dstack app id. */
+export async function createMemberApp(
+  clients: DevnetClients,
+  diamond: Address,
+  nodeName: string,
+): Promise<Address> {
+  const cluster = clusterContract(clients, diamond);
+  const salt = keccak256(toHex(`attestmesh devnet ${nodeName} ${Date.now()}`));
+  const receipt = await confirm(clients, await cluster.write.createMemberApp([salt]));
+  const [created] = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MemberAppCreated" });
+  if (!created) throw new Error("createMemberApp emitted no MemberAppCreated");
+  return created.args.app;
+}
+
+export async function evictApp(clients: DevnetClients, diamond: Address, appId: Address, reason: number) {
+  const cluster = clusterContract(clients, diamond);
+  const [memberId, active] = await cluster.read.memberOfApp([appId]);
+  if (!active) throw new Error(`app ${appId} has no active member to evict`);
+  await confirm(clients, await cluster.write.evict([memberId, reason]));
+  return memberId;
+}

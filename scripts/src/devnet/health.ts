@@ -1,0 +1,89 @@
+// Reads a sidecar's /healthz and turns a devnet into the rows `status` prints.
+
+import { isAlive } from "./processes.ts";
+import type { DevnetNode, DevnetState } from "./state.ts";
+
+export interface SidecarHealth {
+  readonly phase: string;
+  readonly memberId?: string | number | null;
+  readonly meshIp?: string | null;
+  readonly wireguardPublicKey?: string | null;
+  readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number }>;
+  readonly [key: string]: unknown;
+}
+
+export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; health?: SidecarHealth }> {
+  try {
+    const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
+    const health = (await response.json()) as SidecarHealth;
+    return { ok: response.status === 200, health };
+  } catch {
+    return { ok: false };
+  }
+}
+
+export interface NodeStatus {
+  readonly name: string;
+  readonly netns: string;
+  readonly wgInterface: string;
+  readonly appId: string;
+  readonly memberId: string | null;
+  readonly meshIp: string | null;
+  readonly wgPublicKey: string | null;
+  readonly healthUrl: string;
+  readonly phase: string;
+  readonly peers: number;
+  readonly peersWithHandshake: number;
+}
+
+export async function nodeStatus(node: DevnetNode): Promise<NodeStatus> {
+  const { health } = await readHealth(node);
+  const peers = health?.peers ?? [];
+  const alive = isAlive(node.sidecarPid);
+  return {
+    name: node.name,
+    netns: node.netns,
+    wgInterface: node.wgInterface,
+    appId: node.appId,
+    memberId: health?.memberId == null ? null : String(health.memberId),
+    meshIp: health?.meshIp ?? null,
+    wgPublicKey: health?.wireguardPublicKey ?? null,
+    healthUrl: node.healthUrl,
+    phase: health?.phase ?? (alive ? "unreachable" : "stopped"),
+    peers: peers.length,
+    peersWithHandshake: peers.filter((p) => (p.latestHandshake ?? 0) > 0).length,
+  };
+}
+
+export async function devnetStatus(state: DevnetState) {
+  return {
+    rpcUrl: state.rpcUrl,
+    chainId: state.chainId,
+    diamond: state.diamond,
+    composeHash: state.composeHash,
+    kmsRoot: state.kmsRoot,
+    indexer: null,
+    nodes: await Promise.all(state.nodes.map(nodeStatus)),
+  };
+}
+
+export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): string {
+  const header = ["node", "netns", "app id", "member", "mesh ip", "phase", "peers handshaken"];
+  const rows = status.nodes.map((n) => [
+    n.name,
+    n.netns,
+    n.appId,
+    n.memberId ?? "-",
+    n.meshIp ?? "-",
+    n.phase,
+    `${n.peersWithHandshake}/${n.peers}`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");
+  return [
+    `chain ${status.rpcUrl} (id ${status.chainId}), cluster ${status.diamond}`,
+    line(header),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+  ].join("\n");
+}

@@ -1,0 +1,63 @@
+// The devnet's network: a hub namespace holding a bridge, and one namespace per node joined to the
+// hub by a veth pair. Nodes reach each other's WireGuard port over the bridge; nothing touches the
+// host's own interfaces.
+
+import { run, tryRun } from "./exec.ts";
+import { BRIDGE, HUB_NETNS, NETNS_PREFIX, UNDERLAY_HUB_IP } from "./state.ts";
+
+export async function listDevnetNamespaces(): Promise<string[]> {
+  const out = await run("ip", ["netns", "list"]);
+  return out
+    .split("\n")
+    .map((line) => line.split(" ")[0] ?? "")
+    .filter((name) => name.startsWith(NETNS_PREFIX));
+}
+
+export async function createHub(): Promise<void> {
+  await run("ip", ["netns", "add", HUB_NETNS]);
+  await run("ip", ["-n", HUB_NETNS, "link", "set", "lo", "up"]);
+  await run("ip", ["-n", HUB_NETNS, "link", "add", BRIDGE, "type", "bridge"]);
+  await run("ip", ["-n", HUB_NETNS, "address", "add", `${UNDERLAY_HUB_IP}/24`, "dev", BRIDGE]);
+  await run("ip", ["-n", HUB_NETNS, "link", "set", BRIDGE, "up"]);
+}
+
+/** A node namespace with `eth0` at `underlayIp`/24 on the hub's bridge. */
+export async function createNodeNamespace(netns: string, index: number, underlayIp: string): Promise<void> {
+  const hubSide = `amdevv${index}`;
+  await run("ip", ["netns", "add", netns]);
+  await run("ip", ["-n", netns, "link", "set", "lo", "up"]);
+  await run("ip", [
+    "-n",
+    HUB_NETNS,
+    "link",
+    "add",
+    hubSide,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "eth0",
+    "netns",
+    netns,
+  ]);
+  await run("ip", ["-n", HUB_NETNS, "link", "set", hubSide, "master", BRIDGE]);
+  await run("ip", ["-n", HUB_NETNS, "link", "set", hubSide, "up"]);
+  await run("ip", ["-n", netns, "address", "add", `${underlayIp}/24`, "dev", "eth0"]);
+  await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
+}
+
+/** Kill every process still inside the namespace, then delete it (its interfaces go with it). */
+export async function deleteNamespace(netns: string): Promise<void> {
+  const pids = (await run("ip", ["netns", "pids", netns]).catch(() => ""))
+    .split("\n")
+    .map((p) => Number(p))
+    .filter((p) => Number.isInteger(p) && p > 0);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  await tryRun("ip", ["netns", "del", netns]);
+}

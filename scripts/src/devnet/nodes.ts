@@ -1,0 +1,103 @@
+// One devnet node: a network namespace on the hub bridge, a member app from the cluster factory, a
+// dstack simulator socket with that app id, and a sidecar whose WireGuard lives in the namespace.
+import { join } from "node:path";
+import { bytesToHex } from "viem";
+import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
+import { devnetPrivateKey } from "./accounts.ts";
+import { createMemberApp, type DevnetClients } from "./chain.ts";
+import { createNodeNamespace } from "./netns.ts";
+import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import {
+  DEVNET_DIR,
+  type DevnetNode,
+  type DevnetState,
+  ENDPOINTS_FILE,
+  HEALTH_PORT_BASE,
+  NETNS_PREFIX,
+  UNDERLAY_PREFIX,
+  WG_LISTEN_PORT,
+} from "./state.ts";
+
+/** The compose hash every devnet simulator reports (the simulator's placeholder compose). */
+export function devnetComposeHash() {
+  const cvm = createSimulatedCvm({ kmsRoot: createKmsRoot(), appId: new Uint8Array(20) });
+  return bytesToHex(cvm.info().composeHash);
+}
+
+export async function startNode(
+  clients: DevnetClients,
+  state: DevnetState,
+  index: number,
+): Promise<DevnetNode> {
+  const name = `node${index}`;
+  const netns = `${NETNS_PREFIX}${name}`;
+  const underlayIp = `${UNDERLAY_PREFIX}.${10 + index}`;
+  const logDir = join(DEVNET_DIR, name);
+  const socketPath = join(logDir, "dstack.sock");
+  const healthPort = HEALTH_PORT_BASE + index;
+  // wireguard-go's control socket (/var/run/wireguard/<name>.sock) is host-wide, not per namespace,
+  // so devnet nodes sharing one host need distinct interface names; a real CVM uses attestmesh0.
+  const wgInterface = `attestmesh${index}`;
+
+  await createNodeNamespace(netns, index, underlayIp);
+  const appId = await createMemberApp(clients, state.diamond, name);
+
+  const simPid = spawnDetached(
+    process.execPath,
+    [
+      join(REPO_ROOT, "scripts/src/cli/main.ts"),
+      "dstack-sim",
+      "--socket",
+      socketPath,
+      "--app-id",
+      appId,
+      "--compose-hash",
+      state.composeHash,
+      "--app-name",
+      `attestmesh-devnet-${name}`,
+    ],
+    { logFile: join(logDir, "dstack-sim.log") },
+  );
+  const { access } = await import("node:fs/promises");
+  await waitFor(
+    `the dstack simulator socket of ${name}`,
+    async () => (await access(socketPath).then(() => true)) || undefined,
+    15_000,
+  );
+
+  const sidecarPid = spawnDetached(process.execPath, [join(REPO_ROOT, "sidecar/src/bin.mjs")], {
+    logFile: join(logDir, "sidecar.log"),
+    env: {
+      ...process.env,
+      ATTESTMESH_RPC_URL: state.rpcUrl,
+      ATTESTMESH_CLUSTER: state.diamond,
+      ATTESTMESH_CHAIN_ID: String(state.chainId),
+      ATTESTMESH_CONFIRMATIONS: "0",
+      ATTESTMESH_POLL_INTERVAL_MS: "1000",
+      ATTESTMESH_GAS_KEY: devnetPrivateKey(index),
+      DSTACK_SIMULATOR_ENDPOINT: socketPath,
+      ATTESTMESH_WG_INTERFACE: wgInterface,
+      ATTESTMESH_WG_LISTEN_PORT: String(WG_LISTEN_PORT),
+      ATTESTMESH_WG_MODE: "auto",
+      ATTESTMESH_WG_NETNS: netns,
+      ATTESTMESH_ENDPOINTS_FILE: ENDPOINTS_FILE,
+      ATTESTMESH_HEALTH_HOST: "127.0.0.1",
+      ATTESTMESH_HEALTH_PORT: String(healthPort),
+    },
+  });
+
+  return {
+    name,
+    index,
+    netns,
+    underlayIp,
+    wgInterface,
+    appId,
+    gasAccountIndex: index,
+    healthUrl: `http://127.0.0.1:${healthPort}/healthz`,
+    socketPath,
+    simPid,
+    sidecarPid,
+    logDir,
+  };
+}

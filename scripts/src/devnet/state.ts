@@ -1,0 +1,72 @@
+// The devnet's state on disk (.devnet/state.json): what `up` created, so `status`, `add-node`,
+// `evict` and `down` can find it again, even after a crash of the CLI.
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Address, Hex } from "viem";
+
+export const DEVNET_DIR = join(new URL("../../..", import.meta.url).pathname, ".devnet");
+export const STATE_FILE = join(DEVNET_DIR, "state.json");
+export const ENDPOINTS_FILE = join(DEVNET_DIR, "endpoints.json");
+/** Every network namespace the devnet creates starts with this, so `down` can find strays. */
+export const NETNS_PREFIX = "amdev-";
+export const HUB_NETNS = `${NETNS_PREFIX}hub`;
+export const BRIDGE = "amdevbr0";
+/** Underlay between namespaces: the benchmarking range (RFC 2544), never routed anywhere. */
+export const UNDERLAY_PREFIX = "198.18.0";
+export const UNDERLAY_HUB_IP = `${UNDERLAY_PREFIX}.1`;
+export const WG_LISTEN_PORT = 51820;
+export const MESH_CIDR = "10.77.0.0/16";
+export const RPC_PORT = 8545;
+export const HEALTH_PORT_BASE = 9100;
+
+export interface DevnetNode {
+  readonly name: string;
+  readonly index: number;
+  readonly netns: string;
+  readonly underlayIp: string;
+  readonly wgInterface: string;
+  readonly appId: Address;
+  readonly gasAccountIndex: number;
+  readonly healthUrl: string;
+  readonly socketPath: string;
+  readonly simPid: number;
+  readonly sidecarPid: number;
+  readonly logDir: string;
+}
+
+export interface DevnetState {
+  readonly rpcUrl: string;
+  readonly chainId: number;
+  readonly diamond: Address;
+  readonly deployBlock: string;
+  readonly composeHash: Hex;
+  readonly kmsRoot: Address;
+  readonly hardhatPid: number;
+  readonly nodes: DevnetNode[];
+}
+
+export async function readState(): Promise<DevnetState | undefined> {
+  try {
+    return JSON.parse(await readFile(STATE_FILE, "utf8")) as DevnetState;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeState(state: DevnetState): Promise<void> {
+  await mkdir(DEVNET_DIR, { recursive: true });
+  await writeFile(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
+}
+
+export async function writeEndpoints(nodes: readonly DevnetNode[]): Promise<void> {
+  const endpoints = Object.fromEntries(nodes.map((n) => [n.appId, `${n.underlayIp}:${WG_LISTEN_PORT}`]));
+  await mkdir(DEVNET_DIR, { recursive: true });
+  await writeFile(`${ENDPOINTS_FILE}.tmp`, `${JSON.stringify(endpoints, null, 2)}\n`);
+  // Atomic replace: sidecars re-read the file on every reconcile.
+  const { rename } = await import("node:fs/promises");
+  await rename(`${ENDPOINTS_FILE}.tmp`, ENDPOINTS_FILE);
+}
+
+export async function clearState(): Promise<void> {
+  await rm(DEVNET_DIR, { recursive: true, force: true });
+}

@@ -1,0 +1,117 @@
+// `devnet up`: a Hardhat node, the cluster deployed and allowlisted by its owner, and N nodes each in
+// its own network namespace with a dstack simulator and a sidecar, waited on until every one is healthy.
+import { join } from "node:path";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { createKmsRoot } from "../dstack-sim/simulator.ts";
+import { deployDevnetCluster, devnetClients } from "./chain.ts";
+import { devnetDown } from "./down.ts";
+import { devnetStatus, readHealth } from "./health.ts";
+import { createHub } from "./netns.ts";
+import { devnetComposeHash, startNode } from "./nodes.ts";
+import { preflight } from "./preflight.ts";
+import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import {
+  DEVNET_DIR,
+  type DevnetNode,
+  type DevnetState,
+  MESH_CIDR,
+  RPC_PORT,
+  readState,
+  writeEndpoints,
+  writeState,
+} from "./state.ts";
+
+export interface UpOptions {
+  readonly nodes: number;
+  readonly timeoutMs: number;
+  readonly progress: (message: string) => void;
+}
+
+export async function devnetUp(options: UpOptions) {
+  const { progress } = options;
+  await preflight(progress);
+  if (await readState()) {
+    progress("removing the previous devnet");
+  }
+  await devnetDown(progress);
+
+  const rpcUrl = `http://127.0.0.1:${RPC_PORT}`;
+  progress(`starting a Hardhat node on ${rpcUrl}`);
+  const hardhatPid = spawnDetached(
+    join(REPO_ROOT, "node_modules/.bin/hardhat"),
+    ["node", "--hostname", "127.0.0.1", "--port", String(RPC_PORT)],
+    {
+      logFile: join(DEVNET_DIR, "hardhat-node.log"),
+      env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: "true" },
+    },
+  );
+  const probe = devnetClients(rpcUrl, 31337);
+  const chainId = await waitFor("the Hardhat node", async () => probe.client.getChainId(), 60_000);
+  const clients = devnetClients(rpcUrl, chainId);
+
+  progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
+  const kmsRoot = createKmsRoot().address;
+  const composeHash = devnetComposeHash();
+  const deployed = await deployDevnetCluster(clients, { kmsRoot, meshCidr: MESH_CIDR, composeHash });
+  let state: DevnetState = {
+    rpcUrl,
+    chainId,
+    diamond: deployed.diamond,
+    deployBlock: deployed.deployBlock.toString(),
+    composeHash,
+    kmsRoot,
+    hardhatPid,
+    nodes: [],
+  };
+  await writeState(state);
+
+  progress("creating the network hub");
+  await createHub();
+  for (let index = 1; index <= options.nodes; index++) {
+    progress(`starting node${index}`);
+    state = await addNodeToState(clients, state, index);
+  }
+  await waitHealthy(state, state.nodes, options.timeoutMs, progress);
+  return devnetStatus(state);
+}
+
+export async function addNodeToState(
+  clients: ReturnType<typeof devnetClients>,
+  state: DevnetState,
+  index: number,
+): Promise<DevnetState> {
+  const node = await startNode(clients, state, index);
+  const next = { ...state, nodes: [...state.nodes, node] };
+  await writeEndpoints(next.nodes);
+  await writeState(next);
+  return next;
+}
+
+export async function waitHealthy(
+  state: DevnetState,
+  nodes: readonly DevnetNode[],
+  timeoutMs: number,
+  progress: (message: string) => void,
+): Promise<void> {
+  progress(`waiting for ${nodes.length} node(s) to be healthy (every peer handshaken)`);
+  try {
+    await waitFor(
+      "every node to report healthy",
+      async () => {
+        const results = await Promise.all(nodes.map(readHealth));
+        return results.every((r) => r.ok) ? true : undefined;
+      },
+      timeoutMs,
+      500,
+    );
+  } catch (error) {
+    const status = await devnetStatus(state);
+    const stuck = status.nodes
+      .filter((n) => nodes.some((m) => m.name === n.name) && n.phase !== "healthy")
+      .map((n) => `${n.name}: ${n.phase} (log: ${join(DEVNET_DIR, n.name, "sidecar.log")})`);
+    throw new AttestmeshError(`${(error as Error).message}; not healthy: ${stuck.join("; ")}`, {
+      code: "DevnetNotHealthy",
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,90 @@
+// The sidecar's view of the chain: one public client for reads and, when a gas key is configured, one
+// wallet client that pays for the registration transaction. Both share one (counted) transport.
+import {
+  type Account,
+  type Address,
+  type Chain,
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  type Hex,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { fatalError, retryableError } from "../errors.ts";
+import type { Secret } from "../secret.ts";
+
+export type GasWallet = WalletClient<Transport, Chain, Account>;
+
+export interface ChainContext {
+  readonly chainId: number;
+  readonly chain: Chain;
+  readonly cluster: Address;
+  readonly publicClient: PublicClient<Transport, Chain>;
+  /** Undefined without a gas key: the node can run but cannot register. */
+  readonly wallet: GasWallet | undefined;
+}
+
+/**
+ * Connects to the chain and checks it is the one configured: the chain id (when expected) and that
+ * the cluster address holds a contract. A wrong chain or address is fatal; an unreachable RPC is not.
+ */
+export async function connectChain(options: {
+  readonly transport: Transport;
+  readonly cluster: Address;
+  readonly expectedChainId?: number | undefined;
+  readonly gasKey?: Secret<Hex> | undefined;
+  readonly pollingIntervalMs?: number;
+}): Promise<ChainContext> {
+  const { transport, cluster } = options;
+  const probe = createPublicClient({ transport, cacheTime: 0 });
+  let chainId: number;
+  let code: Hex | undefined;
+  try {
+    chainId = await probe.getChainId();
+    code = await probe.getCode({ address: cluster });
+  } catch (cause) {
+    throw retryableError(
+      "RpcUnavailable",
+      "the RPC endpoint did not answer; check ATTESTMESH_RPC_URL and the network.",
+      {
+        cause,
+      },
+    );
+  }
+  if (options.expectedChainId !== undefined && chainId !== options.expectedChainId) {
+    throw fatalError(
+      "ChainIdMismatch",
+      `the RPC serves chain ${chainId} but ATTESTMESH_CHAIN_ID is ${options.expectedChainId}; point ATTESTMESH_RPC_URL at the cluster's chain or fix ATTESTMESH_CHAIN_ID.`,
+      { details: { rpcChainId: chainId, expectedChainId: options.expectedChainId } },
+    );
+  }
+  if (code === undefined || code === "0x") {
+    throw fatalError(
+      "ClusterNotFound",
+      `no contract at ATTESTMESH_CLUSTER ${cluster} on chain ${chainId}; check the address and the chain.`,
+      { details: { cluster, chainId } },
+    );
+  }
+  const chain = defineChain({
+    id: chainId,
+    name: `chain-${chainId}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [] } },
+  });
+  const pollingInterval = options.pollingIntervalMs ?? 1000;
+  // cacheTime 0: the follower must see every new head, not a block number cached for a poll interval.
+  const publicClient = createPublicClient({ chain, transport, cacheTime: 0, pollingInterval });
+  const wallet =
+    options.gasKey === undefined
+      ? undefined
+      : createWalletClient({
+          account: privateKeyToAccount(options.gasKey.reveal()),
+          chain,
+          transport,
+          pollingInterval,
+        });
+  return { chainId, chain, cluster, publicClient, wallet };
+}

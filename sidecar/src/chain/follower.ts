@@ -1,0 +1,112 @@
+// Follows membership at the confirmed height (head − confirmations). The first sync reads every record
+// in pages; after that each sync costs one eth_blockNumber, one eth_getLogs for MemberRegistered /
+// MemberEvicted / MemberLeft since the last processed block, and one `member(id)` per id those logs
+// name. A head that moved backwards (a reorg deeper than the confirmations, or an RPC that fell behind)
+// or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead.
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { type Address, type Chain, getAbiItem, type PublicClient, type Transport } from "viem";
+import type { Logger } from "../log.ts";
+import type { Member } from "../reconcile/types.ts";
+import type { ClusterReader } from "./cluster.ts";
+
+export const MEMBERSHIP_EVENTS = [
+  getAbiItem({ abi: clusterAbi, name: "MemberRegistered" }),
+  getAbiItem({ abi: clusterAbi, name: "MemberEvicted" }),
+  getAbiItem({ abi: clusterAbi, name: "MemberLeft" }),
+] as const;
+
+export type SyncKind = "full" | "incremental" | "unchanged";
+
+export interface MembershipSnapshot {
+  /** The block every record was read at. */
+  readonly block: bigint;
+  /** Every record with a status other than None, by member id. */
+  readonly members: ReadonlyMap<bigint, Member>;
+  /** The ids this sync re-read (every id after a full read). */
+  readonly changed: readonly bigint[];
+  readonly kind: SyncKind;
+}
+
+export interface MembershipFollower {
+  /** Brings the view up to the confirmed head. State only advances when every read succeeded. */
+  sync(): Promise<MembershipSnapshot>;
+  /** The last view, if any sync succeeded. */
+  current(): MembershipSnapshot | undefined;
+  /** Forces the next sync to re-read everything. */
+  invalidate(reason: string): void;
+}
+
+export function createMembershipFollower(options: {
+  readonly client: PublicClient<Transport, Chain>;
+  readonly cluster: Address;
+  readonly reader: ClusterReader;
+  readonly confirmations: number;
+  readonly logger: Logger;
+  /** Widest getLogs range before a full re-read is cheaper and safer; default 1,000 blocks. */
+  readonly maxLogRange?: bigint;
+}): MembershipFollower {
+  const { client, cluster, reader, logger } = options;
+  const confirmations = BigInt(options.confirmations);
+  const maxLogRange = options.maxLogRange ?? 1000n;
+  let snapshot: MembershipSnapshot | undefined;
+  let fullReason: string | undefined = "start";
+
+  async function fullRead(block: bigint, reason: string): Promise<MembershipSnapshot> {
+    const members = await reader.allMembers(block);
+    logger.info({ block, members: members.size, reason }, "read every member record");
+    return { block, members, changed: [...members.keys()], kind: "full" };
+  }
+
+  async function incremental(previous: MembershipSnapshot, block: bigint): Promise<MembershipSnapshot> {
+    const logs = await client.getLogs({
+      address: cluster,
+      events: MEMBERSHIP_EVENTS,
+      fromBlock: previous.block + 1n,
+      toBlock: block,
+    });
+    const ids = [
+      ...new Set(logs.map((log) => log.args.memberId).filter((id): id is bigint => id !== undefined)),
+    ];
+    if (ids.length === 0) return { ...previous, block, changed: [], kind: "incremental" };
+    const records = await Promise.all(ids.map((id) => reader.member(id, block)));
+    const members = new Map(previous.members);
+    ids.forEach((id, i) => {
+      const record = records[i];
+      if (record) members.set(id, record);
+      else members.delete(id);
+    });
+    logger.debug({ block, changed: ids }, "membership changed");
+    return { block, members, changed: ids, kind: "incremental" };
+  }
+
+  return {
+    async sync() {
+      const head = await client.getBlockNumber();
+      const block = head > confirmations ? head - confirmations : 0n;
+      const previous = snapshot;
+      let next: MembershipSnapshot;
+      if (previous === undefined || fullReason !== undefined) {
+        next = await fullRead(block, fullReason ?? "start");
+      } else if (block < previous.block) {
+        logger.warn(
+          { block, previous: previous.block },
+          "the confirmed head moved backwards (deep reorg or a lagging RPC); re-reading every member",
+        );
+        next = await fullRead(block, "head moved backwards");
+      } else if (block - previous.block > maxLogRange) {
+        next = await fullRead(block, `gap of ${block - previous.block} blocks`);
+      } else if (block === previous.block) {
+        return { ...previous, changed: [], kind: "unchanged" };
+      } else {
+        next = await incremental(previous, block);
+      }
+      snapshot = next;
+      fullReason = undefined;
+      return next;
+    },
+    current: () => snapshot,
+    invalidate(reason) {
+      fullReason = reason;
+    },
+  };
+}

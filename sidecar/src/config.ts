@@ -1,0 +1,387 @@
+// The sidecar's configuration: environment variables only, each parsed once at start. A bad value
+// stops the sidecar with one error that names every offending variable, what is wrong with its
+// value and how to fix it. `CONFIG_DOCS` is the same table, for the README.
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { type Address, getAddress, type Hex, isAddress } from "viem";
+import { fatalError } from "./errors.ts";
+import { type Secret, secret } from "./secret.ts";
+
+export const WG_MODES = ["auto", "kernel", "userspace", "memory"] as const;
+export type WgMode = (typeof WG_MODES)[number];
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface SidecarConfig {
+  readonly rpcUrl: string;
+  readonly cluster: Address;
+  /** When set, the RPC's chain id must equal it. */
+  readonly chainId: number | undefined;
+  readonly confirmations: number;
+  readonly pollIntervalMs: number;
+  /** Pays registration gas; only needed when this node must register. */
+  readonly gasKey: Secret<Hex> | undefined;
+  /** The dstack guest agent (unix socket path or http URL); undefined lets the SDK pick its default. */
+  readonly dstackEndpoint: string | undefined;
+  readonly wgInterface: string;
+  readonly wgListenPort: number;
+  readonly wgMode: WgMode;
+  readonly wgNetns: string | undefined;
+  /** 0 turns persistent keepalive off. */
+  readonly wgKeepaliveSeconds: number;
+  readonly endpointsFile: string | undefined;
+  readonly healthHost: string;
+  /** 0 picks a free port (tests). */
+  readonly healthPort: number;
+  readonly logLevel: LogLevel;
+  readonly registerMaxBackoffMs: number;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** One variable: its documentation and how its text becomes a value (or a problem). */
+interface VariableSpec<K extends keyof SidecarConfig> {
+  readonly name: string;
+  readonly key: K;
+  /** Shown in the docs; undefined for required variables and optional ones without a default. */
+  readonly default?: string;
+  readonly required: boolean;
+  readonly description: string;
+  /** Parses a non-empty value; returns the value or throws a `Problem` (never echoing secrets). */
+  readonly parse: (text: string) => SidecarConfig[K];
+}
+
+/** Why a value was refused, and how to fix it; the variable name is added by the caller. */
+class Problem {
+  readonly problem: string;
+  readonly fix: string;
+  constructor(problem: string, fix: string) {
+    this.problem = problem;
+    this.fix = fix;
+  }
+}
+
+function integer(min: number, max: number, unit = ""): (text: string) => number {
+  return (text) => {
+    if (!/^\d+$/.test(text)) {
+      throw new Problem(
+        `${JSON.stringify(text)} is not a whole number`,
+        `use digits only, between ${min} and ${max}${unit}`,
+      );
+    }
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new Problem(`${text} is outside ${min}..${max}${unit}`, `use a value between ${min} and ${max}`);
+    }
+    return value;
+  };
+}
+
+function oneOf<const T extends readonly string[]>(values: T): (text: string) => T[number] {
+  return (text) => {
+    if (!values.includes(text)) {
+      throw new Problem(`${JSON.stringify(text)} is not one of ${values.join(", ")}`, `use one of those`);
+    }
+    return text as T[number];
+  };
+}
+
+function httpUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Problem(`${JSON.stringify(text)} is not a URL`, "use a URL like http://127.0.0.1:8545");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Problem(`the scheme ${url.protocol} is not supported`, "use an http:// or https:// URL");
+  }
+  return text;
+}
+
+function address(text: string): Address {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(text)) {
+    throw new Problem(
+      `${JSON.stringify(text)} is not a 20-byte hex address`,
+      "use the cluster diamond's address, 0x followed by 40 hex digits",
+    );
+  }
+  if (!isAddress(text, { strict: true })) {
+    throw new Problem(
+      `${text} has mixed case that is not a valid EIP-55 checksum (a typo?)`,
+      "copy the address again, or write it all lowercase",
+    );
+  }
+  return getAddress(text);
+}
+
+function privateKey(text: string): Secret<Hex> {
+  // The value is never echoed: a near-miss of a private key is still a secret.
+  if (!/^0x[0-9a-fA-F]{64}$/.test(text)) {
+    throw new Problem(
+      `the value (not shown) is not 0x followed by 64 hex digits`,
+      "use the funded account's private key as 0x-prefixed hex",
+    );
+  }
+  const key = text.toLowerCase() as Hex;
+  if (!secp256k1.utils.isValidSecretKey(Buffer.from(key.slice(2), "hex"))) {
+    throw new Problem("the value (not shown) is not a valid secp256k1 private key", "use another key");
+  }
+  return secret(key);
+}
+
+function dstackEndpoint(text: string): string {
+  if (text.startsWith("/")) return text;
+  if (/^https?:\/\//.test(text)) return httpUrl(text);
+  throw new Problem(
+    `${JSON.stringify(text)} is neither an absolute socket path nor an http(s) URL`,
+    "use the simulator's socket path, e.g. /tmp/dstack.sock",
+  );
+}
+
+function interfaceName(text: string): string {
+  // Linux allows at most IFNAMSIZ - 1 = 15 bytes; the WireGuard driver also refuses a leading '.', '-'.
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_=+.-]{0,14}$/.test(text)) {
+    throw new Problem(
+      `${JSON.stringify(text)} is not a valid interface name`,
+      "use 1 to 15 of A-Z a-z 0-9 _ = + . - (not starting with '.', '-', '=' or '+')",
+    );
+  }
+  return text;
+}
+
+function netnsName(text: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text) || text === "." || text === "..") {
+    throw new Problem(
+      `${JSON.stringify(text)} is not a valid network namespace name`,
+      "use the name `ip netns list` shows (letters, digits, '_', '.', '-')",
+    );
+  }
+  return text;
+}
+
+function filePath(text: string): string {
+  if (text.includes("\0")) throw new Problem("the path contains a NUL byte", "use a plain file path");
+  return text;
+}
+
+function hostName(text: string): string {
+  if (/\s/.test(text)) {
+    throw new Problem(`${JSON.stringify(text)} contains whitespace`, "use an IP address such as 0.0.0.0");
+  }
+  return text;
+}
+
+/** A spec for any one variable: the table is heterogeneous, each entry typed at its definition. */
+type AnySpec = { [K in keyof SidecarConfig]: VariableSpec<K> }[keyof SidecarConfig];
+
+function spec<K extends keyof SidecarConfig>(s: VariableSpec<K>): VariableSpec<K> {
+  return s;
+}
+
+const SPECS: readonly AnySpec[] = [
+  spec({
+    name: "ATTESTMESH_RPC_URL",
+    key: "rpcUrl",
+    required: true,
+    description: "JSON-RPC endpoint of the chain that holds the cluster (http or https).",
+    parse: httpUrl,
+  }),
+  spec({
+    name: "ATTESTMESH_CLUSTER",
+    key: "cluster",
+    required: true,
+    description: "Address of the cluster diamond.",
+    parse: address,
+  }),
+  spec({
+    name: "ATTESTMESH_CHAIN_ID",
+    key: "chainId",
+    required: false,
+    description: "Expected chain id; checked against the RPC at start, so a wrong RPC is refused.",
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+  }),
+  spec({
+    name: "ATTESTMESH_CONFIRMATIONS",
+    key: "confirmations",
+    required: false,
+    default: "2",
+    description: "Blocks behind the head at which membership is read (the devnet uses 0).",
+    parse: integer(0, 1000),
+  }),
+  spec({
+    name: "ATTESTMESH_POLL_INTERVAL_MS",
+    key: "pollIntervalMs",
+    required: false,
+    default: "2000",
+    description: "How often the chain is polled and WireGuard reconciled, in milliseconds.",
+    parse: integer(100, 3_600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_GAS_KEY",
+    key: "gasKey",
+    required: false,
+    description:
+      "0x private key of a funded account that pays registration gas; needed only when this node must register. Never logged.",
+    parse: privateKey,
+  }),
+  spec({
+    name: "DSTACK_SIMULATOR_ENDPOINT",
+    key: "dstackEndpoint",
+    required: false,
+    description:
+      "dstack guest agent endpoint (socket path or http URL), as the dstack SDK reads it; unset means /var/run/dstack.sock.",
+    parse: dstackEndpoint,
+  }),
+  spec({
+    name: "ATTESTMESH_WG_INTERFACE",
+    key: "wgInterface",
+    required: false,
+    default: "attestmesh0",
+    description: "WireGuard interface name.",
+    parse: interfaceName,
+  }),
+  spec({
+    name: "ATTESTMESH_WG_LISTEN_PORT",
+    key: "wgListenPort",
+    required: false,
+    default: "51820",
+    description: "WireGuard UDP listen port.",
+    parse: integer(1, 65535),
+  }),
+  spec({
+    name: "ATTESTMESH_WG_MODE",
+    key: "wgMode",
+    required: false,
+    default: "auto",
+    description:
+      "WireGuard driver: auto (kernel if available, else userspace), kernel, userspace (wireguard-go), memory (tests only).",
+    parse: oneOf(WG_MODES),
+  }),
+  spec({
+    name: "ATTESTMESH_WG_NETNS",
+    key: "wgNetns",
+    required: false,
+    description: "Network namespace that holds the WireGuard interface (the devnet runs one per node).",
+    parse: netnsName,
+  }),
+  spec({
+    name: "ATTESTMESH_WG_KEEPALIVE_SECONDS",
+    key: "wgKeepaliveSeconds",
+    required: false,
+    default: "15",
+    description: "Persistent keepalive for every peer (0 = off); it also makes WireGuard handshake at once.",
+    parse: integer(0, 65535, " s"),
+  }),
+  spec({
+    name: "ATTESTMESH_ENDPOINTS_FILE",
+    key: "endpointsFile",
+    required: false,
+    description:
+      'JSON file {"<appId>": "host:port"} with peer endpoints, re-read on every reconcile. Routing only: WireGuard authenticates each peer by its on-chain key.',
+    parse: filePath,
+  }),
+  spec({
+    name: "ATTESTMESH_HEALTH_HOST",
+    key: "healthHost",
+    required: false,
+    default: "0.0.0.0",
+    description: "Address the /healthz and /metrics server listens on.",
+    parse: hostName,
+  }),
+  spec({
+    name: "ATTESTMESH_HEALTH_PORT",
+    key: "healthPort",
+    required: false,
+    default: "9090",
+    description: "Port of the /healthz and /metrics server (0 picks a free port).",
+    parse: integer(0, 65535),
+  }),
+  spec({
+    name: "ATTESTMESH_LOG_LEVEL",
+    key: "logLevel",
+    required: false,
+    default: "info",
+    description: `Log level: ${LOG_LEVELS.join(", ")}.`,
+    parse: oneOf(LOG_LEVELS),
+  }),
+  spec({
+    name: "ATTESTMESH_REGISTER_MAX_BACKOFF_MS",
+    key: "registerMaxBackoffMs",
+    required: false,
+    default: "30000",
+    description:
+      "Longest wait between registration attempts the owner can unblock (e.g. app id not allowed yet).",
+    parse: integer(100, 3_600_000, " ms"),
+  }),
+];
+
+export interface ConfigDoc {
+  readonly name: string;
+  readonly required: boolean;
+  readonly default: string | undefined;
+  readonly description: string;
+}
+
+/** Every variable the sidecar reads, in the order of the README table. */
+export const CONFIG_DOCS: readonly ConfigDoc[] = SPECS.map((s) => ({
+  name: s.name,
+  required: s.required,
+  default: s.default,
+  description: s.description,
+}));
+
+/** `CONFIG_DOCS` as a Markdown table. */
+export function configDocsMarkdown(): string {
+  const rows = CONFIG_DOCS.map(
+    (d) =>
+      `| \`${d.name}\` | ${d.required ? "yes" : "no"} | ${d.default === undefined ? "" : `\`${d.default}\``} | ${d.description.replaceAll("|", "\\|")} |`,
+  );
+  return ["| Variable | Required | Default | Meaning |", "|---|---|---|---|", ...rows].join("\n");
+}
+
+export interface ConfigProblem {
+  readonly variable: string;
+  readonly problem: string;
+  readonly fix: string;
+}
+
+/**
+ * Reads the configuration from `env`. An empty value counts as unset. Throws one fatal
+ * `InvalidConfig` error listing every problem (details.problems), so one restart fixes them all.
+ */
+export function parseConfig(env: Env): SidecarConfig {
+  const values: Partial<Record<keyof SidecarConfig, unknown>> = {};
+  const problems: ConfigProblem[] = [];
+  for (const s of SPECS) {
+    const raw = env[s.name];
+    const text = raw?.trim() ?? "";
+    if (text === "") {
+      if (s.required) {
+        problems.push({ variable: s.name, problem: "is not set", fix: `set it: ${s.description}` });
+        continue;
+      }
+      values[s.key] = s.default === undefined ? undefined : s.parse(s.default);
+      continue;
+    }
+    try {
+      values[s.key] = s.parse(text);
+    } catch (error) {
+      if (!(error instanceof Problem)) throw error;
+      problems.push({ variable: s.name, problem: error.problem, fix: error.fix });
+    }
+  }
+  if (problems.length > 0) {
+    const lines = problems.map((p) => `${p.variable}: ${p.problem}; ${p.fix}.`);
+    throw fatalError("InvalidConfig", `invalid configuration:\n  ${lines.join("\n  ")}`, {
+      details: { problems },
+    });
+  }
+  return Object.freeze(values) as SidecarConfig;
+}
+
+/** The configuration as it may be logged: everything but the gas key, which shows only whether it is set. */
+export function describeConfig(config: SidecarConfig): Record<string, unknown> {
+  const { gasKey, ...rest } = config;
+  return { ...rest, gasKey: gasKey === undefined ? "unset" : "set" };
+}

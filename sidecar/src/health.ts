@@ -1,0 +1,137 @@
+// GET /healthz: the sidecar's status as JSON, HTTP 200 only in the `healthy` phase, 503 otherwise.
+// GET /metrics: Prometheus text. Nothing secret is ever part of either.
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+import type { Logger } from "./log.ts";
+import type { SidecarStatus } from "./status.ts";
+
+/** The JSON body of GET /healthz (bigints as decimal strings). */
+export interface HealthReport {
+  readonly phase: string;
+  readonly healthy: boolean;
+  readonly phaseSince: string;
+  readonly appId: string | null;
+  readonly memberId: string | null;
+  readonly meshIp: string | null;
+  readonly wireguardPublicKey: string | null;
+  readonly interfaceUp: boolean;
+  /** Desired peers with a completed handshake. */
+  readonly livePeers: number;
+  readonly desiredPeers: number;
+  readonly peers: ReadonlyArray<{
+    readonly memberId: string;
+    readonly appId: string;
+    readonly meshIp: string;
+    readonly publicKey: string;
+    readonly endpoint: string | null;
+    readonly latestHandshake: number;
+  }>;
+  readonly droppedRecords: ReadonlyArray<{ readonly memberId: string; readonly reason: string }>;
+  readonly lastReconcileBlock: string | null;
+  readonly lastReconcileAt: string | null;
+  readonly lastError: { readonly code: string; readonly message: string; readonly at: string } | null;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function healthReport(status: SidecarStatus): HealthReport {
+  return {
+    phase: status.phase,
+    healthy: status.phase === "healthy",
+    phaseSince: iso(status.phaseSince),
+    appId: status.appId ?? null,
+    memberId: status.memberId?.toString() ?? null,
+    meshIp: status.meshIp ?? null,
+    wireguardPublicKey: status.wireguardPublicKey ?? null,
+    interfaceUp: status.interfaceUp,
+    livePeers: status.peers.filter((p) => p.latestHandshake > 0).length,
+    desiredPeers: status.peers.length,
+    peers: status.peers.map((p) => ({
+      memberId: p.memberId.toString(),
+      appId: p.appId,
+      meshIp: p.meshIp,
+      publicKey: p.publicKey,
+      endpoint: p.endpoint ?? null,
+      latestHandshake: p.latestHandshake,
+    })),
+    droppedRecords: status.droppedRecords.map((d) => ({ memberId: d.memberId.toString(), reason: d.reason })),
+    lastReconcileBlock: status.lastReconcileBlock?.toString() ?? null,
+    lastReconcileAt: status.lastReconcileAt === undefined ? null : iso(status.lastReconcileAt),
+    lastError:
+      status.lastError === undefined
+        ? null
+        : { code: status.lastError.code, message: status.lastError.message, at: iso(status.lastError.at) },
+  };
+}
+
+export interface HealthServer {
+  /** `http://host:port` as bound (the real port when 0 was asked for). */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startHealthServer(options: {
+  readonly host: string;
+  readonly port: number;
+  readonly status: () => SidecarStatus;
+  readonly registry: Registry;
+  readonly logger: Logger;
+}): Promise<HealthServer> {
+  const { logger } = options;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (path !== "/healthz" && path !== "/metrics") {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz or /metrics\n");
+      return;
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
+      return;
+    }
+    if (path === "/healthz") {
+      const report = healthReport(options.status());
+      res
+        .writeHead(report.healthy ? 200 : 503, {
+          "content-type": "application/json",
+          "cache-control": "no-store",
+        })
+        .end(req.method === "HEAD" ? undefined : `${JSON.stringify(report)}\n`);
+      return;
+    }
+    const body = await options.registry.metrics();
+    res
+      .writeHead(200, { "content-type": options.registry.contentType })
+      .end(req.method === "HEAD" ? undefined : body);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      logger.error({ err }, "health server request failed");
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end("internal error\n");
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info({ url }, "health server listening");
+  return {
+    url,
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

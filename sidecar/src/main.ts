@@ -1,0 +1,283 @@
+// The sidecar daemon: derive keys in the TEE, check the chain, register (or find the registration),
+// then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
+// instance from a config and optional dependencies (tests run several in one process); `main` is the
+// process entry point behind `attestmesh-sidecar`.
+import { http, type Transport } from "viem";
+import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
+import { connectChain } from "./chain/client.ts";
+import { createClusterReader } from "./chain/cluster.ts";
+import { createMembershipFollower } from "./chain/follower.ts";
+import { countingTransport } from "./chain/transport.ts";
+import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
+import { AttestmeshError, fatalError } from "./errors.ts";
+import { type HealthServer, startHealthServer } from "./health.ts";
+import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { createMetrics, type SidecarMetrics } from "./metrics.ts";
+import { createEndpointsFile } from "./reconcile/endpoints.ts";
+import { createReconcileLoop } from "./reconcile/loop.ts";
+import { createReconciler } from "./reconcile/reconciler.ts";
+import { ensureRegistered } from "./register.ts";
+import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
+import { createStatusStore, type SidecarStatus } from "./status.ts";
+import type { WireGuardBackend } from "./wireguard/backend.ts";
+import { createMemoryBackend } from "./wireguard/memory.ts";
+import { createWgBackend } from "./wireguard/wg.ts";
+
+/** Everything `startSidecar` would otherwise build from the config; tests pass fakes or shared instances. */
+export interface SidecarDeps {
+  readonly logger?: Logger;
+  /** dstack GetKey/Info; default the dstack SDK client on `config.dstackEndpoint`. */
+  readonly keySource?: KeySource;
+  /** Default from `config.wgMode`: the in-memory backend for "memory", else wg(8). */
+  readonly backend?: WireGuardBackend;
+  /** JSON-RPC transport; default `http(config.rpcUrl)`. Every call through it is counted in metrics. */
+  readonly transport?: Transport;
+  /** The shutdown registry to join; default a new one (`stop()` runs it). */
+  readonly shutdown?: Shutdown;
+  /** Random source for backoff jitter, in [0, 1). */
+  readonly random?: () => number;
+  /** First retry delay for registration and boot steps; default 1,000 ms. */
+  readonly initialBackoffMs?: number;
+}
+
+export interface Sidecar {
+  /** The health server's base URL (`/healthz`, `/metrics`). */
+  readonly healthUrl: string;
+  readonly metrics: SidecarMetrics;
+  status(): SidecarStatus;
+  /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
+  wake(reason?: string): Promise<void>;
+  /** Shuts down (loops, health server, WireGuard interface); resolves true when everything closed in time. */
+  stop(reason?: string): Promise<boolean>;
+  /** Resolves when the sidecar stopped by shutdown; rejects with the fatal error that stopped it. */
+  readonly done: Promise<void>;
+}
+
+/** Starts a sidecar; resolves once its health server listens, while boot and registration go on. */
+export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}): Promise<Sidecar> {
+  const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  const shutdown = deps.shutdown ?? createShutdown({ logger });
+  const { signal } = shutdown;
+  const metrics = createMetrics();
+  const status = createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) });
+  const backend = deps.backend ?? defaultBackend(config, logger);
+  const keySource = deps.keySource ?? createDstackKeySource(config.dstackEndpoint);
+  const transport = countingTransport(
+    deps.transport ?? http(config.rpcUrl, { timeout: 15_000, retryCount: 2 }),
+    (method) => metrics.rpcCalls.inc({ method }),
+  );
+  const backoff = (maxMs: number): BackoffOptions => ({
+    initialMs: Math.min(deps.initialBackoffMs ?? 1000, maxMs),
+    maxMs,
+  });
+  logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
+
+  let health: HealthServer;
+  try {
+    health = await startHealthServer({
+      host: config.healthHost,
+      port: config.healthPort,
+      status: status.get,
+      registry: metrics.registry,
+      logger,
+    });
+  } catch (cause) {
+    throw fatalError(
+      "HealthServerFailed",
+      `cannot listen on ${config.healthHost}:${config.healthPort} for /healthz; free the port or set ATTESTMESH_HEALTH_PORT.`,
+      { cause },
+    );
+  }
+  shutdown.add("health server", () => health.close());
+  shutdown.add("wireguard interface", () => backend.down());
+
+  let wake: (reason?: string) => Promise<void> = async () => {};
+
+  async function run(): Promise<void> {
+    const retry = <T>(what: string, fn: () => Promise<T>) =>
+      retryWithBackoff({ what, fn, signal, logger, backoff: backoff(30_000), ...random(deps) });
+
+    const keys = await retry("deriving keys through dstack", () => deriveNodeKeys(keySource));
+    if (keys === undefined) return;
+    status.update({ appId: keys.appId, wireguardPublicKey: keys.wireguard.publicKeyBase64 });
+    logger.info(
+      {
+        appId: keys.appId,
+        memberKey: keys.member.address,
+        kmsRoot: keys.kmsSigner,
+        wireguardPublicKey: keys.wireguard.publicKeyBase64,
+      },
+      "keys derived; every dstack key chain verified",
+    );
+
+    const chain = await retry("connecting to the chain", () =>
+      connectChain({
+        transport,
+        cluster: config.cluster,
+        expectedChainId: config.chainId,
+        gasKey: config.gasKey,
+        pollingIntervalMs: Math.min(config.pollIntervalMs, 1000),
+      }),
+    );
+    if (chain === undefined) return;
+    const reader = createClusterReader(chain.publicClient, chain.cluster);
+    const mesh = await retry("reading the mesh configuration", () => reader.meshConfig());
+    if (mesh === undefined) return;
+    logger.info(
+      { chainId: chain.chainId, cluster: chain.cluster, prefixLength: mesh.cidr.prefixLength },
+      "chain checked",
+    );
+
+    let memberId: bigint | undefined;
+    let membershipEnded: (() => void) | undefined;
+    const follower = createMembershipFollower({
+      client: chain.publicClient,
+      cluster: chain.cluster,
+      reader,
+      confirmations: config.confirmations,
+      logger,
+    });
+    const reconciler = createReconciler({
+      follower,
+      backend,
+      endpoints: createEndpointsFile(config.endpointsFile, logger),
+      status,
+      metrics,
+      logger,
+      keys,
+      mesh: mesh.cidr,
+      interfaceName: config.wgInterface,
+      listenPort: config.wgListenPort,
+      keepaliveSeconds: config.wgKeepaliveSeconds,
+      memberId: () => memberId,
+      onMembershipEnded: () => {
+        memberId = undefined;
+        status.update({ memberId: undefined });
+        membershipEnded?.();
+      },
+    });
+    const loop = createReconcileLoop({
+      pass: reconciler.pass,
+      intervalMs: config.pollIntervalMs,
+      signal,
+      logger,
+      observe: (outcome, seconds) => {
+        metrics.reconciles.inc({ outcome });
+        metrics.reconcileSeconds.observe(seconds);
+      },
+    });
+    wake = loop.wake;
+    shutdown.add("reconcile loop", () => loop.stopped);
+
+    for (let round = 0; !signal.aborted; round++) {
+      status.setPhase(
+        "registering",
+        round === 0 ? "keys derived and chain checked" : "membership ended; registering again",
+      );
+      const registration = await ensureRegistered({
+        chain,
+        reader,
+        keys,
+        confirmations: config.confirmations,
+        logger,
+        signal,
+        backoff: backoff(config.registerMaxBackoffMs),
+        ...random(deps),
+        onAttempt: (outcome) => metrics.registrationAttempts.inc({ outcome }),
+      });
+      if (registration === undefined) return;
+      memberId = registration.memberId;
+      status.update({ memberId });
+      logger.info(
+        { memberId: memberId.toString(), txHash: registration.txHash ?? null },
+        registration.submitted
+          ? "registered as a member"
+          : "already an active member with these keys; not registering again",
+      );
+      status.setPhase("waiting-peers", "registered; waiting for the confirmed membership");
+      const ended = new Promise<void>((resolve) => {
+        membershipEnded = resolve;
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      loop.start();
+      void loop.wake("registered");
+      await ended;
+    }
+  }
+
+  const done = run().then(
+    async () => {
+      await shutdown.finished;
+    },
+    async (error: unknown) => {
+      const code = error instanceof AttestmeshError ? error.code : "Unexpected";
+      logger.fatal({ err: error, code }, "sidecar stopped by a fatal error");
+      status.update({
+        lastError: { code, message: error instanceof Error ? error.message : String(error), at: Date.now() },
+      });
+      await shutdown.shutdown(`fatal: ${code}`);
+      throw error;
+    },
+  );
+  // The caller owns `done`; this keeps an unobserved fatal error from crashing a test process.
+  done.catch(() => {});
+
+  return {
+    healthUrl: health.url,
+    metrics,
+    status: status.get,
+    wake: (reason) => wake(reason),
+    stop: (reason = "stop requested") => shutdown.shutdown(reason),
+    done,
+  };
+}
+
+function random(deps: SidecarDeps): { random?: () => number } {
+  return deps.random === undefined ? {} : { random: deps.random };
+}
+
+function defaultBackend(config: SidecarConfig, logger: Logger): WireGuardBackend {
+  if (config.wgMode === "memory") {
+    logger.warn("ATTESTMESH_WG_MODE=memory: WireGuard is simulated in memory; no traffic flows (tests only)");
+    return createMemoryBackend();
+  }
+  return createWgBackend({
+    mode: config.wgMode,
+    logger,
+    ...(config.wgNetns === undefined ? {} : { netns: config.wgNetns }),
+  });
+}
+
+/** The `attestmesh-sidecar` process: configuration from `env`, exit 0 after a clean shutdown. */
+export async function main(env: Env = process.env): Promise<void> {
+  let config: SidecarConfig;
+  try {
+    config = parseConfig(env);
+  } catch (error) {
+    const logger = createLogger();
+    logger.fatal({ err: error }, error instanceof Error ? error.message : String(error));
+    process.exitCode = 2;
+    return;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  process.on("unhandledRejection", (reason) => {
+    logger.fatal({ err: reason }, "unhandled rejection");
+    process.exit(1);
+  });
+  const shutdown = createShutdown({ logger });
+  exitOnSignals(shutdown, { logger });
+  let sidecar: Sidecar;
+  try {
+    sidecar = await startSidecar(config, { logger, shutdown });
+  } catch (error) {
+    logger.fatal({ err: error }, "sidecar could not start");
+    await shutdown.shutdown("start failed");
+    process.exit(1);
+  }
+  try {
+    await sidecar.done;
+  } catch {
+    process.exit(1);
+  }
+}

@@ -1,0 +1,97 @@
+// Runs the reconcile pass on a timer and on demand. At most one pass runs at a time; wake-ups that
+// arrive during a pass coalesce into exactly one more pass right after it, and every caller of `wake()`
+// is answered when a pass that started after its call has finished. A failing pass is logged and
+// counted, never fatal: the next tick tries again. Aborting the signal stops the timer; `stopped`
+// resolves once the pass in flight, if any, has finished.
+import type { Logger } from "../log.ts";
+
+export type PassOutcome = "ok" | "error";
+
+export interface ReconcileLoop {
+  /** Starts the timer with an immediate first pass. */
+  start(): void;
+  /** Asks for a pass now; resolves when a pass that started after this call has finished. */
+  wake(reason?: string): Promise<void>;
+  /** Resolves when the loop was stopped and no pass is running. */
+  readonly stopped: Promise<void>;
+}
+
+export function createReconcileLoop(options: {
+  readonly pass: () => Promise<void>;
+  readonly intervalMs: number;
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  /** Called after every pass with its outcome and duration. */
+  readonly observe?: (outcome: PassOutcome, seconds: number) => void;
+}): ReconcileLoop {
+  const { pass, intervalMs, signal, logger } = options;
+  let started = false;
+  let busy = false;
+  let timer: NodeJS.Timeout | undefined;
+  /** Callers waiting for the next pass to start and finish; undefined when nobody asked. */
+  let waiters: Array<() => void> | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    resolveStopped = resolve;
+  });
+
+  function schedule(): void {
+    clearTimeout(timer);
+    if (!signal.aborted && started) timer = setTimeout(() => void trigger("timer"), intervalMs);
+  }
+
+  function trigger(reason: string): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    const done = new Promise<void>((resolve) => {
+      waiters ??= [];
+      waiters.push(resolve);
+    });
+    if (!busy) void drain();
+    else logger.trace({ reason }, "reconcile already running; coalesced");
+    return done;
+  }
+
+  async function drain(): Promise<void> {
+    busy = true;
+    clearTimeout(timer);
+    while (waiters !== undefined && !signal.aborted) {
+      const batch = waiters;
+      waiters = undefined;
+      const begin = performance.now();
+      let outcome: PassOutcome = "ok";
+      try {
+        await pass();
+      } catch (err) {
+        outcome = "error";
+        logger.warn({ err }, "reconcile pass failed; retrying on the next tick");
+      }
+      options.observe?.(outcome, (performance.now() - begin) / 1000);
+      for (const resolve of batch) resolve();
+    }
+    busy = false;
+    if (signal.aborted) finish();
+    else schedule();
+  }
+
+  function finish(): void {
+    clearTimeout(timer);
+    for (const resolve of waiters ?? []) resolve();
+    waiters = undefined;
+    if (!busy) resolveStopped();
+  }
+
+  signal.addEventListener("abort", finish, { once: true });
+  if (signal.aborted) finish();
+
+  return {
+    start() {
+      if (started || signal.aborted) return;
+      started = true;
+      void trigger("start");
+    },
+    wake(reason = "wake") {
+      return trigger(reason);
+    },
+    stopped,
+  };
+}

@@ -1,0 +1,188 @@
+// One reconcile pass: bring the membership view up to the confirmed head, compute the desired peers,
+// diff them against what the interface has and apply the difference (stale peers removed last). It
+// also notices when this node's own membership ended (evicted, or left) and then takes the interface
+// down and hands control back to registration.
+import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
+import type { MembershipFollower } from "../chain/follower.ts";
+import { AttestmeshError } from "../errors.ts";
+import type { NodeKeys } from "../keys.ts";
+import type { Logger } from "../log.ts";
+import type { SidecarMetrics } from "../metrics.ts";
+import type { PeerReport, StatusStore } from "../status.ts";
+import type { WireGuardBackend } from "../wireguard/backend.ts";
+import { computeDesiredPeers, type DroppedRecord } from "./desired.ts";
+import { applyDiff, diffPeers } from "./diff.ts";
+import type { EndpointsSource } from "./endpoints.ts";
+import type { Member } from "./types.ts";
+
+export interface ReconcilerOptions {
+  readonly follower: MembershipFollower;
+  readonly backend: WireGuardBackend;
+  readonly endpoints: EndpointsSource;
+  readonly status: StatusStore;
+  readonly metrics: SidecarMetrics;
+  readonly logger: Logger;
+  readonly keys: Pick<NodeKeys, "wireguard">;
+  readonly mesh: MeshCidr;
+  readonly interfaceName: string;
+  readonly listenPort: number;
+  readonly keepaliveSeconds: number;
+  /** This node's member id; undefined while it is not (or no longer) registered. */
+  readonly memberId: () => bigint | undefined;
+  /** Called once when the chain shows this node's membership ended. */
+  readonly onMembershipEnded: (member: Member) => void;
+}
+
+export interface Reconciler {
+  pass(): Promise<void>;
+}
+
+export function createReconciler(options: ReconcilerOptions): Reconciler {
+  const { follower, backend, status, metrics, logger, mesh } = options;
+  /** The address the interface was brought up with; undefined while it is down. */
+  let interfaceAddress: string | undefined;
+  let lastDropped = "";
+  let endedMemberId: bigint | undefined;
+
+  function reportDropped(dropped: readonly DroppedRecord[]): void {
+    const text = JSON.stringify(dropped, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+    if (text === lastDropped) return;
+    lastDropped = text;
+    for (const record of dropped) {
+      logger.warn(
+        { memberId: record.memberId.toString(), reason: record.reason },
+        "member record dropped: not a usable peer",
+      );
+    }
+  }
+
+  async function configure(self: Member, members: Iterable<Member>, block: bigint): Promise<void> {
+    const meshIp = numberToIp(self.meshIp);
+    const address = `${meshIp}/${mesh.prefixLength}`;
+    const desired = computeDesiredPeers({
+      members,
+      self,
+      mesh,
+      endpoints: await options.endpoints.read(),
+      keepaliveSeconds: options.keepaliveSeconds,
+    });
+    reportDropped(desired.dropped);
+    if (interfaceAddress !== address) {
+      status.setPhase("wg-configuring", `bringing up ${options.interfaceName} as ${address}`);
+      await backend.up({
+        name: options.interfaceName,
+        privateKey: options.keys.wireguard.privateKey.reveal(),
+        listenPort: options.listenPort,
+        address,
+      });
+      interfaceAddress = address;
+      status.update({ interfaceUp: true, meshIp });
+      logger.info({ interface: options.interfaceName, address }, "WireGuard interface up");
+    }
+    const current = await backend.peers();
+    const diff = diffPeers(
+      current,
+      desired.peers.map((p) => p.config),
+    );
+    const operations = await applyDiff(backend, diff);
+    metrics.wgOperations.inc(operations);
+    if (operations > 0) {
+      const byKey = new Map(status.get().peers.map((p) => [p.publicKey, p.memberId]));
+      const idsOf = (keys: readonly string[]) =>
+        keys.map(
+          (k) =>
+            (byKey.get(k) ?? desired.peers.find((p) => p.config.publicKey === k)?.memberId)?.toString() ?? k,
+        );
+      logger.info(
+        {
+          block,
+          added: idsOf(diff.add.map((p) => p.publicKey)),
+          updated: idsOf(diff.update.map((p) => p.publicKey)),
+          removed: idsOf(diff.remove),
+          operations,
+        },
+        "WireGuard peers reconciled",
+      );
+    }
+    const handshakes = new Map(current.map((p) => [p.publicKey, p.latestHandshake]));
+    const peers: PeerReport[] = desired.peers.map((p) => ({
+      memberId: p.memberId,
+      appId: p.appId,
+      meshIp: p.meshIp,
+      publicKey: p.config.publicKey,
+      endpoint: p.config.endpoint,
+      latestHandshake: handshakes.get(p.config.publicKey) ?? 0,
+    }));
+    const live = peers.filter((p) => p.latestHandshake > 0).length;
+    metrics.peers.set({ state: "desired" }, peers.length);
+    metrics.peers.set({ state: "handshaken" }, live);
+    metrics.droppedRecords.set(desired.dropped.length);
+    status.update({ peers, droppedRecords: desired.dropped });
+    if (live === peers.length) {
+      status.setPhase(
+        "healthy",
+        peers.length === 0
+          ? "no other members: a lone member is healthy"
+          : "every peer has completed a handshake",
+      );
+    } else {
+      status.setPhase(
+        "wg-configuring",
+        `${peers.length - live} of ${peers.length} peers have not completed a handshake`,
+      );
+    }
+  }
+
+  async function teardown(): Promise<void> {
+    if (interfaceAddress === undefined) return;
+    await backend.down();
+    interfaceAddress = undefined;
+    status.update({ interfaceUp: false, peers: [], meshIp: undefined });
+    metrics.peers.set({ state: "desired" }, 0);
+    metrics.peers.set({ state: "handshaken" }, 0);
+    logger.info({ interface: options.interfaceName }, "WireGuard interface down");
+  }
+
+  return {
+    async pass() {
+      try {
+        const snapshot = await follower.sync();
+        const memberId = options.memberId();
+        const self = memberId === undefined ? undefined : snapshot.members.get(memberId);
+        if (self?.status === "active") {
+          await configure(self, snapshot.members.values(), snapshot.block);
+        } else if (self !== undefined && memberId !== endedMemberId) {
+          // Evicted or left: this node is no longer part of the mesh.
+          endedMemberId = memberId;
+          logger.error(
+            { memberId: self.memberId.toString(), status: self.status, block: snapshot.block },
+            self.status === "evicted"
+              ? "this member was evicted by the cluster owner; leaving the mesh. Its app id is disallowed until the owner allows it again"
+              : "this member left the cluster; leaving the mesh",
+          );
+          // Hand control back first: if taking the interface down fails, the next pass retries it.
+          options.onMembershipEnded(self);
+          await teardown();
+        } else if (memberId === undefined) {
+          await teardown();
+        }
+        // else: registered, but not confirmed at head − confirmations yet (phase stays waiting-peers).
+        metrics.lastReconcileBlock.set(Number(snapshot.block));
+        status.update({
+          lastReconcileBlock: snapshot.block,
+          lastReconcileAt: Date.now(),
+          lastError: undefined,
+        });
+      } catch (error) {
+        status.update({
+          lastError: {
+            code: error instanceof AttestmeshError ? error.code : "ReconcileFailed",
+            message: error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error),
+            at: Date.now(),
+          },
+        });
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,272 @@
+// Makes this node a member. A restarted node finds its active record and does nothing; otherwise it
+// signs EIP-712 `Register` with its member key, simulates the call (so a refusal is decoded without
+// spending gas), submits it through the gas key and waits for the receipt. A refusal the owner can fix
+// (the allowlist change has not landed yet) is retried with capped exponential backoff and jitter, and
+// logged with the exact check that refused it and what the owner must do; any other refusal is fatal.
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { BaseError, ContractFunctionRevertedError, type Hex, InsufficientFundsError } from "viem";
+import { signTypedData } from "viem/accounts";
+import { type BackoffOptions, backoffDelay, raceAbort } from "./backoff.ts";
+import type { ChainContext } from "./chain/client.ts";
+import type { ClusterReader } from "./chain/cluster.ts";
+import { AttestmeshError, fatalError, retryableError } from "./errors.ts";
+import type { NodeKeys } from "./keys.ts";
+import type { Logger } from "./log.ts";
+import { sleep } from "./shutdown.ts";
+
+export interface Registration {
+  readonly memberId: bigint;
+  /** False when the node was already an active member with these keys (nothing was sent). */
+  readonly submitted: boolean;
+  readonly txHash?: Hex;
+}
+
+/** Why a registration attempt did not succeed, in terms an operator can act on. */
+export interface Refusal {
+  /** The contract's custom error name, or a sidecar code for non-revert failures. */
+  readonly code: string;
+  readonly retryable: boolean;
+  /** What has to happen for the registration to succeed. */
+  readonly fix: string;
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+interface RefusalContext {
+  readonly keys: NodeKeys;
+  readonly chain: ChainContext;
+}
+
+type RefusalRule = (args: readonly unknown[], ctx: RefusalContext) => { retryable: boolean; fix: string };
+
+const KEY_CHAIN_ERRORS = [
+  "InvalidPublicKeyLength",
+  "InvalidPublicKeyPrefix",
+  "PublicKeyNotOnCurve",
+  "InvalidSignatureLength",
+  "InvalidSignatureV",
+  "InvalidSignatureR",
+  "InvalidSignatureS",
+  "SignatureMalleable",
+  "SignatureRecoveryFailed",
+  "AppSignatureMismatch",
+];
+
+/** Every refusal `register` can revert with, whether the owner can fix it, and how. */
+export const REFUSALS: Readonly<Record<string, RefusalRule>> = {
+  AppIdNotAllowed: (_args, { keys, chain }) => ({
+    retryable: true,
+    fix: `the cluster owner must allow app id ${keys.appId} on cluster ${chain.cluster} (chain ${chain.chainId}); this node retries until the allowlist change lands`,
+  }),
+  KmsRootNotAllowed: (args, { chain }) => ({
+    retryable: true,
+    fix: `the cluster owner must allow KMS root ${String(args[0])} on cluster ${chain.cluster}, and only if that dstack KMS is trusted (a simulator root belongs on a devnet cluster only); this node retries until then`,
+  }),
+  MeshFull: (_args, { chain }) => ({
+    retryable: true,
+    fix: `every address of the mesh CIDR is in use; the owner of cluster ${chain.cluster} must evict members or deploy a cluster with a larger mesh`,
+  }),
+  RegistrationSignatureMismatch: () => ({
+    retryable: true,
+    fix: "the registration nonce changed between reading and submitting (a concurrent registration of this app id?); retrying with the new nonce",
+  }),
+  AppIdRevoked: (args, { keys }) => ({
+    retryable: false,
+    fix: `app id ${keys.appId} was revoked${revokedAtText(args[1])}; a revocation is permanent, so run this node under a new app id`,
+  }),
+  AppIdHasMember: (args, { keys }) => ({
+    retryable: false,
+    fix: `app id ${keys.appId} already has active member ${String(args[1])} with other keys: another instance of this app is running, or its key paths changed. One app id serves one member; the owner must evict member ${String(args[1])} first`,
+  }),
+  ZeroKey: () => ({
+    retryable: false,
+    fix: "a WireGuard or identity key derived as zero; this cannot happen with dstack keys, report it",
+  }),
+  ...Object.fromEntries(
+    KEY_CHAIN_ERRORS.map((name) => [
+      name,
+      () => ({
+        retryable: false,
+        fix: "the contract refused the dstack key chain although it verified locally; the sidecar and the contract disagree, report it",
+      }),
+    ]),
+  ),
+};
+
+function revokedAtText(value: unknown): string {
+  if (typeof value !== "bigint" && typeof value !== "number") return "";
+  return ` at ${new Date(Number(value) * 1000).toISOString()}`;
+}
+
+/** Turns any failure of an attempt into a `Refusal`. */
+export function classifyRegistrationError(error: unknown, ctx: RefusalContext): Refusal {
+  if (error instanceof AttestmeshError) {
+    return { code: error.code, retryable: error.retryable, fix: error.message, details: error.details };
+  }
+  if (error instanceof BaseError) {
+    const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
+    if (reverted instanceof ContractFunctionRevertedError) {
+      const name = reverted.data?.errorName;
+      const args = reverted.data?.args ?? [];
+      const rule = name === undefined ? undefined : REFUSALS[name];
+      if (name !== undefined && rule !== undefined) {
+        return { code: name, ...rule(args, ctx), details: { args: args.map(String) } };
+      }
+      return {
+        code: name ?? "UnknownRevert",
+        retryable: false,
+        fix: `the cluster refused the registration with ${name ?? `undecoded data ${reverted.raw ?? "(none)"}`}, which this sidecar does not know; check ATTESTMESH_CLUSTER points at an attestmesh cluster of a matching version`,
+        details: { args: args.map(String) },
+      };
+    }
+    if (error.walk((e) => e instanceof InsufficientFundsError) instanceof InsufficientFundsError) {
+      return {
+        code: "GasKeyUnfunded",
+        retryable: true,
+        fix: `the gas account ${ctx.chain.wallet?.account.address ?? "(none)"} cannot pay for the registration; fund it`,
+        details: {},
+      };
+    }
+  }
+  return {
+    code: "RpcError",
+    retryable: true,
+    fix: `the chain could not be reached or refused the request (${error instanceof Error ? error.message.split("\n")[0] : String(error)}); retrying`,
+    details: {},
+  };
+}
+
+export interface RegisterOptions {
+  readonly chain: ChainContext;
+  readonly reader: ClusterReader;
+  readonly keys: NodeKeys;
+  readonly confirmations: number;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  readonly backoff: BackoffOptions;
+  readonly random?: () => number;
+  /** Receipt wait before the attempt counts as failed (and the next attempt re-checks the chain). */
+  readonly receiptTimeoutMs?: number;
+  /** Called after every attempt with its outcome code ("registered", "already-member", or a refusal code). */
+  readonly onAttempt?: (outcome: string) => void;
+}
+
+/** One attempt: check, sign, simulate, submit, wait. Throws on any refusal. */
+export async function registerOnce(options: RegisterOptions): Promise<Registration> {
+  const { chain, reader, keys, logger } = options;
+  const appId = keys.appId;
+  const existing = await reader.memberOfApp(appId);
+  if (existing.active) {
+    const record = await reader.member(existing.memberId);
+    if (
+      record !== undefined &&
+      record.memberKey.toLowerCase() === keys.member.address.toLowerCase() &&
+      record.wireguardKey.toLowerCase() === keys.wireguard.publicKey.toLowerCase() &&
+      record.identityKey.toLowerCase() === keys.identity.publicKey.toLowerCase()
+    ) {
+      return { memberId: existing.memberId, submitted: false };
+    }
+    throw fatalError(
+      "AppIdHasMember",
+      `app id ${appId} already has active member ${existing.memberId} with other keys: another instance of this app is running, or its key paths changed. One app id serves one member; the owner must evict member ${existing.memberId} first.`,
+      { details: { appId, memberId: existing.memberId.toString() } },
+    );
+  }
+  const wallet = chain.wallet;
+  if (wallet === undefined) {
+    throw fatalError(
+      "GasKeyMissing",
+      `app id ${appId} is not a member yet and registering needs gas; set ATTESTMESH_GAS_KEY to a funded account's key.`,
+      { details: { appId } },
+    );
+  }
+  const nonce = await reader.registrationNonce(appId);
+  const signature = await signTypedData({
+    privateKey: keys.member.secret.reveal(),
+    domain: memberDomain(chain.chainId, chain.cluster),
+    types: memberTypes,
+    primaryType: "Register",
+    message: {
+      appId,
+      wireguardKey: keys.wireguard.publicKey,
+      identityKey: keys.identity.publicKey,
+      nonce,
+    },
+  });
+  const { request } = await chain.publicClient.simulateContract({
+    address: chain.cluster,
+    abi: clusterAbi,
+    functionName: "register",
+    args: [keys.member.proof, keys.wireguard.publicKey, keys.identity.publicKey, signature],
+    account: wallet.account,
+  });
+  const hash = await wallet.writeContract(request);
+  logger.info({ txHash: hash, appId, nonce: nonce.toString() }, "registration submitted");
+  const receipt = await chain.publicClient.waitForTransactionReceipt({
+    hash,
+    confirmations: Math.max(1, options.confirmations),
+    timeout: options.receiptTimeoutMs ?? 120_000,
+  });
+  if (receipt.status !== "success") {
+    throw retryableError(
+      "RegistrationReverted",
+      `registration transaction ${hash} reverted on chain (the state changed after the simulation); retrying`,
+      { details: { txHash: hash } },
+    );
+  }
+  const after = await reader.memberOfApp(appId);
+  if (!after.active) {
+    throw retryableError(
+      "RegistrationNotVisible",
+      `registration ${hash} succeeded but the member is not active yet; retrying`,
+      {
+        details: { txHash: hash },
+      },
+    );
+  }
+  return { memberId: after.memberId, submitted: true, txHash: hash };
+}
+
+/**
+ * Registers (or finds the existing registration), retrying refusals the owner can fix. Resolves
+ * undefined when shutdown aborted the wait; throws a fatal `AttestmeshError` for anything else.
+ */
+export async function ensureRegistered(options: RegisterOptions): Promise<Registration | undefined> {
+  const { logger, signal } = options;
+  const ctx: RefusalContext = { keys: options.keys, chain: options.chain };
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      const registration = await raceAbort(registerOnce(options), signal);
+      if (registration === undefined) return undefined;
+      options.onAttempt?.(registration.submitted ? "registered" : "already-member");
+      return registration;
+    } catch (error) {
+      if (signal.aborted) return undefined;
+      const refusal = classifyRegistrationError(error, ctx);
+      options.onAttempt?.(refusal.code);
+      if (!refusal.retryable) {
+        logger.error(
+          { refusal: refusal.code, fix: refusal.fix, details: refusal.details },
+          `registration refused: ${refusal.code}; ${refusal.fix}`,
+        );
+        throw fatalError(refusal.code, `registration refused: ${refusal.code}; ${refusal.fix}`, {
+          cause: error,
+          details: refusal.details,
+        });
+      }
+      const retryInMs = backoffDelay(attempt, options.backoff, options.random);
+      logger.warn(
+        {
+          refusal: refusal.code,
+          fix: refusal.fix,
+          details: refusal.details,
+          attempt: attempt + 1,
+          retryInMs,
+        },
+        `registration refused: ${refusal.code}; ${refusal.fix}`,
+      );
+      await sleep(retryInMs, signal);
+    }
+  }
+  return undefined;
+}

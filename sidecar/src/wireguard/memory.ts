@@ -1,0 +1,140 @@
+// An in-memory WireGuard backend for unit tests. It keeps wg(8)'s semantics where tests can observe
+// them — peers keyed by public key, an allowed IP owned by one peer at a time, an endpoint kept when a
+// change names none — and records every change so tests can count the operations a reconcile made.
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { canonicalCidr } from "../reconcile/diff.ts";
+import type { InterfaceConfig, PeerConfig, PeerStatus, WireGuardBackend } from "./backend.ts";
+import { wireguardKeyPair } from "./keys.ts";
+import { validateInterfaceConfig, validatePeerConfig } from "./wg.ts";
+
+/** A change the backend was asked to make; the private key is recorded as its public key only. */
+export type MemoryOperation =
+  | {
+      readonly kind: "up";
+      readonly name: string;
+      readonly listenPort: number;
+      readonly address: string;
+      readonly publicKey: string;
+    }
+  | { readonly kind: "setPeer"; readonly peer: PeerConfig }
+  | { readonly kind: "removePeer"; readonly publicKey: string }
+  | { readonly kind: "down" };
+
+export type MemoryOperationKind = MemoryOperation["kind"] | "peers";
+
+export interface MemoryBackend extends WireGuardBackend {
+  /** Every change in call order (reads are not recorded); tests may empty it with `length = 0`. */
+  readonly operations: MemoryOperation[];
+  /** The interface as `up` left it, or undefined while down. */
+  readonly interface: Omit<Extract<MemoryOperation, { kind: "up" }>, "kind"> | undefined;
+  /** Sets a peer's latest handshake (unix seconds) as if WireGuard had completed one. */
+  setHandshake(publicKey: string, unixSeconds: number): void;
+  /** Sets a peer's traffic counters. */
+  setTransfer(publicKey: string, rxBytes: bigint, txBytes: bigint): void;
+  /** Makes the next call of `kind` reject with `error` (once). */
+  failNext(kind: MemoryOperationKind, error: Error): void;
+}
+
+export function createMemoryBackend(): MemoryBackend {
+  const operations: MemoryOperation[] = [];
+  const peers = new Map<string, PeerStatus>();
+  const failures = new Map<MemoryOperationKind, Error>();
+  let current: MemoryBackend["interface"];
+
+  function injected(kind: MemoryOperationKind): void {
+    const error = failures.get(kind);
+    if (error === undefined) return;
+    failures.delete(kind);
+    throw error;
+  }
+
+  function usable(): void {
+    if (current === undefined) {
+      throw new AttestmeshError("The WireGuard interface is not up; call up() first.", {
+        code: "WireGuardNotUp",
+      });
+    }
+  }
+
+  function known(publicKey: string): PeerStatus {
+    const peer = peers.get(publicKey);
+    if (peer === undefined) throw new Error(`memory backend: no peer ${publicKey}`);
+    return peer;
+  }
+
+  return {
+    operations,
+    get interface() {
+      return current;
+    },
+
+    async up(config: InterfaceConfig) {
+      injected("up");
+      validateInterfaceConfig(config);
+      if (current !== undefined && current.name !== config.name) peers.clear();
+      current = {
+        name: config.name,
+        listenPort: config.listenPort,
+        address: config.address,
+        publicKey: wireguardKeyPair(config.privateKey).publicKeyBase64,
+      };
+      operations.push({ kind: "up", ...current });
+    },
+
+    async setPeer(peer) {
+      injected("setPeer");
+      validatePeerConfig(peer);
+      usable();
+      operations.push({ kind: "setPeer", peer: { ...peer, allowedIps: [...peer.allowedIps] } });
+      const allowedIps = [...new Set(peer.allowedIps.map(canonicalCidr))];
+      for (const [key, other] of peers) {
+        if (key === peer.publicKey) continue;
+        const kept = other.allowedIps.filter((cidr) => !allowedIps.includes(cidr));
+        if (kept.length !== other.allowedIps.length) peers.set(key, { ...other, allowedIps: kept });
+      }
+      const previous = peers.get(peer.publicKey);
+      const endpoint = peer.endpoint ?? previous?.endpoint;
+      peers.set(peer.publicKey, {
+        publicKey: peer.publicKey,
+        allowedIps,
+        ...(endpoint === undefined ? {} : { endpoint }),
+        ...(peer.keepaliveSeconds ? { keepaliveSeconds: peer.keepaliveSeconds } : {}),
+        latestHandshake: previous?.latestHandshake ?? 0,
+        rxBytes: previous?.rxBytes ?? 0n,
+        txBytes: previous?.txBytes ?? 0n,
+      });
+    },
+
+    async removePeer(publicKey) {
+      injected("removePeer");
+      usable();
+      operations.push({ kind: "removePeer", publicKey });
+      peers.delete(publicKey);
+    },
+
+    async peers() {
+      injected("peers");
+      usable();
+      return [...peers.values()].map((peer) => ({ ...peer, allowedIps: [...peer.allowedIps] }));
+    },
+
+    async down() {
+      injected("down");
+      operations.push({ kind: "down" });
+      current = undefined;
+      peers.clear();
+    },
+
+    setHandshake(publicKey, unixSeconds) {
+      peers.set(publicKey, { ...known(publicKey), latestHandshake: unixSeconds });
+    },
+
+    setTransfer(publicKey, rxBytes, txBytes) {
+      peers.set(publicKey, { ...known(publicKey), rxBytes, txBytes });
+    },
+
+    failNext(kind, error) {
+      failures.set(kind, error);
+    },
+  };
+}

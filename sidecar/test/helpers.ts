@@ -1,0 +1,87 @@
+// Test helpers for the sidecar: a KeySource over the simulator library (no socket), a logger whose
+// lines a test can read, polling, and a free TCP port.
+import { createServer } from "node:net";
+import { Writable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
+import type { SimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { pino } from "pino";
+import { bytesToHex, getAddress } from "viem";
+import type { KeySource } from "../src/keys.ts";
+import type { Logger } from "../src/log.ts";
+import { REDACTED_PATHS } from "../src/log.ts";
+
+/** The simulator library behind the sidecar's KeySource interface, as the SDK client would present it. */
+export function simulatorKeySource(cvm: SimulatedCvm): KeySource {
+  return {
+    appId: async () => getAddress(bytesToHex(cvm.info().appId)),
+    getKey: async (path, purpose, algorithm) => {
+      const result = cvm.getKey(path, purpose, algorithm);
+      return { key: result.key, signatureChain: result.signatureChain };
+    },
+  };
+}
+
+export interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly [field: string]: unknown;
+}
+
+export interface CapturedLogger {
+  readonly logger: Logger;
+  /** Every line so far, parsed. */
+  lines(): LogLine[];
+  /** Every line so far, as written. */
+  text(): string;
+}
+
+/** A pino logger (with the sidecar's redaction) that keeps its JSON lines in memory. */
+export function captureLogger(level: pino.LevelWithSilent = "debug"): CapturedLogger {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk.toString());
+      callback();
+    },
+  });
+  const logger = pino({ level, redact: { paths: [...REDACTED_PATHS], censor: "[redacted]" } }, stream);
+  const text = () => chunks.join("");
+  return {
+    logger,
+    text,
+    lines: () =>
+      text()
+        .split("\n")
+        .filter((line) => line.trim() !== "")
+        .map((line) => JSON.parse(line) as LogLine),
+  };
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(intervalMs);
+  }
+}
+
+/** A TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,200 @@
+// Registration against the cluster on an in-process Hardhat chain: the first registration, the
+// restart no-op, and every refusal with its retry decision and the log line an operator sees.
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { custom, type Hex, hexToBytes, keccak256, parseEventLogs, toHex } from "viem";
+import {
+  type ClusterFixture,
+  randomAppId,
+  setupCluster,
+  signRegistration,
+  simulatedNode,
+} from "../../test/helpers/cluster.ts";
+import { type ChainContext, connectChain } from "../src/chain/client.ts";
+import { createClusterReader } from "../src/chain/cluster.ts";
+import { countingTransport, createRpcTally } from "../src/chain/transport.ts";
+import { deriveNodeKeys, type NodeKeys } from "../src/keys.ts";
+import {
+  classifyRegistrationError,
+  ensureRegistered,
+  type RegisterOptions,
+  registerOnce,
+} from "../src/register.ts";
+import { secret } from "../src/secret.ts";
+import { captureLogger, simulatorKeySource } from "./helpers.ts";
+
+/** Hardhat's well-known account #1 (a relayer that pays gas). */
+const GAS_KEY: Hex = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+async function nodeKeys(fx: ClusterFixture, appId = randomAppId()): Promise<NodeKeys> {
+  return deriveNodeKeys(
+    simulatorKeySource(createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) })),
+  );
+}
+
+describe("registration", () => {
+  let fx: ClusterFixture;
+  let chain: ChainContext;
+  const tally = createRpcTally();
+
+  function options(keys: NodeKeys, overrides: Partial<RegisterOptions> = {}): RegisterOptions {
+    return {
+      chain,
+      reader: createClusterReader(chain.publicClient, chain.cluster),
+      keys,
+      confirmations: 0,
+      logger: captureLogger().logger,
+      signal: new AbortController().signal,
+      backoff: { initialMs: 10, maxMs: 50 },
+      ...overrides,
+    };
+  }
+
+  async function registeredEvents(appId: Hex) {
+    const logs = await fx.publicClient.getLogs({ address: fx.deployed.diamond, fromBlock: 0n });
+    return parseEventLogs({ abi: clusterAbi, logs, eventName: "MemberRegistered" }).filter(
+      (log) => log.args.appId.toLowerCase() === appId.toLowerCase(),
+    );
+  }
+
+  before(async () => {
+    fx = await setupCluster();
+    chain = await connectChain({
+      transport: countingTransport(custom(fx.connection.provider, { retryCount: 0 }), tally.record),
+      cluster: fx.deployed.diamond,
+      gasKey: secret(GAS_KEY),
+    });
+  });
+
+  test("registers once; a restart finds the record and sends nothing", async () => {
+    const keys = await nodeKeys(fx);
+    await fx.owner.write.addAppId([keys.appId]);
+    const first = await registerOnce(options(keys));
+    assert.equal(first.submitted, true);
+    assert.ok(first.txHash);
+    const record = await fx.owner.read.member([first.memberId]);
+    assert.equal(record.memberKey, keys.member.address);
+    assert.equal(record.wireguardKey, keys.wireguard.publicKey);
+    assert.equal(record.identityKey, keys.identity.publicKey);
+    assert.equal(record.status, 1);
+
+    tally.reset();
+    const again = await registerOnce(options(keys));
+    assert.deepEqual(again, { memberId: first.memberId, submitted: false });
+    assert.equal(tally.byMethod().eth_sendRawTransaction, undefined, "no transaction on restart");
+    assert.equal((await registeredEvents(keys.appId)).length, 1);
+  });
+
+  test("AppIdNotAllowed: logged with the fix, retried with backoff, joins once the owner allows it", async () => {
+    const keys = await nodeKeys(fx);
+    const { logger, lines } = captureLogger();
+    const outcomes: string[] = [];
+    const pending = ensureRegistered(options(keys, { logger, onAttempt: (o) => outcomes.push(o) }));
+    for (let i = 0; i < 200 && outcomes.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    const refusal = lines().find((l) => l.refusal === "AppIdNotAllowed");
+    assert.ok(refusal, "the refusal is logged by name");
+    assert.equal(refusal.level, 40);
+    assert.match(
+      refusal.msg,
+      /^registration refused: AppIdNotAllowed; the cluster owner must allow app id 0x[0-9a-fA-F]{40}/,
+    );
+    assert.ok(String(refusal.fix).includes(keys.appId));
+    assert.ok(typeof refusal.retryInMs === "number" && refusal.retryInMs <= 50);
+
+    await fx.owner.write.addAppId([keys.appId]);
+    const registration = await pending;
+    assert.ok(registration?.submitted);
+    assert.ok(outcomes.filter((o) => o === "AppIdNotAllowed").length >= 2);
+    assert.equal(outcomes.at(-1), "registered");
+  });
+
+  test("AppIdRevoked is fatal, with the way out", async () => {
+    const keys = await nodeKeys(fx);
+    await fx.owner.write.revokeAppId([keys.appId, keccak256(toHex("test"))]);
+    const { logger, lines } = captureLogger();
+    await assert.rejects(ensureRegistered(options(keys, { logger })), (error: unknown) => {
+      assert.ok(isAttestmeshError(error, "AppIdRevoked"));
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /revoked at .*permanent.*new app id/);
+      return true;
+    });
+    assert.ok(lines().some((l) => l.refusal === "AppIdRevoked" && l.level === 50));
+  });
+
+  test("AppIdHasMember: the app id's active member has other keys; fatal, nothing sent", async () => {
+    const appId = randomAppId();
+    // Same app id, so the same member key, but the contract tests' WireGuard key (an Ed25519 public key).
+    const other = simulatedNode(fx.kmsRoot, appId);
+    await fx.owner.write.addAppId([appId]);
+    const nonce = await fx.owner.read.registrationNonce([appId]);
+    const signature = await signRegistration(fx, other, { nonce });
+    await fx.relayer.write.register([other.proof, other.wireguardKey, other.identityKey, signature]);
+    const keys = await nodeKeys(fx, appId);
+    tally.reset();
+    await assert.rejects(ensureRegistered(options(keys)), { code: "AppIdHasMember", retryable: false });
+    assert.equal(tally.byMethod().eth_sendRawTransaction, undefined);
+  });
+
+  test("no gas key and not a member: fatal GasKeyMissing naming the variable", async () => {
+    const keys = await nodeKeys(fx);
+    await fx.owner.write.addAppId([keys.appId]);
+    const withoutGas = { ...chain, wallet: undefined };
+    await assert.rejects(ensureRegistered(options(keys, { chain: withoutGas })), (error: unknown) => {
+      assert.ok(isAttestmeshError(error, "GasKeyMissing"));
+      assert.match(error.message, /ATTESTMESH_GAS_KEY/);
+      return true;
+    });
+  });
+
+  test("shutdown during the backoff wait resolves undefined", async () => {
+    const keys = await nodeKeys(fx);
+    const controller = new AbortController();
+    const pending = ensureRegistered(
+      options(keys, { signal: controller.signal, backoff: { initialMs: 60_000, maxMs: 60_000 } }),
+    );
+    setTimeout(() => controller.abort(), 100);
+    assert.equal(await pending, undefined);
+  });
+
+  test("an unreachable chain is a retryable RpcError", () => {
+    const refusal = classifyRegistrationError(new TypeError("fetch failed"), {
+      keys: {} as NodeKeys,
+      chain,
+    });
+    assert.equal(refusal.code, "RpcError");
+    assert.equal(refusal.retryable, true);
+  });
+});
+
+describe("registration on a cluster that does not accept the KMS root", () => {
+  test("KmsRootNotAllowed is retryable and names the root and the owner's fix", async () => {
+    const fx = await setupCluster({ kmsRoots: ["0x000000000000000000000000000000000000dEaD"] });
+    const chain = await connectChain({
+      transport: custom(fx.connection.provider, { retryCount: 0 }),
+      cluster: fx.deployed.diamond,
+      gasKey: secret(GAS_KEY),
+    });
+    const keys = await nodeKeys(fx);
+    await fx.owner.write.addAppId([keys.appId]);
+    const error = await registerOnce({
+      chain,
+      reader: createClusterReader(chain.publicClient, chain.cluster),
+      keys,
+      confirmations: 0,
+      logger: captureLogger().logger,
+      signal: new AbortController().signal,
+      backoff: { initialMs: 10, maxMs: 50 },
+    }).then(
+      () => assert.fail("expected a refusal"),
+      (e: unknown) => e,
+    );
+    const refusal = classifyRegistrationError(error, { keys, chain });
+    assert.equal(refusal.code, "KmsRootNotAllowed");
+    assert.equal(refusal.retryable, true);
+    assert.ok(refusal.fix.includes(fx.kmsRoot.address));
+    assert.match(refusal.fix, /must allow KMS root/);
+  });
+});
