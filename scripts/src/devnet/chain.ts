@@ -5,6 +5,7 @@ import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   type Address,
   createPublicClient,
+  createTestClient,
   createWalletClient,
   defineChain,
   getContract,
@@ -27,7 +28,8 @@ export function devnetClients(rpcUrl: string, chainId: number) {
   const transport = http(rpcUrl);
   const client = createPublicClient({ chain, transport });
   const owner = createWalletClient({ chain, transport, account: devnetAccount(0) });
-  return { client, owner };
+  const test = createTestClient({ chain, transport, mode: "hardhat" });
+  return { client, owner, test };
 }
 
 export type DevnetClients = ReturnType<typeof devnetClients>;
@@ -81,4 +83,9 @@ export async function evictApp(clients: DevnetClients, diamond: Address, appId: 
   if (!active) throw new Error(`app ${appId} has no active member to evict`);
   await confirm(clients, await cluster.write.evict([memberId, reason]));
   return memberId;
+}
+
+/** Give a devnet account 1,000 ETH (Hardhat's `hardhat_setBalance`; development chains only). */
+export async function fundAccount(clients: DevnetClients, address: Address): Promise<void> {
+  await clients.test.setBalance({ address, value: 10n ** 21n });
 }

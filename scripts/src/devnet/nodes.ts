@@ -3,8 +3,8 @@
 import { join } from "node:path";
 import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
-import { devnetPrivateKey } from "./accounts.ts";
-import { createMemberApp, type DevnetClients } from "./chain.ts";
+import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
+import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
 import { createNodeNamespace } from "./netns.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
 import {
@@ -41,6 +41,8 @@ export async function startNode(
 
   await createNodeNamespace(netns, index, underlayIp);
   const appId = await createMemberApp(clients, state.diamond, name);
+  // Hardhat funds only its first 20 accounts; give this node's gas account its own balance.
+  await fundAccount(clients, devnetAccount(index).address);
 
   const simPid = spawnDetached(
     process.execPath,

@@ -87,12 +87,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     const operations = await applyDiff(backend, diff);
     metrics.wgOperations.inc(operations);
     if (operations > 0) {
+      // Keys of removed peers are only in the last status; added ones only in the desired set.
       const byKey = new Map(status.get().peers.map((p) => [p.publicKey, p.memberId]));
-      const idsOf = (keys: readonly string[]) =>
-        keys.map(
-          (k) =>
-            (byKey.get(k) ?? desired.peers.find((p) => p.config.publicKey === k)?.memberId)?.toString() ?? k,
-        );
+      for (const p of desired.peers) byKey.set(p.config.publicKey, p.memberId);
+      const idsOf = (keys: readonly string[]) => keys.map((k) => byKey.get(k)?.toString() ?? k);
       logger.info(
         {
           block,

@@ -35,6 +35,30 @@ function positiveInt(name: string) {
   };
 }
 
+/** Report phase changes while the devnet runs in the foreground, until SIGINT or SIGTERM. */
+async function watchUntilSignal(): Promise<void> {
+  const phases = new Map<string, string>();
+  const report = async () => {
+    const state = await readState();
+    if (!state) return;
+    for (const node of await Promise.all(state.nodes.map(nodeStatus))) {
+      if (phases.get(node.name) !== node.phase) {
+        if (phases.has(node.name))
+          process.stderr.write(`› ${node.name}: ${phases.get(node.name)} -> ${node.phase}\n`);
+        phases.set(node.name, node.phase);
+      }
+    }
+  };
+  await report();
+  // The interval also keeps the event loop alive while we wait for the signal.
+  const timer = setInterval(() => void report().catch(() => {}), 5_000);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  clearInterval(timer);
+}
+
 export function registerDevnetCommand(program: Command): void {
   const devnet = program
     .command("devnet")
@@ -60,10 +84,7 @@ export function registerDevnetCommand(program: Command): void {
       );
       if (options.detach) return;
       process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
+      await watchUntilSignal();
       await devnetDown(progress(false));
     });
   void up;
