@@ -333,11 +333,17 @@ export const CONFIG_DOCS: readonly ConfigDoc[] = SPECS.map((s) => ({
 
 /** `CONFIG_DOCS` as a Markdown table. */
 export function configDocsMarkdown(): string {
-  const rows = CONFIG_DOCS.map(
-    (d) =>
-      `| \`${d.name}\` | ${d.required ? "yes" : "no"} | ${d.default === undefined ? "" : `\`${d.default}\``} | ${d.description.replaceAll("|", "\\|")} |`,
-  );
-  return ["| Variable | Required | Default | Meaning |", "|---|---|---|---|", ...rows].join("\n");
+  const header = ["Variable", "Required", "Default", "Meaning"];
+  const rows = CONFIG_DOCS.map((d) => [
+    `\`${d.name}\``,
+    d.required ? "yes" : "no",
+    d.default === undefined ? "" : `\`${d.default}\``,
+    d.description.replaceAll("|", "\\|"),
+  ]);
+  // Padded the way the repository's formatter lays out Markdown tables, so the README stays formatted.
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
 export interface ConfigProblem {
