@@ -180,6 +180,15 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       { details: { appId } },
     );
   }
+  // Nodes may not report an empty account clearly (Hardhat answers "invalid parameters"), so say it.
+  const balance = await chain.publicClient.getBalance({ address: wallet.account.address });
+  if (balance === 0n) {
+    throw retryableError(
+      "GasKeyUnfunded",
+      `the gas account ${wallet.account.address} (ATTESTMESH_GAS_KEY) has no funds to pay for the registration; fund it`,
+      { details: { account: wallet.account.address } },
+    );
+  }
   const nonce = await reader.registrationNonce(appId);
   const signature = await signTypedData({
     privateKey: keys.member.secret.reveal(),

@@ -6,6 +6,7 @@ import { createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts"
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { custom, type Hex, hexToBytes, keccak256, parseEventLogs, toHex } from "viem";
+import { generatePrivateKey } from "viem/accounts";
 import {
   type ClusterFixture,
   randomAppId,
@@ -147,6 +148,24 @@ describe("registration", () => {
       assert.match(error.message, /ATTESTMESH_GAS_KEY/);
       return true;
     });
+  });
+
+  test("an unfunded gas key is a retryable GasKeyUnfunded naming the account; nothing is sent", async () => {
+    const keys = await nodeKeys(fx);
+    await fx.owner.write.addAppId([keys.appId]);
+    const unfunded = await connectChain({
+      transport: custom(fx.connection.provider, { retryCount: 0 }),
+      cluster: fx.deployed.diamond,
+      gasKey: secret(generatePrivateKey()),
+    });
+    const blockBefore = await fx.publicClient.getBlockNumber();
+    await assert.rejects(registerOnce(options(keys, { chain: unfunded })), (error: unknown) => {
+      assert.ok(isAttestmeshError(error, "GasKeyUnfunded"));
+      assert.equal(error.retryable, true);
+      assert.ok(error.message.includes(unfunded.wallet!.account.address));
+      return true;
+    });
+    assert.equal(await fx.publicClient.getBlockNumber(), blockBefore);
   });
 
   test("shutdown during the backoff wait resolves undefined", async () => {
