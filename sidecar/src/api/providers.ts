@@ -1,0 +1,56 @@
+// What the application API reads from the rest of the sidecar, as small provider interfaces. The
+// heartbeat and CSK modules implement `PeerLiveness` and `CskHolder`; until they are wired, liveness
+// comes from WireGuard's latest handshake and the cluster shared key is unavailable (503).
+import type { Address } from "viem";
+import type { SidecarStatus } from "../status.ts";
+
+/** One peer as the API reports it. */
+export interface PeerLivenessEntry {
+  readonly memberId: bigint;
+  readonly appId: Address;
+  readonly meshIp: string;
+  /** Whether the peer counts as live right now. */
+  readonly live: boolean;
+  /** When the last heartbeat that counted arrived (ms since the epoch); undefined if none yet. */
+  readonly lastHeartbeatAt: number | undefined;
+}
+
+export interface PeerLiveness {
+  /** Names the evidence behind `live`, e.g. "heartbeat" or "wireguard-handshake". */
+  readonly source: string;
+  /** Every desired peer (active members but this node), in member-id order. */
+  peers(): readonly PeerLivenessEntry[];
+}
+
+/** The cluster shared key of the current epoch, when this node holds it. */
+export interface CskHolder {
+  current(): { readonly epoch: bigint; readonly key: Uint8Array } | undefined;
+}
+
+/**
+ * WireGuard's view, until signed heartbeats exist: a peer is live while its latest handshake is younger
+ * than `maxAgeSeconds` (default 180 s: WireGuard re-handshakes every 2 minutes on an active tunnel,
+ * and persistent keepalive keeps it active).
+ */
+export function handshakeLiveness(
+  status: () => SidecarStatus,
+  options: { readonly maxAgeSeconds?: number; readonly now?: () => number } = {},
+): PeerLiveness {
+  const maxAge = options.maxAgeSeconds ?? 180;
+  const now = options.now ?? Date.now;
+  return {
+    source: "wireguard-handshake",
+    peers() {
+      const nowSeconds = now() / 1000;
+      return [...status().peers]
+        .sort((a, b) => (a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0))
+        .map((p) => ({
+          memberId: p.memberId,
+          appId: p.appId,
+          meshIp: p.meshIp,
+          live: p.latestHandshake > 0 && nowSeconds - p.latestHandshake <= maxAge,
+          lastHeartbeatAt: p.latestHandshake > 0 ? p.latestHandshake * 1000 : undefined,
+        }));
+    },
+  };
+}
