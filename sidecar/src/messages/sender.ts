@@ -5,7 +5,14 @@
 import { randomBytes } from "node:crypto";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { BaseError, bytesToHex, ContractFunctionRevertedError, type Hex, keccak256 } from "viem";
+import {
+  BaseError,
+  bytesToHex,
+  ContractFunctionRevertedError,
+  type Hex,
+  InsufficientFundsError,
+  keccak256,
+} from "viem";
 import { signTypedData } from "viem/accounts";
 import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
@@ -185,6 +192,18 @@ function classifySendError(error: unknown): AttestmeshError {
         details: { args: (reverted.data?.args ?? []).map(String) },
       });
     }
+  }
+  if (
+    error instanceof BaseError &&
+    error.walk((e) => e instanceof InsufficientFundsError) instanceof InsufficientFundsError
+  ) {
+    return retryableError(
+      "GasKeyUnfunded",
+      "the gas account (ATTESTMESH_GAS_KEY) cannot pay for the message; fund it",
+      {
+        cause: error,
+      },
+    );
   }
   const first = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
   return retryableError("RpcError", `the chain could not take the message (${first}); send again`, {

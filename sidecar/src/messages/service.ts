@@ -4,11 +4,12 @@
 import type { Registry } from "prom-client";
 import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
+import { isAttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../reconcile/types.ts";
 import { sleep } from "../shutdown.ts";
-import { createFileCursorStore, createMemoryCursorStore } from "./cursor.ts";
+import { type CursorStore, createFileCursorStore, createMemoryCursorStore } from "./cursor.ts";
 import { createMessageMetrics } from "./metrics.ts";
 import { x25519FromEd25519Seed } from "./sealedBox.ts";
 import { createMessageSender, type MessageSender } from "./sender.ts";
@@ -44,22 +45,37 @@ export async function startMessaging(options: {
     options.stateDir === undefined
       ? createMemoryCursorStore()
       : createFileCursorStore(options.stateDir, scope);
-  const watcher = createMessageWatcher({
-    client: chain.publicClient,
-    chainId: chain.chainId,
-    cluster: chain.cluster,
-    reader: options.reader,
-    store,
-    keyPair: x25519FromEd25519Seed(options.keys.identity.secret.reveal()),
-    confirmations: options.confirmations,
-    logger,
-    metrics,
-    memberId: options.memberId,
-    knownMember: options.knownMember,
-    deliver: options.deliver,
-    startBlock: options.startBlock === undefined ? undefined : BigInt(options.startBlock),
-  });
-  await watcher.init();
+  const watcherWith = (store: CursorStore) =>
+    createMessageWatcher({
+      client: chain.publicClient,
+      chainId: chain.chainId,
+      cluster: chain.cluster,
+      reader: options.reader,
+      store,
+      keyPair: x25519FromEd25519Seed(options.keys.identity.secret.reveal()),
+      confirmations: options.confirmations,
+      logger,
+      metrics,
+      memberId: options.memberId,
+      knownMember: options.knownMember,
+      deliver: options.deliver,
+      startBlock: options.startBlock === undefined ? undefined : BigInt(options.startBlock),
+    });
+  let watcher = watcherWith(store);
+  try {
+    await watcher.init();
+  } catch (error) {
+    // A state directory that cannot be used must not keep the node out of the mesh: say so, and keep
+    // the cursor in memory (messages sent while the node is down are then not replayed).
+    if (!isAttestmeshError(error, "CursorUnwritable") && !isAttestmeshError(error, "CursorUnreadable"))
+      throw error;
+    logger.error(
+      { err: error, cursor: store.path },
+      "the message cursor cannot be kept in ATTESTMESH_STATE_DIR; keeping it in memory (fix the directory and restart to replay missed messages)",
+    );
+    watcher = watcherWith(createMemoryCursorStore());
+    await watcher.init();
+  }
   const sender = createMessageSender({
     chain,
     reader: options.reader,
