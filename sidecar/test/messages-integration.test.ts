@@ -69,7 +69,11 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     return text;
   };
 
-  async function startNode(name: keyof typeof apps, gasKey: Hex): Promise<Node> {
+  async function startNode(
+    name: keyof typeof apps,
+    gasKey: Hex,
+    stateDir = join(dir, `state-${name}`),
+  ): Promise<Node> {
     const appId = apps[name];
     const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
     const log = captureLogger();
@@ -87,7 +91,7 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
       ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
       ATTESTMESH_LOG_LEVEL: "debug",
       ATTESTMESH_API_SOCKET: socket,
-      ATTESTMESH_STATE_DIR: join(dir, `state-${name}`),
+      ATTESTMESH_STATE_DIR: stateDir,
     });
     const sidecar = await startSidecar(config, {
       logger: log.logger,
@@ -299,6 +303,63 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     stream.close();
   });
 
+  test("a corrupt cursor is kept aside and a new one started; the node still joins and receives", async () => {
+    await c.stop();
+    const stateDir = join(dir, "state-c");
+    const [file] = (await readdir(stateDir)).filter((f) => f.startsWith("messages-cursor-"));
+    await writeFile(join(stateDir, file!), "{ not json");
+    c = await startNode("c", GAS_KEYS[2]!);
+    assert.ok(c.log.lines().some((l) => /message cursor is corrupt/.test(l.msg) && l.level === 50));
+    const files = await readdir(stateDir);
+    assert.ok(
+      files.some((f) => f.startsWith(`${file}.corrupt-`)),
+      "the corrupt cursor is kept for inspection",
+    );
+    assert.ok(files.includes(file!), "a new cursor was written");
+    const stream = await openStream(c.socket, "/v1/messages/stream");
+    const text = plaintext("after-corrupt-cursor");
+    assert.equal(
+      (await postJson(a.socket, "/v1/messages", { to: c.memberId().toString(), text })).status,
+      200,
+    );
+    await waitFor("C to receive it", () => messagesIn(stream).length >= 1);
+    assert.deepEqual(
+      messagesIn(stream).map((m) => m.text),
+      [text],
+    );
+    stream.close();
+  });
+
+  test("an unusable state directory keeps the cursor in memory: logged, and messages still arrive", async () => {
+    await c.stop();
+    const blocker = join(dir, "a-file");
+    await writeFile(blocker, "not a directory");
+    c = await startNode("c", GAS_KEYS[2]!, join(blocker, "state"));
+    assert.ok(
+      c.log.lines().some((l) => /cannot be kept in ATTESTMESH_STATE_DIR/.test(l.msg) && l.level === 50),
+    );
+    const stream = await openStream(c.socket, "/v1/messages/stream");
+    const text = plaintext("memory-cursor");
+    assert.equal(
+      (await postJson(a.socket, "/v1/messages", { to: c.memberId().toString(), text })).status,
+      200,
+    );
+    await waitFor("C to receive it", () => messagesIn(stream).length >= 1);
+    assert.deepEqual(
+      messagesIn(stream).map((m) => m.text),
+      [text],
+    );
+    stream.close();
+  });
+
+  test("sending to a member that does not exist is a 404 and sends nothing", async () => {
+    const before = (await messageLogs()).length;
+    const res = await postJson(a.socket, "/v1/messages", { to: "999", text: plaintext("nobody") });
+    assert.equal(res.status, 404);
+    assert.equal((res.body as { error: { code: string } }).error.code, "RecipientNotFound");
+    assert.equal((await messageLogs()).length, before);
+  });
+
   test("no plaintext appears in any event or transaction of the run", async () => {
     const latest = await fx.publicClient.getBlockNumber();
     const logs = await fx.publicClient.getLogs({ fromBlock: 0n, toBlock: latest });
@@ -321,6 +382,10 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
         assert.ok(!eventBytes.includes(needle), `no event carries ${text}`);
         assert.ok(!calldata.includes(needle), `no transaction carries ${text}`);
       }
+    }
+    for (const node of [a, b, c]) {
+      for (const text of plaintexts)
+        assert.ok(!node.log.text().includes(text), `${node.name}'s log never shows a payload`);
     }
     const sent = (await messageLogs()).length;
     assert.ok(sent >= 5, `${sent} MessageSent events scanned`);
