@@ -154,3 +154,13 @@ describe("peer events", () => {
     );
   });
 });
+
+describe("message metrics", () => {
+  test("created once per registry, so a retried start does not register them twice", async () => {
+    const { Registry } = await import("prom-client");
+    const { createMessageMetrics } = await import("../src/messages/metrics.ts");
+    const registry = new Registry();
+    assert.equal(createMessageMetrics(registry), createMessageMetrics(registry));
+    assert.notEqual(createMessageMetrics(new Registry()), createMessageMetrics(registry));
+  });
+});

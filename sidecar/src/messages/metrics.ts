@@ -7,9 +7,14 @@ export interface MessageMetrics {
   readonly sent: Counter<"outcome">;
 }
 
+const byRegistry = new WeakMap<Registry, MessageMetrics>();
+
+/** The message counters of `registry`, created on first use (a retried start reuses them). */
 export function createMessageMetrics(registry: Registry): MessageMetrics {
+  const existing = byRegistry.get(registry);
+  if (existing !== undefined) return existing;
   const registers = [registry];
-  return {
+  const metrics: MessageMetrics = {
     received: new Counter({
       name: "attestmesh_messages_received_total",
       help: "Sealed messages opened, checked and delivered to the application API.",
@@ -28,4 +33,6 @@ export function createMessageMetrics(registry: Registry): MessageMetrics {
       registers,
     }),
   };
+  byRegistry.set(registry, metrics);
+  return metrics;
 }
