@@ -171,6 +171,13 @@ describe("application API over a unix socket", () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers["cache-control"], "no-store");
     assert.deepEqual(res.body, { epoch: "4", key: `0x${"ab".repeat(32)}` });
+    api.setCskHolder({ current: () => ({ epoch: 5n, key: new Uint8Array(32).fill(0xcd) }) });
+    res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
+    assert.deepEqual(
+      res.body,
+      { epoch: "5", key: `0x${"cd".repeat(32)}` },
+      "a holder attached later is used",
+    );
     status.setPhase("wg-configuring", "test");
     assert.equal(
       (await apiRequest(socket, "GET", "/v1/cluster-shared-key")).status,
@@ -413,6 +420,23 @@ describe("application API over a unix socket", () => {
       events.map((e) => `${e.event}:${e.memberId}`),
       ["down:2", "joined:5", "up:5", "left:2"],
     );
+    stream.close();
+  });
+
+  test("a liveness source attached later (heartbeats) replaces the handshake view in peers and events", async () => {
+    const stream = await openStream(socket, "/v1/peer-events/stream?since=latest");
+    const heartbeats: PeerLivenessEntry[] = [
+      { memberId: 5n, appId: APP, meshIp: "10.77.0.5", live: true, lastHeartbeatAt: 2000 },
+      { memberId: 6n, appId: APP, meshIp: "10.77.0.6", live: true, lastHeartbeatAt: 3000 },
+    ];
+    api.setPeerLiveness({ source: "heartbeat", peers: () => heartbeats });
+    const res = await apiRequest(socket, "GET", "/v1/peers");
+    assert.equal((res.body as { source: string }).source, "heartbeat");
+    await waitFor(
+      "member 6 to join",
+      () => stream.lines.some((l) => l.memberId === "6" && l.event === "up") || undefined,
+    );
+    api.setPeerLiveness(liveness);
     stream.close();
   });
 

@@ -23,6 +23,10 @@ export interface AppApi {
   /** The socket path, when the API listens. */
   readonly socketPath: string | undefined;
   setSelfKeys(keys: SelfKeys): void;
+  /** Replaces the liveness source (the heartbeat module, once it runs). */
+  setPeerLiveness(liveness: PeerLiveness): void;
+  /** Attaches the cluster shared key holder (the CSK module, once it runs). */
+  setCskHolder(holder: CskHolder): void;
   setSender(sender: MessageSender): void;
   /** Publishes a received message to every messages stream. */
   deliver(message: ReceivedMessage): void;
@@ -47,11 +51,12 @@ export async function startAppApi(options: {
     queueLength: options.queueLength,
   });
   const peerEvents = createHub<PeerEvent>({ retain: RETAINED_PEER_EVENTS, queueLength: options.queueLength });
-  const liveness = options.liveness ?? handshakeLiveness(options.status);
+  let liveness = options.liveness ?? handshakeLiveness(options.status);
+  let csk = options.csk;
   let selfKeys: SelfKeys | undefined;
   let sender: MessageSender | undefined;
   const poller = watchPeerEvents({
-    liveness,
+    liveness: () => liveness,
     intervalMs: options.peerEventIntervalMs ?? 1000,
     signal: options.signal,
     logger,
@@ -66,7 +71,7 @@ export async function startAppApi(options: {
         status: options.status,
         selfKeys: () => selfKeys,
         liveness: () => liveness,
-        csk: () => options.csk,
+        csk: () => csk,
         sender: () => sender,
         messages,
         peerEvents,
@@ -82,6 +87,12 @@ export async function startAppApi(options: {
     socketPath: server?.path,
     setSelfKeys(keys) {
       selfKeys = keys;
+    },
+    setPeerLiveness(value) {
+      liveness = value;
+    },
+    setCskHolder(value) {
+      csk = value;
     },
     setSender(value) {
       sender = value;

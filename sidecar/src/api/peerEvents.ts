@@ -36,9 +36,9 @@ export function diffPeerViews(
   return events;
 }
 
-/** Polls `liveness` every `intervalMs` until `signal` aborts; `check()` compares now. */
+/** Polls `liveness()` every `intervalMs` until `signal` aborts; `check()` compares now. */
 export function watchPeerEvents(options: {
-  readonly liveness: PeerLiveness;
+  readonly liveness: () => PeerLiveness;
   readonly intervalMs: number;
   readonly signal: AbortSignal;
   readonly logger: Logger;
@@ -47,7 +47,7 @@ export function watchPeerEvents(options: {
   let view: readonly PeerLivenessEntry[] = [];
   const check = () => {
     try {
-      const next = options.liveness.peers();
+      const next = options.liveness().peers();
       for (const event of diffPeerViews(view, next)) options.publish(event);
       view = next;
     } catch (err) {
