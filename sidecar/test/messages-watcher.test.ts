@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { before, describe, test } from "node:test";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { Registry } from "prom-client";
 import { bytesToHex, type Chain, type Hex, keccak256, type PublicClient, type Transport } from "viem";
@@ -54,20 +55,8 @@ describe("message watcher", () => {
       ),
     );
     const signature = await from.node.memberAccount.signTypedData({
-      domain: {
-        name: "attestmesh",
-        version: "1",
-        chainId: fx.chainId,
-        verifyingContract: fx.deployed.diamond,
-      },
-      types: {
-        Send: [
-          { name: "senderId", type: "uint64" },
-          { name: "recipientId", type: "uint64" },
-          { name: "envelopeId", type: "bytes32" },
-          { name: "ciphertextHash", type: "bytes32" },
-        ],
-      },
+      domain: memberDomain(fx.chainId, fx.deployed.diamond),
+      types: memberTypes,
       primaryType: "Send",
       message: { senderId: from.id, recipientId: to.id, envelopeId, ciphertextHash: keccak256(ciphertext) },
     });
