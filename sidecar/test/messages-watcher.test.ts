@@ -174,6 +174,18 @@ describe("message watcher", () => {
     );
   });
 
+  test("a cursor ahead of the chain (a reset chain) is rewound to the start, dedup intact", async () => {
+    const store = createMemoryCursorStore();
+    const five = sent.find((s) => s.text === "five")!;
+    await store.save({ block: 1_000_000n, recent: [envelopeKey(bob.id, five.envelopeId)] });
+    const { watcher, delivered, log } = watcherFor(bob, store);
+    await watcher.init();
+    assert.equal(watcher.cursorBlock(), 0n);
+    assert.ok(log.lines().some((l) => /ahead of the chain/.test(l.msg) && l.level === 40));
+    await watcher.pass();
+    assert.deepEqual(texts(delivered), ["one", "two", "three", "four"], "everything but the remembered one");
+  });
+
   test("no member id: nothing is read and the cursor stays", async () => {
     const store = createMemoryCursorStore();
     const { watcher, delivered } = watcherFor(bob, store, { startBlock: 1n, memberId: () => undefined });

@@ -191,6 +191,19 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       }
       block = cursor.block;
       recent = createRecentEnvelopes(RECENT_ENVELOPES, cursor.recent);
+      const head = await confirmedHead();
+      if (block > head) {
+        // A cursor ahead of the chain belongs to another history of it (a reset devnet or testnet):
+        // read it from the start; the remembered envelope ids still drop anything seen before.
+        const rewound =
+          options.startBlock === undefined || options.startBlock < 1n ? 0n : options.startBlock - 1n;
+        logger.warn(
+          { cursorBlock: block, head, rewoundTo: rewound },
+          "the message cursor is ahead of the chain (was the chain reset?); reading from the start",
+        );
+        block = rewound;
+        await save();
+      }
       logger.info(
         { block, cursor: store.path, recent: recent.size },
         "message cursor loaded; replaying from it",
