@@ -94,7 +94,7 @@ const peer = (memberId: bigint, live: boolean): PeerLivenessEntry => ({
   appId: `0x${memberId.toString().padStart(40, "0")}` as Address,
   meshIp: `10.77.0.${memberId}`,
   live,
-  lastHeartbeatAt: live ? 1000 : undefined,
+  lastHeartbeatMs: live ? 1000 : undefined,
 });
 
 describe("peer events", () => {
@@ -145,7 +145,7 @@ describe("peer events", () => {
     const liveness = handshakeLiveness(() => status, { now: () => nowMs });
     assert.equal(liveness.source, "wireguard-handshake");
     assert.deepEqual(
-      liveness.peers().map((p) => [p.memberId, p.live, p.lastHeartbeatAt]),
+      liveness.peers().map((p) => [p.memberId, p.live, p.lastHeartbeatMs]),
       [
         [2n, true, nowMs - 10_000],
         [3n, false, undefined],

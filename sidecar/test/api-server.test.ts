@@ -15,6 +15,7 @@ import { listenUnix, resolveGroup } from "../src/api/socket.ts";
 import { AttestmeshError, fatalError, retryableError } from "../src/errors.ts";
 import type { MessageSender, SentMessage } from "../src/messages/sender.ts";
 import type { ReceivedMessage } from "../src/messages/types.ts";
+import { type Secret, secret } from "../src/secret.ts";
 import { createStatusStore } from "../src/status.ts";
 import { apiRequest, openStream, postJson } from "./api-client.ts";
 import { captureLogger, waitFor } from "./helpers.ts";
@@ -69,7 +70,7 @@ describe("application API over a unix socket", () => {
   const recorder = recordingSender();
   let peers: PeerLivenessEntry[] = [];
   const liveness: PeerLiveness = { source: "test", peers: () => peers };
-  let csk: { epoch: bigint; key: Uint8Array } | undefined;
+  let csk: { epoch: bigint; key: Secret<Uint8Array> } | undefined;
   const holder: CskHolder = { current: () => csk };
 
   before(async () => {
@@ -138,8 +139,8 @@ describe("application API over a unix socket", () => {
 
   test("GET /v1/peers: member id, app id, mesh IP, live, last heartbeat", async () => {
     peers = [
-      { memberId: 2n, appId: APP, meshIp: "10.77.0.2", live: true, lastHeartbeatAt: Date.UTC(2026, 0, 1) },
-      { memberId: 3n, appId: APP, meshIp: "10.77.0.3", live: false, lastHeartbeatAt: undefined },
+      { memberId: 2n, appId: APP, meshIp: "10.77.0.2", live: true, lastHeartbeatMs: Date.UTC(2026, 0, 1) },
+      { memberId: 3n, appId: APP, meshIp: "10.77.0.3", live: false, lastHeartbeatMs: undefined },
     ];
     const res = await apiRequest(socket, "GET", "/v1/peers");
     assert.equal(res.status, 200);
@@ -166,12 +167,12 @@ describe("application API over a unix socket", () => {
     res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.equal(res.status, 503);
     assert.equal((res.body as { error: { code: string } }).error.code, "CskUnavailable");
-    csk = { epoch: 4n, key: new Uint8Array(32).fill(0xab) };
+    csk = { epoch: 4n, key: secret(new Uint8Array(32).fill(0xab)) };
     res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.equal(res.status, 200);
     assert.equal(res.headers["cache-control"], "no-store");
     assert.deepEqual(res.body, { epoch: "4", key: `0x${"ab".repeat(32)}` });
-    api.setCskHolder({ current: () => ({ epoch: 5n, key: new Uint8Array(32).fill(0xcd) }) });
+    api.setCskHolder({ current: () => ({ epoch: 5n, key: secret(new Uint8Array(32).fill(0xcd)) }) });
     res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.deepEqual(
       res.body,
@@ -395,15 +396,15 @@ describe("application API over a unix socket", () => {
   });
 
   test("GET /v1/peer-events/stream: a snapshot, then joined/up/down/left as they happen", async () => {
-    peers = [{ memberId: 2n, appId: APP, meshIp: "10.77.0.2", live: true, lastHeartbeatAt: 1000 }];
+    peers = [{ memberId: 2n, appId: APP, meshIp: "10.77.0.2", live: true, lastHeartbeatMs: 1000 }];
     await delay(60);
     const stream = await openStream(socket, "/v1/peer-events/stream");
     peers = [
-      { memberId: 2n, appId: APP, meshIp: "10.77.0.2", live: false, lastHeartbeatAt: 1000 },
-      { memberId: 5n, appId: APP, meshIp: "10.77.0.5", live: false, lastHeartbeatAt: undefined },
+      { memberId: 2n, appId: APP, meshIp: "10.77.0.2", live: false, lastHeartbeatMs: 1000 },
+      { memberId: 5n, appId: APP, meshIp: "10.77.0.5", live: false, lastHeartbeatMs: undefined },
     ];
     await waitFor("two events", () => stream.lines.length >= 3 || undefined);
-    peers = [{ memberId: 5n, appId: APP, meshIp: "10.77.0.5", live: true, lastHeartbeatAt: 2000 }];
+    peers = [{ memberId: 5n, appId: APP, meshIp: "10.77.0.5", live: true, lastHeartbeatMs: 2000 }];
     await waitFor("two more", () => stream.lines.length >= 5 || undefined);
     const [hello, ...events] = stream.lines;
     assert.equal(hello!.type, "hello");
@@ -426,10 +427,11 @@ describe("application API over a unix socket", () => {
   test("a liveness source attached later (heartbeats) replaces the handshake view in peers and events", async () => {
     const stream = await openStream(socket, "/v1/peer-events/stream?since=latest");
     const heartbeats: PeerLivenessEntry[] = [
-      { memberId: 5n, appId: APP, meshIp: "10.77.0.5", live: true, lastHeartbeatAt: 2000 },
-      { memberId: 6n, appId: APP, meshIp: "10.77.0.6", live: true, lastHeartbeatAt: 3000 },
+      { memberId: 5n, appId: APP, meshIp: "10.77.0.5", live: true, lastHeartbeatMs: 2000 },
+      { memberId: 6n, appId: APP, meshIp: "10.77.0.6", live: true, lastHeartbeatMs: 3000 },
     ];
-    api.setPeerLiveness({ source: "heartbeat", peers: () => heartbeats });
+    // The heartbeat module's peer table has no `source`: it is the heartbeat evidence.
+    api.setPeerLiveness({ peers: () => heartbeats });
     const res = await apiRequest(socket, "GET", "/v1/peers");
     assert.equal((res.body as { source: string }).source, "heartbeat");
     await waitFor(

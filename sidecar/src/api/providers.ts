@@ -1,7 +1,9 @@
 // What the application API reads from the rest of the sidecar, as small provider interfaces. The
-// heartbeat and CSK modules implement `PeerLiveness` and `CskHolder`; until they are wired, liveness
-// comes from WireGuard's latest handshake and the cluster shared key is unavailable (503).
+// heartbeat and CSK modules implement `PeerLiveness` and `CskHolder` (structurally: the heartbeat
+// peer table and the CSK custody fit as they are); until they are wired, liveness comes from
+// WireGuard's latest handshake and the cluster shared key is unavailable (503).
 import type { Address } from "viem";
+import type { Secret } from "../secret.ts";
 import type { SidecarStatus } from "../status.ts";
 
 /** One peer as the API reports it. */
@@ -12,19 +14,19 @@ export interface PeerLivenessEntry {
   /** Whether the peer counts as live right now. */
   readonly live: boolean;
   /** When the last heartbeat that counted arrived (ms since the epoch); undefined if none yet. */
-  readonly lastHeartbeatAt: number | undefined;
+  readonly lastHeartbeatMs: number | undefined;
 }
 
 export interface PeerLiveness {
-  /** Names the evidence behind `live`, e.g. "heartbeat" or "wireguard-handshake". */
-  readonly source: string;
+  /** Names the evidence behind `live`; absent means signed heartbeats ("heartbeat"). */
+  readonly source?: string;
   /** Every desired peer (active members but this node), in member-id order. */
   peers(): readonly PeerLivenessEntry[];
 }
 
 /** The cluster shared key of the current epoch, when this node holds it. */
 export interface CskHolder {
-  current(): { readonly epoch: bigint; readonly key: Uint8Array } | undefined;
+  current(): { readonly epoch: bigint; readonly key: Secret<Uint8Array> } | undefined;
 }
 
 /**
@@ -49,7 +51,7 @@ export function handshakeLiveness(
           appId: p.appId,
           meshIp: p.meshIp,
           live: p.latestHandshake > 0 && nowSeconds - p.latestHandshake <= maxAge,
-          lastHeartbeatAt: p.latestHandshake > 0 ? p.latestHandshake * 1000 : undefined,
+          lastHeartbeatMs: p.latestHandshake > 0 ? p.latestHandshake * 1000 : undefined,
         }));
     },
   };

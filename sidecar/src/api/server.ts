@@ -76,7 +76,7 @@ function peerJson(p: PeerLivenessEntry) {
     appId: p.appId,
     meshIp: p.meshIp,
     live: p.live,
-    lastHeartbeat: iso(p.lastHeartbeatAt),
+    lastHeartbeat: iso(p.lastHeartbeatMs),
   };
 }
 
@@ -298,7 +298,7 @@ export async function startApiServer(options: {
       case "/v1/peers": {
         only("GET");
         const liveness = deps.liveness();
-        send(res, 200, { source: liveness.source, peers: liveness.peers().map(peerJson) });
+        send(res, 200, { source: liveness.source ?? "heartbeat", peers: liveness.peers().map(peerJson) });
         return;
       }
       case "/v1/cluster-shared-key": {
@@ -321,7 +321,7 @@ export async function startApiServer(options: {
         }
         send(res, 200, {
           epoch: current.epoch.toString(),
-          key: `0x${Buffer.from(current.key).toString("hex")}`,
+          key: `0x${Buffer.from(current.key.reveal()).toString("hex")}`,
         });
         return;
       }
@@ -384,7 +384,7 @@ export async function startApiServer(options: {
             type: "hello",
             stream: "peer-events",
             lastSeq: deps.peerEvents.lastSeq(),
-            source: liveness.source,
+            source: liveness.source ?? "heartbeat",
             peers: liveness.peers().map(peerJson),
           },
           peerEventJson,
