@@ -431,14 +431,38 @@ describe("application API over a unix socket", () => {
       { memberId: 6n, appId: APP, meshIp: "10.77.0.6", live: true, lastHeartbeatMs: 3000 },
     ];
     // The heartbeat module's peer table has no `source`: it is the heartbeat evidence.
-    api.setPeerLiveness({ peers: () => heartbeats });
+    let emit: ((event: { type: string; live?: readonly bigint[] }) => void) | undefined;
+    api.setPeerLiveness({
+      peers: () => heartbeats,
+      onEvent(listener) {
+        emit = listener;
+        return () => {
+          emit = undefined;
+        };
+      },
+    });
     const res = await apiRequest(socket, "GET", "/v1/peers");
     assert.equal((res.body as { source: string }).source, "heartbeat");
     await waitFor(
       "member 6 to join",
       () => stream.lines.some((l) => l.memberId === "6" && l.event === "up") || undefined,
     );
+    emit!({ type: "converged", live: [5n, 6n] });
+    emit!({ type: "peer-live" });
+    emit!({ type: "diverged" });
+    await waitFor("convergence events", () => stream.lines.some((l) => l.event === "diverged") || undefined);
+    assert.deepEqual(
+      stream.lines
+        .filter((l) => l.event === "converged" || l.event === "diverged")
+        .map((l) => [l.event, l.live]),
+      [
+        ["converged", ["5", "6"]],
+        ["diverged", undefined],
+      ],
+      "convergence is forwarded; the source's own peer events are not repeated",
+    );
     api.setPeerLiveness(liveness);
+    assert.equal(emit, undefined, "the replaced source is unsubscribed");
     stream.close();
   });
 

@@ -90,6 +90,7 @@ export async function startAppApi(options: {
     },
     setPeerLiveness(value) {
       liveness = value;
+      poller.check();
     },
     setCskHolder(value) {
       csk = value;

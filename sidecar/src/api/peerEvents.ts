@@ -1,23 +1,29 @@
 // Peer events for the application: the difference between two views of `PeerLiveness`, as a tagged
 // union. `joined`/`left` follow the chain's membership (a peer appears or disappears); `up`/`down`
-// follow liveness. A poller compares views on a timer and publishes what changed.
+// follow liveness. A poller compares views on a timer and publishes what changed. `converged` and
+// `diverged` are forwarded from the liveness source, when it reports convergence (the heartbeats).
 import type { Logger } from "../log.ts";
 import type { PeerLiveness, PeerLivenessEntry } from "./providers.ts";
 
+/** A change of one peer. */
+export type PeerChange = {
+  readonly kind: "joined" | "left" | "up" | "down";
+  readonly peer: PeerLivenessEntry;
+};
+
 export type PeerEvent =
-  | { readonly kind: "joined"; readonly peer: PeerLivenessEntry }
-  | { readonly kind: "left"; readonly peer: PeerLivenessEntry }
-  | { readonly kind: "up"; readonly peer: PeerLivenessEntry }
-  | { readonly kind: "down"; readonly peer: PeerLivenessEntry };
+  | PeerChange
+  | { readonly kind: "converged"; readonly live: readonly bigint[] }
+  | { readonly kind: "diverged" };
 
 /** What changed from `before` to `after`: joins, then liveness changes, then departures. */
 export function diffPeerViews(
   before: readonly PeerLivenessEntry[],
   after: readonly PeerLivenessEntry[],
-): PeerEvent[] {
+): PeerChange[] {
   const old = new Map(before.map((p) => [p.memberId, p]));
   const now = new Map(after.map((p) => [p.memberId, p]));
-  const events: PeerEvent[] = [];
+  const events: PeerChange[] = [];
   for (const peer of after) {
     const previous = old.get(peer.memberId);
     if (previous === undefined) {
@@ -36,7 +42,10 @@ export function diffPeerViews(
   return events;
 }
 
-/** Polls `liveness()` every `intervalMs` until `signal` aborts; `check()` compares now. */
+/**
+ * Polls `liveness()` every `intervalMs` until `signal` aborts (`check()` compares now), and forwards
+ * the current source's convergence events.
+ */
 export function watchPeerEvents(options: {
   readonly liveness: () => PeerLiveness;
   readonly intervalMs: number;
@@ -45,7 +54,20 @@ export function watchPeerEvents(options: {
   readonly publish: (event: PeerEvent) => void;
 }): { check(): void } {
   let view: readonly PeerLivenessEntry[] = [];
+  let source: PeerLiveness | undefined;
+  let unsubscribe: (() => void) | undefined;
+  const follow = () => {
+    const current = options.liveness();
+    if (current === source) return;
+    unsubscribe?.();
+    source = current;
+    unsubscribe = current.onEvent?.((event) => {
+      if (event.type === "converged") options.publish({ kind: "converged", live: [...(event.live ?? [])] });
+      else if (event.type === "diverged") options.publish({ kind: "diverged" });
+    });
+  };
   const check = () => {
+    follow();
     try {
       const next = options.liveness().peers();
       for (const event of diffPeerViews(view, next)) options.publish(event);
@@ -56,6 +78,14 @@ export function watchPeerEvents(options: {
   };
   const timer = setInterval(check, options.intervalMs);
   timer.unref();
-  options.signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+  follow();
+  options.signal.addEventListener(
+    "abort",
+    () => {
+      clearInterval(timer);
+      unsubscribe?.();
+    },
+    { once: true },
+  );
   return { check };
 }

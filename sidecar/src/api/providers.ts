@@ -17,11 +17,20 @@ export interface PeerLivenessEntry {
   readonly lastHeartbeatMs: number | undefined;
 }
 
+/** A mesh-wide event a liveness source may publish; `converged` and `diverged` reach the app. */
+export interface MeshEvent {
+  readonly type: string;
+  /** For `converged`: the live set every live member agrees on. */
+  readonly live?: readonly bigint[];
+}
+
 export interface PeerLiveness {
   /** Names the evidence behind `live`; absent means signed heartbeats ("heartbeat"). */
   readonly source?: string;
   /** Every desired peer (active members but this node), in member-id order. */
   peers(): readonly PeerLivenessEntry[];
+  /** Mesh-wide events (convergence), if the source has them; returns an unsubscribe function. */
+  onEvent?(listener: (event: MeshEvent) => void): () => void;
 }
 
 /** The cluster shared key of the current epoch, when this node holds it. */

@@ -103,7 +103,14 @@ function messageJson({ seq, item: m }: Sequenced<ReceivedMessage>) {
 }
 
 function peerEventJson({ seq, item }: Sequenced<PeerEvent>) {
-  return { type: "peer", seq, event: item.kind, ...peerJson(item.peer) };
+  switch (item.kind) {
+    case "converged":
+      return { type: "peer", seq, event: item.kind, live: item.live.map(String) };
+    case "diverged":
+      return { type: "peer", seq, event: item.kind };
+    default:
+      return { type: "peer", seq, event: item.kind, ...peerJson(item.peer) };
+  }
 }
 
 /** Reads the body, refusing more than `MAX_BODY_BYTES`. */
