@@ -293,7 +293,7 @@ describe("attestmesh owner commands", async () => {
     }
 
     it("a dry run of a refused call reports the refusal", async () => {
-      await refused(["allow", "compose", "0x" + "00".repeat(32), "--dry-run"], "ZeroIdentifier");
+      await refused(["allow", "compose", `0x${"00".repeat(32)}`, "--dry-run"], "ZeroIdentifier");
     });
   });
 
