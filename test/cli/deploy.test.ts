@@ -30,7 +30,7 @@ describe("attestmesh deploy", async () => {
         "deploy",
         "--rpc",
         rpc.url,
-        "--cidr",
+        "--mesh-cidr",
         "10.9.0.0/24",
         "--kms-root",
         kmsRoot,
@@ -112,7 +112,7 @@ describe("attestmesh deploy", async () => {
 
   it("a journal for other parameters is refused", async () => {
     const run = await runAttestmesh(
-      ["deploy", "--rpc", rpc.url, "--cidr", "10.8.0.0/24", "--journal", journal, "--yes", "--json"],
+      ["deploy", "--rpc", rpc.url, "--mesh-cidr", "10.8.0.0/24", "--journal", journal, "--yes", "--json"],
       { ATTESTMESH_OWNER_KEY: OWNER_KEY },
     );
     assert.equal(run.code, 1);
@@ -132,7 +132,7 @@ describe("attestmesh deploy", async () => {
 
   it("bad parameters are refused before connecting", async () => {
     for (const [args, message] of [
-      [["--cidr", "10.0.0.0/8"], /prefix|\/16|16/],
+      [["--mesh-cidr", "10.0.0.0/8"], /prefix|\/16|16/],
       [["--kms-root", "0x1234"], /KMS root/],
       [["--owner", "0xnothex"], /--owner/],
     ] as const) {

@@ -14,7 +14,7 @@ import { loadOwnerAccount } from "../../owner/ownerKey.ts";
 import { startProgress } from "../../owner/progress.ts";
 
 type DeployOptions = NetworkOptions & {
-  cidr: string;
+  meshCidr: string;
   owner?: string;
   kmsRoot: string[];
   journal?: string;
@@ -33,7 +33,7 @@ export function registerDeployCommand(program: Command, io: CliIo): void {
     .description("deploy a cluster (diamond, facets, member-app factory, indexer registry); resumable")
     .option("--rpc <url>", "JSON-RPC endpoint (default: ATTESTMESH_RPC_URL)")
     .option("--network <name>", "a network from hardhat.config.ts: devnet, baseSepolia, base")
-    .option("--cidr <cidr>", "the mesh's IPv4 range, /16 to /28", "10.77.0.0/16")
+    .option("--mesh-cidr <cidr>", "the mesh's IPv4 range, /16 to /28", "10.77.0.0/16")
     .option("--owner <address>", "the cluster owner, e.g. a Safe (default: the deploying key's address)")
     .option(
       "--kms-root <addressOrPubkey>",
@@ -56,7 +56,7 @@ export function registerDeployCommand(program: Command, io: CliIo): void {
           "deploy sends contract creations from a key; deploy with any funded key and --owner <safe address>",
         );
       }
-      const mesh = parseMeshCidr(options.cidr);
+      const mesh = parseMeshCidr(options.meshCidr);
       const kmsRoots = options.kmsRoot.map(parseKmsRoot);
       const ownerArg = options.owner === undefined ? undefined : parseAddress(options.owner, "--owner");
       const net = await resolveNetwork(options, io.env);
