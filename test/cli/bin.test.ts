@@ -1,10 +1,12 @@
 // The installed executable: `npx attestmesh` from the repository root runs scripts/src/cli/bin.mjs in a
 // child process, with --help, an exit code and one-line errors, and sends a real transaction.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { dirname } from "node:path";
-import { describe, it } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { bytesToHex } from "viem";
 import { cliCluster, OWNER_KEY } from "../helpers/cli.ts";
@@ -87,5 +89,39 @@ describe("npx attestmesh", async () => {
       out.stderr,
       /^attestmesh: app id must be a 0x-prefixed 20-byte hex address, got "0x1234"\n$/,
     );
+  });
+
+  it("takes the owner key from Hardhat's keystore when the environment has none", async () => {
+    // A throw-away Hardhat config directory holding a development keystore with the owner's key.
+    const config = mkdtempSync(join(tmpdir(), "attestmesh-keystore-"));
+    after(() => rmSync(config, { recursive: true, force: true }));
+    const env = {
+      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`,
+      HOME: config,
+      XDG_CONFIG_HOME: config,
+    };
+    const stored = spawnSync(
+      "npx",
+      ["--no-install", "hardhat", "keystore", "set", "--dev", "ATTESTMESH_OWNER_KEY"],
+      {
+        cwd: ROOT,
+        env: { ...env, HARDHAT_DISABLE_TELEMETRY_PROMPT: "true" },
+        input: `${OWNER_KEY}\n`,
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    assert.equal(stored.status, 0, stored.stderr);
+    const hash = bytesToHex(randomBytes(32));
+    const out = await npx(
+      ["allow", "compose", hash, "--rpc", fx.rpcUrl, "--cluster", fx.deployed.diamond, "--yes", "--json"],
+      {
+        HOME: config,
+        XDG_CONFIG_HOME: config,
+      },
+    );
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(JSON.parse(out.stdout).from.toLowerCase(), fx.ownerAddress.toLowerCase());
+    assert.equal(await fx.owner.read.isComposeHashAllowed([hash]), true);
   });
 });
