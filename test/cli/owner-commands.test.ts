@@ -417,6 +417,22 @@ describe("attestmesh owner commands", async () => {
       });
     }
 
+    it("an RPC URL is never echoed: its path or query often holds an API key", async () => {
+      const secret = "k3y-0f-the-rpc-provider";
+      for (const rpc of [
+        `http://127.0.0.1:9/v2/${secret}`,
+        `ftp://rpc.example/${secret}`,
+        `not a url ${secret}`,
+      ]) {
+        const run = await runAttestmesh(
+          ["indexer", "show", "--rpc", rpc, "--cluster", randomAppId(), "--json"],
+          {},
+        );
+        assert.equal(run.code, 1);
+        assert.ok(!run.stderr.includes(secret) && !run.stdout.includes(secret), run.stderr);
+      }
+    });
+
     it("an unreachable RPC is reported as such, retryable", async () => {
       const run = await runAttestmesh(["allow", "compose", randomHash(), ...offline, "--yes", "--json"], {});
       assert.equal(run.json<{ error: { code: string } }>().error.code, "RpcUnreachable");

@@ -26,15 +26,16 @@ const KNOWN_CHAINS: Readonly<Record<number, Chain>> = { [base.id]: base, [baseSe
 /** Network names accepted besides hardhat.config.ts's own spelling. */
 const ALIASES: Readonly<Record<string, string>> = { "base-sepolia": "baseSepolia", "base-mainnet": "base" };
 
+/** Checks an RPC URL without ever echoing it: RPC URLs often carry an API key in the path or query. */
 function checkUrl(url: string, what: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw badArgument(`${what} must be an http(s) URL, got "${url}"`);
+    throw badArgument(`${what} is not a URL; give an http(s) RPC endpoint`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw badArgument(`${what} must be an http(s) URL, got "${url}"`);
+    throw badArgument(`${what} must be an http(s) URL, not ${parsed.protocol}`);
   }
   return url;
 }

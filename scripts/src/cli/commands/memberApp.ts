@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { bytesToHex, type Hex, keccak256, stringToHex } from "viem";
-import { parseBytes32 } from "../../owner/args.ts";
+import { badArgument, parseBytes32 } from "../../owner/args.ts";
 import { readCluster } from "../../owner/context.ts";
 import type { CliIo } from "../../owner/io.ts";
 import { runPlan, type TxCommandOptions, txOptions } from "./options.ts";
@@ -21,7 +21,6 @@ export function registerMemberAppCommand(program: Command, io: CliIo): void {
     .action(async (options: CreateOptions) => {
       let salt: Hex;
       if (options.salt !== undefined && options.label !== undefined) {
-        const { badArgument } = await import("../../owner/args.ts");
         throw badArgument("give --salt or --label, not both");
       }
       if (options.salt !== undefined) salt = parseBytes32(options.salt, "--salt");
