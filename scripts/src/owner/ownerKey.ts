@@ -4,7 +4,6 @@
 // line or an error message; only the address it controls is shown.
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import { configVariable } from "hardhat/config";
 import type { PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { loadHardhat } from "./hardhat.ts";
@@ -34,6 +33,7 @@ export async function loadOwnerAccount(
   const fromEnv = env[OWNER_KEY_VARIABLE];
   if (fromEnv !== undefined && fromEnv !== "") return toAccount(fromEnv, "the environment");
   const hre = await loadHardhat();
+  const { configVariable } = await import("hardhat/config");
   const secret = await hre.hooks.runHandlerChain(
     "configurationVariables",
     "fetchValue",
