@@ -6,6 +6,7 @@ import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts
 import { type CliIo, toJson } from "../../owner/io.ts";
 import { readPolicy, readPolicyHistory } from "../../owner/policy.ts";
 import type { PolicyHistory } from "../../owner/policyHistory.ts";
+import { startProgress } from "../../owner/progress.ts";
 import { chainOptions } from "./options.ts";
 
 type PolicyOptions = ChainCommandOptions & { fromBlock?: string };
@@ -49,7 +50,12 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
     .action(async (options: PolicyOptions) => {
       const range = fromBlock(options);
       const ctx = await clusterContext(io, options);
-      const view = await readPolicy(ctx, range);
+      const progress = startProgress(io, ctx.json, "reading the policy and its revocation events");
+      const view = await readPolicy(ctx, range).catch((error: unknown) => {
+        progress.fail("could not read the policy");
+        throw error;
+      });
+      progress.succeed(`read at block ${view.block}`);
       if (ctx.json) io.stdout.write(toJson(view));
       else
         io.stdout.write(
@@ -65,7 +71,12 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
     .action(async (options: PolicyOptions) => {
       const range = fromBlock(options);
       const ctx = await clusterContext(io, options);
-      const view = await readPolicyHistory(ctx, range);
+      const progress = startProgress(io, ctx.json, "reading the cluster's events since its deployment");
+      const view = await readPolicyHistory(ctx, range).catch((error: unknown) => {
+        progress.fail("could not read the events");
+        throw error;
+      });
+      progress.succeed(`${view.events.length} policy events in blocks ${view.fromBlock}-${view.toBlock}`);
       if (ctx.json) {
         io.stdout.write(toJson(view));
         return;
