@@ -41,6 +41,8 @@ describe("attestmesh --help", () => {
       "policy history",
       "check",
       "devnet evict",
+      "ownership transfer",
+      "ownership accept",
     ]) {
       assert.ok(names.includes(expected), expected);
     }

@@ -19,6 +19,7 @@ import { registerDstackSimCommand } from "./commands/dstackSim.ts";
 import { registerIndexerCommand } from "./commands/indexer.ts";
 import { registerMemberAppCommand } from "./commands/memberApp.ts";
 import { registerMembersCommand } from "./commands/members.ts";
+import { registerOwnershipCommand } from "./commands/ownership.ts";
 import { registerPolicyCommand } from "./commands/policy.ts";
 import { registerRevokeCommand } from "./commands/revoke.ts";
 import { ExitCode } from "./exitCode.ts";
@@ -37,6 +38,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerIndexerCommand,
   registerPolicyCommand,
   registerCheckCommand,
+  registerOwnershipCommand,
   registerDevnetCommand,
   registerDstackSimCommand,
 ];

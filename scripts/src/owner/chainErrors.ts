@@ -28,6 +28,7 @@ const HINTS: Readonly<Record<string, string>> = {
   DeviceIdRevoked: "a revoked device can never be allowed again",
   AppIdNotAllowed: "allow the app id first (`attestmesh allow app <appId>`)",
   KmsRootNotAllowed: "allow the KMS root first (`attestmesh allow kms-root <address>`)",
+  NotPendingOwner: "only the pending owner can accept; use its key, or --calldata for a Safe",
   MemberNotActive: "the member already left or was evicted",
   ZeroIdentifier: "a zero id or hash is never a valid entry",
 };

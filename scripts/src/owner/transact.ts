@@ -34,6 +34,8 @@ export interface TxPlan {
   readonly args: readonly unknown[];
   /** What will change, label → value, shown before confirming and echoed in the output. */
   readonly changes: Readonly<Record<string, string>>;
+  /** Who may make the call, for --calldata's check (default: the owner; accepting ownership: the pending owner). */
+  readonly caller?: "owner" | "pendingOwner";
 }
 
 export interface DecodedEvent {
@@ -163,7 +165,11 @@ export async function transact(
 
   if (flags.calldata) {
     // No key: check the call would pass from the owner's address (a Safe, say), then print it.
-    const owner = await net.client.readContract({ address: cluster, abi: clusterAbi, functionName: "owner" });
+    const owner = await net.client.readContract({
+      address: cluster,
+      abi: clusterAbi,
+      functionName: plan.caller ?? "owner",
+    });
     try {
       await net.client.call({ account: owner, to: cluster, data });
     } catch (error) {
