@@ -15,14 +15,19 @@ import {
   setupCluster,
   simulatedNode,
 } from "../../test/helpers/cluster.ts";
+import type { ChainContext, GasWallet } from "../src/chain/client.ts";
 import { createClusterReader } from "../src/chain/cluster.ts";
+import { AttestmeshError } from "../src/errors.ts";
+import type { NodeKeys } from "../src/keys.ts";
 import { type CursorStore, createMemoryCursorStore } from "../src/messages/cursor.ts";
 import { envelopeKey } from "../src/messages/dedup.ts";
 import { sealMessage } from "../src/messages/envelope.ts";
 import { createMessageMetrics } from "../src/messages/metrics.ts";
 import { sodiumReady, x25519FromEd25519Seed } from "../src/messages/sealedBox.ts";
+import { createMessageSender } from "../src/messages/sender.ts";
 import type { ReceivedMessage } from "../src/messages/types.ts";
 import { createMessageWatcher } from "../src/messages/watcher.ts";
+import { secret } from "../src/secret.ts";
 import { captureLogger } from "./helpers.ts";
 
 interface Member {
@@ -230,5 +235,95 @@ describe("message watcher", () => {
     assert.deepEqual(delivered, []);
     const drops = log.lines().filter((l) => l.reason === "Undecryptable");
     assert.equal(drops.length, sent.filter((s) => s.to === bob).length);
+  });
+
+  describe("sender", () => {
+    function senderFor(
+      member: Member,
+      options: {
+        client?: PublicClient<Transport, Chain>;
+        wallet?: "none";
+        memberId?: bigint | undefined;
+      } = {},
+    ) {
+      const client = options.client ?? (fx.publicClient as unknown as PublicClient<Transport, Chain>);
+      const chain: ChainContext = {
+        chainId: fx.chainId,
+        chain: client.chain,
+        cluster: fx.deployed.diamond,
+        publicClient: client,
+        wallet: options.wallet === "none" ? undefined : (gasWallet as unknown as GasWallet),
+      };
+      const memberSecret = secret(bytesToHex(member.node.memberSecret));
+      return createMessageSender({
+        chain,
+        reader: createClusterReader(client, fx.deployed.diamond),
+        keys: { member: { secret: memberSecret } as NodeKeys["member"] },
+        logger: captureLogger("silent").logger,
+        memberId: () => ("memberId" in options ? options.memberId : member.id),
+      });
+    }
+    let gasWallet: unknown;
+    before(async () => {
+      const wallets = await fx.viem.getWalletClients();
+      gasWallet = wallets[5];
+    });
+
+    const code = (expected: string, retryable?: boolean) => (e: unknown) =>
+      e instanceof AttestmeshError &&
+      e.code === expected &&
+      (retryable === undefined || e.retryable === retryable);
+
+    test("concurrent sends are serialised, each with a fresh envelope id, and all arrive", async () => {
+      const store = createMemoryCursorStore();
+      const { watcher, delivered } = watcherFor(bob, store);
+      await watcher.init();
+      const sender = senderFor(alice);
+      const results = await Promise.all(
+        ["s1", "s2", "s3"].map((text) => sender.send(bob.id, new TextEncoder().encode(text))),
+      );
+      assert.equal(new Set(results.map((r) => r.envelopeId)).size, 3);
+      for (const r of results) assert.match(r.envelopeId, /^0x[0-9a-f]{64}$/);
+      await watcher.pass();
+      assert.deepEqual(texts(delivered).sort(), ["s1", "s2", "s3"]);
+      assert.deepEqual(
+        delivered.map((m) => m.senderId),
+        [alice.id, alice.id, alice.id],
+      );
+    });
+
+    test("refusals before anything is sent: too large, unknown recipient, not registered, no gas key", async () => {
+      const before = await fx.publicClient.getBlockNumber();
+      const sender = senderFor(alice);
+      await assert.rejects(sender.send(bob.id, new Uint8Array(3968)), code("PayloadTooLarge", false));
+      assert.equal(sender.maxPayloadBytes(), 3967);
+      await assert.rejects(sender.send(999n, new Uint8Array([1])), code("RecipientNotFound", false));
+      await assert.rejects(
+        senderFor(alice, { memberId: undefined }).send(bob.id, new Uint8Array([1])),
+        code("NotRegistered", true),
+      );
+      await assert.rejects(
+        senderFor(alice, { wallet: "none" }).send(bob.id, new Uint8Array([1])),
+        code("GasKeyMissing", false),
+      );
+      assert.equal(await fx.publicClient.getBlockNumber(), before, "no transaction was sent");
+    });
+
+    test("a chain that does not answer is a retryable RpcError, and the next send works", async () => {
+      const real = fx.publicClient as unknown as PublicClient<Transport, Chain>;
+      let fail = true;
+      const flaky = new Proxy(real, {
+        get(target, property, receiver) {
+          if (property === "readContract" && fail)
+            return () => Promise.reject(new Error("connection refused"));
+          return Reflect.get(target, property, receiver);
+        },
+      });
+      const sender = senderFor(alice, { client: flaky });
+      await assert.rejects(sender.send(bob.id, new Uint8Array([1])), code("RpcError", true));
+      fail = false;
+      const sent = await sender.send(bob.id, new Uint8Array([2]));
+      assert.equal(sent.recipientId, bob.id);
+    });
   });
 });

@@ -171,8 +171,10 @@ export function createMessageSender(options: MessageSenderOptions): MessageSende
           return sent;
         },
         (error: unknown) => {
-          options.metrics?.sent.inc({ outcome: error instanceof AttestmeshError ? error.code : "RpcError" });
-          throw error;
+          // Reads and the receipt wait fail with viem's errors: give the caller one kind.
+          const failure = classifySendError(error);
+          options.metrics?.sent.inc({ outcome: failure.code });
+          throw failure;
         },
       );
     },
