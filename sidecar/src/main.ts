@@ -9,11 +9,17 @@ import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
 import { countingTransport } from "./chain/transport.ts";
 import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
+import type { CskHolder } from "./csk/holder.ts";
+import type { CskServePolicy } from "./csk/server.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
+import type { PeerTable } from "./heartbeat/service.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createMeshLayer } from "./meshnet/layer.ts";
+import { createMeshMetrics } from "./meshnet/metrics.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
+import { gateHealthy } from "./readiness.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
@@ -39,6 +45,8 @@ export interface SidecarDeps {
   readonly random?: () => number;
   /** First retry delay for registration and boot steps; default 1,000 ms. */
   readonly initialBackoffMs?: number;
+  /** Which key a CSK request is answered with; default the held key (tests play a malicious member). */
+  readonly cskServePolicy?: CskServePolicy;
 }
 
 export interface Sidecar {
@@ -46,6 +54,10 @@ export interface Sidecar {
   readonly healthUrl: string;
   readonly metrics: SidecarMetrics;
   status(): SidecarStatus;
+  /** The Cluster Shared Key held, and its changes (for the application API). */
+  readonly csk: CskHolder;
+  /** Heartbeat liveness of every peer, convergence, and peer events (for the application API). */
+  readonly peers: PeerTable;
   /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
   wake(reason?: string): Promise<void>;
   /** Shuts down (loops, health server, WireGuard interface); resolves true when everything closed in time. */
@@ -60,7 +72,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const shutdown = deps.shutdown ?? createShutdown({ logger });
   const { signal } = shutdown;
   const metrics = createMetrics();
-  const status = createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) });
+  const status = gateHealthy(createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) }), () =>
+    meshLayer.gate(),
+  );
   const backend = deps.backend ?? defaultBackend(config, logger);
   const keySource = deps.keySource ?? createDstackKeySource(config.dstackEndpoint);
   const transport = countingTransport(
@@ -70,6 +84,14 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const backoff = (maxMs: number): BackoffOptions => ({
     initialMs: Math.min(deps.initialBackoffMs ?? 1000, maxMs),
     maxMs,
+  });
+  const meshLayer = createMeshLayer({
+    config,
+    keySource,
+    status,
+    metrics: createMeshMetrics(metrics.registry),
+    logger,
+    ...(deps.cskServePolicy === undefined ? {} : { servePolicy: deps.cskServePolicy }),
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
 
@@ -202,7 +224,17 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       });
       loop.start();
       void loop.wake("registered");
+      const membership = new AbortController();
+      const stopMembership = () => membership.abort();
+      signal.addEventListener("abort", stopMembership, { once: true });
+      const meshDone = meshLayer
+        .runMembership({ memberId, chain, reader, follower, keys, signal: membership.signal })
+        .catch((err: unknown) => logger.error({ err }, "mesh layer failed"));
       await ended;
+      membership.abort();
+      signal.removeEventListener("abort", stopMembership);
+      meshLayer.ended();
+      await meshDone;
     }
   }
 
@@ -227,6 +259,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     healthUrl: health.url,
     metrics,
     status: status.get,
+    csk: meshLayer.csk,
+    peers: meshLayer.peers,
     wake: (reason) => wake(reason),
     stop: (reason = "stop requested") => shutdown.shutdown(reason),
     done,

@@ -55,6 +55,10 @@ describe("parseConfig", () => {
         healthPort: 9090,
         logLevel: "info",
         registerMaxBackoffMs: 30000,
+        meshPort: 51821,
+        heartbeatIntervalMs: 2000,
+        heartbeatTimeoutMs: 6000,
+        cskTakeoverMs: 10000,
       },
     );
   });
@@ -162,6 +166,13 @@ describe("parseConfig", () => {
     ["ATTESTMESH_HEALTH_PORT", "http", /not a whole number/],
     ["ATTESTMESH_LOG_LEVEL", "verbose", /not one of trace, debug, info, warn, error, fatal, silent/],
     ["ATTESTMESH_REGISTER_MAX_BACKOFF_MS", "10", /outside 100\.\./],
+    ["ATTESTMESH_MESH_PORT", "0", /outside 1\.\.65535/],
+    ["ATTESTMESH_MESH_PORT", "udp", /not a whole number/],
+    ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "50", /outside 100\.\./],
+    ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "2s", /not a whole number/],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "100", /outside 200\.\./],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "1500", /not above the heartbeat interval/],
+    ["ATTESTMESH_CSK_TAKEOVER_MS", "99", /outside 100\.\./],
   ];
 
   for (const [variable, value, expected] of BAD_VALUES) {
@@ -208,7 +219,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 17);
+    assert.equal(names.length, 21);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));
