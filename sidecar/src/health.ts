@@ -23,6 +23,8 @@ export interface HealthReport {
   readonly desiredPeers: number;
   /** Epoch of the CSK held (decimal), null when none. */
   readonly cskEpoch: string | null;
+  /** keccak256 of the CSK held: compare with the chain's commitment. */
+  readonly cskCommitment: string | null;
   /** The CSK of the chain's current epoch is held. */
   readonly cskAcquired: boolean;
   /** The chain's current CSK epoch as last read (decimal). */
@@ -40,6 +42,14 @@ export interface HealthReport {
     readonly live: boolean;
     /** ISO time of its last counted heartbeat. */
     readonly lastHeartbeat: string | null;
+    /** That heartbeat's content (ids and counters as decimal strings), null if none counted yet. */
+    readonly heartbeat: {
+      readonly epoch: string;
+      readonly holdsCsk: boolean;
+      readonly counter: string;
+      readonly sentAtMs: string;
+      readonly heard: readonly string[];
+    } | null;
   }>;
   readonly droppedRecords: ReadonlyArray<{ readonly memberId: string; readonly reason: string }>;
   readonly lastReconcileBlock: string | null;
@@ -49,14 +59,22 @@ export interface HealthReport {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function heartbeatOf(
-  status: SidecarStatus,
-  memberId: bigint,
-): { live: boolean; lastHeartbeat: string | null } {
+function heartbeatOf(status: SidecarStatus, memberId: bigint) {
   const peer = status.meshPeers.find((p) => p.memberId === memberId);
+  const hb = peer?.heartbeat;
   return {
     live: peer?.live ?? false,
     lastHeartbeat: peer?.lastHeartbeat === undefined ? null : iso(peer.lastHeartbeat),
+    heartbeat:
+      hb === undefined
+        ? null
+        : {
+            epoch: hb.epoch.toString(),
+            holdsCsk: hb.holdsCsk,
+            counter: hb.counter.toString(),
+            sentAtMs: hb.sentAtMs.toString(),
+            heard: hb.heard.map(String),
+          },
   };
 }
 
@@ -74,6 +92,7 @@ export function healthReport(status: SidecarStatus): HealthReport {
     handshakenPeers: status.peers.filter((p) => p.latestHandshake > 0).length,
     desiredPeers: status.peers.length,
     cskEpoch: status.cskEpoch?.toString() ?? null,
+    cskCommitment: status.cskCommitment ?? null,
     cskAcquired: status.cskAcquired,
     chainCskEpoch: status.chainCskEpoch?.toString() ?? null,
     converged: status.converged,

@@ -284,7 +284,10 @@ function defaultBackend(config: SidecarConfig, logger: Logger): WireGuardBackend
 }
 
 /** The `attestmesh-sidecar` process: configuration from `env`, exit 0 after a clean shutdown. */
-export async function main(env: Env = process.env): Promise<void> {
+export async function main(
+  env: Env = process.env,
+  deps: Pick<SidecarDeps, "cskServePolicy"> = {},
+): Promise<void> {
   let config: SidecarConfig;
   try {
     config = parseConfig(env);
@@ -303,7 +306,7 @@ export async function main(env: Env = process.env): Promise<void> {
   exitOnSignals(shutdown, { logger });
   let sidecar: Sidecar;
   try {
-    sidecar = await startSidecar(config, { logger, shutdown });
+    sidecar = await startSidecar(config, { ...deps, logger, shutdown });
   } catch (error) {
     logger.fatal({ err: error }, "sidecar could not start");
     await shutdown.shutdown("start failed");

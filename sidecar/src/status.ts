@@ -53,6 +53,8 @@ export interface SidecarStatus {
   readonly lastError: { readonly code: string; readonly message: string; readonly at: number } | undefined;
   /** Epoch of the CSK held, if any. */
   readonly cskEpoch: bigint | undefined;
+  /** keccak256 of the CSK held (public: it is the on-chain commitment). */
+  readonly cskCommitment: string | undefined;
   /** The CSK of the chain's current epoch is held. */
   readonly cskAcquired: boolean;
   /** The chain's current CSK epoch, as last read. */
@@ -67,6 +69,14 @@ export interface MeshPeerReport {
   readonly live: boolean;
   /** Wall-clock ms of the last counted heartbeat. */
   readonly lastHeartbeat: number | undefined;
+  /** That heartbeat as sent: the CSK epoch it named, whether it held it, counter, sender's time, heard set. */
+  readonly heartbeat?: {
+    readonly epoch: bigint;
+    readonly holdsCsk: boolean;
+    readonly counter: bigint;
+    readonly sentAtMs: bigint;
+    readonly heard: readonly bigint[];
+  };
 }
 
 export type StatusPatch = Partial<Omit<SidecarStatus, "phase" | "phaseSince">>;
@@ -98,6 +108,7 @@ export function createStatusStore(options: {
     lastReconcileAt: undefined,
     lastError: undefined,
     cskEpoch: undefined,
+    cskCommitment: undefined,
     cskAcquired: false,
     chainCskEpoch: undefined,
     meshPeers: [],

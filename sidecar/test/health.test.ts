@@ -100,6 +100,7 @@ describe("health server", () => {
       latestHandshake: 0,
       live: false,
       lastHeartbeat: null,
+      heartbeat: null,
     });
     assert.equal(body.lastReconcileBlock, "123");
     assert.equal(body.lastReconcileAt, "1970-01-01T00:00:00.000Z");

@@ -25,6 +25,10 @@ export interface LivePeer {
   readonly lastHeartbeatMs: number | undefined;
   readonly epoch: bigint | undefined;
   readonly holdsCsk: boolean;
+  /** The last counted heartbeat's counter, the sender's timestamp in it and the peers it heard. */
+  readonly counter: bigint | undefined;
+  readonly sentAtMs: bigint | undefined;
+  readonly heard: readonly bigint[];
 }
 
 /** The read side, for the status report and the application API. */
@@ -178,6 +182,9 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
             lastHeartbeatMs: entry?.lastHeardWallMs,
             epoch: entry?.epoch,
             holdsCsk: entry?.holdsCsk ?? false,
+            counter: entry?.counter,
+            sentAtMs: entry?.sentAtMs,
+            heard: entry?.heard ?? [],
           };
         });
     },

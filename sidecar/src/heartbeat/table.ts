@@ -35,6 +35,8 @@ export interface PeerEntry {
   /** Wall-clock ms of the last counted heartbeat. */
   readonly lastHeardWallMs: number;
   readonly counter: bigint;
+  /** The sender's timestamp in that heartbeat. */
+  readonly sentAtMs: bigint;
   readonly epoch: bigint;
   readonly holdsCsk: boolean;
   readonly heard: readonly bigint[];
@@ -130,6 +132,7 @@ export function createHeartbeatTable(options: TableOptions): HeartbeatTable {
         lastHeardAt: now.monoMs,
         lastHeardWallMs: now.wallMs,
         counter: hb.counter,
+        sentAtMs: hb.timestampMs,
         epoch: hb.epoch,
         holdsCsk: hb.holdsCsk,
         heard: hb.heard,

@@ -56,9 +56,25 @@ export function createMeshLayer(options: {
     const converged = rt?.heartbeat.converged() ?? false;
     status.update({
       cskEpoch: held?.epoch,
+      cskCommitment: held?.commitment,
       cskAcquired: acquired,
       chainCskEpoch: rt?.manager.chainState()?.epoch,
-      meshPeers: peers.map((p) => ({ memberId: p.memberId, live: p.live, lastHeartbeat: p.lastHeartbeatMs })),
+      meshPeers: peers.map((p) => ({
+        memberId: p.memberId,
+        live: p.live,
+        lastHeartbeat: p.lastHeartbeatMs,
+        ...(p.counter === undefined || p.sentAtMs === undefined || p.epoch === undefined
+          ? {}
+          : {
+              heartbeat: {
+                epoch: p.epoch,
+                holdsCsk: p.holdsCsk,
+                counter: p.counter,
+                sentAtMs: p.sentAtMs,
+                heard: p.heard,
+              },
+            }),
+      })),
       converged,
     });
     metrics.cskEpoch.set(held === undefined ? -1 : Number(held.epoch));
