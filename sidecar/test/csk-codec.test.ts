@@ -68,7 +68,8 @@ describe("CSK request codec", () => {
 
   test("every truncation and trailing bytes are refused", () => {
     const bytes = encodeRequest(request(), key.sign);
-    for (let n = 0; n < bytes.length; n++) assert.throws(() => decodeRequest(bytes.subarray(0, n)), WireError);
+    for (let n = 0; n < bytes.length; n++)
+      assert.throws(() => decodeRequest(bytes.subarray(0, n)), WireError);
     const fields: Array<[number, string]> = [
       [1, "type"],
       [9, "chainId"],
@@ -92,12 +93,36 @@ describe("CSK request codec", () => {
       mutate(b);
       return b;
     };
-    refused(decodeRequest, bad((b) => (b[0] = 9)), "version");
-    refused(decodeRequest, bad((b) => (b[1] = 1)), "type");
-    refused(decodeRequest, bad((b) => b.fill(0, 2, 10)), "chainId");
-    refused(decodeRequest, bad((b) => b.fill(0, 30, 38)), "requesterId");
-    refused(decodeRequest, bad((b) => b.fill(0, 38, 46)), "serverId");
-    refused(decodeRequest, bad((b) => b.copyWithin(38, 30, 38)), "serverId");
+    refused(
+      decodeRequest,
+      bad((b) => (b[0] = 9)),
+      "version",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => (b[1] = 1)),
+      "type",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.fill(0, 2, 10)),
+      "chainId",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.fill(0, 30, 38)),
+      "requesterId",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.fill(0, 38, 46)),
+      "serverId",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.copyWithin(38, 30, 38)),
+      "serverId",
+    );
   });
 
   test("a tampered field no longer matches the signature", () => {
@@ -133,7 +158,8 @@ describe("CSK response codec", () => {
 
   test("every truncation and trailing bytes are refused", () => {
     const bytes = encodeResponse(response(), key.sign);
-    for (let n = 0; n < bytes.length; n++) assert.throws(() => decodeResponse(bytes.subarray(0, n)), WireError);
+    for (let n = 0; n < bytes.length; n++)
+      assert.throws(() => decodeResponse(bytes.subarray(0, n)), WireError);
     const fields: Array<[number, string]> = [
       [37, "serverId"],
       [45, "requesterId"],
@@ -154,13 +180,21 @@ describe("CSK response codec", () => {
     const b = encodeResponse(response(), key.sign);
     b[70] = 2;
     refused(decodeResponse, b, "status");
-    refused(decodeResponse, encodeResponse(response({ sealed: new Uint8Array(79) }), key.sign), "sealedLength");
+    refused(
+      decodeResponse,
+      encodeResponse(response({ sealed: new Uint8Array(79) }), key.sign),
+      "sealedLength",
+    );
     refused(
       decodeResponse,
       encodeResponse(response({ status: ResponseStatus.NotHeld }), key.sign),
       "sealedLength",
     );
-    refused(decodeResponse, encodeResponse(response({ sealed: new Uint8Array(0) }), key.sign), "sealedLength");
+    refused(
+      decodeResponse,
+      encodeResponse(response({ sealed: new Uint8Array(0) }), key.sign),
+      "sealedLength",
+    );
     const zero = encodeResponse(response(), key.sign);
     zero.fill(0, 30, 38);
     refused(decodeResponse, zero, "serverId");

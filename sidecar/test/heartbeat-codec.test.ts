@@ -31,7 +31,8 @@ function refusedAt(bytes: Uint8Array, field: string | RegExp): void {
   assert.throws(
     () => decodeHeartbeat(bytes),
     (error: unknown) =>
-      error instanceof WireError && (typeof field === "string" ? error.field === field : field.test(error.field)),
+      error instanceof WireError &&
+      (typeof field === "string" ? error.field === field : field.test(error.field)),
   );
 }
 
@@ -107,12 +108,30 @@ describe("heartbeat codec", () => {
   });
 
   test("bad values of each field are refused", () => {
-    refusedAt(mutated((b) => (b[0] = 2)), "version");
-    refusedAt(mutated((b) => (b[1] = 2)), "type");
-    refusedAt(mutated((b) => b.fill(0, 2, 10)), "chainId");
-    refusedAt(mutated((b) => b.fill(0xff, 2, 10)), "chainId");
-    refusedAt(mutated((b) => b.fill(0, 30, 38)), "senderId");
-    refusedAt(mutated((b) => (b[46] = 0x02)), "flags");
+    refusedAt(
+      mutated((b) => (b[0] = 2)),
+      "version",
+    );
+    refusedAt(
+      mutated((b) => (b[1] = 2)),
+      "type",
+    );
+    refusedAt(
+      mutated((b) => b.fill(0, 2, 10)),
+      "chainId",
+    );
+    refusedAt(
+      mutated((b) => b.fill(0xff, 2, 10)),
+      "chainId",
+    );
+    refusedAt(
+      mutated((b) => b.fill(0, 30, 38)),
+      "senderId",
+    );
+    refusedAt(
+      mutated((b) => (b[46] = 0x02)),
+      "flags",
+    );
     refusedAt(
       mutated((b) => {
         b[63] = 0xff;
@@ -121,11 +140,20 @@ describe("heartbeat codec", () => {
       "heardCount",
     );
     // heard[1] := heard[0] (not strictly ascending)
-    refusedAt(mutated((b) => b.copyWithin(73, 65, 73)), "heard");
+    refusedAt(
+      mutated((b) => b.copyWithin(73, 65, 73)),
+      "heard",
+    );
     // heard[0] := 0
-    refusedAt(mutated((b) => b.fill(0, 65, 73)), "heard");
+    refusedAt(
+      mutated((b) => b.fill(0, 65, 73)),
+      "heard",
+    );
     // heard[2] := the sender (3)
-    refusedAt(mutated((b) => b.set([0, 0, 0, 0, 0, 0, 0, 3], 81)), "heard");
+    refusedAt(
+      mutated((b) => b.set([0, 0, 0, 0, 0, 0, 0, 3], 81)),
+      "heard",
+    );
   });
 
   test("the encoder refuses more than MAX_HEARD ids", () => {

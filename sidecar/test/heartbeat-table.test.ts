@@ -143,7 +143,10 @@ describe("heartbeat table", () => {
     const t = table();
     const bytes = hb(2n);
     assert.ok(t.receive(bytes, at(0)).ok);
-    assert.deepEqual(t.retain((id) => id !== 2n), [2n]);
+    assert.deepEqual(
+      t.retain((id) => id !== 2n),
+      [2n],
+    );
     assert.equal(t.entry(2n), undefined);
     assert.deepEqual(t.live(0), []);
   });
