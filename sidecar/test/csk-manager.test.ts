@@ -204,6 +204,21 @@ describe("CSK manager", () => {
     assert.equal(await manager(2n, fake.chain).tick(), "committed");
   });
 
+  test("a chain read that fails counts the candidate as active (this node waits), and is asked again", async () => {
+    live = [1n, 3n];
+    startedAt = now - 60_000;
+    let calls = 0;
+    active = () => {
+      calls += 1;
+      if (calls === 1) throw new Error("rpc down");
+      return false;
+    };
+    const fake = fakeChain({ epoch: 1n, commitment: undefined, committer: 0n });
+    const m = manager(2n, fake.chain);
+    assert.equal(await m.tick(), "waiting-turn");
+    assert.equal(await m.tick(), "committed", "the second read says member 1 is gone");
+  });
+
   test("a lost race zeroes the generated key; the next tick pulls the winner's key", async () => {
     const fake = fakeChain({ epoch: 1n, commitment: undefined, committer: 0n });
     members.delete(2n);

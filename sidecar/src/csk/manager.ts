@@ -53,7 +53,7 @@ export interface CskManagerOptions {
   readonly takeoverMs: number;
   readonly logger: Logger;
   readonly monoMs?: () => number;
-  /** Confirms a candidate ranked ahead of this node is still active on chain (the view may lag). */
+  /** Confirms a candidate ranked ahead of this node is still active on chain (the view may lag); may throw. */
   readonly stillActive?: (memberId: bigint) => Promise<boolean>;
   readonly onCommit?: (outcome: string) => void;
   readonly onFetch?: (result: FetchResult, epoch: bigint, ms: number) => void;
@@ -75,7 +75,11 @@ export function createCskManager(options: CskManagerOptions): CskManager {
   const openSince = new Map<bigint, number>();
   /** Members that served a bogus key: asked last, per epoch. */
   const suspects = new Map<bigint, Set<bigint>>();
-  const inactive = new Map<bigint, Set<bigint>>();
+  /**
+   * Epoch → what the chain said about candidates ranked ahead of this node. Within one epoch an active
+   * member stays active (leaving or eviction opens the next epoch), so each answer is read once.
+   */
+  const checked = new Map<bigint, Map<bigint, boolean>>();
 
   const holding = (s: CskEpochState) => {
     const held = custody.current();
@@ -86,16 +90,24 @@ export function createCskManager(options: CskManagerOptions): CskManager {
     const started = peers.startedAt();
     const warm = started !== undefined && monoMs() - started >= peers.timeoutMs;
     const live = new Set(peers.live());
-    const gone = inactive.get(epoch) ?? new Set<bigint>();
-    inactive.set(epoch, gone);
+    const known = checked.get(epoch) ?? new Map<bigint, boolean>();
+    checked.set(epoch, known);
     let r = 0;
     for (const member of directory.all()) {
       if (member.memberId === self) return r;
       if (warm && !live.has(member.memberId)) continue;
-      if (gone.has(member.memberId)) continue;
-      if (options.stillActive !== undefined && !(await options.stillActive(member.memberId))) {
-        gone.add(member.memberId);
-        continue;
+      if (options.stillActive !== undefined) {
+        let active = known.get(member.memberId);
+        if (active === undefined) {
+          try {
+            active = await options.stillActive(member.memberId);
+            known.set(member.memberId, active);
+          } catch {
+            // The chain did not answer: assume it is still active (waiting is the safe side).
+            active = true;
+          }
+        }
+        if (!active) continue;
       }
       r += 1;
     }
@@ -188,7 +200,7 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       state = s;
       for (const epoch of openSince.keys()) if (epoch < s.epoch) openSince.delete(epoch);
       for (const epoch of suspects.keys()) if (epoch < s.epoch) suspects.delete(epoch);
-      for (const epoch of inactive.keys()) if (epoch < s.epoch) inactive.delete(epoch);
+      for (const epoch of checked.keys()) if (epoch < s.epoch) checked.delete(epoch);
       if (s.commitment === undefined) return commitFresh(s);
       if (holding(s)) return "holding";
       return acquire({ ...s, commitment: s.commitment });

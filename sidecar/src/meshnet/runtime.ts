@@ -178,7 +178,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     },
     takeoverMs: config.cskTakeoverMs,
     logger: log,
-    stillActive: async (id) => (await options.reader.member(id).catch(() => undefined))?.status === "active",
+    stillActive: async (id) => (await options.reader.member(id))?.status === "active",
     onCommit: (outcome) => metrics.cskCommits.inc({ outcome }),
   });
 
