@@ -234,7 +234,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       membership.abort();
       signal.removeEventListener("abort", stopMembership);
       meshLayer.ended();
-      await meshDone;
+      // On shutdown the mesh layer winds down by itself (a CSK commit in flight may take a while).
+      if (!signal.aborted) await meshDone;
     }
   }
 
