@@ -155,7 +155,9 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
     handle(datagram, from) {
       const result = table.receive(datagram, { wallMs: clock.wallMs(), monoMs: clock.monoMs() });
       options.onReceived?.(result, from);
-      if (result.ok) evaluate();
+      // A new live peer is published at once; other changes (heard sets, timeouts) at the next beat,
+      // so a large mesh does not re-check convergence for every datagram.
+      if (result.ok && result.becameLive) evaluate();
       return result;
     },
     beat,
