@@ -21,6 +21,9 @@ export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; healt
   try {
     const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
     const health = (await response.json()) as SidecarHealth;
+    // Another process on this node's health port (a sidecar that could not bind exits) is not this node.
+    const appId = typeof health.appId === "string" ? health.appId.toLowerCase() : undefined;
+    if (appId !== undefined && appId !== node.appId.toLowerCase()) return { ok: false };
     return { ok: response.status === 200, health };
   } catch {
     return { ok: false };
