@@ -239,6 +239,8 @@ describe("CSK and heartbeats end to end", { skip }, () => {
   it("a heartbeat signed by the wrong key, from an unknown member, or replayed, is not counted", async () => {
     const target = node("node1");
     const sender = node("node3");
+    // node1 was paused in the previous test; let the mesh settle first.
+    await eventually("node1 to be converged", async () => (await health(target)).converged);
     const targetHealth = await health(target);
     const senderHealth = await health(sender);
     const senderId = BigInt(senderHealth.memberId!);
@@ -319,7 +321,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
     );
     realKey.destroy();
     wrongKey.destroy();
-    assert.equal((await health(target)).converged, true, "the mesh stays converged");
+    await eventually("the mesh to stay converged", async () => (await health(target)).converged, 10_000);
   });
 
   it("an eviction opens a new epoch that every remaining node holds and the evicted node does not", async () => {
