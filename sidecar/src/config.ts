@@ -43,6 +43,11 @@ export interface SidecarConfig {
   readonly apiSocketGroup: string | undefined;
   readonly apiQueueLength: number;
   readonly messagesStartBlock: number | undefined;
+  /** UDP port of heartbeats and CSK requests on every member's mesh IP. */
+  readonly meshPort: number;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly cskTakeoverMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -379,6 +384,41 @@ const SPECS: readonly AnySpec[] = [
     description: "Block to read sealed messages from when there is no cursor yet; default the current block.",
     parse: integer(0, Number.MAX_SAFE_INTEGER),
   }),
+  spec({
+    name: "ATTESTMESH_MESH_PORT",
+    key: "meshPort",
+    required: false,
+    default: "51821",
+    description:
+      "UDP port on every member's mesh IP for heartbeats and CSK requests (the same on every node of a cluster).",
+    parse: integer(1, 65535),
+  }),
+  spec({
+    name: "ATTESTMESH_HEARTBEAT_INTERVAL_MS",
+    key: "heartbeatIntervalMs",
+    required: false,
+    default: "2000",
+    description: "How often a signed heartbeat goes to every peer, in milliseconds.",
+    parse: integer(100, 600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_HEARTBEAT_TIMEOUT_MS",
+    key: "heartbeatTimeoutMs",
+    required: false,
+    default: "6000",
+    description:
+      "A peer is live while its last counted heartbeat is younger than this; also the clock-skew window a heartbeat's timestamp must fall in. Must exceed the interval.",
+    parse: integer(200, 3_600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_CSK_TAKEOVER_MS",
+    key: "cskTakeoverMs",
+    required: false,
+    default: "10000",
+    description:
+      "When a new CSK epoch stays uncommitted, the live member ranked r (by member id) commits after r times this.",
+    parse: integer(100, 3_600_000, " ms"),
+  }),
 ];
 
 export interface ConfigDoc {
@@ -441,6 +481,17 @@ export function parseConfig(env: Env): SidecarConfig {
       if (!(error instanceof Problem)) throw error;
       problems.push({ variable: s.name, problem: error.problem, fix: error.fix });
     }
+  }
+  if (
+    typeof values.heartbeatTimeoutMs === "number" &&
+    typeof values.heartbeatIntervalMs === "number" &&
+    values.heartbeatTimeoutMs <= values.heartbeatIntervalMs
+  ) {
+    problems.push({
+      variable: "ATTESTMESH_HEARTBEAT_TIMEOUT_MS",
+      problem: `${values.heartbeatTimeoutMs} ms is not above the heartbeat interval (${values.heartbeatIntervalMs} ms)`,
+      fix: "use a timeout of about three intervals",
+    });
   }
   if (problems.length > 0) {
     const lines = problems.map((p) => `${p.variable}: ${p.problem}; ${p.fix}.`);

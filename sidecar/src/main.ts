@@ -4,20 +4,26 @@
 // process entry point behind `attestmesh-sidecar`.
 import { bytesToHex, http, type Transport } from "viem";
 import { type AppApi, startAppApi } from "./api/app.ts";
-import type { CskHolder, PeerLiveness } from "./api/providers.ts";
+import type { PeerLiveness } from "./api/providers.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
 import { countingTransport } from "./chain/transport.ts";
 import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
+import type { CskHolder } from "./csk/holder.ts";
+import type { CskServePolicy } from "./csk/server.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
+import type { PeerTable } from "./heartbeat/service.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createMeshLayer } from "./meshnet/layer.ts";
+import { createMeshMetrics } from "./meshnet/metrics.ts";
 import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
 import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
+import { gateHealthy } from "./readiness.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
@@ -43,10 +49,12 @@ export interface SidecarDeps {
   readonly random?: () => number;
   /** First retry delay for registration and boot steps; default 1,000 ms. */
   readonly initialBackoffMs?: number;
-  /** Peer liveness for the application API; default WireGuard's latest handshake. */
+  /** Peer liveness for the application API; default the heartbeat peer table. */
   readonly peerLiveness?: PeerLiveness;
-  /** The cluster shared key for the application API; without it the API answers 503. */
+  /** The cluster shared key for the application API; default the key this sidecar holds. */
   readonly csk?: CskHolder;
+  /** Which key a CSK request is answered with; default the held key (tests play a malicious member). */
+  readonly cskServePolicy?: CskServePolicy;
 }
 
 export interface Sidecar {
@@ -58,6 +66,10 @@ export interface Sidecar {
   readonly api: AppApi;
   readonly metrics: SidecarMetrics;
   status(): SidecarStatus;
+  /** The Cluster Shared Key held, and its changes (for the application API). */
+  readonly csk: CskHolder;
+  /** Heartbeat liveness of every peer, convergence, and peer events (for the application API). */
+  readonly peers: PeerTable;
   /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
   wake(reason?: string): Promise<void>;
   /** Shuts down (loops, health server, WireGuard interface); resolves true when everything closed in time. */
@@ -72,7 +84,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const shutdown = deps.shutdown ?? createShutdown({ logger });
   const { signal } = shutdown;
   const metrics = createMetrics();
-  const status = createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) });
+  const status = gateHealthy(createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) }), () =>
+    meshLayer.gate(),
+  );
   const backend = deps.backend ?? defaultBackend(config, logger);
   const keySource = deps.keySource ?? createDstackKeySource(config.dstackEndpoint);
   const transport = countingTransport(
@@ -82,6 +96,14 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const backoff = (maxMs: number): BackoffOptions => ({
     initialMs: Math.min(deps.initialBackoffMs ?? 1000, maxMs),
     maxMs,
+  });
+  const meshLayer = createMeshLayer({
+    config,
+    keySource,
+    status,
+    metrics: createMeshMetrics(metrics.registry),
+    logger,
+    ...(deps.cskServePolicy === undefined ? {} : { servePolicy: deps.cskServePolicy }),
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
 
@@ -111,8 +133,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       socketGroup: config.apiSocketGroup,
       queueLength: config.apiQueueLength,
       status: status.get,
-      liveness: deps.peerLiveness,
-      csk: deps.csk,
+      liveness: deps.peerLiveness ?? meshLayer.peers,
+      csk: deps.csk ?? meshLayer.csk,
       signal,
       logger,
     });
@@ -262,7 +284,18 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       });
       loop.start();
       void loop.wake("registered");
+      const membership = new AbortController();
+      const stopMembership = () => membership.abort();
+      signal.addEventListener("abort", stopMembership, { once: true });
+      const meshDone = meshLayer
+        .runMembership({ memberId, chain, reader, follower, keys, signal: membership.signal })
+        .catch((err: unknown) => logger.error({ err }, "mesh layer failed"));
       await ended;
+      membership.abort();
+      signal.removeEventListener("abort", stopMembership);
+      meshLayer.ended();
+      // On shutdown the mesh layer winds down by itself (a CSK commit in flight may take a while).
+      if (!signal.aborted) await meshDone;
     }
   }
 
@@ -289,6 +322,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     api,
     metrics,
     status: status.get,
+    csk: meshLayer.csk,
+    peers: meshLayer.peers,
     wake: (reason) => wake(reason),
     stop: (reason = "stop requested") => shutdown.shutdown(reason),
     done,
@@ -312,7 +347,10 @@ function defaultBackend(config: SidecarConfig, logger: Logger): WireGuardBackend
 }
 
 /** The `attestmesh-sidecar` process: configuration from `env`, exit 0 after a clean shutdown. */
-export async function main(env: Env = process.env): Promise<void> {
+export async function main(
+  env: Env = process.env,
+  deps: Pick<SidecarDeps, "cskServePolicy"> = {},
+): Promise<void> {
   let config: SidecarConfig;
   try {
     config = parseConfig(env);
@@ -331,7 +369,7 @@ export async function main(env: Env = process.env): Promise<void> {
   exitOnSignals(shutdown, { logger });
   let sidecar: Sidecar;
   try {
-    sidecar = await startSidecar(config, { logger, shutdown });
+    sidecar = await startSidecar(config, { ...deps, logger, shutdown });
   } catch (error) {
     logger.fatal({ err: error }, "sidecar could not start");
     await shutdown.shutdown("start failed");

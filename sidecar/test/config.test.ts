@@ -60,6 +60,10 @@ describe("parseConfig", () => {
         apiSocketGroup: undefined,
         apiQueueLength: 256,
         messagesStartBlock: undefined,
+        meshPort: 51821,
+        heartbeatIntervalMs: 2000,
+        heartbeatTimeoutMs: 6000,
+        cskTakeoverMs: 10000,
       },
     );
   });
@@ -182,6 +186,13 @@ describe("parseConfig", () => {
     ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
     ["ATTESTMESH_API_QUEUE_LENGTH", "0", /outside 1\.\./],
     ["ATTESTMESH_MESSAGES_START_BLOCK", "latest", /not a whole number/],
+    ["ATTESTMESH_MESH_PORT", "0", /outside 1\.\.65535/],
+    ["ATTESTMESH_MESH_PORT", "udp", /not a whole number/],
+    ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "50", /outside 100\.\./],
+    ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "2s", /not a whole number/],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "100", /outside 200\.\./],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "1500", /not above the heartbeat interval/],
+    ["ATTESTMESH_CSK_TAKEOVER_MS", "99", /outside 100\.\./],
   ];
 
   for (const [variable, value, expected] of BAD_VALUES) {
@@ -228,7 +239,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 22);
+    assert.equal(names.length, 26);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

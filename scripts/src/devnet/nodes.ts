@@ -28,6 +28,8 @@ export async function startNode(
   clients: DevnetClients,
   state: DevnetState,
   index: number,
+  /** Another sidecar entry point (tests: a member that misbehaves); default the real binary. */
+  sidecarEntry?: string,
 ): Promise<DevnetNode> {
   const name = `node${index}`;
   const netns = `${NETNS_PREFIX}${name}`;
@@ -67,7 +69,8 @@ export async function startNode(
     15_000,
   );
 
-  const sidecarPid = spawnDetached(process.execPath, [join(REPO_ROOT, "sidecar/src/bin.mjs")], {
+  const entry = sidecarEntry ?? join(REPO_ROOT, "sidecar/src/bin.mjs");
+  const sidecarPid = spawnDetached(process.execPath, [entry], {
     logFile: join(logDir, "sidecar.log"),
     env: {
       ...process.env,
