@@ -48,7 +48,8 @@ export function createMeshLayer(options: {
   const listeners = new Set<(event: PeerEvent) => void>();
   let runtime: MeshRuntime | undefined;
 
-  function refresh(): void {
+  /** Copies the CSK and heartbeat state into the status and metrics. */
+  function publish(): void {
     const held = custody.current();
     const rt = runtime;
     const acquired = rt?.manager.acquired() ?? false;
@@ -81,10 +82,17 @@ export function createMeshLayer(options: {
     metrics.cskAcquired.set(acquired ? 1 : 0);
     metrics.livePeers.set(peers.filter((p) => p.live).length);
     metrics.converged.set(converged ? 1 : 0);
+  }
+
+  function refresh(): void {
+    publish();
     status.recheck();
   }
 
   const gate: Gate = () => {
+    // The reconciler may ask for `healthy` between two mesh changes: publish first, so /healthz never
+    // shows `healthy` beside a stale cskAcquired or converged.
+    publish();
     const rt = runtime;
     if (rt === undefined) return { phase: "pulling-csk", reason: "mesh socket not open yet" };
     if (!rt.manager.acquired()) {
