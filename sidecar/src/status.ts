@@ -39,6 +39,10 @@ export interface SidecarStatus {
   readonly lastReconcileBlock: bigint | undefined;
   readonly lastReconcileAt: number | undefined;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: number } | undefined;
+  /** True only while a verified indexer subscription is up. */
+  readonly indexerSubscribed: boolean;
+  /** The block of the last indexer push that passed verification. */
+  readonly lastVerifiedPushBlock: bigint | undefined;
 }
 
 export type StatusPatch = Partial<Omit<SidecarStatus, "phase" | "phaseSince">>;
@@ -69,6 +73,8 @@ export function createStatusStore(options: {
     lastReconcileBlock: undefined,
     lastReconcileAt: undefined,
     lastError: undefined,
+    indexerSubscribed: false,
+    lastVerifiedPushBlock: undefined,
   };
   options.onPhase?.(status.phase);
   return {

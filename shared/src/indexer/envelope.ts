@@ -79,6 +79,7 @@ export interface LogEnvelope extends EnvelopeCommon {
 
 export type UnsignedEnvelope = HelloEnvelope | LogEnvelope;
 export type Envelope = UnsignedEnvelope & { readonly sig: string };
+export type SignedLogEnvelope = Extract<Envelope, { kind: "log" }>;
 
 function invalid(message: string, details: Record<string, unknown> = {}): AttestmeshError {
   return new AttestmeshError(message, { code: "InvalidEnvelope", retryable: false, details });
