@@ -6,6 +6,7 @@ import { createKmsRoot } from "../dstack-sim/simulator.ts";
 import { deployDevnetCluster, devnetClients } from "./chain.ts";
 import { devnetDown } from "./down.ts";
 import { devnetStatus, readHealth } from "./health.ts";
+import { startIndexer } from "./indexer.ts";
 import { createHub } from "./netns.ts";
 import { devnetComposeHash, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
@@ -63,6 +64,9 @@ export async function devnetUp(options: UpOptions) {
     hardhatPid,
     nodes: [],
   };
+  await writeState(state);
+
+  state = { ...state, indexer: await startIndexer(clients, state, progress) };
   await writeState(state);
 
   progress("creating the network hub");
