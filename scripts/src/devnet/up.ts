@@ -26,6 +26,8 @@ export interface UpOptions {
   readonly nodes: number;
   readonly timeoutMs: number;
   readonly progress: (message: string) => void;
+  /** Start and register the indexer (default true); without it the sidecars poll only. */
+  readonly indexer?: boolean;
 }
 
 export async function devnetUp(options: UpOptions) {
@@ -66,8 +68,10 @@ export async function devnetUp(options: UpOptions) {
   };
   await writeState(state);
 
-  state = { ...state, indexer: await startIndexer(clients, state, progress) };
-  await writeState(state);
+  if (options.indexer !== false) {
+    state = { ...state, indexer: await startIndexer(clients, state, progress) };
+    await writeState(state);
+  }
 
   progress("creating the network hub");
   await createHub();

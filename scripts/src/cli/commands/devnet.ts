@@ -73,20 +73,30 @@ export function registerDevnetCommand(program: Command): void {
     .option("--detach", "return once healthy and leave the devnet running")
     .option("--json", "print the status as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
-    .action(async (options: { nodes: number; detach?: boolean; json?: boolean; timeout: number }) => {
-      const status = await devnetUp({
-        nodes: options.nodes,
-        timeoutMs: options.timeout * 1000,
-        progress: progress(Boolean(options.json)),
-      });
-      process.stdout.write(
-        options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
-      );
-      if (options.detach) return;
-      process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
-      await watchUntilSignal();
-      await devnetDown(progress(false));
-    });
+    .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
+    .action(
+      async (options: {
+        nodes: number;
+        detach?: boolean;
+        json?: boolean;
+        timeout: number;
+        indexer: boolean;
+      }) => {
+        const status = await devnetUp({
+          nodes: options.nodes,
+          indexer: options.indexer,
+          timeoutMs: options.timeout * 1000,
+          progress: progress(Boolean(options.json)),
+        });
+        process.stdout.write(
+          options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
+        );
+        if (options.detach) return;
+        process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+        await watchUntilSignal();
+        await devnetDown(progress(false));
+      },
+    );
   void up;
 
   devnet
