@@ -77,11 +77,11 @@ describe("sidecar indexer intake", { timeout: 120_000 }, () => {
     return { cvm, secret: key, publicKey: toHex(ed25519.getPublicKey(key)) as Hex, appId };
   }
 
-  async function register(key: IndexerKey): Promise<void> {
+  async function register(key: IndexerKey, at = endpoint): Promise<void> {
     const { signatureChain } = key.cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
     await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([key.appId]) });
     const hash = await fx.owner.write.setIndexer([
-      endpoint,
+      at,
       toHex(randomBytes(32)) as Hex,
       key.publicKey,
       {
@@ -339,5 +339,16 @@ describe("sidecar indexer intake", { timeout: 120_000 }, () => {
     await conn.closed;
     assert.equal(await rejected("NotTheClustersLog"), 1);
     assert.deepEqual(snapshot(), before);
+  });
+
+  test("a registry endpoint that is not a WebSocket URL leaves the intake polling, and alive", async () => {
+    await register(keyB, "not a url");
+    for (const c of conns) c.ws.close();
+    await waitFor("the bad endpoint noticed", () =>
+      log.lines().some((l) => String(l.msg).includes("not a WebSocket URL")),
+    );
+    const before = conns.length;
+    await register(keyB);
+    await waitFor("reconnected to the fixed endpoint", () => conns.length > before);
   });
 });

@@ -139,7 +139,17 @@ export function startIntake(options: IntakeOptions): Intake {
       let done = false;
       let lagTimer: NodeJS.Timeout | undefined;
       let queue: Promise<void> = Promise.resolve();
-      const ws = new WebSocket(record.endpoint, { maxPayload: 1024 * 1024, handshakeTimeout: 10_000 });
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(record.endpoint, { maxPayload: 1024 * 1024, handshakeTimeout: 10_000 });
+      } catch (err) {
+        log.warn(
+          { err },
+          "the registry's indexer endpoint is not a WebSocket URL; polling only until it changes",
+        );
+        resolve({ verified: false });
+        return;
+      }
 
       const finish = () => {
         if (done) return;
@@ -220,6 +230,8 @@ export function startIntake(options: IntakeOptions): Intake {
           await lag.reset().catch((err: unknown) => log.debug({ err }, "lag detector could not start"));
           lagTimer = setInterval(
             () => {
+              // Subscribed as a member id that is no longer ours (membership ended): start over.
+              if (options.memberId() !== memberId) ws.close(1000, "membership changed");
               lag.check().then(
                 (late) => {
                   if (late === 0) return;
