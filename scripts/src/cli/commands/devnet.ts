@@ -59,6 +59,9 @@ async function watchUntilSignal(): Promise<void> {
   clearInterval(timer);
 }
 
+/** `devnet up` flags (commander sets `indexer` false for `--no-indexer`). */
+type UpFlags = { nodes: number; detach?: boolean; json?: boolean; timeout: number; indexer: boolean };
+
 export function registerDevnetCommand(program: Command): void {
   const devnet = program
     .command("devnet")
@@ -74,29 +77,21 @@ export function registerDevnetCommand(program: Command): void {
     .option("--json", "print the status as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
-    .action(
-      async (options: {
-        nodes: number;
-        detach?: boolean;
-        json?: boolean;
-        timeout: number;
-        indexer: boolean;
-      }) => {
-        const status = await devnetUp({
-          nodes: options.nodes,
-          indexer: options.indexer,
-          timeoutMs: options.timeout * 1000,
-          progress: progress(Boolean(options.json)),
-        });
-        process.stdout.write(
-          options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
-        );
-        if (options.detach) return;
-        process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
-        await watchUntilSignal();
-        await devnetDown(progress(false));
-      },
-    );
+    .action(async (options: UpFlags) => {
+      const status = await devnetUp({
+        nodes: options.nodes,
+        indexer: options.indexer,
+        timeoutMs: options.timeout * 1000,
+        progress: progress(Boolean(options.json)),
+      });
+      process.stdout.write(
+        options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
+      );
+      if (options.detach) return;
+      process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+      await watchUntilSignal();
+      await devnetDown(progress(false));
+    });
   void up;
 
   devnet
