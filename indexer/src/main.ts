@@ -152,8 +152,8 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
         epoch,
         subscribers: server?.subscriberCount() ?? 0,
         clusters: rows,
-        // Public: what the owner passes to setIndexer (the endpoint is the owner's to name).
-        registration: { codeId: keys.composeHash, signingKey: keys.publicKeyHex, proof: keys.proof },
+        // Public: the proof file of `attestmesh indexer set --proof` (the endpoint is the owner's to name).
+        registration: { ...keys.proof, signingKey: keys.publicKeyHex, codeId: keys.composeHash },
       };
     },
   });

@@ -43,7 +43,7 @@ async function waitFor<T>(what: string, check: () => T | undefined | false, time
 const logsOf = (s: TestSubscriber) =>
   s.envelopes.filter((e): e is LogEnvelope & { sig: string } => e.kind === "log");
 
-describe("indexer on a hardhat network", { timeout: 240_000 }, () => {
+describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
   let fx: ClusterFixture;
   let dir: string;
   let sim: DstackSimulator;

@@ -40,6 +40,14 @@ export interface SidecarConfig {
   /** Percent of indexer pushes whose repro stub is run against our own RPC. */
   readonly indexerReproPercent: number;
   readonly indexerLagMs: number;
+  /** Directory for the message cursor; undefined keeps it in memory only. */
+  readonly stateDir: string | undefined;
+  /** Unix socket of the application API; undefined turns the API off. */
+  readonly apiSocket: string | undefined;
+  /** Group name or gid that may use the API socket (mode 0660); undefined means 0600. */
+  readonly apiSocketGroup: string | undefined;
+  readonly apiQueueLength: number;
+  readonly messagesStartBlock: number | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -174,6 +182,23 @@ function onOff(text: string): boolean {
   if (text === "on") return true;
   if (text === "off") return false;
   throw new Problem(`${JSON.stringify(text)} is neither on nor off`, "use on or off");
+}
+
+function absolutePath(text: string): string {
+  if (!text.startsWith("/") || text.includes("\0")) {
+    throw new Problem(`${JSON.stringify(text)} is not an absolute path`, "use a path starting with /");
+  }
+  return text;
+}
+
+function groupName(text: string): string {
+  if (!/^(\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(text)) {
+    throw new Problem(
+      `${JSON.stringify(text)} is neither a group name nor a gid`,
+      "use a group name or a number",
+    );
+  }
+  return text;
 }
 
 function hostName(text: string): string {
@@ -351,6 +376,46 @@ const SPECS: readonly AnySpec[] = [
     description:
       "A log polling saw but no verified push named within this long flags the indexer as lagging.",
     parse: integer(100, 3_600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_STATE_DIR",
+    key: "stateDir",
+    required: false,
+    description:
+      "Directory for the sealed-message log cursor (no secrets), so a restarted node replays messages it missed; unset keeps the cursor in memory.",
+    parse: absolutePath,
+  }),
+  spec({
+    name: "ATTESTMESH_API_SOCKET",
+    key: "apiSocket",
+    required: false,
+    description:
+      "Unix socket of the application API (HTTP+JSON, mode 0600), e.g. /run/attestmesh/api.sock; unset turns the API off.",
+    parse: absolutePath,
+  }),
+  spec({
+    name: "ATTESTMESH_API_SOCKET_GROUP",
+    key: "apiSocketGroup",
+    required: false,
+    description:
+      "Group (name or gid) that may use the API socket; the socket is then mode 0660 instead of 0600.",
+    parse: groupName,
+  }),
+  spec({
+    name: "ATTESTMESH_API_QUEUE_LENGTH",
+    key: "apiQueueLength",
+    required: false,
+    default: "256",
+    description:
+      "Items each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many.",
+    parse: integer(1, 100_000),
+  }),
+  spec({
+    name: "ATTESTMESH_MESSAGES_START_BLOCK",
+    key: "messagesStartBlock",
+    required: false,
+    description: "Block to read sealed messages from when there is no cursor yet; default the current block.",
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
   }),
 ];
 

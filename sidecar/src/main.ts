@@ -2,8 +2,10 @@
 // then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
-import { http, type Transport } from "viem";
+import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { type AppApi, startAppApi } from "./api/app.ts";
+import type { CskHolder, PeerLiveness } from "./api/providers.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
@@ -15,6 +17,8 @@ import { type HealthServer, startHealthServer } from "./health.ts";
 import { startIntake } from "./intake/intake.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
+import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
@@ -41,11 +45,19 @@ export interface SidecarDeps {
   readonly random?: () => number;
   /** First retry delay for registration and boot steps; default 1,000 ms. */
   readonly initialBackoffMs?: number;
+  /** Peer liveness for the application API; default WireGuard's latest handshake. */
+  readonly peerLiveness?: PeerLiveness;
+  /** The cluster shared key for the application API; without it the API answers 503. */
+  readonly csk?: CskHolder;
 }
 
 export interface Sidecar {
   /** The health server's base URL (`/healthz`, `/metrics`). */
   readonly healthUrl: string;
+  /** The application API's socket path; undefined when the API is off. */
+  readonly apiSocket: string | undefined;
+  /** The application API's hubs (received messages, peer events). */
+  readonly api: AppApi;
   readonly metrics: SidecarMetrics;
   status(): SidecarStatus;
   /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
@@ -93,6 +105,28 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   }
   shutdown.add("health server", () => health.close());
   shutdown.add("wireguard interface", () => backend.down());
+  await sodiumReady();
+  let api: AppApi;
+  try {
+    api = await startAppApi({
+      socketPath: config.apiSocket,
+      socketGroup: config.apiSocketGroup,
+      queueLength: config.apiQueueLength,
+      status: status.get,
+      liveness: deps.peerLiveness,
+      csk: deps.csk,
+      signal,
+      logger,
+    });
+  } catch (cause) {
+    await shutdown.shutdown("application API failed");
+    throw cause instanceof AttestmeshError
+      ? cause
+      : fatalError("ApiSocketFailed", `cannot listen on ATTESTMESH_API_SOCKET ${config.apiSocket}`, {
+          cause,
+        });
+  }
+  shutdown.add("application API", () => api.close());
 
   let wake: (reason?: string) => Promise<void> = async () => {};
 
@@ -103,6 +137,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     const keys = await retry("deriving keys through dstack", () => deriveNodeKeys(keySource));
     if (keys === undefined) return;
     status.update({ appId: keys.appId, wireguardPublicKey: keys.wireguard.publicKeyBase64 });
+    api.setSelfKeys({
+      memberAddress: keys.member.address,
+      identityPublicKey: keys.identity.publicKey,
+      x25519PublicKey: bytesToHex(x25519FromEd25519Seed(keys.identity.secret.reveal()).publicKey),
+      wireguardPublicKey: keys.wireguard.publicKeyBase64,
+    });
     logger.info(
       {
         appId: keys.appId,
@@ -159,6 +199,26 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         membershipEnded?.();
       },
     });
+    const messaging = await retry("starting sealed messages", () =>
+      startMessaging({
+        chain,
+        reader,
+        keys,
+        stateDir: config.stateDir,
+        startBlock: config.messagesStartBlock,
+        confirmations: config.confirmations,
+        pollIntervalMs: config.pollIntervalMs,
+        registry: metrics.registry,
+        logger,
+        signal,
+        memberId: () => memberId,
+        knownMember: (id) => follower.current()?.members.get(id),
+        deliver: (message) => api.deliver(message),
+      }),
+    );
+    if (messaging === undefined) return;
+    api.setSender(messaging.sender);
+    shutdown.add("message watcher", () => messaging.stopped);
     const loop = createReconcileLoop({
       pass: reconciler.pass,
       intervalMs: config.pollIntervalMs,
@@ -249,6 +309,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
 
   return {
     healthUrl: health.url,
+    apiSocket: api.socketPath,
+    api,
     metrics,
     status: status.get,
     wake: (reason) => wake(reason),

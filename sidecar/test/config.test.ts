@@ -58,6 +58,11 @@ describe("parseConfig", () => {
         indexerPush: true,
         indexerReproPercent: 10,
         indexerLagMs: 30000,
+        stateDir: undefined,
+        apiSocket: undefined,
+        apiSocketGroup: undefined,
+        apiQueueLength: 256,
+        messagesStartBlock: undefined,
       },
     );
   });
@@ -84,6 +89,11 @@ describe("parseConfig", () => {
       ATTESTMESH_INDEXER: "off",
       ATTESTMESH_INDEXER_REPRO_PERCENT: "100",
       ATTESTMESH_INDEXER_LAG_MS: "5000",
+      ATTESTMESH_STATE_DIR: "/var/lib/attestmesh",
+      ATTESTMESH_API_SOCKET: "/run/attestmesh/api.sock",
+      ATTESTMESH_API_SOCKET_GROUP: "app",
+      ATTESTMESH_API_QUEUE_LENGTH: "16",
+      ATTESTMESH_MESSAGES_START_BLOCK: "0",
     });
     assert.equal(config.cluster, CLUSTER, "addresses are checksummed");
     assert.equal(config.chainId, 31337);
@@ -104,6 +114,11 @@ describe("parseConfig", () => {
     assert.equal(config.indexerPush, false);
     assert.equal(config.indexerReproPercent, 100);
     assert.equal(config.indexerLagMs, 5000);
+    assert.equal(config.stateDir, "/var/lib/attestmesh");
+    assert.equal(config.apiSocket, "/run/attestmesh/api.sock");
+    assert.equal(config.apiSocketGroup, "app");
+    assert.equal(config.apiQueueLength, 16);
+    assert.equal(config.messagesStartBlock, 0);
   });
 
   test("an empty value counts as unset; surrounding whitespace is ignored", () => {
@@ -174,6 +189,11 @@ describe("parseConfig", () => {
     ["ATTESTMESH_INDEXER", "yes", /neither on nor off/],
     ["ATTESTMESH_INDEXER_REPRO_PERCENT", "101", /outside 0\.\.100/],
     ["ATTESTMESH_INDEXER_LAG_MS", "5", /outside 100\.\./],
+    ["ATTESTMESH_STATE_DIR", "state", /not an absolute path/],
+    ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
+    ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
+    ["ATTESTMESH_API_QUEUE_LENGTH", "0", /outside 1\.\./],
+    ["ATTESTMESH_MESSAGES_START_BLOCK", "latest", /not a whole number/],
   ];
 
   for (const [variable, value, expected] of BAD_VALUES) {
@@ -220,7 +240,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 20);
+    assert.equal(names.length, 25);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -6,7 +6,7 @@ import { type ClusterFixture, randomAppId, setupCluster } from "../../test/helpe
 import { MESSAGE_SENT_TOPIC } from "../src/intake/intake.ts";
 import { createLagDetector } from "../src/intake/lag.ts";
 
-describe("indexer lag detector", { timeout: 60_000 }, () => {
+describe("indexer lag detector", { timeout: 300_000 }, () => {
   let fx: ClusterFixture;
   let clock = 0;
 

@@ -49,7 +49,7 @@ type Script = (conn: Conn) => void;
 
 const EPOCH = toHex(randomBytes(16));
 
-describe("sidecar indexer intake", { timeout: 120_000 }, () => {
+describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   let fx: ClusterFixture;
   let member: { node: SimulatedNode; id: bigint };
   let keyA: IndexerKey;

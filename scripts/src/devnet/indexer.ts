@@ -19,10 +19,14 @@ export interface DevnetIndexer {
 
 interface IndexerHealth {
   readonly ok: boolean;
+  /** The proof file `attestmesh indexer set --proof` reads. */
   readonly registration: {
-    readonly codeId: Hex;
+    readonly appId: Address;
     readonly signingKey: Hex;
-    readonly proof: { appId: Address; appPubkey: Hex; appSignature: Hex; kmsSignature: Hex };
+    readonly appPubkey: Hex;
+    readonly appSignature: Hex;
+    readonly kmsSignature: Hex;
+    readonly codeId: Hex;
   };
 }
 
@@ -93,7 +97,7 @@ export async function startIndexer(
     30_000,
   );
   progress("registering the indexer in the cluster's registry");
-  const { codeId, signingKey, proof } = health.registration;
+  const { codeId, signingKey, ...proof } = health.registration;
   await confirm(clients, await cluster.write.setIndexer([url, codeId, signingKey, proof]));
   return { url, healthUrl, appId, pid, simPid, logDir };
 }

@@ -85,6 +85,8 @@ export async function startNode(
       ATTESTMESH_ENDPOINTS_FILE: ENDPOINTS_FILE,
       ATTESTMESH_HEALTH_HOST: "127.0.0.1",
       ATTESTMESH_HEALTH_PORT: String(healthPort),
+      ATTESTMESH_API_SOCKET: join(logDir, "api.sock"),
+      ATTESTMESH_STATE_DIR: join(logDir, "state"),
     },
   });
 
