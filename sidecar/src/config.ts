@@ -35,6 +35,11 @@ export interface SidecarConfig {
   readonly healthPort: number;
   readonly logLevel: LogLevel;
   readonly registerMaxBackoffMs: number;
+  /** Subscribe to the cluster's registered indexer for wake-ups; off: polling alone. */
+  readonly indexerPush: boolean;
+  /** Percent of indexer pushes whose repro stub is run against our own RPC. */
+  readonly indexerReproPercent: number;
+  readonly indexerLagMs: number;
   /** Directory for the message cursor; undefined keeps it in memory only. */
   readonly stateDir: string | undefined;
   /** Unix socket of the application API; undefined turns the API off. */
@@ -176,6 +181,12 @@ function netnsName(text: string): string {
 function filePath(text: string): string {
   if (text.includes("\0")) throw new Problem("the path contains a NUL byte", "use a plain file path");
   return text;
+}
+
+function onOff(text: string): boolean {
+  if (text === "on") return true;
+  if (text === "off") return false;
+  throw new Problem(`${JSON.stringify(text)} is neither on nor off`, "use on or off");
 }
 
 function absolutePath(text: string): string {
@@ -342,6 +353,33 @@ const SPECS: readonly AnySpec[] = [
     default: "30000",
     description:
       "Longest wait between registration attempts the owner can unblock (e.g. app id not allowed yet).",
+    parse: integer(100, 3_600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_INDEXER",
+    key: "indexerPush",
+    required: false,
+    default: "on",
+    description:
+      "on: subscribe to the indexer named in the cluster's registry; each verified push wakes the reconcile loop early (polling always runs). off: polling alone.",
+    parse: onOff,
+  }),
+  spec({
+    name: "ATTESTMESH_INDEXER_REPRO_PERCENT",
+    key: "indexerReproPercent",
+    required: false,
+    default: "10",
+    description:
+      "Percent of indexer pushes whose repro stub (eth_getLogs) is run against our own RPC before the wake-up; a push that does not reproduce tears the subscription down.",
+    parse: integer(0, 100, " %"),
+  }),
+  spec({
+    name: "ATTESTMESH_INDEXER_LAG_MS",
+    key: "indexerLagMs",
+    required: false,
+    default: "30000",
+    description:
+      "A log polling saw but no verified push named within this long flags the indexer as lagging.",
     parse: integer(100, 3_600_000, " ms"),
   }),
   spec({

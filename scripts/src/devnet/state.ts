@@ -18,6 +18,7 @@ export const WG_LISTEN_PORT = 51820;
 export const MESH_CIDR = "10.77.0.0/16";
 export const RPC_PORT = 8545;
 export const HEALTH_PORT_BASE = 9100;
+export const INDEXER_PORT = 8790;
 
 export interface DevnetNode {
   readonly name: string;
@@ -43,6 +44,15 @@ export interface DevnetState {
   readonly kmsRoot: Address;
   readonly hardhatPid: number;
   readonly nodes: DevnetNode[];
+  /** Absent when the devnet runs without an indexer. */
+  readonly indexer?: {
+    readonly url: string;
+    readonly healthUrl: string;
+    readonly appId: Address;
+    readonly pid: number;
+    readonly simPid: number;
+    readonly logDir: string;
+  };
 }
 
 export async function readState(): Promise<DevnetState | undefined> {

@@ -6,6 +6,7 @@ import { createKmsRoot } from "../dstack-sim/simulator.ts";
 import { deployDevnetCluster, devnetClients } from "./chain.ts";
 import { devnetDown } from "./down.ts";
 import { devnetStatus, readHealth } from "./health.ts";
+import { startIndexer } from "./indexer.ts";
 import { createHub } from "./netns.ts";
 import { devnetComposeHash, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
@@ -25,6 +26,8 @@ export interface UpOptions {
   readonly nodes: number;
   readonly timeoutMs: number;
   readonly progress: (message: string) => void;
+  /** Start and register the indexer (default true); without it the sidecars poll only. */
+  readonly indexer?: boolean;
 }
 
 export async function devnetUp(options: UpOptions) {
@@ -64,6 +67,11 @@ export async function devnetUp(options: UpOptions) {
     nodes: [],
   };
   await writeState(state);
+
+  if (options.indexer !== false) {
+    state = { ...state, indexer: await startIndexer(clients, state, progress) };
+    await writeState(state);
+  }
 
   progress("creating the network hub");
   await createHub();

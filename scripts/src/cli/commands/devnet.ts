@@ -59,6 +59,9 @@ async function watchUntilSignal(): Promise<void> {
   clearInterval(timer);
 }
 
+/** `devnet up` flags (commander sets `indexer` false for `--no-indexer`). */
+type UpFlags = { nodes: number; detach?: boolean; json?: boolean; timeout: number; indexer: boolean };
+
 export function registerDevnetCommand(program: Command): void {
   const devnet = program
     .command("devnet")
@@ -73,9 +76,11 @@ export function registerDevnetCommand(program: Command): void {
     .option("--detach", "return once healthy and leave the devnet running")
     .option("--json", "print the status as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
-    .action(async (options: { nodes: number; detach?: boolean; json?: boolean; timeout: number }) => {
+    .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
+    .action(async (options: UpFlags) => {
       const status = await devnetUp({
         nodes: options.nodes,
+        indexer: options.indexer,
         timeoutMs: options.timeout * 1000,
         progress: progress(Boolean(options.json)),
       });
