@@ -7,6 +7,7 @@ import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
+import { selectClusterWriter } from "./chain/selectWriter.ts";
 import { countingTransport } from "./chain/transport.ts";
 import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
@@ -122,6 +123,19 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     );
     if (chain === undefined) return;
     const reader = createClusterReader(chain.publicClient, chain.cluster);
+    const writer = await retry("setting up the write path", () =>
+      selectClusterWriter({ config, chain, keys, logger }),
+    );
+    if (signal.aborted) return;
+    logger.info(
+      { mode: writer?.mode ?? "none", from: writer?.from ?? null },
+      writer?.mode === "sponsored"
+        ? "writes go out as sponsored UserOperations from the member account"
+        : writer?.mode === "direct"
+          ? "writes are paid by the gas key"
+          : "no bundler and no gas key: this node cannot send transactions",
+    );
+    status.update({ account: writer?.from });
     const mesh = await retry("reading the mesh configuration", () => reader.meshConfig());
     if (mesh === undefined) return;
     logger.info(
@@ -178,6 +192,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       const registration = await ensureRegistered({
         chain,
         reader,
+        writer,
         keys,
         confirmations: config.confirmations,
         logger,
