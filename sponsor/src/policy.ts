@@ -10,13 +10,12 @@ import {
   BaseError,
   bytesToHex,
   type Chain,
-  decodeErrorResult,
+  ContractFunctionRevertedError,
   decodeFunctionData,
   type Hex,
   hexToBytes,
   isAddressEqual,
   type PublicClient,
-  RawContractError,
   type Transport,
 } from "viem";
 import { publicKeyToAddress } from "viem/accounts";
@@ -272,19 +271,24 @@ export function createPolicyChain(
       return { active: record.status === 1, memberKey: record.memberKey };
     },
     async simulate(from, data) {
+      // Decoded here so the revert decodes against the cluster ABI (the reason a refusal gives).
+      const { functionName, args } = decodeFunctionData({ abi: clusterAbi, data });
       try {
-        await client.call({ account: from, to: config.cluster, data });
+        await client.simulateContract({
+          address: config.cluster,
+          abi: clusterAbi,
+          functionName,
+          args,
+          account: from,
+        } as never);
         return { ok: true };
       } catch (error) {
-        const raw = error instanceof BaseError ? error.walk((e) => e instanceof RawContractError) : undefined;
-        if (!(raw instanceof RawContractError)) throw error;
-        const data = typeof raw.data === "string" ? raw.data : undefined;
-        if (data === undefined || data === "0x") return { ok: false, error: "revert without data" };
-        try {
-          return { ok: false, error: decodeErrorResult({ abi: clusterAbi, data }).errorName };
-        } catch {
-          return { ok: false, error: `revert ${data.slice(0, 10)}` };
-        }
+        const reverted =
+          error instanceof BaseError
+            ? error.walk((e) => e instanceof ContractFunctionRevertedError)
+            : undefined;
+        if (!(reverted instanceof ContractFunctionRevertedError)) throw error;
+        return { ok: false, error: reverted.data?.errorName ?? reverted.reason ?? "revert without data" };
       }
     },
   };
