@@ -34,7 +34,9 @@ function data(value: unknown, field: string): Hex {
 }
 
 function address(value: unknown, field: string): Address {
-  if (typeof value !== "string" || !isAddress(value)) throw new BadRequest(`${field} must be an address`);
+  if (typeof value !== "string" || !isAddress(value, { strict: false })) {
+    throw new BadRequest(`${field} must be an address`);
+  }
   return value;
 }
 

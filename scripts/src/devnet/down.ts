@@ -10,6 +10,11 @@ export async function devnetDown(progress: (message: string) => void = () => {})
     progress("stopping sidecars and simulators");
     await Promise.all(state.nodes.map((n) => stopProcess(n.sidecarPid)));
     await Promise.all(state.nodes.map((n) => stopProcess(n.simPid)));
+    if (state.sponsorship) {
+      progress("stopping the sponsorship service and the bundler");
+      await stopProcess(state.sponsorship.sponsorPid);
+      await stopProcess(state.sponsorship.bundlerPid);
+    }
     progress("stopping the Hardhat node");
     await stopProcess(state.hardhatPid);
   }

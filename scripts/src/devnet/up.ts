@@ -10,6 +10,7 @@ import { createHub } from "./netns.ts";
 import { devnetComposeHash, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import { startDevnetSponsorship } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
   type DevnetNode,
@@ -25,6 +26,8 @@ export interface UpOptions {
   readonly nodes: number;
   readonly timeoutMs: number;
   readonly progress: (message: string) => void;
+  /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
+  readonly sponsored?: boolean;
 }
 
 export async function devnetUp(options: UpOptions) {
@@ -64,6 +67,14 @@ export async function devnetUp(options: UpOptions) {
     nodes: [],
   };
   await writeState(state);
+  if (options.sponsored ?? true) {
+    progress(
+      "deploying the EntryPoint, member-account factory and paymaster; starting the bundler and the sponsor",
+    );
+    const sponsorship = await startDevnetSponsorship(clients, { rpcUrl, chainId, cluster: deployed.diamond });
+    state = { ...state, sponsorship };
+    await writeState(state);
+  }
 
   progress("creating the network hub");
   await createHub();

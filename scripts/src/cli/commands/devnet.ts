@@ -41,7 +41,7 @@ async function watchUntilSignal(): Promise<void> {
   const report = async () => {
     const state = await readState();
     if (!state) return;
-    for (const node of await Promise.all(state.nodes.map(nodeStatus))) {
+    for (const node of await Promise.all(state.nodes.map((node) => nodeStatus(node)))) {
       if (phases.get(node.name) !== node.phase) {
         if (phases.has(node.name))
           process.stderr.write(`› ${node.name}: ${phases.get(node.name)} -> ${node.phase}\n`);
@@ -73,20 +73,30 @@ export function registerDevnetCommand(program: Command): void {
     .option("--detach", "return once healthy and leave the devnet running")
     .option("--json", "print the status as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
-    .action(async (options: { nodes: number; detach?: boolean; json?: boolean; timeout: number }) => {
-      const status = await devnetUp({
-        nodes: options.nodes,
-        timeoutMs: options.timeout * 1000,
-        progress: progress(Boolean(options.json)),
-      });
-      process.stdout.write(
-        options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
-      );
-      if (options.detach) return;
-      process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
-      await watchUntilSignal();
-      await devnetDown(progress(false));
-    });
+    .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
+    .action(
+      async (options: {
+        nodes: number;
+        detach?: boolean;
+        json?: boolean;
+        timeout: number;
+        fundedKeys?: boolean;
+      }) => {
+        const status = await devnetUp({
+          nodes: options.nodes,
+          sponsored: !options.fundedKeys,
+          timeoutMs: options.timeout * 1000,
+          progress: progress(Boolean(options.json)),
+        });
+        process.stdout.write(
+          options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
+        );
+        if (options.detach) return;
+        process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+        await watchUntilSignal();
+        await devnetDown(progress(false));
+      },
+    );
   void up;
 
   devnet
