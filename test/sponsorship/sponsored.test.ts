@@ -2,6 +2,7 @@
 // sponsorship service: a node with no ETH registers through its member account; the funded-key
 // fallback still works; a refused operation never reaches the chain.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { devnetPrivateKey } from "@attestmesh/scripts/devnet/accounts.ts";
@@ -32,6 +33,7 @@ import { createClusterReader } from "../../sidecar/src/chain/cluster.ts";
 import { toMemberAccount } from "../../sidecar/src/chain/memberAccount.ts";
 import { selectClusterWriter } from "../../sidecar/src/chain/selectWriter.ts";
 import { createSponsoredWriter } from "../../sidecar/src/chain/sponsoredWriter.ts";
+import type { ClusterWriter } from "../../sidecar/src/chain/writer.ts";
 import type { NodeKeys } from "../../sidecar/src/keys.ts";
 import { registerOnce } from "../../sidecar/src/register.ts";
 import { captureLogger } from "../../sidecar/test/helpers.ts";
@@ -40,6 +42,9 @@ import { type SponsorshipFixture, setupSponsorship } from "../helpers/sponsorshi
 describe("sponsored registration through a real bundler", { timeout: 300_000 }, () => {
   let fx: SponsorshipFixture;
   let sponsorUrl: string;
+  let keys: NodeKeys;
+  let writer: ClusterWriter;
+  let memberId: bigint;
 
   before(async () => {
     fx = await setupSponsorship();
@@ -73,10 +78,13 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
   }
 
   test("a node with zero balance registers; its account is created by the same operation", async () => {
-    const keys = await fx.node();
+    keys = await fx.node();
     assert.equal(await fx.publicClient.getBalance({ address: keys.member.address }), 0n);
     const depositBefore = await fx.publicClient.getBalance({ address: fx.sponsorship.entryPoint });
-    const { writer, registration } = await register(keys);
+    const registered = await register(keys);
+    writer = registered.writer;
+    memberId = registered.registration.memberId;
+    const registration = registered.registration;
     assert.equal(writer.mode, "sponsored");
     assert.equal(registration.submitted, true);
     assert.equal(registration.sponsored, true);
@@ -100,6 +108,59 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     assert.equal(event.args.success, true);
     const depositAfter = await fx.publicClient.getBalance({ address: fx.sponsorship.entryPoint });
     assert.equal(depositBefore - depositAfter, event.args.actualGasCost);
+  });
+
+  test("the member commits the CSK, sends a message and leaves, all sponsored; it still holds nothing", async () => {
+    const sign = (primaryType: "CommitCsk" | "Send" | "Leave", message: Record<string, unknown>) =>
+      signTypedData({
+        privateKey: keys.member.secret.reveal(),
+        domain: memberDomain(fx.chainId, fx.cluster.diamond),
+        types: memberTypes,
+        primaryType,
+        message,
+      } as never);
+    const [epoch] = await fx.clusterAsOwner.read.currentCsk();
+    const commitment = keccak256(toHex(randomBytes(32)));
+    const committed = await writer.submit({
+      functionName: "commitCsk",
+      args: [memberId, epoch, commitment, await sign("CommitCsk", { memberId, epoch, commitment })],
+    });
+    assert.equal(committed.sponsored, true);
+    assert.equal((await fx.clusterAsOwner.read.currentCsk())[1], commitment);
+
+    const envelopeId = keccak256(toHex("envelope 1"));
+    const ciphertext = toHex(randomBytes(96));
+    const sendArgs = [
+      memberId,
+      memberId,
+      envelopeId,
+      ciphertext,
+      await sign("Send", {
+        senderId: memberId,
+        recipientId: memberId,
+        envelopeId,
+        ciphertextHash: keccak256(ciphertext),
+      }),
+    ] as const;
+    const sent = await writer.submit({ functionName: "send", args: sendArgs });
+    assert.equal(sent.status, "success");
+    assert.equal(await fx.clusterAsOwner.read.isDelivered([memberId, envelopeId]), true);
+    // A resend of the same envelope would revert on chain; nobody pays for it and nothing is sent.
+    const blockBefore = await fx.publicClient.getBlockNumber();
+    await assert.rejects(writer.submit({ functionName: "send", args: sendArgs }), (error: unknown) => {
+      assert.match(String(error), /EnvelopeAlreadyDelivered/);
+      return true;
+    });
+    assert.equal(await fx.publicClient.getBlockNumber(), blockBefore);
+
+    const left = await writer.submit({
+      functionName: "leaveCluster",
+      args: [memberId, await sign("Leave", { memberId })],
+    });
+    assert.equal(left.sponsored, true);
+    assert.equal((await fx.clusterAsOwner.read.member([memberId])).status, 2);
+    assert.equal(await fx.publicClient.getBalance({ address: writer.from }), 0n);
+    assert.equal(await fx.publicClient.getBalance({ address: keys.member.address }), 0n);
   });
 });
 
