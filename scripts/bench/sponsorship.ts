@@ -41,6 +41,19 @@ try {
     return [keys.member.proof, keys.wireguard.publicKey, keys.identity.publicKey, signature] as const;
   }
 
+  async function leaveCall(keys: NodeKeys, memberId: bigint) {
+    const signature = await signTypedData({
+      privateKey: keys.member.secret.reveal(),
+      domain: memberDomain(fx.chainId, fx.cluster.diamond),
+      types: memberTypes,
+      primaryType: "Leave",
+      message: { memberId },
+    });
+    return encodeFunctionData({ abi: clusterAbi, functionName: "leaveCluster", args: [memberId, signature] });
+  }
+
+  const sponsoredLeave: bigint[] = [];
+  const directLeave: bigint[] = [];
   const sponsored: Array<{ opGas: bigint; txGas: bigint; prepareMs: number; inclusionMs: number }> = [];
   for (let i = 0; i < RUNS; i++) {
     const keys = await fx.node();
@@ -76,6 +89,19 @@ try {
       prepareMs: t1 - t0,
       inclusionMs: t2 - t1,
     });
+    // A second operation from the now-deployed account: leaving, without the deployment.
+    const [memberId] = await chain.publicClient.readContract({
+      address: fx.cluster.diamond,
+      abi: clusterAbi,
+      functionName: "memberOfApp",
+      args: [keys.appId],
+    });
+    const leaveHash = await bundler.sendUserOperation({
+      calls: [{ to: fx.cluster.diamond, data: await leaveCall(keys, memberId) }],
+    });
+    const leaveReceipt = await bundler.waitForUserOperationReceipt({ hash: leaveHash, pollingInterval: 50 });
+    if (!leaveReceipt.success) throw new Error(`sponsored leave ${leaveHash} failed`);
+    sponsoredLeave.push(leaveReceipt.actualGasUsed);
   }
 
   const direct: bigint[] = [];
@@ -88,6 +114,17 @@ try {
       args: await registerArgs(keys),
     });
     direct.push((await chain.publicClient.waitForTransactionReceipt({ hash })).gasUsed);
+    const [memberId] = await chain.publicClient.readContract({
+      address: fx.cluster.diamond,
+      abi: clusterAbi,
+      functionName: "memberOfApp",
+      args: [keys.appId],
+    });
+    const leaveHash = await fx.relayer.sendTransaction({
+      to: fx.cluster.diamond,
+      data: await leaveCall(keys, memberId),
+    });
+    directLeave.push((await chain.publicClient.waitForTransactionReceipt({ hash: leaveHash })).gasUsed);
   }
 
   const med = (xs: bigint[]) => median(xs.map(Number));
@@ -99,6 +136,10 @@ try {
     `| sponsored registration, UserOperation actual gas (incl. account deployment) | ${med(sponsored.map((s) => s.opGas))} |`,
   );
   console.log(`| sponsored registration, bundle transaction gas | ${med(sponsored.map((s) => s.txGas))} |`);
+  console.log(`| direct leaveCluster, transaction gas | ${med(directLeave)} |`);
+  console.log(
+    `| sponsored leaveCluster (account deployed), UserOperation actual gas | ${med(sponsoredLeave)} |`,
+  );
   console.log(
     `| prepare (sponsor stub + bundler estimate + sponsor approval + sign), ms | ${median(sponsored.map((s) => s.prepareMs)).toFixed(0)} |`,
   );

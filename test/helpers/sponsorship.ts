@@ -17,7 +17,6 @@ import { createPolicyChain, type PolicyConfig } from "@attestmesh/sponsor/policy
 import { type SponsorServer, startSponsorServer } from "@attestmesh/sponsor/server.ts";
 import { createSponsorService } from "@attestmesh/sponsor/service.ts";
 import {
-  type Address,
   createPublicClient,
   createWalletClient,
   defineChain,
