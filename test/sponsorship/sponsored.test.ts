@@ -6,10 +6,10 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { devnetPrivateKey } from "@attestmesh/scripts/devnet/accounts.ts";
-import { clusterAbi, memberAccountAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { clusterAbi, memberAccountAbi, sponsorPaymasterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
-import { decodePaymasterData, signApproval } from "@attestmesh/sponsor/approval.ts";
+import { approvalDigest, decodePaymasterData, signApproval } from "@attestmesh/sponsor/approval.ts";
 import {
   type Address,
   type BaseError,
@@ -264,6 +264,24 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     });
     return { keys, memberId: registration.memberId };
   }
+
+  test("the service's approval digest is the paymaster's, field for field", async () => {
+    const keys = await fx.node();
+    const op = {
+      ...(await operation(keys, await registerCall(keys))),
+      paymasterVerificationGasLimit: 60_000n,
+      paymasterPostOpGasLimit: 0n,
+    };
+    const window = { validUntil: 2_000_000_000, validAfter: 12 };
+    const packed = toPackedUserOperation({ ...op, paymaster: fx.sponsorship.paymaster, paymasterData: "0x" });
+    const onChain = await fx.publicClient.readContract({
+      address: fx.sponsorship.paymaster,
+      abi: sponsorPaymasterAbi,
+      functionName: "approvalDigest",
+      args: [packed, window.validUntil, window.validAfter],
+    });
+    assert.equal(approvalDigest(op, fx.chainId, fx.sponsorship.paymaster, window), onChain);
+  });
 
   test("wrong chain: refused", async () => {
     const keys = await fx.node();
