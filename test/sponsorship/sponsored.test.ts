@@ -368,6 +368,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       (error: unknown) => {
         assert.ok(isAttestmeshError(error, "SponsorRefused"));
         assert.equal(error.details.reason, "wrong-chain");
+        assert.match(error.message, /refused to pay for register \(wrong-chain: /);
         return true;
       },
     );
@@ -414,6 +415,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       (error: unknown) => {
         assert.ok(isAttestmeshError(error, "SponsorRefused"));
         assert.equal(error.details.reason, "cap-exceeded");
+        assert.match(error.message, /refused to pay for leaveCluster/);
         return true;
       },
     );

@@ -1,10 +1,11 @@
 // The sponsored writer: each cluster call becomes an ERC-4337 UserOperation from the node's member
 // account, approved by the operator's sponsorship service (an ERC-7677 paymaster web service) and
 // sent through any bundler. The node holds no ETH; its member key signs the operation.
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { clusterAbi, memberAccountAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   type Address,
   BaseError,
+  decodeFunctionData,
   encodeFunctionData,
   type Hex,
   http,
@@ -42,6 +43,20 @@ export interface SponsoredWriterOptions {
   readonly logger: Logger;
 }
 
+/** The cluster function an operation calls, for messages ("register", …). */
+function functionOf(callData: Hex): string {
+  try {
+    const [, , data] = decodeFunctionData({ abi: memberAccountAbi, data: callData }).args as readonly [
+      Address,
+      bigint,
+      Hex,
+    ];
+    return decodeFunctionData({ abi: clusterAbi, data }).functionName;
+  } catch {
+    return "an operation";
+  }
+}
+
 /** The sponsorship service said no; its message carries the policy's reason. */
 function sponsorRefusal(error: unknown, functionName: string): never {
   const rpc = error instanceof BaseError ? error.walk((e) => e instanceof RpcRequestError) : undefined;
@@ -66,7 +81,6 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
   });
   const toTransport = (t: Transport | string) => (typeof t === "string" ? http(t, { retryCount: 0 }) : t);
   const paymasterClient = createPaymasterClient({ transport: toTransport(options.paymaster) });
-  let currentFunction = "";
   const bundler: BundlerClient = createBundlerClient({
     client: chain.publicClient,
     account,
@@ -75,10 +89,12 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
       async getPaymasterStubData(parameters: GetPaymasterStubDataParameters) {
         return paymasterClient
           .getPaymasterStubData(parameters)
-          .catch((e) => sponsorRefusal(e, currentFunction));
+          .catch((e) => sponsorRefusal(e, functionOf(parameters.callData)));
       },
       async getPaymasterData(parameters: GetPaymasterDataParameters) {
-        return paymasterClient.getPaymasterData(parameters).catch((e) => sponsorRefusal(e, currentFunction));
+        return paymasterClient
+          .getPaymasterData(parameters)
+          .catch((e) => sponsorRefusal(e, functionOf(parameters.callData)));
       },
     },
     pollingInterval: 250,
@@ -103,7 +119,6 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
         functionName: call.functionName,
         args: call.args,
       } as never);
-      currentFunction = call.functionName;
       const userOpHash = await bundler.sendUserOperation({ calls: [{ to: chain.cluster, data }] });
       logger.info(
         { userOpHash, function: call.functionName, account: account.address },
