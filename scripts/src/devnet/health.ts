@@ -13,6 +13,11 @@ export interface SidecarHealth {
   readonly account?: string | null;
   readonly wireguardPublicKey?: string | null;
   readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number }>;
+  readonly cskEpoch?: string | null;
+  readonly cskAcquired?: boolean;
+  readonly cskCommitment?: string | null;
+  readonly livePeers?: number;
+  readonly converged?: boolean;
   readonly [key: string]: unknown;
 }
 
@@ -20,6 +25,9 @@ export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; healt
   try {
     const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
     const health = (await response.json()) as SidecarHealth;
+    // Another process on this node's health port (a sidecar that could not bind exits) is not this node.
+    const appId = typeof health.appId === "string" ? health.appId.toLowerCase() : undefined;
+    if (appId !== undefined && appId !== node.appId.toLowerCase()) return { ok: false };
     return { ok: response.status === 200, health };
   } catch {
     return { ok: false };
@@ -42,6 +50,14 @@ export interface NodeStatus {
   readonly account: string | null;
   /** Wei the operator's paymaster spent on this node's operations (decimal string). */
   readonly sponsoredWei: string;
+  /** Epoch of the CSK the node holds, null if none. */
+  readonly cskEpoch: string | null;
+  readonly cskAcquired: boolean;
+  /** keccak256 of the CSK it holds (equals the chain's commitment when acquired). */
+  readonly cskCommitment: string | null;
+  /** Peers whose signed heartbeats count. */
+  readonly livePeers: number;
+  readonly converged: boolean;
 }
 
 export async function nodeStatus(
@@ -65,6 +81,11 @@ export async function nodeStatus(
     peersWithHandshake: peers.filter((p) => (p.latestHandshake ?? 0) > 0).length,
     account: health?.account ?? null,
     sponsoredWei: (spend.get(health?.account?.toLowerCase() ?? "") ?? 0n).toString(),
+    cskEpoch: health?.cskEpoch ?? null,
+    cskAcquired: health?.cskAcquired ?? false,
+    cskCommitment: health?.cskCommitment ?? null,
+    livePeers: health?.livePeers ?? 0,
+    converged: health?.converged ?? false,
   };
 }
 
@@ -108,6 +129,9 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     "phase",
     "peers handshaken",
     "sponsor spend",
+    "live",
+    "csk epoch",
+    "converged",
   ];
   const rows = status.nodes.map((n) => [
     n.name,
@@ -118,6 +142,9 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     n.phase,
     `${n.peersWithHandshake}/${n.peers}`,
     status.sponsorship === null ? "(funded key)" : `${formatEther(BigInt(n.sponsoredWei))} ETH`,
+    `${n.livePeers}/${n.peers}`,
+    n.cskEpoch === null ? "-" : `${n.cskEpoch}${n.cskAcquired ? "" : " (stale)"}`,
+    n.converged ? "yes" : "no",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");

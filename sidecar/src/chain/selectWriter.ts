@@ -33,3 +33,9 @@ export async function selectClusterWriter(options: {
   if (chain.wallet !== undefined) return createDirectWriter({ chain, wallet: chain.wallet, logger });
   return undefined;
 }
+
+/** The chain's chosen writer, or the gas key's when none was chosen (tests, tools), or undefined. */
+export function writerOf(chain: ChainContext, logger: Logger): ClusterWriter | undefined {
+  if (chain.writer !== undefined) return chain.writer;
+  return chain.wallet === undefined ? undefined : createDirectWriter({ chain, wallet: chain.wallet, logger });
+}
