@@ -19,6 +19,8 @@ export default defineConfig({
   solidity: {
     version: SOLC_VERSION,
     path: SOLJSON_PATH,
+    // The ERC-4337 EntryPoint v0.7 is deployed from the audited npm sources (devnet, tests).
+    npmFilesToBuild: ["@account-abstraction/contracts/core/EntryPoint.sol"],
     settings: {
       evmVersion: "cancun",
       optimizer: { enabled: true, runs: 10_000 },

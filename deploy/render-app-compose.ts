@@ -74,7 +74,14 @@ export const TARGETS: readonly Target[] = [
     settings: {
       ...COMMON,
       name: "attestmesh-node",
-      allowed_envs: ["ATTESTMESH_GAS_KEY", "ATTESTMESH_RPC_URL", "PEER_ENDPOINTS_JSON"],
+      allowed_envs: [
+        "ATTESTMESH_ACCOUNT_FACTORY",
+        "ATTESTMESH_BUNDLER_URL",
+        "ATTESTMESH_GAS_KEY",
+        "ATTESTMESH_PAYMASTER_URL",
+        "ATTESTMESH_RPC_URL",
+        "PEER_ENDPOINTS_JSON",
+      ],
     },
   },
   {

@@ -20,6 +20,7 @@ const NODE_TEST_FILES = [
   "scripts/test/**/*.test.ts",
   "sidecar/test/**/*.test.ts",
   "indexer/test/**/*.test.ts",
+  "sponsor/test/**/*.test.ts",
 ];
 
 const STEPS: readonly Step[] = [

@@ -21,6 +21,13 @@ export interface SidecarConfig {
   readonly pollIntervalMs: number;
   /** Pays registration gas; only needed when this node must register. */
   readonly gasKey: Secret<Hex> | undefined;
+  /** ERC-4337 bundler; when set, every write is a sponsored UserOperation and the gas key is not used. */
+  readonly bundlerUrl: string | undefined;
+  /** The operator's sponsorship service (ERC-7677 paymaster web service). */
+  readonly paymasterUrl: string | undefined;
+  readonly entryPoint: Address;
+  /** The cluster's member-account factory. */
+  readonly accountFactory: Address | undefined;
   /** The dstack guest agent (unix socket path or http URL); undefined lets the SDK pick its default. */
   readonly dstackEndpoint: string | undefined;
   readonly wgInterface: string;
@@ -121,7 +128,7 @@ function address(text: string): Address {
   if (!/^0x[0-9a-fA-F]{40}$/.test(text)) {
     throw new Problem(
       `${JSON.stringify(text)} is not a 20-byte hex address`,
-      "use the cluster diamond's address, 0x followed by 40 hex digits",
+      "use a contract address, 0x followed by 40 hex digits",
     );
   }
   if (!isAddress(text, { strict: true })) {
@@ -265,6 +272,37 @@ const SPECS: readonly AnySpec[] = [
     description:
       "0x private key of a funded account that pays registration gas; needed only when this node must register. Never logged.",
     parse: privateKey,
+  }),
+  spec({
+    name: "ATTESTMESH_BUNDLER_URL",
+    key: "bundlerUrl",
+    required: false,
+    description:
+      "ERC-4337 bundler (http or https). When set, the node's writes go out as UserOperations from its member account, paid by the operator's paymaster, and ATTESTMESH_GAS_KEY is not used; needs ATTESTMESH_PAYMASTER_URL and ATTESTMESH_ACCOUNT_FACTORY.",
+    parse: httpUrl,
+  }),
+  spec({
+    name: "ATTESTMESH_PAYMASTER_URL",
+    key: "paymasterUrl",
+    required: false,
+    description: "The operator's sponsorship service (an ERC-7677 paymaster web service, http or https).",
+    parse: httpUrl,
+  }),
+  spec({
+    name: "ATTESTMESH_ENTRY_POINT",
+    key: "entryPoint",
+    required: false,
+    default: "0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+    description: "ERC-4337 EntryPoint v0.7 address (the default is the canonical one on Base).",
+    parse: address,
+  }),
+  spec({
+    name: "ATTESTMESH_ACCOUNT_FACTORY",
+    key: "accountFactory",
+    required: false,
+    description:
+      "The cluster's member-account factory; the node's account address is derived from it and its member key.",
+    parse: address,
   }),
   spec({
     name: "DSTACK_SIMULATOR_ENDPOINT",
@@ -518,6 +556,20 @@ export function parseConfig(env: Env): SidecarConfig {
     } catch (error) {
       if (!(error instanceof Problem)) throw error;
       problems.push({ variable: s.name, problem: error.problem, fix: error.fix });
+    }
+  }
+  if (values.bundlerUrl !== undefined) {
+    for (const [name, key] of [
+      ["ATTESTMESH_PAYMASTER_URL", "paymasterUrl"],
+      ["ATTESTMESH_ACCOUNT_FACTORY", "accountFactory"],
+    ] as const) {
+      if (values[key] === undefined) {
+        problems.push({
+          variable: name,
+          problem: "is not set but ATTESTMESH_BUNDLER_URL is",
+          fix: "set it for sponsored operations, or unset ATTESTMESH_BUNDLER_URL to pay with ATTESTMESH_GAS_KEY",
+        });
+      }
     }
   }
   if (

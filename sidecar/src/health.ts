@@ -12,6 +12,8 @@ export interface HealthReport {
   readonly healthy: boolean;
   readonly phaseSince: string;
   readonly appId: string | null;
+  /** The address this node's writes come from (member account when sponsored, else the gas key). */
+  readonly account: string | null;
   readonly memberId: string | null;
   readonly meshIp: string | null;
   readonly wireguardPublicKey: string | null;
@@ -87,6 +89,7 @@ export function healthReport(status: SidecarStatus): HealthReport {
     healthy: status.phase === "healthy",
     phaseSince: iso(status.phaseSince),
     appId: status.appId ?? null,
+    account: status.account ?? null,
     memberId: status.memberId?.toString() ?? null,
     meshIp: status.meshIp ?? null,
     wireguardPublicKey: status.wireguardPublicKey ?? null,

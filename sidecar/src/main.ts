@@ -10,6 +10,7 @@ import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
+import { selectClusterWriter } from "./chain/selectWriter.ts";
 import { countingTransport } from "./chain/transport.ts";
 import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
 import type { CskHolder } from "./csk/holder.ts";
@@ -175,7 +176,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "keys derived; every dstack key chain verified",
     );
 
-    const chain = await retry("connecting to the chain", () =>
+    const connected = await retry("connecting to the chain", () =>
       connectChain({
         transport,
         cluster: config.cluster,
@@ -184,8 +185,23 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         pollingIntervalMs: Math.min(config.pollIntervalMs, 1000),
       }),
     );
-    if (chain === undefined) return;
-    const reader = createClusterReader(chain.publicClient, chain.cluster);
+    if (connected === undefined) return;
+    const reader = createClusterReader(connected.publicClient, connected.cluster);
+    const writer = await retry("setting up the write path", () =>
+      selectClusterWriter({ config, chain: connected, keys, logger }),
+    );
+    if (signal.aborted) return;
+    // Every write (registration, CSK commit, message send) goes through this one path.
+    const chain = { ...connected, writer };
+    logger.info(
+      { mode: writer?.mode ?? "none", from: writer?.from ?? null },
+      writer?.mode === "sponsored"
+        ? "writes go out as sponsored UserOperations from the member account"
+        : writer?.mode === "direct"
+          ? "writes are paid by the gas key"
+          : "no bundler and no gas key: this node cannot send transactions",
+    );
+    status.update({ account: writer?.from });
     const mesh = await retry("reading the mesh configuration", () => reader.meshConfig());
     if (mesh === undefined) return;
     logger.info(
@@ -284,6 +300,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       const registration = await ensureRegistered({
         chain,
         reader,
+        writer,
         keys,
         confirmations: config.confirmations,
         logger,

@@ -1,15 +1,22 @@
 // Makes this node a member. A restarted node finds its active record and does nothing; otherwise it
-// signs EIP-712 `Register` with its member key, simulates the call (so a refusal is decoded without
-// spending gas), submits it through the gas key and waits for the receipt. A refusal the owner can fix
+// signs EIP-712 `Register` with its member key and hands the call to the cluster writer, which
+// simulates it (so a refusal is decoded without spending gas), submits it (a sponsored UserOperation,
+// or a transaction paid by the gas key) and waits for its inclusion. A refusal the owner can fix
 // (the allowlist change has not landed yet) is retried with capped exponential backoff and jitter, and
 // logged with the exact check that refused it and what the owner must do; any other refusal is fatal.
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { BaseError, ContractFunctionRevertedError, type Hex, InsufficientFundsError } from "viem";
+import {
+  type Address,
+  BaseError,
+  ContractFunctionRevertedError,
+  type Hex,
+  InsufficientFundsError,
+} from "viem";
 import { signTypedData } from "viem/accounts";
 import { type BackoffOptions, backoffDelay, raceAbort } from "./backoff.ts";
 import type { ChainContext } from "./chain/client.ts";
 import type { ClusterReader } from "./chain/cluster.ts";
+import type { ClusterWriter } from "./chain/writer.ts";
 import { AttestmeshError, fatalError, retryableError } from "./errors.ts";
 import type { NodeKeys } from "./keys.ts";
 import type { Logger } from "./log.ts";
@@ -20,6 +27,10 @@ export interface Registration {
   /** False when the node was already an active member with these keys (nothing was sent). */
   readonly submitted: boolean;
   readonly txHash?: Hex;
+  /** The address the registration came from (gas key or member account), when one was sent. */
+  readonly from?: Address;
+  readonly sponsored?: boolean;
+  readonly gasUsed?: bigint;
 }
 
 /** Why a registration attempt did not succeed, in terms an operator can act on. */
@@ -139,6 +150,8 @@ export function classifyRegistrationError(error: unknown, ctx: RefusalContext): 
 export interface RegisterOptions {
   readonly chain: ChainContext;
   readonly reader: ClusterReader;
+  /** Undefined when the node has neither a bundler nor a gas key: it can run but cannot register. */
+  readonly writer: ClusterWriter | undefined;
   readonly keys: NodeKeys;
   readonly confirmations: number;
   readonly logger: Logger;
@@ -172,21 +185,12 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       { details: { appId, memberId: existing.memberId.toString() } },
     );
   }
-  const wallet = chain.wallet;
-  if (wallet === undefined) {
+  const writer = options.writer;
+  if (writer === undefined) {
     throw fatalError(
       "GasKeyMissing",
-      `app id ${appId} is not a member yet and registering needs gas; set ATTESTMESH_GAS_KEY to a funded account's key.`,
+      `app id ${appId} is not a member yet and registering needs gas; set ATTESTMESH_BUNDLER_URL (sponsored) or ATTESTMESH_GAS_KEY to a funded account's key.`,
       { details: { appId } },
-    );
-  }
-  // Nodes may not report an empty account clearly (Hardhat answers "invalid parameters"), so say it.
-  const balance = await chain.publicClient.getBalance({ address: wallet.account.address });
-  if (balance === 0n) {
-    throw retryableError(
-      "GasKeyUnfunded",
-      `the gas account ${wallet.account.address} (ATTESTMESH_GAS_KEY) has no funds to pay for the registration; fund it`,
-      { details: { account: wallet.account.address } },
     );
   }
   const nonce = await reader.registrationNonce(appId);
@@ -202,20 +206,26 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       nonce,
     },
   });
-  const { request } = await chain.publicClient.simulateContract({
-    address: chain.cluster,
-    abi: clusterAbi,
-    functionName: "register",
-    args: [keys.member.proof, keys.wireguard.publicKey, keys.identity.publicKey, signature],
-    account: wallet.account,
-  });
-  const hash = await wallet.writeContract(request);
-  logger.info({ txHash: hash, appId, nonce: nonce.toString() }, "registration submitted");
-  const receipt = await chain.publicClient.waitForTransactionReceipt({
-    hash,
-    confirmations: Math.max(1, options.confirmations),
-    timeout: options.receiptTimeoutMs ?? 120_000,
-  });
+  const receipt = await writer.submit(
+    {
+      functionName: "register",
+      args: [keys.member.proof, keys.wireguard.publicKey, keys.identity.publicKey, signature],
+    },
+    { confirmations: Math.max(1, options.confirmations), timeoutMs: options.receiptTimeoutMs ?? 120_000 },
+  );
+  const hash = receipt.txHash;
+  logger.info(
+    {
+      txHash: hash,
+      appId,
+      nonce: nonce.toString(),
+      from: receipt.from,
+      sponsored: receipt.sponsored,
+      gasUsed: receipt.gasUsed.toString(),
+      ...(receipt.userOpHash === undefined ? {} : { userOpHash: receipt.userOpHash }),
+    },
+    "registration included",
+  );
   if (receipt.status !== "success") {
     throw retryableError(
       "RegistrationReverted",
@@ -233,7 +243,14 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       },
     );
   }
-  return { memberId: after.memberId, submitted: true, txHash: hash };
+  return {
+    memberId: after.memberId,
+    submitted: true,
+    txHash: hash,
+    from: receipt.from,
+    sponsored: receipt.sponsored,
+    gasUsed: receipt.gasUsed,
+  };
 }
 
 /**

@@ -42,6 +42,8 @@ export interface SidecarStatus {
   /** When the current phase began (ms since the epoch). */
   readonly phaseSince: number;
   readonly appId: Address | undefined;
+  /** The address this node's writes come from: its member account (sponsored) or its gas key. */
+  readonly account: Address | undefined;
   readonly memberId: bigint | undefined;
   readonly meshIp: string | undefined;
   readonly wireguardPublicKey: string | undefined;
@@ -102,6 +104,7 @@ export function createStatusStore(options: {
     phase: "booting",
     phaseSince: now(),
     appId: undefined,
+    account: undefined,
     memberId: undefined,
     meshIp: undefined,
     wireguardPublicKey: undefined,

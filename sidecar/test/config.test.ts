@@ -44,6 +44,10 @@ describe("parseConfig", () => {
         confirmations: 2,
         pollIntervalMs: 2000,
         gasKey: undefined,
+        bundlerUrl: undefined,
+        paymasterUrl: undefined,
+        entryPoint: "0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+        accountFactory: undefined,
         dstackEndpoint: undefined,
         wgInterface: "attestmesh0",
         wgListenPort: 51820,
@@ -174,6 +178,10 @@ describe("parseConfig", () => {
     ["ATTESTMESH_GAS_KEY", "0x1234", /not 0x followed by 64 hex digits/],
     ["ATTESTMESH_GAS_KEY", `0x${"0".repeat(64)}`, /not a valid secp256k1 private key/],
     ["ATTESTMESH_GAS_KEY", `0x${"f".repeat(64)}`, /not a valid secp256k1 private key/],
+    ["ATTESTMESH_BUNDLER_URL", "ws://127.0.0.1:4337", /scheme ws: is not supported/],
+    ["ATTESTMESH_PAYMASTER_URL", "sponsor.local", /not a URL/],
+    ["ATTESTMESH_ENTRY_POINT", "0x1234", /not a 20-byte hex address/],
+    ["ATTESTMESH_ACCOUNT_FACTORY", "factory", /not a 20-byte hex address/],
     ["DSTACK_SIMULATOR_ENDPOINT", "dstack.sock", /neither an absolute socket path nor an http\(s\) URL/],
     ["ATTESTMESH_WG_INTERFACE", "this-name-is-far-too-long", /not a valid interface name/],
     ["ATTESTMESH_WG_INTERFACE", "wg/0", /not a valid interface name/],
@@ -215,6 +223,27 @@ describe("parseConfig", () => {
     });
   }
 
+  test("a bundler without the paymaster service and the account factory names both", () => {
+    const problems = problemsOf({ ...BASE, ATTESTMESH_BUNDLER_URL: "http://127.0.0.1:4337" });
+    assert.deepEqual(
+      problems.map((p) => p.variable),
+      ["ATTESTMESH_PAYMASTER_URL", "ATTESTMESH_ACCOUNT_FACTORY"],
+    );
+    for (const p of problems) assert.match(p.problem, /ATTESTMESH_BUNDLER_URL is/);
+  });
+
+  test("sponsored configuration", () => {
+    const config = parseConfig({
+      ...BASE,
+      ATTESTMESH_BUNDLER_URL: "http://127.0.0.1:4337",
+      ATTESTMESH_PAYMASTER_URL: "http://127.0.0.1:4338",
+      ATTESTMESH_ACCOUNT_FACTORY: CLUSTER.toLowerCase(),
+    });
+    assert.equal(config.bundlerUrl, "http://127.0.0.1:4337");
+    assert.equal(config.paymasterUrl, "http://127.0.0.1:4338");
+    assert.equal(config.accountFactory, CLUSTER);
+  });
+
   test("every documented variable has at least one bad-value test", () => {
     const tested = new Set(BAD_VALUES.map(([variable]) => variable));
     for (const doc of CONFIG_DOCS) assert.ok(tested.has(doc.name), `${doc.name} has no bad-value test`);
@@ -251,7 +280,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 29);
+    assert.equal(names.length, 33);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -16,7 +16,9 @@ import {
 } from "../../test/helpers/cluster.ts";
 import { type ChainContext, connectChain } from "../src/chain/client.ts";
 import { createClusterReader } from "../src/chain/cluster.ts";
+import { createDirectWriter } from "../src/chain/directWriter.ts";
 import { countingTransport, createRpcTally } from "../src/chain/transport.ts";
+import type { ClusterWriter } from "../src/chain/writer.ts";
 import { deriveNodeKeys, type NodeKeys } from "../src/keys.ts";
 import {
   classifyRegistrationError,
@@ -41,10 +43,17 @@ describe("registration", () => {
   let chain: ChainContext;
   const tally = createRpcTally();
 
+  function writerFor(c: ChainContext): ClusterWriter | undefined {
+    return c.wallet === undefined
+      ? undefined
+      : createDirectWriter({ chain: c, wallet: c.wallet, logger: captureLogger().logger });
+  }
+
   function options(keys: NodeKeys, overrides: Partial<RegisterOptions> = {}): RegisterOptions {
     return {
       chain,
       reader: createClusterReader(chain.publicClient, chain.cluster),
+      writer: writerFor(overrides.chain ?? chain),
       keys,
       confirmations: 0,
       logger: captureLogger().logger,
@@ -201,6 +210,7 @@ describe("registration on a cluster that does not accept the KMS root", () => {
     const error = await registerOnce({
       chain,
       reader: createClusterReader(chain.publicClient, chain.cluster),
+      writer: createDirectWriter({ chain, wallet: chain.wallet!, logger: captureLogger().logger }),
       keys,
       confirmations: 0,
       logger: captureLogger().logger,

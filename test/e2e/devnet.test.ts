@@ -30,6 +30,8 @@ interface NodeEntry {
   wgPublicKey: string | null;
   healthUrl: string;
   phase: string;
+  account: string | null;
+  sponsoredWei: string;
 }
 
 async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
@@ -95,14 +97,29 @@ async function tcpRoundTrip(server: NodeEntry, client: NodeEntry, port: number):
   }
 }
 
+async function rpc(url: string, method: string, params: unknown[]): Promise<string> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  return ((await response.json()) as { result: string }).result;
+}
+
 describe("devnet end to end", { skip }, () => {
   let nodes: NodeEntry[] = [];
+  let rpcUrl = "";
+  let sponsorship: { paymaster: string } | null = null;
 
   before(async () => {
     const status = JSON.parse(await cli(["devnet", "up", "--detach", "--json", "--nodes", "3"])) as {
+      rpcUrl: string;
+      sponsorship: { paymaster: string } | null;
       nodes: NodeEntry[];
     };
     nodes = status.nodes;
+    rpcUrl = status.rpcUrl;
+    sponsorship = status.sponsorship;
   });
 
   after(async () => {
@@ -114,6 +131,16 @@ describe("devnet end to end", { skip }, () => {
     for (const node of nodes) assert.equal(node.phase, "healthy", `${node.name} is ${node.phase}`);
     assert.equal(new Set(nodes.map((n) => n.meshIp)).size, 3);
     for (const node of nodes) assert.match(node.meshIp ?? "", /^10\.77\.\d+\.\d+$/);
+  });
+
+  it("registers every node sponsored: nodes and their accounts hold no ETH, the paymaster paid", async () => {
+    assert.ok(sponsorship, "the devnet is sponsored by default");
+    for (const node of nodes) {
+      assert.match(node.account ?? "", /^0x[0-9a-fA-F]{40}$/, `${node.name} reports its account`);
+      assert.ok(BigInt(node.sponsoredWei) > 0n, `${node.name}: the sponsor paid for its registration`);
+      assert.equal(BigInt(await rpc(rpcUrl, "eth_getBalance", [node.account, "latest"])), 0n);
+      assert.notEqual(await rpc(rpcUrl, "eth_getCode", [node.account, "latest"]), "0x");
+    }
   });
 
   it("completes a WireGuard handshake between every pair", async () => {

@@ -28,6 +28,14 @@ interface NodeEntry {
   name: string;
   memberId: string | null;
   phase: string;
+  account: string | null;
+  sponsoredWei: string;
+}
+
+/** What the operator's paymaster has paid for `name`'s operations so far (devnet is sponsored). */
+async function sponsoredWei(name: string): Promise<bigint> {
+  const status = JSON.parse(await cli(["devnet", "status", "--json"])) as { nodes: NodeEntry[] };
+  return BigInt(status.nodes.find((n) => n.name === name)!.sponsoredWei);
 }
 
 async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
@@ -81,8 +89,11 @@ describe("sealed messages on the devnet", { skip, timeout: 600_000 }, () => {
     const [one, two] = nodes as [NodeEntry, NodeEntry];
     const stream = await openStream(socketOf(two.name), "/v1/messages/stream?since=latest");
     const text = `devnet hello ${Date.now()}`;
+    const paidBefore = await sponsoredWei(one.name);
     const res = await postJson(socketOf(one.name), "/v1/messages", { to: two.memberId, text });
     assert.equal(res.status, 200, JSON.stringify(res.body));
+    // The send was a sponsored UserOperation: the operator paid more for node1, which holds no gas key.
+    assert.ok((await sponsoredWei(one.name)) > paidBefore, "the paymaster paid for the send");
     const [got] = await eventually("node2 to receive it", () => {
       const m = messagesIn(stream);
       return m.length > 0 ? m : undefined;

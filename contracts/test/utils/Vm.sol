@@ -29,6 +29,8 @@ interface Vm {
     function warp(uint256 newTimestamp) external;
     /// @notice Sets `block.number`.
     function roll(uint256 newHeight) external;
+    /// @notice Sets `block.chainid`.
+    function chainId(uint256 newChainId) external;
     /// @notice Sets the code at `target`.
     function etch(address target, bytes calldata newRuntimeBytecode) external;
     /// @notice Reads storage slot `slot` of `target`.

@@ -10,6 +10,15 @@ const TARGET = join(ROOT, "shared/src/contracts/abi.ts");
 const EXPORTS: Array<{ name: string; artifact: string }> = [
   { name: "clusterAbi", artifact: "contracts/src/interfaces/IAttestmeshCluster.sol/IAttestmeshCluster.json" },
   { name: "memberAppAbi", artifact: "contracts/src/MemberApp.sol/MemberApp.json" },
+  { name: "memberAccountAbi", artifact: "contracts/src/interfaces/IMemberAccount.sol/IMemberAccount.json" },
+  {
+    name: "memberAccountFactoryAbi",
+    artifact: "contracts/src/interfaces/IMemberAccountFactory.sol/IMemberAccountFactory.json",
+  },
+  {
+    name: "sponsorPaymasterAbi",
+    artifact: "contracts/src/interfaces/ISponsorPaymaster.sol/ISponsorPaymaster.json",
+  },
 ];
 
 export async function renderAbiModule(): Promise<string> {

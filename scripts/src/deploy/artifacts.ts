@@ -16,6 +16,10 @@ const SOURCES: Record<string, string> = {
   Diamond: "contracts/src/Diamond.sol",
   ClusterInit: "contracts/src/init/ClusterInit.sol",
   MemberApp: "contracts/src/MemberApp.sol",
+  EntryPoint: "@account-abstraction/contracts/core/EntryPoint.sol",
+  MemberAccount: "contracts/src/sponsorship/MemberAccount.sol",
+  MemberAccountFactory: "contracts/src/sponsorship/MemberAccountFactory.sol",
+  SponsorPaymaster: "contracts/src/sponsorship/SponsorPaymaster.sol",
 };
 
 function sourceOf(contractName: string): string {

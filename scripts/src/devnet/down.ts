@@ -15,6 +15,11 @@ export async function devnetDown(progress: (message: string) => void = () => {})
       await stopProcess(state.indexer.pid);
       await stopProcess(state.indexer.simPid);
     }
+    if (state.sponsorship) {
+      progress("stopping the sponsorship service and the bundler");
+      await stopProcess(state.sponsorship.sponsorPid);
+      await stopProcess(state.sponsorship.bundlerPid);
+    }
     progress("stopping the Hardhat node");
     await stopProcess(state.hardhatPid);
   }

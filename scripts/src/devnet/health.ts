@@ -1,12 +1,16 @@
 // Reads a sidecar's /healthz and turns a devnet into the rows `status` prints.
 
+import { formatEther } from "viem";
+import { devnetClients } from "./chain.ts";
 import { isAlive } from "./processes.ts";
+import { sponsoredSpend } from "./sponsorship.ts";
 import type { DevnetNode, DevnetState } from "./state.ts";
 
 export interface SidecarHealth {
   readonly phase: string;
   readonly memberId?: string | number | null;
   readonly meshIp?: string | null;
+  readonly account?: string | null;
   readonly wireguardPublicKey?: string | null;
   readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number }>;
   readonly cskEpoch?: string | null;
@@ -42,6 +46,10 @@ export interface NodeStatus {
   readonly phase: string;
   readonly peers: number;
   readonly peersWithHandshake: number;
+  /** The address the node's writes come from (its member account when sponsored). */
+  readonly account: string | null;
+  /** Wei the operator's paymaster spent on this node's operations (decimal string). */
+  readonly sponsoredWei: string;
   /** Epoch of the CSK the node holds, null if none. */
   readonly cskEpoch: string | null;
   readonly cskAcquired: boolean;
@@ -52,7 +60,10 @@ export interface NodeStatus {
   readonly converged: boolean;
 }
 
-export async function nodeStatus(node: DevnetNode): Promise<NodeStatus> {
+export async function nodeStatus(
+  node: DevnetNode,
+  spend: ReadonlyMap<string, bigint> = new Map(),
+): Promise<NodeStatus> {
   const { health } = await readHealth(node);
   const peers = health?.peers ?? [];
   const alive = isAlive(node.sidecarPid);
@@ -68,6 +79,8 @@ export async function nodeStatus(node: DevnetNode): Promise<NodeStatus> {
     phase: health?.phase ?? (alive ? "unreachable" : "stopped"),
     peers: peers.length,
     peersWithHandshake: peers.filter((p) => (p.latestHandshake ?? 0) > 0).length,
+    account: health?.account ?? null,
+    sponsoredWei: (spend.get(health?.account?.toLowerCase() ?? "") ?? 0n).toString(),
     cskEpoch: health?.cskEpoch ?? null,
     cskAcquired: health?.cskAcquired ?? false,
     cskCommitment: health?.cskCommitment ?? null,
@@ -77,6 +90,14 @@ export async function nodeStatus(node: DevnetNode): Promise<NodeStatus> {
 }
 
 export async function devnetStatus(state: DevnetState) {
+  const spend =
+    state.sponsorship === undefined
+      ? new Map<string, bigint>()
+      : await sponsoredSpend(
+          devnetClients(state.rpcUrl, state.chainId),
+          state.sponsorship,
+          BigInt(state.deployBlock),
+        ).catch(() => new Map<string, bigint>());
   return {
     rpcUrl: state.rpcUrl,
     chainId: state.chainId,
@@ -84,7 +105,17 @@ export async function devnetStatus(state: DevnetState) {
     composeHash: state.composeHash,
     kmsRoot: state.kmsRoot,
     indexer: state.indexer ? { url: state.indexer.url, pid: state.indexer.pid } : null,
-    nodes: await Promise.all(state.nodes.map(nodeStatus)),
+    sponsorship:
+      state.sponsorship === undefined
+        ? null
+        : {
+            entryPoint: state.sponsorship.entryPoint,
+            accountFactory: state.sponsorship.accountFactory,
+            paymaster: state.sponsorship.paymaster,
+            bundlerUrl: state.sponsorship.bundlerUrl,
+            paymasterUrl: state.sponsorship.paymasterUrl,
+          },
+    nodes: await Promise.all(state.nodes.map((node) => nodeStatus(node, spend))),
   };
 }
 
@@ -97,6 +128,7 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     "mesh ip",
     "phase",
     "peers handshaken",
+    "sponsor spend",
     "live",
     "csk epoch",
     "converged",
@@ -109,6 +141,7 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     n.meshIp ?? "-",
     n.phase,
     `${n.peersWithHandshake}/${n.peers}`,
+    status.sponsorship === null ? "(funded key)" : `${formatEther(BigInt(n.sponsoredWei))} ETH`,
     `${n.livePeers}/${n.peers}`,
     n.cskEpoch === null ? "-" : `${n.cskEpoch}${n.cskAcquired ? "" : " (stale)"}`,
     n.converged ? "yes" : "no",

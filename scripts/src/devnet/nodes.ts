@@ -7,6 +7,7 @@ import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
 import { createNodeNamespace } from "./netns.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import { sponsoredNodeEnv } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
   type DevnetNode,
@@ -43,8 +44,9 @@ export async function startNode(
 
   await createNodeNamespace(netns, index, underlayIp);
   const appId = await createMemberApp(clients, state.diamond, name);
-  // Hardhat funds only its first 20 accounts; give this node's gas account its own balance.
-  await fundAccount(clients, devnetAccount(index).address);
+  // Sponsored nodes hold no ETH at all; a funded-key node gets its gas account its own balance
+  // (Hardhat funds only its first 20 accounts).
+  if (state.sponsorship === undefined) await fundAccount(clients, devnetAccount(index).address);
 
   const simPid = spawnDetached(
     process.execPath,
@@ -79,7 +81,9 @@ export async function startNode(
       ATTESTMESH_CHAIN_ID: String(state.chainId),
       ATTESTMESH_CONFIRMATIONS: "0",
       ATTESTMESH_POLL_INTERVAL_MS: "1000",
-      ATTESTMESH_GAS_KEY: devnetPrivateKey(index),
+      ...(state.sponsorship === undefined
+        ? { ATTESTMESH_GAS_KEY: devnetPrivateKey(index) }
+        : sponsoredNodeEnv(state.sponsorship)),
       DSTACK_SIMULATOR_ENDPOINT: socketPath,
       ATTESTMESH_WG_INTERFACE: wgInterface,
       ATTESTMESH_WG_LISTEN_PORT: String(WG_LISTEN_PORT),

@@ -3,6 +3,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
+import type { DevnetSponsorship } from "./sponsorship.ts";
 
 export const DEVNET_DIR = join(new URL("../../..", import.meta.url).pathname, ".devnet");
 export const STATE_FILE = join(DEVNET_DIR, "state.json");
@@ -43,6 +44,8 @@ export interface DevnetState {
   readonly composeHash: Hex;
   readonly kmsRoot: Address;
   readonly hardhatPid: number;
+  /** Present when nodes are sponsored (the default); absent when they pay with funded keys. */
+  readonly sponsorship?: DevnetSponsorship;
   readonly nodes: DevnetNode[];
   /** Absent when the devnet runs without an indexer. */
   readonly indexer?: {

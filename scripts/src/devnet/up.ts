@@ -11,6 +11,7 @@ import { createHub } from "./netns.ts";
 import { devnetComposeHash, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import { startDevnetSponsorship } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
   type DevnetNode,
@@ -28,6 +29,8 @@ export interface UpOptions {
   readonly progress: (message: string) => void;
   /** Start and register the indexer (default true); without it the sidecars poll only. */
   readonly indexer?: boolean;
+  /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
+  readonly sponsored?: boolean;
 }
 
 export async function devnetUp(options: UpOptions) {
@@ -67,6 +70,14 @@ export async function devnetUp(options: UpOptions) {
     nodes: [],
   };
   await writeState(state);
+  if (options.sponsored ?? true) {
+    progress(
+      "deploying the EntryPoint, member-account factory and paymaster; starting the bundler and the sponsor",
+    );
+    const sponsorship = await startDevnetSponsorship(clients, { rpcUrl, chainId, cluster: deployed.diamond });
+    state = { ...state, sponsorship };
+    await writeState(state);
+  }
 
   if (options.indexer !== false) {
     state = { ...state, indexer: await startIndexer(clients, state, progress) };

@@ -15,6 +15,7 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { fatalError, retryableError } from "../errors.ts";
 import type { Secret } from "../secret.ts";
+import type { ClusterWriter } from "./writer.ts";
 
 export type GasWallet = WalletClient<Transport, Chain, Account>;
 
@@ -25,6 +26,11 @@ export interface ChainContext {
   readonly publicClient: PublicClient<Transport, Chain>;
   /** Undefined without a gas key: the node can run but cannot register. */
   readonly wallet: GasWallet | undefined;
+  /**
+   * The write path chosen at start (selectWriter.ts): sponsored UserOperations or the gas key. When
+   * absent, writers fall back to the gas key (`writerOf`).
+   */
+  readonly writer?: ClusterWriter | undefined;
 }
 
 /**

@@ -1,12 +1,17 @@
 // The CSK facet through viem: the current epoch and its commitment, and committing one (the member key
-// signs EIP-712 `CommitCsk`; the gas key pays).
+// signs EIP-712 `CommitCsk`; the cluster writer submits it, sponsored or paid by the gas key).
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { pino } from "pino";
 import { BaseError, ContractFunctionRevertedError, type Hex, zeroHash } from "viem";
 import { signTypedData } from "viem/accounts";
 import type { ChainContext } from "../chain/client.ts";
+import { writerOf } from "../chain/selectWriter.ts";
 import { fatalError, retryableError } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import type { Secret } from "../secret.ts";
+
+const silentLogger = pino({ level: "silent" });
 
 export interface CskEpochState {
   readonly epoch: bigint;
@@ -24,10 +29,11 @@ export interface CskChain {
   readonly canCommit: boolean;
 }
 
-export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>): CskChain {
+export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logger?: Logger): CskChain {
   const { publicClient, cluster } = chain;
+  const writer = writerOf(chain, logger ?? silentLogger);
   return {
-    canCommit: chain.wallet !== undefined,
+    canCommit: writer !== undefined,
     async current() {
       const [epoch, commitment, committer] = await publicClient.readContract({
         address: cluster,
@@ -37,9 +43,11 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>): Csk
       return { epoch, commitment: commitment === zeroHash ? undefined : commitment, committer };
     },
     async commit(memberId, epoch, commitment) {
-      const wallet = chain.wallet;
-      if (wallet === undefined) {
-        throw fatalError("GasKeyMissing", "committing a CSK needs gas; set ATTESTMESH_GAS_KEY");
+      if (writer === undefined) {
+        throw fatalError(
+          "GasKeyMissing",
+          "committing a CSK needs gas; set ATTESTMESH_BUNDLER_URL (sponsored) or ATTESTMESH_GAS_KEY",
+        );
       }
       const signature = await signTypedData({
         privateKey: memberKey.reveal(),
@@ -49,17 +57,12 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>): Csk
         message: { memberId, epoch, commitment },
       });
       try {
-        const { request } = await publicClient.simulateContract({
-          account: wallet.account,
-          address: cluster,
-          abi: clusterAbi,
-          functionName: "commitCsk",
-          args: [memberId, epoch, commitment, signature],
-        });
-        const hash = await wallet.writeContract(request);
-        const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 });
+        const receipt = await writer.submit(
+          { functionName: "commitCsk", args: [memberId, epoch, commitment, signature] },
+          { timeoutMs: 60_000 },
+        );
         if (receipt.status !== "success") {
-          throw retryableError("CskCommitReverted", `CSK commitment ${hash} reverted on chain`);
+          throw retryableError("CskCommitReverted", `CSK commitment ${receipt.txHash} reverted on chain`);
         }
         return "committed";
       } catch (error) {

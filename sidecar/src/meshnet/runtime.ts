@@ -162,7 +162,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   manager = createCskManager({
     self: memberId,
     cluster,
-    chain: createCskChain(chain, keys.member.secret),
+    chain: createCskChain(chain, keys.member.secret, logger),
     keySource: options.keySource,
     custody,
     client,

@@ -1,7 +1,7 @@
 // Sends a sealed message to a member: checks the recipient is active on chain, seals the payload to
 // its on-chain identity key (with the header the recipient will check), draws a fresh random envelope
-// id, signs EIP-712 `Send` with the member key and submits through the gas key. Sends are serialised,
-// so the gas account's nonces never race.
+// id, signs EIP-712 `Send` with the member key and submits through the cluster writer (a sponsored
+// UserOperation, or the gas key). Sends are serialised, so the sender's nonces never race.
 import { randomBytes } from "node:crypto";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
@@ -16,6 +16,8 @@ import {
 import { signTypedData } from "viem/accounts";
 import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
+import { writerOf } from "../chain/selectWriter.ts";
+import type { WriteReceipt } from "../chain/writer.ts";
 import { AttestmeshError, fatalError, retryableError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
@@ -90,11 +92,11 @@ export function createMessageSender(options: MessageSenderOptions): MessageSende
         {},
       );
     }
-    const wallet = chain.wallet;
-    if (wallet === undefined) {
+    const writer = writerOf(chain, logger);
+    if (writer === undefined) {
       throw fatalError(
         "GasKeyMissing",
-        "sending a message needs gas; set ATTESTMESH_GAS_KEY to a funded account's key",
+        "sending a message needs gas; set ATTESTMESH_BUNDLER_URL (sponsored) or ATTESTMESH_GAS_KEY to a funded account's key",
         {},
       );
     }
@@ -126,23 +128,19 @@ export function createMessageSender(options: MessageSenderOptions): MessageSende
       primaryType: "Send",
       message: { senderId, recipientId, envelopeId, ciphertextHash: keccak256(ciphertextHex) },
     });
-    let hash: Hex;
+    let receipt: WriteReceipt;
     try {
-      const { request } = await chain.publicClient.simulateContract({
-        address: chain.cluster,
-        abi: clusterAbi,
-        functionName: "send",
-        args: [senderId, recipientId, envelopeId, ciphertextHex, signature],
-        account: wallet.account,
-      });
-      hash = await wallet.writeContract(request);
+      receipt = await writer.submit(
+        {
+          functionName: "send",
+          args: [senderId, recipientId, envelopeId, ciphertextHex, signature],
+        },
+        { timeoutMs: options.receiptTimeoutMs ?? 120_000 },
+      );
     } catch (error) {
       throw classifySendError(error);
     }
-    const receipt = await chain.publicClient.waitForTransactionReceipt({
-      hash,
-      timeout: options.receiptTimeoutMs ?? 120_000,
-    });
+    const hash = receipt.txHash;
     if (receipt.status !== "success") {
       throw retryableError("SendReverted", `message transaction ${hash} reverted on chain; send again`, {
         details: { txHash: hash },

@@ -41,7 +41,7 @@ async function watchUntilSignal(): Promise<void> {
   const report = async () => {
     const state = await readState();
     if (!state) return;
-    for (const node of await Promise.all(state.nodes.map(nodeStatus))) {
+    for (const node of await Promise.all(state.nodes.map((node) => nodeStatus(node)))) {
       if (phases.get(node.name) !== node.phase) {
         if (phases.has(node.name))
           process.stderr.write(`› ${node.name}: ${phases.get(node.name)} -> ${node.phase}\n`);
@@ -60,7 +60,14 @@ async function watchUntilSignal(): Promise<void> {
 }
 
 /** `devnet up` flags (commander sets `indexer` false for `--no-indexer`). */
-type UpFlags = { nodes: number; detach?: boolean; json?: boolean; timeout: number; indexer: boolean };
+type UpFlags = {
+  nodes: number;
+  detach?: boolean;
+  json?: boolean;
+  timeout: number;
+  indexer: boolean;
+  fundedKeys?: boolean;
+};
 
 export function registerDevnetCommand(program: Command): void {
   const devnet = program
@@ -77,10 +84,12 @@ export function registerDevnetCommand(program: Command): void {
     .option("--json", "print the status as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
+    .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
     .action(async (options: UpFlags) => {
       const status = await devnetUp({
         nodes: options.nodes,
         indexer: options.indexer,
+        sponsored: !options.fundedKeys,
         timeoutMs: options.timeout * 1000,
         progress: progress(Boolean(options.json)),
       });

@@ -1,0 +1,63 @@
+// The funded-key writer: the gas key sends the cluster call as an ordinary transaction. Kept for
+// chains without a bundler; it was the only write path before sponsorship.
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { retryableError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { ChainContext, GasWallet } from "./client.ts";
+import type {
+  ClusterCall,
+  ClusterWriteFunction,
+  ClusterWriter,
+  SubmitOptions,
+  WriteReceipt,
+} from "./writer.ts";
+
+export function createDirectWriter(options: {
+  readonly chain: ChainContext;
+  readonly wallet: GasWallet;
+  readonly logger: Logger;
+}): ClusterWriter {
+  const { chain, wallet, logger } = options;
+  const from = wallet.account.address;
+  return {
+    mode: "direct",
+    from,
+    async submit<N extends ClusterWriteFunction>(
+      call: ClusterCall<N>,
+      submitOptions: SubmitOptions = {},
+    ): Promise<WriteReceipt> {
+      // Nodes may not report an empty account clearly (Hardhat answers "invalid parameters"), so say it.
+      const balance = await chain.publicClient.getBalance({ address: from });
+      if (balance === 0n) {
+        throw retryableError(
+          "GasKeyUnfunded",
+          `the gas account ${from} (ATTESTMESH_GAS_KEY) has no funds to pay for ${call.functionName}; fund it, or configure ATTESTMESH_BUNDLER_URL and ATTESTMESH_PAYMASTER_URL for sponsored operations`,
+          { details: { account: from } },
+        );
+      }
+      const { request } = await chain.publicClient.simulateContract({
+        address: chain.cluster,
+        abi: clusterAbi,
+        functionName: call.functionName,
+        args: call.args,
+        account: wallet.account,
+      } as never);
+      const hash = await wallet.writeContract(request as never);
+      logger.info({ txHash: hash, function: call.functionName, from }, "transaction submitted");
+      const receipt = await chain.publicClient.waitForTransactionReceipt({
+        hash,
+        confirmations: Math.max(1, submitOptions.confirmations ?? 1),
+        timeout: submitOptions.timeoutMs ?? 120_000,
+      });
+      return {
+        txHash: hash,
+        blockNumber: receipt.blockNumber,
+        status: receipt.status,
+        gasUsed: receipt.gasUsed,
+        feeWei: receipt.gasUsed * receipt.effectiveGasPrice,
+        from,
+        sponsored: false,
+      };
+    },
+  };
+}

@@ -1,0 +1,150 @@
+// The sponsored writer: each cluster call becomes an ERC-4337 UserOperation from the node's member
+// account, approved by the operator's sponsorship service (an ERC-7677 paymaster web service) and
+// sent through any bundler. The node holds no ETH; its member key signs the operation.
+import { clusterAbi, memberAccountAbi } from "@attestmesh/shared/contracts/abi.ts";
+import {
+  type Address,
+  BaseError,
+  decodeFunctionData,
+  encodeFunctionData,
+  type Hex,
+  http,
+  RpcRequestError,
+  type Transport,
+} from "viem";
+import {
+  type BundlerClient,
+  createBundlerClient,
+  createPaymasterClient,
+  type GetPaymasterDataParameters,
+  type GetPaymasterStubDataParameters,
+} from "viem/account-abstraction";
+import { privateKeyToAccount } from "viem/accounts";
+import { retryableError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Secret } from "../secret.ts";
+import type { ChainContext } from "./client.ts";
+import { type MemberSmartAccount, toMemberAccount } from "./memberAccount.ts";
+import type {
+  ClusterCall,
+  ClusterWriteFunction,
+  ClusterWriter,
+  SubmitOptions,
+  WriteReceipt,
+} from "./writer.ts";
+
+export interface SponsoredWriterOptions {
+  readonly chain: ChainContext;
+  readonly memberKey: Secret<Hex>;
+  readonly entryPoint: Address;
+  readonly accountFactory: Address;
+  readonly bundler: Transport | string;
+  readonly paymaster: Transport | string;
+  readonly logger: Logger;
+}
+
+/** The cluster function an operation calls, for messages ("register", …). */
+function functionOf(callData: Hex): string {
+  try {
+    const [, , data] = decodeFunctionData({ abi: memberAccountAbi, data: callData }).args as readonly [
+      Address,
+      bigint,
+      Hex,
+    ];
+    return decodeFunctionData({ abi: clusterAbi, data }).functionName;
+  } catch {
+    return "an operation";
+  }
+}
+
+/** The sponsorship service said no; its message carries the policy's reason. */
+function sponsorRefusal(error: unknown, functionName: string): never {
+  const rpc = error instanceof BaseError ? error.walk((e) => e instanceof RpcRequestError) : undefined;
+  const message =
+    rpc instanceof RpcRequestError ? rpc.details : error instanceof Error ? error.message : String(error);
+  const reason = /^([a-z-]+):/.exec(message)?.[1] ?? "unavailable";
+  throw retryableError(
+    "SponsorRefused",
+    `the sponsorship service refused to pay for ${functionName} (${message}); the operator's policy decides, and this node retries`,
+    { cause: error, details: { reason } },
+  );
+}
+
+export async function createSponsoredWriter(options: SponsoredWriterOptions): Promise<ClusterWriter> {
+  const { chain, logger } = options;
+  const owner = privateKeyToAccount(options.memberKey.reveal());
+  const account: MemberSmartAccount = await toMemberAccount({
+    client: chain.publicClient,
+    owner,
+    entryPoint: options.entryPoint,
+    factory: options.accountFactory,
+  });
+  const toTransport = (t: Transport | string) => (typeof t === "string" ? http(t, { retryCount: 0 }) : t);
+  const paymasterClient = createPaymasterClient({ transport: toTransport(options.paymaster) });
+  const bundler: BundlerClient = createBundlerClient({
+    client: chain.publicClient,
+    account,
+    transport: toTransport(options.bundler),
+    paymaster: {
+      async getPaymasterStubData(parameters: GetPaymasterStubDataParameters) {
+        return paymasterClient
+          .getPaymasterStubData(parameters)
+          .catch((e) => sponsorRefusal(e, functionOf(parameters.callData)));
+      },
+      async getPaymasterData(parameters: GetPaymasterDataParameters) {
+        return paymasterClient
+          .getPaymasterData(parameters)
+          .catch((e) => sponsorRefusal(e, functionOf(parameters.callData)));
+      },
+    },
+    pollingInterval: 250,
+  });
+  return {
+    mode: "sponsored",
+    from: account.address,
+    async submit<N extends ClusterWriteFunction>(
+      call: ClusterCall<N>,
+      submitOptions: SubmitOptions = {},
+    ): Promise<WriteReceipt> {
+      // Simulated from the account so a cluster refusal is decoded before anyone is asked to pay.
+      await chain.publicClient.simulateContract({
+        address: chain.cluster,
+        abi: clusterAbi,
+        functionName: call.functionName,
+        args: call.args,
+        account: account.address,
+      } as never);
+      const data = encodeFunctionData({
+        abi: clusterAbi,
+        functionName: call.functionName,
+        args: call.args,
+      } as never);
+      const userOpHash = await bundler.sendUserOperation({ calls: [{ to: chain.cluster, data }] });
+      logger.info(
+        { userOpHash, function: call.functionName, account: account.address },
+        "sponsored operation submitted",
+      );
+      const receipt = await bundler.waitForUserOperationReceipt({
+        hash: userOpHash,
+        timeout: submitOptions.timeoutMs ?? 120_000,
+      });
+      if ((submitOptions.confirmations ?? 1) > 1) {
+        await chain.publicClient.waitForTransactionReceipt({
+          hash: receipt.receipt.transactionHash,
+          confirmations: submitOptions.confirmations ?? 1,
+          timeout: submitOptions.timeoutMs ?? 120_000,
+        });
+      }
+      return {
+        txHash: receipt.receipt.transactionHash,
+        blockNumber: receipt.receipt.blockNumber,
+        status: receipt.success ? "success" : "reverted",
+        gasUsed: receipt.actualGasUsed,
+        feeWei: receipt.actualGasCost,
+        from: account.address,
+        sponsored: true,
+        userOpHash,
+      };
+    },
+  };
+}

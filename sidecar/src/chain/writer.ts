@@ -1,0 +1,48 @@
+// The sidecar's one way to change the chain: a cluster call (a member action the member key already
+// signed as EIP-712 typed data) goes in, the receipt of its inclusion comes out. Two implementations:
+// `direct` pays with a funded gas key (chains without a bundler), `sponsored` sends an ERC-4337
+// UserOperation from the node's member account through a bundler, paid by the operator's paymaster.
+import type { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import type { Address, ContractFunctionArgs, ContractFunctionName, Hex } from "viem";
+
+export type ClusterWriteFunction = ContractFunctionName<typeof clusterAbi, "nonpayable">;
+
+export interface ClusterCall<N extends ClusterWriteFunction = ClusterWriteFunction> {
+  readonly functionName: N;
+  readonly args: ContractFunctionArgs<typeof clusterAbi, "nonpayable", N>;
+}
+
+export interface WriteReceipt {
+  readonly txHash: Hex;
+  readonly blockNumber: bigint;
+  /** "reverted" only when the call passed the simulation and then failed on chain. */
+  readonly status: "success" | "reverted";
+  /** Gas this call cost: the transaction's gas (direct) or the UserOperation's actual gas (sponsored). */
+  readonly gasUsed: bigint;
+  /** Wei paid for it, by the gas key (direct) or by the paymaster (sponsored). */
+  readonly feeWei: bigint;
+  /** The address the cluster saw as the caller. */
+  readonly from: Address;
+  readonly sponsored: boolean;
+  readonly userOpHash?: Hex;
+}
+
+export interface SubmitOptions {
+  /** Receipt wait before the submission counts as failed. */
+  readonly timeoutMs?: number;
+  readonly confirmations?: number;
+}
+
+export interface ClusterWriter {
+  readonly mode: "direct" | "sponsored";
+  /** The address the cluster sees as the caller (the gas key or the member account). */
+  readonly from: Address;
+  /**
+   * Simulates the call (a refusal throws viem's ContractFunctionRevertedError, so callers decode it
+   * without spending gas), submits it and waits for its inclusion.
+   */
+  submit<N extends ClusterWriteFunction>(
+    call: ClusterCall<N>,
+    options?: SubmitOptions,
+  ): Promise<WriteReceipt>;
+}

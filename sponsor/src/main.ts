@@ -1,0 +1,72 @@
+// `attestmesh-sponsor`: the sponsorship webhook as a daemon. Checks the chain and the paymaster's
+// signer at start (a key that is not the paymaster's signer would approve nothing), then serves.
+import { sponsorPaymasterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { pino } from "pino";
+import { createPublicClient, http, isAddressEqual } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { createCapLedger } from "./caps.ts";
+import { parseSponsorConfig } from "./config.ts";
+import { createSponsorMetrics } from "./metrics.ts";
+import { createPolicyChain } from "./policy.ts";
+import { type SponsorServer, startSponsorServer } from "./server.ts";
+import { createSponsorService } from "./service.ts";
+
+export async function runSponsor(env: Readonly<Record<string, string | undefined>>): Promise<SponsorServer> {
+  const config = parseSponsorConfig(env);
+  const logger = pino({ name: "attestmesh-sponsor", level: config.logLevel });
+  const client = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000, retryCount: 2 }) });
+  const chainId = await client.getChainId();
+  if (chainId !== config.chainId) {
+    throw new AttestmeshError(`the RPC serves chain ${chainId}, not SPONSOR_CHAIN_ID ${config.chainId}`, {
+      code: "ChainIdMismatch",
+    });
+  }
+  const signer = privateKeyToAccount(config.signerKey());
+  const onChainSigner = await client.readContract({
+    address: config.paymaster,
+    abi: sponsorPaymasterAbi,
+    functionName: "signer",
+  });
+  if (!isAddressEqual(onChainSigner, signer.address)) {
+    throw new AttestmeshError(
+      `SPONSOR_SIGNER_KEY is for ${signer.address} but the paymaster ${config.paymaster} honours ${onChainSigner}; the paymaster owner must call setSigner, or use the right key`,
+      { code: "SignerMismatch" },
+    );
+  }
+  const metrics = createSponsorMetrics();
+  const policy = {
+    chainId: config.chainId,
+    entryPoint: config.entryPoint,
+    cluster: config.cluster,
+    accountFactory: config.accountFactory,
+  };
+  const service = createSponsorService({
+    policy,
+    chain: createPolicyChain(client, policy),
+    paymaster: config.paymaster,
+    signer,
+    caps: createCapLedger({ maxOps: config.maxOpsPerDay, maxWei: config.maxWeiPerDay }),
+    validitySeconds: config.validitySeconds,
+    logger,
+    metrics,
+  });
+  const server = await startSponsorServer({ service, metrics, logger, host: config.host, port: config.port });
+  logger.info(
+    { chainId, cluster: config.cluster, paymaster: config.paymaster, signer: signer.address },
+    "sponsoring member operations",
+  );
+  return server;
+}
+
+export async function main(): Promise<void> {
+  try {
+    const server = await runSponsor(process.env);
+    const stop = () => void server.close().then(() => process.exit(0));
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  } catch (error) {
+    process.stderr.write(`attestmesh-sponsor: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,224 @@
+// A real sponsorship stack for tests: a Hardhat node over HTTP (the bundler needs one), the cluster,
+// the EntryPoint v0.7, the member-account factory and the paymaster, Pimlico's Alto bundler, and the
+// sponsorship service in-process. One stack per test file; `stop()` ends every process it started.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
+import { type DeployedSponsorship, deploySponsorship } from "@attestmesh/scripts/deploy/sponsorship.ts";
+import { devnetPrivateKey } from "@attestmesh/scripts/devnet/accounts.ts";
+import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { type RunningBundler, startAlto } from "@attestmesh/sponsor/bundler/alto.ts";
+import { createCapLedger, type DailyCaps } from "@attestmesh/sponsor/caps.ts";
+import { createSponsorMetrics } from "@attestmesh/sponsor/metrics.ts";
+import { createPolicyChain, type PolicyConfig } from "@attestmesh/sponsor/policy.ts";
+import { type SponsorServer, startSponsorServer } from "@attestmesh/sponsor/server.ts";
+import { createSponsorService } from "@attestmesh/sponsor/service.ts";
+import {
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  getContract,
+  type Hex,
+  hexToBytes,
+  http,
+} from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { connectChain } from "../../sidecar/src/chain/client.ts";
+import { deriveNodeKeys } from "../../sidecar/src/keys.ts";
+import { secret } from "../../sidecar/src/secret.ts";
+import { captureLogger, simulatorKeySource } from "../../sidecar/test/helpers.ts";
+import { randomAppId } from "./cluster.ts";
+
+const REPO = new URL("../..", import.meta.url).pathname;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+async function startHardhatNode(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    join(REPO, "node_modules/.bin/hardhat"),
+    ["node", "--hostname", "127.0.0.1", "--port", String(port)],
+    {
+      cwd: REPO,
+      env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: "true" },
+      stdio: "ignore",
+    },
+  );
+  const client = createPublicClient({ transport: http(`http://127.0.0.1:${port}`, { retryCount: 0 }) });
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`hardhat node exited with ${child.exitCode}`);
+    try {
+      await client.getChainId();
+      return child;
+    } catch {
+      await sleep(250);
+    }
+  }
+  child.kill("SIGKILL");
+  throw new Error("the Hardhat node did not answer within 90 s");
+}
+
+export interface SponsorOptions {
+  readonly caps?: DailyCaps;
+  readonly chainId?: number;
+}
+
+export async function setupSponsorship() {
+  const rpcPort = await freePort();
+  const rpcUrl = `http://127.0.0.1:${rpcPort}`;
+  const hardhat = await startHardhatNode(rpcPort);
+  const stops: Array<() => Promise<void>> = [
+    async () => {
+      hardhat.kill("SIGTERM");
+      await sleep(200);
+      if (hardhat.exitCode === null) hardhat.kill("SIGKILL");
+    },
+  ];
+  try {
+    const transport = http(rpcUrl, { retryCount: 0 });
+    const probe = createPublicClient({ transport });
+    const chainId = await probe.getChainId();
+    const chain = defineChain({
+      id: chainId,
+      name: "test",
+      nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+      rpcUrls: { default: { http: [rpcUrl] } },
+    });
+    const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 });
+    const owner = createWalletClient({ chain, transport, account: privateKeyToAccount(devnetPrivateKey(0)) });
+    const relayer = createWalletClient({
+      chain,
+      transport,
+      account: privateKeyToAccount(devnetPrivateKey(1)),
+    });
+    const kmsRoot = createKmsRoot();
+    const cluster = await deployCluster({
+      wallet: owner,
+      client: publicClient,
+      params: { owner: owner.account.address, meshCidr: "10.77.0.0/16", kmsRoots: [kmsRoot.address] },
+    });
+    const signer = privateKeyToAccount(generatePrivateKey());
+    const sponsorship = await deploySponsorship({
+      wallet: owner,
+      client: publicClient,
+      params: {
+        cluster: cluster.diamond,
+        signer: signer.address,
+        owner: owner.account.address,
+        depositWei: 10n ** 19n,
+      },
+    });
+    const bundler = await startAlto({
+      rpcUrl,
+      entryPoint: sponsorship.entryPoint,
+      port: await freePort(),
+      executorKey: devnetPrivateKey(18),
+      utilityKey: devnetPrivateKey(19),
+      ...(process.env.ALTO_LOG === undefined
+        ? {}
+        : { logFile: process.env.ALTO_LOG, logLevel: "debug" as const }),
+    });
+    stops.push(() => bundler.stop());
+    const clusterAsOwner = getContract({
+      address: cluster.diamond,
+      abi: clusterAbi,
+      client: { public: publicClient, wallet: owner },
+    });
+    const policy: PolicyConfig = {
+      chainId,
+      entryPoint: sponsorship.entryPoint,
+      cluster: cluster.diamond,
+      accountFactory: sponsorship.accountFactory,
+    };
+
+    /** A sponsorship service with its own caps and logs (several may run against one chain). */
+    async function startSponsor(options: SponsorOptions = {}) {
+      const logs = captureLogger("info");
+      const metrics = createSponsorMetrics();
+      const service = createSponsorService({
+        policy: { ...policy, chainId: options.chainId ?? chainId },
+        chain: createPolicyChain(publicClient, policy),
+        paymaster: sponsorship.paymaster,
+        signer,
+        caps: createCapLedger(options.caps ?? { maxOps: 100, maxWei: 10n ** 18n }),
+        validitySeconds: 300,
+        logger: logs.logger,
+        metrics,
+      });
+      const server: SponsorServer = await startSponsorServer({
+        service,
+        metrics,
+        logger: captureLogger("silent").logger,
+        host: "127.0.0.1",
+        port: 0,
+      });
+      stops.push(() => server.close());
+      return { server, logs, metrics, url: server.url };
+    }
+
+    /** A simulated node whose app id the owner allowed (unless told not to). */
+    async function node(options: { allow?: boolean; kmsRoot?: KmsRoot } = {}) {
+      const appId = randomAppId();
+      const keys = await deriveNodeKeys(
+        simulatorKeySource(
+          createSimulatedCvm({ kmsRoot: options.kmsRoot ?? kmsRoot, appId: hexToBytes(appId) }),
+        ),
+      );
+      if (options.allow !== false) {
+        await publicClient.waitForTransactionReceipt({
+          hash: await clusterAsOwner.write.addAppId([keys.appId]),
+        });
+      }
+      return keys;
+    }
+
+    /** The sidecar's chain context: no gas key unless one is given (a node with zero balance). */
+    async function chainContext(gasKey?: Hex) {
+      return connectChain({
+        transport,
+        cluster: cluster.diamond,
+        pollingIntervalMs: 100,
+        ...(gasKey === undefined ? {} : { gasKey: secret(gasKey) }),
+      });
+    }
+
+    return {
+      rpcUrl,
+      chainId,
+      publicClient,
+      owner,
+      relayer,
+      kmsRoot,
+      cluster,
+      clusterAsOwner,
+      sponsorship: sponsorship as DeployedSponsorship,
+      signer,
+      bundler: bundler as RunningBundler,
+      policy,
+      transport,
+      startSponsor,
+      node,
+      chainContext,
+      async stop() {
+        for (const stop of stops.reverse()) await stop().catch(() => {});
+      },
+    };
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    throw error;
+  }
+}
+
+export type SponsorshipFixture = Awaited<ReturnType<typeof setupSponsorship>>;
