@@ -47,6 +47,23 @@ interface Conn {
 
 type Script = (conn: Conn) => void;
 
+/** A script waiting for the next connection that subscribes, and who to tell which connection ran it. */
+interface Queued {
+  readonly script: Script;
+  readonly ran: (conn: Conn) => void;
+}
+
+/** Bounds every wait on the scripted server, so a harness or intake fault fails fast and says what. */
+const WAIT_MS = 20_000;
+
+function within<T>(what: string, promise: Promise<T>, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 const EPOCH = toHex(randomBytes(16));
 
 describe("sidecar indexer intake", { timeout: 300_000 }, () => {
@@ -58,7 +75,8 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   let endpoint: string;
   /** The key the scripted server names in its challenge. */
   let offeredKey: Hex;
-  const scripts: Script[] = [];
+  /** Scripts in order; each runs on exactly one connection, the next to subscribe. */
+  const scripts: Queued[] = [];
   const conns: Conn[] = [];
   const abort = new AbortController();
   const wakes: string[] = [];
@@ -141,13 +159,25 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     return signEnvelope(unsigned, key.secret);
   }
 
-  /** Closes the current connections and waits until the intake connected again and ran `script`. */
-  async function reconnectWith(script: Script): Promise<Conn> {
-    const before = conns.length;
-    scripts.push(script);
-    for (const c of conns) c.ws.close();
-    return waitFor("the intake to reconnect", () => conns.length > before && conns[conns.length - 1]);
+  /** Closes every connection the server holds, including one still between challenge and subscribe. */
+  function closeAll(): void {
+    for (const ws of wss.clients) ws.close();
   }
+
+  /**
+   * Closes the current connections and resolves with the connection that ran `script`: the next one to
+   * subscribe. Not "the newest connection": once the script's push is rejected, the intake's own backoff
+   * reconnect can subscribe again (no script, stays open) before anyone looks, and waiting for that
+   * connection to close would hang.
+   */
+  async function reconnectWith(script: Script): Promise<Conn> {
+    const ran = new Promise<Conn>((resolve) => scripts.push({ script, ran: resolve }));
+    closeAll();
+    return within("the intake to reconnect and subscribe to the scripted connection", ran);
+  }
+
+  /** Waits until the intake tore `conn` down (or it closed otherwise), bounded. */
+  const closed = (conn: Conn, what: string) => within(`${what}: the connection to close`, conn.closed);
 
   const rejected = async (reason: string) => {
     const metric = await registry.getSingleMetric("attestmesh_indexer_pushes_rejected_total")!.get();
@@ -189,8 +219,12 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       ws.on("message", (data) => {
         const message = parseFrame(data);
         if (message?.type === "subscribe") {
-          scripts.shift()?.(conn);
           conns.push(conn);
+          const queued = scripts.shift();
+          if (queued !== undefined) {
+            queued.script(conn);
+            queued.ran(conn);
+          }
         } else if (message?.type === "ack") {
           acks.push(String(message.seq));
         }
@@ -249,7 +283,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       c.send(hello(keyA, c.challenge));
       c.send(logEnvelope(forger, realLog));
     });
-    await conn.closed;
+    await closed(conn, "the forged push rejected");
     assert.equal(await rejected("BadSignature"), 1);
     assert.deepEqual(snapshot(), before);
     assert.equal(conn.acks.length, 0);
@@ -275,7 +309,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       c.send(hello(keyA, c.challenge, { seq: BigInt(accepted.seq) - 1n }));
       c.send(accepted);
     });
-    await second.closed;
+    await closed(second, "the replayed envelope rejected");
     assert.equal(await rejected("Replayed"), 1);
     assert.deepEqual(snapshot(), afterAccept);
     // A hello from another session cannot be replayed either.
@@ -284,7 +318,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       stolenHello = hello(keyA, first.challenge);
       c.send(stolenHello);
     });
-    await third.closed;
+    await closed(third, "the stolen hello rejected");
     assert.equal(await rejected("HelloForAnotherSession"), 1);
     assert.deepEqual(snapshot(), afterAccept);
   });
@@ -297,13 +331,17 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       c.send(hello(keyA, c.challenge, { quoteKey: keyA }));
       c.send(logEnvelope(keyA, realLog));
     });
-    await conn.closed;
+    await closed(conn, "the old key's push rejected");
     assert.equal(await rejected("BadSignature"), 2);
     assert.deepEqual(snapshot(), before);
     // An endpoint that still names the old key in its challenge is refused before anything is signed.
     offeredKey = keyA.publicKey;
-    for (const c of conns) c.ws.close();
-    await waitFor("the stale key refused", async () => (await rejected("NotTheRegisteredKey")) >= 1);
+    // Closing again on every poll: a reconnect already past its challenge (naming keyB) when the key
+    // changed would otherwise subscribe and stay up, and the stale key would never be offered.
+    await waitFor("the stale key refused", async () => {
+      closeAll();
+      return (await rejected("NotTheRegisteredKey")) >= 1;
+    });
     offeredKey = keyB.publicKey;
     assert.deepEqual(snapshot(), before);
   });
@@ -315,7 +353,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       // A log the chain never had: a real block, a made-up transaction.
       c.send(logEnvelope(keyB, realLog, { txHash: toHex(randomBytes(32)) }));
     });
-    await conn.closed;
+    await closed(conn, "the unreproducible push rejected");
     assert.equal(await rejected("ReproDoesNotReproduce"), 1);
     assert.deepEqual(snapshot(), before);
     assert.equal(conn.acks.length, 0);
@@ -336,17 +374,18 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       c.send(hello(keyB, c.challenge));
       c.send(logEnvelope(keyB, other));
     });
-    await conn.closed;
+    await closed(conn, "the other contract's log rejected");
     assert.equal(await rejected("NotTheClustersLog"), 1);
     assert.deepEqual(snapshot(), before);
   });
 
   test("a registry endpoint that is not a WebSocket URL leaves the intake polling, and alive", async () => {
     await register(keyB, "not a url");
-    for (const c of conns) c.ws.close();
-    await waitFor("the bad endpoint noticed", () =>
-      log.lines().some((l) => String(l.msg).includes("not a WebSocket URL")),
-    );
+    // Closing again on every poll: a reconnect that read the registry before the change may still land.
+    await waitFor("the bad endpoint noticed", () => {
+      closeAll();
+      return log.lines().some((l) => String(l.msg).includes("not a WebSocket URL"));
+    });
     const before = conns.length;
     await register(keyB);
     await waitFor("reconnected to the fixed endpoint", () => conns.length > before);
