@@ -42,10 +42,16 @@ export function startIngress(options: IngressOptions): Ingress {
   const open = new Set<Socket | TLSSocket>();
   let pending = 0;
 
-  function refuse(socket: Socket | TLSSocket, reason: string, details: Record<string, unknown> = {}): void {
+  /** Counts and logs a refusal; `target` is closed at once, so no later frame of it is read. */
+  function refuse(
+    target: Socket | TLSSocket | FramedStream,
+    reason: string,
+    details: Record<string, unknown> = {},
+  ): void {
     refused[reason] = (refused[reason] ?? 0) + 1;
     logger.debug({ reason, ...details }, "ingress connection refused");
-    socket.destroy();
+    if ("destroy" in target) target.destroy();
+    else target.close(`refused: ${reason}`);
   }
 
   server.on("connection", (raw: Socket) => {
@@ -68,7 +74,9 @@ export function startIngress(options: IngressOptions): Ingress {
       settle();
     });
     const timer = setTimeout(() => {
-      if (!said) refuse(tls, "no-hello-in-time");
+      if (said) return;
+      settle();
+      refuse(tls, "no-hello-in-time");
     }, helloTimeoutMs);
     timer.unref();
     let attached: { deliver(payload: Buffer): void } | undefined;
@@ -87,17 +95,17 @@ export function startIngress(options: IngressOptions): Ingress {
         try {
           const hello = decodeHello(payload);
           if (hello.to !== selfAppId.toLowerCase()) {
-            refuse(tls, "not-for-this-node", { to: hello.to });
+            refuse(stream, "not-for-this-node", { to: hello.to });
             return;
           }
           from = hello.from;
         } catch (error) {
-          refuse(tls, "bad-hello", { error: error instanceof Error ? error.message : String(error) });
+          refuse(stream, "bad-hello", { error: error instanceof Error ? error.message : String(error) });
           return;
         }
         const link = options.peer(from);
         if (link === undefined) {
-          refuse(tls, "unknown-peer", { from });
+          refuse(stream, "unknown-peer", { from });
           return;
         }
         attached = link;
