@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import type { Logger } from "./log.ts";
 import type { SidecarStatus } from "./status.ts";
+import type { PeerTransportReport } from "./transport/peers.ts";
 
 /** The JSON body of GET /healthz (bigints as decimal strings). */
 export interface HealthReport {
@@ -26,6 +27,23 @@ export interface HealthReport {
     readonly publicKey: string;
     readonly endpoint: string | null;
     readonly latestHandshake: number;
+    /** "gateway" (through the dstack gateway bridge) or "udp" (direct); absent without the bridge. */
+    readonly transport?: string;
+    readonly transportDetail?: {
+      readonly since: string;
+      readonly testing: boolean;
+      readonly directEndpoint: string | null;
+      readonly directFailures: number;
+      readonly nextDirectTestAt: string | null;
+      readonly gateway: {
+        readonly localEndpoint: string;
+        readonly outbound: string;
+        readonly inbound: number;
+        readonly datagramsOut: number;
+        readonly datagramsIn: number;
+        readonly dropped: number;
+      } | null;
+    };
   }>;
   readonly droppedRecords: ReadonlyArray<{ readonly memberId: string; readonly reason: string }>;
   readonly lastReconcileBlock: string | null;
@@ -54,6 +72,7 @@ export function healthReport(status: SidecarStatus): HealthReport {
       publicKey: p.publicKey,
       endpoint: p.endpoint ?? null,
       latestHandshake: p.latestHandshake,
+      ...(p.transport === undefined ? {} : transportFields(p.transport)),
     })),
     droppedRecords: status.droppedRecords.map((d) => ({ memberId: d.memberId.toString(), reason: d.reason })),
     lastReconcileBlock: status.lastReconcileBlock?.toString() ?? null,
@@ -62,6 +81,31 @@ export function healthReport(status: SidecarStatus): HealthReport {
       status.lastError === undefined
         ? null
         : { code: status.lastError.code, message: status.lastError.message, at: iso(status.lastError.at) },
+  };
+}
+
+function transportFields(t: PeerTransportReport) {
+  const g = t.gateway;
+  return {
+    transport: t.path,
+    transportDetail: {
+      since: iso(t.since),
+      testing: t.testing,
+      directEndpoint: t.directEndpoint ?? null,
+      directFailures: t.directFailures,
+      nextDirectTestAt: t.nextTestAt === undefined ? null : iso(t.nextTestAt),
+      gateway:
+        g === undefined
+          ? null
+          : {
+              localEndpoint: g.localEndpoint,
+              outbound: g.outbound,
+              inbound: g.inbound,
+              datagramsOut: g.datagramsOut,
+              datagramsIn: g.datagramsIn,
+              dropped: g.dropped,
+            },
+    },
   };
 }
 
