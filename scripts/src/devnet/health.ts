@@ -8,7 +8,7 @@ export interface SidecarHealth {
   readonly memberId?: string | number | null;
   readonly meshIp?: string | null;
   readonly wireguardPublicKey?: string | null;
-  readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number }>;
+  readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number; readonly transport?: string }>;
   readonly [key: string]: unknown;
 }
 
@@ -34,6 +34,8 @@ export interface NodeStatus {
   readonly phase: string;
   readonly peers: number;
   readonly peersWithHandshake: number;
+  /** Peers by the path their traffic takes ("gateway", "udp"), as the sidecar reports it. */
+  readonly transports: Readonly<Record<string, number>>;
 }
 
 export async function nodeStatus(node: DevnetNode): Promise<NodeStatus> {
@@ -52,7 +54,14 @@ export async function nodeStatus(node: DevnetNode): Promise<NodeStatus> {
     phase: health?.phase ?? (alive ? "unreachable" : "stopped"),
     peers: peers.length,
     peersWithHandshake: peers.filter((p) => (p.latestHandshake ?? 0) > 0).length,
+    transports: countBy(peers.map((p) => p.transport ?? "udp")),
   };
+}
+
+function countBy(values: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
 }
 
 export async function devnetStatus(state: DevnetState) {
@@ -68,7 +77,7 @@ export async function devnetStatus(state: DevnetState) {
 }
 
 export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): string {
-  const header = ["node", "netns", "app id", "member", "mesh ip", "phase", "peers handshaken"];
+  const header = ["node", "netns", "app id", "member", "mesh ip", "phase", "peers handshaken", "transport"];
   const rows = status.nodes.map((n) => [
     n.name,
     n.netns,
@@ -77,6 +86,9 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     n.meshIp ?? "-",
     n.phase,
     `${n.peersWithHandshake}/${n.peers}`,
+    Object.entries(n.transports)
+      .map(([path, count]) => `${path} ${count}`)
+      .join(", ") || "-",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");

@@ -5,15 +5,19 @@ import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
-import { createNodeNamespace } from "./netns.ts";
+import { blockUdp, createNodeNamespace } from "./netns.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
 import {
   DEVNET_DIR,
   type DevnetNode,
   type DevnetState,
   ENDPOINTS_FILE,
+  GATEWAY_DOMAIN,
+  GATEWAY_PORT,
   HEALTH_PORT_BASE,
+  INGRESS_PORT,
   NETNS_PREFIX,
+  UNDERLAY_HUB_IP,
   UNDERLAY_PREFIX,
   WG_LISTEN_PORT,
 } from "./state.ts";
@@ -40,6 +44,7 @@ export async function startNode(
   const wgInterface = `attestmesh${index}`;
 
   await createNodeNamespace(netns, index, underlayIp);
+  if (state.blockUdp) await blockUdp(netns);
   const appId = await createMemberApp(clients, state.diamond, name);
   // Hardhat funds only its first 20 accounts; give this node's gas account its own balance.
   await fundAccount(clients, devnetAccount(index).address);
@@ -83,6 +88,10 @@ export async function startNode(
       ATTESTMESH_WG_MODE: "auto",
       ATTESTMESH_WG_NETNS: netns,
       ATTESTMESH_ENDPOINTS_FILE: ENDPOINTS_FILE,
+      ATTESTMESH_TRANSPORT: state.transport ?? "udp",
+      ATTESTMESH_GATEWAY_DOMAIN: GATEWAY_DOMAIN,
+      ATTESTMESH_GATEWAY_ADDRESS: `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
+      ATTESTMESH_INGRESS_PORT: String(INGRESS_PORT),
       ATTESTMESH_HEALTH_HOST: "127.0.0.1",
       ATTESTMESH_HEALTH_PORT: String(healthPort),
     },

@@ -1,11 +1,11 @@
 // `attestmesh devnet …`: a whole cluster on this machine, with real WireGuard in network namespaces.
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { devnetClients, evictApp } from "../../devnet/chain.ts";
 import { devnetDown } from "../../devnet/down.ts";
 import { devnetStatus, nodeStatus, renderTable } from "../../devnet/health.ts";
-import { readState } from "../../devnet/state.ts";
+import { type DevnetTransport, readState, TRANSPORTS } from "../../devnet/state.ts";
 import { addNodeToState, devnetUp, waitHealthy } from "../../devnet/up.ts";
 
 const progress = (json: boolean) => (message: string) => {
@@ -73,20 +73,40 @@ export function registerDevnetCommand(program: Command): void {
     .option("--detach", "return once healthy and leave the devnet running")
     .option("--json", "print the status as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
-    .action(async (options: { nodes: number; detach?: boolean; json?: boolean; timeout: number }) => {
-      const status = await devnetUp({
-        nodes: options.nodes,
-        timeoutMs: options.timeout * 1000,
-        progress: progress(Boolean(options.json)),
-      });
-      process.stdout.write(
-        options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
-      );
-      if (options.detach) return;
-      process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
-      await watchUntilSignal();
-      await devnetDown(progress(false));
-    });
+    .addOption(
+      new Option(
+        "--transport <mode>",
+        "how nodes reach each other: gateway (TLS through the devnet's SNI gateway), udp (direct), auto (gateway, upgraded to direct UDP)",
+      )
+        .choices(TRANSPORTS)
+        .default("auto"),
+    )
+    .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
+    .action(
+      async (options: {
+        nodes: number;
+        detach?: boolean;
+        json?: boolean;
+        timeout: number;
+        transport: DevnetTransport;
+        blockUdp?: boolean;
+      }) => {
+        const status = await devnetUp({
+          nodes: options.nodes,
+          timeoutMs: options.timeout * 1000,
+          progress: progress(Boolean(options.json)),
+          transport: options.transport,
+          blockUdp: Boolean(options.blockUdp),
+        });
+        process.stdout.write(
+          options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
+        );
+        if (options.detach) return;
+        process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+        await watchUntilSignal();
+        await devnetDown(progress(false));
+      },
+    );
   void up;
 
   devnet
