@@ -51,14 +51,10 @@ export function createPeerTransport(options: {
             to: change.to,
             why: change.why,
           },
-          `peer transport ${change.from} -> ${change.to}`,
+          change.from === change.to
+            ? "direct UDP test failed; staying on the gateway"
+            : `peer transport ${change.from} -> ${change.to}`,
         );
-      }
-      for (const key of decision.reset) {
-        const peer = byKey.get(key);
-        const report = selector.report(key);
-        if (report?.testing)
-          logger.debug({ memberId: peer?.memberId.toString() }, "testing the direct UDP path");
       }
       return {
         peers: peers.map((p) => {
