@@ -50,12 +50,18 @@ describe("transport selector", () => {
     let d = h.step(undefined);
     assert.equal(d.endpoints.get(KEY), BRIDGE, "no handshake yet: the gateway");
     assert.equal(d.reset.size, 0);
-    d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE, rxBytes: 100n });
+    const gatewayHandshake = h.nowSeconds();
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 100n });
     assert.equal(d.endpoints.get(KEY), DIRECT, "the gateway handshook: test direct");
     assert.deepEqual([...d.reset], [KEY], "re-added so WireGuard handshakes at once");
     assert.equal(h.selector.report(KEY)?.testing, true);
     d = h.step({ latestHandshake: 0, endpoint: DIRECT }, 500);
     assert.equal(d.endpoints.get(KEY), DIRECT, "still testing");
+    assert.equal(
+      h.selector.report(KEY)?.latestHandshake,
+      gatewayHandshake,
+      "the re-add reset WireGuard's counter, not the peer's liveness",
+    );
     d = h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 200n }, 200);
     assert.equal(d.endpoints.get(KEY), DIRECT);
     assert.deepEqual(

@@ -123,7 +123,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         meshIp: p.meshIp,
         publicKey: p.config.publicKey,
         endpoint: p.config.endpoint,
-        latestHandshake: handshakes.get(p.config.publicKey) ?? 0,
+        // The transport remembers handshakes across the re-adds of its direct-path tests.
+        latestHandshake: Math.max(handshakes.get(p.config.publicKey) ?? 0, transport?.latestHandshake ?? 0),
         ...(transport === undefined ? {} : { transport }),
       };
     });

@@ -45,6 +45,11 @@ export interface PathReport {
   readonly directFailures: number;
   /** When the next direct test may start (auto), ms since the epoch. */
   readonly nextTestAt: number | undefined;
+  /**
+   * The latest handshake seen with this peer, in unix seconds (0: none). Survives the re-adds of a
+   * test or a fallback, which reset WireGuard's own counter, so health does not flap while testing.
+   */
+  readonly latestHandshake: number;
 }
 
 export interface SelectorDecision {
@@ -79,6 +84,7 @@ interface PeerState {
   lastRx: bigint;
   lastRxAt: number;
   directEndpoint: string | undefined;
+  latestHandshake: number;
 }
 
 export interface TransportSelector {
@@ -118,6 +124,7 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
         lastRx: 0n,
         lastRxAt: t,
         directEndpoint: peer.directEndpoint,
+        latestHandshake: 0,
       });
     } else state.directEndpoint = peer.directEndpoint;
     return { path, endpoint: path === "udp" ? peer.directEndpoint : peer.gatewayEndpoint };
@@ -141,8 +148,11 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
             : options.mode === "gateway" || peer.directEndpoint === undefined
               ? "gateway"
               : undefined;
+        const seenHandshake = observed.get(key)?.latestHandshake ?? 0;
         if (only !== undefined) {
           endpoints.set(key, fixed(peer, only, t).endpoint);
+          const fixedState = states.get(key)!;
+          fixedState.latestHandshake = Math.max(fixedState.latestHandshake, seenHandshake);
           continue;
         }
         let state = states.get(key);
@@ -156,10 +166,12 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
             lastRx: 0n,
             lastRxAt: t,
             directEndpoint: peer.directEndpoint,
+            latestHandshake: 0,
           };
           states.set(key, state);
         }
         state.directEndpoint = peer.directEndpoint;
+        state.latestHandshake = Math.max(state.latestHandshake, seenHandshake);
         const seen = observed.get(key);
         const handshakeMs = (seen?.latestHandshake ?? 0) * 1000;
         if (seen !== undefined && seen.rxBytes !== state.lastRx) {
@@ -240,6 +252,7 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
         directEndpoint: state.directEndpoint,
         directFailures: state.failures,
         nextTestAt: options.mode === "auto" && state.path === "gateway" ? state.nextTestAt : undefined,
+        latestHandshake: state.latestHandshake,
       };
     },
   };
