@@ -8,7 +8,8 @@ import { execFile, spawn } from "node:child_process";
 import { parseArgs, promisify } from "node:util";
 import { devnetDown } from "../src/devnet/down.ts";
 import { readHealth } from "../src/devnet/health.ts";
-import { readState } from "../src/devnet/state.ts";
+import { waitFor } from "../src/devnet/processes.ts";
+import { type DevnetNode, readState } from "../src/devnet/state.ts";
 import { devnetUp } from "../src/devnet/up.ts";
 
 const execFileAsync = promisify(execFile);
@@ -29,8 +30,10 @@ interface Sample {
 async function transfer(path: "udp" | "gateway"): Promise<Sample> {
   const state = (await readState())!;
   const [client, server] = state.nodes as [(typeof state.nodes)[0], (typeof state.nodes)[0]];
-  const serverHealth = (await readHealth(server)).health!;
-  const clientHealth = (await readHealth(client)).health!;
+  const health = (node: DevnetNode) =>
+    waitFor(`${node.name}'s /healthz`, async () => (await readHealth(node)).health, 20_000);
+  const serverHealth = await health(server);
+  const clientHealth = await health(client);
   const peers = clientHealth.peers as ReadonlyArray<{ transport?: string }>;
   if (!peers.every((p) => (p.transport ?? "udp") === path)) {
     throw new Error(
@@ -71,6 +74,8 @@ async function run(path: "udp" | "gateway"): Promise<Sample> {
 }
 
 const mbps = (s: Sample) => (s.bytes * 8) / s.seconds / 1e6;
+// fetch's timeouts do not keep the process alive; this does, so a slow read fails instead of exiting.
+const alive = setInterval(() => {}, 1000);
 try {
   const direct = await run("udp");
   const gateway = await run("gateway");
@@ -88,4 +93,6 @@ try {
   process.stderr.write(`throughput benchmark failed: ${(error as Error).message}\n`);
   await devnetDown(log).catch(() => {});
   process.exit(1);
+} finally {
+  clearInterval(alive);
 }
