@@ -141,7 +141,9 @@ export function createLink(options: LinkOptions): Link {
       queue.shift();
       counters.dropped += 1;
     }
-    kick();
+    // A stream may have drained meanwhile (inbound streams report no drain of their own).
+    flush();
+    if (outbound === undefined) kick();
   }
 
   function kick(): void {
