@@ -5,12 +5,9 @@
 //
 //   flock /tmp/attestmesh-netns.lock node scripts/bench/transport-throughput.ts --mib 64
 import { execFile, spawn } from "node:child_process";
+import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { devnetDown } from "../src/devnet/down.ts";
-import { readHealth } from "../src/devnet/health.ts";
-import { waitFor } from "../src/devnet/processes.ts";
-import { type DevnetNode, readState } from "../src/devnet/state.ts";
-import { devnetUp } from "../src/devnet/up.ts";
+import { REPO_ROOT } from "../src/devnet/processes.ts";
 
 const execFileAsync = promisify(execFile);
 const { values } = parseArgs({
@@ -20,6 +17,13 @@ const mib = Number(values.mib);
 const capSeconds = Number(values.seconds);
 const log = (message: string) => process.stderr.write(`› ${message}\n`);
 
+interface NodeRow {
+  readonly name: string;
+  readonly netns: string;
+  readonly meshIp: string | null;
+  readonly transports: Readonly<Record<string, number>>;
+}
+
 interface Sample {
   readonly path: "udp" | "gateway";
   readonly bytes: number;
@@ -28,18 +32,20 @@ interface Sample {
 
 /** Sends `mib` MiB from node1 to a sink on node2's mesh IP; the sink times from first to last byte. */
 async function transfer(path: "udp" | "gateway"): Promise<Sample> {
-  const state = (await readState())!;
-  const [client, server] = state.nodes as [(typeof state.nodes)[0], (typeof state.nodes)[0]];
-  const health = (node: DevnetNode) =>
-    waitFor(`${node.name}'s /healthz`, async () => (await readHealth(node)).health, 20_000);
-  const serverHealth = await health(server);
-  const clientHealth = await health(client);
-  const peers = clientHealth.peers as ReadonlyArray<{ transport?: string }>;
-  if (!peers.every((p) => (p.transport ?? "udp") === path)) {
+  // Everything about the devnet comes from `devnet status --json`, as a user would read it.
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    [join(REPO_ROOT, "scripts/src/cli/main.ts"), "devnet", "status", "--json"],
+    { cwd: REPO_ROOT, timeout: 60_000 },
+  );
+  const status = JSON.parse(stdout) as { nodes: NodeRow[] };
+  const [client, server] = status.nodes as [NodeRow, NodeRow];
+  if (client.transports[path] !== 1 || server.transports[path] !== 1) {
     throw new Error(
-      `node1's peers are on ${JSON.stringify(peers.map((p) => p.transport))}, expected ${path}`,
+      `peers are on ${JSON.stringify([client.transports, server.transports])}, expected ${path}`,
     );
   }
+  const serverHealth = server;
   const meshIp = serverHealth.meshIp!;
   const sink = `let n=0,t0=0;const s=require("node:net").createServer(c=>{c.on("data",d=>{if(!t0)t0=performance.now();n+=d.length});c.on("end",()=>{console.log(JSON.stringify({bytes:n,seconds:(performance.now()-t0)/1000}));process.exit(0)})});s.listen(7700,"${meshIp}",()=>console.log("ready"));setTimeout(()=>process.exit(2),${(capSeconds + 30) * 1000});`;
   const child = spawn("ip", ["netns", "exec", server.netns, process.execPath, "-e", sink]);
@@ -47,7 +53,10 @@ async function transfer(path: "udp" | "gateway"): Promise<Sample> {
   child.stdout.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  while (!out.includes("ready")) await new Promise((r) => setTimeout(r, 50));
+  for (let waited = 0; !out.includes("ready"); waited += 50) {
+    if (waited > 20_000 || child.exitCode !== null) throw new Error("the sink did not start");
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const total = mib * 1024 * 1024;
   const source = `const c=require("node:net").connect(7700,"${meshIp}",()=>{const chunk=Buffer.alloc(65536,1);let left=${total};const stop=Date.now()+${capSeconds * 1000};const pump=()=>{while(left>0&&Date.now()<stop){left-=chunk.length;if(!c.write(chunk)){c.once("drain",pump);return}}c.end()};pump()});c.on("error",e=>{console.error(e.message);process.exit(4)});`;
   await execFileAsync("ip", ["netns", "exec", client.netns, process.execPath, "-e", source], {
@@ -61,15 +70,27 @@ async function transfer(path: "udp" | "gateway"): Promise<Sample> {
   return { path, ...result };
 }
 
+/** The devnet CLI, as a user runs it (its progress goes to our stderr). */
+async function cli(args: string[]): Promise<void> {
+  const child = spawn(process.execPath, [join(REPO_ROOT, "scripts/src/cli/main.ts"), "devnet", ...args], {
+    cwd: REPO_ROOT,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`devnet ${args.join(" ")} exited ${code}`);
+}
+
+const devnetDown = () => cli(["down"]);
+
 async function run(path: "udp" | "gateway"): Promise<Sample> {
   log(`${path}: a 2-node devnet with --transport ${path}`);
-  await devnetUp({ nodes: 2, timeoutMs: 240_000, progress: log, transport: path });
+  await cli(["up", "--detach", "--json", "--nodes", "2", "--transport", path]);
   try {
     const sample = await transfer(path);
     log(`${path}: ${(sample.bytes / 2 ** 20).toFixed(0)} MiB in ${sample.seconds.toFixed(2)} s`);
     return sample;
   } finally {
-    await devnetDown(log);
+    await devnetDown();
   }
 }
 
@@ -91,7 +112,7 @@ try {
   );
 } catch (error) {
   process.stderr.write(`throughput benchmark failed: ${(error as Error).message}\n`);
-  await devnetDown(log).catch(() => {});
+  await devnetDown().catch(() => {});
   process.exit(1);
 } finally {
   clearInterval(alive);
