@@ -131,6 +131,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     const live = peers.filter((p) => p.latestHandshake > 0).length;
     metrics.peers.set({ state: "desired" }, peers.length);
     metrics.peers.set({ state: "handshaken" }, live);
+    if (options.transport !== undefined) {
+      for (const path of ["gateway", "udp"] as const) {
+        metrics.peers.set({ state: `via-${path}` }, peers.filter((p) => p.transport?.path === path).length);
+      }
+    }
     metrics.droppedRecords.set(desired.dropped.length);
     status.update({ peers, droppedRecords: desired.dropped });
     if (live === peers.length) {
