@@ -35,7 +35,15 @@ const STEPS: readonly Step[] = [
   },
   {
     name: "node:test suites",
-    command: ["node", "--test", "--test-reporter=spec", "--test-timeout=600000", ...NODE_TEST_FILES],
+    command: [
+      "node",
+      "--test",
+      "--test-reporter=spec",
+      "--test-timeout=600000",
+      // The end-to-end files share one machine-wide devnet, so files run one at a time on any machine.
+      "--test-concurrency=1",
+      ...NODE_TEST_FILES,
+    ],
     count: countNodeTest,
   },
 ];

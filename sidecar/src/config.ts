@@ -43,6 +43,19 @@ export interface SidecarConfig {
   readonly healthPort: number;
   readonly logLevel: LogLevel;
   readonly registerMaxBackoffMs: number;
+  /** Directory for the message cursor; undefined keeps it in memory only. */
+  readonly stateDir: string | undefined;
+  /** Unix socket of the application API; undefined turns the API off. */
+  readonly apiSocket: string | undefined;
+  /** Group name or gid that may use the API socket (mode 0660); undefined means 0600. */
+  readonly apiSocketGroup: string | undefined;
+  readonly apiQueueLength: number;
+  readonly messagesStartBlock: number | undefined;
+  /** UDP port of heartbeats and CSK requests on every member's mesh IP. */
+  readonly meshPort: number;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly cskTakeoverMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -194,6 +207,23 @@ function hostPort(text: string): { host: string; port: number } {
     throw new Problem(`${JSON.stringify(text)} is not host:port`, "use e.g. 198.18.0.1:443");
   }
   return { host: match[1] ?? match[2]!, port };
+}
+
+function absolutePath(text: string): string {
+  if (!text.startsWith("/") || text.includes("\0")) {
+    throw new Problem(`${JSON.stringify(text)} is not an absolute path`, "use a path starting with /");
+  }
+  return text;
+}
+
+function groupName(text: string): string {
+  if (!/^(\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(text)) {
+    throw new Problem(
+      `${JSON.stringify(text)} is neither a group name nor a gid`,
+      "use a group name or a number",
+    );
+  }
+  return text;
 }
 
 function hostName(text: string): string {
@@ -388,6 +418,81 @@ const SPECS: readonly AnySpec[] = [
       "Longest wait between registration attempts the owner can unblock (e.g. app id not allowed yet).",
     parse: integer(100, 3_600_000, " ms"),
   }),
+  spec({
+    name: "ATTESTMESH_STATE_DIR",
+    key: "stateDir",
+    required: false,
+    description:
+      "Directory for the sealed-message log cursor (no secrets), so a restarted node replays messages it missed; unset keeps the cursor in memory.",
+    parse: absolutePath,
+  }),
+  spec({
+    name: "ATTESTMESH_API_SOCKET",
+    key: "apiSocket",
+    required: false,
+    description:
+      "Unix socket of the application API (HTTP+JSON, mode 0600), e.g. /run/attestmesh/api.sock; unset turns the API off.",
+    parse: absolutePath,
+  }),
+  spec({
+    name: "ATTESTMESH_API_SOCKET_GROUP",
+    key: "apiSocketGroup",
+    required: false,
+    description:
+      "Group (name or gid) that may use the API socket; the socket is then mode 0660 instead of 0600.",
+    parse: groupName,
+  }),
+  spec({
+    name: "ATTESTMESH_API_QUEUE_LENGTH",
+    key: "apiQueueLength",
+    required: false,
+    default: "256",
+    description:
+      "Items each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many.",
+    parse: integer(1, 100_000),
+  }),
+  spec({
+    name: "ATTESTMESH_MESSAGES_START_BLOCK",
+    key: "messagesStartBlock",
+    required: false,
+    description: "Block to read sealed messages from when there is no cursor yet; default the current block.",
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
+  }),
+  spec({
+    name: "ATTESTMESH_MESH_PORT",
+    key: "meshPort",
+    required: false,
+    default: "51821",
+    description:
+      "UDP port on every member's mesh IP for heartbeats and CSK requests (the same on every node of a cluster).",
+    parse: integer(1, 65535),
+  }),
+  spec({
+    name: "ATTESTMESH_HEARTBEAT_INTERVAL_MS",
+    key: "heartbeatIntervalMs",
+    required: false,
+    default: "2000",
+    description: "How often a signed heartbeat goes to every peer, in milliseconds.",
+    parse: integer(100, 600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_HEARTBEAT_TIMEOUT_MS",
+    key: "heartbeatTimeoutMs",
+    required: false,
+    default: "6000",
+    description:
+      "A peer is live while its last counted heartbeat is younger than this; also the clock-skew window a heartbeat's timestamp must fall in. Must exceed the interval.",
+    parse: integer(200, 3_600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_CSK_TAKEOVER_MS",
+    key: "cskTakeoverMs",
+    required: false,
+    default: "10000",
+    description:
+      "When a new CSK epoch stays uncommitted, the live member ranked r (by member id) commits after r times this.",
+    parse: integer(100, 3_600_000, " ms"),
+  }),
 ];
 
 export interface ConfigDoc {
@@ -456,6 +561,17 @@ export function parseConfig(env: Env): SidecarConfig {
       variable: "ATTESTMESH_GATEWAY_DOMAIN",
       problem: "is not set, but ATTESTMESH_TRANSPORT is gateway",
       fix: "set the dstack gateway's domain, or use ATTESTMESH_TRANSPORT=auto or udp",
+    });
+  }
+  if (
+    typeof values.heartbeatTimeoutMs === "number" &&
+    typeof values.heartbeatIntervalMs === "number" &&
+    values.heartbeatTimeoutMs <= values.heartbeatIntervalMs
+  ) {
+    problems.push({
+      variable: "ATTESTMESH_HEARTBEAT_TIMEOUT_MS",
+      problem: `${values.heartbeatTimeoutMs} ms is not above the heartbeat interval (${values.heartbeatIntervalMs} ms)`,
+      fix: "use a timeout of about three intervals",
     });
   }
   if (problems.length > 0) {

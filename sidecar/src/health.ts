@@ -17,9 +17,21 @@ export interface HealthReport {
   readonly meshIp: string | null;
   readonly wireguardPublicKey: string | null;
   readonly interfaceUp: boolean;
-  /** Desired peers with a completed handshake. */
+  /** Peers whose signed heartbeats currently count. */
   readonly livePeers: number;
+  /** Desired peers with a completed WireGuard handshake. */
+  readonly handshakenPeers: number;
   readonly desiredPeers: number;
+  /** Epoch of the CSK held (decimal), null when none. */
+  readonly cskEpoch: string | null;
+  /** keccak256 of the CSK held: compare with the chain's commitment. */
+  readonly cskCommitment: string | null;
+  /** The CSK of the chain's current epoch is held. */
+  readonly cskAcquired: boolean;
+  /** The chain's current CSK epoch as last read (decimal). */
+  readonly chainCskEpoch: string | null;
+  /** Every live member reports the same live set. */
+  readonly converged: boolean;
   readonly peers: ReadonlyArray<{
     readonly memberId: string;
     readonly appId: string;
@@ -27,6 +39,18 @@ export interface HealthReport {
     readonly publicKey: string;
     readonly endpoint: string | null;
     readonly latestHandshake: number;
+    /** Its heartbeats currently count. */
+    readonly live: boolean;
+    /** ISO time of its last counted heartbeat. */
+    readonly lastHeartbeat: string | null;
+    /** That heartbeat's content (ids and counters as decimal strings), null if none counted yet. */
+    readonly heartbeat: {
+      readonly epoch: string;
+      readonly holdsCsk: boolean;
+      readonly counter: string;
+      readonly sentAtMs: string;
+      readonly heard: readonly string[];
+    } | null;
     /** "gateway" (through the dstack gateway bridge) or "udp" (direct); absent without the bridge. */
     readonly transport?: string;
     readonly transportDetail?: {
@@ -53,6 +77,25 @@ export interface HealthReport {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+function heartbeatOf(status: SidecarStatus, memberId: bigint) {
+  const peer = status.meshPeers.find((p) => p.memberId === memberId);
+  const hb = peer?.heartbeat;
+  return {
+    live: peer?.live ?? false,
+    lastHeartbeat: peer?.lastHeartbeat === undefined ? null : iso(peer.lastHeartbeat),
+    heartbeat:
+      hb === undefined
+        ? null
+        : {
+            epoch: hb.epoch.toString(),
+            holdsCsk: hb.holdsCsk,
+            counter: hb.counter.toString(),
+            sentAtMs: hb.sentAtMs.toString(),
+            heard: hb.heard.map(String),
+          },
+  };
+}
+
 export function healthReport(status: SidecarStatus): HealthReport {
   return {
     phase: status.phase,
@@ -63,8 +106,14 @@ export function healthReport(status: SidecarStatus): HealthReport {
     meshIp: status.meshIp ?? null,
     wireguardPublicKey: status.wireguardPublicKey ?? null,
     interfaceUp: status.interfaceUp,
-    livePeers: status.peers.filter((p) => p.latestHandshake > 0).length,
+    livePeers: status.meshPeers.filter((p) => p.live).length,
+    handshakenPeers: status.peers.filter((p) => p.latestHandshake > 0).length,
     desiredPeers: status.peers.length,
+    cskEpoch: status.cskEpoch?.toString() ?? null,
+    cskCommitment: status.cskCommitment ?? null,
+    cskAcquired: status.cskAcquired,
+    chainCskEpoch: status.chainCskEpoch?.toString() ?? null,
+    converged: status.converged,
     peers: status.peers.map((p) => ({
       memberId: p.memberId.toString(),
       appId: p.appId,
@@ -72,6 +121,7 @@ export function healthReport(status: SidecarStatus): HealthReport {
       publicKey: p.publicKey,
       endpoint: p.endpoint ?? null,
       latestHandshake: p.latestHandshake,
+      ...heartbeatOf(status, p.memberId),
       ...(p.transport === undefined ? {} : transportFields(p.transport)),
     })),
     droppedRecords: status.droppedRecords.map((d) => ({ memberId: d.memberId.toString(), reason: d.reason })),

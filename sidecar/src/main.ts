@@ -2,18 +2,28 @@
 // then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
-import { http, type Transport } from "viem";
+import { bytesToHex, http, type Transport } from "viem";
+import { type AppApi, startAppApi } from "./api/app.ts";
+import type { PeerLiveness } from "./api/providers.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
 import { countingTransport } from "./chain/transport.ts";
 import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
+import type { CskHolder } from "./csk/holder.ts";
+import type { CskServePolicy } from "./csk/server.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
+import type { PeerTable } from "./heartbeat/service.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createMeshLayer } from "./meshnet/layer.ts";
+import { createMeshMetrics } from "./meshnet/metrics.ts";
+import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
+import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
+import { gateHealthy } from "./readiness.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
@@ -40,13 +50,27 @@ export interface SidecarDeps {
   readonly random?: () => number;
   /** First retry delay for registration and boot steps; default 1,000 ms. */
   readonly initialBackoffMs?: number;
+  /** Peer liveness for the application API; default the heartbeat peer table. */
+  readonly peerLiveness?: PeerLiveness;
+  /** The cluster shared key for the application API; default the key this sidecar holds. */
+  readonly csk?: CskHolder;
+  /** Which key a CSK request is answered with; default the held key (tests play a malicious member). */
+  readonly cskServePolicy?: CskServePolicy;
 }
 
 export interface Sidecar {
   /** The health server's base URL (`/healthz`, `/metrics`). */
   readonly healthUrl: string;
+  /** The application API's socket path; undefined when the API is off. */
+  readonly apiSocket: string | undefined;
+  /** The application API's hubs (received messages, peer events). */
+  readonly api: AppApi;
   readonly metrics: SidecarMetrics;
   status(): SidecarStatus;
+  /** The Cluster Shared Key held, and its changes (for the application API). */
+  readonly csk: CskHolder;
+  /** Heartbeat liveness of every peer, convergence, and peer events (for the application API). */
+  readonly peers: PeerTable;
   /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
   wake(reason?: string): Promise<void>;
   /** Shuts down (loops, health server, WireGuard interface); resolves true when everything closed in time. */
@@ -61,7 +85,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const shutdown = deps.shutdown ?? createShutdown({ logger });
   const { signal } = shutdown;
   const metrics = createMetrics();
-  const status = createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) });
+  const status = gateHealthy(createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) }), () =>
+    meshLayer.gate(),
+  );
   const backend = deps.backend ?? defaultBackend(config, logger);
   const keySource = deps.keySource ?? createDstackKeySource(config.dstackEndpoint);
   const transport = countingTransport(
@@ -71,6 +97,14 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const backoff = (maxMs: number): BackoffOptions => ({
     initialMs: Math.min(deps.initialBackoffMs ?? 1000, maxMs),
     maxMs,
+  });
+  const meshLayer = createMeshLayer({
+    config,
+    keySource,
+    status,
+    metrics: createMeshMetrics(metrics.registry),
+    logger,
+    ...(deps.cskServePolicy === undefined ? {} : { servePolicy: deps.cskServePolicy }),
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
 
@@ -92,6 +126,28 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   }
   shutdown.add("health server", () => health.close());
   shutdown.add("wireguard interface", () => backend.down());
+  await sodiumReady();
+  let api: AppApi;
+  try {
+    api = await startAppApi({
+      socketPath: config.apiSocket,
+      socketGroup: config.apiSocketGroup,
+      queueLength: config.apiQueueLength,
+      status: status.get,
+      liveness: deps.peerLiveness ?? meshLayer.peers,
+      csk: deps.csk ?? meshLayer.csk,
+      signal,
+      logger,
+    });
+  } catch (cause) {
+    await shutdown.shutdown("application API failed");
+    throw cause instanceof AttestmeshError
+      ? cause
+      : fatalError("ApiSocketFailed", `cannot listen on ATTESTMESH_API_SOCKET ${config.apiSocket}`, {
+          cause,
+        });
+  }
+  shutdown.add("application API", () => api.close());
 
   let wake: (reason?: string) => Promise<void> = async () => {};
 
@@ -102,6 +158,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     const keys = await retry("deriving keys through dstack", () => deriveNodeKeys(keySource));
     if (keys === undefined) return;
     status.update({ appId: keys.appId, wireguardPublicKey: keys.wireguard.publicKeyBase64 });
+    api.setSelfKeys({
+      memberAddress: keys.member.address,
+      identityPublicKey: keys.identity.publicKey,
+      x25519PublicKey: bytesToHex(x25519FromEd25519Seed(keys.identity.secret.reveal()).publicKey),
+      wireguardPublicKey: keys.wireguard.publicKeyBase64,
+    });
     logger.info(
       {
         appId: keys.appId,
@@ -165,6 +227,26 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         membershipEnded?.();
       },
     });
+    const messaging = await retry("starting sealed messages", () =>
+      startMessaging({
+        chain,
+        reader,
+        keys,
+        stateDir: config.stateDir,
+        startBlock: config.messagesStartBlock,
+        confirmations: config.confirmations,
+        pollIntervalMs: config.pollIntervalMs,
+        registry: metrics.registry,
+        logger,
+        signal,
+        memberId: () => memberId,
+        knownMember: (id) => follower.current()?.members.get(id),
+        deliver: (message) => api.deliver(message),
+      }),
+    );
+    if (messaging === undefined) return;
+    api.setSender(messaging.sender);
+    shutdown.add("message watcher", () => messaging.stopped);
     const loop = createReconcileLoop({
       pass: reconciler.pass,
       intervalMs: config.pollIntervalMs,
@@ -210,7 +292,18 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       });
       loop.start();
       void loop.wake("registered");
+      const membership = new AbortController();
+      const stopMembership = () => membership.abort();
+      signal.addEventListener("abort", stopMembership, { once: true });
+      const meshDone = meshLayer
+        .runMembership({ memberId, chain, reader, follower, keys, signal: membership.signal })
+        .catch((err: unknown) => logger.error({ err }, "mesh layer failed"));
       await ended;
+      membership.abort();
+      signal.removeEventListener("abort", stopMembership);
+      meshLayer.ended();
+      // On shutdown the mesh layer winds down by itself (a CSK commit in flight may take a while).
+      if (!signal.aborted) await meshDone;
     }
   }
 
@@ -233,8 +326,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
 
   return {
     healthUrl: health.url,
+    apiSocket: api.socketPath,
+    api,
     metrics,
     status: status.get,
+    csk: meshLayer.csk,
+    peers: meshLayer.peers,
     wake: (reason) => wake(reason),
     stop: (reason = "stop requested") => shutdown.shutdown(reason),
     done,
@@ -258,7 +355,10 @@ function defaultBackend(config: SidecarConfig, logger: Logger): WireGuardBackend
 }
 
 /** The `attestmesh-sidecar` process: configuration from `env`, exit 0 after a clean shutdown. */
-export async function main(env: Env = process.env): Promise<void> {
+export async function main(
+  env: Env = process.env,
+  deps: Pick<SidecarDeps, "cskServePolicy"> = {},
+): Promise<void> {
   let config: SidecarConfig;
   try {
     config = parseConfig(env);
@@ -277,7 +377,7 @@ export async function main(env: Env = process.env): Promise<void> {
   exitOnSignals(shutdown, { logger });
   let sidecar: Sidecar;
   try {
-    sidecar = await startSidecar(config, { logger, shutdown });
+    sidecar = await startSidecar(config, { ...deps, logger, shutdown });
   } catch (error) {
     logger.fatal({ err: error }, "sidecar could not start");
     await shutdown.shutdown("start failed");

@@ -1,19 +1,31 @@
 // What the sidecar knows about itself right now, as plain data: its phase and the facts /healthz
 // reports. Phase changes are logged here, once each, so every transition leaves one log line.
 //
-// Phases, in order (DESIGN.md; pulling-csk and heartbeating come with later work):
+// Phases, in order (DESIGN.md):
 //   booting         deriving keys through dstack, checking the chain and the cluster
 //   registering     not an active member yet: registering, or waiting for the owner to allow it
 //   waiting-peers   registered; waiting for the confirmed membership (head − confirmations) to list it
 //   wg-configuring  interface up and peers applied; waiting for a handshake with every desired peer
-//   healthy         every desired peer has completed a handshake. A lone member (no other active
-//                   members) is healthy once its interface is up: a one-node cluster is valid.
+//   pulling-csk     every desired peer has completed a handshake (a lone member: its interface is up);
+//                   waiting for the CSK of the chain's current epoch (committing it, or pulling it)
+//   heartbeating    the CSK is held; waiting for the mesh to converge (every live member reports the
+//                   same live set)
+//   healthy         registered, mesh configured, current-epoch CSK held, converged. A lone member is
+//                   healthy once its interface is up and it committed the CSK: a one-node cluster is valid.
 import type { Address } from "viem";
 import type { Logger } from "./log.ts";
 import type { DroppedRecord } from "./reconcile/desired.ts";
 import type { PeerTransportReport } from "./transport/peers.ts";
 
-export const PHASES = ["booting", "registering", "waiting-peers", "wg-configuring", "healthy"] as const;
+export const PHASES = [
+  "booting",
+  "registering",
+  "waiting-peers",
+  "wg-configuring",
+  "pulling-csk",
+  "heartbeating",
+  "healthy",
+] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface PeerReport {
@@ -42,6 +54,32 @@ export interface SidecarStatus {
   readonly lastReconcileBlock: bigint | undefined;
   readonly lastReconcileAt: number | undefined;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: number } | undefined;
+  /** Epoch of the CSK held, if any. */
+  readonly cskEpoch: bigint | undefined;
+  /** keccak256 of the CSK held (public: it is the on-chain commitment). */
+  readonly cskCommitment: string | undefined;
+  /** The CSK of the chain's current epoch is held. */
+  readonly cskAcquired: boolean;
+  /** The chain's current CSK epoch, as last read. */
+  readonly chainCskEpoch: bigint | undefined;
+  /** Heartbeats per active peer. */
+  readonly meshPeers: readonly MeshPeerReport[];
+  readonly converged: boolean;
+}
+
+export interface MeshPeerReport {
+  readonly memberId: bigint;
+  readonly live: boolean;
+  /** Wall-clock ms of the last counted heartbeat. */
+  readonly lastHeartbeat: number | undefined;
+  /** That heartbeat as sent: the CSK epoch it named, whether it held it, counter, sender's time, heard set. */
+  readonly heartbeat?: {
+    readonly epoch: bigint;
+    readonly holdsCsk: boolean;
+    readonly counter: bigint;
+    readonly sentAtMs: bigint;
+    readonly heard: readonly bigint[];
+  };
 }
 
 export type StatusPatch = Partial<Omit<SidecarStatus, "phase" | "phaseSince">>;
@@ -72,6 +110,12 @@ export function createStatusStore(options: {
     lastReconcileBlock: undefined,
     lastReconcileAt: undefined,
     lastError: undefined,
+    cskEpoch: undefined,
+    cskCommitment: undefined,
+    cskAcquired: false,
+    chainCskEpoch: undefined,
+    meshPeers: [],
+    converged: false,
   };
   options.onPhase?.(status.phase);
   return {

@@ -60,6 +60,15 @@ describe("parseConfig", () => {
         healthPort: 9090,
         logLevel: "info",
         registerMaxBackoffMs: 30000,
+        stateDir: undefined,
+        apiSocket: undefined,
+        apiSocketGroup: undefined,
+        apiQueueLength: 256,
+        messagesStartBlock: undefined,
+        meshPort: 51821,
+        heartbeatIntervalMs: 2000,
+        heartbeatTimeoutMs: 6000,
+        cskTakeoverMs: 10000,
       },
     );
   });
@@ -110,6 +119,11 @@ describe("parseConfig", () => {
       ATTESTMESH_HEALTH_PORT: "0",
       ATTESTMESH_LOG_LEVEL: "debug",
       ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "500",
+      ATTESTMESH_STATE_DIR: "/var/lib/attestmesh",
+      ATTESTMESH_API_SOCKET: "/run/attestmesh/api.sock",
+      ATTESTMESH_API_SOCKET_GROUP: "app",
+      ATTESTMESH_API_QUEUE_LENGTH: "16",
+      ATTESTMESH_MESSAGES_START_BLOCK: "0",
     });
     assert.equal(config.cluster, CLUSTER, "addresses are checksummed");
     assert.equal(config.chainId, 31337);
@@ -127,6 +141,11 @@ describe("parseConfig", () => {
     assert.equal(config.healthPort, 0);
     assert.equal(config.logLevel, "debug");
     assert.equal(config.registerMaxBackoffMs, 500);
+    assert.equal(config.stateDir, "/var/lib/attestmesh");
+    assert.equal(config.apiSocket, "/run/attestmesh/api.sock");
+    assert.equal(config.apiSocketGroup, "app");
+    assert.equal(config.apiQueueLength, 16);
+    assert.equal(config.messagesStartBlock, 0);
   });
 
   test("an empty value counts as unset; surrounding whitespace is ignored", () => {
@@ -201,6 +220,18 @@ describe("parseConfig", () => {
     ["ATTESTMESH_HEALTH_PORT", "http", /not a whole number/],
     ["ATTESTMESH_LOG_LEVEL", "verbose", /not one of trace, debug, info, warn, error, fatal, silent/],
     ["ATTESTMESH_REGISTER_MAX_BACKOFF_MS", "10", /outside 100\.\./],
+    ["ATTESTMESH_STATE_DIR", "state", /not an absolute path/],
+    ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
+    ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
+    ["ATTESTMESH_API_QUEUE_LENGTH", "0", /outside 1\.\./],
+    ["ATTESTMESH_MESSAGES_START_BLOCK", "latest", /not a whole number/],
+    ["ATTESTMESH_MESH_PORT", "0", /outside 1\.\.65535/],
+    ["ATTESTMESH_MESH_PORT", "udp", /not a whole number/],
+    ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "50", /outside 100\.\./],
+    ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "2s", /not a whole number/],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "100", /outside 200\.\./],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "1500", /not above the heartbeat interval/],
+    ["ATTESTMESH_CSK_TAKEOVER_MS", "99", /outside 100\.\./],
   ];
 
   for (const [variable, value, expected] of BAD_VALUES) {
@@ -247,7 +278,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 22);
+    assert.equal(names.length, 31);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -65,6 +65,14 @@ describe("health server", () => {
       ],
       lastReconcileBlock: 123n,
       lastReconcileAt: 0,
+      cskEpoch: 2n,
+      cskAcquired: true,
+      chainCskEpoch: 2n,
+      converged: true,
+      meshPeers: [
+        { memberId: 8n, live: true, lastHeartbeat: 1700000000000 },
+        { memberId: 9n, live: false, lastHeartbeat: undefined },
+      ],
     });
     status.setPhase("healthy", "test");
     const res = await fetch(`${server.url}/healthz`);
@@ -75,7 +83,14 @@ describe("health server", () => {
     assert.equal(body.appId, appId);
     assert.equal(body.meshIp, "10.77.0.7");
     assert.equal(body.livePeers, 1);
+    assert.equal(body.handshakenPeers, 1);
     assert.equal(body.desiredPeers, 2);
+    assert.equal(body.cskEpoch, "2");
+    assert.equal(body.cskAcquired, true);
+    assert.equal(body.chainCskEpoch, "2");
+    assert.equal(body.converged, true);
+    assert.equal(body.peers[0]?.live, true);
+    assert.equal(body.peers[0]?.lastHeartbeat, new Date(1700000000000).toISOString());
     assert.deepEqual(body.peers[1], {
       memberId: "9",
       appId,
@@ -83,6 +98,9 @@ describe("health server", () => {
       publicKey: "k9=",
       endpoint: null,
       latestHandshake: 0,
+      live: false,
+      lastHeartbeat: null,
+      heartbeat: null,
     });
     assert.equal(body.lastReconcileBlock, "123");
     assert.equal(body.lastReconcileAt, "1970-01-01T00:00:00.000Z");

@@ -60,6 +60,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   let hardhat: ChildProcess;
   let hardhatOutput = "";
   let rpcUrl: string;
+  let meshPort: number;
   let dir: string;
   let cluster: Address;
   let client: PublicClient;
@@ -108,6 +109,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       ATTESTMESH_HEALTH_PORT: "0",
       ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
       ATTESTMESH_LOG_LEVEL: "debug",
+      ATTESTMESH_MESH_PORT: String(meshPort),
+      ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250",
+      ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500",
       ...extra,
     };
   }
@@ -160,6 +164,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "am-int-"));
     const port = await freePort();
+    meshPort = await freePort();
     rpcUrl = `http://127.0.0.1:${port}`;
     hardhat = spawn(
       process.execPath,
@@ -241,6 +246,11 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     a.backend.setHandshake(keyOf(b)!, Math.floor(Date.now() / 1000));
     b.backend.setHandshake(keyOf(a)!, Math.floor(Date.now() / 1000));
     await Promise.all([a.sidecar.wake("test"), b.sidecar.wake("test")]);
+    // Healthy also needs the CSK (A commits epoch 0, B pulls it over the loopback mesh) and convergence.
+    await waitFor(
+      "A and B to be healthy",
+      async () => (await healthz(a)).status === 200 && (await healthz(b)).status === 200,
+    );
     const health = await healthz(a);
     assert.equal(health.status, 200);
     assert.equal(health.body.phase, "healthy");
@@ -253,7 +263,22 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       .lines()
       .filter((l) => l.msg.startsWith("phase "))
       .map((l) => l.to);
-    assert.deepEqual(phases, ["registering", "waiting-peers", "wg-configuring", "healthy"]);
+    assert.deepEqual(phases.slice(0, 3), ["registering", "waiting-peers", "wg-configuring"]);
+    assert.equal(phases.at(-1), "healthy");
+    for (const phase of phases.slice(3, -1))
+      assert.ok(["pulling-csk", "heartbeating"].includes(phase as string));
+    assert.equal(health.body.cskEpoch, "0");
+    assert.equal(health.body.cskAcquired, true);
+    assert.equal(health.body.converged, true);
+    const [epoch0, commitment0] = await client.readContract({
+      address: cluster,
+      abi: clusterAbi,
+      functionName: "currentCsk",
+    });
+    assert.equal(epoch0, 0n);
+    assert.equal(a.sidecar.csk.current()?.commitment, commitment0);
+    assert.equal(b.sidecar.csk.current()?.commitment, commitment0, "B pulled the same CSK");
+    assert.deepEqual(a.sidecar.peers.live(), [statusB.memberId]);
 
     const metrics = await (await fetch(`${a.sidecar.healthUrl}/metrics`)).text();
     assert.match(metrics, /attestmesh_rpc_calls_total\{method="eth_blockNumber"\} \d+/);
@@ -261,12 +286,28 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
 
     await asOwner((c) => c.write.evict([statusB.memberId!, 1]));
     await waitFor("A to drop B", async () => (await a.backend.peers()).length === 0);
-    assert.equal(a.sidecar.status().phase, "healthy", "a lone member is healthy");
+    await waitFor(
+      "A, now alone, to commit epoch 1 and be healthy",
+      () => a.sidecar.status().phase === "healthy",
+    );
+    const [epoch1, commitment1] = await client.readContract({
+      address: cluster,
+      abi: clusterAbi,
+      functionName: "currentCsk",
+    });
+    assert.equal(epoch1, 1n, "the eviction opened epoch 1");
+    assert.equal(a.sidecar.csk.current()?.commitment, commitment1);
+    assert.notEqual(commitment1, commitment0);
     await waitFor("B to leave the mesh and wait to register again", () => {
       const s = b.sidecar.status();
       return s.phase === "registering" && b.backend.interface === undefined && s.memberId === undefined;
     });
     assert.ok(b.log.lines().some((l) => /evicted by the cluster owner/.test(l.msg) && l.level === 50));
+    assert.equal(
+      b.sidecar.csk.current(),
+      undefined,
+      "the evicted node zeroed its CSK and holds no epoch 1 key",
+    );
     await waitFor("B to be refused: its app id was disallowed by the eviction", () =>
       b.log.lines().some((l) => l.refusal === "AppIdNotAllowed"),
     );

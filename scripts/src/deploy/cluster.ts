@@ -48,6 +48,27 @@ export interface DeployedCluster {
 
 type Wallet = WalletClient<Transport, Chain | undefined, Account>;
 
+/** Where a deployment stands for one contract: sent (a transaction hash) or done (an address). */
+export interface JournalEntry {
+  readonly transactionHash?: Hex;
+  readonly address?: Address;
+  readonly blockNumber?: bigint;
+}
+
+/**
+ * Makes a deployment resumable: each contract's transaction is recorded before its receipt is awaited
+ * and its address after, so a re-run after a crash picks up every contract already on chain.
+ */
+export interface DeployJournal {
+  get(name: string): JournalEntry | undefined;
+  record(name: string, entry: JournalEntry): Promise<void>;
+}
+
+export type DeployStepEvent =
+  | { readonly kind: "deploying"; readonly name: string }
+  | { readonly kind: "deployed"; readonly name: string; readonly address: Address }
+  | { readonly kind: "reused"; readonly name: string; readonly address: Address };
+
 /** Every external function of a facet, as the selectors the diamond routes to it. */
 export function facetSelectors(artifact: ContractArtifact): Hex[] {
   return artifact.abi
@@ -55,12 +76,48 @@ export function facetSelectors(artifact: ContractArtifact): Hex[] {
     .map((fn) => toFunctionSelector(fn));
 }
 
-async function deploy(
-  wallet: Wallet,
-  client: PublicClient,
-  artifact: ContractArtifact,
-  args: unknown[] = [],
-) {
+interface DeployContext {
+  readonly wallet: Wallet;
+  readonly client: PublicClient;
+  readonly journal?: DeployJournal | undefined;
+  readonly onStep?: ((event: DeployStepEvent) => void) | undefined;
+}
+
+async function hasCode(client: PublicClient, address: Address): Promise<boolean> {
+  const code = await client.getCode({ address });
+  return code !== undefined && code !== "0x";
+}
+
+async function deploy(ctx: DeployContext, artifact: ContractArtifact, args: unknown[] = []) {
+  const { wallet, client, journal } = ctx;
+  const name = artifact.contractName;
+  const entry = journal?.get(name);
+  if (entry?.address !== undefined && entry.blockNumber !== undefined) {
+    if (!(await hasCode(client, entry.address))) {
+      throw new AttestmeshError(
+        `the deploy journal says ${name} is at ${entry.address}, but there is no code there: wrong chain or journal?`,
+        { code: "JournalMismatch", details: { name, address: entry.address } },
+      );
+    }
+    ctx.onStep?.({ kind: "reused", name, address: entry.address });
+    return { address: entry.address, blockNumber: entry.blockNumber };
+  }
+  if (entry?.transactionHash !== undefined) {
+    // Sent by an earlier run that stopped before its receipt: use it if it landed.
+    const receipt = await client
+      .waitForTransactionReceipt({ hash: entry.transactionHash, timeout: 60_000 })
+      .catch(() => undefined);
+    if (receipt?.status === "success" && receipt.contractAddress) {
+      await journal?.record(name, {
+        ...entry,
+        address: receipt.contractAddress,
+        blockNumber: receipt.blockNumber,
+      });
+      ctx.onStep?.({ kind: "reused", name, address: receipt.contractAddress });
+      return { address: receipt.contractAddress, blockNumber: receipt.blockNumber };
+    }
+  }
+  ctx.onStep?.({ kind: "deploying", name });
   const hash = await wallet.deployContract({
     abi: artifact.abi,
     bytecode: artifact.bytecode,
@@ -68,12 +125,19 @@ async function deploy(
     account: wallet.account,
     chain: wallet.chain,
   });
-  const receipt = await client.waitForTransactionReceipt({ hash });
+  await journal?.record(name, { transactionHash: hash });
+  const receipt = await client.waitForTransactionReceipt({ hash, timeout: 300_000 });
   if (receipt.status !== "success" || !receipt.contractAddress) {
     throw new AttestmeshError(`deploying ${artifact.contractName} failed in transaction ${hash}`, {
       code: "DeployFailed",
     });
   }
+  await journal?.record(name, {
+    transactionHash: hash,
+    address: receipt.contractAddress,
+    blockNumber: receipt.blockNumber,
+  });
+  ctx.onStep?.({ kind: "deployed", name, address: receipt.contractAddress });
   return { address: receipt.contractAddress, blockNumber: receipt.blockNumber };
 }
 
@@ -82,8 +146,11 @@ export async function deployCluster(options: {
   client: PublicClient;
   params: ClusterParams;
   artifactsDir?: string;
+  journal?: DeployJournal;
+  onStep?: (event: DeployStepEvent) => void;
 }): Promise<DeployedCluster> {
-  const { wallet, client, params } = options;
+  const { params } = options;
+  const ctx: DeployContext = options;
   const artifactsDir = options.artifactsDir ?? DEFAULT_ARTIFACTS_DIR;
   const mesh = typeof params.meshCidr === "string" ? parseMeshCidr(params.meshCidr) : params.meshCidr;
 
@@ -91,13 +158,13 @@ export async function deployCluster(options: {
   const cuts: Array<{ facetAddress: Address; action: number; functionSelectors: Hex[] }> = [];
   for (const name of FACETS) {
     const artifact = await readArtifact(name, artifactsDir);
-    const { address } = await deploy(wallet, client, artifact);
+    const { address } = await deploy(ctx, artifact);
     facets[name] = address;
     cuts.push({ facetAddress: address, action: 0, functionSelectors: facetSelectors(artifact) });
   }
-  const memberApp = await deploy(wallet, client, await readArtifact("MemberApp", artifactsDir));
+  const memberApp = await deploy(ctx, await readArtifact("MemberApp", artifactsDir));
   const initArtifact = await readArtifact("ClusterInit", artifactsDir);
-  const init = await deploy(wallet, client, initArtifact);
+  const init = await deploy(ctx, initArtifact);
   const initCalldata = encodeFunctionData({
     abi: initArtifact.abi,
     functionName: "init",
@@ -110,7 +177,7 @@ export async function deployCluster(options: {
       },
     ],
   });
-  const diamond = await deploy(wallet, client, await readArtifact("Diamond", artifactsDir), [
+  const diamond = await deploy(ctx, await readArtifact("Diamond", artifactsDir), [
     params.owner,
     cuts,
     init.address,

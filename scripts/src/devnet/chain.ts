@@ -16,6 +16,9 @@ import {
   toHex,
 } from "viem";
 import { deployCluster } from "../deploy/cluster.ts";
+import { clusterContext } from "../owner/context.ts";
+import { evictPlan } from "../owner/members.ts";
+import { transact } from "../owner/transact.ts";
 import { devnetAccount } from "./accounts.ts";
 
 export function devnetClients(rpcUrl: string, chainId: number) {
@@ -77,12 +80,20 @@ export async function createMemberApp(
   return created.args.app;
 }
 
+/**
+ * Evicts the active member of `appId` as the cluster owner would with `attestmesh evict`: the same plan
+ * and transaction path (owner/members.ts, owner/transact.ts), signed by the devnet's owner account.
+ */
 export async function evictApp(clients: DevnetClients, diamond: Address, appId: Address, reason: number) {
-  const cluster = clusterContract(clients, diamond);
-  const [memberId, active] = await cluster.read.memberOfApp([appId]);
-  if (!active) throw new Error(`app ${appId} has no active member to evict`);
-  await confirm(clients, await cluster.write.evict([memberId, reason]));
-  return memberId;
+  const rpcUrl = clients.client.chain.rpcUrls.default.http[0];
+  const quiet = { write: () => true };
+  const ctx = await clusterContext(
+    { stdout: quiet, stderr: quiet, interactive: false, env: {} },
+    { rpc: rpcUrl, cluster: diamond, json: true },
+  );
+  const plan = await evictPlan(ctx, { appId }, reason);
+  await transact(ctx, plan, { yes: true }, devnetAccount(0));
+  return plan.args[0] as bigint;
 }
 
 /** Give a devnet account 1,000 ETH (Hardhat's `hardhat_setBalance`; development chains only). */

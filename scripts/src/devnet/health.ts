@@ -9,6 +9,11 @@ export interface SidecarHealth {
   readonly meshIp?: string | null;
   readonly wireguardPublicKey?: string | null;
   readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number; readonly transport?: string }>;
+  readonly cskEpoch?: string | null;
+  readonly cskAcquired?: boolean;
+  readonly cskCommitment?: string | null;
+  readonly livePeers?: number;
+  readonly converged?: boolean;
   readonly [key: string]: unknown;
 }
 
@@ -16,6 +21,9 @@ export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; healt
   try {
     const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
     const health = (await response.json()) as SidecarHealth;
+    // Another process on this node's health port (a sidecar that could not bind exits) is not this node.
+    const appId = typeof health.appId === "string" ? health.appId.toLowerCase() : undefined;
+    if (appId !== undefined && appId !== node.appId.toLowerCase()) return { ok: false };
     return { ok: response.status === 200, health };
   } catch {
     return { ok: false };
@@ -34,6 +42,14 @@ export interface NodeStatus {
   readonly phase: string;
   readonly peers: number;
   readonly peersWithHandshake: number;
+  /** Epoch of the CSK the node holds, null if none. */
+  readonly cskEpoch: string | null;
+  readonly cskAcquired: boolean;
+  /** keccak256 of the CSK it holds (equals the chain's commitment when acquired). */
+  readonly cskCommitment: string | null;
+  /** Peers whose signed heartbeats count. */
+  readonly livePeers: number;
+  readonly converged: boolean;
   /** Peers by the path their traffic takes ("gateway", "udp"), as the sidecar reports it. */
   readonly transports: Readonly<Record<string, number>>;
 }
@@ -54,6 +70,11 @@ export async function nodeStatus(node: DevnetNode): Promise<NodeStatus> {
     phase: health?.phase ?? (alive ? "unreachable" : "stopped"),
     peers: peers.length,
     peersWithHandshake: peers.filter((p) => (p.latestHandshake ?? 0) > 0).length,
+    cskEpoch: health?.cskEpoch ?? null,
+    cskAcquired: health?.cskAcquired ?? false,
+    cskCommitment: health?.cskCommitment ?? null,
+    livePeers: health?.livePeers ?? 0,
+    converged: health?.converged ?? false,
     transports: countBy(peers.map((p) => p.transport ?? "udp")),
   };
 }
@@ -77,7 +98,19 @@ export async function devnetStatus(state: DevnetState) {
 }
 
 export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): string {
-  const header = ["node", "netns", "app id", "member", "mesh ip", "phase", "peers handshaken", "transport"];
+  const header = [
+    "node",
+    "netns",
+    "app id",
+    "member",
+    "mesh ip",
+    "phase",
+    "peers handshaken",
+    "live",
+    "csk epoch",
+    "converged",
+    "transport",
+  ];
   const rows = status.nodes.map((n) => [
     n.name,
     n.netns,
@@ -86,6 +119,9 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     n.meshIp ?? "-",
     n.phase,
     `${n.peersWithHandshake}/${n.peers}`,
+    `${n.livePeers}/${n.peers}`,
+    n.cskEpoch === null ? "-" : `${n.cskEpoch}${n.cskAcquired ? "" : " (stale)"}`,
+    n.converged ? "yes" : "no",
     Object.entries(n.transports)
       .map(([path, count]) => `${path} ${count}`)
       .join(", ") || "-",

@@ -32,6 +32,8 @@ export async function startNode(
   clients: DevnetClients,
   state: DevnetState,
   index: number,
+  /** Another sidecar entry point (tests: a member that misbehaves); default the real binary. */
+  sidecarEntry?: string,
 ): Promise<DevnetNode> {
   const name = `node${index}`;
   const netns = `${NETNS_PREFIX}${name}`;
@@ -72,7 +74,8 @@ export async function startNode(
     15_000,
   );
 
-  const sidecarPid = spawnDetached(process.execPath, [join(REPO_ROOT, "sidecar/src/bin.mjs")], {
+  const entry = sidecarEntry ?? join(REPO_ROOT, "sidecar/src/bin.mjs");
+  const sidecarPid = spawnDetached(process.execPath, [entry], {
     logFile: join(logDir, "sidecar.log"),
     env: {
       ...process.env,
@@ -94,6 +97,8 @@ export async function startNode(
       ATTESTMESH_INGRESS_PORT: String(INGRESS_PORT),
       ATTESTMESH_HEALTH_HOST: "127.0.0.1",
       ATTESTMESH_HEALTH_PORT: String(healthPort),
+      ATTESTMESH_API_SOCKET: join(logDir, "api.sock"),
+      ATTESTMESH_STATE_DIR: join(logDir, "state"),
     },
   });
 

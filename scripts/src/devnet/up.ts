@@ -113,8 +113,9 @@ export async function addNodeToState(
   clients: ReturnType<typeof devnetClients>,
   state: DevnetState,
   index: number,
+  sidecarEntry?: string,
 ): Promise<DevnetState> {
-  const node = await startNode(clients, state, index);
+  const node = await startNode(clients, state, index, sidecarEntry);
   const next = { ...state, nodes: [...state.nodes, node] };
   await writeEndpoints(next.nodes);
   await writeGatewayRoutes(next.nodes);
@@ -128,7 +129,7 @@ export async function waitHealthy(
   timeoutMs: number,
   progress: (message: string) => void,
 ): Promise<void> {
-  progress(`waiting for ${nodes.length} node(s) to be healthy (every peer handshaken)`);
+  progress(`waiting for ${nodes.length} node(s) to be healthy (handshakes, CSK held, heartbeats converged)`);
   try {
     await waitFor(
       "every node to report healthy",

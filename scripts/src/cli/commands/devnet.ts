@@ -125,12 +125,14 @@ export function registerDevnetCommand(program: Command): void {
     .description("start one more node and wait until it is healthy")
     .option("--json", "print the new node's entry as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 120)
-    .action(async (options: { json?: boolean; timeout: number }) => {
+    // Tests only: run another sidecar entry point (e.g. a member that serves a bogus CSK).
+    .addOption(new Option("--sidecar-entry <path>").hideHelp())
+    .action(async (options: { json?: boolean; timeout: number; sidecarEntry?: string }) => {
       let state = await requireState();
       const clients = devnetClients(state.rpcUrl, state.chainId);
       const index = Math.max(0, ...state.nodes.map((n) => n.index)) + 1;
       progress(Boolean(options.json))(`starting node${index}`);
-      state = await addNodeToState(clients, state, index);
+      state = await addNodeToState(clients, state, index, options.sidecarEntry);
       const node = state.nodes.at(-1)!;
       await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));
       const entry = await nodeStatus(node);

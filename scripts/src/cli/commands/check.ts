@@ -1,0 +1,48 @@
+// `attestmesh check <appId>`: is this app allowed to boot and to join, and if not, why. Exit code 0 when
+// it is, 2 when it is not (1 stays "the check itself failed").
+
+import type { Command } from "commander";
+import { parseAddress, parseBytes32 } from "../../owner/args.ts";
+import { checkApp } from "../../owner/check.ts";
+import { composeHashArgument } from "../../owner/composeHash.ts";
+import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts";
+import { type CliIo, toJson } from "../../owner/io.ts";
+import { ExitCode } from "../exitCode.ts";
+import { chainOptions } from "./options.ts";
+
+type CheckOptions = ChainCommandOptions & { compose?: string; device?: string };
+
+export function registerCheckCommand(program: Command, io: CliIo): void {
+  chainOptions(program.command("check <appId>"))
+    .description("may this app boot and join? prints why not; exit code 0 yes, 2 no")
+    .option("--compose <fileOrHash>", "also ask the boot gate (isAppAllowed) about this compose hash")
+    .option("--device <deviceId>", "the device id for the boot gate (default: zero, i.e. allow-any-device)")
+    .action(async (value: string, options: CheckOptions) => {
+      const appId = parseAddress(value, "app id");
+      const composeHash = options.compose === undefined ? undefined : composeHashArgument(options.compose);
+      const deviceId = options.device === undefined ? undefined : parseBytes32(options.device, "--device");
+      const ctx = await clusterContext(io, options);
+      const result = await checkApp(ctx, appId, {
+        ...(composeHash === undefined ? {} : { composeHash }),
+        ...(deviceId === undefined ? {} : { deviceId }),
+      });
+      const ok = result.join.allowed && (result.boot === null || result.boot.allowed);
+      if (ctx.json) {
+        io.stdout.write(toJson({ ...result, allowed: ok }));
+      } else {
+        const boot =
+          result.boot === null
+            ? "boot: not checked (pass --compose <app-compose.json|hash>)"
+            : `boot: ${result.boot.allowed ? "yes" : "no"}${result.boot.reason ? ` — ${result.boot.reason}` : ""}`;
+        const join = `join: ${result.join.allowed ? "yes" : `no — ${result.join.reasons.join("; ")}`}`;
+        const member =
+          result.member === null
+            ? "member: none yet"
+            : `member: ${result.member.memberId} (${result.member.active ? "active" : "ended"})`;
+        io.stdout.write(
+          `${appId}${result.memberApp ? " (member app of this cluster)" : ""}\n${boot}\n${join}\n${member}\n${ok ? "allowed" : "NOT allowed"}\n`,
+        );
+      }
+      if (!ok) throw new ExitCode(2);
+    });
+}

@@ -1,0 +1,94 @@
+// `attestmesh policy show|history`.
+
+import type { Command } from "commander";
+import { formatReason, parseInteger } from "../../owner/args.ts";
+import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts";
+import { type CliIo, toJson } from "../../owner/io.ts";
+import { readPolicy, readPolicyHistory } from "../../owner/policy.ts";
+import type { PolicyHistory } from "../../owner/policyHistory.ts";
+import { startProgress } from "../../owner/progress.ts";
+import { chainOptions } from "./options.ts";
+
+type PolicyOptions = ChainCommandOptions & { fromBlock?: string };
+
+function fromBlock(options: PolicyOptions): { fromBlock?: bigint } {
+  return options.fromBlock === undefined
+    ? {}
+    : { fromBlock: BigInt(parseInteger(options.fromBlock, "--from-block", 0, Number.MAX_SAFE_INTEGER)) };
+}
+
+const list = (title: string, items: readonly string[]) =>
+  `${title} (${items.length})${items.length === 0 ? "" : `\n${items.map((i) => `  ${i}`).join("\n")}`}\n`;
+
+function renderPolicy(policy: PolicyHistory): string {
+  const when = (t: bigint) => new Date(Number(t) * 1000).toISOString();
+  return (
+    `allow any device: ${policy.allowAnyDevice ? "on" : "off"}\n` +
+    list("compose hashes", policy.composeHashes) +
+    list("app ids", policy.appIds) +
+    list("KMS roots", policy.kmsRoots) +
+    list("devices", policy.deviceIds) +
+    list(
+      "revoked app ids",
+      policy.appIdRevocations.map((r) => `${r.appId}  at ${when(r.revokedAt)}  ${formatReason(r.reason)}`),
+    ) +
+    list(
+      "revoked devices",
+      policy.deviceRevocations.map(
+        (r) => `${r.deviceId}  at ${when(r.revokedAt)}  ${formatReason(r.reason)}`,
+      ),
+    )
+  );
+}
+
+export function registerPolicyCommand(program: Command, io: CliIo): void {
+  const policy = program.command("policy").description("what the boot gate and the attestor consult");
+
+  chainOptions(policy.command("show"))
+    .description("the policy now: allowlists, allow-any-device, revocations (with time and reason)")
+    .option("--from-block <n>", "the cluster's deployment block (default: found with eth_getCode)")
+    .action(async (options: PolicyOptions) => {
+      const range = fromBlock(options);
+      const ctx = await clusterContext(io, options);
+      const progress = startProgress(io, ctx.json, "reading the policy and its revocation events");
+      const view = await readPolicy(ctx, range).catch((error: unknown) => {
+        progress.fail("could not read the policy");
+        throw error;
+      });
+      progress.succeed(`read at block ${view.block}`);
+      if (ctx.json) io.stdout.write(toJson(view));
+      else
+        io.stdout.write(
+          `cluster ${view.cluster} on chain ${view.chainId} at block ${view.block}, owner ${view.owner}\n${renderPolicy(view.policy)}`,
+        );
+    });
+
+  chainOptions(policy.command("history"))
+    .description(
+      "the audit trail: every policy event since deployment, and the policy rebuilt from them alone",
+    )
+    .option("--from-block <n>", "the cluster's deployment block (default: found with eth_getCode)")
+    .action(async (options: PolicyOptions) => {
+      const range = fromBlock(options);
+      const ctx = await clusterContext(io, options);
+      const progress = startProgress(io, ctx.json, "reading the cluster's events since its deployment");
+      const view = await readPolicyHistory(ctx, range).catch((error: unknown) => {
+        progress.fail("could not read the events");
+        throw error;
+      });
+      progress.succeed(`${view.events.length} policy events in blocks ${view.fromBlock}-${view.toBlock}`);
+      if (ctx.json) {
+        io.stdout.write(toJson(view));
+        return;
+      }
+      const lines = view.events.map(
+        (e) =>
+          `block ${e.block}  ${e.name}(${Object.entries(e.args)
+            .map(([k, v]) => `${k}: ${String(v)}`)
+            .join(", ")})  tx ${e.transactionHash}`,
+      );
+      io.stdout.write(
+        `${view.events.length} policy events in blocks ${view.fromBlock}-${view.toBlock}\n${lines.join("\n")}${lines.length ? "\n" : ""}\nrebuilt from these events alone:\n${renderPolicy(view.policy)}`,
+      );
+    });
+}

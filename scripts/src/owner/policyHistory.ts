@@ -1,0 +1,163 @@
+// Rebuilds a cluster's policy from its event logs alone, as an auditor would: the allowlists, the
+// allow-any-device switch and every revocation with its timestamp and reason. Pure: decoded logs in,
+// plain data out, so the CLI can reuse it over any log source.
+import { type Address, getAddress, type Hex } from "viem";
+
+/** A decoded log, as viem's `parseEventLogs` or `getLogs` with an ABI returns it. */
+export interface DecodedLog {
+  readonly eventName: string;
+  readonly args: unknown;
+  readonly blockNumber?: bigint | null;
+  readonly logIndex?: number | null;
+}
+
+export interface AppIdRevocation {
+  readonly appId: Address;
+  readonly revokedAt: bigint;
+  readonly reason: Hex;
+}
+
+export interface DeviceRevocation {
+  readonly deviceId: Hex;
+  readonly revokedAt: bigint;
+  readonly reason: Hex;
+}
+
+/** The policy the logs describe; lists are sorted (addresses checksummed, hashes lowercase). */
+export interface PolicyHistory {
+  readonly allowAnyDevice: boolean;
+  readonly composeHashes: readonly Hex[];
+  readonly deviceIds: readonly Hex[];
+  readonly appIds: readonly Address[];
+  readonly kmsRoots: readonly Address[];
+  readonly appIdRevocations: readonly AppIdRevocation[];
+  readonly deviceRevocations: readonly DeviceRevocation[];
+}
+
+/** The policy events, as a tagged union over the fields the replay reads. */
+type PolicyEvent =
+  | { eventName: "ComposeHashAdded" | "ComposeHashRemoved"; args: { composeHash: Hex } }
+  | { eventName: "DeviceAdded" | "DeviceRemoved"; args: { deviceId: Hex } }
+  | { eventName: "AppIdAdded" | "AppIdRemoved"; args: { appId: Address } }
+  | { eventName: "KmsRootAdded" | "KmsRootRemoved"; args: { kmsRoot: Address } }
+  | { eventName: "AllowAnyDeviceSet"; args: { allowAny: boolean } }
+  | { eventName: "AppIdRevokedAt"; args: { appId: Address; revokedAt: bigint; reason: Hex } }
+  | { eventName: "DeviceRevokedAt"; args: { deviceId: Hex; revokedAt: bigint; reason: Hex } };
+
+const POLICY_EVENTS: ReadonlySet<string> = new Set<PolicyEvent["eventName"]>([
+  "ComposeHashAdded",
+  "ComposeHashRemoved",
+  "DeviceAdded",
+  "DeviceRemoved",
+  "AppIdAdded",
+  "AppIdRemoved",
+  "KmsRootAdded",
+  "KmsRootRemoved",
+  "AllowAnyDeviceSet",
+  "AppIdRevokedAt",
+  "DeviceRevokedAt",
+]);
+
+function isPolicyEvent(log: DecodedLog): log is DecodedLog & PolicyEvent {
+  return POLICY_EVENTS.has(log.eventName) && typeof log.args === "object" && log.args !== null;
+}
+
+/** Logs in chain order: by block, then log index, where both are known; otherwise as given. */
+function chainOrder(logs: readonly DecodedLog[]): readonly DecodedLog[] {
+  const positioned = logs.every(
+    (log) => typeof log.blockNumber === "bigint" && typeof log.logIndex === "number",
+  );
+  if (!positioned) return logs;
+  return [...logs].sort((a, b) => {
+    const byBlock = (a.blockNumber as bigint) - (b.blockNumber as bigint);
+    if (byBlock !== 0n) return byBlock < 0n ? -1 : 1;
+    return (a.logIndex as number) - (b.logIndex as number);
+  });
+}
+
+const byKey = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < b ? -1 : a > b ? 1 : 0);
+const sortedHex = (values: Iterable<string>): Hex[] => [...values].sort() as Hex[];
+const sortedAddresses = (values: Iterable<string>): Address[] => [...values].sort().map((a) => getAddress(a));
+
+/**
+ * Replays the policy events among `decodedLogs` (others are ignored) from an empty policy. Pass every
+ * log the diamond emitted since its deployment block, the initializer's `KmsRootAdded` included.
+ * A revocation removes the id from its allowlist and is kept for good, with its timestamp and reason.
+ */
+export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory {
+  let allowAnyDevice = false;
+  // Keys lowercased, so a replay never depends on checksum casing.
+  const composeHashes = new Set<string>();
+  const deviceIds = new Set<string>();
+  const appIds = new Set<string>();
+  const kmsRoots = new Set<string>();
+  const appIdRevocations = new Map<string, AppIdRevocation>();
+  const deviceRevocations = new Map<string, DeviceRevocation>();
+
+  for (const log of chainOrder(decodedLogs)) {
+    if (!isPolicyEvent(log)) continue;
+    switch (log.eventName) {
+      case "ComposeHashAdded":
+        composeHashes.add(log.args.composeHash.toLowerCase());
+        break;
+      case "ComposeHashRemoved":
+        composeHashes.delete(log.args.composeHash.toLowerCase());
+        break;
+      case "DeviceAdded":
+        deviceIds.add(log.args.deviceId.toLowerCase());
+        break;
+      case "DeviceRemoved":
+        deviceIds.delete(log.args.deviceId.toLowerCase());
+        break;
+      case "AppIdAdded":
+        appIds.add(log.args.appId.toLowerCase());
+        break;
+      case "AppIdRemoved":
+        appIds.delete(log.args.appId.toLowerCase());
+        break;
+      case "KmsRootAdded":
+        kmsRoots.add(log.args.kmsRoot.toLowerCase());
+        break;
+      case "KmsRootRemoved":
+        kmsRoots.delete(log.args.kmsRoot.toLowerCase());
+        break;
+      case "AllowAnyDeviceSet":
+        allowAnyDevice = log.args.allowAny;
+        break;
+      case "AppIdRevokedAt": {
+        const key = log.args.appId.toLowerCase();
+        appIds.delete(key);
+        if (!appIdRevocations.has(key)) {
+          appIdRevocations.set(key, {
+            appId: getAddress(key),
+            revokedAt: log.args.revokedAt,
+            reason: log.args.reason.toLowerCase() as Hex,
+          });
+        }
+        break;
+      }
+      case "DeviceRevokedAt": {
+        const key = log.args.deviceId.toLowerCase();
+        deviceIds.delete(key);
+        if (!deviceRevocations.has(key)) {
+          deviceRevocations.set(key, {
+            deviceId: key as Hex,
+            revokedAt: log.args.revokedAt,
+            reason: log.args.reason.toLowerCase() as Hex,
+          });
+        }
+        break;
+      }
+    }
+  }
+
+  return {
+    allowAnyDevice,
+    composeHashes: sortedHex(composeHashes),
+    deviceIds: sortedHex(deviceIds),
+    appIds: sortedAddresses(appIds),
+    kmsRoots: sortedAddresses(kmsRoots),
+    appIdRevocations: [...appIdRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
+    deviceRevocations: [...deviceRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
+  };
+}

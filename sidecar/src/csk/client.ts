@@ -1,0 +1,162 @@
+// Pulling the CSK from peers: ask up to `fanout` peers at once, each with its own deadline, moving on
+// to the next peer as each one answers "not held", times out or is rejected; the first answer whose
+// key hashes to the on-chain commitment wins. An answer is rejected (and reported with the peer's id)
+// when it is not signed by the asked peer's on-chain key, names another epoch, does not open with this
+// node's key, or holds a key whose keccak256 is not the commitment: a bogus CSK.
+import { keccak256 } from "viem";
+import { randomBytes, type SigningKey } from "../meshnet/crypto.ts";
+import type { MemberDirectory } from "../meshnet/directory.ts";
+import type { Remote } from "../meshnet/socket.ts";
+import { type ClusterId, WireError } from "../meshnet/wire.ts";
+import { CSK_BYTES, decodeResponse, encodeRequest, ResponseStatus, verifySigned } from "./codec.ts";
+
+export const REJECT_REASONS = [
+  "bad-signature",
+  "wrong-epoch",
+  "unsealable",
+  "wrong-length",
+  "hash-mismatch",
+] as const;
+export type CskRejectReason = (typeof REJECT_REASONS)[number];
+
+export type AttemptOutcome = "ok" | "not-held" | "timeout" | CskRejectReason;
+
+export interface FetchResult {
+  /** The verified key (the caller owns it), or undefined when no peer delivered. */
+  readonly key: Uint8Array | undefined;
+  readonly from: bigint | undefined;
+  readonly attempts: ReadonlyArray<{ readonly peer: bigint; readonly outcome: AttemptOutcome }>;
+}
+
+export interface CskClientOptions {
+  readonly self: bigint;
+  readonly cluster: ClusterId;
+  readonly key: SigningKey;
+  readonly directory: MemberDirectory;
+  readonly send: (datagram: Uint8Array, meshIp: string, port: number) => void;
+  readonly port: number;
+  readonly requestTimeoutMs: number;
+  readonly fanout: number;
+  readonly now?: () => number;
+  /** Called for every rejected answer, with the peer that sent it. */
+  readonly onRejected?: (peer: bigint, reason: CskRejectReason, epoch: bigint) => void;
+}
+
+interface Pending {
+  readonly peer: bigint;
+  readonly epoch: bigint;
+  readonly commitment: `0x${string}`;
+  readonly settle: (outcome: AttemptOutcome, key?: Uint8Array) => void;
+}
+
+export interface CskClient {
+  /** Handles a CSK response datagram from the mesh socket. */
+  handle(datagram: Uint8Array, from: Remote): void;
+  fetch(request: {
+    epoch: bigint;
+    commitment: `0x${string}`;
+    peers: readonly bigint[];
+  }): Promise<FetchResult>;
+}
+
+export function createCskClient(options: CskClientOptions): CskClient {
+  const { self, cluster, key, directory } = options;
+  const now = options.now ?? Date.now;
+  const pending = new Map<string, Pending>();
+
+  function attempt(
+    peer: bigint,
+    epoch: bigint,
+    commitment: `0x${string}`,
+  ): Promise<{ outcome: AttemptOutcome; key?: Uint8Array }> {
+    const member = directory.get(peer);
+    if (member === undefined) return Promise.resolve({ outcome: "timeout" });
+    const nonce = randomBytes(16);
+    const nonceHex = Buffer.from(nonce).toString("hex");
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle("timeout"), options.requestTimeoutMs);
+      function settle(outcome: AttemptOutcome, k?: Uint8Array) {
+        clearTimeout(timer);
+        pending.delete(nonceHex);
+        resolve(k === undefined ? { outcome } : { outcome, key: k });
+      }
+      pending.set(nonceHex, { peer, epoch, commitment, settle });
+      const datagram = encodeRequest(
+        {
+          chainId: cluster.chainId,
+          cluster: cluster.cluster,
+          requesterId: self,
+          serverId: peer,
+          epoch,
+          timestampMs: BigInt(now()),
+          nonce,
+        },
+        key.sign,
+      );
+      options.send(datagram, member.meshIp, options.port);
+    });
+  }
+
+  function reject(p: Pending, reason: CskRejectReason): void {
+    options.onRejected?.(p.peer, reason, p.epoch);
+    p.settle(reason);
+  }
+
+  return {
+    handle(datagram) {
+      let decoded: ReturnType<typeof decodeResponse>;
+      try {
+        decoded = decodeResponse(datagram);
+      } catch (error) {
+        if (error instanceof WireError) return;
+        throw error;
+      }
+      const res = decoded.message;
+      if (res.chainId !== cluster.chainId || res.cluster !== cluster.cluster || res.requesterId !== self)
+        return;
+      const p = pending.get(Buffer.from(res.nonce).toString("hex"));
+      // An answer to no open request, or from someone other than the asked peer: not ours to judge.
+      if (p === undefined || res.serverId !== p.peer) return;
+      const server = directory.get(p.peer);
+      if (server === undefined || !verifySigned(decoded, server.identityKey))
+        return reject(p, "bad-signature");
+      if (res.epoch !== p.epoch) return reject(p, "wrong-epoch");
+      if (res.status === ResponseStatus.NotHeld) return p.settle("not-held");
+      const opened = key.openSealed(res.sealed);
+      if (opened === undefined) return reject(p, "unsealable");
+      if (opened.length !== CSK_BYTES) {
+        opened.fill(0);
+        return reject(p, "wrong-length");
+      }
+      if (keccak256(opened) !== p.commitment) {
+        opened.fill(0);
+        return reject(p, "hash-mismatch");
+      }
+      p.settle("ok", opened);
+    },
+    fetch({ epoch, commitment, peers }) {
+      const queue = peers.filter((p) => p !== self);
+      const attempts: Array<{ peer: bigint; outcome: AttemptOutcome }> = [];
+      let done = false;
+      return new Promise<FetchResult>((resolve) => {
+        const finish = (key: Uint8Array | undefined, from: bigint | undefined) => {
+          done = true;
+          resolve({ key, from, attempts: [...attempts] });
+        };
+        const worker = async () => {
+          for (let peer = queue.shift(); peer !== undefined && !done; peer = queue.shift()) {
+            const result = await attempt(peer, epoch, commitment);
+            attempts.push({ peer, outcome: result.outcome });
+            if (result.key === undefined) continue;
+            // A second good answer that arrives after the first is not needed: zero it.
+            if (done) result.key.fill(0);
+            else finish(result.key, peer);
+          }
+        };
+        void Promise.all(Array.from({ length: Math.max(1, options.fanout) }, worker)).then(() => {
+          if (!done) finish(undefined, undefined);
+        });
+      });
+    },
+  };
+}

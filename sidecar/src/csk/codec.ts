@@ -1,0 +1,182 @@
+// The CSK request and response datagrams (UDP, inside the mesh, to the server's mesh IP on the mesh
+// port; the response goes back to the request's source address and port).
+//
+// Request (142 bytes):
+//   off  size  field
+//   0    1     version = 1
+//   1    1     type = 2 (CSK request)
+//   2    8     chainId
+//   10   20    cluster
+//   30   8     requesterId (> 0)
+//   38   8     serverId (> 0, ≠ requesterId): binds the request to one server, so it cannot be replayed
+//              to another
+//   46   8     epoch: the CSK epoch asked for
+//   54   8     timestampMs: the requester's wall clock
+//   62   16    nonce: random, echoed in the response; a server answers a (requester, nonce) once
+//   78   64    Ed25519 signature by the requester's on-chain identity key over
+//              "attestmesh csk-request v1" || 0x00 || bytes 0 .. 78
+//
+// Response (137 bytes with a CSK, 57 + 64 without):
+//   0    1     version = 1
+//   1    1     type = 3 (CSK response)
+//   2    8     chainId
+//   10   20    cluster
+//   30   8     serverId
+//   38   8     requesterId
+//   46   8     epoch
+//   54   16    nonce (from the request)
+//   70   1     status: 0 = ok (a sealed CSK follows), 1 = not held (the server lacks that epoch's CSK)
+//   71   2     sealedLength: 80 when ok (crypto_box_seal of the 32-byte CSK), 0 otherwise
+//   73   n     sealed: crypto_box_seal(CSK) to the X25519 form of the requester's on-chain identity key
+//   73+n 64    Ed25519 signature by the server's on-chain identity key over
+//              "attestmesh csk-response v1" || 0x00 || bytes 0 .. 73+n
+import { SEAL_OVERHEAD_BYTES, verifySignature } from "../meshnet/crypto.ts";
+import {
+  type ClusterId,
+  MESH_PROTOCOL_VERSION,
+  MessageType,
+  Reader,
+  signingInput,
+  WireError,
+  Writer,
+} from "../meshnet/wire.ts";
+
+export const CSK_BYTES = 32;
+export const NONCE_BYTES = 16;
+export const SEALED_CSK_BYTES = CSK_BYTES + SEAL_OVERHEAD_BYTES;
+export const REQUEST_CONTEXT = "attestmesh csk-request v1";
+export const RESPONSE_CONTEXT = "attestmesh csk-response v1";
+
+export const ResponseStatus = { Ok: 0, NotHeld: 1 } as const;
+export type ResponseStatus = (typeof ResponseStatus)[keyof typeof ResponseStatus];
+
+export interface CskRequest extends ClusterId {
+  readonly requesterId: bigint;
+  readonly serverId: bigint;
+  readonly epoch: bigint;
+  readonly timestampMs: bigint;
+  readonly nonce: Uint8Array;
+}
+
+export interface CskResponse extends ClusterId {
+  readonly serverId: bigint;
+  readonly requesterId: bigint;
+  readonly epoch: bigint;
+  readonly nonce: Uint8Array;
+  readonly status: ResponseStatus;
+  /** Empty unless status is Ok. */
+  readonly sealed: Uint8Array;
+}
+
+export interface Signed<T> {
+  readonly message: T;
+  readonly signature: Uint8Array;
+  /** What the signature covers (context prefix included). */
+  readonly signedBytes: Uint8Array;
+}
+
+function header(w: Writer, type: number, c: ClusterId): Writer {
+  return w.u8(MESH_PROTOCOL_VERSION).u8(type).u64(BigInt(c.chainId)).address(c.cluster);
+}
+
+function readHeader(r: Reader, type: number): ClusterId {
+  const version = r.u8("version");
+  if (version !== MESH_PROTOCOL_VERSION) throw new WireError("version", `unsupported version ${version}`);
+  const got = r.u8("type");
+  if (got !== type) throw new WireError("type", `type ${got}, expected ${type}`);
+  const chainId = r.u64("chainId");
+  if (chainId === 0n || chainId > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new WireError("chainId", `chain id ${chainId} is out of range`);
+  }
+  return { chainId: Number(chainId), cluster: r.address("cluster") };
+}
+
+function memberId(r: Reader, field: string): bigint {
+  const id = r.u64(field);
+  if (id === 0n) throw new WireError(field, "member id 0 does not exist");
+  return id;
+}
+
+function signAppend(body: Uint8Array, context: string, sign: (m: Uint8Array) => Uint8Array): Uint8Array {
+  const signature = sign(signingInput(context, body));
+  const out = new Uint8Array(body.length + signature.length);
+  out.set(body, 0);
+  out.set(signature, body.length);
+  return out;
+}
+
+export function encodeRequest(req: CskRequest, sign: (m: Uint8Array) => Uint8Array): Uint8Array {
+  if (req.nonce.length !== NONCE_BYTES) throw new WireError("nonce", `must be ${NONCE_BYTES} bytes`);
+  const body = header(new Writer(), MessageType.CskRequest, req)
+    .u64(req.requesterId)
+    .u64(req.serverId)
+    .u64(req.epoch)
+    .u64(req.timestampMs)
+    .bytes(req.nonce)
+    .finish();
+  return signAppend(body, REQUEST_CONTEXT, sign);
+}
+
+export function decodeRequest(datagram: Uint8Array): Signed<CskRequest> {
+  const r = new Reader(datagram);
+  const cluster = readHeader(r, MessageType.CskRequest);
+  const requesterId = memberId(r, "requesterId");
+  const serverId = memberId(r, "serverId");
+  if (serverId === requesterId) throw new WireError("serverId", "a member does not ask itself");
+  const epoch = r.u64("epoch");
+  const timestampMs = r.u64("timestampMs");
+  const nonce = r.bytes(NONCE_BYTES, "nonce");
+  const signed = r.consumed().slice();
+  const signature = r.bytes(64, "signature");
+  r.end();
+  return {
+    message: { ...cluster, requesterId, serverId, epoch, timestampMs, nonce },
+    signature,
+    signedBytes: signingInput(REQUEST_CONTEXT, signed),
+  };
+}
+
+export function encodeResponse(res: CskResponse, sign: (m: Uint8Array) => Uint8Array): Uint8Array {
+  if (res.nonce.length !== NONCE_BYTES) throw new WireError("nonce", `must be ${NONCE_BYTES} bytes`);
+  const body = header(new Writer(), MessageType.CskResponse, res)
+    .u64(res.serverId)
+    .u64(res.requesterId)
+    .u64(res.epoch)
+    .bytes(res.nonce)
+    .u8(res.status)
+    .u16(res.sealed.length)
+    .bytes(res.sealed)
+    .finish();
+  return signAppend(body, RESPONSE_CONTEXT, sign);
+}
+
+export function decodeResponse(datagram: Uint8Array): Signed<CskResponse> {
+  const r = new Reader(datagram);
+  const cluster = readHeader(r, MessageType.CskResponse);
+  const serverId = memberId(r, "serverId");
+  const requesterId = memberId(r, "requesterId");
+  const epoch = r.u64("epoch");
+  const nonce = r.bytes(NONCE_BYTES, "nonce");
+  const status = r.u8("status");
+  if (status !== ResponseStatus.Ok && status !== ResponseStatus.NotHeld) {
+    throw new WireError("status", `unknown status ${status}`);
+  }
+  const sealedLength = r.u16("sealedLength");
+  const expected = status === ResponseStatus.Ok ? SEALED_CSK_BYTES : 0;
+  if (sealedLength !== expected) {
+    throw new WireError("sealedLength", `${sealedLength} bytes; status ${status} needs ${expected}`);
+  }
+  const sealed = r.bytes(sealedLength, "sealed");
+  const signed = r.consumed().slice();
+  const signature = r.bytes(64, "signature");
+  r.end();
+  return {
+    message: { ...cluster, serverId, requesterId, epoch, nonce, status, sealed },
+    signature,
+    signedBytes: signingInput(RESPONSE_CONTEXT, signed),
+  };
+}
+
+export function verifySigned<T>(signed: Signed<T>, identityKey: Uint8Array): boolean {
+  return verifySignature(signed.signature, signed.signedBytes, identityKey);
+}

@@ -1,0 +1,211 @@
+// The CSK state machine, one `tick()` at a time (the runtime calls it on a timer and on wake-ups):
+//
+//   epoch uncommitted  The committer is chosen deterministically: the candidates are the active members
+//                      this node hears (itself included; every active member until it has listened for
+//                      one heartbeat timeout), ascending by id. The candidate at rank r commits once the
+//                      epoch has been open for r × takeoverMs in its own view. So the lowest live member
+//                      commits at once; if it died, it drops out of the live set after the heartbeat
+//                      timeout and the next one is rank 0; if it lives but never commits, rank 1 takes
+//                      over after takeoverMs, and so on: no epoch stays uncommitted while a member lives.
+//                      The contract takes the first commitment only; a loser zeroes its key and pulls.
+//   committed, mine    The committer re-derives its key in the TEE (same path, same key), e.g. after a
+//                      restart, and holds it if it matches the commitment.
+//   committed, other   Pull from peers (those that say they hold this epoch first), accept only a key
+//                      whose keccak256 is the commitment.
+import { keccak256 } from "viem";
+import type { KeySource } from "../keys.ts";
+import type { Logger } from "../log.ts";
+import type { MemberDirectory } from "../meshnet/directory.ts";
+import type { ClusterId } from "../meshnet/wire.ts";
+import type { CskChain, CskEpochState } from "./chain.ts";
+import type { CskClient, FetchResult } from "./client.ts";
+import { deriveCsk } from "./derive.ts";
+import type { CskCustody } from "./holder.ts";
+
+export interface HeardPeers {
+  live(): bigint[];
+  /** What a peer's last heartbeat said about the CSK. */
+  report(memberId: bigint): { readonly epoch: bigint | undefined; readonly holdsCsk: boolean } | undefined;
+  /** Monotonic ms since when this node has been listening; undefined if not yet. */
+  startedAt(): number | undefined;
+  readonly timeoutMs: number;
+}
+
+export type TickAction =
+  | "holding"
+  | "waiting-turn"
+  | "committed"
+  | "lost-race"
+  | "re-derived"
+  | "pulled"
+  | "pull-failed"
+  | "cannot-commit";
+
+export interface CskManagerOptions {
+  readonly self: bigint;
+  readonly cluster: ClusterId;
+  readonly chain: CskChain;
+  readonly keySource: KeySource;
+  readonly custody: CskCustody;
+  readonly client: Pick<CskClient, "fetch">;
+  readonly directory: MemberDirectory;
+  readonly peers: HeardPeers;
+  readonly takeoverMs: number;
+  readonly logger: Logger;
+  readonly monoMs?: () => number;
+  /** Confirms a candidate ranked ahead of this node is still active on chain (the view may lag); may throw. */
+  readonly stillActive?: (memberId: bigint) => Promise<boolean>;
+  readonly onCommit?: (outcome: string) => void;
+  readonly onFetch?: (result: FetchResult, epoch: bigint, ms: number) => void;
+}
+
+export interface CskManager {
+  tick(): Promise<TickAction>;
+  /** The chain's current epoch as last read. */
+  chainState(): CskEpochState | undefined;
+  /** True when the held key is the chain's current epoch's. */
+  acquired(): boolean;
+}
+
+export function createCskManager(options: CskManagerOptions): CskManager {
+  const { self, cluster, chain, custody, directory, peers, logger } = options;
+  const monoMs = options.monoMs ?? (() => performance.now());
+  let state: CskEpochState | undefined;
+  /** Epoch → monotonic ms this node first saw it open and uncommitted. */
+  const openSince = new Map<bigint, number>();
+  /** Members that served a bogus key: asked last, per epoch. */
+  const suspects = new Map<bigint, Set<bigint>>();
+  /**
+   * Epoch → what the chain said about candidates ranked ahead of this node. Within one epoch an active
+   * member stays active (leaving or eviction opens the next epoch), so each answer is read once.
+   */
+  const checked = new Map<bigint, Map<bigint, boolean>>();
+
+  const holding = (s: CskEpochState) => {
+    const held = custody.current();
+    return held !== undefined && held.epoch === s.epoch && held.commitment === s.commitment;
+  };
+
+  async function rank(epoch: bigint): Promise<number> {
+    const started = peers.startedAt();
+    const warm = started !== undefined && monoMs() - started >= peers.timeoutMs;
+    const live = new Set(peers.live());
+    const known = checked.get(epoch) ?? new Map<bigint, boolean>();
+    checked.set(epoch, known);
+    let r = 0;
+    for (const member of directory.all()) {
+      if (member.memberId === self) return r;
+      if (warm && !live.has(member.memberId)) continue;
+      if (options.stillActive !== undefined) {
+        let active = known.get(member.memberId);
+        if (active === undefined) {
+          try {
+            active = await options.stillActive(member.memberId);
+            known.set(member.memberId, active);
+          } catch {
+            // The chain did not answer: assume it is still active (waiting is the safe side).
+            active = true;
+          }
+        }
+        if (!active) continue;
+      }
+      r += 1;
+    }
+    return -1;
+  }
+
+  async function commitFresh(s: CskEpochState): Promise<TickAction> {
+    const since = openSince.get(s.epoch) ?? monoMs();
+    openSince.set(s.epoch, since);
+    const r = await rank(s.epoch);
+    if (r < 0 || monoMs() - since < r * options.takeoverMs) return "waiting-turn";
+    if (!chain.canCommit) return "cannot-commit";
+    const key = await deriveCsk(options.keySource, cluster.chainId, cluster.cluster, s.epoch);
+    const commitment = keccak256(key);
+    logger.info({ epoch: s.epoch.toString(), rank: r }, "committing a new CSK for this epoch");
+    let outcome: string;
+    try {
+      outcome = await chain.commit(self, s.epoch, commitment);
+    } catch (error) {
+      key.fill(0);
+      options.onCommit?.("error");
+      throw error;
+    }
+    options.onCommit?.(outcome);
+    if (outcome === "committed") {
+      custody.set(s.epoch, key);
+      state = { epoch: s.epoch, commitment, committer: self };
+      logger.info({ epoch: s.epoch.toString(), commitment }, "CSK committed; holding it");
+      return "committed";
+    }
+    key.fill(0);
+    logger.info({ epoch: s.epoch.toString(), outcome }, "another member committed this epoch first");
+    return "lost-race";
+  }
+
+  async function acquire(s: CskEpochState & { commitment: `0x${string}` }): Promise<TickAction> {
+    if (s.committer === self) {
+      const key = await deriveCsk(options.keySource, cluster.chainId, cluster.cluster, s.epoch);
+      if (keccak256(key) === s.commitment) {
+        custody.set(s.epoch, key);
+        logger.info({ epoch: s.epoch.toString() }, "re-derived the CSK this member committed");
+        return "re-derived";
+      }
+      key.fill(0);
+      logger.warn(
+        { epoch: s.epoch.toString() },
+        "the re-derived CSK does not match this member's commitment; pulling it",
+      );
+    }
+    const live = peers.live();
+    const suspect = suspects.get(s.epoch) ?? new Set<bigint>();
+    const holders = live.filter((id) => {
+      const r = peers.report(id);
+      return r?.epoch === s.epoch && r.holdsCsk;
+    });
+    const others = live.filter((id) => !holders.includes(id));
+    let order = [...holders, ...others];
+    if (order.length === 0)
+      order = directory
+        .all()
+        .map((m) => m.memberId)
+        .filter((id) => id !== self);
+    order = [...order.filter((id) => !suspect.has(id)), ...order.filter((id) => suspect.has(id))];
+    if (order.length === 0) return "pull-failed";
+    const began = monoMs();
+    const result = await options.client.fetch({ epoch: s.epoch, commitment: s.commitment, peers: order });
+    options.onFetch?.(result, s.epoch, monoMs() - began);
+    for (const a of result.attempts) {
+      if (a.outcome !== "ok" && a.outcome !== "not-held" && a.outcome !== "timeout") suspect.add(a.peer);
+    }
+    suspects.set(s.epoch, suspect);
+    if (result.key === undefined || result.from === undefined) {
+      logger.debug(
+        { epoch: s.epoch.toString(), attempts: result.attempts.map((a) => `${a.peer}:${a.outcome}`) },
+        "no peer delivered the CSK yet",
+      );
+      return "pull-failed";
+    }
+    custody.set(s.epoch, result.key);
+    logger.info(
+      { epoch: s.epoch.toString(), from: result.from.toString(), ms: Math.round(monoMs() - began) },
+      "CSK acquired from a peer; hash matches the chain",
+    );
+    return "pulled";
+  }
+
+  return {
+    async tick() {
+      const s = await chain.current();
+      state = s;
+      for (const epoch of openSince.keys()) if (epoch < s.epoch) openSince.delete(epoch);
+      for (const epoch of suspects.keys()) if (epoch < s.epoch) suspects.delete(epoch);
+      for (const epoch of checked.keys()) if (epoch < s.epoch) checked.delete(epoch);
+      if (s.commitment === undefined) return commitFresh(s);
+      if (holding(s)) return "holding";
+      return acquire({ ...s, commitment: s.commitment });
+    },
+    chainState: () => state,
+    acquired: () => state !== undefined && holding(state),
+  };
+}

@@ -1,0 +1,138 @@
+// The plaintext inside a sealed message, and sealing/opening it. A sealed box is anonymous, so the
+// plaintext repeats what the chain binds the ciphertext to — chain id, cluster, sender, recipient and
+// envelope id — and the recipient checks them against the MessageSent event. A member that re-sends
+// someone else's ciphertext under its own name (or to another cluster) is caught here.
+//
+// Wire format (all integers big-endian), then sealed with crypto_box_seal:
+//   offset  size  field
+//        0     4  magic "AMSG"
+//        4     1  version, 1
+//        5     8  chain id (uint64)
+//       13    20  cluster diamond address
+//       33     8  sender member id (uint64, non-zero)
+//       41     8  recipient member id (uint64, non-zero)
+//       49    32  envelope id
+//       81     …  payload (the application's bytes, possibly empty)
+import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
+import { type AttestmeshError, fatalError } from "../errors.ts";
+import { open, SEAL_OVERHEAD, seal, type X25519KeyPair, x25519FromEd25519PublicKey } from "./sealedBox.ts";
+
+export const ENVELOPE_MAGIC = new Uint8Array([0x41, 0x4d, 0x53, 0x47]); // "AMSG"
+export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_HEADER_BYTES = 81;
+const UINT64_MAX = (1n << 64n) - 1n;
+
+/** What the chain binds a ciphertext to; repeated inside the plaintext. */
+export interface EnvelopeHeader {
+  readonly chainId: bigint;
+  readonly cluster: Address;
+  readonly senderId: bigint;
+  readonly recipientId: bigint;
+  /** 32 bytes, lowercase hex. */
+  readonly envelopeId: Hex;
+}
+
+export interface Envelope {
+  readonly header: EnvelopeHeader;
+  readonly payload: Uint8Array;
+}
+
+/** The largest payload that fits a ciphertext cap (the contract's `maxCiphertextBytes`). */
+export function maxPayloadBytes(maxCiphertextBytes: number): number {
+  return Math.max(0, maxCiphertextBytes - SEAL_OVERHEAD - ENVELOPE_HEADER_BYTES);
+}
+
+function malformed(field: string, problem: string): AttestmeshError {
+  return fatalError("MalformedEnvelope", `message envelope field ${field}: ${problem}`, {
+    details: { field },
+  });
+}
+
+function uint64(value: bigint, field: string, min: bigint): bigint {
+  if (value < min || value > UINT64_MAX) throw malformed(field, `${value} is outside ${min}..2^64-1`);
+  return value;
+}
+
+function envelopeIdBytes(envelopeId: Hex): Uint8Array {
+  if (!/^0x[0-9a-fA-F]{64}$/.test(envelopeId)) throw malformed("envelopeId", "is not 32 bytes of hex");
+  return hexToBytes(envelopeId);
+}
+
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  const { header, payload } = envelope;
+  if (!/^0x[0-9a-fA-F]{40}$/.test(header.cluster)) throw malformed("cluster", "is not a 20-byte address");
+  const out = new Uint8Array(ENVELOPE_HEADER_BYTES + payload.length);
+  const view = new DataView(out.buffer);
+  out.set(ENVELOPE_MAGIC, 0);
+  out[4] = ENVELOPE_VERSION;
+  view.setBigUint64(5, uint64(header.chainId, "chainId", 1n));
+  out.set(hexToBytes(header.cluster), 13);
+  view.setBigUint64(33, uint64(header.senderId, "senderId", 1n));
+  view.setBigUint64(41, uint64(header.recipientId, "recipientId", 1n));
+  out.set(envelopeIdBytes(header.envelopeId), 49);
+  out.set(payload, ENVELOPE_HEADER_BYTES);
+  return out;
+}
+
+/** Parses an opened plaintext; throws `MalformedEnvelope` naming the first bad field. */
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  if (bytes.length < ENVELOPE_HEADER_BYTES) {
+    throw malformed(
+      "length",
+      `${bytes.length} bytes is shorter than the ${ENVELOPE_HEADER_BYTES}-byte header`,
+    );
+  }
+  for (let i = 0; i < ENVELOPE_MAGIC.length; i++) {
+    if (bytes[i] !== ENVELOPE_MAGIC[i]) throw malformed("magic", 'is not "AMSG"');
+  }
+  if (bytes[4] !== ENVELOPE_VERSION) throw malformed("version", `${bytes[4]} is not ${ENVELOPE_VERSION}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const header: EnvelopeHeader = {
+    chainId: uint64(view.getBigUint64(5), "chainId", 1n),
+    cluster: getAddress(bytesToHex(bytes.subarray(13, 33))),
+    senderId: uint64(view.getBigUint64(33), "senderId", 1n),
+    recipientId: uint64(view.getBigUint64(41), "recipientId", 1n),
+    envelopeId: bytesToHex(bytes.subarray(49, 81)),
+  };
+  return { header, payload: bytes.slice(ENVELOPE_HEADER_BYTES) };
+}
+
+/** Seals `payload` for the member whose on-chain Ed25519 identity key is `recipientIdentityKey`. */
+export function sealMessage(envelope: Envelope, recipientIdentityKey: Hex): Uint8Array {
+  const recipient = x25519FromEd25519PublicKey(hexToBytes(recipientIdentityKey));
+  return seal(encodeEnvelope(envelope), recipient);
+}
+
+/**
+ * Opens a ciphertext taken from a MessageSent event and checks its header against what the chain
+ * says (`expected`). Throws `Undecryptable` (not a box for this key, or altered), `MalformedEnvelope`
+ * or `EnvelopeMismatch` (naming the field); returns the payload otherwise.
+ */
+export function openMessage(
+  ciphertext: Uint8Array,
+  keyPair: X25519KeyPair,
+  expected: EnvelopeHeader,
+): Uint8Array {
+  const plaintext = open(ciphertext, keyPair);
+  if (plaintext === undefined) {
+    throw fatalError(
+      "Undecryptable",
+      `a ${ciphertext.length}-byte ciphertext is not a sealed box for this member's key (or was altered)`,
+      { details: { length: ciphertext.length } },
+    );
+  }
+  const { header, payload } = decodeEnvelope(plaintext);
+  const fields = ["chainId", "cluster", "senderId", "recipientId", "envelopeId"] as const;
+  for (const field of fields) {
+    const got = String(header[field]).toLowerCase();
+    const want = String(expected[field]).toLowerCase();
+    if (got !== want) {
+      throw fatalError(
+        "EnvelopeMismatch",
+        `the sealed ${field} (${got}) differs from the chain's (${want}): a ciphertext re-sent under another name`,
+        { details: { field, sealed: got, chain: want } },
+      );
+    }
+  }
+  return payload;
+}

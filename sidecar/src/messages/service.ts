@@ -1,0 +1,99 @@
+// Sealed messages as the sidecar runs them: the cursor store, the watcher polling MessageSent logs for
+// this member, and the sender. `start` loads (or begins) the cursor and must run before registering,
+// so no message addressed to the new member id can fall before the cursor.
+import type { Registry } from "prom-client";
+import type { ChainContext } from "../chain/client.ts";
+import type { ClusterReader } from "../chain/cluster.ts";
+import { isAttestmeshError } from "../errors.ts";
+import type { NodeKeys } from "../keys.ts";
+import type { Logger } from "../log.ts";
+import type { Member } from "../reconcile/types.ts";
+import { sleep } from "../shutdown.ts";
+import { type CursorStore, createFileCursorStore, createMemoryCursorStore } from "./cursor.ts";
+import { createMessageMetrics } from "./metrics.ts";
+import { x25519FromEd25519Seed } from "./sealedBox.ts";
+import { createMessageSender, type MessageSender } from "./sender.ts";
+import type { ReceivedMessage } from "./types.ts";
+import { createMessageWatcher, type MessageWatcher } from "./watcher.ts";
+
+export interface Messaging {
+  readonly sender: MessageSender;
+  readonly watcher: MessageWatcher;
+  /** Resolves when the polling loop has stopped (after the signal aborted). */
+  readonly stopped: Promise<void>;
+}
+
+export async function startMessaging(options: {
+  readonly chain: ChainContext;
+  readonly reader: ClusterReader;
+  readonly keys: Pick<NodeKeys, "member" | "identity" | "appId">;
+  readonly stateDir: string | undefined;
+  readonly startBlock: number | undefined;
+  readonly confirmations: number;
+  readonly pollIntervalMs: number;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  readonly memberId: () => bigint | undefined;
+  readonly knownMember: (memberId: bigint) => Member | undefined;
+  readonly deliver: (message: ReceivedMessage) => void;
+}): Promise<Messaging> {
+  const { chain, logger, signal } = options;
+  const metrics = createMessageMetrics(options.registry);
+  const scope = { chainId: chain.chainId, cluster: chain.cluster, appId: options.keys.appId };
+  const store =
+    options.stateDir === undefined
+      ? createMemoryCursorStore()
+      : createFileCursorStore(options.stateDir, scope);
+  const watcherWith = (store: CursorStore) =>
+    createMessageWatcher({
+      client: chain.publicClient,
+      chainId: chain.chainId,
+      cluster: chain.cluster,
+      reader: options.reader,
+      store,
+      keyPair: x25519FromEd25519Seed(options.keys.identity.secret.reveal()),
+      confirmations: options.confirmations,
+      logger,
+      metrics,
+      memberId: options.memberId,
+      knownMember: options.knownMember,
+      deliver: options.deliver,
+      startBlock: options.startBlock === undefined ? undefined : BigInt(options.startBlock),
+    });
+  let watcher = watcherWith(store);
+  try {
+    await watcher.init();
+  } catch (error) {
+    // A state directory that cannot be used must not keep the node out of the mesh: say so, and keep
+    // the cursor in memory (messages sent while the node is down are then not replayed).
+    if (!isAttestmeshError(error, "CursorUnwritable") && !isAttestmeshError(error, "CursorUnreadable"))
+      throw error;
+    logger.error(
+      { err: error, cursor: store.path },
+      "the message cursor cannot be kept in ATTESTMESH_STATE_DIR; keeping it in memory (fix the directory and restart to replay missed messages)",
+    );
+    watcher = watcherWith(createMemoryCursorStore());
+    await watcher.init();
+  }
+  const sender = createMessageSender({
+    chain,
+    reader: options.reader,
+    keys: options.keys,
+    logger,
+    metrics,
+    memberId: options.memberId,
+    knownMember: options.knownMember,
+  });
+  const stopped = (async () => {
+    while (!signal.aborted) {
+      try {
+        await watcher.pass();
+      } catch (err) {
+        logger.warn({ err }, "reading sealed messages failed; retrying at the next poll");
+      }
+      await sleep(options.pollIntervalMs, signal);
+    }
+  })();
+  return { sender, watcher, stopped };
+}

@@ -1,0 +1,229 @@
+// Follows MessageSent logs addressed to this member at the confirmed height (head − confirmations):
+// opens each ciphertext with the identity key's X25519 form, checks the sealed header against the
+// event, attributes the sender as the chain resolved it, drops duplicates, and hands the message on.
+// Progress is a cursor (cursor.ts) saved after every delivery and every range, so a restarted node
+// replays what it missed, exactly once. Undecryptable or malformed ciphertexts are logged and dropped.
+import { rename } from "node:fs/promises";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { type Address, type Chain, getAbiItem, hexToBytes, type PublicClient, type Transport } from "viem";
+import type { ClusterReader } from "../chain/cluster.ts";
+import { AttestmeshError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Member } from "../reconcile/types.ts";
+import type { CursorStore } from "./cursor.ts";
+import { createRecentEnvelopes, envelopeKey, type RecentEnvelopes } from "./dedup.ts";
+import { openMessage } from "./envelope.ts";
+import type { MessageMetrics } from "./metrics.ts";
+import type { X25519KeyPair } from "./sealedBox.ts";
+import type { DropReason, ReceivedMessage } from "./types.ts";
+
+export const MESSAGE_SENT_EVENT = getAbiItem({ abi: clusterAbi, name: "MessageSent" });
+
+/** Envelope ids remembered for dedup (and persisted with the cursor). */
+export const RECENT_ENVELOPES = 1024;
+
+export interface MessageWatcherOptions {
+  readonly client: PublicClient<Transport, Chain>;
+  readonly chainId: number;
+  readonly cluster: Address;
+  readonly reader: ClusterReader;
+  readonly store: CursorStore;
+  readonly keyPair: X25519KeyPair;
+  readonly confirmations: number;
+  readonly logger: Logger;
+  readonly metrics?: MessageMetrics;
+  /** This node's member id; undefined while it is not registered (nothing is read then). */
+  readonly memberId: () => bigint | undefined;
+  /** A member record already known (e.g. the membership follower's view), to save a read. */
+  readonly knownMember?: (memberId: bigint) => Member | undefined;
+  /** Where opened messages go. */
+  readonly deliver: (message: ReceivedMessage) => void;
+  /** First block to read when there is no cursor; default the confirmed head at `init()`. */
+  readonly startBlock?: bigint | undefined;
+  /** Widest eth_getLogs range; default 1,000 blocks. */
+  readonly maxLogRange?: bigint;
+}
+
+export interface MessageWatcher {
+  /** Loads the cursor (or starts one at the confirmed head); call before registering. */
+  init(): Promise<void>;
+  /** Reads every MessageSent log for this member up to the confirmed head. */
+  pass(): Promise<void>;
+  /** The last fully handled block, once initialised. */
+  cursorBlock(): bigint | undefined;
+}
+
+export function createMessageWatcher(options: MessageWatcherOptions): MessageWatcher {
+  const { client, store, logger } = options;
+  const confirmations = BigInt(options.confirmations);
+  const maxLogRange = options.maxLogRange ?? 1000n;
+  let block: bigint | undefined;
+  let recent: RecentEnvelopes = createRecentEnvelopes(RECENT_ENVELOPES);
+
+  const confirmedHead = async () => {
+    const head = await client.getBlockNumber();
+    return head > confirmations ? head - confirmations : 0n;
+  };
+  const save = () => store.save({ block: block ?? 0n, recent: recent.toArray() });
+
+  async function startFresh(reason: string): Promise<void> {
+    block = options.startBlock === undefined ? await confirmedHead() : options.startBlock - 1n;
+    if (block < 0n) block = 0n;
+    recent = createRecentEnvelopes(RECENT_ENVELOPES);
+    await save();
+    logger.info({ block, cursor: store.path ?? "memory", reason }, "message cursor started");
+  }
+
+  function drop(reason: DropReason, fields: Record<string, unknown>, message: string): void {
+    options.metrics?.dropped.inc({ reason });
+    if (reason === "duplicate") logger.debug(fields, message);
+    else logger.warn({ ...fields, reason }, message);
+  }
+
+  async function senderAppId(senderId: bigint, at: bigint): Promise<Address | undefined> {
+    const known = options.knownMember?.(senderId);
+    if (known !== undefined) return known.appId;
+    try {
+      return (await options.reader.member(senderId, at))?.appId;
+    } catch (err) {
+      logger.warn({ err, senderId: senderId.toString() }, "could not read the sender's member record");
+      return undefined;
+    }
+  }
+
+  async function handleRange(memberId: bigint, from: bigint, to: bigint): Promise<void> {
+    const logs = await client.getLogs({
+      address: options.cluster,
+      event: MESSAGE_SENT_EVENT,
+      args: { recipientId: memberId },
+      fromBlock: from,
+      toBlock: to,
+      strict: false,
+    });
+    logs.sort((a, b) =>
+      a.blockNumber === b.blockNumber
+        ? (a.logIndex ?? 0) - (b.logIndex ?? 0)
+        : a.blockNumber < b.blockNumber
+          ? -1
+          : 1,
+    );
+    for (const log of logs) {
+      const { recipientId, senderId, envelopeId, ciphertext } = log.args;
+      const where = { txHash: log.transactionHash, block: log.blockNumber, logIndex: log.logIndex };
+      if (
+        recipientId !== memberId ||
+        senderId === undefined ||
+        envelopeId === undefined ||
+        ciphertext === undefined
+      ) {
+        logger.warn(where, "a MessageSent log that does not decode for this member; ignored");
+        continue;
+      }
+      const fields = { ...where, senderId: senderId.toString(), envelopeId };
+      const key = envelopeKey(recipientId, envelopeId);
+      if (recent.has(key)) {
+        drop("duplicate", fields, "duplicate message dropped");
+        continue;
+      }
+      let payload: Uint8Array;
+      try {
+        payload = openMessage(hexToBytes(ciphertext), options.keyPair, {
+          chainId: BigInt(options.chainId),
+          cluster: options.cluster,
+          senderId,
+          recipientId,
+          envelopeId,
+        });
+      } catch (error) {
+        if (!(error instanceof AttestmeshError)) throw error;
+        recent.add(key);
+        await save();
+        drop(
+          error.code as DropReason,
+          { ...fields, problem: error.message },
+          "message dropped: it does not open for this member",
+        );
+        continue;
+      }
+      const message: ReceivedMessage = {
+        envelopeId,
+        senderId,
+        senderAppId: await senderAppId(senderId, log.blockNumber),
+        recipientId,
+        payload,
+        blockNumber: log.blockNumber,
+        txHash: log.transactionHash,
+        logIndex: log.logIndex,
+      };
+      // Remember before handing on: a crash between the two loses a message rather than repeating it,
+      // and the cursor must never run ahead of a message it did not see.
+      recent.add(key);
+      await save();
+      options.metrics?.received.inc();
+      logger.info({ ...fields, bytes: payload.length }, "message received");
+      options.deliver(message);
+    }
+  }
+
+  return {
+    async init() {
+      let cursor: Awaited<ReturnType<CursorStore["load"]>>;
+      try {
+        cursor = await store.load();
+      } catch (error) {
+        if (!(error instanceof AttestmeshError) || error.code !== "CursorCorrupt") throw error;
+        const aside = store.path === undefined ? undefined : `${store.path}.corrupt-${Date.now()}`;
+        if (store.path !== undefined && aside !== undefined) await rename(store.path, aside).catch(() => {});
+        logger.error(
+          { err: error, cursor: store.path, keptAs: aside },
+          "the message cursor is corrupt; kept it aside and started a new one at the current block (messages sent before may be missed)",
+        );
+        await startFresh("the old cursor was corrupt");
+        return;
+      }
+      if (cursor === undefined) {
+        await startFresh(
+          store.path === undefined
+            ? "no ATTESTMESH_STATE_DIR: messages sent while this node is down will not be replayed"
+            : "no cursor yet",
+        );
+        return;
+      }
+      block = cursor.block;
+      recent = createRecentEnvelopes(RECENT_ENVELOPES, cursor.recent);
+      const head = await confirmedHead();
+      if (block > head) {
+        // A cursor ahead of the chain belongs to another history of it (a reset devnet or testnet):
+        // read it from the start; the remembered envelope ids still drop anything seen before.
+        const rewound =
+          options.startBlock === undefined || options.startBlock < 1n ? 0n : options.startBlock - 1n;
+        logger.warn(
+          { cursorBlock: block, head, rewoundTo: rewound },
+          "the message cursor is ahead of the chain (was the chain reset?); reading from the start",
+        );
+        block = rewound;
+        await save();
+      }
+      logger.info(
+        { block, cursor: store.path, recent: recent.size },
+        "message cursor loaded; replaying from it",
+      );
+    },
+    async pass() {
+      const memberId = options.memberId();
+      if (block === undefined) throw new Error("message watcher used before init()");
+      if (memberId === undefined) return;
+      const to = await confirmedHead();
+      let done: bigint = block;
+      while (done < to) {
+        const from: bigint = done + 1n;
+        const end: bigint = to - from + 1n > maxLogRange ? from + maxLogRange - 1n : to;
+        await handleRange(memberId, from, end);
+        done = end;
+        block = end;
+        await save();
+      }
+    },
+    cursorBlock: () => block,
+  };
+}

@@ -1,0 +1,67 @@
+// Every command and subcommand answers --help with its usage and exit code 0; an unknown command or
+// option fails with exit code 1 and commander's message.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createProgram } from "@attestmesh/scripts/cli/main.ts";
+import { runAttestmesh } from "../helpers/cli.ts";
+
+type Command = ReturnType<typeof createProgram>;
+
+function paths(command: Command, prefix: string[] = []): string[][] {
+  return command.commands.flatMap((sub) => {
+    const path = [...prefix, sub.name()];
+    return [path, ...paths(sub, path)];
+  });
+}
+
+const quiet = { write: () => true };
+const all = paths(createProgram({ stdout: quiet, stderr: quiet, interactive: false, env: {} }));
+
+describe("attestmesh --help", () => {
+  it("covers the owner commands", () => {
+    const names = all.map((p) => p.join(" "));
+    for (const expected of [
+      "deploy",
+      "compose-hash",
+      "allow compose",
+      "allow app",
+      "allow kms-root",
+      "allow device",
+      "allow-any-device",
+      "deny compose",
+      "deny kms-root",
+      "revoke app",
+      "revoke device",
+      "member-app create",
+      "members",
+      "evict",
+      "indexer set",
+      "indexer show",
+      "policy show",
+      "policy history",
+      "check",
+      "devnet evict",
+      "ownership transfer",
+      "ownership accept",
+    ]) {
+      assert.ok(names.includes(expected), expected);
+    }
+  });
+
+  for (const path of all) {
+    it(path.join(" "), async () => {
+      const run = await runAttestmesh([...path, "--help"], {});
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, new RegExp(`^Usage: attestmesh ${path.join(" ")}`));
+    });
+  }
+
+  it("an unknown command or option fails with a message", async () => {
+    const unknown = await runAttestmesh(["frobnicate"], {});
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+    const option = await runAttestmesh(["members", "--frob"], {});
+    assert.equal(option.code, 1);
+    assert.match(option.stderr, /unknown option '--frob'/);
+  });
+});

@@ -1,0 +1,449 @@
+// Every owner command of `attestmesh`, run in-process against a cluster on an in-process Hardhat network
+// (served over HTTP, so the CLI talks JSON-RPC as to a real node): the happy path changes exactly what it
+// says, --dry-run and --calldata change nothing, a non-owner key is refused with the decoded custom error,
+// and bad arguments are refused before any connection is made.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { getComposeHash } from "@phala/dstack-sdk/get-compose-hash";
+import {
+  type Address,
+  bytesToHex,
+  encodeFunctionData,
+  getAddress,
+  type Hex,
+  hexToBytes,
+  stringToHex,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { cliCluster, OWNER_KEY, runAttestmesh, STRANGER_KEY } from "../helpers/cli.ts";
+import { admit, randomAppId, simulatedNode } from "../helpers/cluster.ts";
+
+const NODE_COMPOSE = new URL("../../deploy/node/app-compose.json", import.meta.url).pathname;
+const randomHash = (): Hex => bytesToHex(randomBytes(32));
+const tmp = mkdtempSync(join(tmpdir(), "attestmesh-cli-"));
+
+interface Outcome {
+  mode: string;
+  events: { name: string; args: Record<string, unknown> }[];
+  changes: Record<string, string>;
+  data: Hex;
+  to: Address;
+  value: string;
+  from: Address | null;
+  gas: string | null;
+  transactionHash: Hex | null;
+}
+
+describe("attestmesh owner commands", async () => {
+  const fx = await cliCluster();
+  const { cli, owner, publicClient } = fx;
+
+  /** Runs a command that must succeed with --json and returns its output. */
+  async function ok(args: readonly string[], options?: Parameters<typeof cli>[1]): Promise<Outcome> {
+    const run = await cli([...args, "--json"], options);
+    assert.equal(run.code, 0, `attestmesh ${args.join(" ")} failed: ${run.stderr}`);
+    return run.json<Outcome>();
+  }
+
+  /** The command must fail with error code `code`, leaving the chain exactly as it was. */
+  async function refused(args: readonly string[], code: string, options?: Parameters<typeof cli>[1]) {
+    const block = await publicClient.getBlockNumber();
+    const policy = await owner.read.policySnapshot();
+    const run = await cli([...args, "--json"], options);
+    assert.equal(run.code, 1, `expected failure, got ${run.code}: ${run.stdout}`);
+    const { error } = run.json<{ error: { code: string; message: string } }>();
+    assert.equal(error.code, code, error.message);
+    assert.match(run.stderr, /^attestmesh: .+\n$/, "one-line reason on stderr");
+    assert.equal(await publicClient.getBlockNumber(), block, "nothing was mined");
+    assert.deepEqual(await owner.read.policySnapshot(), policy, "the policy is unchanged");
+    return error;
+  }
+
+  const eventNames = (o: Outcome) => o.events.map((e) => e.name);
+
+  it("allow compose <hash> adds it, deny compose removes it, each with its event", async () => {
+    const hash = randomHash();
+    const added = await ok(["allow", "compose", hash, "--yes"]);
+    assert.equal(added.mode, "sent");
+    assert.deepEqual(eventNames(added), ["ComposeHashAdded"]);
+    assert.equal(added.events[0]?.args.composeHash, hash);
+    assert.match(added.transactionHash ?? "", /^0x[0-9a-f]{64}$/);
+    assert.equal(await owner.read.isComposeHashAllowed([hash]), true);
+    const removed = await ok(["deny", "compose", hash, "--yes"]);
+    assert.deepEqual(eventNames(removed), ["ComposeHashRemoved"]);
+    assert.equal(await owner.read.isComposeHashAllowed([hash]), false);
+  });
+
+  it("allow compose <app-compose.json> allows the hash dstack's SDK computes for that file", async () => {
+    const { readFileSync } = await import("node:fs");
+    const expected = `0x${getComposeHash(JSON.parse(readFileSync(NODE_COMPOSE, "utf8")))}` as Hex;
+    const added = await ok(["allow", "compose", NODE_COMPOSE, "--yes"]);
+    assert.equal(added.changes["allow compose hash"], expected);
+    assert.equal(await owner.read.isComposeHashAllowed([expected]), true);
+  });
+
+  it("allow app / deny app", async () => {
+    const appId = randomAppId();
+    assert.deepEqual(eventNames(await ok(["allow", "app", appId, "--yes"])), ["AppIdAdded"]);
+    assert.equal(await owner.read.isAppIdAllowed([appId]), true);
+    assert.deepEqual(eventNames(await ok(["deny", "app", appId.toLowerCase(), "--yes"])), ["AppIdRemoved"]);
+    assert.equal(await owner.read.isAppIdAllowed([appId]), false);
+  });
+
+  it("allow kms-root takes an address, a compressed or an uncompressed public key; deny removes it", async () => {
+    for (const form of ["address", "compressed", "uncompressed"] as const) {
+      const secret = secp256k1.utils.randomPrivateKey();
+      const address = privateKeyToAccount(bytesToHex(secret)).address;
+      const arg =
+        form === "address" ? address : bytesToHex(secp256k1.getPublicKey(secret, form === "compressed"));
+      const added = await ok(["allow", "kms-root", arg, "--yes"]);
+      assert.equal(added.events[0]?.args.kmsRoot, address, `${form}: the root's address`);
+      assert.equal(await owner.read.isKmsRootAllowed([address]), true);
+      await ok(["deny", "kms-root", arg, "--yes"]);
+      assert.equal(await owner.read.isKmsRootAllowed([address]), false);
+    }
+  });
+
+  it("allow device, revoke device with a reason; a revoked device cannot be allowed again", async () => {
+    const device = randomHash();
+    await ok(["allow", "device", device, "--yes"]);
+    assert.equal(await owner.read.isDeviceAllowed([device]), true);
+    const revoked = await ok(["revoke", "device", device, "--reason", "firmware CVE", "--yes"]);
+    assert.ok(eventNames(revoked).includes("DeviceRevokedAt"));
+    assert.equal(revoked.events.at(-1)?.args.reason, stringToHex("firmware CVE", { size: 32 }));
+    assert.ok((await owner.read.deviceRevokedAt([device])) > 0n);
+    const error = await refused(["allow", "device", device, "--yes"], "DeviceIdRevoked");
+    assert.match(error.message, new RegExp(`DeviceIdRevoked\\(deviceId: ${device}, revokedAt: \\d+\\)`));
+  });
+
+  it("allow-any-device on|off", async () => {
+    assert.deepEqual((await ok(["allow-any-device", "on", "--yes"])).events, [
+      { name: "AllowAnyDeviceSet", args: { allowAny: true } },
+    ]);
+    assert.equal(await owner.read.allowAnyDevice(), true);
+    await ok(["allow-any-device", "off", "--yes"]);
+    assert.equal(await owner.read.allowAnyDevice(), false);
+  });
+
+  it("member-app create makes an allowed member app at the predicted address and prints its app id", async () => {
+    const run = await cli(["member-app", "create", "--label", "node-7", "--yes"]);
+    assert.equal(run.code, 0, run.stderr);
+    const appId = /app id: (0x[0-9a-fA-F]{40})/.exec(run.stdout)?.[1] as Address | undefined;
+    assert.ok(appId, run.stdout);
+    assert.equal(await owner.read.isMemberApp([appId]), true);
+    assert.equal(await owner.read.isAppIdAllowed([appId]), true);
+    const again = await ok(["member-app", "create", "--yes"]);
+    assert.deepEqual(eventNames(again), ["MemberAppCreated", "AppIdAdded"]);
+    assert.equal(again.events[0]?.args.app, again.changes["new app id"]);
+  });
+
+  it("members lists id, app id, mesh IP, status and registration time; evict by app id and by member id", async () => {
+    const a = simulatedNode(fx.kmsRoot);
+    const b = simulatedNode(fx.kmsRoot);
+    const idA = await admit(fx, a);
+    const idB = await admit(fx, b);
+    const listed = (await ok(["members"])) as unknown as { members: Record<string, unknown>[] };
+    const rowA = listed.members.find((m) => m.memberId === idA.toString());
+    assert.ok(rowA);
+    assert.equal(rowA.appId, getAddress(a.appId));
+    assert.equal(rowA.status, "active");
+    assert.match(String(rowA.meshIp), /^10\.77\.\d+\.\d+$/);
+    assert.ok(!Number.isNaN(Date.parse(String(rowA.registeredAt))));
+    const table = await cli(["members"]);
+    assert.match(table.stdout, /registered at/);
+    assert.ok(table.stdout.includes(getAddress(a.appId)));
+
+    const byApp = await ok(["evict", a.appId, "--reason", "7", "--yes"]);
+    const evicted = byApp.events.find((e) => e.name === "MemberEvicted");
+    assert.deepEqual(evicted?.args, { memberId: idA.toString(), appId: getAddress(a.appId), reason: 7 });
+    assert.equal(await owner.read.isAppIdAllowed([a.appId]), false, "eviction disallows the app id");
+    await ok(["evict", idB.toString(), "--yes"]);
+    const after = (await ok(["members", "--active"])) as unknown as { members: { memberId: string }[] };
+    assert.ok(!after.members.some((m) => m.memberId === idA.toString() || m.memberId === idB.toString()));
+    await refused(["evict", idA.toString(), "--yes"], "MemberNotActive");
+    await refused(["evict", a.appId, "--yes"], "NoActiveMember");
+  });
+
+  it("revoke app --reason revokes for good; check says why it may not join", async () => {
+    const appId = randomAppId();
+    await ok(["allow", "app", appId, "--yes"]);
+    const revoked = await ok(["revoke", "app", appId, "--reason", "key leaked", "--yes"]);
+    assert.ok(eventNames(revoked).includes("AppIdRevokedAt"));
+    const error = await refused(["allow", "app", appId, "--yes"], "AppIdRevoked");
+    assert.match(error.message, /AppIdRevoked\(appId: 0x[0-9a-fA-F]{40}, revokedAt: \d+\)/);
+    const check = await cli(["check", appId, "--json"]);
+    assert.equal(check.code, 2);
+    const result = check.json<{ allowed: boolean; join: { reasons: string[] }; revokedAt: string | null }>();
+    assert.equal(result.allowed, false);
+    assert.ok(result.revokedAt !== null);
+    assert.match(result.join.reasons.join(), /revoked/);
+    const shown = await cli(["policy", "show"]);
+    assert.match(shown.stdout, /key leaked/);
+  });
+
+  it("check: yes for an allowed app and compose hash, no (exit 2) with the boot gate's reason otherwise", async () => {
+    const appId = randomAppId();
+    const hash = randomHash();
+    await ok(["allow", "app", appId, "--yes"]);
+    await ok(["allow-any-device", "on", "--yes"]);
+    const before = await cli(["check", appId, "--compose", hash, "--json"]);
+    assert.equal(before.code, 2);
+    const refusedBoot = before.json<{
+      boot: { allowed: boolean; reason: string };
+      join: { allowed: boolean };
+    }>();
+    assert.equal(refusedBoot.boot.allowed, false);
+    assert.notEqual(refusedBoot.boot.reason, "");
+    assert.equal(refusedBoot.join.allowed, true);
+    await ok(["allow", "compose", hash, "--yes"]);
+    const yes = await cli(["check", appId, "--compose", hash]);
+    assert.equal(yes.code, 0, yes.stdout + yes.stderr);
+    assert.match(yes.stdout, /boot: yes/);
+    assert.match(yes.stdout, /join: yes/);
+    assert.equal((await cli(["check", randomAppId()])).code, 2);
+    await ok(["allow-any-device", "off", "--yes"]);
+  });
+
+  it("indexer set --proof, indexer show, rotate to a new indexer, clear", async () => {
+    const setFrom = async (endpoint: string) => {
+      const appId = randomAppId();
+      await ok(["allow", "app", appId, "--yes"]);
+      const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+      const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+      const proof = {
+        appId,
+        signingKey: bytesToHex(derivedPublicKey(key, "ed25519")),
+        appPubkey: bytesToHex(cvm.appPublicKey),
+        appSignature: bytesToHex(signatureChain[0]),
+        kmsSignature: bytesToHex(signatureChain[1]),
+        codeId: randomHash(),
+      };
+      const file = join(tmp, `proof-${appId}.json`);
+      writeFileSync(file, JSON.stringify(proof));
+      const set = await ok(["indexer", "set", endpoint, "--proof", file, "--yes"]);
+      assert.deepEqual(eventNames(set), ["IndexerSet"]);
+      return proof;
+    };
+    const first = await setFrom("wss://indexer-1.example/ws");
+    const shown = (await ok(["indexer", "show"])) as unknown as Record<string, unknown>;
+    assert.equal(shown.set, true);
+    assert.equal(shown.endpoint, "wss://indexer-1.example/ws");
+    assert.equal(shown.signingKey, first.signingKey);
+    assert.equal(shown.codeId, first.codeId);
+    assert.equal(shown.appId, first.appId);
+    assert.equal(shown.kmsRoot, fx.kmsRoot.address);
+    const second = await setFrom("wss://indexer-2.example/ws");
+    const rotated = (await ok(["indexer", "show"])) as unknown as Record<string, unknown>;
+    assert.equal(rotated.signingKey, second.signingKey);
+    assert.equal(rotated.endpoint, "wss://indexer-2.example/ws");
+    assert.deepEqual(eventNames(await ok(["indexer", "clear", "--yes"])), ["IndexerCleared"]);
+    assert.equal(((await ok(["indexer", "show"])) as unknown as { set: boolean }).set, false);
+    assert.match((await cli(["indexer", "show"])).stdout, /no indexer set/);
+  });
+
+  it("indexer set refuses a proof whose key chain does not verify, with the decoded error", async () => {
+    const appId = randomAppId();
+    await ok(["allow", "app", appId, "--yes"]);
+    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+    const { signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+    const file = join(tmp, "forged-proof.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        appId,
+        signingKey: randomHash(), // an attacker's key, not the one the chain signed
+        appPubkey: bytesToHex(cvm.appPublicKey),
+        appSignature: bytesToHex(signatureChain[0]),
+        kmsSignature: bytesToHex(signatureChain[1]),
+        codeId: randomHash(),
+      }),
+    );
+    await refused(
+      ["indexer", "set", "wss://evil.example/ws", "--proof", file, "--yes"],
+      "AppSignatureMismatch",
+    );
+  });
+
+  describe("--dry-run simulates and changes nothing", () => {
+    for (const [name, args] of [
+      ["allow compose", () => ["allow", "compose", randomHash()]],
+      ["revoke app", () => ["revoke", "app", randomAppId(), "--reason", "test"]],
+      ["member-app create", () => ["member-app", "create"]],
+      ["allow-any-device", () => ["allow-any-device", "on"]],
+    ] as const) {
+      it(name, async () => {
+        const block = await publicClient.getBlockNumber();
+        const policy = await owner.read.policySnapshot();
+        const out = await ok([...args(), "--dry-run"]);
+        assert.equal(out.mode, "dry-run");
+        assert.ok(BigInt(out.gas ?? "0") > 21_000n, "a gas estimate");
+        assert.equal(out.transactionHash, null);
+        assert.equal(await publicClient.getBlockNumber(), block);
+        assert.deepEqual(await owner.read.policySnapshot(), policy);
+      });
+    }
+
+    it("a dry run of a refused call reports the refusal", async () => {
+      await refused(["allow", "compose", `0x${"00".repeat(32)}`, "--dry-run"], "ZeroIdentifier");
+    });
+  });
+
+  describe("--calldata prints the transaction for a multisig and needs no key", () => {
+    it("to, value and data that encode the call, with nothing sent", async () => {
+      const hash = randomHash();
+      const block = await publicClient.getBlockNumber();
+      const out = await ok(["allow", "compose", hash, "--calldata"], { env: {} });
+      assert.equal(out.mode, "calldata");
+      assert.equal(out.to, getAddress(fx.deployed.diamond));
+      assert.equal(out.value, "0");
+      assert.equal(
+        out.data,
+        encodeFunctionData({ abi: clusterAbi, functionName: "addComposeHash", args: [hash] }),
+      );
+      assert.equal(out.from, getAddress(fx.ownerAddress), "checked from the owner's address");
+      assert.equal(await publicClient.getBlockNumber(), block);
+      const text = await cli(["allow", "compose", hash, "--calldata"], { env: {} });
+      assert.match(text.stdout, /^to: +0x[0-9a-fA-F]{40}$/m);
+      assert.match(text.stdout, /^data: +0x[0-9a-f]+$/m);
+    });
+
+    it("a call the owner could not make is refused before it is printed", async () => {
+      await refused(["allow", "compose", `0x${"00".repeat(32)}`, "--calldata"], "ZeroIdentifier", {
+        env: {},
+      });
+    });
+  });
+
+  describe("a non-owner key is refused with the decoded custom error", () => {
+    const stranger = { env: { ATTESTMESH_OWNER_KEY: STRANGER_KEY } };
+    for (const [name, args] of [
+      ["allow compose", () => ["allow", "compose", randomHash(), "--yes"]],
+      ["allow app", () => ["allow", "app", randomAppId(), "--yes"]],
+      ["allow-any-device", () => ["allow-any-device", "on", "--yes"]],
+      ["member-app create", () => ["member-app", "create", "--yes"]],
+      ["revoke device", () => ["revoke", "device", randomHash(), "--yes"]],
+      ["indexer clear", () => ["indexer", "clear", "--yes"]],
+    ] as const) {
+      it(name, async () => {
+        const error = await refused(args(), "NotOwner", stranger);
+        const strangerAddress = privateKeyToAccount(STRANGER_KEY).address;
+        assert.ok(error.message.includes(`NotOwner(caller: ${strangerAddress})`), error.message);
+      });
+    }
+
+    it("even with --dry-run", async () => {
+      await refused(["allow", "compose", randomHash(), "--dry-run"], "NotOwner", stranger);
+    });
+  });
+
+  describe("sending needs a confirmation and a key", () => {
+    it("without --yes and without a terminal it refuses and sends nothing", async () => {
+      const error = await refused(["allow", "compose", randomHash()], "ConfirmationRequired");
+      assert.match(error.message, /--yes/);
+    });
+
+    it("without a key it says where a key comes from, and never echoes one", async () => {
+      const error = await refused(["allow", "compose", randomHash(), "--yes"], "OwnerKeyMissing", {
+        env: {},
+      });
+      assert.match(error.message, /ATTESTMESH_OWNER_KEY/);
+      assert.match(error.message, /--calldata/);
+      const bad = `${OWNER_KEY.slice(0, -2)}zz`;
+      const malformed = await refused(["allow", "compose", randomHash(), "--yes"], "OwnerKeyMalformed", {
+        env: { ATTESTMESH_OWNER_KEY: bad },
+      });
+      assert.ok(!malformed.message.includes(bad.slice(2, 20)), "the key is not echoed");
+    });
+  });
+
+  describe("bad arguments get a clear message before anything is sent", () => {
+    // A closed port: any attempt to reach the chain would fail with RpcUnreachable instead.
+    const offline = [
+      "--rpc",
+      "http://127.0.0.1:9",
+      "--cluster",
+      "0x0000000000000000000000000000000000000001",
+    ];
+    const cases: [string, string[], RegExp][] = [
+      ["malformed address", ["allow", "app", "0x1234"], /app id must be a 0x-prefixed 20-byte hex address/],
+      ["bad checksum", ["allow", "app", "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaC"], /checksum/],
+      ["hash too short", ["allow", "compose", `0x${"ab".repeat(31)}`], /32 bytes \(64 hex digits\), got 62/],
+      ["hash too long", ["deny", "compose", `0x${"ab".repeat(33)}`], /32 bytes \(64 hex digits\), got 66/],
+      ["unknown compose file", ["allow", "compose", "/nonexistent/app-compose.json"], /does not exist/],
+      ["device id not hex", ["allow", "device", "not-hex"], /device id must be hex/],
+      ["kms root of 21 bytes", ["allow", "kms-root", `0x${"11".repeat(21)}`], /got 21 bytes/],
+      [
+        "kms root not on the curve",
+        ["allow", "kms-root", `0x02${"ff".repeat(32)}`],
+        /not a point on secp256k1/,
+      ],
+      ["reason too long", ["revoke", "app", randomAppId(), "--reason", "x".repeat(33)], /1 to 32 bytes/],
+      ["evict reason out of range", ["evict", "3", "--reason", "300"], /from 0 to 254/],
+      ["evict by neither id", ["evict", "node1"], /member id \(a number\) or an app id/],
+      ["allow-any-device maybe", ["allow-any-device", "maybe"], /"on" or "off"/],
+      [
+        "indexer endpoint not ws",
+        ["indexer", "set", "https://x.example", "--proof", "p.json"],
+        /ws:\/\/ or wss:\/\//,
+      ],
+      [
+        "unknown proof file",
+        ["indexer", "set", "wss://x.example", "--proof", "/nonexistent.json"],
+        /does not exist/,
+      ],
+      ["check a malformed app id", ["check", "0xzz"], /app id must be/],
+      ["member-app salt", ["member-app", "create", "--salt", "0x12"], /--salt must be 32 bytes/],
+    ];
+    for (const [name, args, message] of cases) {
+      it(name, async () => {
+        const yes = args[0] === "check" ? [] : ["--yes"];
+        const run = await runAttestmesh([...args, ...offline, ...yes, "--json"], {
+          ATTESTMESH_OWNER_KEY: OWNER_KEY,
+        });
+        assert.equal(run.code, 1);
+        const { error } = run.json<{ error: { code: string; message: string } }>();
+        assert.equal(error.code, "BadArgument", error.message);
+        assert.match(error.message, message);
+        assert.match(run.stderr, message);
+      });
+    }
+
+    it("an RPC URL is never echoed: its path or query often holds an API key", async () => {
+      const secret = "k3y-0f-the-rpc-provider";
+      for (const rpc of [
+        `http://127.0.0.1:9/v2/${secret}`,
+        `ftp://rpc.example/${secret}`,
+        `not a url ${secret}`,
+      ]) {
+        const run = await runAttestmesh(
+          ["indexer", "show", "--rpc", rpc, "--cluster", randomAppId(), "--json"],
+          {},
+        );
+        assert.equal(run.code, 1);
+        assert.ok(!run.stderr.includes(secret) && !run.stdout.includes(secret), run.stderr);
+      }
+    });
+
+    it("an unreachable RPC is reported as such, retryable", async () => {
+      const run = await runAttestmesh(["allow", "compose", randomHash(), ...offline, "--yes", "--json"], {});
+      assert.equal(run.json<{ error: { code: string } }>().error.code, "RpcUnreachable");
+    });
+
+    it("no contract at --cluster", async () => {
+      const wrong = await runAttestmesh(
+        ["policy", "show", "--rpc", fx.rpcUrl, "--cluster", randomAppId(), "--json"],
+        {},
+      );
+      assert.equal(wrong.json<{ error: { code: string } }>().error.code, "ClusterNotFound");
+    });
+  });
+});

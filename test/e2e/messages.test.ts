@@ -1,0 +1,132 @@
+// End to end on the real devnet (hardhat node, sidecar processes, wireguard-go in namespaces): a sealed
+// message goes from node1's application API to node2's through the chain, and survives node2's sidecar
+// restarting: the missed messages are replayed from its cursor, once each. Needs root and
+// /dev/net/tun, like the devnet; run it under the machine-wide devnet lock.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { REPO_ROOT, spawnDetached, stopProcess } from "../../scripts/src/devnet/processes.ts";
+import { type DevnetState, readState, writeState } from "../../scripts/src/devnet/state.ts";
+import { type NdjsonStream, openStream, postJson } from "../../sidecar/test/api-client.ts";
+
+const execFileAsync = promisify(execFile);
+const CLI = join(REPO_ROOT, "scripts/src/cli/main.ts");
+
+const skip =
+  process.getuid?.() !== 0
+    ? "needs root (network namespaces, TUN devices); CI runs it as root"
+    : !existsSync("/dev/net/tun")
+      ? "needs /dev/net/tun"
+      : false;
+
+interface NodeEntry {
+  name: string;
+  memberId: string | null;
+  phase: string;
+}
+
+async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
+    cwd: REPO_ROOT,
+    timeout: timeoutMs,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+}
+
+const messagesIn = (stream: NdjsonStream) => stream.lines.filter((l) => l.type === "message");
+
+describe("sealed messages on the devnet", { skip, timeout: 600_000 }, () => {
+  let nodes: NodeEntry[] = [];
+  let state: DevnetState;
+  const socketOf = (name: string) => join(state.nodes.find((n) => n.name === name)!.logDir, "api.sock");
+
+  before(async () => {
+    const status = JSON.parse(await cli(["devnet", "up", "--detach", "--json", "--nodes", "2"])) as {
+      nodes: NodeEntry[];
+    };
+    nodes = status.nodes;
+    state = (await readState())!;
+  });
+
+  after(async () => {
+    await cli(["devnet", "down"]).catch(() => {});
+  });
+
+  it("round-trips a message between two nodes' application APIs, attributed to the sender", async () => {
+    const [one, two] = nodes as [NodeEntry, NodeEntry];
+    const stream = await openStream(socketOf(two.name), "/v1/messages/stream?since=latest");
+    const text = `devnet hello ${Date.now()}`;
+    const res = await postJson(socketOf(one.name), "/v1/messages", { to: two.memberId, text });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const [got] = await eventually("node2 to receive it", () => {
+      const m = messagesIn(stream);
+      return m.length > 0 ? m : undefined;
+    });
+    assert.equal(got!.text, text);
+    assert.equal((got!.from as { memberId: string }).memberId, one.memberId);
+    stream.close();
+  });
+
+  it("replays, once each, what the recipient missed while its sidecar was down", async () => {
+    const [one, two] = nodes as [NodeEntry, NodeEntry];
+    const entry = state.nodes.find((n) => n.name === two.name)!;
+    // The restarted sidecar gets exactly the environment the devnet gave it.
+    const environ = await readFile(`/proc/${entry.sidecarPid}/environ`, "utf8");
+    const env = Object.fromEntries(
+      environ
+        .split("\0")
+        .filter((kv) => kv.includes("="))
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    );
+    await stopProcess(entry.sidecarPid);
+    const missed = [`missed one ${Date.now()}`, `missed two ${Date.now()}`];
+    for (const text of missed) {
+      const res = await postJson(socketOf(one.name), "/v1/messages", { to: two.memberId, text });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    }
+    const pid = spawnDetached(process.execPath, [join(REPO_ROOT, "sidecar/src/bin.mjs")], {
+      logFile: join(entry.logDir, "sidecar.log"),
+      env,
+    });
+    state = {
+      ...state,
+      nodes: state.nodes.map((n) => (n.name === two.name ? { ...n, sidecarPid: pid } : n)),
+    };
+    await writeState(state);
+    const stream = await eventually("node2's API to come back", () =>
+      openStream(socketOf(two.name), "/v1/messages/stream"),
+    );
+    await eventually("node2 to replay both", () => (messagesIn(stream).length >= 2 ? true : undefined));
+    await sleep(2500);
+    assert.deepEqual(
+      messagesIn(stream).map((m) => m.text),
+      missed,
+    );
+    stream.close();
+  });
+});
