@@ -371,7 +371,7 @@ const SPECS: readonly AnySpec[] = [
     name: "ATTESTMESH_INGRESS_PORT",
     key: "ingressPort",
     required: false,
-    default: "51821",
+    default: "51822",
     description:
       "TCP port of this node's TLS ingress that the gateway forwards to; the same on every node, since peers put it in their SNI.",
     parse: integer(1, 65535),

@@ -54,7 +54,7 @@ describe("parseConfig", () => {
         transport: "auto",
         gatewayDomain: undefined,
         gatewayAddress: undefined,
-        ingressPort: 51821,
+        ingressPort: 51822,
         directRetrySeconds: 30,
         healthHost: "0.0.0.0",
         healthPort: 9090,

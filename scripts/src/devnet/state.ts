@@ -23,7 +23,7 @@ export const GATEWAY_DOMAIN = "gateway.devnet.attestmesh.test";
 export const GATEWAY_PORT = 443;
 export const GATEWAY_ROUTES_FILE = join(DEVNET_DIR, "gateway-routes.json");
 /** Each node's TLS ingress, the CVM port the gateway forwards to. */
-export const INGRESS_PORT = 51821;
+export const INGRESS_PORT = 51822;
 export const TRANSPORTS = ["gateway", "udp", "auto"] as const;
 export type DevnetTransport = (typeof TRANSPORTS)[number];
 
