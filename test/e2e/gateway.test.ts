@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { getJson } from "../../scripts/src/devnet/health.ts";
 
 const execFileAsync = promisify(execFile);
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -58,8 +59,8 @@ async function inNetns(netns: string, cmd: string, args: string[], timeoutMs = 3
 }
 
 async function peersOf(node: NodeEntry): Promise<PeerHealth[]> {
-  const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
-  return ((await response.json()) as { peers: PeerHealth[] }).peers;
+  // Not fetch: see getJson (a pending fetch can leave nothing keeping the test process alive).
+  return ((await getJson(node.healthUrl, 2_000)).body as { peers: PeerHealth[] }).peers;
 }
 
 async function eventually<T>(

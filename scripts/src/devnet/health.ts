@@ -1,5 +1,6 @@
 // Reads a sidecar's /healthz and turns a devnet into the rows `status` prints.
 
+import { get } from "node:http";
 import { isAlive } from "./processes.ts";
 import type { DevnetNode, DevnetState } from "./state.ts";
 
@@ -19,8 +20,8 @@ export interface SidecarHealth {
 
 export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; health?: SidecarHealth }> {
   try {
-    const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
-    const health = (await response.json()) as SidecarHealth;
+    const response = await getJson(node.healthUrl, 2_000);
+    const health = response.body as SidecarHealth;
     // Another process on this node's health port (a sidecar that could not bind exits) is not this node.
     const appId = typeof health.appId === "string" ? health.appId.toLowerCase() : undefined;
     if (appId !== undefined && appId !== node.appId.toLowerCase()) return { ok: false };
@@ -28,6 +29,41 @@ export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; healt
   } catch {
     return { ok: false };
   }
+}
+
+/**
+ * GET a JSON document on a fresh connection. Not fetch: undici keeps idle keep-alive sockets unref'd
+ * and its abort timer is unref'd too, so a request that lands on a socket the server is closing can
+ * stay pending with nothing keeping the process alive, and a polling CLI then exits mid-wait (code 13,
+ * "unsettled top-level await"). Here the socket is ref'd until the answer or the timeout.
+ */
+export function getJson(url: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { agent: false, headers: { connection: "close" } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => {
+        clearTimeout(timer);
+        try {
+          resolve({
+            status: response.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(chunks).toString("utf8")),
+          });
+        } catch (error) {
+          reject(error);
+        }
+      });
+      response.on("error", reject);
+    });
+    const timer = setTimeout(
+      () => request.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    request.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
 }
 
 export interface NodeStatus {
