@@ -133,6 +133,8 @@ async function udpReaches(from: NodeEntry, to: NodeEntry & { underlayIp: string 
     "-e",
     `const s=require("node:dgram").createSocket("udp4");s.on("message",()=>{console.log("got");process.exit(0)});s.bind(7900,"${to.underlayIp}",()=>console.log("ready"));setTimeout(()=>process.exit(1),3000);`,
   ]);
+  // Listen for the exit now: the listener may exit (on the probe) before we would look.
+  const exited = new Promise((resolve) => listener.once("exit", resolve));
   let output = "";
   listener.stdout.on("data", (d: Buffer) => {
     output += d.toString();
@@ -142,7 +144,7 @@ async function udpReaches(from: NodeEntry, to: NodeEntry & { underlayIp: string 
     "-e",
     `const s=require("node:dgram").createSocket("udp4");s.send("probe",7900,"${to.underlayIp}",()=>s.close());`,
   ]);
-  await new Promise((resolve) => listener.once("exit", resolve));
+  await exited;
   return output.includes("got");
 }
 
