@@ -1,9 +1,6 @@
 # attestmesh-indexer, for dstack CVMs (Intel TDX: linux/amd64). The build context is the repository
 # root; deploy/indexer.Dockerfile.dockerignore lets in only the files below.
 #
-# NOT BUILDABLE YET: the indexer lands with its issue; indexer/src and its `attestmesh-indexer` bin
-# (indexer/src/bin.mjs, the entrypoint below) do not exist yet. Everything else is ready for it.
-#
 #   docker buildx build --platform linux/amd64 -f deploy/indexer.Dockerfile \
 #     --build-arg SOURCE_DATE_EPOCH="$(git log -1 --format=%ct)" \
 #     --output type=image,name=<registry>/attestmesh-indexer:<version>,rewrite-timestamp=true,push=true .

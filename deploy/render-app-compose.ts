@@ -118,8 +118,8 @@ export function placeholders(composeYaml: string): string[] {
   const found: string[] = [];
   if (/@sha256:0{64}\b/.test(composeYaml)) found.push("an image digest is the all-zero placeholder");
   if (/\bghcr\.io\/your-org\//.test(composeYaml)) found.push("an image is still under ghcr.io/your-org/");
-  if (/ATTESTMESH_CLUSTER:\s*"?0x0{40}\b/.test(composeYaml))
-    found.push("ATTESTMESH_CLUSTER is the zero address");
+  if (/ATTESTMESH_(?:INDEXER_)?CLUSTERS?:\s*"?0x0{40}\b/.test(composeYaml))
+    found.push("the cluster (ATTESTMESH_CLUSTER or ATTESTMESH_INDEXER_CLUSTERS) is the zero address");
   return found;
 }
 

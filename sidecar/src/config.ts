@@ -43,6 +43,11 @@ export interface SidecarConfig {
   readonly healthPort: number;
   readonly logLevel: LogLevel;
   readonly registerMaxBackoffMs: number;
+  /** Subscribe to the cluster's registered indexer for wake-ups; off: polling alone. */
+  readonly indexerPush: boolean;
+  /** Percent of indexer pushes whose repro stub is run against our own RPC. */
+  readonly indexerReproPercent: number;
+  readonly indexerLagMs: number;
   /** Directory for the message cursor; undefined keeps it in memory only. */
   readonly stateDir: string | undefined;
   /** Unix socket of the application API; undefined turns the API off. */
@@ -207,6 +212,12 @@ function hostPort(text: string): { host: string; port: number } {
     throw new Problem(`${JSON.stringify(text)} is not host:port`, "use e.g. 198.18.0.1:443");
   }
   return { host: match[1] ?? match[2]!, port };
+}
+
+function onOff(text: string): boolean {
+  if (text === "on") return true;
+  if (text === "off") return false;
+  throw new Problem(`${JSON.stringify(text)} is neither on nor off`, "use on or off");
 }
 
 function absolutePath(text: string): string {
@@ -416,6 +427,33 @@ const SPECS: readonly AnySpec[] = [
     default: "30000",
     description:
       "Longest wait between registration attempts the owner can unblock (e.g. app id not allowed yet).",
+    parse: integer(100, 3_600_000, " ms"),
+  }),
+  spec({
+    name: "ATTESTMESH_INDEXER",
+    key: "indexerPush",
+    required: false,
+    default: "on",
+    description:
+      "on: subscribe to the indexer named in the cluster's registry; each verified push wakes the reconcile loop early (polling always runs). off: polling alone.",
+    parse: onOff,
+  }),
+  spec({
+    name: "ATTESTMESH_INDEXER_REPRO_PERCENT",
+    key: "indexerReproPercent",
+    required: false,
+    default: "10",
+    description:
+      "Percent of indexer pushes whose repro stub (eth_getLogs) is run against our own RPC before the wake-up; a push that does not reproduce tears the subscription down.",
+    parse: integer(0, 100, " %"),
+  }),
+  spec({
+    name: "ATTESTMESH_INDEXER_LAG_MS",
+    key: "indexerLagMs",
+    required: false,
+    default: "30000",
+    description:
+      "A log polling saw but no verified push named within this long flags the indexer as lagging.",
     parse: integer(100, 3_600_000, " ms"),
   }),
   spec({

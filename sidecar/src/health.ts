@@ -73,6 +73,9 @@ export interface HealthReport {
   readonly lastReconcileBlock: string | null;
   readonly lastReconcileAt: string | null;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: string } | null;
+  /** True only while a verified indexer subscription is up. */
+  readonly indexerSubscribed: boolean;
+  readonly lastVerifiedPushBlock: string | null;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -131,6 +134,8 @@ export function healthReport(status: SidecarStatus): HealthReport {
       status.lastError === undefined
         ? null
         : { code: status.lastError.code, message: status.lastError.message, at: iso(status.lastError.at) },
+    indexerSubscribed: status.indexerSubscribed,
+    lastVerifiedPushBlock: status.lastVerifiedPushBlock?.toString() ?? null,
   };
 }
 

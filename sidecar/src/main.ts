@@ -3,6 +3,7 @@
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
 import { bytesToHex, http, type Transport } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { type AppApi, startAppApi } from "./api/app.ts";
 import type { PeerLiveness } from "./api/providers.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
@@ -16,6 +17,7 @@ import type { CskServePolicy } from "./csk/server.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
+import { startIntake } from "./intake/intake.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMeshLayer } from "./meshnet/layer.ts";
@@ -259,6 +261,28 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     });
     wake = loop.wake;
     shutdown.add("reconcile loop", () => loop.stopped);
+    if (config.indexerPush) {
+      // Wake-ups only: each verified push triggers this sidecar's own chain reads.
+      const intake = startIntake({
+        client: chain.publicClient,
+        cluster: chain.cluster,
+        chainId: chain.chainId,
+        memberId: () => memberId,
+        account: privateKeyToAccount(keys.member.secret.reveal()),
+        wake: (reason) => loop.wake(reason),
+        onStatus: (s) => status.update(s),
+        signal,
+        logger,
+        registry: metrics.registry,
+        reproSampleRate: config.indexerReproPercent / 100,
+        lagThresholdMs: config.indexerLagMs,
+        confirmations: config.confirmations,
+        backoff: backoff(30_000),
+        registryRetryMs: Math.max(config.pollIntervalMs, 5_000),
+        ...random(deps),
+      });
+      shutdown.add("indexer intake", () => intake.stopped);
+    }
 
     for (let round = 0; !signal.aborted; round++) {
       status.setPhase(

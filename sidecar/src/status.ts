@@ -65,6 +65,10 @@ export interface SidecarStatus {
   /** Heartbeats per active peer. */
   readonly meshPeers: readonly MeshPeerReport[];
   readonly converged: boolean;
+  /** True only while a verified indexer subscription is up. */
+  readonly indexerSubscribed: boolean;
+  /** The block of the last indexer push that passed verification. */
+  readonly lastVerifiedPushBlock: bigint | undefined;
 }
 
 export interface MeshPeerReport {
@@ -116,6 +120,8 @@ export function createStatusStore(options: {
     chainCskEpoch: undefined,
     meshPeers: [],
     converged: false,
+    indexerSubscribed: false,
+    lastVerifiedPushBlock: undefined,
   };
   options.onPhase?.(status.phase);
   return {

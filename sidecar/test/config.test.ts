@@ -60,6 +60,9 @@ describe("parseConfig", () => {
         healthPort: 9090,
         logLevel: "info",
         registerMaxBackoffMs: 30000,
+        indexerPush: true,
+        indexerReproPercent: 10,
+        indexerLagMs: 30000,
         stateDir: undefined,
         apiSocket: undefined,
         apiSocketGroup: undefined,
@@ -119,6 +122,9 @@ describe("parseConfig", () => {
       ATTESTMESH_HEALTH_PORT: "0",
       ATTESTMESH_LOG_LEVEL: "debug",
       ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "500",
+      ATTESTMESH_INDEXER: "off",
+      ATTESTMESH_INDEXER_REPRO_PERCENT: "100",
+      ATTESTMESH_INDEXER_LAG_MS: "5000",
       ATTESTMESH_STATE_DIR: "/var/lib/attestmesh",
       ATTESTMESH_API_SOCKET: "/run/attestmesh/api.sock",
       ATTESTMESH_API_SOCKET_GROUP: "app",
@@ -141,6 +147,9 @@ describe("parseConfig", () => {
     assert.equal(config.healthPort, 0);
     assert.equal(config.logLevel, "debug");
     assert.equal(config.registerMaxBackoffMs, 500);
+    assert.equal(config.indexerPush, false);
+    assert.equal(config.indexerReproPercent, 100);
+    assert.equal(config.indexerLagMs, 5000);
     assert.equal(config.stateDir, "/var/lib/attestmesh");
     assert.equal(config.apiSocket, "/run/attestmesh/api.sock");
     assert.equal(config.apiSocketGroup, "app");
@@ -220,6 +229,9 @@ describe("parseConfig", () => {
     ["ATTESTMESH_HEALTH_PORT", "http", /not a whole number/],
     ["ATTESTMESH_LOG_LEVEL", "verbose", /not one of trace, debug, info, warn, error, fatal, silent/],
     ["ATTESTMESH_REGISTER_MAX_BACKOFF_MS", "10", /outside 100\.\./],
+    ["ATTESTMESH_INDEXER", "yes", /neither on nor off/],
+    ["ATTESTMESH_INDEXER_REPRO_PERCENT", "101", /outside 0\.\.100/],
+    ["ATTESTMESH_INDEXER_LAG_MS", "5", /outside 100\.\./],
     ["ATTESTMESH_STATE_DIR", "state", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
@@ -278,7 +290,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 31);
+    assert.equal(names.length, 34);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

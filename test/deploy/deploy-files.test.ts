@@ -428,14 +428,18 @@ describe("deploy: the indexer's compose file", () => {
     const indexer = service(loadCompose(target).compose, "indexer");
     const env = environment(indexer);
     for (const name of [
-      "ATTESTMESH_RPC_URL",
-      "ATTESTMESH_CLUSTER",
-      "ATTESTMESH_CHAIN_ID",
+      "ATTESTMESH_INDEXER_RPC_URL",
+      "ATTESTMESH_INDEXER_CLUSTERS",
+      "ATTESTMESH_INDEXER_CHAIN_ID",
       "ATTESTMESH_INDEXER_PORT",
     ]) {
       assert.ok(Object.hasOwn(env, name), `${name} is set`);
     }
-    assert.match(env.ATTESTMESH_RPC_URL ?? "", /^\$\{ATTESTMESH_RPC_URL[:?}-]/, "the RPC URL is a secret");
+    assert.match(
+      env.ATTESTMESH_INDEXER_RPC_URL ?? "",
+      /^\$\{ATTESTMESH_RPC_URL[:?}-]/,
+      "the RPC URL is a secret",
+    );
     const port = env.ATTESTMESH_INDEXER_PORT;
     assert.ok(
       indexer.ports?.some((p) => p.endsWith(`:${port}`)),
@@ -517,7 +521,7 @@ describe("deploy: app-compose.json", () => {
           .replaceAll(/@sha256:0{64}/g, `@sha256:${"ab".repeat(32)}`)
           .replaceAll("ghcr.io/your-org/", "registry.example.com/attestmesh/")
           .replace(
-            /(ATTESTMESH_CLUSTER:\s*")0x0{40}/,
+            /(ATTESTMESH_(?:INDEXER_)?CLUSTERS?:\s*")0x0{40}/,
             (_, key) => `${key}0x5FbDB2315678afecb367f032d93F642f64180aa3`,
           );
         assert.deepEqual(placeholders(filled), []);

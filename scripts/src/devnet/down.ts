@@ -11,6 +11,11 @@ export async function devnetDown(progress: (message: string) => void = () => {})
     await Promise.all(state.nodes.map((n) => stopProcess(n.sidecarPid)));
     await Promise.all(state.nodes.map((n) => stopProcess(n.simPid)));
     if (state.gatewayPid !== undefined) await stopProcess(state.gatewayPid);
+    if (state.indexer) {
+      progress("stopping the indexer");
+      await stopProcess(state.indexer.pid);
+      await stopProcess(state.indexer.simPid);
+    }
     progress("stopping the Hardhat node");
     await stopProcess(state.hardhatPid);
   }

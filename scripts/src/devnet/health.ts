@@ -128,7 +128,7 @@ export async function devnetStatus(state: DevnetState) {
     diamond: state.diamond,
     composeHash: state.composeHash,
     kmsRoot: state.kmsRoot,
-    indexer: null,
+    indexer: state.indexer ? { url: state.indexer.url, pid: state.indexer.pid } : null,
     nodes: await Promise.all(state.nodes.map(nodeStatus)),
   };
 }

@@ -26,6 +26,7 @@ export const GATEWAY_ROUTES_FILE = join(DEVNET_DIR, "gateway-routes.json");
 export const INGRESS_PORT = 51822;
 export const TRANSPORTS = ["gateway", "udp", "auto"] as const;
 export type DevnetTransport = (typeof TRANSPORTS)[number];
+export const INDEXER_PORT = 8790;
 
 export interface DevnetNode {
   readonly name: string;
@@ -57,6 +58,15 @@ export interface DevnetState {
   readonly gatewayPid?: number;
   /** UDP between node namespaces is dropped (nftables), as dstack does. */
   readonly blockUdp?: boolean;
+  /** Absent when the devnet runs without an indexer. */
+  readonly indexer?: {
+    readonly url: string;
+    readonly healthUrl: string;
+    readonly appId: Address;
+    readonly pid: number;
+    readonly simPid: number;
+    readonly logDir: string;
+  };
 }
 
 export async function readState(): Promise<DevnetState | undefined> {

@@ -6,6 +6,7 @@ import { createKmsRoot } from "../dstack-sim/simulator.ts";
 import { deployDevnetCluster, devnetClients } from "./chain.ts";
 import { devnetDown } from "./down.ts";
 import { devnetStatus, readHealth } from "./health.ts";
+import { startIndexer } from "./indexer.ts";
 import { createHub } from "./netns.ts";
 import { devnetComposeHash, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
@@ -36,6 +37,8 @@ export interface UpOptions {
   readonly transport?: DevnetTransport;
   /** Drop UDP between node namespaces (nftables), as dstack does: only the gateway path works. */
   readonly blockUdp?: boolean;
+  /** Start and register the indexer (default true); without it the sidecars poll only. */
+  readonly indexer?: boolean;
 }
 
 export async function devnetUp(options: UpOptions) {
@@ -77,6 +80,11 @@ export async function devnetUp(options: UpOptions) {
     blockUdp: options.blockUdp ?? false,
   };
   await writeState(state);
+
+  if (options.indexer !== false) {
+    state = { ...state, indexer: await startIndexer(clients, state, progress) };
+    await writeState(state);
+  }
 
   progress("creating the network hub");
   await createHub();

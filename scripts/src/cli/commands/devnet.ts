@@ -59,6 +59,17 @@ async function watchUntilSignal(): Promise<void> {
   clearInterval(timer);
 }
 
+/** `devnet up` flags (commander sets `indexer` false for `--no-indexer`). */
+type UpFlags = {
+  nodes: number;
+  detach?: boolean;
+  json?: boolean;
+  timeout: number;
+  indexer: boolean;
+  transport: DevnetTransport;
+  blockUdp?: boolean;
+};
+
 export function registerDevnetCommand(program: Command): void {
   const devnet = program
     .command("devnet")
@@ -82,31 +93,24 @@ export function registerDevnetCommand(program: Command): void {
         .default("auto"),
     )
     .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
-    .action(
-      async (options: {
-        nodes: number;
-        detach?: boolean;
-        json?: boolean;
-        timeout: number;
-        transport: DevnetTransport;
-        blockUdp?: boolean;
-      }) => {
-        const status = await devnetUp({
-          nodes: options.nodes,
-          timeoutMs: options.timeout * 1000,
-          progress: progress(Boolean(options.json)),
-          transport: options.transport,
-          blockUdp: Boolean(options.blockUdp),
-        });
-        process.stdout.write(
-          options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
-        );
-        if (options.detach) return;
-        process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
-        await watchUntilSignal();
-        await devnetDown(progress(false));
-      },
-    );
+    .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
+    .action(async (options: UpFlags) => {
+      const status = await devnetUp({
+        nodes: options.nodes,
+        indexer: options.indexer,
+        transport: options.transport,
+        blockUdp: Boolean(options.blockUdp),
+        timeoutMs: options.timeout * 1000,
+        progress: progress(Boolean(options.json)),
+      });
+      process.stdout.write(
+        options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
+      );
+      if (options.detach) return;
+      process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+      await watchUntilSignal();
+      await devnetDown(progress(false));
+    });
   void up;
 
   devnet

@@ -1,0 +1,234 @@
+// The indexer daemon: derive the signing key in the TEE, check the chain, follow every configured
+// cluster on one timer, and serve subscribers. `startIndexer` wires one instance (tests run several in
+// one process); `main` is the `attestmesh-indexer` process.
+import { randomBytes } from "node:crypto";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
+import { createPublicClient, getAbiItem, type Hex, http, type Transport, toEventSelector } from "viem";
+import { createAuthenticator } from "./auth.ts";
+import { type Env, type IndexerConfig, parseConfig } from "./config.ts";
+import { AttestmeshError, fatalError } from "./errors.ts";
+import { createClusterFollower } from "./follower.ts";
+import { createDstackKeySource, deriveIndexerKeys, type IndexerKeySource, type IndexerKeys } from "./keys.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { createMetrics, type IndexerMetrics } from "./metrics.ts";
+import { startPushServer } from "./server.ts";
+import { type ClusterStream, createClusterStream } from "./stream.ts";
+
+export interface IndexerDeps {
+  readonly logger?: Logger;
+  readonly keySource?: IndexerKeySource;
+  readonly transport?: Transport;
+}
+
+export interface Indexer {
+  /** ws://host:port */
+  readonly url: string;
+  readonly port: number;
+  readonly keys: IndexerKeys;
+  readonly metrics: IndexerMetrics;
+  readonly streams: ReadonlyMap<string, ClusterStream>;
+  /** Runs one follow step for every cluster now (tests). */
+  tick(): Promise<void>;
+  subscriberCount(): number;
+  stop(): Promise<void>;
+}
+
+const MESSAGE_SENT_TOPIC = toEventSelector(getAbiItem({ abi: clusterAbi, name: "MessageSent" }));
+
+export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}): Promise<Indexer> {
+  const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  const metrics = createMetrics();
+  const client = createPublicClient({
+    transport: deps.transport ?? http(config.rpcUrl, { timeout: 15_000, retryCount: 2 }),
+    cacheTime: 0,
+  });
+  const keys = await deriveIndexerKeys(deps.keySource ?? createDstackKeySource(config.dstackEndpoint));
+  logger.info(
+    {
+      signingKey: keys.publicKeyHex,
+      appId: keys.appId,
+      composeHash: keys.composeHash,
+      kmsRoot: keys.kmsRoot,
+    },
+    "signing key derived in the TEE; its dstack chain verifies",
+  );
+  let chainId: number;
+  try {
+    chainId = await client.getChainId();
+  } catch (cause) {
+    throw new AttestmeshError("the RPC endpoint did not answer; check ATTESTMESH_INDEXER_RPC_URL.", {
+      code: "RpcUnavailable",
+      retryable: true,
+      cause,
+    });
+  }
+  if (config.chainId !== undefined && config.chainId !== chainId) {
+    throw fatalError(
+      "ChainIdMismatch",
+      `the RPC serves chain ${chainId}, not ATTESTMESH_INDEXER_CHAIN_ID ${config.chainId}.`,
+    );
+  }
+
+  const epoch = toHex(randomBytes(16)) as Hex;
+  const clusters = config.clusters.map((cluster) => ({
+    cluster,
+    follower: createClusterFollower({
+      client,
+      cluster,
+      startBlock: config.startBlock,
+      confirmations: config.confirmations,
+      batchBlocks: config.batchBlocks,
+      logger,
+    }),
+    stream: createClusterStream({
+      cluster,
+      chainId,
+      epoch,
+      secretKey: keys.secretKey,
+      history: config.history,
+      messageSentTopic: MESSAGE_SENT_TOPIC,
+    }),
+    lastHead: undefined as bigint | undefined,
+    processed: undefined as bigint | undefined,
+    healthyAt: 0,
+  }));
+  const streams = new Map(clusters.map((c) => [c.cluster.toLowerCase(), c.stream]));
+
+  async function followOne(c: (typeof clusters)[number]): Promise<void> {
+    try {
+      const result = await c.follower.tick();
+      c.lastHead = result.head;
+      c.processed = result.processed;
+      c.healthyAt = Date.now();
+      if (result.processed !== undefined && result.processedHash !== undefined) {
+        c.stream.setHead(result.processed, result.processedHash);
+      }
+      if (result.reorg !== undefined) metrics.reorgs.inc({ cluster: c.cluster });
+      for (const e of result.events)
+        metrics.envelopes.inc({ cluster: c.cluster, removed: String(e.removed) });
+      metrics.lagBlocks.set({ cluster: c.cluster }, Number(result.head - (result.processed ?? result.head)));
+      c.stream.publish(result.events);
+    } catch (err) {
+      metrics.followErrors.inc({ cluster: c.cluster });
+      logger.warn({ err, cluster: c.cluster }, "follow step failed; retrying on the next tick");
+    }
+  }
+
+  let ticking: Promise<void> = Promise.resolve();
+  const tick = () => {
+    ticking = ticking.then(() => Promise.all(clusters.map(followOne)).then(() => {}));
+    return ticking;
+  };
+  await tick();
+
+  const server = await startPushServer({
+    host: config.host,
+    port: config.port,
+    chainId,
+    streams,
+    auth: createAuthenticator({ client, chainId, clusters: config.clusters, signingKey: keys.publicKeyHex }),
+    secretKey: keys.secretKey,
+    signingKey: keys.publicKeyHex,
+    quote: keys.quote,
+    limits: { window: config.window, ackTimeoutMs: config.ackTimeoutMs, maxBufferedBytes: 8 * 1024 * 1024 },
+    authTimeoutMs: config.authTimeoutMs,
+    metrics,
+    logger,
+    health: () => {
+      const staleAfter = Math.max(30_000, config.pollIntervalMs * 10);
+      const rows = clusters.map((c) => ({
+        cluster: c.cluster,
+        head: c.lastHead?.toString() ?? null,
+        processed: c.processed?.toString() ?? null,
+        lastSeq: c.stream.lastSeq().toString(),
+        following: Date.now() - c.healthyAt < staleAfter,
+      }));
+      return {
+        ok: rows.every((r) => r.following),
+        signingKey: keys.publicKeyHex,
+        appId: keys.appId,
+        chainId,
+        epoch,
+        subscribers: server?.subscriberCount() ?? 0,
+        clusters: rows,
+        // Public: the proof file of `attestmesh indexer set --proof` (the endpoint is the owner's to name).
+        registration: { ...keys.proof, signingKey: keys.publicKeyHex, codeId: keys.composeHash },
+      };
+    },
+  });
+  logger.info({ url: server.url, clusters: config.clusters }, "indexer listening");
+
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const loop = () => {
+    timer = setTimeout(() => {
+      void tick().finally(() => {
+        if (!stopped) loop();
+      });
+    }, config.pollIntervalMs);
+  };
+  loop();
+
+  return {
+    url: server.url,
+    port: server.port,
+    keys,
+    metrics,
+    streams,
+    tick,
+    subscriberCount: () => server.subscriberCount(),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(timer);
+      await server.close();
+      await ticking.catch(() => {});
+      logger.info("indexer stopped");
+    },
+  };
+}
+
+/** The `attestmesh-indexer` process: configuration from `env`; SIGTERM/SIGINT stop it cleanly. */
+export async function main(env: Env = process.env): Promise<void> {
+  let config: IndexerConfig;
+  try {
+    config = parseConfig(env);
+  } catch (error) {
+    createLogger().fatal({ err: error }, error instanceof Error ? error.message : String(error));
+    process.exitCode = 2;
+    return;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  let indexer: Indexer | undefined;
+  for (let attempt = 0; indexer === undefined; attempt++) {
+    try {
+      indexer = await startIndexer(config, { logger });
+    } catch (error) {
+      const retryable = error instanceof AttestmeshError && error.retryable;
+      logger.error(
+        { err: error, attempt },
+        retryable ? "indexer could not start; retrying" : "indexer could not start",
+      );
+      if (!retryable) {
+        process.exitCode = 1;
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1000 * 2 ** attempt)));
+    }
+  }
+  const running = indexer;
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 5000);
+    void running.stop().then(() => {
+      clearTimeout(force);
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

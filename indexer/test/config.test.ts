@@ -1,0 +1,58 @@
+// The indexer's configuration: defaults, every bad value refused with the variable named, and the README
+// documents every variable.
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { describe, test } from "node:test";
+import { CONFIG_DOCS, parseConfig } from "../src/config.ts";
+
+const BASE = {
+  ATTESTMESH_INDEXER_RPC_URL: "http://127.0.0.1:8545",
+  ATTESTMESH_INDEXER_CLUSTERS: "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+};
+
+describe("indexer config", () => {
+  test("defaults: never from genesis, 2 confirmations, batches of 1000", () => {
+    const config = parseConfig(BASE);
+    assert.equal(config.startBlock, undefined);
+    assert.equal(config.confirmations, 2);
+    assert.equal(config.batchBlocks, 1000);
+    assert.deepEqual(config.clusters, ["0x5FbDB2315678afecb367f032d93F642f64180aa3"]);
+  });
+
+  test("several clusters, deduplicated", () => {
+    const a = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+    const b = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512";
+    const config = parseConfig({ ...BASE, ATTESTMESH_INDEXER_CLUSTERS: `${a}, ${b},${a}` });
+    assert.equal(config.clusters.length, 2);
+  });
+
+  const BAD: ReadonlyArray<readonly [string, string]> = [
+    ["ATTESTMESH_INDEXER_RPC_URL", "localhost:8545"],
+    ["ATTESTMESH_INDEXER_CLUSTERS", "0x1234"],
+    ["ATTESTMESH_INDEXER_CLUSTERS", " , "],
+    ["ATTESTMESH_INDEXER_START_BLOCK", "-1"],
+    ["ATTESTMESH_INDEXER_CONFIRMATIONS", "1001"],
+    ["ATTESTMESH_INDEXER_BATCH_BLOCKS", "0"],
+    ["ATTESTMESH_INDEXER_PORT", "65536"],
+    ["ATTESTMESH_INDEXER_WINDOW", "0"],
+    ["ATTESTMESH_INDEXER_LOG_LEVEL", "loud"],
+  ];
+  for (const [name, value] of BAD) {
+    test(`refuses ${name}=${JSON.stringify(value)} and names it`, () => {
+      assert.throws(
+        () => parseConfig({ ...BASE, [name]: value }),
+        (error: Error & { code?: string }) => error.code === "InvalidConfig" && error.message.includes(name),
+      );
+    });
+  }
+
+  test("a missing required variable is named", () => {
+    assert.throws(() => parseConfig({}), /ATTESTMESH_INDEXER_RPC_URL[\s\S]*ATTESTMESH_INDEXER_CLUSTERS/);
+  });
+
+  test("the README documents every variable", async () => {
+    const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
+    for (const doc of CONFIG_DOCS)
+      assert.ok(readme.includes(`\`${doc.name}\``), `${doc.name} is in the README`);
+  });
+});

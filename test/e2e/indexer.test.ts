@@ -1,0 +1,143 @@
+// End to end with the indexer: a 2-node devnet (real wireguard-go in namespaces, the indexer with its own
+// dstack simulator, registered by the owner). Sidecars subscribe and are woken by verified pushes when a
+// node joins; with the indexer killed, they drop the subscription and a later join still converges by
+// polling. Needs root and /dev/net/tun; run under the machine-wide devnet lock.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+const ROOT = new URL("../..", import.meta.url).pathname;
+const CLI = join(ROOT, "scripts/src/cli/main.ts");
+
+const skip =
+  process.getuid?.() !== 0
+    ? "needs root (network namespaces, TUN devices); CI runs it as root"
+    : !existsSync("/dev/net/tun")
+      ? "needs /dev/net/tun"
+      : false;
+
+interface NodeEntry {
+  name: string;
+  netns: string;
+  wgInterface: string;
+  wgPublicKey: string | null;
+  healthUrl: string;
+  phase: string;
+}
+
+interface Health {
+  phase: string;
+  indexerSubscribed: boolean;
+  lastVerifiedPushBlock: string | null;
+  peers: Array<{ publicKey: string; latestHandshake: number }>;
+}
+
+async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    timeout: timeoutMs,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+async function health(node: NodeEntry): Promise<Health> {
+  const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
+  return (await response.json()) as Health;
+}
+
+async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+}
+
+/** Whether every node has `joined` as a handshaken peer. */
+async function converged(nodes: readonly NodeEntry[], joined: NodeEntry): Promise<true | undefined> {
+  const views = await Promise.all(nodes.map(health));
+  return views.every((h) => h.peers.some((p) => p.publicKey === joined.wgPublicKey && p.latestHandshake > 0))
+    ? true
+    : undefined;
+}
+
+describe("devnet with the indexer", { skip, timeout: 600_000 }, () => {
+  let nodes: NodeEntry[] = [];
+  let indexer: { url: string; pid: number } | null = null;
+
+  before(async () => {
+    const status = JSON.parse(await cli(["devnet", "up", "--detach", "--json", "--nodes", "2"])) as {
+      nodes: NodeEntry[];
+      indexer: { url: string; pid: number } | null;
+    };
+    nodes = status.nodes;
+    indexer = status.indexer;
+  });
+
+  after(async () => {
+    await cli(["devnet", "down"]).catch(() => {});
+  });
+
+  it("reports the indexer and every sidecar holds a verified subscription", async () => {
+    assert.ok(indexer, "devnet status names the indexer");
+    assert.match(indexer.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+    for (const node of nodes) {
+      await eventually(`${node.name} to subscribe`, async () =>
+        (await health(node)).indexerSubscribed ? true : undefined,
+      );
+    }
+  });
+
+  it("a join reaches every node through a verified push", async () => {
+    const before = await Promise.all(nodes.map(health));
+    const joined = JSON.parse(await cli(["devnet", "add-node", "--json"])) as NodeEntry;
+    await eventually("every node to handshake with the new one", () => converged(nodes, joined));
+    const after = await Promise.all(nodes.map(health));
+    for (const [i, h] of after.entries()) {
+      assert.ok(h.lastVerifiedPushBlock !== null, `${nodes[i]!.name} verified a push`);
+      assert.ok(
+        before[i]!.lastVerifiedPushBlock === null ||
+          BigInt(h.lastVerifiedPushBlock) > BigInt(before[i]!.lastVerifiedPushBlock),
+        `${nodes[i]!.name} was pushed the join`,
+      );
+    }
+    nodes = [...nodes, joined];
+  });
+
+  it("with the indexer killed, subscriptions drop and a join still converges by polling", async () => {
+    assert.ok(indexer);
+    process.kill(indexer.pid, "SIGKILL");
+    for (const node of nodes) {
+      await eventually(`${node.name} to notice`, async () =>
+        (await health(node)).indexerSubscribed ? undefined : true,
+      );
+    }
+    const pushedBefore = (await Promise.all(nodes.map(health))).map((h) => h.lastVerifiedPushBlock);
+    const joined = JSON.parse(await cli(["devnet", "add-node", "--json"])) as NodeEntry;
+    await eventually("every node to handshake with the new one, by polling", () => converged(nodes, joined));
+    const after = await Promise.all(nodes.map(health));
+    assert.deepEqual(
+      after.map((h) => h.lastVerifiedPushBlock),
+      pushedBefore,
+      "no push was verified while the indexer was down",
+    );
+    for (const h of after) assert.equal(h.indexerSubscribed, false);
+  });
+});
