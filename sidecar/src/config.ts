@@ -5,6 +5,7 @@ import { secp256k1 } from "@noble/curves/secp256k1";
 import { type Address, getAddress, type Hex, isAddress } from "viem";
 import { fatalError } from "./errors.ts";
 import { type Secret, secret } from "./secret.ts";
+import { TRANSPORT_MODES, type TransportMode } from "./transport/selector.ts";
 
 export const WG_MODES = ["auto", "kernel", "userspace", "memory"] as const;
 export type WgMode = (typeof WG_MODES)[number];
@@ -37,6 +38,13 @@ export interface SidecarConfig {
   /** 0 turns persistent keepalive off. */
   readonly wgKeepaliveSeconds: number;
   readonly endpointsFile: string | undefined;
+  readonly transport: TransportMode;
+  /** The dstack gateway's domain; undefined: no gateway bridge. */
+  readonly gatewayDomain: string | undefined;
+  /** Where to open the gateway's TCP connections instead of `<sni>:443`. */
+  readonly gatewayAddress: { readonly host: string; readonly port: number } | undefined;
+  readonly ingressPort: number;
+  readonly directRetrySeconds: number;
   readonly healthHost: string;
   /** 0 picks a free port (tests). */
   readonly healthPort: number;
@@ -188,6 +196,29 @@ function netnsName(text: string): string {
 function filePath(text: string): string {
   if (text.includes("\0")) throw new Problem("the path contains a NUL byte", "use a plain file path");
   return text;
+}
+
+function domainName(text: string): string {
+  if (
+    !/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/.test(
+      text,
+    )
+  ) {
+    throw new Problem(
+      `${JSON.stringify(text)} is not a DNS domain`,
+      "use the gateway's base domain as dstack shows it, e.g. dstack-prod5.phala.network",
+    );
+  }
+  return text.toLowerCase();
+}
+
+function hostPort(text: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (match === null || port < 1 || port > 65535) {
+    throw new Problem(`${JSON.stringify(text)} is not host:port`, "use e.g. 198.18.0.1:443");
+  }
+  return { host: match[1] ?? match[2]!, port };
 }
 
 function onOff(text: string): boolean {
@@ -359,6 +390,49 @@ const SPECS: readonly AnySpec[] = [
     description:
       'JSON file {"<appId>": "host:port"} with peer endpoints, re-read on every reconcile. Routing only: WireGuard authenticates each peer by its on-chain key.',
     parse: filePath,
+  }),
+  spec({
+    name: "ATTESTMESH_TRANSPORT",
+    key: "transport",
+    required: false,
+    default: "auto",
+    description:
+      "Path of WireGuard traffic per peer: gateway (a TLS stream through the dstack gateway), udp (direct to the endpoints file's address), auto (gateway first, direct UDP once a handshake over it succeeds; direct only when no gateway domain is set).",
+    parse: oneOf(TRANSPORT_MODES),
+  }),
+  spec({
+    name: "ATTESTMESH_GATEWAY_DOMAIN",
+    key: "gatewayDomain",
+    required: false,
+    description:
+      "dstack gateway base domain; a peer is reached as <app-id>-<ingress port>s.<domain>:443 (TLS passthrough). Needed for transport gateway.",
+    parse: domainName,
+  }),
+  spec({
+    name: "ATTESTMESH_GATEWAY_ADDRESS",
+    key: "gatewayAddress",
+    required: false,
+    description:
+      "host:port to open gateway connections to instead of resolving <sni>:443 (the devnet has no DNS); the SNI stays the same.",
+    parse: hostPort,
+  }),
+  spec({
+    name: "ATTESTMESH_INGRESS_PORT",
+    key: "ingressPort",
+    required: false,
+    default: "51822",
+    description:
+      "TCP port of this node's TLS ingress that the gateway forwards to; the same on every node, since peers put it in their SNI.",
+    parse: integer(1, 65535),
+  }),
+  spec({
+    name: "ATTESTMESH_DIRECT_RETRY_SECONDS",
+    key: "directRetrySeconds",
+    required: false,
+    default: "30",
+    description:
+      "auto transport: first pause before testing direct UDP to a peer again after a failed test or a fallback; doubles up to 15 min.",
+    parse: integer(1, 86_400, " s"),
   }),
   spec({
     name: "ATTESTMESH_HEALTH_HOST",
@@ -571,6 +645,13 @@ export function parseConfig(env: Env): SidecarConfig {
         });
       }
     }
+  }
+  if (values.transport === "gateway" && values.gatewayDomain === undefined) {
+    problems.push({
+      variable: "ATTESTMESH_GATEWAY_DOMAIN",
+      problem: "is not set, but ATTESTMESH_TRANSPORT is gateway",
+      fix: "set the dstack gateway's domain, or use ATTESTMESH_TRANSPORT=auto or udp",
+    });
   }
   if (
     typeof values.heartbeatTimeoutMs === "number" &&

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import type { Logger } from "./log.ts";
 import type { SidecarStatus } from "./status.ts";
+import type { PeerTransportReport } from "./transport/peers.ts";
 
 /** The JSON body of GET /healthz (bigints as decimal strings). */
 export interface HealthReport {
@@ -52,6 +53,23 @@ export interface HealthReport {
       readonly sentAtMs: string;
       readonly heard: readonly string[];
     } | null;
+    /** "gateway" (through the dstack gateway bridge) or "udp" (direct); absent without the bridge. */
+    readonly transport?: string;
+    readonly transportDetail?: {
+      readonly since: string;
+      readonly testing: boolean;
+      readonly directEndpoint: string | null;
+      readonly directFailures: number;
+      readonly nextDirectTestAt: string | null;
+      readonly gateway: {
+        readonly localEndpoint: string;
+        readonly outbound: string;
+        readonly inbound: number;
+        readonly datagramsOut: number;
+        readonly datagramsIn: number;
+        readonly dropped: number;
+      } | null;
+    };
   }>;
   readonly droppedRecords: ReadonlyArray<{ readonly memberId: string; readonly reason: string }>;
   readonly lastReconcileBlock: string | null;
@@ -110,6 +128,7 @@ export function healthReport(status: SidecarStatus): HealthReport {
       endpoint: p.endpoint ?? null,
       latestHandshake: p.latestHandshake,
       ...heartbeatOf(status, p.memberId),
+      ...(p.transport === undefined ? {} : transportFields(p.transport)),
     })),
     droppedRecords: status.droppedRecords.map((d) => ({ memberId: d.memberId.toString(), reason: d.reason })),
     lastReconcileBlock: status.lastReconcileBlock?.toString() ?? null,
@@ -120,6 +139,31 @@ export function healthReport(status: SidecarStatus): HealthReport {
         : { code: status.lastError.code, message: status.lastError.message, at: iso(status.lastError.at) },
     indexerSubscribed: status.indexerSubscribed,
     lastVerifiedPushBlock: status.lastVerifiedPushBlock?.toString() ?? null,
+  };
+}
+
+function transportFields(t: PeerTransportReport) {
+  const g = t.gateway;
+  return {
+    transport: t.path,
+    transportDetail: {
+      since: iso(t.since),
+      testing: t.testing,
+      directEndpoint: t.directEndpoint ?? null,
+      directFailures: t.directFailures,
+      nextDirectTestAt: t.nextTestAt === undefined ? null : iso(t.nextTestAt),
+      gateway:
+        g === undefined
+          ? null
+          : {
+              localEndpoint: g.localEndpoint,
+              outbound: g.outbound,
+              inbound: g.inbound,
+              datagramsOut: g.datagramsOut,
+              datagramsIn: g.datagramsIn,
+              dropped: g.dropped,
+            },
+    },
   };
 }
 

@@ -33,6 +33,7 @@ import { createReconciler } from "./reconcile/reconciler.ts";
 import { ensureRegistered } from "./register.ts";
 import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
 import { createStatusStore, type SidecarStatus } from "./status.ts";
+import { startTransport } from "./transport/start.ts";
 import type { WireGuardBackend } from "./wireguard/backend.ts";
 import { createMemoryBackend } from "./wireguard/memory.ts";
 import { createWgBackend } from "./wireguard/wg.ts";
@@ -176,6 +177,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "keys derived; every dstack key chain verified",
     );
 
+    const peerTransport = await retry("starting the gateway bridge", () =>
+      startTransport({ config, selfAppId: keys.appId, logger }),
+    );
+    if (peerTransport === undefined) return;
+    shutdown.add("gateway bridge", () => peerTransport.close());
+
     const connected = await retry("connecting to the chain", () =>
       connectChain({
         transport,
@@ -231,6 +238,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       listenPort: config.wgListenPort,
       keepaliveSeconds: config.wgKeepaliveSeconds,
       memberId: () => memberId,
+      transport: peerTransport,
       onMembershipEnded: () => {
         memberId = undefined;
         status.update({ memberId: undefined });

@@ -53,7 +53,7 @@ export function createMetrics(): SidecarMetrics {
     }),
     peers: new Gauge({
       name: "attestmesh_peers",
-      help: "Peers by state: desired (from chain) and handshaken (completed a WireGuard handshake).",
+      help: "Peers by state: desired (from chain), handshaken (completed a WireGuard handshake), via-gateway and via-udp (the path their traffic takes).",
       labelNames: ["state"] as const,
       registers,
     }),

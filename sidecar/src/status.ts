@@ -15,6 +15,7 @@
 import type { Address } from "viem";
 import type { Logger } from "./log.ts";
 import type { DroppedRecord } from "./reconcile/desired.ts";
+import type { PeerTransportReport } from "./transport/peers.ts";
 
 export const PHASES = [
   "booting",
@@ -35,6 +36,8 @@ export interface PeerReport {
   readonly endpoint: string | undefined;
   /** Unix seconds of the latest completed handshake, 0 if none. */
   readonly latestHandshake: number;
+  /** The path its traffic takes (gateway bridge or direct UDP), when the transport layer runs. */
+  readonly transport?: PeerTransportReport;
 }
 
 export interface SidecarStatus {

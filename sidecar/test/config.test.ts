@@ -55,6 +55,11 @@ describe("parseConfig", () => {
         wgNetns: undefined,
         wgKeepaliveSeconds: 15,
         endpointsFile: undefined,
+        transport: "auto",
+        gatewayDomain: undefined,
+        gatewayAddress: undefined,
+        ingressPort: 51822,
+        directRetrySeconds: 30,
         healthHost: "0.0.0.0",
         healthPort: 9090,
         logLevel: "info",
@@ -73,6 +78,33 @@ describe("parseConfig", () => {
         cskTakeoverMs: 10000,
       },
     );
+  });
+
+  test("gateway transport settings", () => {
+    const config = parseConfig({
+      ...BASE,
+      ATTESTMESH_TRANSPORT: "gateway",
+      ATTESTMESH_GATEWAY_DOMAIN: "Dstack-Prod5.phala.network",
+      ATTESTMESH_GATEWAY_ADDRESS: "198.18.0.1:443",
+      ATTESTMESH_INGRESS_PORT: "8443",
+      ATTESTMESH_DIRECT_RETRY_SECONDS: "5",
+    });
+    assert.equal(config.transport, "gateway");
+    assert.equal(config.gatewayDomain, "dstack-prod5.phala.network");
+    assert.deepEqual(config.gatewayAddress, { host: "198.18.0.1", port: 443 });
+    assert.equal(config.ingressPort, 8443);
+    assert.equal(config.directRetrySeconds, 5);
+    assert.deepEqual(parseConfig({ ...BASE, ATTESTMESH_GATEWAY_ADDRESS: "[fd00::1]:8443" }).gatewayAddress, {
+      host: "fd00::1",
+      port: 8443,
+    });
+  });
+
+  test("transport gateway without a gateway domain is refused", () => {
+    const problems = problemsOf({ ...BASE, ATTESTMESH_TRANSPORT: "gateway" });
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.variable, "ATTESTMESH_GATEWAY_DOMAIN");
+    assert.match(problems[0]!.fix, /gateway's domain/);
   });
 
   test("every variable set", () => {
@@ -193,6 +225,13 @@ describe("parseConfig", () => {
     ["ATTESTMESH_WG_KEEPALIVE_SECONDS", "-5", /not a whole number/],
     ["ATTESTMESH_WG_KEEPALIVE_SECONDS", "65536", /outside 0\.\.65535/],
     ["ATTESTMESH_ENDPOINTS_FILE", "a\0b", /NUL byte/],
+    ["ATTESTMESH_TRANSPORT", "tcp", /not one of gateway, udp, auto/],
+    ["ATTESTMESH_GATEWAY_DOMAIN", "localhost", /not a DNS domain/],
+    ["ATTESTMESH_GATEWAY_DOMAIN", "-bad.example", /not a DNS domain/],
+    ["ATTESTMESH_GATEWAY_ADDRESS", "198.18.0.1", /not host:port/],
+    ["ATTESTMESH_GATEWAY_ADDRESS", "198.18.0.1:0", /not host:port/],
+    ["ATTESTMESH_INGRESS_PORT", "0", /outside 1\.\.65535/],
+    ["ATTESTMESH_DIRECT_RETRY_SECONDS", "0", /outside 1\.\./],
     ["ATTESTMESH_HEALTH_HOST", "0.0.0.0 9090", /whitespace/],
     ["ATTESTMESH_HEALTH_PORT", "65536", /outside 0\.\.65535/],
     ["ATTESTMESH_HEALTH_PORT", "http", /not a whole number/],
@@ -280,7 +319,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 33);
+    assert.equal(names.length, 38);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

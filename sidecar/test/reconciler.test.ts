@@ -11,6 +11,9 @@ import { createReconciler } from "../src/reconcile/reconciler.ts";
 import type { Member } from "../src/reconcile/types.ts";
 import { secret } from "../src/secret.ts";
 import { createStatusStore } from "../src/status.ts";
+import type { Bridge } from "../src/transport/bridge.ts";
+import { createPeerTransport } from "../src/transport/peers.ts";
+import { createTransportSelector, type TransportMode } from "../src/transport/selector.ts";
 import { hexToWgBase64, wireguardKeyPair } from "../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../src/wireguard/memory.ts";
 import { captureLogger } from "./helpers.ts";
@@ -50,7 +53,17 @@ function scriptedFollower() {
   };
 }
 
-function setup(memberId: bigint | undefined = 1n) {
+/** Stands in for the bridge (tested with real sockets in transport-bridge.test.ts): one port per peer. */
+function fakeBridge(): Bridge {
+  return {
+    setPeers: async (appIds) => new Map(appIds.map((a, i) => [a.toLowerCase(), `127.0.0.1:${40000 + i}`])),
+    status: () => undefined,
+    refused: () => ({}),
+    close: async () => {},
+  };
+}
+
+function setup(memberId: bigint | undefined = 1n, transportMode?: TransportMode) {
   const { logger, lines } = captureLogger();
   const backend = createMemoryBackend();
   const script = scriptedFollower();
@@ -84,9 +97,52 @@ function setup(memberId: bigint | undefined = 1n) {
       ended.push(m);
       self = undefined;
     },
+    ...(transportMode === undefined
+      ? {}
+      : {
+          transport: createPeerTransport({
+            selector: createTransportSelector({ mode: transportMode, keepaliveSeconds: 15 }),
+            bridge: fakeBridge(),
+            logger,
+          }),
+        }),
   });
   return { reconciler, backend, script, status, metrics, ended, lines };
 }
+
+describe("reconciler with the transport layer", () => {
+  test("gateway: every peer's endpoint is its bridge port, and /healthz-facing status says so", async () => {
+    const { reconciler, backend, script, status } = setup(1n, "gateway");
+    script.set([member(1), member(2), member(3)]);
+    await reconciler.pass();
+    const peers = await backend.peers();
+    assert.deepEqual(peers.map((p) => p.endpoint).sort(), ["127.0.0.1:40000", "127.0.0.1:40001"]);
+    assert.deepEqual(
+      status.get().peers.map((p) => p.transport?.path),
+      ["gateway", "gateway"],
+    );
+  });
+
+  test("auto: after a gateway handshake the peer is removed and re-added on its direct endpoint", async () => {
+    const { reconciler, backend, script, status } = setup(1n, "auto");
+    script.set([member(1), member(2)]);
+    await reconciler.pass();
+    const key = hexToWgBase64(member(2).wireguardKey);
+    assert.equal((await backend.peers())[0]?.endpoint, "127.0.0.1:40000", "the gateway first");
+    const handshake = Math.floor(Date.now() / 1000);
+    backend.setHandshake(key, handshake);
+    backend.operations.length = 0;
+    await reconciler.pass();
+    assert.deepEqual(
+      backend.operations.map((o) => o.kind),
+      ["removePeer", "setPeer"],
+    );
+    assert.equal((await backend.peers())[0]?.endpoint, "10.0.0.2:51820", "testing the direct endpoint");
+    assert.equal(status.get().peers[0]?.latestHandshake, handshake, "the re-add does not hide the handshake");
+    assert.equal(status.get().peers[0]?.transport?.testing, true);
+    assert.equal(status.get().phase, "healthy");
+  });
+});
 
 describe("reconciler", () => {
   test("not confirmed yet: nothing is configured", async () => {

@@ -10,6 +10,7 @@ export async function devnetDown(progress: (message: string) => void = () => {})
     progress("stopping sidecars and simulators");
     await Promise.all(state.nodes.map((n) => stopProcess(n.sidecarPid)));
     await Promise.all(state.nodes.map((n) => stopProcess(n.simPid)));
+    if (state.gatewayPid !== undefined) await stopProcess(state.gatewayPid);
     if (state.indexer) {
       progress("stopping the indexer");
       await stopProcess(state.indexer.pid);

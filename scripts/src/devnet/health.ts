@@ -1,5 +1,6 @@
 // Reads a sidecar's /healthz and turns a devnet into the rows `status` prints.
 
+import { get } from "node:http";
 import { formatEther } from "viem";
 import { devnetClients } from "./chain.ts";
 import { isAlive } from "./processes.ts";
@@ -12,7 +13,7 @@ export interface SidecarHealth {
   readonly meshIp?: string | null;
   readonly account?: string | null;
   readonly wireguardPublicKey?: string | null;
-  readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number }>;
+  readonly peers?: ReadonlyArray<{ readonly latestHandshake?: number; readonly transport?: string }>;
   readonly cskEpoch?: string | null;
   readonly cskAcquired?: boolean;
   readonly cskCommitment?: string | null;
@@ -23,8 +24,8 @@ export interface SidecarHealth {
 
 export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; health?: SidecarHealth }> {
   try {
-    const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
-    const health = (await response.json()) as SidecarHealth;
+    const response = await getJson(node.healthUrl, 2_000);
+    const health = response.body as SidecarHealth;
     // Another process on this node's health port (a sidecar that could not bind exits) is not this node.
     const appId = typeof health.appId === "string" ? health.appId.toLowerCase() : undefined;
     if (appId !== undefined && appId !== node.appId.toLowerCase()) return { ok: false };
@@ -32,6 +33,41 @@ export async function readHealth(node: DevnetNode): Promise<{ ok: boolean; healt
   } catch {
     return { ok: false };
   }
+}
+
+/**
+ * GET a JSON document on a fresh connection. Not fetch: undici keeps idle keep-alive sockets unref'd
+ * and its abort timer is unref'd too, so a request that lands on a socket the server is closing can
+ * stay pending with nothing keeping the process alive, and a polling CLI then exits mid-wait (code 13,
+ * "unsettled top-level await"). Here the socket is ref'd until the answer or the timeout.
+ */
+export function getJson(url: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { agent: false, headers: { connection: "close" } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => {
+        clearTimeout(timer);
+        try {
+          resolve({
+            status: response.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(chunks).toString("utf8")),
+          });
+        } catch (error) {
+          reject(error);
+        }
+      });
+      response.on("error", reject);
+    });
+    const timer = setTimeout(
+      () => request.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    request.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
 }
 
 export interface NodeStatus {
@@ -58,6 +94,8 @@ export interface NodeStatus {
   /** Peers whose signed heartbeats count. */
   readonly livePeers: number;
   readonly converged: boolean;
+  /** Peers by the path their traffic takes ("gateway", "udp"), as the sidecar reports it. */
+  readonly transports: Readonly<Record<string, number>>;
 }
 
 export async function nodeStatus(
@@ -86,7 +124,14 @@ export async function nodeStatus(
     cskCommitment: health?.cskCommitment ?? null,
     livePeers: health?.livePeers ?? 0,
     converged: health?.converged ?? false,
+    transports: countBy(peers.map((p) => p.transport ?? "udp")),
   };
+}
+
+function countBy(values: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
 }
 
 export async function devnetStatus(state: DevnetState) {
@@ -132,6 +177,7 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     "live",
     "csk epoch",
     "converged",
+    "transport",
   ];
   const rows = status.nodes.map((n) => [
     n.name,
@@ -145,6 +191,9 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     `${n.livePeers}/${n.peers}`,
     n.cskEpoch === null ? "-" : `${n.cskEpoch}${n.cskAcquired ? "" : " (stale)"}`,
     n.converged ? "yes" : "no",
+    Object.entries(n.transports)
+      .map(([path, count]) => `${path} ${count}`)
+      .join(", ") || "-",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");

@@ -61,3 +61,34 @@ export async function deleteNamespace(netns: string): Promise<void> {
   }
   await tryRun("ip", ["netns", "del", netns]);
 }
+
+/** The nftables table `--block-udp` adds to a node namespace; deleting it lets UDP through again. */
+export const NO_UDP_TABLE = "amdev_noudp";
+
+/** Drops UDP on the node's underlay (eth0) both ways, as dstack does for CVMs; loopback is untouched. */
+export async function blockUdp(netns: string): Promise<void> {
+  const nft = (...args: string[]) => run("ip", ["netns", "exec", netns, "nft", ...args]);
+  await nft("add", "table", "inet", NO_UDP_TABLE);
+  await nft(
+    "add",
+    "chain",
+    "inet",
+    NO_UDP_TABLE,
+    "in",
+    "{ type filter hook input priority 0; policy accept; }",
+  );
+  await nft(
+    "add",
+    "chain",
+    "inet",
+    NO_UDP_TABLE,
+    "out",
+    "{ type filter hook output priority 0; policy accept; }",
+  );
+  await nft("add", "rule", "inet", NO_UDP_TABLE, "in", "iifname", "eth0", "meta", "l4proto", "udp", "drop");
+  await nft("add", "rule", "inet", NO_UDP_TABLE, "out", "oifname", "eth0", "meta", "l4proto", "udp", "drop");
+}
+
+export async function unblockUdp(netns: string): Promise<void> {
+  await run("ip", ["netns", "exec", netns, "nft", "delete", "table", "inet", NO_UDP_TABLE]);
+}

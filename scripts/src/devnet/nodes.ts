@@ -5,7 +5,7 @@ import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
-import { createNodeNamespace } from "./netns.ts";
+import { blockUdp, createNodeNamespace } from "./netns.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
 import { sponsoredNodeEnv } from "./sponsorship.ts";
 import {
@@ -13,8 +13,12 @@ import {
   type DevnetNode,
   type DevnetState,
   ENDPOINTS_FILE,
+  GATEWAY_DOMAIN,
+  GATEWAY_PORT,
   HEALTH_PORT_BASE,
+  INGRESS_PORT,
   NETNS_PREFIX,
+  UNDERLAY_HUB_IP,
   UNDERLAY_PREFIX,
   WG_LISTEN_PORT,
 } from "./state.ts";
@@ -43,6 +47,7 @@ export async function startNode(
   const wgInterface = `attestmesh${index}`;
 
   await createNodeNamespace(netns, index, underlayIp);
+  if (state.blockUdp) await blockUdp(netns);
   const appId = await createMemberApp(clients, state.diamond, name);
   // Sponsored nodes hold no ETH at all; a funded-key node gets its gas account its own balance
   // (Hardhat funds only its first 20 accounts).
@@ -90,6 +95,10 @@ export async function startNode(
       ATTESTMESH_WG_MODE: "auto",
       ATTESTMESH_WG_NETNS: netns,
       ATTESTMESH_ENDPOINTS_FILE: ENDPOINTS_FILE,
+      ATTESTMESH_TRANSPORT: state.transport ?? "udp",
+      ATTESTMESH_GATEWAY_DOMAIN: GATEWAY_DOMAIN,
+      ATTESTMESH_GATEWAY_ADDRESS: `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
+      ATTESTMESH_INGRESS_PORT: String(INGRESS_PORT),
       ATTESTMESH_HEALTH_HOST: "127.0.0.1",
       ATTESTMESH_HEALTH_PORT: String(healthPort),
       ATTESTMESH_API_SOCKET: join(logDir, "api.sock"),

@@ -19,6 +19,14 @@ export const WG_LISTEN_PORT = 51820;
 export const MESH_CIDR = "10.77.0.0/16";
 export const RPC_PORT = 8545;
 export const HEALTH_PORT_BASE = 9100;
+/** The devnet's stand-in for the dstack gateway: SNI routing on the hub, like `<app-id>-<port>s.<domain>:443`. */
+export const GATEWAY_DOMAIN = "gateway.devnet.attestmesh.test";
+export const GATEWAY_PORT = 443;
+export const GATEWAY_ROUTES_FILE = join(DEVNET_DIR, "gateway-routes.json");
+/** Each node's TLS ingress, the CVM port the gateway forwards to. */
+export const INGRESS_PORT = 51822;
+export const TRANSPORTS = ["gateway", "udp", "auto"] as const;
+export type DevnetTransport = (typeof TRANSPORTS)[number];
 export const INDEXER_PORT = 8790;
 
 export interface DevnetNode {
@@ -47,6 +55,12 @@ export interface DevnetState {
   /** Present when nodes are sponsored (the default); absent when they pay with funded keys. */
   readonly sponsorship?: DevnetSponsorship;
   readonly nodes: DevnetNode[];
+  /** How sidecars reach each other (ATTESTMESH_TRANSPORT); absent in states written before it existed. */
+  readonly transport?: DevnetTransport;
+  /** The SNI gateway process in the hub namespace. */
+  readonly gatewayPid?: number;
+  /** UDP between node namespaces is dropped (nftables), as dstack does. */
+  readonly blockUdp?: boolean;
   /** Absent when the devnet runs without an indexer. */
   readonly indexer?: {
     readonly url: string;
@@ -78,6 +92,15 @@ export async function writeEndpoints(nodes: readonly DevnetNode[]): Promise<void
   // Atomic replace: sidecars re-read the file on every reconcile.
   const { rename } = await import("node:fs/promises");
   await rename(`${ENDPOINTS_FILE}.tmp`, ENDPOINTS_FILE);
+}
+
+/** The gateway's routes: app id → the node's underlay address (re-read by the gateway on change). */
+export async function writeGatewayRoutes(nodes: readonly DevnetNode[]): Promise<void> {
+  const routes = Object.fromEntries(nodes.map((n) => [n.appId.toLowerCase(), n.underlayIp]));
+  await mkdir(DEVNET_DIR, { recursive: true });
+  await writeFile(`${GATEWAY_ROUTES_FILE}.tmp`, `${JSON.stringify(routes, null, 2)}\n`);
+  const { rename } = await import("node:fs/promises");
+  await rename(`${GATEWAY_ROUTES_FILE}.tmp`, GATEWAY_ROUTES_FILE);
 }
 
 export async function clearState(): Promise<void> {

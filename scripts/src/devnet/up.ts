@@ -16,10 +16,17 @@ import {
   DEVNET_DIR,
   type DevnetNode,
   type DevnetState,
+  type DevnetTransport,
+  GATEWAY_DOMAIN,
+  GATEWAY_PORT,
+  GATEWAY_ROUTES_FILE,
+  HUB_NETNS,
   MESH_CIDR,
   RPC_PORT,
   readState,
+  UNDERLAY_HUB_IP,
   writeEndpoints,
+  writeGatewayRoutes,
   writeState,
 } from "./state.ts";
 
@@ -27,6 +34,10 @@ export interface UpOptions {
   readonly nodes: number;
   readonly timeoutMs: number;
   readonly progress: (message: string) => void;
+  /** How sidecars reach each other; default auto (the gateway, upgraded to direct UDP where it works). */
+  readonly transport?: DevnetTransport;
+  /** Drop UDP between node namespaces (nftables), as dstack does: only the gateway path works. */
+  readonly blockUdp?: boolean;
   /** Start and register the indexer (default true); without it the sidecars poll only. */
   readonly indexer?: boolean;
   /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
@@ -68,6 +79,8 @@ export async function devnetUp(options: UpOptions) {
     kmsRoot,
     hardhatPid,
     nodes: [],
+    transport: options.transport ?? "auto",
+    blockUdp: options.blockUdp ?? false,
   };
   await writeState(state);
   if (options.sponsored ?? true) {
@@ -86,6 +99,27 @@ export async function devnetUp(options: UpOptions) {
 
   progress("creating the network hub");
   await createHub();
+  progress(`starting the SNI gateway on ${UNDERLAY_HUB_IP}:${GATEWAY_PORT} (*.${GATEWAY_DOMAIN})`);
+  await writeGatewayRoutes([]);
+  const gatewayPid = spawnDetached(
+    "ip",
+    [
+      "netns",
+      "exec",
+      HUB_NETNS,
+      process.execPath,
+      join(REPO_ROOT, "scripts/src/devnet/gateway-main.ts"),
+      "--listen",
+      `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
+      "--domain",
+      GATEWAY_DOMAIN,
+      "--routes",
+      GATEWAY_ROUTES_FILE,
+    ],
+    { logFile: join(DEVNET_DIR, "gateway.log") },
+  );
+  state = { ...state, gatewayPid };
+  await writeState(state);
   for (let index = 1; index <= options.nodes; index++) {
     progress(`starting node${index}`);
     state = await addNodeToState(clients, state, index);
@@ -103,6 +137,7 @@ export async function addNodeToState(
   const node = await startNode(clients, state, index, sidecarEntry);
   const next = { ...state, nodes: [...state.nodes, node] };
   await writeEndpoints(next.nodes);
+  await writeGatewayRoutes(next.nodes);
   await writeState(next);
   return next;
 }

@@ -9,6 +9,7 @@ import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { SidecarMetrics } from "../metrics.ts";
 import type { PeerReport, StatusStore } from "../status.ts";
+import type { PeerTransport } from "../transport/peers.ts";
 import type { WireGuardBackend } from "../wireguard/backend.ts";
 import { computeDesiredPeers, type DroppedRecord } from "./desired.ts";
 import { applyDiff, diffPeers } from "./diff.ts";
@@ -31,6 +32,8 @@ export interface ReconcilerOptions {
   readonly memberId: () => bigint | undefined;
   /** Called once when the chain shows this node's membership ended. */
   readonly onMembershipEnded: (member: Member) => void;
+  /** Chooses each peer's endpoint (gateway bridge or direct UDP); absent: the endpoints file as is. */
+  readonly transport?: PeerTransport;
 }
 
 export interface Reconciler {
@@ -79,10 +82,19 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       status.update({ interfaceUp: true, meshIp });
       logger.info({ interface: options.interfaceName, address }, "WireGuard interface up");
     }
-    const current = await backend.peers();
+    const observed = await backend.peers();
+    let current = observed;
+    let planned = desired.peers;
+    if (options.transport !== undefined) {
+      const plan = await options.transport.plan(desired.peers, observed);
+      planned = plan.peers;
+      // Re-added peers handshake at once (a direct-path test, or a fallback to the gateway).
+      for (const key of plan.reset) await backend.removePeer(key);
+      current = observed.filter((p) => !plan.reset.has(p.publicKey));
+    }
     const diff = diffPeers(
       current,
-      desired.peers.map((p) => p.config),
+      planned.map((p) => p.config),
     );
     const operations = await applyDiff(backend, diff);
     metrics.wgOperations.inc(operations);
@@ -102,18 +114,28 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         "WireGuard peers reconciled",
       );
     }
-    const handshakes = new Map(current.map((p) => [p.publicKey, p.latestHandshake]));
-    const peers: PeerReport[] = desired.peers.map((p) => ({
-      memberId: p.memberId,
-      appId: p.appId,
-      meshIp: p.meshIp,
-      publicKey: p.config.publicKey,
-      endpoint: p.config.endpoint,
-      latestHandshake: handshakes.get(p.config.publicKey) ?? 0,
-    }));
+    const handshakes = new Map(observed.map((p) => [p.publicKey, p.latestHandshake]));
+    const peers: PeerReport[] = planned.map((p) => {
+      const transport = options.transport?.report(p);
+      return {
+        memberId: p.memberId,
+        appId: p.appId,
+        meshIp: p.meshIp,
+        publicKey: p.config.publicKey,
+        endpoint: p.config.endpoint,
+        // The transport remembers handshakes across the re-adds of its direct-path tests.
+        latestHandshake: Math.max(handshakes.get(p.config.publicKey) ?? 0, transport?.latestHandshake ?? 0),
+        ...(transport === undefined ? {} : { transport }),
+      };
+    });
     const live = peers.filter((p) => p.latestHandshake > 0).length;
     metrics.peers.set({ state: "desired" }, peers.length);
     metrics.peers.set({ state: "handshaken" }, live);
+    if (options.transport !== undefined) {
+      for (const path of ["gateway", "udp"] as const) {
+        metrics.peers.set({ state: `via-${path}` }, peers.filter((p) => p.transport?.path === path).length);
+      }
+    }
     metrics.droppedRecords.set(desired.dropped.length);
     status.update({ peers, droppedRecords: desired.dropped });
     if (live === peers.length) {

@@ -5,7 +5,7 @@ import { type Command, Option } from "commander";
 import { devnetClients, evictApp } from "../../devnet/chain.ts";
 import { devnetDown } from "../../devnet/down.ts";
 import { devnetStatus, nodeStatus, renderTable } from "../../devnet/health.ts";
-import { readState } from "../../devnet/state.ts";
+import { type DevnetTransport, readState, TRANSPORTS } from "../../devnet/state.ts";
 import { addNodeToState, devnetUp, waitHealthy } from "../../devnet/up.ts";
 
 const progress = (json: boolean) => (message: string) => {
@@ -67,6 +67,8 @@ type UpFlags = {
   timeout: number;
   indexer: boolean;
   fundedKeys?: boolean;
+  transport: DevnetTransport;
+  blockUdp?: boolean;
 };
 
 export function registerDevnetCommand(program: Command): void {
@@ -83,6 +85,15 @@ export function registerDevnetCommand(program: Command): void {
     .option("--detach", "return once healthy and leave the devnet running")
     .option("--json", "print the status as JSON")
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
+    .addOption(
+      new Option(
+        "--transport <mode>",
+        "how nodes reach each other: gateway (TLS through the devnet's SNI gateway), udp (direct), auto (gateway, upgraded to direct UDP)",
+      )
+        .choices(TRANSPORTS)
+        .default("auto"),
+    )
+    .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
     .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
     .action(async (options: UpFlags) => {
@@ -90,6 +101,8 @@ export function registerDevnetCommand(program: Command): void {
         nodes: options.nodes,
         indexer: options.indexer,
         sponsored: !options.fundedKeys,
+        transport: options.transport,
+        blockUdp: Boolean(options.blockUdp),
         timeoutMs: options.timeout * 1000,
         progress: progress(Boolean(options.json)),
       });

@@ -1,0 +1,290 @@
+// One peer's link in the bridge. WireGuard's endpoint for the peer is this link's loopback UDP port:
+// what WireGuard sends there goes out as frames on a TLS stream through the gateway to the peer's
+// ingress; frames that come back (on that stream, or on a stream the peer opened to our ingress) are
+// handed to WireGuard from the same port, so WireGuard sees one stable endpoint per peer.
+//
+// The outbound stream is opened on demand, reopened after a capped, jittered backoff, and bounded:
+// while no stream can take a datagram it waits in a short queue that drops its oldest entries (and
+// anything older than a few seconds), so a peer that is gone costs a fixed amount of memory and
+// never holds up any other peer.
+import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
+import { type TLSSocket, connect as tlsConnect } from "node:tls";
+import { type BackoffOptions, backoffDelay } from "../backoff.ts";
+import type { Logger } from "../log.ts";
+import { encodeHello } from "./frame.ts";
+import type { SocketFactory } from "./sockets.ts";
+import { createFramedStream, type FramedStream } from "./stream.ts";
+
+export type OutboundState = "idle" | "connecting" | "open" | "backoff";
+
+export interface LinkStatus {
+  readonly appId: `0x${string}`;
+  /** WireGuard's endpoint for this peer on the gateway path, "127.0.0.1:<port>". */
+  readonly localEndpoint: string;
+  readonly outbound: OutboundState;
+  /** Open streams the peer made to our ingress. */
+  readonly inbound: number;
+  readonly datagramsOut: number;
+  readonly datagramsIn: number;
+  /** Datagrams dropped: queue full, too old, or no stream. */
+  readonly dropped: number;
+  readonly queued: number;
+  readonly connectFailures: number;
+}
+
+export interface GatewayTarget {
+  /** Where to open TCP: the gateway (or its override address). */
+  readonly host: string;
+  readonly port: number;
+  /** The SNI that routes to the peer's ingress. */
+  readonly serverName: string;
+}
+
+export interface LinkOptions {
+  readonly appId: `0x${string}`;
+  readonly selfAppId: `0x${string}`;
+  readonly udp: UdpSocket;
+  /** Host holding WireGuard's listen port, as seen from `udp` (127.0.0.1). */
+  readonly wgHost: string;
+  readonly wgPort: number;
+  readonly target: GatewayTarget;
+  readonly factory: SocketFactory;
+  readonly logger: Logger;
+  readonly backoff?: BackoffOptions;
+  readonly random?: () => number;
+  readonly connectTimeoutMs?: number;
+  /** Datagrams held while no stream can take them; default 256. */
+  readonly queueLimit?: number;
+  /** Queued datagrams older than this are dropped; default 5 s. */
+  readonly queueMaxAgeMs?: number;
+  /** Passed to every framed stream (tests shorten them). */
+  readonly keepaliveMs?: number;
+  readonly idleTimeoutMs?: number;
+  /** Inbound streams kept per peer; older ones are closed; default 2. */
+  readonly maxInbound?: number;
+}
+
+export interface Link {
+  readonly appId: `0x${string}`;
+  readonly localEndpoint: string;
+  /** Adopts a stream the peer opened to our ingress (its hello already checked). */
+  attachInbound(stream: FramedStream): void;
+  /** Delivers a datagram from an inbound stream to WireGuard. */
+  deliver(payload: Buffer): void;
+  status(): LinkStatus;
+  close(): void;
+}
+
+const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
+
+export function createLink(options: LinkOptions): Link {
+  const { appId, udp, wgHost, wgPort, target, logger } = options;
+  const log = logger.child({ peer: appId });
+  const backoff = options.backoff ?? DEFAULT_BACKOFF;
+  const queueLimit = options.queueLimit ?? 256;
+  const queueMaxAgeMs = options.queueMaxAgeMs ?? 5_000;
+  const maxInbound = options.maxInbound ?? 2;
+  const streamTimings = {
+    ...(options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs }),
+    ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+  };
+  const address = udp.address();
+  const localEndpoint = `${address.address}:${address.port}`;
+  const queue: Array<{ readonly at: number; readonly payload: Buffer }> = [];
+  const inbound: FramedStream[] = [];
+  let outbound: FramedStream | undefined;
+  let state: OutboundState = "idle";
+  let attempts = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const counters = { datagramsOut: 0, datagramsIn: 0, dropped: 0, connectFailures: 0 };
+
+  function writable(): FramedStream | undefined {
+    if (outbound !== undefined && !outbound.congested) return outbound;
+    for (let i = inbound.length - 1; i >= 0; i--) {
+      const stream = inbound[i]!;
+      if (stream.closed) inbound.splice(i, 1);
+      else if (!stream.congested) return stream;
+    }
+    return undefined;
+  }
+
+  function flush(): void {
+    const now = Date.now();
+    while (queue.length > 0) {
+      const head = queue[0]!;
+      if (now - head.at > queueMaxAgeMs) {
+        queue.shift();
+        counters.dropped += 1;
+        continue;
+      }
+      const stream = writable();
+      if (stream === undefined || !stream.send(head.payload)) return;
+      queue.shift();
+      counters.datagramsOut += 1;
+    }
+  }
+
+  function fromWireGuard(payload: Buffer, from: RemoteInfo): void {
+    // Only WireGuard itself may use this port; anything else on the host is ignored.
+    if (from.port !== wgPort || closed) return;
+    if (queue.length === 0) {
+      const stream = writable();
+      if (stream?.send(payload)) {
+        counters.datagramsOut += 1;
+        if (outbound === undefined) kick();
+        return;
+      }
+    }
+    queue.push({ at: Date.now(), payload });
+    if (queue.length > queueLimit) {
+      queue.shift();
+      counters.dropped += 1;
+    }
+    // A stream may have drained meanwhile (inbound streams report no drain of their own).
+    flush();
+    if (outbound === undefined) kick();
+  }
+
+  function kick(): void {
+    if (state === "idle" && !closed) void connectOnce();
+  }
+
+  async function connectOnce(): Promise<void> {
+    state = "connecting";
+    let tls: TLSSocket | undefined;
+    try {
+      const socket = await options.factory.connect(
+        target.host,
+        target.port,
+        options.connectTimeoutMs ?? 5_000,
+      );
+      if (closed) {
+        socket.destroy();
+        return;
+      }
+      tls = tlsConnect({
+        socket,
+        servername: target.serverName,
+        // Routing, not security: WireGuard authenticates the peer; the certificate is not relied upon.
+        rejectUnauthorized: false,
+      });
+      await secured(tls, options.connectTimeoutMs ?? 5_000);
+    } catch (error) {
+      tls?.destroy();
+      failed(error instanceof Error ? error.message : String(error));
+      return;
+    }
+    if (closed) {
+      tls.destroy();
+      return;
+    }
+    const stream = createFramedStream({
+      socket: tls,
+      ...streamTimings,
+      onFrame: (payload) => deliver(payload),
+      onDrain: () => flush(),
+      onClose: (reason) => {
+        if (outbound !== stream) return;
+        outbound = undefined;
+        log.info({ reason }, "gateway stream closed");
+        if (!closed) retryLater();
+      },
+    });
+    stream.sendRaw(encodeHello({ from: options.selfAppId, to: appId }));
+    outbound = stream;
+    state = "open";
+    if (attempts > 0) log.info({ attempts }, "gateway stream open again");
+    else
+      log.debug({ target: `${target.host}:${target.port}`, sni: target.serverName }, "gateway stream open");
+    attempts = 0;
+    flush();
+  }
+
+  function failed(why: string): void {
+    counters.connectFailures += 1;
+    // The first failure and then every tenth: a peer that is gone for long must not flood the log.
+    if (attempts % 10 === 0) {
+      log.warn(
+        { attempt: attempts + 1, reason: why, sni: target.serverName },
+        "cannot open the gateway stream",
+      );
+    }
+    attempts += 1;
+    retryLater();
+  }
+
+  function retryLater(): void {
+    if (closed) return;
+    state = "backoff";
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(
+      () => {
+        state = "idle";
+        if (queue.length > 0) kick();
+      },
+      backoffDelay(Math.max(0, attempts - 1), backoff, options.random),
+    );
+    retryTimer.unref();
+  }
+
+  function deliver(payload: Buffer): void {
+    if (closed) return;
+    counters.datagramsIn += 1;
+    udp.send(payload, wgPort, wgHost);
+  }
+
+  udp.on("message", fromWireGuard);
+  udp.on("error", (error) => log.warn({ err: error }, "bridge UDP socket error"));
+
+  return {
+    appId,
+    localEndpoint,
+    attachInbound(stream) {
+      if (closed) {
+        stream.close("link closed");
+        return;
+      }
+      inbound.push(stream);
+      while (inbound.length > maxInbound)
+        inbound.shift()?.close("superseded by a newer stream from the peer");
+      flush();
+    },
+    deliver,
+    status: () => ({
+      appId,
+      localEndpoint,
+      outbound: state,
+      inbound: inbound.filter((s) => !s.closed).length,
+      ...counters,
+      queued: queue.length,
+    }),
+    close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(retryTimer);
+      outbound?.close("peer removed");
+      for (const stream of inbound) stream.close("peer removed");
+      queue.length = 0;
+      udp.close();
+    },
+  };
+}
+
+function secured(socket: TLSSocket, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.once("close", () => {
+      clearTimeout(timer);
+      reject(new Error("the gateway closed the connection during the TLS handshake"));
+    });
+  });
+}

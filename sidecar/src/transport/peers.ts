@@ -1,0 +1,74 @@
+// The reconciler's view of transport: given the desired peers (their direct endpoints from the
+// endpoints file) and what WireGuard reports, the endpoint each peer should have now and which peers
+// to re-add so WireGuard handshakes at once. Joins the bridge (gateway endpoints) and the selector.
+import type { Logger } from "../log.ts";
+import type { DesiredPeer } from "../reconcile/desired.ts";
+import type { PeerStatus } from "../wireguard/backend.ts";
+import type { Bridge } from "./bridge.ts";
+import type { LinkStatus } from "./link.ts";
+import type { PathReport, TransportSelector } from "./selector.ts";
+
+export interface PeerTransportReport extends PathReport {
+  /** The peer's link in the bridge, when the bridge runs. */
+  readonly gateway: LinkStatus | undefined;
+}
+
+export interface PeerTransport {
+  plan(
+    peers: readonly DesiredPeer[],
+    current: readonly PeerStatus[],
+  ): Promise<{ peers: DesiredPeer[]; reset: ReadonlySet<string> }>;
+  report(peer: Pick<DesiredPeer, "appId" | "config">): PeerTransportReport | undefined;
+  close(): Promise<void>;
+}
+
+export function createPeerTransport(options: {
+  readonly selector: TransportSelector;
+  readonly bridge: Bridge | undefined;
+  readonly logger: Logger;
+}): PeerTransport {
+  const { selector, bridge, logger } = options;
+  return {
+    async plan(peers, current) {
+      const gateway =
+        bridge === undefined ? new Map<string, string>() : await bridge.setPeers(peers.map((p) => p.appId));
+      const byKey = new Map(peers.map((p) => [p.config.publicKey, p]));
+      const decision = selector.decide(
+        peers.map((p) => ({
+          publicKey: p.config.publicKey,
+          directEndpoint: p.config.endpoint,
+          gatewayEndpoint: gateway.get(p.appId.toLowerCase()),
+        })),
+        new Map(current.map((c) => [c.publicKey, c])),
+      );
+      for (const change of decision.changes) {
+        const peer = byKey.get(change.publicKey);
+        logger.info(
+          {
+            memberId: peer?.memberId.toString(),
+            appId: peer?.appId,
+            from: change.from,
+            to: change.to,
+            why: change.why,
+          },
+          change.from === change.to
+            ? "direct UDP test failed; staying on the gateway"
+            : `peer transport ${change.from} -> ${change.to}`,
+        );
+      }
+      return {
+        peers: peers.map((p) => {
+          const { endpoint: _direct, ...rest } = p.config;
+          const endpoint = decision.endpoints.get(p.config.publicKey);
+          return { ...p, config: endpoint === undefined ? rest : { ...rest, endpoint } };
+        }),
+        reset: decision.reset,
+      };
+    },
+    report(peer) {
+      const path = selector.report(peer.config.publicKey);
+      return path === undefined ? undefined : { ...path, gateway: bridge?.status(peer.appId) };
+    },
+    close: async () => bridge?.close(),
+  };
+}

@@ -1,0 +1,259 @@
+// Which path each peer's WireGuard traffic takes, decided per peer from what WireGuard reports.
+//
+//   gateway  always the bridge's loopback endpoint (through the dstack gateway)
+//   udp      always the peer's direct endpoint (the endpoints file), as before the bridge existed
+//   auto     the gateway first; direct UDP as an upgrade. Once the gateway path has handshaken, the
+//            peer is re-added with its direct endpoint, which makes WireGuard handshake at once: a
+//            handshake within the test window proves the direct path both ways and the peer stays
+//            there. Otherwise it goes back to the gateway (re-added again, so it handshakes at once)
+//            and the test repeats after a growing pause. A direct peer falls back when its handshakes
+//            stop (latest handshake older than ~3 min) or nothing arrives for three keepalives, or when
+//            WireGuard roams it to the bridge (the peer fell back first). A gateway peer whose
+//            WireGuard roamed to the direct endpoint with a fresh handshake is taken as direct (the
+//            peer's own test succeeded).
+//
+// Pure logic over plain data and an injected clock; the caller applies the endpoints and re-adds.
+
+export const TRANSPORT_MODES = ["gateway", "udp", "auto"] as const;
+export type TransportMode = (typeof TRANSPORT_MODES)[number];
+export type PeerPath = "gateway" | "udp";
+
+export interface SelectorPeer {
+  readonly publicKey: string;
+  /** The peer's direct UDP endpoint, when known. */
+  readonly directEndpoint: string | undefined;
+  /** The bridge's loopback endpoint for the peer, when the bridge runs. */
+  readonly gatewayEndpoint: string | undefined;
+}
+
+/** What WireGuard reports about a peer (PeerStatus fits). */
+export interface SelectorObservation {
+  readonly endpoint?: string;
+  /** Unix seconds, 0 if none. */
+  readonly latestHandshake: number;
+  readonly rxBytes: bigint;
+}
+
+export interface PathReport {
+  readonly path: PeerPath;
+  /** ms since the epoch when the peer took this path. */
+  readonly since: number;
+  /** A direct-path handshake test is running. */
+  readonly testing: boolean;
+  readonly directEndpoint: string | undefined;
+  /** Failed direct tests and fallbacks in a row. */
+  readonly directFailures: number;
+  /** When the next direct test may start (auto), ms since the epoch. */
+  readonly nextTestAt: number | undefined;
+  /**
+   * The latest handshake seen with this peer, in unix seconds (0: none). Survives the re-adds of a
+   * test or a fallback, which reset WireGuard's own counter, so health does not flap while testing.
+   */
+  readonly latestHandshake: number;
+}
+
+export interface SelectorDecision {
+  /** Endpoint per public key (undefined: leave it to WireGuard). */
+  readonly endpoints: ReadonlyMap<string, string | undefined>;
+  /** Peers to remove and re-add, so WireGuard handshakes with them at once. */
+  readonly reset: ReadonlySet<string>;
+  /** Path changes made by this decision, for the log. */
+  readonly changes: ReadonlyArray<{ publicKey: string; from: PeerPath; to: PeerPath; why: string }>;
+}
+
+export interface SelectorOptions {
+  readonly mode: TransportMode;
+  /** Persistent keepalive in seconds (0: off, staleness then relies on handshakes alone). */
+  readonly keepaliveSeconds: number;
+  /** First pause before testing direct UDP again after a failure; doubles up to `retryMaxMs`. */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+  /** How long a direct handshake may take; default 3 s. */
+  readonly testTimeoutMs?: number;
+  /** A direct peer whose latest handshake is older than this falls back; default 180 s. */
+  readonly staleHandshakeMs?: number;
+  readonly now?: () => number;
+}
+
+interface PeerState {
+  path: PeerPath;
+  since: number;
+  testStartedAt: number | undefined;
+  failures: number;
+  nextTestAt: number;
+  lastRx: bigint;
+  lastRxAt: number;
+  directEndpoint: string | undefined;
+  latestHandshake: number;
+}
+
+export interface TransportSelector {
+  decide(
+    peers: readonly SelectorPeer[],
+    observed: ReadonlyMap<string, SelectorObservation>,
+  ): SelectorDecision;
+  report(publicKey: string): PathReport | undefined;
+}
+
+export function createTransportSelector(options: SelectorOptions): TransportSelector {
+  const now = options.now ?? Date.now;
+  const retryBaseMs = options.retryBaseMs ?? 30_000;
+  const retryMaxMs = options.retryMaxMs ?? 15 * 60_000;
+  const testTimeoutMs = options.testTimeoutMs ?? 3_000;
+  const staleHandshakeMs = options.staleHandshakeMs ?? 180_000;
+  const silenceMs = options.keepaliveSeconds > 0 ? 3 * options.keepaliveSeconds * 1000 + 5_000 : undefined;
+  const states = new Map<string, PeerState>();
+
+  function retryDelay(failures: number): number {
+    return Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, Math.min(30, failures - 1)));
+  }
+
+  function fixed(
+    peer: SelectorPeer,
+    path: PeerPath,
+    t: number,
+  ): { path: PeerPath; endpoint: string | undefined } {
+    const state = states.get(peer.publicKey);
+    if (state === undefined || state.path !== path) {
+      states.set(peer.publicKey, {
+        path,
+        since: t,
+        testStartedAt: undefined,
+        failures: 0,
+        nextTestAt: t,
+        lastRx: 0n,
+        lastRxAt: t,
+        directEndpoint: peer.directEndpoint,
+        latestHandshake: 0,
+      });
+    } else state.directEndpoint = peer.directEndpoint;
+    return { path, endpoint: path === "udp" ? peer.directEndpoint : peer.gatewayEndpoint };
+  }
+
+  return {
+    decide(peers, observed) {
+      const t = now();
+      const endpoints = new Map<string, string | undefined>();
+      const reset = new Set<string>();
+      const changes: Array<{ publicKey: string; from: PeerPath; to: PeerPath; why: string }> = [];
+      const wanted = new Set(peers.map((p) => p.publicKey));
+      for (const key of states.keys()) if (!wanted.has(key)) states.delete(key);
+
+      for (const peer of peers) {
+        const key = peer.publicKey;
+        // Fixed modes, and auto where only one path exists.
+        const only: PeerPath | undefined =
+          options.mode === "udp" || peer.gatewayEndpoint === undefined
+            ? "udp"
+            : options.mode === "gateway" || peer.directEndpoint === undefined
+              ? "gateway"
+              : undefined;
+        const seenHandshake = observed.get(key)?.latestHandshake ?? 0;
+        if (only !== undefined) {
+          endpoints.set(key, fixed(peer, only, t).endpoint);
+          const fixedState = states.get(key)!;
+          fixedState.latestHandshake = Math.max(fixedState.latestHandshake, seenHandshake);
+          continue;
+        }
+        let state = states.get(key);
+        if (state === undefined) {
+          state = {
+            path: "gateway",
+            since: t,
+            testStartedAt: undefined,
+            failures: 0,
+            nextTestAt: t,
+            lastRx: 0n,
+            lastRxAt: t,
+            directEndpoint: peer.directEndpoint,
+            latestHandshake: 0,
+          };
+          states.set(key, state);
+        }
+        state.directEndpoint = peer.directEndpoint;
+        state.latestHandshake = Math.max(state.latestHandshake, seenHandshake);
+        const seen = observed.get(key);
+        const handshakeMs = (seen?.latestHandshake ?? 0) * 1000;
+        if (seen !== undefined && seen.rxBytes !== state.lastRx) {
+          state.lastRx = seen.rxBytes;
+          state.lastRxAt = t;
+        }
+        const move = (to: PeerPath, why: string) => {
+          changes.push({ publicKey: key, from: state.path, to, why });
+          state.path = to;
+          state.since = t;
+          state.testStartedAt = undefined;
+          state.lastRxAt = t;
+        };
+        const fail = (why: string) => {
+          state.failures += 1;
+          state.nextTestAt = t + retryDelay(state.failures);
+          move("gateway", why);
+        };
+
+        if (state.testStartedAt !== undefined) {
+          // WireGuard reports whole seconds; a handshake in the test's own second counts.
+          const handshook = handshakeMs > 0 && handshakeMs >= Math.floor(state.testStartedAt / 1000) * 1000;
+          if (handshook && seen?.endpoint === peer.directEndpoint) {
+            state.failures = 0;
+            move("udp", "direct handshake completed");
+          } else if (handshook) {
+            // The peer handshook through the gateway meanwhile: no proof of the direct path.
+            fail("the handshake came through the gateway, not directly");
+          } else if (t - state.testStartedAt > testTimeoutMs) {
+            fail(`no direct handshake within ${testTimeoutMs} ms`);
+            reset.add(key);
+          }
+          endpoints.set(
+            key,
+            state.testStartedAt === undefined && state.path === "gateway"
+              ? peer.gatewayEndpoint
+              : peer.directEndpoint,
+          );
+          continue;
+        }
+
+        if (state.path === "udp") {
+          if (seen?.endpoint !== undefined && seen.endpoint === peer.gatewayEndpoint) {
+            fail("the peer's traffic arrives through the gateway (it fell back)");
+          } else if (handshakeMs > 0 && t - handshakeMs > staleHandshakeMs) {
+            fail(`no handshake for ${Math.round((t - handshakeMs) / 1000)} s`);
+            reset.add(key);
+          } else if (silenceMs !== undefined && t - state.lastRxAt > silenceMs) {
+            fail(`nothing received for ${Math.round((t - state.lastRxAt) / 1000)} s`);
+            reset.add(key);
+          }
+        } else if (
+          seen?.endpoint !== undefined &&
+          seen.endpoint === peer.directEndpoint &&
+          handshakeMs > 0 &&
+          t - handshakeMs <= staleHandshakeMs
+        ) {
+          state.failures = 0;
+          move("udp", "the peer reached us directly (its direct test succeeded)");
+        } else if (handshakeMs > 0 && t >= state.nextTestAt) {
+          state.testStartedAt = t;
+          reset.add(key);
+          endpoints.set(key, peer.directEndpoint);
+          continue;
+        }
+        endpoints.set(key, state.path === "udp" ? peer.directEndpoint : peer.gatewayEndpoint);
+      }
+      return { endpoints, reset, changes };
+    },
+
+    report(publicKey) {
+      const state = states.get(publicKey);
+      if (state === undefined) return undefined;
+      return {
+        path: state.path,
+        since: state.since,
+        testing: state.testStartedAt !== undefined,
+        directEndpoint: state.directEndpoint,
+        directFailures: state.failures,
+        nextTestAt: options.mode === "auto" && state.path === "gateway" ? state.nextTestAt : undefined,
+        latestHandshake: state.latestHandshake,
+      };
+    },
+  };
+}

@@ -1,0 +1,204 @@
+// End to end over the devnet's SNI gateway: a 3-node devnet with real wireguard-go whose node
+// namespaces drop UDP between each other (nftables, as dstack CVMs take no inbound UDP). The mesh
+// forms through the gateway bridge and carries TCP; once the test lifts the block, peers upgrade to
+// direct UDP after a handshake test; when it blocks UDP again, they fall back to the gateway.
+// Needs root, /dev/net/tun, nft and userspace WireGuard. Run it under the devnet lock:
+//   flock /tmp/attestmesh-netns.lock node --test test/e2e/gateway.test.ts
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { getJson } from "../../scripts/src/devnet/health.ts";
+
+const execFileAsync = promisify(execFile);
+const ROOT = new URL("../..", import.meta.url).pathname;
+const CLI = join(ROOT, "scripts/src/cli/main.ts");
+// Short timings so upgrades and fallbacks happen within the test: a direct test 2 s after a failure
+// (doubling), keepalives every 5 s (a direct peer silent for 20 s falls back).
+const ENV = { ...process.env, ATTESTMESH_DIRECT_RETRY_SECONDS: "2", ATTESTMESH_WG_KEEPALIVE_SECONDS: "5" };
+
+const skip =
+  process.getuid?.() !== 0
+    ? "needs root (network namespaces, TUN devices, nftables); CI runs it as root"
+    : !existsSync("/dev/net/tun")
+      ? "needs /dev/net/tun"
+      : false;
+
+interface NodeEntry {
+  name: string;
+  netns: string;
+  wgInterface: string;
+  meshIp: string | null;
+  healthUrl: string;
+  phase: string;
+  transports: Record<string, number>;
+}
+
+interface PeerHealth {
+  memberId: string;
+  latestHandshake: number;
+  transport?: string;
+  transportDetail?: { gateway: { datagramsIn: number; datagramsOut: number } | null };
+}
+
+async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: ENV,
+    timeout: timeoutMs,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+async function inNetns(netns: string, cmd: string, args: string[], timeoutMs = 30_000) {
+  return execFileAsync("ip", ["netns", "exec", netns, cmd, ...args], { timeout: timeoutMs });
+}
+
+async function peersOf(node: NodeEntry): Promise<PeerHealth[]> {
+  // Not fetch: see getJson (a pending fetch can leave nothing keeping the test process alive).
+  return ((await getJson(node.healthUrl, 2_000)).body as { peers: PeerHealth[] }).peers;
+}
+
+async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(500);
+  }
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+}
+
+/** Every node reports every peer on `path` with a handshake. */
+function allOn(nodes: NodeEntry[], path: string) {
+  return async () => {
+    const views = await Promise.all(nodes.map(peersOf));
+    const ok = views.every(
+      (peers) =>
+        peers.length === nodes.length - 1 &&
+        peers.every((p) => p.transport === path && p.latestHandshake > 0),
+    );
+    return ok ? views : undefined;
+  };
+}
+
+/** A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace. */
+async function tcpRoundTrip(server: NodeEntry, client: NodeEntry, port: number): Promise<string> {
+  const serverScript = `const s=require("node:net").createServer(c=>{c.pipe(c);c.on("end",()=>s.close())});s.listen(${port},"${server.meshIp}",()=>console.log("listening"));setTimeout(()=>process.exit(2),30000).unref();`;
+  const child = spawn("ip", ["netns", "exec", server.netns, process.execPath, "-e", serverScript]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`echo server exited ${code}`)));
+  });
+  // 64 KiB each way: many WireGuard datagrams, so the stream really crosses the bridge.
+  const clientScript = `const c=require("node:net").connect(${port},"${server.meshIp}",()=>{c.write(Buffer.alloc(65536,7));c.end("from ${client.name}")});let n=0,t="";c.on("data",x=>{n+=x.length;t=(t+x.toString("latin1")).slice(-20)});c.on("end",()=>process.stdout.write(n+" "+t.replace(/\\x07/g,"")));c.on("error",()=>process.exit(4));setTimeout(()=>process.exit(3),20000).unref();`;
+  try {
+    const { stdout } = await inNetns(client.netns, process.execPath, ["-e", clientScript]);
+    return stdout;
+  } finally {
+    child.kill();
+  }
+}
+
+async function everyPairCarriesTcp(nodes: NodeEntry[], firstPort: number): Promise<void> {
+  let port = firstPort;
+  for (const server of nodes) {
+    for (const client of nodes.filter((n) => n !== server)) {
+      const echoed = await tcpRoundTrip(server, client, port++);
+      assert.equal(echoed, `${65536 + `from ${client.name}`.length} from ${client.name}`);
+    }
+  }
+}
+
+/** Whether a UDP datagram from `from`'s namespace reaches a listener in `to`'s namespace. */
+async function udpReaches(from: NodeEntry, to: NodeEntry & { underlayIp: string }): Promise<boolean> {
+  const listener = spawn("ip", [
+    "netns",
+    "exec",
+    to.netns,
+    process.execPath,
+    "-e",
+    `const s=require("node:dgram").createSocket("udp4");s.on("message",()=>{console.log("got");process.exit(0)});s.bind(7900,"${to.underlayIp}",()=>console.log("ready"));setTimeout(()=>process.exit(1),3000);`,
+  ]);
+  // Listen for the exit now: the listener may exit (on the probe) before we would look.
+  const exited = new Promise((resolve) => listener.once("exit", resolve));
+  let output = "";
+  listener.stdout.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  await eventually("the UDP listener", async () => (output.includes("ready") ? true : undefined), 5_000);
+  await inNetns(from.netns, process.execPath, [
+    "-e",
+    `const s=require("node:dgram").createSocket("udp4");s.send("probe",7900,"${to.underlayIp}",()=>s.close());`,
+  ]);
+  await exited;
+  return output.includes("got");
+}
+
+describe("mesh over the devnet gateway", { skip }, () => {
+  let nodes: Array<NodeEntry & { underlayIp: string }> = [];
+
+  before(async () => {
+    const status = JSON.parse(
+      await cli(["devnet", "up", "--detach", "--json", "--nodes", "3", "--transport", "auto", "--block-udp"]),
+    ) as { nodes: NodeEntry[] };
+    const state = JSON.parse((await execFileAsync("cat", [join(ROOT, ".devnet/state.json")])).stdout) as {
+      nodes: Array<{ name: string; underlayIp: string }>;
+    };
+    nodes = status.nodes.map((n) => ({
+      ...n,
+      underlayIp: state.nodes.find((s) => s.name === n.name)!.underlayIp,
+    }));
+  });
+
+  after(async () => {
+    // ATTESTMESH_E2E_LOGS=<dir> keeps the devnet's logs for a post-mortem (down deletes .devnet/).
+    const keep = process.env.ATTESTMESH_E2E_LOGS;
+    if (keep) await execFileAsync("cp", ["-r", join(ROOT, ".devnet"), keep]).catch(() => {});
+    await cli(["devnet", "down"]).catch(() => {});
+  });
+
+  it("forms the mesh through the gateway while UDP between namespaces is dropped", async () => {
+    assert.equal(nodes.length, 3);
+    for (const node of nodes) assert.equal(node.phase, "healthy", `${node.name} is ${node.phase}`);
+    assert.equal(await udpReaches(nodes[0]!, nodes[1]!), false, "UDP between namespaces must be blocked");
+    const views = await eventually("every peer on the gateway path", allOn(nodes, "gateway"), 30_000);
+    for (const peers of views) {
+      for (const peer of peers)
+        assert.ok((peer.transportDetail?.gateway?.datagramsIn ?? 0) > 0, "datagrams came through the bridge");
+    }
+  });
+
+  it("carries TCP between every pair through the gateway", async () => {
+    await everyPairCarriesTcp(nodes, 7300);
+  });
+
+  it("upgrades every peer to direct UDP once UDP is allowed", async () => {
+    for (const node of nodes) await inNetns(node.netns, "nft", ["delete", "table", "inet", "amdev_noudp"]);
+    assert.equal(await udpReaches(nodes[0]!, nodes[1]!), true, "UDP flows again");
+    await eventually("every peer on direct UDP", allOn(nodes, "udp"), 150_000);
+    await everyPairCarriesTcp(nodes, 7400);
+    const status = JSON.parse(await cli(["devnet", "status", "--json"])) as { nodes: NodeEntry[] };
+    for (const node of status.nodes) assert.deepEqual(node.transports, { udp: 2 });
+  });
+
+  it("falls back to the gateway when UDP is dropped again, and keeps carrying TCP", async () => {
+    const { blockUdp } = await import("../../scripts/src/devnet/netns.ts");
+    for (const node of nodes) await blockUdp(node.netns);
+    await eventually("every peer back on the gateway", allOn(nodes, "gateway"), 90_000);
+    await everyPairCarriesTcp(nodes, 7500);
+  });
+});
