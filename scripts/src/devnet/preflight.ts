@@ -1,5 +1,5 @@
 // What the devnet needs from the machine: root (network namespaces, TUN devices), /dev/net/tun, and
-// userspace WireGuard. Installs wireguard-go and wireguard-tools with apt-get when missing.
+// userspace WireGuard, nftables. Installs wireguard-go, wireguard-tools and nftables with apt-get when missing.
 import { access } from "node:fs/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { run, which } from "./exec.ts";
@@ -25,6 +25,8 @@ export async function preflight(progress: (message: string) => void): Promise<vo
   if (!(await which("ip"))) missing.push("iproute2");
   if (!(await which("wg"))) missing.push("wireguard-tools");
   if (!(await which("wireguard-go"))) missing.push("wireguard-go");
+  // `devnet up --block-udp` drops UDP between namespaces with nftables.
+  if (!(await which("nft"))) missing.push("nftables");
   if (missing.length === 0) return;
   if (!(await which("apt-get"))) {
     throw new AttestmeshError(
