@@ -5,31 +5,20 @@
 // and the evicted one does not; when the chosen committer is dead, the next live member takes over.
 // Needs root and /dev/net/tun, like devnet.test.ts; run it under the netns lock.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, createPublicClient, type Hex, http, zeroHash } from "viem";
 import { encodeHeartbeat } from "../../sidecar/src/heartbeat/codec.ts";
 import { createDstackKeySource, deriveNodeKeys } from "../../sidecar/src/keys.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "../../sidecar/src/meshnet/crypto.ts";
+import { cli, devnetSkip, eventually, execFileAsync, ROOT } from "./helpers/devnet.ts";
 
-const execFileAsync = promisify(execFile);
-const ROOT = new URL("../..", import.meta.url).pathname;
-const CLI = join(ROOT, "scripts/src/cli/main.ts");
 const BOGUS_ENTRY = join(ROOT, "test/e2e/fixtures/bogus-csk-sidecar.ts");
 const MESH_PORT = 51821;
 
-const skip =
-  process.getuid?.() !== 0
-    ? "needs root (network namespaces, TUN devices); CI runs it as root"
-    : !existsSync("/dev/net/tun")
-      ? "needs /dev/net/tun"
-      : false;
+const skip = devnetSkip;
 
 interface StateNode {
   name: string;
@@ -63,15 +52,6 @@ interface Health {
   peers: HealthPeer[];
 }
 
-async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    timeout: timeoutMs,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
-
 async function readState(): Promise<State> {
   return JSON.parse(await readFile(join(ROOT, ".devnet/state.json"), "utf8")) as State;
 }
@@ -87,25 +67,6 @@ async function metric(node: StateNode, name: string, labels: string): Promise<nu
   });
   const line = (await res.text()).split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
   return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
 }
 
 /** Sends one UDP datagram from inside `netns` (so through its WireGuard interface) to a mesh address. */

@@ -2,23 +2,11 @@
 // carries TCP across mesh IPs; an evicted node is dropped by the others and can no longer reach them.
 // Needs root, /dev/net/tun and userspace WireGuard (the devnet installs it with apt-get when missing).
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
+import { cli, devnetSkip, eventually, inNetns, latestHandshakes } from "./helpers/devnet.ts";
 
-const execFileAsync = promisify(execFile);
-const ROOT = new URL("../..", import.meta.url).pathname;
-const CLI = join(ROOT, "scripts/src/cli/main.ts");
-
-const skip =
-  process.getuid?.() !== 0
-    ? "needs root (network namespaces, TUN devices); CI runs it as root"
-    : !existsSync("/dev/net/tun")
-      ? "needs /dev/net/tun"
-      : false;
+const skip = devnetSkip;
 
 interface NodeEntry {
   name: string;
@@ -32,52 +20,6 @@ interface NodeEntry {
   phase: string;
   account: string | null;
   sponsoredWei: string;
-}
-
-async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    timeout: timeoutMs,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
-
-async function inNetns(netns: string, cmd: string, args: string[], timeoutMs = 20_000) {
-  return execFileAsync("ip", ["netns", "exec", netns, cmd, ...args], { timeout: timeoutMs });
-}
-
-async function handshakes(node: NodeEntry): Promise<Map<string, number>> {
-  const { stdout } = await inNetns(node.netns, "wg", ["show", node.wgInterface, "latest-handshakes"]);
-  return new Map(
-    stdout
-      .trim()
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => {
-        const [key, at] = line.split("\t");
-        return [key!, Number(at)] as const;
-      }),
-  );
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(500);
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
 }
 
 /** A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace. */
@@ -145,7 +87,7 @@ describe("devnet end to end", { skip }, () => {
 
   it("completes a WireGuard handshake between every pair", async () => {
     for (const node of nodes) {
-      const seen = await handshakes(node);
+      const seen = await latestHandshakes(node.netns, node.wgInterface);
       const others = nodes.filter((n) => n !== node);
       assert.equal(seen.size, others.length, `${node.name} has ${seen.size} peers`);
       for (const [key, at] of seen) assert.ok(at > 0, `${node.name} never handshook with ${key}`);
@@ -168,7 +110,7 @@ describe("devnet end to end", { skip }, () => {
     await cli(["devnet", "evict", evicted.name]);
     for (const node of [first, second]) {
       await eventually(`${node.name} to remove ${evicted.name}`, async () => {
-        const seen = await handshakes(node);
+        const seen = await latestHandshakes(node.netns, node.wgInterface);
         return seen.size === 1 && !seen.has(evicted.wgPublicKey ?? "") ? true : undefined;
       });
     }

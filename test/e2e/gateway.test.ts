@@ -5,27 +5,17 @@
 // Needs root, /dev/net/tun, nft and userspace WireGuard. Run it under the devnet lock:
 //   flock /tmp/attestmesh-netns.lock node --test test/e2e/gateway.test.ts
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { getJson } from "../../scripts/src/devnet/health.ts";
+import { cli, devnetSkip, eventually, execFileAsync, inNetns, ROOT } from "./helpers/devnet.ts";
 
-const execFileAsync = promisify(execFile);
-const ROOT = new URL("../..", import.meta.url).pathname;
-const CLI = join(ROOT, "scripts/src/cli/main.ts");
 // Short timings so upgrades and fallbacks happen within the test: a direct test 2 s after a failure
 // (doubling), keepalives every 5 s (a direct peer silent for 20 s falls back).
 const ENV = { ...process.env, ATTESTMESH_DIRECT_RETRY_SECONDS: "2", ATTESTMESH_WG_KEEPALIVE_SECONDS: "5" };
 
-const skip =
-  process.getuid?.() !== 0
-    ? "needs root (network namespaces, TUN devices, nftables); CI runs it as root"
-    : !existsSync("/dev/net/tun")
-      ? "needs /dev/net/tun"
-      : false;
+const skip = devnetSkip;
 
 interface NodeEntry {
   name: string;
@@ -44,42 +34,9 @@ interface PeerHealth {
   transportDetail?: { gateway: { datagramsIn: number; datagramsOut: number } | null };
 }
 
-async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: ENV,
-    timeout: timeoutMs,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
-
-async function inNetns(netns: string, cmd: string, args: string[], timeoutMs = 30_000) {
-  return execFileAsync("ip", ["netns", "exec", netns, cmd, ...args], { timeout: timeoutMs });
-}
-
 async function peersOf(node: NodeEntry): Promise<PeerHealth[]> {
   // Not fetch: see getJson (a pending fetch can leave nothing keeping the test process alive).
   return ((await getJson(node.healthUrl, 2_000)).body as { peers: PeerHealth[] }).peers;
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(500);
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
 }
 
 /** Every node reports every peer on `path` with a handshake. */
@@ -153,7 +110,12 @@ describe("mesh over the devnet gateway", { skip }, () => {
 
   before(async () => {
     const status = JSON.parse(
-      await cli(["devnet", "up", "--detach", "--json", "--nodes", "3", "--transport", "auto", "--block-udp"]),
+      await cli(
+        ["devnet", "up", "--detach", "--json", "--nodes", "3", "--transport", "auto", "--block-udp"],
+        {
+          env: ENV,
+        },
+      ),
     ) as { nodes: NodeEntry[] };
     const state = JSON.parse((await execFileAsync("cat", [join(ROOT, ".devnet/state.json")])).stdout) as {
       nodes: Array<{ name: string; underlayIp: string }>;
@@ -168,7 +130,7 @@ describe("mesh over the devnet gateway", { skip }, () => {
     // ATTESTMESH_E2E_LOGS=<dir> keeps the devnet's logs for a post-mortem (down deletes .devnet/).
     const keep = process.env.ATTESTMESH_E2E_LOGS;
     if (keep) await execFileAsync("cp", ["-r", join(ROOT, ".devnet"), keep]).catch(() => {});
-    await cli(["devnet", "down"]).catch(() => {});
+    await cli(["devnet", "down"], { env: ENV }).catch(() => {});
   });
 
   it("forms the mesh through the gateway while UDP between namespaces is dropped", async () => {
@@ -191,7 +153,9 @@ describe("mesh over the devnet gateway", { skip }, () => {
     assert.equal(await udpReaches(nodes[0]!, nodes[1]!), true, "UDP flows again");
     await eventually("every peer on direct UDP", allOn(nodes, "udp"), 150_000);
     await everyPairCarriesTcp(nodes, 7400);
-    const status = JSON.parse(await cli(["devnet", "status", "--json"])) as { nodes: NodeEntry[] };
+    const status = JSON.parse(await cli(["devnet", "status", "--json"], { env: ENV })) as {
+      nodes: NodeEntry[];
+    };
     for (const node of status.nodes) assert.deepEqual(node.transports, { udp: 2 });
   });
 

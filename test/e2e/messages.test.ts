@@ -3,26 +3,16 @@
 // restarting: the missed messages are replayed from its cursor, once each. Needs root and
 // /dev/net/tun, like the devnet; run it under the machine-wide devnet lock.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { REPO_ROOT, spawnDetached, stopProcess } from "../../scripts/src/devnet/processes.ts";
 import { type DevnetState, readState, writeState } from "../../scripts/src/devnet/state.ts";
 import { type NdjsonStream, openStream, postJson } from "../../sidecar/test/api-client.ts";
+import { cli, devnetSkip, eventually } from "./helpers/devnet.ts";
 
-const execFileAsync = promisify(execFile);
-const CLI = join(REPO_ROOT, "scripts/src/cli/main.ts");
-
-const skip =
-  process.getuid?.() !== 0
-    ? "needs root (network namespaces, TUN devices); CI runs it as root"
-    : !existsSync("/dev/net/tun")
-      ? "needs /dev/net/tun"
-      : false;
+const skip = devnetSkip;
 
 interface NodeEntry {
   name: string;
@@ -36,34 +26,6 @@ interface NodeEntry {
 async function sponsoredWei(name: string): Promise<bigint> {
   const status = JSON.parse(await cli(["devnet", "status", "--json"])) as { nodes: NodeEntry[] };
   return BigInt(status.nodes.find((n) => n.name === name)!.sponsoredWei);
-}
-
-async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
-    cwd: REPO_ROOT,
-    timeout: timeoutMs,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 60_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
 }
 
 const messagesIn = (stream: NdjsonStream) => stream.lines.filter((l) => l.type === "message");
