@@ -1,6 +1,7 @@
 // The test-only lying mode: refused unless its explicit switch is set, bad app ids refused, and the
 // suppressor drops exactly the logs that name a suppressed app id in a topic.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { type Hex, pad } from "viem";
 import type { FollowerEvent } from "../src/follower.ts";
@@ -24,6 +25,21 @@ describe("indexer test-only lying mode", () => {
     for (const value of ["1", "true", "yes", `${SWITCH_VALUE}x`]) {
       assert.throws(() => parseLyingMode({ [SUPPRESS_VAR]: A, [SWITCH_VAR]: value }), refused(SWITCH_VAR));
     }
+  });
+
+  test("the attestmesh-indexer process refuses to start without the switch (exit 2, reason logged)", () => {
+    const result = spawnSync(process.execPath, [new URL("../src/bin.mjs", import.meta.url).pathname], {
+      env: {
+        PATH: process.env.PATH,
+        ATTESTMESH_INDEXER_RPC_URL: "http://127.0.0.1:1",
+        ATTESTMESH_INDEXER_CLUSTERS: A,
+        [SUPPRESS_VAR]: A,
+      },
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    assert.equal(result.status, 2);
+    assert.match(result.stdout, new RegExp(`refused unless ${SWITCH_VAR}=`));
   });
 
   test("the switch alone is refused too", () => {
