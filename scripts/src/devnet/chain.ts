@@ -89,6 +89,9 @@ export async function createMemberApp(
 ): Promise<Address> {
   const cluster = clusterContract(clients, diamond);
   const salt = memberAppSalt(nodeName);
+  // An add-node that failed after this step left the app behind; a retry under the same name reuses it.
+  const predicted = await cluster.read.predictMemberApp([salt]);
+  if (await cluster.read.isMemberApp([predicted])) return predicted;
   const receipt = await confirm(clients, await cluster.write.createMemberApp([salt]));
   const [created] = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MemberAppCreated" });
   if (!created) throw new Error("createMemberApp emitted no MemberAppCreated");
