@@ -11,6 +11,7 @@ import { AttestmeshError, fatalError } from "./errors.ts";
 import { createClusterFollower } from "./follower.ts";
 import { createDstackKeySource, deriveIndexerKeys, type IndexerKeySource, type IndexerKeys } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createSuppressor, type LyingMode, parseLyingMode } from "./lying.ts";
 import { createMetrics, type IndexerMetrics } from "./metrics.ts";
 import { startPushServer } from "./server.ts";
 import { type ClusterStream, createClusterStream } from "./stream.ts";
@@ -19,6 +20,8 @@ export interface IndexerDeps {
   readonly logger?: Logger;
   readonly keySource?: IndexerKeySource;
   readonly transport?: Transport;
+  /** TEST ONLY (`lying.ts`): drop every log naming these app ids. */
+  readonly lying?: LyingMode;
 }
 
 export interface Indexer {
@@ -43,6 +46,13 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
     transport: deps.transport ?? http(config.rpcUrl, { timeout: 15_000, retryCount: 2 }),
     cacheTime: 0,
   });
+  const suppress = deps.lying === undefined ? undefined : createSuppressor(deps.lying);
+  if (deps.lying !== undefined) {
+    logger.warn(
+      { testOnlyLyingMode: true, suppressedAppIds: deps.lying.suppressAppIds },
+      "TEST-ONLY LYING MODE: this indexer silently drops every log naming these app ids. Never run it outside tests.",
+    );
+  }
   const keys = await deriveIndexerKeys(deps.keySource ?? createDstackKeySource(config.dstackEndpoint));
   logger.info(
     {
@@ -97,7 +107,15 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
 
   async function followOne(c: (typeof clusters)[number]): Promise<void> {
     try {
-      const result = await c.follower.tick();
+      const ticked = await c.follower.tick();
+      const kept = suppress === undefined ? ticked.events : suppress(ticked.events);
+      if (kept.length !== ticked.events.length) {
+        logger.warn(
+          { cluster: c.cluster, dropped: ticked.events.length - kept.length },
+          "TEST-ONLY LYING MODE: logs suppressed",
+        );
+      }
+      const result = { ...ticked, events: kept };
       c.lastHead = result.head;
       c.processed = result.processed;
       c.healthyAt = Date.now();
@@ -192,8 +210,10 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
 /** The `attestmesh-indexer` process: configuration from `env`; SIGTERM/SIGINT stop it cleanly. */
 export async function main(env: Env = process.env): Promise<void> {
   let config: IndexerConfig;
+  let lying: LyingMode | undefined;
   try {
     config = parseConfig(env);
+    lying = parseLyingMode(env);
   } catch (error) {
     createLogger().fatal({ err: error }, error instanceof Error ? error.message : String(error));
     process.exitCode = 2;
@@ -203,7 +223,7 @@ export async function main(env: Env = process.env): Promise<void> {
   let indexer: Indexer | undefined;
   for (let attempt = 0; indexer === undefined; attempt++) {
     try {
-      indexer = await startIndexer(config, { logger });
+      indexer = await startIndexer(config, lying === undefined ? { logger } : { logger, lying });
     } catch (error) {
       const retryable = error instanceof AttestmeshError && error.retryable;
       logger.error(

@@ -67,13 +67,31 @@ export async function deployDevnetCluster(
 }
 
 /** A node's app contract from the cluster's factory; its address is the node's dstack app id. */
+/** A devnet node's member-app salt: fixed per name, so its app id is known before it joins (each devnet
+ * deploys a fresh cluster, and node names are never reused within one). */
+export function memberAppSalt(nodeName: string): Hex {
+  return keccak256(toHex(`attestmesh devnet ${nodeName}`));
+}
+
+/** The app id `createMemberApp` will give the node named `nodeName`. */
+export async function predictMemberAppId(
+  clients: DevnetClients,
+  diamond: Address,
+  nodeName: string,
+): Promise<Address> {
+  return clusterContract(clients, diamond).read.predictMemberApp([memberAppSalt(nodeName)]);
+}
+
 export async function createMemberApp(
   clients: DevnetClients,
   diamond: Address,
   nodeName: string,
 ): Promise<Address> {
   const cluster = clusterContract(clients, diamond);
-  const salt = keccak256(toHex(`attestmesh devnet ${nodeName} ${Date.now()}`));
+  const salt = memberAppSalt(nodeName);
+  // An add-node that failed after this step left the app behind; a retry under the same name reuses it.
+  const predicted = await cluster.read.predictMemberApp([salt]);
+  if (await cluster.read.isMemberApp([predicted])) return predicted;
   const receipt = await confirm(clients, await cluster.write.createMemberApp([salt]));
   const [created] = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MemberAppCreated" });
   if (!created) throw new Error("createMemberApp emitted no MemberAppCreated");

@@ -149,7 +149,15 @@ export async function devnetStatus(state: DevnetState) {
     diamond: state.diamond,
     composeHash: state.composeHash,
     kmsRoot: state.kmsRoot,
-    indexer: state.indexer ? { url: state.indexer.url, pid: state.indexer.pid } : null,
+    indexer: state.indexer
+      ? {
+          url: state.indexer.url,
+          pid: state.indexer.pid,
+          ...(state.indexer.suppressedAppIds === undefined
+            ? {}
+            : { testOnlySuppressedAppIds: state.indexer.suppressedAppIds }),
+        }
+      : null,
     sponsorship:
       state.sponsorship === undefined
         ? null

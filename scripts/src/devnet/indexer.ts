@@ -4,7 +4,7 @@
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { type Address, getAddress, type Hex, keccak256, toHex } from "viem";
-import { clusterContract, type DevnetClients } from "./chain.ts";
+import { clusterContract, type DevnetClients, predictMemberAppId } from "./chain.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
 import { DEVNET_DIR, type DevnetState, INDEXER_PORT } from "./state.ts";
 
@@ -15,6 +15,8 @@ export interface DevnetIndexer {
   readonly pid: number;
   readonly simPid: number;
   readonly logDir: string;
+  /** TEST ONLY: app ids the indexer suppresses (lying mode); absent when it tells the truth. */
+  readonly suppressedAppIds?: readonly Address[];
 }
 
 interface IndexerHealth {
@@ -40,6 +42,8 @@ export async function startIndexer(
   clients: DevnetClients,
   state: DevnetState,
   progress: (message: string) => void,
+  /** TEST ONLY: run the indexer in its lying mode, dropping every log that names these nodes' app ids. */
+  suppressNodes: readonly string[] = [],
 ): Promise<DevnetIndexer> {
   const logDir = join(DEVNET_DIR, "indexer");
   const socketPath = join(logDir, "dstack.sock");
@@ -69,6 +73,14 @@ export async function startIndexer(
     15_000,
   );
 
+  const suppressed = await Promise.all(
+    suppressNodes.map((n) => predictMemberAppId(clients, state.diamond, n)),
+  );
+  if (suppressed.length > 0) {
+    progress(
+      `TEST ONLY: the indexer lies, suppressing every log of ${suppressNodes.join(", ")} (${suppressed.join(", ")})`,
+    );
+  }
   const url = `ws://127.0.0.1:${INDEXER_PORT}`;
   const healthUrl = `http://127.0.0.1:${INDEXER_PORT}/healthz`;
   progress(`starting the indexer on ${url}`);
@@ -85,6 +97,12 @@ export async function startIndexer(
       ATTESTMESH_INDEXER_HOST: "127.0.0.1",
       ATTESTMESH_INDEXER_PORT: String(INDEXER_PORT),
       DSTACK_SIMULATOR_ENDPOINT: socketPath,
+      ...(suppressed.length > 0
+        ? {
+            ATTESTMESH_INDEXER_TEST_SUPPRESS_APP_IDS: suppressed.join(","),
+            ATTESTMESH_INDEXER_TEST_ONLY: "i-know-this-indexer-lies",
+          }
+        : {}),
     },
   });
   const health = await waitFor(
@@ -99,5 +117,13 @@ export async function startIndexer(
   progress("registering the indexer in the cluster's registry");
   const { codeId, signingKey, ...proof } = health.registration;
   await confirm(clients, await cluster.write.setIndexer([url, codeId, signingKey, proof]));
-  return { url, healthUrl, appId, pid, simPid, logDir };
+  return {
+    url,
+    healthUrl,
+    appId,
+    pid,
+    simPid,
+    logDir,
+    ...(suppressed.length > 0 ? { suppressedAppIds: suppressed } : {}),
+  };
 }

@@ -86,6 +86,8 @@ export async function startNode(
       ATTESTMESH_CHAIN_ID: String(state.chainId),
       ATTESTMESH_CONFIRMATIONS: "0",
       ATTESTMESH_POLL_INTERVAL_MS: "1000",
+      // Flag a lagging (or lying) indexer within seconds rather than the production 30 s.
+      ATTESTMESH_INDEXER_LAG_MS: "5000",
       ...(state.sponsorship === undefined
         ? { ATTESTMESH_GAS_KEY: devnetPrivateKey(index) }
         : sponsoredNodeEnv(state.sponsorship)),

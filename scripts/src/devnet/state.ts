@@ -69,6 +69,8 @@ export interface DevnetState {
     readonly pid: number;
     readonly simPid: number;
     readonly logDir: string;
+    /** TEST ONLY: app ids the indexer suppresses (lying mode); absent when it tells the truth. */
+    readonly suppressedAppIds?: readonly Address[];
   };
 }
 

@@ -40,6 +40,8 @@ export interface UpOptions {
   readonly blockUdp?: boolean;
   /** Start and register the indexer (default true); without it the sidecars poll only. */
   readonly indexer?: boolean;
+  /** TEST ONLY: start the indexer lying, suppressing every log of these (future) nodes, e.g. "node4". */
+  readonly indexerSuppressNodes?: readonly string[];
   /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
   readonly sponsored?: boolean;
 }
@@ -93,7 +95,7 @@ export async function devnetUp(options: UpOptions) {
   }
 
   if (options.indexer !== false) {
-    state = { ...state, indexer: await startIndexer(clients, state, progress) };
+    state = { ...state, indexer: await startIndexer(clients, state, progress, options.indexerSuppressNodes) };
     await writeState(state);
   }
 

@@ -69,6 +69,7 @@ type UpFlags = {
   fundedKeys?: boolean;
   transport: DevnetTransport;
   blockUdp?: boolean;
+  indexerSuppressNode?: string[];
 };
 
 export function registerDevnetCommand(program: Command): void {
@@ -96,10 +97,15 @@ export function registerDevnetCommand(program: Command): void {
     .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
     .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
+    // Tests only: the indexer lies by omission, dropping every log of the named (future) node, e.g. node4.
+    .addOption(new Option("--indexer-suppress-node <name...>").hideHelp())
     .action(async (options: UpFlags) => {
       const status = await devnetUp({
         nodes: options.nodes,
         indexer: options.indexer,
+        ...(options.indexerSuppressNode === undefined
+          ? {}
+          : { indexerSuppressNodes: options.indexerSuppressNode }),
         sponsored: !options.fundedKeys,
         transport: options.transport,
         blockUdp: Boolean(options.blockUdp),
