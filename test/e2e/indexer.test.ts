@@ -5,23 +5,10 @@
 // signing everything else): node4 still joins every node's mesh, the subscriptions stay up (a lie by
 // omission is invisible to signature checks) and the sidecars' lag detector flags the indexer. Needs root and /dev/net/tun; run under the machine-wide devnet lock.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
+import { cli, devnetSkip, eventually } from "./helpers/devnet.ts";
 
-const execFileAsync = promisify(execFile);
-const ROOT = new URL("../..", import.meta.url).pathname;
-const CLI = join(ROOT, "scripts/src/cli/main.ts");
-
-const skip =
-  process.getuid?.() !== 0
-    ? "needs root (network namespaces, TUN devices); CI runs it as root"
-    : !existsSync("/dev/net/tun")
-      ? "needs /dev/net/tun"
-      : false;
+const skip = devnetSkip;
 
 interface NodeEntry {
   name: string;
@@ -40,15 +27,6 @@ interface Health {
   peers: Array<{ publicKey: string; latestHandshake: number }>;
 }
 
-async function cli(args: string[], timeoutMs = 300_000): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    timeout: timeoutMs,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
-
 async function health(node: NodeEntry): Promise<Health> {
   const response = await fetch(node.healthUrl, { signal: AbortSignal.timeout(2_000) });
   return (await response.json()) as Health;
@@ -64,25 +42,6 @@ async function laggingLogs(node: NodeEntry): Promise<number> {
     if (match) total += Number(match[1]);
   }
   return total;
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
 }
 
 /** Whether every node has `joined` as a handshaken peer. */
