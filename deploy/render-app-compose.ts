@@ -157,7 +157,6 @@ export function renderAppCompose(target: Target, composeYaml: string): string {
   return normalizedJson({ ...target.settings, docker_compose_file: composeYaml });
 }
 
-
 function readText(path: string): string | undefined {
   try {
     return readFileSync(path, "utf8");
