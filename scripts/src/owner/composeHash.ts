@@ -94,12 +94,6 @@ export function inspectComposeFile(path: string): ComposeFileHash {
   };
 }
 
-/** The hash of an app-compose.json: of its bytes, or with `normalised` of its normalised form. */
-export function composeHashOfFile(path: string, options: { normalised?: boolean } = {}): Hex {
-  const info = inspectComposeFile(path);
-  return options.normalised ? info.normalisedComposeHash : info.composeHash;
-}
-
 /** A compose hash given on the command line, and the file it came from when it came from one. */
 export interface ComposeArgument {
   readonly hash: Hex;
