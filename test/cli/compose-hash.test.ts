@@ -149,7 +149,7 @@ describe("attestmesh compose-hash: the sha256 of the file's bytes", () => {
     assert.equal(json.composeHash, sha256(readFileSync(indented)));
     assert.equal(json.normalisedComposeHash, sha256(original));
     assert.deepEqual(json.differences, [
-      "has whitespace (e.g. indentation) or escapes that the normalised form has not",
+      "has whitespace (e.g. indentation), escapes or number spellings that the normalised form has not",
     ]);
   });
 
@@ -174,7 +174,7 @@ describe("attestmesh compose-hash: the sha256 of the file's bytes", () => {
         [
           "has CR (CRLF) line endings",
           "ends with a newline",
-          "has whitespace (e.g. indentation) or escapes that the normalised form has not",
+          "has whitespace (e.g. indentation), escapes or number spellings that the normalised form has not",
         ],
       ],
       [

@@ -51,7 +51,9 @@ function formDifferences(bytes: Uint8Array, text: string, manifest: object): str
   if (/\n$/.test(text)) found.push("ends with a newline");
   // JSON.stringify keeps the file's key order, so this compares whitespace, escapes and number spellings.
   if (JSON.stringify(manifest) !== text.trim())
-    found.push("has whitespace (e.g. indentation) or escapes that the normalised form has not");
+    found.push(
+      "has whitespace (e.g. indentation), escapes or number spellings that the normalised form has not",
+    );
   if (!keysSorted(manifest)) found.push("has keys out of sorted order");
   if (found.length === 0) found.push("differs from it in a way JSON.parse hides (e.g. a duplicate key)");
   return found;
