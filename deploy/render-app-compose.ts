@@ -7,15 +7,15 @@
 //   node deploy/render-app-compose.ts --strict   like the first, but refuse template placeholders
 //   ... [node|indexer]                           only these targets
 //
-// The file is written in dstack's normalised form (keys sorted at every level, no whitespace, UTF-8, no
-// trailing newline). dstack measures sha256 over the app-compose.json bytes it is handed, while tools
-// (`getComposeHash` of @phala/dstack-sdk, `npx attestmesh compose-hash`) hash the normalised JSON of its
-// content; a file that already is its normalised form gives both the same answer. Submit the file
-// byte for byte: a tool that re-serialises it changes the hash the KMS checks.
-import { createHash } from "node:crypto";
+// The compose hash is sha256 over the exact bytes written (what a CVM measures; the same computation as
+// `npx attestmesh compose-hash`). The file is written in dstack's normalised form (keys sorted at every level,
+// no whitespace, UTF-8, no trailing newline), so tools that hash the normalised JSON of its content instead
+// (`getComposeHash` of @phala/dstack-sdk) give the same answer. Submit the file byte for byte: a tool that
+// re-serialises it in another form (e.g. indented) changes the hash the CVM measures and the KMS checks.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { composeHashOfBytes } from "../scripts/src/owner/composeHash.ts";
 
 const DEPLOY_DIR = fileURLToPath(new URL(".", import.meta.url));
 
@@ -157,11 +157,6 @@ export function renderAppCompose(target: Target, composeYaml: string): string {
   return normalizedJson({ ...target.settings, docker_compose_file: composeYaml });
 }
 
-/** sha256 of the manifest bytes, as dstack measures it: lowercase hex, no prefix. */
-export function composeHash(manifest: string): string {
-  return createHash("sha256").update(manifest, "utf8").digest("hex");
-}
-
 function readText(path: string): string | undefined {
   try {
     return readFileSync(path, "utf8");
@@ -222,8 +217,9 @@ export function main(args: readonly string[]): number {
       failed = true;
       continue;
     }
-    writeFileSync(manifestPath(target), manifest);
-    process.stdout.write(`${manifestFile}  compose hash 0x${composeHash(manifest)}\n`);
+    const bytes = Buffer.from(manifest, "utf8");
+    writeFileSync(manifestPath(target), bytes);
+    process.stdout.write(`${manifestFile}  compose hash ${composeHashOfBytes(bytes)}\n`);
     for (const problem of found) {
       process.stdout.write(`  template: ${problem}; replace it before a real deployment\n`);
     }

@@ -204,7 +204,13 @@ describe("--json output schemas", async () => {
       ["compose-hash", new URL("../../deploy/node/app-compose.json", import.meta.url).pathname, "--json"],
       { target: false },
     );
-    assertSchema(hash.json(), { file: "string", composeHash: "hex" });
+    assertSchema(hash.json(), {
+      file: "string",
+      composeHash: "hex",
+      normalised: "boolean",
+      normalisedComposeHash: "hex",
+      differences: ["string"],
+    });
     const error = await fx.cli(["allow", "app", "0x12", "--yes", "--json"]);
     assert.equal(error.code, 1);
     assertSchema(error.json(), { error: { code: "string", message: "string", details: "object" } });

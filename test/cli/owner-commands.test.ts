@@ -3,8 +3,8 @@
 // says, --dry-run and --calldata change nothing, a non-owner key is refused with the decoded custom error,
 // and bad arguments are refused before any connection is made.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -28,6 +28,11 @@ import { cliCluster, OWNER_KEY, runAttestmesh, STRANGER_KEY } from "../helpers/c
 import { admit, randomAppId, simulatedNode } from "../helpers/cluster.ts";
 
 const NODE_COMPOSE = new URL("../../deploy/node/app-compose.json", import.meta.url).pathname;
+const REAL_PAIRS = (
+  JSON.parse(readFileSync(new URL("../fixtures/compose-hash/real-pairs.json", import.meta.url), "utf8")) as {
+    pairs: { name: string; measuredComposeHash: string; appCompose: string }[];
+  }
+).pairs;
 const randomHash = (): Hex => bytesToHex(randomBytes(32));
 const tmp = mkdtempSync(join(tmpdir(), "attestmesh-cli-"));
 
@@ -83,11 +88,60 @@ describe("attestmesh owner commands", async () => {
     assert.equal(await owner.read.isComposeHashAllowed([hash]), false);
   });
 
-  it("allow compose <app-compose.json> allows the hash dstack's SDK computes for that file", async () => {
-    const { readFileSync } = await import("node:fs");
-    const expected = `0x${getComposeHash(JSON.parse(readFileSync(NODE_COMPOSE, "utf8")))}` as Hex;
+  it("allow compose <app-compose.json> allows sha256 of the file's bytes, the hash its CVM measured", async () => {
+    // A real deployment's app-compose.json (4-space indented, as dstack's vmm-cli.py writes it) and the
+    // compose hash its CVM measured: the one the KMS asks the cluster about.
+    const pair = REAL_PAIRS[0]!;
+    const file = join(tmp, "real-app-compose.json");
+    writeFileSync(file, pair.appCompose);
+    const measured = `0x${pair.measuredComposeHash}` as Hex;
+    const normalised = `0x${getComposeHash(JSON.parse(pair.appCompose))}` as Hex;
+    assert.notEqual(normalised, measured);
+
+    const added = await ok(["allow", "compose", file, "--yes"]);
+    assert.equal(added.changes["allow compose hash"], measured);
+    assert.match(added.changes["compose file"]!, /sha256 of its bytes/);
+    assert.match(added.changes["compose file form"]!, /not in dstack's normalised form/);
+    assert.ok(added.changes["compose file form"]!.includes(normalised), "offers the normalised hash");
+    assert.deepEqual(eventNames(added), ["ComposeHashAdded"]);
+    assert.equal(added.events[0]?.args.composeHash, measured);
+    assert.equal(await owner.read.isComposeHashAllowed([measured]), true);
+    assert.equal(await owner.read.isComposeHashAllowed([normalised]), false, "not the re-serialised hash");
+
+    // The boot gate, asked with the file, answers for the measured hash.
+    const appId = randomAppId();
+    await ok(["allow", "app", appId, "--yes"]);
+    await ok(["allow-any-device", "on", "--yes"]);
+    const checked = await cli(["check", appId, "--compose", file, "--json"]);
+    assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+    const result = checked.json<{ boot: { composeHash: Hex }; composeFile: { normalised: boolean } }>();
+    assert.equal(result.boot.composeHash, measured);
+    assert.equal(result.composeFile.normalised, false);
+    const text = await cli(["check", appId, "--compose", file]);
+    assert.equal(text.code, 0);
+    assert.match(text.stderr, /is not in dstack's normalised form/);
+
+    // --normalised, for a tool that rewrites the file in normalised form: the other hash, said as such.
+    const both = await ok(["allow", "compose", file, "--normalised", "--yes"]);
+    assert.equal(both.changes["allow compose hash"], normalised);
+    assert.match(both.changes["compose file"]!, /hash of its normalised form/);
+    assert.equal(await owner.read.isComposeHashAllowed([normalised]), true);
+    await refused(["allow", "compose", randomHash(), "--normalised", "--yes"], "BadArgument");
+
+    assert.deepEqual(eventNames(await ok(["deny", "compose", file, "--yes"])), ["ComposeHashRemoved"]);
+    assert.equal(await owner.read.isComposeHashAllowed([measured]), false);
+    await ok(["deny", "compose", file, "--normalised", "--yes"]);
+    assert.equal(await owner.read.isComposeHashAllowed([normalised]), false);
+    await ok(["allow-any-device", "off", "--yes"]);
+  });
+
+  it("allow compose with this repository's normalised app-compose.json: one hash, no note", async () => {
+    const bytes = readFileSync(NODE_COMPOSE);
+    const expected = `0x${createHash("sha256").update(bytes).digest("hex")}` as Hex;
+    assert.equal(expected, `0x${getComposeHash(JSON.parse(bytes.toString("utf8")))}`);
     const added = await ok(["allow", "compose", NODE_COMPOSE, "--yes"]);
     assert.equal(added.changes["allow compose hash"], expected);
+    assert.equal(added.changes["compose file form"], undefined);
     assert.equal(await owner.read.isComposeHashAllowed([expected]), true);
   });
 

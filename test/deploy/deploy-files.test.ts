@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { inspectComposeFile } from "@attestmesh/scripts/owner/composeHash.ts";
 import { parseDocument } from "yaml";
 import {
   composePath,
@@ -199,7 +200,7 @@ function canonicalJson(value: unknown): string {
   return `{${members.join(",")}}`;
 }
 
-// The SDK is a dependency of scripts/ (the owner CLI computes compose hashes with it); load it from there.
+// The SDK is a dependency of scripts/ (the owner CLI offers the normalised hash with it); load it from there.
 type GetComposeHash = (appCompose: Record<string, unknown>, normalize?: boolean) => string;
 const sdkEntry = createRequire(join(ROOT, "scripts", "package.json")).resolve(
   "@phala/dstack-sdk/get-compose-hash",
@@ -513,6 +514,14 @@ describe("deploy: app-compose.json", () => {
         assert.equal(getComposeHash(parsed), fileHash);
         assert.equal(getComposeHash(parsed, true), fileHash, "nothing for dstack's preprocessing to drop");
         assert.equal(sha256Hex(canonicalJson(parsed)), fileHash);
+        // What `attestmesh compose-hash` and `allow compose <file>` use: the bytes, no note to give.
+        assert.deepEqual(inspectComposeFile(manifestPath(target)), {
+          file: manifestPath(target),
+          composeHash: `0x${fileHash}`,
+          normalised: true,
+          normalisedComposeHash: `0x${fileHash}`,
+          differences: [],
+        });
       });
 
       test("render --strict knows every template placeholder the compose file holds", () => {

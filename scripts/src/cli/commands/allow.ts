@@ -2,8 +2,9 @@
 
 import type { Command } from "commander";
 import { badArgument, parseAddress, parseBytes32, parseKmsRoot } from "../../owner/args.ts";
-import { composeHashArgument } from "../../owner/composeHash.ts";
+import { composeArgument } from "../../owner/composeHash.ts";
 import type { CliIo } from "../../owner/io.ts";
+import { composeFileChanges, NORMALISED_OPTION } from "./composeOptions.ts";
 import { runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 export function registerAllowCommand(program: Command, io: CliIo): void {
@@ -12,14 +13,17 @@ export function registerAllowCommand(program: Command, io: CliIo): void {
     .description("add a compose hash, app id, KMS root or device to the allowlists");
 
   txOptions(allow.command("compose <fileOrHash>"))
-    .description("allow a compose hash: an app-compose.json (hashed as dstack does) or a 0x hash")
-    .action(async (value: string, options: TxCommandOptions) => {
-      const hash = composeHashArgument(value);
+    .description(
+      "allow a compose hash: an app-compose.json (sha256 of its bytes, as the CVM measures it) or a 0x hash",
+    )
+    .option("--normalised", NORMALISED_OPTION)
+    .action(async (value: string, options: TxCommandOptions & { normalised?: boolean }) => {
+      const { hash, file } = composeArgument(value, { normalised: options.normalised === true });
       await runPlan(io, options, () => ({
         action: "allow compose",
         functionName: "addComposeHash",
         args: [hash],
-        changes: { "allow compose hash": hash },
+        changes: { "allow compose hash": hash, ...composeFileChanges(file, options.normalised === true) },
       }));
     });
 

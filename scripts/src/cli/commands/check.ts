@@ -2,24 +2,34 @@
 // it is, 2 when it is not (1 stays "the check itself failed").
 
 import type { Command } from "commander";
-import { parseAddress, parseBytes32 } from "../../owner/args.ts";
+import { badArgument, parseAddress, parseBytes32 } from "../../owner/args.ts";
 import { checkApp } from "../../owner/check.ts";
-import { composeHashArgument } from "../../owner/composeHash.ts";
+import { composeArgument, composeFormNote } from "../../owner/composeHash.ts";
 import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
 import { ExitCode } from "../exitCode.ts";
+import { NORMALISED_OPTION } from "./composeOptions.ts";
 import { chainOptions } from "./options.ts";
 
-type CheckOptions = ChainCommandOptions & { compose?: string; device?: string };
+type CheckOptions = ChainCommandOptions & { compose?: string; device?: string; normalised?: boolean };
 
 export function registerCheckCommand(program: Command, io: CliIo): void {
   chainOptions(program.command("check <appId>"))
     .description("may this app boot and join? prints why not; exit code 0 yes, 2 no")
-    .option("--compose <fileOrHash>", "also ask the boot gate (isAppAllowed) about this compose hash")
+    .option(
+      "--compose <fileOrHash>",
+      "also ask the boot gate (isAppAllowed) about this compose hash (an app-compose.json: sha256 of its bytes)",
+    )
+    .option("--normalised", NORMALISED_OPTION)
     .option("--device <deviceId>", "the device id for the boot gate (default: zero, i.e. allow-any-device)")
     .action(async (value: string, options: CheckOptions) => {
       const appId = parseAddress(value, "app id");
-      const composeHash = options.compose === undefined ? undefined : composeHashArgument(options.compose);
+      const normalised = options.normalised === true;
+      if (normalised && options.compose === undefined)
+        throw badArgument("--normalised goes with --compose <file>");
+      const compose =
+        options.compose === undefined ? undefined : composeArgument(options.compose, { normalised });
+      const composeHash = compose?.hash;
       const deviceId = options.device === undefined ? undefined : parseBytes32(options.device, "--device");
       const ctx = await clusterContext(io, options);
       const result = await checkApp(ctx, appId, {
@@ -28,7 +38,13 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
       });
       const ok = result.join.allowed && (result.boot === null || result.boot.allowed);
       if (ctx.json) {
-        io.stdout.write(toJson({ ...result, allowed: ok }));
+        io.stdout.write(
+          toJson({
+            ...result,
+            ...(compose?.file === undefined ? {} : { composeFile: compose.file }),
+            allowed: ok,
+          }),
+        );
       } else {
         const boot =
           result.boot === null
@@ -39,6 +55,8 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
           result.member === null
             ? "member: none yet"
             : `member: ${result.member.memberId} (${result.member.active ? "active" : "ended"})`;
+        const note = compose?.file === undefined ? undefined : composeFormNote(compose.file, normalised);
+        if (note) io.stderr.write(`${note.join("\n  ")}\n`);
         io.stdout.write(
           `${appId}${result.memberApp ? " (member app of this cluster)" : ""}\n${boot}\n${join}\n${member}\n${ok ? "allowed" : "NOT allowed"}\n`,
         );

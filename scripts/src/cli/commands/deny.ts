@@ -2,8 +2,9 @@
 
 import type { Command } from "commander";
 import { parseAddress, parseBytes32, parseKmsRoot } from "../../owner/args.ts";
-import { composeHashArgument } from "../../owner/composeHash.ts";
+import { composeArgument } from "../../owner/composeHash.ts";
 import type { CliIo } from "../../owner/io.ts";
+import { composeFileChanges, NORMALISED_OPTION } from "./composeOptions.ts";
 import { runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 export function registerDenyCommand(program: Command, io: CliIo): void {
@@ -12,14 +13,15 @@ export function registerDenyCommand(program: Command, io: CliIo): void {
     .description("remove a compose hash, app id, KMS root or device from the allowlists (reversible)");
 
   txOptions(deny.command("compose <fileOrHash>"))
-    .description("stop allowing a compose hash (an app-compose.json or a 0x hash)")
-    .action(async (value: string, options: TxCommandOptions) => {
-      const hash = composeHashArgument(value);
+    .description("stop allowing a compose hash (an app-compose.json, hashed byte for byte, or a 0x hash)")
+    .option("--normalised", NORMALISED_OPTION)
+    .action(async (value: string, options: TxCommandOptions & { normalised?: boolean }) => {
+      const { hash, file } = composeArgument(value, { normalised: options.normalised === true });
       await runPlan(io, options, () => ({
         action: "deny compose",
         functionName: "removeComposeHash",
         args: [hash],
-        changes: { "deny compose hash": hash },
+        changes: { "deny compose hash": hash, ...composeFileChanges(file, options.normalised === true) },
       }));
     });
 

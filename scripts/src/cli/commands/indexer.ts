@@ -32,7 +32,7 @@ export function registerIndexerCommand(program: Command, io: CliIo): void {
     )
     .option(
       "--code-id <fileOrHash>",
-      "the indexer's compose hash (its app-compose.json or a 0x hash); overrides the proof file's",
+      "the indexer's compose hash (its app-compose.json, sha256 of its bytes, or a 0x hash); overrides the proof file's",
     )
     .action(async (endpoint: string, options: TxCommandOptions & { proof: string; codeId?: string }) => {
       checkEndpoint(endpoint);
