@@ -7,8 +7,8 @@ import { derivedKeyDigest, derivedPublicKey, kmsIssuedDigest } from "@attestmesh
 import { compressedToAddress, recoverSignerAddress } from "@attestmesh/shared/dstack/verify.ts";
 import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes, parseEventLogs, toHex } from "viem";
-import { type ClusterFixture, randomAppId, setupCluster } from "../helpers/cluster.ts";
-import { canonical, expectRevert } from "../helpers/revert.ts";
+import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { canonical, expectRevert } from "../../../test/helpers/revert.ts";
 
 const ZERO32 = toHex(0, { size: 32 });
 const randomHash = (): Hex => bytesToHex(randomBytes(32));

@@ -19,9 +19,9 @@ import {
   setupCluster,
   signRegistration,
   simulatedNode,
-} from "../helpers/cluster.ts";
-import { rebuildPolicy } from "../helpers/policyHistory.ts";
-import { canonical, expectRevert } from "../helpers/revert.ts";
+} from "../../../test/helpers/cluster.ts";
+import { rebuildPolicy } from "../../../test/helpers/policyHistory.ts";
+import { canonical, expectRevert } from "../../../test/helpers/revert.ts";
 
 const APP_AUTH_ID = "0x1e079198";
 const APP_AUTH_BASIC_MANAGEMENT_ID = "0x8fd37527";
