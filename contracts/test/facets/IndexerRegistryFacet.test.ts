@@ -177,218 +177,220 @@ describe("IndexerRegistryFacet", async () => {
   });
 
   describe("refusals", () => {
-    it("refuses setIndexer from a stranger with NotOwner", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      await expectRefusal(
-        () => fx.stranger.write.setIndexer(["wss://x", randomHash(), indexer.signingKey, indexer.proof]),
-        "NotOwner",
-        [fx.strangerAddress],
-      );
-    });
+    type IndexerProof = SimulatedIndexer["proof"];
+    interface Attempt {
+      readonly attempt: () => Promise<unknown>;
+      readonly error: string;
+      readonly args: readonly unknown[];
+    }
+    /** The owner's setIndexer of an allowed indexer, with some of the fields changed. */
+    const setWith = (
+      indexer: SimulatedIndexer,
+      change: { endpoint?: string; codeId?: Hex; signingKey?: Hex; proof?: Partial<IndexerProof> } = {},
+    ) =>
+      owner.write.setIndexer([
+        change.endpoint ?? "wss://x",
+        change.codeId ?? randomHash(),
+        change.signingKey ?? indexer.signingKey,
+        { ...indexer.proof, ...change.proof },
+      ]);
+    /** A row whose attempt is an allowed indexer's setIndexer with one field changed. */
+    const changed =
+      (
+        change: (indexer: SimulatedIndexer) => Parameters<typeof setWith>[1],
+        error: string,
+        args: (indexer: SimulatedIndexer) => readonly unknown[],
+      ) =>
+      async (): Promise<Attempt> => {
+        const indexer = await allowedIndexer();
+        return { attempt: () => setWith(indexer, change(indexer)), error, args: args(indexer) };
+      };
 
-    it("refuses clearIndexer from a stranger with NotOwner", async () => {
-      await setFreshIndexer();
-      await expectRefusal(() => fx.stranger.write.clearIndexer(), "NotOwner", [fx.strangerAddress]);
-      assert.notEqual((await owner.read.indexer()).signingKey, ZERO32);
-    });
+    // Every row runs with an indexer already set, so each refusal must leave that record as it was.
+    const rows: readonly { readonly name: string; readonly arrange: () => Promise<Attempt> }[] = [
+      {
+        name: "refuses setIndexer from a stranger with NotOwner",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          return {
+            attempt: () =>
+              fx.stranger.write.setIndexer(["wss://x", randomHash(), indexer.signingKey, indexer.proof]),
+            error: "NotOwner",
+            args: [fx.strangerAddress],
+          };
+        },
+      },
+      {
+        name: "refuses clearIndexer from a stranger with NotOwner",
+        arrange: async () => ({
+          attempt: () => fx.stranger.write.clearIndexer(),
+          error: "NotOwner",
+          args: [fx.strangerAddress],
+        }),
+      },
+      {
+        name: "refuses an empty endpoint with InvalidEndpoint(0)",
+        arrange: changed(
+          () => ({ endpoint: "" }),
+          "InvalidEndpoint",
+          () => [0n],
+        ),
+      },
+      {
+        name: "refuses a 257-byte endpoint with InvalidEndpoint(257)",
+        arrange: changed(
+          () => ({ endpoint: `wss://${"a".repeat(251)}` }),
+          "InvalidEndpoint",
+          () => [257n],
+        ),
+      },
+      {
+        name: "counts the endpoint in bytes, not characters",
+        // 6 + 252 bytes, 132 characters
+        arrange: changed(
+          () => ({ endpoint: `wss://${"é".repeat(126)}` }),
+          "InvalidEndpoint",
+          () => [258n],
+        ),
+      },
+      {
+        name: "refuses a zero code id with ZeroIndexerField",
+        arrange: changed(
+          () => ({ codeId: ZERO32 }),
+          "ZeroIndexerField",
+          () => [],
+        ),
+      },
+      {
+        name: "refuses a zero signing key with ZeroIndexerField",
+        arrange: changed(
+          () => ({ signingKey: ZERO32 }),
+          "ZeroIndexerField",
+          () => [],
+        ),
+      },
+      {
+        name: "refuses a chain issued for a different Ed25519 key with AppSignatureMismatch",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const otherKey = bytesToHex(derivedPublicKey(randomBytes(32), "ed25519"));
+          // The contract recovers the app signature over the key it was given, so it finds another signer.
+          const recovered = recoverSignerAddress(
+            derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(otherKey)),
+            hexToBytes(indexer.proof.appSignature),
+          );
+          assert.notEqual(recovered, indexer.appKeyAddress);
+          return {
+            attempt: () => setWith(indexer, { signingKey: otherKey }),
+            error: "AppSignatureMismatch",
+            args: [indexer.appKeyAddress, recovered],
+          };
+        },
+      },
+      {
+        name: "refuses a chain made for the member purpose with AppSignatureMismatch",
+        arrange: async () => {
+          const memberPurpose = simulatedIndexer(fx.kmsRoot, randomAppId(), MEMBER_KEY.purpose);
+          await send(fx, owner.write.addAppId([memberPurpose.appId]));
+          const recovered = recoverSignerAddress(
+            derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(memberPurpose.signingKey)),
+            hexToBytes(memberPurpose.proof.appSignature),
+          );
+          assert.notEqual(recovered, memberPurpose.appKeyAddress);
+          return {
+            attempt: () => setWith(memberPurpose),
+            error: "AppSignatureMismatch",
+            args: [memberPurpose.appKeyAddress, recovered],
+          };
+        },
+      },
+      {
+        name: "refuses a chain from a KMS root that is not allowed with KmsRootNotAllowed",
+        arrange: async () => {
+          const rogueRoot = createKmsRoot(randomBytes(32));
+          assert.equal(await owner.read.isKmsRootAllowed([rogueRoot.address]), false);
+          const indexer = simulatedIndexer(rogueRoot);
+          await send(fx, owner.write.addAppId([indexer.appId]));
+          return { attempt: () => setWith(indexer), error: "KmsRootNotAllowed", args: [rogueRoot.address] };
+        },
+      },
+      {
+        name: "refuses an app id that is not allowed with AppIdNotAllowed",
+        arrange: async () => {
+          const indexer = simulatedIndexer(fx.kmsRoot);
+          return { attempt: () => setWith(indexer), error: "AppIdNotAllowed", args: [indexer.appId] };
+        },
+      },
+      {
+        name: "refuses a revoked app id with AppIdRevoked and its revocation time",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const { timestamp } = await send(
+            fx,
+            owner.write.revokeAppId([indexer.appId, toHex("r", { size: 32 })]),
+          );
+          return { attempt: () => setWith(indexer), error: "AppIdRevoked", args: [indexer.appId, timestamp] };
+        },
+      },
+      {
+        name: "refuses a 33-byte app key with a bad prefix with InvalidPublicKeyPrefix",
+        arrange: changed(
+          (indexer) => {
+            const appPubkey = `0x04${indexer.proof.appPubkey.slice(4)}` as Hex;
+            assert.equal(hexToBytes(appPubkey).length, 33);
+            return { proof: { appPubkey } };
+          },
+          "InvalidPublicKeyPrefix",
+          () => [4],
+        ),
+      },
+      {
+        name: "refuses a 64-byte app signature with InvalidSignatureLength(64)",
+        arrange: changed(
+          (indexer) => ({ proof: { appSignature: indexer.proof.appSignature.slice(0, 2 + 128) as Hex } }),
+          "InvalidSignatureLength",
+          () => [64n],
+        ),
+      },
+      {
+        name: "refuses a 64-byte KMS signature with InvalidSignatureLength(64)",
+        arrange: changed(
+          (indexer) => ({ proof: { kmsSignature: indexer.proof.kmsSignature.slice(0, 2 + 128) as Hex } }),
+          "InvalidSignatureLength",
+          () => [64n],
+        ),
+      },
+      {
+        name: "refuses a chain whose proof names another app id (KMS signature then recovers a stranger)",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const otherApp = randomAppId();
+          await send(fx, owner.write.addAppId([otherApp]));
+          const stranger = recoverSignerAddress(
+            kmsIssuedDigest(hexToBytes(otherApp), hexToBytes(indexer.proof.appPubkey)),
+            hexToBytes(indexer.proof.kmsSignature),
+          );
+          assert.notEqual(stranger, fx.kmsRoot.address);
+          return {
+            attempt: () => setWith(indexer, { proof: { appId: otherApp } }),
+            error: "KmsRootNotAllowed",
+            args: [stranger],
+          };
+        },
+      },
+    ];
 
-    it("refuses an empty endpoint with InvalidEndpoint(0)", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      await expectRefusal(
-        () => owner.write.setIndexer(["", randomHash(), indexer.signingKey, indexer.proof]),
-        "InvalidEndpoint",
-        [0n],
-      );
-    });
-
-    it("refuses a 257-byte endpoint with InvalidEndpoint(257)", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const endpoint = `wss://${"a".repeat(251)}`;
-      await expectRefusal(
-        () => owner.write.setIndexer([endpoint, randomHash(), indexer.signingKey, indexer.proof]),
-        "InvalidEndpoint",
-        [257n],
-      );
-    });
-
-    it("counts the endpoint in bytes, not characters", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const endpoint = `wss://${"é".repeat(126)}`; // 6 + 252 bytes, 132 characters
-      await expectRefusal(
-        () => owner.write.setIndexer([endpoint, randomHash(), indexer.signingKey, indexer.proof]),
-        "InvalidEndpoint",
-        [258n],
-      );
-    });
-
-    it("refuses a zero code id with ZeroIndexerField", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      await expectRefusal(
-        () => owner.write.setIndexer(["wss://x", ZERO32, indexer.signingKey, indexer.proof]),
-        "ZeroIndexerField",
-        [],
-      );
-    });
-
-    it("refuses a zero signing key with ZeroIndexerField", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      await expectRefusal(
-        () => owner.write.setIndexer(["wss://x", randomHash(), ZERO32, indexer.proof]),
-        "ZeroIndexerField",
-        [],
-      );
-    });
-
-    it("refuses a chain issued for a different Ed25519 key with AppSignatureMismatch", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const otherKey = bytesToHex(derivedPublicKey(randomBytes(32), "ed25519"));
-      // The contract recovers the app signature over the key it was given, so it finds another signer.
-      const recovered = recoverSignerAddress(
-        derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(otherKey)),
-        hexToBytes(indexer.proof.appSignature),
-      );
-      assert.notEqual(recovered, indexer.appKeyAddress);
-      await expectRefusal(
-        () => owner.write.setIndexer(["wss://x", randomHash(), otherKey, indexer.proof]),
-        "AppSignatureMismatch",
-        [indexer.appKeyAddress, recovered],
-      );
-    });
-
-    it("refuses a chain made for the member purpose with AppSignatureMismatch", async () => {
-      await setFreshIndexer();
-      const memberPurpose = simulatedIndexer(fx.kmsRoot, randomAppId(), MEMBER_KEY.purpose);
-      await send(fx, owner.write.addAppId([memberPurpose.appId]));
-      const recovered = recoverSignerAddress(
-        derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(memberPurpose.signingKey)),
-        hexToBytes(memberPurpose.proof.appSignature),
-      );
-      assert.notEqual(recovered, memberPurpose.appKeyAddress);
-      await expectRefusal(
-        () =>
-          owner.write.setIndexer(["wss://x", randomHash(), memberPurpose.signingKey, memberPurpose.proof]),
-        "AppSignatureMismatch",
-        [memberPurpose.appKeyAddress, recovered],
-      );
-    });
-
-    it("refuses a chain from a KMS root that is not allowed with KmsRootNotAllowed", async () => {
-      await setFreshIndexer();
-      const rogueRoot = createKmsRoot(randomBytes(32));
-      assert.equal(await owner.read.isKmsRootAllowed([rogueRoot.address]), false);
-      const indexer = simulatedIndexer(rogueRoot);
-      await send(fx, owner.write.addAppId([indexer.appId]));
-      await expectRefusal(
-        () => owner.write.setIndexer(["wss://x", randomHash(), indexer.signingKey, indexer.proof]),
-        "KmsRootNotAllowed",
-        [rogueRoot.address],
-      );
-    });
-
-    it("refuses an app id that is not allowed with AppIdNotAllowed", async () => {
-      await setFreshIndexer();
-      const indexer = simulatedIndexer(fx.kmsRoot);
-      await expectRefusal(
-        () => owner.write.setIndexer(["wss://x", randomHash(), indexer.signingKey, indexer.proof]),
-        "AppIdNotAllowed",
-        [indexer.appId],
-      );
-    });
-
-    it("refuses a revoked app id with AppIdRevoked and its revocation time", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const { timestamp } = await send(
-        fx,
-        owner.write.revokeAppId([indexer.appId, toHex("r", { size: 32 })]),
-      );
-      await expectRefusal(
-        () => owner.write.setIndexer(["wss://x", randomHash(), indexer.signingKey, indexer.proof]),
-        "AppIdRevoked",
-        [indexer.appId, timestamp],
-      );
-    });
-
-    it("refuses a 33-byte app key with a bad prefix with InvalidPublicKeyPrefix", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const appPubkey = `0x04${indexer.proof.appPubkey.slice(4)}` as Hex;
-      assert.equal(hexToBytes(appPubkey).length, 33);
-      await expectRefusal(
-        () =>
-          owner.write.setIndexer([
-            "wss://x",
-            randomHash(),
-            indexer.signingKey,
-            { ...indexer.proof, appPubkey },
-          ]),
-        "InvalidPublicKeyPrefix",
-        [4],
-      );
-    });
-
-    it("refuses a 64-byte app signature with InvalidSignatureLength(64)", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const appSignature = indexer.proof.appSignature.slice(0, 2 + 128) as Hex;
-      await expectRefusal(
-        () =>
-          owner.write.setIndexer([
-            "wss://x",
-            randomHash(),
-            indexer.signingKey,
-            { ...indexer.proof, appSignature },
-          ]),
-        "InvalidSignatureLength",
-        [64n],
-      );
-    });
-
-    it("refuses a 64-byte KMS signature with InvalidSignatureLength(64)", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const kmsSignature = indexer.proof.kmsSignature.slice(0, 2 + 128) as Hex;
-      await expectRefusal(
-        () =>
-          owner.write.setIndexer([
-            "wss://x",
-            randomHash(),
-            indexer.signingKey,
-            { ...indexer.proof, kmsSignature },
-          ]),
-        "InvalidSignatureLength",
-        [64n],
-      );
-    });
-
-    it("refuses a chain whose proof names another app id (KMS signature then recovers a stranger)", async () => {
-      await setFreshIndexer();
-      const indexer = await allowedIndexer();
-      const otherApp = randomAppId();
-      await send(fx, owner.write.addAppId([otherApp]));
-      const stranger = recoverSignerAddress(
-        kmsIssuedDigest(hexToBytes(otherApp), hexToBytes(indexer.proof.appPubkey)),
-        hexToBytes(indexer.proof.kmsSignature),
-      );
-      assert.notEqual(stranger, fx.kmsRoot.address);
-      await expectRefusal(
-        () =>
-          owner.write.setIndexer([
-            "wss://x",
-            randomHash(),
-            indexer.signingKey,
-            { ...indexer.proof, appId: otherApp },
-          ]),
-        "KmsRootNotAllowed",
-        [stranger],
-      );
-    });
+    for (const { name, arrange } of rows) {
+      it(name, async () => {
+        const { indexer: current } = await setFreshIndexer();
+        const { attempt, error, args } = await arrange();
+        await expectRefusal(attempt, error, args);
+        assert.equal(
+          (await owner.read.indexer()).signingKey,
+          current.signingKey,
+          "the indexer set before stays",
+        );
+      });
+    }
   });
 });
