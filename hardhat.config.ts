@@ -14,7 +14,8 @@ export default defineConfig({
   plugins: [hardhatViem, hardhatNodeTestRunner, hardhatKeystore],
   paths: {
     sources: "contracts/src",
-    tests: { solidity: "contracts/test", nodejs: "test" },
+    // One tree of contract tests: Solidity (*.t.sol) and TypeScript (*.test.ts) side by side.
+    tests: { solidity: "contracts/test", nodejs: "contracts/test" },
   },
   solidity: {
     version: SOLC_VERSION,

@@ -1,5 +1,5 @@
-// The indexer's configuration: defaults, every bad value refused with the variable named, and the README
-// documents every variable.
+// The indexer's configuration: defaults, every bad value refused with the variable named, and the
+// configuration page (docs/configuration.md) documents every variable.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
@@ -50,9 +50,9 @@ describe("indexer config", () => {
     assert.throws(() => parseConfig({}), /ATTESTMESH_INDEXER_RPC_URL[\s\S]*ATTESTMESH_INDEXER_CLUSTERS/);
   });
 
-  test("the README documents every variable", async () => {
-    const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
+  test("docs/configuration.md documents every variable", async () => {
+    const docs = await readFile(new URL("../../docs/configuration.md", import.meta.url), "utf8");
     for (const doc of CONFIG_DOCS)
-      assert.ok(readme.includes(`\`${doc.name}\``), `${doc.name} is in the README`);
+      assert.ok(docs.includes(`\`${doc.name}\``), `${doc.name} is in docs/configuration.md`);
   });
 });

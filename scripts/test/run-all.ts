@@ -16,6 +16,8 @@ interface Step {
 }
 
 const NODE_TEST_FILES = [
+  "contracts/test/**/*.test.ts",
+  "shared/test/**/*.test.ts",
   "test/**/*.test.ts",
   "scripts/test/**/*.test.ts",
   "sidecar/test/**/*.test.ts",

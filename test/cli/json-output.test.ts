@@ -1,5 +1,5 @@
 // The --json output is an interface for tools: every command's keys and value types are pinned here, so
-// a change to them is deliberate (update this file and the README together).
+// a change to them is deliberate (update this file and docs/cli.md together).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";

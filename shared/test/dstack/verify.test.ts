@@ -12,7 +12,7 @@ import {
   KEY_ALGORITHMS,
   kmsSignAppKey,
   secp256k1PublicKey,
-} from "../../shared/src/dstack/keychain.ts";
+} from "../../src/dstack/keychain.ts";
 import {
   compressedToAddress,
   decompress,
@@ -23,8 +23,8 @@ import {
   SECP256K1_N,
   SECP256K1_P,
   verifyDstackKeyChain,
-} from "../../shared/src/dstack/verify.ts";
-import { AttestmeshError, isAttestmeshError } from "../../shared/src/errors.ts";
+} from "../../src/dstack/verify.ts";
+import { AttestmeshError, isAttestmeshError } from "../../src/errors.ts";
 import { corruptChainInput, equivalentChainInputs, randomValidChainInput } from "./corrupt.ts";
 
 const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];

@@ -12,8 +12,14 @@ import {
   toFunctionSelector,
   toHex,
 } from "viem";
-import { admit, type ClusterFixture, randomAppId, setupCluster, simulatedNode } from "../helpers/cluster.ts";
-import { canonical, expectAnyRevert, expectRevert } from "../helpers/revert.ts";
+import {
+  admit,
+  type ClusterFixture,
+  randomAppId,
+  setupCluster,
+  simulatedNode,
+} from "../../../test/helpers/cluster.ts";
+import { canonical, expectAnyRevert, expectRevert } from "../../../test/helpers/revert.ts";
 
 const APP_AUTH_ID = "0x1e079198";
 const ERC165_ID = toFunctionSelector("supportsInterface(bytes4)");

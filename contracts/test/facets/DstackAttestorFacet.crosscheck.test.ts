@@ -8,9 +8,13 @@ import { KEY_ALGORITHMS } from "@attestmesh/shared/dstack/keychain.ts";
 import { type KeyChainInput, verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { type Address, bytesToHex, getAddress, getContract } from "viem";
-import { corruptChainInput, equivalentChainInputs, randomValidChainInput } from "../dstack/corrupt.ts";
-import { setupCluster } from "../helpers/cluster.ts";
-import { canonical, catchRevert } from "../helpers/revert.ts";
+import {
+  corruptChainInput,
+  equivalentChainInputs,
+  randomValidChainInput,
+} from "../../../shared/test/dstack/corrupt.ts";
+import { setupCluster } from "../../../test/helpers/cluster.ts";
+import { canonical, catchRevert } from "../../../test/helpers/revert.ts";
 
 const SEEDS = [1, 2, 3];
 

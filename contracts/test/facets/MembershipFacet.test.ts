@@ -25,8 +25,8 @@ import {
   setupCluster,
   signRegistration,
   simulatedNode,
-} from "../helpers/cluster.ts";
-import { expectRevert } from "../helpers/revert.ts";
+} from "../../../test/helpers/cluster.ts";
+import { expectRevert } from "../../../test/helpers/revert.ts";
 
 const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const MESH = parseMeshCidr(MESH_CIDR);

@@ -23,8 +23,8 @@ import {
   type SimulatedNode,
   setupCluster,
   simulatedNode,
-} from "../helpers/cluster.ts";
-import { expectRevert } from "../helpers/revert.ts";
+} from "../../../test/helpers/cluster.ts";
+import { expectRevert } from "../../../test/helpers/revert.ts";
 
 const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const EVICTED_BY_REVOCATION = 255;

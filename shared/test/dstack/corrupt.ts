@@ -18,14 +18,14 @@ import {
   kmsSignAppKey,
   secp256k1PublicKey,
   signRecoverable,
-} from "../../shared/src/dstack/keychain.ts";
+} from "../../src/dstack/keychain.ts";
 import {
   type KeyChainErrorCode,
   type KeyChainInput,
   SECP256K1_HALF_N,
   SECP256K1_N,
   SECP256K1_P,
-} from "../../shared/src/dstack/verify.ts";
+} from "../../src/dstack/verify.ts";
 
 export type CorruptedChainInput = {
   readonly name: string;

@@ -1,3 +1,6 @@
+// PolicyFacet: the owner's lists (compose hashes, devices, app ids, KMS roots) and their revocations,
+// the owner-only rule, dstack's isAppAllowed, ERC-165, the policy snapshot and its audit trail. Cases
+// that share arrange/act/assert steps are rows of a table: the lists below, the refusals, the boot checks.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
@@ -19,9 +22,9 @@ import {
   setupCluster,
   signRegistration,
   simulatedNode,
-} from "../helpers/cluster.ts";
-import { rebuildPolicy } from "../helpers/policyHistory.ts";
-import { canonical, expectRevert } from "../helpers/revert.ts";
+} from "../../../test/helpers/cluster.ts";
+import { rebuildPolicy } from "../../../test/helpers/policyHistory.ts";
+import { canonical, expectRevert } from "../../../test/helpers/revert.ts";
 
 const APP_AUTH_ID = "0x1e079198";
 const APP_AUTH_BASIC_MANAGEMENT_ID = "0x8fd37527";
@@ -139,161 +142,359 @@ async function advanceTime(fx: ClusterFixture, seconds: number) {
   await testClient.mine({ blocks: 1 });
 }
 
+/** One owner-managed list of the policy: how to add, remove, read and revoke an entry, for the tables below. */
+interface PolicyList {
+  /** What an entry is, for test names: "compose hash". */
+  readonly noun: string;
+  readonly addFn: string;
+  readonly removeFn: string;
+  readonly fresh: () => Hex;
+  readonly zero: Hex;
+  readonly add: (id: Hex) => Promise<Hex>;
+  readonly remove: (id: Hex) => Promise<Hex>;
+  readonly isAllowed: (id: Hex) => Promise<boolean>;
+  readonly listed: (snapshot: PolicySnapshot) => readonly string[];
+  /** The events' names and the name of their one argument. */
+  readonly added: string;
+  readonly removed: string;
+  readonly arg: string;
+  readonly watch: (id: Hex) => Watch;
+  /** Lists whose entries can also be revoked for good. */
+  readonly revocation?: {
+    readonly fn: string;
+    readonly revoke: (id: Hex, reason: Hex) => Promise<Hex>;
+    readonly revokedAt: (id: Hex) => Promise<bigint>;
+    readonly event: string;
+    readonly error: string;
+  };
+}
+
+type PolicySnapshot = Awaited<ReturnType<ClusterFixture["owner"]["read"]["policySnapshot"]>>;
+
+function policyLists(fx: ClusterFixture): readonly PolicyList[] {
+  const { read, write } = fx.owner;
+  const zero32 = toHex(0, { size: 32 });
+  const zero20 = getAddress(toHex(0, { size: 20 }));
+  return [
+    {
+      noun: "compose hash",
+      addFn: "addComposeHash",
+      removeFn: "removeComposeHash",
+      fresh: randomHash,
+      zero: zero32,
+      add: (h) => write.addComposeHash([h]),
+      remove: (h) => write.removeComposeHash([h]),
+      isAllowed: (h) => read.isComposeHashAllowed([h]),
+      listed: (s) => s.composeHashes,
+      added: "ComposeHashAdded",
+      removed: "ComposeHashRemoved",
+      arg: "composeHash",
+      watch: (h) => ({ composeHashes: [h] }),
+    },
+    {
+      noun: "device",
+      addFn: "addDevice",
+      removeFn: "removeDevice",
+      fresh: randomHash,
+      zero: zero32,
+      add: (d) => write.addDevice([d]),
+      remove: (d) => write.removeDevice([d]),
+      isAllowed: (d) => read.isDeviceAllowed([d]),
+      listed: (s) => s.deviceIds,
+      added: "DeviceAdded",
+      removed: "DeviceRemoved",
+      arg: "deviceId",
+      watch: (d) => ({ deviceIds: [d] }),
+      revocation: {
+        fn: "revokeDevice",
+        revoke: (d, reason) => write.revokeDevice([d, reason]),
+        revokedAt: (d) => read.deviceRevokedAt([d]),
+        event: "DeviceRevokedAt",
+        error: "DeviceIdRevoked",
+      },
+    },
+    {
+      noun: "app id",
+      addFn: "addAppId",
+      removeFn: "removeAppId",
+      fresh: randomAppId,
+      zero: zero20,
+      add: (a) => write.addAppId([a]),
+      remove: (a) => write.removeAppId([a]),
+      isAllowed: (a) => read.isAppIdAllowed([a]),
+      listed: (s) => s.appIds,
+      added: "AppIdAdded",
+      removed: "AppIdRemoved",
+      arg: "appId",
+      watch: (a) => ({ appIds: [a] }),
+      revocation: {
+        fn: "revokeAppId",
+        revoke: (a, reason) => write.revokeAppId([a, reason]),
+        revokedAt: (a) => read.appIdRevokedAt([a]),
+        event: "AppIdRevokedAt",
+        error: "AppIdRevoked",
+      },
+    },
+    {
+      noun: "KMS root",
+      addFn: "addKmsRoot",
+      removeFn: "removeKmsRoot",
+      fresh: randomAppId,
+      zero: zero20,
+      add: (k) => write.addKmsRoot([k]),
+      remove: (k) => write.removeKmsRoot([k]),
+      isAllowed: (k) => read.isKmsRootAllowed([k]),
+      listed: (s) => s.kmsRoots,
+      added: "KmsRootAdded",
+      removed: "KmsRootRemoved",
+      arg: "kmsRoot",
+      watch: (k) => ({ kmsRoots: [k] }),
+    },
+  ];
+}
+
+/** How often `id` appears in the list's part of the policy snapshot, whatever the letter case. */
+async function timesListed(fx: ClusterFixture, list: PolicyList, id: Hex): Promise<number> {
+  const listed = list.listed(await fx.owner.read.policySnapshot());
+  return listed.filter((x) => x.toLowerCase() === id.toLowerCase()).length;
+}
+
+/** A step of an isAppAllowed scenario: change the policy for the case's app id, compose hash or device, or ask. */
+type BootStep =
+  | { readonly allow: "app" | "compose" | "device" }
+  | { readonly remove: "compose" }
+  | { readonly revoke: "app" | "device" }
+  | { readonly allowAnyDevice: boolean }
+  | { readonly expect: readonly [boolean, string] };
+
+const DEVICE_NOT_ALLOWED = [false, "Device not allowed"] as const;
+const ALLOWED = [true, ""] as const;
+
+const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly BootStep[] }[] = [
+  {
+    name: "refuses an app id that is not allowed, before looking at compose hash or device",
+    steps: [{ allowAnyDevice: false }, { expect: [false, "App id not allowed"] }],
+  },
+  {
+    name: "refuses a compose hash that is not allowed, before looking at the device",
+    steps: [{ allowAnyDevice: false }, { allow: "app" }, { expect: [false, "Compose hash not allowed"] }],
+  },
+  {
+    name: "refuses a device that is not allowed while allowAnyDevice is off",
+    steps: [
+      { allowAnyDevice: false },
+      { allow: "app" },
+      { allow: "compose" },
+      { expect: DEVICE_NOT_ALLOWED },
+    ],
+  },
+  {
+    name: "allows an allowed app id with an allowed compose hash on an allowed device",
+    steps: [
+      { allowAnyDevice: false },
+      { allow: "app" },
+      { allow: "compose" },
+      { allow: "device" },
+      { expect: ALLOWED },
+      { remove: "compose" },
+      { expect: [false, "Compose hash not allowed"] },
+    ],
+  },
+  {
+    name: "allows any unlisted device while allowAnyDevice is on, and refuses it again when switched off",
+    steps: [
+      { allow: "app" },
+      { allow: "compose" },
+      { allowAnyDevice: true },
+      { expect: ALLOWED },
+      { allowAnyDevice: false },
+      { expect: DEVICE_NOT_ALLOWED },
+    ],
+  },
+  {
+    name: "refuses a revoked device before the app id check",
+    steps: [{ revoke: "device" }, { expect: [false, "Device revoked"] }],
+  },
+  {
+    name: "refuses a revoked device although every allowlist passes and allowAnyDevice is on",
+    steps: [
+      { allow: "app" },
+      { allow: "compose" },
+      { allow: "device" },
+      { allowAnyDevice: true },
+      { expect: ALLOWED },
+      { revoke: "device" },
+      { expect: [false, "Device revoked"] },
+      { allowAnyDevice: false },
+      { expect: [false, "Device revoked"] },
+    ],
+  },
+  {
+    name: "refuses a revoked app id although every allowlist passes, before the device revocation",
+    steps: [
+      { allow: "app" },
+      { allow: "compose" },
+      { allow: "device" },
+      { allowAnyDevice: true },
+      { expect: ALLOWED },
+      { revoke: "app" },
+      { expect: [false, "App id revoked"] },
+      { revoke: "device" },
+      { expect: [false, "App id revoked"] },
+    ],
+  },
+];
+
+/** Every combination of the facts isAppAllowed reads, and the answer dstack's KMS must get for it. */
+interface BootFacts {
+  readonly app: "unlisted" | "allowed" | "revoked";
+  readonly compose: "unlisted" | "allowed";
+  readonly device: "unlisted" | "allowed" | "revoked";
+  readonly anyDevice: boolean;
+}
+
+const BOOT_FACTS: readonly BootFacts[] = (["unlisted", "allowed", "revoked"] as const).flatMap((app) =>
+  (["unlisted", "allowed"] as const).flatMap((compose) =>
+    (["unlisted", "allowed", "revoked"] as const).flatMap((device) =>
+      [false, true].map((anyDevice) => ({ app, compose, device, anyDevice })),
+    ),
+  ),
+);
+
+/** The documented order of the checks: revocations first (app id, then device), then the allowlists. */
+function bootAnswer(facts: BootFacts): readonly [boolean, string] {
+  if (facts.app === "revoked") return [false, "App id revoked"];
+  if (facts.device === "revoked") return [false, "Device revoked"];
+  if (facts.app !== "allowed") return [false, "App id not allowed"];
+  if (facts.compose !== "allowed") return [false, "Compose hash not allowed"];
+  if (!facts.anyDevice && facts.device !== "allowed") return DEVICE_NOT_ALLOWED;
+  return ALLOWED;
+}
+
 describe("PolicyFacet", async () => {
   const fx = await setupCluster();
   const owner = fx.owner;
 
-  describe("compose hashes", () => {
-    it("addComposeHash allows the hash, lists it in the snapshot and emits ComposeHashAdded", async () => {
-      const h = randomHash();
-      assert.equal(await owner.read.isComposeHashAllowed([h]), false);
-      const { events } = await send(fx, owner.write.addComposeHash([h]));
-      assertEvents(events, [{ name: "ComposeHashAdded", args: { composeHash: h } }]);
-      assert.equal(await owner.read.isComposeHashAllowed([h]), true);
-      assert.ok(sortedLower((await owner.read.policySnapshot()).composeHashes).includes(h.toLowerCase()));
-    });
+  for (const list of policyLists(fx)) {
+    const { noun, addFn, removeFn, added, removed, arg } = list;
+    describe(`${noun} list`, () => {
+      it(`${addFn} allows the ${noun}, lists it in the snapshot and emits ${added}`, async () => {
+        const id = list.fresh();
+        assert.equal(await list.isAllowed(id), false);
+        const { events } = await send(fx, list.add(id));
+        assertEvents(events, [{ name: added, args: { [arg]: id } }]);
+        assert.equal(await list.isAllowed(id), true);
+        assert.equal(await timesListed(fx, list, id), 1);
+        if (list.revocation) assert.equal(await list.revocation.revokedAt(id), 0n);
+      });
 
-    it("addComposeHash of an allowed hash emits nothing and keeps it allowed", async () => {
-      const h = randomHash();
-      await send(fx, owner.write.addComposeHash([h]));
-      const { events } = await send(fx, owner.write.addComposeHash([h]));
-      assertEvents(events, []);
-      assert.equal(await owner.read.isComposeHashAllowed([h]), true);
-      const listed = (await owner.read.policySnapshot()).composeHashes.filter((x) => x === h);
-      assert.equal(listed.length, 1, "listed once");
-    });
+      it(`${addFn} of an allowed ${noun} emits nothing and keeps it allowed, listed once`, async () => {
+        const id = list.fresh();
+        await send(fx, list.add(id));
+        assertEvents((await send(fx, list.add(id))).events, []);
+        assert.equal(await list.isAllowed(id), true);
+        assert.equal(await timesListed(fx, list, id), 1, "listed once");
+      });
 
-    it("removeComposeHash disallows the hash, unlists it and emits ComposeHashRemoved", async () => {
-      const h = randomHash();
-      await send(fx, owner.write.addComposeHash([h]));
-      const { events } = await send(fx, owner.write.removeComposeHash([h]));
-      assertEvents(events, [{ name: "ComposeHashRemoved", args: { composeHash: h } }]);
-      assert.equal(await owner.read.isComposeHashAllowed([h]), false);
-      assert.ok(!sortedLower((await owner.read.policySnapshot()).composeHashes).includes(h.toLowerCase()));
-    });
+      it(`${removeFn} disallows the ${noun}, unlists it and emits ${removed}`, async () => {
+        const id = list.fresh();
+        await send(fx, list.add(id));
+        const { events } = await send(fx, list.remove(id));
+        assertEvents(events, [{ name: removed, args: { [arg]: id } }]);
+        assert.equal(await list.isAllowed(id), false);
+        assert.equal(await timesListed(fx, list, id), 0);
+      });
 
-    it("removeComposeHash of a hash that is not allowed emits nothing", async () => {
-      const h = randomHash();
-      await send(fx, owner.write.addComposeHash([h]));
-      await send(fx, owner.write.removeComposeHash([h]));
-      assertEvents((await send(fx, owner.write.removeComposeHash([h]))).events, []);
-      assertEvents((await send(fx, owner.write.removeComposeHash([randomHash()]))).events, []);
-      assert.equal(await owner.read.isComposeHashAllowed([h]), false);
-    });
+      it(`${removeFn} of a ${noun} that is not allowed (any more, or ever) emits nothing`, async () => {
+        const id = list.fresh();
+        await send(fx, list.add(id));
+        await send(fx, list.remove(id));
+        assertEvents((await send(fx, list.remove(id))).events, []);
+        assertEvents((await send(fx, list.remove(list.fresh()))).events, []);
+        assert.equal(await list.isAllowed(id), false);
+      });
 
-    it("addComposeHash refuses the zero hash with ZeroIdentifier", async () => {
-      const zero = toHex(0, { size: 32 });
-      await expectRefusal(fx, () => owner.write.addComposeHash([zero]), "ZeroIdentifier", [], {
-        composeHashes: [zero],
+      it(`${addFn} refuses the zero ${noun} with ZeroIdentifier`, async () => {
+        await expectRefusal(fx, () => list.add(list.zero), "ZeroIdentifier", [], list.watch(list.zero));
+      });
+
+      const revocation = list.revocation;
+      if (revocation === undefined) return;
+      const { fn: revokeFn, event, error } = revocation;
+
+      it(`${revokeFn} unlists an allowed ${noun} and records the block timestamp`, async () => {
+        const id = list.fresh();
+        const reason = reasonCode("compromised");
+        await send(fx, list.add(id));
+        const { events, timestamp } = await send(fx, revocation.revoke(id, reason));
+        assertEvents(events, [
+          { name: removed, args: { [arg]: id } },
+          { name: event, args: { [arg]: id, revokedAt: timestamp, reason } },
+        ]);
+        assert.equal(await revocation.revokedAt(id), timestamp);
+        assert.equal(await list.isAllowed(id), false);
+        assert.equal(await timesListed(fx, list, id), 0);
+      });
+
+      it(`${revokeFn} of a ${noun} never allowed emits only ${event}`, async () => {
+        const id = list.fresh();
+        const reason = reasonCode("pre-emptive");
+        const { events, timestamp } = await send(fx, revocation.revoke(id, reason));
+        assertEvents(events, [{ name: event, args: { [arg]: id, revokedAt: timestamp, reason } }]);
+        assert.equal(await revocation.revokedAt(id), timestamp);
+        assert.equal(await list.isAllowed(id), false);
+      });
+
+      it(`${addFn} refuses a revoked ${noun} with ${error} and its revocation time`, async () => {
+        const id = list.fresh();
+        await send(fx, list.add(id));
+        const { timestamp } = await send(fx, revocation.revoke(id, reasonCode("r")));
+        await advanceTime(fx, 3600);
+        await expectRefusal(fx, () => list.add(id), error, [id, timestamp], list.watch(id));
+        assert.equal(await list.isAllowed(id), false);
+      });
+
+      it(`${revokeFn} refuses a revoked ${noun} with ${error} and keeps the first timestamp`, async () => {
+        const id = list.fresh();
+        const { timestamp } = await send(fx, revocation.revoke(id, reasonCode("first")));
+        await advanceTime(fx, 3600);
+        await expectRefusal(
+          fx,
+          () => revocation.revoke(id, reasonCode("second")),
+          error,
+          [id, timestamp],
+          list.watch(id),
+        );
+        assert.equal(await revocation.revokedAt(id), timestamp);
+      });
+
+      it(`${revokeFn} refuses the zero ${noun} with ZeroIdentifier`, async () => {
+        await expectRefusal(
+          fx,
+          () => revocation.revoke(list.zero, reasonCode("r")),
+          "ZeroIdentifier",
+          [],
+          list.watch(list.zero),
+        );
+      });
+
+      it(`${removeFn} of a revoked ${noun} emits nothing and the revocation stays`, async () => {
+        const id = list.fresh();
+        const { timestamp } = await send(fx, revocation.revoke(id, reasonCode("r")));
+        assertEvents((await send(fx, list.remove(id))).events, []);
+        assert.equal(await revocation.revokedAt(id), timestamp);
+        assert.equal(await list.isAllowed(id), false);
       });
     });
-  });
+  }
 
-  describe("devices", () => {
-    it("addDevice allows the device, lists it in the snapshot and emits DeviceAdded", async () => {
-      const d = randomHash();
-      assert.equal(await owner.read.isDeviceAllowed([d]), false);
-      const { events } = await send(fx, owner.write.addDevice([d]));
-      assertEvents(events, [{ name: "DeviceAdded", args: { deviceId: d } }]);
-      assert.equal(await owner.read.isDeviceAllowed([d]), true);
-      assert.equal(await owner.read.deviceRevokedAt([d]), 0n);
-      assert.ok(sortedLower((await owner.read.policySnapshot()).deviceIds).includes(d.toLowerCase()));
-    });
-
-    it("addDevice of an allowed device emits nothing and keeps it allowed", async () => {
-      const d = randomHash();
-      await send(fx, owner.write.addDevice([d]));
-      assertEvents((await send(fx, owner.write.addDevice([d]))).events, []);
-      assert.equal(await owner.read.isDeviceAllowed([d]), true);
-      assert.equal((await owner.read.policySnapshot()).deviceIds.filter((x) => x === d).length, 1);
-    });
-
-    it("removeDevice disallows the device, unlists it and emits DeviceRemoved", async () => {
-      const d = randomHash();
-      await send(fx, owner.write.addDevice([d]));
-      const { events } = await send(fx, owner.write.removeDevice([d]));
-      assertEvents(events, [{ name: "DeviceRemoved", args: { deviceId: d } }]);
-      assert.equal(await owner.read.isDeviceAllowed([d]), false);
-      assert.ok(!sortedLower((await owner.read.policySnapshot()).deviceIds).includes(d.toLowerCase()));
-    });
-
-    it("removeDevice of a device that is not allowed emits nothing", async () => {
-      const d = randomHash();
-      await send(fx, owner.write.addDevice([d]));
-      await send(fx, owner.write.removeDevice([d]));
-      assertEvents((await send(fx, owner.write.removeDevice([d]))).events, []);
-      assertEvents((await send(fx, owner.write.removeDevice([randomHash()]))).events, []);
-      assert.equal(await owner.read.isDeviceAllowed([d]), false);
-    });
-
-    it("addDevice refuses the zero device with ZeroIdentifier", async () => {
-      const zero = toHex(0, { size: 32 });
-      await expectRefusal(fx, () => owner.write.addDevice([zero]), "ZeroIdentifier", [], {
-        deviceIds: [zero],
-      });
-    });
-
-    it("revokeDevice unlists an allowed device and records the block timestamp", async () => {
-      const d = randomHash();
-      const reason = reasonCode("key leaked");
-      await send(fx, owner.write.addDevice([d]));
-      const { events, timestamp } = await send(fx, owner.write.revokeDevice([d, reason]));
-      assertEvents(events, [
-        { name: "DeviceRemoved", args: { deviceId: d } },
-        { name: "DeviceRevokedAt", args: { deviceId: d, revokedAt: timestamp, reason } },
-      ]);
-      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
-      assert.equal(await owner.read.isDeviceAllowed([d]), false);
-      assert.ok(!sortedLower((await owner.read.policySnapshot()).deviceIds).includes(d.toLowerCase()));
-    });
-
-    it("revokeDevice of a device never allowed emits only DeviceRevokedAt", async () => {
-      const d = randomHash();
-      const reason = reasonCode("suspicious host");
-      const { events, timestamp } = await send(fx, owner.write.revokeDevice([d, reason]));
-      assertEvents(events, [
-        { name: "DeviceRevokedAt", args: { deviceId: d, revokedAt: timestamp, reason } },
-      ]);
-      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
-    });
-
-    it("addDevice refuses a revoked device with DeviceIdRevoked and its revocation time", async () => {
-      const d = randomHash();
-      await send(fx, owner.write.addDevice([d]));
-      const { timestamp } = await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
-      await advanceTime(fx, 3600);
-      await expectRefusal(fx, () => owner.write.addDevice([d]), "DeviceIdRevoked", [d, timestamp], {
-        deviceIds: [d],
-      });
-      assert.equal(await owner.read.isDeviceAllowed([d]), false);
-    });
-
-    it("revokeDevice refuses a revoked device with DeviceIdRevoked and keeps the first timestamp", async () => {
-      const d = randomHash();
-      const { timestamp } = await send(fx, owner.write.revokeDevice([d, reasonCode("first")]));
-      await advanceTime(fx, 3600);
-      await expectRefusal(
-        fx,
-        () => owner.write.revokeDevice([d, reasonCode("second")]),
-        "DeviceIdRevoked",
-        [d, timestamp],
-        { deviceIds: [d] },
+  describe("KMS roots at deployment", () => {
+    it("accepts the KMS root given at deployment", async () => {
+      assert.equal(await owner.read.isKmsRootAllowed([fx.kmsRoot.address]), true);
+      assert.ok(
+        sortedLower((await owner.read.policySnapshot()).kmsRoots).includes(fx.kmsRoot.address.toLowerCase()),
       );
-      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
-    });
-
-    it("revokeDevice refuses the zero device with ZeroIdentifier", async () => {
-      const zero = toHex(0, { size: 32 });
-      await expectRefusal(fx, () => owner.write.revokeDevice([zero, reasonCode("r")]), "ZeroIdentifier", [], {
-        deviceIds: [zero],
-      });
-    });
-
-    it("removeDevice of a revoked device emits nothing and the revocation stays", async () => {
-      const d = randomHash();
-      const { timestamp } = await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
-      assertEvents((await send(fx, owner.write.removeDevice([d]))).events, []);
-      assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
+      assert.equal(await owner.read.isKmsRootAllowed([randomAppId()]), false);
     });
   });
 
@@ -318,48 +519,7 @@ describe("PolicyFacet", async () => {
     });
   });
 
-  describe("app ids", () => {
-    it("addAppId allows the app id, lists it in the snapshot and emits AppIdAdded", async () => {
-      const a = randomAppId();
-      assert.equal(await owner.read.isAppIdAllowed([a]), false);
-      const { events } = await send(fx, owner.write.addAppId([a]));
-      assertEvents(events, [{ name: "AppIdAdded", args: { appId: a } }]);
-      assert.equal(await owner.read.isAppIdAllowed([a]), true);
-      assert.equal(await owner.read.appIdRevokedAt([a]), 0n);
-      assert.ok(sortedLower((await owner.read.policySnapshot()).appIds).includes(a.toLowerCase()));
-    });
-
-    it("addAppId of an allowed app id emits nothing and keeps it allowed", async () => {
-      const a = randomAppId();
-      await send(fx, owner.write.addAppId([a]));
-      assertEvents((await send(fx, owner.write.addAppId([a]))).events, []);
-      assert.equal(await owner.read.isAppIdAllowed([a]), true);
-      assert.equal((await owner.read.policySnapshot()).appIds.filter((x) => x === a).length, 1);
-    });
-
-    it("removeAppId disallows the app id, unlists it and emits AppIdRemoved", async () => {
-      const a = randomAppId();
-      await send(fx, owner.write.addAppId([a]));
-      const { events } = await send(fx, owner.write.removeAppId([a]));
-      assertEvents(events, [{ name: "AppIdRemoved", args: { appId: a } }]);
-      assert.equal(await owner.read.isAppIdAllowed([a]), false);
-      assert.ok(!sortedLower((await owner.read.policySnapshot()).appIds).includes(a.toLowerCase()));
-    });
-
-    it("removeAppId of an app id that is not allowed emits nothing", async () => {
-      const a = randomAppId();
-      await send(fx, owner.write.addAppId([a]));
-      await send(fx, owner.write.removeAppId([a]));
-      assertEvents((await send(fx, owner.write.removeAppId([a]))).events, []);
-      assertEvents((await send(fx, owner.write.removeAppId([randomAppId()]))).events, []);
-      assert.equal(await owner.read.isAppIdAllowed([a]), false);
-    });
-
-    it("addAppId refuses the zero address with ZeroIdentifier", async () => {
-      const zero = getAddress(toHex(0, { size: 20 }));
-      await expectRefusal(fx, () => owner.write.addAppId([zero]), "ZeroIdentifier", [], { appIds: [zero] });
-    });
-
+  describe("app ids of members", () => {
     it("removeAppId leaves the app id's active member active", async () => {
       const node = simulatedNode(fx.kmsRoot);
       const memberId = await admit(fx, node);
@@ -368,60 +528,6 @@ describe("PolicyFacet", async () => {
       assert.equal(await owner.read.isAppIdAllowed([node.appId]), false);
       assert.equal(await owner.read.isMember([node.appId]), true);
       assert.equal((await owner.read.member([memberId])).status, Status.Active);
-    });
-
-    it("revokeAppId unlists an allowed app id and records the block timestamp", async () => {
-      const a = randomAppId();
-      const reason = reasonCode("compromised");
-      await send(fx, owner.write.addAppId([a]));
-      const { events, timestamp } = await send(fx, owner.write.revokeAppId([a, reason]));
-      assertEvents(events, [
-        { name: "AppIdRemoved", args: { appId: a } },
-        { name: "AppIdRevokedAt", args: { appId: a, revokedAt: timestamp, reason } },
-      ]);
-      assert.equal(await owner.read.appIdRevokedAt([a]), timestamp);
-      assert.equal(await owner.read.isAppIdAllowed([a]), false);
-      assert.ok(!sortedLower((await owner.read.policySnapshot()).appIds).includes(a.toLowerCase()));
-    });
-
-    it("revokeAppId of an app id never allowed emits only AppIdRevokedAt", async () => {
-      const a = randomAppId();
-      const reason = reasonCode("pre-emptive");
-      const { events, timestamp } = await send(fx, owner.write.revokeAppId([a, reason]));
-      assertEvents(events, [{ name: "AppIdRevokedAt", args: { appId: a, revokedAt: timestamp, reason } }]);
-      assert.equal(await owner.read.appIdRevokedAt([a]), timestamp);
-    });
-
-    it("addAppId refuses a revoked app id with AppIdRevoked and its revocation time", async () => {
-      const a = randomAppId();
-      await send(fx, owner.write.addAppId([a]));
-      const { timestamp } = await send(fx, owner.write.revokeAppId([a, reasonCode("r")]));
-      await advanceTime(fx, 3600);
-      await expectRefusal(fx, () => owner.write.addAppId([a]), "AppIdRevoked", [a, timestamp], {
-        appIds: [a],
-      });
-      assert.equal(await owner.read.isAppIdAllowed([a]), false);
-    });
-
-    it("revokeAppId refuses a revoked app id with AppIdRevoked and keeps the first timestamp", async () => {
-      const a = randomAppId();
-      const { timestamp } = await send(fx, owner.write.revokeAppId([a, reasonCode("first")]));
-      await advanceTime(fx, 3600);
-      await expectRefusal(
-        fx,
-        () => owner.write.revokeAppId([a, reasonCode("second")]),
-        "AppIdRevoked",
-        [a, timestamp],
-        { appIds: [a] },
-      );
-      assert.equal(await owner.read.appIdRevokedAt([a]), timestamp);
-    });
-
-    it("revokeAppId refuses the zero address with ZeroIdentifier", async () => {
-      const zero = getAddress(toHex(0, { size: 20 }));
-      await expectRefusal(fx, () => owner.write.revokeAppId([zero, reasonCode("r")]), "ZeroIdentifier", [], {
-        appIds: [zero],
-      });
     });
 
     it("revokeAppId evicts the active member with reason 255 and opens a new CSK epoch", async () => {
@@ -488,56 +594,6 @@ describe("PolicyFacet", async () => {
       ]);
       assert.equal((await owner.read.member([memberId])).status, Status.Left);
       assert.equal((await owner.read.currentCsk())[0], epochBefore);
-    });
-  });
-
-  describe("KMS roots", () => {
-    it("accepts the KMS root given at deployment", async () => {
-      assert.equal(await owner.read.isKmsRootAllowed([fx.kmsRoot.address]), true);
-      assert.ok(
-        sortedLower((await owner.read.policySnapshot()).kmsRoots).includes(fx.kmsRoot.address.toLowerCase()),
-      );
-      assert.equal(await owner.read.isKmsRootAllowed([randomAppId()]), false);
-    });
-
-    it("addKmsRoot accepts the root, lists it in the snapshot and emits KmsRootAdded", async () => {
-      const k = randomAppId();
-      const { events } = await send(fx, owner.write.addKmsRoot([k]));
-      assertEvents(events, [{ name: "KmsRootAdded", args: { kmsRoot: k } }]);
-      assert.equal(await owner.read.isKmsRootAllowed([k]), true);
-      assert.ok(sortedLower((await owner.read.policySnapshot()).kmsRoots).includes(k.toLowerCase()));
-    });
-
-    it("addKmsRoot of an accepted root emits nothing and keeps it accepted", async () => {
-      const k = randomAppId();
-      await send(fx, owner.write.addKmsRoot([k]));
-      assertEvents((await send(fx, owner.write.addKmsRoot([k]))).events, []);
-      assert.equal(await owner.read.isKmsRootAllowed([k]), true);
-      assert.equal((await owner.read.policySnapshot()).kmsRoots.filter((x) => x === k).length, 1);
-    });
-
-    it("removeKmsRoot stops accepting the root, unlists it and emits KmsRootRemoved", async () => {
-      const k = randomAppId();
-      await send(fx, owner.write.addKmsRoot([k]));
-      const { events } = await send(fx, owner.write.removeKmsRoot([k]));
-      assertEvents(events, [{ name: "KmsRootRemoved", args: { kmsRoot: k } }]);
-      assert.equal(await owner.read.isKmsRootAllowed([k]), false);
-      assert.ok(!sortedLower((await owner.read.policySnapshot()).kmsRoots).includes(k.toLowerCase()));
-    });
-
-    it("removeKmsRoot of a root that is not accepted emits nothing", async () => {
-      const k = randomAppId();
-      await send(fx, owner.write.addKmsRoot([k]));
-      await send(fx, owner.write.removeKmsRoot([k]));
-      assertEvents((await send(fx, owner.write.removeKmsRoot([k]))).events, []);
-      assert.equal(await owner.read.isKmsRootAllowed([k]), false);
-    });
-
-    it("addKmsRoot refuses the zero address with ZeroIdentifier", async () => {
-      const zero = getAddress(toHex(0, { size: 20 }));
-      await expectRefusal(fx, () => owner.write.addKmsRoot([zero]), "ZeroIdentifier", [], {
-        kmsRoots: [zero],
-      });
     });
   });
 
@@ -659,88 +715,44 @@ describe("PolicyFacet", async () => {
       ...(await owner.read.isAppAllowed([info])),
     ];
 
-    it("refuses an app id that is not allowed, before looking at compose hash or device", async () => {
-      await send(fx, owner.write.setAllowAnyDevice([false]));
-      assert.deepEqual(await isAppAllowed(bootInfo(randomAppId(), randomHash(), randomHash())), [
-        false,
-        "App id not allowed",
-      ]);
-    });
+    for (const { name, steps } of BOOT_SCENARIOS) {
+      it(name, async () => {
+        const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
+        for (const step of steps) {
+          if ("expect" in step) assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [...step.expect]);
+          else if ("allowAnyDevice" in step)
+            await send(fx, owner.write.setAllowAnyDevice([step.allowAnyDevice]));
+          else if ("remove" in step) await send(fx, owner.write.removeComposeHash([h]));
+          else if ("allow" in step) {
+            if (step.allow === "app") await send(fx, owner.write.addAppId([a]));
+            else if (step.allow === "compose") await send(fx, owner.write.addComposeHash([h]));
+            else await send(fx, owner.write.addDevice([d]));
+          } else if (step.revoke === "app") {
+            await send(fx, owner.write.revokeAppId([a, reasonCode("r")]));
+            assert.equal(await owner.read.isAppIdAllowed([a]), false);
+          } else {
+            const { timestamp } = await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
+            assert.equal(await owner.read.deviceRevokedAt([d]), timestamp);
+            assert.equal(await owner.read.isDeviceAllowed([d]), false);
+          }
+        }
+      });
+    }
 
-    it("refuses a compose hash that is not allowed, before looking at the device", async () => {
-      await send(fx, owner.write.setAllowAnyDevice([false]));
-      const a = randomAppId();
-      await send(fx, owner.write.addAppId([a]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, randomHash(), randomHash())), [
-        false,
-        "Compose hash not allowed",
-      ]);
-    });
-
-    it("refuses a device that is not allowed while allowAnyDevice is off", async () => {
-      await send(fx, owner.write.setAllowAnyDevice([false]));
-      const [a, h] = [randomAppId(), randomHash()];
-      await send(fx, owner.write.addAppId([a]));
-      await send(fx, owner.write.addComposeHash([h]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, randomHash())), [false, "Device not allowed"]);
-    });
-
-    it("allows an allowed app id with an allowed compose hash on an allowed device", async () => {
-      await send(fx, owner.write.setAllowAnyDevice([false]));
-      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
-      await send(fx, owner.write.addAppId([a]));
-      await send(fx, owner.write.addComposeHash([h]));
-      await send(fx, owner.write.addDevice([d]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
-      await send(fx, owner.write.removeComposeHash([h]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Compose hash not allowed"]);
-    });
-
-    it("allows any unlisted device while allowAnyDevice is on, and refuses it again when switched off", async () => {
-      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
-      await send(fx, owner.write.addAppId([a]));
-      await send(fx, owner.write.addComposeHash([h]));
-      await send(fx, owner.write.setAllowAnyDevice([true]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
-      await send(fx, owner.write.setAllowAnyDevice([false]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Device not allowed"]);
-    });
-
-    it("refuses a revoked device before the app id check", async () => {
-      const d = randomHash();
-      await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
-      assert.deepEqual(await isAppAllowed(bootInfo(randomAppId(), randomHash(), d)), [
-        false,
-        "Device revoked",
-      ]);
-    });
-
-    it("refuses a revoked device although every allowlist passes and allowAnyDevice is on", async () => {
-      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
-      await send(fx, owner.write.addAppId([a]));
-      await send(fx, owner.write.addComposeHash([h]));
-      await send(fx, owner.write.addDevice([d]));
-      await send(fx, owner.write.setAllowAnyDevice([true]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
-      await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Device revoked"]);
-      await send(fx, owner.write.setAllowAnyDevice([false]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "Device revoked"]);
-    });
-
-    it("refuses a revoked app id although every allowlist passes, before the device revocation", async () => {
-      const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
-      await send(fx, owner.write.addAppId([a]));
-      await send(fx, owner.write.addComposeHash([h]));
-      await send(fx, owner.write.addDevice([d]));
-      await send(fx, owner.write.setAllowAnyDevice([true]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [true, ""]);
-      await send(fx, owner.write.revokeAppId([a, reasonCode("r")]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "App id revoked"]);
-      assert.equal(await owner.read.isAppIdAllowed([a]), false);
-      await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
-      assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [false, "App id revoked"]);
-    });
+    for (const facts of BOOT_FACTS) {
+      const answer = bootAnswer(facts);
+      const label = `app id ${facts.app}, compose hash ${facts.compose}, device ${facts.device}, any device ${facts.anyDevice ? "on" : "off"}`;
+      it(`${label}: ${answer[0] ? "allowed" : answer[1]}`, async () => {
+        const [a, h, d] = [randomAppId(), randomHash(), randomHash()];
+        if (facts.app !== "unlisted") await send(fx, owner.write.addAppId([a]));
+        if (facts.app === "revoked") await send(fx, owner.write.revokeAppId([a, reasonCode("r")]));
+        if (facts.compose === "allowed") await send(fx, owner.write.addComposeHash([h]));
+        if (facts.device !== "unlisted") await send(fx, owner.write.addDevice([d]));
+        if (facts.device === "revoked") await send(fx, owner.write.revokeDevice([d, reasonCode("r")]));
+        await send(fx, owner.write.setAllowAnyDevice([facts.anyDevice]));
+        assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [...answer]);
+      });
+    }
   });
 
   describe("ERC-165", () => {

@@ -324,96 +324,6 @@ describe("DiamondCutFacet through the diamond", () => {
     assertSameValues(await cluster.read.owner(), owner);
   });
 
-  test("refuses a non-owner with NotOwner", async () => {
-    const { cluster, loupeFacet } = await deployed();
-    await expectCustomError(
-      cluster.write.diamondCut(
-        [
-          [{ facetAddress: loupeFacet, action: Action.Add, functionSelectors: [UNKNOWN_SELECTOR] }],
-          zeroAddress,
-          "0x",
-        ],
-        { account: strangerWallet.account },
-      ),
-      "NotOwner",
-      [stranger],
-    );
-  });
-
-  test("refuses adding a selector that is already routed with SelectorAlreadyAdded", async () => {
-    const { cluster, loupeFacet, ownershipFacet } = await deployed();
-    await expectCustomError(
-      cluster.write.diamondCut([
-        [{ facetAddress: loupeFacet, action: Action.Add, functionSelectors: [OWNER_SELECTOR] }],
-        zeroAddress,
-        "0x",
-      ]),
-      "SelectorAlreadyAdded",
-      [OWNER_SELECTOR, ownershipFacet],
-    );
-  });
-
-  test("refuses replacing with the same facet with ReplaceWithSameFacet", async () => {
-    const { cluster, ownershipFacet } = await deployed();
-    await expectCustomError(
-      cluster.write.diamondCut([
-        [{ facetAddress: ownershipFacet, action: Action.Replace, functionSelectors: [OWNER_SELECTOR] }],
-        zeroAddress,
-        "0x",
-      ]),
-      "ReplaceWithSameFacet",
-      [OWNER_SELECTOR, ownershipFacet],
-    );
-  });
-
-  test("refuses removing with a facet address with RemoveFacetAddressNotZero", async () => {
-    const { cluster, ownershipFacet } = await deployed();
-    await expectCustomError(
-      cluster.write.diamondCut([
-        [{ facetAddress: ownershipFacet, action: Action.Remove, functionSelectors: [OWNER_SELECTOR] }],
-        zeroAddress,
-        "0x",
-      ]),
-      "RemoveFacetAddressNotZero",
-      [ownershipFacet],
-    );
-  });
-
-  test("refuses removing an unknown selector with SelectorNotFound", async () => {
-    const { cluster } = await deployed();
-    await expectCustomError(
-      cluster.write.diamondCut([
-        [{ facetAddress: zeroAddress, action: Action.Remove, functionSelectors: [UNKNOWN_SELECTOR] }],
-        zeroAddress,
-        "0x",
-      ]),
-      "SelectorNotFound",
-      [UNKNOWN_SELECTOR],
-    );
-  });
-
-  test("refuses a facet without code with FacetHasNoCode and an empty step with NoSelectorsInCut", async () => {
-    const { cluster, ownershipFacet } = await deployed();
-    await expectCustomError(
-      cluster.write.diamondCut([
-        [{ facetAddress: stranger, action: Action.Add, functionSelectors: [UNKNOWN_SELECTOR] }],
-        zeroAddress,
-        "0x",
-      ]),
-      "FacetHasNoCode",
-      [stranger],
-    );
-    await expectCustomError(
-      cluster.write.diamondCut([
-        [{ facetAddress: ownershipFacet, action: Action.Add, functionSelectors: [] }],
-        zeroAddress,
-        "0x",
-      ]),
-      "NoSelectorsInCut",
-      [ownershipFacet],
-    );
-  });
-
   test("delegatecalls the initializer in the diamond's context", async () => {
     // A facet serves as the initializer here: it runs on the diamond's storage with the owner as msg.sender.
     const { cluster, ownershipFacet } = await deployed();
@@ -442,30 +352,127 @@ describe("DiamondCutFacet through the diamond", () => {
     assert.equal(await clusterAt(ownershipFacet).read.pendingOwner(), zeroAddress);
   });
 
-  test("bubbles up the initializer's custom error unchanged", async () => {
-    const { cluster, ownershipFacet } = await deployed();
-    const initCalldata = encodeFunctionData({ abi: clusterAbi, functionName: "acceptOwnership" });
-    await expectCustomError(cluster.write.diamondCut([[], ownershipFacet, initCalldata]), "NotPendingOwner", [
-      owner,
-    ]);
-  });
+  // Refused cuts, one row each: the call the owner (or a stranger) makes, and the custom error with its
+  // values. Each must also leave the routing exactly as the deployment made it.
+  const refusals: readonly {
+    readonly name: string;
+    readonly cut: (fx: DiamondFixture) => {
+      readonly steps: readonly FacetCut[];
+      readonly init?: Address;
+      readonly initCalldata?: Hex;
+      readonly fromStranger?: boolean;
+    };
+    readonly error: string;
+    readonly args: (fx: DiamondFixture) => readonly unknown[];
+  }[] = [
+    {
+      name: "refuses a non-owner with NotOwner",
+      cut: (fx) => ({
+        steps: [{ facetAddress: fx.loupeFacet, action: Action.Add, functionSelectors: [UNKNOWN_SELECTOR] }],
+        fromStranger: true,
+      }),
+      error: "NotOwner",
+      args: () => [stranger],
+    },
+    {
+      name: "refuses adding a selector that is already routed with SelectorAlreadyAdded",
+      cut: (fx) => ({
+        steps: [{ facetAddress: fx.loupeFacet, action: Action.Add, functionSelectors: [OWNER_SELECTOR] }],
+      }),
+      error: "SelectorAlreadyAdded",
+      args: (fx) => [OWNER_SELECTOR, fx.ownershipFacet],
+    },
+    {
+      name: "refuses replacing with the same facet with ReplaceWithSameFacet",
+      cut: (fx) => ({
+        steps: [
+          { facetAddress: fx.ownershipFacet, action: Action.Replace, functionSelectors: [OWNER_SELECTOR] },
+        ],
+      }),
+      error: "ReplaceWithSameFacet",
+      args: (fx) => [OWNER_SELECTOR, fx.ownershipFacet],
+    },
+    {
+      name: "refuses removing with a facet address with RemoveFacetAddressNotZero",
+      cut: (fx) => ({
+        steps: [
+          { facetAddress: fx.ownershipFacet, action: Action.Remove, functionSelectors: [OWNER_SELECTOR] },
+        ],
+      }),
+      error: "RemoveFacetAddressNotZero",
+      args: (fx) => [fx.ownershipFacet],
+    },
+    {
+      name: "refuses removing an unknown selector with SelectorNotFound",
+      cut: () => ({
+        steps: [{ facetAddress: zeroAddress, action: Action.Remove, functionSelectors: [UNKNOWN_SELECTOR] }],
+      }),
+      error: "SelectorNotFound",
+      args: () => [UNKNOWN_SELECTOR],
+    },
+    {
+      name: "refuses a facet without code with FacetHasNoCode",
+      cut: () => ({
+        steps: [{ facetAddress: stranger, action: Action.Add, functionSelectors: [UNKNOWN_SELECTOR] }],
+      }),
+      error: "FacetHasNoCode",
+      args: () => [stranger],
+    },
+    {
+      name: "refuses an empty step with NoSelectorsInCut",
+      cut: (fx) => ({
+        steps: [{ facetAddress: fx.ownershipFacet, action: Action.Add, functionSelectors: [] }],
+      }),
+      error: "NoSelectorsInCut",
+      args: (fx) => [fx.ownershipFacet],
+    },
+    {
+      name: "bubbles up the initializer's custom error unchanged",
+      cut: (fx) => ({
+        steps: [],
+        init: fx.ownershipFacet,
+        initCalldata: encodeFunctionData({ abi: clusterAbi, functionName: "acceptOwnership" }),
+      }),
+      error: "NotPendingOwner",
+      args: () => [owner],
+    },
+    {
+      name: "reverts InitializationFailed when the initializer reverts without data",
+      cut: (fx) => ({ steps: [], init: fx.loupeFacet, initCalldata: UNKNOWN_SELECTOR }),
+      error: "InitializationFailed",
+      args: (fx) => [fx.loupeFacet, UNKNOWN_SELECTOR],
+    },
+    {
+      name: "refuses an initializer without code with InitHasNoCode",
+      cut: () => ({ steps: [], init: stranger, initCalldata: "0x01" }),
+      error: "InitHasNoCode",
+      args: () => [stranger],
+    },
+    {
+      name: "refuses calldata without an initializer with InitCalldataWithoutInit",
+      cut: () => ({ steps: [], init: zeroAddress, initCalldata: "0x01" }),
+      error: "InitCalldataWithoutInit",
+      args: () => ["0x01"],
+    },
+  ];
 
-  test("reverts InitializationFailed when the initializer reverts without data", async () => {
-    const { cluster, loupeFacet } = await deployed();
-    await expectCustomError(
-      cluster.write.diamondCut([[], loupeFacet, UNKNOWN_SELECTOR]),
-      "InitializationFailed",
-      [loupeFacet, UNKNOWN_SELECTOR],
-    );
-  });
-
-  test("refuses an initializer without code and calldata without an initializer", async () => {
-    const { cluster } = await deployed();
-    await expectCustomError(cluster.write.diamondCut([[], stranger, "0x01"]), "InitHasNoCode", [stranger]);
-    await expectCustomError(cluster.write.diamondCut([[], zeroAddress, "0x01"]), "InitCalldataWithoutInit", [
-      "0x01",
-    ]);
-  });
+  for (const { name, cut, error, args } of refusals) {
+    test(name, async () => {
+      const fx = await deployed();
+      const { steps, init = zeroAddress, initCalldata = "0x", fromStranger = false } = cut(fx);
+      const routingBefore = await fx.cluster.read.facets();
+      await expectCustomError(
+        fx.cluster.write.diamondCut(
+          [steps, init, initCalldata],
+          fromStranger ? { account: strangerWallet.account } : {},
+        ),
+        error,
+        args(fx),
+      );
+      assertSameValues(await fx.cluster.read.facets(), routingBefore, "a refused cut changes no route");
+      assertSameValues(await fx.cluster.read.pendingOwner(), zeroAddress, "nor the owner's state");
+    });
+  }
 });
 
 describe("DiamondLoupeFacet ERC-165", () => {

@@ -15,8 +15,8 @@ import {
   kmsIssuedDigest,
   kmsSignAppKey,
   secp256k1PublicKey,
-} from "../../shared/src/dstack/keychain.ts";
-import { isAttestmeshError } from "../../shared/src/errors.ts";
+} from "../../src/dstack/keychain.ts";
+import { isAttestmeshError } from "../../src/errors.ts";
 
 // From dstack's sdk/simulator/appkeys.json (copied in /work/shared/fixtures/dstack-simulator).
 const FIXTURE = {

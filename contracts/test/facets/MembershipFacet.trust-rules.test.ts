@@ -29,8 +29,8 @@ import {
   setupCluster,
   signRegistration,
   simulatedNode,
-} from "../helpers/cluster.ts";
-import { expectRevert } from "../helpers/revert.ts";
+} from "../../../test/helpers/cluster.ts";
+import { expectRevert } from "../../../test/helpers/revert.ts";
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 

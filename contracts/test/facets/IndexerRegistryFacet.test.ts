@@ -1,0 +1,396 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { derivedKeyDigest, derivedPublicKey, kmsIssuedDigest } from "@attestmesh/shared/dstack/keychain.ts";
+import { compressedToAddress, recoverSignerAddress } from "@attestmesh/shared/dstack/verify.ts";
+import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { type Address, bytesToHex, getAddress, type Hex, hexToBytes, parseEventLogs, toHex } from "viem";
+import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { canonical, expectRevert } from "../../../test/helpers/revert.ts";
+
+const ZERO32 = toHex(0, { size: 32 });
+const randomHash = (): Hex => bytesToHex(randomBytes(32));
+
+/** An indexer CVM's signing key and its dstack chain, as the indexer would submit them. */
+function simulatedIndexer(kmsRoot: KmsRoot, appId: Address = randomAppId(), purpose = INDEXER_KEY.purpose) {
+  const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
+  const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, purpose, "ed25519");
+  const signingKey = bytesToHex(derivedPublicKey(key, "ed25519"));
+  return {
+    appId,
+    signingKey,
+    appKeyAddress: compressedToAddress(cvm.appPublicKey),
+    proof: {
+      appId,
+      appPubkey: bytesToHex(cvm.appPublicKey),
+      appSignature: bytesToHex(signatureChain[0]),
+      kmsSignature: bytesToHex(signatureChain[1]),
+    },
+  };
+}
+
+type SimulatedIndexer = ReturnType<typeof simulatedIndexer>;
+
+async function send(fx: ClusterFixture, write: Promise<Hex>) {
+  const hash = await write;
+  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
+  assert.equal(receipt.status, "success");
+  const decoded = parseEventLogs({ abi: clusterAbi, logs: receipt.logs });
+  assert.equal(decoded.length, receipt.logs.length, "every log decodes with the cluster ABI");
+  for (const log of receipt.logs) assert.equal(getAddress(log.address), getAddress(fx.deployed.diamond));
+  const { timestamp } = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+  return { events: decoded.map((e) => ({ name: e.eventName, args: canonical(e.args) })), timestamp };
+}
+
+describe("IndexerRegistryFacet", async () => {
+  const fx = await setupCluster();
+  const owner = fx.owner;
+
+  /** A fresh indexer whose app id the cluster allows. */
+  async function allowedIndexer(): Promise<SimulatedIndexer> {
+    const indexer = simulatedIndexer(fx.kmsRoot);
+    await send(fx, owner.write.addAppId([indexer.appId]));
+    return indexer;
+  }
+
+  /** Sets a fresh indexer and returns it with the record's fields. */
+  async function setFreshIndexer(endpoint = "wss://indexer.example/ws") {
+    const indexer = await allowedIndexer();
+    const codeId = randomHash();
+    const { events, timestamp } = await send(
+      fx,
+      owner.write.setIndexer([endpoint, codeId, indexer.signingKey, indexer.proof]),
+    );
+    return { indexer, codeId, endpoint, events, timestamp };
+  }
+
+  /** The call must revert with `errorName(args)`, mine nothing and leave the indexer record as it was. */
+  async function expectRefusal(attempt: () => Promise<unknown>, errorName: string, args: readonly unknown[]) {
+    const before = await owner.read.indexer();
+    const blockBefore = await fx.publicClient.getBlockNumber();
+    await expectRevert(attempt(), errorName, args);
+    assert.equal(await fx.publicClient.getBlockNumber(), blockBefore, "a refused call mines nothing");
+    assert.deepEqual(await owner.read.indexer(), before, "a refused call leaves the record as it was");
+  }
+
+  it("reads an empty record before any indexer is set", async () => {
+    assert.deepEqual(
+      canonical(await owner.read.indexer()),
+      canonical({
+        signingKey: ZERO32,
+        codeId: ZERO32,
+        appId: getAddress(toHex(0, { size: 20 })),
+        kmsRoot: getAddress(toHex(0, { size: 20 })),
+        updatedAt: 0,
+        endpoint: "",
+      }),
+    );
+  });
+
+  it("revoking the indexer's app id clears the record in the same transaction and emits IndexerCleared", async () => {
+    const { indexer } = await setFreshIndexer();
+    const { events } = await send(
+      fx,
+      owner.write.revokeAppId([indexer.appId, toHex("compromised", { size: 32 })]),
+    );
+    assert.ok(
+      events.some((e) => e.name === "IndexerCleared"),
+      "IndexerCleared is emitted",
+    );
+    const record = await owner.read.indexer();
+    assert.equal(record.signingKey, `0x${"00".repeat(32)}`, "a revoked app id no longer vouches for the key");
+    assert.equal(record.endpoint, "");
+  });
+
+  it("revoking another app id leaves the indexer record alone", async () => {
+    const { indexer } = await setFreshIndexer();
+    await send(fx, owner.write.revokeAppId([randomAppId(), toHex("other", { size: 32 })]));
+    assert.equal((await owner.read.indexer()).signingKey, indexer.signingKey);
+  });
+
+  it("setIndexer records an indexer whose key has a valid indexer chain and emits IndexerSet", async () => {
+    const { indexer, codeId, endpoint, events, timestamp } = await setFreshIndexer();
+    assert.deepEqual(events, [
+      {
+        name: "IndexerSet",
+        args: canonical({
+          signingKey: indexer.signingKey,
+          appId: indexer.appId,
+          codeId,
+          kmsRoot: fx.kmsRoot.address,
+          endpoint,
+        }),
+      },
+    ]);
+    assert.deepEqual(
+      canonical(await owner.read.indexer()),
+      canonical({
+        signingKey: indexer.signingKey,
+        codeId,
+        appId: indexer.appId,
+        kmsRoot: fx.kmsRoot.address,
+        updatedAt: timestamp,
+        endpoint,
+      }),
+    );
+  });
+
+  it("setIndexer rotates to a new key, replacing every field of the record", async () => {
+    const first = await setFreshIndexer("wss://old.example/ws");
+    const next = await setFreshIndexer("wss://new.example/ws");
+    assert.notEqual(next.indexer.signingKey, first.indexer.signingKey);
+    assert.equal(next.events.length, 1);
+    assert.equal(next.events[0]!.name, "IndexerSet");
+    assert.deepEqual(
+      canonical(await owner.read.indexer()),
+      canonical({
+        signingKey: next.indexer.signingKey,
+        codeId: next.codeId,
+        appId: next.indexer.appId,
+        kmsRoot: fx.kmsRoot.address,
+        updatedAt: next.timestamp,
+        endpoint: "wss://new.example/ws",
+      }),
+    );
+  });
+
+  it("setIndexer accepts an endpoint of exactly 256 bytes", async () => {
+    const endpoint = `wss://${"a".repeat(250)}`;
+    assert.equal(Buffer.byteLength(endpoint), 256);
+    await setFreshIndexer(endpoint);
+    assert.equal((await owner.read.indexer()).endpoint, endpoint);
+  });
+
+  it("clearIndexer removes the record and emits IndexerCleared", async () => {
+    await setFreshIndexer();
+    const { events } = await send(fx, owner.write.clearIndexer());
+    assert.deepEqual(events, [{ name: "IndexerCleared", args: undefined }]);
+    const record = await owner.read.indexer();
+    assert.equal(record.signingKey, ZERO32);
+    assert.equal(record.codeId, ZERO32);
+    assert.equal(BigInt(record.appId), 0n);
+    assert.equal(BigInt(record.kmsRoot), 0n);
+    assert.equal(record.updatedAt, 0);
+    assert.equal(record.endpoint, "");
+  });
+
+  describe("refusals", () => {
+    type IndexerProof = SimulatedIndexer["proof"];
+    interface Attempt {
+      readonly attempt: () => Promise<unknown>;
+      readonly error: string;
+      readonly args: readonly unknown[];
+    }
+    /** The owner's setIndexer of an allowed indexer, with some of the fields changed. */
+    const setWith = (
+      indexer: SimulatedIndexer,
+      change: { endpoint?: string; codeId?: Hex; signingKey?: Hex; proof?: Partial<IndexerProof> } = {},
+    ) =>
+      owner.write.setIndexer([
+        change.endpoint ?? "wss://x",
+        change.codeId ?? randomHash(),
+        change.signingKey ?? indexer.signingKey,
+        { ...indexer.proof, ...change.proof },
+      ]);
+    /** A row whose attempt is an allowed indexer's setIndexer with one field changed. */
+    const changed =
+      (
+        change: (indexer: SimulatedIndexer) => Parameters<typeof setWith>[1],
+        error: string,
+        args: (indexer: SimulatedIndexer) => readonly unknown[],
+      ) =>
+      async (): Promise<Attempt> => {
+        const indexer = await allowedIndexer();
+        return { attempt: () => setWith(indexer, change(indexer)), error, args: args(indexer) };
+      };
+
+    // Every row runs with an indexer already set, so each refusal must leave that record as it was.
+    const rows: readonly { readonly name: string; readonly arrange: () => Promise<Attempt> }[] = [
+      {
+        name: "refuses setIndexer from a stranger with NotOwner",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          return {
+            attempt: () =>
+              fx.stranger.write.setIndexer(["wss://x", randomHash(), indexer.signingKey, indexer.proof]),
+            error: "NotOwner",
+            args: [fx.strangerAddress],
+          };
+        },
+      },
+      {
+        name: "refuses clearIndexer from a stranger with NotOwner",
+        arrange: async () => ({
+          attempt: () => fx.stranger.write.clearIndexer(),
+          error: "NotOwner",
+          args: [fx.strangerAddress],
+        }),
+      },
+      {
+        name: "refuses an empty endpoint with InvalidEndpoint(0)",
+        arrange: changed(
+          () => ({ endpoint: "" }),
+          "InvalidEndpoint",
+          () => [0n],
+        ),
+      },
+      {
+        name: "refuses a 257-byte endpoint with InvalidEndpoint(257)",
+        arrange: changed(
+          () => ({ endpoint: `wss://${"a".repeat(251)}` }),
+          "InvalidEndpoint",
+          () => [257n],
+        ),
+      },
+      {
+        name: "counts the endpoint in bytes, not characters",
+        // 6 + 252 bytes, 132 characters
+        arrange: changed(
+          () => ({ endpoint: `wss://${"é".repeat(126)}` }),
+          "InvalidEndpoint",
+          () => [258n],
+        ),
+      },
+      {
+        name: "refuses a zero code id with ZeroIndexerField",
+        arrange: changed(
+          () => ({ codeId: ZERO32 }),
+          "ZeroIndexerField",
+          () => [],
+        ),
+      },
+      {
+        name: "refuses a zero signing key with ZeroIndexerField",
+        arrange: changed(
+          () => ({ signingKey: ZERO32 }),
+          "ZeroIndexerField",
+          () => [],
+        ),
+      },
+      {
+        name: "refuses a chain issued for a different Ed25519 key with AppSignatureMismatch",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const otherKey = bytesToHex(derivedPublicKey(randomBytes(32), "ed25519"));
+          // The contract recovers the app signature over the key it was given, so it finds another signer.
+          const recovered = recoverSignerAddress(
+            derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(otherKey)),
+            hexToBytes(indexer.proof.appSignature),
+          );
+          assert.notEqual(recovered, indexer.appKeyAddress);
+          return {
+            attempt: () => setWith(indexer, { signingKey: otherKey }),
+            error: "AppSignatureMismatch",
+            args: [indexer.appKeyAddress, recovered],
+          };
+        },
+      },
+      {
+        name: "refuses a chain made for the member purpose with AppSignatureMismatch",
+        arrange: async () => {
+          const memberPurpose = simulatedIndexer(fx.kmsRoot, randomAppId(), MEMBER_KEY.purpose);
+          await send(fx, owner.write.addAppId([memberPurpose.appId]));
+          const recovered = recoverSignerAddress(
+            derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(memberPurpose.signingKey)),
+            hexToBytes(memberPurpose.proof.appSignature),
+          );
+          assert.notEqual(recovered, memberPurpose.appKeyAddress);
+          return {
+            attempt: () => setWith(memberPurpose),
+            error: "AppSignatureMismatch",
+            args: [memberPurpose.appKeyAddress, recovered],
+          };
+        },
+      },
+      {
+        name: "refuses a chain from a KMS root that is not allowed with KmsRootNotAllowed",
+        arrange: async () => {
+          const rogueRoot = createKmsRoot(randomBytes(32));
+          assert.equal(await owner.read.isKmsRootAllowed([rogueRoot.address]), false);
+          const indexer = simulatedIndexer(rogueRoot);
+          await send(fx, owner.write.addAppId([indexer.appId]));
+          return { attempt: () => setWith(indexer), error: "KmsRootNotAllowed", args: [rogueRoot.address] };
+        },
+      },
+      {
+        name: "refuses an app id that is not allowed with AppIdNotAllowed",
+        arrange: async () => {
+          const indexer = simulatedIndexer(fx.kmsRoot);
+          return { attempt: () => setWith(indexer), error: "AppIdNotAllowed", args: [indexer.appId] };
+        },
+      },
+      {
+        name: "refuses a revoked app id with AppIdRevoked and its revocation time",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const { timestamp } = await send(
+            fx,
+            owner.write.revokeAppId([indexer.appId, toHex("r", { size: 32 })]),
+          );
+          return { attempt: () => setWith(indexer), error: "AppIdRevoked", args: [indexer.appId, timestamp] };
+        },
+      },
+      {
+        name: "refuses a 33-byte app key with a bad prefix with InvalidPublicKeyPrefix",
+        arrange: changed(
+          (indexer) => {
+            const appPubkey = `0x04${indexer.proof.appPubkey.slice(4)}` as Hex;
+            assert.equal(hexToBytes(appPubkey).length, 33);
+            return { proof: { appPubkey } };
+          },
+          "InvalidPublicKeyPrefix",
+          () => [4],
+        ),
+      },
+      {
+        name: "refuses a 64-byte app signature with InvalidSignatureLength(64)",
+        arrange: changed(
+          (indexer) => ({ proof: { appSignature: indexer.proof.appSignature.slice(0, 2 + 128) as Hex } }),
+          "InvalidSignatureLength",
+          () => [64n],
+        ),
+      },
+      {
+        name: "refuses a 64-byte KMS signature with InvalidSignatureLength(64)",
+        arrange: changed(
+          (indexer) => ({ proof: { kmsSignature: indexer.proof.kmsSignature.slice(0, 2 + 128) as Hex } }),
+          "InvalidSignatureLength",
+          () => [64n],
+        ),
+      },
+      {
+        name: "refuses a chain whose proof names another app id (KMS signature then recovers a stranger)",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const otherApp = randomAppId();
+          await send(fx, owner.write.addAppId([otherApp]));
+          const stranger = recoverSignerAddress(
+            kmsIssuedDigest(hexToBytes(otherApp), hexToBytes(indexer.proof.appPubkey)),
+            hexToBytes(indexer.proof.kmsSignature),
+          );
+          assert.notEqual(stranger, fx.kmsRoot.address);
+          return {
+            attempt: () => setWith(indexer, { proof: { appId: otherApp } }),
+            error: "KmsRootNotAllowed",
+            args: [stranger],
+          };
+        },
+      },
+    ];
+
+    for (const { name, arrange } of rows) {
+      it(name, async () => {
+        const { indexer: current } = await setFreshIndexer();
+        const { attempt, error, args } = await arrange();
+        await expectRefusal(attempt, error, args);
+        assert.equal(
+          (await owner.read.indexer()).signingKey,
+          current.signingKey,
+          "the indexer set before stays",
+        );
+      });
+    }
+  });
+});
