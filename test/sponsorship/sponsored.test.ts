@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { devnetPrivateKey } from "@attestmesh/scripts/devnet/accounts.ts";
+import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { clusterAbi, memberAccountAbi, sponsorPaymasterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";

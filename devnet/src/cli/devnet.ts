@@ -2,11 +2,11 @@
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { type Command, Option } from "commander";
-import { devnetClients, evictApp } from "../../devnet/chain.ts";
-import { devnetDown } from "../../devnet/down.ts";
-import { devnetStatus, nodeStatus, renderTable } from "../../devnet/health.ts";
-import { type DevnetTransport, readState, TRANSPORTS } from "../../devnet/state.ts";
-import { addNodeToState, devnetUp, waitHealthy } from "../../devnet/up.ts";
+import { devnetClients, evictApp } from "../orchestration/chain.ts";
+import { devnetDown } from "../orchestration/down.ts";
+import { devnetStatus, nodeStatus, renderTable } from "../orchestration/health.ts";
+import { type DevnetTransport, readState, TRANSPORTS } from "../orchestration/state.ts";
+import { addNodeToState, devnetUp, waitHealthy } from "../orchestration/up.ts";
 
 const progress = (json: boolean) => (message: string) => {
   // Progress goes to stderr so `--json` output on stdout stays parseable.

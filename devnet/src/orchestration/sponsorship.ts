@@ -2,14 +2,14 @@
 // deployed next to the cluster, Pimlico's Alto bundler and the sponsorship service as detached
 // processes. Nodes then hold no ETH: every write is a UserOperation the operator's paymaster pays.
 import { join } from "node:path";
-import { altoInvocation, prepareDevChain, waitForBundler } from "@attestmesh/sponsor/bundler/alto.ts";
+import { deploySponsorship } from "@attestmesh/scripts/deploy/sponsorship.ts";
 import { type Address, parseEventLogs } from "viem";
 import { entryPoint07Abi } from "viem/account-abstraction";
-import { deploySponsorship } from "../deploy/sponsorship.ts";
+import { altoInvocation, prepareDevChain, waitForBundler } from "../bundler/alto.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import type { DevnetClients } from "./chain.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
-import { DEVNET_DIR } from "./state.ts";
+import { DEVNET_DIR, type DevnetSponsorship } from "./state.ts";
 
 export const BUNDLER_PORT = 4337;
 export const SPONSOR_PORT = 4338;
@@ -19,16 +19,6 @@ const EXECUTOR_ACCOUNT = 18;
 const UTILITY_ACCOUNT = 19;
 /** The paymaster's EntryPoint deposit on the devnet. */
 const DEPOSIT_WEI = 100n * 10n ** 18n;
-
-export interface DevnetSponsorship {
-  readonly entryPoint: Address;
-  readonly accountFactory: Address;
-  readonly paymaster: Address;
-  readonly bundlerUrl: string;
-  readonly paymasterUrl: string;
-  readonly bundlerPid: number;
-  readonly sponsorPid: number;
-}
 
 export async function startDevnetSponsorship(
   clients: DevnetClients,

@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, test } from "node:test";
+import {
+  deriveAppKey,
+  derivedPublicKey,
+  deriveKey,
+  KEY_ALGORITHMS,
+  secp256k1PublicKey,
+} from "@attestmesh/shared/dstack/keychain.ts";
+import { compressedToAddress, verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
+import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { privateKeyToAddress } from "viem/accounts";
@@ -12,16 +21,7 @@ import {
   parseSimulatedQuote,
   SIMULATED_QUOTE_LENGTH,
   SIMULATED_QUOTE_MARKER,
-} from "../../scripts/src/dstack-sim/simulator.ts";
-import {
-  deriveAppKey,
-  derivedPublicKey,
-  deriveKey,
-  KEY_ALGORITHMS,
-  secp256k1PublicKey,
-} from "../../shared/src/dstack/keychain.ts";
-import { compressedToAddress, verifyDstackKeyChain } from "../../shared/src/dstack/verify.ts";
-import { isAttestmeshError } from "../../shared/src/errors.ts";
+} from "../../src/dstack-sim/simulator.ts";
 
 const APP_ID = hexToBytes("1111111111111111111111111111111111111111");
 const FIXTURE_APP_ID = hexToBytes("5bb4ff9a3837357f19dc176407a5709c62eb6c56");

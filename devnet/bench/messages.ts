@@ -3,7 +3,7 @@
 // in a crypto_box_seal, 48 bytes of overhead); (b) how fast the application API streams received
 // messages to a subscriber over its unix socket, and what a stalled subscriber costs.
 //
-//   node scripts/bench/messages.ts [--messages 20000]     (from the repository root)
+//   node devnet/bench/messages.ts [--messages 20000]     (from the repository root)
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,14 +11,14 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { startAppApi } from "@attestmesh/sidecar/api/app.ts";
+import { sealMessage } from "@attestmesh/sidecar/messages/envelope.ts";
+import { sodiumReady } from "@attestmesh/sidecar/messages/sealedBox.ts";
+import type { ReceivedMessage } from "@attestmesh/sidecar/messages/types.ts";
+import { createStatusStore } from "@attestmesh/sidecar/status.ts";
+import { openStream } from "@attestmesh/sidecar/testing/api-client.ts";
 import { pino } from "pino";
 import { bytesToHex, keccak256 } from "viem";
-import { startAppApi } from "../../sidecar/src/api/app.ts";
-import { sealMessage } from "../../sidecar/src/messages/envelope.ts";
-import { sodiumReady } from "../../sidecar/src/messages/sealedBox.ts";
-import type { ReceivedMessage } from "../../sidecar/src/messages/types.ts";
-import { createStatusStore } from "../../sidecar/src/status.ts";
-import { openStream } from "../../sidecar/test/api-client.ts";
 import { admit, setupCluster, simulatedNode } from "../../test/helpers/cluster.ts";
 
 const { values } = parseArgs({ options: { messages: { type: "string", default: "20000" } } });

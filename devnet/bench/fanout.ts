@@ -2,16 +2,16 @@
 // its own member key (N members registered on an in-process Hardhat network). Reports the time from
 // the publishing follow step until the last subscriber has the envelope, median and max of --trials.
 //
-//   node scripts/bench/fanout.ts --subscribers 1000 --trials 5
+//   node devnet/bench/fanout.ts --subscribers 1000 --trials 5
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { parseConfig } from "@attestmesh/indexer/config.ts";
+import { startIndexer } from "@attestmesh/indexer/main.ts";
 import { parseFrame, subscribeTypedData } from "@attestmesh/shared/indexer/protocol.ts";
 import { pino } from "pino";
 import { custom, type Hex, hexToBytes } from "viem";
-import { parseConfig } from "../../indexer/src/config.ts";
-import { startIndexer } from "../../indexer/src/main.ts";
 import { admit, randomAppId, setupCluster, simulatedNode } from "../../test/helpers/cluster.ts";
 import { startDstackSimulator } from "../src/dstack-sim/server.ts";
 import { createSimulatedCvm } from "../src/dstack-sim/simulator.ts";

@@ -9,7 +9,7 @@ import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import pino, { type Logger } from "pino";
-import { startDstackSimulator } from "../../dstack-sim/server.ts";
+import { startDstackSimulator } from "../dstack-sim/server.ts";
 import {
   type CvmIdentityOptions,
   createKmsRoot,
@@ -17,7 +17,7 @@ import {
   DEVNET_KMS_ROOT_SECRET,
   loadDstackAppKeys,
   type SimulatedCvm,
-} from "../../dstack-sim/simulator.ts";
+} from "../dstack-sim/simulator.ts";
 
 export type DstackSimOptions = {
   readonly socket: string;

@@ -3,7 +3,6 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
-import type { DevnetSponsorship } from "./sponsorship.ts";
 
 export const DEVNET_DIR = join(new URL("../../..", import.meta.url).pathname, ".devnet");
 export const STATE_FILE = join(DEVNET_DIR, "state.json");
@@ -42,6 +41,17 @@ export interface DevnetNode {
   readonly simPid: number;
   readonly sidecarPid: number;
   readonly logDir: string;
+}
+
+/** The sponsored-gas stack (ERC-4337 contracts, bundler, sponsor webhook) that sponsorship.ts starts. */
+export interface DevnetSponsorship {
+  readonly entryPoint: Address;
+  readonly accountFactory: Address;
+  readonly paymaster: Address;
+  readonly bundlerUrl: string;
+  readonly paymasterUrl: string;
+  readonly bundlerPid: number;
+  readonly sponsorPid: number;
 }
 
 export interface DevnetState {

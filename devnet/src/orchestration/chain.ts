@@ -1,6 +1,10 @@
 // The devnet's chain side: clients for the local Hardhat node, deployment, and the owner's
 // allowlist calls a real cluster owner would make with the CLI.
 
+import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
+import { clusterContext } from "@attestmesh/scripts/owner/context.ts";
+import { evictPlan } from "@attestmesh/scripts/owner/members.ts";
+import { transact } from "@attestmesh/scripts/owner/transact.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   type Address,
@@ -15,10 +19,6 @@ import {
   parseEventLogs,
   toHex,
 } from "viem";
-import { deployCluster } from "../deploy/cluster.ts";
-import { clusterContext } from "../owner/context.ts";
-import { evictPlan } from "../owner/members.ts";
-import { transact } from "../owner/transact.ts";
 import { devnetAccount } from "./accounts.ts";
 
 export function devnetClients(rpcUrl: string, chainId: number) {

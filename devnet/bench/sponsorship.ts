@@ -1,15 +1,15 @@
 // Figures for gas sponsorship, on a Hardhat node with Pimlico's Alto and the sponsorship service:
 // gas per sponsored registration (the node's first UserOperation, which also deploys its account)
 // against a direct registration paid by a funded key, and the latency from submitting the
-// UserOperation to the bundler until its inclusion. `node scripts/bench/sponsorship.ts [--runs N]`
+// UserOperation to the bundler until its inclusion. `node devnet/bench/sponsorship.ts [--runs N]`
 import { performance } from "node:perf_hooks";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { toMemberAccount } from "@attestmesh/sidecar/chain/memberAccount.ts";
+import type { NodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { encodeFunctionData, http } from "viem";
 import { createBundlerClient, createPaymasterClient } from "viem/account-abstraction";
 import { privateKeyToAccount, signTypedData } from "viem/accounts";
-import { toMemberAccount } from "../../sidecar/src/chain/memberAccount.ts";
-import type { NodeKeys } from "../../sidecar/src/keys.ts";
 import { setupSponsorship } from "../../test/helpers/sponsorship.ts";
 
 const runsArg = process.argv.indexOf("--runs");

@@ -7,8 +7,8 @@ import { describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { gatewayServerName, parseGatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import pino from "pino";
-import { startSniGateway } from "../src/devnet/gateway.ts";
-import { parseClientHelloSni } from "../src/devnet/sni.ts";
+import { startSniGateway } from "../../src/orchestration/gateway.ts";
+import { parseClientHelloSni } from "../../src/orchestration/sni.ts";
 
 const APP = "0xabcdefabcdefabcdefabcdefabcdefabcdef0123";
 const DOMAIN = "devnet.attestmesh.test";

@@ -3,6 +3,7 @@
 // Markdown table; `--check` fails when the contracts' gas changed without a new snapshot.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
@@ -19,10 +20,9 @@ import {
   toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { deployCluster } from "../src/deploy/cluster.ts";
-import { createKmsRoot, createSimulatedCvm } from "../src/dstack-sim/simulator.ts";
+import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 
-const SNAPSHOT = join(new URL("../..", import.meta.url).pathname, "snapshots/gas.json");
+const SNAPSHOT = join(new URL("../../..", import.meta.url).pathname, "snapshots/gas.json");
 
 /** Gas of a transaction's calldata (EIP-2028), to separate execution gas from the intrinsic cost. */
 function calldataGas(data: Hex): number {

@@ -110,7 +110,7 @@ export async function devnetUp(options: UpOptions) {
       "exec",
       HUB_NETNS,
       process.execPath,
-      join(REPO_ROOT, "scripts/src/devnet/gateway-main.ts"),
+      join(REPO_ROOT, "devnet/src/orchestration/gateway-main.ts"),
       "--listen",
       `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
       "--domain",

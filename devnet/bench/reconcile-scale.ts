@@ -5,7 +5,7 @@
 // registered, (c) a reconcile when nothing changed. Fails if the sidecar's peers ever differ from the
 // registered members.
 //
-//   node scripts/bench/reconcile-scale.ts [--members 1000] [--repeats 5]     (from the repository root)
+//   node devnet/bench/reconcile-scale.ts [--members 1000] [--repeats 5]     (from the repository root)
 //
 // CPU is process-wide (`process.cpuUsage()`, user + system), so it includes the in-process chain
 // answering the sidecar's calls; "main thread" (`process.threadCpuUsage()`) is the JavaScript thread
@@ -13,6 +13,13 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { parseConfig } from "@attestmesh/sidecar/config.ts";
+import { createLogger } from "@attestmesh/sidecar/log.ts";
+import { type Sidecar, startSidecar } from "@attestmesh/sidecar/main.ts";
+import type { SidecarMetrics } from "@attestmesh/sidecar/metrics.ts";
+import { simulatorKeySource } from "@attestmesh/sidecar/testing/helpers.ts";
+import { hexToWgBase64 } from "@attestmesh/sidecar/wireguard/keys.ts";
+import { createMemoryBackend, type MemoryBackend } from "@attestmesh/sidecar/wireguard/memory.ts";
 import {
   type AbiFunction,
   type Address,
@@ -26,13 +33,6 @@ import {
   toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { parseConfig } from "../../sidecar/src/config.ts";
-import { createLogger } from "../../sidecar/src/log.ts";
-import { type Sidecar, startSidecar } from "../../sidecar/src/main.ts";
-import type { SidecarMetrics } from "../../sidecar/src/metrics.ts";
-import { hexToWgBase64 } from "../../sidecar/src/wireguard/keys.ts";
-import { createMemoryBackend, type MemoryBackend } from "../../sidecar/src/wireguard/memory.ts";
-import { simulatorKeySource } from "../../sidecar/test/helpers.ts";
 import {
   type ClusterFixture,
   randomAppId,

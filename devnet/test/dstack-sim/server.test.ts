@@ -24,16 +24,16 @@ import {
   replayRtmr,
   runtimeEvent,
   startDstackSimulator,
-} from "../src/dstack-sim/server.ts";
+} from "../../src/dstack-sim/server.ts";
 import {
   createKmsRoot,
   createSimulatedCvm,
   loadDstackAppKeys,
   parseSimulatedQuote,
   type SimulatedCvm,
-} from "../src/dstack-sim/simulator.ts";
+} from "../../src/dstack-sim/simulator.ts";
 
-const REPO_ROOT = resolve(import.meta.dirname, "../..");
+const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 const CLI_MAIN = join(REPO_ROOT, "scripts/src/cli/main.ts");
 const CLI_BIN = join(REPO_ROOT, "scripts/src/cli/bin.mjs");
 

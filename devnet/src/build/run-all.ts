@@ -17,7 +17,7 @@ interface Step {
 
 const NODE_TEST_FILES = [
   "test/**/*.test.ts",
-  "scripts/test/**/*.test.ts",
+  "devnet/test/**/*.test.ts",
   "sidecar/test/**/*.test.ts",
   "indexer/test/**/*.test.ts",
   "sponsor/test/**/*.test.ts",
@@ -27,8 +27,8 @@ const STEPS: readonly Step[] = [
   { name: "lint and format (biome)", command: ["biome", "ci", "."] },
   { name: "type-check (tsc)", command: ["tsc", "-p", "tsconfig.json"] },
   { name: "compile contracts (hardhat build)", command: ["hardhat", "build", "--quiet"] },
-  { name: "generated ABI is current", command: ["node", "scripts/src/build/export-abi.ts", "--check"] },
-  { name: "gas snapshot is current", command: ["node", "scripts/test/gas-snapshot.ts", "--check"] },
+  { name: "generated ABI is current", command: ["node", "devnet/src/build/export-abi.ts", "--check"] },
+  { name: "gas snapshot is current", command: ["node", "devnet/src/build/gas-snapshot.ts", "--check"] },
   {
     name: "Solidity tests (Base rules: OP chain type)",
     command: ["hardhat", "test", "solidity", "--chain-type", "op"],

@@ -4,14 +4,14 @@
 // started with `devnet up --transport <path>`; prints a Markdown table and the ratio. Needs root; run
 // it under the devnet lock:
 //
-//   flock /tmp/attestmesh-netns.lock node scripts/bench/transport-throughput.ts --mib 64
+//   flock /tmp/attestmesh-netns.lock node devnet/bench/transport-throughput.ts --mib 64
 //
 // Every step is a synchronous child process (the CLI, the sink, the source), so the measurement
 // itself runs in processes of its own and this script only orchestrates.
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { REPO_ROOT } from "../src/devnet/processes.ts";
+import { REPO_ROOT } from "../src/orchestration/processes.ts";
 
 const { values } = parseArgs({
   options: { mib: { type: "string", default: "64" }, seconds: { type: "string", default: "60" } },

@@ -7,20 +7,20 @@
 //   bandwidth    finally one more node joins and stays (N = --nodes + 1); heartbeat bytes each node
 //                sends and receives per second over --window seconds (attestmesh_mesh_bytes_total)
 //
-//   flock /tmp/attestmesh-netns.lock node scripts/bench/csk.ts --nodes 2 --trials 10
+//   flock /tmp/attestmesh-netns.lock node devnet/bench/csk.ts --nodes 2 --trials 10
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { Address } from "viem";
-import { devnetClients, evictApp } from "../src/devnet/chain.ts";
-import { devnetDown } from "../src/devnet/down.ts";
-import { readHealth } from "../src/devnet/health.ts";
-import { deleteNamespace } from "../src/devnet/netns.ts";
-import { stopProcess } from "../src/devnet/processes.ts";
-import { type DevnetNode, readState, writeEndpoints, writeState } from "../src/devnet/state.ts";
-import { addNodeToState, devnetUp, waitHealthy } from "../src/devnet/up.ts";
+import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
+import { devnetDown } from "../src/orchestration/down.ts";
+import { readHealth } from "../src/orchestration/health.ts";
+import { deleteNamespace } from "../src/orchestration/netns.ts";
+import { stopProcess } from "../src/orchestration/processes.ts";
+import { type DevnetNode, readState, writeEndpoints, writeState } from "../src/orchestration/state.ts";
+import { addNodeToState, devnetUp, waitHealthy } from "../src/orchestration/up.ts";
 
 const { values } = parseArgs({
   options: {

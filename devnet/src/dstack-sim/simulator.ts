@@ -10,9 +10,7 @@
  *
  * Bytes are `Uint8Array` in and out; addresses are checksummed `0x` strings.
  */
-import { keccak_256 } from "@noble/hashes/sha3";
-import { concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
-import type { Address } from "viem";
+
 import {
   appSignDerivedKey,
   deriveAppKey,
@@ -22,9 +20,12 @@ import {
   kmsIssuedDigest,
   kmsSignAppKey,
   secp256k1PublicKey,
-} from "../../../shared/src/dstack/keychain.ts";
-import { compressedToAddress, recoverSignerAddress } from "../../../shared/src/dstack/verify.ts";
-import { AttestmeshError } from "../../../shared/src/errors.ts";
+} from "@attestmesh/shared/dstack/keychain.ts";
+import { compressedToAddress, recoverSignerAddress } from "@attestmesh/shared/dstack/verify.ts";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { keccak_256 } from "@noble/hashes/sha3";
+import { concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
+import type { Address } from "viem";
 
 // ---------------------------------------------------------------- KMS root
 

@@ -5,8 +5,9 @@ import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
+import { startDstackSim } from "./dstackSim.ts";
 import { blockUdp, createNodeNamespace } from "./netns.ts";
-import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import { REPO_ROOT, spawnDetached } from "./processes.ts";
 import { sponsoredNodeEnv } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
@@ -53,28 +54,14 @@ export async function startNode(
   // (Hardhat funds only its first 20 accounts).
   if (state.sponsorship === undefined) await fundAccount(clients, devnetAccount(index).address);
 
-  const simPid = spawnDetached(
-    process.execPath,
-    [
-      join(REPO_ROOT, "scripts/src/cli/main.ts"),
-      "dstack-sim",
-      "--socket",
-      socketPath,
-      "--app-id",
-      appId,
-      "--compose-hash",
-      state.composeHash,
-      "--app-name",
-      `attestmesh-devnet-${name}`,
-    ],
-    { logFile: join(logDir, "dstack-sim.log") },
-  );
-  const { access } = await import("node:fs/promises");
-  await waitFor(
-    `the dstack simulator socket of ${name}`,
-    async () => (await access(socketPath).then(() => true)) || undefined,
-    15_000,
-  );
+  const simPid = await startDstackSim({
+    socketPath,
+    appId,
+    composeHash: state.composeHash,
+    appName: `attestmesh-devnet-${name}`,
+    logFile: join(logDir, "dstack-sim.log"),
+    owner: name,
+  });
 
   const entry = sidecarEntry ?? join(REPO_ROOT, "sidecar/src/bin.mjs");
   const sidecarPid = spawnDetached(process.execPath, [entry], {

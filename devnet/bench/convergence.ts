@@ -2,19 +2,19 @@
 // (seen by watching the chain every 50 ms) until every existing node has the new peer configured AND
 // handshaken (read from `wg show` in each namespace every 100 ms). Median and max of --trials joins.
 //
-//   node scripts/bench/convergence.ts --nodes 3 --trials 5     (root; tears the devnet down at the end)
+//   node devnet/bench/convergence.ts --nodes 3 --trials 5     (root; tears the devnet down at the end)
 //   add --no-indexer for polling only (no indexer pushes)
 import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs, promisify } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, getAbiItem, hexToBytes } from "viem";
-import { devnetClients, evictApp } from "../src/devnet/chain.ts";
-import { devnetDown } from "../src/devnet/down.ts";
-import { deleteNamespace } from "../src/devnet/netns.ts";
-import { stopProcess } from "../src/devnet/processes.ts";
-import { type DevnetNode, readState, writeEndpoints, writeState } from "../src/devnet/state.ts";
-import { addNodeToState, devnetUp } from "../src/devnet/up.ts";
+import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
+import { devnetDown } from "../src/orchestration/down.ts";
+import { deleteNamespace } from "../src/orchestration/netns.ts";
+import { stopProcess } from "../src/orchestration/processes.ts";
+import { type DevnetNode, readState, writeEndpoints, writeState } from "../src/orchestration/state.ts";
+import { addNodeToState, devnetUp } from "../src/orchestration/up.ts";
 
 const execFileAsync = promisify(execFile);
 const { values } = parseArgs({

@@ -1,10 +1,10 @@
 // The devnet's indexer: its own dstack simulator socket and app id, the `attestmesh-indexer` process
 // following the cluster from its deploy block, and the owner's `setIndexer` with the key chain the
 // indexer reports, so every sidecar finds it in the registry and subscribes.
-import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { type Address, getAddress, type Hex, keccak256, toHex } from "viem";
 import { clusterContract, type DevnetClients, predictMemberAppId } from "./chain.ts";
+import { startDstackSim } from "./dstackSim.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
 import { DEVNET_DIR, type DevnetState, INDEXER_PORT } from "./state.ts";
 
@@ -51,27 +51,14 @@ export async function startIndexer(
   const cluster = clusterContract(clients, state.diamond);
   await confirm(clients, await cluster.write.addAppId([appId]));
 
-  const simPid = spawnDetached(
-    process.execPath,
-    [
-      join(REPO_ROOT, "scripts/src/cli/main.ts"),
-      "dstack-sim",
-      "--socket",
-      socketPath,
-      "--app-id",
-      appId,
-      "--compose-hash",
-      state.composeHash,
-      "--app-name",
-      "attestmesh-devnet-indexer",
-    ],
-    { logFile: join(logDir, "dstack-sim.log") },
-  );
-  await waitFor(
-    "the indexer's dstack simulator socket",
-    async () => (await access(socketPath).then(() => true)) || undefined,
-    15_000,
-  );
+  const simPid = await startDstackSim({
+    socketPath,
+    appId,
+    composeHash: state.composeHash,
+    appName: "attestmesh-devnet-indexer",
+    logFile: join(logDir, "dstack-sim.log"),
+    owner: "the indexer",
+  });
 
   const suppressed = await Promise.all(
     suppressNodes.map((n) => predictMemberAppId(clients, state.diamond, n)),
