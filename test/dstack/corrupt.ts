@@ -3,11 +3,7 @@
  * TypeScript verifier tests and the Solidity cross-check. Given the same seed
  * every function returns the same bytes, so a failing case can be replayed.
  */
-import { secp256k1 } from "@noble/curves/secp256k1";
-import { keccak_256 } from "@noble/hashes/sha3";
-import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
-import type { Address } from "viem";
-import { privateKeyToAddress } from "viem/accounts";
+
 import {
   appSignDerivedKey,
   deriveAppKey,
@@ -18,14 +14,19 @@ import {
   kmsSignAppKey,
   secp256k1PublicKey,
   signRecoverable,
-} from "../../shared/src/dstack/keychain.ts";
+} from "@attestmesh/shared/dstack/keychain.ts";
 import {
   type KeyChainErrorCode,
   type KeyChainInput,
   SECP256K1_HALF_N,
   SECP256K1_N,
   SECP256K1_P,
-} from "../../shared/src/dstack/verify.ts";
+} from "@attestmesh/shared/dstack/verify.ts";
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { keccak_256 } from "@noble/hashes/sha3";
+import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
+import type { Address } from "viem";
+import { privateKeyToAddress } from "viem/accounts";
 
 export type CorruptedChainInput = {
   readonly name: string;

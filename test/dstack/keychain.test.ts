@@ -2,10 +2,6 @@ import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, hkdfSync } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { secp256k1 } from "@noble/curves/secp256k1";
-import { keccak_256 } from "@noble/hashes/sha3";
-import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
-import { publicKeyToAddress } from "viem/accounts";
 import {
   appSignDerivedKey,
   deriveAppKey,
@@ -15,8 +11,12 @@ import {
   kmsIssuedDigest,
   kmsSignAppKey,
   secp256k1PublicKey,
-} from "../../shared/src/dstack/keychain.ts";
-import { isAttestmeshError } from "../../shared/src/errors.ts";
+} from "@attestmesh/shared/dstack/keychain.ts";
+import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { keccak_256 } from "@noble/hashes/sha3";
+import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
+import { publicKeyToAddress } from "viem/accounts";
 
 // From dstack's sdk/simulator/appkeys.json (copied in /work/shared/fixtures/dstack-simulator).
 const FIXTURE = {

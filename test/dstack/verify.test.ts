@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { secp256k1 } from "@noble/curves/secp256k1";
-import { keccak_256 } from "@noble/hashes/sha3";
-import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
-import { getAddress } from "viem";
-import { publicKeyToAddress } from "viem/accounts";
 import {
   appSignDerivedKey,
   derivedPublicKey,
@@ -12,7 +7,7 @@ import {
   KEY_ALGORITHMS,
   kmsSignAppKey,
   secp256k1PublicKey,
-} from "../../shared/src/dstack/keychain.ts";
+} from "@attestmesh/shared/dstack/keychain.ts";
 import {
   compressedToAddress,
   decompress,
@@ -23,8 +18,13 @@ import {
   SECP256K1_N,
   SECP256K1_P,
   verifyDstackKeyChain,
-} from "../../shared/src/dstack/verify.ts";
-import { AttestmeshError, isAttestmeshError } from "../../shared/src/errors.ts";
+} from "@attestmesh/shared/dstack/verify.ts";
+import { AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { keccak_256 } from "@noble/hashes/sha3";
+import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
+import { getAddress } from "viem";
+import { publicKeyToAddress } from "viem/accounts";
 import { corruptChainInput, equivalentChainInputs, randomValidChainInput } from "./corrupt.ts";
 
 const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];
