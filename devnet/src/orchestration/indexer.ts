@@ -6,18 +6,7 @@ import { type Address, getAddress, type Hex, keccak256, toHex } from "viem";
 import { clusterContract, type DevnetClients, predictMemberAppId } from "./chain.ts";
 import { startDstackSim } from "./dstackSim.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
-import { DEVNET_DIR, type DevnetState, INDEXER_PORT } from "./state.ts";
-
-export interface DevnetIndexer {
-  readonly url: string;
-  readonly healthUrl: string;
-  readonly appId: Address;
-  readonly pid: number;
-  readonly simPid: number;
-  readonly logDir: string;
-  /** TEST ONLY: app ids the indexer suppresses (lying mode); absent when it tells the truth. */
-  readonly suppressedAppIds?: readonly Address[];
-}
+import { DEVNET_DIR, type DevnetIndexer, type DevnetState, INDEXER_PORT } from "./state.ts";
 
 interface IndexerHealth {
   readonly ok: boolean;

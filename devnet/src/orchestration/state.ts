@@ -54,6 +54,18 @@ export interface DevnetSponsorship {
   readonly sponsorPid: number;
 }
 
+/** The devnet's indexer process and its simulator, as indexer.ts starts them. */
+export interface DevnetIndexer {
+  readonly url: string;
+  readonly healthUrl: string;
+  readonly appId: Address;
+  readonly pid: number;
+  readonly simPid: number;
+  readonly logDir: string;
+  /** TEST ONLY: app ids the indexer suppresses (lying mode); absent when it tells the truth. */
+  readonly suppressedAppIds?: readonly Address[];
+}
+
 export interface DevnetState {
   readonly rpcUrl: string;
   readonly chainId: number;
@@ -72,16 +84,7 @@ export interface DevnetState {
   /** UDP between node namespaces is dropped (nftables), as dstack does. */
   readonly blockUdp?: boolean;
   /** Absent when the devnet runs without an indexer. */
-  readonly indexer?: {
-    readonly url: string;
-    readonly healthUrl: string;
-    readonly appId: Address;
-    readonly pid: number;
-    readonly simPid: number;
-    readonly logDir: string;
-    /** TEST ONLY: app ids the indexer suppresses (lying mode); absent when it tells the truth. */
-    readonly suppressedAppIds?: readonly Address[];
-  };
+  readonly indexer?: DevnetIndexer;
 }
 
 export async function readState(): Promise<DevnetState | undefined> {
