@@ -26,7 +26,7 @@ export interface CommandEntry {
   readonly load: () => Promise<RegisterCommand>;
 }
 
-const owner = (
+const listing = (
   name: string,
   term: string,
   summary: string,
@@ -48,74 +48,74 @@ function hasDevTools(): boolean {
 
 /** Every top-level command, in the order `--help` lists them. */
 export const COMMANDS: readonly CommandEntry[] = [
-  owner(
+  listing(
     "deploy",
     "deploy [options]",
     "deploy a cluster (diamond, facets, member-app factory, indexer registry); resumable",
     async () => (await import("./commands/deploy.ts")).registerDeployCommand,
   ),
-  owner(
+  listing(
     "compose-hash",
     "compose-hash [options] <appCompose>",
     "the compose hash of a dstack app-compose.json (getComposeHash of @phala/dstack-sdk)",
     async () => (await import("./commands/composeHash.ts")).registerComposeHashCommand,
   ),
-  owner("allow", "allow", "add a compose hash, app id, KMS root or device to the allowlists", loadAllow),
-  owner(
+  listing("allow", "allow", "add a compose hash, app id, KMS root or device to the allowlists", loadAllow),
+  listing(
     "allow-any-device",
     "allow-any-device [options] <onOrOff>",
     "on: any device may boot (revoked devices still may not); off: only allowed devices",
     loadAllow,
   ),
-  owner(
+  listing(
     "deny",
     "deny",
     "remove a compose hash, app id, KMS root or device from the allowlists (reversible)",
     async () => (await import("./commands/deny.ts")).registerDenyCommand,
   ),
-  owner(
+  listing(
     "revoke",
     "revoke",
     "revoke an app id or a device for good (evicts the app's member; cannot be undone)",
     async () => (await import("./commands/revoke.ts")).registerRevokeCommand,
   ),
-  owner(
+  listing(
     "member-app",
     "member-app",
     "per-node dstack app contracts",
     async () => (await import("./commands/memberApp.ts")).registerMemberAppCommand,
   ),
-  owner(
+  listing(
     "members",
     "members [options]",
     "list members: id, app id, mesh IP, status, registered at",
     loadMembers,
   ),
-  owner(
+  listing(
     "evict",
     "evict [options] <memberIdOrAppId>",
     "evict a member (by member id or app id): it leaves the mesh, its app id is disallowed",
     loadMembers,
   ),
-  owner(
+  listing(
     "indexer",
     "indexer",
     "the cluster's indexer record",
     async () => (await import("./commands/indexer.ts")).registerIndexerCommand,
   ),
-  owner(
+  listing(
     "policy",
     "policy",
     "what the boot gate and the attestor consult",
     async () => (await import("./commands/policy.ts")).registerPolicyCommand,
   ),
-  owner(
+  listing(
     "check",
     "check [options] <appId>",
     "may this app boot and join? prints why not; exit code 0 yes, 2 no",
     async () => (await import("./commands/check.ts")).registerCheckCommand,
   ),
-  owner(
+  listing(
     "ownership",
     "ownership",
     "the cluster owner and two-step ownership transfer",
@@ -123,13 +123,13 @@ export const COMMANDS: readonly CommandEntry[] = [
   ),
   ...(hasDevTools()
     ? [
-        owner(
+        listing(
           "devnet",
           "devnet",
           "run a local cluster: Hardhat node, cluster contract, N nodes with real WireGuard in network namespaces",
           async () => (await import("@attestmesh/devnet/cli/devnet.ts")).registerDevnetCommand,
         ),
-        owner(
+        listing(
           "dstack-sim",
           "dstack-sim [options]",
           "serve a simulated dstack guest agent on a unix socket (development only)",
