@@ -2,9 +2,9 @@
 // cluster on one timer, and serve subscribers. `startIndexer` wires one instance (tests run several in
 // one process); `main` is the `attestmesh-indexer` process.
 import { randomBytes } from "node:crypto";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
-import { createPublicClient, getAbiItem, type Hex, http, type Transport, toEventSelector } from "viem";
+import { createPublicClient, type Hex, http, type Transport } from "viem";
 import { createAuthenticator } from "./auth.ts";
 import { type Env, type IndexerConfig, parseConfig } from "./config.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
@@ -36,8 +36,6 @@ export interface Indexer {
   subscriberCount(): number;
   stop(): Promise<void>;
 }
-
-const MESSAGE_SENT_TOPIC = toEventSelector(getAbiItem({ abi: clusterAbi, name: "MessageSent" }));
 
 export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}): Promise<Indexer> {
   const logger = deps.logger ?? createLogger({ level: config.logLevel });

@@ -4,7 +4,7 @@
 // key, that a lost race zeroes the key and pulls, and the order peers are asked in.
 import assert from "node:assert/strict";
 import { beforeEach, describe, test } from "node:test";
-import { createKmsRoot, createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { type Address, getAddress, hexToBytes, keccak256 } from "viem";
 import { randomAppId } from "../../test/helpers/cluster.ts";
 import type { CommitOutcome, CskChain, CskEpochState } from "../src/csk/chain.ts";

@@ -3,7 +3,7 @@
 import { createServer } from "node:net";
 import { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
-import type { SimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import type { SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { pino } from "pino";
 import { bytesToHex, getAddress } from "viem";
 import type { KeySource } from "../src/keys.ts";

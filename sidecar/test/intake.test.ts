@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import {
   type Envelope,
   type LogEnvelope,

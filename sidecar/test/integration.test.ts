@@ -8,9 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
+import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
-import { type DstackSimulator, startDstackSimulator } from "@attestmesh/scripts/dstack-sim/server.ts";
-import { createKmsRoot, createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   type Address,

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { IDENTITY_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";

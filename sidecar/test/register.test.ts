@@ -2,7 +2,7 @@
 // restart no-op, and every refusal with its retry decision and the log line an operator sees.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { custom, type Hex, hexToBytes, keccak256, parseEventLogs, toHex } from "viem";

@@ -7,7 +7,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dg
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
-import { type SniGateway, startSniGateway } from "@attestmesh/scripts/devnet/gateway.ts";
+import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
 import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import pino from "pino";
 import { type Bridge, type BridgeOptions, startBridge } from "../src/transport/bridge.ts";

@@ -6,8 +6,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { DEFAULT_ARTIFACTS_DIR } from "@attestmesh/scripts/deploy/artifacts.ts";
-import { createKmsRoot } from "@attestmesh/scripts/dstack-sim/simulator.ts";
 import { network } from "hardhat";
 import { getAddress } from "viem";
 import { OWNER_KEY, runAttestmesh } from "../helpers/cli.ts";

@@ -2,7 +2,7 @@
 // owner/transact.ts), so it behaves exactly as `attestmesh evict <appId>`.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { devnetClients, evictApp } from "@attestmesh/scripts/devnet/chain.ts";
+import { devnetClients, evictApp } from "@attestmesh/devnet/orchestration/chain.ts";
 import { cliCluster } from "../helpers/cli.ts";
 import { admit, simulatedNode } from "../helpers/cluster.ts";
 

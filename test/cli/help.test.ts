@@ -2,10 +2,10 @@
 // option fails with exit code 1 and commander's message.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createProgram } from "@attestmesh/scripts/cli/main.ts";
+import { COMMANDS, createProgram, namedCommand } from "@attestmesh/scripts/cli/main.ts";
 import { runAttestmesh } from "../helpers/cli.ts";
 
-type Command = ReturnType<typeof createProgram>;
+type Command = Awaited<ReturnType<typeof createProgram>>;
 
 function paths(command: Command, prefix: string[] = []): string[][] {
   return command.commands.flatMap((sub) => {
@@ -15,7 +15,9 @@ function paths(command: Command, prefix: string[] = []): string[][] {
 }
 
 const quiet = { write: () => true };
-const all = paths(createProgram({ stdout: quiet, stderr: quiet, interactive: false, env: {} }));
+const io = { stdout: quiet, stderr: quiet, interactive: false, env: {} };
+const program = await createProgram(io);
+const all = paths(program);
 
 describe("attestmesh --help", () => {
   it("covers the owner commands", () => {
@@ -45,6 +47,40 @@ describe("attestmesh --help", () => {
       "ownership accept",
     ]) {
       assert.ok(names.includes(expected), expected);
+    }
+  });
+
+  // `--help` lists each command from COMMANDS without loading its module: the listing must say what
+  // the loaded command says.
+  it("lists every command as its module registers it", () => {
+    // Everything is loaded here, so the terms are commander's own.
+    const help = program.createHelp();
+    assert.deepEqual(
+      program.commands.map((command) => [help.subcommandTerm(command), help.subcommandDescription(command)]),
+      COMMANDS.map((entry) => [entry.term, entry.summary]),
+    );
+  });
+
+  it("loads only the named command's module, and lists the rest", async () => {
+    for (const argv of [
+      ["members", "--json"],
+      ["--debug", "help", "evict"],
+      ["evict", "1"],
+    ]) {
+      const name = namedCommand(argv);
+      const target = COMMANDS.find((entry) => entry.name === name)!;
+      const lazy = await createProgram(io, (entry) => entry.load === target.load);
+      const loaded = lazy.commands.filter(
+        (command) => command.options.length > 0 || command.commands.length > 0,
+      );
+      assert.deepEqual(
+        loaded.map((command) => command.name()),
+        ["members", "evict"],
+      );
+      assert.deepEqual(
+        lazy.commands.map((command) => command.name()),
+        COMMANDS.map((entry) => entry.name),
+      );
     }
   });
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";

@@ -11,6 +11,8 @@ import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inspectComposeFile } from "@attestmesh/scripts/owner/composeHash.ts";
+import { CONFIG_DOCS, parseConfig } from "@attestmesh/sidecar/config.ts";
+import { parseEndpoints } from "@attestmesh/sidecar/reconcile/endpoints.ts";
 import { parseDocument } from "yaml";
 import {
   composePath,
@@ -20,8 +22,6 @@ import {
   TARGETS,
   type Target,
 } from "../../deploy/render-app-compose.ts";
-import { CONFIG_DOCS, parseConfig } from "../../sidecar/src/config.ts";
-import { parseEndpoints } from "../../sidecar/src/reconcile/endpoints.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const rootManifest = readJson(join(ROOT, "package.json")) as { toolchain: { node: string; pnpm: string } };

@@ -9,10 +9,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { encodeHeartbeat } from "@attestmesh/sidecar/heartbeat/codec.ts";
+import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
+import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 import { type Address, createPublicClient, type Hex, http, zeroHash } from "viem";
-import { encodeHeartbeat } from "../../sidecar/src/heartbeat/codec.ts";
-import { createDstackKeySource, deriveNodeKeys } from "../../sidecar/src/keys.ts";
-import { loadSodium, randomBytes, signingKeyFromSeed } from "../../sidecar/src/meshnet/crypto.ts";
 import { cli, devnetSkip, eventually, execFileAsync, ROOT } from "./helpers/devnet.ts";
 
 const BOGUS_ENTRY = join(ROOT, "test/e2e/fixtures/bogus-csk-sidecar.ts");

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { getJson } from "../../scripts/src/devnet/health.ts";
+import { getJson } from "@attestmesh/devnet/orchestration/health.ts";
 import { cli, devnetSkip, eventually, execFileAsync, inNetns, ROOT } from "./helpers/devnet.ts";
 
 // Short timings so upgrades and fallbacks happen within the test: a direct test 2 s after a failure
@@ -160,7 +160,7 @@ describe("mesh over the devnet gateway", { skip }, () => {
   });
 
   it("falls back to the gateway when UDP is dropped again, and keeps carrying TCP", async () => {
-    const { blockUdp } = await import("../../scripts/src/devnet/netns.ts");
+    const { blockUdp } = await import("@attestmesh/devnet/orchestration/netns.ts");
     for (const node of nodes) await blockUdp(node.netns);
     await eventually("every peer back on the gateway", allOn(nodes, "gateway"), 90_000);
     await everyPairCarriesTcp(nodes, 7500);

@@ -7,9 +7,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { REPO_ROOT, spawnDetached, stopProcess } from "../../scripts/src/devnet/processes.ts";
-import { type DevnetState, readState, writeState } from "../../scripts/src/devnet/state.ts";
-import { type NdjsonStream, openStream, postJson } from "../../sidecar/test/api-client.ts";
+import { REPO_ROOT, spawnDetached, stopProcess } from "@attestmesh/devnet/orchestration/processes.ts";
+import { type DevnetState, readState, writeState } from "@attestmesh/devnet/orchestration/state.ts";
+import { type NdjsonStream, openStream, postJson } from "@attestmesh/sidecar/testing/api-client.ts";
 import { cli, devnetSkip, eventually } from "./helpers/devnet.ts";
 
 const skip = devnetSkip;

@@ -2,8 +2,8 @@
 // HTTP (rpcServer.ts), with captured stdout and stderr. The owner key is Hardhat's account #0 (the
 // cluster owner in setupCluster), the stranger's is account #2; both reach the CLI through its env only.
 import { after } from "node:test";
+import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { runCli } from "@attestmesh/scripts/cli/main.ts";
-import { devnetPrivateKey } from "@attestmesh/scripts/devnet/accounts.ts";
 import { type ClusterFixture, setupCluster } from "./cluster.ts";
 import { serveRpc } from "./rpcServer.ts";
 

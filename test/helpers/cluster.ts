@@ -2,8 +2,8 @@
 // simulated dstack nodes whose key chains the cluster can verify.
 
 import { randomBytes } from "node:crypto";
+import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
-import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/scripts/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";

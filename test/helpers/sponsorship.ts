@@ -5,12 +5,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type RunningBundler, startAlto } from "@attestmesh/devnet/bundler/alto.ts";
+import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { type DeployedSponsorship, deploySponsorship } from "@attestmesh/scripts/deploy/sponsorship.ts";
-import { devnetPrivateKey } from "@attestmesh/scripts/devnet/accounts.ts";
-import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/scripts/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { type RunningBundler, startAlto } from "@attestmesh/sponsor/bundler/alto.ts";
+import { connectChain } from "@attestmesh/sidecar/chain/client.ts";
+import { deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
+import { secret } from "@attestmesh/sidecar/secret.ts";
+import { captureLogger, simulatorKeySource } from "@attestmesh/sidecar/testing/helpers.ts";
 import { createCapLedger, type DailyCaps } from "@attestmesh/sponsor/caps.ts";
 import { createSponsorMetrics } from "@attestmesh/sponsor/metrics.ts";
 import { createPolicyChain, type PolicyConfig } from "@attestmesh/sponsor/policy.ts";
@@ -26,10 +30,6 @@ import {
   http,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { connectChain } from "../../sidecar/src/chain/client.ts";
-import { deriveNodeKeys } from "../../sidecar/src/keys.ts";
-import { secret } from "../../sidecar/src/secret.ts";
-import { captureLogger, simulatorKeySource } from "../../sidecar/test/helpers.ts";
 import { randomAppId } from "./cluster.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;

@@ -5,10 +5,18 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { devnetPrivateKey } from "@attestmesh/scripts/devnet/accounts.ts";
+import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { clusterAbi, memberAccountAbi, sponsorPaymasterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { createClusterReader } from "@attestmesh/sidecar/chain/cluster.ts";
+import { toMemberAccount } from "@attestmesh/sidecar/chain/memberAccount.ts";
+import { selectClusterWriter } from "@attestmesh/sidecar/chain/selectWriter.ts";
+import { createSponsoredWriter } from "@attestmesh/sidecar/chain/sponsoredWriter.ts";
+import type { ClusterWriter } from "@attestmesh/sidecar/chain/writer.ts";
+import type { NodeKeys } from "@attestmesh/sidecar/keys.ts";
+import { registerOnce } from "@attestmesh/sidecar/register.ts";
+import { captureLogger } from "@attestmesh/sidecar/testing/helpers.ts";
 import { approvalDigest, decodePaymasterData, signApproval } from "@attestmesh/sponsor/approval.ts";
 import {
   type Address,
@@ -29,14 +37,6 @@ import {
   type UserOperation,
 } from "viem/account-abstraction";
 import { generatePrivateKey, privateKeyToAccount, signTypedData } from "viem/accounts";
-import { createClusterReader } from "../../sidecar/src/chain/cluster.ts";
-import { toMemberAccount } from "../../sidecar/src/chain/memberAccount.ts";
-import { selectClusterWriter } from "../../sidecar/src/chain/selectWriter.ts";
-import { createSponsoredWriter } from "../../sidecar/src/chain/sponsoredWriter.ts";
-import type { ClusterWriter } from "../../sidecar/src/chain/writer.ts";
-import type { NodeKeys } from "../../sidecar/src/keys.ts";
-import { registerOnce } from "../../sidecar/src/register.ts";
-import { captureLogger } from "../../sidecar/test/helpers.ts";
 import { type SponsorshipFixture, setupSponsorship } from "../helpers/sponsorship.ts";
 
 describe("sponsored registration through a real bundler", { timeout: 300_000 }, () => {

@@ -7,12 +7,12 @@ import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { KEY_ALGORITHMS } from "@attestmesh/shared/dstack/keychain.ts";
 import { type KeyChainInput, verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import { type Address, bytesToHex, getAddress, getContract } from "viem";
 import {
   corruptChainInput,
   equivalentChainInputs,
   randomValidChainInput,
-} from "../../../shared/test/dstack/corrupt.ts";
+} from "@attestmesh/shared/testing/dstack/corrupt.ts";
+import { type Address, bytesToHex, getAddress, getContract } from "viem";
 import { setupCluster } from "../../../test/helpers/cluster.ts";
 import { canonical, catchRevert } from "../../../test/helpers/revert.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { derivedKeyDigest, derivedPublicKey, kmsIssuedDigest } from "@attestmesh/shared/dstack/keychain.ts";
 import { compressedToAddress, recoverSignerAddress } from "@attestmesh/shared/dstack/verify.ts";

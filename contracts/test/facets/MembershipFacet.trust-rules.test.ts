@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { createKmsRoot } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
 import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";

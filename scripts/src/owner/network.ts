@@ -4,7 +4,6 @@
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { type Chain, createPublicClient, defineChain, http, type PublicClient, type Transport } from "viem";
-import { base, baseSepolia } from "viem/chains";
 import { badArgument } from "./args.ts";
 import { loadHardhat } from "./hardhat.ts";
 
@@ -21,7 +20,12 @@ export interface ResolvedNetwork {
   readonly client: PublicClient<Transport, Chain>;
 }
 
-const KNOWN_CHAINS: Readonly<Record<number, Chain>> = { [base.id]: base, [baseSepolia.id]: baseSepolia };
+/** Base and Base Sepolia (chain ids 8453, 84532) get viem's definitions, loaded only there: viem/chains is large. */
+async function knownChain(chainId: number): Promise<Chain | undefined> {
+  if (chainId !== 8453 && chainId !== 84532) return undefined;
+  const { base, baseSepolia } = await import("viem/chains");
+  return chainId === base.id ? base : baseSepolia;
+}
 
 /** Network names accepted besides hardhat.config.ts's own spelling. */
 const ALIASES: Readonly<Record<string, string>> = { "base-sepolia": "baseSepolia", "base-mainnet": "base" };
@@ -110,7 +114,7 @@ export async function resolveNetwork(
     );
   }
   const chain =
-    KNOWN_CHAINS[chainId] ??
+    (await knownChain(chainId)) ??
     defineChain({
       id: chainId,
       name: `chain ${chainId}`,

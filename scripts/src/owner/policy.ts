@@ -5,7 +5,7 @@
 import type { Address, Hex } from "viem";
 import { type ClusterContext, readCluster } from "./context.ts";
 import { clusterLogs, findDeployBlock } from "./logs.ts";
-import { type PolicyHistory, rebuildPolicy } from "./policyHistory.ts";
+import { POLICY_EVENT_NAMES, type PolicyHistory, rebuildPolicy } from "./policyHistory.ts";
 import { jsonSafe } from "./transact.ts";
 
 export interface PolicyView {
@@ -32,20 +32,6 @@ export interface PolicyHistoryView {
   readonly events: readonly PolicyEventRow[];
   readonly policy: PolicyHistory;
 }
-
-export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set([
-  "ComposeHashAdded",
-  "ComposeHashRemoved",
-  "DeviceAdded",
-  "DeviceRemoved",
-  "AppIdAdded",
-  "AppIdRemoved",
-  "KmsRootAdded",
-  "KmsRootRemoved",
-  "AllowAnyDeviceSet",
-  "AppIdRevokedAt",
-  "DeviceRevokedAt",
-]);
 
 const sortHex = <T extends string>(values: readonly T[]): T[] =>
   [...values].map((v) => v.toLowerCase() as T).sort();

@@ -44,7 +44,8 @@ type PolicyEvent =
   | { eventName: "AppIdRevokedAt"; args: { appId: Address; revokedAt: bigint; reason: Hex } }
   | { eventName: "DeviceRevokedAt"; args: { deviceId: Hex; revokedAt: bigint; reason: Hex } };
 
-const POLICY_EVENTS: ReadonlySet<string> = new Set<PolicyEvent["eventName"]>([
+/** The names of the events that change the policy (the ones `rebuildPolicy` replays). */
+export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["eventName"]>([
   "ComposeHashAdded",
   "ComposeHashRemoved",
   "DeviceAdded",
@@ -59,7 +60,7 @@ const POLICY_EVENTS: ReadonlySet<string> = new Set<PolicyEvent["eventName"]>([
 ]);
 
 function isPolicyEvent(log: DecodedLog): log is DecodedLog & PolicyEvent {
-  return POLICY_EVENTS.has(log.eventName) && typeof log.args === "object" && log.args !== null;
+  return POLICY_EVENT_NAMES.has(log.eventName) && typeof log.args === "object" && log.args !== null;
 }
 
 /** Logs in chain order: by block, then log index, where both are known; otherwise as given. */

@@ -4,7 +4,7 @@
 // pass reads the chain itself. An envelope that fails verification, or whose sampled repro stub does not
 // reproduce, tears the subscription down and is logged as adversarial; reconnection backs off. Chain
 // polling runs underneath all along, so an indexer that lies, lags or disappears only costs latency.
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import { fromHex, type SignedLogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import {
   formatCursor,
@@ -13,16 +13,7 @@ import {
   subscribeTypedData,
 } from "@attestmesh/shared/indexer/protocol.ts";
 import { Counter, Gauge, type Registry } from "prom-client";
-import {
-  type Address,
-  type Chain,
-  getAbiItem,
-  type Hex,
-  type LocalAccount,
-  type PublicClient,
-  type Transport,
-  toEventSelector,
-} from "viem";
+import type { Address, Chain, Hex, LocalAccount, PublicClient, Transport } from "viem";
 import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
@@ -31,8 +22,6 @@ import { createLagDetector } from "./lag.ts";
 import { type IndexerRecord, readIndexerRecord } from "./registry.ts";
 import { runRepro } from "./repro.ts";
 import { createEnvelopeVerifier, type Position } from "./verifier.ts";
-
-export const MESSAGE_SENT_TOPIC = toEventSelector(getAbiItem({ abi: clusterAbi, name: "MessageSent" }));
 
 export interface IntakeStatus {
   /** True only while a subscription whose hello verified is up. */

@@ -4,8 +4,8 @@
 // Progress is a cursor (cursor.ts) saved after every delivery and every range, so a restarted node
 // replays what it missed, exactly once. Undecryptable or malformed ciphertexts are logged and dropped.
 import { rename } from "node:fs/promises";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { type Address, type Chain, getAbiItem, hexToBytes, type PublicClient, type Transport } from "viem";
+import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
+import { type Address, type Chain, hexToBytes, type PublicClient, type Transport } from "viem";
 import type { ClusterReader } from "../chain/cluster.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -16,8 +16,6 @@ import { openMessage } from "./envelope.ts";
 import type { MessageMetrics } from "./metrics.ts";
 import type { X25519KeyPair } from "./sealedBox.ts";
 import type { DropReason, ReceivedMessage } from "./types.ts";
-
-export const MESSAGE_SENT_EVENT = getAbiItem({ abi: clusterAbi, name: "MessageSent" });
 
 /** Envelope ids remembered for dedup (and persisted with the cursor). */
 export const RECENT_ENVELOPES = 1024;

@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { type ChainCommandOptions, type ClusterContext, clusterContext } from "../../owner/context.ts";
 import type { CliIo } from "../../owner/io.ts";
-import { printOutcome, type TxFlags, type TxPlan, transact } from "../../owner/transact.ts";
+import type { TxFlags, TxOutcome, TxPlan } from "../../owner/transact.ts";
 
 export type TxCommandOptions = ChainCommandOptions & TxFlags;
 
@@ -30,8 +30,10 @@ export async function runPlan(
   io: CliIo,
   options: TxCommandOptions,
   makePlan: (ctx: ClusterContext) => TxPlan | Promise<TxPlan>,
-  note?: (outcome: Awaited<ReturnType<typeof transact>>) => string | undefined,
+  note?: (outcome: TxOutcome) => string | undefined,
 ): Promise<void> {
+  // Loaded here, not at the top: read-only commands share this module and need none of it.
+  const { printOutcome, transact } = await import("../../owner/transact.ts");
   const ctx = await clusterContext(io, options);
   const plan = await makePlan(ctx);
   const outcome = await transact(ctx, plan, options);

@@ -1,0 +1,184 @@
+// Gas snapshot of the cluster's hot paths, measured on an in-process Hardhat network with fixed
+// inputs, so every figure is exact and repeatable. `--write` records snapshots/gas.json and prints a
+// Markdown table; `--check` fails when the contracts' gas changed without a new snapshot.
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { network } from "hardhat";
+import {
+  type Address,
+  bytesToHex,
+  encodeFunctionData,
+  getAddress,
+  type Hex,
+  hexToBytes,
+  keccak256,
+  toHex,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
+
+const SNAPSHOT = join(new URL("../../..", import.meta.url).pathname, "snapshots/gas.json");
+
+/** Gas of a transaction's calldata (EIP-2028), to separate execution gas from the intrinsic cost. */
+function calldataGas(data: Hex): number {
+  let gas = 0;
+  for (const byte of hexToBytes(data)) gas += byte === 0 ? 4 : 16;
+  return gas;
+}
+
+async function measure(): Promise<Record<string, { total: number; execution: number }>> {
+  const { viem } = await network.create();
+  const client = await viem.getPublicClient();
+  const [owner, relayer] = await viem.getWalletClients();
+  const kmsRoot = createKmsRoot();
+  const deployed = await deployCluster({
+    wallet: owner!,
+    client,
+    params: { owner: owner!.account.address, meshCidr: "10.77.0.0/16", kmsRoots: [kmsRoot.address] },
+  });
+  const chainId = await client.getChainId();
+  const results: Record<string, { total: number; execution: number }> = {};
+
+  const send = async (name: string, from: typeof owner, to: Address, data: Hex) => {
+    const hash = await from!.sendTransaction({ to, data, account: from!.account, chain: from!.chain });
+    const receipt = await client.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new Error(`${name} reverted`);
+    const total = Number(receipt.gasUsed);
+    results[name] = { total, execution: total - 21_000 - calldataGas(data) };
+  };
+  const call = (functionName: string, args: readonly unknown[]) =>
+    encodeFunctionData({ abi: clusterAbi, functionName, args } as Parameters<typeof encodeFunctionData>[0]);
+
+  const nodes = [1, 2, 3].map((i) => {
+    const appId = getAddress(
+      bytesToHex(hexToBytes(keccak256(toHex(`gas snapshot app ${i}`))).subarray(0, 20)),
+    );
+    const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
+    const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
+    return {
+      appId,
+      account: privateKeyToAccount(bytesToHex(member.key)),
+      proof: {
+        appId,
+        memberPubkey: bytesToHex(derivedPublicKey(member.key, "secp256k1")),
+        appPubkey: bytesToHex(cvm.appPublicKey),
+        appSignature: bytesToHex(member.signatureChain[0]),
+        kmsSignature: bytesToHex(member.signatureChain[1]),
+      },
+      wireguardKey: bytesToHex(
+        derivedPublicKey(cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose).key, "ed25519"),
+      ),
+      identityKey: bytesToHex(
+        derivedPublicKey(cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose).key, "ed25519"),
+      ),
+    };
+  });
+  const domain = memberDomain(chainId, deployed.diamond);
+
+  const first = nodes[0]!;
+  await send(
+    "verifyDstackKeyChain",
+    relayer,
+    deployed.facets.DstackAttestorFacet,
+    call("verifyDstackKeyChain", [
+      first.appId,
+      MEMBER_KEY.purpose,
+      first.proof.memberPubkey,
+      first.proof.appPubkey,
+      first.proof.appSignature,
+      first.proof.kmsSignature,
+    ]),
+  );
+
+  for (const [i, node] of nodes.entries()) {
+    await send(
+      i === 0 ? "addAppId" : "addAppId (again)",
+      owner,
+      deployed.diamond,
+      call("addAppId", [node.appId]),
+    );
+    const signature = await node.account.signTypedData({
+      domain,
+      types: memberTypes,
+      primaryType: "Register",
+      message: {
+        appId: node.appId,
+        wireguardKey: node.wireguardKey,
+        identityKey: node.identityKey,
+        nonce: 0n,
+      },
+    });
+    const data = call("register", [node.proof, node.wireguardKey, node.identityKey, signature]);
+    await send(i === 0 ? "register (first member)" : "register", relayer, deployed.diamond, data);
+    if (i === 2) await send("register (restart no-op)", relayer, deployed.diamond, data);
+  }
+
+  const commitment = keccak256(toHex("gas snapshot csk"));
+  const commitSignature = await first.account.signTypedData({
+    domain,
+    types: memberTypes,
+    primaryType: "CommitCsk",
+    message: { memberId: 1n, epoch: 0n, commitment },
+  });
+  await send(
+    "commitCsk",
+    relayer,
+    deployed.diamond,
+    call("commitCsk", [1n, 0n, commitment, commitSignature]),
+  );
+
+  const ciphertext = toHex(new Uint8Array(256).fill(0xab));
+  const envelopeId = keccak256(toHex("gas snapshot envelope"));
+  const sendSignature = await first.account.signTypedData({
+    domain,
+    types: memberTypes,
+    primaryType: "Send",
+    message: { senderId: 1n, recipientId: 2n, envelopeId, ciphertextHash: keccak256(ciphertext) },
+  });
+  await send(
+    "send (256-byte ciphertext)",
+    relayer,
+    deployed.diamond,
+    call("send", [1n, 2n, envelopeId, ciphertext, sendSignature]),
+  );
+
+  await send("evict", owner, deployed.diamond, call("evict", [3n, 1]));
+  const leaveSignature = await nodes[1]!.account.signTypedData({
+    domain,
+    types: memberTypes,
+    primaryType: "Leave",
+    message: { memberId: 2n },
+  });
+  await send("leaveCluster", relayer, deployed.diamond, call("leaveCluster", [2n, leaveSignature]));
+  return results;
+}
+
+function table(results: Record<string, { total: number; execution: number }>): string {
+  const rows = Object.entries(results).map(
+    ([name, { total, execution }]) =>
+      `| \`${name}\` | ${total.toLocaleString("en")} | ${execution.toLocaleString("en")} |`,
+  );
+  return ["| call | gas used (tx) | execution gas |", "|---|---:|---:|", ...rows].join("\n");
+}
+
+const results = await measure();
+const rendered = `${JSON.stringify(results, null, 2)}\n`;
+if (process.argv.includes("--check")) {
+  const committed = await readFile(SNAPSHOT, "utf8").catch(() => "");
+  if (committed !== rendered) {
+    process.stderr.write(`gas changed; run \`npm run gas:snapshot\` and commit snapshots/gas.json\n`);
+    process.stderr.write(`committed:\n${committed}\nmeasured:\n${rendered}`);
+    process.exit(1);
+  }
+  process.stdout.write(`${table(results)}\n`);
+} else if (process.argv.includes("--write")) {
+  await writeFile(SNAPSHOT, rendered);
+  process.stdout.write(`${table(results)}\n`);
+} else {
+  process.stdout.write(`${table(results)}\n`);
+}

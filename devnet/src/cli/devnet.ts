@@ -1,0 +1,187 @@
+// `attestmesh devnet …`: a whole cluster on this machine, with real WireGuard in network namespaces.
+
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { type Command, Option } from "commander";
+import { devnetClients, evictApp } from "../orchestration/chain.ts";
+import { devnetDown } from "../orchestration/down.ts";
+import { devnetStatus, nodeStatus, renderTable } from "../orchestration/health.ts";
+import { type DevnetTransport, readState, TRANSPORTS } from "../orchestration/state.ts";
+import { addNodeToState, devnetUp, waitHealthy } from "../orchestration/up.ts";
+
+const progress = (json: boolean) => (message: string) => {
+  // Progress goes to stderr so `--json` output on stdout stays parseable.
+  process.stderr.write(`${json ? "" : "› "}${message}\n`);
+};
+
+async function requireState() {
+  const state = await readState();
+  if (!state) {
+    throw new AttestmeshError(
+      "no devnet is running here; start one with `npm run devnet` (or `attestmesh devnet up`)",
+      {
+        code: "DevnetNotRunning",
+      },
+    );
+  }
+  return state;
+}
+
+function positiveInt(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 200)
+      throw new Error(`${name} must be an integer from 1 to 200, got "${value}"`);
+    return n;
+  };
+}
+
+/** Report phase changes while the devnet runs in the foreground, until SIGINT or SIGTERM. */
+async function watchUntilSignal(): Promise<void> {
+  const phases = new Map<string, string>();
+  const report = async () => {
+    const state = await readState();
+    if (!state) return;
+    for (const node of await Promise.all(state.nodes.map((node) => nodeStatus(node)))) {
+      if (phases.get(node.name) !== node.phase) {
+        if (phases.has(node.name))
+          process.stderr.write(`› ${node.name}: ${phases.get(node.name)} -> ${node.phase}\n`);
+        phases.set(node.name, node.phase);
+      }
+    }
+  };
+  await report();
+  // The interval also keeps the event loop alive while we wait for the signal.
+  const timer = setInterval(() => void report().catch(() => {}), 5_000);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  clearInterval(timer);
+}
+
+/** `devnet up` flags (commander sets `indexer` false for `--no-indexer`). */
+type UpFlags = {
+  nodes: number;
+  detach?: boolean;
+  json?: boolean;
+  timeout: number;
+  indexer: boolean;
+  fundedKeys?: boolean;
+  transport: DevnetTransport;
+  blockUdp?: boolean;
+  indexerSuppressNode?: string[];
+};
+
+export function registerDevnetCommand(program: Command): void {
+  const devnet = program
+    .command("devnet")
+    .description(
+      "run a local cluster: Hardhat node, cluster contract, N nodes with real WireGuard in network namespaces",
+    );
+
+  const up = devnet
+    .command("up", { isDefault: true })
+    .description("start the devnet and wait until every node is healthy (foreground; Ctrl-C tears it down)")
+    .option("--nodes <n>", "number of nodes", positiveInt("--nodes"), 3)
+    .option("--detach", "return once healthy and leave the devnet running")
+    .option("--json", "print the status as JSON")
+    .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 180)
+    .addOption(
+      new Option(
+        "--transport <mode>",
+        "how nodes reach each other: gateway (TLS through the devnet's SNI gateway), udp (direct), auto (gateway, upgraded to direct UDP)",
+      )
+        .choices(TRANSPORTS)
+        .default("auto"),
+    )
+    .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
+    .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
+    .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
+    // Tests only: the indexer lies by omission, dropping every log of the named (future) node, e.g. node4.
+    .addOption(new Option("--indexer-suppress-node <name...>").hideHelp())
+    .action(async (options: UpFlags) => {
+      const status = await devnetUp({
+        nodes: options.nodes,
+        indexer: options.indexer,
+        ...(options.indexerSuppressNode === undefined
+          ? {}
+          : { indexerSuppressNodes: options.indexerSuppressNode }),
+        sponsored: !options.fundedKeys,
+        transport: options.transport,
+        blockUdp: Boolean(options.blockUdp),
+        timeoutMs: options.timeout * 1000,
+        progress: progress(Boolean(options.json)),
+      });
+      process.stdout.write(
+        options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
+      );
+      if (options.detach) return;
+      process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+      await watchUntilSignal();
+      await devnetDown(progress(false));
+    });
+  void up;
+
+  devnet
+    .command("status")
+    .description("show every node: namespace, app id, mesh IP, phase, peers with handshakes")
+    .option("--json", "print JSON")
+    .action(async (options: { json?: boolean }) => {
+      const status = await devnetStatus(await requireState());
+      process.stdout.write(
+        options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderTable(status)}\n`,
+      );
+    });
+
+  devnet
+    .command("add-node")
+    .description("start one more node and wait until it is healthy")
+    .option("--json", "print the new node's entry as JSON")
+    .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 120)
+    // Tests only: run another sidecar entry point (e.g. a member that serves a bogus CSK).
+    .addOption(new Option("--sidecar-entry <path>").hideHelp())
+    .action(async (options: { json?: boolean; timeout: number; sidecarEntry?: string }) => {
+      let state = await requireState();
+      const clients = devnetClients(state.rpcUrl, state.chainId);
+      const index = Math.max(0, ...state.nodes.map((n) => n.index)) + 1;
+      progress(Boolean(options.json))(`starting node${index}`);
+      state = await addNodeToState(clients, state, index, options.sidecarEntry);
+      const node = state.nodes.at(-1)!;
+      await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));
+      const entry = await nodeStatus(node);
+      process.stdout.write(
+        options.json ? `${JSON.stringify(entry, null, 2)}\n` : `${node.name} healthy at ${entry.meshIp}\n`,
+      );
+    });
+
+  devnet
+    .command("evict <node>")
+    .description("evict a node's member (as the cluster owner)")
+    .option("--reason <code>", "eviction reason code (0-254)", "1")
+    .action(async (name: string, options: { reason: string }) => {
+      const state = await requireState();
+      const node = state.nodes.find((n) => n.name === name);
+      if (!node)
+        throw new Error(
+          `no devnet node named "${name}"; known: ${state.nodes.map((n) => n.name).join(", ")}`,
+        );
+      const reason = Number(options.reason);
+      if (!Number.isInteger(reason) || reason < 0 || reason > 254)
+        throw new Error(`--reason must be 0-254, got "${options.reason}"`);
+      const memberId = await evictApp(
+        devnetClients(state.rpcUrl, state.chainId),
+        state.diamond,
+        node.appId,
+        reason,
+      );
+      process.stdout.write(`evicted ${name} (member ${memberId})\n`);
+    });
+
+  devnet
+    .command("down")
+    .description("remove every namespace, process and interface the devnet created")
+    .action(async () => {
+      await devnetDown(progress(false));
+      process.stdout.write("devnet removed\n");
+    });
+}

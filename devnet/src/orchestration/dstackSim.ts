@@ -1,0 +1,45 @@
+// The simulated dstack guest agent of one devnet CVM (a node or the indexer): `attestmesh dstack-sim`
+// as a detached process, started once here for both.
+import { access } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import type { Address, Hex } from "viem";
+import { spawnDetached, waitFor } from "./processes.ts";
+
+export interface DevnetDstackSim {
+  /** The unix socket the CVM's daemon reaches the guest agent on. */
+  readonly socketPath: string;
+  readonly appId: Address;
+  readonly composeHash: Hex;
+  /** The app name the guest agent reports in /Info. */
+  readonly appName: string;
+  readonly logFile: string;
+  /** Who it serves, for the timeout message (e.g. "node2", "the indexer"). */
+  readonly owner: string;
+}
+
+/** Starts the simulator and returns its pid once its socket exists. */
+export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
+  const cli = fileURLToPath(import.meta.resolve("@attestmesh/scripts/cli/main.ts"));
+  const pid = spawnDetached(
+    process.execPath,
+    [
+      cli,
+      "dstack-sim",
+      "--socket",
+      sim.socketPath,
+      "--app-id",
+      sim.appId,
+      "--compose-hash",
+      sim.composeHash,
+      "--app-name",
+      sim.appName,
+    ],
+    { logFile: sim.logFile },
+  );
+  await waitFor(
+    `the dstack simulator socket of ${sim.owner}`,
+    async () => (await access(sim.socketPath).then(() => true)) || undefined,
+    15_000,
+  );
+  return pid;
+}

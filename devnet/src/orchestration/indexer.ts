@@ -1,0 +1,105 @@
+// The devnet's indexer: its own dstack simulator socket and app id, the `attestmesh-indexer` process
+// following the cluster from its deploy block, and the owner's `setIndexer` with the key chain the
+// indexer reports, so every sidecar finds it in the registry and subscribes.
+import { join } from "node:path";
+import { type Address, getAddress, type Hex, keccak256, toHex } from "viem";
+import { clusterContract, type DevnetClients, predictMemberAppId } from "./chain.ts";
+import { startDstackSim } from "./dstackSim.ts";
+import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import { DEVNET_DIR, type DevnetIndexer, type DevnetState, INDEXER_PORT } from "./state.ts";
+
+interface IndexerHealth {
+  readonly ok: boolean;
+  /** The proof file `attestmesh indexer set --proof` reads. */
+  readonly registration: {
+    readonly appId: Address;
+    readonly signingKey: Hex;
+    readonly appPubkey: Hex;
+    readonly appSignature: Hex;
+    readonly kmsSignature: Hex;
+    readonly codeId: Hex;
+  };
+}
+
+async function confirm(clients: DevnetClients, hash: Hex): Promise<void> {
+  const receipt = await clients.client.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`devnet transaction ${hash} reverted`);
+}
+
+/** Starts the indexer and registers it in the cluster's indexer registry. */
+export async function startIndexer(
+  clients: DevnetClients,
+  state: DevnetState,
+  progress: (message: string) => void,
+  /** TEST ONLY: run the indexer in its lying mode, dropping every log that names these nodes' app ids. */
+  suppressNodes: readonly string[] = [],
+): Promise<DevnetIndexer> {
+  const logDir = join(DEVNET_DIR, "indexer");
+  const socketPath = join(logDir, "dstack.sock");
+  const appId = getAddress(keccak256(toHex(`attestmesh devnet indexer ${Date.now()}`)).slice(0, 42));
+  const cluster = clusterContract(clients, state.diamond);
+  await confirm(clients, await cluster.write.addAppId([appId]));
+
+  const simPid = await startDstackSim({
+    socketPath,
+    appId,
+    composeHash: state.composeHash,
+    appName: "attestmesh-devnet-indexer",
+    logFile: join(logDir, "dstack-sim.log"),
+    owner: "the indexer",
+  });
+
+  const suppressed = await Promise.all(
+    suppressNodes.map((n) => predictMemberAppId(clients, state.diamond, n)),
+  );
+  if (suppressed.length > 0) {
+    progress(
+      `TEST ONLY: the indexer lies, suppressing every log of ${suppressNodes.join(", ")} (${suppressed.join(", ")})`,
+    );
+  }
+  const url = `ws://127.0.0.1:${INDEXER_PORT}`;
+  const healthUrl = `http://127.0.0.1:${INDEXER_PORT}/healthz`;
+  progress(`starting the indexer on ${url}`);
+  const pid = spawnDetached(process.execPath, [join(REPO_ROOT, "indexer/src/bin.mjs")], {
+    logFile: join(logDir, "indexer.log"),
+    env: {
+      ...process.env,
+      ATTESTMESH_INDEXER_RPC_URL: state.rpcUrl,
+      ATTESTMESH_INDEXER_CLUSTERS: state.diamond,
+      ATTESTMESH_INDEXER_CHAIN_ID: String(state.chainId),
+      ATTESTMESH_INDEXER_START_BLOCK: state.deployBlock,
+      ATTESTMESH_INDEXER_CONFIRMATIONS: "0",
+      ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "250",
+      ATTESTMESH_INDEXER_HOST: "127.0.0.1",
+      ATTESTMESH_INDEXER_PORT: String(INDEXER_PORT),
+      DSTACK_SIMULATOR_ENDPOINT: socketPath,
+      ...(suppressed.length > 0
+        ? {
+            ATTESTMESH_INDEXER_TEST_SUPPRESS_APP_IDS: suppressed.join(","),
+            ATTESTMESH_INDEXER_TEST_ONLY: "i-know-this-indexer-lies",
+          }
+        : {}),
+    },
+  });
+  const health = await waitFor(
+    "the indexer's /healthz",
+    async () => {
+      const response = await fetch(healthUrl, { signal: AbortSignal.timeout(2_000) });
+      const body = (await response.json()) as IndexerHealth;
+      return response.status === 200 ? body : undefined;
+    },
+    30_000,
+  );
+  progress("registering the indexer in the cluster's registry");
+  const { codeId, signingKey, ...proof } = health.registration;
+  await confirm(clients, await cluster.write.setIndexer([url, codeId, signingKey, proof]));
+  return {
+    url,
+    healthUrl,
+    appId,
+    pid,
+    simPid,
+    logDir,
+    ...(suppressed.length > 0 ? { suppressedAppIds: suppressed } : {}),
+  };
+}

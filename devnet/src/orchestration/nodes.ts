@@ -1,0 +1,112 @@
+// One devnet node: a network namespace on the hub bridge, a member app from the cluster factory, a
+// dstack simulator socket with that app id, and a sidecar whose WireGuard lives in the namespace.
+import { join } from "node:path";
+import { bytesToHex } from "viem";
+import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
+import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
+import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
+import { startDstackSim } from "./dstackSim.ts";
+import { blockUdp, createNodeNamespace } from "./netns.ts";
+import { REPO_ROOT, spawnDetached } from "./processes.ts";
+import { sponsoredNodeEnv } from "./sponsorship.ts";
+import {
+  DEVNET_DIR,
+  type DevnetNode,
+  type DevnetState,
+  ENDPOINTS_FILE,
+  GATEWAY_DOMAIN,
+  GATEWAY_PORT,
+  HEALTH_PORT_BASE,
+  INGRESS_PORT,
+  NETNS_PREFIX,
+  UNDERLAY_HUB_IP,
+  UNDERLAY_PREFIX,
+  WG_LISTEN_PORT,
+} from "./state.ts";
+
+/** The compose hash every devnet simulator reports (the simulator's placeholder compose). */
+export function devnetComposeHash() {
+  const cvm = createSimulatedCvm({ kmsRoot: createKmsRoot(), appId: new Uint8Array(20) });
+  return bytesToHex(cvm.info().composeHash);
+}
+
+export async function startNode(
+  clients: DevnetClients,
+  state: DevnetState,
+  index: number,
+  /** Another sidecar entry point (tests: a member that misbehaves); default the real binary. */
+  sidecarEntry?: string,
+): Promise<DevnetNode> {
+  const name = `node${index}`;
+  const netns = `${NETNS_PREFIX}${name}`;
+  const underlayIp = `${UNDERLAY_PREFIX}.${10 + index}`;
+  const logDir = join(DEVNET_DIR, name);
+  const socketPath = join(logDir, "dstack.sock");
+  const healthPort = HEALTH_PORT_BASE + index;
+  // wireguard-go's control socket (/var/run/wireguard/<name>.sock) is host-wide, not per namespace,
+  // so devnet nodes sharing one host need distinct interface names; a real CVM uses attestmesh0.
+  const wgInterface = `attestmesh${index}`;
+
+  await createNodeNamespace(netns, index, underlayIp);
+  if (state.blockUdp) await blockUdp(netns);
+  const appId = await createMemberApp(clients, state.diamond, name);
+  // Sponsored nodes hold no ETH at all; a funded-key node gets its gas account its own balance
+  // (Hardhat funds only its first 20 accounts).
+  if (state.sponsorship === undefined) await fundAccount(clients, devnetAccount(index).address);
+
+  const simPid = await startDstackSim({
+    socketPath,
+    appId,
+    composeHash: state.composeHash,
+    appName: `attestmesh-devnet-${name}`,
+    logFile: join(logDir, "dstack-sim.log"),
+    owner: name,
+  });
+
+  const entry = sidecarEntry ?? join(REPO_ROOT, "sidecar/src/bin.mjs");
+  const sidecarPid = spawnDetached(process.execPath, [entry], {
+    logFile: join(logDir, "sidecar.log"),
+    env: {
+      ...process.env,
+      ATTESTMESH_RPC_URL: state.rpcUrl,
+      ATTESTMESH_CLUSTER: state.diamond,
+      ATTESTMESH_CHAIN_ID: String(state.chainId),
+      ATTESTMESH_CONFIRMATIONS: "0",
+      ATTESTMESH_POLL_INTERVAL_MS: "1000",
+      // Flag a lagging (or lying) indexer within seconds rather than the production 30 s.
+      ATTESTMESH_INDEXER_LAG_MS: "5000",
+      ...(state.sponsorship === undefined
+        ? { ATTESTMESH_GAS_KEY: devnetPrivateKey(index) }
+        : sponsoredNodeEnv(state.sponsorship)),
+      DSTACK_SIMULATOR_ENDPOINT: socketPath,
+      ATTESTMESH_WG_INTERFACE: wgInterface,
+      ATTESTMESH_WG_LISTEN_PORT: String(WG_LISTEN_PORT),
+      ATTESTMESH_WG_MODE: "auto",
+      ATTESTMESH_WG_NETNS: netns,
+      ATTESTMESH_ENDPOINTS_FILE: ENDPOINTS_FILE,
+      ATTESTMESH_TRANSPORT: state.transport ?? "udp",
+      ATTESTMESH_GATEWAY_DOMAIN: GATEWAY_DOMAIN,
+      ATTESTMESH_GATEWAY_ADDRESS: `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
+      ATTESTMESH_INGRESS_PORT: String(INGRESS_PORT),
+      ATTESTMESH_HEALTH_HOST: "127.0.0.1",
+      ATTESTMESH_HEALTH_PORT: String(healthPort),
+      ATTESTMESH_API_SOCKET: join(logDir, "api.sock"),
+      ATTESTMESH_STATE_DIR: join(logDir, "state"),
+    },
+  });
+
+  return {
+    name,
+    index,
+    netns,
+    underlayIp,
+    wgInterface,
+    appId,
+    gasAccountIndex: index,
+    healthUrl: `http://127.0.0.1:${healthPort}/healthz`,
+    socketPath,
+    simPid,
+    sidecarPid,
+    logDir,
+  };
+}

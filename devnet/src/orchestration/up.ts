@@ -1,0 +1,174 @@
+// `devnet up`: a Hardhat node, the cluster deployed and allowlisted by its owner, and N nodes each in
+// its own network namespace with a dstack simulator and a sidecar, waited on until every one is healthy.
+import { join } from "node:path";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { createKmsRoot } from "../dstack-sim/simulator.ts";
+import { deployDevnetCluster, devnetClients } from "./chain.ts";
+import { devnetDown } from "./down.ts";
+import { devnetStatus, readHealth } from "./health.ts";
+import { startIndexer } from "./indexer.ts";
+import { createHub } from "./netns.ts";
+import { devnetComposeHash, startNode } from "./nodes.ts";
+import { preflight } from "./preflight.ts";
+import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import { startDevnetSponsorship } from "./sponsorship.ts";
+import {
+  DEVNET_DIR,
+  type DevnetNode,
+  type DevnetState,
+  type DevnetTransport,
+  GATEWAY_DOMAIN,
+  GATEWAY_PORT,
+  GATEWAY_ROUTES_FILE,
+  HUB_NETNS,
+  MESH_CIDR,
+  RPC_PORT,
+  readState,
+  UNDERLAY_HUB_IP,
+  writeEndpoints,
+  writeGatewayRoutes,
+  writeState,
+} from "./state.ts";
+
+export interface UpOptions {
+  readonly nodes: number;
+  readonly timeoutMs: number;
+  readonly progress: (message: string) => void;
+  /** How sidecars reach each other; default auto (the gateway, upgraded to direct UDP where it works). */
+  readonly transport?: DevnetTransport;
+  /** Drop UDP between node namespaces (nftables), as dstack does: only the gateway path works. */
+  readonly blockUdp?: boolean;
+  /** Start and register the indexer (default true); without it the sidecars poll only. */
+  readonly indexer?: boolean;
+  /** TEST ONLY: start the indexer lying, suppressing every log of these (future) nodes, e.g. "node4". */
+  readonly indexerSuppressNodes?: readonly string[];
+  /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
+  readonly sponsored?: boolean;
+}
+
+export async function devnetUp(options: UpOptions) {
+  const { progress } = options;
+  await preflight(progress);
+  if (await readState()) {
+    progress("removing the previous devnet");
+  }
+  await devnetDown(progress);
+
+  const rpcUrl = `http://127.0.0.1:${RPC_PORT}`;
+  progress(`starting a Hardhat node on ${rpcUrl}`);
+  const hardhatPid = spawnDetached(
+    join(REPO_ROOT, "node_modules/.bin/hardhat"),
+    ["node", "--hostname", "127.0.0.1", "--port", String(RPC_PORT)],
+    {
+      logFile: join(DEVNET_DIR, "hardhat-node.log"),
+      env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: "true" },
+    },
+  );
+  const probe = devnetClients(rpcUrl, 31337);
+  const chainId = await waitFor("the Hardhat node", async () => probe.client.getChainId(), 60_000);
+  const clients = devnetClients(rpcUrl, chainId);
+
+  progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
+  const kmsRoot = createKmsRoot().address;
+  const composeHash = devnetComposeHash();
+  const deployed = await deployDevnetCluster(clients, { kmsRoot, meshCidr: MESH_CIDR, composeHash });
+  let state: DevnetState = {
+    rpcUrl,
+    chainId,
+    diamond: deployed.diamond,
+    deployBlock: deployed.deployBlock.toString(),
+    composeHash,
+    kmsRoot,
+    hardhatPid,
+    nodes: [],
+    transport: options.transport ?? "auto",
+    blockUdp: options.blockUdp ?? false,
+  };
+  await writeState(state);
+  if (options.sponsored ?? true) {
+    progress(
+      "deploying the EntryPoint, member-account factory and paymaster; starting the bundler and the sponsor",
+    );
+    const sponsorship = await startDevnetSponsorship(clients, { rpcUrl, chainId, cluster: deployed.diamond });
+    state = { ...state, sponsorship };
+    await writeState(state);
+  }
+
+  if (options.indexer !== false) {
+    state = { ...state, indexer: await startIndexer(clients, state, progress, options.indexerSuppressNodes) };
+    await writeState(state);
+  }
+
+  progress("creating the network hub");
+  await createHub();
+  progress(`starting the SNI gateway on ${UNDERLAY_HUB_IP}:${GATEWAY_PORT} (*.${GATEWAY_DOMAIN})`);
+  await writeGatewayRoutes([]);
+  const gatewayPid = spawnDetached(
+    "ip",
+    [
+      "netns",
+      "exec",
+      HUB_NETNS,
+      process.execPath,
+      join(REPO_ROOT, "devnet/src/orchestration/gateway-main.ts"),
+      "--listen",
+      `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
+      "--domain",
+      GATEWAY_DOMAIN,
+      "--routes",
+      GATEWAY_ROUTES_FILE,
+    ],
+    { logFile: join(DEVNET_DIR, "gateway.log") },
+  );
+  state = { ...state, gatewayPid };
+  await writeState(state);
+  for (let index = 1; index <= options.nodes; index++) {
+    progress(`starting node${index}`);
+    state = await addNodeToState(clients, state, index);
+  }
+  await waitHealthy(state, state.nodes, options.timeoutMs, progress);
+  return devnetStatus(state);
+}
+
+export async function addNodeToState(
+  clients: ReturnType<typeof devnetClients>,
+  state: DevnetState,
+  index: number,
+  sidecarEntry?: string,
+): Promise<DevnetState> {
+  const node = await startNode(clients, state, index, sidecarEntry);
+  const next = { ...state, nodes: [...state.nodes, node] };
+  await writeEndpoints(next.nodes);
+  await writeGatewayRoutes(next.nodes);
+  await writeState(next);
+  return next;
+}
+
+export async function waitHealthy(
+  state: DevnetState,
+  nodes: readonly DevnetNode[],
+  timeoutMs: number,
+  progress: (message: string) => void,
+): Promise<void> {
+  progress(`waiting for ${nodes.length} node(s) to be healthy (handshakes, CSK held, heartbeats converged)`);
+  try {
+    await waitFor(
+      "every node to report healthy",
+      async () => {
+        const results = await Promise.all(nodes.map(readHealth));
+        return results.every((r) => r.ok) ? true : undefined;
+      },
+      timeoutMs,
+      500,
+    );
+  } catch (error) {
+    const status = await devnetStatus(state);
+    const stuck = status.nodes
+      .filter((n) => nodes.some((m) => m.name === n.name) && n.phase !== "healthy")
+      .map((n) => `${n.name}: ${n.phase} (log: ${join(DEVNET_DIR, n.name, "sidecar.log")})`);
+    throw new AttestmeshError(`${(error as Error).message}; not healthy: ${stuck.join("; ")}`, {
+      code: "DevnetNotHealthy",
+      cause: error,
+    });
+  }
+}
