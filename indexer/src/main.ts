@@ -4,10 +4,12 @@
 import { randomBytes } from "node:crypto";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
+import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
+import { createShutdown, exitOnSignals } from "@attestmesh/shared/service/shutdown.ts";
 import { createPublicClient, getAbiItem, type Hex, http, type Transport, toEventSelector } from "viem";
 import { createAuthenticator } from "./auth.ts";
 import { type Env, type IndexerConfig, parseConfig } from "./config.ts";
-import { AttestmeshError, fatalError } from "./errors.ts";
+import { AttestmeshError } from "./errors.ts";
 import { createClusterFollower } from "./follower.ts";
 import { createDstackKeySource, deriveIndexerKeys, type IndexerKeySource, type IndexerKeys } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -63,22 +65,12 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
     },
     "signing key derived in the TEE; its dstack chain verifies",
   );
-  let chainId: number;
-  try {
-    chainId = await client.getChainId();
-  } catch (cause) {
-    throw new AttestmeshError("the RPC endpoint did not answer; check ATTESTMESH_INDEXER_RPC_URL.", {
-      code: "RpcUnavailable",
-      retryable: true,
-      cause,
-    });
-  }
-  if (config.chainId !== undefined && config.chainId !== chainId) {
-    throw fatalError(
-      "ChainIdMismatch",
-      `the RPC serves chain ${chainId}, not ATTESTMESH_INDEXER_CHAIN_ID ${config.chainId}.`,
-    );
-  }
+  const chainId = await checkChainId({
+    getChainId: () => client.getChainId(),
+    expected: config.chainId,
+    rpcVariable: "ATTESTMESH_INDEXER_RPC_URL",
+    chainIdVariable: "ATTESTMESH_INDEXER_CHAIN_ID",
+  });
 
   const epoch = toHex(randomBytes(16)) as Hex;
   const clusters = config.clusters.map((cluster) => ({
@@ -95,7 +87,7 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
       cluster,
       chainId,
       epoch,
-      secretKey: keys.secretKey,
+      secretKey: keys.secretKey.reveal(),
       history: config.history,
       messageSentTopic: MESSAGE_SENT_TOPIC,
     }),
@@ -146,7 +138,7 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
     chainId,
     streams,
     auth: createAuthenticator({ client, chainId, clusters: config.clusters, signingKey: keys.publicKeyHex }),
-    secretKey: keys.secretKey,
+    secretKey: keys.secretKey.reveal(),
     signingKey: keys.publicKeyHex,
     quote: keys.quote,
     limits: { window: config.window, ackTimeoutMs: config.ackTimeoutMs, maxBufferedBytes: 8 * 1024 * 1024 },
@@ -238,17 +230,7 @@ export async function main(env: Env = process.env): Promise<void> {
     }
   }
   const running = indexer;
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 5000);
-    void running.stop().then(() => {
-      clearTimeout(force);
-      process.exit(0);
-    });
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  const shutdown = createShutdown({ logger });
+  shutdown.add("indexer", () => running.stop());
+  exitOnSignals(shutdown, { logger });
 }

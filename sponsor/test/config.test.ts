@@ -22,7 +22,7 @@ test("defaults apply and the signer key does not print with the config", () => {
   assert.equal(config.maxOpsPerDay, 500);
   assert.equal(config.maxWeiPerDay, 50_000_000_000_000_000n);
   assert.equal(config.port, 4338);
-  assert.equal(config.signerKey(), KEY);
+  assert.equal(config.signerKey.reveal(), KEY);
   assert.ok(!inspect(config, { depth: 5 }).includes(KEY.slice(2)));
   assert.ok(!JSON.stringify({ ...config, maxWeiPerDay: "" }).includes(KEY.slice(2)));
 });
