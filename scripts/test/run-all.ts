@@ -17,6 +17,7 @@ interface Step {
 
 const NODE_TEST_FILES = [
   "test/**/*.test.ts",
+  "shared/test/**/*.test.ts",
   "scripts/test/**/*.test.ts",
   "sidecar/test/**/*.test.ts",
   "indexer/test/**/*.test.ts",
