@@ -1,20 +1,9 @@
 // The indexer's configuration: environment variables only, parsed once at start with the service kit's
 // env table. Every bad value is reported in one error that names the variable and how to fix it.
 // `CONFIG_DOCS` is the README table.
-import {
-  addressList,
-  bigInteger,
-  type ConfigDoc,
-  configDocs,
-  dstackEndpoint,
-  type Env,
-  type EnvTable,
-  hostName,
-  httpUrl,
-  integer,
-  logLevel,
-  parseEnv,
-} from "@attestmesh/shared/service/env.ts";
+
+import type { ConfigDoc, Env, EnvTable } from "@attestmesh/shared/service/env.ts";
+import * as kit from "@attestmesh/shared/service/env.ts";
 import type { LogLevel } from "@attestmesh/shared/service/log.ts";
 import type { Address } from "viem";
 
@@ -48,96 +37,96 @@ const VARIABLES: EnvTable<IndexerConfig> = {
     name: "ATTESTMESH_INDEXER_RPC_URL",
     required: true,
     description: "JSON-RPC endpoint (http or https) of the chain the clusters live on.",
-    parse: httpUrl,
+    parse: kit.httpUrl,
   },
   clusters: {
     name: "ATTESTMESH_INDEXER_CLUSTERS",
     required: true,
     description: "Comma-separated cluster diamond addresses to follow and serve.",
-    parse: addressList({ checksum: false }),
+    parse: kit.addressList({ checksum: false }),
   },
   chainId: {
     name: "ATTESTMESH_INDEXER_CHAIN_ID",
     description: "Expected chain id; the RPC's is checked against it at start.",
-    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    parse: kit.integer(1, Number.MAX_SAFE_INTEGER),
   },
   startBlock: {
     name: "ATTESTMESH_INDEXER_START_BLOCK",
     description:
       "First block to read logs from; unset: the confirmed head at start (never genesis by default).",
-    parse: bigInteger("blocks"),
+    parse: kit.bigInteger("blocks"),
   },
   confirmations: {
     name: "ATTESTMESH_INDEXER_CONFIRMATIONS",
     default: "2",
     description: "Blocks behind the head the indexer stays; logs are pushed once this deep.",
-    parse: integer(0, 1000),
+    parse: kit.integer(0, 1000),
   },
   batchBlocks: {
     name: "ATTESTMESH_INDEXER_BATCH_BLOCKS",
     default: "1000",
     description: "Most blocks one eth_getLogs call spans while catching up.",
-    parse: integer(1, 100_000),
+    parse: kit.integer(1, 100_000),
   },
   pollIntervalMs: {
     name: "ATTESTMESH_INDEXER_POLL_INTERVAL_MS",
     default: "1000",
     description: "How often the head is polled, in milliseconds.",
-    parse: integer(50, 3_600_000, " ms"),
+    parse: kit.integer(50, 3_600_000, " ms"),
   },
   host: {
     name: "ATTESTMESH_INDEXER_HOST",
     default: "0.0.0.0",
     description: "Address the WebSocket, /healthz and /metrics server listens on.",
-    parse: hostName,
+    parse: kit.hostName,
   },
   port: {
     name: "ATTESTMESH_INDEXER_PORT",
     default: "8787",
     description: "Port of that server (0 picks a free one).",
-    parse: integer(0, 65535),
+    parse: kit.integer(0, 65535),
   },
   dstackEndpoint: {
     name: "DSTACK_SIMULATOR_ENDPOINT",
     description: "dstack guest agent (socket path or http URL); unset means /var/run/dstack.sock.",
-    parse: dstackEndpoint,
+    parse: kit.dstackEndpoint,
   },
   window: {
     name: "ATTESTMESH_INDEXER_WINDOW",
     default: "256",
     description: "Envelopes a subscriber may leave unacknowledged before sending to it pauses.",
-    parse: integer(1, 100_000),
+    parse: kit.integer(1, 100_000),
   },
   ackTimeoutMs: {
     name: "ATTESTMESH_INDEXER_ACK_TIMEOUT_MS",
     default: "30000",
     description: "How long a subscriber's full window may go unacknowledged before it is cut off as stalled.",
-    parse: integer(10, 3_600_000, " ms"),
+    parse: kit.integer(10, 3_600_000, " ms"),
   },
   history: {
     name: "ATTESTMESH_INDEXER_HISTORY",
     default: "10000",
     description:
       "Envelopes kept per cluster so subscribers can resume from a cursor; a subscriber that falls further behind is cut off.",
-    parse: integer(1, 10_000_000),
+    parse: kit.integer(1, 10_000_000),
   },
   authTimeoutMs: {
     name: "ATTESTMESH_INDEXER_AUTH_TIMEOUT_MS",
     default: "10000",
     description: "How long a connection may take to send its signed subscribe message.",
-    parse: integer(100, 600_000, " ms"),
+    parse: kit.integer(100, 600_000, " ms"),
   },
   logLevel: {
     name: "ATTESTMESH_INDEXER_LOG_LEVEL",
     default: "info",
     description: "Log level: trace, debug, info, warn, error, fatal, silent.",
-    parse: logLevel,
+    parse: kit.logLevel,
   },
 };
 
 /** Every variable, for the README. */
-export const CONFIG_DOCS: readonly ConfigDoc[] = configDocs(VARIABLES);
+export const CONFIG_DOCS: readonly ConfigDoc[] = kit.configDocs(VARIABLES);
 
 export function parseConfig(env: Env): IndexerConfig {
-  return parseEnv(VARIABLES, env);
+  return kit.parseEnv(VARIABLES, env);
 }

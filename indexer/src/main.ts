@@ -2,8 +2,10 @@
 // cluster on one timer, and serve subscribers. `startIndexer` wires one instance (tests run several in
 // one process); `main` is the `attestmesh-indexer` process.
 import { randomBytes } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
+import { backoffDelay } from "@attestmesh/shared/service/backoff.ts";
 import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
 import { createShutdown, exitOnSignals } from "@attestmesh/shared/service/shutdown.ts";
 import { createPublicClient, getAbiItem, type Hex, http, type Transport, toEventSelector } from "viem";
@@ -199,6 +201,9 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
   };
 }
 
+/** Waits between start attempts: 1 s, doubling, at most 30 s. */
+const START_BACKOFF = { initialMs: 1000, maxMs: 30_000, jitter: 0 } as const;
+
 /** The `attestmesh-indexer` process: configuration from `env`; SIGTERM/SIGINT stop it cleanly. */
 export async function main(env: Env = process.env): Promise<void> {
   let config: IndexerConfig;
@@ -226,7 +231,7 @@ export async function main(env: Env = process.env): Promise<void> {
         process.exitCode = 1;
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1000 * 2 ** attempt)));
+      await delay(backoffDelay(attempt, START_BACKOFF));
     }
   }
   const running = indexer;
