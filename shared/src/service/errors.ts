@@ -39,7 +39,6 @@ export const SERVICE_ERROR_CODES = [
   "SignatureRecoveryFailed",
   "RpcUnavailable",
   "ChainIdMismatch",
-  "ListenFailed",
   "SocketPathTaken",
   "SocketInUse",
   "SocketPathTooLong",
