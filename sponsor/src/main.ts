@@ -8,15 +8,17 @@ import { privateKeyToAccount } from "viem/accounts";
 import { createCapLedger } from "./caps.ts";
 import { parseSponsorConfig } from "./config.ts";
 import { fatalError } from "./errors.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { createSponsorMetrics } from "./metrics.ts";
 import { createPolicyChain } from "./policy.ts";
 import { type SponsorServer, startSponsorServer } from "./server.ts";
 import { createSponsorService } from "./service.ts";
 
-export async function runSponsor(env: Readonly<Record<string, string | undefined>>): Promise<SponsorServer> {
+export async function runSponsor(
+  env: Readonly<Record<string, string | undefined>>,
+  logger: Logger = createLogger({ level: parseSponsorConfig(env).logLevel }),
+): Promise<SponsorServer> {
   const config = parseSponsorConfig(env);
-  const logger = createLogger({ level: config.logLevel });
   const client = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000, retryCount: 2 }) });
   const chainId = await checkChainId({
     getChainId: () => client.getChainId(),
@@ -63,8 +65,8 @@ export async function runSponsor(env: Readonly<Record<string, string | undefined
 
 export async function main(): Promise<void> {
   try {
-    const server = await runSponsor(process.env);
-    const logger = createLogger({ level: "info" });
+    const logger = createLogger({ level: parseSponsorConfig(process.env).logLevel });
+    const server = await runSponsor(process.env, logger);
     const shutdown = createShutdown({ logger });
     shutdown.add("sponsor server", () => server.close());
     exitOnSignals(shutdown, { logger });

@@ -108,7 +108,7 @@ export function readEnv<Config>(
 
 /** The one fatal `InvalidConfig` error listing every problem (details.problems). */
 export function configError(problems: readonly ConfigProblem[], what = "configuration"): AttestmeshError {
-  const lines = problems.map((p) => `${p.variable}: ${p.problem}; ${p.fix}.`);
+  const lines = problems.map((p) => `${p.variable}: ${p.problem}; ${p.fix.replace(/\.$/, "")}.`);
   return fatalError("InvalidConfig", `invalid ${what}:\n  ${lines.join("\n  ")}`, { details: { problems } });
 }
 
