@@ -3,54 +3,39 @@
 // (SignatureMalleable); it now goes through the service kit's proof, which normalises both.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  appSignDerivedKey,
-  deriveAppKey,
-  derivedPublicKey,
-  deriveKey,
-  kmsSignAppKey,
-  secp256k1PublicKey,
-} from "@attestmesh/shared/dstack/keychain.ts";
-import { SECP256K1_HALF_N, SECP256K1_N } from "@attestmesh/shared/dstack/verify.ts";
+import { createKmsRoot, createSimulatedCvm } from "@attestmesh/scripts/dstack-sim/simulator.ts";
+import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { SECP256K1_HALF_N } from "@attestmesh/shared/dstack/verify.ts";
 import { quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { secp256k1 } from "@noble/curves/secp256k1";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { deriveIndexerKeys, type IndexerKeySource } from "../src/keys.ts";
 
-const KMS_ROOT = keccak_256(new TextEncoder().encode("indexer keys test kms root"));
+const KMS_ROOT = createKmsRoot(keccak_256(new TextEncoder().encode("indexer keys test kms root")));
 const APP_ID = getAddress("0x3333333333333333333333333333333333333333");
 const COMPOSE_HASH = `0x${"ab".repeat(32)}` as Hex;
 
-/** s -> n - s with v flipped (the same key recovers), and v moved to 27/28. */
-function highSv27(signature: Uint8Array): Uint8Array {
-  const out = signature.slice();
-  const s = BigInt(bytesToHex(out.subarray(32, 64)));
-  out.set(hexToBytes(`0x${(SECP256K1_N - s).toString(16).padStart(64, "0")}`), 32);
-  out[64] = (out[64]! ^ 1) + 27;
-  return out;
+/** The malleable twin a careless guest agent might send: (r, n - s), v flipped and written as 27/28. */
+function malleableTwin(signature: Uint8Array): Uint8Array {
+  const sig = secp256k1.Signature.fromBytes(signature.subarray(0, 64), "compact");
+  const twin = new secp256k1.Signature(sig.r, secp256k1.Point.Fn.neg(sig.s));
+  return Uint8Array.of(...twin.toBytes("compact"), 27 + (signature[64]! ^ 1));
 }
 
+/** The simulator's guest agent, its signatures passed through `mangle`, recording what it quoted. */
 function source(
   mangle: (signature: Uint8Array) => Uint8Array,
 ): IndexerKeySource & { quotedFor: Uint8Array[] } {
-  const appId = hexToBytes(APP_ID);
-  const appKey = deriveAppKey(KMS_ROOT, appId);
+  const cvm = createSimulatedCvm({ kmsRoot: KMS_ROOT, appId: hexToBytes(APP_ID) });
   const quotedFor: Uint8Array[] = [];
   return {
     quotedFor,
     info: async () => ({ appId: APP_ID, composeHash: COMPOSE_HASH }),
     getKey: async (path, purpose, algorithm) => {
-      const key = deriveKey(appKey, path);
-      const pub = derivedPublicKey(key, algorithm);
-      return {
-        key,
-        signatureChain: [
-          mangle(appSignDerivedKey(appKey, purpose, pub)),
-          mangle(kmsSignAppKey(KMS_ROOT, appId, secp256k1PublicKey(appKey))),
-        ],
-      };
+      const derived = cvm.getKey(path, purpose, algorithm);
+      return { key: derived.key, signatureChain: derived.signatureChain.map(mangle) };
     },
     getQuote: async (reportData) => {
       quotedFor.push(reportData);
@@ -61,9 +46,17 @@ function source(
 
 test("a high-s, v = 27/28 chain from the guest agent becomes a proof the registry accepts", async () => {
   const honest = await deriveIndexerKeys(source((s) => s));
-  const mangled = await deriveIndexerKeys(source(highSv27));
-  const root = privateKeyToAccount(bytesToHex(KMS_ROOT)).address;
-  assert.equal(mangled.kmsRoot, root);
+  const mangled = await deriveIndexerKeys(source(malleableTwin));
+  const sent = await source(malleableTwin).getKey(
+    INDEXER_KEY.path,
+    INDEXER_KEY.purpose,
+    INDEXER_KEY.algorithm,
+  );
+  for (const signature of sent.signatureChain) {
+    assert.ok(BigInt(bytesToHex(signature.subarray(32, 64))) > SECP256K1_HALF_N, "the agent sends high s");
+    assert.ok(signature[64]! >= 27, "and v as 27/28");
+  }
+  assert.equal(mangled.kmsRoot, KMS_ROOT.address);
   assert.deepEqual(mangled.proof, honest.proof);
   for (const signature of [mangled.proof.appSignature, mangled.proof.kmsSignature]) {
     const bytes = hexToBytes(signature);
