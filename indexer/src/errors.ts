@@ -1,17 +1,10 @@
-// The indexer's one error type: the shared AttestmeshError, built through two factories so every throw
-// site says whether waiting can help.
-import { AttestmeshError, type AttestmeshErrorOptions } from "@attestmesh/shared/errors.ts";
+// The indexer's error codes, in one list, and the service kit's factories over them.
+import { errorFactories, SERVICE_ERROR_CODES } from "@attestmesh/shared/service/errors.ts";
 
 export { AttestmeshError } from "@attestmesh/shared/errors.ts";
 
-type Extra = Omit<AttestmeshErrorOptions, "code" | "retryable">;
+export const INDEXER_ERROR_CODES = [...SERVICE_ERROR_CODES] as const;
 
-/** A failure that may pass by itself (RPC down, guest agent not up yet). */
-export function retryableError(code: string, message: string, extra: Extra = {}): AttestmeshError {
-  return new AttestmeshError(message, { ...extra, code, retryable: true });
-}
+export type IndexerErrorCode = (typeof INDEXER_ERROR_CODES)[number];
 
-/** A failure that retrying cannot fix; the message says what to change. */
-export function fatalError(code: string, message: string, extra: Extra = {}): AttestmeshError {
-  return new AttestmeshError(message, { ...extra, code, retryable: false });
-}
+export const { retryableError, fatalError } = errorFactories(INDEXER_ERROR_CODES);

@@ -1,14 +1,9 @@
-// Structured logs (pino, JSON lines on stdout). The signing key's secret never reaches a log line.
-import { type DestinationStream, type Logger, pino } from "pino";
+// The indexer's logger: the service kit's pino logger (one redaction list for every daemon).
+import { createLogger as createServiceLogger, type LogLevel } from "@attestmesh/shared/service/log.ts";
+import type { DestinationStream, Logger } from "pino";
 
 export type { Logger } from "pino";
 
-export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
-  const settings = {
-    level: options.level ?? "info",
-    name: "attestmesh-indexer",
-    redact: { paths: ["secret", "*.secret", "secretKey", "*.secretKey"], censor: "[redacted]" },
-    serializers: { err: pino.stdSerializers.err },
-  };
-  return options.destination === undefined ? pino(settings) : pino(settings, options.destination);
+export function createLogger(options: { level?: LogLevel; destination?: DestinationStream } = {}): Logger {
+  return createServiceLogger({ ...options, name: "attestmesh-indexer" });
 }

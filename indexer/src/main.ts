@@ -2,12 +2,16 @@
 // cluster on one timer, and serve subscribers. `startIndexer` wires one instance (tests run several in
 // one process); `main` is the `attestmesh-indexer` process.
 import { randomBytes } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
 import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
+import { backoffDelay } from "@attestmesh/shared/service/backoff.ts";
+import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
+import { createShutdown, exitOnSignals } from "@attestmesh/shared/service/shutdown.ts";
 import { createPublicClient, type Hex, http, type Transport } from "viem";
 import { createAuthenticator } from "./auth.ts";
 import { type Env, type IndexerConfig, parseConfig } from "./config.ts";
-import { AttestmeshError, fatalError } from "./errors.ts";
+import { AttestmeshError } from "./errors.ts";
 import { createClusterFollower } from "./follower.ts";
 import { createDstackKeySource, deriveIndexerKeys, type IndexerKeySource, type IndexerKeys } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -61,22 +65,12 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
     },
     "signing key derived in the TEE; its dstack chain verifies",
   );
-  let chainId: number;
-  try {
-    chainId = await client.getChainId();
-  } catch (cause) {
-    throw new AttestmeshError("the RPC endpoint did not answer; check ATTESTMESH_INDEXER_RPC_URL.", {
-      code: "RpcUnavailable",
-      retryable: true,
-      cause,
-    });
-  }
-  if (config.chainId !== undefined && config.chainId !== chainId) {
-    throw fatalError(
-      "ChainIdMismatch",
-      `the RPC serves chain ${chainId}, not ATTESTMESH_INDEXER_CHAIN_ID ${config.chainId}.`,
-    );
-  }
+  const chainId = await checkChainId({
+    getChainId: () => client.getChainId(),
+    expected: config.chainId,
+    rpcVariable: "ATTESTMESH_INDEXER_RPC_URL",
+    chainIdVariable: "ATTESTMESH_INDEXER_CHAIN_ID",
+  });
 
   const epoch = toHex(randomBytes(16)) as Hex;
   const clusters = config.clusters.map((cluster) => ({
@@ -93,7 +87,7 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
       cluster,
       chainId,
       epoch,
-      secretKey: keys.secretKey,
+      secretKey: keys.secretKey.reveal(),
       history: config.history,
       messageSentTopic: MESSAGE_SENT_TOPIC,
     }),
@@ -144,7 +138,7 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
     chainId,
     streams,
     auth: createAuthenticator({ client, chainId, clusters: config.clusters, signingKey: keys.publicKeyHex }),
-    secretKey: keys.secretKey,
+    secretKey: keys.secretKey.reveal(),
     signingKey: keys.publicKeyHex,
     quote: keys.quote,
     limits: { window: config.window, ackTimeoutMs: config.ackTimeoutMs, maxBufferedBytes: 8 * 1024 * 1024 },
@@ -205,6 +199,9 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
   };
 }
 
+/** Waits between start attempts: 1 s, doubling, at most 30 s. */
+const START_BACKOFF = { initialMs: 1000, maxMs: 30_000, jitter: 0 } as const;
+
 /** The `attestmesh-indexer` process: configuration from `env`; SIGTERM/SIGINT stop it cleanly. */
 export async function main(env: Env = process.env): Promise<void> {
   let config: IndexerConfig;
@@ -232,21 +229,11 @@ export async function main(env: Env = process.env): Promise<void> {
         process.exitCode = 1;
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1000 * 2 ** attempt)));
+      await delay(backoffDelay(attempt, START_BACKOFF));
     }
   }
   const running = indexer;
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 5000);
-    void running.stop().then(() => {
-      clearTimeout(force);
-      process.exit(0);
-    });
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  const shutdown = createShutdown({ logger });
+  shutdown.add("indexer", () => running.stop());
+  exitOnSignals(shutdown, { logger });
 }

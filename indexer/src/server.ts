@@ -4,9 +4,9 @@
 // its cluster's envelopes from its cursor on.
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { type HelloEnvelope, signEnvelope, toHex } from "@attestmesh/shared/indexer/envelope.ts";
 import { CLOSE, parseCursor, parseFrame } from "@attestmesh/shared/indexer/protocol.ts";
+import { listenHttp } from "@attestmesh/shared/service/listen.ts";
 import type { Hex } from "viem";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { Authenticator } from "./auth.ts";
@@ -202,18 +202,10 @@ export async function startPushServer(options: {
     }),
   );
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const listener = await listenHttp(server, options.host, options.port);
   return {
-    url: `ws://${host}:${address.port}`,
-    port: address.port,
+    url: `ws://${listener.host}:${listener.port}`,
+    port: listener.port,
     subscriberCount: () => sessions.size,
     async close() {
       for (const off of unsubscribe) off();
@@ -227,10 +219,7 @@ export async function startPushServer(options: {
           resolve();
         });
       });
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await listener.close();
     },
   };
 }

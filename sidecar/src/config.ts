@@ -1,17 +1,37 @@
 // The sidecar's configuration: environment variables only, each parsed once at start. A bad value
 // stops the sidecar with one error that names every offending variable, what is wrong with its
 // value and how to fix it. `CONFIG_DOCS` is the same table, for the README.
-import { secp256k1 } from "@noble/curves/secp256k1";
-import { type Address, getAddress, type Hex, isAddress } from "viem";
-import { fatalError } from "./errors.ts";
-import { type Secret, secret } from "./secret.ts";
+import {
+  absolutePath,
+  address,
+  type ConfigDoc,
+  type ConfigProblem,
+  configDocs,
+  configDocsMarkdown as docsMarkdown,
+  dstackEndpoint,
+  type Env,
+  type EnvTable,
+  filePath,
+  hostName,
+  httpUrl,
+  integer,
+  logLevel,
+  oneOf,
+  onOff,
+  Problem,
+  parseEnv,
+  privateKey,
+} from "@attestmesh/shared/service/env.ts";
+import { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
+import type { Address, Hex } from "viem";
+import type { Secret } from "./secret.ts";
 import { TRANSPORT_MODES, type TransportMode } from "./transport/selector.ts";
 
 export const WG_MODES = ["auto", "kernel", "userspace", "memory"] as const;
 export type WgMode = (typeof WG_MODES)[number];
 
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export type { ConfigDoc, ConfigProblem, Env } from "@attestmesh/shared/service/env.ts";
+export { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
 
 export interface SidecarConfig {
   readonly rpcUrl: string;
@@ -70,108 +90,6 @@ export interface SidecarConfig {
   readonly cskTakeoverMs: number;
 }
 
-export type Env = Readonly<Record<string, string | undefined>>;
-
-/** One variable: its documentation and how its text becomes a value (or a problem). */
-interface VariableSpec<K extends keyof SidecarConfig> {
-  readonly name: string;
-  readonly key: K;
-  /** Shown in the docs; undefined for required variables and optional ones without a default. */
-  readonly default?: string;
-  readonly required: boolean;
-  readonly description: string;
-  /** Parses a non-empty value; returns the value or throws a `Problem` (never echoing secrets). */
-  readonly parse: (text: string) => SidecarConfig[K];
-}
-
-/** Why a value was refused, and how to fix it; the variable name is added by the caller. */
-class Problem {
-  readonly problem: string;
-  readonly fix: string;
-  constructor(problem: string, fix: string) {
-    this.problem = problem;
-    this.fix = fix;
-  }
-}
-
-function integer(min: number, max: number, unit = ""): (text: string) => number {
-  return (text) => {
-    if (!/^\d+$/.test(text)) {
-      throw new Problem(
-        `${JSON.stringify(text)} is not a whole number`,
-        `use digits only, between ${min} and ${max}${unit}`,
-      );
-    }
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min || value > max) {
-      throw new Problem(`${text} is outside ${min}..${max}${unit}`, `use a value between ${min} and ${max}`);
-    }
-    return value;
-  };
-}
-
-function oneOf<const T extends readonly string[]>(values: T): (text: string) => T[number] {
-  return (text) => {
-    if (!values.includes(text)) {
-      throw new Problem(`${JSON.stringify(text)} is not one of ${values.join(", ")}`, `use one of those`);
-    }
-    return text as T[number];
-  };
-}
-
-function httpUrl(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new Problem(`${JSON.stringify(text)} is not a URL`, "use a URL like http://127.0.0.1:8545");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new Problem(`the scheme ${url.protocol} is not supported`, "use an http:// or https:// URL");
-  }
-  return text;
-}
-
-function address(text: string): Address {
-  if (!/^0x[0-9a-fA-F]{40}$/.test(text)) {
-    throw new Problem(
-      `${JSON.stringify(text)} is not a 20-byte hex address`,
-      "use a contract address, 0x followed by 40 hex digits",
-    );
-  }
-  if (!isAddress(text, { strict: true })) {
-    throw new Problem(
-      `${text} has mixed case that is not a valid EIP-55 checksum (a typo?)`,
-      "copy the address again, or write it all lowercase",
-    );
-  }
-  return getAddress(text);
-}
-
-function privateKey(text: string): Secret<Hex> {
-  // The value is never echoed: a near-miss of a private key is still a secret.
-  if (!/^0x[0-9a-fA-F]{64}$/.test(text)) {
-    throw new Problem(
-      `the value (not shown) is not 0x followed by 64 hex digits`,
-      "use the funded account's private key as 0x-prefixed hex",
-    );
-  }
-  const key = text.toLowerCase() as Hex;
-  if (!secp256k1.utils.isValidSecretKey(Buffer.from(key.slice(2), "hex"))) {
-    throw new Problem("the value (not shown) is not a valid secp256k1 private key", "use another key");
-  }
-  return secret(key);
-}
-
-function dstackEndpoint(text: string): string {
-  if (text.startsWith("/")) return text;
-  if (/^https?:\/\//.test(text)) return httpUrl(text);
-  throw new Problem(
-    `${JSON.stringify(text)} is neither an absolute socket path nor an http(s) URL`,
-    "use the simulator's socket path, e.g. /tmp/dstack.sock",
-  );
-}
-
 function interfaceName(text: string): string {
   // Linux allows at most IFNAMSIZ - 1 = 15 bytes; the WireGuard driver also refuses a leading '.', '-'.
   if (!/^[A-Za-z0-9_][A-Za-z0-9_=+.-]{0,14}$/.test(text)) {
@@ -190,11 +108,6 @@ function netnsName(text: string): string {
       "use the name `ip netns list` shows (letters, digits, '_', '.', '-')",
     );
   }
-  return text;
-}
-
-function filePath(text: string): string {
-  if (text.includes("\0")) throw new Problem("the path contains a NUL byte", "use a plain file path");
   return text;
 }
 
@@ -221,19 +134,6 @@ function hostPort(text: string): { host: string; port: number } {
   return { host: match[1] ?? match[2]!, port };
 }
 
-function onOff(text: string): boolean {
-  if (text === "on") return true;
-  if (text === "off") return false;
-  throw new Problem(`${JSON.stringify(text)} is neither on nor off`, "use on or off");
-}
-
-function absolutePath(text: string): string {
-  if (!text.startsWith("/") || text.includes("\0")) {
-    throw new Problem(`${JSON.stringify(text)} is not an absolute path`, "use a path starting with /");
-  }
-  return text;
-}
-
 function groupName(text: string): string {
   if (!/^(\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(text)) {
     throw new Problem(
@@ -244,367 +144,251 @@ function groupName(text: string): string {
   return text;
 }
 
-function hostName(text: string): string {
-  if (/\s/.test(text)) {
-    throw new Problem(`${JSON.stringify(text)} contains whitespace`, "use an IP address such as 0.0.0.0");
-  }
-  return text;
-}
-
-/** A spec for any one variable: the table is heterogeneous, each entry typed at its definition. */
-type AnySpec = { [K in keyof SidecarConfig]: VariableSpec<K> }[keyof SidecarConfig];
-
-function spec<K extends keyof SidecarConfig>(s: VariableSpec<K>): VariableSpec<K> {
-  return s;
-}
-
-const SPECS: readonly AnySpec[] = [
-  spec({
+const VARIABLES: EnvTable<SidecarConfig> = {
+  rpcUrl: {
     name: "ATTESTMESH_RPC_URL",
-    key: "rpcUrl",
     required: true,
     description: "JSON-RPC endpoint of the chain that holds the cluster (http or https).",
     parse: httpUrl,
-  }),
-  spec({
+  },
+  cluster: {
     name: "ATTESTMESH_CLUSTER",
-    key: "cluster",
     required: true,
     description: "Address of the cluster diamond.",
-    parse: address,
-  }),
-  spec({
+    parse: address(),
+  },
+  chainId: {
     name: "ATTESTMESH_CHAIN_ID",
-    key: "chainId",
-    required: false,
     description: "Expected chain id; checked against the RPC at start, so a wrong RPC is refused.",
     parse: integer(1, Number.MAX_SAFE_INTEGER),
-  }),
-  spec({
+  },
+  confirmations: {
     name: "ATTESTMESH_CONFIRMATIONS",
-    key: "confirmations",
-    required: false,
     default: "2",
     description: "Blocks behind the head at which membership is read (the devnet uses 0).",
     parse: integer(0, 1000),
-  }),
-  spec({
+  },
+  pollIntervalMs: {
     name: "ATTESTMESH_POLL_INTERVAL_MS",
-    key: "pollIntervalMs",
-    required: false,
     default: "2000",
     description: "How often the chain is polled and WireGuard reconciled, in milliseconds.",
     parse: integer(100, 3_600_000, " ms"),
-  }),
-  spec({
+  },
+  gasKey: {
     name: "ATTESTMESH_GAS_KEY",
-    key: "gasKey",
-    required: false,
     description:
       "0x private key of a funded account that pays registration gas; needed only when this node must register. Never logged.",
-    parse: privateKey,
-  }),
-  spec({
+    parse: privateKey("use the funded account's private key as 0x-prefixed hex"),
+  },
+  bundlerUrl: {
     name: "ATTESTMESH_BUNDLER_URL",
-    key: "bundlerUrl",
-    required: false,
     description:
       "ERC-4337 bundler (http or https). When set, the node's writes go out as UserOperations from its member account, paid by the operator's paymaster, and ATTESTMESH_GAS_KEY is not used; needs ATTESTMESH_PAYMASTER_URL and ATTESTMESH_ACCOUNT_FACTORY.",
     parse: httpUrl,
-  }),
-  spec({
+  },
+  paymasterUrl: {
     name: "ATTESTMESH_PAYMASTER_URL",
-    key: "paymasterUrl",
-    required: false,
     description: "The operator's sponsorship service (an ERC-7677 paymaster web service, http or https).",
     parse: httpUrl,
-  }),
-  spec({
+  },
+  entryPoint: {
     name: "ATTESTMESH_ENTRY_POINT",
-    key: "entryPoint",
-    required: false,
     default: "0x0000000071727De22E5E9d8BAf0edAc6f37da032",
     description: "ERC-4337 EntryPoint v0.7 address (the default is the canonical one on Base).",
-    parse: address,
-  }),
-  spec({
+    parse: address(),
+  },
+  accountFactory: {
     name: "ATTESTMESH_ACCOUNT_FACTORY",
-    key: "accountFactory",
-    required: false,
     description:
       "The cluster's member-account factory; the node's account address is derived from it and its member key.",
-    parse: address,
-  }),
-  spec({
+    parse: address(),
+  },
+  dstackEndpoint: {
     name: "DSTACK_SIMULATOR_ENDPOINT",
-    key: "dstackEndpoint",
-    required: false,
     description:
       "dstack guest agent endpoint (socket path or http URL), as the dstack SDK reads it; unset means /var/run/dstack.sock.",
     parse: dstackEndpoint,
-  }),
-  spec({
+  },
+  wgInterface: {
     name: "ATTESTMESH_WG_INTERFACE",
-    key: "wgInterface",
-    required: false,
     default: "attestmesh0",
     description: "WireGuard interface name.",
     parse: interfaceName,
-  }),
-  spec({
+  },
+  wgListenPort: {
     name: "ATTESTMESH_WG_LISTEN_PORT",
-    key: "wgListenPort",
-    required: false,
     default: "51820",
     description: "WireGuard UDP listen port.",
     parse: integer(1, 65535),
-  }),
-  spec({
+  },
+  wgMode: {
     name: "ATTESTMESH_WG_MODE",
-    key: "wgMode",
-    required: false,
     default: "auto",
     description:
       "WireGuard driver: auto (kernel if available, else userspace), kernel, userspace (wireguard-go), memory (tests only).",
     parse: oneOf(WG_MODES),
-  }),
-  spec({
+  },
+  wgNetns: {
     name: "ATTESTMESH_WG_NETNS",
-    key: "wgNetns",
-    required: false,
     description: "Network namespace that holds the WireGuard interface (the devnet runs one per node).",
     parse: netnsName,
-  }),
-  spec({
+  },
+  wgKeepaliveSeconds: {
     name: "ATTESTMESH_WG_KEEPALIVE_SECONDS",
-    key: "wgKeepaliveSeconds",
-    required: false,
     default: "15",
     description: "Persistent keepalive for every peer (0 = off); it also makes WireGuard handshake at once.",
     parse: integer(0, 65535, " s"),
-  }),
-  spec({
+  },
+  endpointsFile: {
     name: "ATTESTMESH_ENDPOINTS_FILE",
-    key: "endpointsFile",
-    required: false,
     description:
       'JSON file {"<appId>": "host:port"} with peer endpoints, re-read on every reconcile. Routing only: WireGuard authenticates each peer by its on-chain key.',
     parse: filePath,
-  }),
-  spec({
+  },
+  transport: {
     name: "ATTESTMESH_TRANSPORT",
-    key: "transport",
-    required: false,
     default: "auto",
     description:
       "Path of WireGuard traffic per peer: gateway (a TLS stream through the dstack gateway), udp (direct to the endpoints file's address), auto (gateway first, direct UDP once a handshake over it succeeds; direct only when no gateway domain is set).",
     parse: oneOf(TRANSPORT_MODES),
-  }),
-  spec({
+  },
+  gatewayDomain: {
     name: "ATTESTMESH_GATEWAY_DOMAIN",
-    key: "gatewayDomain",
-    required: false,
     description:
       "dstack gateway base domain; a peer is reached as <app-id>-<ingress port>s.<domain>:443 (TLS passthrough). Needed for transport gateway.",
     parse: domainName,
-  }),
-  spec({
+  },
+  gatewayAddress: {
     name: "ATTESTMESH_GATEWAY_ADDRESS",
-    key: "gatewayAddress",
-    required: false,
     description:
       "host:port to open gateway connections to instead of resolving <sni>:443 (the devnet has no DNS); the SNI stays the same.",
     parse: hostPort,
-  }),
-  spec({
+  },
+  ingressPort: {
     name: "ATTESTMESH_INGRESS_PORT",
-    key: "ingressPort",
-    required: false,
     default: "51822",
     description:
       "TCP port of this node's TLS ingress that the gateway forwards to; the same on every node, since peers put it in their SNI.",
     parse: integer(1, 65535),
-  }),
-  spec({
+  },
+  directRetrySeconds: {
     name: "ATTESTMESH_DIRECT_RETRY_SECONDS",
-    key: "directRetrySeconds",
-    required: false,
     default: "30",
     description:
       "auto transport: first pause before testing direct UDP to a peer again after a failed test or a fallback; doubles up to 15 min.",
     parse: integer(1, 86_400, " s"),
-  }),
-  spec({
+  },
+  healthHost: {
     name: "ATTESTMESH_HEALTH_HOST",
-    key: "healthHost",
-    required: false,
     default: "0.0.0.0",
     description: "Address the /healthz and /metrics server listens on.",
     parse: hostName,
-  }),
-  spec({
+  },
+  healthPort: {
     name: "ATTESTMESH_HEALTH_PORT",
-    key: "healthPort",
-    required: false,
     default: "9090",
     description: "Port of the /healthz and /metrics server (0 picks a free port).",
     parse: integer(0, 65535),
-  }),
-  spec({
+  },
+  logLevel: {
     name: "ATTESTMESH_LOG_LEVEL",
-    key: "logLevel",
-    required: false,
     default: "info",
     description: `Log level: ${LOG_LEVELS.join(", ")}.`,
-    parse: oneOf(LOG_LEVELS),
-  }),
-  spec({
+    parse: logLevel,
+  },
+  registerMaxBackoffMs: {
     name: "ATTESTMESH_REGISTER_MAX_BACKOFF_MS",
-    key: "registerMaxBackoffMs",
-    required: false,
     default: "30000",
     description:
       "Longest wait between registration attempts the owner can unblock (e.g. app id not allowed yet).",
     parse: integer(100, 3_600_000, " ms"),
-  }),
-  spec({
+  },
+  indexerPush: {
     name: "ATTESTMESH_INDEXER",
-    key: "indexerPush",
-    required: false,
     default: "on",
     description:
       "on: subscribe to the indexer named in the cluster's registry; each verified push wakes the reconcile loop early (polling always runs). off: polling alone.",
     parse: onOff,
-  }),
-  spec({
+  },
+  indexerReproPercent: {
     name: "ATTESTMESH_INDEXER_REPRO_PERCENT",
-    key: "indexerReproPercent",
-    required: false,
     default: "10",
     description:
       "Percent of indexer pushes whose repro stub (eth_getLogs) is run against our own RPC before the wake-up; a push that does not reproduce tears the subscription down.",
     parse: integer(0, 100, " %"),
-  }),
-  spec({
+  },
+  indexerLagMs: {
     name: "ATTESTMESH_INDEXER_LAG_MS",
-    key: "indexerLagMs",
-    required: false,
     default: "30000",
     description:
       "A log polling saw but no verified push named within this long flags the indexer as lagging.",
     parse: integer(100, 3_600_000, " ms"),
-  }),
-  spec({
+  },
+  stateDir: {
     name: "ATTESTMESH_STATE_DIR",
-    key: "stateDir",
-    required: false,
     description:
       "Directory for the sealed-message log cursor (no secrets), so a restarted node replays messages it missed; unset keeps the cursor in memory.",
     parse: absolutePath,
-  }),
-  spec({
+  },
+  apiSocket: {
     name: "ATTESTMESH_API_SOCKET",
-    key: "apiSocket",
-    required: false,
     description:
       "Unix socket of the application API (HTTP+JSON, mode 0600), e.g. /run/attestmesh/api.sock; unset turns the API off.",
     parse: absolutePath,
-  }),
-  spec({
+  },
+  apiSocketGroup: {
     name: "ATTESTMESH_API_SOCKET_GROUP",
-    key: "apiSocketGroup",
-    required: false,
     description:
       "Group (name or gid) that may use the API socket; the socket is then mode 0660 instead of 0600.",
     parse: groupName,
-  }),
-  spec({
+  },
+  apiQueueLength: {
     name: "ATTESTMESH_API_QUEUE_LENGTH",
-    key: "apiQueueLength",
-    required: false,
     default: "256",
     description:
       "Items each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many.",
     parse: integer(1, 100_000),
-  }),
-  spec({
+  },
+  messagesStartBlock: {
     name: "ATTESTMESH_MESSAGES_START_BLOCK",
-    key: "messagesStartBlock",
-    required: false,
     description: "Block to read sealed messages from when there is no cursor yet; default the current block.",
     parse: integer(0, Number.MAX_SAFE_INTEGER),
-  }),
-  spec({
+  },
+  meshPort: {
     name: "ATTESTMESH_MESH_PORT",
-    key: "meshPort",
-    required: false,
     default: "51821",
     description:
       "UDP port on every member's mesh IP for heartbeats and CSK requests (the same on every node of a cluster).",
     parse: integer(1, 65535),
-  }),
-  spec({
+  },
+  heartbeatIntervalMs: {
     name: "ATTESTMESH_HEARTBEAT_INTERVAL_MS",
-    key: "heartbeatIntervalMs",
-    required: false,
     default: "2000",
     description: "How often a signed heartbeat goes to every peer, in milliseconds.",
     parse: integer(100, 600_000, " ms"),
-  }),
-  spec({
+  },
+  heartbeatTimeoutMs: {
     name: "ATTESTMESH_HEARTBEAT_TIMEOUT_MS",
-    key: "heartbeatTimeoutMs",
-    required: false,
     default: "6000",
     description:
       "A peer is live while its last counted heartbeat is younger than this; also the clock-skew window a heartbeat's timestamp must fall in. Must exceed the interval.",
     parse: integer(200, 3_600_000, " ms"),
-  }),
-  spec({
+  },
+  cskTakeoverMs: {
     name: "ATTESTMESH_CSK_TAKEOVER_MS",
-    key: "cskTakeoverMs",
-    required: false,
     default: "10000",
     description:
       "When a new CSK epoch stays uncommitted, the live member ranked r (by member id) commits after r times this.",
     parse: integer(100, 3_600_000, " ms"),
-  }),
-];
-
-export interface ConfigDoc {
-  readonly name: string;
-  readonly required: boolean;
-  readonly default: string | undefined;
-  readonly description: string;
-}
+  },
+};
 
 /** Every variable the sidecar reads, in the order of the README table. */
-export const CONFIG_DOCS: readonly ConfigDoc[] = SPECS.map((s) => ({
-  name: s.name,
-  required: s.required,
-  default: s.default,
-  description: s.description,
-}));
+export const CONFIG_DOCS: readonly ConfigDoc[] = configDocs(VARIABLES);
 
 /** `CONFIG_DOCS` as a Markdown table. */
 export function configDocsMarkdown(): string {
-  const header = ["Variable", "Required", "Default", "Meaning"];
-  const rows = CONFIG_DOCS.map((d) => [
-    `\`${d.name}\``,
-    d.required ? "yes" : "no",
-    d.default === undefined ? "" : `\`${d.default}\``,
-    d.description.replaceAll("|", "\\|"),
-  ]);
-  // Padded the way the repository's formatter lays out Markdown tables, so the README stays formatted.
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
-
-export interface ConfigProblem {
-  readonly variable: string;
-  readonly problem: string;
-  readonly fix: string;
+  return docsMarkdown(CONFIG_DOCS);
 }
 
 /**
@@ -612,26 +396,12 @@ export interface ConfigProblem {
  * `InvalidConfig` error listing every problem (details.problems), so one restart fixes them all.
  */
 export function parseConfig(env: Env): SidecarConfig {
-  const values: Partial<Record<keyof SidecarConfig, unknown>> = {};
+  return parseEnv(VARIABLES, env, { check: crossChecks });
+}
+
+/** Problems that involve several variables. */
+function crossChecks(values: Partial<SidecarConfig>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  for (const s of SPECS) {
-    const raw = env[s.name];
-    const text = raw?.trim() ?? "";
-    if (text === "") {
-      if (s.required) {
-        problems.push({ variable: s.name, problem: "is not set", fix: `set it: ${s.description}` });
-        continue;
-      }
-      values[s.key] = s.default === undefined ? undefined : s.parse(s.default);
-      continue;
-    }
-    try {
-      values[s.key] = s.parse(text);
-    } catch (error) {
-      if (!(error instanceof Problem)) throw error;
-      problems.push({ variable: s.name, problem: error.problem, fix: error.fix });
-    }
-  }
   if (values.bundlerUrl !== undefined) {
     for (const [name, key] of [
       ["ATTESTMESH_PAYMASTER_URL", "paymasterUrl"],
@@ -664,13 +434,7 @@ export function parseConfig(env: Env): SidecarConfig {
       fix: "use a timeout of about three intervals",
     });
   }
-  if (problems.length > 0) {
-    const lines = problems.map((p) => `${p.variable}: ${p.problem}; ${p.fix}.`);
-    throw fatalError("InvalidConfig", `invalid configuration:\n  ${lines.join("\n  ")}`, {
-      details: { problems },
-    });
-  }
-  return Object.freeze(values) as SidecarConfig;
+  return problems;
 }
 
 /** The configuration as it may be logged: everything but the gas key, which shows only whether it is set. */

@@ -1,22 +1,60 @@
-// The sidecar's one error type: the shared AttestmeshError (stable `code`, `retryable`, `details`),
-// built through two factories so every throw site says up front whether waiting can help.
-import { AttestmeshError, type AttestmeshErrorOptions } from "@attestmesh/shared/errors.ts";
+// The sidecar's error codes, in one list, and the service kit's factories over them: every throw site
+// names a code from this list and says up front whether waiting can help. The API's status mapping is
+// keyed by the same type, so the compiler checks it.
+import { CLUSTER_ERROR_NAMES, type ClusterErrorName } from "@attestmesh/shared/contracts/errors.ts";
+import {
+  type ErrorFactories,
+  errorFactories,
+  SERVICE_ERROR_CODES,
+} from "@attestmesh/shared/service/errors.ts";
 
 export { AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
+export { isRetryable } from "@attestmesh/shared/service/errors.ts";
 
-type Extra = Omit<AttestmeshErrorOptions, "code" | "retryable">;
+export const SIDECAR_ERROR_CODES = [
+  ...SERVICE_ERROR_CODES,
+  "ApiSocketFailed",
+  "ApiSocketInUse",
+  "ApiSocketPathTaken",
+  "ApiSocketPathTooLong",
+  "AppIdHasMember",
+  "ChainUnknown",
+  "ClusterNotFound",
+  "CskCommitReverted",
+  "CursorCorrupt",
+  "CursorUnreadable",
+  "CursorUnwritable",
+  "EnvelopeMismatch",
+  "GasKeyMissing",
+  "GasKeyUnfunded",
+  "HealthServerFailed",
+  "InconsistentKeyChains",
+  "InvalidEndpointsFile",
+  "InvalidIdentityKey",
+  "MalformedEnvelope",
+  "MemberAccountSignsOnlyOperations",
+  "MeshSocketUnavailable",
+  "NotRegistered",
+  "OneCallPerOperation",
+  "PayloadTooLarge",
+  "RecipientNotFound",
+  "RegistrationNotVisible",
+  "RegistrationReverted",
+  "RpcError",
+  "SendReverted",
+  "SponsorRefused",
+  "TransportConnectFailed",
+  "Undecryptable",
+  "UnknownGroup",
+] as const;
 
-/** A failure that may pass by itself or by someone else's action (RPC down, allowlist not landed yet). */
-export function retryableError(code: string, message: string, extra: Extra = {}): AttestmeshError {
-  return new AttestmeshError(message, { ...extra, code, retryable: true });
-}
+export type SidecarErrorCode = (typeof SIDECAR_ERROR_CODES)[number];
 
-/** A failure that retrying cannot fix; the sidecar stops and says what to change. */
-export function fatalError(code: string, message: string, extra: Extra = {}): AttestmeshError {
-  return new AttestmeshError(message, { ...extra, code, retryable: false });
-}
+/** A sidecar code, or the cluster's custom error that refused a write (passed through by name). */
+export type SidecarCode = SidecarErrorCode | ClusterErrorName;
 
-/** Whether `error` may go away by retrying: our own errors say so; anything unknown is treated as I/O. */
-export function isRetryable(error: unknown): boolean {
-  return error instanceof AttestmeshError ? error.retryable : true;
-}
+const factories: ErrorFactories<SidecarCode> = errorFactories([
+  ...SIDECAR_ERROR_CODES,
+  ...CLUSTER_ERROR_NAMES,
+]);
+export const { retryableError, fatalError } = factories;

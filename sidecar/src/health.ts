@@ -1,7 +1,7 @@
 // GET /healthz: the sidecar's status as JSON, HTTP 200 only in the `healthy` phase, 503 otherwise.
 // GET /metrics: Prometheus text. Nothing secret is ever part of either.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenHttp } from "@attestmesh/shared/service/listen.ts";
 import type { Registry } from "prom-client";
 import type { Logger } from "./log.ts";
 import type { SidecarStatus } from "./status.ts";
@@ -216,24 +216,8 @@ export async function startHealthServer(options: {
       res.end("internal error\n");
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const listener = await listenHttp(server, options.host, options.port);
+  const url = `http://${listener.host}:${listener.port}`;
   logger.info({ url }, "health server listening");
-  return {
-    url,
-    port: address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { url, port: listener.port, close: listener.close };
 }

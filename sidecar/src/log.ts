@@ -1,30 +1,12 @@
-// Structured logs (pino, JSON lines on stdout). Secrets never reach a log line: key material lives in
-// `Secret` boxes that print as "[secret]", and the paths below are censored as a second line of defence.
-import { type DestinationStream, type Logger, pino } from "pino";
-import type { LogLevel } from "./config.ts";
+// The sidecar's logger: the service kit's pino logger (one redaction list for every daemon).
+import { createLogger as createServiceLogger, type LogLevel } from "@attestmesh/shared/service/log.ts";
+import type { DestinationStream, Logger } from "pino";
 
+export { REDACTED_PATHS } from "@attestmesh/shared/service/log.ts";
 export type { Logger } from "pino";
-
-/** Field names that must never carry a value into a log line. */
-export const REDACTED_PATHS: readonly string[] = [
-  "gasKey",
-  "privateKey",
-  "secret",
-  "key",
-  "*.gasKey",
-  "*.privateKey",
-  "*.secret",
-  "*.key",
-];
 
 export function createLogger(
   options: { level?: LogLevel; name?: string; destination?: DestinationStream } = {},
 ): Logger {
-  const settings = {
-    level: options.level ?? "info",
-    name: options.name ?? "attestmesh-sidecar",
-    redact: { paths: [...REDACTED_PATHS], censor: "[redacted]" },
-    serializers: { err: pino.stdSerializers.err },
-  };
-  return options.destination === undefined ? pino(settings) : pino(settings, options.destination);
+  return createServiceLogger({ ...options, name: options.name ?? "attestmesh-sidecar" });
 }

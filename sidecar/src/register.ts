@@ -4,7 +4,9 @@
 // or a transaction paid by the gas key) and waits for its inclusion. A refusal the owner can fix
 // (the allowlist change has not landed yet) is retried with capped exponential backoff and jitter, and
 // logged with the exact check that refused it and what the owner must do; any other refusal is fatal.
+import { type ClusterErrorName, isClusterErrorName } from "@attestmesh/shared/contracts/errors.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { CONTRACT_KEY_CHAIN_ERRORS } from "@attestmesh/shared/dstack/verify.ts";
 import {
   type Address,
   BaseError,
@@ -50,21 +52,8 @@ interface RefusalContext {
 
 type RefusalRule = (args: readonly unknown[], ctx: RefusalContext) => { retryable: boolean; fix: string };
 
-const KEY_CHAIN_ERRORS = [
-  "InvalidPublicKeyLength",
-  "InvalidPublicKeyPrefix",
-  "PublicKeyNotOnCurve",
-  "InvalidSignatureLength",
-  "InvalidSignatureV",
-  "InvalidSignatureR",
-  "InvalidSignatureS",
-  "SignatureMalleable",
-  "SignatureRecoveryFailed",
-  "AppSignatureMismatch",
-];
-
 /** Every refusal `register` can revert with, whether the owner can fix it, and how. */
-export const REFUSALS: Readonly<Record<string, RefusalRule>> = {
+export const REFUSALS: Readonly<Partial<Record<ClusterErrorName, RefusalRule>>> = {
   AppIdNotAllowed: (_args, { keys, chain }) => ({
     retryable: true,
     fix: `the cluster owner must allow app id ${keys.appId} on cluster ${chain.cluster} (chain ${chain.chainId}); this node retries until the allowlist change lands`,
@@ -94,7 +83,7 @@ export const REFUSALS: Readonly<Record<string, RefusalRule>> = {
     fix: "a WireGuard or identity key derived as zero; this cannot happen with dstack keys, report it",
   }),
   ...Object.fromEntries(
-    KEY_CHAIN_ERRORS.map((name) => [
+    CONTRACT_KEY_CHAIN_ERRORS.map((name) => [
       name,
       () => ({
         retryable: false,
@@ -119,7 +108,7 @@ export function classifyRegistrationError(error: unknown, ctx: RefusalContext): 
     if (reverted instanceof ContractFunctionRevertedError) {
       const name = reverted.data?.errorName;
       const args = reverted.data?.args ?? [];
-      const rule = name === undefined ? undefined : REFUSALS[name];
+      const rule = name !== undefined && isClusterErrorName(name) ? REFUSALS[name] : undefined;
       if (name !== undefined && rule !== undefined) {
         return { code: name, ...rule(args, ctx), details: { args: args.map(String) } };
       }
@@ -275,7 +264,9 @@ export async function ensureRegistered(options: RegisterOptions): Promise<Regist
           { refusal: refusal.code, fix: refusal.fix, details: refusal.details },
           `registration refused: ${refusal.code}; ${refusal.fix}`,
         );
-        throw fatalError(refusal.code, `registration refused: ${refusal.code}; ${refusal.fix}`, {
+        throw new AttestmeshError(`registration refused: ${refusal.code}; ${refusal.fix}`, {
+          code: refusal.code,
+          retryable: false,
           cause: error,
           details: refusal.details,
         });

@@ -75,7 +75,7 @@ describe("retryWithBackoff", () => {
       what: "flaky thing",
       fn: async () => {
         calls++;
-        if (calls < 3) throw retryableError("Flaky", "try again");
+        if (calls < 3) throw retryableError("RpcUnavailable", "try again");
         return "ok";
       },
       signal: new AbortController().signal,
@@ -94,13 +94,13 @@ describe("retryWithBackoff", () => {
         what: "doomed",
         fn: async () => {
           calls++;
-          throw fatalError("Doomed", "no");
+          throw fatalError("InvalidConfig", "no");
         },
         signal: new AbortController().signal,
         logger: captureLogger().logger,
         backoff,
       }),
-      { code: "Doomed" },
+      { code: "InvalidConfig" },
     );
     assert.equal(calls, 1);
   });
@@ -109,7 +109,7 @@ describe("retryWithBackoff", () => {
     const controller = new AbortController();
     const pending = retryWithBackoff({
       what: "forever",
-      fn: () => Promise.reject(retryableError("Down", "down")),
+      fn: () => Promise.reject(retryableError("RpcUnavailable", "down")),
       signal: controller.signal,
       logger: captureLogger().logger,
       backoff: { initialMs: 60_000, maxMs: 60_000 },

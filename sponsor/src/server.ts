@@ -3,7 +3,7 @@
 // GET /metrics (Prometheus) and GET /healthz. A refusal is JSON-RPC error -32001 whose message starts
 // with the policy's reason (`cap-exceeded: ...`) and whose data is `{ reason }`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenHttp } from "@attestmesh/shared/service/listen.ts";
 import type { Logger } from "pino";
 import { type Address, type Hex, hexToBigInt, isAddress, isHex, numberToHex } from "viem";
 import type { ApprovedOperation } from "./approval.ts";
@@ -178,20 +178,8 @@ export async function startSponsorServer(options: {
       }
     })();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { port, close } = await listenHttp(server, options.host, options.port);
   const url = `http://${options.host}:${port}`;
   logger.info({ url }, "sponsorship service listening");
-  return {
-    server,
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { server, url, close };
 }

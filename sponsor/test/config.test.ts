@@ -1,9 +1,11 @@
-// The service's configuration: every problem named at once; the signer key never echoed.
+// The service's configuration: every problem named at once; the signer key never echoed; the README
+// documents every variable.
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { inspect } from "node:util";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
-import { parseSponsorConfig } from "../src/config.ts";
+import { parseSponsorConfig, SPONSOR_VARIABLES } from "../src/config.ts";
 
 const KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -22,7 +24,7 @@ test("defaults apply and the signer key does not print with the config", () => {
   assert.equal(config.maxOpsPerDay, 500);
   assert.equal(config.maxWeiPerDay, 50_000_000_000_000_000n);
   assert.equal(config.port, 4338);
-  assert.equal(config.signerKey(), KEY);
+  assert.equal(config.signerKey.reveal(), KEY);
   assert.ok(!inspect(config, { depth: 5 }).includes(KEY.slice(2)));
   assert.ok(!JSON.stringify({ ...config, maxWeiPerDay: "" }).includes(KEY.slice(2)));
 });
@@ -44,5 +46,15 @@ test("every bad variable is named in one error; a bad key is not echoed", () => 
       assert.match(error.message, new RegExp(name));
     }
     assert.ok(!error.message.includes(KEY.slice(2)));
+  }
+});
+
+test("the sponsor table of docs/configuration.md names every variable with its default", async () => {
+  const readme = await readFile(new URL("../../docs/configuration.md", import.meta.url), "utf8");
+  for (const variable of SPONSOR_VARIABLES) {
+    const row = readme.split("\n").find((line) => line.startsWith(`| \`${variable.name}\``));
+    assert.ok(row, `docs/configuration.md has no row for ${variable.name}`);
+    if (variable.default !== undefined)
+      assert.ok(row.includes(`\`${variable.default}\``), `${variable.name} default`);
   }
 });

@@ -3,6 +3,7 @@
 // says it may be retried.
 
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { type ClusterErrorName, isClusterErrorName } from "@attestmesh/shared/contracts/errors.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import {
   BaseError,
@@ -22,7 +23,7 @@ interface AbiItem {
 }
 
 /** What the operator can do about some of the cluster's refusals. */
-const HINTS: Readonly<Record<string, string>> = {
+const HINTS: Readonly<Partial<Record<ClusterErrorName, string>>> = {
   NotOwner: "this key is not the cluster owner; use the owner's key, or --calldata for a multisig owner",
   AppIdRevoked: "a revoked app id can never be allowed again; create a new member app",
   DeviceIdRevoked: "a revoked device can never be allowed again",
@@ -87,7 +88,7 @@ export function decodeChainError(error: unknown, what: string): AttestmeshError 
     }
   }
   if (name !== undefined && name !== "Error" && name !== "Panic") {
-    const hint = HINTS[name];
+    const hint = isClusterErrorName(name) ? HINTS[name] : undefined;
     return new AttestmeshError(
       `the cluster refused ${what}: ${formatCustomError(name, args)}${hint ? ` — ${hint}` : ""}`,
       { code: name, details: { errorName: name, args }, cause: error },

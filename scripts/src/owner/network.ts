@@ -3,6 +3,7 @@
 // read from the RPC and checked against the named network's, so a wrong URL is refused before any call.
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
 import { type Chain, createPublicClient, defineChain, http, type PublicClient, type Transport } from "viem";
 import { badArgument } from "./args.ts";
 import { loadHardhat } from "./hardhat.ts";
@@ -94,25 +95,23 @@ export async function resolveNetwork(
     throw badArgument("which chain? pass --rpc <url> or --network <devnet|baseSepolia|base>");
   }
   const transport = http(url, { retryCount: 2, timeout: 30_000 });
-  let chainId: number;
-  try {
-    chainId = await createPublicClient({ transport }).getChainId();
-  } catch (cause) {
-    throw new AttestmeshError(
-      `cannot reach the RPC at ${new URL(url).origin}: ${(cause as Error).message.split("\n")[0]}`,
-      {
-        code: "RpcUnreachable",
-        retryable: true,
-        cause,
-      },
-    );
-  }
-  if (expectedChainId !== undefined && chainId !== expectedChainId) {
-    throw new AttestmeshError(
-      `network "${name}" expects chain ${expectedChainId} but its RPC serves chain ${chainId}; fix the URL`,
-      { code: "ChainIdMismatch", details: { expected: expectedChainId, actual: chainId } },
-    );
-  }
+  const chainId = await checkChainId({
+    getChainId: () => createPublicClient({ transport }).getChainId(),
+    expected: expectedChainId,
+    rpcVariable: "--rpc",
+    chainIdVariable: "--network",
+    unreachable: (cause) =>
+      new AttestmeshError(
+        `cannot reach the RPC at ${new URL(url).origin}: ${(cause as Error).message.split("\n")[0]}`,
+        { code: "RpcUnreachable", retryable: true, cause },
+      ),
+    mismatch: (actual, expected) =>
+      new AttestmeshError(
+        `network "${name}" expects chain ${expected} but its RPC serves chain ${actual}; fix the URL`,
+        { code: "ChainIdMismatch", details: { expected, actual } },
+      ),
+  });
+
   const chain =
     (await knownChain(chainId)) ??
     defineChain({

@@ -28,11 +28,13 @@
  *      as the recovery in 5                                                       SignatureRecoveryFailed
  * The recovered KMS signer is returned; whether it is an accepted root is the caller's decision.
  */
+
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex } from "@noble/hashes/utils";
 import type { Address } from "viem";
 import { checksumAddress } from "viem";
+import type { ClusterErrorName } from "../contracts/errors.ts";
 import { AttestmeshError } from "../errors.ts";
 import {
   APP_ID_LENGTH,
@@ -50,21 +52,8 @@ export const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd
 /** Largest accepted s (n / 2, rounded down); anything above is the malleable twin. */
 export const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
 
-export type KeyChainErrorCode =
-  | "InvalidAppId"
-  | "InvalidPublicKeyLength"
-  | "InvalidPublicKeyPrefix"
-  | "PublicKeyNotOnCurve"
-  | "InvalidSignatureLength"
-  | "InvalidSignatureV"
-  | "InvalidSignatureR"
-  | "InvalidSignatureS"
-  | "SignatureMalleable"
-  | "AppSignatureMismatch"
-  | "SignatureRecoveryFailed";
-
-export const KEY_CHAIN_ERROR_CODES: readonly KeyChainErrorCode[] = [
-  "InvalidAppId",
+/** The key-chain checks the contract also makes, by its custom error names (checked against the ABI). */
+export const CONTRACT_KEY_CHAIN_ERRORS = [
   "InvalidPublicKeyLength",
   "InvalidPublicKeyPrefix",
   "PublicKeyNotOnCurve",
@@ -75,6 +64,14 @@ export const KEY_CHAIN_ERROR_CODES: readonly KeyChainErrorCode[] = [
   "SignatureMalleable",
   "AppSignatureMismatch",
   "SignatureRecoveryFailed",
+] as const satisfies readonly ClusterErrorName[];
+
+/** A key-chain failure: one of the contract's, or `InvalidAppId` (TypeScript only). */
+export type KeyChainErrorCode = "InvalidAppId" | (typeof CONTRACT_KEY_CHAIN_ERRORS)[number];
+
+export const KEY_CHAIN_ERROR_CODES: readonly KeyChainErrorCode[] = [
+  "InvalidAppId",
+  ...CONTRACT_KEY_CHAIN_ERRORS,
 ];
 
 /** Which input a key-chain error is about; carried in `error.details.field`. */

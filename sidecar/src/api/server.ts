@@ -4,7 +4,7 @@
 // nothing. Documented in the README ("Application API").
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Address, Hex } from "viem";
-import { AttestmeshError } from "../errors.ts";
+import { AttestmeshError, type SidecarCode } from "../errors.ts";
 import { healthReport } from "../health.ts";
 import type { Logger } from "../log.ts";
 import type { MessageSender } from "../messages/sender.ts";
@@ -180,24 +180,20 @@ export function parseSendRequest(body: Buffer): { to: bigint; payload: Uint8Arra
   return { to, payload };
 }
 
-/** The HTTP status for a send that the sidecar or the chain refused. */
+/** The HTTP status for a send that the sidecar or the chain refused, by code; anything else is 409. */
+const SEND_ERROR_STATUS: Readonly<Partial<Record<SidecarCode, number>>> = {
+  RecipientNotFound: 404,
+  PayloadTooLarge: 413,
+  MessageTooLarge: 413,
+  NotRegistered: 503,
+  GasKeyMissing: 503,
+  GasKeyUnfunded: 503,
+  RpcError: 502,
+  SendReverted: 502,
+};
+
 function sendErrorStatus(error: AttestmeshError): number {
-  switch (error.code) {
-    case "RecipientNotFound":
-      return 404;
-    case "PayloadTooLarge":
-    case "MessageTooLarge":
-      return 413;
-    case "NotRegistered":
-    case "GasKeyMissing":
-    case "GasKeyUnfunded":
-      return 503;
-    case "RpcError":
-    case "SendReverted":
-      return 502;
-    default:
-      return 409;
-  }
+  return SEND_ERROR_STATUS[error.code as SidecarCode] ?? 409;
 }
 
 function sinceParam(url: URL, hub: Hub<unknown>, fallback: "all" | "latest"): number {

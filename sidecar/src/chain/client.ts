@@ -1,5 +1,7 @@
 // The sidecar's view of the chain: one public client for reads and, when a gas key is configured, one
 // wallet client that pays for the registration transaction. Both share one (counted) transport.
+
+import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
 import {
   type Account,
   type Address,
@@ -46,25 +48,20 @@ export async function connectChain(options: {
 }): Promise<ChainContext> {
   const { transport, cluster } = options;
   const probe = createPublicClient({ transport, cacheTime: 0 });
-  let chainId: number;
+  const chainId = await checkChainId({
+    getChainId: () => probe.getChainId(),
+    expected: options.expectedChainId,
+    rpcVariable: "ATTESTMESH_RPC_URL",
+    chainIdVariable: "ATTESTMESH_CHAIN_ID",
+  });
   let code: Hex | undefined;
   try {
-    chainId = await probe.getChainId();
     code = await probe.getCode({ address: cluster });
   } catch (cause) {
     throw retryableError(
       "RpcUnavailable",
       "the RPC endpoint did not answer; check ATTESTMESH_RPC_URL and the network.",
-      {
-        cause,
-      },
-    );
-  }
-  if (options.expectedChainId !== undefined && chainId !== options.expectedChainId) {
-    throw fatalError(
-      "ChainIdMismatch",
-      `the RPC serves chain ${chainId} but ATTESTMESH_CHAIN_ID is ${options.expectedChainId}; point ATTESTMESH_RPC_URL at the cluster's chain or fix ATTESTMESH_CHAIN_ID.`,
-      { details: { rpcChainId: chainId, expectedChainId: options.expectedChainId } },
+      { cause },
     );
   }
   if (code === undefined || code === "0x") {

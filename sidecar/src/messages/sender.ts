@@ -187,7 +187,10 @@ function classifySendError(error: unknown): AttestmeshError {
     const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
     if (reverted instanceof ContractFunctionRevertedError) {
       const name = reverted.data?.errorName ?? "UnknownRevert";
-      return fatalError(name, `the cluster refused the message: ${name}`, {
+      // The contract's own error name is the code, whatever it is (passed through, not one of ours).
+      return new AttestmeshError(`the cluster refused the message: ${name}`, {
+        code: name,
+        retryable: false,
         cause: error,
         details: { args: (reverted.data?.args ?? []).map(String) },
       });

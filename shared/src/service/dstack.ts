@@ -1,0 +1,187 @@
+// Keys derived inside the TEE through the dstack guest agent, and the proof behind each: the app key
+// recovered from the app signature and the full chain up to its KMS signer, checked exactly as the
+// cluster contract will check it, with signatures normalised to the one encoding the contract and
+// the off-chain verifier agree on (v in {0, 1}, low s).
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { DstackClient } from "@phala/dstack-sdk";
+import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
+import { derivedKeyDigest, derivedPublicKey, type KeyAlgorithm } from "../dstack/keychain.ts";
+import { SECP256K1_HALF_N, SECP256K1_N, verifyDstackKeyChain } from "../dstack/verify.ts";
+import { AttestmeshError } from "../errors.ts";
+import type { KeySpec } from "../keys/purposes.ts";
+import { fatalError, retryableError } from "./errors.ts";
+
+/** What dstack GetKey returns: the derived secret and [app signature, KMS signature]. */
+export interface DerivedKey {
+  readonly key: Uint8Array;
+  readonly signatureChain: readonly Uint8Array[];
+}
+
+/** The part of the dstack guest agent that derives keys. */
+export interface KeySource {
+  /** The CVM's dstack app id. */
+  appId(): Promise<Address>;
+  getKey(path: string, purpose: string, algorithm: KeyAlgorithm): Promise<DerivedKey>;
+}
+
+/** The whole guest agent a daemon uses: keys, the CVM's identity, and quotes. */
+export interface DstackAgent extends KeySource {
+  info(): Promise<{ readonly appId: Address; readonly composeHash: Hex }>;
+  /** A TDX quote over `reportData`, 0x-hex. */
+  getQuote(reportData: Uint8Array): Promise<Hex>;
+}
+
+const hex0x = (text: string): Hex => (text.startsWith("0x") ? text : `0x${text}`).toLowerCase() as Hex;
+
+/** A `DstackAgent` over the official dstack SDK; `endpoint` undefined lets the SDK find the socket. */
+export function createDstackAgent(endpoint: string | undefined): DstackAgent {
+  // The client checks the socket exists when constructed, so build it per call: a guest agent that
+  // comes up late is then picked up by the next retry.
+  const client = () => new DstackClient(endpoint);
+  const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (cause) {
+      throw retryableError(
+        "DstackUnavailable",
+        `dstack ${what} failed (${endpoint ?? "default socket"}); check the guest agent socket is mounted, or set DSTACK_SIMULATOR_ENDPOINT.`,
+        { cause, details: { endpoint: endpoint ?? null } },
+      );
+    }
+  };
+  return {
+    async info() {
+      const raw = await call("Info", () => client().info());
+      return { appId: parseAppId(raw.app_id), composeHash: hex0x(raw.compose_hash) };
+    },
+    appId: async () => parseAppId((await call("Info", () => client().info())).app_id),
+    getKey: (path, purpose, algorithm) =>
+      call("GetKey", async () => {
+        const result = await client().getKey(path, purpose, algorithm);
+        return { key: result.key, signatureChain: result.signature_chain };
+      }),
+    getQuote: (reportData) =>
+      call("GetQuote", async () => hex0x((await client().getQuote(reportData)).quote)),
+  };
+}
+
+/** The app id as dstack's Info reports it (hex, with or without 0x) as a checksummed address. */
+export function parseAppId(text: string): Address {
+  const hex = text.startsWith("0x") || text.startsWith("0X") ? text.slice(2) : text;
+  if (!/^[0-9a-fA-F]{40}$/.test(hex)) {
+    throw fatalError(
+      "InvalidAppId",
+      `dstack reported app id ${JSON.stringify(text)}, which is not 20 bytes of hex.`,
+      { details: { appId: text } },
+    );
+  }
+  return getAddress(`0x${hex.toLowerCase()}`);
+}
+
+/**
+ * A signature in the one encoding the contract and the off-chain verifier agree on: v in {0, 1}
+ * (27/28 accepted and mapped down) and low s (a high s is replaced by n - s, with v flipped, which
+ * recovers the same key).
+ */
+export function normaliseSignature(signature: Uint8Array, field: string): Uint8Array {
+  if (signature.length !== 65) {
+    throw fatalError(
+      "InvalidSignatureLength",
+      `${field} is ${signature.length} bytes, not 65; dstack sent a malformed chain.`,
+      { details: { field, length: signature.length } },
+    );
+  }
+  const out = signature.slice();
+  const v = out[64]!;
+  let recovery: number;
+  if (v === 0 || v === 27) recovery = 0;
+  else if (v === 1 || v === 28) recovery = 1;
+  else {
+    throw fatalError("InvalidSignatureV", `${field} has v = ${v}; expected 0, 1, 27 or 28.`, {
+      details: { field, v },
+    });
+  }
+  const s = BigInt(bytesToHex(out.subarray(32, 64)));
+  if (s > SECP256K1_HALF_N) {
+    out.set(hexToBytes(`0x${(SECP256K1_N - s).toString(16).padStart(64, "0")}`), 32);
+    recovery ^= 1;
+  }
+  out[64] = recovery;
+  return out;
+}
+
+/** The 33-byte compressed app key that made `appSignature` (normalised) over `purpose` and `derivedPubkey`. */
+export function recoverAppPublicKey(
+  purpose: string,
+  derivedPubkey: Uint8Array,
+  appSignature: Uint8Array,
+): Uint8Array {
+  const digest = derivedKeyDigest(purpose, derivedPubkey);
+  try {
+    const r = BigInt(bytesToHex(appSignature.subarray(0, 32)));
+    const s = BigInt(bytesToHex(appSignature.subarray(32, 64)));
+    return new secp256k1.Signature(r, s, appSignature[64]!).recoverPublicKey(digest).toBytes(true);
+  } catch (cause) {
+    throw fatalError(
+      "SignatureRecoveryFailed",
+      "the app signature recovers no public key; dstack sent a corrupt chain.",
+      { cause },
+    );
+  }
+}
+
+/** A derived key's public half and the checked chain behind it. */
+export interface ProvenKey {
+  /** 33-byte compressed secp256k1 or 32-byte Ed25519 public key. */
+  readonly publicKey: Uint8Array;
+  /** The app key, recovered from the app signature (dstack does not return it). */
+  readonly appPubkey: Uint8Array;
+  /** Signatures with v in {0, 1} and low s. */
+  readonly appSignature: Uint8Array;
+  readonly kmsSignature: Uint8Array;
+  /** The KMS root the chain leads to; whether the cluster accepts it is the contract's call. */
+  readonly kmsSigner: Address;
+}
+
+/**
+ * Checks one GetKey answer the way the contract will: the derived public key, the app key recovered
+ * from the app signature, and the full chain up to its KMS signer (`verifyDstackKeyChain`).
+ */
+export function proveKey(appId: Address, spec: KeySpec, derived: DerivedKey): ProvenKey {
+  if (!(derived.key instanceof Uint8Array) || derived.key.length !== 32) {
+    throw fatalError("InvalidDerivedKey", `dstack returned a ${spec.path} key that is not 32 bytes.`, {
+      details: { path: spec.path, length: derived.key?.length ?? null },
+    });
+  }
+  const [rawApp, rawKms] = derived.signatureChain;
+  if (rawApp === undefined || rawKms === undefined) {
+    throw fatalError(
+      "InvalidSignatureChain",
+      `dstack returned ${derived.signatureChain.length} signatures for ${spec.path}; expected [app, kms]. Is the guest agent a KMS-backed dstack?`,
+      { details: { path: spec.path, length: derived.signatureChain.length } },
+    );
+  }
+  const publicKey = derivedPublicKey(derived.key, spec.algorithm);
+  const appSignature = normaliseSignature(rawApp, "appSignature");
+  const kmsSignature = normaliseSignature(rawKms, "kmsSignature");
+  const appPubkey = recoverAppPublicKey(spec.purpose, publicKey, appSignature);
+  let kmsSigner: Address;
+  try {
+    kmsSigner = verifyDstackKeyChain({
+      appId: hexToBytes(appId),
+      purpose: spec.purpose,
+      derivedPubkey: publicKey,
+      appPubkey,
+      appSignature,
+      kmsSignature,
+    });
+  } catch (cause) {
+    if (!(cause instanceof AttestmeshError)) throw cause;
+    throw new AttestmeshError(`the dstack key chain for ${spec.path} does not verify: ${cause.message}`, {
+      code: cause.code,
+      cause,
+      details: { path: spec.path, ...cause.details },
+    });
+  }
+  return { publicKey, appPubkey, appSignature, kmsSignature, kmsSigner };
+}

@@ -1,0 +1,147 @@
+// The dstack key proof: a chain built the way dstack builds it is proven, whatever encoding of v and s
+// the guest agent sends (one implementation for every daemon: v normalised to {0, 1}, s to low s);
+// a chain an attacker altered is refused.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  appSignDerivedKey,
+  deriveAppKey,
+  derivedPublicKey,
+  deriveKey,
+  kmsSignAppKey,
+  secp256k1PublicKey,
+} from "@attestmesh/shared/dstack/keychain.ts";
+import { SECP256K1_HALF_N, SECP256K1_N } from "@attestmesh/shared/dstack/verify.ts";
+import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import {
+  type DerivedKey,
+  normaliseSignature,
+  parseAppId,
+  proveKey,
+} from "@attestmesh/shared/service/dstack.ts";
+import { keccak_256 } from "@noble/hashes/sha3";
+import { bytesToHex, getAddress, hexToBytes } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+
+const KMS_ROOT = keccak_256(new TextEncoder().encode("attestmesh service-kit test kms root"));
+const APP_ID = getAddress("0x1111111111111111111111111111111111111111");
+
+/** GetKey as dstack answers it, for `spec`. */
+function getKey(spec: { path: string; purpose: string; algorithm: "secp256k1" | "ed25519" }): DerivedKey {
+  const appId = hexToBytes(APP_ID);
+  const appKey = deriveAppKey(KMS_ROOT, appId);
+  const appPub = secp256k1PublicKey(appKey);
+  const key = deriveKey(appKey, spec.path);
+  const pub = derivedPublicKey(key, spec.algorithm);
+  return {
+    key,
+    signatureChain: [appSignDerivedKey(appKey, spec.purpose, pub), kmsSignAppKey(KMS_ROOT, appId, appPub)],
+  };
+}
+
+/** The same signature with s replaced by n - s and v flipped: recovers the same key. */
+function highS(signature: Uint8Array): Uint8Array {
+  const out = signature.slice();
+  const s = BigInt(bytesToHex(out.subarray(32, 64)));
+  out.set(hexToBytes(`0x${(SECP256K1_N - s).toString(16).padStart(64, "0")}`), 32);
+  out[64] = out[64]! ^ 1;
+  return out;
+}
+
+const KMS_SIGNER = privateKeyToAccount(bytesToHex(KMS_ROOT)).address;
+
+describe("proveKey", () => {
+  for (const spec of [MEMBER_KEY, INDEXER_KEY]) {
+    test(`${spec.path}: the chain leads to the KMS root`, () => {
+      const proven = proveKey(APP_ID, spec, getKey(spec));
+      assert.equal(proven.kmsSigner, KMS_SIGNER);
+      assert.ok(proven.appSignature[64]! <= 1 && proven.kmsSignature[64]! <= 1);
+    });
+
+    test(`${spec.path}: v as 27/28 and a high s are normalised to the one encoding the contract accepts`, () => {
+      const honest = getKey(spec);
+      const [app, kms] = honest.signatureChain as [Uint8Array, Uint8Array];
+      const v27 = (sig: Uint8Array) => Uint8Array.of(...sig.subarray(0, 64), sig[64]! + 27);
+      const reference = proveKey(APP_ID, spec, honest);
+      for (const chain of [
+        [v27(app), v27(kms)],
+        [highS(app), highS(kms)],
+        [v27(highS(app)), v27(highS(kms))],
+      ]) {
+        const proven = proveKey(APP_ID, spec, { key: honest.key, signatureChain: chain });
+        assert.deepEqual(proven.appSignature, reference.appSignature);
+        assert.deepEqual(proven.kmsSignature, reference.kmsSignature);
+        assert.ok(BigInt(bytesToHex(proven.appSignature.subarray(32, 64))) <= SECP256K1_HALF_N);
+        assert.equal(proven.kmsSigner, KMS_SIGNER);
+      }
+    });
+  }
+
+  /** The chain does not lead to the KMS root: it is refused, or leads to a signer no cluster allows. */
+  function notFromRoot(prove: () => { kmsSigner: string }): void {
+    let signer: string | undefined;
+    try {
+      signer = prove().kmsSigner;
+    } catch (error) {
+      assert.ok(isAttestmeshError(error) && !error.retryable, String(error));
+      return;
+    }
+    assert.notEqual(signer, KMS_SIGNER);
+  }
+
+  test("an attacker's key under an honest chain does not lead to the KMS root", () => {
+    const honest = getKey(MEMBER_KEY);
+    const attackerKey = keccak_256(new TextEncoder().encode("attacker"));
+    notFromRoot(() =>
+      proveKey(APP_ID, MEMBER_KEY, { key: attackerKey, signatureChain: honest.signatureChain }),
+    );
+  });
+
+  test("an honest chain claimed for another app id or purpose does not lead to the KMS root", () => {
+    const other = getAddress("0x2222222222222222222222222222222222222222");
+    notFromRoot(() => proveKey(other, MEMBER_KEY, getKey(MEMBER_KEY)));
+    notFromRoot(() => proveKey(APP_ID, { ...MEMBER_KEY, purpose: "something-else" }, getKey(MEMBER_KEY)));
+  });
+
+  test("a chain with one signature, or a short key, is refused before any math", () => {
+    const honest = getKey(MEMBER_KEY);
+    assert.throws(
+      () =>
+        proveKey(APP_ID, MEMBER_KEY, { key: honest.key, signatureChain: honest.signatureChain.slice(0, 1) }),
+      (error: unknown) => isAttestmeshError(error, "InvalidSignatureChain"),
+    );
+    assert.throws(
+      () =>
+        proveKey(APP_ID, MEMBER_KEY, {
+          key: honest.key.subarray(0, 31),
+          signatureChain: honest.signatureChain,
+        }),
+      (error: unknown) => isAttestmeshError(error, "InvalidDerivedKey"),
+    );
+  });
+});
+
+describe("normaliseSignature and parseAppId", () => {
+  test("v outside {0, 1, 27, 28} and a wrong length are refused", () => {
+    const sig = new Uint8Array(65);
+    sig[64] = 2;
+    assert.throws(
+      () => normaliseSignature(sig, "kmsSignature"),
+      (e: unknown) => isAttestmeshError(e, "InvalidSignatureV"),
+    );
+    assert.throws(
+      () => normaliseSignature(new Uint8Array(64), "kmsSignature"),
+      (e: unknown) => isAttestmeshError(e, "InvalidSignatureLength"),
+    );
+  });
+
+  test("app ids with or without 0x become checksummed addresses; anything else is refused", () => {
+    assert.equal(parseAppId(APP_ID.slice(2).toLowerCase()), APP_ID);
+    assert.equal(parseAppId(APP_ID.toLowerCase()), APP_ID);
+    assert.throws(
+      () => parseAppId("0x1234"),
+      (e: unknown) => isAttestmeshError(e, "InvalidAppId"),
+    );
+  });
+});
