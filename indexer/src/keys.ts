@@ -30,7 +30,13 @@ export interface IndexerKeys {
   readonly composeHash: Hex;
   readonly kmsRoot: Address;
   /** The registry's `IndexerProof`. */
-  readonly proof: { appId: Address; appPubkey: Hex; appSignature: Hex; kmsSignature: Hex };
+  readonly proof: {
+    appId: Address;
+    appPubkey: Hex;
+    appSignature: Hex;
+    kmsSignature: Hex;
+    guestApiVersion: 0 | 1;
+  };
   /** dstack GetQuote over `quoteReportData(publicKey)`, 0x-hex. */
   readonly quote: Hex;
 }
@@ -123,6 +129,7 @@ export async function deriveIndexerKeys(source: IndexerKeySource): Promise<Index
       appPubkey: toHex(appPubkey) as Hex,
       appSignature: toHex(appSignature) as Hex,
       kmsSignature: toHex(kmsSignature) as Hex,
+      guestApiVersion: 0,
     },
     quote,
   };
