@@ -16,10 +16,11 @@ import { canonical, catchRevert } from "../helpers/revert.ts";
 const SEEDS = [1, 2, 3];
 
 /**
- * Codes only the TypeScript verifier can report: an ABI `address` is always 20 bytes, so a chain with
- * a 19- or 21-byte app id cannot even be put into a call.
+ * Codes only the TypeScript verifier can report here: an ABI `address` is always 20 bytes, so a chain
+ * with a 19- or 21-byte app id cannot even be put into a call; and the attestor takes the guest API as
+ * the function called, so an unknown version has no call (registration refuses it: membership tests).
  */
-const OFF_CHAIN_ONLY: ReadonlySet<string> = new Set(["InvalidAppId"]);
+const OFF_CHAIN_ONLY: ReadonlySet<string> = new Set(["InvalidAppId", "UnsupportedGuestApiVersion"]);
 
 /**
  * Variants on which the on-chain verifier is known to report another error than the off-chain one,

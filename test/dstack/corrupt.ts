@@ -333,6 +333,11 @@ export function corruptChainInput(valid: KeyChainInput, seed: number): Corrupted
     { guestApiVersion: (valid.guestApiVersion ?? 0) === 0 ? 1 : 0 },
     "AppSignatureMismatch",
   );
+  add(
+    "guestApiVersion: 2 (unknown)",
+    { guestApiVersion: 2 as unknown as 0 | 1, appSignature: withByte(valid.appSignature, 64, 9) },
+    "UnsupportedGuestApiVersion",
+  );
   add("purpose: empty", { purpose: "" }, "AppSignatureMismatch");
 
   // Two faults at once: the earlier check in the documented order wins.

@@ -6,6 +6,7 @@
  * noble is used only for the elliptic-curve recovery itself.
  *
  * Order of checks (the first failing check decides the error):
+ *  -1. guestApiVersion ∈ {0, 1} (TypeScript here; the proof structs on chain)      UnsupportedGuestApiVersion
  *   0. appId is 20 bytes (TypeScript only; an ABI `address` cannot be otherwise)  InvalidAppId
  *   1. lengths: derivedPubkey ∈ {32, 33}, appPubkey = 33                          InvalidPublicKeyLength
  *               appSignature = 65, kmsSignature = 65                               InvalidSignatureLength
