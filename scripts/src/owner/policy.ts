@@ -43,6 +43,7 @@ export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set([
   "KmsRootAdded",
   "KmsRootRemoved",
   "AllowAnyDeviceSet",
+  "RequireTcbUpToDateSet",
   "AppIdRevokedAt",
   "DeviceRevokedAt",
 ]);
@@ -80,6 +81,7 @@ export async function readPolicy(
     owner,
     policy: {
       allowAnyDevice: snapshot.allowAnyDevice,
+      requireTcbUpToDate: snapshot.requireTcbUpToDate,
       composeHashes: sortHex(snapshot.composeHashes),
       deviceIds: sortHex(snapshot.deviceIds),
       appIds: [...snapshot.appIds].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1)),
