@@ -122,9 +122,9 @@ interface IMembership {
     event MemberLeft(uint64 indexed memberId, address indexed appId);
 
     /// @notice Admit a member. Anyone may submit (a relayer pays the gas); the member key signs.
-    /// @dev Requires: a valid key chain (of either guest API) for `proof.memberPubkey` with purpose or
-    /// domain `MEMBER_KEY_PURPOSE`, an
-    /// allowed KMS root, an allowed and unrevoked app id, and the member key's EIP-712 signature over
+    /// @dev Requires: a valid key chain (of the guest API `proof.guestApiVersion` names) for
+    /// `proof.memberPubkey` with purpose or domain `MEMBER_KEY_PURPOSE`, an allowed KMS root, an allowed
+    /// and unrevoked app id, and the member key's EIP-712 signature over
     /// `Register(appId, wireguardKey, identityKey, nonce)` with the app id's current nonce. Submitting
     /// the same keys again while the member is active is a no-op that returns its id; it still passes
     /// the KMS-root and app-id checks, so a restarted sidecar reads `memberOfApp` before registering.
