@@ -22,7 +22,13 @@ export interface IndexerKeys {
   readonly composeHash: Hex;
   readonly kmsRoot: Address;
   /** The registry's `IndexerProof`. */
-  readonly proof: { appId: Address; appPubkey: Hex; appSignature: Hex; kmsSignature: Hex };
+  readonly proof: {
+    appId: Address;
+    appPubkey: Hex;
+    appSignature: Hex;
+    kmsSignature: Hex;
+    guestApiVersion: 0 | 1;
+  };
   /** dstack GetQuote over `quoteReportData(publicKey)`, 0x-hex. */
   readonly quote: Hex;
 }
@@ -45,6 +51,7 @@ export async function deriveIndexerKeys(source: IndexerKeySource): Promise<Index
       appPubkey: toHex(proven.appPubkey) as Hex,
       appSignature: toHex(proven.appSignature) as Hex,
       kmsSignature: toHex(proven.kmsSignature) as Hex,
+      guestApiVersion: 0,
     },
     quote,
   };

@@ -27,6 +27,8 @@ export interface DstackProof {
   readonly appPubkey: Hex;
   readonly appSignature: Hex;
   readonly kmsSignature: Hex;
+  /** dstack guest API the chain comes from (0: `GetKey`; 1: `/v1/GetKey`). */
+  readonly guestApiVersion: 0 | 1;
 }
 
 export interface NodeKeys {
@@ -105,6 +107,7 @@ export async function deriveNodeKeys(source: KeySource): Promise<NodeKeys> {
         appPubkey,
         appSignature: bytesToHex(member.proven.appSignature),
         kmsSignature: bytesToHex(member.proven.kmsSignature),
+        guestApiVersion: 0,
       },
     },
     identity: {
