@@ -2,7 +2,7 @@
 // built on it.
 import { isRetryable } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import { sleep } from "./shutdown.ts";
+import { sleep } from "./sleep.ts";
 
 export interface BackoffOptions {
   /** Delay before the first retry, in ms. */

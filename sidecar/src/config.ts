@@ -4,14 +4,12 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { type Address, getAddress, type Hex, isAddress } from "viem";
 import { fatalError } from "./errors.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 import { type Secret, secret } from "./secret.ts";
-import { TRANSPORT_MODES, type TransportMode } from "./transport/selector.ts";
 
 export const WG_MODES = ["auto", "kernel", "userspace", "memory"] as const;
 export type WgMode = (typeof WG_MODES)[number];
-
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface SidecarConfig {
   readonly rpcUrl: string;

@@ -1,9 +1,11 @@
 // Structured logs (pino, JSON lines on stdout). Secrets never reach a log line: key material lives in
 // `Secret` boxes that print as "[secret]", and the paths below are censored as a second line of defence.
 import { type DestinationStream, type Logger, pino } from "pino";
-import type { LogLevel } from "./config.ts";
 
 export type { Logger } from "pino";
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Field names that must never carry a value into a log line. */
 export const REDACTED_PATHS: readonly string[] = [

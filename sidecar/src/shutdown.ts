@@ -111,13 +111,3 @@ export function exitOnSignals(
     for (const signal of signals) process.off(signal, handler);
   };
 }
-
-/** Resolves after `ms`, or as soon as `signal` aborts; never rejects. */
-export async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  try {
-    await delay(ms, undefined, { signal });
-  } catch {
-    // Aborted: the caller checks `signal.aborted`.
-  }
-}

@@ -14,7 +14,7 @@
 //                   healthy once its interface is up and it committed the CSK: a one-node cluster is valid.
 import type { Address } from "viem";
 import type { Logger } from "./log.ts";
-import type { DroppedRecord } from "./reconcile/desired.ts";
+import type { DroppedRecord } from "./model/peer.ts";
 import type { PeerTransportReport } from "./transport/peers.ts";
 
 export const PHASES = [

@@ -13,7 +13,7 @@ import { cskKeyPath, deriveCsk } from "../src/csk/derive.ts";
 import { type CskCustody, createCskCustody } from "../src/csk/holder.ts";
 import { createCskManager, type HeardPeers } from "../src/csk/manager.ts";
 import { directoryFrom } from "../src/meshnet/directory.ts";
-import type { Member } from "../src/reconcile/types.ts";
+import type { Member } from "../src/model/member.ts";
 import { captureLogger, simulatorKeySource } from "./helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");

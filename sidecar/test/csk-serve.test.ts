@@ -26,7 +26,7 @@ import {
 import { directoryFrom } from "../src/meshnet/directory.ts";
 import { type MeshSocket, openMeshSocket } from "../src/meshnet/socket.ts";
 import { MessageType, peekType } from "../src/meshnet/wire.ts";
-import type { Member } from "../src/reconcile/types.ts";
+import type { Member } from "../src/model/member.ts";
 import { freePort } from "./helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");

@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
-import { applyDiff, canonicalCidr, diffPeers, isEmptyDiff } from "../src/reconcile/diff.ts";
+import { applyDiff, diffPeers, isEmptyDiff } from "../src/reconcile/diff.ts";
 import type { PeerConfig, PeerStatus } from "../src/wireguard/backend.ts";
+import { canonicalCidr } from "../src/wireguard/cidr.ts";
 import { wireguardKeyPair } from "../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../src/wireguard/memory.ts";
 

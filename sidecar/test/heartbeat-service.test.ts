@@ -9,8 +9,8 @@ import { createHeartbeatService, type HeartbeatService, type PeerEvent } from ".
 import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
 import { directoryFrom } from "../src/meshnet/directory.ts";
 import { type MeshSocket, openMeshSocket } from "../src/meshnet/socket.ts";
+import type { Member } from "../src/model/member.ts";
 import { gateHealthy } from "../src/readiness.ts";
-import type { Member } from "../src/reconcile/types.ts";
 import { createStatusStore } from "../src/status.ts";
 import { captureLogger, freePort, waitFor } from "./helpers.ts";
 

@@ -26,7 +26,7 @@ import {
 import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
-import { sleep } from "../shutdown.ts";
+import { sleep } from "../sleep.ts";
 import { createLagDetector } from "./lag.ts";
 import { type IndexerRecord, readIndexerRecord } from "./registry.ts";
 import { runRepro } from "./repro.ts";

@@ -8,13 +8,14 @@ import { AttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { SidecarMetrics } from "../metrics.ts";
+import type { Member } from "../model/member.ts";
+import type { DroppedRecord } from "../model/peer.ts";
 import type { PeerReport, StatusStore } from "../status.ts";
 import type { PeerTransport } from "../transport/peers.ts";
 import type { WireGuardBackend } from "../wireguard/backend.ts";
-import { computeDesiredPeers, type DroppedRecord } from "./desired.ts";
+import { computeDesiredPeers } from "./desired.ts";
 import { applyDiff, diffPeers } from "./diff.ts";
 import type { EndpointsSource } from "./endpoints.ts";
-import type { Member } from "./types.ts";
 
 export interface ReconcilerOptions {
   readonly follower: MembershipFollower;

@@ -14,12 +14,12 @@ import { type CskServePolicy, createCskServer } from "../csk/server.ts";
 import { createHeartbeatService, type HeartbeatService } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
-import { sleep } from "../shutdown.ts";
-import { signingKeyFromSeed } from "./crypto.ts";
-import { directoryFrom, toMeshMember } from "./directory.ts";
+import { signingKeyFromSeed } from "../meshnet/crypto.ts";
+import { directoryFrom, toMeshMember } from "../meshnet/directory.ts";
+import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
+import { MessageType, peekType } from "../meshnet/wire.ts";
+import { sleep } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
-import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "./socket.ts";
-import { MessageType, peekType } from "./wire.ts";
 
 /** How long one peer has to answer a CSK request. */
 export const CSK_REQUEST_TIMEOUT_MS = 1000;

@@ -1,4 +1,4 @@
-// Plain data shared by the reconcile modules.
+// A member as the chain holds it, in sidecar terms: produced by chain/, read by every later stage.
 import type { Address, Hex } from "viem";
 
 export type MemberStatus = "none" | "active" | "left" | "evicted";

@@ -11,9 +11,9 @@ import type { CskServePolicy } from "../csk/server.ts";
 import type { PeerEvent, PeerTable } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
+import { loadSodium } from "../meshnet/crypto.ts";
 import type { Gate, GatedStatus } from "../readiness.ts";
-import { sleep } from "../shutdown.ts";
-import { loadSodium } from "./crypto.ts";
+import { sleep } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
 import { type MeshRuntime, startMeshRuntime } from "./runtime.ts";
 
