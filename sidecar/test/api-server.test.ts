@@ -10,12 +10,14 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { type Address, bytesToHex, type Hex } from "viem";
 import { type AppApi, startAppApi } from "../src/api/app.ts";
-import type { CskHolder, PeerLiveness, PeerLivenessEntry } from "../src/api/providers.ts";
+import type { CskReader, PeerLiveness, PeerLivenessEntry } from "../src/api/providers.ts";
 import { listenUnix, resolveGroup } from "../src/api/socket.ts";
+import { cskCommitment, type HeldCsk } from "../src/csk/holder.ts";
 import { AttestmeshError, fatalError, retryableError } from "../src/errors.ts";
+import type { HeartbeatEvent } from "../src/heartbeat/service.ts";
 import type { MessageSender, SentMessage } from "../src/messages/sender.ts";
 import type { ReceivedMessage } from "../src/messages/types.ts";
-import { type Secret, secret } from "../src/secret.ts";
+import { secret } from "../src/secret.ts";
 import { createStatusStore } from "../src/status.ts";
 import { apiRequest, openStream, postJson } from "./api-client.ts";
 import { captureLogger, waitFor } from "./helpers.ts";
@@ -70,8 +72,8 @@ describe("application API over a unix socket", () => {
   const recorder = recordingSender();
   let peers: PeerLivenessEntry[] = [];
   const liveness: PeerLiveness = { source: "test", peers: () => peers };
-  let csk: { epoch: bigint; key: Secret<Uint8Array> } | undefined;
-  const holder: CskHolder = { current: () => csk };
+  let csk: HeldCsk | undefined;
+  const holder: CskReader = { current: () => csk };
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "am-api-"));
@@ -167,12 +169,12 @@ describe("application API over a unix socket", () => {
     res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.equal(res.status, 503);
     assert.equal((res.body as { error: { code: string } }).error.code, "CskUnavailable");
-    csk = { epoch: 4n, key: secret(new Uint8Array(32).fill(0xab)) };
+    csk = heldCsk(4n, 0xab);
     res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.equal(res.status, 200);
     assert.equal(res.headers["cache-control"], "no-store");
     assert.deepEqual(res.body, { epoch: "4", key: `0x${"ab".repeat(32)}` });
-    api.setCskHolder({ current: () => ({ epoch: 5n, key: secret(new Uint8Array(32).fill(0xcd)) }) });
+    api.setCskHolder({ current: () => heldCsk(5n, 0xcd) });
     res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.deepEqual(
       res.body,
@@ -431,7 +433,7 @@ describe("application API over a unix socket", () => {
       { memberId: 6n, appId: APP, meshIp: "10.77.0.6", live: true, lastHeartbeatMs: 3000 },
     ];
     // The heartbeat module's peer table has no `source`: it is the heartbeat evidence.
-    let emit: ((event: { type: string; live?: readonly bigint[] }) => void) | undefined;
+    let emit: ((event: HeartbeatEvent) => void) | undefined;
     api.setPeerLiveness({
       peers: () => heartbeats,
       onEvent(listener) {
@@ -447,9 +449,9 @@ describe("application API over a unix socket", () => {
       "member 6 to join",
       () => stream.lines.some((l) => l.memberId === "6" && l.event === "up") || undefined,
     );
-    emit!({ type: "converged", live: [5n, 6n] });
-    emit!({ type: "peer-live" });
-    emit!({ type: "diverged" });
+    emit!({ type: "converged", live: [5n, 6n], at: 1 });
+    emit!({ type: "peer-live", memberId: 5n, at: 2 });
+    emit!({ type: "diverged", at: 3 });
     await waitFor("convergence events", () => stream.lines.some((l) => l.event === "diverged") || undefined);
     assert.deepEqual(
       stream.lines
@@ -578,3 +580,8 @@ describe("the API socket file", () => {
     );
   });
 });
+
+function heldCsk(epoch: bigint, fill: number): HeldCsk {
+  const bytes = new Uint8Array(32).fill(fill);
+  return { epoch, commitment: cskCommitment(bytes), key: secret(bytes) };
+}

@@ -5,7 +5,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type Address, bytesToHex, getAddress } from "viem";
-import { createHeartbeatService, type HeartbeatService, type PeerEvent } from "../src/heartbeat/service.ts";
+import {
+  createHeartbeatService,
+  type HeartbeatEvent,
+  type HeartbeatService,
+} from "../src/heartbeat/service.ts";
 import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
 import { directoryFrom } from "../src/meshnet/directory.ts";
 import { type MeshSocket, openMeshSocket } from "../src/meshnet/socket.ts";
@@ -23,7 +27,7 @@ describe("heartbeat service over UDP", () => {
   const sockets: MeshSocket[] = [];
   const services = new Map<bigint, HeartbeatService>();
   const controllers = new Map<bigint, AbortController>();
-  const events = new Map<bigint, PeerEvent[]>();
+  const events = new Map<bigint, HeartbeatEvent[]>();
   const keys = new Map<bigint, SigningKey>();
   let port: number;
 
@@ -60,7 +64,7 @@ describe("heartbeat service over UDP", () => {
         csk: () => ({ epoch: 0n, holds: id === 1n }),
       });
       socket.onMessage((d, from) => service.handle(d, from));
-      const log: PeerEvent[] = [];
+      const log: HeartbeatEvent[] = [];
       events.set(id, log);
       service.onEvent((e) => log.push(e));
       services.set(id, service);

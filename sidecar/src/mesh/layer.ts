@@ -8,7 +8,7 @@ import type { MembershipFollower } from "../chain/follower.ts";
 import type { SidecarConfig } from "../config.ts";
 import { type CskCustody, type CskHolder, createCskCustody } from "../csk/holder.ts";
 import type { CskServePolicy } from "../csk/server.ts";
-import type { PeerEvent, PeerTable } from "../heartbeat/service.ts";
+import type { HeartbeatEvent, PeerTable } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { loadSodium } from "../meshnet/crypto.ts";
@@ -45,7 +45,7 @@ export function createMeshLayer(options: {
 }): MeshLayer {
   const { config, status, metrics, logger } = options;
   const custody: CskCustody = createCskCustody();
-  const listeners = new Set<(event: PeerEvent) => void>();
+  const listeners = new Set<(event: HeartbeatEvent) => void>();
   let runtime: MeshRuntime | undefined;
 
   /** Copies the CSK and heartbeat state into the status and metrics. */

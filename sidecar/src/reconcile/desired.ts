@@ -4,7 +4,6 @@
 // allowed to stop the others: a zero or malformed key, an address outside the mesh, this node's own key
 // or address, or a key or address an earlier (lower id) member already holds.
 import { containsIp, type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
-import type { Address } from "viem";
 import type { Member } from "../model/member.ts";
 import type { DesiredPeer, DroppedRecord } from "../model/peer.ts";
 import { hexToWgBase64 } from "../wireguard/keys.ts";
