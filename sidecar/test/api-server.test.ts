@@ -20,7 +20,7 @@ import type { ReceivedMessage } from "../src/messages/types.ts";
 import { secret } from "../src/secret.ts";
 import { createStatusStore } from "../src/status.ts";
 import { apiRequest, openStream, postJson } from "./api-client.ts";
-import { captureLogger, waitFor } from "./helpers.ts";
+import { captureLogger, HEALTHY_FACTS, waitFor } from "./helpers.ts";
 
 const APP: Address = "0x00000000000000000000000000000000000000aA";
 
@@ -165,7 +165,8 @@ describe("application API over a unix socket", () => {
     let res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.equal(res.status, 503);
     assert.equal((res.body as { error: { code: string } }).error.code, "NotHealthy");
-    status.setPhase("healthy", "test");
+    status.update(HEALTHY_FACTS);
+    assert.equal(status.get().phase, "healthy");
     res = await apiRequest(socket, "GET", "/v1/cluster-shared-key");
     assert.equal(res.status, 503);
     assert.equal((res.body as { error: { code: string } }).error.code, "CskUnavailable");
@@ -181,7 +182,8 @@ describe("application API over a unix socket", () => {
       { epoch: "5", key: `0x${"cd".repeat(32)}` },
       "a holder attached later is used",
     );
-    status.setPhase("wg-configuring", "test");
+    status.update({ wireguard: "configuring" });
+    assert.equal(status.get().phase, "wg-configuring");
     assert.equal(
       (await apiRequest(socket, "GET", "/v1/cluster-shared-key")).status,
       503,

@@ -1,7 +1,6 @@
 // Heartbeats between three services over real UDP sockets (the loopback mesh mode): peers become live,
 // the mesh converges, a stopped peer is lost after the timeout and the others converge again without
-// it; events are published in that order. Also the readiness gate that turns "healthy" into the first
-// unmet later phase.
+// it; events are published in that order. (Which phase the node is in: test/phase.test.ts.)
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type Address, bytesToHex, getAddress } from "viem";
@@ -14,9 +13,7 @@ import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "..
 import { directoryFrom } from "../src/meshnet/directory.ts";
 import { type MeshSocket, openMeshSocket } from "../src/meshnet/socket.ts";
 import type { Member } from "../src/model/member.ts";
-import { gateHealthy } from "../src/readiness.ts";
-import { createStatusStore } from "../src/status.ts";
-import { captureLogger, freePort, waitFor } from "./helpers.ts";
+import { freePort, waitFor } from "./helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 
@@ -131,30 +128,5 @@ describe("heartbeat service over UDP", () => {
         .map((p) => p.memberId),
       [3n],
     );
-  });
-});
-
-describe("readiness gate", () => {
-  test("the reconciler's 'healthy' becomes the first unmet later phase, and healthy once all hold", () => {
-    const log = captureLogger();
-    let pending: { phase: "pulling-csk" | "heartbeating"; reason: string } | undefined = {
-      phase: "pulling-csk",
-      reason: "no key",
-    };
-    const status = gateHealthy(createStatusStore({ logger: log.logger }), () => pending);
-    status.setPhase("wg-configuring", "up");
-    status.recheck();
-    assert.equal(status.get().phase, "wg-configuring", "recheck does nothing before the mesh is ready");
-    status.setPhase("healthy", "every peer handshook");
-    assert.equal(status.get().phase, "pulling-csk");
-    pending = { phase: "heartbeating", reason: "not converged" };
-    status.recheck();
-    assert.equal(status.get().phase, "heartbeating");
-    pending = undefined;
-    status.recheck();
-    assert.equal(status.get().phase, "healthy");
-    status.setPhase("registering", "membership ended");
-    status.recheck();
-    assert.equal(status.get().phase, "registering", "a later recheck cannot bring back healthy");
   });
 });

@@ -1,7 +1,7 @@
 // The mesh layer as main.ts sees it: one per sidecar, living across memberships. It owns the CSK
 // custody and a stable peer table (both handed to the application API), runs one `MeshRuntime` per
-// membership once the WireGuard interface is up, keeps the status report and metrics current, and
-// says which phase still blocks `healthy`.
+// membership once the WireGuard interface is up, and keeps the status facts (CSK held, convergence,
+// mesh socket open) and metrics current; the phase follows from them (phase.ts).
 import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
@@ -12,16 +12,14 @@ import type { HeartbeatEvent, PeerTable } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { loadSodium } from "../meshnet/crypto.ts";
-import type { Gate, GatedStatus } from "../readiness.ts";
 import { sleep } from "../sleep.ts";
+import type { StatusStore } from "../status.ts";
 import type { MeshMetrics } from "./metrics.ts";
 import { type MeshRuntime, startMeshRuntime } from "./runtime.ts";
 
 export interface MeshLayer {
   readonly csk: CskHolder;
   readonly peers: PeerTable;
-  /** What still blocks `healthy` once WireGuard is configured. */
-  readonly gate: Gate;
   /** Runs the mesh for one membership until `signal` aborts. */
   runMembership(membership: {
     readonly memberId: bigint;
@@ -38,7 +36,7 @@ export interface MeshLayer {
 export function createMeshLayer(options: {
   readonly config: SidecarConfig;
   readonly keySource: KeySource;
-  readonly status: GatedStatus;
+  readonly status: StatusStore;
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
   readonly servePolicy?: CskServePolicy;
@@ -77,35 +75,13 @@ export function createMeshLayer(options: {
             }),
       })),
       converged,
+      meshRunning: rt !== undefined,
     });
     metrics.cskEpoch.set(held === undefined ? -1 : Number(held.epoch));
     metrics.cskAcquired.set(acquired ? 1 : 0);
     metrics.livePeers.set(peers.filter((p) => p.live).length);
     metrics.converged.set(converged ? 1 : 0);
   }
-
-  function refresh(): void {
-    publish();
-    status.recheck();
-  }
-
-  const gate: Gate = () => {
-    // The reconciler may ask for `healthy` between two mesh changes: publish first, so /healthz never
-    // shows `healthy` beside a stale cskAcquired or converged.
-    publish();
-    const rt = runtime;
-    if (rt === undefined) return { phase: "pulling-csk", reason: "mesh socket not open yet" };
-    if (!rt.manager.acquired()) {
-      const s = rt.manager.chainState();
-      return {
-        phase: "pulling-csk",
-        reason: s === undefined ? "reading the CSK epoch" : `waiting for the CSK of epoch ${s.epoch}`,
-      };
-    }
-    if (!rt.heartbeat.converged())
-      return { phase: "heartbeating", reason: "live members do not agree on the live set yet" };
-    return undefined;
-  };
 
   return {
     csk: custody,
@@ -118,7 +94,6 @@ export function createMeshLayer(options: {
         return () => listeners.delete(listener);
       },
     },
-    gate,
     async runMembership(m) {
       const { signal } = m;
       await loadSodium();
@@ -142,7 +117,7 @@ export function createMeshLayer(options: {
               logger,
               signal,
               ...(options.servePolicy === undefined ? {} : { servePolicy: options.servePolicy }),
-              onChange: refresh,
+              onChange: publish,
             });
           } catch (err) {
             attempt += 1;
@@ -153,6 +128,7 @@ export function createMeshLayer(options: {
       }
       const rt = runtime;
       if (rt === undefined) return;
+      publish();
       const off = rt.heartbeat.onEvent((event) => {
         for (const listener of listeners) {
           try {
@@ -165,11 +141,11 @@ export function createMeshLayer(options: {
       await rt.stopped;
       off();
       runtime = undefined;
-      refresh();
+      publish();
     },
     ended() {
       custody.clear();
-      refresh();
+      publish();
     },
   };
 }

@@ -72,7 +72,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     });
     reportDropped(desired.dropped);
     if (interfaceAddress !== address) {
-      status.setPhase("wg-configuring", `bringing up ${options.interfaceName} as ${address}`);
+      status.update({ wireguard: "configuring" });
+      logger.info({ interface: options.interfaceName, address }, "bringing up the WireGuard interface");
       await backend.up({
         name: options.interfaceName,
         privateKey: options.keys.wireguard.privateKey.reveal(),
@@ -138,27 +139,19 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
     }
     metrics.droppedRecords.set(desired.dropped.length);
-    status.update({ peers, droppedRecords: desired.dropped });
-    if (live === peers.length) {
-      status.setPhase(
-        "healthy",
-        peers.length === 0
-          ? "no other members: a lone member is healthy"
-          : "every peer has completed a handshake",
-      );
-    } else {
-      status.setPhase(
-        "wg-configuring",
-        `${peers.length - live} of ${peers.length} peers have not completed a handshake`,
-      );
-    }
+    // The phase follows from these facts (phase.ts): configured, and how many peers handshook.
+    status.update({ peers, droppedRecords: desired.dropped, wireguard: "configured" });
   }
 
   async function teardown(): Promise<void> {
-    if (interfaceAddress === undefined) return;
+    if (interfaceAddress === undefined) {
+      // An `up` that failed leaves "configuring" behind.
+      if (status.get().wireguard !== "down") status.update({ wireguard: "down" });
+      return;
+    }
     await backend.down();
     interfaceAddress = undefined;
-    status.update({ interfaceUp: false, peers: [], meshIp: undefined });
+    status.update({ interfaceUp: false, peers: [], meshIp: undefined, wireguard: "down" });
     metrics.peers.set({ state: "desired" }, 0);
     metrics.peers.set({ state: "handshaken" }, 0);
     logger.info({ interface: options.interfaceName }, "WireGuard interface down");
