@@ -22,7 +22,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { inspect } from "node:util";
 import { type AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { pino } from "pino";
-import type { InterfaceConfig, PeerStatus, WireGuardBackend } from "../src/wireguard/backend.ts";
+import type { InterfaceConfig, PeerStatus } from "../src/model/wireguard.ts";
+import type { WireGuardBackend } from "../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../src/wireguard/keys.ts";
 import { createWgBackend, parseWgDump } from "../src/wireguard/wg.ts";
 

@@ -1,7 +1,7 @@
 // The peers this node should have, as plain data: computed by reconcile/desired.ts, read by transport/
 // (which path each takes) and status.ts (what /healthz reports).
 import type { Address } from "viem";
-import type { PeerConfig } from "../wireguard/backend.ts";
+import type { PeerConfig } from "./wireguard.ts";
 
 /** A desired peer with the member it stands for. */
 export interface DesiredPeer {

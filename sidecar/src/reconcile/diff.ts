@@ -1,7 +1,8 @@
 // Desired WireGuard peers against the current ones: what to add, change and remove, and the order to
 // apply it in. Pure apart from `applyDiff`, which only calls the backend.
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { PeerConfig, WireGuardBackend } from "../wireguard/backend.ts";
+import type { PeerConfig } from "../model/wireguard.ts";
+import type { WireGuardBackend } from "../wireguard/backend.ts";
 import { canonicalCidr } from "../wireguard/cidr.ts";
 
 export interface PeerDiff {

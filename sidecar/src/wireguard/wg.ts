@@ -11,7 +11,8 @@ import { isIP } from "node:net";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { InterfaceConfig, PeerConfig, PeerStatus, WireGuardBackend } from "./backend.ts";
+import type { InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard.ts";
+import type { WireGuardBackend } from "./backend.ts";
 import { isWgBase64Key } from "./keys.ts";
 
 /** The pino methods the backend uses; a pino logger fits. */
