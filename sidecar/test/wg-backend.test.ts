@@ -25,7 +25,8 @@ import { pino } from "pino";
 import type { InterfaceConfig, PeerStatus } from "../src/model/wireguard.ts";
 import type { WireGuardBackend } from "../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../src/wireguard/keys.ts";
-import { createWgBackend, parseWgDump } from "../src/wireguard/wg.ts";
+import { parseWgDump } from "../src/wireguard/parse.ts";
+import { createWgBackend } from "../src/wireguard/wg.ts";
 
 function captureLogs() {
   const lines: string[] = [];

@@ -6,7 +6,7 @@ import type { InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard
 import type { WireGuardBackend } from "./backend.ts";
 import { canonicalCidr } from "./cidr.ts";
 import { wireguardKeyPair } from "./keys.ts";
-import { validateInterfaceConfig, validatePeerConfig } from "./wg.ts";
+import { validateInterfaceConfig, validatePeerConfig } from "./validate.ts";
 
 /** A change the backend was asked to make; the private key is recorded as its public key only. */
 export type MemoryOperation =
