@@ -1,7 +1,8 @@
 // The sidecar's layers point one way. Every file and folder directly under sidecar/src is a room; the
 // rooms stand on the floors below, written down once, ground first. A module may import from its own
 // room or from a room on a lower floor, never from one on its floor or above, unless EXCEPTIONS names
-// the import with its reason. A new room fails this test until it is given a floor.
+// the import with its reason. A new room fails this test until it is given a floor. Tests mirror the
+// code: test/<path>.test.ts is the test of src/<path>.ts.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -84,6 +85,11 @@ function checkFloors(edges: readonly (readonly [string, string])[]): { upward: s
   return { upward, used };
 }
 
+const TESTS = resolve(SRC, "../test");
+
+/** Test files that check the tree as a whole, not one module. */
+const WHOLE_TREE_TESTS = new Set(["layering.test.ts", "readme-docs.test.ts"]);
+
 const files = sourceFiles(SRC).map((file) => ({ file, path: posix(relative(SRC, file)) }));
 
 describe("sidecar layering", () => {
@@ -144,5 +150,14 @@ describe("sidecar layering", () => {
     assert.ok((floorOf.get("status.ts") ?? 99) < (floorOf.get("main.ts") ?? -1));
     const bin = files.find((f) => f.path === "bin.mjs");
     assert.ok(bin && importsOf(bin.file).includes("main.ts"), "dynamic and .mjs imports are read");
+  });
+
+  test("tests mirror the code: test/<path>.test.ts tests src/<path>.ts", () => {
+    const sources = new Set(files.map((f) => f.path));
+    const strays = sourceFiles(TESTS)
+      .map((file) => posix(relative(TESTS, file)))
+      .filter((path) => path.endsWith(".test.ts") && !WHOLE_TREE_TESTS.has(path))
+      .filter((path) => !sources.has(path.replace(/\.test\.ts$/, ".ts")));
+    assert.deepEqual(strays, [], "name each test file after the module it tests, in the same folder");
   });
 });

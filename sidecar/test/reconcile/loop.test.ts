@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { createReconcileLoop, type PassOutcome } from "../src/reconcile/loop.ts";
-import { captureLogger } from "./helpers.ts";
+import { createReconcileLoop, type PassOutcome } from "../../src/reconcile/loop.ts";
+import { captureLogger } from "../helpers.ts";
 
 /** A pass that blocks until released, recording when each pass started. */
 function gatedPass() {

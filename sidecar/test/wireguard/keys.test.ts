@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
-import { hexToWgBase64, isWgBase64Key, wgBase64ToHex, wireguardKeyPair } from "../src/wireguard/keys.ts";
+import { hexToWgBase64, isWgBase64Key, wgBase64ToHex, wireguardKeyPair } from "../../src/wireguard/keys.ts";
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 const wgMissing = spawnSync("wg", ["--version"]).error === undefined ? undefined : "wg(8) is not installed";

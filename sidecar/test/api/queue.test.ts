@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Address } from "viem";
-import { createHub } from "../src/api/hub.ts";
-import { diffPeerViews } from "../src/api/peerEvents.ts";
-import { handshakeLiveness, type PeerLivenessEntry } from "../src/api/providers.ts";
-import { createBoundedQueue } from "../src/api/queue.ts";
-import type { SidecarStatus } from "../src/status.ts";
+import { createHub } from "../../src/api/hub.ts";
+import { diffPeerViews } from "../../src/api/peerEvents.ts";
+import { handshakeLiveness, type PeerLivenessEntry } from "../../src/api/providers.ts";
+import { createBoundedQueue } from "../../src/api/queue.ts";
+import type { SidecarStatus } from "../../src/status.ts";
 
 describe("bounded queue", () => {
   test("first in, first out while it has room", () => {
@@ -158,7 +158,7 @@ describe("peer events", () => {
 describe("message metrics", () => {
   test("created once per registry, so a retried start does not register them twice", async () => {
     const { Registry } = await import("prom-client");
-    const { createMessageMetrics } = await import("../src/messages/metrics.ts");
+    const { createMessageMetrics } = await import("../../src/messages/metrics.ts");
     const registry = new Registry();
     assert.equal(createMessageMetrics(registry), createMessageMetrics(registry));
     assert.notEqual(createMessageMetrics(new Registry()), createMessageMetrics(registry));

@@ -6,28 +6,28 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type Address, bytesToHex, getAddress, keccak256 } from "viem";
-import { type CskClient, type CskRejectReason, createCskClient } from "../src/csk/client.ts";
+import { type CskClient, type CskRejectReason, createCskClient } from "../../src/csk/client.ts";
 import {
   decodeRequest,
   encodeRequest,
   encodeResponse,
   ResponseStatus,
   SEALED_CSK_BYTES,
-} from "../src/csk/codec.ts";
-import { type CskCustody, createCskCustody } from "../src/csk/holder.ts";
-import { type CskServer, createCskServer } from "../src/csk/server.ts";
+} from "../../src/csk/codec.ts";
+import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
+import { type CskServer, createCskServer } from "../../src/csk/server.ts";
 import {
   loadSodium,
   randomBytes,
   type SigningKey,
   sealToIdentityKey,
   signingKeyFromSeed,
-} from "../src/meshnet/crypto.ts";
-import { directoryFrom } from "../src/meshnet/directory.ts";
-import { type MeshSocket, openMeshSocket } from "../src/meshnet/socket.ts";
-import { MessageType, peekType } from "../src/meshnet/wire.ts";
-import type { Member } from "../src/model/member.ts";
-import { freePort } from "./helpers.ts";
+} from "../../src/meshnet/crypto.ts";
+import { directoryFrom } from "../../src/meshnet/directory.ts";
+import { type MeshSocket, openMeshSocket } from "../../src/meshnet/socket.ts";
+import { MessageType, peekType } from "../../src/meshnet/wire.ts";
+import type { Member } from "../../src/model/member.ts";
+import { freePort } from "../helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 const C = { chainId: 31337, cluster: CLUSTER };

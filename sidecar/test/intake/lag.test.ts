@@ -2,9 +2,9 @@
 // within the threshold is flagged; a pushed one, or another member's message, is not.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { type ClusterFixture, randomAppId, setupCluster } from "../../test/helpers/cluster.ts";
-import { MESSAGE_SENT_TOPIC } from "../src/intake/intake.ts";
-import { createLagDetector } from "../src/intake/lag.ts";
+import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { MESSAGE_SENT_TOPIC } from "../../src/intake/intake.ts";
+import { createLagDetector } from "../../src/intake/lag.ts";
 
 describe("indexer lag detector", { timeout: 300_000 }, () => {
   let fx: ClusterFixture;

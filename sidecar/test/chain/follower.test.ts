@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { custom } from "viem";
-import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../test/helpers/cluster.ts";
-import { type ChainContext, connectChain } from "../src/chain/client.ts";
-import { type ClusterReader, createClusterReader } from "../src/chain/cluster.ts";
-import { createMembershipFollower } from "../src/chain/follower.ts";
-import { countingTransport, createRpcTally, type RpcTally } from "../src/chain/transport.ts";
-import { captureLogger } from "./helpers.ts";
+import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
+import { type ChainContext, connectChain } from "../../src/chain/client.ts";
+import { type ClusterReader, createClusterReader } from "../../src/chain/cluster.ts";
+import { createMembershipFollower } from "../../src/chain/follower.ts";
+import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
+import { captureLogger } from "../helpers.ts";
 
 describe("membership follower", () => {
   let fx: ClusterFixture;

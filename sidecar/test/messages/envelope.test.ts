@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { before, describe, test } from "node:test";
 import { ed25519 } from "@noble/curves/ed25519";
 import { type Address, bytesToHex, type Hex } from "viem";
-import { AttestmeshError } from "../src/errors.ts";
+import { AttestmeshError } from "../../src/errors.ts";
 import {
   decodeEnvelope,
   ENVELOPE_HEADER_BYTES,
@@ -14,7 +14,7 @@ import {
   maxPayloadBytes,
   openMessage,
   sealMessage,
-} from "../src/messages/envelope.ts";
+} from "../../src/messages/envelope.ts";
 import {
   open,
   SEAL_OVERHEAD,
@@ -22,7 +22,7 @@ import {
   sodiumReady,
   x25519FromEd25519PublicKey,
   x25519FromEd25519Seed,
-} from "../src/messages/sealedBox.ts";
+} from "../../src/messages/sealedBox.ts";
 
 const CLUSTER: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 

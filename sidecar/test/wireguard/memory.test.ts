@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { InterfaceConfig } from "../src/model/wireguard.ts";
-import { wireguardKeyPair } from "../src/wireguard/keys.ts";
-import { createMemoryBackend } from "../src/wireguard/memory.ts";
+import type { InterfaceConfig } from "../../src/model/wireguard.ts";
+import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
+import { createMemoryBackend } from "../../src/wireguard/memory.ts";
 
 const key = () => wireguardKeyPair(randomBytes(32)).publicKeyBase64;
 const config = (overrides: Partial<InterfaceConfig> = {}): InterfaceConfig => ({

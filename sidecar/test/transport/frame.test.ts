@@ -10,7 +10,7 @@ import {
   FRAME_LIMIT,
   HELLO_BYTES,
   KEEPALIVE_FRAME,
-} from "../src/transport/frame.ts";
+} from "../../src/transport/frame.ts";
 
 const A = "0x1111111111111111111111111111111111111111";
 const B = "0x2222222222222222222222222222222222222222";

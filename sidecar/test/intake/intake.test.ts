@@ -26,9 +26,9 @@ import {
   type SimulatedNode,
   setupCluster,
   simulatedNode,
-} from "../../test/helpers/cluster.ts";
-import { type Intake, type IntakeStatus, startIntake } from "../src/intake/intake.ts";
-import { captureLogger, waitFor } from "./helpers.ts";
+} from "../../../test/helpers/cluster.ts";
+import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
+import { captureLogger, waitFor } from "../helpers.ts";
 
 interface IndexerKey {
   readonly cvm: SimulatedCvm;

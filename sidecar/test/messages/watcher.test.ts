@@ -14,21 +14,21 @@ import {
   type SimulatedNode,
   setupCluster,
   simulatedNode,
-} from "../../test/helpers/cluster.ts";
-import type { ChainContext, GasWallet } from "../src/chain/client.ts";
-import { createClusterReader } from "../src/chain/cluster.ts";
-import { AttestmeshError } from "../src/errors.ts";
-import type { NodeKeys } from "../src/keys.ts";
-import { type CursorStore, createMemoryCursorStore } from "../src/messages/cursor.ts";
-import { envelopeKey } from "../src/messages/dedup.ts";
-import { sealMessage } from "../src/messages/envelope.ts";
-import { createMessageMetrics } from "../src/messages/metrics.ts";
-import { sodiumReady, x25519FromEd25519Seed } from "../src/messages/sealedBox.ts";
-import { createMessageSender } from "../src/messages/sender.ts";
-import type { ReceivedMessage } from "../src/messages/types.ts";
-import { createMessageWatcher } from "../src/messages/watcher.ts";
-import { secret } from "../src/secret.ts";
-import { captureLogger } from "./helpers.ts";
+} from "../../../test/helpers/cluster.ts";
+import type { ChainContext, GasWallet } from "../../src/chain/client.ts";
+import { createClusterReader } from "../../src/chain/cluster.ts";
+import { AttestmeshError } from "../../src/errors.ts";
+import type { NodeKeys } from "../../src/keys.ts";
+import { type CursorStore, createMemoryCursorStore } from "../../src/messages/cursor.ts";
+import { envelopeKey } from "../../src/messages/dedup.ts";
+import { sealMessage } from "../../src/messages/envelope.ts";
+import { createMessageMetrics } from "../../src/messages/metrics.ts";
+import { sodiumReady, x25519FromEd25519Seed } from "../../src/messages/sealedBox.ts";
+import { createMessageSender } from "../../src/messages/sender.ts";
+import type { ReceivedMessage } from "../../src/messages/types.ts";
+import { createMessageWatcher } from "../../src/messages/watcher.ts";
+import { secret } from "../../src/secret.ts";
+import { captureLogger } from "../helpers.ts";
 
 interface Member {
   readonly node: SimulatedNode;

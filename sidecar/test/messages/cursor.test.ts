@@ -6,15 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Address } from "viem";
-import { AttestmeshError } from "../src/errors.ts";
+import { AttestmeshError } from "../../src/errors.ts";
 import {
   type CursorScope,
   createFileCursorStore,
   createMemoryCursorStore,
   cursorFileName,
   parseCursor,
-} from "../src/messages/cursor.ts";
-import { createRecentEnvelopes, envelopeKey } from "../src/messages/dedup.ts";
+} from "../../src/messages/cursor.ts";
+import { createRecentEnvelopes, envelopeKey } from "../../src/messages/dedup.ts";
 
 const SCOPE: CursorScope = {
   chainId: 31337,

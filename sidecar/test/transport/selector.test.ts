@@ -3,7 +3,7 @@
 // handshakes or traffic stop, following the peer's own decision, and a growing pause between tests.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createTransportSelector, type SelectorObservation } from "../src/transport/selector.ts";
+import { createTransportSelector, type SelectorObservation } from "../../src/transport/selector.ts";
 
 const KEY = "k1=";
 const DIRECT = "198.18.0.12:51820";

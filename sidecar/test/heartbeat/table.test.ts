@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { getAddress } from "viem";
-import { encodeHeartbeat, type Heartbeat } from "../src/heartbeat/codec.ts";
-import { createHeartbeatTable, type HeartbeatTable } from "../src/heartbeat/table.ts";
-import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
+import { encodeHeartbeat, type Heartbeat } from "../../src/heartbeat/codec.ts";
+import { createHeartbeatTable, type HeartbeatTable } from "../../src/heartbeat/table.ts";
+import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 const OTHER_CLUSTER = getAddress("0x0000000000000000000000000000000000000bad");

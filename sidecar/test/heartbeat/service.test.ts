@@ -8,12 +8,12 @@ import {
   createHeartbeatService,
   type HeartbeatEvent,
   type HeartbeatService,
-} from "../src/heartbeat/service.ts";
-import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
-import { directoryFrom } from "../src/meshnet/directory.ts";
-import { type MeshSocket, openMeshSocket } from "../src/meshnet/socket.ts";
-import type { Member } from "../src/model/member.ts";
-import { freePort, waitFor } from "./helpers.ts";
+} from "../../src/heartbeat/service.ts";
+import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import { directoryFrom } from "../../src/meshnet/directory.ts";
+import { type MeshSocket, openMeshSocket } from "../../src/meshnet/socket.ts";
+import type { Member } from "../../src/model/member.ts";
+import { freePort, waitFor } from "../helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 

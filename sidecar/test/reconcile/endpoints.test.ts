@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createEndpointsFile, isEndpoint, parseEndpoints } from "../src/reconcile/endpoints.ts";
-import { captureLogger } from "./helpers.ts";
+import { createEndpointsFile, isEndpoint, parseEndpoints } from "../../src/reconcile/endpoints.ts";
+import { captureLogger } from "../helpers.ts";
 
 const A = "0x00000000000000000000000000000000000000aA";
 const B = "0x00000000000000000000000000000000000000bb";

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ipToNumber, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { getAddress, type Hex } from "viem";
-import type { Member } from "../src/model/member.ts";
-import { computeDesiredPeers } from "../src/reconcile/desired.ts";
-import { hexToWgBase64 } from "../src/wireguard/keys.ts";
+import type { Member } from "../../src/model/member.ts";
+import { computeDesiredPeers } from "../../src/reconcile/desired.ts";
+import { hexToWgBase64 } from "../../src/wireguard/keys.ts";
 
 const mesh = parseMeshCidr("10.77.0.0/16");
 

@@ -8,9 +8,9 @@ import {
   type Heartbeat,
   MAX_HEARD,
   verifyHeartbeat,
-} from "../src/heartbeat/codec.ts";
-import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
-import { WireError } from "../src/meshnet/wire.ts";
+} from "../../src/heartbeat/codec.ts";
+import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import { WireError } from "../../src/meshnet/wire.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 let key: SigningKey;

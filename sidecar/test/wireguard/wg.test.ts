@@ -22,11 +22,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { inspect } from "node:util";
 import { type AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { pino } from "pino";
-import type { InterfaceConfig, PeerStatus } from "../src/model/wireguard.ts";
-import type { WireGuardBackend } from "../src/wireguard/backend.ts";
-import { wireguardKeyPair } from "../src/wireguard/keys.ts";
-import { parseWgDump } from "../src/wireguard/parse.ts";
-import { createWgBackend } from "../src/wireguard/wg.ts";
+import type { InterfaceConfig, PeerStatus } from "../../src/model/wireguard.ts";
+import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
+import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
+import { parseWgDump } from "../../src/wireguard/parse.ts";
+import { createWgBackend } from "../../src/wireguard/wg.ts";
 
 function captureLogs() {
   const lines: string[] = [];

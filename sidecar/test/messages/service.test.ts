@@ -25,15 +25,15 @@ import {
   toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { type ClusterFixture, randomAppId, setupCluster } from "../../test/helpers/cluster.ts";
-import { parseConfig } from "../src/config.ts";
-import { AttestmeshError } from "../src/errors.ts";
-import { type Sidecar, startSidecar } from "../src/main.ts";
-import { openMessage } from "../src/messages/envelope.ts";
-import { sodiumReady, x25519FromEd25519Seed } from "../src/messages/sealedBox.ts";
-import { createMemoryBackend } from "../src/wireguard/memory.ts";
-import { apiRequest, type NdjsonStream, openStream, postJson } from "./api-client.ts";
-import { type CapturedLogger, captureLogger, simulatorKeySource, waitFor } from "./helpers.ts";
+import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { parseConfig } from "../../src/config.ts";
+import { AttestmeshError } from "../../src/errors.ts";
+import { type Sidecar, startSidecar } from "../../src/main.ts";
+import { openMessage } from "../../src/messages/envelope.ts";
+import { sodiumReady, x25519FromEd25519Seed } from "../../src/messages/sealedBox.ts";
+import { createMemoryBackend } from "../../src/wireguard/memory.ts";
+import { apiRequest, type NdjsonStream, openStream, postJson } from "../api-client.ts";
+import { type CapturedLogger, captureLogger, simulatorKeySource, waitFor } from "../helpers.ts";
 
 /** Hardhat's development accounts #3..#5 pay the sidecars' gas (#0..#2 are the fixture's). */
 const GAS_KEYS: readonly Hex[] = [
