@@ -25,13 +25,12 @@ import {
 import { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
 import type { Secret } from "./secret.ts";
-import { TRANSPORT_MODES, type TransportMode } from "./transport/selector.ts";
+import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 
 export const WG_MODES = ["auto", "kernel", "userspace", "memory"] as const;
 export type WgMode = (typeof WG_MODES)[number];
 
 export type { ConfigDoc, ConfigProblem, Env } from "@attestmesh/shared/service/env.ts";
-export { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
 
 export interface SidecarConfig {
   readonly rpcUrl: string;

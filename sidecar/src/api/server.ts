@@ -12,7 +12,7 @@ import type { ReceivedMessage } from "../messages/types.ts";
 import type { SidecarStatus } from "../status.ts";
 import type { Hub, Sequenced, Subscription } from "./hub.ts";
 import type { PeerEvent } from "./peerEvents.ts";
-import type { CskHolder, PeerLiveness, PeerLivenessEntry } from "./providers.ts";
+import type { CskReader, PeerLiveness, PeerLivenessEntry } from "./providers.ts";
 import { listenUnix } from "./socket.ts";
 
 /** Largest accepted request body. */
@@ -31,7 +31,7 @@ export interface ApiDeps {
   readonly status: () => SidecarStatus;
   readonly selfKeys: () => SelfKeys | undefined;
   readonly liveness: () => PeerLiveness;
-  readonly csk: () => CskHolder | undefined;
+  readonly csk: () => CskReader | undefined;
   /** Undefined until the node has keys and a chain connection. */
   readonly sender: () => MessageSender | undefined;
   readonly messages: Hub<ReceivedMessage>;
