@@ -24,8 +24,8 @@ import {
 } from "@attestmesh/shared/service/env.ts";
 import { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
-import type { Secret } from "./secret.ts";
 import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
+import type { Secret } from "./secret.ts";
 
 export const WG_MODES = ["auto", "kernel", "userspace", "memory"] as const;
 export type WgMode = (typeof WG_MODES)[number];

@@ -8,13 +8,7 @@ import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 // The protocol's steps are protocol.ts; this file carries them out on a WebSocket.
 import type { SignedLogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import { Counter, Gauge, type Registry } from "prom-client";
-import {
-  type Address,
-  type Chain,
-  type LocalAccount,
-  type PublicClient,
-  type Transport,
-} from "viem";
+import type { Address, Chain, LocalAccount, PublicClient, Transport } from "viem";
 import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
+import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import {
   type Envelope,
   type LogEnvelope,
@@ -16,7 +17,6 @@ import { quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
 import { ed25519 } from "@noble/curves/ed25519";
 import { getAddress, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { MESSAGE_SENT_TOPIC } from "../../src/intake/intake.ts";
 import { createSubscriptionProtocol, type ProtocolStep } from "../../src/intake/protocol.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
