@@ -92,7 +92,11 @@ export function loggableConfig(config: object): Record<string, unknown> {
   for (const [k, v] of Object.entries(config)) {
     if (v === undefined) out[k] = "unset";
     else if (typeof v === "string" && /^[a-z][a-z0-9+.-]*:\/\//i.test(v)) out[k] = redactUrl(v);
-    else if (typeof v === "object" && v !== null && typeof (v as { reveal?: unknown }).reveal === "function") {
+    else if (
+      typeof v === "object" &&
+      v !== null &&
+      typeof (v as { reveal?: unknown }).reveal === "function"
+    ) {
       out[k] = "set";
     } else out[k] = typeof v === "string" ? scrubUrls(v) : v;
   }
