@@ -437,7 +437,7 @@ function crossChecks(values: Partial<SidecarConfig>): ConfigProblem[] {
   return problems;
 }
 
-/** The configuration as it may be logged: everything but the gas key, which shows only whether it is set. */
+/** The configuration as it may be logged: URLs as scheme and host, the gas key only as whether it is set. */
 export function describeConfig(config: SidecarConfig): Record<string, unknown> {
   return loggableConfig(config);
 }
