@@ -22,7 +22,7 @@ import {
   parseEnv,
   privateKey,
 } from "@attestmesh/shared/service/env.ts";
-import { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
+import { LOG_LEVELS, type LogLevel, loggableConfig } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
 import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 import type { Secret } from "./secret.ts";
@@ -436,8 +436,7 @@ function crossChecks(values: Partial<SidecarConfig>): ConfigProblem[] {
   return problems;
 }
 
-/** The configuration as it may be logged: everything but the gas key, which shows only whether it is set. */
+/** The configuration as it may be logged: URLs as scheme and host, the gas key only as whether it is set. */
 export function describeConfig(config: SidecarConfig): Record<string, unknown> {
-  const { gasKey, ...rest } = config;
-  return { ...rest, gasKey: gasKey === undefined ? "unset" : "set" };
+  return loggableConfig(config);
 }

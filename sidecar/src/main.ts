@@ -2,6 +2,7 @@
 // then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
+import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type AppApi, startAppApi } from "./api/app.ts";
@@ -326,7 +327,11 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       const code = error instanceof AttestmeshError ? error.code : "Unexpected";
       logger.fatal({ err: error, code }, "sidecar stopped by a fatal error");
       status.update({
-        lastError: { code, message: error instanceof Error ? error.message : String(error), at: Date.now() },
+        lastError: {
+          code,
+          message: scrubUrls(error instanceof Error ? error.message : String(error)),
+          at: Date.now(),
+        },
       });
       await shutdown.shutdown(`fatal: ${code}`);
       throw error;

@@ -3,6 +3,7 @@
 // per-subscriber queues. A bad request gets a 4xx with `{"error":{"code","message"}}` and changes
 // nothing. Documented in the README ("Application API").
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
 import { AttestmeshError, type SidecarCode } from "../errors.ts";
 import { healthReport } from "../health.ts";
@@ -411,7 +412,8 @@ export async function startApiServer(options: {
       }
       if (error instanceof HttpError) {
         logger.debug({ status: error.status, code: error.code, path: req.url }, "api request refused");
-        send(res, error.status, { error: { code: error.code, message: error.message } }, error.headers);
+        const body = { error: { code: error.code, message: scrubUrls(error.message) } };
+        send(res, error.status, body, error.headers);
         return;
       }
       logger.error({ err: error, path: req.url }, "api request failed");

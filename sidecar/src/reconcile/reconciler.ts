@@ -3,6 +3,7 @@
 // also notices when this node's own membership ended (evicted, or left) and then takes the interface
 // down and hands control back to registration.
 import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
+import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
@@ -191,7 +192,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         status.update({
           lastError: {
             code: error instanceof AttestmeshError ? error.code : "ReconcileFailed",
-            message: error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error),
+            message: scrubUrls(error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)),
             at: Date.now(),
           },
         });
