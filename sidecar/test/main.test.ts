@@ -286,9 +286,11 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
 
     await asOwner((c) => c.write.evict([statusB.memberId!, 1]));
     await waitFor("A to drop B", async () => (await a.backend.peers()).length === 0);
+    // A stays healthy on epoch 0 until its CSK manager reads the eviction's epoch, so wait for the
+    // epoch itself (regression: this waited for "healthy" alone and raced the manager's next tick).
     await waitFor(
       "A, now alone, to commit epoch 1 and be healthy",
-      () => a.sidecar.status().phase === "healthy",
+      () => a.sidecar.csk.current()?.epoch === 1n && a.sidecar.status().phase === "healthy",
     );
     const [epoch1, commitment1] = await client.readContract({
       address: cluster,
