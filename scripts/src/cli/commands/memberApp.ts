@@ -4,6 +4,7 @@
 // `member-app register` registers an existing app id there.
 
 import { randomBytes } from "node:crypto";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { Command } from "commander";
 import { type Address, bytesToHex, type Hex, keccak256, stringToHex } from "viem";
 import { badArgument, parseAddress, parseBytes32 } from "../../owner/args.ts";
@@ -13,6 +14,7 @@ import {
   isRegisteredWithKms,
   parseKmsContract,
   registerAppPlan,
+  registerCommand,
 } from "../../owner/dstackKms.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
 import { runPlan, type TxCommandOptions, txOptions } from "./options.ts";
@@ -68,10 +70,21 @@ export function registerMemberAppCommand(program: Command, io: CliIo): void {
         },
         options,
       );
-      // registerApp accepts any address, so a dry run or --calldata can plan it before the app exists.
-      const registered =
-        kms === undefined ? undefined : await transact(ctx, registerAppPlan(kms, predicted, false), options);
       const sent = created.mode === "sent";
+      // registerApp accepts any address, so a dry run or --calldata can plan it before the app exists.
+      let registered: Awaited<ReturnType<typeof transact>> | undefined;
+      if (kms !== undefined) {
+        try {
+          registered = await transact(ctx, registerAppPlan(kms, predicted, false), options);
+        } catch (error) {
+          if (!sent) throw error;
+          // The app exists now: say so, and how to finish, rather than only why the second step failed.
+          throw new AttestmeshError(
+            `created app ${predicted}, but did not register it with the KMS contract: ${(error as Error).message}; finish with: ${registerCommand(predicted, kms)}`,
+            { code: "KmsRegistrationFailed", details: { appId: predicted, kmsContract: kms }, cause: error },
+          );
+        }
+      }
       if (ctx.json) {
         io.stdout.write(toJson({ ...created, kmsRegistration: registered ?? null }));
         return;
