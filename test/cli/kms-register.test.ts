@@ -17,7 +17,7 @@ import {
   type Hex,
   toFunctionSelector,
 } from "viem";
-import { cliCluster } from "../helpers/cli.ts";
+import { cliCluster, STRANGER_KEY } from "../helpers/cli.ts";
 import { randomAppId } from "../helpers/cluster.ts";
 
 const randomHash = (): Hex => bytesToHex(randomBytes(32));
@@ -220,6 +220,22 @@ describe("attestmesh and dstack's KMS contract", async () => {
     await ok(["allow-any-device", "off", "--yes"]);
   });
 
+  it("member-app register needs no owner key: anyone may register an app with DstackKms", async () => {
+    const appId = randomAppId();
+    const run = await cli(
+      ["member-app", "register", appId, "--kms-contract", kmsAddress, "--yes", "--json"],
+      {
+        env: { ATTESTMESH_OWNER_KEY: STRANGER_KEY },
+      },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.json<Outcome>().events, [{ name: "AppRegistered", args: { appId } }]);
+    assert.equal(await kms.read.registeredApps([appId]), true);
+    // Registering again changes nothing, and the plan says so.
+    const again = await ok(["member-app", "register", appId, "--kms-contract", kmsAddress, "--dry-run"]);
+    assert.match(again.changes["already registered"] ?? "", /^yes/);
+  });
+
   it("--dry-run and --calldata register nothing", async () => {
     const salt = randomHash();
     const predicted = await owner.read.predictMemberApp([salt]);
@@ -277,6 +293,10 @@ describe("attestmesh and dstack's KMS contract", async () => {
     assert.match(message, /Base \(chain 8453\)/);
     await refused(["member-app", "create", "--salt", salt, "--kms-contract", "0x12", "--yes"], "BadArgument");
     await refused(["check", randomAppId(), "--os-image", randomHash()], "BadArgument");
+    await refused(
+      ["member-app", "register", `0x${"00".repeat(20)}`, "--kms-contract", kmsAddress, "--yes"],
+      "BadArgument",
+    );
     assert.equal(await owner.read.isMemberApp([predicted]), false, "no app was created");
   });
 });

@@ -102,6 +102,8 @@ export function registerMemberAppCommand(program: Command, io: CliIo): void {
     .requiredOption("--kms-contract <address|base>", KMS_OPTION)
     .action(async (value: string, options: RegisterOptions) => {
       const appId = parseAddress(value, "app id");
+      if (BigInt(appId) === 0n)
+        throw badArgument("app id must not be the zero address (DstackKms refuses it)");
       const given = options.kmsContract ?? "";
       if (given.toLowerCase() !== "base") parseAddress(given, "--kms-contract");
       await runPlan(io, options, async (ctx) => {
