@@ -35,6 +35,7 @@ describe("attestmesh --help", () => {
       "revoke app",
       "revoke device",
       "member-app create",
+      "member-app register",
       "members",
       "evict",
       "indexer set",

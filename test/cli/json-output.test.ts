@@ -190,6 +190,7 @@ describe("--json output schemas", async () => {
       member: "object|null",
       boot: "object|null",
       join: { allowed: "boolean", reasons: ["string"] },
+      kms: "object|null",
       allowed: "boolean",
     };
     const appId = randomAppId();

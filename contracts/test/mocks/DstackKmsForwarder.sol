@@ -32,8 +32,15 @@ interface IDstackKmsForwarder is IAppAuth {
     /// @param osImageHash The image hash.
     function addOsImageHash(bytes32 osImageHash) external;
 
-    /// @notice Whether an app id is registered.
+    /// @notice Whether an app id is registered (dstack's public `registeredApps` mapping).
     function registeredApps(address appId) external view returns (bool);
+
+    /// @notice The KMS's keys and attestation (dstack's public `kmsInfo` struct, read as a tuple); owners
+    /// read the KMS root from `k256Pubkey`. Empty here: tests set their roots on the cluster directly.
+    function kmsInfo()
+        external
+        view
+        returns (bytes memory k256Pubkey, bytes memory caPubkey, bytes memory quote, bytes memory eventlog);
 
     /// @notice Whether an OS image is allowed.
     function allowedOsImages(bytes32 osImageHash) external view returns (bool);
@@ -61,6 +68,11 @@ contract DstackKmsForwarder is IDstackKmsForwarder {
         if (msg.sender != _owner) revert NotOwner(msg.sender);
         allowedOsImages[osImageHash] = true;
         emit OsImageHashAdded(osImageHash);
+    }
+
+    /// @inheritdoc IDstackKmsForwarder
+    function kmsInfo() external pure returns (bytes memory, bytes memory, bytes memory, bytes memory) {
+        return ("", "", "", "");
     }
 
     /// @inheritdoc IAppAuth

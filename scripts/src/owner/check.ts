@@ -3,6 +3,7 @@
 
 import type { Address, Hex } from "viem";
 import { type ClusterContext, readCluster } from "./context.ts";
+import { dstackKmsAbi, isRegisteredWithKms, registerCommand } from "./dstackKms.ts";
 
 export interface CheckResult {
   readonly appId: Address;
@@ -13,6 +14,17 @@ export interface CheckResult {
   /** null when no compose hash was given: the boot gate needs one. */
   readonly boot: { readonly allowed: boolean; readonly composeHash: Hex; readonly reason: string } | null;
   readonly join: { readonly allowed: boolean; readonly reasons: readonly string[] };
+  /**
+   * dstack's KMS contract, when one was given: dstack's KMS boots no app unregistered there. `boot` is
+   * the KMS contract's own isAppAllowed answer, asked only with a compose hash and an OS image hash.
+   */
+  readonly kms: {
+    readonly contract: Address;
+    readonly registered: boolean;
+    /** The command that registers the app, when it is not registered. */
+    readonly fix: string | null;
+    readonly boot: { readonly allowed: boolean; readonly osImageHash: Hex; readonly reason: string } | null;
+  } | null;
 }
 
 const ZERO32 = `0x${"00".repeat(32)}` as Hex;
@@ -20,7 +32,7 @@ const ZERO32 = `0x${"00".repeat(32)}` as Hex;
 export async function checkApp(
   ctx: ClusterContext,
   appId: Address,
-  options: { composeHash?: Hex; deviceId?: Hex } = {},
+  options: { composeHash?: Hex; deviceId?: Hex; kmsContract?: Address; osImageHash?: Hex } = {},
 ): Promise<CheckResult> {
   const cluster = readCluster(ctx);
   const [appAllowed, revokedAt, memberApp, [memberId, active], kmsRootCount] = await Promise.all([
@@ -35,23 +47,40 @@ export async function checkApp(
   else if (!appAllowed) reasons.push("app id not allowed (`attestmesh allow app`)");
   if (kmsRootCount === 0) reasons.push("no KMS root is allowed, so no key chain can verify");
   let boot: CheckResult["boot"] = null;
+  const bootInfo = (composeHash: Hex) => ({
+    appId,
+    composeHash,
+    instanceId: "0x0000000000000000000000000000000000000000" as Address,
+    deviceId: options.deviceId ?? ZERO32,
+    mrAggregated: ZERO32,
+    mrSystem: ZERO32,
+    osImageHash: options.osImageHash ?? ZERO32,
+    // The platform's TCB is the host's, not the app's: ask as a current platform, so a cluster that
+    // requires an up-to-date TCB still answers about the compose hash and device.
+    tcbStatus: "UpToDate",
+    advisoryIds: [] as string[],
+  });
   if (options.composeHash !== undefined) {
-    const [allowed, reason] = await cluster.read.isAppAllowed([
-      {
-        appId,
-        composeHash: options.composeHash,
-        instanceId: "0x0000000000000000000000000000000000000000",
-        deviceId: options.deviceId ?? ZERO32,
-        mrAggregated: ZERO32,
-        mrSystem: ZERO32,
-        osImageHash: ZERO32,
-        // The platform's TCB is the host's, not the app's: ask as a current platform, so a cluster that
-        // requires an up-to-date TCB still answers about the compose hash and device.
-        tcbStatus: "UpToDate",
-        advisoryIds: [],
-      },
-    ]);
+    const [allowed, reason] = await cluster.read.isAppAllowed([bootInfo(options.composeHash)]);
     boot = { allowed, composeHash: options.composeHash, reason };
+  }
+  let kms: CheckResult["kms"] = null;
+  if (options.kmsContract !== undefined) {
+    const contract = options.kmsContract;
+    const registered = await isRegisteredWithKms(ctx.net, contract, appId);
+    let kmsBoot: NonNullable<CheckResult["kms"]>["boot"] = null;
+    if (options.composeHash !== undefined && options.osImageHash !== undefined) {
+      // The KMS's own question, as its KMS asks it: registration, OS image, code at the app id, then
+      // the app's isAppAllowed from inside the KMS contract's view.
+      const [allowed, reason] = await ctx.net.client.readContract({
+        address: contract,
+        abi: dstackKmsAbi,
+        functionName: "isAppAllowed",
+        args: [bootInfo(options.composeHash)],
+      });
+      kmsBoot = { allowed, osImageHash: options.osImageHash, reason };
+    }
+    kms = { contract, registered, fix: registered ? null : registerCommand(appId, contract), boot: kmsBoot };
   }
   return {
     appId,
@@ -62,5 +91,6 @@ export async function checkApp(
     boot,
     // An app with an active member re-registers as a no-op (a restart), so that is not a refusal.
     join: { allowed: reasons.length === 0, reasons },
+    kms,
   };
 }

@@ -7,6 +7,7 @@
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import {
+  type Abi,
   type Account,
   type Address,
   createWalletClient,
@@ -36,6 +37,8 @@ export interface TxPlan {
   readonly changes: Readonly<Record<string, string>>;
   /** Who may make the call, for --calldata's check (default: the owner; accepting ownership: the pending owner). */
   readonly caller?: "owner" | "pendingOwner";
+  /** Another contract to call instead of the cluster diamond (e.g. dstack's KMS contract), with its ABI. */
+  readonly target?: { readonly address: Address; readonly abi: Abi };
 }
 
 export interface DecodedEvent {
@@ -146,13 +149,15 @@ export async function transact(
   account?: Account,
 ): Promise<TxOutcome> {
   const { net, cluster } = ctx;
-  const call = { abi: clusterAbi, functionName: plan.functionName, args: plan.args } as never;
+  const to = plan.target?.address ?? cluster;
+  const abi: Abi = plan.target?.abi ?? clusterAbi;
+  const call = { abi, functionName: plan.functionName, args: plan.args } as never;
   const data = encodeFunctionData(call);
   const base = {
     action: plan.action,
     chainId: net.chain.id,
     cluster,
-    to: cluster,
+    to,
     value: "0",
     data,
     function: plan.functionName,
@@ -171,7 +176,7 @@ export async function transact(
       functionName: plan.caller ?? "owner",
     });
     try {
-      await net.client.call({ account: owner, to: cluster, data });
+      await net.client.call({ account: owner, to, data });
     } catch (error) {
       throw decodeChainError(error, plan.functionName);
     }
@@ -184,10 +189,10 @@ export async function transact(
   try {
     ({ result } = await net.client.simulateContract({
       ...(call as object),
-      address: cluster,
+      address: to,
       account: signer,
     } as never));
-    gas = await net.client.estimateGas({ account: signer, to: cluster, data });
+    gas = await net.client.estimateGas({ account: signer, to, data });
   } catch (error) {
     throw decodeChainError(error, plan.functionName);
   }
@@ -207,7 +212,7 @@ export async function transact(
   let hash: Hex;
   try {
     hash = await wallet.sendTransaction({
-      to: cluster,
+      to,
       data,
       gas: (gas * 12n) / 10n,
       chain: net.chain,
@@ -235,7 +240,7 @@ export async function transact(
     });
   }
   progress.succeed(`${plan.action}: mined in block ${receipt.blockNumber}`);
-  const events = parseEventLogs({ abi: clusterAbi, logs: receipt.logs }).map((log) => ({
+  const events = parseEventLogs({ abi, logs: receipt.logs }).map((log) => ({
     name: log.eventName,
     args: jsonSafe(log.args) as Record<string, unknown>,
   }));

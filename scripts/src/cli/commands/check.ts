@@ -6,12 +6,19 @@ import { badArgument, parseAddress, parseBytes32 } from "../../owner/args.ts";
 import { checkApp } from "../../owner/check.ts";
 import { composeArgument, composeFormNote } from "../../owner/composeHash.ts";
 import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts";
+import { assertDstackKms, parseKmsContract } from "../../owner/dstackKms.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
 import { ExitCode } from "../exitCode.ts";
 import { NORMALISED_OPTION } from "./composeOptions.ts";
 import { chainOptions } from "./options.ts";
 
-type CheckOptions = ChainCommandOptions & { compose?: string; device?: string; normalised?: boolean };
+type CheckOptions = ChainCommandOptions & {
+  compose?: string;
+  device?: string;
+  normalised?: boolean;
+  kmsContract?: string;
+  osImage?: string;
+};
 
 export function registerCheckCommand(program: Command, io: CliIo): void {
   chainOptions(program.command("check <appId>"))
@@ -22,6 +29,14 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
     )
     .option("--normalised", NORMALISED_OPTION)
     .option("--device <deviceId>", "the device id for the boot gate (default: zero, i.e. allow-any-device)")
+    .option(
+      "--kms-contract <address|base>",
+      "also check the app is registered with dstack's KMS contract (DstackKms; `base`: Phala's on Base), without which its KMS refuses to boot it",
+    )
+    .option(
+      "--os-image <hash>",
+      "with --kms-contract and --compose: also ask the KMS contract's own isAppAllowed for this OS image hash",
+    )
     .action(async (value: string, options: CheckOptions) => {
       const appId = parseAddress(value, "app id");
       const normalised = options.normalised === true;
@@ -31,12 +46,30 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
         options.compose === undefined ? undefined : composeArgument(options.compose, { normalised });
       const composeHash = compose?.hash;
       const deviceId = options.device === undefined ? undefined : parseBytes32(options.device, "--device");
+      const osImageHash =
+        options.osImage === undefined ? undefined : parseBytes32(options.osImage, "--os-image");
+      if (osImageHash !== undefined && (options.kmsContract === undefined || composeHash === undefined)) {
+        throw badArgument("--os-image goes with --kms-contract and --compose");
+      }
+      if (options.kmsContract !== undefined && options.kmsContract.toLowerCase() !== "base") {
+        parseAddress(options.kmsContract, "--kms-contract");
+      }
       const ctx = await clusterContext(io, options);
+      let kmsContract: `0x${string}` | undefined;
+      if (options.kmsContract !== undefined) {
+        kmsContract = parseKmsContract(options.kmsContract, ctx.net.chain.id);
+        await assertDstackKms(ctx.net, kmsContract);
+      }
       const result = await checkApp(ctx, appId, {
         ...(composeHash === undefined ? {} : { composeHash }),
         ...(deviceId === undefined ? {} : { deviceId }),
+        ...(kmsContract === undefined ? {} : { kmsContract }),
+        ...(osImageHash === undefined ? {} : { osImageHash }),
       });
-      const ok = result.join.allowed && (result.boot === null || result.boot.allowed);
+      const kmsOk =
+        result.kms === null ||
+        (result.kms.registered && (result.kms.boot === null || result.kms.boot.allowed));
+      const ok = result.join.allowed && (result.boot === null || result.boot.allowed) && kmsOk;
       if (ctx.json) {
         io.stdout.write(
           toJson({
@@ -55,10 +88,19 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
           result.member === null
             ? "member: none yet"
             : `member: ${result.member.memberId} (${result.member.active ? "active" : "ended"})`;
+        const kms =
+          result.kms === null
+            ? "kms: not checked (pass --kms-contract <address|base>)"
+            : result.kms.registered
+              ? `kms: registered with ${result.kms.contract}` +
+                (result.kms.boot === null
+                  ? ""
+                  : `; its isAppAllowed: ${result.kms.boot.allowed ? "yes" : `no — ${result.kms.boot.reason}`}`)
+              : `kms: no — not registered with dstack's KMS contract ${result.kms.contract}, so its KMS refuses to boot the app; fix: ${result.kms.fix}`;
         const note = compose?.file === undefined ? undefined : composeFormNote(compose.file, normalised);
         if (note) io.stderr.write(`${note.join("\n  ")}\n`);
         io.stdout.write(
-          `${appId}${result.memberApp ? " (member app of this cluster)" : ""}\n${boot}\n${join}\n${member}\n${ok ? "allowed" : "NOT allowed"}\n`,
+          `${appId}${result.memberApp ? " (member app of this cluster)" : ""}\n${boot}\n${kms}\n${join}\n${member}\n${ok ? "allowed" : "NOT allowed"}\n`,
         );
       }
       if (!ok) throw new ExitCode(2);
