@@ -16,6 +16,7 @@ export const SYSTEM_PACKAGES = [
   { command: "wireguard-go", pkg: "wireguard-go", usedBy: "userspace WireGuard interfaces" },
   { command: "ping", pkg: "iputils-ping", usedBy: "reaching nodes across the mesh" },
   { command: "nft", pkg: "nftables", usedBy: "dropping UDP between namespaces (`--block-udp`)" },
+  { command: "curl", pkg: "curl", usedBy: "the README's first hour: a sidecar's application API" },
 ] as const;
 
 export const ALL_PACKAGES = SYSTEM_PACKAGES.map((p) => p.pkg);
