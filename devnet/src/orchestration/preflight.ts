@@ -1,5 +1,5 @@
 // What the devnet needs from the machine: root (network namespaces, TUN devices), /dev/net/tun, and the
-// system packages of systemPackages.ts (userspace WireGuard, iproute2, ping, nftables), which it installs
+// system packages of systemPackages.ts (userspace WireGuard, iproute2, ping, nftables, curl), which it installs
 // with apt-get when they are missing.
 import { access } from "node:fs/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";

@@ -19,7 +19,7 @@ export const SYSTEM_PACKAGES = [
   { command: "curl", pkg: "curl", usedBy: "the README's first hour: a sidecar's application API" },
 ] as const;
 
-export const ALL_PACKAGES = SYSTEM_PACKAGES.map((p) => p.pkg);
+const ALL_PACKAGES = SYSTEM_PACKAGES.map((p) => p.pkg);
 
 /** The packages whose command is not on PATH. */
 export async function missingPackages(): Promise<string[]> {
