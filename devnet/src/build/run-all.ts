@@ -1,4 +1,5 @@
-// `npm test`: lint, type-check, build, then every Solidity and node:test suite. Prints each step's
+// `npm test`: the system packages the tests use (installed as root, see orchestration/systemPackages.ts),
+// lint, type-check, build, then every Solidity and node:test suite. Prints each step's
 // output as it runs and ends with one line `N passed, N failed` (checks + tests) for CI.
 import { spawn } from "node:child_process";
 
@@ -26,6 +27,11 @@ const NODE_TEST_FILES = [
 ];
 
 const STEPS: readonly Step[] = [
+  // First, so the WireGuard and end-to-end tests find their tools on a fresh machine instead of skipping.
+  {
+    name: "system packages (apt-get, as root)",
+    command: ["node", "devnet/src/orchestration/systemPackages.ts"],
+  },
   { name: "lint and format (biome)", command: ["biome", "ci", "."] },
   { name: "type-check (tsc)", command: ["tsc", "-p", "tsconfig.json"] },
   { name: "compile contracts (hardhat build)", command: ["hardhat", "build", "--quiet"] },

@@ -1,10 +1,12 @@
 // `devnet up`: a Hardhat node, the cluster deployed and allowlisted by its owner, and N nodes each in
 // its own network namespace with a dstack simulator and a sidecar, waited on until every one is healthy.
 import { join } from "node:path";
+import { readArtifact } from "@attestmesh/scripts/deploy/artifacts.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { createKmsRoot } from "../dstack-sim/simulator.ts";
 import { deployDevnetCluster, devnetClients } from "./chain.ts";
 import { devnetDown } from "./down.ts";
+import { run } from "./exec.ts";
 import { devnetStatus, readHealth } from "./health.ts";
 import { startIndexer } from "./indexer.ts";
 import { createHub } from "./netns.ts";
@@ -49,6 +51,7 @@ export interface UpOptions {
 export async function devnetUp(options: UpOptions) {
   const { progress } = options;
   await preflight(progress);
+  await buildContractsIfMissing(progress);
   if (await readState()) {
     progress("removing the previous devnet");
   }
@@ -125,9 +128,35 @@ export async function devnetUp(options: UpOptions) {
   for (let index = 1; index <= options.nodes; index++) {
     progress(`starting node${index}`);
     state = await addNodeToState(clients, state, index);
+    // One registration at a time, so node I is member I with mesh IP 10.77.0.I, as the README says.
+    if (index < options.nodes) await waitRegistered(state.nodes.at(-1)!, options.timeoutMs);
   }
   await waitHealthy(state, state.nodes, options.timeoutMs, progress);
   return devnetStatus(state);
+}
+
+/** A fresh clone has no artifacts yet when `npm run devnet` comes before `npm test` or `npm run build`. */
+async function buildContractsIfMissing(progress: (message: string) => void): Promise<void> {
+  try {
+    await Promise.all([readArtifact("Diamond"), readArtifact("EntryPoint")]);
+  } catch {
+    progress("compiling the contracts (hardhat build; once, on a fresh checkout)");
+    await run(join(REPO_ROOT, "node_modules/.bin/hardhat"), [
+      "--config",
+      join(REPO_ROOT, "hardhat.config.ts"),
+      "build",
+      "--quiet",
+    ]);
+  }
+}
+
+async function waitRegistered(node: DevnetNode, timeoutMs: number): Promise<void> {
+  await waitFor(
+    `${node.name} to register`,
+    async () => ((await readHealth(node)).health?.memberId != null ? true : undefined),
+    timeoutMs,
+    250,
+  );
 }
 
 export async function addNodeToState(
