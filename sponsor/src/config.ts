@@ -130,7 +130,7 @@ const VARIABLES: EnvTable<SponsorConfig> = {
   },
   maxPreVerificationGas: {
     name: "SPONSOR_MAX_PRE_VERIFICATION_GAS",
-    default: "1000000",
+    default: "5000000",
     description: "Largest preVerificationGas (L1 data cost on a rollup included) one operation may carry.",
     parse: integer(0, 100_000_000),
   },

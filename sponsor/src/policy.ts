@@ -102,7 +102,7 @@ export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
   maxCostWei: 10_000_000_000_000_000n,
   maxCallGas: 2_000_000n,
   maxVerificationGas: 1_000_000n,
-  maxPreVerificationGas: 1_000_000n,
+  maxPreVerificationGas: 5_000_000n,
 };
 
 export interface PolicyConfig {

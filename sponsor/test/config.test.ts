@@ -32,7 +32,7 @@ test("defaults apply and the signer key does not print with the config", () => {
   assert.equal(config.maxCostWei, 10_000_000_000_000_000n);
   assert.deepEqual(
     [config.maxCallGas, config.maxVerificationGas, config.maxPreVerificationGas],
-    [2_000_000, 1_000_000, 1_000_000],
+    [2_000_000, 1_000_000, 5_000_000],
   );
 });
 

@@ -676,7 +676,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       "over-limit",
     );
     await assertRefused(
-      askSponsor({ ...(await operation(keys, call)), preVerificationGas: 1_000_001n }),
+      askSponsor({ ...(await operation(keys, call)), preVerificationGas: 5_000_001n }),
       "over-limit",
     );
     await assertRefused(
