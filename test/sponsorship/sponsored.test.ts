@@ -701,6 +701,28 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     assert.equal(capped.ledger.usage(keys.member.address).ops, 3);
   });
 
+  test("a paid operation is charged its actual cost only once it is SPONSOR_CONFIRMATIONS blocks deep", async () => {
+    const deep = await fx.startSponsor({ confirmations: 2 });
+    const { keys, txHash } = await registeredMember(deep.url);
+    const receipt = await fx.publicClient.getTransactionReceipt({ hash: txHash });
+    const [event] = parseEventLogs({
+      abi: entryPoint07Abi,
+      logs: receipt.logs,
+      eventName: "UserOperationEvent",
+    });
+    assert.ok(event);
+    await deep.watcher.sync();
+    assert.equal(deep.ledger.spend(event.args.userOpHash), undefined, "not yet confirmed");
+    const reserved = deep.ledger.usage(keys.member.address);
+    assert.equal(reserved.ops, 1);
+    assert.ok(reserved.wei > event.args.actualGasCost, "until then the approval's maximum stays reserved");
+    await fx.publicClient.request({ method: "hardhat_mine", params: ["0x2"] } as never);
+    await deep.watcher.sync();
+    assert.equal(deep.ledger.spend(event.args.userOpHash)?.actualGasCost, event.args.actualGasCost);
+    assert.deepEqual(deep.ledger.usage(keys.member.address), { ops: 1, wei: event.args.actualGasCost });
+    await deep.stop();
+  });
+
   test("caps after a service restart are what they were", async () => {
     const caps = { maxOps: 2, maxWei: 10n ** 18n };
     const first = await fx.startSponsor({ caps });
