@@ -8,6 +8,7 @@ import {
   configDocs,
   type Env,
   type EnvTable,
+  filePath,
   hostName,
   httpUrl,
   integer,
@@ -31,6 +32,15 @@ export interface SponsorConfig {
   readonly maxOpsPerDay: number;
   readonly maxWeiPerDay: bigint;
   readonly validitySeconds: number;
+  /** Per-operation bounds: the most one approval may cost and the largest gas limits it may carry. */
+  readonly maxCostWei: bigint;
+  readonly maxCallGas: number;
+  readonly maxVerificationGas: number;
+  readonly maxPreVerificationGas: number;
+  /** The SQLite file holding reservations, paid spends and the chain cursor. */
+  readonly stateDb: string;
+  /** Blocks behind the head before a paid operation is charged (reorg depth). */
+  readonly confirmations: number;
   readonly host: string;
   readonly port: number;
   readonly logLevel: LogLevel;
@@ -84,13 +94,13 @@ const VARIABLES: EnvTable<SponsorConfig> = {
   maxOpsPerDay: {
     name: "SPONSOR_MAX_OPS_PER_DAY",
     default: "500",
-    description: "Operations approved per member key per UTC day.",
+    description: "Operations paid or reserved per member key per UTC day.",
     parse: integer(0, 1_000_000),
   },
   maxWeiPerDay: {
     name: "SPONSOR_MAX_WEI_PER_DAY",
     default: "50000000000000000",
-    description: "Maximum cost (wei) approved per member key per UTC day.",
+    description: "Wei paid or reserved per member key per UTC day.",
     parse: bigInteger("wei"),
   },
   validitySeconds: {
@@ -98,6 +108,44 @@ const VARIABLES: EnvTable<SponsorConfig> = {
     default: "300",
     description: "How long an approval stays valid on chain.",
     parse: integer(10, 86_400, " s"),
+  },
+  maxCostWei: {
+    name: "SPONSOR_MAX_COST_WEI",
+    default: "10000000000000000",
+    description:
+      "Most one operation may cost (gas limits times maxFeePerGas, wei); larger requests are refused.",
+    parse: bigInteger("wei"),
+  },
+  maxCallGas: {
+    name: "SPONSOR_MAX_CALL_GAS",
+    default: "2000000",
+    description: "Largest callGasLimit one sponsored operation may carry.",
+    parse: integer(0, 100_000_000),
+  },
+  maxVerificationGas: {
+    name: "SPONSOR_MAX_VERIFICATION_GAS",
+    default: "1000000",
+    description: "Largest verificationGasLimit (account creation included) one operation may carry.",
+    parse: integer(0, 100_000_000),
+  },
+  maxPreVerificationGas: {
+    name: "SPONSOR_MAX_PRE_VERIFICATION_GAS",
+    default: "5000000",
+    description: "Largest preVerificationGas (L1 data cost on a rollup included) one operation may carry.",
+    parse: integer(0, 100_000_000),
+  },
+  stateDb: {
+    name: "SPONSOR_STATE_DB",
+    default: "attestmesh-sponsor.sqlite",
+    description:
+      "SQLite file for the caps: reservations, paid spends, the chain cursor. Survives restarts; keep it on a persistent volume.",
+    parse: filePath,
+  },
+  confirmations: {
+    name: "SPONSOR_CONFIRMATIONS",
+    default: "10",
+    description: "Blocks behind the head before a paid operation's actual cost is charged (reorg safety).",
+    parse: integer(0, 1_000),
   },
   host: { name: "SPONSOR_HOST", default: "127.0.0.1", description: "Listen address.", parse: hostName },
   port: {

@@ -14,11 +14,12 @@ import { createSponsorMetrics } from "./metrics.ts";
 import { createPolicyChain } from "./policy.ts";
 import { type SponsorServer, startSponsorServer } from "./server.ts";
 import { createSponsorService } from "./service.ts";
+import { createSpendWatcher } from "./spend.ts";
 
 export async function runSponsor(
   env: Readonly<Record<string, string | undefined>>,
   logger: Logger = createLogger({ level: parseSponsorConfig(env).logLevel }),
-): Promise<SponsorServer> {
+): Promise<SponsorServer & { readonly stop: () => Promise<void> }> {
   const config = parseSponsorConfig(env);
   logger.info({ config: loggableConfig(config) }, "attestmesh sponsor starting");
   const client = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000, retryCount: 2 }) });
@@ -46,13 +47,33 @@ export async function runSponsor(
     entryPoint: config.entryPoint,
     cluster: config.cluster,
     accountFactory: config.accountFactory,
+    limits: {
+      maxCostWei: config.maxCostWei,
+      maxCallGas: BigInt(config.maxCallGas),
+      maxVerificationGas: BigInt(config.maxVerificationGas),
+      maxPreVerificationGas: BigInt(config.maxPreVerificationGas),
+    },
   };
+  const chain = createPolicyChain(client, policy);
+  const caps = createCapLedger({ maxOps: config.maxOpsPerDay, maxWei: config.maxWeiPerDay }, config.stateDb);
+  const watcher = createSpendWatcher({
+    client,
+    entryPoint: config.entryPoint,
+    paymaster: config.paymaster,
+    ledger: caps,
+    confirmations: config.confirmations,
+    ownerOf: (account) => chain.accountOwner(account),
+    logger,
+  });
+  // Caught up before the first decision, so a restart charges what was paid while it was down.
+  await watcher.sync();
+  watcher.start();
   const service = createSponsorService({
     policy,
-    chain: createPolicyChain(client, policy),
+    chain,
     paymaster: config.paymaster,
     signer,
-    caps: createCapLedger({ maxOps: config.maxOpsPerDay, maxWei: config.maxWeiPerDay }),
+    caps,
     validitySeconds: config.validitySeconds,
     logger,
     metrics,
@@ -62,7 +83,14 @@ export async function runSponsor(
     { chainId, cluster: config.cluster, paymaster: config.paymaster, signer: signer.address },
     "sponsoring member operations",
   );
-  return server;
+  return {
+    ...server,
+    async stop() {
+      await server.close();
+      await watcher.stop();
+      caps.close();
+    },
+  };
 }
 
 export async function main(): Promise<void> {
@@ -70,7 +98,7 @@ export async function main(): Promise<void> {
     const logger = createLogger({ level: parseSponsorConfig(process.env).logLevel });
     const server = await runSponsor(process.env, logger);
     const shutdown = createShutdown({ logger });
-    shutdown.add("sponsor server", () => server.close());
+    shutdown.add("sponsor server and cap ledger", () => server.stop());
     exitOnSignals(shutdown, { logger });
   } catch (error) {
     process.stderr.write(`attestmesh-sponsor: ${scrubUrls((error as Error).message)}\n`);

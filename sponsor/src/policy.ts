@@ -1,9 +1,13 @@
 // The sponsorship policy: which UserOperations the operator pays for. An operation is sponsored only
 // when it is for this chain and EntryPoint, comes from a member account of this cluster's factory,
 // calls the cluster (nothing else) with zero value, is one of the member actions nodes send, comes
-// from the member (or, for `register`, the app's own member key) and would succeed on chain now.
-// Every refusal names its reason. Caps are applied on top by the service (see caps.ts).
+// from the member (or, for `register`, the app's own member key), carries the member key's signature
+// over the request (so a stranger replaying a member's public calldata gets nothing charged to it),
+// stays within the per-operation gas and cost bounds, changes something (a registration the chain
+// already holds is a no-op: nothing to sponsor) and would succeed on chain now. Every refusal names
+// its reason. Caps are applied on top by the service (see caps.ts).
 import { clusterAbi, memberAccountAbi, memberAccountFactoryAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { sponsorRequestDigest } from "@attestmesh/shared/contracts/sponsorRequest.ts";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import {
   type Address,
@@ -15,7 +19,10 @@ import {
   type Hex,
   hexToBytes,
   isAddressEqual,
+  isHex,
   type PublicClient,
+  recoverMessageAddress,
+  size,
   type Transport,
 } from "viem";
 import { publicKeyToAddress } from "viem/accounts";
@@ -34,8 +41,11 @@ export const REFUSAL_REASONS = [
   "disallowed-target",
   "non-zero-value",
   "disallowed-function",
+  "over-limit",
+  "no-member-proof",
   "not-own-registration",
   "not-member",
+  "already-member",
   "not-registrable",
   "would-revert",
   "cap-exceeded",
@@ -63,7 +73,9 @@ export interface PolicyChain {
   accountOf(owner: Address): Promise<Address>;
   /** The account's `owner()`, or undefined when `account` is no contract that answers it. */
   accountOwner(account: Address): Promise<Address | undefined>;
-  member(memberId: bigint): Promise<{ readonly active: boolean; readonly memberKey: Address }>;
+  member(memberId: bigint): Promise<MemberRecord>;
+  /** The member an app id holds, and whether it is active. */
+  memberOfApp(appId: Address): Promise<{ readonly memberId: bigint; readonly active: boolean }>;
   /** Runs the cluster call from `from` against the latest state; the custom error name on a revert. */
   simulate(
     from: Address,
@@ -71,17 +83,42 @@ export interface PolicyChain {
   ): Promise<{ readonly ok: true } | { readonly ok: false; readonly error: string }>;
 }
 
+export interface MemberRecord {
+  readonly active: boolean;
+  readonly memberKey: Address;
+  readonly wireguardKey: Hex;
+  readonly identityKey: Hex;
+}
+
+/** Per-operation bounds: no single approval may reserve more than these. */
+export interface OperationLimits {
+  readonly maxCostWei: bigint;
+  readonly maxCallGas: bigint;
+  readonly maxVerificationGas: bigint;
+  readonly maxPreVerificationGas: bigint;
+}
+
+export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
+  maxCostWei: 10_000_000_000_000_000n,
+  maxCallGas: 2_000_000n,
+  maxVerificationGas: 1_000_000n,
+  maxPreVerificationGas: 5_000_000n,
+};
+
 export interface PolicyConfig {
   readonly chainId: number;
   readonly entryPoint: Address;
   readonly cluster: Address;
   readonly accountFactory: Address;
+  readonly limits?: OperationLimits;
 }
 
 export interface PolicyRequest {
   readonly userOp: ApprovedOperation;
   readonly entryPoint: Address;
   readonly chainId: number;
+  /** The ERC-7677 context: `{ memberSignature }`, the member key's signature over the request. */
+  readonly context?: unknown;
 }
 
 export function maxCostOf(op: ApprovedOperation): bigint {
@@ -106,6 +143,31 @@ function memberKeyOf(memberPubkey: Hex): Address | undefined {
   try {
     const point = secp256k1.ProjectivePoint.fromHex(hexToBytes(memberPubkey));
     return publicKeyToAddress(bytesToHex(point.toRawBytes(false)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who signed the request's `context.memberSignature`, or undefined when it carries none that recovers. */
+async function memberProofSigner(
+  request: PolicyRequest,
+  op: ApprovedOperation,
+): Promise<Address | undefined> {
+  const context = request.context;
+  if (typeof context !== "object" || context === null) return undefined;
+  const signature = (context as { memberSignature?: unknown }).memberSignature;
+  if (typeof signature !== "string" || !isHex(signature) || size(signature) !== 65) return undefined;
+  const digest = sponsorRequestDigest({
+    chainId: request.chainId,
+    entryPoint: request.entryPoint,
+    sender: op.sender,
+    nonce: op.nonce,
+    factory: op.factory,
+    factoryData: op.factoryData,
+    callData: op.callData,
+  });
+  try {
+    return await recoverMessageAddress({ message: { raw: digest }, signature });
   } catch {
     return undefined;
   }
@@ -169,9 +231,30 @@ export async function evaluatePolicy(
       `EntryPoint ${request.entryPoint} asked, this sponsor serves ${config.entryPoint}`,
     );
   }
+  const limits = config.limits ?? DEFAULT_OPERATION_LIMITS;
+  const bounds: Array<[string, bigint, bigint]> = [
+    ["callGasLimit", op.callGasLimit, limits.maxCallGas],
+    ["verificationGasLimit", op.verificationGasLimit, limits.maxVerificationGas],
+    ["preVerificationGas", op.preVerificationGas, limits.maxPreVerificationGas],
+    ["maximum cost (wei)", maxCostOf(op), limits.maxCostWei],
+  ];
+  for (const [what, value, bound] of bounds) {
+    if (value > bound) return refuse("over-limit", `${what} ${value} is over this sponsor's bound ${bound}`);
+  }
   const who = await ownerOf(op, config, chain);
   if ("approved" in who) return who;
   const { owner } = who;
+
+  const proof = await memberProofSigner(request, op);
+  if (proof === undefined || !isAddressEqual(proof, owner)) {
+    return refuse(
+      "no-member-proof",
+      proof === undefined
+        ? "the request carries no context.memberSignature by the member key"
+        : `context.memberSignature is by ${proof}, not the account's member key ${owner}`,
+      { owner },
+    );
+  }
 
   let target: Address;
   let value: bigint;
@@ -216,6 +299,24 @@ export async function evaluatePolicy(
         `the registration is for member key ${memberKey ?? "(invalid)"} of app ${proof.appId}, not the account owner ${owner}`,
         { owner, functionName },
       );
+    }
+    // The cluster answers a registration it already holds with the existing id and changes nothing
+    // (without checking the signature): paying for it would only burn the member's caps.
+    const held = await chain.memberOfApp(proof.appId);
+    if (held.active) {
+      const record = await chain.member(held.memberId);
+      const [, wireguardKey, identityKey] = args as readonly [unknown, Hex, Hex];
+      if (
+        isAddressEqual(record.memberKey, owner) &&
+        record.wireguardKey.toLowerCase() === wireguardKey.toLowerCase() &&
+        record.identityKey.toLowerCase() === identityKey.toLowerCase()
+      ) {
+        return refuse(
+          "already-member",
+          `app ${proof.appId} is already active member ${held.memberId} with this record; nothing to sponsor`,
+          { owner, functionName },
+        );
+      }
     }
   } else {
     const memberId = args[0] as bigint;
@@ -268,7 +369,21 @@ export function createPolicyChain(
         functionName: "member",
         args: [memberId],
       });
-      return { active: record.status === 1, memberKey: record.memberKey };
+      return {
+        active: record.status === 1,
+        memberKey: record.memberKey,
+        wireguardKey: record.wireguardKey,
+        identityKey: record.identityKey,
+      };
+    },
+    async memberOfApp(appId) {
+      const [memberId, active] = await client.readContract({
+        address: config.cluster,
+        abi: clusterAbi,
+        functionName: "memberOfApp",
+        args: [appId],
+      });
+      return { memberId, active };
     },
     async simulate(from, data) {
       // Decoded here so the revert decodes against the cluster ABI (the reason a refusal gives).

@@ -107,11 +107,12 @@ export async function startSponsorServer(options: {
       if (!Array.isArray(request.params) || request.params.length < 3) {
         throw new BadRequest("params must be [userOperation, entryPoint, chainId, context?]");
       }
-      const [rawOp, entryPoint, chainId] = request.params as unknown[];
+      const [rawOp, entryPoint, chainId, context] = request.params as unknown[];
       const answer = await service.decide(method, {
         userOp: parseUserOperation(rawOp),
         entryPoint: address(entryPoint, "entryPoint"),
         chainId: Number(quantity(chainId, "chainId")),
+        context,
       });
       if (!answer.approved) {
         return {

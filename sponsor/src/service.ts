@@ -1,5 +1,8 @@
 // The sponsorship decision for one ERC-7677 request: the policy, then the member's daily caps, then
-// the signed approval. Every decision is logged with its reason and counted in the metrics.
+// the signed approval. A final approval reserves its maximum cost in the cap ledger (checked and
+// recorded in one transaction); the spend watcher later converts it into what the EntryPoint actually
+// charged, or it lapses with the approval's window. Every decision is logged with its reason and
+// counted in the metrics.
 
 import type { Logger } from "pino";
 import type { Address, LocalAccount } from "viem";
@@ -25,6 +28,8 @@ export interface SponsorRequest {
   readonly userOp: ApprovedOperation;
   readonly entryPoint: Address;
   readonly chainId: number;
+  /** The ERC-7677 context the wallet sent (`{ memberSignature }`). */
+  readonly context?: unknown;
 }
 
 export type SponsorAnswer =
@@ -65,15 +70,35 @@ export function createSponsorService(options: {
       };
       const at = now();
       let decision = await evaluatePolicy({ ...request, userOp }, options.policy, options.chain);
-      if (
-        decision.approved &&
-        !options.caps.fits(decision.owner, method === "final" ? decision.maxCost : 0n, at)
-      ) {
-        const used = options.caps.usage(decision.owner, at);
+      const nowSeconds = Math.floor(at.getTime() / 1000);
+      const window: ApprovalWindow = {
+        validAfter: Math.max(0, nowSeconds - 60),
+        validUntil: nowSeconds + options.validitySeconds,
+      };
+      // The check and the reservation are one transaction, after the last await: concurrent requests
+      // cannot both fit into the last slot of a cap.
+      const capped = !decision.approved
+        ? undefined
+        : method === "final"
+          ? options.caps.reserve(
+              {
+                owner: decision.owner,
+                sender: userOp.sender,
+                nonce: userOp.nonce,
+                maxCost: decision.maxCost,
+                validUntil: window.validUntil,
+              },
+              at,
+            )
+          : options.caps.fits(decision.owner, 0n, at)
+            ? ({ ok: true } as const)
+            : ({ ok: false, usage: options.caps.usage(decision.owner, at) } as const);
+      if (decision.approved && capped !== undefined && !capped.ok) {
+        const used = capped.usage;
         decision = {
           approved: false,
           reason: "cap-exceeded",
-          detail: `member key ${decision.owner} used ${used.ops} operations and ${used.wei} wei of its daily cap`,
+          detail: `member key ${decision.owner} has ${used.ops} operations and ${used.wei} wei paid or reserved against its daily cap`,
           owner: decision.owner,
           functionName: decision.functionName,
         };
@@ -99,11 +124,6 @@ export function createSponsorService(options: {
         stop();
         return { approved: false, reason: decision.reason, detail: decision.detail };
       }
-      const nowSeconds = Math.floor(at.getTime() / 1000);
-      const window: ApprovalWindow = {
-        validAfter: Math.max(0, nowSeconds - 60),
-        validUntil: nowSeconds + options.validitySeconds,
-      };
       let paymasterData: `0x${string}`;
       if (method === "final") {
         paymasterData = await signApproval(
@@ -113,7 +133,6 @@ export function createSponsorService(options: {
           options.paymaster,
           window,
         );
-        options.caps.record(decision.owner, decision.maxCost, at);
         metrics.approvedMaxCostWei.inc({ function: decision.functionName }, Number(decision.maxCost));
       } else {
         paymasterData = encodePaymasterData(window, STUB_APPROVAL_SIGNATURE);

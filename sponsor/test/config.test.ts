@@ -26,7 +26,14 @@ test("defaults apply and the signer key does not print with the config", () => {
   assert.equal(config.port, 4338);
   assert.equal(config.signerKey.reveal(), KEY);
   assert.ok(!inspect(config, { depth: 5 }).includes(KEY.slice(2)));
-  assert.ok(!JSON.stringify({ ...config, maxWeiPerDay: "" }).includes(KEY.slice(2)));
+  assert.ok(!JSON.stringify({ ...config, maxWeiPerDay: "", maxCostWei: "" }).includes(KEY.slice(2)));
+  assert.equal(config.stateDb, "attestmesh-sponsor.sqlite");
+  assert.equal(config.confirmations, 10);
+  assert.equal(config.maxCostWei, 10_000_000_000_000_000n);
+  assert.deepEqual(
+    [config.maxCallGas, config.maxVerificationGas, config.maxPreVerificationGas],
+    [2_000_000, 1_000_000, 5_000_000],
+  );
 });
 
 test("every bad variable is named in one error; a bad key is not echoed", () => {

@@ -2,7 +2,9 @@
 // the EntryPoint v0.7, the member-account factory and the paymaster, Pimlico's Alto bundler, and the
 // sponsorship service in-process. One stack per test file; `stop()` ends every process it started.
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type RunningBundler, startAlto } from "@attestmesh/devnet/bundler/alto.ts";
@@ -17,9 +19,10 @@ import { secret } from "@attestmesh/sidecar/secret.ts";
 import { captureLogger, simulatorKeySource } from "@attestmesh/sidecar/testing/helpers.ts";
 import { createCapLedger, type DailyCaps } from "@attestmesh/sponsor/caps.ts";
 import { createSponsorMetrics } from "@attestmesh/sponsor/metrics.ts";
-import { createPolicyChain, type PolicyConfig } from "@attestmesh/sponsor/policy.ts";
+import { createPolicyChain, type OperationLimits, type PolicyConfig } from "@attestmesh/sponsor/policy.ts";
 import { type SponsorServer, startSponsorServer } from "@attestmesh/sponsor/server.ts";
 import { createSponsorService } from "@attestmesh/sponsor/service.ts";
+import { createSpendWatcher } from "@attestmesh/sponsor/spend.ts";
 import {
   createPublicClient,
   createWalletClient,
@@ -73,6 +76,11 @@ async function startHardhatNode(port: number): Promise<ChildProcess> {
 export interface SponsorOptions {
   readonly caps?: DailyCaps;
   readonly chainId?: number;
+  /** The ledger file; a fresh one in a temporary directory unless given (a restart passes the old one). */
+  readonly stateDb?: string;
+  readonly limits?: OperationLimits;
+  readonly confirmations?: number;
+  readonly validitySeconds?: number;
 }
 
 export async function setupSponsorship() {
@@ -147,13 +155,33 @@ export async function setupSponsorship() {
     async function startSponsor(options: SponsorOptions = {}) {
       const logs = captureLogger("info");
       const metrics = createSponsorMetrics();
+      const stateDb =
+        options.stateDb ?? join(mkdtempSync(join(tmpdir(), "attestmesh-sponsor-")), "state.sqlite");
+      const ledger = createCapLedger(options.caps ?? { maxOps: 100, maxWei: 10n ** 18n }, stateDb);
+      const policyChain = createPolicyChain(publicClient, policy);
+      const watcher = createSpendWatcher({
+        client: publicClient,
+        entryPoint: sponsorship.entryPoint,
+        paymaster: sponsorship.paymaster,
+        ledger,
+        confirmations: options.confirmations ?? 0,
+        ownerOf: (account) => policyChain.accountOwner(account),
+        logger: logs.logger,
+        pollMs: 200,
+      });
+      await watcher.sync();
+      watcher.start();
       const service = createSponsorService({
-        policy: { ...policy, chainId: options.chainId ?? chainId },
-        chain: createPolicyChain(publicClient, policy),
+        policy: {
+          ...policy,
+          chainId: options.chainId ?? chainId,
+          ...(options.limits === undefined ? {} : { limits: options.limits }),
+        },
+        chain: policyChain,
         paymaster: sponsorship.paymaster,
         signer,
-        caps: createCapLedger(options.caps ?? { maxOps: 100, maxWei: 10n ** 18n }),
-        validitySeconds: 300,
+        caps: ledger,
+        validitySeconds: options.validitySeconds ?? 300,
         logger: logs.logger,
         metrics,
       });
@@ -164,8 +192,16 @@ export async function setupSponsorship() {
         host: "127.0.0.1",
         port: 0,
       });
-      stops.push(() => server.close());
-      return { server, logs, metrics, url: server.url };
+      let stopped = false;
+      const stop = async () => {
+        if (stopped) return;
+        stopped = true;
+        await server.close();
+        await watcher.stop();
+        ledger.close();
+      };
+      stops.push(stop);
+      return { server, logs, metrics, url: server.url, ledger, watcher, stateDb, stop };
     }
 
     /** A simulated node whose app id the owner allowed (unless told not to). */

@@ -198,6 +198,7 @@ describe("no secret in a log line", { timeout: 240_000 }, () => {
         SPONSOR_SIGNER_KEY: SIGNER_KEY,
         SPONSOR_PORT: "0",
         SPONSOR_LOG_LEVEL: "trace",
+        SPONSOR_STATE_DB: join(dir, `${name.replace(/\W+/g, "-")}.sqlite`),
       });
 
     // Live RPC, sponsored writes through a dead bundler and paymaster: the start line names all three

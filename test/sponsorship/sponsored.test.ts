@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { clusterAbi, memberAccountAbi, sponsorPaymasterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { sponsorRequestDigest } from "@attestmesh/shared/contracts/sponsorRequest.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { createClusterReader } from "@attestmesh/sidecar/chain/cluster.ts";
@@ -22,6 +23,7 @@ import {
   type Address,
   type BaseError,
   ContractFunctionRevertedError,
+  decodeFunctionData,
   encodeFunctionData,
   type Hex,
   http,
@@ -41,6 +43,7 @@ import { type SponsorshipFixture, setupSponsorship } from "../helpers/sponsorshi
 
 describe("sponsored registration through a real bundler", { timeout: 300_000 }, () => {
   let fx: SponsorshipFixture;
+  let sponsor: Awaited<ReturnType<SponsorshipFixture["startSponsor"]>>;
   let sponsorUrl: string;
   let keys: NodeKeys;
   let writer: ClusterWriter;
@@ -48,7 +51,8 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
 
   before(async () => {
     fx = await setupSponsorship();
-    sponsorUrl = (await fx.startSponsor()).url;
+    sponsor = await fx.startSponsor();
+    sponsorUrl = sponsor.url;
   });
   after(async () => fx?.stop());
 
@@ -108,6 +112,13 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     assert.equal(event.args.success, true);
     const depositAfter = await fx.publicClient.getBalance({ address: fx.sponsorship.entryPoint });
     assert.equal(depositBefore - depositAfter, event.args.actualGasCost);
+    // The member's caps are charged exactly what the EntryPoint charged, not the approval's maximum.
+    await sponsor.watcher.sync();
+    const spend = sponsor.ledger.spend(event.args.userOpHash);
+    assert.equal(spend?.actualGasCost, event.args.actualGasCost);
+    assert.equal(spend?.owner, keys.member.address.toLowerCase());
+    assert.equal(spend?.success, true);
+    assert.deepEqual(sponsor.ledger.usage(keys.member.address), { ops: 1, wei: event.args.actualGasCost });
   });
 
   test("the member commits the CSK, sends a message and leaves, all sponsored; it still holds nothing", async () => {
@@ -174,6 +185,9 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
   });
   after(async () => fx?.stop());
 
+  /** Which node's member key owns each account the tests built an operation for. */
+  const ownerOf = new Map<Address, NodeKeys>();
+
   async function accountOf(keys: NodeKeys) {
     return toMemberAccount({
       client: (await fx.chainContext()).publicClient,
@@ -203,13 +217,14 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
   async function operation(
     keys: NodeKeys,
     clusterCall: Hex,
-    options: { target?: Address; value?: bigint } = {},
+    options: { target?: Address; value?: bigint; nonce?: bigint } = {},
   ): Promise<UserOperation<"0.7">> {
     const account = await accountOf(keys);
+    ownerOf.set(account.address, keys);
     const deployed = await account.isDeployed();
     return {
       sender: account.address,
-      nonce: await account.getNonce(),
+      nonce: options.nonce ?? (await account.getNonce()),
       ...(deployed ? {} : await account.getFactoryArgs()),
       callData: encodeFunctionData({
         abi: memberAccountAbi,
@@ -225,9 +240,42 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     } as UserOperation<"0.7">;
   }
 
-  async function askSponsor(op: UserOperation<"0.7">, chainId = fx.chainId) {
-    const client = createPaymasterClient({ transport: http(sponsor.url, { retryCount: 0 }) });
-    return client.getPaymasterData({ ...op, chainId, entryPointAddress: fx.sponsorship.entryPoint });
+  /** The ERC-7677 context a node sends: its member key's signature over the request. */
+  async function memberContext(signerKey: Hex, op: UserOperation<"0.7">, chainId = fx.chainId) {
+    const digest = sponsorRequestDigest({
+      chainId,
+      entryPoint: fx.sponsorship.entryPoint,
+      sender: op.sender,
+      nonce: op.nonce,
+      factory: op.factory,
+      factoryData: op.factoryData,
+      callData: op.callData,
+    });
+    return {
+      memberSignature: await privateKeyToAccount(signerKey).signMessage({ message: { raw: digest } }),
+    };
+  }
+
+  /** Asks the sponsor for a final approval, the request signed by `signedBy` (the op's member, by default). */
+  async function askSponsor(
+    op: UserOperation<"0.7">,
+    options: { chainId?: number; signedBy?: NodeKeys | Hex | null; url?: string } = {},
+  ) {
+    const chainId = options.chainId ?? fx.chainId;
+    const client = createPaymasterClient({ transport: http(options.url ?? sponsor.url, { retryCount: 0 }) });
+    const signedBy = options.signedBy === undefined ? ownerOf.get(op.sender) : options.signedBy;
+    const key =
+      signedBy === null || signedBy === undefined
+        ? undefined
+        : typeof signedBy === "string"
+          ? signedBy
+          : signedBy.member.secret.reveal();
+    return client.getPaymasterData({
+      ...op,
+      chainId,
+      entryPointAddress: fx.sponsorship.entryPoint,
+      ...(key === undefined ? {} : { context: await memberContext(key, op, chainId) }),
+    });
   }
 
   async function assertRefused(promise: Promise<unknown>, reason: string) {
@@ -239,7 +287,9 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     assert.equal(line?.reason, reason, "the refusal is logged with its reason");
   }
 
-  async function registeredMember(): Promise<{ keys: NodeKeys; memberId: bigint }> {
+  async function registeredMember(
+    paymasterUrl?: string,
+  ): Promise<{ keys: NodeKeys; memberId: bigint; txHash: Hex }> {
     const keys = await fx.node();
     const chain = await fx.chainContext();
     const logger = captureLogger().logger;
@@ -249,7 +299,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       entryPoint: fx.sponsorship.entryPoint,
       accountFactory: fx.sponsorship.accountFactory,
       bundler: fx.bundler.url,
-      paymaster: (await fx.startSponsor()).url,
+      paymaster: paymasterUrl ?? (await fx.startSponsor()).url,
       logger,
     });
     const registration = await registerOnce({
@@ -262,8 +312,23 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       signal: new AbortController().signal,
       backoff: { initialMs: 10, maxMs: 50 },
     });
-    return { keys, memberId: registration.memberId };
+    assert.ok(registration.txHash);
+    return { keys, memberId: registration.memberId, txHash: registration.txHash };
   }
+
+  async function leaveCall(keys: NodeKeys, memberId: bigint): Promise<Hex> {
+    const signature = await signTypedData({
+      privateKey: keys.member.secret.reveal(),
+      domain: memberDomain(fx.chainId, fx.cluster.diamond),
+      types: memberTypes,
+      primaryType: "Leave",
+      message: { memberId },
+    });
+    return encodeFunctionData({ abi: clusterAbi, functionName: "leaveCluster", args: [memberId, signature] });
+  }
+
+  /** A nonce on its own ERC-4337 nonce key: a distinct operation of the same account. */
+  const nonceKey = (key: number) => BigInt(key) << 64n;
 
   test("the service's approval digest is the paymaster's, field for field", async () => {
     const keys = await fx.node();
@@ -285,7 +350,10 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
 
   test("wrong chain: refused", async () => {
     const keys = await fx.node();
-    await assertRefused(askSponsor(await operation(keys, await registerCall(keys)), 1), "wrong-chain");
+    await assertRefused(
+      askSponsor(await operation(keys, await registerCall(keys)), { chainId: 1 }),
+      "wrong-chain",
+    );
   });
 
   test("an app id the owner has not allowed is not registrable: refused", async () => {
@@ -436,9 +504,15 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       transport: http(fx.bundler.url, { retryCount: 0 }),
       paymaster: createPaymasterClient({ transport: http(sponsor.url, { retryCount: 0 }) }),
     });
-    const prepared = await bundler.prepareUserOperation({
-      calls: [{ to: fx.cluster.diamond, data: await registerCall(keys) }],
-    });
+    const calls = [{ to: fx.cluster.diamond, data: await registerCall(keys) }] as const;
+    const nonce = await account.getNonce();
+    const context = await memberContext(keys.member.secret.reveal(), {
+      sender: account.address,
+      nonce,
+      ...(await account.getFactoryArgs()),
+      callData: await account.encodeCalls(calls),
+    } as UserOperation<"0.7">);
+    const prepared = await bundler.prepareUserOperation({ calls, nonce, paymasterContext: context });
     const op = { ...prepared, signature: await account.signUserOperation(prepared) } as UserOperation<"0.7">;
     return { account, op };
   }
@@ -538,6 +612,165 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       assert.match(failedOpReason(error) ?? "", /AA32/);
       return true;
     });
+  });
+  test("a stranger replaying a member's public registration calldata gets no approval and burns nothing", async () => {
+    const { keys, txHash } = await registeredMember();
+    // Everything the stranger needs is public: the member's registration, as the bundler put it on chain.
+    const tx = await fx.publicClient.getTransaction({ hash: txHash });
+    const { args } = decodeFunctionData({ abi: entryPoint07Abi, data: tx.input });
+    const [published] = args[0] as readonly { sender: Address; callData: Hex }[];
+    assert.ok(published);
+    const strangerKey = generatePrivateKey();
+    await sponsor.watcher.sync();
+    const usageBefore = sponsor.ledger.usage(keys.member.address);
+    const replay = async (nonce: bigint): Promise<UserOperation<"0.7">> => ({
+      ...(await operation(keys, "0x", { nonce })),
+      callData: published.callData,
+    });
+    // No proof at all, or a proof by the stranger's own key: refused, for every nonce it tries.
+    await assertRefused(askSponsor(await replay(nonceKey(1)), { signedBy: null }), "no-member-proof");
+    for (let key = 2; key < 12; key++) {
+      const op = await replay(nonceKey(key));
+      assert.equal(op.sender, published.sender);
+      await assertRefused(askSponsor(op, { signedBy: strangerKey }), "no-member-proof");
+    }
+    assert.deepEqual(
+      sponsor.ledger.usage(keys.member.address),
+      usageBefore,
+      "nothing reserved against the member",
+    );
+    // Even with the member's own proof (a member replaying itself), a registration the chain already
+    // holds is a no-op: nothing to sponsor, nothing reserved.
+    await assertRefused(askSponsor(await replay(nonceKey(12)), { signedBy: keys }), "already-member");
+    assert.deepEqual(sponsor.ledger.usage(keys.member.address), usageBefore);
+  });
+
+  test("the member's own operations are still sponsored after a stranger's replay storm", async () => {
+    const { keys, memberId } = await registeredMember();
+    const op = await operation(keys, "0x");
+    for (let key = 1; key <= 5; key++) {
+      await assertRefused(
+        askSponsor(
+          { ...op, nonce: nonceKey(key), callData: op.callData },
+          { signedBy: generatePrivateKey() },
+        ),
+        "no-member-proof",
+      );
+    }
+    const leave = await operation(keys, await leaveCall(keys, memberId));
+    const approval = await askSponsor(leave);
+    assert.ok(approval.paymasterData);
+    await sponsor.watcher.sync();
+    assert.equal(sponsor.ledger.usage(keys.member.address).ops, 2, "its registration and this approval");
+  });
+
+  test("gas limits and maximum cost over the per-operation bounds: refused before anything is reserved", async () => {
+    const keys = await fx.node();
+    const call = await registerCall(keys);
+    await assertRefused(
+      askSponsor({ ...(await operation(keys, call)), callGasLimit: 2_000_001n }),
+      "over-limit",
+    );
+    await assertRefused(
+      askSponsor({ ...(await operation(keys, call)), verificationGasLimit: 1_000_001n }),
+      "over-limit",
+    );
+    await assertRefused(
+      askSponsor({ ...(await operation(keys, call)), preVerificationGas: 5_000_001n }),
+      "over-limit",
+    );
+    await assertRefused(
+      askSponsor({ ...(await operation(keys, call)), maxFeePerGas: 10n ** 11n, maxPriorityFeePerGas: 1n }),
+      "over-limit",
+    );
+    assert.deepEqual(sponsor.ledger.usage(keys.member.address), { ops: 0, wei: 0n });
+  });
+
+  test("concurrent approvals at a cap: exactly the cap is approved, never more", async () => {
+    const keys = await fx.node();
+    const capped = await fx.startSponsor({ caps: { maxOps: 3, maxWei: 10n ** 18n } });
+    const call = await registerCall(keys);
+    const ops = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => operation(keys, call, { nonce: nonceKey(i + 1) })),
+    );
+    const results = await Promise.allSettled(ops.map((op) => askSponsor(op, { url: capped.url })));
+    const approved = results.filter((r) => r.status === "fulfilled");
+    const refused = results.filter((r) => r.status === "rejected");
+    assert.equal(approved.length, 3);
+    for (const r of refused) assert.match(String((r as PromiseRejectedResult).reason), /cap-exceeded:/);
+    assert.equal(capped.ledger.usage(keys.member.address).ops, 3);
+  });
+
+  test("a paid operation is charged its actual cost only once it is SPONSOR_CONFIRMATIONS blocks deep", async () => {
+    const deep = await fx.startSponsor({ confirmations: 2 });
+    const { keys, txHash } = await registeredMember(deep.url);
+    const receipt = await fx.publicClient.getTransactionReceipt({ hash: txHash });
+    const [event] = parseEventLogs({
+      abi: entryPoint07Abi,
+      logs: receipt.logs,
+      eventName: "UserOperationEvent",
+    });
+    assert.ok(event);
+    await deep.watcher.sync();
+    assert.equal(deep.ledger.spend(event.args.userOpHash), undefined, "not yet confirmed");
+    const reserved = deep.ledger.usage(keys.member.address);
+    assert.equal(reserved.ops, 1);
+    assert.ok(reserved.wei > event.args.actualGasCost, "until then the approval's maximum stays reserved");
+    await fx.publicClient.request({ method: "hardhat_mine", params: ["0x2"] } as never);
+    await deep.watcher.sync();
+    assert.equal(deep.ledger.spend(event.args.userOpHash)?.actualGasCost, event.args.actualGasCost);
+    assert.deepEqual(deep.ledger.usage(keys.member.address), { ops: 1, wei: event.args.actualGasCost });
+    await deep.stop();
+  });
+
+  test("caps after a service restart are what they were", async () => {
+    const caps = { maxOps: 2, maxWei: 10n ** 18n };
+    const first = await fx.startSponsor({ caps });
+    const { keys, memberId } = await registeredMember(first.url);
+    await first.watcher.sync();
+    // One paid registration and one outstanding approval.
+    await askSponsor(await operation(keys, await leaveCall(keys, memberId)), { url: first.url });
+    const usage = first.ledger.usage(keys.member.address);
+    assert.equal(usage.ops, 2);
+    await first.stop();
+    const second = await fx.startSponsor({ caps, stateDb: first.stateDb });
+    assert.deepEqual(second.ledger.usage(keys.member.address), usage);
+    sponsor = second;
+    await assertRefused(
+      askSponsor(await operation(keys, await leaveCall(keys, memberId), { nonce: nonceKey(9) }), {
+        url: second.url,
+      }),
+      "cap-exceeded",
+    );
+  });
+
+  test("an approval never followed by a paid operation stops counting once its window has passed on chain", async () => {
+    const keys = await fx.node();
+    const capped = await fx.startSponsor({ caps: { maxOps: 1, maxWei: 10n ** 18n }, validitySeconds: 120 });
+    sponsor = capped;
+    const call = await registerCall(keys);
+    const approval = await askSponsor(await operation(keys, call, { nonce: nonceKey(1) }), {
+      url: capped.url,
+    });
+    const { validUntil } = decodePaymasterData(approval.paymasterData!);
+    await assertRefused(
+      askSponsor(await operation(keys, call, { nonce: nonceKey(2) }), { url: capped.url }),
+      "cap-exceeded",
+    );
+    // The chain moves past validUntil without the operation: the EntryPoint can no longer include it.
+    const chainNow = Number((await fx.publicClient.getBlock()).timestamp);
+    assert.ok(chainNow <= validUntil, "the approval is still valid on chain before the time moves");
+    await fx.publicClient.request({
+      method: "evm_increaseTime",
+      params: [validUntil - chainNow + 5],
+    } as never);
+    await fx.publicClient.request({ method: "evm_mine", params: [] } as never);
+    await capped.watcher.sync();
+    assert.deepEqual(capped.ledger.usage(keys.member.address), { ops: 0, wei: 0n });
+    const again = await askSponsor(await operation(keys, call, { nonce: nonceKey(3) }), {
+      url: capped.url,
+    });
+    assert.ok(again.paymasterData);
   });
 });
 

@@ -63,6 +63,9 @@ export async function startDevnetSponsorship(
       SPONSOR_SIGNER_KEY: devnetPrivateKey(SIGNER_ACCOUNT),
       SPONSOR_HOST: "127.0.0.1",
       SPONSOR_PORT: String(SPONSOR_PORT),
+      // The caps ledger lives with the devnet; a Hardhat chain does not reorg, so spends count at once.
+      SPONSOR_STATE_DB: join(DEVNET_DIR, "sponsor.sqlite"),
+      SPONSOR_CONFIRMATIONS: "0",
     },
   });
   const paymasterUrl = `http://127.0.0.1:${SPONSOR_PORT}`;

@@ -2,6 +2,7 @@
 // account, approved by the operator's sponsorship service (an ERC-7677 paymaster web service) and
 // sent through any bundler. The node holds no ETH; its member key signs the operation.
 import { clusterAbi, memberAccountAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { sponsorRequestDigest } from "@attestmesh/shared/contracts/sponsorRequest.ts";
 import {
   type Address,
   BaseError,
@@ -119,7 +120,29 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
         functionName: call.functionName,
         args: call.args,
       } as never);
-      const userOpHash = await bundler.sendUserOperation({ calls: [{ to: chain.cluster, data }] });
+      // The sponsor approves only what the member key asked for: it signs the operation's identity
+      // (account, nonce, initCode, callData) and sends it as the ERC-7677 context.
+      const calls = [{ to: chain.cluster, data }] as const;
+      const nonce = await account.getNonce();
+      const factoryArgs = (await account.isDeployed()) ? {} : await account.getFactoryArgs();
+      const memberSignature = await owner.signMessage({
+        message: {
+          raw: sponsorRequestDigest({
+            chainId: chain.chainId,
+            entryPoint: options.entryPoint,
+            sender: account.address,
+            nonce,
+            factory: factoryArgs.factory,
+            factoryData: factoryArgs.factoryData,
+            callData: await account.encodeCalls(calls),
+          }),
+        },
+      });
+      const userOpHash = await bundler.sendUserOperation({
+        calls,
+        nonce,
+        paymasterContext: { memberSignature },
+      });
       logger.info(
         { userOpHash, function: call.functionName, account: account.address },
         "sponsored operation submitted",
