@@ -10,9 +10,9 @@ import { connect as tlsConnect } from "node:tls";
 import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
 import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import pino from "pino";
+import { createLocalSocketFactory } from "../../src/meshnet/socketFactory.ts";
 import { type Bridge, type BridgeOptions, startBridge } from "../../src/transport/bridge.ts";
 import { encodeFrame, encodeHello } from "../../src/transport/frame.ts";
-import { createLocalSocketFactory } from "../../src/transport/sockets.ts";
 import { freePort, waitFor } from "../helpers.ts";
 
 const DOMAIN = "bridge.test";
