@@ -11,7 +11,7 @@ import { createCskClient } from "../csk/client.ts";
 import type { CskCustody } from "../csk/holder.ts";
 import { type CskManager, createCskManager } from "../csk/manager.ts";
 import { type CskServePolicy, createCskServer } from "../csk/server.ts";
-import { createHeartbeatService, type HeartbeatService } from "../heartbeat/service.ts";
+import { createHeartbeatService, type HeartbeatEvent, type HeartbeatService } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { signingKeyFromSeed } from "../meshnet/crypto.ts";
@@ -44,6 +44,8 @@ export interface MeshRuntimeOptions {
   readonly servePolicy?: CskServePolicy;
   /** Called whenever the CSK, the live set or convergence may have changed. */
   readonly onChange: () => void;
+  /** Every heartbeat event, from the first (the service's start) to the last (its stop). */
+  readonly onEvent?: (event: HeartbeatEvent) => void;
 }
 
 export interface MeshRuntime {
@@ -218,6 +220,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     if (event.type === "peer-lost")
       log.warn({ peer: event.memberId.toString() }, "peer lost: no counted heartbeat within the timeout");
     if (event.type === "converged") log.info({ live: event.live.map(String) }, "mesh converged");
+    options.onEvent?.(event);
     options.onChange();
     wake();
   });
