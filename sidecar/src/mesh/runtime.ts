@@ -96,11 +96,10 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   };
 
   let manager: CskManager | undefined;
+  /** What the heartbeat service, the CSK server and the CSK client each know of this node. */
+  const node = { self: memberId, cluster, key, directory };
   const heartbeat = createHeartbeatService({
-    self: memberId,
-    cluster,
-    key,
-    directory,
+    ...node,
     send,
     port: config.meshPort,
     intervalMs: config.heartbeatIntervalMs,
@@ -129,10 +128,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   });
 
   const server = createCskServer({
-    self: memberId,
-    cluster,
-    key,
-    directory,
+    ...node,
     lookup: async (id) => {
       const record = await options.reader.member(id).catch(() => undefined);
       return record === undefined ? undefined : toMeshMember(record);
@@ -143,10 +139,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     ...(options.servePolicy === undefined ? {} : { policy: options.servePolicy }),
   });
   const client = createCskClient({
-    self: memberId,
-    cluster,
-    key,
-    directory,
+    ...node,
     send,
     port: config.meshPort,
     requestTimeoutMs: CSK_REQUEST_TIMEOUT_MS,
