@@ -224,32 +224,17 @@ describe("application API over a unix socket", () => {
     const before = recorder.sent.length;
     /** A POST of `body` as JSON to /v1/messages. */
     const post = (body: unknown) => () => postJson(socket, "/v1/messages", body);
+    /** A POST of `body` as it is, labelled `contentType`. */
+    const postRaw = (body: string, contentType: string) => () =>
+      apiRequest(socket, "POST", "/v1/messages", { body, headers: { "content-type": contentType } });
     const cases: Array<[string, () => Promise<{ status: number; body: unknown }>, number, string]> = [
       ["unknown path", () => apiRequest(socket, "GET", "/v1/nope"), 404, "NotFound"],
       ["root", () => apiRequest(socket, "GET", "/"), 404, "NotFound"],
       ["GET on messages", () => apiRequest(socket, "GET", "/v1/messages"), 405, "MethodNotAllowed"],
       ["POST on status", () => postJson(socket, "/v1/status", {}), 405, "MethodNotAllowed"],
       ["DELETE on peers", () => apiRequest(socket, "DELETE", "/v1/peers"), 405, "MethodNotAllowed"],
-      [
-        "text/plain body",
-        () =>
-          apiRequest(socket, "POST", "/v1/messages", {
-            body: "hi",
-            headers: { "content-type": "text/plain" },
-          }),
-        415,
-        "UnsupportedMediaType",
-      ],
-      [
-        "not JSON",
-        () =>
-          apiRequest(socket, "POST", "/v1/messages", {
-            body: "{",
-            headers: { "content-type": "application/json" },
-          }),
-        400,
-        "InvalidJson",
-      ],
+      ["text/plain body", postRaw("hi", "text/plain"), 415, "UnsupportedMediaType"],
+      ["not JSON", postRaw("{", "application/json"), 400, "InvalidJson"],
       ["an array", post([1]), 400, "InvalidBody"],
       ["a string", post("hi"), 400, "InvalidBody"],
       ["an unknown field", post({ to: "2", text: "x", ttl: 5 }), 400, "UnknownField"],

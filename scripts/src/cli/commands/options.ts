@@ -69,3 +69,17 @@ export function registerSwitchCommand(
       }));
     });
 }
+
+/** A command without arguments that sends one fixed cluster call. */
+export function registerFixedCallCommand(
+  command: Command,
+  io: CliIo,
+  description: string,
+  plan: TxPlan,
+): void {
+  txOptions(command)
+    .description(description)
+    .action(async (options: TxCommandOptions) => {
+      await runPlan(io, options, () => plan);
+    });
+}
