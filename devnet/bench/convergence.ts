@@ -10,10 +10,9 @@ import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, getAbiItem, hexToBytes } from "viem";
 import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
-import { deleteNamespace, latestHandshakes } from "../src/orchestration/netns.ts";
-import { stopProcess } from "../src/orchestration/processes.ts";
-import { type DevnetNode, readState, writeEndpoints, writeState } from "../src/orchestration/state.ts";
-import { addNodeToState, devnetUp } from "../src/orchestration/up.ts";
+import { latestHandshakes } from "../src/orchestration/netns.ts";
+import { type DevnetNode, readState } from "../src/orchestration/state.ts";
+import { addNodeToState, devnetUp, removeNodeFromState } from "../src/orchestration/up.ts";
 
 const { values } = parseArgs({
   options: {
@@ -69,12 +68,7 @@ async function main() {
       `trial ${trial}: ${ms.toFixed(0)} ms (peer configured everywhere after ${(configuredMs ?? ms).toFixed(0)} ms)`,
     );
     await evictApp(clients, state.diamond, joining.appId as Address, 1);
-    await stopProcess(joining.sidecarPid);
-    await stopProcess(joining.simPid);
-    await deleteNamespace(joining.netns);
-    state = { ...state, nodes: state.nodes.filter((n) => n !== joining) };
-    await writeEndpoints(state.nodes);
-    await writeState(state);
+    state = await removeNodeFromState(state, joining);
     for (;;) {
       const views = await Promise.all(existing.map(peersOf));
       if (views.every((v) => !v.has(wgKey))) break;
