@@ -63,6 +63,22 @@ export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["even
   "DeviceRevokedAt",
 ]);
 
+type AllowlistName = "composeHashes" | "deviceIds" | "appIds" | "kmsRoots";
+
+/** The allowlist each add or remove event changes, and the event argument that names the entry. */
+const LIST_EVENTS: Readonly<
+  Partial<Record<string, { readonly list: AllowlistName; readonly add: boolean; readonly arg: string }>>
+> = {
+  ComposeHashAdded: { list: "composeHashes", add: true, arg: "composeHash" },
+  ComposeHashRemoved: { list: "composeHashes", add: false, arg: "composeHash" },
+  DeviceAdded: { list: "deviceIds", add: true, arg: "deviceId" },
+  DeviceRemoved: { list: "deviceIds", add: false, arg: "deviceId" },
+  AppIdAdded: { list: "appIds", add: true, arg: "appId" },
+  AppIdRemoved: { list: "appIds", add: false, arg: "appId" },
+  KmsRootAdded: { list: "kmsRoots", add: true, arg: "kmsRoot" },
+  KmsRootRemoved: { list: "kmsRoots", add: false, arg: "kmsRoot" },
+};
+
 function isPolicyEvent(log: DecodedLog): log is DecodedLog & PolicyEvent {
   return POLICY_EVENT_NAMES.has(log.eventName) && typeof log.args === "object" && log.args !== null;
 }
@@ -93,40 +109,26 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   let allowAnyDevice = false;
   let requireTcbUpToDate = false;
   // Keys lowercased, so a replay never depends on checksum casing.
-  const composeHashes = new Set<string>();
-  const deviceIds = new Set<string>();
-  const appIds = new Set<string>();
-  const kmsRoots = new Set<string>();
+  const lists: Record<AllowlistName, Set<string>> = {
+    composeHashes: new Set(),
+    deviceIds: new Set(),
+    appIds: new Set(),
+    kmsRoots: new Set(),
+  };
+  const { deviceIds, appIds } = lists;
   const appIdRevocations = new Map<string, AppIdRevocation>();
   const deviceRevocations = new Map<string, DeviceRevocation>();
 
   for (const log of chainOrder(decodedLogs)) {
     if (!isPolicyEvent(log)) continue;
+    const listed = LIST_EVENTS[log.eventName];
+    if (listed !== undefined) {
+      const id = String((log.args as Record<string, unknown>)[listed.arg]).toLowerCase();
+      if (listed.add) lists[listed.list].add(id);
+      else lists[listed.list].delete(id);
+      continue;
+    }
     switch (log.eventName) {
-      case "ComposeHashAdded":
-        composeHashes.add(log.args.composeHash.toLowerCase());
-        break;
-      case "ComposeHashRemoved":
-        composeHashes.delete(log.args.composeHash.toLowerCase());
-        break;
-      case "DeviceAdded":
-        deviceIds.add(log.args.deviceId.toLowerCase());
-        break;
-      case "DeviceRemoved":
-        deviceIds.delete(log.args.deviceId.toLowerCase());
-        break;
-      case "AppIdAdded":
-        appIds.add(log.args.appId.toLowerCase());
-        break;
-      case "AppIdRemoved":
-        appIds.delete(log.args.appId.toLowerCase());
-        break;
-      case "KmsRootAdded":
-        kmsRoots.add(log.args.kmsRoot.toLowerCase());
-        break;
-      case "KmsRootRemoved":
-        kmsRoots.delete(log.args.kmsRoot.toLowerCase());
-        break;
       case "AllowAnyDeviceSet":
         allowAnyDevice = log.args.allowAny;
         break;
@@ -163,10 +165,10 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   return {
     allowAnyDevice,
     requireTcbUpToDate,
-    composeHashes: sortedHex(composeHashes),
+    composeHashes: sortedHex(lists.composeHashes),
     deviceIds: sortedHex(deviceIds),
     appIds: sortedAddresses(appIds),
-    kmsRoots: sortedAddresses(kmsRoots),
+    kmsRoots: sortedAddresses(lists.kmsRoots),
     appIdRevocations: [...appIdRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
     deviceRevocations: [...deviceRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
   };

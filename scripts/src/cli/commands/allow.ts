@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import type { CliIo } from "../../owner/io.ts";
 import { registerAllowlistCommands } from "./allowlists.ts";
-import { registerSwitchCommand } from "./options.ts";
+import { registerSwitchCommand } from "./calls.ts";
 
 export function registerAllowCommand(program: Command, io: CliIo): void {
   const allow = program

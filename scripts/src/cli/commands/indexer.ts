@@ -6,13 +6,8 @@ import { composeHashArgument } from "../../owner/composeHash.ts";
 import { type ChainCommandOptions, clusterContext, readCluster } from "../../owner/context.ts";
 import { readIndexerProof } from "../../owner/indexerProof.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
-import {
-  chainOptions,
-  registerFixedCallCommand,
-  runPlan,
-  type TxCommandOptions,
-  txOptions,
-} from "./options.ts";
+import { registerFixedCallCommand } from "./calls.ts";
+import { chainOptions, runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 function checkEndpoint(endpoint: string): string {
   let url: URL;

@@ -5,13 +5,8 @@ import type { Command } from "commander";
 import { parseAddress } from "../../owner/args.ts";
 import { type ChainCommandOptions, clusterContext, readCluster } from "../../owner/context.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
-import {
-  chainOptions,
-  registerFixedCallCommand,
-  runPlan,
-  type TxCommandOptions,
-  txOptions,
-} from "./options.ts";
+import { registerFixedCallCommand } from "./calls.ts";
+import { chainOptions, runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 const ZERO = "0x0000000000000000000000000000000000000000";
 

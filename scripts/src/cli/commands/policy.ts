@@ -7,7 +7,8 @@ import { type CliIo, toJson } from "../../owner/io.ts";
 import { readPolicy, readPolicyHistory } from "../../owner/policy.ts";
 import type { PolicyHistory } from "../../owner/policyHistory.ts";
 import { startProgress } from "../../owner/progress.ts";
-import { chainOptions, registerSwitchCommand } from "./options.ts";
+import { registerSwitchCommand } from "./calls.ts";
+import { chainOptions } from "./options.ts";
 
 type PolicyOptions = ChainCommandOptions & { fromBlock?: string };
 
