@@ -96,6 +96,18 @@ function chainOrder(logs: readonly DecodedLog[]): readonly DecodedLog[] {
   });
 }
 
+/** A revocation takes the id off its allowlist for good; the first one, with its time and reason, is kept. */
+function revoke<R>(list: Set<string>, revocations: Map<string, R>, key: string, revocation: R): void {
+  list.delete(key);
+  if (!revocations.has(key)) revocations.set(key, revocation);
+}
+
+/** When and why, from a revocation event's arguments. */
+const when = (args: { readonly revokedAt: bigint; readonly reason: Hex }) => ({
+  revokedAt: args.revokedAt,
+  reason: args.reason.toLowerCase() as Hex,
+});
+
 const byKey = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < b ? -1 : a > b ? 1 : 0);
 const sortedHex = (values: Iterable<string>): Hex[] => [...values].sort() as Hex[];
 const sortedAddresses = (values: Iterable<string>): Address[] => [...values].sort().map((a) => getAddress(a));
@@ -137,26 +149,12 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
         break;
       case "AppIdRevokedAt": {
         const key = log.args.appId.toLowerCase();
-        appIds.delete(key);
-        if (!appIdRevocations.has(key)) {
-          appIdRevocations.set(key, {
-            appId: getAddress(key),
-            revokedAt: log.args.revokedAt,
-            reason: log.args.reason.toLowerCase() as Hex,
-          });
-        }
+        revoke(appIds, appIdRevocations, key, { appId: getAddress(key), ...when(log.args) });
         break;
       }
       case "DeviceRevokedAt": {
         const key = log.args.deviceId.toLowerCase();
-        deviceIds.delete(key);
-        if (!deviceRevocations.has(key)) {
-          deviceRevocations.set(key, {
-            deviceId: key as Hex,
-            revokedAt: log.args.revokedAt,
-            reason: log.args.reason.toLowerCase() as Hex,
-          });
-        }
+        revoke(deviceIds, deviceRevocations, key, { deviceId: key as Hex, ...when(log.args) });
         break;
       }
     }
