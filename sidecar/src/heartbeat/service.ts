@@ -132,8 +132,13 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
       });
   }
 
-  /** Publishes what changed since the last evaluation (`stopped`: every peer leaves). */
+  /** Set once the service stopped: it publishes nothing after every peer left. */
+  let halted = false;
+
+  /** Publishes what changed since the last evaluation (`stopped`: every peer leaves, for good). */
   function evaluate(stopped = false): void {
+    if (halted) return;
+    halted = stopped;
     const mono = clock.monoMs();
     const at = clock.wallMs();
     table.retain((id) => directory.get(id) !== undefined);

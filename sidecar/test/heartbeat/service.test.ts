@@ -138,6 +138,10 @@ describe("heartbeat service over UDP", () => {
       "peer-left:1:false",
       "peer-left:2:false",
     ]);
+    // A heartbeat round after the stop announces nobody again.
+    const count = events.get(3n)!.length;
+    services.get(3n)!.beat();
+    assert.equal(events.get(3n)!.length, count, "a stopped service publishes nothing more");
   });
 
   test("an evicted member is forgotten at once and no longer sent to", async () => {
