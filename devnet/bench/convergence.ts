@@ -4,19 +4,16 @@
 //
 //   node devnet/bench/convergence.ts --nodes 3 --trials 5     (root; tears the devnet down at the end)
 //   add --no-indexer for polling only (no indexer pushes)
-import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, getAbiItem, hexToBytes } from "viem";
 import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
-import { deleteNamespace } from "../src/orchestration/netns.ts";
-import { stopProcess } from "../src/orchestration/processes.ts";
-import { type DevnetNode, readState, writeEndpoints, writeState } from "../src/orchestration/state.ts";
-import { addNodeToState, devnetUp } from "../src/orchestration/up.ts";
+import { latestHandshakes } from "../src/orchestration/netns.ts";
+import { type DevnetNode, readState } from "../src/orchestration/state.ts";
+import { addNodeToState, devnetUp, removeNodeFromState } from "../src/orchestration/up.ts";
 
-const execFileAsync = promisify(execFile);
 const { values } = parseArgs({
   options: {
     nodes: { type: "string", default: "3" },
@@ -28,27 +25,7 @@ const clusterSize = Number(values.nodes);
 const trials = Number(values.trials);
 const log = (message: string) => process.stderr.write(`› ${message}\n`);
 
-async function peersOf(node: DevnetNode): Promise<Map<string, number>> {
-  const { stdout } = await execFileAsync("ip", [
-    "netns",
-    "exec",
-    node.netns,
-    "wg",
-    "show",
-    node.wgInterface,
-    "latest-handshakes",
-  ]);
-  return new Map(
-    stdout
-      .trim()
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => {
-        const [key, at] = line.split("\t");
-        return [key!, Number(at)] as const;
-      }),
-  );
-}
+const peersOf = (node: DevnetNode) => latestHandshakes(node.netns, node.wgInterface);
 
 const registered = getAbiItem({ abi: clusterAbi, name: "MemberRegistered" });
 
@@ -91,12 +68,7 @@ async function main() {
       `trial ${trial}: ${ms.toFixed(0)} ms (peer configured everywhere after ${(configuredMs ?? ms).toFixed(0)} ms)`,
     );
     await evictApp(clients, state.diamond, joining.appId as Address, 1);
-    await stopProcess(joining.sidecarPid);
-    await stopProcess(joining.simPid);
-    await deleteNamespace(joining.netns);
-    state = { ...state, nodes: state.nodes.filter((n) => n !== joining) };
-    await writeEndpoints(state.nodes);
-    await writeState(state);
+    state = await removeNodeFromState(state, joining);
     for (;;) {
       const views = await Promise.all(existing.map(peersOf));
       if (views.every((v) => !v.has(wgKey))) break;

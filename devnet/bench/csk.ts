@@ -17,10 +17,8 @@ import type { Address } from "viem";
 import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
 import { readHealth } from "../src/orchestration/health.ts";
-import { deleteNamespace } from "../src/orchestration/netns.ts";
-import { stopProcess } from "../src/orchestration/processes.ts";
-import { type DevnetNode, readState, writeEndpoints, writeState } from "../src/orchestration/state.ts";
-import { addNodeToState, devnetUp, waitHealthy } from "../src/orchestration/up.ts";
+import { type DevnetNode, readState } from "../src/orchestration/state.ts";
+import { addNodeToState, devnetUp, removeNodeFromState, waitHealthy } from "../src/orchestration/up.ts";
 
 const { values } = parseArgs({
   options: {
@@ -119,12 +117,7 @@ async function main() {
     );
     rotation.push(performance.now() - evictedAt);
     log(`trial ${trial}: acquisition ${acquisition.at(-1)} ms, rotation ${rotation.at(-1)!.toFixed(0)} ms`);
-    await stopProcess(joining.sidecarPid);
-    await stopProcess(joining.simPid);
-    await deleteNamespace(joining.netns);
-    state = { ...state, nodes: state.nodes.filter((n) => n !== joining) };
-    await writeEndpoints(state.nodes);
-    await writeState(state);
+    state = await removeNodeFromState(state, joining);
   }
 
   state = await addNodeToState(clients, state, 200);

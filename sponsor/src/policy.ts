@@ -189,19 +189,17 @@ async function ownerOf(op: ApprovedOperation, config: PolicyConfig, chain: Polic
     } catch {
       return refuse("unknown-factory", "initCode is not createAccount(owner) on the member-account factory");
     }
-    const expected = await chain.accountOf(owner);
-    if (!isAddressEqual(expected, op.sender)) {
-      return refuse(
-        "not-member-account",
-        `sender ${op.sender} is not the member account ${expected} of ${owner}`,
-      );
-    }
-    return { owner };
+    return senderIsAccountOf(owner, op, chain);
   }
   const owner = await chain.accountOwner(op.sender);
   if (owner === undefined) {
     return refuse("not-member-account", `sender ${op.sender} is no member account and carries no initCode`);
   }
+  return senderIsAccountOf(owner, op, chain);
+}
+
+/** `owner` when the operation's sender is the member account the factory gives `owner`. */
+async function senderIsAccountOf(owner: Address, op: ApprovedOperation, chain: PolicyChain) {
   const expected = await chain.accountOf(owner);
   if (!isAddressEqual(expected, op.sender)) {
     return refuse(

@@ -3,7 +3,6 @@
 // sponsorship service in-process. One stack per test file; `stop()` ends every process it started.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -16,7 +15,7 @@ import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { connectChain } from "@attestmesh/sidecar/chain/client.ts";
 import { deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { secret } from "@attestmesh/sidecar/secret.ts";
-import { captureLogger, simulatorKeySource } from "@attestmesh/sidecar/testing/helpers.ts";
+import { captureLogger, freePort, simulatorKeySource } from "@attestmesh/sidecar/testing/helpers.ts";
 import { createCapLedger, type DailyCaps } from "@attestmesh/sponsor/caps.ts";
 import { createSponsorMetrics } from "@attestmesh/sponsor/metrics.ts";
 import { createPolicyChain, type OperationLimits, type PolicyConfig } from "@attestmesh/sponsor/policy.ts";
@@ -36,17 +35,6 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { randomAppId } from "./cluster.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 async function startHardhatNode(port: number): Promise<ChildProcess> {
   const child = spawn(

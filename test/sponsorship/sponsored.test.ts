@@ -10,6 +10,7 @@ import { clusterAbi, memberAccountAbi, sponsorPaymasterAbi } from "@attestmesh/s
 import { sponsorRequestDigest } from "@attestmesh/shared/contracts/sponsorRequest.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import type { ChainContext } from "@attestmesh/sidecar/chain/client.ts";
 import { createClusterReader } from "@attestmesh/sidecar/chain/cluster.ts";
 import { toMemberAccount } from "@attestmesh/sidecar/chain/memberAccount.ts";
 import { selectClusterWriter } from "@attestmesh/sidecar/chain/selectWriter.ts";
@@ -41,6 +42,41 @@ import {
 import { generatePrivateKey, privateKeyToAccount, signTypedData } from "viem/accounts";
 import { type SponsorshipFixture, setupSponsorship } from "../helpers/sponsorship.ts";
 
+/** A writer that submits as `keys`'s member account through the bundler and the sponsor at `paymasterUrl`. */
+async function sponsoredWriter(fx: SponsorshipFixture, keys: NodeKeys, paymasterUrl: string) {
+  const chain = await fx.chainContext();
+  const writer = await createSponsoredWriter({
+    chain,
+    memberKey: keys.member.secret,
+    entryPoint: fx.sponsorship.entryPoint,
+    accountFactory: fx.sponsorship.accountFactory,
+    bundler: fx.bundler.url,
+    paymaster: paymasterUrl,
+    logger: captureLogger().logger,
+  });
+  return { chain, writer };
+}
+
+/** One registration attempt of `keys` through `writer`, not waiting for confirmations. */
+function registerThrough(chain: ChainContext, writer: ClusterWriter, keys: NodeKeys) {
+  return registerOnce({
+    chain,
+    reader: createClusterReader(chain.publicClient, chain.cluster),
+    writer,
+    keys,
+    confirmations: 0,
+    logger: captureLogger().logger,
+    signal: new AbortController().signal,
+    backoff: { initialMs: 10, maxMs: 50 },
+  });
+}
+
+/** Registers `keys` through its member account, the bundler and the paymaster service at `paymasterUrl`. */
+async function registerSponsored(fx: SponsorshipFixture, keys: NodeKeys, paymasterUrl: string) {
+  const { chain, writer } = await sponsoredWriter(fx, keys, paymasterUrl);
+  return { writer, registration: await registerThrough(chain, writer, keys) };
+}
+
 describe("sponsored registration through a real bundler", { timeout: 300_000 }, () => {
   let fx: SponsorshipFixture;
   let sponsor: Awaited<ReturnType<SponsorshipFixture["startSponsor"]>>;
@@ -56,36 +92,11 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
   });
   after(async () => fx?.stop());
 
-  async function register(keys: NodeKeys, paymasterUrl = sponsorUrl) {
-    const chain = await fx.chainContext();
-    const logger = captureLogger().logger;
-    const writer = await createSponsoredWriter({
-      chain,
-      memberKey: keys.member.secret,
-      entryPoint: fx.sponsorship.entryPoint,
-      accountFactory: fx.sponsorship.accountFactory,
-      bundler: fx.bundler.url,
-      paymaster: paymasterUrl,
-      logger,
-    });
-    const registration = await registerOnce({
-      chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
-      writer,
-      keys,
-      confirmations: 0,
-      logger,
-      signal: new AbortController().signal,
-      backoff: { initialMs: 10, maxMs: 50 },
-    });
-    return { writer, registration };
-  }
-
   test("a node with zero balance registers; its account is created by the same operation", async () => {
     keys = await fx.node();
     assert.equal(await fx.publicClient.getBalance({ address: keys.member.address }), 0n);
     const depositBefore = await fx.publicClient.getBalance({ address: fx.sponsorship.entryPoint });
-    const registered = await register(keys);
+    const registered = await registerSponsored(fx, keys, sponsorUrl);
     writer = registered.writer;
     memberId = registered.registration.memberId;
     const registration = registered.registration;
@@ -291,27 +302,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     paymasterUrl?: string,
   ): Promise<{ keys: NodeKeys; memberId: bigint; txHash: Hex }> {
     const keys = await fx.node();
-    const chain = await fx.chainContext();
-    const logger = captureLogger().logger;
-    const writer = await createSponsoredWriter({
-      chain,
-      memberKey: keys.member.secret,
-      entryPoint: fx.sponsorship.entryPoint,
-      accountFactory: fx.sponsorship.accountFactory,
-      bundler: fx.bundler.url,
-      paymaster: paymasterUrl ?? (await fx.startSponsor()).url,
-      logger,
-    });
-    const registration = await registerOnce({
-      chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
-      writer,
-      keys,
-      confirmations: 0,
-      logger,
-      signal: new AbortController().signal,
-      backoff: { initialMs: 10, maxMs: 50 },
-    });
+    const { registration } = await registerSponsored(fx, keys, paymasterUrl ?? (await fx.startSponsor()).url);
     assert.ok(registration.txHash);
     return { keys, memberId: registration.memberId, txHash: registration.txHash };
   }
@@ -411,35 +402,14 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
   test("a refused operation never reaches the chain (sponsor for another chain; writer path)", async () => {
     const keys = await fx.node();
     const wrongChain = await fx.startSponsor({ chainId: 1 });
-    const chain = await fx.chainContext();
-    const writer = await createSponsoredWriter({
-      chain,
-      memberKey: keys.member.secret,
-      entryPoint: fx.sponsorship.entryPoint,
-      accountFactory: fx.sponsorship.accountFactory,
-      bundler: fx.bundler.url,
-      paymaster: wrongChain.url,
-      logger: captureLogger().logger,
-    });
+    const { chain, writer } = await sponsoredWriter(fx, keys, wrongChain.url);
     const blockBefore = await fx.publicClient.getBlockNumber();
-    await assert.rejects(
-      registerOnce({
-        chain,
-        reader: createClusterReader(chain.publicClient, chain.cluster),
-        writer,
-        keys,
-        confirmations: 0,
-        logger: captureLogger().logger,
-        signal: new AbortController().signal,
-        backoff: { initialMs: 10, maxMs: 50 },
-      }),
-      (error: unknown) => {
-        assert.ok(isAttestmeshError(error, "SponsorRefused"));
-        assert.equal(error.details.reason, "wrong-chain");
-        assert.match(error.message, /refused to pay for register \(wrong-chain: /);
-        return true;
-      },
-    );
+    await assert.rejects(registerThrough(chain, writer, keys), (error: unknown) => {
+      assert.ok(isAttestmeshError(error, "SponsorRefused"));
+      assert.equal(error.details.reason, "wrong-chain");
+      assert.match(error.message, /refused to pay for register \(wrong-chain: /);
+      return true;
+    });
     await sleep(1_000);
     assert.equal(await fx.publicClient.getBlockNumber(), blockBefore, "no transaction was mined");
     assert.equal((await fx.clusterAsOwner.read.memberOfApp([keys.appId]))[1], false);
@@ -449,27 +419,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
   test("per-member daily cap: the operation over the cap is refused and never reaches the chain", async () => {
     const keys = await fx.node();
     const capped = await fx.startSponsor({ caps: { maxOps: 1, maxWei: 10n ** 18n } });
-    const chain = await fx.chainContext();
-    const logger = captureLogger().logger;
-    const writer = await createSponsoredWriter({
-      chain,
-      memberKey: keys.member.secret,
-      entryPoint: fx.sponsorship.entryPoint,
-      accountFactory: fx.sponsorship.accountFactory,
-      bundler: fx.bundler.url,
-      paymaster: capped.url,
-      logger,
-    });
-    const registration = await registerOnce({
-      chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
-      writer,
-      keys,
-      confirmations: 0,
-      logger,
-      signal: new AbortController().signal,
-      backoff: { initialMs: 10, maxMs: 50 },
-    });
+    const { writer, registration } = await registerSponsored(fx, keys, capped.url);
     const signature = await signTypedData({
       privateKey: keys.member.secret.reveal(),
       domain: memberDomain(fx.chainId, fx.cluster.diamond),
@@ -798,16 +748,8 @@ describe("funded-key fallback", { timeout: 300_000 }, () => {
     });
     assert.equal(writer?.mode, "direct");
     assert.equal(writer?.from.toLowerCase(), chain.wallet?.account.address.toLowerCase());
-    const registration = await registerOnce({
-      chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
-      writer,
-      keys,
-      confirmations: 0,
-      logger,
-      signal: new AbortController().signal,
-      backoff: { initialMs: 10, maxMs: 50 },
-    });
+    assert.ok(writer);
+    const registration = await registerThrough(chain, writer, keys);
     assert.equal(registration.sponsored, false);
     const tx = await fx.publicClient.getTransaction({ hash: registration.txHash! });
     assert.equal(tx.from.toLowerCase(), chain.wallet?.account.address.toLowerCase());

@@ -92,3 +92,18 @@ export async function blockUdp(netns: string): Promise<void> {
 export async function unblockUdp(netns: string): Promise<void> {
   await run("ip", ["netns", "exec", netns, "nft", "delete", "table", "inet", NO_UDP_TABLE]);
 }
+
+/** `wg show <iface> latest-handshakes` inside `netns`: public key (base64) → unix seconds (0 = never). */
+export async function latestHandshakes(netns: string, wgInterface: string): Promise<Map<string, number>> {
+  const stdout = await run("ip", ["netns", "exec", netns, "wg", "show", wgInterface, "latest-handshakes"]);
+  return new Map(
+    stdout
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => {
+        const [key, at] = line.split("\t");
+        return [key!, Number(at)] as const;
+      }),
+  );
+}

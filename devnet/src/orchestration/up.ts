@@ -9,10 +9,10 @@ import { devnetDown } from "./down.ts";
 import { run } from "./exec.ts";
 import { devnetStatus, readHealth } from "./health.ts";
 import { startIndexer } from "./indexer.ts";
-import { createHub } from "./netns.ts";
+import { createHub, deleteNamespace } from "./netns.ts";
 import { devnetComposeHash, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
-import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
+import { REPO_ROOT, spawnDetached, stopProcess, waitFor } from "./processes.ts";
 import { startDevnetSponsorship } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
@@ -167,6 +167,18 @@ export async function addNodeToState(
 ): Promise<DevnetState> {
   const node = await startNode(clients, state, index, sidecarEntry);
   const next = { ...state, nodes: [...state.nodes, node] };
+  await writeEndpoints(next.nodes);
+  await writeGatewayRoutes(next.nodes);
+  await writeState(next);
+  return next;
+}
+
+/** Stops `node` (sidecar and simulator), deletes its namespace and takes it out of the state. */
+export async function removeNodeFromState(state: DevnetState, node: DevnetNode): Promise<DevnetState> {
+  await stopProcess(node.sidecarPid);
+  await stopProcess(node.simPid);
+  await deleteNamespace(node.netns);
+  const next = { ...state, nodes: state.nodes.filter((n) => n !== node) };
   await writeEndpoints(next.nodes);
   await writeGatewayRoutes(next.nodes);
   await writeState(next);

@@ -76,7 +76,7 @@ export function facetSelectors(artifact: ContractArtifact): Hex[] {
     .map((fn) => toFunctionSelector(fn));
 }
 
-interface DeployContext {
+export interface DeployContext {
   readonly wallet: Wallet;
   readonly client: PublicClient;
   readonly journal?: DeployJournal | undefined;
@@ -88,7 +88,8 @@ async function hasCode(client: PublicClient, address: Address): Promise<boolean>
   return code !== undefined && code !== "0x";
 }
 
-async function deploy(ctx: DeployContext, artifact: ContractArtifact, args: unknown[] = []) {
+/** Deploys `artifact` once: reused from the journal when it is there, sent and recorded otherwise. */
+export async function deployArtifact(ctx: DeployContext, artifact: ContractArtifact, args: unknown[] = []) {
   const { wallet, client, journal } = ctx;
   const name = artifact.contractName;
   const entry = journal?.get(name);
@@ -158,13 +159,13 @@ export async function deployCluster(options: {
   const cuts: Array<{ facetAddress: Address; action: number; functionSelectors: Hex[] }> = [];
   for (const name of FACETS) {
     const artifact = await readArtifact(name, artifactsDir);
-    const { address } = await deploy(ctx, artifact);
+    const { address } = await deployArtifact(ctx, artifact);
     facets[name] = address;
     cuts.push({ facetAddress: address, action: 0, functionSelectors: facetSelectors(artifact) });
   }
-  const memberApp = await deploy(ctx, await readArtifact("MemberApp", artifactsDir));
+  const memberApp = await deployArtifact(ctx, await readArtifact("MemberApp", artifactsDir));
   const initArtifact = await readArtifact("ClusterInit", artifactsDir);
-  const init = await deploy(ctx, initArtifact);
+  const init = await deployArtifact(ctx, initArtifact);
   const initCalldata = encodeFunctionData({
     abi: initArtifact.abi,
     functionName: "init",
@@ -177,7 +178,7 @@ export async function deployCluster(options: {
       },
     ],
   });
-  const diamond = await deploy(ctx, await readArtifact("Diamond", artifactsDir), [
+  const diamond = await deployArtifact(ctx, await readArtifact("Diamond", artifactsDir), [
     params.owner,
     cuts,
     init.address,

@@ -3,6 +3,7 @@
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { Account, Address, Chain, PublicClient, Transport, WalletClient } from "viem";
 import { DEFAULT_ARTIFACTS_DIR, readArtifact } from "./artifacts.ts";
+import { deployArtifact } from "./cluster.ts";
 
 type Wallet = WalletClient<Transport, Chain | undefined, Account>;
 
@@ -27,18 +28,8 @@ export interface DeployedSponsorship {
 
 async function deploy(wallet: Wallet, client: PublicClient, name: string, args: unknown[], dir: string) {
   const artifact = await readArtifact(name, dir);
-  const hash = await wallet.deployContract({
-    abi: artifact.abi,
-    bytecode: artifact.bytecode,
-    args,
-    account: wallet.account,
-    chain: wallet.chain,
-  });
-  const receipt = await client.waitForTransactionReceipt({ hash });
-  if (receipt.status !== "success" || !receipt.contractAddress) {
-    throw new AttestmeshError(`deploying ${name} failed in transaction ${hash}`, { code: "DeployFailed" });
-  }
-  return { address: receipt.contractAddress, abi: artifact.abi };
+  const { address } = await deployArtifact({ wallet, client }, artifact, args);
+  return { address, abi: artifact.abi };
 }
 
 export async function deploySponsorship(options: {

@@ -63,6 +63,22 @@ export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["even
   "DeviceRevokedAt",
 ]);
 
+type AllowlistName = "composeHashes" | "deviceIds" | "appIds" | "kmsRoots";
+
+/** The allowlist each add or remove event changes, and the event argument that names the entry. */
+const LIST_EVENTS: Readonly<
+  Partial<Record<string, { readonly list: AllowlistName; readonly add: boolean; readonly arg: string }>>
+> = {
+  ComposeHashAdded: { list: "composeHashes", add: true, arg: "composeHash" },
+  ComposeHashRemoved: { list: "composeHashes", add: false, arg: "composeHash" },
+  DeviceAdded: { list: "deviceIds", add: true, arg: "deviceId" },
+  DeviceRemoved: { list: "deviceIds", add: false, arg: "deviceId" },
+  AppIdAdded: { list: "appIds", add: true, arg: "appId" },
+  AppIdRemoved: { list: "appIds", add: false, arg: "appId" },
+  KmsRootAdded: { list: "kmsRoots", add: true, arg: "kmsRoot" },
+  KmsRootRemoved: { list: "kmsRoots", add: false, arg: "kmsRoot" },
+};
+
 function isPolicyEvent(log: DecodedLog): log is DecodedLog & PolicyEvent {
   return POLICY_EVENT_NAMES.has(log.eventName) && typeof log.args === "object" && log.args !== null;
 }
@@ -80,6 +96,18 @@ function chainOrder(logs: readonly DecodedLog[]): readonly DecodedLog[] {
   });
 }
 
+/** A revocation takes the id off its allowlist for good; the first one, with its time and reason, is kept. */
+function revoke<R>(list: Set<string>, revocations: Map<string, R>, key: string, revocation: R): void {
+  list.delete(key);
+  if (!revocations.has(key)) revocations.set(key, revocation);
+}
+
+/** When and why, from a revocation event's arguments. */
+const when = (args: { readonly revokedAt: bigint; readonly reason: Hex }) => ({
+  revokedAt: args.revokedAt,
+  reason: args.reason.toLowerCase() as Hex,
+});
+
 const byKey = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < b ? -1 : a > b ? 1 : 0);
 const sortedHex = (values: Iterable<string>): Hex[] => [...values].sort() as Hex[];
 const sortedAddresses = (values: Iterable<string>): Address[] => [...values].sort().map((a) => getAddress(a));
@@ -93,40 +121,26 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   let allowAnyDevice = false;
   let requireTcbUpToDate = false;
   // Keys lowercased, so a replay never depends on checksum casing.
-  const composeHashes = new Set<string>();
-  const deviceIds = new Set<string>();
-  const appIds = new Set<string>();
-  const kmsRoots = new Set<string>();
+  const lists: Record<AllowlistName, Set<string>> = {
+    composeHashes: new Set(),
+    deviceIds: new Set(),
+    appIds: new Set(),
+    kmsRoots: new Set(),
+  };
+  const { deviceIds, appIds } = lists;
   const appIdRevocations = new Map<string, AppIdRevocation>();
   const deviceRevocations = new Map<string, DeviceRevocation>();
 
   for (const log of chainOrder(decodedLogs)) {
     if (!isPolicyEvent(log)) continue;
+    const listed = LIST_EVENTS[log.eventName];
+    if (listed !== undefined) {
+      const id = String((log.args as Record<string, unknown>)[listed.arg]).toLowerCase();
+      if (listed.add) lists[listed.list].add(id);
+      else lists[listed.list].delete(id);
+      continue;
+    }
     switch (log.eventName) {
-      case "ComposeHashAdded":
-        composeHashes.add(log.args.composeHash.toLowerCase());
-        break;
-      case "ComposeHashRemoved":
-        composeHashes.delete(log.args.composeHash.toLowerCase());
-        break;
-      case "DeviceAdded":
-        deviceIds.add(log.args.deviceId.toLowerCase());
-        break;
-      case "DeviceRemoved":
-        deviceIds.delete(log.args.deviceId.toLowerCase());
-        break;
-      case "AppIdAdded":
-        appIds.add(log.args.appId.toLowerCase());
-        break;
-      case "AppIdRemoved":
-        appIds.delete(log.args.appId.toLowerCase());
-        break;
-      case "KmsRootAdded":
-        kmsRoots.add(log.args.kmsRoot.toLowerCase());
-        break;
-      case "KmsRootRemoved":
-        kmsRoots.delete(log.args.kmsRoot.toLowerCase());
-        break;
       case "AllowAnyDeviceSet":
         allowAnyDevice = log.args.allowAny;
         break;
@@ -135,26 +149,12 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
         break;
       case "AppIdRevokedAt": {
         const key = log.args.appId.toLowerCase();
-        appIds.delete(key);
-        if (!appIdRevocations.has(key)) {
-          appIdRevocations.set(key, {
-            appId: getAddress(key),
-            revokedAt: log.args.revokedAt,
-            reason: log.args.reason.toLowerCase() as Hex,
-          });
-        }
+        revoke(appIds, appIdRevocations, key, { appId: getAddress(key), ...when(log.args) });
         break;
       }
       case "DeviceRevokedAt": {
         const key = log.args.deviceId.toLowerCase();
-        deviceIds.delete(key);
-        if (!deviceRevocations.has(key)) {
-          deviceRevocations.set(key, {
-            deviceId: key as Hex,
-            revokedAt: log.args.revokedAt,
-            reason: log.args.reason.toLowerCase() as Hex,
-          });
-        }
+        revoke(deviceIds, deviceRevocations, key, { deviceId: key as Hex, ...when(log.args) });
         break;
       }
     }
@@ -163,10 +163,10 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   return {
     allowAnyDevice,
     requireTcbUpToDate,
-    composeHashes: sortedHex(composeHashes),
+    composeHashes: sortedHex(lists.composeHashes),
     deviceIds: sortedHex(deviceIds),
     appIds: sortedAddresses(appIds),
-    kmsRoots: sortedAddresses(kmsRoots),
+    kmsRoots: sortedAddresses(lists.kmsRoots),
     appIdRevocations: [...appIdRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
     deviceRevocations: [...deviceRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
   };

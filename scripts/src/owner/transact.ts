@@ -196,14 +196,10 @@ export async function transact(
   } catch (error) {
     throw decodeChainError(error, plan.functionName);
   }
+  /** What the simulation found, reported by a dry run and by a sent transaction alike. */
+  const simulated = { from: signer.address, gas: gas.toString(), result: jsonSafe(result ?? null) };
   if (flags.dryRun) {
-    return {
-      ...base,
-      mode: "dry-run",
-      from: signer.address,
-      gas: gas.toString(),
-      result: jsonSafe(result ?? null),
-    };
+    return { ...base, mode: "dry-run", ...simulated };
   }
 
   if (!flags.yes) await confirm(ctx, plan, signer.address, gas);
@@ -247,9 +243,7 @@ export async function transact(
   return {
     ...base,
     mode: "sent",
-    from: signer.address,
-    gas: gas.toString(),
-    result: jsonSafe(result ?? null),
+    ...simulated,
     transactionHash: hash,
     blockNumber: receipt.blockNumber.toString(),
     gasUsed: receipt.gasUsed.toString(),

@@ -9,30 +9,19 @@ export interface KeySpec {
   readonly algorithm: KeyAlgorithm;
 }
 
+/** Key `name` of version 1: path `attestmesh/v1/<name>`, purpose `attestmesh-<name>-v1`. */
+function v1(name: string, algorithm: KeyAlgorithm): KeySpec {
+  return { path: `attestmesh/v1/${name}`, purpose: `attestmesh-${name}-v1`, algorithm };
+}
+
 /** secp256k1 member key: proven on chain by its dstack chain; signs every member action. */
-export const MEMBER_KEY: KeySpec = {
-  path: "attestmesh/v1/member",
-  purpose: "attestmesh-member-v1",
-  algorithm: "secp256k1",
-};
+export const MEMBER_KEY: KeySpec = v1("member", "secp256k1");
 
 /** Ed25519 identity key: signs heartbeats; its X25519 form receives sealed boxes. */
-export const IDENTITY_KEY: KeySpec = {
-  path: "attestmesh/v1/identity",
-  purpose: "attestmesh-identity-v1",
-  algorithm: "ed25519",
-};
+export const IDENTITY_KEY: KeySpec = v1("identity", "ed25519");
 
 /** WireGuard static key (the 32 derived bytes, clamped as X25519 requires). */
-export const WIREGUARD_KEY: KeySpec = {
-  path: "attestmesh/v1/wireguard",
-  purpose: "attestmesh-wireguard-v1",
-  algorithm: "ed25519",
-};
+export const WIREGUARD_KEY: KeySpec = v1("wireguard", "ed25519");
 
 /** The indexer's Ed25519 signing key: proven on chain in the indexer registry. */
-export const INDEXER_KEY: KeySpec = {
-  path: "attestmesh/v1/indexer",
-  purpose: "attestmesh-indexer-v1",
-  algorithm: "ed25519",
-};
+export const INDEXER_KEY: KeySpec = v1("indexer", "ed25519");

@@ -1,7 +1,8 @@
-// Peer events for the application: the difference between two views of `PeerLiveness`, as a tagged
-// union. `joined`/`left` follow the chain's membership (a peer appears or disappears); `up`/`down`
-// follow liveness. A poller compares views on a timer and publishes what changed. `converged` and
-// `diverged` are forwarded from the liveness source, when it reports convergence (the heartbeats).
+// Peer events for the application, as a tagged union: `joined`/`left` follow the chain's membership (a
+// peer appears or disappears), `up`/`down` follow liveness, `converged`/`diverged` the mesh. The
+// heartbeat service pushes them (its `HeartbeatEvent`s, mapped here one to one); only a source that
+// pushes nothing (WireGuard handshakes, before the heartbeats run) is compared on a timer.
+import type { HeartbeatEvent } from "../heartbeat/service.ts";
 import type { Logger } from "../log.ts";
 import type { PeerLiveness, PeerLivenessEntry } from "./providers.ts";
 
@@ -43,8 +44,11 @@ export function diffPeerViews(
 }
 
 /**
- * Polls `liveness()` every `intervalMs` until `signal` aborts (`check()` compares now), and forwards
- * the current source's convergence events.
+ * Publishes the peer events of the current liveness source until `signal` aborts. A source that pushes
+ * events (the heartbeat service) is followed by them: `peer-joined`, `peer-live`, `peer-lost` and
+ * `peer-left` each become that peer's change, `converged` and `diverged` are forwarded. A source that
+ * pushes none (WireGuard handshakes) is compared every `intervalMs`. `check()` compares the whole view
+ * now: when the source is replaced, and when the API closes.
  */
 export function watchPeerEvents(options: {
   readonly liveness: () => PeerLiveness;
@@ -53,32 +57,66 @@ export function watchPeerEvents(options: {
   readonly logger: Logger;
   readonly publish: (event: PeerEvent) => void;
 }): { check(): void } {
-  let view: readonly PeerLivenessEntry[] = [];
+  let view = new Map<bigint, PeerLivenessEntry>();
   let source: PeerLiveness | undefined;
   let unsubscribe: (() => void) | undefined;
-  const follow = () => {
-    const current = options.liveness();
-    if (current === source) return;
-    unsubscribe?.();
-    source = current;
-    unsubscribe = current.onEvent?.((event) => {
-      if (event.type === "converged") options.publish({ kind: "converged", live: [...event.live] });
-      else if (event.type === "diverged") options.publish({ kind: "diverged" });
-    });
+  /** Moves the view of the peers in `ids` to `after`, publishing what changed. */
+  const apply = (ids: readonly bigint[], after: readonly PeerLivenessEntry[]) => {
+    const before = [...new Set(ids)].flatMap((id) => view.get(id) ?? []);
+    for (const event of diffPeerViews(before, after)) options.publish(event);
+    const next = new Map(view);
+    for (const id of ids) next.delete(id);
+    for (const peer of after) next.set(peer.memberId, peer);
+    view = new Map([...next].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   };
-  const check = () => {
-    follow();
+  const current = (id: bigint, live: boolean): PeerLivenessEntry[] => {
+    const peer =
+      options
+        .liveness()
+        .peers()
+        .find((p) => p.memberId === id) ?? view.get(id);
+    return peer === undefined ? [] : [peer.live === live ? peer : { ...peer, live }];
+  };
+  const onEvent = (event: HeartbeatEvent) => {
+    switch (event.type) {
+      case "converged":
+        return options.publish({ kind: "converged", live: [...event.live] });
+      case "diverged":
+        return options.publish({ kind: "diverged" });
+      case "peer-joined":
+        return apply([event.peer.memberId], [event.peer]);
+      case "peer-left":
+        return apply([event.peer.memberId], []);
+      case "peer-live":
+      case "peer-lost":
+        return apply([event.memberId], current(event.memberId, event.type === "peer-live"));
+    }
+  };
+  const compare = () => {
     try {
       const next = options.liveness().peers();
-      for (const event of diffPeerViews(view, next)) options.publish(event);
-      view = next;
+      apply([...view.keys(), ...next.map((p) => p.memberId)], next);
     } catch (err) {
       options.logger.warn({ err }, "reading peer liveness failed; trying again on the next tick");
     }
   };
-  const timer = setInterval(check, options.intervalMs);
+  const follow = () => {
+    const now = options.liveness();
+    if (now === source) return;
+    unsubscribe?.();
+    source = now;
+    unsubscribe = now.onEvent?.(onEvent);
+  };
+  const check = () => {
+    follow();
+    compare();
+  };
+  const timer = setInterval(() => {
+    follow();
+    if (source?.onEvent === undefined) compare();
+  }, options.intervalMs);
   timer.unref();
-  follow();
+  check();
   options.signal.addEventListener(
     "abort",
     () => {

@@ -18,29 +18,15 @@ export interface PeerLivenessEntry {
   readonly lastHeartbeatMs: number | undefined;
 }
 
-export interface PeerLivenessEntry {
-  readonly memberId: bigint;
-  readonly appId: Address;
-  readonly meshIp: string;
-  /** Whether the peer counts as live right now. */
-  readonly live: boolean;
-  /** When the last heartbeat that counted arrived (ms since the epoch); undefined if none yet. */
-  readonly lastHeartbeatMs: number | undefined;
-}
-
-/** A mesh-wide event a liveness source may publish; `converged` and `diverged` reach the app. */
-export interface MeshEvent {
-  readonly type: string;
-  /** For `converged`: the live set every live member agrees on. */
-  readonly live?: readonly bigint[];
-}
-
 export interface PeerLiveness {
   /** Names the evidence behind `live`; absent means signed heartbeats ("heartbeat"). */
   readonly source?: string;
   /** Every desired peer (active members but this node), in member-id order. */
   peers(): readonly PeerLivenessEntry[];
-  /** Mesh-wide events (convergence), if the source has them; returns an unsubscribe function. */
+  /**
+   * The source's pushed events (peers joining, leaving, going up and down; convergence), if it pushes
+   * them; returns an unsubscribe function. A source without it is compared on a timer.
+   */
   onEvent?(listener: (event: HeartbeatEvent) => void): () => void;
 }
 

@@ -1,7 +1,9 @@
 // Heartbeats: every `intervalMs` this node sends each active member a signed heartbeat (its id, the
 // CSK epoch it sees and whether it holds it, a counter, the time and the peers it hears) to the peer's
 // mesh IP on the mesh port, and counts the ones it receives through `HeartbeatTable`. Changes in who
-// is live, and in convergence, are published as `HeartbeatEvent`s (the application API turns them into its `PeerEvent`s).
+// is live, in who is a peer (the directory) and in convergence are published as `HeartbeatEvent`s, in
+// that order within one evaluation: joins, liveness, departures, convergence. The application API turns
+// them into its `PeerEvent`s; it reads no view of its own.
 import type { Address } from "viem";
 import type { SigningKey } from "../meshnet/crypto.ts";
 import type { MemberDirectory } from "../meshnet/directory.ts";
@@ -11,6 +13,10 @@ import { encodeHeartbeat } from "./codec.ts";
 import { createHeartbeatTable, type HeartbeatTable, type ReceiveResult } from "./table.ts";
 
 export type HeartbeatEvent =
+  /** A member became a peer of this node (it entered the directory, or the service started). */
+  | { readonly type: "peer-joined"; readonly peer: LivePeer; readonly at: number }
+  /** A member is no longer a peer (it left the directory, or the service stopped); `peer` is its last entry. */
+  | { readonly type: "peer-left"; readonly peer: LivePeer; readonly at: number }
   | { readonly type: "peer-live"; readonly memberId: bigint; readonly at: number }
   | { readonly type: "peer-lost"; readonly memberId: bigint; readonly at: number }
   | { readonly type: "converged"; readonly live: readonly bigint[]; readonly at: number }
@@ -92,6 +98,8 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
   const listeners = new Set<(event: HeartbeatEvent) => void>();
   let lastLive = new Set<bigint>();
   let lastConverged: boolean | undefined;
+  /** The peers announced with `peer-joined`, with their last entry. */
+  let lastPeers = new Map<bigint, LivePeer>();
 
   const emit = (event: HeartbeatEvent) => {
     for (const listener of listeners) {
@@ -103,14 +111,47 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
     }
   };
 
-  function evaluate(): void {
+  function peerEntries(mono: number): LivePeer[] {
+    return directory
+      .all()
+      .filter((m) => m.memberId !== self)
+      .map((m) => {
+        const entry = table.entry(m.memberId);
+        return {
+          memberId: m.memberId,
+          appId: m.record.appId,
+          meshIp: m.meshIp,
+          live: table.isLive(m.memberId, mono),
+          lastHeartbeatMs: entry?.lastHeardWallMs,
+          epoch: entry?.epoch,
+          holdsCsk: entry?.holdsCsk ?? false,
+          counter: entry?.counter,
+          sentAtMs: entry?.sentAtMs,
+          heard: entry?.heard ?? [],
+        };
+      });
+  }
+
+  /** Set once the service stopped: it publishes nothing after every peer left. */
+  let halted = false;
+
+  /** Publishes what changed since the last evaluation (`stopped`: every peer leaves, for good). */
+  function evaluate(stopped = false): void {
+    if (halted) return;
+    halted = stopped;
     const mono = clock.monoMs();
     const at = clock.wallMs();
     table.retain((id) => directory.get(id) !== undefined);
-    const live = new Set(table.live(mono));
+    const peers = new Map(stopped ? [] : peerEntries(mono).map((p) => [p.memberId, p] as const));
+    for (const [id, peer] of peers) if (!lastPeers.has(id)) emit({ type: "peer-joined", peer, at });
+    const live = new Set(stopped ? [] : table.live(mono));
     for (const id of live) if (!lastLive.has(id)) emit({ type: "peer-live", memberId: id, at });
     for (const id of lastLive) if (!live.has(id)) emit({ type: "peer-lost", memberId: id, at });
     lastLive = live;
+    for (const [id, peer] of lastPeers)
+      if (!peers.has(id)) emit({ type: "peer-left", peer: { ...peer, live: false }, at });
+    lastPeers = peers;
+    if (stopped) return;
     const converged = table.converged(mono);
     if (converged !== lastConverged) {
       lastConverged = converged;
@@ -166,30 +207,17 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
       started = clock.monoMs();
       beat();
       const timer = setInterval(beat, intervalMs);
-      signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+      signal.addEventListener(
+        "abort",
+        () => {
+          clearInterval(timer);
+          evaluate(true);
+        },
+        { once: true },
+      );
     },
     startedAt: () => started,
-    peers() {
-      const mono = clock.monoMs();
-      return directory
-        .all()
-        .filter((m) => m.memberId !== self)
-        .map((m) => {
-          const entry = table.entry(m.memberId);
-          return {
-            memberId: m.memberId,
-            appId: m.record.appId,
-            meshIp: m.meshIp,
-            live: table.isLive(m.memberId, mono),
-            lastHeartbeatMs: entry?.lastHeardWallMs,
-            epoch: entry?.epoch,
-            holdsCsk: entry?.holdsCsk ?? false,
-            counter: entry?.counter,
-            sentAtMs: entry?.sentAtMs,
-            heard: entry?.heard ?? [],
-          };
-        });
-    },
+    peers: () => peerEntries(clock.monoMs()),
     live: () => table.live(clock.monoMs()),
     converged: () => table.converged(clock.monoMs()),
     onEvent(listener) {

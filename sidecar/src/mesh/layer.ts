@@ -46,6 +46,17 @@ export function createMeshLayer(options: {
   const listeners = new Set<(event: HeartbeatEvent) => void>();
   let runtime: MeshRuntime | undefined;
 
+  /** Hands a heartbeat event to the layer's listeners (the application API). */
+  function forward(event: HeartbeatEvent): void {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+
   /** Copies the CSK and heartbeat state into the status and metrics. */
   function publish(): void {
     const held = custody.current();
@@ -118,6 +129,7 @@ export function createMeshLayer(options: {
               signal,
               ...(options.servePolicy === undefined ? {} : { servePolicy: options.servePolicy }),
               onChange: publish,
+              onEvent: forward,
             });
           } catch (err) {
             attempt += 1;
@@ -129,17 +141,7 @@ export function createMeshLayer(options: {
       const rt = runtime;
       if (rt === undefined) return;
       publish();
-      const off = rt.heartbeat.onEvent((event) => {
-        for (const listener of listeners) {
-          try {
-            listener(event);
-          } catch {
-            // A listener's failure is its own.
-          }
-        }
-      });
       await rt.stopped;
-      off();
       runtime = undefined;
       publish();
     },

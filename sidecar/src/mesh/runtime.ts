@@ -11,7 +11,7 @@ import { createCskClient } from "../csk/client.ts";
 import type { CskCustody } from "../csk/holder.ts";
 import { type CskManager, createCskManager } from "../csk/manager.ts";
 import { type CskServePolicy, createCskServer } from "../csk/server.ts";
-import { createHeartbeatService, type HeartbeatService } from "../heartbeat/service.ts";
+import { createHeartbeatService, type HeartbeatEvent, type HeartbeatService } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { signingKeyFromSeed } from "../meshnet/crypto.ts";
@@ -44,6 +44,8 @@ export interface MeshRuntimeOptions {
   readonly servePolicy?: CskServePolicy;
   /** Called whenever the CSK, the live set or convergence may have changed. */
   readonly onChange: () => void;
+  /** Every heartbeat event, from the first (the service's start) to the last (its stop). */
+  readonly onEvent?: (event: HeartbeatEvent) => void;
 }
 
 export interface MeshRuntime {
@@ -94,11 +96,10 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   };
 
   let manager: CskManager | undefined;
+  /** What the heartbeat service, the CSK server and the CSK client each know of this node. */
+  const node = { self: memberId, cluster, key, directory };
   const heartbeat = createHeartbeatService({
-    self: memberId,
-    cluster,
-    key,
-    directory,
+    ...node,
     send,
     port: config.meshPort,
     intervalMs: config.heartbeatIntervalMs,
@@ -127,10 +128,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   });
 
   const server = createCskServer({
-    self: memberId,
-    cluster,
-    key,
-    directory,
+    ...node,
     lookup: async (id) => {
       const record = await options.reader.member(id).catch(() => undefined);
       return record === undefined ? undefined : toMeshMember(record);
@@ -141,10 +139,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     ...(options.servePolicy === undefined ? {} : { policy: options.servePolicy }),
   });
   const client = createCskClient({
-    self: memberId,
-    cluster,
-    key,
-    directory,
+    ...node,
     send,
     port: config.meshPort,
     requestTimeoutMs: CSK_REQUEST_TIMEOUT_MS,
@@ -218,6 +213,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     if (event.type === "peer-lost")
       log.warn({ peer: event.memberId.toString() }, "peer lost: no counted heartbeat within the timeout");
     if (event.type === "converged") log.info({ live: event.live.map(String) }, "mesh converged");
+    options.onEvent?.(event);
     options.onChange();
     wake();
   });

@@ -30,12 +30,37 @@ export interface SigningKey {
   destroy(): void;
 }
 
-export function signingKeyFromSeed(seed: Uint8Array): SigningKey {
+/**
+ * The X25519 form of an Ed25519 public key (the one conversion of the sidecar); throws for a key of
+ * the wrong length or one that is not a point.
+ */
+export function x25519PublicKeyOf(identityKey: Uint8Array): Uint8Array {
+  if (identityKey.length !== ED25519_PUBLIC_KEY_BYTES)
+    throw new Error(`an Ed25519 public key is ${ED25519_PUBLIC_KEY_BYTES} bytes, got ${identityKey.length}`);
+  return lib().crypto_sign_ed25519_pk_to_curve25519(identityKey);
+}
+
+/** An Ed25519 key pair from its 32-byte seed, with the X25519 form of both halves. */
+export function keyPairsFromSeed(seed: Uint8Array): {
+  readonly ed25519: { readonly publicKey: Uint8Array; readonly privateKey: Uint8Array };
+  readonly x25519: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
+} {
   const s = lib();
   if (seed.length !== 32) throw new Error(`an Ed25519 seed is 32 bytes, got ${seed.length}`);
   const pair = s.crypto_sign_seed_keypair(seed);
-  const xSecret = s.crypto_sign_ed25519_sk_to_curve25519(pair.privateKey);
-  const xPublic = s.crypto_sign_ed25519_pk_to_curve25519(pair.publicKey);
+  return {
+    ed25519: pair,
+    x25519: {
+      publicKey: x25519PublicKeyOf(pair.publicKey),
+      secretKey: s.crypto_sign_ed25519_sk_to_curve25519(pair.privateKey),
+    },
+  };
+}
+
+export function signingKeyFromSeed(seed: Uint8Array): SigningKey {
+  const s = lib();
+  const { ed25519: pair, x25519 } = keyPairsFromSeed(seed);
+  const { publicKey: xPublic, secretKey: xSecret } = x25519;
   return {
     publicKey: pair.publicKey,
     sign: (message) => s.crypto_sign_detached(message, pair.privateKey),
@@ -67,15 +92,13 @@ export function verifySignature(signature: Uint8Array, message: Uint8Array, publ
 
 /** Seals `message` to the X25519 form of an Ed25519 public key; undefined when the key has none. */
 export function sealToIdentityKey(message: Uint8Array, identityKey: Uint8Array): Uint8Array | undefined {
-  const s = lib();
-  if (identityKey.length !== ED25519_PUBLIC_KEY_BYTES) return undefined;
   let x: Uint8Array;
   try {
-    x = s.crypto_sign_ed25519_pk_to_curve25519(identityKey);
+    x = x25519PublicKeyOf(identityKey);
   } catch {
     return undefined;
   }
-  return s.crypto_box_seal(message, x);
+  return lib().crypto_box_seal(message, x);
 }
 
 export function randomBytes(length: number): Uint8Array {

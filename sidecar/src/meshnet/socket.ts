@@ -2,15 +2,16 @@
 // node's mesh IP on the mesh port, so only traffic that came through WireGuard reaches it. Three ways
 // to open it, one per deployment:
 //   direct    the sidecar shares the WireGuard interface's network namespace (a real CVM)
-//   netns     the interface lives in another namespace (the devnet): a short-lived helper started with
-//             `ip netns exec` binds the socket there and hands the bound descriptor back over Node's
-//             IPC channel; the socket stays in that namespace, this process owns it
+//   netns     the interface lives in another namespace (the devnet): the netns helper (netnsSockets.ts,
+//             the same one the peer transport uses) binds the socket there and hands the bound
+//             descriptor back over Node's IPC channel; the socket stays in that namespace, this
+//             process owns it
 //   loopback  tests with the in-memory WireGuard backend: mesh IP a.b.c.d is served at 127.b.c.d, and
 //             every destination is mapped the same way, so in-process nodes exchange real datagrams
-import { spawn } from "node:child_process";
-import { createSocket, type Socket } from "node:dgram";
-import { fileURLToPath } from "node:url";
+import type { Socket } from "node:dgram";
 import { retryableError } from "../errors.ts";
+import { createNetnsSocketFactory } from "./netnsSockets.ts";
+import { createLocalSocketFactory } from "./socketFactory.ts";
 
 export type MeshSocketMode = "direct" | "netns" | "loopback";
 
@@ -51,55 +52,6 @@ function fromLoopback(address: string, firstOctet: string): string {
   return octets[0] === "127" ? `${firstOctet}.${octets.slice(1).join(".")}` : address;
 }
 
-const HELPER = fileURLToPath(new URL("./netns-bind.ts", import.meta.url));
-
-async function bindDirect(address: string, port: number): Promise<Socket> {
-  const socket = createSocket({ type: "udp4" });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("error", reject);
-    socket.bind({ address, port, exclusive: true }, () => {
-      socket.off("error", reject);
-      resolve();
-    });
-  });
-  return socket;
-}
-
-async function bindInNetns(netns: string, address: string, port: number, timeoutMs: number): Promise<Socket> {
-  const child = spawn("ip", ["netns", "exec", netns, process.execPath, HELPER, address, String(port)], {
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-  });
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-2000);
-  });
-  try {
-    return await new Promise<Socket>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no socket from the netns helper within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      child.once("message", (message: unknown, handle: unknown) => {
-        clearTimeout(timer);
-        const m = message as { ok?: boolean; error?: string };
-        if (m.ok === true && handle !== undefined) resolve(handle as Socket);
-        else reject(new Error(m.error ?? "the netns helper sent no socket"));
-      });
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the netns helper exited with ${code}: ${stderr.trim()}`));
-      });
-      child.once("error", (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
-  } finally {
-    if (child.connected) child.disconnect();
-    child.kill();
-  }
-}
-
 /** Opens the mesh socket; a failure (address not up yet, port taken) is retryable. */
 export async function openMeshSocket(options: OpenMeshSocketOptions): Promise<MeshSocket> {
   const { mode, meshIp, port } = options;
@@ -107,11 +59,15 @@ export async function openMeshSocket(options: OpenMeshSocketOptions): Promise<Me
   const firstOctet = meshIp.split(".")[0] ?? "10";
   let socket: Socket;
   try {
-    if (mode === "netns") {
-      if (options.netns === undefined) throw new Error("netns mode needs a namespace name");
-      socket = await bindInNetns(options.netns, bindAddress, port, options.timeoutMs ?? 10_000);
-    } else {
-      socket = await bindDirect(bindAddress, port);
+    if (mode === "netns" && options.netns === undefined) throw new Error("netns mode needs a namespace name");
+    const factory =
+      mode === "netns" && options.netns !== undefined
+        ? createNetnsSocketFactory({ netns: options.netns, timeoutMs: options.timeoutMs ?? 10_000 })
+        : createLocalSocketFactory();
+    try {
+      socket = await factory.udp(bindAddress, port);
+    } finally {
+      await factory.close();
     }
   } catch (cause) {
     throw retryableError(

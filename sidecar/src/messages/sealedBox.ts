@@ -3,6 +3,7 @@
 // says nothing about who sealed it (the chain attributes the sender, see envelope.ts).
 import sodium from "libsodium-wrappers";
 import { fatalError } from "../errors.ts";
+import { keyPairsFromSeed, loadSodium, x25519PublicKeyOf } from "../meshnet/crypto.ts";
 import { type Secret, secret } from "../secret.ts";
 
 /** Bytes a sealed box adds to its plaintext: an ephemeral X25519 key and a Poly1305 tag. */
@@ -10,7 +11,7 @@ export const SEAL_OVERHEAD = 48;
 
 /** Resolves once libsodium's WebAssembly is loaded; every other function here needs it. */
 export async function sodiumReady(): Promise<void> {
-  await sodium.ready;
+  await loadSodium();
 }
 
 export interface X25519KeyPair {
@@ -30,7 +31,7 @@ export function x25519FromEd25519PublicKey(identityKey: Uint8Array): Uint8Array 
     );
   }
   try {
-    return sodium.crypto_sign_ed25519_pk_to_curve25519(identityKey);
+    return x25519PublicKeyOf(identityKey);
   } catch (cause) {
     throw fatalError("InvalidIdentityKey", "the identity key is not a valid Ed25519 public key.", { cause });
   }
@@ -38,13 +39,9 @@ export function x25519FromEd25519PublicKey(identityKey: Uint8Array): Uint8Array 
 
 /** The X25519 key pair of an Ed25519 identity seed (the 32 bytes dstack derives). */
 export function x25519FromEd25519Seed(seed: Uint8Array): X25519KeyPair {
-  const signing = sodium.crypto_sign_seed_keypair(seed);
-  const keyPair = {
-    publicKey: sodium.crypto_sign_ed25519_pk_to_curve25519(signing.publicKey),
-    secretKey: secret(sodium.crypto_sign_ed25519_sk_to_curve25519(signing.privateKey)),
-  };
-  sodium.memzero(signing.privateKey);
-  return keyPair;
+  const { ed25519, x25519 } = keyPairsFromSeed(seed);
+  sodium.memzero(ed25519.privateKey);
+  return { publicKey: x25519.publicKey, secretKey: secret(x25519.secretKey) };
 }
 
 /** Seals `plaintext` to an X25519 public key. */

@@ -5,9 +5,9 @@
 import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import type { BackoffOptions } from "../backoff.ts";
 import type { Logger } from "../log.ts";
+import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import { type Ingress, startIngress } from "./ingress.ts";
 import { createLink, type Link, type LinkStatus } from "./link.ts";
-import type { SocketFactory } from "./sockets.ts";
 import { selfSignedCertificate } from "./tlsCert.ts";
 
 export interface BridgeOptions {

@@ -11,8 +11,8 @@ import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
+import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import { encodeHello } from "./frame.ts";
-import type { SocketFactory } from "./sockets.ts";
 import { createFramedStream, type FramedStream } from "./stream.ts";
 
 export type OutboundState = "idle" | "connecting" | "open" | "backoff";

@@ -86,6 +86,21 @@ interface PeerState {
   latestHandshake: number;
 }
 
+/** A peer's state on `path` from `t` on: no test, no failure, nothing received yet. */
+function newState(path: PeerPath, peer: SelectorPeer, t: number): PeerState {
+  return {
+    path,
+    since: t,
+    testStartedAt: undefined,
+    failures: 0,
+    nextTestAt: t,
+    lastRx: 0n,
+    lastRxAt: t,
+    directEndpoint: peer.directEndpoint,
+    latestHandshake: 0,
+  };
+}
+
 export interface TransportSelector {
   decide(
     peers: readonly SelectorPeer[],
@@ -114,17 +129,7 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
   ): { path: PeerPath; endpoint: string | undefined } {
     const state = states.get(peer.publicKey);
     if (state === undefined || state.path !== path) {
-      states.set(peer.publicKey, {
-        path,
-        since: t,
-        testStartedAt: undefined,
-        failures: 0,
-        nextTestAt: t,
-        lastRx: 0n,
-        lastRxAt: t,
-        directEndpoint: peer.directEndpoint,
-        latestHandshake: 0,
-      });
+      states.set(peer.publicKey, newState(path, peer, t));
     } else state.directEndpoint = peer.directEndpoint;
     return { path, endpoint: path === "udp" ? peer.directEndpoint : peer.gatewayEndpoint };
   }
@@ -156,17 +161,7 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
         }
         let state = states.get(key);
         if (state === undefined) {
-          state = {
-            path: "gateway",
-            since: t,
-            testStartedAt: undefined,
-            failures: 0,
-            nextTestAt: t,
-            lastRx: 0n,
-            lastRxAt: t,
-            directEndpoint: peer.directEndpoint,
-            latestHandshake: 0,
-          };
+          state = newState("gateway", peer, t);
           states.set(key, state);
         }
         state.directEndpoint = peer.directEndpoint;

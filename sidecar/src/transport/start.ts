@@ -3,11 +3,11 @@
 // them: in WireGuard's network namespace when there is one (the devnet), else here.
 import type { SidecarConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { createNetnsSocketFactory } from "../meshnet/netnsSockets.ts";
+import { createLocalSocketFactory } from "../meshnet/socketFactory.ts";
 import { type Bridge, startBridge } from "./bridge.ts";
-import { createNetnsSocketFactory } from "./netnsSockets.ts";
 import { createPeerTransport, type PeerTransport } from "./peers.ts";
 import { createTransportSelector } from "./selector.ts";
-import { createLocalSocketFactory } from "./sockets.ts";
 
 export async function startTransport(options: {
   readonly config: SidecarConfig;

@@ -3,10 +3,21 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Address } from "viem";
 import { createHub } from "../../src/api/hub.ts";
-import { diffPeerViews } from "../../src/api/peerEvents.ts";
+import { diffPeerViews, watchPeerEvents } from "../../src/api/peerEvents.ts";
 import { handshakeLiveness, type PeerLivenessEntry } from "../../src/api/providers.ts";
 import { createBoundedQueue } from "../../src/api/queue.ts";
+import type { HeartbeatEvent } from "../../src/heartbeat/service.ts";
 import type { SidecarStatus } from "../../src/status.ts";
+import { captureLogger } from "../helpers.ts";
+
+/** The heartbeat fields of a peer entry that the API does not report. */
+const HEARD = {
+  epoch: undefined,
+  holdsCsk: false,
+  counter: undefined,
+  sentAtMs: undefined,
+  heard: [],
+} as const;
 
 describe("bounded queue", () => {
   test("first in, first out while it has room", () => {
@@ -110,6 +121,53 @@ describe("peer events", () => {
     );
     assert.equal(events.find((e) => e.kind === "left")!.peer.live, false);
     assert.deepEqual(diffPeerViews([peer(1n, true)], [peer(1n, true)]), []);
+  });
+
+  test("a source that pushes events is followed by them and never polled", async () => {
+    const published: string[] = [];
+    const controller = new AbortController();
+    let peers: PeerLivenessEntry[] = [peer(1n, true)];
+    let emit: ((event: HeartbeatEvent) => void) | undefined;
+    watchPeerEvents({
+      liveness: () => ({
+        peers: () => peers,
+        onEvent(listener) {
+          emit = listener;
+          return () => {
+            emit = undefined;
+          };
+        },
+      }),
+      intervalMs: 1,
+      signal: controller.signal,
+      logger: captureLogger().logger,
+      publish: (e) => published.push("peer" in e ? `${e.kind}:${e.peer.memberId}:${e.peer.live}` : e.kind),
+    });
+    assert.deepEqual(published, ["joined:1:true", "up:1:true"], "the view the source starts with");
+    // A view that changes without an event is not looked at: nothing is published.
+    peers = [peer(1n, true), peer(2n, false)];
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.deepEqual(published.length, 2, "30 timer intervals of 1 ms went by");
+    emit!({ type: "peer-joined", peer: { ...peer(2n, false), ...HEARD }, at: 1 });
+    peers = [peer(1n, true), peer(2n, true)];
+    emit!({ type: "peer-live", memberId: 2n, at: 2 });
+    emit!({ type: "peer-live", memberId: 2n, at: 3 });
+    emit!({ type: "converged", live: [1n, 2n], at: 4 });
+    emit!({ type: "peer-lost", memberId: 1n, at: 5 });
+    emit!({ type: "peer-left", peer: { ...peer(1n, false), ...HEARD }, at: 6 });
+    emit!({ type: "diverged", at: 7 });
+    assert.deepEqual(published, [
+      "joined:1:true",
+      "up:1:true",
+      "joined:2:false",
+      "up:2:true",
+      "converged",
+      "down:1:false",
+      "left:1:false",
+      "diverged",
+    ]);
+    controller.abort();
+    assert.equal(emit, undefined, "unsubscribed when the API stops");
   });
 
   test("handshake liveness: live while the latest handshake is younger than the limit", () => {

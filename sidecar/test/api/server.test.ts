@@ -222,109 +222,36 @@ describe("application API over a unix socket", () => {
   test("bad requests get a 4xx with a JSON error and send nothing", async () => {
     api.setSender(recorder.sender);
     const before = recorder.sent.length;
+    /** A POST of `body` as JSON to /v1/messages. */
+    const post = (body: unknown) => () => postJson(socket, "/v1/messages", body);
+    /** A POST of `body` as it is, labelled `contentType`. */
+    const postRaw = (body: string, contentType: string) => () =>
+      apiRequest(socket, "POST", "/v1/messages", { body, headers: { "content-type": contentType } });
     const cases: Array<[string, () => Promise<{ status: number; body: unknown }>, number, string]> = [
       ["unknown path", () => apiRequest(socket, "GET", "/v1/nope"), 404, "NotFound"],
       ["root", () => apiRequest(socket, "GET", "/"), 404, "NotFound"],
       ["GET on messages", () => apiRequest(socket, "GET", "/v1/messages"), 405, "MethodNotAllowed"],
       ["POST on status", () => postJson(socket, "/v1/status", {}), 405, "MethodNotAllowed"],
       ["DELETE on peers", () => apiRequest(socket, "DELETE", "/v1/peers"), 405, "MethodNotAllowed"],
-      [
-        "text/plain body",
-        () =>
-          apiRequest(socket, "POST", "/v1/messages", {
-            body: "hi",
-            headers: { "content-type": "text/plain" },
-          }),
-        415,
-        "UnsupportedMediaType",
-      ],
-      [
-        "not JSON",
-        () =>
-          apiRequest(socket, "POST", "/v1/messages", {
-            body: "{",
-            headers: { "content-type": "application/json" },
-          }),
-        400,
-        "InvalidJson",
-      ],
-      ["an array", () => postJson(socket, "/v1/messages", [1]), 400, "InvalidBody"],
-      ["a string", () => postJson(socket, "/v1/messages", "hi"), 400, "InvalidBody"],
-      [
-        "an unknown field",
-        () => postJson(socket, "/v1/messages", { to: "2", text: "x", ttl: 5 }),
-        400,
-        "UnknownField",
-      ],
-      ["no recipient", () => postJson(socket, "/v1/messages", { text: "x" }), 400, "InvalidRecipient"],
-      [
-        "recipient 0",
-        () => postJson(socket, "/v1/messages", { to: "0", text: "x" }),
-        400,
-        "InvalidRecipient",
-      ],
-      [
-        "recipient -1",
-        () => postJson(socket, "/v1/messages", { to: -1, text: "x" }),
-        400,
-        "InvalidRecipient",
-      ],
-      [
-        "recipient 1.5",
-        () => postJson(socket, "/v1/messages", { to: 1.5, text: "x" }),
-        400,
-        "InvalidRecipient",
-      ],
-      [
-        "recipient hex",
-        () => postJson(socket, "/v1/messages", { to: "0x2", text: "x" }),
-        400,
-        "InvalidRecipient",
-      ],
-      [
-        "recipient above uint64",
-        () => postJson(socket, "/v1/messages", { to: "18446744073709551616", text: "x" }),
-        400,
-        "InvalidRecipient",
-      ],
-      ["no payload", () => postJson(socket, "/v1/messages", { to: "2" }), 400, "InvalidPayload"],
-      [
-        "both payloads",
-        () => postJson(socket, "/v1/messages", { to: "2", text: "a", base64: "YQ==" }),
-        400,
-        "InvalidPayload",
-      ],
-      [
-        "text not a string",
-        () => postJson(socket, "/v1/messages", { to: "2", text: 5 }),
-        400,
-        "InvalidPayload",
-      ],
-      ["empty text", () => postJson(socket, "/v1/messages", { to: "2", text: "" }), 400, "InvalidPayload"],
-      [
-        "bad base64",
-        () => postJson(socket, "/v1/messages", { to: "2", base64: "a$b=" }),
-        400,
-        "InvalidPayload",
-      ],
-      [
-        "unpadded base64",
-        () => postJson(socket, "/v1/messages", { to: "2", base64: "YQ" }),
-        400,
-        "InvalidPayload",
-      ],
-      [
-        "payload over the cap",
-        () => postJson(socket, "/v1/messages", { to: "2", text: "x".repeat(101) }),
-        413,
-        "PayloadTooLarge",
-      ],
-      [
-        "body over 16 KiB",
-        () => postJson(socket, "/v1/messages", { to: "2", text: "x".repeat(17_000) }),
-        413,
-        "BodyTooLarge",
-      ],
+      ["text/plain body", postRaw("hi", "text/plain"), 415, "UnsupportedMediaType"],
+      ["not JSON", postRaw("{", "application/json"), 400, "InvalidJson"],
+      ["an array", post([1]), 400, "InvalidBody"],
+      ["a string", post("hi"), 400, "InvalidBody"],
+      ["an unknown field", post({ to: "2", text: "x", ttl: 5 }), 400, "UnknownField"],
+      ["no recipient", post({ text: "x" }), 400, "InvalidRecipient"],
+      ["recipient 0", post({ to: "0", text: "x" }), 400, "InvalidRecipient"],
+      ["recipient -1", post({ to: -1, text: "x" }), 400, "InvalidRecipient"],
+      ["recipient 1.5", post({ to: 1.5, text: "x" }), 400, "InvalidRecipient"],
+      ["recipient hex", post({ to: "0x2", text: "x" }), 400, "InvalidRecipient"],
+      ["recipient above uint64", post({ to: "18446744073709551616", text: "x" }), 400, "InvalidRecipient"],
+      ["no payload", post({ to: "2" }), 400, "InvalidPayload"],
+      ["both payloads", post({ to: "2", text: "a", base64: "YQ==" }), 400, "InvalidPayload"],
+      ["text not a string", post({ to: "2", text: 5 }), 400, "InvalidPayload"],
+      ["empty text", post({ to: "2", text: "" }), 400, "InvalidPayload"],
+      ["bad base64", post({ to: "2", base64: "a$b=" }), 400, "InvalidPayload"],
+      ["unpadded base64", post({ to: "2", base64: "YQ" }), 400, "InvalidPayload"],
+      ["payload over the cap", post({ to: "2", text: "x".repeat(101) }), 413, "PayloadTooLarge"],
+      ["body over 16 KiB", post({ to: "2", text: "x".repeat(17_000) }), 413, "BodyTooLarge"],
       ["bad since", () => apiRequest(socket, "GET", "/v1/messages/stream?since=-1"), 400, "InvalidSince"],
       [
         "bad since word",

@@ -115,6 +115,35 @@ describe("heartbeat service over UDP", () => {
     });
   });
 
+  test("each peer is announced joined before it goes live; a stopped service lets every peer go", () => {
+    const log = events.get(1n)!;
+    for (const id of [2n, 3n]) {
+      const joined = log.findIndex((e) => e.type === "peer-joined" && e.peer.memberId === id);
+      const live = log.findIndex((e) => e.type === "peer-live" && e.memberId === id);
+      assert.ok(joined >= 0 && joined < live, `peer ${id} joined (${joined}) before it went live (${live})`);
+    }
+    // Node 3 was stopped in the test above: its peers went down, then left, in that order.
+    const stopped = events
+      .get(3n)!
+      .map((e) =>
+        e.type === "peer-joined" || e.type === "peer-left"
+          ? `${e.type}:${e.peer.memberId}:${e.peer.live}`
+          : "memberId" in e
+            ? `${e.type}:${e.memberId}`
+            : e.type,
+      );
+    assert.deepEqual(stopped.slice(-4), [
+      "peer-lost:1",
+      "peer-lost:2",
+      "peer-left:1:false",
+      "peer-left:2:false",
+    ]);
+    // A heartbeat round after the stop announces nobody again.
+    const count = events.get(3n)!.length;
+    services.get(3n)!.beat();
+    assert.equal(events.get(3n)!.length, count, "a stopped service publishes nothing more");
+  });
+
   test("an evicted member is forgotten at once and no longer sent to", async () => {
     const record = members.get(2n)!;
     members = new Map(members);

@@ -185,6 +185,19 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
   };
 
+  /**
+   * Runs `script` on a fresh connection and checks its push was rejected: the connection closed, the
+   * `times`-th rejection for `reason` counted, and nothing changed.
+   */
+  async function pushRejected(what: string, reason: string, script: Script, times = 1) {
+    const before = snapshot();
+    const conn = await reconnectWith(script);
+    await closed(conn, what);
+    assert.equal(await rejected(reason), times);
+    assert.deepEqual(snapshot(), before);
+    return { conn, before };
+  }
+
   /** What an adversarial push must not change. */
   function snapshot() {
     return { wakes: wakes.length, lastBlock: intake.status().lastVerifiedPushBlock };
@@ -278,15 +291,11 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   });
 
   test("a forged signature is rejected as adversarial and tears the subscription down", async () => {
-    const before = snapshot();
     const forger = { ...keyA, secret: ed25519.utils.randomPrivateKey() };
-    const conn = await reconnectWith((c) => {
+    const { conn } = await pushRejected("the forged push rejected", "BadSignature", (c) => {
       c.send(hello(keyA, c.challenge));
       c.send(logEnvelope(forger, realLog));
     });
-    await closed(conn, "the forged push rejected");
-    assert.equal(await rejected("BadSignature"), 1);
-    assert.deepEqual(snapshot(), before);
     assert.equal(conn.acks.length, 0);
     assert.ok(
       log.lines().some((l) => l.adversarial === true && l.reason === "BadSignature"),
@@ -327,14 +336,15 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   test("after rotation, envelopes signed by the old indexer key are rejected", async () => {
     await register(keyB);
     offeredKey = keyB.publicKey;
-    const before = snapshot();
-    const conn = await reconnectWith((c) => {
-      c.send(hello(keyA, c.challenge, { quoteKey: keyA }));
-      c.send(logEnvelope(keyA, realLog));
-    });
-    await closed(conn, "the old key's push rejected");
-    assert.equal(await rejected("BadSignature"), 2);
-    assert.deepEqual(snapshot(), before);
+    const { before } = await pushRejected(
+      "the old key's push rejected",
+      "BadSignature",
+      (c) => {
+        c.send(hello(keyA, c.challenge, { quoteKey: keyA }));
+        c.send(logEnvelope(keyA, realLog));
+      },
+      2,
+    );
     // An endpoint that still names the old key in its challenge is refused before anything is signed.
     offeredKey = keyA.publicKey;
     // Closing again on every poll: a reconnect already past its challenge (naming keyB) when the key
@@ -348,15 +358,15 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   });
 
   test("a signed envelope whose repro stub does not reproduce is rejected", async () => {
-    const before = snapshot();
-    const conn = await reconnectWith((c) => {
-      c.send(hello(keyB, c.challenge));
-      // A log the chain never had: a real block, a made-up transaction.
-      c.send(logEnvelope(keyB, realLog, { txHash: toHex(randomBytes(32)) }));
-    });
-    await closed(conn, "the unreproducible push rejected");
-    assert.equal(await rejected("ReproDoesNotReproduce"), 1);
-    assert.deepEqual(snapshot(), before);
+    const { conn, before } = await pushRejected(
+      "the unreproducible push rejected",
+      "ReproDoesNotReproduce",
+      (c) => {
+        c.send(hello(keyB, c.challenge));
+        // A log the chain never had: a real block, a made-up transaction.
+        c.send(logEnvelope(keyB, realLog, { txHash: toHex(randomBytes(32)) }));
+      },
+    );
     assert.equal(conn.acks.length, 0);
 
     // The same indexer key, honest this time, is accepted again.
@@ -369,15 +379,11 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   });
 
   test("a log of another contract is rejected", async () => {
-    const before = snapshot();
     const other = { ...realLog, address: randomAppId() };
-    const conn = await reconnectWith((c) => {
+    await pushRejected("the other contract's log rejected", "NotTheClustersLog", (c) => {
       c.send(hello(keyB, c.challenge));
       c.send(logEnvelope(keyB, other));
     });
-    await closed(conn, "the other contract's log rejected");
-    assert.equal(await rejected("NotTheClustersLog"), 1);
-    assert.deepEqual(snapshot(), before);
   });
 
   test("a registry endpoint that is not a WebSocket URL leaves the intake polling, and alive", async () => {

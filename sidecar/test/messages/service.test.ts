@@ -160,6 +160,22 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
 
   const messagesIn = (stream: NdjsonStream) => stream.lines.filter((l) => l.type === "message");
 
+  /** A sends `node` a fresh message (labelled `label`); it arrives on `node`'s stream, and only it. */
+  async function receivesFromA(node: Node, label: string): Promise<void> {
+    const stream = await openStream(node.socket, "/v1/messages/stream");
+    const text = plaintext(label);
+    assert.equal(
+      (await postJson(a.socket, "/v1/messages", { to: node.memberId().toString(), text })).status,
+      200,
+    );
+    await waitFor(`${node.name} to receive it`, () => messagesIn(stream).length >= 1);
+    assert.deepEqual(
+      messagesIn(stream).map((m) => m.text),
+      [text],
+    );
+    stream.close();
+  }
+
   before(async () => {
     await sodiumReady();
     dir = await mkdtemp(join(tmpdir(), "am-msg-"));
@@ -316,18 +332,7 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
       "the corrupt cursor is kept for inspection",
     );
     assert.ok(files.includes(file!), "a new cursor was written");
-    const stream = await openStream(c.socket, "/v1/messages/stream");
-    const text = plaintext("after-corrupt-cursor");
-    assert.equal(
-      (await postJson(a.socket, "/v1/messages", { to: c.memberId().toString(), text })).status,
-      200,
-    );
-    await waitFor("C to receive it", () => messagesIn(stream).length >= 1);
-    assert.deepEqual(
-      messagesIn(stream).map((m) => m.text),
-      [text],
-    );
-    stream.close();
+    await receivesFromA(c, "after-corrupt-cursor");
   });
 
   test("an unusable state directory keeps the cursor in memory: logged, and messages still arrive", async () => {
@@ -338,18 +343,7 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     assert.ok(
       c.log.lines().some((l) => /cannot be kept in ATTESTMESH_STATE_DIR/.test(l.msg) && l.level === 50),
     );
-    const stream = await openStream(c.socket, "/v1/messages/stream");
-    const text = plaintext("memory-cursor");
-    assert.equal(
-      (await postJson(a.socket, "/v1/messages", { to: c.memberId().toString(), text })).status,
-      200,
-    );
-    await waitFor("C to receive it", () => messagesIn(stream).length >= 1);
-    assert.deepEqual(
-      messagesIn(stream).map((m) => m.text),
-      [text],
-    );
-    stream.close();
+    await receivesFromA(c, "memory-cursor");
   });
 
   test("sending to a member that does not exist is a 404 and sends nothing", async () => {

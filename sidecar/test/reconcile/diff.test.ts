@@ -88,16 +88,17 @@ describe("diffPeers", () => {
   });
 });
 
+/** An in-memory WireGuard interface, up as member 1 of 10.77.0.0/16. */
+async function upBackend() {
+  const backend = createMemoryBackend();
+  await backend.up({ name: "am0", privateKey: randomBytes(32), listenPort: 51820, address: "10.77.0.1/16" });
+  return backend;
+}
+
 describe("applyDiff", () => {
   it("applies adds and updates before removals and counts one operation per changed peer", async () => {
     const [a, b, c, d] = [key(), key(), key(), key()];
-    const backend = createMemoryBackend();
-    await backend.up({
-      name: "am0",
-      privateKey: randomBytes(32),
-      listenPort: 51820,
-      address: "10.77.0.1/16",
-    });
+    const backend = await upBackend();
     for (const config of [peer(a, 2), peer(b, 3), peer(c, 4)]) await backend.setPeer(config);
     backend.operations.length = 0;
 
@@ -124,13 +125,7 @@ describe("applyDiff", () => {
 
   it("removes nothing when an add fails", async () => {
     const [a, b, c] = [key(), key(), key()];
-    const backend = createMemoryBackend();
-    await backend.up({
-      name: "am0",
-      privateKey: randomBytes(32),
-      listenPort: 51820,
-      address: "10.77.0.1/16",
-    });
+    const backend = await upBackend();
     await backend.setPeer(peer(a, 2));
     backend.failNext("setPeer", new Error("wg set failed"));
     await assert.rejects(applyDiff(backend, diffPeers(await backend.peers(), [peer(b, 3), peer(c, 4)])));

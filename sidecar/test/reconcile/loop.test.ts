@@ -40,16 +40,22 @@ async function until(check: () => boolean): Promise<void> {
   assert.ok(check(), "condition not reached");
 }
 
+/** A loop whose passes wait on a gate, with a timer too slow to fire during a test. */
+function gatedLoop() {
+  const controller = new AbortController();
+  const gate = gatedPass();
+  const loop = createReconcileLoop({
+    pass: gate.pass,
+    intervalMs: 60_000,
+    signal: controller.signal,
+    logger: captureLogger().logger,
+  });
+  return { controller, gate, loop };
+}
+
 describe("reconcile loop", () => {
   test("wake-ups during a pass coalesce into exactly one more pass; all callers are answered after it", async () => {
-    const controller = new AbortController();
-    const gate = gatedPass();
-    const loop = createReconcileLoop({
-      pass: gate.pass,
-      intervalMs: 60_000,
-      signal: controller.signal,
-      logger: captureLogger().logger,
-    });
+    const { controller, gate, loop } = gatedLoop();
     const first = loop.wake("first");
     await until(() => gate.waiting);
     let answered = 0;
@@ -122,14 +128,7 @@ describe("reconcile loop", () => {
   });
 
   test("stop waits for the pass in flight; wake after stop resolves at once", async () => {
-    const controller = new AbortController();
-    const gate = gatedPass();
-    const loop = createReconcileLoop({
-      pass: gate.pass,
-      intervalMs: 60_000,
-      signal: controller.signal,
-      logger: captureLogger().logger,
-    });
+    const { controller, gate, loop } = gatedLoop();
     loop.start();
     await until(() => gate.waiting);
     const queued = loop.wake("queued");

@@ -10,9 +10,9 @@ import { connect as tlsConnect } from "node:tls";
 import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
 import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import pino from "pino";
+import { createLocalSocketFactory } from "../../src/meshnet/socketFactory.ts";
 import { type Bridge, type BridgeOptions, startBridge } from "../../src/transport/bridge.ts";
 import { encodeFrame, encodeHello } from "../../src/transport/frame.ts";
-import { createLocalSocketFactory } from "../../src/transport/sockets.ts";
 import { freePort, waitFor } from "../helpers.ts";
 
 const DOMAIN = "bridge.test";
@@ -137,6 +137,18 @@ describe("gateway bridge on loopback", () => {
     assert.ok(gone.connectFailures >= 1);
   });
 
+  /** Sends `payload` from A's WireGuard to B every 100 ms until `arrived()` (10 s at most). */
+  const sendToBUntil = (what: string, payload: string, arrived: () => boolean) =>
+    waitFor(
+      what,
+      () => {
+        send(wgA.socket, payload, endpointsA.get(B)!);
+        return arrived();
+      },
+      10_000,
+      100,
+    );
+
   it("reaches a peer again after it restarts", async () => {
     await bridgeB.close();
     const endpointsB = await (async () => {
@@ -145,14 +157,8 @@ describe("gateway bridge on loopback", () => {
     })();
     const count = wgB.received.length;
     // The old stream died with B; A reconnects on the next datagrams after its backoff.
-    await waitFor(
-      "datagrams through the new bridge",
-      () => {
-        send(wgA.socket, "after restart", endpointsA.get(B)!);
-        return wgB.received.slice(count).some((r) => r.payload.toString() === "after restart");
-      },
-      10_000,
-      100,
+    await sendToBUntil("datagrams through the new bridge", "after restart", () =>
+      wgB.received.slice(count).some((r) => r.payload.toString() === "after restart"),
     );
     assert.ok(endpointsB.get(A));
   });
@@ -163,15 +169,7 @@ describe("gateway bridge on loopback", () => {
     bridgeB = await bridge(B, wgB.port, { gatewayAddress: { host: "127.0.0.1", port: 9 } });
     await bridgeB.setPeers([A]);
     const count = wgB.received.length;
-    await waitFor(
-      "A's stream to B",
-      () => {
-        send(wgA.socket, "open a stream", endpointsA.get(B)!);
-        return wgB.received.length > count;
-      },
-      10_000,
-      100,
-    );
+    await sendToBUntil("A's stream to B", "open a stream", () => wgB.received.length > count);
     const from = wgB.received.at(-1)!.from;
     const replies = wgA.received.length;
     send(wgB.socket, "reply over the inbound stream", `${from.address}:${from.port}`);

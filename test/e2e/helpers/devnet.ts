@@ -36,20 +36,8 @@ export function inNetns(netns: string, cmd: string, args: readonly string[], tim
   return execFileAsync("ip", ["netns", "exec", netns, cmd, ...args], { timeout: timeoutMs });
 }
 
-/** `wg show <iface> latest-handshakes` inside `netns`: public key (base64) → unix seconds (0 = never). */
-export async function latestHandshakes(netns: string, wgInterface: string): Promise<Map<string, number>> {
-  const { stdout } = await inNetns(netns, "wg", ["show", wgInterface, "latest-handshakes"]);
-  return new Map(
-    stdout
-      .trim()
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => {
-        const [key, at] = line.split("\t");
-        return [key!, Number(at)] as const;
-      }),
-  );
-}
+/** `wg show <iface> latest-handshakes` inside `netns`, as the devnet reads it. */
+export { latestHandshakes } from "@attestmesh/devnet/orchestration/netns.ts";
 
 /**
  * Polls `check` until it returns something other than undefined or false, and returns that; throws

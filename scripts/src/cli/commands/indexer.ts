@@ -6,6 +6,7 @@ import { composeHashArgument } from "../../owner/composeHash.ts";
 import { type ChainCommandOptions, clusterContext, readCluster } from "../../owner/context.ts";
 import { readIndexerProof } from "../../owner/indexerProof.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
+import { registerFixedCallCommand } from "./calls.ts";
 import { chainOptions, runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 function checkEndpoint(endpoint: string): string {
@@ -59,16 +60,12 @@ export function registerIndexerCommand(program: Command, io: CliIo): void {
       }));
     });
 
-  txOptions(indexer.command("clear"))
-    .description("remove the indexer record (sidecars keep polling the chain)")
-    .action(async (options: TxCommandOptions) => {
-      await runPlan(io, options, () => ({
-        action: "indexer clear",
-        functionName: "clearIndexer",
-        args: [],
-        changes: { indexer: "cleared" },
-      }));
-    });
+  registerFixedCallCommand(
+    indexer.command("clear"),
+    io,
+    "remove the indexer record (sidecars keep polling the chain)",
+    { action: "indexer clear", functionName: "clearIndexer", args: [], changes: { indexer: "cleared" } },
+  );
 
   chainOptions(indexer.command("show"))
     .description("show the indexer record")

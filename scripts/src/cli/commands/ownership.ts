@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { parseAddress } from "../../owner/args.ts";
 import { type ChainCommandOptions, clusterContext, readCluster } from "../../owner/context.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
+import { registerFixedCallCommand } from "./calls.ts";
 import { chainOptions, runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -53,15 +54,16 @@ export function registerOwnershipCommand(program: Command, io: CliIo): void {
       );
     });
 
-  txOptions(ownership.command("accept"))
-    .description("accept a pending transfer, as the pending owner (its key, or --calldata for a Safe)")
-    .action(async (options: TxCommandOptions) => {
-      await runPlan(io, options, () => ({
-        action: "ownership accept",
-        functionName: "acceptOwnership",
-        args: [],
-        changes: { owner: "the pending owner" },
-        caller: "pendingOwner",
-      }));
-    });
+  registerFixedCallCommand(
+    ownership.command("accept"),
+    io,
+    "accept a pending transfer, as the pending owner (its key, or --calldata for a Safe)",
+    {
+      action: "ownership accept",
+      functionName: "acceptOwnership",
+      args: [],
+      changes: { owner: "the pending owner" },
+      caller: "pendingOwner",
+    },
+  );
 }

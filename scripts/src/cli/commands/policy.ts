@@ -1,13 +1,14 @@
 // `attestmesh policy show|history` and `attestmesh policy require-tcb-up-to-date on|off`.
 
 import type { Command } from "commander";
-import { badArgument, formatReason, parseInteger } from "../../owner/args.ts";
-import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts";
+import { formatReason, parseInteger } from "../../owner/args.ts";
+import { type ChainCommandOptions, type ClusterContext, clusterContext } from "../../owner/context.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
 import { readPolicy, readPolicyHistory } from "../../owner/policy.ts";
 import type { PolicyHistory } from "../../owner/policyHistory.ts";
 import { startProgress } from "../../owner/progress.ts";
-import { chainOptions, runPlan, type TxCommandOptions, txOptions } from "./options.ts";
+import { registerSwitchCommand } from "./calls.ts";
+import { chainOptions } from "./options.ts";
 
 type PolicyOptions = ChainCommandOptions & { fromBlock?: string };
 
@@ -45,69 +46,72 @@ function renderPolicy(policy: PolicyHistory): string {
 export function registerPolicyCommand(program: Command, io: CliIo): void {
   const policy = program.command("policy").description("what the boot gate and the attestor consult");
 
-  chainOptions(policy.command("show"))
-    .description(
+  registerPolicyRead(policy.command("show"), io, {
+    description:
       "the policy now: allowlists, allow-any-device, require-tcb-up-to-date, revocations (with time and reason)",
-    )
-    .option("--from-block <n>", "the cluster's deployment block (default: found with eth_getCode)")
-    .action(async (options: PolicyOptions) => {
-      const range = fromBlock(options);
-      const ctx = await clusterContext(io, options);
-      const progress = startProgress(io, ctx.json, "reading the policy and its revocation events");
-      const view = await readPolicy(ctx, range).catch((error: unknown) => {
-        progress.fail("could not read the policy");
-        throw error;
-      });
-      progress.succeed(`read at block ${view.block}`);
-      if (ctx.json) io.stdout.write(toJson(view));
-      else
-        io.stdout.write(
-          `cluster ${view.cluster} on chain ${view.chainId} at block ${view.block}, owner ${view.owner}\n${renderPolicy(view.policy)}`,
-        );
-    });
+    reading: "reading the policy and its revocation events",
+    failed: "could not read the policy",
+    read: readPolicy,
+    succeeded: (view) => `read at block ${view.block}`,
+    text: (view) =>
+      `cluster ${view.cluster} on chain ${view.chainId} at block ${view.block}, owner ${view.owner}\n${renderPolicy(view.policy)}`,
+  });
 
-  txOptions(policy.command("require-tcb-up-to-date <onOrOff>"))
-    .description(
+  registerSwitchCommand(policy.command("require-tcb-up-to-date <onOrOff>"), io, {
+    name: "require-tcb-up-to-date",
+    description:
       'on: refuse a boot whose TDX TCB status is not "UpToDate" (dstack\'s requireTcbUpToDate); off: any status',
-    )
-    .action(async (value: string, options: TxCommandOptions) => {
-      if (value !== "on" && value !== "off")
-        throw badArgument(`require-tcb-up-to-date takes "on" or "off", got "${value}"`);
-      const on = value === "on";
-      await runPlan(io, options, () => ({
-        action: "policy require-tcb-up-to-date",
-        functionName: "setRequireTcbUpToDate",
-        args: [on],
-        changes: { "require TCB up to date": on ? "on" : "off" },
-      }));
-    });
+    action: "policy require-tcb-up-to-date",
+    functionName: "setRequireTcbUpToDate",
+    label: "require TCB up to date",
+  });
 
-  chainOptions(policy.command("history"))
-    .description(
+  registerPolicyRead(policy.command("history"), io, {
+    description:
       "the audit trail: every policy event since deployment, and the policy rebuilt from them alone",
-    )
-    .option("--from-block <n>", "the cluster's deployment block (default: found with eth_getCode)")
-    .action(async (options: PolicyOptions) => {
-      const range = fromBlock(options);
-      const ctx = await clusterContext(io, options);
-      const progress = startProgress(io, ctx.json, "reading the cluster's events since its deployment");
-      const view = await readPolicyHistory(ctx, range).catch((error: unknown) => {
-        progress.fail("could not read the events");
-        throw error;
-      });
-      progress.succeed(`${view.events.length} policy events in blocks ${view.fromBlock}-${view.toBlock}`);
-      if (ctx.json) {
-        io.stdout.write(toJson(view));
-        return;
-      }
+    reading: "reading the cluster's events since its deployment",
+    failed: "could not read the events",
+    read: readPolicyHistory,
+    succeeded: (view) => `${view.events.length} policy events in blocks ${view.fromBlock}-${view.toBlock}`,
+    text(view) {
       const lines = view.events.map(
         (e) =>
           `block ${e.block}  ${e.name}(${Object.entries(e.args)
             .map(([k, v]) => `${k}: ${String(v)}`)
             .join(", ")})  tx ${e.transactionHash}`,
       );
-      io.stdout.write(
-        `${view.events.length} policy events in blocks ${view.fromBlock}-${view.toBlock}\n${lines.join("\n")}${lines.length ? "\n" : ""}\nrebuilt from these events alone:\n${renderPolicy(view.policy)}`,
-      );
+      return `${view.events.length} policy events in blocks ${view.fromBlock}-${view.toBlock}\n${lines.join("\n")}${lines.length ? "\n" : ""}\nrebuilt from these events alone:\n${renderPolicy(view.policy)}`;
+    },
+  });
+}
+
+/** `policy show` and `policy history`: read from the deployment block with a progress line, then print. */
+function registerPolicyRead<T>(
+  command: Command,
+  io: CliIo,
+  spec: {
+    readonly description: string;
+    /** The progress line while reading, and when reading failed. */
+    readonly reading: string;
+    readonly failed: string;
+    readonly read: (ctx: ClusterContext, range: { fromBlock?: bigint }) => Promise<T>;
+    readonly succeeded: (view: T) => string;
+    /** The text form (--json prints the view as it is). */
+    readonly text: (view: T) => string;
+  },
+): void {
+  chainOptions(command)
+    .description(spec.description)
+    .option("--from-block <n>", "the cluster's deployment block (default: found with eth_getCode)")
+    .action(async (options: PolicyOptions) => {
+      const range = fromBlock(options);
+      const ctx = await clusterContext(io, options);
+      const progress = startProgress(io, ctx.json, spec.reading);
+      const view = await spec.read(ctx, range).catch((error: unknown) => {
+        progress.fail(spec.failed);
+        throw error;
+      });
+      progress.succeed(spec.succeeded(view));
+      io.stdout.write(ctx.json ? toJson(view) : spec.text(view));
     });
 }

@@ -1,8 +1,9 @@
-// Where the bridge's sockets are made. WireGuard's endpoint for a peer must be a UDP port WireGuard
-// can reach, and the gateway and the ingress must be reachable from the same network: in a CVM that
-// is this process's own network namespace; in the devnet WireGuard lives in a node namespace while
-// the sidecar stays in the host's, so there the sockets are opened inside the namespace by a helper
-// (netnsSockets.ts) and handed over. Either way the sidecar reads and writes them itself.
+// Where sockets are made: the peer transport's bridge sockets and the mesh UDP socket (socket.ts).
+// WireGuard's endpoint for a peer must be a UDP port WireGuard can reach, and the gateway and the
+// ingress must be reachable from the same network: in a CVM that is this process's own network
+// namespace; in the devnet WireGuard lives in a node namespace while the sidecar stays in the host's,
+// so there the sockets are opened inside the namespace by a helper (netnsSockets.ts) and handed over.
+// Either way the sidecar reads and writes them itself.
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { retryableError } from "../errors.ts";

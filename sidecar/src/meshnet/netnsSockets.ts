@@ -7,7 +7,7 @@ import type { Server, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { retryableError } from "../errors.ts";
 import type { HelperReply, HelperRequest } from "./netnsHelper.ts";
-import type { SocketFactory } from "./sockets.ts";
+import type { SocketFactory } from "./socketFactory.ts";
 
 const HELPER = fileURLToPath(new URL("./netnsHelper.ts", import.meta.url));
 

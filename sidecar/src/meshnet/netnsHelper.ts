@@ -1,9 +1,10 @@
-// The helper behind netnsSockets.ts, run as `ip netns exec <ns> node netnsHelper.ts` with an IPC
-// channel: it opens sockets inside that namespace on request and sends them to the sidecar (Node
-// passes the descriptor), keeping no copy. It exits when the sidecar goes away.
+// The helper behind netnsSockets.ts (the peer transport's sockets and the mesh UDP socket), run as
+// `ip netns exec <ns> node netnsHelper.ts` with an IPC channel: it opens sockets inside that namespace
+// on request and sends them to the sidecar (Node passes the descriptor), keeping no copy. It exits when
+// the sidecar goes away.
 import type { Socket as UdpSocket } from "node:dgram";
 import type { Server, Socket } from "node:net";
-import { createLocalSocketFactory } from "./sockets.ts";
+import { createLocalSocketFactory } from "./socketFactory.ts";
 
 export interface HelperRequest {
   readonly id: number;

@@ -1,0 +1,93 @@
+// The four allowlists as `allow` and `deny` take them: one row a list, one subcommand a row and verb,
+// so both verbs parse, plan and describe an entry the same way.
+
+import type { Command } from "commander";
+import type { Address, Hex } from "viem";
+import { parseAddress, parseBytes32, parseKmsRoot } from "../../owner/args.ts";
+import { composeArgument } from "../../owner/composeHash.ts";
+import type { CliIo } from "../../owner/io.ts";
+import { composeFileChanges, NORMALISED_OPTION } from "./composeOptions.ts";
+import { runPlan, type TxCommandOptions, txOptions } from "./options.ts";
+
+type ListOptions = TxCommandOptions & { normalised?: boolean };
+
+interface Allowlist {
+  /** The subcommand and its argument. */
+  readonly command: string;
+  /** What the plan calls an entry ("allow <label>", "deny <label>"). */
+  readonly label: string;
+  readonly add: string;
+  readonly remove: string;
+  readonly describe: { readonly allow: string; readonly deny: string };
+  /** Whether `--normalised` applies (an app-compose.json argument). */
+  readonly normalised?: true;
+  /** The entry, and what the plan says about the argument beyond the entry itself. */
+  parse(value: string, options: ListOptions): { entry: Address | Hex; changes?: Record<string, string> };
+}
+
+const ALLOWLISTS: readonly Allowlist[] = [
+  {
+    command: "compose <fileOrHash>",
+    label: "compose hash",
+    add: "addComposeHash",
+    remove: "removeComposeHash",
+    describe: {
+      allow:
+        "allow a compose hash: an app-compose.json (sha256 of its bytes, as the CVM measures it) or a 0x hash",
+      deny: "stop allowing a compose hash (an app-compose.json, hashed byte for byte, or a 0x hash)",
+    },
+    normalised: true,
+    parse(value, options) {
+      const normalised = options.normalised === true;
+      const { hash, file } = composeArgument(value, { normalised });
+      return { entry: hash, changes: composeFileChanges(file, normalised) };
+    },
+  },
+  {
+    command: "app <appId>",
+    label: "app id",
+    add: "addAppId",
+    remove: "removeAppId",
+    describe: {
+      allow: "allow a dstack app id to boot and to join",
+      deny: "stop allowing an app id (its active member stays until evicted; see `evict`, `revoke app`)",
+    },
+    parse: (value) => ({ entry: parseAddress(value, "app id") }),
+  },
+  {
+    command: "kms-root <addressOrPubkey>",
+    label: "KMS root",
+    add: "addKmsRoot",
+    remove: "removeKmsRoot",
+    describe: {
+      allow: "allow a dstack KMS root, given as its address or its secp256k1 public key",
+      deny: "stop allowing a KMS root (address or secp256k1 public key)",
+    },
+    parse: (value) => ({ entry: parseKmsRoot(value) }),
+  },
+  {
+    command: "device <deviceId>",
+    label: "device",
+    add: "addDevice",
+    remove: "removeDevice",
+    describe: { allow: "allow a TDX device id (32 bytes hex)", deny: "stop allowing a device id" },
+    parse: (value) => ({ entry: parseBytes32(value, "device id") }),
+  },
+];
+
+/** `allow <list> <entry>` or `deny <list> <entry>`: one subcommand per allowlist under `parent`. */
+export function registerAllowlistCommands(parent: Command, io: CliIo, verb: "allow" | "deny"): void {
+  for (const list of ALLOWLISTS) {
+    const command = txOptions(parent.command(list.command)).description(list.describe[verb]);
+    if (list.normalised) command.option("--normalised", NORMALISED_OPTION);
+    command.action(async (value: string, options: ListOptions) => {
+      const { entry, changes } = list.parse(value, options);
+      await runPlan(io, options, () => ({
+        action: `${verb} ${list.command.split(" ")[0]}`,
+        functionName: verb === "allow" ? list.add : list.remove,
+        args: [entry],
+        changes: { [`${verb} ${list.label}`]: entry, ...changes },
+      }));
+    });
+  }
+}
