@@ -180,6 +180,7 @@ describe("deriveNodeKeys", () => {
       appPubkey: bytesToHex(cvm.appPublicKey),
       appSignature: bytesToHex(member.signatureChain[0]),
       kmsSignature: bytesToHex(member.signatureChain[1]),
+      guestApiVersion: 0,
     });
     assert.equal(keys.identity.publicKey, bytesToHex(derivedPublicKey(identity.key, "ed25519")));
     const wg = wireguardKeyPair(wireguard.key);
