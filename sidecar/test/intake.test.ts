@@ -107,6 +107,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
         appPubkey: toHex(key.cvm.appPublicKey) as Hex,
         appSignature: toHex(signatureChain[0]) as Hex,
         kmsSignature: toHex(signatureChain[1]) as Hex,
+        guestApiVersion: 0,
       },
     ]);
     await fx.publicClient.waitForTransactionReceipt({ hash });

@@ -88,6 +88,7 @@ const TX_OUTCOME: Schema = {
 };
 const POLICY: Schema = {
   allowAnyDevice: "boolean",
+  requireTcbUpToDate: "boolean",
   composeHashes: ["hex"],
   deviceIds: ["hex"],
   appIds: ["address"],

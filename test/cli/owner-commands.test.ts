@@ -179,6 +179,18 @@ describe("attestmesh owner commands", async () => {
     assert.match(error.message, new RegExp(`DeviceIdRevoked\\(deviceId: ${device}, revokedAt: \\d+\\)`));
   });
 
+  it("policy require-tcb-up-to-date on|off, shown by policy show", async () => {
+    assert.deepEqual((await ok(["policy", "require-tcb-up-to-date", "on", "--yes"])).events, [
+      { name: "RequireTcbUpToDateSet", args: { required: true } },
+    ]);
+    assert.equal(await owner.read.requireTcbUpToDate(), true);
+    const shown = await cli(["policy", "show"]);
+    assert.match(shown.stdout, /require TCB up to date: on/);
+    await ok(["policy", "require-tcb-up-to-date", "off", "--yes"]);
+    assert.equal(await owner.read.requireTcbUpToDate(), false);
+    assert.match((await cli(["policy", "show"])).stdout, /require TCB up to date: off/);
+  });
+
   it("allow-any-device on|off", async () => {
     assert.deepEqual((await ok(["allow-any-device", "on", "--yes"])).events, [
       { name: "AllowAnyDeviceSet", args: { allowAny: true } },
@@ -333,6 +345,7 @@ describe("attestmesh owner commands", async () => {
       ["revoke app", () => ["revoke", "app", randomAppId(), "--reason", "test"]],
       ["member-app create", () => ["member-app", "create"]],
       ["allow-any-device", () => ["allow-any-device", "on"]],
+      ["policy require-tcb-up-to-date", () => ["policy", "require-tcb-up-to-date", "on"]],
     ] as const) {
       it(name, async () => {
         const block = await publicClient.getBlockNumber();
@@ -383,6 +396,7 @@ describe("attestmesh owner commands", async () => {
       ["allow compose", () => ["allow", "compose", randomHash(), "--yes"]],
       ["allow app", () => ["allow", "app", randomAppId(), "--yes"]],
       ["allow-any-device", () => ["allow-any-device", "on", "--yes"]],
+      ["policy require-tcb-up-to-date", () => ["policy", "require-tcb-up-to-date", "on", "--yes"]],
       ["member-app create", () => ["member-app", "create", "--yes"]],
       ["revoke device", () => ["revoke", "device", randomHash(), "--yes"]],
       ["indexer clear", () => ["indexer", "clear", "--yes"]],
@@ -444,6 +458,11 @@ describe("attestmesh owner commands", async () => {
       ["evict reason out of range", ["evict", "3", "--reason", "300"], /from 0 to 254/],
       ["evict by neither id", ["evict", "node1"], /member id \(a number\) or an app id/],
       ["allow-any-device maybe", ["allow-any-device", "maybe"], /"on" or "off"/],
+      [
+        "require-tcb-up-to-date yes",
+        ["policy", "require-tcb-up-to-date", "yes"],
+        /require-tcb-up-to-date takes "on" or "off"/,
+      ],
       [
         "indexer endpoint not ws",
         ["indexer", "set", "https://x.example", "--proof", "p.json"],

@@ -52,6 +52,7 @@ describe("policy history equals policy show", async () => {
     () => ["allow", "kms-root", pick(roots)],
     () => ["deny", "kms-root", pick(roots)],
     () => ["allow-any-device", random() < 0.5 ? "on" : "off"],
+    () => ["policy", "require-tcb-up-to-date", random() < 0.5 ? "on" : "off"],
   ];
 
   it(`after a random sequence of 40 changes (seed ${seed})`, async () => {

@@ -81,6 +81,7 @@ export function simulatedNode(kmsRoot: KmsRoot, appId: Address = randomAppId()) 
       appPubkey: bytesToHex(cvm.appPublicKey),
       appSignature: bytesToHex(member.signatureChain[0]),
       kmsSignature: bytesToHex(member.signatureChain[1]),
+      guestApiVersion: 0,
     },
     identityKey: bytesToHex(ed25519.getPublicKey(identity.key)),
     wireguardKey: bytesToHex(derivedPublicKey(wireguard.key, "ed25519")),

@@ -4,10 +4,10 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
+import { createLogger as indexerLogger } from "@attestmesh/indexer/log.ts";
 import { secret } from "@attestmesh/shared/service/secret.ts";
+import { createLogger as sidecarLogger } from "@attestmesh/sidecar/log.ts";
 import { createLogger as sponsorLogger } from "@attestmesh/sponsor/log.ts";
-import { createLogger as indexerLogger } from "../../indexer/src/log.ts";
-import { createLogger as sidecarLogger } from "../../sidecar/src/log.ts";
 
 const SECRET = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
 

@@ -18,4 +18,16 @@ contract DstackAttestorFacet is IDstackAttestor {
     ) external view returns (address kmsSigner) {
         return DstackKeyChain.verify(appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature);
     }
+
+    /// @inheritdoc IDstackAttestor
+    function verifyDstackKeyChainV1(
+        address appId,
+        bytes calldata domain,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) external view returns (address kmsSigner) {
+        return DstackKeyChain.verifyV1Calldata(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
+    }
 }

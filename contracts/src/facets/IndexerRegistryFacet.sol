@@ -20,14 +20,7 @@ contract IndexerRegistryFacet is IIndexerRegistry {
         uint256 length = bytes(endpoint).length;
         if (length == 0 || length > MAX_ENDPOINT_BYTES) revert InvalidEndpoint(length);
         if (codeId == bytes32(0) || signingKey == bytes32(0)) revert ZeroIndexerField();
-        address kmsRoot = DstackKeyChain.verifyEd25519(
-            proof.appId,
-            bytes(KeyPurposes.INDEXER),
-            signingKey,
-            proof.appPubkey,
-            proof.appSignature,
-            proof.kmsSignature
-        );
+        address kmsRoot = _verifyChain(signingKey, proof);
         LibPolicy.enforceKmsRoot(kmsRoot);
         LibPolicy.enforceJoinable(proof.appId);
 
@@ -39,6 +32,30 @@ contract IndexerRegistryFacet is IIndexerRegistry {
         r.kmsRoot = kmsRoot;
         r.endpoint = endpoint;
         emit IndexerSet(signingKey, proof.appId, codeId, kmsRoot, endpoint);
+    }
+
+    /// @dev The signing key's chain under the guest API it names.
+    function _verifyChain(bytes32 signingKey, IndexerProof calldata proof) private view returns (address) {
+        uint8 version = proof.guestApiVersion;
+        if (version == DstackKeyChain.GUEST_API_V0) {
+            return DstackKeyChain.verifyEd25519(
+                proof.appId,
+                bytes(KeyPurposes.INDEXER),
+                signingKey,
+                proof.appPubkey,
+                proof.appSignature,
+                proof.kmsSignature
+            );
+        }
+        DstackKeyChain.requireKnownGuestApi(version);
+        return DstackKeyChain.verifyV1Ed25519(
+            proof.appId,
+            bytes(KeyPurposes.INDEXER),
+            signingKey,
+            proof.appPubkey,
+            proof.appSignature,
+            proof.kmsSignature
+        );
     }
 
     /// @inheritdoc IIndexerRegistry

@@ -26,14 +26,7 @@ contract MembershipFacet is IMembership {
         if (proof.memberPubkey.length != 33) {
             revert IDstackAttestor.InvalidPublicKeyLength(proof.memberPubkey.length);
         }
-        address kmsRoot = DstackKeyChain.verify(
-            proof.appId,
-            bytes(KeyPurposes.MEMBER),
-            proof.memberPubkey,
-            proof.appPubkey,
-            proof.appSignature,
-            proof.kmsSignature
-        );
+        address kmsRoot = _verifyChain(proof);
         LibPolicy.enforceKmsRoot(kmsRoot);
         AppsStorage.AppRecord storage app = LibPolicy.enforceJoinable(proof.appId);
         address memberKey = Secp256k1.compressedToAddress(proof.memberPubkey);
@@ -62,6 +55,30 @@ contract MembershipFacet is IMembership {
 
         memberId = _admit(proof.appId, memberKey, wireguardKey, identityKey, kmsRoot);
         app.memberId = memberId;
+    }
+
+    /// @dev The member key's chain under the guest API it names (v0 first: the common path stays cheap).
+    function _verifyChain(DstackProof calldata proof) private view returns (address) {
+        uint8 version = proof.guestApiVersion;
+        if (version == DstackKeyChain.GUEST_API_V0) {
+            return DstackKeyChain.verify(
+                proof.appId,
+                bytes(KeyPurposes.MEMBER),
+                proof.memberPubkey,
+                proof.appPubkey,
+                proof.appSignature,
+                proof.kmsSignature
+            );
+        }
+        DstackKeyChain.requireKnownGuestApi(version);
+        return DstackKeyChain.verifyV1(
+            proof.appId,
+            bytes(KeyPurposes.MEMBER),
+            proof.memberPubkey,
+            proof.appPubkey,
+            proof.appSignature,
+            proof.kmsSignature
+        );
     }
 
     /// @inheritdoc IMembership

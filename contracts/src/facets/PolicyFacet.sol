@@ -59,6 +59,15 @@ contract PolicyFacet is IPolicy {
     }
 
     /// @inheritdoc IPolicy
+    function setRequireTcbUpToDate(bool required) external {
+        LibOwnership.enforceIsOwner();
+        PolicyStorage.Layout storage l = PolicyStorage.load();
+        if (l.requireTcbUpToDate == required) return;
+        l.requireTcbUpToDate = required;
+        emit RequireTcbUpToDateSet(required);
+    }
+
+    /// @inheritdoc IPolicy
     function addAppId(address appId) external {
         LibOwnership.enforceIsOwner();
         if (appId == address(0)) revert ZeroIdentifier();
@@ -141,6 +150,11 @@ contract PolicyFacet is IPolicy {
     }
 
     /// @inheritdoc IPolicy
+    function requireTcbUpToDate() external view returns (bool) {
+        return PolicyStorage.load().requireTcbUpToDate;
+    }
+
+    /// @inheritdoc IPolicy
     function isAppIdAllowed(address appId) external view returns (bool) {
         AppsStorage.AppRecord storage app = AppsStorage.load().apps[appId];
         return app.allowed && app.revokedAt == 0;
@@ -169,5 +183,6 @@ contract PolicyFacet is IPolicy {
         snapshot.deviceIds = l.deviceIds.values();
         snapshot.appIds = AppsStorage.load().allowedAppIds.values();
         snapshot.kmsRoots = l.kmsRoots.values();
+        snapshot.requireTcbUpToDate = l.requireTcbUpToDate;
     }
 }

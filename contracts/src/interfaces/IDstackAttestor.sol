@@ -47,6 +47,10 @@ interface IDstackAttestor {
     /// @param recovered The address that did sign.
     error AppSignatureMismatch(address appKeyAddress, address recovered);
 
+    /// @notice A key chain names a guest API this contract does not know.
+    /// @param version The version given (0 and 1 are known).
+    error UnsupportedGuestApiVersion(uint8 version);
+
     /// @notice Verify a dstack key chain and return its KMS signer.
     /// @dev The app signature is over `keccak256(purpose || ":" || lowercasehex(derivedPubkey))`, the KMS
     /// signature over `keccak256("dstack-kms-issued:" || appId || appPubkey)`. A 33-byte derived key is
@@ -61,6 +65,28 @@ interface IDstackAttestor {
     function verifyDstackKeyChain(
         address appId,
         string calldata purpose,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) external view returns (address kmsSigner);
+
+    /// @notice Verify a dstack guest API v1 key chain (dstack 0.6, `/v1/GetKey`) and return its KMS signer.
+    /// @dev The app signature is over `keccak256(LP("dstack-guest-v1-key-claim") || LP(algorithm) ||
+    /// LP(domain) || LP(derivedPubkey))`, with `LP(x) = uint32_be(len(x)) || x` and `algorithm` "secp256k1"
+    /// for a 33-byte key, "ed25519" for a 32-byte one; the KMS signature is as in `verifyDstackKeyChain`.
+    /// Same checks, same order and same errors as `verifyDstackKeyChain`. A v0 chain never verifies
+    /// here and a v1 chain never verifies there: the two signed messages cannot be equal.
+    /// @param appId The 20-byte dstack app id.
+    /// @param domain The domain the key was requested with (any bytes, possibly empty).
+    /// @param derivedPubkey The derived key: 33-byte compressed secp256k1 or 32-byte Ed25519.
+    /// @param appPubkey The 33-byte compressed secp256k1 app key.
+    /// @param appSignature The app key's signature, 65 bytes r||s||v, v in {0,1,27,28}.
+    /// @param kmsSignature The KMS root's signature, 65 bytes r||s||v, v in {0,1,27,28}.
+    /// @return kmsSigner The address that signed as KMS root.
+    function verifyDstackKeyChainV1(
+        address appId,
+        bytes calldata domain,
         bytes calldata derivedPubkey,
         bytes calldata appPubkey,
         bytes calldata appSignature,

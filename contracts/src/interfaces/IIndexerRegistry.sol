@@ -11,11 +11,14 @@ interface IIndexerRegistry {
     /// @param appPubkey The 33-byte compressed app key.
     /// @param appSignature The app key's signature over the Ed25519 key.
     /// @param kmsSignature The KMS root's signature over the app key.
+    /// @param guestApiVersion The dstack guest API the key came from: 0 (purpose `INDEXER_KEY_PURPOSE`)
+    /// or 1 (domain `INDEXER_KEY_PURPOSE`, algorithm ed25519); see IDstackAttestor.
     struct IndexerProof {
         address appId;
         bytes appPubkey;
         bytes appSignature;
         bytes kmsSignature;
+        uint8 guestApiVersion;
     }
 
     /// @notice The indexer record as read by sidecars and tools.

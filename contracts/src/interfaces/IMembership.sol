@@ -14,18 +14,23 @@ interface IMembership {
         Evicted
     }
 
-    /// @notice The dstack key chain of a member key (purpose `MEMBER_KEY_PURPOSE`).
+    /// @notice The dstack key chain of a member key: purpose (guest API v0) or domain (v1)
+    /// `attestmesh-member-v1`, algorithm secp256k1.
     /// @param appId The dstack app id the chain was issued for.
     /// @param memberPubkey The 33-byte compressed secp256k1 member key.
     /// @param appPubkey The 33-byte compressed secp256k1 app key.
     /// @param appSignature The app key's signature over the member key (65 bytes).
     /// @param kmsSignature The KMS root's signature over the app key (65 bytes).
+    /// @param guestApiVersion The dstack guest API the key came from: 0 (`GetKey`, link 0 signs
+    /// `purpose:hex(key)`) or 1 (`/v1/GetKey`, link 0 signs the length-prefixed claim); see
+    /// IDstackAttestor. Anything else reverts `UnsupportedGuestApiVersion`.
     struct DstackProof {
         address appId;
         bytes memberPubkey;
         bytes appPubkey;
         bytes appSignature;
         bytes kmsSignature;
+        uint8 guestApiVersion;
     }
 
     /// @notice One member, as tools and sidecars read it.
@@ -117,8 +122,9 @@ interface IMembership {
     event MemberLeft(uint64 indexed memberId, address indexed appId);
 
     /// @notice Admit a member. Anyone may submit (a relayer pays the gas); the member key signs.
-    /// @dev Requires: a valid key chain for `proof.memberPubkey` with purpose `MEMBER_KEY_PURPOSE`, an
-    /// allowed KMS root, an allowed and unrevoked app id, and the member key's EIP-712 signature over
+    /// @dev Requires: a valid key chain (of the guest API `proof.guestApiVersion` names) for
+    /// `proof.memberPubkey` with purpose or domain `MEMBER_KEY_PURPOSE`, an allowed KMS root, an allowed
+    /// and unrevoked app id, and the member key's EIP-712 signature over
     /// `Register(appId, wireguardKey, identityKey, nonce)` with the app id's current nonce. Submitting
     /// the same keys again while the member is active is a no-op that returns its id; it still passes
     /// the KMS-root and app-id checks, so a restarted sidecar reads `memberOfApp` before registering.

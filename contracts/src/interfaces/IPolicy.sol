@@ -15,12 +15,14 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     /// @param deviceIds Every allowed device id.
     /// @param appIds Every allowed app id.
     /// @param kmsRoots Every allowed KMS root signer.
+    /// @param requireTcbUpToDate Whether a boot needs TCB status "UpToDate".
     struct PolicySnapshot {
         bool allowAnyDevice;
         bytes32[] composeHashes;
         bytes32[] deviceIds;
         address[] appIds;
         address[] kmsRoots;
+        bool requireTcbUpToDate;
     }
 
     /// @notice The app id was revoked; no allowlist entry can bring it back.
@@ -39,6 +41,10 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     /// @notice Whether any device may host members (revoked devices stay refused).
     /// @param allowAny The new setting.
     event AllowAnyDeviceSet(bool allowAny);
+
+    /// @notice Whether a boot needs the TDX TCB status "UpToDate" (dstack apps' `requireTcbUpToDate`).
+    /// @param required The new setting.
+    event RequireTcbUpToDateSet(bool required);
 
     /// @notice An app id may now join (and boot, together with the compose and device checks).
     /// @param appId The app id.
@@ -71,6 +77,12 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     /// @notice Bypass or restore the device allowlist. Owner only; emits only when the value changes.
     /// @param allowAny True to let any non-revoked device host members.
     function setAllowAnyDevice(bool allowAny) external;
+
+    /// @notice Refuse, or stop refusing, boots whose `tcbStatus` is not exactly "UpToDate" (dstack's
+    /// `DstackApp.requireTcbUpToDate`). Owner only; emits only when the value changes. Joining is not
+    /// affected: the TCB status is known to the KMS at boot, not to the chain at registration.
+    /// @param required True to refuse out-of-date (or unknown) TCB statuses at boot.
+    function setRequireTcbUpToDate(bool required) external;
 
     /// @notice Allow an app id to join the cluster. Owner only. Reverts if the app id was revoked.
     /// @param appId The dstack app id.
@@ -107,6 +119,9 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
 
     /// @notice Whether the device allowlist is bypassed.
     function allowAnyDevice() external view returns (bool);
+
+    /// @notice Whether a boot needs TCB status "UpToDate".
+    function requireTcbUpToDate() external view returns (bool);
 
     /// @notice Whether an app id is allowed and not revoked.
     function isAppIdAllowed(address appId) external view returns (bool);

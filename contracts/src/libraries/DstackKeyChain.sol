@@ -5,8 +5,84 @@ import {IDstackAttestor} from "../interfaces/IDstackAttestor.sol";
 import {Secp256k1} from "./Secp256k1.sol";
 
 /// @title dstack KMS signature chains
-/// @notice The messages dstack signs, rebuilt byte for byte, and the chain check on top of them.
+/// @notice The messages dstack signs, rebuilt byte for byte, and the chain check on top of them, for
+/// both guest APIs: v0 (link 0 signs `purpose:hex(key)`) and v1 (link 0 signs a length-prefixed claim
+/// over the raw key). Link 1, the KMS signature over the app key, is the same in both.
 library DstackKeyChain {
+    /// @notice The guest API of dstack up to 0.5 (and the frozen `/` and `/v0` surface of 0.6).
+    uint8 internal constant GUEST_API_V0 = 0;
+    /// @notice dstack 0.6's versioned guest API (`/v1/GetKey`).
+    uint8 internal constant GUEST_API_V1 = 1;
+
+    /// @notice Revert `UnsupportedGuestApiVersion` unless `guestApiVersion` is 0 or 1.
+    function requireKnownGuestApi(uint8 guestApiVersion) internal pure {
+        if (guestApiVersion > GUEST_API_V1) revert IDstackAttestor.UnsupportedGuestApiVersion(guestApiVersion);
+    }
+
+    /// @notice Verify a guest API v1 chain with the domain in memory; see
+    /// IDstackAttestor.verifyDstackKeyChainV1. Same checks in the same order as the v0 `verify`.
+    function verifyV1(
+        address appId,
+        bytes memory domain,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) internal view returns (address kmsSigner) {
+        uint256 derivedLength = derivedPubkey.length;
+        if (derivedLength != 33 && derivedLength != 32) revert IDstackAttestor.InvalidPublicKeyLength(derivedLength);
+        _checkLengths(appPubkey, appSignature, kmsSignature);
+        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
+        bytes32 digest = _checkedKeyClaimHash(_dataOf(domain), domain.length, false, derivedPubkey);
+        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
+    }
+
+    /// @notice `verifyV1` for a 32-byte (Ed25519) derived key held as a word.
+    function verifyV1Ed25519(
+        address appId,
+        bytes memory domain,
+        bytes32 derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) internal view returns (address kmsSigner) {
+        _checkLengths(appPubkey, appSignature, kmsSignature);
+        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
+        bytes32 digest = _keyClaimHash(_dataOf(domain), domain.length, false, uint256(derivedPubkey), false, 0);
+        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
+    }
+
+    /// @notice `verifyV1` with the domain in calldata, as the external attestor function receives it.
+    function verifyV1Calldata(
+        address appId,
+        bytes calldata domain,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) internal view returns (address kmsSigner) {
+        if (derivedPubkey.length != 33 && derivedPubkey.length != 32) {
+            revert IDstackAttestor.InvalidPublicKeyLength(derivedPubkey.length);
+        }
+        _checkLengths(appPubkey, appSignature, kmsSignature);
+        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
+        uint256 src;
+        assembly ("memory-safe") {
+            src := domain.offset
+        }
+        bytes32 digest = _checkedKeyClaimHash(src, domain.length, true, derivedPubkey);
+        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
+    }
+
+    /// @notice keccak256(LP("dstack-guest-v1-key-claim") || LP(algorithm) || LP(domain) || LP(key)), the
+    /// message an app key signs in guest API v1; LP(x) = uint32_be(len(x)) || x, and the algorithm is
+    /// "secp256k1" for a 33-byte key, "ed25519" for a 32-byte one.
+    /// @dev Expects a 32- or 33-byte key.
+    function keyClaimHash(bytes memory domain, bytes calldata derivedPubkey) internal pure returns (bytes32) {
+        (uint256 head, uint256 tail) = _words(derivedPubkey);
+        return _keyClaimHash(_dataOf(domain), domain.length, false, head, derivedPubkey.length == 33, tail);
+    }
+
     /// @notice Verify a chain; see IDstackAttestor.verifyDstackKeyChain for the exact semantics.
     /// @dev Checks run in a fixed order so the off-chain verifier reports the same error for the same
     /// input: lengths, app key, derived key encoding, app signature, KMS signature.
@@ -88,6 +164,65 @@ library DstackKeyChain {
         bool compressed = derivedPubkey.length == 33;
         if (compressed) Secp256k1.checkCompressed(uint8(head >> 248), (head << 8) | tail);
         return _appMessageHash(purposeSrc, purposeLength, purposeInCalldata, head, compressed, tail);
+    }
+
+    /// @dev The v1 claim hash, after checking a 33-byte key's prefix and range (as v0 does).
+    function _checkedKeyClaimHash(
+        uint256 domainSrc,
+        uint256 domainLength,
+        bool domainInCalldata,
+        bytes calldata derivedPubkey
+    ) private pure returns (bytes32) {
+        (uint256 head, uint256 tail) = _words(derivedPubkey);
+        bool compressed = derivedPubkey.length == 33;
+        if (compressed) Secp256k1.checkCompressed(uint8(head >> 248), (head << 8) | tail);
+        return _keyClaimHash(domainSrc, domainLength, domainInCalldata, head, compressed, tail);
+    }
+
+    /// @dev The v1 claim, written straight into free memory. Every field is length-prefixed, so the
+    /// claim parses one way only; and its last 36 or 37 bytes hold the key's length prefix (three zero
+    /// bytes), which a v0 message (whose last 64 or 66 bytes are lowercase hex) can never contain.
+    function _keyClaimHash(
+        uint256 domainSrc,
+        uint256 domainLength,
+        bool domainInCalldata,
+        uint256 head,
+        bool secp256k1Key,
+        uint256 tail
+    ) private pure returns (bytes32 h) {
+        // The domain's length prefix is 4 bytes: no calldata or memory in any block's gas reaches 2^32.
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            // LP("dstack-guest-v1-key-claim"): 25 = 0x19.
+            mstore(m, shl(224, 0x19))
+            mstore(add(m, 4), "dstack-guest-v1-key-claim")
+            let o := add(m, 29)
+            switch secp256k1Key
+            case 0 {
+                mstore(o, shl(224, 7))
+                mstore(add(o, 4), "ed25519")
+                o := add(o, 11)
+            }
+            default {
+                mstore(o, shl(224, 9))
+                mstore(add(o, 4), "secp256k1")
+                o := add(o, 13)
+            }
+            mstore(o, shl(224, domainLength))
+            o := add(o, 4)
+            switch domainInCalldata
+            case 0 { mcopy(o, domainSrc, domainLength) }
+            default { calldatacopy(o, domainSrc, domainLength) }
+            o := add(o, domainLength)
+            mstore(o, shl(224, add(32, secp256k1Key)))
+            mstore(add(o, 4), head)
+            o := add(o, 36)
+            if secp256k1Key {
+                mstore8(o, tail)
+                o := add(o, 1)
+            }
+            h := keccak256(m, sub(o, m))
+        }
     }
 
     function _calldataPurposeHash(string calldata purpose, bytes calldata derivedPubkey)

@@ -54,6 +54,10 @@ library LibPolicy {
         if (app.revokedAt != 0) return (false, "App id revoked");
         if (p.deviceRevokedAt[bootInfo.deviceId] != 0) return (false, "Device revoked");
         if (!app.allowed) return (false, "App id not allowed");
+        // dstack's own DstackApp wording, so operators see the message they know from dstack.
+        if (p.requireTcbUpToDate && keccak256(bytes(bootInfo.tcbStatus)) != keccak256("UpToDate")) {
+            return (false, "TCB status is not up to date");
+        }
         if (!p.composeHashes.contains(bootInfo.composeHash)) return (false, "Compose hash not allowed");
         if (!p.allowAnyDevice && !p.deviceIds.contains(bootInfo.deviceId)) return (false, "Device not allowed");
         return (true, "");

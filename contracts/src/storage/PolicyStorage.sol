@@ -12,6 +12,8 @@ library PolicyStorage {
         EnumerableSet.AddressSet kmsRoots;
         mapping(bytes32 deviceId => uint64 revokedAt) deviceRevokedAt;
         bool allowAnyDevice;
+        // Appended: packs beside allowAnyDevice, so existing fields keep their slots.
+        bool requireTcbUpToDate;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.Policy")) - 1)) & ~bytes32(uint256(0xff))

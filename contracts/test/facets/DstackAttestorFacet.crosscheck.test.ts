@@ -1,6 +1,7 @@
 // The off-chain dstack key-chain verifier (shared/src/dstack/verify.ts) against the on-chain one
-// (DstackAttestorFacet.verifyDstackKeyChain, on the diamond and deployed alone): the same KMS signer
-// for valid chains, the same custom error with the same values for every corrupted variant.
+// (DstackAttestorFacet.verifyDstackKeyChain for guest API v0 and verifyDstackKeyChainV1 for v1, on the
+// diamond and deployed alone): the same KMS signer for valid chains, the same custom error with the
+// same values for every corrupted variant.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
@@ -12,17 +13,18 @@ import {
   equivalentChainInputs,
   randomValidChainInput,
 } from "@attestmesh/shared/testing/dstack/corrupt.ts";
-import { type Address, bytesToHex, getAddress, getContract } from "viem";
+import { type Address, bytesToHex, getAddress, getContract, stringToHex } from "viem";
 import { setupCluster } from "../../../test/helpers/cluster.ts";
 import { canonical, catchRevert } from "../../../test/helpers/revert.ts";
 
 const SEEDS = [1, 2, 3];
 
 /**
- * Codes only the TypeScript verifier can report: an ABI `address` is always 20 bytes, so a chain with
- * a 19- or 21-byte app id cannot even be put into a call.
+ * Codes only the TypeScript verifier can report here: an ABI `address` is always 20 bytes, so a chain
+ * with a 19- or 21-byte app id cannot even be put into a call; and the attestor takes the guest API as
+ * the function called, so an unknown version has no call (registration refuses it: membership tests).
  */
-const OFF_CHAIN_ONLY: ReadonlySet<string> = new Set(["InvalidAppId"]);
+const OFF_CHAIN_ONLY: ReadonlySet<string> = new Set(["InvalidAppId", "UnsupportedGuestApiVersion"]);
 
 /**
  * Variants on which the on-chain verifier is known to report another error than the off-chain one,
@@ -54,6 +56,8 @@ function offChainArgs(error: AttestmeshError): unknown[] {
       return [big(d.s)];
     case "AppSignatureMismatch":
       return [d.expected, d.recovered];
+    case "UnsupportedGuestApiVersion":
+      return [d.version];
     case "SignatureRecoveryFailed":
     case "InvalidAppId":
       return [];
@@ -84,14 +88,17 @@ describe("off-chain and on-chain dstack key-chain verifiers", async () => {
   ] as const;
 
   async function onChain(target: (typeof targets)[number], input: KeyChainInput): Promise<Outcome> {
-    const call = target.contract.read.verifyDstackKeyChain([
-      getAddress(bytesToHex(input.appId)),
-      input.purpose,
+    const rest = [
       bytesToHex(input.derivedPubkey),
       bytesToHex(input.appPubkey),
       bytesToHex(input.appSignature),
       bytesToHex(input.kmsSignature),
-    ]);
+    ] as const;
+    const appId = getAddress(bytesToHex(input.appId));
+    const call =
+      (input.guestApiVersion ?? 0) === 0
+        ? target.contract.read.verifyDstackKeyChain([appId, input.purpose, ...rest])
+        : target.contract.read.verifyDstackKeyChainV1([appId, stringToHex(input.purpose), ...rest]);
     try {
       return { signer: await call };
     } catch (error) {
@@ -100,62 +107,66 @@ describe("off-chain and on-chain dstack key-chain verifiers", async () => {
     }
   }
 
-  for (const algorithm of KEY_ALGORITHMS) {
-    for (const seed of SEEDS) {
-      const valid = randomValidChainInput(seed, algorithm);
+  for (const guestApiVersion of [0, 1] as const)
+    for (const algorithm of KEY_ALGORITHMS) {
+      for (const seed of SEEDS) {
+        const valid = randomValidChainInput(seed, algorithm, guestApiVersion);
+        const label = `guest API v${guestApiVersion} ${algorithm}`;
 
-      it(`agree on the KMS signer of a valid ${algorithm} chain (seed ${seed}), v as 0/1 and as 27/28`, async () => {
-        const inputs = [{ name: "as issued", input: valid.input }, ...equivalentChainInputs(valid.input)];
-        for (const { name, input } of inputs) {
-          const expected = { signer: valid.kmsRootAddress };
-          assert.deepEqual(offChain(input), expected, `off-chain, ${name}`);
-          for (const target of targets) {
-            assert.deepEqual(await onChain(target, input), expected, `${target.name}, ${name}`);
+        it(`agree on the KMS signer of a valid ${label} chain (seed ${seed}), v as 0/1 and as 27/28`, async () => {
+          const inputs = [{ name: "as issued", input: valid.input }, ...equivalentChainInputs(valid.input)];
+          for (const { name, input } of inputs) {
+            const expected = { signer: valid.kmsRootAddress };
+            assert.deepEqual(offChain(input), expected, `off-chain, ${name}`);
+            for (const target of targets) {
+              assert.deepEqual(await onChain(target, input), expected, `${target.name}, ${name}`);
+            }
           }
-        }
-      });
+        });
 
-      it(`agree on the error and its values for every corrupted variant of a ${algorithm} chain (seed ${seed})`, async () => {
-        const variants = corruptChainInput(valid.input, seed);
-        const mismatches: string[] = [];
-        const differencesSeen = new Set<string>();
-        for (const variant of variants) {
-          const off = offChain(variant.input);
-          assert.ok("error" in off, `${variant.name}: the off-chain verifier accepted a corrupted chain`);
-          assert.equal(off.error, variant.expectedCode, `${variant.name}: off-chain code`);
-          if (OFF_CHAIN_ONLY.has(variant.expectedCode)) continue;
-          const expectedOnChain = ON_CHAIN_DIFFERS.get(variant.name);
-          if (expectedOnChain !== undefined) differencesSeen.add(variant.name);
-          for (const target of targets) {
-            const on = await onChain(target, variant.input);
-            if (!("error" in on)) {
-              mismatches.push(`${target.name}, ${variant.name}: accepted, signer ${on.signer}`);
-            } else if (expectedOnChain !== undefined) {
-              if (on.error !== expectedOnChain) {
-                mismatches.push(`${target.name}, ${variant.name}: ${on.error}, listed as ${expectedOnChain}`);
-              }
-            } else if (on.error !== off.error) {
-              mismatches.push(
-                `${target.name}, ${variant.name}: on-chain ${on.error}, off-chain ${off.error}`,
-              );
-            } else {
-              try {
-                assert.deepEqual(canonical(on.args), canonical(off.args));
-              } catch {
+        it(`agree on the error and its values for every corrupted variant of a ${label} chain (seed ${seed})`, async () => {
+          const variants = corruptChainInput(valid.input, seed);
+          const mismatches: string[] = [];
+          const differencesSeen = new Set<string>();
+          for (const variant of variants) {
+            const off = offChain(variant.input);
+            assert.ok("error" in off, `${variant.name}: the off-chain verifier accepted a corrupted chain`);
+            assert.equal(off.error, variant.expectedCode, `${variant.name}: off-chain code`);
+            if (OFF_CHAIN_ONLY.has(variant.expectedCode)) continue;
+            const expectedOnChain = ON_CHAIN_DIFFERS.get(variant.name);
+            if (expectedOnChain !== undefined) differencesSeen.add(variant.name);
+            for (const target of targets) {
+              const on = await onChain(target, variant.input);
+              if (!("error" in on)) {
+                mismatches.push(`${target.name}, ${variant.name}: accepted, signer ${on.signer}`);
+              } else if (expectedOnChain !== undefined) {
+                if (on.error !== expectedOnChain) {
+                  mismatches.push(
+                    `${target.name}, ${variant.name}: ${on.error}, listed as ${expectedOnChain}`,
+                  );
+                }
+              } else if (on.error !== off.error) {
                 mismatches.push(
-                  `${target.name}, ${variant.name}: ${on.error} values ${String(canonical(on.args))} on-chain, ` +
-                    `${String(canonical(off.args))} off-chain`,
+                  `${target.name}, ${variant.name}: on-chain ${on.error}, off-chain ${off.error}`,
                 );
+              } else {
+                try {
+                  assert.deepEqual(canonical(on.args), canonical(off.args));
+                } catch {
+                  mismatches.push(
+                    `${target.name}, ${variant.name}: ${on.error} values ${String(canonical(on.args))} on-chain, ` +
+                      `${String(canonical(off.args))} off-chain`,
+                  );
+                }
               }
             }
           }
-        }
-        assert.deepEqual(mismatches, []);
-        // The listed differences must still exist, or the list is stale.
-        const applicable = algorithm === "secp256k1" ? [...ON_CHAIN_DIFFERS.keys()] : [];
-        assert.deepEqual([...differencesSeen].sort(), applicable.sort());
-        assert.ok(variants.length > 60, `only ${variants.length} variants`);
-      });
+          assert.deepEqual(mismatches, []);
+          // The listed differences must still exist, or the list is stale.
+          const applicable = algorithm === "secp256k1" ? [...ON_CHAIN_DIFFERS.keys()] : [];
+          assert.deepEqual([...differencesSeen].sort(), applicable.sort());
+          assert.ok(variants.length > 60, `only ${variants.length} variants`);
+        });
+      }
     }
-  }
 });

@@ -27,6 +27,7 @@ function simulatedIndexer(kmsRoot: KmsRoot, appId: Address = randomAppId(), purp
       appPubkey: bytesToHex(cvm.appPublicKey),
       appSignature: bytesToHex(signatureChain[0]),
       kmsSignature: bytesToHex(signatureChain[1]),
+      guestApiVersion: 0 as 0 | 1,
     },
   };
 }

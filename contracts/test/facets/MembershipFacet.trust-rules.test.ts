@@ -120,6 +120,7 @@ describe("trust rules of register", async () => {
       appPubkey: "0x",
       appSignature: "0x",
       kmsSignature: "0x",
+      guestApiVersion: 0,
     };
     await refused(
       fx,

@@ -80,6 +80,7 @@ async function readState(fx: ClusterFixture, watch: Watch) {
   const [, , lastMemberId, activeMembers] = await read.meshConfig();
   return canonical({
     allowAnyDevice: snapshot.allowAnyDevice,
+    requireTcbUpToDate: snapshot.requireTcbUpToDate,
     composeHashes: sortedLower(snapshot.composeHashes),
     deviceIds: sortedLower(snapshot.deviceIds),
     appIds: sortedLower(snapshot.appIds),
@@ -641,6 +642,13 @@ describe("PolicyFacet", async () => {
         },
       },
       {
+        fn: "setRequireTcbUpToDate",
+        arrange: async () => {
+          await send(fx, owner.write.setRequireTcbUpToDate([false]));
+          return { watch: {}, attempt: () => stranger.write.setRequireTcbUpToDate([true]) };
+        },
+      },
+      {
         fn: "addAppId",
         arrange: async () => {
           const a = randomAppId();
@@ -706,7 +714,7 @@ describe("PolicyFacet", async () => {
         .filter((item) => item.type === "function" && item.stateMutability === "nonpayable")
         .map((item) => (item as { name: string }).name);
       for (const { fn } of cases) assert.ok(writes.includes(fn), `${fn} is a state-changing function`);
-      assert.equal(new Set(cases.map((c) => c.fn)).size, 11);
+      assert.equal(new Set(cases.map((c) => c.fn)).size, 12);
     });
   });
 
@@ -824,6 +832,7 @@ describe("PolicyFacet policySnapshot", async () => {
         deviceIds: [],
         appIds: [],
         kmsRoots: [fx.kmsRoot.address],
+        requireTcbUpToDate: false,
       }),
     );
   });
@@ -893,6 +902,7 @@ describe("PolicyFacet audit trail", async () => {
     // The expected policy, kept independently of the contract.
     const model = {
       allowAnyDevice: false,
+      requireTcbUpToDate: false,
       composes: new Set<string>(),
       devices: new Set<string>(),
       apps: new Set<string>(nodes.map((n) => n.appId.toLowerCase())),
@@ -913,6 +923,7 @@ describe("PolicyFacet audit trail", async () => {
       "addKmsRoot",
       "removeKmsRoot",
       "setAllowAnyDevice",
+      "setRequireTcbUpToDate",
       "evict",
     ] as const;
     type Kind = (typeof kinds)[number];
@@ -1024,6 +1035,12 @@ describe("PolicyFacet audit trail", async () => {
           model.allowAnyDevice = allowAny;
           break;
         }
+        case "setRequireTcbUpToDate": {
+          const required = random() < 0.5;
+          await send(fx, owner.write.setRequireTcbUpToDate([required]));
+          model.requireTcbUpToDate = required;
+          break;
+        }
         case "evict": {
           const node = pick(nodes);
           const memberId = memberIds.get(node.appId.toLowerCase())!;
@@ -1057,6 +1074,7 @@ describe("PolicyFacet audit trail", async () => {
     assert.deepEqual(
       canonical({
         allowAnyDevice: history.allowAnyDevice,
+        requireTcbUpToDate: history.requireTcbUpToDate,
         composeHashes: history.composeHashes,
         deviceIds: history.deviceIds,
         appIds: sortedLower(history.appIds),
@@ -1064,6 +1082,7 @@ describe("PolicyFacet audit trail", async () => {
       }),
       canonical({
         allowAnyDevice: snapshot.allowAnyDevice,
+        requireTcbUpToDate: snapshot.requireTcbUpToDate,
         composeHashes: sortedLower(snapshot.composeHashes),
         deviceIds: sortedLower(snapshot.deviceIds),
         appIds: sortedLower(snapshot.appIds),
@@ -1088,6 +1107,7 @@ describe("PolicyFacet audit trail", async () => {
       canonical(history),
       canonical({
         allowAnyDevice: model.allowAnyDevice,
+        requireTcbUpToDate: model.requireTcbUpToDate,
         composeHashes: sortedLower([...model.composes]),
         deviceIds: sortedLower([...model.devices]),
         appIds: sortedLower([...model.apps]).map((a) => getAddress(a)),

@@ -41,6 +41,47 @@ contract DstackKeyChainHarness {
         return DstackKeyChain.verifyEd25519(appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature);
     }
 
+    function verifyV1(
+        address appId,
+        bytes calldata domain,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) external view returns (address kmsSigner) {
+        return DstackKeyChain.verifyV1Calldata(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
+    }
+
+    function verifyV1MemoryDomain(
+        address appId,
+        bytes memory domain,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) external view returns (address kmsSigner) {
+        return DstackKeyChain.verifyV1(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
+    }
+
+    function verifyV1Ed25519(
+        address appId,
+        bytes memory domain,
+        bytes32 derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) external view returns (address kmsSigner) {
+        return DstackKeyChain.verifyV1Ed25519(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
+    }
+
+    function keyClaimHash(bytes calldata domain, bytes calldata derivedPubkey) external pure returns (bytes32) {
+        return DstackKeyChain.keyClaimHash(domain, derivedPubkey);
+    }
+
+    function requireKnownGuestApi(uint8 version) external pure {
+        DstackKeyChain.requireKnownGuestApi(version);
+    }
+
     function appMessageHash(bytes calldata purpose, bytes calldata derivedPubkey) external pure returns (bytes32) {
         return DstackKeyChain.appMessageHash(purpose, derivedPubkey);
     }

@@ -6,7 +6,13 @@ import { join } from "node:path";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { appSignKeyClaimV1, deriveKeyV1 } from "@attestmesh/shared/dstack/guestV1.ts";
+import {
+  deriveAppKey,
+  derivedPublicKey,
+  kmsSignAppKey,
+  secp256k1PublicKey,
+} from "@attestmesh/shared/dstack/keychain.ts";
 import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { network } from "hardhat";
 import {
@@ -69,6 +75,7 @@ async function measure(): Promise<Record<string, { total: number; execution: num
         appPubkey: bytesToHex(cvm.appPublicKey),
         appSignature: bytesToHex(member.signatureChain[0]),
         kmsSignature: bytesToHex(member.signatureChain[1]),
+        guestApiVersion: 0,
       },
       wireguardKey: bytesToHex(
         derivedPublicKey(cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose).key, "ed25519"),
@@ -92,6 +99,44 @@ async function measure(): Promise<Record<string, { total: number; execution: num
       first.proof.appPubkey,
       first.proof.appSignature,
       first.proof.kmsSignature,
+    ]),
+  );
+
+  // The same call for a guest API v1 chain (dstack 0.6): link 0 signs the raw key, no hex encoding.
+  const v1 = (() => {
+    const appId = getAddress(bytesToHex(hexToBytes(keccak256(toHex("gas snapshot app v1"))).subarray(0, 20)));
+    const appKey = deriveAppKey(kmsRoot.secret, hexToBytes(appId));
+    const memberSecret = deriveKeyV1(appKey, "secp256k1", MEMBER_KEY.purpose);
+    const memberPubkey = derivedPublicKey(memberSecret, "secp256k1");
+    const appPubkey = secp256k1PublicKey(appKey);
+    const edKey = (domain: string) =>
+      bytesToHex(derivedPublicKey(deriveKeyV1(appKey, "ed25519", domain), "ed25519"));
+    return {
+      appId,
+      account: privateKeyToAccount(bytesToHex(memberSecret)),
+      proof: {
+        appId,
+        memberPubkey: bytesToHex(memberPubkey),
+        appPubkey: bytesToHex(appPubkey),
+        appSignature: bytesToHex(appSignKeyClaimV1(appKey, MEMBER_KEY.purpose, memberPubkey)),
+        kmsSignature: bytesToHex(kmsSignAppKey(kmsRoot.secret, hexToBytes(appId), appPubkey)),
+        guestApiVersion: 1,
+      },
+      wireguardKey: edKey(WIREGUARD_KEY.purpose),
+      identityKey: edKey(IDENTITY_KEY.purpose),
+    };
+  })();
+  await send(
+    "verifyDstackKeyChainV1",
+    relayer,
+    deployed.facets.DstackAttestorFacet,
+    call("verifyDstackKeyChainV1", [
+      v1.appId,
+      toHex(MEMBER_KEY.purpose),
+      v1.proof.memberPubkey,
+      v1.proof.appPubkey,
+      v1.proof.appSignature,
+      v1.proof.kmsSignature,
     ]),
   );
 
@@ -155,6 +200,20 @@ async function measure(): Promise<Record<string, { total: number; execution: num
     message: { memberId: 2n },
   });
   await send("leaveCluster", relayer, deployed.diamond, call("leaveCluster", [2n, leaveSignature]));
+
+  await send("addAppId (guest API v1)", owner, deployed.diamond, call("addAppId", [v1.appId]));
+  const v1Signature = await v1.account.signTypedData({
+    domain,
+    types: memberTypes,
+    primaryType: "Register",
+    message: { appId: v1.appId, wireguardKey: v1.wireguardKey, identityKey: v1.identityKey, nonce: 0n },
+  });
+  await send(
+    "register (guest API v1)",
+    relayer,
+    deployed.diamond,
+    call("register", [v1.proof, v1.wireguardKey, v1.identityKey, v1Signature]),
+  );
   return results;
 }
 

@@ -17,6 +17,7 @@ interface IndexerHealth {
     readonly appPubkey: Hex;
     readonly appSignature: Hex;
     readonly kmsSignature: Hex;
+    readonly guestApiVersion?: 0 | 1;
     readonly codeId: Hex;
   };
 }
@@ -92,8 +93,16 @@ export async function startIndexer(
     30_000,
   );
   progress("registering the indexer in the cluster's registry");
-  const { codeId, signingKey, ...proof } = health.registration;
-  await confirm(clients, await cluster.write.setIndexer([url, codeId, signingKey, proof]));
+  const { codeId, signingKey, guestApiVersion, ...proof } = health.registration;
+  await confirm(
+    clients,
+    await cluster.write.setIndexer([
+      url,
+      codeId,
+      signingKey,
+      { ...proof, guestApiVersion: guestApiVersion ?? 0 },
+    ]),
+  );
   return {
     url,
     healthUrl,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import {
   deriveAppKey,
@@ -13,6 +13,7 @@ import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { privateKeyToAddress } from "viem/accounts";
+import { SIMULATOR_APPKEYS_FILE } from "../../../test/fixtures/dstack/fixtures.ts";
 import {
   createKmsRoot,
   createSimulatedCvm,
@@ -32,7 +33,7 @@ const FIXTURE_APPKEYS = {
   k256_signature:
     "9e618603e72d01fedb82deff6daf2d62a572becf0059eec3f89c1ab40e1f2e594d2a283f843f34e8f39e4cc49a612496ce67223a12ac923f8efe330346dfc6c500",
 };
-const FIXTURE_FILE = "/work/shared/fixtures/dstack-simulator/appkeys.json";
+const FIXTURE_FILE = SIMULATOR_APPKEYS_FILE;
 
 function chainInput(
   cvm: ReturnType<typeof createSimulatedCvm>,
@@ -220,7 +221,7 @@ describe("loadDstackAppKeys", () => {
     }
   });
 
-  test("reads the fixture file as text", { skip: !existsSync(FIXTURE_FILE) && "fixture file absent" }, () => {
+  test("reads the fixture file as text", () => {
     const cvm = loadDstackAppKeys(readFileSync(FIXTURE_FILE, "utf8"), FIXTURE_APP_ID);
     assert.equal(verifyDstackKeyChain(chainInput(cvm, "/x", "y")).toLowerCase(), FIXTURE_KMS_ROOT);
   });

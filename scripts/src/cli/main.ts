@@ -57,7 +57,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   listing(
     "compose-hash",
     "compose-hash [options] <appCompose>",
-    "the compose hash of a dstack app-compose.json (getComposeHash of @phala/dstack-sdk)",
+    "the compose hash of a dstack app-compose.json: sha256 of its exact bytes, as the CVM measures it",
     async () => (await import("./commands/composeHash.ts")).registerComposeHashCommand,
   ),
   listing("allow", "allow", "add a compose hash, app id, KMS root or device to the allowlists", loadAllow),

@@ -1,7 +1,8 @@
 // The file `indexer set --proof` reads: the indexer's Ed25519 signing key and its dstack key chain, as
 // the indexer CVM derives them (key path and purpose in shared/src/keys/purposes.ts). Format (JSON):
 //   { "appId": "0x…20 bytes", "signingKey": "0x…32 bytes", "appPubkey": "0x…33 bytes",
-//     "appSignature": "0x…65 bytes", "kmsSignature": "0x…65 bytes", "codeId": "0x…32 bytes" (optional) }
+//     "appSignature": "0x…65 bytes", "kmsSignature": "0x…65 bytes", "codeId": "0x…32 bytes" (optional),
+//     "guestApiVersion": 0 | 1 (optional, default 0: the dstack guest API the key came from) }
 
 import { type Address, type Hex, isHex, size } from "viem";
 import { badArgument, parseAddress, parseBytes32, parseJsonFile } from "./args.ts";
@@ -12,6 +13,7 @@ export interface IndexerProofFile {
   readonly appPubkey: Hex;
   readonly appSignature: Hex;
   readonly kmsSignature: Hex;
+  readonly guestApiVersion: 0 | 1;
   readonly codeId?: Hex;
 }
 
@@ -21,6 +23,14 @@ function bytesField(path: string, json: Record<string, unknown>, field: string, 
     throw badArgument(`proof file "${path}": "${field}" must be 0x hex of ${length} bytes`);
   }
   return value.toLowerCase() as Hex;
+}
+
+function guestApiVersionField(path: string, json: Record<string, unknown>): 0 | 1 {
+  const value = json.guestApiVersion ?? 0;
+  if (value !== 0 && value !== 1) {
+    throw badArgument(`proof file "${path}": "guestApiVersion" must be 0 or 1 (the dstack guest API)`);
+  }
+  return value;
 }
 
 export function readIndexerProof(path: string): IndexerProofFile {
@@ -36,6 +46,7 @@ export function readIndexerProof(path: string): IndexerProofFile {
     appPubkey: bytesField(path, record, "appPubkey", 33),
     appSignature: bytesField(path, record, "appSignature", 65),
     kmsSignature: bytesField(path, record, "kmsSignature", 65),
+    guestApiVersion: guestApiVersionField(path, record),
   };
   if (record.codeId === undefined) return proof;
   return { ...proof, codeId: parseBytes32(String(record.codeId), `proof file "${path}": codeId`) };

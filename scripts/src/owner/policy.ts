@@ -66,6 +66,7 @@ export async function readPolicy(
     owner,
     policy: {
       allowAnyDevice: snapshot.allowAnyDevice,
+      requireTcbUpToDate: snapshot.requireTcbUpToDate,
       composeHashes: sortHex(snapshot.composeHashes),
       deviceIds: sortHex(snapshot.deviceIds),
       appIds: [...snapshot.appIds].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1)),

@@ -1,5 +1,5 @@
 // Rebuilds a cluster's policy from its event logs alone, as an auditor would: the allowlists, the
-// allow-any-device switch and every revocation with its timestamp and reason. Pure: decoded logs in,
+// allow-any-device and require-TCB-up-to-date switches and every revocation with its timestamp and reason. Pure: decoded logs in,
 // plain data out, so the CLI can reuse it over any log source.
 import { type Address, getAddress, type Hex } from "viem";
 
@@ -26,6 +26,8 @@ export interface DeviceRevocation {
 /** The policy the logs describe; lists are sorted (addresses checksummed, hashes lowercase). */
 export interface PolicyHistory {
   readonly allowAnyDevice: boolean;
+  /** Boots need TCB status "UpToDate" (dstack apps' `requireTcbUpToDate`). */
+  readonly requireTcbUpToDate: boolean;
   readonly composeHashes: readonly Hex[];
   readonly deviceIds: readonly Hex[];
   readonly appIds: readonly Address[];
@@ -41,6 +43,7 @@ type PolicyEvent =
   | { eventName: "AppIdAdded" | "AppIdRemoved"; args: { appId: Address } }
   | { eventName: "KmsRootAdded" | "KmsRootRemoved"; args: { kmsRoot: Address } }
   | { eventName: "AllowAnyDeviceSet"; args: { allowAny: boolean } }
+  | { eventName: "RequireTcbUpToDateSet"; args: { required: boolean } }
   | { eventName: "AppIdRevokedAt"; args: { appId: Address; revokedAt: bigint; reason: Hex } }
   | { eventName: "DeviceRevokedAt"; args: { deviceId: Hex; revokedAt: bigint; reason: Hex } };
 
@@ -55,6 +58,7 @@ export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["even
   "KmsRootAdded",
   "KmsRootRemoved",
   "AllowAnyDeviceSet",
+  "RequireTcbUpToDateSet",
   "AppIdRevokedAt",
   "DeviceRevokedAt",
 ]);
@@ -87,6 +91,7 @@ const sortedAddresses = (values: Iterable<string>): Address[] => [...values].sor
  */
 export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory {
   let allowAnyDevice = false;
+  let requireTcbUpToDate = false;
   // Keys lowercased, so a replay never depends on checksum casing.
   const composeHashes = new Set<string>();
   const deviceIds = new Set<string>();
@@ -125,6 +130,9 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
       case "AllowAnyDeviceSet":
         allowAnyDevice = log.args.allowAny;
         break;
+      case "RequireTcbUpToDateSet":
+        requireTcbUpToDate = log.args.required;
+        break;
       case "AppIdRevokedAt": {
         const key = log.args.appId.toLowerCase();
         appIds.delete(key);
@@ -154,6 +162,7 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
 
   return {
     allowAnyDevice,
+    requireTcbUpToDate,
     composeHashes: sortedHex(composeHashes),
     deviceIds: sortedHex(deviceIds),
     appIds: sortedAddresses(appIds),

@@ -505,6 +505,17 @@ export const clusterAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "version",
+        "type": "uint8"
+      }
+    ],
+    "name": "UnsupportedGuestApiVersion",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "ZeroIdentifier",
     "type": "error"
@@ -994,6 +1005,19 @@ export const clusterAbi = [
       }
     ],
     "name": "OwnershipTransferred",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": false,
+        "internalType": "bool",
+        "name": "required",
+        "type": "bool"
+      }
+    ],
+    "name": "RequireTcbUpToDateSet",
     "type": "event"
   },
   {
@@ -1932,6 +1956,11 @@ export const clusterAbi = [
             "internalType": "address[]",
             "name": "kmsRoots",
             "type": "address[]"
+          },
+          {
+            "internalType": "bool",
+            "name": "requireTcbUpToDate",
+            "type": "bool"
           }
         ],
         "internalType": "struct IPolicy.PolicySnapshot",
@@ -1989,6 +2018,11 @@ export const clusterAbi = [
             "internalType": "bytes",
             "name": "kmsSignature",
             "type": "bytes"
+          },
+          {
+            "internalType": "uint8",
+            "name": "guestApiVersion",
+            "type": "uint8"
           }
         ],
         "internalType": "struct IMembership.DstackProof",
@@ -2091,6 +2125,19 @@ export const clusterAbi = [
     "name": "removeKmsRoot",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "requireTcbUpToDate",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {
@@ -2213,6 +2260,11 @@ export const clusterAbi = [
             "internalType": "bytes",
             "name": "kmsSignature",
             "type": "bytes"
+          },
+          {
+            "internalType": "uint8",
+            "name": "guestApiVersion",
+            "type": "uint8"
           }
         ],
         "internalType": "struct IIndexerRegistry.IndexerProof",
@@ -2221,6 +2273,19 @@ export const clusterAbi = [
       }
     ],
     "name": "setIndexer",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bool",
+        "name": "required",
+        "type": "bool"
+      }
+    ],
+    "name": "setRequireTcbUpToDate",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -2291,6 +2356,50 @@ export const clusterAbi = [
       }
     ],
     "name": "verifyDstackKeyChain",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "kmsSigner",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes",
+        "name": "domain",
+        "type": "bytes"
+      },
+      {
+        "internalType": "bytes",
+        "name": "derivedPubkey",
+        "type": "bytes"
+      },
+      {
+        "internalType": "bytes",
+        "name": "appPubkey",
+        "type": "bytes"
+      },
+      {
+        "internalType": "bytes",
+        "name": "appSignature",
+        "type": "bytes"
+      },
+      {
+        "internalType": "bytes",
+        "name": "kmsSignature",
+        "type": "bytes"
+      }
+    ],
+    "name": "verifyDstackKeyChainV1",
     "outputs": [
       {
         "internalType": "address",

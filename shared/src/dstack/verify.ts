@@ -6,6 +6,7 @@
  * noble is used only for the elliptic-curve recovery itself.
  *
  * Order of checks (the first failing check decides the error):
+ *  -1. guestApiVersion ∈ {0, 1} (TypeScript here; the proof structs on chain)      UnsupportedGuestApiVersion
  *   0. appId is 20 bytes (TypeScript only; an ABI `address` cannot be otherwise)  InvalidAppId
  *   1. lengths: derivedPubkey ∈ {32, 33}, appPubkey = 33                          InvalidPublicKeyLength
  *               appSignature = 65, kmsSignature = 65                               InvalidSignatureLength
@@ -20,13 +21,16 @@
  *                           1 ≤ r ≤ n − 1                                          InvalidSignatureR
  *                           s ≠ 0                                                  InvalidSignatureS
  *                           s ≤ n / 2                                              SignatureMalleable
- *   5. app recovery over keccak256(purpose ":" lowerhex(derivedPubkey)):
+ *   5. app recovery over keccak256(purpose ":" lowerhex(derivedPubkey)) (guest API v0), or over
+ *      keccak256(LP("dstack-guest-v1-key-claim") LP(algorithm) LP(domain) LP(derivedPubkey)) (v1):
  *      no point with x = r, or the result is infinity                            SignatureRecoveryFailed
  *      recovered address ≠ address(appPubkey)                                     AppSignatureMismatch
  *   6. kmsSignature fields: as 4.
  *   7. kms recovery over keccak256("dstack-kms-issued:" || appId || appPubkey):
  *      as the recovery in 5                                                       SignatureRecoveryFailed
  * The recovered KMS signer is returned; whether it is an accepted root is the caller's decision.
+ * Guest API v0 and v1 differ only in the message of step 5 (see guestV1.ts); the contract takes the
+ * version as `verifyDstackKeyChain` vs `verifyDstackKeyChainV1`, or as the proof's `guestApiVersion`.
  */
 
 import { secp256k1 } from "@noble/curves/secp256k1";
@@ -36,6 +40,7 @@ import type { Address } from "viem";
 import { checksumAddress } from "viem";
 import type { ClusterErrorName } from "../contracts/errors.ts";
 import { AttestmeshError } from "../errors.ts";
+import { type GuestApiVersion, keyClaimDigestV1 } from "./guestV1.ts";
 import {
   APP_ID_LENGTH,
   derivedKeyDigest,
@@ -64,6 +69,7 @@ export const CONTRACT_KEY_CHAIN_ERRORS = [
   "SignatureMalleable",
   "AppSignatureMismatch",
   "SignatureRecoveryFailed",
+  "UnsupportedGuestApiVersion",
 ] as const satisfies readonly ClusterErrorName[];
 
 /** A key-chain failure: one of the contract's, or `InvalidAppId` (TypeScript only). */
@@ -81,13 +87,14 @@ export type KeyChainField =
   | "appPubkey"
   | "appSignature"
   | "kmsSignature"
+  | "guestApiVersion"
   | "publicKey"
   | "signature";
 
 export type KeyChainInput = {
   /** 20-byte app id (an address). */
   readonly appId: Uint8Array;
-  /** The purpose string given to GetKey; signed as UTF-8. */
+  /** The purpose given to GetKey (v0), or the domain given to /v1/GetKey (v1); signed as UTF-8. */
   readonly purpose: string;
   /** 33-byte compressed secp256k1 or 32-byte Ed25519 public key of the derived key. */
   readonly derivedPubkey: Uint8Array;
@@ -97,6 +104,8 @@ export type KeyChainInput = {
   readonly appSignature: Uint8Array;
   /** signature_chain[1]: r || s || v by the KMS root. */
   readonly kmsSignature: Uint8Array;
+  /** The guest API the chain comes from; 0 when absent. */
+  readonly guestApiVersion?: GuestApiVersion;
 };
 
 function fail(code: KeyChainErrorCode, message: string, details: Record<string, unknown>): never {
@@ -270,6 +279,14 @@ export function recoverSignerAddress(digest: Uint8Array, signature: Uint8Array):
  */
 export function verifyDstackKeyChain(input: KeyChainInput): Address {
   const { appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature } = input;
+  const guestApiVersion = input.guestApiVersion ?? 0;
+  if (guestApiVersion !== 0 && guestApiVersion !== 1) {
+    fail(
+      "UnsupportedGuestApiVersion",
+      `guestApiVersion must be 0 or 1 (the dstack guest API), got ${String(guestApiVersion)}.`,
+      { field: "guestApiVersion", version: guestApiVersion },
+    );
+  }
   checkLength("appId", appId, [APP_ID_LENGTH], "InvalidAppId");
 
   checkLength(
@@ -287,7 +304,11 @@ export function verifyDstackKeyChain(input: KeyChainInput): Address {
     checkCompressedEncoding("derivedPubkey", derivedPubkey);
 
   const appFields = checkSignatureFields("appSignature", appSignature);
-  const appSigner = recoverAddress("appSignature", derivedKeyDigest(purpose, derivedPubkey), appFields);
+  const appDigest =
+    guestApiVersion === 0
+      ? derivedKeyDigest(purpose, derivedPubkey)
+      : keyClaimDigestV1(purpose, derivedPubkey);
+  const appSigner = recoverAddress("appSignature", appDigest, appFields);
   if (appSigner !== appAddress) {
     fail(
       "AppSignatureMismatch",

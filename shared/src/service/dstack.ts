@@ -6,18 +6,8 @@ import { secp256k1 } from "@noble/curves/secp256k1";
 import { DstackClient } from "@phala/dstack-sdk";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
 import { type GuestApiVersion, keyClaimDigestV1 } from "../dstack/guestV1.ts";
-import {
-  derivedKeyDigest,
-  derivedPublicKey,
-  type KeyAlgorithm,
-  kmsIssuedDigest,
-} from "../dstack/keychain.ts";
-import {
-  recoverSignerAddress,
-  SECP256K1_HALF_N,
-  SECP256K1_N,
-  verifyDstackKeyChain,
-} from "../dstack/verify.ts";
+import { derivedKeyDigest, derivedPublicKey, type KeyAlgorithm } from "../dstack/keychain.ts";
+import { SECP256K1_HALF_N, SECP256K1_N, verifyDstackKeyChain } from "../dstack/verify.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { KeySpec } from "../keys/purposes.ts";
 import { createDstackV1Agent } from "./dstackV1.ts";
@@ -240,18 +230,15 @@ export function proveKey(appId: Address, spec: KeySpec, derived: DerivedKey): Pr
       : recoverAppPublicKey(spec.purpose, publicKey, appSignature);
   let kmsSigner: Address;
   try {
-    kmsSigner =
-      guestApiVersion === 1
-        ? // Link 1 is v0's; link 0 was checked by recovering the app key from the v1 claim above.
-          recoverSignerAddress(kmsIssuedDigest(hexToBytes(appId), appPubkey), kmsSignature)
-        : verifyDstackKeyChain({
-            appId: hexToBytes(appId),
-            purpose: spec.purpose,
-            derivedPubkey: publicKey,
-            appPubkey,
-            appSignature,
-            kmsSignature,
-          });
+    kmsSigner = verifyDstackKeyChain({
+      appId: hexToBytes(appId),
+      purpose: spec.purpose,
+      derivedPubkey: publicKey,
+      appPubkey,
+      appSignature,
+      kmsSignature,
+      guestApiVersion,
+    });
   } catch (cause) {
     if (!(cause instanceof AttestmeshError)) throw cause;
     throw new AttestmeshError(`the dstack key chain for ${spec.path} does not verify: ${cause.message}`, {

@@ -8,6 +8,7 @@ import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import type { Address } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
+import { appSignKeyClaimV1, deriveKeyV1, type GuestApiVersion } from "../../src/dstack/guestV1.ts";
 import {
   appSignDerivedKey,
   deriveAppKey,
@@ -104,24 +105,39 @@ function secretFrom(rng: (length: number) => Uint8Array): Uint8Array {
   }
 }
 
-/** A valid chain from a seeded KMS root, app id, path and purpose. */
-export function randomValidChainInput(seed: number, algorithm: KeyAlgorithm = "secp256k1"): ValidChainInput {
-  const rng = createRng(`valid:${seed}:${algorithm}`);
+/**
+ * A valid chain from a seeded KMS root, app id, path and purpose. With guest API v1 the key comes from
+ * the v1 KDF with the purpose as domain, and link 0 signs the v1 key claim.
+ */
+export function randomValidChainInput(
+  seed: number,
+  algorithm: KeyAlgorithm = "secp256k1",
+  guestApiVersion: GuestApiVersion = 0,
+): ValidChainInput {
+  const rng = createRng(
+    guestApiVersion === 0 ? `valid:${seed}:${algorithm}` : `valid-v1:${seed}:${algorithm}`,
+  );
   const kmsRootSecret = secretFrom(rng);
   const appId = rng(20);
   const path = `/attestmesh/${bytesToHex(rng(4))}`;
   const purpose = `wireguard-${bytesToHex(rng(2))}`;
   const appKey = deriveAppKey(kmsRootSecret, appId);
   const appPubkey = secp256k1PublicKey(appKey);
-  const derivedPubkey = derivedPublicKey(deriveKey(appKey, path), algorithm);
+  const secret = guestApiVersion === 0 ? deriveKey(appKey, path) : deriveKeyV1(appKey, algorithm, purpose);
+  const derivedPubkey = derivedPublicKey(secret, algorithm);
+  const appSignature =
+    guestApiVersion === 0
+      ? appSignDerivedKey(appKey, purpose, derivedPubkey)
+      : appSignKeyClaimV1(appKey, purpose, derivedPubkey);
   return {
     input: {
       appId,
       purpose,
       derivedPubkey,
       appPubkey,
-      appSignature: appSignDerivedKey(appKey, purpose, derivedPubkey),
+      appSignature,
       kmsSignature: kmsSignAppKey(kmsRootSecret, appId, appPubkey),
+      ...(guestApiVersion === 0 ? {} : { guestApiVersion }),
     },
     kmsRootSecret,
     kmsRootAddress: privateKeyToAddress(`0x${bytesToHex(kmsRootSecret)}`),
@@ -311,6 +327,17 @@ export function corruptChainInput(valid: KeyChainInput, seed: number): Corrupted
     "AppSignatureMismatch",
   );
   add("purpose: changed", { purpose: `${valid.purpose}x` }, "AppSignatureMismatch");
+  // The other guest API's message over the same purpose and key: never the same bytes.
+  add(
+    "guestApiVersion: the chain read as the other guest API",
+    { guestApiVersion: (valid.guestApiVersion ?? 0) === 0 ? 1 : 0 },
+    "AppSignatureMismatch",
+  );
+  add(
+    "guestApiVersion: 2 (unknown)",
+    { guestApiVersion: 2 as unknown as 0 | 1, appSignature: withByte(valid.appSignature, 64, 9) },
+    "UnsupportedGuestApiVersion",
+  );
   add("purpose: empty", { purpose: "" }, "AppSignatureMismatch");
 
   // Two faults at once: the earlier check in the documented order wins.

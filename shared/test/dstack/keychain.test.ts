@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, hkdfSync } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { publicKeyToAddress } from "viem/accounts";
+import { SIMULATOR_APPKEYS_FILE } from "../../../test/fixtures/dstack/fixtures.ts";
 import {
   appSignDerivedKey,
   deriveAppKey,
@@ -18,7 +19,7 @@ import {
 } from "../../src/dstack/keychain.ts";
 import { isAttestmeshError } from "../../src/errors.ts";
 
-// From dstack's sdk/simulator/appkeys.json (copied in /work/shared/fixtures/dstack-simulator).
+// From dstack's sdk/simulator/appkeys.json (copied in test/fixtures/dstack/simulator).
 const FIXTURE = {
   k256Key: "d6e88992cdeeee35fe70b5db61ab66cdb191fb9b6ec9313757ef162dd7214d5d",
   k256Signature:
@@ -28,7 +29,7 @@ const FIXTURE = {
   kmsRootPubkey: "0321529e458424ab1f710a3a57ec4dad2fb195ddca572f7469242ba6c7563085b6",
   kmsRootAddress: "0xa7f6043c29f9cc1d9d6acf554c53e0c6792aaeaf",
 };
-const FIXTURE_FILE = "/work/shared/fixtures/dstack-simulator/appkeys.json";
+const FIXTURE_FILE = SIMULATOR_APPKEYS_FILE;
 
 /** Recovers with noble directly, independent of the verifier under test. */
 function nobleRecoverAddress(digest: Uint8Array, signature: Uint8Array): string {
@@ -78,9 +79,7 @@ describe("dstack simulator fixture", () => {
     assert.notEqual(nobleRecoverAddress(digest, hexToBytes(FIXTURE.k256Signature)), FIXTURE.kmsRootAddress);
   });
 
-  test("inline fixture values equal the fixture file", {
-    skip: !existsSync(FIXTURE_FILE) && "fixture file absent",
-  }, () => {
+  test("inline fixture values equal the fixture file", () => {
     const file = JSON.parse(readFileSync(FIXTURE_FILE, "utf8")) as Record<string, unknown>;
     assert.equal(file.k256_key, FIXTURE.k256Key);
     assert.equal(file.k256_signature, FIXTURE.k256Signature);

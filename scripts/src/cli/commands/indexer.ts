@@ -52,6 +52,7 @@ export function registerIndexerCommand(program: Command, io: CliIo): void {
             appPubkey: proof.appPubkey,
             appSignature: proof.appSignature,
             kmsSignature: proof.kmsSignature,
+            guestApiVersion: proof.guestApiVersion,
           },
         ],
         changes: { endpoint, "code id": codeId, "signing key": proof.signingKey, "app id": proof.appId },

@@ -1,13 +1,13 @@
-// `attestmesh policy show|history`.
+// `attestmesh policy show|history` and `attestmesh policy require-tcb-up-to-date on|off`.
 
 import type { Command } from "commander";
-import { formatReason, parseInteger } from "../../owner/args.ts";
+import { badArgument, formatReason, parseInteger } from "../../owner/args.ts";
 import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
 import { readPolicy, readPolicyHistory } from "../../owner/policy.ts";
 import type { PolicyHistory } from "../../owner/policyHistory.ts";
 import { startProgress } from "../../owner/progress.ts";
-import { chainOptions } from "./options.ts";
+import { chainOptions, runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 type PolicyOptions = ChainCommandOptions & { fromBlock?: string };
 
@@ -24,6 +24,7 @@ function renderPolicy(policy: PolicyHistory): string {
   const when = (t: bigint) => new Date(Number(t) * 1000).toISOString();
   return (
     `allow any device: ${policy.allowAnyDevice ? "on" : "off"}\n` +
+    `require TCB up to date: ${policy.requireTcbUpToDate ? "on" : "off"}\n` +
     list("compose hashes", policy.composeHashes) +
     list("app ids", policy.appIds) +
     list("KMS roots", policy.kmsRoots) +
@@ -45,7 +46,9 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
   const policy = program.command("policy").description("what the boot gate and the attestor consult");
 
   chainOptions(policy.command("show"))
-    .description("the policy now: allowlists, allow-any-device, revocations (with time and reason)")
+    .description(
+      "the policy now: allowlists, allow-any-device, require-tcb-up-to-date, revocations (with time and reason)",
+    )
     .option("--from-block <n>", "the cluster's deployment block (default: found with eth_getCode)")
     .action(async (options: PolicyOptions) => {
       const range = fromBlock(options);
@@ -61,6 +64,22 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
         io.stdout.write(
           `cluster ${view.cluster} on chain ${view.chainId} at block ${view.block}, owner ${view.owner}\n${renderPolicy(view.policy)}`,
         );
+    });
+
+  txOptions(policy.command("require-tcb-up-to-date <onOrOff>"))
+    .description(
+      'on: refuse a boot whose TDX TCB status is not "UpToDate" (dstack\'s requireTcbUpToDate); off: any status',
+    )
+    .action(async (value: string, options: TxCommandOptions) => {
+      if (value !== "on" && value !== "off")
+        throw badArgument(`require-tcb-up-to-date takes "on" or "off", got "${value}"`);
+      const on = value === "on";
+      await runPlan(io, options, () => ({
+        action: "policy require-tcb-up-to-date",
+        functionName: "setRequireTcbUpToDate",
+        args: [on],
+        changes: { "require TCB up to date": on ? "on" : "off" },
+      }));
     });
 
   chainOptions(policy.command("history"))
