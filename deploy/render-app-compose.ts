@@ -56,9 +56,6 @@ const COMMON = {
   // The gateway carries TCP/TLS to <app-id>-<port>[s].<gateway-domain>: the operator's view of
   // /healthz, the indexer's push port.
   gateway_enabled: true,
-  // The attestmesh processes never log a secret; auditors and operators read registration refusals
-  // there. Turn off for a node whose application logs something private.
-  public_logs: true,
   public_sysinfo: true,
   // Verifiers need the TCB info to check the quote.
   public_tcbinfo: true,
@@ -74,6 +71,9 @@ export const TARGETS: readonly Target[] = [
     settings: {
       ...COMMON,
       name: "attestmesh-node",
+      // Off: dstack publishes every container's output, and a node runs the operator's application
+      // beside the sidecar, whose logs are not ours to publish (deploy/README.md, "Public logs").
+      public_logs: false,
       allowed_envs: [
         "ATTESTMESH_ACCOUNT_FACTORY",
         "ATTESTMESH_BUNDLER_URL",
@@ -90,6 +90,9 @@ export const TARGETS: readonly Target[] = [
     settings: {
       ...COMMON,
       name: "attestmesh-indexer",
+      // On: the indexer is the only container, its logs hold no secret (test/service/log-secrets.test.ts),
+      // and its subscribers may audit what it followed (deploy/README.md, "Public logs").
+      public_logs: true,
       allowed_envs: ["ATTESTMESH_RPC_URL"],
     },
   },

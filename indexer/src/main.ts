@@ -7,6 +7,7 @@ import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
 import { backoffDelay } from "@attestmesh/shared/service/backoff.ts";
 import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
+import { loggableConfig } from "@attestmesh/shared/service/log.ts";
 import { createShutdown, exitOnSignals } from "@attestmesh/shared/service/shutdown.ts";
 import { createPublicClient, type Hex, http, type Transport } from "viem";
 import { createAuthenticator } from "./auth.ts";
@@ -43,6 +44,7 @@ export interface Indexer {
 
 export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}): Promise<Indexer> {
   const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  logger.info({ config: loggableConfig(config) }, "attestmesh indexer starting");
   const metrics = createMetrics();
   const client = createPublicClient({
     transport: deps.transport ?? http(config.rpcUrl, { timeout: 15_000, retryCount: 2 }),

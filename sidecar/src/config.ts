@@ -22,16 +22,15 @@ import {
   parseEnv,
   privateKey,
 } from "@attestmesh/shared/service/env.ts";
-import { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
+import { LOG_LEVELS, type LogLevel, loggableConfig } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
+import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 import type { Secret } from "./secret.ts";
-import { TRANSPORT_MODES, type TransportMode } from "./transport/selector.ts";
 
 export const WG_MODES = ["auto", "kernel", "userspace", "memory"] as const;
 export type WgMode = (typeof WG_MODES)[number];
 
 export type { ConfigDoc, ConfigProblem, Env } from "@attestmesh/shared/service/env.ts";
-export { LOG_LEVELS, type LogLevel } from "@attestmesh/shared/service/log.ts";
 
 export interface SidecarConfig {
   readonly rpcUrl: string;
@@ -437,8 +436,7 @@ function crossChecks(values: Partial<SidecarConfig>): ConfigProblem[] {
   return problems;
 }
 
-/** The configuration as it may be logged: everything but the gas key, which shows only whether it is set. */
+/** The configuration as it may be logged: URLs as scheme and host, the gas key only as whether it is set. */
 export function describeConfig(config: SidecarConfig): Record<string, unknown> {
-  const { gasKey, ...rest } = config;
-  return { ...rest, gasKey: gasKey === undefined ? "unset" : "set" };
+  return loggableConfig(config);
 }

@@ -2,7 +2,7 @@
 import { createLogger as createServiceLogger, type LogLevel } from "@attestmesh/shared/service/log.ts";
 import type { DestinationStream, Logger } from "pino";
 
-export { REDACTED_PATHS } from "@attestmesh/shared/service/log.ts";
+export { LOG_LEVELS, type LogLevel, REDACTED_PATHS } from "@attestmesh/shared/service/log.ts";
 export type { Logger } from "pino";
 
 export function createLogger(

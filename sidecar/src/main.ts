@@ -2,6 +2,7 @@
 // then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
+import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type AppApi, startAppApi } from "./api/app.ts";
@@ -21,12 +22,12 @@ import type { PeerTable } from "./heartbeat/service.ts";
 import { startIntake } from "./intake/intake.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { createMeshLayer } from "./meshnet/layer.ts";
-import { createMeshMetrics } from "./meshnet/metrics.ts";
+import { createMembershipCycle } from "./membership.ts";
+import { createMeshLayer } from "./mesh/layer.ts";
+import { createMeshMetrics } from "./mesh/metrics.ts";
 import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
 import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
-import { gateHealthy } from "./readiness.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
@@ -88,9 +89,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const shutdown = deps.shutdown ?? createShutdown({ logger });
   const { signal } = shutdown;
   const metrics = createMetrics();
-  const status = gateHealthy(createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) }), () =>
-    meshLayer.gate(),
-  );
+  const status = createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) });
   const backend = deps.backend ?? defaultBackend(config, logger);
   const keySource = deps.keySource ?? createDstackKeySource(config.dstackEndpoint);
   const transport = countingTransport(
@@ -216,8 +215,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "chain checked",
     );
 
-    let memberId: bigint | undefined;
-    let membershipEnded: (() => void) | undefined;
+    const cycle = createMembershipCycle({ status, logger, signal });
     const follower = createMembershipFollower({
       client: chain.publicClient,
       cluster: chain.cluster,
@@ -237,13 +235,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       interfaceName: config.wgInterface,
       listenPort: config.wgListenPort,
       keepaliveSeconds: config.wgKeepaliveSeconds,
-      memberId: () => memberId,
+      memberId: cycle.memberId,
       transport: peerTransport,
-      onMembershipEnded: () => {
-        memberId = undefined;
-        status.update({ memberId: undefined });
-        membershipEnded?.();
-      },
+      onMembershipEnded: cycle.membershipEnded,
     });
     const messaging = await retry("starting sealed messages", () =>
       startMessaging({
@@ -257,7 +251,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         registry: metrics.registry,
         logger,
         signal,
-        memberId: () => memberId,
+        memberId: cycle.memberId,
         knownMember: (id) => follower.current()?.members.get(id),
         deliver: (message) => api.deliver(message),
       }),
@@ -283,7 +277,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         client: chain.publicClient,
         cluster: chain.cluster,
         chainId: chain.chainId,
-        memberId: () => memberId,
+        memberId: cycle.memberId,
         account: privateKeyToAccount(keys.member.secret.reveal()),
         wake: (reason) => loop.wake(reason),
         onStatus: (s) => status.update(s),
@@ -300,52 +294,29 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       shutdown.add("indexer intake", () => intake.stopped);
     }
 
-    for (let round = 0; !signal.aborted; round++) {
-      status.setPhase(
-        "registering",
-        round === 0 ? "keys derived and chain checked" : "membership ended; registering again",
-      );
-      const registration = await ensureRegistered({
-        chain,
-        reader,
-        writer,
-        keys,
-        confirmations: config.confirmations,
-        logger,
-        signal,
-        backoff: backoff(config.registerMaxBackoffMs),
-        ...random(deps),
-        onAttempt: (outcome) => metrics.registrationAttempts.inc({ outcome }),
-      });
-      if (registration === undefined) return;
-      memberId = registration.memberId;
-      status.update({ memberId });
-      logger.info(
-        { memberId: memberId.toString(), txHash: registration.txHash ?? null },
-        registration.submitted
-          ? "registered as a member"
-          : "already an active member with these keys; not registering again",
-      );
-      status.setPhase("waiting-peers", "registered; waiting for the confirmed membership");
-      const ended = new Promise<void>((resolve) => {
-        membershipEnded = resolve;
-        signal.addEventListener("abort", () => resolve(), { once: true });
-      });
-      loop.start();
-      void loop.wake("registered");
-      const membership = new AbortController();
-      const stopMembership = () => membership.abort();
-      signal.addEventListener("abort", stopMembership, { once: true });
-      const meshDone = meshLayer
-        .runMembership({ memberId, chain, reader, follower, keys, signal: membership.signal })
-        .catch((err: unknown) => logger.error({ err }, "mesh layer failed"));
-      await ended;
-      membership.abort();
-      signal.removeEventListener("abort", stopMembership);
-      meshLayer.ended();
-      // On shutdown the mesh layer winds down by itself (a CSK commit in flight may take a while).
-      if (!signal.aborted) await meshDone;
-    }
+    status.update({ booted: true });
+    await cycle.run({
+      register: () =>
+        ensureRegistered({
+          chain,
+          reader,
+          writer,
+          keys,
+          confirmations: config.confirmations,
+          logger,
+          signal,
+          backoff: backoff(config.registerMaxBackoffMs),
+          ...random(deps),
+          onAttempt: (outcome) => metrics.registrationAttempts.inc({ outcome }),
+        }),
+      began() {
+        loop.start();
+        void loop.wake("registered");
+      },
+      runMesh: (memberId, membershipSignal) =>
+        meshLayer.runMembership({ memberId, chain, reader, follower, keys, signal: membershipSignal }),
+      ended: () => meshLayer.ended(),
+    });
   }
 
   const done = run().then(
@@ -356,7 +327,11 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       const code = error instanceof AttestmeshError ? error.code : "Unexpected";
       logger.fatal({ err: error, code }, "sidecar stopped by a fatal error");
       status.update({
-        lastError: { code, message: error instanceof Error ? error.message : String(error), at: Date.now() },
+        lastError: {
+          code,
+          message: scrubUrls(error instanceof Error ? error.message : String(error)),
+          at: Date.now(),
+        },
       });
       await shutdown.shutdown(`fatal: ${code}`);
       throw error;

@@ -1,7 +1,7 @@
 // Prometheus metrics of one sidecar, in a registry of its own (several sidecars can share a process in
 // tests). Served on GET /metrics by the health server.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { PHASES, type Phase } from "./status.ts";
+import { PHASES, type Phase } from "./phase.ts";
 
 export interface SidecarMetrics {
   readonly registry: Registry;

@@ -22,7 +22,7 @@ import type { ClusterWriter } from "./chain/writer.ts";
 import { AttestmeshError, fatalError, retryableError } from "./errors.ts";
 import type { NodeKeys } from "./keys.ts";
 import type { Logger } from "./log.ts";
-import { sleep } from "./shutdown.ts";
+import { sleep } from "./sleep.ts";
 
 export interface Registration {
   readonly memberId: bigint;

@@ -1,32 +1,12 @@
 // What the sidecar knows about itself right now, as plain data: its phase and the facts /healthz
 // reports. Phase changes are logged here, once each, so every transition leaves one log line.
-//
-// Phases, in order (DESIGN.md):
-//   booting         deriving keys through dstack, checking the chain and the cluster
-//   registering     not an active member yet: registering, or waiting for the owner to allow it
-//   waiting-peers   registered; waiting for the confirmed membership (head − confirmations) to list it
-//   wg-configuring  interface up and peers applied; waiting for a handshake with every desired peer
-//   pulling-csk     every desired peer has completed a handshake (a lone member: its interface is up);
-//                   waiting for the CSK of the chain's current epoch (committing it, or pulling it)
-//   heartbeating    the CSK is held; waiting for the mesh to converge (every live member reports the
-//                   same live set)
-//   healthy         registered, mesh configured, current-epoch CSK held, converged. A lone member is
-//                   healthy once its interface is up and it committed the CSK: a one-node cluster is valid.
+// The phase is not set by anyone: it is `phaseOf` (phase.ts) of the facts here, recomputed on every
+// update.
 import type { Address } from "viem";
 import type { Logger } from "./log.ts";
-import type { DroppedRecord } from "./reconcile/desired.ts";
+import type { DroppedRecord } from "./model/peer.ts";
+import { type Phase, type PhaseFacts, phaseOf, type WireGuardState } from "./phase.ts";
 import type { PeerTransportReport } from "./transport/peers.ts";
-
-export const PHASES = [
-  "booting",
-  "registering",
-  "waiting-peers",
-  "wg-configuring",
-  "pulling-csk",
-  "heartbeating",
-  "healthy",
-] as const;
-export type Phase = (typeof PHASES)[number];
 
 export interface PeerReport {
   readonly memberId: bigint;
@@ -50,6 +30,10 @@ export interface SidecarStatus {
   readonly memberId: bigint | undefined;
   readonly meshIp: string | undefined;
   readonly wireguardPublicKey: string | undefined;
+  /** Keys derived and the chain checked: registration under way or done. */
+  readonly booted: boolean;
+  /** down until the confirmed membership lists this node; configured once its peers are applied. */
+  readonly wireguard: WireGuardState;
   readonly interfaceUp: boolean;
   readonly peers: readonly PeerReport[];
   readonly droppedRecords: readonly DroppedRecord[];
@@ -67,6 +51,8 @@ export interface SidecarStatus {
   /** Heartbeats per active peer. */
   readonly meshPeers: readonly MeshPeerReport[];
   readonly converged: boolean;
+  /** The mesh socket of this membership is open. */
+  readonly meshRunning: boolean;
   /** True only while a verified indexer subscription is up. */
   readonly indexerSubscribed: boolean;
   /** The block of the last indexer push that passed verification. */
@@ -92,9 +78,23 @@ export type StatusPatch = Partial<Omit<SidecarStatus, "phase" | "phaseSince">>;
 
 export interface StatusStore {
   get(): SidecarStatus;
+  /** Merges `patch`, then moves to the phase its facts now give (logging the transition with its reason). */
   update(patch: StatusPatch): void;
-  /** Moves to `phase` (a no-op when already there) and logs the transition with its reason. */
-  setPhase(phase: Phase, reason: string): void;
+}
+
+/** The facts `phaseOf` reads, as the status holds them. */
+export function phaseFacts(status: SidecarStatus): PhaseFacts {
+  return {
+    booted: status.booted,
+    registered: status.memberId !== undefined,
+    wireguard: status.wireguard,
+    peers: status.peers.length,
+    handshaken: status.peers.filter((p) => p.latestHandshake > 0).length,
+    meshRunning: status.meshRunning,
+    cskHeld: status.cskAcquired,
+    chainCskEpoch: status.chainCskEpoch,
+    converged: status.converged,
+  };
 }
 
 export function createStatusStore(options: {
@@ -111,6 +111,8 @@ export function createStatusStore(options: {
     memberId: undefined,
     meshIp: undefined,
     wireguardPublicKey: undefined,
+    booted: false,
+    wireguard: "down",
     interfaceUp: false,
     peers: [],
     droppedRecords: [],
@@ -123,6 +125,7 @@ export function createStatusStore(options: {
     chainCskEpoch: undefined,
     meshPeers: [],
     converged: false,
+    meshRunning: false,
     indexerSubscribed: false,
     lastVerifiedPushBlock: undefined,
   };
@@ -131,8 +134,7 @@ export function createStatusStore(options: {
     get: () => status,
     update(patch) {
       status = { ...status, ...patch };
-    },
-    setPhase(phase, reason) {
+      const { phase, reason } = phaseOf(phaseFacts(status));
       if (status.phase === phase) return;
       options.logger.info({ from: status.phase, to: phase, reason }, `phase ${status.phase} -> ${phase}`);
       status = { ...status, phase, phaseSince: now() };

@@ -4,7 +4,7 @@ import { getAddress } from "viem";
 import { type HealthReport, type HealthServer, startHealthServer } from "../src/health.ts";
 import { createMetrics } from "../src/metrics.ts";
 import { createStatusStore, type StatusStore } from "../src/status.ts";
-import { captureLogger } from "./helpers.ts";
+import { captureLogger, HEALTHY_FACTS } from "./helpers.ts";
 
 describe("health server", () => {
   let server: HealthServer;
@@ -60,7 +60,8 @@ describe("health server", () => {
           meshIp: "10.77.0.9",
           publicKey: "k9=",
           endpoint: undefined,
-          latestHandshake: 0,
+          // Healthy means every desired peer handshook (phase.ts); its heartbeat liveness is apart.
+          latestHandshake: 1700000009,
         },
       ],
       lastReconcileBlock: 123n,
@@ -74,7 +75,7 @@ describe("health server", () => {
         { memberId: 9n, live: false, lastHeartbeat: undefined },
       ],
     });
-    status.setPhase("healthy", "test");
+    status.update(HEALTHY_FACTS);
     const res = await fetch(`${server.url}/healthz`);
     assert.equal(res.status, 200);
     const body = (await res.json()) as HealthReport;
@@ -83,7 +84,7 @@ describe("health server", () => {
     assert.equal(body.appId, appId);
     assert.equal(body.meshIp, "10.77.0.7");
     assert.equal(body.livePeers, 1);
-    assert.equal(body.handshakenPeers, 1);
+    assert.equal(body.handshakenPeers, 2);
     assert.equal(body.desiredPeers, 2);
     assert.equal(body.cskEpoch, "2");
     assert.equal(body.cskAcquired, true);
@@ -97,7 +98,7 @@ describe("health server", () => {
       meshIp: "10.77.0.9",
       publicKey: "k9=",
       endpoint: null,
-      latestHandshake: 0,
+      latestHandshake: 1700000009,
       live: false,
       lastHeartbeat: null,
       heartbeat: null,
@@ -105,7 +106,12 @@ describe("health server", () => {
     assert.equal(body.lastReconcileBlock, "123");
     assert.equal(body.lastReconcileAt, "1970-01-01T00:00:00.000Z");
     assert.ok(
-      lines().some((l) => l.from === "booting" && l.to === "healthy" && l.reason === "test"),
+      lines().some(
+        (l) =>
+          l.from === "booting" &&
+          l.to === "healthy" &&
+          l.reason === "every peer handshook, the CSK is held and the mesh converged",
+      ),
       "transition logged",
     );
   });

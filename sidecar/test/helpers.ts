@@ -9,6 +9,19 @@ import { bytesToHex, getAddress } from "viem";
 import type { KeySource } from "../src/keys.ts";
 import type { Logger } from "../src/log.ts";
 import { REDACTED_PATHS } from "../src/log.ts";
+import type { StatusPatch } from "../src/status.ts";
+
+/**
+ * The facts `phaseOf` needs for `healthy`, beside a member id and peers that all handshook: for tests of
+ * what reads the phase (/healthz, the API's key endpoint).
+ */
+export const HEALTHY_FACTS = {
+  booted: true,
+  wireguard: "configured",
+  meshRunning: true,
+  cskAcquired: true,
+  converged: true,
+} as const satisfies StatusPatch;
 
 /** The simulator library behind the sidecar's KeySource interface, as the SDK client would present it. */
 export function simulatorKeySource(cvm: SimulatedCvm): KeySource {

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { createShutdown, exitOnSignals, sleep } from "../src/shutdown.ts";
+import { createShutdown, exitOnSignals } from "../src/shutdown.ts";
+import { sleep } from "../src/sleep.ts";
 import { captureLogger } from "./helpers.ts";
 
 describe("shutdown registry", () => {

@@ -2,6 +2,7 @@
 // signer at start (a key that is not the paymaster's signer would approve nothing), then serves.
 import { sponsorPaymasterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
+import { loggableConfig, scrubUrls } from "@attestmesh/shared/service/log.ts";
 import { createShutdown, exitOnSignals } from "@attestmesh/shared/service/shutdown.ts";
 import { createPublicClient, http, isAddressEqual } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -19,6 +20,7 @@ export async function runSponsor(
   logger: Logger = createLogger({ level: parseSponsorConfig(env).logLevel }),
 ): Promise<SponsorServer> {
   const config = parseSponsorConfig(env);
+  logger.info({ config: loggableConfig(config) }, "attestmesh sponsor starting");
   const client = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000, retryCount: 2 }) });
   const chainId = await checkChainId({
     getChainId: () => client.getChainId(),
@@ -71,7 +73,7 @@ export async function main(): Promise<void> {
     shutdown.add("sponsor server", () => server.close());
     exitOnSignals(shutdown, { logger });
   } catch (error) {
-    process.stderr.write(`attestmesh-sponsor: ${(error as Error).message}\n`);
+    process.stderr.write(`attestmesh-sponsor: ${scrubUrls((error as Error).message)}\n`);
     process.exit(1);
   }
 }

@@ -219,14 +219,18 @@ export async function runCli(
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof ExitCode) return error.code;
     const debug = program.opts().debug === true || argv.includes("--debug");
-    const message = describeFailure(error, debug);
+    // URLs in a failure keep only scheme and host: RPC, bundler and paymaster URLs hold API keys, and
+    // viem's errors repeat them (loaded here, so a run that succeeds never loads the logger).
+    const { scrubUrls } = await import("@attestmesh/shared/service/log.ts");
+    const message = scrubUrls(describeFailure(error, debug));
     io.stderr.write(`attestmesh: ${message}\n`);
     if (argv.includes("--json")) {
       const { isAttestmeshError } = await import("@attestmesh/shared/errors.ts");
       const { jsonSafe } = await import("../owner/transact.ts");
       const code = isAttestmeshError(error) ? error.code : "Error";
       const details = isAttestmeshError(error) ? jsonSafe(error.details) : {};
-      io.stdout.write(toJson({ error: { code, message: describeFailure(error, false), details } }));
+      const message = describeFailure(error, false);
+      io.stdout.write(scrubUrls(toJson({ error: { code, message, details } })));
     }
     return 1;
   }

@@ -171,7 +171,8 @@ export function httpUrl(text: string): string {
   try {
     url = new URL(text);
   } catch {
-    throw new Problem(`${JSON.stringify(text)} is not a URL`, "use a URL like http://127.0.0.1:8545");
+    // Not echoed: a provider URL carries an API key, and a mistyped one still does.
+    throw new Problem("the value (not shown) is not a URL", "use a URL like http://127.0.0.1:8545");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new Problem(`the scheme ${url.protocol} is not supported`, "use an http:// or https:// URL");

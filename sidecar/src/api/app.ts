@@ -8,7 +8,7 @@ import type { ReceivedMessage } from "../messages/types.ts";
 import type { SidecarStatus } from "../status.ts";
 import { createHub, type Hub } from "./hub.ts";
 import { type PeerEvent, watchPeerEvents } from "./peerEvents.ts";
-import { type CskHolder, handshakeLiveness, type PeerLiveness } from "./providers.ts";
+import { type CskReader, handshakeLiveness, type PeerLiveness } from "./providers.ts";
 import { type ApiServer, type SelfKeys, startApiServer } from "./server.ts";
 import { resolveGroup } from "./socket.ts";
 
@@ -26,7 +26,7 @@ export interface AppApi {
   /** Replaces the liveness source (the heartbeat module, once it runs). */
   setPeerLiveness(liveness: PeerLiveness): void;
   /** Attaches the cluster shared key holder (the CSK module, once it runs). */
-  setCskHolder(holder: CskHolder): void;
+  setCskHolder(holder: CskReader): void;
   setSender(sender: MessageSender): void;
   /** Publishes a received message to every messages stream. */
   deliver(message: ReceivedMessage): void;
@@ -39,7 +39,7 @@ export async function startAppApi(options: {
   readonly queueLength: number;
   readonly status: () => SidecarStatus;
   readonly liveness?: PeerLiveness | undefined;
-  readonly csk?: CskHolder | undefined;
+  readonly csk?: CskReader | undefined;
   readonly signal: AbortSignal;
   readonly logger: Logger;
   /** How often peer liveness is compared for peer events; default 1,000 ms. */

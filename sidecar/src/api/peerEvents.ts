@@ -62,7 +62,7 @@ export function watchPeerEvents(options: {
     unsubscribe?.();
     source = current;
     unsubscribe = current.onEvent?.((event) => {
-      if (event.type === "converged") options.publish({ kind: "converged", live: [...(event.live ?? [])] });
+      if (event.type === "converged") options.publish({ kind: "converged", live: [...event.live] });
       else if (event.type === "diverged") options.publish({ kind: "diverged" });
     });
   };

@@ -1,12 +1,23 @@
 // What the application API reads from the rest of the sidecar, as small provider interfaces. The
-// heartbeat and CSK modules implement `PeerLiveness` and `CskHolder` (structurally: the heartbeat
-// peer table and the CSK custody fit as they are); until they are wired, liveness comes from
+// heartbeat and CSK modules implement `PeerLiveness` and `CskReader` (the heartbeat peer table and the
+// CSK custody fit as they are); until they are wired, liveness comes from
 // WireGuard's latest handshake and the cluster shared key is unavailable (503).
 import type { Address } from "viem";
-import type { Secret } from "../secret.ts";
+import type { CskHolder } from "../csk/holder.ts";
+import type { HeartbeatEvent } from "../heartbeat/service.ts";
 import type { SidecarStatus } from "../status.ts";
 
 /** One peer as the API reports it. */
+export interface PeerLivenessEntry {
+  readonly memberId: bigint;
+  readonly appId: Address;
+  readonly meshIp: string;
+  /** Whether the peer counts as live right now. */
+  readonly live: boolean;
+  /** When the last heartbeat that counted arrived (ms since the epoch); undefined if none yet. */
+  readonly lastHeartbeatMs: number | undefined;
+}
+
 export interface PeerLivenessEntry {
   readonly memberId: bigint;
   readonly appId: Address;
@@ -30,13 +41,11 @@ export interface PeerLiveness {
   /** Every desired peer (active members but this node), in member-id order. */
   peers(): readonly PeerLivenessEntry[];
   /** Mesh-wide events (convergence), if the source has them; returns an unsubscribe function. */
-  onEvent?(listener: (event: MeshEvent) => void): () => void;
+  onEvent?(listener: (event: HeartbeatEvent) => void): () => void;
 }
 
-/** The cluster shared key of the current epoch, when this node holds it. */
-export interface CskHolder {
-  current(): { readonly epoch: bigint; readonly key: Secret<Uint8Array> } | undefined;
-}
+/** The read side of the CSK custody the API needs: the key of the current epoch, when this node holds it. */
+export type CskReader = Pick<CskHolder, "current">;
 
 /**
  * WireGuard's view, until signed heartbeats exist: a peer is live while its latest handshake is younger

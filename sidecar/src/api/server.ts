@@ -3,6 +3,7 @@
 // per-subscriber queues. A bad request gets a 4xx with `{"error":{"code","message"}}` and changes
 // nothing. Documented in the README ("Application API").
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
 import { AttestmeshError, type SidecarCode } from "../errors.ts";
 import { healthReport } from "../health.ts";
@@ -12,7 +13,7 @@ import type { ReceivedMessage } from "../messages/types.ts";
 import type { SidecarStatus } from "../status.ts";
 import type { Hub, Sequenced, Subscription } from "./hub.ts";
 import type { PeerEvent } from "./peerEvents.ts";
-import type { CskHolder, PeerLiveness, PeerLivenessEntry } from "./providers.ts";
+import type { CskReader, PeerLiveness, PeerLivenessEntry } from "./providers.ts";
 import { listenUnix } from "./socket.ts";
 
 /** Largest accepted request body. */
@@ -31,7 +32,7 @@ export interface ApiDeps {
   readonly status: () => SidecarStatus;
   readonly selfKeys: () => SelfKeys | undefined;
   readonly liveness: () => PeerLiveness;
-  readonly csk: () => CskHolder | undefined;
+  readonly csk: () => CskReader | undefined;
   /** Undefined until the node has keys and a chain connection. */
   readonly sender: () => MessageSender | undefined;
   readonly messages: Hub<ReceivedMessage>;
@@ -411,7 +412,8 @@ export async function startApiServer(options: {
       }
       if (error instanceof HttpError) {
         logger.debug({ status: error.status, code: error.code, path: req.url }, "api request refused");
-        send(res, error.status, { error: { code: error.code, message: error.message } }, error.headers);
+        const body = { error: { code: error.code, message: scrubUrls(error.message) } };
+        send(res, error.status, body, error.headers);
         return;
       }
       logger.error({ err: error, path: req.url }, "api request failed");

@@ -4,7 +4,7 @@
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { MeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import type { Address, Chain, PublicClient, Transport } from "viem";
-import type { Member, MemberStatus } from "../reconcile/types.ts";
+import type { Member, MemberStatus } from "../model/member.ts";
 
 /** Members per `members(start, limit)` call: 1,000 members load in 4 calls. */
 export const MEMBER_PAGE_SIZE = 250n;

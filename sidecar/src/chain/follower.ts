@@ -6,7 +6,7 @@
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, type Chain, getAbiItem, type PublicClient, type Transport } from "viem";
 import type { Logger } from "../log.ts";
-import type { Member } from "../reconcile/types.ts";
+import type { Member } from "../model/member.ts";
 import type { ClusterReader } from "./cluster.ts";
 
 export const MEMBERSHIP_EVENTS = [

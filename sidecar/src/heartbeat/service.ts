@@ -1,7 +1,7 @@
 // Heartbeats: every `intervalMs` this node sends each active member a signed heartbeat (its id, the
 // CSK epoch it sees and whether it holds it, a counter, the time and the peers it hears) to the peer's
 // mesh IP on the mesh port, and counts the ones it receives through `HeartbeatTable`. Changes in who
-// is live, and in convergence, are published as `PeerEvent`s for the application API.
+// is live, and in convergence, are published as `HeartbeatEvent`s (the application API turns them into its `PeerEvent`s).
 import type { Address } from "viem";
 import type { SigningKey } from "../meshnet/crypto.ts";
 import type { MemberDirectory } from "../meshnet/directory.ts";
@@ -10,7 +10,7 @@ import type { ClusterId } from "../meshnet/wire.ts";
 import { encodeHeartbeat } from "./codec.ts";
 import { createHeartbeatTable, type HeartbeatTable, type ReceiveResult } from "./table.ts";
 
-export type PeerEvent =
+export type HeartbeatEvent =
   | { readonly type: "peer-live"; readonly memberId: bigint; readonly at: number }
   | { readonly type: "peer-lost"; readonly memberId: bigint; readonly at: number }
   | { readonly type: "converged"; readonly live: readonly bigint[]; readonly at: number }
@@ -38,7 +38,7 @@ export interface PeerTable {
   /** Live peer ids, ascending. */
   live(): bigint[];
   converged(): boolean;
-  onEvent(listener: (event: PeerEvent) => void): () => void;
+  onEvent(listener: (event: HeartbeatEvent) => void): () => void;
 }
 
 export interface Clock {
@@ -89,11 +89,11 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
   // Starts at the boot time in µs, so a restarted node's counters stay above what peers last counted.
   let counter = BigInt(Math.floor(clock.wallMs())) * 1000n;
   let started: number | undefined;
-  const listeners = new Set<(event: PeerEvent) => void>();
+  const listeners = new Set<(event: HeartbeatEvent) => void>();
   let lastLive = new Set<bigint>();
   let lastConverged: boolean | undefined;
 
-  const emit = (event: PeerEvent) => {
+  const emit = (event: HeartbeatEvent) => {
     for (const listener of listeners) {
       try {
         listener(event);

@@ -5,23 +5,19 @@
 // reproduce, tears the subscription down and is logged as adversarial; reconnection backs off. Chain
 // polling runs underneath all along, so an indexer that lies, lags or disappears only costs latency.
 import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
-import { fromHex, type SignedLogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
-import {
-  formatCursor,
-  parseFrame,
-  type SubscribeMessage,
-  subscribeTypedData,
-} from "@attestmesh/shared/indexer/protocol.ts";
+// The protocol's steps are protocol.ts; this file carries them out on a WebSocket.
+import type { SignedLogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { Address, Chain, Hex, LocalAccount, PublicClient, Transport } from "viem";
+import type { Address, Chain, LocalAccount, PublicClient, Transport } from "viem";
 import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
-import { sleep } from "../shutdown.ts";
+import { sleep } from "../sleep.ts";
 import { createLagDetector } from "./lag.ts";
+import { createSubscriptionProtocol } from "./protocol.ts";
 import { type IndexerRecord, readIndexerRecord } from "./registry.ts";
 import { runRepro } from "./repro.ts";
-import { createEnvelopeVerifier, type Position } from "./verifier.ts";
+import type { Position } from "./verifier.ts";
 
 export interface IntakeStatus {
   /** True only while a subscription whose hello verified is up. */
@@ -95,7 +91,6 @@ function intakeMetrics(registry: Registry | undefined) {
 export function startIntake(options: IntakeOptions): Intake {
   const { client, logger, signal } = options;
   const metrics = intakeMetrics(options.registry);
-  const cluster = options.cluster.toLowerCase();
   let status: IntakeStatus = { indexerSubscribed: false, lastVerifiedPushBlock: undefined };
   const setStatus = (patch: Partial<IntakeStatus>) => {
     status = { ...status, ...patch };
@@ -114,7 +109,14 @@ export function startIntake(options: IntakeOptions): Intake {
   /** One connection; resolves when it closed. Returns whether any envelope verified. */
   function session(record: IndexerRecord, memberId: bigint): Promise<{ verified: boolean }> {
     return new Promise((resolve) => {
-      const key = fromHex(record.signingKey);
+      const protocol = createSubscriptionProtocol({
+        signingKey: record.signingKey,
+        chainId: options.chainId,
+        cluster: options.cluster,
+        memberId,
+        messageSentTopic: MESSAGE_SENT_TOPIC,
+        position: positions.get(record.signingKey),
+      });
       const log = logger.child({ indexer: record.endpoint, signingKey: record.signingKey });
       const lag = createLagDetector({
         client,
@@ -123,7 +125,6 @@ export function startIntake(options: IntakeOptions): Intake {
         thresholdMs: options.lagThresholdMs,
         relevant: relevantTo(memberId),
       });
-      let verifier: ReturnType<typeof createEnvelopeVerifier> | undefined;
       let verified = false;
       let done = false;
       let lagTimer: NodeJS.Timeout | undefined;
@@ -163,58 +164,20 @@ export function startIntake(options: IntakeOptions): Intake {
 
       async function handle(data: WebSocket.RawData): Promise<void> {
         if (done || ws.readyState !== WebSocket.OPEN) return;
-        const message = parseFrame(data);
-        if (message === undefined) return reject("NotJson");
-        if (verifier === undefined) {
-          if (message.type !== "challenge" || typeof message.challenge !== "string")
-            return reject("NoChallenge");
-          if (!/^0x[0-9a-f]{64}$/.test(message.challenge)) return reject("BadChallenge");
-          if (message.signingKey !== record.signingKey) {
-            return reject("NotTheRegisteredKey", { offered: String(message.signingKey) });
-          }
-          const position = positions.get(record.signingKey);
-          const cursor = position === undefined ? "" : formatCursor(position.epoch, position.seq.toString());
-          verifier = createEnvelopeVerifier({
-            signingKey: key,
-            chainId: options.chainId,
-            cluster,
-            memberId,
-            challenge: message.challenge,
-            messageSentTopic: MESSAGE_SENT_TOPIC,
-            position,
-          });
-          const signature = await options.account.signTypedData(
-            subscribeTypedData({
-              chainId: options.chainId,
-              cluster: options.cluster,
-              memberId,
-              challenge: message.challenge as Hex,
-              signingKey: record.signingKey,
-              cursor,
-            }),
-          );
-          const subscribe: SubscribeMessage = {
-            type: "subscribe",
-            cluster,
-            memberId: memberId.toString(),
-            ...(cursor === "" ? {} : { cursor }),
-            signature,
-          };
-          ws.send(JSON.stringify(subscribe));
+        const step = protocol.receive(data);
+        if (step.kind === "reject") return reject(step.reason, step.details);
+        if (step.kind === "subscribe") {
+          const signature = await options.account.signTypedData(step.typedData);
+          ws.send(JSON.stringify(step.message(signature)));
           return;
         }
-        if (message.type === "error") {
-          log.warn({ code: message.code, message: message.message }, "indexer refused the subscription");
+        if (step.kind === "refused") {
+          log.warn({ code: step.code, message: step.message }, "indexer refused the subscription");
           return;
         }
-        if (message.type !== "envelope") return reject("UnexpectedMessage", { type: String(message.type) });
-        const verdict = verifier.check(message.envelope);
-        if (!verdict.ok)
-          return reject(verdict.reason, { seq: String((message.envelope as { seq?: unknown })?.seq) });
-        const envelope = verdict.envelope;
+        const envelope = step.envelope;
         if (envelope.kind === "hello") {
-          verifier.commit(envelope);
-          positions.set(record.signingKey, verifier.position());
+          positions.set(record.signingKey, protocol.accept(envelope));
           verified = true;
           await lag.reset().catch((err: unknown) => log.debug({ err }, "lag detector could not start"));
           lagTimer = setInterval(
@@ -259,8 +222,7 @@ export function startIntake(options: IntakeOptions): Intake {
       }
 
       function accept(envelope: SignedLogEnvelope): void {
-        verifier!.commit(envelope);
-        positions.set(record.signingKey, verifier!.position());
+        positions.set(record.signingKey, protocol.accept(envelope));
         verified = true;
         lag.pushed(envelope.txHash, envelope.logIndex);
         metrics.verified.inc();

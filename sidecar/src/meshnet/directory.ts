@@ -3,7 +3,7 @@
 // comes from the network.
 import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import { hexToBytes } from "viem";
-import type { Member } from "../reconcile/types.ts";
+import type { Member } from "../model/member.ts";
 
 export interface MeshMember {
   readonly memberId: bigint;

@@ -21,7 +21,7 @@ import type { WriteReceipt } from "../chain/writer.ts";
 import { AttestmeshError, fatalError, retryableError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
-import type { Member } from "../reconcile/types.ts";
+import type { Member } from "../model/member.ts";
 import { maxPayloadBytes, sealMessage } from "./envelope.ts";
 import type { MessageMetrics } from "./metrics.ts";
 

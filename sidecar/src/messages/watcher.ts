@@ -9,7 +9,7 @@ import { type Address, type Chain, hexToBytes, type PublicClient, type Transport
 import type { ClusterReader } from "../chain/cluster.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { Member } from "../reconcile/types.ts";
+import type { Member } from "../model/member.ts";
 import type { CursorStore } from "./cursor.ts";
 import { createRecentEnvelopes, envelopeKey, type RecentEnvelopes } from "./dedup.ts";
 import { openMessage } from "./envelope.ts";

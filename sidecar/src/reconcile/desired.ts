@@ -4,25 +4,10 @@
 // allowed to stop the others: a zero or malformed key, an address outside the mesh, this node's own key
 // or address, or a key or address an earlier (lower id) member already holds.
 import { containsIp, type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
-import type { Address } from "viem";
-import type { PeerConfig } from "../wireguard/backend.ts";
+import type { Member } from "../model/member.ts";
+import type { DesiredPeer, DroppedRecord } from "../model/peer.ts";
 import { hexToWgBase64 } from "../wireguard/keys.ts";
 import type { Endpoints } from "./endpoints.ts";
-import type { Member } from "./types.ts";
-
-/** A desired peer with the member it stands for. */
-export interface DesiredPeer {
-  readonly memberId: bigint;
-  readonly appId: Address;
-  /** Dotted mesh address. */
-  readonly meshIp: string;
-  readonly config: PeerConfig;
-}
-
-export interface DroppedRecord {
-  readonly memberId: bigint;
-  readonly reason: string;
-}
 
 export interface DesiredState {
   /** Sorted by member id. */

@@ -1,7 +1,9 @@
 // Desired WireGuard peers against the current ones: what to add, change and remove, and the order to
 // apply it in. Pure apart from `applyDiff`, which only calls the backend.
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { PeerConfig, WireGuardBackend } from "../wireguard/backend.ts";
+import type { PeerConfig } from "../model/wireguard.ts";
+import type { WireGuardBackend } from "../wireguard/backend.ts";
+import { canonicalCidr } from "../wireguard/cidr.ts";
 
 export interface PeerDiff {
   /** Peers the interface does not have yet. */
@@ -79,23 +81,6 @@ function sameIps(a: readonly string[], b: readonly string[]): boolean {
   const left = new Set(a.map(canonicalCidr));
   const right = new Set(b.map(canonicalCidr));
   return left.size === right.size && [...left].every((cidr) => right.has(cidr));
-}
-
-/**
- * The spelling WireGuard reports an allowed IP in: IPv4 host bits masked off, a bare address as a host
- * route. IPv6 is only lower-cased; give it in canonical form.
- */
-export function canonicalCidr(cidr: string): string {
-  const [address = "", prefixText] = cidr.trim().toLowerCase().split("/");
-  const octets = address.split(".");
-  if (octets.length !== 4) return prefixText === undefined ? `${address}/128` : `${address}/${prefixText}`;
-  const prefix = prefixText === undefined ? 32 : Number(prefixText);
-  const value = octets.reduce((acc, octet) => acc * 256 + Number(octet), 0);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32 || Number.isNaN(value)) return cidr;
-  const size = 2 ** (32 - prefix);
-  const network = Math.floor(value / size) * size;
-  const masked = [24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256).join(".");
-  return `${masked}/${prefix}`;
 }
 
 function assertConsistent(desired: readonly PeerConfig[]): void {

@@ -3,18 +3,20 @@
 // also notices when this node's own membership ended (evicted, or left) and then takes the interface
 // down and hands control back to registration.
 import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
+import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { SidecarMetrics } from "../metrics.ts";
+import type { Member } from "../model/member.ts";
+import type { DroppedRecord } from "../model/peer.ts";
 import type { PeerReport, StatusStore } from "../status.ts";
 import type { PeerTransport } from "../transport/peers.ts";
 import type { WireGuardBackend } from "../wireguard/backend.ts";
-import { computeDesiredPeers, type DroppedRecord } from "./desired.ts";
+import { computeDesiredPeers } from "./desired.ts";
 import { applyDiff, diffPeers } from "./diff.ts";
 import type { EndpointsSource } from "./endpoints.ts";
-import type { Member } from "./types.ts";
 
 export interface ReconcilerOptions {
   readonly follower: MembershipFollower;
@@ -71,7 +73,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     });
     reportDropped(desired.dropped);
     if (interfaceAddress !== address) {
-      status.setPhase("wg-configuring", `bringing up ${options.interfaceName} as ${address}`);
+      status.update({ wireguard: "configuring" });
+      logger.info({ interface: options.interfaceName, address }, "bringing up the WireGuard interface");
       await backend.up({
         name: options.interfaceName,
         privateKey: options.keys.wireguard.privateKey.reveal(),
@@ -137,27 +140,19 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
     }
     metrics.droppedRecords.set(desired.dropped.length);
-    status.update({ peers, droppedRecords: desired.dropped });
-    if (live === peers.length) {
-      status.setPhase(
-        "healthy",
-        peers.length === 0
-          ? "no other members: a lone member is healthy"
-          : "every peer has completed a handshake",
-      );
-    } else {
-      status.setPhase(
-        "wg-configuring",
-        `${peers.length - live} of ${peers.length} peers have not completed a handshake`,
-      );
-    }
+    // The phase follows from these facts (phase.ts): configured, and how many peers handshook.
+    status.update({ peers, droppedRecords: desired.dropped, wireguard: "configured" });
   }
 
   async function teardown(): Promise<void> {
-    if (interfaceAddress === undefined) return;
+    if (interfaceAddress === undefined) {
+      // An `up` that failed leaves "configuring" behind.
+      if (status.get().wireguard !== "down") status.update({ wireguard: "down" });
+      return;
+    }
     await backend.down();
     interfaceAddress = undefined;
-    status.update({ interfaceUp: false, peers: [], meshIp: undefined });
+    status.update({ interfaceUp: false, peers: [], meshIp: undefined, wireguard: "down" });
     metrics.peers.set({ state: "desired" }, 0);
     metrics.peers.set({ state: "handshaken" }, 0);
     logger.info({ interface: options.interfaceName }, "WireGuard interface down");
@@ -197,7 +192,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         status.update({
           lastError: {
             code: error instanceof AttestmeshError ? error.code : "ReconcileFailed",
-            message: error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error),
+            message: scrubUrls(error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)),
             at: Date.now(),
           },
         });

@@ -2,8 +2,8 @@
 // endpoints file) and what WireGuard reports, the endpoint each peer should have now and which peers
 // to re-add so WireGuard handshakes at once. Joins the bridge (gateway endpoints) and the selector.
 import type { Logger } from "../log.ts";
-import type { DesiredPeer } from "../reconcile/desired.ts";
-import type { PeerStatus } from "../wireguard/backend.ts";
+import type { DesiredPeer } from "../model/peer.ts";
+import type { PeerStatus } from "../model/wireguard.ts";
 import type { Bridge } from "./bridge.ts";
 import type { LinkStatus } from "./link.ts";
 import type { PathReport, TransportSelector } from "./selector.ts";

@@ -13,9 +13,8 @@
 //            peer's own test succeeded).
 //
 // Pure logic over plain data and an injected clock; the caller applies the endpoints and re-adds.
+import type { TransportMode } from "../model/transport.ts";
 
-export const TRANSPORT_MODES = ["gateway", "udp", "auto"] as const;
-export type TransportMode = (typeof TRANSPORT_MODES)[number];
 export type PeerPath = "gateway" | "udp";
 
 export interface SelectorPeer {

@@ -1,37 +1,8 @@
 // The WireGuard driver seen by the reconcile loop: a small interface with a real backend (wg(8) and
 // wireguard-go or the kernel module, wg.ts) and an in-memory one for unit tests (memory.ts).
 // Keys are base64 as wg(8) prints them. Private keys enter only through `up`, never through argv.
-
-/** One peer as WireGuard should have it; everything here comes from chain state. */
-export interface PeerConfig {
-  /** The peer's WireGuard public key, base64. */
-  readonly publicKey: string;
-  /** The peer's mesh address as a /32, e.g. "10.77.0.2/32". */
-  readonly allowedIps: readonly string[];
-  /** Where its datagrams go, "host:port"; undefined when not known yet. */
-  readonly endpoint?: string;
-  /** Persistent keepalive in seconds; undefined for none. */
-  readonly keepaliveSeconds?: number;
-}
-
-/** A peer as WireGuard reports it. */
-export interface PeerStatus extends PeerConfig {
-  /** Unix seconds of the latest completed handshake, 0 if none. */
-  readonly latestHandshake: number;
-  readonly rxBytes: bigint;
-  readonly txBytes: bigint;
-}
-
-export interface InterfaceConfig {
-  /** Interface name, "attestmesh0" by default. */
-  readonly name: string;
-  /** The private key, raw 32 bytes; handed to wg(8) on stdin, never in argv or a file. */
-  readonly privateKey: Uint8Array;
-  /** UDP listen port. */
-  readonly listenPort: number;
-  /** This node's mesh address with the cluster prefix, e.g. "10.77.0.1/16". */
-  readonly address: string;
-}
+// The plain data it takes and reports lives in model/wireguard.ts.
+import type { InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard.ts";
 
 export interface WireGuardBackend {
   /** Create (or take over) and configure the interface, address up. Idempotent. */

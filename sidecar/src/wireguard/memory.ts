@@ -2,10 +2,11 @@
 // them — peers keyed by public key, an allowed IP owned by one peer at a time, an endpoint kept when a
 // change names none — and records every change so tests can count the operations a reconcile made.
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import { canonicalCidr } from "../reconcile/diff.ts";
-import type { InterfaceConfig, PeerConfig, PeerStatus, WireGuardBackend } from "./backend.ts";
+import type { InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard.ts";
+import type { WireGuardBackend } from "./backend.ts";
+import { canonicalCidr } from "./cidr.ts";
 import { wireguardKeyPair } from "./keys.ts";
-import { validateInterfaceConfig, validatePeerConfig } from "./wg.ts";
+import { validateInterfaceConfig, validatePeerConfig } from "./validate.ts";
 
 /** A change the backend was asked to make; the private key is recorded as its public key only. */
 export type MemoryOperation =

@@ -1,0 +1,151 @@
+// The mesh layer as main.ts sees it: one per sidecar, living across memberships. It owns the CSK
+// custody and a stable peer table (both handed to the application API), runs one `MeshRuntime` per
+// membership once the WireGuard interface is up, and keeps the status facts (CSK held, convergence,
+// mesh socket open) and metrics current; the phase follows from them (phase.ts).
+import type { ChainContext } from "../chain/client.ts";
+import type { ClusterReader } from "../chain/cluster.ts";
+import type { MembershipFollower } from "../chain/follower.ts";
+import type { SidecarConfig } from "../config.ts";
+import { type CskCustody, type CskHolder, createCskCustody } from "../csk/holder.ts";
+import type { CskServePolicy } from "../csk/server.ts";
+import type { HeartbeatEvent, PeerTable } from "../heartbeat/service.ts";
+import type { KeySource, NodeKeys } from "../keys.ts";
+import type { Logger } from "../log.ts";
+import { loadSodium } from "../meshnet/crypto.ts";
+import { sleep } from "../sleep.ts";
+import type { StatusStore } from "../status.ts";
+import type { MeshMetrics } from "./metrics.ts";
+import { type MeshRuntime, startMeshRuntime } from "./runtime.ts";
+
+export interface MeshLayer {
+  readonly csk: CskHolder;
+  readonly peers: PeerTable;
+  /** Runs the mesh for one membership until `signal` aborts. */
+  runMembership(membership: {
+    readonly memberId: bigint;
+    readonly chain: ChainContext;
+    readonly reader: ClusterReader;
+    readonly follower: MembershipFollower;
+    readonly keys: NodeKeys;
+    readonly signal: AbortSignal;
+  }): Promise<void>;
+  /** The membership ended: zero the CSK. */
+  ended(): void;
+}
+
+export function createMeshLayer(options: {
+  readonly config: SidecarConfig;
+  readonly keySource: KeySource;
+  readonly status: StatusStore;
+  readonly metrics: MeshMetrics;
+  readonly logger: Logger;
+  readonly servePolicy?: CskServePolicy;
+}): MeshLayer {
+  const { config, status, metrics, logger } = options;
+  const custody: CskCustody = createCskCustody();
+  const listeners = new Set<(event: HeartbeatEvent) => void>();
+  let runtime: MeshRuntime | undefined;
+
+  /** Copies the CSK and heartbeat state into the status and metrics. */
+  function publish(): void {
+    const held = custody.current();
+    const rt = runtime;
+    const acquired = rt?.manager.acquired() ?? false;
+    const peers = rt?.heartbeat.peers() ?? [];
+    const converged = rt?.heartbeat.converged() ?? false;
+    status.update({
+      cskEpoch: held?.epoch,
+      cskCommitment: held?.commitment,
+      cskAcquired: acquired,
+      chainCskEpoch: rt?.manager.chainState()?.epoch,
+      meshPeers: peers.map((p) => ({
+        memberId: p.memberId,
+        live: p.live,
+        lastHeartbeat: p.lastHeartbeatMs,
+        ...(p.counter === undefined || p.sentAtMs === undefined || p.epoch === undefined
+          ? {}
+          : {
+              heartbeat: {
+                epoch: p.epoch,
+                holdsCsk: p.holdsCsk,
+                counter: p.counter,
+                sentAtMs: p.sentAtMs,
+                heard: p.heard,
+              },
+            }),
+      })),
+      converged,
+      meshRunning: rt !== undefined,
+    });
+    metrics.cskEpoch.set(held === undefined ? -1 : Number(held.epoch));
+    metrics.cskAcquired.set(acquired ? 1 : 0);
+    metrics.livePeers.set(peers.filter((p) => p.live).length);
+    metrics.converged.set(converged ? 1 : 0);
+  }
+
+  return {
+    csk: custody,
+    peers: {
+      peers: () => runtime?.heartbeat.peers() ?? [],
+      live: () => runtime?.heartbeat.live() ?? [],
+      converged: () => runtime?.heartbeat.converged() ?? false,
+      onEvent(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    },
+    async runMembership(m) {
+      const { signal } = m;
+      await loadSodium();
+      // The mesh socket binds the mesh IP, which exists once the reconciler brought the interface up.
+      let attempt = 0;
+      while (!signal.aborted && runtime === undefined) {
+        const s = status.get();
+        if (s.interfaceUp && s.meshIp !== undefined && s.memberId === m.memberId) {
+          try {
+            runtime = await startMeshRuntime({
+              config,
+              chain: m.chain,
+              reader: m.reader,
+              follower: m.follower,
+              keys: m.keys,
+              keySource: options.keySource,
+              memberId: m.memberId,
+              meshIp: s.meshIp,
+              custody,
+              metrics,
+              logger,
+              signal,
+              ...(options.servePolicy === undefined ? {} : { servePolicy: options.servePolicy }),
+              onChange: publish,
+            });
+          } catch (err) {
+            attempt += 1;
+            if (attempt % 10 === 1) logger.warn({ err, attempt }, "mesh socket not available yet; retrying");
+          }
+        }
+        if (runtime === undefined) await sleep(200, signal);
+      }
+      const rt = runtime;
+      if (rt === undefined) return;
+      publish();
+      const off = rt.heartbeat.onEvent((event) => {
+        for (const listener of listeners) {
+          try {
+            listener(event);
+          } catch {
+            // A listener's failure is its own.
+          }
+        }
+      });
+      await rt.stopped;
+      off();
+      runtime = undefined;
+      publish();
+    },
+    ended() {
+      custody.clear();
+      publish();
+    },
+  };
+}

@@ -1,0 +1,250 @@
+// The mesh layer of one membership: the mesh UDP socket, heartbeats, CSK serving and the CSK state
+// machine, wired together for as long as this node is an active member with its interface up. Created
+// by main.ts once registration is done; stopped (socket closed, timers cleared) when membership ends or
+// the sidecar shuts down.
+import type { ChainContext } from "../chain/client.ts";
+import type { ClusterReader } from "../chain/cluster.ts";
+import type { MembershipFollower } from "../chain/follower.ts";
+import type { SidecarConfig } from "../config.ts";
+import { createCskChain } from "../csk/chain.ts";
+import { createCskClient } from "../csk/client.ts";
+import type { CskCustody } from "../csk/holder.ts";
+import { type CskManager, createCskManager } from "../csk/manager.ts";
+import { type CskServePolicy, createCskServer } from "../csk/server.ts";
+import { createHeartbeatService, type HeartbeatService } from "../heartbeat/service.ts";
+import type { KeySource, NodeKeys } from "../keys.ts";
+import type { Logger } from "../log.ts";
+import { signingKeyFromSeed } from "../meshnet/crypto.ts";
+import { directoryFrom, toMeshMember } from "../meshnet/directory.ts";
+import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
+import { MessageType, peekType } from "../meshnet/wire.ts";
+import { sleep } from "../sleep.ts";
+import type { MeshMetrics } from "./metrics.ts";
+
+/** How long one peer has to answer a CSK request. */
+export const CSK_REQUEST_TIMEOUT_MS = 1000;
+/** Peers asked at the same time. */
+export const CSK_FANOUT = 3;
+/** A CSK request's timestamp must be this close to the server's clock. */
+export const CSK_REQUEST_MAX_SKEW_MS = 30_000;
+
+export interface MeshRuntimeOptions {
+  readonly config: SidecarConfig;
+  readonly chain: ChainContext;
+  readonly reader: ClusterReader;
+  readonly follower: MembershipFollower;
+  readonly keys: NodeKeys;
+  readonly keySource: KeySource;
+  readonly memberId: bigint;
+  readonly meshIp: string;
+  readonly custody: CskCustody;
+  readonly metrics: MeshMetrics;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  readonly servePolicy?: CskServePolicy;
+  /** Called whenever the CSK, the live set or convergence may have changed. */
+  readonly onChange: () => void;
+}
+
+export interface MeshRuntime {
+  readonly heartbeat: HeartbeatService;
+  readonly manager: CskManager;
+  /** Runs a CSK tick soon. */
+  wake(): void;
+  /** Resolves when the socket is closed and the loops ended. */
+  readonly stopped: Promise<void>;
+}
+
+export function meshSocketMode(config: SidecarConfig): MeshSocketMode {
+  if (config.wgMode === "memory") return "loopback";
+  return config.wgNetns === undefined ? "direct" : "netns";
+}
+
+export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<MeshRuntime> {
+  const { config, chain, keys, memberId, custody, metrics, logger, signal } = options;
+  const log = logger.child({ component: "mesh" });
+  const cluster = { chainId: chain.chainId, cluster: chain.cluster };
+  const seed = Uint8Array.from(keys.identity.secret.reveal());
+  const key = signingKeyFromSeed(seed);
+  seed.fill(0);
+  const directory = directoryFrom(() => options.follower.current()?.members);
+
+  const socket: MeshSocket = await openMeshSocket({
+    mode: meshSocketMode(config),
+    meshIp: options.meshIp,
+    port: config.meshPort,
+    ...(config.wgNetns === undefined ? {} : { netns: config.wgNetns }),
+    onError: (error) => log.debug({ err: error.message }, "mesh socket error"),
+  });
+  log.info(
+    { address: `${options.meshIp}:${config.meshPort}`, mode: meshSocketMode(config) },
+    "mesh socket open",
+  );
+  const typeName = (t: number | undefined) =>
+    t === MessageType.Heartbeat
+      ? "heartbeat"
+      : t === MessageType.CskRequest
+        ? "csk-request"
+        : t === MessageType.CskResponse
+          ? "csk-response"
+          : "unknown";
+  const send = (datagram: Uint8Array, ip: string, port: number) => {
+    metrics.meshBytes.inc({ direction: "sent", type: typeName(peekType(datagram)) }, datagram.length);
+    socket.send(datagram, ip, port);
+  };
+
+  let manager: CskManager | undefined;
+  const heartbeat = createHeartbeatService({
+    self: memberId,
+    cluster,
+    key,
+    directory,
+    send,
+    port: config.meshPort,
+    intervalMs: config.heartbeatIntervalMs,
+    timeoutMs: config.heartbeatTimeoutMs,
+    maxSkewMs: config.heartbeatTimeoutMs,
+    csk: () => {
+      const chainEpoch = manager?.chainState()?.epoch;
+      const held = custody.current();
+      return { epoch: chainEpoch ?? held?.epoch ?? 0n, holds: manager?.acquired() ?? false };
+    },
+    onReceived(result, from) {
+      metrics.heartbeatsReceived.inc({ result: result.ok ? "accepted" : result.reason });
+      if (!result.ok && result.reason !== "unknown-member") {
+        log.debug(
+          {
+            reason: result.reason,
+            senderId: result.senderId?.toString() ?? null,
+            from: from.address,
+            detail: result.detail,
+          },
+          "heartbeat not counted",
+        );
+      }
+    },
+    onSent: (_bytes, peers) => metrics.heartbeatsSent.inc(peers),
+  });
+
+  const server = createCskServer({
+    self: memberId,
+    cluster,
+    key,
+    directory,
+    lookup: async (id) => {
+      const record = await options.reader.member(id).catch(() => undefined);
+      return record === undefined ? undefined : toMeshMember(record);
+    },
+    holder: custody,
+    send: (datagram, to) => send(datagram, to.address, to.port),
+    maxSkewMs: CSK_REQUEST_MAX_SKEW_MS,
+    ...(options.servePolicy === undefined ? {} : { policy: options.servePolicy }),
+  });
+  const client = createCskClient({
+    self: memberId,
+    cluster,
+    key,
+    directory,
+    send,
+    port: config.meshPort,
+    requestTimeoutMs: CSK_REQUEST_TIMEOUT_MS,
+    fanout: CSK_FANOUT,
+    onRejected(peer, reason, epoch) {
+      metrics.cskRejected.inc({ reason });
+      log.warn(
+        { peer: peer.toString(), reason, epoch: epoch.toString() },
+        reason === "hash-mismatch"
+          ? `rejected a bogus CSK from member ${peer}: its keccak256 is not the on-chain commitment; trying the next peer`
+          : `rejected a CSK answer from member ${peer} (${reason}); trying the next peer`,
+      );
+    },
+  });
+  manager = createCskManager({
+    self: memberId,
+    cluster,
+    chain: createCskChain(chain, keys.member.secret, logger),
+    keySource: options.keySource,
+    custody,
+    client,
+    directory,
+    peers: {
+      live: () => heartbeat.live(),
+      report: (id) => {
+        const entry = heartbeat.table.entry(id);
+        return entry === undefined ? undefined : { epoch: entry.epoch, holdsCsk: entry.holdsCsk };
+      },
+      startedAt: () => heartbeat.startedAt(),
+      timeoutMs: config.heartbeatTimeoutMs,
+    },
+    takeoverMs: config.cskTakeoverMs,
+    logger: log,
+    stillActive: async (id) => (await options.reader.member(id))?.status === "active",
+    onCommit: (outcome) => metrics.cskCommits.inc({ outcome }),
+  });
+
+  socket.onMessage((datagram, from) => {
+    const type = peekType(datagram);
+    metrics.meshBytes.inc({ direction: "received", type: typeName(type) }, datagram.length);
+    if (type === MessageType.Heartbeat) {
+      heartbeat.handle(datagram, from);
+    } else if (type === MessageType.CskRequest) {
+      server
+        .handle(datagram, from)
+        .then((r) => {
+          metrics.cskServed.inc({ outcome: r.outcome });
+          if (r.outcome !== "served" && r.outcome !== "not-held") {
+            log.info(
+              {
+                outcome: r.outcome,
+                requesterId: r.requesterId?.toString() ?? null,
+                from: from.address,
+                detail: r.detail ?? null,
+              },
+              "CSK request refused",
+            );
+          }
+        })
+        .catch((err: unknown) => log.warn({ err }, "CSK request handling failed"));
+    } else if (type === MessageType.CskResponse) {
+      client.handle(datagram, from);
+    }
+  });
+
+  let woken: (() => void) | undefined;
+  const wake = () => woken?.();
+  const unsubscribe = heartbeat.onEvent((event) => {
+    if (event.type === "peer-live")
+      log.info({ peer: event.memberId.toString() }, "peer live: its heartbeats verify");
+    if (event.type === "peer-lost")
+      log.warn({ peer: event.memberId.toString() }, "peer lost: no counted heartbeat within the timeout");
+    if (event.type === "converged") log.info({ live: event.live.map(String) }, "mesh converged");
+    options.onChange();
+    wake();
+  });
+  const offCustody = custody.onChange(() => options.onChange());
+  heartbeat.start(signal);
+
+  const loop = async () => {
+    const tickMs = Math.min(config.pollIntervalMs, 1000);
+    while (!signal.aborted) {
+      try {
+        await manager.tick();
+      } catch (err) {
+        log.warn({ err }, "CSK step failed; retrying");
+      }
+      options.onChange();
+      await new Promise<void>((resolve) => {
+        woken = resolve;
+        void sleep(tickMs, signal).then(resolve);
+      });
+      woken = undefined;
+    }
+  };
+  const stopped = loop().finally(async () => {
+    unsubscribe();
+    offCustody();
+    await socket.close();
+    key.destroy();
+  });
+  return { heartbeat, manager, wake, stopped };
+}

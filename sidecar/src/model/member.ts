@@ -1,0 +1,19 @@
+// A member as the chain holds it, in sidecar terms: produced by chain/, read by every later stage.
+import type { Address, Hex } from "viem";
+
+export type MemberStatus = "none" | "active" | "left" | "evicted";
+
+/** A member record as the chain holds it (IMembership.MemberView), in sidecar terms. */
+export interface Member {
+  readonly memberId: bigint;
+  readonly appId: Address;
+  readonly memberKey: Address;
+  /** 32-byte Curve25519 key, hex. */
+  readonly wireguardKey: Hex;
+  /** 32-byte Ed25519 key, hex. */
+  readonly identityKey: Hex;
+  /** Mesh IPv4 as an unsigned 32-bit integer (host order). */
+  readonly meshIp: number;
+  readonly status: MemberStatus;
+  readonly registeredAt: number;
+}

@@ -1,0 +1,134 @@
+// Supervises wireguard-go: starts it in the foreground for one interface, waits until the interface
+// exists, keeps the tail of its output for error messages, reports an unexpected exit, and stops it.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { unavailable } from "./errors.ts";
+import { type WgLogger, within } from "./process.ts";
+
+const OUTPUT_TAIL_LINES = 20;
+
+export interface Daemon {
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  readonly output: string[];
+  ready: boolean;
+  stopping: boolean;
+  exit?: { readonly code: number | null; readonly signal: NodeJS.Signals | null };
+  spawnError?: Error;
+}
+
+export async function startWireguardGo(options: {
+  /** The interface to create. */
+  readonly name: string;
+  /** The command line before the interface name, e.g. `ip netns exec <netns> wireguard-go`. */
+  readonly command: readonly string[];
+  readonly netns: string | undefined;
+  readonly startTimeoutMs: number;
+  readonly logger: WgLogger;
+  /** Whether the interface exists as WireGuard yet (`wg show <name>`). */
+  readonly isWireGuard: (name: string) => Promise<boolean>;
+  /** The daemon died after start-up: the interface is gone; the error says what to do. */
+  readonly onUnexpectedExit: (error: AttestmeshError) => void;
+}): Promise<Daemon> {
+  const { name, netns, startTimeoutMs, logger, isWireGuard } = options;
+  const wireguardGoCommand = options.command.at(-1) ?? "wireguard-go";
+  const argv = [...options.command, name];
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "error" },
+  });
+  const daemon: Daemon = {
+    child,
+    output: [],
+    ready: false,
+    stopping: false,
+    exited: new Promise<void>((resolve) => child.once("close", () => resolve())),
+  };
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream === null) continue;
+    createInterface({ input: stream }).on("line", (line) => {
+      daemon.output.push(line);
+      if (daemon.output.length > OUTPUT_TAIL_LINES) daemon.output.shift();
+      if (line.startsWith("ERROR")) logger.warn({ name, line }, "wireguard-go");
+      else logger.debug({ name, line }, "wireguard-go");
+    });
+  }
+  child.on("error", (error) => {
+    daemon.spawnError = error;
+  });
+  child.on("exit", (code, signal) => {
+    daemon.exit = { code, signal };
+    if (!daemon.ready || daemon.stopping) return;
+    const failure = new AttestmeshError(
+      `wireguard-go for ${name} exited unexpectedly (${describeExit(daemon)}); the interface is gone. ` +
+        `Call up() again to restart it. Last output: ${daemon.output.slice(-3).join(" | ") || "(none)"}`,
+      { code: "WireGuardDaemonExited", details: { name, code, signal, output: [...daemon.output] } },
+    );
+    logger.error({ name, netns, code, signal, output: daemon.output }, "wireguard-go exited unexpectedly");
+    options.onUnexpectedExit(failure);
+  });
+
+  const deadline = Date.now() + startTimeoutMs;
+  for (;;) {
+    const created = await isWireGuard(name).catch(async (error: unknown) => {
+      await stopWireguardGo(daemon, logger);
+      throw error;
+    });
+    if (daemon.spawnError !== undefined || daemon.exit !== undefined) {
+      await within(daemon.exited, 200);
+      throw daemonStartFailed(name, daemon, wireguardGoCommand);
+    }
+    if (created) {
+      daemon.ready = true;
+      return daemon;
+    }
+    if (Date.now() > deadline) break;
+    await sleep(50);
+  }
+  await stopWireguardGo(daemon, logger);
+  throw new AttestmeshError(
+    `wireguard-go did not create ${name} within ${startTimeoutMs} ms; check its output: ` +
+      (daemon.output.join(" | ") || "(none)"),
+    { code: "WireGuardCommandFailed", retryable: true, details: { name, output: [...daemon.output] } },
+  );
+}
+
+function daemonStartFailed(name: string, daemon: Daemon, wireguardGoCommand: string): AttestmeshError {
+  const output = daemon.output.join(" | ");
+  if ((daemon.spawnError as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
+    return unavailable(`${wireguardGoCommand} is not installed or not in PATH`, { name });
+  }
+  const missing = /exec of "([^"]+)" failed: No such file or directory/.exec(output);
+  if (missing !== null) return unavailable(`${missing[1]} is not installed or not in PATH`, { name });
+  if (/Failed to create TUN device/i.test(output)) {
+    return unavailable(
+      `wireguard-go could not create a TUN device (${output}); it needs /dev/net/tun and CAP_NET_ADMIN`,
+      { name },
+    );
+  }
+  return new AttestmeshError(
+    `wireguard-go for ${name} exited during start-up (${describeExit(daemon)}): ${output || "(no output)"}`,
+    { code: "WireGuardDaemonExited", details: { name, output: daemon.output } },
+  );
+}
+
+/** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
+export async function stopWireguardGo(daemon: Daemon, logger: WgLogger): Promise<void> {
+  daemon.stopping = true;
+  if (daemon.exit !== undefined || daemon.spawnError !== undefined) return;
+  daemon.child.kill("SIGTERM");
+  const stopped = await within(daemon.exited, 5_000);
+  if (!stopped) {
+    logger.warn({ pid: daemon.child.pid }, "wireguard-go ignored SIGTERM, killing it");
+    daemon.child.kill("SIGKILL");
+    await daemon.exited;
+  }
+}
+
+function describeExit(daemon: Daemon): string {
+  if (daemon.spawnError !== undefined) return daemon.spawnError.message;
+  if (daemon.exit?.signal) return `signal ${daemon.exit.signal}`;
+  return `exit code ${daemon.exit?.code}`;
+}

@@ -1,0 +1,150 @@
+// The membership follower on an in-process Hardhat chain, through a transport that counts every
+// JSON-RPC call: one change on chain costs eth_blockNumber + eth_getLogs + one eth_call per changed id.
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { custom } from "viem";
+import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
+import { type ChainContext, connectChain } from "../../src/chain/client.ts";
+import { type ClusterReader, createClusterReader } from "../../src/chain/cluster.ts";
+import { createMembershipFollower } from "../../src/chain/follower.ts";
+import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
+import { captureLogger } from "../helpers.ts";
+
+describe("membership follower", () => {
+  let fx: ClusterFixture;
+  let chain: ChainContext;
+  let reader: ClusterReader;
+  let tally: RpcTally;
+  const ids: bigint[] = [];
+
+  /** Direct provider calls (not counted): mining, snapshots. */
+  const rpc = (method: string, params: unknown[] = []) => fx.connection.provider.request({ method, params });
+  /** One block at a time: EDR's OP chain type panics on a multi-block hardhat_mine here. */
+  const mine = async (blocks: number) => {
+    for (let i = 0; i < blocks; i++) await rpc("evm_mine");
+  };
+
+  const follower = (confirmations = 0, maxLogRange?: bigint) =>
+    createMembershipFollower({
+      client: chain.publicClient,
+      cluster: chain.cluster,
+      reader,
+      confirmations,
+      logger: captureLogger().logger,
+      ...(maxLogRange === undefined ? {} : { maxLogRange }),
+    });
+
+  before(async () => {
+    fx = await setupCluster();
+    tally = createRpcTally();
+    chain = await connectChain({
+      transport: countingTransport(custom(fx.connection.provider, { retryCount: 0 }), tally.record),
+      cluster: fx.deployed.diamond,
+      expectedChainId: fx.chainId,
+    });
+    reader = createClusterReader(chain.publicClient, chain.cluster);
+    for (let i = 0; i < 3; i++) ids.push(await admit(fx, simulatedNode(fx.kmsRoot)));
+  });
+
+  test("start: one full read (blockNumber + one page); unchanged head: blockNumber only", async () => {
+    const f = follower();
+    tally.reset();
+    const first = await f.sync();
+    assert.equal(first.kind, "full");
+    assert.deepEqual([...first.members.keys()], ids);
+    assert.ok([...first.members.values()].every((m) => m.status === "active"));
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 1 });
+
+    tally.reset();
+    const again = await f.sync();
+    assert.equal(again.kind, "unchanged");
+    assert.deepEqual(again.changed, []);
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1 });
+  });
+
+  test("a new block without membership events: blockNumber + getLogs", async () => {
+    const f = follower();
+    await f.sync();
+    await mine(3);
+    tally.reset();
+    const snapshot = await f.sync();
+    assert.equal(snapshot.kind, "incremental");
+    assert.deepEqual(snapshot.changed, []);
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1 });
+  });
+
+  test("one registration, one eviction: blockNumber + getLogs + one member(id) each", async () => {
+    const f = follower();
+    await f.sync();
+
+    const id = await admit(fx, simulatedNode(fx.kmsRoot));
+    tally.reset();
+    const registered = await f.sync();
+    assert.deepEqual(registered.changed, [id]);
+    assert.equal(registered.members.get(id)?.status, "active");
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1, eth_call: 1 });
+
+    await fx.owner.write.evict([ids[1]!, 7]);
+    tally.reset();
+    const evicted = await f.sync();
+    assert.deepEqual(evicted.changed, [ids[1]]);
+    assert.equal(evicted.members.get(ids[1]!)?.status, "evicted");
+    assert.equal(evicted.members.get(id)?.status, "active", "other records are kept");
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1, eth_call: 1 });
+  });
+
+  test("two changes between polls: one getLogs, one member(id) per changed id", async () => {
+    const f = follower();
+    await f.sync();
+    const id = await admit(fx, simulatedNode(fx.kmsRoot));
+    await fx.owner.write.evict([ids[2]!, 1]);
+    tally.reset();
+    const snapshot = await f.sync();
+    assert.deepEqual([...snapshot.changed].sort(), [id, ids[2]!].sort());
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1, eth_call: 2 });
+  });
+
+  test("reads at head − confirmations: a change shows only once confirmed", async () => {
+    const f = follower(2);
+    await f.sync();
+    const id = await admit(fx, simulatedNode(fx.kmsRoot));
+    assert.equal((await f.sync()).members.has(id), false, "0 confirmations yet");
+    await mine(1);
+    assert.equal((await f.sync()).members.has(id), false, "1 confirmation");
+    await mine(1);
+    const snapshot = await f.sync();
+    assert.equal(snapshot.members.get(id)?.status, "active", "2 confirmations");
+    assert.equal(snapshot.block, (await fx.publicClient.getBlockNumber()) - 2n);
+  });
+
+  test("a gap wider than maxLogRange is a full re-read", async () => {
+    const f = follower(0, 5n);
+    await f.sync();
+    await mine(10);
+    tally.reset();
+    const snapshot = await f.sync();
+    assert.equal(snapshot.kind, "full");
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 1 });
+  });
+
+  test("a head that moved backwards (reorg) is a full re-read that forgets the dropped blocks", async () => {
+    const f = follower();
+    await f.sync();
+    const snapshotId = await rpc("evm_snapshot");
+    const id = await admit(fx, simulatedNode(fx.kmsRoot));
+    await mine(2);
+    assert.equal((await f.sync()).members.has(id), true);
+    await rpc("evm_revert", [snapshotId]);
+    const after = await f.sync();
+    assert.equal(after.kind, "full");
+    assert.equal(after.members.has(id), false);
+  });
+
+  test("invalidate forces a full re-read", async () => {
+    const f = follower();
+    await f.sync();
+    f.invalidate("test");
+    assert.equal((await f.sync()).kind, "full");
+    assert.equal(f.current()?.kind, "full");
+  });
+});

@@ -1,0 +1,202 @@
+// The CSK request and response datagrams: round trips, and a refusal naming the field for malformed
+// input of every field.
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { getAddress } from "viem";
+import {
+  type CskRequest,
+  type CskResponse,
+  decodeRequest,
+  decodeResponse,
+  encodeRequest,
+  encodeResponse,
+  ResponseStatus,
+  SEALED_CSK_BYTES,
+  verifySigned,
+} from "../../src/csk/codec.ts";
+import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import { WireError } from "../../src/meshnet/wire.ts";
+
+const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
+let key: SigningKey;
+let other: SigningKey;
+
+const request = (): CskRequest => ({
+  chainId: 31337,
+  cluster: CLUSTER,
+  requesterId: 4n,
+  serverId: 1n,
+  epoch: 3n,
+  timestampMs: 1_700_000_000_000n,
+  nonce: new Uint8Array(16).fill(7),
+});
+const response = (patch: Partial<CskResponse> = {}): CskResponse => ({
+  chainId: 31337,
+  cluster: CLUSTER,
+  serverId: 1n,
+  requesterId: 4n,
+  epoch: 3n,
+  nonce: new Uint8Array(16).fill(7),
+  status: ResponseStatus.Ok,
+  sealed: new Uint8Array(SEALED_CSK_BYTES).fill(9),
+  ...patch,
+});
+
+function refused(decode: (b: Uint8Array) => unknown, bytes: Uint8Array, field: string): void {
+  assert.throws(
+    () => decode(bytes),
+    (e: unknown) => e instanceof WireError && e.field === field,
+    `expected a refusal at ${field}`,
+  );
+}
+
+describe("CSK request codec", () => {
+  before(async () => {
+    await loadSodium();
+    key = signingKeyFromSeed(randomBytes(32));
+    other = signingKeyFromSeed(randomBytes(32));
+  });
+
+  test("round trip; the signature verifies with the requester's key only", () => {
+    const bytes = encodeRequest(request(), key.sign);
+    assert.equal(bytes.length, 142);
+    const signed = decodeRequest(bytes);
+    assert.deepEqual(signed.message, request());
+    assert.ok(verifySigned(signed, key.publicKey));
+    assert.ok(!verifySigned(signed, other.publicKey));
+  });
+
+  test("every truncation and trailing bytes are refused", () => {
+    const bytes = encodeRequest(request(), key.sign);
+    for (let n = 0; n < bytes.length; n++)
+      assert.throws(() => decodeRequest(bytes.subarray(0, n)), WireError);
+    const fields: Array<[number, string]> = [
+      [1, "type"],
+      [9, "chainId"],
+      [29, "cluster"],
+      [37, "requesterId"],
+      [45, "serverId"],
+      [53, "epoch"],
+      [61, "timestampMs"],
+      [77, "nonce"],
+      [141, "signature"],
+    ];
+    for (const [n, field] of fields) refused(decodeRequest, bytes.subarray(0, n), field);
+    const longer = new Uint8Array(bytes.length + 3);
+    longer.set(bytes);
+    refused(decodeRequest, longer, "length");
+  });
+
+  test("bad values of each field are refused", () => {
+    const bad = (mutate: (b: Uint8Array) => void) => {
+      const b = encodeRequest(request(), key.sign);
+      mutate(b);
+      return b;
+    };
+    refused(
+      decodeRequest,
+      bad((b) => (b[0] = 9)),
+      "version",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => (b[1] = 1)),
+      "type",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.fill(0, 2, 10)),
+      "chainId",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.fill(0, 30, 38)),
+      "requesterId",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.fill(0, 38, 46)),
+      "serverId",
+    );
+    refused(
+      decodeRequest,
+      bad((b) => b.copyWithin(38, 30, 38)),
+      "serverId",
+    );
+  });
+
+  test("a tampered field no longer matches the signature", () => {
+    for (const offset of [5, 20, 33, 41, 50, 58, 70, 100]) {
+      const b = encodeRequest(request(), key.sign);
+      b[offset]! ^= 0x10;
+      let ok: boolean;
+      try {
+        ok = verifySigned(decodeRequest(b), key.publicKey);
+      } catch {
+        ok = false;
+      }
+      assert.equal(ok, false, `offset ${offset}`);
+    }
+  });
+
+  test("the encoder refuses a nonce of the wrong length", () => {
+    assert.throws(() => encodeRequest({ ...request(), nonce: new Uint8Array(15) }, key.sign), WireError);
+  });
+});
+
+describe("CSK response codec", () => {
+  test("round trip with a sealed key, and without (not held)", () => {
+    const ok = decodeResponse(encodeResponse(response(), key.sign));
+    assert.deepEqual(ok.message, response());
+    assert.ok(verifySigned(ok, key.publicKey));
+    assert.ok(!verifySigned(ok, other.publicKey));
+    const none = response({ status: ResponseStatus.NotHeld, sealed: new Uint8Array(0) });
+    const bytes = encodeResponse(none, key.sign);
+    assert.equal(bytes.length, 73 + 64);
+    assert.deepEqual(decodeResponse(bytes).message, none);
+  });
+
+  test("every truncation and trailing bytes are refused", () => {
+    const bytes = encodeResponse(response(), key.sign);
+    for (let n = 0; n < bytes.length; n++)
+      assert.throws(() => decodeResponse(bytes.subarray(0, n)), WireError);
+    const fields: Array<[number, string]> = [
+      [37, "serverId"],
+      [45, "requesterId"],
+      [53, "epoch"],
+      [69, "nonce"],
+      [70, "status"],
+      [72, "sealedLength"],
+      [100, "sealed"],
+      [bytes.length - 1, "signature"],
+    ];
+    for (const [n, field] of fields) refused(decodeResponse, bytes.subarray(0, n), field);
+    const longer = new Uint8Array(bytes.length + 1);
+    longer.set(bytes);
+    refused(decodeResponse, longer, "length");
+  });
+
+  test("unknown status, and a sealed length that does not fit the status, are refused", () => {
+    const b = encodeResponse(response(), key.sign);
+    b[70] = 2;
+    refused(decodeResponse, b, "status");
+    refused(
+      decodeResponse,
+      encodeResponse(response({ sealed: new Uint8Array(79) }), key.sign),
+      "sealedLength",
+    );
+    refused(
+      decodeResponse,
+      encodeResponse(response({ status: ResponseStatus.NotHeld }), key.sign),
+      "sealedLength",
+    );
+    refused(
+      decodeResponse,
+      encodeResponse(response({ sealed: new Uint8Array(0) }), key.sign),
+      "sealedLength",
+    );
+    const zero = encodeResponse(response(), key.sign);
+    zero.fill(0, 30, 38);
+    refused(decodeResponse, zero, "serverId");
+  });
+});

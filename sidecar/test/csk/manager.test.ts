@@ -1,0 +1,310 @@
+// The CSK state machine with a scripted chain and clock, the real dstack derivation (simulator library)
+// and real custody: who commits an epoch and when (the lowest live member at once; rank r after r ×
+// takeover; a dead or no-longer-active candidate is skipped), that a restart re-derives the committed
+// key, that a lost race zeroes the key and pulls, and the order peers are asked in.
+import assert from "node:assert/strict";
+import { beforeEach, describe, test } from "node:test";
+import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { type Address, getAddress, hexToBytes, keccak256 } from "viem";
+import { randomAppId } from "../../../test/helpers/cluster.ts";
+import type { CommitOutcome, CskChain, CskEpochState } from "../../src/csk/chain.ts";
+import type { FetchResult } from "../../src/csk/client.ts";
+import { cskKeyPath, deriveCsk } from "../../src/csk/derive.ts";
+import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
+import { createCskManager, type HeardPeers } from "../../src/csk/manager.ts";
+import { directoryFrom } from "../../src/meshnet/directory.ts";
+import type { Member } from "../../src/model/member.ts";
+import { captureLogger, simulatorKeySource } from "../helpers.ts";
+
+const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
+const TAKEOVER = 10_000;
+const HB_TIMEOUT = 6000;
+
+function member(id: bigint): Member {
+  return {
+    memberId: id,
+    appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
+    memberKey: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
+    wireguardKey: `0x${"11".repeat(32)}`,
+    identityKey: `0x${id.toString(16).padStart(64, "0")}`,
+    meshIp: 0x0a4d0000 + Number(id),
+    status: "active",
+    registeredAt: 0,
+  };
+}
+
+function fakeChain(initial: CskEpochState, canCommit = true) {
+  let state = initial;
+  const commits: Array<{ memberId: bigint; epoch: bigint; commitment: `0x${string}` }> = [];
+  let next: CommitOutcome | undefined;
+  const chain: CskChain = {
+    canCommit,
+    current: async () => state,
+    async commit(memberId, epoch, commitment) {
+      commits.push({ memberId, epoch, commitment });
+      if (next !== undefined) return next;
+      if (state.commitment !== undefined) return "already-committed";
+      state = { epoch, commitment, committer: memberId };
+      return "committed";
+    },
+  };
+  return {
+    chain,
+    commits,
+    set: (s: CskEpochState) => {
+      state = s;
+    },
+    failNextWith: (o: CommitOutcome) => {
+      next = o;
+    },
+  };
+}
+
+describe("CSK manager", () => {
+  const cvm = createSimulatedCvm({ kmsRoot: createKmsRoot(), appId: hexToBytes(randomAppId()) });
+  const keySource = simulatorKeySource(cvm);
+  const members = new Map<bigint, Member>();
+  let now = 0;
+  let live: bigint[] = [];
+  let startedAt: number | undefined = 0;
+  let reports = new Map<bigint, { epoch: bigint; holdsCsk: boolean }>();
+  let custody: CskCustody;
+  let fetches: Array<{ epoch: bigint; peers: readonly bigint[] }>;
+  let fetchResult: (epoch: bigint, peers: readonly bigint[]) => FetchResult;
+  let active: (id: bigint) => boolean;
+
+  const peers: HeardPeers = {
+    live: () => live,
+    report: (id) => reports.get(id),
+    startedAt: () => startedAt,
+    timeoutMs: HB_TIMEOUT,
+  };
+
+  function manager(self: bigint, chain: CskChain) {
+    return createCskManager({
+      self,
+      cluster: { chainId: 31337, cluster: CLUSTER },
+      chain,
+      keySource,
+      custody,
+      client: {
+        fetch: async ({ epoch, peers: order }) => {
+          fetches.push({ epoch, peers: order });
+          return fetchResult(epoch, order);
+        },
+      },
+      directory: directoryFrom(() => members),
+      peers,
+      takeoverMs: TAKEOVER,
+      logger: captureLogger("silent").logger,
+      monoMs: () => now,
+      stillActive: async (id) => active(id),
+    });
+  }
+
+  beforeEach(() => {
+    members.clear();
+    for (const id of [1n, 2n, 3n]) members.set(id, member(id));
+    now = 100_000;
+    live = [];
+    startedAt = 0;
+    reports = new Map();
+    custody = createCskCustody();
+    fetches = [];
+    fetchResult = () => ({ key: undefined, from: undefined, attempts: [] });
+    active = () => true;
+  });
+
+  test("the key is derived on a versioned path naming chain, cluster and epoch", async () => {
+    assert.equal(cskKeyPath(31337, CLUSTER, 4n), `attestmesh/v1/csk/31337/${CLUSTER.toLowerCase()}/4`);
+    const a = await deriveCsk(keySource, 31337, CLUSTER, 0n);
+    assert.deepEqual(await deriveCsk(keySource, 31337, CLUSTER, 0n), a, "deterministic");
+    assert.notDeepEqual(await deriveCsk(keySource, 31337, CLUSTER, 1n), a, "a new key per epoch");
+    assert.notDeepEqual(await deriveCsk(keySource, 8453, CLUSTER, 0n), a, "bound to the chain");
+    const raw = await keySource.getKey(cskKeyPath(31337, CLUSTER, 0n), "attestmesh-csk-v1", "secp256k1");
+    assert.notDeepEqual(raw.key, a, "not the dstack-attested key itself");
+  });
+
+  test("a lone first member commits epoch 0 with its derived key and holds it", async () => {
+    members.delete(2n);
+    members.delete(3n);
+    const fake = fakeChain({ epoch: 0n, commitment: undefined, committer: 0n });
+    const m = manager(1n, fake.chain);
+    assert.equal(await m.tick(), "committed");
+    const expected = keccak256(await deriveCsk(keySource, 31337, CLUSTER, 0n));
+    assert.deepEqual(fake.commits, [{ memberId: 1n, epoch: 0n, commitment: expected }]);
+    assert.equal(custody.current()?.commitment, expected);
+    assert.equal(m.acquired(), true);
+    assert.equal(await m.tick(), "holding");
+    assert.equal(fake.commits.length, 1);
+  });
+
+  test("after a restart the committer re-derives the same key instead of pulling it", async () => {
+    const commitment = keccak256(await deriveCsk(keySource, 31337, CLUSTER, 0n));
+    const fake = fakeChain({ epoch: 0n, commitment, committer: 1n });
+    const m = manager(1n, fake.chain);
+    assert.equal(await m.tick(), "re-derived");
+    assert.equal(custody.current()?.commitment, commitment);
+    assert.equal(fetches.length, 0);
+  });
+
+  test("a committer whose re-derived key does not match pulls it instead", async () => {
+    const fake = fakeChain({ epoch: 0n, commitment: keccak256(new Uint8Array(32)), committer: 1n });
+    live = [2n];
+    assert.equal(await manager(1n, fake.chain).tick(), "pull-failed");
+    assert.deepEqual(fetches[0]?.peers, [2n]);
+  });
+
+  test("rank 1 waits one takeover period, then commits (the lowest member is alive but silent on chain)", async () => {
+    live = [1n];
+    startedAt = now - 60_000;
+    members.delete(3n);
+    const fake = fakeChain({ epoch: 3n, commitment: undefined, committer: 0n });
+    const m = manager(2n, fake.chain);
+    assert.equal(await m.tick(), "waiting-turn");
+    now += TAKEOVER - 1;
+    assert.equal(await m.tick(), "waiting-turn");
+    now += 1;
+    assert.equal(await m.tick(), "committed");
+    assert.equal(fake.commits[0]?.memberId, 2n);
+    assert.equal(custody.current()?.epoch, 3n);
+  });
+
+  test("rank 2 waits two takeover periods", async () => {
+    live = [1n, 2n];
+    startedAt = now - 60_000;
+    const fake = fakeChain({ epoch: 1n, commitment: undefined, committer: 0n });
+    const m = manager(3n, fake.chain);
+    assert.equal(await m.tick(), "waiting-turn");
+    now += 2 * TAKEOVER - 1;
+    assert.equal(await m.tick(), "waiting-turn");
+    now += 1;
+    assert.equal(await m.tick(), "committed");
+  });
+
+  test("a dead chosen member (no counted heartbeat) is skipped: the next one commits at once", async () => {
+    live = [3n];
+    startedAt = now - HB_TIMEOUT;
+    const fake = fakeChain({ epoch: 2n, commitment: undefined, committer: 0n });
+    assert.equal(await manager(2n, fake.chain).tick(), "committed");
+  });
+
+  test("before it has listened for one heartbeat timeout, a node assumes every active member may be alive", async () => {
+    live = [];
+    startedAt = now - HB_TIMEOUT + 1;
+    const fake = fakeChain({ epoch: 2n, commitment: undefined, committer: 0n });
+    assert.equal(await manager(2n, fake.chain).tick(), "waiting-turn");
+  });
+
+  test("a candidate no longer active on chain (the view lags an eviction) is skipped", async () => {
+    live = [1n, 3n];
+    startedAt = now - 60_000;
+    active = (id) => id !== 1n;
+    const fake = fakeChain({ epoch: 1n, commitment: undefined, committer: 0n });
+    assert.equal(await manager(2n, fake.chain).tick(), "committed");
+  });
+
+  test("a chain read that fails counts the candidate as active (this node waits), and is asked again", async () => {
+    live = [1n, 3n];
+    startedAt = now - 60_000;
+    let calls = 0;
+    active = () => {
+      calls += 1;
+      if (calls === 1) throw new Error("rpc down");
+      return false;
+    };
+    const fake = fakeChain({ epoch: 1n, commitment: undefined, committer: 0n });
+    const m = manager(2n, fake.chain);
+    assert.equal(await m.tick(), "waiting-turn");
+    assert.equal(await m.tick(), "committed", "the second read says member 1 is gone");
+  });
+
+  test("a lost race zeroes the generated key; the next tick pulls the winner's key", async () => {
+    const fake = fakeChain({ epoch: 1n, commitment: undefined, committer: 0n });
+    members.delete(2n);
+    members.delete(3n);
+    fake.failNextWith("already-committed");
+    const m = manager(1n, fake.chain);
+    assert.equal(await m.tick(), "lost-race");
+    assert.equal(custody.current(), undefined, "nothing held");
+    members.set(2n, member(2n));
+    const winner = new Uint8Array(32).fill(5);
+    fake.set({ epoch: 1n, commitment: keccak256(winner), committer: 2n });
+    live = [2n];
+    fetchResult = (_e, order) => ({
+      key: Uint8Array.from(winner),
+      from: order[0],
+      attempts: [{ peer: 2n, outcome: "ok" }],
+    });
+    assert.equal(await m.tick(), "pulled");
+    assert.equal(custody.current()?.commitment, keccak256(winner));
+  });
+
+  test("a node without a gas key never commits", async () => {
+    members.delete(2n);
+    members.delete(3n);
+    const fake = fakeChain({ epoch: 0n, commitment: undefined, committer: 0n }, false);
+    assert.equal(await manager(1n, fake.chain).tick(), "cannot-commit");
+    assert.equal(fake.commits.length, 0);
+  });
+
+  test("peers are asked holders first, then other live peers; a peer that served a bogus key goes last", async () => {
+    const key = new Uint8Array(32).fill(9);
+    const fake = fakeChain({ epoch: 4n, commitment: keccak256(key), committer: 1n });
+    members.set(4n, member(4n));
+    live = [1n, 2n, 4n];
+    reports = new Map([
+      [1n, { epoch: 4n, holdsCsk: false }],
+      [2n, { epoch: 3n, holdsCsk: true }],
+      [4n, { epoch: 4n, holdsCsk: true }],
+    ]);
+    fetchResult = () => ({
+      key: undefined,
+      from: undefined,
+      attempts: [
+        { peer: 4n, outcome: "hash-mismatch" },
+        { peer: 1n, outcome: "timeout" },
+      ],
+    });
+    const m = manager(3n, fake.chain);
+    assert.equal(await m.tick(), "pull-failed");
+    assert.deepEqual(fetches[0]?.peers, [4n, 1n, 2n]);
+    assert.equal(await m.tick(), "pull-failed");
+    assert.deepEqual(fetches[1]?.peers, [1n, 2n, 4n], "the bogus peer is asked last");
+  });
+
+  test("with no live peer, every other active member is asked", async () => {
+    const fake = fakeChain({ epoch: 0n, commitment: keccak256(new Uint8Array(32).fill(1)), committer: 1n });
+    live = [];
+    await manager(3n, fake.chain).tick();
+    assert.deepEqual(fetches[0]?.peers, [1n, 2n]);
+  });
+});
+
+describe("CSK custody", () => {
+  test("replacing the key zeroes the old bytes; clearing zeroes and forgets", () => {
+    const custody = createCskCustody();
+    const changes: string[] = [];
+    custody.onChange((c) => changes.push(c.type === "acquired" ? `acquired ${c.epoch}` : "cleared"));
+    const first = new Uint8Array(32).fill(1);
+    custody.set(0n, first);
+    assert.equal(custody.current()?.commitment, keccak256(new Uint8Array(32).fill(1)));
+    const second = new Uint8Array(32).fill(2);
+    custody.set(1n, second);
+    assert.deepEqual(first, new Uint8Array(32), "the replaced key was zeroed");
+    assert.equal(custody.current()?.epoch, 1n);
+    custody.clear();
+    assert.deepEqual(second, new Uint8Array(32));
+    assert.equal(custody.current(), undefined);
+    assert.deepEqual(changes, ["acquired 0", "acquired 1", "cleared"]);
+    assert.throws(() => custody.set(2n, new Uint8Array(31)));
+  });
+
+  test("the key never prints", () => {
+    const custody = createCskCustody();
+    custody.set(0n, new Uint8Array(32).fill(0xab));
+    const held = custody.current()!;
+    assert.ok(!JSON.stringify({ ...held, epoch: String(held.epoch) }).includes("abab"));
+    assert.ok(!String(held.key).includes("171"));
+  });
+});

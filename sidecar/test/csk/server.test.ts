@@ -1,0 +1,340 @@
+// CSK serving and pulling over real UDP sockets (the loopback mesh mode): an honest server's key is
+// accepted; a bogus key (keccak256 not the commitment) is rejected, blamed on its sender, and the next
+// peer is tried; "not held" and silence move on too. The server refuses what it must (non-members, bad
+// signatures, replays, stale or misaddressed requests) without answering, and the client rejects forged,
+// misdirected or unopenable answers.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { type Address, bytesToHex, getAddress, keccak256 } from "viem";
+import { type CskClient, type CskRejectReason, createCskClient } from "../../src/csk/client.ts";
+import {
+  decodeRequest,
+  encodeRequest,
+  encodeResponse,
+  ResponseStatus,
+  SEALED_CSK_BYTES,
+} from "../../src/csk/codec.ts";
+import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
+import { type CskServer, createCskServer } from "../../src/csk/server.ts";
+import {
+  loadSodium,
+  randomBytes,
+  type SigningKey,
+  sealToIdentityKey,
+  signingKeyFromSeed,
+} from "../../src/meshnet/crypto.ts";
+import { directoryFrom } from "../../src/meshnet/directory.ts";
+import { type MeshSocket, openMeshSocket } from "../../src/meshnet/socket.ts";
+import { MessageType, peekType } from "../../src/meshnet/wire.ts";
+import type { Member } from "../../src/model/member.ts";
+import { freePort } from "../helpers.ts";
+
+const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
+const C = { chainId: 31337, cluster: CLUSTER };
+const ip = (id: bigint) => `10.99.0.${Number(id)}`;
+const ipNumber = (id: bigint) => (10 << 24) + (99 << 16) + Number(id);
+
+interface Node {
+  readonly id: bigint;
+  readonly key: SigningKey;
+  readonly custody: CskCustody;
+  readonly socket: MeshSocket;
+  readonly server: CskServer;
+  readonly client: CskClient;
+  readonly rejected: Array<{ peer: bigint; reason: CskRejectReason }>;
+}
+
+describe("CSK serving and pulling", () => {
+  const members = new Map<bigint, Member>();
+  const keys = new Map<bigint, SigningKey>();
+  const nodes = new Map<bigint, Node>();
+  const directory = directoryFrom(() => members);
+  let port: number;
+  let epoch0: Uint8Array;
+  let commitment0: `0x${string}`;
+
+  function member(id: bigint, key: SigningKey): Member {
+    return {
+      memberId: id,
+      appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
+      memberKey: getAddress(`0x${(id + 100n).toString(16).padStart(40, "0")}`) as Address,
+      wireguardKey: `0x${"11".repeat(32)}`,
+      identityKey: bytesToHex(key.publicKey),
+      meshIp: ipNumber(id),
+      status: "active",
+      registeredAt: 0,
+    };
+  }
+
+  async function startNode(id: bigint, options: { bogus?: boolean } = {}): Promise<Node> {
+    const key = keys.get(id)!;
+    const custody = createCskCustody();
+    const socket = await openMeshSocket({ mode: "loopback", meshIp: ip(id), port });
+    const rejected: Node["rejected"] = [];
+    const server = createCskServer({
+      self: id,
+      cluster: C,
+      key,
+      directory,
+      holder: custody,
+      send: (d, to) => socket.send(d, to.address, to.port),
+      maxSkewMs: 30_000,
+      ...(options.bogus ? { policy: () => randomBytes(32) } : {}),
+    });
+    const client = createCskClient({
+      self: id,
+      cluster: C,
+      key,
+      directory,
+      send: (d, to, p) => socket.send(d, to, p),
+      port,
+      requestTimeoutMs: 300,
+      fanout: 1,
+      onRejected: (peer, reason) => rejected.push({ peer, reason }),
+    });
+    socket.onMessage((d, from) => {
+      const type = peekType(d);
+      if (type === MessageType.CskRequest) void server.handle(d, from);
+      if (type === MessageType.CskResponse) client.handle(d, from);
+    });
+    const node = { id, key, custody, socket, server, client, rejected };
+    nodes.set(id, node);
+    return node;
+  }
+
+  before(async () => {
+    await loadSodium();
+    port = await freePort();
+    // 1 honest holder, 2 bogus, 3 requester, 4 honest holder of an older epoch only, 5 silent member.
+    for (const id of [1n, 2n, 3n, 4n, 5n]) {
+      keys.set(id, signingKeyFromSeed(randomBytes(32)));
+      members.set(id, member(id, keys.get(id)!));
+    }
+    epoch0 = randomBytes(32);
+    commitment0 = keccak256(epoch0);
+    (await startNode(1n)).custody.set(0n, Uint8Array.from(epoch0));
+    (await startNode(2n, { bogus: true })).custody.set(0n, Uint8Array.from(epoch0));
+    await startNode(3n);
+  });
+
+  after(async () => {
+    for (const node of nodes.values()) await node.socket.close();
+  });
+
+  test("an honest peer's key is accepted: it hashes to the commitment", async () => {
+    const result = await nodes.get(3n)!.client.fetch({ epoch: 0n, commitment: commitment0, peers: [1n] });
+    assert.equal(result.from, 1n);
+    assert.deepEqual(result.key, epoch0);
+    assert.deepEqual(result.attempts, [{ peer: 1n, outcome: "ok" }]);
+  });
+
+  test("a bogus key is rejected and blamed on its sender; the next peer delivers", async () => {
+    const requester = nodes.get(3n)!;
+    const result = await requester.client.fetch({ epoch: 0n, commitment: commitment0, peers: [2n, 1n] });
+    assert.deepEqual(result.attempts, [
+      { peer: 2n, outcome: "hash-mismatch" },
+      { peer: 1n, outcome: "ok" },
+    ]);
+    assert.equal(result.from, 1n);
+    assert.deepEqual(result.key, epoch0);
+    assert.deepEqual(requester.rejected.at(-1), { peer: 2n, reason: "hash-mismatch" });
+  });
+
+  test("only bogus peers: no key at all", async () => {
+    const result = await nodes.get(3n)!.client.fetch({ epoch: 0n, commitment: commitment0, peers: [2n] });
+    assert.equal(result.key, undefined);
+    assert.equal(result.from, undefined);
+  });
+
+  test("'not held' and a silent peer move on to the next", async () => {
+    const older = await startNode(4n);
+    older.custody.set(7n, randomBytes(32));
+    const result = await nodes
+      .get(3n)!
+      .client.fetch({ epoch: 0n, commitment: commitment0, peers: [4n, 5n, 1n] });
+    assert.deepEqual(result.attempts, [
+      { peer: 4n, outcome: "not-held" },
+      { peer: 5n, outcome: "timeout" },
+      { peer: 1n, outcome: "ok" },
+    ]);
+  });
+
+  test("with fanout, the first good answer wins without waiting for slow peers", async () => {
+    const requester = nodes.get(3n)!;
+    const fast = createCskClient({
+      self: 3n,
+      cluster: C,
+      key: requester.key,
+      directory,
+      send: (d, to, p) => requester.socket.send(d, to, p),
+      port,
+      requestTimeoutMs: 5000,
+      fanout: 3,
+    });
+    const off = requester.socket.onMessage((d, from) => {
+      if (peekType(d) === MessageType.CskResponse) fast.handle(d, from);
+    });
+    const began = Date.now();
+    const result = await fast.fetch({ epoch: 0n, commitment: commitment0, peers: [5n, 1n, 2n] });
+    off();
+    assert.equal(result.from, 1n);
+    assert.ok(Date.now() - began < 2000, "did not wait for the silent peer's 5 s deadline");
+  });
+
+  describe("the server refuses, and does not answer", () => {
+    const sent: Uint8Array[] = [];
+    let server: CskServer;
+    const request = (patch: Partial<Parameters<typeof encodeRequest>[0]> = {}, signer = keys.get(3n)!) =>
+      encodeRequest(
+        {
+          ...C,
+          requesterId: 3n,
+          serverId: 1n,
+          epoch: 0n,
+          timestampMs: BigInt(Date.now()),
+          nonce: randomBytes(16),
+          ...patch,
+        },
+        signer.sign,
+      );
+    const from = { address: ip(3n), port: 1 };
+
+    before(() => {
+      const holder = createCskCustody();
+      holder.set(0n, Uint8Array.from(epoch0));
+      server = createCskServer({
+        self: 1n,
+        cluster: C,
+        key: keys.get(1n)!,
+        directory,
+        lookup: async () => undefined,
+        holder,
+        send: (d) => sent.push(d),
+        maxSkewMs: 30_000,
+      });
+    });
+
+    const cases: Array<[string, () => Uint8Array, string]> = [
+      ["garbage", () => Uint8Array.of(1, 2, 3), "malformed"],
+      ["another cluster", () => request({ cluster: getAddress(`0x${"ab".repeat(20)}`) }), "wrong-cluster"],
+      ["another chain", () => request({ chainId: 8453 }), "wrong-cluster"],
+      ["addressed to another server", () => request({ serverId: 2n }), "wrong-server"],
+      ["a stale timestamp", () => request({ timestampMs: BigInt(Date.now() - 31_000) }), "stale"],
+      ["a future timestamp", () => request({ timestampMs: BigInt(Date.now() + 31_000) }), "stale"],
+      ["a requester that is not a member", () => request({ requesterId: 9n }), "not-a-member"],
+      ["a signature by another key", () => request({}, keys.get(2n)!), "bad-signature"],
+    ];
+    for (const [what, make, outcome] of cases) {
+      test(what, async () => {
+        const before = sent.length;
+        const result = await server.handle(make(), from);
+        assert.equal(result.outcome, outcome);
+        assert.equal(sent.length, before, "no answer");
+      });
+    }
+
+    test("a replayed request is answered once", async () => {
+      const bytes = request();
+      assert.equal((await server.handle(bytes, from)).outcome, "served");
+      const count = sent.length;
+      assert.equal((await server.handle(bytes, from)).outcome, "replay");
+      assert.equal(sent.length, count);
+    });
+
+    test("a member registered after the view is checked on chain through lookup", async () => {
+      const late = signingKeyFromSeed(randomBytes(32));
+      const lateServer = createCskServer({
+        self: 1n,
+        cluster: C,
+        key: keys.get(1n)!,
+        directory,
+        lookup: async (id) =>
+          id === 6n
+            ? { memberId: 6n, meshIp: ip(6n), identityKey: late.publicKey, record: member(6n, late) }
+            : undefined,
+        holder: createCskCustody(),
+        send: () => {},
+        maxSkewMs: 30_000,
+      });
+      assert.equal((await lateServer.handle(request({ requesterId: 6n }, late), from)).outcome, "not-held");
+    });
+  });
+
+  describe("the client rejects forged answers", () => {
+    /** A client whose requests are captured, answered by `answer`. */
+    async function exchange(answer: (req: ReturnType<typeof decodeRequest>["message"]) => Uint8Array) {
+      const rejected: Array<{ peer: bigint; reason: CskRejectReason }> = [];
+      let client!: CskClient;
+      client = createCskClient({
+        self: 3n,
+        cluster: C,
+        key: keys.get(3n)!,
+        directory,
+        send: (d) =>
+          queueMicrotask(() => client.handle(answer(decodeRequest(d).message), { address: ip(1n), port })),
+        port,
+        requestTimeoutMs: 300,
+        fanout: 1,
+        onRejected: (peer, reason) => rejected.push({ peer, reason }),
+      });
+      const result = await client.fetch({ epoch: 0n, commitment: commitment0, peers: [1n] });
+      return { result, rejected };
+    }
+    const respond = (
+      req: ReturnType<typeof decodeRequest>["message"],
+      patch: Partial<Parameters<typeof encodeResponse>[0]> = {},
+      signer = keys.get(1n)!,
+    ) =>
+      encodeResponse(
+        {
+          ...C,
+          serverId: req.serverId,
+          requesterId: req.requesterId,
+          epoch: req.epoch,
+          nonce: req.nonce,
+          status: ResponseStatus.Ok,
+          sealed: sealToIdentityKey(epoch0, keys.get(3n)!.publicKey)!,
+          ...patch,
+        },
+        signer.sign,
+      );
+
+    test("a well-formed honest answer is accepted (control)", async () => {
+      const { result } = await exchange((req) => respond(req));
+      assert.deepEqual(result.key, epoch0);
+    });
+
+    test("signed by someone other than the asked peer", async () => {
+      const { result, rejected } = await exchange((req) => respond(req, {}, keys.get(2n)!));
+      assert.equal(result.key, undefined);
+      assert.deepEqual(rejected, [{ peer: 1n, reason: "bad-signature" }]);
+    });
+
+    test("for another epoch", async () => {
+      const { rejected } = await exchange((req) => respond(req, { epoch: 5n }));
+      assert.deepEqual(rejected, [{ peer: 1n, reason: "wrong-epoch" }]);
+    });
+
+    test("sealed to another key", async () => {
+      const { rejected } = await exchange((req) =>
+        respond(req, { sealed: sealToIdentityKey(epoch0, keys.get(2n)!.publicKey)! }),
+      );
+      assert.deepEqual(rejected, [{ peer: 1n, reason: "unsealable" }]);
+    });
+
+    test("garbage in the sealed box", async () => {
+      const { rejected } = await exchange((req) =>
+        respond(req, { sealed: new Uint8Array(SEALED_CSK_BYTES) }),
+      );
+      assert.deepEqual(rejected, [{ peer: 1n, reason: "unsealable" }]);
+    });
+
+    test("an answer with another nonce, or from another server id, is ignored (then times out)", async () => {
+      const a = await exchange((req) => respond(req, { nonce: randomBytes(16) }));
+      assert.deepEqual(a.result.attempts, [{ peer: 1n, outcome: "timeout" }]);
+      const b = await exchange((req) => respond(req, { serverId: 2n }, keys.get(2n)!));
+      assert.deepEqual(b.result.attempts, [{ peer: 1n, outcome: "timeout" }]);
+      assert.deepEqual(b.rejected, [], "nobody is blamed for an answer it did not sign");
+    });
+  });
+});

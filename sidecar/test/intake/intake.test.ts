@@ -1,0 +1,394 @@
+// The sidecar's indexer intake against an in-process Hardhat network and a scripted indexer: a real
+// WebSocket server speaking the protocol, whose envelopes the test writes and signs with keys that the
+// cluster's registry really holds (dstack simulator chains). Every adversarial push is rejected, tears the
+// subscription down, and changes nothing: no wake-up, no recorded block, no moved cursor.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import {
+  type Envelope,
+  type LogEnvelope,
+  reproFor,
+  signEnvelope,
+  toHex,
+} from "@attestmesh/shared/indexer/envelope.ts";
+import { parseFrame, quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
+import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { ed25519 } from "@noble/curves/ed25519";
+import { Registry } from "prom-client";
+import { type Hex, hexToBytes, type Log } from "viem";
+import { type WebSocket, WebSocketServer } from "ws";
+import {
+  admit,
+  type ClusterFixture,
+  randomAppId,
+  type SimulatedNode,
+  setupCluster,
+  simulatedNode,
+} from "../../../test/helpers/cluster.ts";
+import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
+import { captureLogger, waitFor } from "../helpers.ts";
+
+interface IndexerKey {
+  readonly cvm: SimulatedCvm;
+  readonly secret: Uint8Array;
+  readonly publicKey: Hex;
+  readonly appId: Hex;
+}
+
+interface Conn {
+  readonly ws: WebSocket;
+  readonly challenge: Hex;
+  readonly acks: string[];
+  readonly closed: Promise<void>;
+  send(envelope: Envelope): void;
+}
+
+type Script = (conn: Conn) => void;
+
+/** A script waiting for the next connection that subscribes, and who to tell which connection ran it. */
+interface Queued {
+  readonly script: Script;
+  readonly ran: (conn: Conn) => void;
+}
+
+/** Bounds every wait on the scripted server, so a harness or intake fault fails fast and says what. */
+const WAIT_MS = 20_000;
+
+function within<T>(what: string, promise: Promise<T>, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const EPOCH = toHex(randomBytes(16));
+
+describe("sidecar indexer intake", { timeout: 300_000 }, () => {
+  let fx: ClusterFixture;
+  let member: { node: SimulatedNode; id: bigint };
+  let keyA: IndexerKey;
+  let keyB: IndexerKey;
+  let wss: WebSocketServer;
+  let endpoint: string;
+  /** The key the scripted server names in its challenge. */
+  let offeredKey: Hex;
+  /** Scripts in order; each runs on exactly one connection, the next to subscribe. */
+  const scripts: Queued[] = [];
+  const conns: Conn[] = [];
+  const abort = new AbortController();
+  const wakes: string[] = [];
+  const statuses: IntakeStatus[] = [];
+  const registry = new Registry();
+  const log = captureLogger();
+  let intake: Intake;
+  let seq = 0n;
+  /** A real log of the cluster, for envelopes that should reproduce. */
+  let realLog: Log;
+
+  function indexerKey(): IndexerKey {
+    const appId = randomAppId();
+    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+    const { key } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+    return { cvm, secret: key, publicKey: toHex(ed25519.getPublicKey(key)) as Hex, appId };
+  }
+
+  async function register(key: IndexerKey, at = endpoint): Promise<void> {
+    const { signatureChain } = key.cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+    await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([key.appId]) });
+    const hash = await fx.owner.write.setIndexer([
+      at,
+      toHex(randomBytes(32)) as Hex,
+      key.publicKey,
+      {
+        appId: key.appId,
+        appPubkey: toHex(key.cvm.appPublicKey) as Hex,
+        appSignature: toHex(signatureChain[0]) as Hex,
+        kmsSignature: toHex(signatureChain[1]) as Hex,
+        guestApiVersion: 0,
+      },
+    ]);
+    await fx.publicClient.waitForTransactionReceipt({ hash });
+  }
+
+  function hello(key: IndexerKey, challenge: Hex, options: { seq?: bigint; quoteKey?: IndexerKey } = {}) {
+    const quoteKey = options.quoteKey ?? key;
+    return signEnvelope(
+      {
+        v: 1,
+        kind: "hello",
+        chainId: fx.chainId,
+        cluster: fx.deployed.diamond.toLowerCase(),
+        epoch: EPOCH,
+        seq: (options.seq ?? seq).toString(),
+        blockNumber: "0",
+        blockHash: `0x${"00".repeat(32)}`,
+        session: challenge,
+        memberId: member.id.toString(),
+        quote: toHex(quoteKey.cvm.getQuote(quoteReportData(hexToBytes(quoteKey.publicKey)))),
+        gap: false,
+      },
+      key.secret,
+    );
+  }
+
+  function logEnvelope(key: IndexerKey, source: Log, overrides: Partial<LogEnvelope> = {}): Envelope {
+    seq += 1n;
+    const fields = {
+      address: source.address.toLowerCase(),
+      topics: source.topics.map((t) => t.toLowerCase()),
+      data: source.data.toLowerCase(),
+    };
+    const unsigned: LogEnvelope = {
+      v: 1,
+      kind: "log",
+      chainId: fx.chainId,
+      cluster: fx.deployed.diamond.toLowerCase(),
+      epoch: EPOCH,
+      seq: seq.toString(),
+      blockNumber: source.blockNumber!.toString(),
+      blockHash: source.blockHash!.toLowerCase(),
+      txHash: source.transactionHash!.toLowerCase(),
+      logIndex: source.logIndex!,
+      removed: false,
+      log: fields,
+      repro: reproFor(fields, source.blockNumber!),
+      ...overrides,
+    };
+    return signEnvelope(unsigned, key.secret);
+  }
+
+  /** Closes every connection the server holds, including one still between challenge and subscribe. */
+  function closeAll(): void {
+    for (const ws of wss.clients) ws.close();
+  }
+
+  /**
+   * Closes the current connections and resolves with the connection that ran `script`: the next one to
+   * subscribe. Not "the newest connection": once the script's push is rejected, the intake's own backoff
+   * reconnect can subscribe again (no script, stays open) before anyone looks, and waiting for that
+   * connection to close would hang.
+   */
+  async function reconnectWith(script: Script): Promise<Conn> {
+    const ran = new Promise<Conn>((resolve) => scripts.push({ script, ran: resolve }));
+    closeAll();
+    return within("the intake to reconnect and subscribe to the scripted connection", ran);
+  }
+
+  /** Waits until the intake tore `conn` down (or it closed otherwise), bounded. */
+  const closed = (conn: Conn, what: string) => within(`${what}: the connection to close`, conn.closed);
+
+  const rejected = async (reason: string) => {
+    const metric = await registry.getSingleMetric("attestmesh_indexer_pushes_rejected_total")!.get();
+    return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  };
+
+  /** What an adversarial push must not change. */
+  function snapshot() {
+    return { wakes: wakes.length, lastBlock: intake.status().lastVerifiedPushBlock };
+  }
+
+  before(async () => {
+    fx = await setupCluster();
+    member = { node: simulatedNode(fx.kmsRoot), id: 0n };
+    member.id = await admit(fx, member.node);
+    const receipt = await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addAppId([randomAppId()]),
+    });
+    realLog = receipt.logs[0]!;
+    keyA = indexerKey();
+    keyB = indexerKey();
+
+    wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
+    const address = wss.address();
+    endpoint = `ws://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+    offeredKey = keyA.publicKey;
+    wss.on("connection", (ws) => {
+      const challenge = toHex(randomBytes(32)) as Hex;
+      const acks: string[] = [];
+      const closed = new Promise<void>((resolve) => ws.on("close", () => resolve()));
+      const conn: Conn = {
+        ws,
+        challenge,
+        acks,
+        closed,
+        send: (e) => ws.send(JSON.stringify({ type: "envelope", envelope: e })),
+      };
+      ws.on("message", (data) => {
+        const message = parseFrame(data);
+        if (message?.type === "subscribe") {
+          conns.push(conn);
+          const queued = scripts.shift();
+          if (queued !== undefined) {
+            queued.script(conn);
+            queued.ran(conn);
+          }
+        } else if (message?.type === "ack") {
+          acks.push(String(message.seq));
+        }
+      });
+      ws.send(JSON.stringify({ type: "challenge", challenge, chainId: fx.chainId, signingKey: offeredKey }));
+    });
+    await register(keyA);
+
+    intake = startIntake({
+      client: fx.publicClient,
+      cluster: fx.deployed.diamond,
+      chainId: fx.chainId,
+      memberId: () => member.id,
+      account: member.node.memberAccount,
+      wake: async (reason) => {
+        wakes.push(reason);
+      },
+      onStatus: (s) => statuses.push(s),
+      signal: abort.signal,
+      logger: log.logger,
+      registry,
+      reproSampleRate: 1,
+      lagThresholdMs: 60_000,
+      confirmations: 0,
+      backoff: { initialMs: 20, maxMs: 100 },
+      registryRetryMs: 100,
+    });
+  });
+
+  after(async () => {
+    abort.abort();
+    await intake?.stopped;
+    for (const client of wss?.clients ?? []) client.terminate();
+    await new Promise<void>((resolve) => wss?.close(() => resolve()));
+  });
+
+  test("a verified push wakes the reconcile loop, is acknowledged and shown; its payload is not kept", async () => {
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge));
+      c.send(logEnvelope(keyA, realLog));
+    });
+    await waitFor("the wake-up", () => wakes.length === 1);
+    await waitFor("the ack", () => conn.acks.length === 1);
+    assert.equal(conn.acks[0], seq.toString());
+    assert.deepEqual(wakes, ["indexer push"]);
+    assert.equal(intake.status().indexerSubscribed, true);
+    assert.equal(intake.status().lastVerifiedPushBlock, realLog.blockNumber);
+    const repro = await registry.getSingleMetric("attestmesh_indexer_repro_checks_total")!.get();
+    assert.equal(repro.values.find((v) => v.labels.outcome === "reproduced")?.value, 1);
+  });
+
+  test("a forged signature is rejected as adversarial and tears the subscription down", async () => {
+    const before = snapshot();
+    const forger = { ...keyA, secret: ed25519.utils.randomPrivateKey() };
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge));
+      c.send(logEnvelope(forger, realLog));
+    });
+    await closed(conn, "the forged push rejected");
+    assert.equal(await rejected("BadSignature"), 1);
+    assert.deepEqual(snapshot(), before);
+    assert.equal(conn.acks.length, 0);
+    assert.ok(
+      log.lines().some((l) => l.adversarial === true && l.reason === "BadSignature"),
+      "logged as adversarial",
+    );
+    await waitFor("subscribed flag dropped", () => statuses.at(-1)?.indexerSubscribed === false);
+  });
+
+  test("a replayed envelope (already accepted in an earlier session) is rejected", async () => {
+    const before = snapshot();
+    const accepted = logEnvelope(keyA, realLog);
+    const first = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge, { seq: BigInt(accepted.seq) - 1n }));
+      c.send(accepted);
+    });
+    await waitFor("accepted", () => first.acks.length === 1);
+    const afterAccept = snapshot();
+    assert.equal(afterAccept.wakes, before.wakes + 1);
+    // A new session: a man in the middle (or a lying indexer) replays the same signed envelope.
+    const second = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge, { seq: BigInt(accepted.seq) - 1n }));
+      c.send(accepted);
+    });
+    await closed(second, "the replayed envelope rejected");
+    assert.equal(await rejected("Replayed"), 1);
+    assert.deepEqual(snapshot(), afterAccept);
+    // A hello from another session cannot be replayed either.
+    let stolenHello: Envelope | undefined;
+    const third = await reconnectWith((c) => {
+      stolenHello = hello(keyA, first.challenge);
+      c.send(stolenHello);
+    });
+    await closed(third, "the stolen hello rejected");
+    assert.equal(await rejected("HelloForAnotherSession"), 1);
+    assert.deepEqual(snapshot(), afterAccept);
+  });
+
+  test("after rotation, envelopes signed by the old indexer key are rejected", async () => {
+    await register(keyB);
+    offeredKey = keyB.publicKey;
+    const before = snapshot();
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge, { quoteKey: keyA }));
+      c.send(logEnvelope(keyA, realLog));
+    });
+    await closed(conn, "the old key's push rejected");
+    assert.equal(await rejected("BadSignature"), 2);
+    assert.deepEqual(snapshot(), before);
+    // An endpoint that still names the old key in its challenge is refused before anything is signed.
+    offeredKey = keyA.publicKey;
+    // Closing again on every poll: a reconnect already past its challenge (naming keyB) when the key
+    // changed would otherwise subscribe and stay up, and the stale key would never be offered.
+    await waitFor("the stale key refused", async () => {
+      closeAll();
+      return (await rejected("NotTheRegisteredKey")) >= 1;
+    });
+    offeredKey = keyB.publicKey;
+    assert.deepEqual(snapshot(), before);
+  });
+
+  test("a signed envelope whose repro stub does not reproduce is rejected", async () => {
+    const before = snapshot();
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyB, c.challenge));
+      // A log the chain never had: a real block, a made-up transaction.
+      c.send(logEnvelope(keyB, realLog, { txHash: toHex(randomBytes(32)) }));
+    });
+    await closed(conn, "the unreproducible push rejected");
+    assert.equal(await rejected("ReproDoesNotReproduce"), 1);
+    assert.deepEqual(snapshot(), before);
+    assert.equal(conn.acks.length, 0);
+
+    // The same indexer key, honest this time, is accepted again.
+    const honest = await reconnectWith((c) => {
+      c.send(hello(keyB, c.challenge));
+      c.send(logEnvelope(keyB, realLog));
+    });
+    await waitFor("accepted", () => honest.acks.length === 1);
+    assert.equal(wakes.length, before.wakes + 1);
+  });
+
+  test("a log of another contract is rejected", async () => {
+    const before = snapshot();
+    const other = { ...realLog, address: randomAppId() };
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyB, c.challenge));
+      c.send(logEnvelope(keyB, other));
+    });
+    await closed(conn, "the other contract's log rejected");
+    assert.equal(await rejected("NotTheClustersLog"), 1);
+    assert.deepEqual(snapshot(), before);
+  });
+
+  test("a registry endpoint that is not a WebSocket URL leaves the intake polling, and alive", async () => {
+    await register(keyB, "not a url");
+    // Closing again on every poll: a reconnect that read the registry before the change may still land.
+    await waitFor("the bad endpoint noticed", () => {
+      closeAll();
+      return log.lines().some((l) => String(l.msg).includes("not a WebSocket URL"));
+    });
+    const before = conns.length;
+    await register(keyB);
+    await waitFor("reconnected to the fixed endpoint", () => conns.length > before);
+  });
+});

@@ -1,0 +1,329 @@
+// The message watcher against the cluster contract on the in-process Hardhat network: chain order,
+// only this member's logs, ranges split by maxLogRange, a cursor that advances only past what was
+// handled, restarts, rewinds caught by dedup, and an RPC failure halfway through a catch-up.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { before, describe, test } from "node:test";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { Registry } from "prom-client";
+import { bytesToHex, type Chain, type Hex, keccak256, type PublicClient, type Transport } from "viem";
+import {
+  admit,
+  type ClusterFixture,
+  type SimulatedNode,
+  setupCluster,
+  simulatedNode,
+} from "../../../test/helpers/cluster.ts";
+import type { ChainContext, GasWallet } from "../../src/chain/client.ts";
+import { createClusterReader } from "../../src/chain/cluster.ts";
+import { AttestmeshError } from "../../src/errors.ts";
+import type { NodeKeys } from "../../src/keys.ts";
+import { type CursorStore, createMemoryCursorStore } from "../../src/messages/cursor.ts";
+import { envelopeKey } from "../../src/messages/dedup.ts";
+import { sealMessage } from "../../src/messages/envelope.ts";
+import { createMessageMetrics } from "../../src/messages/metrics.ts";
+import { sodiumReady, x25519FromEd25519Seed } from "../../src/messages/sealedBox.ts";
+import { createMessageSender } from "../../src/messages/sender.ts";
+import type { ReceivedMessage } from "../../src/messages/types.ts";
+import { createMessageWatcher } from "../../src/messages/watcher.ts";
+import { secret } from "../../src/secret.ts";
+import { captureLogger } from "../helpers.ts";
+
+interface Member {
+  readonly node: SimulatedNode;
+  readonly id: bigint;
+}
+
+describe("message watcher", () => {
+  let fx: ClusterFixture;
+  let alice: Member;
+  let bob: Member;
+  let carol: Member;
+  const sent: Array<{ from: Member; to: Member; text: string; envelopeId: Hex }> = [];
+
+  async function send(from: Member, to: Member, text: string): Promise<void> {
+    const envelopeId = bytesToHex(randomBytes(32));
+    const ciphertext = bytesToHex(
+      sealMessage(
+        {
+          header: {
+            chainId: BigInt(fx.chainId),
+            cluster: fx.deployed.diamond,
+            senderId: from.id,
+            recipientId: to.id,
+            envelopeId,
+          },
+          payload: new TextEncoder().encode(text),
+        },
+        to.node.identityKey,
+      ),
+    );
+    const signature = await from.node.memberAccount.signTypedData({
+      domain: memberDomain(fx.chainId, fx.deployed.diamond),
+      types: memberTypes,
+      primaryType: "Send",
+      message: { senderId: from.id, recipientId: to.id, envelopeId, ciphertextHash: keccak256(ciphertext) },
+    });
+    const hash = await fx.relayer.write.send([from.id, to.id, envelopeId, ciphertext, signature]);
+    await fx.publicClient.waitForTransactionReceipt({ hash });
+    sent.push({ from, to, text, envelopeId });
+  }
+
+  function watcherFor(
+    member: Member,
+    store: CursorStore,
+    options: {
+      client?: PublicClient<Transport, Chain>;
+      startBlock?: bigint;
+      memberId?: () => bigint | undefined;
+      registry?: Registry;
+    } = {},
+  ) {
+    const delivered: ReceivedMessage[] = [];
+    const client = options.client ?? (fx.publicClient as unknown as PublicClient<Transport, Chain>);
+    const log = captureLogger("debug");
+    const watcher = createMessageWatcher({
+      client,
+      chainId: fx.chainId,
+      cluster: fx.deployed.diamond,
+      reader: createClusterReader(client, fx.deployed.diamond),
+      store,
+      keyPair: x25519FromEd25519Seed(
+        member.node.cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key,
+      ),
+      confirmations: 0,
+      logger: log.logger,
+      metrics: createMessageMetrics(options.registry ?? new Registry()),
+      memberId: options.memberId ?? (() => member.id),
+      deliver: (m) => delivered.push(m),
+      startBlock: options.startBlock,
+      maxLogRange: 2n,
+    });
+    return { watcher, delivered, log };
+  }
+
+  const texts = (delivered: readonly ReceivedMessage[]) =>
+    delivered.map((m) => new TextDecoder().decode(m.payload));
+
+  before(async () => {
+    await sodiumReady();
+    fx = await setupCluster();
+    const member = async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      return { node, id: await admit(fx, node) };
+    };
+    alice = await member();
+    bob = await member();
+    carol = await member();
+  });
+
+  test("delivers this member's messages in chain order, across ranges of at most maxLogRange blocks", async () => {
+    const store = createMemoryCursorStore();
+    const { watcher, delivered } = watcherFor(bob, store);
+    await watcher.init();
+    const start = watcher.cursorBlock()!;
+    assert.equal(start, await fx.publicClient.getBlockNumber(), "a new cursor starts at the head");
+    await send(alice, bob, "one");
+    await send(carol, bob, "two");
+    await send(alice, carol, "not for bob");
+    await send(alice, bob, "three");
+    await send(carol, bob, "four");
+    await watcher.pass();
+    assert.deepEqual(texts(delivered), ["one", "two", "three", "four"]);
+    assert.deepEqual(
+      delivered.map((m) => m.senderId),
+      [alice.id, carol.id, alice.id, carol.id],
+    );
+    assert.equal(delivered[0]!.senderAppId, alice.node.appId, "the sender's app id, read from the chain");
+    assert.equal(delivered[1]!.recipientId, bob.id);
+    const head = await fx.publicClient.getBlockNumber();
+    assert.equal(watcher.cursorBlock(), head);
+    assert.deepEqual((await store.load())?.block, head);
+    await watcher.pass();
+    assert.equal(delivered.length, 4, "a second pass delivers nothing new");
+  });
+
+  test("a restart with the same cursor delivers nothing twice, and then the next message", async () => {
+    const store = createMemoryCursorStore();
+    const first = watcherFor(bob, store, { startBlock: 1n });
+    await first.watcher.init();
+    await first.watcher.pass();
+    assert.deepEqual(
+      texts(first.delivered),
+      ["one", "two", "three", "four"],
+      "startBlock replays from there",
+    );
+    const second = watcherFor(bob, store);
+    await second.watcher.init();
+    await second.watcher.pass();
+    assert.deepEqual(second.delivered, []);
+    await send(alice, bob, "five");
+    await second.watcher.pass();
+    assert.deepEqual(texts(second.delivered), ["five"]);
+  });
+
+  test("a cursor rewound below delivered messages drops them as duplicates", async () => {
+    const store = createMemoryCursorStore();
+    const recent = sent.filter((s) => s.to === bob).map((s) => envelopeKey(bob.id, s.envelopeId));
+    await store.save({ block: 0n, recent });
+    const registry = new Registry();
+    const { watcher, delivered, log } = watcherFor(bob, store, { registry });
+    await watcher.init();
+    await watcher.pass();
+    assert.deepEqual(delivered, []);
+    assert.equal(log.lines().filter((l) => l.msg === "duplicate message dropped").length, recent.length);
+    assert.match(
+      await registry.metrics(),
+      new RegExp(`attestmesh_messages_dropped_total\\{reason="duplicate"\\} ${recent.length}`),
+    );
+  });
+
+  test("a cursor ahead of the chain (a reset chain) is rewound to the start, dedup intact", async () => {
+    const store = createMemoryCursorStore();
+    const five = sent.find((s) => s.text === "five")!;
+    await store.save({ block: 1_000_000n, recent: [envelopeKey(bob.id, five.envelopeId)] });
+    const { watcher, delivered, log } = watcherFor(bob, store);
+    await watcher.init();
+    assert.equal(watcher.cursorBlock(), 0n);
+    assert.ok(log.lines().some((l) => /ahead of the chain/.test(l.msg) && l.level === 40));
+    await watcher.pass();
+    assert.deepEqual(texts(delivered), ["one", "two", "three", "four"], "everything but the remembered one");
+  });
+
+  test("no member id: nothing is read and the cursor stays", async () => {
+    const store = createMemoryCursorStore();
+    const { watcher, delivered } = watcherFor(bob, store, { startBlock: 1n, memberId: () => undefined });
+    await watcher.init();
+    await watcher.pass();
+    assert.equal(watcher.cursorBlock(), 0n);
+    assert.deepEqual(delivered, []);
+  });
+
+  test("an RPC failure halfway through a catch-up keeps what was handled; the next pass finishes once", async () => {
+    const real = fx.publicClient as unknown as PublicClient<Transport, Chain>;
+    let calls = 0;
+    const flaky = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property === "getLogs") {
+          return (args: Parameters<typeof real.getLogs>[0]) => {
+            calls++;
+            if (calls === 3) return Promise.reject(new Error("connection reset"));
+            return target.getLogs(args);
+          };
+        }
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    const store = createMemoryCursorStore();
+    const { watcher, delivered } = watcherFor(bob, store, { client: flaky, startBlock: 1n });
+    await watcher.init();
+    await assert.rejects(watcher.pass(), /connection reset/);
+    const stoppedAt = watcher.cursorBlock()!;
+    assert.equal(stoppedAt, 4n, "two ranges of two blocks were handled");
+    assert.equal((await store.load())?.block, stoppedAt);
+    await watcher.pass();
+    assert.deepEqual(texts(delivered), ["one", "two", "three", "four", "five"]);
+  });
+
+  test("the recipient's own key is needed: a watcher with another member's key drops everything", async () => {
+    const store = createMemoryCursorStore();
+    // Carol's key, reading Bob's logs (as if she could subscribe to them): nothing opens.
+    const { watcher, delivered, log } = watcherFor(carol, store, { startBlock: 1n, memberId: () => bob.id });
+    await watcher.init();
+    await watcher.pass();
+    assert.deepEqual(delivered, []);
+    const drops = log.lines().filter((l) => l.reason === "Undecryptable");
+    assert.equal(drops.length, sent.filter((s) => s.to === bob).length);
+  });
+
+  describe("sender", () => {
+    function senderFor(
+      member: Member,
+      options: {
+        client?: PublicClient<Transport, Chain>;
+        wallet?: "none";
+        memberId?: bigint | undefined;
+      } = {},
+    ) {
+      const client = options.client ?? (fx.publicClient as unknown as PublicClient<Transport, Chain>);
+      const chain: ChainContext = {
+        chainId: fx.chainId,
+        chain: client.chain,
+        cluster: fx.deployed.diamond,
+        publicClient: client,
+        wallet: options.wallet === "none" ? undefined : (gasWallet as unknown as GasWallet),
+      };
+      const memberSecret = secret(bytesToHex(member.node.memberSecret));
+      return createMessageSender({
+        chain,
+        reader: createClusterReader(client, fx.deployed.diamond),
+        keys: { member: { secret: memberSecret } as NodeKeys["member"] },
+        logger: captureLogger("silent").logger,
+        memberId: () => ("memberId" in options ? options.memberId : member.id),
+      });
+    }
+    let gasWallet: unknown;
+    before(async () => {
+      const wallets = await fx.viem.getWalletClients();
+      gasWallet = wallets[5];
+    });
+
+    const code = (expected: string, retryable?: boolean) => (e: unknown) =>
+      e instanceof AttestmeshError &&
+      e.code === expected &&
+      (retryable === undefined || e.retryable === retryable);
+
+    test("concurrent sends are serialised, each with a fresh envelope id, and all arrive", async () => {
+      const store = createMemoryCursorStore();
+      const { watcher, delivered } = watcherFor(bob, store);
+      await watcher.init();
+      const sender = senderFor(alice);
+      const results = await Promise.all(
+        ["s1", "s2", "s3"].map((text) => sender.send(bob.id, new TextEncoder().encode(text))),
+      );
+      assert.equal(new Set(results.map((r) => r.envelopeId)).size, 3);
+      for (const r of results) assert.match(r.envelopeId, /^0x[0-9a-f]{64}$/);
+      await watcher.pass();
+      assert.deepEqual(texts(delivered).sort(), ["s1", "s2", "s3"]);
+      assert.deepEqual(
+        delivered.map((m) => m.senderId),
+        [alice.id, alice.id, alice.id],
+      );
+    });
+
+    test("refusals before anything is sent: too large, unknown recipient, not registered, no gas key", async () => {
+      const before = await fx.publicClient.getBlockNumber();
+      const sender = senderFor(alice);
+      await assert.rejects(sender.send(bob.id, new Uint8Array(3968)), code("PayloadTooLarge", false));
+      assert.equal(sender.maxPayloadBytes(), 3967);
+      await assert.rejects(sender.send(999n, new Uint8Array([1])), code("RecipientNotFound", false));
+      await assert.rejects(
+        senderFor(alice, { memberId: undefined }).send(bob.id, new Uint8Array([1])),
+        code("NotRegistered", true),
+      );
+      await assert.rejects(
+        senderFor(alice, { wallet: "none" }).send(bob.id, new Uint8Array([1])),
+        code("GasKeyMissing", false),
+      );
+      assert.equal(await fx.publicClient.getBlockNumber(), before, "no transaction was sent");
+    });
+
+    test("a chain that does not answer is a retryable RpcError, and the next send works", async () => {
+      const real = fx.publicClient as unknown as PublicClient<Transport, Chain>;
+      let fail = true;
+      const flaky = new Proxy(real, {
+        get(target, property, receiver) {
+          if (property === "readContract" && fail)
+            return () => Promise.reject(new Error("connection refused"));
+          return Reflect.get(target, property, receiver);
+        },
+      });
+      const sender = senderFor(alice, { client: flaky });
+      await assert.rejects(sender.send(bob.id, new Uint8Array([1])), code("RpcError", true));
+      fail = false;
+      const sent = await sender.send(bob.id, new Uint8Array([2]));
+      assert.equal(sent.recipientId, bob.id);
+    });
+  });
+});

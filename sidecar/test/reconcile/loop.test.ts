@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { createReconcileLoop, type PassOutcome } from "../../src/reconcile/loop.ts";
+import { captureLogger } from "../helpers.ts";
+
+/** A pass that blocks until released, recording when each pass started. */
+function gatedPass() {
+  let release: (() => void) | undefined;
+  const starts: number[] = [];
+  let running = 0;
+  let maxConcurrent = 0;
+  return {
+    starts,
+    get maxConcurrent() {
+      return maxConcurrent;
+    },
+    get waiting() {
+      return release !== undefined;
+    },
+    release() {
+      const r = release;
+      release = undefined;
+      r?.();
+    },
+    pass: async () => {
+      starts.push(Date.now());
+      running++;
+      maxConcurrent = Math.max(maxConcurrent, running);
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      running--;
+    },
+  };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !check(); i++) await delay(5);
+  assert.ok(check(), "condition not reached");
+}
+
+describe("reconcile loop", () => {
+  test("wake-ups during a pass coalesce into exactly one more pass; all callers are answered after it", async () => {
+    const controller = new AbortController();
+    const gate = gatedPass();
+    const loop = createReconcileLoop({
+      pass: gate.pass,
+      intervalMs: 60_000,
+      signal: controller.signal,
+      logger: captureLogger().logger,
+    });
+    const first = loop.wake("first");
+    await until(() => gate.waiting);
+    let answered = 0;
+    const during = Array.from({ length: 5 }, (_, i) => loop.wake(`during-${i}`).then(() => answered++));
+    await delay(10);
+    assert.equal(gate.starts.length, 1, "no second pass while the first runs");
+    gate.release();
+    await first;
+    assert.equal(answered, 0, "callers that woke during pass 1 wait for pass 2");
+    await until(() => gate.waiting);
+    assert.equal(gate.starts.length, 2);
+    gate.release();
+    await Promise.all(during);
+    assert.equal(answered, 5);
+    await delay(20);
+    assert.equal(gate.starts.length, 2, "exactly one extra pass for five wake-ups");
+    assert.equal(gate.maxConcurrent, 1);
+    controller.abort();
+    await loop.stopped;
+  });
+
+  test("runs on its timer after start, never overlapping", async () => {
+    const controller = new AbortController();
+    let passes = 0;
+    const loop = createReconcileLoop({
+      pass: async () => {
+        passes++;
+        await delay(5);
+      },
+      intervalMs: 20,
+      signal: controller.signal,
+      logger: captureLogger().logger,
+    });
+    await delay(30);
+    assert.equal(passes, 0, "nothing before start");
+    loop.start();
+    loop.start();
+    await until(() => passes >= 4);
+    controller.abort();
+    await loop.stopped;
+    const stoppedAt = passes;
+    await delay(60);
+    assert.equal(passes, stoppedAt, "no pass after stop");
+  });
+
+  test("a failing pass is logged and counted, and the loop keeps going", async () => {
+    const controller = new AbortController();
+    const { logger, lines } = captureLogger();
+    const outcomes: PassOutcome[] = [];
+    let calls = 0;
+    const loop = createReconcileLoop({
+      pass: async () => {
+        calls++;
+        if (calls === 1) throw new Error("RPC down");
+      },
+      intervalMs: 10,
+      signal: controller.signal,
+      logger,
+      observe: (outcome, seconds) => {
+        assert.ok(seconds >= 0);
+        outcomes.push(outcome);
+      },
+    });
+    loop.start();
+    await until(() => outcomes.length >= 2);
+    assert.deepEqual(outcomes.slice(0, 2), ["error", "ok"]);
+    assert.ok(lines().some((l) => /reconcile pass failed/.test(l.msg)));
+    controller.abort();
+    await loop.stopped;
+  });
+
+  test("stop waits for the pass in flight; wake after stop resolves at once", async () => {
+    const controller = new AbortController();
+    const gate = gatedPass();
+    const loop = createReconcileLoop({
+      pass: gate.pass,
+      intervalMs: 60_000,
+      signal: controller.signal,
+      logger: captureLogger().logger,
+    });
+    loop.start();
+    await until(() => gate.waiting);
+    const queued = loop.wake("queued");
+    controller.abort();
+    await queued;
+    let stopped = false;
+    void loop.stopped.then(() => {
+      stopped = true;
+    });
+    await delay(10);
+    assert.equal(stopped, false, "the pass in flight is still running");
+    gate.release();
+    await loop.stopped;
+    await loop.wake("late");
+    assert.equal(gate.starts.length, 1, "the queued pass never ran");
+  });
+});

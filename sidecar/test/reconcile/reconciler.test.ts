@@ -1,0 +1,265 @@
+// One reconcile pass over a scripted membership view and the in-memory WireGuard backend: interface up,
+// peers added and removed as a diff, phases, and this node's own eviction.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ipToNumber, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
+import { bytesToHex, getAddress } from "viem";
+import type { MembershipFollower, MembershipSnapshot } from "../../src/chain/follower.ts";
+import { createMetrics } from "../../src/metrics.ts";
+import type { Member } from "../../src/model/member.ts";
+import type { TransportMode } from "../../src/model/transport.ts";
+import type { EndpointsSource } from "../../src/reconcile/endpoints.ts";
+import { createReconciler } from "../../src/reconcile/reconciler.ts";
+import { secret } from "../../src/secret.ts";
+import { createStatusStore } from "../../src/status.ts";
+import type { Bridge } from "../../src/transport/bridge.ts";
+import { createPeerTransport } from "../../src/transport/peers.ts";
+import { createTransportSelector } from "../../src/transport/selector.ts";
+import { hexToWgBase64, wireguardKeyPair } from "../../src/wireguard/keys.ts";
+import { createMemoryBackend } from "../../src/wireguard/memory.ts";
+import { captureLogger } from "../helpers.ts";
+
+const mesh = parseMeshCidr("10.77.0.0/16");
+const selfWg = wireguardKeyPair(new Uint8Array(32).fill(1));
+
+function member(id: number, overrides: Partial<Member> = {}): Member {
+  return {
+    memberId: BigInt(id),
+    appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`),
+    memberKey: getAddress(`0x${(id + 1000).toString(16).padStart(40, "0")}`),
+    wireguardKey: bytesToHex(wireguardKeyPair(new Uint8Array(32).fill(id)).publicKey),
+    identityKey: `0x${"ab".repeat(32)}`,
+    meshIp: ipToNumber(`10.77.0.${id}`),
+    status: "active",
+    registeredAt: 1,
+    ...overrides,
+  };
+}
+
+/** A follower whose view the test sets directly. */
+function scriptedFollower() {
+  let block = 0n;
+  let members = new Map<bigint, Member>();
+  const follower: MembershipFollower = {
+    sync: async (): Promise<MembershipSnapshot> => ({ block, members, changed: [], kind: "incremental" }),
+    current: () => undefined,
+    invalidate: () => {},
+  };
+  return {
+    follower,
+    set(list: Member[]) {
+      block += 1n;
+      members = new Map(list.map((m) => [m.memberId, m]));
+    },
+  };
+}
+
+/** Stands in for the bridge (tested with real sockets in transport-bridge.test.ts): one port per peer. */
+function fakeBridge(): Bridge {
+  return {
+    setPeers: async (appIds) => new Map(appIds.map((a, i) => [a.toLowerCase(), `127.0.0.1:${40000 + i}`])),
+    status: () => undefined,
+    refused: () => ({}),
+    close: async () => {},
+  };
+}
+
+function setup(memberId: bigint | undefined = 1n, transportMode?: TransportMode) {
+  const { logger, lines } = captureLogger();
+  const backend = createMemoryBackend();
+  const script = scriptedFollower();
+  const status = createStatusStore({ logger });
+  // The facts the reconciler does not own (booted, registered, mesh, CSK, convergence) hold, so the
+  // phase (phase.ts) follows what it reports: WireGuard and handshakes.
+  status.update({
+    booted: true,
+    meshRunning: true,
+    cskAcquired: true,
+    converged: true,
+    ...(memberId === undefined ? {} : { memberId }),
+  });
+  const metrics = createMetrics();
+  const ended: Member[] = [];
+  let self: bigint | undefined = memberId;
+  const endpoints: EndpointsSource = {
+    read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]),
+  };
+  const reconciler = createReconciler({
+    follower: script.follower,
+    backend,
+    endpoints,
+    status,
+    metrics,
+    logger,
+    keys: {
+      wireguard: {
+        privateKey: secret(selfWg.privateKey),
+        publicKey: "0x",
+        publicKeyBase64: selfWg.publicKeyBase64,
+      },
+    },
+    mesh,
+    interfaceName: "attestmesh0",
+    listenPort: 51820,
+    keepaliveSeconds: 15,
+    memberId: () => self,
+    onMembershipEnded: (m) => {
+      ended.push(m);
+      self = undefined;
+    },
+    ...(transportMode === undefined
+      ? {}
+      : {
+          transport: createPeerTransport({
+            selector: createTransportSelector({ mode: transportMode, keepaliveSeconds: 15 }),
+            bridge: fakeBridge(),
+            logger,
+          }),
+        }),
+  });
+  return { reconciler, backend, script, status, metrics, ended, lines };
+}
+
+describe("reconciler with the transport layer", () => {
+  test("gateway: every peer's endpoint is its bridge port, and /healthz-facing status says so", async () => {
+    const { reconciler, backend, script, status } = setup(1n, "gateway");
+    script.set([member(1), member(2), member(3)]);
+    await reconciler.pass();
+    const peers = await backend.peers();
+    assert.deepEqual(peers.map((p) => p.endpoint).sort(), ["127.0.0.1:40000", "127.0.0.1:40001"]);
+    assert.deepEqual(
+      status.get().peers.map((p) => p.transport?.path),
+      ["gateway", "gateway"],
+    );
+  });
+
+  test("auto: after a gateway handshake the peer is removed and re-added on its direct endpoint", async () => {
+    const { reconciler, backend, script, status } = setup(1n, "auto");
+    script.set([member(1), member(2)]);
+    await reconciler.pass();
+    const key = hexToWgBase64(member(2).wireguardKey);
+    assert.equal((await backend.peers())[0]?.endpoint, "127.0.0.1:40000", "the gateway first");
+    const handshake = Math.floor(Date.now() / 1000);
+    backend.setHandshake(key, handshake);
+    backend.operations.length = 0;
+    await reconciler.pass();
+    assert.deepEqual(
+      backend.operations.map((o) => o.kind),
+      ["removePeer", "setPeer"],
+    );
+    assert.equal((await backend.peers())[0]?.endpoint, "10.0.0.2:51820", "testing the direct endpoint");
+    assert.equal(status.get().peers[0]?.latestHandshake, handshake, "the re-add does not hide the handshake");
+    assert.equal(status.get().peers[0]?.transport?.testing, true);
+    assert.equal(status.get().phase, "healthy");
+  });
+});
+
+describe("reconciler", () => {
+  test("not confirmed yet: nothing is configured", async () => {
+    const { reconciler, backend, script, status } = setup();
+    script.set([member(2)]);
+    await reconciler.pass();
+    assert.deepEqual(backend.operations, []);
+    assert.equal(status.get().wireguard, "down");
+    assert.equal(status.get().phase, "waiting-peers");
+    assert.equal(status.get().lastReconcileBlock, 1n);
+  });
+
+  test("a lone member brings the interface up and is healthy with no peers", async () => {
+    const { reconciler, backend, script, status } = setup();
+    script.set([member(1, { wireguardKey: bytesToHex(selfWg.publicKey) })]);
+    await reconciler.pass();
+    assert.deepEqual(backend.interface, {
+      name: "attestmesh0",
+      listenPort: 51820,
+      address: "10.77.0.1/16",
+      publicKey: selfWg.publicKeyBase64,
+    });
+    assert.equal(status.get().phase, "healthy");
+    assert.equal(status.get().interfaceUp, true);
+    assert.equal(status.get().meshIp, "10.77.0.1");
+  });
+
+  test("peers follow the chain as a diff; healthy only when every peer handshook", async () => {
+    const { reconciler, backend, script, status, metrics } = setup();
+    script.set([member(1), member(2), member(3)]);
+    await reconciler.pass();
+    assert.deepEqual(
+      backend.operations.map((op) => op.kind),
+      ["up", "setPeer", "setPeer"],
+    );
+    const peer2 = hexToWgBase64(member(2).wireguardKey);
+    const peer3 = hexToWgBase64(member(3).wireguardKey);
+    assert.deepEqual(
+      (await backend.peers()).map((p) => [p.publicKey, p.allowedIps, p.endpoint, p.keepaliveSeconds]).sort(),
+      [
+        [peer2, ["10.77.0.2/32"], "10.0.0.2:51820", 15],
+        [peer3, ["10.77.0.3/32"], undefined, 15],
+      ].sort(),
+    );
+    assert.equal(status.get().phase, "wg-configuring");
+
+    backend.operations.length = 0;
+    await reconciler.pass();
+    assert.deepEqual(backend.operations, [], "nothing changed, nothing applied");
+
+    backend.setHandshake(peer2, 1_700_000_000);
+    await reconciler.pass();
+    assert.equal(status.get().phase, "wg-configuring", "one of two peers");
+    backend.setHandshake(peer3, 1_700_000_001);
+    await reconciler.pass();
+    assert.equal(status.get().phase, "healthy");
+    assert.deepEqual(
+      status.get().peers.map((p) => [p.memberId, p.latestHandshake]),
+      [
+        [2n, 1_700_000_000],
+        [3n, 1_700_000_001],
+      ],
+    );
+
+    script.set([member(1), member(2), member(3, { status: "evicted" })]);
+    await reconciler.pass();
+    assert.deepEqual(backend.operations, [{ kind: "removePeer", publicKey: peer3 }]);
+    assert.equal(status.get().phase, "healthy");
+    const text = await metrics.registry.metrics();
+    assert.match(text, /attestmesh_wireguard_operations_total 3/);
+    assert.match(text, /attestmesh_peers\{state="desired"\} 1/);
+  });
+
+  test("a bad record is dropped and logged once; the rest still converge", async () => {
+    const { reconciler, backend, script, status, lines } = setup();
+    script.set([member(1), member(2), member(4, { wireguardKey: `0x${"00".repeat(32)}` })]);
+    await reconciler.pass();
+    await reconciler.pass();
+    assert.equal((await backend.peers()).length, 1);
+    assert.deepEqual(status.get().droppedRecords, [
+      { memberId: 4n, reason: "WireGuard key is zero or malformed" },
+    ]);
+    assert.equal(lines().filter((l) => /dropped/.test(l.msg)).length, 1);
+  });
+
+  test("this node evicted: interface down, control handed back once", async () => {
+    const { reconciler, backend, script, status, ended } = setup();
+    script.set([member(1), member(2)]);
+    await reconciler.pass();
+    script.set([member(1, { status: "evicted" }), member(2)]);
+    await reconciler.pass();
+    await reconciler.pass();
+    assert.equal(ended.length, 1);
+    assert.equal(backend.interface, undefined);
+    assert.equal(backend.operations.at(-1)?.kind, "down");
+    assert.equal(status.get().interfaceUp, false);
+    assert.deepEqual(status.get().peers, []);
+  });
+
+  test("a failing backend is recorded as lastError and retried by the next pass", async () => {
+    const { reconciler, backend, script, status } = setup();
+    script.set([member(1), member(2)]);
+    backend.failNext("up", new Error("wg: permission denied"));
+    await assert.rejects(reconciler.pass(), /permission denied/);
+    assert.equal(status.get().lastError?.message, "wg: permission denied");
+    await reconciler.pass();
+    assert.equal(status.get().lastError, undefined);
+    assert.equal((await backend.peers()).length, 1);
+  });
+});

@@ -1,0 +1,219 @@
+// The gateway bridge with real sockets on loopback: two bridges and the devnet's SNI gateway, with UDP
+// sockets standing in for each node's WireGuard. Datagrams cross in both directions through TLS; a
+// peer that is gone costs a bounded queue and does not hold up the others; a peer that comes back is
+// reached again; streams that lie about who they are or carry garbage are refused.
+import assert from "node:assert/strict";
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { once } from "node:events";
+import { after, before, describe, it } from "node:test";
+import { connect as tlsConnect } from "node:tls";
+import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
+import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
+import pino from "pino";
+import { type Bridge, type BridgeOptions, startBridge } from "../../src/transport/bridge.ts";
+import { encodeFrame, encodeHello } from "../../src/transport/frame.ts";
+import { createLocalSocketFactory } from "../../src/transport/sockets.ts";
+import { freePort, waitFor } from "../helpers.ts";
+
+const DOMAIN = "bridge.test";
+const A = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const B = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const GONE = "0xcccccccccccccccccccccccccccccccccccccccc";
+const STRANGER = "0xdddddddddddddddddddddddddddddddddddddddd";
+const HOSTS: Record<string, string> = { [A]: "127.0.0.2", [B]: "127.0.0.3", [GONE]: "127.0.0.4" };
+const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
+
+/** A UDP socket playing one node's WireGuard: it records what arrives, and from where. */
+async function fakeWireGuard() {
+  const socket = createSocket("udp4");
+  socket.bind(0, "127.0.0.1");
+  await once(socket, "listening");
+  const received: Array<{ payload: Buffer; from: RemoteInfo }> = [];
+  socket.on("message", (payload, from) => received.push({ payload, from }));
+  return { socket, port: socket.address().port, received };
+}
+
+function send(socket: UdpSocket, payload: Buffer | string, endpoint: string): void {
+  const [host, port] = endpoint.split(":");
+  socket.send(typeof payload === "string" ? Buffer.from(payload) : payload, Number(port), host);
+}
+
+describe("gateway bridge on loopback", () => {
+  let gateway: SniGateway;
+  let ingressPort: number;
+  let wgA: Awaited<ReturnType<typeof fakeWireGuard>>;
+  let wgB: Awaited<ReturnType<typeof fakeWireGuard>>;
+  let bridgeA: Bridge;
+  let bridgeB: Bridge;
+  let endpointsA: ReadonlyMap<string, string>;
+
+  const bridge = (self: string, wgPort: number, extra: Partial<BridgeOptions> = {}) =>
+    startBridge({
+      selfAppId: self as `0x${string}`,
+      factory: createLocalSocketFactory(),
+      logger,
+      wgListenPort: wgPort,
+      gatewayDomain: DOMAIN,
+      gatewayAddress: { host: "127.0.0.1", port: gateway.port },
+      ingressHost: HOSTS[self]!,
+      ingressPort,
+      backoff: { initialMs: 50, maxMs: 300 },
+      ...extra,
+    });
+
+  before(async () => {
+    gateway = await startSniGateway({
+      host: "127.0.0.1",
+      port: 0,
+      domain: DOMAIN,
+      route: (appId) => HOSTS[appId],
+      logger,
+    });
+    ingressPort = await freePort();
+    wgA = await fakeWireGuard();
+    wgB = await fakeWireGuard();
+    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
+    bridgeB = await bridge(B, wgB.port);
+    endpointsA = await bridgeA.setPeers([B, GONE]);
+    await bridgeB.setPeers([A]);
+  });
+
+  after(async () => {
+    await bridgeA.close();
+    await bridgeB.close();
+    wgA.socket.close();
+    wgB.socket.close();
+    await gateway.close();
+  });
+
+  it("gives every peer its own loopback endpoint", () => {
+    const ab = endpointsA.get(B);
+    const agone = endpointsA.get(GONE);
+    assert.match(ab ?? "", /^127\.0\.0\.1:\d+$/);
+    assert.match(agone ?? "", /^127\.0\.0\.1:\d+$/);
+    assert.notEqual(ab, agone);
+  });
+
+  it("carries datagrams both ways, in order, byte for byte", async () => {
+    const payloads = Array.from({ length: 200 }, (_, i) => Buffer.alloc(1400, i));
+    // In batches a UDP socket buffer holds: loopback UDP may drop a burst, the bridge must not.
+    for (let i = 0; i < payloads.length; i += 20) {
+      for (const payload of payloads.slice(i, i + 20)) send(wgA.socket, payload, endpointsA.get(B)!);
+      await waitFor(`${i + 20} datagrams at B`, () => wgB.received.length >= i + 20, 10_000);
+    }
+    assert.deepEqual(
+      wgB.received.map((r) => r.payload),
+      payloads,
+    );
+    // B's WireGuard answers where the datagrams came from: B's link port for A.
+    const from = wgB.received[0]!.from;
+    assert.ok(wgB.received.every((r) => r.from.port === from.port && r.from.address === "127.0.0.1"));
+    assert.equal(`${from.address}:${from.port}`, (await bridgeB.setPeers([A])).get(A));
+    send(wgB.socket, "reply from B", `${from.address}:${from.port}`);
+    await waitFor("the reply at A", () => wgA.received.some((r) => r.payload.toString() === "reply from B"));
+    const reply = wgA.received.find((r) => r.payload.toString() === "reply from B")!;
+    assert.equal(
+      `${reply.from.address}:${reply.from.port}`,
+      endpointsA.get(B),
+      "one stable endpoint per peer",
+    );
+    assert.equal(bridgeA.status(B)?.outbound, "open");
+  });
+
+  it("bounds the queue of a peer that is gone, without holding up the others", async () => {
+    for (let i = 0; i < 500; i++) {
+      send(wgA.socket, Buffer.alloc(1000, 7), endpointsA.get(GONE)!);
+      if (i % 25 === 24) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const before = wgB.received.length;
+    send(wgA.socket, "still flowing", endpointsA.get(B)!);
+    await waitFor("traffic to B while GONE is unreachable", () => wgB.received.length > before, 5_000);
+    const gone = await waitFor("GONE's datagrams to be dropped", () => {
+      const status = bridgeA.status(GONE);
+      return status !== undefined && status.dropped >= 500 - 32 ? status : undefined;
+    });
+    assert.ok(gone.queued <= 32, `queue holds ${gone.queued}`);
+    assert.notEqual(gone.outbound, "open");
+    assert.ok(gone.connectFailures >= 1);
+  });
+
+  it("reaches a peer again after it restarts", async () => {
+    await bridgeB.close();
+    const endpointsB = await (async () => {
+      bridgeB = await bridge(B, wgB.port);
+      return bridgeB.setPeers([A]);
+    })();
+    const count = wgB.received.length;
+    // The old stream died with B; A reconnects on the next datagrams after its backoff.
+    await waitFor(
+      "datagrams through the new bridge",
+      () => {
+        send(wgA.socket, "after restart", endpointsA.get(B)!);
+        return wgB.received.slice(count).some((r) => r.payload.toString() === "after restart");
+      },
+      10_000,
+      100,
+    );
+    assert.ok(endpointsB.get(A));
+  });
+
+  it("uses the peer's own stream for replies while its outbound stream is down", async () => {
+    // B knows A but cannot reach A's ingress (wrong gateway address): replies must ride A's stream.
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port, { gatewayAddress: { host: "127.0.0.1", port: 9 } });
+    await bridgeB.setPeers([A]);
+    const count = wgB.received.length;
+    await waitFor(
+      "A's stream to B",
+      () => {
+        send(wgA.socket, "open a stream", endpointsA.get(B)!);
+        return wgB.received.length > count;
+      },
+      10_000,
+      100,
+    );
+    const from = wgB.received.at(-1)!.from;
+    const replies = wgA.received.length;
+    send(wgB.socket, "reply over the inbound stream", `${from.address}:${from.port}`);
+    await waitFor("the reply at A", () => wgA.received.slice(replies).length > 0, 5_000);
+    assert.equal(bridgeB.status(A)?.inbound, 1);
+  });
+
+  it("ignores datagrams on a link port that do not come from WireGuard", async () => {
+    const stranger = createSocket("udp4");
+    stranger.bind(0, "127.0.0.1");
+    await once(stranger, "listening");
+    const before = bridgeA.status(B)!.datagramsOut;
+    send(stranger, "not from WireGuard", endpointsA.get(B)!);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(bridgeA.status(B)!.datagramsOut, before);
+    stranger.close();
+  });
+
+  it("refuses streams with a hello for another node, from an unknown peer, or garbage", async () => {
+    const attempt = async (bytes: Buffer) => {
+      const tls = tlsConnect({
+        host: "127.0.0.1",
+        port: gateway.port,
+        servername: gatewayServerName(A, ingressPort, DOMAIN),
+        rejectUnauthorized: false,
+      });
+      tls.on("error", () => {});
+      await once(tls, "secureConnect");
+      tls.write(bytes);
+      await once(tls, "close");
+    };
+    const receivedBefore = wgA.received.length;
+    await attempt(Buffer.concat([encodeHello({ from: STRANGER, to: A }), encodeFrame(Buffer.from("x"))]));
+    await attempt(Buffer.concat([encodeHello({ from: B, to: STRANGER }), encodeFrame(Buffer.from("x"))]));
+    await attempt(Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    await attempt(encodeFrame(Buffer.from("a datagram before any hello")));
+    assert.deepEqual(bridgeA.refused(), {
+      "unknown-peer": 1,
+      "not-for-this-node": 1,
+      "closed-before-hello": 1,
+      "bad-hello": 1,
+    });
+    assert.equal(wgA.received.length, receivedBefore, "nothing reached WireGuard");
+  });
+});

@@ -1,0 +1,167 @@
+// The per-peer path decision, driven through the states with a fake clock and the observations
+// WireGuard would report: fixed modes, the auto upgrade after a direct handshake, the fallback when
+// handshakes or traffic stop, following the peer's own decision, and a growing pause between tests.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createTransportSelector, type SelectorObservation } from "../../src/transport/selector.ts";
+
+const KEY = "k1=";
+const DIRECT = "198.18.0.12:51820";
+const BRIDGE = "127.0.0.1:40000";
+const peer = { publicKey: KEY, directEndpoint: DIRECT, gatewayEndpoint: BRIDGE };
+
+function harness(mode: "gateway" | "udp" | "auto", keepaliveSeconds = 15) {
+  let t = 1_000_000_000_000;
+  const selector = createTransportSelector({ mode, keepaliveSeconds, retryBaseMs: 30_000, now: () => t });
+  const step = (seen: Partial<SelectorObservation> | undefined, ms = 1000) => {
+    t += ms;
+    const observed = new Map<string, SelectorObservation>();
+    if (seen !== undefined) observed.set(KEY, { latestHandshake: 0, rxBytes: 0n, ...seen });
+    return selector.decide([peer], observed);
+  };
+  return { selector, step, nowSeconds: () => Math.floor(t / 1000), advance: (ms: number) => (t += ms) };
+}
+
+describe("transport selector", () => {
+  it("fixed modes always use their own path and never re-add", () => {
+    const gw = harness("gateway");
+    const udp = harness("udp");
+    for (let i = 0; i < 5; i++) {
+      const a = gw.step({ latestHandshake: gw.nowSeconds(), endpoint: DIRECT });
+      assert.equal(a.endpoints.get(KEY), BRIDGE);
+      assert.equal(a.reset.size, 0);
+      const b = udp.step({ latestHandshake: 0, endpoint: BRIDGE });
+      assert.equal(b.endpoints.get(KEY), DIRECT);
+    }
+    assert.equal(gw.selector.report(KEY)?.path, "gateway");
+    assert.equal(udp.selector.report(KEY)?.path, "udp");
+  });
+
+  it("auto with only one path known uses that one", () => {
+    const h = harness("auto");
+    const onlyGateway = h.selector.decide([{ ...peer, directEndpoint: undefined }], new Map());
+    assert.equal(onlyGateway.endpoints.get(KEY), BRIDGE);
+    const onlyDirect = h.selector.decide([{ ...peer, gatewayEndpoint: undefined }], new Map());
+    assert.equal(onlyDirect.endpoints.get(KEY), DIRECT);
+  });
+
+  it("auto: gateway first; after its handshake a direct test; a direct handshake upgrades", () => {
+    const h = harness("auto");
+    let d = h.step(undefined);
+    assert.equal(d.endpoints.get(KEY), BRIDGE, "no handshake yet: the gateway");
+    assert.equal(d.reset.size, 0);
+    const gatewayHandshake = h.nowSeconds();
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 100n });
+    assert.equal(d.endpoints.get(KEY), DIRECT, "the gateway handshook: test direct");
+    assert.deepEqual([...d.reset], [KEY], "re-added so WireGuard handshakes at once");
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    d = h.step({ latestHandshake: 0, endpoint: DIRECT }, 500);
+    assert.equal(d.endpoints.get(KEY), DIRECT, "still testing");
+    assert.equal(
+      h.selector.report(KEY)?.latestHandshake,
+      gatewayHandshake,
+      "the re-add reset WireGuard's counter, not the peer's liveness",
+    );
+    d = h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 200n }, 200);
+    assert.equal(d.endpoints.get(KEY), DIRECT);
+    assert.deepEqual(
+      d.changes.map((c) => [c.from, c.to]),
+      [["gateway", "udp"]],
+    );
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+  });
+
+  it("auto: a direct test without a handshake goes back to the gateway, re-added, and waits longer each time", () => {
+    const h = harness("auto");
+    h.step(undefined);
+    const pauses: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      let d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 0);
+      // Wait for the next test, as the reconcile loop would.
+      let waited = 0;
+      while (!h.selector.report(KEY)?.testing) {
+        d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 1000);
+        waited += 1000;
+        assert.ok(waited < 10 * 60_000, "a test starts eventually");
+      }
+      pauses.push(waited);
+      d = h.step({ latestHandshake: 0, endpoint: DIRECT }, 3_500);
+      assert.equal(d.endpoints.get(KEY), BRIDGE, "back to the gateway");
+      assert.deepEqual([...d.reset], [KEY], "re-added so it handshakes over the gateway at once");
+      assert.equal(h.selector.report(KEY)?.path, "gateway");
+      assert.equal(h.selector.report(KEY)?.directFailures, round + 1);
+    }
+    assert.equal(pauses[0], 0, "the first test follows the first gateway handshake");
+    assert.ok(pauses[1]! >= 29_000 && pauses[2]! >= 59_000, `pauses grow: ${pauses}`);
+  });
+
+  it("auto: a handshake that came through the gateway during the test is not proof", () => {
+    const h = harness("auto");
+    h.step(undefined);
+    h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
+    const d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 500);
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    assert.equal(d.endpoints.get(KEY), BRIDGE);
+    assert.equal(h.selector.report(KEY)?.directFailures, 1);
+  });
+
+  function upgraded() {
+    const h = harness("auto");
+    h.step(undefined);
+    h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
+    h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 1n }, 100);
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+    return h;
+  }
+
+  it("auto: a direct peer that receives nothing for three keepalives falls back", () => {
+    const h = upgraded();
+    const since = h.nowSeconds();
+    let d = h.step({ latestHandshake: since, endpoint: DIRECT, rxBytes: 1n }, 40_000);
+    assert.equal(h.selector.report(KEY)?.path, "udp", "40 s of silence is within 3 x 15 s + 5 s");
+    d = h.step({ latestHandshake: since, endpoint: DIRECT, rxBytes: 1n }, 11_000);
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    assert.equal(d.endpoints.get(KEY), BRIDGE);
+    assert.deepEqual([...d.reset], [KEY]);
+    assert.match(d.changes[0]!.why, /nothing received/);
+  });
+
+  it("auto: a direct peer whose handshakes stop falls back even while bytes trickle in", () => {
+    const h = upgraded();
+    const since = h.nowSeconds();
+    let rx = 1n;
+    let d = h.step({ latestHandshake: since, endpoint: DIRECT, rxBytes: rx });
+    for (let i = 0; i < 20 && h.selector.report(KEY)?.path === "udp"; i++) {
+      rx += 32n;
+      d = h.step({ latestHandshake: since, endpoint: DIRECT, rxBytes: rx }, 10_000);
+    }
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    assert.match(d.changes[0]!.why, /no handshake for 18\d s/);
+  });
+
+  it("auto: follows the peer to the gateway when WireGuard roams to the bridge", () => {
+    const h = upgraded();
+    const d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE, rxBytes: 5n });
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    assert.equal(d.endpoints.get(KEY), BRIDGE);
+    assert.equal(d.reset.size, 0, "the peer already handshakes over the gateway");
+  });
+
+  it("auto: takes the direct path when the peer's own test moved WireGuard to it", () => {
+    const h = harness("auto");
+    h.step(undefined);
+    h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
+    h.step({ latestHandshake: 0, endpoint: DIRECT }, 4_000); // our own test failed
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    const d = h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 9n });
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+    assert.equal(d.endpoints.get(KEY), DIRECT);
+    assert.equal(h.selector.report(KEY)?.directFailures, 0);
+  });
+
+  it("forgets peers that are no longer desired", () => {
+    const h = upgraded();
+    h.selector.decide([], new Map());
+    assert.equal(h.selector.report(KEY), undefined);
+  });
+});

@@ -1,0 +1,457 @@
+// The real WireGuard backend. The first part runs anywhere (fake ip/wg executables); the second needs
+// root, /dev/net/tun, wireguard-go, wg and ip, and builds two network namespaces joined by a veth pair
+// with a wireguard-go interface in each. Both namespaces are removed in `after`, even on failure.
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { inspect } from "node:util";
+import { type AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { pino } from "pino";
+import type { InterfaceConfig, PeerStatus } from "../../src/model/wireguard.ts";
+import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
+import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
+import { parseWgDump } from "../../src/wireguard/parse.ts";
+import { createWgBackend } from "../../src/wireguard/wg.ts";
+
+function captureLogs() {
+  const lines: string[] = [];
+  const logger = pino({ level: "debug" }, { write: (line: string) => void lines.push(line) });
+  return { logger, lines };
+}
+
+/** Fails if any spelling (or a 16-character piece) of `privateKey` appears in `text`. */
+function assertNoKeyMaterial(text: string, privateKey: Uint8Array, where: string): void {
+  const base64 = Buffer.from(privateKey).toString("base64");
+  const hex = Buffer.from(privateKey).toString("hex");
+  for (const spelling of [base64, hex, base64.slice(0, 16), base64.slice(20, 36), hex.slice(0, 16)]) {
+    assert.ok(!text.includes(spelling), `${where} contains private key material`);
+  }
+}
+
+function errorText(error: AttestmeshError): string {
+  return [error.message, JSON.stringify(error.details), error.stack, inspect(error, { depth: 8 })].join("\n");
+}
+
+describe("parseWgDump", () => {
+  const a = wireguardKeyPair(randomBytes(32));
+  const b = wireguardKeyPair(randomBytes(32));
+  const self = wireguardKeyPair(randomBytes(32));
+
+  it("drops the interface line and maps peer fields", () => {
+    const dump = [
+      [self.privateKeyBase64, self.publicKeyBase64, "51820", "off"],
+      [a.publicKeyBase64, "(none)", "198.18.0.2:51820", "10.77.0.2/32", "1700000000", "123", "456", "25"],
+      [b.publicKeyBase64, "(none)", "(none)", "(none)", "0", "0", "0", "off"],
+    ]
+      .map((fields) => fields.join("\t"))
+      .join("\n");
+    assert.deepEqual(parseWgDump(`${dump}\n`), [
+      {
+        publicKey: a.publicKeyBase64,
+        allowedIps: ["10.77.0.2/32"],
+        endpoint: "198.18.0.2:51820",
+        keepaliveSeconds: 25,
+        latestHandshake: 1_700_000_000,
+        rxBytes: 123n,
+        txBytes: 456n,
+      },
+      { publicKey: b.publicKeyBase64, allowedIps: [], latestHandshake: 0, rxBytes: 0n, txBytes: 0n },
+    ] satisfies PeerStatus[]);
+    assert.deepEqual(parseWgDump(`${self.privateKeyBase64}\t${self.publicKeyBase64}\t51820\toff\n`), []);
+  });
+
+  it("rejects a line it does not understand without quoting it", () => {
+    const secret = wireguardKeyPair(randomBytes(32)).privateKeyBase64;
+    const dump = `x\ty\t1\toff\n${a.publicKeyBase64}\t${secret}\t(none)\t(none)\t0\t0\n`;
+    assert.throws(
+      () => parseWgDump(dump),
+      (error: unknown) =>
+        isAttestmeshError(error, "WireGuardDumpUnparsable") && !errorText(error).includes(secret),
+    );
+  });
+});
+
+describe("createWgBackend with fake ip and wg", () => {
+  let dir = "";
+  const shm = (() => {
+    try {
+      statfsSync("/dev/shm");
+      return undefined;
+    } catch {
+      return "needs a tmpfs at /dev/shm";
+    }
+  })();
+
+  /** Writes an executable Node script; `body` sees `args` (argv after the script) and `record`. */
+  function fake(name: string, body: string): string {
+    const path = join(dir, name);
+    writeFileSync(
+      path,
+      `#!${process.execPath}\n` +
+        `const fs = require("node:fs");\nconst args = process.argv.slice(2);\n` +
+        `const record = (line) => fs.appendFileSync(${JSON.stringify(join(dir, `${name}.log`))}, line + "\\n");\n` +
+        `record(JSON.stringify(args));\n${body}\n`,
+      { mode: 0o755 },
+    );
+    return path;
+  }
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "amwg-fake-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const iface = (privateKey: Uint8Array): InterfaceConfig => ({
+    name: "amfake0",
+    privateKey,
+    listenPort: 51820,
+    address: "10.77.0.1/16",
+  });
+
+  it("hands the key to wg on stdin and keeps it out of argv, errors and logs when wg fails", {
+    skip: shm,
+  }, async () => {
+    const ip = fake("ip", `if (args[0] === "-j") process.stdout.write("[]");`);
+    // This wg echoes the key it read, the way wg(8) quotes a malformed key in its error.
+    const wg = fake(
+      "wg",
+      `if (args[0] === "show") { process.stdout.write("51820\\n"); process.exit(0); }
+       const key = fs.readFileSync("/dev/stdin", "utf8");
+       record("sha256 " + require("node:crypto").createHash("sha256").update(key).digest("hex"));
+       process.stderr.write("Key is not the correct length or format: \`" + key.trim() + "'\\n");
+       process.stderr.write("hex " + Buffer.from(key.trim(), "base64").toString("hex") + "\\n");
+       process.exit(1);`,
+    );
+    const { logger, lines } = captureLogs();
+    const backend = createWgBackend({ commands: { ip, wg }, logger });
+    const { privateKey, privateKeyBase64 } = wireguardKeyPair(randomBytes(32));
+
+    const error = await backend.up(iface(privateKey)).then(
+      () => assert.fail("up should fail"),
+      (thrown: unknown) => thrown,
+    );
+    assert.ok(isAttestmeshError(error, "WireGuardCommandFailed"), String(error));
+    assert.equal(error.retryable, true);
+    const command = `${wg} set amfake0 listen-port 51820 private-key /dev/stdin`;
+    assert.ok(error.message.includes(command), error.message);
+    assert.equal(error.details.command, command);
+    assert.match(error.message, /\[redacted\]/, "wg's stderr reaches the error, redacted");
+
+    const wgLog = readFileSync(join(dir, "wg.log"), "utf8");
+    const sha = createHash("sha256").update(`${privateKeyBase64}\n`).digest("hex");
+    assert.ok(wgLog.includes(`sha256 ${sha}`), "wg read exactly the key from /dev/stdin");
+    const argvOnly = wgLog.replace(/^sha256 .*$/m, "");
+    assertNoKeyMaterial(argvOnly, privateKey, "wg's argv");
+    assertNoKeyMaterial(readFileSync(join(dir, "ip.log"), "utf8"), privateKey, "ip's argv");
+    assertNoKeyMaterial(errorText(error), privateKey, "the error");
+    logger.error({ err: error }, "up failed"); // as a caller would log it
+    assert.ok(lines.length > 0);
+    assertNoKeyMaterial(lines.join("\n"), privateKey, "the logs");
+    await backend.down();
+  });
+
+  it("says what to install when wireguard-go is missing", { skip: shm }, async () => {
+    const ip = fake("ip-nolink", `if (args[0] === "link") process.exit(args[1] === "show" ? 1 : 2);`);
+    const backend = createWgBackend({
+      mode: "auto",
+      commands: { ip, wg: fake("wg-any", ""), wireguardGo: join(dir, "no-such-wireguard-go") },
+    });
+    await assert.rejects(backend.up(iface(randomBytes(32))), (error: unknown) => {
+      assert.ok(isAttestmeshError(error, "WireGuardUnavailable"), String(error));
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /no-such-wireguard-go is not installed/);
+      assert.match(error.message, /install wireguard-tools \(wg\) and wireguard-go/);
+      return true;
+    });
+  });
+
+  it("fails clearly in kernel mode without the kernel module", async () => {
+    const ip = fake(
+      "ip-nokernel",
+      `if (args[0] === "link" && args[1] === "show") process.exit(1);
+       if (args[0] === "link" && args[1] === "add") { process.stderr.write("Error: Unknown device type.\\n"); process.exit(2); }`,
+    );
+    const backend = createWgBackend({ mode: "kernel", commands: { ip, wg: fake("wg-any2", "") } });
+    await assert.rejects(backend.up(iface(randomBytes(32))), (error: unknown) => {
+      assert.ok(isAttestmeshError(error, "WireGuardUnavailable"), String(error));
+      assert.match(error.message, /Unknown device type/);
+      assert.match(error.message, /modprobe wireguard/);
+      return true;
+    });
+  });
+
+  it("refuses peer operations before up, and input that is unsafe to pass on", async () => {
+    const backend = createWgBackend({ commands: { ip: "/bin/false", wg: "/bin/false" } });
+    const key = wireguardKeyPair(randomBytes(32)).publicKeyBase64;
+    await assert.rejects(backend.peers(), (error: unknown) => isAttestmeshError(error, "WireGuardNotUp"));
+    await assert.rejects(backend.setPeer({ publicKey: key, allowedIps: [] }), (error: unknown) =>
+      isAttestmeshError(error, "WireGuardNotUp"),
+    );
+    const invalid = (error: unknown) => isAttestmeshError(error, "WireGuardInvalidConfig");
+    await assert.rejects(backend.up({ ...iface(randomBytes(32)), name: "-f" }), invalid);
+    await assert.rejects(backend.up({ ...iface(randomBytes(32)), address: "10.77.0.1" }), invalid);
+    await assert.rejects(backend.setPeer({ publicKey: "remove", allowedIps: [] }), invalid);
+    await assert.rejects(backend.setPeer({ publicKey: key, allowedIps: ["10.0.0.1/32,0.0.0.0/0"] }), invalid);
+    await assert.rejects(backend.setPeer({ publicKey: key, allowedIps: [], endpoint: "-x:1" }), invalid);
+    await assert.rejects(backend.setPeer({ publicKey: key, allowedIps: [], keepaliveSeconds: 1.5 }), invalid);
+    await assert.rejects(backend.removePeer("x"), invalid);
+    assert.throws(() => createWgBackend({ netns: "-all" }), invalid);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Real interfaces.
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+const PING = onPath("ping") ? ["ping"] : onPath("busybox") ? ["busybox", "ping"] : undefined;
+
+function realSkipReason(): string | undefined {
+  if (process.platform !== "linux") return "needs Linux network namespaces";
+  if (process.getuid?.() !== 0) return "needs root to create network namespaces and TUN devices";
+  if (!existsSync("/dev/net/tun")) return "needs /dev/net/tun for wireguard-go";
+  for (const command of ["ip", "wg", "wireguard-go"]) {
+    if (!onPath(command)) return `needs ${command} in PATH`;
+  }
+  if (PING === undefined) return "needs ping (iputils-ping) or busybox in PATH";
+  return undefined;
+}
+
+describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReason() }, () => {
+  const tag = `amwgtest-${process.pid}`;
+  const nsA = `${tag}-a`;
+  const nsB = `${tag}-b`;
+  // Interface names are global for wireguard-go (its socket is /var/run/wireguard/<name>.sock).
+  const ifA = `amwg${process.pid}a`;
+  const ifB = `amwg${process.pid}b`;
+  const ifC = `amwg${process.pid}c`;
+  const keyA = wireguardKeyPair(randomBytes(32));
+  const keyB = wireguardKeyPair(randomBytes(32));
+  const configA: InterfaceConfig = {
+    name: ifA,
+    privateKey: keyA.privateKey,
+    listenPort: 51820,
+    address: "198.19.77.1/24",
+  };
+  const configB: InterfaceConfig = {
+    name: ifB,
+    privateKey: keyB.privateKey,
+    listenPort: 51820,
+    address: "198.19.77.2/24",
+  };
+  const logsA = captureLogs();
+  const logsB = captureLogs();
+  const backendA = createWgBackend({ netns: nsA, mode: "userspace", logger: logsA.logger });
+  const backendB = createWgBackend({ netns: nsB, logger: logsB.logger });
+  const backends: WireGuardBackend[] = [backendA, backendB];
+
+  const run = (...argv: string[]) =>
+    execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
+  const attempt = (...argv: string[]) =>
+    spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 15_000 });
+  const ping = (count: number) =>
+    attempt("ip", "netns", "exec", nsA, ...PING!, "-c", String(count), "-W", "1", "198.19.77.2");
+
+  /** PIDs of wireguard-go processes serving one of this test's interfaces. */
+  function daemons(name?: string): number[] {
+    const names = name === undefined ? [ifA, ifB, ifC] : [name];
+    const found: number[] = [];
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+        if (argv[0]?.endsWith("wireguard-go") && names.includes(argv[1] ?? "")) found.push(Number(entry));
+      } catch {}
+    }
+    return found;
+  }
+
+  async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await sleep(100);
+    }
+  }
+
+  before(() => {
+    run("ip", "netns", "add", nsA);
+    run("ip", "netns", "add", nsB);
+    for (const ns of [nsA, nsB]) run("ip", "-n", ns, "link", "set", "lo", "up");
+    run("ip", "-n", nsA, "link", "add", "amveth", "type", "veth", "peer", "name", "amveth", "netns", nsB);
+    run("ip", "-n", nsA, "address", "add", "198.18.77.1/24", "dev", "amveth");
+    run("ip", "-n", nsB, "address", "add", "198.18.77.2/24", "dev", "amveth");
+    for (const ns of [nsA, nsB]) run("ip", "-n", ns, "link", "set", "amveth", "up");
+  });
+
+  after(async () => {
+    for (const backend of backends) await backend.down().catch(() => undefined);
+    for (const pid of daemons()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    for (const ns of [nsA, nsB]) attempt("ip", "netns", "del", ns);
+    for (const name of [ifA, ifB, ifC]) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
+  });
+
+  it("brings up a wireguard-go interface in each namespace, idempotently", async () => {
+    await backendA.up(configA);
+    await backendA.up(configA);
+    await backendB.up(configB);
+    for (const [ns, name, config, keys] of [
+      [nsA, ifA, configA, keyA],
+      [nsB, ifB, configB, keyB],
+    ] as const) {
+      const link = run("ip", "-n", ns, "link", "show", "dev", name);
+      assert.match(link, /mtu 1420/);
+      assert.match(link, /<[^>]*\bUP\b/);
+      assert.match(
+        run("ip", "-n", ns, "address", "show", "dev", name),
+        new RegExp(`inet ${config.address} `),
+      );
+      const wg = (...args: string[]) => run("ip", "netns", "exec", ns, "wg", "show", name, ...args).trim();
+      assert.equal(wg("public-key"), keys.publicKeyBase64, "the private key arrived through stdin");
+      assert.equal(wg("listen-port"), "51820");
+      assert.equal(daemons(name).length, 1);
+    }
+    assert.deepEqual(await backendA.peers(), []);
+  });
+
+  it("completes a handshake and carries traffic between the namespaces", async () => {
+    // B first: A's keepalive starts a handshake at once, and B drops it unless it already knows A.
+    await backendB.setPeer({
+      publicKey: keyA.publicKeyBase64,
+      allowedIps: ["198.19.77.1/32"],
+      endpoint: "198.18.77.1:51820",
+    });
+    await backendA.setPeer({
+      publicKey: keyB.publicKeyBase64,
+      allowedIps: ["198.19.77.2/32"],
+      endpoint: "198.18.77.2:51820",
+      keepaliveSeconds: 1,
+    });
+    const [peerOfA] = await until("a handshake", async () => {
+      const peers = await backendA.peers();
+      return peers[0]?.latestHandshake ? peers : undefined;
+    });
+    const pinged = ping(3);
+    assert.equal(pinged.status, 0, `ping failed: ${pinged.stdout}${pinged.stderr}`);
+    assert.equal(peerOfA?.publicKey, keyB.publicKeyBase64);
+    assert.deepEqual(peerOfA?.allowedIps, ["198.19.77.2/32"]);
+    assert.equal(peerOfA?.endpoint, "198.18.77.2:51820");
+    assert.equal(peerOfA?.keepaliveSeconds, 1);
+    assert.ok(Math.abs(peerOfA!.latestHandshake - Date.now() / 1000) < 60);
+    const [peerOfB] = await backendB.peers();
+    assert.equal(peerOfB?.keepaliveSeconds, undefined);
+    assert.ok((peerOfB?.rxBytes ?? 0n) > 0n && (peerOfB?.txBytes ?? 0n) > 0n);
+  });
+
+  it("updates a peer in place and removes it; traffic stops", async () => {
+    await backendA.setPeer({
+      publicKey: keyB.publicKeyBase64,
+      allowedIps: ["198.19.77.2/32", "198.19.78.0/24"],
+      endpoint: "198.18.77.2:51820",
+    });
+    const [updated] = await backendA.peers();
+    assert.deepEqual(new Set(updated?.allowedIps), new Set(["198.19.77.2/32", "198.19.78.0/24"]));
+    assert.equal(updated?.keepaliveSeconds, undefined, "keepalive turned off");
+    await backendA.removePeer(keyB.publicKeyBase64);
+    await backendA.removePeer(keyB.publicKeyBase64);
+    assert.deepEqual(await backendA.peers(), []);
+    assert.notEqual(ping(2).status, 0, "ping succeeded without a peer");
+  });
+
+  it("keeps the private key out of the error and the logs when wg fails", async () => {
+    const logs = captureLogs();
+    const clash = createWgBackend({ netns: nsA, logger: logs.logger });
+    backends.push(clash);
+    const { privateKey } = wireguardKeyPair(randomBytes(32));
+    // Same namespace and port as A: wireguard-go cannot bind, so `wg set … private-key` fails.
+    const error = await clash.up({ ...configA, name: ifC, privateKey, address: "198.19.79.1/24" }).then(
+      () => assert.fail("up should fail"),
+      (thrown: unknown) => thrown,
+    );
+    assert.ok(isAttestmeshError(error, "WireGuardCommandFailed"), String(error));
+    assert.equal(error.retryable, true);
+    assert.match(error.message, new RegExp(`wg set ${ifC} listen-port 51820 private-key /dev/stdin`));
+    assert.match(error.message, /in use/i);
+    logs.logger.error({ err: error }, "up failed");
+    assertNoKeyMaterial(errorText(error), privateKey, "the error");
+    assertNoKeyMaterial(logs.lines.join("\n"), privateKey, "the logs");
+    await clash.down();
+    assert.notEqual(attempt("ip", "-n", nsA, "link", "show", "dev", ifC).status, 0);
+    assert.deepEqual(daemons(ifC), []);
+  });
+
+  it("takes over an interface left by an earlier run, and reports a daemon that dies", async () => {
+    const logs = captureLogs();
+    const successor = createWgBackend({ netns: nsB, logger: logs.logger });
+    backends.push(successor);
+    await successor.up(configB);
+    assert.match(logs.lines.join("\n"), /taking over an existing WireGuard interface/);
+    assert.deepEqual(
+      (await successor.peers()).map((peer) => peer.publicKey),
+      [keyA.publicKeyBase64],
+      "the peers survive the takeover",
+    );
+    // Removing the interface ends the wireguard-go process backend B started.
+    await successor.down();
+    // Until wireguard-go has exited, wg may still fail with a plain command error.
+    const error = await until("B to notice its daemon exited", async () =>
+      backendB.peers().then(
+        () => undefined,
+        (thrown: unknown) => (isAttestmeshError(thrown, "WireGuardCommandFailed") ? undefined : thrown),
+      ),
+    );
+    assert.ok(isAttestmeshError(error, "WireGuardDaemonExited"), String(error));
+    assert.match(error.message, /exited unexpectedly.*Call up\(\) again/s);
+    assert.match(logsB.lines.join("\n"), /wireguard-go exited unexpectedly/);
+    await assert.rejects(backendB.setPeer({ publicKey: keyA.publicKeyBase64, allowedIps: [] }), /exited/);
+
+    await backendB.up(configB);
+    assert.deepEqual(await backendB.peers(), [], "a fresh daemon");
+    assert.equal(daemons(ifB).length, 1);
+  });
+
+  it("down removes the interface and the wireguard-go process", async () => {
+    for (const [backend, ns, name] of [
+      [backendA, nsA, ifA],
+      [backendB, nsB, ifB],
+    ] as const) {
+      await backend.down();
+      await backend.down();
+      assert.notEqual(attempt("ip", "-n", ns, "link", "show", "dev", name).status, 0, `${name} still exists`);
+      assert.deepEqual(daemons(name), []);
+      assert.equal(existsSync(`/var/run/wireguard/${name}.sock`), false);
+    }
+    assertNoKeyMaterial(logsA.lines.join("\n") + logsB.lines.join("\n"), keyA.privateKey, "the logs");
+    assertNoKeyMaterial(logsA.lines.join("\n") + logsB.lines.join("\n"), keyB.privateKey, "the logs");
+  });
+});
