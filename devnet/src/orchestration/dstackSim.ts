@@ -1,6 +1,7 @@
 // The simulated dstack guest agent of one devnet CVM (a node or the indexer): `attestmesh dstack-sim`
 // as a detached process, started once here for both.
-import { access, writeFile } from "node:fs/promises";
+import { access, mkdir, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import type { Address, Hex } from "viem";
@@ -37,6 +38,7 @@ export function devnetAppCompose(guestApi: GuestApi): string {
 export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
   const cli = fileURLToPath(import.meta.resolve("@attestmesh/scripts/cli/main.ts"));
   const appComposeFile = `${sim.socketPath}.app-compose.json`;
+  await mkdir(dirname(appComposeFile), { recursive: true });
   await writeFile(appComposeFile, devnetAppCompose(sim.guestApi ?? "v0"));
   const pid = spawnDetached(
     process.execPath,
