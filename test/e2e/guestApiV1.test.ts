@@ -26,7 +26,8 @@ describe("a guest API v1 cluster end to end", { skip: devnetSkip }, () => {
 
   before(async () => {
     const status = JSON.parse(
-      await cli(["devnet", "up", "--detach", "--json", "--nodes", "2", "--guest-api", "v1"]),
+      // Funded keys: what is under test is the guest API, not the sponsorship stack.
+      await cli(["devnet", "up", "--detach", "--json", "--nodes", "2", "--funded-keys", "--guest-api", "v1"]),
     ) as { nodes: NodeEntry[] };
     nodes = status.nodes;
   });
