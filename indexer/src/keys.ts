@@ -4,7 +4,7 @@
 import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
 import { quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
-import { type DstackAgent, proveKey } from "@attestmesh/shared/service/dstack.ts";
+import { type DstackAgent, proveKey, requireEd25519Chain } from "@attestmesh/shared/service/dstack.ts";
 import { type Secret, secret } from "@attestmesh/shared/service/secret.ts";
 import type { Address, Hex } from "viem";
 
@@ -38,6 +38,16 @@ export async function deriveIndexerKeys(source: IndexerKeySource): Promise<Index
   const { appId, composeHash } = await source.info();
   const derived = await source.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, INDEXER_KEY.algorithm);
   const proven = proveKey(appId, INDEXER_KEY, derived);
+  // The signing key is Ed25519, which dstack before 0.5.6 cannot sign: compare with a secp256k1 chain
+  // of the same agent (valid on every dstack) and stop with the release needed rather than register a
+  // proof the registry refuses forever.
+  const anchorSpec = { ...INDEXER_KEY, algorithm: "secp256k1" as const };
+  const anchor = proveKey(
+    appId,
+    anchorSpec,
+    await source.getKey(anchorSpec.path, anchorSpec.purpose, anchorSpec.algorithm),
+  );
+  requireEd25519Chain(anchor.appPubkey, INDEXER_KEY, proven, derived.key);
   const quote = await source.getQuote(quoteReportData(proven.publicKey));
   return {
     secretKey: secret(derived.key),
@@ -51,7 +61,7 @@ export async function deriveIndexerKeys(source: IndexerKeySource): Promise<Index
       appPubkey: toHex(proven.appPubkey) as Hex,
       appSignature: toHex(proven.appSignature) as Hex,
       kmsSignature: toHex(proven.kmsSignature) as Hex,
-      guestApiVersion: 0,
+      guestApiVersion: proven.guestApiVersion,
     },
     quote,
   };

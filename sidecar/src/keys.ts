@@ -4,7 +4,12 @@
 // sent. Secrets stay in memory, in `Secret` boxes.
 import { compressedToAddress } from "@attestmesh/shared/dstack/verify.ts";
 import { IDENTITY_KEY, type KeySpec, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
-import { createDstackAgent, type KeySource, proveKey } from "@attestmesh/shared/service/dstack.ts";
+import {
+  createDstackAgent,
+  type KeySource,
+  proveKey,
+  requireEd25519Chain,
+} from "@attestmesh/shared/service/dstack.ts";
 import { type Address, bytesToHex, type Hex } from "viem";
 import { fatalError } from "./errors.ts";
 import { type Secret, secret } from "./secret.ts";
@@ -55,7 +60,10 @@ export interface NodeKeys {
   };
 }
 
-/** A `KeySource` over the official dstack SDK; `endpoint` undefined lets the SDK find the socket. */
+/**
+ * A `KeySource` on the guest API the attested compose pins (v0: the official dstack SDK; v1: the kit's
+ * v1 client); `endpoint` undefined means the CVM's socket.
+ */
 export function createDstackKeySource(endpoint: string | undefined): KeySource {
   return createDstackAgent(endpoint);
 }
@@ -79,6 +87,8 @@ export async function deriveNodeKeys(source: KeySource): Promise<NodeKeys> {
     [IDENTITY_KEY, identity],
     [WIREGUARD_KEY, wireguard],
   ] as const) {
+    // A dstack before 0.5.6 signs the secp256k1 key instead of the Ed25519 one: stop, naming the fix.
+    requireEd25519Chain(member.proven.appPubkey, spec, other.proven, other.derived.key);
     if (
       bytesToHex(other.proven.appPubkey) !== appPubkey ||
       other.proven.kmsSigner !== member.proven.kmsSigner
@@ -107,7 +117,7 @@ export async function deriveNodeKeys(source: KeySource): Promise<NodeKeys> {
         appPubkey,
         appSignature: bytesToHex(member.proven.appSignature),
         kmsSignature: bytesToHex(member.proven.kmsSignature),
-        guestApiVersion: 0,
+        guestApiVersion: member.proven.guestApiVersion,
       },
     },
     identity: {

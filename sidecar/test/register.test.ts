@@ -98,6 +98,25 @@ describe("registration", () => {
     assert.equal((await registeredEvents(keys.appId)).length, 1);
   });
 
+  test("a node on guest API v1 registers with its v1 chain; the contract records its v1 keys", async () => {
+    const appId = randomAppId();
+    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+    const keys = await deriveNodeKeys({
+      appId: async () => appId,
+      getKey: async (_path, purpose, algorithm) => ({
+        ...cvm.getKeyV1(purpose, algorithm),
+        guestApiVersion: 1,
+      }),
+    });
+    assert.equal(keys.member.proof.guestApiVersion, 1);
+    await fx.owner.write.addAppId([keys.appId]);
+    const registration = await registerOnce(options(keys));
+    assert.equal(registration.submitted, true);
+    const record = await fx.owner.read.member([registration.memberId]);
+    assert.equal(record.memberKey, keys.member.address);
+    assert.equal(record.identityKey, toHex(cvm.getKeyV1("attestmesh-identity-v1", "ed25519").publicKey));
+  });
+
   test("AppIdNotAllowed: logged with the fix, retried with backoff, joins once the owner allows it", async () => {
     const keys = await nodeKeys(fx);
     const { logger, lines } = captureLogger();

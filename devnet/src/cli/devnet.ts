@@ -1,6 +1,7 @@
 // `attestmesh devnet …`: a whole cluster on this machine, with real WireGuard in network namespaces.
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { type Command, Option } from "commander";
 import { devnetClients, evictApp } from "../orchestration/chain.ts";
 import { devnetDown } from "../orchestration/down.ts";
@@ -70,6 +71,7 @@ type UpFlags = {
   transport: DevnetTransport;
   blockUdp?: boolean;
   indexerSuppressNode?: string[];
+  guestApi: GuestApi;
 };
 
 export function registerDevnetCommand(program: Command): void {
@@ -94,6 +96,14 @@ export function registerDevnetCommand(program: Command): void {
         .choices(TRANSPORTS)
         .default("auto"),
     )
+    .addOption(
+      new Option(
+        "--guest-api <version>",
+        "the dstack guest API the cluster's compose pins: v0 (/GetKey, dstack >= 0.5.6) or v1 (/v1/*, dstack >= 0.6)",
+      )
+        .choices(["v0", "v1"])
+        .default("v0"),
+    )
     .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
     .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
@@ -109,6 +119,7 @@ export function registerDevnetCommand(program: Command): void {
         sponsored: !options.fundedKeys,
         transport: options.transport,
         blockUdp: Boolean(options.blockUdp),
+        guestApi: options.guestApi,
         timeoutMs: options.timeout * 1000,
         progress: progress(Boolean(options.json)),
       });

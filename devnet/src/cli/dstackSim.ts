@@ -9,7 +9,7 @@ import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import pino, { type Logger } from "pino";
-import { startDstackSimulator } from "../dstack-sim/server.ts";
+import { type GuestApis, startDstackSimulator } from "../dstack-sim/server.ts";
 import {
   type CvmIdentityOptions,
   createKmsRoot,
@@ -28,6 +28,12 @@ export type DstackSimOptions = {
   readonly appName?: string;
   readonly kmsRootSecretFile?: string;
   readonly appkeys?: string;
+  /** File holding the app-compose.json document Info returns (verbatim). */
+  readonly appCompose?: string;
+  /** "v0+v1" (default, dstack 0.6) or "v0" (an agent before 0.6: no /v1 mount). */
+  readonly guestApis?: GuestApis;
+  /** false: reproduce dstack before 0.5.6 (GetKey ignores algorithm; no Ed25519 chains). */
+  readonly ed25519Chains?: boolean;
 };
 
 function errorCode(error: unknown): string {
@@ -79,8 +85,21 @@ export async function readSecretFile(file: string, logger: Logger): Promise<Uint
   );
 }
 
-function identityOptions(options: DstackSimOptions): CvmIdentityOptions {
+async function identityOptions(options: DstackSimOptions): Promise<CvmIdentityOptions> {
+  let appCompose: string | undefined;
+  if (options.appCompose !== undefined) {
+    try {
+      appCompose = await readFile(options.appCompose, "utf8");
+    } catch (cause) {
+      throw new AttestmeshError(
+        `cannot read the app-compose file ${options.appCompose} (${errorCode(cause)}); check the path.`,
+        { code: "AppComposeFileUnreadable", details: { file: options.appCompose }, cause },
+      );
+    }
+  }
   return {
+    ...(appCompose === undefined ? {} : { appCompose }),
+    ...(options.ed25519Chains === false ? { ed25519Chains: false } : {}),
     ...(options.composeHash === undefined ? {} : { composeHash: options.composeHash }),
     ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }),
     ...(options.deviceId === undefined ? {} : { deviceId: options.deviceId }),
@@ -90,7 +109,7 @@ function identityOptions(options: DstackSimOptions): CvmIdentityOptions {
 
 /** The CVM the options describe: from dstack's appkeys.json, a KMS root secret file, or the devnet root. */
 export async function loadCvm(options: DstackSimOptions, logger: Logger): Promise<SimulatedCvm> {
-  const identity = identityOptions(options);
+  const identity = await identityOptions(options);
   if (options.appkeys !== undefined) {
     let text: string;
     try {
@@ -140,7 +159,12 @@ export async function runDstackSim(
     },
     "simulated CVM",
   );
-  const simulator = await startDstackSimulator({ socketPath: options.socket, cvm, logger });
+  const simulator = await startDstackSimulator({
+    socketPath: options.socket,
+    cvm,
+    logger,
+    ...(options.guestApis === undefined ? {} : { guestApis: options.guestApis }),
+  });
   try {
     if (!signal.aborted) {
       await new Promise((stopped) => signal.addEventListener("abort", stopped, { once: true }));
@@ -181,6 +205,22 @@ export function registerDstackSimCommand(program: Command): void {
       ).conflicts("appkeys"),
     )
     .option("--appkeys <file>", "serve dstack's own simulator key file (appkeys.json) for --app-id")
+    .option(
+      "--app-compose <file>",
+      "app-compose.json document Info returns, verbatim (default: a minimal one)",
+    )
+    .addOption(
+      new Option(
+        "--guest-apis <surfaces>",
+        "guest API surfaces served: v0+v1 (dstack 0.6) or v0 (before 0.6)",
+      )
+        .choices(["v0", "v0+v1"])
+        .default("v0+v1"),
+    )
+    .option(
+      "--no-ed25519-chains",
+      "behave like dstack before 0.5.6: GetKey ignores algorithm, so no Ed25519 key has a valid chain",
+    )
     .addHelpText(
       "after",
       "\nLogs are JSON lines on stdout (pino); LOG_LEVEL=debug also logs every request.\n" +

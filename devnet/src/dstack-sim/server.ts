@@ -26,6 +26,22 @@
  * does not reproduce them. Errors are dstack's shape, `{"error": message}`
  * (which the SDK's getQuote throws as is), plus a stable `code`.
  *
+ * Guest API v1 (dstack 0.6, dstack's docs/guest-api-v1.md): the v0 methods above are also served at
+ * `/v0/<Method>`, and, unless `guestApis` is "v0" (an agent before 0.6), v1 at `/v1/<Method>`:
+ *
+ *   /v1/GetKey   {domain, algorithm}  → {key, public_key, signature_chain}; algorithm exactly
+ *                "secp256k1" or "ed25519" (no default, no alias); v1 KDF and key claim
+ *   /v1/Attest   {report_data}        → {attestation, boottime_gpu_evidence: []}; `attestation` is
+ *                the versioned (MessagePack V1) attestation carrying the simulated quote and event log
+ *   /v1/Info     {}                   → {app_id, instance_id, app_name, device_id, mr_aggregated,
+ *                os_image_hash, compose_hash, app_compose, vm_config, key_provider_info}
+ *   /v1/Version  {}                   → {version: "0.6.0", rev}
+ *
+ * Another method under /v1 answers 404 `{"error": "Service not found: <Method>"}`, as a mounted
+ * surface does; with `guestApis: "v0"` every /v1 path answers a plain-text 404 (no such mount), as an
+ * agent that predates v1 does. Both Info methods return the configured app-compose document
+ * (v0: `tcb_info.app_compose`).
+ *
  * Info's `tcb_info.event_log` and GetQuote's `event_log` hold a simulated
  * RTMR3 log: `app-id`, `compose-hash`, `instance-id`, then every EmitEvent,
  * each digested with dstack's runtime-event formula; `rtmr3` is its replay
@@ -42,6 +58,7 @@ import { chmod, lstat, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createConnection, type Socket } from "node:net";
 import { resolve } from "node:path";
+import { encodeTdxAttestation } from "@attestmesh/shared/dstack/attestation.ts";
 import type { KeyAlgorithm } from "@attestmesh/shared/dstack/keychain.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { sha384 } from "@noble/hashes/sha2";
@@ -53,9 +70,14 @@ export type DstackSimulatorOptions = {
   /** Where to listen; a stale socket file there is replaced, anything else is refused. */
   readonly socketPath: string;
   readonly cvm: SimulatedCvm;
+  /** "v0+v1" (default): dstack 0.6, both surfaces. "v0": an agent before 0.6, no /v1 mount. */
+  readonly guestApis?: GuestApis;
   /** Default: pino at info level on stdout. */
   readonly logger?: Logger;
 };
+
+/** Which guest API surfaces the simulated agent serves. */
+export type GuestApis = "v0" | "v0+v1";
 
 export type DstackSimulator = {
   /** Absolute path of the listening socket (mode 0600). */
@@ -69,6 +91,8 @@ export type DstackSimulator = {
  * /Version), as the `@phala/dstack-sdk` release the tests run against.
  */
 export const DSTACK_API_VERSION = "0.5.8";
+/** What /v1/Version reports (and /Version, when v1 is served): the first dstack with guest API v1. */
+export const DSTACK_V1_API_VERSION = "0.6.0";
 export const SIMULATOR_REV = "attestmesh-dstack-simulator";
 
 /** dstack's event type for runtime events extended into RTMR3 (cc-eventlog). */
@@ -102,6 +126,7 @@ type Method = {
 /** HTTP status per error code; any other `AttestmeshError` from a request is a 400. */
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   UnknownMethod: 404,
+  ServiceNotFound: 404,
   MethodNotAllowed: 405,
   PayloadTooLarge: 413,
   NotSimulated: 501,
@@ -180,7 +205,31 @@ function asciiJson(value: unknown): string {
   );
 }
 
-function createMethods(cvm: SimulatedCvm, logger: Logger): Map<string, Method> {
+/** v1's algorithm: exactly "secp256k1" or "ed25519"; an empty or other value is an error. */
+function requireV1Algorithm(body: JsonObject): KeyAlgorithm {
+  const value = body.algorithm;
+  if (value === "secp256k1" || value === "ed25519") return value;
+  throw requestError(
+    "UnsupportedAlgorithm",
+    `algorithm ${JSON.stringify(value ?? "")} is not supported; the accepted values are "secp256k1" and "ed25519".`,
+    { field: "algorithm" },
+  );
+}
+
+function requireReportData(body: JsonObject): Uint8Array {
+  const reportData = requireHex(body, "report_data");
+  const { length } = SIMULATED_QUOTE_LAYOUT.reportData;
+  if (reportData.length > length) {
+    throw requestError(
+      "ReportDataTooLong",
+      `report_data is ${reportData.length} bytes; at most ${length} are allowed (hash larger data first).`,
+      { field: "report_data", length: reportData.length },
+    );
+  }
+  return reportData;
+}
+
+function createMethods(cvm: SimulatedCvm, logger: Logger, guestApis: GuestApis): Map<string, Method> {
   const identity = cvm.info();
   // The boot-time measurements a real CVM extends into RTMR3 that the simulator knows; then
   // whatever the app emits. Info's rtmr3 is always the replay of this log.
@@ -212,15 +261,7 @@ function createMethods(cvm: SimulatedCvm, logger: Logger): Map<string, Method> {
       {
         allowGet: false,
         handle(body) {
-          const reportData = requireHex(body, "report_data");
-          const { length } = SIMULATED_QUOTE_LAYOUT.reportData;
-          if (reportData.length > length) {
-            throw requestError(
-              "ReportDataTooLong",
-              `report_data is ${reportData.length} bytes; at most ${length} are allowed (hash larger data first).`,
-              { field: "report_data", length: reportData.length },
-            );
-          }
+          const reportData = requireReportData(body);
           logger.info({ reportDataLength: reportData.length }, "GetQuote");
           return {
             quote: hex(cvm.getQuote(reportData)),
@@ -249,7 +290,7 @@ function createMethods(cvm: SimulatedCvm, logger: Logger): Map<string, Method> {
             compose_hash: hex(info.composeHash),
             device_id: hex(info.deviceId),
             event_log: eventLog,
-            app_compose: "",
+            app_compose: info.appCompose,
             simulator: true,
           };
           return {
@@ -277,7 +318,11 @@ function createMethods(cvm: SimulatedCvm, logger: Logger): Map<string, Method> {
       "/Version",
       {
         allowGet: true,
-        handle: () => ({ version: DSTACK_API_VERSION, rev: SIMULATOR_REV, simulator: true }),
+        handle: () => ({
+          version: guestApis === "v0" ? DSTACK_API_VERSION : DSTACK_V1_API_VERSION,
+          rev: SIMULATOR_REV,
+          simulator: true,
+        }),
       },
     ],
     [
@@ -296,7 +341,79 @@ function createMethods(cvm: SimulatedCvm, logger: Logger): Map<string, Method> {
       },
     ],
   ];
-  return new Map(methods);
+  const v1: [string, Method][] = [
+    [
+      "/v1/GetKey",
+      {
+        allowGet: false,
+        handle(body) {
+          const domain = requireString(body, "domain");
+          const algorithm = requireV1Algorithm(body);
+          logger.info({ domain, algorithm }, "v1 GetKey");
+          const { key, publicKey, signatureChain } = cvm.getKeyV1(domain, algorithm);
+          return {
+            key: hex(key),
+            public_key: hex(publicKey),
+            signature_chain: signatureChain.map(hex),
+            simulator: true,
+          };
+        },
+      },
+    ],
+    [
+      "/v1/Attest",
+      {
+        allowGet: false,
+        handle(body) {
+          const reportData = requireReportData(body);
+          logger.info({ reportDataLength: reportData.length }, "v1 Attest");
+          const attestation = encodeTdxAttestation({
+            quote: cvm.getQuote(reportData),
+            eventLog: eventLog.map((e) => ({
+              imr: e.imr,
+              event_type: e.event_type,
+              digest: hexToBytes(e.digest),
+              event: e.event,
+              event_payload: hexToBytes(e.event_payload),
+            })),
+            reportData: padReportData(reportData),
+            config: vmConfig,
+          });
+          return { attestation: hex(attestation), boottime_gpu_evidence: [], simulator: true };
+        },
+      },
+    ],
+    [
+      "/v1/Info",
+      {
+        allowGet: true,
+        handle() {
+          const info = cvm.info();
+          return {
+            app_id: hex(info.appId),
+            instance_id: hex(info.instanceId),
+            app_name: info.appName,
+            device_id: hex(info.deviceId),
+            mr_aggregated: zeros(32),
+            os_image_hash: zeros(32),
+            compose_hash: hex(info.composeHash),
+            app_compose: info.appCompose,
+            vm_config: vmConfig,
+            key_provider_info: asciiJson({ name: "attestmesh-simulator", id: info.kmsRootAddress }),
+            simulator: true,
+          };
+        },
+      },
+    ],
+    [
+      "/v1/Version",
+      {
+        allowGet: true,
+        handle: () => ({ version: DSTACK_V1_API_VERSION, rev: SIMULATOR_REV, simulator: true }),
+      },
+    ],
+  ];
+  return new Map(guestApis === "v0" ? methods : [...methods, ...v1]);
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -394,14 +511,28 @@ export async function startDstackSimulator(options: DstackSimulatorOptions): Pro
       { code: "SocketPathTooLong", details: { socketPath } },
     );
   }
-  const methods = createMethods(options.cvm, logger);
+  const guestApis = options.guestApis ?? "v0+v1";
+  const methods = createMethods(options.cvm, logger, guestApis);
 
   const server = createServer(async (req, res) => {
     const started = performance.now();
-    const route = (req.url ?? "/").split("?")[0] ?? "/";
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    // `/v0/<Method>` is the same handler as the unversioned alias.
+    const route = path.startsWith("/v0/") ? path.slice(3) : path;
     let status = 200;
     try {
+      if (route.startsWith("/v1/") && guestApis === "v0") {
+        // An agent before 0.6 has no /v1 mount: its server's own 404 page, not prpc JSON.
+        status = 404;
+        res.writeHead(status, { "content-type": "text/plain", "content-length": 9 });
+        res.end("Not Found");
+        logger.warn({ route, status }, "no /v1 mount (guest API v0 only)");
+        return;
+      }
       const method = methods.get(route);
+      if (method === undefined && route.startsWith("/v1/")) {
+        throw requestError("ServiceNotFound", `Service not found: ${route.slice(4)}`, { route });
+      }
       if (method === undefined) {
         throw NOT_SIMULATED.has(route)
           ? requestError("NotSimulated", `${route} is not reproduced by the attestmesh dstack simulator.`, {

@@ -11,6 +11,7 @@
  * Bytes are `Uint8Array` in and out; addresses are checksummed `0x` strings.
  */
 
+import { appSignKeyClaimV1, deriveKeyV1 } from "@attestmesh/shared/dstack/guestV1.ts";
 import {
   appSignDerivedKey,
   deriveAppKey,
@@ -160,6 +161,8 @@ export type GetKeyResult = {
  * exposes only indirectly (key provider info, signature chains).
  */
 export type CvmInfo = {
+  /** The app-compose.json document the CVM was booted with, verbatim (Info's `app_compose`). */
+  readonly appCompose: string;
   readonly appId: Uint8Array;
   readonly instanceId: Uint8Array;
   readonly composeHash: Uint8Array;
@@ -173,12 +176,33 @@ export type SimulatedCvm = {
   /** 33-byte compressed public key of the app key. */
   readonly appPublicKey: Uint8Array;
   getKey(path: string, purpose: string, algorithm?: KeyAlgorithm): GetKeyResult;
+  /**
+   * Guest API v1 (`/v1/GetKey`, dstack 0.6): the key of `(domain, algorithm)` under the v1 KDF, its
+   * raw public key, and the chain whose link 0 signs the length-prefixed v1 key claim.
+   */
+  getKeyV1(domain: string | Uint8Array, algorithm: KeyAlgorithm): GetKeyV1Result;
   info(): CvmInfo;
   /** A simulated quote binding `reportData` (≤ 64 bytes) to this app; see `SIMULATED_QUOTE_LAYOUT`. */
   getQuote(reportData: Uint8Array): Uint8Array;
 };
 
+export type GetKeyV1Result = GetKeyResult & {
+  /** 33-byte compressed secp256k1 or 32-byte Ed25519 public key, the bytes link 0 binds. */
+  readonly publicKey: Uint8Array;
+};
+
 export type CvmIdentityOptions = {
+  /**
+   * The app-compose.json document Info returns (default: a minimal document with an empty compose
+   * file). Only what a test or the devnet pins in it matters (e.g. an `x-attestmesh` block); the
+   * compose hash stays what `composeHash` says.
+   */
+  readonly appCompose?: string;
+  /**
+   * false reproduces dstack before 0.5.6: GetKey ignores `algorithm` and link 0 always signs the
+   * secp256k1 public key of the derived secret, so no Ed25519 key has a valid chain. Default true.
+   */
+  readonly ed25519Chains?: boolean;
   /** 32 bytes; default keccak256("attestmesh simulated compose"), a placeholder, not a real compose hash. */
   readonly composeHash?: Uint8Array;
   /** 20 bytes; default the first 20 bytes of keccak256("attestmesh simulated instance" || appId). */
@@ -196,6 +220,14 @@ export type SimulatedCvmOptions = CvmIdentityOptions & {
 };
 
 export const DEFAULT_APP_NAME = "attestmesh-simulated";
+
+/** The compose document Info returns when none is given: no `x-attestmesh` block, so guest API v0. */
+export const DEFAULT_APP_COMPOSE = JSON.stringify({
+  docker_compose_file: "services: {}\n",
+  manifest_version: 2,
+  name: DEFAULT_APP_NAME,
+  runner: "docker-compose",
+});
 
 /** A CVM built from an app key and the KMS signature over it; both constructors below end here. */
 function cvmFromAppKey(
@@ -216,6 +248,8 @@ function cvmFromAppKey(
   ).slice();
   const deviceId = (params.deviceId ?? keccak_256(utf8ToBytes("attestmesh simulated device"))).slice();
   const appName = params.appName ?? DEFAULT_APP_NAME;
+  const appCompose = params.appCompose ?? DEFAULT_APP_COMPOSE;
+  const ed25519Chains = params.ed25519Chains ?? true;
   requireBytes("composeHash", composeHash, 32);
   requireBytes("instanceId", instanceId, 20);
   requireBytes("deviceId", deviceId, 32);
@@ -225,11 +259,19 @@ function cvmFromAppKey(
     appPublicKey: appPublicKey.slice(),
     getKey(path, purpose, algorithm = "secp256k1") {
       const key = deriveKey(appKey, path);
-      const appSignature = appSignDerivedKey(appKey, purpose, derivedPublicKey(key, algorithm));
+      const signed = ed25519Chains ? algorithm : "secp256k1";
+      const appSignature = appSignDerivedKey(appKey, purpose, derivedPublicKey(key, signed));
       return { key, signatureChain: [appSignature, kmsSignature.slice()] };
+    },
+    getKeyV1(domain, algorithm) {
+      const key = deriveKeyV1(appKey, algorithm, domain);
+      const publicKey = derivedPublicKey(key, algorithm);
+      const appSignature = appSignKeyClaimV1(appKey, domain, publicKey);
+      return { key, publicKey, signatureChain: [appSignature, kmsSignature.slice()] };
     },
     info() {
       return {
+        appCompose,
         appId: appId.slice(),
         instanceId: instanceId.slice(),
         composeHash: composeHash.slice(),

@@ -1,7 +1,9 @@
 // The simulated dstack guest agent of one devnet CVM (a node or the indexer): `attestmesh dstack-sim`
 // as a detached process, started once here for both.
-import { access } from "node:fs/promises";
+import { access, mkdir, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import type { Address, Hex } from "viem";
 import { spawnDetached, waitFor } from "./processes.ts";
 
@@ -15,11 +17,29 @@ export interface DevnetDstackSim {
   readonly logFile: string;
   /** Who it serves, for the timeout message (e.g. "node2", "the indexer"). */
   readonly owner: string;
+  /** The guest API the compose it returns pins (default v0, no pin). */
+  readonly guestApi?: GuestApi;
+}
+
+/**
+ * The app-compose document a devnet simulator returns: a compose file whose x-attestmesh block pins
+ * `guestApi`, as deploy/<target>/docker-compose.yaml does for a real CVM.
+ */
+export function devnetAppCompose(guestApi: GuestApi): string {
+  return JSON.stringify({
+    docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\nservices: {}\n`,
+    manifest_version: 2,
+    name: "attestmesh-devnet",
+    runner: "docker-compose",
+  });
 }
 
 /** Starts the simulator and returns its pid once its socket exists. */
 export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
   const cli = fileURLToPath(import.meta.resolve("@attestmesh/scripts/cli/main.ts"));
+  const appComposeFile = `${sim.socketPath}.app-compose.json`;
+  await mkdir(dirname(appComposeFile), { recursive: true });
+  await writeFile(appComposeFile, devnetAppCompose(sim.guestApi ?? "v0"));
   const pid = spawnDetached(
     process.execPath,
     [
@@ -33,6 +53,8 @@ export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
       sim.composeHash,
       "--app-name",
       sim.appName,
+      "--app-compose",
+      appComposeFile,
     ],
     { logFile: sim.logFile },
   );

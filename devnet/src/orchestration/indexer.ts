@@ -45,6 +45,7 @@ export async function startIndexer(
     socketPath,
     appId,
     composeHash: state.composeHash,
+    ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     appName: "attestmesh-devnet-indexer",
     logFile: join(logDir, "dstack-sim.log"),
     owner: "the indexer",

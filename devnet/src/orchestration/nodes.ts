@@ -58,6 +58,7 @@ export async function startNode(
     socketPath,
     appId,
     composeHash: state.composeHash,
+    ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     appName: `attestmesh-devnet-${name}`,
     logFile: join(logDir, "dstack-sim.log"),
     owner: name,

@@ -2,6 +2,7 @@
 // `evict` and `down` can find it again, even after a crash of the CLI.
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import type { Address, Hex } from "viem";
 
 export const DEVNET_DIR = join(new URL("../../..", import.meta.url).pathname, ".devnet");
@@ -85,6 +86,11 @@ export interface DevnetState {
   readonly blockUdp?: boolean;
   /** Absent when the devnet runs without an indexer. */
   readonly indexer?: DevnetIndexer;
+  /**
+   * The dstack guest API the cluster pins (x-attestmesh.guest_api in the compose every simulator
+   * returns); absent in states written before it existed, which ran v0.
+   */
+  readonly guestApi?: GuestApi;
 }
 
 export async function readState(): Promise<DevnetState | undefined> {

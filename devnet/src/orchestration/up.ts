@@ -1,8 +1,10 @@
 // `devnet up`: a Hardhat node, the cluster deployed and allowlisted by its owner, and N nodes each in
 // its own network namespace with a dstack simulator and a sidecar, waited on until every one is healthy.
+
 import { join } from "node:path";
 import { readArtifact } from "@attestmesh/scripts/deploy/artifacts.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { createKmsRoot } from "../dstack-sim/simulator.ts";
 import { deployDevnetCluster, devnetClients } from "./chain.ts";
 import { devnetDown } from "./down.ts";
@@ -46,6 +48,8 @@ export interface UpOptions {
   readonly indexerSuppressNodes?: readonly string[];
   /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
   readonly sponsored?: boolean;
+  /** The dstack guest API the cluster's compose pins for every node and the indexer (default v0). */
+  readonly guestApi?: GuestApi;
 }
 
 export async function devnetUp(options: UpOptions) {
@@ -71,6 +75,7 @@ export async function devnetUp(options: UpOptions) {
   const chainId = await waitFor("the Hardhat node", async () => probe.client.getChainId(), 60_000);
   const clients = devnetClients(rpcUrl, chainId);
 
+  progress(`dstack simulators serve guest API v0 and v1; the compose pins ${options.guestApi ?? "v0"}`);
   progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
   const kmsRoot = createKmsRoot().address;
   const composeHash = devnetComposeHash();
@@ -86,6 +91,7 @@ export async function devnetUp(options: UpOptions) {
     nodes: [],
     transport: options.transport ?? "auto",
     blockUdp: options.blockUdp ?? false,
+    guestApi: options.guestApi ?? "v0",
   };
   await writeState(state);
   if (options.sponsored ?? true) {

@@ -184,6 +184,52 @@ describe("attestmesh dstack-sim (CLI)", () => {
     assert.equal((await serving.exit).code, 0);
   });
 
+  test("--app-compose, --guest-apis v0 and --no-ed25519-chains: a compose-pinned agent before dstack 0.5.6", async () => {
+    const composeFile = join(dir, "app-compose.json");
+    const compose = '{"docker_compose_file":"x-attestmesh:\\n  guest_api: v1\\n"}';
+    await writeFile(composeFile, compose);
+    const socketPath = join(dir, "old.sock");
+    const serving = await startCli([
+      "--socket",
+      socketPath,
+      "--app-id",
+      APP_ID_HEX,
+      "--app-compose",
+      composeFile,
+      "--guest-apis",
+      "v0",
+      "--no-ed25519-chains",
+    ]);
+    children.push(serving.child);
+    const client = new DstackClient(socketPath);
+    const info = await client.info();
+    assert.equal(info.tcb_info.app_compose, compose);
+    // GetKey ignores algorithm: the "Ed25519" chain signs the secp256k1 key of the same secret.
+    const appPubkey = hexToBytes((info as unknown as { app_public_key: string }).app_public_key);
+    const ed = await client.getKey("/e", "e", "ed25519");
+    assert.equal(verifySdkKey(ed, APP_ID, appPubkey, "e", "secp256k1"), DEVNET_ROOT.address);
+    assert.throws(() => verifySdkKey(ed, APP_ID, appPubkey, "e", "ed25519"), {
+      code: "AppSignatureMismatch",
+    });
+    assert.equal((await client.version()).version, "0.5.8", "a pre-0.6 agent");
+    serving.child.kill("SIGTERM");
+    assert.equal((await serving.exit).code, 0);
+  });
+
+  test("--guest-apis takes only v0 or v0+v1", async () => {
+    const run = await runCli([
+      "dstack-sim",
+      "--socket",
+      join(dir, "x.sock"),
+      "--app-id",
+      APP_ID_HEX,
+      "--guest-apis",
+      "v1",
+    ]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /v0\+v1/);
+  });
+
   test("--help lists dstack-sim, through main.ts and through the bin shim", async () => {
     for (const entry of [CLI_MAIN, CLI_BIN]) {
       const run = await runCli(["--help"], entry);

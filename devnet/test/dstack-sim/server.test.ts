@@ -14,7 +14,7 @@ import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { DstackClient } from "@phala/dstack-sdk";
 import pino from "pino";
 import {
-  DSTACK_API_VERSION,
+  DSTACK_V1_API_VERSION,
   type DstackSimulator,
   type EventLogEntry,
   MAX_BODY_BYTES,
@@ -224,7 +224,7 @@ describe("dstack simulator server, through the official SDK", () => {
 
   test("version and isReachable", async () => {
     const version = await client.version();
-    assert.equal(version.version, DSTACK_API_VERSION);
+    assert.equal(version.version, DSTACK_V1_API_VERSION, "a 0.6 agent (v0 and v1) reports 0.6 on v0 too");
     assert.equal(typeof version.rev, "string");
     assert.equal((version as unknown as Record<string, unknown>).simulator, true);
     assert.equal(await client.isReachable(), true);
@@ -258,7 +258,7 @@ describe("dstack simulator server, through the official SDK", () => {
   test("Info and Version also answer GET, and ?json query strings are ignored", async () => {
     assert.equal((await rawRequest(simulator.socketPath, { method: "GET", path: "/Info" })).status, 200);
     const version = await rawRequest(simulator.socketPath, { method: "GET", path: "/Version?json" });
-    assert.equal(version.json.version, DSTACK_API_VERSION);
+    assert.equal(version.json.version, DSTACK_V1_API_VERSION);
   });
 
   const malformed: {

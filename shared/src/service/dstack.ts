@@ -5,16 +5,23 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { DstackClient } from "@phala/dstack-sdk";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
+import { type GuestApiVersion, keyClaimDigestV1 } from "../dstack/guestV1.ts";
 import { derivedKeyDigest, derivedPublicKey, type KeyAlgorithm } from "../dstack/keychain.ts";
 import { SECP256K1_HALF_N, SECP256K1_N, verifyDstackKeyChain } from "../dstack/verify.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { KeySpec } from "../keys/purposes.ts";
+import { createDstackV1Agent } from "./dstackV1.ts";
 import { fatalError, retryableError } from "./errors.ts";
+import { type GuestApi, readPinnedSettings, refusePinnedInEnvironment } from "./pinned.ts";
 
 /** What dstack GetKey returns: the derived secret and [app signature, KMS signature]. */
 export interface DerivedKey {
   readonly key: Uint8Array;
   readonly signatureChain: readonly Uint8Array[];
+  /** The guest API the key came from: 0 (`GetKey`, the default) or 1 (`/v1/GetKey`). */
+  readonly guestApiVersion?: GuestApiVersion;
+  /** v1 returns the raw public key too; when present it must be the key's own. */
+  readonly publicKey?: Uint8Array;
 }
 
 /** The part of the dstack guest agent that derives keys. */
@@ -33,8 +40,42 @@ export interface DstackAgent extends KeySource {
 
 const hex0x = (text: string): Hex => (text.startsWith("0x") ? text : `0x${text}`).toLowerCase() as Hex;
 
-/** A `DstackAgent` over the official dstack SDK; `endpoint` undefined lets the SDK find the socket. */
-export function createDstackAgent(endpoint: string | undefined): DstackAgent {
+/**
+ * The guest agent on the guest API the attested compose pins (`x-attestmesh.guest_api`, see pinned.ts):
+ * the compose is read once from the agent's v0 Info (`tcb_info.app_compose`, served by every dstack,
+ * 0.6 included), then every call goes to the v0 agent (SDK) or the v1 client. Never switched by
+ * itself, and never by the environment: a pin variable in `env` is refused.
+ */
+export function createDstackAgent(
+  endpoint: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): DstackAgent & { guestApi(): Promise<GuestApi> } {
+  refusePinnedInEnvironment(env);
+  const v0 = createDstackV0Agent(endpoint);
+  let pinned: Promise<{ api: GuestApi; agent: DstackAgent }> | undefined;
+  const resolve = () => {
+    pinned ??= (async () => {
+      const { guestApi } = readPinnedSettings(await v0.appCompose());
+      return { api: guestApi, agent: guestApi === "v1" ? createDstackV1Agent(endpoint) : v0 };
+    })().catch((error: unknown) => {
+      pinned = undefined; // a guest agent that was not up yet is asked again on the next call
+      throw error;
+    });
+    return pinned;
+  };
+  return {
+    guestApi: async () => (await resolve()).api,
+    info: async () => (await resolve()).agent.info(),
+    appId: async () => (await resolve()).agent.appId(),
+    getKey: async (path, purpose, algorithm) => (await resolve()).agent.getKey(path, purpose, algorithm),
+    getQuote: async (reportData) => (await resolve()).agent.getQuote(reportData),
+  };
+}
+
+/** A `DstackAgent` over the official dstack SDK (guest API v0); `endpoint` undefined lets the SDK find the socket. */
+export function createDstackV0Agent(
+  endpoint: string | undefined,
+): DstackAgent & { appCompose(): Promise<string> } {
   // The client checks the socket exists when constructed, so build it per call: a guest agent that
   // comes up late is then picked up by the next retry.
   const client = () => new DstackClient(endpoint);
@@ -55,6 +96,11 @@ export function createDstackAgent(endpoint: string | undefined): DstackAgent {
       return { appId: parseAppId(raw.app_id), composeHash: hex0x(raw.compose_hash) };
     },
     appId: async () => parseAppId((await call("Info", () => client().info())).app_id),
+    async appCompose() {
+      const raw = await call("Info", () => client().info());
+      const compose = (raw.tcb_info as { app_compose?: unknown } | undefined)?.app_compose;
+      return typeof compose === "string" ? compose : "";
+    },
     getKey: (path, purpose, algorithm) =>
       call("GetKey", async () => {
         const result = await client().getKey(path, purpose, algorithm);
@@ -116,7 +162,11 @@ export function recoverAppPublicKey(
   derivedPubkey: Uint8Array,
   appSignature: Uint8Array,
 ): Uint8Array {
-  const digest = derivedKeyDigest(purpose, derivedPubkey);
+  return recoverPublicKey(derivedKeyDigest(purpose, derivedPubkey), appSignature);
+}
+
+/** The 33-byte compressed key that made `signature` (normalised) over `digest`. */
+function recoverPublicKey(digest: Uint8Array, appSignature: Uint8Array): Uint8Array {
   try {
     const r = BigInt(bytesToHex(appSignature.subarray(0, 32)));
     const s = BigInt(bytesToHex(appSignature.subarray(32, 64)));
@@ -141,6 +191,8 @@ export interface ProvenKey {
   readonly kmsSignature: Uint8Array;
   /** The KMS root the chain leads to; whether the cluster accepts it is the contract's call. */
   readonly kmsSigner: Address;
+  /** The guest API whose link 0 the chain carries (0: `purpose:hex(key)`, 1: the v1 key claim). */
+  readonly guestApiVersion: GuestApiVersion;
 }
 
 /**
@@ -161,10 +213,21 @@ export function proveKey(appId: Address, spec: KeySpec, derived: DerivedKey): Pr
       { details: { path: spec.path, length: derived.signatureChain.length } },
     );
   }
+  const guestApiVersion = derived.guestApiVersion ?? 0;
   const publicKey = derivedPublicKey(derived.key, spec.algorithm);
+  if (derived.publicKey !== undefined && bytesToHex(derived.publicKey) !== bytesToHex(publicKey)) {
+    throw fatalError(
+      "InvalidDerivedKey",
+      `dstack returned a public key for ${spec.path} that is not the ${spec.algorithm} key of the returned secret.`,
+      { details: { path: spec.path } },
+    );
+  }
   const appSignature = normaliseSignature(rawApp, "appSignature");
   const kmsSignature = normaliseSignature(rawKms, "kmsSignature");
-  const appPubkey = recoverAppPublicKey(spec.purpose, publicKey, appSignature);
+  const appPubkey =
+    guestApiVersion === 1
+      ? recoverPublicKey(keyClaimDigestV1(spec.purpose, publicKey), appSignature)
+      : recoverAppPublicKey(spec.purpose, publicKey, appSignature);
   let kmsSigner: Address;
   try {
     kmsSigner = verifyDstackKeyChain({
@@ -174,6 +237,7 @@ export function proveKey(appId: Address, spec: KeySpec, derived: DerivedKey): Pr
       appPubkey,
       appSignature,
       kmsSignature,
+      guestApiVersion,
     });
   } catch (cause) {
     if (!(cause instanceof AttestmeshError)) throw cause;
@@ -183,5 +247,54 @@ export function proveKey(appId: Address, spec: KeySpec, derived: DerivedKey): Pr
       details: { path: spec.path, ...cause.details },
     });
   }
-  return { publicKey, appPubkey, appSignature, kmsSignature, kmsSigner };
+  return { publicKey, appPubkey, appSignature, kmsSignature, kmsSigner, guestApiVersion };
+}
+
+/** The dstack release from which GetKey signs an Ed25519 key (earlier agents ignore `algorithm`). */
+export const FIRST_DSTACK_WITH_ED25519_CHAINS = "0.5.6";
+
+/**
+ * Refuses an Ed25519 key whose chain does not verify for the Ed25519 key: its link 0 recovers another
+ * app key than `anchorAppPubkey`, the app key of a secp256k1 chain from the same agent (secp256k1
+ * chains verify on every dstack). That is what a dstack agent before 0.5.6 returns: it ignores
+ * `algorithm` and signs `purpose:hex(secp256k1 key)` of the same secret, so the chain never proves the
+ * Ed25519 key and registration would be refused forever. Fatal, naming the dstack release needed.
+ *
+ * With the derived `secret` at hand the old agent's signature is confirmed (link 0 recovers the
+ * anchor when read as over the secp256k1 key); a chain that matches neither reading is left to the
+ * caller's consistency check. Without it (a chain seen from outside), any mismatch is refused.
+ */
+export function requireEd25519Chain(
+  anchorAppPubkey: Uint8Array,
+  spec: KeySpec,
+  proven: Pick<ProvenKey, "publicKey" | "appPubkey" | "appSignature" | "guestApiVersion">,
+  secret?: Uint8Array,
+): void {
+  if (spec.algorithm !== "ed25519") return;
+  const anchor = bytesToHex(anchorAppPubkey);
+  if (bytesToHex(proven.appPubkey) === anchor) return;
+  if (secret !== undefined) {
+    if (proven.guestApiVersion !== 0) return;
+    let signedSecp256k1: string;
+    try {
+      signedSecp256k1 = bytesToHex(
+        recoverAppPublicKey(spec.purpose, derivedPublicKey(secret, "secp256k1"), proven.appSignature),
+      );
+    } catch {
+      return;
+    }
+    if (signedSecp256k1 !== anchor) return;
+  }
+  throw fatalError(
+    "Ed25519ChainUnsupported",
+    `the dstack guest agent cannot sign an Ed25519 key: the chain for ${spec.path} does not verify for its Ed25519 key (link 0 signs the secp256k1 key of the same secret, as dstack before ${FIRST_DSTACK_WITH_ED25519_CHAINS} does, ignoring algorithm). Registration can never succeed: boot the CVM on a dstack ${FIRST_DSTACK_WITH_ED25519_CHAINS} or later OS image (guest API v0), or dstack 0.6 or later with guest_api v1.`,
+    {
+      details: {
+        path: spec.path,
+        requiredDstack: FIRST_DSTACK_WITH_ED25519_CHAINS,
+        recoveredAppPubkey: bytesToHex(proven.appPubkey),
+        expectedAppPubkey: anchor,
+      },
+    },
+  );
 }
