@@ -14,6 +14,7 @@ import {
   parseSimulatedQuote,
   type SimulatedCvm,
 } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { deriveIndexerKeys } from "@attestmesh/indexer/keys.ts";
 import { quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
 import { IDENTITY_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { createDstackAgent, proveKey } from "@attestmesh/shared/service/dstack.ts";
@@ -25,7 +26,6 @@ import {
 import { deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { captureLogger } from "@attestmesh/sidecar/testing/helpers.ts";
 import { bytesToHex, getAddress, hexToBytes } from "viem";
-import { deriveIndexerKeys } from "../../indexer/src/keys.ts";
 
 const KMS_ROOT = createKmsRoot();
 const APP_ID = getAddress("0x0000000000000000000000000000000000000601");

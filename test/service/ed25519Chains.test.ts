@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { deriveIndexerKeys } from "@attestmesh/indexer/keys.ts";
 import { verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { IDENTITY_KEY, type KeySpec } from "@attestmesh/shared/keys/purposes.ts";
 import {
@@ -20,7 +21,6 @@ import {
 import { deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { captureLogger } from "@attestmesh/sidecar/testing/helpers.ts";
 import { hexToBytes } from "viem";
-import { deriveIndexerKeys } from "../../indexer/src/keys.ts";
 import { loadKmsChains } from "../fixtures/dstack/fixtures.ts";
 
 const PHALA_CLOUD_ROOT = "0xd5BDeB037F237Baac161EA37999B6aA37f7f4C77";
