@@ -84,8 +84,8 @@ library LibMembership {
 
     /// @notice The owner's eviction of `memberId`, active or already gone. A member that left just
     /// before the eviction landed (to dodge it, perhaps to register again) is evicted all the same: its
-    /// record becomes `Evicted`, its app id is disallowed, its keys are released, and the app's newer
-    /// active member, if it registered again meanwhile, is evicted with it.
+    /// record becomes `Evicted`, its app id is disallowed, its keys are released, and the app's latest
+    /// record, if it registered again meanwhile (still active or gone again), is evicted with it.
     function evict(uint64 memberId, uint8 reason) internal {
         MembershipStorage.Layout storage l = MembershipStorage.load();
         MembershipStorage.Member storage m = l.members[memberId];
@@ -93,15 +93,29 @@ library LibMembership {
         if (status == IMembership.MemberStatus.Active) return end(memberId, m, true, reason);
         if (status == IMembership.MemberStatus.None) revert IMembership.MemberUnknown(memberId);
         if (status == IMembership.MemberStatus.Evicted) revert IMembership.MemberAlreadyEvicted(memberId, m.endedAt);
-        // Left: its mesh IP was freed and a new CSK epoch opened when it left.
+        // Left: its mesh IP was freed and a new CSK epoch opened when it left. The app's latest
+        // record goes too, if the app registered again since (active, or left once more).
         address appId = m.appId;
         uint64 latest = AppsStorage.load().apps[appId].memberId;
         if (latest != memberId) {
             MembershipStorage.Member storage newer = l.members[latest];
-            if (newer.status == IMembership.MemberStatus.Active) end(latest, newer, true, reason);
+            IMembership.MemberStatus newerStatus = newer.status;
+            if (newerStatus == IMembership.MemberStatus.Active) end(latest, newer, true, reason);
+            else if (newerStatus == IMembership.MemberStatus.Left) _evictLeft(l, latest, newer, reason);
         }
+        _evictLeft(l, memberId, m, reason);
+    }
+
+    /// @notice Turn the record of a member that left into an eviction.
+    function _evictLeft(
+        MembershipStorage.Layout storage l,
+        uint64 memberId,
+        MembershipStorage.Member storage m,
+        uint8 reason
+    ) private {
         m.status = IMembership.MemberStatus.Evicted;
         m.endReason = reason;
+        address appId = m.appId;
         _releaseKeys(l, appId, m);
         LibPolicy.setAppAllowed(appId, false);
         emit IMembership.MemberEvicted(memberId, appId, reason);
