@@ -264,11 +264,19 @@ describe("messages", async () => {
     // reverted EnvelopeAlreadyDelivered; now only Alice's own sends can collide with hers.
     const envelopeId = envelope();
     await send(fx, carol, bob, envelopeId, ciphertextOf(40));
-    assert.equal(await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]), false, "Alice's id is not burnt");
+    assert.equal(
+      await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]),
+      false,
+      "Alice's id is not burnt",
+    );
     const receipt = await send(fx, alice, bob, envelopeId, ciphertextOf(40));
     const [event] = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MessageSent" });
     assert.deepEqual(
-      { recipientId: event?.args.recipientId, senderId: event?.args.senderId, envelopeId: event?.args.envelopeId },
+      {
+        recipientId: event?.args.recipientId,
+        senderId: event?.args.senderId,
+        envelopeId: event?.args.envelopeId,
+      },
       { recipientId: bob.id, senderId: alice.id, envelopeId },
     );
     assert.equal(await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]), true);
