@@ -11,10 +11,11 @@ const SOLC_VERSION: string = require("solc/package.json").version;
 const SOLJSON_PATH = require.resolve("solc/soljson.js");
 
 // Fuzzing is configured, not left at the runner's default (256): every fuzz and invariant test runs
-// FUZZ_RUNS cases in `npm test`; `npm run fuzz:deep` selects the `deep` profile (100,000 each).
-// Invariant runs are sequences of INVARIANT_DEPTH handler calls, each followed by every invariant.
+// FUZZ_RUNS cases in `npm test`; `npm run fuzz:deep` selects the `deep` profile (100,000 each, or
+// ATTESTMESH_FUZZ_DEEP_RUNS for a shorter deep run on a small machine). Invariant runs are sequences
+// of INVARIANT_DEPTH handler calls, each followed by every invariant.
 const FUZZ_RUNS = 2_000;
-const DEEP_RUNS = 100_000;
+const DEEP_RUNS = Number(process.env.ATTESTMESH_FUZZ_DEEP_RUNS ?? 100_000);
 const INVARIANT_DEPTH = 20;
 
 export default defineConfig({
