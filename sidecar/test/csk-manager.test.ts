@@ -374,6 +374,30 @@ describe("CSK manager", () => {
     );
   });
 
+  test("a confirmation that fails (the bundler is down) is tried again on a later tick", async () => {
+    const key = new Uint8Array(32).fill(6);
+    const fake = fakeChain({ epoch: 6n, commitment: keccak256(key), committer: 1n });
+    const realConfirm = fake.chain.confirm;
+    let failures = 1;
+    fake.chain.confirm = async (...args) => {
+      if (failures-- > 0) throw new Error("bundler unreachable");
+      return realConfirm(...args);
+    };
+    live = [1n];
+    fetchResult = (_e, order) => ({
+      key: Uint8Array.from(key),
+      from: order[0],
+      attempts: [{ peer: 1n, outcome: "ok" }],
+    });
+    const m = manager(2n, fake.chain);
+    assert.equal(await m.tick(), "pulled");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(fake.state().confirmer, 0n, "the first attempt failed");
+    assert.equal(await m.tick(), "holding");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(fake.state().confirmer, 2n);
+  });
+
   test("a node without a gas key never commits", async () => {
     members.delete(2n);
     members.delete(3n);

@@ -89,8 +89,9 @@ export function createCskManager(options: CskManagerOptions): CskManager {
   const reopenTried = new Map<bigint, number>();
   /** Epoch → monotonic ms since when this node holds its key (pulled), for the confirmation order. */
   const heldSince = new Map<bigint, number>();
-  /** Epochs this node confirmed (or saw confirmed). */
+  /** Epochs this node confirmed (or saw confirmed), and those with a confirmation in flight. */
   const confirmed = new Set<bigint>();
+  const confirming = new Set<bigint>();
   /** Epoch → monotonic ms this node first saw it open and uncommitted. */
   const openSince = new Map<bigint, number>();
   /** Members that served a bogus key: asked last, per epoch. */
@@ -171,29 +172,38 @@ export function createCskManager(options: CskManagerOptions): CskManager {
   /**
    * Tell the chain a second member holds this epoch's key, so no member can re-open it. The live
    * non-committers confirm in id order, one takeover apart, so normally one transaction per epoch.
+   * The transaction runs beside the state machine: a slow bundler must not hold up the next tick.
    */
-  async function confirmHeld(s: CskEpochState & { commitment: `0x${string}` }): Promise<void> {
+  function confirmHeld(s: CskEpochState & { commitment: `0x${string}` }): void {
     if (s.committer === self || !chain.canCommit) return;
     if ((s.confirmer ?? 0n) !== 0n || confirmed.has(s.epoch)) {
       confirmed.add(s.epoch);
       return;
     }
+    if (confirming.has(s.epoch)) return;
     const since = heldSince.get(s.epoch) ?? monoMs();
     heldSince.set(s.epoch, since);
     const order = [...new Set([...peers.live(), self])]
       .filter((id) => id !== s.committer)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     if (monoMs() - since < order.indexOf(self) * options.takeoverMs) return;
-    try {
-      const outcome = await chain.confirm(self, s.epoch, s.commitment);
-      confirmed.add(s.epoch);
-      logger.info(
-        { epoch: s.epoch.toString(), outcome },
-        "confirmed on chain that this member holds the CSK",
-      );
-    } catch (err) {
-      logger.warn({ err, epoch: s.epoch.toString() }, "could not confirm the CSK on chain; retrying");
-    }
+    const epoch = s.epoch;
+    confirming.add(epoch);
+    chain
+      .confirm(self, epoch, s.commitment)
+      .then(
+        (outcome) => {
+          confirmed.add(epoch);
+          logger.info(
+            { epoch: epoch.toString(), outcome },
+            "confirmed on chain that this member holds the CSK",
+          );
+        },
+        (err: unknown) => {
+          logger.warn({ err, epoch: epoch.toString() }, "could not confirm the CSK on chain; retrying");
+        },
+      )
+      .finally(() => confirming.delete(epoch));
   }
 
   /** No peer served the committed key: after reopenAfterMs of that, re-open the epoch on chain. */
@@ -267,7 +277,7 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       { epoch: s.epoch.toString(), from: result.from.toString(), ms: Math.round(monoMs() - began) },
       "CSK acquired from a peer; hash matches the chain",
     );
-    await confirmHeld(s);
+    confirmHeld(s);
     return "pulled";
   }
 
@@ -283,7 +293,7 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       for (const epoch of confirmed) if (epoch < s.epoch) confirmed.delete(epoch);
       if (s.commitment === undefined) return commitFresh(s);
       if (holding(s)) {
-        await confirmHeld({ ...s, commitment: s.commitment });
+        confirmHeld({ ...s, commitment: s.commitment });
         return "holding";
       }
       return acquire({ ...s, commitment: s.commitment });
