@@ -10,6 +10,14 @@ const require = createRequire(import.meta.url);
 const SOLC_VERSION: string = require("solc/package.json").version;
 const SOLJSON_PATH = require.resolve("solc/soljson.js");
 
+// Fuzzing is configured, not left at the runner's default (256): every fuzz and invariant test runs
+// FUZZ_RUNS cases in `npm test`; `npm run fuzz:deep` selects the `deep` profile (100,000 each, or
+// ATTESTMESH_FUZZ_DEEP_RUNS for a shorter deep run on a small machine). Invariant runs are sequences
+// of INVARIANT_DEPTH handler calls, each followed by every invariant.
+const FUZZ_RUNS = 2_000;
+const DEEP_RUNS = Number(process.env.ATTESTMESH_FUZZ_DEEP_RUNS ?? 100_000);
+const INVARIANT_DEPTH = 20;
+
 export default defineConfig({
   plugins: [hardhatViem, hardhatNodeTestRunner, hardhatKeystore],
   paths: {
@@ -26,6 +34,20 @@ export default defineConfig({
       evmVersion: "cancun",
       optimizer: { enabled: true, runs: 10_000 },
       viaIR: false,
+    },
+  },
+  test: {
+    solidity: {
+      profiles: {
+        default: {
+          fuzz: { runs: FUZZ_RUNS },
+          invariant: { runs: FUZZ_RUNS, depth: INVARIANT_DEPTH },
+        },
+        deep: {
+          fuzz: { runs: DEEP_RUNS },
+          invariant: { runs: DEEP_RUNS, depth: INVARIANT_DEPTH },
+        },
+      },
     },
   },
   networks: {

@@ -20,7 +20,7 @@ export const SIDECAR_ERROR_CODES = [
   "AppIdHasMember",
   "ChainUnknown",
   "ClusterNotFound",
-  "CskCommitReverted",
+  "CskTransactionReverted",
   "CursorCorrupt",
   "CursorUnreadable",
   "CursorUnwritable",

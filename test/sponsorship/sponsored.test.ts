@@ -166,7 +166,7 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     ] as const;
     const sent = await writer.submit({ functionName: "send", args: sendArgs });
     assert.equal(sent.status, "success");
-    assert.equal(await fx.clusterAsOwner.read.isDelivered([memberId, envelopeId]), true);
+    assert.equal(await fx.clusterAsOwner.read.isDelivered([memberId, memberId, envelopeId]), true);
     // A resend of the same envelope would revert on chain; nobody pays for it and nothing is sent.
     const blockBefore = await fx.publicClient.getBlockNumber();
     await assert.rejects(writer.submit({ functionName: "send", args: sendArgs }), (error: unknown) => {

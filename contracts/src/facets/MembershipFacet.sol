@@ -38,7 +38,7 @@ contract MembershipFacet is IMembership {
                 // A restarted sidecar re-derives the same keys; the chain just proved they are this
                 // app's, so answering with the existing id is safe and needs no fresh signature.
                 if (
-                    current.memberKey == memberKey && current.wireguardKey == wireguardKey
+                    LibMembership.memberKeyOf(current) == memberKey && current.wireguardKey == wireguardKey
                         && current.identityKey == identityKey
                 ) return memberId;
                 revert AppIdHasMember(proof.appId, memberId);
@@ -91,7 +91,7 @@ contract MembershipFacet is IMembership {
     /// @inheritdoc IMembership
     function evict(uint64 memberId, uint8 reason) external {
         LibOwnership.enforceIsOwner();
-        LibMembership.end(memberId, LibMembership.activeMember(memberId), true, reason);
+        LibMembership.evict(memberId, reason);
     }
 
     /// @inheritdoc IMembership
@@ -129,6 +129,20 @@ contract MembershipFacet is IMembership {
     }
 
     /// @inheritdoc IMembership
+    function wireguardKeyHolder(bytes32 wireguardKey)
+        external
+        view
+        returns (address appId, uint64 memberId, bool active)
+    {
+        return _holder(MembershipStorage.load().wireguardKeys[wireguardKey]);
+    }
+
+    /// @inheritdoc IMembership
+    function identityKeyHolder(bytes32 identityKey) external view returns (address appId, uint64 memberId, bool active) {
+        return _holder(MembershipStorage.load().identityKeys[identityKey]);
+    }
+
+    /// @inheritdoc IMembership
     function registrationNonce(address appId) external view returns (uint64) {
         return AppsStorage.load().apps[appId].nonce;
     }
@@ -155,6 +169,7 @@ contract MembershipFacet is IMembership {
         MembershipStorage.Layout storage l = MembershipStorage.load();
         MembershipStorage.Mesh memory mesh = l.mesh;
         memberId = mesh.lastMemberId + 1;
+        LibMembership.bindKeys(appId, memberId, memberKey, wireguardKey, identityKey);
         uint32 meshIp = MeshAddress.allocate(l, mesh.meshBase, mesh.prefixLength, memberId);
         l.mesh.lastMemberId = memberId;
         l.mesh.activeMembers = mesh.activeMembers + 1;
@@ -164,18 +179,29 @@ contract MembershipFacet is IMembership {
         m.meshIp = meshIp;
         m.status = MemberStatus.Active;
         m.registeredAt = uint40(block.timestamp);
-        m.memberKey = memberKey;
         m.wireguardKey = wireguardKey;
         m.identityKey = identityKey;
 
         emit MemberRegistered(memberId, appId, memberKey, wireguardKey, identityKey, meshIp, kmsRoot);
     }
 
+    function _holder(MembershipStorage.KeyHolder storage h)
+        private
+        view
+        returns (address appId, uint64 memberId, bool active)
+    {
+        memberId = h.memberId;
+        if (memberId == 0) return (address(0), 0, false);
+        MembershipStorage.Member storage m = MembershipStorage.load().members[memberId];
+        appId = m.appId;
+        active = m.status == MemberStatus.Active;
+    }
+
     function _view(uint64 memberId, MembershipStorage.Member storage m) private view returns (MemberView memory v) {
         if (m.status == MemberStatus.None) return v;
         v.memberId = memberId;
         v.appId = m.appId;
-        v.memberKey = m.memberKey;
+        v.memberKey = LibMembership.memberKeyOf(m);
         v.wireguardKey = m.wireguardKey;
         v.identityKey = m.identityKey;
         v.meshIp = m.meshIp;

@@ -24,9 +24,9 @@ contract MessagesFacet is IMessages {
         if (length == 0) revert MessageEmpty();
         if (length > MAX_CIPHERTEXT_BYTES) revert MessageTooLarge(length, MAX_CIPHERTEXT_BYTES);
         LibMembership.activeMember(recipientId);
-        bytes32 key = _deliveryKey(recipientId, envelopeId);
+        bytes32 key = _deliveryKey(senderId, recipientId, envelopeId);
         MessagesStorage.Layout storage l = MessagesStorage.load();
-        if (l.delivered[key]) revert EnvelopeAlreadyDelivered(recipientId, envelopeId);
+        if (l.delivered[key]) revert EnvelopeAlreadyDelivered(senderId, recipientId, envelopeId);
         LibMembership.authorize(
             senderId, MemberTypedData.sendDigest(senderId, recipientId, envelopeId, keccak256(ciphertext)), signature
         );
@@ -35,8 +35,8 @@ contract MessagesFacet is IMessages {
     }
 
     /// @inheritdoc IMessages
-    function isDelivered(uint64 recipientId, bytes32 envelopeId) external view returns (bool) {
-        return MessagesStorage.load().delivered[_deliveryKey(recipientId, envelopeId)];
+    function isDelivered(uint64 senderId, uint64 recipientId, bytes32 envelopeId) external view returns (bool) {
+        return MessagesStorage.load().delivered[_deliveryKey(senderId, recipientId, envelopeId)];
     }
 
     /// @inheritdoc IMessages
@@ -44,11 +44,9 @@ contract MessagesFacet is IMessages {
         return MAX_CIPHERTEXT_BYTES;
     }
 
-    function _deliveryKey(uint64 recipientId, bytes32 envelopeId) private pure returns (bytes32 key) {
-        assembly ("memory-safe") {
-            mstore(0x00, recipientId)
-            mstore(0x20, envelopeId)
-            key := keccak256(0x00, 0x40)
-        }
+    // The sender is part of the key: only a sender's own sends can collide, so no member can burn an
+    // envelope id another member is about to use.
+    function _deliveryKey(uint64 senderId, uint64 recipientId, bytes32 envelopeId) private pure returns (bytes32) {
+        return keccak256(abi.encode(senderId, recipientId, envelopeId));
     }
 }

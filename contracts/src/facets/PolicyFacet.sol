@@ -95,12 +95,10 @@ contract PolicyFacet is IPolicy {
             delete indexer.record;
             emit IIndexerRegistry.IndexerCleared();
         }
+        // Its latest member is evicted whether it is still active or left just before (to dodge this).
         uint64 memberId = app.memberId;
-        if (memberId != 0) {
-            MembershipStorage.Member storage m = MembershipStorage.load().members[memberId];
-            if (m.status == IMembership.MemberStatus.Active) {
-                LibMembership.end(memberId, m, true, LibMembership.EVICTED_BY_REVOCATION);
-            }
+        if (memberId != 0 && MembershipStorage.load().members[memberId].status != IMembership.MemberStatus.Evicted) {
+            LibMembership.evict(memberId, LibMembership.EVICTED_BY_REVOCATION);
         }
     }
 

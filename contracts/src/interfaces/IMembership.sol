@@ -5,6 +5,12 @@ pragma solidity ^0.8.28;
 /// @notice A member is a CVM admitted by a dstack key chain for its secp256k1 member key, bound by
 /// that key's EIP-712 signature to its WireGuard key and Ed25519 identity key. Each member gets a mesh
 /// IP inside the cluster CIDR, unique among active members. One app id holds at most one membership.
+///
+/// Each WireGuard key and each identity key is bound to the app id that first registered it, so no two
+/// active members ever share a key (a sidecar would have to drop one of them) and no member can take
+/// another's key, not even while that one is away: a member that leaves keeps its keys reserved for
+/// its own app id, which derives the same keys again when it returns. The binding ends only when the
+/// owner evicts the app's member or revokes the app id.
 interface IMembership {
     /// @notice Lifecycle of a member record; a record never becomes `Active` again.
     enum MemberStatus {
@@ -79,6 +85,27 @@ interface IMembership {
     /// @notice A WireGuard or identity key is zero.
     error ZeroKey();
 
+    /// @notice The WireGuard key is bound to another app id (its member registered it first).
+    /// @param wireguardKey The key.
+    /// @param holderAppId The app id it is bound to.
+    /// @param holderMemberId The member that registered it under that app id (active or not).
+    error WireguardKeyInUse(bytes32 wireguardKey, address holderAppId, uint64 holderMemberId);
+
+    /// @notice The identity key is bound to another app id (its member registered it first).
+    /// @param identityKey The key.
+    /// @param holderAppId The app id it is bound to.
+    /// @param holderMemberId The member that registered it under that app id (active or not).
+    error IdentityKeyInUse(bytes32 identityKey, address holderAppId, uint64 holderMemberId);
+
+    /// @notice No member has this id.
+    /// @param memberId The member id.
+    error MemberUnknown(uint64 memberId);
+
+    /// @notice The member was already evicted.
+    /// @param memberId The member id.
+    /// @param endedAt When its membership ended.
+    error MemberAlreadyEvicted(uint64 memberId, uint40 endedAt);
+
     /// @notice The member is not active (unknown, left or evicted).
     /// @param memberId The member id.
     /// @param status Its status.
@@ -111,6 +138,8 @@ interface IMembership {
     );
 
     /// @notice A member was evicted by the owner (or by its app id's revocation); its mesh IP is free.
+    /// Also emitted for a member that had already left when the eviction landed: its record turns
+    /// from `Left` to `Evicted` (its `endedAt` stays the time it left).
     /// @param memberId The member id.
     /// @param appId Its app id, which is no longer allowed.
     /// @param reason The owner's reason code (`EVICTED_BY_REVOCATION` for a revocation).
@@ -128,6 +157,8 @@ interface IMembership {
     /// `Register(appId, wireguardKey, identityKey, nonce)` with the app id's current nonce. Submitting
     /// the same keys again while the member is active is a no-op that returns its id; it still passes
     /// the KMS-root and app-id checks, so a restarted sidecar reads `memberOfApp` before registering.
+    /// Refuses a WireGuard or identity key bound to another app id (`WireguardKeyInUse`,
+    /// `IdentityKeyInUse`); binds both keys to `proof.appId`.
     /// @param proof The member key's dstack chain.
     /// @param wireguardKey The WireGuard public key.
     /// @param identityKey The Ed25519 identity key.
@@ -145,8 +176,12 @@ interface IMembership {
     /// @param signature The member key's EIP-712 signature.
     function leaveCluster(uint64 memberId, bytes calldata signature) external;
 
-    /// @notice Evict an active member and disallow its app id. Owner only.
-    /// @param memberId The member to evict.
+    /// @notice Evict a member and disallow its app id. Owner only.
+    /// @dev Works on a member that already left, so leaving cannot dodge an eviction: its record becomes
+    /// `Evicted`, its app id is disallowed, and if the app id registered again meanwhile, that newer
+    /// active member is evicted too, in the same call. Releases the evicted members' key bindings.
+    /// Reverts `MemberUnknown` for an id never issued and `MemberAlreadyEvicted` for an evicted one.
+    /// @param memberId The member to evict (active or left).
     /// @param reason A reason code for the audit trail.
     function evict(uint64 memberId, uint8 reason) external;
 
@@ -163,6 +198,21 @@ interface IMembership {
 
     /// @notice Whether the app id has an active member (the cheap "is this machine a member?").
     function isMember(address appId) external view returns (bool);
+
+    /// @notice Who holds a WireGuard key.
+    /// @return appId The app id the key is bound to (zero if unbound).
+    /// @return memberId The latest member that registered it under that app id.
+    /// @return active Whether that member is active.
+    function wireguardKeyHolder(bytes32 wireguardKey)
+        external
+        view
+        returns (address appId, uint64 memberId, bool active);
+
+    /// @notice Who holds an identity key.
+    /// @return appId The app id the key is bound to (zero if unbound).
+    /// @return memberId The latest member that registered it under that app id.
+    /// @return active Whether that member is active.
+    function identityKeyHolder(bytes32 identityKey) external view returns (address appId, uint64 memberId, bool active);
 
     /// @notice The nonce the app id's next registration must sign.
     function registrationNonce(address appId) external view returns (uint64);

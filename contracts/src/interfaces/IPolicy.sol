@@ -92,7 +92,8 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     /// @param appId The dstack app id.
     function removeAppId(address appId) external;
 
-    /// @notice Revoke an app id for good, evict its active member, if any, and clear the indexer
+    /// @notice Revoke an app id for good, evict its latest member (active, or left and not yet
+    /// evicted: leaving first does not dodge it; see `IMembership.evict`), and clear the indexer
     /// record if the indexer runs under it. Owner only.
     /// @param appId The dstack app id.
     /// @param reason A reason code for the audit trail.

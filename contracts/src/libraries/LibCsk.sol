@@ -14,9 +14,15 @@ library LibCsk {
 
     /// @notice Open the next epoch because `causeMemberId` left or was evicted.
     function openEpoch(uint64 causeMemberId) internal {
+        openEpoch(causeMemberId, 0);
+    }
+
+    /// @notice Open the next epoch, barring `barredCommitter` (0 for nobody) from committing it.
+    function openEpoch(uint64 causeMemberId, uint64 barredCommitter) internal {
         CskStorage.Layout storage l = CskStorage.load();
         uint64 epoch = l.currentEpoch + 1;
         l.currentEpoch = epoch;
+        l.barredCommitter = barredCommitter;
         l.epochs[epoch].openedAt = uint40(block.timestamp);
         emit ICsk.CskEpochOpened(epoch, causeMemberId);
     }

@@ -18,6 +18,9 @@ library MemberTypedData {
     bytes32 internal constant LEAVE_TYPEHASH = keccak256("Leave(uint64 memberId)");
     bytes32 internal constant COMMIT_CSK_TYPEHASH =
         keccak256("CommitCsk(uint64 memberId,uint64 epoch,bytes32 commitment)");
+    bytes32 internal constant CONFIRM_CSK_TYPEHASH =
+        keccak256("ConfirmCsk(uint64 memberId,uint64 epoch,bytes32 commitment)");
+    bytes32 internal constant REOPEN_CSK_TYPEHASH = keccak256("ReopenCsk(uint64 memberId,uint64 epoch)");
     bytes32 internal constant SEND_TYPEHASH =
         keccak256("Send(uint64 senderId,uint64 recipientId,bytes32 envelopeId,bytes32 ciphertextHash)");
 
@@ -43,6 +46,14 @@ library MemberTypedData {
 
     function commitCskDigest(uint64 memberId, uint64 epoch, bytes32 commitment) internal view returns (bytes32) {
         return _digest(keccak256(abi.encode(COMMIT_CSK_TYPEHASH, memberId, epoch, commitment)));
+    }
+
+    function confirmCskDigest(uint64 memberId, uint64 epoch, bytes32 commitment) internal view returns (bytes32) {
+        return _digest(keccak256(abi.encode(CONFIRM_CSK_TYPEHASH, memberId, epoch, commitment)));
+    }
+
+    function reopenCskDigest(uint64 memberId, uint64 epoch) internal view returns (bytes32) {
+        return _digest(keccak256(abi.encode(REOPEN_CSK_TYPEHASH, memberId, epoch)));
     }
 
     function sendDigest(uint64 senderId, uint64 recipientId, bytes32 envelopeId, bytes32 ciphertextHash)

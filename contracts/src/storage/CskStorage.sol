@@ -8,16 +8,22 @@ library CskStorage {
     /// @param committer The member that committed it.
     /// @param openedAt When the epoch opened.
     /// @param committedAt When it was committed.
+    /// @param confirmer The first member other than the committer that confirmed holding the key, 0 if none.
     struct Epoch {
         bytes32 commitment;
         uint64 committer;
         uint40 openedAt;
         uint40 committedAt;
+        uint64 confirmer;
     }
 
     /// @custom:storage-location erc7201:attestmesh.storage.Csk
     struct Layout {
         uint64 currentEpoch;
+        // The committer of the epoch members re-opened last, barred from committing the current epoch
+        // (0 unless the current epoch was opened by members re-opening the one before). Packs with
+        // `currentEpoch`, so opening an epoch writes one slot.
+        uint64 barredCommitter;
         mapping(uint64 epoch => Epoch) epochs;
     }
 

@@ -5,14 +5,16 @@ import {IMembership} from "../interfaces/IMembership.sol";
 
 /// @title Storage of member records and mesh addressing
 library MembershipStorage {
-    /// @notice One member, in four slots.
+    /// @notice One member, in four slots. Registration writes three: while the member is active its
+    /// member key lives in its keys' index entries (`KeyHolder`), which registration writes anyway, and
+    /// moves here, beside `endedAt`, when the membership ends.
     struct Member {
         // slot 0
         address appId;
         uint32 meshIp;
         IMembership.MemberStatus status;
         uint40 registeredAt;
-        // slot 1
+        // slot 1, written when the membership ends
         address memberKey;
         uint40 endedAt;
         uint8 endReason;
@@ -34,12 +36,24 @@ library MembershipStorage {
         uint64 activeMembers;
     }
 
+    /// @notice The index entry of a public key, in one slot. A key is bound to the app id of
+    /// `memberId` (every key a dstack app derives is its own) from its first registration until the
+    /// owner evicts that app's member or revokes the app id; the entry is deleted then.
+    /// @param memberId The latest member that registered the key (active, or left from the bound app).
+    /// @param memberKey That member's member key.
+    struct KeyHolder {
+        uint64 memberId;
+        address memberKey;
+    }
+
     /// @custom:storage-location erc7201:attestmesh.storage.Membership
     struct Layout {
         Mesh mesh;
         mapping(uint64 memberId => Member) members;
         // Bit i of word w is set while host offset 256 * w + i is in use.
         mapping(uint256 word => uint256 bits) usedOffsets;
+        mapping(bytes32 wireguardKey => KeyHolder) wireguardKeys;
+        mapping(bytes32 identityKey => KeyHolder) identityKeys;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.Membership")) - 1)) & ~bytes32(uint256(0xff))

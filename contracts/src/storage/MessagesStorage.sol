@@ -5,7 +5,7 @@ pragma solidity ^0.8.28;
 library MessagesStorage {
     /// @custom:storage-location erc7201:attestmesh.storage.Messages
     struct Layout {
-        mapping(bytes32 recipientAndEnvelope => bool) delivered;
+        mapping(bytes32 senderRecipientAndEnvelope => bool) delivered;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.Messages")) - 1)) & ~bytes32(uint256(0xff))

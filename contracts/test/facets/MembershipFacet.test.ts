@@ -14,6 +14,7 @@ import {
   type Log,
   parseEventLogs,
   recoverTypedDataAddress,
+  zeroAddress,
   zeroHash,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -397,20 +398,39 @@ describe("evict", async () => {
     assert.equal((await fx.owner.read.member([evictedId])).status, Status.Evicted);
   });
 
-  it("refuses to evict a member that is not active with MemberNotActive", async () => {
+  it("refuses to evict an evicted member with MemberAlreadyEvicted and an unknown id with MemberUnknown", async () => {
     const node = simulatedNode(fx.kmsRoot);
     const memberId = await admit(fx, node);
-    await mined(fx, await fx.owner.write.evict([memberId, 1]));
-    await expectRevert(fx.owner.write.evict([memberId, 1]), "MemberNotActive", [memberId, Status.Evicted]);
+    const { timestamp } = await mined(fx, await fx.owner.write.evict([memberId, 1]));
+    await expectRevert(fx.owner.write.evict([memberId, 1]), "MemberAlreadyEvicted", [memberId, timestamp]);
+    await expectRevert(fx.owner.write.evict([999_999n, 1]), "MemberUnknown", [999_999n]);
+    await expectRevert(fx.owner.write.evict([0n, 1]), "MemberUnknown", [0n]);
+  });
 
+  it("evicts a member that already left: its record turns Evicted, its app id is disallowed, no epoch opens", async () => {
     const leaver = simulatedNode(fx.kmsRoot);
     const leaverId = await admit(fx, leaver);
-    await mined(
+    const { timestamp: leftAt } = await mined(
       fx,
       await fx.relayer.write.leaveCluster([leaverId, await signLeave(fx, leaver.memberAccount, leaverId)]),
     );
-    await expectRevert(fx.owner.write.evict([leaverId, 1]), "MemberNotActive", [leaverId, Status.Left]);
-    await expectRevert(fx.owner.write.evict([999_999n, 1]), "MemberNotActive", [999_999n, Status.None]);
+    const [epochBefore] = await fx.owner.read.currentCsk();
+    const meshBefore = await fx.owner.read.meshConfig();
+    const { receipt } = await mined(fx, await fx.owner.write.evict([leaverId, 9]));
+    assert.deepEqual(
+      eventsOf(receipt.logs, "MemberEvicted").map((e) => e.args),
+      [{ memberId: leaverId, appId: leaver.appId, reason: 9 }],
+    );
+    const record = await fx.owner.read.member([leaverId]);
+    assert.equal(record.status, Status.Evicted);
+    assert.equal(record.endedAt, leftAt, "endedAt stays the time it left");
+    assert.equal(record.endReason, 9);
+    assert.equal(record.memberKey, leaver.memberAccount.address);
+    assert.equal(await fx.owner.read.isAppIdAllowed([leaver.appId]), false);
+    assert.equal((await fx.owner.read.currentCsk())[0], epochBefore, "leaving already opened the epoch");
+    assert.deepEqual(await fx.owner.read.meshConfig(), meshBefore, "leaving already freed the address");
+    assert.deepEqual(await fx.owner.read.wireguardKeyHolder([leaver.wireguardKey]), [zeroAddress, 0n, false]);
+    await expectRevert(fx.owner.write.evict([leaverId, 1]), "MemberAlreadyEvicted", [leaverId, leftAt]);
   });
 });
 

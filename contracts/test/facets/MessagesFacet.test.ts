@@ -100,10 +100,13 @@ function messagesStorageSlot(): bigint {
   return hexToBigInt(keccak256(encodeAbiParameters([{ type: "uint256" }], [namespace]))) & ~0xffn;
 }
 
-/** The storage slot of `delivered[keccak256(abi.encode(recipientId, envelopeId))]`. */
-function deliveredSlot(recipientId: bigint, envelopeId: Hex): Hex {
+/** The storage slot of `delivered[keccak256(abi.encode(senderId, recipientId, envelopeId))]`. */
+function deliveredSlot(senderId: bigint, recipientId: bigint, envelopeId: Hex): Hex {
   const key = keccak256(
-    encodeAbiParameters([{ type: "uint64" }, { type: "bytes32" }], [recipientId, envelopeId]),
+    encodeAbiParameters(
+      [{ type: "uint64" }, { type: "uint64" }, { type: "bytes32" }],
+      [senderId, recipientId, envelopeId],
+    ),
   );
   return keccak256(
     encodeAbiParameters([{ type: "bytes32" }, { type: "uint256" }], [key, messagesStorageSlot()]),
@@ -116,7 +119,11 @@ describe("messages", async () => {
   const bob = await newMember(fx);
   const carol = await newMember(fx);
 
-  /** Expects `call` to revert with `errorName(args)` and the envelope to stay undelivered. */
+  /** The delivery bits of `envelopeId` to `recipientId` from every member of this suite. */
+  const deliveredFromAnyone = (recipientId: bigint, envelopeId: Hex) =>
+    Promise.all([alice, bob, carol].map((s) => fx.owner.read.isDelivered([s.id, recipientId, envelopeId])));
+
+  /** Expects `call` to revert with `errorName(args)` and no delivery bit of the envelope to change. */
   async function refused(
     call: () => Promise<unknown>,
     recipientId: bigint,
@@ -124,15 +131,15 @@ describe("messages", async () => {
     errorName: string,
     args?: unknown[],
   ) {
-    const before = await fx.owner.read.isDelivered([recipientId, envelopeId]);
+    const before = await deliveredFromAnyone(recipientId, envelopeId);
     await expectRevert(call(), errorName, args);
-    assert.equal(await fx.owner.read.isDelivered([recipientId, envelopeId]), before);
+    assert.deepEqual(await deliveredFromAnyone(recipientId, envelopeId), before);
   }
 
   it("delivers a sealed message as MessageSent, with the sender resolved from its signature", async () => {
     const envelopeId = envelope();
     const ciphertext = ciphertextOf(80);
-    assert.equal(await fx.owner.read.isDelivered([bob.id, envelopeId]), false);
+    assert.equal(await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]), false);
     const signature = await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, ciphertext);
     // A stranger relays it: msg.sender plays no part in who the sender is.
     const hash = await fx.stranger.write.send([alice.id, bob.id, envelopeId, ciphertext, signature]);
@@ -143,9 +150,10 @@ describe("messages", async () => {
       [{ recipientId: bob.id, senderId: alice.id, envelopeId, ciphertext }],
     );
     assert.equal(receipt.logs.length, 1, "one event, nothing else");
-    assert.equal(await fx.owner.read.isDelivered([bob.id, envelopeId]), true);
-    assert.equal(await fx.owner.read.isDelivered([carol.id, envelopeId]), false);
-    assert.equal(await fx.owner.read.isDelivered([alice.id, envelopeId]), false);
+    assert.equal(await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]), true);
+    assert.equal(await fx.owner.read.isDelivered([carol.id, bob.id, envelopeId]), false, "keyed by sender");
+    assert.equal(await fx.owner.read.isDelivered([alice.id, carol.id, envelopeId]), false);
+    assert.equal(await fx.owner.read.isDelivered([bob.id, alice.id, envelopeId]), false);
   });
 
   it("refuses an empty ciphertext with MessageEmpty", async () => {
@@ -230,26 +238,49 @@ describe("messages", async () => {
     );
   });
 
-  it("refuses a second delivery of an envelope id to the same recipient, whoever sends it", async () => {
+  it("refuses a sender's second delivery of an envelope id to the same recipient", async () => {
     const envelopeId = envelope();
     await send(fx, alice, bob, envelopeId, ciphertextOf(40));
-    for (const sender of [alice, carol]) {
-      const ciphertext = ciphertextOf(40);
-      await refused(
-        async () =>
-          fx.relayer.write.send([
-            sender.id,
-            bob.id,
-            envelopeId,
-            ciphertext,
-            await signSend(fx, sender.node.memberAccount, sender.id, bob.id, envelopeId, ciphertext),
-          ]),
-        bob.id,
-        envelopeId,
-        "EnvelopeAlreadyDelivered",
-        [bob.id, envelopeId],
-      );
-    }
+    const ciphertext = ciphertextOf(40);
+    await refused(
+      async () =>
+        fx.relayer.write.send([
+          alice.id,
+          bob.id,
+          envelopeId,
+          ciphertext,
+          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, ciphertext),
+        ]),
+      bob.id,
+      envelopeId,
+      "EnvelopeAlreadyDelivered",
+      [alice.id, bob.id, envelopeId],
+    );
+  });
+
+  it("front-running: a member that burns another's pending envelope id first does not block that send (issue 13)", async () => {
+    // Alice is about to send `envelopeId` to Bob; Carol sees it (a pending transaction, a reused id)
+    // and delivers the same id to Bob first. Under the old (recipient, envelope) key Alice's send
+    // reverted EnvelopeAlreadyDelivered; now only Alice's own sends can collide with hers.
+    const envelopeId = envelope();
+    await send(fx, carol, bob, envelopeId, ciphertextOf(40));
+    assert.equal(
+      await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]),
+      false,
+      "Alice's id is not burnt",
+    );
+    const receipt = await send(fx, alice, bob, envelopeId, ciphertextOf(40));
+    const [event] = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MessageSent" });
+    assert.deepEqual(
+      {
+        recipientId: event?.args.recipientId,
+        senderId: event?.args.senderId,
+        envelopeId: event?.args.envelopeId,
+      },
+      { recipientId: bob.id, senderId: alice.id, envelopeId },
+    );
+    assert.equal(await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]), true);
+    assert.equal(await fx.owner.read.isDelivered([carol.id, bob.id, envelopeId]), true);
   });
 
   it("delivers the same envelope id once to each recipient", async () => {
@@ -257,8 +288,12 @@ describe("messages", async () => {
     await send(fx, alice, bob, envelopeId, ciphertextOf(40));
     await send(fx, alice, carol, envelopeId, ciphertextOf(40));
     await send(fx, bob, alice, envelopeId, ciphertextOf(40));
-    for (const recipient of [alice, bob, carol]) {
-      assert.equal(await fx.owner.read.isDelivered([recipient.id, envelopeId]), true);
+    for (const [sender, recipient] of [
+      [alice, bob],
+      [alice, carol],
+      [bob, alice],
+    ] as const) {
+      assert.equal(await fx.owner.read.isDelivered([sender.id, recipient.id, envelopeId]), true);
     }
   });
 
@@ -304,7 +339,7 @@ describe("messages", async () => {
     );
     // The untouched message still goes through.
     await fx.relayer.write.send([alice.id, bob.id, envelopeId, ciphertext, signature]);
-    assert.equal(await fx.owner.read.isDelivered([bob.id, envelopeId]), true);
+    assert.equal(await fx.owner.read.isDelivered([alice.id, bob.id, envelopeId]), true);
   });
 
   it("refuses messages to or from an evicted member, and from a member that left", async () => {
@@ -369,10 +404,10 @@ describe("messages", async () => {
     );
   });
 
-  it("stores nothing but the delivered bit: one storage write, at delivered[recipient, envelope]", async () => {
+  it("stores nothing but the delivered bit: one storage write, at delivered[sender, recipient, envelope]", async () => {
     const envelopeId = envelope();
     const ciphertext = ciphertextOf(200);
-    const slot = deliveredSlot(carol.id, envelopeId);
+    const slot = deliveredSlot(bob.id, carol.id, envelopeId);
     const readSlot = () => fx.publicClient.getStorageAt({ address: fx.deployed.diamond, slot });
     assert.equal(hexToBigInt((await readSlot()) ?? "0x0"), 0n);
     const receipt = await send(fx, bob, carol, envelopeId, ciphertext);

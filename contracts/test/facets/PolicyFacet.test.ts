@@ -14,6 +14,7 @@ import {
   parseEventLogs,
   toFunctionSelector,
   toHex,
+  zeroAddress,
 } from "viem";
 import {
   admit,
@@ -576,7 +577,7 @@ describe("PolicyFacet", async () => {
       );
     });
 
-    it("revokeAppId of an app id whose member left evicts nobody and opens no epoch", async () => {
+    it("revokeAppId of an app id whose member left evicts that member all the same and opens no epoch", async () => {
       const node = simulatedNode(fx.kmsRoot);
       const memberId = await admit(fx, node);
       const signature = await node.memberAccount.signTypedData({
@@ -592,9 +593,11 @@ describe("PolicyFacet", async () => {
       assertEvents(events, [
         { name: "AppIdRemoved", args: { appId: node.appId } },
         { name: "AppIdRevokedAt", args: { appId: node.appId, revokedAt: timestamp, reason } },
+        { name: "MemberEvicted", args: { memberId, appId: node.appId, reason: 255 } },
       ]);
-      assert.equal((await owner.read.member([memberId])).status, Status.Left);
+      assert.equal((await owner.read.member([memberId])).status, Status.Evicted);
       assert.equal((await owner.read.currentCsk())[0], epochBefore);
+      assert.deepEqual(await owner.read.identityKeyHolder([node.identityKey]), [zeroAddress, 0n, false]);
     });
   });
 
@@ -1044,13 +1047,14 @@ describe("PolicyFacet audit trail", async () => {
         case "evict": {
           const node = pick(nodes);
           const memberId = memberIds.get(node.appId.toLowerCase())!;
-          const { status } = await owner.read.member([memberId]);
+          const { status, endedAt } = await owner.read.member([memberId]);
           if (status === Status.Active) {
             // An eviction disallows the member's app id: a policy change that comes from membership.
             await send(fx, owner.write.evict([memberId, 7]));
             model.apps.delete(node.appId.toLowerCase());
           } else {
-            await expectRevert(owner.write.evict([memberId, 7]), "MemberNotActive", [memberId, status]);
+            assert.equal(status, Status.Evicted, "nobody leaves in this sequence");
+            await expectRevert(owner.write.evict([memberId, 7]), "MemberAlreadyEvicted", [memberId, endedAt]);
             refusals += 1;
           }
           break;

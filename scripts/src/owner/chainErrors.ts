@@ -31,6 +31,10 @@ const HINTS: Readonly<Partial<Record<ClusterErrorName, string>>> = {
   KmsRootNotAllowed: "allow the KMS root first (`attestmesh allow kms-root <address>`)",
   NotPendingOwner: "only the pending owner can accept; use its key, or --calldata for a Safe",
   MemberNotActive: "the member already left or was evicted",
+  MemberAlreadyEvicted: "the member was already evicted; nothing to do",
+  MemberUnknown: "no member has this id; `attestmesh members` lists them",
+  WireguardKeyInUse: "another app id registered this WireGuard key first; evict its member to free it",
+  IdentityKeyInUse: "another app id registered this identity key first; evict its member to free it",
   ZeroIdentifier: "a zero id or hash is never a valid entry",
 };
 

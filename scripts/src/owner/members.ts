@@ -58,7 +58,13 @@ export async function listMembers(
   return options.activeOnly ? rows.filter((r) => r.status === "active") : rows;
 }
 
-/** The plan to evict the member of `ref` (a member id, or an app id whose member is active). */
+/**
+ * The plan to evict the member of `ref` (a member id, or an app id's latest member): one `evict`
+ * transaction. It leaves no window for the member to dodge it: if the member leaves (and even
+ * registers again) before the transaction lands, the contract evicts it all the same, disallows its
+ * app id and evicts the app's newer member too (issue 13). Only an evicted or unknown member is
+ * refused here.
+ */
 export async function evictPlan(
   ctx: ClusterContext,
   ref: { memberId: bigint } | { appId: Address },
@@ -67,9 +73,9 @@ export async function evictPlan(
   const cluster = readCluster(ctx);
   let memberId: bigint;
   if ("appId" in ref) {
-    const [id, active] = await cluster.read.memberOfApp([ref.appId]);
-    if (!active) {
-      throw new AttestmeshError(`app ${ref.appId} has no active member to evict`, {
+    const [id] = await cluster.read.memberOfApp([ref.appId]);
+    if (id === 0n) {
+      throw new AttestmeshError(`app ${ref.appId} never had a member; nothing to evict`, {
         code: "NoActiveMember",
         details: { appId: ref.appId },
       });
@@ -79,21 +85,30 @@ export async function evictPlan(
     memberId = ref.memberId;
   }
   const record = toRow(await cluster.read.member([memberId]));
-  if (record.status !== "active") {
-    throw new AttestmeshError(`member ${memberId} is ${record.status}, not active; nothing to evict`, {
-      code: "MemberNotActive",
+  if (record.status === "none") {
+    throw new AttestmeshError(`member ${memberId} does not exist; nothing to evict`, {
+      code: "MemberUnknown",
+      details: { memberId: memberId.toString() },
+    });
+  }
+  if (record.status === "evicted") {
+    const message =
+      "appId" in ref
+        ? `app ${ref.appId}'s latest member ${memberId} was already evicted; nothing to evict`
+        : `member ${memberId} was already evicted; nothing to evict`;
+    throw new AttestmeshError(message, {
+      // By app id this is the old "no active member" refusal; by member id, what the contract says.
+      code: "appId" in ref ? "NoActiveMember" : "MemberAlreadyEvicted",
       details: { memberId: memberId.toString(), status: record.status },
     });
   }
-  return {
-    action: "evict",
-    functionName: "evict",
-    args: [memberId, reason],
-    changes: {
-      "evict member": memberId.toString(),
-      "app id (disallowed)": record.appId,
-      "mesh ip (freed)": record.meshIp,
-      "reason code": String(reason),
-    },
+  const changes: Record<string, string> = {
+    "evict member": memberId.toString(),
+    "app id (disallowed)": record.appId,
   };
+  if (record.status === "active") changes["mesh ip (freed)"] = record.meshIp;
+  else
+    changes["member left at"] = `${record.endedAt ?? "?"} (evicted all the same; its app id cannot rejoin)`;
+  changes["reason code"] = String(reason);
+  return { action: "evict", functionName: "evict", args: [memberId, reason], changes };
 }

@@ -78,8 +78,61 @@ export const clusterAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "confirmer",
+        "type": "uint64"
+      }
+    ],
+    "name": "CskAlreadyConfirmed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "commitment",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "given",
+        "type": "bytes32"
+      }
+    ],
+    "name": "CskCommitmentMismatch",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "CskCommitmentZero",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "CskCommitterBarred",
     "type": "error"
   },
   {
@@ -101,6 +154,49 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      }
+    ],
+    "name": "CskNotCommitted",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "CskOwnCommitment",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint40",
+        "name": "reopenableAt",
+        "type": "uint40"
+      }
+    ],
+    "name": "CskReopenTooEarly",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes32",
         "name": "deviceId",
         "type": "bytes32"
@@ -116,6 +212,11 @@ export const clusterAbi = [
   },
   {
     "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "senderId",
+        "type": "uint64"
+      },
       {
         "internalType": "uint64",
         "name": "recipientId",
@@ -172,6 +273,27 @@ export const clusterAbi = [
       }
     ],
     "name": "FunctionNotFound",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "identityKey",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "holderAppId",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "holderMemberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "IdentityKeyInUse",
     "type": "error"
   },
   {
@@ -319,6 +441,22 @@ export const clusterAbi = [
         "type": "uint64"
       },
       {
+        "internalType": "uint40",
+        "name": "endedAt",
+        "type": "uint40"
+      }
+    ],
+    "name": "MemberAlreadyEvicted",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
         "internalType": "enum IMembership.MemberStatus",
         "name": "status",
         "type": "uint8"
@@ -341,6 +479,17 @@ export const clusterAbi = [
       }
     ],
     "name": "MemberSignatureMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "MemberUnknown",
     "type": "error"
   },
   {
@@ -516,6 +665,27 @@ export const clusterAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "wireguardKey",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "holderAppId",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "holderMemberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "WireguardKeyInUse",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "ZeroIdentifier",
     "type": "error"
@@ -657,11 +827,55 @@ export const clusterAbi = [
       {
         "indexed": true,
         "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "CskConfirmed",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint64",
         "name": "causeMemberId",
         "type": "uint64"
       }
     ],
     "name": "CskEpochOpened",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "reopenedBy",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "committer",
+        "type": "uint64"
+      }
+    ],
+    "name": "CskEpochReopened",
     "type": "event"
   },
   {
@@ -1149,6 +1363,34 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "commitment",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "confirmCsk",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes32",
         "name": "salt",
         "type": "bytes32"
@@ -1197,6 +1439,47 @@ export const clusterAbi = [
       }
     ],
     "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "cskRecovery",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "confirmer",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "barredCommitter",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint40",
+        "name": "reopenableAt",
+        "type": "uint40"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "cskReopenDelay",
+    "outputs": [
+      {
+        "internalType": "uint40",
+        "name": "",
+        "type": "uint40"
+      }
+    ],
+    "stateMutability": "pure",
     "type": "function"
   },
   {
@@ -1386,6 +1669,35 @@ export const clusterAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "identityKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "identityKeyHolder",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "indexer",
     "outputs": [
@@ -1541,6 +1853,11 @@ export const clusterAbi = [
   },
   {
     "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "senderId",
+        "type": "uint64"
+      },
       {
         "internalType": "uint64",
         "name": "recipientId",
@@ -1902,6 +2219,13 @@ export const clusterAbi = [
   },
   {
     "inputs": [],
+    "name": "openCskEpoch",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "owner",
     "outputs": [
       {
@@ -2123,6 +2447,29 @@ export const clusterAbi = [
       }
     ],
     "name": "removeKmsRoot",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "reopenCsk",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -2405,6 +2752,35 @@ export const clusterAbi = [
         "internalType": "address",
         "name": "kmsSigner",
         "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "wireguardKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "wireguardKeyHolder",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
       }
     ],
     "stateMutability": "view",

@@ -27,6 +27,15 @@ export const memberTypes = {
     { name: "epoch", type: "uint64" },
     { name: "commitment", type: "bytes32" },
   ],
+  ConfirmCsk: [
+    { name: "memberId", type: "uint64" },
+    { name: "epoch", type: "uint64" },
+    { name: "commitment", type: "bytes32" },
+  ],
+  ReopenCsk: [
+    { name: "memberId", type: "uint64" },
+    { name: "epoch", type: "uint64" },
+  ],
   Send: [
     { name: "senderId", type: "uint64" },
     { name: "recipientId", type: "uint64" },

@@ -1,5 +1,7 @@
 // The CSK facet through viem: the current epoch and its commitment, and committing one (the member key
-// signs EIP-712 `CommitCsk`; the cluster writer submits it, sponsored or paid by the gas key).
+// signs EIP-712 `CommitCsk`; the cluster writer submits it, sponsored or paid by the gas key). Also the
+// way out of a commitment nobody can open (issue 13): confirming an epoch whose key this member pulled
+// and checked (`ConfirmCsk`), and re-opening an unconfirmed epoch after the contract's delay (`ReopenCsk`).
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { pino } from "pino";
@@ -18,61 +20,117 @@ export interface CskEpochState {
   /** Undefined while uncommitted. */
   readonly commitment: Hex | undefined;
   readonly committer: bigint;
+  /** The member other than the committer that confirmed holding the key; 0 if none. */
+  readonly confirmer?: bigint;
+  /** The member barred from committing this epoch (it committed the one members re-opened); 0 if none. */
+  readonly barred?: bigint;
 }
 
-export type CommitOutcome = "committed" | "already-committed" | "epoch-moved";
+export type CommitOutcome = "committed" | "already-committed" | "epoch-moved" | "barred";
+export type ConfirmOutcome = "confirmed" | "epoch-moved";
+export type ReopenOutcome = "reopened" | "too-early" | "already-confirmed" | "epoch-moved";
 
 export interface CskChain {
   current(): Promise<CskEpochState>;
   /** Commits `commitment` for `epoch` as `memberId`; resolves once the receipt is in. */
   commit(memberId: bigint, epoch: bigint, commitment: Hex): Promise<CommitOutcome>;
+  /** Confirms holding `epoch`'s key, checked against `commitment`. */
+  confirm(memberId: bigint, epoch: bigint, commitment: Hex): Promise<ConfirmOutcome>;
+  /** Re-opens `epoch`, committed and confirmed by nobody for the contract's delay. */
+  reopen(memberId: bigint, epoch: bigint): Promise<ReopenOutcome>;
   readonly canCommit: boolean;
+}
+
+/** The custom error a revert carries, if it is one of the cluster's. */
+function revertName(error: unknown): string | undefined {
+  if (!(error instanceof BaseError)) return undefined;
+  const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
+  return reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
 }
 
 export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logger?: Logger): CskChain {
   const { publicClient, cluster } = chain;
   const writer = writerOf(chain, logger ?? silentLogger);
+  const needWriter = (what: string) => {
+    if (writer === undefined) {
+      throw fatalError(
+        "GasKeyMissing",
+        `${what} needs gas; set ATTESTMESH_BUNDLER_URL (sponsored) or ATTESTMESH_GAS_KEY`,
+      );
+    }
+    return writer;
+  };
+  const sign = (primaryType: "CommitCsk" | "ConfirmCsk" | "ReopenCsk", message: Record<string, unknown>) =>
+    signTypedData({
+      privateKey: memberKey.reveal(),
+      domain: memberDomain(chain.chainId, cluster),
+      types: memberTypes,
+      primaryType,
+      message,
+    } as Parameters<typeof signTypedData>[0]);
+  const submit = async (
+    w: NonNullable<typeof writer>,
+    call: { functionName: "commitCsk" | "confirmCsk" | "reopenCsk"; args: readonly unknown[] },
+  ) => {
+    const receipt = await w.submit(call as Parameters<typeof w.submit>[0], { timeoutMs: 60_000 });
+    if (receipt.status !== "success") {
+      throw retryableError(
+        "CskTransactionReverted",
+        `${call.functionName} ${receipt.txHash} reverted on chain`,
+      );
+    }
+  };
   return {
     canCommit: writer !== undefined,
     async current() {
-      const [epoch, commitment, committer] = await publicClient.readContract({
-        address: cluster,
-        abi: clusterAbi,
-        functionName: "currentCsk",
-      });
-      return { epoch, commitment: commitment === zeroHash ? undefined : commitment, committer };
+      const [[epoch, commitment, committer], [, confirmer, barred]] = await Promise.all([
+        publicClient.readContract({ address: cluster, abi: clusterAbi, functionName: "currentCsk" }),
+        publicClient.readContract({ address: cluster, abi: clusterAbi, functionName: "cskRecovery" }),
+      ]);
+      return {
+        epoch,
+        commitment: commitment === zeroHash ? undefined : commitment,
+        committer,
+        confirmer,
+        barred,
+      };
     },
     async commit(memberId, epoch, commitment) {
-      if (writer === undefined) {
-        throw fatalError(
-          "GasKeyMissing",
-          "committing a CSK needs gas; set ATTESTMESH_BUNDLER_URL (sponsored) or ATTESTMESH_GAS_KEY",
-        );
-      }
-      const signature = await signTypedData({
-        privateKey: memberKey.reveal(),
-        domain: memberDomain(chain.chainId, cluster),
-        types: memberTypes,
-        primaryType: "CommitCsk",
-        message: { memberId, epoch, commitment },
-      });
+      const w = needWriter("committing a CSK");
+      const signature = await sign("CommitCsk", { memberId, epoch, commitment });
       try {
-        const receipt = await writer.submit(
-          { functionName: "commitCsk", args: [memberId, epoch, commitment, signature] },
-          { timeoutMs: 60_000 },
-        );
-        if (receipt.status !== "success") {
-          throw retryableError("CskCommitReverted", `CSK commitment ${receipt.txHash} reverted on chain`);
-        }
+        await submit(w, { functionName: "commitCsk", args: [memberId, epoch, commitment, signature] });
         return "committed";
       } catch (error) {
-        if (error instanceof BaseError) {
-          const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
-          if (reverted instanceof ContractFunctionRevertedError) {
-            if (reverted.data?.errorName === "CskAlreadyCommitted") return "already-committed";
-            if (reverted.data?.errorName === "CskEpochMismatch") return "epoch-moved";
-          }
-        }
+        const name = revertName(error);
+        if (name === "CskAlreadyCommitted") return "already-committed";
+        if (name === "CskEpochMismatch") return "epoch-moved";
+        if (name === "CskCommitterBarred") return "barred";
+        throw error;
+      }
+    },
+    async confirm(memberId, epoch, commitment) {
+      const w = needWriter("confirming a CSK");
+      const signature = await sign("ConfirmCsk", { memberId, epoch, commitment });
+      try {
+        await submit(w, { functionName: "confirmCsk", args: [memberId, epoch, commitment, signature] });
+        return "confirmed";
+      } catch (error) {
+        if (revertName(error) === "CskEpochMismatch") return "epoch-moved";
+        throw error;
+      }
+    },
+    async reopen(memberId, epoch) {
+      const w = needWriter("re-opening a CSK epoch");
+      const signature = await sign("ReopenCsk", { memberId, epoch });
+      try {
+        await submit(w, { functionName: "reopenCsk", args: [memberId, epoch, signature] });
+        return "reopened";
+      } catch (error) {
+        const name = revertName(error);
+        if (name === "CskReopenTooEarly") return "too-early";
+        if (name === "CskAlreadyConfirmed") return "already-confirmed";
+        if (name === "CskEpochMismatch") return "epoch-moved";
         throw error;
       }
     },

@@ -11,7 +11,12 @@
 //   committed, mine    The committer re-derives its key in the TEE (same path, same key), e.g. after a
 //                      restart, and holds it if it matches the commitment.
 //   committed, other   Pull from peers (those that say they hold this epoch first), accept only a key
-//                      whose keccak256 is the commitment.
+//                      whose keccak256 is the commitment, then confirm on chain that a second member
+//                      holds it (the lowest live non-committer first, the next one a takeover later).
+//   nobody serves it   A member may commit to a hash nobody can open (issue 13). Once no peer has
+//                      served the committed key for reopenAfterMs and nobody confirmed it, re-open the
+//                      epoch on chain (the contract allows it after its own delay); the committer of a
+//                      re-opened epoch may not commit the next, so an honest member does.
 import { keccak256 } from "viem";
 import type { KeySource } from "../keys.ts";
 import type { Logger } from "../log.ts";
@@ -39,7 +44,11 @@ export type TickAction =
   | "re-derived"
   | "pulled"
   | "pull-failed"
+  | "reopened"
   | "cannot-commit";
+
+/** The contract's re-open delay (ICsk.cskReopenDelay): trying earlier only earns CskReopenTooEarly. */
+export const DEFAULT_REOPEN_AFTER_MS = 300_000;
 
 export interface CskManagerOptions {
   readonly self: bigint;
@@ -51,6 +60,8 @@ export interface CskManagerOptions {
   readonly directory: MemberDirectory;
   readonly peers: HeardPeers;
   readonly takeoverMs: number;
+  /** How long no peer may serve a committed key before this node re-opens the epoch on chain. */
+  readonly reopenAfterMs?: number;
   readonly logger: Logger;
   readonly monoMs?: () => number;
   /** Confirms a candidate ranked ahead of this node is still active on chain (the view may lag); may throw. */
@@ -70,7 +81,17 @@ export interface CskManager {
 export function createCskManager(options: CskManagerOptions): CskManager {
   const { self, cluster, chain, custody, directory, peers, logger } = options;
   const monoMs = options.monoMs ?? (() => performance.now());
+  const reopenAfterMs = options.reopenAfterMs ?? DEFAULT_REOPEN_AFTER_MS;
   let state: CskEpochState | undefined;
+  /** Epoch → monotonic ms since when no peer has served its committed key (cleared on success). */
+  const failingSince = new Map<bigint, number>();
+  /** Epoch → monotonic ms of this node's last re-open attempt. */
+  const reopenTried = new Map<bigint, number>();
+  /** Epoch → monotonic ms since when this node holds its key (pulled), for the confirmation order. */
+  const heldSince = new Map<bigint, number>();
+  /** Epochs this node confirmed (or saw confirmed), and those with a confirmation in flight. */
+  const confirmed = new Set<bigint>();
+  const confirming = new Set<bigint>();
   /** Epoch → monotonic ms this node first saw it open and uncommitted. */
   const openSince = new Map<bigint, number>();
   /** Members that served a bogus key: asked last, per epoch. */
@@ -86,7 +107,7 @@ export function createCskManager(options: CskManagerOptions): CskManager {
     return held !== undefined && held.epoch === s.epoch && held.commitment === s.commitment;
   };
 
-  async function rank(epoch: bigint): Promise<number> {
+  async function rank(epoch: bigint, barred: bigint): Promise<number> {
     const started = peers.startedAt();
     const warm = started !== undefined && monoMs() - started >= peers.timeoutMs;
     const live = new Set(peers.live());
@@ -96,6 +117,8 @@ export function createCskManager(options: CskManagerOptions): CskManager {
     for (const member of directory.all()) {
       if (member.memberId === self) return r;
       if (warm && !live.has(member.memberId)) continue;
+      // Barred from this epoch: the contract refuses its commitment, so nobody waits for it.
+      if (member.memberId === barred) continue;
       if (options.stillActive !== undefined) {
         let active = known.get(member.memberId);
         if (active === undefined) {
@@ -117,7 +140,9 @@ export function createCskManager(options: CskManagerOptions): CskManager {
   async function commitFresh(s: CskEpochState): Promise<TickAction> {
     const since = openSince.get(s.epoch) ?? monoMs();
     openSince.set(s.epoch, since);
-    const r = await rank(s.epoch);
+    const barred = s.barred ?? 0n;
+    if (barred === self) return "waiting-turn";
+    const r = await rank(s.epoch, barred);
     if (r < 0 || monoMs() - since < r * options.takeoverMs) return "waiting-turn";
     if (!chain.canCommit) return "cannot-commit";
     const key = await deriveCsk(options.keySource, cluster.chainId, cluster.cluster, s.epoch);
@@ -139,8 +164,68 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       return "committed";
     }
     key.fill(0);
+    if (outcome === "barred") return "waiting-turn";
     logger.info({ epoch: s.epoch.toString(), outcome }, "another member committed this epoch first");
     return "lost-race";
+  }
+
+  /**
+   * Tell the chain a second member holds this epoch's key, so no member can re-open it. The live
+   * non-committers confirm in id order, one takeover apart, so normally one transaction per epoch.
+   * The transaction runs beside the state machine: a slow bundler must not hold up the next tick.
+   */
+  function confirmHeld(s: CskEpochState & { commitment: `0x${string}` }): void {
+    if (s.committer === self || !chain.canCommit) return;
+    if ((s.confirmer ?? 0n) !== 0n || confirmed.has(s.epoch)) {
+      confirmed.add(s.epoch);
+      return;
+    }
+    if (confirming.has(s.epoch)) return;
+    const since = heldSince.get(s.epoch) ?? monoMs();
+    heldSince.set(s.epoch, since);
+    const order = [...new Set([...peers.live(), self])]
+      .filter((id) => id !== s.committer)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    if (monoMs() - since < order.indexOf(self) * options.takeoverMs) return;
+    const epoch = s.epoch;
+    confirming.add(epoch);
+    chain
+      .confirm(self, epoch, s.commitment)
+      .then(
+        (outcome) => {
+          confirmed.add(epoch);
+          logger.info(
+            { epoch: epoch.toString(), outcome },
+            "confirmed on chain that this member holds the CSK",
+          );
+        },
+        (err: unknown) => {
+          logger.warn({ err, epoch: epoch.toString() }, "could not confirm the CSK on chain; retrying");
+        },
+      )
+      .finally(() => confirming.delete(epoch));
+  }
+
+  /** No peer served the committed key: after reopenAfterMs of that, re-open the epoch on chain. */
+  async function pullFailed(s: CskEpochState): Promise<TickAction> {
+    const since = failingSince.get(s.epoch) ?? monoMs();
+    failingSince.set(s.epoch, since);
+    if (s.committer === self || !chain.canCommit || (s.confirmer ?? 0n) !== 0n) return "pull-failed";
+    const now = monoMs();
+    if (now - since < reopenAfterMs) return "pull-failed";
+    const tried = reopenTried.get(s.epoch);
+    if (tried !== undefined && now - tried < options.takeoverMs) return "pull-failed";
+    reopenTried.set(s.epoch, now);
+    const outcome = await chain.reopen(self, s.epoch);
+    if (outcome === "reopened") {
+      logger.warn(
+        { epoch: s.epoch.toString(), committer: s.committer.toString(), failingMs: Math.round(now - since) },
+        "no peer served the committed CSK and nobody confirmed it: re-opened the epoch; its committer may not commit the next",
+      );
+      return "reopened";
+    }
+    logger.info({ epoch: s.epoch.toString(), outcome }, "the CSK epoch was not re-opened");
+    return "pull-failed";
   }
 
   async function acquire(s: CskEpochState & { commitment: `0x${string}` }): Promise<TickAction> {
@@ -171,7 +256,7 @@ export function createCskManager(options: CskManagerOptions): CskManager {
         .map((m) => m.memberId)
         .filter((id) => id !== self);
     order = [...order.filter((id) => !suspect.has(id)), ...order.filter((id) => suspect.has(id))];
-    if (order.length === 0) return "pull-failed";
+    if (order.length === 0) return pullFailed(s);
     const began = monoMs();
     const result = await options.client.fetch({ epoch: s.epoch, commitment: s.commitment, peers: order });
     options.onFetch?.(result, s.epoch, monoMs() - began);
@@ -184,13 +269,15 @@ export function createCskManager(options: CskManagerOptions): CskManager {
         { epoch: s.epoch.toString(), attempts: result.attempts.map((a) => `${a.peer}:${a.outcome}`) },
         "no peer delivered the CSK yet",
       );
-      return "pull-failed";
+      return pullFailed(s);
     }
     custody.set(s.epoch, result.key);
+    failingSince.delete(s.epoch);
     logger.info(
       { epoch: s.epoch.toString(), from: result.from.toString(), ms: Math.round(monoMs() - began) },
       "CSK acquired from a peer; hash matches the chain",
     );
+    confirmHeld(s);
     return "pulled";
   }
 
@@ -201,8 +288,14 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       for (const epoch of openSince.keys()) if (epoch < s.epoch) openSince.delete(epoch);
       for (const epoch of suspects.keys()) if (epoch < s.epoch) suspects.delete(epoch);
       for (const epoch of checked.keys()) if (epoch < s.epoch) checked.delete(epoch);
+      for (const m of [failingSince, reopenTried, heldSince])
+        for (const e of m.keys()) if (e < s.epoch) m.delete(e);
+      for (const epoch of confirmed) if (epoch < s.epoch) confirmed.delete(epoch);
       if (s.commitment === undefined) return commitFresh(s);
-      if (holding(s)) return "holding";
+      if (holding(s)) {
+        confirmHeld({ ...s, commitment: s.commitment });
+        return "holding";
+      }
       return acquire({ ...s, commitment: s.commitment });
     },
     chainState: () => state,

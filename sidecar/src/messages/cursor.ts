@@ -69,9 +69,11 @@ export function parseCursor(text: string, scope: CursorScope, path: string): Cur
     throw corrupt(path, "has no decimal block number");
   }
   const recent = record.recent;
+  // `sender:recipient:envelope` (dedup.ts); files written before delivery was keyed by sender hold
+  // `recipient:envelope` entries, which still load and simply never match again.
   if (
     !Array.isArray(recent) ||
-    !recent.every((k) => typeof k === "string" && /^\d{1,20}:0x[0-9a-f]{64}$/.test(k))
+    !recent.every((k) => typeof k === "string" && /^(\d{1,20}:)?\d{1,20}:0x[0-9a-f]{64}$/.test(k))
   ) {
     throw corrupt(path, "has a malformed recent-envelope list");
   }

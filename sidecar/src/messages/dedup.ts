@@ -11,9 +11,12 @@ export interface RecentEnvelopes {
   readonly size: number;
 }
 
-/** The dedup key of an envelope: the chain delivers each (recipient, envelope id) once. */
-export function envelopeKey(recipientId: bigint, envelopeId: string): string {
-  return `${recipientId}:${envelopeId.toLowerCase()}`;
+/**
+ * The dedup key of an envelope: the chain delivers each (sender, recipient, envelope id) once, so two
+ * senders may use the same id for one recipient and both messages count.
+ */
+export function envelopeKey(senderId: bigint, recipientId: bigint, envelopeId: string): string {
+  return `${senderId}:${recipientId}:${envelopeId.toLowerCase()}`;
 }
 
 export function createRecentEnvelopes(capacity: number, restore: readonly string[] = []): RecentEnvelopes {

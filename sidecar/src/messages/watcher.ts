@@ -118,7 +118,7 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
         continue;
       }
       const fields = { ...where, senderId: senderId.toString(), envelopeId };
-      const key = envelopeKey(recipientId, envelopeId);
+      const key = envelopeKey(senderId, recipientId, envelopeId);
       if (recent.has(key)) {
         drop("duplicate", fields, "duplicate message dropped");
         continue;

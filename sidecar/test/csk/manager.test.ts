@@ -7,7 +7,7 @@ import { beforeEach, describe, test } from "node:test";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { type Address, getAddress, hexToBytes, keccak256 } from "viem";
 import { randomAppId } from "../../../test/helpers/cluster.ts";
-import type { CommitOutcome, CskChain, CskEpochState } from "../../src/csk/chain.ts";
+import type { CommitOutcome, CskChain, CskEpochState, ReopenOutcome } from "../../src/csk/chain.ts";
 import type { FetchResult } from "../../src/csk/client.ts";
 import { cskKeyPath, deriveCsk } from "../../src/csk/derive.ts";
 import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
@@ -33,9 +33,21 @@ function member(id: bigint): Member {
   };
 }
 
-function fakeChain(initial: CskEpochState, canCommit = true) {
-  let state = initial;
+/** The contract's re-open delay, in the fake chain's clock (the test's monotonic ms). */
+const REOPEN_MS = 300_000;
+
+/**
+ * A scripted chain that keeps the contract's epoch rules: the first commitment is final, a barred
+ * member may not commit, a confirmation by a non-committer is recorded once, and a member other than
+ * the committer re-opens an unconfirmed epoch REOPEN_MS after its commitment (the chain's clock is
+ * the test's `clock()`).
+ */
+function fakeChain(initial: CskEpochState, canCommit = true, clock: () => number = () => 0) {
+  let state: CskEpochState = { confirmer: 0n, barred: 0n, ...initial };
+  let committedAt = clock();
   const commits: Array<{ memberId: bigint; epoch: bigint; commitment: `0x${string}` }> = [];
+  const confirms: Array<{ memberId: bigint; epoch: bigint; commitment: `0x${string}` }> = [];
+  const reopens: Array<{ memberId: bigint; epoch: bigint; outcome: string }> = [];
   let next: CommitOutcome | undefined;
   const chain: CskChain = {
     canCommit,
@@ -43,16 +55,50 @@ function fakeChain(initial: CskEpochState, canCommit = true) {
     async commit(memberId, epoch, commitment) {
       commits.push({ memberId, epoch, commitment });
       if (next !== undefined) return next;
+      if (epoch !== state.epoch) return "epoch-moved";
       if (state.commitment !== undefined) return "already-committed";
-      state = { epoch, commitment, committer: memberId };
+      if (state.barred === memberId) return "barred";
+      state = { ...state, commitment, committer: memberId };
+      committedAt = clock();
       return "committed";
+    },
+    async confirm(memberId, epoch, commitment) {
+      confirms.push({ memberId, epoch, commitment });
+      if (epoch !== state.epoch) return "epoch-moved";
+      assert.notEqual(memberId, state.committer, "the contract refuses a committer's confirmation");
+      assert.equal(commitment, state.commitment, "the contract refuses another commitment");
+      if (state.confirmer === 0n) state = { ...state, confirmer: memberId };
+      return "confirmed";
+    },
+    async reopen(memberId, epoch) {
+      const outcome = ((): ReopenOutcome => {
+        if (epoch !== state.epoch) return "epoch-moved";
+        assert.notEqual(state.commitment, undefined, "the contract refuses an uncommitted epoch");
+        assert.notEqual(memberId, state.committer, "the contract refuses the committer's re-open");
+        if (state.confirmer !== 0n) return "already-confirmed";
+        if (clock() < committedAt + REOPEN_MS) return "too-early";
+        state = {
+          epoch: epoch + 1n,
+          commitment: undefined,
+          committer: 0n,
+          confirmer: 0n,
+          barred: state.committer,
+        };
+        return "reopened";
+      })();
+      reopens.push({ memberId, epoch, outcome });
+      return outcome;
     },
   };
   return {
     chain,
     commits,
+    confirms,
+    reopens,
+    state: () => state,
     set: (s: CskEpochState) => {
-      state = s;
+      state = { confirmer: 0n, barred: 0n, ...s };
+      committedAt = clock();
     },
     failNextWith: (o: CommitOutcome) => {
       next = o;
@@ -82,6 +128,7 @@ describe("CSK manager", () => {
 
   function manager(self: bigint, chain: CskChain) {
     return createCskManager({
+      reopenAfterMs: REOPEN_MS,
       self,
       cluster: { chainId: 31337, cluster: CLUSTER },
       chain,
@@ -238,6 +285,117 @@ describe("CSK manager", () => {
     });
     assert.equal(await m.tick(), "pulled");
     assert.equal(custody.current()?.commitment, keccak256(winner));
+  });
+
+  test("issue 13: a commitment nobody serves is re-opened after the delay; an honest member commits the next epoch", async () => {
+    // Member 1 commits epoch 4 out of turn to a hash of nothing it will serve.
+    const fake = fakeChain(
+      { epoch: 4n, commitment: keccak256(new Uint8Array(32).fill(9)), committer: 1n },
+      true,
+      () => now,
+    );
+    live = [1n, 3n];
+    reports = new Map([[1n, { epoch: 4n, holdsCsk: true }]]); // it even claims to hold it
+    fetchResult = (_e, order) => ({
+      key: undefined,
+      from: undefined,
+      attempts: order.map((peer) => ({ peer, outcome: peer === 1n ? "timeout" : "not-held" })),
+    });
+    const m = manager(2n, fake.chain);
+    assert.equal(await m.tick(), "pull-failed");
+    now += REOPEN_MS - 1;
+    assert.equal(await m.tick(), "pull-failed", "not before the delay");
+    assert.deepEqual(fake.reopens, [], "and no transaction tried early");
+    now += 1;
+    assert.equal(await m.tick(), "reopened");
+    assert.deepEqual(fake.reopens, [{ memberId: 2n, epoch: 4n, outcome: "reopened" }]);
+    assert.equal(fake.state().barred, 1n, "the griefer is barred from epoch 5");
+    // Epoch 5: the griefer is skipped in the commit order, so member 2 (rank 0 now) commits at once.
+    assert.equal(await m.tick(), "committed");
+    assert.deepEqual(
+      fake.commits.map((c) => [c.memberId, c.epoch]),
+      [[2n, 5n]],
+    );
+    assert.equal(custody.current()?.epoch, 5n);
+    assert.equal(m.acquired(), true);
+  });
+
+  test("the barred member does not try to commit", async () => {
+    const fake = fakeChain({ epoch: 5n, commitment: undefined, committer: 0n, barred: 1n });
+    live = [1n, 2n, 3n];
+    assert.equal(await manager(1n, fake.chain).tick(), "waiting-turn");
+    now += TAKEOVER * 10;
+    assert.equal(await manager(1n, fake.chain).tick(), "waiting-turn");
+    assert.deepEqual(fake.commits, []);
+  });
+
+  test("a puller confirms the epoch once; a confirmed epoch is never re-opened, however long pulls fail", async () => {
+    const key = new Uint8Array(32).fill(7);
+    const fake = fakeChain({ epoch: 2n, commitment: keccak256(key), committer: 1n }, true, () => now);
+    live = [1n];
+    fetchResult = (_e, order) => ({
+      key: Uint8Array.from(key),
+      from: order[0],
+      attempts: [{ peer: 1n, outcome: "ok" }],
+    });
+    const m = manager(2n, fake.chain);
+    assert.equal(await m.tick(), "pulled");
+    assert.deepEqual(fake.confirms, [{ memberId: 2n, epoch: 2n, commitment: keccak256(key) }]);
+    assert.equal(await m.tick(), "holding");
+    assert.equal(fake.confirms.length, 1, "once");
+    // Member 3 cannot pull (say its link to 1 is down), but the epoch is confirmed: it never re-opens.
+    custody.clear();
+    fetchResult = () => ({ key: undefined, from: undefined, attempts: [] });
+    const other = manager(3n, fake.chain);
+    assert.equal(await other.tick(), "pull-failed");
+    now += REOPEN_MS * 3;
+    assert.equal(await other.tick(), "pull-failed");
+    assert.deepEqual(fake.reopens, []);
+  });
+
+  test("pullers confirm in id order, one takeover apart, so one transaction normally suffices", async () => {
+    const key = new Uint8Array(32).fill(8);
+    const fake = fakeChain({ epoch: 3n, commitment: keccak256(key), committer: 1n });
+    live = [1n, 2n];
+    fetchResult = (_e, order) => ({
+      key: Uint8Array.from(key),
+      from: order[0],
+      attempts: [{ peer: 1n, outcome: "ok" }],
+    });
+    const m = manager(3n, fake.chain); // second among the non-committers 2 and 3
+    assert.equal(await m.tick(), "pulled");
+    assert.equal(fake.confirms.length, 0, "member 2 goes first");
+    now += TAKEOVER;
+    assert.equal(await m.tick(), "holding");
+    assert.deepEqual(
+      fake.confirms.map((c) => c.memberId),
+      [3n],
+      "member 2 did not: member 3 does",
+    );
+  });
+
+  test("a confirmation that fails (the bundler is down) is tried again on a later tick", async () => {
+    const key = new Uint8Array(32).fill(6);
+    const fake = fakeChain({ epoch: 6n, commitment: keccak256(key), committer: 1n });
+    const realConfirm = fake.chain.confirm;
+    let failures = 1;
+    fake.chain.confirm = async (...args) => {
+      if (failures-- > 0) throw new Error("bundler unreachable");
+      return realConfirm(...args);
+    };
+    live = [1n];
+    fetchResult = (_e, order) => ({
+      key: Uint8Array.from(key),
+      from: order[0],
+      attempts: [{ peer: 1n, outcome: "ok" }],
+    });
+    const m = manager(2n, fake.chain);
+    assert.equal(await m.tick(), "pulled");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(fake.state().confirmer, 0n, "the first attempt failed");
+    assert.equal(await m.tick(), "holding");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(fake.state().confirmer, 2n);
   });
 
   test("a node without a gas key never commits", async () => {

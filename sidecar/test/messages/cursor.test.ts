@@ -34,11 +34,14 @@ describe("message cursor store", () => {
     const stateDir = join(dir, "a", "state");
     const store = createFileCursorStore(stateDir, SCOPE);
     assert.equal(await store.load(), undefined);
-    await store.save({ block: 41n, recent: [envelopeKey(2n, ID)] });
-    await store.save({ block: 42n, recent: [envelopeKey(2n, ID), envelopeKey(2n, `0x${"cd".repeat(32)}`)] });
+    await store.save({ block: 41n, recent: [envelopeKey(1n, 2n, ID)] });
+    await store.save({
+      block: 42n,
+      recent: [envelopeKey(1n, 2n, ID), envelopeKey(1n, 2n, `0x${"cd".repeat(32)}`)],
+    });
     assert.deepEqual(await store.load(), {
       block: 42n,
-      recent: [`2:${ID}`, `2:0x${"cd".repeat(32)}`],
+      recent: [`1:2:${ID}`, `1:2:0x${"cd".repeat(32)}`],
     });
     assert.deepEqual(await readdir(stateDir), [cursorFileName(SCOPE)], "no temp file left behind");
     assert.equal((await stat(store.path!)).mode & 0o777, 0o600);
@@ -77,6 +80,14 @@ describe("message cursor store", () => {
     assert.deepEqual(parseCursor(JSON.stringify(good), SCOPE, "f"), { block: 7n, recent: [`3:${ID}`] });
   });
 
+  test("sender-keyed entries parse, beside entries of files written before delivery was keyed by sender", () => {
+    const mixed = { ...good, recent: [`3:${ID}`, `5:3:${ID}`] };
+    assert.deepEqual(parseCursor(JSON.stringify(mixed), SCOPE, "f"), {
+      block: 7n,
+      recent: [`3:${ID}`, `5:3:${ID}`],
+    });
+  });
+
   const BAD: Array<[string, string, RegExp]> = [
     ["not JSON", "{", /not JSON/],
     ["an array", "[]", /not an object/],
@@ -103,6 +114,7 @@ describe("message cursor store", () => {
     ["recent entry", JSON.stringify({ ...good, recent: ["3:0x12"] }), /recent-envelope/],
     ["recent uppercase", JSON.stringify({ ...good, recent: [`3:${ID.toUpperCase()}`] }), /recent-envelope/],
     ["recent number", JSON.stringify({ ...good, recent: [3] }), /recent-envelope/],
+    ["recent extra part", JSON.stringify({ ...good, recent: [`1:5:3:${ID}`] }), /recent-envelope/],
   ];
   for (const [what, text, expected] of BAD) {
     test(`a cursor file with a bad ${what} is CursorCorrupt`, () => {
@@ -174,8 +186,10 @@ describe("recent envelopes (dedup)", () => {
   });
 
   test("the key ignores the case of the envelope id and separates recipients", () => {
-    assert.equal(envelopeKey(2n, ID.toUpperCase().replace("0X", "0x")), envelopeKey(2n, ID));
-    assert.notEqual(envelopeKey(2n, ID), envelopeKey(3n, ID));
+    assert.equal(envelopeKey(1n, 2n, ID.toUpperCase().replace("0X", "0x")), envelopeKey(1n, 2n, ID));
+    assert.notEqual(envelopeKey(1n, 2n, ID), envelopeKey(1n, 3n, ID));
+    // Issue 13: the chain keys delivery by sender too, so another sender's same id is another message.
+    assert.notEqual(envelopeKey(1n, 2n, ID), envelopeKey(4n, 2n, ID));
   });
 
   test("a capacity below 1 is refused", () => {

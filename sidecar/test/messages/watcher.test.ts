@@ -42,8 +42,12 @@ describe("message watcher", () => {
   let carol: Member;
   const sent: Array<{ from: Member; to: Member; text: string; envelopeId: Hex }> = [];
 
-  async function send(from: Member, to: Member, text: string): Promise<void> {
-    const envelopeId = bytesToHex(randomBytes(32));
+  async function send(
+    from: Member,
+    to: Member,
+    text: string,
+    envelopeId: Hex = bytesToHex(randomBytes(32)),
+  ): Promise<void> {
     const ciphertext = bytesToHex(
       sealMessage(
         {
@@ -165,7 +169,7 @@ describe("message watcher", () => {
 
   test("a cursor rewound below delivered messages drops them as duplicates", async () => {
     const store = createMemoryCursorStore();
-    const recent = sent.filter((s) => s.to === bob).map((s) => envelopeKey(bob.id, s.envelopeId));
+    const recent = sent.filter((s) => s.to === bob).map((s) => envelopeKey(s.from.id, bob.id, s.envelopeId));
     await store.save({ block: 0n, recent });
     const registry = new Registry();
     const { watcher, delivered, log } = watcherFor(bob, store, { registry });
@@ -182,13 +186,35 @@ describe("message watcher", () => {
   test("a cursor ahead of the chain (a reset chain) is rewound to the start, dedup intact", async () => {
     const store = createMemoryCursorStore();
     const five = sent.find((s) => s.text === "five")!;
-    await store.save({ block: 1_000_000n, recent: [envelopeKey(bob.id, five.envelopeId)] });
+    await store.save({ block: 1_000_000n, recent: [envelopeKey(five.from.id, bob.id, five.envelopeId)] });
     const { watcher, delivered, log } = watcherFor(bob, store);
     await watcher.init();
     assert.equal(watcher.cursorBlock(), 0n);
     assert.ok(log.lines().some((l) => /ahead of the chain/.test(l.msg) && l.level === 40));
     await watcher.pass();
     assert.deepEqual(texts(delivered), ["one", "two", "three", "four"], "everything but the remembered one");
+  });
+
+  test("two senders that use the same envelope id for one recipient are both delivered (issue 13)", async () => {
+    // The chain keys the delivered bit by (sender, recipient, envelope id), so a member that copies
+    // another's pending id does not burn it; dedup must not drop the second, genuine message either.
+    const store = createMemoryCursorStore();
+    const { watcher, delivered } = watcherFor(carol, store);
+    await watcher.init();
+    const shared = bytesToHex(randomBytes(32));
+    await send(bob, carol, "copied id", shared);
+    await send(alice, carol, "genuine", shared);
+    await watcher.pass();
+    assert.deepEqual(texts(delivered), ["copied id", "genuine"]);
+    assert.deepEqual(
+      delivered.map((m) => [m.senderId, m.envelopeId]),
+      [
+        [bob.id, shared],
+        [alice.id, shared],
+      ],
+    );
+    await watcher.pass();
+    assert.equal(delivered.length, 2, "each delivered once");
   });
 
   test("no member id: nothing is read and the cursor stays", async () => {
