@@ -5,11 +5,12 @@
 // normalised hash (`--normalised`, `normalisedComposeHash`), which matches the SDK's golden vectors.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { composeHashArgument } from "@attestmesh/scripts/owner/composeHash.ts";
+import { SIMULATOR_APP_COMPOSE_FILE } from "../fixtures/dstack/fixtures.ts";
 import { runAttestmesh } from "../helpers/cli.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -198,10 +199,8 @@ describe("attestmesh compose-hash: the sha256 of the file's bytes", () => {
     }
   });
 
-  it("dstack's own simulator app-compose.json: the bytes, flagged as not normalised", async (t) => {
-    const fixture = join(ROOT, "..", "shared", "fixtures", "dstack-simulator", "app-compose.json");
-    if (!existsSync(fixture))
-      return t.skip(`the design folder's fixture is not beside the repository (${fixture})`);
+  it("dstack's own simulator app-compose.json: the bytes, flagged as not normalised", async () => {
+    const fixture = SIMULATOR_APP_COMPOSE_FILE;
     const json = await cliJson(fixture);
     assert.equal(json.composeHash, sha256(readFileSync(fixture)));
     assert.equal(json.normalised, false);
