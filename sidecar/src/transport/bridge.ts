@@ -50,9 +50,9 @@ export interface BridgeOptions {
   readonly helloTimeoutMs?: number;
   /** How far a hello's timestamp may be from this node's clock; default 30 s. */
   readonly helloMaxSkewMs?: number;
-  /** Inbound connections waiting for their hello, at most; default 64. */
+  /** Inbound connections that may wait for their hello undisturbed; default 64. */
   readonly maxPending?: number;
-  /** Of those, kept free for newcomers; default a quarter. */
+  /** Waiting slots beyond those, kept for newcomers (ingress.ts); default a quarter of `maxPending`. */
   readonly reservedPending?: number;
   readonly pendingGraceMs?: number;
 }

@@ -6,10 +6,12 @@
 // who is on the other end.
 //
 // Before its hello a connection is anonymous (through dstack's passthrough every client comes from the
-// gateway's address), so the waiting room is bounded by time and by count, and a share of it is kept
-// for whoever connects next: once the waiting connections fill all but the reserve, each newcomer
-// pushes out the connection that has waited longest (if it has had its grace period), so idle
-// connections cannot lock a real peer out; a peer says hello within one round trip of its handshake.
+// gateway's address), so the waiting room is bounded by time (a short hello timeout) and by count, and
+// a share of it is kept for whoever connects next: once the regular slots are full, each newcomer takes
+// a reserved one and pushes out the connection that has waited longest, if that one had its grace
+// period. Idle connections therefore cannot lock a real peer out: a peer says hello within one round
+// trip of its TLS handshake, and an attacker would have to open more connections than there are slots
+// within every grace period to keep a newcomer out.
 import type { Server, Socket } from "node:net";
 import { createSecureContext, TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
@@ -31,9 +33,13 @@ export interface IngressOptions {
   readonly metrics?: TransportMetrics;
   /** Time for the TLS handshake and the hello; default 2 s. */
   readonly helloTimeoutMs?: number;
-  /** Connections that have not said hello yet, at most; default 64. */
+  /** Connections that may wait for their hello undisturbed; default 64. */
   readonly maxPending?: number;
-  /** Pending slots kept free for newcomers; default a quarter of `maxPending`. */
+  /**
+   * Slots beyond `maxPending` kept for newcomers (default a quarter of it, at least 1): a newcomer
+   * that finds `maxPending` waiting takes one and pushes out the longest-waiting connection past its
+   * grace. Only when every slot holds a connection still within its grace is a newcomer refused.
+   */
   readonly reservedPending?: number;
   /** A waiting connection is not pushed out before this; default a quarter of the hello timeout. */
   readonly pendingGraceMs?: number;
@@ -57,7 +63,7 @@ export function startIngress(options: IngressOptions): Ingress {
   const secureContext = createSecureContext({ key: options.key, cert: options.cert });
   const helloTimeoutMs = options.helloTimeoutMs ?? 2_000;
   const maxPending = options.maxPending ?? 64;
-  const reserved = Math.min(maxPending - 1, options.reservedPending ?? Math.floor(maxPending / 4));
+  const reserved = options.reservedPending ?? Math.max(1, Math.floor(maxPending / 4));
   const graceMs = options.pendingGraceMs ?? Math.floor(helloTimeoutMs / 4);
   const refused: Record<string, number> = {};
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
@@ -87,12 +93,13 @@ export function startIngress(options: IngressOptions): Ingress {
   }
 
   function admit(raw: Socket): boolean {
-    if (waiting.size >= maxPending - reserved) {
-      // Keep the reserve free for newcomers: the longest-waiting connection goes, if it had its grace.
+    if (waiting.size >= maxPending) {
+      // The newcomer takes a reserved slot, and the longest-waiting connection goes if it had its grace,
+      // so the reserve stays free for whoever comes next.
       const [oldest, entry] = waiting.entries().next().value ?? [];
       if (oldest !== undefined && entry !== undefined && Date.now() - entry.at >= graceMs) entry.evict();
     }
-    if (waiting.size >= maxPending) {
+    if (waiting.size >= maxPending + reserved) {
       refuse(raw, "too-many-pending");
       return false;
     }
