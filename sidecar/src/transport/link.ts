@@ -185,7 +185,8 @@ export function createLink(options: LinkOptions): Link {
       tls = tlsConnect({
         socket,
         servername: target.serverName,
-        // Routing, not security: WireGuard authenticates the peer; the certificate is not relied upon.
+        // Routing, not security: the signed hello proves who we are, WireGuard authenticates the peer;
+        // the certificate is not relied upon.
         rejectUnauthorized: false,
       });
       await secured(tls, options.connectTimeoutMs ?? 5_000);
