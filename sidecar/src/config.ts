@@ -63,6 +63,8 @@ export interface SidecarConfig {
   /** Where to open the gateway's TCP connections instead of `<sni>:443`. */
   readonly gatewayAddress: { readonly host: string; readonly port: number } | undefined;
   readonly ingressPort: number;
+  /** Time an inbound gateway connection has for its TLS handshake and signed hello. */
+  readonly gatewayHelloTimeoutMs: number;
   readonly directRetrySeconds: number;
   readonly healthHost: string;
   /** 0 picks a free port (tests). */
@@ -269,6 +271,13 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     description:
       "TCP port of this node's TLS ingress that the gateway forwards to; the same on every node, since peers put it in their SNI.",
     parse: integer(1, 65535),
+  },
+  gatewayHelloTimeoutMs: {
+    name: "ATTESTMESH_GATEWAY_HELLO_TIMEOUT_MS",
+    default: "2000",
+    description:
+      "Time an inbound gateway connection has for its TLS handshake and signed hello before it is closed; short, so idle connections cannot hold the ingress's waiting room.",
+    parse: integer(200, 60_000, " ms"),
   },
   directRetrySeconds: {
     name: "ATTESTMESH_DIRECT_RETRY_SECONDS",

@@ -176,12 +176,6 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "keys derived; every dstack key chain verified",
     );
 
-    const peerTransport = await retry("starting the gateway bridge", () =>
-      startTransport({ config, selfAppId: keys.appId, logger }),
-    );
-    if (peerTransport === undefined) return;
-    shutdown.add("gateway bridge", () => peerTransport.close());
-
     const connected = await retry("connecting to the chain", () =>
       connectChain({
         transport,
@@ -223,6 +217,26 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       confirmations: config.confirmations,
       logger,
     });
+    const peerTransport = await retry("starting the gateway bridge", () =>
+      startTransport({
+        config,
+        identity: {
+          chainId: chain.chainId,
+          cluster: chain.cluster,
+          identitySecret: keys.identity.secret,
+          selfMemberId: cycle.memberId,
+          // A hello must be signed by the identity key of an active member of the confirmed view.
+          identityKey: (id) => {
+            const member = follower.current()?.members.get(id);
+            return member?.status === "active" ? member.identityKey : undefined;
+          },
+        },
+        registry: metrics.registry,
+        logger,
+      }),
+    );
+    if (peerTransport === undefined) return;
+    shutdown.add("gateway bridge", () => peerTransport.close());
     const reconciler = createReconciler({
       follower,
       backend,

@@ -59,6 +59,7 @@ describe("parseConfig", () => {
         gatewayDomain: undefined,
         gatewayAddress: undefined,
         ingressPort: 51822,
+        gatewayHelloTimeoutMs: 2000,
         directRetrySeconds: 30,
         healthHost: "0.0.0.0",
         healthPort: 9090,
@@ -87,8 +88,10 @@ describe("parseConfig", () => {
       ATTESTMESH_GATEWAY_DOMAIN: "Dstack-Prod5.phala.network",
       ATTESTMESH_GATEWAY_ADDRESS: "198.18.0.1:443",
       ATTESTMESH_INGRESS_PORT: "8443",
+      ATTESTMESH_GATEWAY_HELLO_TIMEOUT_MS: "500",
       ATTESTMESH_DIRECT_RETRY_SECONDS: "5",
     });
+    assert.equal(config.gatewayHelloTimeoutMs, 500);
     assert.equal(config.transport, "gateway");
     assert.equal(config.gatewayDomain, "dstack-prod5.phala.network");
     assert.deepEqual(config.gatewayAddress, { host: "198.18.0.1", port: 443 });
@@ -231,6 +234,7 @@ describe("parseConfig", () => {
     ["ATTESTMESH_GATEWAY_ADDRESS", "198.18.0.1", /not host:port/],
     ["ATTESTMESH_GATEWAY_ADDRESS", "198.18.0.1:0", /not host:port/],
     ["ATTESTMESH_INGRESS_PORT", "0", /outside 1\.\.65535/],
+    ["ATTESTMESH_GATEWAY_HELLO_TIMEOUT_MS", "100", /outside 200\.\.60000/],
     ["ATTESTMESH_DIRECT_RETRY_SECONDS", "0", /outside 1\.\./],
     ["ATTESTMESH_HEALTH_HOST", "0.0.0.0 9090", /whitespace/],
     ["ATTESTMESH_HEALTH_PORT", "65536", /outside 0\.\.65535/],
@@ -319,7 +323,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 38);
+    assert.equal(names.length, 39);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -1,19 +1,37 @@
 // The UDP↔TLS bridge that carries WireGuard through the dstack gateway: one link per peer (link.ts),
 // each with a loopback UDP port that is WireGuard's endpoint for that peer on the gateway path, and
 // one ingress (ingress.ts) where peers' streams arrive. dstack CVMs take no inbound UDP, but the
-// gateway forwards TLS by SNI (`<app-id>-<port>s.<domain>`, passthrough) to a CVM port.
+// gateway forwards TLS by SNI (`<app-id>-<port>s.<domain>`, passthrough) to a CVM port. Every
+// stream opens with a hello signed by its sender's identity key and bound to the TLS session
+// (hello.ts): links sign theirs, the ingress adopts a stream only once its hello verified.
 import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
+import type { Hex } from "viem";
 import type { BackoffOptions } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import type { SocketFactory } from "../meshnet/socketFactory.ts";
+import { createHelloChecker } from "./hello.ts";
 import { type Ingress, startIngress } from "./ingress.ts";
-import { createLink, type Link, type LinkStatus } from "./link.ts";
+import { createLink, type HelloSigner, type Link, type LinkStatus } from "./link.ts";
+import type { TransportMetrics } from "./metrics.ts";
 import { selfSignedCertificate } from "./tlsCert.ts";
 
+/** A peer of the bridge: its member id (in hellos) and app id (in the SNI that reaches it). */
+export interface BridgePeer {
+  readonly memberId: bigint;
+  readonly appId: string;
+}
+
 export interface BridgeOptions {
-  readonly selfAppId: `0x${string}`;
+  /** Signs this node's hellos (chain id, cluster, own member id, identity key). */
+  readonly signer: HelloSigner;
+  /**
+   * The identity key a peer's hello must be signed with (32 bytes or hex), undefined for a member id
+   * that is not a current peer. The one place the expected key comes from.
+   */
+  readonly identityKey: (memberId: bigint) => Uint8Array | Hex | undefined;
   readonly factory: SocketFactory;
   readonly logger: Logger;
+  readonly metrics?: TransportMetrics;
   /** WireGuard's UDP listen port, on the loopback of the namespace the factory opens sockets in. */
   readonly wgListenPort: number;
   /** The gateway's domain: a peer is reached as `<app-id>-<ingressPort>s.<domain>`. */
@@ -28,35 +46,57 @@ export interface BridgeOptions {
   readonly queueLimit?: number;
   readonly keepaliveMs?: number;
   readonly idleTimeoutMs?: number;
+  /** Time an inbound connection has for its TLS handshake and hello; default 2 s. */
+  readonly helloTimeoutMs?: number;
+  /** How far a hello's timestamp may be from this node's clock; default 30 s. */
+  readonly helloMaxSkewMs?: number;
+  /** Inbound connections that may wait for their hello undisturbed; default 64. */
+  readonly maxPending?: number;
+  /** Waiting slots beyond those, kept for newcomers (ingress.ts); default a quarter of `maxPending`. */
+  readonly reservedPending?: number;
+  readonly pendingGraceMs?: number;
 }
 
 export interface Bridge {
-  /** Makes the links exactly `appIds`; returns WireGuard's gateway endpoint per app id (lowercase). */
-  setPeers(appIds: readonly string[]): Promise<ReadonlyMap<string, string>>;
+  /** Makes the links exactly `peers`; returns WireGuard's gateway endpoint per member id. */
+  setPeers(peers: readonly BridgePeer[]): Promise<ReadonlyMap<bigint, string>>;
   /** The link of a peer, if any. */
-  status(appId: string): LinkStatus | undefined;
+  status(memberId: bigint): LinkStatus | undefined;
   /** Ingress connections refused, by reason. */
   refused(): Readonly<Record<string, number>>;
+  /** Ingress connections waiting for their hello now. */
+  pending(): number;
   close(): Promise<void>;
 }
 
 const LOOPBACK = "127.0.0.1";
 
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
-  const { factory, logger } = options;
-  const selfAppId = options.selfAppId.toLowerCase() as `0x${string}`;
-  const links = new Map<string, Link>();
+  const { factory, logger, signer } = options;
+  const links = new Map<bigint, Link>();
   const log = logger.child({ component: "bridge" });
   const { key, cert } = await selfSignedCertificate();
   const ingressHost = options.ingressHost ?? "0.0.0.0";
   const server = await factory.listen(ingressHost, options.ingressPort);
   const ingress: Ingress = startIngress({
     server,
-    selfAppId,
     key,
     cert,
     logger: log,
-    peer: (appId) => links.get(appId.toLowerCase()),
+    hellos: createHelloChecker({
+      chainId: signer.chainId,
+      cluster: signer.cluster,
+      selfMemberId: () => signer.selfMemberId(),
+      // Only a current peer's key counts, whatever the lookup knows besides.
+      identityKey: (memberId) => (links.has(memberId) ? options.identityKey(memberId) : undefined),
+      ...(options.helloMaxSkewMs === undefined ? {} : { maxSkewMs: options.helloMaxSkewMs }),
+    }),
+    peer: (memberId) => links.get(memberId),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: options.helloTimeoutMs }),
+    ...(options.maxPending === undefined ? {} : { maxPending: options.maxPending }),
+    ...(options.reservedPending === undefined ? {} : { reservedPending: options.reservedPending }),
+    ...(options.pendingGraceMs === undefined ? {} : { pendingGraceMs: options.pendingGraceMs }),
     ...timings(options),
   });
   log.info(
@@ -73,16 +113,16 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   // setPeers calls run one at a time, so two reconciles never open two links for one peer.
   let queue: Promise<unknown> = Promise.resolve();
 
-  async function apply(appIds: readonly string[]): Promise<ReadonlyMap<string, string>> {
-    const wanted = new Set(appIds.map((a) => a.toLowerCase()));
-    for (const [appId, link] of links) {
-      if (!wanted.has(appId)) {
+  async function apply(peers: readonly BridgePeer[]): Promise<ReadonlyMap<bigint, string>> {
+    const wanted = new Map(peers.map((p) => [p.memberId, p.appId.toLowerCase() as `0x${string}`]));
+    for (const [memberId, link] of links) {
+      if (wanted.get(memberId) !== link.appId) {
         link.close();
-        links.delete(appId);
+        links.delete(memberId);
       }
     }
-    for (const appId of wanted) {
-      if (links.has(appId) || closed) continue;
+    for (const [memberId, appId] of wanted) {
+      if (links.has(memberId) || closed) continue;
       const serverName = gatewayServerName(appId, options.ingressPort, options.gatewayDomain);
       const udp = await factory.udp(LOOPBACK, 0);
       if (closed) {
@@ -90,10 +130,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         break;
       }
       links.set(
-        appId,
+        memberId,
         createLink({
-          appId: appId as `0x${string}`,
-          selfAppId,
+          memberId,
+          appId,
+          signer,
           udp,
           wgHost: LOOPBACK,
           wgPort: options.wgListenPort,
@@ -111,17 +152,18 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         }),
       );
     }
-    return new Map([...links].map(([appId, link]) => [appId, link.localEndpoint]));
+    return new Map([...links].map(([memberId, link]) => [memberId, link.localEndpoint]));
   }
 
   return {
-    setPeers(appIds) {
-      const result = queue.then(() => apply(appIds));
+    setPeers(peers) {
+      const result = queue.then(() => apply(peers));
       queue = result.catch(() => undefined);
       return result;
     },
-    status: (appId) => links.get(appId.toLowerCase())?.status(),
+    status: (memberId) => links.get(memberId)?.status(),
     refused: () => ingress.refused(),
+    pending: () => ingress.pending(),
     async close() {
       closed = true;
       await queue;

@@ -1,11 +1,9 @@
 // The bridge's wire format on one TCP/TLS stream. Every unit is a frame: a 2-byte big-endian payload
 // length, then the payload. A zero-length frame is a keepalive. The first frame a connecting side
-// sends is a hello naming both ends; every later non-empty frame carries exactly one WireGuard
-// datagram. Nothing here is trusted: WireGuard authenticates what the datagrams carry, so the codec
-// only has to stay bounded and refuse what cannot be ours.
+// sends is a signed hello (hello.ts); every later non-empty frame carries exactly one WireGuard
+// datagram. The codec only has to stay bounded and refuse what cannot be ours.
 //
 //   frame  = length:u16be payload[length]
-//   hello  = "AMWG" version:u8(=1) from:appId[20] to:appId[20]           (45 bytes, in the first frame)
 import { AttestmeshError } from "../errors.ts";
 
 export const FRAME_HEADER_BYTES = 2;
@@ -13,9 +11,8 @@ export const FRAME_HEADER_BYTES = 2;
 export const FRAME_LIMIT = 0xffff;
 /** Default payload limit: a WireGuard datagram at MTU 1420 is at most 1452 bytes. */
 export const DEFAULT_MAX_PAYLOAD = 4096;
-export const HELLO_MAGIC = Buffer.from("AMWG", "ascii");
-export const HELLO_VERSION = 1;
-export const HELLO_BYTES = HELLO_MAGIC.length + 1 + 20 + 20;
+/** The smallest payload limit a decoder accepts: a hello and a WireGuard handshake must fit. */
+export const MIN_MAX_PAYLOAD = 256;
 
 /** A stream that broke the format; the stream is closed, never resynchronised. */
 export function frameError(message: string, details: Record<string, unknown> = {}): AttestmeshError {
@@ -37,49 +34,6 @@ export function encodeFrame(payload: Uint8Array): Buffer {
 
 export const KEEPALIVE_FRAME: Buffer = encodeFrame(new Uint8Array(0));
 
-/** The two ends of a stream, as app ids (0x + 40 lowercase hex). */
-export interface Hello {
-  readonly from: `0x${string}`;
-  readonly to: `0x${string}`;
-}
-
-export function encodeHello(hello: Hello): Buffer {
-  const payload = Buffer.concat([
-    HELLO_MAGIC,
-    Buffer.of(HELLO_VERSION),
-    appIdBytes(hello.from, "from"),
-    appIdBytes(hello.to, "to"),
-  ]);
-  return encodeFrame(payload);
-}
-
-/** Reads a hello payload; throws `TransportFrameInvalid` for anything else. */
-export function decodeHello(payload: Uint8Array): Hello {
-  const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  if (bytes.length < HELLO_MAGIC.length || !bytes.subarray(0, HELLO_MAGIC.length).equals(HELLO_MAGIC)) {
-    throw frameError("the first frame is not an attestmesh hello (wrong magic)");
-  }
-  if (bytes[HELLO_MAGIC.length] !== HELLO_VERSION) {
-    throw frameError(`unsupported hello version ${bytes[HELLO_MAGIC.length]}; this side speaks 1`, {
-      version: bytes[HELLO_MAGIC.length],
-    });
-  }
-  if (bytes.length !== HELLO_BYTES) {
-    throw frameError(`a hello is ${HELLO_BYTES} bytes, this one ${bytes.length}`, { bytes: bytes.length });
-  }
-  const at = HELLO_MAGIC.length + 1;
-  return {
-    from: `0x${bytes.subarray(at, at + 20).toString("hex")}`,
-    to: `0x${bytes.subarray(at + 20, at + 40).toString("hex")}`,
-  };
-}
-
-function appIdBytes(appId: string, field: string): Buffer {
-  const hex = appId.toLowerCase().replace(/^0x/, "");
-  if (!/^[0-9a-f]{40}$/.test(hex)) throw frameError(`hello ${field} is not a 20-byte app id`, { field });
-  return Buffer.from(hex, "hex");
-}
-
 /**
  * Splits a byte stream into frame payloads, across any chunking. Holds at most one partial frame
  * (≤ maxPayload + 2 bytes); a length above `maxPayload` throws `TransportFrameInvalid` at once, before
@@ -93,8 +47,8 @@ export interface FrameDecoder {
 }
 
 export function createFrameDecoder(maxPayload: number = DEFAULT_MAX_PAYLOAD): FrameDecoder {
-  if (!Number.isInteger(maxPayload) || maxPayload < HELLO_BYTES || maxPayload > FRAME_LIMIT) {
-    throw new RangeError(`maxPayload must be ${HELLO_BYTES}..${FRAME_LIMIT}, got ${maxPayload}`);
+  if (!Number.isInteger(maxPayload) || maxPayload < MIN_MAX_PAYLOAD || maxPayload > FRAME_LIMIT) {
+    throw new RangeError(`maxPayload must be ${MIN_MAX_PAYLOAD}..${FRAME_LIMIT}, got ${maxPayload}`);
   }
   let buffered: Buffer = Buffer.alloc(0);
   let failed: AttestmeshError | undefined;

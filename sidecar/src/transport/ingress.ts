@@ -1,28 +1,48 @@
 // The ingress: a TLS server on the CVM port the gateway forwards to. Each connection must open with
-// a hello naming this node as `to` and a current peer as `from`; its datagrams then go to WireGuard
-// through that peer's link. The certificate is self-signed and nobody checks it: the TLS leg exists
-// because the gateway routes by SNI, and WireGuard authenticates every datagram it accepts. A stream
-// that claims to be a peer it is not can only deliver datagrams WireGuard drops.
+// a signed hello (hello.ts) from a current peer to this node, bound to this very TLS session; only
+// then does a peer's link adopt the stream, so a stream that cannot prove who it is never displaces
+// a peer's stream and never receives a datagram. The certificate is self-signed and nobody checks
+// it: the TLS leg exists because the gateway routes by SNI, and the hello, not the certificate, says
+// who is on the other end.
+//
+// Before its hello a connection is anonymous (through dstack's passthrough every client comes from the
+// gateway's address), so the waiting room is bounded by time (a short hello timeout) and by count, and
+// a share of it is kept for whoever connects next: once the regular slots are full, each newcomer takes
+// a reserved one and pushes out the connection that has waited longest, if that one had its grace
+// period. Idle connections therefore cannot lock a real peer out: a peer says hello within one round
+// trip of its TLS handshake, and an attacker would have to open more connections than there are slots
+// within every grace period to keep a newcomer out.
 import type { Server, Socket } from "node:net";
 import { createSecureContext, TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
-import { decodeHello } from "./frame.ts";
+import { decodeHello, type HelloChecker, helloKeyingMaterial, type SignedHello } from "./hello.ts";
+import type { TransportMetrics } from "./metrics.ts";
 import { createFramedStream, type FramedStream } from "./stream.ts";
 
 export interface IngressOptions {
   readonly server: Server;
-  readonly selfAppId: `0x${string}`;
   readonly key: string;
   readonly cert: string;
+  /** Decides whether a hello makes its stream a peer's. */
+  readonly hellos: HelloChecker;
   /** The link of a current peer, or undefined (the connection is refused). */
   readonly peer: (
-    appId: `0x${string}`,
+    memberId: bigint,
   ) => { attachInbound(stream: FramedStream): void; deliver(payload: Buffer): void } | undefined;
   readonly logger: Logger;
-  /** Time for the TLS handshake and the hello; default 10 s. */
+  readonly metrics?: TransportMetrics;
+  /** Time for the TLS handshake and the hello; default 2 s. */
   readonly helloTimeoutMs?: number;
-  /** Connections that have not said hello yet, at most; default 64. */
+  /** Connections that may wait for their hello undisturbed; default 64. */
   readonly maxPending?: number;
+  /**
+   * Slots beyond `maxPending` kept for newcomers (default a quarter of it, at least 1): a newcomer
+   * that finds `maxPending` waiting takes one and pushes out the longest-waiting connection past its
+   * grace. Only when every slot holds a connection still within its grace is a newcomer refused.
+   */
+  readonly reservedPending?: number;
+  /** A waiting connection is not pushed out before this; default a quarter of the hello timeout. */
+  readonly pendingGraceMs?: number;
   readonly keepaliveMs?: number;
   readonly idleTimeoutMs?: number;
 }
@@ -30,44 +50,112 @@ export interface IngressOptions {
 export interface Ingress {
   /** Connections refused so far, by reason. */
   refused(): Readonly<Record<string, number>>;
+  /** Connections waiting for their hello now. */
+  pending(): number;
   close(): Promise<void>;
 }
 
-export function startIngress(options: IngressOptions): Ingress {
-  const { server, logger, selfAppId } = options;
-  const secureContext = createSecureContext({ key: options.key, cert: options.cert });
-  const helloTimeoutMs = options.helloTimeoutMs ?? 10_000;
-  const maxPending = options.maxPending ?? 64;
-  const refused: Record<string, number> = {};
-  const open = new Set<Socket | TLSSocket>();
-  let pending = 0;
+/** A refusal is logged at most this often per reason; the lines in between are counted. */
+const LOG_EVERY_MS = 10_000;
 
-  /** Counts and logs a refusal; `target` is closed at once, so no later frame of it is read. */
+export function startIngress(options: IngressOptions): Ingress {
+  const { server, logger, metrics } = options;
+  const secureContext = createSecureContext({ key: options.key, cert: options.cert });
+  const helloTimeoutMs = options.helloTimeoutMs ?? 2_000;
+  const maxPending = options.maxPending ?? 64;
+  const reserved = options.reservedPending ?? Math.max(1, Math.floor(maxPending / 4));
+  const graceMs = options.pendingGraceMs ?? Math.floor(helloTimeoutMs / 4);
+  const refused: Record<string, number> = {};
+  const lastLogged = new Map<string, { at: number; suppressed: number }>();
+  const open = new Set<Socket | TLSSocket>();
+  /** Connections waiting for their hello, oldest first, with when they arrived and how to drop them. */
+  const waiting = new Map<Socket, { readonly at: number; readonly evict: () => void }>();
+
+  /** Counts, logs (rate-limited per reason) and closes; `target` is closed at once, so no later frame is read. */
   function refuse(
     target: Socket | TLSSocket | FramedStream,
     reason: string,
     details: Record<string, unknown> = {},
   ): void {
     refused[reason] = (refused[reason] ?? 0) + 1;
-    logger.debug({ reason, ...details }, "ingress connection refused");
+    metrics?.ingressRefused.inc({ reason });
+    const now = Date.now();
+    const last = lastLogged.get(reason);
+    if (last === undefined || now - last.at >= LOG_EVERY_MS) {
+      lastLogged.set(reason, { at: now, suppressed: 0 });
+      logger.warn(
+        { reason, ...details, ...(last?.suppressed ? { alsoRefusedSinceLastLine: last.suppressed } : {}) },
+        "gateway stream refused",
+      );
+    } else last.suppressed += 1;
     if ("destroy" in target) target.destroy();
     else target.close(`refused: ${reason}`);
   }
 
-  server.on("connection", (raw: Socket) => {
-    if (pending >= maxPending) {
-      refuse(raw, "too-many-pending");
-      return;
+  function admit(raw: Socket): boolean {
+    if (waiting.size >= maxPending) {
+      // The newcomer takes a reserved slot, and the longest-waiting connection goes if it had its grace,
+      // so the reserve stays free for whoever comes next.
+      const [oldest, entry] = waiting.entries().next().value ?? [];
+      if (oldest !== undefined && entry !== undefined && Date.now() - entry.at >= graceMs) entry.evict();
     }
-    pending += 1;
+    if (waiting.size >= maxPending + reserved) {
+      refuse(raw, "too-many-pending");
+      return false;
+    }
+    return true;
+  }
+
+  function check(
+    tls: TLSSocket,
+    payload: Buffer,
+  ): { ok: true; from: bigint } | { ok: false; reason: string; details: Record<string, unknown> } {
+    let hello: SignedHello;
+    try {
+      hello = decodeHello(payload);
+    } catch (error) {
+      return {
+        ok: false,
+        reason: "bad-hello",
+        details: { error: error instanceof Error ? error.message : String(error) },
+      };
+    }
+    let ekm: Uint8Array;
+    try {
+      ekm = helloKeyingMaterial(tls);
+    } catch (error) {
+      return {
+        ok: false,
+        reason: "no-tls-session",
+        details: { error: error instanceof Error ? error.message : String(error) },
+      };
+    }
+    const result = options.hellos.check(hello, ekm);
+    if (!result.ok) {
+      return {
+        ok: false,
+        reason: result.reason,
+        details: {
+          from: hello.from.toString(),
+          to: hello.to.toString(),
+          ...(result.detail === undefined ? {} : { detail: result.detail }),
+        },
+      };
+    }
+    return { ok: true, from: result.from };
+  }
+
+  server.on("connection", (raw: Socket) => {
+    if (!admit(raw)) return;
     let said = false;
     const settle = () => {
-      if (!said) {
-        said = true;
-        pending -= 1;
-      }
+      if (said) return;
+      said = true;
+      waiting.delete(raw);
+      metrics?.ingressPending.set(waiting.size);
     };
     const tls = new TLSSocket(raw, { isServer: true, secureContext });
+    tls.on("error", () => {});
     open.add(tls);
     tls.on("close", () => {
       open.delete(tls);
@@ -76,9 +164,18 @@ export function startIngress(options: IngressOptions): Ingress {
     const timer = setTimeout(() => {
       if (said) return;
       settle();
-      refuse(tls, "no-hello-in-time");
+      refuse(tls, "no-hello-in-time", { timeoutMs: helloTimeoutMs });
     }, helloTimeoutMs);
     timer.unref();
+    waiting.set(raw, {
+      at: Date.now(),
+      evict: () => {
+        clearTimeout(timer);
+        settle();
+        refuse(tls, "pending-evicted");
+      },
+    });
+    metrics?.ingressPending.set(waiting.size);
     let attached: { deliver(payload: Buffer): void } | undefined;
     createFramedStream({
       socket: tls,
@@ -91,36 +188,34 @@ export function startIngress(options: IngressOptions): Ingress {
         }
         clearTimeout(timer);
         settle();
-        let from: `0x${string}`;
-        try {
-          const hello = decodeHello(payload);
-          if (hello.to !== selfAppId.toLowerCase()) {
-            refuse(stream, "not-for-this-node", { to: hello.to });
-            return;
-          }
-          from = hello.from;
-        } catch (error) {
-          refuse(stream, "bad-hello", { error: error instanceof Error ? error.message : String(error) });
+        const verdict = check(tls, payload);
+        if (!verdict.ok) {
+          refuse(stream, verdict.reason, verdict.details);
           return;
         }
-        const link = options.peer(from);
+        const link = options.peer(verdict.from);
         if (link === undefined) {
-          refuse(stream, "unknown-peer", { from });
+          refuse(stream, "unknown-peer", { from: verdict.from.toString() });
           return;
         }
         attached = link;
         link.attachInbound(stream);
-        logger.debug({ peer: from }, "ingress stream from peer");
+        metrics?.ingressAccepted.inc();
+        logger.debug({ peer: verdict.from.toString() }, "authenticated ingress stream from peer");
       },
       onClose: (reason) => {
         clearTimeout(timer);
-        if (!said) refuse(tls, "closed-before-hello", { reason });
+        if (!said) {
+          settle();
+          refuse(tls, "closed-before-hello", { reason });
+        }
       },
     });
   });
 
   return {
     refused: () => ({ ...refused }),
+    pending: () => waiting.size,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of open) socket.destroy();

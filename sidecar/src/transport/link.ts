@@ -7,17 +7,20 @@
 // while no stream can take a datagram it waits in a short queue that drops its oldest entries (and
 // anything older than a few seconds), so a peer that is gone costs a fixed amount of memory and
 // never holds up any other peer.
+import { randomBytes } from "node:crypto";
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
+import type { Address } from "viem";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import type { SocketFactory } from "../meshnet/socketFactory.ts";
-import { encodeHello } from "./frame.ts";
+import { encodeHello, HELLO_NONCE_BYTES, helloKeyingMaterial } from "./hello.ts";
 import { createFramedStream, type FramedStream } from "./stream.ts";
 
 export type OutboundState = "idle" | "connecting" | "open" | "backoff";
 
 export interface LinkStatus {
+  readonly memberId: bigint;
   readonly appId: `0x${string}`;
   /** WireGuard's endpoint for this peer on the gateway path, "127.0.0.1:<port>". */
   readonly localEndpoint: string;
@@ -40,9 +43,21 @@ export interface GatewayTarget {
   readonly serverName: string;
 }
 
+/** What this node signs its hellos with (hello.ts). */
+export interface HelloSigner {
+  readonly chainId: number;
+  readonly cluster: Address;
+  /** This node's member id; undefined while it has none (no stream can be opened). */
+  selfMemberId(): bigint | undefined;
+  /** Ed25519 signature by this node's identity key. */
+  sign(message: Uint8Array): Uint8Array;
+}
+
 export interface LinkOptions {
+  /** The peer's member id (its hello's `to`) and app id (its SNI). */
+  readonly memberId: bigint;
   readonly appId: `0x${string}`;
-  readonly selfAppId: `0x${string}`;
+  readonly signer: HelloSigner;
   readonly udp: UdpSocket;
   /** Host holding WireGuard's listen port, as seen from `udp` (127.0.0.1). */
   readonly wgHost: string;
@@ -65,9 +80,10 @@ export interface LinkOptions {
 }
 
 export interface Link {
+  readonly memberId: bigint;
   readonly appId: `0x${string}`;
   readonly localEndpoint: string;
-  /** Adopts a stream the peer opened to our ingress (its hello already checked). */
+  /** Adopts a stream the peer opened to our ingress (its signed hello already verified). */
   attachInbound(stream: FramedStream): void;
   /** Delivers a datagram from an inbound stream to WireGuard. */
   deliver(payload: Buffer): void;
@@ -78,8 +94,8 @@ export interface Link {
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
 
 export function createLink(options: LinkOptions): Link {
-  const { appId, udp, wgHost, wgPort, target, logger } = options;
-  const log = logger.child({ peer: appId });
+  const { memberId, appId, udp, wgHost, wgPort, target, logger, signer } = options;
+  const log = logger.child({ peer: memberId.toString(), appId });
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
   const queueLimit = options.queueLimit ?? 256;
   const queueMaxAgeMs = options.queueMaxAgeMs ?? 5_000;
@@ -153,7 +169,10 @@ export function createLink(options: LinkOptions): Link {
   async function connectOnce(): Promise<void> {
     state = "connecting";
     let tls: TLSSocket | undefined;
+    let hello: Buffer;
     try {
+      const self = signer.selfMemberId();
+      if (self === undefined) throw new Error("this node has no member id yet, so it cannot sign a hello");
       const socket = await options.factory.connect(
         target.host,
         target.port,
@@ -166,10 +185,23 @@ export function createLink(options: LinkOptions): Link {
       tls = tlsConnect({
         socket,
         servername: target.serverName,
-        // Routing, not security: WireGuard authenticates the peer; the certificate is not relied upon.
+        // Routing, not security: the signed hello proves who we are, WireGuard authenticates the peer;
+        // the certificate is not relied upon.
         rejectUnauthorized: false,
       });
       await secured(tls, options.connectTimeoutMs ?? 5_000);
+      hello = encodeHello(
+        {
+          chainId: signer.chainId,
+          cluster: signer.cluster,
+          from: self,
+          to: memberId,
+          timestampMs: BigInt(Date.now()),
+          nonce: randomBytes(HELLO_NONCE_BYTES),
+        },
+        helloKeyingMaterial(tls),
+        (message) => signer.sign(message),
+      );
     } catch (error) {
       tls?.destroy();
       failed(error instanceof Error ? error.message : String(error));
@@ -191,7 +223,7 @@ export function createLink(options: LinkOptions): Link {
         if (!closed) retryLater();
       },
     });
-    stream.sendRaw(encodeHello({ from: options.selfAppId, to: appId }));
+    stream.sendRaw(hello);
     outbound = stream;
     state = "open";
     if (attempts > 0) log.info({ attempts }, "gateway stream open again");
@@ -238,6 +270,7 @@ export function createLink(options: LinkOptions): Link {
   udp.on("error", (error) => log.warn({ err: error }, "bridge UDP socket error"));
 
   return {
+    memberId,
     appId,
     localEndpoint,
     attachInbound(stream) {
@@ -252,6 +285,7 @@ export function createLink(options: LinkOptions): Link {
     },
     deliver,
     status: () => ({
+      memberId,
       appId,
       localEndpoint,
       outbound: state,

@@ -18,7 +18,7 @@ export interface PeerTransport {
     peers: readonly DesiredPeer[],
     current: readonly PeerStatus[],
   ): Promise<{ peers: DesiredPeer[]; reset: ReadonlySet<string> }>;
-  report(peer: Pick<DesiredPeer, "appId" | "config">): PeerTransportReport | undefined;
+  report(peer: Pick<DesiredPeer, "memberId" | "config">): PeerTransportReport | undefined;
   close(): Promise<void>;
 }
 
@@ -31,13 +31,15 @@ export function createPeerTransport(options: {
   return {
     async plan(peers, current) {
       const gateway =
-        bridge === undefined ? new Map<string, string>() : await bridge.setPeers(peers.map((p) => p.appId));
+        bridge === undefined
+          ? new Map<bigint, string>()
+          : await bridge.setPeers(peers.map((p) => ({ memberId: p.memberId, appId: p.appId })));
       const byKey = new Map(peers.map((p) => [p.config.publicKey, p]));
       const decision = selector.decide(
         peers.map((p) => ({
           publicKey: p.config.publicKey,
           directEndpoint: p.config.endpoint,
-          gatewayEndpoint: gateway.get(p.appId.toLowerCase()),
+          gatewayEndpoint: gateway.get(p.memberId),
         })),
         new Map(current.map((c) => [c.publicKey, c])),
       );
@@ -67,7 +69,7 @@ export function createPeerTransport(options: {
     },
     report(peer) {
       const path = selector.report(peer.config.publicKey);
-      return path === undefined ? undefined : { ...path, gateway: bridge?.status(peer.appId) };
+      return path === undefined ? undefined : { ...path, gateway: bridge?.status(peer.memberId) };
     },
     close: async () => bridge?.close(),
   };

@@ -1,37 +1,74 @@
 // Builds the transport layer from the configuration: the selector always, the gateway bridge when a
 // gateway domain is set and the mode is not udp. Its sockets are opened where WireGuard can reach
 // them: in WireGuard's network namespace when there is one (the devnet), else here.
+import type { Registry } from "prom-client";
+import type { Address, Hex } from "viem";
 import type { SidecarConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { loadSodium, signingKeyFromSeed } from "../meshnet/crypto.ts";
 import { createNetnsSocketFactory } from "../meshnet/netnsSockets.ts";
 import { createLocalSocketFactory } from "../meshnet/socketFactory.ts";
+import type { Secret } from "../secret.ts";
 import { type Bridge, startBridge } from "./bridge.ts";
+import { createTransportMetrics } from "./metrics.ts";
 import { createPeerTransport, type PeerTransport } from "./peers.ts";
 import { createTransportSelector } from "./selector.ts";
 
+/** Who this node is on the gateway leg, and whom it accepts there (hello.ts). */
+export interface TransportIdentity {
+  readonly chainId: number;
+  readonly cluster: Address;
+  /** The Ed25519 identity key's seed; it signs this node's hellos. */
+  readonly identitySecret: Secret<Uint8Array>;
+  readonly selfMemberId: () => bigint | undefined;
+  /** The identity key a peer's hello must be signed with; undefined for anyone not a current member. */
+  readonly identityKey: (memberId: bigint) => Uint8Array | Hex | undefined;
+}
+
 export async function startTransport(options: {
   readonly config: SidecarConfig;
-  readonly selfAppId: string;
+  readonly identity: TransportIdentity;
+  readonly registry: Registry;
   readonly logger: Logger;
 }): Promise<PeerTransport> {
-  const { config, logger } = options;
+  const { config, logger, identity } = options;
   let bridge: Bridge | undefined;
   if (config.transport !== "udp" && config.gatewayDomain !== undefined) {
+    await loadSodium();
+    const seed = Uint8Array.from(identity.identitySecret.reveal());
+    const key = signingKeyFromSeed(seed);
+    seed.fill(0);
     const factory =
       config.wgNetns === undefined
         ? createLocalSocketFactory()
         : createNetnsSocketFactory({ netns: config.wgNetns });
     try {
-      bridge = await startBridge({
-        selfAppId: options.selfAppId as `0x${string}`,
+      const started = await startBridge({
+        signer: {
+          chainId: identity.chainId,
+          cluster: identity.cluster,
+          selfMemberId: identity.selfMemberId,
+          sign: (message) => key.sign(message),
+        },
+        identityKey: identity.identityKey,
         factory,
         logger,
+        metrics: createTransportMetrics(options.registry),
+        helloTimeoutMs: config.gatewayHelloTimeoutMs,
         wgListenPort: config.wgListenPort,
         gatewayDomain: config.gatewayDomain,
         ...(config.gatewayAddress === undefined ? {} : { gatewayAddress: config.gatewayAddress }),
         ingressPort: config.ingressPort,
       });
+      bridge = {
+        ...started,
+        async close() {
+          await started.close();
+          key.destroy();
+        },
+      };
     } catch (error) {
+      key.destroy();
       await factory.close();
       throw error;
     }

@@ -1,5 +1,6 @@
 // The ingress's TLS certificate: self-signed, made fresh at every start, never checked by anyone.
-// The gateway needs TLS only to read the SNI it routes by; WireGuard authenticates the peer.
+// The gateway needs TLS only to read the SNI it routes by; the signed hello (hello.ts) says who is on
+// the other end of the session, and WireGuard authenticates every datagram.
 import { generate } from "selfsigned";
 
 export async function selfSignedCertificate(): Promise<{ key: string; cert: string }> {

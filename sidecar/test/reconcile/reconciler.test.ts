@@ -57,9 +57,10 @@ function scriptedFollower() {
 /** Stands in for the bridge (tested with real sockets in transport-bridge.test.ts): one port per peer. */
 function fakeBridge(): Bridge {
   return {
-    setPeers: async (appIds) => new Map(appIds.map((a, i) => [a.toLowerCase(), `127.0.0.1:${40000 + i}`])),
+    setPeers: async (peers) => new Map(peers.map((p, i) => [p.memberId, `127.0.0.1:${40000 + i}`])),
     status: () => undefined,
     refused: () => ({}),
+    pending: () => 0,
     close: async () => {},
   };
 }

@@ -1,7 +1,8 @@
 // The gateway bridge with real sockets on loopback: two bridges and the devnet's SNI gateway, with UDP
 // sockets standing in for each node's WireGuard. Datagrams cross in both directions through TLS; a
 // peer that is gone costs a bounded queue and does not hold up the others; a peer that comes back is
-// reached again; streams that lie about who they are or carry garbage are refused.
+// reached again; streams that lie about who they are or carry garbage are refused (the attacks on the
+// ingress in depth: ingress.test.ts).
 import assert from "node:assert/strict";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
@@ -10,9 +11,11 @@ import { connect as tlsConnect } from "node:tls";
 import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
 import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import pino from "pino";
+import { loadSodium, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { createLocalSocketFactory } from "../../src/meshnet/socketFactory.ts";
 import { type Bridge, type BridgeOptions, startBridge } from "../../src/transport/bridge.ts";
-import { encodeFrame, encodeHello } from "../../src/transport/frame.ts";
+import { encodeFrame } from "../../src/transport/frame.ts";
+import { encodeHello, helloKeyingMaterial } from "../../src/transport/hello.ts";
 import { freePort, waitFor } from "../helpers.ts";
 
 const DOMAIN = "bridge.test";
@@ -21,6 +24,11 @@ const B = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const GONE = "0xcccccccccccccccccccccccccccccccccccccccc";
 const STRANGER = "0xdddddddddddddddddddddddddddddddddddddddd";
 const HOSTS: Record<string, string> = { [A]: "127.0.0.2", [B]: "127.0.0.3", [GONE]: "127.0.0.4" };
+const ID: Record<string, bigint> = { [A]: 1n, [B]: 2n, [GONE]: 3n, [STRANGER]: 4n };
+const CHAIN_ID = 31337;
+const CLUSTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
+const KEYS: Record<string, SigningKey> = {};
+const peer = (appId: string) => ({ memberId: ID[appId]!, appId });
 const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
 
 /** A UDP socket playing one node's WireGuard: it records what arrives, and from where. */
@@ -45,11 +53,20 @@ describe("gateway bridge on loopback", () => {
   let wgB: Awaited<ReturnType<typeof fakeWireGuard>>;
   let bridgeA: Bridge;
   let bridgeB: Bridge;
-  let endpointsA: ReadonlyMap<string, string>;
+  let endpointsA: ReadonlyMap<bigint, string>;
 
   const bridge = (self: string, wgPort: number, extra: Partial<BridgeOptions> = {}) =>
     startBridge({
-      selfAppId: self as `0x${string}`,
+      signer: {
+        chainId: CHAIN_ID,
+        cluster: CLUSTER,
+        selfMemberId: () => ID[self],
+        sign: (message) => KEYS[self]!.sign(message),
+      },
+      identityKey: (memberId) =>
+        Object.entries(ID)
+          .filter(([, id]) => id === memberId)
+          .map(([appId]) => KEYS[appId]?.publicKey)[0],
       factory: createLocalSocketFactory(),
       logger,
       wgListenPort: wgPort,
@@ -62,6 +79,9 @@ describe("gateway bridge on loopback", () => {
     });
 
   before(async () => {
+    await loadSodium();
+    for (const [i, appId] of [A, B, GONE, STRANGER].entries())
+      KEYS[appId] = signingKeyFromSeed(new Uint8Array(32).fill(i + 1));
     gateway = await startSniGateway({
       host: "127.0.0.1",
       port: 0,
@@ -74,8 +94,8 @@ describe("gateway bridge on loopback", () => {
     wgB = await fakeWireGuard();
     bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
     bridgeB = await bridge(B, wgB.port);
-    endpointsA = await bridgeA.setPeers([B, GONE]);
-    await bridgeB.setPeers([A]);
+    endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+    await bridgeB.setPeers([peer(A)]);
   });
 
   after(async () => {
@@ -87,8 +107,8 @@ describe("gateway bridge on loopback", () => {
   });
 
   it("gives every peer its own loopback endpoint", () => {
-    const ab = endpointsA.get(B);
-    const agone = endpointsA.get(GONE);
+    const ab = endpointsA.get(ID[B]!);
+    const agone = endpointsA.get(ID[GONE]!);
     assert.match(ab ?? "", /^127\.0\.0\.1:\d+$/);
     assert.match(agone ?? "", /^127\.0\.0\.1:\d+$/);
     assert.notEqual(ab, agone);
@@ -98,7 +118,7 @@ describe("gateway bridge on loopback", () => {
     const payloads = Array.from({ length: 200 }, (_, i) => Buffer.alloc(1400, i));
     // In batches a UDP socket buffer holds: loopback UDP may drop a burst, the bridge must not.
     for (let i = 0; i < payloads.length; i += 20) {
-      for (const payload of payloads.slice(i, i + 20)) send(wgA.socket, payload, endpointsA.get(B)!);
+      for (const payload of payloads.slice(i, i + 20)) send(wgA.socket, payload, endpointsA.get(ID[B]!)!);
       await waitFor(`${i + 20} datagrams at B`, () => wgB.received.length >= i + 20, 10_000);
     }
     assert.deepEqual(
@@ -108,28 +128,28 @@ describe("gateway bridge on loopback", () => {
     // B's WireGuard answers where the datagrams came from: B's link port for A.
     const from = wgB.received[0]!.from;
     assert.ok(wgB.received.every((r) => r.from.port === from.port && r.from.address === "127.0.0.1"));
-    assert.equal(`${from.address}:${from.port}`, (await bridgeB.setPeers([A])).get(A));
+    assert.equal(`${from.address}:${from.port}`, (await bridgeB.setPeers([peer(A)])).get(ID[A]!));
     send(wgB.socket, "reply from B", `${from.address}:${from.port}`);
     await waitFor("the reply at A", () => wgA.received.some((r) => r.payload.toString() === "reply from B"));
     const reply = wgA.received.find((r) => r.payload.toString() === "reply from B")!;
     assert.equal(
       `${reply.from.address}:${reply.from.port}`,
-      endpointsA.get(B),
+      endpointsA.get(ID[B]!),
       "one stable endpoint per peer",
     );
-    assert.equal(bridgeA.status(B)?.outbound, "open");
+    assert.equal(bridgeA.status(ID[B]!)?.outbound, "open");
   });
 
   it("bounds the queue of a peer that is gone, without holding up the others", async () => {
     for (let i = 0; i < 500; i++) {
-      send(wgA.socket, Buffer.alloc(1000, 7), endpointsA.get(GONE)!);
+      send(wgA.socket, Buffer.alloc(1000, 7), endpointsA.get(ID[GONE]!)!);
       if (i % 25 === 24) await new Promise((resolve) => setTimeout(resolve, 5));
     }
     const before = wgB.received.length;
-    send(wgA.socket, "still flowing", endpointsA.get(B)!);
+    send(wgA.socket, "still flowing", endpointsA.get(ID[B]!)!);
     await waitFor("traffic to B while GONE is unreachable", () => wgB.received.length > before, 5_000);
     const gone = await waitFor("GONE's datagrams to be dropped", () => {
-      const status = bridgeA.status(GONE);
+      const status = bridgeA.status(ID[GONE]!);
       return status !== undefined && status.dropped >= 500 - 32 ? status : undefined;
     });
     assert.ok(gone.queued <= 32, `queue holds ${gone.queued}`);
@@ -142,7 +162,7 @@ describe("gateway bridge on loopback", () => {
     waitFor(
       what,
       () => {
-        send(wgA.socket, payload, endpointsA.get(B)!);
+        send(wgA.socket, payload, endpointsA.get(ID[B]!)!);
         return arrived();
       },
       10_000,
@@ -153,43 +173,44 @@ describe("gateway bridge on loopback", () => {
     await bridgeB.close();
     const endpointsB = await (async () => {
       bridgeB = await bridge(B, wgB.port);
-      return bridgeB.setPeers([A]);
+      return bridgeB.setPeers([peer(A)]);
     })();
     const count = wgB.received.length;
     // The old stream died with B; A reconnects on the next datagrams after its backoff.
     await sendToBUntil("datagrams through the new bridge", "after restart", () =>
       wgB.received.slice(count).some((r) => r.payload.toString() === "after restart"),
     );
-    assert.ok(endpointsB.get(A));
+    assert.ok(endpointsB.get(ID[A]!));
   });
 
   it("uses the peer's own stream for replies while its outbound stream is down", async () => {
     // B knows A but cannot reach A's ingress (wrong gateway address): replies must ride A's stream.
     await bridgeB.close();
     bridgeB = await bridge(B, wgB.port, { gatewayAddress: { host: "127.0.0.1", port: 9 } });
-    await bridgeB.setPeers([A]);
+    await bridgeB.setPeers([peer(A)]);
     const count = wgB.received.length;
     await sendToBUntil("A's stream to B", "open a stream", () => wgB.received.length > count);
     const from = wgB.received.at(-1)!.from;
     const replies = wgA.received.length;
     send(wgB.socket, "reply over the inbound stream", `${from.address}:${from.port}`);
     await waitFor("the reply at A", () => wgA.received.slice(replies).length > 0, 5_000);
-    assert.equal(bridgeB.status(A)?.inbound, 1);
+    assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
   it("ignores datagrams on a link port that do not come from WireGuard", async () => {
     const stranger = createSocket("udp4");
     stranger.bind(0, "127.0.0.1");
     await once(stranger, "listening");
-    const before = bridgeA.status(B)!.datagramsOut;
-    send(stranger, "not from WireGuard", endpointsA.get(B)!);
+    const before = bridgeA.status(ID[B]!)!.datagramsOut;
+    send(stranger, "not from WireGuard", endpointsA.get(ID[B]!)!);
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal(bridgeA.status(B)!.datagramsOut, before);
+    assert.equal(bridgeA.status(ID[B]!)!.datagramsOut, before);
     stranger.close();
   });
 
   it("refuses streams with a hello for another node, from an unknown peer, or garbage", async () => {
-    const attempt = async (bytes: Buffer) => {
+    /** Opens a stream to A's ingress through the gateway and writes what `bytes` makes of its session. */
+    const attempt = async (bytes: (ekm: Uint8Array) => Buffer) => {
       const tls = tlsConnect({
         host: "127.0.0.1",
         port: gateway.port,
@@ -198,20 +219,34 @@ describe("gateway bridge on loopback", () => {
       });
       tls.on("error", () => {});
       await once(tls, "secureConnect");
-      tls.write(bytes);
+      tls.write(bytes(helloKeyingMaterial(tls)));
       await once(tls, "close");
     };
+    const hello = (from: string, to: string, ekm: Uint8Array) =>
+      encodeHello(
+        {
+          chainId: CHAIN_ID,
+          cluster: CLUSTER,
+          from: ID[from]!,
+          to: ID[to]!,
+          timestampMs: BigInt(Date.now()),
+          nonce: new Uint8Array(16).fill(Math.floor(Math.random() * 256)),
+        },
+        ekm,
+        KEYS[from]!.sign,
+      );
+    const refusedBefore = bridgeA.refused();
     const receivedBefore = wgA.received.length;
-    await attempt(Buffer.concat([encodeHello({ from: STRANGER, to: A }), encodeFrame(Buffer.from("x"))]));
-    await attempt(Buffer.concat([encodeHello({ from: B, to: STRANGER }), encodeFrame(Buffer.from("x"))]));
-    await attempt(Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
-    await attempt(encodeFrame(Buffer.from("a datagram before any hello")));
-    assert.deepEqual(bridgeA.refused(), {
-      "unknown-peer": 1,
-      "not-for-this-node": 1,
-      "closed-before-hello": 1,
-      "bad-hello": 1,
-    });
+    await attempt((ekm) => Buffer.concat([hello(STRANGER, A, ekm), encodeFrame(Buffer.from("x"))]));
+    await attempt((ekm) => Buffer.concat([hello(B, STRANGER, ekm), encodeFrame(Buffer.from("x"))]));
+    await attempt(() => Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    await attempt(() => encodeFrame(Buffer.from("a datagram before any hello")));
+    const refused = bridgeA.refused();
+    const delta = (reason: string) => (refused[reason] ?? 0) - (refusedBefore[reason] ?? 0);
+    assert.deepEqual(
+      ["unknown-peer", "not-for-this-node", "closed-before-hello", "bad-hello"].map(delta),
+      [1, 1, 1, 1],
+    );
     assert.equal(wgA.received.length, receivedBefore, "nothing reached WireGuard");
   });
 });

@@ -1,19 +1,8 @@
-// The bridge's framing codec: frames survive any chunking; oversize lengths, garbage and bad hellos
-// are refused before anything is buffered or delivered.
+// The bridge's framing codec: frames survive any chunking; oversize lengths and garbage are refused
+// before anything is buffered or delivered (the hello: hello.test.ts).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  createFrameDecoder,
-  decodeHello,
-  encodeFrame,
-  encodeHello,
-  FRAME_LIMIT,
-  HELLO_BYTES,
-  KEEPALIVE_FRAME,
-} from "../../src/transport/frame.ts";
-
-const A = "0x1111111111111111111111111111111111111111";
-const B = "0x2222222222222222222222222222222222222222";
+import { createFrameDecoder, encodeFrame, FRAME_LIMIT, KEEPALIVE_FRAME } from "../../src/transport/frame.ts";
 
 function datagram(size: number, seed: number): Buffer {
   return Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff));
@@ -72,28 +61,5 @@ describe("frame codec", () => {
   it("rejects an invalid payload limit", () => {
     assert.throws(() => createFrameDecoder(10), RangeError);
     assert.throws(() => createFrameDecoder(FRAME_LIMIT + 1), RangeError);
-  });
-});
-
-describe("hello", () => {
-  it("round-trips both app ids, lowercased", () => {
-    const frame = encodeHello({ from: A.toUpperCase().replace("0X", "0x") as `0x${string}`, to: B });
-    const [payload] = createFrameDecoder().push(frame);
-    assert.equal(payload?.length, HELLO_BYTES);
-    assert.deepEqual(decodeHello(payload!), { from: A, to: B });
-  });
-
-  it("rejects wrong magic, another version, a wrong length and a bad app id", () => {
-    const good = createFrameDecoder().push(encodeHello({ from: A, to: B }))[0]!;
-    const wrongMagic = Buffer.from(good);
-    wrongMagic[0] = 0x41 ^ 0xff;
-    assert.throws(() => decodeHello(wrongMagic), { code: "TransportFrameInvalid", message: /magic/ });
-    const version2 = Buffer.from(good);
-    version2[4] = 2;
-    assert.throws(() => decodeHello(version2), { code: "TransportFrameInvalid", message: /version 2/ });
-    assert.throws(() => decodeHello(good.subarray(0, HELLO_BYTES - 1)), { code: "TransportFrameInvalid" });
-    assert.throws(() => decodeHello(Buffer.concat([good, Buffer.of(0)])), { code: "TransportFrameInvalid" });
-    assert.throws(() => decodeHello(Buffer.alloc(0)), { code: "TransportFrameInvalid" });
-    assert.throws(() => encodeHello({ from: "0x12", to: B }), { code: "TransportFrameInvalid" });
   });
 });
