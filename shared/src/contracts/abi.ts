@@ -49,6 +49,27 @@ export const clusterAbi = [
     "inputs": [
       {
         "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "required",
+        "type": "uint8"
+      }
+    ],
+    "name": "AppRoleMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
         "name": "appKeyAddress",
         "type": "address"
       },
@@ -59,6 +80,22 @@ export const clusterAbi = [
       }
     ],
     "name": "AppSignatureMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "ComposeHashNotAllowedFor",
     "type": "error"
   },
   {
@@ -309,6 +346,22 @@ export const clusterAbi = [
       }
     ],
     "name": "KmsRootNotAllowed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "MemberAppRoleFixed",
     "type": "error"
   },
   {
@@ -598,6 +651,25 @@ export const clusterAbi = [
     "anonymous": false,
     "inputs": [
       {
+        "indexed": true,
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "AppRoleSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
         "indexed": false,
         "internalType": "bytes32",
         "name": "composeHash",
@@ -605,6 +677,44 @@ export const clusterAbi = [
       }
     ],
     "name": "ComposeHashAdded",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "ComposeHashAllowedFor",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "ComposeHashDeniedFor",
     "type": "event"
   },
   {
@@ -1043,12 +1153,48 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "addAppIdFor",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes32",
         "name": "composeHash",
         "type": "bytes32"
       }
     ],
     "name": "addComposeHash",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "addComposeHashFor",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -1106,6 +1252,25 @@ export const clusterAbi = [
         "internalType": "uint64",
         "name": "",
         "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      }
+    ],
+    "name": "appRole",
+    "outputs": [
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "",
+        "type": "uint8"
       }
     ],
     "stateMutability": "view",
@@ -1542,6 +1707,30 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "isComposeHashAllowedFor",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "recipientId",
         "type": "uint64"
@@ -1961,6 +2150,16 @@ export const clusterAbi = [
             "internalType": "bool",
             "name": "requireTcbUpToDate",
             "type": "bool"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "indexerComposeHashes",
+            "type": "bytes32[]"
+          },
+          {
+            "internalType": "address[]",
+            "name": "indexerAppIds",
+            "type": "address[]"
           }
         ],
         "internalType": "struct IPolicy.PolicySnapshot",
@@ -2097,6 +2296,24 @@ export const clusterAbi = [
       }
     ],
     "name": "removeComposeHash",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "removeComposeHashFor",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
