@@ -282,7 +282,9 @@ describe("attestmesh owner commands", async () => {
   it("indexer set --proof, indexer show, rotate to a new indexer, clear", async () => {
     const setFrom = async (endpoint: string) => {
       const appId = randomAppId();
-      await ok(["allow", "app", appId, "--yes"]);
+      await ok(["allow", "app", appId, "--role", "indexer", "--yes"]);
+      const codeId = randomHash();
+      await ok(["allow", "compose", codeId, "--role", "indexer", "--yes"]);
       const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
       const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
       const proof = {
@@ -291,7 +293,7 @@ describe("attestmesh owner commands", async () => {
         appPubkey: bytesToHex(cvm.appPublicKey),
         appSignature: bytesToHex(signatureChain[0]),
         kmsSignature: bytesToHex(signatureChain[1]),
-        codeId: randomHash(),
+        codeId,
       };
       const file = join(tmp, `proof-${appId}.json`);
       writeFileSync(file, JSON.stringify(proof));

@@ -278,7 +278,7 @@ const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly
   },
   {
     name: "refuses a compose hash that is not allowed, before looking at the device",
-    steps: [{ allowAnyDevice: false }, { allow: "app" }, { expect: [false, "Compose hash not allowed"] }],
+    steps: [{ allowAnyDevice: false }, { allow: "app" }, { expect: [false, "Compose hash not allowed for the node role"] }],
   },
   {
     name: "refuses a device that is not allowed while allowAnyDevice is off",
@@ -298,7 +298,7 @@ const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly
       { allow: "device" },
       { expect: ALLOWED },
       { remove: "compose" },
-      { expect: [false, "Compose hash not allowed"] },
+      { expect: [false, "Compose hash not allowed for the node role"] },
     ],
   },
   {
@@ -367,7 +367,7 @@ function bootAnswer(facts: BootFacts): readonly [boolean, string] {
   if (facts.app === "revoked") return [false, "App id revoked"];
   if (facts.device === "revoked") return [false, "Device revoked"];
   if (facts.app !== "allowed") return [false, "App id not allowed"];
-  if (facts.compose !== "allowed") return [false, "Compose hash not allowed"];
+  if (facts.compose !== "allowed") return [false, "Compose hash not allowed for the node role"];
   if (!facts.anyDevice && facts.device !== "allowed") return DEVICE_NOT_ALLOWED;
   return ALLOWED;
 }

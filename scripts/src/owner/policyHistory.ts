@@ -1,7 +1,12 @@
 // Rebuilds a cluster's policy from its event logs alone, as an auditor would: the allowlists, the
 // allow-any-device and require-TCB-up-to-date switches and every revocation with its timestamp and reason. Pure: decoded logs in,
 // plain data out, so the CLI can reuse it over any log source.
+//
+// Compose hashes are scoped by app role (node, indexer). The replay reads the role events
+// (`ComposeHashAllowedFor`, `ComposeHashDeniedFor`, `AppRoleSet`); dstack's `ComposeHashAdded` and
+// `ComposeHashRemoved` only mirror the node role's changes for dstack's tooling, so they are skipped.
 import { type Address, getAddress, type Hex } from "viem";
+import { appRoleName } from "./appRole.ts";
 
 /** A decoded log, as viem's `parseEventLogs` or `getLogs` with an ABI returns it. */
 export interface DecodedLog {
@@ -28,9 +33,14 @@ export interface PolicyHistory {
   readonly allowAnyDevice: boolean;
   /** Boots need TCB status "UpToDate" (dstack apps' `requireTcbUpToDate`). */
   readonly requireTcbUpToDate: boolean;
+  /** The node role's compose hashes (what dstack's role-less calls manage). */
   readonly composeHashes: readonly Hex[];
+  /** The indexer role's compose hashes: only indexer app ids may boot them. */
+  readonly indexerComposeHashes: readonly Hex[];
   readonly deviceIds: readonly Hex[];
   readonly appIds: readonly Address[];
+  /** App ids with the indexer role, allowed or not; every other app id is a node app id. */
+  readonly indexerAppIds: readonly Address[];
   readonly kmsRoots: readonly Address[];
   readonly appIdRevocations: readonly AppIdRevocation[];
   readonly deviceRevocations: readonly DeviceRevocation[];
@@ -38,7 +48,8 @@ export interface PolicyHistory {
 
 /** The policy events, as a tagged union over the fields the replay reads. */
 type PolicyEvent =
-  | { eventName: "ComposeHashAdded" | "ComposeHashRemoved"; args: { composeHash: Hex } }
+  | { eventName: "ComposeHashAllowedFor" | "ComposeHashDeniedFor"; args: { composeHash: Hex; role: number } }
+  | { eventName: "AppRoleSet"; args: { appId: Address; role: number } }
   | { eventName: "DeviceAdded" | "DeviceRemoved"; args: { deviceId: Hex } }
   | { eventName: "AppIdAdded" | "AppIdRemoved"; args: { appId: Address } }
   | { eventName: "KmsRootAdded" | "KmsRootRemoved"; args: { kmsRoot: Address } }
@@ -49,8 +60,9 @@ type PolicyEvent =
 
 /** The names of the events that change the policy (the ones `rebuildPolicy` replays). */
 export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["eventName"]>([
-  "ComposeHashAdded",
-  "ComposeHashRemoved",
+  "ComposeHashAllowedFor",
+  "ComposeHashDeniedFor",
+  "AppRoleSet",
   "DeviceAdded",
   "DeviceRemoved",
   "AppIdAdded",
@@ -93,7 +105,8 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   let allowAnyDevice = false;
   let requireTcbUpToDate = false;
   // Keys lowercased, so a replay never depends on checksum casing.
-  const composeHashes = new Set<string>();
+  const composeHashes = { node: new Set<string>(), indexer: new Set<string>() };
+  const indexerAppIds = new Set<string>();
   const deviceIds = new Set<string>();
   const appIds = new Set<string>();
   const kmsRoots = new Set<string>();
@@ -103,11 +116,15 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   for (const log of chainOrder(decodedLogs)) {
     if (!isPolicyEvent(log)) continue;
     switch (log.eventName) {
-      case "ComposeHashAdded":
-        composeHashes.add(log.args.composeHash.toLowerCase());
+      case "ComposeHashAllowedFor":
+        composeHashes[appRoleName(log.args.role)].add(log.args.composeHash.toLowerCase());
         break;
-      case "ComposeHashRemoved":
-        composeHashes.delete(log.args.composeHash.toLowerCase());
+      case "ComposeHashDeniedFor":
+        composeHashes[appRoleName(log.args.role)].delete(log.args.composeHash.toLowerCase());
+        break;
+      case "AppRoleSet":
+        if (appRoleName(log.args.role) === "indexer") indexerAppIds.add(log.args.appId.toLowerCase());
+        else indexerAppIds.delete(log.args.appId.toLowerCase());
         break;
       case "DeviceAdded":
         deviceIds.add(log.args.deviceId.toLowerCase());
@@ -163,9 +180,11 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   return {
     allowAnyDevice,
     requireTcbUpToDate,
-    composeHashes: sortedHex(composeHashes),
+    composeHashes: sortedHex(composeHashes.node),
+    indexerComposeHashes: sortedHex(composeHashes.indexer),
     deviceIds: sortedHex(deviceIds),
     appIds: sortedAddresses(appIds),
+    indexerAppIds: sortedAddresses(indexerAppIds),
     kmsRoots: sortedAddresses(kmsRoots),
     appIdRevocations: [...appIdRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
     deviceRevocations: [...deviceRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),

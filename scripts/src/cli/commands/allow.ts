@@ -1,6 +1,7 @@
 // `attestmesh allow …` and `attestmesh allow-any-device on|off`: add to the cluster's allowlists.
 
 import type { Command } from "commander";
+import { APP_ROLE_VALUE, parseAppRole, ROLE_OPTION } from "../../owner/appRole.ts";
 import { badArgument, parseAddress, parseBytes32, parseKmsRoot } from "../../owner/args.ts";
 import { composeArgument } from "../../owner/composeHash.ts";
 import type { CliIo } from "../../owner/io.ts";
@@ -17,26 +18,41 @@ export function registerAllowCommand(program: Command, io: CliIo): void {
       "allow a compose hash: an app-compose.json (sha256 of its bytes, as the CVM measures it) or a 0x hash",
     )
     .option("--normalised", NORMALISED_OPTION)
-    .action(async (value: string, options: TxCommandOptions & { normalised?: boolean }) => {
+    .option("--role <role>", ROLE_OPTION)
+    .action(async (value: string, options: TxCommandOptions & { normalised?: boolean; role?: string }) => {
+      const role = parseAppRole(options.role);
       const { hash, file } = composeArgument(value, { normalised: options.normalised === true });
-      await runPlan(io, options, () => ({
-        action: "allow compose",
-        functionName: "addComposeHash",
-        args: [hash],
-        changes: { "allow compose hash": hash, ...composeFileChanges(file, options.normalised === true) },
-      }));
+      const changes = {
+        "allow compose hash": hash,
+        role,
+        ...composeFileChanges(file, options.normalised === true),
+      };
+      await runPlan(io, options, () =>
+        role === "node"
+          ? { action: "allow compose", functionName: "addComposeHash", args: [hash], changes }
+          : {
+              action: "allow compose",
+              functionName: "addComposeHashFor",
+              args: [hash, APP_ROLE_VALUE[role]],
+              changes,
+            },
+      );
     });
 
   txOptions(allow.command("app <appId>"))
-    .description("allow a dstack app id to boot and to join")
-    .action(async (value: string, options: TxCommandOptions) => {
+    .description(
+      "allow a dstack app id to boot (compose hashes of its role only) and to join; a node app id unless --role indexer",
+    )
+    .option("--role <role>", ROLE_OPTION)
+    .action(async (value: string, options: TxCommandOptions & { role?: string }) => {
+      const role = parseAppRole(options.role);
       const appId = parseAddress(value, "app id");
-      await runPlan(io, options, () => ({
-        action: "allow app",
-        functionName: "addAppId",
-        args: [appId],
-        changes: { "allow app id": appId },
-      }));
+      const changes = { "allow app id": appId, role };
+      await runPlan(io, options, () =>
+        role === "node"
+          ? { action: "allow app", functionName: "addAppId", args: [appId], changes }
+          : { action: "allow app", functionName: "addAppIdFor", args: [appId, APP_ROLE_VALUE[role]], changes },
+      );
     });
 
   txOptions(allow.command("kms-root <addressOrPubkey>"))

@@ -1,6 +1,7 @@
 // `attestmesh deny …`: remove from the allowlists (reversible; `revoke` is the permanent form).
 
 import type { Command } from "commander";
+import { APP_ROLE_VALUE, parseAppRole, ROLE_OPTION } from "../../owner/appRole.ts";
 import { parseAddress, parseBytes32, parseKmsRoot } from "../../owner/args.ts";
 import { composeArgument } from "../../owner/composeHash.ts";
 import type { CliIo } from "../../owner/io.ts";
@@ -15,14 +16,25 @@ export function registerDenyCommand(program: Command, io: CliIo): void {
   txOptions(deny.command("compose <fileOrHash>"))
     .description("stop allowing a compose hash (an app-compose.json, hashed byte for byte, or a 0x hash)")
     .option("--normalised", NORMALISED_OPTION)
-    .action(async (value: string, options: TxCommandOptions & { normalised?: boolean }) => {
+    .option("--role <role>", ROLE_OPTION)
+    .action(async (value: string, options: TxCommandOptions & { normalised?: boolean; role?: string }) => {
+      const role = parseAppRole(options.role);
       const { hash, file } = composeArgument(value, { normalised: options.normalised === true });
-      await runPlan(io, options, () => ({
-        action: "deny compose",
-        functionName: "removeComposeHash",
-        args: [hash],
-        changes: { "deny compose hash": hash, ...composeFileChanges(file, options.normalised === true) },
-      }));
+      const changes = {
+        "deny compose hash": hash,
+        role,
+        ...composeFileChanges(file, options.normalised === true),
+      };
+      await runPlan(io, options, () =>
+        role === "node"
+          ? { action: "deny compose", functionName: "removeComposeHash", args: [hash], changes }
+          : {
+              action: "deny compose",
+              functionName: "removeComposeHashFor",
+              args: [hash, APP_ROLE_VALUE[role]],
+              changes,
+            },
+      );
     });
 
   txOptions(deny.command("app <appId>"))
