@@ -136,7 +136,9 @@ describe("setIndexer with guest API v1 chains", async () => {
   /** A compose hash allowed for the indexer role (IPolicy.AppRole.Indexer = 1), as setIndexer needs. */
   const codeId = async (): Promise<Hex> => {
     const code = bytesToHex(randomBytes(32));
-    await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addComposeHashFor([code, 1]) });
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addComposeHashFor([code, 1]),
+    });
     return code;
   };
 

@@ -99,7 +99,9 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     const { signatureChain } = key.cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
     // The indexer's app id and code id carry the indexer role (IPolicy.AppRole.Indexer = 1).
     const codeId = toHex(randomBytes(32)) as Hex;
-    await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppIdFor([key.appId, 1]) });
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addAppIdFor([key.appId, 1]),
+    });
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.addComposeHashFor([codeId, 1]),
     });

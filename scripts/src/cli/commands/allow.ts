@@ -51,7 +51,12 @@ export function registerAllowCommand(program: Command, io: CliIo): void {
       await runPlan(io, options, () =>
         role === "node"
           ? { action: "allow app", functionName: "addAppId", args: [appId], changes }
-          : { action: "allow app", functionName: "addAppIdFor", args: [appId, APP_ROLE_VALUE[role]], changes },
+          : {
+              action: "allow app",
+              functionName: "addAppIdFor",
+              args: [appId, APP_ROLE_VALUE[role]],
+              changes,
+            },
       );
     });
 
