@@ -4,7 +4,8 @@
 //
 // Compose hashes are scoped by app role (node, indexer). The replay reads the role events
 // (`ComposeHashAllowedFor`, `ComposeHashDeniedFor`, `AppRoleSet`); dstack's `ComposeHashAdded` and
-// `ComposeHashRemoved` only mirror the node role's changes for dstack's tooling, so they are skipped.
+// `ComposeHashRemoved` only mirror the node role's changes for dstack's tooling: they are listed with
+// the policy events, so the audit trail shows every event, but the replay takes nothing from them.
 import { type Address, getAddress, type Hex } from "viem";
 import { appRoleName } from "./appRole.ts";
 
@@ -48,6 +49,7 @@ export interface PolicyHistory {
 
 /** The policy events, as a tagged union over the fields the replay reads. */
 type PolicyEvent =
+  | { eventName: "ComposeHashAdded" | "ComposeHashRemoved"; args: { composeHash: Hex } }
   | { eventName: "ComposeHashAllowedFor" | "ComposeHashDeniedFor"; args: { composeHash: Hex; role: number } }
   | { eventName: "AppRoleSet"; args: { appId: Address; role: number } }
   | { eventName: "DeviceAdded" | "DeviceRemoved"; args: { deviceId: Hex } }
@@ -60,6 +62,8 @@ type PolicyEvent =
 
 /** The names of the events that change the policy (the ones `rebuildPolicy` replays). */
 export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["eventName"]>([
+  "ComposeHashAdded",
+  "ComposeHashRemoved",
   "ComposeHashAllowedFor",
   "ComposeHashDeniedFor",
   "AppRoleSet",
@@ -116,6 +120,10 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   for (const log of chainOrder(decodedLogs)) {
     if (!isPolicyEvent(log)) continue;
     switch (log.eventName) {
+      case "ComposeHashAdded":
+      case "ComposeHashRemoved":
+        // dstack's mirror of the node role's change; its ComposeHashAllowedFor/DeniedFor follows.
+        break;
       case "ComposeHashAllowedFor":
         composeHashes[appRoleName(log.args.role)].add(log.args.composeHash.toLowerCase());
         break;
