@@ -64,10 +64,11 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     /// @param required The role the call needs.
     error AppRoleMismatch(address appId, AppRole role, AppRole required);
 
-    /// @notice A member app (the factory's clone) asks the cluster as a node; it cannot take another role.
-    /// @param appId The member app's address.
-    /// @param role The role that was asked for.
-    error MemberAppRoleFixed(address appId, AppRole role);
+    /// @notice The app id has an active member, which runs the node's code: it cannot change role until
+    /// the member has left or been evicted.
+    /// @param appId The app id.
+    /// @param memberId Its active member.
+    error AppIdHasActiveMember(address appId, uint64 memberId);
 
     /// @notice The compose hash is not allowed for the role the call needs.
     /// @param composeHash The compose hash.
@@ -143,7 +144,9 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     function addAppId(address appId) external;
 
     /// @notice Allow an app id with a role: it may boot only compose hashes allowed for that role.
-    /// Owner only. Reverts if the app id is zero or revoked, or is a member app asked to be an indexer.
+    /// Owner only. Reverts if the app id is zero or revoked, or if the role would change while the app id
+    /// has an active member. A member app (the factory's clone) may take either role: it forwards the
+    /// KMS's question to the cluster, which answers by role.
     /// Emits `AppRoleSet` when the role changes and `AppIdAdded` when the app id was not allowed.
     /// @param appId The dstack app id.
     /// @param role Its role.

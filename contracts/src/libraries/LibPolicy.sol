@@ -7,7 +7,7 @@ import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
 import {AppsStorage} from "../storage/AppsStorage.sol";
-import {MemberAppsStorage} from "../storage/MemberAppsStorage.sol";
+import {MembershipStorage} from "../storage/MembershipStorage.sol";
 import {PolicyStorage} from "../storage/PolicyStorage.sol";
 
 /// @title Policy logic shared by the facets that admit keys
@@ -58,15 +58,17 @@ library LibPolicy {
         }
     }
 
-    /// @notice Give an app id a role. A member app asks the cluster as a node, so it keeps that role.
+    /// @notice Give an app id a role. An app id whose member is active runs a node: its role stays.
     function setAppRole(address appId, IPolicy.AppRole role) internal {
-        PolicyStorage.Layout storage p = PolicyStorage.load();
-        if (role == IPolicy.AppRole.Indexer) {
-            if (MemberAppsStorage.load().created[appId]) revert IPolicy.MemberAppRoleFixed(appId, role);
-            if (p.indexerAppIds.add(appId)) emit IPolicy.AppRoleSet(appId, role);
-        } else if (p.indexerAppIds.remove(appId)) {
-            emit IPolicy.AppRoleSet(appId, role);
+        EnumerableSet.AddressSet storage indexers = PolicyStorage.load().indexerAppIds;
+        if (indexers.contains(appId) == (role == IPolicy.AppRole.Indexer)) return;
+        uint64 memberId = AppsStorage.load().apps[appId].memberId;
+        if (memberId != 0 && MembershipStorage.load().members[memberId].status == IMembership.MemberStatus.Active) {
+            revert IPolicy.AppIdHasActiveMember(appId, memberId);
         }
+        if (role == IPolicy.AppRole.Indexer) indexers.add(appId);
+        else indexers.remove(appId);
+        emit IPolicy.AppRoleSet(appId, role);
     }
 
     /// @notice Revert unless `appId` has `role` and `composeHash` is allowed for it: the registry's check

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {IAppAuth} from "../../src/interfaces/IAppAuth.sol";
+import {IMembership} from "../../src/interfaces/IMembership.sol";
 import {IOwnership} from "../../src/interfaces/IOwnership.sol";
 import {IPolicy} from "../../src/interfaces/IPolicy.sol";
 import {PolicyFacetHarness} from "../harness/PolicyFacetHarness.sol";
@@ -115,12 +116,26 @@ contract PolicyFacetRolesTest is Test {
         policy.addAppIdFor(appId, IPolicy.AppRole.Indexer);
     }
 
-    function test_addAppIdFor_revertsWhenAMemberAppWouldBecomeAnIndexer() public {
-        address app = address(0xC10E);
-        policy.markMemberApp(app);
-        vm.expectRevert(abi.encodeWithSelector(IPolicy.MemberAppRoleFixed.selector, app, IPolicy.AppRole.Indexer));
-        policy.addAppIdFor(app, IPolicy.AppRole.Indexer);
-        policy.addAppIdFor(app, IPolicy.AppRole.Node);
-        assertTrue(policy.isAppIdAllowed(app));
+    function test_addAppIdFor_revertsWhenAnActiveMembersAppIdWouldChangeRole() public {
+        address appId = address(0xC10E);
+        policy.addAppId(appId);
+        policy.stageMember(appId, 7, IMembership.MemberStatus.Active);
+        vm.expectRevert(abi.encodeWithSelector(IPolicy.AppIdHasActiveMember.selector, appId, uint64(7)));
+        policy.addAppIdFor(appId, IPolicy.AppRole.Indexer);
+        policy.addAppIdFor(appId, IPolicy.AppRole.Node);
+        assertEq(uint8(policy.appRole(appId)), uint8(IPolicy.AppRole.Node));
+        // Once the member has left, the owner may give the app id another role.
+        policy.stageMember(appId, 7, IMembership.MemberStatus.Left);
+        policy.addAppIdFor(appId, IPolicy.AppRole.Indexer);
+        assertEq(uint8(policy.appRole(appId)), uint8(IPolicy.AppRole.Indexer));
+    }
+
+    function test_addAppId_revertsWhenAnActiveMembersIndexerAppIdWouldBecomeANode() public {
+        address appId = address(0xC10F);
+        policy.addAppIdFor(appId, IPolicy.AppRole.Indexer);
+        policy.stageMember(appId, 8, IMembership.MemberStatus.Active);
+        vm.expectRevert(abi.encodeWithSelector(IPolicy.AppIdHasActiveMember.selector, appId, uint64(8)));
+        policy.addAppId(appId);
+        assertEq(uint8(policy.appRole(appId)), uint8(IPolicy.AppRole.Indexer));
     }
 }

@@ -967,18 +967,35 @@ describe("PolicyFacet", async () => {
       assert.equal(await owner.read.appRole([a]), Role.Node);
     });
 
-    it("addAppIdFor refuses to make a member app an indexer with MemberAppRoleFixed and changes nothing", async () => {
+    it("addAppIdFor refuses to change the role of an app id with an active member (AppIdHasActiveMember)", async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      const memberId = await admit(fx, node);
+      await expectRefusal(
+        fx,
+        () => owner.write.addAppIdFor([node.appId, Role.Indexer]),
+        "AppIdHasActiveMember",
+        [node.appId, memberId],
+        { appIds: [node.appId] },
+      );
+      assertEvents((await send(fx, owner.write.addAppIdFor([node.appId, Role.Node]))).events, []);
+    });
+
+    it("an indexer's member app (the factory's clone) boots the indexer's compose and not a node's", async () => {
+      const r = await arrangeRoles();
       const salt = randomHash();
       const app = await owner.read.predictMemberApp([salt]);
       await send(fx, owner.write.createMemberApp([salt]));
-      await expectRefusal(
-        fx,
-        () => owner.write.addAppIdFor([app, Role.Indexer]),
-        "MemberAppRoleFixed",
-        [app, Role.Indexer],
-        { appIds: [app] },
-      );
-      assertEvents((await send(fx, owner.write.addAppIdFor([app, Role.Node]))).events, []);
+      await send(fx, owner.write.addAppIdFor([app, Role.Indexer]));
+      const viaClone = async (h: Hex) => [
+        ...(await fx.publicClient.readContract({
+          address: app,
+          abi: clusterAbi,
+          functionName: "isAppAllowed",
+          args: [bootInfo(app, h, randomHash())],
+        })),
+      ];
+      assert.deepEqual(await viaClone(r.indexerCompose), [...ALLOWED]);
+      assert.deepEqual(await viaClone(r.nodeCompose), [...INDEXER_REFUSED]);
     });
   });
 
@@ -1209,9 +1226,19 @@ describe("PolicyFacet audit trail", async () => {
             ]);
             refusals += 1;
           } else {
-            await send(fx, owner.write.addAppIdFor([a, Role.Indexer]));
-            model.apps.add(a.toLowerCase());
-            model.indexerApps.add(a.toLowerCase());
+            const [memberId, active] = await owner.read.memberOfApp([a]);
+            if (active && !model.indexerApps.has(a.toLowerCase())) {
+              // A running node keeps its role until it has left or been evicted.
+              await expectRevert(owner.write.addAppIdFor([a, Role.Indexer]), "AppIdHasActiveMember", [
+                a,
+                memberId,
+              ]);
+              refusals += 1;
+            } else {
+              await send(fx, owner.write.addAppIdFor([a, Role.Indexer]));
+              model.apps.add(a.toLowerCase());
+              model.indexerApps.add(a.toLowerCase());
+            }
           }
           break;
         }

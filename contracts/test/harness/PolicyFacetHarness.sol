@@ -3,18 +3,22 @@ pragma solidity ^0.8.28;
 
 import {PolicyFacet} from "../../src/facets/PolicyFacet.sol";
 import {LibOwnership} from "../../src/libraries/LibOwnership.sol";
-import {MemberAppsStorage} from "../../src/storage/MemberAppsStorage.sol";
+import {IMembership} from "../../src/interfaces/IMembership.sol";
+import {AppsStorage} from "../../src/storage/AppsStorage.sol";
+import {MembershipStorage} from "../../src/storage/MembershipStorage.sol";
 
 /// @title PolicyFacetHarness
-/// @notice The real PolicyFacet on storage of its own, owned by its deployer, plus a way to mark an address as
-/// a factory-made member app without deploying the factory.
+/// @notice The real PolicyFacet on storage of its own, owned by its deployer, plus a way to stage a member of
+/// an app id without a key chain.
 contract PolicyFacetHarness is PolicyFacet {
     constructor() {
         LibOwnership.setOwner(msg.sender);
     }
 
-    /// @notice Records `app` as created by the member-app factory, as `createMemberApp` does.
-    function markMemberApp(address app) external {
-        MemberAppsStorage.load().created[app] = true;
+    /// @notice Records member `memberId` of `appId` with `status`, as registration and its end would.
+    function stageMember(address appId, uint64 memberId, IMembership.MemberStatus status) external {
+        AppsStorage.load().apps[appId].memberId = memberId;
+        MembershipStorage.load().members[memberId].appId = appId;
+        MembershipStorage.load().members[memberId].status = status;
     }
 }

@@ -15,6 +15,22 @@ export const clusterAbi = [
         "type": "uint64"
       }
     ],
+    "name": "AppIdHasActiveMember",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
     "name": "AppIdHasMember",
     "type": "error"
   },
@@ -346,22 +362,6 @@ export const clusterAbi = [
       }
     ],
     "name": "KmsRootNotAllowed",
-    "type": "error"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "address",
-        "name": "appId",
-        "type": "address"
-      },
-      {
-        "internalType": "enum IPolicy.AppRole",
-        "name": "role",
-        "type": "uint8"
-      }
-    ],
-    "name": "MemberAppRoleFixed",
     "type": "error"
   },
   {
