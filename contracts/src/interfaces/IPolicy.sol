@@ -139,7 +139,8 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     function setRequireTcbUpToDate(bool required) external;
 
     /// @notice Allow an app id to join the cluster, as a node app id. Owner only. Reverts if the app id
-    /// was revoked. An indexer app id given here becomes a node app id again.
+    /// was revoked. An indexer app id given here becomes a node app id again (reverts with
+    /// `AppIdHasActiveMember` while it has an active member).
     /// @param appId The dstack app id.
     function addAppId(address appId) external;
 
