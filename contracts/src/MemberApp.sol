@@ -20,6 +20,8 @@ contract MemberApp is IAppAuth, IERC165 {
     /// @inheritdoc IAppAuth
     /// @dev A boot request for another app id is refused here, so a member app can never vouch for
     /// an app id other than its own.
+    /// The cluster answers by this app id's role: a node's member app boots only the node role's
+    /// compose hashes (never the indexer's), an indexer's only the indexer role's.
     function isAppAllowed(AppBootInfo calldata bootInfo) external view returns (bool isAllowed, string memory reason) {
         if (bootInfo.appId != address(this)) return (false, "App id is not this member app");
         return IAppAuth(cluster()).isAppAllowed(bootInfo);

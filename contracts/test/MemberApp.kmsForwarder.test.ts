@@ -170,7 +170,7 @@ describe("dstack's KMS path to a member app", async () => {
     const cases: { name: string; reason: string; setup: (app: Address) => Promise<Boot> }[] = [
       {
         name: "compose hash not allowed",
-        reason: "Compose hash not allowed",
+        reason: "Compose hash not allowed for the node role",
         setup: async (app) => boot(app, { composeHash: randomHash() }),
       },
       {

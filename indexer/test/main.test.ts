@@ -172,7 +172,9 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
 
   test("the signing key's dstack chain is accepted by the cluster's indexer registry", async () => {
     const { keys } = indexer;
-    await mined(fx.owner.write.addAppId([keys.appId]));
+    // The indexer's app id and compose hash carry the indexer role (IPolicy.AppRole.Indexer = 1).
+    await mined(fx.owner.write.addAppIdFor([keys.appId, 1]));
+    await mined(fx.owner.write.addComposeHashFor([keys.composeHash, 1]));
     await mined(
       fx.owner.write.setIndexer(["ws://127.0.0.1:1", keys.composeHash, keys.publicKeyHex, keys.proof]),
     );

@@ -90,8 +90,10 @@ const POLICY: Schema = {
   allowAnyDevice: "boolean",
   requireTcbUpToDate: "boolean",
   composeHashes: ["hex"],
+  indexerComposeHashes: ["hex"],
   deviceIds: ["hex"],
   appIds: ["address"],
+  indexerAppIds: ["address"],
   kmsRoots: ["address"],
   appIdRevocations: [{ appId: "address", revokedAt: "decimal", reason: "hex" }],
   deviceRevocations: [{ deviceId: "hex", revokedAt: "decimal", reason: "hex" }],
@@ -185,6 +187,7 @@ describe("--json output schemas", async () => {
     const schema: Schema = {
       appId: "address",
       memberApp: "boolean",
+      role: "string",
       appAllowed: "boolean",
       revokedAt: "decimal|null",
       member: "object|null",
@@ -198,7 +201,12 @@ describe("--json output schemas", async () => {
     await json(["allow", "app", appId, "--yes"]);
     const yes = await json(["check", appId, "--compose", bytesToHex(randomBytes(32))], 2);
     assertSchema(yes, schema);
-    assertSchema(yes.boot, { allowed: "boolean", composeHash: "hex", reason: "string" });
+    assertSchema(yes.boot, {
+      allowed: "boolean",
+      composeHash: "hex",
+      reason: "string",
+      composeRoles: ["string"],
+    });
   });
 
   it("compose-hash and errors", async () => {

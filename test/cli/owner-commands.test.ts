@@ -80,13 +80,74 @@ describe("attestmesh owner commands", async () => {
     const hash = randomHash();
     const added = await ok(["allow", "compose", hash, "--yes"]);
     assert.equal(added.mode, "sent");
-    assert.deepEqual(eventNames(added), ["ComposeHashAdded"]);
+    // dstack's event for dstack's tooling, then the role event: the role-less call is the node role's.
+    assert.deepEqual(eventNames(added), ["ComposeHashAdded", "ComposeHashAllowedFor"]);
     assert.equal(added.events[0]?.args.composeHash, hash);
+    assert.equal(added.events[1]?.args.role, 0);
     assert.match(added.transactionHash ?? "", /^0x[0-9a-f]{64}$/);
     assert.equal(await owner.read.isComposeHashAllowed([hash]), true);
     const removed = await ok(["deny", "compose", hash, "--yes"]);
-    assert.deepEqual(eventNames(removed), ["ComposeHashRemoved"]);
+    assert.deepEqual(eventNames(removed), ["ComposeHashRemoved", "ComposeHashDeniedFor"]);
     assert.equal(await owner.read.isComposeHashAllowed([hash]), false);
+  });
+
+  it("allow|deny compose --role indexer scopes the hash to the indexer's app ids; check and policy show say so", async () => {
+    const hash = randomHash();
+    const added = await ok(["allow", "compose", hash, "--role", "indexer", "--yes"]);
+    assert.equal(added.changes.role, "indexer");
+    assert.deepEqual(eventNames(added), ["ComposeHashAllowedFor"], "no dstack event: not the node role's");
+    assert.equal(added.events[0]?.args.role, 1);
+    assert.equal(await owner.read.isComposeHashAllowedFor([hash, 1]), true);
+    assert.equal(await owner.read.isComposeHashAllowed([hash]), false, "not a node compose hash");
+
+    const indexerApp = randomAppId();
+    const allowedApp = await ok(["allow", "app", indexerApp, "--role", "indexer", "--yes"]);
+    assert.deepEqual(eventNames(allowedApp), ["AppIdAdded", "AppRoleSet"]);
+    const nodeApp = randomAppId();
+    await ok(["allow", "app", nodeApp, "--yes"]);
+    await ok(["allow-any-device", "on", "--yes"]);
+
+    // Attacker: an allowed node app id asks to boot the indexer's compose.
+    const asNode = await cli(["check", nodeApp, "--compose", hash, "--json"]);
+    assert.equal(asNode.code, 2, asNode.stdout + asNode.stderr);
+    const nodeResult = asNode.json<{
+      role: string;
+      boot: { allowed: boolean; reason: string; composeRoles: string[] };
+    }>();
+    assert.equal(nodeResult.role, "node");
+    assert.deepEqual(nodeResult.boot, {
+      ...nodeResult.boot,
+      allowed: false,
+      reason: "Compose hash not allowed for the node role",
+      composeRoles: ["indexer"],
+    });
+    const nodeText = await cli(["check", nodeApp, "--compose", hash]);
+    assert.match(nodeText.stdout, /allowed for the indexer role, this app id is a node app id/);
+    const asIndexer = await cli(["check", indexerApp, "--compose", hash, "--json"]);
+    assert.equal(asIndexer.json<{ role: string; boot: { allowed: boolean } }>().boot.allowed, true);
+
+    const shown = await cli(["policy", "show", "--json"]);
+    const policy = shown.json<{ policy: { indexerComposeHashes: string[]; indexerAppIds: string[] } }>()
+      .policy;
+    assert.ok(policy.indexerComposeHashes.includes(hash.toLowerCase()));
+    assert.ok(policy.indexerAppIds.map((a) => a.toLowerCase()).includes(indexerApp.toLowerCase()));
+    const text = (await cli(["policy", "show"])).stdout;
+    assert.match(text, /compose hashes, indexer role \(\d+\)/);
+    assert.ok(text.includes(`${getAddress(indexerApp)}  indexer`), text);
+    assert.ok(text.includes(`${getAddress(nodeApp)}  node`), text);
+
+    // Denying it for the node role changes nothing for the indexer role.
+    assert.deepEqual(eventNames(await ok(["deny", "compose", hash, "--yes"])), []);
+    const denied = await ok(["deny", "compose", hash, "--role", "indexer", "--yes"]);
+    assert.deepEqual(eventNames(denied), ["ComposeHashDeniedFor"]);
+    assert.equal(await owner.read.isComposeHashAllowedFor([hash, 1]), false);
+    await ok(["allow-any-device", "off", "--yes"]);
+  });
+
+  it("refuses an unknown --role with BadArgument and changes nothing", async () => {
+    await refused(["allow", "compose", randomHash(), "--role", "admin", "--yes"], "BadArgument");
+    await refused(["deny", "compose", randomHash(), "--role", "debug", "--yes"], "BadArgument");
+    await refused(["allow", "app", randomAppId(), "--role", "indexers", "--yes"], "BadArgument");
   });
 
   it("allow compose <app-compose.json> allows sha256 of the file's bytes, the hash its CVM measured", async () => {
@@ -104,7 +165,7 @@ describe("attestmesh owner commands", async () => {
     assert.match(added.changes["compose file"]!, /sha256 of its bytes/);
     assert.match(added.changes["compose file form"]!, /not in dstack's normalised form/);
     assert.ok(added.changes["compose file form"]!.includes(normalised), "offers the normalised hash");
-    assert.deepEqual(eventNames(added), ["ComposeHashAdded"]);
+    assert.deepEqual(eventNames(added), ["ComposeHashAdded", "ComposeHashAllowedFor"]);
     assert.equal(added.events[0]?.args.composeHash, measured);
     assert.equal(await owner.read.isComposeHashAllowed([measured]), true);
     assert.equal(await owner.read.isComposeHashAllowed([normalised]), false, "not the re-serialised hash");
@@ -129,7 +190,10 @@ describe("attestmesh owner commands", async () => {
     assert.equal(await owner.read.isComposeHashAllowed([normalised]), true);
     await refused(["allow", "compose", randomHash(), "--normalised", "--yes"], "BadArgument");
 
-    assert.deepEqual(eventNames(await ok(["deny", "compose", file, "--yes"])), ["ComposeHashRemoved"]);
+    assert.deepEqual(eventNames(await ok(["deny", "compose", file, "--yes"])), [
+      "ComposeHashRemoved",
+      "ComposeHashDeniedFor",
+    ]);
     assert.equal(await owner.read.isComposeHashAllowed([measured]), false);
     await ok(["deny", "compose", file, "--normalised", "--yes"]);
     assert.equal(await owner.read.isComposeHashAllowed([normalised]), false);
@@ -335,7 +399,9 @@ describe("attestmesh owner commands", async () => {
   it("indexer set --proof, indexer show, rotate to a new indexer, clear", async () => {
     const setFrom = async (endpoint: string) => {
       const appId = randomAppId();
-      await ok(["allow", "app", appId, "--yes"]);
+      await ok(["allow", "app", appId, "--role", "indexer", "--yes"]);
+      const codeId = randomHash();
+      await ok(["allow", "compose", codeId, "--role", "indexer", "--yes"]);
       const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
       const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
       const proof = {
@@ -344,7 +410,7 @@ describe("attestmesh owner commands", async () => {
         appPubkey: bytesToHex(cvm.appPublicKey),
         appSignature: bytesToHex(signatureChain[0]),
         kmsSignature: bytesToHex(signatureChain[1]),
-        codeId: randomHash(),
+        codeId,
       };
       const file = join(tmp, `proof-${appId}.json`);
       writeFileSync(file, JSON.stringify(proof));

@@ -43,6 +43,10 @@ describe("policy history equals policy show", async () => {
   const steps: (() => string[])[] = [
     () => ["allow", "compose", pick(hashes)],
     () => ["deny", "compose", pick(hashes)],
+    // The same hashes for the indexer role too, so roles of one hash interleave.
+    () => ["allow", "compose", pick(hashes), "--role", "indexer"],
+    () => ["deny", "compose", pick(hashes), "--role", "indexer"],
+    () => ["allow", "app", pick(apps), "--role", "indexer"],
     () => ["allow", "device", pick(devices)],
     () => ["deny", "device", pick(devices)],
     () => ["revoke", "device", pick(devices), "--reason", `r${Math.floor(random() * 100)}`],

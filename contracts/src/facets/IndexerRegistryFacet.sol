@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {IIndexerRegistry} from "../interfaces/IIndexerRegistry.sol";
+import {IPolicy} from "../interfaces/IPolicy.sol";
 import {DstackKeyChain} from "../libraries/DstackKeyChain.sol";
 import {KeyPurposes} from "../libraries/KeyPurposes.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
@@ -23,6 +24,7 @@ contract IndexerRegistryFacet is IIndexerRegistry {
         address kmsRoot = _verifyChain(signingKey, proof);
         LibPolicy.enforceKmsRoot(kmsRoot);
         LibPolicy.enforceJoinable(proof.appId);
+        LibPolicy.enforceRoleCompose(proof.appId, codeId, IPolicy.AppRole.Indexer);
 
         IndexerRegistryStorage.Record storage r = IndexerRegistryStorage.load().record;
         r.signingKey = signingKey;

@@ -21,16 +21,29 @@ contract PolicyFacet is IPolicy {
     using EnumerableSet for EnumerableSet.AddressSet;
 
     /// @inheritdoc IAppAuthBasicManagement
+    /// @dev For the node role (see IPolicy).
     function addComposeHash(bytes32 composeHash) external {
         LibOwnership.enforceIsOwner();
-        if (composeHash == bytes32(0)) revert ZeroIdentifier();
-        if (PolicyStorage.load().composeHashes.add(composeHash)) emit ComposeHashAdded(composeHash);
+        LibPolicy.setComposeHashAllowed(composeHash, AppRole.Node, true);
     }
 
     /// @inheritdoc IAppAuthBasicManagement
+    /// @dev For the node role (see IPolicy).
     function removeComposeHash(bytes32 composeHash) external {
         LibOwnership.enforceIsOwner();
-        if (PolicyStorage.load().composeHashes.remove(composeHash)) emit ComposeHashRemoved(composeHash);
+        LibPolicy.setComposeHashAllowed(composeHash, AppRole.Node, false);
+    }
+
+    /// @inheritdoc IPolicy
+    function addComposeHashFor(bytes32 composeHash, AppRole role) external {
+        LibOwnership.enforceIsOwner();
+        LibPolicy.setComposeHashAllowed(composeHash, role, true);
+    }
+
+    /// @inheritdoc IPolicy
+    function removeComposeHashFor(bytes32 composeHash, AppRole role) external {
+        LibOwnership.enforceIsOwner();
+        LibPolicy.setComposeHashAllowed(composeHash, role, false);
     }
 
     /// @inheritdoc IAppAuthBasicManagement
@@ -72,6 +85,15 @@ contract PolicyFacet is IPolicy {
         LibOwnership.enforceIsOwner();
         if (appId == address(0)) revert ZeroIdentifier();
         LibPolicy.setAppAllowed(appId, true);
+        LibPolicy.setAppRole(appId, AppRole.Node);
+    }
+
+    /// @inheritdoc IPolicy
+    function addAppIdFor(address appId, AppRole role) external {
+        LibOwnership.enforceIsOwner();
+        if (appId == address(0)) revert ZeroIdentifier();
+        LibPolicy.setAppAllowed(appId, true);
+        LibPolicy.setAppRole(appId, role);
     }
 
     /// @inheritdoc IPolicy
@@ -138,6 +160,16 @@ contract PolicyFacet is IPolicy {
     }
 
     /// @inheritdoc IPolicy
+    function isComposeHashAllowedFor(bytes32 composeHash, AppRole role) external view returns (bool) {
+        return LibPolicy.composeHashes(PolicyStorage.load(), role).contains(composeHash);
+    }
+
+    /// @inheritdoc IPolicy
+    function appRole(address appId) external view returns (AppRole) {
+        return LibPolicy.roleOf(PolicyStorage.load(), appId);
+    }
+
+    /// @inheritdoc IPolicy
     function isDeviceAllowed(bytes32 deviceId) external view returns (bool) {
         return PolicyStorage.load().deviceIds.contains(deviceId);
     }
@@ -182,5 +214,7 @@ contract PolicyFacet is IPolicy {
         snapshot.appIds = AppsStorage.load().allowedAppIds.values();
         snapshot.kmsRoots = l.kmsRoots.values();
         snapshot.requireTcbUpToDate = l.requireTcbUpToDate;
+        snapshot.indexerComposeHashes = l.indexerComposeHashes.values();
+        snapshot.indexerAppIds = l.indexerAppIds.values();
     }
 }

@@ -55,7 +55,10 @@ interface IIndexerRegistry {
     /// @notice The indexer record was removed; sidecars fall back to polling alone.
     event IndexerCleared();
 
-    /// @notice Set or rotate the indexer. Owner only.
+    /// @notice Set or rotate the indexer. Owner only. The proof's app id must be allowed with the indexer
+    /// role (IPolicy.AppRoleMismatch otherwise) and `codeId` allowed for that role
+    /// (IPolicy.ComposeHashNotAllowedFor otherwise), so the record names a compose the boot gate lets
+    /// the indexer boot.
     /// @param endpoint Its WebSocket URL (1 to 256 bytes).
     /// @param codeId The compose hash it runs.
     /// @param signingKey Its Ed25519 public key.

@@ -7,6 +7,7 @@ import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet
 library PolicyStorage {
     /// @custom:storage-location erc7201:attestmesh.storage.Policy
     struct Layout {
+        // The node role's compose hashes: what dstack's role-less `addComposeHash` manages.
         EnumerableSet.Bytes32Set composeHashes;
         EnumerableSet.Bytes32Set deviceIds;
         EnumerableSet.AddressSet kmsRoots;
@@ -14,6 +15,10 @@ library PolicyStorage {
         bool allowAnyDevice;
         // Appended: packs beside allowAnyDevice, so existing fields keep their slots.
         bool requireTcbUpToDate;
+        // Appended: the indexer role's compose hashes, kept apart so a node app cannot boot them.
+        EnumerableSet.Bytes32Set indexerComposeHashes;
+        // Appended: the app ids with the indexer role; every other app id has the node role.
+        EnumerableSet.AddressSet indexerAppIds;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.Policy")) - 1)) & ~bytes32(uint256(0xff))

@@ -133,12 +133,21 @@ describe("setIndexer with guest API v1 chains", async () => {
       },
     };
   }
-  const codeId = (): Hex => bytesToHex(randomBytes(32));
+  /** A compose hash allowed for the indexer role (IPolicy.AppRole.Indexer = 1), as setIndexer needs. */
+  const codeId = async (): Promise<Hex> => {
+    const code = bytesToHex(randomBytes(32));
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addComposeHashFor([code, 1]),
+    });
+    return code;
+  };
 
   it("records a v1 indexer whose Ed25519 key the v1 chain proves", async () => {
     const indexer = indexerV1();
-    await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([indexer.appId]) });
-    const code = codeId();
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addAppIdFor([indexer.appId, 1]),
+    });
+    const code = await codeId();
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.setIndexer([
         "wss://indexer.example/ws",
@@ -156,9 +165,12 @@ describe("setIndexer with guest API v1 chains", async () => {
   it("refuses the v1 chain presented as v0, and an unknown version, changing nothing", async () => {
     const before = await fx.owner.read.indexer();
     const indexer = indexerV1();
-    await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([indexer.appId]) });
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addAppIdFor([indexer.appId, 1]),
+    });
+    const code = await codeId();
     const set = (proof: typeof indexer.proof) =>
-      fx.owner.write.setIndexer(["wss://other.example/ws", codeId(), indexer.signingKey, proof]);
+      fx.owner.write.setIndexer(["wss://other.example/ws", code, indexer.signingKey, proof]);
     await expectRevert(set({ ...indexer.proof, guestApiVersion: 0 }), "AppSignatureMismatch");
     await expectRevert(set({ ...indexer.proof, guestApiVersion: 2 }), "UnsupportedGuestApiVersion", [2]);
     assert.deepEqual(await fx.owner.read.indexer(), before);

@@ -11,6 +11,9 @@ import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/he
 import { canonical, expectRevert } from "../../../test/helpers/revert.ts";
 
 const ZERO32 = toHex(0, { size: 32 });
+// IPolicy.AppRole
+const NODE_ROLE = 0;
+const INDEXER_ROLE = 1;
 const randomHash = (): Hex => bytesToHex(randomBytes(32));
 
 /** An indexer CVM's signing key and its dstack chain, as the indexer would submit them. */
@@ -49,17 +52,24 @@ describe("IndexerRegistryFacet", async () => {
   const fx = await setupCluster();
   const owner = fx.owner;
 
-  /** A fresh indexer whose app id the cluster allows. */
+  /** A fresh indexer whose app id the cluster allows with the indexer role. */
   async function allowedIndexer(): Promise<SimulatedIndexer> {
     const indexer = simulatedIndexer(fx.kmsRoot);
-    await send(fx, owner.write.addAppId([indexer.appId]));
+    await send(fx, owner.write.addAppIdFor([indexer.appId, INDEXER_ROLE]));
     return indexer;
+  }
+
+  /** A fresh compose hash allowed for the indexer role only. */
+  async function indexerCodeId(): Promise<Hex> {
+    const codeId = randomHash();
+    await send(fx, owner.write.addComposeHashFor([codeId, INDEXER_ROLE]));
+    return codeId;
   }
 
   /** Sets a fresh indexer and returns it with the record's fields. */
   async function setFreshIndexer(endpoint = "wss://indexer.example/ws") {
     const indexer = await allowedIndexer();
-    const codeId = randomHash();
+    const codeId = await indexerCodeId();
     const { events, timestamp } = await send(
       fx,
       owner.write.setIndexer([endpoint, codeId, indexer.signingKey, indexer.proof]),
@@ -292,7 +302,7 @@ describe("IndexerRegistryFacet", async () => {
         name: "refuses a chain made for the member purpose with AppSignatureMismatch",
         arrange: async () => {
           const memberPurpose = simulatedIndexer(fx.kmsRoot, randomAppId(), MEMBER_KEY.purpose);
-          await send(fx, owner.write.addAppId([memberPurpose.appId]));
+          await send(fx, owner.write.addAppIdFor([memberPurpose.appId, INDEXER_ROLE]));
           const recovered = recoverSignerAddress(
             derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(memberPurpose.signingKey)),
             hexToBytes(memberPurpose.proof.appSignature),
@@ -311,7 +321,7 @@ describe("IndexerRegistryFacet", async () => {
           const rogueRoot = createKmsRoot(randomBytes(32));
           assert.equal(await owner.read.isKmsRootAllowed([rogueRoot.address]), false);
           const indexer = simulatedIndexer(rogueRoot);
-          await send(fx, owner.write.addAppId([indexer.appId]));
+          await send(fx, owner.write.addAppIdFor([indexer.appId, INDEXER_ROLE]));
           return { attempt: () => setWith(indexer), error: "KmsRootNotAllowed", args: [rogueRoot.address] };
         },
       },
@@ -320,6 +330,44 @@ describe("IndexerRegistryFacet", async () => {
         arrange: async () => {
           const indexer = simulatedIndexer(fx.kmsRoot);
           return { attempt: () => setWith(indexer), error: "AppIdNotAllowed", args: [indexer.appId] };
+        },
+      },
+      {
+        name: "refuses a node app id (allowed, valid chain, indexer code id) with AppRoleMismatch",
+        arrange: async () => {
+          const indexer = simulatedIndexer(fx.kmsRoot);
+          await send(fx, owner.write.addAppId([indexer.appId]));
+          const codeId = await indexerCodeId();
+          return {
+            attempt: () => setWith(indexer, { codeId }),
+            error: "AppRoleMismatch",
+            args: [indexer.appId, NODE_ROLE, INDEXER_ROLE],
+          };
+        },
+      },
+      {
+        name: "refuses a code id allowed only for the node role with ComposeHashNotAllowedFor",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const codeId = randomHash();
+          await send(fx, owner.write.addComposeHash([codeId]));
+          return {
+            attempt: () => setWith(indexer, { codeId }),
+            error: "ComposeHashNotAllowedFor",
+            args: [codeId, INDEXER_ROLE],
+          };
+        },
+      },
+      {
+        name: "refuses a code id allowed for no role with ComposeHashNotAllowedFor",
+        arrange: async () => {
+          const indexer = await allowedIndexer();
+          const codeId = randomHash();
+          return {
+            attempt: () => setWith(indexer, { codeId }),
+            error: "ComposeHashNotAllowedFor",
+            args: [codeId, INDEXER_ROLE],
+          };
         },
       },
       {

@@ -188,7 +188,7 @@ describe("MemberAppsFacet", async () => {
     const unknownCompose = bootInfo(address, randomHash());
     assert.deepEqual(
       [...(await app.read.isAppAllowed([unknownCompose]))],
-      [false, "Compose hash not allowed"],
+      [false, "Compose hash not allowed for the node role"],
     );
     assert.deepEqual(
       [...(await app.read.isAppAllowed([unknownCompose]))],

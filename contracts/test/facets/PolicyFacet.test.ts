@@ -32,6 +32,8 @@ const APP_AUTH_BASIC_MANAGEMENT_ID = "0x8fd37527";
 const IS_APP_ALLOWED_SIGNATURE =
   "isAppAllowed((address,bytes32,address,bytes32,bytes32,bytes32,bytes32,string,string[]))";
 const EVICTED_BY_REVOCATION = 255;
+/** IPolicy.AppRole. */
+const Role = { Node: 0, Indexer: 1 } as const;
 const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 
 const randomHash = (): Hex => bytesToHex(randomBytes(32));
@@ -83,13 +85,20 @@ async function readState(fx: ClusterFixture, watch: Watch) {
     allowAnyDevice: snapshot.allowAnyDevice,
     requireTcbUpToDate: snapshot.requireTcbUpToDate,
     composeHashes: sortedLower(snapshot.composeHashes),
+    indexerComposeHashes: sortedLower(snapshot.indexerComposeHashes),
     deviceIds: sortedLower(snapshot.deviceIds),
     appIds: sortedLower(snapshot.appIds),
+    indexerAppIds: sortedLower(snapshot.indexerAppIds),
     kmsRoots: sortedLower(snapshot.kmsRoots),
     epoch,
     lastMemberId,
     activeMembers,
-    composes: await Promise.all((watch.composeHashes ?? []).map((h) => read.isComposeHashAllowed([h]))),
+    composes: await Promise.all(
+      (watch.composeHashes ?? []).map(async (h) => [
+        await read.isComposeHashAllowedFor([h, Role.Node]),
+        await read.isComposeHashAllowedFor([h, Role.Indexer]),
+      ]),
+    ),
     devices: await Promise.all(
       (watch.deviceIds ?? []).map(async (d) => [
         await read.isDeviceAllowed([d]),
@@ -99,6 +108,7 @@ async function readState(fx: ClusterFixture, watch: Watch) {
     apps: await Promise.all(
       (watch.appIds ?? []).map(async (a) => [
         await read.isAppIdAllowed([a]),
+        await read.appRole([a]),
         await read.appIdRevokedAt([a]),
         await read.isMember([a]),
         await read.memberOfApp([a]),
@@ -160,6 +170,9 @@ interface PolicyList {
   readonly added: string;
   readonly removed: string;
   readonly arg: string;
+  /** Every event an add or a removal emits, where that is more than the one named above. */
+  readonly addedEvents?: (id: Hex) => readonly ExpectedEvent[];
+  readonly removedEvents?: (id: Hex) => readonly ExpectedEvent[];
   readonly watch: (id: Hex) => Watch;
   /** Lists whose entries can also be revoked for good. */
   readonly revocation?: {
@@ -191,6 +204,33 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       added: "ComposeHashAdded",
       removed: "ComposeHashRemoved",
       arg: "composeHash",
+      // dstack's role-less call acts on the node role: dstack's event, then the role event.
+      addedEvents: (h) => [
+        { name: "ComposeHashAdded", args: { composeHash: h } },
+        { name: "ComposeHashAllowedFor", args: { composeHash: h, role: Role.Node } },
+      ],
+      removedEvents: (h) => [
+        { name: "ComposeHashRemoved", args: { composeHash: h } },
+        { name: "ComposeHashDeniedFor", args: { composeHash: h, role: Role.Node } },
+      ],
+      watch: (h) => ({ composeHashes: [h] }),
+    },
+    {
+      noun: "indexer compose hash",
+      addFn: "addComposeHashFor",
+      removeFn: "removeComposeHashFor",
+      fresh: randomHash,
+      zero: zero32,
+      add: (h) => write.addComposeHashFor([h, Role.Indexer]),
+      remove: (h) => write.removeComposeHashFor([h, Role.Indexer]),
+      isAllowed: (h) => read.isComposeHashAllowedFor([h, Role.Indexer]),
+      listed: (s) => s.indexerComposeHashes,
+      added: "ComposeHashAllowedFor",
+      removed: "ComposeHashDeniedFor",
+      arg: "composeHash",
+      // No dstack event: dstack's tooling sees the node role only.
+      addedEvents: (h) => [{ name: "ComposeHashAllowedFor", args: { composeHash: h, role: Role.Indexer } }],
+      removedEvents: (h) => [{ name: "ComposeHashDeniedFor", args: { composeHash: h, role: Role.Indexer } }],
       watch: (h) => ({ composeHashes: [h] }),
     },
     {
@@ -279,7 +319,11 @@ const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly
   },
   {
     name: "refuses a compose hash that is not allowed, before looking at the device",
-    steps: [{ allowAnyDevice: false }, { allow: "app" }, { expect: [false, "Compose hash not allowed"] }],
+    steps: [
+      { allowAnyDevice: false },
+      { allow: "app" },
+      { expect: [false, "Compose hash not allowed for the node role"] },
+    ],
   },
   {
     name: "refuses a device that is not allowed while allowAnyDevice is off",
@@ -299,7 +343,7 @@ const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly
       { allow: "device" },
       { expect: ALLOWED },
       { remove: "compose" },
-      { expect: [false, "Compose hash not allowed"] },
+      { expect: [false, "Compose hash not allowed for the node role"] },
     ],
   },
   {
@@ -368,7 +412,7 @@ function bootAnswer(facts: BootFacts): readonly [boolean, string] {
   if (facts.app === "revoked") return [false, "App id revoked"];
   if (facts.device === "revoked") return [false, "Device revoked"];
   if (facts.app !== "allowed") return [false, "App id not allowed"];
-  if (facts.compose !== "allowed") return [false, "Compose hash not allowed"];
+  if (facts.compose !== "allowed") return [false, "Compose hash not allowed for the node role"];
   if (!facts.anyDevice && facts.device !== "allowed") return DEVICE_NOT_ALLOWED;
   return ALLOWED;
 }
@@ -384,7 +428,7 @@ describe("PolicyFacet", async () => {
         const id = list.fresh();
         assert.equal(await list.isAllowed(id), false);
         const { events } = await send(fx, list.add(id));
-        assertEvents(events, [{ name: added, args: { [arg]: id } }]);
+        assertEvents(events, list.addedEvents?.(id) ?? [{ name: added, args: { [arg]: id } }]);
         assert.equal(await list.isAllowed(id), true);
         assert.equal(await timesListed(fx, list, id), 1);
         if (list.revocation) assert.equal(await list.revocation.revokedAt(id), 0n);
@@ -402,7 +446,7 @@ describe("PolicyFacet", async () => {
         const id = list.fresh();
         await send(fx, list.add(id));
         const { events } = await send(fx, list.remove(id));
-        assertEvents(events, [{ name: removed, args: { [arg]: id } }]);
+        assertEvents(events, list.removedEvents?.(id) ?? [{ name: removed, args: { [arg]: id } }]);
         assert.equal(await list.isAllowed(id), false);
         assert.equal(await timesListed(fx, list, id), 0);
       });
@@ -623,6 +667,35 @@ describe("PolicyFacet", async () => {
         },
       },
       {
+        fn: "addComposeHashFor",
+        arrange: async () => {
+          const h = randomHash();
+          return {
+            watch: { composeHashes: [h] },
+            attempt: () => stranger.write.addComposeHashFor([h, Role.Indexer]),
+          };
+        },
+      },
+      {
+        fn: "removeComposeHashFor",
+        arrange: async () => {
+          const h = randomHash();
+          await send(fx, owner.write.addComposeHashFor([h, Role.Indexer]));
+          return {
+            watch: { composeHashes: [h] },
+            attempt: () => stranger.write.removeComposeHashFor([h, Role.Indexer]),
+          };
+        },
+      },
+      {
+        fn: "addAppIdFor",
+        arrange: async () => {
+          const a = randomAppId();
+          await send(fx, owner.write.addAppId([a]));
+          return { watch: { appIds: [a] }, attempt: () => stranger.write.addAppIdFor([a, Role.Indexer]) };
+        },
+      },
+      {
         fn: "addDevice",
         arrange: async () => {
           const d = randomHash();
@@ -717,7 +790,7 @@ describe("PolicyFacet", async () => {
         .filter((item) => item.type === "function" && item.stateMutability === "nonpayable")
         .map((item) => (item as { name: string }).name);
       for (const { fn } of cases) assert.ok(writes.includes(fn), `${fn} is a state-changing function`);
-      assert.equal(new Set(cases.map((c) => c.fn)).size, 12);
+      assert.equal(new Set(cases.map((c) => c.fn)).size, 15);
     });
   });
 
@@ -764,6 +837,169 @@ describe("PolicyFacet", async () => {
         assert.deepEqual(await isAppAllowed(bootInfo(a, h, d)), [...answer]);
       });
     }
+  });
+
+  describe("compose hashes by role", () => {
+    const NODE_REFUSED = [false, "Compose hash not allowed for the node role"] as const;
+    const INDEXER_REFUSED = [false, "Compose hash not allowed for the indexer role"] as const;
+    const ask = async (appId: Address, h: Hex) => [
+      ...(await owner.read.isAppAllowed([bootInfo(appId, h, randomHash())])),
+    ];
+
+    /** A node app id, an indexer app id, and compose hashes for each role, on any device. */
+    async function arrangeRoles() {
+      await send(fx, owner.write.setAllowAnyDevice([true]));
+      const nodeApp = randomAppId();
+      const indexerApp = randomAppId();
+      const [nodeCompose, indexerCompose, debugCompose] = [randomHash(), randomHash(), randomHash()];
+      await send(fx, owner.write.addAppId([nodeApp]));
+      await send(fx, owner.write.addAppIdFor([indexerApp, Role.Indexer]));
+      await send(fx, owner.write.addComposeHash([nodeCompose]));
+      await send(fx, owner.write.addComposeHashFor([indexerCompose, Role.Indexer]));
+      return { nodeApp, indexerApp, nodeCompose, indexerCompose, debugCompose };
+    }
+
+    it("boots each role's app id with its own role's compose hash", async () => {
+      const r = await arrangeRoles();
+      assert.deepEqual(await ask(r.nodeApp, r.nodeCompose), [...ALLOWED]);
+      assert.deepEqual(await ask(r.indexerApp, r.indexerCompose), [...ALLOWED]);
+    });
+
+    it("attacker: an allowed node app id cannot boot the indexer's compose", async () => {
+      const r = await arrangeRoles();
+      assert.deepEqual(await ask(r.nodeApp, r.indexerCompose), [...NODE_REFUSED]);
+    });
+
+    it("attacker: an allowed node app id cannot boot a debug compose allowed only for the indexer", async () => {
+      const r = await arrangeRoles();
+      await send(fx, owner.write.addComposeHashFor([r.debugCompose, Role.Indexer]));
+      assert.deepEqual(await ask(r.indexerApp, r.debugCompose), [...ALLOWED]);
+      assert.deepEqual(await ask(r.nodeApp, r.debugCompose), [...NODE_REFUSED]);
+    });
+
+    it("attacker: the indexer's app id cannot boot a node's compose or a debug compose allowed only for nodes", async () => {
+      const r = await arrangeRoles();
+      await send(fx, owner.write.addComposeHash([r.debugCompose]));
+      assert.deepEqual(await ask(r.indexerApp, r.nodeCompose), [...INDEXER_REFUSED]);
+      assert.deepEqual(await ask(r.indexerApp, r.debugCompose), [...INDEXER_REFUSED]);
+      assert.deepEqual(await ask(r.nodeApp, r.debugCompose), [...ALLOWED]);
+    });
+
+    it("attacker: a member app (the factory's clone) asking through the KMS path cannot boot the indexer's compose", async () => {
+      const r = await arrangeRoles();
+      const salt = randomHash();
+      const app = await owner.read.predictMemberApp([salt]);
+      await send(fx, owner.write.createMemberApp([salt]));
+      const viaClone = async (h: Hex) => [
+        ...(await fx.publicClient.readContract({
+          address: app,
+          abi: clusterAbi,
+          functionName: "isAppAllowed",
+          args: [bootInfo(app, h, randomHash())],
+        })),
+      ];
+      assert.deepEqual(await viaClone(r.nodeCompose), [...ALLOWED]);
+      assert.deepEqual(await viaClone(r.indexerCompose), [...NODE_REFUSED]);
+    });
+
+    it("a compose hash allowed for both roles boots both; denying it for one role leaves the other", async () => {
+      const r = await arrangeRoles();
+      await send(fx, owner.write.addComposeHashFor([r.nodeCompose, Role.Indexer]));
+      assert.deepEqual(await ask(r.indexerApp, r.nodeCompose), [...ALLOWED]);
+      const { events } = await send(fx, owner.write.removeComposeHashFor([r.nodeCompose, Role.Indexer]));
+      assertEvents(events, [
+        { name: "ComposeHashDeniedFor", args: { composeHash: r.nodeCompose, role: Role.Indexer } },
+      ]);
+      assert.deepEqual(await ask(r.indexerApp, r.nodeCompose), [...INDEXER_REFUSED]);
+      assert.deepEqual(await ask(r.nodeApp, r.nodeCompose), [...ALLOWED]);
+    });
+
+    it("dstack's role-less management calls act on the node role only", async () => {
+      const h = randomHash();
+      await send(fx, owner.write.addComposeHash([h]));
+      assert.equal(await owner.read.isComposeHashAllowed([h]), true);
+      assert.equal(await owner.read.isComposeHashAllowedFor([h, Role.Node]), true);
+      assert.equal(await owner.read.isComposeHashAllowedFor([h, Role.Indexer]), false);
+      const i = randomHash();
+      await send(fx, owner.write.addComposeHashFor([i, Role.Indexer]));
+      assert.equal(await owner.read.isComposeHashAllowed([i]), false, "an indexer hash is not a node hash");
+      await send(fx, owner.write.removeComposeHash([i]));
+      assert.equal(
+        await owner.read.isComposeHashAllowedFor([i, Role.Indexer]),
+        true,
+        "removeComposeHash is node-only",
+      );
+    });
+
+    it("addAppIdFor allows the app id with the role and emits AppIdAdded and AppRoleSet; addAppId makes it a node again", async () => {
+      const a = randomAppId();
+      assert.equal(await owner.read.appRole([a]), Role.Node, "an unnamed app id is a node app id");
+      const added = await send(fx, owner.write.addAppIdFor([a, Role.Indexer]));
+      assertEvents(added.events, [
+        { name: "AppIdAdded", args: { appId: a } },
+        { name: "AppRoleSet", args: { appId: a, role: Role.Indexer } },
+      ]);
+      assert.equal(await owner.read.appRole([a]), Role.Indexer);
+      assert.equal(await owner.read.isAppIdAllowed([a]), true);
+      assertEvents((await send(fx, owner.write.addAppIdFor([a, Role.Indexer]))).events, []);
+      const back = await send(fx, owner.write.addAppId([a]));
+      assertEvents(back.events, [{ name: "AppRoleSet", args: { appId: a, role: Role.Node } }]);
+      assert.equal(await owner.read.appRole([a]), Role.Node);
+    });
+
+    it("addAppIdFor refuses the zero app id with ZeroIdentifier and changes nothing", async () => {
+      const zero = getAddress(toHex(0, { size: 20 }));
+      await expectRefusal(fx, () => owner.write.addAppIdFor([zero, Role.Indexer]), "ZeroIdentifier", [], {
+        appIds: [zero],
+      });
+    });
+
+    it("addAppIdFor refuses a revoked app id with AppIdRevoked and leaves its role", async () => {
+      const a = randomAppId();
+      await send(fx, owner.write.addAppId([a]));
+      const { timestamp } = await send(fx, owner.write.revokeAppId([a, reasonCode("r")]));
+      await expectRefusal(
+        fx,
+        () => owner.write.addAppIdFor([a, Role.Indexer]),
+        "AppIdRevoked",
+        [a, timestamp],
+        {
+          appIds: [a],
+        },
+      );
+      assert.equal(await owner.read.appRole([a]), Role.Node);
+    });
+
+    it("addAppIdFor refuses to change the role of an app id with an active member (AppIdHasActiveMember)", async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      const memberId = await admit(fx, node);
+      await expectRefusal(
+        fx,
+        () => owner.write.addAppIdFor([node.appId, Role.Indexer]),
+        "AppIdHasActiveMember",
+        [node.appId, memberId],
+        { appIds: [node.appId] },
+      );
+      assertEvents((await send(fx, owner.write.addAppIdFor([node.appId, Role.Node]))).events, []);
+    });
+
+    it("an indexer's member app (the factory's clone) boots the indexer's compose and not a node's", async () => {
+      const r = await arrangeRoles();
+      const salt = randomHash();
+      const app = await owner.read.predictMemberApp([salt]);
+      await send(fx, owner.write.createMemberApp([salt]));
+      await send(fx, owner.write.addAppIdFor([app, Role.Indexer]));
+      const viaClone = async (h: Hex) => [
+        ...(await fx.publicClient.readContract({
+          address: app,
+          abi: clusterAbi,
+          functionName: "isAppAllowed",
+          args: [bootInfo(app, h, randomHash())],
+        })),
+      ];
+      assert.deepEqual(await viaClone(r.indexerCompose), [...ALLOWED]);
+      assert.deepEqual(await viaClone(r.nodeCompose), [...INDEXER_REFUSED]);
+    });
   });
 
   describe("ERC-165", () => {
@@ -836,6 +1072,8 @@ describe("PolicyFacet policySnapshot", async () => {
         appIds: [],
         kmsRoots: [fx.kmsRoot.address],
         requireTcbUpToDate: false,
+        indexerComposeHashes: [],
+        indexerAppIds: [],
       }),
     );
   });
@@ -848,12 +1086,18 @@ describe("PolicyFacet policySnapshot", async () => {
     await send(fx, owner.write.setAllowAnyDevice([true]));
     for (const h of composes) await send(fx, owner.write.addComposeHash([h]));
     await send(fx, owner.write.removeComposeHash([composes[1]!]));
+    const indexerComposes = [randomHash(), composes[0]!];
+    for (const h of indexerComposes) await send(fx, owner.write.addComposeHashFor([h, Role.Indexer]));
     for (const d of devices) await send(fx, owner.write.addDevice([d]));
     await send(fx, owner.write.revokeDevice([devices[0]!, reasonCode("r")]));
     await send(fx, owner.write.revokeDevice([randomHash(), reasonCode("never listed")]));
     for (const a of apps) await send(fx, owner.write.addAppId([a]));
     await send(fx, owner.write.removeAppId([apps[0]!]));
     await send(fx, owner.write.revokeAppId([apps[3]!, reasonCode("r")]));
+    await send(fx, owner.write.addAppIdFor([apps[2]!, Role.Indexer]));
+    const formerIndexer = randomAppId();
+    await send(fx, owner.write.addAppIdFor([formerIndexer, Role.Indexer]));
+    await send(fx, owner.write.removeAppId([formerIndexer]));
     for (const k of roots) await send(fx, owner.write.addKmsRoot([k]));
     await send(fx, owner.write.removeKmsRoot([fx.kmsRoot.address]));
 
@@ -862,6 +1106,9 @@ describe("PolicyFacet policySnapshot", async () => {
     assert.deepEqual(sortedLower(s.composeHashes), sortedLower([composes[0]!, composes[2]!]));
     assert.deepEqual(sortedLower(s.deviceIds), sortedLower([devices[1]!, devices[2]!]));
     assert.deepEqual(sortedLower(s.appIds), sortedLower([apps[1]!, apps[2]!]));
+    assert.deepEqual(sortedLower(s.indexerComposeHashes), sortedLower(indexerComposes));
+    // Roles outlive the allowance: a removed indexer app id is still listed with its role.
+    assert.deepEqual(sortedLower(s.indexerAppIds), sortedLower([apps[2]!, formerIndexer]));
     assert.deepEqual(sortedLower(s.kmsRoots), sortedLower(roots));
   });
 });
@@ -907,6 +1154,8 @@ describe("PolicyFacet audit trail", async () => {
       allowAnyDevice: false,
       requireTcbUpToDate: false,
       composes: new Set<string>(),
+      indexerComposes: new Set<string>(),
+      indexerApps: new Set<string>(),
       devices: new Set<string>(),
       apps: new Set<string>(nodes.map((n) => n.appId.toLowerCase())),
       roots: new Set<string>([fx.kmsRoot.address.toLowerCase()]),
@@ -917,6 +1166,9 @@ describe("PolicyFacet audit trail", async () => {
     const kinds = [
       "addComposeHash",
       "removeComposeHash",
+      "addIndexerComposeHash",
+      "removeIndexerComposeHash",
+      "addIndexerAppId",
       "addDevice",
       "removeDevice",
       "revokeDevice",
@@ -953,6 +1205,44 @@ describe("PolicyFacet audit trail", async () => {
           const h = pick(composes);
           await send(fx, owner.write.removeComposeHash([h]));
           model.composes.delete(h);
+          break;
+        }
+        case "addIndexerComposeHash": {
+          const h = pick(composes);
+          await send(fx, owner.write.addComposeHashFor([h, Role.Indexer]));
+          model.indexerComposes.add(h);
+          break;
+        }
+        case "removeIndexerComposeHash": {
+          const h = pick(composes);
+          await send(fx, owner.write.removeComposeHashFor([h, Role.Indexer]));
+          model.indexerComposes.delete(h);
+          break;
+        }
+        case "addIndexerAppId": {
+          const a = pick(apps);
+          const revoked = model.appRevoked.get(a.toLowerCase());
+          if (revoked !== undefined) {
+            await expectRevert(owner.write.addAppIdFor([a, Role.Indexer]), "AppIdRevoked", [
+              a,
+              revoked.revokedAt,
+            ]);
+            refusals += 1;
+          } else {
+            const [memberId, active] = await owner.read.memberOfApp([a]);
+            if (active && !model.indexerApps.has(a.toLowerCase())) {
+              // A running node keeps its role until it has left or been evicted.
+              await expectRevert(owner.write.addAppIdFor([a, Role.Indexer]), "AppIdHasActiveMember", [
+                a,
+                memberId,
+              ]);
+              refusals += 1;
+            } else {
+              await send(fx, owner.write.addAppIdFor([a, Role.Indexer]));
+              model.apps.add(a.toLowerCase());
+              model.indexerApps.add(a.toLowerCase());
+            }
+          }
           break;
         }
         case "addDevice": {
@@ -998,6 +1288,8 @@ describe("PolicyFacet audit trail", async () => {
           } else {
             await send(fx, owner.write.addAppId([a]));
             model.apps.add(a.toLowerCase());
+            // The role-less call makes it a node app id again.
+            model.indexerApps.delete(a.toLowerCase());
           }
           break;
         }
@@ -1080,16 +1372,20 @@ describe("PolicyFacet audit trail", async () => {
         allowAnyDevice: history.allowAnyDevice,
         requireTcbUpToDate: history.requireTcbUpToDate,
         composeHashes: history.composeHashes,
+        indexerComposeHashes: history.indexerComposeHashes,
         deviceIds: history.deviceIds,
         appIds: sortedLower(history.appIds),
+        indexerAppIds: sortedLower(history.indexerAppIds),
         kmsRoots: sortedLower(history.kmsRoots),
       }),
       canonical({
         allowAnyDevice: snapshot.allowAnyDevice,
         requireTcbUpToDate: snapshot.requireTcbUpToDate,
         composeHashes: sortedLower(snapshot.composeHashes),
+        indexerComposeHashes: sortedLower(snapshot.indexerComposeHashes),
         deviceIds: sortedLower(snapshot.deviceIds),
         appIds: sortedLower(snapshot.appIds),
+        indexerAppIds: sortedLower(snapshot.indexerAppIds),
         kmsRoots: sortedLower(snapshot.kmsRoots),
       }),
     );
@@ -1113,8 +1409,10 @@ describe("PolicyFacet audit trail", async () => {
         allowAnyDevice: model.allowAnyDevice,
         requireTcbUpToDate: model.requireTcbUpToDate,
         composeHashes: sortedLower([...model.composes]),
+        indexerComposeHashes: sortedLower([...model.indexerComposes]),
         deviceIds: sortedLower([...model.devices]),
         appIds: sortedLower([...model.apps]).map((a) => getAddress(a)),
+        indexerAppIds: sortedLower([...model.indexerApps]).map((a) => getAddress(a)),
         kmsRoots: sortedLower([...model.roots]).map((k) => getAddress(k)),
         appIdRevocations: [...model.appRevoked.entries()]
           .sort(([a], [b]) => (a < b ? -1 : 1))

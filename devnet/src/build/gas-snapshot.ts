@@ -140,6 +140,20 @@ async function measure(): Promise<Record<string, { total: number; execution: num
     ]),
   );
 
+  // Compose hashes are scoped by role: dstack's role-less call (node role) emits dstack's event and the
+  // role event; the indexer role's call emits the role event alone.
+  await send(
+    "addComposeHash (node role)",
+    owner,
+    deployed.diamond,
+    call("addComposeHash", [keccak256(toHex("gas snapshot node compose"))]),
+  );
+  await send(
+    "addComposeHashFor (indexer role)",
+    owner,
+    deployed.diamond,
+    call("addComposeHashFor", [keccak256(toHex("gas snapshot indexer compose")), 1]),
+  );
   for (const [i, node] of nodes.entries()) {
     await send(
       i === 0 ? "addAppId" : "addAppId (again)",

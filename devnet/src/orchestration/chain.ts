@@ -61,6 +61,7 @@ export async function deployDevnetCluster(
     params: { owner: clients.owner.account.address, meshCidr: options.meshCidr, kmsRoots: [options.kmsRoot] },
   });
   const cluster = clusterContract(clients, deployed.diamond);
+  // The nodes' compose, for the node role (dstack's role-less call); the indexer allows its own.
   await confirm(clients, await cluster.write.addComposeHash([options.composeHash]));
   await confirm(clients, await cluster.write.setAllowAnyDevice([true]));
   return deployed;

@@ -1,6 +1,7 @@
 // The devnet's indexer: its own dstack simulator socket and app id, the `attestmesh-indexer` process
 // following the cluster from its deploy block, and the owner's `setIndexer` with the key chain the
 // indexer reports, so every sidecar finds it in the registry and subscribes.
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type Address, getAddress, type Hex, keccak256, toHex } from "viem";
 import { clusterContract, type DevnetClients, predictMemberAppId } from "./chain.ts";
@@ -22,6 +23,23 @@ interface IndexerHealth {
   };
 }
 
+/** IPolicy.AppRole.Indexer: the indexer's app id may boot only compose hashes allowed for this role. */
+const INDEXER_ROLE = 1;
+
+/**
+ * The compose hash the devnet indexer's simulator reports: sha256 of a placeholder app-compose.json of
+ * its own, so the indexer's compose differs from the nodes' and the devnet exercises the role scoping
+ * (allowed for the indexer role only; a node app id could not boot it).
+ */
+export function devnetIndexerComposeHash(): Hex {
+  const compose = JSON.stringify({
+    manifest_version: 2,
+    name: "attestmesh-devnet-indexer",
+    runner: "docker-compose",
+  });
+  return `0x${createHash("sha256").update(compose).digest("hex")}`;
+}
+
 async function confirm(clients: DevnetClients, hash: Hex): Promise<void> {
   const receipt = await clients.client.waitForTransactionReceipt({ hash });
   if (receipt.status !== "success") throw new Error(`devnet transaction ${hash} reverted`);
@@ -39,12 +57,14 @@ export async function startIndexer(
   const socketPath = join(logDir, "dstack.sock");
   const appId = getAddress(keccak256(toHex(`attestmesh devnet indexer ${Date.now()}`)).slice(0, 42));
   const cluster = clusterContract(clients, state.diamond);
-  await confirm(clients, await cluster.write.addAppId([appId]));
+  const composeHash = devnetIndexerComposeHash();
+  await confirm(clients, await cluster.write.addAppIdFor([appId, INDEXER_ROLE]));
+  await confirm(clients, await cluster.write.addComposeHashFor([composeHash, INDEXER_ROLE]));
 
   const simPid = await startDstackSim({
     socketPath,
     appId,
-    composeHash: state.composeHash,
+    composeHash,
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     appName: "attestmesh-devnet-indexer",
     logFile: join(logDir, "dstack-sim.log"),

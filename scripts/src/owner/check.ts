@@ -2,17 +2,26 @@
 // and if not, why. Reads only; the answer lists every reason, not just the first.
 
 import type { Address, Hex } from "viem";
+import { APP_ROLE_VALUE, APP_ROLES, type AppRoleName, appRoleName } from "./appRole.ts";
 import { type ClusterContext, readCluster } from "./context.ts";
 import { dstackKmsAbi, isRegisteredWithKms, registerCommand } from "./dstackKms.ts";
 
 export interface CheckResult {
   readonly appId: Address;
   readonly memberApp: boolean;
+  /** Its role: it may boot only compose hashes allowed for this role. */
+  readonly role: AppRoleName;
   readonly appAllowed: boolean;
   readonly revokedAt: string | null;
   readonly member: { readonly memberId: string; readonly active: boolean } | null;
   /** null when no compose hash was given: the boot gate needs one. */
-  readonly boot: { readonly allowed: boolean; readonly composeHash: Hex; readonly reason: string } | null;
+  readonly boot: {
+    readonly allowed: boolean;
+    readonly composeHash: Hex;
+    readonly reason: string;
+    /** The roles the compose hash is allowed for, whichever this app's role is. */
+    readonly composeRoles: readonly AppRoleName[];
+  } | null;
   readonly join: { readonly allowed: boolean; readonly reasons: readonly string[] };
   /**
    * dstack's KMS contract, when one was given: dstack's KMS boots no app unregistered there. `boot` is
@@ -35,7 +44,8 @@ export async function checkApp(
   options: { composeHash?: Hex; deviceId?: Hex; kmsContract?: Address; osImageHash?: Hex } = {},
 ): Promise<CheckResult> {
   const cluster = readCluster(ctx);
-  const [appAllowed, revokedAt, memberApp, [memberId, active], kmsRootCount] = await Promise.all([
+  const [role, appAllowed, revokedAt, memberApp, [memberId, active], kmsRootCount] = await Promise.all([
+    cluster.read.appRole([appId]).then(appRoleName),
     cluster.read.isAppIdAllowed([appId]),
     cluster.read.appIdRevokedAt([appId]),
     cluster.read.isMemberApp([appId]),
@@ -61,8 +71,13 @@ export async function checkApp(
     advisoryIds: [] as string[],
   });
   if (options.composeHash !== undefined) {
-    const [allowed, reason] = await cluster.read.isAppAllowed([bootInfo(options.composeHash)]);
-    boot = { allowed, composeHash: options.composeHash, reason };
+    const composeHash = options.composeHash;
+    const [[allowed, reason], ...forRoles] = await Promise.all([
+      cluster.read.isAppAllowed([bootInfo(composeHash)]),
+      ...APP_ROLES.map((r) => cluster.read.isComposeHashAllowedFor([composeHash, APP_ROLE_VALUE[r]])),
+    ]);
+    const composeRoles = APP_ROLES.filter((_, i) => forRoles[i] === true);
+    boot = { allowed, composeHash, reason, composeRoles };
   }
   let kms: CheckResult["kms"] = null;
   if (options.kmsContract !== undefined) {
@@ -85,6 +100,7 @@ export async function checkApp(
   return {
     appId,
     memberApp,
+    role,
     appAllowed,
     revokedAt: revokedAt === 0n ? null : revokedAt.toString(),
     member: memberId === 0n ? null : { memberId: memberId.toString(), active },

@@ -1,7 +1,13 @@
 // Rebuilds a cluster's policy from its event logs alone, as an auditor would: the allowlists, the
 // allow-any-device and require-TCB-up-to-date switches and every revocation with its timestamp and reason. Pure: decoded logs in,
 // plain data out, so the CLI can reuse it over any log source.
+//
+// Compose hashes are scoped by app role (node, indexer). The replay reads the role events
+// (`ComposeHashAllowedFor`, `ComposeHashDeniedFor`, `AppRoleSet`); dstack's `ComposeHashAdded` and
+// `ComposeHashRemoved` only mirror the node role's changes for dstack's tooling: they are listed with
+// the policy events, so the audit trail shows every event, but the replay takes nothing from them.
 import { type Address, getAddress, type Hex } from "viem";
+import { appRoleName } from "./appRole.ts";
 
 /** A decoded log, as viem's `parseEventLogs` or `getLogs` with an ABI returns it. */
 export interface DecodedLog {
@@ -28,9 +34,14 @@ export interface PolicyHistory {
   readonly allowAnyDevice: boolean;
   /** Boots need TCB status "UpToDate" (dstack apps' `requireTcbUpToDate`). */
   readonly requireTcbUpToDate: boolean;
+  /** The node role's compose hashes (what dstack's role-less calls manage). */
   readonly composeHashes: readonly Hex[];
+  /** The indexer role's compose hashes: only indexer app ids may boot them. */
+  readonly indexerComposeHashes: readonly Hex[];
   readonly deviceIds: readonly Hex[];
   readonly appIds: readonly Address[];
+  /** App ids with the indexer role, allowed or not; every other app id is a node app id. */
+  readonly indexerAppIds: readonly Address[];
   readonly kmsRoots: readonly Address[];
   readonly appIdRevocations: readonly AppIdRevocation[];
   readonly deviceRevocations: readonly DeviceRevocation[];
@@ -39,6 +50,8 @@ export interface PolicyHistory {
 /** The policy events, as a tagged union over the fields the replay reads. */
 type PolicyEvent =
   | { eventName: "ComposeHashAdded" | "ComposeHashRemoved"; args: { composeHash: Hex } }
+  | { eventName: "ComposeHashAllowedFor" | "ComposeHashDeniedFor"; args: { composeHash: Hex; role: number } }
+  | { eventName: "AppRoleSet"; args: { appId: Address; role: number } }
   | { eventName: "DeviceAdded" | "DeviceRemoved"; args: { deviceId: Hex } }
   | { eventName: "AppIdAdded" | "AppIdRemoved"; args: { appId: Address } }
   | { eventName: "KmsRootAdded" | "KmsRootRemoved"; args: { kmsRoot: Address } }
@@ -51,6 +64,9 @@ type PolicyEvent =
 export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["eventName"]>([
   "ComposeHashAdded",
   "ComposeHashRemoved",
+  "ComposeHashAllowedFor",
+  "ComposeHashDeniedFor",
+  "AppRoleSet",
   "DeviceAdded",
   "DeviceRemoved",
   "AppIdAdded",
@@ -63,14 +79,12 @@ export const POLICY_EVENT_NAMES: ReadonlySet<string> = new Set<PolicyEvent["even
   "DeviceRevokedAt",
 ]);
 
-type AllowlistName = "composeHashes" | "deviceIds" | "appIds" | "kmsRoots";
+type AllowlistName = "deviceIds" | "appIds" | "kmsRoots";
 
 /** The allowlist each add or remove event changes, and the event argument that names the entry. */
 const LIST_EVENTS: Readonly<
   Partial<Record<string, { readonly list: AllowlistName; readonly add: boolean; readonly arg: string }>>
 > = {
-  ComposeHashAdded: { list: "composeHashes", add: true, arg: "composeHash" },
-  ComposeHashRemoved: { list: "composeHashes", add: false, arg: "composeHash" },
   DeviceAdded: { list: "deviceIds", add: true, arg: "deviceId" },
   DeviceRemoved: { list: "deviceIds", add: false, arg: "deviceId" },
   AppIdAdded: { list: "appIds", add: true, arg: "appId" },
@@ -122,12 +136,13 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   let requireTcbUpToDate = false;
   // Keys lowercased, so a replay never depends on checksum casing.
   const lists: Record<AllowlistName, Set<string>> = {
-    composeHashes: new Set(),
     deviceIds: new Set(),
     appIds: new Set(),
     kmsRoots: new Set(),
   };
   const { deviceIds, appIds } = lists;
+  const composeHashes = { node: new Set<string>(), indexer: new Set<string>() };
+  const indexerAppIds = new Set<string>();
   const appIdRevocations = new Map<string, AppIdRevocation>();
   const deviceRevocations = new Map<string, DeviceRevocation>();
 
@@ -141,6 +156,20 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
       continue;
     }
     switch (log.eventName) {
+      case "ComposeHashAdded":
+      case "ComposeHashRemoved":
+        // dstack's mirror of the node role's change; its ComposeHashAllowedFor/DeniedFor follows.
+        break;
+      case "ComposeHashAllowedFor":
+        composeHashes[appRoleName(log.args.role)].add(log.args.composeHash.toLowerCase());
+        break;
+      case "ComposeHashDeniedFor":
+        composeHashes[appRoleName(log.args.role)].delete(log.args.composeHash.toLowerCase());
+        break;
+      case "AppRoleSet":
+        if (appRoleName(log.args.role) === "indexer") indexerAppIds.add(log.args.appId.toLowerCase());
+        else indexerAppIds.delete(log.args.appId.toLowerCase());
+        break;
       case "AllowAnyDeviceSet":
         allowAnyDevice = log.args.allowAny;
         break;
@@ -163,9 +192,11 @@ export function rebuildPolicy(decodedLogs: readonly DecodedLog[]): PolicyHistory
   return {
     allowAnyDevice,
     requireTcbUpToDate,
-    composeHashes: sortedHex(lists.composeHashes),
+    composeHashes: sortedHex(composeHashes.node),
+    indexerComposeHashes: sortedHex(composeHashes.indexer),
     deviceIds: sortedHex(deviceIds),
     appIds: sortedAddresses(appIds),
+    indexerAppIds: sortedAddresses(indexerAppIds),
     kmsRoots: sortedAddresses(lists.kmsRoots),
     appIdRevocations: [...appIdRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),
     deviceRevocations: [...deviceRevocations.entries()].sort(byKey).map(([, revocation]) => revocation),

@@ -15,6 +15,22 @@ export const clusterAbi = [
         "type": "uint64"
       }
     ],
+    "name": "AppIdHasActiveMember",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
     "name": "AppIdHasMember",
     "type": "error"
   },
@@ -49,6 +65,27 @@ export const clusterAbi = [
     "inputs": [
       {
         "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "required",
+        "type": "uint8"
+      }
+    ],
+    "name": "AppRoleMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
         "name": "appKeyAddress",
         "type": "address"
       },
@@ -59,6 +96,22 @@ export const clusterAbi = [
       }
     ],
     "name": "AppSignatureMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "ComposeHashNotAllowedFor",
     "type": "error"
   },
   {
@@ -768,6 +821,25 @@ export const clusterAbi = [
     "anonymous": false,
     "inputs": [
       {
+        "indexed": true,
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "AppRoleSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
         "indexed": false,
         "internalType": "bytes32",
         "name": "composeHash",
@@ -775,6 +847,44 @@ export const clusterAbi = [
       }
     ],
     "name": "ComposeHashAdded",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "ComposeHashAllowedFor",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "ComposeHashDeniedFor",
     "type": "event"
   },
   {
@@ -1257,12 +1367,48 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "addAppIdFor",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes32",
         "name": "composeHash",
         "type": "bytes32"
       }
     ],
     "name": "addComposeHash",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "addComposeHashFor",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -1320,6 +1466,25 @@ export const clusterAbi = [
         "internalType": "uint64",
         "name": "",
         "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      }
+    ],
+    "name": "appRole",
+    "outputs": [
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "",
+        "type": "uint8"
       }
     ],
     "stateMutability": "view",
@@ -1854,6 +2019,30 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "isComposeHashAllowedFor",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "senderId",
         "type": "uint64"
@@ -2285,6 +2474,16 @@ export const clusterAbi = [
             "internalType": "bool",
             "name": "requireTcbUpToDate",
             "type": "bool"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "indexerComposeHashes",
+            "type": "bytes32[]"
+          },
+          {
+            "internalType": "address[]",
+            "name": "indexerAppIds",
+            "type": "address[]"
           }
         ],
         "internalType": "struct IPolicy.PolicySnapshot",
@@ -2421,6 +2620,24 @@ export const clusterAbi = [
       }
     ],
     "name": "removeComposeHash",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "enum IPolicy.AppRole",
+        "name": "role",
+        "type": "uint8"
+      }
+    ],
+    "name": "removeComposeHashFor",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"

@@ -97,10 +97,17 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
 
   async function register(key: IndexerKey, at = endpoint): Promise<void> {
     const { signatureChain } = key.cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
-    await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([key.appId]) });
+    // The indexer's app id and code id carry the indexer role (IPolicy.AppRole.Indexer = 1).
+    const codeId = toHex(randomBytes(32)) as Hex;
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addAppIdFor([key.appId, 1]),
+    });
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addComposeHashFor([codeId, 1]),
+    });
     const hash = await fx.owner.write.setIndexer([
       at,
-      toHex(randomBytes(32)) as Hex,
+      codeId,
       key.publicKey,
       {
         appId: key.appId,

@@ -3,13 +3,14 @@
 
 import type { Command } from "commander";
 import type { Address, Hex } from "viem";
+import { APP_ROLE_VALUE, parseAppRole, ROLE_OPTION } from "../../owner/appRole.ts";
 import { parseAddress, parseBytes32, parseKmsRoot } from "../../owner/args.ts";
 import { composeArgument } from "../../owner/composeHash.ts";
 import type { CliIo } from "../../owner/io.ts";
 import { composeFileChanges, NORMALISED_OPTION } from "./composeOptions.ts";
 import { runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
-type ListOptions = TxCommandOptions & { normalised?: boolean };
+type ListOptions = TxCommandOptions & { normalised?: boolean; role?: string };
 
 interface Allowlist {
   /** The subcommand and its argument. */
@@ -21,6 +22,11 @@ interface Allowlist {
   readonly describe: { readonly allow: string; readonly deny: string };
   /** Whether `--normalised` applies (an app-compose.json argument). */
   readonly normalised?: true;
+  /**
+   * The verbs that take `--role node|indexer`, and the role-scoped function each calls for a role other
+   * than node (node uses `add`/`remove`, dstack's role-less calls).
+   */
+  readonly roleFunctions?: { readonly allow?: string; readonly deny?: string };
   /** The entry, and what the plan says about the argument beyond the entry itself. */
   parse(value: string, options: ListOptions): { entry: Address | Hex; changes?: Record<string, string> };
 }
@@ -37,6 +43,7 @@ const ALLOWLISTS: readonly Allowlist[] = [
       deny: "stop allowing a compose hash (an app-compose.json, hashed byte for byte, or a 0x hash)",
     },
     normalised: true,
+    roleFunctions: { allow: "addComposeHashFor", deny: "removeComposeHashFor" },
     parse(value, options) {
       const normalised = options.normalised === true;
       const { hash, file } = composeArgument(value, { normalised });
@@ -49,9 +56,11 @@ const ALLOWLISTS: readonly Allowlist[] = [
     add: "addAppId",
     remove: "removeAppId",
     describe: {
-      allow: "allow a dstack app id to boot and to join",
+      allow:
+        "allow a dstack app id to boot (compose hashes of its role only) and to join; a node app id unless --role indexer",
       deny: "stop allowing an app id (its active member stays until evicted; see `evict`, `revoke app`)",
     },
+    roleFunctions: { allow: "addAppIdFor" },
     parse: (value) => ({ entry: parseAddress(value, "app id") }),
   },
   {
@@ -80,13 +89,21 @@ export function registerAllowlistCommands(parent: Command, io: CliIo, verb: "all
   for (const list of ALLOWLISTS) {
     const command = txOptions(parent.command(list.command)).description(list.describe[verb]);
     if (list.normalised) command.option("--normalised", NORMALISED_OPTION);
+    const roleFunction = list.roleFunctions?.[verb];
+    if (roleFunction !== undefined) command.option("--role <role>", ROLE_OPTION);
     command.action(async (value: string, options: ListOptions) => {
+      const role = roleFunction === undefined ? undefined : parseAppRole(options.role);
       const { entry, changes } = list.parse(value, options);
+      const scoped = role !== undefined && role !== "node";
       await runPlan(io, options, () => ({
         action: `${verb} ${list.command.split(" ")[0]}`,
-        functionName: verb === "allow" ? list.add : list.remove,
-        args: [entry],
-        changes: { [`${verb} ${list.label}`]: entry, ...changes },
+        functionName: scoped ? roleFunction! : verb === "allow" ? list.add : list.remove,
+        args: scoped ? [entry, APP_ROLE_VALUE[role]] : [entry],
+        changes: {
+          [`${verb} ${list.label}`]: entry,
+          ...(role === undefined ? {} : { role }),
+          ...changes,
+        },
       }));
     });
   }

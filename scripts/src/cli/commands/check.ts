@@ -82,7 +82,11 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
         const boot =
           result.boot === null
             ? "boot: not checked (pass --compose <app-compose.json|hash>)"
-            : `boot: ${result.boot.allowed ? "yes" : "no"}${result.boot.reason ? ` — ${result.boot.reason}` : ""}`;
+            : `boot: ${result.boot.allowed ? "yes" : "no"}${result.boot.reason ? ` — ${result.boot.reason}` : ""}${
+                !result.boot.composeRoles.includes(result.role) && result.boot.composeRoles.length > 0
+                  ? ` (the compose hash is allowed for the ${result.boot.composeRoles.join(", ")} role, this app id is a ${result.role} app id)`
+                  : ""
+              }`;
         const join = `join: ${result.join.allowed ? "yes" : `no — ${result.join.reasons.join("; ")}`}`;
         const member =
           result.member === null
@@ -100,7 +104,7 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
         const note = compose?.file === undefined ? undefined : composeFormNote(compose.file, normalised);
         if (note) io.stderr.write(`${note.join("\n  ")}\n`);
         io.stdout.write(
-          `${appId}${result.memberApp ? " (member app of this cluster)" : ""}\n${boot}\n${kms}\n${join}\n${member}\n${ok ? "allowed" : "NOT allowed"}\n`,
+          `${appId}${result.memberApp ? " (member app of this cluster)" : ""}, ${result.role} role\n${boot}\n${kms}\n${join}\n${member}\n${ok ? "allowed" : "NOT allowed"}\n`,
         );
       }
       if (!ok) throw new ExitCode(2);

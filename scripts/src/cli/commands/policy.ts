@@ -23,11 +23,21 @@ const list = (title: string, items: readonly string[]) =>
 
 function renderPolicy(policy: PolicyHistory): string {
   const when = (t: bigint) => new Date(Number(t) * 1000).toISOString();
+  const indexerApps = new Set(policy.indexerAppIds.map((a) => a.toLowerCase()));
+  const role = (appId: string) => (indexerApps.has(appId.toLowerCase()) ? "indexer" : "node");
   return (
     `allow any device: ${policy.allowAnyDevice ? "on" : "off"}\n` +
     `require TCB up to date: ${policy.requireTcbUpToDate ? "on" : "off"}\n` +
-    list("compose hashes", policy.composeHashes) +
-    list("app ids", policy.appIds) +
+    list("compose hashes, node role", policy.composeHashes) +
+    list("compose hashes, indexer role", policy.indexerComposeHashes) +
+    list(
+      "app ids",
+      policy.appIds.map((a) => `${a}  ${role(a)}`),
+    ) +
+    list(
+      "indexer app ids not allowed now",
+      policy.indexerAppIds.filter((a) => !policy.appIds.some((b) => b.toLowerCase() === a.toLowerCase())),
+    ) +
     list("KMS roots", policy.kmsRoots) +
     list("devices", policy.deviceIds) +
     list(
