@@ -12,6 +12,7 @@ import { jsonSafe } from "../owner/transact.ts";
 import { registerAllowCommand } from "./commands/allow.ts";
 import { registerCheckCommand } from "./commands/check.ts";
 import { registerComposeHashCommand } from "./commands/composeHash.ts";
+import { registerDashboardCommand } from "./commands/dashboard.ts";
 import { registerDenyCommand } from "./commands/deny.ts";
 import { registerDeployCommand } from "./commands/deploy.ts";
 import { registerDevnetCommand } from "./commands/devnet.ts";
@@ -38,6 +39,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerIndexerCommand,
   registerPolicyCommand,
   registerCheckCommand,
+  registerDashboardCommand,
   registerOwnershipCommand,
   registerDevnetCommand,
   registerDstackSimCommand,
