@@ -103,7 +103,8 @@ export function createChainReader(ctx: ClusterContext, options: ChainReaderOptio
 
   return {
     async read() {
-      const head = await client.getBlockNumber();
+      // viem caches the block number for its polling interval; a live view needs the real head.
+      const head = await client.getBlockNumber({ cacheTime: 0 });
       await catchUp(head);
       const at = { blockNumber: head };
       const [members, snapshot, owner, csk] = await Promise.all([
