@@ -115,7 +115,9 @@ export function MeshGraph(props: {
       });
       const add: ElementDefinition[] = [];
       for (const [id, m] of wantNodes) {
-        const data = { id, label: `#${id} ${m.meshIp}`, colour: nodeColour(m) };
+        // Past 150 members labels would overlap: the table and the card name them instead.
+        const label = wantNodes.size <= 150 ? `#${id} ${m.meshIp}` : "";
+        const data = { id, label, colour: nodeColour(m) };
         const existing = instance.getElementById(id);
         if (existing.empty()) {
           add.push({ group: "nodes", data });

@@ -12,7 +12,7 @@ const COLUMNS: readonly Column<MemberCard>[] = [
   { title: "id", width: "4rem", cell: (m) => m.memberId },
   { title: "status", width: "5rem", cell: (m) => m.status },
   { title: "mesh IP", width: "7.5rem", cell: (m) => m.meshIp },
-  { title: "app id", width: "minmax(8rem, 1fr)", cell: (m) => <span class="mono">{short(m.appId)}</span> },
+  { title: "app id", width: "auto", cell: (m) => <span class="mono">{short(m.appId)}</span> },
   {
     title: "health",
     width: "7rem",

@@ -7,11 +7,11 @@ import { type Column, VirtualTable } from "./VirtualTable.tsx";
 
 const COLUMNS: readonly Column<PolicyEventView>[] = [
   { title: "block", width: "5rem", cell: (e) => e.block },
-  { title: "time", width: "11rem", cell: (e) => when(e.at) },
-  { title: "event", width: "10rem", cell: (e) => e.name },
+  { title: "time", width: "13.5rem", cell: (e) => when(e.at) },
+  { title: "event", width: "12.5rem", cell: (e) => e.name },
   {
     title: "arguments",
-    width: "minmax(10rem, 1fr)",
+    width: "auto",
     cell: (e) => (
       <span class="mono" title={JSON.stringify(e.args)}>
         {Object.entries(e.args)
@@ -61,7 +61,7 @@ export function PolicyView(props: { readonly view: DashboardView }) {
       {policy.drift.length === 0 ? (
         <p data-testid="drift">No active member is outside today's policy (app id, admitting KMS root).</p>
       ) : (
-        <table data-testid="drift">
+        <table class="plain" data-testid="drift">
           <thead>
             <tr>
               <th>member</th>

@@ -12,7 +12,7 @@ type Row = Spend["perMember"][number];
 
 const COLUMNS: readonly Column<Row>[] = [
   { title: "member", width: "5rem", cell: (r) => (r.memberId === null ? "?" : `#${r.memberId}`) },
-  { title: "account", width: "minmax(10rem, 1fr)", cell: (r) => <span class="mono">{r.account}</span> },
+  { title: "account", width: "auto", cell: (r) => <span class="mono">{r.account}</span> },
   { title: "spent", width: "10rem", cell: (r) => formatEth(r.wei) },
 ];
 
