@@ -2,6 +2,7 @@
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { type Command, Option } from "commander";
+import { startDevnetDashboard } from "../../dashboard/devnet.ts";
 import { devnetClients, evictApp } from "../../devnet/chain.ts";
 import { devnetDown } from "../../devnet/down.ts";
 import { devnetStatus, nodeStatus, renderTable } from "../../devnet/health.ts";
@@ -117,6 +118,7 @@ export function registerDevnetCommand(program: Command): void {
       );
       if (options.detach) return;
       process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+      await startDevnetDashboard(progress(false));
       await watchUntilSignal();
       await devnetDown(progress(false));
     });
