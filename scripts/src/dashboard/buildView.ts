@@ -153,48 +153,47 @@ export function buildLinks(
   nowMs: number,
 ): { links: LinkView[]; summary: LinkSummary } {
   const ids = active.map((m) => m.memberId).sort((x, y) => Number(BigInt(x) - BigInt(y)));
-  // reporter → peer → [state, path]
-  const reports = new Map<string, Map<string, [LinkState, LinkPath]>>();
-  for (const id of ids) {
-    const body = healthByMember.get(id);
+  const n = ids.length;
+  const index = new Map(ids.map((id, i) => [id, i]));
+  // What reporter i says of peer j, in flat n×n arrays (1,000 members: 1 MB each, no per-pair objects):
+  // state as its rank (missing unless reported otherwise), path 0 unknown / 1 udp / 2 gateway.
+  const UNKNOWN = rank.unknown;
+  const said = new Uint8Array(n * n);
+  const via = new Uint8Array(n * n);
+  const reporting = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const body = healthByMember.get(ids[i]!);
     if (body === undefined) continue;
-    const seen = new Map<string, [LinkState, LinkPath]>();
+    reporting[i] = 1;
+    said.fill(rank.missing, i * n, (i + 1) * n);
     for (const peer of body.peers ?? []) {
-      if (peer.memberId === undefined) continue;
+      const j = peer.memberId === undefined ? undefined : index.get(peer.memberId);
+      if (j === undefined) continue;
       const at = peer.latestHandshake ?? 0;
       const fresh = at > 0 && nowMs / 1000 - at < HANDSHAKE_FRESH_SECONDS;
-      const path: LinkPath = peer.transport === "gateway" ? "gateway" : "udp";
-      seen.set(peer.memberId, [fresh ? "handshaken" : "silent", path]);
+      said[i * n + j] = fresh ? rank.handshaken : rank.silent;
+      via[i * n + j] = peer.transport === "gateway" ? 2 : 1;
     }
-    reports.set(id, seen);
   }
+  const pairState = (i: number, j: number): number =>
+    Math.max(reporting[i] ? said[i * n + j]! : UNKNOWN, reporting[j] ? said[j * n + i]! : UNKNOWN);
   const counts = { handshaken: 0, silent: 0, missing: 0, unknown: 0 };
-  const all: LinkView[] = [];
-  for (let i = 0; i < ids.length; i++) {
-    for (let j = i + 1; j < ids.length; j++) {
-      const a = ids[i]!;
-      const b = ids[j]!;
-      let state: LinkState = "unknown";
-      let path: LinkPath = "unknown";
-      const reportedBy: string[] = [];
-      for (const [from, to] of [
-        [a, b],
-        [b, a],
-      ] as const) {
-        const report = reports.get(from);
-        if (report === undefined) continue;
-        reportedBy.push(from);
-        const [s, p] = report.get(to) ?? (["missing", "unknown"] as [LinkState, LinkPath]);
-        if (rank[s] > rank[state]) state = s;
-        if (p === "gateway" || (p === "udp" && path === "unknown")) path = p;
-      }
-      counts[state]++;
-      if (state !== "unknown") all.push({ a, b, state, path, reportedBy });
+  const byRank: LinkState[] = ["unknown", "handshaken", "silent", "missing"];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) counts[byRank[pairState(i, j)]!]++;
+  const known = counts.handshaken + counts.silent + counts.missing;
+  const handshakenIncluded = known <= LINK_SEND_LIMIT;
+  const links: LinkView[] = [];
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const state = byRank[pairState(i, j)]!;
+      if (state === "unknown" || (state === "handshaken" && !handshakenIncluded)) continue;
+      const paths = [reporting[i] ? via[i * n + j]! : 0, reporting[j] ? via[j * n + i]! : 0];
+      const path: LinkPath = paths.includes(2) ? "gateway" : paths.includes(1) ? "udp" : "unknown";
+      const reportedBy = [i, j].filter((k) => reporting[k]).map((k) => ids[k]!);
+      links.push({ a: ids[i]!, b: ids[j]!, state, path, reportedBy });
     }
   }
-  const pairs = (ids.length * (ids.length - 1)) / 2;
-  const handshakenIncluded = all.length <= LINK_SEND_LIMIT;
-  const links = handshakenIncluded ? all : all.filter((l) => l.state !== "handshaken");
+  const pairs = (n * (n - 1)) / 2;
   return { links, summary: { pairs, ...counts, handshakenIncluded } };
 }
 
