@@ -136,7 +136,7 @@ describe("dashboard on the devnet", { skip }, () => {
       200,
     );
     const seenAt = Date.now();
-    await waitForNodes(page, `nodes.includes(${JSON.stringify(joined)})`, 5_000);
+    await waitForNodes(page, (nodes) => nodes.includes(joined), 5_000);
     process.stdout.write(`# join on chain -> on the page: ${Date.now() - seenAt} ms\n`);
     await adding;
 
@@ -152,7 +152,7 @@ describe("dashboard on the devnet", { skip }, () => {
     const evictedAt = Date.now();
     const remaining = await activeOnChain();
     assert.ok(!remaining.includes(gone), "node2's member left the chain's active set");
-    await waitForNodes(page, `!nodes.includes(${JSON.stringify(gone)})`, 5_000);
+    await waitForNodes(page, (nodes) => !nodes.includes(gone), 5_000);
     process.stdout.write(`# eviction on chain -> gone from the page: ${Date.now() - evictedAt} ms\n`);
     assert.equal(await page.evaluate("globalThis.notReloaded === true"), true, "the page was not reloaded");
     assert.deepEqual(await graphNodes(page), remaining);

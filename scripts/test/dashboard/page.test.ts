@@ -17,6 +17,7 @@ import {
   graphNodes,
   launchBrowser,
   seen,
+  until,
   waitForNodes,
 } from "./browser.ts";
 import { type SyntheticOptions, synthetic } from "./synthetic.ts";
@@ -77,9 +78,9 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
       (globalThis as unknown as { marker: number }).marker = 1;
     });
     source.set(viewOf({ members: 9 }));
-    await waitForNodes(page, "nodes.length === 9");
+    await waitForNodes(page, (nodes) => nodes.length === 9);
     source.set(viewOf({ members: 9, evicted: [2] }));
-    await waitForNodes(page, '!nodes.includes("2")');
+    await waitForNodes(page, (nodes) => !nodes.includes("2"));
     assert.equal((await graphEdges(page)).length, 28);
     assert.equal(
       await page.evaluate(() => (globalThis as unknown as { marker: number }).marker),
@@ -107,8 +108,9 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
     assert.match(driftText, /#7[\s\S]*revoked[\s\S]*attestmesh evict 7/);
     const all = await page.locator('[data-testid="policy-history"] tbody tr[data-key]').count();
     await page.getByTestId("history-event").selectOption("KmsRootRemoved");
-    await page.waitForFunction(
-      `document.querySelectorAll('[data-testid="policy-history"] tbody tr[data-key]').length === 1`,
+    await until(
+      "the filter to leave one event",
+      async () => (await page.locator('[data-testid="policy-history"] tbody tr[data-key]').count()) === 1,
     );
     assert.ok(all > 1);
     await page.getByTestId("history-event").selectOption("");
