@@ -158,17 +158,22 @@ describe("dashboard on the devnet", { skip }, () => {
     assert.deepEqual(await graphNodes(page), remaining);
   });
 
-  it("the CSK timeline shows the epoch the eviction opened", async () => {
+  it("the CSK timeline shows the epoch the eviction opened, and who committed it", async () => {
     const page = browser.page;
     await page.getByRole("tab", { name: "CSK epochs" }).click();
-    const timeline = page.getByTestId("csk-timeline");
+    const epochs = page.locator('[data-testid="csk-timeline"] > li');
+    const newest = epochs.first();
     await eventually(
-      "epoch 1 committed",
-      async () => /Epoch 1[\s\S]*committed by member/.test(await seen(timeline)),
+      "the new epoch committed",
+      async () => /committed by member #\d+/.test(await seen(newest)),
       60_000,
       500,
     );
-    assert.match(await seen(timeline), /departure of member #\d+ \(evicted\)/);
+    assert.match(await seen(newest), /^Epoch 1\s+opened .* by the departure of member #\d+ \(evicted\)/);
+    assert.match(
+      await seen(epochs.last()),
+      /^Epoch 0\s+the first epoch, opened .*\s+committed by member #\d+/,
+    );
     await page.screenshot({ path: artifactPath("devnet-csk.png") });
   });
 

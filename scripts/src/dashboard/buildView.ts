@@ -217,7 +217,9 @@ function cskEpochs(facts: ChainFacts, statusOf: ReadonlyMap<string, string>): Cs
   return [...epochs.entries()]
     .sort(([x], [y]) => Number(BigInt(x) - BigInt(y)))
     .map(([epoch, e]) => {
-      const cause = e.opened ? (e.opened.args as { causeMemberId: bigint }).causeMemberId.toString() : null;
+      // The first epoch opens with the first registration: no departure caused it (cause 0).
+      const raw = e.opened ? (e.opened.args as { causeMemberId: bigint }).causeMemberId : 0n;
+      const cause = raw === 0n ? null : raw.toString();
       return {
         epoch,
         causeMemberId: cause,
@@ -388,8 +390,10 @@ export function buildView(
           ? null
           : {
               epoch: facts.currentCsk.epoch.toString(),
-              commitment: facts.currentCsk.commitment,
-              committer: facts.currentCsk.committer.toString(),
+              commitment: /^0x0*$/.test(facts.currentCsk.commitment) ? null : facts.currentCsk.commitment,
+              committer: /^0x0*$/.test(facts.currentCsk.commitment)
+                ? null
+                : facts.currentCsk.committer.toString(),
             },
       epochs: cskEpochs(facts, new Map(facts.members.map((m) => [m.memberId, m.status]))),
     },

@@ -143,7 +143,7 @@ export function createChainReader(ctx: ClusterContext, options: ChainReaderOptio
           kmsRoots: snapshot.kmsRoots,
         },
         revokedAt: { app: appRevoked, device: deviceRevoked },
-        currentCsk: csk === undefined || /^0x0*$/.test(commitment) ? null : { epoch, commitment, committer },
+        currentCsk: csk === undefined ? null : { epoch, commitment, committer },
         accountOwners,
         spend:
           options.sponsorship === undefined

@@ -79,7 +79,7 @@ export interface CskCommitView {
 
 export interface CskEpochView {
   readonly epoch: string;
-  /** The member whose departure opened the epoch; null for the first epoch (no event opens it). */
+  /** The member whose departure opened the epoch; null for the first epoch (opened by the first registration). */
   readonly causeMemberId: string | null;
   readonly causeStatus: string | null;
   readonly openedBlock: string | null;
@@ -139,7 +139,8 @@ export interface DashboardView {
   readonly links: readonly LinkView[];
   readonly linkSummary: LinkSummary;
   readonly csk: {
-    readonly current: { epoch: string; commitment: string; committer: string } | null;
+    /** The chain's current epoch; commitment and committer null until a member commits it. */
+    readonly current: { epoch: string; commitment: string | null; committer: string | null } | null;
     readonly epochs: readonly CskEpochView[];
   };
   readonly policy: {

@@ -69,6 +69,19 @@ describe("dashboard view", () => {
     assert.ok(view.csk.epochs[1]!.openedAt?.endsWith("Z"));
   });
 
+  it("a new epoch nobody committed yet shows as such, not as a commitment of zeros", () => {
+    const s = synthetic({ members: 3, evicted: [2] });
+    const zero = `0x${"0".repeat(64)}`;
+    const facts = { ...s.facts, currentCsk: { epoch: 1n, commitment: zero, committer: 0n } };
+    const view = buildView(facts, s.health, s.nowMs);
+    assert.deepEqual(view.csk.current, { epoch: "1", commitment: null, committer: null });
+    assert.equal(
+      view.csk.epochs[0]!.openedBlock !== null,
+      true,
+      "epoch 0 opened with the first registration",
+    );
+  });
+
   it("drift: a revoked app id and a withdrawn KMS root of active members, each with the CLI command", () => {
     const s = synthetic({ members: 4, revokedApps: [2], oldKmsRoot: [4] });
     const view = buildView(s.facts, s.health, s.nowMs);

@@ -74,6 +74,8 @@ export function synthetic(options: SyntheticOptions): Synthetic {
       meshIp: 0x0a4d0000 + i,
       kmsRoot: oldRoot.has(i) ? OLD_KMS_ROOT : KMS_ROOT,
     });
+    // As the diamond does: the first registration opens epoch 0 (no departure caused it).
+    if (i === 1) emit("CskEpochOpened", { epoch: 0n, causeMemberId: 0n });
     if (i === 1) emit("CskCommitted", { epoch: 0n, memberId: 1n, commitment: keccak256(toHex("csk0")) });
     members.push({
       memberId: String(i),

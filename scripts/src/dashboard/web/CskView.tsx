@@ -11,8 +11,10 @@ export function CskView(props: { readonly view: DashboardView }) {
       <p>
         Current epoch:{" "}
         {csk.current === null
-          ? "none committed yet"
-          : `${csk.current.epoch}, committed by member #${csk.current.committer} (commitment ${short(csk.current.commitment)})`}
+          ? "none yet"
+          : csk.current.commitment === null
+            ? `${csk.current.epoch}, not committed yet (a live member commits it)`
+            : `${csk.current.epoch}, committed by member #${csk.current.committer} (commitment ${short(csk.current.commitment)})`}
       </p>
       {epochs.length === 0 ? <p>No CSK events yet.</p> : null}
       <ol class="timeline" data-testid="csk-timeline">
@@ -21,7 +23,7 @@ export function CskView(props: { readonly view: DashboardView }) {
             <h3>Epoch {e.epoch}</h3>
             <p>
               {e.causeMemberId === null
-                ? "the first epoch (opened with the cluster)"
+                ? `the first epoch${e.openedAt ? `, opened ${when(e.openedAt)} at block ${e.openedBlock}` : ""}`
                 : `opened ${when(e.openedAt)} at block ${e.openedBlock} by the departure of member #${e.causeMemberId}${e.causeStatus ? ` (${e.causeStatus})` : ""}`}
             </p>
             {e.commits.length === 0 ? (

@@ -11,7 +11,7 @@ Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
 type Row = Spend["perMember"][number];
 
 const COLUMNS: readonly Column<Row>[] = [
-  { title: "member", width: "5rem", cell: (r) => (r.memberId === null ? "?" : `#${r.memberId}`) },
+  { title: "member", width: "6.5rem", cell: (r) => (r.memberId === null ? "?" : `#${r.memberId}`) },
   { title: "account", width: "auto", cell: (r) => <span class="mono">{r.account}</span> },
   { title: "spent", width: "10rem", cell: (r) => formatEth(r.wei) },
 ];
