@@ -2,7 +2,7 @@
 // offers no write; each suggested action is shown as the CLI command that performs it.
 
 import type { Command } from "commander";
-import { DEFAULT_PORT } from "../../dashboard/server.ts";
+import { DEFAULT_PORT, isLoopback } from "../../dashboard/server.ts";
 import { startDashboard } from "../../dashboard/start.ts";
 import { badArgument, parseAddress, parseInteger } from "../../owner/args.ts";
 import type { CliIo } from "../../owner/io.ts";
@@ -79,7 +79,7 @@ export function registerDashboardCommand(program: Command, io: CliIo): void {
         },
         controller.signal,
       );
-      if (flags.listenAny && flags.host !== "127.0.0.1") {
+      if (!isLoopback(flags.host)) {
         io.stderr.write(
           `warning: the dashboard listens on ${flags.host}: anyone who reaches it sees the whole cluster\n`,
         );
