@@ -46,9 +46,11 @@ export async function pollHealth(
       let body: HealthBody | null = null;
       try {
         const answer = await getJson(url, timeoutMs);
-        const candidate = answer.body as HealthBody;
-        const own = typeof candidate.appId !== "string" || candidate.appId.toLowerCase() === appId;
-        body = typeof candidate === "object" && candidate !== null && own ? candidate : null;
+        const candidate = answer.body as HealthBody | null;
+        const isObject = typeof candidate === "object" && candidate !== null && !Array.isArray(candidate);
+        const own =
+          isObject && (typeof candidate.appId !== "string" || candidate.appId.toLowerCase() === appId);
+        body = own ? candidate : null;
       } catch {
         body = null;
       }

@@ -34,6 +34,18 @@ function fingerprint(view: DashboardView): string {
   });
 }
 
+/** RPC URLs often carry an API key in the path or query: the page only ever sees their origin. */
+export function redactUrls(message: string): string {
+  return message.replace(/https?:\/\/[^\s"'<>]+/g, (url) => {
+    try {
+      const parsed = new URL(url);
+      return parsed.pathname === "/" && parsed.search === "" ? parsed.origin : `${parsed.origin}/…`;
+    } catch {
+      return "(url)";
+    }
+  });
+}
+
 export function createLiveSource(options: LiveOptions): DashboardSource {
   const listeners = new Set<(state: LiveState) => void>();
   const now = options.now ?? Date.now;
@@ -61,7 +73,7 @@ export function createLiveSource(options: LiveOptions): DashboardSource {
         publish({ view, error: undefined });
       }
     } catch (error) {
-      const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+      const message = redactUrls(error instanceof Error ? error.message.split("\n")[0]! : String(error));
       if (message !== state.error) publish({ view: state.view, error: message });
     }
   }
