@@ -5,7 +5,7 @@
 // test-artifacts/dashboard/. Needs root and /dev/net/tun like the other devnet tests, and Chromium.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
@@ -28,7 +28,21 @@ const skip = devnetSkip || chromiumSkip;
 interface State {
   rpcUrl: string;
   diamond: Address;
-  nodes: Array<{ name: string; appId: string }>;
+  deployBlock: string;
+  sponsorship?: { entryPoint: Address; paymaster: Address; accountFactory: Address };
+  nodes: Array<{ name: string; appId: string; healthUrl: string }>;
+}
+
+const HEALTH_URLS = join(ROOT, ".devnet/dashboard-health-urls.json");
+
+/** The owner's file of app id → /healthz URL, rewritten from the devnet's state (nodes come and go). */
+async function writeHealthUrls(): Promise<State> {
+  const state = await readState();
+  await writeFile(
+    HEALTH_URLS,
+    JSON.stringify(Object.fromEntries(state.nodes.map((n) => [n.appId, n.healthUrl]))),
+  );
+  return state;
 }
 
 const readState = async () => JSON.parse(await readFile(join(ROOT, ".devnet/state.json"), "utf8")) as State;
@@ -59,8 +73,17 @@ describe("dashboard on the devnet", { skip }, () => {
     await cli(["devnet", "up", "--detach", "--json", "--nodes", "3"]);
     state = await readState();
     client = createPublicClient({ transport: http(state.rpcUrl) });
-    // The real command, as an owner runs it; it prints its URL once it serves.
-    const child = spawn(process.execPath, [CLI, "dashboard", "--devnet", "--port", "0"], {
+    await writeHealthUrls();
+    const sponsorship = state.sponsorship!;
+    // The owner's command with every source named, as on a real network; it prints its URL once it serves.
+    const args = [
+      "dashboard",
+      ...["--rpc", state.rpcUrl, "--cluster", state.diamond, "--from-block", state.deployBlock],
+      ...["--health-urls", HEALTH_URLS, "--port", "0"],
+      ...["--entry-point", sponsorship.entryPoint, "--paymaster", sponsorship.paymaster],
+      ...["--account-factory", sponsorship.accountFactory],
+    ];
+    const child = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -139,6 +162,7 @@ describe("dashboard on the devnet", { skip }, () => {
     await waitForNodes(page, (nodes) => nodes.includes(joined), 5_000);
     process.stdout.write(`# join on chain -> on the page: ${Date.now() - seenAt} ms\n`);
     await adding;
+    await writeHealthUrls();
 
     const node2 = (await readState()).nodes.find((n) => n.name === "node2")!;
     const [memberId] = await client.readContract({

@@ -1,9 +1,39 @@
-// `npm run devnet` starts the dashboard for the devnet it runs and prints its URL. The dashboard is a
-// convenience there: when it cannot start (its port is taken, say) the devnet runs on without it.
+// The devnet's side of the dashboard (dev tooling: after the devnet moves to its own package, this file
+// goes with it). `npm run devnet` starts the dashboard for the devnet it runs and prints its URL; the
+// nodes' /healthz URLs are re-read from the state file on every poll, so added nodes appear. When the
+// dashboard cannot start (its port is taken, say) the devnet runs on without it.
 
+import { readState } from "../devnet/state.ts";
 import { processIo } from "../owner/io.ts";
+import type { HealthTargets } from "./health.ts";
 import { DEFAULT_PORT } from "./server.ts";
-import { startDashboard } from "./start.ts";
+import { type DashboardOptions, startDashboard } from "./start.ts";
+
+export const devnetHealthTargets: HealthTargets = async () => {
+  const state = await readState();
+  return new Map((state?.nodes ?? []).map((n) => [n.appId.toLowerCase(), n.healthUrl]));
+};
+
+/** The dashboard options for the devnet running here: its chain, cluster, nodes and paymaster. */
+export async function devnetDashboardOptions(): Promise<DashboardOptions> {
+  const state = await readState();
+  if (state === undefined) throw new Error("no devnet is running here; start one with `npm run devnet`");
+  return {
+    rpc: state.rpcUrl,
+    cluster: state.diamond,
+    fromBlock: BigInt(state.deployBlock),
+    healthTargets: devnetHealthTargets,
+    ...(state.sponsorship === undefined
+      ? {}
+      : {
+          sponsorship: {
+            entryPoint: state.sponsorship.entryPoint,
+            paymaster: state.sponsorship.paymaster,
+            accountFactory: state.sponsorship.accountFactory,
+          },
+        }),
+  };
+}
 
 /** Starts the devnet's dashboard until SIGINT/SIGTERM; reports its URL (or why not) through `say`. */
 export async function startDevnetDashboard(say: (line: string) => void, port = DEFAULT_PORT): Promise<void> {
@@ -12,12 +42,11 @@ export async function startDevnetDashboard(say: (line: string) => void, port = D
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    const server = await startDashboard(processIo(), { devnet: true, port }, controller.signal);
+    const options = await devnetDashboardOptions();
+    const server = await startDashboard(processIo(), { ...options, port }, controller.signal);
     say(`dashboard: ${server.url} (read-only)`);
   } catch (error) {
     controller.abort();
-    say(
-      `dashboard not started: ${(error as Error).message.split("\n")[0]} (try \`attestmesh dashboard --devnet --port 0\`)`,
-    );
+    say(`dashboard not started: ${(error as Error).message.split("\n")[0]}`);
   }
 }

@@ -1,22 +1,14 @@
-// Polls the members' own GET /healthz. Where the URLs come from is pluggable: the devnet's state file,
-// or a JSON file the owner keeps (app id → URL). A body whose appId is not the member's is another
+// Polls the members' own GET /healthz. Where the URLs come from is pluggable: a JSON file the owner
+// keeps (app id → URL), or the devnet's state file (dashboard/devnet.ts). A body whose appId is not the member's is another
 // process on that port, so it counts as no answer.
 
 import { readFile } from "node:fs/promises";
-import { getJson } from "../devnet/health.ts";
-import { readState } from "../devnet/state.ts";
 import type { HealthBody, HealthPoll } from "./buildView.ts";
 
 /** App id (lowercase) → its /healthz URL. */
 export type HealthTargets = () => Promise<ReadonlyMap<string, string>>;
 
 export const noHealthTargets: HealthTargets = async () => new Map();
-
-/** The devnet's nodes, re-read from .devnet/state.json on every poll so added nodes appear. */
-export const devnetHealthTargets: HealthTargets = async () => {
-  const state = await readState();
-  return new Map((state?.nodes ?? []).map((n) => [n.appId.toLowerCase(), n.healthUrl]));
-};
 
 /** A JSON file `{ "<app id>": "http://…/healthz" }`, re-read on every poll. */
 export function fileHealthTargets(path: string): HealthTargets {
@@ -45,8 +37,9 @@ export async function pollHealth(
     [...targets].map(async ([appId, url]) => {
       let body: HealthBody | null = null;
       try {
-        const answer = await getJson(url, timeoutMs);
-        const candidate = answer.body as HealthBody | null;
+        // A sidecar answers 503 with the same body while not healthy: read it whatever the status.
+        const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
+        const candidate = (await response.json()) as HealthBody | null;
         const isObject = typeof candidate === "object" && candidate !== null && !Array.isArray(candidate);
         const own =
           isObject && (typeof candidate.appId !== "string" || candidate.appId.toLowerCase() === appId);

@@ -11,7 +11,6 @@ interface DashboardFlags {
   rpc?: string;
   network?: string;
   cluster?: string;
-  devnet?: boolean;
   host: string;
   port: string;
   listenAny?: boolean;
@@ -29,7 +28,6 @@ export function registerDashboardCommand(program: Command, io: CliIo): void {
     .option("--rpc <url>", "JSON-RPC endpoint (default: ATTESTMESH_RPC_URL)")
     .option("--network <name>", "a network from hardhat.config.ts: devnet, baseSepolia, base")
     .option("--cluster <address>", "the cluster diamond (default: ATTESTMESH_CLUSTER)")
-    .option("--devnet", "show the devnet running on this machine (chain, cluster, nodes, paymaster)")
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 picks a free one)", String(DEFAULT_PORT))
     .option("--listen-any", "allow a non-loopback --host: anyone who reaches the port sees the cluster")
@@ -43,11 +41,6 @@ export function registerDashboardCommand(program: Command, io: CliIo): void {
       if ((flags.entryPoint === undefined) !== (flags.paymaster === undefined)) {
         throw badArgument("give --entry-point and --paymaster together");
       }
-      if (flags.devnet && (flags.rpc ?? flags.network ?? flags.cluster) !== undefined) {
-        throw badArgument(
-          "--devnet reads the chain and cluster from the devnet; drop --rpc/--network/--cluster",
-        );
-      }
       const controller = new AbortController();
       const server = await startDashboard(
         io,
@@ -55,7 +48,6 @@ export function registerDashboardCommand(program: Command, io: CliIo): void {
           ...(flags.rpc === undefined ? {} : { rpc: flags.rpc }),
           ...(flags.network === undefined ? {} : { network: flags.network }),
           ...(flags.cluster === undefined ? {} : { cluster: flags.cluster }),
-          devnet: flags.devnet === true,
           host: flags.host,
           port,
           listenAny: flags.listenAny === true,
