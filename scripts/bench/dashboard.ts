@@ -8,12 +8,12 @@
 //   node scripts/bench/dashboard.ts --members 8,1000 --trials 5
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
+import { chromiumSkip, firstRender, launchBrowser } from "../../test/helpers/browser.ts";
+import { synthetic } from "../../test/helpers/dashboardSynthetic.ts";
 import { buildView } from "../src/dashboard/buildView.ts";
 import { ensureBundle } from "../src/dashboard/bundle.ts";
 import { staticSource } from "../src/dashboard/live.ts";
 import { startDashboardServer } from "../src/dashboard/server.ts";
-import { chromiumSkip, firstRender, launchBrowser } from "../test/dashboard/browser.ts";
-import { synthetic } from "../test/dashboard/synthetic.ts";
 
 const { values } = parseArgs({
   options: { members: { type: "string", default: "8,1000" }, trials: { type: "string", default: "5" } },

@@ -20,7 +20,7 @@ import {
   launchBrowser,
   seen,
   waitForNodes,
-} from "../../scripts/test/dashboard/browser.ts";
+} from "../helpers/browser.ts";
 import { CLI, cli, devnetSkip, eventually, ROOT } from "./helpers/devnet.ts";
 
 const skip = devnetSkip || chromiumSkip;

@@ -2,9 +2,9 @@
 // today's policy, the CSK timeline, the policy trail (same events and replay as `policy history`), spend.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { buildLinks, buildView, LINK_SEND_LIMIT } from "../../src/dashboard/buildView.ts";
-import { rebuildPolicy } from "../../src/owner/policyHistory.ts";
-import { accountOf, appIdOf, KMS_ROOT, OLD_KMS_ROOT, synthetic } from "./synthetic.ts";
+import { buildLinks, buildView, LINK_SEND_LIMIT } from "@attestmesh/scripts/dashboard/buildView.ts";
+import { rebuildPolicy } from "@attestmesh/scripts/owner/policyHistory.ts";
+import { accountOf, appIdOf, KMS_ROOT, OLD_KMS_ROOT, synthetic } from "../helpers/dashboardSynthetic.ts";
 
 const link = (view: ReturnType<typeof buildView>, a: string, b: string) =>
   view.links.find((l) => l.a === a && l.b === b);

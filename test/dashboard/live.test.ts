@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import { pollHealth } from "../../src/dashboard/health.ts";
-import { createLiveSource, type LiveState } from "../../src/dashboard/live.ts";
-import { appIdOf, synthetic } from "./synthetic.ts";
+import { pollHealth } from "@attestmesh/scripts/dashboard/health.ts";
+import { createLiveSource, type LiveState } from "@attestmesh/scripts/dashboard/live.ts";
+import { appIdOf, synthetic } from "../helpers/dashboardSynthetic.ts";
 
 async function serve(body: unknown): Promise<{ url: string; server: Server }> {
   const server = createServer((_req, res) => {

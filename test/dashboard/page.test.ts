@@ -4,10 +4,10 @@
 // to first render with 8 and with 1,000 members (printed, and bounded so a freeze fails the test).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { buildView } from "../../src/dashboard/buildView.ts";
-import { ensureBundle } from "../../src/dashboard/bundle.ts";
-import { staticSource } from "../../src/dashboard/live.ts";
-import { type DashboardServer, startDashboardServer } from "../../src/dashboard/server.ts";
+import { buildView } from "@attestmesh/scripts/dashboard/buildView.ts";
+import { ensureBundle } from "@attestmesh/scripts/dashboard/bundle.ts";
+import { staticSource } from "@attestmesh/scripts/dashboard/live.ts";
+import { type DashboardServer, startDashboardServer } from "@attestmesh/scripts/dashboard/server.ts";
 import {
   artifactPath,
   type Browser,
@@ -19,8 +19,8 @@ import {
   seen,
   until,
   waitForNodes,
-} from "./browser.ts";
-import { type SyntheticOptions, synthetic } from "./synthetic.ts";
+} from "../helpers/browser.ts";
+import { type SyntheticOptions, synthetic } from "../helpers/dashboardSynthetic.ts";
 
 const viewOf = (options: SyntheticOptions) => {
   const s = synthetic(options);

@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { after, describe, it } from "node:test";
-import { runCli } from "../../src/cli/main.ts";
-import { buildView } from "../../src/dashboard/buildView.ts";
-import { staticSource } from "../../src/dashboard/live.ts";
-import { checkBindAddress, isLoopback, startDashboardServer } from "../../src/dashboard/server.ts";
-import { synthetic } from "./synthetic.ts";
+import { runCli } from "@attestmesh/scripts/cli/main.ts";
+import { buildView } from "@attestmesh/scripts/dashboard/buildView.ts";
+import { staticSource } from "@attestmesh/scripts/dashboard/live.ts";
+import { checkBindAddress, isLoopback, startDashboardServer } from "@attestmesh/scripts/dashboard/server.ts";
+import { synthetic } from "../helpers/dashboardSynthetic.ts";
 
 const bundle = { html: Buffer.from("<!doctype html><p>page"), js: Buffer.from("1"), css: Buffer.from("a{}") };
 

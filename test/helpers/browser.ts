@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 
 export const CHROMIUM = process.env.ATTESTMESH_CHROMIUM ?? "/usr/bin/chromium";
-export const ARTIFACTS = join(new URL("../../..", import.meta.url).pathname, "test-artifacts/dashboard");
+export const ARTIFACTS = join(new URL("../..", import.meta.url).pathname, "test-artifacts/dashboard");
 
 const FLAGS = [
   "--headless",

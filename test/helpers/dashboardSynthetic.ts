@@ -2,9 +2,9 @@
 // diamond emits for them, policy views, the CSK) and each member's /healthz, for any number of members.
 // Shapes are the ones the real readers produce (chainFacts.ts, health.ts), so buildView runs unchanged.
 
+import type { ChainFacts, FactLog, HealthBody, HealthPoll } from "@attestmesh/scripts/dashboard/buildView.ts";
+import type { MemberRow } from "@attestmesh/scripts/owner/members.ts";
 import { getAddress, type Hex, keccak256, toHex } from "viem";
-import type { ChainFacts, FactLog, HealthBody, HealthPoll } from "../../src/dashboard/buildView.ts";
-import type { MemberRow } from "../../src/owner/members.ts";
 
 export const KMS_ROOT = getAddress("0x00000000000000000000000000000000000000aa");
 export const OLD_KMS_ROOT = getAddress("0x00000000000000000000000000000000000000bb");
