@@ -2,10 +2,13 @@
 // member's port is not that member), a failed chain read keeps the last view beside the error, and
 // subscribers hear only real changes.
 import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { pollHealth } from "@attestmesh/scripts/dashboard/health.ts";
+import { fileHealthTargets, pollHealth } from "@attestmesh/scripts/dashboard/health.ts";
 import { createLiveSource, type LiveState } from "@attestmesh/scripts/dashboard/live.ts";
 import { appIdOf, synthetic } from "../helpers/dashboardSynthetic.ts";
 
@@ -45,6 +48,23 @@ describe("dashboard health and live source", () => {
     );
     assert.equal(polls.get(appIdOf(3).toLowerCase())?.body, null);
     assert.equal(polls.get(appIdOf(4).toLowerCase())?.body, null);
+  });
+
+  it("reads the owner's health-URL file on every poll, and refuses a file that is not app id → http(s) URL", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "attestmesh-dashboard-"));
+    const file = join(dir, "health.json");
+    writeFileSync(file, JSON.stringify({ [appIdOf(1)]: "http://10.0.0.1:9100/healthz" }));
+    const targets = fileHealthTargets(file);
+    assert.deepEqual([...(await targets())], [[appIdOf(1).toLowerCase(), "http://10.0.0.1:9100/healthz"]]);
+    writeFileSync(
+      file,
+      JSON.stringify({ [appIdOf(1)]: "http://a/healthz", [appIdOf(2)]: "http://b/healthz" }),
+    );
+    assert.equal((await targets()).size, 2, "a node added to the file appears at the next poll");
+    for (const bad of ["[]", '{"0xabc": 7}', '{"0xabc": "file:///etc/passwd"}', "not json"]) {
+      writeFileSync(file, bad);
+      await assert.rejects(targets(), Error, bad);
+    }
   });
 
   it("keeps the last view when a chain read fails, says why, and recovers", async () => {

@@ -124,6 +124,25 @@ describe("dashboard server", () => {
     await any.close();
   });
 
+  it("`attestmesh dashboard` refuses a paymaster without its EntryPoint, and a bad port, before any connection", async () => {
+    const run = async (args: string[]) => {
+      let err = "";
+      const code = await runCli(["node", "attestmesh", "dashboard", ...args, "--rpc", "http://127.0.0.1:1"], {
+        stdout: { write: () => true },
+        stderr: { write: (t: string) => (err += t) },
+        interactive: false,
+        env: {},
+      });
+      return { code, err };
+    };
+    const lonely = await run(["--paymaster", "0x0000000000000000000000000000000000000001"]);
+    assert.equal(lonely.code, 1);
+    assert.match(lonely.err, /give --entry-point and --paymaster together/);
+    const port = await run(["--port", "70000"]);
+    assert.equal(port.code, 1);
+    assert.match(port.err, /--port/);
+  });
+
   it("`attestmesh dashboard --host 0.0.0.0` fails with the reason before touching any chain", async () => {
     let out = "";
     let err = "";
