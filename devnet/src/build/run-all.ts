@@ -34,6 +34,11 @@ const STEPS: readonly Step[] = [
   },
   { name: "lint and format (biome)", command: ["biome", "ci", "."] },
   { name: "type-check (tsc)", command: ["tsc", "-p", "tsconfig.json"] },
+  {
+    name: "type-check the dashboard page (tsc)",
+    command: ["tsc", "-p", "scripts/src/dashboard/web/tsconfig.json"],
+  },
+  { name: "dashboard bundle is built and current", command: ["node", "scripts/src/dashboard/bundle.ts"] },
   { name: "compile contracts (hardhat build)", command: ["hardhat", "build", "--quiet"] },
   { name: "generated ABI is current", command: ["node", "devnet/src/build/export-abi.ts", "--check"] },
   { name: "gas snapshot is current", command: ["node", "devnet/src/build/gas-snapshot.ts", "--check"] },

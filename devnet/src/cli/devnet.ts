@@ -4,6 +4,7 @@ import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { type Command, Option } from "commander";
 import { devnetClients, evictApp } from "../orchestration/chain.ts";
+import { startDevnetDashboard } from "../orchestration/dashboard.ts";
 import { devnetDown } from "../orchestration/down.ts";
 import { devnetStatus, nodeStatus, renderTable } from "../orchestration/health.ts";
 import { type DevnetTransport, readState, TRANSPORTS } from "../orchestration/state.ts";
@@ -128,6 +129,7 @@ export function registerDevnetCommand(program: Command): void {
       );
       if (options.detach) return;
       process.stderr.write("devnet running; press Ctrl-C to tear it down\n");
+      await startDevnetDashboard(progress(false));
       await watchUntilSignal();
       await devnetDown(progress(false));
     });

@@ -17,6 +17,11 @@ export const SYSTEM_PACKAGES = [
   { command: "ping", pkg: "iputils-ping", usedBy: "reaching nodes across the mesh" },
   { command: "nft", pkg: "nftables", usedBy: "dropping UDP between namespaces (`--block-udp`)" },
   { command: "curl", pkg: "curl", usedBy: "the README's first hour: a sidecar's application API" },
+  {
+    command: "chromium",
+    pkg: "chromium",
+    usedBy: "the dashboard's browser tests (headless; nothing downloads a browser)",
+  },
 ] as const;
 
 const ALL_PACKAGES = SYSTEM_PACKAGES.map((p) => p.pkg);

@@ -116,6 +116,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./commands/check.ts")).registerCheckCommand,
   ),
   listing(
+    "dashboard",
+    "dashboard [options]",
+    "serve a read-only web page of the cluster: mesh, members, CSK epochs, policy, sponsorship",
+    async () => (await import("./commands/dashboard.ts")).registerDashboardCommand,
+  ),
+  listing(
     "ownership",
     "ownership",
     "the cluster owner and two-step ownership transfer",
