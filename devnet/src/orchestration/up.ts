@@ -55,7 +55,7 @@ export interface UpOptions {
 export async function devnetUp(options: UpOptions) {
   const { progress } = options;
   await preflight(progress);
-  await buildContractsIfMissing(progress);
+  await buildContracts(progress);
   if (await readState()) {
     progress("removing the previous devnet");
   }
@@ -141,19 +141,27 @@ export async function devnetUp(options: UpOptions) {
   return devnetStatus(state);
 }
 
-/** A fresh clone has no artifacts yet when `npm run devnet` comes before `npm test` or `npm run build`. */
-async function buildContractsIfMissing(progress: (message: string) => void): Promise<void> {
-  try {
-    await Promise.all([readArtifact("Diamond"), readArtifact("EntryPoint")]);
-  } catch {
-    progress("compiling the contracts (hardhat build; once, on a fresh checkout)");
-    await run(join(REPO_ROOT, "node_modules/.bin/hardhat"), [
-      "--config",
-      join(REPO_ROOT, "hardhat.config.ts"),
-      "build",
-      "--quiet",
-    ]);
-  }
+/**
+ * Compiles the contracts before they are deployed: a fresh clone has no artifacts, and a checkout that
+ * pulled new contracts has stale ones (a devnet deployed from them lacks the new functions). Hardhat's
+ * build is incremental, so this costs about a second when nothing changed.
+ */
+async function buildContracts(progress: (message: string) => void): Promise<void> {
+  const fresh = await Promise.all([readArtifact("Diamond"), readArtifact("EntryPoint")]).then(
+    () => false,
+    () => true,
+  );
+  progress(
+    fresh
+      ? "compiling the contracts (hardhat build; the first time takes a minute)"
+      : "compiling the contracts if they changed (hardhat build)",
+  );
+  await run(join(REPO_ROOT, "node_modules/.bin/hardhat"), [
+    "--config",
+    join(REPO_ROOT, "hardhat.config.ts"),
+    "build",
+    "--quiet",
+  ]);
 }
 
 async function waitRegistered(node: DevnetNode, timeoutMs: number): Promise<void> {
