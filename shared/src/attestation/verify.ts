@@ -49,7 +49,8 @@ export type CheckName =
   | "rtmr-replay"
   | "compose-hash"
   | "mr-config-id"
-  | "report-data";
+  | "report-data"
+  | "code-id";
 
 /** Why evidence was refused; stable names a caller may branch on. */
 export type RefusalReason =
@@ -69,7 +70,9 @@ export type RefusalReason =
   | "AppComposeMissing"
   | "ComposeHashMismatch"
   | "MrConfigIdMismatch"
-  | "ReportDataMismatch";
+  | "ReportDataMismatch"
+  | "ComposeHashNotBound"
+  | "ComposeHashNotExpected";
 
 export interface Check {
   readonly name: CheckName;
@@ -82,7 +85,11 @@ export interface Check {
 /** The evidence a CVM hands out. */
 export interface Evidence {
   readonly quote: Uint8Array;
-  readonly eventLog: readonly EventLogEntry[];
+  /**
+   * The event log. Absent (a bare quote, like the indexer's hello), the event-log checks do not run and
+   * the report says so; the compose hash is then only what the quote itself binds (mr_config_id).
+   */
+  readonly eventLog?: readonly EventLogEntry[];
   /** The exact bytes of app-compose.json (text is encoded as UTF-8). */
   readonly appCompose?: Uint8Array | string;
 }
@@ -97,6 +104,8 @@ export interface VerifyOptions {
   readonly requireTcbUpToDate?: boolean;
   /** The 64 bytes the quote must carry (a nonce or key binding); omitted, report data is not checked. */
   readonly expectedReportData?: Uint8Array;
+  /** The compose hash (hex, with or without 0x) the signed evidence must bind, e.g. a registry's code id. */
+  readonly expectedComposeHash?: string;
 }
 
 /** One verification report. Hex is lowercase without 0x. */
@@ -114,6 +123,11 @@ export interface QuoteReport {
   readonly rtmrs?: readonly string[];
   readonly reportData?: string;
   readonly mrConfigId?: string;
+  /**
+   * The compose hash the signed evidence binds: the compose-hash event of a log that replayed to RTMR3,
+   * mr_config_id's, or a simulated quote's field. Absent when nothing signed binds one.
+   */
+  readonly boundComposeHash?: string;
   /** sha256 of the PCK certificate's PPID (dstack's device id); only from a verified quote. */
   readonly deviceId?: string;
   readonly identity: DstackIdentity;
@@ -215,6 +229,27 @@ function reportDataCheck(actual: Uint8Array, expected: Uint8Array | undefined): 
   return [pass("report-data", "the quote's report data is exactly what was asked for.")];
 }
 
+const NO_LOG =
+  "no event log came with the quote: RTMR0–3 are not replayed, and only mr_config_id can bind a compose hash.";
+
+function codeIdCheck(bound: string | undefined, expected: string | undefined): Check[] {
+  if (expected === undefined) return [];
+  const want = expected.toLowerCase().replace(/^0x/, "");
+  if (bound === undefined) {
+    return [fail("code-id", "ComposeHashNotBound", `nothing signed binds a compose hash; expected ${want}.`)];
+  }
+  if (bound !== want) {
+    return [
+      fail(
+        "code-id",
+        "ComposeHashNotExpected",
+        `the evidence binds compose hash ${bound}, expected ${want}.`,
+      ),
+    ];
+  }
+  return [pass("code-id", `the evidence binds the expected compose hash ${want}.`)];
+}
+
 function finish(report: Omit<QuoteReport, "ok">): QuoteReport {
   return { ok: report.checks.length > 0 && report.checks.every((c) => c.ok), ...report };
 }
@@ -245,11 +280,13 @@ function verifySimulated(evidence: Evidence, options: VerifyOptions, identity: D
       "simulator",
       "SIMULATED evidence: no hardware signature, no collateral, no TCB; accepted only because the cluster allows the dstack simulator.",
     ),
-    eventLogCheck(evidence.eventLog),
   ];
   const appId = bytesToHex(sim.appId);
   const composeHash = bytesToHex(sim.composeHash);
-  if (identity.appId !== appId || identity.composeHash !== composeHash) {
+  if (evidence.eventLog === undefined) {
+    checks.push(pass("event-log", NO_LOG));
+  } else if (identity.appId !== appId || identity.composeHash !== composeHash) {
+    checks.push(eventLogCheck(evidence.eventLog));
     checks.push(
       fail(
         "rtmr-replay",
@@ -258,13 +295,17 @@ function verifySimulated(evidence: Evidence, options: VerifyOptions, identity: D
       ),
     );
   } else {
+    checks.push(eventLogCheck(evidence.eventLog));
     checks.push(
       pass("rtmr-replay", "simulated quote (no RTMRs): its app id and compose hash are the event log's."),
     );
   }
-  checks.push(composeCheck(identity, evidence.appCompose));
+  if (evidence.eventLog !== undefined || evidence.appCompose !== undefined) {
+    checks.push(composeCheck({ ...identity, composeHash }, evidence.appCompose));
+  }
+  checks.push(...codeIdCheck(composeHash, options.expectedComposeHash));
   checks.push(...reportDataCheck(sim.reportData, options.expectedReportData));
-  return finish({ ...base, reportData: bytesToHex(sim.reportData), checks });
+  return finish({ ...base, reportData: bytesToHex(sim.reportData), boundComposeHash: composeHash, checks });
 }
 
 /**
@@ -276,7 +317,7 @@ export function verifyEvidenceWith(
   collateral: { readonly source: string } & ({ readonly value: Collateral } | { readonly error: Check }),
   options: VerifyOptions,
 ): QuoteReport {
-  const identity = dstackIdentity(evidence.eventLog);
+  const identity = dstackIdentity(evidence.eventLog ?? []);
   if (isSimulatedQuote(evidence.quote)) return verifySimulated(evidence, options, identity);
 
   const base = { kind: "tdx" as const, verifiedAt: options.at, identity };
@@ -366,50 +407,72 @@ export function verifyEvidenceWith(
     checks.push(fail("tcb", "QuoteRejected", "no TCB status: the quote did not verify."));
   }
 
-  checks.push(eventLogCheck(evidence.eventLog));
-  const replayed = replayRtmrs(evidence.eventLog).map(bytesToHex);
-  const inLog = [0, 1, 2, 3].filter((i) => i === 3 || evidence.eventLog.some((e) => e.imr === i));
-  const wrong = inLog.filter((i) => replayed[i] !== fields.rtmrs[i]);
-  if (wrong.length > 0) {
-    checks.push(
-      fail(
-        "rtmr-replay",
-        "RtmrMismatch",
-        `the event log does not replay to the quote's ${wrong.map((i) => `RTMR${i}`).join(", ")}.`,
-      ),
-    );
+  const log = evidence.eventLog;
+  let replayOk = false;
+  if (log === undefined) {
+    checks.push(pass("event-log", NO_LOG));
   } else {
-    const notInLog = [0, 1, 2].filter((i) => !inLog.includes(i));
+    checks.push(eventLogCheck(log));
+    const replayed = replayRtmrs(log).map(bytesToHex);
+    const inLog = [0, 1, 2, 3].filter((i) => i === 3 || log.some((e) => e.imr === i));
+    const wrong = inLog.filter((i) => replayed[i] !== fields.rtmrs[i]);
+    if (wrong.length > 0) {
+      checks.push(
+        fail(
+          "rtmr-replay",
+          "RtmrMismatch",
+          `the event log does not replay to the quote's ${wrong.map((i) => `RTMR${i}`).join(", ")}.`,
+        ),
+      );
+    } else {
+      replayOk = true;
+      const notInLog = [0, 1, 2].filter((i) => !inLog.includes(i));
+      checks.push(
+        pass(
+          "rtmr-replay",
+          `the event log replays to the quote's ${inLog.map((i) => `RTMR${i}`).join(", ")}` +
+            (notInLog.length > 0
+              ? ` (no boot events for ${notInLog.map((i) => `RTMR${i}`).join(", ")}).`
+              : "."),
+        ),
+      );
+    }
+  }
+  const configBound = td.mrConfigId[0] === 0x01 ? bytesToHex(td.mrConfigId.slice(1, 33)) : undefined;
+  const logBound = replayOk ? identity.composeHash : undefined;
+  const boundComposeHash = log === undefined ? configBound : (logBound ?? configBound);
+  if (log !== undefined || evidence.appCompose !== undefined) {
     checks.push(
-      pass(
-        "rtmr-replay",
-        `the event log replays to the quote's ${inLog.map((i) => `RTMR${i}`).join(", ")}` +
-          (notInLog.length > 0
-            ? ` (no boot events for ${notInLog.map((i) => `RTMR${i}`).join(", ")}).`
-            : "."),
+      composeCheck(
+        log === undefined ? { ...identity, composeHash: configBound } : identity,
+        evidence.appCompose,
       ),
     );
   }
-  checks.push(composeCheck(identity, evidence.appCompose));
-  if (td.mrConfigId[0] === 0x01) {
-    const bound = bytesToHex(td.mrConfigId.slice(1, 33));
+  if (configBound === undefined) {
+    checks.push(pass("mr-config-id", "mr_config_id does not carry a compose hash; RTMR3 alone binds it."));
+  } else if (log === undefined) {
     checks.push(
-      bound === identity.composeHash
+      pass("mr-config-id", `mr_config_id binds compose hash ${configBound} (dstack's 0x01 || compose hash).`),
+    );
+  } else {
+    checks.push(
+      configBound === identity.composeHash
         ? pass("mr-config-id", "mr_config_id binds the compose hash (dstack's 0x01 || compose hash).")
         : fail(
             "mr-config-id",
             "MrConfigIdMismatch",
-            `mr_config_id binds compose hash ${bound}, the event log says ${identity.composeHash ?? "(none)"}.`,
+            `mr_config_id binds compose hash ${configBound}, the event log says ${identity.composeHash ?? "(none)"}.`,
           ),
     );
-  } else {
-    checks.push(pass("mr-config-id", "mr_config_id does not carry a compose hash; RTMR3 alone binds it."));
   }
+  checks.push(...codeIdCheck(boundComposeHash, options.expectedComposeHash));
   checks.push(...reportDataCheck(td.reportData, options.expectedReportData));
 
   return finish({
     ...base,
     ...fields,
+    ...(boundComposeHash === undefined ? {} : { boundComposeHash }),
     ...(window === undefined ? {} : { collateral: window }),
     ...(verified === undefined
       ? { advisoryIds: [] }

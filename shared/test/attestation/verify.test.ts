@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { runtimeEvent } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { encodeSimulatedQuote } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { sha256 } from "@noble/hashes/sha2";
-import { hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
+import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { loadNearMpcAttestation, loadOtherPlatformCollateral } from "../../../test/fixtures/tdx/fixtures.ts";
 import { type Collateral, fixedCollateral } from "../../src/attestation/collateral.ts";
 import { type EventLogEntry, parseEventLog } from "../../src/attestation/eventLog.ts";
@@ -23,9 +23,10 @@ import {
 import { isAttestmeshError } from "../../src/errors.ts";
 
 const fixture = loadNearMpcAttestation();
+const eventLog = parseEventLog(fixture.tcb_info.event_log);
 const evidence: Evidence = {
   quote: Uint8Array.from(fixture.quote),
-  eventLog: parseEventLog(fixture.tcb_info.event_log),
+  eventLog,
   appCompose: fixture.tcb_info.app_compose,
 };
 const options = (overrides: Partial<VerifyOptions> = {}): VerifyOptions => ({
@@ -87,6 +88,35 @@ describe("real dstack evidence at the fixture's time", () => {
   });
 });
 
+describe("a bare quote (no event log), as the indexer's hello carries", () => {
+  const bare: Evidence = { quote: evidence.quote };
+
+  test("binds the compose hash through mr_config_id and says the log was not replayed", async () => {
+    const report = await verifyEvidence(
+      bare,
+      options({ expectedComposeHash: `0x${fixture.tcb_info.compose_hash}` }),
+    );
+    assert.equal(report.ok, true, JSON.stringify(report.checks, null, 2));
+    assert.equal(report.boundComposeHash, fixture.tcb_info.compose_hash);
+    assert.match(report.checks.find((c) => c.name === "event-log")!.detail, /no event log/);
+    assert.equal(report.checks.find((c) => c.name === "code-id")?.ok, true);
+  });
+
+  test("another code id is refused", async () => {
+    const report = await verifyEvidence(bare, options({ expectedComposeHash: "22".repeat(32) }));
+    refusedWith(report, "ComposeHashNotExpected");
+  });
+
+  test("a full report binds the compose hash of the replayed log", async () => {
+    const report = await verifyEvidence(
+      evidence,
+      options({ expectedComposeHash: fixture.tcb_info.compose_hash }),
+    );
+    assert.equal(report.ok, true);
+    assert.equal(report.boundComposeHash, fixture.tcb_info.compose_hash);
+  });
+});
+
 describe("refusals, each with its reason", () => {
   test("today's clock is outside the collateral window", async () => {
     const report = await verifyEvidence(evidence, options({ at: Math.floor(Date.now() / 1000) }));
@@ -114,7 +144,7 @@ describe("refusals, each with its reason", () => {
   });
 
   test("a flipped runtime-event payload no longer matches its digest", async () => {
-    const log = flip(evidence.eventLog, (e) => e.event === "compose-hash", "payload");
+    const log = flip(eventLog, (e) => e.event === "compose-hash", "payload");
     refusedWith(await verifyEvidence({ ...evidence, eventLog: log }, options()), "EventDigestMismatch");
   });
 
@@ -123,7 +153,7 @@ describe("refusals, each with its reason", () => {
     // document to match: only the replay against the signed RTMR3 catches it.
     const forged = "11".repeat(32);
     const entry = runtimeEvent("compose-hash", hexToBytes(forged));
-    const log: EventLogEntry[] = evidence.eventLog.map((e) =>
+    const log: EventLogEntry[] = eventLog.map((e) =>
       e.event === "compose-hash"
         ? { ...e, digest: hexToBytes(entry.digest), payload: hexToBytes(entry.event_payload) }
         : e,
@@ -134,7 +164,7 @@ describe("refusals, each with its reason", () => {
   });
 
   test("a flipped boot-event digest no longer replays to its RTMR", async () => {
-    const log = flip(evidence.eventLog, (e) => e.imr === 1, "digest");
+    const log = flip(eventLog, (e) => e.imr === 1, "digest");
     const report = await verifyEvidence({ ...evidence, eventLog: log }, options());
     refusedWith(report, "RtmrMismatch");
     assert.match(refusal(report)!.detail, /RTMR1/);
@@ -221,6 +251,20 @@ describe("simulated evidence", () => {
     assert.equal(report.identity.appId, "aa".repeat(20));
   });
 
+  test("binds its compose-hash field to an expected code id, with or without a log", async () => {
+    const sim = simulated(realHash);
+    const { eventLog: _log, appCompose: _doc, ...bare } = sim;
+    const allow = { allowSimulator: true };
+    assert.equal(
+      (await verifyEvidence(bare, options({ ...allow, expectedComposeHash: bytesToHex(realHash) }))).ok,
+      true,
+    );
+    refusedWith(
+      await verifyEvidence(bare, options({ ...allow, expectedComposeHash: "33".repeat(32) })),
+      "ComposeHashNotExpected",
+    );
+  });
+
   test("still checks the compose document and the log against the quote", async () => {
     refusedWith(
       await verifyEvidence(simulated(composeHash), options({ allowSimulator: true })),
@@ -261,3 +305,11 @@ function flip(
     return { ...e, [field]: bytes };
   });
 }
+
+test("the simulator KMS roots include the devnet's own and are checksummed", async () => {
+  const { SIMULATOR_KMS_ROOTS } = await import("../../src/attestation/simulated.ts");
+  const { createKmsRoot } = await import("@attestmesh/devnet/dstack-sim/simulator.ts");
+  const { getAddress } = await import("viem");
+  assert.ok(SIMULATOR_KMS_ROOTS.includes(createKmsRoot().address));
+  for (const root of SIMULATOR_KMS_ROOTS) assert.equal(root, getAddress(root));
+});
