@@ -2,6 +2,7 @@
 // then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
+import { pccsCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -20,6 +21,7 @@ import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
 import { startIntake } from "./intake/intake.ts";
+import { createIndexerQuoteCheck } from "./intake/quote.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMembershipCycle } from "./membership.ts";
@@ -303,6 +305,11 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         confirmations: config.confirmations,
         backoff: backoff(30_000),
         registryRetryMs: Math.max(config.pollIntervalMs, 5_000),
+        indexerQuote: createIndexerQuoteCheck({
+          client: chain.publicClient,
+          cluster: chain.cluster,
+          collateral: pccsCollateral({ url: config.pccsUrl }),
+        }),
         ...random(deps),
       });
       shutdown.add("indexer intake", () => intake.stopped);

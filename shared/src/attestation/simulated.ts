@@ -46,7 +46,9 @@ export function readSimulatedQuote(quote: Uint8Array): SimulatedQuote | undefine
  * simulator evidence; production clusters allow none.
  */
 export const SIMULATOR_KMS_ROOTS: readonly Address[] = [
-  compressedToAddress(secp256k1PublicKey(keccak_256(utf8ToBytes("attestmesh devnet kms root — not a secret")))),
+  compressedToAddress(
+    secp256k1PublicKey(keccak_256(utf8ToBytes("attestmesh devnet kms root — not a secret"))),
+  ),
   "0xA7F6043C29f9cc1d9D6aCF554c53E0c6792AaEAf",
   "0x8f2cF602C9695b23130367ed78d8F557554de7C5",
 ];
