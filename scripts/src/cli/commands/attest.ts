@@ -104,7 +104,7 @@ export function printReport(ctx: ClusterContext, report: VerificationReport): vo
 }
 
 /** Where a member's sidecar serves /attestation: the devnet's node, or the dstack gateway. */
-async function attestationUrl(ctx: ClusterContext, appId: Address, options: AttestOptions): Promise<string> {
+async function attestationUrl(appId: Address, options: AttestOptions): Promise<string> {
   if (options.gateway !== undefined) {
     const port = options.healthPort ?? "9090";
     if (!/^\d+$/.test(port)) throw badArgument(`--health-port must be a port number, got "${port}"`);
@@ -183,7 +183,7 @@ export function registerAttestCommand(program: Command, io: CliIo): void {
           if (id === 0n) throw badArgument(`app ${appId} has no member in this cluster`);
           memberId = id;
         }
-        file = await fetchDocument(await attestationUrl(ctx, appId, options), nonce);
+        file = await fetchDocument(await attestationUrl(appId, options), nonce);
       } else if (/^https?:\/\//.test(target)) {
         file = await fetchDocument(target, nonce);
         memberId = BigInt(file.document!.claims.memberId);
