@@ -145,9 +145,17 @@ describe("attestmesh check <quote file> and attest <file>", async () => {
     assert.deepEqual(failed(withdrawn.json<Report>()), ["compose-policy:ComposeHashNotAllowed"]);
   });
 
-  it("attest <bare quote bundle> points to check", async () => {
+  it("attest <quote bundle>: the real quote, judged like check, claiming no member", async () => {
     const run = await cli(["attest", NEAR_MPC_ATTESTATION_FILE, "--json"]);
-    assert.equal(run.code, 1);
-    assert.match(run.stderr, /attestmesh check/);
+    const report = run.json<Report>();
+    assert.equal(report.onChain, null);
+    assert.equal(report.binding, null);
+    assert.equal(report.runs.tcbStatus, "UpToDate");
+    assert.ok(report.checks.some((c) => c.name === "rtmr-replay" && c.ok));
+    assert.ok(report.checks.some((c) => c.name === "compose-hash" && c.ok));
+    // The device was revoked by the first test: revocation decides.
+    assert.equal(run.code, 2);
+    assert.equal(failed(report)[0], "revocation:DeviceRevoked");
+    assert.match(run.stderr, /bare quote/);
   });
 });

@@ -170,7 +170,7 @@ export function registerAttestCommand(program: Command, io: CliIo): void {
       const ctx = await clusterContext(io, options);
       const nonce = new Uint8Array(randomBytes(32));
       let file: AttestationFile;
-      let memberId: bigint;
+      let memberId: bigint | undefined;
       let memberNonce = nonce;
       if (/^\d+$/.test(target) || /^0x[0-9a-fA-F]{40}$/.test(target)) {
         let appId: Address;
@@ -190,16 +190,16 @@ export function registerAttestCommand(program: Command, io: CliIo): void {
       } else {
         file = await readAttestationFile(target);
         if (file.document === undefined) {
-          throw badArgument(
-            `${target} is a bare quote, not a member's attestation: use \`attestmesh check ${target}\``,
+          // A quote bundle claims no member: it is judged as `check <file>` judges it.
+          io.stderr.write(`${target}: a bare quote claiming no member; judged against the policy alone\n`);
+        } else {
+          // A saved document is judged against the nonce it was made for; it proves nothing about now.
+          memberId = BigInt(file.document.claims.memberId);
+          memberNonce = Buffer.from(file.document.nonce.slice(2), "hex");
+          io.stderr.write(
+            `${target}: a saved attestation, made for nonce ${file.document.nonce}; freshness is not proven\n`,
           );
         }
-        // A saved document is judged against the nonce it was made for; it proves nothing about now.
-        memberId = BigInt(file.document.claims.memberId);
-        memberNonce = Buffer.from(file.document.nonce.slice(2), "hex");
-        io.stderr.write(
-          `${target}: a saved attestation, made for nonce ${file.document.nonce}; freshness is not proven\n`,
-        );
       }
       if (options.save !== undefined && file.document !== undefined) {
         await writeFile(options.save, `${JSON.stringify(file.document, null, 2)}\n`);
@@ -207,7 +207,7 @@ export function registerAttestCommand(program: Command, io: CliIo): void {
       const report = await verificationReport(ctx, file.evidence, {
         collateral: collateralSource(io, options, file),
         at: verificationTime(options, file),
-        member: { memberId, nonce: memberNonce },
+        ...(memberId === undefined ? {} : { member: { memberId, nonce: memberNonce } }),
       });
       printReport(ctx, report);
     });
