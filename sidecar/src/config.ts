@@ -1,6 +1,8 @@
 // The sidecar's configuration: environment variables only, each parsed once at start. A bad value
 // stops the sidecar with one error that names every offending variable, what is wrong with its
 // value and how to fix it. `CONFIG_DOCS` is the same table, for the README.
+
+import { DEFAULT_PCCS_URL } from "@attestmesh/shared/attestation/collateral.ts";
 import {
   absolutePath,
   address,
@@ -76,6 +78,8 @@ export interface SidecarConfig {
   /** Percent of indexer pushes whose repro stub is run against our own RPC. */
   readonly indexerReproPercent: number;
   readonly indexerLagMs: number;
+  /** PCCS that serves Intel's collateral for verifying TDX quotes. */
+  readonly pccsUrl: string;
   /** Directory for the message cursor; undefined keeps it in memory only. */
   readonly stateDir: string | undefined;
   /** Unix socket of the application API; undefined turns the API off. */
@@ -331,6 +335,13 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     description:
       "A log polling saw but no verified push named within this long flags the indexer as lagging.",
     parse: integer(100, 3_600_000, " ms"),
+  },
+  pccsUrl: {
+    name: "ATTESTMESH_PCCS_URL",
+    default: DEFAULT_PCCS_URL,
+    description:
+      "PCCS serving Intel's collateral (TCB info, QE identity, CRLs) for verifying TDX quotes (the indexer's, peers'); cached per platform until its nextUpdate.",
+    parse: httpUrl,
   },
   stateDir: {
     name: "ATTESTMESH_STATE_DIR",

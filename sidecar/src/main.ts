@@ -2,11 +2,15 @@
 // then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
+import { pccsCollateral } from "@attestmesh/shared/attestation/collateral.ts";
+import type { MemberClaims } from "@attestmesh/shared/attestation/document.ts";
+import { createDstackEvidenceSource, type EvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type AppApi, startAppApi } from "./api/app.ts";
 import type { PeerLiveness } from "./api/providers.ts";
+import { createAttestationHandler } from "./attestation.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
@@ -20,6 +24,7 @@ import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
 import { startIntake } from "./intake/intake.ts";
+import { createIndexerQuoteCheck } from "./intake/quote.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMembershipCycle } from "./membership.ts";
@@ -40,10 +45,15 @@ import { createMemoryBackend } from "./wireguard/memory.ts";
 import { createWgBackend } from "./wireguard/wg.ts";
 
 /** Everything `startSidecar` would otherwise build from the config; tests pass fakes or shared instances. */
+/** GET /attestation answers at most this many requests a minute (each one is a fresh quote). */
+const ATTESTATIONS_PER_MINUTE = 10;
+
 export interface SidecarDeps {
   readonly logger?: Logger;
   /** dstack GetKey/Info; default the dstack SDK client on `config.dstackEndpoint`. */
   readonly keySource?: KeySource;
+  /** Quotes for GET /attestation; default the guest agent on the pinned guest API. */
+  readonly evidenceSource?: EvidenceSource;
   /** Default from `config.wgMode`: the in-memory backend for "memory", else wg(8). */
   readonly backend?: WireGuardBackend;
   /** JSON-RPC transport; default `http(config.rpcUrl)`. Every call through it is counted in metrics. */
@@ -110,6 +120,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
 
+  /** Who this member is on chain, for GET /attestation; set once keys and a member id exist. */
+  let attestationClaims: () => MemberClaims | undefined = () => undefined;
   let health: HealthServer;
   try {
     health = await startHealthServer({
@@ -118,6 +130,13 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       status: status.get,
       registry: metrics.registry,
       logger,
+      attestation: createAttestationHandler({
+        source: deps.evidenceSource ?? createDstackEvidenceSource(config.dstackEndpoint),
+        claims: () => attestationClaims(),
+        limit: ATTESTATIONS_PER_MINUTE,
+        windowMs: 60_000,
+        logger,
+      }),
     });
   } catch (cause) {
     throw fatalError(
@@ -210,6 +229,18 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     );
 
     const cycle = createMembershipCycle({ status, logger, signal });
+    attestationClaims = () => {
+      const memberId = cycle.memberId();
+      if (memberId === undefined) return undefined;
+      return {
+        chainId: chain.chainId,
+        cluster: chain.cluster,
+        memberId: memberId.toString(),
+        memberKey: keys.member.address,
+        wireguardKey: keys.wireguard.publicKey,
+        identityKey: keys.identity.publicKey,
+      };
+    };
     const follower = createMembershipFollower({
       client: chain.publicClient,
       cluster: chain.cluster,
@@ -303,6 +334,11 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         confirmations: config.confirmations,
         backoff: backoff(30_000),
         registryRetryMs: Math.max(config.pollIntervalMs, 5_000),
+        indexerQuote: createIndexerQuoteCheck({
+          client: chain.publicClient,
+          cluster: chain.cluster,
+          collateral: pccsCollateral({ url: config.pccsUrl }),
+        }),
         ...random(deps),
       });
       shutdown.add("indexer intake", () => intake.stopped);

@@ -68,6 +68,7 @@ describe("parseConfig", () => {
         indexerPush: true,
         indexerReproPercent: 10,
         indexerLagMs: 30000,
+        pccsUrl: "https://pccs.phala.network",
         stateDir: undefined,
         apiSocket: undefined,
         apiSocketGroup: undefined,
@@ -244,6 +245,7 @@ describe("parseConfig", () => {
     ["ATTESTMESH_INDEXER", "yes", /neither on nor off/],
     ["ATTESTMESH_INDEXER_REPRO_PERCENT", "101", /outside 0\.\.100/],
     ["ATTESTMESH_INDEXER_LAG_MS", "5", /outside 100\.\./],
+    ["ATTESTMESH_PCCS_URL", "pccs.example", /not a URL/],
     ["ATTESTMESH_STATE_DIR", "state", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
@@ -323,7 +325,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 39);
+    assert.equal(names.length, 40);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -1,11 +1,12 @@
 // One devnet node: a network namespace on the hub bridge, a member app from the cluster factory, a
 // dstack simulator socket with that app id, and a sidecar whose WireGuard lives in the namespace.
 import { join } from "node:path";
+import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
-import { startDstackSim } from "./dstackSim.ts";
+import { devnetAppCompose, startDstackSim } from "./dstackSim.ts";
 import { blockUdp, createNodeNamespace } from "./netns.ts";
 import { REPO_ROOT, spawnDetached } from "./processes.ts";
 import { sponsoredNodeEnv } from "./sponsorship.ts";
@@ -24,9 +25,16 @@ import {
   WG_LISTEN_PORT,
 } from "./state.ts";
 
-/** The compose hash every devnet simulator reports (the simulator's placeholder compose). */
-export function devnetComposeHash() {
-  const cvm = createSimulatedCvm({ kmsRoot: createKmsRoot(), appId: new Uint8Array(20) });
+/**
+ * The compose hash every devnet node's simulator reports: sha256 of the exact app-compose document it
+ * serves (the one pinning `guestApi`), as dstack measures it, so a node's attestation verifies.
+ */
+export function devnetComposeHash(guestApi: GuestApi = "v0") {
+  const cvm = createSimulatedCvm({
+    kmsRoot: createKmsRoot(),
+    appId: new Uint8Array(20),
+    appCompose: devnetAppCompose(guestApi),
+  });
   return bytesToHex(cvm.info().composeHash);
 }
 

@@ -78,7 +78,7 @@ export async function devnetUp(options: UpOptions) {
   progress(`dstack simulators serve guest API v0 and v1; the compose pins ${options.guestApi ?? "v0"}`);
   progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
   const kmsRoot = createKmsRoot().address;
-  const composeHash = devnetComposeHash();
+  const composeHash = devnetComposeHash(options.guestApi ?? "v0");
   const deployed = await deployDevnetCluster(clients, { kmsRoot, meshCidr: MESH_CIDR, composeHash });
   let state: DevnetState = {
     rpcUrl,

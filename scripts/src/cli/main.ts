@@ -111,9 +111,15 @@ export const COMMANDS: readonly CommandEntry[] = [
   ),
   listing(
     "check",
-    "check [options] <appId>",
-    "may this app boot and join? prints why not; exit code 0 yes, 2 no",
+    "check [options] <appIdOrFile>",
+    "may this app boot and join, or is this quote file's CVM allowed? prints why not; exit code 0 yes, 2 no",
     async () => (await import("./commands/check.ts")).registerCheckCommand,
+  ),
+  listing(
+    "attest",
+    "attest [options] <target>",
+    "verify a member's live attestation (member id, app id, URL or saved file) and print one verification report; exit code 0 only when every check passes",
+    async () => (await import("./commands/attest.ts")).registerAttestCommand,
   ),
   listing(
     "dashboard",

@@ -5,12 +5,13 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { DstackClient } from "@phala/dstack-sdk";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
+import { decodeTdxAttestation } from "../dstack/attestation.ts";
 import { type GuestApiVersion, keyClaimDigestV1 } from "../dstack/guestV1.ts";
 import { derivedKeyDigest, derivedPublicKey, type KeyAlgorithm } from "../dstack/keychain.ts";
 import { SECP256K1_HALF_N, SECP256K1_N, verifyDstackKeyChain } from "../dstack/verify.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { KeySpec } from "../keys/purposes.ts";
-import { createDstackV1Agent } from "./dstackV1.ts";
+import { createDstackV1Agent, createDstackV1Client } from "./dstackV1.ts";
 import { fatalError, retryableError } from "./errors.ts";
 import { type GuestApi, readPinnedSettings, refusePinnedInEnvironment } from "./pinned.ts";
 
@@ -46,6 +47,91 @@ const hex0x = (text: string): Hex => (text.startsWith("0x") ? text : `0x${text}`
  * 0.6 included), then every call goes to the v0 agent (SDK) or the v1 client. Never switched by
  * itself, and never by the environment: a pin variable in `env` is refused.
  */
+/** A quote with what a verifier needs beside it: the event log and the exact app-compose document. */
+export interface CvmEvidence {
+  /** 0x-hex. */
+  readonly quote: Hex;
+  /** dstack's JSON event log (v0 `GetQuote`'s `event_log`, or v1's decoded into the same fields). */
+  readonly eventLog: readonly {
+    readonly imr: number;
+    readonly event_type: number;
+    readonly digest: string;
+    readonly event: string;
+    readonly event_payload: string;
+  }[];
+  readonly appCompose: string;
+  /** The guest API that made the quote, per the pinned compose. */
+  readonly guestApi: GuestApi;
+}
+
+/** The guest agent's attestation: a fresh quote over `reportData` and its evidence. */
+export interface EvidenceSource {
+  evidence(reportData: Uint8Array): Promise<CvmEvidence>;
+}
+
+/**
+ * Evidence from the guest API the attested compose pins: v0 `GetQuote` (its event log) and Info's
+ * app-compose, or v1 `Attest` (quote and event log decoded from the versioned attestation) and v1 Info.
+ */
+export function createDstackEvidenceSource(
+  endpoint: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): EvidenceSource {
+  refusePinnedInEnvironment(env);
+  const v0 = createDstackV0Agent(endpoint);
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  return {
+    async evidence(reportData) {
+      const appCompose = await v0.appCompose();
+      const { guestApi } = readPinnedSettings(appCompose);
+      if (guestApi === "v1") {
+        const client = createDstackV1Client(endpoint);
+        const encoded = await client.attest(reportData);
+        let attestation: ReturnType<typeof decodeTdxAttestation>;
+        try {
+          attestation = decodeTdxAttestation(encoded);
+        } catch (cause) {
+          if (!(cause instanceof AttestmeshError)) throw cause;
+          throw fatalError("InvalidAttestation", `dstack /v1/Attest: ${cause.message}`, { cause });
+        }
+        return {
+          quote: `0x${hex(attestation.quote)}` as Hex,
+          eventLog: attestation.eventLog.map((e) => ({
+            imr: e.imr,
+            event_type: e.event_type,
+            digest: hex(e.digest),
+            event: e.event,
+            event_payload: hex(e.event_payload),
+          })),
+          appCompose: (await client.info()).appCompose,
+          guestApi,
+        };
+      }
+      let response: { quote: string; event_log: string };
+      try {
+        response = await new DstackClient(endpoint).getQuote(reportData);
+      } catch (cause) {
+        throw retryableError(
+          "DstackUnavailable",
+          `dstack GetQuote failed (${endpoint ?? "default socket"}).`,
+          {
+            cause,
+          },
+        );
+      }
+      let eventLog: CvmEvidence["eventLog"];
+      try {
+        eventLog = JSON.parse(response.event_log) as CvmEvidence["eventLog"];
+      } catch (cause) {
+        throw fatalError("InvalidAttestation", "dstack GetQuote returned an event log that is not JSON.", {
+          cause,
+        });
+      }
+      return { quote: hex0x(response.quote), eventLog, appCompose, guestApi };
+    },
+  };
+}
+
 export function createDstackAgent(
   endpoint: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,

@@ -15,6 +15,7 @@ import type { Logger } from "../log.ts";
 import { sleep } from "../sleep.ts";
 import { createLagDetector } from "./lag.ts";
 import { createSubscriptionProtocol } from "./protocol.ts";
+import type { IndexerQuoteCheck } from "./quote.ts";
 import { type IndexerRecord, readIndexerRecord } from "./registry.ts";
 import { runRepro } from "./repro.ts";
 import type { Position } from "./verifier.ts";
@@ -46,6 +47,8 @@ export interface IntakeOptions {
   readonly backoff: BackoffOptions;
   /** How long to wait before reading the registry again when no indexer is set. */
   readonly registryRetryMs: number;
+  /** Verifies the indexer's quote on the hello of every session (quote.ts). */
+  readonly indexerQuote: IndexerQuoteCheck;
   readonly random?: () => number;
 }
 
@@ -177,6 +180,28 @@ export function startIntake(options: IntakeOptions): Intake {
         }
         const envelope = step.envelope;
         if (envelope.kind === "hello") {
+          const verdict = await options.indexerQuote(envelope.quote, record).then(
+            (report) => report,
+            (err: unknown) => {
+              log.warn({ err }, "could not verify the indexer's quote (policy read failed); reconnecting");
+              return undefined;
+            },
+          );
+          if (done) return;
+          if (verdict === undefined) return void ws.terminate();
+          const failed = verdict.checks.find((c) => !c.ok);
+          if (failed?.reason === "CollateralUnavailable") {
+            // Not the indexer's doing: no collateral means no verdict, so no subscription until there is.
+            log.warn({ detail: failed.detail }, "no collateral to verify the indexer's quote; reconnecting");
+            return void ws.terminate();
+          }
+          if (!verdict.ok || failed !== undefined) {
+            return reject(failed?.reason ?? "QuoteRejected", {
+              check: failed?.name,
+              detail: failed?.detail,
+              quoteKind: verdict.kind,
+            });
+          }
           positions.set(record.signingKey, protocol.accept(envelope));
           verified = true;
           await lag.reset().catch((err: unknown) => log.debug({ err }, "lag detector could not start"));
@@ -201,7 +226,14 @@ export function startIntake(options: IntakeOptions): Intake {
           lagTimer.unref();
           setStatus({ indexerSubscribed: true });
           log.info(
-            { epoch: envelope.epoch, after: envelope.seq, gap: envelope.gap },
+            {
+              epoch: envelope.epoch,
+              after: envelope.seq,
+              gap: envelope.gap,
+              quote: verdict.kind === "simulated" ? "SIMULATED (the cluster allows the simulator)" : "tdx",
+              tcbStatus: verdict.tcbStatus,
+              composeHash: verdict.boundComposeHash,
+            },
             "indexer subscription verified",
           );
           if (envelope.gap) void options.wake("indexer cursor gap");

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import {
   type Envelope,
   type LogEnvelope,
@@ -19,6 +20,7 @@ import { ed25519 } from "@noble/curves/ed25519";
 import { Registry } from "prom-client";
 import { type Hex, hexToBytes, type Log } from "viem";
 import { type WebSocket, WebSocketServer } from "ws";
+import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
 import {
   admit,
   type ClusterFixture,
@@ -28,6 +30,7 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
+import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
 import { captureLogger, waitFor } from "../helpers.ts";
 
 interface IndexerKey {
@@ -90,7 +93,12 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
 
   function indexerKey(): IndexerKey {
     const appId = randomAppId();
-    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+    // Each indexer runs its own code: its compose hash is the code id the registry records.
+    const cvm = createSimulatedCvm({
+      kmsRoot: fx.kmsRoot,
+      appId: hexToBytes(appId),
+      composeHash: randomBytes(32),
+    });
     const { key } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
     return { cvm, secret: key, publicKey: toHex(ed25519.getPublicKey(key)) as Hex, appId };
   }
@@ -98,7 +106,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   async function register(key: IndexerKey, at = endpoint): Promise<void> {
     const { signatureChain } = key.cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
     // The indexer's app id and code id carry the indexer role (IPolicy.AppRole.Indexer = 1).
-    const codeId = toHex(randomBytes(32)) as Hex;
+    const codeId = toHex(key.cvm.info().composeHash) as Hex;
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.addAppIdFor([key.appId, 1]),
     });
@@ -272,6 +280,11 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       confirmations: 0,
       backoff: { initialMs: 20, maxMs: 100 },
       registryRetryMs: 100,
+      indexerQuote: createIndexerQuoteCheck({
+        client: fx.publicClient,
+        cluster: fx.deployed.diamond,
+        collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
+      }),
     });
   });
 
@@ -385,6 +398,28 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     assert.equal(wakes.length, before.wakes + 1);
   });
 
+  test("a hello whose quote comes from other code than the registry's code id is rejected", async () => {
+    // The same app (so the same signing key, bound in the report data), running another compose.
+    const otherCode = createSimulatedCvm({
+      kmsRoot: fx.kmsRoot,
+      appId: hexToBytes(keyB.appId),
+      composeHash: randomBytes(32),
+    });
+    await pushRejected("the other code's hello rejected", "ComposeHashNotExpected", (c) => {
+      c.send(hello(keyB, c.challenge, { quoteKey: { ...keyB, cvm: otherCode } }));
+      c.send(logEnvelope(keyB, realLog));
+    });
+    assert.ok(log.lines().some((l) => l.reason === "ComposeHashNotExpected" && l.check === "code-id"));
+  });
+
+  test("a verified hello says its quote is simulated", () => {
+    assert.ok(
+      log
+        .lines()
+        .some((l) => l.msg === "indexer subscription verified" && String(l.quote).startsWith("SIMULATED")),
+    );
+  });
+
   test("a log of another contract is rejected", async () => {
     const other = { ...realLog, address: randomAppId() };
     await pushRejected("the other contract's log rejected", "NotTheClustersLog", (c) => {
@@ -403,5 +438,21 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     const before = conns.length;
     await register(keyB);
     await waitFor("reconnected to the fixed endpoint", () => conns.length > before);
+  });
+
+  test("a simulated quote is refused once the owner no longer allows the simulator's KMS root", async () => {
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.removeKmsRoot([fx.kmsRoot.address]),
+    });
+    try {
+      await pushRejected("the simulated hello rejected", "SimulatorNotAllowed", (c) => {
+        c.send(hello(keyB, c.challenge));
+        c.send(logEnvelope(keyB, realLog));
+      });
+    } finally {
+      await fx.publicClient.waitForTransactionReceipt({
+        hash: await fx.owner.write.addKmsRoot([fx.kmsRoot.address]),
+      });
+    }
   });
 });
