@@ -122,6 +122,7 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
         appId: outsiderNode.appId,
         wireguardKey: outsiderNode.wireguardKey,
         identityKey: outsiderNode.identityKey,
+        ...outsiderNode.claims,
         nonce,
       },
     });
@@ -130,6 +131,7 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
         outsiderNode.proof,
         outsiderNode.wireguardKey,
         outsiderNode.identityKey,
+        outsiderNode.claims,
         signature,
       ]),
     );

@@ -10,6 +10,7 @@ import { generatePrivateKey } from "viem/accounts";
 import {
   type ClusterFixture,
   randomAppId,
+  SIMULATED_CLAIMS,
   setupCluster,
   signRegistration,
   simulatedNode,
@@ -55,6 +56,7 @@ describe("registration", () => {
       reader: createClusterReader(chain.publicClient, chain.cluster),
       writer: writerFor(overrides.chain ?? chain),
       keys,
+      claims: SIMULATED_CLAIMS,
       confirmations: 0,
       logger: captureLogger().logger,
       signal: new AbortController().signal,
@@ -160,7 +162,13 @@ describe("registration", () => {
     await fx.owner.write.addAppId([appId]);
     const nonce = await fx.owner.read.registrationNonce([appId]);
     const signature = await signRegistration(fx, other, { nonce });
-    await fx.relayer.write.register([other.proof, other.wireguardKey, other.identityKey, signature]);
+    await fx.relayer.write.register([
+      other.proof,
+      other.wireguardKey,
+      other.identityKey,
+      other.claims,
+      signature,
+    ]);
     const keys = await nodeKeys(fx, appId);
     tally.reset();
     await assert.rejects(ensureRegistered(options(keys)), { code: "AppIdHasMember", retryable: false });
@@ -231,6 +239,7 @@ describe("registration on a cluster that does not accept the KMS root", () => {
       reader: createClusterReader(chain.publicClient, chain.cluster),
       writer: createDirectWriter({ chain, wallet: chain.wallet!, logger: captureLogger().logger }),
       keys,
+      claims: SIMULATED_CLAIMS,
       confirmations: 0,
       logger: captureLogger().logger,
       signal: new AbortController().signal,

@@ -2,9 +2,11 @@
 pragma solidity ^0.8.28;
 
 import {IDstackAttestor} from "../interfaces/IDstackAttestor.sol";
+import {IMemberStanding} from "../interfaces/IMemberStanding.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {DstackKeyChain} from "../libraries/DstackKeyChain.sol";
 import {KeyPurposes} from "../libraries/KeyPurposes.sol";
+import {LibMemberClaims} from "../libraries/LibMemberClaims.sol";
 import {LibMembership} from "../libraries/LibMembership.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
 import {LibPolicy} from "../libraries/LibPolicy.sol";
@@ -21,6 +23,7 @@ contract MembershipFacet is IMembership {
         DstackProof calldata proof,
         bytes32 wireguardKey,
         bytes32 identityKey,
+        RuntimeClaims calldata claims,
         bytes calldata signature
     ) external returns (uint64 memberId) {
         if (proof.memberPubkey.length != 33) {
@@ -40,21 +43,31 @@ contract MembershipFacet is IMembership {
                 if (
                     LibMembership.memberKeyOf(current) == memberKey && current.wireguardKey == wireguardKey
                         && current.identityKey == identityKey
-                ) return memberId;
+                ) {
+                    // A stale member is not told it is fine: it must not stay by re-registering.
+                    Standing standing = LibMemberClaims.standing(memberId, current);
+                    if (standing > Standing.Unrecorded) revert MemberNotStanding(memberId, standing);
+                    return memberId;
+                }
                 revert AppIdHasMember(proof.appId, memberId);
             }
         }
         if (wireguardKey == bytes32(0) || identityKey == bytes32(0)) revert ZeroKey();
+        LibMemberClaims.enforceJoinable(claims);
 
         uint64 nonce = app.nonce;
         address signer = Secp256k1.recover(
-            MemberTypedData.registerDigest(proof.appId, wireguardKey, identityKey, nonce), signature
+            MemberTypedData.registerDigest(
+                proof.appId, wireguardKey, identityKey, claims.composeHash, claims.deviceId, nonce
+            ),
+            signature
         );
         if (signer != memberKey) revert RegistrationSignatureMismatch(memberKey, signer);
         app.nonce = nonce + 1;
 
         memberId = _admit(proof.appId, memberKey, wireguardKey, identityKey, kmsRoot);
         app.memberId = memberId;
+        LibMemberClaims.record(memberId, MembershipStorage.load().members[memberId], claims, kmsRoot);
     }
 
     /// @dev The member key's chain under the guest API it names (v0 first: the common path stays cheap).
@@ -160,6 +173,39 @@ contract MembershipFacet is IMembership {
     /// @inheritdoc IMembership
     function memberDomainSeparator() external view returns (bytes32) {
         return MemberTypedData.domainSeparator();
+    }
+
+    // ------------------------------------------------------------------ claims and standing
+
+    /// @inheritdoc IMemberStanding
+    function memberClaims(uint64 memberId) external view returns (MemberClaimsView memory) {
+        return LibMemberClaims.view_(memberId, MembershipStorage.load().members[memberId]);
+    }
+
+    /// @inheritdoc IMemberStanding
+    function memberStanding(uint64 memberId) external view returns (Standing) {
+        return LibMemberClaims.standing(memberId, MembershipStorage.load().members[memberId]);
+    }
+
+    /// @inheritdoc IMemberStanding
+    function evictStale(uint64 startId, uint256 limit) external returns (uint256 evicted, uint64 nextId) {
+        LibOwnership.enforceIsOwner();
+        MembershipStorage.Layout storage l = MembershipStorage.load();
+        uint64 last = l.mesh.lastMemberId;
+        if (startId == 0) startId = 1;
+        if (startId > last || limit == 0) return (0, 0);
+        uint256 count = uint256(last - startId) + 1;
+        if (count > limit) count = limit;
+        for (uint256 i = 0; i < count; ++i) {
+            uint64 id = startId + uint64(i);
+            MembershipStorage.Member storage m = l.members[id];
+            if (LibMemberClaims.standing(id, m) > Standing.Unrecorded) {
+                LibMembership.end(id, m, true, LibMemberClaims.EVICTED_STALE);
+                ++evicted;
+            }
+        }
+        uint64 after_ = startId + uint64(count);
+        nextId = after_ > last ? 0 : after_;
     }
 
     function _admit(address appId, address memberKey, bytes32 wireguardKey, bytes32 identityKey, address kmsRoot)

@@ -14,6 +14,8 @@ library MembershipStorage {
         uint32 meshIp;
         IMembership.MemberStatus status;
         uint40 registeredAt;
+        // Fills slot 0's last two bytes: the member's (compose hash, KMS root) in MemberClaimsStorage.
+        uint16 buildRef;
         // slot 1, written when the membership ends
         address memberKey;
         uint40 endedAt;

@@ -614,7 +614,14 @@ describe("PolicyFacet", async () => {
       const signature = await signRegistration(fx, node, { nonce });
       await expectRefusal(
         fx,
-        () => fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, signature]),
+        () =>
+          fx.relayer.write.register([
+            node.proof,
+            node.wireguardKey,
+            node.identityKey,
+            node.claims,
+            signature,
+          ]),
         "AppIdRevoked",
         [node.appId, timestamp],
         { appIds: [node.appId] },

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/// @title Storage of what each member stated about itself at registration
+/// @notice A member states its compose hash and device id (from its guest agent's `Info`, signed by
+/// its member key); the cluster adds the KMS root the attestor recovered from its key chain. The
+/// compose hash and the KMS root are shared by every member of one release, so they are kept once per
+/// (compose hash, KMS root) pair and a member holds a 16-bit reference beside its status; the device id
+/// is per machine and takes one slot per member. That keeps registration within its gas budget.
+library MemberClaimsStorage {
+    /// @notice A (compose hash, admitting KMS root) pair some member registered with.
+    struct Build {
+        bytes32 composeHash;
+        address kmsRoot;
+    }
+
+    /// @custom:storage-location erc7201:attestmesh.storage.MemberClaims
+    struct Layout {
+        mapping(uint64 memberId => bytes32 deviceId) deviceIds;
+        mapping(bytes32 buildKey => uint16 ref) buildRefs;
+        // Reference r (from 1) is builds[r - 1]; 0 means "registered before claims were recorded".
+        Build[] builds;
+    }
+
+    /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.MemberClaims")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 internal constant STORAGE_SLOT = 0x05b3244f0a5f4065e299f5647ed2a1e0349fdbde28e5c6511f7afed8d5ee1500;
+
+    function load() internal pure returns (Layout storage l) {
+        bytes32 slot = STORAGE_SLOT;
+        assembly {
+            l.slot := slot
+        }
+    }
+}
