@@ -158,8 +158,21 @@ export async function signRegistration(
   });
 }
 
-/** Allow the node's app id and register it through the relayer; returns the member id. */
+/**
+ * Allow the node's app id and register it through the relayer; returns the member id. On a cluster
+ * whose policy does not admit the node's claims yet (`openPolicy: false`), its compose hash and device
+ * are allowed first.
+ */
 export async function admit(fx: ClusterFixture, node: SimulatedNode): Promise<bigint> {
+  if (!(await fx.owner.read.isComposeHashAllowed([node.claims.composeHash]))) {
+    await fx.owner.write.addComposeHash([node.claims.composeHash]);
+  }
+  if (
+    !(await fx.owner.read.allowAnyDevice()) &&
+    !(await fx.owner.read.isDeviceAllowed([node.claims.deviceId]))
+  ) {
+    await fx.owner.write.addDevice([node.claims.deviceId]);
+  }
   await fx.owner.write.addAppId([node.appId]);
   const nonce = await fx.owner.read.registrationNonce([node.appId]);
   const signature = await signRegistration(fx, node, { nonce });

@@ -188,6 +188,27 @@ contract MembershipFacet is IMembership {
     }
 
     /// @inheritdoc IMemberStanding
+    function memberStandings(uint64 startId, uint256 limit)
+        external
+        view
+        returns (Standing[] memory page, uint64 nextId)
+    {
+        MembershipStorage.Layout storage l = MembershipStorage.load();
+        uint64 last = l.mesh.lastMemberId;
+        if (startId == 0) startId = 1;
+        if (startId > last || limit == 0) return (new Standing[](0), 0);
+        uint256 count = uint256(last - startId) + 1;
+        if (count > limit) count = limit;
+        page = new Standing[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            uint64 id = startId + uint64(i);
+            page[i] = LibMemberClaims.standing(id, l.members[id]);
+        }
+        uint64 after_ = startId + uint64(count);
+        nextId = after_ > last ? 0 : after_;
+    }
+
+    /// @inheritdoc IMemberStanding
     function evictStale(uint64 startId, uint256 limit) external returns (uint256 evicted, uint64 nextId) {
         LibOwnership.enforceIsOwner();
         MembershipStorage.Layout storage l = MembershipStorage.load();

@@ -61,6 +61,15 @@ interface IMemberStanding {
     /// @notice Whether a member would be admitted again now (see `Standing`).
     function memberStanding(uint64 memberId) external view returns (Standing);
 
+    /// @notice The standing of members with ids from `startId`, at most `limit` of them, in the pages
+    /// `IMembership.members` returns (a sidecar reads both at one block).
+    /// @return page The standings, in id order.
+    /// @return nextId The id to continue from; 0 when there are no more, or when `limit` is 0.
+    function memberStandings(uint64 startId, uint256 limit)
+        external
+        view
+        returns (Standing[] memory page, uint64 nextId);
+
     /// @notice Evict every active non-standing member with an id in `[startId, startId + limit)`,
     /// reason 254 (`LibMemberClaims.EVICTED_STALE`). Owner only. Members registered before claims were recorded are left.
     /// @return evicted How many members this call evicted.

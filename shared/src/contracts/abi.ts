@@ -2310,6 +2310,35 @@ export const clusterAbi = [
         "type": "uint256"
       }
     ],
+    "name": "memberStandings",
+    "outputs": [
+      {
+        "internalType": "enum IMemberStanding.Standing[]",
+        "name": "page",
+        "type": "uint8[]"
+      },
+      {
+        "internalType": "uint64",
+        "name": "nextId",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "startId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "limit",
+        "type": "uint256"
+      }
+    ],
     "name": "members",
     "outputs": [
       {
