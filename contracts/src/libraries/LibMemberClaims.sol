@@ -24,9 +24,16 @@ library LibMemberClaims {
     function enforceJoinable(IMemberStanding.RuntimeClaims calldata claims) internal view {
         PolicyStorage.Layout storage p = PolicyStorage.load();
         bytes32 deviceId = claims.deviceId;
-        uint64 revokedAt = p.deviceRevokedAt[deviceId];
-        if (revokedAt != 0) revert IPolicy.DeviceIdRevoked(deviceId, revokedAt);
-        if (deviceId == bytes32(0) || (!p.allowAnyDevice && !p.deviceIds.contains(deviceId))) {
+        if (deviceId == bytes32(0)) revert IMemberStanding.DeviceNotAllowed(deviceId);
+        // Revoking a device takes it off the allowlist and `addDevice` refuses it afterwards, so a listed
+        // device is never revoked: the revocation is read only where the list does not decide (any
+        // device allowed), or to name it in the refusal. Two cold reads on either path.
+        if (p.allowAnyDevice) {
+            uint64 revokedAt = p.deviceRevokedAt[deviceId];
+            if (revokedAt != 0) revert IPolicy.DeviceIdRevoked(deviceId, revokedAt);
+        } else if (!p.deviceIds.contains(deviceId)) {
+            uint64 revokedAt = p.deviceRevokedAt[deviceId];
+            if (revokedAt != 0) revert IPolicy.DeviceIdRevoked(deviceId, revokedAt);
             revert IMemberStanding.DeviceNotAllowed(deviceId);
         }
         if (!p.composeHashes.contains(claims.composeHash)) {
@@ -43,7 +50,7 @@ library LibMemberClaims {
     ) internal {
         MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
         l.deviceIds[memberId] = claims.deviceId;
-        bytes32 key = keccak256(abi.encode(claims.composeHash, kmsRoot));
+        bytes32 key = _buildKey(claims.composeHash, kmsRoot);
         uint16 ref = l.buildRefs[key];
         if (ref == 0) {
             l.builds.push(MemberClaimsStorage.Build(claims.composeHash, kmsRoot));
@@ -51,6 +58,15 @@ library LibMemberClaims {
             l.buildRefs[key] = ref;
         }
         m.buildRef = ref;
+    }
+
+    /// @dev keccak256(abi.encode(composeHash, kmsRoot)), hashed in scratch space.
+    function _buildKey(bytes32 composeHash, address kmsRoot) private pure returns (bytes32 key) {
+        assembly ("memory-safe") {
+            mstore(0x00, composeHash)
+            mstore(0x20, kmsRoot)
+            key := keccak256(0x00, 0x40)
+        }
     }
 
     /// @notice A member's recorded claims and standing.

@@ -153,6 +153,27 @@ describe("joining needs claims the policy admits", async () => {
       node.claims.deviceId,
       block.timestamp,
     ]);
+    // With devices restricted the refusal still names the revocation, not just the missing listing.
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
+      node.claims.deviceId,
+      block.timestamp,
+    ]);
+  });
+
+  it("a device taken off the allowlist (not revoked) leaves its members non-standing while devices are restricted", async () => {
+    const fx = await setupCluster();
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    const node = nodeOn(fx.kmsRoot);
+    const memberId = await admit(fx, node);
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.Good);
+    await mined(fx, await fx.owner.write.removeDevice([node.claims.deviceId]));
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.DeviceNotAllowed);
+    const [page, nextId] = await fx.owner.read.memberStandings([1n, 10n]);
+    assert.deepEqual([page, nextId], [[Standing.DeviceNotAllowed], 0n]);
+    // Allowing any device again restores it: standing follows the policy, it is not a one-way flag.
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([true]));
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.Good);
   });
 });
 
