@@ -6,7 +6,7 @@ import type { MeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import type { Address, Chain, PublicClient, Transport } from "viem";
 import { MEMBER_STANDINGS, type Member, type MemberStatus } from "../model/member.ts";
 
-/** Members per `members(start, limit)` call: 1,000 members load in 4 calls. */
+/** Members per `members(start, limit)` call (and `memberStandings`): 1,000 members load in 4 pages of 2 calls. */
 export const MEMBER_PAGE_SIZE = 250n;
 
 const STATUSES: readonly MemberStatus[] = ["none", "active", "left", "evicted"];
