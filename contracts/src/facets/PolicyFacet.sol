@@ -7,6 +7,7 @@ import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol
 import {IIndexerRegistry} from "../interfaces/IIndexerRegistry.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibMemberClaims} from "../libraries/LibMemberClaims.sol";
 import {LibMembership} from "../libraries/LibMembership.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
 import {LibPolicy} from "../libraries/LibPolicy.sol";
@@ -140,7 +141,10 @@ contract PolicyFacet is IPolicy {
     function addKmsRoot(address kmsRoot) external {
         LibOwnership.enforceIsOwner();
         if (kmsRoot == address(0)) revert ZeroIdentifier();
-        if (PolicyStorage.load().kmsRoots.add(kmsRoot)) emit KmsRootAdded(kmsRoot);
+        if (PolicyStorage.load().kmsRoots.add(kmsRoot)) {
+            emit KmsRootAdded(kmsRoot);
+            LibMemberClaims.recordBuildsOfKmsRoot(kmsRoot);
+        }
     }
 
     /// @inheritdoc IPolicy

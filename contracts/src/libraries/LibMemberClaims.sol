@@ -48,16 +48,39 @@ library LibMemberClaims {
         IMemberStanding.RuntimeClaims calldata claims,
         address kmsRoot
     ) internal {
+        MemberClaimsStorage.load().deviceIds[memberId] = claims.deviceId;
+        m.buildRef = recordBuild(claims.composeHash, kmsRoot);
+    }
+
+    /// @notice The reference of the (compose hash, KMS root) pair, recorded now if it is new.
+    function recordBuild(bytes32 composeHash, address kmsRoot) internal returns (uint16 ref) {
         MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
-        l.deviceIds[memberId] = claims.deviceId;
-        bytes32 key = _buildKey(claims.composeHash, kmsRoot);
-        uint16 ref = l.buildRefs[key];
+        bytes32 key = _buildKey(composeHash, kmsRoot);
+        ref = l.buildRefs[key];
         if (ref == 0) {
-            l.builds.push(MemberClaimsStorage.Build(claims.composeHash, kmsRoot));
+            l.builds.push(MemberClaimsStorage.Build(composeHash, kmsRoot));
             ref = SafeCast.toUint16(l.builds.length);
             l.buildRefs[key] = ref;
         }
-        m.buildRef = ref;
+    }
+
+    /// @notice Policy hook: allowing a compose hash records its pair with every allowed KMS root, so
+    /// the owner pays for it once and the release's first member registers at the usual cost.
+    function recordBuildsOfComposeHash(bytes32 composeHash) internal {
+        EnumerableSet.AddressSet storage roots = PolicyStorage.load().kmsRoots;
+        uint256 n = roots.length();
+        for (uint256 i = 0; i < n; ++i) {
+            recordBuild(composeHash, roots.at(i));
+        }
+    }
+
+    /// @notice Policy hook: allowing a KMS root records its pair with every allowed compose hash.
+    function recordBuildsOfKmsRoot(address kmsRoot) internal {
+        EnumerableSet.Bytes32Set storage hashes = PolicyStorage.load().composeHashes;
+        uint256 n = hashes.length();
+        for (uint256 i = 0; i < n; ++i) {
+            recordBuild(hashes.at(i), kmsRoot);
+        }
     }
 
     /// @dev keccak256(abi.encode(composeHash, kmsRoot)), hashed in scratch space.
