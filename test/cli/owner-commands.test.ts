@@ -327,6 +327,7 @@ describe("attestmesh owner commands", async () => {
         node.proof,
         node.wireguardKey,
         node.identityKey,
+        node.claims,
         await signRegistration(fx, node, { nonce }),
       ]),
     });
