@@ -45,7 +45,7 @@ contract MembershipFacet is IMembership {
                         && current.identityKey == identityKey
                 ) {
                     // A stale member is not told it is fine: it must not stay by re-registering.
-                    Standing standing = LibMemberClaims.standing(memberId, current);
+                    Standing standing = LibMemberClaims.standing(current);
                     if (standing > Standing.Unrecorded) revert MemberNotStanding(memberId, standing);
                     return memberId;
                 }
@@ -53,21 +53,24 @@ contract MembershipFacet is IMembership {
             }
         }
         if (wireguardKey == bytes32(0) || identityKey == bytes32(0)) revert ZeroKey();
-        LibMemberClaims.enforceJoinable(claims);
+        // The device's reference, and below the (compose hash, KMS root) pair's, in one word.
+        uint48 claimRefs = uint48(LibMemberClaims.enforceJoinable(claims)) << 16;
 
-        uint64 nonce = app.nonce;
-        address signer = Secp256k1.recover(
-            MemberTypedData.registerDigest(
-                proof.appId, wireguardKey, identityKey, claims.composeHash, claims.deviceId, nonce
-            ),
-            signature
-        );
-        if (signer != memberKey) revert RegistrationSignatureMismatch(memberKey, signer);
-        app.nonce = nonce + 1;
+        {
+            uint64 nonce = app.nonce;
+            address signer = Secp256k1.recover(
+                MemberTypedData.registerDigest(
+                    proof.appId, wireguardKey, identityKey, claims.composeHash, claims.deviceId, nonce
+                ),
+                signature
+            );
+            if (signer != memberKey) revert RegistrationSignatureMismatch(memberKey, signer);
+            app.nonce = nonce + 1;
+        }
 
-        memberId = _admit(proof.appId, memberKey, wireguardKey, identityKey, kmsRoot);
+        claimRefs |= LibMemberClaims.admittedBuild(claims.composeHash, kmsRoot);
+        memberId = _admit(proof.appId, memberKey, claimRefs, wireguardKey, identityKey, kmsRoot);
         app.memberId = memberId;
-        LibMemberClaims.record(memberId, MembershipStorage.load().members[memberId], claims, kmsRoot);
     }
 
     /// @dev The member key's chain under the guest API it names (v0 first: the common path stays cheap).
@@ -179,12 +182,12 @@ contract MembershipFacet is IMembership {
 
     /// @inheritdoc IMemberStanding
     function memberClaims(uint64 memberId) external view returns (MemberClaimsView memory) {
-        return LibMemberClaims.view_(memberId, MembershipStorage.load().members[memberId]);
+        return LibMemberClaims.view_(MembershipStorage.load().members[memberId]);
     }
 
     /// @inheritdoc IMemberStanding
     function memberStanding(uint64 memberId) external view returns (Standing) {
-        return LibMemberClaims.standing(memberId, MembershipStorage.load().members[memberId]);
+        return LibMemberClaims.standing(MembershipStorage.load().members[memberId]);
     }
 
     /// @inheritdoc IMemberStanding
@@ -202,7 +205,7 @@ contract MembershipFacet is IMembership {
         page = new Standing[](count);
         for (uint256 i = 0; i < count; ++i) {
             uint64 id = startId + uint64(i);
-            page[i] = LibMemberClaims.standing(id, l.members[id]);
+            page[i] = LibMemberClaims.standing(l.members[id]);
         }
         uint64 after_ = startId + uint64(count);
         nextId = after_ > last ? 0 : after_;
@@ -220,7 +223,7 @@ contract MembershipFacet is IMembership {
         for (uint256 i = 0; i < count; ++i) {
             uint64 id = startId + uint64(i);
             MembershipStorage.Member storage m = l.members[id];
-            if (LibMemberClaims.standing(id, m) > Standing.Unrecorded) {
+            if (LibMemberClaims.standing(m) > Standing.Unrecorded) {
                 LibMembership.end(id, m, true, LibMemberClaims.EVICTED_STALE);
                 ++evicted;
             }
@@ -229,14 +232,18 @@ contract MembershipFacet is IMembership {
         nextId = after_ > last ? 0 : after_;
     }
 
-    function _admit(address appId, address memberKey, bytes32 wireguardKey, bytes32 identityKey, address kmsRoot)
-        private
-        returns (uint64 memberId)
-    {
+    function _admit(
+        address appId,
+        address memberKey,
+        uint48 claimRefs,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        address kmsRoot
+    ) private returns (uint64 memberId) {
         MembershipStorage.Layout storage l = MembershipStorage.load();
         MembershipStorage.Mesh memory mesh = l.mesh;
         memberId = mesh.lastMemberId + 1;
-        LibMembership.bindKeys(appId, memberId, memberKey, wireguardKey, identityKey);
+        LibMembership.bindKeys(appId, memberId, memberKey, uint32(claimRefs >> 16), wireguardKey, identityKey);
         uint32 meshIp = MeshAddress.allocate(l, mesh.meshBase, mesh.prefixLength, memberId);
         l.mesh.lastMemberId = memberId;
         l.mesh.activeMembers = mesh.activeMembers + 1;
@@ -246,6 +253,7 @@ contract MembershipFacet is IMembership {
         m.meshIp = meshIp;
         m.status = MemberStatus.Active;
         m.registeredAt = uint40(block.timestamp);
+        m.buildRef = uint16(claimRefs);
         m.wireguardKey = wireguardKey;
         m.identityKey = identityKey;
 

@@ -6,6 +6,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IMemberStanding} from "../interfaces/IMemberStanding.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibMembership} from "./LibMembership.sol";
 import {MemberClaimsStorage} from "../storage/MemberClaimsStorage.sol";
 import {MembershipStorage} from "../storage/MembershipStorage.sol";
 import {PolicyStorage} from "../storage/PolicyStorage.sol";
@@ -20,36 +21,49 @@ library LibMemberClaims {
     /// @notice The eviction reason `evictStale` records.
     uint8 internal constant EVICTED_STALE = 254;
 
-    /// @notice Revert unless a member stating `claims` may join now (the KMS root is checked apart).
-    function enforceJoinable(IMemberStanding.RuntimeClaims calldata claims) internal view {
-        PolicyStorage.Layout storage p = PolicyStorage.load();
+    /// @notice Revert unless a member stating `claims` may run on its device now (the compose hash is
+    /// checked by `admittedBuild`, the KMS root apart); returns the reference of its device, recording
+    /// the device if no member stated it before.
+    function enforceJoinable(IMemberStanding.RuntimeClaims calldata claims) internal returns (uint32 deviceRef) {
         bytes32 deviceId = claims.deviceId;
-        if (deviceId == bytes32(0)) revert IMemberStanding.DeviceNotAllowed(deviceId);
-        // Revoking a device takes it off the allowlist and `addDevice` refuses it afterwards, so a listed
-        // device is never revoked: the revocation is read only where the list does not decide (any
-        // device allowed), or to name it in the refusal. Two cold reads on either path.
-        if (p.allowAnyDevice) {
-            uint64 revokedAt = p.deviceRevokedAt[deviceId];
-            if (revokedAt != 0) revert IPolicy.DeviceIdRevoked(deviceId, revokedAt);
-        } else if (!p.deviceIds.contains(deviceId)) {
-            uint64 revokedAt = p.deviceRevokedAt[deviceId];
-            if (revokedAt != 0) revert IPolicy.DeviceIdRevoked(deviceId, revokedAt);
-            revert IMemberStanding.DeviceNotAllowed(deviceId);
+        MemberClaimsStorage.Device memory device = MemberClaimsStorage.load().devices[deviceId];
+        // One read decides an allowed device: the record mirrors the allowlist and the revocations.
+        if (!device.listed) {
+            PolicyStorage.Layout storage p = PolicyStorage.load();
+            if (device.revoked) revert IPolicy.DeviceIdRevoked(deviceId, p.deviceRevokedAt[deviceId]);
+            if (deviceId == bytes32(0) || !p.allowAnyDevice) revert IMemberStanding.DeviceNotAllowed(deviceId);
         }
-        if (!p.composeHashes.contains(claims.composeHash)) {
-            revert IMemberStanding.ComposeHashNotAllowed(claims.composeHash);
-        }
+        deviceRef = device.ref;
+        // Only an unlisted device under allow-any-device can be new here; the owner records listed ones.
+        if (deviceRef == 0) deviceRef = recordDevice(deviceId);
     }
 
-    /// @notice Record a new member's claims and admitting KMS root.
-    function record(
-        uint64 memberId,
-        MembershipStorage.Member storage m,
-        IMemberStanding.RuntimeClaims calldata claims,
-        address kmsRoot
-    ) internal {
-        MemberClaimsStorage.load().deviceIds[memberId] = claims.deviceId;
-        m.buildRef = recordBuild(claims.composeHash, kmsRoot);
+    /// @notice The reference of `deviceId`, recorded now if it is new.
+    function recordDevice(bytes32 deviceId) internal returns (uint32 ref) {
+        MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
+        ref = l.devices[deviceId].ref;
+        if (ref != 0) return ref;
+        ref = l.deviceCount + 1;
+        l.deviceCount = ref;
+        l.deviceIdOf[ref] = deviceId;
+        l.devices[deviceId].ref = ref;
+    }
+
+    /// @notice Policy hook: the owner allowed, removed or revoked `deviceId`. Allowing records the
+    /// device, so its members register without writing a slot for it.
+    function setDeviceListed(bytes32 deviceId, bool listed, bool revoked) internal {
+        if (listed) recordDevice(deviceId);
+        MemberClaimsStorage.Device storage device = MemberClaimsStorage.load().devices[deviceId];
+        device.listed = listed;
+        if (revoked) device.revoked = true;
+    }
+
+    /// @notice The reference of the pair (`composeHash`, `kmsRoot`), which a member keeps beside its
+    /// status; reverts `ComposeHashNotAllowed` unless the policy admits the pair. The policy hooks below
+    /// keep a pair's entry exactly while both are allowed, so this one read decides the compose hash.
+    function admittedBuild(bytes32 composeHash, address kmsRoot) internal view returns (uint16 ref) {
+        ref = MemberClaimsStorage.load().buildRefs[_buildKey(composeHash, kmsRoot)];
+        if (ref == 0) revert IMemberStanding.ComposeHashNotAllowed(composeHash);
     }
 
     /// @notice The reference of the (compose hash, KMS root) pair, recorded now if it is new.
@@ -64,23 +78,30 @@ library LibMemberClaims {
         }
     }
 
-    /// @notice Policy hook: allowing a compose hash records its pair with every allowed KMS root, so
-    /// the owner pays for it once and the release's first member registers at the usual cost.
-    function recordBuildsOfComposeHash(bytes32 composeHash) internal {
+    /// @notice Policy hook: a node compose hash was allowed (`allowed`) or removed. Allowing records its
+    /// pair with every allowed KMS root, so the owner pays for it once and registration only reads it;
+    /// removing forgets the pairs' entries (members keep their references to the records).
+    function setComposeHashAdmitted(bytes32 composeHash, bool allowed) internal {
         EnumerableSet.AddressSet storage roots = PolicyStorage.load().kmsRoots;
         uint256 n = roots.length();
         for (uint256 i = 0; i < n; ++i) {
-            recordBuild(composeHash, roots.at(i));
+            _setBuildAdmitted(composeHash, roots.at(i), allowed);
         }
     }
 
-    /// @notice Policy hook: allowing a KMS root records its pair with every allowed compose hash.
-    function recordBuildsOfKmsRoot(address kmsRoot) internal {
+    /// @notice Policy hook: a KMS root was allowed or removed; its pairs with every allowed node compose
+    /// hash, as `setComposeHashAdmitted`.
+    function setKmsRootAdmitted(address kmsRoot, bool allowed) internal {
         EnumerableSet.Bytes32Set storage hashes = PolicyStorage.load().composeHashes;
         uint256 n = hashes.length();
         for (uint256 i = 0; i < n; ++i) {
-            recordBuild(hashes.at(i), kmsRoot);
+            _setBuildAdmitted(hashes.at(i), kmsRoot, allowed);
         }
+    }
+
+    function _setBuildAdmitted(bytes32 composeHash, address kmsRoot, bool allowed) private {
+        if (allowed) recordBuild(composeHash, kmsRoot);
+        else delete MemberClaimsStorage.load().buildRefs[_buildKey(composeHash, kmsRoot)];
     }
 
     /// @dev keccak256(abi.encode(composeHash, kmsRoot)), hashed in scratch space.
@@ -93,7 +114,7 @@ library LibMemberClaims {
     }
 
     /// @notice A member's recorded claims and standing.
-    function view_(uint64 memberId, MembershipStorage.Member storage m)
+    function view_(MembershipStorage.Member storage m)
         internal
         view
         returns (IMemberStanding.MemberClaimsView memory v)
@@ -104,18 +125,14 @@ library LibMemberClaims {
             MemberClaimsStorage.Build storage b = l.builds[ref - 1];
             v.composeHash = b.composeHash;
             v.kmsRoot = b.kmsRoot;
-            v.deviceId = l.deviceIds[memberId];
+            v.deviceId = l.deviceIdOf[LibMembership.deviceRefOf(m)];
         }
         v.standing = _standing(m, v);
     }
 
     /// @notice A member's standing now.
-    function standing(uint64 memberId, MembershipStorage.Member storage m)
-        internal
-        view
-        returns (IMemberStanding.Standing)
-    {
-        return view_(memberId, m).standing;
+    function standing(MembershipStorage.Member storage m) internal view returns (IMemberStanding.Standing) {
+        return view_(m).standing;
     }
 
     function _standing(MembershipStorage.Member storage m, IMemberStanding.MemberClaimsView memory v)

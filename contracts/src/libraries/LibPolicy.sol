@@ -53,13 +53,16 @@ library LibPolicy {
             if (node) {
                 emit IAppAuthBasicManagement.ComposeHashAdded(composeHash);
                 // Members run node composes: the owner records the release's (compose, root) pairs once,
-                // so its first member registers at the usual cost.
-                LibMemberClaims.recordBuildsOfComposeHash(composeHash);
+                // so registration only reads them.
+                LibMemberClaims.setComposeHashAdmitted(composeHash, true);
             }
             emit IPolicy.ComposeHashAllowedFor(composeHash, role);
         } else {
             if (!set.remove(composeHash)) return;
-            if (node) emit IAppAuthBasicManagement.ComposeHashRemoved(composeHash);
+            if (node) {
+                emit IAppAuthBasicManagement.ComposeHashRemoved(composeHash);
+                LibMemberClaims.setComposeHashAdmitted(composeHash, false);
+            }
             emit IPolicy.ComposeHashDeniedFor(composeHash, role);
         }
     }

@@ -5,8 +5,11 @@ pragma solidity ^0.8.28;
 /// @notice A member states its compose hash and device id (from its guest agent's `Info`, signed by
 /// its member key); the cluster adds the KMS root the attestor recovered from its key chain. The
 /// compose hash and the KMS root are shared by every member of one release, so they are kept once per
-/// (compose hash, KMS root) pair and a member holds a 16-bit reference beside its status; the device id
-/// is per machine and takes one slot per member. That keeps registration within its gas budget.
+/// (compose hash, KMS root) pair and a member holds a 16-bit reference beside its status. The device id
+/// is per machine and shared by the CVMs on it: it is kept once per device, and a member holds a 32-bit
+/// reference in its WireGuard key's index entry while active (in its record once it ended). The owner
+/// records a device when allowing it, so no registration writes a slot for its claims: that keeps
+/// registration within its gas budget.
 library MemberClaimsStorage {
     /// @notice A (compose hash, admitting KMS root) pair some member registered with.
     struct Build {
@@ -14,12 +17,24 @@ library MemberClaimsStorage {
         address kmsRoot;
     }
 
+    /// @notice A device some member stated, or the owner allowed, in one slot. `listed` and `revoked`
+    /// mirror the policy's device allowlist and revocations (kept by PolicyFacet), so a registration
+    /// decides its device with this one read.
+    struct Device {
+        uint32 ref;
+        bool listed;
+        bool revoked;
+    }
+
     /// @custom:storage-location erc7201:attestmesh.storage.MemberClaims
     struct Layout {
-        mapping(uint64 memberId => bytes32 deviceId) deviceIds;
+        mapping(bytes32 deviceId => Device) devices;
         mapping(bytes32 buildKey => uint16 ref) buildRefs;
         // Reference r (from 1) is builds[r - 1]; 0 means "registered before claims were recorded".
         Build[] builds;
+        // Device reference r (from 1) names deviceIdOf[r]; 0 means "registered before claims were recorded".
+        mapping(uint32 ref => bytes32 deviceId) deviceIdOf;
+        uint32 deviceCount;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.MemberClaims")) - 1)) & ~bytes32(uint256(0xff))

@@ -293,7 +293,9 @@ const results = await measure();
 for (const [name, field, max] of BUDGETS) {
   const used = results[name]?.[field];
   if (used === undefined || used > max) {
-    process.stderr.write(`gas budget exceeded: ${name} ${field} gas ${used ?? "missing"} > ${max}\n`);
+    process.stderr.write(
+      `gas budget exceeded: ${name} ${field} gas ${used ?? "missing"} > ${max}\n${JSON.stringify(results, null, 2)}\n`,
+    );
     process.exit(1);
   }
 }
