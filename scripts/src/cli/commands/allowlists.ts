@@ -67,7 +67,8 @@ const ALLOWLISTS: readonly Allowlist[] = [
         );
       }
       return {
-        "active members running it": running.length === 0 ? "none" : running.map((r) => r.memberId).join(", "),
+        "active members running it":
+          running.length === 0 ? "none" : running.map((r) => r.memberId).join(", "),
       };
     },
   },

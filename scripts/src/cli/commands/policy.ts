@@ -64,7 +64,10 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
     failed: "could not read the policy",
     // Which member runs which compose on which device, admitted by which KMS root, and whether the
     // policy still admits it.
-    read: async (ctx, range) => ({ ...(await readPolicy(ctx, range)), members: await listMembers(ctx, { activeOnly: true }) }),
+    read: async (ctx, range) => ({
+      ...(await readPolicy(ctx, range)),
+      members: await listMembers(ctx, { activeOnly: true }),
+    }),
     succeeded: (view) => `read at block ${view.block}`,
     text: (view) =>
       `cluster ${view.cluster} on chain ${view.chainId} at block ${view.block}, owner ${view.owner}\n${renderPolicy(view.policy)}` +
