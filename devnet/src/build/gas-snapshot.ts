@@ -271,6 +271,31 @@ async function measure(): Promise<Record<string, { total: number; execution: num
     call("revokeDevice", [v1.claims.deviceId, keccak256(toHex("gas snapshot revocation"))]),
   );
   await send("evictStale (4 members, 1 stale)", owner, deployed.diamond, call("evictStale", [1n, 10n]));
+
+  // Under allow-any-device no owner call recorded the device, so the first member on a machine records
+  // it (two new slots); every later member on it registers at the cost above.
+  await send("setAllowAnyDevice", owner, deployed.diamond, call("setAllowAnyDevice", [true]));
+  const third = nodes[2]!;
+  await send("addAppId (evicted app, again)", owner, deployed.diamond, call("addAppId", [third.appId]));
+  const newDevice = { composeHash: COMPOSE_HASH, deviceId: keccak256(toHex("gas snapshot unlisted device")) };
+  const anyDeviceSignature = await third.account.signTypedData({
+    domain,
+    types: memberTypes,
+    primaryType: "Register",
+    message: {
+      appId: third.appId,
+      wireguardKey: third.wireguardKey,
+      identityKey: third.identityKey,
+      ...newDevice,
+      nonce: 1n,
+    },
+  });
+  await send(
+    "register (allow-any-device, first member on an unlisted device)",
+    relayer,
+    deployed.diamond,
+    call("register", [third.proof, third.wireguardKey, third.identityKey, newDevice, anyDeviceSignature]),
+  );
   return results;
 }
 
