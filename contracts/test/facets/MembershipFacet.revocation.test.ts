@@ -326,3 +326,106 @@ describe("evictStale", async () => {
     assert.deepEqual(none, [0n, 0n]);
   });
 });
+
+// Registration decides the claims with one read of the device's record and one of the (compose hash,
+// KMS root) pair's, which the owner's policy calls keep (issue 13's gas budget). These pin that the
+// records follow the policy both ways, so a withdrawn entry never admits and a re-allowed one does.
+describe("the records the owner's policy calls keep", async () => {
+  it("a compose hash withdrawn and allowed again: refused between, admitted after, the member stands again", async () => {
+    const fx = await setupCluster();
+    const { extraCompose } = await withExtras(fx);
+    const running = nodeOn(fx.kmsRoot, extraCompose);
+    const runningId = await admit(fx, running);
+    await mined(fx, await fx.owner.write.removeComposeHash([extraCompose]));
+    const joiner = nodeOn(fx.kmsRoot, extraCompose);
+    await fx.owner.write.addAppId([joiner.appId]);
+    await expectRevert(fx.relayer.write.register(await registerArgs(fx, joiner)), "ComposeHashNotAllowed", [
+      extraCompose,
+    ]);
+    await mined(fx, await fx.owner.write.addComposeHash([extraCompose]));
+    assert.equal(await fx.owner.read.memberStanding([runningId]), Standing.Good);
+    await mined(fx, await fx.relayer.write.register(await registerArgs(fx, joiner)));
+    const [joinerId] = await fx.owner.read.memberOfApp([joiner.appId]);
+    const claims = await fx.owner.read.memberClaims([joinerId]);
+    assert.deepEqual([claims.composeHash, claims.kmsRoot], [extraCompose, fx.kmsRoot.address]);
+  });
+
+  it("a KMS root removed and allowed again: its pairs with every allowed compose hash come back", async () => {
+    const fx = await setupCluster();
+    const { extraRoot, extraCompose } = await withExtras(fx);
+    await mined(fx, await fx.owner.write.removeKmsRoot([extraRoot.address]));
+    // A compose hash allowed while the root was out must pair with it once the root is back.
+    const later = randomBytes32();
+    await mined(fx, await fx.owner.write.addComposeHash([later]));
+    await mined(fx, await fx.owner.write.addKmsRoot([extraRoot.address]));
+    for (const compose of [extraCompose, later, SIMULATED_COMPOSE_HASH]) {
+      const node = nodeOn(extraRoot, compose);
+      const memberId = await admit(fx, node);
+      assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.Good, compose);
+      assert.equal((await fx.owner.read.memberClaims([memberId])).kmsRoot, extraRoot.address);
+    }
+  });
+
+  it("a device removed from the allowlist and added again: refused between, admitted after", async () => {
+    const fx = await setupCluster();
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    const node = nodeOn(fx.kmsRoot);
+    await mined(fx, await fx.owner.write.addDevice([node.claims.deviceId]));
+    await mined(fx, await fx.owner.write.removeDevice([node.claims.deviceId]));
+    await fx.owner.write.addAppId([node.appId]);
+    await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceNotAllowed", [
+      node.claims.deviceId,
+    ]);
+    await mined(fx, await fx.owner.write.addDevice([node.claims.deviceId]));
+    await mined(fx, await fx.relayer.write.register(await registerArgs(fx, node)));
+    const [memberId] = await fx.owner.read.memberOfApp([node.appId]);
+    assert.equal((await fx.owner.read.memberClaims([memberId])).deviceId, node.claims.deviceId);
+  });
+
+  it("a device revoked after it was listed is refused although the allowlist once had it", async () => {
+    const fx = await setupCluster();
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    const node = nodeOn(fx.kmsRoot);
+    await mined(fx, await fx.owner.write.addDevice([node.claims.deviceId]));
+    const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
+    const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+    await fx.owner.write.addAppId([node.appId]);
+    for (const anyDevice of [false, true]) {
+      await mined(fx, await fx.owner.write.setAllowAnyDevice([anyDevice]));
+      await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
+        node.claims.deviceId,
+        block.timestamp,
+      ]);
+    }
+  });
+
+  it("an unlisted device under allow-any-device is recorded by its first member, shared by the next, kept after they end", async () => {
+    const fx = await setupCluster();
+    const deviceId = randomBytes32();
+    const onMachine = () =>
+      simulatedNode(fx.kmsRoot, randomAppId(), {
+        deviceId: hexToBytes(deviceId),
+        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
+      });
+    const first = onMachine();
+    const second = onMachine();
+    const firstId = await admit(fx, first);
+    const secondId = await admit(fx, second);
+    for (const id of [firstId, secondId]) {
+      assert.equal((await fx.owner.read.memberClaims([id])).deviceId, deviceId);
+    }
+    // The device reference moves into the record when the membership ends, like the member key.
+    await mined(fx, await fx.relayer.write.leaveCluster([firstId, await signLeave(fx, first, firstId)]));
+    await mined(fx, await fx.owner.write.evict([secondId, 1]));
+    for (const id of [firstId, secondId]) {
+      const claims = await fx.owner.read.memberClaims([id]);
+      assert.deepEqual(
+        [claims.composeHash, claims.deviceId, claims.kmsRoot, claims.standing],
+        [SIMULATED_COMPOSE_HASH, deviceId, fx.kmsRoot.address, Standing.NotActive],
+      );
+    }
+    // Revoking the recorded device refuses its members' return.
+    await mined(fx, await fx.owner.write.revokeDevice([deviceId, REASON]));
+    await expectRevert(fx.relayer.write.register(await registerArgs(fx, first)), "DeviceIdRevoked");
+  });
+});
