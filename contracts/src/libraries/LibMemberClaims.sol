@@ -60,27 +60,19 @@ library LibMemberClaims {
 
     /// @notice The reference of the pair (`composeHash`, `kmsRoot`), which a member keeps beside its
     /// status; reverts `ComposeHashNotAllowed` unless the policy admits the pair. The policy hooks below
-    /// keep a pair's entry exactly while both are allowed, so this one read decides the compose hash.
-    function admittedBuild(bytes32 composeHash, address kmsRoot) internal view returns (uint16 ref) {
-        ref = MemberClaimsStorage.load().buildRefs[_buildKey(composeHash, kmsRoot)];
-        if (ref == 0) revert IMemberStanding.ComposeHashNotAllowed(composeHash);
-    }
-
-    /// @notice The reference of the (compose hash, KMS root) pair, recorded now if it is new.
-    function recordBuild(bytes32 composeHash, address kmsRoot) internal returns (uint16 ref) {
-        MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
-        bytes32 key = _buildKey(composeHash, kmsRoot);
-        ref = l.buildRefs[key];
-        if (ref == 0) {
-            l.builds.push(MemberClaimsStorage.Build(composeHash, kmsRoot));
-            ref = SafeCast.toUint16(l.builds.length);
-            l.buildRefs[key] = ref;
-        }
+    /// keep the entry's `admitted` exactly while both are allowed, so this one read decides the compose
+    /// hash.
+    function admittedBuild(bytes32 composeHash, address kmsRoot) internal view returns (uint16) {
+        MemberClaimsStorage.BuildEntry memory entry =
+            MemberClaimsStorage.load().buildEntries[_buildKey(composeHash, kmsRoot)];
+        if (!entry.admitted) revert IMemberStanding.ComposeHashNotAllowed(composeHash);
+        return entry.ref;
     }
 
     /// @notice Policy hook: a node compose hash was allowed (`allowed`) or removed. Allowing records its
     /// pair with every allowed KMS root, so the owner pays for it once and registration only reads it;
-    /// removing forgets the pairs' entries (members keep their references to the records).
+    /// removing marks the pairs not admitted (the records stay: members refer to them, and allowing the
+    /// pair again reuses its record).
     function setComposeHashAdmitted(bytes32 composeHash, bool allowed) internal {
         EnumerableSet.AddressSet storage roots = PolicyStorage.load().kmsRoots;
         uint256 n = roots.length();
@@ -100,8 +92,16 @@ library LibMemberClaims {
     }
 
     function _setBuildAdmitted(bytes32 composeHash, address kmsRoot, bool allowed) private {
-        if (allowed) recordBuild(composeHash, kmsRoot);
-        else delete MemberClaimsStorage.load().buildRefs[_buildKey(composeHash, kmsRoot)];
+        MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
+        MemberClaimsStorage.BuildEntry storage entry = l.buildEntries[_buildKey(composeHash, kmsRoot)];
+        uint16 ref = entry.ref;
+        if (ref == 0) {
+            if (!allowed) return;
+            l.builds.push(MemberClaimsStorage.Build(composeHash, kmsRoot));
+            ref = SafeCast.toUint16(l.builds.length);
+        }
+        entry.ref = ref;
+        entry.admitted = allowed;
     }
 
     /// @dev keccak256(abi.encode(composeHash, kmsRoot)), hashed in scratch space.

@@ -11,7 +11,7 @@ pragma solidity ^0.8.28;
 /// records a device when allowing it, so no registration writes a slot for its claims: that keeps
 /// registration within its gas budget.
 library MemberClaimsStorage {
-    /// @notice A (compose hash, admitting KMS root) pair some member registered with.
+    /// @notice A (compose hash, KMS root) pair the policy admitted at some time; members refer to it.
     struct Build {
         bytes32 composeHash;
         address kmsRoot;
@@ -26,10 +26,17 @@ library MemberClaimsStorage {
         bool revoked;
     }
 
+    /// @notice The entry of a (compose hash, KMS root) pair, in one slot: its record's reference, and
+    /// whether the policy admits the pair now (both allowed; kept by the policy's calls).
+    struct BuildEntry {
+        uint16 ref;
+        bool admitted;
+    }
+
     /// @custom:storage-location erc7201:attestmesh.storage.MemberClaims
     struct Layout {
         mapping(bytes32 deviceId => Device) devices;
-        mapping(bytes32 buildKey => uint16 ref) buildRefs;
+        mapping(bytes32 buildKey => BuildEntry) buildEntries;
         // Reference r (from 1) is builds[r - 1]; 0 means "registered before claims were recorded".
         Build[] builds;
         // Device reference r (from 1) names deviceIdOf[r]; 0 means "registered before claims were recorded".
