@@ -220,7 +220,7 @@ async function registerNodes(chain: Chain, nodes: readonly SimulatedNode[]): Pro
         data: encodeFunctionData({
           abi: clusterAbi,
           functionName: "register",
-          args: [node.proof, node.wireguardKey, node.identityKey, signatures[i]!],
+          args: [node.proof, node.wireguardKey, node.identityKey, node.claims, signatures[i]!],
         }),
         gas: REGISTER_GAS,
       };

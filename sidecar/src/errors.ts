@@ -26,6 +26,7 @@ export const SIDECAR_ERROR_CODES = [
   "CursorUnwritable",
   "EnvelopeMismatch",
   "GasKeyMissing",
+  "InfoUnavailable",
   "GasKeyUnfunded",
   "HealthServerFailed",
   "InconsistentKeyChains",

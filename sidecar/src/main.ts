@@ -36,7 +36,7 @@ import { createMetrics, type SidecarMetrics } from "./metrics.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
-import { ensureRegistered } from "./register.ts";
+import { ensureRegistered, readRuntimeClaims } from "./register.ts";
 import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
 import { createStatusStore, type SidecarStatus } from "./status.ts";
 import { startTransport } from "./transport/start.ts";
@@ -178,6 +178,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
 
     const keys = await retry("deriving keys through dstack", () => deriveNodeKeys(keySource));
     if (keys === undefined) return;
+    const claims = await retry("reading the compose hash and device id from dstack Info", () =>
+      readRuntimeClaims(keySource),
+    );
+    if (claims === undefined) return;
     status.update({ appId: keys.appId, wireguardPublicKey: keys.wireguard.publicKeyBase64 });
     api.setSelfKeys({
       memberAddress: keys.member.address,
@@ -352,6 +356,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           reader,
           writer,
           keys,
+          claims,
           confirmations: config.confirmations,
           logger,
           signal,

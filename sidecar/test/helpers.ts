@@ -27,6 +27,14 @@ export const HEALTHY_FACTS = {
 export function simulatorKeySource(cvm: SimulatedCvm): KeySource {
   return {
     appId: async () => getAddress(bytesToHex(cvm.info().appId)),
+    info: async () => {
+      const info = cvm.info();
+      return {
+        appId: getAddress(bytesToHex(info.appId)),
+        composeHash: bytesToHex(info.composeHash),
+        deviceId: bytesToHex(info.deviceId),
+      };
+    },
     getKey: async (path, purpose, algorithm) => {
       const result = cvm.getKey(path, purpose, algorithm);
       return { key: result.key, signatureChain: result.signatureChain };

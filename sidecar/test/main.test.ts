@@ -26,7 +26,7 @@ import {
   parseEventLogs,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { randomAppId } from "../../test/helpers/cluster.ts";
+import { randomAppId, SIMULATED_COMPOSE_HASH } from "../../test/helpers/cluster.ts";
 import { parseConfig } from "../src/config.ts";
 import { type Sidecar, startSidecar } from "../src/main.ts";
 import { createMemoryBackend, type MemoryBackend } from "../src/wireguard/memory.ts";
@@ -201,6 +201,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       params: { owner: owner.wallet.account.address, meshCidr: "10.77.0.0/16", kmsRoots: [kmsRoot.address] },
     });
     cluster = getAddress(deployed.diamond);
+    // The simulated CVMs' compose hash, on any device: what their registrations state.
+    await asOwner((c) => c.write.addComposeHash([SIMULATED_COMPOSE_HASH]));
+    await asOwner((c) => c.write.setAllowAnyDevice([true]));
   });
 
   after(async () => {

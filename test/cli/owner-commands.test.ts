@@ -327,6 +327,7 @@ describe("attestmesh owner commands", async () => {
         node.proof,
         node.wireguardKey,
         node.identityKey,
+        node.claims,
         await signRegistration(fx, node, { nonce }),
       ]),
     });
@@ -574,7 +575,7 @@ describe("attestmesh owner commands", async () => {
         /not a point on secp256k1/,
       ],
       ["reason too long", ["revoke", "app", randomAppId(), "--reason", "x".repeat(33)], /1 to 32 bytes/],
-      ["evict reason out of range", ["evict", "3", "--reason", "300"], /from 0 to 254/],
+      ["evict reason out of range", ["evict", "3", "--reason", "300"], /from 0 to 253/],
       ["evict by neither id", ["evict", "node1"], /member id \(a number\) or an app id/],
       ["allow-any-device maybe", ["allow-any-device", "maybe"], /"on" or "off"/],
       [

@@ -88,6 +88,10 @@ export function synthetic(options: SyntheticOptions): Synthetic {
       memberKey: memberKeyOf(i),
       wireguardKey: key32(1, i),
       identityKey: key32(2, i),
+      composeHash: COMPOSE,
+      deviceId: key32(3, i),
+      kmsRoot: oldRoot.has(i) ? OLD_KMS_ROOT : KMS_ROOT,
+      standing: evicted.has(i) ? "not-active" : "good",
     });
   }
   let epoch = 0n;

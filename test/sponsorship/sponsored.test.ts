@@ -40,6 +40,7 @@ import {
   type UserOperation,
 } from "viem/account-abstraction";
 import { generatePrivateKey, privateKeyToAccount, signTypedData } from "viem/accounts";
+import { SIMULATED_CLAIMS } from "../helpers/cluster.ts";
 import { type SponsorshipFixture, setupSponsorship } from "../helpers/sponsorship.ts";
 
 /** A writer that submits as `keys`'s member account through the bundler and the sponsor at `paymasterUrl`. */
@@ -64,6 +65,7 @@ function registerThrough(chain: ChainContext, writer: ClusterWriter, keys: NodeK
     reader: createClusterReader(chain.publicClient, chain.cluster),
     writer,
     keys,
+    claims: SIMULATED_CLAIMS,
     confirmations: 0,
     logger: captureLogger().logger,
     signal: new AbortController().signal,
@@ -216,12 +218,18 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       domain: memberDomain(fx.chainId, fx.cluster.diamond),
       types: memberTypes,
       primaryType: "Register",
-      message: { appId: keys.appId, wireguardKey, identityKey: keys.identity.publicKey, nonce },
+      message: {
+        appId: keys.appId,
+        wireguardKey,
+        identityKey: keys.identity.publicKey,
+        ...SIMULATED_CLAIMS,
+        nonce,
+      },
     });
     return encodeFunctionData({
       abi: clusterAbi,
       functionName: "register",
-      args: [keys.member.proof, wireguardKey, keys.identity.publicKey, signature],
+      args: [keys.member.proof, wireguardKey, keys.identity.publicKey, SIMULATED_CLAIMS, signature],
     });
   }
 

@@ -7,6 +7,7 @@ import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol
 import {IIndexerRegistry} from "../interfaces/IIndexerRegistry.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibMemberClaims} from "../libraries/LibMemberClaims.sol";
 import {LibMembership} from "../libraries/LibMembership.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
 import {LibPolicy} from "../libraries/LibPolicy.sol";
@@ -53,13 +54,19 @@ contract PolicyFacet is IPolicy {
         PolicyStorage.Layout storage l = PolicyStorage.load();
         uint64 revokedAt = l.deviceRevokedAt[deviceId];
         if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
-        if (l.deviceIds.add(deviceId)) emit DeviceAdded(deviceId);
+        if (l.deviceIds.add(deviceId)) {
+            emit DeviceAdded(deviceId);
+            LibMemberClaims.setDeviceListed(deviceId, true, false);
+        }
     }
 
     /// @inheritdoc IAppAuthBasicManagement
     function removeDevice(bytes32 deviceId) external {
         LibOwnership.enforceIsOwner();
-        if (PolicyStorage.load().deviceIds.remove(deviceId)) emit DeviceRemoved(deviceId);
+        if (PolicyStorage.load().deviceIds.remove(deviceId)) {
+            emit DeviceRemoved(deviceId);
+            LibMemberClaims.setDeviceListed(deviceId, false, false);
+        }
     }
 
     /// @inheritdoc IPolicy
@@ -133,6 +140,7 @@ contract PolicyFacet is IPolicy {
         if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
         if (l.deviceIds.remove(deviceId)) emit DeviceRemoved(deviceId);
         l.deviceRevokedAt[deviceId] = uint64(block.timestamp);
+        LibMemberClaims.setDeviceListed(deviceId, false, true);
         emit DeviceRevokedAt(deviceId, uint64(block.timestamp), reason);
     }
 
@@ -140,13 +148,19 @@ contract PolicyFacet is IPolicy {
     function addKmsRoot(address kmsRoot) external {
         LibOwnership.enforceIsOwner();
         if (kmsRoot == address(0)) revert ZeroIdentifier();
-        if (PolicyStorage.load().kmsRoots.add(kmsRoot)) emit KmsRootAdded(kmsRoot);
+        if (PolicyStorage.load().kmsRoots.add(kmsRoot)) {
+            emit KmsRootAdded(kmsRoot);
+            LibMemberClaims.setKmsRootAdmitted(kmsRoot, true);
+        }
     }
 
     /// @inheritdoc IPolicy
     function removeKmsRoot(address kmsRoot) external {
         LibOwnership.enforceIsOwner();
-        if (PolicyStorage.load().kmsRoots.remove(kmsRoot)) emit KmsRootRemoved(kmsRoot);
+        if (PolicyStorage.load().kmsRoots.remove(kmsRoot)) {
+            emit KmsRootRemoved(kmsRoot);
+            LibMemberClaims.setKmsRootAdmitted(kmsRoot, false);
+        }
     }
 
     /// @inheritdoc IAppAuth

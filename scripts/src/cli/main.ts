@@ -88,13 +88,13 @@ export const COMMANDS: readonly CommandEntry[] = [
   listing(
     "members",
     "members [options]",
-    "list members: id, app id, mesh IP, status, registered at",
+    "list members: id, app id, mesh IP, status, standing, the compose hash and device each stated, the KMS root that admitted it",
     loadMembers,
   ),
   listing(
     "evict",
-    "evict [options] <memberIdOrAppId>",
-    "evict a member (by member id or app id): it leaves the mesh, its app id is disallowed",
+    "evict [options] [memberIdOrAppId]",
+    "evict a member (by member id or app id): it leaves the mesh, its app id is disallowed; --stale: every member the owner's revocations reached",
     loadMembers,
   ),
   listing(

@@ -9,6 +9,23 @@ import type { TxPlan } from "./transact.ts";
 export const MEMBER_STATUS = ["none", "active", "left", "evicted"] as const;
 export type MemberStatusName = (typeof MEMBER_STATUS)[number];
 
+/** IMemberStanding.Standing: whether the policy would admit the member again now. */
+export const MEMBER_STANDING = [
+  "not-active",
+  "good",
+  "unrecorded",
+  "device-revoked",
+  "device-not-allowed",
+  "compose-hash-not-allowed",
+  "kms-root-not-allowed",
+] as const;
+export type MemberStandingName = (typeof MEMBER_STANDING)[number];
+
+/** Whether the owner's revocation reached an active member (`evict --stale` evicts it). */
+export function isStale(standing: MemberStandingName): boolean {
+  return standing !== "good" && standing !== "unrecorded" && standing !== "not-active";
+}
+
 /** One member as `members --json` prints it. */
 export interface MemberRow {
   readonly memberId: string;
@@ -21,14 +38,24 @@ export interface MemberRow {
   readonly memberKey: Address;
   readonly wireguardKey: `0x${string}`;
   readonly identityKey: `0x${string}`;
+  /** What it stated at registration (null if it registered before claims were recorded). */
+  readonly composeHash: `0x${string}` | null;
+  readonly deviceId: `0x${string}` | null;
+  /** The KMS root the chain recovered from its key chain. */
+  readonly kmsRoot: Address | null;
+  readonly standing: MemberStandingName;
 }
 
 const PAGE = 200n;
+const ZERO32 = `0x${"0".repeat(64)}`;
+
+type ClaimsView = Awaited<ReturnType<ReturnType<typeof readCluster>["read"]["memberClaims"]>>;
 
 type MemberView = Awaited<ReturnType<ReturnType<typeof readCluster>["read"]["member"]>>;
 
-function toRow(m: MemberView): MemberRow {
+function toRow(m: MemberView, c: ClaimsView): MemberRow {
   const ended = m.endedAt !== 0;
+  const recorded = c.composeHash !== ZERO32;
   return {
     memberId: m.memberId.toString(),
     appId: m.appId,
@@ -40,7 +67,18 @@ function toRow(m: MemberView): MemberRow {
     memberKey: m.memberKey,
     wireguardKey: m.wireguardKey,
     identityKey: m.identityKey,
+    composeHash: recorded ? c.composeHash : null,
+    deviceId: recorded ? c.deviceId : null,
+    kmsRoot: recorded ? c.kmsRoot : null,
+    standing: MEMBER_STANDING[c.standing] ?? "not-active",
   };
+}
+
+/** One member record with its claims and standing. */
+async function readRow(ctx: ClusterContext, memberId: bigint): Promise<MemberRow> {
+  const cluster = readCluster(ctx);
+  const [m, c] = await Promise.all([cluster.read.member([memberId]), cluster.read.memberClaims([memberId])]);
+  return toRow(m, c);
 }
 
 /** Every member record, every status, in id order (pages of 200). */
@@ -52,7 +90,10 @@ export async function listMembers(
   const rows: MemberRow[] = [];
   for (let start = 1n, pages = 0; start !== 0n && pages < 10_000; pages++) {
     const [page, next] = await cluster.read.members([start, PAGE]);
-    for (const m of page) rows.push(toRow(m));
+    const claims = await Promise.all(page.map((m) => cluster.read.memberClaims([m.memberId])));
+    page.forEach((m, i) => {
+      rows.push(toRow(m, claims[i]!));
+    });
     start = next;
   }
   return options.activeOnly ? rows.filter((r) => r.status === "active") : rows;
@@ -84,7 +125,7 @@ export async function evictPlan(
   } else {
     memberId = ref.memberId;
   }
-  const record = toRow(await cluster.read.member([memberId]));
+  const record = await readRow(ctx, memberId);
   if (record.status === "none") {
     throw new AttestmeshError(`member ${memberId} does not exist; nothing to evict`, {
       code: "MemberUnknown",
@@ -111,4 +152,50 @@ export async function evictPlan(
     changes["member left at"] = `${record.endedAt ?? "?"} (evicted all the same; its app id cannot rejoin)`;
   changes["reason code"] = String(reason);
   return { action: "evict", functionName: "evict", args: [memberId, reason], changes };
+}
+
+/** Active members the owner's revocation reached: on a revoked device, or a withdrawn compose or KMS root. */
+export async function staleMembers(ctx: ClusterContext): Promise<MemberRow[]> {
+  return (await listMembers(ctx, { activeOnly: true })).filter((r) => isStale(r.standing));
+}
+
+/** Active members that state `composeHash`. */
+export async function membersRunning(ctx: ClusterContext, composeHash: `0x${string}`): Promise<MemberRow[]> {
+  const rows = await listMembers(ctx, { activeOnly: true });
+  return rows.filter((r) => r.composeHash?.toLowerCase() === composeHash.toLowerCase());
+}
+
+/** Members (every status) that `kmsRoot` admitted, and how many of them are active. */
+export async function membersAdmittedBy(
+  ctx: ClusterContext,
+  kmsRoot: Address,
+): Promise<{ admitted: MemberRow[]; active: MemberRow[] }> {
+  const rows = await listMembers(ctx);
+  const admitted = rows.filter((r) => r.kmsRoot?.toLowerCase() === kmsRoot.toLowerCase());
+  return { admitted, active: admitted.filter((r) => r.status === "active") };
+}
+
+/** Members per `evictStale` transaction: bounded so one page fits a block with room to spare. */
+export const EVICT_STALE_PAGE = 50n;
+
+/** The `evictStale` pages that hold the stale members `stale` (ids in pages of `EVICT_STALE_PAGE`). */
+export function evictStalePlans(stale: readonly MemberRow[]): TxPlan[] {
+  const starts = new Map<bigint, MemberRow[]>();
+  for (const row of stale) {
+    const id = BigInt(row.memberId);
+    const start = ((id - 1n) / EVICT_STALE_PAGE) * EVICT_STALE_PAGE + 1n;
+    starts.set(start, [...(starts.get(start) ?? []), row]);
+  }
+  return [...starts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([start, rows]) => ({
+      action: "evict --stale",
+      functionName: "evictStale",
+      args: [start, EVICT_STALE_PAGE],
+      changes: {
+        "member ids": `${start}-${start + EVICT_STALE_PAGE - 1n}`,
+        "evict (stale)": rows.map((r) => `${r.memberId} (${r.standing})`).join(", "),
+        "reason code": "254",
+      },
+    }));
 }

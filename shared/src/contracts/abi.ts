@@ -104,6 +104,17 @@ export const clusterAbi = [
         "internalType": "bytes32",
         "name": "composeHash",
         "type": "bytes32"
+      }
+    ],
+    "name": "ComposeHashNotAllowed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
       },
       {
         "internalType": "enum IPolicy.AppRole",
@@ -261,6 +272,17 @@ export const clusterAbi = [
       }
     ],
     "name": "DeviceIdRevoked",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "deviceId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "DeviceNotAllowed",
     "type": "error"
   },
   {
@@ -516,6 +538,22 @@ export const clusterAbi = [
       }
     ],
     "name": "MemberNotActive",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "enum IMemberStanding.Standing",
+        "name": "standing",
+        "type": "uint8"
+      }
+    ],
+    "name": "MemberNotStanding",
     "type": "error"
   },
   {
@@ -1760,6 +1798,35 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint64",
+        "name": "startId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "limit",
+        "type": "uint256"
+      }
+    ],
+    "name": "evictStale",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "evicted",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint64",
+        "name": "nextId",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes4",
         "name": "functionSelector",
         "type": "bytes4"
@@ -2261,6 +2328,47 @@ export const clusterAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "memberClaims",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "composeHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "deviceId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "address",
+            "name": "kmsRoot",
+            "type": "address"
+          },
+          {
+            "internalType": "enum IMemberStanding.Standing",
+            "name": "standing",
+            "type": "uint8"
+          }
+        ],
+        "internalType": "struct IMemberStanding.MemberClaimsView",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "memberDomainSeparator",
     "outputs": [
@@ -2292,6 +2400,54 @@ export const clusterAbi = [
         "internalType": "bool",
         "name": "active",
         "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "memberStanding",
+    "outputs": [
+      {
+        "internalType": "enum IMemberStanding.Standing",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "startId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "limit",
+        "type": "uint256"
+      }
+    ],
+    "name": "memberStandings",
+    "outputs": [
+      {
+        "internalType": "enum IMemberStanding.Standing[]",
+        "name": "page",
+        "type": "uint8[]"
+      },
+      {
+        "internalType": "uint64",
+        "name": "nextId",
+        "type": "uint64"
       }
     ],
     "stateMutability": "view",
@@ -2561,6 +2717,23 @@ export const clusterAbi = [
         "internalType": "bytes32",
         "name": "identityKey",
         "type": "bytes32"
+      },
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "composeHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "deviceId",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct IMemberStanding.RuntimeClaims",
+        "name": "claims",
+        "type": "tuple"
       },
       {
         "internalType": "bytes",

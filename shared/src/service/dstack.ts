@@ -25,16 +25,27 @@ export interface DerivedKey {
   readonly publicKey?: Uint8Array;
 }
 
+/** What the guest agent's Info says about the CVM: its app, the compose it measured and its device. */
+export interface CvmIdentity {
+  readonly appId: Address;
+  /** `Info.compose_hash`: sha256 of the exact app-compose.json bytes (32 bytes). */
+  readonly composeHash: Hex;
+  /** `Info.device_id`: the machine's device id (32 bytes). */
+  readonly deviceId: Hex;
+}
+
 /** The part of the dstack guest agent that derives keys. */
 export interface KeySource {
   /** The CVM's dstack app id. */
   appId(): Promise<Address>;
   getKey(path: string, purpose: string, algorithm: KeyAlgorithm): Promise<DerivedKey>;
+  /** The guest agent's Info (a member states its compose hash and device id at registration). */
+  info?(): Promise<CvmIdentity>;
 }
 
 /** The whole guest agent a daemon uses: keys, the CVM's identity, and quotes. */
 export interface DstackAgent extends KeySource {
-  info(): Promise<{ readonly appId: Address; readonly composeHash: Hex }>;
+  info(): Promise<CvmIdentity>;
   /** A TDX quote over `reportData`, 0x-hex. */
   getQuote(reportData: Uint8Array): Promise<Hex>;
 }
@@ -179,7 +190,11 @@ export function createDstackV0Agent(
   return {
     async info() {
       const raw = await call("Info", () => client().info());
-      return { appId: parseAppId(raw.app_id), composeHash: hex0x(raw.compose_hash) };
+      return {
+        appId: parseAppId(raw.app_id),
+        composeHash: parseBytes32("compose_hash", raw.compose_hash),
+        deviceId: parseBytes32("device_id", raw.device_id),
+      };
     },
     appId: async () => parseAppId((await call("Info", () => client().info())).app_id),
     async appCompose() {
@@ -195,6 +210,21 @@ export function createDstackV0Agent(
     getQuote: (reportData) =>
       call("GetQuote", async () => hex0x((await client().getQuote(reportData)).quote)),
   };
+}
+
+/** A 32-byte field of dstack's Info (hex, with or without 0x) as lowercase 0x-hex. */
+export function parseBytes32(field: string, text: string | undefined): Hex {
+  const hex = (text ?? "").replace(/^0[xX]/, "");
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw fatalError(
+      "InvalidInfo",
+      `dstack reported ${field} ${JSON.stringify(text)}, which is not 32 bytes of hex.`,
+      {
+        details: { field, value: text ?? null },
+      },
+    );
+  }
+  return hex0x(hex);
 }
 
 /** The app id as dstack's Info reports it (hex, with or without 0x) as a checksummed address. */

@@ -32,6 +32,7 @@ export const SERVICE_ERROR_CODES = [
   "InvalidConfig",
   "DstackUnavailable",
   "InvalidAppId",
+  "InvalidInfo",
   "InvalidDerivedKey",
   "InvalidSignatureChain",
   "InvalidSignatureLength",

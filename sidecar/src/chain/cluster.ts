@@ -4,9 +4,9 @@
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { MeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import type { Address, Chain, PublicClient, Transport } from "viem";
-import type { Member, MemberStatus } from "../model/member.ts";
+import { MEMBER_STANDINGS, type Member, type MemberStatus } from "../model/member.ts";
 
-/** Members per `members(start, limit)` call: 1,000 members load in 4 calls. */
+/** Members per `members(start, limit)` call (and `memberStandings`): 1,000 members load in 4 pages of 2 calls. */
 export const MEMBER_PAGE_SIZE = 250n;
 
 const STATUSES: readonly MemberStatus[] = ["none", "active", "left", "evicted"];
@@ -47,7 +47,7 @@ export interface MeshConfig {
 
 export interface ClusterReader {
   member(memberId: bigint, blockNumber?: bigint): Promise<Member | undefined>;
-  /** Every record from id 1 on, in pages of `MEMBER_PAGE_SIZE`. */
+  /** Every record from id 1 on, in pages of `MEMBER_PAGE_SIZE`, each with its standing. */
   allMembers(blockNumber?: bigint): Promise<Map<bigint, Member>>;
   memberOfApp(appId: Address): Promise<{ memberId: bigint; active: boolean }>;
   registrationNonce(appId: Address): Promise<bigint>;
@@ -71,17 +71,27 @@ export function createClusterReader(client: PublicClient<Transport, Chain>, clus
       const members = new Map<bigint, Member>();
       let start = 1n;
       for (;;) {
-        const [page, nextId] = await client.readContract({
-          address: cluster,
-          abi: clusterAbi,
-          functionName: "members",
-          args: [start, MEMBER_PAGE_SIZE],
-          ...at(blockNumber),
-        });
-        for (const view of page) {
+        const [[page, nextId], [standings]] = await Promise.all([
+          client.readContract({
+            address: cluster,
+            abi: clusterAbi,
+            functionName: "members",
+            args: [start, MEMBER_PAGE_SIZE],
+            ...at(blockNumber),
+          }),
+          client.readContract({
+            address: cluster,
+            abi: clusterAbi,
+            functionName: "memberStandings",
+            args: [start, MEMBER_PAGE_SIZE],
+            ...at(blockNumber),
+          }),
+        ]);
+        page.forEach((view, i) => {
           const member = toMember(view);
-          if (member) members.set(member.memberId, member);
-        }
+          const standing = MEMBER_STANDINGS[standings[i] ?? -1];
+          if (member) members.set(member.memberId, standing === undefined ? member : { ...member, standing });
+        });
         if (nextId === 0n || nextId <= start) return members;
         start = nextId;
       }

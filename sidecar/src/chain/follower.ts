@@ -2,7 +2,9 @@
 // in pages; after that each sync costs one eth_blockNumber, one eth_getLogs for MemberRegistered /
 // MemberEvicted / MemberLeft since the last processed block, and one `member(id)` per id those logs
 // name. A head that moved backwards (a reorg deeper than the confirmations, or an RPC that fell behind)
-// or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead.
+// or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead, and so
+// does a policy change that can change a member's standing (a device revoked, a compose hash or KMS
+// root removed or added, the device allowlist switched): the full read carries every standing.
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, type Chain, getAbiItem, type PublicClient, type Transport } from "viem";
 import type { Logger } from "../log.ts";
@@ -14,6 +16,20 @@ export const MEMBERSHIP_EVENTS = [
   getAbiItem({ abi: clusterAbi, name: "MemberEvicted" }),
   getAbiItem({ abi: clusterAbi, name: "MemberLeft" }),
 ] as const;
+
+/** Policy events after which any member's standing may differ: the next sync reads everything. */
+export const STANDING_EVENTS = [
+  getAbiItem({ abi: clusterAbi, name: "ComposeHashAdded" }),
+  getAbiItem({ abi: clusterAbi, name: "ComposeHashRemoved" }),
+  getAbiItem({ abi: clusterAbi, name: "DeviceAdded" }),
+  getAbiItem({ abi: clusterAbi, name: "DeviceRemoved" }),
+  getAbiItem({ abi: clusterAbi, name: "DeviceRevokedAt" }),
+  getAbiItem({ abi: clusterAbi, name: "KmsRootAdded" }),
+  getAbiItem({ abi: clusterAbi, name: "KmsRootRemoved" }),
+  getAbiItem({ abi: clusterAbi, name: "AllowAnyDeviceSet" }),
+] as const;
+
+const STANDING_EVENT_NAMES: ReadonlySet<string> = new Set(STANDING_EVENTS.map((e) => e.name));
 
 export type SyncKind = "full" | "incremental" | "unchanged";
 
@@ -60,12 +76,19 @@ export function createMembershipFollower(options: {
   async function incremental(previous: MembershipSnapshot, block: bigint): Promise<MembershipSnapshot> {
     const logs = await client.getLogs({
       address: cluster,
-      events: MEMBERSHIP_EVENTS,
+      events: [...MEMBERSHIP_EVENTS, ...STANDING_EVENTS],
       fromBlock: previous.block + 1n,
       toBlock: block,
     });
+    if (logs.some((log) => STANDING_EVENT_NAMES.has(log.eventName))) {
+      return fullRead(block, "the policy changed: members' standing may have");
+    }
     const ids = [
-      ...new Set(logs.map((log) => log.args.memberId).filter((id): id is bigint => id !== undefined)),
+      ...new Set(
+        logs
+          .map((log) => ("memberId" in log.args ? log.args.memberId : undefined))
+          .filter((id): id is bigint => id !== undefined),
+      ),
     ];
     if (ids.length === 0) return { ...previous, block, changed: [], kind: "incremental" };
     const records = await Promise.all(ids.map((id) => reader.member(id, block)));

@@ -52,8 +52,9 @@ describe("membership follower", () => {
     const first = await f.sync();
     assert.equal(first.kind, "full");
     assert.deepEqual([...first.members.keys()], ids);
-    assert.ok([...first.members.values()].every((m) => m.status === "active"));
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 1 });
+    assert.ok([...first.members.values()].every((m) => m.status === "active" && m.standing === "good"));
+    // One page of records and one of standings.
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 2 });
 
     tally.reset();
     const again = await f.sync();
@@ -124,7 +125,7 @@ describe("membership follower", () => {
     tally.reset();
     const snapshot = await f.sync();
     assert.equal(snapshot.kind, "full");
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 1 });
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 2 });
   });
 
   test("a head that moved backwards (reorg) is a full re-read that forgets the dropped blocks", async () => {
@@ -146,5 +147,20 @@ describe("membership follower", () => {
     f.invalidate("test");
     assert.equal((await f.sync()).kind, "full");
     assert.equal(f.current()?.kind, "full");
+  });
+
+  test("a revoked device reaches the view: the policy event forces a full read that carries the standing", async () => {
+    const node = simulatedNode(fx.kmsRoot, undefined, { deviceId: new Uint8Array(32).fill(0x5a) });
+    const id = await admit(fx, node);
+    const f = follower();
+    assert.equal((await f.sync()).members.get(id)?.standing, "good");
+    const hash = await fx.owner.write.revokeDevice([node.claims.deviceId, `0x${"00".repeat(32)}`]);
+    await fx.publicClient.waitForTransactionReceipt({ hash });
+    tally.reset();
+    const after = await f.sync();
+    assert.equal(after.kind, "full");
+    assert.equal(after.members.get(id)?.status, "active", "still active until the owner evicts it");
+    assert.equal(after.members.get(id)?.standing, "device-revoked");
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1, eth_call: 2 });
   });
 });
