@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
@@ -119,7 +120,12 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   async function simulator(name: string, appId: Address): Promise<DstackSimulator> {
     return startDstackSimulator({
       socketPath: join(dir, `${name}.sock`),
-      cvm: createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) }),
+      cvm: createSimulatedCvm({
+        kmsRoot,
+        appId: hexToBytes(appId),
+        // The compose pins the chain and its one provider, the test's Hardhat node.
+        appCompose: devnetAppCompose("v0", { chainId: 31337, providers: [new URL(rpcUrl).origin] }),
+      }),
       logger: captureLogger("silent").logger,
     });
   }
@@ -373,6 +379,52 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     await d.stop();
   });
 
+  test("an RPC provider the attested compose does not pin is refused at start: no call to it, its key never logged", async () => {
+    // The operator's own endpoint, with an API key: not one of the compose's pinned hosts.
+    let calls = 0;
+    const rogue = await import("node:http").then(({ createServer }) =>
+      createServer((_req, res) => {
+        calls += 1;
+        res.writeHead(500).end();
+      }),
+    );
+    await new Promise<void>((resolve) => rogue.listen(0, "127.0.0.1", resolve));
+    const roguePort = (rogue.address() as { port: number }).port;
+    const apiKey = "rogue-api-key-7f3a9c";
+    const appF = randomAppId();
+    const sim = await simulator("f", appF);
+    const log = captureLogger();
+    try {
+      for (const extra of [
+        { ATTESTMESH_RPC_URLS: `http://127.0.0.1:${roguePort}/v2/${apiKey}` },
+        { ATTESTMESH_RPC_URL: `http://127.0.0.1:${roguePort}/?key=${apiKey}` },
+        // A pinned host with a credential, plus one unpinned: the whole list is refused.
+        { ATTESTMESH_RPC_URLS: `${rpcUrl}/${apiKey},https://rogue.example/${apiKey}` },
+      ]) {
+        const settings = env("f", KEYS[6]!, extra);
+        if (!("ATTESTMESH_RPC_URL" in extra)) delete settings.ATTESTMESH_RPC_URL;
+        const sidecar = await startSidecar(parseConfig(settings), {
+          logger: log.logger,
+          backend: createMemoryBackend(),
+          initialBackoffMs: 100,
+        });
+        await assert.rejects(sidecar.done, (error: unknown) => {
+          assert.ok(error instanceof Error && "code" in error && error.code === "RpcProviderNotPinned");
+          assert.match(error.message, /not one of the RPC providers the attested compose pins/);
+          assert.ok(!error.message.includes(apiKey), "the credential is not echoed");
+          return true;
+        });
+        assert.equal(sidecar.status().memberId, undefined);
+        assert.equal(sidecar.status().lastError?.code, "RpcProviderNotPinned");
+      }
+      assert.equal(calls, 0, "the unpinned provider was never called");
+      assert.ok(!log.text().includes(apiKey), "the credential never reaches a log line");
+    } finally {
+      rogue.close();
+      await sim.close();
+    }
+  });
+
   test("the attestmesh-sidecar binary joins, then exits 0 on SIGTERM; the gas key never reaches its output", async () => {
     const appE = randomAppId();
     await asOwner((c) => c.write.addAppId([appE]));
@@ -426,7 +478,12 @@ describe("the attestmesh-sidecar binary with a bad configuration", () => {
   test("exits 2 and names every bad variable with its fix", async () => {
     const child = spawn(process.execPath, [BIN], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", ATTESTMESH_CLUSTER: "0x1234", ATTESTMESH_WG_MODE: "fast" },
+      env: {
+        PATH: process.env.PATH ?? "",
+        ATTESTMESH_CLUSTER: "0x1234",
+        ATTESTMESH_WG_MODE: "fast",
+        ATTESTMESH_RPC_QUORUM: "0",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -435,7 +492,7 @@ describe("the attestmesh-sidecar binary with a bad configuration", () => {
     });
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     assert.equal(code, 2);
-    for (const variable of ["ATTESTMESH_RPC_URL", "ATTESTMESH_CLUSTER", "ATTESTMESH_WG_MODE"]) {
+    for (const variable of ["ATTESTMESH_RPC_QUORUM", "ATTESTMESH_CLUSTER", "ATTESTMESH_WG_MODE"]) {
       assert.ok(output.includes(variable), `${variable} is named`);
     }
     assert.match(output, /use one of those/);
