@@ -171,8 +171,8 @@ export async function rewrite(
         functionName: "member",
         data: result,
       }) as unknown as View;
-      const data = (request.params?.[0] as { data: Hex }).data;
-      const id = BigInt(`0x${data.slice(10, 74)}`);
+      const data = (request.params?.[0] as { data?: Hex } | undefined)?.data ?? "0x";
+      const id = BigInt(`0x${data.slice(10, 74) || "0"}`);
       let lie: View | undefined;
       if (behaviour === "inject-member" && id === FAKE_MEMBER.memberId) lie = fakeView(undefined);
       if (behaviour === "hide-eviction" && view.status === 3) lie = { ...view, status: 1 };
@@ -200,7 +200,8 @@ export async function rewrite(
         [{ type: "bytes32" }, { type: "bytes32" }, { type: "uint32" }, { type: "address" }],
         [fake.wireguardKey, fake.identityKey, fake.meshIp, fake.appId],
       );
-      const address = (request.params?.[0] as { address?: Address }).address ?? FAKE_MEMBER.appId;
+      const address =
+        (request.params?.[0] as { address?: Address } | undefined)?.address ?? FAKE_MEMBER.appId;
       return answer([...logs, await placed({ address, topics, data }, filter, upstream)]);
     }
     if (behaviour === "forge-message" && settings.forgedLog !== undefined && asksFor(filter, MESSAGE_SENT)) {
