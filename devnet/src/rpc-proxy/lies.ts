@@ -6,6 +6,7 @@
 // - hide-eviction: evicted members reported active, MemberEvicted logs dropped;
 // - forge-message: a MessageSent log the test supplies, added to every MessageSent query;
 // - other-chain: another chain's id, other block hashes, empty calls and logs;
+// - stale-head / far-head: a head of block 1, or a billion blocks ahead;
 // - down / rate-limited: handled by the proxy itself (connection reset, HTTP 429).
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
@@ -32,6 +33,8 @@ export const BEHAVIOURS = [
   "hide-eviction",
   "forge-message",
   "other-chain",
+  "stale-head",
+  "far-head",
 ] as const;
 export type Behaviour = (typeof BEHAVIOURS)[number];
 
@@ -137,6 +140,11 @@ export async function rewrite(
 ): Promise<JsonRpcResponse> {
   const { behaviour } = settings;
   const answer = (result: unknown): JsonRpcResponse => ({ ...honest, result });
+
+  if (behaviour === "stale-head" || behaviour === "far-head") {
+    if (request.method !== "eth_blockNumber") return honest;
+    return answer(behaviour === "stale-head" ? "0x1" : toHex(1_000_000_000n));
+  }
 
   if (behaviour === "other-chain") {
     if (request.method === "eth_chainId") return answer("0x2105");

@@ -46,6 +46,8 @@ export interface Agreement {
   order(among?: readonly number[]): number[];
   /** Marks a provider as failing (asked last until the cooldown passes). */
   failed(provider: number): void;
+  /** Whether a provider failed within the cooldown. */
+  cooling(provider: number): boolean;
 }
 
 /** Thrown when no value reached the quorum; `disagreed` tells a lie from mere unavailability. */
@@ -152,7 +154,9 @@ export function createAgreement(options: {
     return { ...agreeing[0]!, agreeing: agreeing.map((a) => a.provider) };
   }
 
-  return { providers, quorum, agree, order, failed };
+  const cooling = (provider: number) => now() - failedAt[provider]! < cooldownMs;
+
+  return { providers, quorum, agree, order, failed, cooling };
 }
 
 /** A short, stable digest of an answer key for logs (FNV-1a, 32 bits): enough to tell answers apart. */

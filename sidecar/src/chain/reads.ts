@@ -121,6 +121,9 @@ export interface ReadsObserver {
   providerFailure?(origin: string): void;
 }
 
+/** How long the slower providers get to report their head once a quorum has. */
+const HEAD_GRACE_MS = 250;
+
 /** How often the same read's disagreement is logged at most; the rest are counted and summed up. */
 const DISAGREEMENT_LOG_INTERVAL_MS = 30_000;
 
@@ -206,33 +209,65 @@ export function createChainReads(options: {
     }
   }
 
+  /** The last head a quorum vouched for: it moves back only when a quorum reports a lower one. */
+  let headFloor = 0n;
+
+  /**
+   * Every provider's head, without waiting on a slow one: once `quorum` answered, the rest get
+   * HEAD_GRACE_MS more. Providers that just failed are skipped while enough others are healthy.
+   */
+  async function heads(): Promise<bigint[]> {
+    const healthy = agreement.order().filter((p) => !agreement.cooling(p));
+    const asked = healthy.length >= options.quorum ? healthy : endpoints.map((_, i) => i);
+    const answers: bigint[] = [];
+    let settled = 0;
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve([...answers]);
+      };
+      for (const i of asked) {
+        request(i, "eth_blockNumber", [])
+          .then((h) => {
+            answers.push(BigInt(h as string));
+          })
+          .catch((error: unknown) => {
+            agreement.failed(i);
+            observer?.providerFailure?.(origins[i]!);
+            logger.debug({ provider: origins[i], err: error }, "an RPC provider did not report its head");
+          })
+          .finally(() => {
+            settled += 1;
+            if (settled === asked.length) finish();
+            else if (answers.length >= options.quorum && timer === undefined) {
+              timer = setTimeout(finish, HEAD_GRACE_MS);
+            }
+          });
+      }
+    });
+  }
+
   async function agreedBlock(confirmations: number): Promise<AgreedBlock> {
-    // Every provider's head: the quorum-th highest is one an honest provider reached.
-    const heads = await Promise.all(
-      endpoints.map(async (_, i) => {
-        try {
-          return BigInt((await request(i, "eth_blockNumber", [])) as string);
-        } catch (error) {
-          agreement.failed(i);
-          observer?.providerFailure?.(origins[i]!);
-          logger.debug({ provider: origins[i], err: error }, "an RPC provider did not report its head");
-          return undefined;
-        }
-      }),
-    );
-    const known = heads
-      .filter((h): h is bigint => h !== undefined)
-      .sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
-    const head = known[options.quorum - 1];
-    if (head === undefined) {
+    // The quorum-th highest head is one an honest provider reached (fewer than `quorum` liars can
+    // neither push it above every honest head nor, with the floor, drag it back).
+    const known = (await heads()).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+    const reported = known[options.quorum - 1];
+    if (reported === undefined) {
       throw retryableError(
         "RpcUnavailable",
         `only ${known.length} of ${endpoints.length} RPC providers report a head, ${options.quorum} must; will retry`,
         { details: { answered: known.length, quorum: options.quorum } },
       );
     }
+    // Below the floor only when a quorum says so (a real reorg to a shorter chain): a stale liar alone,
+    // even with honest providers down, only holds the view where it was.
+    const below = known.filter((h) => h < headFloor).length;
+    const head = reported >= headFloor || below >= options.quorum ? reported : headFloor;
     const c = BigInt(confirmations);
-    return blockAt(head > c ? head - c : 0n);
+    const agreed = await blockAt(head > c ? head - c : 0n);
+    headFloor = head;
+    return agreed;
   }
 
   async function blockAt(number: bigint): Promise<AgreedBlock> {

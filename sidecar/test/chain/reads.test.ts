@@ -198,6 +198,27 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     }
   });
 
+  test("a provider lying about the head (far ahead, or stale) moves nothing; a stale quorum cannot rewind", async () => {
+    const t = await truth();
+    for (const behaviour of ["far-head", "stale-head"] as const) {
+      liar.set({ behaviour });
+      const { r } = reads();
+      for (let round = 0; round < 3; round++) assert.deepEqual(await r.agreedBlock(0), t.at, behaviour);
+    }
+    // Once the truth was agreed, a stale head can no longer pull the view back, even when the liar's
+    // stale answer is the quorum-th highest (the other honest provider down).
+    liar.set({ behaviour: "stale-head" });
+    const { r } = reads();
+    assert.deepEqual(await r.agreedBlock(0), t.at);
+    honest.set({ behaviour: "down" });
+    try {
+      for (let round = 0; round < 3; round++) assert.equal((await r.agreedBlock(0)).number, t.at.number);
+    } finally {
+      honest.set({ behaviour: "honest" });
+      liar.set({ behaviour: "honest" });
+    }
+  });
+
   test("agreedBlock(confirmations) is the agreed head − confirmations", async () => {
     liar.set({ behaviour: "honest" });
     const { r } = reads();
