@@ -80,6 +80,7 @@ export const TARGETS: readonly Target[] = [
         "ATTESTMESH_GAS_KEY",
         "ATTESTMESH_PAYMASTER_URL",
         "ATTESTMESH_RPC_URL",
+        "ATTESTMESH_RPC_URLS",
         "PEER_ENDPOINTS_JSON",
       ],
     },

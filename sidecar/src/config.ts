@@ -24,7 +24,7 @@ import {
   parseEnv,
   privateKey,
 } from "@attestmesh/shared/service/env.ts";
-import { LOG_LEVELS, type LogLevel, loggableConfig } from "@attestmesh/shared/service/log.ts";
+import { LOG_LEVELS, type LogLevel, loggableConfig, redactUrl } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
 import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 import type { Secret } from "./secret.ts";
@@ -35,7 +35,12 @@ export type WgMode = (typeof WG_MODES)[number];
 export type { ConfigDoc, ConfigProblem, Env } from "@attestmesh/shared/service/env.ts";
 
 export interface SidecarConfig {
-  readonly rpcUrl: string;
+  /** One provider URL with credentials (kept for one-provider setups); must be a pinned host. */
+  readonly rpcUrl: string | undefined;
+  /** Provider URLs with credentials (API keys); each must be a host the attested compose pins. */
+  readonly rpcUrls: readonly string[] | undefined;
+  /** Providers that must agree on a read; undefined: a majority of the pinned providers. */
+  readonly rpcQuorum: number | undefined;
   readonly cluster: Address;
   /** When set, the RPC's chain id must equal it. */
   readonly chainId: number | undefined;
@@ -139,6 +144,11 @@ function hostPort(text: string): { host: string; port: number } {
   return { host: match[1] ?? match[2]!, port };
 }
 
+function urlList(text: string): readonly string[] {
+  if (text.trim() === "") return [];
+  return text.split(",").map((entry) => httpUrl(entry.trim()));
+}
+
 function groupName(text: string): string {
   if (!/^(\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(text)) {
     throw new Problem(
@@ -152,9 +162,21 @@ function groupName(text: string): string {
 const VARIABLES: EnvTable<SidecarConfig> = {
   rpcUrl: {
     name: "ATTESTMESH_RPC_URL",
-    required: true,
-    description: "JSON-RPC endpoint of the chain that holds the cluster (http or https).",
+    description:
+      "One RPC provider URL with its credentials (API key in the path or query). Its host must be one the attested compose pins (x-attestmesh.rpc_providers); any other host stops the sidecar at start.",
     parse: httpUrl,
+  },
+  rpcUrls: {
+    name: "ATTESTMESH_RPC_URLS",
+    description:
+      "Comma-separated RPC provider URLs with credentials, at most one per pinned host; each host must be one the attested compose pins (x-attestmesh.rpc_providers), any other stops the sidecar at start. Pinned hosts without an entry are called without credentials.",
+    parse: urlList,
+  },
+  rpcQuorum: {
+    name: "ATTESTMESH_RPC_QUORUM",
+    description:
+      "How many pinned RPC providers must return the same answer, at the same block hash, before a read that decides membership, epochs or messages counts; default a majority. At least a majority, at most the number of pinned providers.",
+    parse: integer(1, 16),
   },
   cluster: {
     name: "ATTESTMESH_CLUSTER",
@@ -458,5 +480,8 @@ function crossChecks(values: Partial<SidecarConfig>): ConfigProblem[] {
 
 /** The configuration as it may be logged: URLs as scheme and host, the gas key only as whether it is set. */
 export function describeConfig(config: SidecarConfig): Record<string, unknown> {
-  return loggableConfig(config);
+  return {
+    ...loggableConfig(config),
+    rpcUrls: config.rpcUrls === undefined ? "unset" : config.rpcUrls.map((url) => redactUrl(url)),
+  };
 }

@@ -6,6 +6,8 @@ import { pccsCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import type { MemberClaims } from "@attestmesh/shared/attestation/document.ts";
 import { createDstackEvidenceSource, type EvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
+import type { PinnedSettings } from "@attestmesh/shared/service/pinned.ts";
+import { majority, resolveRpcProviders } from "@attestmesh/shared/service/rpcProviders.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type AppApi, startAppApi } from "./api/app.ts";
@@ -15,6 +17,8 @@ import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
+import { readIndexerRecord } from "./chain/indexerRecord.ts";
+import type { RpcEndpoint } from "./chain/reads.ts";
 import { selectClusterWriter } from "./chain/selectWriter.ts";
 import { countingTransport } from "./chain/transport.ts";
 import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
@@ -25,7 +29,7 @@ import { type HealthServer, startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
 import { startIntake } from "./intake/intake.ts";
 import { createIndexerQuoteCheck } from "./intake/quote.ts";
-import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
+import { createDstackKeySource, deriveNodeKeys, type KeySource, readPinnedFromGuestAgent } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMembershipCycle } from "./membership.ts";
 import { createMeshLayer } from "./mesh/layer.ts";
@@ -44,10 +48,10 @@ import type { WireGuardBackend } from "./wireguard/backend.ts";
 import { createMemoryBackend } from "./wireguard/memory.ts";
 import { createWgBackend } from "./wireguard/wg.ts";
 
-/** Everything `startSidecar` would otherwise build from the config; tests pass fakes or shared instances. */
 /** GET /attestation answers at most this many requests a minute (each one is a fresh quote). */
 const ATTESTATIONS_PER_MINUTE = 10;
 
+/** Everything `startSidecar` would otherwise build from the config; tests pass fakes or shared instances. */
 export interface SidecarDeps {
   readonly logger?: Logger;
   /** dstack GetKey/Info; default the dstack SDK client on `config.dstackEndpoint`. */
@@ -56,8 +60,15 @@ export interface SidecarDeps {
   readonly evidenceSource?: EvidenceSource;
   /** Default from `config.wgMode`: the in-memory backend for "memory", else wg(8). */
   readonly backend?: WireGuardBackend;
-  /** JSON-RPC transport; default `http(config.rpcUrl)`. Every call through it is counted in metrics. */
+  /**
+   * One JSON-RPC transport instead of the pinned providers (tests with a single chain): a quorum of one.
+   * Every call through it is counted in metrics.
+   */
   readonly transport?: Transport;
+  /** RPC providers instead of the pinned ones (tests: a lying proxy beside honest ones); counted too. */
+  readonly providers?: readonly RpcEndpoint[];
+  /** The values pinned in the attested compose; default read from the guest agent's Info. */
+  readonly pinned?: PinnedSettings;
   /** The shutdown registry to join; default a new one (`stop()` runs it). */
   readonly shutdown?: Shutdown;
   /** Random source for backoff jitter, in [0, 1). */
@@ -102,10 +113,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const status = createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) });
   const backend = deps.backend ?? defaultBackend(config, logger);
   const keySource = deps.keySource ?? createDstackKeySource(config.dstackEndpoint);
-  const transport = countingTransport(
-    deps.transport ?? http(config.rpcUrl, { timeout: 15_000, retryCount: 2 }),
-    (method) => metrics.rpcCalls.inc({ method }),
-  );
+  const counted = (transport: Transport) =>
+    countingTransport(transport, (method) => metrics.rpcCalls.inc({ method }));
   const backoff = (maxMs: number): BackoffOptions => ({
     initialMs: Math.min(deps.initialBackoffMs ?? 1000, maxMs),
     maxMs,
@@ -199,17 +208,29 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "keys derived; every dstack key chain verified",
     );
 
+    const rpc = await retry("resolving the pinned RPC providers", () => rpcEndpoints(config, deps, counted));
+    if (rpc === undefined) return;
+    logger.info(
+      { providers: rpc.endpoints.map((e) => e.origin), quorum: rpc.quorum, chainId: rpc.chainId ?? null },
+      "chain reads are cross-checked across the pinned RPC providers",
+    );
     const connected = await retry("connecting to the chain", () =>
       connectChain({
-        transport,
+        endpoints: rpc.endpoints,
+        quorum: rpc.quorum,
         cluster: config.cluster,
-        expectedChainId: config.chainId,
+        expectedChainId: rpc.chainId,
         gasKey: config.gasKey,
         pollingIntervalMs: Math.min(config.pollIntervalMs, 1000),
+        logger,
+        observer: {
+          disagreement: (read) => metrics.rpcDisagreements.inc({ read }),
+          providerFailure: (provider) => metrics.rpcProviderFailures.inc({ provider }),
+        },
       }),
     );
     if (connected === undefined) return;
-    const reader = createClusterReader(connected.publicClient, connected.cluster);
+    const reader = createClusterReader(connected.reads, connected.cluster);
     const writer = await retry("setting up the write path", () =>
       selectClusterWriter({ config, chain: connected, keys, logger }),
     );
@@ -246,7 +267,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       };
     };
     const follower = createMembershipFollower({
-      client: chain.publicClient,
+      reads: chain.reads,
       cluster: chain.cluster,
       reader,
       confirmations: config.confirmations,
@@ -324,6 +345,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       // Wake-ups only: each verified push triggers this sidecar's own chain reads.
       const intake = startIntake({
         client: chain.publicClient,
+        readIndexerRecord: () => readIndexerRecord(chain.reads, chain.cluster),
         cluster: chain.cluster,
         chainId: chain.chainId,
         memberId: cycle.memberId,
@@ -407,6 +429,57 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     stop: (reason = "stop requested") => shutdown.shutdown(reason),
     done,
   };
+}
+
+/**
+ * The providers to read the chain from, the quorum and the expected chain id: the hosts and chain id
+ * the attested compose pins, with the credentials the environment adds for them (an unpinned host is
+ * fatal), unless a test injected its own.
+ */
+async function rpcEndpoints(
+  config: SidecarConfig,
+  deps: SidecarDeps,
+  counted: (transport: Transport) => Transport,
+): Promise<{ endpoints: RpcEndpoint[]; quorum: number; chainId: number | undefined }> {
+  let endpoints: RpcEndpoint[];
+  let chainId = config.chainId;
+  if (deps.providers !== undefined) {
+    endpoints = deps.providers.map((p) => ({ origin: p.origin, transport: counted(p.transport) }));
+  } else if (deps.transport !== undefined) {
+    endpoints = [{ origin: "injected", transport: counted(deps.transport) }];
+  } else {
+    const pinned = deps.pinned ?? (await readPinnedFromGuestAgent(config.dstackEndpoint));
+    if (pinned.chainId !== undefined) {
+      if (config.chainId !== undefined && config.chainId !== pinned.chainId) {
+        throw fatalError(
+          "ChainIdMismatch",
+          `ATTESTMESH_CHAIN_ID is ${config.chainId} but the attested compose pins chain ${pinned.chainId} (x-attestmesh.chain_id); unset ATTESTMESH_CHAIN_ID.`,
+          { details: { expectedChainId: pinned.chainId, rpcChainId: config.chainId } },
+        );
+      }
+      chainId = pinned.chainId;
+    }
+    const credentials = [...(config.rpcUrl === undefined ? [] : [config.rpcUrl]), ...(config.rpcUrls ?? [])];
+    endpoints = resolveRpcProviders(
+      pinned.rpcProviders ?? [],
+      credentials,
+      "ATTESTMESH_RPC_URLS (or ATTESTMESH_RPC_URL)",
+    ).map((p) => ({
+      origin: p.origin,
+      // No retries of its own: the quorum moves on to another provider instead.
+      transport: counted(http(p.url, { timeout: 10_000, retryCount: 0 })),
+    }));
+  }
+  const n = endpoints.length;
+  const quorum = config.rpcQuorum ?? majority(n);
+  if (quorum < majority(n) || quorum > n) {
+    throw fatalError(
+      "InvalidConfig",
+      `ATTESTMESH_RPC_QUORUM is ${quorum}, but with ${n} pinned RPC provider(s) it must be between ${majority(n)} (a majority, so two quorums cannot disagree) and ${n}.`,
+      { details: { quorum, providers: n } },
+    );
+  }
+  return { endpoints, quorum, chainId };
 }
 
 function random(deps: SidecarDeps): { random?: () => number } {

@@ -39,6 +39,8 @@ describe("parseConfig", () => {
       { ...config },
       {
         rpcUrl: "http://127.0.0.1:8545",
+        rpcUrls: undefined,
+        rpcQuorum: undefined,
         cluster: CLUSTER,
         chainId: undefined,
         confirmations: 2,
@@ -171,11 +173,11 @@ describe("parseConfig", () => {
     assert.equal(config.wgMode, "kernel");
   });
 
-  test("required variables missing: both named, with the fix", () => {
+  test("required variables missing: named, with the fix (RPC providers come from the attested compose)", () => {
     const problems = problemsOf({});
     assert.deepEqual(
       problems.map((p) => p.variable),
-      ["ATTESTMESH_RPC_URL", "ATTESTMESH_CLUSTER"],
+      ["ATTESTMESH_CLUSTER"],
     );
     for (const p of problems) {
       assert.equal(p.problem, "is not set");
@@ -190,8 +192,7 @@ describe("parseConfig", () => {
     } catch (error) {
       assert.ok(error instanceof Error);
       const lines = error.message.split("\n");
-      assert.equal(lines.length, 4);
-      assert.match(error.message, /ATTESTMESH_RPC_URL: is not set/);
+      assert.equal(lines.length, 3);
       assert.match(error.message, /ATTESTMESH_CLUSTER: "nope" is not a 20-byte hex address/);
       assert.match(error.message, /ATTESTMESH_CONFIRMATIONS: "-1" is not a whole number/);
     }
@@ -201,6 +202,10 @@ describe("parseConfig", () => {
     ["ATTESTMESH_RPC_URL", "localhost:8545", /scheme|not a URL/],
     ["ATTESTMESH_RPC_URL", "not a url", /not a URL/],
     ["ATTESTMESH_RPC_URL", "ws://127.0.0.1:8546", /scheme ws: is not supported/],
+    ["ATTESTMESH_RPC_URLS", "https://a.example/key,localhost:8545", /scheme|not a URL/],
+    ["ATTESTMESH_RPC_URLS", "https://a.example/key,ws://b.example", /scheme ws: is not supported/],
+    ["ATTESTMESH_RPC_QUORUM", "0", /outside 1..16/],
+    ["ATTESTMESH_RPC_QUORUM", "17", /outside 1..16/],
     ["ATTESTMESH_CLUSTER", "0x1234", /not a 20-byte hex address/],
     ["ATTESTMESH_CLUSTER", "5FbDB2315678afecb367f032d93F642f64180aa3", /not a 20-byte hex address/],
     ["ATTESTMESH_CLUSTER", "0x5FbDB2315678afecb367f032d93F642f64180aA3", /EIP-55 checksum/],
@@ -325,7 +330,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 40);
+    assert.equal(names.length, 42);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

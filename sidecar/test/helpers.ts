@@ -5,7 +5,8 @@ import { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { pino } from "pino";
-import { bytesToHex, getAddress } from "viem";
+import { bytesToHex, getAddress, type Transport } from "viem";
+import { type ChainReads, createChainReads } from "../src/chain/reads.ts";
 import type { KeySource } from "../src/keys.ts";
 import type { Logger } from "../src/log.ts";
 import { REDACTED_PATHS } from "../src/log.ts";
@@ -104,5 +105,14 @@ export async function freePort(): Promise<number> {
       const port = typeof address === "object" && address !== null ? address.port : 0;
       server.close(() => resolve(port));
     });
+  });
+}
+
+/** Quorum reads over one provider (a quorum of one), for tests of what reads the chain. */
+export function readsOver(transport: Transport, logger?: Logger): ChainReads {
+  return createChainReads({
+    endpoints: [{ origin: "test", transport }],
+    quorum: 1,
+    logger: logger ?? pino({ level: "silent" }),
   });
 }

@@ -10,25 +10,36 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
+import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
+import { startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   type Address,
+  bytesToHex,
   createPublicClient,
   createWalletClient,
   defineChain,
+  encodeAbiParameters,
+  encodeEventTopics,
+  getAbiItem,
   getAddress,
   getContract,
   type Hex,
   hexToBytes,
   http,
+  keccak256,
   type PublicClient,
   parseEventLogs,
+  toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { randomAppId, SIMULATED_COMPOSE_HASH } from "../../test/helpers/cluster.ts";
 import { parseConfig } from "../src/config.ts";
-import { type Sidecar, startSidecar } from "../src/main.ts";
+import { type Sidecar, type SidecarDeps, startSidecar } from "../src/main.ts";
+import { sealMessage } from "../src/messages/envelope.ts";
+import { hexToWgBase64 } from "../src/wireguard/keys.ts";
 import { createMemoryBackend, type MemoryBackend } from "../src/wireguard/memory.ts";
 import { type CapturedLogger, captureLogger, freePort, waitFor } from "./helpers.ts";
 
@@ -44,6 +55,9 @@ const KEYS: readonly Hex[] = [
   "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
   "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
   "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+  "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+  "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+  "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
 ];
 
 const kmsRoot = createKmsRoot();
@@ -119,12 +133,22 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   async function simulator(name: string, appId: Address): Promise<DstackSimulator> {
     return startDstackSimulator({
       socketPath: join(dir, `${name}.sock`),
-      cvm: createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) }),
+      cvm: createSimulatedCvm({
+        kmsRoot,
+        appId: hexToBytes(appId),
+        // The compose pins the chain and its one provider, the test's Hardhat node.
+        appCompose: devnetAppCompose("v0", { chainId: 31337, providers: [new URL(rpcUrl).origin] }),
+      }),
       logger: captureLogger("silent").logger,
     });
   }
 
-  async function startNode(name: string, appId: Address, gasKey: Hex): Promise<Node> {
+  async function startNode(
+    name: string,
+    appId: Address,
+    gasKey: Hex,
+    deps: Pick<SidecarDeps, "providers"> = {},
+  ): Promise<Node> {
     const sim = await simulator(name, appId);
     const backend = createMemoryBackend();
     const log = captureLogger();
@@ -132,6 +156,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       logger: log.logger,
       backend,
       initialBackoffMs: 100,
+      ...deps,
     });
     const node: Node = {
       appId,
@@ -376,6 +401,169 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     await d.stop();
   });
 
+  test("one lying provider among three: no fake peer, no hidden eviction, no forged message; the lie is logged and counted, and a provider down costs nothing", async () => {
+    // Three providers, quorum 2: the Hardhat node and two pass-through proxies, one of which lies.
+    const honest = await startRpcProxy({ upstream: rpcUrl });
+    const liar = await startRpcProxy({ upstream: rpcUrl, settings: { behaviour: "inject-member" } });
+    const providers = [
+      { origin: "hardhat", transport: http(rpcUrl, { retryCount: 0 }) },
+      { origin: "proxy-honest", transport: http(honest.url, { retryCount: 0, timeout: 5_000 }) },
+      { origin: "proxy-liar", transport: http(liar.url, { retryCount: 0, timeout: 5_000 }) },
+    ];
+    const fakePeer = hexToWgBase64(FAKE_MEMBER.wireguardKey);
+    const appG = randomAppId();
+    const appH = randomAppId();
+    await asOwner((c) => c.write.addAppId([appG]));
+    await asOwner((c) => c.write.addAppId([appH]));
+    // The liar injects a member from the start: G and H read every record through it and never peer
+    // with the fake member.
+    const g = await startNode("g", appG, KEYS[7]!, { providers });
+    const h = await startNode("h", appH, KEYS[8]!, { providers });
+    // Every sample, from here to the end: neither node ever has a peer that is not a member.
+    const violations: string[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const [name, node] of [
+          ["G", g],
+          ["H", h],
+        ] as const) {
+          if (!node.backend.interface) continue;
+          const peers = (await node.backend.peers()).map((p) => p.publicKey);
+          if (peers.includes(fakePeer)) violations.push(`${name} peered with the injected member`);
+          if (node.log.lines().some((l) => l.msg === "message received"))
+            violations.push(`${name} delivered a forged message`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    try {
+      const keyOf = (node: Node) => node.sidecar.status().wireguardPublicKey;
+      await waitFor("G and H to peer with each other (and no one else)", async () => {
+        if (!g.backend.interface || !h.backend.interface) return false;
+        const [pg, ph] = await Promise.all([g.backend.peers(), h.backend.peers()]);
+        return pg.some((p) => p.publicKey === keyOf(h)) && ph.some((p) => p.publicKey === keyOf(g));
+      });
+      const metricsG = async () => (await fetch(`${g.sidecar.healthUrl}/metrics`)).text();
+      await waitFor("the injected member to be outvoted and counted", async () => {
+        await asOwner((c) => c.write.addAppId([randomAppId()])); // new blocks: new ranges of logs
+        return /attestmesh_rpc_disagreements_total\{read="[^"]+"\} [1-9]/.test(await metricsG());
+      });
+      const idG = g.sidecar.status().memberId!;
+      const idH = h.sidecar.status().memberId!;
+
+      // The liar forges a MessageSent to G "from" H, sealed to G's real key: it would open.
+      const identityG = (await client.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "member",
+        args: [idG],
+      })) as { identityKey: Hex };
+      const envelopeId = keccak256(toHex("forged envelope"));
+      const ciphertext = bytesToHex(
+        sealMessage(
+          {
+            header: { chainId: 31337n, cluster, senderId: idH, recipientId: idG, envelopeId },
+            payload: new TextEncoder().encode("from H, honestly"),
+          },
+          identityG.identityKey,
+        ),
+      );
+      const event = getAbiItem({ abi: clusterAbi, name: "MessageSent" });
+      liar.set({
+        behaviour: "forge-message",
+        forgedLog: {
+          address: cluster,
+          topics: encodeEventTopics({
+            abi: [event],
+            eventName: "MessageSent",
+            args: { recipientId: idG, senderId: idH, envelopeId },
+          }) as Hex[],
+          data: encodeAbiParameters([{ type: "bytes" }], [ciphertext]),
+        },
+      });
+      const forgedServed = liar.stats().rewritten;
+      await waitFor("the forged log to be served, several times, and outvoted", async () => {
+        await asOwner((c) => c.write.addAppId([randomAppId()])); // new blocks: new ranges for the watcher
+        return liar.stats().rewritten > forgedServed + 2;
+      });
+
+      // The liar hides H's eviction: G drops H all the same.
+      liar.set({ behaviour: "hide-eviction" });
+      await asOwner((c) => c.write.evict([idH, 1]));
+      await waitFor("G to drop the evicted H despite the lie", async () =>
+        (await g.backend.peers()).every((p) => p.publicKey !== keyOf(h)),
+      );
+      // The liar goes down: the two honest providers are still a quorum, G keeps following the chain.
+      liar.set({ behaviour: "down" });
+      await asOwner((c) => c.write.addAppId([randomAppId()]));
+      const head = await client.getBlockNumber();
+      await waitFor("G to follow the chain with one provider down", async () => {
+        await g.sidecar.wake("test");
+        return (g.sidecar.status().lastReconcileBlock ?? 0n) >= head;
+      });
+      assert.match(await metricsG(), /attestmesh_rpc_provider_failures_total\{provider="proxy-liar"\} [1-9]/);
+      const adversarial = g.log.lines().filter((l) => l.adversarial === true);
+      assert.ok(adversarial.length > 0, "the disagreement is in G's log");
+      assert.ok(adversarial.every((l) => JSON.stringify(l.outvoted).includes("proxy-liar")));
+      assert.ok(liar.stats().rewritten > 0);
+    } finally {
+      sampling = false;
+      await sampler;
+      await h.stop().catch(() => {});
+      await g.stop();
+      await liar.close();
+      await honest.close();
+    }
+    assert.deepEqual(violations, [], "the sidecars never acted on a lie, at any sample");
+  });
+
+  test("an RPC provider the attested compose does not pin is refused at start: no call to it, its key never logged", async () => {
+    // The operator's own endpoint, with an API key: not one of the compose's pinned hosts.
+    let calls = 0;
+    const rogue = await import("node:http").then(({ createServer }) =>
+      createServer((_req, res) => {
+        calls += 1;
+        res.writeHead(500).end();
+      }),
+    );
+    await new Promise<void>((resolve) => rogue.listen(0, "127.0.0.1", resolve));
+    const roguePort = (rogue.address() as { port: number }).port;
+    const apiKey = "rogue-api-key-7f3a9c";
+    const appF = randomAppId();
+    const sim = await simulator("f", appF);
+    const log = captureLogger();
+    try {
+      for (const extra of [
+        { ATTESTMESH_RPC_URLS: `http://127.0.0.1:${roguePort}/v2/${apiKey}` },
+        { ATTESTMESH_RPC_URL: `http://127.0.0.1:${roguePort}/?key=${apiKey}` },
+        // A pinned host with a credential, plus one unpinned: the whole list is refused.
+        { ATTESTMESH_RPC_URLS: `${rpcUrl}/${apiKey},https://rogue.example/${apiKey}` },
+      ]) {
+        const settings = env("f", KEYS[6]!, extra);
+        if (!("ATTESTMESH_RPC_URL" in extra)) delete settings.ATTESTMESH_RPC_URL;
+        const sidecar = await startSidecar(parseConfig(settings), {
+          logger: log.logger,
+          backend: createMemoryBackend(),
+          initialBackoffMs: 100,
+        });
+        await assert.rejects(sidecar.done, (error: unknown) => {
+          assert.ok(error instanceof Error && "code" in error && error.code === "RpcProviderNotPinned");
+          assert.match(error.message, /not one of the RPC providers the attested compose pins/);
+          assert.ok(!error.message.includes(apiKey), "the credential is not echoed");
+          return true;
+        });
+        assert.equal(sidecar.status().memberId, undefined);
+        assert.equal(sidecar.status().lastError?.code, "RpcProviderNotPinned");
+      }
+      assert.equal(calls, 0, "the unpinned provider was never called");
+      assert.ok(!log.text().includes(apiKey), "the credential never reaches a log line");
+    } finally {
+      rogue.close();
+      await sim.close();
+    }
+  });
+
   test("the attestmesh-sidecar binary joins, then exits 0 on SIGTERM; the gas key never reaches its output", async () => {
     const appE = randomAppId();
     await asOwner((c) => c.write.addAppId([appE]));
@@ -429,7 +617,12 @@ describe("the attestmesh-sidecar binary with a bad configuration", () => {
   test("exits 2 and names every bad variable with its fix", async () => {
     const child = spawn(process.execPath, [BIN], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", ATTESTMESH_CLUSTER: "0x1234", ATTESTMESH_WG_MODE: "fast" },
+      env: {
+        PATH: process.env.PATH ?? "",
+        ATTESTMESH_CLUSTER: "0x1234",
+        ATTESTMESH_WG_MODE: "fast",
+        ATTESTMESH_RPC_QUORUM: "0",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -438,7 +631,7 @@ describe("the attestmesh-sidecar binary with a bad configuration", () => {
     });
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     assert.equal(code, 2);
-    for (const variable of ["ATTESTMESH_RPC_URL", "ATTESTMESH_CLUSTER", "ATTESTMESH_WG_MODE"]) {
+    for (const variable of ["ATTESTMESH_RPC_QUORUM", "ATTESTMESH_CLUSTER", "ATTESTMESH_WG_MODE"]) {
       assert.ok(output.includes(variable), `${variable} is named`);
     }
     assert.match(output, /use one of those/);

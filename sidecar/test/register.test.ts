@@ -54,7 +54,7 @@ describe("registration", () => {
   function options(keys: NodeKeys, overrides: Partial<RegisterOptions> = {}): RegisterOptions {
     return {
       chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
+      reader: createClusterReader(chain.reads, chain.cluster),
       writer: writerFor(overrides.chain ?? chain),
       keys,
       claims: SIMULATED_CLAIMS,
@@ -237,7 +237,7 @@ describe("registration on a cluster that does not accept the KMS root", () => {
     await fx.owner.write.addAppId([keys.appId]);
     const error = await registerOnce({
       chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
+      reader: createClusterReader(chain.reads, chain.cluster),
       writer: createDirectWriter({ chain, wallet: chain.wallet!, logger: captureLogger().logger }),
       keys,
       claims: SIMULATED_CLAIMS,

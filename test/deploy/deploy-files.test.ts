@@ -11,6 +11,8 @@ import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inspectComposeFile } from "@attestmesh/scripts/owner/composeHash.ts";
+import { readPinnedSettings } from "@attestmesh/shared/service/pinned.ts";
+import { resolveRpcProviders } from "@attestmesh/shared/service/rpcProviders.ts";
 import { CONFIG_DOCS, parseConfig } from "@attestmesh/sidecar/config.ts";
 import { parseEndpoints } from "@attestmesh/sidecar/reconcile/endpoints.ts";
 import { parseDocument } from "yaml";
@@ -146,6 +148,8 @@ function interpolate(value: string, env: Readonly<Record<string, string>>): stri
 
 // Example values of the encrypted environment, as an operator would provide them.
 const ENCRYPTED_ENV = {
+  // An API key for one of the pinned providers (x-attestmesh.rpc_providers).
+  ATTESTMESH_RPC_URLS: "https://base-sepolia.g.alchemy.com/v2/example-key",
   ATTESTMESH_RPC_URL: "https://sepolia.base.org",
   PEER_ENDPOINTS_JSON: '{"0x1111111111111111111111111111111111111111": "203.0.113.7:51820"}',
 };
@@ -367,19 +371,31 @@ describe("deploy: the node's compose file", () => {
     assert.equal(config.wgInterface, "attestmesh0");
     assert.equal(config.gasKey, undefined, "no gas key unless the encrypted environment has one");
     assert.equal(config.rpcUrl, ENCRYPTED_ENV.ATTESTMESH_RPC_URL);
+    assert.deepEqual(config.rpcUrls, [ENCRYPTED_ENV.ATTESTMESH_RPC_URLS]);
     assert.ok(config.chainId !== undefined, "the chain id is pinned, so a wrong RPC is refused at start");
+    // The credentials belong to hosts the attested compose pins, on the chain it pins.
+    const pinned = readPinnedSettings(readFileSync(manifestPath(target), "utf8"));
+    assert.equal(pinned.chainId, config.chainId, "x-attestmesh.chain_id equals ATTESTMESH_CHAIN_ID");
+    const providers = resolveRpcProviders(
+      pinned.rpcProviders ?? [],
+      [config.rpcUrl!, ...(config.rpcUrls ?? [])],
+      "ATTESTMESH_RPC_URLS",
+    );
+    assert.ok(providers.length >= 3, "at least three independent providers are pinned");
+    assert.ok(providers.every((p) => p.origin.startsWith("https://")));
   });
 
   test("secrets come from the encrypted environment, never from the file", () => {
     const env = environment(service(loadCompose(target).compose, "sidecar"));
-    for (const name of ["ATTESTMESH_RPC_URL", "ATTESTMESH_GAS_KEY"]) {
+    for (const name of ["ATTESTMESH_RPC_URL", "ATTESTMESH_RPC_URLS", "ATTESTMESH_GAS_KEY"]) {
       assert.match(env[name] ?? "", new RegExp(`^\\$\\{${name}[:?}-]`), `${name} is interpolated`);
     }
   });
 
-  test("the compose refuses to start without an RPC URL, and starts without a gas key", () => {
+  test("the compose starts without RPC credentials (the pinned hosts are called as they are) and without a gas key", () => {
     const env = environment(service(loadCompose(target).compose, "sidecar"));
-    assert.throws(() => interpolate(env.ATTESTMESH_RPC_URL ?? "", {}), /refuse to start/);
+    assert.equal(interpolate(env.ATTESTMESH_RPC_URL ?? "", {}), "");
+    assert.equal(interpolate(env.ATTESTMESH_RPC_URLS ?? "", {}), "");
     assert.equal(interpolate(env.ATTESTMESH_GAS_KEY ?? "", {}), "");
   });
 

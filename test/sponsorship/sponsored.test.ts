@@ -62,7 +62,7 @@ async function sponsoredWriter(fx: SponsorshipFixture, keys: NodeKeys, paymaster
 function registerThrough(chain: ChainContext, writer: ClusterWriter, keys: NodeKeys) {
   return registerOnce({
     chain,
-    reader: createClusterReader(chain.publicClient, chain.cluster),
+    reader: createClusterReader(chain.reads, chain.cluster),
     writer,
     keys,
     claims: SIMULATED_CLAIMS,

@@ -21,6 +21,7 @@ export async function devnetDown(progress: (message: string) => void = () => {})
       await stopProcess(state.sponsorship.sponsorPid);
       await stopProcess(state.sponsorship.bundlerPid);
     }
+    for (const proxy of state.rpcProxies ?? []) await stopProcess(proxy.pid);
     progress("stopping the Hardhat node");
     await stopProcess(state.hardhatPid);
   }

@@ -19,15 +19,28 @@ export interface DevnetDstackSim {
   readonly owner: string;
   /** The guest API the compose it returns pins (default v0, no pin). */
   readonly guestApi?: GuestApi;
+  /** The chain id and RPC providers the compose pins. */
+  readonly rpc?: PinnedRpc;
+}
+
+/** The chain a compose pins: its id and the RPC provider origins (x-attestmesh.chain_id, rpc_providers). */
+export interface PinnedRpc {
+  readonly chainId: number;
+  readonly providers: readonly string[];
 }
 
 /**
  * The app-compose document a devnet simulator returns: a compose file whose x-attestmesh block pins
- * `guestApi`, as deploy/<target>/docker-compose.yaml does for a real CVM.
+ * `guestApi` and, when given, the chain id and RPC providers, as deploy/<target>/docker-compose.yaml does
+ * for a real CVM.
  */
-export function devnetAppCompose(guestApi: GuestApi): string {
+export function devnetAppCompose(guestApi: GuestApi, rpc?: PinnedRpc): string {
+  const pins =
+    rpc === undefined
+      ? ""
+      : `  chain_id: ${rpc.chainId}\n  rpc_providers: [${rpc.providers.map((p) => JSON.stringify(p)).join(", ")}]\n`;
   return JSON.stringify({
-    docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\nservices: {}\n`,
+    docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\n${pins}services: {}\n`,
     manifest_version: 2,
     name: "attestmesh-devnet",
     runner: "docker-compose",
@@ -39,7 +52,7 @@ export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
   const cli = fileURLToPath(import.meta.resolve("@attestmesh/scripts/cli/main.ts"));
   const appComposeFile = `${sim.socketPath}.app-compose.json`;
   await mkdir(dirname(appComposeFile), { recursive: true });
-  await writeFile(appComposeFile, devnetAppCompose(sim.guestApi ?? "v0"));
+  await writeFile(appComposeFile, devnetAppCompose(sim.guestApi ?? "v0", sim.rpc));
   const pid = spawnDetached(
     process.execPath,
     [

@@ -67,6 +67,11 @@ export async function startNode(
     appId,
     composeHash: state.composeHash,
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
+    // The compose pins the chain and its providers: the Hardhat node and the devnet's RPC proxies.
+    rpc: {
+      chainId: state.chainId,
+      providers: [state.rpcUrl, ...(state.rpcProxies ?? []).map((p) => p.url)],
+    },
     appName: `attestmesh-devnet-${name}`,
     logFile: join(logDir, "dstack-sim.log"),
     owner: name,

@@ -27,6 +27,7 @@ import {
   HUB_NETNS,
   MESH_CIDR,
   RPC_PORT,
+  RPC_PROXY_PORTS,
   readState,
   UNDERLAY_HUB_IP,
   writeEndpoints,
@@ -74,6 +75,28 @@ export async function devnetUp(options: UpOptions) {
   const probe = devnetClients(rpcUrl, 31337);
   const chainId = await waitFor("the Hardhat node", async () => probe.client.getChainId(), 60_000);
   const clients = devnetClients(rpcUrl, chainId);
+  const rpcProxies = RPC_PROXY_PORTS.map((port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const pid = spawnDetached(
+      process.execPath,
+      [
+        join(REPO_ROOT, "devnet/src/rpc-proxy/main.ts"),
+        "--upstream",
+        rpcUrl,
+        "--listen",
+        `127.0.0.1:${port}`,
+      ],
+      { logFile: join(DEVNET_DIR, `rpc-proxy-${port}.log`) },
+    );
+    return { url, pid };
+  });
+  progress(
+    `RPC providers for every sidecar: ${[rpcUrl, ...rpcProxies.map((p) => p.url)].join(", ")} (quorum 2)`,
+  );
+  for (const proxy of rpcProxies) {
+    const through = devnetClients(proxy.url, chainId);
+    await waitFor(`the RPC proxy ${proxy.url}`, async () => through.client.getChainId(), 30_000);
+  }
 
   progress(`dstack simulators serve guest API v0 and v1; the compose pins ${options.guestApi ?? "v0"}`);
   progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
@@ -88,6 +111,7 @@ export async function devnetUp(options: UpOptions) {
     composeHash,
     kmsRoot,
     hardhatPid,
+    rpcProxies,
     nodes: [],
     transport: options.transport ?? "auto",
     blockUdp: options.blockUdp ?? false,

@@ -44,6 +44,8 @@ export const SERVICE_ERROR_CODES = [
   "Ed25519ChainUnsupported",
   "InvalidPinnedCompose",
   "PinnedSettingInEnvironment",
+  "RpcProvidersNotPinned",
+  "RpcProviderNotPinned",
   "RpcUnavailable",
   "ChainIdMismatch",
   "SocketPathTaken",

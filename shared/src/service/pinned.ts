@@ -15,12 +15,17 @@
 // v0 to v1 by itself would stop matching its registration.
 import { parse as parseYaml } from "yaml";
 import { fatalError } from "./errors.ts";
+import { parsePinnedChainId, parsePinnedRpcProviders, type RpcOrigin } from "./rpcProviders.ts";
 
 /** The dstack guest API a cluster's nodes use: v0 (`/GetKey`, dstack ≥ 0.5.6) or v1 (`/v1/*`, dstack ≥ 0.6). */
 export type GuestApi = "v0" | "v1";
 
 export interface PinnedSettings {
   readonly guestApi: GuestApi;
+  /** `chain_id`: the chain every provider must serve; undefined when not pinned. */
+  readonly chainId?: number | undefined;
+  /** `rpc_providers`: the only RPC origins the node may read from (rpcProviders.ts); empty when not pinned. */
+  readonly rpcProviders?: readonly RpcOrigin[];
 }
 
 /** The compose extension block holding the pinned values. */
@@ -42,7 +47,11 @@ const guestApi: Parser<GuestApi> = (value) => {
 };
 
 /** Each pinned key of the block, by its name there, with its parser. */
-const PINNED_KEYS: Readonly<Record<string, Parser<unknown>>> = { guest_api: guestApi };
+const PINNED_KEYS: Readonly<Record<string, Parser<unknown>>> = {
+  guest_api: guestApi,
+  chain_id: parsePinnedChainId,
+  rpc_providers: (value) => parsePinnedRpcProviders(value, undefined),
+};
 
 function invalid(message: string): Error {
   return fatalError(
@@ -94,8 +103,13 @@ export function readPinnedSettings(appCompose: string): PinnedSettings {
       );
     }
   }
+  const chainId = entries.chain_id === undefined ? undefined : parsePinnedChainId(entries.chain_id);
   return {
     guestApi: entries.guest_api === undefined ? DEFAULT_PINNED.guestApi : guestApi(entries.guest_api),
+    ...(chainId === undefined ? {} : { chainId }),
+    ...(entries.rpc_providers === undefined
+      ? {}
+      : { rpcProviders: parsePinnedRpcProviders(entries.rpc_providers, chainId) }),
   };
 }
 

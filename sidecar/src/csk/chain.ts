@@ -1,4 +1,4 @@
-// The CSK facet through viem: the current epoch and its commitment, and committing one (the member key
+// The CSK facet through viem: the current epoch and its commitment (quorum reads, chain/reads.ts), and committing one (the member key
 // signs EIP-712 `CommitCsk`; the cluster writer submits it, sponsored or paid by the gas key). Also the
 // way out of a commitment nobody can open (issue 13): confirming an epoch whose key this member pulled
 // and checked (`ConfirmCsk`), and re-opening an unconfirmed epoch after the contract's delay (`ReopenCsk`).
@@ -49,7 +49,7 @@ function revertName(error: unknown): string | undefined {
 }
 
 export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logger?: Logger): CskChain {
-  const { publicClient, cluster } = chain;
+  const { reads, cluster } = chain;
   const writer = writerOf(chain, logger ?? silentLogger);
   const needWriter = (what: string) => {
     if (writer === undefined) {
@@ -83,9 +83,11 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
   return {
     canCommit: writer !== undefined,
     async current() {
+      // Both at one block hash a quorum of providers agrees on, each compared across the quorum.
+      const at = await reads.agreedBlock(0);
       const [[epoch, commitment, committer], [, confirmer, barred]] = await Promise.all([
-        publicClient.readContract({ address: cluster, abi: clusterAbi, functionName: "currentCsk" }),
-        publicClient.readContract({ address: cluster, abi: clusterAbi, functionName: "cskRecovery" }),
+        reads.readContract({ address: cluster, abi: clusterAbi, functionName: "currentCsk", at }),
+        reads.readContract({ address: cluster, abi: clusterAbi, functionName: "cskRecovery", at }),
       ]);
       return {
         epoch,

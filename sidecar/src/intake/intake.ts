@@ -16,7 +16,7 @@ import { sleep } from "../sleep.ts";
 import { createLagDetector } from "./lag.ts";
 import { createSubscriptionProtocol } from "./protocol.ts";
 import type { IndexerQuoteCheck } from "./quote.ts";
-import { type IndexerRecord, readIndexerRecord } from "./registry.ts";
+import type { IndexerRecord, ReadIndexerRecord } from "./registry.ts";
 import { runRepro } from "./repro.ts";
 import type { Position } from "./verifier.ts";
 
@@ -27,7 +27,10 @@ export interface IntakeStatus {
 }
 
 export interface IntakeOptions {
+  /** For the repro checks (a sample of pushes re-run; they decide nothing but a teardown). */
   readonly client: PublicClient<Transport, Chain | undefined>;
+  /** The indexer record, as the chain layer's quorum read. */
+  readonly readIndexerRecord: ReadIndexerRecord;
   readonly cluster: Address;
   readonly chainId: number;
   /** The member id to subscribe as; undefined while not a member (the intake waits). */
@@ -292,7 +295,7 @@ export function startIntake(options: IntakeOptions): Intake {
       }
       let record: IndexerRecord | undefined;
       try {
-        record = await readIndexerRecord(client, options.cluster);
+        record = await options.readIndexerRecord();
       } catch (err) {
         logger.warn({ err }, "could not read the indexer registry; retrying");
         await sleep(backoffDelay(attempt++, options.backoff, options.random), signal);

@@ -47,7 +47,7 @@ export async function startMessaging(options: {
       : createFileCursorStore(options.stateDir, scope);
   const watcherWith = (store: CursorStore) =>
     createMessageWatcher({
-      client: chain.publicClient,
+      reads: chain.reads,
       chainId: chain.chainId,
       cluster: chain.cluster,
       reader: options.reader,

@@ -1,12 +1,15 @@
-// Follows MessageSent logs addressed to this member at the confirmed height (head − confirmations):
+// Follows MessageSent logs addressed to this member at the confirmed height (head − confirmations), each
+// range ending at a block hash a quorum of providers agrees on and its logs compared across the quorum
+// (chain/reads.ts), so a log one provider forged or hid is never delivered or skipped:
 // opens each ciphertext with the identity key's X25519 form, checks the sealed header against the
 // event, attributes the sender as the chain resolved it, drops duplicates, and hands the message on.
 // Progress is a cursor (cursor.ts) saved after every delivery and every range, so a restarted node
 // replays what it missed, exactly once. Undecryptable or malformed ciphertexts are logged and dropped.
 import { rename } from "node:fs/promises";
 import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
-import { type Address, type Chain, hexToBytes, type PublicClient, type Transport } from "viem";
+import { type Address, type Hex, hexToBytes } from "viem";
 import type { ClusterReader } from "../chain/cluster.ts";
+import type { AgreedBlock, ChainReads } from "../chain/reads.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
@@ -21,7 +24,7 @@ import type { DropReason, ReceivedMessage } from "./types.ts";
 export const RECENT_ENVELOPES = 1024;
 
 export interface MessageWatcherOptions {
-  readonly client: PublicClient<Transport, Chain>;
+  readonly reads: ChainReads;
   readonly chainId: number;
   readonly cluster: Address;
   readonly reader: ClusterReader;
@@ -52,20 +55,16 @@ export interface MessageWatcher {
 }
 
 export function createMessageWatcher(options: MessageWatcherOptions): MessageWatcher {
-  const { client, store, logger } = options;
-  const confirmations = BigInt(options.confirmations);
+  const { reads, store, logger } = options;
   const maxLogRange = options.maxLogRange ?? 1000n;
   let block: bigint | undefined;
   let recent: RecentEnvelopes = createRecentEnvelopes(RECENT_ENVELOPES);
 
-  const confirmedHead = async () => {
-    const head = await client.getBlockNumber();
-    return head > confirmations ? head - confirmations : 0n;
-  };
+  const confirmedHead = () => reads.agreedBlock(options.confirmations);
   const save = () => store.save({ block: block ?? 0n, recent: recent.toArray() });
 
   async function startFresh(reason: string): Promise<void> {
-    block = options.startBlock === undefined ? await confirmedHead() : options.startBlock - 1n;
+    block = options.startBlock === undefined ? (await confirmedHead()).number : options.startBlock - 1n;
     if (block < 0n) block = 0n;
     recent = createRecentEnvelopes(RECENT_ENVELOPES);
     await save();
@@ -78,7 +77,7 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
     else logger.warn({ ...fields, reason }, message);
   }
 
-  async function senderAppId(senderId: bigint, at: bigint): Promise<Address | undefined> {
+  async function senderAppId(senderId: bigint, at: AgreedBlock): Promise<Address | undefined> {
     const known = options.knownMember?.(senderId);
     if (known !== undefined) return known.appId;
     try {
@@ -89,24 +88,22 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
     }
   }
 
-  async function handleRange(memberId: bigint, from: bigint, to: bigint): Promise<void> {
-    const logs = await client.getLogs({
+  async function handleRange(memberId: bigint, from: bigint, to: AgreedBlock): Promise<void> {
+    // Sorted in chain order by the read.
+    const logs = await reads.getLogs({
       address: options.cluster,
-      event: MESSAGE_SENT_EVENT,
+      events: [MESSAGE_SENT_EVENT],
       args: { recipientId: memberId },
       fromBlock: from,
-      toBlock: to,
-      strict: false,
+      to,
     });
-    logs.sort((a, b) =>
-      a.blockNumber === b.blockNumber
-        ? (a.logIndex ?? 0) - (b.logIndex ?? 0)
-        : a.blockNumber < b.blockNumber
-          ? -1
-          : 1,
-    );
     for (const log of logs) {
-      const { recipientId, senderId, envelopeId, ciphertext } = log.args;
+      const { recipientId, senderId, envelopeId, ciphertext } = log.args as {
+        recipientId?: bigint;
+        senderId?: bigint;
+        envelopeId?: Hex;
+        ciphertext?: Hex;
+      };
       const where = { txHash: log.transactionHash, block: log.blockNumber, logIndex: log.logIndex };
       if (
         recipientId !== memberId ||
@@ -146,7 +143,7 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       const message: ReceivedMessage = {
         envelopeId,
         senderId,
-        senderAppId: await senderAppId(senderId, log.blockNumber),
+        senderAppId: await senderAppId(senderId, to),
         recipientId,
         payload,
         blockNumber: log.blockNumber,
@@ -189,7 +186,7 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       }
       block = cursor.block;
       recent = createRecentEnvelopes(RECENT_ENVELOPES, cursor.recent);
-      const head = await confirmedHead();
+      const head = (await confirmedHead()).number;
       if (block > head) {
         // A cursor ahead of the chain belongs to another history of it (a reset devnet or testnet):
         // read it from the start; the remembered envelope ids still drop anything seen before.
@@ -211,14 +208,16 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       const memberId = options.memberId();
       if (block === undefined) throw new Error("message watcher used before init()");
       if (memberId === undefined) return;
+      // Each range ends at an agreed block: the last at the confirmed head, earlier ones (a node that
+      // was down) at blocks agreed on the way, so every range is checked against an agreed hash.
       const to = await confirmedHead();
       let done: bigint = block;
-      while (done < to) {
+      while (done < to.number) {
         const from: bigint = done + 1n;
-        const end: bigint = to - from + 1n > maxLogRange ? from + maxLogRange - 1n : to;
+        const end = to.number - from + 1n > maxLogRange ? await reads.blockAt(from + maxLogRange - 1n) : to;
         await handleRange(memberId, from, end);
-        done = end;
-        block = end;
+        done = end.number;
+        block = end.number;
         await save();
       }
     },

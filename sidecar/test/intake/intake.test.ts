@@ -18,7 +18,7 @@ import { parseFrame, quoteReportData } from "@attestmesh/shared/indexer/protocol
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { ed25519 } from "@noble/curves/ed25519";
 import { Registry } from "prom-client";
-import { type Hex, hexToBytes, type Log } from "viem";
+import { custom, type Hex, hexToBytes, type Log } from "viem";
 import { type WebSocket, WebSocketServer } from "ws";
 import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
 import {
@@ -29,9 +29,10 @@ import {
   setupCluster,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
+import { readIndexerRecord } from "../../src/chain/indexerRecord.ts";
 import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
 import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
-import { captureLogger, waitFor } from "../helpers.ts";
+import { captureLogger, readsOver, waitFor } from "../helpers.ts";
 
 interface IndexerKey {
   readonly cvm: SimulatedCvm;
@@ -264,6 +265,8 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
 
     intake = startIntake({
       client: fx.publicClient,
+      readIndexerRecord: () =>
+        readIndexerRecord(readsOver(custom(fx.connection.provider, { retryCount: 0 })), fx.deployed.diamond),
       cluster: fx.deployed.diamond,
       chainId: fx.chainId,
       memberId: () => member.id,
