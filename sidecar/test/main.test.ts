@@ -15,6 +15,7 @@ import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
 import { startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { sha256 } from "@noble/hashes/sha2";
 import {
   type Address,
   bytesToHex,
@@ -35,7 +36,7 @@ import {
   toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { randomAppId, SIMULATED_COMPOSE_HASH } from "../../test/helpers/cluster.ts";
+import { randomAppId } from "../../test/helpers/cluster.ts";
 import { parseConfig } from "../src/config.ts";
 import { type Sidecar, type SidecarDeps, startSidecar } from "../src/main.ts";
 import { sealMessage } from "../src/messages/envelope.ts";
@@ -130,14 +131,18 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     };
   }
 
+  /** The compose every simulated CVM runs: it pins the chain and its one provider, the test's Hardhat node. */
+  function testCompose(): string {
+    return devnetAppCompose("v0", { chainId: 31337, providers: [new URL(rpcUrl).origin] });
+  }
+
   async function simulator(name: string, appId: Address): Promise<DstackSimulator> {
     return startDstackSimulator({
       socketPath: join(dir, `${name}.sock`),
       cvm: createSimulatedCvm({
         kmsRoot,
         appId: hexToBytes(appId),
-        // The compose pins the chain and its one provider, the test's Hardhat node.
-        appCompose: devnetAppCompose("v0", { chainId: 31337, providers: [new URL(rpcUrl).origin] }),
+        appCompose: testCompose(),
       }),
       logger: captureLogger("silent").logger,
     });
@@ -226,8 +231,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       params: { owner: owner.wallet.account.address, meshCidr: "10.77.0.0/16", kmsRoots: [kmsRoot.address] },
     });
     cluster = getAddress(deployed.diamond);
-    // The simulated CVMs' compose hash, on any device: what their registrations state.
-    await asOwner((c) => c.write.addComposeHash([SIMULATED_COMPOSE_HASH]));
+    // The simulated CVMs' compose hash (sha256 of the compose they run, as dstack measures it), on any
+    // device: what their registrations state.
+    await asOwner((c) => c.write.addComposeHash([toHex(sha256(new TextEncoder().encode(testCompose())))]));
     await asOwner((c) => c.write.setAllowAnyDevice([true]));
   });
 

@@ -6,6 +6,7 @@ import {
   type CvmIdentityOptions,
   createKmsRoot,
   createSimulatedCvm,
+  DEFAULT_APP_COMPOSE,
   type KmsRoot,
 } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
@@ -14,6 +15,7 @@ import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedDat
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
 import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { ed25519 } from "@noble/curves/ed25519";
+import { sha256 } from "@noble/hashes/sha2";
 import { network } from "hardhat";
 import {
   type Address,
@@ -29,8 +31,8 @@ import { privateKeyToAccount } from "viem/accounts";
 
 export const MESH_CIDR = "10.77.0.0/16";
 
-/** The compose hash a simulated CVM reports unless told otherwise (the simulator's placeholder). */
-export const SIMULATED_COMPOSE_HASH = keccak256(toHex("attestmesh simulated compose"));
+/** The compose hash a simulated CVM reports unless told otherwise: sha256 of the simulator's default compose. */
+export const SIMULATED_COMPOSE_HASH = toHex(sha256(new TextEncoder().encode(DEFAULT_APP_COMPOSE)));
 
 /** What a default simulated CVM states at registration: its compose hash and device id. */
 export const SIMULATED_CLAIMS = {
