@@ -8,10 +8,12 @@ import { pino } from "pino";
 import { BaseError, ContractFunctionRevertedError, type Hex, zeroHash } from "viem";
 import { signTypedData } from "viem/accounts";
 import type { ChainContext } from "../chain/client.ts";
+import type { ClusterReader } from "../chain/cluster.ts";
 import { writerOf } from "../chain/selectWriter.ts";
 import { fatalError, retryableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Secret } from "../secret.ts";
+import type { HeadReads } from "./standing.ts";
 
 const silentLogger = pino({ level: "silent" });
 
@@ -133,6 +135,28 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
         if (name === "CskEpochMismatch") return "epoch-moved";
         throw error;
       }
+    },
+  };
+}
+
+/**
+ * The head reads of standing.ts through the chain-read interface used today (viem; the member record
+ * through the cluster reader). The block number is never served from viem's cache: a stale head would
+ * reopen the window the standing check closes.
+ */
+export function headReadsOf(chain: ChainContext, reader: Pick<ClusterReader, "member">): HeadReads {
+  const { publicClient, cluster } = chain;
+  return {
+    head: () => publicClient.getBlockNumber({ cacheTime: 0 }),
+    member: (memberId, block) => reader.member(memberId, block),
+    async epoch(block) {
+      const [epoch] = await publicClient.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+        blockNumber: block,
+      });
+      return epoch;
     },
   };
 }
