@@ -393,6 +393,12 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     const rpc = (method: string, params: unknown[]) => client.request({ method, params } as never);
     const group: Node[] = [];
     let pump: ReturnType<typeof setInterval> | undefined;
+    /** Timers and sockets a test opened, closed in `after` even when an assertion failed first. */
+    const cleanups: Array<() => unknown> = [];
+    const later = <T>(thing: T, close: (t: T) => unknown): T => {
+      cleanups.push(() => close(thing));
+      return thing;
+    };
 
     /** A fresh gas key funded by the owner (the well-known accounts are used up above). */
     async function fundedKey(): Promise<Hex> {
@@ -455,6 +461,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     });
 
     after(async () => {
+      for (const cleanup of cleanups) await Promise.resolve(cleanup()).catch(() => {});
       clearInterval(pump);
       await rpc("evm_setIntervalMining", [0]).catch(() => {});
       for (const node of group) await node.stop().catch(() => {});
@@ -480,33 +487,39 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           if (h !== undefined) held.push(h.epoch);
         };
         const offChange = x.sidecar.csk.onChange(record);
-        const sampler = setInterval(record, 5);
+        const sampler = later(setInterval(record, 5), clearInterval);
         // The probe: X's own identity key, from X's mesh address, asks every remaining node for the next
         // epoch, a fresh request every 10 ms (a modified X would; the servers must refuse it).
         const key = identityOf(x);
-        const probe = await openMeshSocket({
-          mode: "loopback",
-          meshIp: x.sidecar.status().meshIp!,
-          port: await freePort(),
-        });
+        const probe = later(
+          await openMeshSocket({
+            mode: "loopback",
+            meshIp: x.sidecar.status().meshIp!,
+            port: await freePort(),
+          }),
+          (socket) => socket.close(),
+        );
         const ids = group.map((n) => n.sidecar.status().memberId!);
-        const ask = setInterval(() => {
-          for (const [i, to] of ids.entries()) {
-            const datagram = encodeRequest(
-              {
-                chainId: 31337,
-                cluster,
-                requesterId: xId,
-                serverId: to,
-                epoch: next,
-                timestampMs: BigInt(Date.now()),
-                nonce: randomBytes(16),
-              },
-              key.sign,
-            );
-            probe.send(datagram, group[i]!.sidecar.status().meshIp!, meshPort);
-          }
-        }, 10);
+        const ask = later(
+          setInterval(() => {
+            for (const [i, to] of ids.entries()) {
+              const datagram = encodeRequest(
+                {
+                  chainId: 31337,
+                  cluster,
+                  requesterId: xId,
+                  serverId: to,
+                  epoch: next,
+                  timestampMs: BigInt(Date.now()),
+                  nonce: randomBytes(16),
+                },
+                key.sign,
+              );
+              probe.send(datagram, group[i]!.sidecar.status().meshIp!, meshPort);
+            }
+          }, 10),
+          clearInterval,
+        );
         const departed = () =>
           Promise.all(group.map((n) => metric(n, "attestmesh_csk_requests_total", 'outcome="departed"')));
         const before = await departed();
@@ -592,11 +605,10 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       // The flood comes from one source on the mesh, claiming to be the honest peer (so it would pass
       // the cluster and server checks); an attacker key signs it.
       const attacker = signingKeyFromSeed(randomBytes(32));
-      const flood = await openMeshSocket({
-        mode: "loopback",
-        meshIp: "10.77.250.250",
-        port: await freePort(),
-      });
+      const flood = later(
+        await openMeshSocket({ mode: "loopback", meshIp: "10.77.250.250", port: await freePort() }),
+        (socket) => socket.close(),
+      );
       const rateLimited = (type: string) =>
         metric(server, "attestmesh_mesh_dropped_total", `type="${type}",reason="rate-limited"`);
       const before = { csk: await rateLimited("csk-request"), hb: await rateLimited("heartbeat") };
@@ -631,19 +643,25 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         ),
       ]);
       let sent = 0;
-      const flooding = setInterval(() => {
-        for (const [request, heartbeat] of forged.slice(0, 20)) {
-          flood.send(request!, serverIp, meshPort);
-          flood.send(heartbeat!, serverIp, meshPort);
-          sent += 1;
-        }
-      }, 10);
+      const flooding = later(
+        setInterval(() => {
+          for (const [request, heartbeat] of forged.slice(0, 20)) {
+            flood.send(request!, serverIp, meshPort);
+            flood.send(heartbeat!, serverIp, meshPort);
+            sent += 1;
+          }
+        }, 10),
+        clearInterval,
+      );
       // Meanwhile the honest peer asks for the key, from its own mesh address, ten times.
-      const probe = await openMeshSocket({
-        mode: "loopback",
-        meshIp: honest.sidecar.status().meshIp!,
-        port: await freePort(),
-      });
+      const probe = later(
+        await openMeshSocket({
+          mode: "loopback",
+          meshIp: honest.sidecar.status().meshIp!,
+          port: await freePort(),
+        }),
+        (socket) => socket.close(),
+      );
       const members = await createClusterReader(client as never, cluster).allMembers();
       const directory = directoryFrom(() => members);
       const pull = createCskClient({
@@ -683,8 +701,6 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         .lines()
         .filter((l) => l.msg === "mesh datagram dropped" && l.reason === "rate-limited");
       assert.ok(logged.length <= 4, `the drops were logged rate-limited (${logged.length} lines)`);
-      await flood.close();
-      await probe.close();
       attacker.destroy();
       honestKey.destroy();
     });
