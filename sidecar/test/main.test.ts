@@ -447,6 +447,17 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       // Blocks every 200 ms, so head − 2 moves while nothing else happens (automine stays on).
       await rpc("evm_setIntervalMining", [200]);
       for (const name of ["r1", "r2", "r3"]) group.push(await join(name));
+      // Members the earlier tests left active but stopped hold the current epoch nobody running can
+      // serve: evict them, so the group commits a fresh epoch among itself.
+      const mine = new Set(
+        await Promise.all(
+          group.map((n) => waitFor("a member id", () => n.sidecar.status().memberId, 60_000)),
+        ),
+      );
+      for (const m of (await createClusterReader(client as never, cluster).allMembers()).values()) {
+        if (m.status === "active" && !mine.has(m.memberId))
+          await asOwner((c) => c.write.evict([m.memberId, 1]));
+      }
       // The in-memory backend has no WireGuard: say every peer completed a handshake.
       pump = setInterval(() => {
         for (const node of running) {
