@@ -250,6 +250,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
             return m.status === 3 ? performance.now() : undefined;
           },
           60_000,
+          10,
         );
         const refusedAt: Array<number | undefined> = targets.map(() => undefined);
         await eventually(
@@ -263,6 +264,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
             return refusedAt.every((r) => r !== undefined);
           },
           30_000,
+          10,
         );
         refusalMs.push(Math.max(...(refusedAt as number[])));
         // The probe shares the evicted node's source address and so its rate-limit buckets: stop it.
