@@ -46,11 +46,12 @@ RUN pnpm install --frozen-lockfile --prod --ignore-scripts --filter "@attestmesh
 # ---- runtime ------------------------------------------------------------------------------------------
 FROM base AS runtime
 # ip(8) and wg(8) drive the interface; wireguard-go is the userspace fallback when the guest kernel has
-# no WireGuard module. Versions of Debian 12 (bookworm); a version Debian replaced fails the build
+# no WireGuard module; nft(8) keeps the mesh port to datagrams that came through WireGuard. Versions of Debian 12 (bookworm); a version Debian replaced fails the build
 # rather than changing the image silently. No shell script runs at run time, so nothing else is added.
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends \
       iproute2=6.1.0-3 \
+      nftables=1.0.6-2+deb12u2 \
       wireguard-go=0.0.20220316-1+b4 \
       wireguard-tools=1.0.20210914-1+b1 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \

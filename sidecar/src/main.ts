@@ -126,6 +126,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     metrics: createMeshMetrics(metrics.registry),
     logger,
     ...(deps.cskServePolicy === undefined ? {} : { servePolicy: deps.cskServePolicy }),
+    guardPort: (meshIp, port) => backend.guardPort(meshIp, port),
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
 

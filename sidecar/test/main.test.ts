@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
@@ -15,6 +16,7 @@ import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
 import { startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import {
   type Address,
@@ -34,11 +36,19 @@ import {
   type PublicClient,
   parseEventLogs,
   toHex,
+  zeroHash,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { randomAppId } from "../../test/helpers/cluster.ts";
+import { createClusterReader } from "../src/chain/cluster.ts";
 import { parseConfig } from "../src/config.ts";
+import { createCskClient } from "../src/csk/client.ts";
+import { encodeRequest } from "../src/csk/codec.ts";
+import { encodeHeartbeat } from "../src/heartbeat/codec.ts";
 import { type Sidecar, type SidecarDeps, startSidecar } from "../src/main.ts";
+import { loadSodium, randomBytes, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
+import { directoryFrom } from "../src/meshnet/directory.ts";
+import { openMeshSocket } from "../src/meshnet/socket.ts";
 import { sealMessage } from "../src/messages/envelope.ts";
 import { hexToWgBase64 } from "../src/wireguard/keys.ts";
 import { createMemoryBackend, type MemoryBackend } from "../src/wireguard/memory.ts";
@@ -153,11 +163,12 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     appId: Address,
     gasKey: Hex,
     deps: Pick<SidecarDeps, "providers"> = {},
+    extra: Record<string, string> = {},
   ): Promise<Node> {
     const sim = await simulator(name, appId);
     const backend = createMemoryBackend();
     const log = captureLogger();
-    const sidecar = await startSidecar(parseConfig(env(name, gasKey)), {
+    const sidecar = await startSidecar(parseConfig(env(name, gasKey, extra)), {
       logger: log.logger,
       backend,
       initialBackoffMs: 100,
@@ -568,6 +579,338 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       rogue.close();
       await sim.close();
     }
+  });
+
+  describe("at the default confirmations (2)", () => {
+    const CONFIRMED = { ATTESTMESH_CONFIRMATIONS: "2" };
+    const rpc = (method: string, params: unknown[]) => client.request({ method, params } as never);
+    const group: Node[] = [];
+    let pump: ReturnType<typeof setInterval> | undefined;
+    /** Timers and sockets a test opened, closed in `after` even when an assertion failed first. */
+    const cleanups: Array<() => unknown> = [];
+    const later = <T>(thing: T, close: (t: T) => unknown): T => {
+      cleanups.push(() => close(thing));
+      return thing;
+    };
+
+    /** A fresh gas key funded by the owner (the well-known accounts are used up above). */
+    async function fundedKey(): Promise<Hex> {
+      const key = generatePrivateKey();
+      const hash = await owner.wallet.sendTransaction({
+        to: privateKeyToAccount(key).address,
+        value: 10n ** 19n,
+      });
+      await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+      return key;
+    }
+    async function join(name: string): Promise<Node> {
+      const app = randomAppId();
+      await asOwner((c) => c.write.addAppId([app]));
+      return startNode(name, app, await fundedKey(), {}, CONFIRMED);
+    }
+    /** The member's Ed25519 identity key, derived the way its sidecar derives it. */
+    const identityOf = (node: Node) =>
+      signingKeyFromSeed(
+        Uint8Array.from(
+          createSimulatedCvm({ kmsRoot, appId: hexToBytes(node.appId) }).getKey(
+            IDENTITY_KEY.path,
+            IDENTITY_KEY.purpose,
+            "ed25519",
+          ).key,
+        ),
+      );
+    const metric = async (node: Node, name: string, labels: string) => {
+      const text = await (await fetch(`${node.sidecar.healthUrl}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+      return line === undefined ? 0 : Number(line.split(" ").at(-1));
+    };
+    const currentCsk = async () => {
+      const [epoch, commitment] = await client.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+      });
+      return { epoch, commitment };
+    };
+    const holds = (node: Node, epoch: bigint) =>
+      node.sidecar.csk.current()?.epoch === epoch && node.sidecar.status().phase === "healthy";
+
+    before(async () => {
+      await loadSodium();
+      // Blocks every 200 ms, so head − 2 moves while nothing else happens (automine stays on).
+      await rpc("evm_setIntervalMining", [200]);
+      for (const name of ["r1", "r2", "r3"]) group.push(await join(name));
+      // Members the earlier tests left active but stopped hold the current epoch nobody running can
+      // serve: evict them, so the group commits a fresh epoch among itself.
+      const mine = new Set(
+        await Promise.all(
+          group.map((n) => waitFor("a member id", () => n.sidecar.status().memberId, 60_000)),
+        ),
+      );
+      for (const m of (await createClusterReader(client as never, cluster).allMembers()).values()) {
+        if (m.status === "active" && !mine.has(m.memberId))
+          await asOwner((c) => c.write.evict([m.memberId, 1]));
+      }
+      // The in-memory backend has no WireGuard: say every peer completed a handshake.
+      pump = setInterval(() => {
+        for (const node of running) {
+          void node.backend
+            .peers()
+            .then((peers) => {
+              for (const p of peers) node.backend.setHandshake(p.publicKey, Math.floor(Date.now() / 1000));
+            })
+            .catch(() => {});
+        }
+      }, 200);
+    });
+
+    after(async () => {
+      for (const cleanup of cleanups) await Promise.resolve(cleanup()).catch(() => {});
+      clearInterval(pump);
+      await rpc("evm_setIntervalMining", [0]).catch(() => {});
+      for (const node of group) await node.stop().catch(() => {});
+    });
+
+    test("an evicted node never holds the next epoch's key, sampled throughout; the others refuse it at once", async () => {
+      const refusalMs: number[] = [];
+      const followerMs: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        const x = await join(`x${round}`);
+        const { epoch } = await currentCsk();
+        await waitFor(
+          `round ${round}: every node healthy on epoch ${epoch}`,
+          () => [...group, x].every((n) => holds(n, epoch)),
+          60_000,
+        );
+        const xId = x.sidecar.status().memberId!;
+        const next = epoch + 1n;
+        // Every key the evicted node's own, unmodified CSK manager ever holds, sampled and on change.
+        const held: bigint[] = [];
+        const record = () => {
+          const h = x.sidecar.csk.current();
+          if (h !== undefined) held.push(h.epoch);
+        };
+        const offChange = x.sidecar.csk.onChange(record);
+        const sampler = later(setInterval(record, 5), clearInterval);
+        // The probe: X's own identity key, from X's mesh address, asks every remaining node for the next
+        // epoch, a fresh request every 50 ms (a modified X would; the servers must refuse it).
+        const key = identityOf(x);
+        const probe = later(
+          await openMeshSocket({
+            mode: "loopback",
+            meshIp: x.sidecar.status().meshIp!,
+            port: await freePort(),
+          }),
+          (socket) => socket.close(),
+        );
+        const ids = group.map((n) => n.sidecar.status().memberId!);
+        const ask = later(
+          setInterval(() => {
+            for (const [i, to] of ids.entries()) {
+              const datagram = encodeRequest(
+                {
+                  chainId: 31337,
+                  cluster,
+                  requesterId: xId,
+                  serverId: to,
+                  epoch: next,
+                  timestampMs: BigInt(Date.now()),
+                  nonce: randomBytes(16),
+                },
+                key.sign,
+              );
+              probe.send(datagram, group[i]!.sidecar.status().meshIp!, meshPort);
+            }
+          }, 50),
+          clearInterval,
+        );
+        const departed = () =>
+          Promise.all(group.map((n) => metric(n, "attestmesh_csk_requests_total", 'outcome="departed"')));
+        const before = await departed();
+        // The review's window: the eviction is at the head at once (automine); without interval mining,
+        // head − 2 moves only with the next transactions (the new epoch's commit and confirmation).
+        await rpc("evm_setIntervalMining", [0]);
+        await owner.contract(cluster).write.evict([xId, 1]);
+        const t0 = performance.now();
+        const refusedAt: Array<number | undefined> = group.map(() => undefined);
+        let viewLagged = false;
+        await waitFor(
+          "every remaining node to refuse the evicted member",
+          async () => {
+            const now = await departed();
+            const t = performance.now() - t0;
+            now.forEach((n, i) => {
+              if (n > before[i]! && refusedAt[i] === undefined) refusedAt[i] = t;
+            });
+            if (
+              x.sidecar.status().memberId !== undefined &&
+              group.some((n) => n.sidecar.peers.peers().some((p) => p.memberId === xId))
+            )
+              viewLagged = true;
+            return refusedAt.every((r) => r !== undefined);
+          },
+          20_000,
+          5,
+        );
+        refusalMs.push(Math.max(...(refusedAt as number[])));
+        // Stop probing at once: the probe shares X's source address, hence X's rate-limit buckets, and X's
+        // own manager must keep its budget (were it to ask, a drained bucket would hide the race).
+        clearInterval(ask);
+        assert.ok(viewLagged, "the refusals came while the confirmed views still listed the evicted member");
+        const leftHealthy = await waitFor(
+          "X to leave healthy",
+          () => x.sidecar.status().phase !== "healthy",
+          20_000,
+          5,
+        );
+        assert.ok(leftHealthy);
+        await waitFor(
+          `the next epoch committed and held by the others`,
+          async () => {
+            const c = await currentCsk();
+            return c.epoch === next && c.commitment !== zeroHash && group.every((n) => holds(n, next));
+          },
+          60_000,
+        );
+        await rpc("evm_setIntervalMining", [200]);
+        await waitFor(
+          "every remaining node's confirmed view to drop X",
+          () => group.every((n) => !n.sidecar.peers.peers().some((p) => p.memberId === xId)),
+          30_000,
+          5,
+        );
+        followerMs.push(performance.now() - t0);
+        clearInterval(ask);
+        clearInterval(sampler);
+        offChange();
+        await probe.close();
+        key.destroy();
+        record();
+        assert.ok(
+          held.every((e) => e < next),
+          `round ${round}: the evicted node held epoch ${held.find((e) => e >= next)} at some sample`,
+        );
+        assert.ok(held.length > 0, "the sampler saw the old key");
+        assert.equal(x.sidecar.csk.current(), undefined, "and zeroed it");
+        assert.ok(x.log.lines().some((l) => /left or was evicted/.test(l.msg)));
+        await x.stop();
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      process.stderr.write(
+        `# eviction at the head -> every remaining node refuses the evicted member: median ${median(refusalMs).toFixed(0)} ms of ${refusalMs.map((m) => m.toFixed(0)).join(", ")}\n` +
+          `# (for comparison, the confirmed views (head − 2) dropped it after: median ${median(followerMs).toFixed(0)} ms)\n`,
+      );
+    });
+
+    test("a flood above the rate limit is dropped while an honest peer keeps being served and heard", async () => {
+      const [server, honest] = [group[0]!, group[1]!];
+      const { epoch, commitment } = await currentCsk();
+      await waitFor("the group to hold the current epoch", () => group.every((n) => holds(n, epoch)), 60_000);
+      const honestKey = identityOf(honest);
+      const honestId = honest.sidecar.status().memberId!;
+      const serverIp = server.sidecar.status().meshIp!;
+      // The flood comes from one source on the mesh, claiming to be the honest peer (so it would pass
+      // the cluster and server checks); an attacker key signs it.
+      const attacker = signingKeyFromSeed(randomBytes(32));
+      const flood = later(
+        await openMeshSocket({ mode: "loopback", meshIp: "10.77.250.250", port: await freePort() }),
+        (socket) => socket.close(),
+      );
+      const rateLimited = (type: string) =>
+        metric(server, "attestmesh_mesh_dropped_total", `type="${type}",reason="rate-limited"`);
+      const before = { csk: await rateLimited("csk-request"), hb: await rateLimited("heartbeat") };
+      // Signed once, sent over and over: what the limiter sees is the rate, and signing in the loop would
+      // starve this process (every sidecar of the test runs in it).
+      const serverId = server.sidecar.status().memberId!;
+      const forged = Array.from({ length: 100 }, (_, i) => [
+        encodeRequest(
+          {
+            chainId: 31337,
+            cluster,
+            requesterId: honestId,
+            serverId,
+            epoch,
+            timestampMs: BigInt(Date.now()),
+            nonce: randomBytes(16),
+          },
+          attacker.sign,
+        ),
+        encodeHeartbeat(
+          {
+            chainId: 31337,
+            cluster,
+            senderId: honestId,
+            epoch,
+            holdsCsk: true,
+            counter: BigInt(Date.now()) * 1000n + BigInt(i),
+            timestampMs: BigInt(Date.now()),
+            heard: [],
+          },
+          attacker.sign,
+        ),
+      ]);
+      let sent = 0;
+      const flooding = later(
+        setInterval(() => {
+          for (const [request, heartbeat] of forged.slice(0, 20)) {
+            flood.send(request!, serverIp, meshPort);
+            flood.send(heartbeat!, serverIp, meshPort);
+            sent += 1;
+          }
+        }, 10),
+        clearInterval,
+      );
+      // Meanwhile the honest peer asks for the key, from its own mesh address, ten times.
+      const probe = later(
+        await openMeshSocket({
+          mode: "loopback",
+          meshIp: honest.sidecar.status().meshIp!,
+          port: await freePort(),
+        }),
+        (socket) => socket.close(),
+      );
+      const members = await createClusterReader(client as never, cluster).allMembers();
+      const directory = directoryFrom(() => members);
+      const pull = createCskClient({
+        self: honestId,
+        cluster: { chainId: 31337, cluster },
+        key: honestKey,
+        directory,
+        send: (d, ip, port) => probe.send(d, ip, port),
+        port: meshPort,
+        requestTimeoutMs: 1000,
+        fanout: 1,
+      });
+      probe.onMessage((d, from) => pull.handle(d, from));
+      const results = [];
+      try {
+        for (let i = 0; i < 10; i++) {
+          const r = await pull.fetch({ epoch, commitment, peers: [server.sidecar.status().memberId!] });
+          results.push(r.attempts.map((a) => a.outcome).join(","));
+          r.key?.fill(0);
+          await delay(100);
+        }
+      } finally {
+        clearInterval(flooding);
+      }
+      assert.deepEqual(results, Array(10).fill("ok"), "the honest peer was served throughout the flood");
+      assert.ok(server.sidecar.peers.live().includes(honestId), "and its heartbeats kept counting");
+      const dropped = {
+        csk: (await rateLimited("csk-request")) - before.csk,
+        hb: (await rateLimited("heartbeat")) - before.hb,
+      };
+      assert.ok(sent >= 1000, `flooded ${sent}`);
+      assert.ok(
+        dropped.csk > sent * 0.9 && dropped.hb > sent * 0.9,
+        `dropped ${JSON.stringify(dropped)} of ${sent} each`,
+      );
+      const logged = server.log
+        .lines()
+        .filter((l) => l.msg === "mesh datagram dropped" && l.reason === "rate-limited");
+      assert.ok(logged.length <= 4, `the drops were logged rate-limited (${logged.length} lines)`);
+      attacker.destroy();
+      honestKey.destroy();
+    });
   });
 
   test("the attestmesh-sidecar binary joins, then exits 0 on SIGTERM; the gas key never reaches its output", async () => {

@@ -37,6 +37,15 @@ function positiveInt(name: string) {
   };
 }
 
+function nonNegativeInt(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 64)
+      throw new Error(`${name} must be an integer from 0 to 64, got "${value}"`);
+    return n;
+  };
+}
+
 /** Report phase changes while the devnet runs in the foreground, until SIGINT or SIGTERM. */
 async function watchUntilSignal(): Promise<void> {
   const phases = new Map<string, string>();
@@ -73,6 +82,7 @@ type UpFlags = {
   blockUdp?: boolean;
   indexerSuppressNode?: string[];
   guestApi: GuestApi;
+  confirmations: number;
 };
 
 export function registerDevnetCommand(program: Command): void {
@@ -105,6 +115,12 @@ export function registerDevnetCommand(program: Command): void {
         .choices(["v0", "v1"])
         .default("v0"),
     )
+    .option(
+      "--confirmations <n>",
+      "the sidecars' ATTESTMESH_CONFIRMATIONS; above 0, Hardhat also mines a block every second so the confirmed head moves",
+      nonNegativeInt("--confirmations"),
+      0,
+    )
     .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
     .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
@@ -121,6 +137,7 @@ export function registerDevnetCommand(program: Command): void {
         transport: options.transport,
         blockUdp: Boolean(options.blockUdp),
         guestApi: options.guestApi,
+        confirmations: options.confirmations,
         timeoutMs: options.timeout * 1000,
         progress: progress(Boolean(options.json)),
       });

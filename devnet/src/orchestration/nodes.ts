@@ -85,7 +85,7 @@ export async function startNode(
       ATTESTMESH_RPC_URL: state.rpcUrl,
       ATTESTMESH_CLUSTER: state.diamond,
       ATTESTMESH_CHAIN_ID: String(state.chainId),
-      ATTESTMESH_CONFIRMATIONS: "0",
+      ATTESTMESH_CONFIRMATIONS: String(state.confirmations ?? 0),
       ATTESTMESH_POLL_INTERVAL_MS: "1000",
       // Flag a lagging (or lying) indexer within seconds rather than the production 30 s.
       ATTESTMESH_INDEXER_LAG_MS: "5000",

@@ -98,6 +98,8 @@ export interface DevnetState {
    * returns); absent in states written before it existed, which ran v0.
    */
   readonly guestApi?: GuestApi;
+  /** The sidecars' ATTESTMESH_CONFIRMATIONS; absent means 0. */
+  readonly confirmations?: number;
 }
 
 export async function readState(): Promise<DevnetState | undefined> {

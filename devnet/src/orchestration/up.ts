@@ -51,6 +51,11 @@ export interface UpOptions {
   readonly sponsored?: boolean;
   /** The dstack guest API the cluster's compose pins for every node and the indexer (default v0). */
   readonly guestApi?: GuestApi;
+  /**
+   * The sidecars' ATTESTMESH_CONFIRMATIONS (default 0). Above 0 the Hardhat node also mines a block
+   * every second besides each transaction, so head − confirmations moves while nothing is sent.
+   */
+  readonly confirmations?: number;
 }
 
 export async function devnetUp(options: UpOptions) {
@@ -116,7 +121,12 @@ export async function devnetUp(options: UpOptions) {
     transport: options.transport ?? "auto",
     blockUdp: options.blockUdp ?? false,
     guestApi: options.guestApi ?? "v0",
+    ...(options.confirmations ? { confirmations: options.confirmations } : {}),
   };
+  if (options.confirmations) {
+    progress(`sidecars follow at head − ${options.confirmations}; Hardhat mines a block every second`);
+    await clients.client.request({ method: "evm_setIntervalMining", params: [1000] } as never);
+  }
   await writeState(state);
   if (options.sponsored ?? true) {
     progress(

@@ -8,10 +8,13 @@ import { pino } from "pino";
 import { BaseError, ContractFunctionRevertedError, type Hex, zeroHash } from "viem";
 import { signTypedData } from "viem/accounts";
 import type { ChainContext } from "../chain/client.ts";
+import type { ClusterReader } from "../chain/cluster.ts";
+import type { AgreedBlock } from "../chain/reads.ts";
 import { writerOf } from "../chain/selectWriter.ts";
 import { fatalError, retryableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Secret } from "../secret.ts";
+import type { HeadReads } from "./standing.ts";
 
 const silentLogger = pino({ level: "silent" });
 
@@ -135,6 +138,31 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
         if (name === "CskEpochMismatch") return "epoch-moved";
         throw error;
       }
+    },
+  };
+}
+
+/**
+ * The head reads of standing.ts through the quorum reads (chain/reads.ts): one block at the head that a
+ * quorum of the pinned providers agree on, never a cached one (a stale head would reopen the window the
+ * standing check closes), and the member record and the epoch at that block, each compared across them.
+ */
+export function headReadsOf(
+  chain: ChainContext,
+  reader: Pick<ClusterReader, "member">,
+): HeadReads<AgreedBlock> {
+  const { reads, cluster } = chain;
+  return {
+    head: () => reads.agreedBlock(0),
+    member: (memberId, at) => reader.member(memberId, at),
+    async epoch(at) {
+      const [epoch] = await reads.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+        at,
+      });
+      return epoch;
     },
   };
 }

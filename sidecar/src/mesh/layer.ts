@@ -40,6 +40,8 @@ export function createMeshLayer(options: {
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
   readonly servePolicy?: CskServePolicy;
+  /** Keeps the mesh port to the WireGuard interface (the backend's `guardPort`); before the socket opens. */
+  readonly guardPort?: (meshIp: string, port: number) => Promise<void>;
 }): MeshLayer {
   const { config, status, metrics, logger } = options;
   const custody: CskCustody = createCskCustody();
@@ -114,6 +116,7 @@ export function createMeshLayer(options: {
         const s = status.get();
         if (s.interfaceUp && s.meshIp !== undefined && s.memberId === m.memberId) {
           try {
+            await options.guardPort?.(s.meshIp, config.meshPort);
             runtime = await startMeshRuntime({
               config,
               chain: m.chain,
@@ -133,7 +136,8 @@ export function createMeshLayer(options: {
             });
           } catch (err) {
             attempt += 1;
-            if (attempt % 10 === 1) logger.warn({ err, attempt }, "mesh socket not available yet; retrying");
+            if (attempt % 10 === 1)
+              logger.warn({ err, attempt }, "mesh port guard or socket not available yet; retrying");
           }
         }
         if (runtime === undefined) await sleep(200, signal);
