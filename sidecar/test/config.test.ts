@@ -72,6 +72,7 @@ describe("parseConfig", () => {
         apiSocket: undefined,
         apiSocketGroup: undefined,
         apiQueueLength: 256,
+        inboxMaxMessages: 10000,
         messagesStartBlock: undefined,
         meshPort: 51821,
         heartbeatIntervalMs: 2000,
@@ -136,6 +137,7 @@ describe("parseConfig", () => {
       ATTESTMESH_API_SOCKET: "/run/attestmesh/api.sock",
       ATTESTMESH_API_SOCKET_GROUP: "app",
       ATTESTMESH_API_QUEUE_LENGTH: "16",
+      ATTESTMESH_INBOX_MAX_MESSAGES: "50",
       ATTESTMESH_MESSAGES_START_BLOCK: "0",
     });
     assert.equal(config.cluster, CLUSTER, "addresses are checksummed");
@@ -161,6 +163,7 @@ describe("parseConfig", () => {
     assert.equal(config.apiSocket, "/run/attestmesh/api.sock");
     assert.equal(config.apiSocketGroup, "app");
     assert.equal(config.apiQueueLength, 16);
+    assert.equal(config.inboxMaxMessages, 50);
     assert.equal(config.messagesStartBlock, 0);
   });
 
@@ -248,6 +251,8 @@ describe("parseConfig", () => {
     ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
     ["ATTESTMESH_API_QUEUE_LENGTH", "0", /outside 1\.\./],
+    ["ATTESTMESH_INBOX_MAX_MESSAGES", "0", /outside 1\.\./],
+    ["ATTESTMESH_INBOX_MAX_MESSAGES", "many", /not a whole number/],
     ["ATTESTMESH_MESSAGES_START_BLOCK", "latest", /not a whole number/],
     ["ATTESTMESH_MESH_PORT", "0", /outside 1\.\.65535/],
     ["ATTESTMESH_MESH_PORT", "udp", /not a whole number/],
