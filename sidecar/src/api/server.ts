@@ -347,7 +347,10 @@ export async function startApiServer(options: {
           if (page.length === 0) return;
           for (const entry of page) {
             position = entry.seq;
-            if (!write(messageJson(entry))) return wait();
+            if (!write(messageJson(entry))) {
+              wait();
+              return;
+            }
           }
         }
       } catch (err) {
