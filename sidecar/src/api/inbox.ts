@@ -115,9 +115,13 @@ function corrupt(path: string, problem: string, cause?: unknown): Error {
 }
 
 function foreign(path: string, problem: string): Error {
-  return fatalError("InboxForeign", `${path} ${problem}, not this sidecar's message inbox; ${RESTORE}`, {
-    details: { path },
-  });
+  return fatalError(
+    "InboxForeign",
+    `${path} ${problem}: it is not this sidecar's message inbox; ${RESTORE}`,
+    {
+      details: { path },
+    },
+  );
 }
 
 /**
@@ -140,24 +144,30 @@ export function openInbox(options: {
     const previous = process.umask(0o077);
     try {
       db = new DatabaseSync(where);
-      // The lock first: every later statement then holds it until close, so a second sidecar on the
-      // same file fails here, within the busy timeout, instead of sharing the inbox.
-      db.exec(
-        "PRAGMA busy_timeout = 1000; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
-      );
-      db.exec("BEGIN IMMEDIATE; COMMIT;");
     } finally {
       process.umask(previous);
     }
+    // Exclusive locking: the locks taken are held until close, so a second sidecar on the same file
+    // fails (within the busy timeout) instead of sharing the inbox.
+    db.exec("PRAGMA busy_timeout = 1000; PRAGMA locking_mode = EXCLUSIVE;");
   } catch (error) {
     throw openError(where, error);
   }
   let space: string;
   try {
+    // Identity first, by reading only: a file that is not ours is refused before anything is written.
     space = checkOrCreate(db, where, cluster);
   } catch (error) {
     db.close();
     throw error;
+  }
+  try {
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
+    // A write takes the exclusive lock now, not at the first message.
+    db.exec("UPDATE meta SET value = value WHERE key = 'format'");
+  } catch (error) {
+    db.close();
+    throw openError(where, error);
   }
 
   const statements = {
