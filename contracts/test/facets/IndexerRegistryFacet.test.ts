@@ -565,7 +565,11 @@ describe("IndexerRegistryFacet", async () => {
         owner.write.revokeAppId([revoked.indexer.appId, toHex("compromised", { size: 32 })]),
       );
       assert.ok(
-        events.some((e) => e.name === "IndexerRemoved" && e.args.signingKey === revoked.indexer.signingKey),
+        events.some(
+          (e) =>
+            e.name === "IndexerRemoved" &&
+            (e.args as { signingKey: string }).signingKey === revoked.indexer.signingKey,
+        ),
       );
       assert.ok(!events.some((e) => e.name === "IndexerCleared"), "one indexer is left");
       assert.deepEqual(await keys(), [kept.indexer.signingKey]);
