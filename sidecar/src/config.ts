@@ -84,6 +84,7 @@ export interface SidecarConfig {
   readonly apiSocketGroup: string | undefined;
   readonly apiQueueLength: number;
   readonly inboxMaxMessages: number;
+  readonly indexerSubscriptions: number;
   readonly messagesStartBlock: number | undefined;
   /** UDP port of heartbeats and CSK requests on every member's mesh IP. */
   readonly meshPort: number;
@@ -325,6 +326,13 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     description:
       "Percent of indexer pushes whose repro stub (eth_getLogs) is run against our own RPC before the wake-up; a push that does not reproduce tears the subscription down.",
     parse: integer(0, 100, " %"),
+  },
+  indexerSubscriptions: {
+    name: "ATTESTMESH_INDEXER_SUBSCRIPTIONS",
+    default: "2",
+    description:
+      "How many of the registry's indexers (the oldest registered first) to subscribe to at once; a verified push from any of them is a wake-up, and each one's lag is flagged on its own.",
+    parse: integer(1, 8),
   },
   indexerLagMs: {
     name: "ATTESTMESH_INDEXER_LAG_MS",

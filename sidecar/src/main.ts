@@ -306,6 +306,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         confirmations: config.confirmations,
         backoff: backoff(30_000),
         registryRetryMs: Math.max(config.pollIntervalMs, 5_000),
+        subscriptions: config.indexerSubscriptions,
         ...random(deps),
       });
       shutdown.add("indexer intake", () => intake.stopped);

@@ -68,6 +68,7 @@ describe("parseConfig", () => {
         indexerPush: true,
         indexerReproPercent: 10,
         indexerLagMs: 30000,
+        indexerSubscriptions: 2,
         stateDir: undefined,
         apiSocket: undefined,
         apiSocketGroup: undefined,
@@ -133,6 +134,7 @@ describe("parseConfig", () => {
       ATTESTMESH_INDEXER: "off",
       ATTESTMESH_INDEXER_REPRO_PERCENT: "100",
       ATTESTMESH_INDEXER_LAG_MS: "5000",
+      ATTESTMESH_INDEXER_SUBSCRIPTIONS: "3",
       ATTESTMESH_STATE_DIR: "/var/lib/attestmesh",
       ATTESTMESH_API_SOCKET: "/run/attestmesh/api.sock",
       ATTESTMESH_API_SOCKET_GROUP: "app",
@@ -159,6 +161,7 @@ describe("parseConfig", () => {
     assert.equal(config.indexerPush, false);
     assert.equal(config.indexerReproPercent, 100);
     assert.equal(config.indexerLagMs, 5000);
+    assert.equal(config.indexerSubscriptions, 3);
     assert.equal(config.stateDir, "/var/lib/attestmesh");
     assert.equal(config.apiSocket, "/run/attestmesh/api.sock");
     assert.equal(config.apiSocketGroup, "app");
@@ -247,6 +250,8 @@ describe("parseConfig", () => {
     ["ATTESTMESH_INDEXER", "yes", /neither on nor off/],
     ["ATTESTMESH_INDEXER_REPRO_PERCENT", "101", /outside 0\.\.100/],
     ["ATTESTMESH_INDEXER_LAG_MS", "5", /outside 100\.\./],
+    ["ATTESTMESH_INDEXER_SUBSCRIPTIONS", "0", /outside 1\.\.8/],
+    ["ATTESTMESH_INDEXER_SUBSCRIPTIONS", "9", /outside 1\.\.8/],
     ["ATTESTMESH_STATE_DIR", "state", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
@@ -328,7 +333,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 40);
+    assert.equal(names.length, 41);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -1,5 +1,5 @@
-// The cluster's indexer record, read from the registry facet. Read again before every connection, so
-// rotating or clearing the indexer is one owner transaction.
+// The cluster's indexer records, read from the registry facet. Read again before every connection and
+// on every registry poll, so adding, retiring or rotating an indexer is one owner transaction.
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { Address, Chain, Hex, PublicClient, Transport } from "viem";
 
@@ -13,17 +13,18 @@ export interface IndexerRecord {
 
 const ZERO_KEY = `0x${"00".repeat(32)}`;
 
-/** The current record, or undefined when the owner set none (polling alone then). */
-export async function readIndexerRecord(
+/** Every registered indexer, oldest first; empty when the owner registered none (polling alone then). */
+export async function readIndexerRecords(
   client: PublicClient<Transport, Chain | undefined>,
   cluster: Address,
-): Promise<IndexerRecord | undefined> {
-  const view = await client.readContract({ address: cluster, abi: clusterAbi, functionName: "indexer" });
-  if (view.signingKey.toLowerCase() === ZERO_KEY || view.endpoint === "") return undefined;
-  return {
-    endpoint: view.endpoint,
-    signingKey: view.signingKey.toLowerCase() as Hex,
-    codeId: view.codeId,
-    appId: view.appId,
-  };
+): Promise<IndexerRecord[]> {
+  const views = await client.readContract({ address: cluster, abi: clusterAbi, functionName: "indexers" });
+  return views
+    .filter((view) => view.signingKey.toLowerCase() !== ZERO_KEY && view.endpoint !== "")
+    .map((view) => ({
+      endpoint: view.endpoint,
+      signingKey: view.signingKey.toLowerCase() as Hex,
+      codeId: view.codeId,
+      appId: view.appId,
+    }));
 }
