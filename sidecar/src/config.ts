@@ -92,6 +92,8 @@ export interface SidecarConfig {
   /** Group name or gid that may use the API socket (mode 0660); undefined means 0600. */
   readonly apiSocketGroup: string | undefined;
   readonly apiQueueLength: number;
+  readonly inboxMaxMessages: number;
+  readonly indexerSubscriptions: number;
   readonly messagesStartBlock: number | undefined;
   /** UDP port of heartbeats and CSK requests on every member's mesh IP. */
   readonly meshPort: number;
@@ -351,6 +353,13 @@ const VARIABLES: EnvTable<SidecarConfig> = {
       "Percent of indexer pushes whose repro stub (eth_getLogs) is run against our own RPC before the wake-up; a push that does not reproduce tears the subscription down.",
     parse: integer(0, 100, " %"),
   },
+  indexerSubscriptions: {
+    name: "ATTESTMESH_INDEXER_SUBSCRIPTIONS",
+    default: "2",
+    description:
+      "How many of the registry's indexers (the oldest registered first) to subscribe to at once; a verified push from any of them is a wake-up, and each one's lag is flagged on its own.",
+    parse: integer(1, 8),
+  },
   indexerLagMs: {
     name: "ATTESTMESH_INDEXER_LAG_MS",
     default: "30000",
@@ -368,7 +377,7 @@ const VARIABLES: EnvTable<SidecarConfig> = {
   stateDir: {
     name: "ATTESTMESH_STATE_DIR",
     description:
-      "Directory for the sealed-message log cursor (no secrets), so a restarted node replays messages it missed; unset keeps the cursor in memory.",
+      "Directory for the sealed-message log cursor and the application's message inbox (SQLite: received messages until the application acknowledges them; no key, never the CSK), so a restarted node replays what it missed and redelivers what the application had not acknowledged; unset keeps both in memory.",
     parse: absolutePath,
   },
   apiSocket: {
@@ -387,8 +396,15 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_API_QUEUE_LENGTH",
     default: "256",
     description:
-      "Items each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many.",
+      "Peer events each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many (the message stream reads the inbox and loses nothing).",
     parse: integer(1, 100_000),
+  },
+  inboxMaxMessages: {
+    name: "ATTESTMESH_INBOX_MAX_MESSAGES",
+    default: "10000",
+    description:
+      "Received messages the inbox holds unacknowledged; when it is full, new messages wait on the chain (the message cursor stops) until the application acknowledges some.",
+    parse: integer(1, 1_000_000),
   },
   messagesStartBlock: {
     name: "ATTESTMESH_MESSAGES_START_BLOCK",

@@ -81,6 +81,15 @@ export interface HealthReport {
   /** True only while a verified indexer subscription is up. */
   readonly indexerSubscribed: boolean;
   readonly lastVerifiedPushBlock: string | null;
+  /** Each indexer subscribed to, with its own lag flag. */
+  readonly indexers: ReadonlyArray<{
+    readonly endpoint: string;
+    readonly signingKey: string;
+    readonly subscribed: boolean;
+    readonly lastVerifiedPushBlock: string | null;
+    readonly lateLogs: number;
+    readonly lagging: boolean;
+  }>;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -142,6 +151,14 @@ export function healthReport(status: SidecarStatus): HealthReport {
         : { code: status.lastError.code, message: status.lastError.message, at: iso(status.lastError.at) },
     indexerSubscribed: status.indexerSubscribed,
     lastVerifiedPushBlock: status.lastVerifiedPushBlock?.toString() ?? null,
+    indexers: status.indexers.map((i) => ({
+      endpoint: i.endpoint,
+      signingKey: i.signingKey,
+      subscribed: i.subscribed,
+      lastVerifiedPushBlock: i.lastVerifiedPushBlock?.toString() ?? null,
+      lateLogs: i.lateLogs,
+      lagging: i.lagging,
+    })),
   };
 }
 

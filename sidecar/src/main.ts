@@ -17,7 +17,7 @@ import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
-import { readIndexerRecord } from "./chain/indexerRecord.ts";
+import { readIndexerRecords } from "./chain/indexerRecord.ts";
 import type { RpcEndpoint } from "./chain/reads.ts";
 import { selectClusterWriter } from "./chain/selectWriter.ts";
 import { countingTransport } from "./chain/transport.ts";
@@ -164,6 +164,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       socketPath: config.apiSocket,
       socketGroup: config.apiSocketGroup,
       queueLength: config.apiQueueLength,
+      stateDir: config.stateDir,
+      cluster: config.cluster,
+      inboxMaxMessages: config.inboxMaxMessages,
       status: status.get,
       liveness: deps.peerLiveness ?? meshLayer.peers,
       csk: deps.csk ?? meshLayer.csk,
@@ -346,7 +349,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       // Wake-ups only: each verified push triggers this sidecar's own chain reads.
       const intake = startIntake({
         client: chain.publicClient,
-        readIndexerRecord: () => readIndexerRecord(chain.reads, chain.cluster),
+        readIndexerRecords: () => readIndexerRecords(chain.reads, chain.cluster),
         cluster: chain.cluster,
         chainId: chain.chainId,
         memberId: cycle.memberId,
@@ -366,6 +369,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           cluster: chain.cluster,
           collateral: pccsCollateral({ url: config.pccsUrl }),
         }),
+        subscriptions: config.indexerSubscriptions,
         ...random(deps),
       });
       shutdown.add("indexer intake", () => intake.stopped);

@@ -71,10 +71,12 @@ describe("parseConfig", () => {
         indexerReproPercent: 10,
         indexerLagMs: 30000,
         pccsUrl: "https://pccs.phala.network",
+        indexerSubscriptions: 2,
         stateDir: undefined,
         apiSocket: undefined,
         apiSocketGroup: undefined,
         apiQueueLength: 256,
+        inboxMaxMessages: 10000,
         messagesStartBlock: undefined,
         meshPort: 51821,
         heartbeatIntervalMs: 2000,
@@ -135,10 +137,12 @@ describe("parseConfig", () => {
       ATTESTMESH_INDEXER: "off",
       ATTESTMESH_INDEXER_REPRO_PERCENT: "100",
       ATTESTMESH_INDEXER_LAG_MS: "5000",
+      ATTESTMESH_INDEXER_SUBSCRIPTIONS: "3",
       ATTESTMESH_STATE_DIR: "/var/lib/attestmesh",
       ATTESTMESH_API_SOCKET: "/run/attestmesh/api.sock",
       ATTESTMESH_API_SOCKET_GROUP: "app",
       ATTESTMESH_API_QUEUE_LENGTH: "16",
+      ATTESTMESH_INBOX_MAX_MESSAGES: "50",
       ATTESTMESH_MESSAGES_START_BLOCK: "0",
     });
     assert.equal(config.cluster, CLUSTER, "addresses are checksummed");
@@ -160,10 +164,12 @@ describe("parseConfig", () => {
     assert.equal(config.indexerPush, false);
     assert.equal(config.indexerReproPercent, 100);
     assert.equal(config.indexerLagMs, 5000);
+    assert.equal(config.indexerSubscriptions, 3);
     assert.equal(config.stateDir, "/var/lib/attestmesh");
     assert.equal(config.apiSocket, "/run/attestmesh/api.sock");
     assert.equal(config.apiSocketGroup, "app");
     assert.equal(config.apiQueueLength, 16);
+    assert.equal(config.inboxMaxMessages, 50);
     assert.equal(config.messagesStartBlock, 0);
   });
 
@@ -251,10 +257,14 @@ describe("parseConfig", () => {
     ["ATTESTMESH_INDEXER_REPRO_PERCENT", "101", /outside 0\.\.100/],
     ["ATTESTMESH_INDEXER_LAG_MS", "5", /outside 100\.\./],
     ["ATTESTMESH_PCCS_URL", "pccs.example", /not a URL/],
+    ["ATTESTMESH_INDEXER_SUBSCRIPTIONS", "0", /outside 1\.\.8/],
+    ["ATTESTMESH_INDEXER_SUBSCRIPTIONS", "9", /outside 1\.\.8/],
     ["ATTESTMESH_STATE_DIR", "state", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
     ["ATTESTMESH_API_QUEUE_LENGTH", "0", /outside 1\.\./],
+    ["ATTESTMESH_INBOX_MAX_MESSAGES", "0", /outside 1\.\./],
+    ["ATTESTMESH_INBOX_MAX_MESSAGES", "many", /not a whole number/],
     ["ATTESTMESH_MESSAGES_START_BLOCK", "latest", /not a whole number/],
     ["ATTESTMESH_MESH_PORT", "0", /outside 1\.\.65535/],
     ["ATTESTMESH_MESH_PORT", "udp", /not a whole number/],
@@ -330,7 +340,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 42);
+    assert.equal(names.length, 44);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

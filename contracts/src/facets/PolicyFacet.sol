@@ -118,12 +118,16 @@ contract PolicyFacet is IPolicy {
         LibPolicy.setAppAllowed(appId, false);
         app.revokedAt = uint40(block.timestamp);
         emit AppIdRevokedAt(appId, uint64(block.timestamp), reason);
-        // A revoked app id must not keep vouching for the indexer's key either.
-        IndexerRegistryStorage.Layout storage indexer = IndexerRegistryStorage.load();
-        if (indexer.record.appId == appId) {
-            delete indexer.record;
-            emit IIndexerRegistry.IndexerCleared();
+        // A revoked app id must not keep vouching for an indexer's key either.
+        IndexerRegistryStorage.Layout storage indexers = IndexerRegistryStorage.load();
+        uint256 before = indexers.records.length;
+        for (uint256 i = before; i > 0; i--) {
+            bytes32 key = indexers.records[i - 1].signingKey;
+            if (indexers.records[i - 1].appId != appId) continue;
+            IndexerRegistryStorage.removeRecord(indexers, key);
+            emit IIndexerRegistry.IndexerRemoved(key);
         }
+        if (before != 0 && indexers.records.length == 0) emit IIndexerRegistry.IndexerCleared();
         // Its latest member is evicted whether it is still active or left just before (to dodge this).
         uint64 memberId = app.memberId;
         if (memberId != 0 && MembershipStorage.load().members[memberId].status != IMembership.MemberStatus.Evicted) {

@@ -13,7 +13,7 @@ import {
   kmsSignAppKey,
   secp256k1PublicKey,
 } from "@attestmesh/shared/dstack/keychain.ts";
-import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { IDENTITY_KEY, INDEXER_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { network } from "hardhat";
 import {
   type Address,
@@ -295,6 +295,61 @@ async function measure(): Promise<Record<string, { total: number; execution: num
     relayer,
     deployed.diamond,
     call("register", [third.proof, third.wireguardKey, third.identityKey, newDevice, anyDeviceSignature]),
+  );
+
+  // Indexers: one set, a second added beside it, the first removed (a rotation without a gap).
+  const indexerCodeId = keccak256(toHex("gas snapshot indexer compose"));
+  const indexerRecord = (label: string) => {
+    const appId = getAddress(bytesToHex(hexToBytes(keccak256(toHex(label))).subarray(0, 20)));
+    const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
+    const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+    const signingKey = bytesToHex(derivedPublicKey(key, "ed25519"));
+    const proof = {
+      appId,
+      appPubkey: bytesToHex(cvm.appPublicKey),
+      appSignature: bytesToHex(signatureChain[0]),
+      kmsSignature: bytesToHex(signatureChain[1]),
+      guestApiVersion: 0,
+    };
+    return { appId, signingKey, proof };
+  };
+  const indexerOne = indexerRecord("gas snapshot indexer 1");
+  const indexerTwo = indexerRecord("gas snapshot indexer 2");
+  for (const [i, indexer] of [indexerOne, indexerTwo].entries()) {
+    await send(
+      i === 0 ? "addAppIdFor (indexer role)" : "addAppIdFor (indexer role, again)",
+      owner,
+      deployed.diamond,
+      call("addAppIdFor", [indexer.appId, 1]),
+    );
+  }
+  await send(
+    "setIndexer",
+    owner,
+    deployed.diamond,
+    call("setIndexer", [
+      "wss://indexer-1.example/ws",
+      indexerCodeId,
+      indexerOne.signingKey,
+      indexerOne.proof,
+    ]),
+  );
+  await send(
+    "addIndexer (a second)",
+    owner,
+    deployed.diamond,
+    call("addIndexer", [
+      "wss://indexer-2.example/ws",
+      indexerCodeId,
+      indexerTwo.signingKey,
+      indexerTwo.proof,
+    ]),
+  );
+  await send(
+    "removeIndexer (the first)",
+    owner,
+    deployed.diamond,
+    call("removeIndexer", [indexerOne.signingKey]),
   );
   return results;
 }

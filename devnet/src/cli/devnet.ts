@@ -2,7 +2,7 @@
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { devnetClients, evictApp } from "../orchestration/chain.ts";
 import { startDevnetDashboard } from "../orchestration/dashboard.ts";
 import { devnetDown } from "../orchestration/down.ts";
@@ -77,6 +77,7 @@ type UpFlags = {
   json?: boolean;
   timeout: number;
   indexer: boolean;
+  indexers?: number;
   fundedKeys?: boolean;
   transport: DevnetTransport;
   blockUdp?: boolean;
@@ -123,6 +124,11 @@ export function registerDevnetCommand(program: Command): void {
     )
     .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
+    .option("--indexers <n>", "how many indexers to start and register (sidecars subscribe to two)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 8) throw new InvalidArgumentError("--indexers takes 1 to 8");
+      return n;
+    })
     .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
     // Tests only: the indexer lies by omission, dropping every log of the named (future) node, e.g. node4.
     .addOption(new Option("--indexer-suppress-node <name...>").hideHelp())
@@ -130,6 +136,7 @@ export function registerDevnetCommand(program: Command): void {
       const status = await devnetUp({
         nodes: options.nodes,
         indexer: options.indexer,
+        ...(options.indexers === undefined ? {} : { indexers: options.indexers }),
         ...(options.indexerSuppressNode === undefined
           ? {}
           : { indexerSuppressNodes: options.indexerSuppressNode }),

@@ -93,6 +93,8 @@ export interface DevnetState {
   readonly blockUdp?: boolean;
   /** Absent when the devnet runs without an indexer. */
   readonly indexer?: DevnetIndexer;
+  /** Indexers beyond the first (`devnet up --indexers n`), registered beside it. */
+  readonly moreIndexers?: readonly DevnetIndexer[];
   /**
    * The dstack guest API the cluster pins (x-attestmesh.guest_api in the compose every simulator
    * returns); absent in states written before it existed, which ran v0.

@@ -45,6 +45,8 @@ export interface UpOptions {
   readonly blockUdp?: boolean;
   /** Start and register the indexer (default true); without it the sidecars poll only. */
   readonly indexer?: boolean;
+  /** How many indexers to start and register (default 1); sidecars subscribe to two at once. */
+  readonly indexers?: number;
   /** TEST ONLY: start the indexer lying, suppressing every log of these (future) nodes, e.g. "node4". */
   readonly indexerSuppressNodes?: readonly string[];
   /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
@@ -140,6 +142,11 @@ export async function devnetUp(options: UpOptions) {
   if (options.indexer !== false) {
     state = { ...state, indexer: await startIndexer(clients, state, progress, options.indexerSuppressNodes) };
     await writeState(state);
+    for (let index = 1; index < (options.indexers ?? 1); index++) {
+      const more = await startIndexer(clients, state, progress, [], index);
+      state = { ...state, moreIndexers: [...(state.moreIndexers ?? []), more] };
+      await writeState(state);
+    }
   }
 
   progress("creating the network hub");

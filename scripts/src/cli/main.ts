@@ -100,7 +100,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   listing(
     "indexer",
     "indexer",
-    "the cluster's indexer record",
+    "the cluster's indexer records",
     async () => (await import("./commands/indexer.ts")).registerIndexerCommand,
   ),
   listing(

@@ -385,6 +385,28 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "IndexerAlreadyRegistered",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "IndexerNotRegistered",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes",
         "name": "initCalldata",
         "type": "bytes"
@@ -742,6 +764,17 @@ export const clusterAbi = [
   {
     "inputs": [],
     "name": "SignatureRecoveryFailed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "max",
+        "type": "uint256"
+      }
+    ],
+    "name": "TooManyIndexers",
     "type": "error"
   },
   {
@@ -1121,8 +1154,58 @@ export const clusterAbi = [
   },
   {
     "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "codeId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "kmsRoot",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
+      }
+    ],
+    "name": "IndexerAdded",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
     "inputs": [],
     "name": "IndexerCleared",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "IndexerRemoved",
     "type": "event"
   },
   {
@@ -1384,6 +1467,19 @@ export const clusterAbi = [
   },
   {
     "inputs": [],
+    "name": "MAX_INDEXERS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "acceptOwnership",
     "outputs": [],
     "stateMutability": "nonpayable",
@@ -1460,6 +1556,61 @@ export const clusterAbi = [
       }
     ],
     "name": "addDevice",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "codeId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "appId",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes",
+            "name": "appPubkey",
+            "type": "bytes"
+          },
+          {
+            "internalType": "bytes",
+            "name": "appSignature",
+            "type": "bytes"
+          },
+          {
+            "internalType": "bytes",
+            "name": "kmsSignature",
+            "type": "bytes"
+          },
+          {
+            "internalType": "uint8",
+            "name": "guestApiVersion",
+            "type": "uint8"
+          }
+        ],
+        "internalType": "struct IIndexerRegistry.IndexerProof",
+        "name": "proof",
+        "type": "tuple"
+      }
+    ],
+    "name": "addIndexer",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -1969,6 +2120,51 @@ export const clusterAbi = [
         "internalType": "struct IIndexerRegistry.IndexerView",
         "name": "",
         "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "indexers",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "signingKey",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "codeId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "address",
+            "name": "appId",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "kmsRoot",
+            "type": "address"
+          },
+          {
+            "internalType": "uint40",
+            "name": "updatedAt",
+            "type": "uint40"
+          },
+          {
+            "internalType": "string",
+            "name": "endpoint",
+            "type": "string"
+          }
+        ],
+        "internalType": "struct IIndexerRegistry.IndexerView[]",
+        "name": "",
+        "type": "tuple[]"
       }
     ],
     "stateMutability": "view",
@@ -2824,6 +3020,19 @@ export const clusterAbi = [
       }
     ],
     "name": "removeDevice",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "removeIndexer",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"

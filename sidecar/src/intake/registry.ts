@@ -1,7 +1,7 @@
-// The cluster's indexer record, read from the registry facet. Read again before every connection, so
-// rotating or clearing the indexer is one owner transaction. The read itself is the chain layer's
-// quorum read (chain/indexerRecord.ts), handed to the intake as a function: the intake stands below
-// the chain layer.
+// The cluster's indexer records, read from the registry facet. Read again before every connection and
+// on every registry poll, so adding, retiring or rotating an indexer is one owner transaction. The read
+// itself is the chain layer's quorum read (chain/indexerRecord.ts), handed to the intake as a function:
+// the intake stands below the chain layer.
 import type { Address, Hex } from "viem";
 
 export interface IndexerRecord {
@@ -12,5 +12,5 @@ export interface IndexerRecord {
   readonly appId: Address;
 }
 
-/** Reads the current record, or undefined when the owner set none (polling alone then). */
-export type ReadIndexerRecord = () => Promise<IndexerRecord | undefined>;
+/** Every registered indexer, oldest first; empty when the owner registered none (polling alone then). */
+export type ReadIndexerRecords = () => Promise<IndexerRecord[]>;

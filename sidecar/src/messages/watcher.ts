@@ -4,7 +4,7 @@
 // opens each ciphertext with the identity key's X25519 form, checks the sealed header against the
 // event, attributes the sender as the chain resolved it, drops duplicates, and hands the message on.
 // Progress is a cursor (cursor.ts) saved after every delivery and every range, so a restarted node
-// replays what it missed, exactly once. Undecryptable or malformed ciphertexts are logged and dropped.
+// replays what it missed; `deliver` must have stored a message durably before the cursor passes it. Undecryptable or malformed ciphertexts are logged and dropped.
 import { rename } from "node:fs/promises";
 import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
 import { type Address, type Hex, hexToBytes } from "viem";
@@ -37,8 +37,8 @@ export interface MessageWatcherOptions {
   readonly memberId: () => bigint | undefined;
   /** A member record already known (e.g. the membership follower's view), to save a read. */
   readonly knownMember?: (memberId: bigint) => Member | undefined;
-  /** Where opened messages go. */
-  readonly deliver: (message: ReceivedMessage) => void;
+  /** Where opened messages go: stores durably or throws (the pass then stops before this message). */
+  readonly deliver: (message: ReceivedMessage) => unknown;
   /** First block to read when there is no cursor; default the confirmed head at `init()`. */
   readonly startBlock?: bigint | undefined;
   /** Widest eth_getLogs range; default 1,000 blocks. */
@@ -150,13 +150,15 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
         txHash: log.transactionHash,
         logIndex: log.logIndex,
       };
-      // Remember before handing on: a crash between the two loses a message rather than repeating it,
-      // and the cursor must never run ahead of a message it did not see.
+      // Hand on before remembering: `deliver` stores the message durably (the application's inbox,
+      // which ignores an envelope it already holds) or throws, so the cursor never moves past a
+      // message that was not stored, and a crash between the two repeats it into the inbox instead of
+      // losing it.
+      options.deliver(message);
       recent.add(key);
       await save();
       options.metrics?.received.inc();
       logger.info({ ...fields, bytes: payload.length }, "message received");
-      options.deliver(message);
     }
   }
 

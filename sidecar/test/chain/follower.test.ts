@@ -176,6 +176,11 @@ describe("membership follower", () => {
     assert.equal(after.kind, "full");
     assert.equal(after.members.get(id)?.status, "active", "still active until the owner evicts it");
     assert.equal(after.members.get(id)?.standing, "device-revoked");
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getBlockByNumber: 1, eth_getLogs: 1, eth_call: 2 });
+    assert.deepEqual(tally.byMethod(), {
+      eth_blockNumber: 1,
+      eth_getBlockByNumber: 1,
+      eth_getLogs: 1,
+      eth_call: 2,
+    });
   });
 });

@@ -4,8 +4,14 @@
 // subscription down, and changes nothing: no wake-up, no recorded block, no moved cursor.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { parseConfig as parseIndexerConfig } from "@attestmesh/indexer/config.ts";
+import { type Indexer, startIndexer } from "@attestmesh/indexer/main.ts";
 import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import {
   type Envelope,
@@ -29,7 +35,7 @@ import {
   setupCluster,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
-import { readIndexerRecord } from "../../src/chain/indexerRecord.ts";
+import { readIndexerRecords } from "../../src/chain/indexerRecord.ts";
 import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
 import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
 import { captureLogger, readsOver, waitFor } from "../helpers.ts";
@@ -263,10 +269,10 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     });
     await register(keyA);
 
+    const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
     intake = startIntake({
       client: fx.publicClient,
-      readIndexerRecord: () =>
-        readIndexerRecord(readsOver(custom(fx.connection.provider, { retryCount: 0 })), fx.deployed.diamond),
+      readIndexerRecords: () => readIndexerRecords(reads, fx.deployed.diamond),
       cluster: fx.deployed.diamond,
       chainId: fx.chainId,
       memberId: () => member.id,
@@ -457,5 +463,143 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
         hash: await fx.owner.write.addKmsRoot([fx.kmsRoot.address]),
       });
     }
+  });
+});
+
+// Two real indexers (the indexer package, in process, each with its own dstack simulator key) both in
+// the registry: the intake subscribes to both, a push from either wakes it, and when one indexer dies
+// the wake-ups continue from the other; each link reports its own state.
+describe("sidecar intake with two registered indexers", { timeout: 300_000 }, () => {
+  let fx: ClusterFixture;
+  let dir: string;
+  const indexers: Indexer[] = [];
+  const sims: DstackSimulator[] = [];
+  const abort = new AbortController();
+  const wakes: string[] = [];
+  let intake: Intake;
+
+  async function startOne(name: string): Promise<Indexer> {
+    const appId = randomAppId();
+    const sim = await startDstackSimulator({
+      socketPath: join(dir, `${name}.sock`),
+      cvm: createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) }),
+      logger: captureLogger("silent").logger,
+    });
+    sims.push(sim);
+    const indexer = await startIndexer(
+      parseIndexerConfig({
+        ATTESTMESH_INDEXER_RPC_URL: "http://unused.invalid",
+        ATTESTMESH_INDEXER_CLUSTERS: fx.deployed.diamond,
+        ATTESTMESH_INDEXER_START_BLOCK: (await fx.publicClient.getBlockNumber()).toString(),
+        ATTESTMESH_INDEXER_CONFIRMATIONS: "0",
+        ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "100",
+        ATTESTMESH_INDEXER_HOST: "127.0.0.1",
+        ATTESTMESH_INDEXER_PORT: "0",
+        DSTACK_SIMULATOR_ENDPOINT: join(dir, `${name}.sock`),
+      }),
+      { logger: captureLogger("silent").logger, transport: custom(fx.connection.provider) },
+    );
+    indexers.push(indexer);
+    const { keys } = indexer;
+    const mined = async (hash: Promise<Hex>) =>
+      fx.publicClient.waitForTransactionReceipt({ hash: await hash });
+    await mined(fx.owner.write.addAppIdFor([keys.appId, 1]));
+    await mined(fx.owner.write.addComposeHashFor([keys.composeHash, 1]));
+    await mined(fx.owner.write.addIndexer([indexer.url, keys.composeHash, keys.publicKeyHex, keys.proof]));
+    return indexer;
+  }
+
+  /** A cluster event (an allowlist change): every indexer pushes it to every subscriber. */
+  async function event(): Promise<bigint> {
+    const receipt = await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addAppId([randomAppId()]),
+    });
+    return receipt.blockNumber;
+  }
+
+  const links = () => intake.status().indexers;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "am-two-idx-"));
+    fx = await setupCluster();
+    const member = simulatedNode(fx.kmsRoot);
+    const memberId = await admit(fx, member);
+    await startOne("one");
+    await startOne("two");
+    const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
+    intake = startIntake({
+      client: fx.publicClient,
+      readIndexerRecords: () => readIndexerRecords(reads, fx.deployed.diamond),
+      cluster: fx.deployed.diamond,
+      chainId: fx.chainId,
+      memberId: () => memberId,
+      account: member.memberAccount,
+      wake: async (reason) => {
+        wakes.push(reason);
+      },
+      onStatus: () => {},
+      signal: abort.signal,
+      logger: captureLogger("silent").logger,
+      reproSampleRate: 0,
+      lagThresholdMs: 60_000,
+      confirmations: 0,
+      backoff: { initialMs: 50, maxMs: 200 },
+      registryRetryMs: 100,
+      subscriptions: 2,
+      indexerQuote: createIndexerQuoteCheck({
+        client: fx.publicClient,
+        cluster: fx.deployed.diamond,
+        collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
+      }),
+    });
+  });
+
+  after(async () => {
+    abort.abort();
+    await intake?.stopped;
+    for (const indexer of indexers) await indexer.stop().catch(() => {});
+    for (const sim of sims) await sim.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("both are subscribed, a push from either wakes the sidecar, and one dying leaves the other pushing", async () => {
+    const [one, two] = indexers as [Indexer, Indexer];
+    await waitFor(
+      "both subscriptions verified",
+      () => links().length === 2 && links().every((l) => l.subscribed),
+    );
+    assert.deepEqual(
+      links().map((l) => [l.endpoint, l.signingKey]),
+      [
+        [one.url, one.keys.publicKeyHex.toLowerCase()],
+        [two.url, two.keys.publicKeyHex.toLowerCase()],
+      ],
+      "in registry order",
+    );
+    const first = await event();
+    await waitFor("a verified push from each", () =>
+      links().every((l) => l.lastVerifiedPushBlock !== undefined && l.lastVerifiedPushBlock >= first),
+    );
+    assert.ok(wakes.filter((w) => w === "indexer push").length >= 2, "each indexer's push was a wake-up");
+
+    await one.stop();
+    await waitFor("the dead indexer's link marked down", () => links()[0]?.subscribed === false);
+    assert.equal(intake.status().indexerSubscribed, true, "still subscribed through the other");
+    const before = wakes.length;
+    const second = await event();
+    await waitFor("a wake-up from the surviving indexer", () => links()[1]!.lastVerifiedPushBlock! >= second);
+    assert.ok(wakes.length > before && wakes.slice(before).includes("indexer push"));
+    assert.ok(
+      links()[0]!.lastVerifiedPushBlock! < second,
+      "the dead indexer pushed nothing more: its link shows its own last push",
+    );
+    assert.deepEqual(
+      links().map((l) => [l.subscribed, l.lagging]),
+      [
+        [false, false],
+        [true, false],
+      ],
+      "each link reports its own state",
+    );
   });
 });

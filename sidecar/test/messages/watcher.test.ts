@@ -17,7 +17,7 @@ import {
 } from "../../../test/helpers/cluster.ts";
 import type { ChainContext, GasWallet } from "../../src/chain/client.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
-import { AttestmeshError } from "../../src/errors.ts";
+import { AttestmeshError, retryableError } from "../../src/errors.ts";
 import type { NodeKeys } from "../../src/keys.ts";
 import { type CursorStore, createMemoryCursorStore } from "../../src/messages/cursor.ts";
 import { envelopeKey } from "../../src/messages/dedup.ts";
@@ -82,6 +82,8 @@ describe("message watcher", () => {
       startBlock?: bigint;
       memberId?: () => bigint | undefined;
       registry?: Registry;
+      /** Runs before a message is recorded as delivered; throwing refuses it (a full inbox). */
+      refuse?: (m: ReceivedMessage) => void;
     } = {},
   ) {
     const delivered: ReceivedMessage[] = [];
@@ -100,7 +102,10 @@ describe("message watcher", () => {
       logger: log.logger,
       metrics: createMessageMetrics(options.registry ?? new Registry()),
       memberId: options.memberId ?? (() => member.id),
-      deliver: (m) => delivered.push(m),
+      deliver: (m) => {
+        options.refuse?.(m);
+        delivered.push(m);
+      },
       startBlock: options.startBlock,
       maxLogRange: 2n,
     });
@@ -146,6 +151,31 @@ describe("message watcher", () => {
     assert.deepEqual((await store.load())?.block, head);
     await watcher.pass();
     assert.equal(delivered.length, 4, "a second pass delivers nothing new");
+  });
+
+  test("a message the inbox refuses (full, unwritable) keeps the cursor before it; the next pass delivers it", async () => {
+    const store = createMemoryCursorStore();
+    let refuse = true;
+    const { watcher, delivered } = watcherFor(bob, store, {
+      startBlock: 1n,
+      refuse: (m) => {
+        if (refuse && new TextDecoder().decode(m.payload) === "three") {
+          throw retryableError("InboxFull", "the inbox is full");
+        }
+      },
+    });
+    await watcher.init();
+    await assert.rejects(watcher.pass(), /the inbox is full/);
+    assert.deepEqual(texts(delivered), ["one", "two"]);
+    const saved = (await store.load())!;
+    const three = sent.find((s) => s.text === "three")!;
+    assert.ok(
+      !saved.recent.includes(envelopeKey(three.from.id, bob.id, three.envelopeId)),
+      "the refused message is not remembered as delivered",
+    );
+    refuse = false;
+    await watcher.pass();
+    assert.deepEqual(texts(delivered), ["one", "two", "three", "four"], "once each, in order");
   });
 
   test("a restart with the same cursor delivers nothing twice, and then the next message", async () => {
