@@ -266,6 +266,22 @@ export const clusterAbi = [
         "type": "bytes32"
       },
       {
+        "internalType": "uint32",
+        "name": "fingerprint",
+        "type": "uint32"
+      }
+    ],
+    "name": "DeviceFingerprintRevoked",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "deviceId",
+        "type": "bytes32"
+      },
+      {
         "internalType": "uint64",
         "name": "revokedAt",
         "type": "uint64"
@@ -1205,6 +1221,25 @@ export const clusterAbi = [
       }
     ],
     "name": "MemberAppCreated",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "deviceId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "MemberDeviceStated",
     "type": "event"
   },
   {
@@ -2358,6 +2393,11 @@ export const clusterAbi = [
             "internalType": "enum IMemberStanding.Standing",
             "name": "standing",
             "type": "uint8"
+          },
+          {
+            "internalType": "uint32",
+            "name": "deviceFingerprint",
+            "type": "uint32"
           }
         ],
         "internalType": "struct IMemberStanding.MemberClaimsView",
