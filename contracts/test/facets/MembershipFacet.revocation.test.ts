@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { createKmsRoot, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { deviceFingerprint } from "@attestmesh/shared/contracts/deviceFingerprint.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { type Hash, type Hex, hexToBytes, keccak256, parseAbiItem, toHex, zeroHash } from "viem";
 import {
   admit,
@@ -452,7 +452,13 @@ describe("the records the owner's policy calls keep", async () => {
       const claims = await fx.owner.read.memberClaims([id]);
       assert.deepEqual(
         [claims.composeHash, claims.deviceId, claims.deviceFingerprint, claims.kmsRoot, claims.standing],
-        [SIMULATED_COMPOSE_HASH, zeroHash, deviceFingerprint(deviceId), fx.kmsRoot.address, Standing.NotActive],
+        [
+          SIMULATED_COMPOSE_HASH,
+          zeroHash,
+          deviceFingerprint(deviceId),
+          fx.kmsRoot.address,
+          Standing.NotActive,
+        ],
       );
     }
     // Revoking the device refuses its members' return.
@@ -480,7 +486,10 @@ describe("the records the owner's policy calls keep", async () => {
     await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
     assert.deepEqual(await standings(fx, [earlyId, lateId]), [Standing.Good, Standing.Good]);
     await mined(fx, await fx.owner.write.removeDevice([deviceId]));
-    assert.deepEqual(await standings(fx, [earlyId, lateId]), [Standing.DeviceNotAllowed, Standing.DeviceNotAllowed]);
+    assert.deepEqual(await standings(fx, [earlyId, lateId]), [
+      Standing.DeviceNotAllowed,
+      Standing.DeviceNotAllowed,
+    ]);
     // A device removed from the list keeps its record: a member joining on it under allow-any-device
     // again is held by its id.
     await mined(fx, await fx.owner.write.setAllowAnyDevice([true]));
@@ -489,7 +498,6 @@ describe("the records the owner's policy calls keep", async () => {
     assert.equal((await fx.owner.read.memberClaims([thirdId])).deviceId, deviceId);
     assert.equal(await fx.owner.read.memberStanding([thirdId]), Standing.Good);
   });
-
 });
 
 /**
@@ -526,7 +534,11 @@ describe("members held by fingerprint (a device no owner call named)", async () 
     assert.deepEqual(await standings(fx, ids), [Standing.Good, Standing.Good, Standing.Good]);
     const revokeGas = await fx.owner.estimateGas.revokeDevice([deviceId, REASON]);
     await mined(fx, await fx.owner.write.revokeDevice([deviceId, REASON]));
-    assert.deepEqual(await standings(fx, ids), [Standing.DeviceRevoked, Standing.Good, Standing.DeviceRevoked]);
+    assert.deepEqual(await standings(fx, ids), [
+      Standing.DeviceRevoked,
+      Standing.Good,
+      Standing.DeviceRevoked,
+    ]);
     const { result } = await fx.owner.simulate.evictStale([1n, 10n]);
     assert.deepEqual(result, [2n, 0n]);
     await mined(fx, await fx.owner.write.evictStale([1n, 10n]));
