@@ -63,13 +63,6 @@ interface IMemberStanding {
     /// @param deviceId The device id.
     error DeviceNotAllowed(bytes32 deviceId);
 
-    /// @notice The stated device id is allowed, but its fingerprint is that of a revoked device: a
-    /// member on it would be held by fingerprint and judged revoked (an accidental collision; see
-    /// `LibMemberClaims.fingerprintOf`). The owner lists the device to admit it.
-    /// @param deviceId The device id.
-    /// @param fingerprint Its fingerprint.
-    error DeviceFingerprintRevoked(bytes32 deviceId, uint32 fingerprint);
-
     /// @notice An active member re-submitted its registration, but the policy no longer admits it.
     /// @param memberId The member.
     /// @param standing Why it is not standing.

@@ -266,22 +266,6 @@ export const clusterAbi = [
         "type": "bytes32"
       },
       {
-        "internalType": "uint32",
-        "name": "fingerprint",
-        "type": "uint32"
-      }
-    ],
-    "name": "DeviceFingerprintRevoked",
-    "type": "error"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "bytes32",
-        "name": "deviceId",
-        "type": "bytes32"
-      },
-      {
         "internalType": "uint64",
         "name": "revokedAt",
         "type": "uint64"
