@@ -111,6 +111,7 @@ const MEMBER: Schema = {
   identityKey: "hex",
   composeHash: "hex|null",
   deviceId: "hex|null",
+  deviceFingerprint: "hex|null",
   kmsRoot: "address|null",
   standing: "string",
 };

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { fingerprintHex } from "@attestmesh/scripts/owner/members.ts";
 import { getAddress, type Hex, hexToBytes, toHex } from "viem";
 import { cliCluster } from "../helpers/cli.ts";
 import { admit, randomAppId, SIMULATED_COMPOSE_HASH, simulatedNode } from "../helpers/cluster.ts";
@@ -17,6 +18,7 @@ interface Row {
   standing: string;
   composeHash: string | null;
   deviceId: string | null;
+  deviceFingerprint: string | null;
   kmsRoot: string | null;
 }
 
@@ -53,6 +55,9 @@ describe("attestmesh revocation reaches running members", async () => {
   it("members shows each member's compose hash, device, KMS root and standing, and filters by them", async () => {
     const rows = await members(["--active"]);
     const row = rows.find((r) => r.memberId === ids.get("underOldRoot"));
+    // Its device no owner call named (allow-any-device): the chain keeps the fingerprint, the CLI
+    // finds the id in the member's MemberDeviceStated log.
+    assert.equal(row?.deviceFingerprint, fingerprintHex(underOldRoot.claims.deviceId));
     assert.deepEqual(row && [row.composeHash, row.deviceId, row.kmsRoot, row.standing], [
       SIMULATED_COMPOSE_HASH,
       underOldRoot.claims.deviceId,
@@ -95,6 +100,11 @@ describe("attestmesh revocation reaches running members", async () => {
 
     const revoked = await cli(["revoke", "device", onBadDevice.claims.deviceId, "--yes", "--json"]);
     assert.equal(revoked.code, 0, revoked.stderr);
+    const onDevice = await members(["--device", onBadDevice.claims.deviceId]);
+    assert.deepEqual(
+      onDevice.map((r) => [r.memberId, r.deviceId, r.standing]),
+      [[ids.get("onBadDevice"), onBadDevice.claims.deviceId, "device-revoked"]],
+    );
 
     const stale = await members(["--stale"]);
     assert.deepEqual(

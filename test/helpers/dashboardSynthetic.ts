@@ -3,7 +3,7 @@
 // Shapes are the ones the real readers produce (chainFacts.ts, health.ts), so buildView runs unchanged.
 
 import type { ChainFacts, FactLog, HealthBody, HealthPoll } from "@attestmesh/scripts/dashboard/buildView.ts";
-import type { MemberRow } from "@attestmesh/scripts/owner/members.ts";
+import { fingerprintHex, type MemberRow } from "@attestmesh/scripts/owner/members.ts";
 import { getAddress, type Hex, keccak256, toHex } from "viem";
 
 export const KMS_ROOT = getAddress("0x00000000000000000000000000000000000000aa");
@@ -90,6 +90,7 @@ export function synthetic(options: SyntheticOptions): Synthetic {
       identityKey: key32(2, i),
       composeHash: COMPOSE,
       deviceId: key32(3, i),
+      deviceFingerprint: fingerprintHex(key32(3, i)),
       kmsRoot: oldRoot.has(i) ? OLD_KMS_ROOT : KMS_ROOT,
       standing: evicted.has(i) ? "not-active" : "good",
     });

@@ -14,6 +14,7 @@ import {MemberTypedData} from "../libraries/MemberTypedData.sol";
 import {MeshAddress} from "../libraries/MeshAddress.sol";
 import {Secp256k1} from "../libraries/Secp256k1.sol";
 import {AppsStorage} from "../storage/AppsStorage.sol";
+import {MemberClaimsStorage} from "../storage/MemberClaimsStorage.sol";
 import {MembershipStorage} from "../storage/MembershipStorage.sol";
 
 /// @title Membership facet: admission, departure and the member directory
@@ -30,7 +31,11 @@ contract MembershipFacet is IMembership {
             revert IDstackAttestor.InvalidPublicKeyLength(proof.memberPubkey.length);
         }
         address kmsRoot = _verifyChain(proof);
-        LibPolicy.enforceKmsRoot(kmsRoot);
+        // One read decides the compose hash, the KMS root and allow-any-device: an admitted pair's root
+        // is allowed. Otherwise the root is checked here and the compose hash after the device and the
+        // signature, the order registration's errors keep.
+        MemberClaimsStorage.BuildEntry memory build = LibMemberClaims.buildEntry(claims.composeHash, kmsRoot);
+        if (!build.admitted) LibPolicy.enforceKmsRoot(kmsRoot);
         AppsStorage.AppRecord storage app = LibPolicy.enforceJoinable(proof.appId);
         address memberKey = Secp256k1.compressedToAddress(proof.memberPubkey);
 
@@ -53,24 +58,37 @@ contract MembershipFacet is IMembership {
             }
         }
         if (wireguardKey == bytes32(0) || identityKey == bytes32(0)) revert ZeroKey();
-        // The device's reference, and below the (compose hash, KMS root) pair's, in one word.
-        uint48 claimRefs = uint48(LibMemberClaims.enforceJoinable(claims)) << 16;
+        // The device word (reference or flagged fingerprint), and below the pair's reference, in one word.
+        uint48 claimRefs = uint48(LibMemberClaims.enforceJoinable(claims, build)) << 16;
 
-        {
-            uint64 nonce = app.nonce;
-            address signer = Secp256k1.recover(
-                MemberTypedData.registerDigest(
-                    proof.appId, wireguardKey, identityKey, claims.composeHash, claims.deviceId, nonce
-                ),
-                signature
-            );
-            if (signer != memberKey) revert RegistrationSignatureMismatch(memberKey, signer);
-            app.nonce = nonce + 1;
-        }
+        _consumeSignature(app, proof.appId, wireguardKey, identityKey, claims, memberKey, signature);
 
-        claimRefs |= LibMemberClaims.admittedBuild(claims.composeHash, kmsRoot);
+        if (!build.admitted) revert ComposeHashNotAllowed(claims.composeHash);
+        claimRefs |= build.ref;
         memberId = _admit(proof.appId, memberKey, claimRefs, wireguardKey, identityKey, kmsRoot);
         app.memberId = memberId;
+        if (uint32(claimRefs >> 16) & MemberClaimsStorage.FINGERPRINTED != 0) {
+            emit MemberDeviceStated(memberId, claims.deviceId);
+        }
+    }
+
+    /// @dev Check the member key signed this registration at the app's nonce, and use the nonce up.
+    function _consumeSignature(
+        AppsStorage.AppRecord storage app,
+        address appId,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        RuntimeClaims calldata claims,
+        address memberKey,
+        bytes calldata signature
+    ) private {
+        uint64 nonce = app.nonce;
+        address signer = Secp256k1.recover(
+            MemberTypedData.registerDigest(appId, wireguardKey, identityKey, claims.composeHash, claims.deviceId, nonce),
+            signature
+        );
+        if (signer != memberKey) revert RegistrationSignatureMismatch(memberKey, signer);
+        app.nonce = nonce + 1;
     }
 
     /// @dev The member key's chain under the guest API it names (v0 first: the common path stays cheap).
@@ -245,8 +263,10 @@ contract MembershipFacet is IMembership {
         memberId = mesh.lastMemberId + 1;
         LibMembership.bindKeys(appId, memberId, memberKey, uint32(claimRefs >> 16), wireguardKey, identityKey);
         uint32 meshIp = MeshAddress.allocate(l, mesh.meshBase, mesh.prefixLength, memberId);
-        l.mesh.lastMemberId = memberId;
-        l.mesh.activeMembers = mesh.activeMembers + 1;
+        // One write for both counters.
+        mesh.lastMemberId = memberId;
+        mesh.activeMembers += 1;
+        l.mesh = mesh;
 
         MembershipStorage.Member storage m = l.members[memberId];
         m.appId = appId;

@@ -56,7 +56,7 @@ contract PolicyFacet is IPolicy {
         if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
         if (l.deviceIds.add(deviceId)) {
             emit DeviceAdded(deviceId);
-            LibMemberClaims.setDeviceListed(deviceId, true, false);
+            LibMemberClaims.setDeviceListed(deviceId, true);
         }
     }
 
@@ -65,7 +65,7 @@ contract PolicyFacet is IPolicy {
         LibOwnership.enforceIsOwner();
         if (PolicyStorage.load().deviceIds.remove(deviceId)) {
             emit DeviceRemoved(deviceId);
-            LibMemberClaims.setDeviceListed(deviceId, false, false);
+            LibMemberClaims.setDeviceListed(deviceId, false);
         }
     }
 
@@ -75,6 +75,7 @@ contract PolicyFacet is IPolicy {
         PolicyStorage.Layout storage l = PolicyStorage.load();
         if (l.allowAnyDevice == allowAny) return;
         l.allowAnyDevice = allowAny;
+        LibMemberClaims.setAnyDevice(allowAny);
         emit AllowAnyDeviceSet(allowAny);
     }
 
@@ -142,9 +143,12 @@ contract PolicyFacet is IPolicy {
         PolicyStorage.Layout storage l = PolicyStorage.load();
         uint64 revokedAt = l.deviceRevokedAt[deviceId];
         if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
-        if (l.deviceIds.remove(deviceId)) emit DeviceRemoved(deviceId);
+        if (l.deviceIds.remove(deviceId)) {
+            emit DeviceRemoved(deviceId);
+            LibMemberClaims.setDeviceListed(deviceId, false);
+        }
         l.deviceRevokedAt[deviceId] = uint64(block.timestamp);
-        LibMemberClaims.setDeviceListed(deviceId, false, true);
+        LibMemberClaims.setDeviceRevoked(deviceId);
         emit DeviceRevokedAt(deviceId, uint64(block.timestamp), reason);
     }
 

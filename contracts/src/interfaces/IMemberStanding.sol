@@ -32,15 +32,28 @@ interface IMemberStanding {
 
     /// @notice One member's recorded claims and standing.
     /// @param composeHash The compose hash it stated (0 when unrecorded).
-    /// @param deviceId The device id it stated (0 when unrecorded).
+    /// @param deviceId The device id it stated, if an owner call recorded that device (allowed it) before
+    /// the member registered; 0 when unrecorded, and when only its fingerprint was kept (a device no
+    /// owner call had named, under allow-any-device: keeping the id would cost registration a slot).
     /// @param kmsRoot The KMS root its key chain recovered to (0 when unrecorded).
     /// @param standing Its standing now.
+    /// @param deviceFingerprint The 31-bit fingerprint of the stated device id, the top 31 bits of
+    /// keccak256(deviceId) (0 when unrecorded). A member held by fingerprint is judged against every
+    /// device with that fingerprint.
     struct MemberClaimsView {
         bytes32 composeHash;
         bytes32 deviceId;
         address kmsRoot;
         Standing standing;
+        uint32 deviceFingerprint;
     }
+
+    /// @notice A member was admitted on a device no owner call had named (under allow-any-device). The
+    /// cluster keeps only the device's fingerprint for it (`MemberClaimsView.deviceFingerprint`; keeping
+    /// the id would cost registration a slot), so the stated device id is kept in this log.
+    /// @param memberId The member.
+    /// @param deviceId The device id it stated (its fingerprint is the member's `deviceFingerprint`).
+    event MemberDeviceStated(uint64 indexed memberId, bytes32 deviceId);
 
     /// @notice The stated compose hash is not allowed (never added, or withdrawn).
     /// @param composeHash The compose hash.

@@ -22,20 +22,46 @@ library LibMemberClaims {
     uint8 internal constant EVICTED_STALE = 254;
 
     /// @notice Revert unless a member stating `claims` may run on its device now (the compose hash is
-    /// checked by `admittedBuild`, the KMS root apart); returns the reference of its device, recording
-    /// the device if no member stated it before.
-    function enforceJoinable(IMemberStanding.RuntimeClaims calldata claims) internal returns (uint32 deviceRef) {
+    /// checked apart, by `build.admitted`); returns the member's device word: the device's reference if
+    /// an owner call recorded it, else its fingerprint (flagged `FINGERPRINTED`). No slot is written
+    /// either way, and the common paths read one slot besides `build` (which registration reads
+    /// anyway), so the first member on an unlisted device pays no more than the next.
+    function enforceJoinable(IMemberStanding.RuntimeClaims calldata claims, MemberClaimsStorage.BuildEntry memory build)
+        internal
+        view
+        returns (uint32 deviceWord)
+    {
         bytes32 deviceId = claims.deviceId;
         MemberClaimsStorage.Device memory device = MemberClaimsStorage.load().devices[deviceId];
         // One read decides an allowed device: the record mirrors the allowlist and the revocations.
-        if (!device.listed) {
-            PolicyStorage.Layout storage p = PolicyStorage.load();
-            if (device.revoked) revert IPolicy.DeviceIdRevoked(deviceId, p.deviceRevokedAt[deviceId]);
-            if (deviceId == bytes32(0) || !p.allowAnyDevice) revert IMemberStanding.DeviceNotAllowed(deviceId);
+        if (device.listed) return device.ref;
+        if (device.revoked) {
+            revert IPolicy.DeviceIdRevoked(deviceId, PolicyStorage.load().deviceRevokedAt[deviceId]);
         }
-        deviceRef = device.ref;
-        // Only an unlisted device under allow-any-device can be new here; the owner records listed ones.
-        if (deviceRef == 0) deviceRef = recordDevice(deviceId);
+        // An admitted pair's entry mirrors allow-any-device; otherwise registration fails on the compose
+        // hash anyway, and the policy's flag is read to name the device's refusal first.
+        bool anyDevice = build.admitted ? build.anyDevice : PolicyStorage.load().allowAnyDevice;
+        if (deviceId == bytes32(0) || !anyDevice) revert IMemberStanding.DeviceNotAllowed(deviceId);
+        // Allowed by allow-any-device: a device the owner once listed keeps its reference. Any other is
+        // held by fingerprint, which registration does not check against revoked fingerprints (one read
+        // more): a device whose fingerprint is a revoked device's (an accidental collision) joins, is
+        // judged revoked at once, and `evictStale` evicts it.
+        if (device.ref != 0) return device.ref;
+        return MemberClaimsStorage.FINGERPRINTED | fingerprintOf(deviceId);
+    }
+
+    /// @notice The 31-bit fingerprint of `deviceId`: the top 31 bits of keccak256(deviceId).
+    /// @dev Collision bound: a member held by fingerprint is judged against every device with its
+    /// fingerprint, so with R revoked (or L listed) device ids and M such members on other devices,
+    /// the chance that any one is misjudged is at most M * R / 2^31 (M * L / 2^31). A member cannot aim
+    /// for a collision: its device id is the hardware's, reported by its guest agent to owner-approved
+    /// code. The owner can (2^31 hashes), but gains nothing it lacks: it may `evict` any member, and list
+    /// any device. Registration itself checks the exact device id.
+    function fingerprintOf(bytes32 deviceId) internal pure returns (uint32 fingerprint) {
+        assembly ("memory-safe") {
+            mstore(0x00, deviceId)
+            fingerprint := shr(225, keccak256(0x00, 0x20))
+        }
     }
 
     /// @notice The reference of `deviceId`, recorded now if it is new.
@@ -49,28 +75,56 @@ library LibMemberClaims {
         l.devices[deviceId].ref = ref;
     }
 
-    /// @notice Policy hook: the owner allowed, removed or revoked `deviceId`. Allowing records the
-    /// device, so its members register without writing a slot for it.
-    function setDeviceListed(bytes32 deviceId, bool listed, bool revoked) internal {
+    /// @notice Policy hook: the owner added `deviceId` to the allowlist (`listed`) or took it off.
+    /// Allowing records the device, so its members register without writing a slot for it. Either way
+    /// the device's fingerprint counts it, for members held by fingerprint.
+    function setDeviceListed(bytes32 deviceId, bool listed) internal {
+        MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
         if (listed) recordDevice(deviceId);
-        MemberClaimsStorage.Device storage device = MemberClaimsStorage.load().devices[deviceId];
-        device.listed = listed;
-        if (revoked) device.revoked = true;
+        l.devices[deviceId].listed = listed;
+        MemberClaimsStorage.Fingerprint storage f = l.fingerprints[fingerprintOf(deviceId)];
+        if (listed) f.listed += 1;
+        else f.listed -= 1;
     }
 
-    /// @notice The reference of the pair (`composeHash`, `kmsRoot`), which a member keeps beside its
-    /// status; reverts `ComposeHashNotAllowed` unless the policy admits the pair. The policy hooks below
-    /// keep the entry's `admitted` exactly while both are allowed, so this one read decides the compose
-    /// hash.
-    function admittedBuild(bytes32 composeHash, address kmsRoot) internal view returns (uint16) {
-        MemberClaimsStorage.BuildEntry memory entry =
-            MemberClaimsStorage.load().buildEntries[_buildKey(composeHash, kmsRoot)];
-        if (!entry.admitted) revert IMemberStanding.ComposeHashNotAllowed(composeHash);
-        return entry.ref;
+    /// @notice Policy hook: the owner revoked `deviceId` (and took it off the allowlist if it was on);
+    /// every member on it, by reference or by fingerprint, stops standing.
+    function setDeviceRevoked(bytes32 deviceId) internal {
+        MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
+        l.devices[deviceId].revoked = true;
+        l.fingerprints[fingerprintOf(deviceId)].revoked = true;
+    }
+
+    /// @notice The entry of the pair (`composeHash`, `kmsRoot`): the reference a member keeps beside its
+    /// status, whether the policy admits the pair, and allow-any-device. The policy hooks below keep
+    /// `admitted` exactly while both are allowed, and `anyDevice` equal to the policy's flag while
+    /// `admitted`, so this one read decides the compose hash, the KMS root and allow-any-device.
+    function buildEntry(bytes32 composeHash, address kmsRoot)
+        internal
+        view
+        returns (MemberClaimsStorage.BuildEntry memory)
+    {
+        return MemberClaimsStorage.load().buildEntries[_buildKey(composeHash, kmsRoot)];
+    }
+
+    /// @notice Policy hook: allow-any-device was set to `anyDevice`; mirrored into every admitted pair's
+    /// entry (the owner pays one write per allowed node compose hash and KMS root).
+    function setAnyDevice(bool anyDevice) internal {
+        PolicyStorage.Layout storage p = PolicyStorage.load();
+        MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
+        uint256 hashes = p.composeHashes.length();
+        uint256 roots = p.kmsRoots.length();
+        for (uint256 i = 0; i < hashes; ++i) {
+            bytes32 composeHash = p.composeHashes.at(i);
+            for (uint256 j = 0; j < roots; ++j) {
+                l.buildEntries[_buildKey(composeHash, p.kmsRoots.at(j))].anyDevice = anyDevice;
+            }
+        }
     }
 
     /// @notice Policy hook: a node compose hash was allowed (`allowed`) or removed. Allowing records its
-    /// pair with every allowed KMS root, so the owner pays for it once and registration only reads it;
+    /// pair with every allowed KMS root (and allow-any-device), so the owner pays for it once and
+    /// registration only reads it;
     /// removing marks the pairs not admitted (the records stay: members refer to them, and allowing the
     /// pair again reuses its record).
     function setComposeHashAdmitted(bytes32 composeHash, bool allowed) internal {
@@ -102,6 +156,7 @@ library LibMemberClaims {
         }
         entry.ref = ref;
         entry.admitted = allowed;
+        if (allowed) entry.anyDevice = PolicyStorage.load().allowAnyDevice;
     }
 
     /// @dev keccak256(abi.encode(composeHash, kmsRoot)), hashed in scratch space.
@@ -120,14 +175,21 @@ library LibMemberClaims {
         returns (IMemberStanding.MemberClaimsView memory v)
     {
         uint16 ref = m.buildRef;
+        uint32 deviceWord;
         if (ref != 0) {
             MemberClaimsStorage.Layout storage l = MemberClaimsStorage.load();
             MemberClaimsStorage.Build storage b = l.builds[ref - 1];
             v.composeHash = b.composeHash;
             v.kmsRoot = b.kmsRoot;
-            v.deviceId = l.deviceIdOf[LibMembership.deviceRefOf(m)];
+            deviceWord = LibMembership.deviceRefOf(m);
+            if (deviceWord & MemberClaimsStorage.FINGERPRINTED != 0) {
+                v.deviceFingerprint = deviceWord & ~MemberClaimsStorage.FINGERPRINTED;
+            } else {
+                v.deviceId = l.deviceIdOf[deviceWord];
+                v.deviceFingerprint = fingerprintOf(v.deviceId);
+            }
         }
-        v.standing = _standing(m, v);
+        v.standing = _standing(m, v, deviceWord);
     }
 
     /// @notice A member's standing now.
@@ -135,7 +197,7 @@ library LibMemberClaims {
         return view_(m).standing;
     }
 
-    function _standing(MembershipStorage.Member storage m, IMemberStanding.MemberClaimsView memory v)
+    function _standing(MembershipStorage.Member storage m, IMemberStanding.MemberClaimsView memory v, uint32 deviceWord)
         private
         view
         returns (IMemberStanding.Standing)
@@ -143,8 +205,17 @@ library LibMemberClaims {
         if (m.status != IMembership.MemberStatus.Active) return IMemberStanding.Standing.NotActive;
         if (m.buildRef == 0) return IMemberStanding.Standing.Unrecorded;
         PolicyStorage.Layout storage p = PolicyStorage.load();
-        if (p.deviceRevokedAt[v.deviceId] != 0) return IMemberStanding.Standing.DeviceRevoked;
-        if (!p.allowAnyDevice && !p.deviceIds.contains(v.deviceId)) return IMemberStanding.Standing.DeviceNotAllowed;
+        if (deviceWord & MemberClaimsStorage.FINGERPRINTED != 0) {
+            // Only the fingerprint is known: judged against every device id that has it.
+            MemberClaimsStorage.Fingerprint memory f = MemberClaimsStorage.load().fingerprints[v.deviceFingerprint];
+            if (f.revoked) return IMemberStanding.Standing.DeviceRevoked;
+            if (!p.allowAnyDevice && f.listed == 0) return IMemberStanding.Standing.DeviceNotAllowed;
+        } else {
+            if (p.deviceRevokedAt[v.deviceId] != 0) return IMemberStanding.Standing.DeviceRevoked;
+            if (!p.allowAnyDevice && !p.deviceIds.contains(v.deviceId)) {
+                return IMemberStanding.Standing.DeviceNotAllowed;
+            }
+        }
         if (!p.composeHashes.contains(v.composeHash)) return IMemberStanding.Standing.ComposeHashNotAllowed;
         if (!p.kmsRoots.contains(v.kmsRoot)) return IMemberStanding.Standing.KmsRootNotAllowed;
         return IMemberStanding.Standing.Good;

@@ -38,7 +38,8 @@ library LibMembership {
         return MembershipStorage.load().wireguardKeys[m.wireguardKey].memberKey;
     }
 
-    /// @notice The device reference of `m` (MemberClaimsStorage), where `memberKeyOf` finds the member key.
+    /// @notice The device word of `m` (MemberClaimsStorage: a device reference, or a flagged
+    /// fingerprint), where `memberKeyOf` finds the member key.
     function deviceRefOf(MembershipStorage.Member storage m) internal view returns (uint32) {
         if (m.status != IMembership.MemberStatus.Active) return m.deviceRef;
         return MembershipStorage.load().wireguardKeys[m.wireguardKey].deviceRef;

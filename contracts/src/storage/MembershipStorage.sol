@@ -6,7 +6,7 @@ import {IMembership} from "../interfaces/IMembership.sol";
 /// @title Storage of member records and mesh addressing
 library MembershipStorage {
     /// @notice One member, in four slots. Registration writes three: while the member is active its
-    /// member key and device reference live in its keys' index entries (`KeyHolder`), which registration
+    /// member key and device word live in its keys' index entries (`KeyHolder`), which registration
     /// writes anyway, and move here, beside `endedAt`, when the membership ends.
     struct Member {
         // slot 0
@@ -20,7 +20,8 @@ library MembershipStorage {
         address memberKey;
         uint40 endedAt;
         uint8 endReason;
-        // The member's device (MemberClaimsStorage), moved here from its KeyHolder like `memberKey`.
+        // The member's device word (MemberClaimsStorage: a device reference, or a flagged fingerprint),
+        // moved here from its KeyHolder like `memberKey`.
         uint32 deviceRef;
         // slot 2
         bytes32 wireguardKey;
@@ -45,11 +46,12 @@ library MembershipStorage {
     /// owner evicts that app's member or revokes the app id; the entry is deleted then.
     /// @param memberId The latest member that registered the key (active, or left from the bound app).
     /// @param memberKey That member's member key.
-    /// @param deviceRef That member's device reference (see MemberClaimsStorage).
+    /// @param deviceRef That member's device word: a device reference, or a flagged fingerprint (see
+    /// MemberClaimsStorage).
     struct KeyHolder {
         uint64 memberId;
         address memberKey;
-        // The member's device reference (MemberClaimsStorage), in the slot's last four bytes.
+        // The member's device word (MemberClaimsStorage), in the slot's last four bytes.
         uint32 deviceRef;
     }
 

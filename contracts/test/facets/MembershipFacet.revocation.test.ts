@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { createKmsRoot, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { deviceFingerprint } from "@attestmesh/shared/contracts/deviceFingerprint.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { type Hash, type Hex, hexToBytes, keccak256, toHex, zeroHash } from "viem";
+import { type Hash, type Hex, hexToBytes, keccak256, parseAbiItem, toHex, zeroHash } from "viem";
 import {
   admit,
   type ClusterFixture,
@@ -52,6 +53,20 @@ function nodeOn(kmsRoot: KmsRoot, composeHash: Hex = SIMULATED_COMPOSE_HASH): Si
   });
 }
 
+/** memberId → the device id of every `MemberDeviceStated` log so far (members held by fingerprint). */
+async function statedDevices(fx: ClusterFixture): Promise<Map<bigint, Hex>> {
+  const logs = await fx.publicClient.getLogs({
+    address: fx.deployed.diamond,
+    event: parseAbiItem("event MemberDeviceStated(uint64 indexed memberId, bytes32 deviceId)"),
+    fromBlock: 0n,
+  });
+  return new Map(logs.map((l) => [l.args.memberId!, l.args.deviceId!]));
+}
+
+async function standings(fx: ClusterFixture, ids: readonly bigint[]): Promise<number[]> {
+  return Promise.all(ids.map((id) => fx.owner.read.memberStanding([id])));
+}
+
 async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
   const nonce = await fx.owner.read.registrationNonce([node.appId]);
   const signature = await signRegistration(fx, node, { nonce });
@@ -70,29 +85,36 @@ function signLeave(fx: ClusterFixture, node: SimulatedNode, memberId: bigint): P
 describe("recorded claims", async () => {
   it("records the stated compose hash and device id with the KMS root the chain recovered", async () => {
     const fx = await setupCluster();
+    // A listed device: the owner's addDevice recorded it, so the member keeps its id.
     const node = nodeOn(fx.kmsRoot);
+    await mined(fx, await fx.owner.write.addDevice([node.claims.deviceId]));
     const memberId = await admit(fx, node);
     const claims = await fx.owner.read.memberClaims([memberId]);
     assert.equal(claims.composeHash, node.claims.composeHash);
     assert.equal(claims.deviceId, node.claims.deviceId);
+    assert.equal(claims.deviceFingerprint, deviceFingerprint(node.claims.deviceId));
     assert.equal(claims.kmsRoot, fx.kmsRoot.address);
     assert.equal(claims.standing, Standing.Good);
     assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.Good);
-    // A second member of the same release shares its (compose, KMS root) record and keeps its device.
+    // A second member of the same release, on a device no owner call named (allow-any-device): it shares
+    // the (compose, KMS root) record and is held by its device's fingerprint; the id is in its log.
     const other = nodeOn(fx.kmsRoot);
     const otherId = await admit(fx, other);
     const otherClaims = await fx.owner.read.memberClaims([otherId]);
     assert.equal(otherClaims.composeHash, node.claims.composeHash);
-    assert.equal(otherClaims.deviceId, other.claims.deviceId);
+    assert.equal(otherClaims.deviceId, zeroHash);
+    assert.equal(otherClaims.deviceFingerprint, deviceFingerprint(other.claims.deviceId));
     assert.equal(otherClaims.kmsRoot, fx.kmsRoot.address);
+    assert.equal(otherClaims.standing, Standing.Good);
+    assert.deepEqual(await statedDevices(fx), new Map([[otherId, other.claims.deviceId]]));
   });
 
   it("an unknown member has no claims and is not active", async () => {
     const fx = await setupCluster();
     const claims = await fx.owner.read.memberClaims([42n]);
     assert.deepEqual(
-      [claims.composeHash, claims.deviceId, claims.standing],
-      [zeroHash, zeroHash, Standing.NotActive],
+      [claims.composeHash, claims.deviceId, claims.deviceFingerprint, claims.standing],
+      [zeroHash, zeroHash, 0, Standing.NotActive],
     );
   });
 
@@ -399,7 +421,7 @@ describe("the records the owner's policy calls keep", async () => {
     }
   });
 
-  it("an unlisted device under allow-any-device is recorded by its first member, shared by the next, kept after they end", async () => {
+  it("an unlisted device under allow-any-device is held by fingerprint by every member on it, kept after they end", async () => {
     const fx = await setupCluster();
     const deviceId = randomBytes32();
     const onMachine = () =>
@@ -412,20 +434,181 @@ describe("the records the owner's policy calls keep", async () => {
     const firstId = await admit(fx, first);
     const secondId = await admit(fx, second);
     for (const id of [firstId, secondId]) {
-      assert.equal((await fx.owner.read.memberClaims([id])).deviceId, deviceId);
+      const claims = await fx.owner.read.memberClaims([id]);
+      assert.deepEqual([claims.deviceId, claims.deviceFingerprint], [zeroHash, deviceFingerprint(deviceId)]);
     }
-    // The device reference moves into the record when the membership ends, like the member key.
+    // The id each stated is in its registration's log.
+    assert.deepEqual(
+      await statedDevices(fx),
+      new Map([
+        [firstId, deviceId],
+        [secondId, deviceId],
+      ]),
+    );
+    // The device word moves into the record when the membership ends, like the member key.
     await mined(fx, await fx.relayer.write.leaveCluster([firstId, await signLeave(fx, first, firstId)]));
     await mined(fx, await fx.owner.write.evict([secondId, 1]));
     for (const id of [firstId, secondId]) {
       const claims = await fx.owner.read.memberClaims([id]);
       assert.deepEqual(
-        [claims.composeHash, claims.deviceId, claims.kmsRoot, claims.standing],
-        [SIMULATED_COMPOSE_HASH, deviceId, fx.kmsRoot.address, Standing.NotActive],
+        [claims.composeHash, claims.deviceId, claims.deviceFingerprint, claims.kmsRoot, claims.standing],
+        [
+          SIMULATED_COMPOSE_HASH,
+          zeroHash,
+          deviceFingerprint(deviceId),
+          fx.kmsRoot.address,
+          Standing.NotActive,
+        ],
       );
     }
-    // Revoking the recorded device refuses its members' return.
+    // Revoking the device refuses its members' return.
     await mined(fx, await fx.owner.write.revokeDevice([deviceId, REASON]));
     await expectRevert(fx.relayer.write.register(await registerArgs(fx, first)), "DeviceIdRevoked");
+  });
+
+  it("a device listed after members joined on it unlisted keeps them by fingerprint; a listed device by its id", async () => {
+    const fx = await setupCluster();
+    const deviceId = randomBytes32();
+    const onMachine = () =>
+      simulatedNode(fx.kmsRoot, randomAppId(), {
+        deviceId: hexToBytes(deviceId),
+        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
+      });
+    const early = onMachine();
+    const earlyId = await admit(fx, early);
+    await mined(fx, await fx.owner.write.addDevice([deviceId]));
+    const late = onMachine();
+    const lateId = await admit(fx, late);
+    assert.equal((await fx.owner.read.memberClaims([earlyId])).deviceId, zeroHash);
+    assert.equal((await fx.owner.read.memberClaims([lateId])).deviceId, deviceId);
+    // Devices restricted: both stand while the device is listed (the early one through the
+    // fingerprint the listing marked), neither once it is removed.
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    assert.deepEqual(await standings(fx, [earlyId, lateId]), [Standing.Good, Standing.Good]);
+    await mined(fx, await fx.owner.write.removeDevice([deviceId]));
+    assert.deepEqual(await standings(fx, [earlyId, lateId]), [
+      Standing.DeviceNotAllowed,
+      Standing.DeviceNotAllowed,
+    ]);
+    // A device removed from the list keeps its record: a member joining on it under allow-any-device
+    // again is held by its id.
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([true]));
+    const third = onMachine();
+    const thirdId = await admit(fx, third);
+    assert.equal((await fx.owner.read.memberClaims([thirdId])).deviceId, deviceId);
+    assert.equal(await fx.owner.read.memberStanding([thirdId]), Standing.Good);
+  });
+});
+
+/**
+ * Two device ids with one fingerprint, found by the birthday bound (~2^16 hashes): the collision a
+ * member cannot aim for (its device id is its hardware's) but that the bound in
+ * `LibMemberClaims.fingerprintOf` accounts for.
+ */
+function collidingDevices(): [Hex, Hex] {
+  const seen = new Map<number, Hex>();
+  for (let i = 0n; ; i++) {
+    const deviceId = keccak256(toHex(i, { size: 32 }));
+    const fingerprint = deviceFingerprint(deviceId);
+    const earlier = seen.get(fingerprint);
+    if (earlier !== undefined) return [earlier, deviceId];
+    seen.set(fingerprint, deviceId);
+  }
+}
+
+describe("members held by fingerprint (a device no owner call named)", async () => {
+  it("revoking the device makes every member on it stale, and evictStale evicts exactly them", async () => {
+    const fx = await setupCluster();
+    const deviceId = randomBytes32();
+    const onMachine = () =>
+      simulatedNode(fx.kmsRoot, randomAppId(), {
+        deviceId: hexToBytes(deviceId),
+        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
+      });
+    const bystander = nodeOn(fx.kmsRoot);
+    const ids = [
+      await admit(fx, onMachine()),
+      await admit(fx, bystander),
+      await admit(fx, onMachine()),
+    ] as const;
+    assert.deepEqual(await standings(fx, ids), [Standing.Good, Standing.Good, Standing.Good]);
+    const revokeGas = await fx.owner.estimateGas.revokeDevice([deviceId, REASON]);
+    await mined(fx, await fx.owner.write.revokeDevice([deviceId, REASON]));
+    assert.deepEqual(await standings(fx, ids), [
+      Standing.DeviceRevoked,
+      Standing.Good,
+      Standing.DeviceRevoked,
+    ]);
+    const { result } = await fx.owner.simulate.evictStale([1n, 10n]);
+    assert.deepEqual(result, [2n, 0n]);
+    await mined(fx, await fx.owner.write.evictStale([1n, 10n]));
+    const statuses = await Promise.all(ids.map(async (id) => (await fx.owner.read.member([id])).status));
+    assert.deepEqual(statuses, [Status.Evicted, Status.Active, Status.Evicted]);
+    assert.equal((await fx.owner.read.member([ids[0]])).endReason, EVICTED_STALE);
+    // The owner's revoke pays for the fingerprint mark (one new slot).
+    assert.ok(revokeGas < 120_000n, `revokeDevice gas ${revokeGas}`);
+  });
+
+  it("allow-any-device turned off: a member on an unnamed device stops standing, listing its device restores it", async () => {
+    const fx = await setupCluster();
+    const node = nodeOn(fx.kmsRoot);
+    const memberId = await admit(fx, node);
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.DeviceNotAllowed);
+    await mined(fx, await fx.owner.write.addDevice([node.claims.deviceId]));
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.Good);
+    // Turned on again and off again, the mirror the registration reads follows.
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([true]));
+    await mined(fx, await fx.owner.write.removeDevice([node.claims.deviceId]));
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.Good);
+    const joiner = nodeOn(fx.kmsRoot);
+    await admit(fx, joiner);
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    const late = nodeOn(fx.kmsRoot);
+    await fx.owner.write.addAppId([late.appId]);
+    await expectRevert(fx.relayer.write.register(await registerArgs(fx, late)), "DeviceNotAllowed", [
+      late.claims.deviceId,
+    ]);
+  });
+
+  it("a fingerprint collision: registration checks the exact id; standing errs only as documented", async () => {
+    const fx = await setupCluster();
+    const [revokedDevice, innocentDevice] = collidingDevices();
+    assert.notEqual(revokedDevice, innocentDevice);
+    assert.equal(deviceFingerprint(revokedDevice), deviceFingerprint(innocentDevice));
+    const onDevice = (deviceId: Hex) =>
+      simulatedNode(fx.kmsRoot, randomAppId(), {
+        deviceId: hexToBytes(deviceId),
+        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
+      });
+    // The owner revokes one device; the other, never revoked, still joins (registration reads the
+    // exact id), is judged by the revoked fingerprint at once, and evictStale evicts it: the one
+    // failure a collision causes under revocation is an innocent member evicted, never a revoked one kept.
+    await mined(fx, await fx.owner.write.revokeDevice([revokedDevice, REASON]));
+    const revokedNode = onDevice(revokedDevice);
+    await fx.owner.write.addAppId([revokedNode.appId]);
+    await expectRevert(fx.relayer.write.register(await registerArgs(fx, revokedNode)), "DeviceIdRevoked");
+    const innocentId = await admit(fx, onDevice(innocentDevice));
+    assert.equal(await fx.owner.read.memberStanding([innocentId]), Standing.DeviceRevoked);
+    const { result } = await fx.owner.simulate.evictStale([1n, 10n]);
+    assert.deepEqual(result, [1n, 0n]);
+  });
+
+  it("a fingerprint collision under a device allowlist: an unnamed device sharing a listed one's fingerprint is judged listed", async () => {
+    const fx = await setupCluster();
+    const [listedDevice, unnamedDevice] = collidingDevices();
+    const memberId = await admit(
+      fx,
+      simulatedNode(fx.kmsRoot, randomAppId(), {
+        deviceId: hexToBytes(unnamedDevice),
+        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
+      }),
+    );
+    await mined(fx, await fx.owner.write.addDevice([listedDevice]));
+    await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
+    // The documented bound: only the owner's own listing can cause this (it chose the listed id).
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.Good);
+    await mined(fx, await fx.owner.write.removeDevice([listedDevice]));
+    assert.equal(await fx.owner.read.memberStanding([memberId]), Standing.DeviceNotAllowed);
   });
 });

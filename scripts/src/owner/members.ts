@@ -1,9 +1,11 @@
 // Reading the member list, and the eviction plan the CLI's `evict` and the devnet's `evict <node>` share.
 
+import { deviceFingerprint } from "@attestmesh/shared/contracts/deviceFingerprint.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import type { Address } from "viem";
 import { type ClusterContext, readCluster } from "./context.ts";
+import { clusterLogs } from "./logs.ts";
 import type { TxPlan } from "./transact.ts";
 
 export const MEMBER_STATUS = ["none", "active", "left", "evicted"] as const;
@@ -40,7 +42,14 @@ export interface MemberRow {
   readonly identityKey: `0x${string}`;
   /** What it stated at registration (null if it registered before claims were recorded). */
   readonly composeHash: `0x${string}` | null;
+  /**
+   * The device id it stated: from its record, or, for a member on a device no owner call had named
+   * (held by fingerprint on chain), from its `MemberDeviceStated` log; null if unrecorded, or if the
+   * RPC keeps no logs that old.
+   */
   readonly deviceId: `0x${string}` | null;
+  /** The 31-bit device fingerprint the cluster judges it by, as 8 hex digits (null if unrecorded). */
+  readonly deviceFingerprint: `0x${string}` | null;
   /** The KMS root the chain recovered from its key chain. */
   readonly kmsRoot: Address | null;
   readonly standing: MemberStandingName;
@@ -68,17 +77,47 @@ function toRow(m: MemberView, c: ClaimsView): MemberRow {
     wireguardKey: m.wireguardKey,
     identityKey: m.identityKey,
     composeHash: recorded ? c.composeHash : null,
-    deviceId: recorded ? c.deviceId : null,
+    deviceId: recorded && c.deviceId !== ZERO32 ? c.deviceId : null,
+    deviceFingerprint: recorded ? `0x${c.deviceFingerprint.toString(16).padStart(8, "0")}` : null,
     kmsRoot: recorded ? c.kmsRoot : null,
     standing: MEMBER_STANDING[c.standing] ?? "not-active",
   };
+}
+
+/**
+ * Fill in the device ids the chain keeps only as fingerprints, from the members' `MemberDeviceStated`
+ * logs (one log read, only when some row needs it). A log whose id does not match the member's
+ * fingerprint is ignored; without history the rows keep their fingerprint alone.
+ */
+async function withStatedDevices(ctx: ClusterContext, rows: MemberRow[]): Promise<MemberRow[]> {
+  if (!rows.some((r) => r.deviceId === null && r.deviceFingerprint !== null)) return rows;
+  const stated = new Map<string, `0x${string}`>();
+  try {
+    for (const log of await clusterLogs(ctx)) {
+      if (log.eventName === "MemberDeviceStated") stated.set(log.args.memberId.toString(), log.args.deviceId);
+    }
+  } catch (error) {
+    if (error instanceof AttestmeshError) return rows;
+    throw error;
+  }
+  return rows.map((r) => {
+    const deviceId = r.deviceId === null ? stated.get(r.memberId) : undefined;
+    if (deviceId === undefined || r.deviceFingerprint !== fingerprintHex(deviceId)) return r;
+    return { ...r, deviceId };
+  });
+}
+
+/** A device id's fingerprint in the form `MemberRow.deviceFingerprint` has. */
+export function fingerprintHex(deviceId: `0x${string}`): `0x${string}` {
+  return `0x${deviceFingerprint(deviceId).toString(16).padStart(8, "0")}`;
 }
 
 /** One member record with its claims and standing. */
 async function readRow(ctx: ClusterContext, memberId: bigint): Promise<MemberRow> {
   const cluster = readCluster(ctx);
   const [m, c] = await Promise.all([cluster.read.member([memberId]), cluster.read.memberClaims([memberId])]);
-  return toRow(m, c);
+  const [row] = await withStatedDevices(ctx, [toRow(m, c)]);
+  return row!;
 }
 
 /** Every member record, every status, in id order (pages of 200). */
@@ -96,7 +135,8 @@ export async function listMembers(
     });
     start = next;
   }
-  return options.activeOnly ? rows.filter((r) => r.status === "active") : rows;
+  const wanted = options.activeOnly ? rows.filter((r) => r.status === "active") : rows;
+  return withStatedDevices(ctx, wanted);
 }
 
 /**

@@ -1300,6 +1300,25 @@ export const clusterAbi = [
         "type": "uint64"
       },
       {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "deviceId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "MemberDeviceStated",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
         "indexed": true,
         "internalType": "address",
         "name": "appId",
@@ -2554,6 +2573,11 @@ export const clusterAbi = [
             "internalType": "enum IMemberStanding.Standing",
             "name": "standing",
             "type": "uint8"
+          },
+          {
+            "internalType": "uint32",
+            "name": "deviceFingerprint",
+            "type": "uint32"
           }
         ],
         "internalType": "struct IMemberStanding.MemberClaimsView",

@@ -9,6 +9,7 @@ import { type CliIo, toJson } from "../../owner/io.ts";
 import {
   evictPlan,
   evictStalePlans,
+  fingerprintHex,
   isStale,
   listMembers,
   type MemberRow,
@@ -26,6 +27,12 @@ type MembersOptions = ChainCommandOptions & {
 
 /** `0x12345678…9abc`: enough of a hash to tell members apart in a table (`--json` has it whole). */
 const short = (value: string | null) => (value === null ? "-" : `${value.slice(0, 10)}…${value.slice(-4)}`);
+
+/** A device id, or (held by fingerprint, its id not found in the logs) `fingerprint 0x…`. */
+const deviceCell = (r: MemberRow) =>
+  r.deviceId === null && r.deviceFingerprint !== null
+    ? `fingerprint ${r.deviceFingerprint}`
+    : short(r.deviceId);
 
 /** The members table: who runs which compose on which device, admitted by which KMS root. */
 export function membersTable(rows: readonly MemberRow[]): string {
@@ -51,7 +58,7 @@ export function membersTable(rows: readonly MemberRow[]): string {
       r.status,
       r.standing,
       short(r.composeHash),
-      short(r.deviceId),
+      deviceCell(r),
       r.kmsRoot ?? "-",
       r.registeredAt,
     ]);
@@ -87,13 +94,17 @@ export function registerMembersCommand(program: Command, io: CliIo): void {
       const ctx = await clusterContext(io, options);
       const same = (a: string | null, b: string | undefined) =>
         b === undefined || a?.toLowerCase() === b.toLowerCase();
+      // A member whose id the logs did not give is matched by fingerprint, as the chain judges it.
+      const onDevice = (r: MemberRow, id: `0x${string}` | undefined) =>
+        id === undefined ||
+        (r.deviceId === null ? r.deviceFingerprint === fingerprintHex(id) : same(r.deviceId, id));
       const rows = (
         await listMembers(ctx, { activeOnly: options.active === true || options.stale === true })
       ).filter(
         (r) =>
           (options.stale !== true || isStale(r.standing)) &&
           same(r.composeHash, compose) &&
-          same(r.deviceId, device) &&
+          onDevice(r, device) &&
           same(r.kmsRoot, root),
       );
       if (ctx.json) {

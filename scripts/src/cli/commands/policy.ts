@@ -75,7 +75,7 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
         "active members (compose hash, device, KMS root, standing)",
         view.members.map(
           (m) =>
-            `${m.memberId}  ${m.appId}  compose ${m.composeHash ?? "-"}  device ${m.deviceId ?? "-"}  KMS root ${m.kmsRoot ?? "-"}  ${m.standing}`,
+            `${m.memberId}  ${m.appId}  compose ${m.composeHash ?? "-"}  device ${m.deviceId ?? (m.deviceFingerprint === null ? "-" : `fingerprint ${m.deviceFingerprint}`)}  KMS root ${m.kmsRoot ?? "-"}  ${m.standing}`,
         ),
       ),
   });
