@@ -11,7 +11,7 @@ import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inspectComposeFile } from "@attestmesh/scripts/owner/composeHash.ts";
-import { SIDECAR_BUNDLE } from "@attestmesh/sidecar/build/bundle.ts";
+import { SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { CONFIG_DOCS, parseConfig } from "@attestmesh/sidecar/config.ts";
 import { parseEndpoints } from "@attestmesh/sidecar/reconcile/endpoints.ts";
 import { parseDocument } from "yaml";
@@ -665,6 +665,14 @@ describe("deploy: Dockerfiles", () => {
             (s, i) => i > building && s.keyword === "COPY" && s.args.includes(`/app/${dist} ${dist}`),
           );
           assert.ok(copies > building, `the runtime stage copies /app/${dist} from the build stage`);
+          // The image runs it with the Node options the devnet's sidecars are measured with.
+          const env = all.filter(
+            (s, i) => i > building && s.keyword === "ENV" && s.args.startsWith("NODE_OPTIONS="),
+          );
+          assert.deepEqual(
+            env.map((s) => s.args),
+            [`NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`],
+          );
           return;
         }
         const bin = binOf(c);

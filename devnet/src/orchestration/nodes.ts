@@ -2,7 +2,7 @@
 // dstack simulator socket with that app id, and a sidecar whose WireGuard lives in the namespace.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { bundleSidecar, SIDECAR_BUNDLE } from "@attestmesh/sidecar/build/bundle.ts";
+import { bundleSidecar, SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
@@ -97,10 +97,9 @@ export async function startNode(
       ATTESTMESH_HEALTH_PORT: String(healthPort),
       ATTESTMESH_API_SOCKET: join(logDir, "api.sock"),
       ATTESTMESH_STATE_DIR: join(logDir, "state"),
-      // Node's own options for the sidecars alone (V8 heap experiments, devnet/bench/idle-cost.ts).
-      ...(process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS === undefined
-        ? {}
-        : { NODE_OPTIONS: process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS }),
+      // The image's Node options; ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS replaces them for the sidecars
+      // alone (V8 heap experiments with devnet/bench/idle-cost.ts).
+      NODE_OPTIONS: process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS ?? SIDECAR_NODE_OPTIONS,
     },
   });
 
