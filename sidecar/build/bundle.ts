@@ -1,7 +1,7 @@
 // Builds the sidecar into plain JavaScript with esbuild: one ES module for the daemon
 // (dist/attestmesh-sidecar.mjs, what the deploy image and the devnet run) and one for the netns socket
 // helper (dist/netnsHelper.mjs, spawned next to it on the devnet). Running the sources directly makes
-// Node load its TypeScript stripper (a WebAssembly module) and keep ~900 module records and their
+// Node load its TypeScript stripper (a WebAssembly module) and keep ~1,000 module records and their
 // source text for the life of the process: about 60 MB more resident memory at rest, and a slower start.
 // Whitespace and syntax are minified, identifiers are not, so stack traces keep their function names.
 //
@@ -18,7 +18,7 @@ export const SIDECAR_BUNDLE = join(DIST_DIR, "attestmesh-sidecar.mjs");
 /**
  * Node options the sidecar runs with (the image's NODE_OPTIONS, the devnet's sidecars): a 1 MB young
  * generation semi-space instead of V8's default up to 16 MB. A resting sidecar allocates little and keeps
- * little, so the larger nursery only held garbage in resident memory (about 10 MB per sidecar at rest,
+ * little, so the larger nursery only held garbage in resident memory (about 20 MB per sidecar at rest,
  * docs/performance.md); scavenges of a 1 MB nursery with few survivors take well under a millisecond.
  */
 export const SIDECAR_NODE_OPTIONS = "--max-semi-space-size=1";
