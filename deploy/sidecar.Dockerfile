@@ -47,8 +47,11 @@ RUN pnpm install --frozen-lockfile --prod --ignore-scripts --filter "@attestmesh
 # Running the TypeScript sources would make Node load its type stripper and hold every module's source
 # for the life of the process (about 60 MB more resident memory at rest); the image runs the bundle.
 FROM deps AS build
-# The sidecar's development dependencies too (esbuild and its linux-x64 binary package), same lockfile.
-RUN pnpm install --frozen-lockfile --ignore-scripts --filter "@attestmesh/sidecar..."
+# The sidecar's development dependencies too (esbuild and its linux-x64 binary package), from the same
+# lockfile, into fresh node_modules (the base image's NODE_ENV=production would leave them out). esbuild
+# finds its binary package without its install script.
+RUN rm -rf node_modules shared/node_modules sidecar/node_modules \
+ && NODE_ENV=development pnpm install --frozen-lockfile --ignore-scripts --filter "@attestmesh/sidecar..."
 COPY shared/src shared/src
 COPY sidecar/src sidecar/src
 COPY sidecar/build sidecar/build
