@@ -13,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { inspectComposeFile } from "@attestmesh/scripts/owner/composeHash.ts";
 import { readPinnedSettings } from "@attestmesh/shared/service/pinned.ts";
 import { resolveRpcProviders } from "@attestmesh/shared/service/rpcProviders.ts";
+import { SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { CONFIG_DOCS, parseConfig } from "@attestmesh/sidecar/config.ts";
 import { parseEndpoints } from "@attestmesh/sidecar/reconcile/endpoints.ts";
 import { parseDocument } from "yaml";
@@ -247,6 +248,11 @@ interface DockerfileCase {
   readonly bin: string;
   /** Whether the image may still run as root (only the sidecar, for NET_ADMIN). */
   readonly root: boolean;
+  /**
+   * The image runs this built bundle of the package (written by `build`, run in a build stage of the
+   * image) instead of the package's bin.
+   */
+  readonly bundle?: { readonly path: string; readonly build: string };
 }
 
 const DOCKERFILES: readonly DockerfileCase[] = [
@@ -256,6 +262,7 @@ const DOCKERFILES: readonly DockerfileCase[] = [
     packageDir: "sidecar",
     bin: "attestmesh-sidecar",
     root: true,
+    bundle: { path: relative(ROOT, SIDECAR_BUNDLE), build: "sidecar/build/bundle.ts" },
   },
   {
     name: "indexer",
@@ -660,6 +667,28 @@ describe("deploy: Dockerfiles", () => {
         const reason = pending(c);
         if (reason) {
           t.skip(reason);
+          return;
+        }
+        if (c.bundle !== undefined) {
+          // Built in the image: a build stage runs the bundler, and the runtime stage copies its output.
+          assert.equal(argv[1], c.bundle.path);
+          assert.ok(existsSync(join(ROOT, c.bundle.build)), `${c.bundle.build} exists`);
+          const all = steps();
+          const building = all.findIndex((s) => s.keyword === "RUN" && s.args === `node ${c.bundle!.build}`);
+          assert.ok(building >= 0, `a RUN step runs node ${c.bundle.build}`);
+          const dist = c.bundle.path.slice(0, c.bundle.path.lastIndexOf("/"));
+          const copies = all.findIndex(
+            (s, i) => i > building && s.keyword === "COPY" && s.args.includes(`/app/${dist} ${dist}`),
+          );
+          assert.ok(copies > building, `the runtime stage copies /app/${dist} from the build stage`);
+          // The image runs it with the Node options the devnet's sidecars are measured with.
+          const env = all.filter(
+            (s, i) => i > building && s.keyword === "ENV" && s.args.startsWith("NODE_OPTIONS="),
+          );
+          assert.deepEqual(
+            env.map((s) => s.args),
+            [`NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`],
+          );
           return;
         }
         const bin = binOf(c);

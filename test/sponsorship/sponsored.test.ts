@@ -134,10 +134,14 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     assert.deepEqual(sponsor.ledger.usage(keys.member.address), { ops: 1, wei: event.args.actualGasCost });
   });
 
-  test("the member commits the CSK, sends a message and leaves, all sponsored; it still holds nothing", async () => {
-    const sign = (primaryType: "CommitCsk" | "Send" | "Leave", message: Record<string, unknown>) =>
+  test("the member commits the CSK, a second confirms it, it sends a message and leaves, all sponsored; it still holds nothing", async () => {
+    const sign = (
+      primaryType: "CommitCsk" | "ConfirmCsk" | "Send" | "Leave",
+      message: Record<string, unknown>,
+      by: NodeKeys = keys,
+    ) =>
       signTypedData({
-        privateKey: keys.member.secret.reveal(),
+        privateKey: by.member.secret.reveal(),
         domain: memberDomain(fx.chainId, fx.cluster.diamond),
         types: memberTypes,
         primaryType,
@@ -151,6 +155,23 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     });
     assert.equal(committed.sponsored, true);
     assert.equal((await fx.clusterAsOwner.read.currentCsk())[1], commitment);
+    // A second member that pulled the key confirms the epoch on chain, sponsored as well (the sidecar
+    // sends this once per epoch; refused, every puller retried it and the epoch stayed re-openable).
+    const second = await fx.node();
+    const { writer: secondWriter, registration } = await registerSponsored(fx, second, sponsorUrl);
+    const confirmer = registration.memberId;
+    const confirmedOp = await secondWriter.submit({
+      functionName: "confirmCsk",
+      args: [
+        confirmer,
+        epoch,
+        commitment,
+        await sign("ConfirmCsk", { memberId: confirmer, epoch, commitment }, second),
+      ],
+    });
+    assert.equal(confirmedOp.sponsored, true);
+    assert.equal((await fx.clusterAsOwner.read.cskRecovery())[1], confirmer);
+    assert.equal(await fx.publicClient.getBalance({ address: secondWriter.from }), 0n);
 
     const envelopeId = keccak256(toHex("envelope 1"));
     const ciphertext = toHex(randomBytes(96));

@@ -1,14 +1,16 @@
 // One devnet node: a network namespace on the hub bridge, a member app from the cluster factory, a
 // dstack simulator socket with that app id, and a sidecar whose WireGuard lives in the namespace.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
+import { bundleSidecar, SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
 import { devnetAppCompose, startDstackSim } from "./dstackSim.ts";
 import { blockUdp, createNodeNamespace } from "./netns.ts";
-import { REPO_ROOT, spawnDetached } from "./processes.ts";
+import { spawnDetached } from "./processes.ts";
 import { sponsoredNodeEnv } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
@@ -77,7 +79,9 @@ export async function startNode(
     owner: name,
   });
 
-  const entry = sidecarEntry ?? join(REPO_ROOT, "sidecar/src/bin.mjs");
+  // The built sidecar, as the deploy image runs it (devnetUp rebuilds it; a node added later reuses it).
+  if (sidecarEntry === undefined && !existsSync(SIDECAR_BUNDLE)) await bundleSidecar();
+  const entry = sidecarEntry ?? SIDECAR_BUNDLE;
   const sidecarPid = spawnDetached(process.execPath, [entry], {
     logFile: join(logDir, "sidecar.log"),
     env: {
@@ -106,6 +110,9 @@ export async function startNode(
       ATTESTMESH_HEALTH_PORT: String(healthPort),
       ATTESTMESH_API_SOCKET: join(logDir, "api.sock"),
       ATTESTMESH_STATE_DIR: join(logDir, "state"),
+      // The image's Node options; ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS replaces them for the sidecars
+      // alone (V8 heap experiments with devnet/bench/idle-cost.ts).
+      NODE_OPTIONS: process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS ?? SIDECAR_NODE_OPTIONS,
     },
   });
 

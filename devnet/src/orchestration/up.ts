@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { readArtifact } from "@attestmesh/scripts/deploy/artifacts.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
+import { bundleSidecar } from "@attestmesh/sidecar/build/bundle.ts";
 import { createKmsRoot } from "../dstack-sim/simulator.ts";
 import { deployDevnetCluster, devnetClients } from "./chain.ts";
 import { devnetDown } from "./down.ts";
@@ -64,6 +65,8 @@ export async function devnetUp(options: UpOptions) {
   const { progress } = options;
   await preflight(progress);
   await buildContracts(progress);
+  progress("building the sidecar (esbuild: sidecar/dist/attestmesh-sidecar.mjs)");
+  await bundleSidecar();
   if (await readState()) {
     progress("removing the previous devnet");
   }

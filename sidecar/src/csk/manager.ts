@@ -100,6 +100,8 @@ export function createCskManager(options: CskManagerOptions): CskManager {
   /** Epochs this node confirmed (or saw confirmed), and those with a confirmation in flight. */
   const confirmed = new Set<bigint>();
   const confirming = new Set<bigint>();
+  /** Epoch → failed confirmations in a row and when the last one failed (monotonic ms). */
+  const confirmFailures = new Map<bigint, { count: number; at: number }>();
   /** Epoch → monotonic ms this node first saw it open and uncommitted. */
   const openSince = new Map<bigint, number>();
   /** Members that served a bogus key: asked last, per epoch. */
@@ -214,6 +216,8 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       .filter((id) => id !== s.committer)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     if (monoMs() - since < order.indexOf(self) * options.takeoverMs) return;
+    const failures = confirmFailures.get(s.epoch);
+    if (failures !== undefined && monoMs() - failures.at < confirmRetryDelayMs(failures.count)) return;
     const epoch = s.epoch;
     confirming.add(epoch);
     chain
@@ -227,7 +231,12 @@ export function createCskManager(options: CskManagerOptions): CskManager {
           );
         },
         (err: unknown) => {
-          logger.warn({ err, epoch: epoch.toString() }, "could not confirm the CSK on chain; retrying");
+          const count = (confirmFailures.get(epoch)?.count ?? 0) + 1;
+          confirmFailures.set(epoch, { count, at: monoMs() });
+          logger.warn(
+            { err, epoch: epoch.toString(), failures: count, retryInMs: confirmRetryDelayMs(count) },
+            "could not confirm the CSK on chain; retrying",
+          );
         },
       )
       .finally(() => confirming.delete(epoch));
@@ -317,7 +326,7 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       for (const epoch of openSince.keys()) if (epoch < s.epoch) openSince.delete(epoch);
       for (const epoch of suspects.keys()) if (epoch < s.epoch) suspects.delete(epoch);
       for (const epoch of checked.keys()) if (epoch < s.epoch) checked.delete(epoch);
-      for (const m of [failingSince, reopenTried, heldSince])
+      for (const m of [failingSince, reopenTried, heldSince, confirmFailures])
         for (const e of m.keys()) if (e < s.epoch) m.delete(e);
       for (const epoch of confirmed) if (epoch < s.epoch) confirmed.delete(epoch);
       if (s.commitment === undefined) return commitFresh(s);
@@ -330,4 +339,16 @@ export function createCskManager(options: CskManagerOptions): CskManager {
     chainState: () => state,
     acquired: () => !departed && state !== undefined && holding(state),
   };
+}
+
+/** Longest wait between two attempts to confirm one epoch. */
+export const CONFIRM_RETRY_MAX_MS = 60_000;
+
+/**
+ * How long to wait after the `failures`-th failed confirmation in a row: the first is retried on the
+ * next tick (a bundler that blinked), then 2 s, 4 s … up to a minute, so a sponsor that refuses the
+ * call, or a bundler that stays down, costs one attempt a minute instead of one a tick.
+ */
+export function confirmRetryDelayMs(failures: number): number {
+  return failures <= 1 ? 0 : Math.min(1000 * 2 ** (failures - 1), CONFIRM_RETRY_MAX_MS);
 }
