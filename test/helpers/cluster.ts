@@ -84,6 +84,8 @@ export function simulatedNode(kmsRoot: KmsRoot, appId: Address = randomAppId()) 
       guestApiVersion: 0,
     },
     identityKey: bytesToHex(ed25519.getPublicKey(identity.key)),
+    /** The identity key's seed: signs the node's sealed messages. */
+    identitySecret: identity.key,
     wireguardKey: bytesToHex(derivedPublicKey(wireguard.key, "ed25519")),
   };
 }

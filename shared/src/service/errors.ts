@@ -43,6 +43,7 @@ export const SERVICE_ERROR_CODES = [
   "Ed25519ChainUnsupported",
   "InvalidPinnedCompose",
   "PinnedSettingInEnvironment",
+  "PinnedSettingMismatch",
   "RpcUnavailable",
   "ChainIdMismatch",
   "SocketPathTaken",
