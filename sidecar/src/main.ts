@@ -3,11 +3,19 @@
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
+import {
+  type PinnedTrust,
+  refuseEnvironmentOverride,
+  requireTrustPins,
+} from "@attestmesh/shared/service/pinned.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type AppApi, startAppApi } from "./api/app.ts";
 import type { PeerLiveness } from "./api/providers.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
+import { createMemberCertifier, type MemberCertifier } from "./certs/certifier.ts";
+import { createCertifiedFollower } from "./certs/follower.ts";
+import { createChainCertificateSource } from "./certs/source.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
@@ -28,6 +36,7 @@ import { createMeshMetrics } from "./mesh/metrics.ts";
 import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
 import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
+import type { Member } from "./model/member.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
@@ -60,6 +69,8 @@ export interface SidecarDeps {
   readonly csk?: CskHolder;
   /** Which key a CSK request is answered with; default the held key (tests play a malicious member). */
   readonly cskServePolicy?: CskServePolicy;
+  /** The trust values pinned in the attested compose; default read from the guest agent's Info. */
+  readonly pinned?: PinnedTrust;
 }
 
 export interface Sidecar {
@@ -75,6 +86,8 @@ export interface Sidecar {
   readonly csk: CskHolder;
   /** Heartbeat liveness of every peer, convergence, and peer events (for the application API). */
   readonly peers: PeerTable;
+  /** Member certificates verified so far (undefined until the chain is connected). */
+  certifier(): MemberCertifier | undefined;
   /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
   wake(reason?: string): Promise<void>;
   /** Shuts down (loops, health server, WireGuard interface); resolves true when everything closed in time. */
@@ -152,6 +165,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   shutdown.add("application API", () => api.close());
 
   let wake: (reason?: string) => Promise<void> = async () => {};
+  let certifier: MemberCertifier | undefined;
 
   async function run(): Promise<void> {
     const retry = <T>(what: string, fn: () => Promise<T>) =>
@@ -176,11 +190,28 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "keys derived; every dstack key chain verified",
     );
 
+    // Trust decisions rest on the values the attested compose pins, never on the environment.
+    const pinned = await retry("reading the values pinned in the attested compose", async () => {
+      const trust = deps.pinned ?? requireTrustPins((await keySource.pinned?.()) ?? { guestApi: "v0" });
+      refuseEnvironmentOverride(trust, { chainId: config.chainId, cluster: config.cluster });
+      return trust;
+    });
+    if (pinned === undefined) return;
+    logger.info(
+      {
+        chainId: pinned.chainId,
+        cluster: pinned.cluster,
+        memberAppImplementation: pinned.memberAppImplementation,
+        kmsRoots: pinned.kmsRoots,
+      },
+      "trust values pinned in the attested compose",
+    );
+
     const connected = await retry("connecting to the chain", () =>
       connectChain({
         transport,
-        cluster: config.cluster,
-        expectedChainId: config.chainId,
+        cluster: pinned.cluster,
+        expectedChainId: pinned.chainId,
         gasKey: config.gasKey,
         pollingIntervalMs: Math.min(config.pollIntervalMs, 1000),
       }),
@@ -210,13 +241,33 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     );
 
     const cycle = createMembershipCycle({ status, logger, signal });
-    const follower = createMembershipFollower({
-      client: chain.publicClient,
-      cluster: chain.cluster,
-      reader,
-      confirmations: config.confirmations,
+    certifier = createMemberCertifier({
+      pinned,
+      source: createChainCertificateSource({
+        client: chain.publicClient,
+        cluster: chain.cluster,
+        ...(config.messagesStartBlock === undefined ? {} : { fromBlock: BigInt(config.messagesStartBlock) }),
+      }),
       logger,
+      registry: metrics.registry,
     });
+    const memberCertifier = certifier;
+    // Every later stage sees only members whose certificate verified (certs/follower.ts).
+    const follower = createCertifiedFollower(
+      createMembershipFollower({
+        client: chain.publicClient,
+        cluster: chain.cluster,
+        reader,
+        confirmations: config.confirmations,
+        logger,
+      }),
+      memberCertifier,
+    );
+    /** A record read outside the view counts only once its certificate verified. */
+    const certified = async (record: Member | undefined): Promise<Member | undefined> =>
+      record !== undefined && record.status === "active" && (await memberCertifier.certify(record)).ok
+        ? record
+        : undefined;
     const peerTransport = await retry("starting the gateway bridge", () =>
       startTransport({
         config,
@@ -267,6 +318,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         signal,
         memberId: cycle.memberId,
         knownMember: (id) => follower.current()?.members.get(id),
+        certified,
         deliver: (message) => api.deliver(message),
       }),
     );
@@ -328,7 +380,15 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         void loop.wake("registered");
       },
       runMesh: (memberId, membershipSignal) =>
-        meshLayer.runMembership({ memberId, chain, reader, follower, keys, signal: membershipSignal }),
+        meshLayer.runMembership({
+          memberId,
+          chain,
+          reader,
+          follower,
+          certified,
+          keys,
+          signal: membershipSignal,
+        }),
       ended: () => meshLayer.ended(),
     });
   }
@@ -362,6 +422,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     status: status.get,
     csk: meshLayer.csk,
     peers: meshLayer.peers,
+    certifier: () => certifier,
     wake: (reason) => wake(reason),
     stop: (reason = "stop requested") => shutdown.shutdown(reason),
     done,

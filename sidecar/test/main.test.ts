@@ -3,6 +3,7 @@
 // Sidecars run in-process through `startSidecar`; the last test runs the `attestmesh-sidecar` binary.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,10 +11,13 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import {
   type Address,
+  bytesToHex,
   createPublicClient,
   createWalletClient,
   defineChain,
@@ -26,7 +30,6 @@ import {
   parseEventLogs,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { randomAppId } from "../../test/helpers/cluster.ts";
 import { parseConfig } from "../src/config.ts";
 import { type Sidecar, startSidecar } from "../src/main.ts";
 import { createMemoryBackend, type MemoryBackend } from "../src/wireguard/memory.ts";
@@ -65,6 +68,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   let cluster: Address;
   let client: PublicClient;
   let owner: ReturnType<typeof ownerContract>;
+  /** What each node's attested compose pins: this cluster, its member-app implementation, the test KMS root. */
+  let trust: PinnedTrust;
   const running = new Set<Node>();
 
   function ownerContract(publicClient: PublicClient, url: string) {
@@ -119,7 +124,11 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   async function simulator(name: string, appId: Address): Promise<DstackSimulator> {
     return startDstackSimulator({
       socketPath: join(dir, `${name}.sock`),
-      cvm: createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) }),
+      cvm: createSimulatedCvm({
+        kmsRoot,
+        appId: hexToBytes(appId),
+        appCompose: devnetAppCompose("v0", trust),
+      }),
       logger: captureLogger("silent").logger,
     });
   }
@@ -147,6 +156,15 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     };
     running.add(node);
     return node;
+  }
+
+  /** A member app of the cluster (created by the owner, which also allows it) unless `create` is false. */
+  async function memberApp(create = true): Promise<{ appId: Address; create(): Promise<void> }> {
+    const salt = bytesToHex(randomBytes(32));
+    const appId = getAddress(await owner.contract(cluster).read.predictMemberApp([salt]));
+    const make = () => asOwner((c) => c.write.createMemberApp([salt]));
+    if (create) await make();
+    return { appId, create: make };
   }
 
   async function registeredEvents(appId: Address) {
@@ -201,6 +219,13 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       params: { owner: owner.wallet.account.address, meshCidr: "10.77.0.0/16", kmsRoots: [kmsRoot.address] },
     });
     cluster = getAddress(deployed.diamond);
+    trust = {
+      chainId: 31337,
+      cluster,
+      memberAppImplementation: getAddress(await owner.contract(cluster).read.memberAppImplementation()),
+      kmsRoots: [kmsRoot.address],
+      rpcHosts: [new URL(rpcUrl).host],
+    };
   });
 
   after(async () => {
@@ -216,10 +241,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("register → appears in the other sidecar's peers → handshakes → healthy → evict → disappears", async () => {
-    const appA = randomAppId();
-    const appB = randomAppId();
-    await asOwner((c) => c.write.addAppId([appA]));
-    await asOwner((c) => c.write.addAppId([appB]));
+    const appA = (await memberApp()).appId;
+    const appB = (await memberApp()).appId;
     const a = await startNode("a", appA, KEYS[1]!);
     const b = await startNode("b", appB, KEYS[2]!);
 
@@ -320,8 +343,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("a restart keeps the identity and does not register again", async () => {
-    const appC = randomAppId();
-    await asOwner((c) => c.write.addAppId([appC]));
+    const appC = (await memberApp()).appId;
     const first = await startNode("c1", appC, KEYS[3]!);
     const memberId = await waitFor(
       "C to register",
@@ -350,7 +372,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("an app id not allowed yet: waits, logs AppIdNotAllowed with the fix, joins once the owner allows it", async () => {
-    const appD = randomAppId();
+    const pendingD = await memberApp(false);
+    const appD = pendingD.appId;
     const d = await startNode("d", appD, KEYS[4]!);
     const refusal = await waitFor("the refusal to be logged", () =>
       d.log.lines().find((l) => l.refusal === "AppIdNotAllowed"),
@@ -366,7 +389,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     assert.equal(health.body.phase, "registering");
     assert.equal(health.body.appId, appD);
 
-    await asOwner((c) => c.write.addAppId([appD]));
+    await pendingD.create(); // creating the member app allows it
     await waitFor("D to join", () => d.sidecar.status().interfaceUp);
     assert.notEqual(d.sidecar.status().memberId, undefined);
     assert.equal((await registeredEvents(appD)).length, 1);
@@ -374,8 +397,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("the attestmesh-sidecar binary joins, then exits 0 on SIGTERM; the gas key never reaches its output", async () => {
-    const appE = randomAppId();
-    await asOwner((c) => c.write.addAppId([appE]));
+    const appE = (await memberApp()).appId;
     const sim = await simulator("e", appE);
     const healthPort = await freePort();
     const child = spawn(process.execPath, [BIN], {

@@ -6,12 +6,14 @@ import { clusterContext } from "@attestmesh/scripts/owner/context.ts";
 import { evictPlan } from "@attestmesh/scripts/owner/members.ts";
 import { transact } from "@attestmesh/scripts/owner/transact.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import {
   type Address,
   createPublicClient,
   createTestClient,
   createWalletClient,
   defineChain,
+  getAddress,
   getContract,
   type Hex,
   http,
@@ -118,4 +120,27 @@ export async function evictApp(clients: DevnetClients, diamond: Address, appId: 
 /** Give a devnet account 1,000 ETH (Hardhat's `hardhat_setBalance`; development chains only). */
 export async function fundAccount(clients: DevnetClients, address: Address): Promise<void> {
   await clients.test.setBalance({ address, value: 10n ** 21n });
+}
+
+/**
+ * The trust values a devnet CVM's compose pins: the devnet's chain id, cluster, member-app
+ * implementation (read once from the cluster), KMS root and RPC host.
+ */
+export async function devnetTrust(
+  clients: DevnetClients,
+  state: {
+    readonly chainId: number;
+    readonly diamond: Address;
+    readonly kmsRoot: Address;
+    readonly rpcUrl: string;
+  },
+): Promise<PinnedTrust> {
+  const implementation = await clusterContract(clients, state.diamond).read.memberAppImplementation();
+  return {
+    chainId: state.chainId,
+    cluster: getAddress(state.diamond),
+    memberAppImplementation: getAddress(implementation),
+    kmsRoots: [getAddress(state.kmsRoot)],
+    rpcHosts: [new URL(state.rpcUrl).host],
+  };
 }

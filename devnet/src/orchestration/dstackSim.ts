@@ -3,7 +3,7 @@
 import { access, mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
+import type { GuestApi, PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import type { Address, Hex } from "viem";
 import { spawnDetached, waitFor } from "./processes.ts";
 
@@ -19,15 +19,29 @@ export interface DevnetDstackSim {
   readonly owner: string;
   /** The guest API the compose it returns pins (default v0, no pin). */
   readonly guestApi?: GuestApi;
+  /** The trust values the compose it returns pins (chain id, cluster, member-app implementation, KMS roots, RPC hosts). */
+  readonly trust?: PinnedTrust;
 }
 
 /**
  * The app-compose document a devnet simulator returns: a compose file whose x-attestmesh block pins
- * `guestApi`, as deploy/<target>/docker-compose.yaml does for a real CVM.
+ * `guestApi` and, when given, the devnet's trust values, as deploy/<target>/docker-compose.yaml does
+ * for a real CVM.
  */
-export function devnetAppCompose(guestApi: GuestApi): string {
+export function devnetAppCompose(guestApi: GuestApi, trust?: PinnedTrust): string {
+  const pins =
+    trust === undefined
+      ? ""
+      : [
+          `  chain_id: ${trust.chainId}`,
+          `  cluster: "${trust.cluster}"`,
+          `  member_app_implementation: "${trust.memberAppImplementation}"`,
+          `  kms_roots: [${trust.kmsRoots.map((r) => `"${r}"`).join(", ")}]`,
+          `  rpc_hosts: [${trust.rpcHosts.map((h) => `"${h}"`).join(", ")}]`,
+          "",
+        ].join("\n");
   return JSON.stringify({
-    docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\nservices: {}\n`,
+    docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\n${pins}services: {}\n`,
     manifest_version: 2,
     name: "attestmesh-devnet",
     runner: "docker-compose",
@@ -39,7 +53,7 @@ export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
   const cli = fileURLToPath(import.meta.resolve("@attestmesh/scripts/cli/main.ts"));
   const appComposeFile = `${sim.socketPath}.app-compose.json`;
   await mkdir(dirname(appComposeFile), { recursive: true });
-  await writeFile(appComposeFile, devnetAppCompose(sim.guestApi ?? "v0"));
+  await writeFile(appComposeFile, devnetAppCompose(sim.guestApi ?? "v0", sim.trust));
   const pid = spawnDetached(
     process.execPath,
     [

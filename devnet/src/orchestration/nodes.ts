@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
-import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
+import { createMemberApp, type DevnetClients, devnetTrust, fundAccount } from "./chain.ts";
 import { startDstackSim } from "./dstackSim.ts";
 import { blockUdp, createNodeNamespace } from "./netns.ts";
 import { REPO_ROOT, spawnDetached } from "./processes.ts";
@@ -58,6 +58,7 @@ export async function startNode(
     socketPath,
     appId,
     composeHash: state.composeHash,
+    trust: await devnetTrust(clients, state),
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     appName: `attestmesh-devnet-${name}`,
     logFile: join(logDir, "dstack-sim.log"),

@@ -213,13 +213,19 @@ export function requireTrustPins(settings: PinnedSettings): PinnedTrust {
   };
 }
 
+/** The block key an environment name would override. */
+function pinnedKeyOf(name: string): string {
+  if (name.endsWith("GUEST_API")) return "guest_api";
+  return name.replace(/^ATTESTMESH_/, "").toLowerCase();
+}
+
 /** Refuses an environment that tries to set a pinned value (see PINNED_ENVIRONMENT_NAMES). */
 export function refusePinnedInEnvironment(env: Readonly<Record<string, string | undefined>>): void {
   for (const name of PINNED_ENVIRONMENT_NAMES) {
     if (env[name] !== undefined) {
       throw fatalError(
         "PinnedSettingInEnvironment",
-        `${name} is set in the environment, but ${name.includes("GUEST_API") ? "the guest API" : "this value"} is pinned in the attested compose (${PINNED_BLOCK}) and never taken from the environment. Remove ${name}; to change it, change the compose and allow its new hash.`,
+        `${name} is set in the environment, but that value is pinned in the attested compose (${PINNED_BLOCK}.${pinnedKeyOf(name)}) and never taken from the environment. Remove ${name}; to change it, change the compose and allow its new hash.`,
         { details: { name } },
       );
     }

@@ -18,6 +18,7 @@ import { signingKeyFromSeed } from "../meshnet/crypto.ts";
 import { directoryFrom, toMeshMember } from "../meshnet/directory.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
+import type { Member } from "../model/member.ts";
 import { sleep } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
 
@@ -33,6 +34,8 @@ export interface MeshRuntimeOptions {
   readonly chain: ChainContext;
   readonly reader: ClusterReader;
   readonly follower: MembershipFollower;
+  /** A record read outside the view, if its certificate verified (else undefined). */
+  readonly certified: (record: Member | undefined) => Promise<Member | undefined>;
   readonly keys: NodeKeys;
   readonly keySource: KeySource;
   readonly memberId: bigint;
@@ -130,7 +133,8 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   const server = createCskServer({
     ...node,
     lookup: async (id) => {
-      const record = await options.reader.member(id).catch(() => undefined);
+      // Only a member whose certificate verified is ever sealed anything.
+      const record = await options.certified(await options.reader.member(id).catch(() => undefined));
       return record === undefined ? undefined : toMeshMember(record);
     },
     holder: custody,
