@@ -52,7 +52,7 @@ import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
 import { sealMessage } from "../../src/messages/envelope.ts";
 import { createMemoryBackend, type MemoryBackend } from "../../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort, waitFor } from "../helpers.ts";
+import { type CapturedLogger, captureLogger, freePort } from "../helpers.ts";
 
 const KEYS: readonly Hex[] = [
   "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
