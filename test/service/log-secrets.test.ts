@@ -15,10 +15,12 @@ import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
+import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
 import { deploySponsorship } from "@attestmesh/scripts/deploy/sponsorship.ts";
 import { captureLogger, freePort } from "@attestmesh/sidecar/testing/helpers.ts";
 import { hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { fixtureTrust } from "../helpers/certs.ts";
 import { runAttestmesh } from "../helpers/cli.ts";
 import { type ClusterFixture, randomAppId, setupCluster } from "../helpers/cluster.ts";
 import { serveRpc } from "../helpers/rpcServer.ts";
@@ -101,7 +103,12 @@ describe("no secret in a log line", { timeout: 240_000 }, () => {
     simulators.push(
       await startDstackSimulator({
         socketPath,
-        cvm: createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(randomAppId()) }),
+        cvm: createSimulatedCvm({
+          kmsRoot: fx.kmsRoot,
+          appId: hexToBytes(randomAppId()),
+          // The sidecar starts only with the trust values pinned in its attested compose.
+          appCompose: devnetAppCompose("v0", await fixtureTrust(fx)),
+        }),
         logger: captureLogger("silent").logger,
       }),
     );
