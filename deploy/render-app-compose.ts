@@ -134,7 +134,8 @@ export function placeholders(composeYaml: string): string[] {
     if (new RegExp(`^\\s+${key}:\\s*"0x0{40}"`, "m").test(composeYaml))
       found.push(`x-attestmesh.${key} is the zero address`);
   }
-  if (/^\s+kms_roots:.*"0x0{40}"/m.test(composeYaml)) found.push("x-attestmesh.kms_roots holds the zero address");
+  if (/^\s+kms_roots:.*"0x0{40}"/m.test(composeYaml))
+    found.push("x-attestmesh.kms_roots holds the zero address");
   return found;
 }
 
