@@ -6,7 +6,12 @@ import { pccsCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import type { MemberClaims } from "@attestmesh/shared/attestation/document.ts";
 import { createDstackEvidenceSource, type EvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
-import type { PinnedSettings } from "@attestmesh/shared/service/pinned.ts";
+import {
+  type PinnedSettings,
+  type PinnedTrust,
+  refuseEnvironmentOverride,
+  requireTrustPins,
+} from "@attestmesh/shared/service/pinned.ts";
 import { majority, resolveRpcProviders } from "@attestmesh/shared/service/rpcProviders.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -14,6 +19,9 @@ import { type AppApi, startAppApi } from "./api/app.ts";
 import type { PeerLiveness } from "./api/providers.ts";
 import { createAttestationHandler } from "./attestation.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
+import { createMemberCertifier, type MemberCertifier } from "./certs/certifier.ts";
+import { createCertifiedFollower } from "./certs/follower.ts";
+import { createChainCertificateSource } from "./certs/source.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
@@ -37,6 +45,7 @@ import { createMeshMetrics } from "./mesh/metrics.ts";
 import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
 import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
+import type { Member } from "./model/member.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
@@ -81,6 +90,8 @@ export interface SidecarDeps {
   readonly csk?: CskHolder;
   /** Which key a CSK request is answered with; default the held key (tests play a malicious member). */
   readonly cskServePolicy?: CskServePolicy;
+  /** The trust values pinned in the attested compose; default read from the guest agent's Info. */
+  readonly trust?: PinnedTrust;
 }
 
 export interface Sidecar {
@@ -96,6 +107,8 @@ export interface Sidecar {
   readonly csk: CskHolder;
   /** Heartbeat liveness of every peer, convergence, and peer events (for the application API). */
   readonly peers: PeerTable;
+  /** Member certificates verified so far (undefined until the chain is connected). */
+  certifier(): MemberCertifier | undefined;
   /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
   wake(reason?: string): Promise<void>;
   /** Shuts down (loops, health server, WireGuard interface); resolves true when everything closed in time. */
@@ -184,6 +197,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   shutdown.add("application API", () => api.close());
 
   let wake: (reason?: string) => Promise<void> = async () => {};
+  let certifier: MemberCertifier | undefined;
 
   async function run(): Promise<void> {
     const retry = <T>(what: string, fn: () => Promise<T>) =>
@@ -212,6 +226,23 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "keys derived; every dstack key chain verified",
     );
 
+    // Trust decisions rest on the values the attested compose pins, never on the environment.
+    const pinned = await retry("reading the values pinned in the attested compose", async () => {
+      const trust =
+        deps.trust ?? requireTrustPins(deps.pinned ?? (await keySource.pinned?.()) ?? { guestApi: "v0" });
+      refuseEnvironmentOverride(trust, { chainId: config.chainId, cluster: config.cluster });
+      return trust;
+    });
+    if (pinned === undefined) return;
+    logger.info(
+      {
+        chainId: pinned.chainId,
+        cluster: pinned.cluster,
+        memberAppImplementation: pinned.memberAppImplementation,
+        kmsRoots: pinned.kmsRoots,
+      },
+      "trust values pinned in the attested compose",
+    );
     const rpc = await retry("resolving the pinned RPC providers", () => rpcEndpoints(config, deps, counted));
     if (rpc === undefined) return;
     logger.info(
@@ -222,8 +253,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       connectChain({
         endpoints: rpc.endpoints,
         quorum: rpc.quorum,
-        cluster: config.cluster,
-        expectedChainId: rpc.chainId,
+        cluster: pinned.cluster,
+        expectedChainId: pinned.chainId,
         gasKey: config.gasKey,
         pollingIntervalMs: Math.min(config.pollIntervalMs, 1000),
         logger,
@@ -270,13 +301,33 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         identityKey: keys.identity.publicKey,
       };
     };
-    const follower = createMembershipFollower({
-      reads: chain.reads,
-      cluster: chain.cluster,
-      reader,
-      confirmations: config.confirmations,
+    certifier = createMemberCertifier({
+      pinned,
+      source: createChainCertificateSource({
+        client: chain.publicClient,
+        cluster: chain.cluster,
+        ...(config.messagesStartBlock === undefined ? {} : { fromBlock: BigInt(config.messagesStartBlock) }),
+      }),
       logger,
+      registry: metrics.registry,
     });
+    const memberCertifier = certifier;
+    // Every later stage sees only members whose certificate verified (certs/follower.ts).
+    const follower = createCertifiedFollower(
+      createMembershipFollower({
+        reads: chain.reads,
+        cluster: chain.cluster,
+        reader,
+        confirmations: config.confirmations,
+        logger,
+      }),
+      memberCertifier,
+    );
+    /** A record read outside the view counts only once its certificate verified. */
+    const certified = async (record: Member | undefined): Promise<Member | undefined> =>
+      record !== undefined && record.status === "active" && (await memberCertifier.certify(record)).ok
+        ? record
+        : undefined;
     const peerTransport = await retry("starting the gateway bridge", () =>
       startTransport({
         config,
@@ -327,6 +378,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         signal,
         memberId: cycle.memberId,
         knownMember: (id) => follower.current()?.members.get(id),
+        certified,
         deliver: (message) => api.deliver(message),
       }),
     );
@@ -396,7 +448,15 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         void loop.wake("registered");
       },
       runMesh: (memberId, membershipSignal) =>
-        meshLayer.runMembership({ memberId, chain, reader, follower, keys, signal: membershipSignal }),
+        meshLayer.runMembership({
+          memberId,
+          chain,
+          reader,
+          follower,
+          certified,
+          keys,
+          signal: membershipSignal,
+        }),
       ended: () => meshLayer.ended(),
     });
   }
@@ -430,6 +490,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     status: status.get,
     csk: meshLayer.csk,
     peers: meshLayer.peers,
+    certifier: () => certifier,
     wake: (reason) => wake(reason),
     stop: (reason = "stop requested") => shutdown.shutdown(reason),
     done,

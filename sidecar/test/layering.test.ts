@@ -22,8 +22,9 @@ const FLOORS: readonly (readonly string[])[] = [
   ["keys.ts", "transport", "intake", "heartbeat", "attestation.ts"],
   // The chain, and the status built from every stage's facts.
   ["chain", "status.ts"],
-  // What runs on the chain and the status: reconciling, registering, messages, the CSK, /healthz.
-  ["reconcile", "register.ts", "messages", "csk", "health.ts"],
+  // What runs on the chain and the status: reconciling, registering, messages, the CSK, /healthz,
+  // member certificates.
+  ["reconcile", "register.ts", "messages", "csk", "health.ts", "certs"],
   // Assembly: the mesh layer, the application API, the one-membership-at-a-time lifecycle.
   ["mesh", "api", "membership.ts"],
   // The composition root, and the process entry behind it.

@@ -17,6 +17,7 @@ import { startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import {
   type Address,
@@ -90,6 +91,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   let cluster: Address;
   let client: PublicClient;
   let owner: ReturnType<typeof ownerContract>;
+  /** What each node's attested compose pins: this cluster, its member-app implementation, the test KMS root. */
+  let trust: PinnedTrust;
   const running = new Set<Node>();
 
   function ownerContract(publicClient: PublicClient, url: string) {
@@ -141,9 +144,12 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     };
   }
 
-  /** The compose every simulated CVM runs: it pins the chain and its one provider, the test's Hardhat node. */
+  /**
+   * The compose every simulated CVM runs: it pins the trust values and the chain's one provider, the
+   * test's Hardhat node.
+   */
   function testCompose(): string {
-    return devnetAppCompose("v0", { chainId: 31337, providers: [new URL(rpcUrl).origin] });
+    return devnetAppCompose("v0", { ...trust, providers: [new URL(rpcUrl).origin] });
   }
 
   async function simulator(name: string, appId: Address): Promise<DstackSimulator> {
@@ -188,6 +194,15 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     };
     running.add(node);
     return node;
+  }
+
+  /** A member app of the cluster (created by the owner, which also allows it) unless `create` is false. */
+  async function memberApp(create = true): Promise<{ appId: Address; create(): Promise<void> }> {
+    const salt = bytesToHex(randomBytes(32));
+    const appId = getAddress(await owner.contract(cluster).read.predictMemberApp([salt]));
+    const make = () => asOwner((c) => c.write.createMemberApp([salt]));
+    if (create) await make();
+    return { appId, create: make };
   }
 
   async function registeredEvents(appId: Address) {
@@ -242,6 +257,12 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       params: { owner: owner.wallet.account.address, meshCidr: "10.77.0.0/16", kmsRoots: [kmsRoot.address] },
     });
     cluster = getAddress(deployed.diamond);
+    trust = {
+      chainId: 31337,
+      cluster,
+      memberAppImplementation: getAddress(await owner.contract(cluster).read.memberAppImplementation()),
+      kmsRoots: [kmsRoot.address],
+    };
     // The simulated CVMs' compose hash (sha256 of the compose they run, as dstack measures it), on any
     // device: what their registrations state.
     await asOwner((c) => c.write.addComposeHash([toHex(sha256(new TextEncoder().encode(testCompose())))]));
@@ -261,10 +282,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("register → appears in the other sidecar's peers → handshakes → healthy → evict → disappears", async () => {
-    const appA = randomAppId();
-    const appB = randomAppId();
-    await asOwner((c) => c.write.addAppId([appA]));
-    await asOwner((c) => c.write.addAppId([appB]));
+    const appA = (await memberApp()).appId;
+    const appB = (await memberApp()).appId;
     const a = await startNode("a", appA, KEYS[1]!);
     const b = await startNode("b", appB, KEYS[2]!);
 
@@ -365,8 +384,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("a restart keeps the identity and does not register again", async () => {
-    const appC = randomAppId();
-    await asOwner((c) => c.write.addAppId([appC]));
+    const appC = (await memberApp()).appId;
     const first = await startNode("c1", appC, KEYS[3]!);
     const memberId = await waitFor(
       "C to register",
@@ -395,7 +413,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("an app id not allowed yet: waits, logs AppIdNotAllowed with the fix, joins once the owner allows it", async () => {
-    const appD = randomAppId();
+    const pendingD = await memberApp(false);
+    const appD = pendingD.appId;
     const d = await startNode("d", appD, KEYS[4]!);
     const refusal = await waitFor("the refusal to be logged", () =>
       d.log.lines().find((l) => l.refusal === "AppIdNotAllowed"),
@@ -411,7 +430,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     assert.equal(health.body.phase, "registering");
     assert.equal(health.body.appId, appD);
 
-    await asOwner((c) => c.write.addAppId([appD]));
+    await pendingD.create(); // creating the member app allows it
     await waitFor("D to join", () => d.sidecar.status().interfaceUp);
     assert.notEqual(d.sidecar.status().memberId, undefined);
     assert.equal((await registeredEvents(appD)).length, 1);
@@ -469,7 +488,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       const idG = g.sidecar.status().memberId!;
       const idH = h.sidecar.status().memberId!;
 
-      // The liar forges a MessageSent to G "from" H, sealed to G's real key: it would open.
+      // The liar forges a MessageSent to G "from" H, sealed to G's real key: it opens, but its sender
+      // signature is not H's.
       const identityG = (await client.readContract({
         address: cluster,
         abi: clusterAbi,
@@ -484,6 +504,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
             payload: new TextEncoder().encode("from H, honestly"),
           },
           identityG.identityKey,
+          // The liar does not hold H's identity key: it signs with a key of its own.
+          randomBytes(32),
         ),
       );
       const event = getAbiItem({ abi: clusterAbi, name: "MessageSent" });
@@ -914,8 +936,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("the attestmesh-sidecar binary joins, then exits 0 on SIGTERM; the gas key never reaches its output", async () => {
-    const appE = randomAppId();
-    await asOwner((c) => c.write.addAppId([appE]));
+    const appE = (await memberApp()).appId;
     const sim = await simulator("e", appE);
     const healthPort = await freePort();
     const child = spawn(process.execPath, [BIN], {

@@ -556,6 +556,18 @@ describe("deploy: app-compose.json", () => {
           .replace(
             /(ATTESTMESH_(?:INDEXER_)?CLUSTERS?:\s*")0x0{40}/,
             (_, key) => `${key}0x5FbDB2315678afecb367f032d93F642f64180aa3`,
+          )
+          .replace(
+            /^(\s+cluster:\s*")0x0{40}/m,
+            (_, key) => `${key}0x5FbDB2315678afecb367f032d93F642f64180aa3`,
+          )
+          .replace(
+            /^(\s+member_app_implementation:\s*")0x0{40}/m,
+            (_, key) => `${key}0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512`,
+          )
+          .replace(
+            /^(\s+kms_roots:\s*\[")0x0{40}/m,
+            (_, key) => `${key}0x70997970C51812dc3A010C7d01b50e0d17dc79C8`,
           );
         assert.deepEqual(placeholders(filled), []);
       });

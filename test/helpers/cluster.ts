@@ -122,6 +122,8 @@ export function simulatedNode(
     /** What the node states at registration, as its guest agent's Info reports it. */
     claims: { composeHash: bytesToHex(info.composeHash), deviceId: bytesToHex(info.deviceId) },
     identityKey: bytesToHex(ed25519.getPublicKey(identity.key)),
+    /** The identity key's seed: signs the node's sealed messages. */
+    identitySecret: identity.key,
     wireguardKey: bytesToHex(derivedPublicKey(wireguard.key, "ed25519")),
   };
 }

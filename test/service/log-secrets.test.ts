@@ -20,6 +20,7 @@ import { deploySponsorship } from "@attestmesh/scripts/deploy/sponsorship.ts";
 import { captureLogger, freePort } from "@attestmesh/sidecar/testing/helpers.ts";
 import { hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { fixtureTrust } from "../helpers/certs.ts";
 import { runAttestmesh } from "../helpers/cli.ts";
 import { type ClusterFixture, randomAppId, setupCluster } from "../helpers/cluster.ts";
 import { serveRpc } from "../helpers/rpcServer.ts";
@@ -108,7 +109,8 @@ describe("no secret in a log line", { timeout: 240_000 }, () => {
         cvm: createSimulatedCvm({
           kmsRoot: fx.kmsRoot,
           appId: hexToBytes(randomAppId()),
-          ...(rpc === undefined ? {} : { appCompose: devnetAppCompose("v0", rpc) }),
+          // The sidecar starts only with the trust values (and its RPC providers) pinned in its compose.
+          appCompose: devnetAppCompose("v0", { ...(await fixtureTrust(fx)), ...rpc }),
         }),
         logger: captureLogger("silent").logger,
       }),

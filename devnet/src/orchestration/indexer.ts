@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type Address, getAddress, type Hex, keccak256, toHex } from "viem";
-import { clusterContract, type DevnetClients, predictMemberAppId } from "./chain.ts";
+import { clusterContract, type DevnetClients, devnetTrust, predictMemberAppId } from "./chain.ts";
 import { startDstackSim } from "./dstackSim.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
 import { DEVNET_DIR, type DevnetIndexer, type DevnetState, INDEXER_PORT } from "./state.ts";
@@ -69,6 +69,7 @@ export async function startIndexer(
     socketPath,
     appId,
     composeHash,
+    trust: await devnetTrust(clients, state),
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     appName: "attestmesh-devnet-indexer",
     logFile: join(logDir, "dstack-sim.log"),

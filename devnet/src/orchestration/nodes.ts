@@ -7,8 +7,8 @@ import { bundleSidecar, SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh
 import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
-import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
-import { devnetAppCompose, startDstackSim } from "./dstackSim.ts";
+import { createMemberApp, type DevnetClients, devnetTrust, fundAccount } from "./chain.ts";
+import { type DevnetPins, devnetAppCompose, startDstackSim } from "./dstackSim.ts";
 import { blockUdp, createNodeNamespace } from "./netns.ts";
 import { spawnDetached } from "./processes.ts";
 import { sponsoredNodeEnv } from "./sponsorship.ts";
@@ -31,11 +31,11 @@ import {
  * The compose hash every devnet node's simulator reports: sha256 of the exact app-compose document it
  * serves (the one pinning `guestApi`), as dstack measures it, so a node's attestation verifies.
  */
-export function devnetComposeHash(guestApi: GuestApi = "v0") {
+export function devnetComposeHash(guestApi: GuestApi = "v0", pins?: DevnetPins) {
   const cvm = createSimulatedCvm({
     kmsRoot: createKmsRoot(),
     appId: new Uint8Array(20),
-    appCompose: devnetAppCompose(guestApi),
+    appCompose: devnetAppCompose(guestApi, pins),
   });
   return bytesToHex(cvm.info().composeHash);
 }
@@ -68,6 +68,7 @@ export async function startNode(
     socketPath,
     appId,
     composeHash: state.composeHash,
+    trust: await devnetTrust(clients, state),
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     // The compose pins the chain and its providers: the Hardhat node and the devnet's RPC proxies.
     rpc: {

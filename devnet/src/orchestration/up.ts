@@ -6,8 +6,9 @@ import { readArtifact } from "@attestmesh/scripts/deploy/artifacts.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { bundleSidecar } from "@attestmesh/sidecar/build/bundle.ts";
+import type { Hex } from "viem";
 import { createKmsRoot } from "../dstack-sim/simulator.ts";
-import { deployDevnetCluster, devnetClients } from "./chain.ts";
+import { deployDevnetCluster, devnetClients, devnetTrust } from "./chain.ts";
 import { devnetDown } from "./down.ts";
 import { run } from "./exec.ts";
 import { devnetStatus, readHealth } from "./health.ts";
@@ -111,8 +112,21 @@ export async function devnetUp(options: UpOptions) {
   progress(`dstack simulators serve guest API v0 and v1; the compose pins ${options.guestApi ?? "v0"}`);
   progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
   const kmsRoot = createKmsRoot().address;
-  const composeHash = devnetComposeHash(options.guestApi ?? "v0");
-  const deployed = await deployDevnetCluster(clients, { kmsRoot, meshCidr: MESH_CIDR, composeHash });
+  // Every node runs one compose: it pins the guest API, the chain and its providers, and the trust values
+  // (the cluster among them), so its hash is known once the cluster is deployed.
+  const nodeCompose: { hash?: Hex } = {};
+  const deployed = await deployDevnetCluster(clients, {
+    kmsRoot,
+    meshCidr: MESH_CIDR,
+    composeHash: async (diamond) => {
+      const trust = await devnetTrust(clients, { chainId, diamond, kmsRoot, rpcUrl });
+      const providers = [rpcUrl, ...rpcProxies.map((p) => p.url)];
+      nodeCompose.hash = devnetComposeHash(options.guestApi ?? "v0", { ...trust, providers });
+      return nodeCompose.hash;
+    },
+  });
+  const composeHash = nodeCompose.hash;
+  if (composeHash === undefined) throw new Error("the devnet cluster was deployed without its compose hash");
   let state: DevnetState = {
     rpcUrl,
     chainId,

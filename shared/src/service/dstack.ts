@@ -13,7 +13,12 @@ import { AttestmeshError } from "../errors.ts";
 import type { KeySpec } from "../keys/purposes.ts";
 import { createDstackV1Agent, createDstackV1Client } from "./dstackV1.ts";
 import { fatalError, retryableError } from "./errors.ts";
-import { type GuestApi, readPinnedSettings, refusePinnedInEnvironment } from "./pinned.ts";
+import {
+  type GuestApi,
+  type PinnedSettings,
+  readPinnedSettings,
+  refusePinnedInEnvironment,
+} from "./pinned.ts";
 
 /** What dstack GetKey returns: the derived secret and [app signature, KMS signature]. */
 export interface DerivedKey {
@@ -41,6 +46,8 @@ export interface KeySource {
   getKey(path: string, purpose: string, algorithm: KeyAlgorithm): Promise<DerivedKey>;
   /** The guest agent's Info (a member states its compose hash and device id at registration). */
   info?(): Promise<CvmIdentity>;
+  /** The values pinned in the attested compose the guest agent returns (pinned.ts); absent: none known. */
+  pinned?(): Promise<PinnedSettings>;
 }
 
 /** The whole guest agent a daemon uses: keys, the CVM's identity, and quotes. */
@@ -146,14 +153,15 @@ export function createDstackEvidenceSource(
 export function createDstackAgent(
   endpoint: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
-): DstackAgent & { guestApi(): Promise<GuestApi> } {
+): DstackAgent & { guestApi(): Promise<GuestApi>; pinned(): Promise<PinnedSettings> } {
   refusePinnedInEnvironment(env);
   const v0 = createDstackV0Agent(endpoint);
-  let pinned: Promise<{ api: GuestApi; agent: DstackAgent }> | undefined;
+  let pinned: Promise<{ api: GuestApi; agent: DstackAgent; settings: PinnedSettings }> | undefined;
   const resolve = () => {
     pinned ??= (async () => {
-      const { guestApi } = readPinnedSettings(await v0.appCompose());
-      return { api: guestApi, agent: guestApi === "v1" ? createDstackV1Agent(endpoint) : v0 };
+      const settings = readPinnedSettings(await v0.appCompose());
+      const { guestApi } = settings;
+      return { api: guestApi, agent: guestApi === "v1" ? createDstackV1Agent(endpoint) : v0, settings };
     })().catch((error: unknown) => {
       pinned = undefined; // a guest agent that was not up yet is asked again on the next call
       throw error;
@@ -162,6 +170,7 @@ export function createDstackAgent(
   };
   return {
     guestApi: async () => (await resolve()).api,
+    pinned: async () => (await resolve()).settings,
     info: async () => (await resolve()).agent.info(),
     appId: async () => (await resolve()).agent.appId(),
     getKey: async (path, purpose, algorithm) => (await resolve()).agent.getKey(path, purpose, algorithm),

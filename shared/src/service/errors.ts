@@ -46,6 +46,7 @@ export const SERVICE_ERROR_CODES = [
   "PinnedSettingInEnvironment",
   "RpcProvidersNotPinned",
   "RpcProviderNotPinned",
+  "PinnedSettingMismatch",
   "RpcUnavailable",
   "ChainIdMismatch",
   "SocketPathTaken",

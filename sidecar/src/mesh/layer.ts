@@ -12,6 +12,7 @@ import type { HeartbeatEvent, PeerTable } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { loadSodium } from "../meshnet/crypto.ts";
+import type { Member } from "../model/member.ts";
 import { sleep } from "../sleep.ts";
 import type { StatusStore } from "../status.ts";
 import type { MeshMetrics } from "./metrics.ts";
@@ -26,6 +27,8 @@ export interface MeshLayer {
     readonly chain: ChainContext;
     readonly reader: ClusterReader;
     readonly follower: MembershipFollower;
+    /** A record read outside the view, if its certificate verified (else undefined). */
+    readonly certified: (record: Member | undefined) => Promise<Member | undefined>;
     readonly keys: NodeKeys;
     readonly signal: AbortSignal;
   }): Promise<void>;
@@ -122,6 +125,7 @@ export function createMeshLayer(options: {
               chain: m.chain,
               reader: m.reader,
               follower: m.follower,
+              certified: m.certified,
               keys: m.keys,
               keySource: options.keySource,
               memberId: m.memberId,

@@ -20,6 +20,7 @@ import { directoryFrom } from "../meshnet/directory.ts";
 import { createLogThrottle, createRateLimiter } from "../meshnet/rateLimit.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
+import type { Member } from "../model/member.ts";
 import { sleep } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
 
@@ -42,6 +43,8 @@ export interface MeshRuntimeOptions {
   readonly chain: ChainContext;
   readonly reader: ClusterReader;
   readonly follower: MembershipFollower;
+  /** A record read outside the view, if its certificate verified (else undefined). */
+  readonly certified: (record: Member | undefined) => Promise<Member | undefined>;
   readonly keys: NodeKeys;
   readonly keySource: KeySource;
   readonly memberId: bigint;
@@ -153,6 +156,8 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
 
   const server = createCskServer({
     ...node,
+    // Requesters are looked up in the view only (no chain read per datagram), and the view holds only
+    // members whose certificate verified (certs/follower.ts): nothing is sealed to anyone else.
     standing,
     holder: custody,
     send: (datagram, to) => send(datagram, to.address, to.port),

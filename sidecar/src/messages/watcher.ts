@@ -37,6 +37,8 @@ export interface MessageWatcherOptions {
   readonly memberId: () => bigint | undefined;
   /** A member record already known (e.g. the membership follower's view), to save a read. */
   readonly knownMember?: (memberId: bigint) => Member | undefined;
+  /** A record read outside the known view, if its certificate verified; absent: every record counts. */
+  readonly certified?: (record: Member | undefined) => Promise<Member | undefined>;
   /** Where opened messages go: stores durably or throws (the pass then stops before this message). */
   readonly deliver: (message: ReceivedMessage) => unknown;
   /** First block to read when there is no cursor; default the confirmed head at `init()`. */
@@ -77,11 +79,14 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
     else logger.warn({ ...fields, reason }, message);
   }
 
-  async function senderAppId(senderId: bigint, at: AgreedBlock): Promise<Address | undefined> {
+  /** The sender's record, only if its certificate verified (the known view is certified already). */
+  async function senderRecord(senderId: bigint, at: AgreedBlock): Promise<Member | undefined> {
     const known = options.knownMember?.(senderId);
-    if (known !== undefined) return known.appId;
+    if (known !== undefined) return known;
     try {
-      return (await options.reader.member(senderId, at))?.appId;
+      const record = await options.reader.member(senderId, at);
+      if (record === undefined) return undefined;
+      return options.certified === undefined ? record : await options.certified(record);
     } catch (err) {
       logger.warn({ err, senderId: senderId.toString() }, "could not read the sender's member record");
       return undefined;
@@ -120,15 +125,24 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
         drop("duplicate", fields, "duplicate message dropped");
         continue;
       }
+      const sender = await senderRecord(senderId, to);
+      if (sender === undefined) {
+        // Not remembered: a sender whose certificate could not be checked yet may verify later.
+        drop(
+          "SenderNotVerified",
+          fields,
+          "message dropped: its sender is not a member whose certificate verified",
+        );
+        continue;
+      }
       let payload: Uint8Array;
       try {
-        payload = openMessage(hexToBytes(ciphertext), options.keyPair, {
-          chainId: BigInt(options.chainId),
-          cluster: options.cluster,
-          senderId,
-          recipientId,
-          envelopeId,
-        });
+        payload = openMessage(
+          hexToBytes(ciphertext),
+          options.keyPair,
+          { chainId: BigInt(options.chainId), cluster: options.cluster, senderId, recipientId, envelopeId },
+          sender.identityKey,
+        );
       } catch (error) {
         if (!(error instanceof AttestmeshError)) throw error;
         recent.add(key);
@@ -143,7 +157,7 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       const message: ReceivedMessage = {
         envelopeId,
         senderId,
-        senderAppId: await senderAppId(senderId, to),
+        senderAppId: sender.appId,
         recipientId,
         payload,
         blockNumber: log.blockNumber,

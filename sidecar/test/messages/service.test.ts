@@ -15,6 +15,8 @@ import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { IDENTITY_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import { ed25519 } from "@noble/curves/ed25519";
 import {
   type Address,
   bytesToHex,
@@ -26,7 +28,8 @@ import {
   toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
+import { type ClusterFixture, setupCluster } from "../../../test/helpers/cluster.ts";
 import { parseConfig } from "../../src/config.ts";
 import { AttestmeshError } from "../../src/errors.ts";
 import { type Sidecar, startSidecar } from "../../src/main.ts";
@@ -58,7 +61,9 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
   let dir: string;
   const running = new Set<Node>();
   const plaintexts: string[] = [];
-  const apps = { a: randomAppId(), b: randomAppId(), c: randomAppId() };
+  /** Member apps of the cluster (created in `before`), so each node's certificate verifies. */
+  const apps = {} as Record<"a" | "b" | "c", Address>;
+  let trust: PinnedTrust;
   let a: Node;
   let b: Node;
   let c: Node;
@@ -98,6 +103,7 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
       logger: log.logger,
       backend: createMemoryBackend(),
       keySource: simulatorKeySource(cvm),
+      trust,
       transport: custom(fx.connection.provider),
       initialBackoffMs: 100,
     });
@@ -127,6 +133,13 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
   function identityOf(name: keyof typeof apps) {
     const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(apps[name]) });
     return x25519FromEd25519Seed(cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key);
+  }
+
+  function identityKeyOf(name: keyof typeof apps): Hex {
+    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(apps[name]) });
+    return bytesToHex(
+      ed25519.getPublicKey(cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key),
+    );
   }
 
   function memberAccountOf(name: keyof typeof apps) {
@@ -194,10 +207,8 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     await sodiumReady();
     dir = await mkdtemp(join(tmpdir(), "am-msg-"));
     fx = await setupCluster();
-    for (const appId of Object.values(apps)) {
-      const hash = await fx.owner.write.addAppId([appId]);
-      await fx.publicClient.waitForTransactionReceipt({ hash });
-    }
+    trust = await fixtureTrust(fx);
+    for (const name of ["a", "b", "c"] as const) apps[name] = (await createMemberApp(fx)).appId;
     a = await startNode("a", GAS_KEYS[0]!);
     b = await startNode("b", GAS_KEYS[1]!);
     c = await startNode("c", GAS_KEYS[2]!);
@@ -241,11 +252,13 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
       envelopeId: sent.envelopeId,
     };
     assert.throws(
-      () => openMessage(hexToBytes(onChain.args.ciphertext), identityOf("c"), expected),
+      () => openMessage(hexToBytes(onChain.args.ciphertext), identityOf("c"), expected, identityKeyOf("a")),
       (e: unknown) => e instanceof AttestmeshError && e.code === "Undecryptable",
     );
     assert.equal(
-      new TextDecoder().decode(openMessage(hexToBytes(onChain.args.ciphertext), identityOf("b"), expected)),
+      new TextDecoder().decode(
+        openMessage(hexToBytes(onChain.args.ciphertext), identityOf("b"), expected, identityKeyOf("a")),
+      ),
       text,
     );
     streamB.close();

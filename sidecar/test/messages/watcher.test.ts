@@ -61,6 +61,7 @@ describe("message watcher", () => {
           payload: new TextEncoder().encode(text),
         },
         to.node.identityKey,
+        from.node.identitySecret,
       ),
     );
     const signature = await from.node.memberAccount.signTypedData({
@@ -317,7 +318,10 @@ describe("message watcher", () => {
       return createMessageSender({
         chain,
         reader: createClusterReader(reads, fx.deployed.diamond),
-        keys: { member: { secret: memberSecret } as NodeKeys["member"] },
+        keys: {
+          member: { secret: memberSecret } as NodeKeys["member"],
+          identity: { secret: secret(member.node.identitySecret) } as NodeKeys["identity"],
+        },
         logger: captureLogger("silent").logger,
         memberId: () => ("memberId" in options ? options.memberId : member.id),
       });
@@ -355,7 +359,7 @@ describe("message watcher", () => {
       const before = await fx.publicClient.getBlockNumber();
       const sender = senderFor(alice);
       await assert.rejects(sender.send(bob.id, new Uint8Array(3968)), code("PayloadTooLarge", false));
-      assert.equal(sender.maxPayloadBytes(), 3967);
+      assert.equal(sender.maxPayloadBytes(), 3903);
       await assert.rejects(sender.send(999n, new Uint8Array([1])), code("RecipientNotFound", false));
       await assert.rejects(
         senderFor(alice, { memberId: undefined }).send(bob.id, new Uint8Array([1])),
