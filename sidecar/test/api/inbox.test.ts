@@ -18,6 +18,7 @@ import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys
 import { DatabaseSync } from "@attestmesh/shared/service/sqlite.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { type Address, bytesToHex, custom, type Hex, hexToBytes, toHex } from "viem";
+import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
 import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { inboxFileName, openInbox, type StoredMessage } from "../../src/api/inbox.ts";
@@ -262,8 +263,9 @@ describe("a sidecar killed with SIGKILL", { timeout: 300_000 }, () => {
   let rpc: Awaited<ReturnType<typeof serveRpc>>;
   let simulator: Awaited<ReturnType<typeof startDstackSimulator>>;
   let sender: Sidecar;
-  const recipientApp = randomAppId();
-  const senderApp = randomAppId();
+  // Member apps of the cluster (factory clones): only their members' certificates verify.
+  let recipientApp: Address;
+  let senderApp: Address;
   let child: ChildProcess | undefined;
   let output = "";
   let socket: string;
@@ -349,15 +351,13 @@ describe("a sidecar killed with SIGKILL", { timeout: 300_000 }, () => {
     socket = join(dir, "recipient.sock");
     stateDir = join(dir, "state");
     fx = await setupCluster();
-    for (const appId of [recipientApp, senderApp]) {
-      await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([appId]) });
-    }
+    recipientApp = (await createMemberApp(fx)).appId;
+    senderApp = (await createMemberApp(fx)).appId;
     rpc = await serveRpc(fx.connection.provider);
-    // The recipient runs as the real binary: its compose pins the chain and its one provider.
-    const recipientCompose = devnetAppCompose("v0", {
-      chainId: fx.chainId,
-      providers: [new URL(rpc.url).origin],
-    });
+    // Both sidecars verify member certificates against the trust values their compose pins; the
+    // recipient runs as the real binary, so its compose also pins its one RPC provider.
+    const trust = await fixtureTrust(fx);
+    const recipientCompose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.addComposeHash([toHex(sha256(new TextEncoder().encode(recipientCompose)))]),
     });
@@ -391,6 +391,7 @@ describe("a sidecar killed with SIGKILL", { timeout: 300_000 }, () => {
         backend: createMemoryBackend(),
         keySource: simulatorKeySource(cvm),
         transport: custom(fx.connection.provider),
+        trust,
         initialBackoffMs: 100,
       },
     );
