@@ -93,20 +93,20 @@ describe("trust pins", () => {
     `  cluster: "${cluster.toLowerCase()}"`,
     `  member_app_implementation: "${implementation}"`,
     `  kms_roots: ["${root}", "${root.toLowerCase()}"]`,
-    '  rpc_hosts: ["Mainnet.Base.org", "127.0.0.1:8545"]',
+    '  rpc_providers: ["https://mainnet.base.org", "http://127.0.0.1:8545"]',
     "services: {}",
     "",
   ].join("\n");
 
-  test("reads chain id, cluster, member-app implementation, KMS roots and RPC hosts (checksummed, deduplicated)", () => {
+  test("reads chain id, cluster, member-app implementation and KMS roots (checksummed, deduplicated), beside the RPC providers", () => {
     const settings = readPinnedSettings(manifest(pins));
     assert.deepEqual(requireTrustPins(settings), {
       chainId: 31337,
       cluster,
       memberAppImplementation: implementation,
       kmsRoots: [root],
-      rpcHosts: ["mainnet.base.org", "127.0.0.1:8545"],
     });
+    assert.deepEqual(settings.rpcProviders, ["https://mainnet.base.org", "http://127.0.0.1:8545"]);
   });
 
   test("a compose without them cannot verify anyone: refused, naming each missing key", () => {
@@ -127,7 +127,7 @@ describe("trust pins", () => {
     ["an empty KMS root list", "  kms_roots: []"],
     ["a KMS root that is not an address", '  kms_roots: ["0x1234"]'],
     ["a chain id that is not a positive integer", "  chain_id: -1"],
-    ["an RPC host with a scheme or credentials", '  rpc_hosts: ["https://key@host/path"]'],
+    ["an RPC provider with credentials or a path", '  rpc_providers: ["https://key@host/path"]'],
   ] as const) {
     test(`refuses ${what}`, () => {
       assert.throws(() => readPinnedSettings(manifest(`x-attestmesh:\n${line}\n`)), {

@@ -24,6 +24,7 @@ import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys
 import { ipToNumber } from "@attestmesh/shared/mesh/cidr.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { ed25519 } from "@noble/curves/ed25519";
+import { sha256 } from "@noble/hashes/sha2";
 import {
   type Address,
   bytesToHex,
@@ -159,10 +160,13 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
       const logs = result as Record<string, unknown>[];
       const at =
         typeof filter.toBlock === "string" && filter.toBlock.startsWith("0x") ? filter.toBlock : "0x1";
+      // A forged log names a real block (its real hash): the block agreement cannot tell it apart, so
+      // what refuses it is the certificate and the sender signature.
+      const block = await fx.publicClient.getBlock({ blockNumber: BigInt(at) }).catch(() => undefined);
       const base = {
         address: fx.deployed.diamond.toLowerCase(),
         blockNumber: at,
-        blockHash: `0x${"ab".repeat(32)}`,
+        blockHash: block?.hash ?? `0x${"ab".repeat(32)}`,
         transactionIndex: "0x0",
         logIndex: "0x63",
         removed: false,
@@ -225,6 +229,18 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
     return result;
   }
 
+  /** The nodes' compose: the trust values and the one RPC provider, the lying proxy; allowed once. */
+  let composeAllowed = false;
+  async function nodeCompose(): Promise<string> {
+    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(proxy.url).origin] });
+    if (!composeAllowed) {
+      const hash = toHex(sha256(new TextEncoder().encode(compose)));
+      await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addComposeHash([hash]) });
+      composeAllowed = true;
+    }
+    return compose;
+  }
+
   async function startNode(name: string, appId: Address, gasKey: Hex): Promise<Node> {
     const socketPath = join(dir, `${name}.sock`);
     const sim = await startDstackSimulator({
@@ -232,7 +248,7 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
       cvm: createSimulatedCvm({
         kmsRoot: fx.kmsRoot,
         appId: hexToBytes(appId),
-        appCompose: devnetAppCompose("v0", trust),
+        appCompose: await nodeCompose(),
       }),
       logger: captureLogger("silent").logger,
     });
