@@ -53,7 +53,7 @@ import { openMeshSocket } from "../src/meshnet/socket.ts";
 import { sealMessage } from "../src/messages/envelope.ts";
 import { hexToWgBase64 } from "../src/wireguard/keys.ts";
 import { createMemoryBackend, type MemoryBackend } from "../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort, waitFor } from "./helpers.ts";
+import { type CapturedLogger, captureLogger, freePort, readsOver, waitFor } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const HARDHAT_CLI = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
@@ -218,6 +218,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   }
 
   before(async () => {
+    await loadSodium();
     dir = await mkdtemp(join(tmpdir(), "am-int-"));
     const port = await freePort();
     meshPort = await freePort();
@@ -447,10 +448,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       { origin: "proxy-liar", transport: http(liar.url, { retryCount: 0, timeout: 5_000 }) },
     ];
     const fakePeer = hexToWgBase64(FAKE_MEMBER.wireguardKey);
-    const appG = randomAppId();
-    const appH = randomAppId();
-    await asOwner((c) => c.write.addAppId([appG]));
-    await asOwner((c) => c.write.addAppId([appH]));
+    // Member apps of the cluster: only their members' certificates verify.
+    const appG = (await memberApp()).appId;
+    const appH = (await memberApp()).appId;
     // The liar injects a member from the start: G and H read every record through it and never peer
     // with the fake member.
     const g = await startNode("g", appG, KEYS[7]!, { providers });
@@ -626,8 +626,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       return key;
     }
     async function join(name: string): Promise<Node> {
-      const app = randomAppId();
-      await asOwner((c) => c.write.addAppId([app]));
+      const app = (await memberApp()).appId;
       return startNode(name, app, await fundedKey(), {}, CONFIRMED);
     }
     /** The member's Ed25519 identity key, derived the way its sidecar derives it. */
@@ -669,7 +668,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           group.map((n) => waitFor("a member id", () => n.sidecar.status().memberId, 60_000)),
         ),
       );
-      for (const m of (await createClusterReader(client as never, cluster).allMembers()).values()) {
+      for (const m of (
+        await createClusterReader(readsOver(http(rpcUrl, { retryCount: 0 })), cluster).allMembers()
+      ).values()) {
         if (m.status === "active" && !mine.has(m.memberId))
           await asOwner((c) => c.write.evict([m.memberId, 1]));
       }
@@ -891,7 +892,10 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         }),
         (socket) => socket.close(),
       );
-      const members = await createClusterReader(client as never, cluster).allMembers();
+      const members = await createClusterReader(
+        readsOver(http(rpcUrl, { retryCount: 0 })),
+        cluster,
+      ).allMembers();
       const directory = directoryFrom(() => members);
       const pull = createCskClient({
         self: honestId,
