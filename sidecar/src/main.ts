@@ -226,10 +226,18 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       "keys derived; every dstack key chain verified",
     );
 
-    // Trust decisions rest on the values the attested compose pins, never on the environment.
+    // Trust decisions rest on the values the attested compose pins, never on the environment. The
+    // compose is read once: the trust values and the RPC providers both come from it.
+    let compose: PinnedSettings | undefined;
+    const pinnedSettings = async (): Promise<PinnedSettings> => {
+      compose ??=
+        deps.pinned ??
+        (await keySource.pinned?.()) ??
+        (await readPinnedFromGuestAgent(config.dstackEndpoint));
+      return compose;
+    };
     const pinned = await retry("reading the values pinned in the attested compose", async () => {
-      const trust =
-        deps.trust ?? requireTrustPins(deps.pinned ?? (await keySource.pinned?.()) ?? { guestApi: "v0" });
+      const trust = deps.trust ?? requireTrustPins(await pinnedSettings());
       refuseEnvironmentOverride(trust, { chainId: config.chainId, cluster: config.cluster });
       return trust;
     });
@@ -243,7 +251,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       },
       "trust values pinned in the attested compose",
     );
-    const rpc = await retry("resolving the pinned RPC providers", () => rpcEndpoints(config, deps, counted));
+    const rpc = await retry("resolving the pinned RPC providers", () =>
+      rpcEndpoints(config, deps, counted, pinnedSettings),
+    );
     if (rpc === undefined) return;
     logger.info(
       { providers: rpc.endpoints.map((e) => e.origin), quorum: rpc.quorum, chainId: rpc.chainId ?? null },
@@ -506,6 +516,7 @@ async function rpcEndpoints(
   config: SidecarConfig,
   deps: SidecarDeps,
   counted: (transport: Transport) => Transport,
+  pinnedSettings: () => Promise<PinnedSettings>,
 ): Promise<{ endpoints: RpcEndpoint[]; quorum: number; chainId: number | undefined }> {
   let endpoints: RpcEndpoint[];
   let chainId = config.chainId;
@@ -514,7 +525,7 @@ async function rpcEndpoints(
   } else if (deps.transport !== undefined) {
     endpoints = [{ origin: "injected", transport: counted(deps.transport) }];
   } else {
-    const pinned = deps.pinned ?? (await readPinnedFromGuestAgent(config.dstackEndpoint));
+    const pinned = await pinnedSettings();
     if (pinned.chainId !== undefined) {
       if (config.chainId !== undefined && config.chainId !== pinned.chainId) {
         throw fatalError(
