@@ -2,8 +2,9 @@
 // node's compose would pin for a fixture cluster, and certificates built straight from a simulated
 // node (what the sidecar rebuilds from the registration calldata).
 import { randomBytes } from "node:crypto";
-import { createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import type { MemberCertificate } from "@attestmesh/shared/certs/certificate.ts";
+import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
@@ -77,4 +78,30 @@ export async function simulatedCertificate(options: {
       signature,
     },
   };
+}
+
+/**
+ * A certificate with no chain behind it: a random KMS root, cluster and member-app implementation
+ * pinned, and a simulated node of the clone for a random salt (tests of the offline checks).
+ */
+export async function offlineCertificate(options: { readonly chainId: number; readonly nonce?: bigint }) {
+  const randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
+  const kmsRoot = createKmsRoot(new Uint8Array(randomBytes(32)));
+  const pinned: PinnedTrust = {
+    chainId: options.chainId,
+    cluster: randomAddress(),
+    memberAppImplementation: randomAddress(),
+    kmsRoots: [kmsRoot.address],
+  };
+  const salt = bytesToHex(randomBytes(32));
+  const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);
+  const signed = await simulatedCertificate({
+    kmsRoot,
+    appId,
+    salt,
+    chainId: pinned.chainId,
+    cluster: pinned.cluster,
+    ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
+  });
+  return { kmsRoot, pinned, salt, appId, ...signed };
 }

@@ -4,12 +4,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { certificateFromCall, findRegisterCalls } from "@attestmesh/shared/certs/calldata.ts";
 import { verifyMemberCertificate } from "@attestmesh/shared/certs/certificate.ts";
-import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
 import { clusterAbi, memberAccountAbi } from "@attestmesh/shared/contracts/abi.ts";
-import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import {
   type Address,
   bytesToHex,
@@ -21,26 +18,13 @@ import {
   toHex,
 } from "viem";
 import { entryPoint07Abi } from "viem/account-abstraction";
-import { simulatedCertificate } from "../../../test/helpers/certs.ts";
+import { offlineCertificate } from "../../../test/helpers/certs.ts";
 
 const randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
 
 describe("certificate from registration calldata", async () => {
-  const kmsRoot = createKmsRoot(new Uint8Array(randomBytes(32)));
-  const pinned: PinnedTrust = {
+  const { pinned, salt, appId, certificate, memberKey } = await offlineCertificate({
     chainId: 84532,
-    cluster: randomAddress(),
-    memberAppImplementation: randomAddress(),
-    kmsRoots: [kmsRoot.address],
-  };
-  const salt = bytesToHex(randomBytes(32));
-  const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);
-  const { certificate, memberKey } = await simulatedCertificate({
-    kmsRoot,
-    appId,
-    salt,
-    chainId: pinned.chainId,
-    cluster: pinned.cluster,
     nonce: 2n,
   });
   const register = encodeFunctionData({

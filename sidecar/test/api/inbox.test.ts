@@ -19,7 +19,7 @@ import { DatabaseSync } from "@attestmesh/shared/service/sqlite.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { type Address, bytesToHex, custom, type Hex, hexToBytes, toHex } from "viem";
 import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
-import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { type ClusterFixture, setupCluster } from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { inboxFileName, openInbox, type StoredMessage } from "../../src/api/inbox.ts";
 import { parseConfig } from "../../src/config.ts";

@@ -4,36 +4,18 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import type { MemberCertificate } from "@attestmesh/shared/certs/certificate.ts";
-import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
-import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { Registry } from "prom-client";
 import { type Address, bytesToHex, getAddress } from "viem";
-import { simulatedCertificate } from "../../../test/helpers/certs.ts";
+import { offlineCertificate } from "../../../test/helpers/certs.ts";
 import { createMemberCertifier } from "../../src/certs/certifier.ts";
 import type { Member } from "../../src/model/member.ts";
 import { captureLogger } from "../helpers.ts";
 
-const randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
+const _randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
 
 describe("member certifier", async () => {
-  const kmsRoot = createKmsRoot(new Uint8Array(randomBytes(32)));
-  const pinned: PinnedTrust = {
-    chainId: 31337,
-    cluster: randomAddress(),
-    memberAppImplementation: randomAddress(),
-    kmsRoots: [kmsRoot.address],
-  };
-  const salt = bytesToHex(randomBytes(32));
-  const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);
-  const { certificate, memberKey } = await simulatedCertificate({
-    kmsRoot,
-    appId,
-    salt,
-    chainId: pinned.chainId,
-    cluster: pinned.cluster,
-  });
+  const { pinned, salt, appId, certificate, memberKey } = await offlineCertificate({ chainId: 31337 });
   const member: Member = {
     memberId: 4n,
     appId,
