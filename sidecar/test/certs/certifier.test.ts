@@ -15,7 +15,7 @@ import { captureLogger } from "../helpers.ts";
 const _randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
 
 describe("member certifier", async () => {
-  const { pinned, salt, appId, certificate, memberKey } = await offlineCertificate({ chainId: 31337 });
+  const { pinned, appId, certificate, memberKey } = await offlineCertificate({ chainId: 31337 });
   const member: Member = {
     memberId: 4n,
     appId,
