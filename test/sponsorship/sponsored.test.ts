@@ -190,6 +190,30 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     const sent = await writer.submit({ functionName: "send", args: sendArgs });
     assert.equal(sent.status, "success");
     assert.equal(await fx.clusterAsOwner.read.isDelivered([memberId, memberId, envelopeId]), true);
+    // Two operations built at the same moment: the account's EntryPoint nonce moves only on inclusion,
+    // so the writer sends them one after the other; both land and neither is dropped.
+    const racing = await Promise.all(
+      [1, 2].map(async (i) => {
+        const id = keccak256(toHex(`racing envelope ${i}`));
+        const body = toHex(randomBytes(64));
+        const signature = await sign("Send", {
+          senderId: memberId,
+          recipientId: memberId,
+          envelopeId: id,
+          ciphertextHash: keccak256(body),
+        });
+        const receipt = await writer.submit({
+          functionName: "send",
+          args: [memberId, memberId, id, body, signature],
+        });
+        return { id, receipt };
+      }),
+    );
+    for (const { id, receipt } of racing) {
+      assert.equal(receipt.status, "success");
+      assert.equal(await fx.clusterAsOwner.read.isDelivered([memberId, memberId, id]), true);
+    }
+    assert.notEqual(racing[0]!.receipt.userOpHash, racing[1]!.receipt.userOpHash);
     // A resend of the same envelope would revert on chain; nobody pays for it and nothing is sent.
     const blockBefore = await fx.publicClient.getBlockNumber();
     await assert.rejects(writer.submit({ functionName: "send", args: sendArgs }), (error: unknown) => {

@@ -1,8 +1,13 @@
 // The sponsored writer: each cluster call becomes an ERC-4337 UserOperation from the node's member
 // account, approved by the operator's sponsorship service (an ERC-7677 paymaster web service) and
 // sent through any bundler. The node holds no ETH; its member key signs the operation.
+//
+// The account's EntryPoint nonce moves only when an operation is included, so two operations built at
+// the same moment would carry the same nonce and one would be dropped: submissions from this account
+// go one at a time, each until its inclusion.
 import { clusterAbi, memberAccountAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { sponsorRequestDigest } from "@attestmesh/shared/contracts/sponsorRequest.ts";
+import { Mutex } from "async-mutex";
 import {
   type Address,
   BaseError,
@@ -100,74 +105,84 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
     },
     pollingInterval: 250,
   });
+  const nonceLock = new Mutex();
   return {
     mode: "sponsored",
     from: account.address,
-    async submit<N extends ClusterWriteFunction>(
+    submit<N extends ClusterWriteFunction>(
       call: ClusterCall<N>,
       submitOptions: SubmitOptions = {},
     ): Promise<WriteReceipt> {
-      // Simulated from the account so a cluster refusal is decoded before anyone is asked to pay.
-      await chain.publicClient.simulateContract({
-        address: chain.cluster,
-        abi: clusterAbi,
-        functionName: call.functionName,
-        args: call.args,
-        account: account.address,
-      } as never);
-      const data = encodeFunctionData({
-        abi: clusterAbi,
-        functionName: call.functionName,
-        args: call.args,
-      } as never);
-      // The sponsor approves only what the member key asked for: it signs the operation's identity
-      // (account, nonce, initCode, callData) and sends it as the ERC-7677 context.
-      const calls = [{ to: chain.cluster, data }] as const;
-      const nonce = await account.getNonce();
-      const factoryArgs = (await account.isDeployed()) ? {} : await account.getFactoryArgs();
-      const memberSignature = await owner.signMessage({
-        message: {
-          raw: sponsorRequestDigest({
-            chainId: chain.chainId,
-            entryPoint: options.entryPoint,
-            sender: account.address,
-            nonce,
-            factory: factoryArgs.factory,
-            factoryData: factoryArgs.factoryData,
-            callData: await account.encodeCalls(calls),
-          }),
-        },
-      });
-      const userOpHash = await bundler.sendUserOperation({
-        calls,
-        nonce,
-        paymasterContext: { memberSignature },
-      });
-      logger.info(
-        { userOpHash, function: call.functionName, account: account.address },
-        "sponsored operation submitted",
-      );
-      const receipt = await bundler.waitForUserOperationReceipt({
-        hash: userOpHash,
-        timeout: submitOptions.timeoutMs ?? 120_000,
-      });
-      if ((submitOptions.confirmations ?? 1) > 1) {
-        await chain.publicClient.waitForTransactionReceipt({
-          hash: receipt.receipt.transactionHash,
-          confirmations: submitOptions.confirmations ?? 1,
-          timeout: submitOptions.timeoutMs ?? 120_000,
+      return nonceLock
+        .runExclusive(() => submitOne(call, submitOptions.timeoutMs ?? 120_000))
+        .then(async (written) => {
+          // Deeper confirmations need not hold the account: the next operation's nonce is already due.
+          if ((submitOptions.confirmations ?? 1) > 1) {
+            await chain.publicClient.waitForTransactionReceipt({
+              hash: written.txHash,
+              confirmations: submitOptions.confirmations ?? 1,
+              timeout: submitOptions.timeoutMs ?? 120_000,
+            });
+          }
+          return written;
         });
-      }
-      return {
-        txHash: receipt.receipt.transactionHash,
-        blockNumber: receipt.receipt.blockNumber,
-        status: receipt.success ? "success" : "reverted",
-        gasUsed: receipt.actualGasUsed,
-        feeWei: receipt.actualGasCost,
-        from: account.address,
-        sponsored: true,
-        userOpHash,
-      };
     },
   };
+
+  async function submitOne<N extends ClusterWriteFunction>(
+    call: ClusterCall<N>,
+    timeoutMs: number,
+  ): Promise<WriteReceipt> {
+    // Simulated from the account so a cluster refusal is decoded before anyone is asked to pay.
+    await chain.publicClient.simulateContract({
+      address: chain.cluster,
+      abi: clusterAbi,
+      functionName: call.functionName,
+      args: call.args,
+      account: account.address,
+    } as never);
+    const data = encodeFunctionData({
+      abi: clusterAbi,
+      functionName: call.functionName,
+      args: call.args,
+    } as never);
+    // The sponsor approves only what the member key asked for: it signs the operation's identity
+    // (account, nonce, initCode, callData) and sends it as the ERC-7677 context.
+    const calls = [{ to: chain.cluster, data }] as const;
+    const nonce = await account.getNonce();
+    const factoryArgs = (await account.isDeployed()) ? {} : await account.getFactoryArgs();
+    const memberSignature = await owner.signMessage({
+      message: {
+        raw: sponsorRequestDigest({
+          chainId: chain.chainId,
+          entryPoint: options.entryPoint,
+          sender: account.address,
+          nonce,
+          factory: factoryArgs.factory,
+          factoryData: factoryArgs.factoryData,
+          callData: await account.encodeCalls(calls),
+        }),
+      },
+    });
+    const userOpHash = await bundler.sendUserOperation({
+      calls,
+      nonce,
+      paymasterContext: { memberSignature },
+    });
+    logger.info(
+      { userOpHash, function: call.functionName, account: account.address },
+      "sponsored operation submitted",
+    );
+    const receipt = await bundler.waitForUserOperationReceipt({ hash: userOpHash, timeout: timeoutMs });
+    return {
+      txHash: receipt.receipt.transactionHash,
+      blockNumber: receipt.receipt.blockNumber,
+      status: receipt.success ? "success" : "reverted",
+      gasUsed: receipt.actualGasUsed,
+      feeWei: receipt.actualGasCost,
+      from: account.address,
+      sponsored: true,
+      userOpHash,
+    };
+  }
 }

@@ -390,6 +390,23 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     assert.equal((await messageLogs()).length, before);
   });
 
+  test("sends racing each other from one node all land, once each: one gas key, one nonce sequence", async () => {
+    // The node's loops and its application submit at the same moment; two transactions priced from the
+    // same pending nonce would refuse each other ("nonce too low").
+    const stream = await openStream(b.socket, "/v1/messages/stream?since=latest");
+    const texts = [1, 2, 3, 4].map((i) => plaintext(`racing-${i}`));
+    const results = await Promise.all(
+      texts.map((text) => postJson(a.socket, "/v1/messages", { to: b.memberId().toString(), text })),
+    );
+    for (const res of results) assert.equal(res.status, 200, JSON.stringify(res.body));
+    const hashes = new Set(results.map((res) => (res.body as { txHash: Hex }).txHash));
+    assert.equal(hashes.size, texts.length, "one transaction each");
+    await waitFor("B to receive all four", () => messagesIn(stream).length >= texts.length);
+    await delay(300);
+    assert.deepEqual(messagesIn(stream).map((m) => m.text).sort(), [...texts].sort());
+    stream.close();
+  });
+
   test("no plaintext appears in any event or transaction of the run", async () => {
     const latest = await fx.publicClient.getBlockNumber();
     const logs = await fx.publicClient.getLogs({ fromBlock: 0n, toBlock: latest });
