@@ -403,7 +403,12 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     assert.equal(hashes.size, texts.length, "one transaction each");
     await waitFor("B to receive all four", () => messagesIn(stream).length >= texts.length);
     await delay(300);
-    assert.deepEqual(messagesIn(stream).map((m) => m.text).sort(), [...texts].sort());
+    assert.deepEqual(
+      messagesIn(stream)
+        .map((m) => m.text)
+        .sort(),
+      [...texts].sort(),
+    );
     stream.close();
   });
 
