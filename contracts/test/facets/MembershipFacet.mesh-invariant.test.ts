@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { type MeshCidr, numberToIp, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { type Hex, parseEventLogs } from "viem";
 import {
@@ -16,8 +15,7 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { catchRevert } from "../../../test/helpers/revert.ts";
-
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
+import { Status, signLeave } from "../utils/chain.ts";
 
 /** mulberry32: a tiny seeded PRNG, so a failing run replays from its seed. */
 function prng(seed: number) {
@@ -56,15 +54,6 @@ function expectedOffset(memberId: bigint, used: ReadonlySet<number>, hosts: numb
     if (!used.has(offset)) return offset;
   }
   return null;
-}
-
-function signLeave(fx: ClusterFixture, node: SimulatedNode, memberId: bigint): Promise<Hex> {
-  return node.memberAccount.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Leave",
-    message: { memberId },
-  });
 }
 
 /** A simulated cluster driver that keeps a model of the mesh next to the chain. */
@@ -128,7 +117,10 @@ function meshModel(fx: ClusterFixture, cidr: MeshCidr) {
 
   async function leave(tracked: Tracked) {
     const memberId = tracked.activeId!;
-    await fx.relayer.write.leaveCluster([memberId, await signLeave(fx, tracked.node, memberId)]);
+    await fx.relayer.write.leaveCluster([
+      memberId,
+      await signLeave(fx, tracked.node.memberAccount, memberId),
+    ]);
     active.delete(memberId);
     tracked.activeId = null;
     stats.left++;

@@ -8,7 +8,6 @@ import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { createKmsRoot, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { deviceFingerprint } from "@attestmesh/shared/contracts/deviceFingerprint.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { type Hash, type Hex, hexToBytes, keccak256, parseAbiItem, toHex, zeroHash } from "viem";
 import {
   admit,
@@ -17,12 +16,11 @@ import {
   SIMULATED_COMPOSE_HASH,
   type SimulatedNode,
   setupCluster,
-  signRegistration,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { registerArgs, Status, signLeave } from "../utils/chain.ts";
 
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const Standing = {
   NotActive: 0,
   Good: 1,
@@ -65,21 +63,6 @@ async function statedDevices(fx: ClusterFixture): Promise<Map<bigint, Hex>> {
 
 async function standings(fx: ClusterFixture, ids: readonly bigint[]): Promise<number[]> {
   return Promise.all(ids.map((id) => fx.owner.read.memberStanding([id])));
-}
-
-async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
-  const nonce = await fx.owner.read.registrationNonce([node.appId]);
-  const signature = await signRegistration(fx, node, { nonce });
-  return [node.proof, node.wireguardKey, node.identityKey, node.claims, signature] as const;
-}
-
-function signLeave(fx: ClusterFixture, node: SimulatedNode, memberId: bigint): Promise<Hex> {
-  return node.memberAccount.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Leave",
-    message: { memberId },
-  });
 }
 
 describe("recorded claims", async () => {
@@ -272,7 +255,10 @@ describe("a member the owner revoked cannot stay", async () => {
       }
 
       // Leaving and coming back with the same static proof and a fresh signature.
-      await mined(fx, await fx.relayer.write.leaveCluster([memberId, await signLeave(fx, node, memberId)]));
+      await mined(
+        fx,
+        await fx.relayer.write.leaveCluster([memberId, await signLeave(fx, node.memberAccount, memberId)]),
+      );
       const [name, args] = scenario.refusal(node, extraRoot, extraCompose);
       await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), name, args);
       assert.equal(await fx.owner.read.isMember([node.appId]), false);
@@ -303,7 +289,10 @@ describe("evictStale", async () => {
       bigint,
       bigint,
     ];
-    await mined(fx, await fx.relayer.write.leaveCluster([leaverId, await signLeave(fx, leaver, leaverId)]));
+    await mined(
+      fx,
+      await fx.relayer.write.leaveCluster([leaverId, await signLeave(fx, leaver.memberAccount, leaverId)]),
+    );
     await mined(fx, await fx.owner.write.revokeDevice([onRevokedDevice.claims.deviceId, REASON]));
     await mined(fx, await fx.owner.write.removeComposeHash([extraCompose]));
     await mined(fx, await fx.owner.write.removeKmsRoot([extraRoot.address]));
@@ -446,7 +435,10 @@ describe("the records the owner's policy calls keep", async () => {
       ]),
     );
     // The device word moves into the record when the membership ends, like the member key.
-    await mined(fx, await fx.relayer.write.leaveCluster([firstId, await signLeave(fx, first, firstId)]));
+    await mined(
+      fx,
+      await fx.relayer.write.leaveCluster([firstId, await signLeave(fx, first.memberAccount, firstId)]),
+    );
     await mined(fx, await fx.owner.write.evict([secondId, 1]));
     for (const id of [firstId, secondId]) {
       const claims = await fx.owner.read.memberClaims([id]);

@@ -3,82 +3,22 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { containsIp, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
-import {
-  type Address,
-  type ContractEventName,
-  encodeFunctionData,
-  type Hash,
-  type Hex,
-  type Log,
-  parseEventLogs,
-  recoverTypedDataAddress,
-  zeroAddress,
-  zeroHash,
-} from "viem";
+import { type Address, encodeFunctionData, type Hex, zeroAddress, zeroHash } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   admit,
   type ClusterFixture,
   MESH_CIDR,
-  type SimulatedNode,
   setupCluster,
   signRegistration,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { eventsOf, mined, registerArgs, registrationSigner, Status, signLeave } from "../utils/chain.ts";
 
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const MESH = parseMeshCidr(MESH_CIDR);
 const HOSTS = 2 ** (32 - MESH.prefixLength) - 2;
-
-async function mined(fx: ClusterFixture, hash: Hash) {
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, "success");
-  const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
-  return { receipt, timestamp: Number(block.timestamp) };
-}
-
-function eventsOf<const N extends ContractEventName<typeof clusterAbi>>(logs: Log[], eventName: N) {
-  return parseEventLogs({ abi: clusterAbi, logs, eventName });
-}
-
-async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
-  const nonce = await fx.owner.read.registrationNonce([node.appId]);
-  const signature = await signRegistration(fx, node, { nonce });
-  return [node.proof, node.wireguardKey, node.identityKey, node.claims, signature] as const;
-}
-
-function signLeave(
-  fx: ClusterFixture,
-  account: SimulatedNode["memberAccount"],
-  memberId: bigint,
-): Promise<Hex> {
-  return account.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Leave",
-    message: { memberId },
-  });
-}
-
-/** The address a registration signature recovers to under the digest the contract builds for `nonce`. */
-function registrationSigner(fx: ClusterFixture, node: SimulatedNode, nonce: bigint, signature: Hex) {
-  return recoverTypedDataAddress({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Register",
-    message: {
-      appId: node.appId,
-      wireguardKey: node.wireguardKey,
-      identityKey: node.identityKey,
-      ...node.claims,
-      nonce,
-    },
-    signature,
-  });
-}
 
 /** Everything about one app id and the mesh that a refused call must leave untouched. */
 async function appState(fx: ClusterFixture, appId: Address) {

@@ -31,6 +31,7 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { registrationSigner } from "../utils/chain.ts";
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -61,23 +62,6 @@ function withV(signature: Hex, v: number): Hex {
   const bytes = hexToBytes(signature);
   bytes[64] = v;
   return bytesToHex(bytes);
-}
-
-/** The address a registration signature recovers to under the digest the contract builds for `nonce`. */
-function registrationSigner(fx: ClusterFixture, node: SimulatedNode, nonce: bigint, signature: Hex) {
-  return recoverTypedDataAddress({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Register",
-    message: {
-      appId: node.appId,
-      wireguardKey: node.wireguardKey,
-      identityKey: node.identityKey,
-      ...node.claims,
-      nonce,
-    },
-    signature,
-  });
 }
 
 /** Everything a refused registration must leave as it was. */

@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import {
   bytesToHex,
   encodeAbiParameters,
@@ -12,7 +11,6 @@ import {
   hexToBigInt,
   keccak256,
   parseEventLogs,
-  recoverTypedDataAddress,
   toHex,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -24,11 +22,10 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { memberCallSigner, type Signer, Status, signLeave, signMember } from "../utils/chain.ts";
 
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const MAX_CIPHERTEXT_BYTES = 4096;
 
-type Signer = SimulatedNode["memberAccount"];
 interface Member {
   readonly node: SimulatedNode;
   readonly id: bigint;
@@ -46,23 +43,12 @@ function signSend(
   envelopeId: Hex,
   ciphertext: Hex,
 ) {
-  return signer.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Send",
-    message: sendMessage(senderId, recipientId, envelopeId, ciphertext),
-  });
+  return signMember(fx, signer, "Send", sendMessage(senderId, recipientId, envelopeId, ciphertext));
 }
 
 /** The signer the contract recovers when `signature` is checked against these send fields. */
 function sendSigner(fx: ClusterFixture, fields: Parameters<typeof sendMessage>, signature: Hex) {
-  return recoverTypedDataAddress({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Send",
-    message: sendMessage(...fields),
-    signature,
-  });
+  return memberCallSigner(fx, "Send", sendMessage(...fields), signature);
 }
 
 function envelope(): Hex {
@@ -372,12 +358,7 @@ describe("messages", async () => {
       outbox.ciphertext,
     );
     await fx.owner.write.evict([evicted.id, 1]);
-    const leave = await leaver.node.memberAccount.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Leave",
-      message: { memberId: leaver.id },
-    });
+    const leave = await signLeave(fx, leaver.node.memberAccount, leaver.id);
     await fx.relayer.write.leaveCluster([leaver.id, leave]);
 
     const { envelopeId, ciphertext } = outbox;
