@@ -108,33 +108,17 @@ describe("item 2: a public key belongs to one app id", async () => {
     await leave(fx, attacker);
     await assertIntact(fx, victim, "after the attacker left");
     const nonceBefore = await fx.owner.read.registrationNonce([attacker.node.appId]);
-    await expectRevert(
-      registerWith(fx, attacker.node, {
-        wireguardKey: victim.node.wireguardKey,
-        identityKey: attacker.node.identityKey,
-      }),
-      "WireguardKeyInUse",
-      [victim.node.wireguardKey, victim.node.appId, victim.memberId],
-    );
-    await assertIntact(fx, victim, "after the WireGuard key attempt");
-    await expectRevert(
-      registerWith(fx, attacker.node, {
-        wireguardKey: attacker.node.wireguardKey,
-        identityKey: victim.node.identityKey,
-      }),
-      "IdentityKeyInUse",
-      [victim.node.identityKey, victim.node.appId, victim.memberId],
-    );
-    await assertIntact(fx, victim, "after the identity key attempt");
-    await expectRevert(
-      registerWith(fx, attacker.node, {
-        wireguardKey: victim.node.wireguardKey,
-        identityKey: victim.node.identityKey,
-      }),
-      "WireguardKeyInUse",
-      [victim.node.wireguardKey, victim.node.appId, victim.memberId],
-    );
-    await assertIntact(fx, victim, "after the attempt with both keys");
+    const { wireguardKey, identityKey, appId } = victim.node;
+    const wireguardInUse = ["WireguardKeyInUse", [wireguardKey, appId, victim.memberId]] as const;
+    const identityInUse = ["IdentityKeyInUse", [identityKey, appId, victim.memberId]] as const;
+    for (const [attempt, keys, [error, args]] of [
+      ["the WireGuard key attempt", { wireguardKey, identityKey: attacker.node.identityKey }, wireguardInUse],
+      ["the identity key attempt", { wireguardKey: attacker.node.wireguardKey, identityKey }, identityInUse],
+      ["the attempt with both keys", { wireguardKey, identityKey }, wireguardInUse],
+    ] as const) {
+      await expectRevert(registerWith(fx, attacker.node, keys), error, [...args]);
+      await assertIntact(fx, victim, `after ${attempt}`);
+    }
     assert.equal(
       await fx.owner.read.registrationNonce([attacker.node.appId]),
       nonceBefore,

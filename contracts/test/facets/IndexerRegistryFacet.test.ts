@@ -333,31 +333,19 @@ describe("IndexerRegistryFacet", async () => {
           };
         },
       },
-      {
-        name: "refuses a code id allowed only for the node role with ComposeHashNotAllowedFor",
+      ...(["only for the node role", "for no role"] as const).map((allowed) => ({
+        name: `refuses a code id allowed ${allowed} with ComposeHashNotAllowedFor`,
         arrange: async () => {
           const indexer = await allowedIndexer();
           const codeId = randomHash();
-          await send(fx, owner.write.addComposeHash([codeId]));
+          if (allowed === "only for the node role") await send(fx, owner.write.addComposeHash([codeId]));
           return {
             attempt: () => setWith(indexer, { codeId }),
             error: "ComposeHashNotAllowedFor",
             args: [codeId, INDEXER_ROLE],
           };
         },
-      },
-      {
-        name: "refuses a code id allowed for no role with ComposeHashNotAllowedFor",
-        arrange: async () => {
-          const indexer = await allowedIndexer();
-          const codeId = randomHash();
-          return {
-            attempt: () => setWith(indexer, { codeId }),
-            error: "ComposeHashNotAllowedFor",
-            args: [codeId, INDEXER_ROLE],
-          };
-        },
-      },
+      })),
       {
         name: "refuses a revoked app id with AppIdRevoked and its revocation time",
         arrange: async () => {

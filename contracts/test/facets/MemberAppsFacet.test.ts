@@ -44,6 +44,15 @@ describe("MemberAppsFacet", async () => {
   const owner = fx.owner;
 
   /** Creates a member app for a fresh salt and returns its address. */
+  /** A clone whose compose hash the owner allowed, on any device; the boot info it would be asked about. */
+  async function bootableClone() {
+    const address = await createApp();
+    const composeHash = randomHash();
+    await send(fx, owner.write.addComposeHash([composeHash]));
+    await send(fx, owner.write.setAllowAnyDevice([true]));
+    return { address, app: memberApp(fx, address), composeHash, info: bootInfo(address, composeHash) };
+  }
+
   async function createApp(): Promise<Address> {
     const salt = randomHash();
     const app = await owner.read.predictMemberApp([salt]);
@@ -138,12 +147,7 @@ describe("MemberAppsFacet", async () => {
   });
 
   it("the clone allows a boot when its compose hash is allowed and any device may host", async () => {
-    const address = await createApp();
-    const app = memberApp(fx, address);
-    const composeHash = randomHash();
-    await send(fx, owner.write.addComposeHash([composeHash]));
-    await send(fx, owner.write.setAllowAnyDevice([true]));
-    const info = bootInfo(address, composeHash);
+    const { app, info } = await bootableClone();
     assert.deepEqual([...(await app.read.isAppAllowed([info]))], [true, ""]);
     assert.deepEqual(
       [...(await app.read.isAppAllowed([info]))],
@@ -202,12 +206,7 @@ describe("MemberAppsFacet", async () => {
   });
 
   it("the clone refuses once its app id is revoked in the cluster", async () => {
-    const address = await createApp();
-    const app = memberApp(fx, address);
-    const composeHash = randomHash();
-    await send(fx, owner.write.addComposeHash([composeHash]));
-    await send(fx, owner.write.setAllowAnyDevice([true]));
-    const info = bootInfo(address, composeHash);
+    const { address, app, info } = await bootableClone();
     assert.deepEqual([...(await app.read.isAppAllowed([info]))], [true, ""]);
     await send(fx, owner.write.revokeAppId([address, toHex("revoked", { size: 32 })]));
     assert.deepEqual([...(await app.read.isAppAllowed([info]))], [false, "App id revoked"]);

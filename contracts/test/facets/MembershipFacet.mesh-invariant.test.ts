@@ -193,20 +193,24 @@ function meshModel(fx: ClusterFixture, cidr: MeshCidr) {
   return { hosts, active, stats, register, leave, evict, check, step, newTracked, nodes };
 }
 
+/** `steps` random register/leave/evict steps from `seed` (`pool` tracked nodes), each checked. */
+async function randomWalk(mesh: ReturnType<typeof meshModel>, seed: number, steps: number, pool: number) {
+  const random = prng(seed);
+  for (let i = 1; i <= steps; i++) {
+    const context = `seed ${seed}, step ${i}`;
+    await mesh.step(random, pool, context);
+    await mesh.check(context);
+  }
+}
+
 describe("mesh allocation invariants in a /28 (14 hosts)", async () => {
   const cidr = parseMeshCidr("10.9.0.0/28");
   const fx = await setupCluster({ meshCidr: "10.9.0.0/28" });
 
   it("keeps addresses unique, inside the CIDR and counted through 150 random register/leave/evict steps", async () => {
-    const seed = 0x28a11c;
-    const random = prng(seed);
     const mesh = meshModel(fx, cidr);
     await mesh.check("start");
-    for (let i = 1; i <= 150; i++) {
-      const context = `seed ${seed}, step ${i}`;
-      await mesh.step(random, 24, context);
-      await mesh.check(context);
-    }
+    await randomWalk(mesh, 0x28a11c, 150, 24);
     // The run must have exercised what it claims to: a full mesh, wrapped ids and collisions.
     assert.ok(mesh.stats.meshFull > 0, `the mesh never filled: ${JSON.stringify(mesh.stats)}`);
     assert.ok(mesh.stats.wrapped > 0, `member ids never wrapped: ${JSON.stringify(mesh.stats)}`);
@@ -246,14 +250,8 @@ describe("mesh allocation invariants in a /16", async () => {
   const fx = await setupCluster({ meshCidr: "10.77.0.0/16" });
 
   it("keeps addresses unique, inside the CIDR and counted through 40 random steps", async () => {
-    const seed = 0x16f00d;
-    const random = prng(seed);
     const mesh = meshModel(fx, cidr);
-    for (let i = 1; i <= 40; i++) {
-      const context = `seed ${seed}, step ${i}`;
-      await mesh.step(random, 30, context);
-      await mesh.check(context);
-    }
+    await randomWalk(mesh, 0x16f00d, 40, 30);
     assert.ok(mesh.stats.registered >= 15, `too few registrations: ${JSON.stringify(mesh.stats)}`);
     assert.ok(mesh.stats.left + mesh.stats.evicted > 0);
   });

@@ -65,6 +65,20 @@ async function standings(fx: ClusterFixture, ids: readonly bigint[]): Promise<nu
   return Promise.all(ids.map((id) => fx.owner.read.memberStanding([id])));
 }
 
+/** Revokes `node`'s device; returns the revocation's block time. */
+async function revokeDeviceOf(fx: ClusterFixture, node: SimulatedNode): Promise<bigint> {
+  const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
+  return (await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber })).timestamp;
+}
+
+/** Expects `node`'s registration to be refused with DeviceIdRevoked, naming the device and `revokedAt`. */
+async function expectDeviceRevoked(fx: ClusterFixture, node: SimulatedNode, revokedAt: bigint) {
+  await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
+    node.claims.deviceId,
+    revokedAt,
+  ]);
+}
+
 describe("recorded claims", async () => {
   it("records the stated compose hash and device id with the KMS root the chain recovered", async () => {
     const fx = await setupCluster();
@@ -151,19 +165,12 @@ describe("joining needs claims the policy admits", async () => {
   it("refuses a revoked device even while any device is allowed", async () => {
     const fx = await setupCluster();
     const node = nodeOn(fx.kmsRoot);
-    const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
-    const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+    const revokedAt = await revokeDeviceOf(fx, node);
     await fx.owner.write.addAppId([node.appId]);
-    await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
-      node.claims.deviceId,
-      block.timestamp,
-    ]);
+    await expectDeviceRevoked(fx, node, revokedAt);
     // With devices restricted the refusal still names the revocation, not just the missing listing.
     await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
-    await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
-      node.claims.deviceId,
-      block.timestamp,
-    ]);
+    await expectDeviceRevoked(fx, node, revokedAt);
   });
 
   it("a device taken off the allowlist (not revoked) leaves its members non-standing while devices are restricted", async () => {
@@ -398,15 +405,11 @@ describe("the records the owner's policy calls keep", async () => {
     await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
     const node = nodeOn(fx.kmsRoot);
     await mined(fx, await fx.owner.write.addDevice([node.claims.deviceId]));
-    const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
-    const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+    const revokedAt = await revokeDeviceOf(fx, node);
     await fx.owner.write.addAppId([node.appId]);
     for (const anyDevice of [false, true]) {
       await mined(fx, await fx.owner.write.setAllowAnyDevice([anyDevice]));
-      await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
-        node.claims.deviceId,
-        block.timestamp,
-      ]);
+      await expectDeviceRevoked(fx, node, revokedAt);
     }
   });
 

@@ -15,7 +15,15 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
-import { eventsOf, mined, registerArgs, registrationSigner, Status, signLeave } from "../utils/chain.ts";
+import {
+  eventsOf,
+  mined,
+  registerArgs,
+  registerSigned,
+  registrationSigner,
+  Status,
+  signLeave,
+} from "../utils/chain.ts";
 
 const MESH = parseMeshCidr(MESH_CIDR);
 const HOSTS = 2 ** (32 - MESH.prefixLength) - 2;
@@ -246,17 +254,7 @@ describe("leaveCluster", async () => {
   it("lets a member that left rejoin with nonce + 1, as a new member id with a new mesh IP", async () => {
     const node = simulatedNode(fx.kmsRoot);
     await fx.owner.write.addAppId([node.appId]);
-    const firstSignature = await signRegistration(fx, node, { nonce: 0n });
-    await mined(
-      fx,
-      await fx.relayer.write.register([
-        node.proof,
-        node.wireguardKey,
-        node.identityKey,
-        node.claims,
-        firstSignature,
-      ]),
-    );
+    const firstSignature = await registerSigned(fx, node, 0n);
     const [firstId] = await fx.owner.read.memberOfApp([node.appId]);
     const firstRecord = await fx.owner.read.member([firstId]);
     await mined(
@@ -331,17 +329,7 @@ describe("evict", async () => {
   it("keeps an evicted app id out until the owner re-allows it, then admits it only with the new nonce", async () => {
     const node = simulatedNode(fx.kmsRoot);
     await fx.owner.write.addAppId([node.appId]);
-    const oldSignature = await signRegistration(fx, node, { nonce: 0n });
-    await mined(
-      fx,
-      await fx.relayer.write.register([
-        node.proof,
-        node.wireguardKey,
-        node.identityKey,
-        node.claims,
-        oldSignature,
-      ]),
-    );
+    const oldSignature = await registerSigned(fx, node, 0n);
     const [evictedId] = await fx.owner.read.memberOfApp([node.appId]);
     await mined(fx, await fx.owner.write.evict([evictedId, 3]));
 

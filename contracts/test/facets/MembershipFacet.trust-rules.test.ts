@@ -31,7 +31,7 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
-import { registrationSigner } from "../utils/chain.ts";
+import { registerSigned, registrationSigner } from "../utils/chain.ts";
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -87,6 +87,22 @@ async function refused(
   const before = await snapshot(fx, appId);
   await expectRevert(attack(), errorName, args);
   assert.deepEqual(await snapshot(fx, appId), before, "a refused registration changes nothing");
+}
+
+/** Expects `node`'s own registration, signed as it stands, to be refused like `refused` says. */
+async function refusedAsSigned(
+  fx: ClusterFixture,
+  node: SimulatedNode,
+  errorName: string,
+  args: readonly unknown[],
+) {
+  await refused(
+    fx,
+    node.appId,
+    async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
+    errorName,
+    args,
+  );
 }
 
 async function allowedNode(fx: ClusterFixture, node: SimulatedNode = simulatedNode(fx.kmsRoot)) {
@@ -169,13 +185,7 @@ describe("trust rules of register", async () => {
   it("refuses a key chain signed by a KMS root the owner never allowed with KmsRootNotAllowed", async () => {
     const rogueRoot = createKmsRoot(randomBytes(32));
     const node = await allowedNode(fx, simulatedNode(rogueRoot));
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
-      "KmsRootNotAllowed",
-      [rogueRoot.address],
-    );
+    await refusedAsSigned(fx, node, "KmsRootNotAllowed", [rogueRoot.address]);
   });
 
   it("refuses a key chain from a KMS root the owner removed, though it admitted members before", async () => {
@@ -185,24 +195,12 @@ describe("trust rules of register", async () => {
     assert.ok((await admit(fx, early)) > 0n, "the root admits while allowed");
     await fx.owner.write.removeKmsRoot([secondRoot.address]);
     const late = await allowedNode(fx, simulatedNode(secondRoot));
-    await refused(
-      fx,
-      late.appId,
-      async () => registerWith(fx, late, late.proof, await signRegistration(fx, late)),
-      "KmsRootNotAllowed",
-      [secondRoot.address],
-    );
+    await refusedAsSigned(fx, late, "KmsRootNotAllowed", [secondRoot.address]);
   });
 
   it("refuses an app id the owner never allowed with AppIdNotAllowed", async () => {
     const node = simulatedNode(fx.kmsRoot);
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
-      "AppIdNotAllowed",
-      [node.appId],
-    );
+    await refusedAsSigned(fx, node, "AppIdNotAllowed", [node.appId]);
   });
 
   it("refuses a revoked app id with AppIdRevoked, and the owner cannot allow it again", async () => {
@@ -210,13 +208,7 @@ describe("trust rules of register", async () => {
     const hash = await fx.owner.write.revokeAppId([node.appId, keccak256(toHex("compromised"))]);
     const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
     const { timestamp } = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
-      "AppIdRevoked",
-      [node.appId, timestamp],
-    );
+    await refusedAsSigned(fx, node, "AppIdRevoked", [node.appId, timestamp]);
     await expectRevert(fx.owner.write.addAppId([node.appId]), "AppIdRevoked", [node.appId, timestamp]);
   });
 
@@ -374,14 +366,7 @@ describe("trust rules of register", async () => {
 
   it("refuses a replay of an old registration after eviction and re-allowing", async () => {
     const node = await allowedNode(fx);
-    const oldSignature = await signRegistration(fx, node, { nonce: 0n });
-    await fx.relayer.write.register([
-      node.proof,
-      node.wireguardKey,
-      node.identityKey,
-      node.claims,
-      oldSignature,
-    ]);
+    const oldSignature = await registerSigned(fx, node, 0n);
     const [memberId] = await fx.owner.read.memberOfApp([node.appId]);
     await fx.owner.write.evict([memberId, 1]);
     await fx.owner.write.addAppId([node.appId]);

@@ -60,7 +60,14 @@ function ciphertextOf(length: number): Hex {
 }
 
 /** Signs and submits a message from `sender` (through the relayer); returns the receipt. */
-async function send(fx: ClusterFixture, sender: Member, recipient: Member, envelopeId: Hex, ciphertext: Hex) {
+/** `sender`'s own signed send to `recipient` (sent, not awaited). */
+async function sendAs(
+  fx: ClusterFixture,
+  sender: Member,
+  recipient: Member,
+  envelopeId: Hex,
+  ciphertext: Hex,
+) {
   const signature = await signSend(
     fx,
     sender.node.memberAccount,
@@ -69,8 +76,13 @@ async function send(fx: ClusterFixture, sender: Member, recipient: Member, envel
     envelopeId,
     ciphertext,
   );
-  const hash = await fx.relayer.write.send([sender.id, recipient.id, envelopeId, ciphertext, signature]);
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
+  return fx.relayer.write.send([sender.id, recipient.id, envelopeId, ciphertext, signature]);
+}
+
+async function send(fx: ClusterFixture, sender: Member, recipient: Member, envelopeId: Hex, ciphertext: Hex) {
+  const receipt = await fx.publicClient.waitForTransactionReceipt({
+    hash: await sendAs(fx, sender, recipient, envelopeId, ciphertext),
+  });
   assert.equal(receipt.status, "success");
   return receipt;
 }
@@ -145,14 +157,7 @@ describe("messages", async () => {
   it("refuses an empty ciphertext with MessageEmpty", async () => {
     const envelopeId = envelope();
     await refused(
-      async () =>
-        fx.relayer.write.send([
-          alice.id,
-          bob.id,
-          envelopeId,
-          "0x",
-          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, "0x"),
-        ]),
+      async () => sendAs(fx, alice, bob, envelopeId, "0x"),
       bob.id,
       envelopeId,
       "MessageEmpty",
@@ -171,14 +176,7 @@ describe("messages", async () => {
     const tooLarge = ciphertextOf(MAX_CIPHERTEXT_BYTES + 1);
     const envelopeId = envelope();
     await refused(
-      async () =>
-        fx.relayer.write.send([
-          alice.id,
-          bob.id,
-          envelopeId,
-          tooLarge,
-          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, tooLarge),
-        ]),
+      async () => sendAs(fx, alice, bob, envelopeId, tooLarge),
       bob.id,
       envelopeId,
       "MessageTooLarge",
@@ -229,14 +227,7 @@ describe("messages", async () => {
     await send(fx, alice, bob, envelopeId, ciphertextOf(40));
     const ciphertext = ciphertextOf(40);
     await refused(
-      async () =>
-        fx.relayer.write.send([
-          alice.id,
-          bob.id,
-          envelopeId,
-          ciphertext,
-          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, ciphertext),
-        ]),
+      async () => sendAs(fx, alice, bob, envelopeId, ciphertext),
       bob.id,
       envelopeId,
       "EnvelopeAlreadyDelivered",
@@ -362,27 +353,19 @@ describe("messages", async () => {
     await fx.relayer.write.leaveCluster([leaver.id, leave]);
 
     const { envelopeId, ciphertext } = outbox;
-    await refused(
-      () => fx.relayer.write.send([alice.id, evicted.id, envelopeId, ciphertext, toEvicted]),
-      evicted.id,
-      envelopeId,
-      "MemberNotActive",
-      [evicted.id, Status.Evicted],
-    );
-    await refused(
-      () => fx.relayer.write.send([evicted.id, alice.id, envelopeId, ciphertext, fromEvicted]),
-      alice.id,
-      envelopeId,
-      "MemberNotActive",
-      [evicted.id, Status.Evicted],
-    );
-    await refused(
-      () => fx.relayer.write.send([leaver.id, alice.id, envelopeId, ciphertext, fromLeaver]),
-      alice.id,
-      envelopeId,
-      "MemberNotActive",
-      [leaver.id, Status.Left],
-    );
+    for (const [sender, recipient, signature, inactive, status] of [
+      [alice, evicted, toEvicted, evicted, Status.Evicted],
+      [evicted, alice, fromEvicted, evicted, Status.Evicted],
+      [leaver, alice, fromLeaver, leaver, Status.Left],
+    ] as const) {
+      await refused(
+        () => fx.relayer.write.send([sender.id, recipient.id, envelopeId, ciphertext, signature]),
+        recipient.id,
+        envelopeId,
+        "MemberNotActive",
+        [inactive.id, status],
+      );
+    }
   });
 
   it("stores nothing but the delivered bit: one storage write, at delivered[sender, recipient, envelope]", async () => {

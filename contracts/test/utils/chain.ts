@@ -4,16 +4,19 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import type { KeyChainInput } from "@attestmesh/shared/dstack/verify.ts";
 import {
   type Address,
   bytesToHex,
   type ContractEventName,
   getAddress,
+  getContract,
   type Hash,
   type Hex,
   type Log,
   parseEventLogs,
   recoverTypedDataAddress,
+  stringToHex,
   type TypedDataDefinition,
 } from "viem";
 import {
@@ -22,7 +25,7 @@ import {
   type SimulatedNode,
   signRegistration,
 } from "../../../test/helpers/cluster.ts";
-import { canonical } from "../../../test/helpers/revert.ts";
+import { canonical, catchRevert } from "../../../test/helpers/revert.ts";
 
 /** `IMembership.MemberStatus`. */
 export const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
@@ -130,4 +133,57 @@ export async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
   const nonce = await fx.owner.read.registrationNonce([node.appId]);
   const signature = await signRegistration(fx, node, { nonce });
   return [node.proof, node.wireguardKey, node.identityKey, node.claims, signature] as const;
+}
+
+/** Registers `node` with its own keys, signed for `nonce`, and requires success; returns the signature. */
+export async function registerSigned(fx: ClusterFixture, node: SimulatedNode, nonce: bigint): Promise<Hex> {
+  const signature = await signRegistration(fx, node, { nonce });
+  await mined(
+    fx,
+    await fx.relayer.write.register([
+      node.proof,
+      node.wireguardKey,
+      node.identityKey,
+      node.claims,
+      signature,
+    ]),
+  );
+  return signature;
+}
+
+/** The key-chain verifier as the diamond routes it and as the standalone facet: both must give one answer. */
+export function attestorTargets(fx: ClusterFixture) {
+  const facet = getContract({
+    address: fx.deployed.facets.DstackAttestorFacet,
+    abi: clusterAbi,
+    client: fx.publicClient,
+  });
+  return [
+    { name: "diamond", contract: fx.owner },
+    { name: "standalone facet", contract: facet },
+  ] as const;
+}
+
+/** What `target` answers for a key chain: the KMS signer, or the custom error and its arguments. */
+export async function verifyOnChain(
+  target: ReturnType<typeof attestorTargets>[number],
+  input: KeyChainInput,
+): Promise<{ readonly signer: Address } | { readonly error: string; readonly args: unknown[] }> {
+  const appId = getAddress(bytesToHex(input.appId));
+  const rest = [
+    bytesToHex(input.derivedPubkey),
+    bytesToHex(input.appPubkey),
+    bytesToHex(input.appSignature),
+    bytesToHex(input.kmsSignature),
+  ] as const;
+  const call =
+    (input.guestApiVersion ?? 0) === 0
+      ? target.contract.read.verifyDstackKeyChain([appId, input.purpose, ...rest])
+      : target.contract.read.verifyDstackKeyChainV1([appId, stringToHex(input.purpose), ...rest]);
+  try {
+    return { signer: await call };
+  } catch (error) {
+    const revert = await catchRevert(Promise.reject(error));
+    return { error: revert.errorName ?? `undecoded ${revert.raw}`, args: [...revert.args] };
+  }
 }
