@@ -65,6 +65,14 @@ async function standings(fx: ClusterFixture, ids: readonly bigint[]): Promise<nu
   return Promise.all(ids.map((id) => fx.owner.read.memberStanding([id])));
 }
 
+/** A new node of an app of its own on the machine of `deviceId`, running the simulated compose. */
+function nodeOnDevice(fx: ClusterFixture, deviceId: Hex) {
+  return simulatedNode(fx.kmsRoot, randomAppId(), {
+    deviceId: hexToBytes(deviceId),
+    composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
+  });
+}
+
 /** Revokes `node`'s device; returns the revocation's block time. */
 async function revokeDeviceOf(fx: ClusterFixture, node: SimulatedNode): Promise<bigint> {
   const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
@@ -416,11 +424,7 @@ describe("the records the owner's policy calls keep", async () => {
   it("an unlisted device under allow-any-device is held by fingerprint by every member on it, kept after they end", async () => {
     const fx = await setupCluster();
     const deviceId = randomBytes32();
-    const onMachine = () =>
-      simulatedNode(fx.kmsRoot, randomAppId(), {
-        deviceId: hexToBytes(deviceId),
-        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
-      });
+    const onMachine = () => nodeOnDevice(fx, deviceId);
     const first = onMachine();
     const second = onMachine();
     const firstId = await admit(fx, first);
@@ -464,11 +468,7 @@ describe("the records the owner's policy calls keep", async () => {
   it("a device listed after members joined on it unlisted keeps them by fingerprint; a listed device by its id", async () => {
     const fx = await setupCluster();
     const deviceId = randomBytes32();
-    const onMachine = () =>
-      simulatedNode(fx.kmsRoot, randomAppId(), {
-        deviceId: hexToBytes(deviceId),
-        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
-      });
+    const onMachine = () => nodeOnDevice(fx, deviceId);
     const early = onMachine();
     const earlyId = await admit(fx, early);
     await mined(fx, await fx.owner.write.addDevice([deviceId]));
@@ -515,11 +515,7 @@ describe("members held by fingerprint (a device no owner call named)", async () 
   it("revoking the device makes every member on it stale, and evictStale evicts exactly them", async () => {
     const fx = await setupCluster();
     const deviceId = randomBytes32();
-    const onMachine = () =>
-      simulatedNode(fx.kmsRoot, randomAppId(), {
-        deviceId: hexToBytes(deviceId),
-        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
-      });
+    const onMachine = () => nodeOnDevice(fx, deviceId);
     const bystander = nodeOn(fx.kmsRoot);
     const ids = [
       await admit(fx, onMachine()),

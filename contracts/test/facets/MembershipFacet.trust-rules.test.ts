@@ -105,6 +105,18 @@ async function refusedAsSigned(
   );
 }
 
+/** Expects `node`'s registration with `signature` to be refused with RegistrationSignatureMismatch, naming
+ * the member key and the signer the contract recovered for `nonce`. */
+async function refusedSignature(fx: ClusterFixture, node: SimulatedNode, signature: Hex, nonce: bigint) {
+  await refused(
+    fx,
+    node.appId,
+    () => registerWith(fx, node, node.proof, signature),
+    "RegistrationSignatureMismatch",
+    [node.memberAccount.address, await registrationSigner(fx, node, nonce, signature)],
+  );
+}
+
 async function allowedNode(fx: ClusterFixture, node: SimulatedNode = simulatedNode(fx.kmsRoot)) {
   await fx.owner.write.addAppId([node.appId]);
   return node;
@@ -342,26 +354,14 @@ describe("trust rules of register", async () => {
     const node = await allowedNode(fx);
     const otherCluster = privateKeyToAccount(generatePrivateKey()).address;
     const signature = await signRegistration(fx, node, { cluster: otherCluster });
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, node.proof, signature),
-      "RegistrationSignatureMismatch",
-      [node.memberAccount.address, await registrationSigner(fx, node, 0n, signature)],
-    );
+    await refusedSignature(fx, node, signature, 0n);
   });
 
   it("refuses a registration signed for another chain id", async () => {
     const node = await allowedNode(fx);
     const signature = await signRegistration(fx, node, { chainId: 8453 });
     assert.notEqual(fx.chainId, 8453);
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, node.proof, signature),
-      "RegistrationSignatureMismatch",
-      [node.memberAccount.address, await registrationSigner(fx, node, 0n, signature)],
-    );
+    await refusedSignature(fx, node, signature, 0n);
   });
 
   it("refuses a replay of an old registration after eviction and re-allowing", async () => {
@@ -370,13 +370,7 @@ describe("trust rules of register", async () => {
     const [memberId] = await fx.owner.read.memberOfApp([node.appId]);
     await fx.owner.write.evict([memberId, 1]);
     await fx.owner.write.addAppId([node.appId]);
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, node.proof, oldSignature),
-      "RegistrationSignatureMismatch",
-      [node.memberAccount.address, await registrationSigner(fx, node, 1n, oldSignature)],
-    );
+    await refusedSignature(fx, node, oldSignature, 1n);
   });
 
   it("refuses the malleable high-s twin of a valid registration signature with SignatureMalleable", async () => {
