@@ -289,8 +289,8 @@ contract ClusterRulesInvariantTest is Test {
     /// @notice The handler's callers. The handler acts through its own keys and ignores `msg.sender`,
     /// so a fixed set of callers loses nothing; without it the runner draws a random caller for every
     /// call and drops the ones it excludes (precompiles, the cheatcode address), and those drops add up
-    /// over a whole campaign: past 65,536 of them (about a million calls, so at the deep profile's
-    /// 100,000 runs of 20 calls) it stops with "Could not generate case".
+    /// over a whole campaign against one limit (proptest's local rejections, 65,536 by default): the
+    /// deep profile's 100,000 runs of 20 calls stopped with "Could not generate case", 2,000 did not.
     function targetSenders() public pure returns (address[] memory senders) {
         senders = new address[](3);
         for (uint256 i; i < senders.length; ++i) {
