@@ -4,25 +4,21 @@
 // (a static call). `DstackKmsForwarder` (contracts/test/mocks) does exactly that; every member app must
 // answer through it as the cluster policy says, with dstack's AppBootInfo layout.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { clusterAbi, memberAppAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   type Abi,
   type AbiFunction,
   type Address,
-  bytesToHex,
   getAddress,
   getContract,
   type Hex,
   parseAbi,
-  parseEventLogs,
   toFunctionSelector,
 } from "viem";
 import { type ClusterFixture, randomAppId, setupCluster } from "../../test/helpers/cluster.ts";
 import { canonical, expectRevert } from "../../test/helpers/revert.ts";
-
-const randomHash = (): Hex => bytesToHex(randomBytes(32));
+import { bootInfo, randomHash, sendDecoded } from "./utils/chain.ts";
 
 // dstack's IAppAuth.AppBootInfo (kms/auth-eth/contracts/IAppAuth.sol), field by field, and the
 // ERC-165 id dstack's contracts answer for IAppAuth.
@@ -53,13 +49,10 @@ function isAppAllowedOf(abi: Abi): AbiFunction {
   return fn;
 }
 
+/** Sends; the decoded events (every log is one of the cluster ABI's), hex in lower case. */
 async function send(fx: ClusterFixture, write: Promise<Hex>) {
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash: await write });
-  assert.equal(receipt.status, "success");
-  return parseEventLogs({ abi: clusterAbi, logs: receipt.logs }).map((e) => ({
-    name: e.eventName,
-    args: canonical(e.args),
-  }));
+  const { decoded } = await sendDecoded(fx, write);
+  return decoded.map((e) => ({ name: e.eventName, args: canonical(e.args) }));
 }
 
 describe("dstack's KMS path to a member app", async () => {
@@ -84,14 +77,8 @@ describe("dstack's KMS path to a member app", async () => {
   await send(fx, owner.write.addDevice([deviceId]));
 
   const boot = (appId: Address, overrides: Partial<Record<string, unknown>> = {}) => ({
-    appId,
-    composeHash,
-    instanceId: randomAppId(),
-    deviceId,
-    mrAggregated: randomHash(),
-    mrSystem: randomHash(),
+    ...bootInfo(appId, composeHash, deviceId),
     osImageHash,
-    tcbStatus: "UpToDate",
     advisoryIds: ["INTEL-SA-00837"],
     ...overrides,
   });

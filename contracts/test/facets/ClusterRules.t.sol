@@ -286,6 +286,18 @@ contract ClusterRulesInvariantTest is Test {
         targets[0] = address(handler);
     }
 
+    /// @notice The handler's callers. The handler acts through its own keys and ignores `msg.sender`,
+    /// so a fixed set of callers loses nothing; without it the runner draws a random caller for every
+    /// call and drops the ones it excludes (precompiles, the cheatcode address), and those drops add up
+    /// over a whole campaign against one limit (proptest's local rejections, 65,536 by default): the
+    /// deep profile's 100,000 runs of 20 calls stopped with "Could not generate case", 2,000 did not.
+    function targetSenders() public pure returns (address[] memory senders) {
+        senders = new address[](3);
+        for (uint256 i; i < senders.length; ++i) {
+            senders[i] = address(uint160(uint256(keccak256(abi.encode("attestmesh.invariant.sender", i)))));
+        }
+    }
+
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
         bytes4[] memory selectors = new bytes4[](14);
         selectors[0] = ClusterHandler.register.selector;

@@ -6,17 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import {
-  type ContractEventName,
-  type Hash,
-  type Hex,
-  type Log,
-  parseEventLogs,
-  zeroAddress,
-  zeroHash,
-} from "viem";
+import { type Hex, zeroAddress, zeroHash } from "viem";
 import {
   admit,
   type ClusterFixture,
@@ -27,23 +17,11 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
-
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
+import { eventsOf, mined, Status, signMember } from "../utils/chain.ts";
 
 interface Member {
   readonly node: SimulatedNode;
   readonly memberId: bigint;
-}
-
-async function mined(fx: ClusterFixture, hash: Hash) {
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, "success");
-  const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
-  return { receipt, timestamp: Number(block.timestamp) };
-}
-
-function eventsOf<const N extends ContractEventName<typeof clusterAbi>>(logs: Log[], eventName: N) {
-  return parseEventLogs({ abi: clusterAbi, logs, eventName });
 }
 
 async function member(fx: ClusterFixture): Promise<Member> {
@@ -62,24 +40,13 @@ async function registerWith(
   return fx.relayer.write.register([node.proof, keys.wireguardKey, keys.identityKey, node.claims, signature]);
 }
 
-function sign(
-  fx: ClusterFixture,
-  m: Member,
-  primaryType: "Leave" | "CommitCsk" | "ConfirmCsk" | "ReopenCsk",
-  message: object,
-) {
-  return m.node.memberAccount.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType,
-    message,
-  } as never);
-}
-
 async function leave(fx: ClusterFixture, m: Member) {
   return mined(
     fx,
-    await fx.relayer.write.leaveCluster([m.memberId, await sign(fx, m, "Leave", { memberId: m.memberId })]),
+    await fx.relayer.write.leaveCluster([
+      m.memberId,
+      await signMember(fx, m.node.memberAccount, "Leave", { memberId: m.memberId }),
+    ]),
   );
 }
 
@@ -141,33 +108,17 @@ describe("item 2: a public key belongs to one app id", async () => {
     await leave(fx, attacker);
     await assertIntact(fx, victim, "after the attacker left");
     const nonceBefore = await fx.owner.read.registrationNonce([attacker.node.appId]);
-    await expectRevert(
-      registerWith(fx, attacker.node, {
-        wireguardKey: victim.node.wireguardKey,
-        identityKey: attacker.node.identityKey,
-      }),
-      "WireguardKeyInUse",
-      [victim.node.wireguardKey, victim.node.appId, victim.memberId],
-    );
-    await assertIntact(fx, victim, "after the WireGuard key attempt");
-    await expectRevert(
-      registerWith(fx, attacker.node, {
-        wireguardKey: attacker.node.wireguardKey,
-        identityKey: victim.node.identityKey,
-      }),
-      "IdentityKeyInUse",
-      [victim.node.identityKey, victim.node.appId, victim.memberId],
-    );
-    await assertIntact(fx, victim, "after the identity key attempt");
-    await expectRevert(
-      registerWith(fx, attacker.node, {
-        wireguardKey: victim.node.wireguardKey,
-        identityKey: victim.node.identityKey,
-      }),
-      "WireguardKeyInUse",
-      [victim.node.wireguardKey, victim.node.appId, victim.memberId],
-    );
-    await assertIntact(fx, victim, "after the attempt with both keys");
+    const { wireguardKey, identityKey, appId } = victim.node;
+    const wireguardInUse = ["WireguardKeyInUse", [wireguardKey, appId, victim.memberId]] as const;
+    const identityInUse = ["IdentityKeyInUse", [identityKey, appId, victim.memberId]] as const;
+    for (const [attempt, keys, [error, args]] of [
+      ["the WireGuard key attempt", { wireguardKey, identityKey: attacker.node.identityKey }, wireguardInUse],
+      ["the identity key attempt", { wireguardKey: attacker.node.wireguardKey, identityKey }, identityInUse],
+      ["the attempt with both keys", { wireguardKey, identityKey }, wireguardInUse],
+    ] as const) {
+      await expectRevert(registerWith(fx, attacker.node, keys), error, [...args]);
+      await assertIntact(fx, victim, `after ${attempt}`);
+    }
     assert.equal(
       await fx.owner.read.registrationNonce([attacker.node.appId]),
       nonceBefore,
@@ -286,17 +237,28 @@ describe("item 3: a CSK epoch nobody can open does not stall the cluster", async
   }
   async function commit(m: Member, commitment: Hex) {
     const e = await epoch();
-    const signature = await sign(fx, m, "CommitCsk", { memberId: m.memberId, epoch: e, commitment });
+    const signature = await signMember(fx, m.node.memberAccount, "CommitCsk", {
+      memberId: m.memberId,
+      epoch: e,
+      commitment,
+    });
     return fx.relayer.write.commitCsk([m.memberId, e, commitment, signature]);
   }
   async function confirm(m: Member, commitment: Hex, e?: bigint) {
     const at = e ?? (await epoch());
-    const signature = await sign(fx, m, "ConfirmCsk", { memberId: m.memberId, epoch: at, commitment });
+    const signature = await signMember(fx, m.node.memberAccount, "ConfirmCsk", {
+      memberId: m.memberId,
+      epoch: at,
+      commitment,
+    });
     return fx.relayer.write.confirmCsk([m.memberId, at, commitment, signature]);
   }
   async function reopen(m: Member, e?: bigint) {
     const at = e ?? (await epoch());
-    const signature = await sign(fx, m, "ReopenCsk", { memberId: m.memberId, epoch: at });
+    const signature = await signMember(fx, m.node.memberAccount, "ReopenCsk", {
+      memberId: m.memberId,
+      epoch: at,
+    });
     return fx.relayer.write.reopenCsk([m.memberId, at, signature]);
   }
   /** Everything a refused recovery call must leave untouched. */
@@ -378,14 +340,21 @@ describe("item 3: a CSK epoch nobody can open does not stall the cluster", async
     await mined(fx, await commit(a, key));
     await refused(() => confirm(b, key, open - 1n), "CskEpochMismatch", [open, open - 1n]);
     await refused(() => reopen(b, open + 1n), "CskEpochMismatch", [open, open + 1n]);
-    const forged = await sign(fx, a, "ConfirmCsk", { memberId: b.memberId, epoch: open, commitment: key });
+    const forged = await signMember(fx, a.node.memberAccount, "ConfirmCsk", {
+      memberId: b.memberId,
+      epoch: open,
+      commitment: key,
+    });
     await refused(
       () => fx.relayer.write.confirmCsk([b.memberId, open, key, forged]),
       "MemberSignatureMismatch",
       [b.memberId, a.node.memberAccount.address],
     );
     await warp(delay);
-    const forgedReopen = await sign(fx, a, "ReopenCsk", { memberId: b.memberId, epoch: open });
+    const forgedReopen = await signMember(fx, a.node.memberAccount, "ReopenCsk", {
+      memberId: b.memberId,
+      epoch: open,
+    });
     await refused(
       () => fx.relayer.write.reopenCsk([b.memberId, open, forgedReopen]),
       "MemberSignatureMismatch",

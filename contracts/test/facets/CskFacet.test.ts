@@ -4,17 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import {
-  type ContractEventName,
-  type Hash,
-  type Hex,
-  type Log,
-  parseEventLogs,
-  recoverTypedDataAddress,
-  toHex,
-  zeroHash,
-} from "viem";
+import { type Hash, type Hex, toHex, zeroHash } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   admit,
@@ -25,40 +15,9 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { eventsOf, memberCallSigner, mined, Status, signCommit, signLeave } from "../utils/chain.ts";
 
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const EVICTED_BY_REVOCATION = 255;
-
-type Signer = SimulatedNode["memberAccount"];
-
-async function mined(fx: ClusterFixture, hash: Hash) {
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, "success");
-  const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
-  return { receipt, timestamp: Number(block.timestamp) };
-}
-
-function eventsOf<const N extends ContractEventName<typeof clusterAbi>>(logs: Log[], eventName: N) {
-  return parseEventLogs({ abi: clusterAbi, logs, eventName });
-}
-
-function signCommit(fx: ClusterFixture, signer: Signer, memberId: bigint, epoch: bigint, commitment: Hex) {
-  return signer.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "CommitCsk",
-    message: { memberId, epoch, commitment },
-  });
-}
-
-function signLeave(fx: ClusterFixture, signer: Signer, memberId: bigint) {
-  return signer.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Leave",
-    message: { memberId },
-  });
-}
 
 function freshCommitment(): Hex {
   return commitmentOf(randomBytes(32));
@@ -69,23 +28,29 @@ async function currentEpoch(fx: ClusterFixture): Promise<bigint> {
   return epoch;
 }
 
+interface Member {
+  readonly node: SimulatedNode;
+  readonly memberId: bigint;
+}
+
 /** A new active member. */
-async function member(fx: ClusterFixture) {
+async function member(fx: ClusterFixture): Promise<Member> {
   const node = simulatedNode(fx.kmsRoot);
   const memberId = await admit(fx, node);
   return { node, memberId };
 }
 
 /** Commits `commitment` for the current epoch as `committer`; returns the epoch. */
-async function commit(
-  fx: ClusterFixture,
-  committer: { node: SimulatedNode; memberId: bigint },
-  commitment: Hex,
-) {
+async function commit(fx: ClusterFixture, committer: Member, commitment: Hex) {
   const epoch = await currentEpoch(fx);
-  const signature = await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, commitment);
-  await mined(fx, await fx.relayer.write.commitCsk([committer.memberId, epoch, commitment, signature]));
+  await mined(fx, await commitCskAs(fx, committer, epoch, commitment));
   return epoch;
+}
+
+/** `committer`'s own signed commitCsk for `epoch` (sent, not awaited). */
+async function commitCskAs(fx: ClusterFixture, committer: Member, epoch: bigint, commitment: Hex) {
+  const signature = await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, commitment);
+  return fx.relayer.write.commitCsk([committer.memberId, epoch, commitment, signature]);
 }
 
 async function cskState(fx: ClusterFixture) {
@@ -186,18 +151,10 @@ describe("CSK epochs", async () => {
       [active.memberId, outsider.address],
     );
     // A member that left keeps its key but not its right to commit.
-    await refused(
-      fx,
-      async () =>
-        fx.relayer.write.commitCsk([
-          leaver.memberId,
-          epoch,
-          commitment,
-          await signCommit(fx, leaver.node.memberAccount, leaver.memberId, epoch, commitment),
-        ]),
-      "MemberNotActive",
-      [leaver.memberId, Status.Left],
-    );
+    await refused(fx, async () => commitCskAs(fx, leaver, epoch, commitment), "MemberNotActive", [
+      leaver.memberId,
+      Status.Left,
+    ]);
   });
 
   it("refuses a commitment from an evicted member, even for the epoch its eviction opened", async () => {
@@ -205,18 +162,10 @@ describe("CSK epochs", async () => {
     await mined(fx, await fx.owner.write.evict([evicted.memberId, 5]));
     const epoch = await currentEpoch(fx);
     const commitment = freshCommitment();
-    await refused(
-      fx,
-      async () =>
-        fx.relayer.write.commitCsk([
-          evicted.memberId,
-          epoch,
-          commitment,
-          await signCommit(fx, evicted.node.memberAccount, evicted.memberId, epoch, commitment),
-        ]),
-      "MemberNotActive",
-      [evicted.memberId, Status.Evicted],
-    );
+    await refused(fx, async () => commitCskAs(fx, evicted, epoch, commitment), "MemberNotActive", [
+      evicted.memberId,
+      Status.Evicted,
+    ]);
   });
 
   it("refuses a commitment for any epoch but the current one with CskEpochMismatch", async () => {
@@ -225,36 +174,17 @@ describe("CSK epochs", async () => {
     assert.ok(epoch > 0n, "earlier tests opened later epochs");
     const commitment = freshCommitment();
     for (const wrong of [epoch + 1n, epoch - 1n, 0n, 2n ** 64n - 1n]) {
-      await refused(
-        fx,
-        async () =>
-          fx.relayer.write.commitCsk([
-            committer.memberId,
-            wrong,
-            commitment,
-            await signCommit(fx, committer.node.memberAccount, committer.memberId, wrong, commitment),
-          ]),
-        "CskEpochMismatch",
-        [epoch, wrong],
-      );
+      await refused(fx, async () => commitCskAs(fx, committer, wrong, commitment), "CskEpochMismatch", [
+        epoch,
+        wrong,
+      ]);
     }
   });
 
   it("refuses a zero commitment with CskCommitmentZero", async () => {
     const committer = await member(fx);
     const epoch = await currentEpoch(fx);
-    await refused(
-      fx,
-      async () =>
-        fx.relayer.write.commitCsk([
-          committer.memberId,
-          epoch,
-          zeroHash,
-          await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, zeroHash),
-        ]),
-      "CskCommitmentZero",
-      [],
-    );
+    await refused(fx, async () => commitCskAs(fx, committer, epoch, zeroHash), "CskCommitmentZero", []);
   });
 
   it("refuses a second commitment for a committed epoch with CskAlreadyCommitted, the same member's included", async () => {
@@ -264,18 +194,10 @@ describe("CSK epochs", async () => {
     const epoch = await commit(fx, first, commitment);
     for (const committer of [second, first]) {
       const other = freshCommitment();
-      await refused(
-        fx,
-        async () =>
-          fx.relayer.write.commitCsk([
-            committer.memberId,
-            epoch,
-            other,
-            await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, other),
-          ]),
-        "CskAlreadyCommitted",
-        [epoch, commitment],
-      );
+      await refused(fx, async () => commitCskAs(fx, committer, epoch, other), "CskAlreadyCommitted", [
+        epoch,
+        commitment,
+      ]);
     }
   });
 
@@ -289,20 +211,18 @@ describe("CSK epochs", async () => {
     const signed = freshCommitment();
     const signature = await signCommit(fx, alice.node.memberAccount, alice.memberId, epoch, signed);
     const tampered = freshCommitment();
-    const domain = memberDomain(fx.chainId, fx.deployed.diamond);
     await refused(
       fx,
       () => fx.relayer.write.commitCsk([alice.memberId, epoch, tampered, signature]),
       "MemberSignatureMismatch",
       [
         alice.memberId,
-        await recoverTypedDataAddress({
-          domain,
-          types: memberTypes,
-          primaryType: "CommitCsk",
-          message: { memberId: alice.memberId, epoch, commitment: tampered },
+        await memberCallSigner(
+          fx,
+          "CommitCsk",
+          { memberId: alice.memberId, epoch, commitment: tampered },
           signature,
-        }),
+        ),
       ],
     );
     // Alice's signature does not let anyone commit in Bob's name, nor Bob's key in Alice's.
@@ -356,13 +276,12 @@ describe("CSK epochs", async () => {
       "MemberSignatureMismatch",
       [
         alice.memberId,
-        await recoverTypedDataAddress({
-          domain: memberDomain(fx.chainId, fx.deployed.diamond),
-          types: memberTypes,
-          primaryType: "CommitCsk",
-          message: { memberId: alice.memberId, epoch: next, commitment },
+        await memberCallSigner(
+          fx,
+          "CommitCsk",
+          { memberId: alice.memberId, epoch: next, commitment },
           signature,
-        }),
+        ),
       ],
     );
   });

@@ -4,7 +4,6 @@
 // same values for every corrupted variant.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { KEY_ALGORITHMS } from "@attestmesh/shared/dstack/keychain.ts";
 import { type KeyChainInput, verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
@@ -13,9 +12,10 @@ import {
   equivalentChainInputs,
   randomValidChainInput,
 } from "@attestmesh/shared/testing/dstack/corrupt.ts";
-import { type Address, bytesToHex, getAddress, getContract, stringToHex } from "viem";
+import type { Address } from "viem";
 import { setupCluster } from "../../../test/helpers/cluster.ts";
-import { canonical, catchRevert } from "../../../test/helpers/revert.ts";
+import { canonical } from "../../../test/helpers/revert.ts";
+import { attestorTargets, verifyOnChain } from "../utils/chain.ts";
 
 const SEEDS = [1, 2, 3];
 
@@ -77,34 +77,10 @@ function offChain(input: KeyChainInput): Outcome {
 
 describe("off-chain and on-chain dstack key-chain verifiers", async () => {
   const fx = await setupCluster();
-  const facet = getContract({
-    address: fx.deployed.facets.DstackAttestorFacet,
-    abi: clusterAbi,
-    client: fx.publicClient,
-  });
-  const targets = [
-    { name: "diamond", contract: fx.owner },
-    { name: "standalone facet", contract: facet },
-  ] as const;
+  const targets = attestorTargets(fx);
 
   async function onChain(target: (typeof targets)[number], input: KeyChainInput): Promise<Outcome> {
-    const rest = [
-      bytesToHex(input.derivedPubkey),
-      bytesToHex(input.appPubkey),
-      bytesToHex(input.appSignature),
-      bytesToHex(input.kmsSignature),
-    ] as const;
-    const appId = getAddress(bytesToHex(input.appId));
-    const call =
-      (input.guestApiVersion ?? 0) === 0
-        ? target.contract.read.verifyDstackKeyChain([appId, input.purpose, ...rest])
-        : target.contract.read.verifyDstackKeyChainV1([appId, stringToHex(input.purpose), ...rest]);
-    try {
-      return { signer: await call };
-    } catch (error) {
-      const revert = await catchRevert(Promise.reject(error));
-      return { error: revert.errorName ?? `undecoded ${revert.raw}`, args: [...revert.args] };
-    }
+    return verifyOnChain(target, input);
   }
 
   for (const guestApiVersion of [0, 1] as const)

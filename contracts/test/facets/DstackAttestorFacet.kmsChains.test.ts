@@ -5,7 +5,6 @@
 // the root), and never verify the production negative to a production root.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   appSignDerivedKey,
   kmsIssuedDigest,
@@ -20,10 +19,10 @@ import {
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { corruptChainInput } from "@attestmesh/shared/testing/dstack/corrupt.ts";
 import { hexToBytes } from "@noble/hashes/utils";
-import { type Address, bytesToHex, getAddress, getContract, stringToHex } from "viem";
+import { type Address, bytesToHex, getAddress } from "viem";
 import { type FixtureChain, loadKmsChains } from "../../../test/fixtures/dstack/fixtures.ts";
 import { setupCluster } from "../../../test/helpers/cluster.ts";
-import { catchRevert } from "../../../test/helpers/revert.ts";
+import { attestorTargets, verifyOnChain } from "../utils/chain.ts";
 
 /** The roots the issue names; the fixture's entries must match them exactly. */
 const PHALA_BASE_KMS = getAddress("0x52d3CF51c8A37A2CCfC79bBb98c7810d7Dd4CE51");
@@ -88,35 +87,11 @@ function offChain(input: KeyChainInput): Outcome {
 
 describe("real dstack KMS chains, on chain and off", async () => {
   const fx = await setupCluster();
-  const facet = getContract({
-    address: fx.deployed.facets.DstackAttestorFacet,
-    abi: clusterAbi,
-    client: fx.publicClient,
-  });
-  const targets = [
-    { name: "diamond", contract: fx.owner },
-    { name: "standalone facet", contract: facet },
-  ] as const;
+  const targets = attestorTargets(fx);
 
   async function onChain(target: (typeof targets)[number], input: KeyChainInput): Promise<Outcome> {
-    const appId = getAddress(bytesToHex(input.appId));
-    const rest = [
-      bytesToHex(input.derivedPubkey),
-      bytesToHex(input.appPubkey),
-      bytesToHex(input.appSignature),
-      bytesToHex(input.kmsSignature),
-    ] as const;
-    try {
-      return {
-        signer:
-          (input.guestApiVersion ?? 0) === 0
-            ? await target.contract.read.verifyDstackKeyChain([appId, input.purpose, ...rest])
-            : await target.contract.read.verifyDstackKeyChainV1([appId, stringToHex(input.purpose), ...rest]),
-      };
-    } catch (error) {
-      const revert = await catchRevert(Promise.reject(error));
-      return { error: revert.errorName ?? `undecoded ${revert.raw}` };
-    }
+    const outcome = await verifyOnChain(target, input);
+    return "error" in outcome ? { error: outcome.error } : outcome;
   }
 
   const table = validTable();

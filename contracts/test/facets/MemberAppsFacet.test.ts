@@ -1,17 +1,7 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { clusterAbi, memberAppAbi } from "@attestmesh/shared/contracts/abi.ts";
-import {
-  type Address,
-  bytesToHex,
-  getAddress,
-  getContract,
-  type Hex,
-  parseEventLogs,
-  toFunctionSelector,
-  toHex,
-} from "viem";
+import { memberAppAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { type Address, getAddress, getContract, type Hex, toFunctionSelector, toHex } from "viem";
 import {
   admit,
   type ClusterFixture,
@@ -20,39 +10,21 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { canonical, expectAnyRevert, expectRevert } from "../../../test/helpers/revert.ts";
+import { bootInfo, randomHash, sendDecoded } from "../utils/chain.ts";
 
 const APP_AUTH_ID = "0x1e079198";
 const ERC165_ID = toFunctionSelector("supportsInterface(bytes4)");
 // OpenZeppelin's Errors.FailedDeployment(), which Clones reverts with when CREATE2 fails.
 const FAILED_DEPLOYMENT = toFunctionSelector("FailedDeployment()");
 
-const randomHash = (): Hex => bytesToHex(randomBytes(32));
-
+/** Sends; the events of every contract that logged, decoded with the cluster ABI and where they came from. */
 async function send(fx: ClusterFixture, write: Promise<Hex>) {
-  const hash = await write;
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, "success");
-  const decoded = parseEventLogs({ abi: clusterAbi, logs: receipt.logs });
-  assert.equal(decoded.length, receipt.logs.length, "every log decodes with the cluster ABI");
+  const { decoded } = await sendDecoded(fx, write);
   return decoded.map((e) => ({ name: e.eventName, args: canonical(e.args), address: getAddress(e.address) }));
 }
 
 function memberApp(fx: ClusterFixture, address: Address) {
   return getContract({ address, abi: memberAppAbi, client: { public: fx.publicClient } });
-}
-
-function bootInfo(appId: Address, composeHash: Hex, deviceId: Hex = randomHash()) {
-  return {
-    appId,
-    composeHash,
-    instanceId: randomAppId(),
-    deviceId,
-    mrAggregated: randomHash(),
-    mrSystem: randomHash(),
-    osImageHash: randomHash(),
-    tcbStatus: "UpToDate",
-    advisoryIds: [],
-  };
 }
 
 /** What a salt's factory state looks like: the prediction, the code there, and the policy's view of it. */
@@ -72,6 +44,15 @@ describe("MemberAppsFacet", async () => {
   const owner = fx.owner;
 
   /** Creates a member app for a fresh salt and returns its address. */
+  /** A clone whose compose hash the owner allowed, on any device; the boot info it would be asked about. */
+  async function bootableClone() {
+    const address = await createApp();
+    const composeHash = randomHash();
+    await send(fx, owner.write.addComposeHash([composeHash]));
+    await send(fx, owner.write.setAllowAnyDevice([true]));
+    return { address, app: memberApp(fx, address), composeHash, info: bootInfo(address, composeHash) };
+  }
+
   async function createApp(): Promise<Address> {
     const salt = randomHash();
     const app = await owner.read.predictMemberApp([salt]);
@@ -166,12 +147,7 @@ describe("MemberAppsFacet", async () => {
   });
 
   it("the clone allows a boot when its compose hash is allowed and any device may host", async () => {
-    const address = await createApp();
-    const app = memberApp(fx, address);
-    const composeHash = randomHash();
-    await send(fx, owner.write.addComposeHash([composeHash]));
-    await send(fx, owner.write.setAllowAnyDevice([true]));
-    const info = bootInfo(address, composeHash);
+    const { app, info } = await bootableClone();
     assert.deepEqual([...(await app.read.isAppAllowed([info]))], [true, ""]);
     assert.deepEqual(
       [...(await app.read.isAppAllowed([info]))],
@@ -230,12 +206,7 @@ describe("MemberAppsFacet", async () => {
   });
 
   it("the clone refuses once its app id is revoked in the cluster", async () => {
-    const address = await createApp();
-    const app = memberApp(fx, address);
-    const composeHash = randomHash();
-    await send(fx, owner.write.addComposeHash([composeHash]));
-    await send(fx, owner.write.setAllowAnyDevice([true]));
-    const info = bootInfo(address, composeHash);
+    const { address, app, info } = await bootableClone();
     assert.deepEqual([...(await app.read.isAppAllowed([info]))], [true, ""]);
     await send(fx, owner.write.revokeAppId([address, toHex("revoked", { size: 32 })]));
     assert.deepEqual([...(await app.read.isAppAllowed([info]))], [false, "App id revoked"]);

@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { type MeshCidr, numberToIp, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { type Hex, parseEventLogs } from "viem";
 import {
@@ -16,8 +15,7 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { catchRevert } from "../../../test/helpers/revert.ts";
-
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
+import { Status, signLeave } from "../utils/chain.ts";
 
 /** mulberry32: a tiny seeded PRNG, so a failing run replays from its seed. */
 function prng(seed: number) {
@@ -56,15 +54,6 @@ function expectedOffset(memberId: bigint, used: ReadonlySet<number>, hosts: numb
     if (!used.has(offset)) return offset;
   }
   return null;
-}
-
-function signLeave(fx: ClusterFixture, node: SimulatedNode, memberId: bigint): Promise<Hex> {
-  return node.memberAccount.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Leave",
-    message: { memberId },
-  });
 }
 
 /** A simulated cluster driver that keeps a model of the mesh next to the chain. */
@@ -128,7 +117,10 @@ function meshModel(fx: ClusterFixture, cidr: MeshCidr) {
 
   async function leave(tracked: Tracked) {
     const memberId = tracked.activeId!;
-    await fx.relayer.write.leaveCluster([memberId, await signLeave(fx, tracked.node, memberId)]);
+    await fx.relayer.write.leaveCluster([
+      memberId,
+      await signLeave(fx, tracked.node.memberAccount, memberId),
+    ]);
     active.delete(memberId);
     tracked.activeId = null;
     stats.left++;
@@ -201,20 +193,24 @@ function meshModel(fx: ClusterFixture, cidr: MeshCidr) {
   return { hosts, active, stats, register, leave, evict, check, step, newTracked, nodes };
 }
 
+/** `steps` random register/leave/evict steps from `seed` (`pool` tracked nodes), each checked. */
+async function randomWalk(mesh: ReturnType<typeof meshModel>, seed: number, steps: number, pool: number) {
+  const random = prng(seed);
+  for (let i = 1; i <= steps; i++) {
+    const context = `seed ${seed}, step ${i}`;
+    await mesh.step(random, pool, context);
+    await mesh.check(context);
+  }
+}
+
 describe("mesh allocation invariants in a /28 (14 hosts)", async () => {
   const cidr = parseMeshCidr("10.9.0.0/28");
   const fx = await setupCluster({ meshCidr: "10.9.0.0/28" });
 
   it("keeps addresses unique, inside the CIDR and counted through 150 random register/leave/evict steps", async () => {
-    const seed = 0x28a11c;
-    const random = prng(seed);
     const mesh = meshModel(fx, cidr);
     await mesh.check("start");
-    for (let i = 1; i <= 150; i++) {
-      const context = `seed ${seed}, step ${i}`;
-      await mesh.step(random, 24, context);
-      await mesh.check(context);
-    }
+    await randomWalk(mesh, 0x28a11c, 150, 24);
     // The run must have exercised what it claims to: a full mesh, wrapped ids and collisions.
     assert.ok(mesh.stats.meshFull > 0, `the mesh never filled: ${JSON.stringify(mesh.stats)}`);
     assert.ok(mesh.stats.wrapped > 0, `member ids never wrapped: ${JSON.stringify(mesh.stats)}`);
@@ -254,14 +250,8 @@ describe("mesh allocation invariants in a /16", async () => {
   const fx = await setupCluster({ meshCidr: "10.77.0.0/16" });
 
   it("keeps addresses unique, inside the CIDR and counted through 40 random steps", async () => {
-    const seed = 0x16f00d;
-    const random = prng(seed);
     const mesh = meshModel(fx, cidr);
-    for (let i = 1; i <= 40; i++) {
-      const context = `seed ${seed}, step ${i}`;
-      await mesh.step(random, 30, context);
-      await mesh.check(context);
-    }
+    await randomWalk(mesh, 0x16f00d, 40, 30);
     assert.ok(mesh.stats.registered >= 15, `too few registrations: ${JSON.stringify(mesh.stats)}`);
     assert.ok(mesh.stats.left + mesh.stats.evicted > 0);
   });

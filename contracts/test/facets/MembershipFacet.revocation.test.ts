@@ -8,7 +8,6 @@ import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { createKmsRoot, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { deviceFingerprint } from "@attestmesh/shared/contracts/deviceFingerprint.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { type Hash, type Hex, hexToBytes, keccak256, parseAbiItem, toHex, zeroHash } from "viem";
 import {
   admit,
@@ -17,12 +16,11 @@ import {
   SIMULATED_COMPOSE_HASH,
   type SimulatedNode,
   setupCluster,
-  signRegistration,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { registerArgs, Status, signLeave } from "../utils/chain.ts";
 
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const Standing = {
   NotActive: 0,
   Good: 1,
@@ -67,19 +65,26 @@ async function standings(fx: ClusterFixture, ids: readonly bigint[]): Promise<nu
   return Promise.all(ids.map((id) => fx.owner.read.memberStanding([id])));
 }
 
-async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
-  const nonce = await fx.owner.read.registrationNonce([node.appId]);
-  const signature = await signRegistration(fx, node, { nonce });
-  return [node.proof, node.wireguardKey, node.identityKey, node.claims, signature] as const;
+/** A new node of an app of its own on the machine of `deviceId`, running the simulated compose. */
+function nodeOnDevice(fx: ClusterFixture, deviceId: Hex) {
+  return simulatedNode(fx.kmsRoot, randomAppId(), {
+    deviceId: hexToBytes(deviceId),
+    composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
+  });
 }
 
-function signLeave(fx: ClusterFixture, node: SimulatedNode, memberId: bigint): Promise<Hex> {
-  return node.memberAccount.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Leave",
-    message: { memberId },
-  });
+/** Revokes `node`'s device; returns the revocation's block time. */
+async function revokeDeviceOf(fx: ClusterFixture, node: SimulatedNode): Promise<bigint> {
+  const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
+  return (await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber })).timestamp;
+}
+
+/** Expects `node`'s registration to be refused with DeviceIdRevoked, naming the device and `revokedAt`. */
+async function expectDeviceRevoked(fx: ClusterFixture, node: SimulatedNode, revokedAt: bigint) {
+  await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
+    node.claims.deviceId,
+    revokedAt,
+  ]);
 }
 
 describe("recorded claims", async () => {
@@ -168,19 +173,12 @@ describe("joining needs claims the policy admits", async () => {
   it("refuses a revoked device even while any device is allowed", async () => {
     const fx = await setupCluster();
     const node = nodeOn(fx.kmsRoot);
-    const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
-    const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+    const revokedAt = await revokeDeviceOf(fx, node);
     await fx.owner.write.addAppId([node.appId]);
-    await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
-      node.claims.deviceId,
-      block.timestamp,
-    ]);
+    await expectDeviceRevoked(fx, node, revokedAt);
     // With devices restricted the refusal still names the revocation, not just the missing listing.
     await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
-    await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
-      node.claims.deviceId,
-      block.timestamp,
-    ]);
+    await expectDeviceRevoked(fx, node, revokedAt);
   });
 
   it("a device taken off the allowlist (not revoked) leaves its members non-standing while devices are restricted", async () => {
@@ -272,7 +270,10 @@ describe("a member the owner revoked cannot stay", async () => {
       }
 
       // Leaving and coming back with the same static proof and a fresh signature.
-      await mined(fx, await fx.relayer.write.leaveCluster([memberId, await signLeave(fx, node, memberId)]));
+      await mined(
+        fx,
+        await fx.relayer.write.leaveCluster([memberId, await signLeave(fx, node.memberAccount, memberId)]),
+      );
       const [name, args] = scenario.refusal(node, extraRoot, extraCompose);
       await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), name, args);
       assert.equal(await fx.owner.read.isMember([node.appId]), false);
@@ -303,7 +304,10 @@ describe("evictStale", async () => {
       bigint,
       bigint,
     ];
-    await mined(fx, await fx.relayer.write.leaveCluster([leaverId, await signLeave(fx, leaver, leaverId)]));
+    await mined(
+      fx,
+      await fx.relayer.write.leaveCluster([leaverId, await signLeave(fx, leaver.memberAccount, leaverId)]),
+    );
     await mined(fx, await fx.owner.write.revokeDevice([onRevokedDevice.claims.deviceId, REASON]));
     await mined(fx, await fx.owner.write.removeComposeHash([extraCompose]));
     await mined(fx, await fx.owner.write.removeKmsRoot([extraRoot.address]));
@@ -409,26 +413,18 @@ describe("the records the owner's policy calls keep", async () => {
     await mined(fx, await fx.owner.write.setAllowAnyDevice([false]));
     const node = nodeOn(fx.kmsRoot);
     await mined(fx, await fx.owner.write.addDevice([node.claims.deviceId]));
-    const receipt = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, REASON]));
-    const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+    const revokedAt = await revokeDeviceOf(fx, node);
     await fx.owner.write.addAppId([node.appId]);
     for (const anyDevice of [false, true]) {
       await mined(fx, await fx.owner.write.setAllowAnyDevice([anyDevice]));
-      await expectRevert(fx.relayer.write.register(await registerArgs(fx, node)), "DeviceIdRevoked", [
-        node.claims.deviceId,
-        block.timestamp,
-      ]);
+      await expectDeviceRevoked(fx, node, revokedAt);
     }
   });
 
   it("an unlisted device under allow-any-device is held by fingerprint by every member on it, kept after they end", async () => {
     const fx = await setupCluster();
     const deviceId = randomBytes32();
-    const onMachine = () =>
-      simulatedNode(fx.kmsRoot, randomAppId(), {
-        deviceId: hexToBytes(deviceId),
-        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
-      });
+    const onMachine = () => nodeOnDevice(fx, deviceId);
     const first = onMachine();
     const second = onMachine();
     const firstId = await admit(fx, first);
@@ -446,7 +442,10 @@ describe("the records the owner's policy calls keep", async () => {
       ]),
     );
     // The device word moves into the record when the membership ends, like the member key.
-    await mined(fx, await fx.relayer.write.leaveCluster([firstId, await signLeave(fx, first, firstId)]));
+    await mined(
+      fx,
+      await fx.relayer.write.leaveCluster([firstId, await signLeave(fx, first.memberAccount, firstId)]),
+    );
     await mined(fx, await fx.owner.write.evict([secondId, 1]));
     for (const id of [firstId, secondId]) {
       const claims = await fx.owner.read.memberClaims([id]);
@@ -469,11 +468,7 @@ describe("the records the owner's policy calls keep", async () => {
   it("a device listed after members joined on it unlisted keeps them by fingerprint; a listed device by its id", async () => {
     const fx = await setupCluster();
     const deviceId = randomBytes32();
-    const onMachine = () =>
-      simulatedNode(fx.kmsRoot, randomAppId(), {
-        deviceId: hexToBytes(deviceId),
-        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
-      });
+    const onMachine = () => nodeOnDevice(fx, deviceId);
     const early = onMachine();
     const earlyId = await admit(fx, early);
     await mined(fx, await fx.owner.write.addDevice([deviceId]));
@@ -520,11 +515,7 @@ describe("members held by fingerprint (a device no owner call named)", async () 
   it("revoking the device makes every member on it stale, and evictStale evicts exactly them", async () => {
     const fx = await setupCluster();
     const deviceId = randomBytes32();
-    const onMachine = () =>
-      simulatedNode(fx.kmsRoot, randomAppId(), {
-        deviceId: hexToBytes(deviceId),
-        composeHash: hexToBytes(SIMULATED_COMPOSE_HASH),
-      });
+    const onMachine = () => nodeOnDevice(fx, deviceId);
     const bystander = nodeOn(fx.kmsRoot);
     const ids = [
       await admit(fx, onMachine()),

@@ -3,82 +3,30 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { containsIp, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
-import {
-  type Address,
-  type ContractEventName,
-  encodeFunctionData,
-  type Hash,
-  type Hex,
-  type Log,
-  parseEventLogs,
-  recoverTypedDataAddress,
-  zeroAddress,
-  zeroHash,
-} from "viem";
+import { type Address, encodeFunctionData, type Hex, zeroAddress, zeroHash } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   admit,
   type ClusterFixture,
   MESH_CIDR,
-  type SimulatedNode,
   setupCluster,
   signRegistration,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import {
+  eventsOf,
+  mined,
+  registerArgs,
+  registerSigned,
+  registrationSigner,
+  Status,
+  signLeave,
+} from "../utils/chain.ts";
 
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const MESH = parseMeshCidr(MESH_CIDR);
 const HOSTS = 2 ** (32 - MESH.prefixLength) - 2;
-
-async function mined(fx: ClusterFixture, hash: Hash) {
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, "success");
-  const block = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
-  return { receipt, timestamp: Number(block.timestamp) };
-}
-
-function eventsOf<const N extends ContractEventName<typeof clusterAbi>>(logs: Log[], eventName: N) {
-  return parseEventLogs({ abi: clusterAbi, logs, eventName });
-}
-
-async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
-  const nonce = await fx.owner.read.registrationNonce([node.appId]);
-  const signature = await signRegistration(fx, node, { nonce });
-  return [node.proof, node.wireguardKey, node.identityKey, node.claims, signature] as const;
-}
-
-function signLeave(
-  fx: ClusterFixture,
-  account: SimulatedNode["memberAccount"],
-  memberId: bigint,
-): Promise<Hex> {
-  return account.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Leave",
-    message: { memberId },
-  });
-}
-
-/** The address a registration signature recovers to under the digest the contract builds for `nonce`. */
-function registrationSigner(fx: ClusterFixture, node: SimulatedNode, nonce: bigint, signature: Hex) {
-  return recoverTypedDataAddress({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Register",
-    message: {
-      appId: node.appId,
-      wireguardKey: node.wireguardKey,
-      identityKey: node.identityKey,
-      ...node.claims,
-      nonce,
-    },
-    signature,
-  });
-}
 
 /** Everything about one app id and the mesh that a refused call must leave untouched. */
 async function appState(fx: ClusterFixture, appId: Address) {
@@ -306,17 +254,7 @@ describe("leaveCluster", async () => {
   it("lets a member that left rejoin with nonce + 1, as a new member id with a new mesh IP", async () => {
     const node = simulatedNode(fx.kmsRoot);
     await fx.owner.write.addAppId([node.appId]);
-    const firstSignature = await signRegistration(fx, node, { nonce: 0n });
-    await mined(
-      fx,
-      await fx.relayer.write.register([
-        node.proof,
-        node.wireguardKey,
-        node.identityKey,
-        node.claims,
-        firstSignature,
-      ]),
-    );
+    const firstSignature = await registerSigned(fx, node, 0n);
     const [firstId] = await fx.owner.read.memberOfApp([node.appId]);
     const firstRecord = await fx.owner.read.member([firstId]);
     await mined(
@@ -391,17 +329,7 @@ describe("evict", async () => {
   it("keeps an evicted app id out until the owner re-allows it, then admits it only with the new nonce", async () => {
     const node = simulatedNode(fx.kmsRoot);
     await fx.owner.write.addAppId([node.appId]);
-    const oldSignature = await signRegistration(fx, node, { nonce: 0n });
-    await mined(
-      fx,
-      await fx.relayer.write.register([
-        node.proof,
-        node.wireguardKey,
-        node.identityKey,
-        node.claims,
-        oldSignature,
-      ]),
-    );
+    const oldSignature = await registerSigned(fx, node, 0n);
     const [evictedId] = await fx.owner.read.memberOfApp([node.appId]);
     await mined(fx, await fx.owner.write.evict([evictedId, 3]));
 

@@ -31,6 +31,7 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { registerSigned, registrationSigner } from "../utils/chain.ts";
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -63,23 +64,6 @@ function withV(signature: Hex, v: number): Hex {
   return bytesToHex(bytes);
 }
 
-/** The address a registration signature recovers to under the digest the contract builds for `nonce`. */
-function registrationSigner(fx: ClusterFixture, node: SimulatedNode, nonce: bigint, signature: Hex) {
-  return recoverTypedDataAddress({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Register",
-    message: {
-      appId: node.appId,
-      wireguardKey: node.wireguardKey,
-      identityKey: node.identityKey,
-      ...node.claims,
-      nonce,
-    },
-    signature,
-  });
-}
-
 /** Everything a refused registration must leave as it was. */
 async function snapshot(fx: ClusterFixture, appId: Address) {
   return {
@@ -103,6 +87,34 @@ async function refused(
   const before = await snapshot(fx, appId);
   await expectRevert(attack(), errorName, args);
   assert.deepEqual(await snapshot(fx, appId), before, "a refused registration changes nothing");
+}
+
+/** Expects `node`'s own registration, signed as it stands, to be refused like `refused` says. */
+async function refusedAsSigned(
+  fx: ClusterFixture,
+  node: SimulatedNode,
+  errorName: string,
+  args: readonly unknown[],
+) {
+  await refused(
+    fx,
+    node.appId,
+    async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
+    errorName,
+    args,
+  );
+}
+
+/** Expects `node`'s registration with `signature` to be refused with RegistrationSignatureMismatch, naming
+ * the member key and the signer the contract recovered for `nonce`. */
+async function refusedSignature(fx: ClusterFixture, node: SimulatedNode, signature: Hex, nonce: bigint) {
+  await refused(
+    fx,
+    node.appId,
+    () => registerWith(fx, node, node.proof, signature),
+    "RegistrationSignatureMismatch",
+    [node.memberAccount.address, await registrationSigner(fx, node, nonce, signature)],
+  );
 }
 
 async function allowedNode(fx: ClusterFixture, node: SimulatedNode = simulatedNode(fx.kmsRoot)) {
@@ -185,13 +197,7 @@ describe("trust rules of register", async () => {
   it("refuses a key chain signed by a KMS root the owner never allowed with KmsRootNotAllowed", async () => {
     const rogueRoot = createKmsRoot(randomBytes(32));
     const node = await allowedNode(fx, simulatedNode(rogueRoot));
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
-      "KmsRootNotAllowed",
-      [rogueRoot.address],
-    );
+    await refusedAsSigned(fx, node, "KmsRootNotAllowed", [rogueRoot.address]);
   });
 
   it("refuses a key chain from a KMS root the owner removed, though it admitted members before", async () => {
@@ -201,24 +207,12 @@ describe("trust rules of register", async () => {
     assert.ok((await admit(fx, early)) > 0n, "the root admits while allowed");
     await fx.owner.write.removeKmsRoot([secondRoot.address]);
     const late = await allowedNode(fx, simulatedNode(secondRoot));
-    await refused(
-      fx,
-      late.appId,
-      async () => registerWith(fx, late, late.proof, await signRegistration(fx, late)),
-      "KmsRootNotAllowed",
-      [secondRoot.address],
-    );
+    await refusedAsSigned(fx, late, "KmsRootNotAllowed", [secondRoot.address]);
   });
 
   it("refuses an app id the owner never allowed with AppIdNotAllowed", async () => {
     const node = simulatedNode(fx.kmsRoot);
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
-      "AppIdNotAllowed",
-      [node.appId],
-    );
+    await refusedAsSigned(fx, node, "AppIdNotAllowed", [node.appId]);
   });
 
   it("refuses a revoked app id with AppIdRevoked, and the owner cannot allow it again", async () => {
@@ -226,13 +220,7 @@ describe("trust rules of register", async () => {
     const hash = await fx.owner.write.revokeAppId([node.appId, keccak256(toHex("compromised"))]);
     const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
     const { timestamp } = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
-      "AppIdRevoked",
-      [node.appId, timestamp],
-    );
+    await refusedAsSigned(fx, node, "AppIdRevoked", [node.appId, timestamp]);
     await expectRevert(fx.owner.write.addAppId([node.appId]), "AppIdRevoked", [node.appId, timestamp]);
   });
 
@@ -366,48 +354,23 @@ describe("trust rules of register", async () => {
     const node = await allowedNode(fx);
     const otherCluster = privateKeyToAccount(generatePrivateKey()).address;
     const signature = await signRegistration(fx, node, { cluster: otherCluster });
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, node.proof, signature),
-      "RegistrationSignatureMismatch",
-      [node.memberAccount.address, await registrationSigner(fx, node, 0n, signature)],
-    );
+    await refusedSignature(fx, node, signature, 0n);
   });
 
   it("refuses a registration signed for another chain id", async () => {
     const node = await allowedNode(fx);
     const signature = await signRegistration(fx, node, { chainId: 8453 });
     assert.notEqual(fx.chainId, 8453);
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, node.proof, signature),
-      "RegistrationSignatureMismatch",
-      [node.memberAccount.address, await registrationSigner(fx, node, 0n, signature)],
-    );
+    await refusedSignature(fx, node, signature, 0n);
   });
 
   it("refuses a replay of an old registration after eviction and re-allowing", async () => {
     const node = await allowedNode(fx);
-    const oldSignature = await signRegistration(fx, node, { nonce: 0n });
-    await fx.relayer.write.register([
-      node.proof,
-      node.wireguardKey,
-      node.identityKey,
-      node.claims,
-      oldSignature,
-    ]);
+    const oldSignature = await registerSigned(fx, node, 0n);
     const [memberId] = await fx.owner.read.memberOfApp([node.appId]);
     await fx.owner.write.evict([memberId, 1]);
     await fx.owner.write.addAppId([node.appId]);
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, node.proof, oldSignature),
-      "RegistrationSignatureMismatch",
-      [node.memberAccount.address, await registrationSigner(fx, node, 1n, oldSignature)],
-    );
+    await refusedSignature(fx, node, oldSignature, 1n);
   });
 
   it("refuses the malleable high-s twin of a valid registration signature with SignatureMalleable", async () => {

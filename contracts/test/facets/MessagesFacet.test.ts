@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import {
   bytesToHex,
   encodeAbiParameters,
@@ -12,7 +11,6 @@ import {
   hexToBigInt,
   keccak256,
   parseEventLogs,
-  recoverTypedDataAddress,
   toHex,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -24,11 +22,10 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { memberCallSigner, type Signer, Status, signLeave, signMember } from "../utils/chain.ts";
 
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 const MAX_CIPHERTEXT_BYTES = 4096;
 
-type Signer = SimulatedNode["memberAccount"];
 interface Member {
   readonly node: SimulatedNode;
   readonly id: bigint;
@@ -46,23 +43,12 @@ function signSend(
   envelopeId: Hex,
   ciphertext: Hex,
 ) {
-  return signer.signTypedData({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Send",
-    message: sendMessage(senderId, recipientId, envelopeId, ciphertext),
-  });
+  return signMember(fx, signer, "Send", sendMessage(senderId, recipientId, envelopeId, ciphertext));
 }
 
 /** The signer the contract recovers when `signature` is checked against these send fields. */
 function sendSigner(fx: ClusterFixture, fields: Parameters<typeof sendMessage>, signature: Hex) {
-  return recoverTypedDataAddress({
-    domain: memberDomain(fx.chainId, fx.deployed.diamond),
-    types: memberTypes,
-    primaryType: "Send",
-    message: sendMessage(...fields),
-    signature,
-  });
+  return memberCallSigner(fx, "Send", sendMessage(...fields), signature);
 }
 
 function envelope(): Hex {
@@ -74,7 +60,14 @@ function ciphertextOf(length: number): Hex {
 }
 
 /** Signs and submits a message from `sender` (through the relayer); returns the receipt. */
-async function send(fx: ClusterFixture, sender: Member, recipient: Member, envelopeId: Hex, ciphertext: Hex) {
+/** `sender`'s own signed send to `recipient` (sent, not awaited). */
+async function sendAs(
+  fx: ClusterFixture,
+  sender: Member,
+  recipient: Member,
+  envelopeId: Hex,
+  ciphertext: Hex,
+) {
   const signature = await signSend(
     fx,
     sender.node.memberAccount,
@@ -83,8 +76,13 @@ async function send(fx: ClusterFixture, sender: Member, recipient: Member, envel
     envelopeId,
     ciphertext,
   );
-  const hash = await fx.relayer.write.send([sender.id, recipient.id, envelopeId, ciphertext, signature]);
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
+  return fx.relayer.write.send([sender.id, recipient.id, envelopeId, ciphertext, signature]);
+}
+
+async function send(fx: ClusterFixture, sender: Member, recipient: Member, envelopeId: Hex, ciphertext: Hex) {
+  const receipt = await fx.publicClient.waitForTransactionReceipt({
+    hash: await sendAs(fx, sender, recipient, envelopeId, ciphertext),
+  });
   assert.equal(receipt.status, "success");
   return receipt;
 }
@@ -159,14 +157,7 @@ describe("messages", async () => {
   it("refuses an empty ciphertext with MessageEmpty", async () => {
     const envelopeId = envelope();
     await refused(
-      async () =>
-        fx.relayer.write.send([
-          alice.id,
-          bob.id,
-          envelopeId,
-          "0x",
-          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, "0x"),
-        ]),
+      async () => sendAs(fx, alice, bob, envelopeId, "0x"),
       bob.id,
       envelopeId,
       "MessageEmpty",
@@ -185,14 +176,7 @@ describe("messages", async () => {
     const tooLarge = ciphertextOf(MAX_CIPHERTEXT_BYTES + 1);
     const envelopeId = envelope();
     await refused(
-      async () =>
-        fx.relayer.write.send([
-          alice.id,
-          bob.id,
-          envelopeId,
-          tooLarge,
-          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, tooLarge),
-        ]),
+      async () => sendAs(fx, alice, bob, envelopeId, tooLarge),
       bob.id,
       envelopeId,
       "MessageTooLarge",
@@ -243,14 +227,7 @@ describe("messages", async () => {
     await send(fx, alice, bob, envelopeId, ciphertextOf(40));
     const ciphertext = ciphertextOf(40);
     await refused(
-      async () =>
-        fx.relayer.write.send([
-          alice.id,
-          bob.id,
-          envelopeId,
-          ciphertext,
-          await signSend(fx, alice.node.memberAccount, alice.id, bob.id, envelopeId, ciphertext),
-        ]),
+      async () => sendAs(fx, alice, bob, envelopeId, ciphertext),
       bob.id,
       envelopeId,
       "EnvelopeAlreadyDelivered",
@@ -372,36 +349,23 @@ describe("messages", async () => {
       outbox.ciphertext,
     );
     await fx.owner.write.evict([evicted.id, 1]);
-    const leave = await leaver.node.memberAccount.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Leave",
-      message: { memberId: leaver.id },
-    });
+    const leave = await signLeave(fx, leaver.node.memberAccount, leaver.id);
     await fx.relayer.write.leaveCluster([leaver.id, leave]);
 
     const { envelopeId, ciphertext } = outbox;
-    await refused(
-      () => fx.relayer.write.send([alice.id, evicted.id, envelopeId, ciphertext, toEvicted]),
-      evicted.id,
-      envelopeId,
-      "MemberNotActive",
-      [evicted.id, Status.Evicted],
-    );
-    await refused(
-      () => fx.relayer.write.send([evicted.id, alice.id, envelopeId, ciphertext, fromEvicted]),
-      alice.id,
-      envelopeId,
-      "MemberNotActive",
-      [evicted.id, Status.Evicted],
-    );
-    await refused(
-      () => fx.relayer.write.send([leaver.id, alice.id, envelopeId, ciphertext, fromLeaver]),
-      alice.id,
-      envelopeId,
-      "MemberNotActive",
-      [leaver.id, Status.Left],
-    );
+    for (const [sender, recipient, signature, inactive, status] of [
+      [alice, evicted, toEvicted, evicted, Status.Evicted],
+      [evicted, alice, fromEvicted, evicted, Status.Evicted],
+      [leaver, alice, fromLeaver, leaver, Status.Left],
+    ] as const) {
+      await refused(
+        () => fx.relayer.write.send([sender.id, recipient.id, envelopeId, ciphertext, signature]),
+        recipient.id,
+        envelopeId,
+        "MemberNotActive",
+        [inactive.id, status],
+      );
+    }
   });
 
   it("stores nothing but the delivered bit: one storage write, at delivered[sender, recipient, envelope]", async () => {

@@ -2,13 +2,11 @@
 // the owner-only rule, dstack's isAppAllowed, ERC-165, the policy snapshot and its audit trail. Cases
 // that share arrange/act/assert steps are rows of a table: the lists below, the refusals, the boot checks.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import {
   type Address,
-  bytesToHex,
   getAddress,
   type Hex,
   parseEventLogs,
@@ -26,6 +24,7 @@ import {
 } from "../../../test/helpers/cluster.ts";
 import { rebuildPolicy } from "../../../test/helpers/policyHistory.ts";
 import { canonical, expectRevert } from "../../../test/helpers/revert.ts";
+import { bootInfo as plainBootInfo, randomHash, Status, send } from "../utils/chain.ts";
 
 const APP_AUTH_ID = "0x1e079198";
 const APP_AUTH_BASIC_MANAGEMENT_ID = "0x8fd37527";
@@ -34,27 +33,13 @@ const IS_APP_ALLOWED_SIGNATURE =
 const EVICTED_BY_REVOCATION = 255;
 /** IPolicy.AppRole. */
 const Role = { Node: 0, Indexer: 1 } as const;
-const Status = { None: 0, Active: 1, Left: 2, Evicted: 3 } as const;
 
-const randomHash = (): Hex => bytesToHex(randomBytes(32));
 const reasonCode = (text: string): Hex => toHex(text, { size: 32 });
 const sortedLower = (values: readonly string[]): string[] => values.map((v) => v.toLowerCase()).sort();
 
 interface ExpectedEvent {
   readonly name: string;
   readonly args: Record<string, unknown>;
-}
-
-/** Sends a transaction, requires success, and returns its decoded events and block timestamp. */
-async function send(fx: ClusterFixture, write: Promise<Hex>) {
-  const hash = await write;
-  const receipt = await fx.publicClient.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, "success");
-  const decoded = parseEventLogs({ abi: clusterAbi, logs: receipt.logs });
-  assert.equal(decoded.length, receipt.logs.length, "every log decodes with the cluster ABI");
-  for (const log of receipt.logs) assert.equal(getAddress(log.address), getAddress(fx.deployed.diamond));
-  const { timestamp } = await fx.publicClient.getBlock({ blockNumber: receipt.blockNumber });
-  return { events: decoded.map((e) => ({ name: e.eventName, args: canonical(e.args) })), timestamp };
 }
 
 function assertEvents(
@@ -133,18 +118,9 @@ async function expectRefusal(
   assert.deepEqual(await readState(fx, watch), before, "a refused call changes nothing");
 }
 
+/** A boot info with an advisory: the cluster's policy does not read advisories (the TCB switch does). */
 function bootInfo(appId: Address, composeHash: Hex, deviceId: Hex) {
-  return {
-    appId,
-    composeHash,
-    instanceId: randomAppId(),
-    deviceId,
-    mrAggregated: randomHash(),
-    mrSystem: randomHash(),
-    osImageHash: randomHash(),
-    tcbStatus: "UpToDate",
-    advisoryIds: ["INTEL-SA-00837"],
-  };
+  return { ...plainBootInfo(appId, composeHash, deviceId), advisoryIds: ["INTEL-SA-00837"] };
 }
 
 /** Moves the chain clock forward, so a stale timestamp cannot pass for the current one. */

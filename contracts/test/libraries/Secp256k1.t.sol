@@ -150,22 +150,24 @@ contract Secp256k1Test is KeyTest {
     function testFuzz_parseCompressed_rejectsBadPrefix(uint8 prefix, uint256 x) public {
         if (prefix == 2 || prefix == 3) prefix ^= 0x80;
         // The prefix is checked before the range of x, so any x gives this error.
-        vm.expectRevert(abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, prefix));
-        h.parseCompressed(abi.encodePacked(prefix, x));
-        vm.expectRevert(abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, prefix));
-        h.compressedToAddress(abi.encodePacked(prefix, x));
-        vm.expectRevert(abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, prefix));
-        h.checkCompressed(prefix, x);
+        _expectEveryReaderReverts(
+            prefix, x, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, prefix)
+        );
     }
 
     function testFuzz_parseCompressed_rejectsXAtLeastP(uint256 x, bool odd) public {
         x = bound(x, P, type(uint256).max);
         uint8 prefix = odd ? 3 : 2;
-        vm.expectRevert(abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+        _expectEveryReaderReverts(prefix, x, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+    }
+
+    /// @dev The key `(prefix, x)` is refused with `err` by each reader: parse, to-address and the check.
+    function _expectEveryReaderReverts(uint8 prefix, uint256 x, bytes memory err) internal {
+        vm.expectRevert(err);
         h.parseCompressed(abi.encodePacked(prefix, x));
-        vm.expectRevert(abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+        vm.expectRevert(err);
         h.compressedToAddress(abi.encodePacked(prefix, x));
-        vm.expectRevert(abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+        vm.expectRevert(err);
         h.checkCompressed(prefix, x);
     }
 

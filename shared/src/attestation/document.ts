@@ -15,6 +15,7 @@
 import { keccak_256 } from "@noble/hashes/sha3";
 import { concatBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { type Address, encodeAbiParameters, type Hex, hexToBytes, isAddress, isHex } from "viem";
+import type { EventLogJson } from "../bytes.ts";
 import { AttestmeshError } from "../errors.ts";
 import { type Collateral, parseCollateral } from "./collateral.ts";
 import { type EventLogEntry, parseEventLog } from "./eventLog.ts";
@@ -48,13 +49,7 @@ export interface AttestationDocument {
   readonly simulated: boolean;
   readonly quote: Hex;
   /** dstack's JSON event log: imr, event_type, digest, event, event_payload (hex). */
-  readonly eventLog: readonly {
-    readonly imr: number;
-    readonly event_type: number;
-    readonly digest: string;
-    readonly event: string;
-    readonly event_payload: string;
-  }[];
+  readonly eventLog: readonly EventLogJson[];
   /** The exact app-compose.json text. */
   readonly appCompose: string;
 }

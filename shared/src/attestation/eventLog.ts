@@ -11,6 +11,7 @@
  */
 import { sha384 } from "@noble/hashes/sha2";
 import { bytesToHex, concatBytes, utf8ToBytes } from "@noble/hashes/utils";
+import { looseBytes } from "../bytes.ts";
 import { AttestmeshError } from "../errors.ts";
 
 /** dstack's event type for runtime events (RTMR3). */
@@ -43,14 +44,7 @@ function malformed(message: string, details: Record<string, unknown> = {}): neve
 }
 
 function bytesOf(value: unknown, field: string): Uint8Array {
-  if (value instanceof Uint8Array) return new Uint8Array(value);
-  if (Array.isArray(value) && value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-    return Uint8Array.from(value as number[]);
-  }
-  if (typeof value === "string" && /^(0x)?([0-9a-fA-F]{2})*$/.test(value)) {
-    return Uint8Array.from(Buffer.from(value.replace(/^0x/, ""), "hex"));
-  }
-  return malformed(`${field} is not bytes (hex text or byte values).`, { field });
+  return looseBytes(value) ?? malformed(`${field} is not bytes (hex text or byte values).`, { field });
 }
 
 /**

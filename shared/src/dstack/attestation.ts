@@ -13,6 +13,7 @@
  * `Vec<u8>`.
  */
 import { Packr } from "msgpackr";
+import { looseBytes } from "../bytes.ts";
 import { AttestmeshError } from "../errors.ts";
 
 /** The only V1 attestation version there is. */
@@ -54,14 +55,7 @@ function record(value: unknown, field: string): Record<string, unknown> {
 }
 
 function bytes(value: unknown, field: string): Uint8Array {
-  if (value instanceof Uint8Array) return new Uint8Array(value);
-  if (Array.isArray(value) && value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-    return Uint8Array.from(value as number[]);
-  }
-  if (typeof value === "string" && /^(0x)?([0-9a-fA-F]{2})*$/.test(value)) {
-    return Uint8Array.from(Buffer.from(value.replace(/^0x/, ""), "hex"));
-  }
-  return malformed(`${field} is not bytes.`, { field });
+  return looseBytes(value) ?? malformed(`${field} is not bytes.`, { field });
 }
 
 /** Reads a V1 attestation and returns its TDX quote, event log and report data. */

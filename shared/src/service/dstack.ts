@@ -5,6 +5,7 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { DstackClient } from "@phala/dstack-sdk";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
+import type { EventLogJson } from "../bytes.ts";
 import { decodeTdxAttestation } from "../dstack/attestation.ts";
 import { type GuestApiVersion, keyClaimDigestV1 } from "../dstack/guestV1.ts";
 import { derivedKeyDigest, derivedPublicKey, type KeyAlgorithm } from "../dstack/keychain.ts";
@@ -70,13 +71,7 @@ export interface CvmEvidence {
   /** 0x-hex. */
   readonly quote: Hex;
   /** dstack's JSON event log (v0 `GetQuote`'s `event_log`, or v1's decoded into the same fields). */
-  readonly eventLog: readonly {
-    readonly imr: number;
-    readonly event_type: number;
-    readonly digest: string;
-    readonly event: string;
-    readonly event_payload: string;
-  }[];
+  readonly eventLog: readonly EventLogJson[];
   readonly appCompose: string;
   /** The guest API that made the quote, per the pinned compose. */
   readonly guestApi: GuestApi;

@@ -162,17 +162,22 @@ export function equivalentChainInputs(valid: KeyChainInput): EquivalentChainInpu
 type PubkeyField = "appPubkey" | "derivedPubkey";
 type SignatureField = "appSignature" | "kmsSignature";
 
+/** Names a corrupted copy of `valid` whose `field` is `value`, with the error it must raise. */
+function variantOf(valid: KeyChainInput, field: PubkeyField | SignatureField) {
+  return (name: string, value: Uint8Array, expectedCode: KeyChainErrorCode): CorruptedChainInput => ({
+    name: `${field}: ${name}`,
+    input: { ...valid, [field]: value },
+    expectedCode,
+  });
+}
+
 function pubkeyVariants(
   valid: KeyChainInput,
   field: PubkeyField,
   rng: (length: number) => Uint8Array,
 ): CorruptedChainInput[] {
   const key = valid[field];
-  const at = (name: string, value: Uint8Array, expectedCode: KeyChainErrorCode): CorruptedChainInput => ({
-    name: `${field}: ${name}`,
-    input: { ...valid, [field]: value },
-    expectedCode,
-  });
+  const at = variantOf(valid, field);
   const badPrefixes = [0x00, 0x01, 0x04, 0x05, 0x06, 0x07, 0xff];
   const seededPrefix = badPrefixes[rng(1)[0]! % badPrefixes.length]!;
   // x ≥ p whose reduction mod p IS a curve x: only an explicit x < p check refuses it.
@@ -216,11 +221,7 @@ function signatureVariants(
   rng: (length: number) => Uint8Array,
 ): CorruptedChainInput[] {
   const signature = valid[field];
-  const at = (name: string, value: Uint8Array, expectedCode: KeyChainErrorCode): CorruptedChainInput => ({
-    name: `${field}: ${name}`,
-    input: { ...valid, [field]: value },
-    expectedCode,
-  });
+  const at = variantOf(valid, field);
   const badVs = [
     ...Array.from({ length: 25 }, (_, i) => i + 2),
     ...Array.from({ length: 227 }, (_, i) => i + 29),
