@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { verifyMemberCertificate } from "@attestmesh/shared/certs/certificate.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { Registry } from "prom-client";
 import {
   type Address,
@@ -18,7 +17,13 @@ import {
   type Transport,
 } from "viem";
 import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
-import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
+import {
+  admit,
+  type ClusterFixture,
+  leave,
+  setupCluster,
+  simulatedNode,
+} from "../../../test/helpers/cluster.ts";
 import { createMemberCertifier } from "../../src/certs/certifier.ts";
 import { createChainCertificateSource } from "../../src/certs/source.ts";
 import { connectChain } from "../../src/chain/client.ts";
@@ -189,15 +194,7 @@ describe("chain certificate source", () => {
     const { appId } = await createMemberApp(fx);
     const node = simulatedNode(fx.kmsRoot, appId);
     const first = await admit(fx, node);
-    const signature = await node.memberAccount.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Leave",
-      message: { memberId: first },
-    });
-    await fx.publicClient.waitForTransactionReceipt({
-      hash: await fx.relayer.write.leaveCluster([first, signature]),
-    });
+    await leave(fx, node, first);
     await mine(1500);
     const second = await admit(fx, node);
     const { fetch } = await source({ maxSpan: 1000n, maxLogBlocks: 1000n });
