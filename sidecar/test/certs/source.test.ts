@@ -240,7 +240,8 @@ describe("chain certificate source", () => {
       assert.equal(!result.ok && result.reason, "AppIdNotMemberApp");
     });
 
-    test("another member's registration transaction: unavailable", async () => {
+    /** Member B's registration transaction hash. */
+    async function otherRegistration(): Promise<Hex> {
       const { chain } = await connect(1_000_000n);
       const [log] = await chain.publicClient.getLogs({
         address: chain.cluster,
@@ -249,12 +250,34 @@ describe("chain certificate source", () => {
         fromBlock: 0n,
         strict: true,
       });
-      const other = await rpc("eth_getTransactionByHash", [log!.transactionHash]);
+      return log!.transactionHash;
+    }
+
+    test("another member's registration transaction: unavailable", async () => {
+      const other = await rpc("eth_getTransactionByHash", [await otherRegistration()]);
       const result = await certify((request, answer) =>
         request.method === "eth_getTransactionByHash"
           ? { ...(other as object), hash: (answer as { hash: Hex }).hash }
           : answer,
       );
+      assert.equal(result.ok, false);
+      assert.equal(!result.ok && result.reason, "CertificateUnavailable");
+    });
+
+    test("this member's registration log pointing at another member's transaction: unavailable", async () => {
+      const other = await otherRegistration();
+      const registered = encodeEventTopics({ abi: clusterAbi, eventName: "MemberRegistered" })[0];
+      let lied = 0;
+      const result = await certify((request, answer) =>
+        request.method === "eth_getLogs" && Array.isArray(answer)
+          ? answer.map((l: { topics: Hex[] }) => {
+              if (l.topics[0] !== registered) return l;
+              lied += 1;
+              return { ...l, transactionHash: other };
+            })
+          : answer,
+      );
+      assert.ok(lied > 0, "the lie was served");
       assert.equal(result.ok, false);
       assert.equal(!result.ok && result.reason, "CertificateUnavailable");
     });
