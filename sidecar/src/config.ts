@@ -95,6 +95,8 @@ export interface SidecarConfig {
   readonly inboxMaxMessages: number;
   readonly indexerSubscriptions: number;
   readonly messagesStartBlock: number | undefined;
+  /** The widest eth_getLogs span when searching history (member certificates). */
+  readonly logsMaxBlocks: number;
   /** UDP port of heartbeats and CSK requests on every member's mesh IP. */
   readonly meshPort: number;
   readonly heartbeatIntervalMs: number;
@@ -410,6 +412,13 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_MESSAGES_START_BLOCK",
     description: "Block to read sealed messages from when there is no cursor yet; default the current block.",
     parse: integer(0, Number.MAX_SAFE_INTEGER),
+  },
+  logsMaxBlocks: {
+    name: "ATTESTMESH_LOGS_MAX_BLOCKS",
+    default: "10000",
+    description:
+      "Most blocks one eth_getLogs call spans when searching history (a member's certificate); a provider that refuses a span gets half of it, down to one block.",
+    parse: integer(1, 1_000_000),
   },
   meshPort: {
     name: "ATTESTMESH_MESH_PORT",

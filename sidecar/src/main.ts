@@ -315,8 +315,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       pinned,
       source: createChainCertificateSource({
         client: chain.publicClient,
+        reads: chain.reads,
         cluster: chain.cluster,
-        ...(config.messagesStartBlock === undefined ? {} : { fromBlock: BigInt(config.messagesStartBlock) }),
+        maxLogBlocks: BigInt(config.logsMaxBlocks),
+        logger,
       }),
       logger,
       registry: metrics.registry,

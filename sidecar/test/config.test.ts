@@ -66,6 +66,7 @@ describe("parseConfig", () => {
         healthHost: "0.0.0.0",
         healthPort: 9090,
         logLevel: "info",
+        logsMaxBlocks: 10000,
         registerMaxBackoffMs: 30000,
         indexerPush: true,
         indexerReproPercent: 10,
@@ -266,6 +267,8 @@ describe("parseConfig", () => {
     ["ATTESTMESH_INBOX_MAX_MESSAGES", "0", /outside 1\.\./],
     ["ATTESTMESH_INBOX_MAX_MESSAGES", "many", /not a whole number/],
     ["ATTESTMESH_MESSAGES_START_BLOCK", "latest", /not a whole number/],
+    ["ATTESTMESH_LOGS_MAX_BLOCKS", "0", /outside 1\.\./],
+    ["ATTESTMESH_LOGS_MAX_BLOCKS", "10k", /not a whole number/],
     ["ATTESTMESH_MESH_PORT", "0", /outside 1\.\.65535/],
     ["ATTESTMESH_MESH_PORT", "udp", /not a whole number/],
     ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "50", /outside 100\.\./],
@@ -340,7 +343,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 44);
+    assert.equal(names.length, 45);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

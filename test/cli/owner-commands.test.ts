@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { secp256k1 } from "@noble/curves/secp256k1";
@@ -26,7 +25,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { cliCluster, OWNER_KEY, runAttestmesh, STRANGER_KEY } from "../helpers/cli.ts";
-import { admit, randomAppId, signRegistration, simulatedNode } from "../helpers/cluster.ts";
+import { admit, leave, randomAppId, signRegistration, simulatedNode } from "../helpers/cluster.ts";
 
 const NODE_COMPOSE = new URL("../../deploy/node/app-compose.json", import.meta.url).pathname;
 const REAL_PAIRS = (
@@ -308,19 +307,8 @@ describe("attestmesh owner commands", async () => {
   it("evict has no window: a member that left (and came back) before the eviction lands is evicted (issue 13)", async () => {
     const node = simulatedNode(fx.kmsRoot);
     const first = await admit(fx, node);
-    const leave = async (memberId: bigint) => {
-      const signature = await node.memberAccount.signTypedData({
-        domain: memberDomain(fx.chainId, fx.deployed.diamond),
-        types: memberTypes,
-        primaryType: "Leave",
-        message: { memberId },
-      });
-      await fx.publicClient.waitForTransactionReceipt({
-        hash: await fx.relayer.write.leaveCluster([memberId, signature]),
-      });
-    };
     // The owner looked up member `first`; it leaves and registers again before the eviction lands.
-    await leave(first);
+    await leave(fx, node, first);
     const nonce = await owner.read.registrationNonce([node.appId]);
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.relayer.write.register([
@@ -343,15 +331,7 @@ describe("attestmesh owner commands", async () => {
     // By app id, a member that left is evicted too (its app id is disallowed so it cannot rejoin).
     const other = simulatedNode(fx.kmsRoot);
     const otherId = await admit(fx, other);
-    const signature = await other.memberAccount.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Leave",
-      message: { memberId: otherId },
-    });
-    await fx.publicClient.waitForTransactionReceipt({
-      hash: await fx.relayer.write.leaveCluster([otherId, signature]),
-    });
+    await leave(fx, other, otherId);
     await ok(["evict", other.appId, "--yes"]);
     assert.equal((await owner.read.member([otherId])).status, 3);
     assert.equal(await owner.read.isAppIdAllowed([other.appId]), false);

@@ -192,6 +192,19 @@ export async function admit(fx: ClusterFixture, node: SimulatedNode): Promise<bi
   return memberId;
 }
 
+/** The node's member leaves (its member key signs Leave; the relayer sends it). */
+export async function leave(fx: ClusterFixture, node: SimulatedNode, memberId: bigint): Promise<void> {
+  const signature = await node.memberAccount.signTypedData({
+    domain: memberDomain(fx.chainId, fx.deployed.diamond),
+    types: memberTypes,
+    primaryType: "Leave",
+    message: { memberId },
+  });
+  await fx.publicClient.waitForTransactionReceipt({
+    hash: await fx.relayer.write.leaveCluster([memberId, signature]),
+  });
+}
+
 export function commitmentOf(csk: Uint8Array): Hex {
   return keccak256(csk);
 }

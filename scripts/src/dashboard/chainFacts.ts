@@ -6,7 +6,7 @@ import { memberAccountFactoryAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, parseEventLogs } from "viem";
 import { entryPoint07Abi } from "viem/account-abstraction";
 import { type ClusterContext, readCluster } from "../owner/context.ts";
-import { clusterLogs, findDeployBlock } from "../owner/logs.ts";
+import { clusterLogs, findDeployBlock, rawLogs } from "../owner/logs.ts";
 import { listMembers } from "../owner/members.ts";
 import type { ChainFacts, FactLog, SpendEntry } from "./buildView.ts";
 import type { NotAvailable } from "./model.ts";
@@ -75,7 +75,7 @@ export function createChainReader(ctx: ClusterContext, options: ChainReaderOptio
     const blocks = added.map((l) => l.blockNumber);
     const s = options.sponsorship;
     if (s !== undefined) {
-      const raw = await client.getLogs({ address: s.entryPoint, fromBlock: start, toBlock: head });
+      const raw = await rawLogs(ctx, s.entryPoint, start, head);
       for (const log of parseEventLogs({
         abi: entryPoint07Abi,
         logs: raw,
@@ -86,7 +86,7 @@ export function createChainReader(ctx: ClusterContext, options: ChainReaderOptio
         blocks.push(log.blockNumber);
       }
       if (s.accountFactory !== undefined) {
-        const created = await client.getLogs({ address: s.accountFactory, fromBlock: start, toBlock: head });
+        const created = await rawLogs(ctx, s.accountFactory, start, head);
         for (const log of parseEventLogs({
           abi: memberAccountFactoryAbi,
           logs: created,

@@ -121,6 +121,23 @@ export function registerMessageOf(certificate: MemberCertificate): Record<string
   return message;
 }
 
+/** Who signed the certificate's Register message for `chainId` and `cluster`; throws if nobody can have. */
+export function registrationSigner(
+  certificate: MemberCertificate,
+  chainId: number,
+  cluster: Address,
+  message: Record<string, unknown> = registerMessageOf(certificate),
+): Promise<Address> {
+  return recoverTypedDataAddress({
+    domain: memberDomain(chainId, cluster),
+    types: memberTypes,
+    primaryType: "Register",
+    // biome-ignore lint/suspicious/noExplicitAny: the message is built from memberTypes.Register itself
+    message: message as any,
+    signature: certificate.signature,
+  });
+}
+
 /** The names of the Register fields a certificate carries as claims. */
 export function registerClaimNames(): string[] {
   return memberTypes.Register.map((f) => f.name).filter((name) => !NAMED_FIELDS.has(name));
@@ -184,14 +201,7 @@ export async function verifyMemberCertificate(
   const memberKey = compressedToAddress(hexToBytes(memberPubkey));
   let signer: Address;
   try {
-    signer = await recoverTypedDataAddress({
-      domain: memberDomain(pinned.chainId, pinned.cluster),
-      types: memberTypes,
-      primaryType: "Register",
-      // biome-ignore lint/suspicious/noExplicitAny: the message is built from memberTypes.Register itself
-      message: message as any,
-      signature: certificate.signature,
-    });
+    signer = await registrationSigner(certificate, pinned.chainId, pinned.cluster, message);
   } catch {
     refuse("RegistrationSignatureMismatch", "the registration signature does not recover to any key.");
   }
