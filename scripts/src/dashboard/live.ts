@@ -223,7 +223,9 @@ export function createLiveSource(options: LiveOptions): DashboardSource {
         while (!signal.aborted) {
           const follow = following();
           const interval = follow ? (options.followIntervalMs ?? 5_000) : (options.intervalMs ?? 1_000);
-          if (!follow) {
+          if (follow && !updates.startsWith("woken")) {
+            updates = `following the registered indexers; chain polled every ${interval / 1000} s underneath`;
+          } else if (!follow) {
             updates =
               (last?.facts.indexers?.length ?? 0) === 0
                 ? `polling the chain every ${interval / 1000} s (no indexer registered)`
