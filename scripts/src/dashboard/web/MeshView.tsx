@@ -12,16 +12,22 @@ const COLUMNS: readonly Column<MemberCard>[] = [
   { title: "id", width: "4rem", cell: (m) => m.memberId },
   { title: "status", width: "5rem", cell: (m) => m.status },
   { title: "mesh IP", width: "7.5rem", cell: (m) => m.meshIp },
-  { title: "app id", width: "auto", cell: (m) => <span class="mono">{short(m.appId, 4)}</span> },
   {
     title: "standing",
-    width: "6.5rem",
+    width: "6rem",
+    // The card names the reason; the table only says whether the owner has something to act on.
     cell: (m) =>
-      m.status !== "active" ? "—" : m.standing === "good" ? "good" : <strong>{m.standing}</strong>,
+      m.status !== "active" ? (
+        "—"
+      ) : m.standing === "good" || m.standing === "unrecorded" ? (
+        m.standing
+      ) : (
+        <strong title={m.standing}>stale</strong>
+      ),
   },
   {
     title: "attested",
-    width: "6rem",
+    width: "6.5rem",
     cell: (m) => (m.status !== "active" ? "—" : m.attestation.state),
   },
   {
