@@ -181,6 +181,9 @@ describe("dashboard: indexers wake reads, attestation checks", () => {
       "the indexer to be seen following",
       async () => source.current().view?.indexers[0]?.following === true,
     );
+    await until("the view to say it follows the indexer", async () =>
+      /following the registered indexers/.test(source.current().view?.sources.updates ?? ""),
+    );
     const settled = reads;
     await sleep(300);
     assert.ok(

@@ -135,12 +135,14 @@ describe("dashboard on the devnet", { skip }, () => {
     await eventually(
       "both registered indexers shown following",
       async () => {
-        const text = await seen(indexers);
-        return /Indexers \(2 registered\)/.test(text) && (text.match(/\bfollowing\b/g) ?? []).length === 2;
+        const rows = indexers.locator("tbody tr[data-key]");
+        const says = await rows.evaluateAll((trs) => trs.map((tr) => tr.children[2]?.textContent ?? ""));
+        return says.length === 2 && says.every((t) => t === "following");
       },
       30_000,
       500,
     );
+    assert.match(await seen(indexers), /Indexers \(2 registered\)/);
     assert.match(await seen(browser.page.locator("footer")), /chain: one RPC/);
     await browser.page.screenshot({ path: artifactPath("devnet-mesh.png") });
   });

@@ -62,7 +62,6 @@ function fingerprint(view: DashboardView): string {
   return JSON.stringify({
     ...view,
     generatedAt: "",
-    sources: { ...view.sources, updates: "" },
     indexers: view.indexers.map((i) => ({ ...i, checkedAt: "" })),
     members: view.members.map((m) => ({ ...m, health: m.health ? { ...m.health, checkedAt: "" } : null })),
   });
@@ -96,7 +95,7 @@ export function createLiveSource(options: LiveOptions): DashboardSource {
   const attesting = new Set<string>();
   let indexerHealth = new Map<string, IndexerPoll>();
   const lastSeqs = new Map<string, string>();
-  let updates = "polling the chain every second (no indexer registered)";
+  let updates = "";
   let wake: () => void = () => {};
   let woken = new Promise<void>((resolve) => {
     wake = resolve;
@@ -217,6 +216,7 @@ export function createLiveSource(options: LiveOptions): DashboardSource {
       return () => listeners.delete(listener);
     },
     async start(signal) {
+      updates = `polling the chain every ${(options.intervalMs ?? 1_000) / 1000} s (no indexer registered)`;
       await tick();
       void watchIndexers(signal);
       void (async () => {
@@ -231,6 +231,8 @@ export function createLiveSource(options: LiveOptions): DashboardSource {
                 ? `polling the chain every ${interval / 1000} s (no indexer registered)`
                 : `polling the chain every ${interval / 1000} s (no registered indexer is following)`;
           }
+          // How the view is kept current is part of it: a change of mode is news.
+          rebuild();
           await sleep(interval, woken);
           woken = new Promise<void>((resolve) => {
             wake = resolve;
