@@ -4,7 +4,16 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildLinks, buildView, LINK_SEND_LIMIT } from "@attestmesh/scripts/dashboard/buildView.ts";
 import { rebuildPolicy } from "@attestmesh/scripts/owner/policyHistory.ts";
-import { accountOf, appIdOf, KMS_ROOT, OLD_KMS_ROOT, synthetic } from "../helpers/dashboardSynthetic.ts";
+import {
+  accountOf,
+  appIdOf,
+  COMPOSE,
+  deviceOf,
+  KMS_ROOT,
+  OLD_COMPOSE,
+  OLD_KMS_ROOT,
+  synthetic,
+} from "../helpers/dashboardSynthetic.ts";
 
 const link = (view: ReturnType<typeof buildView>, a: string, b: string) =>
   view.links.find((l) => l.a === a && l.b === b);
@@ -112,12 +121,110 @@ describe("dashboard view", () => {
     );
   });
 
-  it("compose hash, device, attestation and quorum reads are marked not available, with reasons", () => {
-    const s = synthetic({ members: 1 });
+  it("a card carries the member's recorded claims, each with whether the policy allows it now", () => {
+    const s = synthetic({ members: 3, oldCompose: [2], revokedDevices: [3] });
     const view = buildView(s.facts, s.health, s.nowMs);
-    for (const field of ["composeHash", "device", "attestation", "quorumReads", "indexerStream"]) {
-      assert.ok((view.notAvailable[field] ?? "").length > 30, field);
-    }
+    const [one, two, three] = view.members;
+    assert.equal(one!.composeHash, COMPOSE);
+    assert.equal(one!.composeHashAllowed, true);
+    assert.equal(one!.deviceId, deviceOf(1));
+    assert.equal(one!.deviceAllowed, true, "any device is allowed in the synthetic policy");
+    assert.equal(one!.standing, "good");
+    assert.equal(two!.composeHash, OLD_COMPOSE);
+    assert.equal(two!.composeHashAllowed, false);
+    assert.equal(two!.standing, "compose-hash-not-allowed");
+    assert.equal(three!.deviceAllowed, false, "a revoked device beats allow-any-device");
+    assert.ok(three!.deviceRevokedAt?.endsWith("Z"));
+    assert.equal(three!.standing, "device-revoked");
+    assert.deepEqual(one!.attestation.state, "unchecked", "no check has run");
+  });
+
+  it("drift: members on a withdrawn compose, a revoked device, an old KMS root, each once with its command", () => {
+    const s = synthetic({ members: 5, oldCompose: [2], revokedDevices: [3], oldKmsRoot: [4] });
+    const view = buildView(s.facts, s.health, s.nowMs);
+    assert.deepEqual(
+      view.policy.drift.map((d) => [d.kind, d.memberId, d.command]),
+      [
+        ["compose-withdrawn", "2", "attestmesh evict 2"],
+        ["device-revoked", "3", "attestmesh evict 3"],
+        ["kms-root-withdrawn", "4", "attestmesh evict 4"],
+      ],
+    );
+    assert.match(view.policy.drift[0]!.detail, new RegExp(OLD_COMPOSE));
+  });
+
+  it("drift: a device the chain holds only by fingerprint still shows, from the chain's standing", () => {
+    const s = synthetic({ members: 2, revokedDevices: [2], fingerprintOnly: [2] });
+    const view = buildView(s.facts, s.health, s.nowMs);
+    const two = view.members[1]!;
+    assert.equal(two.deviceId, null);
+    assert.equal(two.deviceAllowed, false);
+    assert.deepEqual(
+      view.policy.drift.map((d) => [d.kind, d.memberId]),
+      [["device-revoked", "2"]],
+    );
+    assert.match(view.policy.drift[0]!.detail, /device-revoked/);
+  });
+
+  it("a device withdrawn from a restricted allowlist is drift; an evicted member is never drift", () => {
+    const s = synthetic({ members: 3, evicted: [3] });
+    const facts = {
+      ...s.facts,
+      policy: { ...s.facts.policy, allowAnyDevice: false, deviceIds: [deviceOf(2), deviceOf(3)] },
+    };
+    const view = buildView(facts, s.health, s.nowMs);
+    assert.deepEqual(
+      view.policy.drift.map((d) => [d.kind, d.memberId]),
+      [["device-not-allowed", "1"]],
+    );
+  });
+
+  it("attestation checks reach the cards; indexers show what their own /healthz says, for the registered key only", () => {
+    const s = synthetic({ members: 2 });
+    const KEY = `0x${"11".repeat(32)}`;
+    const OTHER = `0x${"22".repeat(32)}`;
+    const facts = {
+      ...s.facts,
+      indexers: [
+        { endpoint: "ws://10.0.0.9:8790/", signingKey: KEY, appId: appIdOf(90), codeId: COMPOSE },
+        { endpoint: "wss://idx.example/", signingKey: OTHER, appId: appIdOf(91), codeId: COMPOSE },
+        {
+          endpoint: "ws://10.0.0.10:8790/",
+          signingKey: `0x${"33".repeat(32)}`,
+          appId: appIdOf(92),
+          codeId: COMPOSE,
+        },
+      ],
+    };
+    const cluster = facts.cluster.toLowerCase();
+    const row = { cluster, head: "42", lastSeq: "7", following: true };
+    const verified = {
+      state: "verified" as const,
+      evidence: "SIMULATED" as const,
+      detail: null,
+      checkedAt: new Date(s.nowMs).toISOString(),
+      lastVerifiedAt: new Date(s.nowMs).toISOString(),
+    };
+    const view = buildView(facts, s.health, s.nowMs, {
+      attestation: new Map([["1", verified]]),
+      indexerHealth: new Map([
+        [KEY, { body: { signingKey: KEY, clusters: [row], subscribers: 3 }, checkedAtMs: s.nowMs }],
+        // An impostor on the second endpoint: another key, so nothing it says is shown as the indexer's.
+        [OTHER, { body: { signingKey: KEY, clusters: [row], subscribers: 9 }, checkedAtMs: s.nowMs }],
+      ]),
+      updates: "woken by indexer",
+    });
+    assert.deepEqual(view.members[0]!.attestation, verified);
+    assert.equal(view.members[1]!.attestation.state, "unchecked");
+    assert.deepEqual(
+      view.indexers.map((i) => [i.reachable, i.keyMatches, i.following, i.head, i.lastSeq, i.subscribers]),
+      [
+        [true, true, true, "42", "7", 3],
+        [true, false, null, null, null, null],
+        [false, null, null, null, null, null],
+      ],
+    );
+    assert.equal(view.sources.updates, "woken by indexer");
   });
 
   it("the policy trail is the policy events in chain order, and its replay is the CLI's rebuildPolicy", () => {

@@ -20,17 +20,61 @@ import {
   until,
   waitForNodes,
 } from "../helpers/browser.ts";
-import { type SyntheticOptions, synthetic } from "../helpers/dashboardSynthetic.ts";
+import {
+  appIdOf,
+  COMPOSE,
+  OLD_COMPOSE,
+  type SyntheticOptions,
+  synthetic,
+} from "../helpers/dashboardSynthetic.ts";
+
+const INDEXER_KEY = `0x${"11".repeat(32)}`;
 
 const viewOf = (options: SyntheticOptions) => {
   const s = synthetic(options);
-  return buildView(s.facts, s.health, s.nowMs);
+  const facts = {
+    ...s.facts,
+    indexers: [
+      { endpoint: "ws://10.0.0.9:8790/", signingKey: INDEXER_KEY, appId: appIdOf(90), codeId: COMPOSE },
+    ],
+  };
+  const row = {
+    cluster: facts.cluster.toLowerCase(),
+    head: String(facts.head),
+    lastSeq: "12",
+    following: true,
+  };
+  const at = new Date(s.nowMs).toISOString();
+  return buildView(facts, s.health, s.nowMs, {
+    attestation: new Map([
+      ["1", { state: "verified", evidence: "SIMULATED", detail: null, checkedAt: at, lastVerifiedAt: at }],
+      [
+        "5",
+        {
+          state: "refused",
+          evidence: "SIMULATED",
+          detail: "report-data: ReportDataMismatch the quote does not bind this member's keys and nonce",
+          checkedAt: at,
+          lastVerifiedAt: null,
+        },
+      ],
+    ]),
+    indexerHealth: new Map([
+      [
+        INDEXER_KEY,
+        { body: { signingKey: INDEXER_KEY, clusters: [row], subscribers: 8 }, checkedAtMs: s.nowMs },
+      ],
+    ]),
+    updates: "woken by indexer ws://10.0.0.9:8790/ (envelope 12)",
+  });
 };
 
 describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip }, () => {
   let browser: Browser;
   let server: DashboardServer;
-  const source = staticSource(viewOf({ members: 8, silent: [[1, 2]], missing: [[3, 4]], revokedApps: [5] }));
+  const source = staticSource(
+    viewOf({ members: 8, silent: [[1, 2]], missing: [[3, 4]], revokedApps: [5], oldCompose: [5] }),
+  );
 
   before(async () => {
     const bundle = await ensureBundle();
@@ -52,10 +96,13 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
     assert.ok(edges.includes("3:4:missing:udp"), edges.join());
     assert.ok(edges.includes("1:3:handshaken:udp"));
     assert.match(await seen(browser.page.getByTestId("link-summary")), /handshaken 26.*silent 1.*missing 1/s);
+    const indexers = await seen(browser.page.getByTestId("indexers"));
+    assert.match(indexers, /Indexers \(1 registered\)[\s\S]*ws:\/\/10\.0\.0\.9:8790\/[\s\S]*following/);
+    assert.match(indexers, /woken by indexer/);
     await browser.page.screenshot({ path: artifactPath("synthetic-mesh.png") });
   });
 
-  it("a member's card opens from the table by keyboard, and shows what is not available and why", async () => {
+  it("a member's card opens from the table by keyboard: claims, standing, attestation", async () => {
     const page = browser.page;
     await page.locator('[data-testid="member-table"] tr[data-key="5"]').focus();
     await page.keyboard.press("Enter");
@@ -64,8 +111,13 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
     const text = await seen(card);
     assert.match(text, /Member #5/);
     assert.match(text, /revoked/);
-    assert.match(text, /compose hash\s+not available \(the chain keeps no per-member compose hash/);
-    assert.match(text, /attestation\s+not available/);
+    assert.match(text, new RegExp(`compose hash\\s+${OLD_COMPOSE} NOT allowed now`));
+    assert.match(text, /device\s+0x[0-9a-f]{64} allowed now/);
+    assert.match(text, /standing\s+NOT standing \(compose-hash-not-allowed\)/);
+    assert.match(
+      text,
+      /attestation\s+REFUSED \(SIMULATED evidence\) at .*ReportDataMismatch.*never verified here/,
+    );
     assert.match(text, /sponsorship spend\s+0\.0015 ETH/);
     await page.screenshot({ path: artifactPath("synthetic-member-card.png") });
     await page.keyboard.press("Escape");
@@ -91,7 +143,16 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
 
   it("each view renders; tabs move with the arrow keys; the history filters", async () => {
     const page = browser.page;
-    source.set(viewOf({ members: 8, evicted: [3], oldKmsRoot: [6], revokedApps: [7] }));
+    source.set(
+      viewOf({
+        members: 8,
+        evicted: [3],
+        oldKmsRoot: [6],
+        revokedApps: [7],
+        oldCompose: [2],
+        revokedDevices: [4],
+      }),
+    );
     await page.getByRole("tab", { name: "Mesh" }).focus();
     await page.keyboard.press("ArrowRight");
     assert.equal(await page.getByRole("tab", { name: "CSK epochs" }).getAttribute("aria-selected"), "true");
@@ -106,6 +167,8 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
     const driftText = await seen(drift);
     assert.match(driftText, /#6[\s\S]*KMS root[\s\S]*attestmesh evict 6/);
     assert.match(driftText, /#7[\s\S]*revoked[\s\S]*attestmesh evict 7/);
+    assert.match(driftText, /#2[\s\S]*compose hash 0x[0-9a-f]{64}, which the policy no longer allows/);
+    assert.match(driftText, /#4[\s\S]*device 0x[0-9a-f]{64}, revoked at/);
     const all = await page.locator('[data-testid="policy-history"] tbody tr[data-key]').count();
     await page.getByTestId("history-event").selectOption("KmsRootRemoved");
     await until(

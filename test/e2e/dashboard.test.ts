@@ -1,13 +1,16 @@
-// End to end: the owner's dashboard on a 3-node devnet, in Debian's headless Chromium. The page shows
-// every active member and every link as the members' own /healthz report them; a join appears and an
-// eviction disappears within 5 s of the chain showing them, without reload; the policy history is
-// `attestmesh policy history --json`'s; no console errors; a screenshot of each view is saved under
-// test-artifacts/dashboard/. Needs root and /dev/net/tun like the other devnet tests, and Chromium.
+// End to end: the owner's dashboard on a 3-node devnet with two indexers, in Debian's headless Chromium.
+// The page shows every active member and every link as the members' own /healthz report them, both
+// registered indexers following, each member's recorded claims (as `attestmesh members --json` has them)
+// and its live attestation verified; a join appears and an eviction disappears within 5 s of the chain
+// showing them, without reload; the policy history is `attestmesh policy history --json`'s; a revoked
+// device shows as drift on exactly the members on it; no console errors; a screenshot of each view is
+// saved under test-artifacts/dashboard/. Needs root and /dev/net/tun like the other devnet tests, and Chromium.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, createPublicClient, http } from "viem";
 import {
@@ -70,7 +73,7 @@ describe("dashboard on the devnet", { skip }, () => {
   const target = () => ["--rpc", state.rpcUrl, "--cluster", state.diamond];
 
   before(async () => {
-    await cli(["devnet", "up", "--detach", "--json", "--nodes", "3"]);
+    await cli(["devnet", "up", "--detach", "--json", "--nodes", "3", "--indexers", "2"]);
     state = await readState();
     client = createPublicClient({ transport: http(state.rpcUrl) });
     await writeHealthUrls();
@@ -128,6 +131,19 @@ describe("dashboard on the devnet", { skip }, () => {
       500,
     );
     for (const edge of edges) assert.match(edge, /:(udp|gateway)$/, edge);
+    const indexers = browser.page.getByTestId("indexers");
+    await eventually(
+      "both registered indexers shown following",
+      async () => {
+        const rows = indexers.locator("tbody tr[data-key]");
+        const says = await rows.evaluateAll((trs) => trs.map((tr) => tr.children[2]?.textContent ?? ""));
+        return says.length === 2 && says.every((t) => t === "following");
+      },
+      30_000,
+      500,
+    );
+    assert.match(await seen(indexers), /Indexers \(2 registered\)/);
+    assert.match(await seen(browser.page.locator("footer")), /chain: one RPC/);
     await browser.page.screenshot({ path: artifactPath("devnet-mesh.png") });
   });
 
@@ -142,7 +158,24 @@ describe("dashboard on the devnet", { skip }, () => {
     assert.match(text, /admitting KMS root\s+0x[0-9a-fA-F]{40} allowed now/);
     assert.match(text, /health\s+healthy; peers handshaken 2\/2/);
     assert.match(text, /sponsorship spend\s+[\d.]+ ETH \(account 0x/);
-    assert.match(text, /attestation\s+not available/);
+    const rows = (
+      JSON.parse(await cli(["members", "--json", ...target()])) as {
+        members: Array<Record<string, string | null>>;
+      }
+    ).members;
+    const chain = rows.find((r) => r.memberId === first)!;
+    assert.ok(chain.composeHash, "the devnet records claims");
+    assert.match(text, new RegExp(`compose hash\\s+${chain.composeHash} allowed now`, "i"));
+    assert.match(text, new RegExp(`standing\\s+${chain.standing === "good" ? "good" : "NOT standing"}`));
+    if (chain.deviceId) assert.match(text, new RegExp(`device\\s+${chain.deviceId}`, "i"));
+    // The dashboard checks each member's live attestation in the background (simulated on the devnet).
+    await eventually(
+      "the member's attestation verified",
+      async () =>
+        /verified \(SIMULATED evidence\) at/.test(await seen(page.getByTestId("member-attestation"))),
+      60_000,
+      500,
+    );
     await page.screenshot({ path: artifactPath("devnet-member-card.png") });
     await page.keyboard.press("Escape");
   });
@@ -161,6 +194,10 @@ describe("dashboard on the devnet", { skip }, () => {
     const seenAt = Date.now();
     await waitForNodes(page, (nodes) => nodes.includes(joined), 5_000);
     process.stdout.write(`# join on chain -> on the page: ${Date.now() - seenAt} ms\n`);
+    const updates = (
+      (await (await fetch(`${url}api/view`)).json()) as { view: { sources: { updates: string } } }
+    ).view.sources.updates;
+    process.stdout.write(`# updates: ${updates}\n`);
     await adding;
     await writeHealthUrls();
 
@@ -227,6 +264,47 @@ describe("dashboard on the devnet", { skip }, () => {
       history.events.slice(0, shown.length).map((e) => `${e.block}-${e.logIndex}`),
     );
     await page.screenshot({ path: artifactPath("devnet-policy.png"), fullPage: true });
+  });
+
+  it("a revoked device is drift on exactly the members that run on it, with the command", async () => {
+    const page = browser.page;
+    const active = (
+      JSON.parse(await cli(["members", "--json", "--active", ...target()])) as {
+        members: Array<Record<string, string | null>>;
+      }
+    ).members;
+    const device = active.find((r) => r.deviceId)?.deviceId;
+    assert.ok(device, "a member with a recorded device id");
+    const onIt = active
+      .filter((r) => r.deviceId === device)
+      .map((r) => r.memberId!)
+      .sort();
+    await cli(["revoke", "device", device, "--yes", "--reason", "dashboard e2e", ...target()], {
+      env: { ...process.env, ATTESTMESH_OWNER_KEY: devnetPrivateKey(0) },
+    });
+    await page.getByRole("tab", { name: "Policy" }).click();
+    const drift = page.getByTestId("drift");
+    const kinds = async () =>
+      (
+        (await (await fetch(`${url}api/view`)).json()) as {
+          view: { policy: { drift: Array<{ kind: string; memberId: string }> } };
+        }
+      ).view.policy.drift
+        .filter((d) => d.kind === "device-revoked")
+        .map((d) => d.memberId)
+        .sort();
+    await eventually(
+      "the revoked device as drift",
+      async () => (await kinds()).length === onIt.length,
+      10_000,
+      250,
+    );
+    assert.deepEqual(await kinds(), onIt);
+    assert.match(
+      await seen(drift),
+      new RegExp(`#${onIt[0]}[\\s\\S]*revoked at[\\s\\S]*attestmesh evict ${onIt[0]}`),
+    );
+    await page.screenshot({ path: artifactPath("devnet-drift.png"), fullPage: true });
   });
 
   it("the sponsorship view charts the paymaster's spend; no console errors anywhere", async () => {

@@ -9,6 +9,9 @@ import { getAddress, type Hex, keccak256, toHex } from "viem";
 export const KMS_ROOT = getAddress("0x00000000000000000000000000000000000000aa");
 export const OLD_KMS_ROOT = getAddress("0x00000000000000000000000000000000000000bb");
 export const COMPOSE = keccak256(toHex("compose"));
+export const OLD_COMPOSE = keccak256(toHex("old compose"));
+export const deviceOf = (i: number): Hex =>
+  `0x${(3).toString(16).padStart(8, "0")}${i.toString(16).padStart(56, "0")}`;
 const T0 = 1_780_000_000; // unix seconds of block 1
 
 export const appIdOf = (i: number) => getAddress(`0x${(0xa000 + i).toString(16).padStart(40, "0")}`);
@@ -23,6 +26,12 @@ export interface SyntheticOptions {
   readonly evicted?: readonly number[];
   /** Member ids admitted by a KMS root the policy no longer allows. */
   readonly oldKmsRoot?: readonly number[];
+  /** Member ids running a compose hash the owner withdrew since. */
+  readonly oldCompose?: readonly number[];
+  /** Member ids on a device the owner revoked since. */
+  readonly revokedDevices?: readonly number[];
+  /** Member ids the chain holds by device fingerprint only (no device id in the record or a log). */
+  readonly fingerprintOnly?: readonly number[];
   /** Member ids whose app id was revoked while they stay active. */
   readonly revokedApps?: readonly number[];
   /** Pairs [reporter, peer] reported configured but silent, and missing. */
@@ -44,6 +53,20 @@ export function synthetic(options: SyntheticOptions): Synthetic {
   const evicted = new Set(options.evicted ?? []);
   const oldRoot = new Set(options.oldKmsRoot ?? []);
   const revoked = new Set(options.revokedApps ?? []);
+  const oldCompose = new Set(options.oldCompose ?? []);
+  const revokedDevices = new Set(options.revokedDevices ?? []);
+  const fingerprintOnly = new Set(options.fingerprintOnly ?? []);
+  /** The chain's verdict, first reason first (device, then compose hash, then KMS root), as the diamond gives it. */
+  const standingOf = (i: number): MemberRow["standing"] =>
+    evicted.has(i)
+      ? "not-active"
+      : revokedDevices.has(i)
+        ? "device-revoked"
+        : oldCompose.has(i)
+          ? "compose-hash-not-allowed"
+          : oldRoot.has(i)
+            ? "kms-root-not-allowed"
+            : "good";
   const nowMs = options.nowMs ?? (T0 + 86_400 * 3) * 1000;
   const logs: FactLog[] = [];
   const blockTimes = new Map<bigint, number>();
@@ -62,6 +85,7 @@ export function synthetic(options: SyntheticOptions): Synthetic {
   emit("KmsRootAdded", { kmsRoot: KMS_ROOT });
   emit("KmsRootAdded", { kmsRoot: OLD_KMS_ROOT });
   emit("ComposeHashAdded", { composeHash: COMPOSE });
+  emit("ComposeHashAdded", { composeHash: OLD_COMPOSE });
   const members: MemberRow[] = [];
   for (let i = 1; i <= n; i++) {
     emit("AppIdAdded", { appId: appIdOf(i) });
@@ -88,11 +112,11 @@ export function synthetic(options: SyntheticOptions): Synthetic {
       memberKey: memberKeyOf(i),
       wireguardKey: key32(1, i),
       identityKey: key32(2, i),
-      composeHash: COMPOSE,
-      deviceId: key32(3, i),
-      deviceFingerprint: fingerprintHex(key32(3, i)),
+      composeHash: oldCompose.has(i) ? OLD_COMPOSE : COMPOSE,
+      deviceId: fingerprintOnly.has(i) ? null : deviceOf(i),
+      deviceFingerprint: fingerprintHex(deviceOf(i)),
       kmsRoot: oldRoot.has(i) ? OLD_KMS_ROOT : KMS_ROOT,
-      standing: evicted.has(i) ? "not-active" : "good",
+      standing: standingOf(i),
     });
   }
   let epoch = 0n;
@@ -110,7 +134,14 @@ export function synthetic(options: SyntheticOptions): Synthetic {
     emit("AppIdRevokedAt", { appId: appIdOf(id), revokedAt: at, reason: keccak256(toHex("compromised")) });
     revokedAt.set(appIdOf(id).toLowerCase(), at);
   }
+  const deviceRevokedAt = new Map<string, bigint>();
+  for (const id of revokedDevices) {
+    const at = BigInt(T0 + Number(block) * 60);
+    emit("DeviceRevokedAt", { deviceId: deviceOf(id), revokedAt: at, reason: keccak256(toHex("stolen")) });
+    deviceRevokedAt.set(deviceOf(id).toLowerCase(), at);
+  }
   emit("KmsRootRemoved", { kmsRoot: OLD_KMS_ROOT });
+  emit("ComposeHashRemoved", { composeHash: OLD_COMPOSE });
 
   const appIds = members
     .filter((m) => m.status === "active" && !revoked.has(Number(m.memberId)))
@@ -178,7 +209,7 @@ export function synthetic(options: SyntheticOptions): Synthetic {
       appIds,
       kmsRoots: [KMS_ROOT],
     },
-    revokedAt: { app: revokedAt, device: new Map() },
+    revokedAt: { app: revokedAt, device: deviceRevokedAt },
     currentCsk: { epoch, commitment: keccak256(toHex(`csk${epoch}`)), committer: 1n },
     accountOwners: new Map(active.map((i) => [accountOf(i).toLowerCase(), memberKeyOf(i).toLowerCase()])),
     spend: { available: true, paymaster: getAddress("0x00000000000000000000000000000000000000ee"), entries },

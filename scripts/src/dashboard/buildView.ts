@@ -5,9 +5,12 @@ import type { MemberRow } from "../owner/members.ts";
 import { POLICY_EVENT_NAMES, rebuildPolicy } from "../owner/policyHistory.ts";
 import { jsonSafe } from "../owner/transact.ts";
 import type {
+  AttestationStatus,
   CskEpochView,
   DashboardView,
   DriftItem,
+  DriftKind,
+  IndexerView,
   LinkPath,
   LinkState,
   LinkSummary,
@@ -61,6 +64,39 @@ export interface SpendEntry {
   readonly blockNumber: bigint;
 }
 
+/** A registered indexer as the registry's `indexers()` returns it. */
+export interface IndexerFact {
+  readonly endpoint: string;
+  readonly signingKey: string;
+  readonly appId: string;
+  readonly codeId: string;
+}
+
+/** What an indexer's public GET /healthz said at the last poll (indexers.ts); null body: no answer. */
+export interface IndexerPoll {
+  readonly body: {
+    readonly signingKey?: string;
+    readonly clusters?: ReadonlyArray<{
+      readonly cluster?: string;
+      readonly head?: string | null;
+      readonly lastSeq?: string;
+      readonly following?: boolean;
+    }>;
+    readonly subscribers?: number;
+  } | null;
+  readonly checkedAtMs: number;
+}
+
+/** What the live source adds beside the chain and the members' /healthz. */
+export interface ViewExtras {
+  /** Member id → its last attestation check. */
+  readonly attestation?: ReadonlyMap<string, AttestationStatus>;
+  /** Signing key (lowercase) → its /healthz poll. */
+  readonly indexerHealth?: ReadonlyMap<string, IndexerPoll>;
+  /** What woke this read. */
+  readonly updates?: string;
+}
+
 export interface ChainFacts {
   readonly network: string;
   readonly chainId: number;
@@ -91,6 +127,10 @@ export interface ChainFacts {
     readonly commitment: string;
     readonly committer: bigint;
   } | null;
+  /** The registered indexers, oldest first. */
+  readonly indexers?: readonly IndexerFact[];
+  /** How the chain was read (one RPC, or a quorum), for the page's footer. */
+  readonly reads?: string;
   /** Member account → its owner key (the member key), both lowercase, from the factory's events. */
   readonly accountOwners: ReadonlyMap<string, string>;
   readonly spend:
@@ -103,17 +143,12 @@ export const LINK_SEND_LIMIT = 5_000;
 /** WireGuard drops a session this long after its last handshake (REJECT_AFTER_TIME). */
 export const HANDSHAKE_FRESH_SECONDS = 180;
 
-export const NOT_AVAILABLE: Readonly<Record<string, string>> = {
-  composeHash:
-    "the chain keeps no per-member compose hash (the boot gate checks it, the member record does not store it)",
-  device:
-    "the chain keeps no per-member device id (the boot gate checks it, the member record does not store it)",
-  attestation:
-    "live attestation and re-attestation are not built yet (a later issue); members are attested once, at registration",
-  quorumReads:
-    "the dashboard reads one RPC; the sidecar's cross-provider quorum reads (issue 12) do not exist yet",
-  indexerStream:
-    "the dashboard polls the chain every second; following the indexer's stream is not built yet",
+const UNCHECKED: AttestationStatus = {
+  state: "unchecked",
+  evidence: null,
+  detail: "no health endpoint known for this member",
+  checkedAt: null,
+  lastVerifiedAt: null,
 };
 
 const iso = (unixSeconds: number | undefined): string | null =>
@@ -244,10 +279,46 @@ function dayOf(unixSeconds: number): string {
   return new Date(unixSeconds * 1000).toISOString().slice(0, 10);
 }
 
+/** Registered indexers beside what their own /healthz says about the cluster. */
+export function buildIndexers(
+  facts: ChainFacts,
+  polls: ReadonlyMap<string, IndexerPoll> | undefined,
+): IndexerView[] {
+  const cluster = facts.cluster.toLowerCase();
+  return (facts.indexers ?? []).map((r) => {
+    const poll = polls?.get(r.signingKey.toLowerCase());
+    const body = poll?.body ?? null;
+    const keyMatches = body === null ? null : body.signingKey?.toLowerCase() === r.signingKey.toLowerCase();
+    // Another key on that endpoint is another process: nothing it says is about this indexer.
+    const row = keyMatches ? body?.clusters?.find((c) => c.cluster?.toLowerCase() === cluster) : undefined;
+    return {
+      endpoint: r.endpoint,
+      signingKey: r.signingKey,
+      appId: r.appId,
+      codeId: r.codeId,
+      reachable: body !== null,
+      keyMatches,
+      following: row === undefined ? null : row.following === true,
+      head: row?.head ?? null,
+      lastSeq: row?.lastSeq ?? null,
+      subscribers: keyMatches && typeof body?.subscribers === "number" ? body.subscribers : null,
+      checkedAt: poll === undefined ? null : new Date(poll.checkedAtMs).toISOString(),
+    };
+  });
+}
+
+const STANDING_DRIFT: Partial<Record<string, DriftKind>> = {
+  "device-revoked": "device-revoked",
+  "device-not-allowed": "device-not-allowed",
+  "compose-hash-not-allowed": "compose-withdrawn",
+  "kms-root-not-allowed": "kms-root-withdrawn",
+};
+
 export function buildView(
   facts: ChainFacts,
   health: ReadonlyMap<string, HealthPoll>,
   nowMs: number,
+  extras: ViewExtras = {},
 ): DashboardView {
   const lower = (s: string) => s.toLowerCase();
   const ordered = [...facts.logs].sort((x, y) =>
@@ -261,6 +332,8 @@ export function buildView(
   }
   const kmsRoots = new Set(facts.policy.kmsRoots.map(lower));
   const appIds = new Set(facts.policy.appIds.map(lower));
+  const composeHashes = new Set(facts.policy.composeHashes.map(lower));
+  const deviceIds = new Set(facts.policy.deviceIds.map(lower));
   const accountOfOwner = new Map<string, string>();
   for (const [account, owner] of facts.accountOwners) accountOfOwner.set(owner, account);
 
@@ -277,12 +350,23 @@ export function buildView(
     const h = healthOf(poll);
     if (poll?.body && m.status === "active") healthByMember.set(m.memberId, poll.body);
     const account = accountOfOwner.get(lower(m.memberKey)) ?? h?.account?.toLowerCase() ?? null;
-    const kmsRoot = admittedBy.get(m.memberId) ?? null;
+    // The recorded claim first; the MemberRegistered log for a member registered before claims were kept.
+    const kmsRoot = m.kmsRoot ?? admittedBy.get(m.memberId) ?? null;
     const revokedAt = facts.revokedAt.app.get(lower(m.appId)) ?? 0n;
+    const deviceRevokedAt = m.deviceId === null ? 0n : (facts.revokedAt.device.get(lower(m.deviceId)) ?? 0n);
     return {
       ...m,
       kmsRoot,
       kmsRootAllowed: kmsRoot === null ? null : kmsRoots.has(lower(kmsRoot)),
+      composeHashAllowed: m.composeHash === null ? null : composeHashes.has(lower(m.composeHash)),
+      deviceAllowed:
+        m.deviceId === null
+          ? m.standing === "device-revoked" || m.standing === "device-not-allowed"
+            ? false
+            : null
+          : deviceRevokedAt === 0n && (facts.policy.allowAnyDevice || deviceIds.has(lower(m.deviceId))),
+      deviceRevokedAt: deviceRevokedAt === 0n ? null : iso(Number(deviceRevokedAt)),
+      attestation: extras.attestation?.get(m.memberId) ?? UNCHECKED,
       appIdAllowed: appIds.has(lower(m.appId)),
       appIdRevokedAt: revokedAt === 0n ? null : iso(Number(revokedAt)),
       account,
@@ -315,13 +399,27 @@ export function buildView(
         command: `attestmesh evict ${m.memberId}`,
       });
     }
+    const found = new Set<DriftKind>();
+    const stale = (kind: DriftKind, detail: string) => {
+      found.add(kind);
+      // A stale member is what `evict --stale` evicts; the per-member command is shown beside it.
+      drift.push({ kind, memberId: m.memberId, detail, command: `attestmesh evict ${m.memberId}` });
+    };
+    if (m.deviceRevokedAt !== null) {
+      stale("device-revoked", `runs on device ${m.deviceId}, revoked at ${m.deviceRevokedAt}`);
+    } else if (m.deviceAllowed === false && m.deviceId !== null) {
+      stale("device-not-allowed", `runs on device ${m.deviceId}, which the policy no longer allows`);
+    }
+    if (m.composeHashAllowed === false) {
+      stale("compose-withdrawn", `runs compose hash ${m.composeHash}, which the policy no longer allows`);
+    }
     if (m.kmsRootAllowed === false) {
-      drift.push({
-        kind: "kms-root-withdrawn",
-        memberId: m.memberId,
-        detail: `admitted by KMS root ${m.kmsRoot}, which the policy no longer allows`,
-        command: `attestmesh evict ${m.memberId}`,
-      });
+      stale("kms-root-withdrawn", `admitted by KMS root ${m.kmsRoot}, which the policy no longer allows`);
+    }
+    // The chain's own verdict names a reason the views above cannot see (a device held by fingerprint).
+    const kind = STANDING_DRIFT[m.standing];
+    if (kind !== undefined && !found.has(kind)) {
+      stale(kind, `the chain judges it no longer standing (${m.standing})`);
     }
   }
 
@@ -422,11 +520,12 @@ export function buildView(
       drift,
     },
     spend,
-    notAvailable: NOT_AVAILABLE,
+    indexers: buildIndexers(facts, extras.indexerHealth),
     sources: {
       healthEndpoints: health.size,
       healthReachable: reachable,
-      indexer: NOT_AVAILABLE.indexerStream!,
+      updates: extras.updates ?? "polling the chain",
+      reads: facts.reads ?? "one RPC",
     },
   };
 }

@@ -20,6 +20,8 @@ export interface SponsorshipAddresses {
 
 export interface ChainReaderOptions {
   readonly fromBlock?: bigint;
+  /** How the context's client reads (one RPC, or a quorum), for the page's footer. */
+  readonly reads?: string;
   readonly sponsorship?: SponsorshipAddresses;
 }
 
@@ -107,11 +109,12 @@ export function createChainReader(ctx: ClusterContext, options: ChainReaderOptio
       const head = await client.getBlockNumber({ cacheTime: 0 });
       await catchUp(head);
       const at = { blockNumber: head };
-      const [members, snapshot, owner, csk] = await Promise.all([
+      const [members, snapshot, owner, csk, indexers] = await Promise.all([
         listMembers(ctx),
         cluster.read.policySnapshot(at),
         cluster.read.owner(at),
         cluster.read.currentCsk(at).catch(() => undefined),
+        cluster.read.indexers(at),
       ]);
       const appRevoked = new Map<string, bigint>();
       const deviceRevoked = new Map<string, bigint>();
@@ -143,6 +146,13 @@ export function createChainReader(ctx: ClusterContext, options: ChainReaderOptio
           kmsRoots: snapshot.kmsRoots,
         },
         revokedAt: { app: appRevoked, device: deviceRevoked },
+        indexers: indexers.map((r) => ({
+          endpoint: r.endpoint,
+          signingKey: r.signingKey.toLowerCase(),
+          appId: r.appId,
+          codeId: r.codeId,
+        })),
+        ...(options.reads === undefined ? {} : { reads: options.reads }),
         currentCsk: csk === undefined ? null : { epoch, commitment, committer },
         accountOwners,
         spend:

@@ -26,6 +26,31 @@ export interface MemberHealth {
   readonly checkedAt: string;
 }
 
+/** Whether the policy would admit the member again now (IMemberStanding.Standing, `members` column). */
+export type MemberStanding =
+  | "not-active"
+  | "good"
+  | "unrecorded"
+  | "device-revoked"
+  | "device-not-allowed"
+  | "compose-hash-not-allowed"
+  | "kms-root-not-allowed";
+
+/**
+ * The last check of the member's own attestation (GET /attestation?nonce= on its health port, verified
+ * the way `attestmesh attest` does). `verified`: every check passed; `refused`: a check failed (named in
+ * `detail`); `unreachable`: no document came back; `unchecked`: no endpoint is known or none was asked yet.
+ */
+export interface AttestationStatus {
+  readonly state: "verified" | "refused" | "unreachable" | "unchecked";
+  /** "SIMULATED" evidence (the devnet's dstack simulator) proves nothing about hardware. */
+  readonly evidence: "tdx" | "SIMULATED" | null;
+  readonly detail: string | null;
+  /** When it was last asked (ISO), and when a check last passed. */
+  readonly checkedAt: string | null;
+  readonly lastVerifiedAt: string | null;
+}
+
 export interface MemberCard {
   readonly memberId: string;
   readonly appId: string;
@@ -40,6 +65,17 @@ export interface MemberCard {
   /** The KMS root that admitted it (its MemberRegistered event), and whether the policy allows it now. */
   readonly kmsRoot: string | null;
   readonly kmsRootAllowed: boolean | null;
+  /** What it stated at registration and the chain recorded (null: registered before claims were recorded). */
+  readonly composeHash: string | null;
+  readonly composeHashAllowed: boolean | null;
+  /** The device id it stated (null when the chain keeps only its fingerprint and no log names it). */
+  readonly deviceId: string | null;
+  readonly deviceFingerprint: string | null;
+  /** Whether the policy allows that device now (any device allowed counts), and its revocation (ISO). */
+  readonly deviceAllowed: boolean | null;
+  readonly deviceRevokedAt: string | null;
+  /** The chain's own verdict: would the policy admit it again now. */
+  readonly standing: MemberStanding;
   /** Whether its app id is allowlisted now; the revocation time (ISO) when revoked. */
   readonly appIdAllowed: boolean;
   readonly appIdRevokedAt: string | null;
@@ -48,6 +84,7 @@ export interface MemberCard {
   readonly spendWei: string | null;
   /** null: no /healthz URL is known for it. */
   readonly health: MemberHealth | null;
+  readonly attestation: AttestationStatus;
 }
 
 export interface LinkView {
@@ -106,7 +143,13 @@ export interface PolicyNow {
   readonly deviceRevocations: ReadonlyArray<{ deviceId: string; revokedAt: string; reason: string }>;
 }
 
-export type DriftKind = "app-id-revoked" | "app-id-withdrawn" | "kms-root-withdrawn";
+export type DriftKind =
+  | "app-id-revoked"
+  | "app-id-withdrawn"
+  | "kms-root-withdrawn"
+  | "compose-withdrawn"
+  | "device-revoked"
+  | "device-not-allowed";
 
 export interface DriftItem {
   readonly kind: DriftKind;
@@ -123,6 +166,23 @@ export interface SpendView {
   readonly perMember: ReadonlyArray<{ memberId: string | null; account: string; wei: string }>;
   /** UTC days (YYYY-MM-DD), oldest first. */
   readonly perDay: ReadonlyArray<{ day: string; wei: string }>;
+}
+
+/** A registered indexer (the registry's `indexers()`) and what its public GET /healthz says. */
+export interface IndexerView {
+  readonly endpoint: string;
+  readonly signingKey: string;
+  readonly appId: string;
+  readonly codeId: string;
+  /** Whether its /healthz answered, with the registered signing key (another key is another process). */
+  readonly reachable: boolean;
+  readonly keyMatches: boolean | null;
+  /** It says it follows the cluster's chain (its own judgement, unsigned: shown, never trusted). */
+  readonly following: boolean | null;
+  readonly head: string | null;
+  readonly lastSeq: string | null;
+  readonly subscribers: number | null;
+  readonly checkedAt: string | null;
 }
 
 export interface DashboardView {
@@ -149,12 +209,15 @@ export interface DashboardView {
     readonly drift: readonly DriftItem[];
   };
   readonly spend: SpendView | NotAvailable;
-  /** Fields the project does not provide yet, each with why (shown as "not available"). */
-  readonly notAvailable: Readonly<Record<string, string>>;
+  /** Every registered indexer, oldest first (empty: the cluster runs on polling alone). */
+  readonly indexers: readonly IndexerView[];
   /** Where the data came from this time, for the page's footer. */
   readonly sources: {
     readonly healthEndpoints: number;
     readonly healthReachable: number;
-    readonly indexer: string;
+    /** What woke the last read: an indexer's advance, or the polling interval. */
+    readonly updates: string;
+    /** How the chain was read: one RPC, or a quorum of several (`--rpc` given more than once). */
+    readonly reads: string;
   };
 }

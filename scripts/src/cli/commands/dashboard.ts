@@ -8,7 +8,9 @@ import { badArgument, parseAddress, parseInteger } from "../../owner/args.ts";
 import type { CliIo } from "../../owner/io.ts";
 
 interface DashboardFlags {
-  rpc?: string;
+  rpc: string[];
+  quorum?: string;
+  pccs?: string;
   network?: string;
   cluster?: string;
   host: string;
@@ -25,7 +27,14 @@ export function registerDashboardCommand(program: Command, io: CliIo): void {
   program
     .command("dashboard")
     .description("serve a read-only web page of the cluster: mesh, members, CSK epochs, policy, sponsorship")
-    .option("--rpc <url>", "JSON-RPC endpoint (default: ATTESTMESH_RPC_URL)")
+    .option(
+      "--rpc <url>",
+      "JSON-RPC endpoint (default: ATTESTMESH_RPC_URL); give it more than once for quorum reads",
+      (url: string, urls: string[]) => [...urls, url],
+      [] as string[],
+    )
+    .option("--quorum <n>", "with several --rpc: matching answers a read needs (default: a strict majority)")
+    .option("--pccs <url>", "PCCS for the collateral of members' TDX quotes (default: ATTESTMESH_PCCS_URL)")
     .option("--network <name>", "a network from hardhat.config.ts: devnet, baseSepolia, base")
     .option("--cluster <address>", "the cluster diamond (default: ATTESTMESH_CLUSTER)")
     .option("--host <address>", "address to listen on", "127.0.0.1")
@@ -41,11 +50,22 @@ export function registerDashboardCommand(program: Command, io: CliIo): void {
       if ((flags.entryPoint === undefined) !== (flags.paymaster === undefined)) {
         throw badArgument("give --entry-point and --paymaster together");
       }
+      const [rpc, ...moreRpcs] = flags.rpc;
+      const quorum =
+        flags.quorum === undefined
+          ? undefined
+          : parseInteger(flags.quorum, "--quorum", 1, Math.max(1, flags.rpc.length));
+      if (flags.quorum !== undefined && flags.rpc.length < 2) {
+        throw badArgument("--quorum needs --rpc given more than once");
+      }
       const controller = new AbortController();
       const server = await startDashboard(
         io,
         {
-          ...(flags.rpc === undefined ? {} : { rpc: flags.rpc }),
+          ...(rpc === undefined ? {} : { rpc }),
+          ...(moreRpcs.length === 0 ? {} : { moreRpcs }),
+          ...(quorum === undefined ? {} : { quorum }),
+          ...(flags.pccs === undefined ? {} : { pccs: flags.pccs }),
           ...(flags.network === undefined ? {} : { network: flags.network }),
           ...(flags.cluster === undefined ? {} : { cluster: flags.cluster }),
           host: flags.host,

@@ -1,9 +1,9 @@
-// One member's card: identity and keys from its chain record, the KMS root that admitted it and whether
-// the policy allows it now, what its own /healthz says, its sponsorship spend. Fields the project cannot
-// fill yet say so and why.
+// One member's card: identity and keys from its chain record, what it stated at registration (compose
+// hash, device) and the KMS root that admitted it, each with whether the policy allows it now, the chain's
+// standing verdict, its last attestation check, what its own /healthz says, its sponsorship spend.
 
 import { useEffect, useRef } from "preact/hooks";
-import type { DashboardView, MemberCard } from "../model.ts";
+import type { AttestationStatus, DashboardView, MemberCard } from "../model.ts";
 import { formatEth, when } from "./format.ts";
 
 function NotAvailable(props: { reason: string | undefined }) {
@@ -12,6 +12,21 @@ function NotAvailable(props: { reason: string | undefined }) {
       not available <small>({props.reason ?? "not provided"})</small>
     </span>
   );
+}
+
+function attestationText(a: AttestationStatus): string {
+  const evidence = a.evidence === null ? "" : ` (${a.evidence} evidence)`;
+  const last = a.lastVerifiedAt === null ? "never verified here" : `last verified ${when(a.lastVerifiedAt)}`;
+  switch (a.state) {
+    case "verified":
+      return `verified${evidence} at ${when(a.checkedAt)}`;
+    case "refused":
+      return `REFUSED${evidence} at ${when(a.checkedAt)}: ${a.detail ?? ""}; ${last}`;
+    case "unreachable":
+      return `no attestation at ${when(a.checkedAt)}: ${a.detail ?? ""}; ${last}`;
+    default:
+      return `not checked yet (${a.detail ?? "pending"})`;
+  }
 }
 
 export function MemberCardPanel(props: {
@@ -23,7 +38,6 @@ export function MemberCardPanel(props: {
   const close = useRef<HTMLButtonElement>(null);
   useEffect(() => close.current?.focus(), [m.memberId]);
   const h = m.health;
-  const na = view.notAvailable;
   const allowed = (ok: boolean | null) => (ok === null ? "unknown" : ok ? "allowed now" : "NOT allowed now");
   return (
     <aside
@@ -66,17 +80,27 @@ export function MemberCardPanel(props: {
           {m.kmsRoot ?? "—"} <em>{allowed(m.kmsRootAllowed)}</em>
         </dd>
         <dt>compose hash</dt>
-        <dd>
-          <NotAvailable reason={na.composeHash} />
+        <dd class="mono">
+          {m.composeHash ?? "unrecorded (registered before claims were kept)"}{" "}
+          {m.composeHash === null ? null : <em>{allowed(m.composeHashAllowed)}</em>}
         </dd>
         <dt>device</dt>
+        <dd class="mono">
+          {m.deviceId ?? (m.deviceFingerprint === null ? "unrecorded" : `fingerprint ${m.deviceFingerprint}`)}{" "}
+          <em>{m.deviceRevokedAt ? `REVOKED ${when(m.deviceRevokedAt)}` : allowed(m.deviceAllowed)}</em>
+        </dd>
+        <dt>standing</dt>
         <dd>
-          <NotAvailable reason={na.device} />
+          {m.standing === "good"
+            ? "good: the policy would admit it again now"
+            : m.standing === "not-active"
+              ? "not active"
+              : m.standing === "unrecorded"
+                ? "unrecorded: it registered before claims were kept"
+                : `NOT standing (${m.standing}): peers drop it; attestmesh evict --stale evicts it`}
         </dd>
         <dt>attestation</dt>
-        <dd>
-          <NotAvailable reason={na.attestation} />
-        </dd>
+        <dd data-testid="member-attestation">{attestationText(m.attestation)}</dd>
         <dt>CSK epoch held</dt>
         <dd>
           {h === null ? (

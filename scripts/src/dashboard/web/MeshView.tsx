@@ -2,8 +2,8 @@
 // selected member's card.
 
 import { useMemo } from "preact/hooks";
-import type { DashboardView, MemberCard } from "../model.ts";
-import { short } from "./format.ts";
+import type { DashboardView, IndexerView, MemberCard } from "../model.ts";
+import { short, when } from "./format.ts";
 import { MemberCardPanel } from "./MemberCardPanel.tsx";
 import { MeshGraph, STATE_COLOURS } from "./MeshGraph.tsx";
 import { type Column, VirtualTable } from "./VirtualTable.tsx";
@@ -12,7 +12,24 @@ const COLUMNS: readonly Column<MemberCard>[] = [
   { title: "id", width: "4rem", cell: (m) => m.memberId },
   { title: "status", width: "5rem", cell: (m) => m.status },
   { title: "mesh IP", width: "7.5rem", cell: (m) => m.meshIp },
-  { title: "app id", width: "auto", cell: (m) => <span class="mono">{short(m.appId)}</span> },
+  {
+    title: "standing",
+    width: "6rem",
+    // The card names the reason; the table only says whether the owner has something to act on.
+    cell: (m) =>
+      m.status !== "active" ? (
+        "—"
+      ) : m.standing === "good" || m.standing === "unrecorded" ? (
+        m.standing
+      ) : (
+        <strong title={m.standing}>stale</strong>
+      ),
+  },
+  {
+    title: "attested",
+    width: "6.5rem",
+    cell: (m) => (m.status !== "active" ? "—" : m.attestation.state),
+  },
   {
     title: "health",
     width: "7rem",
@@ -20,6 +37,54 @@ const COLUMNS: readonly Column<MemberCard>[] = [
   },
   { title: "CSK", width: "3.5rem", cell: (m) => m.health?.cskEpoch ?? "—" },
 ];
+
+function indexerState(i: IndexerView): string {
+  if (!i.reachable) return "not answering";
+  if (i.keyMatches === false) return "another key answers there";
+  if (i.following === null) return "does not serve this cluster";
+  return i.following ? "following" : "not following";
+}
+
+/** The registered indexers and what each says of itself (shown, never trusted: it only wakes reads). */
+export function IndexersPanel(props: { readonly view: DashboardView }) {
+  const { indexers, sources } = props.view;
+  return (
+    <div class="indexers" data-testid="indexers">
+      <h2>Indexers ({indexers.length} registered)</h2>
+      {indexers.length === 0 ? (
+        <p>No indexer is registered: the dashboard, like the sidecars, polls the chain.</p>
+      ) : (
+        <table class="plain">
+          <thead>
+            <tr>
+              <th>endpoint</th>
+              <th>signing key</th>
+              <th>says</th>
+              <th>head</th>
+              <th>envelopes</th>
+              <th>subscribers</th>
+            </tr>
+          </thead>
+          <tbody>
+            {indexers.map((i) => (
+              <tr key={i.signingKey} data-key={i.signingKey}>
+                <td class="mono">{i.endpoint}</td>
+                <td class="mono">{short(i.signingKey)}</td>
+                <td>{indexerState(i)}</td>
+                <td>{i.head ?? "—"}</td>
+                <td>{i.lastSeq ?? "—"}</td>
+                <td>{i.subscribers ?? "—"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p class="hint">
+        Updates: {sources.updates}. Checked {when(indexers[0]?.checkedAt ?? null)}.
+      </p>
+    </div>
+  );
+}
 
 export function MeshView(props: {
   readonly view: DashboardView;
@@ -53,6 +118,7 @@ export function MeshView(props: {
           dashed: gateway
           {s.handshakenIncluded ? "" : " · too many healthy links to draw: only the problem links are shown"}
         </p>
+        <IndexersPanel view={view} />
       </div>
       <div class="mesh-right">
         {selected ? (

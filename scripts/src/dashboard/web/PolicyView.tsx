@@ -42,7 +42,7 @@ function List(props: { readonly title: string; readonly items: readonly string[]
 }
 
 export function PolicyView(props: { readonly view: DashboardView }) {
-  const { policy, notAvailable } = props.view;
+  const { policy } = props.view;
   const [name, setName] = useState("");
   const [text, setText] = useState("");
   const names = useMemo(() => [...new Set(policy.events.map((e) => e.name))].sort(), [policy.events]);
@@ -59,7 +59,9 @@ export function PolicyView(props: { readonly view: DashboardView }) {
     <section aria-label="policy" class="policy">
       <h2>Drift to act on</h2>
       {policy.drift.length === 0 ? (
-        <p data-testid="drift">No active member is outside today's policy (app id, admitting KMS root).</p>
+        <p data-testid="drift">
+          No active member is outside today's policy (app id, compose hash, device, admitting KMS root).
+        </p>
       ) : (
         <table class="plain" data-testid="drift">
           <thead>
@@ -82,9 +84,12 @@ export function PolicyView(props: { readonly view: DashboardView }) {
           </tbody>
         </table>
       )}
-      <p class="na">
-        Withdrawn compose hashes and revoked devices cannot be matched to members: {notAvailable.composeHash}.
-      </p>
+      {policy.drift.length === 0 ? null : (
+        <p class="hint">
+          <code>attestmesh evict --stale</code> evicts every member the chain judges no longer standing at
+          once.
+        </p>
+      )}{" "}
       <h2>Policy now</h2>
       <div class="lists">
         <List title="compose hashes" items={now.composeHashes} />

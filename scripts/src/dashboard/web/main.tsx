@@ -134,9 +134,8 @@ function App() {
       </main>
       {view ? (
         <footer>
-          health endpoints answering {view.sources.healthReachable}/{view.sources.healthEndpoints} ·
-          attestation status: not available ({view.notAvailable.attestation}) ·{" "}
-          {view.notAvailable.quorumReads} · {view.sources.indexer}
+          health endpoints answering {view.sources.healthReachable}/{view.sources.healthEndpoints} · chain:{" "}
+          {view.sources.reads} · updates: {view.sources.updates}
         </footer>
       ) : null}
     </>
