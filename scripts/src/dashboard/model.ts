@@ -1,5 +1,7 @@
-// What the dashboard's JSON API serves and its page draws: plain data, no imports, so the page's bundle
-// shares these types with the server. Big numbers (wei, blocks, epochs, ids) are decimal strings.
+// What the dashboard's JSON API serves and its page draws: plain data, type imports only, so the page's
+// bundle shares these types with the server. Big numbers (wei, blocks, epochs, ids) are decimal strings.
+
+import type { MemberStanding } from "@attestmesh/shared/contracts/standing.ts";
 
 /** A field the project cannot fill yet, with the reason the page shows instead of a value. */
 export interface NotAvailable {
@@ -27,14 +29,7 @@ export interface MemberHealth {
 }
 
 /** Whether the policy would admit the member again now (IMemberStanding.Standing, `members` column). */
-export type MemberStanding =
-  | "not-active"
-  | "good"
-  | "unrecorded"
-  | "device-revoked"
-  | "device-not-allowed"
-  | "compose-hash-not-allowed"
-  | "kms-root-not-allowed";
+export type { MemberStanding };
 
 /**
  * The last check of the member's own attestation (GET /attestation?nonce= on its health port, verified

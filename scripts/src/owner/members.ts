@@ -1,6 +1,7 @@
 // Reading the member list, and the eviction plan the CLI's `evict` and the devnet's `evict <node>` share.
 
 import { deviceFingerprint } from "@attestmesh/shared/contracts/deviceFingerprint.ts";
+import { isStale, MEMBER_STANDINGS, type MemberStanding } from "@attestmesh/shared/contracts/standing.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import type { Address } from "viem";
@@ -11,22 +12,9 @@ import type { TxPlan } from "./transact.ts";
 export const MEMBER_STATUS = ["none", "active", "left", "evicted"] as const;
 export type MemberStatusName = (typeof MEMBER_STATUS)[number];
 
-/** IMemberStanding.Standing: whether the policy would admit the member again now. */
-export const MEMBER_STANDING = [
-  "not-active",
-  "good",
-  "unrecorded",
-  "device-revoked",
-  "device-not-allowed",
-  "compose-hash-not-allowed",
-  "kms-root-not-allowed",
-] as const;
-export type MemberStandingName = (typeof MEMBER_STANDING)[number];
-
-/** Whether the owner's revocation reached an active member (`evict --stale` evicts it). */
-export function isStale(standing: MemberStandingName): boolean {
-  return standing !== "good" && standing !== "unrecorded" && standing !== "not-active";
-}
+/** IMemberStanding.Standing, as `members` prints it. */
+export type MemberStandingName = MemberStanding;
+export { isStale };
 
 /** One member as `members --json` prints it. */
 export interface MemberRow {
@@ -80,7 +68,7 @@ function toRow(m: MemberView, c: ClaimsView): MemberRow {
     deviceId: recorded && c.deviceId !== ZERO32 ? c.deviceId : null,
     deviceFingerprint: recorded ? `0x${c.deviceFingerprint.toString(16).padStart(8, "0")}` : null,
     kmsRoot: recorded ? c.kmsRoot : null,
-    standing: MEMBER_STANDING[c.standing] ?? "not-active",
+    standing: MEMBER_STANDINGS[c.standing] ?? "not-active",
   };
 }
 

@@ -3,36 +3,9 @@ import type { Address, Hex } from "viem";
 
 export type MemberStatus = "none" | "active" | "left" | "evicted";
 
-/**
- * Whether the policy would admit the member again now (IMemberStanding.Standing): an active member on a
- * revoked device, or running a withdrawn compose hash, or admitted by a removed KMS root is stale, and
- * is treated as evicted.
- */
-export type MemberStanding =
-  | "not-active"
-  | "good"
-  | "unrecorded"
-  | "device-revoked"
-  | "device-not-allowed"
-  | "compose-hash-not-allowed"
-  | "kms-root-not-allowed";
+export { isStale, MEMBER_STANDINGS, type MemberStanding } from "@attestmesh/shared/contracts/standing.ts";
 
-export const MEMBER_STANDINGS: readonly MemberStanding[] = [
-  "not-active",
-  "good",
-  "unrecorded",
-  "device-revoked",
-  "device-not-allowed",
-  "compose-hash-not-allowed",
-  "kms-root-not-allowed",
-];
-
-/** Whether a standing means the owner's revocation reached the member (it is to be dropped). */
-export function isStale(standing: MemberStanding | undefined): boolean {
-  return (
-    standing !== undefined && standing !== "good" && standing !== "unrecorded" && standing !== "not-active"
-  );
-}
+import type { MemberStanding } from "@attestmesh/shared/contracts/standing.ts";
 
 /** A member record as the chain holds it (IMembership.MemberView), in sidecar terms. */
 export interface Member {
