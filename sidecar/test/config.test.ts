@@ -271,7 +271,7 @@ describe("parseConfig", () => {
     ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "50", /outside 100\.\./],
     ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "2s", /not a whole number/],
     ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "100", /outside 200\.\./],
-    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "1500", /not above the heartbeat interval/],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "900", /not above the heartbeat interval/],
     ["ATTESTMESH_CSK_TAKEOVER_MS", "99", /outside 100\.\./],
   ];
 

@@ -128,6 +128,8 @@ export const MessageType = {
   Heartbeat: 1,
   CskRequest: 2,
   CskResponse: 3,
+  /** SWIM-style probes with signed liveness statements (heartbeat/swimCodec.ts). */
+  Liveness: 4,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
