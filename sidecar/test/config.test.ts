@@ -79,8 +79,8 @@ describe("parseConfig", () => {
         inboxMaxMessages: 10000,
         messagesStartBlock: undefined,
         meshPort: 51821,
-        heartbeatIntervalMs: 2000,
-        heartbeatTimeoutMs: 6000,
+        heartbeatIntervalMs: 1000,
+        heartbeatTimeoutMs: 4000,
         cskTakeoverMs: 10000,
       },
     );

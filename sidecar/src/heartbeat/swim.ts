@@ -45,6 +45,7 @@ export const LIVENESS_REJECT_REASONS = [
   "wrong-source",
   "bad-signature",
   "stale",
+  "replay",
   "unexpected",
 ] as const;
 export type LivenessRejectReason = (typeof LIVENESS_REJECT_REASONS)[number];
@@ -163,6 +164,8 @@ interface Probe {
 
 const systemClock: Clock = { wallMs: () => Date.now(), monoMs: () => performance.now() };
 const MAX_RELAYS = 64;
+/** Signatures of recent datagrams kept per sender, against replays inside the clock-skew window. */
+const REPLAY_WINDOW = 16;
 const RELAY_TTL_FACTOR = 2;
 
 export function createSwimService(options: SwimOptions): LivenessService {
@@ -210,6 +213,8 @@ export function createSwimService(options: SwimOptions): LivenessService {
   /** Sync: the next index into `memberIds` to ask about; undefined once done. */
   let syncCursor: number | undefined = 0;
   const syncServed = new Map<bigint, number>();
+  /** Per sender: recent datagrams' signatures (by time) and the newest timestamp forgotten. */
+  const seen = new Map<bigint, { sigs: Map<string, bigint>; floor: bigint }>();
 
   const listeners = new Set<(event: HeartbeatEvent) => void>();
   let lastConverged: boolean | undefined;
@@ -374,6 +379,7 @@ export function createSwimService(options: SwimOptions): LivenessService {
     }
     for (const p of left) if (!halted) emit({ type: "peer-left", peer: { ...p, live: false }, at });
     for (const id of [...syncServed.keys()]) if (!members.has(id)) syncServed.delete(id);
+    for (const id of [...seen.keys()]) if (!members.has(id)) seen.delete(id);
     // A new round robin, in a new random order.
     probeOrder = [];
     probeIndex = 0;
@@ -685,6 +691,30 @@ export function createSwimService(options: SwimOptions): LivenessService {
     const skew = Number(m.timestampMs) - clock.wallMs();
     if (Math.abs(skew) > maxSkewMs)
       return reject("stale", `timestamp is ${skew} ms off the local clock`, sender);
+    // A datagram counts once: its signature must be new, and not older than the ones forgotten.
+    let recent = seen.get(sender);
+    if (recent === undefined) {
+      recent = { sigs: new Map(), floor: -1n };
+      seen.set(sender, recent);
+    }
+    const sig = Buffer.from(m.signature.subarray(0, 16)).toString("hex");
+    if (recent.sigs.has(sig) || m.timestampMs <= recent.floor)
+      return reject("replay", "a datagram already counted", sender);
+
+    recent.sigs.set(sig, m.timestampMs);
+    if (recent.sigs.size > REPLAY_WINDOW) {
+      let oldest: string | undefined;
+      let oldestTs = 0n;
+      for (const [k, ts] of recent.sigs)
+        if (oldest === undefined || ts < oldestTs) {
+          oldest = k;
+          oldestTs = ts;
+        }
+      if (oldest !== undefined) {
+        recent.sigs.delete(oldest);
+        if (oldestTs > recent.floor) recent.floor = oldestTs;
+      }
+    }
 
     // Every statement that would change something must verify before anything is applied.
     const fresh = m.statements.filter((st) => members.has(st.subject) && news(st));
