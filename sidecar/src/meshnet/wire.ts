@@ -125,6 +125,7 @@ export const MESH_PROTOCOL_VERSION = 1;
 
 /** The second byte: what the datagram is. */
 export const MessageType = {
+  /** Retired (all-to-all heartbeats): no longer sent or accepted. */
   Heartbeat: 1,
   CskRequest: 2,
   CskResponse: 3,
