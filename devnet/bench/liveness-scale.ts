@@ -6,6 +6,7 @@
 // false "dead" verdicts during --loss-window-s of 1 % and of 5 % packet loss.
 //
 //   node devnet/bench/liveness-scale.ts [--members 10,100,1000] [--seed 1] [--kills 3] [--loss-window-s 60]
+//                                       [--steady-s 30] [--loss 0.01,0.05]
 //
 // The chain is represented by the member records the sidecar's directory reads (no Hardhat node):
 // the directory, not the chain client, is what liveness consults.
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     kills: { type: "string", default: "3" },
     "loss-window-s": { type: "string", default: "60" },
     "steady-s": { type: "string", default: "30" },
+    loss: { type: "string", default: "0.01,0.05" },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -34,6 +36,7 @@ for (const n of sizes) {
     kills: Number(values.kills),
     lossWindowMs: Number(values["loss-window-s"]) * 1000,
     steadyMs: Number(values["steady-s"]) * 1000,
+    lossRates: values.loss.split(",").map(Number),
     ...(values.quiet ? {} : { progress: (line: string) => process.stderr.write(`${line}\n`) }),
   });
   const loss = (rate: number) => {

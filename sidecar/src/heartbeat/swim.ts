@@ -198,6 +198,7 @@ export function createSwimService(options: SwimOptions): LivenessService {
 
   // Live set: this node plus every entry alive or suspect.
   let liveCount = 0;
+  let gossipScheduled = false;
   let digest = 0n;
   let liveSorted: bigint[] | undefined = [];
   let agree = new Set<bigint>();
@@ -277,6 +278,7 @@ export function createSwimService(options: SwimOptions): LivenessService {
     liveSorted = undefined;
     agree = new Set();
     disagree = new Set();
+    if (nowLive && queue.size > 0) scheduleGossip();
     if (!halted && announced.has(id))
       emit({ type: nowLive ? "peer-live" : "peer-lost", memberId: id, at: clock.wallMs() });
   }
@@ -641,9 +643,9 @@ export function createSwimService(options: SwimOptions): LivenessService {
       sendTo(requester, message(ProbeKind.Sync, {}, out.slice(k, k + MAX_STATEMENTS)), ProbeKind.Sync);
   }
 
-  let gossipScheduled = false;
   function scheduleGossip(): void {
-    if (gossipScheduled || halted || started === undefined) return;
+    // Nobody to gossip to: wait for a member to go live (liveChanged) instead of polling.
+    if (gossipScheduled || halted || started === undefined || liveCount === 0) return;
     gossipScheduled = true;
     gossipTimer = timers.setTimeout(() => {
       gossipScheduled = false;
