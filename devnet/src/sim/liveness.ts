@@ -7,6 +7,8 @@
 // The chain is represented by what the sidecar takes from it: the active member records (ids, mesh IPs,
 // Ed25519 identity keys) its membership view hands the directory. A join is a new records map (the next
 // confirmed view), a member killed stops answering at once (a crash).
+
+import { PULL_CANDIDATES_PER_TICK } from "@attestmesh/sidecar/csk/manager.ts";
 import type { HeartbeatEvent } from "@attestmesh/sidecar/heartbeat/service.ts";
 import { createSwimService, type LivenessService, type Timers } from "@attestmesh/sidecar/heartbeat/swim.ts";
 import { type Statement, verifyStatement } from "@attestmesh/sidecar/heartbeat/swimCodec.ts";
@@ -109,6 +111,9 @@ interface SimNode {
   bytesSent: number;
   bytesReceived: number;
   datagramsSent: number;
+  /** The CSK epoch this member sees on chain, and the one it holds. */
+  chainEpoch: bigint;
+  heldEpoch: bigint;
 }
 
 export interface Verdict {
@@ -136,6 +141,13 @@ export interface LivenessSim {
   memoize(on: boolean): void;
   /** Hands every running member the others' alive statements, as a completed start-up sync would. */
   warmStart(): void;
+  /**
+   * A CSK rotation committed by member `committer` now: each member sees the new epoch at its next chain
+   * poll (within `pollMs`) and pulls it as the sidecar's CSK manager does (csk/manager.ts: peers whose
+   * liveness datagrams said they hold it first, then random live peers, PULL_CANDIDATES_PER_TICK a tick,
+   * three at a time). A model of the pull exchange over the simulated network, not the CSK codec.
+   */
+  rotate(committer: number, pollMs?: number): bigint;
   /** Resets the byte and CPU counters (the start of a measurement window). */
   resetCounters(): void;
   readonly verdicts: Verdict[];
@@ -189,6 +201,8 @@ export async function createLivenessSim(
       bytesSent: 0,
       bytesReceived: 0,
       datagramsSent: 0,
+      chainEpoch: 1n,
+      heldEpoch: 1n,
     });
   }
   const byIp = new Map(nodes.map((n, i) => [n.meshIp, i] as const));
@@ -242,6 +256,67 @@ export async function createLivenessSim(
     });
   };
 
+  const CSK_REQUEST_BYTES = 120;
+  const CSK_RESPONSE_BYTES = 200;
+  const shuffle = <T>(xs: T[]): T[] => {
+    for (let k = xs.length - 1; k > 0; k--) {
+      const j = Math.floor(random() * (k + 1));
+      [xs[k], xs[j]] = [xs[j]!, xs[k]!];
+    }
+    return xs;
+  };
+  /** One CSK manager tick of member `i`: asks up to 9 peers, 3 at a time, until one holds `epoch`. */
+  function pull(i: number, epoch: bigint): void {
+    const node = nodes[i]!;
+    if (node.crashed || node.heldEpoch === epoch || node.service === undefined) return;
+    const service = node.service;
+    const live = service.live();
+    const holders = shuffle(
+      live.filter((id) => {
+        const r = service.report(id);
+        return r?.epoch === epoch && r.holdsCsk;
+      }),
+    );
+    const held = new Set(holders);
+    const order = [...holders, ...shuffle(live.filter((id) => !held.has(id)))].slice(
+      0,
+      PULL_CANDIDATES_PER_TICK,
+    );
+    const round = (k: number) => {
+      if (node.crashed || node.heldEpoch === epoch) return;
+      if (k >= order.length) {
+        queue.push(now + 1000, () => pull(i, epoch));
+        return;
+      }
+      let answered = 0;
+      const batch = order.slice(k, k + 3);
+      for (const id of batch) {
+        const peer = nodes[Number(id) - 1]!;
+        node.bytesSent += CSK_REQUEST_BYTES;
+        const there = now + delay[0] + random() * (delay[1] - delay[0]);
+        const lost = random() < loss || random() < loss;
+        queue.push(there, () => {
+          if (peer.crashed || lost) return;
+          const has = peer.heldEpoch === epoch;
+          queue.push(now + delay[0] + random() * (delay[1] - delay[0]), () => {
+            node.bytesReceived += CSK_RESPONSE_BYTES;
+            answered += 1;
+            if (has) node.heldEpoch = epoch;
+          });
+        });
+      }
+      // The next three once these answered (or after the client's 1 s timeout).
+      const next = () => (node.heldEpoch === epoch ? undefined : round(k + 3));
+      const started = now;
+      const wait = () => {
+        if (answered >= batch.length || now - started >= 1000) next();
+        else queue.push(now + 10, wait);
+      };
+      queue.push(now + 10, wait);
+    };
+    round(0);
+  }
+
   function start(i: number): void {
     const node = nodes[i]!;
     if (!view.has(node.id)) {
@@ -260,7 +335,7 @@ export async function createLivenessSim(
       intervalMs,
       suspicionMs,
       maxSkewMs: suspicionMs,
-      csk: () => ({ epoch: 1n, holds: true }),
+      csk: () => ({ epoch: node.chainEpoch, holds: node.heldEpoch === node.chainEpoch }),
       clock,
       timers: timersOf(i),
       random,
@@ -304,6 +379,20 @@ export async function createLivenessSim(
     },
     setLoss(l) {
       loss = l;
+    },
+    rotate(committer, pollMs = 1000) {
+      const epoch = nodes[committer]!.chainEpoch + 1n;
+      const c = nodes[committer]!;
+      c.chainEpoch = epoch;
+      c.heldEpoch = epoch;
+      nodes.forEach((x, i) => {
+        if (x === c || x.crashed || x.service === undefined) return;
+        queue.push(now + random() * pollMs, () => {
+          x.chainEpoch = epoch;
+          pull(i, epoch);
+        });
+      });
+      return epoch;
     },
     memoize(on) {
       memo = on ? new Map() : undefined;
@@ -351,6 +440,8 @@ export interface ScaleResult {
   readonly warmupMs: number;
   /** ms from a new member's start until every other member saw it live. */
   readonly joinMs: number;
+  /** ms from a CSK commit until every member held the new key (the pull model of `rotate`). */
+  readonly rotationMs: number;
   /** ms from each kill until every other member saw the killed one dead (peer-lost). */
   readonly deadMs: readonly number[];
   /** Suspicions and dead verdicts about members that were running, per loss rate, in `lossWindowMs`. */
@@ -431,6 +522,16 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   progress(`N=${n}: join seen everywhere after ${Math.round(joinMs)} ms`);
   sim.run(10_000);
 
+  // A CSK rotation, committed by the first member.
+  const rotated = sim.now();
+  const epoch = sim.rotate(0);
+  const allHold = () => sim.nodes.every((x) => x.crashed || x.service === undefined || x.heldEpoch === epoch);
+  const heldAt = sim.run(60_000, allHold);
+  if (!allHold()) throw new Error(`N=${n}: the rotated CSK was not held everywhere within 60 s`);
+  const rotationMs = heldAt - rotated;
+  progress(`N=${n}: rotated CSK held everywhere after ${Math.round(rotationMs)} ms`);
+  sim.run(5_000);
+
   // Kills, one at a time, spread over the id range.
   const deadMs: number[] = [];
   const kills = options.kills ?? 3;
@@ -491,6 +592,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     cpuShare,
     warmupMs,
     joinMs,
+    rotationMs,
     deadMs,
     loss: lossResults,
   };

@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createLivenessSim, median, runScale } from "../../src/sim/liveness.ts";
 
-const GOALS = { bytesPerSecond: 2048, cpuShare: 0.02, joinMs: 5000, deadMedianMs: 10_000 };
+const GOALS = {
+  bytesPerSecond: 2048,
+  cpuShare: 0.02,
+  joinMs: 5000,
+  rotationMs: 10_000,
+  deadMedianMs: 10_000,
+};
 
 describe("liveness simulator", () => {
   for (const [n, warm] of [
@@ -26,6 +32,7 @@ describe("liveness simulator", () => {
       assert.ok(r.maxBytesPerSecond <= GOALS.bytesPerSecond, `${r.maxBytesPerSecond} B/s`);
       assert.ok(r.cpuShare <= GOALS.cpuShare, `${(r.cpuShare * 100).toFixed(2)} % of a core`);
       assert.ok(r.joinMs <= GOALS.joinMs, `join took ${r.joinMs} ms`);
+      assert.ok(r.rotationMs <= GOALS.rotationMs, `rotation took ${r.rotationMs} ms`);
       assert.ok(median(r.deadMs) <= GOALS.deadMedianMs, `dead after ${r.deadMs.join(", ")} ms`);
       const onePercent = r.loss.find((l) => l.rate === 0.01)!;
       assert.equal(onePercent.falseDead, 0, "no member still running was declared dead at 1 % loss");
