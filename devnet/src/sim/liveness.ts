@@ -1,8 +1,9 @@
 // A discrete-event simulation of N members running the sidecar's real liveness code (heartbeat/swim.ts:
 // its codec, its libsodium signatures, the member directory) over an in-process network with seeded
 // loss and delay. Time is simulated (each member's clock and timers are the simulation's), so 1,000
-// members for minutes of mesh time run in seconds to minutes of real time; CPU is the real time spent
-// inside each member's code (probing, signing, verifying, handling datagrams), summed per member.
+// members for minutes of mesh time run in seconds to minutes of real time; CPU is the CPU time spent
+// inside each member's code (probing, signing, verifying, handling datagrams: the process's CPU time
+// around each call), summed per member.
 //
 // The chain is represented by what the sidecar takes from it: the active member records (ids, mesh IPs,
 // Ed25519 identity keys) its membership view hands the directory. A join is a new records map (the next
@@ -225,11 +226,13 @@ export async function createLivenessSim(
   const asNode = (i: number, fn: () => void) => {
     const node = nodes[i]!;
     if (node.crashed) return;
-    const t0 = performance.now();
+    // CPU time (user + system), not wall time: other work on the machine does not count.
+    const t0 = process.cpuUsage();
     try {
       fn();
     } finally {
-      node.cpuMs += performance.now() - t0;
+      const d = process.cpuUsage(t0);
+      node.cpuMs += (d.user + d.system) / 1000;
     }
   };
 
