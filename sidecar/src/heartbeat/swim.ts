@@ -13,10 +13,11 @@
 //
 // What it publishes means what the all-to-all heartbeats meant: a peer is live while this node has its
 // own signed word that it is alive (a statement or a datagram from it) and no unrefuted `dead` verdict;
-// the mesh is converged, in this node's view, when the live members it heard from since its live set
-// last changed all report the same live-set digest as its own, and they are every live peer, or at least
-// `convergeSample` of them in a larger mesh. Per period a node sends and receives a bounded number of
-// datagrams whatever the mesh size; maps are bounded by the directory (the chain's active members).
+// the mesh is converged, in this node's view, when every live peer's latest datagram reported the same
+// live-set digest as its own; beyond `convergeSample` live peers, when those heard since its live set last
+// changed all did, and there were at least `convergeSample` of them. Per period a node sends and
+// receives a bounded number of datagrams whatever the mesh size; maps are bounded by the directory (the
+// chain's active members).
 import type { SigningKey } from "../meshnet/crypto.ts";
 import type { MemberDirectory, MeshMember } from "../meshnet/directory.ts";
 import type { Remote } from "../meshnet/socket.ts";
@@ -146,6 +147,8 @@ interface Entry {
   lastHeardWall: number | undefined;
   epoch: bigint | undefined;
   holdsCsk: boolean;
+  /** The live-set digest in its latest datagram. */
+  digest: bigint | undefined;
 }
 
 interface Queued {
@@ -199,6 +202,7 @@ export function createSwimService(options: SwimOptions): LivenessService {
   // Live set: this node plus every entry alive or suspect.
   let liveCount = 0;
   let gossipScheduled = false;
+  let pushScheduled = false;
   let digest = 0n;
   let liveSorted: bigint[] | undefined = [];
   let agree = new Set<bigint>();
@@ -279,6 +283,7 @@ export function createSwimService(options: SwimOptions): LivenessService {
     agree = new Set();
     disagree = new Set();
     if (nowLive && queue.size > 0) scheduleGossip();
+    if (liveCount <= convergeSample) scheduleDigestPush();
     if (!halted && announced.has(id))
       emit({ type: nowLive ? "peer-live" : "peer-lost", memberId: id, at: clock.wallMs() });
   }
@@ -315,6 +320,7 @@ export function createSwimService(options: SwimOptions): LivenessService {
         lastHeardWall: undefined,
         epoch: undefined,
         holdsCsk: false,
+        digest: undefined,
       };
       entries.set(id, e);
     }
@@ -402,8 +408,14 @@ export function createSwimService(options: SwimOptions): LivenessService {
   }
 
   function computeConverged(): boolean {
+    // A small mesh: every live peer's latest digest is this node's (at most `convergeSample` checks).
+    if (liveCount <= convergeSample) {
+      for (const id of liveArray()) if (entries.get(id)?.digest !== digest) return false;
+      return true;
+    }
+    // A large one: the peers heard since the live set last changed agree, and there are enough of them.
     if (disagree.size > 0) return false;
-    return agree.size >= Math.min(liveCount, convergeSample);
+    return agree.size >= convergeSample;
   }
 
   function liveArray(): readonly bigint[] {
@@ -659,6 +671,22 @@ export function createSwimService(options: SwimOptions): LivenessService {
     }, gossipMs);
   }
 
+  /**
+   * A small mesh's live set changed: tell every live peer this node's new digest (once, a fifth of a
+   * period later, so changes close together go in one push), so convergence is judged at once rather
+   * than after every peer happened to be probed.
+   */
+  function scheduleDigestPush(): void {
+    if (pushScheduled || halted || started === undefined) return;
+    pushScheduled = true;
+    timers.setTimeout(() => {
+      pushScheduled = false;
+      if (halted || liveCount > convergeSample) return;
+      for (const id of liveArray())
+        sendTo(id, message(ProbeKind.Gossip, {}, piggyback(maxPiggyback)), ProbeKind.Gossip);
+    }, gossipMs);
+  }
+
   function reject(reason: LivenessRejectReason, detail: string, senderId?: bigint): LivenessResult {
     return senderId === undefined ? { ok: false, reason, detail } : { ok: false, reason, senderId, detail };
   }
@@ -740,6 +768,7 @@ export function createSwimService(options: SwimOptions): LivenessService {
     e.lastHeardWall = clock.wallMs();
     e.epoch = m.epoch;
     e.holdsCsk = m.holdsCsk;
+    e.digest = m.digest;
     if (e.state === undefined || m.incarnation > e.incarnation) {
       e.accusation = undefined;
       setState(sender, e, "alive", m.incarnation);
