@@ -858,7 +858,11 @@ export function createSwimService(options: SwimOptions): LivenessService {
   }
 
   return {
-    handle,
+    handle(datagram, from) {
+      const result = handle(datagram, from);
+      options.onReceived?.(result, from);
+      return result;
+    },
     tick,
     start(signal) {
       if (started !== undefined || signal.aborted) return;

@@ -64,6 +64,8 @@ describe("SWIM liveness over UDP", () => {
       (signer ?? keys.get(sender)!).sign,
     );
   const from = (id: bigint) => ({ address: `10.98.0.${id}`, port });
+  /** Every result node 1 reported (what the runtime turns into metrics and drop logs). */
+  const reported: string[] = [];
 
   before(async () => {
     await loadSodium();
@@ -98,6 +100,12 @@ describe("SWIM liveness over UDP", () => {
         suspicionMs: 600,
         maxSkewMs: 5000,
         csk: () => ({ epoch: 0n, holds: id === 1n }),
+        ...(id === 1n
+          ? {
+              onReceived: (r: { ok: boolean; reason?: string }) =>
+                reported.push(r.ok ? "accepted" : r.reason!),
+            }
+          : {}),
       });
       socket.onMessage((d, f) => service.handle(d, f));
       const log: HeartbeatEvent[] = [];
@@ -150,6 +158,8 @@ describe("SWIM liveness over UDP", () => {
     const r = node.handle(datagram(3n, [dead], attacker.key), from(3n));
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.reason, "bad-signature");
+    assert.equal(reported.at(-1), "bad-signature", "the refusal is reported (metrics, drop log)");
+    assert.ok(reported.includes("accepted"));
     assert.equal(node.incarnation(), before, "the statement inside was not applied");
     // From another address than the member's mesh IP: refused before the signature.
     const wrong = node.handle(datagram(3n, []), from(2n));
