@@ -122,12 +122,12 @@ async function main() {
 
   state = await addNodeToState(clients, state, 200);
   await waitHealthy(state, state.nodes, 180_000, log);
-  log(`measuring heartbeat bandwidth at N = ${state.nodes.length} over ${windowSeconds} s`);
+  log(`measuring liveness bandwidth at N = ${state.nodes.length} over ${windowSeconds} s`);
   const read = () =>
     Promise.all(
       state.nodes.map(async (n) => ({
-        sent: await metric(n, 'direction="sent",type="heartbeat"'),
-        received: await metric(n, 'direction="received",type="heartbeat"'),
+        sent: await metric(n, 'direction="sent",type="liveness"'),
+        received: await metric(n, 'direction="received",type="liveness"'),
       })),
     );
   const start = await read();
@@ -149,7 +149,7 @@ async function main() {
       `| CSK acquisition (interface up → CSK held) | ${n} | ${trials} | ${a.median.toFixed(0)} | ${a.max.toFixed(0)} | ${a.list} |`,
       `| rotation (eviction tx → all remaining hold the new epoch) | ${n} → ${n - 1} | ${trials} | ${r.median.toFixed(0)} | ${r.max.toFixed(0)} | ${r.list} |`,
       "",
-      `heartbeat bandwidth at N = ${state.nodes.length} (UDP payload, per node): sent ${stats(sent).median.toFixed(0)} B/s median (max ${stats(sent).max.toFixed(0)}), received ${stats(received).median.toFixed(0)} B/s median (max ${stats(received).max.toFixed(0)})`,
+      `liveness bandwidth at N = ${state.nodes.length} (UDP payload, per node): sent ${stats(sent).median.toFixed(0)} B/s median (max ${stats(sent).max.toFixed(0)}), received ${stats(received).median.toFixed(0)} B/s median (max ${stats(received).max.toFixed(0)})`,
       "",
     ].join("\n"),
   );

@@ -429,15 +429,16 @@ const VARIABLES: EnvTable<SidecarConfig> = {
   },
   heartbeatIntervalMs: {
     name: "ATTESTMESH_HEARTBEAT_INTERVAL_MS",
-    default: "2000",
-    description: "How often a signed heartbeat goes to every peer, in milliseconds.",
+    default: "1000",
+    description:
+      "The liveness probe period in milliseconds: each period a member probes one other member (SWIM), so its traffic does not grow with the mesh.",
     parse: integer(100, 600_000, " ms"),
   },
   heartbeatTimeoutMs: {
     name: "ATTESTMESH_HEARTBEAT_TIMEOUT_MS",
-    default: "6000",
+    default: "4000",
     description:
-      "A peer is live while its last counted heartbeat is younger than this; also the clock-skew window a heartbeat's timestamp must fall in. Must exceed the interval.",
+      "A suspected member that does not refute the suspicion within this many milliseconds is declared dead (no longer live). Must exceed the interval.",
     parse: integer(200, 3_600_000, " ms"),
   },
   cskTakeoverMs: {

@@ -80,8 +80,8 @@ describe("parseConfig", () => {
         inboxMaxMessages: 10000,
         messagesStartBlock: undefined,
         meshPort: 51821,
-        heartbeatIntervalMs: 2000,
-        heartbeatTimeoutMs: 6000,
+        heartbeatIntervalMs: 1000,
+        heartbeatTimeoutMs: 4000,
         cskTakeoverMs: 10000,
       },
     );
@@ -274,7 +274,7 @@ describe("parseConfig", () => {
     ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "50", /outside 100\.\./],
     ["ATTESTMESH_HEARTBEAT_INTERVAL_MS", "2s", /not a whole number/],
     ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "100", /outside 200\.\./],
-    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "1500", /not above the heartbeat interval/],
+    ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "900", /not above the heartbeat interval/],
     ["ATTESTMESH_CSK_TAKEOVER_MS", "99", /outside 100\.\./],
   ];
 

@@ -45,7 +45,7 @@ import { createClusterReader } from "../src/chain/cluster.ts";
 import { parseConfig } from "../src/config.ts";
 import { createCskClient } from "../src/csk/client.ts";
 import { encodeRequest } from "../src/csk/codec.ts";
-import { encodeHeartbeat } from "../src/heartbeat/codec.ts";
+import { encodeLiveness, ProbeKind } from "../src/heartbeat/swimCodec.ts";
 import { type Sidecar, type SidecarDeps, startSidecar } from "../src/main.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
 import { directoryFrom } from "../src/meshnet/directory.ts";
@@ -841,7 +841,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       );
       const rateLimited = (type: string) =>
         metric(server, "attestmesh_mesh_dropped_total", `type="${type}",reason="rate-limited"`);
-      const before = { csk: await rateLimited("csk-request"), hb: await rateLimited("heartbeat") };
+      const before = { csk: await rateLimited("csk-request"), hb: await rateLimited("liveness") };
       // Signed once, sent over and over: what the limiter sees is the rate, and signing in the loop would
       // starve this process (every sidecar of the test runs in it).
       const serverId = server.sidecar.status().memberId!;
@@ -858,16 +858,21 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           },
           attacker.sign,
         ),
-        encodeHeartbeat(
+        encodeLiveness(
           {
             chainId: 31337,
             cluster,
             senderId: honestId,
+            kind: ProbeKind.Gossip,
+            origin: 0n,
+            target: 0n,
+            seq: i,
+            incarnation: BigInt(Date.now()),
             epoch,
             holdsCsk: true,
-            counter: BigInt(Date.now()) * 1000n + BigInt(i),
+            digest: 0n,
             timestampMs: BigInt(Date.now()),
-            heard: [],
+            statements: [],
           },
           attacker.sign,
         ),
@@ -920,10 +925,10 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         clearInterval(flooding);
       }
       assert.deepEqual(results, Array(10).fill("ok"), "the honest peer was served throughout the flood");
-      assert.ok(server.sidecar.peers.live().includes(honestId), "and its heartbeats kept counting");
+      assert.ok(server.sidecar.peers.live().includes(honestId), "and its liveness datagrams kept counting");
       const dropped = {
         csk: (await rateLimited("csk-request")) - before.csk,
-        hb: (await rateLimited("heartbeat")) - before.hb,
+        hb: (await rateLimited("liveness")) - before.hb,
       };
       assert.ok(sent >= 1000, `flooded ${sent}`);
       assert.ok(

@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { encodeHeartbeat } from "@attestmesh/sidecar/heartbeat/codec.ts";
+import { encodeLiveness, ProbeKind } from "@attestmesh/sidecar/heartbeat/swimCodec.ts";
 import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 import { type Address, createPublicClient, type Hex, http, zeroHash } from "viem";
@@ -197,7 +197,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
     assert.ok((await metric(node("node5"), "attestmesh_csk_rejected_total", 'reason="hash-mismatch"')) >= 1);
   });
 
-  it("a heartbeat signed by the wrong key, from an unknown member, or replayed, is not counted", async () => {
+  it("a liveness datagram signed by the wrong key, from an unknown member, or replayed, is not counted", async () => {
     const target = node("node1");
     const sender = node("node3");
     // node1 was paused in the previous test; let the mesh settle first.
@@ -211,70 +211,71 @@ describe("CSK and heartbeats end to end", { skip }, () => {
     const cluster = { chainId: state.chainId, cluster: state.diamond };
     const count = (result: string) =>
       metric(target, "attestmesh_heartbeats_received_total", `result="${result}"`);
+    /** A gossip datagram (no statements) from `senderId` at `incarnation`, signed by `key`. */
+    const gossip = (id: bigint, incarnation: bigint, key: typeof realKey) =>
+      encodeLiveness(
+        {
+          ...cluster,
+          senderId: id,
+          kind: ProbeKind.Gossip,
+          origin: 0n,
+          target: 0n,
+          seq: 0,
+          incarnation,
+          epoch: 0n,
+          holdsCsk: true,
+          digest: 0n,
+          timestampMs: BigInt(Date.now()),
+          statements: [],
+        },
+        key.sign,
+      );
 
-    // Wrong key: a fresh, well-formed heartbeat claiming to be node3, signed by another key.
+    // Wrong key: a fresh, well-formed datagram claiming to be node3 at a higher incarnation, signed by
+    // another key.
     const badBefore = await count("bad-signature");
-    const forgedCounter = BigInt(Date.now()) * 1000n + 999_999n;
-    const forged = encodeHeartbeat(
-      {
-        ...cluster,
-        senderId,
-        epoch: 0n,
-        holdsCsk: true,
-        counter: forgedCounter,
-        timestampMs: BigInt(Date.now()),
-        heard: [],
-      },
-      wrongKey.sign,
+    const forgedIncarnation = BigInt(Date.now()) * 1000n + 999_999n;
+    await sendFrom(
+      sender.netns,
+      gossip(senderId, forgedIncarnation, wrongKey),
+      targetHealth.meshIp!,
+      MESH_PORT,
     );
-    await sendFrom(sender.netns, forged, targetHealth.meshIp!, MESH_PORT);
     await eventually(
-      "node1 to refuse the forged heartbeat",
+      "node1 to refuse the forged datagram",
       async () => (await count("bad-signature")) > badBefore,
       15_000,
     );
     const peer3 = (await health(target)).peers.find((p) => p.memberId === senderHealth.memberId)!;
-    assert.notEqual(peer3.heartbeat?.counter, forgedCounter.toString(), "the forged counter was not taken");
+    assert.notEqual(
+      peer3.heartbeat?.counter,
+      forgedIncarnation.toString(),
+      "the forged incarnation was not taken",
+    );
     assert.equal(peer3.live, true, "the real node3 stays live");
 
-    // Unknown member: a correctly signed heartbeat from an id that is not an active member.
+    // Unknown member: a correctly signed datagram from an id that is not an active member.
     const unknownBefore = await count("unknown-member");
-    const stranger = encodeHeartbeat(
-      {
-        ...cluster,
-        senderId: 999n,
-        epoch: 0n,
-        holdsCsk: false,
-        counter: 1n,
-        timestampMs: BigInt(Date.now()),
-        heard: [],
-      },
-      wrongKey.sign,
-    );
-    await sendFrom(sender.netns, stranger, targetHealth.meshIp!, MESH_PORT);
+    await sendFrom(sender.netns, gossip(999n, 1n, wrongKey), targetHealth.meshIp!, MESH_PORT);
     await eventually(
       "node1 to refuse the stranger",
       async () => (await count("unknown-member")) > unknownBefore,
       15_000,
     );
 
-    // Replay: rebuild, byte for byte, the last heartbeat node1 counted from node3 (Ed25519 signatures
-    // are deterministic) and send it again.
+    // Replay: a datagram node3's real key signed, at node3's current incarnation, sent twice: the first
+    // counts, the second is a replay.
     const replayBefore = await count("replay");
-    const last = (await health(target)).peers.find((p) => p.memberId === senderHealth.memberId)!.heartbeat!;
-    const replayed = encodeHeartbeat(
-      {
-        ...cluster,
-        senderId,
-        epoch: BigInt(last.epoch),
-        holdsCsk: last.holdsCsk,
-        counter: BigInt(last.counter),
-        timestampMs: BigInt(last.sentAtMs),
-        heard: last.heard.map(BigInt),
-      },
-      realKey.sign,
+    const acceptedBefore = await count("accepted");
+    const incarnation = BigInt(peer3.heartbeat!.counter);
+    const genuine = gossip(senderId, incarnation, realKey);
+    await sendFrom(sender.netns, genuine, targetHealth.meshIp!, MESH_PORT);
+    await eventually(
+      "node1 to count it once",
+      async () => (await count("accepted")) > acceptedBefore,
+      15_000,
     );
-    await sendFrom(sender.netns, replayed, targetHealth.meshIp!, MESH_PORT);
+    await sendFrom(sender.netns, genuine, targetHealth.meshIp!, MESH_PORT);
     await eventually(
       "node1 to refuse the replay",
       async () => (await count("replay")) > replayBefore,

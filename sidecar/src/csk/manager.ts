@@ -280,18 +280,27 @@ export function createCskManager(options: CskManagerOptions): CskManager {
     }
     const live = peers.live();
     const suspect = suspects.get(s.epoch) ?? new Set<bigint>();
-    const holders = live.filter((id) => {
-      const r = peers.report(id);
-      return r?.epoch === s.epoch && r.holdsCsk;
-    });
-    const others = live.filter((id) => !holders.includes(id));
+    // Peers whose own datagrams said they hold the epoch first, then the rest; each group in random
+    // order, and a few per tick, so after a rotation the pulls spread over the members that hold it
+    // (their number grows each tick) instead of all landing on the committer or the lowest ids.
+    const holderSet = new Set(
+      live.filter((id) => {
+        const r = peers.report(id);
+        return r?.epoch === s.epoch && r.holdsCsk;
+      }),
+    );
+    const holders = shuffled([...holderSet]);
+    const others = shuffled(live.filter((id) => !holderSet.has(id)));
     let order = [...holders, ...others];
     if (order.length === 0)
       order = directory
         .all()
         .map((m) => m.memberId)
         .filter((id) => id !== self);
-    order = [...order.filter((id) => !suspect.has(id)), ...order.filter((id) => suspect.has(id))];
+    order = [...order.filter((id) => !suspect.has(id)), ...order.filter((id) => suspect.has(id))].slice(
+      0,
+      PULL_CANDIDATES_PER_TICK,
+    );
     if (order.length === 0) return pullFailed(s);
     const began = monoMs();
     const result = await options.client.fetch({ epoch: s.epoch, commitment: s.commitment, peers: order });
@@ -339,6 +348,17 @@ export function createCskManager(options: CskManagerOptions): CskManager {
     chainState: () => state,
     acquired: () => !departed && state !== undefined && holding(state),
   };
+}
+
+/** Peers asked for the CSK in one tick at most (three rounds of the client's fan-out of three). */
+export const PULL_CANDIDATES_PER_TICK = 9;
+
+function shuffled<T>(xs: T[]): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
 }
 
 /** Longest wait between two attempts to confirm one epoch. */

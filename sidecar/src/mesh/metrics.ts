@@ -20,13 +20,13 @@ export function createMeshMetrics(registry: Registry): MeshMetrics {
   return {
     heartbeatsReceived: new Counter({
       name: "attestmesh_heartbeats_received_total",
-      help: "Heartbeats received, by result: accepted, or why one was not counted.",
+      help: "Liveness datagrams (probes, acks, gossip) received, by result: accepted, or why one was dropped.",
       labelNames: ["result"] as const,
       registers,
     }),
     heartbeatsSent: new Counter({
       name: "attestmesh_heartbeats_sent_total",
-      help: "Heartbeat datagrams sent (one per peer per interval).",
+      help: "Liveness datagrams sent (a bounded few per probe period, whatever the mesh size).",
       registers,
     }),
     meshBytes: new Counter({
@@ -37,7 +37,7 @@ export function createMeshMetrics(registry: Registry): MeshMetrics {
     }),
     livePeers: new Gauge({
       name: "attestmesh_live_peers",
-      help: "Peers whose heartbeats currently count.",
+      help: "Peers live by their own signed word (alive or suspected, not declared dead).",
       registers,
     }),
     converged: new Gauge({

@@ -1,4 +1,4 @@
-// The mesh layer of one membership: the mesh UDP socket, heartbeats, CSK serving and the CSK state
+// The mesh layer of one membership: the mesh UDP socket, liveness (heartbeat/swim.ts), CSK serving and the CSK state
 // machine, wired together for as long as this node is an active member with its interface up. Created
 // by main.ts once registration is done; stopped (socket closed, timers cleared) when membership ends or
 // the sidecar shuts down.
@@ -12,7 +12,8 @@ import type { CskCustody } from "../csk/holder.ts";
 import { type CskManager, createCskManager } from "../csk/manager.ts";
 import { type CskServePolicy, createCskServer } from "../csk/server.ts";
 import { createStandingCheck } from "../csk/standing.ts";
-import { createHeartbeatService, type HeartbeatEvent, type HeartbeatService } from "../heartbeat/service.ts";
+import type { HeartbeatEvent } from "../heartbeat/service.ts";
+import { createSwimService, type LivenessService } from "../heartbeat/swim.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { signingKeyFromSeed } from "../meshnet/crypto.ts";
@@ -32,9 +33,13 @@ export const CSK_FANOUT = 3;
 export const CSK_REQUEST_MAX_SKEW_MS = 30_000;
 /** CSK requests per source: a requester asks one server about once a tick (≤ 1 s), so 5/s is ample. */
 export const CSK_REQUEST_RATE = { perSecond: 5, burst: 20 } as const;
-/** Heartbeats per source, as multiples of the interval's rate: one per interval, restarts and jitter. */
-export const HEARTBEAT_RATE_FACTOR = 4;
-export const HEARTBEAT_BURST = 10;
+/**
+ * Liveness datagrams per source, as multiples of the probe rate: a member sends another a ping, an ack,
+ * a ping-req or a relayed ack now and then, gossip while there is news, and a sync answer (at most 8
+ * datagrams) when asked.
+ */
+export const LIVENESS_RATE_FACTOR = 10;
+export const LIVENESS_BURST = 24;
 /** A drop of one kind is logged at most this often (with the number suppressed meanwhile). */
 export const DROP_LOG_EVERY_MS = 10_000;
 
@@ -61,7 +66,7 @@ export interface MeshRuntimeOptions {
 }
 
 export interface MeshRuntime {
-  readonly heartbeat: HeartbeatService;
+  readonly heartbeat: LivenessService;
   readonly manager: CskManager;
   /** Runs a CSK tick soon. */
   wake(): void;
@@ -95,8 +100,8 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     "mesh socket open",
   );
   const typeName = (t: number | undefined) =>
-    t === MessageType.Heartbeat
-      ? "heartbeat"
+    t === MessageType.Liveness
+      ? "liveness"
       : t === MessageType.CskRequest
         ? "csk-request"
         : t === MessageType.CskResponse
@@ -116,9 +121,9 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     );
   };
   const limits = {
-    heartbeat: createRateLimiter({
-      perSecond: (HEARTBEAT_RATE_FACTOR * 1000) / config.heartbeatIntervalMs,
-      burst: HEARTBEAT_BURST,
+    liveness: createRateLimiter({
+      perSecond: (LIVENESS_RATE_FACTOR * 1000) / config.heartbeatIntervalMs,
+      burst: LIVENESS_BURST,
     }),
     cskRequest: createRateLimiter(CSK_REQUEST_RATE),
   };
@@ -127,15 +132,15 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   const standing = createStandingCheck(headReadsOf(chain, options.reader));
 
   let manager: CskManager | undefined;
-  /** What the heartbeat service, the CSK server and the CSK client each know of this node. */
+  /** What the liveness service, the CSK server and the CSK client each know of this node. */
   const node = { self: memberId, cluster, key, directory };
-  const heartbeat = createHeartbeatService({
+  const heartbeat = createSwimService({
     ...node,
     send,
     port: config.meshPort,
     intervalMs: config.heartbeatIntervalMs,
-    timeoutMs: config.heartbeatTimeoutMs,
-    maxSkewMs: config.heartbeatTimeoutMs,
+    suspicionMs: config.heartbeatTimeoutMs,
+    maxSkewMs: Math.max(config.heartbeatTimeoutMs, 30_000),
     csk: () => {
       const chainEpoch = manager?.chainState()?.epoch;
       const held = custody.current();
@@ -144,14 +149,14 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     onReceived(result, from) {
       metrics.heartbeatsReceived.inc({ result: result.ok ? "accepted" : result.reason });
       if (!result.ok) {
-        dropped("heartbeat", result.reason, {
+        dropped("liveness", result.reason, {
           senderId: result.senderId?.toString() ?? null,
           from: from.address,
           detail: result.detail,
         });
       }
     },
-    onSent: (_bytes, peers) => metrics.heartbeatsSent.inc(peers),
+    onSent: () => metrics.heartbeatsSent.inc(),
   });
 
   const server = createCskServer({
@@ -190,10 +195,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     directory,
     peers: {
       live: () => heartbeat.live(),
-      report: (id) => {
-        const entry = heartbeat.table.entry(id);
-        return entry === undefined ? undefined : { epoch: entry.epoch, holdsCsk: entry.holdsCsk };
-      },
+      report: (id) => heartbeat.report(id),
       startedAt: () => heartbeat.startedAt(),
       timeoutMs: config.heartbeatTimeoutMs,
     },
@@ -207,9 +209,9 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   socket.onMessage((datagram, from) => {
     const type = peekType(datagram);
     metrics.meshBytes.inc({ direction: "received", type: typeName(type) }, datagram.length);
-    if (type === MessageType.Heartbeat) {
-      if (!limits.heartbeat.take(from.address))
-        return dropped("heartbeat", "rate-limited", { from: from.address });
+    if (type === MessageType.Liveness) {
+      if (!limits.liveness.take(from.address))
+        return dropped("liveness", "rate-limited", { from: from.address });
       heartbeat.handle(datagram, from);
     } else if (type === MessageType.CskRequest) {
       if (!limits.cskRequest.take(from.address))
@@ -236,9 +238,12 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   const wake = () => woken?.();
   const unsubscribe = heartbeat.onEvent((event) => {
     if (event.type === "peer-live")
-      log.info({ peer: event.memberId.toString() }, "peer live: its heartbeats verify");
+      log.info({ peer: event.memberId.toString() }, "peer live: its own signed word says it is alive");
     if (event.type === "peer-lost")
-      log.warn({ peer: event.memberId.toString() }, "peer lost: no counted heartbeat within the timeout");
+      log.warn(
+        { peer: event.memberId.toString() },
+        "peer lost: it did not answer probes and did not refute the suspicion in time",
+      );
     if (event.type === "converged") log.info({ live: event.live.map(String) }, "mesh converged");
     options.onEvent?.(event);
     options.onChange();

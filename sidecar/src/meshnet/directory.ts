@@ -18,6 +18,8 @@ export interface MemberDirectory {
   get(memberId: bigint): MeshMember | undefined;
   /** Every active member, ascending by id. */
   all(): MeshMember[];
+  /** A number that changes whenever the set of members may have changed (cheap to call). */
+  generation?(): number;
 }
 
 export function toMeshMember(record: Member): MeshMember | undefined {
@@ -34,10 +36,14 @@ export function toMeshMember(record: Member): MeshMember | undefined {
 export function directoryFrom(members: () => ReadonlyMap<bigint, Member> | undefined): MemberDirectory {
   let lastMap: ReadonlyMap<bigint, Member> | undefined;
   let byId = new Map<bigint, MeshMember>();
+  let sorted: MeshMember[] | undefined;
+  let generation = 0;
   const refresh = () => {
     const map = members();
     if (map === lastMap) return;
     lastMap = map;
+    generation += 1;
+    sorted = undefined;
     byId = new Map();
     for (const record of map?.values() ?? []) {
       const member = toMeshMember(record);
@@ -51,9 +57,14 @@ export function directoryFrom(members: () => ReadonlyMap<bigint, Member> | undef
     },
     all() {
       refresh();
-      return [...byId.values()].sort((a, b) =>
+      sorted ??= [...byId.values()].sort((a, b) =>
         a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0,
       );
+      return [...sorted];
+    },
+    generation() {
+      refresh();
+      return generation;
     },
   };
 }

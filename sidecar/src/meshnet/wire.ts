@@ -125,9 +125,12 @@ export const MESH_PROTOCOL_VERSION = 1;
 
 /** The second byte: what the datagram is. */
 export const MessageType = {
+  /** Retired (all-to-all heartbeats): no longer sent or accepted. */
   Heartbeat: 1,
   CskRequest: 2,
   CskResponse: 3,
+  /** SWIM-style probes with signed liveness statements (heartbeat/swimCodec.ts). */
+  Liveness: 4,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

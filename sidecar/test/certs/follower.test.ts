@@ -47,7 +47,7 @@ import { type ClusterFixture, SIMULATED_CLAIMS, setupCluster } from "../../../te
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { parseConfig } from "../../src/config.ts";
 import { encodeRequest } from "../../src/csk/codec.ts";
-import { encodeHeartbeat } from "../../src/heartbeat/codec.ts";
+import { encodeLiveness, ProbeKind } from "../../src/heartbeat/swimCodec.ts";
 import { type Sidecar, startSidecar } from "../../src/main.ts";
 import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
@@ -367,15 +367,20 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
           attacker.send(request, meshPort, target);
         }
         counter += 1n;
-        const heartbeat = encodeHeartbeat(
+        const heartbeat = encodeLiveness(
           {
             ...cluster,
             senderId: FAKE_ID,
+            kind: ProbeKind.Gossip,
+            origin: 0n,
+            target: 0n,
+            seq: 0,
+            incarnation: counter,
             epoch: 1n,
             holdsCsk: false,
-            counter,
+            digest: 0n,
             timestampMs: BigInt(Date.now()),
-            heard: [],
+            statements: [],
           },
           key.sign,
         );

@@ -11,7 +11,12 @@ import type { CommitOutcome, CskChain, CskEpochState, ReopenOutcome } from "../.
 import type { FetchResult } from "../../src/csk/client.ts";
 import { cskKeyPath, deriveCsk } from "../../src/csk/derive.ts";
 import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
-import { CONFIRM_RETRY_MAX_MS, createCskManager, type HeardPeers } from "../../src/csk/manager.ts";
+import {
+  CONFIRM_RETRY_MAX_MS,
+  createCskManager,
+  type HeardPeers,
+  PULL_CANDIDATES_PER_TICK,
+} from "../../src/csk/manager.ts";
 import { directoryFrom } from "../../src/meshnet/directory.ts";
 import type { Member } from "../../src/model/member.ts";
 import { captureLogger, simulatorKeySource } from "../helpers.ts";
@@ -475,9 +480,32 @@ describe("CSK manager", () => {
     });
     const m = manager(3n, fake.chain);
     assert.equal(await m.tick(), "pull-failed");
-    assert.deepEqual(fetches[0]?.peers, [4n, 1n, 2n]);
+    // The holder first, then the other live peers in random order.
+    assert.equal(fetches[0]?.peers[0], 4n);
+    assert.deepEqual([...fetches[0]!.peers.slice(1)].sort(), [1n, 2n]);
     assert.equal(await m.tick(), "pull-failed");
-    assert.deepEqual(fetches[1]?.peers, [1n, 2n, 4n], "the bogus peer is asked last");
+    assert.equal(fetches[1]?.peers.at(-1), 4n, "the bogus peer is asked last");
+    assert.deepEqual([...fetches[1]!.peers.slice(0, 2)].sort(), [1n, 2n]);
+  });
+
+  test("after a rotation in a large mesh, a tick asks a few random peers, not everyone nor the lowest ids", async () => {
+    const key = new Uint8Array(32).fill(9);
+    const fake = fakeChain({ epoch: 4n, commitment: keccak256(key), committer: 1n });
+    for (let id = 4n; id <= 60n; id++) members.set(id, member(id));
+    live = [...members.keys()].filter((id) => id !== 3n);
+    reports = new Map([[42n, { epoch: 4n, holdsCsk: true }]]);
+    fetchResult = () => ({ key: undefined, from: undefined, attempts: [] });
+    const m = manager(3n, fake.chain);
+    const firsts = new Set<bigint>();
+    for (let i = 0; i < 6; i++) {
+      assert.equal(await m.tick(), "pull-failed");
+      const order = fetches.at(-1)!.peers;
+      assert.equal(order.length, PULL_CANDIDATES_PER_TICK, "a bounded number of peers per tick");
+      assert.equal(order[0], 42n, "the known holder first");
+      assert.equal(new Set(order).size, order.length);
+      firsts.add(order[1]!);
+    }
+    assert.ok(firsts.size > 1, "the other peers are drawn at random, so pullers spread");
   });
 
   test("with no live peer, every other active member is asked", async () => {
