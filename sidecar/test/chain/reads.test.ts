@@ -9,11 +9,12 @@ import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
 import { type RpcProxy, startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
-import { custom, encodeEventTopics, getAbiItem, type Hex, http, keccak256, toHex } from "viem";
+import { custom, encodeEventTopics, getAbiItem, type Hex, keccak256, toHex } from "viem";
 import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
 import { MEMBERSHIP_EVENTS } from "../../src/chain/follower.ts";
+import { jsonRpcHttp } from "../../src/chain/http.ts";
 import { type ChainReads, createChainReads } from "../../src/chain/reads.ts";
 import { countingTransport, createRpcTally } from "../../src/chain/transport.ts";
 import { AttestmeshError } from "../../src/errors.ts";
@@ -33,8 +34,8 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     const r: ChainReads = createChainReads({
       endpoints: [
         { origin: "hardhat", transport: custom(fx.connection.provider, { retryCount: 0 }) },
-        { origin: "proxy-honest", transport: http(honest.url, { retryCount: 0, timeout: 5_000 }) },
-        { origin: "proxy-liar", transport: http(liar.url, { retryCount: 0, timeout: 5_000 }) },
+        { origin: "proxy-honest", transport: jsonRpcHttp(honest.url, { timeoutMs: 5_000 }) },
+        { origin: "proxy-liar", transport: jsonRpcHttp(liar.url, { timeoutMs: 5_000 }) },
       ],
       quorum,
       logger: log.logger,
@@ -229,8 +230,8 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     const r = createChainReads({
       endpoints: [
         { origin: "hardhat", transport: counted(custom(fx.connection.provider, { retryCount: 0 })) },
-        { origin: "proxy-honest", transport: counted(http(honest.url, { retryCount: 0, timeout: 5_000 })) },
-        { origin: "proxy-liar", transport: counted(http(liar.url, { retryCount: 0, timeout: 5_000 })) },
+        { origin: "proxy-honest", transport: counted(jsonRpcHttp(honest.url, { timeoutMs: 5_000 })) },
+        { origin: "proxy-liar", transport: counted(jsonRpcHttp(liar.url, { timeoutMs: 5_000 })) },
       ],
       quorum: 2,
       logger: captureLogger("silent").logger,
