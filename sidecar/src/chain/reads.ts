@@ -12,9 +12,9 @@
 // idle cost): the block hash a quorum agreed for a number, reused while the quorum's head stays at that
 // number (for at most HASH_REUSE_MS, and forgotten when any agreed read fails: a block replaced at the
 // same height shows as failed reads at the old hash), and the agreed answer of each `eth_call`,
-// `eth_getCode` and `eth_getLogs` at one block hash, which cannot change. Concurrent `agreedBlock` calls
-// share one head read. The head itself is asked of the providers on every call that does not share one
-// in flight: no caller decides on a head read before it asked.
+// `eth_getCode` and `eth_getLogs` at one block hash, which cannot change. The head itself is asked of the
+// providers on every `agreedBlock` call: no caller decides on a head read before it asked (a wake-up
+// after a transaction must see it).
 //
 // A light client (verifying Base state against the sequencer's signed blocks or L1 output roots)
 // would slot in behind this same interface: `agreedBlock` from verified headers, `readContract` and
@@ -301,18 +301,7 @@ export function createChainReads(options: {
     });
   }
 
-  /** The head read in flight, by confirmations: callers that arrive meanwhile share its answer. */
-  const headReads = new Map<number, Promise<AgreedBlock>>();
-
-  function agreedBlock(confirmations: number): Promise<AgreedBlock> {
-    const inFlight = headReads.get(confirmations);
-    if (inFlight !== undefined) return inFlight;
-    const read = readAgreedBlock(confirmations).finally(() => headReads.delete(confirmations));
-    headReads.set(confirmations, read);
-    return read;
-  }
-
-  async function readAgreedBlock(confirmations: number): Promise<AgreedBlock> {
+  async function agreedBlock(confirmations: number): Promise<AgreedBlock> {
     // The quorum-th highest head is one an honest provider reached (fewer than `quorum` liars can
     // neither push it above every honest head nor, with the floor, drag it back).
     const known = (await heads()).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));

@@ -287,15 +287,6 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     assert.ok((calls.eth_call ?? 0) >= 2, "the records were read again at the new block");
   });
 
-  test("concurrent agreedBlock calls share one head read", async () => {
-    liar.set({ behaviour: "honest" });
-    const { r, tally } = countedReads();
-    const blocks = await Promise.all([r.agreedBlock(0), r.agreedBlock(0), r.agreedBlock(0)]);
-    assert.deepEqual(blocks[1], blocks[0]);
-    assert.deepEqual(blocks[2], blocks[0]);
-    assert.equal(tally.byMethod().eth_blockNumber, 3, "one head read: each provider asked once");
-  });
-
   test("a lie is never remembered: a read that failed its quorum is asked again, and the truth is then kept", async () => {
     liar.set({ behaviour: "inject-member" });
     const { r, disagreements } = countedReads();
