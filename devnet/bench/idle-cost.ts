@@ -6,12 +6,21 @@
 //   flock /tmp/attestmesh-devnet.lock node devnet/bench/idle-cost.ts --nodes 8          (root)
 //   add --profile DIR to also take a CPU profile of one sidecar (--profile-node, default node2) over a second window (through the
 //   inspector, opened with SIGUSR1 after the measurement, so the figures are not skewed by it) and
-//   write DIR/idle.cpuprofile plus its top self-time functions and packages.
+//   write DIR/idle.cpuprofile plus its top self-time functions and packages, and each sample charged to
+//   the nearest attestmesh source file on its stack (through a source map of the same bundle).
+// It also prints the JSON-RPC calls per second each sidecar made in the window, by method (its
+// attestmesh_rpc_calls_total counter), median over the nodes.
+//
+// Before/after: run the same command in a checkout of the old commit and in the new one (the bench
+// only drives the devnet; it measures whatever sidecar that checkout builds).
 import { execFileSync } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { SourceMap } from "node:module";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { bundleSidecar, SIDECAR_BUNDLE } from "@attestmesh/sidecar/build/bundle.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
 import { readHealth } from "../src/orchestration/health.ts";
 import type { DevnetNode } from "../src/orchestration/state.ts";
@@ -82,7 +91,18 @@ async function threadTicks(pid: number): Promise<Map<string, number>> {
   return byName;
 }
 
+/** attestmesh_rpc_calls_total by method, from the node's /metrics. */
+async function rpcCalls(node: DevnetNode): Promise<Map<string, number>> {
+  const text = await (await fetch(node.healthUrl.replace(/\/healthz$/, "/metrics"))).text();
+  const calls = new Map<string, number>();
+  for (const m of text.matchAll(/^attestmesh_rpc_calls_total\{method="([^"]+)"\} (\d+)/gm)) {
+    calls.set(m[1]!, Number(m[2]));
+  }
+  return calls;
+}
+
 async function measure(nodes: readonly DevnetNode[], threadsOf: DevnetNode): Promise<NodeFigure[]> {
+  const callsBefore = await Promise.all(nodes.map(rpcCalls));
   const threadsBefore = await threadTicks(threadsOf.sidecarPid);
   const first = await Promise.all(nodes.map((n) => sample(n.sidecarPid)));
   const peaks = first.map((s) => s.rssKb);
@@ -100,7 +120,26 @@ async function measure(nodes: readonly DevnetNode[], threadsOf: DevnetNode): Pro
   }
   const last = await Promise.all(nodes.map((n) => sample(n.sidecarPid)));
   const threadsAfter = await threadTicks(threadsOf.sidecarPid);
+  const callsAfter = await Promise.all(nodes.map(rpcCalls));
   const seconds = (last[0]!.at - first[0]!.at) / 1000;
+  const methods = [...new Set(callsAfter.flatMap((c) => [...c.keys()]))].sort();
+  const perSecond = (method: string) =>
+    median(
+      nodes.map((_, i) => ((callsAfter[i]!.get(method) ?? 0) - (callsBefore[i]!.get(method) ?? 0)) / seconds),
+    );
+  const rates = methods.map((m) => [m, perSecond(m)] as const).filter(([, r]) => r > 0);
+  const total = median(
+    nodes.map(
+      (_, i) =>
+        methods.reduce((n, m) => n + (callsAfter[i]!.get(m) ?? 0) - (callsBefore[i]!.get(m) ?? 0), 0) /
+        seconds,
+    ),
+  );
+  process.stdout.write(
+    `JSON-RPC calls per second per sidecar (median over the nodes): ${total.toFixed(2)}\n${rates
+      .map(([m, r]) => `  ${r.toFixed(2).padStart(6)}  ${m}`)
+      .join("\n")}\n`,
+  );
   const threads = [...threadsAfter]
     .map(
       ([name, ticks]) =>
@@ -159,8 +198,55 @@ async function inspect(pid: number) {
 
 interface ProfileNode {
   readonly id: number;
-  readonly callFrame: { functionName: string; url: string; lineNumber: number };
+  readonly callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   readonly hitCount: number;
+  readonly children?: readonly number[];
+}
+
+/**
+ * Each busy sample charged to the nearest attestmesh source file on its stack (a sample of undici or
+ * V8 work that a sidecar call started shows under that file; one with no sidecar frame under the Node
+ * module or V8 entry at its leaf). Needs a source map of the very bundle that ran.
+ */
+function attribute(profile: { nodes: ProfileNode[]; samples: number[] }, map: SourceMap): string {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const hits = new Map<number, number>();
+  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+  const byFile = new Map<string, number>();
+  for (const [id, count] of hits) {
+    const leaf = byId.get(id)!.callFrame;
+    if (leaf.functionName === "(idle)") continue;
+    let owner: string | undefined;
+    let firstNode: string | undefined;
+    for (let at: number | undefined = id; at !== undefined && owner === undefined; at = parent.get(at)) {
+      const frame = byId.get(at)!.callFrame;
+      if (frame.url.endsWith(".mjs") && frame.url.includes("/sidecar/dist/")) {
+        const source = map.findEntry(frame.lineNumber, frame.columnNumber ?? 0);
+        const file = "originalSource" in source ? source.originalSource : "";
+        const ours = /\/(sidecar|shared)\/src\/(.*)$/.exec(file);
+        if (ours && !file.includes("/node_modules/")) owner = `${ours[1]}/${ours[2]}`;
+      } else if (firstNode === undefined && frame.url.startsWith("node:")) firstNode = frame.url;
+    }
+    const key = owner ?? `(no sidecar frame) ${firstNode ?? leaf.functionName}`;
+    byFile.set(key, (byFile.get(key) ?? 0) + count);
+  }
+  const total = profile.samples.length;
+  return [...byFile]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25)
+    .map(([k, v]) => `  ${((100 * v) / total).toFixed(2).padStart(5)}%  ${k}`)
+    .join("\n");
+}
+
+/** A source map of the bundle the devnet runs, built again beside a copy that must be byte-identical. */
+async function bundleSourceMap(): Promise<SourceMap | undefined> {
+  const dir = join(tmpdir(), `attestmesh-idle-map-${process.pid}`);
+  await bundleSidecar({ outdir: dir, sourcemap: true });
+  const copy = join(dir, "attestmesh-sidecar.mjs");
+  if (!(await readFile(copy)).equals(await readFile(SIDECAR_BUNDLE))) return undefined;
+  return new SourceMap(JSON.parse(await readFile(`${copy}.map`, "utf8")));
 }
 
 function summarise(profile: { nodes: ProfileNode[]; samples: number[] }) {
@@ -209,7 +295,14 @@ async function profile(node: DevnetNode, dir: string): Promise<void> {
       expression: "JSON.stringify(process.memoryUsage())",
       returnByValue: true,
     });
-    const summary = `${summarise(profile)}process.memoryUsage(): ${memory.result.value}\n`;
+    const map = await bundleSourceMap().catch(() => undefined);
+    const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
+    const busy = profile.samples.filter((id) => !idle.has(id)).length;
+    const byFile =
+      map === undefined
+        ? "by attestmesh source file: (no source map of the running bundle)\n"
+        : `by nearest attestmesh source file (busy ${((100 * busy) / profile.samples.length).toFixed(2)}% of samples):\n${attribute(profile, map)}\n`;
+    const summary = `${summarise(profile)}${byFile}process.memoryUsage(): ${memory.result.value}\n`;
     await writeFile(join(dir, "idle-profile.txt"), summary);
     process.stdout.write(
       `\nprofile of ${node.name}'s sidecar over ${windowMs / 1000} s (${dir}):\n${summary}`,

@@ -8,6 +8,14 @@
 // nothing (gas, receipts, balances, the indexer's repro check) use `failover`, which tries the
 // providers in turn.
 //
+// At rest the same reads repeat every poll at the same block, so two things are remembered (issue 16's
+// idle cost): the block hash a quorum agreed for a number, reused while the quorum's head stays at that
+// number (for at most HASH_REUSE_MS, and forgotten when any agreed read fails: a block replaced at the
+// same height shows as failed reads at the old hash), and the agreed answer of each `eth_call`,
+// `eth_getCode` and `eth_getLogs` at one block hash, which cannot change. The head itself is asked of the
+// providers on every `agreedBlock` call: no caller decides on a head read before it asked (a wake-up
+// after a transaction must see it).
+//
 // A light client (verifying Base state against the sequencer's signed blocks or L1 output roots)
 // would slot in behind this same interface: `agreedBlock` from verified headers, `readContract` and
 // `getLogs` checked with eth_getProof / receipt proofs against that header's roots (docs/sidecar.md).
@@ -124,6 +132,15 @@ export interface ReadsObserver {
 /** How long the slower providers get to report their head once a quorum has. */
 const HEAD_GRACE_MS = 250;
 
+/** How long a block hash agreed for a number is reused while the quorum's head stays at that number. */
+const HASH_REUSE_MS = 15_000;
+
+/** Agreed answers kept (by block hash and request); the least recently used goes first. */
+const ANSWERS_KEPT = 128;
+
+/** An agreed answer larger than this (about its characters of JSON-RPC hex) is not kept. */
+const ANSWER_KEPT_MAX_CHARS = 256 * 1024;
+
 /** How often the same read's disagreement is logged at most; the rest are counted and summed up. */
 const DISAGREEMENT_LOG_INTERVAL_MS = 30_000;
 
@@ -192,6 +209,9 @@ export function createChainReads(options: {
   const request = (provider: number, method: string, params: unknown[]) =>
     clients[provider]!.request({ method, params } as never) as Promise<unknown>;
 
+  /** The last block hash a quorum agreed, the number it is for, and when (`now()`). */
+  let lastBlock: { readonly block: AgreedBlock; readonly at: number } | undefined;
+
   /** Runs an agreement; a failed one becomes the sidecar's retryable RpcError. */
   async function agree<T>(
     read: string,
@@ -201,12 +221,45 @@ export function createChainReads(options: {
     try {
       return (await agreement.agree({ read, ask, key })).value;
     } catch (error) {
+      // A block replaced at the same height fails the reads at its old hash: agree on the hash again.
+      lastBlock = undefined;
       if (!(error instanceof QuorumNotReached)) throw error;
       throw retryableError("RpcError", error.message, {
         cause: error,
         details: { read, disagreed: error.disagreed, quorum: options.quorum },
       });
     }
+  }
+
+  /**
+   * Agreed answers at one block hash, by `hash request`: such an answer never changes. Holds the
+   * pending promise, so concurrent identical reads share one agreement; a failed one is not kept.
+   */
+  const answers = new Map<string, Promise<unknown>>();
+
+  function agreeAt<T>(
+    blockHash: Hex,
+    request: string,
+    run: () => Promise<T>,
+    size: (value: T) => number,
+  ): Promise<T> {
+    const memo = `${blockHash.toLowerCase()} ${request}`;
+    const kept = answers.get(memo) as Promise<T> | undefined;
+    if (kept !== undefined) {
+      answers.delete(memo);
+      answers.set(memo, kept);
+      return kept;
+    }
+    const pending = run();
+    answers.set(memo, pending);
+    if (answers.size > ANSWERS_KEPT) answers.delete(answers.keys().next().value!);
+    const forget = () => {
+      if (answers.get(memo) === pending) answers.delete(memo);
+    };
+    pending.then((value) => {
+      if (size(value) > ANSWER_KEPT_MAX_CHARS) forget();
+    }, forget);
+    return pending;
   }
 
   /** The last head a quorum vouched for: it moves back only when a quorum reports a lower one. */
@@ -271,6 +324,10 @@ export function createChainReads(options: {
   }
 
   async function blockAt(number: bigint): Promise<AgreedBlock> {
+    const known = lastBlock;
+    if (known !== undefined && known.block.number === number && now() - known.at < HASH_REUSE_MS) {
+      return known.block;
+    }
     const hash = await agree(
       "block hash",
       async (i) => {
@@ -285,7 +342,9 @@ export function createChainReads(options: {
       },
       (h) => h.toLowerCase(),
     );
-    return { number, hash };
+    const block = { number, hash };
+    lastBlock = { block, at: now() };
+    return block;
   }
 
   const atHash = (at: AgreedBlock) => ({ blockHash: at.hash, requireCanonical: true });
@@ -322,18 +381,30 @@ export function createChainReads(options: {
         functionName,
         args: parameters.args,
       } as unknown as EncodeFunctionDataParameters);
-      const result = await agree(
-        `eth_call ${functionName}`,
-        async (i) => (await request(i, "eth_call", [{ to: address, data }, atHash(at)])) as Hex,
-        (hex) => hex.toLowerCase(),
+      const result = await agreeAt(
+        at.hash,
+        `eth_call ${address.toLowerCase()} ${data}`,
+        () =>
+          agree(
+            `eth_call ${functionName}`,
+            async (i) => (await request(i, "eth_call", [{ to: address, data }, atHash(at)])) as Hex,
+            (hex) => hex.toLowerCase(),
+          ),
+        (hex) => hex.length,
       );
       return decodeFunctionResult({ abi, functionName, data: result } as never) as never;
     },
     async getCode(address, at) {
-      return agree(
-        "eth_getCode",
-        async (i) => (await request(i, "eth_getCode", [address, atHash(at)])) as Hex,
-        (hex) => hex.toLowerCase(),
+      return agreeAt(
+        at.hash,
+        `eth_getCode ${address.toLowerCase()}`,
+        () =>
+          agree(
+            "eth_getCode",
+            async (i) => (await request(i, "eth_getCode", [address, atHash(at)])) as Hex,
+            (hex) => hex.toLowerCase(),
+          ),
+        (hex) => hex.length,
       );
     },
     async getLogs({ address, events, args, fromBlock, to }) {
@@ -350,13 +421,19 @@ export function createChainReads(options: {
         topics = [events.map((event) => toEventSelector(event))];
       }
       const filter = { address, topics, fromBlock: toHex(fromBlock), toBlock: toHex(to.number) };
-      const logs = await agree(
-        "eth_getLogs",
-        async (i) => {
-          const raw = (await request(i, "eth_getLogs", [filter])) as RpcLog[];
-          return raw.filter((log) => log.removed !== true);
-        },
-        canonicalLogs,
+      const logs = await agreeAt(
+        to.hash,
+        `eth_getLogs ${JSON.stringify(filter).toLowerCase()}`,
+        () =>
+          agree(
+            "eth_getLogs",
+            async (i) => {
+              const raw = (await request(i, "eth_getLogs", [filter])) as RpcLog[];
+              return raw.filter((log) => log.removed !== true);
+            },
+            canonicalLogs,
+          ),
+        (logs) => logs.reduce((n, log) => n + log.data.length + 70 * (log.topics.length + 4), 0),
       );
       const decoded: DecodedLog[] = [];
       for (const log of logs) {

@@ -3,13 +3,14 @@
 // supervises the daemon, secretStdin.ts hands the private key over, parse.ts reads `wg show dump`,
 // validate.ts checks every input first.
 import { closeSync } from "node:fs";
-import { isIP } from "node:net";
+import { createConnection, isIP } from "node:net";
+import { join } from "node:path";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { InterfaceConfig } from "../model/wireguard.ts";
 import type { WireGuardBackend } from "./backend.ts";
 import { commandFailed, firstLine, invalid, unavailable } from "./errors.ts";
 import { isWgBase64Key } from "./keys.ts";
-import { parseWgDump } from "./parse.ts";
+import { parseUapiPeers, parseWgDump } from "./parse.ts";
 import {
   createCommandRunner,
   type RunOptions,
@@ -39,9 +40,42 @@ export interface WgBackendOptions {
   readonly commandTimeoutMs?: number;
   /** Limit for wireguard-go to create its interface; default 5 s. */
   readonly startTimeoutMs?: number;
+  /** Where wireguard-go puts its control sockets (`<name>.sock`); default /var/run/wireguard, as wg(8). */
+  readonly uapiDir?: string;
 }
 
 export const WG_MTU = 1420;
+
+/** An answer from the control socket larger than this is refused (a peer takes about 400 bytes). */
+const UAPI_MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Asks a userspace WireGuard's control socket for its state (`get=1`); resolves with the whole answer,
+ * which ends with an empty line. The answer holds the private key: it is parsed, never logged.
+ */
+export function uapiGet(path: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (error?: Error) => {
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks).toString("utf8"));
+    };
+    socket.setTimeout(timeoutMs, () => done(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.on("error", (error) => done(error));
+    socket.on("connect", () => socket.write("get=1\n\n"));
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > UAPI_MAX_ANSWER_BYTES) return done(new Error("answer too large"));
+      const tail = Buffer.concat(chunks.slice(-2)).subarray(-2).toString("latin1");
+      if (tail === "\n\n") done();
+    });
+    socket.on("end", () => done(new Error("the socket closed before the answer ended")));
+  });
+}
 
 /** The nftables table (family inet) that guards the mesh port of interface `name`. */
 export const guardTable = (name: string) => `attestmesh_guard_${name.replace(/[^A-Za-z0-9_]/g, "_")}`;
@@ -54,6 +88,7 @@ interface Device {
 
 export function createWgBackend(options: WgBackendOptions = {}): WireGuardBackend {
   const { netns, mode = "auto", commandTimeoutMs = 10_000, startTimeoutMs = 5_000 } = options;
+  const uapiDir = options.uapiDir ?? "/var/run/wireguard";
   const logger = options.logger ?? silentLogger;
   const ipCommand = options.commands?.ip ?? "ip";
   const wgCommand = options.commands?.wg ?? "wg";
@@ -233,7 +268,21 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     },
 
     async peers() {
-      return serialize(async () => parseWgDump((await must([wgCommand, "show", usable(), "dump"])).stdout));
+      return serialize(async () => {
+        const name = usable();
+        // wireguard-go answers on its control socket what `wg show dump` would print, without a process
+        // spawned per reconcile pass (a fork of the whole sidecar each time: issue 16's idle cost).
+        if (device?.kind === "userspace") {
+          const answer = await uapiGet(join(uapiDir, `${name}.sock`), commandTimeoutMs).catch(
+            (err: unknown) => {
+              logger.debug({ name, err }, "wireguard-go's control socket did not answer; asking wg(8)");
+              return undefined;
+            },
+          );
+          if (answer !== undefined) return parseUapiPeers(answer);
+        }
+        return parseWgDump((await must([wgCommand, "show", name, "dump"])).stdout);
+      });
     },
 
     async guardPort(meshIp, port) {

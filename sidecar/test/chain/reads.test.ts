@@ -9,12 +9,14 @@ import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
 import { type RpcProxy, startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
-import { custom, encodeEventTopics, getAbiItem, type Hex, http, keccak256, toHex } from "viem";
+import { custom, encodeEventTopics, getAbiItem, type Hex, keccak256, toHex } from "viem";
 import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
 import { MEMBERSHIP_EVENTS } from "../../src/chain/follower.ts";
+import { jsonRpcHttp } from "../../src/chain/http.ts";
 import { type ChainReads, createChainReads } from "../../src/chain/reads.ts";
+import { countingTransport, createRpcTally } from "../../src/chain/transport.ts";
 import { AttestmeshError } from "../../src/errors.ts";
 import { captureLogger } from "../helpers.ts";
 
@@ -32,8 +34,8 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     const r: ChainReads = createChainReads({
       endpoints: [
         { origin: "hardhat", transport: custom(fx.connection.provider, { retryCount: 0 }) },
-        { origin: "proxy-honest", transport: http(honest.url, { retryCount: 0, timeout: 5_000 }) },
-        { origin: "proxy-liar", transport: http(liar.url, { retryCount: 0, timeout: 5_000 }) },
+        { origin: "proxy-honest", transport: jsonRpcHttp(honest.url, { timeoutMs: 5_000 }) },
+        { origin: "proxy-liar", transport: jsonRpcHttp(liar.url, { timeoutMs: 5_000 }) },
       ],
       quorum,
       logger: log.logger,
@@ -217,6 +219,131 @@ describe("quorum chain reads over real providers, one of them lying", () => {
       honest.set({ behaviour: "honest" });
       liar.set({ behaviour: "honest" });
     }
+  });
+
+  /** Reads over the three providers with every call counted, and a clock the test moves. */
+  function countedReads() {
+    const tally = createRpcTally();
+    const clock = { ms: 1_000_000 };
+    const counted = (t: Parameters<typeof countingTransport>[0]) => countingTransport(t, tally.record);
+    const disagreements: string[] = [];
+    const r = createChainReads({
+      endpoints: [
+        { origin: "hardhat", transport: counted(custom(fx.connection.provider, { retryCount: 0 })) },
+        { origin: "proxy-honest", transport: counted(jsonRpcHttp(honest.url, { timeoutMs: 5_000 })) },
+        { origin: "proxy-liar", transport: counted(jsonRpcHttp(liar.url, { timeoutMs: 5_000 })) },
+      ],
+      quorum: 2,
+      logger: captureLogger("silent").logger,
+      observer: { disagreement: (read) => disagreements.push(read) },
+      now: () => clock.ms,
+    });
+    return { r, tally, clock, disagreements };
+  }
+
+  test("at rest: an unchanged head reuses its agreed hash, and answers at one block hash are agreed once", async () => {
+    liar.set({ behaviour: "honest" });
+    const { r, tally, clock } = countedReads();
+    const reader = createClusterReader(r, fx.deployed.diamond);
+    const at = await r.agreedBlock(0);
+    const members = await reader.allMembers(at);
+    const logs = await r.getLogs({
+      address: fx.deployed.diamond,
+      events: MEMBERSHIP_EVENTS,
+      fromBlock: 0n,
+      to: at,
+    });
+    tally.reset();
+    for (let round = 0; round < 3; round++) {
+      clock.ms += 1_000;
+      const again = await r.agreedBlock(0);
+      assert.deepEqual(again, at);
+      assert.deepEqual(await reader.allMembers(again), members, "the same answer, decoded afresh");
+      assert.deepEqual(
+        await r.getLogs({
+          address: fx.deployed.diamond,
+          events: MEMBERSHIP_EVENTS,
+          fromBlock: 0n,
+          to: again,
+        }),
+        logs,
+      );
+    }
+    // Each round asked every provider for its head, and nothing else.
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 9 });
+    // After the reuse window the hash is agreed again (the answers at it are still known).
+    clock.ms += 15_000;
+    tally.reset();
+    assert.deepEqual(await r.agreedBlock(0), at);
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 3, eth_getBlockByNumber: 2 });
+    // A new block: a new hash, and every read at it is agreed again.
+    await fx.connection.provider.request({ method: "evm_mine", params: [] });
+    tally.reset();
+    const next = await r.agreedBlock(0);
+    assert.equal(next.number, at.number + 1n);
+    assert.deepEqual(await reader.allMembers(next), members);
+    const calls = tally.byMethod();
+    assert.equal(calls.eth_getBlockByNumber, 2);
+    assert.ok((calls.eth_call ?? 0) >= 2, "the records were read again at the new block");
+  });
+
+  test("a lie is never remembered: a read that failed its quorum is asked again, and the truth is then kept", async () => {
+    liar.set({ behaviour: "inject-member" });
+    const { r, disagreements } = countedReads();
+    const t = await truth();
+    const reader = createClusterReader(r, fx.deployed.diamond);
+    const at = await r.agreedBlock(0);
+    honest.set({ behaviour: "down" });
+    try {
+      for (let round = 0; round < 2; round++) {
+        await assert.rejects(
+          reader.allMembers(at),
+          (e: unknown) => e instanceof AttestmeshError && e.retryable,
+        );
+      }
+    } finally {
+      honest.set({ behaviour: "honest" });
+    }
+    // The same reads at the same hash: the honest quorum is asked now, and its answer is the chain's.
+    for (let round = 0; round < 3; round++) {
+      const members = await reader.allMembers(at);
+      assert.deepEqual(members, t.members);
+      assert.ok(!members.has(FAKE_MEMBER.memberId), "no injected member");
+    }
+    assert.ok(disagreements.length > 0, "the lie was seen");
+    liar.set({ behaviour: "honest" });
+  });
+
+  test("a block replaced at the same height: reads at the old hash fail once, then the new hash is agreed", async () => {
+    liar.set({ behaviour: "honest" });
+    const rpc = (method: string, params: unknown[] = []) =>
+      fx.connection.provider.request({ method, params });
+    const { r } = countedReads();
+    const reader = createClusterReader(r, fx.deployed.diamond);
+    const snapshot = await rpc("evm_snapshot");
+    await rpc("evm_mine");
+    const old = await r.agreedBlock(0);
+    await reader.allMembers(old);
+    await rpc("evm_revert", [snapshot]);
+    // Another block at the same height (a later timestamp, so another hash).
+    const latest = (await rpc("eth_getBlockByNumber", ["latest", false])) as { timestamp: Hex };
+    await rpc("evm_mine", [Number(BigInt(latest.timestamp)) + 1_000]);
+    const replaced = await r.agreedBlock(0);
+    assert.equal(replaced.number, old.number, "the head is at the same height");
+    // The old hash is remembered until a read at it fails (it is no longer canonical).
+    await assert.rejects(
+      r.readContract({
+        address: fx.deployed.diamond,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+        at: replaced,
+      }),
+      (e: unknown) => e instanceof AttestmeshError && e.retryable,
+    );
+    const fresh = await r.agreedBlock(0);
+    assert.equal(fresh.number, old.number);
+    assert.notEqual(fresh.hash, old.hash, "the replaced block's hash is agreed afresh");
+    await reader.allMembers(fresh);
   });
 
   test("agreedBlock(confirmations) is the agreed head − confirmations", async () => {

@@ -15,6 +15,7 @@ import {
   statfsSync,
   writeFileSync,
 } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -25,8 +26,8 @@ import { pino } from "pino";
 import type { InterfaceConfig, PeerStatus } from "../../src/model/wireguard.ts";
 import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
-import { parseWgDump } from "../../src/wireguard/parse.ts";
-import { createWgBackend, guardTable } from "../../src/wireguard/wg.ts";
+import { parseUapiPeers, parseWgDump } from "../../src/wireguard/parse.ts";
+import { createWgBackend, guardTable, uapiGet } from "../../src/wireguard/wg.ts";
 
 function captureLogs() {
   const lines: string[] = [];
@@ -83,6 +84,111 @@ describe("parseWgDump", () => {
       (error: unknown) =>
         isAttestmeshError(error, "WireGuardDumpUnparsable") && !errorText(error).includes(secret),
     );
+  });
+});
+
+describe("wireguard-go's control socket (get=1)", () => {
+  const a = wireguardKeyPair(randomBytes(32));
+  const b = wireguardKeyPair(randomBytes(32));
+  const self = wireguardKeyPair(randomBytes(32));
+  const hex = (base64: string) => Buffer.from(base64, "base64").toString("hex");
+  const psk = randomBytes(32).toString("hex");
+  const answer = [
+    `private_key=${hex(self.privateKeyBase64)}`,
+    "listen_port=51820",
+    `public_key=${hex(a.publicKeyBase64)}`,
+    `preshared_key=${psk}`,
+    "protocol_version=1",
+    "endpoint=198.18.0.2:51820",
+    "last_handshake_time_sec=1700000000",
+    "last_handshake_time_nsec=5",
+    "tx_bytes=456",
+    "rx_bytes=123",
+    "persistent_keepalive_interval=25",
+    "allowed_ip=10.77.0.2/32",
+    `public_key=${hex(b.publicKeyBase64)}`,
+    "last_handshake_time_sec=0",
+    "tx_bytes=0",
+    "rx_bytes=0",
+    "persistent_keepalive_interval=0",
+    "errno=0",
+    "",
+    "",
+  ].join("\n");
+
+  it("maps peers as `wg show dump` does, and skips the private and preshared keys", () => {
+    assert.deepEqual(parseUapiPeers(answer), [
+      {
+        publicKey: a.publicKeyBase64,
+        allowedIps: ["10.77.0.2/32"],
+        endpoint: "198.18.0.2:51820",
+        keepaliveSeconds: 25,
+        latestHandshake: 1_700_000_000,
+        rxBytes: 123n,
+        txBytes: 456n,
+      },
+      { publicKey: b.publicKeyBase64, allowedIps: [], latestHandshake: 0, rxBytes: 0n, txBytes: 0n },
+    ] satisfies PeerStatus[]);
+    assert.deepEqual(
+      parseUapiPeers(`private_key=${hex(self.privateKeyBase64)}\nlisten_port=1\nerrno=0\n\n`),
+      [],
+    );
+  });
+
+  it("refuses an error, a cut-off answer or a line it does not understand, without quoting a key", () => {
+    const secret = hex(self.privateKeyBase64);
+    for (const bad of [
+      `private_key=${secret}\nerrno=1\n\n`,
+      `private_key=${secret}\npublic_key=${hex(a.publicKeyBase64)}\n`,
+      `private_key=${secret}\n${secret}\nerrno=0\n\n`,
+      `public_key=${secret.slice(2)}\nerrno=0\n\n`,
+      `public_key=${hex(a.publicKeyBase64)}\nrx_bytes=${secret}\nerrno=0\n\n`,
+    ]) {
+      assert.throws(
+        () => parseUapiPeers(bad),
+        (error: unknown) =>
+          isAttestmeshError(error, "WireGuardDumpUnparsable") &&
+          !errorText(error).includes(secret) &&
+          !errorText(error).includes(secret.slice(2)),
+      );
+    }
+  });
+
+  it("asks with get=1 and reads the whole answer, however it is split", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "amwg-uapi-"));
+    const path = join(dir, "amtest0.sock");
+    const asked: string[] = [];
+    const server = createServer((socket) => {
+      socket.on("data", (d) => {
+        asked.push(d.toString());
+        // In pieces, the way a large answer arrives; the connection stays open, as wireguard-go's does.
+        socket.write(answer.slice(0, 100));
+        setTimeout(() => socket.write(answer.slice(100, -1)), 20);
+        setTimeout(() => socket.write(answer.slice(-1)), 40);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      assert.equal(await uapiGet(path, 2_000), answer);
+      assert.deepEqual(asked, ["get=1\n\n"]);
+      await assert.rejects(uapiGet(join(dir, "absent.sock"), 2_000), /ENOENT/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("gives up on a socket that never finishes its answer", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "amwg-uapi-"));
+    const path = join(dir, "amtest1.sock");
+    const server = createServer((socket) => socket.on("data", () => socket.write("listen_port=1\n")));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      await assert.rejects(uapiGet(path, 200), /no answer within 200 ms/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
