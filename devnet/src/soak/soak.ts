@@ -243,7 +243,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const healedAt = Date.now();
       await injected.heal();
       checker.excuse(injected.scope, Date.now() + injected.budgetMs);
-      const recoverMs = await waitRecovered(() => latest, healedAt, injected.budgetMs);
+      const recoverMs = await waitRecovered(() => latest, checker.leaving, healedAt, injected.budgetMs);
       if (recoverMs === null) {
         checker.record({
           invariant: "no-recovery",
@@ -334,6 +334,7 @@ async function collectCsk(logDir: string, secrets: ReturnType<typeof createSecre
 /** Ms from `healedAt` to the first check after it with no mismatch and every node healthy, or null. */
 async function waitRecovered(
   latest: () => TickResult | undefined,
+  leaving: (name: string) => boolean,
   healedAt: number,
   budgetMs: number,
 ): Promise<number | null> {
@@ -343,7 +344,10 @@ async function waitRecovered(
     const tick = latest();
     if (tick !== undefined && tick !== seen) {
       seen = tick;
-      const healthy = tick.views.filter((v) => v.active).every((v) => v.health?.phase === "healthy");
+      // Every node that is not leaving is a member again (a newcomer has registered) and healthy.
+      const healthy = tick.views
+        .filter((v) => !leaving(v.node.name))
+        .every((v) => v.active && v.health?.phase === "healthy");
       if (tick.problems.length === 0 && healthy && Date.now() > healedAt + TICK_MS)
         return Date.now() - healedAt;
     }
