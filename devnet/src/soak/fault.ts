@@ -34,6 +34,11 @@ export interface SoakContext {
   readonly heartbeatTimeoutMs: number;
   /** The index of the next node to add (names are never reused within one devnet). */
   nextNodeIndex(): number;
+  /**
+   * Excuses the nodes a fault is about to disturb from the moment it acts (the schedule sets the
+   * budget once it heals).
+   */
+  excuse(scope: readonly string[] | "all"): void;
   /** Called before an eviction or revocation is sent, with the chain's current CSK epoch. */
   departing(node: DevnetNode, epochAtDeparture: bigint): void;
   progress(message: string): void;

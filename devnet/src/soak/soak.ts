@@ -133,6 +133,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     targetNodes: options.nodes,
     heartbeatTimeoutMs,
     nextNodeIndex: () => nextIndex++,
+    excuse: (scope) => checker.excuse(scope, Number.POSITIVE_INFINITY),
     departing: (node, epoch) => checker.departing(node, epoch),
     progress,
   };
@@ -166,7 +167,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const first = await checker.tick();
   const [a, b] = state.nodes.slice(0, 2).map((n) => first.views.find((v) => v.node === n)!);
   const server = spawnInNetns(b!.node.netns, ["--serve", `${b!.health!.meshIp}:${TCP_PORT}`]);
-  await sleep(1_000);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error("the TCP echo server did not start within 30 s")),
+      30_000,
+    );
+    createInterface({ input: server.stdout! }).once("line", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   const client = spawnInNetns(a!.node.netns, ["--connect", `${b!.health!.meshIp}:${TCP_PORT}`]);
   let stopping = false;
   createInterface({ input: client.stdout! }).on("line", (text) => {
@@ -178,7 +188,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     } else if (line.event === "out-of-order") {
       tcp.outOfOrder += 1;
       checker.record({ invariant: "tcp-stream", node: a!.node.name, detail: `echo out of order: ${text}` });
-    } else if (line.event === "closed" && !stopping) {
+    } else if (line.event === "closed" && !stopping && tcp.connects > 0) {
       tcp.closes += 1;
       checker.record({
         invariant: "tcp-stream",
@@ -251,6 +261,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           detail: `${kind} (${injected.detail}): not every invariant held within ${injected.budgetMs} ms of healing`,
         });
       }
+      // Recovered (or out of budget): from now on this fault excuses nothing.
+      checker.excuse(injected.scope, Date.now());
       progress(`  recovered ${recoverMs === null ? "NOT within budget" : `in ${recoverMs} ms`}`);
       await injected.cleanup?.();
       faults.push({

@@ -16,6 +16,7 @@ export const nodeAdd: Fault = {
   eligible: (ctx) => ctx.state().nodes.length <= ctx.targetNodes,
   async inject(ctx) {
     const index = ctx.nextNodeIndex();
+    ctx.excuse("all");
     await ctx.setState(await addNodeToState(ctx.clients, ctx.state(), index));
     return {
       detail: `node${index} joins`,
@@ -56,6 +57,7 @@ function departure(kind: "node-evict" | "app-revoke"): Fault {
     async inject(ctx, rng) {
       const node = rng.pick(disruptable(ctx));
       ctx.departing(node, await currentEpoch(ctx));
+      ctx.excuse("all");
       if (kind === "node-evict") {
         await evictApp(ctx.clients, ctx.state().diamond, node.appId, 1);
       } else {

@@ -71,6 +71,7 @@ function sidecarRestart(kind: "sidecar-sigterm" | "sidecar-sigkill", signal: "SI
     async inject(ctx, rng) {
       const node = rng.pick(disruptable(ctx));
       const holdMs = rng.int(1_000, 8_000);
+      ctx.excuse([node.name]);
       const start = await restartSidecar(ctx, node, signal);
       return {
         detail: `${signal} ${node.name}'s sidecar, restarted after ${holdMs} ms`,
@@ -92,6 +93,7 @@ export const sidecarPause: Fault = {
   async inject(ctx, rng) {
     const node = rng.pick(disruptable(ctx));
     const holdMs = ctx.heartbeatTimeoutMs + rng.int(2_000, 6_000);
+    ctx.excuse([node.name]);
     signalGroup(node.sidecarPid, "SIGSTOP");
     return {
       detail: `SIGSTOP ${node.name}'s sidecar for ${holdMs} ms (heartbeat timeout ${ctx.heartbeatTimeoutMs} ms)`,
