@@ -230,7 +230,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const sending = new AbortController();
   const sendLoop = messaging.sendLoop(SEND_INTERVAL_MS, 2, sending.signal);
 
-  // The schedule: faults one after another, each kind once per round in a seeded order.
+  // The schedule: faults one after another, each kind once per round in a seeded order; a join follows any
+  // departure that left the mesh below --nodes.
   const faults: FaultRecord[] = [];
   const kinds = options.kinds ?? FAULT_KINDS;
   let round: FaultKind[] = [];
@@ -238,12 +239,23 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await sleep(faultRng.int(3_000, 10_000));
     if (Date.now() >= endAt) break;
     if (round.length === 0) round = faultRng.shuffle(kinds);
-    const index = round.findIndex((k) => FAULTS[k].eligible(ctx));
-    if (index < 0) {
-      round = [];
-      continue;
+    let kind: FaultKind;
+    if (
+      kinds.includes("node-add") &&
+      state.nodes.length < options.nodes &&
+      FAULTS["node-add"].eligible(ctx)
+    ) {
+      // Churn: a departure that left the mesh below --nodes is followed by a join.
+      kind = "node-add";
+      round = round.filter((k) => k !== "node-add");
+    } else {
+      const index = round.findIndex((k) => FAULTS[k].eligible(ctx));
+      if (index < 0) {
+        round = [];
+        continue;
+      }
+      kind = round.splice(index, 1)[0]!;
     }
-    const kind = round.splice(index, 1)[0]!;
     const atS = Math.round((Date.now() - startedAt) / 1000);
     try {
       const injected = await FAULTS[kind].inject(ctx, faultRng);
