@@ -5,6 +5,7 @@
 // are drawn from one seeded stream; message senders and recipients from a second one.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -340,7 +341,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 }
 
 async function collectCsk(logDir: string, secrets: ReturnType<typeof createSecretWatch>) {
-  const { request } = await import("node:http");
   const body = await new Promise<string>((resolve, reject) => {
     const req = request({ socketPath: join(logDir, "api.sock"), path: "/v1/cluster-shared-key" }, (res) => {
       const chunks: Buffer[] = [];
