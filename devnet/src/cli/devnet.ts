@@ -46,6 +46,13 @@ function nonNegativeInt(name: string) {
   };
 }
 
+function seed(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+    throw new InvalidArgumentError(`--seed must be an integer from 0 to 4294967295, got "${value}"`);
+  return n;
+}
+
 /** Report phase changes while the devnet runs in the foreground, until SIGINT or SIGTERM. */
 async function watchUntilSignal(): Promise<void> {
   const phases = new Map<string, string>();
@@ -213,6 +220,44 @@ export function registerDevnetCommand(program: Command): void {
       );
       process.stdout.write(`evicted ${name} (member ${memberId})\n`);
     });
+
+  devnet
+    .command("soak")
+    .description(
+      "a fresh devnet under a seeded schedule of faults while traffic flows; invariants checked every second, then a report",
+    )
+    .option("--nodes <n>", "nodes to start and keep the mesh around", positiveInt("--nodes"), 8)
+    .option("--minutes <m>", "how long the fault schedule runs", positiveInt("--minutes"), 60)
+    .option("--seed <s>", "the schedule's seed (same seed, same schedule)", seed, 1)
+    .option("--out <dir>", "where the report (JSON, Markdown) and the resource CSV go", "test-artifacts/soak")
+    .option("--keep", "leave the devnet running afterwards")
+    .option("--json", "print the report as JSON")
+    .action(
+      async (options: {
+        nodes: number;
+        minutes: number;
+        seed: number;
+        out: string;
+        keep?: boolean;
+        json?: boolean;
+      }) => {
+        const { renderReport, runSoak } = await import("../soak/soak.ts");
+        if (options.nodes < 3)
+          throw new InvalidArgumentError("--nodes takes at least 3 (two anchors and one to disturb)");
+        const report = await runSoak({
+          nodes: options.nodes,
+          minutes: options.minutes,
+          seed: options.seed,
+          outDir: options.out,
+          progress: progress(Boolean(options.json)),
+          ...(options.keep ? { keep: true } : {}),
+        });
+        process.stdout.write(
+          options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`,
+        );
+        if (report.violations.length > 0) process.exitCode = 1;
+      },
+    );
 
   devnet
     .command("down")

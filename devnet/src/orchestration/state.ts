@@ -25,6 +25,8 @@ export const HEALTH_PORT_BASE = 9100;
 export const GATEWAY_DOMAIN = "gateway.devnet.attestmesh.test";
 export const GATEWAY_PORT = 443;
 export const GATEWAY_ROUTES_FILE = join(DEVNET_DIR, "gateway-routes.json");
+/** Faults the gateway applies (`--faults`; the soak's gateway-delay): {"connectDelayMs": n}. */
+export const GATEWAY_FAULTS_FILE = join(DEVNET_DIR, "gateway-faults.json");
 /** Each node's TLS ingress, the CVM port the gateway forwards to. */
 export const INGRESS_PORT = 51822;
 export const TRANSPORTS = ["gateway", "udp", "auto"] as const;

@@ -1,0 +1,33 @@
+// The soak's seeded randomness: one xoroshiro128+ stream (pure-rand) per run, so a seed names one
+// schedule of faults, targets and hold times, and a run can be repeated exactly.
+import { uniformInt } from "pure-rand/distribution/uniformInt";
+import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
+
+export interface Rng {
+  /** An integer in [from, to], both included. */
+  int(from: number, to: number): number;
+  /** One element of a non-empty list. */
+  pick<T>(items: readonly T[]): T;
+  /** A new array with the items in a seeded order (Fisher–Yates). */
+  shuffle<T>(items: readonly T[]): T[];
+}
+
+export function seededRng(seed: number): Rng {
+  const generator = xoroshiro128plus(seed);
+  const int = (from: number, to: number) => uniformInt(generator, from, to);
+  return {
+    int,
+    pick(items) {
+      if (items.length === 0) throw new Error("cannot pick from an empty list");
+      return items[int(0, items.length - 1)]!;
+    },
+    shuffle(items) {
+      const out = [...items];
+      for (let i = out.length - 1; i > 0; i--) {
+        const j = int(0, i);
+        [out[i], out[j]] = [out[j]!, out[i]!];
+      }
+      return out;
+    },
+  };
+}
