@@ -24,6 +24,7 @@ import {
   type DevnetState,
   type DevnetTransport,
   GATEWAY_DOMAIN,
+  GATEWAY_FAULTS_FILE,
   GATEWAY_PORT,
   GATEWAY_ROUTES_FILE,
   HUB_NETNS,
@@ -170,23 +171,7 @@ export async function devnetUp(options: UpOptions) {
   await createHub();
   progress(`starting the SNI gateway on ${UNDERLAY_HUB_IP}:${GATEWAY_PORT} (*.${GATEWAY_DOMAIN})`);
   await writeGatewayRoutes([]);
-  const gatewayPid = spawnDetached(
-    "ip",
-    [
-      "netns",
-      "exec",
-      HUB_NETNS,
-      process.execPath,
-      join(REPO_ROOT, "devnet/src/orchestration/gateway-main.ts"),
-      "--listen",
-      `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
-      "--domain",
-      GATEWAY_DOMAIN,
-      "--routes",
-      GATEWAY_ROUTES_FILE,
-    ],
-    { logFile: join(DEVNET_DIR, "gateway.log") },
-  );
+  const gatewayPid = spawnGateway();
   state = { ...state, gatewayPid };
   await writeState(state);
   for (let index = 1; index <= options.nodes; index++) {
@@ -228,6 +213,29 @@ async function waitRegistered(node: DevnetNode, timeoutMs: number): Promise<void
     async () => ((await readHealth(node)).health?.memberId != null ? true : undefined),
     timeoutMs,
     250,
+  );
+}
+
+/** Starts the devnet gateway in the hub namespace with its routes file and its (soak) faults file. */
+export function spawnGateway(): number {
+  return spawnDetached(
+    "ip",
+    [
+      "netns",
+      "exec",
+      HUB_NETNS,
+      process.execPath,
+      join(REPO_ROOT, "devnet/src/orchestration/gateway-main.ts"),
+      "--listen",
+      `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
+      "--domain",
+      GATEWAY_DOMAIN,
+      "--routes",
+      GATEWAY_ROUTES_FILE,
+      "--faults",
+      GATEWAY_FAULTS_FILE,
+    ],
+    { logFile: join(DEVNET_DIR, "gateway.log") },
   );
 }
 

@@ -1,19 +1,11 @@
 // Network faults: an RPC provider goes dark or lies (the devnet's RPC proxies, rpc-proxy/), the gateway
 // drops every connection (process killed and restarted) or delays new ones, a node loses UDP.
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { blockUdp, unblockUdp } from "../../orchestration/netns.ts";
-import { isAlive, REPO_ROOT, spawnDetached } from "../../orchestration/processes.ts";
-import {
-  DEVNET_DIR,
-  GATEWAY_DOMAIN,
-  GATEWAY_FAULTS_FILE,
-  GATEWAY_PORT,
-  GATEWAY_ROUTES_FILE,
-  HUB_NETNS,
-  UNDERLAY_HUB_IP,
-} from "../../orchestration/state.ts";
+import { isAlive } from "../../orchestration/processes.ts";
+import { GATEWAY_FAULTS_FILE } from "../../orchestration/state.ts";
+import { spawnGateway } from "../../orchestration/up.ts";
 import { setProxyBehaviour } from "../../rpc-proxy/proxy.ts";
 import { disruptable, type Fault, type SoakContext } from "../fault.ts";
 import { signalGroup } from "./process.ts";
@@ -56,29 +48,6 @@ export const rpcLie: Fault = {
     };
   },
 };
-
-/** Starts the devnet gateway as `devnet up` does (hub namespace, routes and faults files). */
-export function spawnGateway(): number {
-  return spawnDetached(
-    "ip",
-    [
-      "netns",
-      "exec",
-      HUB_NETNS,
-      process.execPath,
-      join(REPO_ROOT, "devnet/src/orchestration/gateway-main.ts"),
-      "--listen",
-      `${UNDERLAY_HUB_IP}:${GATEWAY_PORT}`,
-      "--domain",
-      GATEWAY_DOMAIN,
-      "--routes",
-      GATEWAY_ROUTES_FILE,
-      "--faults",
-      GATEWAY_FAULTS_FILE,
-    ],
-    { logFile: join(DEVNET_DIR, "gateway.log") },
-  );
-}
 
 async function restartGateway(ctx: SoakContext): Promise<void> {
   const old = ctx.state().gatewayPid;
