@@ -9,6 +9,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CONFIG_DOCS } from "@attestmesh/sidecar/config.ts";
 import { devnetClients } from "../orchestration/chain.ts";
 import { devnetDown } from "../orchestration/down.ts";
 import { REPO_ROOT } from "../orchestration/processes.ts";
@@ -88,8 +89,10 @@ const TICK_MS = 1_000;
 const RESOURCE_MS = 5_000;
 const SEND_INTERVAL_MS = 2_500;
 const DRAIN_MS = 120_000;
-/** The sidecar's ATTESTMESH_HEARTBEAT_TIMEOUT_MS default (sidecar/src/config.ts), if the env has none. */
-const DEFAULT_HEARTBEAT_TIMEOUT_MS = 6_000;
+/** The sidecar's own ATTESTMESH_HEARTBEAT_TIMEOUT_MS default, for a node whose environment sets none. */
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = Number(
+  CONFIG_DOCS.find((doc) => doc.name === "ATTESTMESH_HEARTBEAT_TIMEOUT_MS")?.default,
+);
 const LEAK_BOUNDS = { rssMb: 96, fds: 64, warmupS: 30 };
 
 const median = (xs: readonly number[]) =>
