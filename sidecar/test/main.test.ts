@@ -316,9 +316,26 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       "A and B to be healthy",
       async () => (await healthz(a)).status === 200 && (await healthz(b)).status === 200,
     );
+    // Each re-attested the other over the (loopback) mesh: a fresh SIMULATED quote bound to its keys.
+    for (const [node, other] of [
+      [a, statusB],
+      [b, statusA],
+    ] as const) {
+      await waitFor("each node to have re-attested the other", () =>
+        node.sidecar
+          .status()
+          .peerAttestations.some(
+            (p) => p.memberId === other.memberId && p.status === "passed" && p.kind === "simulated",
+          ),
+      );
+    }
     const health = await healthz(a);
     assert.equal(health.status, 200);
     assert.equal(health.body.phase, "healthy");
+    assert.equal(
+      (health.body.peers as Array<{ attestation: { status: string; kind: string } }>)[0]!.attestation.status,
+      "passed",
+    );
     assert.equal(health.body.livePeers, 1);
     assert.equal(
       (health.body.peers as Array<{ memberId: string }>)[0]!.memberId,

@@ -127,7 +127,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
         ...(verdict.tcbStatus === undefined ? {} : { tcbStatus: verdict.tcbStatus }),
         // A re-judgement keeps the verification schedule; a verification sets the next one.
         nextAt: fetched
-          ? t + (first ? periodMs * (1 + phaseOf(entry.member.memberId)) : periodMs)
+          ? t + (first ? Math.round(periodMs * (1 + phaseOf(entry.member.memberId))) : periodMs)
           : entry.state.nextAt,
       });
     } else {
