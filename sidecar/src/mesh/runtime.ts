@@ -22,7 +22,7 @@ import { directoryFrom } from "../meshnet/directory.ts";
 import { createLogThrottle, createRateLimiter } from "../meshnet/rateLimit.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
-import type { Member } from "../model/member.ts";
+import { isStale, type Member } from "../model/member.ts";
 import type { AttestedFollower } from "../reattest/follower.ts";
 import type { ReattestMetrics } from "../reattest/metrics.ts";
 import type { Reattestation } from "../reattest/scheduler.ts";
@@ -176,7 +176,8 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   };
   // One head read per (epoch, member), shared by the server (may this requester have the epoch?) and
   // the manager (was this node evicted?).
-  const standing = createStandingCheck(headReadsOf(chain, options.reader));
+  const headReads = headReadsOf(chain, options.reader);
+  const standing = createStandingCheck(headReads);
 
   let manager: CskManager | undefined;
   /** What the heartbeat service, the CSK server and the CSK client each know of this node. */
@@ -251,7 +252,13 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     },
     takeoverMs: config.cskTakeoverMs,
     logger: log,
-    stillActive: async (id) => (await options.reader.member(id))?.status === "active",
+    // Ranked ahead only while active and standing at the head: a member the owner's revocation reached
+    // may not commit (the contract refuses it), so nobody waits for it.
+    stillActive: async (id) => {
+      const at = await headReads.head();
+      const [record, standing] = await Promise.all([headReads.member(id, at), headReads.standing?.(id, at)]);
+      return record?.status === "active" && !isStale(standing);
+    },
     standing,
     onCommit: (outcome) => metrics.cskCommits.inc({ outcome }),
   });
