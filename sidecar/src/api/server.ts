@@ -548,7 +548,7 @@ export async function startApiServer(options: {
             stream: "peer-events",
             lastSeq: deps.peerEvents.lastSeq(),
             source: liveness.source ?? "heartbeat",
-            peers: liveness.peers().map((p) => peerJson(p, deps.status().peerAttestations)),
+            peers: liveness.peers().map((p) => peerJson(p)),
           },
           peerEventJson,
         );
