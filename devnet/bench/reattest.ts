@@ -206,13 +206,15 @@ async function revoke(nodes: number, rounds: number) {
     "--funded-keys",
   ]);
   const cutOffMs: number[] = [];
+  /** Nodes revoked (and evicted) in earlier rounds: no longer members, left out of the checks. */
+  const gone = new Set<string>();
   try {
     for (let round = 0; round < rounds; round++) {
       const deviceId = `0x${randomBytes(32).toString("hex")}` as Hex;
       await run(["devnet", "add-node", "--json", "--timeout", "180", "--device-id", deviceId]);
       const state = (await readState())!;
       const target = state.nodes.at(-1)!;
-      const others = state.nodes.filter((x) => x !== target);
+      const others = state.nodes.filter((x) => x !== target && !gone.has(x.name));
       const targetId = (await health(target)).memberId!;
       await until(
         `round ${round}: every peer to attest the new node`,
@@ -248,6 +250,7 @@ async function revoke(nodes: number, rounds: number) {
       cutOffMs.push(ms);
       if (!values.json) console.log(`round ${round}: cut off by every peer in ${ms} ms`);
       await run(["devnet", "evict", target.name]).catch(() => {});
+      gone.add(target.name);
     }
   } finally {
     await run(["devnet", "down"]).catch(() => {});
