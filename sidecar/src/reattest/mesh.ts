@@ -98,7 +98,8 @@ export async function fetchMeshAttestation(options: {
       reject(fail(`no answer within ${options.timeoutMs} ms`));
     }, options.timeoutMs);
     const req = request(
-      { host, port: options.port, path, method: "GET", createConnection: () => socket, agent: false },
+      // No agent: an agent would open its own connection from this namespace and ignore the mesh socket.
+      { host, port: options.port, path, method: "GET", createConnection: () => socket },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;

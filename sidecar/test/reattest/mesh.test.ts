@@ -43,6 +43,22 @@ test("served on the mesh IP, fetched with the nonce; errors are retryable", asyn
     assert.deepEqual(doc, { version: 1 });
     assert.deepEqual(asked, [`0x${"07".repeat(32)}`]);
     assert.equal(bytes, 14);
+    // The request rides the factory's socket, whatever the address says (in the devnet the socket is
+    // opened inside the node's namespace; from here, 10.255.255.1 is not even routed). Regression: an
+    // HTTP agent opened its own connection from this namespace and ignored the mesh socket.
+    const redirected = {
+      ...factory,
+      connect: (_host: string, _port: number, ms: number) => factory.connect("127.77.0.41", 51941, ms),
+    };
+    const viaSocket = await fetchMeshAttestation({
+      factory: redirected,
+      mode: "direct",
+      meshIp: "10.255.255.1",
+      port: 51941,
+      nonce,
+      timeoutMs: 2000,
+    });
+    assert.deepEqual(viaSocket, { version: 1 });
     const other = await fetch("http://127.77.0.41:51941/healthz");
     assert.equal(other.status, 404);
     await assert.rejects(
