@@ -102,6 +102,8 @@ export interface SidecarConfig {
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly cskTakeoverMs: number;
+  /** How often each peer's live attestation is fetched and verified again, in seconds. */
+  readonly reattestIntervalS: number;
 }
 
 function interfaceName(text: string): string {
@@ -447,6 +449,13 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     description:
       "When a new CSK epoch stays uncommitted, the live member ranked r (by member id) commits after r times this.",
     parse: integer(100, 3_600_000, " ms"),
+  },
+  reattestIntervalS: {
+    name: "ATTESTMESH_REATTEST_INTERVAL_S",
+    default: "600",
+    description:
+      "Peers re-attest each other: each node fetches a fresh attestation (its own nonce) from every peer over the mesh when it first peers with it, then once per this many seconds (spread over the period), and stops peering with one whose evidence or policy fails. A policy change re-judges every peer at once.",
+    parse: integer(10, 86_400, " s"),
   },
 };
 

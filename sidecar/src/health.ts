@@ -7,6 +7,7 @@ import { listenHttp } from "@attestmesh/shared/service/listen.ts";
 import type { Registry } from "prom-client";
 import type { AttestationHandler } from "./attestation.ts";
 import type { Logger } from "./log.ts";
+import type { PeerAttestation } from "./model/attestation.ts";
 import type { SidecarStatus } from "./status.ts";
 import type { PeerTransportReport } from "./transport/peers.ts";
 
@@ -56,6 +57,8 @@ export interface HealthReport {
       readonly sentAtMs: string;
       readonly heard: readonly string[];
     } | null;
+    /** Its live attestation as this node last judged it; null before the first check. */
+    readonly attestation: AttestationJson | null;
     /** "gateway" (through the dstack gateway bridge) or "udp" (direct); absent without the bridge. */
     readonly transport?: string;
     readonly transportDetail?: {
@@ -75,6 +78,11 @@ export interface HealthReport {
     };
   }>;
   readonly droppedRecords: ReadonlyArray<{ readonly memberId: string; readonly reason: string }>;
+  /**
+   * Every peer's re-attestation, refused ones included (a refused peer is not in `peers`: it left the
+   * WireGuard peer set). `kind` "simulated" marks SIMULATED evidence (devnet only).
+   */
+  readonly peerAttestations: readonly AttestationJson[];
   readonly lastReconcileBlock: string | null;
   readonly lastReconcileAt: string | null;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: string } | null;
@@ -93,6 +101,43 @@ export interface HealthReport {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** One peer's re-attestation in /healthz and the application API (ids decimal, times ISO). */
+export interface AttestationJson {
+  readonly memberId: string;
+  /** pending, passed, failed (refused: no WireGuard peer, no CSK), unreachable (not answering yet). */
+  readonly status: string;
+  readonly kind: "tdx" | "simulated" | null;
+  readonly reason: string | null;
+  readonly detail: string | null;
+  readonly composeHash: string | null;
+  readonly deviceId: string | null;
+  readonly tcbStatus: string | null;
+  readonly verifiedAt: string | null;
+  readonly nextAt: string | null;
+  readonly verifications: number;
+}
+
+export function attestationJson(a: PeerAttestation): AttestationJson {
+  return {
+    memberId: a.memberId.toString(),
+    status: a.status,
+    kind: a.kind ?? null,
+    reason: a.reason ?? null,
+    detail: a.detail ?? null,
+    composeHash: a.composeHash ?? null,
+    deviceId: a.deviceId ?? null,
+    tcbStatus: a.tcbStatus ?? null,
+    verifiedAt: a.verifiedAt === undefined ? null : iso(a.verifiedAt),
+    nextAt: Number.isFinite(a.nextAt) ? iso(a.nextAt) : null,
+    verifications: a.verifications,
+  };
+}
+
+function attestationOf(status: SidecarStatus, memberId: bigint): AttestationJson | null {
+  const a = status.peerAttestations.find((p) => p.memberId === memberId);
+  return a === undefined ? null : attestationJson(a);
+}
 
 function heartbeatOf(status: SidecarStatus, memberId: bigint) {
   const peer = status.meshPeers.find((p) => p.memberId === memberId);
@@ -140,9 +185,11 @@ export function healthReport(status: SidecarStatus): HealthReport {
       endpoint: p.endpoint ?? null,
       latestHandshake: p.latestHandshake,
       ...heartbeatOf(status, p.memberId),
+      attestation: attestationOf(status, p.memberId),
       ...(p.transport === undefined ? {} : transportFields(p.transport)),
     })),
     droppedRecords: status.droppedRecords.map((d) => ({ memberId: d.memberId.toString(), reason: d.reason })),
+    peerAttestations: status.peerAttestations.map(attestationJson),
     lastReconcileBlock: status.lastReconcileBlock?.toString() ?? null,
     lastReconcileAt: status.lastReconcileAt === undefined ? null : iso(status.lastReconcileAt),
     lastError:

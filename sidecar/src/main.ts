@@ -47,6 +47,8 @@ import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
 import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
 import type { Member } from "./model/member.ts";
+import { createAttestedFollower } from "./reattest/follower.ts";
+import { createReattestMetrics } from "./reattest/metrics.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
@@ -60,6 +62,11 @@ import { createWgBackend } from "./wireguard/wg.ts";
 
 /** GET /attestation answers at most this many requests a minute (each one is a fresh quote). */
 const ATTESTATIONS_PER_MINUTE = 10;
+/**
+ * GET /attestation over the mesh: only peers reach it, each asking once per period and when it first
+ * peers with this node, so a whole cluster joining at once fits; more gets 429 and is retried.
+ */
+const MESH_ATTESTATIONS_PER_MINUTE = 120;
 
 /** Everything `startSidecar` would otherwise build from the config; tests pass fakes or shared instances. */
 export interface SidecarDeps {
@@ -133,8 +140,24 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     initialMs: Math.min(deps.initialBackoffMs ?? 1000, maxMs),
     maxMs,
   });
+  /** Who this member is on chain, for GET /attestation; set once keys and a member id exist. */
+  let attestationClaims: () => MemberClaims | undefined = () => undefined;
+  const evidenceSource = deps.evidenceSource ?? createDstackEvidenceSource(config.dstackEndpoint);
+  // One collateral cache for every quote this node verifies (the indexer's, its peers').
+  const collateral = pccsCollateral({ url: config.pccsUrl });
   const meshLayer = createMeshLayer({
     config,
+    reattest: {
+      handler: createAttestationHandler({
+        source: evidenceSource,
+        claims: () => attestationClaims(),
+        limit: MESH_ATTESTATIONS_PER_MINUTE,
+        windowMs: 60_000,
+        logger,
+      }),
+      collateral,
+      metrics: createReattestMetrics(metrics.registry),
+    },
     keySource,
     status,
     metrics: createMeshMetrics(metrics.registry),
@@ -143,9 +166,6 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     guardPort: (meshIp, port) => backend.guardPort(meshIp, port),
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
-
-  /** Who this member is on chain, for GET /attestation; set once keys and a member id exist. */
-  let attestationClaims: () => MemberClaims | undefined = () => undefined;
   let health: HealthServer;
   try {
     health = await startHealthServer({
@@ -155,7 +175,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       registry: metrics.registry,
       logger,
       attestation: createAttestationHandler({
-        source: deps.evidenceSource ?? createDstackEvidenceSource(config.dstackEndpoint),
+        source: evidenceSource,
         claims: () => attestationClaims(),
         limit: ATTESTATIONS_PER_MINUTE,
         windowMs: 60_000,
@@ -325,16 +345,21 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       registry: metrics.registry,
     });
     const memberCertifier = certifier;
-    // Every later stage sees only members whose certificate verified (certs/follower.ts).
-    const follower = createCertifiedFollower(
-      createMembershipFollower({
-        reads: chain.reads,
-        cluster: chain.cluster,
-        reader,
-        confirmations: config.confirmations,
-        logger,
-      }),
-      memberCertifier,
+    // Every later stage sees only members whose certificate verified (certs/follower.ts) and whose live
+    // attestation was not refused (reattest/follower.ts).
+    const follower = createAttestedFollower(
+      createCertifiedFollower(
+        createMembershipFollower({
+          reads: chain.reads,
+          cluster: chain.cluster,
+          reader,
+          confirmations: config.confirmations,
+          logger,
+        }),
+        memberCertifier,
+      ),
+      () => meshLayer.reattestation(),
+      cycle.memberId,
     );
     /** A record read outside the view counts only once its certificate verified. */
     const certified = async (record: Member | undefined): Promise<Member | undefined> =>
@@ -432,7 +457,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         indexerQuote: createIndexerQuoteCheck({
           client: chain.publicClient,
           cluster: chain.cluster,
-          collateral: pccsCollateral({ url: config.pccsUrl }),
+          collateral,
         }),
         subscriptions: config.indexerSubscriptions,
         ...random(deps),
@@ -469,6 +494,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           certified,
           keys,
           signal: membershipSignal,
+          attested: follower,
+          onRefusal: () => void loop.wake("a peer's attestation was refused or admitted again"),
         }),
       ended: () => meshLayer.ended(),
     });

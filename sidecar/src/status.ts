@@ -4,6 +4,7 @@
 // update.
 import type { Address } from "viem";
 import type { Logger } from "./log.ts";
+import type { PeerAttestation } from "./model/attestation.ts";
 import type { DroppedRecord } from "./model/peer.ts";
 import { type Phase, type PhaseFacts, phaseOf, type WireGuardState } from "./phase.ts";
 import type { PeerTransportReport } from "./transport/peers.ts";
@@ -53,6 +54,8 @@ export interface SidecarStatus {
   readonly converged: boolean;
   /** The mesh socket of this membership is open. */
   readonly meshRunning: boolean;
+  /** Each peer's re-attestation (reattest/scheduler.ts), refused ones included. */
+  readonly peerAttestations: readonly PeerAttestation[];
   /** True only while a verified indexer subscription is up. */
   readonly indexerSubscribed: boolean;
   /** The block of the last indexer push that passed verification. */
@@ -136,6 +139,7 @@ export function createStatusStore(options: {
     cskAcquired: false,
     chainCskEpoch: undefined,
     meshPeers: [],
+    peerAttestations: [],
     converged: false,
     meshRunning: false,
     indexerSubscribed: false,

@@ -83,6 +83,7 @@ describe("parseConfig", () => {
         heartbeatIntervalMs: 1000,
         heartbeatTimeoutMs: 4000,
         cskTakeoverMs: 10000,
+        reattestIntervalS: 600,
       },
     );
   });
@@ -276,6 +277,7 @@ describe("parseConfig", () => {
     ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "100", /outside 200\.\./],
     ["ATTESTMESH_HEARTBEAT_TIMEOUT_MS", "900", /not above the heartbeat interval/],
     ["ATTESTMESH_CSK_TAKEOVER_MS", "99", /outside 100\.\./],
+    ["ATTESTMESH_REATTEST_INTERVAL_S", "9", /outside 10\.\./],
   ];
 
   for (const [variable, value, expected] of BAD_VALUES) {
@@ -343,7 +345,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 45);
+    assert.equal(names.length, 46);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -74,6 +74,26 @@ describe("health server", () => {
         { memberId: 8n, live: true, lastHeartbeat: 1700000000000 },
         { memberId: 9n, live: false, lastHeartbeat: undefined },
       ],
+      peerAttestations: [
+        {
+          memberId: 8n,
+          status: "passed",
+          kind: "simulated",
+          composeHash: "ab".repeat(32),
+          verifiedAt: 1700000000000,
+          nextAt: 1700000600000,
+          verifications: 1,
+        },
+        // Refused: not a desired peer any more, but its verdict is reported.
+        {
+          memberId: 10n,
+          status: "failed",
+          reason: "ReportDataMismatch",
+          detail: "bound to other keys",
+          nextAt: Number.POSITIVE_INFINITY,
+          verifications: 1,
+        },
+      ],
     });
     status.update(HEALTHY_FACTS);
     const res = await fetch(`${server.url}/healthz`);
@@ -102,7 +122,18 @@ describe("health server", () => {
       live: false,
       lastHeartbeat: null,
       heartbeat: null,
+      attestation: null,
     });
+    assert.equal(body.peers[0]?.attestation?.status, "passed");
+    assert.equal(body.peers[0]?.attestation?.kind, "simulated");
+    assert.equal(body.peers[0]?.attestation?.nextAt, new Date(1700000600000).toISOString());
+    assert.deepEqual(
+      body.peerAttestations.map((a) => [a.memberId, a.status, a.reason, a.nextAt]),
+      [
+        ["8", "passed", null, new Date(1700000600000).toISOString()],
+        ["10", "failed", "ReportDataMismatch", null],
+      ],
+    );
     assert.equal(body.lastReconcileBlock, "123");
     assert.equal(body.lastReconcileAt, "1970-01-01T00:00:00.000Z");
     assert.ok(

@@ -24,7 +24,7 @@ const FLOORS: readonly (readonly string[])[] = [
   ["chain", "status.ts"],
   // What runs on the chain and the status: reconciling, registering, messages, the CSK, /healthz,
   // member certificates.
-  ["reconcile", "register.ts", "messages", "csk", "health.ts", "certs"],
+  ["reconcile", "register.ts", "messages", "csk", "health.ts", "certs", "reattest"],
   // Assembly: the mesh layer, the application API, the one-membership-at-a-time lifecycle.
   ["mesh", "api", "membership.ts"],
   // The composition root, and the process entry behind it.

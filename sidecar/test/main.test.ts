@@ -17,6 +17,7 @@ import { startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { createDstackEvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import {
@@ -168,7 +169,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     name: string,
     appId: Address,
     gasKey: Hex,
-    deps: Pick<SidecarDeps, "providers"> = {},
+    deps: Pick<SidecarDeps, "providers" | "evidenceSource"> = {},
     extra: Record<string, string> = {},
   ): Promise<Node> {
     const sim = await simulator(name, appId);
@@ -316,9 +317,26 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       "A and B to be healthy",
       async () => (await healthz(a)).status === 200 && (await healthz(b)).status === 200,
     );
+    // Each re-attested the other over the (loopback) mesh: a fresh SIMULATED quote bound to its keys.
+    for (const [node, other] of [
+      [a, statusB],
+      [b, statusA],
+    ] as const) {
+      await waitFor("each node to have re-attested the other", () =>
+        node.sidecar
+          .status()
+          .peerAttestations.some(
+            (p) => p.memberId === other.memberId && p.status === "passed" && p.kind === "simulated",
+          ),
+      );
+    }
     const health = await healthz(a);
     assert.equal(health.status, 200);
     assert.equal(health.body.phase, "healthy");
+    assert.equal(
+      (health.body.peers as Array<{ attestation: { status: string; kind: string } }>)[0]!.attestation.status,
+      "passed",
+    );
     assert.equal(health.body.livePeers, 1);
     assert.equal(
       (health.body.peers as Array<{ memberId: string }>)[0]!.memberId,
@@ -625,9 +643,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
       return key;
     }
-    async function join(name: string): Promise<Node> {
+    async function join(name: string, deps: Pick<SidecarDeps, "evidenceSource"> = {}): Promise<Node> {
       const app = (await memberApp()).appId;
-      return startNode(name, app, await fundedKey(), {}, CONFIRMED);
+      return startNode(name, app, await fundedKey(), deps, CONFIRMED);
     }
     /** The member's Ed25519 identity key, derived the way its sidecar derives it. */
     const identityOf = (node: Node) =>
@@ -941,6 +959,65 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       assert.ok(logged.length <= 4, `the drops were logged rate-limited (${logged.length} lines)`);
       attacker.destroy();
       honestKey.destroy();
+    });
+
+    test("a member serving an attestation bound to other keys is refused by every peer: no WireGuard peer, no key of the next epoch", async () => {
+      // Its guest agent is real; its sidecar asks for quotes over other report data than its keys and
+      // the nonce give (what a node holding someone else's quote would serve).
+      const real = createDstackEvidenceSource(`${dir}/m.sock`, {});
+      const m = await join("m", {
+        evidenceSource: {
+          evidence: (reportData) => real.evidence(Uint8Array.from(reportData, (b) => b ^ 0x5a)),
+        },
+      });
+      const mId = await waitFor("M's member id", () => m.sidecar.status().memberId, 60_000);
+      const mKey = hexToWgBase64(
+        (await createClusterReader(readsOver(http(rpcUrl, { retryCount: 0 })), cluster).member(mId))!
+          .wireguardKey,
+      );
+      await waitFor(
+        "every peer to refuse M's attestation and drop it from WireGuard",
+        async () => {
+          for (const n of group) {
+            const verdict = n.sidecar.status().peerAttestations.find((a) => a.memberId === mId);
+            if (verdict?.status !== "failed" || verdict.reason !== "ReportDataMismatch") return false;
+            if ((await n.backend.peers()).some((p) => p.publicKey === mKey)) return false;
+          }
+          return true;
+        },
+        60_000,
+      );
+      for (const n of group) {
+        assert.ok(
+          n.log
+            .lines()
+            .some((l) => /peer attestation refused/.test(l.msg) && l.reason === "ReportDataMismatch"),
+        );
+      }
+      await waitFor(
+        "M's heartbeats to stop counting at every peer (within the heartbeat timeout)",
+        () => group.every((n) => !n.sidecar.peers.live().includes(mId)),
+        10_000,
+      );
+      // The owner opens a new epoch (an evidence-only refusal opens none): M never holds its key.
+      const held: bigint[] = [];
+      const offChange = m.sidecar.csk.onChange(() => {
+        const h = m.sidecar.csk.current();
+        if (h !== undefined) held.push(h.epoch);
+      });
+      const { epoch } = await currentCsk();
+      await asOwner((c) => c.write.openCskEpoch());
+      await waitFor(
+        `every peer to hold epoch ${epoch + 1n}`,
+        () => group.every((n) => holds(n, epoch + 1n)),
+        60_000,
+      );
+      await delay(2000);
+      offChange();
+      assert.ok(!held.some((e) => e > epoch), `M held ${held.join(", ")}`);
+      assert.notEqual(m.sidecar.csk.current()?.epoch, epoch + 1n);
+      await asOwner((c) => c.write.evict([mId, 1]));
+      await m.stop();
     });
   });
 

@@ -2,13 +2,42 @@
 // SIMULATED attestation at GET /attestation on its health port whose report data binds the member's
 // on-chain keys and the CLI's nonce; the devnet cluster allows the simulator's KMS root, so the report
 // passes and says SIMULATED. The indexer's (simulated) quote is verified by every node on its hello.
+// Peers re-attest each other over the mesh (the same devnet, last): every node attests every peer; a
+// node added on a device of its own has that device revoked by the owner, and every other node cuts it
+// off (WireGuard peer set, attestation verdict) and rotates the CSK without it before any eviction,
+// while the revoked node is sampled throughout and never holds the new epoch's key.
 // Needs root and /dev/net/tun, like every devnet test.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { readState } from "@attestmesh/devnet/orchestration/state.ts";
-import { CLI, cli, devnetSkip, ROOT } from "./helpers/devnet.ts";
+import { devnetClients } from "@attestmesh/devnet/orchestration/chain.ts";
+import { type DevnetNode, readState } from "@attestmesh/devnet/orchestration/state.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { type Hex, zeroHash } from "viem";
+import { CLI, cli, devnetSkip, eventually, ROOT } from "./helpers/devnet.ts";
+
+interface Attested {
+  memberId: string;
+  status: string;
+  kind: string | null;
+  reason: string | null;
+}
+interface Health {
+  phase: string;
+  memberId: string | null;
+  cskEpoch: string | null;
+  cskAcquired: boolean;
+  peers: { memberId: string }[];
+  peerAttestations: Attested[];
+}
+
+async function health(node: DevnetNode): Promise<Health> {
+  const res = await fetch(node.healthUrl, { signal: AbortSignal.timeout(3000) });
+  return (await res.json()) as Health;
+}
 
 interface NodeEntry {
   name: string;
@@ -80,5 +109,110 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
         /indexer subscription verified[^\n]*SIMULATED|SIMULATED[^\n]*indexer subscription verified/,
       );
     }
+  });
+  it("peers re-attest each other; a revoked device is cut off by every peer and the CSK rotates without it, before any eviction", async () => {
+    let state = (await readState())!;
+    const passed = (h: Health, id: string) =>
+      h.peerAttestations.some((a) => a.memberId === id && a.status === "passed" && a.kind === "simulated");
+    const everyPeerAttested = async (nodes: readonly DevnetNode[]) => {
+      const reports = await Promise.all(nodes.map(health));
+      const ids = reports.map((h) => h.memberId!);
+      return reports.every((h) => ids.every((id) => id === h.memberId || passed(h, id)));
+    };
+    await eventually(
+      "every node to have re-attested every peer",
+      () => everyPeerAttested(state.nodes),
+      90_000,
+    );
+
+    // A node on a device of its own, so revoking it touches no other member.
+    const deviceId = `0x${randomBytes(32).toString("hex")}` as Hex;
+    await cli(["devnet", "add-node", "--json", "--timeout", "180", "--device-id", deviceId]);
+    state = (await readState())!;
+    const target = state.nodes.at(-1)!;
+    const others = state.nodes.slice(0, -1);
+    await eventually(
+      "every node to have re-attested the new one, and it them",
+      () => everyPeerAttested(state.nodes),
+      90_000,
+    );
+    const targetId = BigInt((await health(target)).memberId!);
+    const { client, owner } = devnetClients(state.rpcUrl, state.chainId);
+    const currentEpoch = async () =>
+      (await client.readContract({ address: state.diamond, abi: clusterAbi, functionName: "currentCsk" }))[0];
+    const epoch = await currentEpoch();
+    await eventually(
+      `every node to hold epoch ${epoch}`,
+      async () =>
+        (await Promise.all(state.nodes.map(health))).every(
+          (h) => h.cskEpoch === epoch.toString() && h.cskAcquired,
+        ),
+      120_000,
+    );
+
+    // The attack: the revoked node tries to keep (or get) the next key. Sample its own report throughout.
+    const next = epoch + 1n;
+    const samples: Health[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push(await health(target).catch(() => ({ cskEpoch: null }) as Health));
+        await sleep(50);
+      }
+    })();
+    const began = Date.now();
+    const hash = await owner.writeContract({
+      address: state.diamond,
+      abi: clusterAbi,
+      functionName: "revokeDevice",
+      args: [deviceId, zeroHash],
+    });
+    await client.waitForTransactionReceipt({ hash });
+    assert.equal(await currentEpoch(), next, "the revocation opened the next epoch");
+    const cutMs = await eventually(
+      "every other node to cut the revoked node off (no WireGuard peer, attestation refused)",
+      async () => {
+        const reports = await Promise.all(others.map(health));
+        const cut = reports.every(
+          (h) =>
+            !h.peers.some((p) => p.memberId === targetId.toString()) &&
+            h.peerAttestations.some((a) => a.memberId === targetId.toString() && a.status === "failed"),
+        );
+        return cut ? Date.now() - began : false;
+      },
+      60_000,
+      50,
+    );
+    await eventually(
+      `every other node to hold epoch ${next}`,
+      async () =>
+        (await Promise.all(others.map(health))).every((h) => h.cskEpoch === next.toString() && h.cskAcquired),
+      120_000,
+    );
+    const record = await client.readContract({
+      address: state.diamond,
+      abi: clusterAbi,
+      functionName: "member",
+      args: [targetId],
+    });
+    assert.equal(
+      record.status,
+      1,
+      "rotated before any eviction: the revoked member is still active on chain",
+    );
+    await sleep(3000);
+    sampling = false;
+    await sampler;
+    assert.ok(samples.length > 20, `sampled ${samples.length} times`);
+    const leaked = samples.filter((h) => h.cskEpoch !== null && BigInt(h.cskEpoch) >= next);
+    assert.deepEqual(leaked, [], "the revoked node never held the new epoch's key");
+    const verdicts = (await Promise.all(others.map(health))).map(
+      (h) => h.peerAttestations.find((a) => a.memberId === targetId.toString())?.reason,
+    );
+    assert.deepEqual(
+      verdicts,
+      others.map(() => "DeviceRevoked"),
+    );
+    process.stdout.write(`# revoked device cut off by every peer in ${cutMs} ms\n`);
   });
 });

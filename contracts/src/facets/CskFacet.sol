@@ -2,11 +2,14 @@
 pragma solidity ^0.8.28;
 
 import {ICsk} from "../interfaces/ICsk.sol";
+import {IMemberStanding} from "../interfaces/IMemberStanding.sol";
 import {LibCsk} from "../libraries/LibCsk.sol";
+import {LibMemberClaims} from "../libraries/LibMemberClaims.sol";
 import {LibMembership} from "../libraries/LibMembership.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
 import {MemberTypedData} from "../libraries/MemberTypedData.sol";
 import {CskStorage} from "../storage/CskStorage.sol";
+import {MembershipStorage} from "../storage/MembershipStorage.sol";
 
 /// @title CSK facet: one commitment per epoch, and the way out of a commitment nobody can open
 contract CskFacet is ICsk {
@@ -24,7 +27,10 @@ contract CskFacet is ICsk {
         if (e.commitment != bytes32(0)) revert CskAlreadyCommitted(epoch, e.commitment);
         uint64 barred = l.barredCommitter;
         if (barred != 0 && memberId == barred) revert CskCommitterBarred(epoch, memberId);
-        LibMembership.authorize(memberId, MemberTypedData.commitCskDigest(memberId, epoch, commitment), signature);
+        _enforceStanding(
+            memberId,
+            LibMembership.authorize(memberId, MemberTypedData.commitCskDigest(memberId, epoch, commitment), signature)
+        );
         e.commitment = commitment;
         e.committer = memberId;
         e.committedAt = uint40(block.timestamp);
@@ -35,7 +41,10 @@ contract CskFacet is ICsk {
     function confirmCsk(uint64 memberId, uint64 epoch, bytes32 commitment, bytes calldata signature) external {
         CskStorage.Epoch storage e = _committedCurrent(epoch, memberId);
         if (commitment != e.commitment) revert CskCommitmentMismatch(epoch, e.commitment, commitment);
-        LibMembership.authorize(memberId, MemberTypedData.confirmCskDigest(memberId, epoch, commitment), signature);
+        _enforceStanding(
+            memberId,
+            LibMembership.authorize(memberId, MemberTypedData.confirmCskDigest(memberId, epoch, commitment), signature)
+        );
         if (e.confirmer != 0) return;
         e.confirmer = memberId;
         emit CskConfirmed(epoch, memberId);
@@ -57,10 +66,7 @@ contract CskFacet is ICsk {
     /// @inheritdoc ICsk
     function openCskEpoch() external {
         LibOwnership.enforceIsOwner();
-        CskStorage.Layout storage l = CskStorage.load();
-        uint64 epoch = l.currentEpoch;
-        emit CskEpochReopened(epoch, 0, l.epochs[epoch].committer);
-        LibCsk.openEpoch(0);
+        LibCsk.ownerReopen();
     }
 
     /// @inheritdoc ICsk
@@ -102,6 +108,13 @@ contract CskFacet is ICsk {
     {
         CskStorage.Epoch storage e = CskStorage.load().epochs[epoch];
         return (e.commitment, e.committer, e.openedAt, e.committedAt);
+    }
+
+    /// @dev A member the owner's revocation reached (device revoked, compose hash or KMS root withdrawn)
+    /// may neither make nor vouch for the key of an epoch that revocation opened.
+    function _enforceStanding(uint64 memberId, MembershipStorage.Member storage m) private view {
+        IMemberStanding.Standing standing = LibMemberClaims.standing(m);
+        if (uint8(standing) > uint8(IMemberStanding.Standing.Unrecorded)) revert CskMemberNotStanding(memberId, standing);
     }
 
     /// @dev The current epoch `epoch`, committed, by someone other than `memberId`.

@@ -7,6 +7,7 @@ import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol
 import {IIndexerRegistry} from "../interfaces/IIndexerRegistry.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibCsk} from "../libraries/LibCsk.sol";
 import {LibMemberClaims} from "../libraries/LibMemberClaims.sol";
 import {LibMembership} from "../libraries/LibMembership.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
@@ -63,9 +64,12 @@ contract PolicyFacet is IPolicy {
     /// @inheritdoc IAppAuthBasicManagement
     function removeDevice(bytes32 deviceId) external {
         LibOwnership.enforceIsOwner();
-        if (PolicyStorage.load().deviceIds.remove(deviceId)) {
+        PolicyStorage.Layout storage l = PolicyStorage.load();
+        if (l.deviceIds.remove(deviceId)) {
             emit DeviceRemoved(deviceId);
             LibMemberClaims.setDeviceListed(deviceId, false);
+            // Restricted devices: members on it stop standing, so the next key is made without them.
+            if (!l.allowAnyDevice) LibCsk.ownerReopen();
         }
     }
 
@@ -77,6 +81,8 @@ contract PolicyFacet is IPolicy {
         l.allowAnyDevice = allowAny;
         LibMemberClaims.setAnyDevice(allowAny);
         emit AllowAnyDeviceSet(allowAny);
+        // Members on unlisted devices stop standing: the next key is made without them.
+        if (!allowAny) LibCsk.ownerReopen();
     }
 
     /// @inheritdoc IPolicy
@@ -150,6 +156,8 @@ contract PolicyFacet is IPolicy {
         l.deviceRevokedAt[deviceId] = uint64(block.timestamp);
         LibMemberClaims.setDeviceRevoked(deviceId);
         emit DeviceRevokedAt(deviceId, uint64(block.timestamp), reason);
+        // Members on it stop standing: the next key is made without them, before any eviction.
+        LibCsk.ownerReopen();
     }
 
     /// @inheritdoc IPolicy
@@ -168,6 +176,8 @@ contract PolicyFacet is IPolicy {
         if (PolicyStorage.load().kmsRoots.remove(kmsRoot)) {
             emit KmsRootRemoved(kmsRoot);
             LibMemberClaims.setKmsRootAdmitted(kmsRoot, false);
+            // Members it admitted stop standing: the next key is made without them.
+            LibCsk.ownerReopen();
         }
     }
 

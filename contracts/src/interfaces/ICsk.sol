@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {IMemberStanding} from "./IMemberStanding.sol";
+
 /// @title Cluster Shared Key commitments
 /// @notice One keccak256 commitment per CSK epoch. Epoch 0 opens with the cluster; every member that
-/// leaves or is evicted opens the next one. Any active member may commit the current epoch while it
+/// leaves or is evicted opens the next one, and so does every owner revocation that can leave running
+/// members non-standing (a node compose hash, a device or a KMS root withdrawn, devices restricted):
+/// such a member may neither commit nor confirm, and sidecars refuse it the key, so the next key is
+/// made without it before any eviction. Any active member may commit the current epoch while it
 /// is uncommitted, and the first commitment is final: sidecars pick the committer deterministically
 /// and let another take over after a timeout, so no epoch is left uncommitted while a member lives.
 ///
@@ -61,6 +66,12 @@ interface ICsk {
     /// @param epoch The epoch.
     /// @param confirmer The member that confirmed it.
     error CskAlreadyConfirmed(uint64 epoch, uint64 confirmer);
+
+    /// @notice The member is active but no longer standing (IMemberStanding): the owner revoked its
+    /// device or withdrew its compose hash or KMS root, so it may neither commit nor confirm a key.
+    /// @param memberId The member.
+    /// @param standing Why it is not standing.
+    error CskMemberNotStanding(uint64 memberId, IMemberStanding.Standing standing);
 
     /// @notice The epoch may not be re-opened by a member yet.
     /// @param epoch The epoch.

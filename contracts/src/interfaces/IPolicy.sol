@@ -129,6 +129,7 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     event KmsRootRemoved(address indexed kmsRoot);
 
     /// @notice Bypass or restore the device allowlist. Owner only; emits only when the value changes.
+    /// @dev Restoring it (false) opens the next CSK epoch (ICsk): members on unlisted devices stop standing.
     /// @param allowAny True to let any non-revoked device host members.
     function setAllowAnyDevice(bool allowAny) external;
 
@@ -160,7 +161,8 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     function addComposeHashFor(bytes32 composeHash, AppRole role) external;
 
     /// @notice Stop allowing a compose hash for one role. Owner only. Emits `ComposeHashDeniedFor` (and
-    /// for the node role `ComposeHashRemoved`) only when it was allowed. Running members are not evicted.
+    /// for the node role `ComposeHashRemoved`) only when it was allowed. Running members are not evicted;
+    /// for the node role the next CSK epoch opens (ICsk), so the key is made without the members running it.
     /// @param composeHash The compose hash.
     /// @param role The role it is no longer allowed for.
     function removeComposeHashFor(bytes32 composeHash, AppRole role) external;
@@ -176,7 +178,8 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     /// @param reason A reason code for the audit trail.
     function revokeAppId(address appId, bytes32 reason) external;
 
-    /// @notice Revoke a device for good. Owner only.
+    /// @notice Revoke a device for good. Owner only. Opens the next CSK epoch (ICsk): members on it stop
+    /// standing, so the next key is made without them before any eviction.
     /// @param deviceId The TDX device id.
     /// @param reason A reason code for the audit trail.
     function revokeDevice(bytes32 deviceId, bytes32 reason) external;
@@ -185,7 +188,8 @@ interface IPolicy is IAppAuth, IAppAuthBasicManagement {
     /// @param kmsRoot The KMS root's signer address.
     function addKmsRoot(address kmsRoot) external;
 
-    /// @notice Stop accepting a KMS root for new registrations. Owner only.
+    /// @notice Stop accepting a KMS root for new registrations. Owner only. When it was accepted, the next
+    /// CSK epoch opens (ICsk): the members it admitted stop standing.
     /// @param kmsRoot The KMS root's signer address.
     function removeKmsRoot(address kmsRoot) external;
 

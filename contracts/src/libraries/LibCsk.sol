@@ -12,6 +12,16 @@ library LibCsk {
         emit ICsk.CskEpochOpened(0, 0);
     }
 
+    /// @notice Abandon the current epoch for a new one on the owner's authority: `openCskEpoch`, or a
+    /// revocation that can leave running members non-standing (a node compose hash, a device or a KMS
+    /// root withdrawn), so the next key is made without them before any eviction.
+    function ownerReopen() internal {
+        CskStorage.Layout storage l = CskStorage.load();
+        uint64 epoch = l.currentEpoch;
+        emit ICsk.CskEpochReopened(epoch, 0, l.epochs[epoch].committer);
+        openEpoch(0);
+    }
+
     /// @notice Open the next epoch because `causeMemberId` left or was evicted.
     function openEpoch(uint64 causeMemberId) internal {
         openEpoch(causeMemberId, 0);

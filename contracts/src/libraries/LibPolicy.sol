@@ -6,6 +6,7 @@ import {IAppAuth} from "../interfaces/IAppAuth.sol";
 import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibCsk} from "./LibCsk.sol";
 import {LibMemberClaims} from "./LibMemberClaims.sol";
 import {AppsStorage} from "../storage/AppsStorage.sol";
 import {MembershipStorage} from "../storage/MembershipStorage.sol";
@@ -64,6 +65,8 @@ library LibPolicy {
                 LibMemberClaims.setComposeHashAdmitted(composeHash, false);
             }
             emit IPolicy.ComposeHashDeniedFor(composeHash, role);
+            // Members running it are no longer standing: the next key is made without them.
+            if (node) LibCsk.ownerReopen();
         }
     }
 

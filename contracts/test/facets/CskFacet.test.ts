@@ -1,5 +1,6 @@
 // CSK facet: one commitment per epoch, by any active member, for the current epoch only; every
-// departure (leave, eviction, revocation) opens the next epoch.
+// departure (leave, eviction, revocation) opens the next epoch, and so does an owner revocation that
+// leaves a running member non-standing, which may then neither commit nor confirm.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
@@ -15,7 +16,15 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
-import { eventsOf, memberCallSigner, mined, Status, signCommit, signLeave } from "../utils/chain.ts";
+import {
+  eventsOf,
+  memberCallSigner,
+  mined,
+  Status,
+  signCommit,
+  signLeave,
+  signMember,
+} from "../utils/chain.ts";
 
 const EVICTED_BY_REVOCATION = 255;
 
@@ -345,5 +354,45 @@ describe("CSK epochs", async () => {
     const epoch = await commit(fx, newcomer, commitment);
     assert.equal(epoch, before + 1n);
     assert.deepEqual((await fx.owner.read.currentCsk()).slice(0, 3), [epoch, commitment, newcomer.memberId]);
+  });
+  it("a revoked device opens the next epoch before any eviction; its member may neither commit nor confirm it", async () => {
+    const keeper = await member(fx);
+    const node = simulatedNode(fx.kmsRoot, undefined, { deviceId: randomBytes(32) });
+    const revoked = { node, memberId: await admit(fx, node) };
+    const previous = await currentEpoch(fx);
+    const { receipt } = await mined(fx, await fx.owner.write.revokeDevice([node.claims.deviceId, zeroHash]));
+    assert.deepEqual(
+      eventsOf(receipt.logs, "CskEpochOpened").map((e) => e.args),
+      [{ epoch: previous + 1n, causeMemberId: 0n }],
+    );
+    assert.equal((await fx.owner.read.member([revoked.memberId])).status, Status.Active, "not evicted");
+    const DEVICE_REVOKED = 3;
+    const epoch = previous + 1n;
+    const mine = freshCommitment();
+    await refused(
+      fx,
+      async () =>
+        fx.relayer.write.commitCsk([
+          revoked.memberId,
+          epoch,
+          mine,
+          await signCommit(fx, revoked.node.memberAccount, revoked.memberId, epoch, mine),
+        ]),
+      "CskMemberNotStanding",
+      [revoked.memberId, DEVICE_REVOKED],
+    );
+    const commitment = freshCommitment();
+    assert.equal(await commit(fx, keeper, commitment), epoch);
+    // Nor may it vouch for the key it should not hold.
+    const confirm = await signMember(fx, revoked.node.memberAccount, "ConfirmCsk", {
+      memberId: revoked.memberId,
+      epoch,
+      commitment,
+    });
+    await expectRevert(
+      fx.relayer.write.confirmCsk([revoked.memberId, epoch, commitment, confirm]),
+      "CskMemberNotStanding",
+      [revoked.memberId, DEVICE_REVOKED],
+    );
   });
 });

@@ -184,19 +184,34 @@ export function registerDevnetCommand(program: Command): void {
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 120)
     // Tests only: run another sidecar entry point (e.g. a member that serves a bogus CSK).
     .addOption(new Option("--sidecar-entry <path>").hideHelp())
-    .action(async (options: { json?: boolean; timeout: number; sidecarEntry?: string }) => {
-      let state = await requireState();
-      const clients = devnetClients(state.rpcUrl, state.chainId);
-      const index = Math.max(0, ...state.nodes.map((n) => n.index)) + 1;
-      progress(Boolean(options.json))(`starting node${index}`);
-      state = await addNodeToState(clients, state, index, options.sidecarEntry);
-      const node = state.nodes.at(-1)!;
-      await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));
-      const entry = await nodeStatus(node);
-      process.stdout.write(
-        options.json ? `${JSON.stringify(entry, null, 2)}\n` : `${node.name} healthy at ${entry.meshIp}\n`,
-      );
-    });
+    .option(
+      "--device-id <hex>",
+      "the device id its simulated guest agent reports, 32 bytes (default: the one every node shares)",
+    )
+    .action(
+      async (options: { json?: boolean; timeout: number; sidecarEntry?: string; deviceId?: string }) => {
+        let state = await requireState();
+        const clients = devnetClients(state.rpcUrl, state.chainId);
+        const index = Math.max(0, ...state.nodes.map((n) => n.index)) + 1;
+        progress(Boolean(options.json))(`starting node${index}`);
+        if (options.deviceId !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(options.deviceId)) {
+          throw new Error(`--device-id must be 0x and 64 hex digits, got ${options.deviceId}`);
+        }
+        state = await addNodeToState(
+          clients,
+          state,
+          index,
+          options.sidecarEntry,
+          options.deviceId as `0x${string}` | undefined,
+        );
+        const node = state.nodes.at(-1)!;
+        await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));
+        const entry = await nodeStatus(node);
+        process.stdout.write(
+          options.json ? `${JSON.stringify(entry, null, 2)}\n` : `${node.name} healthy at ${entry.meshIp}\n`,
+        );
+      },
+    );
 
   devnet
     .command("evict <node>")

@@ -23,6 +23,8 @@ export interface DevnetDstackSim {
   readonly rpc?: PinnedRpc;
   /** The trust values the compose pins (chain id, cluster, member-app implementation, KMS roots). */
   readonly trust?: PinnedTrust;
+  /** The device id Info reports (32 bytes); default the simulator's placeholder every node shares. */
+  readonly deviceId?: Hex;
 }
 
 /** The chain a compose pins: its id and the RPC provider origins (x-attestmesh.chain_id, rpc_providers). */
@@ -90,6 +92,7 @@ export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
       sim.appName,
       "--app-compose",
       appComposeFile,
+      ...(sim.deviceId === undefined ? [] : ["--device-id", sim.deviceId]),
     ],
     { logFile: sim.logFile },
   );

@@ -19,6 +19,7 @@ export interface SidecarHealth {
   readonly cskCommitment?: string | null;
   readonly livePeers?: number;
   readonly converged?: boolean;
+  readonly peerAttestations?: ReadonlyArray<{ readonly status?: string; readonly kind?: string | null }>;
   readonly [key: string]: unknown;
 }
 
@@ -96,6 +97,10 @@ export interface NodeStatus {
   readonly converged: boolean;
   /** Peers by the path their traffic takes ("gateway", "udp"), as the sidecar reports it. */
   readonly transports: Readonly<Record<string, number>>;
+  /** Its peers by re-attestation status (passed, failed, pending, unreachable), as the sidecar judged them. */
+  readonly attestations: Readonly<Record<string, number>>;
+  /** Whether the evidence it judged was SIMULATED (the devnet's always is). */
+  readonly simulatedEvidence: boolean;
 }
 
 export async function nodeStatus(
@@ -125,6 +130,8 @@ export async function nodeStatus(
     livePeers: health?.livePeers ?? 0,
     converged: health?.converged ?? false,
     transports: countBy(peers.map((p) => p.transport ?? "udp")),
+    attestations: countBy((health?.peerAttestations ?? []).map((a) => a.status ?? "unknown")),
+    simulatedEvidence: (health?.peerAttestations ?? []).some((a) => a.kind === "simulated"),
   };
 }
 
@@ -173,6 +180,17 @@ export async function devnetStatus(state: DevnetState) {
   };
 }
 
+/** "2/3 SIMULATED, 1 failed": peers whose live attestation passed, of all judged, and the rest by status. */
+function attestedCell(n: NodeStatus): string {
+  const total = Object.values(n.attestations).reduce((a, b) => a + b, 0);
+  if (total === 0) return "-";
+  const others = Object.entries(n.attestations)
+    .filter(([status]) => status !== "passed")
+    .map(([status, count]) => `${count} ${status}`);
+  const passed = `${n.attestations.passed ?? 0}/${total}${n.simulatedEvidence ? " SIMULATED" : ""}`;
+  return [passed, ...others].join(", ");
+}
+
 export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): string {
   const header = [
     "node",
@@ -187,6 +205,7 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     "csk epoch",
     "converged",
     "transport",
+    "peers attested",
   ];
   const rows = status.nodes.map((n) => [
     n.name,
@@ -203,6 +222,7 @@ export function renderTable(status: Awaited<ReturnType<typeof devnetStatus>>): s
     Object.entries(n.transports)
       .map(([path, count]) => `${path} ${count}`)
       .join(", ") || "-",
+    attestedCell(n),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");

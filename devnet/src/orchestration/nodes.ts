@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { bundleSidecar, SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
-import { bytesToHex } from "viem";
+import { bytesToHex, type Hex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import { createMemberApp, type DevnetClients, devnetTrust, fundAccount } from "./chain.ts";
@@ -46,6 +46,8 @@ export async function startNode(
   index: number,
   /** Another sidecar entry point (tests: a member that misbehaves); default the real binary. */
   sidecarEntry?: string,
+  /** A device of its own (tests: revoke it without touching the others); default the shared one. */
+  deviceId?: Hex,
 ): Promise<DevnetNode> {
   const name = `node${index}`;
   const netns = `${NETNS_PREFIX}${name}`;
@@ -78,6 +80,7 @@ export async function startNode(
     appName: `attestmesh-devnet-${name}`,
     logFile: join(logDir, "dstack-sim.log"),
     owner: name,
+    ...(deviceId === undefined ? {} : { deviceId }),
   });
 
   // The built sidecar, as the deploy image runs it (devnetUp rebuilds it; a node added later reuses it).
@@ -92,6 +95,8 @@ export async function startNode(
       ATTESTMESH_CHAIN_ID: String(state.chainId),
       ATTESTMESH_CONFIRMATIONS: String(state.confirmations ?? 0),
       ATTESTMESH_POLL_INTERVAL_MS: "1000",
+      // Peers re-attest each other every minute here (production: ATTESTMESH_REATTEST_INTERVAL_S, 600 s).
+      ATTESTMESH_REATTEST_INTERVAL_S: process.env.ATTESTMESH_DEVNET_REATTEST_INTERVAL_S ?? "60",
       // Flag a lagging (or lying) indexer within seconds rather than the production 30 s.
       ATTESTMESH_INDEXER_LAG_MS: "5000",
       ...(state.sponsorship === undefined

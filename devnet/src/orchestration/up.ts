@@ -244,8 +244,9 @@ export async function addNodeToState(
   state: DevnetState,
   index: number,
   sidecarEntry?: string,
+  deviceId?: Hex,
 ): Promise<DevnetState> {
-  const node = await startNode(clients, state, index, sidecarEntry);
+  const node = await startNode(clients, state, index, sidecarEntry, deviceId);
   const next = { ...state, nodes: [...state.nodes, node] };
   await writeEndpoints(next.nodes);
   await writeGatewayRoutes(next.nodes);

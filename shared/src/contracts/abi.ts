@@ -219,6 +219,22 @@ export const clusterAbi = [
     "inputs": [
       {
         "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "enum IMemberStanding.Standing",
+        "name": "standing",
+        "type": "uint8"
+      }
+    ],
+    "name": "CskMemberNotStanding",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
         "name": "epoch",
         "type": "uint64"
       }

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
 import { AttestmeshError, type SidecarCode } from "../errors.ts";
-import { healthReport } from "../health.ts";
+import { attestationJson, healthReport } from "../health.ts";
 import type { Logger } from "../log.ts";
 import type { MessageSender } from "../messages/sender.ts";
 import type { SidecarStatus } from "../status.ts";
@@ -74,13 +74,16 @@ function send(
     .end(json(body));
 }
 
-function peerJson(p: PeerLivenessEntry) {
+function peerJson(p: PeerLivenessEntry, attestations?: SidecarStatus["peerAttestations"]) {
+  const a = attestations?.find((x) => x.memberId === p.memberId);
   return {
     memberId: p.memberId.toString(),
     appId: p.appId,
     meshIp: p.meshIp,
     live: p.live,
     lastHeartbeat: iso(p.lastHeartbeatMs),
+    // Its live attestation as this node judged it last (null before the first check).
+    ...(attestations === undefined ? {} : { attestation: a === undefined ? null : attestationJson(a) }),
   };
 }
 
@@ -422,7 +425,13 @@ export async function startApiServer(options: {
       case "/v1/peers": {
         only("GET");
         const liveness = deps.liveness();
-        send(res, 200, { source: liveness.source ?? "heartbeat", peers: liveness.peers().map(peerJson) });
+        const attestations = deps.status().peerAttestations;
+        send(res, 200, {
+          source: liveness.source ?? "heartbeat",
+          peers: liveness.peers().map((p) => peerJson(p, attestations)),
+          // Refused peers are not peers any more; their verdicts are here.
+          attestations: attestations.map(attestationJson),
+        });
         return;
       }
       case "/v1/cluster-shared-key": {
@@ -539,7 +548,7 @@ export async function startApiServer(options: {
             stream: "peer-events",
             lastSeq: deps.peerEvents.lastSeq(),
             source: liveness.source ?? "heartbeat",
-            peers: liveness.peers().map(peerJson),
+            peers: liveness.peers().map((p) => peerJson(p)),
           },
           peerEventJson,
         );

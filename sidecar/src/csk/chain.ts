@@ -13,6 +13,7 @@ import type { AgreedBlock } from "../chain/reads.ts";
 import { writerOf } from "../chain/selectWriter.ts";
 import { fatalError, retryableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { MEMBER_STANDINGS } from "../model/member.ts";
 import type { Secret } from "../secret.ts";
 import type { HeadReads } from "./standing.ts";
 
@@ -163,6 +164,16 @@ export function headReadsOf(
         at,
       });
       return epoch;
+    },
+    async standing(memberId, at) {
+      const standing = await reads.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "memberStanding",
+        args: [memberId],
+        at,
+      });
+      return MEMBER_STANDINGS[standing] ?? "not-active";
     },
   };
 }

@@ -21,6 +21,10 @@
 //                      (standing.ts): a departure always opens an epoch, so that catches an eviction as
 //                      soon as the head shows it, blocks before the confirmed view does. A departed node
 //                      zeroes its key and never pulls, commits or confirms again in this membership.
+//   not standing       The owner's revocation (device revoked, compose hash or KMS root withdrawn) opens
+//                      an epoch too (ICsk); the head then says this node is stale: it zeroes its key and
+//                      neither pulls, commits nor confirms (the contract refuses the latter two anyway)
+//                      until the head says the policy admits it again.
 import { keccak256 } from "viem";
 import type { KeySource } from "../keys.ts";
 import type { Logger } from "../log.ts";
@@ -51,7 +55,8 @@ export type TickAction =
   | "pull-failed"
   | "reopened"
   | "cannot-commit"
-  | "departed";
+  | "departed"
+  | "not-standing";
 
 /** The contract's re-open delay (ICsk.cskReopenDelay): trying earlier only earns CskReopenTooEarly. */
 export const DEFAULT_REOPEN_AFTER_MS = 300_000;
@@ -115,12 +120,30 @@ export function createCskManager(options: CskManagerOptions): CskManager {
   let activeAt: bigint | undefined;
   let departed = false;
 
+  /** Whether the head says this node is revoked (stale): it then holds, makes and confirms no key. */
+  let notStanding = false;
+
   /** True (and the key zeroed) once the head shows this node left or was evicted. */
   async function departedAtHead(epoch: bigint): Promise<boolean> {
     if (departed) return true;
     if (options.standing === undefined || activeAt === epoch) return false;
     const standing = await options.standing.of(self, epoch);
     if (standing === "active") activeAt = epoch;
+    if (standing === "stale") {
+      if (!notStanding) {
+        custody.clear();
+        logger.error(
+          { epoch: epoch.toString(), member: self.toString() },
+          "the chain head shows the owner revoked this member (device, compose hash or KMS root): zeroed the CSK; no pull, commit or confirmation until the policy admits it again",
+        );
+      }
+      notStanding = true;
+      return false;
+    }
+    if (notStanding) {
+      notStanding = false;
+      logger.info({ epoch: epoch.toString() }, "the policy admits this member again");
+    }
     if (standing !== "departed") return false;
     departed = true;
     custody.clear();
@@ -332,6 +355,7 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       const s = await chain.current();
       state = s;
       if (await departedAtHead(s.epoch)) return "departed";
+      if (notStanding) return "not-standing";
       for (const epoch of openSince.keys()) if (epoch < s.epoch) openSince.delete(epoch);
       for (const epoch of suspects.keys()) if (epoch < s.epoch) suspects.delete(epoch);
       for (const epoch of checked.keys()) if (epoch < s.epoch) checked.delete(epoch);

@@ -3,7 +3,8 @@
 // requester), comes from an active member of the membership view (or the in-memory `lookup` cache: an
 // unknown id never costs a chain read), from that member's mesh IP, carries its Ed25519 signature and,
 // checked last because it may read the chain, the member stands at the head for the asked epoch
-// (standing.ts: active, so not the member whose departure opened it). The answer is the held CSK of the
+// (standing.ts: active, so not the member whose departure opened it, and not stale: no device revoked,
+// compose hash or KMS root withdrawn under it). The answer is the held CSK of the
 // asked epoch sealed to the requester's on-chain key, or "not held"; a refused request gets no answer.
 
 import { type SigningKey, sealToIdentityKey } from "../meshnet/crypto.ts";
@@ -34,6 +35,7 @@ export const SERVE_OUTCOMES = [
   "bad-signature",
   "replay",
   "departed",
+  "not-standing",
   "head-behind",
   "head-unreadable",
 ] as const;
@@ -122,6 +124,8 @@ export function createCskServer(options: CskServerOptions): CskServer {
         const standing = await options.standing.of(requesterId, req.epoch).catch(() => undefined);
         if (standing === undefined) return { outcome: "head-unreadable", requesterId };
         if (standing === "departed") return { outcome: "departed", requesterId };
+        // The owner's revocation reached it (peer re-attestation refuses it too): no key, before any eviction.
+        if (standing === "stale") return { outcome: "not-standing", requesterId };
         if (standing === "behind") return { outcome: "head-behind", requesterId };
       }
 

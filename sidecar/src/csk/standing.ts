@@ -11,9 +11,13 @@
 // head whose current epoch is below e (the requester read a newer head than this server) is not cached:
 // the request is refused and the next one reads again.
 //
+// Revocation without eviction (a device revoked, a compose hash or KMS root withdrawn) leaves a member
+// active but stale: it may have no epoch it does not hold yet. Stale is read at the same head block and
+// never cached (the owner may allow it again); the member's own manager does not treat it as departure.
+//
 // The reads go through `HeadReads`, the chain-read interface the sidecar uses today (viem at the head);
 // the quorum reader (issue 12 B) replaces it without touching this module.
-import type { Member } from "../model/member.ts";
+import { isStale, type Member, type MemberStanding } from "../model/member.ts";
 
 export interface HeadReads<Block = unknown> {
   /** The head block (one the chain-read interface agrees on). */
@@ -22,10 +26,17 @@ export interface HeadReads<Block = unknown> {
   member(memberId: bigint, block: Block): Promise<Member | undefined>;
   /** The current CSK epoch at `block`. */
   epoch(block: Block): Promise<bigint>;
+  /** The member's policy standing at `block` (IMemberStanding); without it, staleness is not read. */
+  standing?(memberId: bigint, block: Block): Promise<MemberStanding>;
 }
 
-/** active: may have the epoch; departed: left or evicted at the head; behind: the head has not opened it. */
-export type Standing = "active" | "departed" | "behind";
+/**
+ * active: may have the epoch; departed: left or evicted at the head; behind: the head has not opened
+ * it; stale: active, but the owner's revocation reached it (device revoked, compose hash or KMS root
+ * withdrawn) — it gets no key, though it is not evicted yet (and is not cached: the owner may allow it
+ * again).
+ */
+export type Standing = "active" | "departed" | "behind" | "stale";
 
 export interface StandingCheck {
   /** The member's standing for `epoch` at the head; throws when the chain does not answer. */
@@ -45,8 +56,13 @@ export function createStandingCheck<Block>(
 
   async function read(memberId: bigint, epoch: bigint): Promise<Standing> {
     const block = await reads.head();
-    const [record, current] = await Promise.all([reads.member(memberId, block), reads.epoch(block)]);
+    const [record, current, standing] = await Promise.all([
+      reads.member(memberId, block),
+      reads.epoch(block),
+      reads.standing?.(memberId, block),
+    ]);
     if (record === undefined || record.status !== "active") return "departed";
+    if (isStale(standing)) return "stale";
     return current >= epoch ? "active" : "behind";
   }
 
@@ -59,7 +75,7 @@ export function createStandingCheck<Block>(
       if (running !== undefined) return running;
       const promise = read(memberId, epoch)
         .then((standing) => {
-          if (standing !== "behind") {
+          if (standing === "active" || standing === "departed") {
             cache.set(key, standing);
             for (const k of cache.keys()) {
               if (cache.size <= maxEntries) break;

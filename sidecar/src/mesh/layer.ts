@@ -2,6 +2,8 @@
 // custody and a stable peer table (both handed to the application API), runs one `MeshRuntime` per
 // membership once the WireGuard interface is up, and keeps the status facts (CSK held, convergence,
 // mesh socket open) and metrics current; the phase follows from them (phase.ts).
+import type { CollateralSource } from "@attestmesh/shared/attestation/collateral.ts";
+import type { AttestationHandler } from "../attestation.ts";
 import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
@@ -13,6 +15,9 @@ import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { loadSodium } from "../meshnet/crypto.ts";
 import type { Member } from "../model/member.ts";
+import type { AttestedFollower } from "../reattest/follower.ts";
+import type { ReattestMetrics } from "../reattest/metrics.ts";
+import type { Reattestation } from "../reattest/scheduler.ts";
 import { sleep } from "../sleep.ts";
 import type { StatusStore } from "../status.ts";
 import type { MeshMetrics } from "./metrics.ts";
@@ -31,9 +36,15 @@ export interface MeshLayer {
     readonly certified: (record: Member | undefined) => Promise<Member | undefined>;
     readonly keys: NodeKeys;
     readonly signal: AbortSignal;
+    /** The view with refused peers taken out (reattest/follower.ts); needed to re-attest peers. */
+    readonly attested?: AttestedFollower;
+    /** A peer was refused or admitted again: reconcile WireGuard now. */
+    readonly onRefusal?: () => void;
   }): Promise<void>;
   /** The membership ended: zero the CSK. */
   ended(): void;
+  /** Peer re-attestation of the running membership, if any. */
+  reattestation(): Reattestation | undefined;
 }
 
 export function createMeshLayer(options: {
@@ -45,6 +56,12 @@ export function createMeshLayer(options: {
   readonly servePolicy?: CskServePolicy;
   /** Keeps the mesh port to the WireGuard interface (the backend's `guardPort`); before the socket opens. */
   readonly guardPort?: (meshIp: string, port: number) => Promise<void>;
+  /** Peer re-attestation: this member's GET /attestation for the mesh, the collateral, the metrics. */
+  readonly reattest?: {
+    readonly handler: AttestationHandler;
+    readonly collateral: CollateralSource;
+    readonly metrics: ReattestMetrics;
+  };
 }): MeshLayer {
   const { config, status, metrics, logger } = options;
   const custody: CskCustody = createCskCustody();
@@ -92,6 +109,7 @@ export function createMeshLayer(options: {
       })),
       converged,
       meshRunning: rt !== undefined,
+      peerAttestations: rt?.reattestation?.report() ?? [],
     });
     metrics.cskEpoch.set(held === undefined ? -1 : Number(held.epoch));
     metrics.cskAcquired.set(acquired ? 1 : 0);
@@ -137,6 +155,15 @@ export function createMeshLayer(options: {
               ...(options.servePolicy === undefined ? {} : { servePolicy: options.servePolicy }),
               onChange: publish,
               onEvent: forward,
+              ...(options.reattest === undefined || m.attested === undefined
+                ? {}
+                : {
+                    reattest: {
+                      ...options.reattest,
+                      follower: m.attested,
+                      onRefusal: m.onRefusal ?? (() => {}),
+                    },
+                  }),
             });
           } catch (err) {
             attempt += 1;
@@ -157,5 +184,6 @@ export function createMeshLayer(options: {
       custody.clear();
       publish();
     },
+    reattestation: () => runtime?.reattestation,
   };
 }

@@ -2,6 +2,8 @@
 // machine, wired together for as long as this node is an active member with its interface up. Created
 // by main.ts once registration is done; stopped (socket closed, timers cleared) when membership ends or
 // the sidecar shuts down.
+import type { CollateralSource } from "@attestmesh/shared/attestation/collateral.ts";
+import type { AttestationHandler } from "../attestation.ts";
 import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
@@ -21,7 +23,11 @@ import { directoryFrom } from "../meshnet/directory.ts";
 import { createLogThrottle, createRateLimiter } from "../meshnet/rateLimit.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
-import type { Member } from "../model/member.ts";
+import { isStale, type Member } from "../model/member.ts";
+import type { AttestedFollower } from "../reattest/follower.ts";
+import type { ReattestMetrics } from "../reattest/metrics.ts";
+import type { Reattestation } from "../reattest/scheduler.ts";
+import { type ReattestService, startReattestService } from "../reattest/service.ts";
 import { sleep } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
 
@@ -63,6 +69,15 @@ export interface MeshRuntimeOptions {
   readonly onChange: () => void;
   /** Every heartbeat event, from the first (the service's start) to the last (its stop). */
   readonly onEvent?: (event: HeartbeatEvent) => void;
+  /** Peer re-attestation (reattest/): absent, peers are not re-attested (tests of the mesh alone). */
+  readonly reattest?: {
+    readonly follower: AttestedFollower;
+    readonly handler: AttestationHandler;
+    readonly collateral: CollateralSource;
+    readonly metrics: ReattestMetrics;
+    /** A peer was refused or admitted again: reconcile now. */
+    readonly onRefusal: () => void;
+  };
 }
 
 export interface MeshRuntime {
@@ -72,6 +87,8 @@ export interface MeshRuntime {
   wake(): void;
   /** Resolves when the socket is closed and the loops ended. */
   readonly stopped: Promise<void>;
+  /** Peer re-attestation; undefined when it is off. */
+  readonly reattestation: Reattestation | undefined;
 }
 
 export function meshSocketMode(config: SidecarConfig): MeshSocketMode {
@@ -99,6 +116,41 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     { address: `${options.meshIp}:${config.meshPort}`, mode: meshSocketMode(config) },
     "mesh socket open",
   );
+  let reattest: ReattestService | undefined;
+  if (options.reattest !== undefined) {
+    const r = options.reattest;
+    const started = startReattestService({
+      chain,
+      follower: r.follower,
+      self: memberId,
+      meshIp: options.meshIp,
+      port: config.meshPort,
+      mode: meshSocketMode(config),
+      netns: config.wgNetns,
+      periodMs: config.reattestIntervalS * 1000,
+      collateral: r.collateral,
+      handler: r.handler,
+      metrics: r.metrics,
+      logger,
+      signal,
+      onRefusal: () => {
+        r.onRefusal();
+        options.onChange();
+        wake();
+      },
+      onChange: () => {
+        r.metrics.publish(reattest?.reattestation.report() ?? []);
+        options.onChange();
+      },
+    });
+    try {
+      reattest = await started;
+    } catch (error) {
+      await socket.close();
+      key.destroy();
+      throw error;
+    }
+  }
   const typeName = (t: number | undefined) =>
     t === MessageType.Liveness
       ? "liveness"
@@ -129,7 +181,8 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   };
   // One head read per (epoch, member), shared by the server (may this requester have the epoch?) and
   // the manager (was this node evicted?).
-  const standing = createStandingCheck(headReadsOf(chain, options.reader));
+  const headReads = headReadsOf(chain, options.reader);
+  const standing = createStandingCheck(headReads);
 
   let manager: CskManager | undefined;
   /** What the liveness service, the CSK server and the CSK client each know of this node. */
@@ -201,7 +254,13 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     },
     takeoverMs: config.cskTakeoverMs,
     logger: log,
-    stillActive: async (id) => (await options.reader.member(id))?.status === "active",
+    // Ranked ahead only while active and standing at the head: a member the owner's revocation reached
+    // may not commit (the contract refuses it), so nobody waits for it.
+    stillActive: async (id) => {
+      const at = await headReads.head();
+      const [record, standing] = await Promise.all([headReads.member(id, at), headReads.standing?.(id, at)]);
+      return record?.status === "active" && !isStale(standing);
+    },
     standing,
     onCommit: (outcome) => metrics.cskCommits.inc({ outcome }),
   });
@@ -274,5 +333,11 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     await socket.close();
     key.destroy();
   });
-  return { heartbeat, manager, wake, stopped };
+  return {
+    heartbeat,
+    manager,
+    wake,
+    stopped: stopped.then(() => reattest?.stopped),
+    reattestation: reattest?.reattestation,
+  };
 }

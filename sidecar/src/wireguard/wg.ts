@@ -300,12 +300,14 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
             `flush table inet ${table}`,
             `add chain inet ${table} input { type filter hook input priority -10; policy accept; }`,
             `add rule inet ${table} input iifname != "${name}" ip daddr ${meshIp} udp dport ${port} counter drop`,
+            // GET /attestation is served over TCP on the same port of the mesh IP (reattest/mesh.ts).
+            `add rule inet ${table} input iifname != "${name}" ip daddr ${meshIp} tcp dport ${port} counter drop`,
           ].join("; "),
         ]);
         guarded = table;
         logger.info(
           { name, netns, table, port },
-          "mesh port admits only datagrams from the WireGuard interface",
+          "mesh port (UDP datagrams, TCP attestation) admits only traffic from the WireGuard interface",
         );
       });
     },

@@ -150,13 +150,61 @@ describe("application API over a unix socket", () => {
     });
   });
 
-  test("GET /v1/peers: member id, app id, mesh IP, live, last heartbeat", async () => {
+  test("GET /v1/peers: member id, app id, mesh IP, live, last heartbeat, live attestation", async () => {
     peers = [
       { memberId: 2n, appId: APP, meshIp: "10.77.0.2", live: true, lastHeartbeatMs: Date.UTC(2026, 0, 1) },
       { memberId: 3n, appId: APP, meshIp: "10.77.0.3", live: false, lastHeartbeatMs: undefined },
     ];
+    // Peer 2's live attestation passed; peer 4's was refused, so it is no peer any more.
+    status.update({
+      peerAttestations: [
+        {
+          memberId: 2n,
+          status: "passed",
+          kind: "simulated",
+          composeHash: "ab".repeat(32),
+          verifiedAt: Date.UTC(2026, 0, 1),
+          nextAt: Date.UTC(2026, 0, 1, 0, 10),
+          verifications: 1,
+        },
+        {
+          memberId: 4n,
+          status: "failed",
+          reason: "ReportDataMismatch",
+          detail: "bound to other keys",
+          nextAt: Number.POSITIVE_INFINITY,
+          verifications: 1,
+        },
+      ],
+    });
     const res = await apiRequest(socket, "GET", "/v1/peers");
     assert.equal(res.status, 200);
+    const passed = {
+      memberId: "2",
+      status: "passed",
+      kind: "simulated",
+      reason: null,
+      detail: null,
+      composeHash: "ab".repeat(32),
+      deviceId: null,
+      tcbStatus: null,
+      verifiedAt: "2026-01-01T00:00:00.000Z",
+      nextAt: "2026-01-01T00:10:00.000Z",
+      verifications: 1,
+    };
+    const refused = {
+      memberId: "4",
+      status: "failed",
+      kind: null,
+      reason: "ReportDataMismatch",
+      detail: "bound to other keys",
+      composeHash: null,
+      deviceId: null,
+      tcbStatus: null,
+      verifiedAt: null,
+      nextAt: null,
+      verifications: 1,
+    };
     assert.deepEqual(res.body, {
       source: "test",
       peers: [
@@ -166,10 +214,20 @@ describe("application API over a unix socket", () => {
           meshIp: "10.77.0.2",
           live: true,
           lastHeartbeat: "2026-01-01T00:00:00.000Z",
+          attestation: passed,
         },
-        { memberId: "3", appId: APP, meshIp: "10.77.0.3", live: false, lastHeartbeat: null },
+        {
+          memberId: "3",
+          appId: APP,
+          meshIp: "10.77.0.3",
+          live: false,
+          lastHeartbeat: null,
+          attestation: null,
+        },
       ],
+      attestations: [passed, refused],
     });
+    status.update({ peerAttestations: [] });
   });
 
   test("GET /v1/cluster-shared-key: 503 unless healthy and held, then key and epoch", async () => {

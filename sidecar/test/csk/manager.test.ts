@@ -17,6 +17,7 @@ import {
   type HeardPeers,
   PULL_CANDIDATES_PER_TICK,
 } from "../../src/csk/manager.ts";
+import type { StandingCheck } from "../../src/csk/standing.ts";
 import { directoryFrom } from "../../src/meshnet/directory.ts";
 import type { Member } from "../../src/model/member.ts";
 import { captureLogger, simulatorKeySource } from "../helpers.ts";
@@ -131,8 +132,9 @@ describe("CSK manager", () => {
     timeoutMs: HB_TIMEOUT,
   };
 
-  function manager(self: bigint, chain: CskChain) {
+  function manager(self: bigint, chain: CskChain, standing?: StandingCheck) {
     return createCskManager({
+      ...(standing === undefined ? {} : { standing }),
       reopenAfterMs: REOPEN_MS,
       self,
       cluster: { chainId: 31337, cluster: CLUSTER },
@@ -189,6 +191,28 @@ describe("CSK manager", () => {
     assert.equal(m.acquired(), true);
     assert.equal(await m.tick(), "holding");
     assert.equal(fake.commits.length, 1);
+  });
+
+  test("revoked (stale at the head): zeroes its key, neither commits nor pulls, and resumes once admitted again", async () => {
+    members.delete(2n);
+    members.delete(3n);
+    const fake = fakeChain({ epoch: 0n, commitment: undefined, committer: 0n });
+    let verdict: "active" | "stale" = "active";
+    const m = manager(1n, fake.chain, { of: async () => verdict });
+    assert.equal(await m.tick(), "committed");
+    assert.notEqual(custody.current(), undefined);
+    // The owner revokes its device: the revocation opens epoch 1, and the head says it is stale.
+    verdict = "stale";
+    fake.set({ epoch: 1n, commitment: undefined, committer: 0n });
+    assert.equal(await m.tick(), "not-standing");
+    assert.equal(custody.current(), undefined, "the key is zeroed");
+    assert.equal(await m.tick(), "not-standing");
+    assert.equal(fake.commits.length, 1, "no commitment while stale");
+    assert.equal(fetches.length, 0, "no pull while stale");
+    // The owner allows it again: it commits the open epoch.
+    verdict = "active";
+    assert.equal(await m.tick(), "committed");
+    assert.equal(custody.current()?.epoch, 1n);
   });
 
   test("after a restart the committer re-derives the same key instead of pulling it", async () => {

@@ -6,6 +6,7 @@
 // its key and stops.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { bytesToHex, getAddress, http } from "viem";
 import {
@@ -27,6 +28,8 @@ import { createCskServer } from "../../src/csk/server.ts";
 import { createStandingCheck, type StandingCheck } from "../../src/csk/standing.ts";
 import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { directoryFrom } from "../../src/meshnet/directory.ts";
+import { createPeerPolicyReader } from "../../src/reattest/policy.ts";
+import { judgePolicy } from "../../src/reattest/verdict.ts";
 import { secret } from "../../src/secret.ts";
 import { captureLogger, simulatorKeySource } from "../helpers.ts";
 
@@ -230,6 +233,76 @@ describe("standing at the chain head", () => {
     assert.equal(total(), before, "a departed node reads nothing more");
     assert.deepEqual(fetched, [], "and never asks a peer");
     assert.ok(log.lines().some((l) => /left or was evicted/.test(l.msg) && l.level === 50));
+  });
+
+  test("revoked, not evicted: stale at the head, refused a new epoch's key, not cached; the peer policy says DeviceRevoked", async () => {
+    // A member on a device of its own, so revoking that device leaves the others standing.
+    const node = simulatedNode(fx.kmsRoot, undefined, { deviceId: randomBytes(32) });
+    const id = await admit(fx, node);
+    const seed = node.cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key;
+    const key = signingKeyFromSeed(Uint8Array.from(seed));
+    await mine();
+    await mine();
+    await follower.sync();
+    const standing = createStandingCheck(headReadsOf(chain, reader));
+    const epoch = (
+      await chain.reads.readContract({
+        address: chain.cluster,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+        at: await chain.reads.agreedBlock(0),
+      })
+    )[0];
+    assert.equal(await standing.of(id, epoch), "active");
+    // The policy reader peers judge re-attestations with agrees: standing good.
+    const policy = createPeerPolicyReader(chain.reads, chain.cluster);
+    assert.equal((await policy(id)).standing, "good");
+
+    await fx.owner.write.revokeDevice([node.claims.deviceId, `0x${"00".repeat(32)}`]);
+    const next = epoch + 1n;
+    await fx.owner.write.openCskEpoch();
+    const holder = createCskCustody();
+    holder.set(next, randomBytes(32));
+    const sent: Uint8Array[] = [];
+    const server = createCskServer({
+      self: ids[0]!,
+      cluster: cluster(),
+      key: keys[0]!,
+      directory: directoryFrom(() => follower.current()?.members),
+      standing,
+      holder,
+      send: (d) => sent.push(d),
+      maxSkewMs: 30_000,
+    });
+    const ip = directory().get(id)!.meshIp;
+    const asked = encodeRequest(
+      {
+        ...cluster(),
+        requesterId: id,
+        serverId: ids[0]!,
+        epoch: next,
+        timestampMs: BigInt(Date.now()),
+        nonce: randomBytes(16),
+      },
+      key.sign,
+    );
+    assert.equal((await server.handle(asked, { address: ip, port: 9 })).outcome, "not-standing");
+    assert.equal(sent.length, 0, "nothing is sealed to a member whose device was revoked");
+    // Not cached: the owner may allow it again, so the next question reads the head again.
+    const before = total();
+    assert.equal(await standing.of(id, next), "stale");
+    assert.ok(total() > before);
+    const judged = await policy(id);
+    assert.equal(judged.standing, "device-revoked");
+    assert.equal(
+      (
+        judgePolicy({ kind: "simulated", composeHash: judged.statedComposeHash! }, judged) as {
+          reason?: string;
+        }
+      ).reason,
+      "DeviceRevoked",
+    );
+    key.destroy();
   });
 
   test("the proxy counts every call (control for the zero counts above)", async () => {

@@ -1,0 +1,297 @@
+// Peers re-attest each other. For every peer of the certified view this node fetches a fresh
+// attestation (a nonce of its own) when it first peers with it, then once per period, and judges it
+// (verdict.ts). A peer whose evidence fails is refused: the attested follower (follower.ts) takes it out
+// of the view, so it leaves the WireGuard peer set, the mesh directory (no heartbeat counts, no CSK is
+// sealed to it, it ranks for no commitment) and the gateway hello.
+//
+// Bounded cost: one verification per peer per period (the first re-check of each peer lands at a
+// phase of its own inside the period, so N peers that joined together are not re-checked together),
+// at most `concurrency` at once, collateral cached by the source. A policy change (a new chain view)
+// re-judges the evidence each peer last proved against the head's policy, without a new quote.
+//
+// What refuses a peer, and for how long:
+//   evidence  its document, quote, binding or nonce is bad: refused until its on-chain record (keys)
+//             changes; it is out of the mesh, so there is nothing to fetch from it anyway.
+//   policy    the policy refuses what it runs now (compose withdrawn, device revoked, not standing):
+//             re-judged each period from the chain; when the policy admits it again it is fetched anew.
+// Not refusing: a peer that does not answer (not peered yet, restarting, rate-limited), or our own PCCS
+// failing: it is retried with a backoff and reported `unreachable`, never cut for our network's sake.
+import type { Logger } from "../log.ts";
+import type { AttestationStatus, PeerAttestation } from "../model/attestation.ts";
+import type { Member } from "../model/member.ts";
+import type { Verdict, VerifiedEvidence } from "./verdict.ts";
+
+export type { AttestationStatus, PeerAttestation };
+
+export type CheckOutcome = "passed" | "failed" | "unreachable" | "policy-passed" | "policy-failed";
+
+export interface ReattestationOptions {
+  /** The peers to attest: active members of the certified view, this node excluded. */
+  readonly peers: () => readonly Member[];
+  /** Fetches the peer's attestation for `nonce` over the mesh; throws when it cannot. */
+  readonly fetch: (member: Member, nonce: Uint8Array) => Promise<unknown>;
+  /** Judges a fetched document; throws (retryable) when it cannot judge (no collateral). */
+  readonly judge: (
+    member: Member,
+    nonce: Uint8Array,
+    document: unknown,
+  ) => Promise<{ readonly verdict: Verdict; readonly verified?: VerifiedEvidence }>;
+  /** Re-judges evidence the peer proved before against the head's policy. */
+  readonly rejudge: (member: Member, verified: VerifiedEvidence) => Promise<Verdict>;
+  readonly periodMs: number;
+  /** First retry after an unreachable peer; doubles up to the period. Default 5 s. */
+  readonly retryMs?: number;
+  /** Checks at once; default 2. */
+  readonly concurrency?: number;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly nonce?: () => Uint8Array;
+  /** Each check's outcome and its duration (metrics). */
+  readonly observe?: (outcome: CheckOutcome, ms: number) => void;
+  /** A peer was refused or admitted again: the view must be recomputed. */
+  readonly onRefusalChange?: () => void;
+}
+
+export interface Reattestation {
+  /** True when `member` (these keys) is refused. */
+  refused(member: Member): boolean;
+  /** Every tracked peer's state, by member id. */
+  report(): readonly PeerAttestation[];
+  get(memberId: bigint): PeerAttestation | undefined;
+  /** Runs the checks that are due; resolves when they finished. */
+  tick(): Promise<void>;
+  /** The chain view changed: re-judge every peer's last evidence against the head's policy. */
+  policyChanged(): void;
+  /** Ticks every `tickMs` until `signal` aborts. */
+  run(signal: AbortSignal, tickMs?: number): Promise<void>;
+}
+
+interface Entry {
+  member: Member;
+  state: PeerAttestation;
+  verified?: VerifiedEvidence;
+  cause?: "evidence" | "policy" | undefined;
+  failures: number;
+  rejudge: boolean;
+  passedOnce: boolean;
+}
+
+/** Cache key: a record whose keys changed is another peer to attest. */
+const keyOf = (m: Member) => `${m.memberId}:${m.memberKey}:${m.wireguardKey}:${m.identityKey}`.toLowerCase();
+
+/** A fixed phase in [0, 1) per member id, so peers' periodic re-checks spread over the period. */
+export function phaseOf(memberId: bigint): number {
+  return Number((memberId * 2654435761n + 97n) % 1009n) / 1009;
+}
+
+export function createReattestation(options: ReattestationOptions): Reattestation {
+  const { logger, periodMs } = options;
+  const now = options.now ?? Date.now;
+  const retryMs = options.retryMs ?? 5_000;
+  const concurrency = options.concurrency ?? 2;
+  const nonce = options.nonce ?? (() => crypto.getRandomValues(new Uint8Array(32)));
+  const entries = new Map<string, Entry>();
+  const running = new Set<string>();
+
+  /** Patches an entry's state; an undefined field is removed. */
+  const set = (entry: Entry, patch: { [K in keyof PeerAttestation]?: PeerAttestation[K] | undefined }) => {
+    const next: Record<string, unknown> = { ...entry.state, ...patch };
+    for (const k of Object.keys(next)) if (next[k] === undefined) delete next[k];
+    entry.state = next as unknown as PeerAttestation;
+  };
+  const clearVerdictFields = {
+    reason: undefined,
+    detail: undefined,
+  } as const;
+
+  function apply(entry: Entry, verdict: Verdict, verified: VerifiedEvidence | undefined, fetched: boolean) {
+    const wasRefused = entry.state.status === "failed";
+    const t = now();
+    const facts = {
+      ...(verdict.kind === undefined ? {} : { kind: verdict.kind }),
+      ...(verdict.composeHash === undefined ? {} : { composeHash: verdict.composeHash }),
+      ...(verdict.deviceId === undefined ? {} : { deviceId: verdict.deviceId }),
+    };
+    if (verified !== undefined) entry.verified = verified;
+    if (fetched) set(entry, { verifiedAt: t, verifications: entry.state.verifications + 1 });
+    if (verdict.ok) {
+      const first = !entry.passedOnce;
+      entry.passedOnce = true;
+      entry.cause = undefined;
+      entry.failures = 0;
+      set(entry, {
+        ...clearVerdictFields,
+        ...facts,
+        status: "passed",
+        detail: verdict.detail,
+        ...(verdict.tcbStatus === undefined ? {} : { tcbStatus: verdict.tcbStatus }),
+        // A re-judgement keeps the verification schedule; a verification sets the next one.
+        nextAt: fetched
+          ? t + (first ? Math.round(periodMs * (1 + phaseOf(entry.member.memberId))) : periodMs)
+          : entry.state.nextAt,
+      });
+    } else {
+      entry.cause = verdict.cause;
+      set(entry, {
+        ...facts,
+        status: "failed",
+        reason: verdict.reason,
+        detail: verdict.detail,
+        // Bad evidence: refused until the record changes. A policy refusal: re-judged each period.
+        nextAt: verdict.cause === "evidence" ? Number.POSITIVE_INFINITY : t + periodMs,
+      });
+      if (!wasRefused) {
+        logger.error(
+          {
+            peer: entry.member.memberId.toString(),
+            reason: verdict.reason,
+            detail: verdict.detail,
+            kind: verdict.kind ?? null,
+          },
+          "peer attestation refused: it leaves the WireGuard peer set and gets no CSK",
+        );
+      }
+    }
+    if (wasRefused !== (entry.state.status === "failed")) {
+      if (!wasRefused) options.onRefusalChange?.();
+      else {
+        logger.info(
+          { peer: entry.member.memberId.toString() },
+          "the policy admits the peer again; re-attesting it",
+        );
+        options.onRefusalChange?.();
+      }
+    }
+  }
+
+  async function check(entry: Entry): Promise<void> {
+    const began = performance.now();
+    const member = entry.member;
+    const rejudge = entry.rejudge;
+    entry.rejudge = false;
+    if (entry.state.status === "failed") {
+      // Policy refusal: the chain alone decides whether it may come back (it is out of the mesh).
+      if (entry.cause !== "policy" || entry.verified === undefined) return;
+      const verdict = await options.rejudge(member, entry.verified);
+      options.observe?.(verdict.ok ? "policy-passed" : "policy-failed", performance.now() - began);
+      if (verdict.ok) {
+        // Admitted by the policy again: fetch fresh evidence before calling it passed.
+        entry.cause = undefined;
+        set(entry, { status: "pending", ...clearVerdictFields, nextAt: now() });
+        options.onRefusalChange?.();
+      } else {
+        apply(entry, verdict, undefined, false);
+      }
+      return;
+    }
+    if (rejudge && entry.verified !== undefined && entry.state.nextAt > now()) {
+      const verdict = await options.rejudge(member, entry.verified);
+      options.observe?.(verdict.ok ? "policy-passed" : "policy-failed", performance.now() - began);
+      apply(entry, verdict, undefined, false);
+      return;
+    }
+    const n = nonce();
+    let judged: Awaited<ReturnType<ReattestationOptions["judge"]>>;
+    try {
+      const document = await options.fetch(member, n);
+      judged = await options.judge(member, n, document);
+    } catch (err) {
+      entry.failures += 1;
+      const delay = Math.min(retryMs * 2 ** (entry.failures - 1), periodMs);
+      const message = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
+      // Not refused: a peer that does not answer is not proven bad (it may not be peered yet).
+      set(entry, { status: "unreachable", detail: `no attestation: ${message}`, nextAt: now() + delay });
+      options.observe?.("unreachable", performance.now() - began);
+      if (entry.failures === 1 || entry.failures % 10 === 0) {
+        logger.warn(
+          { peer: member.memberId.toString(), failures: entry.failures, retryInMs: delay, err: message },
+          "could not fetch or judge a peer's attestation; retrying",
+        );
+      }
+      return;
+    }
+    entry.failures = 0;
+    apply(entry, judged.verdict, judged.verified, true);
+    options.observe?.(judged.verdict.ok ? "passed" : "failed", performance.now() - began);
+  }
+
+  function sync(): void {
+    const seen = new Set<string>();
+    for (const member of options.peers()) {
+      const key = keyOf(member);
+      seen.add(key);
+      const entry = entries.get(key);
+      if (entry !== undefined) {
+        entry.member = member;
+        continue;
+      }
+      entries.set(key, {
+        member,
+        state: { memberId: member.memberId, status: "pending", nextAt: now(), verifications: 0 },
+        failures: 0,
+        rejudge: false,
+        passedOnce: false,
+      });
+    }
+    for (const key of entries.keys()) {
+      if (!seen.has(key) && !running.has(key)) entries.delete(key);
+    }
+  }
+
+  async function tick(): Promise<void> {
+    sync();
+    const t = now();
+    const due = [...entries]
+      .filter(([key, e]) => !running.has(key) && (e.state.nextAt <= t || (e.rejudge && e.verified)))
+      .sort(([, a], [, b]) => a.state.nextAt - b.state.nextAt);
+    const slots = Math.max(0, concurrency - running.size);
+    await Promise.all(
+      due.slice(0, slots).map(async ([key, entry]) => {
+        running.add(key);
+        try {
+          await check(entry);
+        } catch (err) {
+          // The chain did not answer a re-judgement: try again next tick's turn.
+          set(entry, { nextAt: now() + retryMs });
+          logger.warn({ err, peer: entry.member.memberId.toString() }, "peer re-judgement failed; retrying");
+        } finally {
+          running.delete(key);
+        }
+      }),
+    );
+  }
+
+  return {
+    refused(member) {
+      return entries.get(keyOf(member))?.state.status === "failed";
+    },
+    report: () =>
+      [...entries.values()]
+        .map((e) => e.state)
+        .sort((a, b) => (a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0)),
+    get(memberId) {
+      for (const e of entries.values()) if (e.member.memberId === memberId) return e.state;
+      return undefined;
+    },
+    tick,
+    policyChanged() {
+      for (const e of entries.values()) if (e.verified !== undefined) e.rejudge = true;
+    },
+    async run(signal, tickMs = 1000) {
+      while (!signal.aborted) {
+        await tick();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, tickMs);
+          signal.addEventListener(
+            "abort",
+            () => {
+              clearTimeout(timer);
+              resolve();
+            },
+            { once: true },
+          );
+        });
+      }
+    },
+  };
+}

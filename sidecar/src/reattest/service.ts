@@ -1,0 +1,108 @@
+// Re-attestation for one membership, while the mesh runs: GET /attestation served on this member's
+// mesh IP, and every peer of the certified view fetched from there and judged on the schedule of
+// scheduler.ts. Refusals go to the attested follower, which takes the peer out of the view, then the
+// caller's `onRefusal` reconciles at once (WireGuard) and publishes the status.
+import type { CollateralSource } from "@attestmesh/shared/attestation/collateral.ts";
+import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
+import type { AttestationHandler } from "../attestation.ts";
+import type { ChainContext } from "../chain/client.ts";
+import type { Logger } from "../log.ts";
+import type { MeshSocketMode } from "../meshnet/socket.ts";
+import type { AttestedFollower } from "./follower.ts";
+import { fetchMeshAttestation, meshSocketFactory, startMeshAttestationServer } from "./mesh.ts";
+import type { ReattestMetrics } from "./metrics.ts";
+import { createDeviceRevokedReader, createPeerPolicyReader } from "./policy.ts";
+import { createReattestation, type Reattestation } from "./scheduler.ts";
+import { judgeAttestation, judgePolicy } from "./verdict.ts";
+
+/** How long a peer has to answer GET /attestation over the mesh. */
+export const ATTESTATION_FETCH_TIMEOUT_MS = 10_000;
+
+export interface ReattestService {
+  readonly reattestation: Reattestation;
+  /** Resolves when the server closed and the loop ended. */
+  readonly stopped: Promise<void>;
+}
+
+export async function startReattestService(options: {
+  readonly chain: Pick<ChainContext, "reads" | "cluster" | "chainId">;
+  readonly follower: AttestedFollower;
+  readonly self: bigint;
+  readonly meshIp: string;
+  readonly port: number;
+  readonly mode: MeshSocketMode;
+  readonly netns: string | undefined;
+  readonly periodMs: number;
+  readonly collateral: CollateralSource;
+  /** GET /attestation as this member answers it (served over the mesh). */
+  readonly handler: AttestationHandler;
+  readonly metrics: ReattestMetrics;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  readonly onRefusal: () => void;
+  readonly onChange: () => void;
+  readonly now?: () => number;
+}): Promise<ReattestService> {
+  const { chain, follower, logger, metrics, mode } = options;
+  const log = logger.child({ component: "reattest" });
+  const factory = meshSocketFactory(mode, options.netns);
+  const served: AttestationHandler = async (url) => {
+    const answer = await options.handler(url);
+    metrics.bytes.inc({ direction: "sent" }, Buffer.byteLength(answer.body));
+    return answer;
+  };
+  const server = await startMeshAttestationServer({
+    factory,
+    mode,
+    meshIp: options.meshIp,
+    port: options.port,
+    handler: served,
+    logger: log,
+  });
+  const policy = createPeerPolicyReader(chain.reads, chain.cluster);
+  const deviceRevoked = createDeviceRevokedReader(chain.reads, chain.cluster);
+  const now = options.now ?? Date.now;
+  const reattestation = createReattestation({
+    peers: () => follower.certifiedMembers().filter((m) => m.memberId !== options.self),
+    fetch: (member, nonce) =>
+      fetchMeshAttestation({
+        factory,
+        mode,
+        meshIp: numberToIp(member.meshIp),
+        port: options.port,
+        nonce,
+        timeoutMs: ATTESTATION_FETCH_TIMEOUT_MS,
+        onBytes: (bytes) => metrics.bytes.inc({ direction: "received" }, bytes),
+      }),
+    judge: async (member, nonce, document) =>
+      judgeAttestation({
+        member,
+        chainId: chain.chainId,
+        cluster: chain.cluster,
+        nonce,
+        document,
+        policy: await policy(member.memberId),
+        deviceRevoked,
+        collateral: options.collateral,
+        at: Math.floor(now() / 1000),
+      }),
+    rejudge: async (member, verified) =>
+      judgePolicy(verified, await policy(member.memberId, verified.deviceId)),
+    periodMs: options.periodMs,
+    logger: log,
+    now,
+    observe: (outcome, ms) => {
+      metrics.observe(outcome, ms);
+      options.onChange();
+    },
+    onRefusalChange: () => {
+      follower.refusalsChanged();
+      options.onRefusal();
+    },
+  });
+  const stopped = reattestation.run(options.signal).finally(async () => {
+    await server.close();
+    await factory.close();
+  });
+  return { reattestation, stopped };
+}

@@ -1,0 +1,213 @@
+// The re-attestation schedule and its verdicts, on a clock the test moves: the first check when a peer
+// first appears, then one verification per peer per period with the peers' re-checks spread over it;
+// a refused peer (bad evidence) stays refused and is never fetched again while its keys are the same;
+// a policy refusal is re-judged from the chain each period and lifted when the policy admits the peer;
+// an unreachable peer or a PCCS outage is retried with a backoff and never refused; a policy change
+// re-judges every peer's last evidence without a new quote.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, test } from "node:test";
+import { bytesToHex, type Hex } from "viem";
+import type { Member } from "../../src/model/member.ts";
+import { createReattestation, phaseOf, type ReattestationOptions } from "../../src/reattest/scheduler.ts";
+import type { Verdict, VerifiedEvidence } from "../../src/reattest/verdict.ts";
+import { captureLogger } from "../helpers.ts";
+
+const PERIOD = 600_000;
+const HASH = "ab".repeat(32);
+
+function member(id: bigint): Member {
+  return {
+    memberId: id,
+    appId: "0x00000000000000000000000000000000000A11cE",
+    memberKey: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    wireguardKey: bytesToHex(randomBytes(32)) as Hex,
+    identityKey: bytesToHex(randomBytes(32)) as Hex,
+    meshIp: 0x0a4d0000 + Number(id),
+    status: "active",
+    registeredAt: 1,
+  };
+}
+
+const pass: Verdict = { ok: true, kind: "simulated", composeHash: HASH, detail: "ok" };
+const verified: VerifiedEvidence = { kind: "simulated", composeHash: HASH };
+
+function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {}) {
+  let clock = 1_000_000;
+  const fetched: { id: bigint; at: number; nonce: string }[] = [];
+  const rejudged: bigint[] = [];
+  let refusalChanges = 0;
+  let verdictFor: (m: Member) => Verdict = () => pass;
+  let policyFor: (m: Member) => Verdict = () => pass;
+  let unreachable = new Set<bigint>();
+  const log = captureLogger();
+  const r = createReattestation({
+    peers: () => peers,
+    fetch: async (m, nonce) => {
+      if (unreachable.has(m.memberId)) throw new Error("connect ECONNREFUSED");
+      fetched.push({ id: m.memberId, at: clock, nonce: Buffer.from(nonce).toString("hex") });
+      return { doc: true };
+    },
+    judge: async (m) => {
+      const verdict = verdictFor(m);
+      return verdict.ok ? { verdict, verified } : { verdict };
+    },
+    rejudge: async (m) => {
+      rejudged.push(m.memberId);
+      return policyFor(m);
+    },
+    periodMs: PERIOD,
+    concurrency: 100,
+    logger: log.logger,
+    now: () => clock,
+    onRefusalChange: () => {
+      refusalChanges += 1;
+    },
+    ...overrides,
+  });
+  return {
+    r,
+    fetched,
+    rejudged,
+    log,
+    refusalChanges: () => refusalChanges,
+    advance: async (ms: number, step = 1000) => {
+      const end = clock + ms;
+      while (clock < end) {
+        clock = Math.min(end, clock + step);
+        await r.tick();
+      }
+    },
+    now: () => clock,
+    setVerdict: (f: (m: Member) => Verdict) => {
+      verdictFor = f;
+    },
+    setPolicy: (f: (m: Member) => Verdict) => {
+      policyFor = f;
+    },
+    setUnreachable: (ids: bigint[]) => {
+      unreachable = new Set(ids);
+    },
+  };
+}
+
+describe("peer re-attestation schedule", () => {
+  test("first check at once, then one verification per peer per period, re-checks spread", async () => {
+    const peers = [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n].map(member);
+    const h = harness(peers);
+    const start = h.now();
+    await h.r.tick();
+    assert.equal(h.fetched.length, 8, "every peer is attested when it first appears");
+    assert.ok(h.r.report().every((a) => a.status === "passed"));
+    const nonces = new Set(h.fetched.map((f) => f.nonce));
+    assert.equal(nonces.size, 8, "a fresh nonce for every fetch");
+    // Their next checks land at distinct phases inside the second period.
+    const next = h.r.report().map((a) => a.nextAt - start);
+    assert.equal(new Set(next).size, 8);
+    for (const [i, n] of next.entries()) {
+      assert.ok(n >= PERIOD && n < 2 * PERIOD, `peer ${i + 1} next at ${n}`);
+      assert.equal(n, Math.round(PERIOD * (1 + phaseOf(peers[i]!.memberId))));
+    }
+    // Over ten periods: at most one verification per peer per period, and none starved.
+    await h.advance(10 * PERIOD, 5_000);
+    for (const p of peers) {
+      const times = h.fetched.filter((f) => f.id === p.memberId).map((f) => f.at);
+      assert.ok(times.length >= 10 && times.length <= 11, `peer ${p.memberId}: ${times.length} checks`);
+      for (let i = 1; i < times.length; i++) {
+        assert.ok(times[i]! - times[i - 1]! >= PERIOD, `peer ${p.memberId} re-checked within a period`);
+      }
+    }
+  });
+
+  test("attacker: bad evidence refuses the peer once; it is never fetched again with the same keys", async () => {
+    const bad = member(2n);
+    const peers = [member(1n), bad];
+    const h = harness(peers);
+    h.setVerdict((m) =>
+      m.memberId === 2n
+        ? { ok: false, cause: "evidence", reason: "ReportDataMismatch", detail: "bound to other keys" }
+        : pass,
+    );
+    await h.r.tick();
+    assert.equal(h.r.refused(bad), true);
+    assert.equal(h.r.refused(peers[0]!), false);
+    assert.equal(h.refusalChanges(), 1);
+    assert.equal(h.r.get(2n)?.reason, "ReportDataMismatch");
+    assert.ok(h.log.lines().some((l) => /peer attestation refused/.test(String(l.msg))));
+    await h.advance(3 * PERIOD, 10_000);
+    assert.equal(h.fetched.filter((f) => f.id === 2n).length, 1, "refused: not fetched again");
+    assert.equal(h.r.refused(bad), true);
+    // New keys on chain (it re-registered): a new peer to attest.
+    peers[1] = { ...bad, wireguardKey: bytesToHex(randomBytes(32)) as Hex };
+    h.setVerdict(() => pass);
+    await h.r.tick();
+    assert.equal(h.r.refused(peers[1]), false);
+    assert.equal(h.r.get(2n)?.status, "passed");
+  });
+
+  test("a policy refusal is re-judged each period and lifted when the owner allows the peer again", async () => {
+    const peer = member(3n);
+    const h = harness([peer]);
+    await h.r.tick();
+    assert.equal(h.r.get(3n)?.status, "passed");
+    // The owner withdraws its compose hash: the next policy change re-judges without a new quote.
+    const withdrawn: Verdict = {
+      ok: false,
+      cause: "policy",
+      reason: "ComposeHashNotAllowed",
+      detail: "withdrawn",
+    };
+    h.setPolicy(() => withdrawn);
+    h.r.policyChanged();
+    await h.r.tick();
+    assert.equal(h.fetched.length, 1, "no new quote for a policy change");
+    assert.deepEqual(h.rejudged, [3n]);
+    assert.equal(h.r.refused(peer), true);
+    assert.equal(h.r.get(3n)?.reason, "ComposeHashNotAllowed");
+    // Still withdrawn a period later; then allowed again: pending, and fetched afresh.
+    await h.advance(PERIOD, 10_000);
+    assert.equal(h.r.refused(peer), true);
+    h.setPolicy(() => pass);
+    await h.advance(PERIOD + 20_000, 10_000);
+    assert.equal(h.r.refused(peer), false);
+    assert.equal(h.fetched.length, 2, "fetched anew once admitted again");
+    assert.equal(h.r.get(3n)?.status, "passed");
+  });
+
+  test("an unreachable peer or a PCCS outage is retried with a backoff, never refused", async () => {
+    const peer = member(4n);
+    const h = harness([peer], { retryMs: 5_000 });
+    h.setUnreachable([4n]);
+    await h.r.tick();
+    assert.equal(h.r.get(4n)?.status, "unreachable");
+    assert.equal(h.r.refused(peer), false);
+    const first = h.r.get(4n)!.nextAt - h.now();
+    assert.equal(first, 5_000);
+    await h.advance(5_000);
+    assert.equal(h.r.get(4n)!.nextAt - h.now(), 10_000, "the backoff doubles");
+    h.setUnreachable([]);
+    await h.advance(10_000);
+    assert.equal(h.r.get(4n)?.status, "passed");
+    // No collateral (judge throws): not the peer's fault.
+    const outage = harness([member(5n)], {
+      judge: async () => {
+        throw new Error("cannot fetch collateral from the PCCS");
+      },
+    });
+    await outage.r.tick();
+    assert.equal(outage.r.get(5n)?.status, "unreachable");
+    assert.equal(outage.r.refused(member(5n)), false);
+  });
+
+  test("a peer that left is forgotten", async () => {
+    const peers = [member(6n), member(7n)];
+    const h = harness(peers);
+    await h.r.tick();
+    peers.pop();
+    await h.r.tick();
+    assert.deepEqual(
+      h.r.report().map((a) => a.memberId),
+      [6n],
+    );
+  });
+});
