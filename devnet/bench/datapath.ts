@@ -1,0 +1,356 @@
+// The data path, side by side in one run (root, under the devnet lock; tears everything down at the end):
+//
+//   throughput  one bounded TCP transfer (--mib MiB, a Node sink and source, the same in every case) per
+//               trial, over (1) bare wireguard-go between two namespaces on a veth pair, (2) a 2-node
+//               devnet mesh on direct UDP, (3) a 2-node devnet mesh through the gateway bridge and the
+//               devnet's SNI gateway; ratios direct/bare and gateway/direct on the medians
+//   join        on an --nodes 8 cluster (one node joins, is measured, is evicted, --trials times), with
+//               indexer pushes and then polling only:
+//                 handshaken  registration block → every existing node has handshaken with the newcomer
+//                 configured  registration block → every existing node has the newcomer as a peer
+//                 CSK         the newcomer's "WireGuard interface up" → "CSK acquired" (its own log)
+//                 rotation    eviction transaction → every remaining node holds the new epoch's CSK
+//                 cut off     eviction transaction → no remaining node has the evicted peer any more
+//
+//   flock /tmp/attestmesh-devnet.lock node devnet/bench/datapath.ts                # all of it, ~10 min
+//   flock /tmp/attestmesh-devnet.lock node devnet/bench/datapath.ts --only throughput --trials 5
+//
+// Medians and maxima of --trials; prints Markdown tables on stdout, progress on stderr.
+import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { type Address, getAbiItem, hexToBytes } from "viem";
+import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
+import { devnetDown } from "../src/orchestration/down.ts";
+import { devnetStatus, readHealth } from "../src/orchestration/health.ts";
+import { latestHandshakes } from "../src/orchestration/netns.ts";
+import { type DevnetNode, readState } from "../src/orchestration/state.ts";
+import { addNodeToState, devnetUp, removeNodeFromState } from "../src/orchestration/up.ts";
+
+const { values } = parseArgs({
+  options: {
+    only: { type: "string" },
+    trials: { type: "string", default: "5" },
+    mib: { type: "string", default: "64" },
+    nodes: { type: "string", default: "8" },
+  },
+});
+const trials = Number(values.trials);
+const mib = Number(values.mib);
+const clusterSize = Number(values.nodes);
+if (!Number.isInteger(trials) || trials < 1 || trials > 50) throw new Error("--trials must be 1..50");
+if (!Number.isInteger(mib) || mib < 1 || mib > 1024) throw new Error("--mib must be 1..1024");
+if (!Number.isInteger(clusterSize) || clusterSize < 2 || clusterSize > 32)
+  throw new Error("--nodes must be 2..32");
+if (values.only !== undefined && values.only !== "throughput" && values.only !== "join")
+  throw new Error("--only is throughput or join");
+const log = (message: string) => process.stderr.write(`› ${message}\n`);
+
+interface Stats {
+  readonly median: number;
+  readonly max: number;
+  readonly min: number;
+  readonly samples: readonly number[];
+}
+
+function stats(samples: readonly number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  const median = sorted.length % 2 === 1 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, max: sorted.at(-1)!, min: sorted[0]!, samples };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Throughput
+
+const SINK_PORT = 7700;
+
+/** One transfer of `mib` MiB from `clientNetns` to `serverIp:7700` in `serverNetns`; Mbit/s. */
+function transfer(serverNetns: string, serverIp: string, clientNetns: string): number {
+  const total = mib * 1024 * 1024;
+  const sink = `let n=0,t0=0;const s=require("node:net").createServer(c=>{c.on("data",d=>{if(!t0)t0=performance.now();n+=d.length});c.on("end",()=>{console.log(JSON.stringify({bytes:n,seconds:(performance.now()-t0)/1000}));process.exit(0)})});s.listen(${SINK_PORT},"${serverIp}");setTimeout(()=>process.exit(2),120000);`;
+  const source = `const c=require("node:net").connect(${SINK_PORT},"${serverIp}",()=>{const chunk=Buffer.alloc(65536,1);let left=${total};const pump=()=>{while(left>0){left-=chunk.length;if(!c.write(chunk)){c.once("drain",pump);return}}c.end()};pump()});c.on("error",e=>{console.error(e.message);process.exit(4)});`;
+  const node = JSON.stringify(process.execPath);
+  const script = [
+    `ip netns exec ${serverNetns} ${node} -e '${sink}' > "$OUT" &`,
+    "sink=$!",
+    `for i in $(seq 100); do ip netns exec ${serverNetns} ss -ltn | grep -q ':${SINK_PORT} ' && break; sleep 0.1; done`,
+    `ip netns exec ${clientNetns} ${node} -e '${source}'`,
+    'wait "$sink"',
+    'cat "$OUT"',
+  ].join("\n");
+  const out = execFileSync("bash", ["-c", script], {
+    env: { ...process.env, OUT: `/tmp/attestmesh-datapath-${process.pid}.json` },
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 180_000,
+    encoding: "utf8",
+  });
+  const result = JSON.parse(out.trim().split("\n").at(-1)!) as { bytes: number; seconds: number };
+  if (result.bytes !== total) throw new Error(`the sink got ${result.bytes} of ${total} bytes`);
+  return (result.bytes * 8) / result.seconds / 1e6;
+}
+
+const sh = (args: string[], input?: string) =>
+  execFileSync(args[0]!, args.slice(1), {
+    encoding: "utf8",
+    stdio: [input === undefined ? "ignore" : "pipe", "pipe", "inherit"],
+    ...(input === undefined ? {} : { input }),
+  }).trim();
+
+const BARE = ["ambench-a", "ambench-b"] as const;
+
+function bareDown(): void {
+  for (const ns of BARE) {
+    try {
+      const pids = sh(["ip", "netns", "pids", ns]).split("\n").filter(Boolean);
+      for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+      sh(["ip", "netns", "del", ns]);
+    } catch {
+      // not there
+    }
+  }
+}
+
+/** Two namespaces on a veth pair, wireguard-go in each with the devnet's MTU; returns the sink's address. */
+function bareUp(): string {
+  bareDown();
+  const underlay = ["198.19.77.1", "198.19.77.2"];
+  const mesh = ["10.199.0.1", "10.199.0.2"];
+  sh(["ip", "netns", "add", BARE[0]]);
+  sh(["ip", "netns", "add", BARE[1]]);
+  sh([
+    "ip",
+    "link",
+    "add",
+    "ambv0",
+    "netns",
+    BARE[0],
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "ambv1",
+    "netns",
+    BARE[1],
+  ]);
+  const keys = BARE.map(() => sh(["wg", "genkey"]));
+  const pubs = keys.map((k) => sh(["wg", "pubkey"], `${k}\n`));
+  BARE.forEach((ns, i) => {
+    sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    sh(["ip", "-n", ns, "address", "add", `${underlay[i]}/24`, "dev", `ambv${i}`]);
+    sh(["ip", "-n", ns, "link", "set", `ambv${i}`, "up"]);
+    sh(["ip", "netns", "exec", ns, "wireguard-go", `ambwg${i}`]);
+    // The throwaway key goes through the environment and a pipe, never argv or a file.
+    execFileSync(
+      "bash",
+      ["-c", `ip netns exec ${ns} wg set ambwg${i} listen-port 51820 private-key <(printf '%s' "$KEY")`],
+      { env: { ...process.env, KEY: keys[i]! }, stdio: "inherit" },
+    );
+    const other = 1 - i;
+    sh([
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      "wg",
+      "set",
+      `ambwg${i}`,
+      "peer",
+      pubs[other]!,
+      "allowed-ips",
+      `${mesh[other]}/32`,
+      "endpoint",
+      `${underlay[other]}:51820`,
+    ]);
+    sh(["ip", "-n", ns, "address", "add", `${mesh[i]}/24`, "dev", `ambwg${i}`]);
+    sh(["ip", "-n", ns, "link", "set", `ambwg${i}`, "mtu", "1420", "up"]);
+  });
+  return mesh[1]!;
+}
+
+async function throughput(): Promise<string> {
+  const rows: Array<{ path: string; s: Stats }> = [];
+  log(`bare wireguard-go between two namespaces: ${trials} × ${mib} MiB`);
+  try {
+    const ip = bareUp();
+    const samples: number[] = [];
+    for (let t = 0; t < trials; t++) samples.push(transfer(BARE[1], ip, BARE[0]));
+    rows.push({ path: "bare wireguard-go", s: stats(samples) });
+  } finally {
+    bareDown();
+  }
+  for (const path of ["udp", "gateway"] as const) {
+    log(`a 2-node devnet with --transport ${path}: ${trials} × ${mib} MiB`);
+    await devnetUp({ nodes: 2, timeoutMs: 240_000, progress: log, transport: path, indexer: false });
+    try {
+      const state = (await readState())!;
+      const status = await devnetStatus(state);
+      for (const n of status.nodes)
+        if (n.transports[path] !== 1) throw new Error(`${n.name} is on ${JSON.stringify(n.transports)}`);
+      const [client, server] = status.nodes as [(typeof status.nodes)[0], (typeof status.nodes)[0]];
+      const samples: number[] = [];
+      for (let t = 0; t < trials; t++) samples.push(transfer(server.netns, server.meshIp!, client.netns));
+      rows.push({ path: path === "udp" ? "mesh, direct UDP" : "mesh, gateway bridge", s: stats(samples) });
+    } finally {
+      await devnetDown(log);
+    }
+  }
+  const [bare, direct, gateway] = rows.map((r) => r.s) as [Stats, Stats, Stats];
+  return [
+    `| path | trials × MiB | median Mbit/s | min | max | samples |`,
+    `|---|---:|---:|---:|---:|---|`,
+    ...rows.map(
+      (r) =>
+        `| ${r.path} | ${trials} × ${mib} | ${r.s.median.toFixed(0)} | ${r.s.min.toFixed(0)} | ${r.s.max.toFixed(0)} | ${r.s.samples.map((x) => x.toFixed(0)).join(", ")} |`,
+    ),
+    "",
+    `direct / bare wireguard-go = ${(direct.median / bare.median).toFixed(2)} (goal ≥ 0.90); gateway / direct = ${(gateway.median / direct.median).toFixed(2)} (goal ≥ 0.70)`,
+    "",
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Join, CSK, rotation, eviction at N = --nodes
+
+const registered = getAbiItem({ abi: clusterAbi, name: "MemberRegistered" });
+
+async function logTime(node: DevnetNode, message: string): Promise<number | undefined> {
+  const text = await readFile(join(node.logDir, "sidecar.log"), "utf8");
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { time: number; msg: string };
+    if (entry.msg === message) return entry.time;
+  }
+  return undefined;
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function joins(withIndexer: boolean) {
+  await devnetUp({ nodes: clusterSize - 1, timeoutMs: 300_000, progress: log, indexer: withIndexer });
+  let state = (await readState())!;
+  const clients = devnetClients(state.rpcUrl, state.chainId);
+  const existing = [...state.nodes];
+  const peersOf = (node: DevnetNode) => latestHandshakes(node.netns, node.wgInterface);
+  const figures = { handshaken: [] as number[], configured: [] as number[], csk: [] as number[] };
+  const rotation: number[] = [];
+  const cutOff: number[] = [];
+  try {
+    for (let trial = 1; trial <= trials; trial++) {
+      const fromBlock = await clients.client.getBlockNumber();
+      state = await addNodeToState(clients, state, 100 + trial);
+      const joining = state.nodes.at(-1)!;
+      const { seenAt, wgKey } = await until("the registration", async () => {
+        const logs = await clients.client.getLogs({ address: state.diamond, event: registered, fromBlock });
+        const mine = logs.find((l) => l.args.appId?.toLowerCase() === joining.appId.toLowerCase());
+        return mine === undefined
+          ? undefined
+          : {
+              seenAt: performance.now(),
+              wgKey: Buffer.from(hexToBytes(mine.args.wireguardKey!)).toString("base64"),
+            };
+      });
+      let configuredMs: number | undefined;
+      await until("every node to handshake with the newcomer", async () => {
+        const views = await Promise.all(existing.map(peersOf));
+        if (configuredMs === undefined && views.every((v) => v.has(wgKey)))
+          configuredMs = performance.now() - seenAt;
+        return views.every((v) => (v.get(wgKey) ?? 0) > 0) ? true : undefined;
+      });
+      figures.handshaken.push(performance.now() - seenAt);
+      figures.configured.push(configuredMs ?? performance.now() - seenAt);
+      await until("the newcomer to hold the CSK", async () =>
+        (await readHealth(joining)).health?.cskAcquired ? true : undefined,
+      );
+      const up = await logTime(joining, "WireGuard interface up");
+      const got = await logTime(joining, "CSK acquired from a peer; hash matches the chain");
+      if (up === undefined || got === undefined) throw new Error(`log lines missing in ${joining.logDir}`);
+      figures.csk.push(got - up);
+
+      const [epochBefore] = await clients.client.readContract({
+        address: state.diamond,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+      });
+      const evictedAt = performance.now();
+      await evictApp(clients, state.diamond, joining.appId as Address, 1);
+      let cut: number | undefined;
+      await until("every remaining node to hold the new epoch and drop the peer", async () => {
+        const [healths, views] = await Promise.all([
+          Promise.all(existing.map(readHealth)),
+          Promise.all(existing.map(peersOf)),
+        ]);
+        if (cut === undefined && views.every((v) => !v.has(wgKey))) cut = performance.now() - evictedAt;
+        const next = (epochBefore + 1n).toString();
+        const rotated = healths.every((h) => h.health?.cskEpoch === next && h.health.cskAcquired === true);
+        if (rotated && rotation.length < trial) rotation.push(performance.now() - evictedAt);
+        return rotated && cut !== undefined ? true : undefined;
+      });
+      cutOff.push(cut!);
+      log(
+        `${withIndexer ? "push" : "poll"} trial ${trial}: handshaken ${figures.handshaken.at(-1)!.toFixed(0)} ms (configured ${figures.configured.at(-1)!.toFixed(0)}), CSK ${figures.csk.at(-1)} ms, rotation ${rotation.at(-1)!.toFixed(0)} ms, cut off ${cut!.toFixed(0)} ms`,
+      );
+      state = await removeNodeFromState(state, joining);
+    }
+  } finally {
+    await devnetDown(log);
+  }
+  return {
+    handshaken: stats(figures.handshaken),
+    configured: stats(figures.configured),
+    csk: stats(figures.csk),
+    rotation: stats(rotation),
+    cutOff: stats(cutOff),
+  };
+}
+
+async function joinTable(): Promise<string> {
+  const rows: string[] = [];
+  for (const withIndexer of [true, false]) {
+    log(
+      `N = ${clusterSize}, ${withIndexer ? "indexer pushes and polling" : "polling only"}: ${trials} joins`,
+    );
+    const r = await joins(withIndexer);
+    const mode = withIndexer ? "push" : "poll only";
+    const row = (figure: string, s: Stats) =>
+      `| ${figure} | ${mode} | ${s.median.toFixed(0)} | ${s.max.toFixed(0)} | ${s.samples.map((x) => x.toFixed(0)).join(", ")} |`;
+    rows.push(
+      row("join: registration → every node handshaken", r.handshaken),
+      row("join: registration → every node configured", r.configured),
+      row("CSK: newcomer's interface up → CSK held", r.csk),
+      row(`rotation: eviction → all ${clusterSize - 1} hold the new epoch`, r.rotation),
+      row("eviction: → no node has the peer", r.cutOff),
+    );
+  }
+  return [
+    `N = ${clusterSize} (after the join), ${trials} trials each, sidecars poll every 1 s`,
+    "",
+    "| figure | mode | median ms | max ms | samples ms |",
+    "|---|---|---:|---:|---|",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
+try {
+  const out: string[] = [];
+  if (values.only !== "join") out.push(await throughput());
+  if (values.only !== "throughput") out.push(await joinTable());
+  process.stdout.write(out.join("\n"));
+} catch (error) {
+  process.stderr.write(`datapath benchmark failed: ${(error as Error).stack}\n`);
+  bareDown();
+  await devnetDown(log).catch(() => {});
+  process.exit(1);
+}
