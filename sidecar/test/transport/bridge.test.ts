@@ -197,6 +197,28 @@ describe("gateway bridge on loopback", () => {
     assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
+  it("keeps a datagram the peer refused (it did not know us yet) and delivers it once the peer knows us", async () => {
+    // A join: B has not added A yet, so B's ingress refuses A's hello. A datagram sent once (WireGuard's
+    // first handshake initiation) must not be lost on the refused stream; it waits for the next one.
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port);
+    await bridgeB.setPeers([]);
+    const count = wgB.received.length;
+    const refusedBefore = bridgeB.refused()["unknown-peer"] ?? 0;
+    send(wgA.socket, "initiation, sent once", endpointsA.get(ID[B]!)!);
+    await waitFor("B to refuse A's stream", () => (bridgeB.refused()["unknown-peer"] ?? 0) > refusedBefore);
+    assert.notEqual(bridgeA.status(ID[B]!)?.outbound, "open", "a refused stream never counts as open");
+    assert.equal(wgB.received.length, count);
+    await bridgeB.setPeers([peer(A)]);
+    await waitFor(
+      "the datagram at B once B knows A",
+      () => wgB.received.slice(count).some((r) => r.payload.toString() === "initiation, sent once"),
+      5_000,
+    );
+    assert.equal(bridgeA.status(ID[B]!)?.outbound, "open");
+    assert.equal(bridgeA.status(ID[B]!)?.queued, 0);
+  });
+
   it("ignores datagrams on a link port that do not come from WireGuard", async () => {
     const stranger = createSocket("udp4");
     stranger.bind(0, "127.0.0.1");
