@@ -35,6 +35,8 @@ const { values } = parseArgs({
     only: { type: "string" },
     trials: { type: "string", default: "5" },
     mib: { type: "string", default: "64" },
+    /** Write --cpu-prof profiles of the devnet's Node processes (sidecars, gateway) to this directory. */
+    "cpu-prof": { type: "string" },
     nodes: { type: "string", default: "8" },
   },
 });
@@ -99,6 +101,49 @@ const sh = (args: string[], input?: string) =>
     stdio: [input === undefined ? "ignore" : "pipe", "pipe", "inherit"],
     ...(input === undefined ? {} : { input }),
   }).trim();
+
+/** CPU seconds (user + system) a process has used so far; 0 if it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = execFileSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" });
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The wireguard-go processes in `netns`. */
+function wireguardGoPids(netns: string): number[] {
+  return sh(["ip", "netns", "pids", netns])
+    .split("\n")
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return execFileSync("cat", [`/proc/${pid}/comm`], { encoding: "utf8" }).trim() === "wireguard-go";
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** CPU seconds per process group over `run`, per GiB moved. */
+function cpuDuring(
+  groups: Record<string, number[]>,
+  run: () => number,
+): { mbps: number; cpu: Record<string, number> } {
+  const before = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.map(cpuSeconds)]));
+  const mbps = run();
+  const gib = mib / 1024;
+  const cpu = Object.fromEntries(
+    Object.entries(groups).map(([k, pids]) => [
+      k,
+      pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - before[k]![i]!, 0) / gib,
+    ]),
+  );
+  return { mbps, cpu };
+}
 
 const BARE = ["ambench-a", "ambench-b"] as const;
 
@@ -172,39 +217,69 @@ function bareUp(): string {
 }
 
 async function throughput(): Promise<string> {
-  const rows: Array<{ path: string; s: Stats }> = [];
+  const rows: Array<{ path: string; s: Stats; cpu: Record<string, number> }> = [];
+  const medianCpu = (runs: Array<Record<string, number>>) =>
+    Object.fromEntries(Object.keys(runs[0]!).map((k) => [k, stats(runs.map((r) => r[k]!)).median]));
   log(`bare wireguard-go between two namespaces: ${trials} × ${mib} MiB`);
   try {
     const ip = bareUp();
-    const samples: number[] = [];
-    for (let t = 0; t < trials; t++) samples.push(transfer(BARE[1], ip, BARE[0]));
-    rows.push({ path: "bare wireguard-go", s: stats(samples) });
+    const groups = { "wireguard-go": BARE.flatMap(wireguardGoPids) };
+    const runs = Array.from({ length: trials }, () =>
+      cpuDuring(groups, () => transfer(BARE[1], ip, BARE[0])),
+    );
+    rows.push({
+      path: "bare wireguard-go",
+      s: stats(runs.map((r) => r.mbps)),
+      cpu: medianCpu(runs.map((r) => r.cpu)),
+    });
   } finally {
     bareDown();
   }
   for (const path of ["udp", "gateway"] as const) {
     log(`a 2-node devnet with --transport ${path}: ${trials} × ${mib} MiB`);
-    await devnetUp({ nodes: 2, timeoutMs: 240_000, progress: log, transport: path, indexer: false });
+    if (values["cpu-prof"] !== undefined)
+      process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], path)}`;
+    try {
+      await devnetUp({ nodes: 2, timeoutMs: 240_000, progress: log, transport: path, indexer: false });
+    } finally {
+      delete process.env.NODE_OPTIONS;
+    }
     try {
       const state = (await readState())!;
       const status = await devnetStatus(state);
       for (const n of status.nodes)
         if (n.transports[path] !== 1) throw new Error(`${n.name} is on ${JSON.stringify(n.transports)}`);
       const [client, server] = status.nodes as [(typeof status.nodes)[0], (typeof status.nodes)[0]];
-      const samples: number[] = [];
-      for (let t = 0; t < trials; t++) samples.push(transfer(server.netns, server.meshIp!, client.netns));
-      rows.push({ path: path === "udp" ? "mesh, direct UDP" : "mesh, gateway bridge", s: stats(samples) });
+      const groups: Record<string, number[]> = {
+        "wireguard-go": status.nodes.flatMap((n) => wireguardGoPids(n.netns)),
+        sidecars: state.nodes.map((n) => n.sidecarPid),
+        ...(path === "gateway" && state.gatewayPid !== undefined
+          ? { "devnet gateway": [state.gatewayPid] }
+          : {}),
+      };
+      const runs = Array.from({ length: trials }, () =>
+        cpuDuring(groups, () => transfer(server.netns, server.meshIp!, client.netns)),
+      );
+      rows.push({
+        path: path === "udp" ? "mesh, direct UDP" : "mesh, gateway bridge",
+        s: stats(runs.map((r) => r.mbps)),
+        cpu: medianCpu(runs.map((r) => r.cpu)),
+      });
     } finally {
       await devnetDown(log);
     }
   }
   const [bare, direct, gateway] = rows.map((r) => r.s) as [Stats, Stats, Stats];
   return [
-    `| path | trials × MiB | median Mbit/s | min | max | samples |`,
-    `|---|---:|---:|---:|---:|---|`,
+    "| path | trials × MiB | median Mbit/s | min | max | samples | CPU s per GiB moved (median) |",
+    "|---|---:|---:|---:|---:|---|---|",
     ...rows.map(
       (r) =>
-        `| ${r.path} | ${trials} × ${mib} | ${r.s.median.toFixed(0)} | ${r.s.min.toFixed(0)} | ${r.s.max.toFixed(0)} | ${r.s.samples.map((x) => x.toFixed(0)).join(", ")} |`,
+        `| ${r.path} | ${trials} × ${mib} | ${r.s.median.toFixed(0)} | ${r.s.min.toFixed(0)} | ${r.s.max.toFixed(0)} | ${r.s.samples.map((x) => x.toFixed(0)).join(", ")} | ${Object.entries(
+          r.cpu,
+        )
+          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+          .join(", ")} |`,
     ),
     "",
     `direct / bare wireguard-go = ${(direct.median / bare.median).toFixed(2)} (goal ≥ 0.90); gateway / direct = ${(gateway.median / direct.median).toFixed(2)} (goal ≥ 0.70)`,

@@ -175,6 +175,17 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       },
       "keys derived; every dstack key chain verified",
     );
+    // The interface (wireguard-go starts in about a second) comes up while this node registers, so
+    // peers can handshake the moment it has its address and its peers; `up` retries if this fails.
+    backend
+      .prepare?.({
+        name: config.wgInterface,
+        privateKey: keys.wireguard.privateKey.reveal(),
+        listenPort: config.wgListenPort,
+      })
+      .catch((error: unknown) =>
+        logger.warn({ err: error }, "cannot prepare the WireGuard interface ahead of registration"),
+      );
 
     const connected = await retry("connecting to the chain", () =>
       connectChain({
