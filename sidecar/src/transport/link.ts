@@ -7,10 +7,8 @@
 // while no stream can take a datagram it waits in a short queue that drops its oldest entries (and
 // anything older than a few seconds), so a peer that is gone costs a fixed amount of memory and
 // never holds up any other peer. A new outbound stream carries datagrams only once the peer accepted
-// its hello (the ingress answers with an empty frame): until then they stay queued, so a stream the
-// peer refuses (it does not know this node yet, during a join or a path switch) loses none of them,
-// and the next stream delivers them, WireGuard's first handshake initiation included, instead of
-// WireGuard retrying only after 5 s.
+// its hello (the ingress answers with an empty frame), so nothing is written into a stream the peer
+// refuses; what waited for a refused stream is dropped (see onClose), and WireGuard retries.
 import { randomBytes } from "node:crypto";
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -254,9 +252,14 @@ export function createLink(options: LinkOptions): Link {
         outbound = undefined;
         if (closed) return;
         if (state === "hello") {
-          // Refused (or cut) before the peer accepted the hello: nothing was sent on it, the queue
-          // waits for the next stream, and repeated refusals back off like failed connections.
-          failed(`the peer closed the stream before accepting the hello: ${reason}`, "info");
+          // Refused (or cut) before the peer accepted the hello: the peer does not know this node (yet).
+          // What waited for this stream is dropped, not held for the next one: WireGuard retries on its
+          // own, and a stale handshake initiation delivered late would cross the one the peer sends
+          // when it adds this node, which makes both sides drop both and wait 5 s for a retry.
+          counters.dropped += queue.length;
+          queue.length = 0;
+          log.info({ reason }, "the peer refused the gateway stream before accepting its hello");
+          retryLater();
           return;
         }
         log.info({ reason }, "gateway stream closed");
@@ -268,11 +271,11 @@ export function createLink(options: LinkOptions): Link {
     state = "hello";
   }
 
-  function failed(why: string, level: "warn" | "info" = "warn"): void {
+  function failed(why: string): void {
     counters.connectFailures += 1;
     // The first failure and then every tenth: a peer that is gone for long must not flood the log.
     if (attempts % 10 === 0) {
-      log[level](
+      log.warn(
         { attempt: attempts + 1, reason: why, sni: target.serverName },
         "cannot open the gateway stream",
       );
