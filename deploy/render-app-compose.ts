@@ -80,6 +80,7 @@ export const TARGETS: readonly Target[] = [
         "ATTESTMESH_GAS_KEY",
         "ATTESTMESH_PAYMASTER_URL",
         "ATTESTMESH_RPC_URL",
+        "ATTESTMESH_RPC_URLS",
         "PEER_ENDPOINTS_JSON",
       ],
     },
@@ -130,6 +131,12 @@ export function placeholders(composeYaml: string): string[] {
   if (/\bghcr\.io\/your-org\//.test(composeYaml)) found.push("an image is still under ghcr.io/your-org/");
   if (/ATTESTMESH_(?:INDEXER_)?CLUSTERS?:\s*"?0x0{40}\b/.test(composeYaml))
     found.push("the cluster (ATTESTMESH_CLUSTER or ATTESTMESH_INDEXER_CLUSTERS) is the zero address");
+  for (const key of ["cluster", "member_app_implementation"]) {
+    if (new RegExp(`^\\s+${key}:\\s*"0x0{40}"`, "m").test(composeYaml))
+      found.push(`x-attestmesh.${key} is the zero address`);
+  }
+  if (/^\s+kms_roots:.*"0x0{40}"/m.test(composeYaml))
+    found.push("x-attestmesh.kms_roots holds the zero address");
   return found;
 }
 

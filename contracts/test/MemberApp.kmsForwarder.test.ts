@@ -63,7 +63,7 @@ async function send(fx: ClusterFixture, write: Promise<Hex>) {
 }
 
 describe("dstack's KMS path to a member app", async () => {
-  const fx = await setupCluster();
+  const fx = await setupCluster({ openPolicy: false });
   const owner = fx.owner;
   const [ownerWallet, , strangerWallet] = await fx.viem.getWalletClients();
   const deployedKms = await fx.viem.deployContract("DstackKmsForwarder");

@@ -5,7 +5,10 @@
 // registered, (c) a reconcile when nothing changed. Fails if the sidecar's peers ever differ from the
 // registered members.
 //
-//   node devnet/bench/reconcile-scale.ts [--members 1000] [--repeats 5]     (from the repository root)
+//   node devnet/bench/reconcile-scale.ts [--members 1000] [--repeats 5] [--providers 3]   (from the root)
+//
+// --providers n gives the sidecar n RPC providers (each its own counted transport over the same chain),
+// so the quorum's cost shows: every deciding read agrees on a block across them (quorum: a majority).
 //
 // CPU is process-wide (`process.cpuUsage()`, user + system), so it includes the in-process chain
 // answering the sidecar's calls; "main thread" (`process.threadCpuUsage()`) is the JavaScript thread
@@ -44,8 +47,13 @@ import {
 import { createSimulatedCvm } from "../src/dstack-sim/simulator.ts";
 
 const { values } = parseArgs({
-  options: { members: { type: "string", default: "1000" }, repeats: { type: "string", default: "5" } },
+  options: {
+    members: { type: "string", default: "1000" },
+    repeats: { type: "string", default: "5" },
+    providers: { type: "string", default: "1" },
+  },
 });
+const providerCount = positiveInteger("--providers", values.providers);
 const memberCount = positiveInteger("--members", values.members);
 const repeats = positiveInteger("--repeats", values.repeats);
 
@@ -220,7 +228,7 @@ async function registerNodes(chain: Chain, nodes: readonly SimulatedNode[]): Pro
         data: encodeFunctionData({
           abi: clusterAbi,
           functionName: "register",
-          args: [node.proof, node.wireguardKey, node.identityKey, signatures[i]!],
+          args: [node.proof, node.wireguardKey, node.identityKey, node.claims, signatures[i]!],
         }),
         gas: REGISTER_GAS,
       };
@@ -250,9 +258,12 @@ async function startProbe(chain: Chain, appId: Address): Promise<Probe> {
   const { fx } = chain;
   const trace: TraceEvent[] = [];
   const backend = createMemoryBackend();
-  const transport = tracingTransport(custom(fx.connection.provider, { retryCount: 0 }), (call) => {
-    trace.push({ kind: "rpc", call, sample: sample() });
-  });
+  const providers = Array.from({ length: providerCount }, (_, i) => ({
+    origin: `provider-${i}`,
+    transport: tracingTransport(custom(fx.connection.provider, { retryCount: 0 }), (call) => {
+      trace.push({ kind: "rpc", call, sample: sample() });
+    }),
+  }));
   const config = parseConfig({
     // Unused: the transport is injected. Required by the parser.
     ATTESTMESH_RPC_URL: "http://127.0.0.1:1",
@@ -272,7 +283,7 @@ async function startProbe(chain: Chain, appId: Address): Promise<Probe> {
     logger: createLogger({ level: "silent" }),
     keySource,
     backend,
-    transport,
+    providers,
   });
   onPassEnd(sidecar.metrics, (outcome) => {
     trace.push({ kind: "pass", outcome, sample: sample(), wgOperations: backend.operations.length });
@@ -349,8 +360,13 @@ function initialLoad(probe: Probe): { boot: Measurement; pass: Measurement; boot
   const end = trace.findIndex((e) => e.kind === "pass");
   const last = trace[end];
   if (last?.kind !== "pass") throw new Error("no reconcile pass was recorded");
-  // A pass starts with the follower's eth_blockNumber; nothing else in it reads the head.
-  const begin = trace.findLastIndex((e, i) => i < end && e.kind === "rpc" && e.call === "eth_blockNumber");
+  // A pass starts with the follower's eth_blockNumber (one per provider); nothing else in it reads the head.
+  let begin = trace.findLastIndex((e, i) => i < end && e.kind === "rpc" && e.call === "eth_blockNumber");
+  while (begin > 0) {
+    const previous = trace[begin - 1];
+    if (previous?.kind !== "rpc" || previous.call !== "eth_blockNumber") break;
+    begin -= 1;
+  }
   const first = trace[begin];
   if (first === undefined) throw new Error("the first pass did not start with eth_blockNumber");
   const wg = wgKinds(backend, 0, last.wgOperations);
@@ -510,7 +526,7 @@ async function main(): Promise<void> {
   const first = fullLoads[0]!;
   const restarts = fullLoads.slice(1);
   const lines = [
-    `## Reconcile at scale: ${number(memberCount)} members, one sidecar`,
+    `## Reconcile at scale: ${number(memberCount)} members, one sidecar, ${providerCount} RPC provider(s)`,
     "",
     `In-process Hardhat chain (EDR, chain type op), memory WireGuard backend, confirmations 0, wake-driven reconciles. Times in ms: median (min–max) of the runs; CPU = \`process.cpuUsage()\` user+system (includes the in-process chain), main thread = \`process.threadCpuUsage()\`.`,
     "",

@@ -10,6 +10,7 @@ import type { NodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { encodeFunctionData, http } from "viem";
 import { createBundlerClient, createPaymasterClient } from "viem/account-abstraction";
 import { privateKeyToAccount, signTypedData } from "viem/accounts";
+import { SIMULATED_CLAIMS } from "../../test/helpers/cluster.ts";
 import { setupSponsorship } from "../../test/helpers/sponsorship.ts";
 
 const runsArg = process.argv.indexOf("--runs");
@@ -35,10 +36,17 @@ try {
         appId: keys.appId,
         wireguardKey: keys.wireguard.publicKey,
         identityKey: keys.identity.publicKey,
+        ...SIMULATED_CLAIMS,
         nonce: 0n,
       },
     });
-    return [keys.member.proof, keys.wireguard.publicKey, keys.identity.publicKey, signature] as const;
+    return [
+      keys.member.proof,
+      keys.wireguard.publicKey,
+      keys.identity.publicKey,
+      SIMULATED_CLAIMS,
+      signature,
+    ] as const;
   }
 
   async function leaveCall(keys: NodeKeys, memberId: bigint) {

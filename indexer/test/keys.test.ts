@@ -32,7 +32,11 @@ function source(
   const quotedFor: Uint8Array[] = [];
   return {
     quotedFor,
-    info: async () => ({ appId: APP_ID, composeHash: COMPOSE_HASH }),
+    info: async () => ({
+      appId: APP_ID,
+      composeHash: COMPOSE_HASH,
+      deviceId: `0x${"11".repeat(32)}` as const,
+    }),
     getKey: async (path, purpose, algorithm) => {
       const derived = cvm.getKey(path, purpose, algorithm);
       return { key: derived.key, signatureChain: derived.signatureChain.map(mangle) };

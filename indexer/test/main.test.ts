@@ -113,6 +113,8 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
     other = clusterContract(otherCluster);
     const outsiderNode = simulatedNode(fx.kmsRoot);
     await mined(other.write.addAppId([outsiderNode.appId]));
+    await mined(other.write.addComposeHash([outsiderNode.claims.composeHash]));
+    await mined(other.write.setAllowAnyDevice([true]));
     const nonce = await other.read.registrationNonce([outsiderNode.appId]);
     const signature = await outsiderNode.memberAccount.signTypedData({
       domain: memberDomain(fx.chainId, otherCluster),
@@ -122,6 +124,7 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
         appId: outsiderNode.appId,
         wireguardKey: outsiderNode.wireguardKey,
         identityKey: outsiderNode.identityKey,
+        ...outsiderNode.claims,
         nonce,
       },
     });
@@ -130,6 +133,7 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
         outsiderNode.proof,
         outsiderNode.wireguardKey,
         outsiderNode.identityKey,
+        outsiderNode.claims,
         signature,
       ]),
     );

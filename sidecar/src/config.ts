@@ -1,6 +1,8 @@
 // The sidecar's configuration: environment variables only, each parsed once at start. A bad value
 // stops the sidecar with one error that names every offending variable, what is wrong with its
 // value and how to fix it. `CONFIG_DOCS` is the same table, for the README.
+
+import { DEFAULT_PCCS_URL } from "@attestmesh/shared/attestation/collateral.ts";
 import {
   absolutePath,
   address,
@@ -22,7 +24,7 @@ import {
   parseEnv,
   privateKey,
 } from "@attestmesh/shared/service/env.ts";
-import { LOG_LEVELS, type LogLevel, loggableConfig } from "@attestmesh/shared/service/log.ts";
+import { LOG_LEVELS, type LogLevel, loggableConfig, redactUrl } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
 import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 import type { Secret } from "./secret.ts";
@@ -33,7 +35,12 @@ export type WgMode = (typeof WG_MODES)[number];
 export type { ConfigDoc, ConfigProblem, Env } from "@attestmesh/shared/service/env.ts";
 
 export interface SidecarConfig {
-  readonly rpcUrl: string;
+  /** One provider URL with credentials (kept for one-provider setups); must be a pinned host. */
+  readonly rpcUrl: string | undefined;
+  /** Provider URLs with credentials (API keys); each must be a host the attested compose pins. */
+  readonly rpcUrls: readonly string[] | undefined;
+  /** Providers that must agree on a read; undefined: a majority of the pinned providers. */
+  readonly rpcQuorum: number | undefined;
   readonly cluster: Address;
   /** When set, the RPC's chain id must equal it. */
   readonly chainId: number | undefined;
@@ -76,6 +83,8 @@ export interface SidecarConfig {
   /** Percent of indexer pushes whose repro stub is run against our own RPC. */
   readonly indexerReproPercent: number;
   readonly indexerLagMs: number;
+  /** PCCS that serves Intel's collateral for verifying TDX quotes. */
+  readonly pccsUrl: string;
   /** Directory for the message cursor; undefined keeps it in memory only. */
   readonly stateDir: string | undefined;
   /** Unix socket of the application API; undefined turns the API off. */
@@ -83,6 +92,8 @@ export interface SidecarConfig {
   /** Group name or gid that may use the API socket (mode 0660); undefined means 0600. */
   readonly apiSocketGroup: string | undefined;
   readonly apiQueueLength: number;
+  readonly inboxMaxMessages: number;
+  readonly indexerSubscriptions: number;
   readonly messagesStartBlock: number | undefined;
   /** UDP port of heartbeats and CSK requests on every member's mesh IP. */
   readonly meshPort: number;
@@ -135,6 +146,11 @@ function hostPort(text: string): { host: string; port: number } {
   return { host: match[1] ?? match[2]!, port };
 }
 
+function urlList(text: string): readonly string[] {
+  if (text.trim() === "") return [];
+  return text.split(",").map((entry) => httpUrl(entry.trim()));
+}
+
 function groupName(text: string): string {
   if (!/^(\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(text)) {
     throw new Problem(
@@ -148,9 +164,21 @@ function groupName(text: string): string {
 const VARIABLES: EnvTable<SidecarConfig> = {
   rpcUrl: {
     name: "ATTESTMESH_RPC_URL",
-    required: true,
-    description: "JSON-RPC endpoint of the chain that holds the cluster (http or https).",
+    description:
+      "One RPC provider URL with its credentials (API key in the path or query). Its host must be one the attested compose pins (x-attestmesh.rpc_providers); any other host stops the sidecar at start.",
     parse: httpUrl,
+  },
+  rpcUrls: {
+    name: "ATTESTMESH_RPC_URLS",
+    description:
+      "Comma-separated RPC provider URLs with credentials, at most one per pinned host; each host must be one the attested compose pins (x-attestmesh.rpc_providers), any other stops the sidecar at start. Pinned hosts without an entry are called without credentials.",
+    parse: urlList,
+  },
+  rpcQuorum: {
+    name: "ATTESTMESH_RPC_QUORUM",
+    description:
+      "How many pinned RPC providers must return the same answer, at the same block hash, before a read that decides membership, epochs or messages counts; default a majority. At least a majority, at most the number of pinned providers.",
+    parse: integer(1, 16),
   },
   cluster: {
     name: "ATTESTMESH_CLUSTER",
@@ -325,6 +353,13 @@ const VARIABLES: EnvTable<SidecarConfig> = {
       "Percent of indexer pushes whose repro stub (eth_getLogs) is run against our own RPC before the wake-up; a push that does not reproduce tears the subscription down.",
     parse: integer(0, 100, " %"),
   },
+  indexerSubscriptions: {
+    name: "ATTESTMESH_INDEXER_SUBSCRIPTIONS",
+    default: "2",
+    description:
+      "How many of the registry's indexers (the oldest registered first) to subscribe to at once; a verified push from any of them is a wake-up, and each one's lag is flagged on its own.",
+    parse: integer(1, 8),
+  },
   indexerLagMs: {
     name: "ATTESTMESH_INDEXER_LAG_MS",
     default: "30000",
@@ -332,10 +367,17 @@ const VARIABLES: EnvTable<SidecarConfig> = {
       "A log polling saw but no verified push named within this long flags the indexer as lagging.",
     parse: integer(100, 3_600_000, " ms"),
   },
+  pccsUrl: {
+    name: "ATTESTMESH_PCCS_URL",
+    default: DEFAULT_PCCS_URL,
+    description:
+      "PCCS serving Intel's collateral (TCB info, QE identity, CRLs) for verifying TDX quotes (the indexer's, peers'); cached per platform until its nextUpdate.",
+    parse: httpUrl,
+  },
   stateDir: {
     name: "ATTESTMESH_STATE_DIR",
     description:
-      "Directory for the sealed-message log cursor (no secrets), so a restarted node replays messages it missed; unset keeps the cursor in memory.",
+      "Directory for the sealed-message log cursor and the application's message inbox (SQLite: received messages until the application acknowledges them; no key, never the CSK), so a restarted node replays what it missed and redelivers what the application had not acknowledged; unset keeps both in memory.",
     parse: absolutePath,
   },
   apiSocket: {
@@ -354,8 +396,15 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_API_QUEUE_LENGTH",
     default: "256",
     description:
-      "Items each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many.",
+      "Peer events each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many (the message stream reads the inbox and loses nothing).",
     parse: integer(1, 100_000),
+  },
+  inboxMaxMessages: {
+    name: "ATTESTMESH_INBOX_MAX_MESSAGES",
+    default: "10000",
+    description:
+      "Received messages the inbox holds unacknowledged; when it is full, new messages wait on the chain (the message cursor stops) until the application acknowledges some.",
+    parse: integer(1, 1_000_000),
   },
   messagesStartBlock: {
     name: "ATTESTMESH_MESSAGES_START_BLOCK",
@@ -447,5 +496,8 @@ function crossChecks(values: Partial<SidecarConfig>): ConfigProblem[] {
 
 /** The configuration as it may be logged: URLs as scheme and host, the gas key only as whether it is set. */
 export function describeConfig(config: SidecarConfig): Record<string, unknown> {
-  return loggableConfig(config);
+  return {
+    ...loggableConfig(config),
+    rpcUrls: config.rpcUrls === undefined ? "unset" : config.rpcUrls.map((url) => redactUrl(url)),
+  };
 }

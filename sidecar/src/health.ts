@@ -1,8 +1,11 @@
 // GET /healthz: the sidecar's status as JSON, HTTP 200 only in the `healthy` phase, 503 otherwise.
 // GET /metrics: Prometheus text. Nothing secret is ever part of either.
+// GET /attestation?nonce=…: this member's fresh attestation (attestation.ts), when one is wired in.
+
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { listenHttp } from "@attestmesh/shared/service/listen.ts";
 import type { Registry } from "prom-client";
+import type { AttestationHandler } from "./attestation.ts";
 import type { Logger } from "./log.ts";
 import type { SidecarStatus } from "./status.ts";
 import type { PeerTransportReport } from "./transport/peers.ts";
@@ -78,6 +81,15 @@ export interface HealthReport {
   /** True only while a verified indexer subscription is up. */
   readonly indexerSubscribed: boolean;
   readonly lastVerifiedPushBlock: string | null;
+  /** Each indexer subscribed to, with its own lag flag. */
+  readonly indexers: ReadonlyArray<{
+    readonly endpoint: string;
+    readonly signingKey: string;
+    readonly subscribed: boolean;
+    readonly lastVerifiedPushBlock: string | null;
+    readonly lateLogs: number;
+    readonly lagging: boolean;
+  }>;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -139,6 +151,14 @@ export function healthReport(status: SidecarStatus): HealthReport {
         : { code: status.lastError.code, message: status.lastError.message, at: iso(status.lastError.at) },
     indexerSubscribed: status.indexerSubscribed,
     lastVerifiedPushBlock: status.lastVerifiedPushBlock?.toString() ?? null,
+    indexers: status.indexers.map((i) => ({
+      endpoint: i.endpoint,
+      signingKey: i.signingKey,
+      subscribed: i.subscribed,
+      lastVerifiedPushBlock: i.lastVerifiedPushBlock?.toString() ?? null,
+      lateLogs: i.lateLogs,
+      lagging: i.lagging,
+    })),
   };
 }
 
@@ -180,11 +200,19 @@ export async function startHealthServer(options: {
   readonly status: () => SidecarStatus;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** GET /attestation (attestation.ts); absent, the path is not served. */
+  readonly attestation?: AttestationHandler;
 }): Promise<HealthServer> {
   const { logger } = options;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
+    if (path === "/attestation" && options.attestation !== undefined && req.method === "GET") {
+      const answer = await options.attestation(url);
+      res.writeHead(answer.status, answer.headers).end(answer.body);
+      return;
+    }
     if (path !== "/healthz" && path !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz or /metrics\n");
       return;

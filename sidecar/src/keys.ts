@@ -6,10 +6,12 @@ import { compressedToAddress } from "@attestmesh/shared/dstack/verify.ts";
 import { IDENTITY_KEY, type KeySpec, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import {
   createDstackAgent,
+  createDstackV0Agent,
   type KeySource,
   proveKey,
   requireEd25519Chain,
 } from "@attestmesh/shared/service/dstack.ts";
+import { type PinnedSettings, readPinnedSettings } from "@attestmesh/shared/service/pinned.ts";
 import { type Address, bytesToHex, type Hex } from "viem";
 import { fatalError } from "./errors.ts";
 import { type Secret, secret } from "./secret.ts";
@@ -66,6 +68,11 @@ export interface NodeKeys {
  */
 export function createDstackKeySource(endpoint: string | undefined): KeySource {
   return createDstackAgent(endpoint);
+}
+
+/** The values pinned in the attested compose, from the compose document the guest agent returns. */
+export async function readPinnedFromGuestAgent(endpoint: string | undefined): Promise<PinnedSettings> {
+  return readPinnedSettings(await createDstackV0Agent(endpoint).appCompose());
 }
 
 /**

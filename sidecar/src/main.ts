@@ -2,15 +2,31 @@
 // then keep WireGuard equal to the chain's membership until shutdown. `startSidecar` wires one
 // instance from a config and optional dependencies (tests run several in one process); `main` is the
 // process entry point behind `attestmesh-sidecar`.
+import { pccsCollateral } from "@attestmesh/shared/attestation/collateral.ts";
+import type { MemberClaims } from "@attestmesh/shared/attestation/document.ts";
+import { createDstackEvidenceSource, type EvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
+import {
+  type PinnedSettings,
+  type PinnedTrust,
+  refuseEnvironmentOverride,
+  requireTrustPins,
+} from "@attestmesh/shared/service/pinned.ts";
+import { majority, resolveRpcProviders } from "@attestmesh/shared/service/rpcProviders.ts";
 import { bytesToHex, http, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type AppApi, startAppApi } from "./api/app.ts";
 import type { PeerLiveness } from "./api/providers.ts";
+import { createAttestationHandler } from "./attestation.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
+import { createMemberCertifier, type MemberCertifier } from "./certs/certifier.ts";
+import { createCertifiedFollower } from "./certs/follower.ts";
+import { createChainCertificateSource } from "./certs/source.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
+import { readIndexerRecords } from "./chain/indexerRecord.ts";
+import type { RpcEndpoint } from "./chain/reads.ts";
 import { selectClusterWriter } from "./chain/selectWriter.ts";
 import { countingTransport } from "./chain/transport.ts";
 import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./config.ts";
@@ -20,7 +36,8 @@ import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
 import { startIntake } from "./intake/intake.ts";
-import { createDstackKeySource, deriveNodeKeys, type KeySource } from "./keys.ts";
+import { createIndexerQuoteCheck } from "./intake/quote.ts";
+import { createDstackKeySource, deriveNodeKeys, type KeySource, readPinnedFromGuestAgent } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMembershipCycle } from "./membership.ts";
 import { createMeshLayer } from "./mesh/layer.ts";
@@ -28,10 +45,11 @@ import { createMeshMetrics } from "./mesh/metrics.ts";
 import { sodiumReady, x25519FromEd25519Seed } from "./messages/sealedBox.ts";
 import { startMessaging } from "./messages/service.ts";
 import { createMetrics, type SidecarMetrics } from "./metrics.ts";
+import type { Member } from "./model/member.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
-import { ensureRegistered } from "./register.ts";
+import { ensureRegistered, readRuntimeClaims } from "./register.ts";
 import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
 import { createStatusStore, type SidecarStatus } from "./status.ts";
 import { startTransport } from "./transport/start.ts";
@@ -39,15 +57,27 @@ import type { WireGuardBackend } from "./wireguard/backend.ts";
 import { createMemoryBackend } from "./wireguard/memory.ts";
 import { createWgBackend } from "./wireguard/wg.ts";
 
+/** GET /attestation answers at most this many requests a minute (each one is a fresh quote). */
+const ATTESTATIONS_PER_MINUTE = 10;
+
 /** Everything `startSidecar` would otherwise build from the config; tests pass fakes or shared instances. */
 export interface SidecarDeps {
   readonly logger?: Logger;
   /** dstack GetKey/Info; default the dstack SDK client on `config.dstackEndpoint`. */
   readonly keySource?: KeySource;
+  /** Quotes for GET /attestation; default the guest agent on the pinned guest API. */
+  readonly evidenceSource?: EvidenceSource;
   /** Default from `config.wgMode`: the in-memory backend for "memory", else wg(8). */
   readonly backend?: WireGuardBackend;
-  /** JSON-RPC transport; default `http(config.rpcUrl)`. Every call through it is counted in metrics. */
+  /**
+   * One JSON-RPC transport instead of the pinned providers (tests with a single chain): a quorum of one.
+   * Every call through it is counted in metrics.
+   */
   readonly transport?: Transport;
+  /** RPC providers instead of the pinned ones (tests: a lying proxy beside honest ones); counted too. */
+  readonly providers?: readonly RpcEndpoint[];
+  /** The values pinned in the attested compose; default read from the guest agent's Info. */
+  readonly pinned?: PinnedSettings;
   /** The shutdown registry to join; default a new one (`stop()` runs it). */
   readonly shutdown?: Shutdown;
   /** Random source for backoff jitter, in [0, 1). */
@@ -60,6 +90,8 @@ export interface SidecarDeps {
   readonly csk?: CskHolder;
   /** Which key a CSK request is answered with; default the held key (tests play a malicious member). */
   readonly cskServePolicy?: CskServePolicy;
+  /** The trust values pinned in the attested compose; default read from the guest agent's Info. */
+  readonly trust?: PinnedTrust;
 }
 
 export interface Sidecar {
@@ -75,6 +107,8 @@ export interface Sidecar {
   readonly csk: CskHolder;
   /** Heartbeat liveness of every peer, convergence, and peer events (for the application API). */
   readonly peers: PeerTable;
+  /** Member certificates verified so far (undefined until the chain is connected). */
+  certifier(): MemberCertifier | undefined;
   /** Reconcile now (e.g. on an indexer push); resolves when a pass that started after the call finished. */
   wake(reason?: string): Promise<void>;
   /** Shuts down (loops, health server, WireGuard interface); resolves true when everything closed in time. */
@@ -92,10 +126,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const status = createStatusStore({ logger, onPhase: (phase) => metrics.setPhase(phase) });
   const backend = deps.backend ?? defaultBackend(config, logger);
   const keySource = deps.keySource ?? createDstackKeySource(config.dstackEndpoint);
-  const transport = countingTransport(
-    deps.transport ?? http(config.rpcUrl, { timeout: 15_000, retryCount: 2 }),
-    (method) => metrics.rpcCalls.inc({ method }),
-  );
+  const counted = (transport: Transport) =>
+    countingTransport(transport, (method) => metrics.rpcCalls.inc({ method }));
   const backoff = (maxMs: number): BackoffOptions => ({
     initialMs: Math.min(deps.initialBackoffMs ?? 1000, maxMs),
     maxMs,
@@ -107,9 +139,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     metrics: createMeshMetrics(metrics.registry),
     logger,
     ...(deps.cskServePolicy === undefined ? {} : { servePolicy: deps.cskServePolicy }),
+    guardPort: (meshIp, port) => backend.guardPort(meshIp, port),
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
 
+  /** Who this member is on chain, for GET /attestation; set once keys and a member id exist. */
+  let attestationClaims: () => MemberClaims | undefined = () => undefined;
   let health: HealthServer;
   try {
     health = await startHealthServer({
@@ -118,6 +153,13 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       status: status.get,
       registry: metrics.registry,
       logger,
+      attestation: createAttestationHandler({
+        source: deps.evidenceSource ?? createDstackEvidenceSource(config.dstackEndpoint),
+        claims: () => attestationClaims(),
+        limit: ATTESTATIONS_PER_MINUTE,
+        windowMs: 60_000,
+        logger,
+      }),
     });
   } catch (cause) {
     throw fatalError(
@@ -135,6 +177,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       socketPath: config.apiSocket,
       socketGroup: config.apiSocketGroup,
       queueLength: config.apiQueueLength,
+      stateDir: config.stateDir,
+      cluster: config.cluster,
+      inboxMaxMessages: config.inboxMaxMessages,
       status: status.get,
       liveness: deps.peerLiveness ?? meshLayer.peers,
       csk: deps.csk ?? meshLayer.csk,
@@ -152,6 +197,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   shutdown.add("application API", () => api.close());
 
   let wake: (reason?: string) => Promise<void> = async () => {};
+  let certifier: MemberCertifier | undefined;
 
   async function run(): Promise<void> {
     const retry = <T>(what: string, fn: () => Promise<T>) =>
@@ -159,6 +205,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
 
     const keys = await retry("deriving keys through dstack", () => deriveNodeKeys(keySource));
     if (keys === undefined) return;
+    const claims = await retry("reading the compose hash and device id from dstack Info", () =>
+      readRuntimeClaims(keySource),
+    );
+    if (claims === undefined) return;
     status.update({ appId: keys.appId, wireguardPublicKey: keys.wireguard.publicKeyBase64 });
     api.setSelfKeys({
       memberAddress: keys.member.address,
@@ -187,17 +237,56 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         logger.warn({ err: error }, "cannot prepare the WireGuard interface ahead of registration"),
       );
 
+    // Trust decisions rest on the values the attested compose pins, never on the environment. The
+    // compose is read once: the trust values and the RPC providers both come from it.
+    let compose: PinnedSettings | undefined;
+    const pinnedSettings = async (): Promise<PinnedSettings> => {
+      compose ??=
+        deps.pinned ??
+        (await keySource.pinned?.()) ??
+        (await readPinnedFromGuestAgent(config.dstackEndpoint));
+      return compose;
+    };
+    const pinned = await retry("reading the values pinned in the attested compose", async () => {
+      const trust = deps.trust ?? requireTrustPins(await pinnedSettings());
+      refuseEnvironmentOverride(trust, { chainId: config.chainId, cluster: config.cluster });
+      return trust;
+    });
+    if (pinned === undefined) return;
+    logger.info(
+      {
+        chainId: pinned.chainId,
+        cluster: pinned.cluster,
+        memberAppImplementation: pinned.memberAppImplementation,
+        kmsRoots: pinned.kmsRoots,
+      },
+      "trust values pinned in the attested compose",
+    );
+    const rpc = await retry("resolving the pinned RPC providers", () =>
+      rpcEndpoints(config, deps, counted, pinnedSettings),
+    );
+    if (rpc === undefined) return;
+    logger.info(
+      { providers: rpc.endpoints.map((e) => e.origin), quorum: rpc.quorum, chainId: rpc.chainId ?? null },
+      "chain reads are cross-checked across the pinned RPC providers",
+    );
     const connected = await retry("connecting to the chain", () =>
       connectChain({
-        transport,
-        cluster: config.cluster,
-        expectedChainId: config.chainId,
+        endpoints: rpc.endpoints,
+        quorum: rpc.quorum,
+        cluster: pinned.cluster,
+        expectedChainId: pinned.chainId,
         gasKey: config.gasKey,
         pollingIntervalMs: Math.min(config.pollIntervalMs, 1000),
+        logger,
+        observer: {
+          disagreement: (read) => metrics.rpcDisagreements.inc({ read }),
+          providerFailure: (provider) => metrics.rpcProviderFailures.inc({ provider }),
+        },
       }),
     );
     if (connected === undefined) return;
-    const reader = createClusterReader(connected.publicClient, connected.cluster);
+    const reader = createClusterReader(connected.reads, connected.cluster);
     const writer = await retry("setting up the write path", () =>
       selectClusterWriter({ config, chain: connected, keys, logger }),
     );
@@ -221,13 +310,45 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     );
 
     const cycle = createMembershipCycle({ status, logger, signal });
-    const follower = createMembershipFollower({
-      client: chain.publicClient,
-      cluster: chain.cluster,
-      reader,
-      confirmations: config.confirmations,
+    attestationClaims = () => {
+      const memberId = cycle.memberId();
+      if (memberId === undefined) return undefined;
+      return {
+        chainId: chain.chainId,
+        cluster: chain.cluster,
+        memberId: memberId.toString(),
+        memberKey: keys.member.address,
+        wireguardKey: keys.wireguard.publicKey,
+        identityKey: keys.identity.publicKey,
+      };
+    };
+    certifier = createMemberCertifier({
+      pinned,
+      source: createChainCertificateSource({
+        client: chain.publicClient,
+        cluster: chain.cluster,
+        ...(config.messagesStartBlock === undefined ? {} : { fromBlock: BigInt(config.messagesStartBlock) }),
+      }),
       logger,
+      registry: metrics.registry,
     });
+    const memberCertifier = certifier;
+    // Every later stage sees only members whose certificate verified (certs/follower.ts).
+    const follower = createCertifiedFollower(
+      createMembershipFollower({
+        reads: chain.reads,
+        cluster: chain.cluster,
+        reader,
+        confirmations: config.confirmations,
+        logger,
+      }),
+      memberCertifier,
+    );
+    /** A record read outside the view counts only once its certificate verified. */
+    const certified = async (record: Member | undefined): Promise<Member | undefined> =>
+      record !== undefined && record.status === "active" && (await memberCertifier.certify(record)).ok
+        ? record
+        : undefined;
     const peerTransport = await retry("starting the gateway bridge", () =>
       startTransport({
         config,
@@ -278,6 +399,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         signal,
         memberId: cycle.memberId,
         knownMember: (id) => follower.current()?.members.get(id),
+        certified,
         deliver: (message) => api.deliver(message),
       }),
     );
@@ -300,6 +422,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       // Wake-ups only: each verified push triggers this sidecar's own chain reads.
       const intake = startIntake({
         client: chain.publicClient,
+        readIndexerRecords: () => readIndexerRecords(chain.reads, chain.cluster),
         cluster: chain.cluster,
         chainId: chain.chainId,
         memberId: cycle.memberId,
@@ -314,6 +437,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         confirmations: config.confirmations,
         backoff: backoff(30_000),
         registryRetryMs: Math.max(config.pollIntervalMs, 5_000),
+        indexerQuote: createIndexerQuoteCheck({
+          client: chain.publicClient,
+          cluster: chain.cluster,
+          collateral: pccsCollateral({ url: config.pccsUrl }),
+        }),
+        subscriptions: config.indexerSubscriptions,
         ...random(deps),
       });
       shutdown.add("indexer intake", () => intake.stopped);
@@ -327,6 +456,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           reader,
           writer,
           keys,
+          claims,
           confirmations: config.confirmations,
           logger,
           signal,
@@ -339,7 +469,15 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         void loop.wake("registered");
       },
       runMesh: (memberId, membershipSignal) =>
-        meshLayer.runMembership({ memberId, chain, reader, follower, keys, signal: membershipSignal }),
+        meshLayer.runMembership({
+          memberId,
+          chain,
+          reader,
+          follower,
+          certified,
+          keys,
+          signal: membershipSignal,
+        }),
       ended: () => meshLayer.ended(),
     });
   }
@@ -373,10 +511,63 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     status: status.get,
     csk: meshLayer.csk,
     peers: meshLayer.peers,
+    certifier: () => certifier,
     wake: (reason) => wake(reason),
     stop: (reason = "stop requested") => shutdown.shutdown(reason),
     done,
   };
+}
+
+/**
+ * The providers to read the chain from, the quorum and the expected chain id: the hosts and chain id
+ * the attested compose pins, with the credentials the environment adds for them (an unpinned host is
+ * fatal), unless a test injected its own.
+ */
+async function rpcEndpoints(
+  config: SidecarConfig,
+  deps: SidecarDeps,
+  counted: (transport: Transport) => Transport,
+  pinnedSettings: () => Promise<PinnedSettings>,
+): Promise<{ endpoints: RpcEndpoint[]; quorum: number; chainId: number | undefined }> {
+  let endpoints: RpcEndpoint[];
+  let chainId = config.chainId;
+  if (deps.providers !== undefined) {
+    endpoints = deps.providers.map((p) => ({ origin: p.origin, transport: counted(p.transport) }));
+  } else if (deps.transport !== undefined) {
+    endpoints = [{ origin: "injected", transport: counted(deps.transport) }];
+  } else {
+    const pinned = await pinnedSettings();
+    if (pinned.chainId !== undefined) {
+      if (config.chainId !== undefined && config.chainId !== pinned.chainId) {
+        throw fatalError(
+          "ChainIdMismatch",
+          `ATTESTMESH_CHAIN_ID is ${config.chainId} but the attested compose pins chain ${pinned.chainId} (x-attestmesh.chain_id); unset ATTESTMESH_CHAIN_ID.`,
+          { details: { expectedChainId: pinned.chainId, rpcChainId: config.chainId } },
+        );
+      }
+      chainId = pinned.chainId;
+    }
+    const credentials = [...(config.rpcUrl === undefined ? [] : [config.rpcUrl]), ...(config.rpcUrls ?? [])];
+    endpoints = resolveRpcProviders(
+      pinned.rpcProviders ?? [],
+      credentials,
+      "ATTESTMESH_RPC_URLS (or ATTESTMESH_RPC_URL)",
+    ).map((p) => ({
+      origin: p.origin,
+      // No retries of its own: the quorum moves on to another provider instead.
+      transport: counted(http(p.url, { timeout: 10_000, retryCount: 0 })),
+    }));
+  }
+  const n = endpoints.length;
+  const quorum = config.rpcQuorum ?? majority(n);
+  if (quorum < majority(n) || quorum > n) {
+    throw fatalError(
+      "InvalidConfig",
+      `ATTESTMESH_RPC_QUORUM is ${quorum}, but with ${n} pinned RPC provider(s) it must be between ${majority(n)} (a majority, so two quorums cannot disagree) and ${n}.`,
+      { details: { quorum, providers: n } },
+    );
+  }
+  return { endpoints, quorum, chainId };
 }
 
 function random(deps: SidecarDeps): { random?: () => number } {

@@ -8,6 +8,8 @@ export interface SidecarMetrics {
   readonly reconciles: Counter<"outcome">;
   readonly reconcileSeconds: Histogram;
   readonly rpcCalls: Counter<"method">;
+  readonly rpcDisagreements: Counter<"read">;
+  readonly rpcProviderFailures: Counter<"provider">;
   readonly wgOperations: Counter;
   readonly peers: Gauge<"state">;
   readonly droppedRecords: Gauge;
@@ -44,6 +46,18 @@ export function createMetrics(): SidecarMetrics {
       name: "attestmesh_rpc_calls_total",
       help: "JSON-RPC calls made to the chain, by method.",
       labelNames: ["method"] as const,
+      registers,
+    }),
+    rpcDisagreements: new Counter({
+      name: "attestmesh_rpc_disagreements_total",
+      help: "Quorum reads on which RPC providers returned different answers (adversarial: a provider lied or served another chain), by read. The outvoted answer is never acted on.",
+      labelNames: ["read"] as const,
+      registers,
+    }),
+    rpcProviderFailures: new Counter({
+      name: "attestmesh_rpc_provider_failures_total",
+      help: "RPC calls a provider did not answer (down, timeout, rate-limited), by provider origin.",
+      labelNames: ["provider"] as const,
       registers,
     }),
     wgOperations: new Counter({

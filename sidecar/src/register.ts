@@ -20,9 +20,15 @@ import type { ChainContext } from "./chain/client.ts";
 import type { ClusterReader } from "./chain/cluster.ts";
 import type { ClusterWriter } from "./chain/writer.ts";
 import { AttestmeshError, fatalError, retryableError } from "./errors.ts";
-import type { NodeKeys } from "./keys.ts";
+import type { KeySource, NodeKeys } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { sleep } from "./sleep.ts";
+
+/** The compose hash and device id a member states at registration (its guest agent's Info). */
+export interface RuntimeClaims {
+  readonly composeHash: Hex;
+  readonly deviceId: Hex;
+}
 
 export interface Registration {
   readonly memberId: bigint;
@@ -77,6 +83,22 @@ export const REFUSALS: Readonly<Partial<Record<ClusterErrorName, RefusalRule>>> 
   AppIdHasMember: (args, { keys }) => ({
     retryable: false,
     fix: `app id ${keys.appId} already has active member ${String(args[1])} with other keys: another instance of this app is running, or its key paths changed. One app id serves one member; the owner must evict member ${String(args[1])} first`,
+  }),
+  ComposeHashNotAllowed: (args, { chain }) => ({
+    retryable: true,
+    fix: `this node runs compose hash ${String(args[0])}, which cluster ${chain.cluster} does not allow (never added, or withdrawn); the owner must allow it, or the operator must deploy an allowed compose. This node retries until then`,
+  }),
+  DeviceNotAllowed: (args, { chain }) => ({
+    retryable: true,
+    fix: `this node runs on device ${String(args[0])}, which cluster ${chain.cluster} does not allow; the owner must allow the device (or any device), or the operator must move the node. This node retries until then`,
+  }),
+  DeviceIdRevoked: (args) => ({
+    retryable: false,
+    fix: `this node runs on device ${String(args[0])}, revoked${revokedAtText(args[1])}; a revocation is permanent, so run the node on another machine`,
+  }),
+  MemberNotStanding: (args, { chain }) => ({
+    retryable: false,
+    fix: `member ${String(args[0])} is no longer admitted by the policy of cluster ${chain.cluster} (standing ${String(args[1])}: its device was revoked, or its compose hash or KMS root removed); the owner evicts it with \`attestmesh evict --stale\``,
   }),
   ZeroKey: () => ({
     retryable: false,
@@ -142,6 +164,8 @@ export interface RegisterOptions {
   /** Undefined when the node has neither a bundler nor a gas key: it can run but cannot register. */
   readonly writer: ClusterWriter | undefined;
   readonly keys: NodeKeys;
+  /** What this node states at registration: the compose hash and device id its guest agent reports. */
+  readonly claims: RuntimeClaims;
   readonly confirmations: number;
   readonly logger: Logger;
   readonly signal: AbortSignal;
@@ -151,6 +175,22 @@ export interface RegisterOptions {
   readonly receiptTimeoutMs?: number;
   /** Called after every attempt with its outcome code ("registered", "already-member", or a refusal code). */
   readonly onAttempt?: (outcome: string) => void;
+}
+
+/**
+ * The compose hash and device id this node states at registration, from its own guest agent's Info:
+ * a TEE running owner-approved code reports its measurements honestly, and the cluster records them
+ * so that revoking the device or withdrawing the compose reaches this member.
+ */
+export async function readRuntimeClaims(source: KeySource): Promise<RuntimeClaims> {
+  if (source.info === undefined) {
+    throw fatalError(
+      "InfoUnavailable",
+      "the dstack key source cannot read Info (compose hash, device id); a member states both at registration.",
+    );
+  }
+  const { composeHash, deviceId } = await source.info();
+  return { composeHash, deviceId };
 }
 
 /** One attempt: check, sign, simulate, submit, wait. Throws on any refusal. */
@@ -192,13 +232,21 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       appId,
       wireguardKey: keys.wireguard.publicKey,
       identityKey: keys.identity.publicKey,
+      composeHash: options.claims.composeHash,
+      deviceId: options.claims.deviceId,
       nonce,
     },
   });
   const receipt = await writer.submit(
     {
       functionName: "register",
-      args: [keys.member.proof, keys.wireguard.publicKey, keys.identity.publicKey, signature],
+      args: [
+        keys.member.proof,
+        keys.wireguard.publicKey,
+        keys.identity.publicKey,
+        { composeHash: options.claims.composeHash, deviceId: options.claims.deviceId },
+        signature,
+      ],
     },
     { confirmations: Math.max(1, options.confirmations), timeoutMs: options.receiptTimeoutMs ?? 120_000 },
   );

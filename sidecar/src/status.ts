@@ -57,6 +57,18 @@ export interface SidecarStatus {
   readonly indexerSubscribed: boolean;
   /** The block of the last indexer push that passed verification. */
   readonly lastVerifiedPushBlock: bigint | undefined;
+  /** Each indexer subscribed to: whether it is up, its last verified push, its lag. */
+  readonly indexers: readonly IndexerLinkReport[];
+}
+
+/** One indexer subscription, as the intake reports it. */
+export interface IndexerLinkReport {
+  readonly endpoint: string;
+  readonly signingKey: string;
+  readonly subscribed: boolean;
+  readonly lastVerifiedPushBlock: bigint | undefined;
+  readonly lateLogs: number;
+  readonly lagging: boolean;
 }
 
 export interface MeshPeerReport {
@@ -128,6 +140,7 @@ export function createStatusStore(options: {
     meshRunning: false,
     indexerSubscribed: false,
     lastVerifiedPushBlock: undefined,
+    indexers: [],
   };
   options.onPhase?.(status.phase);
   return {

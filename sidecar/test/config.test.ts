@@ -39,6 +39,8 @@ describe("parseConfig", () => {
       { ...config },
       {
         rpcUrl: "http://127.0.0.1:8545",
+        rpcUrls: undefined,
+        rpcQuorum: undefined,
         cluster: CLUSTER,
         chainId: undefined,
         confirmations: 2,
@@ -68,10 +70,13 @@ describe("parseConfig", () => {
         indexerPush: true,
         indexerReproPercent: 10,
         indexerLagMs: 30000,
+        pccsUrl: "https://pccs.phala.network",
+        indexerSubscriptions: 2,
         stateDir: undefined,
         apiSocket: undefined,
         apiSocketGroup: undefined,
         apiQueueLength: 256,
+        inboxMaxMessages: 10000,
         messagesStartBlock: undefined,
         meshPort: 51821,
         heartbeatIntervalMs: 2000,
@@ -132,10 +137,12 @@ describe("parseConfig", () => {
       ATTESTMESH_INDEXER: "off",
       ATTESTMESH_INDEXER_REPRO_PERCENT: "100",
       ATTESTMESH_INDEXER_LAG_MS: "5000",
+      ATTESTMESH_INDEXER_SUBSCRIPTIONS: "3",
       ATTESTMESH_STATE_DIR: "/var/lib/attestmesh",
       ATTESTMESH_API_SOCKET: "/run/attestmesh/api.sock",
       ATTESTMESH_API_SOCKET_GROUP: "app",
       ATTESTMESH_API_QUEUE_LENGTH: "16",
+      ATTESTMESH_INBOX_MAX_MESSAGES: "50",
       ATTESTMESH_MESSAGES_START_BLOCK: "0",
     });
     assert.equal(config.cluster, CLUSTER, "addresses are checksummed");
@@ -157,10 +164,12 @@ describe("parseConfig", () => {
     assert.equal(config.indexerPush, false);
     assert.equal(config.indexerReproPercent, 100);
     assert.equal(config.indexerLagMs, 5000);
+    assert.equal(config.indexerSubscriptions, 3);
     assert.equal(config.stateDir, "/var/lib/attestmesh");
     assert.equal(config.apiSocket, "/run/attestmesh/api.sock");
     assert.equal(config.apiSocketGroup, "app");
     assert.equal(config.apiQueueLength, 16);
+    assert.equal(config.inboxMaxMessages, 50);
     assert.equal(config.messagesStartBlock, 0);
   });
 
@@ -170,11 +179,11 @@ describe("parseConfig", () => {
     assert.equal(config.wgMode, "kernel");
   });
 
-  test("required variables missing: both named, with the fix", () => {
+  test("required variables missing: named, with the fix (RPC providers come from the attested compose)", () => {
     const problems = problemsOf({});
     assert.deepEqual(
       problems.map((p) => p.variable),
-      ["ATTESTMESH_RPC_URL", "ATTESTMESH_CLUSTER"],
+      ["ATTESTMESH_CLUSTER"],
     );
     for (const p of problems) {
       assert.equal(p.problem, "is not set");
@@ -189,8 +198,7 @@ describe("parseConfig", () => {
     } catch (error) {
       assert.ok(error instanceof Error);
       const lines = error.message.split("\n");
-      assert.equal(lines.length, 4);
-      assert.match(error.message, /ATTESTMESH_RPC_URL: is not set/);
+      assert.equal(lines.length, 3);
       assert.match(error.message, /ATTESTMESH_CLUSTER: "nope" is not a 20-byte hex address/);
       assert.match(error.message, /ATTESTMESH_CONFIRMATIONS: "-1" is not a whole number/);
     }
@@ -200,6 +208,10 @@ describe("parseConfig", () => {
     ["ATTESTMESH_RPC_URL", "localhost:8545", /scheme|not a URL/],
     ["ATTESTMESH_RPC_URL", "not a url", /not a URL/],
     ["ATTESTMESH_RPC_URL", "ws://127.0.0.1:8546", /scheme ws: is not supported/],
+    ["ATTESTMESH_RPC_URLS", "https://a.example/key,localhost:8545", /scheme|not a URL/],
+    ["ATTESTMESH_RPC_URLS", "https://a.example/key,ws://b.example", /scheme ws: is not supported/],
+    ["ATTESTMESH_RPC_QUORUM", "0", /outside 1..16/],
+    ["ATTESTMESH_RPC_QUORUM", "17", /outside 1..16/],
     ["ATTESTMESH_CLUSTER", "0x1234", /not a 20-byte hex address/],
     ["ATTESTMESH_CLUSTER", "5FbDB2315678afecb367f032d93F642f64180aa3", /not a 20-byte hex address/],
     ["ATTESTMESH_CLUSTER", "0x5FbDB2315678afecb367f032d93F642f64180aA3", /EIP-55 checksum/],
@@ -244,10 +256,15 @@ describe("parseConfig", () => {
     ["ATTESTMESH_INDEXER", "yes", /neither on nor off/],
     ["ATTESTMESH_INDEXER_REPRO_PERCENT", "101", /outside 0\.\.100/],
     ["ATTESTMESH_INDEXER_LAG_MS", "5", /outside 100\.\./],
+    ["ATTESTMESH_PCCS_URL", "pccs.example", /not a URL/],
+    ["ATTESTMESH_INDEXER_SUBSCRIPTIONS", "0", /outside 1\.\.8/],
+    ["ATTESTMESH_INDEXER_SUBSCRIPTIONS", "9", /outside 1\.\.8/],
     ["ATTESTMESH_STATE_DIR", "state", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET", "api.sock", /not an absolute path/],
     ["ATTESTMESH_API_SOCKET_GROUP", "app group", /neither a group name nor a gid/],
     ["ATTESTMESH_API_QUEUE_LENGTH", "0", /outside 1\.\./],
+    ["ATTESTMESH_INBOX_MAX_MESSAGES", "0", /outside 1\.\./],
+    ["ATTESTMESH_INBOX_MAX_MESSAGES", "many", /not a whole number/],
     ["ATTESTMESH_MESSAGES_START_BLOCK", "latest", /not a whole number/],
     ["ATTESTMESH_MESH_PORT", "0", /outside 1\.\.65535/],
     ["ATTESTMESH_MESH_PORT", "udp", /not a whole number/],
@@ -323,7 +340,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 39);
+    assert.equal(names.length, 44);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

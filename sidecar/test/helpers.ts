@@ -5,7 +5,8 @@ import { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { pino } from "pino";
-import { bytesToHex, getAddress } from "viem";
+import { bytesToHex, getAddress, type Transport } from "viem";
+import { type ChainReads, createChainReads } from "../src/chain/reads.ts";
 import type { KeySource } from "../src/keys.ts";
 import type { Logger } from "../src/log.ts";
 import { REDACTED_PATHS } from "../src/log.ts";
@@ -27,6 +28,14 @@ export const HEALTHY_FACTS = {
 export function simulatorKeySource(cvm: SimulatedCvm): KeySource {
   return {
     appId: async () => getAddress(bytesToHex(cvm.info().appId)),
+    info: async () => {
+      const info = cvm.info();
+      return {
+        appId: getAddress(bytesToHex(info.appId)),
+        composeHash: bytesToHex(info.composeHash),
+        deviceId: bytesToHex(info.deviceId),
+      };
+    },
     getKey: async (path, purpose, algorithm) => {
       const result = cvm.getKey(path, purpose, algorithm);
       return { key: result.key, signatureChain: result.signatureChain };
@@ -96,5 +105,14 @@ export async function freePort(): Promise<number> {
       const port = typeof address === "object" && address !== null ? address.port : 0;
       server.close(() => resolve(port));
     });
+  });
+}
+
+/** Quorum reads over one provider (a quorum of one), for tests of what reads the chain. */
+export function readsOver(transport: Transport, logger?: Logger): ChainReads {
+  return createChainReads({
+    endpoints: [{ origin: "test", transport }],
+    quorum: 1,
+    logger: logger ?? pino({ level: "silent" }),
   });
 }

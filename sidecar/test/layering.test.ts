@@ -19,11 +19,12 @@ const FLOORS: readonly (readonly string[])[] = [
   // Configuration, the daemon's plumbing, the WireGuard driver, metrics, mesh protocol primitives.
   ["config.ts", "shutdown.ts", "backoff.ts", "metrics.ts", "wireguard", "meshnet"],
   // Node keys, peer transport, the indexer intake, heartbeats.
-  ["keys.ts", "transport", "intake", "heartbeat"],
+  ["keys.ts", "transport", "intake", "heartbeat", "attestation.ts"],
   // The chain, and the status built from every stage's facts.
   ["chain", "status.ts"],
-  // What runs on the chain and the status: reconciling, registering, messages, the CSK, /healthz.
-  ["reconcile", "register.ts", "messages", "csk", "health.ts"],
+  // What runs on the chain and the status: reconciling, registering, messages, the CSK, /healthz,
+  // member certificates.
+  ["reconcile", "register.ts", "messages", "csk", "health.ts", "certs"],
   // Assembly: the mesh layer, the application API, the one-membership-at-a-time lifecycle.
   ["mesh", "api", "membership.ts"],
   // The composition root, and the process entry behind it.

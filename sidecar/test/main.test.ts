@@ -7,30 +7,53 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
+import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
+import { startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import { sha256 } from "@noble/hashes/sha2";
 import {
   type Address,
+  bytesToHex,
   createPublicClient,
   createWalletClient,
   defineChain,
+  encodeAbiParameters,
+  encodeEventTopics,
+  getAbiItem,
   getAddress,
   getContract,
   type Hex,
   hexToBytes,
   http,
+  keccak256,
   type PublicClient,
   parseEventLogs,
+  toHex,
+  zeroHash,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { randomAppId } from "../../test/helpers/cluster.ts";
+import { createClusterReader } from "../src/chain/cluster.ts";
 import { parseConfig } from "../src/config.ts";
-import { type Sidecar, startSidecar } from "../src/main.ts";
+import { createCskClient } from "../src/csk/client.ts";
+import { encodeRequest } from "../src/csk/codec.ts";
+import { encodeHeartbeat } from "../src/heartbeat/codec.ts";
+import { type Sidecar, type SidecarDeps, startSidecar } from "../src/main.ts";
+import { loadSodium, randomBytes, signingKeyFromSeed } from "../src/meshnet/crypto.ts";
+import { directoryFrom } from "../src/meshnet/directory.ts";
+import { openMeshSocket } from "../src/meshnet/socket.ts";
+import { sealMessage } from "../src/messages/envelope.ts";
+import { hexToWgBase64 } from "../src/wireguard/keys.ts";
 import { createMemoryBackend, type MemoryBackend } from "../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort, waitFor } from "./helpers.ts";
+import { type CapturedLogger, captureLogger, freePort, readsOver, waitFor } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const HARDHAT_CLI = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
@@ -44,6 +67,9 @@ const KEYS: readonly Hex[] = [
   "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
   "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
   "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+  "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+  "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+  "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
 ];
 
 const kmsRoot = createKmsRoot();
@@ -65,6 +91,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   let cluster: Address;
   let client: PublicClient;
   let owner: ReturnType<typeof ownerContract>;
+  /** What each node's attested compose pins: this cluster, its member-app implementation, the test KMS root. */
+  let trust: PinnedTrust;
   const running = new Set<Node>();
 
   function ownerContract(publicClient: PublicClient, url: string) {
@@ -116,22 +144,41 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     };
   }
 
+  /**
+   * The compose every simulated CVM runs: it pins the trust values and the chain's one provider, the
+   * test's Hardhat node.
+   */
+  function testCompose(): string {
+    return devnetAppCompose("v0", { ...trust, providers: [new URL(rpcUrl).origin] });
+  }
+
   async function simulator(name: string, appId: Address): Promise<DstackSimulator> {
     return startDstackSimulator({
       socketPath: join(dir, `${name}.sock`),
-      cvm: createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) }),
+      cvm: createSimulatedCvm({
+        kmsRoot,
+        appId: hexToBytes(appId),
+        appCompose: testCompose(),
+      }),
       logger: captureLogger("silent").logger,
     });
   }
 
-  async function startNode(name: string, appId: Address, gasKey: Hex): Promise<Node> {
+  async function startNode(
+    name: string,
+    appId: Address,
+    gasKey: Hex,
+    deps: Pick<SidecarDeps, "providers"> = {},
+    extra: Record<string, string> = {},
+  ): Promise<Node> {
     const sim = await simulator(name, appId);
     const backend = createMemoryBackend();
     const log = captureLogger();
-    const sidecar = await startSidecar(parseConfig(env(name, gasKey)), {
+    const sidecar = await startSidecar(parseConfig(env(name, gasKey, extra)), {
       logger: log.logger,
       backend,
       initialBackoffMs: 100,
+      ...deps,
     });
     const node: Node = {
       appId,
@@ -149,6 +196,15 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     return node;
   }
 
+  /** A member app of the cluster (created by the owner, which also allows it) unless `create` is false. */
+  async function memberApp(create = true): Promise<{ appId: Address; create(): Promise<void> }> {
+    const salt = bytesToHex(randomBytes(32));
+    const appId = getAddress(await owner.contract(cluster).read.predictMemberApp([salt]));
+    const make = () => asOwner((c) => c.write.createMemberApp([salt]));
+    if (create) await make();
+    return { appId, create: make };
+  }
+
   async function registeredEvents(appId: Address) {
     const logs = await client.getLogs({ address: cluster, fromBlock: 0n });
     return parseEventLogs({ abi: clusterAbi, logs, eventName: "MemberRegistered" }).filter(
@@ -162,6 +218,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   }
 
   before(async () => {
+    await loadSodium();
     dir = await mkdtemp(join(tmpdir(), "am-int-"));
     const port = await freePort();
     meshPort = await freePort();
@@ -201,6 +258,16 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       params: { owner: owner.wallet.account.address, meshCidr: "10.77.0.0/16", kmsRoots: [kmsRoot.address] },
     });
     cluster = getAddress(deployed.diamond);
+    trust = {
+      chainId: 31337,
+      cluster,
+      memberAppImplementation: getAddress(await owner.contract(cluster).read.memberAppImplementation()),
+      kmsRoots: [kmsRoot.address],
+    };
+    // The simulated CVMs' compose hash (sha256 of the compose they run, as dstack measures it), on any
+    // device: what their registrations state.
+    await asOwner((c) => c.write.addComposeHash([toHex(sha256(new TextEncoder().encode(testCompose())))]));
+    await asOwner((c) => c.write.setAllowAnyDevice([true]));
   });
 
   after(async () => {
@@ -216,10 +283,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("register → appears in the other sidecar's peers → handshakes → healthy → evict → disappears", async () => {
-    const appA = randomAppId();
-    const appB = randomAppId();
-    await asOwner((c) => c.write.addAppId([appA]));
-    await asOwner((c) => c.write.addAppId([appB]));
+    const appA = (await memberApp()).appId;
+    const appB = (await memberApp()).appId;
     const a = await startNode("a", appA, KEYS[1]!);
     const b = await startNode("b", appB, KEYS[2]!);
 
@@ -320,8 +385,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("a restart keeps the identity and does not register again", async () => {
-    const appC = randomAppId();
-    await asOwner((c) => c.write.addAppId([appC]));
+    const appC = (await memberApp()).appId;
     const first = await startNode("c1", appC, KEYS[3]!);
     const memberId = await waitFor(
       "C to register",
@@ -350,7 +414,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
   });
 
   test("an app id not allowed yet: waits, logs AppIdNotAllowed with the fix, joins once the owner allows it", async () => {
-    const appD = randomAppId();
+    const pendingD = await memberApp(false);
+    const appD = pendingD.appId;
     const d = await startNode("d", appD, KEYS[4]!);
     const refusal = await waitFor("the refusal to be logged", () =>
       d.log.lines().find((l) => l.refusal === "AppIdNotAllowed"),
@@ -366,16 +431,516 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     assert.equal(health.body.phase, "registering");
     assert.equal(health.body.appId, appD);
 
-    await asOwner((c) => c.write.addAppId([appD]));
+    await pendingD.create(); // creating the member app allows it
     await waitFor("D to join", () => d.sidecar.status().interfaceUp);
     assert.notEqual(d.sidecar.status().memberId, undefined);
     assert.equal((await registeredEvents(appD)).length, 1);
     await d.stop();
   });
 
+  test("one lying provider among three: no fake peer, no hidden eviction, no forged message; the lie is logged and counted, and a provider down costs nothing", async () => {
+    // Three providers, quorum 2: the Hardhat node and two pass-through proxies, one of which lies.
+    const honest = await startRpcProxy({ upstream: rpcUrl });
+    const liar = await startRpcProxy({ upstream: rpcUrl, settings: { behaviour: "inject-member" } });
+    const providers = [
+      { origin: "hardhat", transport: http(rpcUrl, { retryCount: 0 }) },
+      { origin: "proxy-honest", transport: http(honest.url, { retryCount: 0, timeout: 5_000 }) },
+      { origin: "proxy-liar", transport: http(liar.url, { retryCount: 0, timeout: 5_000 }) },
+    ];
+    const fakePeer = hexToWgBase64(FAKE_MEMBER.wireguardKey);
+    // Member apps of the cluster: only their members' certificates verify.
+    const appG = (await memberApp()).appId;
+    const appH = (await memberApp()).appId;
+    // The liar injects a member from the start: G and H read every record through it and never peer
+    // with the fake member.
+    const g = await startNode("g", appG, KEYS[7]!, { providers });
+    const h = await startNode("h", appH, KEYS[8]!, { providers });
+    // Every sample, from here to the end: neither node ever has a peer that is not a member.
+    const violations: string[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const [name, node] of [
+          ["G", g],
+          ["H", h],
+        ] as const) {
+          if (!node.backend.interface) continue;
+          const peers = (await node.backend.peers()).map((p) => p.publicKey);
+          if (peers.includes(fakePeer)) violations.push(`${name} peered with the injected member`);
+          if (node.log.lines().some((l) => l.msg === "message received"))
+            violations.push(`${name} delivered a forged message`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    try {
+      const keyOf = (node: Node) => node.sidecar.status().wireguardPublicKey;
+      await waitFor("G and H to peer with each other (and no one else)", async () => {
+        if (!g.backend.interface || !h.backend.interface) return false;
+        const [pg, ph] = await Promise.all([g.backend.peers(), h.backend.peers()]);
+        return pg.some((p) => p.publicKey === keyOf(h)) && ph.some((p) => p.publicKey === keyOf(g));
+      });
+      const metricsG = async () => (await fetch(`${g.sidecar.healthUrl}/metrics`)).text();
+      await waitFor("the injected member to be outvoted and counted", async () => {
+        await asOwner((c) => c.write.addAppId([randomAppId()])); // new blocks: new ranges of logs
+        return /attestmesh_rpc_disagreements_total\{read="[^"]+"\} [1-9]/.test(await metricsG());
+      });
+      const idG = g.sidecar.status().memberId!;
+      const idH = h.sidecar.status().memberId!;
+
+      // The liar forges a MessageSent to G "from" H, sealed to G's real key: it opens, but its sender
+      // signature is not H's.
+      const identityG = (await client.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "member",
+        args: [idG],
+      })) as { identityKey: Hex };
+      const envelopeId = keccak256(toHex("forged envelope"));
+      const ciphertext = bytesToHex(
+        sealMessage(
+          {
+            header: { chainId: 31337n, cluster, senderId: idH, recipientId: idG, envelopeId },
+            payload: new TextEncoder().encode("from H, honestly"),
+          },
+          identityG.identityKey,
+          // The liar does not hold H's identity key: it signs with a key of its own.
+          randomBytes(32),
+        ),
+      );
+      const event = getAbiItem({ abi: clusterAbi, name: "MessageSent" });
+      liar.set({
+        behaviour: "forge-message",
+        forgedLog: {
+          address: cluster,
+          topics: encodeEventTopics({
+            abi: [event],
+            eventName: "MessageSent",
+            args: { recipientId: idG, senderId: idH, envelopeId },
+          }) as Hex[],
+          data: encodeAbiParameters([{ type: "bytes" }], [ciphertext]),
+        },
+      });
+      const forgedServed = liar.stats().rewritten;
+      await waitFor("the forged log to be served, several times, and outvoted", async () => {
+        await asOwner((c) => c.write.addAppId([randomAppId()])); // new blocks: new ranges for the watcher
+        return liar.stats().rewritten > forgedServed + 2;
+      });
+
+      // The liar hides H's eviction: G drops H all the same.
+      liar.set({ behaviour: "hide-eviction" });
+      await asOwner((c) => c.write.evict([idH, 1]));
+      await waitFor("G to drop the evicted H despite the lie", async () =>
+        (await g.backend.peers()).every((p) => p.publicKey !== keyOf(h)),
+      );
+      // The liar goes down: the two honest providers are still a quorum, G keeps following the chain.
+      liar.set({ behaviour: "down" });
+      await asOwner((c) => c.write.addAppId([randomAppId()]));
+      const head = await client.getBlockNumber();
+      await waitFor("G to follow the chain with one provider down", async () => {
+        await g.sidecar.wake("test");
+        return (g.sidecar.status().lastReconcileBlock ?? 0n) >= head;
+      });
+      assert.match(await metricsG(), /attestmesh_rpc_provider_failures_total\{provider="proxy-liar"\} [1-9]/);
+      const adversarial = g.log.lines().filter((l) => l.adversarial === true);
+      assert.ok(adversarial.length > 0, "the disagreement is in G's log");
+      assert.ok(adversarial.every((l) => JSON.stringify(l.outvoted).includes("proxy-liar")));
+      assert.ok(liar.stats().rewritten > 0);
+    } finally {
+      sampling = false;
+      await sampler;
+      await h.stop().catch(() => {});
+      await g.stop();
+      await liar.close();
+      await honest.close();
+    }
+    assert.deepEqual(violations, [], "the sidecars never acted on a lie, at any sample");
+  });
+
+  test("an RPC provider the attested compose does not pin is refused at start: no call to it, its key never logged", async () => {
+    // The operator's own endpoint, with an API key: not one of the compose's pinned hosts.
+    let calls = 0;
+    const rogue = await import("node:http").then(({ createServer }) =>
+      createServer((_req, res) => {
+        calls += 1;
+        res.writeHead(500).end();
+      }),
+    );
+    await new Promise<void>((resolve) => rogue.listen(0, "127.0.0.1", resolve));
+    const roguePort = (rogue.address() as { port: number }).port;
+    const apiKey = "rogue-api-key-7f3a9c";
+    const appF = randomAppId();
+    const sim = await simulator("f", appF);
+    const log = captureLogger();
+    try {
+      for (const extra of [
+        { ATTESTMESH_RPC_URLS: `http://127.0.0.1:${roguePort}/v2/${apiKey}` },
+        { ATTESTMESH_RPC_URL: `http://127.0.0.1:${roguePort}/?key=${apiKey}` },
+        // A pinned host with a credential, plus one unpinned: the whole list is refused.
+        { ATTESTMESH_RPC_URLS: `${rpcUrl}/${apiKey},https://rogue.example/${apiKey}` },
+      ]) {
+        const settings = env("f", KEYS[6]!, extra);
+        if (!("ATTESTMESH_RPC_URL" in extra)) delete settings.ATTESTMESH_RPC_URL;
+        const sidecar = await startSidecar(parseConfig(settings), {
+          logger: log.logger,
+          backend: createMemoryBackend(),
+          initialBackoffMs: 100,
+        });
+        await assert.rejects(sidecar.done, (error: unknown) => {
+          assert.ok(error instanceof Error && "code" in error && error.code === "RpcProviderNotPinned");
+          assert.match(error.message, /not one of the RPC providers the attested compose pins/);
+          assert.ok(!error.message.includes(apiKey), "the credential is not echoed");
+          return true;
+        });
+        assert.equal(sidecar.status().memberId, undefined);
+        assert.equal(sidecar.status().lastError?.code, "RpcProviderNotPinned");
+      }
+      assert.equal(calls, 0, "the unpinned provider was never called");
+      assert.ok(!log.text().includes(apiKey), "the credential never reaches a log line");
+    } finally {
+      rogue.close();
+      await sim.close();
+    }
+  });
+
+  describe("at the default confirmations (2)", () => {
+    const CONFIRMED = { ATTESTMESH_CONFIRMATIONS: "2" };
+    const rpc = (method: string, params: unknown[]) => client.request({ method, params } as never);
+    const group: Node[] = [];
+    let pump: ReturnType<typeof setInterval> | undefined;
+    /** Timers and sockets a test opened, closed in `after` even when an assertion failed first. */
+    const cleanups: Array<() => unknown> = [];
+    const later = <T>(thing: T, close: (t: T) => unknown): T => {
+      cleanups.push(() => close(thing));
+      return thing;
+    };
+
+    /** A fresh gas key funded by the owner (the well-known accounts are used up above). */
+    async function fundedKey(): Promise<Hex> {
+      const key = generatePrivateKey();
+      const hash = await owner.wallet.sendTransaction({
+        to: privateKeyToAccount(key).address,
+        value: 10n ** 19n,
+      });
+      await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+      return key;
+    }
+    async function join(name: string): Promise<Node> {
+      const app = (await memberApp()).appId;
+      return startNode(name, app, await fundedKey(), {}, CONFIRMED);
+    }
+    /** The member's Ed25519 identity key, derived the way its sidecar derives it. */
+    const identityOf = (node: Node) =>
+      signingKeyFromSeed(
+        Uint8Array.from(
+          createSimulatedCvm({ kmsRoot, appId: hexToBytes(node.appId) }).getKey(
+            IDENTITY_KEY.path,
+            IDENTITY_KEY.purpose,
+            "ed25519",
+          ).key,
+        ),
+      );
+    const metric = async (node: Node, name: string, labels: string) => {
+      const text = await (await fetch(`${node.sidecar.healthUrl}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+      return line === undefined ? 0 : Number(line.split(" ").at(-1));
+    };
+    const currentCsk = async () => {
+      const [epoch, commitment] = await client.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+      });
+      return { epoch, commitment };
+    };
+    const holds = (node: Node, epoch: bigint) =>
+      node.sidecar.csk.current()?.epoch === epoch && node.sidecar.status().phase === "healthy";
+
+    before(async () => {
+      await loadSodium();
+      // Blocks every 200 ms, so head − 2 moves while nothing else happens (automine stays on).
+      await rpc("evm_setIntervalMining", [200]);
+      for (const name of ["r1", "r2", "r3"]) group.push(await join(name));
+      // Members the earlier tests left active but stopped hold the current epoch nobody running can
+      // serve: evict them, so the group commits a fresh epoch among itself.
+      const mine = new Set(
+        await Promise.all(
+          group.map((n) => waitFor("a member id", () => n.sidecar.status().memberId, 60_000)),
+        ),
+      );
+      for (const m of (
+        await createClusterReader(readsOver(http(rpcUrl, { retryCount: 0 })), cluster).allMembers()
+      ).values()) {
+        if (m.status === "active" && !mine.has(m.memberId))
+          await asOwner((c) => c.write.evict([m.memberId, 1]));
+      }
+      // The in-memory backend has no WireGuard: say every peer completed a handshake.
+      pump = setInterval(() => {
+        for (const node of running) {
+          void node.backend
+            .peers()
+            .then((peers) => {
+              for (const p of peers) node.backend.setHandshake(p.publicKey, Math.floor(Date.now() / 1000));
+            })
+            .catch(() => {});
+        }
+      }, 200);
+    });
+
+    after(async () => {
+      for (const cleanup of cleanups) await Promise.resolve(cleanup()).catch(() => {});
+      clearInterval(pump);
+      await rpc("evm_setIntervalMining", [0]).catch(() => {});
+      for (const node of group) await node.stop().catch(() => {});
+    });
+
+    test("an evicted node never holds the next epoch's key, sampled throughout; the others refuse it at once", async () => {
+      const refusalMs: number[] = [];
+      const followerMs: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        const x = await join(`x${round}`);
+        const { epoch } = await currentCsk();
+        await waitFor(
+          `round ${round}: every node healthy on epoch ${epoch}`,
+          () => [...group, x].every((n) => holds(n, epoch)),
+          60_000,
+        );
+        const xId = x.sidecar.status().memberId!;
+        const next = epoch + 1n;
+        // Every key the evicted node's own, unmodified CSK manager ever holds, sampled and on change.
+        const held: bigint[] = [];
+        const record = () => {
+          const h = x.sidecar.csk.current();
+          if (h !== undefined) held.push(h.epoch);
+        };
+        const offChange = x.sidecar.csk.onChange(record);
+        const sampler = later(setInterval(record, 5), clearInterval);
+        // The probe: X's own identity key, from X's mesh address, asks every remaining node for the next
+        // epoch, a fresh request every 50 ms (a modified X would; the servers must refuse it).
+        const key = identityOf(x);
+        const probe = later(
+          await openMeshSocket({
+            mode: "loopback",
+            meshIp: x.sidecar.status().meshIp!,
+            port: await freePort(),
+          }),
+          (socket) => socket.close(),
+        );
+        const ids = group.map((n) => n.sidecar.status().memberId!);
+        const ask = later(
+          setInterval(() => {
+            for (const [i, to] of ids.entries()) {
+              const datagram = encodeRequest(
+                {
+                  chainId: 31337,
+                  cluster,
+                  requesterId: xId,
+                  serverId: to,
+                  epoch: next,
+                  timestampMs: BigInt(Date.now()),
+                  nonce: randomBytes(16),
+                },
+                key.sign,
+              );
+              probe.send(datagram, group[i]!.sidecar.status().meshIp!, meshPort);
+            }
+          }, 50),
+          clearInterval,
+        );
+        const departed = () =>
+          Promise.all(group.map((n) => metric(n, "attestmesh_csk_requests_total", 'outcome="departed"')));
+        const before = await departed();
+        // The review's window: the eviction is at the head at once (automine); without interval mining,
+        // head − 2 moves only with the next transactions (the new epoch's commit and confirmation).
+        await rpc("evm_setIntervalMining", [0]);
+        await owner.contract(cluster).write.evict([xId, 1]);
+        const t0 = performance.now();
+        const refusedAt: Array<number | undefined> = group.map(() => undefined);
+        let viewLagged = false;
+        await waitFor(
+          "every remaining node to refuse the evicted member",
+          async () => {
+            const now = await departed();
+            const t = performance.now() - t0;
+            now.forEach((n, i) => {
+              if (n > before[i]! && refusedAt[i] === undefined) refusedAt[i] = t;
+            });
+            if (
+              x.sidecar.status().memberId !== undefined &&
+              group.some((n) => n.sidecar.peers.peers().some((p) => p.memberId === xId))
+            )
+              viewLagged = true;
+            return refusedAt.every((r) => r !== undefined);
+          },
+          20_000,
+          5,
+        );
+        refusalMs.push(Math.max(...(refusedAt as number[])));
+        // Stop probing at once: the probe shares X's source address, hence X's rate-limit buckets, and X's
+        // own manager must keep its budget (were it to ask, a drained bucket would hide the race).
+        clearInterval(ask);
+        assert.ok(viewLagged, "the refusals came while the confirmed views still listed the evicted member");
+        const leftHealthy = await waitFor(
+          "X to leave healthy",
+          () => x.sidecar.status().phase !== "healthy",
+          20_000,
+          5,
+        );
+        assert.ok(leftHealthy);
+        await waitFor(
+          `the next epoch committed and held by the others`,
+          async () => {
+            const c = await currentCsk();
+            return c.epoch === next && c.commitment !== zeroHash && group.every((n) => holds(n, next));
+          },
+          60_000,
+        );
+        await rpc("evm_setIntervalMining", [200]);
+        await waitFor(
+          "every remaining node's confirmed view to drop X",
+          () => group.every((n) => !n.sidecar.peers.peers().some((p) => p.memberId === xId)),
+          30_000,
+          5,
+        );
+        followerMs.push(performance.now() - t0);
+        clearInterval(ask);
+        clearInterval(sampler);
+        offChange();
+        await probe.close();
+        key.destroy();
+        record();
+        assert.ok(
+          held.every((e) => e < next),
+          `round ${round}: the evicted node held epoch ${held.find((e) => e >= next)} at some sample`,
+        );
+        assert.ok(held.length > 0, "the sampler saw the old key");
+        assert.equal(x.sidecar.csk.current(), undefined, "and zeroed it");
+        assert.ok(x.log.lines().some((l) => /left or was evicted/.test(l.msg)));
+        await x.stop();
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      process.stderr.write(
+        `# eviction at the head -> every remaining node refuses the evicted member: median ${median(refusalMs).toFixed(0)} ms of ${refusalMs.map((m) => m.toFixed(0)).join(", ")}\n` +
+          `# (for comparison, the confirmed views (head − 2) dropped it after: median ${median(followerMs).toFixed(0)} ms)\n`,
+      );
+    });
+
+    test("a flood above the rate limit is dropped while an honest peer keeps being served and heard", async () => {
+      const [server, honest] = [group[0]!, group[1]!];
+      const { epoch, commitment } = await currentCsk();
+      await waitFor("the group to hold the current epoch", () => group.every((n) => holds(n, epoch)), 60_000);
+      const honestKey = identityOf(honest);
+      const honestId = honest.sidecar.status().memberId!;
+      const serverIp = server.sidecar.status().meshIp!;
+      // The flood comes from one source on the mesh, claiming to be the honest peer (so it would pass
+      // the cluster and server checks); an attacker key signs it.
+      const attacker = signingKeyFromSeed(randomBytes(32));
+      const flood = later(
+        await openMeshSocket({ mode: "loopback", meshIp: "10.77.250.250", port: await freePort() }),
+        (socket) => socket.close(),
+      );
+      const rateLimited = (type: string) =>
+        metric(server, "attestmesh_mesh_dropped_total", `type="${type}",reason="rate-limited"`);
+      const before = { csk: await rateLimited("csk-request"), hb: await rateLimited("heartbeat") };
+      // Signed once, sent over and over: what the limiter sees is the rate, and signing in the loop would
+      // starve this process (every sidecar of the test runs in it).
+      const serverId = server.sidecar.status().memberId!;
+      const forged = Array.from({ length: 100 }, (_, i) => [
+        encodeRequest(
+          {
+            chainId: 31337,
+            cluster,
+            requesterId: honestId,
+            serverId,
+            epoch,
+            timestampMs: BigInt(Date.now()),
+            nonce: randomBytes(16),
+          },
+          attacker.sign,
+        ),
+        encodeHeartbeat(
+          {
+            chainId: 31337,
+            cluster,
+            senderId: honestId,
+            epoch,
+            holdsCsk: true,
+            counter: BigInt(Date.now()) * 1000n + BigInt(i),
+            timestampMs: BigInt(Date.now()),
+            heard: [],
+          },
+          attacker.sign,
+        ),
+      ]);
+      let sent = 0;
+      const flooding = later(
+        setInterval(() => {
+          for (const [request, heartbeat] of forged.slice(0, 20)) {
+            flood.send(request!, serverIp, meshPort);
+            flood.send(heartbeat!, serverIp, meshPort);
+            sent += 1;
+          }
+        }, 10),
+        clearInterval,
+      );
+      // Meanwhile the honest peer asks for the key, from its own mesh address, ten times.
+      const probe = later(
+        await openMeshSocket({
+          mode: "loopback",
+          meshIp: honest.sidecar.status().meshIp!,
+          port: await freePort(),
+        }),
+        (socket) => socket.close(),
+      );
+      const members = await createClusterReader(
+        readsOver(http(rpcUrl, { retryCount: 0 })),
+        cluster,
+      ).allMembers();
+      const directory = directoryFrom(() => members);
+      const pull = createCskClient({
+        self: honestId,
+        cluster: { chainId: 31337, cluster },
+        key: honestKey,
+        directory,
+        send: (d, ip, port) => probe.send(d, ip, port),
+        port: meshPort,
+        requestTimeoutMs: 1000,
+        fanout: 1,
+      });
+      probe.onMessage((d, from) => pull.handle(d, from));
+      const results = [];
+      try {
+        for (let i = 0; i < 10; i++) {
+          const r = await pull.fetch({ epoch, commitment, peers: [server.sidecar.status().memberId!] });
+          results.push(r.attempts.map((a) => a.outcome).join(","));
+          r.key?.fill(0);
+          await delay(100);
+        }
+      } finally {
+        clearInterval(flooding);
+      }
+      assert.deepEqual(results, Array(10).fill("ok"), "the honest peer was served throughout the flood");
+      assert.ok(server.sidecar.peers.live().includes(honestId), "and its heartbeats kept counting");
+      const dropped = {
+        csk: (await rateLimited("csk-request")) - before.csk,
+        hb: (await rateLimited("heartbeat")) - before.hb,
+      };
+      assert.ok(sent >= 1000, `flooded ${sent}`);
+      assert.ok(
+        dropped.csk > sent * 0.9 && dropped.hb > sent * 0.9,
+        `dropped ${JSON.stringify(dropped)} of ${sent} each`,
+      );
+      const logged = server.log
+        .lines()
+        .filter((l) => l.msg === "mesh datagram dropped" && l.reason === "rate-limited");
+      assert.ok(logged.length <= 4, `the drops were logged rate-limited (${logged.length} lines)`);
+      attacker.destroy();
+      honestKey.destroy();
+    });
+  });
+
   test("the attestmesh-sidecar binary joins, then exits 0 on SIGTERM; the gas key never reaches its output", async () => {
-    const appE = randomAppId();
-    await asOwner((c) => c.write.addAppId([appE]));
+    const appE = (await memberApp()).appId;
     const sim = await simulator("e", appE);
     const healthPort = await freePort();
     const child = spawn(process.execPath, [BIN], {
@@ -426,7 +991,12 @@ describe("the attestmesh-sidecar binary with a bad configuration", () => {
   test("exits 2 and names every bad variable with its fix", async () => {
     const child = spawn(process.execPath, [BIN], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", ATTESTMESH_CLUSTER: "0x1234", ATTESTMESH_WG_MODE: "fast" },
+      env: {
+        PATH: process.env.PATH ?? "",
+        ATTESTMESH_CLUSTER: "0x1234",
+        ATTESTMESH_WG_MODE: "fast",
+        ATTESTMESH_RPC_QUORUM: "0",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -435,7 +1005,7 @@ describe("the attestmesh-sidecar binary with a bad configuration", () => {
     });
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     assert.equal(code, 2);
-    for (const variable of ["ATTESTMESH_RPC_URL", "ATTESTMESH_CLUSTER", "ATTESTMESH_WG_MODE"]) {
+    for (const variable of ["ATTESTMESH_RPC_QUORUM", "ATTESTMESH_CLUSTER", "ATTESTMESH_WG_MODE"]) {
       assert.ok(output.includes(variable), `${variable} is named`);
     }
     assert.match(output, /use one of those/);

@@ -2,7 +2,7 @@
 // restart no-op, and every refusal with its retry decision and the log line an operator sees.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { custom, type Hex, hexToBytes, keccak256, parseEventLogs, toHex } from "viem";
@@ -10,6 +10,7 @@ import { generatePrivateKey } from "viem/accounts";
 import {
   type ClusterFixture,
   randomAppId,
+  SIMULATED_CLAIMS,
   setupCluster,
   signRegistration,
   simulatedNode,
@@ -24,6 +25,7 @@ import {
   classifyRegistrationError,
   ensureRegistered,
   type RegisterOptions,
+  readRuntimeClaims,
   registerOnce,
 } from "../src/register.ts";
 import { secret } from "../src/secret.ts";
@@ -52,9 +54,10 @@ describe("registration", () => {
   function options(keys: NodeKeys, overrides: Partial<RegisterOptions> = {}): RegisterOptions {
     return {
       chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
+      reader: createClusterReader(chain.reads, chain.cluster),
       writer: writerFor(overrides.chain ?? chain),
       keys,
+      claims: SIMULATED_CLAIMS,
       confirmations: 0,
       logger: captureLogger().logger,
       signal: new AbortController().signal,
@@ -160,7 +163,13 @@ describe("registration", () => {
     await fx.owner.write.addAppId([appId]);
     const nonce = await fx.owner.read.registrationNonce([appId]);
     const signature = await signRegistration(fx, other, { nonce });
-    await fx.relayer.write.register([other.proof, other.wireguardKey, other.identityKey, signature]);
+    await fx.relayer.write.register([
+      other.proof,
+      other.wireguardKey,
+      other.identityKey,
+      other.claims,
+      signature,
+    ]);
     const keys = await nodeKeys(fx, appId);
     tally.reset();
     await assert.rejects(ensureRegistered(options(keys)), { code: "AppIdHasMember", retryable: false });
@@ -228,9 +237,10 @@ describe("registration on a cluster that does not accept the KMS root", () => {
     await fx.owner.write.addAppId([keys.appId]);
     const error = await registerOnce({
       chain,
-      reader: createClusterReader(chain.publicClient, chain.cluster),
+      reader: createClusterReader(chain.reads, chain.cluster),
       writer: createDirectWriter({ chain, wallet: chain.wallet!, logger: captureLogger().logger }),
       keys,
+      claims: SIMULATED_CLAIMS,
       confirmations: 0,
       logger: captureLogger().logger,
       signal: new AbortController().signal,
@@ -244,5 +254,27 @@ describe("registration on a cluster that does not accept the KMS root", () => {
     assert.equal(refusal.retryable, true);
     assert.ok(refusal.fix.includes(fx.kmsRoot.address));
     assert.match(refusal.fix, /must allow KMS root/);
+  });
+});
+
+describe("runtime claims", () => {
+  test("read from the guest agent's Info: the compose hash and device id the CVM reports", async () => {
+    const deviceId = new Uint8Array(32).fill(7);
+    const cvm = createSimulatedCvm({
+      kmsRoot: createKmsRoot(),
+      appId: hexToBytes(randomAppId()),
+      deviceId,
+    });
+    assert.deepEqual(await readRuntimeClaims(simulatorKeySource(cvm)), {
+      composeHash: SIMULATED_CLAIMS.composeHash,
+      deviceId: toHex(deviceId),
+    });
+  });
+
+  test("a key source that cannot read Info is a fatal, named error", async () => {
+    const { info: _info, ...keysOnly } = simulatorKeySource(
+      createSimulatedCvm({ kmsRoot: createKmsRoot(), appId: hexToBytes(randomAppId()) }),
+    );
+    await assert.rejects(readRuntimeClaims(keysOnly), { code: "InfoUnavailable", retryable: false });
   });
 });

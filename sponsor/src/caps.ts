@@ -11,7 +11,7 @@
 // connection: no other decision (in this process or another on the same file) interleaves with it.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { DatabaseSync } from "./sqlite.ts";
+import { DatabaseSync } from "@attestmesh/shared/service/sqlite.ts";
 
 export interface DailyCaps {
   readonly maxOps: number;

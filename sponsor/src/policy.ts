@@ -28,8 +28,19 @@ import {
 import { publicKeyToAddress } from "viem/accounts";
 import type { ApprovedOperation } from "./approval.ts";
 
-/** The member actions a node sends; everything else (owner calls, views) is never sponsored. */
-export const SPONSORED_FUNCTIONS = ["register", "leaveCluster", "commitCsk", "send"] as const;
+/**
+ * The member actions a node sends; everything else (owner calls, views) is never sponsored. A node
+ * that pulled a CSK confirms the epoch (confirmCsk, normally one per epoch) and may re-open one nobody
+ * serves (reopenCsk); refused, they were retried by every puller and never landed.
+ */
+export const SPONSORED_FUNCTIONS = [
+  "register",
+  "leaveCluster",
+  "commitCsk",
+  "confirmCsk",
+  "reopenCsk",
+  "send",
+] as const;
 export type SponsoredFunction = (typeof SPONSORED_FUNCTIONS)[number];
 
 export const REFUSAL_REASONS = [

@@ -109,6 +109,11 @@ const MEMBER: Schema = {
   memberKey: "address",
   wireguardKey: "hex",
   identityKey: "hex",
+  composeHash: "hex|null",
+  deviceId: "hex|null",
+  deviceFingerprint: "hex|null",
+  kmsRoot: "address|null",
+  standing: "string",
 };
 
 describe("--json output schemas", async () => {
@@ -154,6 +159,7 @@ describe("--json output schemas", async () => {
       block: "decimal",
       owner: "address",
       policy: POLICY,
+      members: [MEMBER],
     });
     const history = await json(["policy", "history"]);
     assertSchema(history, {

@@ -327,6 +327,7 @@ describe("attestmesh owner commands", async () => {
         node.proof,
         node.wireguardKey,
         node.identityKey,
+        node.claims,
         await signRegistration(fx, node, { nonce }),
       ]),
     });
@@ -433,6 +434,65 @@ describe("attestmesh owner commands", async () => {
     assert.deepEqual(eventNames(await ok(["indexer", "clear", "--yes"])), ["IndexerCleared"]);
     assert.equal(((await ok(["indexer", "show"])) as unknown as { set: boolean }).set, false);
     assert.match((await cli(["indexer", "show"])).stdout, /no indexer set/);
+  });
+
+  it("indexer add a second, list both, remove the first without a gap, remove an unknown key refused", async () => {
+    const proofFile = async () => {
+      const appId = randomAppId();
+      await ok(["allow", "app", appId, "--role", "indexer", "--yes"]);
+      const codeId = randomHash();
+      await ok(["allow", "compose", codeId, "--role", "indexer", "--yes"]);
+      const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+      const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+      const proof = {
+        appId,
+        signingKey: bytesToHex(derivedPublicKey(key, "ed25519")),
+        appPubkey: bytesToHex(cvm.appPublicKey),
+        appSignature: bytesToHex(signatureChain[0]),
+        kmsSignature: bytesToHex(signatureChain[1]),
+        codeId,
+      };
+      const file = join(tmp, `proof-${appId}.json`);
+      writeFileSync(file, JSON.stringify(proof));
+      return { proof, file };
+    };
+    const one = await proofFile();
+    const two = await proofFile();
+    assert.deepEqual(
+      eventNames(await ok(["indexer", "set", "wss://one.example/ws", "--proof", one.file, "--yes"])),
+      ["IndexerSet"],
+    );
+    assert.deepEqual(
+      eventNames(await ok(["indexer", "add", "wss://two.example/ws", "--proof", two.file, "--yes"])),
+      ["IndexerAdded"],
+    );
+    const listed = (await ok(["indexer", "list"])) as unknown as {
+      indexers: Array<{ endpoint: string; signingKey: string; appId: string }>;
+    };
+    assert.deepEqual(
+      listed.indexers.map((i) => [i.endpoint, i.signingKey, i.appId]),
+      [
+        ["wss://one.example/ws", one.proof.signingKey, one.proof.appId],
+        ["wss://two.example/ws", two.proof.signingKey, two.proof.appId],
+      ],
+    );
+    const human = await cli(["indexer", "list"]);
+    assert.equal(human.code, 0);
+    assert.ok(human.stdout.includes("wss://one.example/ws") && human.stdout.includes("wss://two.example/ws"));
+    assert.deepEqual(eventNames(await ok(["indexer", "remove", one.proof.signingKey, "--yes"])), [
+      "IndexerRemoved",
+    ]);
+    const after = (await ok(["indexer", "list"])) as unknown as { indexers: Array<{ signingKey: string }> };
+    assert.deepEqual(
+      after.indexers.map((i) => i.signingKey),
+      [two.proof.signingKey],
+    );
+    await refused(["indexer", "remove", one.proof.signingKey, "--yes"], "IndexerNotRegistered");
+    const malformed = await refused(["indexer", "remove", "0x1234", "--yes"], "BadArgument");
+    assert.match(malformed.message, /32 bytes of 0x-hex/);
+    assert.equal(((await ok(["indexer", "list"])) as unknown as { indexers: unknown[] }).indexers.length, 1);
+    await ok(["indexer", "clear", "--yes"]);
+    assert.match((await cli(["indexer", "list"])).stdout, /no indexer registered/);
   });
 
   it("indexer set refuses a proof whose key chain does not verify, with the decoded error", async () => {
@@ -574,7 +634,7 @@ describe("attestmesh owner commands", async () => {
         /not a point on secp256k1/,
       ],
       ["reason too long", ["revoke", "app", randomAppId(), "--reason", "x".repeat(33)], /1 to 32 bytes/],
-      ["evict reason out of range", ["evict", "3", "--reason", "300"], /from 0 to 254/],
+      ["evict reason out of range", ["evict", "3", "--reason", "300"], /from 0 to 253/],
       ["evict by neither id", ["evict", "node1"], /member id \(a number\) or an app id/],
       ["allow-any-device maybe", ["allow-any-device", "maybe"], /"on" or "off"/],
       [

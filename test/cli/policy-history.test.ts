@@ -89,8 +89,14 @@ describe("policy history equals policy show", async () => {
     }
     assert.ok(sent > 20, `most steps were sent (${sent} sent, ${refusedCount} refused)`);
     const history = (await fx.cli(["policy", "history", "--json"])).json<{ events: { name: string }[] }>();
-    // The deployment's KmsRootAdded, then exactly the events the commands reported.
-    assert.equal(history.events.length, 1 + emitted);
+    // The deployment's KmsRootAdded, the test cluster's open policy (the simulated compose hash for the
+    // node role: dstack's event and the role event; any device), then exactly the events the commands
+    // reported.
+    assert.deepEqual(
+      history.events.slice(0, 4).map((e) => e.name),
+      ["KmsRootAdded", "ComposeHashAdded", "ComposeHashAllowedFor", "AllowAnyDeviceSet"],
+    );
+    assert.equal(history.events.length, 4 + emitted);
     const text = await fx.cli(["policy", "history"]);
     assert.match(text.stdout, /rebuilt from these events alone/);
   });

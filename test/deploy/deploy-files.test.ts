@@ -11,6 +11,9 @@ import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inspectComposeFile } from "@attestmesh/scripts/owner/composeHash.ts";
+import { readPinnedSettings } from "@attestmesh/shared/service/pinned.ts";
+import { resolveRpcProviders } from "@attestmesh/shared/service/rpcProviders.ts";
+import { SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { CONFIG_DOCS, parseConfig } from "@attestmesh/sidecar/config.ts";
 import { parseEndpoints } from "@attestmesh/sidecar/reconcile/endpoints.ts";
 import { parseDocument } from "yaml";
@@ -146,6 +149,8 @@ function interpolate(value: string, env: Readonly<Record<string, string>>): stri
 
 // Example values of the encrypted environment, as an operator would provide them.
 const ENCRYPTED_ENV = {
+  // An API key for one of the pinned providers (x-attestmesh.rpc_providers).
+  ATTESTMESH_RPC_URLS: "https://base-sepolia.g.alchemy.com/v2/example-key",
   ATTESTMESH_RPC_URL: "https://sepolia.base.org",
   PEER_ENDPOINTS_JSON: '{"0x1111111111111111111111111111111111111111": "203.0.113.7:51820"}',
 };
@@ -243,6 +248,11 @@ interface DockerfileCase {
   readonly bin: string;
   /** Whether the image may still run as root (only the sidecar, for NET_ADMIN). */
   readonly root: boolean;
+  /**
+   * The image runs this built bundle of the package (written by `build`, run in a build stage of the
+   * image) instead of the package's bin.
+   */
+  readonly bundle?: { readonly path: string; readonly build: string };
 }
 
 const DOCKERFILES: readonly DockerfileCase[] = [
@@ -252,6 +262,7 @@ const DOCKERFILES: readonly DockerfileCase[] = [
     packageDir: "sidecar",
     bin: "attestmesh-sidecar",
     root: true,
+    bundle: { path: relative(ROOT, SIDECAR_BUNDLE), build: "sidecar/build/bundle.ts" },
   },
   {
     name: "indexer",
@@ -367,19 +378,31 @@ describe("deploy: the node's compose file", () => {
     assert.equal(config.wgInterface, "attestmesh0");
     assert.equal(config.gasKey, undefined, "no gas key unless the encrypted environment has one");
     assert.equal(config.rpcUrl, ENCRYPTED_ENV.ATTESTMESH_RPC_URL);
+    assert.deepEqual(config.rpcUrls, [ENCRYPTED_ENV.ATTESTMESH_RPC_URLS]);
     assert.ok(config.chainId !== undefined, "the chain id is pinned, so a wrong RPC is refused at start");
+    // The credentials belong to hosts the attested compose pins, on the chain it pins.
+    const pinned = readPinnedSettings(readFileSync(manifestPath(target), "utf8"));
+    assert.equal(pinned.chainId, config.chainId, "x-attestmesh.chain_id equals ATTESTMESH_CHAIN_ID");
+    const providers = resolveRpcProviders(
+      pinned.rpcProviders ?? [],
+      [config.rpcUrl!, ...(config.rpcUrls ?? [])],
+      "ATTESTMESH_RPC_URLS",
+    );
+    assert.ok(providers.length >= 3, "at least three independent providers are pinned");
+    assert.ok(providers.every((p) => p.origin.startsWith("https://")));
   });
 
   test("secrets come from the encrypted environment, never from the file", () => {
     const env = environment(service(loadCompose(target).compose, "sidecar"));
-    for (const name of ["ATTESTMESH_RPC_URL", "ATTESTMESH_GAS_KEY"]) {
+    for (const name of ["ATTESTMESH_RPC_URL", "ATTESTMESH_RPC_URLS", "ATTESTMESH_GAS_KEY"]) {
       assert.match(env[name] ?? "", new RegExp(`^\\$\\{${name}[:?}-]`), `${name} is interpolated`);
     }
   });
 
-  test("the compose refuses to start without an RPC URL, and starts without a gas key", () => {
+  test("the compose starts without RPC credentials (the pinned hosts are called as they are) and without a gas key", () => {
     const env = environment(service(loadCompose(target).compose, "sidecar"));
-    assert.throws(() => interpolate(env.ATTESTMESH_RPC_URL ?? "", {}), /refuse to start/);
+    assert.equal(interpolate(env.ATTESTMESH_RPC_URL ?? "", {}), "");
+    assert.equal(interpolate(env.ATTESTMESH_RPC_URLS ?? "", {}), "");
     assert.equal(interpolate(env.ATTESTMESH_GAS_KEY ?? "", {}), "");
   });
 
@@ -533,6 +556,18 @@ describe("deploy: app-compose.json", () => {
           .replace(
             /(ATTESTMESH_(?:INDEXER_)?CLUSTERS?:\s*")0x0{40}/,
             (_, key) => `${key}0x5FbDB2315678afecb367f032d93F642f64180aa3`,
+          )
+          .replace(
+            /^(\s+cluster:\s*")0x0{40}/m,
+            (_, key) => `${key}0x5FbDB2315678afecb367f032d93F642f64180aa3`,
+          )
+          .replace(
+            /^(\s+member_app_implementation:\s*")0x0{40}/m,
+            (_, key) => `${key}0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512`,
+          )
+          .replace(
+            /^(\s+kms_roots:\s*\[")0x0{40}/m,
+            (_, key) => `${key}0x70997970C51812dc3A010C7d01b50e0d17dc79C8`,
           );
         assert.deepEqual(placeholders(filled), []);
       });
@@ -644,6 +679,28 @@ describe("deploy: Dockerfiles", () => {
         const reason = pending(c);
         if (reason) {
           t.skip(reason);
+          return;
+        }
+        if (c.bundle !== undefined) {
+          // Built in the image: a build stage runs the bundler, and the runtime stage copies its output.
+          assert.equal(argv[1], c.bundle.path);
+          assert.ok(existsSync(join(ROOT, c.bundle.build)), `${c.bundle.build} exists`);
+          const all = steps();
+          const building = all.findIndex((s) => s.keyword === "RUN" && s.args === `node ${c.bundle!.build}`);
+          assert.ok(building >= 0, `a RUN step runs node ${c.bundle.build}`);
+          const dist = c.bundle.path.slice(0, c.bundle.path.lastIndexOf("/"));
+          const copies = all.findIndex(
+            (s, i) => i > building && s.keyword === "COPY" && s.args.includes(`/app/${dist} ${dist}`),
+          );
+          assert.ok(copies > building, `the runtime stage copies /app/${dist} from the build stage`);
+          // The image runs it with the Node options the devnet's sidecars are measured with.
+          const env = all.filter(
+            (s, i) => i > building && s.keyword === "ENV" && s.args.startsWith("NODE_OPTIONS="),
+          );
+          assert.deepEqual(
+            env.map((s) => s.args),
+            [`NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`],
+          );
           return;
         }
         const bin = binOf(c);

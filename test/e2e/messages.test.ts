@@ -62,10 +62,13 @@ describe("sealed messages on the devnet", { skip, timeout: 600_000 }, () => {
     });
     assert.equal(got!.text, text);
     assert.equal((got!.from as { memberId: string }).memberId, one.memberId);
+    // The application acknowledges it: the inbox prunes it, and a restart does not deliver it again.
+    const ack = await postJson(socketOf(two.name), "/v1/messages/ack", { seq: got!.seq });
+    assert.equal(ack.status, 200, JSON.stringify(ack.body));
     stream.close();
   });
 
-  it("replays, once each, what the recipient missed while its sidecar was down", async () => {
+  it("replays, once each, what the recipient missed while its sidecar was down (and nothing acknowledged)", async () => {
     const [one, two] = nodes as [NodeEntry, NodeEntry];
     const entry = state.nodes.find((n) => n.name === two.name)!;
     // The restarted sidecar gets exactly the environment the devnet gave it.

@@ -2,13 +2,20 @@
 // simulated dstack nodes whose key chains the cluster can verify.
 
 import { randomBytes } from "node:crypto";
-import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import {
+  type CvmIdentityOptions,
+  createKmsRoot,
+  createSimulatedCvm,
+  DEFAULT_APP_COMPOSE,
+  type KmsRoot,
+} from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
 import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { ed25519 } from "@noble/curves/ed25519";
+import { sha256 } from "@noble/hashes/sha2";
 import { network } from "hardhat";
 import {
   type Address,
@@ -24,7 +31,22 @@ import { privateKeyToAccount } from "viem/accounts";
 
 export const MESH_CIDR = "10.77.0.0/16";
 
-export async function setupCluster(options: { meshCidr?: string; kmsRoots?: Address[] } = {}) {
+/** The compose hash a simulated CVM reports unless told otherwise: sha256 of the simulator's default compose. */
+export const SIMULATED_COMPOSE_HASH = toHex(sha256(new TextEncoder().encode(DEFAULT_APP_COMPOSE)));
+
+/** What a default simulated CVM states at registration: its compose hash and device id. */
+export const SIMULATED_CLAIMS = {
+  composeHash: SIMULATED_COMPOSE_HASH,
+  deviceId: keccak256(toHex("attestmesh simulated device")),
+} as const;
+
+/**
+ * `openPolicy` (default true) allows the simulator's default compose hash and any device, so nodes
+ * built by `simulatedNode` may register; a test of the policy's initial state passes false.
+ */
+export async function setupCluster(
+  options: { meshCidr?: string; kmsRoots?: Address[]; openPolicy?: boolean } = {},
+) {
   const connection = await network.create();
   const { viem } = connection;
   const publicClient = await viem.getPublicClient();
@@ -46,6 +68,15 @@ export async function setupCluster(options: { meshCidr?: string; kmsRoots?: Addr
       client: { public: publicClient, wallet: wallet! },
     });
   const chainId = await publicClient.getChainId();
+  const owner = contractFor(ownerWallet);
+  if (options.openPolicy ?? true) {
+    for (const hash of [
+      await owner.write.addComposeHash([SIMULATED_COMPOSE_HASH]),
+      await owner.write.setAllowAnyDevice([true]),
+    ]) {
+      await publicClient.waitForTransactionReceipt({ hash });
+    }
+  }
   return {
     connection,
     viem,
@@ -53,7 +84,7 @@ export async function setupCluster(options: { meshCidr?: string; kmsRoots?: Addr
     kmsRoot,
     deployed,
     chainId,
-    owner: contractFor(ownerWallet),
+    owner,
     relayer: contractFor(relayerWallet),
     stranger: contractFor(strangerWallet),
     ownerAddress: ownerWallet!.account.address,
@@ -64,8 +95,13 @@ export async function setupCluster(options: { meshCidr?: string; kmsRoots?: Addr
 export type ClusterFixture = Awaited<ReturnType<typeof setupCluster>>;
 
 /** A simulated node: its dstack chain for the member key, and its WireGuard and identity keys. */
-export function simulatedNode(kmsRoot: KmsRoot, appId: Address = randomAppId()) {
-  const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
+export function simulatedNode(
+  kmsRoot: KmsRoot,
+  appId: Address = randomAppId(),
+  cvmIdentity: CvmIdentityOptions = {},
+) {
+  const cvm = createSimulatedCvm({ ...cvmIdentity, kmsRoot, appId: hexToBytes(appId) });
+  const info = cvm.info();
   const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
   const identity = cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519");
   const wireguard = cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose, "ed25519");
@@ -83,7 +119,11 @@ export function simulatedNode(kmsRoot: KmsRoot, appId: Address = randomAppId()) 
       kmsSignature: bytesToHex(member.signatureChain[1]),
       guestApiVersion: 0,
     },
+    /** What the node states at registration, as its guest agent's Info reports it. */
+    claims: { composeHash: bytesToHex(info.composeHash), deviceId: bytesToHex(info.deviceId) },
     identityKey: bytesToHex(ed25519.getPublicKey(identity.key)),
+    /** The identity key's seed: signs the node's sealed messages. */
+    identitySecret: identity.key,
     wireguardKey: bytesToHex(derivedPublicKey(wireguard.key, "ed25519")),
   };
 }
@@ -101,6 +141,8 @@ export async function signRegistration(
     nonce?: bigint;
     wireguardKey?: Hex;
     identityKey?: Hex;
+    composeHash?: Hex;
+    deviceId?: Hex;
     chainId?: number;
     cluster?: Address;
   } = {},
@@ -113,17 +155,38 @@ export async function signRegistration(
       appId: node.appId,
       wireguardKey: overrides.wireguardKey ?? node.wireguardKey,
       identityKey: overrides.identityKey ?? node.identityKey,
+      composeHash: overrides.composeHash ?? node.claims.composeHash,
+      deviceId: overrides.deviceId ?? node.claims.deviceId,
       nonce: overrides.nonce ?? 0n,
     },
   });
 }
 
-/** Allow the node's app id and register it through the relayer; returns the member id. */
+/**
+ * Allow the node's app id and register it through the relayer; returns the member id. On a cluster
+ * whose policy does not admit the node's claims yet (`openPolicy: false`), its compose hash and device
+ * are allowed first.
+ */
 export async function admit(fx: ClusterFixture, node: SimulatedNode): Promise<bigint> {
+  if (!(await fx.owner.read.isComposeHashAllowed([node.claims.composeHash]))) {
+    await fx.owner.write.addComposeHash([node.claims.composeHash]);
+  }
+  if (
+    !(await fx.owner.read.allowAnyDevice()) &&
+    !(await fx.owner.read.isDeviceAllowed([node.claims.deviceId]))
+  ) {
+    await fx.owner.write.addDevice([node.claims.deviceId]);
+  }
   await fx.owner.write.addAppId([node.appId]);
   const nonce = await fx.owner.read.registrationNonce([node.appId]);
   const signature = await signRegistration(fx, node, { nonce });
-  const hash = await fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, signature]);
+  const hash = await fx.relayer.write.register([
+    node.proof,
+    node.wireguardKey,
+    node.identityKey,
+    node.claims,
+    signature,
+  ]);
   await fx.publicClient.waitForTransactionReceipt({ hash });
   const [memberId] = await fx.owner.read.memberOfApp([node.appId]);
   return memberId;

@@ -3,7 +3,7 @@
 // Shapes are the ones the real readers produce (chainFacts.ts, health.ts), so buildView runs unchanged.
 
 import type { ChainFacts, FactLog, HealthBody, HealthPoll } from "@attestmesh/scripts/dashboard/buildView.ts";
-import type { MemberRow } from "@attestmesh/scripts/owner/members.ts";
+import { fingerprintHex, type MemberRow } from "@attestmesh/scripts/owner/members.ts";
 import { getAddress, type Hex, keccak256, toHex } from "viem";
 
 export const KMS_ROOT = getAddress("0x00000000000000000000000000000000000000aa");
@@ -88,6 +88,11 @@ export function synthetic(options: SyntheticOptions): Synthetic {
       memberKey: memberKeyOf(i),
       wireguardKey: key32(1, i),
       identityKey: key32(2, i),
+      composeHash: COMPOSE,
+      deviceId: key32(3, i),
+      deviceFingerprint: fingerprintHex(key32(3, i)),
+      kmsRoot: oldRoot.has(i) ? OLD_KMS_ROOT : KMS_ROOT,
+      standing: evicted.has(i) ? "not-active" : "good",
     });
   }
   let epoch = 0n;

@@ -32,7 +32,7 @@ import {
   http,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { randomAppId } from "./cluster.ts";
+import { randomAppId, SIMULATED_COMPOSE_HASH } from "./cluster.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 
@@ -132,6 +132,13 @@ export async function setupSponsorship() {
       abi: clusterAbi,
       client: { public: publicClient, wallet: owner },
     });
+    // The simulated CVMs' compose hash on any device, so their registrations meet the policy.
+    for (const hash of [
+      await clusterAsOwner.write.addComposeHash([SIMULATED_COMPOSE_HASH]),
+      await clusterAsOwner.write.setAllowAnyDevice([true]),
+    ]) {
+      await publicClient.waitForTransactionReceipt({ hash });
+    }
     const policy: PolicyConfig = {
       chainId,
       entryPoint: sponsorship.entryPoint,

@@ -127,6 +127,14 @@ describe("the v1 client against a dstack 0.6 agent", () => {
     assert.equal(info.appId, APP_ID);
     assert.equal(info.appCompose, composePinning("v1"));
     assert.match((await client.version()).version, /^0\.6\./);
+    // What a member states at registration: the v1 agent reports the compose hash and device id too.
+    const cvm = a.cvm.info();
+    const identity = await createDstackV1Agent(a.socketPath).info();
+    assert.deepEqual(identity, {
+      appId: APP_ID,
+      composeHash: bytesToHex(cvm.composeHash),
+      deviceId: bytesToHex(cvm.deviceId),
+    });
   });
 
   test("a 404 `Service not found` means v1 is mounted without that method", async () => {

@@ -15,10 +15,12 @@ import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
+import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
 import { deploySponsorship } from "@attestmesh/scripts/deploy/sponsorship.ts";
 import { captureLogger, freePort } from "@attestmesh/sidecar/testing/helpers.ts";
 import { hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { fixtureTrust } from "../helpers/certs.ts";
 import { runAttestmesh } from "../helpers/cli.ts";
 import { type ClusterFixture, randomAppId, setupCluster } from "../helpers/cluster.ts";
 import { serveRpc } from "../helpers/rpcServer.ts";
@@ -96,12 +98,20 @@ describe("no secret in a log line", { timeout: 240_000 }, () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  async function simulator(name: string): Promise<string> {
+  /** A guest agent whose compose pins `rpcUrl`'s host as the one RPC provider (the URL adds credentials). */
+  async function simulator(name: string, rpcUrl?: string): Promise<string> {
     const socketPath = join(dir, `${name}.sock`);
+    const rpc =
+      rpcUrl === undefined ? undefined : { chainId: fx.chainId, providers: [new URL(rpcUrl).origin] };
     simulators.push(
       await startDstackSimulator({
         socketPath,
-        cvm: createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(randomAppId()) }),
+        cvm: createSimulatedCvm({
+          kmsRoot: fx.kmsRoot,
+          appId: hexToBytes(randomAppId()),
+          // The sidecar starts only with the trust values (and its RPC providers) pinned in its compose.
+          appCompose: devnetAppCompose("v0", { ...(await fixtureTrust(fx)), ...rpc }),
+        }),
         logger: captureLogger("silent").logger,
       }),
     );
@@ -203,13 +213,13 @@ describe("no secret in a log line", { timeout: 240_000 }, () => {
 
     // Live RPC, sponsored writes through a dead bundler and paymaster: the start line names all three
     // URLs, and the writer's failures and retries follow.
-    const sidecarLive = sidecar("sidecar (live RPC, dead bundler)", live, await simulator("s1"), {
+    const sidecarLive = sidecar("sidecar (live RPC, dead bundler)", live, await simulator("s1", live), {
       ATTESTMESH_BUNDLER_URL: bundlerDead,
       ATTESTMESH_PAYMASTER_URL: paymasterDead,
       ATTESTMESH_ACCOUNT_FACTORY: sponsorship.accountFactory,
       ATTESTMESH_ENTRY_POINT: sponsorship.entryPoint,
     });
-    const sidecarDead = sidecar("sidecar (dead RPC)", dead, await simulator("s2"));
+    const sidecarDead = sidecar("sidecar (dead RPC)", dead, await simulator("s2", dead));
     const indexerLive = indexer("indexer (live RPC)", live, await simulator("i1"));
     const indexerDead = indexer("indexer (dead RPC)", dead, await simulator("i2"));
     const sponsorLive = sponsor("sponsor (live RPC)", live);

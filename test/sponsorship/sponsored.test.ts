@@ -40,6 +40,7 @@ import {
   type UserOperation,
 } from "viem/account-abstraction";
 import { generatePrivateKey, privateKeyToAccount, signTypedData } from "viem/accounts";
+import { SIMULATED_CLAIMS } from "../helpers/cluster.ts";
 import { type SponsorshipFixture, setupSponsorship } from "../helpers/sponsorship.ts";
 
 /** A writer that submits as `keys`'s member account through the bundler and the sponsor at `paymasterUrl`. */
@@ -61,9 +62,10 @@ async function sponsoredWriter(fx: SponsorshipFixture, keys: NodeKeys, paymaster
 function registerThrough(chain: ChainContext, writer: ClusterWriter, keys: NodeKeys) {
   return registerOnce({
     chain,
-    reader: createClusterReader(chain.publicClient, chain.cluster),
+    reader: createClusterReader(chain.reads, chain.cluster),
     writer,
     keys,
+    claims: SIMULATED_CLAIMS,
     confirmations: 0,
     logger: captureLogger().logger,
     signal: new AbortController().signal,
@@ -132,10 +134,14 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     assert.deepEqual(sponsor.ledger.usage(keys.member.address), { ops: 1, wei: event.args.actualGasCost });
   });
 
-  test("the member commits the CSK, sends a message and leaves, all sponsored; it still holds nothing", async () => {
-    const sign = (primaryType: "CommitCsk" | "Send" | "Leave", message: Record<string, unknown>) =>
+  test("the member commits the CSK, a second confirms it, it sends a message and leaves, all sponsored; it still holds nothing", async () => {
+    const sign = (
+      primaryType: "CommitCsk" | "ConfirmCsk" | "Send" | "Leave",
+      message: Record<string, unknown>,
+      by: NodeKeys = keys,
+    ) =>
       signTypedData({
-        privateKey: keys.member.secret.reveal(),
+        privateKey: by.member.secret.reveal(),
         domain: memberDomain(fx.chainId, fx.cluster.diamond),
         types: memberTypes,
         primaryType,
@@ -149,6 +155,23 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
     });
     assert.equal(committed.sponsored, true);
     assert.equal((await fx.clusterAsOwner.read.currentCsk())[1], commitment);
+    // A second member that pulled the key confirms the epoch on chain, sponsored as well (the sidecar
+    // sends this once per epoch; refused, every puller retried it and the epoch stayed re-openable).
+    const second = await fx.node();
+    const { writer: secondWriter, registration } = await registerSponsored(fx, second, sponsorUrl);
+    const confirmer = registration.memberId;
+    const confirmedOp = await secondWriter.submit({
+      functionName: "confirmCsk",
+      args: [
+        confirmer,
+        epoch,
+        commitment,
+        await sign("ConfirmCsk", { memberId: confirmer, epoch, commitment }, second),
+      ],
+    });
+    assert.equal(confirmedOp.sponsored, true);
+    assert.equal((await fx.clusterAsOwner.read.cskRecovery())[1], confirmer);
+    assert.equal(await fx.publicClient.getBalance({ address: secondWriter.from }), 0n);
 
     const envelopeId = keccak256(toHex("envelope 1"));
     const ciphertext = toHex(randomBytes(96));
@@ -216,12 +239,18 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
       domain: memberDomain(fx.chainId, fx.cluster.diamond),
       types: memberTypes,
       primaryType: "Register",
-      message: { appId: keys.appId, wireguardKey, identityKey: keys.identity.publicKey, nonce },
+      message: {
+        appId: keys.appId,
+        wireguardKey,
+        identityKey: keys.identity.publicKey,
+        ...SIMULATED_CLAIMS,
+        nonce,
+      },
     });
     return encodeFunctionData({
       abi: clusterAbi,
       functionName: "register",
-      args: [keys.member.proof, wireguardKey, keys.identity.publicKey, signature],
+      args: [keys.member.proof, wireguardKey, keys.identity.publicKey, SIMULATED_CLAIMS, signature],
     });
   }
 

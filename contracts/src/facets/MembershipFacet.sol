@@ -2,9 +2,11 @@
 pragma solidity ^0.8.28;
 
 import {IDstackAttestor} from "../interfaces/IDstackAttestor.sol";
+import {IMemberStanding} from "../interfaces/IMemberStanding.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {DstackKeyChain} from "../libraries/DstackKeyChain.sol";
 import {KeyPurposes} from "../libraries/KeyPurposes.sol";
+import {LibMemberClaims} from "../libraries/LibMemberClaims.sol";
 import {LibMembership} from "../libraries/LibMembership.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
 import {LibPolicy} from "../libraries/LibPolicy.sol";
@@ -12,6 +14,7 @@ import {MemberTypedData} from "../libraries/MemberTypedData.sol";
 import {MeshAddress} from "../libraries/MeshAddress.sol";
 import {Secp256k1} from "../libraries/Secp256k1.sol";
 import {AppsStorage} from "../storage/AppsStorage.sol";
+import {MemberClaimsStorage} from "../storage/MemberClaimsStorage.sol";
 import {MembershipStorage} from "../storage/MembershipStorage.sol";
 
 /// @title Membership facet: admission, departure and the member directory
@@ -21,13 +24,18 @@ contract MembershipFacet is IMembership {
         DstackProof calldata proof,
         bytes32 wireguardKey,
         bytes32 identityKey,
+        RuntimeClaims calldata claims,
         bytes calldata signature
     ) external returns (uint64 memberId) {
         if (proof.memberPubkey.length != 33) {
             revert IDstackAttestor.InvalidPublicKeyLength(proof.memberPubkey.length);
         }
         address kmsRoot = _verifyChain(proof);
-        LibPolicy.enforceKmsRoot(kmsRoot);
+        // One read decides the compose hash, the KMS root and allow-any-device: an admitted pair's root
+        // is allowed. Otherwise the root is checked here and the compose hash after the device and the
+        // signature, the order registration's errors keep.
+        MemberClaimsStorage.BuildEntry memory build = LibMemberClaims.buildEntry(claims.composeHash, kmsRoot);
+        if (!build.admitted) LibPolicy.enforceKmsRoot(kmsRoot);
         AppsStorage.AppRecord storage app = LibPolicy.enforceJoinable(proof.appId);
         address memberKey = Secp256k1.compressedToAddress(proof.memberPubkey);
 
@@ -40,21 +48,47 @@ contract MembershipFacet is IMembership {
                 if (
                     LibMembership.memberKeyOf(current) == memberKey && current.wireguardKey == wireguardKey
                         && current.identityKey == identityKey
-                ) return memberId;
+                ) {
+                    // A stale member is not told it is fine: it must not stay by re-registering.
+                    Standing standing = LibMemberClaims.standing(current);
+                    if (standing > Standing.Unrecorded) revert MemberNotStanding(memberId, standing);
+                    return memberId;
+                }
                 revert AppIdHasMember(proof.appId, memberId);
             }
         }
         if (wireguardKey == bytes32(0) || identityKey == bytes32(0)) revert ZeroKey();
+        // The device word (reference or flagged fingerprint), and below the pair's reference, in one word.
+        uint48 claimRefs = uint48(LibMemberClaims.enforceJoinable(claims, build)) << 16;
 
+        _consumeSignature(app, proof.appId, wireguardKey, identityKey, claims, memberKey, signature);
+
+        if (!build.admitted) revert ComposeHashNotAllowed(claims.composeHash);
+        claimRefs |= build.ref;
+        memberId = _admit(proof.appId, memberKey, claimRefs, wireguardKey, identityKey, kmsRoot);
+        app.memberId = memberId;
+        if (uint32(claimRefs >> 16) & MemberClaimsStorage.FINGERPRINTED != 0) {
+            emit MemberDeviceStated(memberId, claims.deviceId);
+        }
+    }
+
+    /// @dev Check the member key signed this registration at the app's nonce, and use the nonce up.
+    function _consumeSignature(
+        AppsStorage.AppRecord storage app,
+        address appId,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        RuntimeClaims calldata claims,
+        address memberKey,
+        bytes calldata signature
+    ) private {
         uint64 nonce = app.nonce;
         address signer = Secp256k1.recover(
-            MemberTypedData.registerDigest(proof.appId, wireguardKey, identityKey, nonce), signature
+            MemberTypedData.registerDigest(appId, wireguardKey, identityKey, claims.composeHash, claims.deviceId, nonce),
+            signature
         );
         if (signer != memberKey) revert RegistrationSignatureMismatch(memberKey, signer);
         app.nonce = nonce + 1;
-
-        memberId = _admit(proof.appId, memberKey, wireguardKey, identityKey, kmsRoot);
-        app.memberId = memberId;
     }
 
     /// @dev The member key's chain under the guest API it names (v0 first: the common path stays cheap).
@@ -162,23 +196,84 @@ contract MembershipFacet is IMembership {
         return MemberTypedData.domainSeparator();
     }
 
-    function _admit(address appId, address memberKey, bytes32 wireguardKey, bytes32 identityKey, address kmsRoot)
-        private
-        returns (uint64 memberId)
+    // ------------------------------------------------------------------ claims and standing
+
+    /// @inheritdoc IMemberStanding
+    function memberClaims(uint64 memberId) external view returns (MemberClaimsView memory) {
+        return LibMemberClaims.view_(MembershipStorage.load().members[memberId]);
+    }
+
+    /// @inheritdoc IMemberStanding
+    function memberStanding(uint64 memberId) external view returns (Standing) {
+        return LibMemberClaims.standing(MembershipStorage.load().members[memberId]);
+    }
+
+    /// @inheritdoc IMemberStanding
+    function memberStandings(uint64 startId, uint256 limit)
+        external
+        view
+        returns (Standing[] memory page, uint64 nextId)
     {
+        MembershipStorage.Layout storage l = MembershipStorage.load();
+        uint64 last = l.mesh.lastMemberId;
+        if (startId == 0) startId = 1;
+        if (startId > last || limit == 0) return (new Standing[](0), 0);
+        uint256 count = uint256(last - startId) + 1;
+        if (count > limit) count = limit;
+        page = new Standing[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            uint64 id = startId + uint64(i);
+            page[i] = LibMemberClaims.standing(l.members[id]);
+        }
+        uint64 after_ = startId + uint64(count);
+        nextId = after_ > last ? 0 : after_;
+    }
+
+    /// @inheritdoc IMemberStanding
+    function evictStale(uint64 startId, uint256 limit) external returns (uint256 evicted, uint64 nextId) {
+        LibOwnership.enforceIsOwner();
+        MembershipStorage.Layout storage l = MembershipStorage.load();
+        uint64 last = l.mesh.lastMemberId;
+        if (startId == 0) startId = 1;
+        if (startId > last || limit == 0) return (0, 0);
+        uint256 count = uint256(last - startId) + 1;
+        if (count > limit) count = limit;
+        for (uint256 i = 0; i < count; ++i) {
+            uint64 id = startId + uint64(i);
+            MembershipStorage.Member storage m = l.members[id];
+            if (LibMemberClaims.standing(m) > Standing.Unrecorded) {
+                LibMembership.end(id, m, true, LibMemberClaims.EVICTED_STALE);
+                ++evicted;
+            }
+        }
+        uint64 after_ = startId + uint64(count);
+        nextId = after_ > last ? 0 : after_;
+    }
+
+    function _admit(
+        address appId,
+        address memberKey,
+        uint48 claimRefs,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        address kmsRoot
+    ) private returns (uint64 memberId) {
         MembershipStorage.Layout storage l = MembershipStorage.load();
         MembershipStorage.Mesh memory mesh = l.mesh;
         memberId = mesh.lastMemberId + 1;
-        LibMembership.bindKeys(appId, memberId, memberKey, wireguardKey, identityKey);
+        LibMembership.bindKeys(appId, memberId, memberKey, uint32(claimRefs >> 16), wireguardKey, identityKey);
         uint32 meshIp = MeshAddress.allocate(l, mesh.meshBase, mesh.prefixLength, memberId);
-        l.mesh.lastMemberId = memberId;
-        l.mesh.activeMembers = mesh.activeMembers + 1;
+        // One write for both counters.
+        mesh.lastMemberId = memberId;
+        mesh.activeMembers += 1;
+        l.mesh = mesh;
 
         MembershipStorage.Member storage m = l.members[memberId];
         m.appId = appId;
         m.meshIp = meshIp;
         m.status = MemberStatus.Active;
         m.registeredAt = uint40(block.timestamp);
+        m.buildRef = uint16(claimRefs);
         m.wireguardKey = wireguardKey;
         m.identityKey = identityKey;
 

@@ -7,6 +7,7 @@ import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol
 import {IIndexerRegistry} from "../interfaces/IIndexerRegistry.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibMemberClaims} from "../libraries/LibMemberClaims.sol";
 import {LibMembership} from "../libraries/LibMembership.sol";
 import {LibOwnership} from "../libraries/LibOwnership.sol";
 import {LibPolicy} from "../libraries/LibPolicy.sol";
@@ -53,13 +54,19 @@ contract PolicyFacet is IPolicy {
         PolicyStorage.Layout storage l = PolicyStorage.load();
         uint64 revokedAt = l.deviceRevokedAt[deviceId];
         if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
-        if (l.deviceIds.add(deviceId)) emit DeviceAdded(deviceId);
+        if (l.deviceIds.add(deviceId)) {
+            emit DeviceAdded(deviceId);
+            LibMemberClaims.setDeviceListed(deviceId, true);
+        }
     }
 
     /// @inheritdoc IAppAuthBasicManagement
     function removeDevice(bytes32 deviceId) external {
         LibOwnership.enforceIsOwner();
-        if (PolicyStorage.load().deviceIds.remove(deviceId)) emit DeviceRemoved(deviceId);
+        if (PolicyStorage.load().deviceIds.remove(deviceId)) {
+            emit DeviceRemoved(deviceId);
+            LibMemberClaims.setDeviceListed(deviceId, false);
+        }
     }
 
     /// @inheritdoc IPolicy
@@ -68,6 +75,7 @@ contract PolicyFacet is IPolicy {
         PolicyStorage.Layout storage l = PolicyStorage.load();
         if (l.allowAnyDevice == allowAny) return;
         l.allowAnyDevice = allowAny;
+        LibMemberClaims.setAnyDevice(allowAny);
         emit AllowAnyDeviceSet(allowAny);
     }
 
@@ -111,12 +119,16 @@ contract PolicyFacet is IPolicy {
         LibPolicy.setAppAllowed(appId, false);
         app.revokedAt = uint40(block.timestamp);
         emit AppIdRevokedAt(appId, uint64(block.timestamp), reason);
-        // A revoked app id must not keep vouching for the indexer's key either.
-        IndexerRegistryStorage.Layout storage indexer = IndexerRegistryStorage.load();
-        if (indexer.record.appId == appId) {
-            delete indexer.record;
-            emit IIndexerRegistry.IndexerCleared();
+        // A revoked app id must not keep vouching for an indexer's key either.
+        IndexerRegistryStorage.Layout storage indexers = IndexerRegistryStorage.load();
+        uint256 before = indexers.records.length;
+        for (uint256 i = before; i > 0; i--) {
+            bytes32 key = indexers.records[i - 1].signingKey;
+            if (indexers.records[i - 1].appId != appId) continue;
+            IndexerRegistryStorage.removeRecord(indexers, key);
+            emit IIndexerRegistry.IndexerRemoved(key);
         }
+        if (before != 0 && indexers.records.length == 0) emit IIndexerRegistry.IndexerCleared();
         // Its latest member is evicted whether it is still active or left just before (to dodge this).
         uint64 memberId = app.memberId;
         if (memberId != 0 && MembershipStorage.load().members[memberId].status != IMembership.MemberStatus.Evicted) {
@@ -131,8 +143,12 @@ contract PolicyFacet is IPolicy {
         PolicyStorage.Layout storage l = PolicyStorage.load();
         uint64 revokedAt = l.deviceRevokedAt[deviceId];
         if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
-        if (l.deviceIds.remove(deviceId)) emit DeviceRemoved(deviceId);
+        if (l.deviceIds.remove(deviceId)) {
+            emit DeviceRemoved(deviceId);
+            LibMemberClaims.setDeviceListed(deviceId, false);
+        }
         l.deviceRevokedAt[deviceId] = uint64(block.timestamp);
+        LibMemberClaims.setDeviceRevoked(deviceId);
         emit DeviceRevokedAt(deviceId, uint64(block.timestamp), reason);
     }
 
@@ -140,13 +156,19 @@ contract PolicyFacet is IPolicy {
     function addKmsRoot(address kmsRoot) external {
         LibOwnership.enforceIsOwner();
         if (kmsRoot == address(0)) revert ZeroIdentifier();
-        if (PolicyStorage.load().kmsRoots.add(kmsRoot)) emit KmsRootAdded(kmsRoot);
+        if (PolicyStorage.load().kmsRoots.add(kmsRoot)) {
+            emit KmsRootAdded(kmsRoot);
+            LibMemberClaims.setKmsRootAdmitted(kmsRoot, true);
+        }
     }
 
     /// @inheritdoc IPolicy
     function removeKmsRoot(address kmsRoot) external {
         LibOwnership.enforceIsOwner();
-        if (PolicyStorage.load().kmsRoots.remove(kmsRoot)) emit KmsRootRemoved(kmsRoot);
+        if (PolicyStorage.load().kmsRoots.remove(kmsRoot)) {
+            emit KmsRootRemoved(kmsRoot);
+            LibMemberClaims.setKmsRootAdmitted(kmsRoot, false);
+        }
     }
 
     /// @inheritdoc IAppAuth

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {IMemberStanding} from "./IMemberStanding.sol";
+
 /// @title Cluster membership and mesh addressing
 /// @notice A member is a CVM admitted by a dstack key chain for its secp256k1 member key, bound by
 /// that key's EIP-712 signature to its WireGuard key and Ed25519 identity key. Each member gets a mesh
@@ -11,7 +13,7 @@ pragma solidity ^0.8.28;
 /// another's key, not even while that one is away: a member that leaves keeps its keys reserved for
 /// its own app id, which derives the same keys again when it returns. The binding ends only when the
 /// owner evicts the app's member or revokes the app id.
-interface IMembership {
+interface IMembership is IMemberStanding {
     /// @notice Lifecycle of a member record; a record never becomes `Active` again.
     enum MemberStatus {
         None,
@@ -153,21 +155,26 @@ interface IMembership {
     /// @notice Admit a member. Anyone may submit (a relayer pays the gas); the member key signs.
     /// @dev Requires: a valid key chain (of the guest API `proof.guestApiVersion` names) for
     /// `proof.memberPubkey` with purpose or domain `MEMBER_KEY_PURPOSE`, an allowed KMS root, an allowed
-    /// and unrevoked app id, and the member key's EIP-712 signature over
-    /// `Register(appId, wireguardKey, identityKey, nonce)` with the app id's current nonce. Submitting
-    /// the same keys again while the member is active is a no-op that returns its id; it still passes
-    /// the KMS-root and app-id checks, so a restarted sidecar reads `memberOfApp` before registering.
-    /// Refuses a WireGuard or identity key bound to another app id (`WireguardKeyInUse`,
-    /// `IdentityKeyInUse`); binds both keys to `proof.appId`.
+    /// and unrevoked app id, claims the policy admits (device not revoked and allowed, compose hash
+    /// allowed; see IMemberStanding), and the member key's EIP-712 signature over
+    /// `Register(appId, wireguardKey, identityKey, composeHash, deviceId, nonce)` with the app id's
+    /// current nonce. The cluster records the claims and the recovered KMS root. Submitting the same
+    /// keys again while the member is active is a no-op that returns its id; it still passes the
+    /// KMS-root and app-id checks and reverts `MemberNotStanding` once the member is stale, so a
+    /// restarted sidecar reads `memberOfApp` before registering. Refuses a WireGuard or identity key
+    /// bound to another app id (`WireguardKeyInUse`, `IdentityKeyInUse`); binds both keys to
+    /// `proof.appId`.
     /// @param proof The member key's dstack chain.
     /// @param wireguardKey The WireGuard public key.
     /// @param identityKey The Ed25519 identity key.
+    /// @param claims The compose hash and device id the member's guest agent reports.
     /// @param signature The member key's EIP-712 signature (65 bytes).
     /// @return memberId The member id (new, or the existing one for a no-op).
     function register(
         DstackProof calldata proof,
         bytes32 wireguardKey,
         bytes32 identityKey,
+        RuntimeClaims calldata claims,
         bytes calldata signature
     ) external returns (uint64 memberId);
 

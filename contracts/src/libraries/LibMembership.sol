@@ -38,12 +38,24 @@ library LibMembership {
         return MembershipStorage.load().wireguardKeys[m.wireguardKey].memberKey;
     }
 
+    /// @notice The device word of `m` (MemberClaimsStorage: a device reference, or a flagged
+    /// fingerprint), where `memberKeyOf` finds the member key.
+    function deviceRefOf(MembershipStorage.Member storage m) internal view returns (uint32) {
+        if (m.status != IMembership.MemberStatus.Active) return m.deviceRef;
+        return MembershipStorage.load().wireguardKeys[m.wireguardKey].deviceRef;
+    }
+
     /// @notice Index `wireguardKey` and `identityKey` under the new member `memberId` of `appId`, unless
     /// either is bound to another app id. The caller has checked that `appId` has no active member,
     /// so a key bound to `appId` belongs to one of its own ended members and is free for it.
-    function bindKeys(address appId, uint64 memberId, address memberKey, bytes32 wireguardKey, bytes32 identityKey)
-        internal
-    {
+    function bindKeys(
+        address appId,
+        uint64 memberId,
+        address memberKey,
+        uint32 deviceRef,
+        bytes32 wireguardKey,
+        bytes32 identityKey
+    ) internal {
         MembershipStorage.Layout storage l = MembershipStorage.load();
         uint64 holder = l.wireguardKeys[wireguardKey].memberId;
         if (holder != 0) {
@@ -55,8 +67,8 @@ library LibMembership {
             address holderApp = l.members[holder].appId;
             if (holderApp != appId) revert IMembership.IdentityKeyInUse(identityKey, holderApp, holder);
         }
-        l.wireguardKeys[wireguardKey] = MembershipStorage.KeyHolder(memberId, memberKey);
-        l.identityKeys[identityKey] = MembershipStorage.KeyHolder(memberId, memberKey);
+        l.wireguardKeys[wireguardKey] = MembershipStorage.KeyHolder(memberId, memberKey, deviceRef);
+        l.identityKeys[identityKey] = MembershipStorage.KeyHolder(memberId, memberKey, deviceRef);
     }
 
     /// @notice End an active membership: free its address, record why, and open a new CSK epoch
@@ -65,7 +77,9 @@ library LibMembership {
     /// leaves keeps its keys bound to its app id; an evicted one releases them.
     function end(uint64 memberId, MembershipStorage.Member storage m, bool evicted, uint8 reason) internal {
         MembershipStorage.Layout storage l = MembershipStorage.load();
-        m.memberKey = memberKeyOf(m);
+        MembershipStorage.KeyHolder storage holder = l.wireguardKeys[m.wireguardKey];
+        m.memberKey = holder.memberKey;
+        m.deviceRef = holder.deviceRef;
         m.status = evicted ? IMembership.MemberStatus.Evicted : IMembership.MemberStatus.Left;
         m.endedAt = uint40(block.timestamp);
         m.endReason = reason;

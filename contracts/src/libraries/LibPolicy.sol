@@ -6,6 +6,7 @@ import {IAppAuth} from "../interfaces/IAppAuth.sol";
 import {IAppAuthBasicManagement} from "../interfaces/IAppAuthBasicManagement.sol";
 import {IMembership} from "../interfaces/IMembership.sol";
 import {IPolicy} from "../interfaces/IPolicy.sol";
+import {LibMemberClaims} from "./LibMemberClaims.sol";
 import {AppsStorage} from "../storage/AppsStorage.sol";
 import {MembershipStorage} from "../storage/MembershipStorage.sol";
 import {PolicyStorage} from "../storage/PolicyStorage.sol";
@@ -49,11 +50,19 @@ library LibPolicy {
         if (allowed) {
             if (composeHash == bytes32(0)) revert IPolicy.ZeroIdentifier();
             if (!set.add(composeHash)) return;
-            if (node) emit IAppAuthBasicManagement.ComposeHashAdded(composeHash);
+            if (node) {
+                emit IAppAuthBasicManagement.ComposeHashAdded(composeHash);
+                // Members run node composes: the owner records the release's (compose, root) pairs once,
+                // so registration only reads them.
+                LibMemberClaims.setComposeHashAdmitted(composeHash, true);
+            }
             emit IPolicy.ComposeHashAllowedFor(composeHash, role);
         } else {
             if (!set.remove(composeHash)) return;
-            if (node) emit IAppAuthBasicManagement.ComposeHashRemoved(composeHash);
+            if (node) {
+                emit IAppAuthBasicManagement.ComposeHashRemoved(composeHash);
+                LibMemberClaims.setComposeHashAdmitted(composeHash, false);
+            }
             emit IPolicy.ComposeHashDeniedFor(composeHash, role);
         }
     }

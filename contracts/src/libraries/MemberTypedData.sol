@@ -14,7 +14,9 @@ library MemberTypedData {
     bytes32 internal constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 internal constant REGISTER_TYPEHASH =
-        keccak256("Register(address appId,bytes32 wireguardKey,bytes32 identityKey,uint64 nonce)");
+        keccak256(
+        "Register(address appId,bytes32 wireguardKey,bytes32 identityKey,bytes32 composeHash,bytes32 deviceId,uint64 nonce)"
+    );
     bytes32 internal constant LEAVE_TYPEHASH = keccak256("Leave(uint64 memberId)");
     bytes32 internal constant COMMIT_CSK_TYPEHASH =
         keccak256("CommitCsk(uint64 memberId,uint64 epoch,bytes32 commitment)");
@@ -32,12 +34,17 @@ library MemberTypedData {
         );
     }
 
-    function registerDigest(address appId, bytes32 wireguardKey, bytes32 identityKey, uint64 nonce)
-        internal
-        view
-        returns (bytes32)
-    {
-        return _digest(keccak256(abi.encode(REGISTER_TYPEHASH, appId, wireguardKey, identityKey, nonce)));
+    function registerDigest(
+        address appId,
+        bytes32 wireguardKey,
+        bytes32 identityKey,
+        bytes32 composeHash,
+        bytes32 deviceId,
+        uint64 nonce
+    ) internal view returns (bytes32) {
+        return _digest(
+            keccak256(abi.encode(REGISTER_TYPEHASH, appId, wireguardKey, identityKey, composeHash, deviceId, nonce))
+        );
     }
 
     function leaveDigest(uint64 memberId) internal view returns (bytes32) {

@@ -3,7 +3,7 @@ pragma solidity ^0.8.28;
 
 /// @title Storage of the cluster's indexer record
 library IndexerRegistryStorage {
-    /// @notice The indexer the sidecars subscribe to.
+    /// @notice One indexer the sidecars may subscribe to.
     /// @param signingKey The indexer's Ed25519 public key; zero when no indexer is set.
     /// @param codeId The compose hash the indexer runs.
     /// @param appId The dstack app id its key chain was issued for.
@@ -20,8 +20,11 @@ library IndexerRegistryStorage {
     }
 
     /// @custom:storage-location erc7201:attestmesh.storage.IndexerRegistry
+    /// @param records The registered indexers, in the order they were added (at most MAX_INDEXERS).
+    /// @param positionOf 1-based position in `records` by signing key; 0 when not registered.
     struct Layout {
-        Record record;
+        Record[] records;
+        mapping(bytes32 signingKey => uint256) positionOf;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("attestmesh.storage.IndexerRegistry")) - 1)) & ~bytes32(uint256(0xff))
@@ -32,5 +35,16 @@ library IndexerRegistryStorage {
         assembly {
             l.slot := slot
         }
+    }
+
+    /// @notice Removes the record of `signingKey` (which must be registered), keeping the others' order.
+    function removeRecord(Layout storage l, bytes32 signingKey) internal {
+        uint256 last = l.records.length;
+        for (uint256 i = l.positionOf[signingKey]; i < last; i++) {
+            l.records[i - 1] = l.records[i];
+            l.positionOf[l.records[i - 1].signingKey] = i;
+        }
+        l.records.pop();
+        delete l.positionOf[signingKey];
     }
 }

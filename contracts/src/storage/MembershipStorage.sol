@@ -6,18 +6,23 @@ import {IMembership} from "../interfaces/IMembership.sol";
 /// @title Storage of member records and mesh addressing
 library MembershipStorage {
     /// @notice One member, in four slots. Registration writes three: while the member is active its
-    /// member key lives in its keys' index entries (`KeyHolder`), which registration writes anyway, and
-    /// moves here, beside `endedAt`, when the membership ends.
+    /// member key and device word live in its keys' index entries (`KeyHolder`), which registration
+    /// writes anyway, and move here, beside `endedAt`, when the membership ends.
     struct Member {
         // slot 0
         address appId;
         uint32 meshIp;
         IMembership.MemberStatus status;
         uint40 registeredAt;
+        // Fills slot 0's last two bytes: the member's (compose hash, KMS root) in MemberClaimsStorage.
+        uint16 buildRef;
         // slot 1, written when the membership ends
         address memberKey;
         uint40 endedAt;
         uint8 endReason;
+        // The member's device word (MemberClaimsStorage: a device reference, or a flagged fingerprint),
+        // moved here from its KeyHolder like `memberKey`.
+        uint32 deviceRef;
         // slot 2
         bytes32 wireguardKey;
         // slot 3
@@ -41,9 +46,13 @@ library MembershipStorage {
     /// owner evicts that app's member or revokes the app id; the entry is deleted then.
     /// @param memberId The latest member that registered the key (active, or left from the bound app).
     /// @param memberKey That member's member key.
+    /// @param deviceRef That member's device word: a device reference, or a flagged fingerprint (see
+    /// MemberClaimsStorage).
     struct KeyHolder {
         uint64 memberId;
         address memberKey;
+        // The member's device word (MemberClaimsStorage), in the slot's last four bytes.
+        uint32 deviceRef;
     }
 
     /// @custom:storage-location erc7201:attestmesh.storage.Membership

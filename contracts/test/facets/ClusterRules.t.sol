@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {ICsk} from "../../src/interfaces/ICsk.sol";
+import {IMemberStanding} from "../../src/interfaces/IMemberStanding.sol";
 import {IMembership} from "../../src/interfaces/IMembership.sol";
 import {IMessages} from "../../src/interfaces/IMessages.sol";
 import {ClusterFixture} from "../utils/ClusterFixture.sol";
@@ -46,6 +47,18 @@ contract ClusterHandler is ClusterFixture {
         return apps[i].appId;
     }
 
+    /// @notice What the app of `appId` states at registration.
+    function claimsOf(address appId) external view returns (IMemberStanding.RuntimeClaims memory) {
+        for (uint256 i; i < APPS; ++i) {
+            if (apps[i].appId == appId) return apps[i].claims;
+        }
+        revert("unknown app");
+    }
+
+    function kmsRoot() external pure returns (address) {
+        return vm.addr(KMS_KEY);
+    }
+
     // ---- membership ----
 
     function register(uint256 appSeed, uint256 wireguardSeed, uint256 identitySeed) external {
@@ -55,7 +68,11 @@ contract ClusterHandler is ClusterFixture {
         (address wgApp,,) = cluster.wireguardKeyHolder(wireguardKey);
         (address idApp,,) = cluster.identityKeyHolder(identityKey);
         (uint64 before, bool wasActive) = cluster.memberOfApp(app.appId);
+        // Revocation beats allowlisting: only claims the policy admits now may join, or stay.
+        bool joinable = cluster.deviceRevokedAt(app.claims.deviceId) == 0
+            && cluster.isComposeHashAllowed(app.claims.composeHash) && cluster.isKmsRootAllowed(vm.addr(KMS_KEY));
         try this.registerAs(appSeed % APPS, wireguardKey, identityKey) returns (uint64 memberId) {
+            if (!joinable) _violated("register stale");
             if (wasActive && memberId == before) return; // the restart no-op
             if (wgApp != address(0) && wgApp != app.appId) _violated("register");
             if (idApp != address(0) && idApp != app.appId) _violated("register");
@@ -112,6 +129,48 @@ contract ClusterHandler is ClusterFixture {
 
     function allow(uint256 appSeed) external {
         try cluster.addAppId(apps[appSeed % APPS].appId) {} catch {}
+    }
+
+    // ---- revocation that reaches running members ----
+
+    function revokeDevice(uint256 appSeed) external {
+        try cluster.revokeDevice(apps[appSeed % APPS].claims.deviceId, bytes32("fuzz")) {
+            ++succeeded["revokeDevice"];
+        } catch {}
+    }
+
+    function setComposeAllowed(bool b, bool allowed) external {
+        bytes32 composeHash = b ? COMPOSE_B : COMPOSE_A;
+        if (allowed) cluster.addComposeHash(composeHash);
+        else cluster.removeComposeHash(composeHash);
+    }
+
+    function setKmsRootAllowed(bool allowed) external {
+        if (allowed) cluster.addKmsRoot(vm.addr(KMS_KEY));
+        else cluster.removeKmsRoot(vm.addr(KMS_KEY));
+    }
+
+    /// @notice The owner's one action: exactly the stale active members are evicted, the rest stay.
+    function evictStale() external {
+        (IMembership.MemberView[] memory before,) = cluster.members(1, 1000);
+        bool[] memory stale = new bool[](before.length);
+        uint256 staleCount;
+        for (uint256 i; i < before.length; ++i) {
+            stale[i] = cluster.memberStanding(before[i].memberId) > IMemberStanding.Standing.Unrecorded;
+            if (stale[i]) ++staleCount;
+        }
+        (uint256 evicted, uint64 nextId) = cluster.evictStale(1, 1000);
+        if (evicted != staleCount || nextId != 0) _violated("evictStale");
+        for (uint256 i; i < before.length; ++i) {
+            IMembership.MemberView memory m = cluster.member(before[i].memberId);
+            if (stale[i]) {
+                if (m.status != IMembership.MemberStatus.Evicted || m.endReason != 254) _violated("evictStale");
+                if (cluster.isAppIdAllowed(m.appId)) _violated("evictStale");
+            } else if (m.status != before[i].status) {
+                _violated("evictStale");
+            }
+        }
+        ++succeeded["evictStale"];
     }
 
     // ---- CSK epochs ----
@@ -202,7 +261,8 @@ contract ClusterHandler is ClusterFixture {
     }
 }
 
-/// @title Invariants of the cluster rules under random register / leave / evict / revoke / re-allow and
+/// @title Invariants of the cluster rules under random register / leave / evict / revoke / re-allow,
+/// device revocations, compose hash and KMS root withdrawals, evictStale, and
 /// commit / confirm / re-open / owner-open / time sequences (issue 13).
 contract ClusterRulesInvariantTest is Test {
     /// @dev The shape Foundry-compatible runners read from `targetSelectors()`.
@@ -227,7 +287,7 @@ contract ClusterRulesInvariantTest is Test {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory selectors = new bytes4[](10);
+        bytes4[] memory selectors = new bytes4[](14);
         selectors[0] = ClusterHandler.register.selector;
         selectors[1] = ClusterHandler.memberLeaves.selector;
         selectors[2] = ClusterHandler.evict.selector;
@@ -238,6 +298,10 @@ contract ClusterRulesInvariantTest is Test {
         selectors[7] = ClusterHandler.reopen.selector;
         selectors[8] = ClusterHandler.ownerOpen.selector;
         selectors[9] = ClusterHandler.warp.selector;
+        selectors[10] = ClusterHandler.revokeDevice.selector;
+        selectors[11] = ClusterHandler.setComposeAllowed.selector;
+        selectors[12] = ClusterHandler.setKmsRootAllowed.selector;
+        selectors[13] = ClusterHandler.evictStale.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector(address(handler), selectors);
     }
@@ -283,6 +347,44 @@ contract ClusterRulesInvariantTest is Test {
         }
     }
 
+    /// @notice Each active member's recorded claims are what its app stated and the root that admitted it,
+    /// and its standing is good exactly while the policy admits those claims (device first, then
+    /// compose hash, then KMS root); no registration joined or stayed with claims the policy refused.
+    function invariant_standingFollowsThePolicy() public view {
+        IMemberStanding standings = IMemberStanding(handler.diamond());
+        ClusterHandlerPolicy policy = ClusterHandlerPolicy(handler.diamond());
+        (IMembership.MemberView[] memory page,) = membership.members(1, 1000);
+        for (uint256 i; i < page.length; ++i) {
+            IMembership.MemberView memory m = page[i];
+            IMemberStanding.MemberClaimsView memory c = standings.memberClaims(m.memberId);
+            IMemberStanding.RuntimeClaims memory stated = handler.claimsOf(m.appId);
+            assertEq(c.composeHash, stated.composeHash, "recorded compose hash");
+            // The fixture's devices are unnamed (allow-any-device): held by fingerprint, the id left 0.
+            assertEq(
+                c.deviceFingerprint,
+                uint32(uint256(keccak256(abi.encode(stated.deviceId))) >> 225),
+                "recorded device fingerprint"
+            );
+            assertEq(c.deviceId, bytes32(0), "an unnamed device's id is not kept");
+            assertEq(c.kmsRoot, handler.kmsRoot(), "recorded KMS root");
+            IMemberStanding.Standing expected = IMemberStanding.Standing.NotActive;
+            if (m.status == IMembership.MemberStatus.Active) {
+                if (policy.deviceRevokedAt(stated.deviceId) != 0) expected = IMemberStanding.Standing.DeviceRevoked;
+                else if (!policy.isComposeHashAllowed(c.composeHash)) {
+                    expected = IMemberStanding.Standing.ComposeHashNotAllowed;
+                } else if (!policy.isKmsRootAllowed(c.kmsRoot)) {
+                    expected = IMemberStanding.Standing.KmsRootNotAllowed;
+                } else {
+                    expected = IMemberStanding.Standing.Good;
+                }
+            }
+            assertEq(uint8(c.standing), uint8(expected), "standing");
+            assertEq(uint8(standings.memberStanding(m.memberId)), uint8(expected), "memberStanding");
+        }
+        assertEq(handler.violationsOf("register stale"), 0, "a member joined or stayed with refused claims");
+        assertEq(handler.violationsOf("evictStale"), 0, "evictStale evicted other than exactly the stale members");
+    }
+
     /// @notice The epoch rules: a confirmation comes from someone other than the committer, the barred
     /// member is not the current epoch's committer, and every re-open the handler saw obeyed the rules.
     function invariant_epochRules() public view {
@@ -305,6 +407,13 @@ contract ClusterRulesInvariantTest is Test {
         assertEq(handler.violationsOf("reopen"), 0, "a re-open broke the rules");
         assertEq(handler.violations(), 0, "an action succeeded against a rule");
     }
+}
+
+/// @dev The policy reads the standing invariant checks against.
+interface ClusterHandlerPolicy {
+    function deviceRevokedAt(bytes32 deviceId) external view returns (uint64);
+    function isComposeHashAllowed(bytes32 composeHash) external view returns (bool);
+    function isKmsRootAllowed(address kmsRoot) external view returns (bool);
 }
 
 /// @title Fuzz tests of the rules one at a time

@@ -59,7 +59,7 @@ async function registerWith(
 ) {
   const nonce = await fx.owner.read.registrationNonce([node.appId]);
   const signature = await signRegistration(fx, node, { nonce, ...keys });
-  return fx.relayer.write.register([node.proof, keys.wireguardKey, keys.identityKey, signature]);
+  return fx.relayer.write.register([node.proof, keys.wireguardKey, keys.identityKey, node.claims, signature]);
 }
 
 function sign(

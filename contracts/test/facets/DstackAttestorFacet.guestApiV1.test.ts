@@ -56,7 +56,7 @@ function simulatedNodeV1(kmsRoot: KmsRoot, appId: Address = randomAppId()): Simu
 async function registerTx(fx: ClusterFixture, node: SimulatedNode, proof = node.proof) {
   await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([node.appId]) });
   const signature = await signRegistration(fx, node);
-  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, signature]);
+  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, node.claims, signature]);
 }
 
 describe("register with guest API v1 chains", async () => {

@@ -442,4 +442,216 @@ describe("IndexerRegistryFacet", async () => {
       });
     }
   });
+
+  describe("several indexers", () => {
+    /** Adds a fresh allowed indexer beside those registered. */
+    async function addFresh(endpoint = `wss://${randomBytes(4).toString("hex")}.example/ws`) {
+      const indexer = await allowedIndexer();
+      const codeId = await indexerCodeId();
+      const result = await send(
+        fx,
+        owner.write.addIndexer([endpoint, codeId, indexer.signingKey, indexer.proof]),
+      );
+      return { indexer, codeId, endpoint, ...result };
+    }
+    const keys = async () => (await owner.read.indexers()).map((v) => v.signingKey);
+
+    /** Must revert with `errorName(args)`, mine nothing and leave every record as it was. */
+    async function expectListRefusal(
+      attempt: () => Promise<unknown>,
+      errorName: string,
+      args: readonly unknown[],
+    ) {
+      const before = await owner.read.indexers();
+      const blockBefore = await fx.publicClient.getBlockNumber();
+      await expectRevert(attempt(), errorName, args);
+      assert.equal(await fx.publicClient.getBlockNumber(), blockBefore, "a refused call mines nothing");
+      assert.deepEqual(await owner.read.indexers(), before, "a refused call leaves every record as it was");
+    }
+
+    it("addIndexer registers a second indexer beside the first, emits IndexerAdded, and lists both in order", async () => {
+      const first = await setFreshIndexer("wss://first.example/ws");
+      const second = await addFresh("wss://second.example/ws");
+      assert.deepEqual(second.events, [
+        {
+          name: "IndexerAdded",
+          args: canonical({
+            signingKey: second.indexer.signingKey,
+            appId: second.indexer.appId,
+            codeId: second.codeId,
+            kmsRoot: fx.kmsRoot.address,
+            endpoint: "wss://second.example/ws",
+          }),
+        },
+      ]);
+      assert.deepEqual(
+        canonical(await owner.read.indexers()),
+        canonical([
+          {
+            signingKey: first.indexer.signingKey,
+            codeId: first.codeId,
+            appId: first.indexer.appId,
+            kmsRoot: fx.kmsRoot.address,
+            updatedAt: first.timestamp,
+            endpoint: "wss://first.example/ws",
+          },
+          {
+            signingKey: second.indexer.signingKey,
+            codeId: second.codeId,
+            appId: second.indexer.appId,
+            kmsRoot: fx.kmsRoot.address,
+            updatedAt: second.timestamp,
+            endpoint: "wss://second.example/ws",
+          },
+        ]),
+      );
+      assert.equal(
+        (await owner.read.indexer()).signingKey,
+        first.indexer.signingKey,
+        "indexer() is the oldest",
+      );
+    });
+
+    it("rotation without a gap: add the new indexer, then remove the old; the list is never empty", async () => {
+      const old = await setFreshIndexer();
+      const next = await addFresh();
+      assert.deepEqual(await keys(), [old.indexer.signingKey, next.indexer.signingKey]);
+      const { events } = await send(fx, owner.write.removeIndexer([old.indexer.signingKey]));
+      assert.deepEqual(events, [
+        { name: "IndexerRemoved", args: canonical({ signingKey: old.indexer.signingKey }) },
+      ]);
+      assert.deepEqual(await keys(), [next.indexer.signingKey]);
+      assert.equal((await owner.read.indexer()).signingKey, next.indexer.signingKey);
+    });
+
+    it("removeIndexer keeps the others in order; removing the last also emits IndexerCleared", async () => {
+      const a = await setFreshIndexer();
+      const b = await addFresh();
+      const c = await addFresh();
+      await send(fx, owner.write.removeIndexer([b.indexer.signingKey]));
+      assert.deepEqual(await keys(), [a.indexer.signingKey, c.indexer.signingKey]);
+      await send(fx, owner.write.removeIndexer([a.indexer.signingKey]));
+      const { events } = await send(fx, owner.write.removeIndexer([c.indexer.signingKey]));
+      assert.deepEqual(
+        events.map((e) => e.name),
+        ["IndexerRemoved", "IndexerCleared"],
+      );
+      assert.deepEqual(await owner.read.indexers(), []);
+      assert.equal((await owner.read.indexer()).signingKey, ZERO32);
+      // A removed key can be added again.
+      await send(
+        fx,
+        owner.write.addIndexer(["wss://again.example/ws", c.codeId, c.indexer.signingKey, c.indexer.proof]),
+      );
+      assert.deepEqual(await keys(), [c.indexer.signingKey]);
+    });
+
+    it("setIndexer replaces the whole list with one; clearIndexer empties it", async () => {
+      await setFreshIndexer();
+      await addFresh();
+      await addFresh();
+      const only = await setFreshIndexer();
+      assert.deepEqual(await keys(), [only.indexer.signingKey]);
+      await addFresh();
+      await send(fx, owner.write.clearIndexer());
+      assert.deepEqual(await owner.read.indexers(), []);
+    });
+
+    it("revoking an app id removes exactly its indexers, and emits IndexerRemoved for each", async () => {
+      const kept = await setFreshIndexer();
+      const revoked = await addFresh();
+      const { events } = await send(
+        fx,
+        owner.write.revokeAppId([revoked.indexer.appId, toHex("compromised", { size: 32 })]),
+      );
+      assert.ok(
+        events.some(
+          (e) =>
+            e.name === "IndexerRemoved" &&
+            (e.args as { signingKey: string }).signingKey === revoked.indexer.signingKey,
+        ),
+      );
+      assert.ok(!events.some((e) => e.name === "IndexerCleared"), "one indexer is left");
+      assert.deepEqual(await keys(), [kept.indexer.signingKey]);
+    });
+
+    it("holds at most MAX_INDEXERS; one more is refused with TooManyIndexers", async () => {
+      const max = await owner.read.MAX_INDEXERS();
+      assert.equal(max, 8n);
+      await setFreshIndexer();
+      while ((await owner.read.indexers()).length < Number(max)) await addFresh();
+      const extra = await allowedIndexer();
+      const codeId = await indexerCodeId();
+      await expectListRefusal(
+        () => owner.write.addIndexer(["wss://x", codeId, extra.signingKey, extra.proof]),
+        "TooManyIndexers",
+        [max],
+      );
+    });
+
+    it("refuses a key that is already registered with IndexerAlreadyRegistered", async () => {
+      const current = await setFreshIndexer();
+      await expectListRefusal(
+        () =>
+          owner.write.addIndexer([
+            "wss://dup.example/ws",
+            current.codeId,
+            current.indexer.signingKey,
+            current.indexer.proof,
+          ]),
+        "IndexerAlreadyRegistered",
+        [current.indexer.signingKey],
+      );
+    });
+
+    it("refuses removing a key that is not registered with IndexerNotRegistered", async () => {
+      await setFreshIndexer();
+      const unknown = randomHash();
+      await expectListRefusal(() => owner.write.removeIndexer([unknown]), "IndexerNotRegistered", [unknown]);
+    });
+
+    it("refuses addIndexer and removeIndexer from a stranger with NotOwner", async () => {
+      const current = await setFreshIndexer();
+      const indexer = await allowedIndexer();
+      const codeId = await indexerCodeId();
+      await expectListRefusal(
+        () => fx.stranger.write.addIndexer(["wss://x", codeId, indexer.signingKey, indexer.proof]),
+        "NotOwner",
+        [fx.strangerAddress],
+      );
+      await expectListRefusal(
+        () => fx.stranger.write.removeIndexer([current.indexer.signingKey]),
+        "NotOwner",
+        [fx.strangerAddress],
+      );
+    });
+
+    it("addIndexer runs the same checks as setIndexer: a bad chain, a node app id, an empty endpoint", async () => {
+      await setFreshIndexer();
+      const indexer = await allowedIndexer();
+      const codeId = await indexerCodeId();
+      await expectListRefusal(
+        () => owner.write.addIndexer(["", codeId, indexer.signingKey, indexer.proof]),
+        "InvalidEndpoint",
+        [0n],
+      );
+      const otherKey = bytesToHex(derivedPublicKey(randomBytes(32), "ed25519"));
+      const recovered = recoverSignerAddress(
+        derivedKeyDigest(INDEXER_KEY.purpose, hexToBytes(otherKey)),
+        hexToBytes(indexer.proof.appSignature),
+      );
+      await expectListRefusal(
+        () => owner.write.addIndexer(["wss://x", codeId, otherKey, indexer.proof]),
+        "AppSignatureMismatch",
+        [indexer.appKeyAddress, recovered],
+      );
+      const nodeApp = simulatedIndexer(fx.kmsRoot);
+      await send(fx, owner.write.addAppId([nodeApp.appId]));
+      await expectListRefusal(
+        () => owner.write.addIndexer(["wss://x", codeId, nodeApp.signingKey, nodeApp.proof]),
+        "AppRoleMismatch",
+        [nodeApp.appId, NODE_ROLE, INDEXER_ROLE],
+      );
+    });
+  });
 });

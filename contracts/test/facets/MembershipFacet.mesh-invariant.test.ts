@@ -86,7 +86,13 @@ function meshModel(fx: ClusterFixture, cidr: MeshCidr) {
     const [, , lastId] = await fx.owner.read.meshConfig();
     const memberId = lastId + 1n;
     const expected = expectedOffset(memberId, new Set(active.values()), hosts);
-    const call = fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, signature]);
+    const call = fx.relayer.write.register([
+      node.proof,
+      node.wireguardKey,
+      node.identityKey,
+      node.claims,
+      signature,
+    ]);
     if (active.size === hosts) {
       assert.equal(expected, null);
       const revert = await catchRevert(call);

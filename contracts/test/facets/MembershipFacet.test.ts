@@ -47,7 +47,7 @@ function eventsOf<const N extends ContractEventName<typeof clusterAbi>>(logs: Lo
 async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
   const nonce = await fx.owner.read.registrationNonce([node.appId]);
   const signature = await signRegistration(fx, node, { nonce });
-  return [node.proof, node.wireguardKey, node.identityKey, signature] as const;
+  return [node.proof, node.wireguardKey, node.identityKey, node.claims, signature] as const;
 }
 
 function signLeave(
@@ -69,7 +69,13 @@ function registrationSigner(fx: ClusterFixture, node: SimulatedNode, nonce: bigi
     domain: memberDomain(fx.chainId, fx.deployed.diamond),
     types: memberTypes,
     primaryType: "Register",
-    message: { appId: node.appId, wireguardKey: node.wireguardKey, identityKey: node.identityKey, nonce },
+    message: {
+      appId: node.appId,
+      wireguardKey: node.wireguardKey,
+      identityKey: node.identityKey,
+      ...node.claims,
+      nonce,
+    },
     signature,
   });
 }
@@ -179,7 +185,7 @@ describe("register", async () => {
     ]) {
       const signature = await signRegistration(fx, node, { nonce, ...keys });
       await expectRevert(
-        fx.relayer.write.register([node.proof, keys.wireguardKey, keys.identityKey, signature]),
+        fx.relayer.write.register([node.proof, keys.wireguardKey, keys.identityKey, node.claims, signature]),
         "AppIdHasMember",
         [node.appId, memberId],
       );
@@ -198,7 +204,7 @@ describe("register", async () => {
     ]) {
       const signature = await signRegistration(fx, node, { nonce: 0n, ...keys });
       await expectRevert(
-        fx.relayer.write.register([node.proof, keys.wireguardKey, keys.identityKey, signature]),
+        fx.relayer.write.register([node.proof, keys.wireguardKey, keys.identityKey, node.claims, signature]),
         "ZeroKey",
         [],
       );
@@ -303,7 +309,13 @@ describe("leaveCluster", async () => {
     const firstSignature = await signRegistration(fx, node, { nonce: 0n });
     await mined(
       fx,
-      await fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, firstSignature]),
+      await fx.relayer.write.register([
+        node.proof,
+        node.wireguardKey,
+        node.identityKey,
+        node.claims,
+        firstSignature,
+      ]),
     );
     const [firstId] = await fx.owner.read.memberOfApp([node.appId]);
     const firstRecord = await fx.owner.read.member([firstId]);
@@ -315,7 +327,13 @@ describe("leaveCluster", async () => {
 
     // The first registration does not replay: it signed nonce 0.
     await expectRevert(
-      fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, firstSignature]),
+      fx.relayer.write.register([
+        node.proof,
+        node.wireguardKey,
+        node.identityKey,
+        node.claims,
+        firstSignature,
+      ]),
       "RegistrationSignatureMismatch",
       [node.memberAccount.address, await registrationSigner(fx, node, 1n, firstSignature)],
     );
@@ -376,7 +394,13 @@ describe("evict", async () => {
     const oldSignature = await signRegistration(fx, node, { nonce: 0n });
     await mined(
       fx,
-      await fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, oldSignature]),
+      await fx.relayer.write.register([
+        node.proof,
+        node.wireguardKey,
+        node.identityKey,
+        node.claims,
+        oldSignature,
+      ]),
     );
     const [evictedId] = await fx.owner.read.memberOfApp([node.appId]);
     await mined(fx, await fx.owner.write.evict([evictedId, 3]));
@@ -386,7 +410,7 @@ describe("evict", async () => {
 
     await mined(fx, await fx.owner.write.addAppId([node.appId]));
     await expectRevert(
-      fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, oldSignature]),
+      fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, node.claims, oldSignature]),
       "RegistrationSignatureMismatch",
       [node.memberAccount.address, await registrationSigner(fx, node, 1n, oldSignature)],
     );
@@ -511,6 +535,7 @@ describe("members pagination at scale", async () => {
         node.proof,
         node.wireguardKey,
         node.identityKey,
+        node.claims,
         await signRegistration(fx, node, { nonce: 0n }),
       ]);
     }

@@ -69,7 +69,13 @@ function registrationSigner(fx: ClusterFixture, node: SimulatedNode, nonce: bigi
     domain: memberDomain(fx.chainId, fx.deployed.diamond),
     types: memberTypes,
     primaryType: "Register",
-    message: { appId: node.appId, wireguardKey: node.wireguardKey, identityKey: node.identityKey, nonce },
+    message: {
+      appId: node.appId,
+      wireguardKey: node.wireguardKey,
+      identityKey: node.identityKey,
+      ...node.claims,
+      nonce,
+    },
     signature,
   });
 }
@@ -105,7 +111,7 @@ async function allowedNode(fx: ClusterFixture, node: SimulatedNode = simulatedNo
 }
 
 function registerWith(fx: ClusterFixture, node: SimulatedNode, proof: Proof, signature: Hex) {
-  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, signature]);
+  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, node.claims, signature]);
 }
 
 describe("trust rules of register", async () => {
@@ -242,6 +248,7 @@ describe("trust rules of register", async () => {
         appId: node.appId,
         wireguardKey: node.wireguardKey,
         identityKey: node.identityKey,
+        ...node.claims,
         nonce: 0n,
       },
     });
@@ -274,6 +281,7 @@ describe("trust rules of register", async () => {
             appId: node.appId,
             wireguardKey: swapped.wireguardKey,
             identityKey: node.identityKey,
+            ...node.claims,
             nonce: 0n,
           },
           signature,
@@ -284,7 +292,13 @@ describe("trust rules of register", async () => {
       fx,
       node.appId,
       () =>
-        fx.relayer.write.register([node.proof, node.wireguardKey, bytesToHex(randomBytes(32)), signature]),
+        fx.relayer.write.register([
+          node.proof,
+          node.wireguardKey,
+          bytesToHex(randomBytes(32)),
+          node.claims,
+          signature,
+        ]),
       "RegistrationSignatureMismatch",
     );
   });
@@ -377,7 +391,13 @@ describe("trust rules of register", async () => {
   it("refuses a replay of an old registration after eviction and re-allowing", async () => {
     const node = await allowedNode(fx);
     const oldSignature = await signRegistration(fx, node, { nonce: 0n });
-    await fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, oldSignature]);
+    await fx.relayer.write.register([
+      node.proof,
+      node.wireguardKey,
+      node.identityKey,
+      node.claims,
+      oldSignature,
+    ]);
     const [memberId] = await fx.owner.read.memberOfApp([node.appId]);
     await fx.owner.write.evict([memberId, 1]);
     await fx.owner.write.addAppId([node.appId]);
@@ -424,7 +444,13 @@ describe("trust rules of register", async () => {
     const signature = await signRegistration(fx, node);
     const v = hexToBytes(signature)[64]!;
     assert.ok(v === 27 || v === 28, "viem signs with v = 27/28");
-    await fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, withV(signature, v - 27)]);
+    await fx.relayer.write.register([
+      proof,
+      node.wireguardKey,
+      node.identityKey,
+      node.claims,
+      withV(signature, v - 27),
+    ]);
     const [memberId, active] = await fx.owner.read.memberOfApp([node.appId]);
     assert.ok(active);
     assert.equal((await fx.owner.read.member([memberId])).memberKey, node.memberAccount.address);
@@ -436,6 +462,7 @@ describe("trust rules of register", async () => {
       other.proof,
       other.wireguardKey,
       other.identityKey,
+      other.claims,
       await signRegistration(fx, other),
     ]);
     assert.equal(await fx.owner.read.isMember([other.appId]), true);

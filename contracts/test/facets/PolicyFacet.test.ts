@@ -418,7 +418,7 @@ function bootAnswer(facts: BootFacts): readonly [boolean, string] {
 }
 
 describe("PolicyFacet", async () => {
-  const fx = await setupCluster();
+  const fx = await setupCluster({ openPolicy: false });
   const owner = fx.owner;
 
   for (const list of policyLists(fx)) {
@@ -614,7 +614,14 @@ describe("PolicyFacet", async () => {
       const signature = await signRegistration(fx, node, { nonce });
       await expectRefusal(
         fx,
-        () => fx.relayer.write.register([node.proof, node.wireguardKey, node.identityKey, signature]),
+        () =>
+          fx.relayer.write.register([
+            node.proof,
+            node.wireguardKey,
+            node.identityKey,
+            node.claims,
+            signature,
+          ]),
         "AppIdRevoked",
         [node.appId, timestamp],
         { appIds: [node.appId] },
@@ -1058,7 +1065,7 @@ describe("PolicyFacet", async () => {
 });
 
 describe("PolicyFacet policySnapshot", async () => {
-  const fx = await setupCluster();
+  const fx = await setupCluster({ openPolicy: false });
   const owner = fx.owner;
 
   it("holds only the deployment's KMS root on a new cluster", async () => {
@@ -1126,7 +1133,7 @@ function prng(seed: number): () => number {
 }
 
 describe("PolicyFacet audit trail", async () => {
-  const fx = await setupCluster();
+  const fx = await setupCluster({ openPolicy: false });
   const owner = fx.owner;
   const SEED = 0x5eed_a11;
   const OPERATIONS = 60;
@@ -1153,10 +1160,11 @@ describe("PolicyFacet audit trail", async () => {
     const model = {
       allowAnyDevice: false,
       requireTcbUpToDate: false,
-      composes: new Set<string>(),
+      // `admit` allowed the members' compose hash and device, which their registrations state.
+      composes: new Set<string>(nodes.map((n) => n.claims.composeHash.toLowerCase())),
       indexerComposes: new Set<string>(),
       indexerApps: new Set<string>(),
-      devices: new Set<string>(),
+      devices: new Set<string>(nodes.map((n) => n.claims.deviceId.toLowerCase())),
       apps: new Set<string>(nodes.map((n) => n.appId.toLowerCase())),
       roots: new Set<string>([fx.kmsRoot.address.toLowerCase()]),
       appRevoked: new Map<string, { revokedAt: bigint; reason: Hex }>(),

@@ -6,6 +6,7 @@ import {CskStorage} from "../../src/storage/CskStorage.sol";
 import {DiamondStorage} from "../../src/storage/DiamondStorage.sol";
 import {IndexerRegistryStorage} from "../../src/storage/IndexerRegistryStorage.sol";
 import {MemberAppsStorage} from "../../src/storage/MemberAppsStorage.sol";
+import {MemberClaimsStorage} from "../../src/storage/MemberClaimsStorage.sol";
 import {MembershipStorage} from "../../src/storage/MembershipStorage.sol";
 import {MessagesStorage} from "../../src/storage/MessagesStorage.sol";
 import {OwnershipStorage} from "../../src/storage/OwnershipStorage.sol";
@@ -33,6 +34,10 @@ contract StorageSlotsTest is Test {
 
     function test_MemberAppsStorage_slotMatchesErc7201() public pure {
         assertEq(MemberAppsStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.MemberApps"));
+    }
+
+    function test_MemberClaimsStorage_slotMatchesErc7201() public pure {
+        assertEq(MemberClaimsStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.MemberClaims"));
     }
 
     function test_MembershipStorage_slotMatchesErc7201() public pure {

@@ -10,6 +10,8 @@ import {ClusterInit} from "../../src/init/ClusterInit.sol";
 import {IAttestmeshCluster} from "../../src/interfaces/IAttestmeshCluster.sol";
 import {ICsk} from "../../src/interfaces/ICsk.sol";
 import {IDiamondCut} from "../../src/interfaces/IDiamondCut.sol";
+import {IAppAuthBasicManagement} from "../../src/interfaces/IAppAuthBasicManagement.sol";
+import {IMemberStanding} from "../../src/interfaces/IMemberStanding.sol";
 import {IMembership} from "../../src/interfaces/IMembership.sol";
 import {IMessages} from "../../src/interfaces/IMessages.sol";
 import {IPolicy} from "../../src/interfaces/IPolicy.sol";
@@ -27,13 +29,20 @@ abstract contract ClusterFixture is KeyTest {
         uint256 memberKey;
         address memberAddress;
         IMembership.DstackProof proof;
+        /// @notice What it states at registration: one of the fixture's two compose hashes, its own device.
+        IMemberStanding.RuntimeClaims claims;
     }
 
     uint256 internal constant KMS_KEY = uint256(keccak256("cluster fixture kms root"));
+    /// @notice The two node compose hashes the fixture allows; app `i` runs `i % 2`.
+    bytes32 internal constant COMPOSE_A = keccak256("cluster fixture compose a");
+    bytes32 internal constant COMPOSE_B = keccak256("cluster fixture compose b");
 
     // EIP-712 type hashes, spelled out here rather than read from the library under test.
     bytes32 internal constant REGISTER_TYPEHASH =
-        keccak256("Register(address appId,bytes32 wireguardKey,bytes32 identityKey,uint64 nonce)");
+        keccak256(
+        "Register(address appId,bytes32 wireguardKey,bytes32 identityKey,bytes32 composeHash,bytes32 deviceId,uint64 nonce)"
+    );
     bytes32 internal constant LEAVE_TYPEHASH = keccak256("Leave(uint64 memberId)");
     bytes32 internal constant COMMIT_CSK_TYPEHASH =
         keccak256("CommitCsk(uint64 memberId,uint64 epoch,bytes32 commitment)");
@@ -58,9 +67,13 @@ abstract contract ClusterFixture is KeyTest {
         membership[6] = IMembership.meshConfig.selector;
         membership[7] = IMembership.wireguardKeyHolder.selector;
         membership[8] = IMembership.identityKeyHolder.selector;
-        bytes4[] memory membershipMore = new bytes4[](2);
+        bytes4[] memory membershipMore = new bytes4[](6);
         membershipMore[0] = IMembership.registrationNonce.selector;
         membershipMore[1] = IMembership.memberDomainSeparator.selector;
+        membershipMore[2] = IMemberStanding.memberClaims.selector;
+        membershipMore[3] = IMemberStanding.memberStanding.selector;
+        membershipMore[4] = IMemberStanding.memberStandings.selector;
+        membershipMore[5] = IMemberStanding.evictStale.selector;
         cuts[0] = IDiamondCut.FacetCut(
             address(new MembershipFacet()), IDiamondCut.FacetCutAction.Add, _concat(membership, membershipMore)
         );
@@ -74,11 +87,23 @@ abstract contract ClusterFixture is KeyTest {
         csk[6] = ICsk.currentCsk.selector;
         csk[7] = ICsk.cskEpoch.selector;
         cuts[1] = IDiamondCut.FacetCut(address(new CskFacet()), IDiamondCut.FacetCutAction.Add, csk);
-        bytes4[] memory policy = new bytes4[](4);
+        bytes4[] memory policy = new bytes4[](16);
         policy[0] = IPolicy.addAppId.selector;
         policy[1] = IPolicy.revokeAppId.selector;
         policy[2] = IPolicy.isAppIdAllowed.selector;
         policy[3] = IPolicy.appIdRevokedAt.selector;
+        policy[4] = IAppAuthBasicManagement.addComposeHash.selector;
+        policy[5] = IAppAuthBasicManagement.removeComposeHash.selector;
+        policy[6] = IAppAuthBasicManagement.addDevice.selector;
+        policy[7] = IAppAuthBasicManagement.removeDevice.selector;
+        policy[8] = IPolicy.revokeDevice.selector;
+        policy[9] = IPolicy.setAllowAnyDevice.selector;
+        policy[10] = IPolicy.addKmsRoot.selector;
+        policy[11] = IPolicy.removeKmsRoot.selector;
+        policy[12] = IPolicy.isComposeHashAllowed.selector;
+        policy[13] = IPolicy.isDeviceAllowed.selector;
+        policy[14] = IPolicy.isKmsRootAllowed.selector;
+        policy[15] = IPolicy.deviceRevokedAt.selector;
         cuts[2] = IDiamondCut.FacetCut(address(new PolicyFacet()), IDiamondCut.FacetCutAction.Add, policy);
         bytes4[] memory messages = new bytes4[](2);
         messages[0] = IMessages.send.selector;
@@ -95,6 +120,10 @@ abstract contract ClusterFixture is KeyTest {
         cluster = IAttestmeshCluster(
             address(new Diamond(address(this), cuts, address(init), abi.encodeCall(ClusterInit.init, (params))))
         );
+        // What the fixture's apps state: both compose hashes allowed, any device (none revoked yet).
+        cluster.addComposeHash(COMPOSE_A);
+        cluster.addComposeHash(COMPOSE_B);
+        cluster.setAllowAnyDevice(true);
     }
 
     /// @notice A simulated app `index`: its app key and member key are derived from the index, its KMS
@@ -114,6 +143,10 @@ abstract contract ClusterFixture is KeyTest {
             kmsSignature: _signRaw(KMS_KEY, _kmsDigest(app.appId, appPubkey)),
             guestApiVersion: 0
         });
+        app.claims = IMemberStanding.RuntimeClaims({
+            composeHash: index % 2 == 0 ? COMPOSE_A : COMPOSE_B,
+            deviceId: keccak256(abi.encode("cluster fixture device", index))
+        });
     }
 
     function _typed(bytes32 structHash) internal view returns (bytes32) {
@@ -124,9 +157,21 @@ abstract contract ClusterFixture is KeyTest {
         uint64 nonce = cluster.registrationNonce(app.appId);
         bytes memory signature = _sign(
             app.memberKey,
-            _typed(keccak256(abi.encode(REGISTER_TYPEHASH, app.appId, wireguardKey, identityKey, nonce)))
+            _typed(
+                keccak256(
+                    abi.encode(
+                        REGISTER_TYPEHASH,
+                        app.appId,
+                        wireguardKey,
+                        identityKey,
+                        app.claims.composeHash,
+                        app.claims.deviceId,
+                        nonce
+                    )
+                )
+            )
         );
-        return cluster.register(app.proof, wireguardKey, identityKey, signature);
+        return cluster.register(app.proof, wireguardKey, identityKey, app.claims, signature);
     }
 
     function _leave(App memory app, uint64 memberId) internal {

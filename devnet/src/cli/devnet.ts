@@ -2,7 +2,7 @@
 
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { devnetClients, evictApp } from "../orchestration/chain.ts";
 import { startDevnetDashboard } from "../orchestration/dashboard.ts";
 import { devnetDown } from "../orchestration/down.ts";
@@ -33,6 +33,15 @@ function positiveInt(name: string) {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1 || n > 200)
       throw new Error(`${name} must be an integer from 1 to 200, got "${value}"`);
+    return n;
+  };
+}
+
+function nonNegativeInt(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 64)
+      throw new Error(`${name} must be an integer from 0 to 64, got "${value}"`);
     return n;
   };
 }
@@ -68,11 +77,13 @@ type UpFlags = {
   json?: boolean;
   timeout: number;
   indexer: boolean;
+  indexers?: number;
   fundedKeys?: boolean;
   transport: DevnetTransport;
   blockUdp?: boolean;
   indexerSuppressNode?: string[];
   guestApi: GuestApi;
+  confirmations: number;
 };
 
 export function registerDevnetCommand(program: Command): void {
@@ -105,8 +116,19 @@ export function registerDevnetCommand(program: Command): void {
         .choices(["v0", "v1"])
         .default("v0"),
     )
+    .option(
+      "--confirmations <n>",
+      "the sidecars' ATTESTMESH_CONFIRMATIONS; above 0, Hardhat also mines a block every second so the confirmed head moves",
+      nonNegativeInt("--confirmations"),
+      0,
+    )
     .option("--block-udp", "drop UDP between node namespaces, as dstack does (only the gateway path works)")
     .option("--no-indexer", "run without the indexer: sidecars poll the chain only")
+    .option("--indexers <n>", "how many indexers to start and register (sidecars subscribe to two)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 8) throw new InvalidArgumentError("--indexers takes 1 to 8");
+      return n;
+    })
     .option("--funded-keys", "nodes pay gas with funded keys instead of sponsored ERC-4337 operations")
     // Tests only: the indexer lies by omission, dropping every log of the named (future) node, e.g. node4.
     .addOption(new Option("--indexer-suppress-node <name...>").hideHelp())
@@ -114,6 +136,7 @@ export function registerDevnetCommand(program: Command): void {
       const status = await devnetUp({
         nodes: options.nodes,
         indexer: options.indexer,
+        ...(options.indexers === undefined ? {} : { indexers: options.indexers }),
         ...(options.indexerSuppressNode === undefined
           ? {}
           : { indexerSuppressNodes: options.indexerSuppressNode }),
@@ -121,6 +144,7 @@ export function registerDevnetCommand(program: Command): void {
         transport: options.transport,
         blockUdp: Boolean(options.blockUdp),
         guestApi: options.guestApi,
+        confirmations: options.confirmations,
         timeoutMs: options.timeout * 1000,
         progress: progress(Boolean(options.json)),
       });

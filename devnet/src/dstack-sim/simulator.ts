@@ -24,6 +24,7 @@ import {
 } from "@attestmesh/shared/dstack/keychain.ts";
 import { compressedToAddress, recoverSignerAddress } from "@attestmesh/shared/dstack/verify.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { sha256 } from "@noble/hashes/sha2";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import type { Address } from "viem";
@@ -203,7 +204,7 @@ export type CvmIdentityOptions = {
    * secp256k1 public key of the derived secret, so no Ed25519 key has a valid chain. Default true.
    */
   readonly ed25519Chains?: boolean;
-  /** 32 bytes; default keccak256("attestmesh simulated compose"), a placeholder, not a real compose hash. */
+  /** 32 bytes; default sha256 of the app-compose document's exact bytes, as dstack measures it. */
   readonly composeHash?: Uint8Array;
   /** 20 bytes; default the first 20 bytes of keccak256("attestmesh simulated instance" || appId). */
   readonly instanceId?: Uint8Array;
@@ -241,14 +242,15 @@ function cvmFromAppKey(
   const appId = params.appId.slice();
   const appKey = params.appKey.slice();
   const kmsSignature = params.kmsSignature.slice();
-  const composeHash = (params.composeHash ?? keccak_256(utf8ToBytes("attestmesh simulated compose"))).slice();
+  const appCompose = params.appCompose ?? DEFAULT_APP_COMPOSE;
+  // As dstack measures it: sha256 over the exact bytes of the compose document, unless a test pins one.
+  const composeHash = (params.composeHash ?? sha256(utf8ToBytes(appCompose))).slice();
   const instanceId = (
     params.instanceId ??
     keccak_256(concatBytes(utf8ToBytes("attestmesh simulated instance"), appId)).subarray(0, 20)
   ).slice();
   const deviceId = (params.deviceId ?? keccak_256(utf8ToBytes("attestmesh simulated device"))).slice();
   const appName = params.appName ?? DEFAULT_APP_NAME;
-  const appCompose = params.appCompose ?? DEFAULT_APP_COMPOSE;
   const ed25519Chains = params.ed25519Chains ?? true;
   requireBytes("composeHash", composeHash, 32);
   requireBytes("instanceId", instanceId, 20);

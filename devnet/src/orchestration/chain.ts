@@ -6,12 +6,14 @@ import { clusterContext } from "@attestmesh/scripts/owner/context.ts";
 import { evictPlan } from "@attestmesh/scripts/owner/members.ts";
 import { transact } from "@attestmesh/scripts/owner/transact.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import {
   type Address,
   createPublicClient,
   createTestClient,
   createWalletClient,
   defineChain,
+  getAddress,
   getContract,
   type Hex,
   http,
@@ -53,7 +55,12 @@ async function confirm(clients: DevnetClients, hash: Hex) {
 
 export async function deployDevnetCluster(
   clients: DevnetClients,
-  options: { kmsRoot: Address; meshCidr: string; composeHash: Hex },
+  options: {
+    kmsRoot: Address;
+    meshCidr: string;
+    /** The nodes' compose hash; their compose pins the cluster, so it is known only once deployed. */
+    composeHash: (diamond: Address) => Promise<Hex>;
+  },
 ) {
   const deployed = await deployCluster({
     wallet: clients.owner,
@@ -62,7 +69,7 @@ export async function deployDevnetCluster(
   });
   const cluster = clusterContract(clients, deployed.diamond);
   // The nodes' compose, for the node role (dstack's role-less call); the indexer allows its own.
-  await confirm(clients, await cluster.write.addComposeHash([options.composeHash]));
+  await confirm(clients, await cluster.write.addComposeHash([await options.composeHash(deployed.diamond)]));
   await confirm(clients, await cluster.write.setAllowAnyDevice([true]));
   return deployed;
 }
@@ -118,4 +125,26 @@ export async function evictApp(clients: DevnetClients, diamond: Address, appId: 
 /** Give a devnet account 1,000 ETH (Hardhat's `hardhat_setBalance`; development chains only). */
 export async function fundAccount(clients: DevnetClients, address: Address): Promise<void> {
   await clients.test.setBalance({ address, value: 10n ** 21n });
+}
+
+/**
+ * The trust values a devnet CVM's compose pins: the devnet's chain id, cluster, member-app
+ * implementation (read once from the cluster), KMS root and RPC host.
+ */
+export async function devnetTrust(
+  clients: DevnetClients,
+  state: {
+    readonly chainId: number;
+    readonly diamond: Address;
+    readonly kmsRoot: Address;
+    readonly rpcUrl: string;
+  },
+): Promise<PinnedTrust> {
+  const implementation = await clusterContract(clients, state.diamond).read.memberAppImplementation();
+  return {
+    chainId: state.chainId,
+    cluster: getAddress(state.diamond),
+    memberAppImplementation: getAddress(implementation),
+    kmsRoots: [getAddress(state.kmsRoot)],
+  };
 }

@@ -16,11 +16,16 @@ export async function devnetDown(progress: (message: string) => void = () => {})
       await stopProcess(state.indexer.pid);
       await stopProcess(state.indexer.simPid);
     }
+    for (const more of state.moreIndexers ?? []) {
+      await stopProcess(more.pid);
+      await stopProcess(more.simPid);
+    }
     if (state.sponsorship) {
       progress("stopping the sponsorship service and the bundler");
       await stopProcess(state.sponsorship.sponsorPid);
       await stopProcess(state.sponsorship.bundlerPid);
     }
+    for (const proxy of state.rpcProxies ?? []) await stopProcess(proxy.pid);
     progress("stopping the Hardhat node");
     await stopProcess(state.hardhatPid);
   }

@@ -3,7 +3,7 @@
 import { access, mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
+import type { GuestApi, PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import type { Address, Hex } from "viem";
 import { spawnDetached, waitFor } from "./processes.ts";
 
@@ -19,15 +19,42 @@ export interface DevnetDstackSim {
   readonly owner: string;
   /** The guest API the compose it returns pins (default v0, no pin). */
   readonly guestApi?: GuestApi;
+  /** The chain id and RPC providers the compose pins. */
+  readonly rpc?: PinnedRpc;
+  /** The trust values the compose pins (chain id, cluster, member-app implementation, KMS roots). */
+  readonly trust?: PinnedTrust;
 }
+
+/** The chain a compose pins: its id and the RPC provider origins (x-attestmesh.chain_id, rpc_providers). */
+export interface PinnedRpc {
+  readonly chainId: number;
+  readonly providers: readonly string[];
+}
+
+/** What a devnet compose may pin: the chain id, and any of the RPC providers and the trust values. */
+export type DevnetPins = { readonly chainId: number } & Partial<Omit<PinnedRpc, "chainId">> &
+  Partial<Omit<PinnedTrust, "chainId">>;
 
 /**
  * The app-compose document a devnet simulator returns: a compose file whose x-attestmesh block pins
- * `guestApi`, as deploy/<target>/docker-compose.yaml does for a real CVM.
+ * `guestApi` and, when given, the chain id, the RPC providers and the devnet's trust values, as
+ * deploy/<target>/docker-compose.yaml does for a real CVM.
  */
-export function devnetAppCompose(guestApi: GuestApi): string {
+export function devnetAppCompose(guestApi: GuestApi, pins?: DevnetPins): string {
+  const lines: string[] = [];
+  if (pins !== undefined) {
+    lines.push(`  chain_id: ${pins.chainId}`);
+    if (pins.providers !== undefined)
+      lines.push(`  rpc_providers: [${pins.providers.map((p) => JSON.stringify(p)).join(", ")}]`);
+    if (pins.cluster !== undefined) lines.push(`  cluster: "${pins.cluster}"`);
+    if (pins.memberAppImplementation !== undefined)
+      lines.push(`  member_app_implementation: "${pins.memberAppImplementation}"`);
+    if (pins.kmsRoots !== undefined)
+      lines.push(`  kms_roots: [${pins.kmsRoots.map((r) => `"${r}"`).join(", ")}]`);
+  }
+  const block = lines.map((l) => `${l}\n`).join("");
   return JSON.stringify({
-    docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\nservices: {}\n`,
+    docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\n${block}services: {}\n`,
     manifest_version: 2,
     name: "attestmesh-devnet",
     runner: "docker-compose",
@@ -39,7 +66,15 @@ export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
   const cli = fileURLToPath(import.meta.resolve("@attestmesh/scripts/cli/main.ts"));
   const appComposeFile = `${sim.socketPath}.app-compose.json`;
   await mkdir(dirname(appComposeFile), { recursive: true });
-  await writeFile(appComposeFile, devnetAppCompose(sim.guestApi ?? "v0"));
+  await writeFile(
+    appComposeFile,
+    devnetAppCompose(
+      sim.guestApi ?? "v0",
+      sim.rpc === undefined && sim.trust === undefined
+        ? undefined
+        : ({ ...sim.trust, ...sim.rpc } as DevnetPins),
+    ),
+  );
   const pid = spawnDetached(
     process.execPath,
     [

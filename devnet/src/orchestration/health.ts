@@ -158,6 +158,7 @@ export async function devnetStatus(state: DevnetState) {
             : { testOnlySuppressedAppIds: state.indexer.suppressedAppIds }),
         }
       : null,
+    moreIndexers: (state.moreIndexers ?? []).map((i) => ({ url: i.url, pid: i.pid })),
     sponsorship:
       state.sponsorship === undefined
         ? null

@@ -1,10 +1,11 @@
-// The devnet's indexer: its own dstack simulator socket and app id, the `attestmesh-indexer` process
-// following the cluster from its deploy block, and the owner's `setIndexer` with the key chain the
-// indexer reports, so every sidecar finds it in the registry and subscribes.
+// The devnet's indexers: each with its own dstack simulator socket and app id, the `attestmesh-indexer`
+// process following the cluster from its deploy block, and the owner's `setIndexer` (the first) or
+// `addIndexer` (a second, `devnet up --indexers 2`) with the key chain the indexer reports, so every
+// sidecar finds them in the registry and subscribes to both.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type Address, getAddress, type Hex, keccak256, toHex } from "viem";
-import { clusterContract, type DevnetClients, predictMemberAppId } from "./chain.ts";
+import { clusterContract, type DevnetClients, devnetTrust, predictMemberAppId } from "./chain.ts";
 import { startDstackSim } from "./dstackSim.ts";
 import { REPO_ROOT, spawnDetached, waitFor } from "./processes.ts";
 import { DEVNET_DIR, type DevnetIndexer, type DevnetState, INDEXER_PORT } from "./state.ts";
@@ -52,19 +53,23 @@ export async function startIndexer(
   progress: (message: string) => void,
   /** TEST ONLY: run the indexer in its lying mode, dropping every log that names these nodes' app ids. */
   suppressNodes: readonly string[] = [],
+  /** 0 for the first indexer (port INDEXER_PORT, `setIndexer`); 1.. for more (next ports, `addIndexer`). */
+  index = 0,
 ): Promise<DevnetIndexer> {
-  const logDir = join(DEVNET_DIR, "indexer");
+  const logDir = join(DEVNET_DIR, index === 0 ? "indexer" : `indexer${index + 1}`);
+  const port = INDEXER_PORT + index;
   const socketPath = join(logDir, "dstack.sock");
-  const appId = getAddress(keccak256(toHex(`attestmesh devnet indexer ${Date.now()}`)).slice(0, 42));
+  const appId = getAddress(keccak256(toHex(`attestmesh devnet indexer ${index} ${Date.now()}`)).slice(0, 42));
   const cluster = clusterContract(clients, state.diamond);
   const composeHash = devnetIndexerComposeHash();
   await confirm(clients, await cluster.write.addAppIdFor([appId, INDEXER_ROLE]));
-  await confirm(clients, await cluster.write.addComposeHashFor([composeHash, INDEXER_ROLE]));
+  if (index === 0) await confirm(clients, await cluster.write.addComposeHashFor([composeHash, INDEXER_ROLE]));
 
   const simPid = await startDstackSim({
     socketPath,
     appId,
     composeHash,
+    trust: await devnetTrust(clients, state),
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     appName: "attestmesh-devnet-indexer",
     logFile: join(logDir, "dstack-sim.log"),
@@ -79,8 +84,8 @@ export async function startIndexer(
       `TEST ONLY: the indexer lies, suppressing every log of ${suppressNodes.join(", ")} (${suppressed.join(", ")})`,
     );
   }
-  const url = `ws://127.0.0.1:${INDEXER_PORT}`;
-  const healthUrl = `http://127.0.0.1:${INDEXER_PORT}/healthz`;
+  const url = `ws://127.0.0.1:${port}`;
+  const healthUrl = `http://127.0.0.1:${port}/healthz`;
   progress(`starting the indexer on ${url}`);
   const pid = spawnDetached(process.execPath, [join(REPO_ROOT, "indexer/src/bin.mjs")], {
     logFile: join(logDir, "indexer.log"),
@@ -93,7 +98,7 @@ export async function startIndexer(
       ATTESTMESH_INDEXER_CONFIRMATIONS: "0",
       ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "250",
       ATTESTMESH_INDEXER_HOST: "127.0.0.1",
-      ATTESTMESH_INDEXER_PORT: String(INDEXER_PORT),
+      ATTESTMESH_INDEXER_PORT: String(port),
       DSTACK_SIMULATOR_ENDPOINT: socketPath,
       ...(suppressed.length > 0
         ? {
@@ -114,14 +119,10 @@ export async function startIndexer(
   );
   progress("registering the indexer in the cluster's registry");
   const { codeId, signingKey, guestApiVersion, ...proof } = health.registration;
+  const record = [url, codeId, signingKey, { ...proof, guestApiVersion: guestApiVersion ?? 0 }] as const;
   await confirm(
     clients,
-    await cluster.write.setIndexer([
-      url,
-      codeId,
-      signingKey,
-      { ...proof, guestApiVersion: guestApiVersion ?? 0 },
-    ]),
+    index === 0 ? await cluster.write.setIndexer(record) : await cluster.write.addIndexer(record),
   );
   return {
     url,

@@ -1,13 +1,16 @@
 // One devnet node: a network namespace on the hub bridge, a member app from the cluster factory, a
 // dstack simulator socket with that app id, and a sidecar whose WireGuard lives in the namespace.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
+import { bundleSidecar, SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { bytesToHex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
-import { createMemberApp, type DevnetClients, fundAccount } from "./chain.ts";
-import { startDstackSim } from "./dstackSim.ts";
+import { createMemberApp, type DevnetClients, devnetTrust, fundAccount } from "./chain.ts";
+import { type DevnetPins, devnetAppCompose, startDstackSim } from "./dstackSim.ts";
 import { blockUdp, createNodeNamespace } from "./netns.ts";
-import { REPO_ROOT, spawnDetached } from "./processes.ts";
+import { spawnDetached } from "./processes.ts";
 import { sponsoredNodeEnv } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
@@ -24,9 +27,16 @@ import {
   WG_LISTEN_PORT,
 } from "./state.ts";
 
-/** The compose hash every devnet simulator reports (the simulator's placeholder compose). */
-export function devnetComposeHash() {
-  const cvm = createSimulatedCvm({ kmsRoot: createKmsRoot(), appId: new Uint8Array(20) });
+/**
+ * The compose hash every devnet node's simulator reports: sha256 of the exact app-compose document it
+ * serves (the one pinning `guestApi`), as dstack measures it, so a node's attestation verifies.
+ */
+export function devnetComposeHash(guestApi: GuestApi = "v0", pins?: DevnetPins) {
+  const cvm = createSimulatedCvm({
+    kmsRoot: createKmsRoot(),
+    appId: new Uint8Array(20),
+    appCompose: devnetAppCompose(guestApi, pins),
+  });
   return bytesToHex(cvm.info().composeHash);
 }
 
@@ -58,13 +68,21 @@ export async function startNode(
     socketPath,
     appId,
     composeHash: state.composeHash,
+    trust: await devnetTrust(clients, state),
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
+    // The compose pins the chain and its providers: the Hardhat node and the devnet's RPC proxies.
+    rpc: {
+      chainId: state.chainId,
+      providers: [state.rpcUrl, ...(state.rpcProxies ?? []).map((p) => p.url)],
+    },
     appName: `attestmesh-devnet-${name}`,
     logFile: join(logDir, "dstack-sim.log"),
     owner: name,
   });
 
-  const entry = sidecarEntry ?? join(REPO_ROOT, "sidecar/src/bin.mjs");
+  // The built sidecar, as the deploy image runs it (devnetUp rebuilds it; a node added later reuses it).
+  if (sidecarEntry === undefined && !existsSync(SIDECAR_BUNDLE)) await bundleSidecar();
+  const entry = sidecarEntry ?? SIDECAR_BUNDLE;
   const sidecarPid = spawnDetached(process.execPath, [entry], {
     logFile: join(logDir, "sidecar.log"),
     env: {
@@ -72,7 +90,7 @@ export async function startNode(
       ATTESTMESH_RPC_URL: state.rpcUrl,
       ATTESTMESH_CLUSTER: state.diamond,
       ATTESTMESH_CHAIN_ID: String(state.chainId),
-      ATTESTMESH_CONFIRMATIONS: "0",
+      ATTESTMESH_CONFIRMATIONS: String(state.confirmations ?? 0),
       ATTESTMESH_POLL_INTERVAL_MS: "1000",
       // Flag a lagging (or lying) indexer within seconds rather than the production 30 s.
       ATTESTMESH_INDEXER_LAG_MS: "5000",
@@ -93,6 +111,9 @@ export async function startNode(
       ATTESTMESH_HEALTH_PORT: String(healthPort),
       ATTESTMESH_API_SOCKET: join(logDir, "api.sock"),
       ATTESTMESH_STATE_DIR: join(logDir, "state"),
+      // The image's Node options; ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS replaces them for the sidecars
+      // alone (V8 heap experiments with devnet/bench/idle-cost.ts).
+      NODE_OPTIONS: process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS ?? SIDECAR_NODE_OPTIONS,
     },
   });
 

@@ -18,6 +18,8 @@ export const UNDERLAY_HUB_IP = `${UNDERLAY_PREFIX}.1`;
 export const WG_LISTEN_PORT = 51820;
 export const MESH_CIDR = "10.77.0.0/16";
 export const RPC_PORT = 8545;
+/** The pass-through RPC proxies every sidecar has beside the Hardhat node (its pinned providers). */
+export const RPC_PROXY_PORTS: readonly number[] = [8546, 8547];
 export const HEALTH_PORT_BASE = 9100;
 /** The devnet's stand-in for the dstack gateway: SNI routing on the hub, like `<app-id>-<port>s.<domain>:443`. */
 export const GATEWAY_DOMAIN = "gateway.devnet.attestmesh.test";
@@ -75,6 +77,11 @@ export interface DevnetState {
   readonly composeHash: Hex;
   readonly kmsRoot: Address;
   readonly hardhatPid: number;
+  /**
+   * The pass-through RPC proxies in front of the Hardhat node: with it, the providers the compose pins
+   * for every sidecar (quorum 2 of 3). Absent in states written before they existed.
+   */
+  readonly rpcProxies?: readonly { readonly url: string; readonly pid: number }[];
   /** Present when nodes are sponsored (the default); absent when they pay with funded keys. */
   readonly sponsorship?: DevnetSponsorship;
   readonly nodes: DevnetNode[];
@@ -86,11 +93,15 @@ export interface DevnetState {
   readonly blockUdp?: boolean;
   /** Absent when the devnet runs without an indexer. */
   readonly indexer?: DevnetIndexer;
+  /** Indexers beyond the first (`devnet up --indexers n`), registered beside it. */
+  readonly moreIndexers?: readonly DevnetIndexer[];
   /**
    * The dstack guest API the cluster pins (x-attestmesh.guest_api in the compose every simulator
    * returns); absent in states written before it existed, which ran v0.
    */
   readonly guestApi?: GuestApi;
+  /** The sidecars' ATTESTMESH_CONFIRMATIONS; absent means 0. */
+  readonly confirmations?: number;
 }
 
 export async function readState(): Promise<DevnetState | undefined> {

@@ -5,8 +5,10 @@ import { join } from "node:path";
 import { readArtifact } from "@attestmesh/scripts/deploy/artifacts.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
+import { bundleSidecar } from "@attestmesh/sidecar/build/bundle.ts";
+import type { Hex } from "viem";
 import { createKmsRoot } from "../dstack-sim/simulator.ts";
-import { deployDevnetCluster, devnetClients } from "./chain.ts";
+import { deployDevnetCluster, devnetClients, devnetTrust } from "./chain.ts";
 import { devnetDown } from "./down.ts";
 import { run } from "./exec.ts";
 import { devnetStatus, readHealth } from "./health.ts";
@@ -27,6 +29,7 @@ import {
   HUB_NETNS,
   MESH_CIDR,
   RPC_PORT,
+  RPC_PROXY_PORTS,
   readState,
   UNDERLAY_HUB_IP,
   writeEndpoints,
@@ -44,18 +47,27 @@ export interface UpOptions {
   readonly blockUdp?: boolean;
   /** Start and register the indexer (default true); without it the sidecars poll only. */
   readonly indexer?: boolean;
+  /** How many indexers to start and register (default 1); sidecars subscribe to two at once. */
+  readonly indexers?: number;
   /** TEST ONLY: start the indexer lying, suppressing every log of these (future) nodes, e.g. "node4". */
   readonly indexerSuppressNodes?: readonly string[];
   /** Nodes hold no ETH and send ERC-4337 operations the operator's paymaster pays (default true). */
   readonly sponsored?: boolean;
   /** The dstack guest API the cluster's compose pins for every node and the indexer (default v0). */
   readonly guestApi?: GuestApi;
+  /**
+   * The sidecars' ATTESTMESH_CONFIRMATIONS (default 0). Above 0 the Hardhat node also mines a block
+   * every second besides each transaction, so head − confirmations moves while nothing is sent.
+   */
+  readonly confirmations?: number;
 }
 
 export async function devnetUp(options: UpOptions) {
   const { progress } = options;
   await preflight(progress);
   await buildContracts(progress);
+  progress("building the sidecar (esbuild: sidecar/dist/attestmesh-sidecar.mjs)");
+  await bundleSidecar();
   if (await readState()) {
     progress("removing the previous devnet");
   }
@@ -74,12 +86,47 @@ export async function devnetUp(options: UpOptions) {
   const probe = devnetClients(rpcUrl, 31337);
   const chainId = await waitFor("the Hardhat node", async () => probe.client.getChainId(), 60_000);
   const clients = devnetClients(rpcUrl, chainId);
+  const rpcProxies = RPC_PROXY_PORTS.map((port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const pid = spawnDetached(
+      process.execPath,
+      [
+        join(REPO_ROOT, "devnet/src/rpc-proxy/main.ts"),
+        "--upstream",
+        rpcUrl,
+        "--listen",
+        `127.0.0.1:${port}`,
+      ],
+      { logFile: join(DEVNET_DIR, `rpc-proxy-${port}.log`) },
+    );
+    return { url, pid };
+  });
+  progress(
+    `RPC providers for every sidecar: ${[rpcUrl, ...rpcProxies.map((p) => p.url)].join(", ")} (quorum 2)`,
+  );
+  for (const proxy of rpcProxies) {
+    const through = devnetClients(proxy.url, chainId);
+    await waitFor(`the RPC proxy ${proxy.url}`, async () => through.client.getChainId(), 30_000);
+  }
 
   progress(`dstack simulators serve guest API v0 and v1; the compose pins ${options.guestApi ?? "v0"}`);
   progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
   const kmsRoot = createKmsRoot().address;
-  const composeHash = devnetComposeHash();
-  const deployed = await deployDevnetCluster(clients, { kmsRoot, meshCidr: MESH_CIDR, composeHash });
+  // Every node runs one compose: it pins the guest API, the chain and its providers, and the trust values
+  // (the cluster among them), so its hash is known once the cluster is deployed.
+  const nodeCompose: { hash?: Hex } = {};
+  const deployed = await deployDevnetCluster(clients, {
+    kmsRoot,
+    meshCidr: MESH_CIDR,
+    composeHash: async (diamond) => {
+      const trust = await devnetTrust(clients, { chainId, diamond, kmsRoot, rpcUrl });
+      const providers = [rpcUrl, ...rpcProxies.map((p) => p.url)];
+      nodeCompose.hash = devnetComposeHash(options.guestApi ?? "v0", { ...trust, providers });
+      return nodeCompose.hash;
+    },
+  });
+  const composeHash = nodeCompose.hash;
+  if (composeHash === undefined) throw new Error("the devnet cluster was deployed without its compose hash");
   let state: DevnetState = {
     rpcUrl,
     chainId,
@@ -88,11 +135,17 @@ export async function devnetUp(options: UpOptions) {
     composeHash,
     kmsRoot,
     hardhatPid,
+    rpcProxies,
     nodes: [],
     transport: options.transport ?? "auto",
     blockUdp: options.blockUdp ?? false,
     guestApi: options.guestApi ?? "v0",
+    ...(options.confirmations ? { confirmations: options.confirmations } : {}),
   };
+  if (options.confirmations) {
+    progress(`sidecars follow at head − ${options.confirmations}; Hardhat mines a block every second`);
+    await clients.client.request({ method: "evm_setIntervalMining", params: [1000] } as never);
+  }
   await writeState(state);
   if (options.sponsored ?? true) {
     progress(
@@ -106,6 +159,11 @@ export async function devnetUp(options: UpOptions) {
   if (options.indexer !== false) {
     state = { ...state, indexer: await startIndexer(clients, state, progress, options.indexerSuppressNodes) };
     await writeState(state);
+    for (let index = 1; index < (options.indexers ?? 1); index++) {
+      const more = await startIndexer(clients, state, progress, [], index);
+      state = { ...state, moreIndexers: [...(state.moreIndexers ?? []), more] };
+      await writeState(state);
+    }
   }
 
   progress("creating the network hub");

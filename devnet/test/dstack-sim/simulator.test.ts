@@ -10,6 +10,7 @@ import {
 } from "@attestmesh/shared/dstack/keychain.ts";
 import { compressedToAddress, verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { sha256 } from "@noble/hashes/sha2";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { privateKeyToAddress } from "viem/accounts";
@@ -127,6 +128,10 @@ describe("createSimulatedCvm", () => {
     assert.equal(info.kmsRootAddress, kmsRoot.address);
     const defaults = cvm.info();
     assert.equal(defaults.composeHash.length, 32);
+    // As dstack measures it: sha256 over the exact bytes of the compose document served.
+    assert.deepEqual(defaults.composeHash, sha256(utf8ToBytes(defaults.appCompose)));
+    const own = createSimulatedCvm({ kmsRoot, appId: APP_ID, appCompose: '{"name":"x"}' }).info();
+    assert.deepEqual(own.composeHash, sha256(utf8ToBytes('{"name":"x"}')));
     assert.equal(defaults.instanceId.length, 20);
     assert.equal(defaults.deviceId.length, 32);
     assert.equal(defaults.appName, "attestmesh-simulated");

@@ -88,19 +88,19 @@ export const COMMANDS: readonly CommandEntry[] = [
   listing(
     "members",
     "members [options]",
-    "list members: id, app id, mesh IP, status, registered at",
+    "list members: id, app id, mesh IP, status, standing, the compose hash and device each stated, the KMS root that admitted it",
     loadMembers,
   ),
   listing(
     "evict",
-    "evict [options] <memberIdOrAppId>",
-    "evict a member (by member id or app id): it leaves the mesh, its app id is disallowed",
+    "evict [options] [memberIdOrAppId]",
+    "evict a member (by member id or app id): it leaves the mesh, its app id is disallowed; --stale: every member the owner's revocations reached",
     loadMembers,
   ),
   listing(
     "indexer",
     "indexer",
-    "the cluster's indexer record",
+    "the cluster's indexer records",
     async () => (await import("./commands/indexer.ts")).registerIndexerCommand,
   ),
   listing(
@@ -111,9 +111,15 @@ export const COMMANDS: readonly CommandEntry[] = [
   ),
   listing(
     "check",
-    "check [options] <appId>",
-    "may this app boot and join? prints why not; exit code 0 yes, 2 no",
+    "check [options] <appIdOrFile>",
+    "may this app boot and join, or is this quote file's CVM allowed? prints why not; exit code 0 yes, 2 no",
     async () => (await import("./commands/check.ts")).registerCheckCommand,
+  ),
+  listing(
+    "attest",
+    "attest [options] <target>",
+    "verify a member's live attestation (member id, app id, URL or saved file) and print one verification report; exit code 0 only when every check passes",
+    async () => (await import("./commands/attest.ts")).registerAttestCommand,
   ),
   listing(
     "dashboard",

@@ -104,6 +104,17 @@ export const clusterAbi = [
         "internalType": "bytes32",
         "name": "composeHash",
         "type": "bytes32"
+      }
+    ],
+    "name": "ComposeHashNotAllowed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "composeHash",
+        "type": "bytes32"
       },
       {
         "internalType": "enum IPolicy.AppRole",
@@ -266,6 +277,17 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "deviceId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "DeviceNotAllowed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "senderId",
         "type": "uint64"
@@ -358,6 +380,28 @@ export const clusterAbi = [
       }
     ],
     "name": "ImmutableSelector",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "IndexerAlreadyRegistered",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "IndexerNotRegistered",
     "type": "error"
   },
   {
@@ -516,6 +560,22 @@ export const clusterAbi = [
       }
     ],
     "name": "MemberNotActive",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "enum IMemberStanding.Standing",
+        "name": "standing",
+        "type": "uint8"
+      }
+    ],
+    "name": "MemberNotStanding",
     "type": "error"
   },
   {
@@ -704,6 +764,17 @@ export const clusterAbi = [
   {
     "inputs": [],
     "name": "SignatureRecoveryFailed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "max",
+        "type": "uint256"
+      }
+    ],
+    "name": "TooManyIndexers",
     "type": "error"
   },
   {
@@ -1083,8 +1154,58 @@ export const clusterAbi = [
   },
   {
     "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "appId",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "codeId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "kmsRoot",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
+      }
+    ],
+    "name": "IndexerAdded",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
     "inputs": [],
     "name": "IndexerCleared",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "IndexerRemoved",
     "type": "event"
   },
   {
@@ -1167,6 +1288,25 @@ export const clusterAbi = [
       }
     ],
     "name": "MemberAppCreated",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "deviceId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "MemberDeviceStated",
     "type": "event"
   },
   {
@@ -1346,6 +1486,19 @@ export const clusterAbi = [
   },
   {
     "inputs": [],
+    "name": "MAX_INDEXERS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "acceptOwnership",
     "outputs": [],
     "stateMutability": "nonpayable",
@@ -1422,6 +1575,61 @@ export const clusterAbi = [
       }
     ],
     "name": "addDevice",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "codeId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "appId",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes",
+            "name": "appPubkey",
+            "type": "bytes"
+          },
+          {
+            "internalType": "bytes",
+            "name": "appSignature",
+            "type": "bytes"
+          },
+          {
+            "internalType": "bytes",
+            "name": "kmsSignature",
+            "type": "bytes"
+          },
+          {
+            "internalType": "uint8",
+            "name": "guestApiVersion",
+            "type": "uint8"
+          }
+        ],
+        "internalType": "struct IIndexerRegistry.IndexerProof",
+        "name": "proof",
+        "type": "tuple"
+      }
+    ],
+    "name": "addIndexer",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -1760,6 +1968,35 @@ export const clusterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint64",
+        "name": "startId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "limit",
+        "type": "uint256"
+      }
+    ],
+    "name": "evictStale",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "evicted",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint64",
+        "name": "nextId",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes4",
         "name": "functionSelector",
         "type": "bytes4"
@@ -1902,6 +2139,51 @@ export const clusterAbi = [
         "internalType": "struct IIndexerRegistry.IndexerView",
         "name": "",
         "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "indexers",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "signingKey",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "codeId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "address",
+            "name": "appId",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "kmsRoot",
+            "type": "address"
+          },
+          {
+            "internalType": "uint40",
+            "name": "updatedAt",
+            "type": "uint40"
+          },
+          {
+            "internalType": "string",
+            "name": "endpoint",
+            "type": "string"
+          }
+        ],
+        "internalType": "struct IIndexerRegistry.IndexerView[]",
+        "name": "",
+        "type": "tuple[]"
       }
     ],
     "stateMutability": "view",
@@ -2261,6 +2543,52 @@ export const clusterAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "memberClaims",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "composeHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "deviceId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "address",
+            "name": "kmsRoot",
+            "type": "address"
+          },
+          {
+            "internalType": "enum IMemberStanding.Standing",
+            "name": "standing",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint32",
+            "name": "deviceFingerprint",
+            "type": "uint32"
+          }
+        ],
+        "internalType": "struct IMemberStanding.MemberClaimsView",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "memberDomainSeparator",
     "outputs": [
@@ -2292,6 +2620,54 @@ export const clusterAbi = [
         "internalType": "bool",
         "name": "active",
         "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "memberId",
+        "type": "uint64"
+      }
+    ],
+    "name": "memberStanding",
+    "outputs": [
+      {
+        "internalType": "enum IMemberStanding.Standing",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "startId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "limit",
+        "type": "uint256"
+      }
+    ],
+    "name": "memberStandings",
+    "outputs": [
+      {
+        "internalType": "enum IMemberStanding.Standing[]",
+        "name": "page",
+        "type": "uint8[]"
+      },
+      {
+        "internalType": "uint64",
+        "name": "nextId",
+        "type": "uint64"
       }
     ],
     "stateMutability": "view",
@@ -2563,6 +2939,23 @@ export const clusterAbi = [
         "type": "bytes32"
       },
       {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "composeHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "deviceId",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct IMemberStanding.RuntimeClaims",
+        "name": "claims",
+        "type": "tuple"
+      },
+      {
         "internalType": "bytes",
         "name": "signature",
         "type": "bytes"
@@ -2651,6 +3044,19 @@ export const clusterAbi = [
       }
     ],
     "name": "removeDevice",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "signingKey",
+        "type": "bytes32"
+      }
+    ],
+    "name": "removeIndexer",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"

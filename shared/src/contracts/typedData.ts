@@ -19,6 +19,8 @@ export const memberTypes = {
     { name: "appId", type: "address" },
     { name: "wireguardKey", type: "bytes32" },
     { name: "identityKey", type: "bytes32" },
+    { name: "composeHash", type: "bytes32" },
+    { name: "deviceId", type: "bytes32" },
     { name: "nonce", type: "uint64" },
   ],
   Leave: [{ name: "memberId", type: "uint64" }],
@@ -48,5 +50,9 @@ export interface RegisterMessage {
   readonly appId: Address;
   readonly wireguardKey: Hex;
   readonly identityKey: Hex;
+  /** The compose hash the member's guest agent reports (`Info.compose_hash`). */
+  readonly composeHash: Hex;
+  /** The device id the member's guest agent reports (`Info.device_id`). */
+  readonly deviceId: Hex;
   readonly nonce: bigint;
 }

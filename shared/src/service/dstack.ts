@@ -5,14 +5,20 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { DstackClient } from "@phala/dstack-sdk";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
+import { decodeTdxAttestation } from "../dstack/attestation.ts";
 import { type GuestApiVersion, keyClaimDigestV1 } from "../dstack/guestV1.ts";
 import { derivedKeyDigest, derivedPublicKey, type KeyAlgorithm } from "../dstack/keychain.ts";
 import { SECP256K1_HALF_N, SECP256K1_N, verifyDstackKeyChain } from "../dstack/verify.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { KeySpec } from "../keys/purposes.ts";
-import { createDstackV1Agent } from "./dstackV1.ts";
+import { createDstackV1Agent, createDstackV1Client } from "./dstackV1.ts";
 import { fatalError, retryableError } from "./errors.ts";
-import { type GuestApi, readPinnedSettings, refusePinnedInEnvironment } from "./pinned.ts";
+import {
+  type GuestApi,
+  type PinnedSettings,
+  readPinnedSettings,
+  refusePinnedInEnvironment,
+} from "./pinned.ts";
 
 /** What dstack GetKey returns: the derived secret and [app signature, KMS signature]. */
 export interface DerivedKey {
@@ -24,16 +30,29 @@ export interface DerivedKey {
   readonly publicKey?: Uint8Array;
 }
 
+/** What the guest agent's Info says about the CVM: its app, the compose it measured and its device. */
+export interface CvmIdentity {
+  readonly appId: Address;
+  /** `Info.compose_hash`: sha256 of the exact app-compose.json bytes (32 bytes). */
+  readonly composeHash: Hex;
+  /** `Info.device_id`: the machine's device id (32 bytes). */
+  readonly deviceId: Hex;
+}
+
 /** The part of the dstack guest agent that derives keys. */
 export interface KeySource {
   /** The CVM's dstack app id. */
   appId(): Promise<Address>;
   getKey(path: string, purpose: string, algorithm: KeyAlgorithm): Promise<DerivedKey>;
+  /** The guest agent's Info (a member states its compose hash and device id at registration). */
+  info?(): Promise<CvmIdentity>;
+  /** The values pinned in the attested compose the guest agent returns (pinned.ts); absent: none known. */
+  pinned?(): Promise<PinnedSettings>;
 }
 
 /** The whole guest agent a daemon uses: keys, the CVM's identity, and quotes. */
 export interface DstackAgent extends KeySource {
-  info(): Promise<{ readonly appId: Address; readonly composeHash: Hex }>;
+  info(): Promise<CvmIdentity>;
   /** A TDX quote over `reportData`, 0x-hex. */
   getQuote(reportData: Uint8Array): Promise<Hex>;
 }
@@ -46,17 +65,103 @@ const hex0x = (text: string): Hex => (text.startsWith("0x") ? text : `0x${text}`
  * 0.6 included), then every call goes to the v0 agent (SDK) or the v1 client. Never switched by
  * itself, and never by the environment: a pin variable in `env` is refused.
  */
+/** A quote with what a verifier needs beside it: the event log and the exact app-compose document. */
+export interface CvmEvidence {
+  /** 0x-hex. */
+  readonly quote: Hex;
+  /** dstack's JSON event log (v0 `GetQuote`'s `event_log`, or v1's decoded into the same fields). */
+  readonly eventLog: readonly {
+    readonly imr: number;
+    readonly event_type: number;
+    readonly digest: string;
+    readonly event: string;
+    readonly event_payload: string;
+  }[];
+  readonly appCompose: string;
+  /** The guest API that made the quote, per the pinned compose. */
+  readonly guestApi: GuestApi;
+}
+
+/** The guest agent's attestation: a fresh quote over `reportData` and its evidence. */
+export interface EvidenceSource {
+  evidence(reportData: Uint8Array): Promise<CvmEvidence>;
+}
+
+/**
+ * Evidence from the guest API the attested compose pins: v0 `GetQuote` (its event log) and Info's
+ * app-compose, or v1 `Attest` (quote and event log decoded from the versioned attestation) and v1 Info.
+ */
+export function createDstackEvidenceSource(
+  endpoint: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): EvidenceSource {
+  refusePinnedInEnvironment(env);
+  const v0 = createDstackV0Agent(endpoint);
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  return {
+    async evidence(reportData) {
+      const appCompose = await v0.appCompose();
+      const { guestApi } = readPinnedSettings(appCompose);
+      if (guestApi === "v1") {
+        const client = createDstackV1Client(endpoint);
+        const encoded = await client.attest(reportData);
+        let attestation: ReturnType<typeof decodeTdxAttestation>;
+        try {
+          attestation = decodeTdxAttestation(encoded);
+        } catch (cause) {
+          if (!(cause instanceof AttestmeshError)) throw cause;
+          throw fatalError("InvalidAttestation", `dstack /v1/Attest: ${cause.message}`, { cause });
+        }
+        return {
+          quote: `0x${hex(attestation.quote)}` as Hex,
+          eventLog: attestation.eventLog.map((e) => ({
+            imr: e.imr,
+            event_type: e.event_type,
+            digest: hex(e.digest),
+            event: e.event,
+            event_payload: hex(e.event_payload),
+          })),
+          appCompose: (await client.info()).appCompose,
+          guestApi,
+        };
+      }
+      let response: { quote: string; event_log: string };
+      try {
+        response = await new DstackClient(endpoint).getQuote(reportData);
+      } catch (cause) {
+        throw retryableError(
+          "DstackUnavailable",
+          `dstack GetQuote failed (${endpoint ?? "default socket"}).`,
+          {
+            cause,
+          },
+        );
+      }
+      let eventLog: CvmEvidence["eventLog"];
+      try {
+        eventLog = JSON.parse(response.event_log) as CvmEvidence["eventLog"];
+      } catch (cause) {
+        throw fatalError("InvalidAttestation", "dstack GetQuote returned an event log that is not JSON.", {
+          cause,
+        });
+      }
+      return { quote: hex0x(response.quote), eventLog, appCompose, guestApi };
+    },
+  };
+}
+
 export function createDstackAgent(
   endpoint: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
-): DstackAgent & { guestApi(): Promise<GuestApi> } {
+): DstackAgent & { guestApi(): Promise<GuestApi>; pinned(): Promise<PinnedSettings> } {
   refusePinnedInEnvironment(env);
   const v0 = createDstackV0Agent(endpoint);
-  let pinned: Promise<{ api: GuestApi; agent: DstackAgent }> | undefined;
+  let pinned: Promise<{ api: GuestApi; agent: DstackAgent; settings: PinnedSettings }> | undefined;
   const resolve = () => {
     pinned ??= (async () => {
-      const { guestApi } = readPinnedSettings(await v0.appCompose());
-      return { api: guestApi, agent: guestApi === "v1" ? createDstackV1Agent(endpoint) : v0 };
+      const settings = readPinnedSettings(await v0.appCompose());
+      const { guestApi } = settings;
+      return { api: guestApi, agent: guestApi === "v1" ? createDstackV1Agent(endpoint) : v0, settings };
     })().catch((error: unknown) => {
       pinned = undefined; // a guest agent that was not up yet is asked again on the next call
       throw error;
@@ -65,6 +170,7 @@ export function createDstackAgent(
   };
   return {
     guestApi: async () => (await resolve()).api,
+    pinned: async () => (await resolve()).settings,
     info: async () => (await resolve()).agent.info(),
     appId: async () => (await resolve()).agent.appId(),
     getKey: async (path, purpose, algorithm) => (await resolve()).agent.getKey(path, purpose, algorithm),
@@ -93,7 +199,11 @@ export function createDstackV0Agent(
   return {
     async info() {
       const raw = await call("Info", () => client().info());
-      return { appId: parseAppId(raw.app_id), composeHash: hex0x(raw.compose_hash) };
+      return {
+        appId: parseAppId(raw.app_id),
+        composeHash: parseBytes32("compose_hash", raw.compose_hash),
+        deviceId: parseBytes32("device_id", raw.device_id),
+      };
     },
     appId: async () => parseAppId((await call("Info", () => client().info())).app_id),
     async appCompose() {
@@ -109,6 +219,21 @@ export function createDstackV0Agent(
     getQuote: (reportData) =>
       call("GetQuote", async () => hex0x((await client().getQuote(reportData)).quote)),
   };
+}
+
+/** A 32-byte field of dstack's Info (hex, with or without 0x) as lowercase 0x-hex. */
+export function parseBytes32(field: string, text: string | undefined): Hex {
+  const hex = (text ?? "").replace(/^0[xX]/, "");
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw fatalError(
+      "InvalidInfo",
+      `dstack reported ${field} ${JSON.stringify(text)}, which is not 32 bytes of hex.`,
+      {
+        details: { field, value: text ?? null },
+      },
+    );
+  }
+  return hex0x(hex);
 }
 
 /** The app id as dstack's Info reports it (hex, with or without 0x) as a checksummed address. */

@@ -13,7 +13,7 @@ import { decodeTdxAttestation } from "../dstack/attestation.ts";
 import type { KeyAlgorithm } from "../dstack/keychain.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { DerivedKey, DstackAgent } from "./dstack.ts";
-import { parseAppId } from "./dstack.ts";
+import { parseAppId, parseBytes32 } from "./dstack.ts";
 import { fatalError, retryableError } from "./errors.ts";
 
 /** Where dstack's guest agent listens inside a CVM. */
@@ -27,6 +27,8 @@ const TIMEOUT_MS = 30_000;
 export interface InfoV1 {
   readonly appId: Address;
   readonly composeHash: Hex;
+  /** The machine's device id (32 bytes). */
+  readonly deviceId: Hex;
   /** The deployed app-compose.json, verbatim. */
   readonly appCompose: string;
 }
@@ -178,6 +180,7 @@ export function createDstackV1Client(endpoint: string | undefined): DstackV1Clie
       return {
         appId: parseAppId(json.app_id),
         composeHash: hexString(json.compose_hash, "compose_hash", "Info"),
+        deviceId: parseBytes32("device_id", typeof json.device_id === "string" ? json.device_id : undefined),
         appCompose: json.app_compose,
       };
     },
@@ -196,8 +199,8 @@ export function createDstackV1Agent(endpoint: string | undefined): DstackAgent {
   const client = createDstackV1Client(endpoint);
   return {
     async info() {
-      const { appId, composeHash } = await client.info();
-      return { appId, composeHash };
+      const { appId, composeHash, deviceId } = await client.info();
+      return { appId, composeHash, deviceId };
     },
     appId: async () => (await client.info()).appId,
     getKey: (_path, purpose, algorithm) => client.getKey(purpose, algorithm),

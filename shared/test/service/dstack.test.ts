@@ -2,7 +2,12 @@
 // the guest agent sends (one implementation for every daemon: v normalised to {0, 1}, s to low s);
 // a chain an attacker altered is refused.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
+import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
+import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import {
   appSignDerivedKey,
   deriveAppKey,
@@ -15,12 +20,15 @@ import { SECP256K1_HALF_N, SECP256K1_N } from "@attestmesh/shared/dstack/verify.
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import {
+  createDstackAgent,
   type DerivedKey,
   normaliseSignature,
   parseAppId,
+  parseBytes32,
   proveKey,
 } from "@attestmesh/shared/service/dstack.ts";
 import { keccak_256 } from "@noble/hashes/sha3";
+import { pino } from "pino";
 import { bytesToHex, getAddress, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
@@ -143,5 +151,47 @@ describe("normaliseSignature and parseAppId", () => {
       () => parseAppId("0x1234"),
       (e: unknown) => isAttestmeshError(e, "InvalidAppId"),
     );
+  });
+});
+
+describe("the guest agent's Info", () => {
+  test("a 32-byte field with or without 0x becomes lowercase 0x-hex; anything else is refused", () => {
+    const hash = `0x${"Ab".repeat(32)}`;
+    assert.equal(parseBytes32("compose_hash", hash.slice(2)), hash.toLowerCase());
+    assert.equal(parseBytes32("compose_hash", hash), hash.toLowerCase());
+    for (const bad of [undefined, "", "0x1234", `0x${"zz".repeat(32)}`, `0x${"00".repeat(33)}`]) {
+      assert.throws(
+        () => parseBytes32("device_id", bad),
+        (e: unknown) => isAttestmeshError(e, "InvalidInfo"),
+        String(bad),
+      );
+    }
+  });
+
+  test("the agent reads the compose hash and device id a member states, from the SDK's Info", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "attestmesh-info-"));
+    const composeHash = keccak_256(new TextEncoder().encode("info test compose"));
+    const deviceId = keccak_256(new TextEncoder().encode("info test device"));
+    const cvm = createSimulatedCvm({
+      kmsRoot: createKmsRoot(KMS_ROOT),
+      appId: hexToBytes(APP_ID),
+      composeHash,
+      deviceId,
+    });
+    const simulator = await startDstackSimulator({
+      socketPath: join(dir, "dstack.sock"),
+      cvm,
+      logger: pino({ level: "silent" }),
+    });
+    try {
+      const info = await createDstackAgent(simulator.socketPath).info();
+      assert.deepEqual(info, {
+        appId: APP_ID,
+        composeHash: bytesToHex(composeHash),
+        deviceId: bytesToHex(deviceId),
+      });
+    } finally {
+      await simulator.close();
+    }
   });
 });

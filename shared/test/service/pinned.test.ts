@@ -6,7 +6,9 @@ import {
   DEFAULT_PINNED,
   PINNED_ENVIRONMENT_NAMES,
   readPinnedSettings,
+  refuseEnvironmentOverride,
   refusePinnedInEnvironment,
+  requireTrustPins,
 } from "@attestmesh/shared/service/pinned.ts";
 
 /** An app-compose.json document around `composeFile`, in the 4-space form dstack's vmm-cli writes. */
@@ -72,10 +74,77 @@ describe("refusePinnedInEnvironment", () => {
         (error: Error & { code?: string; retryable?: boolean }) => {
           assert.equal(error.code, "PinnedSettingInEnvironment");
           assert.equal(error.retryable, false);
-          assert.match(error.message, /x-attestmesh\.guest_api/);
+          assert.match(error.message, /x-attestmesh\.(guest_api|kms_roots|member_app_implementation)\)/);
           return true;
         },
       );
     });
   }
+});
+
+describe("trust pins", () => {
+  const cluster: `0x${string}` = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+  const implementation: `0x${string}` = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512";
+  const root = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+  const pins = [
+    "x-attestmesh:",
+    "  guest_api: v0",
+    "  chain_id: 31337",
+    `  cluster: "${cluster.toLowerCase()}"`,
+    `  member_app_implementation: "${implementation}"`,
+    `  kms_roots: ["${root}", "${root.toLowerCase()}"]`,
+    '  rpc_providers: ["https://mainnet.base.org", "http://127.0.0.1:8545"]',
+    "services: {}",
+    "",
+  ].join("\n");
+
+  test("reads chain id, cluster, member-app implementation and KMS roots (checksummed, deduplicated), beside the RPC providers", () => {
+    const settings = readPinnedSettings(manifest(pins));
+    assert.deepEqual(requireTrustPins(settings), {
+      chainId: 31337,
+      cluster,
+      memberAppImplementation: implementation,
+      kmsRoots: [root],
+    });
+    assert.deepEqual(settings.rpcProviders, ["https://mainnet.base.org", "http://127.0.0.1:8545"]);
+  });
+
+  test("a compose without them cannot verify anyone: refused, naming each missing key", () => {
+    assert.throws(
+      () => requireTrustPins(DEFAULT_PINNED),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "InvalidPinnedCompose");
+        for (const key of ["chain_id", "cluster", "member_app_implementation", "kms_roots"]) {
+          assert.match(error.message, new RegExp(`x-attestmesh\\.${key}`));
+        }
+        return true;
+      },
+    );
+  });
+
+  for (const [what, line] of [
+    ["an unquoted address (YAML reads it as a number)", `  cluster: ${cluster}`],
+    ["an empty KMS root list", "  kms_roots: []"],
+    ["a KMS root that is not an address", '  kms_roots: ["0x1234"]'],
+    ["a chain id that is not a positive integer", "  chain_id: -1"],
+    ["an RPC provider with credentials or a path", '  rpc_providers: ["https://key@host/path"]'],
+  ] as const) {
+    test(`refuses ${what}`, () => {
+      assert.throws(() => readPinnedSettings(manifest(`x-attestmesh:\n${line}\n`)), {
+        code: "InvalidPinnedCompose",
+      });
+    });
+  }
+
+  test("the environment may repeat the pinned chain id and cluster, never name others", () => {
+    const trust = requireTrustPins(readPinnedSettings(manifest(pins)));
+    refuseEnvironmentOverride(trust, { chainId: 31337, cluster: cluster.toLowerCase() as typeof cluster });
+    refuseEnvironmentOverride(trust, { chainId: undefined, cluster });
+    for (const environment of [
+      { chainId: 8453, cluster },
+      { chainId: 31337, cluster: implementation },
+    ]) {
+      assert.throws(() => refuseEnvironmentOverride(trust, environment), { code: "PinnedSettingMismatch" });
+    }
+  });
 });

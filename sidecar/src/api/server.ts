@@ -1,7 +1,8 @@
 // The application API: HTTP/1.1 + JSON on a unix socket (socket.ts). Read-only views of the sidecar,
-// sending a sealed message, and two NDJSON streams (received messages, peer events) fed from bounded
-// per-subscriber queues. A bad request gets a 4xx with `{"error":{"code","message"}}` and changes
-// nothing. Documented in the README ("Application API").
+// sending a sealed message, acknowledging received ones, and two NDJSON streams: received messages,
+// read page by page from the inbox (inbox.ts) at the pace the client reads, so nothing is dropped; and
+// peer events, fed from bounded per-subscriber queues. A bad request gets a 4xx with
+// `{"error":{"code","message"}}` and changes nothing. Documented in docs/api.md.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
@@ -9,15 +10,17 @@ import { AttestmeshError, type SidecarCode } from "../errors.ts";
 import { healthReport } from "../health.ts";
 import type { Logger } from "../log.ts";
 import type { MessageSender } from "../messages/sender.ts";
-import type { ReceivedMessage } from "../messages/types.ts";
 import type { SidecarStatus } from "../status.ts";
 import type { Hub, Sequenced, Subscription } from "./hub.ts";
+import type { Inbox, StoredMessage } from "./inbox.ts";
 import type { PeerEvent } from "./peerEvents.ts";
 import type { CskReader, PeerLiveness, PeerLivenessEntry } from "./providers.ts";
 import { listenUnix } from "./socket.ts";
 
 /** Largest accepted request body. */
 export const MAX_BODY_BYTES = 16 * 1024;
+/** Messages read from the inbox at a time for one stream. */
+const STREAM_PAGE = 64;
 const UINT64_MAX = (1n << 64n) - 1n;
 
 /** This node's public identity (no secrets), once its keys are derived. */
@@ -35,7 +38,7 @@ export interface ApiDeps {
   readonly csk: () => CskReader | undefined;
   /** Undefined until the node has keys and a chain connection. */
   readonly sender: () => MessageSender | undefined;
-  readonly messages: Hub<ReceivedMessage>;
+  readonly inbox: Inbox;
   readonly peerEvents: Hub<PeerEvent>;
   readonly logger: Logger;
 }
@@ -83,7 +86,7 @@ function peerJson(p: PeerLivenessEntry) {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-function messageJson({ seq, item: m }: Sequenced<ReceivedMessage>) {
+function messageJson({ seq, message: m }: StoredMessage) {
   let text: string | null = null;
   try {
     text = utf8.decode(m.payload);
@@ -197,14 +200,57 @@ function sendErrorStatus(error: AttestmeshError): number {
   return SEND_ERROR_STATUS[error.code as SidecarCode] ?? 409;
 }
 
-function sinceParam(url: URL, hub: Hub<unknown>, fallback: "all" | "latest"): number {
+function sinceParam(
+  url: URL,
+  sequence: { lastSeq(): number },
+  fallback: "all" | "latest" | "acked",
+  acked = 0,
+): number {
   const raw = url.searchParams.get("since") ?? fallback;
-  if (raw === "all") return 0;
-  if (raw === "latest") return hub.lastSeq();
+  if (raw === "all" || raw === "acked") return acked;
+  if (raw === "latest") return sequence.lastSeq();
   if (!/^\d{1,15}$/.test(raw)) {
-    throw new HttpError(400, "InvalidSince", 'since must be a sequence number, "all" or "latest"');
+    throw new HttpError(
+      400,
+      "InvalidSince",
+      `since must be a sequence number, "all" or "latest"${fallback === "acked" ? ' or "acked"' : ""}`,
+    );
   }
   return Number(raw);
+}
+
+/** The body of POST /v1/messages/ack: `{"seq": n}`, optionally with the `space` the client read it in. */
+export function parseAckRequest(body: Buffer): { seq: number; space: string | undefined } {
+  let data: unknown;
+  try {
+    data = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new HttpError(400, "InvalidJson", "the body is not JSON");
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new HttpError(400, "InvalidBody", 'the body must be a JSON object like {"seq":12}');
+  }
+  const record = data as Record<string, unknown>;
+  const unknown = Object.keys(record).filter((k) => k !== "seq" && k !== "space");
+  if (unknown.length > 0) {
+    throw new HttpError(400, "UnknownField", `unknown field(s) ${unknown.join(", ")}; use seq, and space`);
+  }
+  const raw = record.seq;
+  let seq: number | undefined;
+  if (typeof raw === "number" && Number.isSafeInteger(raw)) seq = raw;
+  else if (typeof raw === "string" && /^\d{1,15}$/.test(raw)) seq = Number(raw);
+  if (seq === undefined || seq < 1) {
+    throw new HttpError(
+      400,
+      "InvalidSeq",
+      "seq must be the sequence number of a received message: a whole number from 1",
+    );
+  }
+  const space = record.space;
+  if (space !== undefined && typeof space !== "string") {
+    throw new HttpError(400, "InvalidSpace", "space must be the string the stream's hello line named");
+  }
+  return { seq, space };
 }
 
 export async function startApiServer(options: {
@@ -266,6 +312,74 @@ export async function startApiServer(options: {
     sub.onReady(flush);
   }
 
+  let messageStreams = 0;
+
+  /**
+   * The messages stream: every stored message with a sequence number above `since`, in order, then
+   * each new one as it is stored. Pages come from the inbox only while the socket takes them, so a
+   * slow reader holds back nothing but its own position.
+   */
+  function messageStream(req: IncomingMessage, res: ServerResponse, since: number): void {
+    const { inbox } = deps;
+    res.writeHead(200, {
+      "content-type": "application/x-ndjson",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+    });
+    streams.add(res);
+    messageStreams++;
+    let position = since;
+    let waiting = false;
+    let closed = false;
+    const write = (value: unknown): boolean => res.write(json(value));
+    const wait = () => {
+      waiting = true;
+      res.once("drain", () => {
+        waiting = false;
+        pump();
+      });
+    };
+    function pump(): void {
+      if (waiting || closed) return;
+      try {
+        for (;;) {
+          const page = inbox.after(position, STREAM_PAGE);
+          if (page.length === 0) return;
+          for (const entry of page) {
+            position = entry.seq;
+            if (!write(messageJson(entry))) {
+              wait();
+              return;
+            }
+          }
+        }
+      } catch (err) {
+        logger.error({ err }, "reading the message inbox failed; closing the stream (the client resumes)");
+        res.destroy();
+      }
+    }
+    const unsubscribe = inbox.onStored(pump);
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      messageStreams--;
+      unsubscribe();
+      streams.delete(res);
+    };
+    req.on("close", close);
+    res.on("close", close);
+    res.on("error", close);
+    const hello = {
+      type: "hello",
+      stream: "messages",
+      space: inbox.space,
+      lastSeq: inbox.lastSeq(),
+      acked: inbox.acked(),
+    };
+    if (!write(hello)) wait();
+    else pump();
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const only = (method: "GET" | "POST") => {
@@ -279,7 +393,13 @@ export async function startApiServer(options: {
         const status = deps.status();
         send(res, 200, {
           ...healthReport(status),
-          messages: { lastSeq: deps.messages.lastSeq(), subscribers: deps.messages.subscribers() },
+          messages: {
+            space: deps.inbox.space,
+            lastSeq: deps.inbox.lastSeq(),
+            acked: deps.inbox.acked(),
+            pending: deps.inbox.pending(),
+            subscribers: messageStreams,
+          },
         });
         return;
       }
@@ -362,17 +482,47 @@ export async function startApiServer(options: {
         }
         return;
       }
+      case "/v1/messages/ack": {
+        only("POST");
+        const type = req.headers["content-type"] ?? "";
+        if (!/^application\/json\b/i.test(type)) {
+          throw new HttpError(415, "UnsupportedMediaType", "send the body as content-type: application/json");
+        }
+        const { seq, space } = parseAckRequest(await readBody(req));
+        const { inbox } = deps;
+        if (space !== undefined && space !== inbox.space) {
+          throw new HttpError(
+            409,
+            "SpaceMismatch",
+            `the inbox is sequence space ${inbox.space}, not ${space} (a new inbox: its sequence numbers are not the ones you read); read the stream again from its hello line`,
+          );
+        }
+        if (seq > inbox.lastSeq()) {
+          throw new HttpError(
+            409,
+            "SeqNotDelivered",
+            `no message has sequence number ${seq} yet (the last is ${inbox.lastSeq()}); acknowledge only what the stream gave you`,
+          );
+        }
+        try {
+          const result = inbox.ack(seq);
+          send(res, 200, {
+            space: inbox.space,
+            ...result,
+            lastSeq: inbox.lastSeq(),
+            pending: inbox.pending(),
+          });
+        } catch (error) {
+          if (!(error instanceof AttestmeshError)) throw error;
+          logger.error({ err: error }, "acknowledging messages failed");
+          throw new HttpError(503, error.code, error.message);
+        }
+        return;
+      }
       case "/v1/messages/stream": {
         only("GET");
-        const since = sinceParam(url, deps.messages, "all");
-        const sub = deps.messages.subscribe({ since });
-        stream(
-          req,
-          res,
-          sub,
-          { type: "hello", stream: "messages", lastSeq: deps.messages.lastSeq() },
-          messageJson,
-        );
+        const since = sinceParam(url, deps.inbox, "acked", deps.inbox.acked());
+        messageStream(req, res, since);
         return;
       }
       case "/v1/peer-events/stream": {
@@ -399,7 +549,7 @@ export async function startApiServer(options: {
         throw new HttpError(
           404,
           "NotFound",
-          `no such endpoint ${url.pathname}; see /v1/status, /v1/self, /v1/peers, /v1/cluster-shared-key, /v1/messages, /v1/messages/stream, /v1/peer-events/stream`,
+          `no such endpoint ${url.pathname}; see /v1/status, /v1/self, /v1/peers, /v1/cluster-shared-key, /v1/messages, /v1/messages/ack, /v1/messages/stream, /v1/peer-events/stream`,
         );
     }
   }

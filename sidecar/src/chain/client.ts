@@ -1,7 +1,9 @@
-// The sidecar's view of the chain: one public client for reads and, when a gas key is configured, one
-// wallet client that pays for the registration transaction. Both share one (counted) transport.
+// The sidecar's view of the chain: the quorum read interface over the pinned providers (reads.ts) for
+// every read that decides something, a failover public client over the same providers for the rest,
+// and, when a gas key is configured, one wallet client that pays for the registration transaction.
 
-import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
+import { majority } from "@attestmesh/shared/service/rpcProviders.ts";
+import { pino } from "pino";
 import {
   type Account,
   type Address,
@@ -15,9 +17,13 @@ import {
   type WalletClient,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { fatalError, retryableError } from "../errors.ts";
+import { AttestmeshError, fatalError, retryableError } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import type { Secret } from "../secret.ts";
+import { type ChainReads, createChainReads, type ReadsObserver, type RpcEndpoint } from "./reads.ts";
 import type { ClusterWriter } from "./writer.ts";
+
+const silentLogger = pino({ level: "silent" });
 
 export type GasWallet = WalletClient<Transport, Chain, Account>;
 
@@ -25,6 +31,9 @@ export interface ChainContext {
   readonly chainId: number;
   readonly chain: Chain;
   readonly cluster: Address;
+  /** Quorum reads: everything that decides membership, epochs, commitments, the indexer, messages. */
+  readonly reads: ChainReads;
+  /** Failover over the providers, for reads that decide nothing (gas, receipts, balances). */
   readonly publicClient: PublicClient<Transport, Chain>;
   /** Undefined without a gas key: the node can run but cannot register. */
   readonly wallet: GasWallet | undefined;
@@ -36,35 +45,56 @@ export interface ChainContext {
 }
 
 /**
- * Connects to the chain and checks it is the one configured: the chain id (when expected) and that
- * the cluster address holds a contract. A wrong chain or address is fatal; an unreachable RPC is not.
+ * Connects to the chain through the pinned providers and checks it is the one configured: `quorum`
+ * providers agree on the chain id, which must be the expected (pinned) one, and on the code at the
+ * cluster address. A wrong chain or address is fatal; providers that do not answer are not.
  */
 export async function connectChain(options: {
-  readonly transport: Transport;
+  /** The providers; or `transport`, one provider (a quorum of one: tests with one chain). */
+  readonly endpoints?: readonly RpcEndpoint[];
+  readonly transport?: Transport;
+  /** Default a majority of the providers. */
+  readonly quorum?: number;
   readonly cluster: Address;
   readonly expectedChainId?: number | undefined;
   readonly gasKey?: Secret<Hex> | undefined;
   readonly pollingIntervalMs?: number;
+  readonly logger?: Logger;
+  readonly observer?: ReadsObserver;
 }): Promise<ChainContext> {
-  const { transport, cluster } = options;
-  const probe = createPublicClient({ transport, cacheTime: 0 });
-  const chainId = await checkChainId({
-    getChainId: () => probe.getChainId(),
-    expected: options.expectedChainId,
-    rpcVariable: "ATTESTMESH_RPC_URL",
-    chainIdVariable: "ATTESTMESH_CHAIN_ID",
+  const { cluster } = options;
+  const endpoints =
+    options.endpoints ??
+    (options.transport === undefined ? [] : [{ origin: "rpc", transport: options.transport }]);
+  const quorum = options.quorum ?? majority(endpoints.length);
+  const logger = options.logger ?? silentLogger;
+  const probe = createChainReads({
+    endpoints,
+    quorum,
+    logger,
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
   });
-  let code: Hex | undefined;
+  let chainId: number;
+  let code: Hex;
   try {
-    code = await probe.getCode({ address: cluster });
+    chainId = await probe.chainId();
+    if (options.expectedChainId !== undefined && chainId !== options.expectedChainId) {
+      throw fatalError(
+        "ChainIdMismatch",
+        `${quorum} RPC providers serve chain ${chainId} but the pinned chain id is ${options.expectedChainId}; fix the pinned providers or the chain id.`,
+        { details: { rpcChainId: chainId, expectedChainId: options.expectedChainId } },
+      );
+    }
+    code = await probe.getCode(cluster, await probe.agreedBlock(0));
   } catch (cause) {
+    if (cause instanceof AttestmeshError && !cause.retryable) throw cause;
     throw retryableError(
       "RpcUnavailable",
-      "the RPC endpoint did not answer; check ATTESTMESH_RPC_URL and the network.",
+      `not enough RPC providers answered alike (${quorum} of ${endpoints.length} must); check the providers and the network.`,
       { cause },
     );
   }
-  if (code === undefined || code === "0x") {
+  if (code === "0x") {
     throw fatalError(
       "ClusterNotFound",
       `no contract at ATTESTMESH_CLUSTER ${cluster} on chain ${chainId}; check the address and the chain.`,
@@ -78,7 +108,15 @@ export async function connectChain(options: {
     rpcUrls: { default: { http: [] } },
   });
   const pollingInterval = options.pollingIntervalMs ?? 1000;
-  // cacheTime 0: the follower must see every new head, not a block number cached for a poll interval.
+  const reads = createChainReads({
+    endpoints,
+    quorum,
+    chain,
+    logger,
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
+  });
+  const transport = reads.failoverTransport;
+  // cacheTime 0: receipts and nonces must be fresh, not cached for a poll interval.
   const publicClient = createPublicClient({ chain, transport, cacheTime: 0, pollingInterval });
   const wallet =
     options.gasKey === undefined
@@ -89,5 +127,5 @@ export async function connectChain(options: {
           transport,
           pollingInterval,
         });
-  return { chainId, chain, cluster, publicClient, wallet };
+  return { chainId, chain, cluster, reads, publicClient, wallet };
 }

@@ -1,13 +1,18 @@
-// Follows membership at the confirmed height (head − confirmations). The first sync reads every record
-// in pages; after that each sync costs one eth_blockNumber, one eth_getLogs for MemberRegistered /
-// MemberEvicted / MemberLeft since the last processed block, and one `member(id)` per id those logs
-// name. A head that moved backwards (a reorg deeper than the confirmations, or an RPC that fell behind)
-// or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead.
+// Follows membership at the confirmed height (head − confirmations), read at one block hash a quorum of
+// the pinned providers agree on (reads.ts). The first sync reads every record in pages; after that each
+// sync costs one agreed block (every provider's eth_blockNumber, a quorum's block hash), one eth_getLogs
+// for MemberRegistered / MemberEvicted / MemberLeft since the last processed block, and one `member(id)`
+// per id those logs name — each of the last two asked of a quorum and compared.
+// A head that moved backwards (a reorg deeper than the confirmations, or providers that fell behind)
+// or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead, and so
+// does a policy change that can change a member's standing (a device revoked, a compose hash or KMS
+// root removed or added, the device allowlist switched): the full read carries every standing.
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { type Address, type Chain, getAbiItem, type PublicClient, type Transport } from "viem";
+import { type Address, getAbiItem } from "viem";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
 import type { ClusterReader } from "./cluster.ts";
+import type { AgreedBlock, ChainReads } from "./reads.ts";
 
 export const MEMBERSHIP_EVENTS = [
   getAbiItem({ abi: clusterAbi, name: "MemberRegistered" }),
@@ -15,11 +20,27 @@ export const MEMBERSHIP_EVENTS = [
   getAbiItem({ abi: clusterAbi, name: "MemberLeft" }),
 ] as const;
 
+/** Policy events after which any member's standing may differ: the next sync reads everything. */
+export const STANDING_EVENTS = [
+  getAbiItem({ abi: clusterAbi, name: "ComposeHashAdded" }),
+  getAbiItem({ abi: clusterAbi, name: "ComposeHashRemoved" }),
+  getAbiItem({ abi: clusterAbi, name: "DeviceAdded" }),
+  getAbiItem({ abi: clusterAbi, name: "DeviceRemoved" }),
+  getAbiItem({ abi: clusterAbi, name: "DeviceRevokedAt" }),
+  getAbiItem({ abi: clusterAbi, name: "KmsRootAdded" }),
+  getAbiItem({ abi: clusterAbi, name: "KmsRootRemoved" }),
+  getAbiItem({ abi: clusterAbi, name: "AllowAnyDeviceSet" }),
+] as const;
+
+const STANDING_EVENT_NAMES: ReadonlySet<string> = new Set(STANDING_EVENTS.map((e) => e.name));
+
 export type SyncKind = "full" | "incremental" | "unchanged";
 
 export interface MembershipSnapshot {
   /** The block every record was read at. */
   readonly block: bigint;
+  /** Its hash, as a quorum of providers agreed. */
+  readonly blockHash: `0x${string}`;
   /** Every record with a status other than None, by member id. */
   readonly members: ReadonlyMap<bigint, Member>;
   /** The ids this sync re-read (every id after a full read). */
@@ -37,7 +58,7 @@ export interface MembershipFollower {
 }
 
 export function createMembershipFollower(options: {
-  readonly client: PublicClient<Transport, Chain>;
+  readonly reads: ChainReads;
   readonly cluster: Address;
   readonly reader: ClusterReader;
   readonly confirmations: number;
@@ -45,30 +66,37 @@ export function createMembershipFollower(options: {
   /** Widest getLogs range before a full re-read is cheaper and safer; default 1,000 blocks. */
   readonly maxLogRange?: bigint;
 }): MembershipFollower {
-  const { client, cluster, reader, logger } = options;
-  const confirmations = BigInt(options.confirmations);
+  const { reads, cluster, reader, logger } = options;
   const maxLogRange = options.maxLogRange ?? 1000n;
   let snapshot: MembershipSnapshot | undefined;
   let fullReason: string | undefined = "start";
 
-  async function fullRead(block: bigint, reason: string): Promise<MembershipSnapshot> {
-    const members = await reader.allMembers(block);
-    logger.info({ block, members: members.size, reason }, "read every member record");
-    return { block, members, changed: [...members.keys()], kind: "full" };
+  async function fullRead(at: AgreedBlock, reason: string): Promise<MembershipSnapshot> {
+    const members = await reader.allMembers(at);
+    logger.info({ block: at.number, members: members.size, reason }, "read every member record");
+    return { block: at.number, blockHash: at.hash, members, changed: [...members.keys()], kind: "full" };
   }
 
-  async function incremental(previous: MembershipSnapshot, block: bigint): Promise<MembershipSnapshot> {
-    const logs = await client.getLogs({
+  async function incremental(previous: MembershipSnapshot, at: AgreedBlock): Promise<MembershipSnapshot> {
+    const block = at.number;
+    const logs = await reads.getLogs({
       address: cluster,
-      events: MEMBERSHIP_EVENTS,
+      events: [...MEMBERSHIP_EVENTS, ...STANDING_EVENTS],
       fromBlock: previous.block + 1n,
-      toBlock: block,
+      to: at,
     });
+    if (logs.some((log) => STANDING_EVENT_NAMES.has(log.eventName))) {
+      return fullRead(at, "the policy changed: members' standing may have");
+    }
     const ids = [
-      ...new Set(logs.map((log) => log.args.memberId).filter((id): id is bigint => id !== undefined)),
+      ...new Set(
+        logs
+          .map((log) => ("memberId" in log.args ? log.args.memberId : undefined))
+          .filter((id): id is bigint => typeof id === "bigint"),
+      ),
     ];
-    if (ids.length === 0) return { ...previous, block, changed: [], kind: "incremental" };
-    const records = await Promise.all(ids.map((id) => reader.member(id, block)));
+    if (ids.length === 0) return { ...previous, block, blockHash: at.hash, changed: [], kind: "incremental" };
+    const records = await Promise.all(ids.map((id) => reader.member(id, at)));
     const members = new Map(previous.members);
     ids.forEach((id, i) => {
       const record = records[i];
@@ -76,29 +104,33 @@ export function createMembershipFollower(options: {
       else members.delete(id);
     });
     logger.debug({ block, changed: ids }, "membership changed");
-    return { block, members, changed: ids, kind: "incremental" };
+    return { block, blockHash: at.hash, members, changed: ids, kind: "incremental" };
   }
 
   return {
     async sync() {
-      const head = await client.getBlockNumber();
-      const block = head > confirmations ? head - confirmations : 0n;
+      const at = await reads.agreedBlock(options.confirmations);
+      const block = at.number;
       const previous = snapshot;
       let next: MembershipSnapshot;
       if (previous === undefined || fullReason !== undefined) {
-        next = await fullRead(block, fullReason ?? "start");
+        next = await fullRead(at, fullReason ?? "start");
       } else if (block < previous.block) {
         logger.warn(
           { block, previous: previous.block },
-          "the confirmed head moved backwards (deep reorg or a lagging RPC); re-reading every member",
+          "the confirmed head moved backwards (deep reorg or lagging RPC providers); re-reading every member",
         );
-        next = await fullRead(block, "head moved backwards");
+        next = await fullRead(at, "head moved backwards");
       } else if (block - previous.block > maxLogRange) {
-        next = await fullRead(block, `gap of ${block - previous.block} blocks`);
+        next = await fullRead(at, `gap of ${block - previous.block} blocks`);
       } else if (block === previous.block) {
-        return { ...previous, changed: [], kind: "unchanged" };
+        if (at.hash.toLowerCase() !== previous.blockHash.toLowerCase()) {
+          next = await fullRead(at, "the confirmed block was replaced (reorg)");
+        } else {
+          return { ...previous, changed: [], kind: "unchanged" };
+        }
       } else {
-        next = await incremental(previous, block);
+        next = await incremental(previous, at);
       }
       snapshot = next;
       fullReason = undefined;

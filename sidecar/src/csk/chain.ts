@@ -1,4 +1,4 @@
-// The CSK facet through viem: the current epoch and its commitment, and committing one (the member key
+// The CSK facet through viem: the current epoch and its commitment (quorum reads, chain/reads.ts), and committing one (the member key
 // signs EIP-712 `CommitCsk`; the cluster writer submits it, sponsored or paid by the gas key). Also the
 // way out of a commitment nobody can open (issue 13): confirming an epoch whose key this member pulled
 // and checked (`ConfirmCsk`), and re-opening an unconfirmed epoch after the contract's delay (`ReopenCsk`).
@@ -8,10 +8,13 @@ import { pino } from "pino";
 import { BaseError, ContractFunctionRevertedError, type Hex, zeroHash } from "viem";
 import { signTypedData } from "viem/accounts";
 import type { ChainContext } from "../chain/client.ts";
+import type { ClusterReader } from "../chain/cluster.ts";
+import type { AgreedBlock } from "../chain/reads.ts";
 import { writerOf } from "../chain/selectWriter.ts";
 import { fatalError, retryableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Secret } from "../secret.ts";
+import type { HeadReads } from "./standing.ts";
 
 const silentLogger = pino({ level: "silent" });
 
@@ -49,7 +52,7 @@ function revertName(error: unknown): string | undefined {
 }
 
 export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logger?: Logger): CskChain {
-  const { publicClient, cluster } = chain;
+  const { reads, cluster } = chain;
   const writer = writerOf(chain, logger ?? silentLogger);
   const needWriter = (what: string) => {
     if (writer === undefined) {
@@ -83,9 +86,11 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
   return {
     canCommit: writer !== undefined,
     async current() {
+      // Both at one block hash a quorum of providers agrees on, each compared across the quorum.
+      const at = await reads.agreedBlock(0);
       const [[epoch, commitment, committer], [, confirmer, barred]] = await Promise.all([
-        publicClient.readContract({ address: cluster, abi: clusterAbi, functionName: "currentCsk" }),
-        publicClient.readContract({ address: cluster, abi: clusterAbi, functionName: "cskRecovery" }),
+        reads.readContract({ address: cluster, abi: clusterAbi, functionName: "currentCsk", at }),
+        reads.readContract({ address: cluster, abi: clusterAbi, functionName: "cskRecovery", at }),
       ]);
       return {
         epoch,
@@ -133,6 +138,31 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
         if (name === "CskEpochMismatch") return "epoch-moved";
         throw error;
       }
+    },
+  };
+}
+
+/**
+ * The head reads of standing.ts through the quorum reads (chain/reads.ts): one block at the head that a
+ * quorum of the pinned providers agree on, never a cached one (a stale head would reopen the window the
+ * standing check closes), and the member record and the epoch at that block, each compared across them.
+ */
+export function headReadsOf(
+  chain: ChainContext,
+  reader: Pick<ClusterReader, "member">,
+): HeadReads<AgreedBlock> {
+  const { reads, cluster } = chain;
+  return {
+    head: () => reads.agreedBlock(0),
+    member: (memberId, at) => reader.member(memberId, at),
+    async epoch(at) {
+      const [epoch] = await reads.readContract({
+        address: cluster,
+        abi: clusterAbi,
+        functionName: "currentCsk",
+        at,
+      });
+      return epoch;
     },
   };
 }

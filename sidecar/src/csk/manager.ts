@@ -17,6 +17,10 @@
 //                      served the committed key for reopenAfterMs and nobody confirmed it, re-open the
 //                      epoch on chain (the contract allows it after its own delay); the committer of a
 //                      re-opened epoch may not commit the next, so an honest member does.
+//   departed           Each new epoch this node reads, it first reads its own standing at the head
+//                      (standing.ts): a departure always opens an epoch, so that catches an eviction as
+//                      soon as the head shows it, blocks before the confirmed view does. A departed node
+//                      zeroes its key and never pulls, commits or confirms again in this membership.
 import { keccak256 } from "viem";
 import type { KeySource } from "../keys.ts";
 import type { Logger } from "../log.ts";
@@ -26,6 +30,7 @@ import type { CskChain, CskEpochState } from "./chain.ts";
 import type { CskClient, FetchResult } from "./client.ts";
 import { deriveCsk } from "./derive.ts";
 import type { CskCustody } from "./holder.ts";
+import type { StandingCheck } from "./standing.ts";
 
 export interface HeardPeers {
   live(): bigint[];
@@ -45,7 +50,8 @@ export type TickAction =
   | "pulled"
   | "pull-failed"
   | "reopened"
-  | "cannot-commit";
+  | "cannot-commit"
+  | "departed";
 
 /** The contract's re-open delay (ICsk.cskReopenDelay): trying earlier only earns CskReopenTooEarly. */
 export const DEFAULT_REOPEN_AFTER_MS = 300_000;
@@ -66,6 +72,8 @@ export interface CskManagerOptions {
   readonly monoMs?: () => number;
   /** Confirms a candidate ranked ahead of this node is still active on chain (the view may lag); may throw. */
   readonly stillActive?: (memberId: bigint) => Promise<boolean>;
+  /** This node's standing at the head, read once per new epoch; departed ends the state machine. */
+  readonly standing?: StandingCheck;
   readonly onCommit?: (outcome: string) => void;
   readonly onFetch?: (result: FetchResult, epoch: bigint, ms: number) => void;
 }
@@ -92,6 +100,8 @@ export function createCskManager(options: CskManagerOptions): CskManager {
   /** Epochs this node confirmed (or saw confirmed), and those with a confirmation in flight. */
   const confirmed = new Set<bigint>();
   const confirming = new Set<bigint>();
+  /** Epoch → failed confirmations in a row and when the last one failed (monotonic ms). */
+  const confirmFailures = new Map<bigint, { count: number; at: number }>();
   /** Epoch → monotonic ms this node first saw it open and uncommitted. */
   const openSince = new Map<bigint, number>();
   /** Members that served a bogus key: asked last, per epoch. */
@@ -101,6 +111,25 @@ export function createCskManager(options: CskManagerOptions): CskManager {
    * member stays active (leaving or eviction opens the next epoch), so each answer is read once.
    */
   const checked = new Map<bigint, Map<bigint, boolean>>();
+  /** The last epoch at which the head said this node is active; set once it departed. */
+  let activeAt: bigint | undefined;
+  let departed = false;
+
+  /** True (and the key zeroed) once the head shows this node left or was evicted. */
+  async function departedAtHead(epoch: bigint): Promise<boolean> {
+    if (departed) return true;
+    if (options.standing === undefined || activeAt === epoch) return false;
+    const standing = await options.standing.of(self, epoch);
+    if (standing === "active") activeAt = epoch;
+    if (standing !== "departed") return false;
+    departed = true;
+    custody.clear();
+    logger.error(
+      { epoch: epoch.toString(), member: self.toString() },
+      "the chain head shows this member left or was evicted: zeroed the CSK and stopped pulling",
+    );
+    return true;
+  }
 
   const holding = (s: CskEpochState) => {
     const held = custody.current();
@@ -187,6 +216,8 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       .filter((id) => id !== s.committer)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     if (monoMs() - since < order.indexOf(self) * options.takeoverMs) return;
+    const failures = confirmFailures.get(s.epoch);
+    if (failures !== undefined && monoMs() - failures.at < confirmRetryDelayMs(failures.count)) return;
     const epoch = s.epoch;
     confirming.add(epoch);
     chain
@@ -200,7 +231,12 @@ export function createCskManager(options: CskManagerOptions): CskManager {
           );
         },
         (err: unknown) => {
-          logger.warn({ err, epoch: epoch.toString() }, "could not confirm the CSK on chain; retrying");
+          const count = (confirmFailures.get(epoch)?.count ?? 0) + 1;
+          confirmFailures.set(epoch, { count, at: monoMs() });
+          logger.warn(
+            { err, epoch: epoch.toString(), failures: count, retryInMs: confirmRetryDelayMs(count) },
+            "could not confirm the CSK on chain; retrying",
+          );
         },
       )
       .finally(() => confirming.delete(epoch));
@@ -283,12 +319,14 @@ export function createCskManager(options: CskManagerOptions): CskManager {
 
   return {
     async tick() {
+      if (departed) return "departed";
       const s = await chain.current();
       state = s;
+      if (await departedAtHead(s.epoch)) return "departed";
       for (const epoch of openSince.keys()) if (epoch < s.epoch) openSince.delete(epoch);
       for (const epoch of suspects.keys()) if (epoch < s.epoch) suspects.delete(epoch);
       for (const epoch of checked.keys()) if (epoch < s.epoch) checked.delete(epoch);
-      for (const m of [failingSince, reopenTried, heldSince])
+      for (const m of [failingSince, reopenTried, heldSince, confirmFailures])
         for (const e of m.keys()) if (e < s.epoch) m.delete(e);
       for (const epoch of confirmed) if (epoch < s.epoch) confirmed.delete(epoch);
       if (s.commitment === undefined) return commitFresh(s);
@@ -299,6 +337,18 @@ export function createCskManager(options: CskManagerOptions): CskManager {
       return acquire({ ...s, commitment: s.commitment });
     },
     chainState: () => state,
-    acquired: () => state !== undefined && holding(state),
+    acquired: () => !departed && state !== undefined && holding(state),
   };
+}
+
+/** Longest wait between two attempts to confirm one epoch. */
+export const CONFIRM_RETRY_MAX_MS = 60_000;
+
+/**
+ * How long to wait after the `failures`-th failed confirmation in a row: the first is retried on the
+ * next tick (a bundler that blinked), then 2 s, 4 s … up to a minute, so a sponsor that refuses the
+ * call, or a bundler that stays down, costs one attempt a minute instead of one a tick.
+ */
+export function confirmRetryDelayMs(failures: number): number {
+  return failures <= 1 ? 0 : Math.min(1000 * 2 ** (failures - 1), CONFIRM_RETRY_MAX_MS);
 }

@@ -1,9 +1,10 @@
 // Serving the CSK to a member that asks over the mesh. A request is answered only if it parses, names
 // this cluster and this server, is fresh (timestamp within `maxSkewMs`, nonce not seen before from that
-// requester), comes from an active member on chain (the membership view, else one direct chain read for
-// a member that registered after it) and carries that member's Ed25519 signature. The answer is the
-// held CSK of the asked epoch sealed to the requester's on-chain key, or "not held"; a refused request
-// gets no answer at all.
+// requester), comes from an active member of the membership view (or the in-memory `lookup` cache: an
+// unknown id never costs a chain read), from that member's mesh IP, carries its Ed25519 signature and,
+// checked last because it may read the chain, the member stands at the head for the asked epoch
+// (standing.ts: active, so not the member whose departure opened it). The answer is the held CSK of the
+// asked epoch sealed to the requester's on-chain key, or "not held"; a refused request gets no answer.
 
 import { type SigningKey, sealToIdentityKey } from "../meshnet/crypto.ts";
 import type { MemberDirectory, MeshMember } from "../meshnet/directory.ts";
@@ -19,6 +20,7 @@ import {
   verifySigned,
 } from "./codec.ts";
 import type { CskHolder } from "./holder.ts";
+import type { StandingCheck } from "./standing.ts";
 
 export const SERVE_OUTCOMES = [
   "served",
@@ -28,8 +30,12 @@ export const SERVE_OUTCOMES = [
   "wrong-server",
   "stale",
   "not-a-member",
+  "wrong-source",
   "bad-signature",
   "replay",
+  "departed",
+  "head-behind",
+  "head-unreadable",
 ] as const;
 export type ServeOutcome = (typeof SERVE_OUTCOMES)[number];
 
@@ -49,8 +55,10 @@ export interface CskServerOptions {
   readonly cluster: ClusterId;
   readonly key: SigningKey;
   readonly directory: MemberDirectory;
-  /** A member not in the view yet: read its record from the chain (undefined unless active). */
-  readonly lookup?: (memberId: bigint) => Promise<MeshMember | undefined>;
+  /** A member not in the view: an in-memory cache only (never a chain read per datagram). */
+  readonly lookup?: (memberId: bigint) => MeshMember | undefined;
+  /** The requester's standing at the head for the asked epoch; without it the view alone decides. */
+  readonly standing?: StandingCheck;
   readonly holder: CskHolder;
   readonly send: (datagram: Uint8Array, to: Remote) => void;
   readonly maxSkewMs: number;
@@ -101,13 +109,21 @@ export function createCskServer(options: CskServerOptions): CskServer {
       const wallMs = now();
       const skew = Number(req.timestampMs) - wallMs;
       if (Math.abs(skew) > maxSkewMs) return { outcome: "stale", requesterId, detail: `${skew} ms off` };
-      const requester = directory.get(requesterId) ?? (await options.lookup?.(requesterId));
+      const requester = directory.get(requesterId) ?? options.lookup?.(requesterId);
       if (requester === undefined) return { outcome: "not-a-member", requesterId };
+      if (from.address !== requester.meshIp)
+        return { outcome: "wrong-source", requesterId, detail: `from ${from.address}` };
       if (!verifySigned(signed, requester.identityKey)) return { outcome: "bad-signature", requesterId };
       const nonceKey = `${requesterId}:${Buffer.from(req.nonce).toString("hex")}`;
       if (seen.has(nonceKey)) return { outcome: "replay", requesterId };
       seen.set(nonceKey, wallMs);
       prune(wallMs);
+      if (options.standing !== undefined) {
+        const standing = await options.standing.of(requesterId, req.epoch).catch(() => undefined);
+        if (standing === undefined) return { outcome: "head-unreadable", requesterId };
+        if (standing === "departed") return { outcome: "departed", requesterId };
+        if (standing === "behind") return { outcome: "head-behind", requesterId };
+      }
 
       const csk = policy(req, options.holder);
       const sealed = csk === undefined ? undefined : sealToIdentityKey(csk, requester.identityKey);

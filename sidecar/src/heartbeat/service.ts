@@ -91,6 +91,7 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
     timeoutMs: options.timeoutMs,
     maxSkewMs: options.maxSkewMs,
     identityKey: (id) => directory.get(id)?.identityKey,
+    meshIp: (id) => directory.get(id)?.meshIp,
   });
   // Starts at the boot time in µs, so a restarted node's counters stay above what peers last counted.
   let counter = BigInt(Math.floor(clock.wallMs())) * 1000n;
@@ -194,7 +195,11 @@ export function createHeartbeatService(options: HeartbeatServiceOptions): Heartb
   return {
     table,
     handle(datagram, from) {
-      const result = table.receive(datagram, { wallMs: clock.wallMs(), monoMs: clock.monoMs() });
+      const result = table.receive(
+        datagram,
+        { wallMs: clock.wallMs(), monoMs: clock.monoMs() },
+        from.address,
+      );
       options.onReceived?.(result, from);
       // A new live peer is published at once; other changes (heard sets, timeouts) at the next beat,
       // so a large mesh does not re-check convergence for every datagram.

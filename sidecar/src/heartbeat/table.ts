@@ -1,5 +1,6 @@
 // Who this node hears: the heartbeat receive path as a pure state machine. A heartbeat counts only if
-// it parses, names this cluster, comes from an active member other than this node, carries a signature
+// it parses, names this cluster, comes from an active member other than this node (from its mesh IP,
+// when the caller gives the source address), carries a signature
 // by that member's on-chain Ed25519 key, has a timestamp within `maxSkewMs` of the local clock and a
 // counter strictly above the last one counted from that sender. A peer is live while its last counted
 // heartbeat is younger than `timeoutMs` (local monotonic time). The mesh is converged, in this node's
@@ -13,6 +14,7 @@ export const REJECT_REASONS = [
   "wrong-cluster",
   "self",
   "unknown-member",
+  "wrong-source",
   "bad-signature",
   "stale",
   "replay",
@@ -43,7 +45,12 @@ export interface PeerEntry {
 }
 
 export interface HeartbeatTable {
-  receive(datagram: Uint8Array, now: { readonly wallMs: number; readonly monoMs: number }): ReceiveResult;
+  /** `source`, when given, must be the sender's mesh IP (checked before the signature). */
+  receive(
+    datagram: Uint8Array,
+    now: { readonly wallMs: number; readonly monoMs: number },
+    source?: string,
+  ): ReceiveResult;
   /** Live peer ids, ascending. */
   live(monoMs: number): bigint[];
   isLive(memberId: bigint, monoMs: number): boolean;
@@ -61,6 +68,8 @@ export interface TableOptions {
   readonly maxSkewMs: number;
   /** The on-chain Ed25519 identity key of an active member; undefined for anyone else. */
   readonly identityKey: (memberId: bigint) => Uint8Array | undefined;
+  /** The mesh IP of an active member, for the source check; without it the source is not checked. */
+  readonly meshIp?: (memberId: bigint) => string | undefined;
 }
 
 export function createHeartbeatTable(options: TableOptions): HeartbeatTable {
@@ -77,7 +86,7 @@ export function createHeartbeatTable(options: TableOptions): HeartbeatTable {
     [...peers.keys()].filter((id) => isLive(id, monoMs)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
   return {
-    receive(datagram, now) {
+    receive(datagram, now, source) {
       let hb: SignedHeartbeat;
       try {
         hb = decodeHeartbeat(datagram);
@@ -98,6 +107,9 @@ export function createHeartbeatTable(options: TableOptions): HeartbeatTable {
       const key = options.identityKey(senderId);
       if (key === undefined) {
         return { ok: false, reason: "unknown-member", senderId, detail: "not an active member on chain" };
+      }
+      if (source !== undefined && options.meshIp !== undefined && options.meshIp(senderId) !== source) {
+        return { ok: false, reason: "wrong-source", senderId, detail: `from ${source}, not its mesh IP` };
       }
       if (!verifyHeartbeat(hb, key)) {
         return {

@@ -1,6 +1,9 @@
-// The sidecar's side of the indexer: find the indexer in the registry (again before every connection),
-// subscribe with a member-key signature over the server's challenge, verify every envelope, and turn
-// each verified push into a wake-up of the reconcile loop. The payload is never stored: the reconcile
+// The sidecar's side of the indexers: find them in the registry (again before every connection and on
+// every registry poll), subscribe to the first `subscriptions` of them at once, each with a member-key
+// signature over its server's challenge, verify every envelope, and turn each verified push, from any of
+// them, into a wake-up of the reconcile loop. Each subscription slot has its own verifier position,
+// backoff and lag detector, so one indexer that dies, lags or lies costs nothing while another keeps
+// pushing; an indexer the owner adds or removes is picked up or dropped at the slot's next reconnect. The payload is never stored: the reconcile
 // pass reads the chain itself. An envelope that fails verification, or whose sampled repro stub does not
 // reproduce, tears the subscription down and is logged as adversarial; reconnection backs off. Chain
 // polling runs underneath all along, so an indexer that lies, lags or disappears only costs latency.
@@ -8,25 +11,46 @@ import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 // The protocol's steps are protocol.ts; this file carries them out on a WebSocket.
 import type { SignedLogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { Address, Chain, LocalAccount, PublicClient, Transport } from "viem";
+import type { Address, Chain, Hex, LocalAccount, PublicClient, Transport } from "viem";
 import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import { sleep } from "../sleep.ts";
 import { createLagDetector } from "./lag.ts";
 import { createSubscriptionProtocol } from "./protocol.ts";
-import { type IndexerRecord, readIndexerRecord } from "./registry.ts";
+import type { IndexerQuoteCheck } from "./quote.ts";
+import type { IndexerRecord, ReadIndexerRecords } from "./registry.ts";
 import { runRepro } from "./repro.ts";
 import type { Position } from "./verifier.ts";
 
-export interface IntakeStatus {
-  /** True only while a subscription whose hello verified is up. */
-  readonly indexerSubscribed: boolean;
+/** One indexer this sidecar subscribes to. */
+export interface IndexerLinkStatus {
+  readonly endpoint: string;
+  readonly signingKey: Hex;
+  /** True only while this indexer's subscription is up and its hello verified. */
+  readonly subscribed: boolean;
+  /** The block of the last push from this indexer that passed verification. */
   readonly lastVerifiedPushBlock: bigint | undefined;
+  /** Logs polling saw that this indexer did not push within the lag threshold, since the sidecar started. */
+  readonly lateLogs: number;
+  /** The last lag check of this indexer found late logs. */
+  readonly lagging: boolean;
+}
+
+export interface IntakeStatus {
+  /** True only while at least one subscription whose hello verified is up. */
+  readonly indexerSubscribed: boolean;
+  /** The newest block any indexer's verified push named. */
+  readonly lastVerifiedPushBlock: bigint | undefined;
+  /** Each indexer subscribed to (or being connected), in registry order. */
+  readonly indexers: readonly IndexerLinkStatus[];
 }
 
 export interface IntakeOptions {
+  /** For the repro checks (a sample of pushes re-run; they decide nothing but a teardown). */
   readonly client: PublicClient<Transport, Chain | undefined>;
+  /** The registered indexers, oldest first, as the chain layer's quorum read. */
+  readonly readIndexerRecords: ReadIndexerRecords;
   readonly cluster: Address;
   readonly chainId: number;
   /** The member id to subscribe as; undefined while not a member (the intake waits). */
@@ -44,8 +68,12 @@ export interface IntakeOptions {
   readonly lagThresholdMs: number;
   readonly confirmations: number;
   readonly backoff: BackoffOptions;
-  /** How long to wait before reading the registry again when no indexer is set. */
+  /** How often the registry is read again for added and removed indexers. */
   readonly registryRetryMs: number;
+  /** Verifies the indexer's quote on the hello of every session (quote.ts). */
+  readonly indexerQuote: IndexerQuoteCheck;
+  /** How many registered indexers to subscribe to at once (the oldest registered first); default 2. */
+  readonly subscriptions?: number;
   readonly random?: () => number;
 }
 
@@ -77,12 +105,13 @@ function intakeMetrics(registry: Registry | undefined) {
     }),
     lagging: new Counter({
       name: "attestmesh_indexer_lagging_logs_total",
-      help: "Logs seen by polling that no verified push named within the lag threshold.",
+      help: "Logs seen by polling that no verified push named within the lag threshold, by indexer signing key.",
+      labelNames: ["indexer"] as const,
       registers,
     }),
     subscribed: new Gauge({
       name: "attestmesh_indexer_subscribed",
-      help: "1 while a verified indexer subscription is up.",
+      help: "Verified indexer subscriptions up (each indexer counts once).",
       registers,
     }),
   };
@@ -91,11 +120,39 @@ function intakeMetrics(registry: Registry | undefined) {
 export function startIntake(options: IntakeOptions): Intake {
   const { client, logger, signal } = options;
   const metrics = intakeMetrics(options.registry);
-  let status: IntakeStatus = { indexerSubscribed: false, lastVerifiedPushBlock: undefined };
-  const setStatus = (patch: Partial<IntakeStatus>) => {
-    status = { ...status, ...patch };
-    metrics.subscribed.set(status.indexerSubscribed ? 1 : 0);
+  const subscriptions = options.subscriptions ?? 2;
+  /** The indexer each subscription slot follows. */
+  const links = new Map<number, IndexerLinkStatus>();
+  let status: IntakeStatus = { indexerSubscribed: false, lastVerifiedPushBlock: undefined, indexers: [] };
+  const publish = () => {
+    const indexers = [...links.entries()].sort(([a], [b]) => a - b).map(([, link]) => link);
+    let last: bigint | undefined;
+    for (const link of indexers) {
+      const block = link.lastVerifiedPushBlock;
+      if (block !== undefined && (last === undefined || block > last)) last = block;
+    }
+    const up = indexers.filter((l) => l.subscribed).length;
+    status = {
+      indexerSubscribed: up > 0,
+      // Kept after an indexer is dropped: the newest verified push stays the newest.
+      lastVerifiedPushBlock:
+        last === undefined ||
+        (status.lastVerifiedPushBlock !== undefined && status.lastVerifiedPushBlock > last)
+          ? status.lastVerifiedPushBlock
+          : last,
+      indexers,
+    };
+    metrics.subscribed.set(up);
     options.onStatus(status);
+  };
+  const idOf = (record: Pick<IndexerRecord, "signingKey" | "endpoint">) =>
+    `${record.signingKey} ${record.endpoint}`;
+  /** Updates slot `key`'s status, if it still follows `record`. */
+  const setLink = (key: number, record: IndexerRecord, patch: Partial<IndexerLinkStatus>) => {
+    const link = links.get(key);
+    if (link === undefined || idOf(link) !== idOf(record)) return;
+    links.set(key, { ...link, ...patch });
+    publish();
   };
   /** Delivery position per signing key, so a resumed session never re-accepts what was accepted. */
   const positions = new Map<string, Position | undefined>();
@@ -106,8 +163,8 @@ export function startIntake(options: IntakeOptions): Intake {
       BigInt(topics[1]) !== memberId
     );
 
-  /** One connection; resolves when it closed. Returns whether any envelope verified. */
-  function session(record: IndexerRecord, memberId: bigint): Promise<{ verified: boolean }> {
+  /** One connection of slot `slot`; resolves when it closed. Returns whether any envelope verified. */
+  function session(record: IndexerRecord, memberId: bigint, slot: number): Promise<{ verified: boolean }> {
     return new Promise((resolve) => {
       const protocol = createSubscriptionProtocol({
         signingKey: record.signingKey,
@@ -117,7 +174,7 @@ export function startIntake(options: IntakeOptions): Intake {
         messageSentTopic: MESSAGE_SENT_TOPIC,
         position: positions.get(record.signingKey),
       });
-      const log = logger.child({ indexer: record.endpoint, signingKey: record.signingKey });
+      const log = logger.child({ indexer: record.endpoint, signingKey: record.signingKey, slot });
       const lag = createLagDetector({
         client,
         cluster: options.cluster,
@@ -146,7 +203,7 @@ export function startIntake(options: IntakeOptions): Intake {
         done = true;
         clearInterval(lagTimer);
         signal.removeEventListener("abort", onAbort);
-        if (status.indexerSubscribed) setStatus({ indexerSubscribed: false });
+        setLink(slot, record, { subscribed: false });
         resolve({ verified });
       };
       const onAbort = () => ws.close(1001, "sidecar shutting down");
@@ -177,6 +234,28 @@ export function startIntake(options: IntakeOptions): Intake {
         }
         const envelope = step.envelope;
         if (envelope.kind === "hello") {
+          const verdict = await options.indexerQuote(envelope.quote, record).then(
+            (report) => report,
+            (err: unknown) => {
+              log.warn({ err }, "could not verify the indexer's quote (policy read failed); reconnecting");
+              return undefined;
+            },
+          );
+          if (done) return;
+          if (verdict === undefined) return void ws.terminate();
+          const failed = verdict.checks.find((c) => !c.ok);
+          if (failed?.reason === "CollateralUnavailable") {
+            // Not the indexer's doing: no collateral means no verdict, so no subscription until there is.
+            log.warn({ detail: failed.detail }, "no collateral to verify the indexer's quote; reconnecting");
+            return void ws.terminate();
+          }
+          if (!verdict.ok || failed !== undefined) {
+            return reject(failed?.reason ?? "QuoteRejected", {
+              check: failed?.name,
+              detail: failed?.detail,
+              quoteKind: verdict.kind,
+            });
+          }
           positions.set(record.signingKey, protocol.accept(envelope));
           verified = true;
           await lag.reset().catch((err: unknown) => log.debug({ err }, "lag detector could not start"));
@@ -186,8 +265,13 @@ export function startIntake(options: IntakeOptions): Intake {
               if (options.memberId() !== memberId) ws.close(1000, "membership changed");
               lag.check().then(
                 (late) => {
-                  if (late === 0) return;
-                  metrics.lagging.inc(late);
+                  const link = links.get(slot);
+                  if (late === 0) {
+                    if (link?.lagging) setLink(slot, record, { lagging: false });
+                    return;
+                  }
+                  metrics.lagging.inc({ indexer: record.signingKey }, late);
+                  setLink(slot, record, { lagging: true, lateLogs: (link?.lateLogs ?? 0) + late });
                   log.warn(
                     { lateLogs: late, thresholdMs: options.lagThresholdMs },
                     "indexer lags: polling saw logs long before any push",
@@ -199,9 +283,16 @@ export function startIntake(options: IntakeOptions): Intake {
             Math.max(250, Math.floor(options.lagThresholdMs / 3)),
           );
           lagTimer.unref();
-          setStatus({ indexerSubscribed: true });
+          setLink(slot, record, { subscribed: true });
           log.info(
-            { epoch: envelope.epoch, after: envelope.seq, gap: envelope.gap },
+            {
+              epoch: envelope.epoch,
+              after: envelope.seq,
+              gap: envelope.gap,
+              quote: verdict.kind === "simulated" ? "SIMULATED (the cluster allows the simulator)" : "tdx",
+              tcbStatus: verdict.tcbStatus,
+              composeHash: verdict.boundComposeHash,
+            },
             "indexer subscription verified",
           );
           if (envelope.gap) void options.wake("indexer cursor gap");
@@ -227,8 +318,9 @@ export function startIntake(options: IntakeOptions): Intake {
         lag.pushed(envelope.txHash, envelope.logIndex);
         metrics.verified.inc();
         const block = BigInt(envelope.blockNumber);
-        if (status.lastVerifiedPushBlock === undefined || block > status.lastVerifiedPushBlock) {
-          setStatus({ lastVerifiedPushBlock: block });
+        const previous = links.get(slot)?.lastVerifiedPushBlock;
+        if (previous === undefined || block > previous) {
+          setLink(slot, record, { lastVerifiedPushBlock: block });
         }
         ws.send(JSON.stringify({ type: "ack", seq: envelope.seq }));
         void options.wake("indexer push");
@@ -250,7 +342,12 @@ export function startIntake(options: IntakeOptions): Intake {
     });
   }
 
-  async function loop(): Promise<void> {
+  /**
+   * Subscription slot `slot`: reads the registry before every connection and follows its `slot`-th
+   * indexer (oldest first), so an added indexer is picked up and a removed or moved one dropped at the
+   * next reconnect, as a rotation always was. Slots never share an indexer.
+   */
+  async function slotLoop(slot: number): Promise<void> {
     let attempt = 0;
     while (!signal.aborted) {
       const memberId = options.memberId();
@@ -258,23 +355,44 @@ export function startIntake(options: IntakeOptions): Intake {
         await sleep(500, signal);
         continue;
       }
-      let record: IndexerRecord | undefined;
+      let records: IndexerRecord[];
       try {
-        record = await readIndexerRecord(client, options.cluster);
+        records = await options.readIndexerRecords();
       } catch (err) {
-        logger.warn({ err }, "could not read the indexer registry; retrying");
+        logger.warn({ err, slot }, "could not read the indexer registry; retrying");
         await sleep(backoffDelay(attempt++, options.backoff, options.random), signal);
         continue;
       }
+      const record = records[slot];
+      const current = links.get(slot);
       if (record === undefined) {
-        logger.debug("no indexer registered; polling only");
+        if (current !== undefined) {
+          links.delete(slot);
+          publish();
+        }
+        if (slot === 0) logger.debug("no indexer registered; polling only");
         await sleep(options.registryRetryMs, signal);
         continue;
       }
-      const { verified } = await session(record, memberId);
+      if (current === undefined || idOf(record) !== idOf(current)) {
+        links.set(slot, {
+          endpoint: record.endpoint,
+          signingKey: record.signingKey,
+          subscribed: false,
+          lastVerifiedPushBlock: undefined,
+          lateLogs: 0,
+          lagging: false,
+        });
+        publish();
+      }
+      const { verified } = await session(record, memberId, slot);
       if (verified) attempt = 0;
       await sleep(backoffDelay(attempt++, options.backoff, options.random), signal);
     }
+  }
+
+  async function loop(): Promise<void> {
+    await Promise.all(Array.from({ length: subscriptions }, (_, slot) => slotLoop(slot)));
   }
 
   const stopped = loop().catch((err: unknown) => {

@@ -1,7 +1,8 @@
-// The cluster's indexer record, read from the registry facet. Read again before every connection, so
-// rotating or clearing the indexer is one owner transaction.
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import type { Address, Chain, Hex, PublicClient, Transport } from "viem";
+// The cluster's indexer records, read from the registry facet. Read again before every connection and
+// on every registry poll, so adding, retiring or rotating an indexer is one owner transaction. The read
+// itself is the chain layer's quorum read (chain/indexerRecord.ts), handed to the intake as a function:
+// the intake stands below the chain layer.
+import type { Address, Hex } from "viem";
 
 export interface IndexerRecord {
   readonly endpoint: string;
@@ -11,19 +12,5 @@ export interface IndexerRecord {
   readonly appId: Address;
 }
 
-const ZERO_KEY = `0x${"00".repeat(32)}`;
-
-/** The current record, or undefined when the owner set none (polling alone then). */
-export async function readIndexerRecord(
-  client: PublicClient<Transport, Chain | undefined>,
-  cluster: Address,
-): Promise<IndexerRecord | undefined> {
-  const view = await client.readContract({ address: cluster, abi: clusterAbi, functionName: "indexer" });
-  if (view.signingKey.toLowerCase() === ZERO_KEY || view.endpoint === "") return undefined;
-  return {
-    endpoint: view.endpoint,
-    signingKey: view.signingKey.toLowerCase() as Hex,
-    codeId: view.codeId,
-    appId: view.appId,
-  };
-}
+/** Every registered indexer, oldest first; empty when the owner registered none (polling alone then). */
+export type ReadIndexerRecords = () => Promise<IndexerRecord[]>;

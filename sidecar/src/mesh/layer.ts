@@ -12,6 +12,7 @@ import type { HeartbeatEvent, PeerTable } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { loadSodium } from "../meshnet/crypto.ts";
+import type { Member } from "../model/member.ts";
 import { sleep } from "../sleep.ts";
 import type { StatusStore } from "../status.ts";
 import type { MeshMetrics } from "./metrics.ts";
@@ -26,6 +27,8 @@ export interface MeshLayer {
     readonly chain: ChainContext;
     readonly reader: ClusterReader;
     readonly follower: MembershipFollower;
+    /** A record read outside the view, if its certificate verified (else undefined). */
+    readonly certified: (record: Member | undefined) => Promise<Member | undefined>;
     readonly keys: NodeKeys;
     readonly signal: AbortSignal;
   }): Promise<void>;
@@ -40,6 +43,8 @@ export function createMeshLayer(options: {
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
   readonly servePolicy?: CskServePolicy;
+  /** Keeps the mesh port to the WireGuard interface (the backend's `guardPort`); before the socket opens. */
+  readonly guardPort?: (meshIp: string, port: number) => Promise<void>;
 }): MeshLayer {
   const { config, status, metrics, logger } = options;
   const custody: CskCustody = createCskCustody();
@@ -114,11 +119,13 @@ export function createMeshLayer(options: {
         const s = status.get();
         if (s.interfaceUp && s.meshIp !== undefined && s.memberId === m.memberId) {
           try {
+            await options.guardPort?.(s.meshIp, config.meshPort);
             runtime = await startMeshRuntime({
               config,
               chain: m.chain,
               reader: m.reader,
               follower: m.follower,
+              certified: m.certified,
               keys: m.keys,
               keySource: options.keySource,
               memberId: m.memberId,
@@ -133,7 +140,8 @@ export function createMeshLayer(options: {
             });
           } catch (err) {
             attempt += 1;
-            if (attempt % 10 === 1) logger.warn({ err, attempt }, "mesh socket not available yet; retrying");
+            if (attempt % 10 === 1)
+              logger.warn({ err, attempt }, "mesh port guard or socket not available yet; retrying");
           }
         }
         if (runtime === undefined) await sleep(200, signal);

@@ -12,6 +12,7 @@ export interface MeshMetrics {
   readonly cskServed: Counter<"outcome">;
   readonly cskRejected: Counter<"reason">;
   readonly cskCommits: Counter<"outcome">;
+  readonly meshDropped: Counter<"type" | "reason">;
 }
 
 export function createMeshMetrics(registry: Registry): MeshMetrics {
@@ -70,6 +71,12 @@ export function createMeshMetrics(registry: Registry): MeshMetrics {
       name: "attestmesh_csk_commits_total",
       help: "CSK commitments this node attempted, by outcome.",
       labelNames: ["outcome"] as const,
+      registers,
+    }),
+    meshDropped: new Counter({
+      name: "attestmesh_mesh_dropped_total",
+      help: "Mesh datagrams dropped, by message type and reason (rate-limited, wrong-source, not-a-member, departed, ...).",
+      labelNames: ["type", "reason"] as const,
       registers,
     }),
   };

@@ -6,18 +6,21 @@ import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
 import type { SidecarConfig } from "../config.ts";
-import { createCskChain } from "../csk/chain.ts";
+import { createCskChain, headReadsOf } from "../csk/chain.ts";
 import { createCskClient } from "../csk/client.ts";
 import type { CskCustody } from "../csk/holder.ts";
 import { type CskManager, createCskManager } from "../csk/manager.ts";
 import { type CskServePolicy, createCskServer } from "../csk/server.ts";
+import { createStandingCheck } from "../csk/standing.ts";
 import { createHeartbeatService, type HeartbeatEvent, type HeartbeatService } from "../heartbeat/service.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { signingKeyFromSeed } from "../meshnet/crypto.ts";
-import { directoryFrom, toMeshMember } from "../meshnet/directory.ts";
+import { directoryFrom } from "../meshnet/directory.ts";
+import { createLogThrottle, createRateLimiter } from "../meshnet/rateLimit.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
+import type { Member } from "../model/member.ts";
 import { sleep } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
 
@@ -27,12 +30,21 @@ export const CSK_REQUEST_TIMEOUT_MS = 1000;
 export const CSK_FANOUT = 3;
 /** A CSK request's timestamp must be this close to the server's clock. */
 export const CSK_REQUEST_MAX_SKEW_MS = 30_000;
+/** CSK requests per source: a requester asks one server about once a tick (≤ 1 s), so 5/s is ample. */
+export const CSK_REQUEST_RATE = { perSecond: 5, burst: 20 } as const;
+/** Heartbeats per source, as multiples of the interval's rate: one per interval, restarts and jitter. */
+export const HEARTBEAT_RATE_FACTOR = 4;
+export const HEARTBEAT_BURST = 10;
+/** A drop of one kind is logged at most this often (with the number suppressed meanwhile). */
+export const DROP_LOG_EVERY_MS = 10_000;
 
 export interface MeshRuntimeOptions {
   readonly config: SidecarConfig;
   readonly chain: ChainContext;
   readonly reader: ClusterReader;
   readonly follower: MembershipFollower;
+  /** A record read outside the view, if its certificate verified (else undefined). */
+  readonly certified: (record: Member | undefined) => Promise<Member | undefined>;
   readonly keys: NodeKeys;
   readonly keySource: KeySource;
   readonly memberId: bigint;
@@ -95,6 +107,25 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     socket.send(datagram, ip, port);
   };
 
+  const throttle = createLogThrottle(DROP_LOG_EVERY_MS);
+  /** Counts a dropped datagram by reason and logs it, at most once per reason every DROP_LOG_EVERY_MS. */
+  const dropped = (type: string, reason: string, fields: Record<string, unknown>) => {
+    metrics.meshDropped.inc({ type, reason });
+    throttle.maybe(`${type}:${reason}`, (suppressed) =>
+      log.info({ type, reason, ...fields, suppressed }, "mesh datagram dropped"),
+    );
+  };
+  const limits = {
+    heartbeat: createRateLimiter({
+      perSecond: (HEARTBEAT_RATE_FACTOR * 1000) / config.heartbeatIntervalMs,
+      burst: HEARTBEAT_BURST,
+    }),
+    cskRequest: createRateLimiter(CSK_REQUEST_RATE),
+  };
+  // One head read per (epoch, member), shared by the server (may this requester have the epoch?) and
+  // the manager (was this node evicted?).
+  const standing = createStandingCheck(headReadsOf(chain, options.reader));
+
   let manager: CskManager | undefined;
   /** What the heartbeat service, the CSK server and the CSK client each know of this node. */
   const node = { self: memberId, cluster, key, directory };
@@ -112,16 +143,12 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     },
     onReceived(result, from) {
       metrics.heartbeatsReceived.inc({ result: result.ok ? "accepted" : result.reason });
-      if (!result.ok && result.reason !== "unknown-member") {
-        log.debug(
-          {
-            reason: result.reason,
-            senderId: result.senderId?.toString() ?? null,
-            from: from.address,
-            detail: result.detail,
-          },
-          "heartbeat not counted",
-        );
+      if (!result.ok) {
+        dropped("heartbeat", result.reason, {
+          senderId: result.senderId?.toString() ?? null,
+          from: from.address,
+          detail: result.detail,
+        });
       }
     },
     onSent: (_bytes, peers) => metrics.heartbeatsSent.inc(peers),
@@ -129,10 +156,9 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
 
   const server = createCskServer({
     ...node,
-    lookup: async (id) => {
-      const record = await options.reader.member(id).catch(() => undefined);
-      return record === undefined ? undefined : toMeshMember(record);
-    },
+    // Requesters are looked up in the view only (no chain read per datagram), and the view holds only
+    // members whose certificate verified (certs/follower.ts): nothing is sealed to anyone else.
+    standing,
     holder: custody,
     send: (datagram, to) => send(datagram, to.address, to.port),
     maxSkewMs: CSK_REQUEST_MAX_SKEW_MS,
@@ -174,6 +200,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     takeoverMs: config.cskTakeoverMs,
     logger: log,
     stillActive: async (id) => (await options.reader.member(id))?.status === "active",
+    standing,
     onCommit: (outcome) => metrics.cskCommits.inc({ outcome }),
   });
 
@@ -181,22 +208,22 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     const type = peekType(datagram);
     metrics.meshBytes.inc({ direction: "received", type: typeName(type) }, datagram.length);
     if (type === MessageType.Heartbeat) {
+      if (!limits.heartbeat.take(from.address))
+        return dropped("heartbeat", "rate-limited", { from: from.address });
       heartbeat.handle(datagram, from);
     } else if (type === MessageType.CskRequest) {
+      if (!limits.cskRequest.take(from.address))
+        return dropped("csk-request", "rate-limited", { from: from.address });
       server
         .handle(datagram, from)
         .then((r) => {
           metrics.cskServed.inc({ outcome: r.outcome });
           if (r.outcome !== "served" && r.outcome !== "not-held") {
-            log.info(
-              {
-                outcome: r.outcome,
-                requesterId: r.requesterId?.toString() ?? null,
-                from: from.address,
-                detail: r.detail ?? null,
-              },
-              "CSK request refused",
-            );
+            dropped("csk-request", r.outcome, {
+              requesterId: r.requesterId?.toString() ?? null,
+              from: from.address,
+              detail: r.detail ?? null,
+            });
           }
         })
         .catch((err: unknown) => log.warn({ err }, "CSK request handling failed"));

@@ -9,7 +9,10 @@ import { retryableError } from "../errors.ts";
 import type { HelperReply, HelperRequest } from "./netnsHelper.ts";
 import type { SocketFactory } from "./socketFactory.ts";
 
-const HELPER = fileURLToPath(new URL("./netnsHelper.ts", import.meta.url));
+// Beside the sources, the helper's source; beside the built bundle (sidecar/build/bundle.ts), its bundle.
+const HELPER = fileURLToPath(
+  new URL(import.meta.url.endsWith(".ts") ? "./netnsHelper.ts" : "./netnsHelper.mjs", import.meta.url),
+);
 
 export function createNetnsSocketFactory(options: {
   readonly netns: string;

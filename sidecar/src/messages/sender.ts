@@ -45,11 +45,13 @@ export interface MessageSender {
 export interface MessageSenderOptions {
   readonly chain: ChainContext;
   readonly reader: ClusterReader;
-  readonly keys: Pick<NodeKeys, "member">;
+  readonly keys: Pick<NodeKeys, "member" | "identity">;
   readonly logger: Logger;
   readonly metrics?: MessageMetrics;
   readonly memberId: () => bigint | undefined;
   readonly knownMember?: (memberId: bigint) => Member | undefined;
+  /** A record read outside the known view, if its certificate verified; absent: every record counts. */
+  readonly certified?: (record: Member | undefined) => Promise<Member | undefined>;
   readonly receiptTimeoutMs?: number;
   /** Random envelope ids; tests may pin them. */
   readonly envelopeId?: () => Hex;
@@ -75,6 +77,16 @@ export function createMessageSender(options: MessageSenderOptions): MessageSende
   async function recipientRecord(recipientId: bigint): Promise<Member> {
     const known = options.knownMember?.(recipientId);
     const record = known?.status === "active" ? known : await reader.member(recipientId);
+    if (record !== known && options.certified !== undefined && record?.status === "active") {
+      // Nothing is sealed to a key no certificate proves is a TEE's.
+      if ((await options.certified(record)) === undefined) {
+        throw retryableError(
+          "RecipientNotVerified",
+          `member ${recipientId}'s certificate did not verify (yet); nothing is sealed to it`,
+          { details: { recipientId: recipientId.toString() } },
+        );
+      }
+    }
     if (record === undefined || record.status !== "active") {
       throw fatalError("RecipientNotFound", `member ${recipientId} is not an active member of this cluster`, {
         details: { recipientId: recipientId.toString(), status: record?.status ?? "none" },
@@ -119,6 +131,7 @@ export function createMessageSender(options: MessageSenderOptions): MessageSende
         payload,
       },
       recipient.identityKey,
+      options.keys.identity.secret.reveal(),
     );
     const ciphertextHex = bytesToHex(ciphertext);
     const signature = await signTypedData({

@@ -36,6 +36,8 @@ export async function startMessaging(options: {
   readonly signal: AbortSignal;
   readonly memberId: () => bigint | undefined;
   readonly knownMember: (memberId: bigint) => Member | undefined;
+  /** A record read outside the known view, if its certificate verified (else undefined). */
+  readonly certified?: (record: Member | undefined) => Promise<Member | undefined>;
   readonly deliver: (message: ReceivedMessage) => void;
 }): Promise<Messaging> {
   const { chain, logger, signal } = options;
@@ -47,7 +49,7 @@ export async function startMessaging(options: {
       : createFileCursorStore(options.stateDir, scope);
   const watcherWith = (store: CursorStore) =>
     createMessageWatcher({
-      client: chain.publicClient,
+      reads: chain.reads,
       chainId: chain.chainId,
       cluster: chain.cluster,
       reader: options.reader,
@@ -58,6 +60,7 @@ export async function startMessaging(options: {
       metrics,
       memberId: options.memberId,
       knownMember: options.knownMember,
+      ...(options.certified === undefined ? {} : { certified: options.certified }),
       deliver: options.deliver,
       startBlock: options.startBlock === undefined ? undefined : BigInt(options.startBlock),
     });

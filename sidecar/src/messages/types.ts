@@ -15,4 +15,10 @@ export interface ReceivedMessage {
 }
 
 /** Why a MessageSent log addressed to this member was not delivered. */
-export type DropReason = "duplicate" | "Undecryptable" | "MalformedEnvelope" | "EnvelopeMismatch";
+export type DropReason =
+  | "duplicate"
+  | "Undecryptable"
+  | "MalformedEnvelope"
+  | "EnvelopeMismatch"
+  | "SenderSignatureInvalid"
+  | "SenderNotVerified";

@@ -1,12 +1,15 @@
-// Follows MessageSent logs addressed to this member at the confirmed height (head − confirmations):
+// Follows MessageSent logs addressed to this member at the confirmed height (head − confirmations), each
+// range ending at a block hash a quorum of providers agrees on and its logs compared across the quorum
+// (chain/reads.ts), so a log one provider forged or hid is never delivered or skipped:
 // opens each ciphertext with the identity key's X25519 form, checks the sealed header against the
 // event, attributes the sender as the chain resolved it, drops duplicates, and hands the message on.
 // Progress is a cursor (cursor.ts) saved after every delivery and every range, so a restarted node
-// replays what it missed, exactly once. Undecryptable or malformed ciphertexts are logged and dropped.
+// replays what it missed; `deliver` must have stored a message durably before the cursor passes it. Undecryptable or malformed ciphertexts are logged and dropped.
 import { rename } from "node:fs/promises";
 import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
-import { type Address, type Chain, hexToBytes, type PublicClient, type Transport } from "viem";
+import { type Address, type Hex, hexToBytes } from "viem";
 import type { ClusterReader } from "../chain/cluster.ts";
+import type { AgreedBlock, ChainReads } from "../chain/reads.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
@@ -21,7 +24,7 @@ import type { DropReason, ReceivedMessage } from "./types.ts";
 export const RECENT_ENVELOPES = 1024;
 
 export interface MessageWatcherOptions {
-  readonly client: PublicClient<Transport, Chain>;
+  readonly reads: ChainReads;
   readonly chainId: number;
   readonly cluster: Address;
   readonly reader: ClusterReader;
@@ -34,8 +37,10 @@ export interface MessageWatcherOptions {
   readonly memberId: () => bigint | undefined;
   /** A member record already known (e.g. the membership follower's view), to save a read. */
   readonly knownMember?: (memberId: bigint) => Member | undefined;
-  /** Where opened messages go. */
-  readonly deliver: (message: ReceivedMessage) => void;
+  /** A record read outside the known view, if its certificate verified; absent: every record counts. */
+  readonly certified?: (record: Member | undefined) => Promise<Member | undefined>;
+  /** Where opened messages go: stores durably or throws (the pass then stops before this message). */
+  readonly deliver: (message: ReceivedMessage) => unknown;
   /** First block to read when there is no cursor; default the confirmed head at `init()`. */
   readonly startBlock?: bigint | undefined;
   /** Widest eth_getLogs range; default 1,000 blocks. */
@@ -52,20 +57,16 @@ export interface MessageWatcher {
 }
 
 export function createMessageWatcher(options: MessageWatcherOptions): MessageWatcher {
-  const { client, store, logger } = options;
-  const confirmations = BigInt(options.confirmations);
+  const { reads, store, logger } = options;
   const maxLogRange = options.maxLogRange ?? 1000n;
   let block: bigint | undefined;
   let recent: RecentEnvelopes = createRecentEnvelopes(RECENT_ENVELOPES);
 
-  const confirmedHead = async () => {
-    const head = await client.getBlockNumber();
-    return head > confirmations ? head - confirmations : 0n;
-  };
+  const confirmedHead = () => reads.agreedBlock(options.confirmations);
   const save = () => store.save({ block: block ?? 0n, recent: recent.toArray() });
 
   async function startFresh(reason: string): Promise<void> {
-    block = options.startBlock === undefined ? await confirmedHead() : options.startBlock - 1n;
+    block = options.startBlock === undefined ? (await confirmedHead()).number : options.startBlock - 1n;
     if (block < 0n) block = 0n;
     recent = createRecentEnvelopes(RECENT_ENVELOPES);
     await save();
@@ -78,35 +79,36 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
     else logger.warn({ ...fields, reason }, message);
   }
 
-  async function senderAppId(senderId: bigint, at: bigint): Promise<Address | undefined> {
+  /** The sender's record, only if its certificate verified (the known view is certified already). */
+  async function senderRecord(senderId: bigint, at: AgreedBlock): Promise<Member | undefined> {
     const known = options.knownMember?.(senderId);
-    if (known !== undefined) return known.appId;
+    if (known !== undefined) return known;
     try {
-      return (await options.reader.member(senderId, at))?.appId;
+      const record = await options.reader.member(senderId, at);
+      if (record === undefined) return undefined;
+      return options.certified === undefined ? record : await options.certified(record);
     } catch (err) {
       logger.warn({ err, senderId: senderId.toString() }, "could not read the sender's member record");
       return undefined;
     }
   }
 
-  async function handleRange(memberId: bigint, from: bigint, to: bigint): Promise<void> {
-    const logs = await client.getLogs({
+  async function handleRange(memberId: bigint, from: bigint, to: AgreedBlock): Promise<void> {
+    // Sorted in chain order by the read.
+    const logs = await reads.getLogs({
       address: options.cluster,
-      event: MESSAGE_SENT_EVENT,
+      events: [MESSAGE_SENT_EVENT],
       args: { recipientId: memberId },
       fromBlock: from,
-      toBlock: to,
-      strict: false,
+      to,
     });
-    logs.sort((a, b) =>
-      a.blockNumber === b.blockNumber
-        ? (a.logIndex ?? 0) - (b.logIndex ?? 0)
-        : a.blockNumber < b.blockNumber
-          ? -1
-          : 1,
-    );
     for (const log of logs) {
-      const { recipientId, senderId, envelopeId, ciphertext } = log.args;
+      const { recipientId, senderId, envelopeId, ciphertext } = log.args as {
+        recipientId?: bigint;
+        senderId?: bigint;
+        envelopeId?: Hex;
+        ciphertext?: Hex;
+      };
       const where = { txHash: log.transactionHash, block: log.blockNumber, logIndex: log.logIndex };
       if (
         recipientId !== memberId ||
@@ -123,15 +125,24 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
         drop("duplicate", fields, "duplicate message dropped");
         continue;
       }
+      const sender = await senderRecord(senderId, to);
+      if (sender === undefined) {
+        // Not remembered: a sender whose certificate could not be checked yet may verify later.
+        drop(
+          "SenderNotVerified",
+          fields,
+          "message dropped: its sender is not a member whose certificate verified",
+        );
+        continue;
+      }
       let payload: Uint8Array;
       try {
-        payload = openMessage(hexToBytes(ciphertext), options.keyPair, {
-          chainId: BigInt(options.chainId),
-          cluster: options.cluster,
-          senderId,
-          recipientId,
-          envelopeId,
-        });
+        payload = openMessage(
+          hexToBytes(ciphertext),
+          options.keyPair,
+          { chainId: BigInt(options.chainId), cluster: options.cluster, senderId, recipientId, envelopeId },
+          sender.identityKey,
+        );
       } catch (error) {
         if (!(error instanceof AttestmeshError)) throw error;
         recent.add(key);
@@ -146,20 +157,22 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       const message: ReceivedMessage = {
         envelopeId,
         senderId,
-        senderAppId: await senderAppId(senderId, log.blockNumber),
+        senderAppId: sender.appId,
         recipientId,
         payload,
         blockNumber: log.blockNumber,
         txHash: log.transactionHash,
         logIndex: log.logIndex,
       };
-      // Remember before handing on: a crash between the two loses a message rather than repeating it,
-      // and the cursor must never run ahead of a message it did not see.
+      // Hand on before remembering: `deliver` stores the message durably (the application's inbox,
+      // which ignores an envelope it already holds) or throws, so the cursor never moves past a
+      // message that was not stored, and a crash between the two repeats it into the inbox instead of
+      // losing it.
+      options.deliver(message);
       recent.add(key);
       await save();
       options.metrics?.received.inc();
       logger.info({ ...fields, bytes: payload.length }, "message received");
-      options.deliver(message);
     }
   }
 
@@ -189,7 +202,7 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       }
       block = cursor.block;
       recent = createRecentEnvelopes(RECENT_ENVELOPES, cursor.recent);
-      const head = await confirmedHead();
+      const head = (await confirmedHead()).number;
       if (block > head) {
         // A cursor ahead of the chain belongs to another history of it (a reset devnet or testnet):
         // read it from the start; the remembered envelope ids still drop anything seen before.
@@ -211,14 +224,16 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       const memberId = options.memberId();
       if (block === undefined) throw new Error("message watcher used before init()");
       if (memberId === undefined) return;
+      // Each range ends at an agreed block: the last at the confirmed head, earlier ones (a node that
+      // was down) at blocks agreed on the way, so every range is checked against an agreed hash.
       const to = await confirmedHead();
       let done: bigint = block;
-      while (done < to) {
+      while (done < to.number) {
         const from: bigint = done + 1n;
-        const end: bigint = to - from + 1n > maxLogRange ? from + maxLogRange - 1n : to;
+        const end = to.number - from + 1n > maxLogRange ? await reads.blockAt(from + maxLogRange - 1n) : to;
         await handleRange(memberId, from, end);
-        done = end;
-        block = end;
+        done = end.number;
+        block = end.number;
         await save();
       }
     },

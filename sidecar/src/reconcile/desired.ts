@@ -1,10 +1,10 @@
 // The WireGuard peers this node should have, computed from chain state alone: every active member but
-// itself, keyed by its on-chain WireGuard key, routed to its mesh address as a /32. Endpoints (routing
+// itself and those the owner's revocation reached (no longer standing), keyed by its on-chain WireGuard key, routed to its mesh address as a /32. Endpoints (routing
 // only) come from the endpoints file. A record that cannot be a peer is dropped with a reason, never
 // allowed to stop the others: a zero or malformed key, an address outside the mesh, this node's own key
 // or address, or a key or address an earlier (lower id) member already holds.
 import { containsIp, type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
-import type { Member } from "../model/member.ts";
+import { isStale, type Member } from "../model/member.ts";
 import type { DesiredPeer, DroppedRecord } from "../model/peer.ts";
 import { hexToWgBase64 } from "../wireguard/keys.ts";
 import type { Endpoints } from "./endpoints.ts";
@@ -39,6 +39,11 @@ export function computeDesiredPeers(input: {
   for (const member of active) {
     const key = member.wireguardKey.toLowerCase();
     const drop = (reason: string) => dropped.push({ memberId: member.memberId, reason });
+    if (isStale(member.standing)) {
+      // The owner revoked its device, or withdrew its compose hash or KMS root: as good as evicted.
+      drop(`no longer standing (${member.standing}): treated as evicted`);
+      continue;
+    }
     if (!/^0x[0-9a-f]{64}$/.test(key) || key === ZERO_KEY) {
       drop("WireGuard key is zero or malformed");
       continue;

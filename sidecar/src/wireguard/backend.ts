@@ -21,6 +21,13 @@ export interface WireGuardBackend {
   removePeer(publicKey: string): Promise<void>;
   /** The peers the interface has now. */
   peers(): Promise<PeerStatus[]>;
-  /** Remove the interface (and stop wireguard-go if this backend started it). Idempotent. */
+  /**
+   * Admit UDP to `meshIp`:`port` only when it arrived on the interface: Linux delivers a datagram for
+   * a local address whatever interface it came in on, so without this the host could reach the mesh
+   * port over the underlay. An nftables table of our own, replaced whole on every call (idempotent),
+   * removed by `down`. The in-memory backend only records it.
+   */
+  guardPort(meshIp: string, port: number): Promise<void>;
+  /** Remove the interface and the port guard (and stop wireguard-go if this backend started it). Idempotent. */
   down(): Promise<void>;
 }

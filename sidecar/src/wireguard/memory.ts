@@ -28,6 +28,8 @@ export interface MemoryBackend extends WireGuardBackend {
   readonly operations: MemoryOperation[];
   /** The interface as `up` left it, or undefined while down. */
   readonly interface: Omit<Extract<MemoryOperation, { kind: "up" }>, "kind"> | undefined;
+  /** What `guardPort` was last asked to guard (nothing is filtered in memory); cleared by `down`. */
+  readonly guarded: { readonly meshIp: string; readonly port: number } | undefined;
   /** Sets a peer's latest handshake (unix seconds) as if WireGuard had completed one. */
   setHandshake(publicKey: string, unixSeconds: number): void;
   /** Sets a peer's traffic counters. */
@@ -41,6 +43,7 @@ export function createMemoryBackend(): MemoryBackend {
   const peers = new Map<string, PeerStatus>();
   const failures = new Map<MemoryOperationKind, Error>();
   let current: MemoryBackend["interface"];
+  let guarded: MemoryBackend["guarded"];
 
   function injected(kind: MemoryOperationKind): void {
     const error = failures.get(kind);
@@ -119,10 +122,20 @@ export function createMemoryBackend(): MemoryBackend {
       return [...peers.values()].map((peer) => ({ ...peer, allowedIps: [...peer.allowedIps] }));
     },
 
+    async guardPort(meshIp, port) {
+      usable();
+      guarded = { meshIp, port };
+    },
+
+    get guarded() {
+      return guarded;
+    },
+
     async down() {
       injected("down");
       operations.push({ kind: "down" });
       current = undefined;
+      guarded = undefined;
       peers.clear();
     },
 

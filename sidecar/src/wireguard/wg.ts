@@ -28,8 +28,13 @@ export interface WgBackendOptions {
   /** "auto" (default): the kernel module when `ip link add … type wireguard` works, else wireguard-go. */
   readonly mode?: "auto" | "kernel" | "userspace";
   readonly logger?: WgLogger;
-  /** Executable names or paths, looked up in PATH; defaults "ip", "wg", "wireguard-go". */
-  readonly commands?: { readonly ip?: string; readonly wg?: string; readonly wireguardGo?: string };
+  /** Executable names or paths, looked up in PATH; defaults "ip", "wg", "wireguard-go", "nft". */
+  readonly commands?: {
+    readonly ip?: string;
+    readonly wg?: string;
+    readonly wireguardGo?: string;
+    readonly nft?: string;
+  };
   /** Limit for one wg/ip command; default 10 s. */
   readonly commandTimeoutMs?: number;
   /** Limit for wireguard-go to create its interface; default 5 s. */
@@ -37,6 +42,9 @@ export interface WgBackendOptions {
 }
 
 export const WG_MTU = 1420;
+
+/** The nftables table (family inet) that guards the mesh port of interface `name`. */
+export const guardTable = (name: string) => `attestmesh_guard_${name.replace(/[^A-Za-z0-9_]/g, "_")}`;
 
 interface Device {
   readonly name: string;
@@ -50,6 +58,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   const ipCommand = options.commands?.ip ?? "ip";
   const wgCommand = options.commands?.wg ?? "wg";
   const wireguardGoCommand = options.commands?.wireguardGo ?? "wireguard-go";
+  const nftCommand = options.commands?.nft ?? "nft";
   if (netns !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(netns)) {
     throw invalid(`network namespace name "${netns}" is not valid`, { netns });
   }
@@ -57,6 +66,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   const exec = createCommandRunner({ prefix, netns, timeoutMs: commandTimeoutMs, logger });
 
   let device: Device | undefined;
+  /** The nftables table guardPort installed, removed at teardown. */
+  let guarded: string | undefined;
   let failure: AttestmeshError | undefined;
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -240,6 +251,31 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       return serialize(async () => parseWgDump((await must([wgCommand, "show", usable(), "dump"])).stdout));
     },
 
+    async guardPort(meshIp, port) {
+      if (isIP(meshIp) !== 4 || !Number.isInteger(port) || port < 1 || port > 65535) {
+        throw invalid(`cannot guard ${meshIp}:${port}: not an IPv4 address and port`, { meshIp, port });
+      }
+      return serialize(async () => {
+        const name = usable();
+        const table = guardTable(name);
+        // One nft transaction: the table is created if missing, emptied and filled, atomically.
+        await must([
+          nftCommand,
+          [
+            `add table inet ${table}`,
+            `flush table inet ${table}`,
+            `add chain inet ${table} input { type filter hook input priority -10; policy accept; }`,
+            `add rule inet ${table} input iifname != "${name}" ip daddr ${meshIp} udp dport ${port} counter drop`,
+          ].join("; "),
+        ]);
+        guarded = table;
+        logger.info(
+          { name, netns, table, port },
+          "mesh port admits only datagrams from the WireGuard interface",
+        );
+      });
+    },
+
     async down() {
       return serialize(teardown);
     },
@@ -249,6 +285,13 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     const previous = device;
     device = undefined;
     failure = undefined;
+    if (guarded !== undefined) {
+      const table = guarded;
+      guarded = undefined;
+      const removed = await exec([nftCommand, "delete", "table", "inet", table]).catch(() => undefined);
+      if (removed !== undefined && removed.code !== 0)
+        logger.warn({ table, netns }, "could not remove the mesh port's nftables table");
+    }
     if (previous === undefined) return;
     if (previous.daemon !== undefined) await stopWireguardGo(previous.daemon, logger);
     if (await linkExists(previous.name)) await must([ipCommand, "link", "del", "dev", previous.name]);

@@ -1,5 +1,6 @@
 // The application API over a real unix socket: permissions, every endpoint, bad requests that change
-// nothing, and a slow stream subscriber that loses its oldest items and is told how many.
+// nothing, acknowledging and pruning received messages, a slow message reader that loses nothing, and
+// a slow peer-event subscriber that loses its oldest items and is told how many.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
@@ -23,6 +24,7 @@ import { apiRequest, openStream, postJson } from "../api-client.ts";
 import { captureLogger, HEALTHY_FACTS, waitFor } from "../helpers.ts";
 
 const APP: Address = "0x00000000000000000000000000000000000000aA";
+const CLUSTER: Address = "0x00000000000000000000000000000000000000cC";
 
 /** Records what it was asked to send; `fail` makes the next send throw. */
 function recordingSender(max = 100) {
@@ -82,6 +84,9 @@ describe("application API over a unix socket", () => {
       socketPath: socket,
       socketGroup: undefined,
       queueLength: 8,
+      stateDir: join(dir, "state"),
+      cluster: CLUSTER,
+      inboxMaxMessages: 100_000,
       status: status.get,
       liveness,
       csk: holder,
@@ -114,7 +119,13 @@ describe("application API over a unix socket", () => {
     assert.equal(body.healthy, false);
     assert.equal(body.memberId, "1");
     assert.equal(body.appId, APP);
-    assert.deepEqual(body.messages, { lastSeq: api.messages.lastSeq(), subscribers: 0 });
+    assert.deepEqual(body.messages, {
+      space: api.inbox!.space,
+      lastSeq: api.inbox!.lastSeq(),
+      acked: api.inbox!.acked(),
+      pending: api.inbox!.pending(),
+      subscribers: 0,
+    });
   });
 
   test("GET /v1/self: ids and public keys only, null before the keys exist", async () => {
@@ -253,6 +264,51 @@ describe("application API over a unix socket", () => {
       ["payload over the cap", post({ to: "2", text: "x".repeat(101) }), 413, "PayloadTooLarge"],
       ["body over 16 KiB", post({ to: "2", text: "x".repeat(17_000) }), 413, "BodyTooLarge"],
       ["bad since", () => apiRequest(socket, "GET", "/v1/messages/stream?since=-1"), 400, "InvalidSince"],
+      ["ack: GET", () => apiRequest(socket, "GET", "/v1/messages/ack"), 405, "MethodNotAllowed"],
+      [
+        "ack: text/plain",
+        () =>
+          apiRequest(socket, "POST", "/v1/messages/ack", {
+            body: '{"seq":1}',
+            headers: { "content-type": "text/plain" },
+          }),
+        415,
+        "UnsupportedMediaType",
+      ],
+      [
+        "ack: not JSON",
+        () =>
+          apiRequest(socket, "POST", "/v1/messages/ack", {
+            body: "{",
+            headers: { "content-type": "application/json" },
+          }),
+        400,
+        "InvalidJson",
+      ],
+      ["ack: an array", () => postJson(socket, "/v1/messages/ack", [1]), 400, "InvalidBody"],
+      ["ack: no seq", () => postJson(socket, "/v1/messages/ack", {}), 400, "InvalidSeq"],
+      ["ack: seq 0", () => postJson(socket, "/v1/messages/ack", { seq: 0 }), 400, "InvalidSeq"],
+      ["ack: seq -1", () => postJson(socket, "/v1/messages/ack", { seq: -1 }), 400, "InvalidSeq"],
+      ["ack: seq 1.5", () => postJson(socket, "/v1/messages/ack", { seq: 1.5 }), 400, "InvalidSeq"],
+      ["ack: seq hex", () => postJson(socket, "/v1/messages/ack", { seq: "0x1" }), 400, "InvalidSeq"],
+      [
+        "ack: an unknown field",
+        () => postJson(socket, "/v1/messages/ack", { seq: 1, all: true }),
+        400,
+        "UnknownField",
+      ],
+      [
+        "ack: space not a string",
+        () => postJson(socket, "/v1/messages/ack", { seq: 1, space: 7 }),
+        400,
+        "InvalidSpace",
+      ],
+      [
+        "ack: a seq never delivered",
+        () => postJson(socket, "/v1/messages/ack", { seq: api.inbox!.lastSeq() + 1 }),
+        409,
+        "SeqNotDelivered",
+      ],
       [
         "bad since word",
         () => apiRequest(socket, "GET", "/v1/peer-events/stream?since=first"),
@@ -268,6 +324,7 @@ describe("application API over a unix socket", () => {
       assert.ok(error.message.length > 10, `${what}: the message says what to do`);
     }
     assert.equal(recorder.sent.length, before, "nothing was sent");
+    assert.equal(api.inbox!.acked(), 0, "nothing was acknowledged");
   });
 
   test("a send the sidecar or the chain refuses maps to a clear status", async () => {
@@ -288,7 +345,7 @@ describe("application API over a unix socket", () => {
   });
 
   test("GET /v1/messages/stream: hello, retained messages, then live ones; since= picks up after a seq", async () => {
-    const first = api.messages.publish(received(1, new TextEncoder().encode("one")));
+    const first = api.deliver(received(1, new TextEncoder().encode("one")))!;
     const stream = await openStream(socket, "/v1/messages/stream");
     api.deliver(received(2, new Uint8Array([0xff, 0xfe])));
     await waitFor(
@@ -298,6 +355,8 @@ describe("application API over a unix socket", () => {
     const [hello, ...rest] = stream.lines;
     assert.equal(hello!.type, "hello");
     assert.equal(hello!.stream, "messages");
+    assert.equal(hello!.space, api.inbox!.space);
+    assert.equal(hello!.acked, api.inbox!.acked());
     const one = rest.find((l) => l.seq === first)!;
     assert.equal(one.text, "one");
     assert.equal(one.base64, Buffer.from("one").toString("base64"));
@@ -323,7 +382,60 @@ describe("application API over a unix socket", () => {
       ["hello"],
     );
     latest.close();
-    await waitFor("subscribers to be released", () => api.messages.subscribers() === 0 || undefined);
+    await waitFor("subscribers to be released", async () => {
+      const body = (await apiRequest(socket, "GET", "/v1/status")).body as {
+        messages: { subscribers: number };
+      };
+      return body.messages.subscribers === 0 || undefined;
+    });
+  });
+
+  test("POST /v1/messages/ack: acknowledged messages are pruned; a stream without since resumes after them", async () => {
+    const inbox = api.inbox!;
+    const seqs = ["a", "b", "c"].map((t) => api.deliver(received(1, new TextEncoder().encode(t)))!);
+    const pendingBefore = inbox.pending();
+    let res = await postJson(socket, "/v1/messages/ack", { seq: seqs[1], space: inbox.space });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body, {
+      space: inbox.space,
+      acked: seqs[1],
+      pruned: pendingBefore - 1,
+      lastSeq: seqs[2],
+      pending: 1,
+    });
+    const texts = async (path: string) => {
+      const stream = await openStream(socket, path);
+      await waitFor("hello", () => stream.lines.length >= 1 || undefined);
+      await delay(80);
+      stream.close();
+      return {
+        hello: stream.lines[0]!,
+        texts: stream.lines.filter((l) => l.type === "message").map((l) => [l.seq, l.text]),
+      };
+    };
+    const resumed = await texts("/v1/messages/stream");
+    assert.equal(resumed.hello.acked, seqs[1]);
+    assert.deepEqual(resumed.texts, [[seqs[2], "c"]], "only the unacknowledged message, again");
+    assert.deepEqual((await texts("/v1/messages/stream?since=all")).texts, [[seqs[2], "c"]]);
+    assert.deepEqual(
+      (await texts(`/v1/messages/stream?since=${seqs[0]}`)).texts,
+      [[seqs[2], "c"]],
+      "pruned messages are gone whatever since says",
+    );
+    res = await postJson(socket, "/v1/messages/ack", { seq: String(seqs[0]) });
+    assert.equal(res.status, 200);
+    assert.deepEqual(
+      [(res.body as { acked: number }).acked, (res.body as { pruned: number }).pruned],
+      [seqs[1], 0],
+      "an older ack changes nothing",
+    );
+    res = await postJson(socket, "/v1/messages/ack", { seq: seqs[2], space: "another-space" });
+    assert.equal(res.status, 409);
+    assert.equal((res.body as { error: { code: string } }).error.code, "SpaceMismatch");
+    assert.equal(inbox.acked(), seqs[1], "a refused ack changes nothing");
+    res = await postJson(socket, "/v1/messages/ack", { seq: seqs[2] });
+    assert.equal((res.body as { pending: number }).pending, 0);
+    assert.deepEqual((await texts("/v1/messages/stream")).texts, []);
   });
 
   test("GET /v1/peer-events/stream: a snapshot, then joined/up/down/left as they happen", async () => {
@@ -397,28 +509,56 @@ describe("application API over a unix socket", () => {
     stream.close();
   });
 
-  test("a slow subscriber loses its oldest items, is told how many, and the rest arrive in order", async () => {
+  test("a slow message reader loses nothing: every message arrives in order once it reads again", async () => {
     const total = 3000;
     const payload = new Uint8Array(2048).fill(0x61);
     const stream = await openStream(socket, "/v1/messages/stream?since=latest");
     await waitFor("hello", () => stream.lines.length >= 1 || undefined);
     stream.pause();
-    const firstSeq = api.messages.lastSeq() + 1;
-    // About 8 MB: far more than the socket buffers hold, so most of it must wait in the bounded queue.
+    const firstSeq = api.inbox!.lastSeq() + 1;
+    // About 8 MB: far more than the socket buffers hold; the rest waits in the inbox, not in memory.
+    const rssBefore = process.memoryUsage().rss;
     for (let i = 0; i < total; i++) {
       api.deliver(received(i, payload));
       if (i % 100 === 0) await delay(1);
     }
-    const lastSeq = api.messages.lastSeq();
+    const lastSeq = api.inbox!.lastSeq();
+    assert.equal(lastSeq, firstSeq + total - 1);
     stream.resume();
     await waitFor("the last message", () => stream.lines.some((l) => l.seq === lastSeq) || undefined, 30_000);
-    const messages = stream.lines.filter((l) => l.type === "message");
+    assert.ok(!stream.lines.some((l) => l.type === "lost"), "nothing lost");
+    const seqs = stream.lines.filter((l) => l.type === "message").map((m) => m.seq as number);
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: total }, (_, i) => firstSeq + i),
+      "every message, once, in order",
+    );
+    assert.ok(process.memoryUsage().rss - rssBefore < 64 * 2 ** 20, "the backlog was not held in memory");
+    stream.close();
+  });
+
+  test("a slow peer-event subscriber loses its oldest items, is told how many, and the rest arrive in order", async () => {
+    const total = 3000;
+    // Converged events naming 300 members: about 2.4 KB a line, 7 MB in all.
+    const live = Array.from({ length: 300 }, (_, i) => BigInt(1000 + i));
+    const stream = await openStream(socket, "/v1/peer-events/stream?since=latest");
+    await waitFor("hello", () => stream.lines.length >= 1 || undefined);
+    stream.pause();
+    const firstSeq = api.peerEvents.lastSeq() + 1;
+    for (let i = 0; i < total; i++) {
+      api.peerEvents.publish({ kind: "converged", live });
+      if (i % 100 === 0) await delay(1);
+    }
+    const lastSeq = api.peerEvents.lastSeq();
+    stream.resume();
+    await waitFor("the last event", () => stream.lines.some((l) => l.seq === lastSeq) || undefined, 30_000);
+    const events = stream.lines.filter((l) => l.type === "peer" && l.event === "converged");
     const lost = stream.lines
       .filter((l) => l.type === "lost")
       .reduce((sum, l) => sum + (l.count as number), 0);
     assert.ok(lost > 0, "the slow subscriber lost items");
-    assert.equal(messages.length + lost, total, "every item is either delivered or counted as lost");
-    const seqs = messages.map((m) => m.seq as number);
+    assert.equal(events.length + lost, total, "every item is either delivered or counted as lost");
+    const seqs = events.map((m) => m.seq as number);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, "in order, no repeats");
     assert.ok(seqs[0]! >= firstSeq);
     // The items kept are the newest: the queue's capacity (8) of them arrive after the last loss.
@@ -432,7 +572,7 @@ describe("application API over a unix socket", () => {
     stalled.pause();
     const fast = await openStream(socket, "/v1/messages/stream?since=latest");
     await waitFor("hello", () => fast.lines.length >= 1 || undefined);
-    const start = api.messages.lastSeq();
+    const start = api.inbox!.lastSeq();
     for (let i = 0; i < 200; i++) api.deliver(received(i, new Uint8Array([i & 0xff])));
     await waitFor(
       "all 200",

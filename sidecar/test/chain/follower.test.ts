@@ -26,7 +26,7 @@ describe("membership follower", () => {
 
   const follower = (confirmations = 0, maxLogRange?: bigint) =>
     createMembershipFollower({
-      client: chain.publicClient,
+      reads: chain.reads,
       cluster: chain.cluster,
       reader,
       confirmations,
@@ -42,27 +42,28 @@ describe("membership follower", () => {
       cluster: fx.deployed.diamond,
       expectedChainId: fx.chainId,
     });
-    reader = createClusterReader(chain.publicClient, chain.cluster);
+    reader = createClusterReader(chain.reads, chain.cluster);
     for (let i = 0; i < 3; i++) ids.push(await admit(fx, simulatedNode(fx.kmsRoot)));
   });
 
-  test("start: one full read (blockNumber + one page); unchanged head: blockNumber only", async () => {
+  test("start: one full read (agreed block + one page); unchanged head: the agreed block only", async () => {
     const f = follower();
     tally.reset();
     const first = await f.sync();
     assert.equal(first.kind, "full");
     assert.deepEqual([...first.members.keys()], ids);
-    assert.ok([...first.members.values()].every((m) => m.status === "active"));
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 1 });
+    assert.ok([...first.members.values()].every((m) => m.status === "active" && m.standing === "good"));
+    // One agreed block, one page of records and one of standings.
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getBlockByNumber: 1, eth_call: 2 });
 
     tally.reset();
     const again = await f.sync();
     assert.equal(again.kind, "unchanged");
     assert.deepEqual(again.changed, []);
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1 });
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getBlockByNumber: 1 });
   });
 
-  test("a new block without membership events: blockNumber + getLogs", async () => {
+  test("a new block without membership events: agreed block + getLogs", async () => {
     const f = follower();
     await f.sync();
     await mine(3);
@@ -70,10 +71,10 @@ describe("membership follower", () => {
     const snapshot = await f.sync();
     assert.equal(snapshot.kind, "incremental");
     assert.deepEqual(snapshot.changed, []);
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1 });
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getBlockByNumber: 1, eth_getLogs: 1 });
   });
 
-  test("one registration, one eviction: blockNumber + getLogs + one member(id) each", async () => {
+  test("one registration, one eviction: agreed block + getLogs + one member(id) each", async () => {
     const f = follower();
     await f.sync();
 
@@ -82,7 +83,12 @@ describe("membership follower", () => {
     const registered = await f.sync();
     assert.deepEqual(registered.changed, [id]);
     assert.equal(registered.members.get(id)?.status, "active");
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1, eth_call: 1 });
+    assert.deepEqual(tally.byMethod(), {
+      eth_blockNumber: 1,
+      eth_getBlockByNumber: 1,
+      eth_getLogs: 1,
+      eth_call: 1,
+    });
 
     await fx.owner.write.evict([ids[1]!, 7]);
     tally.reset();
@@ -90,7 +96,12 @@ describe("membership follower", () => {
     assert.deepEqual(evicted.changed, [ids[1]]);
     assert.equal(evicted.members.get(ids[1]!)?.status, "evicted");
     assert.equal(evicted.members.get(id)?.status, "active", "other records are kept");
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1, eth_call: 1 });
+    assert.deepEqual(tally.byMethod(), {
+      eth_blockNumber: 1,
+      eth_getBlockByNumber: 1,
+      eth_getLogs: 1,
+      eth_call: 1,
+    });
   });
 
   test("two changes between polls: one getLogs, one member(id) per changed id", async () => {
@@ -101,7 +112,12 @@ describe("membership follower", () => {
     tally.reset();
     const snapshot = await f.sync();
     assert.deepEqual([...snapshot.changed].sort(), [id, ids[2]!].sort());
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getLogs: 1, eth_call: 2 });
+    assert.deepEqual(tally.byMethod(), {
+      eth_blockNumber: 1,
+      eth_getBlockByNumber: 1,
+      eth_getLogs: 1,
+      eth_call: 2,
+    });
   });
 
   test("reads at head − confirmations: a change shows only once confirmed", async () => {
@@ -124,7 +140,7 @@ describe("membership follower", () => {
     tally.reset();
     const snapshot = await f.sync();
     assert.equal(snapshot.kind, "full");
-    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_call: 1 });
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 1, eth_getBlockByNumber: 1, eth_call: 2 });
   });
 
   test("a head that moved backwards (reorg) is a full re-read that forgets the dropped blocks", async () => {
@@ -146,5 +162,25 @@ describe("membership follower", () => {
     f.invalidate("test");
     assert.equal((await f.sync()).kind, "full");
     assert.equal(f.current()?.kind, "full");
+  });
+
+  test("a revoked device reaches the view: the policy event forces a full read that carries the standing", async () => {
+    const node = simulatedNode(fx.kmsRoot, undefined, { deviceId: new Uint8Array(32).fill(0x5a) });
+    const id = await admit(fx, node);
+    const f = follower();
+    assert.equal((await f.sync()).members.get(id)?.standing, "good");
+    const hash = await fx.owner.write.revokeDevice([node.claims.deviceId, `0x${"00".repeat(32)}`]);
+    await fx.publicClient.waitForTransactionReceipt({ hash });
+    tally.reset();
+    const after = await f.sync();
+    assert.equal(after.kind, "full");
+    assert.equal(after.members.get(id)?.status, "active", "still active until the owner evicts it");
+    assert.equal(after.members.get(id)?.standing, "device-revoked");
+    assert.deepEqual(tally.byMethod(), {
+      eth_blockNumber: 1,
+      eth_getBlockByNumber: 1,
+      eth_getLogs: 1,
+      eth_call: 2,
+    });
   });
 });

@@ -11,7 +11,7 @@ import type { CommitOutcome, CskChain, CskEpochState, ReopenOutcome } from "../.
 import type { FetchResult } from "../../src/csk/client.ts";
 import { cskKeyPath, deriveCsk } from "../../src/csk/derive.ts";
 import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
-import { createCskManager, type HeardPeers } from "../../src/csk/manager.ts";
+import { CONFIRM_RETRY_MAX_MS, createCskManager, type HeardPeers } from "../../src/csk/manager.ts";
 import { directoryFrom } from "../../src/meshnet/directory.ts";
 import type { Member } from "../../src/model/member.ts";
 import { captureLogger, simulatorKeySource } from "../helpers.ts";
@@ -396,6 +396,55 @@ describe("CSK manager", () => {
     assert.equal(await m.tick(), "holding");
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(fake.state().confirmer, 2n);
+  });
+
+  test("a confirmation refused again and again backs off to one attempt a minute", async () => {
+    const key = new Uint8Array(32).fill(5);
+    const fake = fakeChain({ epoch: 7n, commitment: keccak256(key), committer: 1n });
+    const attempts: number[] = [];
+    fake.chain.confirm = async () => {
+      attempts.push(now);
+      throw new Error("the sponsorship service refused to pay for confirmCsk");
+    };
+    live = [1n];
+    fetchResult = (_e, order) => ({
+      key: Uint8Array.from(key),
+      from: order[0],
+      attempts: [{ peer: 1n, outcome: "ok" }],
+    });
+    const m = manager(2n, fake.chain);
+    const start = now;
+    assert.equal(await m.tick(), "pulled");
+    // Ten minutes of one tick a second (the runtime's cadence), the refusal settling between ticks.
+    for (let second = 1; second <= 600; second++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      now = start + second * 1000;
+      assert.equal(await m.tick(), "holding");
+    }
+    const gaps = attempts.slice(1).map((at, i) => at - attempts[i]!);
+    assert.equal(gaps[0], 1000, "the first failure is retried on the next tick");
+    assert.deepEqual(gaps.slice(1, 6), [2000, 4000, 8000, 16_000, 32_000], "then twice as long each time");
+    assert.ok(
+      gaps.slice(6).every((gap) => gap === CONFIRM_RETRY_MAX_MS),
+      "then once a minute",
+    );
+    assert.ok(attempts.length <= 17, `${attempts.length} attempts in ten minutes`);
+    assert.equal(fake.state().confirmer, 0n);
+    // A new epoch starts afresh: its first attempt is not held back by the old epoch's failures.
+    const nextKey = new Uint8Array(32).fill(4);
+    fake.set({ epoch: 8n, commitment: keccak256(nextKey), committer: 1n });
+    fetchResult = (_e, order) => ({
+      key: Uint8Array.from(nextKey),
+      from: order[0],
+      attempts: [{ peer: 1n, outcome: "ok" }],
+    });
+    fake.chain.confirm = async () => {
+      attempts.push(now);
+      return "confirmed";
+    };
+    const before = attempts.length;
+    assert.equal(await m.tick(), "pulled");
+    assert.equal(attempts.length, before + 1);
   });
 
   test("a node without a gas key never commits", async () => {

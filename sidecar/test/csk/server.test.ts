@@ -16,6 +16,7 @@ import {
 } from "../../src/csk/codec.ts";
 import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
 import { type CskServer, createCskServer } from "../../src/csk/server.ts";
+import type { Standing } from "../../src/csk/standing.ts";
 import {
   loadSodium,
   randomBytes,
@@ -207,7 +208,7 @@ describe("CSK serving and pulling", () => {
         cluster: C,
         key: keys.get(1n)!,
         directory,
-        lookup: async () => undefined,
+        lookup: () => undefined,
         holder,
         send: (d) => sent.push(d),
         maxSkewMs: 30_000,
@@ -223,6 +224,11 @@ describe("CSK serving and pulling", () => {
       ["a future timestamp", () => request({ timestampMs: BigInt(Date.now() + 31_000) }), "stale"],
       ["a requester that is not a member", () => request({ requesterId: 9n }), "not-a-member"],
       ["a signature by another key", () => request({}, keys.get(2n)!), "bad-signature"],
+      [
+        "a signed request claiming member 4 from member 3's address",
+        () => request({ requesterId: 4n }, keys.get(4n)!),
+        "wrong-source",
+      ],
     ];
     for (const [what, make, outcome] of cases) {
       test(what, async () => {
@@ -241,14 +247,14 @@ describe("CSK serving and pulling", () => {
       assert.equal(sent.length, count);
     });
 
-    test("a member registered after the view is checked on chain through lookup", async () => {
+    test("a member missing from the view is found in the lookup cache (never a chain read)", async () => {
       const late = signingKeyFromSeed(randomBytes(32));
       const lateServer = createCskServer({
         self: 1n,
         cluster: C,
         key: keys.get(1n)!,
         directory,
-        lookup: async (id) =>
+        lookup: (id) =>
           id === 6n
             ? { memberId: 6n, meshIp: ip(6n), identityKey: late.publicKey, record: member(6n, late) }
             : undefined,
@@ -256,7 +262,51 @@ describe("CSK serving and pulling", () => {
         send: () => {},
         maxSkewMs: 30_000,
       });
-      assert.equal((await lateServer.handle(request({ requesterId: 6n }, late), from)).outcome, "not-held");
+      const from6 = { address: ip(6n), port: 1 };
+      assert.equal((await lateServer.handle(request({ requesterId: 6n }, late), from6)).outcome, "not-held");
+    });
+
+    test("the head decides last: departed, a head behind the epoch, or no answer, and nothing is sealed", async () => {
+      const asked: Array<[bigint, bigint]> = [];
+      let answer: () => Promise<Standing> = async () => "active";
+      const holder = createCskCustody();
+      holder.set(0n, Uint8Array.from(epoch0));
+      const headServer = createCskServer({
+        self: 1n,
+        cluster: C,
+        key: keys.get(1n)!,
+        directory,
+        standing: {
+          of: (id, epoch) => {
+            asked.push([id, epoch]);
+            return answer();
+          },
+        },
+        holder,
+        send: (d) => sent.push(d),
+        maxSkewMs: 30_000,
+      });
+      const count = sent.length;
+      for (const [standing, outcome] of [
+        [async () => "departed" as const, "departed"],
+        [async () => "behind" as const, "head-behind"],
+        [() => Promise.reject(new Error("rpc down")), "head-unreadable"],
+      ] as const) {
+        answer = standing;
+        assert.equal((await headServer.handle(request(), from)).outcome, outcome);
+      }
+      assert.equal(sent.length, count, "no answer to a refused request");
+      assert.deepEqual(asked, [
+        [3n, 0n],
+        [3n, 0n],
+        [3n, 0n],
+      ]);
+      // The signature comes before the head: a forged request costs no read.
+      assert.equal((await headServer.handle(request({}, keys.get(2n)!), from)).outcome, "bad-signature");
+      assert.equal((await headServer.handle(request({ requesterId: 9n }), from)).outcome, "not-a-member");
+      assert.equal(asked.length, 3, "no head read for a bad signature or an unknown id");
+      answer = async () => "active";
+      assert.equal((await headServer.handle(request(), from)).outcome, "served");
     });
   });
 

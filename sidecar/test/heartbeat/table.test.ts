@@ -85,6 +85,23 @@ describe("heartbeat table", () => {
     assert.ok(!r.ok && r.reason === "unknown-member" && r.senderId === 9n);
   });
 
+  test("a correctly signed heartbeat from another member's mesh IP is refused before the signature", () => {
+    const t = createHeartbeatTable({
+      self: 1n,
+      cluster: { chainId: 31337, cluster: CLUSTER },
+      timeoutMs: 6000,
+      maxSkewMs: 6000,
+      identityKey: (id) => keys.get(id)?.publicKey,
+      meshIp: (id) => `10.77.0.${id}`,
+    });
+    const r = t.receive(hb(2n), at(0), "10.77.0.3");
+    assert.ok(!r.ok && r.reason === "wrong-source" && r.senderId === 2n);
+    const off = t.receive(hb(2n), at(0), "192.0.2.7");
+    assert.ok(!off.ok && off.reason === "wrong-source", "an off-mesh source");
+    assert.deepEqual(t.live(0), [], "nothing counted");
+    assert.equal(t.receive(hb(2n), at(0), "10.77.0.2").ok, true, "from its own mesh IP it counts");
+  });
+
   test("a heartbeat signed by a key other than the sender's on-chain key is refused", () => {
     const t = table();
     const r = t.receive(hb(2n, {}, keys.get(3n)), at(0));

@@ -4,8 +4,15 @@
 // subscription down, and changes nothing: no wake-up, no recorded block, no moved cursor.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { parseConfig as parseIndexerConfig } from "@attestmesh/indexer/config.ts";
+import { type Indexer, startIndexer } from "@attestmesh/indexer/main.ts";
+import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import {
   type Envelope,
   type LogEnvelope,
@@ -17,8 +24,9 @@ import { parseFrame, quoteReportData } from "@attestmesh/shared/indexer/protocol
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { ed25519 } from "@noble/curves/ed25519";
 import { Registry } from "prom-client";
-import { type Hex, hexToBytes, type Log } from "viem";
+import { custom, type Hex, hexToBytes, type Log } from "viem";
 import { type WebSocket, WebSocketServer } from "ws";
+import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
 import {
   admit,
   type ClusterFixture,
@@ -27,8 +35,10 @@ import {
   setupCluster,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
+import { readIndexerRecords } from "../../src/chain/indexerRecord.ts";
 import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
-import { captureLogger, waitFor } from "../helpers.ts";
+import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
+import { captureLogger, readsOver, waitFor } from "../helpers.ts";
 
 interface IndexerKey {
   readonly cvm: SimulatedCvm;
@@ -90,7 +100,12 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
 
   function indexerKey(): IndexerKey {
     const appId = randomAppId();
-    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+    // Each indexer runs its own code: its compose hash is the code id the registry records.
+    const cvm = createSimulatedCvm({
+      kmsRoot: fx.kmsRoot,
+      appId: hexToBytes(appId),
+      composeHash: randomBytes(32),
+    });
     const { key } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
     return { cvm, secret: key, publicKey: toHex(ed25519.getPublicKey(key)) as Hex, appId };
   }
@@ -98,7 +113,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   async function register(key: IndexerKey, at = endpoint): Promise<void> {
     const { signatureChain } = key.cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
     // The indexer's app id and code id carry the indexer role (IPolicy.AppRole.Indexer = 1).
-    const codeId = toHex(randomBytes(32)) as Hex;
+    const codeId = toHex(key.cvm.info().composeHash) as Hex;
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.addAppIdFor([key.appId, 1]),
     });
@@ -254,8 +269,10 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     });
     await register(keyA);
 
+    const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
     intake = startIntake({
       client: fx.publicClient,
+      readIndexerRecords: () => readIndexerRecords(reads, fx.deployed.diamond),
       cluster: fx.deployed.diamond,
       chainId: fx.chainId,
       memberId: () => member.id,
@@ -272,6 +289,11 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       confirmations: 0,
       backoff: { initialMs: 20, maxMs: 100 },
       registryRetryMs: 100,
+      indexerQuote: createIndexerQuoteCheck({
+        client: fx.publicClient,
+        cluster: fx.deployed.diamond,
+        collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
+      }),
     });
   });
 
@@ -385,6 +407,28 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     assert.equal(wakes.length, before.wakes + 1);
   });
 
+  test("a hello whose quote comes from other code than the registry's code id is rejected", async () => {
+    // The same app (so the same signing key, bound in the report data), running another compose.
+    const otherCode = createSimulatedCvm({
+      kmsRoot: fx.kmsRoot,
+      appId: hexToBytes(keyB.appId),
+      composeHash: randomBytes(32),
+    });
+    await pushRejected("the other code's hello rejected", "ComposeHashNotExpected", (c) => {
+      c.send(hello(keyB, c.challenge, { quoteKey: { ...keyB, cvm: otherCode } }));
+      c.send(logEnvelope(keyB, realLog));
+    });
+    assert.ok(log.lines().some((l) => l.reason === "ComposeHashNotExpected" && l.check === "code-id"));
+  });
+
+  test("a verified hello says its quote is simulated", () => {
+    assert.ok(
+      log
+        .lines()
+        .some((l) => l.msg === "indexer subscription verified" && String(l.quote).startsWith("SIMULATED")),
+    );
+  });
+
   test("a log of another contract is rejected", async () => {
     const other = { ...realLog, address: randomAppId() };
     await pushRejected("the other contract's log rejected", "NotTheClustersLog", (c) => {
@@ -403,5 +447,159 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     const before = conns.length;
     await register(keyB);
     await waitFor("reconnected to the fixed endpoint", () => conns.length > before);
+  });
+
+  test("a simulated quote is refused once the owner no longer allows the simulator's KMS root", async () => {
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.removeKmsRoot([fx.kmsRoot.address]),
+    });
+    try {
+      await pushRejected("the simulated hello rejected", "SimulatorNotAllowed", (c) => {
+        c.send(hello(keyB, c.challenge));
+        c.send(logEnvelope(keyB, realLog));
+      });
+    } finally {
+      await fx.publicClient.waitForTransactionReceipt({
+        hash: await fx.owner.write.addKmsRoot([fx.kmsRoot.address]),
+      });
+    }
+  });
+});
+
+// Two real indexers (the indexer package, in process, each with its own dstack simulator key) both in
+// the registry: the intake subscribes to both, a push from either wakes it, and when one indexer dies
+// the wake-ups continue from the other; each link reports its own state.
+describe("sidecar intake with two registered indexers", { timeout: 300_000 }, () => {
+  let fx: ClusterFixture;
+  let dir: string;
+  const indexers: Indexer[] = [];
+  const sims: DstackSimulator[] = [];
+  const abort = new AbortController();
+  const wakes: string[] = [];
+  let intake: Intake;
+
+  async function startOne(name: string): Promise<Indexer> {
+    const appId = randomAppId();
+    const sim = await startDstackSimulator({
+      socketPath: join(dir, `${name}.sock`),
+      cvm: createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) }),
+      logger: captureLogger("silent").logger,
+    });
+    sims.push(sim);
+    const indexer = await startIndexer(
+      parseIndexerConfig({
+        ATTESTMESH_INDEXER_RPC_URL: "http://unused.invalid",
+        ATTESTMESH_INDEXER_CLUSTERS: fx.deployed.diamond,
+        ATTESTMESH_INDEXER_START_BLOCK: (await fx.publicClient.getBlockNumber()).toString(),
+        ATTESTMESH_INDEXER_CONFIRMATIONS: "0",
+        ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "100",
+        ATTESTMESH_INDEXER_HOST: "127.0.0.1",
+        ATTESTMESH_INDEXER_PORT: "0",
+        DSTACK_SIMULATOR_ENDPOINT: join(dir, `${name}.sock`),
+      }),
+      { logger: captureLogger("silent").logger, transport: custom(fx.connection.provider) },
+    );
+    indexers.push(indexer);
+    const { keys } = indexer;
+    const mined = async (hash: Promise<Hex>) =>
+      fx.publicClient.waitForTransactionReceipt({ hash: await hash });
+    await mined(fx.owner.write.addAppIdFor([keys.appId, 1]));
+    await mined(fx.owner.write.addComposeHashFor([keys.composeHash, 1]));
+    await mined(fx.owner.write.addIndexer([indexer.url, keys.composeHash, keys.publicKeyHex, keys.proof]));
+    return indexer;
+  }
+
+  /** A cluster event (an allowlist change): every indexer pushes it to every subscriber. */
+  async function event(): Promise<bigint> {
+    const receipt = await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addAppId([randomAppId()]),
+    });
+    return receipt.blockNumber;
+  }
+
+  const links = () => intake.status().indexers;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "am-two-idx-"));
+    fx = await setupCluster();
+    const member = simulatedNode(fx.kmsRoot);
+    const memberId = await admit(fx, member);
+    await startOne("one");
+    await startOne("two");
+    const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
+    intake = startIntake({
+      client: fx.publicClient,
+      readIndexerRecords: () => readIndexerRecords(reads, fx.deployed.diamond),
+      cluster: fx.deployed.diamond,
+      chainId: fx.chainId,
+      memberId: () => memberId,
+      account: member.memberAccount,
+      wake: async (reason) => {
+        wakes.push(reason);
+      },
+      onStatus: () => {},
+      signal: abort.signal,
+      logger: captureLogger("silent").logger,
+      reproSampleRate: 0,
+      lagThresholdMs: 60_000,
+      confirmations: 0,
+      backoff: { initialMs: 50, maxMs: 200 },
+      registryRetryMs: 100,
+      subscriptions: 2,
+      indexerQuote: createIndexerQuoteCheck({
+        client: fx.publicClient,
+        cluster: fx.deployed.diamond,
+        collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
+      }),
+    });
+  });
+
+  after(async () => {
+    abort.abort();
+    await intake?.stopped;
+    for (const indexer of indexers) await indexer.stop().catch(() => {});
+    for (const sim of sims) await sim.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("both are subscribed, a push from either wakes the sidecar, and one dying leaves the other pushing", async () => {
+    const [one, two] = indexers as [Indexer, Indexer];
+    await waitFor(
+      "both subscriptions verified",
+      () => links().length === 2 && links().every((l) => l.subscribed),
+    );
+    assert.deepEqual(
+      links().map((l) => [l.endpoint, l.signingKey]),
+      [
+        [one.url, one.keys.publicKeyHex.toLowerCase()],
+        [two.url, two.keys.publicKeyHex.toLowerCase()],
+      ],
+      "in registry order",
+    );
+    const first = await event();
+    await waitFor("a verified push from each", () =>
+      links().every((l) => l.lastVerifiedPushBlock !== undefined && l.lastVerifiedPushBlock >= first),
+    );
+    assert.ok(wakes.filter((w) => w === "indexer push").length >= 2, "each indexer's push was a wake-up");
+
+    await one.stop();
+    await waitFor("the dead indexer's link marked down", () => links()[0]?.subscribed === false);
+    assert.equal(intake.status().indexerSubscribed, true, "still subscribed through the other");
+    const before = wakes.length;
+    const second = await event();
+    await waitFor("a wake-up from the surviving indexer", () => links()[1]!.lastVerifiedPushBlock! >= second);
+    assert.ok(wakes.length > before && wakes.slice(before).includes("indexer push"));
+    assert.ok(
+      links()[0]!.lastVerifiedPushBlock! < second,
+      "the dead indexer pushed nothing more: its link shows its own last push",
+    );
+    assert.deepEqual(
+      links().map((l) => [l.subscribed, l.lagging]),
+      [
+        [false, false],
+        [true, false],
+      ],
+      "each link reports its own state",
+    );
   });
 });

@@ -2,7 +2,8 @@
 // this process (dstack simulator keys, in-memory WireGuard) and their application APIs on real unix
 // sockets: a message round-trips; a third member can neither receive nor open it; a member re-sending
 // someone else's ciphertext, or garbage, is dropped; a restarted recipient replays what it missed
-// exactly once; a rewound cursor delivers nothing twice; no plaintext ever appears on chain.
+// exactly once after the application acknowledged the rest; a rewound cursor delivers nothing twice;
+// no plaintext ever appears on chain.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -14,6 +15,8 @@ import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { IDENTITY_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import { ed25519 } from "@noble/curves/ed25519";
 import {
   type Address,
   bytesToHex,
@@ -25,7 +28,8 @@ import {
   toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
+import { type ClusterFixture, setupCluster } from "../../../test/helpers/cluster.ts";
 import { parseConfig } from "../../src/config.ts";
 import { AttestmeshError } from "../../src/errors.ts";
 import { type Sidecar, startSidecar } from "../../src/main.ts";
@@ -57,7 +61,9 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
   let dir: string;
   const running = new Set<Node>();
   const plaintexts: string[] = [];
-  const apps = { a: randomAppId(), b: randomAppId(), c: randomAppId() };
+  /** Member apps of the cluster (created in `before`), so each node's certificate verifies. */
+  const apps = {} as Record<"a" | "b" | "c", Address>;
+  let trust: PinnedTrust;
   let a: Node;
   let b: Node;
   let c: Node;
@@ -97,6 +103,7 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
       logger: log.logger,
       backend: createMemoryBackend(),
       keySource: simulatorKeySource(cvm),
+      trust,
       transport: custom(fx.connection.provider),
       initialBackoffMs: 100,
     });
@@ -126,6 +133,13 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
   function identityOf(name: keyof typeof apps) {
     const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(apps[name]) });
     return x25519FromEd25519Seed(cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key);
+  }
+
+  function identityKeyOf(name: keyof typeof apps): Hex {
+    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(apps[name]) });
+    return bytesToHex(
+      ed25519.getPublicKey(cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key),
+    );
   }
 
   function memberAccountOf(name: keyof typeof apps) {
@@ -160,6 +174,19 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
 
   const messagesIn = (stream: NdjsonStream) => stream.lines.filter((l) => l.type === "message");
 
+  /** The application acknowledges everything `node` received so far; returns the inbox status. */
+  async function ackAll(node: Node): Promise<{ space: string; lastSeq: number }> {
+    const status = (await apiRequest(node.socket, "GET", "/v1/status")).body as {
+      messages: { space: string; lastSeq: number };
+    };
+    if (status.messages.lastSeq > 0) {
+      const res = await postJson(node.socket, "/v1/messages/ack", { seq: status.messages.lastSeq });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal((res.body as { pending: number }).pending, 0);
+    }
+    return status.messages;
+  }
+
   /** A sends `node` a fresh message (labelled `label`); it arrives on `node`'s stream, and only it. */
   async function receivesFromA(node: Node, label: string): Promise<void> {
     const stream = await openStream(node.socket, "/v1/messages/stream");
@@ -180,10 +207,8 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     await sodiumReady();
     dir = await mkdtemp(join(tmpdir(), "am-msg-"));
     fx = await setupCluster();
-    for (const appId of Object.values(apps)) {
-      const hash = await fx.owner.write.addAppId([appId]);
-      await fx.publicClient.waitForTransactionReceipt({ hash });
-    }
+    trust = await fixtureTrust(fx);
+    for (const name of ["a", "b", "c"] as const) apps[name] = (await createMemberApp(fx)).appId;
     a = await startNode("a", GAS_KEYS[0]!);
     b = await startNode("b", GAS_KEYS[1]!);
     c = await startNode("c", GAS_KEYS[2]!);
@@ -227,11 +252,13 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
       envelopeId: sent.envelopeId,
     };
     assert.throws(
-      () => openMessage(hexToBytes(onChain.args.ciphertext), identityOf("c"), expected),
+      () => openMessage(hexToBytes(onChain.args.ciphertext), identityOf("c"), expected, identityKeyOf("a")),
       (e: unknown) => e instanceof AttestmeshError && e.code === "Undecryptable",
     );
     assert.equal(
-      new TextDecoder().decode(openMessage(hexToBytes(onChain.args.ciphertext), identityOf("b"), expected)),
+      new TextDecoder().decode(
+        openMessage(hexToBytes(onChain.args.ciphertext), identityOf("b"), expected, identityKeyOf("a")),
+      ),
       text,
     );
     streamB.close();
@@ -276,6 +303,7 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
 
   test("a recipient that was down replays what it missed, exactly once", async () => {
     const bId = b.memberId();
+    const before = await ackAll(b);
     await b.stop();
     const missed = [plaintext("missed-1"), plaintext("missed-2")];
     for (const text of missed) {
@@ -289,16 +317,18 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     await b.sidecar.wake("test");
     await delay(600);
     assert.deepEqual(
-      messagesIn(stream).map((m) => m.text),
-      missed,
-      "exactly the missed messages, once each, in chain order",
+      messagesIn(stream).map((m) => [m.seq, m.text]),
+      missed.map((text, i) => [before.lastSeq + 1 + i, text]),
+      "exactly the missed messages, once each, in chain order, numbered on from the acknowledged ones",
     );
+    assert.equal(stream.lines[0]!.space, before.space, "the same sequence space after the restart");
     assert.ok(b.log.lines().some((l) => l.msg === "message cursor loaded; replaying from it"));
     stream.close();
   });
 
   test("a cursor rewound to block 0 delivers nothing twice: the persisted envelope ids drop every duplicate", async () => {
     const bId = b.memberId();
+    await ackAll(b);
     await b.stop();
     const [file] = (await readdir(join(dir, "state-b"))).filter((f) => f.startsWith("messages-cursor-"));
     const cursorPath = join(dir, "state-b", file!);
@@ -335,13 +365,19 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
     await receivesFromA(c, "after-corrupt-cursor");
   });
 
-  test("an unusable state directory keeps the cursor in memory: logged, and messages still arrive", async () => {
+  test("an unusable state directory keeps the cursor and the inbox in memory: logged, and messages still arrive", async () => {
     await c.stop();
     const blocker = join(dir, "a-file");
     await writeFile(blocker, "not a directory");
     c = await startNode("c", GAS_KEYS[2]!, join(blocker, "state"));
     assert.ok(
-      c.log.lines().some((l) => /cannot be kept in ATTESTMESH_STATE_DIR/.test(l.msg) && l.level === 50),
+      c.log
+        .lines()
+        .some((l) => /cursor cannot be kept in ATTESTMESH_STATE_DIR/.test(l.msg) && l.level === 50),
+    );
+    assert.ok(
+      c.log.lines().some((l) => /inbox cannot be kept in ATTESTMESH_STATE_DIR/.test(l.msg) && l.level === 50),
+      "the inbox falls back to memory too, and says so",
     );
     await receivesFromA(c, "memory-cursor");
   });

@@ -7,7 +7,7 @@ import { before, describe, test } from "node:test";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { Registry } from "prom-client";
-import { bytesToHex, type Chain, type Hex, keccak256, type PublicClient, type Transport } from "viem";
+import { bytesToHex, type Chain, custom, type Hex, keccak256, type PublicClient, type Transport } from "viem";
 import {
   admit,
   type ClusterFixture,
@@ -17,7 +17,7 @@ import {
 } from "../../../test/helpers/cluster.ts";
 import type { ChainContext, GasWallet } from "../../src/chain/client.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
-import { AttestmeshError } from "../../src/errors.ts";
+import { AttestmeshError, retryableError } from "../../src/errors.ts";
 import type { NodeKeys } from "../../src/keys.ts";
 import { type CursorStore, createMemoryCursorStore } from "../../src/messages/cursor.ts";
 import { envelopeKey } from "../../src/messages/dedup.ts";
@@ -28,7 +28,7 @@ import { createMessageSender } from "../../src/messages/sender.ts";
 import type { ReceivedMessage } from "../../src/messages/types.ts";
 import { createMessageWatcher } from "../../src/messages/watcher.ts";
 import { secret } from "../../src/secret.ts";
-import { captureLogger } from "../helpers.ts";
+import { captureLogger, readsOver } from "../helpers.ts";
 
 interface Member {
   readonly node: SimulatedNode;
@@ -61,6 +61,7 @@ describe("message watcher", () => {
           payload: new TextEncoder().encode(text),
         },
         to.node.identityKey,
+        from.node.identitySecret,
       ),
     );
     const signature = await from.node.memberAccount.signTypedData({
@@ -78,20 +79,22 @@ describe("message watcher", () => {
     member: Member,
     store: CursorStore,
     options: {
-      client?: PublicClient<Transport, Chain>;
+      transport?: Transport;
       startBlock?: bigint;
       memberId?: () => bigint | undefined;
       registry?: Registry;
+      /** Runs before a message is recorded as delivered; throwing refuses it (a full inbox). */
+      refuse?: (m: ReceivedMessage) => void;
     } = {},
   ) {
     const delivered: ReceivedMessage[] = [];
-    const client = options.client ?? (fx.publicClient as unknown as PublicClient<Transport, Chain>);
+    const reads = readsOver(options.transport ?? custom(fx.connection.provider, { retryCount: 0 }));
     const log = captureLogger("debug");
     const watcher = createMessageWatcher({
-      client,
+      reads,
       chainId: fx.chainId,
       cluster: fx.deployed.diamond,
-      reader: createClusterReader(client, fx.deployed.diamond),
+      reader: createClusterReader(reads, fx.deployed.diamond),
       store,
       keyPair: x25519FromEd25519Seed(
         member.node.cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key,
@@ -100,7 +103,10 @@ describe("message watcher", () => {
       logger: log.logger,
       metrics: createMessageMetrics(options.registry ?? new Registry()),
       memberId: options.memberId ?? (() => member.id),
-      deliver: (m) => delivered.push(m),
+      deliver: (m) => {
+        options.refuse?.(m);
+        delivered.push(m);
+      },
       startBlock: options.startBlock,
       maxLogRange: 2n,
     });
@@ -146,6 +152,31 @@ describe("message watcher", () => {
     assert.deepEqual((await store.load())?.block, head);
     await watcher.pass();
     assert.equal(delivered.length, 4, "a second pass delivers nothing new");
+  });
+
+  test("a message the inbox refuses (full, unwritable) keeps the cursor before it; the next pass delivers it", async () => {
+    const store = createMemoryCursorStore();
+    let refuse = true;
+    const { watcher, delivered } = watcherFor(bob, store, {
+      startBlock: 1n,
+      refuse: (m) => {
+        if (refuse && new TextDecoder().decode(m.payload) === "three") {
+          throw retryableError("InboxFull", "the inbox is full");
+        }
+      },
+    });
+    await watcher.init();
+    await assert.rejects(watcher.pass(), /the inbox is full/);
+    assert.deepEqual(texts(delivered), ["one", "two"]);
+    const saved = (await store.load())!;
+    const three = sent.find((s) => s.text === "three")!;
+    assert.ok(
+      !saved.recent.includes(envelopeKey(three.from.id, bob.id, three.envelopeId)),
+      "the refused message is not remembered as delivered",
+    );
+    refuse = false;
+    await watcher.pass();
+    assert.deepEqual(texts(delivered), ["one", "two", "three", "four"], "once each, in order");
   });
 
   test("a restart with the same cursor delivers nothing twice, and then the next message", async () => {
@@ -227,24 +258,25 @@ describe("message watcher", () => {
   });
 
   test("an RPC failure halfway through a catch-up keeps what was handled; the next pass finishes once", async () => {
-    const real = fx.publicClient as unknown as PublicClient<Transport, Chain>;
     let calls = 0;
-    const flaky = new Proxy(real, {
-      get(target, property, receiver) {
-        if (property === "getLogs") {
-          return (args: Parameters<typeof real.getLogs>[0]) => {
-            calls++;
-            if (calls === 3) return Promise.reject(new Error("connection reset"));
-            return target.getLogs(args);
-          };
-        }
-        return Reflect.get(target, property, receiver);
+    const provider = fx.connection.provider;
+    const flaky = custom(
+      {
+        request: async (args: { method: string; params?: unknown }) => {
+          if (args.method === "eth_getLogs" && ++calls === 3) throw new Error("connection reset");
+          return provider.request(args as Parameters<typeof provider.request>[0]);
+        },
       },
-    });
+      { retryCount: 0 },
+    );
     const store = createMemoryCursorStore();
-    const { watcher, delivered } = watcherFor(bob, store, { client: flaky, startBlock: 1n });
+    const { watcher, delivered } = watcherFor(bob, store, { transport: flaky, startBlock: 1n });
     await watcher.init();
-    await assert.rejects(watcher.pass(), /connection reset/);
+    // The one provider failed: no quorum for the range, a retryable RpcError (its cause not echoed).
+    await assert.rejects(watcher.pass(), (error: unknown) => {
+      assert.ok(error instanceof AttestmeshError && error.code === "RpcError" && error.retryable);
+      return true;
+    });
     const stoppedAt = watcher.cursorBlock()!;
     assert.equal(stoppedAt, 4n, "two ranges of two blocks were handled");
     assert.equal((await store.load())?.block, stoppedAt);
@@ -273,18 +305,23 @@ describe("message watcher", () => {
       } = {},
     ) {
       const client = options.client ?? (fx.publicClient as unknown as PublicClient<Transport, Chain>);
+      const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
       const chain: ChainContext = {
         chainId: fx.chainId,
         chain: client.chain,
         cluster: fx.deployed.diamond,
+        reads,
         publicClient: client,
         wallet: options.wallet === "none" ? undefined : (gasWallet as unknown as GasWallet),
       };
       const memberSecret = secret(bytesToHex(member.node.memberSecret));
       return createMessageSender({
         chain,
-        reader: createClusterReader(client, fx.deployed.diamond),
-        keys: { member: { secret: memberSecret } as NodeKeys["member"] },
+        reader: createClusterReader(reads, fx.deployed.diamond),
+        keys: {
+          member: { secret: memberSecret } as NodeKeys["member"],
+          identity: { secret: secret(member.node.identitySecret) } as NodeKeys["identity"],
+        },
         logger: captureLogger("silent").logger,
         memberId: () => ("memberId" in options ? options.memberId : member.id),
       });
@@ -322,7 +359,7 @@ describe("message watcher", () => {
       const before = await fx.publicClient.getBlockNumber();
       const sender = senderFor(alice);
       await assert.rejects(sender.send(bob.id, new Uint8Array(3968)), code("PayloadTooLarge", false));
-      assert.equal(sender.maxPayloadBytes(), 3967);
+      assert.equal(sender.maxPayloadBytes(), 3903);
       await assert.rejects(sender.send(999n, new Uint8Array([1])), code("RecipientNotFound", false));
       await assert.rejects(
         senderFor(alice, { memberId: undefined }).send(bob.id, new Uint8Array([1])),

@@ -29,6 +29,34 @@ function member(id: number, overrides: Partial<Member> = {}): Member {
 const self = member(1);
 
 describe("computeDesiredPeers", () => {
+  test("a member the owner's revocation reached is dropped like an evicted one; its key and address stay free", () => {
+    const members = [
+      self,
+      member(2, { standing: "good" }),
+      member(3, { standing: "device-revoked" }),
+      member(4, { standing: "compose-hash-not-allowed" }),
+      member(5, { standing: "kms-root-not-allowed" }),
+      member(6, { standing: "device-not-allowed" }),
+      member(7, { standing: "unrecorded" }),
+      // A later member that took over the stale one's address is not shadowed by it.
+      member(8, { meshIp: ipToNumber("10.77.0.3") }),
+    ];
+    const { peers, dropped } = computeDesiredPeers({ members, self, mesh, endpoints: new Map() });
+    assert.deepEqual(
+      peers.map((p) => p.memberId),
+      [2n, 7n, 8n],
+    );
+    assert.deepEqual(
+      dropped.map((d) => [d.memberId, d.reason]),
+      [
+        [3n, "no longer standing (device-revoked): treated as evicted"],
+        [4n, "no longer standing (compose-hash-not-allowed): treated as evicted"],
+        [5n, "no longer standing (kms-root-not-allowed): treated as evicted"],
+        [6n, "no longer standing (device-not-allowed): treated as evicted"],
+      ],
+    );
+  });
+
   test("every active member but self, keyed by its on-chain key, routed to its /32", () => {
     const members = [
       self,

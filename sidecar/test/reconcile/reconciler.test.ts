@@ -41,7 +41,13 @@ function scriptedFollower() {
   let block = 0n;
   let members = new Map<bigint, Member>();
   const follower: MembershipFollower = {
-    sync: async (): Promise<MembershipSnapshot> => ({ block, members, changed: [], kind: "incremental" }),
+    sync: async (): Promise<MembershipSnapshot> => ({
+      block,
+      blockHash: `0x${"00".repeat(32)}`,
+      members,
+      changed: [],
+      kind: "incremental",
+    }),
     current: () => undefined,
     invalidate: () => {},
   };

@@ -2,7 +2,7 @@
 // root, /dev/net/tun, wireguard-go, wg and ip, and builds two network namespaces joined by a veth pair
 // with a wireguard-go interface in each. Both namespaces are removed in `after`, even on failure.
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   accessSync,
@@ -26,7 +26,7 @@ import type { InterfaceConfig, PeerStatus } from "../../src/model/wireguard.ts";
 import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { parseWgDump } from "../../src/wireguard/parse.ts";
-import { createWgBackend } from "../../src/wireguard/wg.ts";
+import { createWgBackend, guardTable } from "../../src/wireguard/wg.ts";
 
 function captureLogs() {
   const lines: string[] = [];
@@ -234,7 +234,7 @@ function realSkipReason(): string | undefined {
   if (process.platform !== "linux") return "needs Linux network namespaces";
   if (process.getuid?.() !== 0) return "needs root to create network namespaces and TUN devices";
   if (!existsSync("/dev/net/tun")) return "needs /dev/net/tun for wireguard-go";
-  for (const command of ["ip", "wg", "wireguard-go"]) {
+  for (const command of ["ip", "wg", "wireguard-go", "nft"]) {
     if (!onPath(command)) return `needs ${command} in PATH`;
   }
   if (PING === undefined) return "needs ping (iputils-ping) or busybox in PATH";
@@ -374,6 +374,64 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     assert.ok((peerOfB?.rxBytes ?? 0n) > 0n && (peerOfB?.txBytes ?? 0n) > 0n);
   });
 
+  it("guardPort: a datagram for the mesh IP over the underlay is dropped; through WireGuard it arrives", async () => {
+    const port = 51999;
+    // A listener on A's mesh address, inside A's namespace, printing what it receives and from where.
+    const listener = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        nsA,
+        process.execPath,
+        "-e",
+        `const s=require("node:dgram").createSocket("udp4");s.on("message",(m,r)=>process.stdout.write(m+" "+r.address+"\\n"));s.bind(${port},"198.19.77.1",()=>process.stdout.write("ready\\n"));`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let heard = "";
+    listener.stdout.on("data", (chunk: Buffer) => {
+      heard += chunk.toString();
+    });
+    const send = (text: string) =>
+      run(
+        "ip",
+        "netns",
+        "exec",
+        nsB,
+        process.execPath,
+        "-e",
+        `const s=require("node:dgram").createSocket("udp4");s.send("${text}",${port},"198.19.77.1",()=>s.close());`,
+      );
+    try {
+      await until("the listener", async () => (heard.includes("ready") ? true : undefined));
+      // The underlay path: B routes A's mesh address over the veth, as the host of a CVM could.
+      run("ip", "-n", nsB, "route", "add", "198.19.77.1/32", "dev", "amveth");
+      send("underlay-before");
+      await until("the unguarded port to take it (the hole the guard closes)", async () =>
+        heard.includes("underlay-before 198.18.77.2") ? true : undefined,
+      );
+      await backendA.guardPort("198.19.77.1", port);
+      await backendA.guardPort("198.19.77.1", port);
+      const table = run("ip", "netns", "exec", nsA, "nft", "list", "table", "inet", guardTable(ifA));
+      assert.equal(table.match(/drop/g)?.length, 1, "one rule after two calls: idempotent");
+      send("underlay-after");
+      await until("the guard to count the drop", async () => {
+        const listed = run("ip", "netns", "exec", nsA, "nft", "list", "table", "inet", guardTable(ifA));
+        return /counter packets [1-9]/.test(listed) ? true : undefined;
+      });
+      run("ip", "-n", nsB, "route", "del", "198.19.77.1/32", "dev", "amveth");
+      send("wireguard-after");
+      await until("the WireGuard path to deliver", async () =>
+        heard.includes("wireguard-after 198.19.77.2") ? true : undefined,
+      );
+      assert.ok(!heard.includes("underlay-after"), "the underlay datagram was dropped");
+      await assert.rejects(backendA.guardPort("198.19.77.1; flush ruleset", port), /not an IPv4 address/);
+    } finally {
+      listener.kill("SIGKILL");
+    }
+  });
+
   it("updates a peer in place and removes it; traffic stops", async () => {
     await backendA.setPeer({
       publicKey: keyB.publicKeyBase64,
@@ -490,6 +548,11 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       assert.deepEqual(daemons(name), []);
       assert.equal(existsSync(`/var/run/wireguard/${name}.sock`), false);
     }
+    assert.notEqual(
+      attempt("ip", "netns", "exec", nsA, "nft", "list", "table", "inet", guardTable(ifA)).status,
+      0,
+      "down removed the mesh port's nftables table",
+    );
     assertNoKeyMaterial(logsA.lines.join("\n") + logsB.lines.join("\n"), keyA.privateKey, "the logs");
     assertNoKeyMaterial(logsA.lines.join("\n") + logsB.lines.join("\n"), keyB.privateKey, "the logs");
   });

@@ -6,8 +6,11 @@ import type { Address, Hex } from "viem";
 import { APP_ROLE_VALUE, parseAppRole, ROLE_OPTION } from "../../owner/appRole.ts";
 import { parseAddress, parseBytes32, parseKmsRoot } from "../../owner/args.ts";
 import { composeArgument } from "../../owner/composeHash.ts";
+import type { ClusterContext } from "../../owner/context.ts";
 import type { CliIo } from "../../owner/io.ts";
+import { membersAdmittedBy, membersRunning } from "../../owner/members.ts";
 import { composeFileChanges, NORMALISED_OPTION } from "./composeOptions.ts";
+import { membersTable } from "./members.ts";
 import { runPlan, type TxCommandOptions, txOptions } from "./options.ts";
 
 type ListOptions = TxCommandOptions & { normalised?: boolean; role?: string };
@@ -29,6 +32,11 @@ interface Allowlist {
   readonly roleFunctions?: { readonly allow?: string; readonly deny?: string };
   /** The entry, and what the plan says about the argument beyond the entry itself. */
   parse(value: string, options: ListOptions): { entry: Address | Hex; changes?: Record<string, string> };
+  /**
+   * For `deny` of a node-role entry: the active members it reaches, warned about on stderr before
+   * anything is sent, and what the plan says about them.
+   */
+  denyImpact?(ctx: ClusterContext, io: CliIo, entry: Address | Hex): Promise<Record<string, string>>;
 }
 
 const ALLOWLISTS: readonly Allowlist[] = [
@@ -48,6 +56,20 @@ const ALLOWLISTS: readonly Allowlist[] = [
       const normalised = options.normalised === true;
       const { hash, file } = composeArgument(value, { normalised });
       return { entry: hash, changes: composeFileChanges(file, normalised) };
+    },
+    async denyImpact(ctx, io, entry) {
+      // Withdrawing a compose that members still run makes them stale (peers drop them; `evict
+      // --stale` evicts them): say so, with the list, before anything is sent.
+      const running = await membersRunning(ctx, entry);
+      if (running.length > 0) {
+        io.stderr.write(
+          `warning: ${running.length} active members still run compose hash ${entry}; once it is denied they are no longer standing (peers drop them) and \`attestmesh evict --stale\` evicts them:\n${membersTable(running)}`,
+        );
+      }
+      return {
+        "active members running it":
+          running.length === 0 ? "none" : running.map((r) => r.memberId).join(", "),
+      };
     },
   },
   {
@@ -73,6 +95,17 @@ const ALLOWLISTS: readonly Allowlist[] = [
       deny: "stop allowing a KMS root (address or secp256k1 public key)",
     },
     parse: (value) => ({ entry: parseKmsRoot(value) }),
+    async denyImpact(ctx, io, entry) {
+      const { admitted, active } = await membersAdmittedBy(ctx, entry);
+      if (active.length > 0) {
+        io.stderr.write(
+          `warning: KMS root ${entry} admitted ${active.length} active members; once it is denied they are no longer standing and \`attestmesh evict --stale\` evicts them:\n${membersTable(active)}`,
+        );
+      }
+      return {
+        "members it admitted": `${admitted.length} (${active.length} active${active.length === 0 ? "" : `: ${active.map((r) => r.memberId).join(", ")}`})`,
+      };
+    },
   },
   {
     command: "device <deviceId>",
@@ -95,7 +128,9 @@ export function registerAllowlistCommands(parent: Command, io: CliIo, verb: "all
       const role = roleFunction === undefined ? undefined : parseAppRole(options.role);
       const { entry, changes } = list.parse(value, options);
       const scoped = role !== undefined && role !== "node";
-      await runPlan(io, options, () => ({
+      // Members are node apps: only a node-role deny reaches them.
+      const impact = verb === "deny" && !scoped ? list.denyImpact : undefined;
+      await runPlan(io, options, async (ctx) => ({
         action: `${verb} ${list.command.split(" ")[0]}`,
         functionName: scoped ? roleFunction! : verb === "allow" ? list.add : list.remove,
         args: scoped ? [entry, APP_ROLE_VALUE[role]] : [entry],
@@ -103,6 +138,7 @@ export function registerAllowlistCommands(parent: Command, io: CliIo, verb: "all
           [`${verb} ${list.label}`]: entry,
           ...(role === undefined ? {} : { role }),
           ...changes,
+          ...(impact === undefined ? {} : await impact(ctx, io, entry)),
         },
       }));
     });

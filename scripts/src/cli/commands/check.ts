@@ -1,5 +1,7 @@
 // `attestmesh check <appId>`: is this app allowed to boot and to join, and if not, why. Exit code 0 when
-// it is, 2 when it is not (1 stays "the check itself failed").
+// it is, 2 when it is not (1 stays "the check itself failed"). `attestmesh check <file>`: the same answer
+// for a quote given as a file (a saved attestation or a quote bundle): the quote verified, then the
+// policy, revocation before any allowlist.
 
 import type { Command } from "commander";
 import { badArgument, parseAddress, parseBytes32 } from "../../owner/args.ts";
@@ -9,20 +11,31 @@ import { type ChainCommandOptions, clusterContext } from "../../owner/context.ts
 import { assertDstackKms, parseKmsContract } from "../../owner/dstackKms.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
 import { ExitCode } from "../exitCode.ts";
+import {
+  collateralSource,
+  type EvidenceOptions,
+  evidenceOptions,
+  printReport,
+  readAttestationFile,
+  verificationTime,
+} from "./attest.ts";
 import { NORMALISED_OPTION } from "./composeOptions.ts";
 import { chainOptions } from "./options.ts";
 
-type CheckOptions = ChainCommandOptions & {
-  compose?: string;
-  device?: string;
-  normalised?: boolean;
-  kmsContract?: string;
-  osImage?: string;
-};
+type CheckOptions = ChainCommandOptions &
+  EvidenceOptions & {
+    compose?: string;
+    device?: string;
+    normalised?: boolean;
+    kmsContract?: string;
+    osImage?: string;
+  };
 
 export function registerCheckCommand(program: Command, io: CliIo): void {
-  chainOptions(program.command("check <appId>"))
-    .description("may this app boot and join? prints why not; exit code 0 yes, 2 no")
+  evidenceOptions(chainOptions(program.command("check <appIdOrFile>")))
+    .description(
+      "may this app boot and join, or is this quote file's CVM allowed? prints why not; exit code 0 yes, 2 no",
+    )
     .option(
       "--compose <fileOrHash>",
       "also ask the boot gate (isAppAllowed) about this compose hash (an app-compose.json: sha256 of its bytes)",
@@ -38,6 +51,18 @@ export function registerCheckCommand(program: Command, io: CliIo): void {
       "with --kms-contract and --compose: also ask the KMS contract's own isAppAllowed for this OS image hash",
     )
     .action(async (value: string, options: CheckOptions) => {
+      if (!/^0x/i.test(value)) {
+        // A quote file: verify it, then judge it against the policy (revocation first).
+        const file = await readAttestationFile(value);
+        const ctx = await clusterContext(io, options);
+        const { verificationReport } = await import("../../owner/attest.ts");
+        const report = await verificationReport(ctx, file.evidence, {
+          collateral: collateralSource(io, options, file),
+          at: verificationTime(options, file),
+        });
+        printReport(ctx, report);
+        return;
+      }
       const appId = parseAddress(value, "app id");
       const normalised = options.normalised === true;
       if (normalised && options.compose === undefined)

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { formatReason, parseInteger } from "../../owner/args.ts";
 import { type ChainCommandOptions, type ClusterContext, clusterContext } from "../../owner/context.ts";
 import { type CliIo, toJson } from "../../owner/io.ts";
+import { listMembers } from "../../owner/members.ts";
 import { readPolicy, readPolicyHistory } from "../../owner/policy.ts";
 import type { PolicyHistory } from "../../owner/policyHistory.ts";
 import { startProgress } from "../../owner/progress.ts";
@@ -61,10 +62,22 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
       "the policy now: allowlists, allow-any-device, require-tcb-up-to-date, revocations (with time and reason)",
     reading: "reading the policy and its revocation events",
     failed: "could not read the policy",
-    read: readPolicy,
+    // Which member runs which compose on which device, admitted by which KMS root, and whether the
+    // policy still admits it.
+    read: async (ctx, range) => ({
+      ...(await readPolicy(ctx, range)),
+      members: await listMembers(ctx, { activeOnly: true }),
+    }),
     succeeded: (view) => `read at block ${view.block}`,
     text: (view) =>
-      `cluster ${view.cluster} on chain ${view.chainId} at block ${view.block}, owner ${view.owner}\n${renderPolicy(view.policy)}`,
+      `cluster ${view.cluster} on chain ${view.chainId} at block ${view.block}, owner ${view.owner}\n${renderPolicy(view.policy)}` +
+      list(
+        "active members (compose hash, device, KMS root, standing)",
+        view.members.map(
+          (m) =>
+            `${m.memberId}  ${m.appId}  compose ${m.composeHash ?? "-"}  device ${m.deviceId ?? (m.deviceFingerprint === null ? "-" : `fingerprint ${m.deviceFingerprint}`)}  KMS root ${m.kmsRoot ?? "-"}  ${m.standing}`,
+        ),
+      ),
   });
 
   registerSwitchCommand(policy.command("require-tcb-up-to-date <onOrOff>"), io, {

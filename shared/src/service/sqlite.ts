@@ -1,8 +1,9 @@
-// node:sqlite, loaded without its one-time ExperimentalWarning. The toolchain's Node 22 ships SQLite
-// built in (no native addon to compile: better-sqlite3 needs an install-time build against Node 22
-// headers, which this project's no-install-scripts rule and closed network do not allow). On load it
-// prints one plain-text warning to stderr, which would be the only line of the daemon's output that
-// is not a pino JSON record; that warning, and only it, is dropped here.
+// node:sqlite (the sponsor's cap ledger, the sidecar's message inbox), loaded without its one-time
+// ExperimentalWarning. The toolchain's Node 22 ships SQLite built in (no native addon to compile:
+// better-sqlite3 needs an install-time build against Node 22 headers, which this project's
+// no-install-scripts rule and closed network do not allow). On load it prints one plain-text warning to
+// stderr, which would be the only line of the daemon's output that is not a pino JSON record; that
+// warning, and only it, is dropped here.
 import { createRequire } from "node:module";
 
 type Sqlite = typeof import("node:sqlite");

@@ -1,0 +1,205 @@
+// The offline member certificate: a genuine one verifies with no RPC; each forgery an attacker can
+// make — another cluster's app id, a KMS root not pinned, a swapped key, a bad or misdirected
+// signature, a record that does not match — is refused with its named reason.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { before, describe, test } from "node:test";
+import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import {
+  type MemberCertificate,
+  type VerifiedCertificate,
+  verifyMemberCertificate,
+} from "@attestmesh/shared/certs/certificate.ts";
+import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import { type Address, bytesToHex, getAddress, type Hex } from "viem";
+import { createMemberApp, fixtureTrust, simulatedCertificate } from "../../../test/helpers/certs.ts";
+import { type ClusterFixture, setupCluster } from "../../../test/helpers/cluster.ts";
+
+const randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
+const randomSalt = (): Hex => bytesToHex(randomBytes(32));
+
+async function refusal(promise: Promise<unknown>): Promise<AttestmeshError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof AttestmeshError, `expected an AttestmeshError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail("expected the certificate to be refused");
+}
+
+describe("member certificate, verified offline", () => {
+  const kmsRoot = createKmsRoot(new Uint8Array(randomBytes(32)));
+  const pinned: PinnedTrust = {
+    chainId: 8453,
+    cluster: randomAddress(),
+    memberAppImplementation: randomAddress(),
+    kmsRoots: [kmsRoot.address],
+  };
+  const salt = randomSalt();
+  const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);
+  let genuine: MemberCertificate;
+  let memberKey: Address;
+  const recordOf = (c: MemberCertificate) => ({
+    appId: c.appId,
+    memberKey,
+    wireguardKey: c.wireguardKey,
+    identityKey: c.identityKey,
+  });
+
+  before(async () => {
+    ({ certificate: genuine, memberKey } = await simulatedCertificate({
+      kmsRoot,
+      appId,
+      salt,
+      chainId: pinned.chainId,
+      cluster: pinned.cluster,
+    }));
+  });
+
+  test("a genuine certificate verifies against the pins and its record, and names its KMS root and member key", async () => {
+    const verified: VerifiedCertificate = await verifyMemberCertificate(genuine, pinned, recordOf(genuine));
+    assert.equal(verified.kmsRoot, kmsRoot.address);
+    assert.equal(verified.memberKey, memberKey);
+  });
+
+  test("another cluster's member app (an app id the KMS issued for someone else's app): AppIdNotMemberApp", async () => {
+    const otherCluster = randomAddress();
+    const otherApp = predictMemberAppId(pinned.memberAppImplementation, otherCluster, salt);
+    // Everything is genuine for the other cluster, signed even for ours: only the app id gives it away.
+    const { certificate } = await simulatedCertificate({
+      kmsRoot,
+      appId: otherApp,
+      salt,
+      chainId: pinned.chainId,
+      cluster: pinned.cluster,
+    });
+    const error = await refusal(verifyMemberCertificate(certificate, pinned));
+    assert.equal(error.code, "AppIdNotMemberApp");
+    // The same with a plain app id (not a clone at all) and with a salt that is not its own.
+    const plain = await simulatedCertificate({
+      kmsRoot,
+      appId: randomAddress(),
+      salt,
+      chainId: pinned.chainId,
+      cluster: pinned.cluster,
+    });
+    assert.equal(
+      (await refusal(verifyMemberCertificate(plain.certificate, pinned))).code,
+      "AppIdNotMemberApp",
+    );
+    assert.equal(
+      (await refusal(verifyMemberCertificate({ ...genuine, salt: randomSalt() }, pinned))).code,
+      "AppIdNotMemberApp",
+    );
+  });
+
+  test("a KMS root the compose does not pin (a simulator, another KMS): KmsRootNotPinned", async () => {
+    const rogue = createKmsRoot(new Uint8Array(randomBytes(32)));
+    const { certificate } = await simulatedCertificate({
+      kmsRoot: rogue,
+      appId,
+      salt,
+      chainId: pinned.chainId,
+      cluster: pinned.cluster,
+    });
+    const error = await refusal(verifyMemberCertificate(certificate, pinned));
+    assert.equal(error.code, "KmsRootNotPinned");
+    assert.equal(error.details.kmsRoot, rogue.address);
+  });
+
+  test("a swapped WireGuard or identity key in the certificate: RegistrationSignatureMismatch", async () => {
+    for (const swapped of [
+      { ...genuine, wireguardKey: bytesToHex(randomBytes(32)) },
+      { ...genuine, identityKey: bytesToHex(randomBytes(32)) },
+    ]) {
+      assert.equal(
+        (await refusal(verifyMemberCertificate(swapped, pinned))).code,
+        "RegistrationSignatureMismatch",
+      );
+    }
+  });
+
+  test("a record whose keys differ from the certified ones (the RPC swapped a key): named by field", async () => {
+    const record = recordOf(genuine);
+    const cases: Array<[string, Partial<typeof record>]> = [
+      ["WireguardKeyMismatch", { wireguardKey: bytesToHex(randomBytes(32)) }],
+      ["IdentityKeyMismatch", { identityKey: bytesToHex(randomBytes(32)) }],
+      ["MemberKeyMismatch", { memberKey: randomAddress() }],
+      ["AppIdMismatch", { appId: randomAddress() }],
+    ];
+    for (const [code, change] of cases) {
+      assert.equal(
+        (await refusal(verifyMemberCertificate(genuine, pinned, { ...record, ...change }))).code,
+        code,
+      );
+    }
+  });
+
+  test("a bad registration signature, or one for another chain, cluster or nonce: RegistrationSignatureMismatch", async () => {
+    const badBytes = `${genuine.signature.slice(0, 10)}${(
+      Number.parseInt(genuine.signature.slice(10, 12), 16) ^ 1
+    )
+      .toString(16)
+      .padStart(2, "0")}${genuine.signature.slice(12)}` as Hex;
+    const elsewhere = async (chainId: number, cluster: Address) =>
+      (await simulatedCertificate({ kmsRoot, appId, salt, chainId, cluster })).certificate;
+    for (const forged of [
+      { ...genuine, signature: badBytes },
+      { ...genuine, signature: `0x${"11".repeat(65)}` as Hex },
+      { ...genuine, nonce: genuine.nonce + 1n },
+      await elsewhere(1, pinned.cluster),
+      await elsewhere(pinned.chainId, randomAddress()),
+    ]) {
+      assert.equal(
+        (await refusal(verifyMemberCertificate(forged, pinned))).code,
+        "RegistrationSignatureMismatch",
+      );
+    }
+  });
+
+  test("a broken key chain: KeyChainInvalid, carrying the key-chain error", async () => {
+    const flipped =
+      `${genuine.appSignature.slice(0, 20)}${genuine.appSignature.slice(20, 22) === "00" ? "01" : "00"}${genuine.appSignature.slice(22)}` as Hex;
+    const error = await refusal(verifyMemberCertificate({ ...genuine, appSignature: flipped }, pinned));
+    assert.equal(error.code, "KeyChainInvalid");
+    assert.ok(typeof error.details.keyChainError === "string");
+  });
+
+  test("malformed fields: MalformedCertificate, naming the field", async () => {
+    for (const [field, change] of [
+      ["memberPubkey", { memberPubkey: "0x02" as Hex }],
+      ["salt", { salt: "0x1234" as Hex }],
+      ["signature", { signature: "not hex" as Hex }],
+    ] as const) {
+      const error = await refusal(verifyMemberCertificate({ ...genuine, ...change }, pinned));
+      assert.equal(error.code, "MalformedCertificate");
+      assert.equal(error.details.field, field);
+    }
+  });
+});
+
+describe("member-app CREATE2 prediction", () => {
+  let fx: ClusterFixture;
+  before(async () => {
+    fx = await setupCluster();
+  });
+
+  test("equals the cluster's own predictMemberApp and createMemberApp for any salt", async () => {
+    const trust = await fixtureTrust(fx);
+    for (let i = 0; i < 3; i++) {
+      const salt = randomSalt();
+      assert.equal(
+        predictMemberAppId(trust.memberAppImplementation, trust.cluster, salt),
+        getAddress(await fx.owner.read.predictMemberApp([salt])),
+      );
+    }
+    const created = await createMemberApp(fx);
+    assert.equal(
+      predictMemberAppId(trust.memberAppImplementation, trust.cluster, created.salt),
+      created.appId,
+    );
+  });
+});

@@ -1,0 +1,489 @@
+// A lying RPC against real sidecars. A pass-through JSON-RPC proxy in front of Hardhat injects a fake
+// "active" member with the attacker's keys into every `members` page and `member(id)` answer — and,
+// to go the whole way, forges that member's MemberRegistered log and registration transaction with a
+// key chain from the attacker's own (unpinned) KMS root — and forges a MessageSent "from" member A to
+// member B that A never sent. The attacker also sends CSK requests and heartbeats as the fake member.
+// At every sample (not only at the end): the fake key is never a WireGuard peer, no CSK answer (sealed
+// or not) ever reaches the attacker, no heartbeat is attributed to it, and the forged message is never
+// delivered; meanwhile the honest mesh forms, and the refusal is visible in logs and metrics.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
+import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { ipToNumber } from "@attestmesh/shared/mesh/cidr.ts";
+import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import { ed25519 } from "@noble/curves/ed25519";
+import { sha256 } from "@noble/hashes/sha2";
+import {
+  type Address,
+  bytesToHex,
+  decodeFunctionData,
+  decodeFunctionResult,
+  encodeAbiParameters,
+  encodeFunctionData,
+  encodeFunctionResult,
+  getAbiItem,
+  type Hex,
+  hexToBytes,
+  pad,
+  toEventSelector,
+  toFunctionSelector,
+  toHex,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
+import { type ClusterFixture, SIMULATED_CLAIMS, setupCluster } from "../../../test/helpers/cluster.ts";
+import { serveRpc } from "../../../test/helpers/rpcServer.ts";
+import { parseConfig } from "../../src/config.ts";
+import { encodeRequest } from "../../src/csk/codec.ts";
+import { encodeHeartbeat } from "../../src/heartbeat/codec.ts";
+import { type Sidecar, startSidecar } from "../../src/main.ts";
+import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import { loopbackFor } from "../../src/meshnet/socket.ts";
+import { sealMessage } from "../../src/messages/envelope.ts";
+import { createMemoryBackend, type MemoryBackend } from "../../src/wireguard/memory.ts";
+import { type CapturedLogger, captureLogger, freePort } from "../helpers.ts";
+
+const KEYS: readonly Hex[] = [
+  "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+  "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+];
+
+const MEMBERS = toFunctionSelector("members(uint64,uint256)");
+const MEMBER = toFunctionSelector("member(uint64)");
+const MEMBER_REGISTERED = toEventSelector(
+  getAbiItem({ abi: clusterAbi, name: "MemberRegistered" }) as Parameters<typeof toEventSelector>[0],
+);
+const MESSAGE_SENT = toEventSelector(
+  getAbiItem({ abi: clusterAbi, name: "MessageSent" }) as Parameters<typeof toEventSelector>[0],
+);
+const FAKE_TX: Hex = `0x${"de".repeat(32)}`;
+
+interface Node {
+  readonly name: string;
+  readonly sidecar: Sidecar;
+  readonly backend: MemoryBackend;
+  readonly log: CapturedLogger;
+}
+
+describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attribute a message", {
+  timeout: 240_000,
+}, () => {
+  let fx: ClusterFixture;
+  let trust: PinnedTrust;
+  let dir: string;
+  let proxy: Awaited<ReturnType<typeof serveRpc>>;
+  let meshPort: number;
+  const closers: Array<() => Promise<unknown>> = [];
+
+  // The attacker: its own KMS root (not pinned), a genuine member app of the cluster that no TEE booted,
+  // and the keys a CVM under its KMS derives for that app id.
+  const rogueKms = createKmsRoot(new Uint8Array(randomBytes(32)));
+  const FAKE_ID = 900n;
+  const FAKE_MESH_IP = "10.77.200.200";
+  let fakeApp: Address;
+  let fake: {
+    identitySeed: Uint8Array;
+    identityKey: Hex;
+    wireguardKey: Hex;
+    memberKey: Address;
+    registerInput: Hex;
+  };
+  /** The forged MessageSent, once the proxy served it. */
+  let forgedServed = false;
+  let forgedEnvelope: Hex;
+  const members: { a?: bigint; b?: bigint } = {};
+  let bIdentityKey: Hex | undefined;
+
+  function fakeView() {
+    return {
+      memberId: FAKE_ID,
+      appId: fakeApp,
+      memberKey: fake.memberKey,
+      wireguardKey: fake.wireguardKey,
+      identityKey: fake.identityKey,
+      meshIp: ipToNumber(FAKE_MESH_IP),
+      status: 1,
+      registeredAt: 1,
+      endedAt: 0,
+      endReason: 0,
+    };
+  }
+
+  /** What the lying provider answers: Hardhat's answer, with the attacker's additions. */
+  async function lie(method: string, params: unknown[]): Promise<unknown> {
+    const provider = fx.connection.provider;
+    if (method === "eth_getTransactionByHash" && params[0] === FAKE_TX) {
+      const real = (await provider.request({ method: "eth_getBlockByNumber", params: ["latest", true] })) as {
+        transactions: Record<string, unknown>[];
+      };
+      const template = real.transactions[0] ?? {};
+      return { ...template, hash: FAKE_TX, input: fake.registerInput };
+    }
+    const result = await provider.request({ method, params });
+    if (method === "eth_call") {
+      const call = params[0] as { to?: string; data?: Hex; input?: Hex };
+      const data = call.data ?? call.input;
+      if (data?.startsWith(MEMBERS)) {
+        const [page, nextId] = decodeFunctionResult({
+          abi: clusterAbi,
+          functionName: "members",
+          data: result as Hex,
+        });
+        return encodeFunctionResult({
+          abi: clusterAbi,
+          functionName: "members",
+          result: [[...page, fakeView()], nextId],
+        });
+      }
+      if (data?.startsWith(MEMBER)) {
+        const { args } = decodeFunctionData({ abi: clusterAbi, data });
+        if (args?.[0] === FAKE_ID) {
+          return encodeFunctionResult({ abi: clusterAbi, functionName: "member", result: fakeView() });
+        }
+      }
+    }
+    if (method === "eth_getLogs") {
+      const filter = params[0] as { topics?: (Hex | Hex[] | null)[]; fromBlock?: Hex; toBlock?: Hex };
+      const topics = filter.topics ?? [];
+      const logs = result as Record<string, unknown>[];
+      const at =
+        typeof filter.toBlock === "string" && filter.toBlock.startsWith("0x") ? filter.toBlock : "0x1";
+      // A forged log names a real block (its real hash): the block agreement cannot tell it apart, so
+      // what refuses it is the certificate and the sender signature.
+      const block = await fx.publicClient.getBlock({ blockNumber: BigInt(at) }).catch(() => undefined);
+      const base = {
+        address: fx.deployed.diamond.toLowerCase(),
+        blockNumber: at,
+        blockHash: block?.hash ?? `0x${"ab".repeat(32)}`,
+        transactionIndex: "0x0",
+        logIndex: "0x63",
+        removed: false,
+      };
+      if (topics[0] === MEMBER_REGISTERED && topics[2] === pad(fakeApp.toLowerCase() as Hex)) {
+        return [
+          ...logs,
+          {
+            ...base,
+            transactionHash: FAKE_TX,
+            topics: [
+              MEMBER_REGISTERED,
+              pad(toHex(FAKE_ID)),
+              pad(fakeApp.toLowerCase() as Hex),
+              pad(fake.memberKey.toLowerCase() as Hex),
+            ],
+            data: encodeAbiParameters(
+              [{ type: "bytes32" }, { type: "bytes32" }, { type: "uint32" }, { type: "address" }],
+              [fake.wireguardKey, fake.identityKey, ipToNumber(FAKE_MESH_IP), rogueKms.address],
+            ),
+          },
+        ];
+      }
+      const recipient = members.b === undefined ? undefined : pad(toHex(members.b));
+      if (
+        topics[0] === MESSAGE_SENT &&
+        topics[1] === recipient &&
+        members.a !== undefined &&
+        members.b !== undefined &&
+        bIdentityKey !== undefined &&
+        !forgedServed
+      ) {
+        forgedServed = true;
+        forgedEnvelope = bytesToHex(randomBytes(32));
+        const ciphertext = sealMessage(
+          {
+            header: {
+              chainId: BigInt(fx.chainId),
+              cluster: fx.deployed.diamond,
+              senderId: members.a,
+              recipientId: members.b,
+              envelopeId: forgedEnvelope,
+            },
+            payload: new TextEncoder().encode("forged: A never sent this"),
+          },
+          bIdentityKey,
+          fake.identitySeed,
+        );
+        return [
+          ...logs,
+          {
+            ...base,
+            transactionHash: `0x${"ef".repeat(32)}`,
+            topics: [MESSAGE_SENT, recipient, pad(toHex(members.a)), forgedEnvelope],
+            data: encodeAbiParameters([{ type: "bytes" }], [bytesToHex(ciphertext)]),
+          },
+        ];
+      }
+    }
+    return result;
+  }
+
+  /** The nodes' compose: the trust values and the one RPC provider, the lying proxy; allowed once. */
+  let composeAllowed = false;
+  async function nodeCompose(): Promise<string> {
+    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(proxy.url).origin] });
+    if (!composeAllowed) {
+      const hash = toHex(sha256(new TextEncoder().encode(compose)));
+      await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addComposeHash([hash]) });
+      composeAllowed = true;
+    }
+    return compose;
+  }
+
+  async function startNode(name: string, appId: Address, gasKey: Hex): Promise<Node> {
+    const socketPath = join(dir, `${name}.sock`);
+    const sim = await startDstackSimulator({
+      socketPath,
+      cvm: createSimulatedCvm({
+        kmsRoot: fx.kmsRoot,
+        appId: hexToBytes(appId),
+        appCompose: await nodeCompose(),
+      }),
+      logger: captureLogger("silent").logger,
+    });
+    closers.push(() => sim.close());
+    const backend = createMemoryBackend();
+    const log = captureLogger();
+    const sidecar = await startSidecar(
+      parseConfig({
+        ATTESTMESH_RPC_URL: proxy.url,
+        ATTESTMESH_CLUSTER: fx.deployed.diamond,
+        ATTESTMESH_CONFIRMATIONS: "0",
+        ATTESTMESH_POLL_INTERVAL_MS: "200",
+        ATTESTMESH_GAS_KEY: gasKey,
+        DSTACK_SIMULATOR_ENDPOINT: socketPath,
+        ATTESTMESH_WG_MODE: "memory",
+        ATTESTMESH_HEALTH_HOST: "127.0.0.1",
+        ATTESTMESH_HEALTH_PORT: "0",
+        ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
+        ATTESTMESH_LOG_LEVEL: "debug",
+        ATTESTMESH_MESH_PORT: String(meshPort),
+        ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250",
+        ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500",
+      }),
+      { logger: log.logger, backend, initialBackoffMs: 100 },
+    );
+    closers.push(async () => {
+      await sidecar.stop("test over");
+      await sidecar.done.catch(() => {});
+    });
+    return { name, sidecar, backend, log };
+  }
+
+  before(async () => {
+    await loadSodium();
+    fx = await setupCluster();
+    trust = await fixtureTrust(fx);
+    dir = await mkdtemp(join(tmpdir(), "am-lying-"));
+    meshPort = await freePort();
+    ({ appId: fakeApp } = await createMemberApp(fx));
+    const cvm = createSimulatedCvm({ kmsRoot: rogueKms, appId: hexToBytes(fakeApp) });
+    const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
+    const identity = cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519");
+    const wireguard = cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose, "ed25519");
+    const account = privateKeyToAccount(bytesToHex(member.key));
+    const identityKey = bytesToHex(ed25519.getPublicKey(identity.key));
+    const wireguardKey = bytesToHex(derivedPublicKey(wireguard.key, "ed25519"));
+    const signature = await account.signTypedData({
+      domain: memberDomain(fx.chainId, fx.deployed.diamond),
+      types: memberTypes,
+      primaryType: "Register",
+      message: { appId: fakeApp, wireguardKey, identityKey, ...SIMULATED_CLAIMS, nonce: 0n },
+    });
+    fake = {
+      identitySeed: identity.key,
+      identityKey,
+      wireguardKey,
+      memberKey: account.address,
+      registerInput: encodeFunctionData({
+        abi: clusterAbi,
+        functionName: "register",
+        args: [
+          {
+            appId: fakeApp,
+            memberPubkey: bytesToHex(derivedPublicKey(member.key, "secp256k1")),
+            appPubkey: bytesToHex(cvm.appPublicKey),
+            appSignature: bytesToHex(member.signatureChain[0]!),
+            kmsSignature: bytesToHex(member.signatureChain[1]!),
+            guestApiVersion: 0,
+          },
+          wireguardKey,
+          identityKey,
+          SIMULATED_CLAIMS,
+          signature,
+        ],
+      }),
+    };
+    proxy = await serveRpc({ request: ({ method, params }) => lie(method, params ?? []) });
+  });
+
+  after(async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    await proxy?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("the honest mesh forms; the injected member never becomes a peer, gets no CSK answer, is attributed nothing", async () => {
+    const apps = [await createMemberApp(fx), await createMemberApp(fx)];
+    const a = await startNode("a", apps[0]!.appId, KEYS[0]!);
+    const b = await startNode("b", apps[1]!.appId, KEYS[1]!);
+
+    // The attacker's own mesh endpoint: it asks for the CSK and sends heartbeats as the fake member.
+    const attacker = createSocket("udp4");
+    await new Promise<void>((resolve) => attacker.bind(meshPort, loopbackFor(FAKE_MESH_IP), resolve));
+    const answers: Buffer[] = [];
+    attacker.on("message", (m) => answers.push(m));
+    const key = signingKeyFromSeed(Uint8Array.from(fake.identitySeed));
+    let counter = 0n;
+    const attack = () => {
+      for (const node of [a, b]) {
+        const s = node.sidecar.status();
+        if (s.memberId === undefined || s.meshIp === undefined) continue;
+        const target = loopbackFor(s.meshIp);
+        const cluster = { chainId: fx.chainId, cluster: fx.deployed.diamond };
+        for (const epoch of [0n, 1n]) {
+          const request = encodeRequest(
+            {
+              ...cluster,
+              requesterId: FAKE_ID,
+              serverId: s.memberId,
+              epoch,
+              timestampMs: BigInt(Date.now()),
+              nonce: new Uint8Array(randomBytes(16)),
+            },
+            key.sign,
+          );
+          attacker.send(request, meshPort, target);
+        }
+        counter += 1n;
+        const heartbeat = encodeHeartbeat(
+          {
+            ...cluster,
+            senderId: FAKE_ID,
+            epoch: 1n,
+            holdsCsk: false,
+            counter,
+            timestampMs: BigInt(Date.now()),
+            heard: [],
+          },
+          key.sign,
+        );
+        attacker.send(heartbeat, meshPort, target);
+      }
+    };
+
+    /** Every invariant, checked at every sample. */
+    let samples = 0;
+    const check = async () => {
+      samples += 1;
+      for (const node of [a, b]) {
+        const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
+        assert.ok(
+          peers.every((p) => p.publicKey !== Buffer.from(hexToBytes(fake.wireguardKey)).toString("base64")),
+          `sample ${samples}: ${node.name} has the injected key as a WireGuard peer`,
+        );
+        assert.ok(
+          node.sidecar.peers.peers().every((p) => p.memberId !== FAKE_ID),
+          `sample ${samples}: ${node.name} attributed a heartbeat to the injected member`,
+        );
+      }
+      assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
+      const delivered = (await b.sidecar.metrics.registry.metrics())
+        .split("\n")
+        .find((l) => l.startsWith("attestmesh_messages_received_total "));
+      assert.equal(
+        delivered ?? "attestmesh_messages_received_total 0",
+        "attestmesh_messages_received_total 0",
+        `sample ${samples}: B delivered a message`,
+      );
+    };
+
+    const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
+    const deadline = Date.now() + 60_000;
+    while (!(healthy(a) && healthy(b) && forgedServed)) {
+      if (Date.now() >= deadline) {
+        const tail = (n: Node) =>
+          n.log
+            .lines()
+            .filter((l) => l.level >= 40)
+            .slice(-8)
+            .map((l) => JSON.stringify(l))
+            .join("\n");
+        assert.fail(
+          `the honest mesh did not form in time: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, forged message served ${forgedServed}\n${tail(a)}\n${tail(b)}`,
+        );
+      }
+      const sa = a.sidecar.status();
+      const sb = b.sidecar.status();
+      if (sa.memberId !== undefined) members.a = sa.memberId;
+      if (sb.memberId !== undefined) members.b = sb.memberId;
+      if (bIdentityKey === undefined && members.b !== undefined) {
+        bIdentityKey = (await fx.owner.read.member([members.b])).identityKey;
+      }
+      attack();
+      await check();
+      // WireGuard is in memory: complete a handshake with every peer the chain view made (checked above).
+      for (const node of [a, b]) {
+        if (node.backend.interface === undefined) continue;
+        for (const peer of await node.backend.peers()) {
+          if (peer.latestHandshake === 0)
+            node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
+        }
+      }
+      await delay(100);
+    }
+    // Keep attacking (and checking) for a while with the mesh healthy and the CSK held on both.
+    for (let i = 0; i < 30; i++) {
+      attack();
+      await check();
+      await delay(100);
+    }
+    attacker.close();
+    key.destroy();
+
+    // The honest members are each other's only peer.
+    const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
+    assert.deepEqual(
+      (await a.backend.peers()).map((p) => p.publicKey),
+      [keyOf(b)],
+    );
+    assert.deepEqual(
+      (await b.backend.peers()).map((p) => p.publicKey),
+      [keyOf(a)],
+    );
+    assert.ok(samples > 10, `sampled ${samples} times`);
+
+    // The refusal is visible: the named reason in a log line and in the metrics, and the CSK requests
+    // were refused as not from a member.
+    for (const node of [a, b]) {
+      const line = node.log
+        .lines()
+        .find((l) => l.msg.startsWith("member not verified") && l.memberId === FAKE_ID.toString());
+      assert.ok(line, `${node.name} logged the refusal`);
+      assert.equal(line.reason, "KmsRootNotPinned");
+      const text = await node.sidecar.metrics.registry.metrics();
+      assert.match(text, /attestmesh_member_certificates_total\{result="KmsRootNotPinned"\} [1-9]/);
+      assert.match(text, /attestmesh_unverified_members 1/);
+      assert.match(text, /attestmesh_csk_requests_total\{outcome="not-a-member"\} [1-9]/);
+      assert.match(text, /attestmesh_member_certificates_total\{result="verified"\} [1-9]/);
+    }
+    // The forged MessageSent reached B and was dropped: A's certified key did not sign it.
+    const dropped = await b.sidecar.metrics.registry.metrics();
+    assert.match(dropped, /attestmesh_messages_dropped_total\{reason="SenderSignatureInvalid"\} 1/);
+    assert.ok(
+      b.log.lines().some((l) => l.envelopeId === forgedEnvelope && l.reason === "SenderSignatureInvalid"),
+      "B logged the forged message's refusal",
+    );
+  });
+});

@@ -1,0 +1,230 @@
+// The quorum read interface against real JSON-RPC over HTTP: an in-process Hardhat chain served on a
+// port, two pass-through proxies in front of it (the devnet's own), and the chain itself as a third
+// provider. One proxy lies in each of the ways issue 12's review did; every read still returns the
+// chain's truth, and the lie shows as an adversarial log line and a counted disagreement. With only one
+// honest provider left (the other down) nothing is returned at all.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
+import { type RpcProxy, startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
+import { custom, encodeEventTopics, getAbiItem, type Hex, http, keccak256, toHex } from "viem";
+import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
+import { serveRpc } from "../../../test/helpers/rpcServer.ts";
+import { createClusterReader } from "../../src/chain/cluster.ts";
+import { MEMBERSHIP_EVENTS } from "../../src/chain/follower.ts";
+import { type ChainReads, createChainReads } from "../../src/chain/reads.ts";
+import { AttestmeshError } from "../../src/errors.ts";
+import { captureLogger } from "../helpers.ts";
+
+describe("quorum chain reads over real providers, one of them lying", () => {
+  let fx: ClusterFixture;
+  let served: Awaited<ReturnType<typeof serveRpc>>;
+  let honest: RpcProxy;
+  let liar: RpcProxy;
+  const ids: bigint[] = [];
+
+  function reads(quorum = 2) {
+    const log = captureLogger("debug");
+    const disagreements: string[] = [];
+    const failures: string[] = [];
+    const r: ChainReads = createChainReads({
+      endpoints: [
+        { origin: "hardhat", transport: custom(fx.connection.provider, { retryCount: 0 }) },
+        { origin: "proxy-honest", transport: http(honest.url, { retryCount: 0, timeout: 5_000 }) },
+        { origin: "proxy-liar", transport: http(liar.url, { retryCount: 0, timeout: 5_000 }) },
+      ],
+      quorum,
+      logger: log.logger,
+      observer: {
+        disagreement: (read) => disagreements.push(read),
+        providerFailure: (origin) => failures.push(origin),
+      },
+    });
+    return { r, log, disagreements, failures };
+  }
+
+  before(async () => {
+    fx = await setupCluster();
+    for (let i = 0; i < 3; i++) ids.push(await admit(fx, simulatedNode(fx.kmsRoot)));
+    await fx.owner.write.evict([ids[1]!, 7]);
+    served = await serveRpc(fx.connection.provider);
+    honest = await startRpcProxy({ upstream: served.url });
+    liar = await startRpcProxy({ upstream: served.url });
+  });
+
+  after(async () => {
+    await liar?.close();
+    await honest?.close();
+    await served?.close();
+  });
+
+  /** The truth, read straight from the chain through one provider. */
+  async function truth() {
+    const only = createChainReads({
+      endpoints: [{ origin: "hardhat", transport: custom(fx.connection.provider, { retryCount: 0 }) }],
+      quorum: 1,
+      logger: captureLogger("silent").logger,
+    });
+    const at = await only.agreedBlock(0);
+    return { at, members: await createClusterReader(only, fx.deployed.diamond).allMembers(at) };
+  }
+
+  test("all honest: the quorum agrees, nothing is reported, and two providers answer each read", async () => {
+    liar.set({ behaviour: "honest" });
+    const { r, disagreements } = reads();
+    const t = await truth();
+    const at = await r.agreedBlock(0);
+    assert.deepEqual(at, t.at);
+    const members = await createClusterReader(r, fx.deployed.diamond).allMembers(at);
+    assert.deepEqual(members, t.members);
+    assert.equal(await r.chainId(), fx.chainId);
+    assert.deepEqual(disagreements, []);
+  });
+
+  for (const behaviour of ["inject-member", "hide-eviction", "other-chain"] as const) {
+    test(`a provider that lies (${behaviour}) is outvoted on every read, logged as adversarial and counted`, async () => {
+      liar.set({ behaviour });
+      const { r, log, disagreements } = reads();
+      const t = await truth();
+      const reader = createClusterReader(r, fx.deployed.diamond);
+      // Several rounds, so the liar's place in the rotating order covers every position.
+      for (let round = 0; round < 3; round++) {
+        const at = await r.agreedBlock(0);
+        assert.deepEqual(at, t.at, "the agreed block is the chain's");
+        const members = await reader.allMembers(at);
+        assert.deepEqual(members, t.members, "membership is the chain's");
+        assert.ok(!members.has(FAKE_MEMBER.memberId), "no injected member");
+        assert.equal(members.get(ids[1]!)?.status, "evicted", "the eviction is not hidden");
+        assert.equal((await reader.member(ids[1]!, at))?.status, "evicted");
+        assert.equal(await reader.member(FAKE_MEMBER.memberId, at), undefined);
+        const logs = await r.getLogs({
+          address: fx.deployed.diamond,
+          events: MEMBERSHIP_EVENTS,
+          fromBlock: 0n,
+          to: at,
+        });
+        assert.ok(
+          logs.some((l) => l.eventName === "MemberEvicted"),
+          "the MemberEvicted log is there",
+        );
+        assert.ok(!logs.some((l) => l.args.memberId === FAKE_MEMBER.memberId), "no forged registration");
+        assert.equal(await r.chainId(), fx.chainId);
+      }
+      assert.ok(disagreements.length > 0, "the lie was seen");
+      assert.ok(liar.stats().rewritten > 0, "the proxy did lie");
+      const warned = log.lines().filter((l) => l.adversarial === true);
+      assert.ok(warned.length > 0, "an adversarial line was logged");
+      assert.ok(
+        warned.every((l) => l.level === 40 && JSON.stringify(l.outvoted).includes("proxy-liar")),
+        "the liar is named as outvoted",
+      );
+      assert.ok(warned.length <= new Set(disagreements).size, "rate-limited: one line per read kind");
+    });
+  }
+
+  test("a forged MessageSent log is outvoted: the getLogs answer is the chain's", async () => {
+    const recipient = ids[0]!;
+    const event = getAbiItem({ abi: clusterAbi, name: "MessageSent" });
+    const topics = encodeEventTopics({
+      abi: [event],
+      eventName: "MessageSent",
+      args: { recipientId: recipient, senderId: ids[2]!, envelopeId: keccak256(toHex("forged")) },
+    }) as Hex[];
+    liar.set({
+      behaviour: "forge-message",
+      forgedLog: { address: fx.deployed.diamond, topics, data: "0x" },
+    });
+    const { r, disagreements } = reads();
+    for (let round = 0; round < 3; round++) {
+      const at = await r.agreedBlock(0);
+      const logs = await r.getLogs({
+        address: fx.deployed.diamond,
+        events: [MESSAGE_SENT_EVENT],
+        args: { recipientId: recipient },
+        fromBlock: 0n,
+        to: at,
+      });
+      assert.deepEqual(logs, [], "no message was ever sent on chain");
+    }
+    assert.ok(disagreements.includes("eth_getLogs"));
+  });
+
+  test("one honest provider down: reads keep working, with no disagreement", async () => {
+    liar.set({ behaviour: "honest" });
+    honest.set({ behaviour: "down" });
+    try {
+      const { r, disagreements, failures } = reads();
+      const t = await truth();
+      for (let round = 0; round < 3; round++) {
+        const at = await r.agreedBlock(0);
+        assert.deepEqual(await createClusterReader(r, fx.deployed.diamond).allMembers(at), t.members);
+      }
+      assert.deepEqual(disagreements, []);
+      assert.ok(failures.includes("proxy-honest"));
+    } finally {
+      honest.set({ behaviour: "honest" });
+    }
+  });
+
+  test("one provider rate-limited (HTTP 429): reads keep working", async () => {
+    liar.set({ behaviour: "rate-limited" });
+    const { r, disagreements } = reads();
+    const t = await truth();
+    const at = await r.agreedBlock(0);
+    assert.deepEqual(await createClusterReader(r, fx.deployed.diamond).allMembers(at), t.members);
+    assert.deepEqual(disagreements, []);
+  });
+
+  test("a liar and a provider down leave one honest answer: the read fails, retryable, and never returns the lie", async () => {
+    liar.set({ behaviour: "inject-member" });
+    honest.set({ behaviour: "down" });
+    try {
+      const { r } = reads();
+      const at = await r.agreedBlock(0).catch(() => undefined);
+      // The block hash itself agrees (the liar does not lie about it); the membership read cannot.
+      assert.ok(at !== undefined);
+      for (let round = 0; round < 3; round++) {
+        await assert.rejects(createClusterReader(r, fx.deployed.diamond).allMembers(at), (error: unknown) => {
+          assert.ok(error instanceof AttestmeshError);
+          assert.equal(error.code, "RpcError");
+          assert.equal(error.retryable, true);
+          return true;
+        });
+      }
+    } finally {
+      honest.set({ behaviour: "honest" });
+    }
+  });
+
+  test("a provider lying about the head (far ahead, or stale) moves nothing; a stale quorum cannot rewind", async () => {
+    const t = await truth();
+    for (const behaviour of ["far-head", "stale-head"] as const) {
+      liar.set({ behaviour });
+      const { r } = reads();
+      for (let round = 0; round < 3; round++) assert.deepEqual(await r.agreedBlock(0), t.at, behaviour);
+    }
+    // Once the truth was agreed, a stale head can no longer pull the view back, even when the liar's
+    // stale answer is the quorum-th highest (the other honest provider down).
+    liar.set({ behaviour: "stale-head" });
+    const { r } = reads();
+    assert.deepEqual(await r.agreedBlock(0), t.at);
+    honest.set({ behaviour: "down" });
+    try {
+      for (let round = 0; round < 3; round++) assert.equal((await r.agreedBlock(0)).number, t.at.number);
+    } finally {
+      honest.set({ behaviour: "honest" });
+      liar.set({ behaviour: "honest" });
+    }
+  });
+
+  test("agreedBlock(confirmations) is the agreed head − confirmations", async () => {
+    liar.set({ behaviour: "honest" });
+    const { r } = reads();
+    const t = await truth();
+    assert.deepEqual(await r.agreedBlock(0), t.at);
+    const lagging = await r.agreedBlock(1);
+    assert.equal(lagging.number, t.at.number - 1n);
+  });
+});

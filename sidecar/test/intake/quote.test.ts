@@ -1,0 +1,90 @@
+// The indexer's quote check against a real cluster (in-process Hardhat) and a real TDX quote with its
+// Intel collateral at the fixture's time: everything an indexer could lie about — stale collateral,
+// another code id, a key the quote does not bind, a simulated quote where the simulator is not
+// allowed — is refused by name, and the cluster's TCB rule is read from the chain.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { before, describe, test } from "node:test";
+import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
+import { refusal } from "@attestmesh/shared/attestation/verify.ts";
+import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
+import { quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
+import type { Address, Hex } from "viem";
+import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
+import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
+import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
+import type { IndexerRecord } from "../../src/intake/registry.ts";
+
+const fixture = loadNearMpcAttestation();
+const realQuote = toHex(Uint8Array.from(fixture.quote));
+const collateral = fixedCollateral(fixture.collateral, "fixture collateral");
+
+function record(codeId: string, signingKey: Hex = toHex(randomBytes(32)) as Hex): IndexerRecord {
+  return { endpoint: "ws://indexer", signingKey, codeId: codeId as Hex, appId: randomAppId() as Address };
+}
+
+describe("the indexer's quote", { timeout: 120_000 }, () => {
+  let fx: ClusterFixture;
+  let withoutSimulator: ClusterFixture;
+  before(async () => {
+    fx = await setupCluster();
+    withoutSimulator = await setupCluster({ kmsRoots: [randomAppId() as Address] });
+  });
+  const check = (cluster: ClusterFixture, at = fixture.verifyAt) =>
+    createIndexerQuoteCheck({
+      client: cluster.publicClient,
+      cluster: cluster.deployed.diamond,
+      collateral,
+      now: () => at,
+    });
+
+  test("a real quote verifies with its code id, and a key it does not bind is refused", async () => {
+    const report = await check(fx)(realQuote, record(`0x${fixture.tcb_info.compose_hash}`));
+    const passed = report.checks.filter((c) => c.ok).map((c) => c.name);
+    for (const name of ["collateral", "quote", "tcb", "code-id"])
+      assert.ok(passed.includes(name as never), name);
+    // The fixture's report data is not attestmesh's indexer binding: no registry key is bound by it.
+    assert.equal(refusal(report)?.reason, "ReportDataMismatch");
+  });
+
+  test("a real quote for other code than the code id is refused", async () => {
+    const report = await check(fx)(realQuote, record(toHex(randomBytes(32))));
+    assert.equal(report.checks.find((c) => c.name === "code-id")?.reason, "ComposeHashNotExpected");
+  });
+
+  test("with today's clock the fixture's collateral is stale", async () => {
+    const report = await check(fx, Math.floor(Date.now() / 1000))(
+      realQuote,
+      record(fixture.tcb_info.compose_hash),
+    );
+    assert.equal(refusal(report)?.reason, "CollateralOutsideWindow");
+  });
+
+  test("the cluster's TCB rule comes from the chain", async () => {
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.setRequireTcbUpToDate([true]),
+    });
+    const report = await check(fx)(realQuote, record(fixture.tcb_info.compose_hash));
+    assert.equal(report.tcbStatus, "UpToDate");
+    assert.equal(report.checks.find((c) => c.name === "tcb")?.ok, true);
+  });
+
+  test("a simulated quote binding the key passes only where the simulator is allowed", async () => {
+    const cvm = createSimulatedCvm({
+      kmsRoot: fx.kmsRoot,
+      appId: randomBytes(20),
+      composeHash: randomBytes(32),
+    });
+    const signingKey = toHex(randomBytes(32)) as Hex;
+    const quote = toHex(cvm.getQuote(quoteReportData(Buffer.from(signingKey.slice(2), "hex"))));
+    const good = record(toHex(cvm.info().composeHash), signingKey);
+    const allowed = await check(fx)(quote, good);
+    assert.equal(allowed.ok, true, JSON.stringify(allowed.checks));
+    assert.equal(allowed.kind, "simulated");
+    const refused = await check(withoutSimulator)(quote, good);
+    assert.equal(refusal(refused)?.reason, "SimulatorNotAllowed");
+    const otherKey = await check(fx)(quote, record(good.codeId));
+    assert.equal(refusal(otherKey)?.reason, "ReportDataMismatch");
+  });
+});
