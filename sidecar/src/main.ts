@@ -384,6 +384,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       memberId: cycle.memberId,
       transport: peerTransport,
       onMembershipEnded: cycle.membershipEnded,
+      wake: (reason) => void wake(reason),
     });
     const messaging = await retry("starting sealed messages", () =>
       startMessaging({
