@@ -170,7 +170,7 @@ function bareDown(namespaces: readonly string[] = BARE, ownNamespaces = true): v
 /**
  * Bare wireguard-go, configured by hand with wg(8) (the devnet's MTU, no keepalive), between two
  * namespaces: by default its own pair on a veth link; given `within`, two existing namespaces (the devnet
- * nodes', next to their mesh interfaces, over the same underlay) on port 51821. Returns the sink's address.
+ * nodes', next to their mesh interfaces, over the same underlay) on port 52820. Returns the sink's address.
  */
 function bareUp(within?: {
   readonly namespaces: readonly [string, string];
@@ -178,7 +178,7 @@ function bareUp(within?: {
 }): string {
   const namespaces = within?.namespaces ?? BARE;
   const underlay = within?.underlay ?? ["198.19.77.1", "198.19.77.2"];
-  const port = within === undefined ? 51820 : 51821;
+  const port = within === undefined ? 51820 : 52820;
   if (within === undefined) {
     bareDown();
     sh(["ip", "netns", "add", BARE[0]]);

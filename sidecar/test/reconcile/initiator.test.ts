@@ -59,11 +59,16 @@ describe("createHandshakeTieBreak", () => {
     assert.equal(tieBreak.nextRelease(), undefined);
   });
 
-  it("the higher key adds a new peer without endpoint and keepalive until the hold ends", () => {
+  it("the higher key adds a new peer without its keepalive (adding it sends nothing) until the hold ends", () => {
     const { low, high } = ordered();
     const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
     const planned = [peer(low.publicKeyBase64, 1)];
-    const responder = { publicKey: low.publicKeyBase64, allowedIps: ["10.77.0.1/32"] };
+    // The endpoint stays: an attempt without one would hold back wireguard-go's initiations for 5 s.
+    const responder = {
+      publicKey: low.publicKeyBase64,
+      allowedIps: ["10.77.0.1/32"],
+      endpoint: "198.18.0.1:51820",
+    };
     assert.deepEqual(tieBreak.apply(planned, [], 1_000), [responder]);
     assert.equal(tieBreak.nextRelease(), 1_300);
     // Still held 299 ms later (the interface has it, no handshake yet).
@@ -78,7 +83,7 @@ describe("createHandshakeTieBreak", () => {
     const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
     const planned = [peer(low.publicKeyBase64, 1)];
     const [held] = tieBreak.apply(planned, [], 1_000);
-    assert.equal(held?.endpoint, undefined);
+    assert.equal(held?.keepaliveSeconds, undefined);
     assert.deepEqual(tieBreak.apply(planned, [status(held!, 1_700_000_000)], 1_050), planned);
     assert.equal(tieBreak.nextRelease(), undefined);
   });
@@ -108,7 +113,7 @@ describe("createHandshakeTieBreak", () => {
     const applied = tieBreak.apply(planned, [], 1_000);
     for (const [i, config] of applied.entries()) {
       const held = !initiatesFirst(self, others[i]!);
-      assert.equal(config.endpoint === undefined, held, `peer ${i}`);
+      assert.equal(config.endpoint, planned[i]!.endpoint, `peer ${i}: the endpoint always goes in`);
       assert.equal(config.keepaliveSeconds === undefined, held, `peer ${i}`);
       assert.deepEqual(config.allowedIps, planned[i]!.allowedIps, "routes go in either way");
     }
@@ -118,7 +123,7 @@ describe("createHandshakeTieBreak", () => {
       const without = planned.filter((_, i) => i !== lowest);
       tieBreak.apply(without, [], 2_000);
       const again = tieBreak.apply(planned, [], 3_000);
-      assert.equal(again[lowest]?.endpoint, undefined);
+      assert.equal(again[lowest]?.keepaliveSeconds, undefined);
     }
   });
 });
