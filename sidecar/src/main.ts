@@ -246,6 +246,17 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       },
       "keys derived; every dstack key chain verified",
     );
+    // The interface (wireguard-go starts in about a second) comes up while this node registers, so
+    // peers can handshake the moment it has its address and its peers; `up` retries if this fails.
+    backend
+      .prepare?.({
+        name: config.wgInterface,
+        privateKey: keys.wireguard.privateKey.reveal(),
+        listenPort: config.wgListenPort,
+      })
+      .catch((error: unknown) =>
+        logger.warn({ err: error }, "cannot prepare the WireGuard interface ahead of registration"),
+      );
 
     // Trust decisions rest on the values the attested compose pins, never on the environment. The
     // compose is read once: the trust values and the RPC providers both come from it.
@@ -401,6 +412,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       memberId: cycle.memberId,
       transport: peerTransport,
       onMembershipEnded: cycle.membershipEnded,
+      wake: (reason) => void wake(reason),
     });
     const messaging = await retry("starting sealed messages", () =>
       startMessaging({

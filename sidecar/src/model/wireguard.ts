@@ -31,3 +31,6 @@ export interface InterfaceConfig {
   /** This node's mesh address with the cluster prefix, e.g. "10.77.0.1/16". */
   readonly address: string;
 }
+
+/** An interface before this node has a mesh address: what `WireGuardBackend.prepare` takes. */
+export type DeviceConfig = Omit<InterfaceConfig, "address">;

@@ -48,19 +48,27 @@ export function isEmptyDiff(diff: PeerDiff): boolean {
 }
 
 /**
- * Applies `diff` one call per peer: adds and updates first, removals last, so an allowed IP that moves to
+ * Applies `diff` one call per peer (adds and updates in one call where the backend has `setPeers`): adds and updates first, removals last, so an allowed IP that moves to
  * a new key (a rotated member, a reused address) is routed to its new owner before the old peer goes, and
- * a failure half-way never leaves fewer peers than before. Returns the number of backend calls made;
+ * a failure half-way never leaves fewer peers than before. Returns the number of peer operations (one per peer);
  * stops at the first failure (the next reconcile recomputes the diff).
  */
 export async function applyDiff(
-  backend: Pick<WireGuardBackend, "setPeer" | "removePeer">,
+  backend: Pick<WireGuardBackend, "setPeer" | "setPeers" | "removePeer">,
   diff: PeerDiff,
 ): Promise<number> {
   let operations = 0;
-  for (const peer of [...diff.add, ...diff.update]) {
-    await backend.setPeer(peer);
-    operations += 1;
+  const set = [...diff.add, ...diff.update];
+  if (backend.setPeers !== undefined && set.length > 1) {
+    // One step for every add and change (wg.ts: one wg(8) call), so a newcomer's peers all start
+    // their handshakes together instead of one command apart.
+    await backend.setPeers(set);
+    operations += set.length;
+  } else {
+    for (const peer of set) {
+      await backend.setPeer(peer);
+      operations += 1;
+    }
   }
   for (const publicKey of diff.remove) {
     await backend.removePeer(publicKey);

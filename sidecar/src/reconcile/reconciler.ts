@@ -17,6 +17,7 @@ import type { WireGuardBackend } from "../wireguard/backend.ts";
 import { computeDesiredPeers } from "./desired.ts";
 import { applyDiff, diffPeers } from "./diff.ts";
 import type { EndpointsSource } from "./endpoints.ts";
+import { createHandshakeTieBreak } from "./initiator.ts";
 
 export interface ReconcilerOptions {
   readonly follower: MembershipFollower;
@@ -36,6 +37,10 @@ export interface ReconcilerOptions {
   readonly onMembershipEnded: (member: Member) => void;
   /** Chooses each peer's endpoint (gateway bridge or direct UDP); absent: the endpoints file as is. */
   readonly transport?: PeerTransport;
+  /** Asks for a pass soon (when a first-handshake hold ends, initiator.ts); absent: the next tick. */
+  readonly wake?: (reason: string) => void;
+  /** How long the higher-keyed side of a new pair waits for the other's first initiation (initiator.ts). */
+  readonly handshakeHoldMs?: number;
 }
 
 export interface Reconciler {
@@ -48,6 +53,20 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let interfaceAddress: string | undefined;
   let lastDropped = "";
   let endedMemberId: bigint | undefined;
+  const tieBreak = createHandshakeTieBreak({
+    selfKey: options.keys.wireguard.publicKeyBase64,
+    ...(options.handshakeHoldMs === undefined ? {} : { holdMs: options.handshakeHoldMs }),
+  });
+  let releaseTimer: NodeJS.Timeout | undefined;
+
+  function wakeAtRelease(): void {
+    clearTimeout(releaseTimer);
+    const at = tieBreak.nextRelease();
+    if (at === undefined || options.wake === undefined) return;
+    const wake = options.wake;
+    releaseTimer = setTimeout(() => wake("first-handshake hold over"), Math.max(0, at - Date.now()));
+    releaseTimer.unref();
+  }
 
   function reportDropped(dropped: readonly DroppedRecord[]): void {
     const text = JSON.stringify(dropped, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
@@ -95,10 +114,15 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       for (const key of plan.reset) await backend.removePeer(key);
       current = observed.filter((p) => !plan.reset.has(p.publicKey));
     }
+    // A new peer whose key is lower than ours initiates; we only answer it for a moment (initiator.ts).
     const diff = diffPeers(
       current,
-      planned.map((p) => p.config),
+      tieBreak.apply(
+        planned.map((p) => p.config),
+        current,
+      ),
     );
+    wakeAtRelease();
     const operations = await applyDiff(backend, diff);
     metrics.wgOperations.inc(operations);
     if (operations > 0) {

@@ -56,10 +56,14 @@ export function createFrameDecoder(maxPayload: number = DEFAULT_MAX_PAYLOAD): Fr
     push(chunk) {
       if (failed !== undefined) throw failed;
       const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      let data = buffered.length === 0 ? input : Buffer.concat([buffered, input]);
-      const frames: Buffer[] = [];
-      while (data.length >= FRAME_HEADER_BYTES) {
-        const length = data.readUInt16BE(0);
+      const data = buffered.length === 0 ? input : Buffer.concat([buffered, input]);
+      // First find where the complete frames end, then copy them out once: the caller may keep
+      // payloads while later chunks reuse the socket's buffers, and one copy per chunk is cheaper
+      // than one per datagram.
+      let end = 0;
+      const bounds: number[] = [];
+      while (data.length - end >= FRAME_HEADER_BYTES) {
+        const length = data.readUInt16BE(end);
         if (length > maxPayload) {
           failed = frameError(`a frame announces ${length} bytes, more than the limit of ${maxPayload}`, {
             length,
@@ -68,12 +72,19 @@ export function createFrameDecoder(maxPayload: number = DEFAULT_MAX_PAYLOAD): Fr
           buffered = Buffer.alloc(0);
           throw failed;
         }
-        if (data.length < FRAME_HEADER_BYTES + length) break;
-        // A copy: the caller may keep payloads while later chunks reuse the socket's buffers.
-        frames.push(Buffer.from(data.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length)));
-        data = data.subarray(FRAME_HEADER_BYTES + length);
+        if (data.length - end < FRAME_HEADER_BYTES + length) break;
+        bounds.push(end);
+        end += FRAME_HEADER_BYTES + length;
       }
-      buffered = data.length === 0 ? Buffer.alloc(0) : Buffer.from(data);
+      const frames: Buffer[] = [];
+      if (end > 0) {
+        const copy = data === input ? Buffer.from(data.subarray(0, end)) : data.subarray(0, end);
+        for (const at of bounds) {
+          const length = copy.readUInt16BE(at);
+          frames.push(copy.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length));
+        }
+      }
+      buffered = end === data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(end));
       return frames;
     },
     get pending() {

@@ -15,6 +15,7 @@
 import type { Server, Socket } from "node:net";
 import { createSecureContext, TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
+import { KEEPALIVE_FRAME } from "./frame.ts";
 import { decodeHello, type HelloChecker, helloKeyingMaterial, type SignedHello } from "./hello.ts";
 import type { TransportMetrics } from "./metrics.ts";
 import { createFramedStream, type FramedStream } from "./stream.ts";
@@ -199,6 +200,9 @@ export function startIngress(options: IngressOptions): Ingress {
           return;
         }
         attached = link;
+        // An empty frame at once tells the connecting side its hello was accepted, so it sends its
+        // datagrams on this stream only from then on (link.ts); a refused stream is closed instead.
+        stream.sendRaw(KEEPALIVE_FRAME);
         link.attachInbound(stream);
         metrics?.ingressAccepted.inc();
         logger.debug({ peer: verdict.from.toString() }, "authenticated ingress stream from peer");

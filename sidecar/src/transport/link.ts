@@ -6,7 +6,9 @@
 // The outbound stream is opened on demand, reopened after a capped, jittered backoff, and bounded:
 // while no stream can take a datagram it waits in a short queue that drops its oldest entries (and
 // anything older than a few seconds), so a peer that is gone costs a fixed amount of memory and
-// never holds up any other peer.
+// never holds up any other peer. A new outbound stream carries datagrams only once the peer accepted
+// its hello (the ingress answers with an empty frame), so nothing is written into a stream the peer
+// refuses; what waited for a refused stream is dropped (see onClose), and WireGuard retries.
 import { randomBytes } from "node:crypto";
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -17,7 +19,8 @@ import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import { encodeHello, HELLO_NONCE_BYTES, helloKeyingMaterial } from "./hello.ts";
 import { createFramedStream, type FramedStream } from "./stream.ts";
 
-export type OutboundState = "idle" | "connecting" | "open" | "backoff";
+/** idle → connecting (TCP, TLS) → hello (sent, not accepted yet) → open; backoff after a failure. */
+export type OutboundState = "idle" | "connecting" | "hello" | "open" | "backoff";
 
 export interface LinkStatus {
   readonly memberId: bigint;
@@ -91,6 +94,7 @@ export interface Link {
   close(): void;
 }
 
+const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
 
 export function createLink(options: LinkOptions): Link {
@@ -104,6 +108,18 @@ export function createLink(options: LinkOptions): Link {
     ...(options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs }),
     ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
   };
+  // Large socket buffers: WireGuard hands over bursts of datagrams faster than one turn of the event
+  // loop takes them (the kernel caps these at net.core.rmem_max / wmem_max).
+  for (const size of [
+    () => udp.setRecvBufferSize(UDP_BUFFER_BYTES),
+    () => udp.setSendBufferSize(UDP_BUFFER_BYTES),
+  ]) {
+    try {
+      size();
+    } catch (error) {
+      log.debug({ err: error }, "cannot enlarge the link's UDP socket buffer");
+    }
+  }
   const address = udp.address();
   const localEndpoint = `${address.address}:${address.port}`;
   const queue: Array<{ readonly at: number; readonly payload: Buffer }> = [];
@@ -116,7 +132,7 @@ export function createLink(options: LinkOptions): Link {
   const counters = { datagramsOut: 0, datagramsIn: 0, dropped: 0, connectFailures: 0 };
 
   function writable(): FramedStream | undefined {
-    if (outbound !== undefined && !outbound.congested) return outbound;
+    if (outbound !== undefined && state === "open" && !outbound.congested) return outbound;
     for (let i = inbound.length - 1; i >= 0; i--) {
       const stream = inbound[i]!;
       if (stream.closed) inbound.splice(i, 1);
@@ -188,6 +204,8 @@ export function createLink(options: LinkOptions): Link {
         // Routing, not security: the signed hello proves who we are, WireGuard authenticates the peer;
         // the certificate is not relied upon.
         rejectUnauthorized: false,
+        // AES-128-GCM first: the cheapest AEAD with AES-NI, and this leg is routing, not security.
+        ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
       });
       await secured(tls, options.connectTimeoutMs ?? 5_000);
       hello = encodeHello(
@@ -214,23 +232,43 @@ export function createLink(options: LinkOptions): Link {
     const stream = createFramedStream({
       socket: tls,
       ...streamTimings,
+      // The peer's first frame (its ingress sends one as soon as our hello verified) opens the stream.
+      onFirstFrame: () => {
+        if (outbound !== stream || closed) return;
+        state = "open";
+        if (attempts > 0) log.info({ attempts }, "gateway stream open again");
+        else
+          log.debug(
+            { target: `${target.host}:${target.port}`, sni: target.serverName },
+            "gateway stream open",
+          );
+        attempts = 0;
+        flush();
+      },
       onFrame: (payload) => deliver(payload),
       onDrain: () => flush(),
       onClose: (reason) => {
         if (outbound !== stream) return;
         outbound = undefined;
+        if (closed) return;
+        if (state === "hello") {
+          // Refused (or cut) before the peer accepted the hello: the peer does not know this node (yet).
+          // What waited for this stream is dropped, not held for the next one: WireGuard retries on its
+          // own, and a stale handshake initiation delivered late would cross the one the peer sends
+          // when it adds this node, which makes both sides drop both and wait 5 s for a retry.
+          counters.dropped += queue.length;
+          queue.length = 0;
+          log.info({ reason }, "the peer refused the gateway stream before accepting its hello");
+          retryLater();
+          return;
+        }
         log.info({ reason }, "gateway stream closed");
-        if (!closed) retryLater();
+        retryLater();
       },
     });
     stream.sendRaw(hello);
     outbound = stream;
-    state = "open";
-    if (attempts > 0) log.info({ attempts }, "gateway stream open again");
-    else
-      log.debug({ target: `${target.host}:${target.port}`, sni: target.serverName }, "gateway stream open");
-    attempts = 0;
-    flush();
+    state = "hello";
   }
 
   function failed(why: string): void {

@@ -2,7 +2,14 @@
 // a slow or dead path never buffers without bound, keepalive frames while idle, and a deadline on
 // silence so a half-dead connection is noticed. The owner decides what frames mean.
 import type { Duplex } from "node:stream";
-import { createFrameDecoder, DEFAULT_MAX_PAYLOAD, encodeFrame, KEEPALIVE_FRAME } from "./frame.ts";
+import {
+  createFrameDecoder,
+  DEFAULT_MAX_PAYLOAD,
+  FRAME_HEADER_BYTES,
+  FRAME_LIMIT,
+  frameError,
+  KEEPALIVE_FRAME,
+} from "./frame.ts";
 
 export interface FramedStreamOptions {
   readonly socket: Duplex;
@@ -13,6 +20,8 @@ export interface FramedStreamOptions {
   readonly keepaliveMs?: number;
   /** The stream closes after this long without a received byte; default 35 s. */
   readonly idleTimeoutMs?: number;
+  /** Once, on the first frame received (a keepalive included): the other side is there and reading. */
+  readonly onFirstFrame?: (stream: FramedStream) => void;
   /** Every received payload; keepalives (empty) are not passed on. */
   readonly onFrame: (payload: Buffer, stream: FramedStream) => void;
   /** The socket can take writes again after `send` refused one. */
@@ -22,7 +31,10 @@ export interface FramedStreamOptions {
 }
 
 export interface FramedStream {
-  /** Writes one frame; false (nothing written) while the socket holds more than its write limit. */
+  /**
+   * Queues one frame, written with the others of this turn of the event loop; false (nothing queued)
+   * while the socket holds more than its write limit. `payload` must not change until then.
+   */
   send(payload: Uint8Array): boolean;
   /** Writes bytes that are already framed (a hello). */
   sendRaw(frame: Buffer): void;
@@ -32,6 +44,9 @@ export interface FramedStream {
   readonly openedAt: number;
   close(reason?: string): void;
 }
+
+/** A batch is written once it holds this many bytes, without waiting for the end of the turn. */
+const BATCH_BYTES = 64 * 1024;
 
 export function createFramedStream(options: FramedStreamOptions): FramedStream {
   const { socket } = options;
@@ -43,24 +58,62 @@ export function createFramedStream(options: FramedStreamOptions): FramedStream {
   let wantDrain = false;
   let lastWrite = Date.now();
   let lastRead = Date.now();
+  let heard = false;
+  // Frames sent during one turn of the event loop (every datagram WireGuard handed over in one poll)
+  // go out as one socket write, so TLS seals them into as few records as fit, instead of one record
+  // and one write per datagram. The payloads are referenced until then, and copied once, into the batch.
+  let batch: Uint8Array[] = [];
+  let batchBytes = 0;
+  let scheduled: NodeJS.Immediate | undefined;
+
+  function flush(): void {
+    if (scheduled !== undefined) {
+      clearImmediate(scheduled);
+      scheduled = undefined;
+    }
+    if (batchBytes === 0 || closed) {
+      batch = [];
+      batchBytes = 0;
+      return;
+    }
+    const out = Buffer.allocUnsafe(batchBytes);
+    let at = 0;
+    for (const payload of batch) {
+      out.writeUInt16BE(payload.length, at);
+      out.set(payload, at + FRAME_HEADER_BYTES);
+      at += FRAME_HEADER_BYTES + payload.length;
+    }
+    batch = [];
+    batchBytes = 0;
+    socket.write(out);
+    lastWrite = Date.now();
+  }
 
   const stream: FramedStream = {
     send(payload) {
-      if (closed || socket.writableLength > highWater) {
+      if (closed || socket.writableLength + batchBytes > highWater) {
         wantDrain = !closed;
         return false;
       }
-      socket.write(encodeFrame(payload));
-      lastWrite = Date.now();
+      if (payload.length > FRAME_LIMIT) {
+        throw frameError(`a ${payload.length}-byte datagram does not fit a frame (limit ${FRAME_LIMIT})`, {
+          bytes: payload.length,
+        });
+      }
+      batch.push(payload);
+      batchBytes += FRAME_HEADER_BYTES + payload.length;
+      if (batchBytes >= BATCH_BYTES) flush();
+      else scheduled ??= setImmediate(flush);
       return true;
     },
     sendRaw(frame) {
       if (closed) return;
+      flush();
       socket.write(frame);
       lastWrite = Date.now();
     },
     get congested() {
-      return closed || socket.writableLength > highWater;
+      return closed || socket.writableLength + batchBytes > highWater;
     },
     get closed() {
       return closed;
@@ -85,6 +138,9 @@ export function createFramedStream(options: FramedStreamOptions): FramedStream {
     if (closed) return;
     closed = true;
     clearInterval(timer);
+    if (scheduled !== undefined) clearImmediate(scheduled);
+    batch = [];
+    batchBytes = 0;
     socket.destroy();
     options.onClose?.(reason, stream);
   }
@@ -100,6 +156,11 @@ export function createFramedStream(options: FramedStreamOptions): FramedStream {
     }
     for (const frame of frames) {
       if (closed) return;
+      if (!heard) {
+        heard = true;
+        options.onFirstFrame?.(stream);
+        if (closed) return;
+      }
       if (frame.length > 0) options.onFrame(frame, stream);
     }
   });
@@ -111,5 +172,7 @@ export function createFramedStream(options: FramedStreamOptions): FramedStream {
   socket.on("error", (error) => finish(error.message));
   socket.on("end", () => finish("the other side ended the stream"));
   socket.on("close", () => finish("connection closed"));
+  // A socket that closed before these listeners existed would otherwise look open forever.
+  if (socket.destroyed) queueMicrotask(() => finish("connection closed"));
   return stream;
 }

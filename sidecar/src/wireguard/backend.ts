@@ -2,13 +2,21 @@
 // wireguard-go or the kernel module, wg.ts) and an in-memory one for unit tests (memory.ts).
 // Keys are base64 as wg(8) prints them. Private keys enter only through `up`, never through argv.
 // The plain data it takes and reports lives in model/wireguard.ts.
-import type { InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard.ts";
+import type { DeviceConfig, InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard.ts";
 
 export interface WireGuardBackend {
+  /**
+   * Optional: create the interface with its key and listen port ahead of `up`, while this node has no
+   * mesh address yet (before registration), so that `up` then only adds the address and the peers'
+   * handshakes do not wait for the device to start (wireguard-go takes about a second).
+   */
+  prepare?(config: DeviceConfig): Promise<void>;
   /** Create (or take over) and configure the interface, address up. Idempotent. */
   up(config: InterfaceConfig): Promise<void>;
   /** Add a peer or change an existing one (matched by public key). */
   setPeer(peer: PeerConfig): Promise<void>;
+  /** Optional: add or change several peers in one step (as if by `setPeer` each, in order). */
+  setPeers?(peers: readonly PeerConfig[]): Promise<void>;
   /** Remove a peer by public key; removing an absent peer is not an error. */
   removePeer(publicKey: string): Promise<void>;
   /** The peers the interface has now. */

@@ -1,12 +1,22 @@
 // What may reach ip(8) and wg(8): interface and peer configurations checked before any command runs.
 // Both backends validate the same way, so the in-memory one refuses what the real one would.
 import { isIP } from "node:net";
-import type { InterfaceConfig, PeerConfig } from "../model/wireguard.ts";
+import type { DeviceConfig, InterfaceConfig, PeerConfig } from "../model/wireguard.ts";
 import { invalid } from "./errors.ts";
 import { isWgBase64Key } from "./keys.ts";
 
 /** Throws `WireGuardInvalidConfig` unless `config` is safe to hand to ip(8) and wg(8). */
 export function validateInterfaceConfig(config: InterfaceConfig): void {
+  validateDeviceConfig(config);
+  if (!isCidr(config.address)) {
+    throw invalid(`interface address "${config.address}" needs a prefix, e.g. 10.77.0.1/16`, {
+      address: config.address,
+    });
+  }
+}
+
+/** The same for an interface prepared before it has an address (`WireGuardBackend.prepare`). */
+export function validateDeviceConfig(config: DeviceConfig): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_=+.-]{0,14}$/.test(config.name)) {
     throw invalid(`interface name "${config.name}" is not valid (1-15 of A-Z a-z 0-9 _ = + . -)`, {
       name: config.name,
@@ -17,11 +27,6 @@ export function validateInterfaceConfig(config: InterfaceConfig): void {
   }
   if (!Number.isInteger(config.listenPort) || config.listenPort < 0 || config.listenPort > 65_535) {
     throw invalid(`listen port ${config.listenPort} is not a port number`, { listenPort: config.listenPort });
-  }
-  if (!isCidr(config.address)) {
-    throw invalid(`interface address "${config.address}" needs a prefix, e.g. 10.77.0.1/16`, {
-      address: config.address,
-    });
   }
 }
 

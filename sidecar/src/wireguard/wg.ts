@@ -6,7 +6,7 @@ import { closeSync } from "node:fs";
 import { createConnection, isIP } from "node:net";
 import { join } from "node:path";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { InterfaceConfig } from "../model/wireguard.ts";
+import type { DeviceConfig, InterfaceConfig, PeerConfig } from "../model/wireguard.ts";
 import type { WireGuardBackend } from "./backend.ts";
 import { commandFailed, firstLine, invalid, unavailable } from "./errors.ts";
 import { isWgBase64Key } from "./keys.ts";
@@ -20,7 +20,7 @@ import {
   within,
 } from "./process.ts";
 import { secretStdin } from "./secretStdin.ts";
-import { validateInterfaceConfig, validatePeerConfig } from "./validate.ts";
+import { validateDeviceConfig, validateInterfaceConfig, validatePeerConfig } from "./validate.ts";
 import { type Daemon, startWireguardGo, stopWireguardGo } from "./wireguardGo.ts";
 
 export interface WgBackendOptions {
@@ -180,7 +180,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     return { name, kind: "userspace", daemon };
   }
 
-  async function configure(name: string, config: InterfaceConfig): Promise<void> {
+  async function setKey(name: string, config: DeviceConfig): Promise<void> {
     const keyBase64 = Buffer.from(config.privateKey).toString("base64");
     const secrets = [keyBase64, Buffer.from(config.privateKey).toString("hex")];
     const stdin = secretStdin(`${keyBase64}\n`);
@@ -192,6 +192,10 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     } finally {
       closeSync(stdin);
     }
+  }
+
+  async function configure(name: string, config: InterfaceConfig): Promise<void> {
+    await setKey(name, config);
     await must([ipCommand, "address", "replace", config.address, "dev", name]);
     await removeOtherAddresses(name, config.address);
     await must([ipCommand, "link", "set", "dev", name, "mtu", String(WG_MTU), "up"]);
@@ -223,7 +227,34 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     return device.name;
   }
 
+  async function setPeers(peers: readonly PeerConfig[]): Promise<void> {
+    for (const peer of peers) validatePeerConfig(peer);
+    if (peers.length === 0) return;
+    return serialize(async () => {
+      // One wg(8) call for all of them: each peer's handshake starts as it is added (its persistent
+      // keepalive goes out at once), so the last one should not wait for a command per peer before it.
+      const argv = [wgCommand, "set", usable()];
+      for (const peer of peers) {
+        argv.push("peer", peer.publicKey, "allowed-ips", peer.allowedIps.join(","));
+        if (peer.endpoint !== undefined) argv.push("endpoint", peer.endpoint);
+        argv.push("persistent-keepalive", peer.keepaliveSeconds ? String(peer.keepaliveSeconds) : "off");
+      }
+      await must(argv);
+    });
+  }
+
   return {
+    async prepare(config) {
+      validateDeviceConfig(config);
+      return serialize(async () => {
+        if (device !== undefined) return;
+        failure = undefined;
+        device = await ensureDevice(config.name);
+        await setKey(config.name, config);
+        await must([ipCommand, "link", "set", "dev", config.name, "mtu", String(WG_MTU), "up"]);
+      });
+    },
+
     async up(config) {
       validateInterfaceConfig(config);
       return serialize(async () => {
@@ -239,24 +270,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       });
     },
 
-    async setPeer(peer) {
-      validatePeerConfig(peer);
-      return serialize(async () => {
-        const name = usable();
-        const argv = [
-          wgCommand,
-          "set",
-          name,
-          "peer",
-          peer.publicKey,
-          "allowed-ips",
-          peer.allowedIps.join(","),
-        ];
-        if (peer.endpoint !== undefined) argv.push("endpoint", peer.endpoint);
-        argv.push("persistent-keepalive", peer.keepaliveSeconds ? String(peer.keepaliveSeconds) : "off");
-        await must(argv);
-      });
-    },
+    setPeer: (peer) => setPeers([peer]),
+    setPeers,
 
     async removePeer(publicKey) {
       if (!isWgBase64Key(publicKey)) {

@@ -9,6 +9,7 @@ import { createMetrics } from "../../src/metrics.ts";
 import type { Member } from "../../src/model/member.ts";
 import type { TransportMode } from "../../src/model/transport.ts";
 import type { EndpointsSource } from "../../src/reconcile/endpoints.ts";
+import { initiatesFirst } from "../../src/reconcile/initiator.ts";
 import { createReconciler } from "../../src/reconcile/reconciler.ts";
 import { secret } from "../../src/secret.ts";
 import { createStatusStore } from "../../src/status.ts";
@@ -71,7 +72,12 @@ function fakeBridge(): Bridge {
   };
 }
 
-function setup(memberId: bigint | undefined = 1n, transportMode?: TransportMode) {
+/** `holdMs` 0: no first-handshake hold (initiator.ts), so a pass configures every peer in full. */
+function setup(
+  memberId: bigint | undefined = 1n,
+  transportMode?: TransportMode,
+  tieBreak: { holdMs: number; wake?: (reason: string) => void } = { holdMs: 0 },
+) {
   const { logger, lines } = captureLogger();
   const backend = createMemoryBackend();
   const script = scriptedFollower();
@@ -109,6 +115,8 @@ function setup(memberId: bigint | undefined = 1n, transportMode?: TransportMode)
     interfaceName: "attestmesh0",
     listenPort: 51820,
     keepaliveSeconds: 15,
+    handshakeHoldMs: tieBreak.holdMs,
+    ...(tieBreak.wake === undefined ? {} : { wake: tieBreak.wake }),
     memberId: () => self,
     onMembershipEnded: (m) => {
       ended.push(m);
@@ -162,6 +170,38 @@ describe("reconciler with the transport layer", () => {
 });
 
 describe("reconciler", () => {
+  test("a new peer with a lower key initiates: this node adds it without its keepalive until the hold ends", async () => {
+    const woken: string[] = [];
+    const { reconciler, backend, script } = setup(1n, undefined, {
+      holdMs: 150,
+      wake: (reason) => woken.push(reason),
+    });
+    const others = [2, 3, 4, 5, 6].map((id) => member(id));
+    script.set([member(1), ...others]);
+    await reconciler.pass();
+    const byKey = new Map((await backend.peers()).map((p) => [p.publicKey, p]));
+    let held = 0;
+    for (const m of others) {
+      const key = hexToWgBase64(m.wireguardKey);
+      const peer = byKey.get(key);
+      assert.ok(peer !== undefined, `member ${m.memberId} added either way`);
+      assert.deepEqual(peer.allowedIps, [`10.77.0.${m.memberId}/32`]);
+      if (initiatesFirst(selfWg.publicKeyBase64, key)) {
+        assert.equal(peer.keepaliveSeconds, 15, `member ${m.memberId}: this node initiates`);
+      } else {
+        held += 1;
+        assert.equal(peer.keepaliveSeconds, undefined, `member ${m.memberId}: held, adding it sends nothing`);
+      }
+    }
+    assert.ok(held > 0 && held < others.length, "these keys fall on both sides of this node's");
+    // The reconciler asks for a pass when the hold ends; that pass puts the full configuration in.
+    const deadline = Date.now() + 2_000;
+    while (woken.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(woken, ["first-handshake hold over"]);
+    await reconciler.pass();
+    for (const peer of await backend.peers()) assert.equal(peer.keepaliveSeconds, 15);
+  });
+
   test("not confirmed yet: nothing is configured", async () => {
     const { reconciler, backend, script, status } = setup();
     script.set([member(2)]);

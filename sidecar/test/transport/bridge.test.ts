@@ -197,6 +197,32 @@ describe("gateway bridge on loopback", () => {
     assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
+  it("drops what waited for a stream the peer refused (it did not know us yet); later datagrams get through", async () => {
+    // A join: B has not added A yet, so B's ingress refuses A's hello. A's datagram is not written into
+    // the refused stream and not held for a later one (a late handshake initiation would cross the
+    // one B sends when it adds A); once B knows A, the next datagram (WireGuard's retry) arrives.
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port);
+    await bridgeB.setPeers([]);
+    const count = wgB.received.length;
+    const droppedBefore = bridgeA.status(ID[B]!)!.dropped;
+    const refusedBefore = bridgeB.refused()["unknown-peer"] ?? 0;
+    send(wgA.socket, "stale initiation", endpointsA.get(ID[B]!)!);
+    await waitFor("B to refuse A's stream", () => (bridgeB.refused()["unknown-peer"] ?? 0) > refusedBefore);
+    await waitFor("A to drop the datagram", () => bridgeA.status(ID[B]!)!.dropped > droppedBefore);
+    assert.notEqual(bridgeA.status(ID[B]!)?.outbound, "open", "a refused stream never counts as open");
+    assert.equal(bridgeA.status(ID[B]!)?.queued, 0);
+    await bridgeB.setPeers([peer(A)]);
+    await sendToBUntil("a new datagram once B knows A", "retry", () =>
+      wgB.received.slice(count).some((r) => r.payload.toString() === "retry"),
+    );
+    assert.ok(!wgB.received.slice(count).some((r) => r.payload.toString() === "stale initiation"));
+    assert.equal(bridgeA.status(ID[B]!)?.outbound, "open");
+    // Let the retries still on their way settle before the next test counts datagrams.
+    await waitFor("A's queue to empty", () => bridgeA.status(ID[B]!)?.queued === 0);
+    await new Promise((r) => setTimeout(r, 300));
+  });
+
   it("ignores datagrams on a link port that do not come from WireGuard", async () => {
     const stranger = createSocket("udp4");
     stranger.bind(0, "127.0.0.1");

@@ -355,6 +355,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
   const ifA = `amwg${process.pid}a`;
   const ifB = `amwg${process.pid}b`;
   const ifC = `amwg${process.pid}c`;
+  const ifD = `amwg${process.pid}d`;
   const keyA = wireguardKeyPair(randomBytes(32));
   const keyB = wireguardKeyPair(randomBytes(32));
   const configA: InterfaceConfig = {
@@ -384,7 +385,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
 
   /** PIDs of wireguard-go processes serving one of this test's interfaces. */
   function daemons(name?: string): number[] {
-    const names = name === undefined ? [ifA, ifB, ifC] : [name];
+    const names = name === undefined ? [ifA, ifB, ifC, ifD] : [name];
     const found: number[] = [];
     for (const entry of readdirSync("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
@@ -424,7 +425,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       } catch {}
     }
     for (const ns of [nsA, nsB]) attempt("ip", "netns", "del", ns);
-    for (const name of [ifA, ifB, ifC]) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
+    for (const name of [ifA, ifB, ifC, ifD]) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
   });
 
   it("brings up a wireguard-go interface in each namespace, idempotently", async () => {
@@ -602,6 +603,44 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     await backendB.up(configB);
     assert.deepEqual(await backendB.peers(), [], "a fresh daemon");
     assert.equal(daemons(ifB).length, 1);
+  });
+
+  it("prepares an interface before it has an address; up adds it to the same daemon; peers in one step", async () => {
+    const keyD = wireguardKeyPair(randomBytes(32));
+    const backend = createWgBackend({ netns: nsB, mode: "userspace" });
+    backends.push(backend);
+    await backend.prepare!({ name: ifD, privateKey: keyD.privateKey, listenPort: 51822 });
+    await backend.prepare!({ name: ifD, privateKey: keyD.privateKey, listenPort: 51822 });
+    const [daemon] = daemons(ifD);
+    assert.ok(daemon !== undefined && daemons(ifD).length === 1);
+    assert.match(run("ip", "-n", nsB, "link", "show", "dev", ifD), /<[^>]*\bUP\b/);
+    assert.doesNotMatch(run("ip", "-n", nsB, "address", "show", "dev", ifD), /inet /);
+    const wg = (...args: string[]) => run("ip", "netns", "exec", nsB, "wg", "show", ifD, ...args).trim();
+    assert.equal(wg("public-key"), keyD.publicKeyBase64);
+    assert.equal(wg("listen-port"), "51822");
+    await backend.up({
+      name: ifD,
+      privateKey: keyD.privateKey,
+      listenPort: 51822,
+      address: "198.19.79.2/24",
+    });
+    assert.deepEqual(daemons(ifD), [daemon], "up kept the prepared daemon");
+    assert.match(run("ip", "-n", nsB, "address", "show", "dev", ifD), /inet 198\.19\.79\.2\/24 /);
+    const peers = [wireguardKeyPair(randomBytes(32)), wireguardKeyPair(randomBytes(32))].map((k, i) => ({
+      publicKey: k.publicKeyBase64,
+      allowedIps: [`198.19.79.${10 + i}/32`],
+      endpoint: `198.18.77.${10 + i}:51820`,
+      keepaliveSeconds: 5,
+    }));
+    await backend.setPeers!(peers);
+    const got = await backend.peers();
+    assert.deepEqual(
+      got.map((p) => [p.publicKey, p.allowedIps, p.endpoint, p.keepaliveSeconds]).sort(),
+      peers.map((p) => [p.publicKey, p.allowedIps, p.endpoint, 5]).sort(),
+    );
+    await assert.rejects(backend.setPeers!([{ ...peers[0]!, allowedIps: ["not an ip"] }]), /not a CIDR/);
+    await backend.down();
+    assert.deepEqual(daemons(ifD), []);
   });
 
   it("down removes the interface and the wireguard-go process", async () => {
