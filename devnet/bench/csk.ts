@@ -12,9 +12,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { Address } from "viem";
-import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
+import { currentCsk, devnetClients, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
 import { readHealth } from "../src/orchestration/health.ts";
 import { type DevnetNode, readState } from "../src/orchestration/state.ts";
@@ -97,11 +96,7 @@ async function main() {
       throw new Error(`trial ${trial}: log lines missing in ${joining.logDir}`);
     acquisition.push(got.time - up.time);
 
-    const [epochBefore] = await clients.client.readContract({
-      address: state.diamond,
-      abi: clusterAbi,
-      functionName: "currentCsk",
-    });
+    const { epoch: epochBefore } = await currentCsk(clients, state.diamond);
     const evictedAt = performance.now();
     await evictApp(clients, state.diamond, joining.appId as Address, 1);
     await until(

@@ -25,7 +25,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, getAbiItem, hexToBytes } from "viem";
-import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
+import { currentCsk, devnetClients, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
 import { devnetStatus, readHealth } from "../src/orchestration/health.ts";
 import { latestHandshakes } from "../src/orchestration/netns.ts";
@@ -406,11 +406,7 @@ async function joins(withIndexer: boolean) {
       if (up === undefined || got === undefined) throw new Error(`log lines missing in ${joining.logDir}`);
       figures.csk.push(got - up);
 
-      const [epochBefore] = await clients.client.readContract({
-        address: state.diamond,
-        abi: clusterAbi,
-        functionName: "currentCsk",
-      });
+      const { epoch: epochBefore } = await currentCsk(clients, state.diamond);
       const evictedAt = performance.now();
       await evictApp(clients, state.diamond, joining.appId as Address, 1);
       let cut: number | undefined;

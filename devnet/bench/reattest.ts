@@ -20,12 +20,11 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs, promisify } from "node:util";
-import { devnetClients } from "@attestmesh/devnet/orchestration/chain.ts";
+import { devnetClients, revokeDevice } from "@attestmesh/devnet/orchestration/chain.ts";
 import { type DevnetNode, readState } from "@attestmesh/devnet/orchestration/state.ts";
 import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import { parseEventLog } from "@attestmesh/shared/attestation/eventLog.ts";
 import { verifyEvidence } from "@attestmesh/shared/attestation/verify.ts";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import { CONFIG_DOCS } from "@attestmesh/sidecar/config.ts";
 import { createLogger } from "@attestmesh/sidecar/log.ts";
@@ -33,7 +32,7 @@ import { createLocalSocketFactory } from "@attestmesh/sidecar/meshnet/socketFact
 import type { Member } from "@attestmesh/sidecar/model/member.ts";
 import { fetchMeshAttestation, startMeshAttestationServer } from "@attestmesh/sidecar/reattest/mesh.ts";
 import { claimsOf, judgeAttestation, type PeerPolicy } from "@attestmesh/sidecar/reattest/verdict.ts";
-import { type Hex, zeroHash } from "viem";
+import type { Hex } from "viem";
 import { loadNearMpcAttestation } from "../../test/fixtures/tdx/fixtures.ts";
 
 const { values } = parseArgs({
@@ -224,15 +223,9 @@ async function revoke(nodes: number, rounds: number) {
           ),
         120_000,
       );
-      const { client, owner } = devnetClients(state.rpcUrl, state.chainId);
+      const clients = devnetClients(state.rpcUrl, state.chainId);
       const began = Date.now();
-      const hash = await owner.writeContract({
-        address: state.diamond,
-        abi: clusterAbi,
-        functionName: "revokeDevice",
-        args: [deviceId, zeroHash],
-      });
-      await client.waitForTransactionReceipt({ hash });
+      await revokeDevice(clients, state.diamond, deviceId);
       const ms = await until(
         `round ${round}: every peer to cut the revoked node off`,
         async () => {

@@ -1,15 +1,18 @@
 // Test helpers for the sidecar: a KeySource over the simulator library (no socket), a logger whose
 // lines a test can read, polling, and a free TCP port.
+
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { pino } from "pino";
-import { bytesToHex, getAddress, type Transport } from "viem";
+import { bytesToHex, getAddress, type Hex, type Transport } from "viem";
 import { type ChainReads, createChainReads } from "../src/chain/reads.ts";
 import type { KeySource } from "../src/keys.ts";
 import type { Logger } from "../src/log.ts";
 import { REDACTED_PATHS } from "../src/log.ts";
+import type { Member } from "../src/model/member.ts";
 import type { StatusPatch } from "../src/status.ts";
 
 /**
@@ -115,4 +118,19 @@ export function readsOver(transport: Transport, logger?: Logger): ChainReads {
     quorum: 1,
     logger: logger ?? pino({ level: "silent" }),
   });
+}
+
+/** An active member record with fresh random keys and mesh IP 10.77.0.<id>, for tests that need a few. */
+export function testMember(id: bigint, extra: Partial<Member> = {}): Member {
+  return {
+    memberId: id,
+    appId: "0x00000000000000000000000000000000000A11cE",
+    memberKey: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    wireguardKey: bytesToHex(randomBytes(32)) as Hex,
+    identityKey: bytesToHex(randomBytes(32)) as Hex,
+    meshIp: 0x0a4d0000 + Number(id),
+    status: "active",
+    registeredAt: 1,
+    ...extra,
+  };
 }

@@ -13,10 +13,10 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { devnetClients } from "@attestmesh/devnet/orchestration/chain.ts";
+import { devnetClients, revokeDevice } from "@attestmesh/devnet/orchestration/chain.ts";
 import { type DevnetNode, readState } from "@attestmesh/devnet/orchestration/state.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { type Hex, zeroHash } from "viem";
+import type { Hex } from "viem";
 import { CLI, cli, devnetSkip, eventually, ROOT } from "./helpers/devnet.ts";
 
 interface Attested {
@@ -137,7 +137,8 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       90_000,
     );
     const targetId = BigInt((await health(target)).memberId!);
-    const { client, owner } = devnetClients(state.rpcUrl, state.chainId);
+    const clients = devnetClients(state.rpcUrl, state.chainId);
+    const { client } = clients;
     const currentEpoch = async () =>
       (await client.readContract({ address: state.diamond, abi: clusterAbi, functionName: "currentCsk" }))[0];
     const epoch = await currentEpoch();
@@ -161,13 +162,7 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       }
     })();
     const began = Date.now();
-    const hash = await owner.writeContract({
-      address: state.diamond,
-      abi: clusterAbi,
-      functionName: "revokeDevice",
-      args: [deviceId, zeroHash],
-    });
-    await client.waitForTransactionReceipt({ hash });
+    await revokeDevice(clients, state.diamond, deviceId);
     assert.equal(await currentEpoch(), next, "the revocation opened the next epoch");
     const cutMs = await eventually(
       "every other node to cut the revoked node off (no WireGuard peer, attestation refused)",

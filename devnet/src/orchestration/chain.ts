@@ -20,6 +20,7 @@ import {
   keccak256,
   parseEventLogs,
   toHex,
+  zeroHash,
 } from "viem";
 import { devnetAccount } from "./accounts.ts";
 
@@ -120,6 +121,21 @@ export async function evictApp(clients: DevnetClients, diamond: Address, appId: 
   const plan = await evictPlan(ctx, { appId }, reason);
   await transact(ctx, plan, { yes: true }, devnetAccount(0));
   return plan.args[0] as bigint;
+}
+
+/** The cluster's current CSK epoch: its number, commitment and committer. */
+export async function currentCsk(clients: DevnetClients, diamond: Address) {
+  const [epoch, commitment, committer] = await clients.client.readContract({
+    address: diamond,
+    abi: clusterAbi,
+    functionName: "currentCsk",
+  });
+  return { epoch, commitment, committer };
+}
+
+/** Revokes a device as the devnet's owner account, and waits for the transaction to be mined. */
+export async function revokeDevice(clients: DevnetClients, diamond: Address, deviceId: Hex): Promise<void> {
+  await confirm(clients, await clusterContract(clients, diamond).write.revokeDevice([deviceId, zeroHash]));
 }
 
 /** Give a devnet account 1,000 ETH (Hardhat's `hardhat_setBalance`; development chains only). */

@@ -1,25 +1,14 @@
 // The attested view: the certified view minus refused peers and stale members, never this node itself;
 // recomputed when a refusal changes; a new certified view re-judges every peer's policy.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { bytesToHex, type Hex } from "viem";
 import type { MembershipFollower, MembershipSnapshot } from "../../src/chain/follower.ts";
 import type { Member } from "../../src/model/member.ts";
 import { createAttestedFollower } from "../../src/reattest/follower.ts";
 import type { Reattestation } from "../../src/reattest/scheduler.ts";
+import { testMember } from "../helpers.ts";
 
-const member = (id: bigint, extra: Partial<Member> = {}): Member => ({
-  memberId: id,
-  appId: "0x00000000000000000000000000000000000A11cE",
-  memberKey: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-  wireguardKey: bytesToHex(randomBytes(32)) as Hex,
-  identityKey: bytesToHex(randomBytes(32)) as Hex,
-  meshIp: 0x0a4d0000 + Number(id),
-  status: "active",
-  registeredAt: 1,
-  ...extra,
-});
+const member = testMember;
 
 test("refused peers and stale members leave the view; this node never does; policy changes re-judge", async () => {
   const members = new Map<bigint, Member>([

@@ -11,23 +11,12 @@ import { bytesToHex, type Hex } from "viem";
 import type { Member } from "../../src/model/member.ts";
 import { createReattestation, phaseOf, type ReattestationOptions } from "../../src/reattest/scheduler.ts";
 import type { Verdict, VerifiedEvidence } from "../../src/reattest/verdict.ts";
-import { captureLogger } from "../helpers.ts";
+import { captureLogger, testMember } from "../helpers.ts";
 
 const PERIOD = 600_000;
 const HASH = "ab".repeat(32);
 
-function member(id: bigint): Member {
-  return {
-    memberId: id,
-    appId: "0x00000000000000000000000000000000000A11cE",
-    memberKey: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-    wireguardKey: bytesToHex(randomBytes(32)) as Hex,
-    identityKey: bytesToHex(randomBytes(32)) as Hex,
-    meshIp: 0x0a4d0000 + Number(id),
-    status: "active",
-    registeredAt: 1,
-  };
-}
+const member = (id: bigint) => testMember(id);
 
 const pass: Verdict = { ok: true, kind: "simulated", composeHash: HASH, detail: "ok" };
 const verified: VerifiedEvidence = { kind: "simulated", composeHash: HASH };

@@ -15,7 +15,7 @@ import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim
 import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import { createDstackEvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import { sha256 } from "@noble/hashes/sha2";
-import { bytesToHex, type Hex } from "viem";
+import { bytesToHex } from "viem";
 import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
 import { createAttestationHandler } from "../../src/attestation.ts";
 import type { Member } from "../../src/model/member.ts";
@@ -26,7 +26,7 @@ import {
   type PeerPolicy,
   type Verdict,
 } from "../../src/reattest/verdict.ts";
-import { captureLogger } from "../helpers.ts";
+import { captureLogger, testMember } from "../helpers.ts";
 
 const CHAIN_ID = 31337;
 const CLUSTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -39,18 +39,7 @@ const APP_COMPOSE = JSON.stringify({
 const COMPOSE_HASH = bytesToHex(sha256(new TextEncoder().encode(APP_COMPOSE))).slice(2);
 const DEVICE = "d1".repeat(32);
 
-function member(id: bigint): Member {
-  return {
-    memberId: id,
-    appId: "0x00000000000000000000000000000000000A11cE",
-    memberKey: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-    wireguardKey: bytesToHex(randomBytes(32)) as Hex,
-    identityKey: bytesToHex(randomBytes(32)) as Hex,
-    meshIp: 0x0a4d0007,
-    status: "active",
-    registeredAt: 1,
-  };
-}
+const member = (id: bigint) => testMember(id, { meshIp: 0x0a4d0007 });
 
 const goodPolicy: PeerPolicy = {
   allowSimulator: true,

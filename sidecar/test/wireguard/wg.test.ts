@@ -48,6 +48,24 @@ function errorText(error: AttestmeshError): string {
   return [error.message, JSON.stringify(error.details), error.stack, inspect(error, { depth: 8 })].join("\n");
 }
 
+type KeyPair = ReturnType<typeof wireguardKeyPair>;
+
+/** What both readers must make of the same two peers: `a` handshaken with traffic, `b` never seen. */
+function twoPeers(a: KeyPair, b: KeyPair): PeerStatus[] {
+  return [
+    {
+      publicKey: a.publicKeyBase64,
+      allowedIps: ["10.77.0.2/32"],
+      endpoint: "198.18.0.2:51820",
+      keepaliveSeconds: 25,
+      latestHandshake: 1_700_000_000,
+      rxBytes: 123n,
+      txBytes: 456n,
+    },
+    { publicKey: b.publicKeyBase64, allowedIps: [], latestHandshake: 0, rxBytes: 0n, txBytes: 0n },
+  ];
+}
+
 describe("parseWgDump", () => {
   const a = wireguardKeyPair(randomBytes(32));
   const b = wireguardKeyPair(randomBytes(32));
@@ -61,18 +79,7 @@ describe("parseWgDump", () => {
     ]
       .map((fields) => fields.join("\t"))
       .join("\n");
-    assert.deepEqual(parseWgDump(`${dump}\n`), [
-      {
-        publicKey: a.publicKeyBase64,
-        allowedIps: ["10.77.0.2/32"],
-        endpoint: "198.18.0.2:51820",
-        keepaliveSeconds: 25,
-        latestHandshake: 1_700_000_000,
-        rxBytes: 123n,
-        txBytes: 456n,
-      },
-      { publicKey: b.publicKeyBase64, allowedIps: [], latestHandshake: 0, rxBytes: 0n, txBytes: 0n },
-    ] satisfies PeerStatus[]);
+    assert.deepEqual(parseWgDump(`${dump}\n`), twoPeers(a, b));
     assert.deepEqual(parseWgDump(`${self.privateKeyBase64}\t${self.publicKeyBase64}\t51820\toff\n`), []);
   });
 
@@ -117,18 +124,7 @@ describe("wireguard-go's control socket (get=1)", () => {
   ].join("\n");
 
   it("maps peers as `wg show dump` does, and skips the private and preshared keys", () => {
-    assert.deepEqual(parseUapiPeers(answer), [
-      {
-        publicKey: a.publicKeyBase64,
-        allowedIps: ["10.77.0.2/32"],
-        endpoint: "198.18.0.2:51820",
-        keepaliveSeconds: 25,
-        latestHandshake: 1_700_000_000,
-        rxBytes: 123n,
-        txBytes: 456n,
-      },
-      { publicKey: b.publicKeyBase64, allowedIps: [], latestHandshake: 0, rxBytes: 0n, txBytes: 0n },
-    ] satisfies PeerStatus[]);
+    assert.deepEqual(parseUapiPeers(answer), twoPeers(a, b));
     assert.deepEqual(
       parseUapiPeers(`private_key=${hex(self.privateKeyBase64)}\nlisten_port=1\nerrno=0\n\n`),
       [],
