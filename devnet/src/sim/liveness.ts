@@ -17,23 +17,12 @@ import { loadSodium, type SigningKey, signingKeyFromSeed } from "@attestmesh/sid
 import { directoryFrom } from "@attestmesh/sidecar/meshnet/directory.ts";
 import type { Member } from "@attestmesh/sidecar/model/member.ts";
 import { type Address, bytesToHex, getAddress } from "viem";
+import { seededRng } from "../rng.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 const CHAIN_ID = 31337;
 const PORT = 51821;
 const WALL_BASE = 1_800_000_000_000;
-
-/** A small seeded generator (mulberry32), so a run repeats exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Event {
   at: number;
@@ -163,7 +152,8 @@ export async function createLivenessSim(
   registered = options.members,
 ): Promise<LivenessSim> {
   await loadSodium();
-  const random = seededRandom(options.seed ?? 1);
+  const rng = seededRng(options.seed ?? 1);
+  const random = () => rng.float();
   const delay = options.delayMs ?? [1, 20];
   let loss = options.loss ?? 0;
   const intervalMs = options.intervalMs ?? 1000;

@@ -3,7 +3,7 @@
 // so one seed gives one schedule whatever the timing.
 import type { DevnetClients } from "../orchestration/chain.ts";
 import type { DevnetNode, DevnetState } from "../orchestration/state.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../rng.ts";
 
 export const FAULT_KINDS = [
   "sidecar-sigterm",

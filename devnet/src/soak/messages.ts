@@ -9,7 +9,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DevnetNode } from "../orchestration/state.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../rng.ts";
 
 interface Sent {
   readonly from: string;

@@ -15,13 +15,13 @@ import { devnetDown } from "../orchestration/down.ts";
 import { REPO_ROOT } from "../orchestration/processes.ts";
 import { type DevnetState, readState, writeState } from "../orchestration/state.ts";
 import { devnetUp } from "../orchestration/up.ts";
+import { seededRng } from "../rng.ts";
 import { FAULT_KINDS, type FaultKind, type SoakContext } from "./fault.ts";
 import { FAULTS } from "./faults/index.ts";
 import { processEnv } from "./faults/process.ts";
 import { createChecker, type TickResult, type Violation } from "./invariants.ts";
 import { createMessaging, type MessageStats } from "./messages.ts";
 import { createResourceMonitor } from "./resources.ts";
-import { seededRng } from "./rng.ts";
 import { createSecretWatch } from "./secrets.ts";
 
 export interface SoakOptions {
