@@ -1,8 +1,8 @@
 // The soak's schedule is reproducible: one seed, one stream of choices.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FAULT_KINDS } from "../src/soak/fault.ts";
 import { seededRng } from "../src/rng.ts";
+import { FAULT_KINDS } from "../src/soak/fault.ts";
 
 const draw = (seed: number) => {
   const rng = seededRng(seed);
