@@ -150,10 +150,11 @@ describe("chain certificate source", () => {
     tally.reset();
     await verifies(second!.member, fetch);
     assert.ok(tally.total() <= 30, `bounded: ${JSON.stringify(tally.byMethod())}`);
-    // The salt is kept: the same member again costs no salt search.
+    // The salt is kept: the same member again costs no salt search (at most its registration log, which
+    // the quorum reads may even remember for the same block hash).
     tally.reset();
     await verifies(first!.member, fetch);
-    assert.equal(tally.byMethod().eth_getLogs, 1);
+    assert.ok((tally.byMethod().eth_getLogs ?? 0) <= 1, JSON.stringify(tally.byMethod()));
   });
 
   test("a provider that refuses the default 10,000-block span: the source halves it and succeeds", async (t) => {
