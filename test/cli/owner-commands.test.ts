@@ -86,7 +86,13 @@ describe("attestmesh owner commands", async () => {
     assert.match(added.transactionHash ?? "", /^0x[0-9a-f]{64}$/);
     assert.equal(await owner.read.isComposeHashAllowed([hash]), true);
     const removed = await ok(["deny", "compose", hash, "--yes"]);
-    assert.deepEqual(eventNames(removed), ["ComposeHashRemoved", "ComposeHashDeniedFor"]);
+    // Withdrawing a node compose hash also opens the next CSK epoch, so running members on it get no key.
+    assert.deepEqual(eventNames(removed), [
+      "ComposeHashRemoved",
+      "ComposeHashDeniedFor",
+      "CskEpochReopened",
+      "CskEpochOpened",
+    ]);
     assert.equal(await owner.read.isComposeHashAllowed([hash]), false);
   });
 
@@ -192,6 +198,8 @@ describe("attestmesh owner commands", async () => {
     assert.deepEqual(eventNames(await ok(["deny", "compose", file, "--yes"])), [
       "ComposeHashRemoved",
       "ComposeHashDeniedFor",
+      "CskEpochReopened",
+      "CskEpochOpened",
     ]);
     assert.equal(await owner.read.isComposeHashAllowed([measured]), false);
     await ok(["deny", "compose", file, "--normalised", "--yes"]);
@@ -236,8 +244,16 @@ describe("attestmesh owner commands", async () => {
     await ok(["allow", "device", device, "--yes"]);
     assert.equal(await owner.read.isDeviceAllowed([device]), true);
     const revoked = await ok(["revoke", "device", device, "--reason", "firmware CVE", "--yes"]);
-    assert.ok(eventNames(revoked).includes("DeviceRevokedAt"));
-    assert.equal(revoked.events.at(-1)?.args.reason, stringToHex("firmware CVE", { size: 32 }));
+    // The revocation opens the next CSK epoch too, so members on the device get no new key.
+    assert.deepEqual(eventNames(revoked).slice(-3), [
+      "DeviceRevokedAt",
+      "CskEpochReopened",
+      "CskEpochOpened",
+    ]);
+    assert.equal(
+      revoked.events.find((e) => e.name === "DeviceRevokedAt")?.args.reason,
+      stringToHex("firmware CVE", { size: 32 }),
+    );
     assert.ok((await owner.read.deviceRevokedAt([device])) > 0n);
     const error = await refused(["allow", "device", device, "--yes"], "DeviceIdRevoked");
     assert.match(error.message, new RegExp(`DeviceIdRevoked\\(deviceId: ${device}, revokedAt: \\d+\\)`));

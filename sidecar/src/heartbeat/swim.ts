@@ -410,6 +410,17 @@ export function createSwimService(options: SwimOptions): LivenessService {
   function computeConverged(): boolean {
     // A small mesh: every live peer's latest digest is this node's (at most `convergeSample` checks).
     if (liveCount <= convergeSample) {
+      // Right after the start, a member not heard from yet leaves the view unsettled: otherwise a node
+      // would call itself converged alone before its peers' first word, and diverge when it comes. A
+      // member still silent after one suspicion timeout is ignored, as one that never runs must be.
+      if (
+        started !== undefined &&
+        clock.monoMs() - started < suspicionMs &&
+        members.size <= convergeSample + 1
+      ) {
+        for (const id of members.keys())
+          if (id !== self && entries.get(id)?.state === undefined) return false;
+      }
       for (const id of liveArray()) if (entries.get(id)?.digest !== digest) return false;
       return true;
     }
@@ -584,6 +595,8 @@ export function createSwimService(options: SwimOptions): LivenessService {
       if (e.state === "suspect" && mono - e.suspectSince >= suspicionMs) accuse(id, e, StatementKind.Dead);
     }
     for (const [k, expiry] of relays) if (expiry <= mono) relays.delete(k);
+    // The start's settling window may have closed since the last change.
+    evaluateConvergence();
     syncStep();
     const target = nextTarget();
     if (target !== undefined) {
@@ -891,7 +904,11 @@ export function createSwimService(options: SwimOptions): LivenessService {
       syncDirectory();
       return live();
     },
-    converged: () => computeConverged(),
+    converged: () => {
+      // Asked between ticks, after the start's settling window closed: the event goes out with the answer.
+      evaluateConvergence();
+      return computeConverged();
+    },
     onEvent(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

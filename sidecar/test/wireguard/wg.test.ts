@@ -516,7 +516,10 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       await backendA.guardPort("198.19.77.1", port);
       await backendA.guardPort("198.19.77.1", port);
       const table = run("ip", "netns", "exec", nsA, "nft", "list", "table", "inet", guardTable(ifA));
-      assert.equal(table.match(/drop/g)?.length, 1, "one rule after two calls: idempotent");
+      // One rule for UDP (liveness, CSK) and one for TCP (the attestation server), after two calls.
+      assert.equal(table.match(/drop/g)?.length, 2, "two rules after two calls: idempotent");
+      assert.match(table, new RegExp(`udp dport ${port} counter`));
+      assert.match(table, new RegExp(`tcp dport ${port} counter`));
       send("underlay-after");
       await until("the guard to count the drop", async () => {
         const listed = run("ip", "netns", "exec", nsA, "nft", "list", "table", "inet", guardTable(ifA));
