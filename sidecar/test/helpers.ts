@@ -2,7 +2,9 @@
 // lines a test can read, polling, and a free TCP port.
 
 import { randomBytes } from "node:crypto";
+import { accessSync, constants, existsSync } from "node:fs";
 import { createServer } from "node:net";
+import { delimiter, join } from "node:path";
 import { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
@@ -133,4 +135,30 @@ export function testMember(id: bigint, extra: Partial<Member> = {}): Member {
     registeredAt: 1,
     ...extra,
   };
+}
+
+/** Whether `command` is an executable file in one of PATH's directories. */
+export function onPath(command: string): boolean {
+  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Why tests on real wireguard-go interfaces in network namespaces cannot run here (undefined: they can):
+ * Linux, root, /dev/net/tun, and `ip`, `wg`, `wireguard-go` plus `commands` on PATH.
+ */
+export function wireguardGoSkipReason(commands: readonly string[] = []): string | undefined {
+  if (process.platform !== "linux") return "needs Linux network namespaces";
+  if (process.getuid?.() !== 0) return "needs root to create network namespaces and TUN devices";
+  if (!existsSync("/dev/net/tun")) return "needs /dev/net/tun for wireguard-go";
+  for (const command of ["ip", "wg", "wireguard-go", ...commands]) {
+    if (!onPath(command)) return `needs ${command} in PATH`;
+  }
+  return undefined;
 }

@@ -4,10 +4,10 @@
 // when it is not signed by the asked peer's on-chain key, names another epoch, does not open with this
 // node's key, or holds a key whose keccak256 is not the commitment: a bogus CSK.
 import { keccak256 } from "viem";
-import { randomBytes, type SigningKey } from "../meshnet/crypto.ts";
-import type { MemberDirectory } from "../meshnet/directory.ts";
+import { randomBytes } from "../meshnet/crypto.ts";
+import type { MeshEndpoint } from "../meshnet/endpoint.ts";
 import type { Remote } from "../meshnet/socket.ts";
-import { type ClusterId, WireError } from "../meshnet/wire.ts";
+import { WireError } from "../meshnet/wire.ts";
 import { CSK_BYTES, decodeResponse, encodeRequest, ResponseStatus, verifySigned } from "./codec.ts";
 
 export const REJECT_REASONS = [
@@ -28,13 +28,7 @@ export interface FetchResult {
   readonly attempts: ReadonlyArray<{ readonly peer: bigint; readonly outcome: AttemptOutcome }>;
 }
 
-export interface CskClientOptions {
-  readonly self: bigint;
-  readonly cluster: ClusterId;
-  readonly key: SigningKey;
-  readonly directory: MemberDirectory;
-  readonly send: (datagram: Uint8Array, meshIp: string, port: number) => void;
-  readonly port: number;
+export interface CskClientOptions extends MeshEndpoint {
   readonly requestTimeoutMs: number;
   readonly fanout: number;
   readonly now?: () => number;

@@ -1,25 +1,5 @@
-// Liveness at constant cost per node (SWIM with suspicion and refutation, every word signed). Each
-// protocol period (`intervalMs`) this node pings one member, in a shuffled round robin; a member that
-// does not ack within `ackTimeoutMs` is pinged through `indirectProbes` live others (ping-req: they ping
-// it on this node's behalf and forward its signed ack verbatim); still no ack by the end of the period
-// and it is suspected. Changes travel as statements (swimCodec.ts), signed by whoever makes them, so a
-// relayed statement is as good as a direct one: `alive` only by the member itself (with an incarnation
-// number), `suspect` and `dead` by the member that failed to reach it. A member that hears itself
-// suspected or declared dead at its incarnation refutes it with a higher one. A suspect that does not
-// refute within `suspicionMs` is dead. Statements ride on every datagram (at most `maxPiggyback` each,
-// each statement sent a bounded number of times) and, while there is news, in gossip datagrams to a few
-// live members every `gossipMs`. A member that starts asks a few others for the alive statements they
-// hold (sync), a range of ids at a time.
-//
-// What it publishes means what the all-to-all heartbeats meant: a peer is live while this node has its
-// own signed word that it is alive (a statement or a datagram from it) and no unrefuted `dead` verdict;
-// the mesh is converged, in this node's view, when every live peer's latest datagram reported the same
-// live-set digest as its own; beyond `convergeSample` live peers, when those heard since its live set last
-// changed all did, and there were at least `convergeSample` of them. Per period a node sends and
-// receives a bounded number of datagrams whatever the mesh size; maps are bounded by the directory (the
-// chain's active members).
-import type { SigningKey } from "../meshnet/crypto.ts";
-import type { MemberDirectory, MeshMember } from "../meshnet/directory.ts";
+import type { MeshMember } from "../meshnet/directory.ts";
+import type { MeshEndpoint } from "../meshnet/endpoint.ts";
 import type { Remote } from "../meshnet/socket.ts";
 import { type ClusterId, WireError } from "../meshnet/wire.ts";
 import type { Clock, HeartbeatEvent, LivePeer, PeerTable } from "./service.ts";
@@ -74,13 +54,7 @@ const realTimers: Timers = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-export interface SwimOptions {
-  readonly self: bigint;
-  readonly cluster: ClusterId;
-  readonly key: SigningKey;
-  readonly directory: MemberDirectory;
-  readonly send: (datagram: Uint8Array, meshIp: string, port: number) => void;
-  readonly port: number;
+export interface SwimOptions extends MeshEndpoint {
   /** The protocol period: one probe per period. */
   readonly intervalMs: number;
   /** An unrefuted suspicion becomes a `dead` verdict after this (shorter with independent confirmations). */

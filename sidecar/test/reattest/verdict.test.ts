@@ -54,6 +54,20 @@ const goodPolicy: PeerPolicy = {
 
 const reasonOf = (v: Verdict) => (v.ok ? "ok" : v.reason);
 
+/** The near-mpc fixture's genuine TDX evidence, presented as `peer`'s answer to `nonce`. */
+function tdxDocument(peer: Member, fixture: ReturnType<typeof loadNearMpcAttestation>, nonce: Uint8Array) {
+  return {
+    version: 1,
+    claims: claimsOf(peer, CHAIN_ID, CLUSTER),
+    nonce: `0x${Buffer.from(nonce).toString("hex")}`,
+    guestApi: "v0",
+    simulated: false,
+    quote: `0x${Buffer.from(fixture.quote).toString("hex")}`,
+    eventLog: fixture.tcb_info.event_log,
+    appCompose: fixture.tcb_info.app_compose,
+  };
+}
+
 describe("judging a peer's live attestation", () => {
   let dir: string;
   let closeSim: () => Promise<void>;
@@ -211,16 +225,7 @@ describe("judging a peer's live attestation", () => {
   test("attacker: a genuine TDX quote that binds nothing of ours is refused", async () => {
     const fixture = loadNearMpcAttestation();
     const nonce = randomBytes(32);
-    const document = {
-      version: 1,
-      claims: claimsOf(peer, CHAIN_ID, CLUSTER),
-      nonce: `0x${nonce.toString("hex")}`,
-      guestApi: "v0",
-      simulated: false,
-      quote: `0x${Buffer.from(fixture.quote).toString("hex")}`,
-      eventLog: fixture.tcb_info.event_log,
-      appCompose: fixture.tcb_info.app_compose,
-    };
+    const document = tdxDocument(peer, fixture, nonce);
     const { verdict } = await judgeAttestation({
       member: peer,
       chainId: CHAIN_ID,
@@ -249,16 +254,7 @@ describe("judging a peer's live attestation", () => {
         chainId: CHAIN_ID,
         cluster: CLUSTER,
         nonce,
-        document: {
-          version: 1,
-          claims: claimsOf(peer, CHAIN_ID, CLUSTER),
-          nonce: `0x${nonce.toString("hex")}`,
-          guestApi: "v0",
-          simulated: false,
-          quote: `0x${Buffer.from(fixture.quote).toString("hex")}`,
-          eventLog: fixture.tcb_info.event_log,
-          appCompose: fixture.tcb_info.app_compose,
-        },
+        document: tdxDocument(peer, fixture, nonce),
         policy: goodPolicy,
         collateral: {
           describe: "PCCS down",

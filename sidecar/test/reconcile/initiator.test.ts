@@ -7,8 +7,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
@@ -16,6 +15,7 @@ import type { PeerConfig, PeerStatus } from "../../src/model/wireguard.ts";
 import { createHandshakeTieBreak, initiatesFirst } from "../../src/reconcile/initiator.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createWgBackend } from "../../src/wireguard/wg.ts";
+import { wireguardGoSkipReason } from "../helpers.ts";
 
 const keyPair = () => wireguardKeyPair(randomBytes(32));
 /** Two fresh key pairs, the one that initiates first (lower public key) first. */
@@ -131,28 +131,9 @@ describe("createHandshakeTieBreak", () => {
 // ---------------------------------------------------------------------------------------------------
 // Real wireguard-go interfaces.
 
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-function realSkipReason(): string | undefined {
-  if (process.platform !== "linux") return "needs Linux network namespaces";
-  if (process.getuid?.() !== 0) return "needs root to create network namespaces and TUN devices";
-  if (!existsSync("/dev/net/tun")) return "needs /dev/net/tun for wireguard-go";
-  for (const command of ["ip", "wg", "wireguard-go"]) {
-    if (!onPath(command)) return `needs ${command} in PATH`;
-  }
-  return undefined;
-}
-
-describe("two wireguard-go peers that add each other at the same moment", { skip: realSkipReason() }, () => {
+describe("two wireguard-go peers that add each other at the same moment", {
+  skip: wireguardGoSkipReason(),
+}, () => {
   const tag = `amtb-${process.pid}`;
   const ns = { low: `${tag}-l`, high: `${tag}-h` };
   const ifName = { low: `amtb${process.pid}l`, high: `amtb${process.pid}h` };

@@ -5,8 +5,6 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
-  accessSync,
-  constants,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -17,7 +15,7 @@ import {
 } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { inspect } from "node:util";
@@ -28,6 +26,7 @@ import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { parseUapiPeers, parseWgDump } from "../../src/wireguard/parse.ts";
 import { createWgBackend, guardTable, uapiGet } from "../../src/wireguard/wg.ts";
+import { onPath, wireguardGoSkipReason } from "../helpers.ts";
 
 function captureLogs() {
   const lines: string[] = [];
@@ -319,26 +318,11 @@ describe("createWgBackend with fake ip and wg", () => {
 // ---------------------------------------------------------------------------------------------------
 // Real interfaces.
 
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 const PING = onPath("ping") ? ["ping"] : onPath("busybox") ? ["busybox", "ping"] : undefined;
 
 function realSkipReason(): string | undefined {
-  if (process.platform !== "linux") return "needs Linux network namespaces";
-  if (process.getuid?.() !== 0) return "needs root to create network namespaces and TUN devices";
-  if (!existsSync("/dev/net/tun")) return "needs /dev/net/tun for wireguard-go";
-  for (const command of ["ip", "wg", "wireguard-go", "nft"]) {
-    if (!onPath(command)) return `needs ${command} in PATH`;
-  }
+  const missing = wireguardGoSkipReason(["nft"]);
+  if (missing !== undefined) return missing;
   if (PING === undefined) return "needs ping (iputils-ping) or busybox in PATH";
   return undefined;
 }
