@@ -11,8 +11,11 @@
 // 5.4–7 s). Traffic to the peer during the hold still starts a handshake, as before. The hold ends early
 // once the peer has handshaken, and at its end the keepalive goes in, which starts a handshake at once
 // if the lower side's initiation never came (it added this node first, and this node did not know it
-// yet). Each peer is held at most once per process, on its first add only: a re-add (a direct-path
-// test, a fallback) or a restart with the peer already configured starts at once.
+// yet). A re-add (a direct-path test, a fallback to the gateway) is held the same way: both sides of a
+// pair run the same transport schedule, so they re-add each other together and their initiations
+// would cross just as on a join (measured on the gateway e2e: each crossing stalled the pair for 5 s,
+// right after a failed direct test, and a TCP stream through the gateway timed out). A restart with the
+// peer already configured starts at once.
 import type { PeerConfig, PeerStatus } from "../model/wireguard.ts";
 
 /** Long enough for the lower side's initiation to arrive after both added each other, short for a join. */
@@ -27,6 +30,8 @@ export interface HandshakeTieBreak {
   apply(planned: readonly PeerConfig[], present: readonly PeerStatus[], now?: number): PeerConfig[];
   /** When the earliest hold ends (a timestamp), or undefined when no peer is held. */
   nextRelease(): number | undefined;
+  /** These peers were just removed to be re-added: the next `apply` treats them as new again. */
+  readding(publicKeys: Iterable<string>): void;
 }
 
 /** True when this node (its base64 public key) starts the first handshake with `peerKey`. */
@@ -40,7 +45,7 @@ export function createHandshakeTieBreak(options: {
   readonly holdMs?: number;
 }): HandshakeTieBreak {
   const holdMs = options.holdMs ?? DEFAULT_HANDSHAKE_HOLD_MS;
-  /** Peers this process has configured (or found configured); each is considered for a hold once. */
+  /** Peers this process has configured (or found configured); each is considered for a hold once per add. */
   const known = new Set<string>();
   /** Held peers: public key → when the hold began. */
   const held = new Map<string, number>();
@@ -77,6 +82,12 @@ export function createHandshakeTieBreak(options: {
         if (earliest === undefined || end < earliest) earliest = end;
       }
       return earliest;
+    },
+    readding(publicKeys) {
+      for (const key of publicKeys) {
+        known.delete(key);
+        held.delete(key);
+      }
     },
   };
 }

@@ -112,6 +112,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       planned = plan.peers;
       // Re-added peers handshake at once (a direct-path test, or a fallback to the gateway).
       for (const key of plan.reset) await backend.removePeer(key);
+      tieBreak.readding(plan.reset);
       current = observed.filter((p) => !plan.reset.has(p.publicKey));
     }
     // A new peer whose key is lower than ours initiates; we only answer it for a moment (initiator.ts).
