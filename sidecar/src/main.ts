@@ -37,7 +37,7 @@ import { AttestmeshError, fatalError } from "./errors.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
 import { startIntake } from "./intake/intake.ts";
-import { createIndexerQuoteCheck } from "./intake/quote.ts";
+import { agreedAttestationPolicy, createIndexerQuoteCheck } from "./intake/quote.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource, readPinnedFromGuestAgent } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMembershipCycle } from "./membership.ts";
@@ -467,8 +467,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         backoff: backoff(30_000),
         registryRetryMs: Math.max(config.pollIntervalMs, 5_000),
         indexerQuote: createIndexerQuoteCheck({
-          client: chain.publicClient,
-          cluster: chain.cluster,
+          policy: agreedAttestationPolicy(chain.reads, chain.cluster),
           collateral,
         }),
         subscriptions: config.indexerSubscriptions,

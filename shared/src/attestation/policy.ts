@@ -14,6 +14,18 @@ export interface AttestationPolicy {
   readonly requireTcbUpToDate: boolean;
 }
 
+/** The rule from the cluster's `policySnapshot()`, read wherever the caller agreed on it. */
+export function attestationPolicyOf(snapshot: {
+  readonly kmsRoots: readonly string[];
+  readonly requireTcbUpToDate: boolean;
+}): AttestationPolicy {
+  const roots = new Set(snapshot.kmsRoots.map((r) => r.toLowerCase()));
+  return {
+    allowSimulator: SIMULATOR_KMS_ROOTS.some((r) => roots.has(r.toLowerCase())),
+    requireTcbUpToDate: snapshot.requireTcbUpToDate,
+  };
+}
+
 export async function readAttestationPolicy(
   client: PublicClient<Transport, Chain | undefined>,
   cluster: Address,

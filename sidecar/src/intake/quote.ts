@@ -1,28 +1,45 @@
 // The indexer's quote, verified on the first push of every session (its hello): the TDX quote and its
 // Intel collateral at the current time, the compose hash it binds against the registry's code id, and
 // report data binding the registry's signing key. Simulated quotes pass only where the cluster allowed
-// the simulator (the devnet), and the report says they are simulated.
+// the simulator (the devnet), and the report says they are simulated. The simulator and TCB rules are
+// read at a head a quorum of the pinned providers agree on: one provider claiming the simulator is
+// allowed must not let a simulated "indexer" in.
 import type { CollateralSource } from "@attestmesh/shared/attestation/collateral.ts";
-import { readAttestationPolicy } from "@attestmesh/shared/attestation/policy.ts";
+import { type AttestationPolicy, attestationPolicyOf } from "@attestmesh/shared/attestation/policy.ts";
 import { type QuoteReport, verifyEvidence } from "@attestmesh/shared/attestation/verify.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { fromHex } from "@attestmesh/shared/indexer/envelope.ts";
 import { quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
-import type { Address, Chain, PublicClient, Transport } from "viem";
+import type { Address } from "viem";
+import type { ChainReads } from "../chain/reads.ts";
 import type { IndexerRecord } from "./registry.ts";
 
 /** Verifies the quote of a hello against the registry's record of the indexer. */
 export type IndexerQuoteCheck = (quoteHex: string, record: IndexerRecord) => Promise<QuoteReport>;
 
+/** The cluster's simulator and TCB rules at the agreed head (a change reaches running sidecars at once). */
+export function agreedAttestationPolicy(
+  reads: ChainReads,
+  cluster: Address,
+): () => Promise<AttestationPolicy> {
+  return async () => {
+    const at = await reads.agreedBlock(0);
+    return attestationPolicyOf(
+      await reads.readContract({ address: cluster, abi: clusterAbi, functionName: "policySnapshot", at }),
+    );
+  };
+}
+
 export function createIndexerQuoteCheck(options: {
-  readonly client: PublicClient<Transport, Chain | undefined>;
-  readonly cluster: Address;
+  /** The rules to judge by, read for every check (agreedAttestationPolicy). */
+  readonly policy: () => Promise<AttestationPolicy>;
   readonly collateral: CollateralSource;
   /** Unix seconds; the wall clock unless a test fixes it. */
   readonly now?: () => number;
 }): IndexerQuoteCheck {
   const now = options.now ?? (() => Math.floor(Date.now() / 1000));
   return async (quoteHex, record) => {
-    const policy = await readAttestationPolicy(options.client, options.cluster);
+    const policy = await options.policy();
     return verifyEvidence(
       { quote: fromHex(quoteHex) },
       {

@@ -3,7 +3,7 @@
 // (a simulator KMS root allowed, as the KMS-root rule decides for the indexer and `attestmesh attest`),
 // the peer's standing and stated claims (memberClaims), and whether the device its quote names is
 // revoked. The head, not the confirmed view: a revocation must reach running peers at once.
-import { SIMULATOR_KMS_ROOTS } from "@attestmesh/shared/attestation/simulated.ts";
+import { attestationPolicyOf } from "@attestmesh/shared/attestation/policy.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { Address } from "viem";
 import type { ChainReads } from "../chain/reads.ts";
@@ -53,11 +53,9 @@ export function createPeerPolicyReader(reads: ChainReads, cluster: Address): Pee
             at,
           }),
     ]);
-    const roots = new Set(snapshot.kmsRoots.map((r) => r.toLowerCase()));
     const stated = { compose: hex(claims.composeHash), device: hex(claims.deviceId) };
     return {
-      allowSimulator: SIMULATOR_KMS_ROOTS.some((r) => roots.has(r.toLowerCase())),
-      requireTcbUpToDate: snapshot.requireTcbUpToDate,
+      ...attestationPolicyOf(snapshot),
       allowAnyDevice: snapshot.allowAnyDevice,
       composeHashes: new Set(snapshot.composeHashes.map(hex)),
       deviceIds: new Set(snapshot.deviceIds.map(hex)),

@@ -37,7 +37,7 @@ import {
 } from "../../../test/helpers/cluster.ts";
 import { readIndexerRecords } from "../../src/chain/indexerRecord.ts";
 import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
-import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
+import { agreedAttestationPolicy, createIndexerQuoteCheck } from "../../src/intake/quote.ts";
 import { captureLogger, readsOver, waitFor } from "../helpers.ts";
 
 interface IndexerKey {
@@ -290,8 +290,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       backoff: { initialMs: 20, maxMs: 100 },
       registryRetryMs: 100,
       indexerQuote: createIndexerQuoteCheck({
-        client: fx.publicClient,
-        cluster: fx.deployed.diamond,
+        policy: agreedAttestationPolicy(reads, fx.deployed.diamond),
         collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
       }),
     });
@@ -547,8 +546,7 @@ describe("sidecar intake with two registered indexers", { timeout: 300_000 }, ()
       registryRetryMs: 100,
       subscriptions: 2,
       indexerQuote: createIndexerQuoteCheck({
-        client: fx.publicClient,
-        cluster: fx.deployed.diamond,
+        policy: agreedAttestationPolicy(reads, fx.deployed.diamond),
         collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
       }),
     });
