@@ -65,7 +65,8 @@ const VARIABLES: EnvTable<IndexerConfig> = {
   batchBlocks: {
     name: "ATTESTMESH_INDEXER_BATCH_BLOCKS",
     default: "1000",
-    description: "Most blocks one eth_getLogs call spans while catching up.",
+    description:
+      "Most blocks one eth_getLogs call spans while catching up; halved while the provider refuses the range.",
     parse: kit.integer(1, 100_000),
   },
   pollIntervalMs: {

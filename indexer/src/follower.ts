@@ -1,8 +1,10 @@
 // Follows one cluster's logs at the confirmed head (head − confirmations): eth_getLogs in batches of at
-// most `batchBlocks` from the start block, and reorg detection by block hash. Before each advance it
+// most `batchBlocks` from the start block (narrowed, and kept narrower, when the provider refuses the
+// range: shared/src/chain/logRange.ts), and reorg detection by block hash. Before each advance it
 // checks that the last processed block still has the hash it had; if not, it walks back over the
 // hashes it remembers to the newest block still on the chain, retracts every log emitted above it
 // (`removed: true`, newest first) and reads forward again, so what changed is emitted anew.
+import { createLogScanner } from "@attestmesh/shared/chain/logRange.ts";
 import type { Address, Chain, Hex, PublicClient, Transport } from "viem";
 import type { Logger } from "./log.ts";
 
@@ -51,7 +53,14 @@ export function createClusterFollower(options: {
 }): ClusterFollower {
   const { client, cluster, logger } = options;
   const confirmations = BigInt(options.confirmations);
-  const batch = BigInt(options.batchBlocks);
+  const scanner = createLogScanner({
+    maxBlocks: BigInt(options.batchBlocks),
+    onShrink: (blocks, error) =>
+      logger.warn(
+        { cluster, blocks: Number(blocks), err: error },
+        "the provider refused the log range; reading narrower batches",
+      ),
+  });
   let next: bigint | undefined = options.startBlock;
   /** Hashes of processed blocks we saw (batch ends and blocks with logs), by number. */
   const hashes = new Map<bigint, Hex>();
@@ -123,8 +132,10 @@ export function createClusterFollower(options: {
       }
 
       while (cursor <= target) {
-        const to = cursor + batch - 1n < target ? cursor + batch - 1n : target;
-        const logs = await client.getLogs({ address: cluster, fromBlock: cursor, toBlock: to });
+        const to = cursor + scanner.blocks - 1n < target ? cursor + scanner.blocks - 1n : target;
+        const logs = await scanner.forward(cursor, to, (fromBlock, toBlock) =>
+          client.getLogs({ address: cluster, fromBlock, toBlock }),
+        );
         const endHash = await hashAt(to);
         if (endHash === undefined) break;
         const ordered = logs
