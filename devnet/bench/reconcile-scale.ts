@@ -13,6 +13,7 @@
 // CPU is process-wide (`process.cpuUsage()`, user + system), so it includes the in-process chain
 // answering the sidecar's calls; "main thread" (`process.threadCpuUsage()`) is the JavaScript thread
 // alone. The sidecar polls once an hour: only the benchmark's `wake()` calls (and boot) run reconciles.
+import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
@@ -29,6 +30,7 @@ import {
   custom,
   type EIP1193RequestFn,
   encodeFunctionData,
+  getAddress,
   type Hex,
   hexToBytes,
   type Transport,
@@ -38,7 +40,6 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import {
   type ClusterFixture,
-  randomAppId,
   type SimulatedNode,
   setupCluster,
   signRegistration,
@@ -60,7 +61,7 @@ const repeats = positiveInteger("--repeats", values.repeats);
 /** Hardhat development account #3 pays the benchmarked node's registration (#0 owns, #1 relays). */
 const GAS_KEY: Hex = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 /** Explicit gas limits, so the chain does not estimate each bulk transaction first. */
-const ADD_APP_ID_GAS = 200_000n;
+const CREATE_MEMBER_APP_GAS = 500_000n;
 const REGISTER_GAS = 3_000_000n;
 /** Bulk transactions in flight at once; the chain mines each in its own block as it arrives. */
 const SEND_CONCURRENCY = 50;
@@ -203,9 +204,25 @@ async function sendAll(
   await Promise.all(Array.from({ length: Math.min(SEND_CONCURRENCY, count) }, worker));
 }
 
-/** Allows and registers `nodes` (fresh app ids, registration nonce 0): every addAppId, then every register. */
-async function registerNodes(chain: Chain, nodes: readonly SimulatedNode[]): Promise<void> {
+/** A simulated node whose app id is the member app `createMemberApp(salt)` will create: certifiable. */
+interface MemberNode {
+  readonly node: SimulatedNode;
+  readonly salt: Hex;
+}
+
+async function memberNode(fx: ClusterFixture): Promise<MemberNode> {
+  const salt = toHex(randomBytes(32));
+  const appId = getAddress(await fx.owner.read.predictMemberApp([salt]));
+  return { node: simulatedNode(fx.kmsRoot, appId), salt };
+}
+
+/**
+ * Creates each node's member app (the owner's `createMemberApp`, so its certificate verifies), then
+ * registers every node (registration nonce 0).
+ */
+async function registerNodes(chain: Chain, members: readonly MemberNode[]): Promise<void> {
   const { fx } = chain;
+  const nodes = members.map((m) => m.node);
   const signatures = await Promise.all(nodes.map((node) => signRegistration(fx, node, { nonce: 0n })));
   const quiet = nodes.length === 1 ? () => {} : undefined;
   await sendAll(
@@ -213,10 +230,14 @@ async function registerNodes(chain: Chain, nodes: readonly SimulatedNode[]): Pro
     nodes.length,
     (i) => ({
       from: fx.ownerAddress,
-      data: encodeFunctionData({ abi: clusterAbi, functionName: "addAppId", args: [nodes[i]!.appId] }),
-      gas: ADD_APP_ID_GAS,
+      data: encodeFunctionData({
+        abi: clusterAbi,
+        functionName: "createMemberApp",
+        args: [members[i]!.salt],
+      }),
+      gas: CREATE_MEMBER_APP_GAS,
     }),
-    quiet ?? ((sent) => log(`addAppId ${sent}/${nodes.length}`)),
+    quiet ?? ((sent) => log(`createMemberApp ${sent}/${nodes.length}`)),
   );
   await sendAll(
     fx,
@@ -284,6 +305,13 @@ async function startProbe(chain: Chain, appId: Address): Promise<Probe> {
     keySource,
     backend,
     providers,
+    // What the simulated CVM's attested compose would pin (there is no guest agent here to read it from).
+    trust: {
+      chainId: fx.chainId,
+      cluster: getAddress(fx.deployed.diamond),
+      memberAppImplementation: getAddress(await fx.owner.read.memberAppImplementation()),
+      kmsRoots: [getAddress(fx.kmsRoot.address)],
+    },
   });
   onPassEnd(sidecar.metrics, (outcome) => {
     trace.push({ kind: "pass", outcome, sample: sample(), wgOperations: backend.operations.length });
@@ -462,9 +490,9 @@ async function main(): Promise<void> {
 
   log(`deriving ${number(memberCount)} simulated CVMs' keys`);
   const setupStart = performance.now();
-  const nodes: SimulatedNode[] = [];
+  const nodes: MemberNode[] = [];
   for (let i = 0; i < memberCount; i++) {
-    nodes.push(simulatedNode(fx.kmsRoot));
+    nodes.push(await memberNode(fx));
     if ((i + 1) % 250 === 0) log(`keys ${i + 1}/${memberCount}`);
   }
   log(`registering ${number(memberCount)} members (${number(2 * memberCount)} transactions)`);
@@ -478,9 +506,12 @@ async function main(): Promise<void> {
   const setupSeconds = (performance.now() - setupStart) / 1000;
   log(`${number(memberCount)} members active after ${setupSeconds.toFixed(1)} s`);
 
-  // The benchmarked node: allowed by the owner, registered by its sidecar on the first start.
-  const selfAppId = randomAppId();
-  await fx.owner.write.addAppId([selfAppId]);
+  // The benchmarked node: a member app the owner created, registered by its sidecar on the first start.
+  const self = await memberNode(fx);
+  const selfAppId = self.node.appId;
+  await fx.publicClient.waitForTransactionReceipt({
+    hash: await fx.owner.write.createMemberApp([self.salt]),
+  });
 
   const fullLoads: { boot: Measurement; pass: Measurement; bootPasses: number }[] = [];
   log(`starting the sidecar (run 1/${repeats}: registers itself, then loads every member)`);
@@ -508,8 +539,7 @@ async function main(): Promise<void> {
   log(`registering one more member and reconciling, ${repeats} times`);
   const incremental: Measurement[] = [];
   for (let i = 0; i < repeats; i++) {
-    const node = simulatedNode(fx.kmsRoot);
-    await registerNodes(chain, [node]);
+    await registerNodes(chain, [await memberNode(fx)]);
     if ((await activeMembers(fx)) !== BigInt(memberCount + i + 2)) {
       throw new Error(`member ${i + 1} of the incremental runs did not register`);
     }
