@@ -228,18 +228,7 @@ describe("trust rules of register", async () => {
     // The chain is public once posted: an attacker replays it with its own signature (and keys).
     const node = await allowedNode(fx);
     const attacker = privateKeyToAccount(generatePrivateKey());
-    const signature = await attacker.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Register",
-      message: {
-        appId: node.appId,
-        wireguardKey: node.wireguardKey,
-        identityKey: node.identityKey,
-        ...node.claims,
-        nonce: 0n,
-      },
-    });
+    const signature = await signRegistration(fx, { ...node, memberAccount: attacker });
     await refused(
       fx,
       node.appId,

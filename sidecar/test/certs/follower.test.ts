@@ -18,12 +18,8 @@ import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
-import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { ipToNumber } from "@attestmesh/shared/mesh/cidr.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
-import { ed25519 } from "@noble/curves/ed25519";
 import { sha256 } from "@noble/hashes/sha2";
 import {
   type Address,
@@ -41,9 +37,14 @@ import {
   toFunctionSelector,
   toHex,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
-import { type ClusterFixture, SIMULATED_CLAIMS, setupCluster } from "../../../test/helpers/cluster.ts";
+import {
+  type ClusterFixture,
+  SIMULATED_CLAIMS,
+  setupCluster,
+  signRegistration,
+  simulatedNode,
+} from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { parseConfig } from "../../src/config.ts";
 import { encodeRequest } from "../../src/csk/codec.ts";
@@ -288,41 +289,17 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
     dir = await mkdtemp(join(tmpdir(), "am-lying-"));
     meshPort = await freePort();
     ({ appId: fakeApp } = await createMemberApp(fx));
-    const cvm = createSimulatedCvm({ kmsRoot: rogueKms, appId: hexToBytes(fakeApp) });
-    const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
-    const identity = cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519");
-    const wireguard = cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose, "ed25519");
-    const account = privateKeyToAccount(bytesToHex(member.key));
-    const identityKey = bytesToHex(ed25519.getPublicKey(identity.key));
-    const wireguardKey = bytesToHex(derivedPublicKey(wireguard.key, "ed25519"));
-    const signature = await account.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Register",
-      message: { appId: fakeApp, wireguardKey, identityKey, ...SIMULATED_CLAIMS, nonce: 0n },
-    });
+    const node = simulatedNode(rogueKms, fakeApp);
+    const signature = await signRegistration(fx, node);
     fake = {
-      identitySeed: identity.key,
-      identityKey,
-      wireguardKey,
-      memberKey: account.address,
+      identitySeed: node.identitySecret,
+      identityKey: node.identityKey,
+      wireguardKey: node.wireguardKey,
+      memberKey: node.memberAccount.address,
       registerInput: encodeFunctionData({
         abi: clusterAbi,
         functionName: "register",
-        args: [
-          {
-            appId: fakeApp,
-            memberPubkey: bytesToHex(derivedPublicKey(member.key, "secp256k1")),
-            appPubkey: bytesToHex(cvm.appPublicKey),
-            appSignature: bytesToHex(member.signatureChain[0]!),
-            kmsSignature: bytesToHex(member.signatureChain[1]!),
-            guestApiVersion: 0,
-          },
-          wireguardKey,
-          identityKey,
-          SIMULATED_CLAIMS,
-          signature,
-        ],
+        args: [node.proof, node.wireguardKey, node.identityKey, SIMULATED_CLAIMS, signature],
       }),
     };
     proxy = await serveRpc({ request: ({ method, params }) => lie(method, params ?? []) });
