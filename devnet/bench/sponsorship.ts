@@ -49,17 +49,6 @@ try {
     ] as const;
   }
 
-  async function leaveCall(keys: NodeKeys, memberId: bigint) {
-    const signature = await signTypedData({
-      privateKey: keys.member.secret.reveal(),
-      domain: memberDomain(fx.chainId, fx.cluster.diamond),
-      types: memberTypes,
-      primaryType: "Leave",
-      message: { memberId },
-    });
-    return encodeFunctionData({ abi: clusterAbi, functionName: "leaveCluster", args: [memberId, signature] });
-  }
-
   const sponsoredLeave: bigint[] = [];
   const directLeave: bigint[] = [];
   const sponsored: Array<{ opGas: bigint; txGas: bigint; prepareMs: number; inclusionMs: number }> = [];
@@ -105,7 +94,7 @@ try {
       args: [keys.appId],
     });
     const leaveHash = await bundler.sendUserOperation({
-      calls: [{ to: fx.cluster.diamond, data: await leaveCall(keys, memberId) }],
+      calls: [{ to: fx.cluster.diamond, data: await fx.leaveCall(keys, memberId) }],
     });
     const leaveReceipt = await bundler.waitForUserOperationReceipt({ hash: leaveHash, pollingInterval: 50 });
     if (!leaveReceipt.success) throw new Error(`sponsored leave ${leaveHash} failed`);
@@ -130,7 +119,7 @@ try {
     });
     const leaveHash = await fx.relayer.sendTransaction({
       to: fx.cluster.diamond,
-      data: await leaveCall(keys, memberId),
+      data: await fx.leaveCall(keys, memberId),
     });
     directLeave.push((await chain.publicClient.waitForTransactionReceipt({ hash: leaveHash })).gasUsed);
   }
