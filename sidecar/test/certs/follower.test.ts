@@ -54,7 +54,7 @@ import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
 import { sealMessage } from "../../src/messages/envelope.ts";
 import { createMemoryBackend, type MemoryBackend } from "../../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort } from "../helpers.ts";
+import { type CapturedLogger, captureLogger, freePort, TEST_SIDECAR_ENV } from "../helpers.ts";
 
 const KEYS: readonly Hex[] = [
   "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
@@ -264,11 +264,7 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
         ATTESTMESH_POLL_INTERVAL_MS: "200",
         ATTESTMESH_GAS_KEY: gasKey,
         DSTACK_SIMULATOR_ENDPOINT: socketPath,
-        ATTESTMESH_WG_MODE: "memory",
-        ATTESTMESH_HEALTH_HOST: "127.0.0.1",
-        ATTESTMESH_HEALTH_PORT: "0",
-        ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
-        ATTESTMESH_LOG_LEVEL: "debug",
+        ...TEST_SIDECAR_ENV,
         ATTESTMESH_MESH_PORT: String(meshPort),
         ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250",
         ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500",

@@ -20,6 +20,7 @@ import {
 } from "../../src/heartbeat/swimCodec.ts";
 import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { WireError } from "../../src/meshnet/wire.ts";
+import { assertWireRefusal } from "../helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 const ID = { chainId: 31337, cluster: CLUSTER };
@@ -41,13 +42,7 @@ const base = (statements: LivenessMessage["statements"] = []): LivenessMessage =
   statements,
 });
 
-function refusedAt(bytes: Uint8Array, field: string): void {
-  assert.throws(
-    () => decodeLiveness(bytes),
-    (error: unknown) => error instanceof WireError && error.field === field,
-    `expected a refusal at ${field}`,
-  );
-}
+const refusedAt = (bytes: Uint8Array, field: string) => assertWireRefusal(decodeLiveness, bytes, field);
 
 describe("liveness codec", () => {
   before(async () => {
