@@ -16,6 +16,12 @@ import { type ChainReads, createChainReads } from "../src/chain/reads.ts";
 import type { KeySource } from "../src/keys.ts";
 import type { Logger } from "../src/log.ts";
 import { REDACTED_PATHS } from "../src/log.ts";
+import {
+  loadSodium,
+  type SigningKey,
+  signingKeyFromSeed,
+  randomBytes as sodiumRandomBytes,
+} from "../src/meshnet/crypto.ts";
 import { WireError } from "../src/meshnet/wire.ts";
 import type { Member } from "../src/model/member.ts";
 import type { RegisterOptions } from "../src/register.ts";
@@ -86,6 +92,12 @@ export function captureLogger(level: pino.LevelWithSilent = "debug"): CapturedLo
         .filter((line) => line.trim() !== "")
         .map((line) => JSON.parse(line) as LogLine),
   };
+}
+
+/** Two fresh signing keys (a signer and another), once libsodium is ready. */
+export async function twoSigningKeys(): Promise<[SigningKey, SigningKey]> {
+  await loadSodium();
+  return [signingKeyFromSeed(sodiumRandomBytes(32)), signingKeyFromSeed(sodiumRandomBytes(32))];
 }
 
 /** Asserts that `decode` refuses `bytes` with a WireError naming `field`. */

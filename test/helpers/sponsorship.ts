@@ -34,7 +34,7 @@ import {
   http,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount, signTypedData } from "viem/accounts";
-import { randomAppId, SIMULATED_COMPOSE_HASH } from "./cluster.ts";
+import { randomAppId, SIMULATED_CLAIMS, SIMULATED_COMPOSE_HASH } from "./cluster.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 
@@ -217,6 +217,27 @@ export async function setupSponsorship() {
       return keys;
     }
 
+    /** The node's member-key signature over Register: its keys (or another WireGuard key) and the simulated claims. */
+    function signRegister(
+      keys: NodeKeys,
+      nonce: bigint,
+      wireguardKey: Hex = keys.wireguard.publicKey,
+    ): Promise<Hex> {
+      return signTypedData({
+        privateKey: keys.member.secret.reveal(),
+        domain: memberDomain(chainId, cluster.diamond),
+        types: memberTypes,
+        primaryType: "Register",
+        message: {
+          appId: keys.appId,
+          wireguardKey,
+          identityKey: keys.identity.publicKey,
+          ...SIMULATED_CLAIMS,
+          nonce,
+        },
+      });
+    }
+
     /** Calldata of `leaveCluster(memberId)`, signed by the node's member key. */
     async function leaveCall(keys: NodeKeys, memberId: bigint): Promise<Hex> {
       const signature = await signTypedData({
@@ -259,6 +280,7 @@ export async function setupSponsorship() {
       transport,
       startSponsor,
       node,
+      signRegister,
       leaveCall,
       chainContext,
       async stop() {

@@ -247,19 +247,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
   async function registerCall(keys: NodeKeys, overrides: { wireguardKey?: Hex } = {}): Promise<Hex> {
     const nonce = await fx.clusterAsOwner.read.registrationNonce([keys.appId]);
     const wireguardKey = overrides.wireguardKey ?? keys.wireguard.publicKey;
-    const signature = await signTypedData({
-      privateKey: keys.member.secret.reveal(),
-      domain: memberDomain(fx.chainId, fx.cluster.diamond),
-      types: memberTypes,
-      primaryType: "Register",
-      message: {
-        appId: keys.appId,
-        wireguardKey,
-        identityKey: keys.identity.publicKey,
-        ...SIMULATED_CLAIMS,
-        nonce,
-      },
-    });
+    const signature = await fx.signRegister(keys, nonce, wireguardKey);
     return encodeFunctionData({
       abi: clusterAbi,
       functionName: "register",

@@ -138,6 +138,15 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Reads a body sent as `application/json` (refused with a 415 otherwise), like `readBody`. */
+async function readJsonBody(req: IncomingMessage): Promise<Buffer> {
+  const type = req.headers["content-type"] ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    throw new HttpError(415, "UnsupportedMediaType", "send the body as content-type: application/json");
+  }
+  return readBody(req);
+}
+
 /**
  * A request body that must be a JSON object with no field but `fields`; refused with a 400 that shows
  * `example` (not an object) or says to `use` the known fields (an unknown one).
@@ -463,11 +472,7 @@ export async function startApiServer(options: {
       }
       case "/v1/messages": {
         only("POST");
-        const type = req.headers["content-type"] ?? "";
-        if (!/^application\/json\b/i.test(type)) {
-          throw new HttpError(415, "UnsupportedMediaType", "send the body as content-type: application/json");
-        }
-        const { to, payload } = parseSendRequest(await readBody(req));
+        const { to, payload } = parseSendRequest(await readJsonBody(req));
         const sender = deps.sender();
         if (sender === undefined) {
           throw new HttpError(503, "NotReady", "the sidecar has no chain connection yet; try again shortly");
@@ -496,11 +501,7 @@ export async function startApiServer(options: {
       }
       case "/v1/messages/ack": {
         only("POST");
-        const type = req.headers["content-type"] ?? "";
-        if (!/^application\/json\b/i.test(type)) {
-          throw new HttpError(415, "UnsupportedMediaType", "send the body as content-type: application/json");
-        }
-        const { seq, space } = parseAckRequest(await readBody(req));
+        const { seq, space } = parseAckRequest(await readJsonBody(req));
         const { inbox } = deps;
         if (space !== undefined && space !== inbox.space) {
           throw new HttpError(

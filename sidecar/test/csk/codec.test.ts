@@ -14,9 +14,9 @@ import {
   SEALED_CSK_BYTES,
   verifySigned,
 } from "../../src/csk/codec.ts";
-import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import type { SigningKey } from "../../src/meshnet/crypto.ts";
 import { WireError } from "../../src/meshnet/wire.ts";
-import { assertWireRefusal } from "../helpers.ts";
+import { assertWireRefusal, twoSigningKeys } from "../helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 let key: SigningKey;
@@ -62,9 +62,7 @@ function refusesTruncations(
 
 describe("CSK request codec", () => {
   before(async () => {
-    await loadSodium();
-    key = signingKeyFromSeed(randomBytes(32));
-    other = signingKeyFromSeed(randomBytes(32));
+    [key, other] = await twoSigningKeys();
   });
 
   test("round trip; the signature verifies with the requester's key only", () => {
@@ -98,36 +96,15 @@ describe("CSK request codec", () => {
       mutate(b);
       return b;
     };
-    assertWireRefusal(
-      decodeRequest,
-      bad((b) => (b[0] = 9)),
-      "version",
-    );
-    assertWireRefusal(
-      decodeRequest,
-      bad((b) => (b[1] = 1)),
-      "type",
-    );
-    assertWireRefusal(
-      decodeRequest,
-      bad((b) => b.fill(0, 2, 10)),
-      "chainId",
-    );
-    assertWireRefusal(
-      decodeRequest,
-      bad((b) => b.fill(0, 30, 38)),
-      "requesterId",
-    );
-    assertWireRefusal(
-      decodeRequest,
-      bad((b) => b.fill(0, 38, 46)),
-      "serverId",
-    );
-    assertWireRefusal(
-      decodeRequest,
-      bad((b) => b.copyWithin(38, 30, 38)),
-      "serverId",
-    );
+    const cases: Array<[(b: Uint8Array) => unknown, string]> = [
+      [(b) => (b[0] = 9), "version"],
+      [(b) => (b[1] = 1), "type"],
+      [(b) => b.fill(0, 2, 10), "chainId"],
+      [(b) => b.fill(0, 30, 38), "requesterId"],
+      [(b) => b.fill(0, 38, 46), "serverId"],
+      [(b) => b.copyWithin(38, 30, 38), "serverId"],
+    ];
+    for (const [mutate, field] of cases) assertWireRefusal(decodeRequest, bad(mutate), field);
   });
 
   test("a tampered field no longer matches the signature", () => {
