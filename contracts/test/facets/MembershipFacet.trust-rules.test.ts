@@ -140,42 +140,16 @@ describe("trust rules of register", async () => {
       kmsSignature: "0x",
       guestApiVersion: 0,
     };
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, empty, signature),
-      "InvalidPublicKeyLength",
-      [0],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, { ...empty, memberPubkey: node.proof.memberPubkey }, signature),
-      "InvalidPublicKeyLength",
-      [0],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, { ...node.proof, memberPubkey: bytesToHex(randomBytes(20)) }, signature),
-      "InvalidPublicKeyLength",
-      [20],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () =>
-        registerWith(fx, node, { ...node.proof, appPubkey: toHex(new Uint8Array(33).fill(0xab)) }, signature),
-      "InvalidPublicKeyPrefix",
-      [0xab],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, { ...node.proof, kmsSignature: bytesToHex(randomBytes(64)) }, signature),
-      "InvalidSignatureLength",
-      [64],
-    );
+    const malformed: Array<[Proof, string, readonly unknown[]]> = [
+      [empty, "InvalidPublicKeyLength", [0]],
+      [{ ...empty, memberPubkey: node.proof.memberPubkey }, "InvalidPublicKeyLength", [0]],
+      [{ ...node.proof, memberPubkey: bytesToHex(randomBytes(20)) }, "InvalidPublicKeyLength", [20]],
+      [{ ...node.proof, appPubkey: toHex(new Uint8Array(33).fill(0xab)) }, "InvalidPublicKeyPrefix", [0xab]],
+      [{ ...node.proof, kmsSignature: bytesToHex(randomBytes(64)) }, "InvalidSignatureLength", [64]],
+    ];
+    for (const [proof, error, args] of malformed) {
+      await refused(fx, node.appId, () => registerWith(fx, node, proof, signature), error, args);
+    }
 
     // Well-formed keys and signatures that belong together in no chain: real signatures over other data.
     const appSecret = randomBytes(32);
