@@ -13,7 +13,16 @@ import { encodeLiveness, ProbeKind } from "@attestmesh/sidecar/heartbeat/swimCod
 import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 import { type Address, createPublicClient, type Hex, http, zeroHash } from "viem";
-import { cli, devnetSkip, eventually, execFileAsync, healthOf, metricOf, ROOT } from "./helpers/devnet.ts";
+import {
+  cli,
+  devnetSkip,
+  eventually,
+  execFileAsync,
+  healthOf,
+  type MemberHealth,
+  metricOf,
+  ROOT,
+} from "./helpers/devnet.ts";
 
 const BOGUS_ENTRY = join(ROOT, "test/e2e/fixtures/bogus-csk-sidecar.ts");
 const MESH_PORT = 51821;
@@ -40,12 +49,7 @@ interface HealthPeer {
   live: boolean;
   heartbeat: { epoch: string; holdsCsk: boolean; counter: string; sentAtMs: string; heard: string[] } | null;
 }
-interface Health {
-  phase: string;
-  memberId: string | null;
-  meshIp: string | null;
-  cskEpoch: string | null;
-  cskAcquired: boolean;
+interface Health extends MemberHealth {
   cskCommitment: string | null;
   livePeers: number;
   converged: boolean;

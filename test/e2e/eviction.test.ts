@@ -16,7 +16,16 @@ import { encodeRequest } from "@attestmesh/sidecar/csk/codec.ts";
 import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 import { type Address, createPublicClient, http, zeroHash } from "viem";
-import { cli, devnetSkip, eventually, execFileAsync, healthOf, metricOf, ROOT } from "./helpers/devnet.ts";
+import {
+  cli,
+  devnetSkip,
+  eventually,
+  execFileAsync,
+  healthOf,
+  type MemberHealth,
+  metricOf,
+  ROOT,
+} from "./helpers/devnet.ts";
 
 const MESH_PORT = 51821;
 const ROUNDS = 5;
@@ -35,12 +44,7 @@ interface State {
   diamond: Address;
   nodes: StateNode[];
 }
-interface Health {
-  phase: string;
-  memberId: string | null;
-  meshIp: string | null;
-  cskEpoch: string | null;
-  cskAcquired: boolean;
+interface Health extends MemberHealth {
   peers: Array<{ memberId: string }>;
 }
 

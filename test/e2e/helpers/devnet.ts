@@ -62,6 +62,15 @@ export async function echoRoundTrip(
   }
 }
 
+/** What a node's /healthz says of its membership and CSK; each test file adds the fields it reads. */
+export interface MemberHealth {
+  phase: string;
+  memberId: string | null;
+  meshIp: string | null;
+  cskEpoch: string | null;
+  cskAcquired: boolean;
+}
+
 /** A node's /healthz document, as the test file types it. */
 export async function healthOf<T>(node: { readonly healthUrl: string }): Promise<T> {
   const res = await fetch(node.healthUrl, { signal: AbortSignal.timeout(3000) });
