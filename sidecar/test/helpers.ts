@@ -1,5 +1,6 @@
 // Test helpers for the sidecar: a KeySource over the simulator library (no socket), a logger whose
-// lines a test can read, polling, and a free TCP port.
+// lines a test can read, polling, a free TCP port, signing keys and the wire-refusal assertion of the
+// codec tests, and the environment and registration options every test sidecar shares.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
