@@ -4,12 +4,11 @@
 // UserOperation to the bundler until its inclusion. `node devnet/bench/sponsorship.ts [--runs N]`
 import { performance } from "node:perf_hooks";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { toMemberAccount } from "@attestmesh/sidecar/chain/memberAccount.ts";
 import type { NodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { encodeFunctionData, http } from "viem";
 import { createBundlerClient, createPaymasterClient } from "viem/account-abstraction";
-import { privateKeyToAccount, signTypedData } from "viem/accounts";
+import { privateKeyToAccount } from "viem/accounts";
 import { SIMULATED_CLAIMS } from "../../test/helpers/cluster.ts";
 import { setupSponsorship } from "../../test/helpers/sponsorship.ts";
 
@@ -27,19 +26,7 @@ try {
   const chain = await fx.chainContext();
 
   async function registerArgs(keys: NodeKeys) {
-    const signature = await signTypedData({
-      privateKey: keys.member.secret.reveal(),
-      domain: memberDomain(fx.chainId, fx.cluster.diamond),
-      types: memberTypes,
-      primaryType: "Register",
-      message: {
-        appId: keys.appId,
-        wireguardKey: keys.wireguard.publicKey,
-        identityKey: keys.identity.publicKey,
-        ...SIMULATED_CLAIMS,
-        nonce: 0n,
-      },
-    });
+    const signature = await fx.signRegister(keys, 0n);
     return [
       keys.member.proof,
       keys.wireguard.publicKey,
@@ -47,17 +34,6 @@ try {
       SIMULATED_CLAIMS,
       signature,
     ] as const;
-  }
-
-  async function leaveCall(keys: NodeKeys, memberId: bigint) {
-    const signature = await signTypedData({
-      privateKey: keys.member.secret.reveal(),
-      domain: memberDomain(fx.chainId, fx.cluster.diamond),
-      types: memberTypes,
-      primaryType: "Leave",
-      message: { memberId },
-    });
-    return encodeFunctionData({ abi: clusterAbi, functionName: "leaveCluster", args: [memberId, signature] });
   }
 
   const sponsoredLeave: bigint[] = [];
@@ -105,7 +81,7 @@ try {
       args: [keys.appId],
     });
     const leaveHash = await bundler.sendUserOperation({
-      calls: [{ to: fx.cluster.diamond, data: await leaveCall(keys, memberId) }],
+      calls: [{ to: fx.cluster.diamond, data: await fx.leaveCall(keys, memberId) }],
     });
     const leaveReceipt = await bundler.waitForUserOperationReceipt({ hash: leaveHash, pollingInterval: 50 });
     if (!leaveReceipt.success) throw new Error(`sponsored leave ${leaveHash} failed`);
@@ -130,7 +106,7 @@ try {
     });
     const leaveHash = await fx.relayer.sendTransaction({
       to: fx.cluster.diamond,
-      data: await leaveCall(keys, memberId),
+      data: await fx.leaveCall(keys, memberId),
     });
     directLeave.push((await chain.publicClient.waitForTransactionReceipt({ hash: leaveHash })).gasUsed);
   }

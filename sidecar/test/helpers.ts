@@ -1,6 +1,8 @@
 // Test helpers for the sidecar: a KeySource over the simulator library (no socket), a logger whose
-// lines a test can read, polling, and a free TCP port.
+// lines a test can read, polling, a free TCP port, signing keys and the wire-refusal assertion of the
+// codec tests, and the environment and registration options every test sidecar shares.
 
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync } from "node:fs";
 import { createServer } from "node:net";
@@ -10,11 +12,20 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { pino } from "pino";
 import { bytesToHex, getAddress, type Hex, type Transport } from "viem";
+import { createClusterReader } from "../src/chain/cluster.ts";
 import { type ChainReads, createChainReads } from "../src/chain/reads.ts";
 import type { KeySource } from "../src/keys.ts";
 import type { Logger } from "../src/log.ts";
 import { REDACTED_PATHS } from "../src/log.ts";
+import {
+  loadSodium,
+  type SigningKey,
+  signingKeyFromSeed,
+  randomBytes as sodiumRandomBytes,
+} from "../src/meshnet/crypto.ts";
+import { WireError } from "../src/meshnet/wire.ts";
 import type { Member } from "../src/model/member.ts";
+import type { RegisterOptions } from "../src/register.ts";
 import type { StatusPatch } from "../src/status.ts";
 
 /**
@@ -81,6 +92,54 @@ export function captureLogger(level: pino.LevelWithSilent = "debug"): CapturedLo
         .split("\n")
         .filter((line) => line.trim() !== "")
         .map((line) => JSON.parse(line) as LogLine),
+  };
+}
+
+/** Two fresh signing keys (a signer and another), once libsodium is ready. */
+export async function twoSigningKeys(): Promise<[SigningKey, SigningKey]> {
+  await loadSodium();
+  return [signingKeyFromSeed(sodiumRandomBytes(32)), signingKeyFromSeed(sodiumRandomBytes(32))];
+}
+
+/** Asserts that `decode` refuses `bytes` with a WireError naming `field`. */
+export function assertWireRefusal(
+  decode: (bytes: Uint8Array) => unknown,
+  bytes: Uint8Array,
+  field: string,
+): void {
+  assert.throws(
+    () => decode(bytes),
+    (error: unknown) => error instanceof WireError && error.field === field,
+    `expected a refusal at ${field}`,
+  );
+}
+
+/**
+ * The environment every test sidecar shares: in-memory WireGuard, health on an ephemeral loopback
+ * port, quick registration retries and debug logs.
+ */
+export const TEST_SIDECAR_ENV = {
+  ATTESTMESH_WG_MODE: "memory",
+  ATTESTMESH_HEALTH_HOST: "127.0.0.1",
+  ATTESTMESH_HEALTH_PORT: "0",
+  ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
+  ATTESTMESH_LOG_LEVEL: "debug",
+} as const;
+
+/**
+ * Options for one registration in a test: the chain's own cluster reader, no confirmations, a captured
+ * log, a signal never aborted and a quick backoff.
+ */
+export function testRegisterOptions(
+  options: Pick<RegisterOptions, "chain" | "writer" | "keys" | "claims">,
+): RegisterOptions {
+  return {
+    ...options,
+    reader: createClusterReader(options.chain.reads, options.chain.cluster),
+    confirmations: 0,
+    logger: captureLogger().logger,
+    signal: new AbortController().signal,
+    backoff: { initialMs: 10, maxMs: 50 },
   };
 }
 

@@ -7,9 +7,10 @@ import { inspect } from "node:util";
 import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { derivedPublicKey, signRecoverable } from "@attestmesh/shared/dstack/keychain.ts";
-import { SECP256K1_HALF_N, SECP256K1_N } from "@attestmesh/shared/dstack/verify.ts";
+import { SECP256K1_HALF_N } from "@attestmesh/shared/dstack/verify.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { malleableTwin } from "@attestmesh/shared/testing/dstack/corrupt.ts";
 import { bytesToHex, getAddress, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import {
@@ -34,15 +35,6 @@ function withV(signature: Uint8Array, v: number): Uint8Array {
   return copy;
 }
 
-/** The malleable twin: s' = n - s with the recovery bit flipped; recovers the same key. */
-function highS(signature: Uint8Array): Uint8Array {
-  const copy = signature.slice();
-  const s = BigInt(bytesToHex(copy.subarray(32, 64)));
-  copy.set(hexToBytes(`0x${(SECP256K1_N - s).toString(16).padStart(64, "0")}`), 32);
-  copy[64] = copy[64]! ^ 1;
-  return copy;
-}
-
 describe("normaliseSignature", () => {
   const signature = signRecoverable(hexToBytes(`0x${"11".repeat(32)}`), new Uint8Array(32).fill(7));
 
@@ -54,7 +46,7 @@ describe("normaliseSignature", () => {
   });
 
   test("turns a high s into the low twin and flips v", () => {
-    const twin = highS(signature);
+    const twin = malleableTwin(signature);
     assert.ok(BigInt(bytesToHex(twin.subarray(32, 64))) > SECP256K1_HALF_N);
     assert.deepEqual(normaliseSignature(twin, "sig"), signature);
     assert.deepEqual(normaliseSignature(withV(twin, twin[64]! + 27), "sig"), signature);
@@ -101,8 +93,8 @@ describe("proof building", () => {
     const [app, kms] = member.signatureChain;
     const variants = [
       [withV(app, app[64]! + 27), withV(kms, kms[64]! + 27)],
-      [highS(app), highS(kms)],
-      [withV(highS(app), highS(app)[64]! + 27), kms],
+      [malleableTwin(app), malleableTwin(kms)],
+      [withV(malleableTwin(app), malleableTwin(app)[64]! + 27), kms],
     ];
     for (const chain of variants) {
       const proven = proveKey(APP_ID, MEMBER_KEY, { key: member.key, signatureChain: chain });

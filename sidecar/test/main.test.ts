@@ -54,7 +54,14 @@ import { openMeshSocket } from "../src/meshnet/socket.ts";
 import { sealMessage } from "../src/messages/envelope.ts";
 import { hexToWgBase64 } from "../src/wireguard/keys.ts";
 import { createMemoryBackend, type MemoryBackend } from "../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort, readsOver, waitFor } from "./helpers.ts";
+import {
+  type CapturedLogger,
+  captureLogger,
+  freePort,
+  readsOver,
+  TEST_SIDECAR_ENV,
+  waitFor,
+} from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const HARDHAT_CLI = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
@@ -133,11 +140,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       ATTESTMESH_POLL_INTERVAL_MS: "200",
       ATTESTMESH_GAS_KEY: gasKey,
       DSTACK_SIMULATOR_ENDPOINT: join(dir, `${name}.sock`),
-      ATTESTMESH_WG_MODE: "memory",
-      ATTESTMESH_HEALTH_HOST: "127.0.0.1",
-      ATTESTMESH_HEALTH_PORT: "0",
-      ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
-      ATTESTMESH_LOG_LEVEL: "debug",
+      ...TEST_SIDECAR_ENV,
       ATTESTMESH_MESH_PORT: String(meshPort),
       ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250",
       ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500",
@@ -632,6 +635,11 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       cleanups.push(() => close(thing));
       return thing;
     };
+    /** A loopback mesh socket bound to `meshIp` on a free port, closed after the test. */
+    const probeSocket = async (meshIp: string) =>
+      later(await openMeshSocket({ mode: "loopback", meshIp, port: await freePort() }), (socket) =>
+        socket.close(),
+      );
 
     /** A fresh gas key funded by the owner (the well-known accounts are used up above). */
     async function fundedKey(): Promise<Hex> {
@@ -736,14 +744,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         // The probe: X's own identity key, from X's mesh address, asks every remaining node for the next
         // epoch, a fresh request every 50 ms (a modified X would; the servers must refuse it).
         const key = identityOf(x);
-        const probe = later(
-          await openMeshSocket({
-            mode: "loopback",
-            meshIp: x.sidecar.status().meshIp!,
-            port: await freePort(),
-          }),
-          (socket) => socket.close(),
-        );
+        const probe = await probeSocket(x.sidecar.status().meshIp!);
         const ids = group.map((n) => n.sidecar.status().memberId!);
         const ask = later(
           setInterval(() => {
@@ -853,10 +854,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       // The flood comes from one source on the mesh, claiming to be the honest peer (so it would pass
       // the cluster and server checks); an attacker key signs it.
       const attacker = signingKeyFromSeed(randomBytes(32));
-      const flood = later(
-        await openMeshSocket({ mode: "loopback", meshIp: "10.77.250.250", port: await freePort() }),
-        (socket) => socket.close(),
-      );
+      const flood = await probeSocket("10.77.250.250");
       const rateLimited = (type: string) =>
         metric(server, "attestmesh_mesh_dropped_total", `type="${type}",reason="rate-limited"`);
       const before = { csk: await rateLimited("csk-request"), hb: await rateLimited("liveness") };
@@ -907,14 +905,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         clearInterval,
       );
       // Meanwhile the honest peer asks for the key, from its own mesh address, ten times.
-      const probe = later(
-        await openMeshSocket({
-          mode: "loopback",
-          meshIp: honest.sidecar.status().meshIp!,
-          port: await freePort(),
-        }),
-        (socket) => socket.close(),
-      );
+      const probe = await probeSocket(honest.sidecar.status().meshIp!);
       const members = await createClusterReader(
         readsOver(http(rpcUrl, { retryCount: 0 })),
         cluster,

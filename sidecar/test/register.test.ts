@@ -16,7 +16,6 @@ import {
   simulatedNode,
 } from "../../test/helpers/cluster.ts";
 import { type ChainContext, connectChain } from "../src/chain/client.ts";
-import { createClusterReader } from "../src/chain/cluster.ts";
 import { createDirectWriter } from "../src/chain/directWriter.ts";
 import { countingTransport, createRpcTally } from "../src/chain/transport.ts";
 import type { ClusterWriter } from "../src/chain/writer.ts";
@@ -29,7 +28,7 @@ import {
   registerOnce,
 } from "../src/register.ts";
 import { secret } from "../src/secret.ts";
-import { captureLogger, simulatorKeySource } from "./helpers.ts";
+import { captureLogger, simulatorKeySource, testRegisterOptions } from "./helpers.ts";
 
 /** Hardhat's well-known account #1 (a relayer that pays gas). */
 const GAS_KEY: Hex = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
@@ -53,15 +52,12 @@ describe("registration", () => {
 
   function options(keys: NodeKeys, overrides: Partial<RegisterOptions> = {}): RegisterOptions {
     return {
-      chain,
-      reader: createClusterReader(chain.reads, chain.cluster),
-      writer: writerFor(overrides.chain ?? chain),
-      keys,
-      claims: SIMULATED_CLAIMS,
-      confirmations: 0,
-      logger: captureLogger().logger,
-      signal: new AbortController().signal,
-      backoff: { initialMs: 10, maxMs: 50 },
+      ...testRegisterOptions({
+        chain,
+        writer: writerFor(overrides.chain ?? chain),
+        keys,
+        claims: SIMULATED_CLAIMS,
+      }),
       ...overrides,
     };
   }
@@ -235,17 +231,14 @@ describe("registration on a cluster that does not accept the KMS root", () => {
     });
     const keys = await nodeKeys(fx);
     await fx.owner.write.addAppId([keys.appId]);
-    const error = await registerOnce({
-      chain,
-      reader: createClusterReader(chain.reads, chain.cluster),
-      writer: createDirectWriter({ chain, wallet: chain.wallet!, logger: captureLogger().logger }),
-      keys,
-      claims: SIMULATED_CLAIMS,
-      confirmations: 0,
-      logger: captureLogger().logger,
-      signal: new AbortController().signal,
-      backoff: { initialMs: 10, maxMs: 50 },
-    }).then(
+    const error = await registerOnce(
+      testRegisterOptions({
+        chain,
+        writer: createDirectWriter({ chain, wallet: chain.wallet!, logger: captureLogger().logger }),
+        keys,
+        claims: SIMULATED_CLAIMS,
+      }),
+    ).then(
       () => assert.fail("expected a refusal"),
       (e: unknown) => e,
     );

@@ -11,7 +11,7 @@
 // connection: no other decision (in this process or another on the same file) interleaves with it.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { DatabaseSync } from "@attestmesh/shared/service/sqlite.ts";
+import { DatabaseSync, immediateTransaction } from "@attestmesh/shared/service/sqlite.ts";
 
 export interface DailyCaps {
   readonly maxOps: number;
@@ -155,15 +155,7 @@ export function createCapLedger(caps: DailyCaps, path = ":memory:"): CapLedger {
   };
 
   function transaction<T>(body: () => T): T {
-    db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = body();
-      db.exec("COMMIT");
-      return result;
-    } catch (error) {
-      db.exec("ROLLBACK");
-      throw error;
-    }
+    return immediateTransaction(db, body);
   }
 
   function cursor(): ChainCursor | undefined {

@@ -173,7 +173,10 @@ describe("attestmesh and dstack's KMS contract", async () => {
     assert.equal(plain.code, 0);
     assert.equal(plain.result.kms, null);
 
-    const before = await check([appId, "--compose", composeHash, "--kms-contract", kmsAddress]);
+    /** `check` of the app and compose hash through the KMS contract, with `extra` flags. */
+    const kmsCheck = (...extra: string[]) =>
+      check([appId, "--compose", composeHash, "--kms-contract", kmsAddress, ...extra]);
+    const before = await kmsCheck();
     assert.equal(before.code, 2, "an unregistered app is refused");
     assert.equal(before.result.allowed, false);
     assert.equal(before.result.kms?.registered, false);
@@ -188,33 +191,17 @@ describe("attestmesh and dstack's KMS contract", async () => {
     // The fix, as printed (less the program name), registers it; check then passes.
     const registered = await ok([...fix.split(" ").slice(1), "--yes"]);
     assert.deepEqual(registered.events, [{ name: "AppRegistered", args: { appId } }]);
-    const after = await check([appId, "--compose", composeHash, "--kms-contract", kmsAddress]);
+    const after = await kmsCheck();
     assert.equal(after.code, 0, JSON.stringify(after.result));
     assert.deepEqual(after.result.kms, { contract: kmsAddress, registered: true, fix: null, boot: null });
     const textAfter = await cli(["check", appId, "--kms-contract", kmsAddress]);
     assert.match(textAfter.stdout, /kms: registered with/);
 
     // With the OS image, the KMS contract's own isAppAllowed answers: through it, to the member app.
-    const full = await check([
-      appId,
-      "--compose",
-      composeHash,
-      "--kms-contract",
-      kmsAddress,
-      "--os-image",
-      osImageHash,
-    ]);
+    const full = await kmsCheck("--os-image", osImageHash);
     assert.equal(full.code, 0);
     assert.deepEqual(full.result.kms?.boot, { allowed: true, osImageHash, reason: "" });
-    const badImage = await check([
-      appId,
-      "--compose",
-      composeHash,
-      "--kms-contract",
-      kmsAddress,
-      "--os-image",
-      randomHash(),
-    ]);
+    const badImage = await kmsCheck("--os-image", randomHash());
     assert.equal(badImage.code, 2);
     assert.equal(badImage.result.kms?.boot?.reason, "OS image is not allowed");
     await ok(["allow-any-device", "off", "--yes"]);

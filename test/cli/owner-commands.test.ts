@@ -393,24 +393,30 @@ describe("attestmesh owner commands", async () => {
     await ok(["allow-any-device", "off", "--yes"]);
   });
 
+  /** A fresh indexer app and code id, allowed for the indexer role, and its key proof written to a file. */
+  async function indexerProofFile() {
+    const appId = randomAppId();
+    await ok(["allow", "app", appId, "--role", "indexer", "--yes"]);
+    const codeId = randomHash();
+    await ok(["allow", "compose", codeId, "--role", "indexer", "--yes"]);
+    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
+    const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+    const proof = {
+      appId,
+      signingKey: bytesToHex(derivedPublicKey(key, "ed25519")),
+      appPubkey: bytesToHex(cvm.appPublicKey),
+      appSignature: bytesToHex(signatureChain[0]),
+      kmsSignature: bytesToHex(signatureChain[1]),
+      codeId,
+    };
+    const file = join(tmp, `proof-${appId}.json`);
+    writeFileSync(file, JSON.stringify(proof));
+    return { proof, file };
+  }
+
   it("indexer set --proof, indexer show, rotate to a new indexer, clear", async () => {
     const setFrom = async (endpoint: string) => {
-      const appId = randomAppId();
-      await ok(["allow", "app", appId, "--role", "indexer", "--yes"]);
-      const codeId = randomHash();
-      await ok(["allow", "compose", codeId, "--role", "indexer", "--yes"]);
-      const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
-      const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
-      const proof = {
-        appId,
-        signingKey: bytesToHex(derivedPublicKey(key, "ed25519")),
-        appPubkey: bytesToHex(cvm.appPublicKey),
-        appSignature: bytesToHex(signatureChain[0]),
-        kmsSignature: bytesToHex(signatureChain[1]),
-        codeId,
-      };
-      const file = join(tmp, `proof-${appId}.json`);
-      writeFileSync(file, JSON.stringify(proof));
+      const { proof, file } = await indexerProofFile();
       const set = await ok(["indexer", "set", endpoint, "--proof", file, "--yes"]);
       assert.deepEqual(eventNames(set), ["IndexerSet"]);
       return proof;
@@ -433,27 +439,8 @@ describe("attestmesh owner commands", async () => {
   });
 
   it("indexer add a second, list both, remove the first without a gap, remove an unknown key refused", async () => {
-    const proofFile = async () => {
-      const appId = randomAppId();
-      await ok(["allow", "app", appId, "--role", "indexer", "--yes"]);
-      const codeId = randomHash();
-      await ok(["allow", "compose", codeId, "--role", "indexer", "--yes"]);
-      const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
-      const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
-      const proof = {
-        appId,
-        signingKey: bytesToHex(derivedPublicKey(key, "ed25519")),
-        appPubkey: bytesToHex(cvm.appPublicKey),
-        appSignature: bytesToHex(signatureChain[0]),
-        kmsSignature: bytesToHex(signatureChain[1]),
-        codeId,
-      };
-      const file = join(tmp, `proof-${appId}.json`);
-      writeFileSync(file, JSON.stringify(proof));
-      return { proof, file };
-    };
-    const one = await proofFile();
-    const two = await proofFile();
+    const one = await indexerProofFile();
+    const two = await indexerProofFile();
     assert.deepEqual(
       eventNames(await ok(["indexer", "set", "wss://one.example/ws", "--proof", one.file, "--yes"])),
       ["IndexerSet"],

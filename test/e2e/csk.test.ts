@@ -13,7 +13,16 @@ import { encodeLiveness, ProbeKind } from "@attestmesh/sidecar/heartbeat/swimCod
 import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 import { type Address, createPublicClient, type Hex, http, zeroHash } from "viem";
-import { cli, devnetSkip, eventually, execFileAsync, ROOT } from "./helpers/devnet.ts";
+import {
+  cli,
+  devnetSkip,
+  eventually,
+  execFileAsync,
+  healthOf,
+  type MemberHealth,
+  metricOf,
+  ROOT,
+} from "./helpers/devnet.ts";
 
 const BOGUS_ENTRY = join(ROOT, "test/e2e/fixtures/bogus-csk-sidecar.ts");
 const MESH_PORT = 51821;
@@ -40,12 +49,7 @@ interface HealthPeer {
   live: boolean;
   heartbeat: { epoch: string; holdsCsk: boolean; counter: string; sentAtMs: string; heard: string[] } | null;
 }
-interface Health {
-  phase: string;
-  memberId: string | null;
-  meshIp: string | null;
-  cskEpoch: string | null;
-  cskAcquired: boolean;
+interface Health extends MemberHealth {
   cskCommitment: string | null;
   livePeers: number;
   converged: boolean;
@@ -56,18 +60,7 @@ async function readState(): Promise<State> {
   return JSON.parse(await readFile(join(ROOT, ".devnet/state.json"), "utf8")) as State;
 }
 
-async function health(node: StateNode): Promise<Health> {
-  const res = await fetch(node.healthUrl, { signal: AbortSignal.timeout(3000) });
-  return (await res.json()) as Health;
-}
-
-async function metric(node: StateNode, name: string, labels: string): Promise<number> {
-  const res = await fetch(node.healthUrl.replace("/healthz", "/metrics"), {
-    signal: AbortSignal.timeout(3000),
-  });
-  const line = (await res.text()).split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
+const health = (node: StateNode) => healthOf<Health>(node);
 
 /** Sends one UDP datagram from inside `netns` (so through its WireGuard interface) to a mesh address. */
 async function sendFrom(netns: string, datagram: Uint8Array, ip: string, port: number): Promise<void> {
@@ -194,7 +187,9 @@ describe("CSK and heartbeats end to end", { skip }, () => {
       .find((l) => /CSK acquired from a peer/.test(l.msg));
     assert.ok(acquired, "node5 logged where the key came from");
     assert.notEqual(acquired.from, bogus.memberId);
-    assert.ok((await metric(node("node5"), "attestmesh_csk_rejected_total", 'reason="hash-mismatch"')) >= 1);
+    assert.ok(
+      (await metricOf(node("node5"), "attestmesh_csk_rejected_total", 'reason="hash-mismatch"')) >= 1,
+    );
   });
 
   it("a liveness datagram signed by the wrong key, from an unknown member, or replayed, is not counted", async () => {
@@ -210,7 +205,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
     const wrongKey = signingKeyFromSeed(randomBytes(32));
     const cluster = { chainId: state.chainId, cluster: state.diamond };
     const count = (result: string) =>
-      metric(target, "attestmesh_heartbeats_received_total", `result="${result}"`);
+      metricOf(target, "attestmesh_heartbeats_received_total", `result="${result}"`);
     /** A gossip datagram (no statements) from `senderId` at `incarnation`, signed by `key`. */
     const gossip = (id: bigint, incarnation: bigint, key: typeof realKey) =>
       encodeLiveness(

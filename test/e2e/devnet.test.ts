@@ -2,9 +2,8 @@
 // carries TCP across mesh IPs; an evicted node is dropped by the others and can no longer reach them.
 // Needs root, /dev/net/tun and userspace WireGuard (the devnet installs it with apt-get when missing).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
-import { cli, devnetSkip, eventually, inNetns, latestHandshakes } from "./helpers/devnet.ts";
+import { cli, devnetSkip, echoRoundTrip, eventually, latestHandshakes } from "./helpers/devnet.ts";
 
 const skip = devnetSkip;
 
@@ -24,19 +23,8 @@ interface NodeEntry {
 
 /** A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace. */
 async function tcpRoundTrip(server: NodeEntry, client: NodeEntry, port: number): Promise<string> {
-  const serverScript = `const s=require("node:net").createServer(c=>{c.pipe(c);c.on("end",()=>s.close())});s.listen(${port},"${server.meshIp}",()=>console.log("listening"));setTimeout(()=>process.exit(2),20000).unref();`;
-  const child = spawn("ip", ["netns", "exec", server.netns, process.execPath, "-e", serverScript]);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once("data", () => resolve());
-    child.once("exit", (code) => reject(new Error(`echo server exited ${code}`)));
-  });
   const clientScript = `const c=require("node:net").connect(${port},"${server.meshIp}",()=>c.end("over the mesh from ${client.name}"));let d="";c.on("data",x=>d+=x);c.on("end",()=>{process.stdout.write(d)});c.on("error",()=>process.exit(4));setTimeout(()=>process.exit(3),5000).unref();`;
-  try {
-    const { stdout } = await inNetns(client.netns, process.execPath, ["-e", clientScript]);
-    return stdout;
-  } finally {
-    child.kill();
-  }
+  return echoRoundTrip(server, client.netns, port, clientScript, 20000);
 }
 
 async function rpc(url: string, method: string, params: unknown[]): Promise<string> {

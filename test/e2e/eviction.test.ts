@@ -16,7 +16,16 @@ import { encodeRequest } from "@attestmesh/sidecar/csk/codec.ts";
 import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 import { type Address, createPublicClient, http, zeroHash } from "viem";
-import { cli, devnetSkip, eventually, execFileAsync, ROOT } from "./helpers/devnet.ts";
+import {
+  cli,
+  devnetSkip,
+  eventually,
+  execFileAsync,
+  healthOf,
+  type MemberHealth,
+  metricOf,
+  ROOT,
+} from "./helpers/devnet.ts";
 
 const MESH_PORT = 51821;
 const ROUNDS = 5;
@@ -35,27 +44,12 @@ interface State {
   diamond: Address;
   nodes: StateNode[];
 }
-interface Health {
-  phase: string;
-  memberId: string | null;
-  meshIp: string | null;
-  cskEpoch: string | null;
-  cskAcquired: boolean;
+interface Health extends MemberHealth {
   peers: Array<{ memberId: string }>;
 }
 
 const readState = async () => JSON.parse(await readFile(join(ROOT, ".devnet/state.json"), "utf8")) as State;
-async function health(node: StateNode): Promise<Health> {
-  const res = await fetch(node.healthUrl, { signal: AbortSignal.timeout(3000) });
-  return (await res.json()) as Health;
-}
-async function metric(node: StateNode, name: string, labels: string): Promise<number> {
-  const res = await fetch(node.healthUrl.replace("/healthz", "/metrics"), {
-    signal: AbortSignal.timeout(3000),
-  });
-  const line = (await res.text()).split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
+const health = (node: StateNode) => healthOf<Health>(node);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A node process inside `netns` sending each "ip hexdatagram" line of its stdin to ip:MESH_PORT. */
@@ -141,7 +135,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
       return Number(/counter packets (\d+)/.exec(stdout)?.[1] ?? "0");
     };
     const received = () =>
-      metric(target, "attestmesh_mesh_bytes_total", 'direction="received",type="csk-request"');
+      metricOf(target, "attestmesh_mesh_bytes_total", 'direction="received",type="csk-request"');
     const droppedBefore = await dropped();
     const receivedBefore = await received();
     // The hub sits on the underlay with every node: route node1's mesh IP to node1's underlay address.
@@ -231,7 +225,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
       }, 50);
       const departed = () =>
         Promise.all(
-          targets.map((t) => metric(t.node, "attestmesh_csk_requests_total", 'outcome="departed"')),
+          targets.map((t) => metricOf(t.node, "attestmesh_csk_requests_total", 'outcome="departed"')),
         );
       const before = await departed();
       try {

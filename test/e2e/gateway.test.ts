@@ -9,7 +9,15 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { getJson } from "@attestmesh/devnet/orchestration/health.ts";
-import { cli, devnetSkip, eventually, execFileAsync, inNetns, ROOT } from "./helpers/devnet.ts";
+import {
+  cli,
+  devnetSkip,
+  echoRoundTrip,
+  eventually,
+  execFileAsync,
+  inNetns,
+  ROOT,
+} from "./helpers/devnet.ts";
 
 // Short timings so upgrades and fallbacks happen within the test: a direct test 2 s after a failure
 // (doubling), keepalives every 5 s (a direct peer silent for 20 s falls back).
@@ -54,20 +62,9 @@ function allOn(nodes: NodeEntry[], path: string) {
 
 /** A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace. */
 async function tcpRoundTrip(server: NodeEntry, client: NodeEntry, port: number): Promise<string> {
-  const serverScript = `const s=require("node:net").createServer(c=>{c.pipe(c);c.on("end",()=>s.close())});s.listen(${port},"${server.meshIp}",()=>console.log("listening"));setTimeout(()=>process.exit(2),30000).unref();`;
-  const child = spawn("ip", ["netns", "exec", server.netns, process.execPath, "-e", serverScript]);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once("data", () => resolve());
-    child.once("exit", (code) => reject(new Error(`echo server exited ${code}`)));
-  });
   // 64 KiB each way: many WireGuard datagrams, so the stream really crosses the bridge.
   const clientScript = `const c=require("node:net").connect(${port},"${server.meshIp}",()=>{c.write(Buffer.alloc(65536,7));c.end("from ${client.name}")});let n=0,t="";c.on("data",x=>{n+=x.length;t=(t+x.toString("latin1")).slice(-20)});c.on("end",()=>process.stdout.write(n+" "+t.replace(/\\x07/g,"")));c.on("error",()=>process.exit(4));setTimeout(()=>process.exit(3),20000).unref();`;
-  try {
-    const { stdout } = await inNetns(client.netns, process.execPath, ["-e", clientScript]);
-    return stdout;
-  } finally {
-    child.kill();
-  }
+  return echoRoundTrip(server, client.netns, port, clientScript, 30000);
 }
 
 async function everyPairCarriesTcp(nodes: NodeEntry[], firstPort: number): Promise<void> {

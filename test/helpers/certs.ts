@@ -2,18 +2,13 @@
 // node's compose would pin for a fixture cluster, and certificates built straight from a simulated
 // node (what the sidecar rebuilds from the registration calldata).
 import { randomBytes } from "node:crypto";
-import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { createKmsRoot, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import type { MemberCertificate } from "@attestmesh/shared/certs/certificate.ts";
 import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
-import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
-import { ed25519 } from "@noble/curves/ed25519";
-import { type Address, bytesToHex, getAddress, type Hex, hexToBytes, parseEventLogs } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
-import { type ClusterFixture, SIMULATED_CLAIMS } from "./cluster.ts";
+import { type Address, bytesToHex, getAddress, type Hex, parseEventLogs } from "viem";
+import { type ClusterFixture, SIMULATED_CLAIMS, signRegistration, simulatedNode } from "./cluster.ts";
 
 /** Creates a member app on the fixture's cluster (as its owner); returns its app id and salt. */
 export async function createMemberApp(fx: ClusterFixture): Promise<{ appId: Address; salt: Hex }> {
@@ -47,32 +42,23 @@ export async function simulatedCertificate(options: {
   readonly cluster: Address;
   readonly nonce?: bigint;
 }): Promise<{ certificate: MemberCertificate; memberKey: Address }> {
-  const cvm = createSimulatedCvm({ kmsRoot: options.kmsRoot, appId: hexToBytes(options.appId) });
-  const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
-  const identity = cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519");
-  const wireguard = cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose, "ed25519");
-  const account = privateKeyToAccount(bytesToHex(member.key));
-  const identityKey = bytesToHex(ed25519.getPublicKey(identity.key));
-  const wireguardKey = bytesToHex(derivedPublicKey(wireguard.key, "ed25519"));
+  const node = simulatedNode(options.kmsRoot, options.appId);
   const nonce = options.nonce ?? 0n;
-  const signature = await account.signTypedData({
-    domain: memberDomain(options.chainId, options.cluster),
-    types: memberTypes,
-    primaryType: "Register",
-    message: { appId: options.appId, wireguardKey, identityKey, ...SIMULATED_CLAIMS, nonce },
-  });
+  const signature = await signRegistration(
+    { chainId: options.chainId, deployed: { diamond: options.cluster } },
+    node,
+    {
+      nonce,
+    },
+  );
   return {
-    memberKey: account.address,
+    memberKey: node.memberAccount.address,
     certificate: {
-      appId: options.appId,
-      salt: options.salt,
-      memberPubkey: bytesToHex(derivedPublicKey(member.key, "secp256k1")),
-      appPubkey: bytesToHex(cvm.appPublicKey),
-      appSignature: bytesToHex(member.signatureChain[0]!),
-      kmsSignature: bytesToHex(member.signatureChain[1]!),
+      ...node.proof,
       guestApiVersion: 0,
-      wireguardKey,
-      identityKey,
+      salt: options.salt,
+      wireguardKey: node.wireguardKey,
+      identityKey: node.identityKey,
       claims: { ...SIMULATED_CLAIMS },
       nonce,
       signature,

@@ -2,6 +2,7 @@
 // simulated dstack nodes whose key chains the cluster can verify.
 
 import { randomBytes } from "node:crypto";
+import { simulatedNodeKeys } from "@attestmesh/devnet/dstack-sim/node.ts";
 import {
   type CvmIdentityOptions,
   createKmsRoot,
@@ -12,9 +13,6 @@ import {
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
-import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
-import { ed25519 } from "@noble/curves/ed25519";
 import { sha256 } from "@noble/hashes/sha2";
 import { network } from "hardhat";
 import {
@@ -27,7 +25,6 @@ import {
   keccak256,
   toHex,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 
 export const MESH_CIDR = "10.77.0.0/16";
 
@@ -102,29 +99,12 @@ export function simulatedNode(
 ) {
   const cvm = createSimulatedCvm({ ...cvmIdentity, kmsRoot, appId: hexToBytes(appId) });
   const info = cvm.info();
-  const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
-  const identity = cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519");
-  const wireguard = cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose, "ed25519");
-  const memberAccount = privateKeyToAccount(bytesToHex(member.key));
   return {
     appId,
     cvm,
-    memberAccount,
-    memberSecret: member.key,
-    proof: {
-      appId,
-      memberPubkey: bytesToHex(derivedPublicKey(member.key, "secp256k1")),
-      appPubkey: bytesToHex(cvm.appPublicKey),
-      appSignature: bytesToHex(member.signatureChain[0]),
-      kmsSignature: bytesToHex(member.signatureChain[1]),
-      guestApiVersion: 0,
-    },
+    ...simulatedNodeKeys(appId, cvm),
     /** What the node states at registration, as its guest agent's Info reports it. */
     claims: { composeHash: bytesToHex(info.composeHash), deviceId: bytesToHex(info.deviceId) },
-    identityKey: bytesToHex(ed25519.getPublicKey(identity.key)),
-    /** The identity key's seed: signs the node's sealed messages. */
-    identitySecret: identity.key,
-    wireguardKey: bytesToHex(derivedPublicKey(wireguard.key, "ed25519")),
   };
 }
 
@@ -135,8 +115,8 @@ export function randomAppId(): Address {
 }
 
 export async function signRegistration(
-  fx: Pick<ClusterFixture, "chainId" | "deployed">,
-  node: SimulatedNode,
+  fx: { readonly chainId: number; readonly deployed: { readonly diamond: Address } },
+  node: Pick<SimulatedNode, "memberAccount" | "appId" | "wireguardKey" | "identityKey" | "claims">,
   overrides: {
     nonce?: bigint;
     wireguardKey?: Hex;

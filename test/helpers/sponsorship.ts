@@ -12,8 +12,9 @@ import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { type DeployedSponsorship, deploySponsorship } from "@attestmesh/scripts/deploy/sponsorship.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { connectChain } from "@attestmesh/sidecar/chain/client.ts";
-import { deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
+import { deriveNodeKeys, type NodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { secret } from "@attestmesh/sidecar/secret.ts";
 import { captureLogger, freePort, simulatorKeySource } from "@attestmesh/sidecar/testing/helpers.ts";
 import { createCapLedger, type DailyCaps } from "@attestmesh/sponsor/caps.ts";
@@ -26,13 +27,14 @@ import {
   createPublicClient,
   createWalletClient,
   defineChain,
+  encodeFunctionData,
   getContract,
   type Hex,
   hexToBytes,
   http,
 } from "viem";
-import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { randomAppId, SIMULATED_COMPOSE_HASH } from "./cluster.ts";
+import { generatePrivateKey, privateKeyToAccount, signTypedData } from "viem/accounts";
+import { randomAppId, SIMULATED_CLAIMS, SIMULATED_COMPOSE_HASH } from "./cluster.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 
@@ -215,6 +217,43 @@ export async function setupSponsorship() {
       return keys;
     }
 
+    /** The node's member-key signature over Register: its keys (or another WireGuard key) and the simulated claims. */
+    function signRegister(
+      keys: NodeKeys,
+      nonce: bigint,
+      wireguardKey: Hex = keys.wireguard.publicKey,
+    ): Promise<Hex> {
+      return signTypedData({
+        privateKey: keys.member.secret.reveal(),
+        domain: memberDomain(chainId, cluster.diamond),
+        types: memberTypes,
+        primaryType: "Register",
+        message: {
+          appId: keys.appId,
+          wireguardKey,
+          identityKey: keys.identity.publicKey,
+          ...SIMULATED_CLAIMS,
+          nonce,
+        },
+      });
+    }
+
+    /** Calldata of `leaveCluster(memberId)`, signed by the node's member key. */
+    async function leaveCall(keys: NodeKeys, memberId: bigint): Promise<Hex> {
+      const signature = await signTypedData({
+        privateKey: keys.member.secret.reveal(),
+        domain: memberDomain(chainId, cluster.diamond),
+        types: memberTypes,
+        primaryType: "Leave",
+        message: { memberId },
+      });
+      return encodeFunctionData({
+        abi: clusterAbi,
+        functionName: "leaveCluster",
+        args: [memberId, signature],
+      });
+    }
+
     /** The sidecar's chain context: no gas key unless one is given (a node with zero balance). */
     async function chainContext(gasKey?: Hex) {
       return connectChain({
@@ -241,6 +280,8 @@ export async function setupSponsorship() {
       transport,
       startSponsor,
       node,
+      signRegister,
+      leaveCall,
       chainContext,
       async stop() {
         for (const stop of stops.reverse()) await stop().catch(() => {});

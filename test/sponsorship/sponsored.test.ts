@@ -11,14 +11,13 @@ import { sponsorRequestDigest } from "@attestmesh/shared/contracts/sponsorReques
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { ChainContext } from "@attestmesh/sidecar/chain/client.ts";
-import { createClusterReader } from "@attestmesh/sidecar/chain/cluster.ts";
 import { toMemberAccount } from "@attestmesh/sidecar/chain/memberAccount.ts";
 import { selectClusterWriter } from "@attestmesh/sidecar/chain/selectWriter.ts";
 import { createSponsoredWriter } from "@attestmesh/sidecar/chain/sponsoredWriter.ts";
 import type { ClusterWriter } from "@attestmesh/sidecar/chain/writer.ts";
 import type { NodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { registerOnce } from "@attestmesh/sidecar/register.ts";
-import { captureLogger } from "@attestmesh/sidecar/testing/helpers.ts";
+import { captureLogger, testRegisterOptions } from "@attestmesh/sidecar/testing/helpers.ts";
 import { approvalDigest, decodePaymasterData, signApproval } from "@attestmesh/sponsor/approval.ts";
 import {
   type Address,
@@ -60,17 +59,7 @@ async function sponsoredWriter(fx: SponsorshipFixture, keys: NodeKeys, paymaster
 
 /** One registration attempt of `keys` through `writer`, not waiting for confirmations. */
 function registerThrough(chain: ChainContext, writer: ClusterWriter, keys: NodeKeys) {
-  return registerOnce({
-    chain,
-    reader: createClusterReader(chain.reads, chain.cluster),
-    writer,
-    keys,
-    claims: SIMULATED_CLAIMS,
-    confirmations: 0,
-    logger: captureLogger().logger,
-    signal: new AbortController().signal,
-    backoff: { initialMs: 10, maxMs: 50 },
-  });
+  return registerOnce(testRegisterOptions({ chain, writer, keys, claims: SIMULATED_CLAIMS }));
 }
 
 /** Registers `keys` through its member account, the bundler and the paymaster service at `paymasterUrl`. */
@@ -258,19 +247,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
   async function registerCall(keys: NodeKeys, overrides: { wireguardKey?: Hex } = {}): Promise<Hex> {
     const nonce = await fx.clusterAsOwner.read.registrationNonce([keys.appId]);
     const wireguardKey = overrides.wireguardKey ?? keys.wireguard.publicKey;
-    const signature = await signTypedData({
-      privateKey: keys.member.secret.reveal(),
-      domain: memberDomain(fx.chainId, fx.cluster.diamond),
-      types: memberTypes,
-      primaryType: "Register",
-      message: {
-        appId: keys.appId,
-        wireguardKey,
-        identityKey: keys.identity.publicKey,
-        ...SIMULATED_CLAIMS,
-        nonce,
-      },
-    });
+    const signature = await fx.signRegister(keys, nonce, wireguardKey);
     return encodeFunctionData({
       abi: clusterAbi,
       functionName: "register",
@@ -358,17 +335,6 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     const { registration } = await registerSponsored(fx, keys, paymasterUrl ?? (await fx.startSponsor()).url);
     assert.ok(registration.txHash);
     return { keys, memberId: registration.memberId, txHash: registration.txHash };
-  }
-
-  async function leaveCall(keys: NodeKeys, memberId: bigint): Promise<Hex> {
-    const signature = await signTypedData({
-      privateKey: keys.member.secret.reveal(),
-      domain: memberDomain(fx.chainId, fx.cluster.diamond),
-      types: memberTypes,
-      primaryType: "Leave",
-      message: { memberId },
-    });
-    return encodeFunctionData({ abi: clusterAbi, functionName: "leaveCluster", args: [memberId, signature] });
   }
 
   /** A nonce on its own ERC-4337 nonce key: a distinct operation of the same account. */
@@ -660,7 +626,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
         "no-member-proof",
       );
     }
-    const leave = await operation(keys, await leaveCall(keys, memberId));
+    const leave = await operation(keys, await fx.leaveCall(keys, memberId));
     const approval = await askSponsor(leave);
     assert.ok(approval.paymasterData);
     await sponsor.watcher.sync();
@@ -732,7 +698,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     const { keys, memberId } = await registeredMember(first.url);
     await first.watcher.sync();
     // One paid registration and one outstanding approval.
-    await askSponsor(await operation(keys, await leaveCall(keys, memberId)), { url: first.url });
+    await askSponsor(await operation(keys, await fx.leaveCall(keys, memberId)), { url: first.url });
     const usage = first.ledger.usage(keys.member.address);
     assert.equal(usage.ops, 2);
     await first.stop();
@@ -740,7 +706,7 @@ describe("sponsorship refusals and tampering", { timeout: 300_000 }, () => {
     assert.deepEqual(second.ledger.usage(keys.member.address), usage);
     sponsor = second;
     await assertRefused(
-      askSponsor(await operation(keys, await leaveCall(keys, memberId), { nonce: nonceKey(9) }), {
+      askSponsor(await operation(keys, await fx.leaveCall(keys, memberId), { nonce: nonceKey(9) }), {
         url: second.url,
       }),
       "cap-exceeded",

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
+import { simulatedNodeKeysV1 } from "@attestmesh/devnet/dstack-sim/node.ts";
 import type { KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { appSignKeyClaimV1, deriveKeyV1 } from "@attestmesh/shared/dstack/guestV1.ts";
@@ -14,9 +15,8 @@ import {
   secp256k1PublicKey,
 } from "@attestmesh/shared/dstack/keychain.ts";
 import { compressedToAddress } from "@attestmesh/shared/dstack/verify.ts";
-import { IDENTITY_KEY, INDEXER_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { type Address, bytesToHex, type Hex, hexToBytes, parseEventLogs } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import {
   type ClusterFixture,
   randomAppId,
@@ -29,28 +29,7 @@ import { expectRevert } from "../../../test/helpers/revert.ts";
 
 /** A node whose keys come from guest API v1: v1 KDF, link 0 over the v1 key claim. */
 function simulatedNodeV1(kmsRoot: KmsRoot, appId: Address = randomAppId()): SimulatedNode {
-  const base = simulatedNode(kmsRoot, appId);
-  const appKey = deriveAppKey(kmsRoot.secret, hexToBytes(appId));
-  const memberSecret = deriveKeyV1(appKey, "secp256k1", MEMBER_KEY.purpose);
-  const memberPubkey = derivedPublicKey(memberSecret, "secp256k1");
-  const appPubkey = secp256k1PublicKey(appKey);
-  const edKey = (domain: string) =>
-    bytesToHex(derivedPublicKey(deriveKeyV1(appKey, "ed25519", domain), "ed25519"));
-  return {
-    ...base,
-    memberAccount: privateKeyToAccount(bytesToHex(memberSecret)),
-    memberSecret,
-    proof: {
-      appId,
-      memberPubkey: bytesToHex(memberPubkey),
-      appPubkey: bytesToHex(appPubkey),
-      appSignature: bytesToHex(appSignKeyClaimV1(appKey, MEMBER_KEY.purpose, memberPubkey)),
-      kmsSignature: bytesToHex(kmsSignAppKey(kmsRoot.secret, hexToBytes(appId), appPubkey)),
-      guestApiVersion: 1,
-    },
-    identityKey: edKey(IDENTITY_KEY.purpose),
-    wireguardKey: edKey(WIREGUARD_KEY.purpose),
-  };
+  return { ...simulatedNode(kmsRoot, appId), ...simulatedNodeKeysV1(kmsRoot, appId) };
 }
 
 async function registerTx(fx: ClusterFixture, node: SimulatedNode, proof = node.proof) {

@@ -65,14 +65,24 @@ describe("IndexerRegistryFacet", async () => {
     return { indexer, codeId, endpoint, events, timestamp };
   }
 
-  /** The call must revert with `errorName(args)`, mine nothing and leave the indexer record as it was. */
-  async function expectRefusal(attempt: () => Promise<unknown>, errorName: string, args: readonly unknown[]) {
-    const before = await owner.read.indexer();
+  /** The call must revert with `errorName(args)`, mine nothing and leave what `read` returns as it was. */
+  async function expectRefusalKeeping(
+    read: () => Promise<unknown>,
+    kept: string,
+    attempt: () => Promise<unknown>,
+    errorName: string,
+    args: readonly unknown[],
+  ) {
+    const before = await read();
     const blockBefore = await fx.publicClient.getBlockNumber();
     await expectRevert(attempt(), errorName, args);
     assert.equal(await fx.publicClient.getBlockNumber(), blockBefore, "a refused call mines nothing");
-    assert.deepEqual(await owner.read.indexer(), before, "a refused call leaves the record as it was");
+    assert.deepEqual(await read(), before, `a refused call leaves ${kept} as it was`);
   }
+
+  /** The call must revert with `errorName(args)`, mine nothing and leave the indexer record as it was. */
+  const expectRefusal = (attempt: () => Promise<unknown>, errorName: string, args: readonly unknown[]) =>
+    expectRefusalKeeping(() => owner.read.indexer(), "the record", attempt, errorName, args);
 
   it("reads an empty record before any indexer is set", async () => {
     assert.deepEqual(
@@ -433,17 +443,11 @@ describe("IndexerRegistryFacet", async () => {
     const keys = async () => (await owner.read.indexers()).map((v) => v.signingKey);
 
     /** Must revert with `errorName(args)`, mine nothing and leave every record as it was. */
-    async function expectListRefusal(
+    const expectListRefusal = (
       attempt: () => Promise<unknown>,
       errorName: string,
       args: readonly unknown[],
-    ) {
-      const before = await owner.read.indexers();
-      const blockBefore = await fx.publicClient.getBlockNumber();
-      await expectRevert(attempt(), errorName, args);
-      assert.equal(await fx.publicClient.getBlockNumber(), blockBefore, "a refused call mines nothing");
-      assert.deepEqual(await owner.read.indexers(), before, "a refused call leaves every record as it was");
-    }
+    ) => expectRefusalKeeping(() => owner.read.indexers(), "every record", attempt, errorName, args);
 
     it("addIndexer registers a second indexer beside the first, emits IndexerAdded, and lists both in order", async () => {
       const first = await setFreshIndexer("wss://first.example/ws");

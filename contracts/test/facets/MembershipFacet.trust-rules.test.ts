@@ -140,42 +140,16 @@ describe("trust rules of register", async () => {
       kmsSignature: "0x",
       guestApiVersion: 0,
     };
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, empty, signature),
-      "InvalidPublicKeyLength",
-      [0],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, { ...empty, memberPubkey: node.proof.memberPubkey }, signature),
-      "InvalidPublicKeyLength",
-      [0],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, { ...node.proof, memberPubkey: bytesToHex(randomBytes(20)) }, signature),
-      "InvalidPublicKeyLength",
-      [20],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () =>
-        registerWith(fx, node, { ...node.proof, appPubkey: toHex(new Uint8Array(33).fill(0xab)) }, signature),
-      "InvalidPublicKeyPrefix",
-      [0xab],
-    );
-    await refused(
-      fx,
-      node.appId,
-      () => registerWith(fx, node, { ...node.proof, kmsSignature: bytesToHex(randomBytes(64)) }, signature),
-      "InvalidSignatureLength",
-      [64],
-    );
+    const malformed: Array<[Proof, string, readonly unknown[]]> = [
+      [empty, "InvalidPublicKeyLength", [0]],
+      [{ ...empty, memberPubkey: node.proof.memberPubkey }, "InvalidPublicKeyLength", [0]],
+      [{ ...node.proof, memberPubkey: bytesToHex(randomBytes(20)) }, "InvalidPublicKeyLength", [20]],
+      [{ ...node.proof, appPubkey: toHex(new Uint8Array(33).fill(0xab)) }, "InvalidPublicKeyPrefix", [0xab]],
+      [{ ...node.proof, kmsSignature: bytesToHex(randomBytes(64)) }, "InvalidSignatureLength", [64]],
+    ];
+    for (const [proof, error, args] of malformed) {
+      await refused(fx, node.appId, () => registerWith(fx, node, proof, signature), error, args);
+    }
 
     // Well-formed keys and signatures that belong together in no chain: real signatures over other data.
     const appSecret = randomBytes(32);
@@ -228,18 +202,7 @@ describe("trust rules of register", async () => {
     // The chain is public once posted: an attacker replays it with its own signature (and keys).
     const node = await allowedNode(fx);
     const attacker = privateKeyToAccount(generatePrivateKey());
-    const signature = await attacker.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Register",
-      message: {
-        appId: node.appId,
-        wireguardKey: node.wireguardKey,
-        identityKey: node.identityKey,
-        ...node.claims,
-        nonce: 0n,
-      },
-    });
+    const signature = await signRegistration(fx, { ...node, memberAccount: attacker });
     await refused(
       fx,
       node.appId,

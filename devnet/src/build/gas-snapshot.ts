@@ -6,14 +6,8 @@ import { join } from "node:path";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { appSignKeyClaimV1, deriveKeyV1 } from "@attestmesh/shared/dstack/guestV1.ts";
-import {
-  deriveAppKey,
-  derivedPublicKey,
-  kmsSignAppKey,
-  secp256k1PublicKey,
-} from "@attestmesh/shared/dstack/keychain.ts";
-import { IDENTITY_KEY, INDEXER_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { network } from "hardhat";
 import {
   type Address,
@@ -25,7 +19,7 @@ import {
   keccak256,
   toHex,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { simulatedNodeKeys, simulatedNodeKeysV1 } from "../dstack-sim/node.ts";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 
 const SNAPSHOT = join(new URL("../../..", import.meta.url).pathname, "snapshots/gas.json");
@@ -68,26 +62,11 @@ async function measure(): Promise<Record<string, { total: number; execution: num
       bytesToHex(hexToBytes(keccak256(toHex(`gas snapshot app ${i}`))).subarray(0, 20)),
     );
     const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
-    const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
     return {
       appId,
+      ...simulatedNodeKeys(appId, cvm),
       // One release on its own machine each: the device id is per member, the compose hash shared.
       claims: { composeHash: COMPOSE_HASH, deviceId: keccak256(toHex(`gas snapshot device ${i}`)) },
-      account: privateKeyToAccount(bytesToHex(member.key)),
-      proof: {
-        appId,
-        memberPubkey: bytesToHex(derivedPublicKey(member.key, "secp256k1")),
-        appPubkey: bytesToHex(cvm.appPublicKey),
-        appSignature: bytesToHex(member.signatureChain[0]),
-        kmsSignature: bytesToHex(member.signatureChain[1]),
-        guestApiVersion: 0,
-      },
-      wireguardKey: bytesToHex(
-        derivedPublicKey(cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose).key, "ed25519"),
-      ),
-      identityKey: bytesToHex(
-        derivedPublicKey(cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose).key, "ed25519"),
-      ),
     };
   });
   const domain = memberDomain(chainId, deployed.diamond);
@@ -110,26 +89,10 @@ async function measure(): Promise<Record<string, { total: number; execution: num
   // The same call for a guest API v1 chain (dstack 0.6): link 0 signs the raw key, no hex encoding.
   const v1 = (() => {
     const appId = getAddress(bytesToHex(hexToBytes(keccak256(toHex("gas snapshot app v1"))).subarray(0, 20)));
-    const appKey = deriveAppKey(kmsRoot.secret, hexToBytes(appId));
-    const memberSecret = deriveKeyV1(appKey, "secp256k1", MEMBER_KEY.purpose);
-    const memberPubkey = derivedPublicKey(memberSecret, "secp256k1");
-    const appPubkey = secp256k1PublicKey(appKey);
-    const edKey = (domain: string) =>
-      bytesToHex(derivedPublicKey(deriveKeyV1(appKey, "ed25519", domain), "ed25519"));
     return {
       appId,
-      account: privateKeyToAccount(bytesToHex(memberSecret)),
-      proof: {
-        appId,
-        memberPubkey: bytesToHex(memberPubkey),
-        appPubkey: bytesToHex(appPubkey),
-        appSignature: bytesToHex(appSignKeyClaimV1(appKey, MEMBER_KEY.purpose, memberPubkey)),
-        kmsSignature: bytesToHex(kmsSignAppKey(kmsRoot.secret, hexToBytes(appId), appPubkey)),
-        guestApiVersion: 1,
-      },
+      ...simulatedNodeKeysV1(kmsRoot, appId),
       claims: { composeHash: COMPOSE_HASH, deviceId: keccak256(toHex("gas snapshot device v1")) },
-      wireguardKey: edKey(WIREGUARD_KEY.purpose),
-      identityKey: edKey(IDENTITY_KEY.purpose),
     };
   })();
   // The policy the members' claims must meet: the release's compose hash and an allowlist of devices
@@ -173,7 +136,7 @@ async function measure(): Promise<Record<string, { total: number; execution: num
       deployed.diamond,
       call("addAppId", [node.appId]),
     );
-    const signature = await node.account.signTypedData({
+    const signature = await node.memberAccount.signTypedData({
       domain,
       types: memberTypes,
       primaryType: "Register",
@@ -190,37 +153,29 @@ async function measure(): Promise<Record<string, { total: number; execution: num
     if (i === 2) await send("register (restart no-op)", relayer, deployed.diamond, data);
   }
 
+  // The first member commits the epoch-0 CSK, the second confirms it.
   const commitment = keccak256(toHex("gas snapshot csk"));
-  const commitSignature = await first.account.signTypedData({
-    domain,
-    types: memberTypes,
-    primaryType: "CommitCsk",
-    message: { memberId: 1n, epoch: 0n, commitment },
-  });
-  await send(
-    "commitCsk",
-    relayer,
-    deployed.diamond,
-    call("commitCsk", [1n, 0n, commitment, commitSignature]),
-  );
-
-  const second = nodes[1]!;
-  const confirmSignature = await second.account.signTypedData({
-    domain,
-    types: memberTypes,
-    primaryType: "ConfirmCsk",
-    message: { memberId: 2n, epoch: 0n, commitment },
-  });
-  await send(
-    "confirmCsk",
-    relayer,
-    deployed.diamond,
-    call("confirmCsk", [2n, 0n, commitment, confirmSignature]),
-  );
+  for (const [node, memberId, primaryType, functionName] of [
+    [first, 1n, "CommitCsk", "commitCsk"],
+    [nodes[1]!, 2n, "ConfirmCsk", "confirmCsk"],
+  ] as const) {
+    const signature = await node.memberAccount.signTypedData({
+      domain,
+      types: memberTypes,
+      primaryType,
+      message: { memberId, epoch: 0n, commitment },
+    });
+    await send(
+      functionName,
+      relayer,
+      deployed.diamond,
+      call(functionName, [memberId, 0n, commitment, signature]),
+    );
+  }
 
   const ciphertext = toHex(new Uint8Array(256).fill(0xab));
   const envelopeId = keccak256(toHex("gas snapshot envelope"));
-  const sendSignature = await first.account.signTypedData({
+  const sendSignature = await first.memberAccount.signTypedData({
     domain,
     types: memberTypes,
     primaryType: "Send",
@@ -234,7 +189,7 @@ async function measure(): Promise<Record<string, { total: number; execution: num
   );
 
   await send("evict", owner, deployed.diamond, call("evict", [3n, 1]));
-  const leaveSignature = await nodes[1]!.account.signTypedData({
+  const leaveSignature = await nodes[1]!.memberAccount.signTypedData({
     domain,
     types: memberTypes,
     primaryType: "Leave",
@@ -243,7 +198,7 @@ async function measure(): Promise<Record<string, { total: number; execution: num
   await send("leaveCluster", relayer, deployed.diamond, call("leaveCluster", [2n, leaveSignature]));
 
   await send("addAppId (guest API v1)", owner, deployed.diamond, call("addAppId", [v1.appId]));
-  const v1Signature = await v1.account.signTypedData({
+  const v1Signature = await v1.memberAccount.signTypedData({
     domain,
     types: memberTypes,
     primaryType: "Register",
@@ -279,7 +234,7 @@ async function measure(): Promise<Record<string, { total: number; execution: num
   const third = nodes[2]!;
   await send("addAppId (evicted app, again)", owner, deployed.diamond, call("addAppId", [third.appId]));
   const newDevice = { composeHash: COMPOSE_HASH, deviceId: keccak256(toHex("gas snapshot unlisted device")) };
-  const anyDeviceSignature = await third.account.signTypedData({
+  const anyDeviceSignature = await third.memberAccount.signTypedData({
     domain,
     types: memberTypes,
     primaryType: "Register",

@@ -28,23 +28,18 @@ async function requireState() {
   return state;
 }
 
-function positiveInt(name: string) {
+/** A commander parser for an integer option from `min` to `max`. */
+function integerIn(name: string, min: number, max: number) {
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 200)
-      throw new Error(`${name} must be an integer from 1 to 200, got "${value}"`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new Error(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
     return n;
   };
 }
 
-function nonNegativeInt(name: string) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 64)
-      throw new Error(`${name} must be an integer from 0 to 64, got "${value}"`);
-    return n;
-  };
-}
+const positiveInt = (name: string) => integerIn(name, 1, 200);
+const nonNegativeInt = (name: string) => integerIn(name, 0, 64);
 
 function seed(value: string): number {
   const n = Number(value);

@@ -39,24 +39,26 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Signals the process group (the process and what it started), or the process alone if it leads none. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone already
+    }
+  }
+}
+
 /** SIGTERM the process group, then SIGKILL whatever is left after `graceMs`. */
 export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // gone
-      }
-    }
-  };
   if (!isAlive(pid)) return;
-  signal("SIGTERM");
+  signalGroup(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && isAlive(pid)) await sleep(100);
-  if (isAlive(pid)) signal("SIGKILL");
+  if (isAlive(pid)) signalGroup(pid, "SIGKILL");
 }
 
 /** Poll `check` until it returns a value, or fail with `what` after `timeoutMs`. */

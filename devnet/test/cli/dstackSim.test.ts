@@ -88,20 +88,22 @@ describe("attestmesh dstack-sim (CLI)", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** Starts the CLI on `<dir>/<name>.sock` serving `appId`, with `flags`; the child is killed after the test. */
+  async function serve(name: string, appId: string, flags: readonly string[] = []) {
+    const socketPath = join(dir, `${name}.sock`);
+    const serving = await startCli(["--socket", socketPath, "--app-id", appId, ...flags]);
+    children.push(serving.child);
+    return { socketPath, serving };
+  }
+
   test("serves the SDK, then exits 0 on SIGTERM and removes its socket", async () => {
-    const socketPath = join(dir, "term.sock");
     const composeHex = bytesToHex(COMPOSE_HASH);
-    const serving = await startCli([
-      "--socket",
-      socketPath,
-      "--app-id",
-      `0x${APP_ID_HEX}`,
+    const { socketPath, serving } = await serve("term", `0x${APP_ID_HEX}`, [
       "--compose-hash",
       `0x${composeHex}`,
       "--app-name",
       "from-cli",
     ]);
-    children.push(serving.child);
     assert.equal(statSync(socketPath).mode & 0o777, 0o600);
     const client = new DstackClient(socketPath);
     const info = await client.info();
@@ -121,9 +123,7 @@ describe("attestmesh dstack-sim (CLI)", () => {
   });
 
   test("SIGINT also exits 0 and removes the socket", async () => {
-    const socketPath = join(dir, "int.sock");
-    const serving = await startCli(["--socket", socketPath, "--app-id", `0x${APP_ID_HEX}`]);
-    children.push(serving.child);
+    const { socketPath, serving } = await serve("int", `0x${APP_ID_HEX}`);
     serving.child.kill("SIGINT");
     const run = await serving.exit;
     assert.equal(run.code, 0, run.stderr);
@@ -134,16 +134,7 @@ describe("attestmesh dstack-sim (CLI)", () => {
     const secret = keccak_256(utf8ToBytes("a private test root"));
     const secretFile = join(dir, "kms-root.hex");
     await writeFile(secretFile, `0x${bytesToHex(secret)}\n`, { mode: 0o600 });
-    const socketPath = join(dir, "root.sock");
-    const serving = await startCli([
-      "--socket",
-      socketPath,
-      "--app-id",
-      APP_ID_HEX,
-      "--kms-root-secret-file",
-      secretFile,
-    ]);
-    children.push(serving.child);
+    const { socketPath, serving } = await serve("root", APP_ID_HEX, ["--kms-root-secret-file", secretFile]);
     const client = new DstackClient(socketPath);
     const info = (await client.info()) as unknown as { kms_root_address: string; app_public_key: string };
     const root = createKmsRoot(secret);
@@ -158,16 +149,10 @@ describe("attestmesh dstack-sim (CLI)", () => {
   test("--appkeys serves dstack's own simulator key file", async () => {
     const appkeysFile = join(dir, "appkeys.json");
     await writeFile(appkeysFile, JSON.stringify(FIXTURE_APPKEYS));
-    const socketPath = join(dir, "appkeys.sock");
-    const serving = await startCli([
-      "--socket",
-      socketPath,
-      "--app-id",
-      `0x${FIXTURE_APP_ID_HEX}`,
+    const { socketPath, serving } = await serve("appkeys", `0x${FIXTURE_APP_ID_HEX}`, [
       "--appkeys",
       appkeysFile,
     ]);
-    children.push(serving.child);
     const client = new DstackClient(socketPath);
     const info = (await client.info()) as unknown as { kms_root_address: string; app_public_key: string };
     assert.equal(info.kms_root_address.toLowerCase(), FIXTURE_KMS_ROOT);
@@ -188,19 +173,13 @@ describe("attestmesh dstack-sim (CLI)", () => {
     const composeFile = join(dir, "app-compose.json");
     const compose = '{"docker_compose_file":"x-attestmesh:\\n  guest_api: v1\\n"}';
     await writeFile(composeFile, compose);
-    const socketPath = join(dir, "old.sock");
-    const serving = await startCli([
-      "--socket",
-      socketPath,
-      "--app-id",
-      APP_ID_HEX,
+    const { socketPath, serving } = await serve("old", APP_ID_HEX, [
       "--app-compose",
       composeFile,
       "--guest-apis",
       "v0",
       "--no-ed25519-chains",
     ]);
-    children.push(serving.child);
     const client = new DstackClient(socketPath);
     const info = await client.info();
     assert.equal(info.tcb_info.app_compose, compose);
@@ -330,9 +309,7 @@ describe("attestmesh dstack-sim (CLI)", () => {
   });
 
   test("a socket that a running simulator holds is refused; that simulator keeps serving", async () => {
-    const socketPath = join(dir, "held.sock");
-    const serving = await startCli(["--socket", socketPath, "--app-id", APP_ID_HEX]);
-    children.push(serving.child);
+    const { socketPath, serving } = await serve("held", APP_ID_HEX);
     const run = await runCli(["dstack-sim", "--socket", socketPath, "--app-id", APP_ID_HEX]);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /^attestmesh: another server is listening on/);

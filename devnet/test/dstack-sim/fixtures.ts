@@ -1,6 +1,7 @@
 // What the dstack simulator's server and CLI tests share: one simulated app, dstack's own simulator
-// key file, and the check of a key chain the official SDK returned.
+// key file, the check of a key chain the official SDK returned, and a raw HTTP request over the socket.
 import assert from "node:assert/strict";
+import { request } from "node:http";
 import { derivedPublicKey, type KeyAlgorithm } from "@attestmesh/shared/dstack/keychain.ts";
 import { verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { keccak_256 } from "@noble/hashes/sha3";
@@ -48,5 +49,44 @@ export function verifySdkKey(
     appPubkey,
     appSignature: response.signature_chain[0]!,
     kmsSignature: response.signature_chain[1]!,
+  });
+}
+
+export type RawResponse = {
+  status: number;
+  headers: Record<string, unknown>;
+  text: string;
+  json: Record<string, unknown>;
+};
+
+/** One HTTP request over the unix socket, outside the SDK (which cannot send malformed ones). */
+export function rawRequest(
+  socketPath: string,
+  options: { method?: string; path: string; body?: string | Buffer },
+): Promise<RawResponse> {
+  return new Promise((answer, fail) => {
+    const req = request(
+      {
+        socketPath,
+        method: options.method ?? "POST",
+        path: options.path,
+        agent: false,
+        headers: { "content-type": "application/json" },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let json: Record<string, unknown> = {};
+          try {
+            json = JSON.parse(text) as Record<string, unknown>;
+          } catch {}
+          answer({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+      },
+    );
+    req.on("error", fail);
+    req.end(options.body);
   });
 }

@@ -3,7 +3,6 @@
 // attestation, Info's compose document, the three 404s the spec tells apart, and an agent before 0.6.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { decodeTdxAttestation } from "@attestmesh/shared/dstack/attestation.ts";
@@ -21,7 +20,7 @@ import {
   startDstackSimulator,
 } from "../../src/dstack-sim/server.ts";
 import { loadDstackAppKeys, parseSimulatedQuote } from "../../src/dstack-sim/simulator.ts";
-import { APP_ID, DEVNET_ROOT } from "./fixtures.ts";
+import { APP_ID, DEVNET_ROOT, rawRequest } from "./fixtures.ts";
 
 const silent = pino({ level: "silent" });
 const vectors = loadGuestV1Vectors();
@@ -38,51 +37,35 @@ function vectorCvm() {
 
 type Answer = { status: number; contentType: string; text: string; json: Record<string, unknown> };
 
-function post(socketPath: string, path: string, body: unknown = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath, path, method: "POST", agent: false, headers: { "content-type": "application/json" } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let json: Record<string, unknown> = {};
-          try {
-            json = JSON.parse(text) as Record<string, unknown>;
-          } catch {}
-          resolve({
-            status: res.statusCode ?? 0,
-            contentType: String(res.headers["content-type"]),
-            text,
-            json,
-          });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(JSON.stringify(body));
-  });
+async function post(socketPath: string, path: string, body: unknown = {}): Promise<Answer> {
+  const { status, headers, text, json } = await rawRequest(socketPath, { path, body: JSON.stringify(body) });
+  return { status, contentType: String(headers["content-type"]), text, json };
 }
 
-async function serve(guestApis: GuestApis): Promise<{ sim: DstackSimulator; dir: string }> {
-  const dir = await mkdtemp("/tmp/dstack-sim-v1-");
-  const sim = await startDstackSimulator({
-    socketPath: join(dir, "dstack.sock"),
-    cvm: vectorCvm(),
-    guestApis,
-    logger: silent,
+/** Serves the vector CVM with `guestApis` for the enclosing describe block, handing the simulator to `use`. */
+function serving(guestApis: GuestApis, use: (sim: DstackSimulator) => void): void {
+  let sim: DstackSimulator;
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp("/tmp/dstack-sim-v1-");
+    sim = await startDstackSimulator({
+      socketPath: join(dir, "dstack.sock"),
+      cvm: vectorCvm(),
+      guestApis,
+      logger: silent,
+    });
+    use(sim);
   });
-  return { sim, dir };
+  after(async () => {
+    await sim.close();
+    await rm(dir, { recursive: true, force: true });
+  });
 }
 
 describe("guest API v1 on the simulator (dstack 0.6)", () => {
   let sim: DstackSimulator;
-  let dir: string;
-  before(async () => ({ sim, dir } = await serve("v0+v1")));
-  after(async () => {
-    await sim.close();
-    await rm(dir, { recursive: true, force: true });
+  serving("v0+v1", (served) => {
+    sim = served;
   });
 
   for (const v of vectors.keys) {
@@ -169,11 +152,8 @@ describe("guest API v1 on the simulator (dstack 0.6)", () => {
 
 describe("an agent before dstack 0.6 (guest API v0 only)", () => {
   let sim: DstackSimulator;
-  let dir: string;
-  before(async () => ({ sim, dir } = await serve("v0")));
-  after(async () => {
-    await sim.close();
-    await rm(dir, { recursive: true, force: true });
+  serving("v0", (served) => {
+    sim = served;
   });
 
   test("every /v1 path is a plain 404 with no `Service not found` JSON (no such mount)", async () => {

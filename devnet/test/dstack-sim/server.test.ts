@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { existsSync, linkSync, statSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { createConnection, createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
@@ -32,50 +31,12 @@ import {
   FIXTURE_APP_ID_HEX,
   FIXTURE_APPKEYS,
   FIXTURE_KMS_ROOT,
+  rawRequest,
   testCvm,
   verifySdkKey,
 } from "./fixtures.ts";
 
 const silent = pino({ level: "silent" });
-
-type RawResponse = {
-  status: number;
-  headers: Record<string, unknown>;
-  text: string;
-  json: Record<string, unknown>;
-};
-
-/** One HTTP request over the unix socket, outside the SDK (which cannot send malformed ones). */
-function rawRequest(
-  socketPath: string,
-  options: { method?: string; path: string; body?: string | Buffer },
-): Promise<RawResponse> {
-  return new Promise((answer, fail) => {
-    const req = request(
-      {
-        socketPath,
-        method: options.method ?? "POST",
-        path: options.path,
-        agent: false,
-        headers: { "content-type": "application/json" },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let json: Record<string, unknown> = {};
-          try {
-            json = JSON.parse(text) as Record<string, unknown>;
-          } catch {}
-          answer({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-      },
-    );
-    req.on("error", fail);
-    req.end(options.body);
-  });
-}
 
 /** Bytes that are not HTTP at all, straight onto the socket; resolves with what came back. */
 function rawBytes(socketPath: string, bytes: string): Promise<string> {

@@ -434,8 +434,13 @@ export function buildView(
     at: time(l.blockNumber),
   }));
   const replayed = rebuildPolicy(policyLogs);
-  const revokedNow = (map: ReadonlyMap<string, bigint>, key: string, fallback: bigint) =>
-    (map.get(key.toLowerCase()) ?? fallback).toString();
+  /** A replayed revocation as it stands now: the chain's current time for `key`, else the logs'. */
+  const revocationNow = (
+    map: ReadonlyMap<string, bigint>,
+    key: string,
+    r: { readonly revokedAt: bigint; readonly reason: string },
+  ) => ({ revokedAt: (map.get(key.toLowerCase()) ?? r.revokedAt).toString(), reason: r.reason });
+  const inForce = (r: { readonly revokedAt: string }) => r.revokedAt !== "0";
 
   let spend: SpendView | NotAvailable;
   if (facts.spend.available === false) spend = facts.spend;
@@ -502,19 +507,11 @@ export function buildView(
         appIds: [...facts.policy.appIds].sort((x, y) => (lower(x) < lower(y) ? -1 : 1)),
         kmsRoots: [...facts.policy.kmsRoots].sort((x, y) => (lower(x) < lower(y) ? -1 : 1)),
         appIdRevocations: replayed.appIdRevocations
-          .map((r) => ({
-            appId: r.appId,
-            revokedAt: revokedNow(facts.revokedAt.app, r.appId, r.revokedAt),
-            reason: r.reason,
-          }))
-          .filter((r) => r.revokedAt !== "0"),
+          .map((r) => ({ appId: r.appId, ...revocationNow(facts.revokedAt.app, r.appId, r) }))
+          .filter(inForce),
         deviceRevocations: replayed.deviceRevocations
-          .map((r) => ({
-            deviceId: r.deviceId,
-            revokedAt: revokedNow(facts.revokedAt.device, r.deviceId, r.revokedAt),
-            reason: r.reason,
-          }))
-          .filter((r) => r.revokedAt !== "0"),
+          .map((r) => ({ deviceId: r.deviceId, ...revocationNow(facts.revokedAt.device, r.deviceId, r) }))
+          .filter(inForce),
       },
       events,
       drift,

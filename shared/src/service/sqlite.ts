@@ -24,3 +24,16 @@ function load(): Sqlite {
 }
 
 export const { DatabaseSync } = load();
+
+/** Runs `body` in one `BEGIN IMMEDIATE` transaction on `db`: committed when it returns, rolled back when it throws. */
+export function immediateTransaction<T>(db: InstanceType<typeof DatabaseSync>, body: () => T): T {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const result = body();
+    db.exec("COMMIT");
+    return result;
+  } catch (error) {
+    db.exec("ROLLBACK");
+    throw error;
+  }
+}

@@ -81,6 +81,15 @@ function withWord(bytes: Uint8Array, offset: number, value: bigint): Uint8Array 
   return out;
 }
 
+/** The malleable twin of a signature: s replaced by n - s and the recovery bit flipped; recovers the same key. */
+export function malleableTwin(signature: Uint8Array): Uint8Array {
+  return withByte(
+    withWord(signature, 32, SECP256K1_N - toBigInt(signature.subarray(32, 64))),
+    64,
+    signature[64]! ^ 1,
+  );
+}
+
 function isCurveX(x: Uint8Array): boolean {
   try {
     secp256k1.Point.fromBytes(concatBytes(Uint8Array.of(0x02), x));

@@ -16,7 +16,7 @@ import {
   kmsSignAppKey,
   secp256k1PublicKey,
 } from "@attestmesh/shared/dstack/keychain.ts";
-import { SECP256K1_HALF_N, SECP256K1_N } from "@attestmesh/shared/dstack/verify.ts";
+import { SECP256K1_HALF_N } from "@attestmesh/shared/dstack/verify.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import {
@@ -31,6 +31,7 @@ import { keccak_256 } from "@noble/hashes/sha3";
 import { pino } from "pino";
 import { bytesToHex, getAddress, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { malleableTwin } from "../dstack/corrupt.ts";
 
 const KMS_ROOT = keccak_256(new TextEncoder().encode("attestmesh service-kit test kms root"));
 const APP_ID = getAddress("0x1111111111111111111111111111111111111111");
@@ -46,15 +47,6 @@ function getKey(spec: { path: string; purpose: string; algorithm: "secp256k1" | 
     key,
     signatureChain: [appSignDerivedKey(appKey, spec.purpose, pub), kmsSignAppKey(KMS_ROOT, appId, appPub)],
   };
-}
-
-/** The same signature with s replaced by n - s and v flipped: recovers the same key. */
-function highS(signature: Uint8Array): Uint8Array {
-  const out = signature.slice();
-  const s = BigInt(bytesToHex(out.subarray(32, 64)));
-  out.set(hexToBytes(`0x${(SECP256K1_N - s).toString(16).padStart(64, "0")}`), 32);
-  out[64] = out[64]! ^ 1;
-  return out;
 }
 
 const KMS_SIGNER = privateKeyToAccount(bytesToHex(KMS_ROOT)).address;
@@ -74,8 +66,8 @@ describe("proveKey", () => {
       const reference = proveKey(APP_ID, spec, honest);
       for (const chain of [
         [v27(app), v27(kms)],
-        [highS(app), highS(kms)],
-        [v27(highS(app)), v27(highS(kms))],
+        [malleableTwin(app), malleableTwin(kms)],
+        [v27(malleableTwin(app)), v27(malleableTwin(kms))],
       ]) {
         const proven = proveKey(APP_ID, spec, { key: honest.key, signatureChain: chain });
         assert.deepEqual(proven.appSignature, reference.appSignature);

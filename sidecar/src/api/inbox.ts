@@ -18,7 +18,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync } from "@attestmesh/shared/service/sqlite.ts";
+import { DatabaseSync, immediateTransaction } from "@attestmesh/shared/service/sqlite.ts";
 import { type Address, getAddress, type Hex } from "viem";
 import { fatalError, isAttestmeshError, retryableError } from "../errors.ts";
 import { envelopeKey } from "../messages/dedup.ts";
@@ -195,15 +195,7 @@ export function openInbox(options: {
   const listeners = new Set<() => void>();
 
   function transaction<T>(body: () => T): T {
-    db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = body();
-      db.exec("COMMIT");
-      return result;
-    } catch (error) {
-      db.exec("ROLLBACK");
-      throw error;
-    }
+    return immediateTransaction(db, body);
   }
 
   function writeError(what: string, error: unknown): Error {

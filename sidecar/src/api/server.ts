@@ -138,8 +138,23 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** The body of POST /v1/messages: `{"to": "<member id>", "text": "…"}` or `{"to": …, "base64": "…"}`. */
-export function parseSendRequest(body: Buffer): { to: bigint; payload: Uint8Array } {
+/** Reads a body sent as `application/json` (refused with a 415 otherwise), like `readBody`. */
+async function readJsonBody(req: IncomingMessage): Promise<Buffer> {
+  const type = req.headers["content-type"] ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    throw new HttpError(415, "UnsupportedMediaType", "send the body as content-type: application/json");
+  }
+  return readBody(req);
+}
+
+/**
+ * A request body that must be a JSON object with no field but `fields`; refused with a 400 that shows
+ * `example` (not an object) or says to `use` the known fields (an unknown one).
+ */
+function jsonObjectBody(
+  body: Buffer,
+  shape: { readonly example: string; readonly fields: readonly string[]; readonly use: string },
+): Record<string, unknown> {
   let data: unknown;
   try {
     data = JSON.parse(body.toString("utf8"));
@@ -147,17 +162,23 @@ export function parseSendRequest(body: Buffer): { to: bigint; payload: Uint8Arra
     throw new HttpError(400, "InvalidJson", "the body is not JSON");
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    throw new HttpError(400, "InvalidBody", 'the body must be a JSON object like {"to":"2","text":"hello"}');
+    throw new HttpError(400, "InvalidBody", `the body must be a JSON object like ${shape.example}`);
   }
   const record = data as Record<string, unknown>;
-  const unknown = Object.keys(record).filter((k) => k !== "to" && k !== "text" && k !== "base64");
+  const unknown = Object.keys(record).filter((k) => !shape.fields.includes(k));
   if (unknown.length > 0) {
-    throw new HttpError(
-      400,
-      "UnknownField",
-      `unknown field(s) ${unknown.join(", ")}; use to, and text or base64`,
-    );
+    throw new HttpError(400, "UnknownField", `unknown field(s) ${unknown.join(", ")}; use ${shape.use}`);
   }
+  return record;
+}
+
+/** The body of POST /v1/messages: `{"to": "<member id>", "text": "…"}` or `{"to": …, "base64": "…"}`. */
+export function parseSendRequest(body: Buffer): { to: bigint; payload: Uint8Array } {
+  const record = jsonObjectBody(body, {
+    example: '{"to":"2","text":"hello"}',
+    fields: ["to", "text", "base64"],
+    use: "to, and text or base64",
+  });
   const rawTo = record.to;
   let to: bigint | undefined;
   if (typeof rawTo === "string" && /^\d{1,20}$/.test(rawTo)) to = BigInt(rawTo);
@@ -224,20 +245,11 @@ function sinceParam(
 
 /** The body of POST /v1/messages/ack: `{"seq": n}`, optionally with the `space` the client read it in. */
 export function parseAckRequest(body: Buffer): { seq: number; space: string | undefined } {
-  let data: unknown;
-  try {
-    data = JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new HttpError(400, "InvalidJson", "the body is not JSON");
-  }
-  if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    throw new HttpError(400, "InvalidBody", 'the body must be a JSON object like {"seq":12}');
-  }
-  const record = data as Record<string, unknown>;
-  const unknown = Object.keys(record).filter((k) => k !== "seq" && k !== "space");
-  if (unknown.length > 0) {
-    throw new HttpError(400, "UnknownField", `unknown field(s) ${unknown.join(", ")}; use seq, and space`);
-  }
+  const record = jsonObjectBody(body, {
+    example: '{"seq":12}',
+    fields: ["seq", "space"],
+    use: "seq, and space",
+  });
   const raw = record.seq;
   let seq: number | undefined;
   if (typeof raw === "number" && Number.isSafeInteger(raw)) seq = raw;
@@ -460,11 +472,7 @@ export async function startApiServer(options: {
       }
       case "/v1/messages": {
         only("POST");
-        const type = req.headers["content-type"] ?? "";
-        if (!/^application\/json\b/i.test(type)) {
-          throw new HttpError(415, "UnsupportedMediaType", "send the body as content-type: application/json");
-        }
-        const { to, payload } = parseSendRequest(await readBody(req));
+        const { to, payload } = parseSendRequest(await readJsonBody(req));
         const sender = deps.sender();
         if (sender === undefined) {
           throw new HttpError(503, "NotReady", "the sidecar has no chain connection yet; try again shortly");
@@ -493,11 +501,7 @@ export async function startApiServer(options: {
       }
       case "/v1/messages/ack": {
         only("POST");
-        const type = req.headers["content-type"] ?? "";
-        if (!/^application\/json\b/i.test(type)) {
-          throw new HttpError(415, "UnsupportedMediaType", "send the body as content-type: application/json");
-        }
-        const { seq, space } = parseAckRequest(await readBody(req));
+        const { seq, space } = parseAckRequest(await readJsonBody(req));
         const { inbox } = deps;
         if (space !== undefined && space !== inbox.space) {
           throw new HttpError(

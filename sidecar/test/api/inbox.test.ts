@@ -28,7 +28,7 @@ import { type Sidecar, startSidecar } from "../../src/main.ts";
 import type { ReceivedMessage } from "../../src/messages/types.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
 import { apiRequest, type NdjsonStream, openStream, postJson } from "../api-client.ts";
-import { captureLogger, simulatorKeySource, waitFor } from "../helpers.ts";
+import { captureLogger, simulatorKeySource, TEST_SIDECAR_ENV, waitFor } from "../helpers.ts";
 
 const CLUSTER: Address = "0x00000000000000000000000000000000000000cC";
 const OTHER_CLUSTER: Address = "0x00000000000000000000000000000000000000dD";
@@ -282,11 +282,7 @@ describe("a sidecar killed with SIGKILL", { timeout: 300_000 }, () => {
       ATTESTMESH_GAS_KEY: RECIPIENT_GAS_KEY,
       ATTESTMESH_INDEXER: "off",
       DSTACK_SIMULATOR_ENDPOINT: join(dir, "dstack.sock"),
-      ATTESTMESH_WG_MODE: "memory",
-      ATTESTMESH_HEALTH_HOST: "127.0.0.1",
-      ATTESTMESH_HEALTH_PORT: "0",
-      ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
-      ATTESTMESH_LOG_LEVEL: "debug",
+      ...TEST_SIDECAR_ENV,
       ATTESTMESH_API_SOCKET: socket,
       ATTESTMESH_STATE_DIR: stateDir,
     };

@@ -18,12 +18,8 @@ import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
-import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { ipToNumber } from "@attestmesh/shared/mesh/cidr.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
-import { ed25519 } from "@noble/curves/ed25519";
 import { sha256 } from "@noble/hashes/sha2";
 import {
   type Address,
@@ -41,9 +37,14 @@ import {
   toFunctionSelector,
   toHex,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
-import { type ClusterFixture, SIMULATED_CLAIMS, setupCluster } from "../../../test/helpers/cluster.ts";
+import {
+  type ClusterFixture,
+  SIMULATED_CLAIMS,
+  setupCluster,
+  signRegistration,
+  simulatedNode,
+} from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { parseConfig } from "../../src/config.ts";
 import { encodeRequest } from "../../src/csk/codec.ts";
@@ -53,7 +54,7 @@ import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
 import { sealMessage } from "../../src/messages/envelope.ts";
 import { createMemoryBackend, type MemoryBackend } from "../../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort } from "../helpers.ts";
+import { type CapturedLogger, captureLogger, freePort, TEST_SIDECAR_ENV } from "../helpers.ts";
 
 const KEYS: readonly Hex[] = [
   "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
@@ -263,11 +264,7 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
         ATTESTMESH_POLL_INTERVAL_MS: "200",
         ATTESTMESH_GAS_KEY: gasKey,
         DSTACK_SIMULATOR_ENDPOINT: socketPath,
-        ATTESTMESH_WG_MODE: "memory",
-        ATTESTMESH_HEALTH_HOST: "127.0.0.1",
-        ATTESTMESH_HEALTH_PORT: "0",
-        ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
-        ATTESTMESH_LOG_LEVEL: "debug",
+        ...TEST_SIDECAR_ENV,
         ATTESTMESH_MESH_PORT: String(meshPort),
         ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250",
         ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500",
@@ -288,41 +285,17 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
     dir = await mkdtemp(join(tmpdir(), "am-lying-"));
     meshPort = await freePort();
     ({ appId: fakeApp } = await createMemberApp(fx));
-    const cvm = createSimulatedCvm({ kmsRoot: rogueKms, appId: hexToBytes(fakeApp) });
-    const member = cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1");
-    const identity = cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519");
-    const wireguard = cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose, "ed25519");
-    const account = privateKeyToAccount(bytesToHex(member.key));
-    const identityKey = bytesToHex(ed25519.getPublicKey(identity.key));
-    const wireguardKey = bytesToHex(derivedPublicKey(wireguard.key, "ed25519"));
-    const signature = await account.signTypedData({
-      domain: memberDomain(fx.chainId, fx.deployed.diamond),
-      types: memberTypes,
-      primaryType: "Register",
-      message: { appId: fakeApp, wireguardKey, identityKey, ...SIMULATED_CLAIMS, nonce: 0n },
-    });
+    const node = simulatedNode(rogueKms, fakeApp);
+    const signature = await signRegistration(fx, node);
     fake = {
-      identitySeed: identity.key,
-      identityKey,
-      wireguardKey,
-      memberKey: account.address,
+      identitySeed: node.identitySecret,
+      identityKey: node.identityKey,
+      wireguardKey: node.wireguardKey,
+      memberKey: node.memberAccount.address,
       registerInput: encodeFunctionData({
         abi: clusterAbi,
         functionName: "register",
-        args: [
-          {
-            appId: fakeApp,
-            memberPubkey: bytesToHex(derivedPublicKey(member.key, "secp256k1")),
-            appPubkey: bytesToHex(cvm.appPublicKey),
-            appSignature: bytesToHex(member.signatureChain[0]!),
-            kmsSignature: bytesToHex(member.signatureChain[1]!),
-            guestApiVersion: 0,
-          },
-          wireguardKey,
-          identityKey,
-          SIMULATED_CLAIMS,
-          signature,
-        ],
+        args: [node.proof, node.wireguardKey, node.identityKey, SIMULATED_CLAIMS, signature],
       }),
     };
     proxy = await serveRpc({ request: ({ method, params }) => lie(method, params ?? []) });

@@ -14,8 +14,9 @@ import {
   SEALED_CSK_BYTES,
   verifySigned,
 } from "../../src/csk/codec.ts";
-import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import type { SigningKey } from "../../src/meshnet/crypto.ts";
 import { WireError } from "../../src/meshnet/wire.ts";
+import { assertWireRefusal, twoSigningKeys } from "../helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 let key: SigningKey;
@@ -42,19 +43,26 @@ const response = (patch: Partial<CskResponse> = {}): CskResponse => ({
   ...patch,
 });
 
-function refused(decode: (b: Uint8Array) => unknown, bytes: Uint8Array, field: string): void {
-  assert.throws(
-    () => decode(bytes),
-    (e: unknown) => e instanceof WireError && e.field === field,
-    `expected a refusal at ${field}`,
-  );
+/**
+ * Every truncation of `bytes` is refused, each cut at an offset of `fields` names that field, and
+ * `trailing` extra bytes are refused as a wrong length.
+ */
+function refusesTruncations(
+  decode: (b: Uint8Array) => unknown,
+  bytes: Uint8Array,
+  fields: ReadonlyArray<readonly [number, string]>,
+  trailing: number,
+): void {
+  for (let n = 0; n < bytes.length; n++) assert.throws(() => decode(bytes.subarray(0, n)), WireError);
+  for (const [n, field] of fields) assertWireRefusal(decode, bytes.subarray(0, n), field);
+  const longer = new Uint8Array(bytes.length + trailing);
+  longer.set(bytes);
+  assertWireRefusal(decode, longer, "length");
 }
 
 describe("CSK request codec", () => {
   before(async () => {
-    await loadSodium();
-    key = signingKeyFromSeed(randomBytes(32));
-    other = signingKeyFromSeed(randomBytes(32));
+    [key, other] = await twoSigningKeys();
   });
 
   test("round trip; the signature verifies with the requester's key only", () => {
@@ -68,9 +76,7 @@ describe("CSK request codec", () => {
 
   test("every truncation and trailing bytes are refused", () => {
     const bytes = encodeRequest(request(), key.sign);
-    for (let n = 0; n < bytes.length; n++)
-      assert.throws(() => decodeRequest(bytes.subarray(0, n)), WireError);
-    const fields: Array<[number, string]> = [
+    const fields = [
       [1, "type"],
       [9, "chainId"],
       [29, "cluster"],
@@ -80,11 +86,8 @@ describe("CSK request codec", () => {
       [61, "timestampMs"],
       [77, "nonce"],
       [141, "signature"],
-    ];
-    for (const [n, field] of fields) refused(decodeRequest, bytes.subarray(0, n), field);
-    const longer = new Uint8Array(bytes.length + 3);
-    longer.set(bytes);
-    refused(decodeRequest, longer, "length");
+    ] as const;
+    refusesTruncations(decodeRequest, bytes, fields, 3);
   });
 
   test("bad values of each field are refused", () => {
@@ -93,36 +96,15 @@ describe("CSK request codec", () => {
       mutate(b);
       return b;
     };
-    refused(
-      decodeRequest,
-      bad((b) => (b[0] = 9)),
-      "version",
-    );
-    refused(
-      decodeRequest,
-      bad((b) => (b[1] = 1)),
-      "type",
-    );
-    refused(
-      decodeRequest,
-      bad((b) => b.fill(0, 2, 10)),
-      "chainId",
-    );
-    refused(
-      decodeRequest,
-      bad((b) => b.fill(0, 30, 38)),
-      "requesterId",
-    );
-    refused(
-      decodeRequest,
-      bad((b) => b.fill(0, 38, 46)),
-      "serverId",
-    );
-    refused(
-      decodeRequest,
-      bad((b) => b.copyWithin(38, 30, 38)),
-      "serverId",
-    );
+    const cases: Array<[(b: Uint8Array) => unknown, string]> = [
+      [(b) => (b[0] = 9), "version"],
+      [(b) => (b[1] = 1), "type"],
+      [(b) => b.fill(0, 2, 10), "chainId"],
+      [(b) => b.fill(0, 30, 38), "requesterId"],
+      [(b) => b.fill(0, 38, 46), "serverId"],
+      [(b) => b.copyWithin(38, 30, 38), "serverId"],
+    ];
+    for (const [mutate, field] of cases) assertWireRefusal(decodeRequest, bad(mutate), field);
   });
 
   test("a tampered field no longer matches the signature", () => {
@@ -158,9 +140,7 @@ describe("CSK response codec", () => {
 
   test("every truncation and trailing bytes are refused", () => {
     const bytes = encodeResponse(response(), key.sign);
-    for (let n = 0; n < bytes.length; n++)
-      assert.throws(() => decodeResponse(bytes.subarray(0, n)), WireError);
-    const fields: Array<[number, string]> = [
+    const fields = [
       [37, "serverId"],
       [45, "requesterId"],
       [53, "epoch"],
@@ -169,34 +149,31 @@ describe("CSK response codec", () => {
       [72, "sealedLength"],
       [100, "sealed"],
       [bytes.length - 1, "signature"],
-    ];
-    for (const [n, field] of fields) refused(decodeResponse, bytes.subarray(0, n), field);
-    const longer = new Uint8Array(bytes.length + 1);
-    longer.set(bytes);
-    refused(decodeResponse, longer, "length");
+    ] as const;
+    refusesTruncations(decodeResponse, bytes, fields, 1);
   });
 
   test("unknown status, and a sealed length that does not fit the status, are refused", () => {
     const b = encodeResponse(response(), key.sign);
     b[70] = 2;
-    refused(decodeResponse, b, "status");
-    refused(
+    assertWireRefusal(decodeResponse, b, "status");
+    assertWireRefusal(
       decodeResponse,
       encodeResponse(response({ sealed: new Uint8Array(79) }), key.sign),
       "sealedLength",
     );
-    refused(
+    assertWireRefusal(
       decodeResponse,
       encodeResponse(response({ status: ResponseStatus.NotHeld }), key.sign),
       "sealedLength",
     );
-    refused(
+    assertWireRefusal(
       decodeResponse,
       encodeResponse(response({ sealed: new Uint8Array(0) }), key.sign),
       "sealedLength",
     );
     const zero = encodeResponse(response(), key.sign);
     zero.fill(0, 30, 38);
-    refused(decodeResponse, zero, "serverId");
+    assertWireRefusal(decodeResponse, zero, "serverId");
   });
 });

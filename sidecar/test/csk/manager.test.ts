@@ -112,6 +112,14 @@ function fakeChain(initial: CskEpochState, canCommit = true, clock: () => number
   };
 }
 
+/** A pull the first peer asked answers with (a copy of) `key`; the attempt names `peer`. */
+function pulledFrom(key: Uint8Array, peer: bigint) {
+  return (_epoch: bigint, order: readonly bigint[]): FetchResult => ({
+    key: Uint8Array.from(key),
+    from: order[0],
+    attempts: [{ peer, outcome: "ok" }],
+  });
+}
 describe("CSK manager", () => {
   const cvm = createSimulatedCvm({ kmsRoot: createKmsRoot(), appId: hexToBytes(randomAppId()) });
   const keySource = simulatorKeySource(cvm);
@@ -307,11 +315,7 @@ describe("CSK manager", () => {
     const winner = new Uint8Array(32).fill(5);
     fake.set({ epoch: 1n, commitment: keccak256(winner), committer: 2n });
     live = [2n];
-    fetchResult = (_e, order) => ({
-      key: Uint8Array.from(winner),
-      from: order[0],
-      attempts: [{ peer: 2n, outcome: "ok" }],
-    });
+    fetchResult = pulledFrom(winner, 2n);
     assert.equal(await m.tick(), "pulled");
     assert.equal(custody.current()?.commitment, keccak256(winner));
   });
@@ -362,11 +366,7 @@ describe("CSK manager", () => {
     const key = new Uint8Array(32).fill(7);
     const fake = fakeChain({ epoch: 2n, commitment: keccak256(key), committer: 1n }, true, () => now);
     live = [1n];
-    fetchResult = (_e, order) => ({
-      key: Uint8Array.from(key),
-      from: order[0],
-      attempts: [{ peer: 1n, outcome: "ok" }],
-    });
+    fetchResult = pulledFrom(key, 1n);
     const m = manager(2n, fake.chain);
     assert.equal(await m.tick(), "pulled");
     assert.deepEqual(fake.confirms, [{ memberId: 2n, epoch: 2n, commitment: keccak256(key) }]);
@@ -386,11 +386,7 @@ describe("CSK manager", () => {
     const key = new Uint8Array(32).fill(8);
     const fake = fakeChain({ epoch: 3n, commitment: keccak256(key), committer: 1n });
     live = [1n, 2n];
-    fetchResult = (_e, order) => ({
-      key: Uint8Array.from(key),
-      from: order[0],
-      attempts: [{ peer: 1n, outcome: "ok" }],
-    });
+    fetchResult = pulledFrom(key, 1n);
     const m = manager(3n, fake.chain); // second among the non-committers 2 and 3
     assert.equal(await m.tick(), "pulled");
     assert.equal(fake.confirms.length, 0, "member 2 goes first");
@@ -413,11 +409,7 @@ describe("CSK manager", () => {
       return realConfirm(...args);
     };
     live = [1n];
-    fetchResult = (_e, order) => ({
-      key: Uint8Array.from(key),
-      from: order[0],
-      attempts: [{ peer: 1n, outcome: "ok" }],
-    });
+    fetchResult = pulledFrom(key, 1n);
     const m = manager(2n, fake.chain);
     assert.equal(await m.tick(), "pulled");
     await new Promise((resolve) => setImmediate(resolve));
@@ -436,11 +428,7 @@ describe("CSK manager", () => {
       throw new Error("the sponsorship service refused to pay for confirmCsk");
     };
     live = [1n];
-    fetchResult = (_e, order) => ({
-      key: Uint8Array.from(key),
-      from: order[0],
-      attempts: [{ peer: 1n, outcome: "ok" }],
-    });
+    fetchResult = pulledFrom(key, 1n);
     const m = manager(2n, fake.chain);
     const start = now;
     assert.equal(await m.tick(), "pulled");
@@ -462,11 +450,7 @@ describe("CSK manager", () => {
     // A new epoch starts afresh: its first attempt is not held back by the old epoch's failures.
     const nextKey = new Uint8Array(32).fill(4);
     fake.set({ epoch: 8n, commitment: keccak256(nextKey), committer: 1n });
-    fetchResult = (_e, order) => ({
-      key: Uint8Array.from(nextKey),
-      from: order[0],
-      attempts: [{ peer: 1n, outcome: "ok" }],
-    });
+    fetchResult = pulledFrom(nextKey, 1n);
     fake.chain.confirm = async () => {
       attempts.push(now);
       return "confirmed";

@@ -101,13 +101,13 @@ describe("standing at the chain head", () => {
       signer.sign,
     );
   const meshIp = (i: number) => directory().get(ids[i]!)!.meshIp;
-
-  test("an eviction at the head, not yet at head − 2: refused although the view lists it; the others are served", async () => {
-    const epoch1Key = randomBytes(32);
-    const holder = createCskCustody();
-    const sent: Uint8Array[] = [];
-    const standing = createStandingCheck(headReadsOf(chain, reader));
-    const server = createCskServer({
+  /** Member 1's CSK server, answering from `holder` after `standing`; what it sends lands in `sent`. */
+  const firstServer = (
+    standing: StandingCheck,
+    holder: ReturnType<typeof createCskCustody>,
+    sent: Uint8Array[],
+  ) =>
+    createCskServer({
       self: ids[0]!,
       cluster: cluster(),
       key: keys[0]!,
@@ -117,6 +117,13 @@ describe("standing at the chain head", () => {
       send: (d) => sent.push(d),
       maxSkewMs: 30_000,
     });
+
+  test("an eviction at the head, not yet at head − 2: refused although the view lists it; the others are served", async () => {
+    const epoch1Key = randomBytes(32);
+    const holder = createCskCustody();
+    const sent: Uint8Array[] = [];
+    const standing = createStandingCheck(headReadsOf(chain, reader));
+    const server = firstServer(standing, holder, sent);
     // Before the eviction, member 2 is active at the head for epoch 0.
     assert.equal(await standing.of(ids[1]!, 0n), "active");
 
@@ -164,16 +171,7 @@ describe("standing at the chain head", () => {
     const holder = createCskCustody();
     holder.set(1n, randomBytes(32));
     const sent: Uint8Array[] = [];
-    const server = createCskServer({
-      self: ids[0]!,
-      cluster: cluster(),
-      key: keys[0]!,
-      directory: directory(),
-      standing,
-      holder,
-      send: (d) => sent.push(d),
-      maxSkewMs: 30_000,
-    });
+    const server = firstServer(standing, holder, sent);
     const attacker = signingKeyFromSeed(randomBytes(32));
     const outcomes = new Map<string, number>();
     const before = total();

@@ -147,14 +147,14 @@ describe("SWIM liveness over UDP", () => {
     assert.ok(log.some((e) => e.type === "converged"));
   });
 
+  /** Member 3's signed verdict that `subject` at `incarnation` is dead. */
+  const deadVerdictBy3 = (subject: bigint, incarnation: bigint) =>
+    signStatement(ID, { kind: StatementKind.Dead, subject, incarnation, reporter: 3n }, keys.get(3n)!.sign);
+
   test("a datagram signed by another key than the sender's on-chain one counts for nothing", () => {
     const node = services.get(1n)!;
     const before = node.incarnation();
-    const dead = signStatement(
-      ID,
-      { kind: StatementKind.Dead, subject: 1n, incarnation: before, reporter: 3n },
-      keys.get(3n)!.sign,
-    );
+    const dead = deadVerdictBy3(1n, before);
     const r = node.handle(datagram(3n, [dead], attacker.key), from(3n));
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.reason, "bad-signature");
@@ -208,11 +208,7 @@ describe("SWIM liveness over UDP", () => {
     const node = services.get(1n)!;
     const victim = services.get(2n)!;
     const inc = victim.incarnation();
-    const verdict = signStatement(
-      ID,
-      { kind: StatementKind.Dead, subject: 2n, incarnation: inc, reporter: 3n },
-      keys.get(3n)!.sign,
-    );
+    const verdict = deadVerdictBy3(2n, inc);
     const r = node.handle(datagram(3n, [verdict]), from(3n));
     assert.equal(r.ok, true);
     assert.equal(node.stateOf(2n), "dead", "a signed verdict by a member counts");

@@ -18,8 +18,9 @@ import {
   verifyLiveness,
   verifyStatement,
 } from "../../src/heartbeat/swimCodec.ts";
-import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import type { SigningKey } from "../../src/meshnet/crypto.ts";
 import { WireError } from "../../src/meshnet/wire.ts";
+import { assertWireRefusal, twoSigningKeys } from "../helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 const ID = { chainId: 31337, cluster: CLUSTER };
@@ -41,19 +42,11 @@ const base = (statements: LivenessMessage["statements"] = []): LivenessMessage =
   statements,
 });
 
-function refusedAt(bytes: Uint8Array, field: string): void {
-  assert.throws(
-    () => decodeLiveness(bytes),
-    (error: unknown) => error instanceof WireError && error.field === field,
-    `expected a refusal at ${field}`,
-  );
-}
+const refusedAt = (bytes: Uint8Array, field: string) => assertWireRefusal(decodeLiveness, bytes, field);
 
 describe("liveness codec", () => {
   before(async () => {
-    await loadSodium();
-    key = signingKeyFromSeed(randomBytes(32));
-    other = signingKeyFromSeed(randomBytes(32));
+    [key, other] = await twoSigningKeys();
   });
 
   test("round trip: every field survives; the signature verifies with the sender's key only", () => {
@@ -109,24 +102,15 @@ describe("liveness codec", () => {
   });
 
   test("only a member says it is alive; nobody suspects or buries itself", () => {
-    assert.throws(
-      () =>
-        signStatement(
-          ID,
-          { kind: StatementKind.Alive, subject: 5n, incarnation: 1n, reporter: 3n },
-          key.sign,
-        ),
-      /only a member itself/,
-    );
-    assert.throws(
-      () =>
-        signStatement(
-          ID,
-          { kind: StatementKind.Suspect, subject: 3n, incarnation: 1n, reporter: 3n },
-          key.sign,
-        ),
-      /cannot suspect or bury itself/,
-    );
+    for (const [kind, subject, refusal] of [
+      [StatementKind.Alive, 5n, /only a member itself/],
+      [StatementKind.Suspect, 3n, /cannot suspect or bury itself/],
+    ] as const) {
+      assert.throws(
+        () => signStatement(ID, { kind, subject, incarnation: 1n, reporter: 3n }, key.sign),
+        refusal,
+      );
+    }
     // The same refusals on the wire: an alive statement about 5 reported by 3, forged byte by byte.
     const s = signStatement(
       ID,

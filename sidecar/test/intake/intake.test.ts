@@ -76,6 +76,17 @@ function within<T>(what: string, promise: Promise<T>, ms = WAIT_MS): Promise<T> 
 
 const EPOCH = toHex(randomBytes(16));
 
+/** The indexer quote check against the fixture cluster, with the fixture's TDX collateral. */
+/** The indexer quote check over the fixture's chain (rules read as a quorum of one) and collateral. */
+function fixtureQuoteCheck(fx: ClusterFixture) {
+  return createIndexerQuoteCheck({
+    policy: agreedAttestationPolicy(
+      readsOver(custom(fx.connection.provider, { retryCount: 0 })),
+      fx.deployed.diamond,
+    ),
+    collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
+  });
+}
 describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   let fx: ClusterFixture;
   let member: { node: SimulatedNode; id: bigint };
@@ -289,10 +300,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       confirmations: 0,
       backoff: { initialMs: 20, maxMs: 100 },
       registryRetryMs: 100,
-      indexerQuote: createIndexerQuoteCheck({
-        policy: agreedAttestationPolicy(reads, fx.deployed.diamond),
-        collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
-      }),
+      indexerQuote: fixtureQuoteCheck(fx),
     });
   });
 
@@ -545,10 +553,7 @@ describe("sidecar intake with two registered indexers", { timeout: 300_000 }, ()
       backoff: { initialMs: 50, maxMs: 200 },
       registryRetryMs: 100,
       subscriptions: 2,
-      indexerQuote: createIndexerQuoteCheck({
-        policy: agreedAttestationPolicy(reads, fx.deployed.diamond),
-        collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
-      }),
+      indexerQuote: fixtureQuoteCheck(fx),
     });
   });
 

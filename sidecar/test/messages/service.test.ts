@@ -37,7 +37,13 @@ import { openMessage } from "../../src/messages/envelope.ts";
 import { sodiumReady, x25519FromEd25519Seed } from "../../src/messages/sealedBox.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
 import { apiRequest, type NdjsonStream, openStream, postJson } from "../api-client.ts";
-import { type CapturedLogger, captureLogger, simulatorKeySource, waitFor } from "../helpers.ts";
+import {
+  type CapturedLogger,
+  captureLogger,
+  simulatorKeySource,
+  TEST_SIDECAR_ENV,
+  waitFor,
+} from "../helpers.ts";
 
 /** Hardhat's development accounts #3..#5 pay the sidecars' gas (#0..#2 are the fixture's). */
 const GAS_KEYS: readonly Hex[] = [
@@ -91,11 +97,7 @@ describe("sealed messages between sidecars", { timeout: 240_000 }, () => {
       ATTESTMESH_CONFIRMATIONS: "0",
       ATTESTMESH_POLL_INTERVAL_MS: "150",
       ATTESTMESH_GAS_KEY: gasKey,
-      ATTESTMESH_WG_MODE: "memory",
-      ATTESTMESH_HEALTH_HOST: "127.0.0.1",
-      ATTESTMESH_HEALTH_PORT: "0",
-      ATTESTMESH_REGISTER_MAX_BACKOFF_MS: "400",
-      ATTESTMESH_LOG_LEVEL: "debug",
+      ...TEST_SIDECAR_ENV,
       ATTESTMESH_API_SOCKET: socket,
       ATTESTMESH_STATE_DIR: stateDir,
     });

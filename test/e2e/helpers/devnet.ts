@@ -1,6 +1,7 @@
 // What every end-to-end file needs to drive the devnet: the skip reason where it cannot run, the CLI as
-// a subprocess, commands inside a node's namespace, and a bounded wait that says what it waited for.
-import { execFile } from "node:child_process";
+// a subprocess, commands inside a node's namespace, a TCP echo across the mesh, a node's health and
+// metrics, and a bounded wait that says what it waited for.
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -34,6 +35,59 @@ export async function cli(
 
 export function inNetns(netns: string, cmd: string, args: readonly string[], timeoutMs = 30_000) {
   return execFileAsync("ip", ["netns", "exec", netns, cmd, ...args], { timeout: timeoutMs });
+}
+
+/**
+ * Runs `clientScript` (node -e) in `clientNetns` against a one-shot TCP echo listening on `server`'s
+ * mesh IP and `port` in its namespace (the echo exits after `serverMs`); returns what the client printed.
+ */
+export async function echoRoundTrip(
+  server: { readonly netns: string; readonly meshIp: string | null },
+  clientNetns: string,
+  port: number,
+  clientScript: string,
+  serverMs: number,
+): Promise<string> {
+  const serverScript = `const s=require("node:net").createServer(c=>{c.pipe(c);c.on("end",()=>s.close())});s.listen(${port},"${server.meshIp}",()=>console.log("listening"));setTimeout(()=>process.exit(2),${serverMs}).unref();`;
+  const child = spawn("ip", ["netns", "exec", server.netns, process.execPath, "-e", serverScript]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`echo server exited ${code}`)));
+  });
+  try {
+    const { stdout } = await inNetns(clientNetns, process.execPath, ["-e", clientScript]);
+    return stdout;
+  } finally {
+    child.kill();
+  }
+}
+
+/** What a node's /healthz says of its membership and CSK; each test file adds the fields it reads. */
+export interface MemberHealth {
+  phase: string;
+  memberId: string | null;
+  meshIp: string | null;
+  cskEpoch: string | null;
+  cskAcquired: boolean;
+}
+
+/** A node's /healthz document, as the test file types it. */
+export async function healthOf<T>(node: { readonly healthUrl: string }): Promise<T> {
+  const res = await fetch(node.healthUrl, { signal: AbortSignal.timeout(3000) });
+  return (await res.json()) as T;
+}
+
+/** The value of metric `name{labels}` on a node's /metrics, 0 when the series is absent. */
+export async function metricOf(
+  node: { readonly healthUrl: string },
+  name: string,
+  labels: string,
+): Promise<number> {
+  const res = await fetch(node.healthUrl.replace("/healthz", "/metrics"), {
+    signal: AbortSignal.timeout(3000),
+  });
+  const line = (await res.text()).split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.split(" ").at(-1));
 }
 
 /** `wg show <iface> latest-handshakes` inside `netns`, as the devnet reads it. */

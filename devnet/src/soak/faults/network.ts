@@ -3,12 +3,11 @@
 import { writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { blockUdp, unblockUdp } from "../../orchestration/netns.ts";
-import { isAlive } from "../../orchestration/processes.ts";
+import { isAlive, signalGroup } from "../../orchestration/processes.ts";
 import { GATEWAY_FAULTS_FILE } from "../../orchestration/state.ts";
 import { spawnGateway } from "../../orchestration/up.ts";
 import { setProxyBehaviour } from "../../rpc-proxy/proxy.ts";
 import { disruptable, type Fault, type SoakContext } from "../fault.ts";
-import { signalGroup } from "./process.ts";
 
 export const rpcDown: Fault = {
   kind: "rpc-down",
@@ -49,13 +48,16 @@ export const rpcLie: Fault = {
   },
 };
 
+/** Starts a new gateway once the killed one (`old`, if any) has gone, at most 5 s later. */
+async function respawnGateway(ctx: SoakContext, old: number | undefined): Promise<void> {
+  if (old !== undefined) for (let i = 0; i < 50 && isAlive(old); i++) await sleep(100);
+  await ctx.setState({ ...ctx.state(), gatewayPid: spawnGateway() });
+}
+
 async function restartGateway(ctx: SoakContext): Promise<void> {
   const old = ctx.state().gatewayPid;
-  if (old !== undefined) {
-    signalGroup(old, "SIGKILL");
-    for (let i = 0; i < 50 && isAlive(old); i++) await sleep(100);
-  }
-  await ctx.setState({ ...ctx.state(), gatewayPid: spawnGateway() });
+  if (old !== undefined) signalGroup(old, "SIGKILL");
+  await respawnGateway(ctx, old);
 }
 
 export const gatewayDrop: Fault = {
@@ -71,10 +73,7 @@ export const gatewayDrop: Fault = {
       scope: [],
       holdMs,
       budgetMs: 30_000,
-      async heal() {
-        for (let i = 0; i < 50 && isAlive(old); i++) await sleep(100);
-        await ctx.setState({ ...ctx.state(), gatewayPid: spawnGateway() });
-      },
+      heal: () => respawnGateway(ctx, old),
     };
   },
 };

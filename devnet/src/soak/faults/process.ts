@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isAlive, REPO_ROOT, spawnDetached } from "../../orchestration/processes.ts";
+import { isAlive, REPO_ROOT, signalGroup, spawnDetached } from "../../orchestration/processes.ts";
 import type { DevnetNode } from "../../orchestration/state.ts";
 import { disruptable, type Fault, type SoakContext } from "../fault.ts";
 
@@ -20,19 +20,6 @@ export async function processEnv(pid: number): Promise<NodeJS.ProcessEnv> {
 
 async function argv(pid: number): Promise<string[]> {
   return (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").filter(Boolean);
-}
-
-/** Signals the process group (the sidecar and what it started), or the process alone if it leads none. */
-export function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // gone already
-    }
-  }
 }
 
 async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
