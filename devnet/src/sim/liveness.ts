@@ -17,6 +17,8 @@ import { loadSodium, type SigningKey, signingKeyFromSeed } from "@attestmesh/sid
 import { directoryFrom } from "@attestmesh/sidecar/meshnet/directory.ts";
 import { MessageType, peekType } from "@attestmesh/sidecar/meshnet/wire.ts";
 import type { Member } from "@attestmesh/sidecar/model/member.ts";
+import { type WireGuardKeyPair, wireguardKeyPair } from "@attestmesh/sidecar/wireguard/keys.ts";
+import { sha256 } from "@noble/hashes/sha2";
 import { type Address, bytesToHex, getAddress } from "viem";
 import { seededRng } from "../rng.ts";
 import { createCskSim } from "./csk.ts";
@@ -96,6 +98,7 @@ interface SimNode {
   readonly id: bigint;
   readonly meshIp: string;
   readonly key: SigningKey;
+  readonly wireguard: WireGuardKeyPair;
   service: LivenessService | undefined;
   controller: AbortController | undefined;
   crashed: boolean;
@@ -143,6 +146,10 @@ export interface LivenessSim {
   readonly random: () => number;
   /** The active member records the chain view holds now. */
   view(): ReadonlyMap<bigint, Member>;
+  /** Adds member `index` to the chain view (a registration), without starting it. */
+  register(index: number): void;
+  /** Marks member `index` evicted in the chain view (its record stays, as on chain); it keeps running. */
+  evict(index: number): void;
   /** Starts member `index` (0-based), adding it to the chain view first if it is not there yet. */
   start(index: number): void;
   /** Crashes a member: it sends and answers nothing from now on. */
@@ -186,12 +193,14 @@ export async function createLivenessSim(
     const seed = new Uint8Array(32);
     for (let b = 0; b < 32; b++) seed[b] = Math.floor(random() * 256);
     const key = signingKeyFromSeed(seed);
+    // The WireGuard key from the id alone (not the seeded stream, so liveness runs stay as they were).
+    const wireguard = wireguardKeyPair(sha256(new TextEncoder().encode(`attestmesh sim wireguard ${i + 1}`)));
     const meshIp = (10 << 24) + (77 << 16) + (((i + 2) >> 8) << 8) + ((i + 2) & 0xff);
     records.push({
       memberId: id,
       appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
       memberKey: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
-      wireguardKey: `0x${"22".repeat(32)}`,
+      wireguardKey: bytesToHex(wireguard.publicKey),
       identityKey: bytesToHex(key.publicKey),
       meshIp,
       status: "active",
@@ -202,6 +211,7 @@ export async function createLivenessSim(
       id,
       meshIp: ip,
       key,
+      wireguard,
       service: undefined,
       controller: undefined,
       crashed: false,
@@ -280,13 +290,17 @@ export async function createLivenessSim(
     });
   };
 
+  function register(i: number): void {
+    const node = nodes[i]!;
+    if (view.get(node.id)?.status === "active") return;
+    const next = new Map(view);
+    next.set(node.id, records[i]!);
+    view = next;
+  }
+
   function start(i: number): void {
     const node = nodes[i]!;
-    if (!view.has(node.id)) {
-      const next = new Map(view);
-      next.set(node.id, records[i]!);
-      view = next;
-    }
+    if (!view.has(node.id)) register(i);
     const directory = directoryFrom(() => view);
     const service = createSwimService({
       self: node.id,
@@ -376,6 +390,15 @@ export async function createLivenessSim(
     clock,
     random,
     view: () => view,
+    register,
+    evict(i) {
+      const id = nodes[i]!.id;
+      const record = view.get(id);
+      if (record === undefined) return;
+      const next = new Map(view);
+      next.set(id, { ...record, status: "evicted" });
+      view = next;
+    },
     start,
     kill(i) {
       nodes[i]!.crashed = true;
