@@ -32,7 +32,7 @@ import { directoryFrom } from "@attestmesh/sidecar/meshnet/directory.ts";
 import { createRateLimiter } from "@attestmesh/sidecar/meshnet/rateLimit.ts";
 import { MessageType, peekType } from "@attestmesh/sidecar/meshnet/wire.ts";
 import { simulatorKeySource } from "@attestmesh/sidecar/testing/helpers.ts";
-import { type Address, type Hex, keccak256, toBytes } from "viem";
+import { type Address, getAddress, type Hex, keccak256, toBytes } from "viem";
 import { createKmsRoot, createSimulatedCvm, type SimulatedCvm } from "../dstack-sim/simulator.ts";
 import type { LivenessSim } from "./liveness.ts";
 
@@ -103,7 +103,8 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
   const writeMs = options.writeMs ?? 2000;
   const tickMs = options.tickMs ?? 1000;
   const takeoverMs = options.takeoverMs ?? 10_000;
-  const cluster = { chainId: options.chainId, cluster: options.cluster };
+  // Checksummed, as the codecs decode it: a request is compared with it field by field.
+  const cluster = { chainId: options.chainId, cluster: getAddress(options.cluster) };
   const kmsRoot = createKmsRoot();
   const directory = directoryFrom(() => sim.view());
   /** Whole wall-clock ms, as Date.now gives them (the wire carries integers). */

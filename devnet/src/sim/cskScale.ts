@@ -4,8 +4,9 @@
 // rank-0 member and pulled by all others. Reports, per rotation, the time from the commitment landing
 // until every member held the key.
 
+import type { Address } from "viem";
 import { type CskOptions, type CskRotation, createCskSim } from "./csk.ts";
-import { CHAIN_ID, CLUSTER, createLivenessSim, median } from "./liveness.ts";
+import { CHAIN_ID, CLUSTER, createLivenessSim, median, type RosterEntry } from "./liveness.ts";
 
 export interface CskScaleOptions {
   readonly members: number;
@@ -16,6 +17,12 @@ export interface CskScaleOptions {
   /** Simulated ms between one rotation completing and the next epoch opening. */
   readonly gapMs?: number;
   readonly chain?: Omit<CskOptions, "chainId" | "cluster">;
+  /** Members registered on a real chain (onchain.ts), and that chain's id and cluster. */
+  readonly onchain?: {
+    readonly roster: readonly RosterEntry[];
+    readonly chainId: number;
+    readonly cluster: Address;
+  };
   readonly progress?: (line: string) => void;
 }
 
@@ -32,14 +39,22 @@ export async function runCskScale(options: CskScaleOptions): Promise<CskScaleRes
   const started = performance.now();
   const n = options.members;
   const progress = options.progress ?? (() => {});
-  const sim = await createLivenessSim({ members: n, seed: options.seed ?? 1 });
+  const sim = await createLivenessSim({
+    members: n,
+    seed: options.seed ?? 1,
+    ...(options.onchain === undefined ? {} : { roster: options.onchain.roster }),
+  });
   // Signatures are checked once per process (the verdicts are the same; only the wall time differs).
   sim.memoize(true);
   for (let i = 0; i < n; i++) sim.start(i);
   sim.warmStart();
   const upAt = sim.run(120_000, () => sim.allLive(), 100);
   if (!sim.allLive()) throw new Error(`N=${n}: the cluster did not come up within ${upAt} ms`);
-  const csk = await createCskSim(sim, { chainId: CHAIN_ID, cluster: CLUSTER, ...options.chain });
+  const csk = await createCskSim(sim, {
+    chainId: options.onchain?.chainId ?? CHAIN_ID,
+    cluster: options.onchain?.cluster ?? CLUSTER,
+    ...options.chain,
+  });
   await sim.runAsync(3_000);
   sim.setLoss(options.loss ?? 0);
   const rotations: CskRotation[] = [];

@@ -10,6 +10,7 @@
 // confirmed view), a member killed stops answering at once (a crash). CSK custody (csk.ts) attaches to
 // the same members and network: its datagrams travel beside the liveness ones, counted apart.
 
+import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import type { HeartbeatEvent } from "@attestmesh/sidecar/heartbeat/service.ts";
 import { createSwimService, type LivenessService, type Timers } from "@attestmesh/sidecar/heartbeat/swim.ts";
 import { type Statement, verifyStatement } from "@attestmesh/sidecar/heartbeat/swimCodec.ts";
@@ -92,6 +93,19 @@ export interface SimOptions {
   readonly delayMs?: readonly [number, number];
   readonly intervalMs?: number;
   readonly suspicionMs?: number;
+  /**
+   * Members read from a real chain (onchain.ts): their records and the key secrets their CVMs derived,
+   * ids 1 … N in order. Without it the members are synthetic (seeded keys, mesh IPs 10.77.0.2 on).
+   */
+  readonly roster?: readonly RosterEntry[];
+}
+
+/** A registered member as the simulator runs it: its on-chain record and its derived key secrets. */
+export interface RosterEntry {
+  readonly record: Member;
+  /** The Ed25519 identity key's 32-byte seed. */
+  readonly identitySeed: Uint8Array;
+  readonly wireguard: WireGuardKeyPair;
 }
 
 interface SimNode {
@@ -188,25 +202,37 @@ export async function createLivenessSim(
 
   const nodes: SimNode[] = [];
   const records: Member[] = [];
+  if (options.roster !== undefined && options.roster.length !== options.members)
+    throw new Error(`a roster of ${options.roster.length} members for a simulation of ${options.members}`);
   for (let i = 0; i < options.members; i++) {
     const id = BigInt(i + 1);
+    const entry = options.roster?.[i];
+    if (entry !== undefined && entry.record.memberId !== id)
+      throw new Error(`the roster's member ${i} has id ${entry.record.memberId}, not ${id}`);
     const seed = new Uint8Array(32);
     for (let b = 0; b < 32; b++) seed[b] = Math.floor(random() * 256);
-    const key = signingKeyFromSeed(seed);
+    const key = signingKeyFromSeed(entry?.identitySeed ?? seed);
     // The WireGuard key from the id alone (not the seeded stream, so liveness runs stay as they were).
-    const wireguard = wireguardKeyPair(sha256(new TextEncoder().encode(`attestmesh sim wireguard ${i + 1}`)));
-    const meshIp = (10 << 24) + (77 << 16) + (((i + 2) >> 8) << 8) + ((i + 2) & 0xff);
-    records.push({
-      memberId: id,
-      appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
-      memberKey: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
-      wireguardKey: bytesToHex(wireguard.publicKey),
-      identityKey: bytesToHex(key.publicKey),
-      meshIp,
-      status: "active",
-      registeredAt: 0,
-    });
-    const ip = `10.77.${(i + 2) >> 8}.${(i + 2) & 0xff}`;
+    const wireguard =
+      entry?.wireguard ??
+      wireguardKeyPair(sha256(new TextEncoder().encode(`attestmesh sim wireguard ${i + 1}`)));
+    const meshIp = entry?.record.meshIp ?? (10 << 24) + (77 << 16) + (((i + 2) >> 8) << 8) + ((i + 2) & 0xff);
+    if (entry !== undefined) {
+      if (entry.record.identityKey.toLowerCase() !== bytesToHex(key.publicKey))
+        throw new Error(`member ${id}'s identity seed does not give its on-chain identity key`);
+      records.push(entry.record);
+    } else
+      records.push({
+        memberId: id,
+        appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
+        memberKey: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
+        wireguardKey: bytesToHex(wireguard.publicKey),
+        identityKey: bytesToHex(key.publicKey),
+        meshIp,
+        status: "active",
+        registeredAt: 0,
+      });
+    const ip = numberToIp(meshIp);
     nodes.push({
       id,
       meshIp: ip,

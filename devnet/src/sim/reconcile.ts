@@ -16,9 +16,10 @@ import { createMetrics } from "@attestmesh/sidecar/metrics.ts";
 import { createReconciler, type Reconciler } from "@attestmesh/sidecar/reconcile/reconciler.ts";
 import { secret } from "@attestmesh/sidecar/secret.ts";
 import { createStatusStore } from "@attestmesh/sidecar/status.ts";
+import { hexToWgBase64 } from "@attestmesh/sidecar/wireguard/keys.ts";
 import { createMemoryBackend, type MemoryBackend } from "@attestmesh/sidecar/wireguard/memory.ts";
 import { bytesToHex, zeroHash } from "viem";
-import { createLivenessSim, type LivenessSim } from "./liveness.ts";
+import { createLivenessSim, type LivenessSim, type RosterEntry } from "./liveness.ts";
 
 export interface ReconcileOptions {
   /** Simulated ms until a membership sync answers. */
@@ -187,15 +188,14 @@ export function createReconcileSim(sim: LivenessSim, options: ReconcileOptions =
     }
   }
 
-  /** The WireGuard keys of the view's active members, cached per view (a change replaces the map). */
+  /** The WireGuard keys (as the chain records them) of the view's active members, cached per view (a change replaces the map). */
   let wanted: { view: ReadonlyMap<bigint, unknown>; keys: Map<bigint, string> } | undefined;
   const activeKeys = () => {
     const view = sim.view();
     if (wanted?.view !== view) {
       const keys = new Map<bigint, string>();
       for (const r of view.values())
-        if (r.status === "active")
-          keys.set(r.memberId, sim.nodes[Number(r.memberId) - 1]!.wireguard.publicKeyBase64);
+        if (r.status === "active") keys.set(r.memberId, hexToWgBase64(r.wireguardKey));
       wanted = { view, keys };
     }
     return wanted.keys;
@@ -323,6 +323,8 @@ export async function runReconcileScale(input: {
   readonly joins?: number;
   readonly evictions?: number;
   readonly options?: ReconcileOptions;
+  /** Members registered on a real chain (onchain.ts). */
+  readonly roster?: readonly RosterEntry[];
   readonly progress?: (line: string) => void;
 }): Promise<ReconcileScaleResult> {
   const started = performance.now();
@@ -330,7 +332,10 @@ export async function runReconcileScale(input: {
   const joins = input.joins ?? 3;
   const evictions = input.evictions ?? 3;
   const progress = input.progress ?? (() => {});
-  const sim = await createLivenessSim({ members: n, seed: input.seed ?? 1 }, n - joins);
+  const sim = await createLivenessSim(
+    { members: n, seed: input.seed ?? 1, ...(input.roster === undefined ? {} : { roster: input.roster }) },
+    n - joins,
+  );
   sim.memoize(true);
   for (let i = 0; i < n - joins; i++) sim.start(i);
   sim.warmStart();
