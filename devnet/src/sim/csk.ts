@@ -180,6 +180,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
     readonly manager: CskManager;
   }
   const attached: Attached[] = [];
+  const unsubscribe: (() => void)[] = [];
   /** Per rotation: requests sent, answers by server and by outcome. */
   let requests = 0;
   let rejected = 0;
@@ -246,7 +247,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
         live: () => service.live(),
         report: (id) => service.report(id),
         startedAt: () => service.startedAt(),
-        timeoutMs: 4000,
+        timeoutMs: sim.suspicionMs,
       },
       takeoverMs,
       logger: silent,
@@ -275,10 +276,12 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
     });
     // The runtime's loop: a tick, then wait for the next period or a liveness event, whichever first.
     let woken: (() => void) | undefined;
-    service.onEvent(() => {
-      sim.touchedAsync();
-      woken?.();
-    });
+    unsubscribe.push(
+      service.onEvent(() => {
+        sim.touchedAsync();
+        woken?.();
+      }),
+    );
     const loop = async () => {
       while (!stopped && !node.crashed) {
         try {
@@ -364,6 +367,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
     },
     stop() {
       stopped = true;
+      for (const off of unsubscribe) off();
     },
   };
 }

@@ -158,6 +158,8 @@ export interface LivenessSim {
   send(index: number): (datagram: Uint8Array, ip: string) => void;
   readonly clock: { monoMs(): number; wallMs(): number };
   readonly random: () => number;
+  /** The liveness suspicion timeout (the sidecar's heartbeat timeout). */
+  readonly suspicionMs: number;
   /** The active member records the chain view holds now. */
   view(): ReadonlyMap<bigint, Member>;
   /** Adds member `index` to the chain view (a registration), without starting it. */
@@ -415,6 +417,7 @@ export async function createLivenessSim(
     send: sendFrom,
     clock,
     random,
+    suspicionMs,
     view: () => view,
     register,
     evict(i) {
