@@ -1,7 +1,8 @@
 // Liveness at scale: N members running the sidecar's real liveness code (heartbeat/swim.ts, libsodium
 // signatures, the member directory) in one process over a simulated network with seeded loss and delay
 // (devnet/src/sim/liveness.ts). For each N it prints per-member liveness traffic (UDP payload, sent +
-// received) and CPU at steady state, the time until every member sees a new member live, the time until
+// received) and CPU at steady state, the time until every member sees a new member live, the time from a
+// CSK commitment until every member holds the key (the real CSK code, devnet/src/sim/csk.ts), the time until
 // every member sees a killed member dead (median and worst of --kills), and the false suspicions and
 // false "dead" verdicts during --loss-window-s of 1 % and of 5 % packet loss.
 //

@@ -7,20 +7,25 @@
 //
 // The chain is represented by what the sidecar takes from it: the active member records (ids, mesh IPs,
 // Ed25519 identity keys) its membership view hands the directory. A join is a new records map (the next
-// confirmed view), a member killed stops answering at once (a crash).
+// confirmed view), a member killed stops answering at once (a crash). CSK custody (csk.ts) attaches to
+// the same members and network: its datagrams travel beside the liveness ones, counted apart.
 
-import { PULL_CANDIDATES_PER_TICK } from "@attestmesh/sidecar/csk/manager.ts";
+import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import type { HeartbeatEvent } from "@attestmesh/sidecar/heartbeat/service.ts";
 import { createSwimService, type LivenessService, type Timers } from "@attestmesh/sidecar/heartbeat/swim.ts";
 import { type Statement, verifyStatement } from "@attestmesh/sidecar/heartbeat/swimCodec.ts";
 import { loadSodium, type SigningKey, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 import { directoryFrom } from "@attestmesh/sidecar/meshnet/directory.ts";
+import { MessageType, peekType } from "@attestmesh/sidecar/meshnet/wire.ts";
 import type { Member } from "@attestmesh/sidecar/model/member.ts";
+import { type WireGuardKeyPair, wireguardKeyPair } from "@attestmesh/sidecar/wireguard/keys.ts";
+import { sha256 } from "@noble/hashes/sha2";
 import { type Address, bytesToHex, getAddress } from "viem";
 import { seededRng } from "../rng.ts";
+import { createCskSim } from "./csk.ts";
 
-const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
-const CHAIN_ID = 31337;
+export const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
+export const CHAIN_ID = 31337;
 const PORT = 51821;
 const WALL_BASE = 1_800_000_000_000;
 
@@ -88,12 +93,26 @@ export interface SimOptions {
   readonly delayMs?: readonly [number, number];
   readonly intervalMs?: number;
   readonly suspicionMs?: number;
+  /**
+   * Members read from a real chain (onchain.ts): their records and the key secrets their CVMs derived,
+   * ids 1 … N in order. Without it the members are synthetic (seeded keys, mesh IPs 10.77.0.2 on).
+   */
+  readonly roster?: readonly RosterEntry[];
+}
+
+/** A registered member as the simulator runs it: its on-chain record and its derived key secrets. */
+export interface RosterEntry {
+  readonly record: Member;
+  /** The Ed25519 identity key's 32-byte seed. */
+  readonly identitySeed: Uint8Array;
+  readonly wireguard: WireGuardKeyPair;
 }
 
 interface SimNode {
   readonly id: bigint;
   readonly meshIp: string;
   readonly key: SigningKey;
+  readonly wireguard: WireGuardKeyPair;
   service: LivenessService | undefined;
   controller: AbortController | undefined;
   crashed: boolean;
@@ -101,9 +120,13 @@ interface SimNode {
   bytesSent: number;
   bytesReceived: number;
   datagramsSent: number;
-  /** The CSK epoch this member sees on chain, and the one it holds. */
-  chainEpoch: bigint;
-  heldEpoch: bigint;
+  /** CSK request and response bytes (csk.ts), not counted in the liveness bytes above. */
+  cskBytesSent: number;
+  cskBytesReceived: number;
+  /** What this member's liveness datagrams say about the CSK (csk.ts sets it; before: epoch 1, held). */
+  cskState: () => { readonly epoch: bigint; readonly holds: boolean };
+  /** Receives the member's CSK datagrams (csk.ts sets it). */
+  onCskDatagram: ((datagram: Uint8Array, from: { address: string; port: number }) => void) | undefined;
 }
 
 export interface Verdict {
@@ -117,8 +140,32 @@ export interface LivenessSim {
   readonly nodes: readonly SimNode[];
   /** Simulated ms since the start. */
   now(): number;
-  /** Runs the simulation until `ms` of simulated time passed (or `until` holds, checked every 100 ms). */
+  /**
+   * Runs the simulation until `ms` of simulated time passed (or `until` holds, checked every 100 ms).
+   * Synchronous: liveness alone (refused once CSK custody is attached; use runAsync).
+   */
   run(ms: number, until?: () => boolean, everyMs?: number): number;
+  /**
+   * The same, letting promise continuations (the CSK code is async) run after every event that touched
+   * async code, before simulated time moves on.
+   */
+  runAsync(ms: number, until?: () => boolean, everyMs?: number): Promise<number>;
+  /** Member `index`'s timers on the simulated clock, its work counted as its CPU. */
+  timers(index: number): Timers;
+  /** Marks that async code ran: runAsync drains promise continuations before the next event. */
+  touchedAsync(): void;
+  /** Sends a datagram from member `index` to a mesh IP over the simulated network. */
+  send(index: number): (datagram: Uint8Array, ip: string) => void;
+  readonly clock: { monoMs(): number; wallMs(): number };
+  readonly random: () => number;
+  /** The liveness suspicion timeout (the sidecar's heartbeat timeout). */
+  readonly suspicionMs: number;
+  /** The active member records the chain view holds now. */
+  view(): ReadonlyMap<bigint, Member>;
+  /** Adds member `index` to the chain view (a registration), without starting it. */
+  register(index: number): void;
+  /** Marks member `index` evicted in the chain view (its record stays, as on chain); it keeps running. */
+  evict(index: number): void;
   /** Starts member `index` (0-based), adding it to the chain view first if it is not there yet. */
   start(index: number): void;
   /** Crashes a member: it sends and answers nothing from now on. */
@@ -131,13 +178,6 @@ export interface LivenessSim {
   memoize(on: boolean): void;
   /** Hands every running member the others' alive statements, as a completed start-up sync would. */
   warmStart(): void;
-  /**
-   * A CSK rotation committed by member `committer` now: each member sees the new epoch at its next chain
-   * poll (within `pollMs`) and pulls it as the sidecar's CSK manager does (csk/manager.ts: peers whose
-   * liveness datagrams said they hold it first, then random live peers, PULL_CANDIDATES_PER_TICK a tick,
-   * three at a time). A model of the pull exchange over the simulated network, not the CSK codec.
-   */
-  rotate(committer: number, pollMs?: number): bigint;
   /** Resets the byte and CPU counters (the start of a measurement window). */
   resetCounters(): void;
   readonly verdicts: Verdict[];
@@ -164,27 +204,42 @@ export async function createLivenessSim(
 
   const nodes: SimNode[] = [];
   const records: Member[] = [];
+  if (options.roster !== undefined && options.roster.length !== options.members)
+    throw new Error(`a roster of ${options.roster.length} members for a simulation of ${options.members}`);
   for (let i = 0; i < options.members; i++) {
     const id = BigInt(i + 1);
+    const entry = options.roster?.[i];
+    if (entry !== undefined && entry.record.memberId !== id)
+      throw new Error(`the roster's member ${i} has id ${entry.record.memberId}, not ${id}`);
     const seed = new Uint8Array(32);
     for (let b = 0; b < 32; b++) seed[b] = Math.floor(random() * 256);
-    const key = signingKeyFromSeed(seed);
-    const meshIp = (10 << 24) + (77 << 16) + (((i + 2) >> 8) << 8) + ((i + 2) & 0xff);
-    records.push({
-      memberId: id,
-      appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
-      memberKey: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
-      wireguardKey: `0x${"22".repeat(32)}`,
-      identityKey: bytesToHex(key.publicKey),
-      meshIp,
-      status: "active",
-      registeredAt: 0,
-    });
-    const ip = `10.77.${(i + 2) >> 8}.${(i + 2) & 0xff}`;
+    const key = signingKeyFromSeed(entry?.identitySeed ?? seed);
+    // The WireGuard key from the id alone (not the seeded stream, so liveness runs stay as they were).
+    const wireguard =
+      entry?.wireguard ??
+      wireguardKeyPair(sha256(new TextEncoder().encode(`attestmesh sim wireguard ${i + 1}`)));
+    const meshIp = entry?.record.meshIp ?? (10 << 24) + (77 << 16) + (((i + 2) >> 8) << 8) + ((i + 2) & 0xff);
+    if (entry !== undefined) {
+      if (entry.record.identityKey.toLowerCase() !== bytesToHex(key.publicKey))
+        throw new Error(`member ${id}'s identity seed does not give its on-chain identity key`);
+      records.push(entry.record);
+    } else
+      records.push({
+        memberId: id,
+        appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
+        memberKey: getAddress(`0x${id.toString(16).padStart(40, "0")}`) as Address,
+        wireguardKey: bytesToHex(wireguard.publicKey),
+        identityKey: bytesToHex(key.publicKey),
+        meshIp,
+        status: "active",
+        registeredAt: 0,
+      });
+    const ip = numberToIp(meshIp);
     nodes.push({
       id,
       meshIp: ip,
       key,
+      wireguard,
       service: undefined,
       controller: undefined,
       crashed: false,
@@ -192,8 +247,10 @@ export async function createLivenessSim(
       bytesSent: 0,
       bytesReceived: 0,
       datagramsSent: 0,
-      chainEpoch: 1n,
-      heldEpoch: 1n,
+      cskBytesSent: 0,
+      cskBytesReceived: 0,
+      cskState: () => ({ epoch: 1n, holds: true }),
+      onCskDatagram: undefined,
     });
   }
   const byIp = new Map(nodes.map((n, i) => [n.meshIp, i] as const));
@@ -233,10 +290,15 @@ export async function createLivenessSim(
     },
   });
 
+  let asyncTouched = false;
+  let cskAttached = false;
   const sendFrom = (i: number) => (datagram: Uint8Array, ip: string) => {
     const node = nodes[i]!;
-    node.bytesSent += datagram.length;
-    node.datagramsSent += 1;
+    const liveness = peekType(datagram) === MessageType.Liveness;
+    if (liveness) {
+      node.bytesSent += datagram.length;
+      node.datagramsSent += 1;
+    } else node.cskBytesSent += datagram.length;
     const j = byIp.get(ip);
     if (j === undefined || random() < loss) return;
     const at = now + delay[0] + random() * (delay[1] - delay[0]);
@@ -244,79 +306,29 @@ export async function createLivenessSim(
     queue.push(at, () => {
       const dest = nodes[j]!;
       if (dest.crashed || dest.service === undefined) return;
-      dest.bytesReceived += copy.length;
-      asNode(j, () => dest.service!.handle(copy, { address: node.meshIp, port: PORT }));
+      const from = { address: node.meshIp, port: PORT };
+      if (liveness) {
+        dest.bytesReceived += copy.length;
+        asNode(j, () => dest.service!.handle(copy, from));
+      } else if (dest.onCskDatagram !== undefined) {
+        dest.cskBytesReceived += copy.length;
+        asyncTouched = true;
+        asNode(j, () => dest.onCskDatagram!(copy, from));
+      }
     });
   };
 
-  const CSK_REQUEST_BYTES = 120;
-  const CSK_RESPONSE_BYTES = 200;
-  const shuffle = <T>(xs: T[]): T[] => {
-    for (let k = xs.length - 1; k > 0; k--) {
-      const j = Math.floor(random() * (k + 1));
-      [xs[k], xs[j]] = [xs[j]!, xs[k]!];
-    }
-    return xs;
-  };
-  /** One CSK manager tick of member `i`: asks up to 9 peers, 3 at a time, until one holds `epoch`. */
-  function pull(i: number, epoch: bigint): void {
+  function register(i: number): void {
     const node = nodes[i]!;
-    if (node.crashed || node.heldEpoch === epoch || node.service === undefined) return;
-    const service = node.service;
-    const live = service.live();
-    const holders = shuffle(
-      live.filter((id) => {
-        const r = service.report(id);
-        return r?.epoch === epoch && r.holdsCsk;
-      }),
-    );
-    const held = new Set(holders);
-    const order = [...holders, ...shuffle(live.filter((id) => !held.has(id)))].slice(
-      0,
-      PULL_CANDIDATES_PER_TICK,
-    );
-    const round = (k: number) => {
-      if (node.crashed || node.heldEpoch === epoch) return;
-      if (k >= order.length) {
-        queue.push(now + 1000, () => pull(i, epoch));
-        return;
-      }
-      let answered = 0;
-      const batch = order.slice(k, k + 3);
-      for (const id of batch) {
-        const peer = nodes[Number(id) - 1]!;
-        node.bytesSent += CSK_REQUEST_BYTES;
-        const there = now + delay[0] + random() * (delay[1] - delay[0]);
-        const lost = random() < loss || random() < loss;
-        queue.push(there, () => {
-          if (peer.crashed || lost) return;
-          const has = peer.heldEpoch === epoch;
-          queue.push(now + delay[0] + random() * (delay[1] - delay[0]), () => {
-            node.bytesReceived += CSK_RESPONSE_BYTES;
-            answered += 1;
-            if (has) node.heldEpoch = epoch;
-          });
-        });
-      }
-      // The next three once these answered (or after the client's 1 s timeout).
-      const next = () => (node.heldEpoch === epoch ? undefined : round(k + 3));
-      const started = now;
-      const wait = () => {
-        if (answered >= batch.length || now - started >= 1000) next();
-        else queue.push(now + 10, wait);
-      };
-      queue.push(now + 10, wait);
-    };
-    round(0);
+    if (view.get(node.id)?.status === "active") return;
+    const next = new Map(view);
+    next.set(node.id, records[i]!);
+    view = next;
   }
 
   function start(i: number): void {
     const node = nodes[i]!;
-    if (!view.has(node.id)) {
-      const next = new Map(view);
-      next.set(node.id, records[i]!);
-      view = next;
-    }
+    if (!view.has(node.id)) register(i);
     const directory = directoryFrom(() => view);
     const service = createSwimService({
       self: node.id,
@@ -328,7 +340,7 @@ export async function createLivenessSim(
       intervalMs,
       suspicionMs,
       maxSkewMs: suspicionMs,
-      csk: () => ({ epoch: node.chainEpoch, holds: node.heldEpoch === node.chainEpoch }),
+      csk: () => node.cskState(),
       clock,
       timers: timersOf(i),
       random,
@@ -343,6 +355,7 @@ export async function createLivenessSim(
   }
 
   function run(ms: number, until?: () => boolean, everyMs = 100): number {
+    if (cskAttached) throw new Error("CSK custody is attached: run the simulation with runAsync");
     const end = now + ms;
     let nextCheck = now + everyMs;
     for (;;) {
@@ -362,30 +375,65 @@ export async function createLivenessSim(
     }
   }
 
+  async function runAsync(ms: number, until?: () => boolean, everyMs = 100): Promise<number> {
+    const end = now + ms;
+    let nextCheck = now + everyMs;
+    const drain = async () => {
+      while (asyncTouched) {
+        asyncTouched = false;
+        // Every promise continuation queued so far runs before the next macrotask.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    };
+    await drain();
+    for (;;) {
+      const e = queue.peek();
+      if (e === undefined || e.at > end) {
+        now = end;
+        return now;
+      }
+      queue.pop();
+      if (e.cancelled) continue;
+      now = e.at;
+      e.fn();
+      await drain();
+      if (until !== undefined && now >= nextCheck) {
+        nextCheck = now + everyMs;
+        if (until()) return now;
+      }
+    }
+  }
+
   return {
     nodes,
     now: () => now,
     run,
+    runAsync,
+    timers: timersOf,
+    touchedAsync() {
+      asyncTouched = true;
+      cskAttached = true;
+    },
+    send: sendFrom,
+    clock,
+    random,
+    suspicionMs,
+    view: () => view,
+    register,
+    evict(i) {
+      const id = nodes[i]!.id;
+      const record = view.get(id);
+      if (record === undefined) return;
+      const next = new Map(view);
+      next.set(id, { ...record, status: "evicted" });
+      view = next;
+    },
     start,
     kill(i) {
       nodes[i]!.crashed = true;
     },
     setLoss(l) {
       loss = l;
-    },
-    rotate(committer, pollMs = 1000) {
-      const epoch = nodes[committer]!.chainEpoch + 1n;
-      const c = nodes[committer]!;
-      c.chainEpoch = epoch;
-      c.heldEpoch = epoch;
-      nodes.forEach((x, i) => {
-        if (x === c || x.crashed || x.service === undefined) return;
-        queue.push(now + random() * pollMs, () => {
-          x.chainEpoch = epoch;
-          pull(i, epoch);
-        });
-      });
-      return epoch;
     },
     memoize(on) {
       memo = on ? new Map() : undefined;
@@ -404,6 +452,8 @@ export async function createLivenessSim(
         n.bytesSent = 0;
         n.bytesReceived = 0;
         n.datagramsSent = 0;
+        n.cskBytesSent = 0;
+        n.cskBytesReceived = 0;
       }
     },
     verdicts,
@@ -433,7 +483,7 @@ export interface ScaleResult {
   readonly warmupMs: number;
   /** ms from a new member's start until every other member saw it live. */
   readonly joinMs: number;
-  /** ms from a CSK commit until every member held the new key (the pull model of `rotate`). */
+  /** ms from a CSK commitment landing until every member held the new key (the real CSK code, csk.ts). */
   readonly rotationMs: number;
   /** ms from each kill until every other member saw the killed one dead (peer-lost). */
   readonly deadMs: readonly number[];
@@ -515,15 +565,19 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   progress(`N=${n}: join seen everywhere after ${Math.round(joinMs)} ms`);
   sim.run(10_000);
 
-  // A CSK rotation, committed by the first member.
-  const rotated = sim.now();
-  const epoch = sim.rotate(0);
-  const allHold = () => sim.nodes.every((x) => x.crashed || x.service === undefined || x.heldEpoch === epoch);
-  const heldAt = sim.run(60_000, allHold);
-  if (!allHold()) throw new Error(`N=${n}: the rotated CSK was not held everywhere within 60 s`);
-  const rotationMs = heldAt - rotated;
-  progress(`N=${n}: rotated CSK held everywhere after ${Math.round(rotationMs)} ms`);
-  sim.run(5_000);
+  // A CSK rotation with the sidecar's CSK code (csk.ts): the next epoch opens on the (modelled) chain,
+  // the rank-0 member commits it, every other member pulls it. Its loops stop afterwards (they only
+  // slow the simulation down); from here on the simulation runs with runAsync.
+  const csk = await createCskSim(sim, { chainId: CHAIN_ID, cluster: CLUSTER });
+  await sim.runAsync(3_000);
+  const rotation = await csk.rotate();
+  const runningNow = sim.nodes.filter((x) => !x.crashed && x.service !== undefined).length;
+  if (rotation.holders !== runningNow)
+    throw new Error(`N=${n}: the rotated CSK was held by ${rotation.holders} of ${runningNow} within 60 s`);
+  const rotationMs = rotation.commitToAllMs;
+  progress(`N=${n}: rotated CSK held everywhere ${Math.round(rotationMs)} ms after its commitment`);
+  csk.stop();
+  await sim.runAsync(5_000);
 
   // Kills, one at a time, spread over the id range.
   const deadMs: number[] = [];
@@ -535,7 +589,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     sim.kill(victim);
     const allDead = () =>
       sim.nodes.every((x) => x.crashed || x.service === undefined || !isLive(x.service.stateOf(id)));
-    const doneAt = sim.run(60_000, allDead);
+    const doneAt = await sim.runAsync(60_000, allDead);
     if (!allDead()) throw new Error(`N=${n}: member ${id} was not dead everywhere within 60 s`);
     deadMs.push(doneAt - at);
     const first = sim.verdicts.find((v) => v.subject === id && v.at >= at);
@@ -551,7 +605,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     progress(
       `N=${n}: kill ${k + 1} (member ${id}) seen dead everywhere after ${Math.round(doneAt - at)} ms (first suspicion after ${first === undefined ? "-" : Math.round(first.at - at)} ms${lastNode === undefined ? "" : `, last: member ${lastNode.id}`})`,
     );
-    sim.run(10_000);
+    await sim.runAsync(10_000);
   }
 
   // Loss: false suspicions and false dead verdicts about members still running.
@@ -562,7 +616,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     sim.setLoss(rate);
     const from = sim.verdicts.length;
     const lostFrom = sim.events.length;
-    sim.run(windowMs);
+    await sim.runAsync(windowMs);
     const mine = sim.verdicts.slice(from).filter((v) => !crashed.has(v.subject));
     const falseLost = sim.events
       .slice(lostFrom)
@@ -575,7 +629,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     });
     progress(`N=${n}: loss ${rate * 100}%: ${mine.length} false verdicts, ${falseLost} false peer-lost`);
     sim.setLoss(0);
-    sim.run(10_000);
+    await sim.runAsync(10_000);
   }
   for (const x of sim.nodes) x.controller?.abort();
   return {

@@ -32,6 +32,11 @@ export interface CskClientOptions extends MeshEndpoint {
   readonly requestTimeoutMs: number;
   readonly fanout: number;
   readonly now?: () => number;
+  /** Where the per-request deadlines run (the process's timers unless a simulator supplies its own). */
+  readonly timers?: {
+    setTimeout(fn: () => void, ms: number): unknown;
+    clearTimeout(handle: unknown): void;
+  };
   /** Called for every rejected answer, with the peer that sent it. */
   readonly onRejected?: (peer: bigint, reason: CskRejectReason, epoch: bigint) => void;
 }
@@ -56,6 +61,10 @@ export interface CskClient {
 export function createCskClient(options: CskClientOptions): CskClient {
   const { self, cluster, key, directory } = options;
   const now = options.now ?? Date.now;
+  const timers = options.timers ?? {
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+    clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  };
   const pending = new Map<string, Pending>();
 
   function attempt(
@@ -68,9 +77,9 @@ export function createCskClient(options: CskClientOptions): CskClient {
     const nonce = randomBytes(16);
     const nonceHex = Buffer.from(nonce).toString("hex");
     return new Promise((resolve) => {
-      const timer = setTimeout(() => settle("timeout"), options.requestTimeoutMs);
+      const timer = timers.setTimeout(() => settle("timeout"), options.requestTimeoutMs);
       function settle(outcome: AttemptOutcome, k?: Uint8Array) {
-        clearTimeout(timer);
+        timers.clearTimeout(timer);
         pending.delete(nonceHex);
         resolve(k === undefined ? { outcome } : { outcome, key: k });
       }

@@ -266,6 +266,34 @@ describe("CSK manager", () => {
     assert.equal(await m.tick(), "committed");
   });
 
+  test("issue 16: a member ranked far down reads the chain only for the candidates whose turn could have come", async () => {
+    // Before: rank() asked the chain about every candidate ranked ahead, one read after another, so at
+    // N = 100 the member with id 77 spent 76 sequential head reads (7.6 s in the simulator) before its
+    // first pull of each new epoch, and CSK rotation grew linearly with N.
+    for (let id = 4n; id <= 100n; id++) members.set(id, member(id));
+    live = [...members.keys()].filter((id) => id !== 77n);
+    startedAt = now - 60_000;
+    const asked: bigint[] = [];
+    active = (id) => {
+      asked.push(id);
+      return true;
+    };
+    const fake = fakeChain({ epoch: 1n, commitment: undefined, committer: 0n });
+    const m = manager(77n, fake.chain);
+    assert.equal(await m.tick(), "waiting-turn");
+    assert.deepEqual(asked, [1n], "at once only rank 0's turn has come: one candidate ahead settles it");
+    now += 2 * TAKEOVER;
+    assert.equal(await m.tick(), "waiting-turn");
+    assert.deepEqual(asked, [1n, 2n, 3n], "two takeovers later, three candidates ahead settle it");
+    // Candidates no longer active still let it through once its turn has come.
+    active = (id) => {
+      asked.push(id);
+      return id >= 77n;
+    };
+    const fresh = manager(77n, fakeChain({ epoch: 2n, commitment: undefined, committer: 0n }).chain);
+    assert.equal(await fresh.tick(), "committed", "every candidate ahead is gone from the chain");
+  });
+
   test("a dead chosen member (no counted heartbeat) is skipped: the next one commits at once", async () => {
     live = [3n];
     startedAt = now - HB_TIMEOUT;
