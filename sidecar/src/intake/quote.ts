@@ -5,33 +5,17 @@
 // read at a head a quorum of the pinned providers agree on: one provider claiming the simulator is
 // allowed must not let a simulated "indexer" in.
 import type { CollateralSource } from "@attestmesh/shared/attestation/collateral.ts";
-import { type AttestationPolicy, attestationPolicyOf } from "@attestmesh/shared/attestation/policy.ts";
+import type { AttestationPolicy } from "@attestmesh/shared/attestation/policy.ts";
 import { type QuoteReport, verifyEvidence } from "@attestmesh/shared/attestation/verify.ts";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { fromHex } from "@attestmesh/shared/indexer/envelope.ts";
 import { quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
-import type { Address } from "viem";
-import type { ChainReads } from "../chain/reads.ts";
 import type { IndexerRecord } from "./registry.ts";
 
 /** Verifies the quote of a hello against the registry's record of the indexer. */
 export type IndexerQuoteCheck = (quoteHex: string, record: IndexerRecord) => Promise<QuoteReport>;
 
-/** The cluster's simulator and TCB rules at the agreed head (a change reaches running sidecars at once). */
-export function agreedAttestationPolicy(
-  reads: ChainReads,
-  cluster: Address,
-): () => Promise<AttestationPolicy> {
-  return async () => {
-    const at = await reads.agreedBlock(0);
-    return attestationPolicyOf(
-      await reads.readContract({ address: cluster, abi: clusterAbi, functionName: "policySnapshot", at }),
-    );
-  };
-}
-
 export function createIndexerQuoteCheck(options: {
-  /** The rules to judge by, read for every check (agreedAttestationPolicy). */
+  /** The rules to judge by, read for every check (reattest/policy.ts: agreedAttestationPolicy). */
   readonly policy: () => Promise<AttestationPolicy>;
   readonly collateral: CollateralSource;
   /** Unix seconds; the wall clock unless a test fixes it. */

@@ -3,7 +3,7 @@
 // (a simulator KMS root allowed, as the KMS-root rule decides for the indexer and `attestmesh attest`),
 // the peer's standing and stated claims (memberClaims), and whether the device its quote names is
 // revoked. The head, not the confirmed view: a revocation must reach running peers at once.
-import { attestationPolicyOf } from "@attestmesh/shared/attestation/policy.ts";
+import { type AttestationPolicy, attestationPolicyOf } from "@attestmesh/shared/attestation/policy.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { Address } from "viem";
 import type { ChainReads } from "../chain/reads.ts";
@@ -64,5 +64,21 @@ export function createPeerPolicyReader(reads: ChainReads, cluster: Address): Pee
       ...(stated.device === ZERO ? {} : { statedDeviceId: stated.device }),
       ...(revokedAt === undefined ? {} : { evidenceDeviceRevoked: revokedAt !== 0n }),
     };
+  };
+}
+
+/**
+ * The cluster's simulator and TCB rules at the agreed head, for evidence judged without a member
+ * behind it (the indexer's quote): one provider claiming the simulator is allowed is outvoted.
+ */
+export function agreedAttestationPolicy(
+  reads: ChainReads,
+  cluster: Address,
+): () => Promise<AttestationPolicy> {
+  return async () => {
+    const at = await reads.agreedBlock(0);
+    return attestationPolicyOf(
+      await reads.readContract({ address: cluster, abi: clusterAbi, functionName: "policySnapshot", at }),
+    );
   };
 }

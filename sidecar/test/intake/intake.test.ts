@@ -37,7 +37,8 @@ import {
 } from "../../../test/helpers/cluster.ts";
 import { readIndexerRecords } from "../../src/chain/indexerRecord.ts";
 import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
-import { agreedAttestationPolicy, createIndexerQuoteCheck } from "../../src/intake/quote.ts";
+import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
+import { agreedAttestationPolicy } from "../../src/reattest/policy.ts";
 import { captureLogger, readsOver, waitFor } from "../helpers.ts";
 
 interface IndexerKey {

@@ -26,8 +26,9 @@ import {
 import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
 import { type ClusterFixture, randomAppId, setupCluster } from "../../../test/helpers/cluster.ts";
 import { type ChainReads, createChainReads } from "../../src/chain/reads.ts";
-import { agreedAttestationPolicy, createIndexerQuoteCheck } from "../../src/intake/quote.ts";
+import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
 import type { IndexerRecord } from "../../src/intake/registry.ts";
+import { agreedAttestationPolicy } from "../../src/reattest/policy.ts";
 import { readsOver } from "../helpers.ts";
 
 const fixture = loadNearMpcAttestation();
