@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { type Address, getAbiItem, hexToBytes } from "viem";
 import { currentCsk, devnetClients, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
@@ -258,12 +259,20 @@ async function throughput(): Promise<string> {
   }
   for (const path of ["udp", "gateway"] as const) {
     log(`a 2-node devnet with --transport ${path}: ${trials} × ${mib} MiB`);
-    if (values["cpu-prof"] !== undefined)
-      process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], path)}`;
+    const sidecarOptions = process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS;
+    if (values["cpu-prof"] !== undefined) {
+      const profile = `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], path)}`;
+      // The gateway inherits NODE_OPTIONS; the sidecars run with their own (nodes.ts), so they get
+      // theirs plus the profiler.
+      process.env.NODE_OPTIONS = profile;
+      process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS = `${sidecarOptions ?? SIDECAR_NODE_OPTIONS} ${profile}`;
+    }
     try {
       await devnetUp({ nodes: 2, timeoutMs: 240_000, progress: log, transport: path, indexer: false });
     } finally {
       delete process.env.NODE_OPTIONS;
+      if (sidecarOptions === undefined) delete process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS;
+      else process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS = sidecarOptions;
     }
     try {
       const state = (await readState())!;
