@@ -310,6 +310,14 @@ async function parent(): Promise<void> {
           .join(", ")}\n`,
       );
     }
+    for (const [i, b] of bridges.entries()) {
+      b.child.send({ type: "status" });
+      const { status } = (await nextMessage(b.child, "status")) as unknown as { status: string };
+      const { datagramsOut, datagramsIn, dropped } = JSON.parse(status) as Record<string, number>;
+      process.stdout.write(
+        `bridge ${"ab"[i]}: datagrams out ${datagramsOut}, in ${datagramsIn}, dropped ${dropped}\n`,
+      );
+    }
     const sorted = rows.map((r) => r.mbps).sort((x, y) => x - y);
     const median = sorted[Math.floor(sorted.length / 2)]!;
     process.stdout.write(
