@@ -105,12 +105,12 @@ const sh = (args: string[], input?: string) =>
     ...(input === undefined ? {} : { input }),
   }).trim();
 
-/** CPU seconds (user + system) a process has used so far; 0 if it is gone. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds (user + system, or user only) a process has used so far; 0 if it is gone. */
+function cpuSeconds(pid: number, userOnly = false): number {
   try {
     const stat = execFileSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" });
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return (Number(fields[11]) + (userOnly ? 0 : Number(fields[12]))) / 100;
   } catch {
     return 0;
   }
@@ -138,13 +138,18 @@ function cpuDuring(
   groups: Record<string, number[]>,
   run: () => number,
 ): { mbps: number; cpu: Record<string, number> } {
-  const before = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.map(cpuSeconds)]));
+  // A group named "… user" counts user time only (what the process itself computes, without the
+  // kernel's network stack it runs through).
+  const seconds = (k: string, pid: number) => cpuSeconds(pid, k.endsWith(" user"));
+  const before = Object.fromEntries(
+    Object.entries(groups).map(([k, pids]) => [k, pids.map((pid) => seconds(k, pid))]),
+  );
   const mbps = run();
   const gib = mib / 1024;
   const cpu = Object.fromEntries(
     Object.entries(groups).map(([k, pids]) => [
       k,
-      pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - before[k]![i]!, 0) / gib,
+      pids.reduce((sum, pid, i) => sum + seconds(k, pid) - before[k]![i]!, 0) / gib,
     ]),
   );
   return { mbps, cpu };
@@ -283,6 +288,7 @@ async function throughput(): Promise<string> {
       const groups: Record<string, number[]> = {
         "wireguard-go": status.nodes.flatMap((n) => wireguardGoPids(n.netns, (i) => !isBare(i))),
         sidecars: state.nodes.map((n) => n.sidecarPid),
+        "sidecars, user": state.nodes.map((n) => n.sidecarPid),
         ...(path === "gateway" && state.gatewayPid !== undefined
           ? { "devnet gateway": [state.gatewayPid] }
           : {}),
