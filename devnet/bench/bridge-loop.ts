@@ -41,6 +41,8 @@ const { values } = parseArgs({
     /** MB of live small objects each bridge process keeps, like a running sidecar's heap (its chain
      * clients, caches, the ABI); a major GC's cost grows with it. */
     ballast: { type: "string", default: "32" },
+    /** Datagram size: a full WireGuard data datagram at MTU 1420 is 1452 bytes. */
+    datagram: { type: "string", default: "1452" },
   },
 });
 
@@ -51,7 +53,7 @@ const APPS = {
 } as const;
 const CLUSTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
 /** A full-size WireGuard data datagram at MTU 1420: 1420 + 32 bytes of WireGuard's own. */
-const DATAGRAM = 1452;
+const DATAGRAM = Number(values.datagram);
 const logger = pino({ level: "warn" });
 
 type Message = Record<string, unknown> & { type: string };
@@ -241,7 +243,16 @@ async function parent(): Promise<void> {
     children.push(gateway);
     const { port: gatewayPort } = (await nextMessage(gateway, "ready")) as unknown as { port: number };
     const wg = spawn(
-      ["--role", "wireguard", "--window", values.window!, "--ack-every", values["ack-every"]!],
+      [
+        "--role",
+        "wireguard",
+        "--window",
+        values.window!,
+        "--ack-every",
+        values["ack-every"]!,
+        "--datagram",
+        values.datagram!,
+      ],
       [],
     );
     children.push(wg);
