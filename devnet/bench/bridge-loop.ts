@@ -6,11 +6,14 @@
 // datagram, where the devnet bench (datapath.ts) also measures WireGuard, the kernel and the devnet.
 //
 //   node devnet/bench/bridge-loop.ts                         # 5 trials × 256 MiB
-//   node devnet/bench/bridge-loop.ts --trials 3 --mib 128 --node-options "--max-semi-space-size=16"
+//   node devnet/bench/bridge-loop.ts --trials 4 --mib 128 --node-options="--max-semi-space-size=16"
 //   node devnet/bench/bridge-loop.ts --cpu-prof /tmp/prof    # profiles of both bridges and the gateway
 //
 // The bridges run with the sidecar's Node options (SIDECAR_NODE_OPTIONS) unless --node-options says
-// otherwise. Prints Mbit/s of payload per trial and the CPU seconds per GiB of each process.
+// otherwise, and each keeps --ballast MB of live objects, like a sidecar's heap. B acknowledges every
+// --ack-every datagrams (84 bytes, a sealed TCP ACK); --datagram sizes the data datagrams. Prints
+// Mbit/s of payload per trial, the CPU seconds per GiB of each process (the bridges' user time apart),
+// and each link's datagram and drop counts. The first trial includes the JIT's warm-up.
 import { type ChildProcess, fork } from "node:child_process";
 import { createSocket, type RemoteInfo } from "node:dgram";
 import { once } from "node:events";
