@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
 import { type Address, getAbiItem, hexToBytes } from "viem";
 import { currentCsk, devnetClients, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
@@ -104,12 +105,12 @@ const sh = (args: string[], input?: string) =>
     ...(input === undefined ? {} : { input }),
   }).trim();
 
-/** CPU seconds (user + system) a process has used so far; 0 if it is gone. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds (user + system, or user only) a process has used so far; 0 if it is gone. */
+function cpuSeconds(pid: number, userOnly = false): number {
   try {
     const stat = execFileSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" });
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return (Number(fields[11]) + (userOnly ? 0 : Number(fields[12]))) / 100;
   } catch {
     return 0;
   }
@@ -137,13 +138,18 @@ function cpuDuring(
   groups: Record<string, number[]>,
   run: () => number,
 ): { mbps: number; cpu: Record<string, number> } {
-  const before = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.map(cpuSeconds)]));
+  // A group named "… user" counts user time only (what the process itself computes, without the
+  // kernel's network stack it runs through).
+  const seconds = (k: string, pid: number) => cpuSeconds(pid, k.endsWith(" user"));
+  const before = Object.fromEntries(
+    Object.entries(groups).map(([k, pids]) => [k, pids.map((pid) => seconds(k, pid))]),
+  );
   const mbps = run();
   const gib = mib / 1024;
   const cpu = Object.fromEntries(
     Object.entries(groups).map(([k, pids]) => [
       k,
-      pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - before[k]![i]!, 0) / gib,
+      pids.reduce((sum, pid, i) => sum + seconds(k, pid) - before[k]![i]!, 0) / gib,
     ]),
   );
   return { mbps, cpu };
@@ -258,12 +264,20 @@ async function throughput(): Promise<string> {
   }
   for (const path of ["udp", "gateway"] as const) {
     log(`a 2-node devnet with --transport ${path}: ${trials} × ${mib} MiB`);
-    if (values["cpu-prof"] !== undefined)
-      process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], path)}`;
+    const sidecarOptions = process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS;
+    if (values["cpu-prof"] !== undefined) {
+      const profile = `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], path)}`;
+      // The gateway inherits NODE_OPTIONS; the sidecars run with their own (nodes.ts), so they get
+      // theirs plus the profiler.
+      process.env.NODE_OPTIONS = profile;
+      process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS = `${sidecarOptions ?? SIDECAR_NODE_OPTIONS} ${profile}`;
+    }
     try {
       await devnetUp({ nodes: 2, timeoutMs: 240_000, progress: log, transport: path, indexer: false });
     } finally {
       delete process.env.NODE_OPTIONS;
+      if (sidecarOptions === undefined) delete process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS;
+      else process.env.ATTESTMESH_DEVNET_SIDECAR_NODE_OPTIONS = sidecarOptions;
     }
     try {
       const state = (await readState())!;
@@ -274,6 +288,7 @@ async function throughput(): Promise<string> {
       const groups: Record<string, number[]> = {
         "wireguard-go": status.nodes.flatMap((n) => wireguardGoPids(n.netns, (i) => !isBare(i))),
         sidecars: state.nodes.map((n) => n.sidecarPid),
+        "sidecars, user": state.nodes.map((n) => n.sidecarPid),
         ...(path === "gateway" && state.gatewayPid !== undefined
           ? { "devnet gateway": [state.gatewayPid] }
           : {}),

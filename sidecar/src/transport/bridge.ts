@@ -4,6 +4,7 @@
 // gateway forwards TLS by SNI (`<app-id>-<port>s.<domain>`, passthrough) to a CVM port. Every
 // stream opens with a hello signed by its sender's identity key and bound to the TLS session
 // (hello.ts): links sign theirs, the ingress adopts a stream only once its hello verified.
+import type { Socket as UdpSocket } from "node:dgram";
 import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import type { Hex } from "viem";
 import type { BackoffOptions } from "../backoff.ts";
@@ -125,6 +126,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       if (links.has(memberId) || closed) continue;
       const serverName = gatewayServerName(appId, options.ingressPort, options.gatewayDomain);
       const udp = await factory.udp(LOOPBACK, 0);
+      // Connected to WireGuard's port: the kernel drops datagrams from anywhere else, and sends need
+      // no address (link.ts).
+      const connectError = await connectUdp(udp, LOOPBACK, options.wgListenPort);
+      if (connectError !== undefined)
+        log.debug({ err: connectError }, "the link's UDP socket stays unconnected");
       if (closed) {
         udp.close();
         break;
@@ -173,6 +179,17 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       await factory.close();
     },
   };
+}
+
+/** Connects a UDP socket to host:port; the error if that failed (the socket then stays usable unconnected). */
+function connectUdp(udp: UdpSocket, host: string, port: number): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    try {
+      udp.connect(port, host, (error?: Error) => resolve(error ?? undefined));
+    } catch (error) {
+      resolve(error instanceof Error ? error : new Error(String(error)));
+    }
+  });
 }
 
 function timings(options: BridgeOptions): { keepaliveMs?: number; idleTimeoutMs?: number } {

@@ -46,22 +46,25 @@ export interface FrameDecoder {
   readonly pending: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export function createFrameDecoder(maxPayload: number = DEFAULT_MAX_PAYLOAD): FrameDecoder {
   if (!Number.isInteger(maxPayload) || maxPayload < MIN_MAX_PAYLOAD || maxPayload > FRAME_LIMIT) {
     throw new RangeError(`maxPayload must be ${MIN_MAX_PAYLOAD}..${FRAME_LIMIT}, got ${maxPayload}`);
   }
-  let buffered: Buffer = Buffer.alloc(0);
+  let buffered: Buffer = EMPTY;
   let failed: AttestmeshError | undefined;
   return {
     push(chunk) {
       if (failed !== undefined) throw failed;
-      const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      const input = Buffer.isBuffer(chunk)
+        ? chunk
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       const data = buffered.length === 0 ? input : Buffer.concat([buffered, input]);
       // First find where the complete frames end, then copy them out once: the caller may keep
       // payloads while later chunks reuse the socket's buffers, and one copy per chunk is cheaper
       // than one per datagram.
       let end = 0;
-      const bounds: number[] = [];
       while (data.length - end >= FRAME_HEADER_BYTES) {
         const length = data.readUInt16BE(end);
         if (length > maxPayload) {
@@ -69,22 +72,22 @@ export function createFrameDecoder(maxPayload: number = DEFAULT_MAX_PAYLOAD): Fr
             length,
             maxPayload,
           });
-          buffered = Buffer.alloc(0);
+          buffered = EMPTY;
           throw failed;
         }
         if (data.length - end < FRAME_HEADER_BYTES + length) break;
-        bounds.push(end);
         end += FRAME_HEADER_BYTES + length;
       }
       const frames: Buffer[] = [];
       if (end > 0) {
         const copy = data === input ? Buffer.from(data.subarray(0, end)) : data.subarray(0, end);
-        for (const at of bounds) {
+        for (let at = 0; at < end; ) {
           const length = copy.readUInt16BE(at);
           frames.push(copy.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length));
+          at += FRAME_HEADER_BYTES + length;
         }
       }
-      buffered = end === data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(end));
+      buffered = end === data.length ? EMPTY : Buffer.from(data.subarray(end));
       return frames;
     },
     get pending() {

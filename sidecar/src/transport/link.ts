@@ -120,6 +120,9 @@ export function createLink(options: LinkOptions): Link {
       log.debug({ err: error }, "cannot enlarge the link's UDP socket buffer");
     }
   }
+  // A socket connected to WireGuard's port (bridge.ts connects the links' sockets) sends without an
+  // address: no lookup and no extra turn per datagram, and the kernel keeps the route.
+  const connected = connectedTo(udp, wgHost, wgPort);
   const address = udp.address();
   const localEndpoint = `${address.address}:${address.port}`;
   const queue: Array<{ readonly at: number; readonly payload: Buffer }> = [];
@@ -301,11 +304,16 @@ export function createLink(options: LinkOptions): Link {
   function deliver(payload: Buffer): void {
     if (closed) return;
     counters.datagramsIn += 1;
-    udp.send(payload, wgPort, wgHost);
+    if (connected) udp.send(payload);
+    else udp.send(payload, wgPort, wgHost);
   }
 
   udp.on("message", fromWireGuard);
-  udp.on("error", (error) => log.warn({ err: error }, "bridge UDP socket error"));
+  udp.on("error", (error: NodeJS.ErrnoException) => {
+    // On a connected socket the kernel reports WireGuard's port closed (it restarts) as ECONNREFUSED.
+    if (error.code === "ECONNREFUSED") log.debug({ err: error }, "WireGuard's port is closed");
+    else log.warn({ err: error }, "bridge UDP socket error");
+  });
 
   return {
     memberId,
@@ -341,6 +349,16 @@ export function createLink(options: LinkOptions): Link {
       udp.close();
     },
   };
+}
+
+/** Whether `udp` is connected to exactly host:port. */
+function connectedTo(udp: UdpSocket, host: string, port: number): boolean {
+  try {
+    const remote = udp.remoteAddress();
+    return remote.address === host && remote.port === port;
+  } catch {
+    return false;
+  }
 }
 
 function secured(socket: TLSSocket, timeoutMs: number): Promise<void> {
