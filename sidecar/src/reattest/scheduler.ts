@@ -110,6 +110,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
    * "unread" until `head` answered. */
   const fences = new Map<bigint, bigint | "unread">();
   const refusalEnded = (memberId: bigint) => fences.set(memberId, "unread");
+  let fenceReadFailing = false;
 
   async function readFences(): Promise<void> {
     const unread = [...fences].filter(([, fence]) => fence === "unread").map(([id]) => id);
@@ -118,10 +119,15 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     try {
       head = await options.head();
     } catch (err) {
-      // Fail closed: the members stay refused for messages until the head is read.
-      logger.warn({ err }, "could not read the chain head for a lifted refusal's message fence; retrying");
+      // Fail closed: the members stay refused for messages until the head is read (retried each tick,
+      // logged once per outage).
+      if (!fenceReadFailing) {
+        logger.warn({ err }, "could not read the chain head for a lifted refusal's message fence; retrying");
+      }
+      fenceReadFailing = true;
       return;
     }
+    fenceReadFailing = false;
     for (const id of unread) if (fences.get(id) === "unread") fences.set(id, head);
     logger.info(
       { peers: unread.map(String), fence: head.toString() },
