@@ -430,6 +430,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         memberId: cycle.memberId,
         knownMember: (id) => follower.current()?.members.get(id),
         certified,
+        // The view above leaves refused peers out; a sender read outside it is held to the same verdict.
+        senderRefused: (id, block) => meshLayer.reattestation()?.messagesRefused(id, block) === true,
         deliver: (message) => api.deliver(message),
       }),
     );

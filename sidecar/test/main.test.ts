@@ -16,7 +16,8 @@ import { FAKE_MEMBER } from "@attestmesh/devnet/rpc-proxy/lies.ts";
 import { startRpcProxy } from "@attestmesh/devnet/rpc-proxy/proxy.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { IDENTITY_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { createDstackEvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { sha256 } from "@noble/hashes/sha2";
@@ -666,6 +667,34 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           ).key,
         ),
       );
+    /** Seals `text` from `node` (its own keys, as its code would) to member `to` and sends it on chain. */
+    async function sendSealed(node: Node, from: bigint, to: bigint, text: string): Promise<void> {
+      const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(node.appId) });
+      const recipient = await createClusterReader(readsOver(http(rpcUrl, { retryCount: 0 })), cluster).member(
+        to,
+      );
+      const envelopeId = bytesToHex(randomBytes(32));
+      const ciphertext = bytesToHex(
+        sealMessage(
+          {
+            header: { chainId: 31337n, cluster, senderId: from, recipientId: to, envelopeId },
+            payload: new TextEncoder().encode(text),
+          },
+          recipient!.identityKey,
+          cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key,
+        ),
+      );
+      const memberAccount = privateKeyToAccount(
+        bytesToHex(cvm.getKey(MEMBER_KEY.path, MEMBER_KEY.purpose, "secp256k1").key),
+      );
+      const signature = await memberAccount.signTypedData({
+        domain: memberDomain(31337, cluster),
+        types: memberTypes,
+        primaryType: "Send",
+        message: { senderId: from, recipientId: to, envelopeId, ciphertextHash: keccak256(ciphertext) },
+      });
+      await asOwner((c) => c.write.send([from, to, envelopeId, ciphertext, signature]));
+    }
     const metric = async (node: Node, name: string, labels: string) => {
       const text = await (await fetch(`${node.sidecar.healthUrl}/metrics`)).text();
       const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
@@ -952,7 +981,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       honestKey.destroy();
     });
 
-    test("a member serving an attestation bound to other keys is refused by every peer: no WireGuard peer, no key of the next epoch", async () => {
+    test("a member serving an attestation bound to other keys is refused by every peer: no WireGuard peer, no key of the next epoch, none of its sealed messages delivered", async () => {
       // Its guest agent is real; its sidecar asks for quotes over other report data than its keys and
       // the nonce give (what a node holding someone else's quote would serve).
       const real = createDstackEvidenceSource(`${dir}/m.sock`, {});
@@ -1007,6 +1036,48 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       offChange();
       assert.ok(!held.some((e) => e > epoch), `M held ${held.join(", ")}`);
       assert.notEqual(m.sidecar.csk.current()?.epoch, epoch + 1n);
+
+      // M keeps sending sealed messages (its keys are its own, so it seals and signs them properly): the
+      // peers that refused it never deliver one, at any sample, while an honest peer's message arrives.
+      const [recipient, honest] = [group[0]!, group[1]!];
+      const recipientId = recipient.sidecar.status().memberId!;
+      const honestId = honest.sidecar.status().memberId!;
+      const delivered = (from: bigint) =>
+        recipient.log.lines().filter((l) => l.msg === "message received" && l.senderId === from.toString());
+      const refusedBefore = await metric(
+        recipient,
+        "attestmesh_messages_dropped_total",
+        'reason="SenderRefused"',
+      );
+      const violations: string[] = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          if (delivered(mId).length > 0) violations.push(`delivered ${JSON.stringify(delivered(mId))}`);
+          await delay(25);
+        }
+      })();
+      try {
+        for (let i = 0; i < 3; i++) await sendSealed(m, mId, recipientId, `from the refused member, ${i}`);
+        await sendSealed(honest, honestId, recipientId, "from an honest peer");
+        await waitFor("the honest message to arrive", () => delivered(honestId).length === 1, 30_000);
+        await waitFor(
+          "the recipient to drop M's three messages as SenderRefused",
+          async () =>
+            (await metric(recipient, "attestmesh_messages_dropped_total", 'reason="SenderRefused"')) ===
+            refusedBefore + 3,
+          30_000,
+        );
+      } finally {
+        sampling = false;
+        await sampler;
+      }
+      assert.deepEqual(violations, [], "no message of the refused member was delivered at any sample");
+      assert.equal(
+        recipient.log.lines().filter((l) => l.reason === "SenderRefused" && l.senderId === mId.toString())
+          .length,
+        3,
+      );
       await asOwner((c) => c.write.evict([mId, 1]));
       await m.stop();
     });

@@ -38,6 +38,8 @@ export async function startMessaging(options: {
   readonly knownMember: (memberId: bigint) => Member | undefined;
   /** A record read outside the known view, if its certificate verified (else undefined). */
   readonly certified?: (record: Member | undefined) => Promise<Member | undefined>;
+  /** Whether re-attestation refuses messages of a sender mined in a block (reattest/scheduler.ts). */
+  readonly senderRefused?: (senderId: bigint, blockNumber: bigint) => boolean;
   readonly deliver: (message: ReceivedMessage) => void;
 }): Promise<Messaging> {
   const { chain, logger, signal } = options;
@@ -61,6 +63,7 @@ export async function startMessaging(options: {
       memberId: options.memberId,
       knownMember: options.knownMember,
       ...(options.certified === undefined ? {} : { certified: options.certified }),
+      ...(options.senderRefused === undefined ? {} : { senderRefused: options.senderRefused }),
       deliver: options.deliver,
       startBlock: options.startBlock === undefined ? undefined : BigInt(options.startBlock),
     });

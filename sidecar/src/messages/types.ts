@@ -21,4 +21,6 @@ export type DropReason =
   | "MalformedEnvelope"
   | "EnvelopeMismatch"
   | "SenderSignatureInvalid"
-  | "SenderNotVerified";
+  | "SenderNotVerified"
+  | "SenderRefused"
+  | "SenderNotStanding";

@@ -5,14 +5,22 @@
 // event, attributes the sender as the chain resolved it, drops duplicates, and hands the message on.
 // Progress is a cursor (cursor.ts) saved after every delivery and every range, so a restarted node
 // replays what it missed; `deliver` must have stored a message durably before the cursor passes it. Undecryptable or malformed ciphertexts are logged and dropped.
+//
+// Whose messages are delivered: a sender that is an active member whose certificate verified, in good
+// standing at the range's agreed block (no revocation of its device, compose hash or KMS root reached
+// it), and that this node's re-attestation does not refuse for the message's block (`senderRefused`:
+// refused now, or mined before a refusal of it ended). Any other sender's message is logged, counted by
+// reason, remembered as handled and never delivered, whenever it is read again: the sender picks its
+// messages and their timing, so nothing it sent while refused waits for a later verdict.
 import { rename } from "node:fs/promises";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { MESSAGE_SENT_EVENT } from "@attestmesh/shared/contracts/events.ts";
 import { type Address, type Hex, hexToBytes } from "viem";
 import type { ClusterReader } from "../chain/cluster.ts";
 import type { AgreedBlock, ChainReads } from "../chain/reads.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { Member } from "../model/member.ts";
+import { isStale, MEMBER_STANDINGS, type Member, type MemberStanding } from "../model/member.ts";
 import type { CursorStore } from "./cursor.ts";
 import { createRecentEnvelopes, envelopeKey, type RecentEnvelopes } from "./dedup.ts";
 import { openMessage } from "./envelope.ts";
@@ -39,6 +47,11 @@ export interface MessageWatcherOptions {
   readonly knownMember?: (memberId: bigint) => Member | undefined;
   /** A record read outside the known view, if its certificate verified; absent: every record counts. */
   readonly certified?: (record: Member | undefined) => Promise<Member | undefined>;
+  /**
+   * Whether this node's re-attestation refuses messages of `senderId` mined in `blockNumber`
+   * (reattest/scheduler.ts `messagesRefused`); absent while no re-attestation runs.
+   */
+  readonly senderRefused?: (senderId: bigint, blockNumber: bigint) => boolean;
   /** Where opened messages go: stores durably or throws (the pass then stops before this message). */
   readonly deliver: (message: ReceivedMessage) => unknown;
   /** First block to read when there is no cursor; default the confirmed head at `init()`. */
@@ -93,7 +106,28 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
     }
   }
 
+  /** The sender's standing at `at` (a quorum read; throws when the providers do not answer). */
+  async function standingAt(senderId: bigint, at: AgreedBlock): Promise<MemberStanding> {
+    const index = await reads.readContract({
+      address: options.cluster,
+      abi: clusterAbi,
+      functionName: "memberStanding",
+      args: [senderId],
+      at,
+    });
+    return MEMBER_STANDINGS[index] ?? "not-active";
+  }
+
+  /** Drops a message for good: remembered as handled, so a replay does not deliver it either. */
+  async function refuse(key: string, reason: DropReason, fields: Record<string, unknown>, message: string) {
+    recent.add(key);
+    await save();
+    drop(reason, fields, message);
+  }
+
   async function handleRange(memberId: bigint, from: bigint, to: AgreedBlock): Promise<void> {
+    /** Standings read in this range, one read per sender. */
+    const standings = new Map<bigint, MemberStanding>();
     // Sorted in chain order by the read.
     const logs = await reads.getLogs({
       address: options.cluster,
@@ -135,6 +169,31 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
         );
         continue;
       }
+      if (options.senderRefused?.(senderId, log.blockNumber) === true) {
+        await refuse(
+          key,
+          "SenderRefused",
+          fields,
+          "message dropped: this node's re-attestation refused its sender (it is not delivered later either)",
+        );
+        continue;
+      }
+      let standing = sender.standing;
+      if (!isStale(standing)) {
+        // At the range's agreed block, which is at or above the message's: a revocation mined before
+        // the message reached it. A failed read throws: the cursor stays, nothing is lost.
+        standing = standings.get(senderId) ?? (await standingAt(senderId, to));
+        standings.set(senderId, standing);
+      }
+      if (isStale(standing) || standing === "not-active") {
+        await refuse(
+          key,
+          "SenderNotStanding",
+          { ...fields, standing },
+          "message dropped: its sender is not in good standing (a revocation reached it); it is not delivered later either",
+        );
+        continue;
+      }
       let payload: Uint8Array;
       try {
         payload = openMessage(
@@ -145,9 +204,8 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
         );
       } catch (error) {
         if (!(error instanceof AttestmeshError)) throw error;
-        recent.add(key);
-        await save();
-        drop(
+        await refuse(
+          key,
           error.code as DropReason,
           { ...fields, problem: error.message },
           "message dropped: it does not open for this member",

@@ -16,6 +16,12 @@
 //             re-judged each period from the chain; when the policy admits it again it is fetched anew.
 // Not refusing: a peer that does not answer (not peered yet, restarting, rate-limited), or our own PCCS
 // failing: it is retried with a backoff and reported `unreachable`, never cut for our network's sake.
+//
+// Sealed messages (messages/watcher.ts) ask `messagesRefused`: a refused member's messages are never
+// delivered, and when a refusal ends (the policy admits it again, or its refused record is replaced or
+// gone) the chain head at that moment becomes a fence: its messages mined at or below it were sent while
+// this node refused it and stay undelivered, whenever they are read. Until that head is read the member
+// counts as refused (fail closed).
 import type { Logger } from "../log.ts";
 import type { AttestationStatus, PeerAttestation } from "../model/attestation.ts";
 import type { Member } from "../model/member.ts";
@@ -38,6 +44,8 @@ export interface ReattestationOptions {
   ) => Promise<{ readonly verdict: Verdict; readonly verified?: VerifiedEvidence }>;
   /** Re-judges evidence the peer proved before against the head's policy. */
   readonly rejudge: (member: Member, verified: VerifiedEvidence) => Promise<Verdict>;
+  /** The chain head's number (a quorum-agreed block): where a lifted refusal's message fence stands. */
+  readonly head: () => Promise<bigint>;
   readonly periodMs: number;
   /** First retry after an unreachable peer; doubles up to the period. Default 5 s. */
   readonly retryMs?: number;
@@ -55,6 +63,12 @@ export interface ReattestationOptions {
 export interface Reattestation {
   /** True when `member` (these keys) is refused. */
   refused(member: Member): boolean;
+  /**
+   * True when a sealed message of member `memberId` mined in block `blockNumber` must not be delivered:
+   * a record of it is refused now, or a refusal of it ended and the block is at or below the head read
+   * then (or that head is not read yet).
+   */
+  messagesRefused(memberId: bigint, blockNumber: bigint): boolean;
   /** Every tracked peer's state, by member id. */
   report(): readonly PeerAttestation[];
   get(memberId: bigint): PeerAttestation | undefined;
@@ -92,6 +106,34 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
   const nonce = options.nonce ?? (() => crypto.getRandomValues(new Uint8Array(32)));
   const entries = new Map<string, Entry>();
   const running = new Set<string>();
+  /** Per member id whose refusal ended: the head then (messages at or below it stay refused), or
+   * "unread" until `head` answered. */
+  const fences = new Map<bigint, bigint | "unread">();
+  const refusalEnded = (memberId: bigint) => fences.set(memberId, "unread");
+  let fenceReadFailing = false;
+
+  async function readFences(): Promise<void> {
+    const unread = [...fences].filter(([, fence]) => fence === "unread").map(([id]) => id);
+    if (unread.length === 0) return;
+    let head: bigint;
+    try {
+      head = await options.head();
+    } catch (err) {
+      // Fail closed: the members stay refused for messages until the head is read (retried each tick,
+      // logged once per outage).
+      if (!fenceReadFailing) {
+        logger.warn({ err }, "could not read the chain head for a lifted refusal's message fence; retrying");
+      }
+      fenceReadFailing = true;
+      return;
+    }
+    fenceReadFailing = false;
+    for (const id of unread) if (fences.get(id) === "unread") fences.set(id, head);
+    logger.info(
+      { peers: unread.map(String), fence: head.toString() },
+      "refusal ended: messages mined at or below the fence stay undelivered",
+    );
+  }
 
   /** Patches an entry's state; an undefined field is removed. */
   const set = (entry: Entry, patch: { [K in keyof PeerAttestation]?: PeerAttestation[K] | undefined }) => {
@@ -176,6 +218,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       options.observe?.(verdict.ok ? "policy-passed" : "policy-failed", performance.now() - began);
       if (verdict.ok) {
         // Admitted by the policy again: fetch fresh evidence before calling it passed.
+        refusalEnded(member.memberId);
         entry.cause = undefined;
         set(entry, { status: "pending", ...clearVerdictFields, nextAt: now() });
         options.onRefusalChange?.();
@@ -233,13 +276,17 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
         passedOnce: false,
       });
     }
-    for (const key of entries.keys()) {
-      if (!seen.has(key) && !running.has(key)) entries.delete(key);
+    for (const [key, entry] of entries) {
+      if (seen.has(key) || running.has(key)) continue;
+      // A refused record replaced (new keys) or gone: its messages keep their fence.
+      if (entry.state.status === "failed") refusalEnded(entry.member.memberId);
+      entries.delete(key);
     }
   }
 
   async function tick(): Promise<void> {
     sync();
+    await readFences();
     const t = now();
     const due = [...entries]
       .filter(([key, e]) => !running.has(key) && (e.state.nextAt <= t || (e.rejudge && e.verified)))
@@ -264,6 +311,13 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
   return {
     refused(member) {
       return entries.get(keyOf(member))?.state.status === "failed";
+    },
+    messagesRefused(memberId, blockNumber) {
+      for (const e of entries.values()) {
+        if (e.member.memberId === memberId && e.state.status === "failed") return true;
+      }
+      const fence = fences.get(memberId);
+      return fence !== undefined && (fence === "unread" || blockNumber <= fence);
     },
     report: () =>
       [...entries.values()]

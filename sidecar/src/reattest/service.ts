@@ -88,6 +88,7 @@ export async function startReattestService(options: {
       }),
     rejudge: async (member, verified) =>
       judgePolicy(verified, await policy(member.memberId, verified.deviceId)),
+    head: async () => (await chain.reads.agreedBlock(0)).number,
     periodMs: options.periodMs,
     logger: log,
     now,

@@ -4,10 +4,20 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { Registry } from "prom-client";
-import { bytesToHex, type Chain, custom, type Hex, keccak256, type PublicClient, type Transport } from "viem";
+import {
+  bytesToHex,
+  type Chain,
+  custom,
+  type Hex,
+  keccak256,
+  type PublicClient,
+  type Transport,
+  zeroHash,
+} from "viem";
 import {
   admit,
   type ClusterFixture,
@@ -27,6 +37,9 @@ import { sodiumReady, x25519FromEd25519Seed } from "../../src/messages/sealedBox
 import { createMessageSender } from "../../src/messages/sender.ts";
 import type { ReceivedMessage } from "../../src/messages/types.ts";
 import { createMessageWatcher } from "../../src/messages/watcher.ts";
+import type { Member as MemberRecord } from "../../src/model/member.ts";
+import { createReattestation } from "../../src/reattest/scheduler.ts";
+import type { Verdict, VerifiedEvidence } from "../../src/reattest/verdict.ts";
 import { secret } from "../../src/secret.ts";
 import { captureLogger, readsOver } from "../helpers.ts";
 
@@ -85,6 +98,8 @@ describe("message watcher", () => {
       registry?: Registry;
       /** Runs before a message is recorded as delivered; throwing refuses it (a full inbox). */
       refuse?: (m: ReceivedMessage) => void;
+      knownMember?: (memberId: bigint) => MemberRecord | undefined;
+      senderRefused?: (senderId: bigint, blockNumber: bigint) => boolean;
     } = {},
   ) {
     const delivered: ReceivedMessage[] = [];
@@ -103,6 +118,8 @@ describe("message watcher", () => {
       logger: log.logger,
       metrics: createMessageMetrics(options.registry ?? new Registry()),
       memberId: options.memberId ?? (() => member.id),
+      ...(options.knownMember === undefined ? {} : { knownMember: options.knownMember }),
+      ...(options.senderRefused === undefined ? {} : { senderRefused: options.senderRefused }),
       deliver: (m) => {
         options.refuse?.(m);
         delivered.push(m);
@@ -387,6 +404,165 @@ describe("message watcher", () => {
       fail = false;
       const sent = await sender.send(bob.id, new Uint8Array([2]));
       assert.equal(sent.recipientId, bob.id);
+    });
+  });
+
+  describe("senders this node refuses (issue 14)", () => {
+    let mallory: Member;
+    let rita: Member;
+    const malloryDevice = randomBytes(32);
+    const PERIOD = 600_000;
+    const passed: Verdict = { ok: true, kind: "simulated", composeHash: "ab".repeat(32), detail: "ok" };
+    const evidence: VerifiedEvidence = { kind: "simulated", composeHash: "ab".repeat(32) };
+    const withdrawn: Verdict = {
+      ok: false,
+      cause: "policy",
+      reason: "ComposeHashNotAllowed",
+      detail: "the owner withdrew its compose hash",
+    };
+    const reader = () =>
+      createClusterReader(readsOver(custom(fx.connection.provider, { retryCount: 0 })), fx.deployed.diamond);
+    const dropped = async (registry: Registry, reason: string) => {
+      const line = (await registry.metrics())
+        .split("\n")
+        .find((l) => l.startsWith(`attestmesh_messages_dropped_total{reason="${reason}"}`));
+      return line === undefined ? 0 : Number(line.split(" ").at(-1));
+    };
+
+    before(async () => {
+      // Mallory runs on a device of her own, so the owner can revoke it without touching the others.
+      const node = simulatedNode(fx.kmsRoot, undefined, { deviceId: malloryDevice });
+      mallory = { node, id: await admit(fx, node) };
+      const r = simulatedNode(fx.kmsRoot);
+      rita = { node: r, id: await admit(fx, r) };
+    });
+
+    test("attacker: a sender re-attestation refuses is never delivered, at any sample, nor once the refusal ends; what it sends later is", async () => {
+      const records = new Map<bigint, MemberRecord>();
+      for (const m of [mallory, alice]) records.set(m.id, (await reader().member(m.id))!);
+      let clock = 1_000_000;
+      let policy: Verdict = passed;
+      const r = createReattestation({
+        peers: () => [...records.values()],
+        fetch: async () => ({}),
+        judge: async () => ({ verdict: passed, verified: evidence }),
+        rejudge: async (m) => (m.memberId === mallory.id ? policy : passed),
+        head: () => fx.publicClient.getBlockNumber(),
+        periodMs: PERIOD,
+        concurrency: 10,
+        logger: captureLogger("silent").logger,
+        now: () => clock,
+      });
+      await r.tick();
+      const registry = new Registry();
+      const store = createMemoryCursorStore();
+      // As main.ts wires it: the attested view (refused members left out) and the verdict for the rest.
+      const { watcher, delivered, log } = watcherFor(rita, store, {
+        registry,
+        knownMember: (id) => {
+          const m = records.get(id);
+          return m !== undefined && !r.refused(m) ? m : undefined;
+        },
+        senderRefused: (id, block) => r.messagesRefused(id, block),
+      });
+      await watcher.init();
+      const fromMallory = () => delivered.filter((m) => m.senderId === mallory.id).map((m) => texts([m])[0]);
+      await send(mallory, rita, "m: attested");
+      await send(alice, rita, "a0");
+      await watcher.pass();
+      assert.deepEqual(texts(delivered), ["m: attested", "a0"], "an attested sender is delivered");
+
+      // The owner withdraws Mallory's compose hash; this node's re-attestation refuses her.
+      policy = withdrawn;
+      r.policyChanged();
+      await r.tick();
+      assert.equal(r.refused(records.get(mallory.id)!), true);
+      // The attack: she keeps sending, interleaved with an honest sender, while the watcher runs.
+      const violations: string[] = [];
+      let attacking = true;
+      let samples = 0;
+      const sampler = (async () => {
+        while (attacking) {
+          await watcher.pass();
+          samples += 1;
+          const seen = fromMallory();
+          if (seen.length !== 1) violations.push(`sample ${samples}: ${seen.join(", ")}`);
+          await delay(5);
+        }
+      })();
+      try {
+        for (let i = 1; i <= 6; i++) {
+          await send(mallory, rita, `m: refused ${i}`);
+          await send(alice, rita, `a${i}`);
+        }
+      } finally {
+        attacking = false;
+        await sampler;
+      }
+      await watcher.pass();
+      assert.ok(samples >= 3, `sampled ${samples} times during the attack`);
+      assert.deepEqual(violations, [], "no refused message was delivered at any sample");
+      assert.deepEqual(fromMallory(), ["m: attested"]);
+      assert.deepEqual(
+        delivered.filter((m) => m.senderId === alice.id).map((m) => texts([m])[0]),
+        ["a0", "a1", "a2", "a3", "a4", "a5", "a6"],
+        "the honest sender kept being delivered",
+      );
+      assert.equal(await dropped(registry, "SenderRefused"), 6);
+      const warned = log.lines().filter((l) => l.reason === "SenderRefused");
+      assert.equal(warned.length, 6);
+      assert.ok(warned.every((l) => l.level === 40 && l.senderId === mallory.id.toString() && l.envelopeId));
+
+      // Sent while refused, read only after the owner allowed her again: still not delivered.
+      await send(mallory, rita, "m: sent while refused, read later");
+      policy = passed;
+      clock += PERIOD + 1;
+      await r.tick(); // the policy admits her again: pending, fence not read yet
+      assert.equal(r.refused(records.get(mallory.id)!), false);
+      await watcher.pass();
+      assert.deepEqual(fromMallory(), ["m: attested"], "fence unread: fail closed");
+      await r.tick(); // the fence is read (the head now) and she is attested afresh
+      assert.equal(r.get(mallory.id)?.status, "passed");
+      await send(mallory, rita, "m: after the fence");
+      await watcher.pass();
+      assert.deepEqual(fromMallory(), ["m: attested", "m: after the fence"]);
+      assert.equal(await dropped(registry, "SenderRefused"), 7);
+
+      // A restart that reads the whole range again, with no verdict at all (re-attestation not
+      // running yet): the refused messages were remembered as handled and stay undelivered.
+      const saved = (await store.load())!;
+      const replay = createMemoryCursorStore();
+      await replay.save({ block: 0n, recent: saved.recent });
+      const again = watcherFor(rita, replay);
+      await again.watcher.init();
+      await again.watcher.pass();
+      assert.deepEqual(again.delivered, [], "nothing refused resurfaces");
+    });
+
+    test("attacker: a sender the owner's revocation reached is dropped with no re-attestation running, even while the view still lists it", async () => {
+      const record = (await reader().member(mallory.id))!;
+      const registry = new Registry();
+      const { watcher, delivered, log } = watcherFor(rita, createMemoryCursorStore(), {
+        registry,
+        // A view that has not caught up with the revocation yet still lists her in good standing.
+        knownMember: (id) => (id === mallory.id ? { ...record, standing: "good" } : undefined),
+      });
+      await watcher.init();
+      await fx.owner.write.revokeDevice([bytesToHex(malloryDevice), zeroHash]);
+      await send(mallory, rita, "m: revoked device");
+      await send(alice, rita, "a: after the revocation");
+      await watcher.pass();
+      assert.deepEqual(texts(delivered), ["a: after the revocation"]);
+      assert.equal(await dropped(registry, "SenderNotStanding"), 1);
+      const line = log.lines().find((l) => l.reason === "SenderNotStanding");
+      assert.equal(line?.standing, "device-revoked");
+      // And outside the view (the fallback read of her record): the same.
+      const outside = watcherFor(rita, createMemoryCursorStore(), { registry: new Registry() });
+      await outside.watcher.init();
+      await send(mallory, rita, "m: still revoked");
+      await outside.watcher.pass();
+      assert.deepEqual(outside.delivered, []);
+      assert.ok(outside.log.lines().some((l) => l.reason === "SenderNotStanding"));
     });
   });
 });

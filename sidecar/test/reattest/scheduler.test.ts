@@ -29,6 +29,7 @@ function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {})
   let verdictFor: (m: Member) => Verdict = () => pass;
   let policyFor: (m: Member) => Verdict = () => pass;
   let unreachable = new Set<bigint>();
+  let head: bigint | undefined = 100n;
   const log = captureLogger();
   const r = createReattestation({
     peers: () => peers,
@@ -44,6 +45,10 @@ function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {})
     rejudge: async (m) => {
       rejudged.push(m.memberId);
       return policyFor(m);
+    },
+    head: async () => {
+      if (head === undefined) throw new Error("no provider answers");
+      return head;
     },
     periodMs: PERIOD,
     concurrency: 100,
@@ -76,6 +81,10 @@ function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {})
     },
     setUnreachable: (ids: bigint[]) => {
       unreachable = new Set(ids);
+    },
+    /** The chain head the fences read; undefined: the read fails. */
+    setHead: (block: bigint | undefined) => {
+      head = block;
     },
   };
 }
@@ -186,6 +195,49 @@ describe("peer re-attestation schedule", () => {
     await outage.r.tick();
     assert.equal(outage.r.get(5n)?.status, "unreachable");
     assert.equal(outage.r.refused(member(5n)), false);
+  });
+
+  test("messages: a refused member's are refused at every block; an ended refusal fences the blocks up to the head then, failing closed until that head is read", async () => {
+    const peer = member(3n);
+    const h = harness([peer]);
+    await h.r.tick();
+    assert.equal(h.r.messagesRefused(3n, 1n), false, "a passed peer's messages are delivered");
+    assert.equal(h.r.messagesRefused(9n, 1n), false, "a member never refused is not fenced");
+    h.setPolicy(() => ({ ok: false, cause: "policy", reason: "DeviceRevoked", detail: "revoked" }));
+    h.r.policyChanged();
+    await h.r.tick();
+    for (const block of [0n, 100n, 10n ** 12n]) assert.equal(h.r.messagesRefused(3n, block), true);
+    // The owner allows it again, but the head cannot be read: still refused for every block.
+    h.setPolicy(() => pass);
+    h.setHead(undefined);
+    await h.advance(PERIOD + 20_000, 10_000);
+    assert.equal(h.r.refused(peer), false, "admitted again: back in the view");
+    assert.equal(h.r.get(3n)?.status, "passed");
+    assert.equal(h.r.messagesRefused(3n, 10n ** 12n), true, "fence unread: fail closed");
+    assert.ok(h.log.lines().some((l) => /message fence/.test(String(l.msg)) && l.level === 40));
+    h.setHead(250n);
+    await h.r.tick();
+    assert.equal(h.r.messagesRefused(3n, 250n), true, "mined at the head when the refusal ended");
+    assert.equal(h.r.messagesRefused(3n, 251n), false, "mined after it");
+    // A record refused for bad evidence that is replaced (new keys) keeps its old messages fenced.
+    const bad = member(4n);
+    const peers = [bad];
+    const g = harness(peers);
+    g.setVerdict(() => ({
+      ok: false,
+      cause: "evidence",
+      reason: "ReportDataMismatch",
+      detail: "other keys",
+    }));
+    await g.r.tick();
+    assert.equal(g.r.messagesRefused(4n, 1n), true);
+    peers[0] = { ...bad, identityKey: bytesToHex(randomBytes(32)) as Hex };
+    g.setVerdict(() => pass);
+    g.setHead(300n);
+    await g.r.tick();
+    assert.equal(g.r.get(4n)?.status, "passed", "the new record is another peer to attest");
+    assert.equal(g.r.messagesRefused(4n, 300n), true, "the old record's refusal fenced at the head");
+    assert.equal(g.r.messagesRefused(4n, 301n), false);
   });
 
   test("a peer that left is forgotten", async () => {
