@@ -58,6 +58,18 @@ describe("the indexer's quote", { timeout: 120_000 }, () => {
       now: () => at,
     });
 
+  /** A simulated indexer's quote binding a fresh signing key, and the registry record that matches it. */
+  function simulatedIndexer(cluster: ClusterFixture) {
+    const cvm = createSimulatedCvm({
+      kmsRoot: cluster.kmsRoot,
+      appId: randomBytes(20),
+      composeHash: randomBytes(32),
+    });
+    const signingKey = toHex(randomBytes(32)) as Hex;
+    const quote = toHex(cvm.getQuote(quoteReportData(Buffer.from(signingKey.slice(2), "hex"))));
+    return { quote, good: record(toHex(cvm.info().composeHash), signingKey) };
+  }
+
   /** A provider that answers honestly except that `policySnapshot()` allows the simulator's KMS roots. */
   function claimsSimulatorAllowed(cluster: ClusterFixture): Transport & { lies: () => number } {
     const selector = toFunctionSelector("policySnapshot()");
@@ -118,14 +130,7 @@ describe("the indexer's quote", { timeout: 120_000 }, () => {
   });
 
   test("a simulated quote binding the key passes only where the simulator is allowed", async () => {
-    const cvm = createSimulatedCvm({
-      kmsRoot: fx.kmsRoot,
-      appId: randomBytes(20),
-      composeHash: randomBytes(32),
-    });
-    const signingKey = toHex(randomBytes(32)) as Hex;
-    const quote = toHex(cvm.getQuote(quoteReportData(Buffer.from(signingKey.slice(2), "hex"))));
-    const good = record(toHex(cvm.info().composeHash), signingKey);
+    const { quote, good } = simulatedIndexer(fx);
     const allowed = await check(fx)(quote, good);
     assert.equal(allowed.ok, true, JSON.stringify(allowed.checks));
     assert.equal(allowed.kind, "simulated");
@@ -136,14 +141,7 @@ describe("the indexer's quote", { timeout: 120_000 }, () => {
   });
 
   test("a provider claiming the simulator is allowed is outvoted: the simulated indexer stays refused", async () => {
-    const cvm = createSimulatedCvm({
-      kmsRoot: withoutSimulator.kmsRoot,
-      appId: randomBytes(20),
-      composeHash: randomBytes(32),
-    });
-    const signingKey = toHex(randomBytes(32)) as Hex;
-    const quote = toHex(cvm.getQuote(quoteReportData(Buffer.from(signingKey.slice(2), "hex"))));
-    const good = record(toHex(cvm.info().composeHash), signingKey);
+    const { quote, good } = simulatedIndexer(withoutSimulator);
     const liar = claimsSimulatorAllowed(withoutSimulator);
     // The lie works on its own: a node that believed this provider alone would let the simulator in.
     const believed = await check(withoutSimulator, fixture.verifyAt, readsOver(liar))(quote, good);
