@@ -28,7 +28,7 @@ import type { AttestedFollower } from "../reattest/follower.ts";
 import type { ReattestMetrics } from "../reattest/metrics.ts";
 import type { Reattestation } from "../reattest/scheduler.ts";
 import { type ReattestService, startReattestService } from "../reattest/service.ts";
-import { sleep } from "../sleep.ts";
+import { sleepToBeat } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
 
 /** How long one peer has to answer a CSK request. */
@@ -322,7 +322,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
       options.onChange();
       await new Promise<void>((resolve) => {
         woken = resolve;
-        void sleep(tickMs, signal).then(resolve);
+        void sleepToBeat(tickMs, signal).then(resolve);
       });
       woken = undefined;
     }

@@ -8,7 +8,7 @@ import { isAttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
-import { sleep } from "../sleep.ts";
+import { sleepToBeat } from "../sleep.ts";
 import { type CursorStore, createFileCursorStore, createMemoryCursorStore } from "./cursor.ts";
 import { createMessageMetrics } from "./metrics.ts";
 import { x25519FromEd25519Seed } from "./sealedBox.ts";
@@ -95,7 +95,7 @@ export async function startMessaging(options: {
       } catch (err) {
         logger.warn({ err }, "reading sealed messages failed; retrying at the next poll");
       }
-      await sleep(options.pollIntervalMs, signal);
+      await sleepToBeat(options.pollIntervalMs, signal);
     }
   })();
   return { sender, watcher, stopped };
