@@ -19,13 +19,16 @@ export interface ReconcileLoop {
 
 export function createReconcileLoop(options: {
   readonly pass: () => Promise<void>;
-  readonly intervalMs: number;
+  /** The interval between timer passes, asked before each (the pollers' cadence may stretch it). */
+  readonly intervalMs: number | (() => number);
   readonly signal: AbortSignal;
   readonly logger: Logger;
   /** Called after every pass with its outcome and duration. */
   readonly observe?: (outcome: PassOutcome, seconds: number) => void;
 }): ReconcileLoop {
-  const { pass, intervalMs, signal, logger } = options;
+  const { pass, signal, logger } = options;
+  const { intervalMs } = options;
+  const interval = typeof intervalMs === "function" ? intervalMs : () => intervalMs;
   let started = false;
   let busy = false;
   let timer: NodeJS.Timeout | undefined;
@@ -38,7 +41,7 @@ export function createReconcileLoop(options: {
 
   function schedule(): void {
     clearTimeout(timer);
-    if (!signal.aborted && started) timer = setTimeout(() => void trigger("timer"), untilBeat(intervalMs));
+    if (!signal.aborted && started) timer = setTimeout(() => void trigger("timer"), untilBeat(interval()));
   }
 
   function trigger(reason: string): Promise<void> {
