@@ -26,8 +26,7 @@ export function createReconcileLoop(options: {
   /** Called after every pass with its outcome and duration. */
   readonly observe?: (outcome: PassOutcome, seconds: number) => void;
 }): ReconcileLoop {
-  const { pass, signal, logger } = options;
-  const { intervalMs } = options;
+  const { pass, intervalMs, signal, logger } = options;
   const interval = typeof intervalMs === "function" ? intervalMs : () => intervalMs;
   let started = false;
   let busy = false;
