@@ -30,7 +30,7 @@ const { values } = parseArgs({
   options: {
     nodes: { type: "string", default: "3" },
     window: { type: "string", default: "20" },
-    settle: { type: "string", default: "20" },
+    settle: { type: "string", default: "40" },
     profile: { type: "string" },
     "profile-node": { type: "string", default: "node2" },
     keep: { type: "boolean", default: false },

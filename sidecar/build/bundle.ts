@@ -20,8 +20,11 @@ export const SIDECAR_BUNDLE = join(DIST_DIR, "attestmesh-sidecar.mjs");
  * generation semi-space instead of V8's default up to 16 MB. A resting sidecar allocates little and keeps
  * little, so the larger nursery only held garbage in resident memory (about 20 MB per sidecar at rest,
  * docs/performance.md); scavenges of a 1 MB nursery with few survivors take well under a millisecond.
+ * One V8 background thread instead of Node's four (`--v8-pool-size=1`): a resting sidecar gives them
+ * almost nothing to do, and each kept its own stack and malloc arena resident (about 5 MB per sidecar at
+ * rest at N = 8, CPU within the run-to-run spread; docs/performance.md).
  */
-export const SIDECAR_NODE_OPTIONS = "--max-semi-space-size=1";
+export const SIDECAR_NODE_OPTIONS = "--max-semi-space-size=1 --v8-pool-size=1";
 
 /**
  * Builds both entry points into dist/ (about a second); returns the files written. `outdir` and

@@ -204,7 +204,8 @@ const VARIABLES: EnvTable<SidecarConfig> = {
   pollIntervalMs: {
     name: "ATTESTMESH_POLL_INTERVAL_MS",
     default: "2000",
-    description: "How often the chain is polled and WireGuard reconciled, in milliseconds.",
+    description:
+      "How often the chain is polled and WireGuard reconciled, in milliseconds; 4× as long at rest, while a verified indexer subscription is up and nothing happened for 30 s (every push restores it).",
     parse: integer(100, 3_600_000, " ms"),
   },
   gasKey: {

@@ -55,6 +55,7 @@ import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
 import { ensureRegistered, readRuntimeClaims } from "./register.ts";
 import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
+import { createPollCadence } from "./sleep.ts";
 import { createStatusStore, type SidecarStatus } from "./status.ts";
 import { startTransport } from "./transport/start.ts";
 import type { WireGuardBackend } from "./wireguard/backend.ts";
@@ -146,8 +147,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   const evidenceSource = deps.evidenceSource ?? createDstackEvidenceSource(config.dstackEndpoint);
   // One collateral cache for every quote this node verifies (the indexer's, its peers').
   const collateral = pccsCollateral({ url: config.pccsUrl });
+  /** A verified, not lagging indexer subscription is up: the pollers may rest (sleep.ts). */
+  let wakeUpsHealthy = false;
+  const cadence = createPollCadence({ wakeUpsHealthy: () => wakeUpsHealthy });
   const meshLayer = createMeshLayer({
     config,
+    cadence,
     reattest: {
       handler: createAttestationHandler({
         source: evidenceSource,
@@ -424,6 +429,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         startBlock: config.messagesStartBlock,
         confirmations: config.confirmations,
         pollIntervalMs: config.pollIntervalMs,
+        pollInterval: () => cadence.interval(config.pollIntervalMs),
         registry: metrics.registry,
         logger,
         signal,
@@ -440,7 +446,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     shutdown.add("message watcher", () => messaging.stopped);
     const loop = createReconcileLoop({
       pass: reconciler.pass,
-      intervalMs: config.pollIntervalMs,
+      intervalMs: () => cadence.interval(config.pollIntervalMs),
       signal,
       logger,
       observe: (outcome, seconds) => {
@@ -448,7 +454,16 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         metrics.reconcileSeconds.observe(seconds);
       },
     });
-    wake = loop.wake;
+    wake = (reason) => {
+      cadence.stir();
+      return loop.wake(reason);
+    };
+    /** Every poller now, at the full cadence: something happened on chain, or the pushes stopped. */
+    const wakeAll = (reason: string) => {
+      meshLayer.wake();
+      messaging.wake();
+      return wake(reason);
+    };
     shutdown.add("reconcile loop", () => loop.stopped);
     if (config.indexerPush) {
       // Wake-ups only: each verified push triggers this sidecar's own chain reads.
@@ -459,8 +474,14 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         chainId: chain.chainId,
         memberId: cycle.memberId,
         account: privateKeyToAccount(keys.member.secret.reveal()),
-        wake: (reason) => loop.wake(reason),
-        onStatus: (s) => status.update(s),
+        wake: wakeAll,
+        onStatus: (s) => {
+          status.update(s);
+          const healthy = s.indexers.some((link) => link.subscribed && !link.lagging);
+          const stopped = wakeUpsHealthy && !healthy;
+          wakeUpsHealthy = healthy;
+          if (stopped) void wakeAll("indexer subscription down or lagging: polling at the full cadence");
+        },
         signal,
         logger,
         registry: metrics.registry,
@@ -509,7 +530,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           keys,
           signal: membershipSignal,
           attested: follower,
-          onRefusal: () => void loop.wake("a peer's attestation was refused or admitted again"),
+          onRefusal: () => void wake("a peer's attestation was refused or admitted again"),
         }),
       ended: () => meshLayer.ended(),
     });

@@ -699,7 +699,7 @@ describe("deploy: Dockerfiles", () => {
           );
           assert.deepEqual(
             env.map((s) => s.args),
-            [`NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`],
+            [`NODE_OPTIONS="${SIDECAR_NODE_OPTIONS}"`],
           );
           return;
         }

@@ -9,12 +9,14 @@
 // providers in turn.
 //
 // At rest the same reads repeat every poll at the same block, so two things are remembered (issue 16's
-// idle cost): the block hash a quorum agreed for a number, reused while the quorum's head stays at that
-// number (for at most HASH_REUSE_MS, and forgotten when any agreed read fails: a block replaced at the
-// same height shows as failed reads at the old hash), and the agreed answer of each `eth_call`,
-// `eth_getCode` and `eth_getLogs` at one block hash, which cannot change. The head itself is asked of the
-// providers on every `agreedBlock` call: no caller decides on a head read before it asked (a wake-up
-// after a transaction must see it).
+// idle cost): the block hashes a quorum agreed for the last few numbers (the head and head −
+// confirmations), each reused for at most HASH_REUSE_MS and all forgotten when any agreed read fails (a
+// block replaced at the same height shows as failed reads at the old hash), and the agreed answer of
+// each `eth_call`, `eth_getCode` and `eth_getLogs` at one block hash, which cannot change. The head
+// itself is asked of the providers for every `agreedBlock` call, by a request sent after the call: no
+// caller decides on a head read that went out before it asked (a wake-up after a transaction must see
+// it). Calls that arrive within HEAD_GATHER_MS of each other share that one request (the pollers tick on
+// one beat, sleep.ts), so a resting sidecar asks for the head once per beat, not once per poller.
 //
 // A light client (verifying Base state against the sequencer's signed blocks or L1 output roots)
 // would slot in behind this same interface: `agreedBlock` from verified headers, `readContract` and
@@ -132,8 +134,17 @@ export interface ReadsObserver {
 /** How long the slower providers get to report their head once a quorum has. */
 const HEAD_GRACE_MS = 250;
 
-/** How long a block hash agreed for a number is reused while the quorum's head stays at that number. */
+/** How long a block hash agreed for a number is reused. */
 const HASH_REUSE_MS = 15_000;
+
+/** Block hashes kept by number (the head and head − confirmations of the last few blocks). */
+const HASHES_KEPT = 8;
+
+/**
+ * How long the first `agreedBlock` caller waits for others before the head request goes out; everyone
+ * who asked by then shares it. Short against a poll (≥ 100 ms) and a block (Base: 2 s).
+ */
+export const HEAD_GATHER_MS = 15;
 
 /** Agreed answers kept (by block hash and request); the least recently used goes first. */
 const ANSWERS_KEPT = 128;
@@ -209,8 +220,11 @@ export function createChainReads(options: {
   const request = (provider: number, method: string, params: unknown[]) =>
     clients[provider]!.request({ method, params } as never) as Promise<unknown>;
 
-  /** The last block hash a quorum agreed, the number it is for, and when (`now()`). */
-  let lastBlock: { readonly block: AgreedBlock; readonly at: number } | undefined;
+  /**
+   * Block hashes a quorum agreed (or is agreeing: the pending promise, so concurrent reads of one number
+   * share one agreement), by number, with when (`now()`); a failed one is not kept.
+   */
+  const hashes = new Map<bigint, { readonly block: Promise<AgreedBlock>; readonly at: number }>();
 
   /** Runs an agreement; a failed one becomes the sidecar's retryable RpcError. */
   async function agree<T>(
@@ -221,8 +235,8 @@ export function createChainReads(options: {
     try {
       return (await agreement.agree({ read, ask, key })).value;
     } catch (error) {
-      // A block replaced at the same height fails the reads at its old hash: agree on the hash again.
-      lastBlock = undefined;
+      // A block replaced at the same height fails the reads at its old hash: agree on the hashes again.
+      hashes.clear();
       if (!(error instanceof QuorumNotReached)) throw error;
       throw retryableError("RpcError", error.message, {
         cause: error,
@@ -301,10 +315,24 @@ export function createChainReads(options: {
     });
   }
 
+  /** The head request callers may still join: it has not gone out yet. */
+  let gathering: Promise<bigint[]> | undefined;
+
+  /** Every provider's head, asked after this call; calls within HEAD_GATHER_MS share the request. */
+  function gatheredHeads(): Promise<bigint[]> {
+    if (gathering !== undefined) return gathering;
+    const pending = new Promise<void>((resolve) => setTimeout(resolve, HEAD_GATHER_MS)).then(() => {
+      gathering = undefined;
+      return heads();
+    });
+    gathering = pending;
+    return pending;
+  }
+
   async function agreedBlock(confirmations: number): Promise<AgreedBlock> {
     // The quorum-th highest head is one an honest provider reached (fewer than `quorum` liars can
     // neither push it above every honest head nor, with the floor, drag it back).
-    const known = (await heads()).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+    const known = [...(await gatheredHeads())].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
     const reported = known[options.quorum - 1];
     if (reported === undefined) {
       throw retryableError(
@@ -323,11 +351,21 @@ export function createChainReads(options: {
     return agreed;
   }
 
-  async function blockAt(number: bigint): Promise<AgreedBlock> {
-    const known = lastBlock;
-    if (known !== undefined && known.block.number === number && now() - known.at < HASH_REUSE_MS) {
-      return known.block;
-    }
+  function blockAt(number: bigint): Promise<AgreedBlock> {
+    const known = hashes.get(number);
+    if (known !== undefined && now() - known.at < HASH_REUSE_MS) return known.block;
+    const block = agreeBlock(number);
+    const entry = { block, at: now() };
+    hashes.delete(number);
+    hashes.set(number, entry);
+    if (hashes.size > HASHES_KEPT) hashes.delete(hashes.keys().next().value!);
+    block.catch(() => {
+      if (hashes.get(number) === entry) hashes.delete(number);
+    });
+    return block;
+  }
+
+  async function agreeBlock(number: bigint): Promise<AgreedBlock> {
     const hash = await agree(
       "block hash",
       async (i) => {
@@ -342,9 +380,7 @@ export function createChainReads(options: {
       },
       (h) => h.toLowerCase(),
     );
-    const block = { number, hash };
-    lastBlock = { block, at: now() };
-    return block;
+    return { number, hash };
   }
 
   const atHash = (at: AgreedBlock) => ({ blockHash: at.hash, requireCanonical: true });

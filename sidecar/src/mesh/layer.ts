@@ -18,7 +18,7 @@ import type { Member } from "../model/member.ts";
 import type { AttestedFollower } from "../reattest/follower.ts";
 import type { ReattestMetrics } from "../reattest/metrics.ts";
 import type { Reattestation } from "../reattest/scheduler.ts";
-import { sleep } from "../sleep.ts";
+import { type PollCadence, sleep } from "../sleep.ts";
 import type { StatusStore } from "../status.ts";
 import type { MeshMetrics } from "./metrics.ts";
 import { type MeshRuntime, startMeshRuntime } from "./runtime.ts";
@@ -45,6 +45,8 @@ export interface MeshLayer {
   ended(): void;
   /** Peer re-attestation of the running membership, if any. */
   reattestation(): Reattestation | undefined;
+  /** Runs a CSK tick now (a verified push may name a CSK event). */
+  wake(): void;
 }
 
 export function createMeshLayer(options: {
@@ -54,6 +56,8 @@ export function createMeshLayer(options: {
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
   readonly servePolicy?: CskServePolicy;
+  /** The pollers' cadence (the CSK tick's interval at rest). */
+  readonly cadence?: PollCadence;
   /** Keeps the mesh port to the WireGuard interface (the backend's `guardPort`); before the socket opens. */
   readonly guardPort?: (meshIp: string, port: number) => Promise<void>;
   /** Peer re-attestation: this member's GET /attestation for the mesh, the collateral, the metrics. */
@@ -153,6 +157,7 @@ export function createMeshLayer(options: {
               logger,
               signal,
               ...(options.servePolicy === undefined ? {} : { servePolicy: options.servePolicy }),
+              ...(options.cadence === undefined ? {} : { cadence: options.cadence }),
               onChange: publish,
               onEvent: forward,
               ...(options.reattest === undefined || m.attested === undefined
@@ -185,5 +190,6 @@ export function createMeshLayer(options: {
       publish();
     },
     reattestation: () => runtime?.reattestation,
+    wake: () => runtime?.wake(),
   };
 }

@@ -28,7 +28,7 @@ import type { AttestedFollower } from "../reattest/follower.ts";
 import type { ReattestMetrics } from "../reattest/metrics.ts";
 import type { Reattestation } from "../reattest/scheduler.ts";
 import { type ReattestService, startReattestService } from "../reattest/service.ts";
-import { sleep } from "../sleep.ts";
+import { FULL_CADENCE, type PollCadence, sleepToBeat } from "../sleep.ts";
 import type { MeshMetrics } from "./metrics.ts";
 
 /** How long one peer has to answer a CSK request. */
@@ -67,6 +67,8 @@ export interface MeshRuntimeOptions {
   readonly servePolicy?: CskServePolicy;
   /** Called whenever the CSK, the live set or convergence may have changed. */
   readonly onChange: () => void;
+  /** The pollers' cadence: the CSK tick stretches at rest, and every liveness event stirs it. */
+  readonly cadence?: PollCadence;
   /** Every heartbeat event, from the first (the service's start) to the last (its stop). */
   readonly onEvent?: (event: HeartbeatEvent) => void;
   /** Peer re-attestation (reattest/): absent, peers are not re-attested (tests of the mesh alone). */
@@ -293,6 +295,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     }
   });
 
+  const cadence = options.cadence ?? FULL_CADENCE;
   let woken: (() => void) | undefined;
   const wake = () => woken?.();
   const unsubscribe = heartbeat.onEvent((event) => {
@@ -306,6 +309,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     if (event.type === "converged") log.info({ live: event.live.map(String) }, "mesh converged");
     options.onEvent?.(event);
     options.onChange();
+    cadence.stir();
     wake();
   });
   const offCustody = custody.onChange(() => options.onChange());
@@ -322,7 +326,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
       options.onChange();
       await new Promise<void>((resolve) => {
         woken = resolve;
-        void sleep(tickMs, signal).then(resolve);
+        void sleepToBeat(cadence.interval(tickMs), signal).then(resolve);
       });
       woken = undefined;
     }

@@ -8,7 +8,7 @@ import { isAttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
-import { sleep } from "../sleep.ts";
+import { sleepToBeat } from "../sleep.ts";
 import { type CursorStore, createFileCursorStore, createMemoryCursorStore } from "./cursor.ts";
 import { createMessageMetrics } from "./metrics.ts";
 import { x25519FromEd25519Seed } from "./sealedBox.ts";
@@ -21,6 +21,8 @@ export interface Messaging {
   readonly watcher: MessageWatcher;
   /** Resolves when the polling loop has stopped (after the signal aborted). */
   readonly stopped: Promise<void>;
+  /** Reads the chain now (a verified push may name a message) instead of at the next poll. */
+  wake(): void;
 }
 
 export async function startMessaging(options: {
@@ -31,6 +33,8 @@ export async function startMessaging(options: {
   readonly startBlock: number | undefined;
   readonly confirmations: number;
   readonly pollIntervalMs: number;
+  /** The interval to poll at now (the pollers' cadence); default `pollIntervalMs`. */
+  readonly pollInterval?: () => number;
   readonly registry: Registry;
   readonly logger: Logger;
   readonly signal: AbortSignal;
@@ -91,6 +95,8 @@ export async function startMessaging(options: {
     memberId: options.memberId,
     knownMember: options.knownMember,
   });
+  const interval = options.pollInterval ?? (() => options.pollIntervalMs);
+  let woken: (() => void) | undefined;
   const stopped = (async () => {
     while (!signal.aborted) {
       try {
@@ -98,8 +104,12 @@ export async function startMessaging(options: {
       } catch (err) {
         logger.warn({ err }, "reading sealed messages failed; retrying at the next poll");
       }
-      await sleep(options.pollIntervalMs, signal);
+      await new Promise<void>((resolve) => {
+        woken = resolve;
+        void sleepToBeat(interval(), signal).then(resolve);
+      });
+      woken = undefined;
     }
   })();
-  return { sender, watcher, stopped };
+  return { sender, watcher, stopped, wake: () => woken?.() };
 }

@@ -1,9 +1,10 @@
-// Runs the reconcile pass on a timer and on demand. At most one pass runs at a time; wake-ups that
-// arrive during a pass coalesce into exactly one more pass right after it, and every caller of `wake()`
-// is answered when a pass that started after its call has finished. A failing pass is logged and
-// counted, never fatal: the next tick tries again. Aborting the signal stops the timer; `stopped`
-// resolves once the pass in flight, if any, has finished.
+// Runs the reconcile pass on a timer (on the pollers' beat, sleep.ts) and on demand. At most one pass
+// runs at a time; wake-ups that arrive during a pass coalesce into exactly one more pass right after it,
+// and every caller of `wake()` is answered when a pass that started after its call has finished. A
+// failing pass is logged and counted, never fatal: the next tick tries again. Aborting the signal stops
+// the timer; `stopped` resolves once the pass in flight, if any, has finished.
 import type { Logger } from "../log.ts";
+import { untilBeat } from "../sleep.ts";
 
 export type PassOutcome = "ok" | "error";
 
@@ -18,13 +19,15 @@ export interface ReconcileLoop {
 
 export function createReconcileLoop(options: {
   readonly pass: () => Promise<void>;
-  readonly intervalMs: number;
+  /** The interval between timer passes, asked before each (the pollers' cadence may stretch it). */
+  readonly intervalMs: number | (() => number);
   readonly signal: AbortSignal;
   readonly logger: Logger;
   /** Called after every pass with its outcome and duration. */
   readonly observe?: (outcome: PassOutcome, seconds: number) => void;
 }): ReconcileLoop {
   const { pass, intervalMs, signal, logger } = options;
+  const interval = typeof intervalMs === "function" ? intervalMs : () => intervalMs;
   let started = false;
   let busy = false;
   let timer: NodeJS.Timeout | undefined;
@@ -37,7 +40,7 @@ export function createReconcileLoop(options: {
 
   function schedule(): void {
     clearTimeout(timer);
-    if (!signal.aborted && started) timer = setTimeout(() => void trigger("timer"), intervalMs);
+    if (!signal.aborted && started) timer = setTimeout(() => void trigger("timer"), untilBeat(interval()));
   }
 
   function trigger(reason: string): Promise<void> {

@@ -15,7 +15,7 @@ import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
 import { MEMBERSHIP_EVENTS } from "../../src/chain/follower.ts";
 import { jsonRpcHttp } from "../../src/chain/http.ts";
-import { type ChainReads, createChainReads } from "../../src/chain/reads.ts";
+import { type ChainReads, createChainReads, HEAD_GATHER_MS } from "../../src/chain/reads.ts";
 import { countingTransport, createRpcTally } from "../../src/chain/transport.ts";
 import { AttestmeshError } from "../../src/errors.ts";
 import { captureLogger } from "../helpers.ts";
@@ -285,6 +285,52 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     const calls = tally.byMethod();
     assert.equal(calls.eth_getBlockByNumber, 2);
     assert.ok((calls.eth_call ?? 0) >= 2, "the records were read again at the new block");
+  });
+
+  test("pollers on one beat share one head request; a call after it went out gets its own, and sees a new block", async () => {
+    liar.set({ behaviour: "honest" });
+    const { r, tally } = countedReads();
+    await r.agreedBlock(0);
+    tally.reset();
+    // Three pollers (CSK tick, membership, messages) asking at once: one eth_blockNumber per provider.
+    const [a, b, c] = await Promise.all([r.agreedBlock(0), r.agreedBlock(1), r.agreedBlock(0)]);
+    assert.deepEqual(a, c);
+    assert.equal(b.number, a.number - 1n);
+    assert.equal(tally.byMethod().eth_blockNumber, 3);
+    // A call made once the request went out is not answered by it: a block mined after that call is seen.
+    tally.reset();
+    const first = r.agreedBlock(0);
+    await new Promise((resolve) => setTimeout(resolve, HEAD_GATHER_MS + 5));
+    await fx.connection.provider.request({ method: "evm_mine", params: [] });
+    const second = r.agreedBlock(0);
+    assert.equal((await first).number, a.number);
+    assert.equal(
+      (await second).number,
+      a.number + 1n,
+      "the later call saw the block mined after the first asked",
+    );
+    assert.equal(tally.byMethod().eth_blockNumber, 6);
+  });
+
+  test("with confirmations, the head's and the confirmed block's hashes are both kept: polls at rest ask only for heads", async () => {
+    liar.set({ behaviour: "honest" });
+    const { r, tally, clock } = countedReads();
+    const head = await r.agreedBlock(0);
+    const confirmed = await r.agreedBlock(1);
+    tally.reset();
+    for (let round = 0; round < 3; round++) {
+      clock.ms += 1_000;
+      assert.deepEqual(await r.agreedBlock(0), head);
+      assert.deepEqual(await r.agreedBlock(1), confirmed);
+    }
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 18 });
+    // The next block: its hash is agreed once; the confirmed block is the old head, already agreed.
+    await fx.connection.provider.request({ method: "evm_mine", params: [] });
+    tally.reset();
+    const next = await r.agreedBlock(0);
+    assert.deepEqual(await r.agreedBlock(1), head);
+    assert.equal(next.number, head.number + 1n);
+    assert.deepEqual(tally.byMethod(), { eth_blockNumber: 6, eth_getBlockByNumber: 2 });
   });
 
   test("a lie is never remembered: a read that failed its quorum is asked again, and the truth is then kept", async () => {
