@@ -16,6 +16,13 @@
 // would cross just as on a join (measured on the gateway e2e: each crossing stalled the pair for 5 s,
 // right after a failed direct test, and a TCP stream through the gateway timed out). A restart with the
 // peer already configured starts at once.
+//
+// Whoever learns of the other second initiates at once, whatever the keys: when the peer already tried
+// to reach this node and was refused because this node did not know it yet (the gateway bridge verifies
+// that attempt's signed hello once the peer's key is known: transport/bridge.ts), the peer's initiation
+// is gone and WireGuard will not resend it for 5 s, so holding would only wait. On a join that is the
+// newcomer: existing nodes see its registration first, and their initiations reach it before it has
+// verified their certificates.
 import type { PeerConfig, PeerStatus } from "../model/wireguard.ts";
 
 /** Long enough for the lower side's initiation to arrive after both added each other, short for a join. */
@@ -25,9 +32,15 @@ export interface HandshakeTieBreak {
   /**
    * The configurations to apply now: `planned` as is, except a held peer, which goes in without its
    * persistent keepalive. `present` is what the interface has (`backend.peers()`, minus peers about to
-   * be re-added); `now` is a `Date.now()` timestamp.
+   * be re-added); `now` is a `Date.now()` timestamp; `eager` are peers that already tried to reach this
+   * node before it knew them: never held.
    */
-  apply(planned: readonly PeerConfig[], present: readonly PeerStatus[], now?: number): PeerConfig[];
+  apply(
+    planned: readonly PeerConfig[],
+    present: readonly PeerStatus[],
+    now?: number,
+    eager?: ReadonlySet<string>,
+  ): PeerConfig[];
   /** When the earliest hold ends (a timestamp), or undefined when no peer is held. */
   nextRelease(): number | undefined;
   /** These peers were just removed to be re-added: the next `apply` treats them as new again. */
@@ -51,7 +64,7 @@ export function createHandshakeTieBreak(options: {
   const held = new Map<string, number>();
 
   return {
-    apply(planned, present, now = Date.now()) {
+    apply(planned, present, now = Date.now(), eager = new Set<string>()) {
       const presentByKey = new Map(present.map((p) => [p.publicKey, p]));
       const plannedKeys = new Set(planned.map((p) => p.publicKey));
       // Forget peers no longer planned (evicted, rotated away), so the sets stay as small as the mesh.
@@ -64,6 +77,7 @@ export function createHandshakeTieBreak(options: {
           known.add(key);
           if (!presentByKey.has(key) && !initiatesFirst(options.selfKey, key)) held.set(key, now);
         }
+        if (eager.has(key)) held.delete(key);
         const since = held.get(key);
         if (since === undefined) return peer;
         const handshaken = (presentByKey.get(key)?.latestHandshake ?? 0) > 0;

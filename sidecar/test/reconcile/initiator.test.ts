@@ -112,6 +112,21 @@ describe("createHandshakeTieBreak", () => {
     assert.deepEqual(lowSide.apply(toHigh, [], 60_000), toHigh);
   });
 
+  it("never holds a peer that tried to reach this node before it knew it: its initiation is gone", () => {
+    const { low, high } = ordered();
+    const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
+    const planned = [peer(low.publicKeyBase64, 1)];
+    const triedFirst = new Set([low.publicKeyBase64]);
+    assert.deepEqual(tieBreak.apply(planned, [], 1_000, triedFirst), planned, "added in full at once");
+    assert.equal(tieBreak.nextRelease(), undefined);
+    // A peer already held is released the moment it turns out to have tried first.
+    const other = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
+    const [held] = other.apply(planned, [], 1_000);
+    assert.equal(held?.keepaliveSeconds, undefined);
+    assert.deepEqual(other.apply(planned, [status(held!)], 1_050, triedFirst), planned);
+    assert.equal(other.nextRelease(), undefined);
+  });
+
   it("never holds a peer the interface already has (a restart of the sidecar)", () => {
     const { low, high } = ordered();
     const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });

@@ -223,6 +223,96 @@ describe("gateway bridge on loopback", () => {
     await new Promise((r) => setTimeout(r, 300));
   });
 
+  it("vouches once for a peer it refused as too early, when that attempt's hello verifies against the peer's key", async () => {
+    // A join as the newcomer B sees it: A's initiation reaches B before B knows its own member id, or
+    // before B has verified A's certificate. The stream is refused and carries nothing; once B knows A,
+    // the refused hello is checked like any other, and only then does B learn that A tried first.
+    await bridgeB.close();
+    let registered = false;
+    bridgeB = await bridge(B, wgB.port, {
+      signer: {
+        chainId: CHAIN_ID,
+        cluster: CLUSTER,
+        selfMemberId: () => (registered ? ID[B] : undefined),
+        sign: (message) => KEYS[B]!.sign(message),
+      },
+      earlyAttemptMs: 1_000,
+    });
+    await bridgeB.setPeers([]);
+    const received = wgB.received.length;
+    const refusedAs = (reason: string) => bridgeB.refused()[reason] ?? 0;
+    /** A stream to B's ingress carrying a hello `from` signed with `key`, and a datagram after it. */
+    const attempt = async (key: SigningKey, to = ID[B]!) => {
+      const tls = tlsConnect({
+        host: "127.0.0.1",
+        port: gateway.port,
+        servername: gatewayServerName(B, ingressPort, DOMAIN),
+        rejectUnauthorized: false,
+      });
+      tls.on("error", () => {});
+      await once(tls, "secureConnect");
+      const hello = encodeHello(
+        {
+          chainId: CHAIN_ID,
+          cluster: CLUSTER,
+          from: ID[A]!,
+          to,
+          timestampMs: BigInt(Date.now()),
+          nonce: crypto.getRandomValues(new Uint8Array(16)),
+        },
+        helloKeyingMaterial(tls),
+        key.sign,
+      );
+      tls.write(Buffer.concat([hello, encodeFrame(Buffer.from("too early"))]));
+      await once(tls, "close");
+    };
+
+    // Not registered yet: A's own link is refused, and so is its datagram.
+    send(wgA.socket, "initiation before B is registered", endpointsA.get(ID[B]!)!);
+    await waitFor("B to refuse A as too early", () => refusedAs("not-registered") === 1);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "B cannot judge it before it knows A");
+    registered = true;
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), true, "A's hello verifies now: A tried first");
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "once");
+
+    // Registered, but A not verified yet: the same, refused as an unknown peer.
+    await bridgeB.setPeers([]);
+    await attempt(KEYS[A]!);
+    assert.equal(refusedAs("unknown-peer"), 1);
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), true);
+
+    // An attacker claiming A's member id, with its own key, or a genuine hello for another node: refused
+    // as before, and no vouching later.
+    await bridgeB.setPeers([]);
+    await attempt(KEYS[STRANGER]!);
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "signed by another key");
+    await bridgeB.setPeers([]);
+    registered = false;
+    await attempt(KEYS[A]!, ID[GONE]!);
+    registered = true;
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "addressed to another node");
+
+    // An attempt older than the window no longer counts (WireGuard may resend by then).
+    await bridgeB.setPeers([]);
+    await attempt(KEYS[A]!);
+    await new Promise((r) => setTimeout(r, 1_100));
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "too old");
+    assert.equal(bridgeB.triedBeforeKnown(ID[GONE]!), false, "never tried");
+
+    assert.ok(
+      !wgB.received
+        .slice(received)
+        .some((r) => /too early|before B is registered/.test(r.payload.toString())),
+      "no refused stream carried a datagram to WireGuard",
+    );
+    await waitFor("A's queue to empty", () => bridgeA.status(ID[B]!)?.queued === 0);
+  });
+
   it("ignores datagrams on a link port that do not come from WireGuard", async () => {
     const stranger = createSocket("udp4");
     stranger.bind(0, "127.0.0.1");
