@@ -478,6 +478,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     }
 
     status.update({ booted: true });
+    // One pass while this node registers verifies the members' certificates, so the pass right after
+    // its registration reads only what changed: a newcomer peers within a block, not a round of
+    // certificates later (issue 15). Before registration a pass configures nothing.
+    void loop.wake("verifying the members' certificates while registering");
     await cycle.run({
       register: () =>
         ensureRegistered({
