@@ -50,6 +50,7 @@ import type { Member } from "./model/member.ts";
 import { createAttestedFollower } from "./reattest/follower.ts";
 import { createReattestMetrics } from "./reattest/metrics.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
+import { initiatesFirst } from "./reconcile/initiator.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
 import { ensureRegistered, readRuntimeClaims } from "./register.ts";
@@ -391,6 +392,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
             return member?.status === "active" ? member.identityKey : undefined;
           },
         },
+        testsFirst: (peerKey) => initiatesFirst(keys.wireguard.publicKeyBase64, peerKey),
         registry: metrics.registry,
         logger,
       }),
