@@ -117,6 +117,18 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       tieBreak.readding(plan.reset);
       current = observed.filter((p) => !plan.reset.has(p.publicKey));
     }
+    // Our first initiations that crossed the peer's: re-added, so they initiate again at once.
+    const crossed = tieBreak.crossed(current);
+    if (crossed.size > 0) {
+      for (const key of crossed) await backend.removePeer(key);
+      tieBreak.readding(crossed);
+      current = current.filter((p) => !crossed.has(p.publicKey));
+      const ids = planned.filter((p) => crossed.has(p.config.publicKey)).map((p) => p.memberId.toString());
+      logger.info(
+        { peers: ids },
+        "first handshake initiations crossed; re-adding the peer to initiate again",
+      );
+    }
     // A new peer whose key is lower than ours initiates; we only answer it for a moment, unless it
     // already tried to reach us before we knew it: then we initiate at once (initiator.ts).
     const diff = diffPeers(
