@@ -121,7 +121,11 @@ export function createHandshakeTieBreak(options: {
       for (const [key, entry] of watched) {
         const peer = presentByKey.get(key);
         const due = CROSSING_CHECKS_MS[entry.checks];
-        if (peer === undefined) continue;
+        if (peer === undefined) {
+          // Not on the interface (being re-added, or its add failed): look again a full interval later.
+          entry.since = now;
+          continue;
+        }
         if (peer.latestHandshake > 0 || due === undefined) {
           watched.delete(key);
           continue;
