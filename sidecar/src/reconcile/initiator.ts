@@ -28,15 +28,20 @@
 // mesh's probes, a CSK pull, re-attestation) still starts an initiation at once, and those can cross
 // (reproduced on real wireguard-go: 3 of 5 such adds had no handshake within 4 s). A crossing leaves
 // its mark: each side received the other's 148-byte initiation (rx bytes > 0) and has no handshake.
-// The side that initiates first checks for that mark shortly after the add and, if it is there,
-// removes and re-adds the peer: a fresh peer may initiate at once, while the other side, which just
+// The side that initiates first checks for that mark shortly after the add and, if it is still there a
+// round trip later, removes and re-adds the peer: a fresh peer may initiate at once, while the other side, which just
 // answered, may not for 5 s, so the new initiation cannot cross again and is answered.
 import type { PeerConfig, PeerStatus } from "../model/wireguard.ts";
 
 /** Long enough for the lower side's initiation to arrive after both added each other, short for a join. */
 export const DEFAULT_HANDSHAKE_HOLD_MS = 300;
 /** When (after an add) the initiating side looks for a crossing, and looks again after a re-add. */
-export const CROSSING_CHECKS_MS: readonly number[] = [400, 1_200];
+export const CROSSING_CHECKS_MS: readonly number[] = [300, 1_200];
+/**
+ * How long the mark must last: a side that answered the peer's initiation shows it too until the peer's
+ * confirmation arrives, one round trip later.
+ */
+export const CROSSING_CONFIRM_MS = 200;
 
 export interface HandshakeTieBreak {
   /**
@@ -78,7 +83,7 @@ export function createHandshakeTieBreak(options: {
   /** Held peers: public key → when the hold began. */
   const held = new Map<string, number>();
   /** Peers this node initiates to, until their first handshake: since when, and crossing checks done. */
-  const watched = new Map<string, { since: number; checks: number }>();
+  const watched = new Map<string, { since: number; checks: number; markedAt: number | undefined }>();
 
   return {
     apply(planned, present, now = Date.now(), eager = new Set<string>()) {
@@ -98,7 +103,7 @@ export function createHandshakeTieBreak(options: {
             else {
               // A re-add after a crossing keeps its count of checks, so a peer is re-added at most twice.
               const entry = watched.get(key);
-              if (entry === undefined) watched.set(key, { since: now, checks: 0 });
+              if (entry === undefined) watched.set(key, { since: now, checks: 0, markedAt: undefined });
               else entry.since = now;
             }
           }
@@ -132,8 +137,12 @@ export function createHandshakeTieBreak(options: {
         }
         if (now - entry.since < due) continue;
         if (peer.rxBytes > 0n) {
+          // Marked: crossed only if it lasts (an answered initiation clears it within a round trip).
+          entry.markedAt ??= now;
+          if (now - entry.markedAt < CROSSING_CONFIRM_MS) continue;
           entry.checks += 1;
           entry.since = now;
+          entry.markedAt = undefined;
           result.add(key);
         } else if (entry.checks + 1 >= CROSSING_CHECKS_MS.length) {
           // Nothing came back: the peer does not know this node yet, and will initiate when it does.
@@ -150,7 +159,8 @@ export function createHandshakeTieBreak(options: {
       for (const since of held.values()) consider(since + holdMs);
       for (const entry of watched.values()) {
         const due = CROSSING_CHECKS_MS[entry.checks];
-        if (due !== undefined) consider(entry.since + due);
+        if (entry.markedAt !== undefined) consider(entry.markedAt + CROSSING_CONFIRM_MS);
+        else if (due !== undefined) consider(entry.since + due);
       }
       return earliest;
     },

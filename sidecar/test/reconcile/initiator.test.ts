@@ -56,7 +56,7 @@ describe("createHandshakeTieBreak", () => {
     const tieBreak = createHandshakeTieBreak({ selfKey: low.publicKeyBase64, holdMs: 300 });
     const planned = [peer(high.publicKeyBase64, 2)];
     assert.deepEqual(tieBreak.apply(planned, [], 1_000), planned);
-    assert.equal(tieBreak.nextRelease(), 1_400, "no hold; a pass when the crossing check is due");
+    assert.equal(tieBreak.nextRelease(), 1_300, "no hold; a pass when the crossing check is due");
   });
 
   it("the initiating side re-adds a peer whose first initiations crossed (rx, no handshake), at most twice", () => {
@@ -68,23 +68,36 @@ describe("createHandshakeTieBreak", () => {
       { ...status(planned[0]!, latestHandshake), rxBytes },
     ];
     tieBreak.apply(planned, [], 1_000);
-    assert.deepEqual([...tieBreak.crossed(seen(148n), 1_399)], [], "not due yet");
-    assert.deepEqual(
-      [...tieBreak.crossed(seen(148n), 1_400)],
-      [key],
-      "the peer's initiation came, no handshake",
-    );
+    assert.deepEqual([...tieBreak.crossed(seen(148n), 1_299)], [], "not due yet");
+    // The peer's initiation came and there is no handshake: crossed, if that lasts a round trip.
+    assert.deepEqual([...tieBreak.crossed(seen(148n), 1_300)], [], "marked");
+    assert.equal(tieBreak.nextRelease(), 1_500);
+    assert.deepEqual([...tieBreak.crossed(seen(148n), 1_500)], [key], "still marked: crossed");
     // Removed and re-added: not held (this side initiates), checked again 1.2 s later.
     tieBreak.readding([key]);
-    assert.deepEqual(tieBreak.apply(planned, [], 1_400), planned);
-    assert.equal(tieBreak.nextRelease(), 2_600);
-    assert.deepEqual([...tieBreak.crossed(seen(148n), 2_600)], [key], "crossed again");
+    assert.deepEqual(tieBreak.apply(planned, [], 1_500), planned);
+    assert.equal(tieBreak.nextRelease(), 2_700);
+    tieBreak.crossed(seen(148n), 2_700);
+    assert.deepEqual([...tieBreak.crossed(seen(148n), 2_900)], [key], "crossed again");
     tieBreak.readding([key]);
-    tieBreak.apply(planned, [], 2_600);
+    tieBreak.apply(planned, [], 2_900);
     assert.deepEqual(
       [...tieBreak.crossed(seen(148n), 60_000)],
       [],
       "twice at most: WireGuard's retry after that",
+    );
+    assert.equal(tieBreak.nextRelease(), undefined);
+  });
+
+  it("an answered initiation is not a crossing: the mark clears with the handshake a round trip later", () => {
+    const { low, high } = ordered();
+    const tieBreak = createHandshakeTieBreak({ selfKey: low.publicKeyBase64, holdMs: 300 });
+    const planned = [peer(high.publicKeyBase64, 2)];
+    tieBreak.apply(planned, [], 1_000);
+    assert.deepEqual([...tieBreak.crossed([{ ...status(planned[0]!), rxBytes: 148n }], 1_300)], []);
+    assert.deepEqual(
+      [...tieBreak.crossed([{ ...status(planned[0]!, 1_700_000_000), rxBytes: 180n }], 1_500)],
+      [],
     );
     assert.equal(tieBreak.nextRelease(), undefined);
   });
