@@ -197,6 +197,34 @@ describe("gateway bridge on loopback", () => {
     assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
+  it("drops the handshake initiations that waited for its own stream when the peer's stream comes first", async () => {
+    // A join, as a trace showed it: B's stream into A cannot open yet, so B's WireGuard initiation waits
+    // in B's queue; meanwhile A adds B and initiates, over a stream of its own into B's ingress. Flushed
+    // onto that stream, B's stale initiation would cross A's and both would wait 5 s; it is dropped,
+    // and what else waited (here a data datagram) still goes.
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port, { gatewayAddress: { host: "127.0.0.1", port: 9 } });
+    const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    const initiation = Buffer.alloc(148, 0x11);
+    initiation[0] = 1;
+    const data = Buffer.alloc(64, 0x44);
+    data[0] = 4;
+    send(wgB.socket, initiation, endpointBtoA);
+    send(wgB.socket, data, endpointBtoA);
+    await waitFor("both waiting at B", () => bridgeB.status(ID[A]!)?.queued === 2);
+    const fromB = wgA.received.length;
+    const droppedBefore = bridgeB.status(ID[A]!)!.dropped;
+    await sendToBUntil("A's stream into B", "A initiates", () =>
+      wgA.received.slice(fromB).some((r) => r.payload.equals(data)),
+    );
+    assert.ok(
+      !wgA.received.slice(fromB).some((r) => r.payload.equals(initiation)),
+      "B's stale initiation never reached A",
+    );
+    assert.equal(bridgeB.status(ID[A]!)!.dropped, droppedBefore + 1);
+    assert.equal(bridgeB.status(ID[A]!)!.queued, 0);
+  });
+
   it("drops what waited for a stream the peer refused (it did not know us yet); later datagrams get through", async () => {
     // A join: B has not added A yet, so B's ingress refuses A's hello. A's datagram is not written into
     // the refused stream and not held for a later one (a late handshake initiation would cross the
