@@ -9,11 +9,13 @@
 // never holds up any other peer. A new outbound stream carries datagrams only once the peer accepted
 // its hello (the ingress answers with an empty frame), so nothing is written into a stream the peer
 // refuses; what waited for a refused stream is dropped (see onClose), and WireGuard retries.
-// Handshake initiations that waited are dropped, too, when the peer opens a stream to us first
-// (attachInbound): the peer knows this node by then and is initiating itself, so a late initiation of
-// ours would cross its own and both sides would wait out WireGuard's 5 s retry (seen on joins: a
-// newcomer's ingress took a second to take an existing node's stream, which then delivered its
-// initiation from a second earlier right after the newcomer's own). WireGuard answers the peer's.
+// Handshake initiations that waited are dropped, too, by the side with the lower member id, when the
+// peer opens a stream to us first (attachInbound): the peer knows this node by then and is initiating
+// itself, so a late initiation of ours would cross its own and both sides would wait out WireGuard's
+// 5 s retry (seen on joins: a newcomer's ingress took a second to take an existing node's stream,
+// which then delivered its initiation from a second earlier right after the newcomer's own).
+// WireGuard answers the peer's. Only one side of a pair drops: when both streams arrive before either
+// side's own opens, both initiations waited, and one must still go (seen too: both dropped, 5 s).
 import { randomBytes } from "node:crypto";
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -327,7 +329,9 @@ export function createLink(options: LinkOptions): Link {
       while (inbound.length > maxInbound)
         inbound.shift()?.close("superseded by a newer stream from the peer");
       const waiting = queue.length;
-      for (let i = queue.length - 1; i >= 0; i--) if (isInitiation(queue[i]!.payload)) queue.splice(i, 1);
+      const self = signer.selfMemberId();
+      if (self !== undefined && self < memberId)
+        for (let i = queue.length - 1; i >= 0; i--) if (isInitiation(queue[i]!.payload)) queue.splice(i, 1);
       if (queue.length < waiting) {
         counters.dropped += waiting - queue.length;
         log.debug(

@@ -197,32 +197,66 @@ describe("gateway bridge on loopback", () => {
     assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
-  it("drops the handshake initiations that waited for its own stream when the peer's stream comes first", async () => {
+  it("when the peer's stream comes first, only the lower member id drops the initiations that waited for its own", async () => {
     // A join, as a trace showed it: B's stream into A cannot open yet, so B's WireGuard initiation waits
-    // in B's queue; meanwhile A adds B and initiates, over a stream of its own into B's ingress. Flushed
-    // onto that stream, B's stale initiation would cross A's and both would wait 5 s; it is dropped,
-    // and what else waited (here a data datagram) still goes.
-    await bridgeB.close();
-    bridgeB = await bridge(B, wgB.port, { gatewayAddress: { host: "127.0.0.1", port: 9 } });
-    const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    // in B's queue; meanwhile A adds B and opens a stream of its own into B's ingress. Flushed onto that
+    // stream, a stale initiation would cross A's and both would wait 5 s, so one side of a pair drops
+    // its waiting initiations: the lower member id (A, 1). B (2) is the higher one: its initiation
+    // still goes, or when both streams arrive first neither initiation would reach the other.
     const initiation = Buffer.alloc(148, 0x11);
     initiation[0] = 1;
     const data = Buffer.alloc(64, 0x44);
     data[0] = 4;
+    const unreachable = { gatewayAddress: { host: "127.0.0.1", port: 9 } };
+
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port, unreachable);
+    const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
     send(wgB.socket, initiation, endpointBtoA);
     send(wgB.socket, data, endpointBtoA);
     await waitFor("both waiting at B", () => bridgeB.status(ID[A]!)?.queued === 2);
-    const fromB = wgA.received.length;
-    const droppedBefore = bridgeB.status(ID[A]!)!.dropped;
+    const atA = wgA.received.length;
     await sendToBUntil("A's stream into B", "A initiates", () =>
-      wgA.received.slice(fromB).some((r) => r.payload.equals(data)),
+      wgA.received.slice(atA).some((r) => r.payload.equals(data)),
     );
     assert.ok(
-      !wgA.received.slice(fromB).some((r) => r.payload.equals(initiation)),
-      "B's stale initiation never reached A",
+      wgA.received.slice(atA).some((r) => r.payload.equals(initiation)),
+      "the higher side's initiation still goes",
     );
-    assert.equal(bridgeB.status(ID[A]!)!.dropped, droppedBefore + 1);
-    assert.equal(bridgeB.status(ID[A]!)!.queued, 0);
+
+    // The lower side: a bridge for A (member 1) whose own stream cannot open, B's stream arrives first.
+    const wgA2 = await fakeWireGuard();
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port);
+    await bridgeB.setPeers([peer(A)]);
+    await bridgeA.close();
+    bridgeA = await bridge(A, wgA2.port, { ...unreachable, queueLimit: 32 });
+    const endpointAtoB = (await bridgeA.setPeers([peer(B), peer(GONE)])).get(ID[B]!)!;
+    send(wgA2.socket, initiation, endpointAtoB);
+    send(wgA2.socket, data, endpointAtoB);
+    await waitFor("both waiting at A", () => bridgeA.status(ID[B]!)?.queued === 2);
+    const droppedBefore = bridgeA.status(ID[B]!)!.dropped;
+    const atB = wgB.received.length;
+    const endpointBtoA2 = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    await waitFor(
+      "B's stream into A, and A's data back on it",
+      () => {
+        send(wgB.socket, "B initiates", endpointBtoA2);
+        return wgB.received.slice(atB).some((r) => r.payload.equals(data));
+      },
+      10_000,
+      100,
+    );
+    assert.ok(
+      !wgB.received.slice(atB).some((r) => r.payload.equals(initiation)),
+      "the lower side's stale initiation never reached B",
+    );
+    assert.equal(bridgeA.status(ID[B]!)!.dropped, droppedBefore + 1);
+    // Back to the shared set-up for the tests after this one.
+    await bridgeA.close();
+    wgA2.socket.close();
+    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
+    endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
   });
 
   it("drops what waited for a stream the peer refused (it did not know us yet); later datagrams get through", async () => {
