@@ -16,10 +16,16 @@
 //
 //   flock /tmp/attestmesh-devnet.lock node devnet/bench/datapath.ts                # all of it, ~10 min
 //   flock /tmp/attestmesh-devnet.lock node devnet/bench/datapath.ts --only throughput --trials 5
+//   flock /tmp/attestmesh-devnet.lock node devnet/bench/datapath.ts --only join --modes push   # ~3 min
+//
+// Tracing a slow join: each trial's progress line names every node's first handshake with the newcomer
+// (ms after the registration) and the nodes whose handshake fell back to none (a re-add). With
+// ATTESTMESH_BENCH_LOGS=<dir> the devnet's logs are kept there (one copy per mode); with
+// ATTESTMESH_LOG_LEVEL=trace as well, each sidecar's log holds wireguard-go's handshake messages.
 //
 // Medians and maxima of --trials; prints Markdown tables on stdout, progress on stderr.
 import { execFileSync } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { cp, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
@@ -30,7 +36,7 @@ import { currentCsk, devnetClients, evictApp } from "../src/orchestration/chain.
 import { devnetDown } from "../src/orchestration/down.ts";
 import { devnetStatus, readHealth } from "../src/orchestration/health.ts";
 import { latestHandshakes } from "../src/orchestration/netns.ts";
-import { type DevnetNode, readState } from "../src/orchestration/state.ts";
+import { DEVNET_DIR, type DevnetNode, readState } from "../src/orchestration/state.ts";
 import { addNodeToState, devnetUp, removeNodeFromState } from "../src/orchestration/up.ts";
 
 const { values } = parseArgs({
@@ -41,6 +47,8 @@ const { values } = parseArgs({
     /** Write --cpu-prof profiles of the devnet's Node processes (sidecars, gateway) to this directory. */
     "cpu-prof": { type: "string" },
     nodes: { type: "string", default: "8" },
+    /** Join trials with indexer pushes, polling only, or both (comma-separated). */
+    modes: { type: "string", default: "push,poll" },
   },
 });
 const trials = Number(values.trials);
@@ -52,6 +60,9 @@ if (!Number.isInteger(clusterSize) || clusterSize < 2 || clusterSize > 32)
   throw new Error("--nodes must be 2..32");
 if (values.only !== undefined && values.only !== "throughput" && values.only !== "join")
   throw new Error("--only is throughput or join");
+const modes = values.modes.split(",").map((m) => m.trim());
+if (modes.length === 0 || modes.some((m) => m !== "push" && m !== "poll"))
+  throw new Error("--modes is push, poll or push,poll");
 const log = (message: string) => process.stderr.write(`› ${message}\n`);
 
 interface Stats {
@@ -405,12 +416,24 @@ async function joins(withIndexer: boolean) {
             };
       });
       let configuredMs: number | undefined;
+      // Per node: its first handshake with the newcomer, and whether it fell back to none (a re-add).
+      const firstHandshake = new Map<string, number>();
+      const readded = new Set<string>();
       await until("every node to handshake with the newcomer", async () => {
         const views = await Promise.all(existing.map(peersOf));
-        if (configuredMs === undefined && views.every((v) => v.has(wgKey)))
-          configuredMs = performance.now() - seenAt;
+        const at = performance.now() - seenAt;
+        if (configuredMs === undefined && views.every((v) => v.has(wgKey))) configuredMs = at;
+        for (const [i, v] of views.entries()) {
+          const name = existing[i]!.name;
+          if ((v.get(wgKey) ?? 0) > 0) {
+            if (!firstHandshake.has(name)) firstHandshake.set(name, at);
+          } else if (firstHandshake.has(name)) readded.add(name);
+        }
         return views.every((v) => (v.get(wgKey) ?? 0) > 0) ? true : undefined;
       });
+      log(
+        `  first handshakes (ms): ${[...firstHandshake].map(([n, ms]) => `${n} ${ms.toFixed(0)}`).join(", ")}${readded.size > 0 ? `; back to none meanwhile: ${[...readded].join(", ")}` : ""}`,
+      );
       figures.handshaken.push(performance.now() - seenAt);
       figures.configured.push(configuredMs ?? performance.now() - seenAt);
       await until("the newcomer to hold the CSK", async () =>
@@ -443,6 +466,16 @@ async function joins(withIndexer: boolean) {
       state = await removeNodeFromState(state, joining);
     }
   } finally {
+    const keep = process.env.ATTESTMESH_BENCH_LOGS;
+    if (keep) {
+      const to = join(keep, withIndexer ? "push" : "poll");
+      // Logs and state files only: the sockets in there cannot be copied.
+      await cp(DEVNET_DIR, to, {
+        recursive: true,
+        filter: (src) => !/\.(sock|sqlite[^/]*)$/.test(src) && !src.endsWith(".app-compose.json"),
+      }).catch((error: Error) => log(`cannot keep the logs: ${error.message}`));
+      log(`devnet logs kept in ${to}`);
+    }
     await devnetDown(log);
   }
   return {
@@ -456,7 +489,7 @@ async function joins(withIndexer: boolean) {
 
 async function joinTable(): Promise<string> {
   const rows: string[] = [];
-  for (const withIndexer of [true, false]) {
+  for (const withIndexer of [true, false].filter((push) => modes.includes(push ? "push" : "poll"))) {
     log(
       `N = ${clusterSize}, ${withIndexer ? "indexer pushes and polling" : "polling only"}: ${trials} joins`,
     );

@@ -51,6 +51,7 @@ import { createAttestedFollower } from "./reattest/follower.ts";
 import { createReattestMetrics } from "./reattest/metrics.ts";
 import { agreedAttestationPolicy } from "./reattest/policy.ts";
 import { createEndpointsFile } from "./reconcile/endpoints.ts";
+import { initiatesFirst } from "./reconcile/initiator.ts";
 import { createReconcileLoop } from "./reconcile/loop.ts";
 import { createReconciler } from "./reconcile/reconciler.ts";
 import { ensureRegistered, readRuntimeClaims } from "./register.ts";
@@ -397,6 +398,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
             return member?.status === "active" ? member.identityKey : undefined;
           },
         },
+        testsFirst: (peerKey) => initiatesFirst(keys.wireguard.publicKeyBase64, peerKey),
         registry: metrics.registry,
         logger,
       }),
@@ -501,6 +503,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     }
 
     status.update({ booted: true });
+    // One pass while this node registers verifies the members' certificates, so the pass right after
+    // its registration reads only what changed: a newcomer peers within a block, not a round of
+    // certificates later (issue 15). Before registration a pass configures nothing.
+    void loop.wake("verifying the members' certificates while registering");
     await cycle.run({
       register: () =>
         ensureRegistered({

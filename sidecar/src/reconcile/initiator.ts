@@ -16,19 +16,52 @@
 // would cross just as on a join (measured on the gateway e2e: each crossing stalled the pair for 5 s,
 // right after a failed direct test, and a TCP stream through the gateway timed out). A restart with the
 // peer already configured starts at once.
+//
+// Whoever learns of the other second initiates at once, whatever the keys: when the peer already tried
+// to reach this node and was refused because this node did not know it yet (the gateway bridge verifies
+// that attempt's signed hello once the peer's key is known: transport/bridge.ts), the peer's initiation
+// is gone and WireGuard will not resend it for 5 s, so holding would only wait. On a join that is the
+// newcomer: existing nodes see its registration first, and their initiations reach it before it has
+// verified their certificates.
+//
+// The hold keeps back only the keepalive: the sidecar's own traffic to the new peer (on a join: the
+// mesh's probes, a CSK pull, re-attestation) still starts an initiation at once, and those can cross
+// (reproduced on real wireguard-go: 3 of 5 such adds had no handshake within 4 s). A crossing leaves
+// its mark: each side received the other's 148-byte initiation (rx bytes > 0) and has no handshake.
+// The side that initiates first checks for that mark shortly after the add and, if it is still there a
+// round trip later, removes and re-adds the peer: a fresh peer may initiate at once, while the other side, which just
+// answered, may not for 5 s, so the new initiation cannot cross again and is answered.
 import type { PeerConfig, PeerStatus } from "../model/wireguard.ts";
 
 /** Long enough for the lower side's initiation to arrive after both added each other, short for a join. */
 export const DEFAULT_HANDSHAKE_HOLD_MS = 300;
+/** When (after an add) the initiating side looks for a crossing, and looks again after a re-add. */
+export const CROSSING_CHECKS_MS: readonly number[] = [300, 1_200];
+/**
+ * How long the mark must last: a side that answered the peer's initiation shows it too until the peer's
+ * confirmation arrives, one round trip later.
+ */
+export const CROSSING_CONFIRM_MS = 200;
 
 export interface HandshakeTieBreak {
   /**
    * The configurations to apply now: `planned` as is, except a held peer, which goes in without its
    * persistent keepalive. `present` is what the interface has (`backend.peers()`, minus peers about to
-   * be re-added); `now` is a `Date.now()` timestamp.
+   * be re-added); `now` is a `Date.now()` timestamp; `eager` are peers that already tried to reach this
+   * node before it knew them: never held.
    */
-  apply(planned: readonly PeerConfig[], present: readonly PeerStatus[], now?: number): PeerConfig[];
-  /** When the earliest hold ends (a timestamp), or undefined when no peer is held. */
+  apply(
+    planned: readonly PeerConfig[],
+    present: readonly PeerStatus[],
+    now?: number,
+    eager?: ReadonlySet<string>,
+  ): PeerConfig[];
+  /**
+   * Peers this node initiates to whose first initiations crossed (see above): remove and re-add them
+   * (then `readding`). `present` as for `apply`.
+   */
+  crossed(present: readonly PeerStatus[], now?: number): Set<string>;
+  /** When the earliest hold ends or crossing check is due (a timestamp), or undefined when none is. */
   nextRelease(): number | undefined;
   /** These peers were just removed to be re-added: the next `apply` treats them as new again. */
   readding(publicKeys: Iterable<string>): void;
@@ -49,21 +82,33 @@ export function createHandshakeTieBreak(options: {
   const known = new Set<string>();
   /** Held peers: public key → when the hold began. */
   const held = new Map<string, number>();
+  /** Peers this node initiates to, until their first handshake: since when, and crossing checks done. */
+  const watched = new Map<string, { since: number; checks: number; markedAt: number | undefined }>();
 
   return {
-    apply(planned, present, now = Date.now()) {
+    apply(planned, present, now = Date.now(), eager = new Set<string>()) {
       const presentByKey = new Map(present.map((p) => [p.publicKey, p]));
       const plannedKeys = new Set(planned.map((p) => p.publicKey));
       // Forget peers no longer planned (evicted, rotated away), so the sets stay as small as the mesh.
       for (const key of known) if (!plannedKeys.has(key)) known.delete(key);
       for (const key of held.keys()) if (!plannedKeys.has(key)) held.delete(key);
+      for (const key of watched.keys()) if (!plannedKeys.has(key)) watched.delete(key);
 
       return planned.map((peer) => {
         const key = peer.publicKey;
         if (!known.has(key)) {
           known.add(key);
-          if (!presentByKey.has(key) && !initiatesFirst(options.selfKey, key)) held.set(key, now);
+          if (!presentByKey.has(key)) {
+            if (!initiatesFirst(options.selfKey, key)) held.set(key, now);
+            else {
+              // A re-add after a crossing keeps its count of checks, so a peer is re-added at most twice.
+              const entry = watched.get(key);
+              if (entry === undefined) watched.set(key, { since: now, checks: 0, markedAt: undefined });
+              else entry.since = now;
+            }
+          }
         }
+        if (eager.has(key)) held.delete(key);
         const since = held.get(key);
         if (since === undefined) return peer;
         const handshaken = (presentByKey.get(key)?.latestHandshake ?? 0) > 0;
@@ -75,11 +120,47 @@ export function createHandshakeTieBreak(options: {
         return quiet;
       });
     },
+    crossed(present, now = Date.now()) {
+      const result = new Set<string>();
+      const presentByKey = new Map(present.map((p) => [p.publicKey, p]));
+      for (const [key, entry] of watched) {
+        const peer = presentByKey.get(key);
+        const due = CROSSING_CHECKS_MS[entry.checks];
+        if (peer === undefined) {
+          // Not on the interface (being re-added, or its add failed): look again a full interval later.
+          entry.since = now;
+          continue;
+        }
+        if (peer.latestHandshake > 0 || due === undefined) {
+          watched.delete(key);
+          continue;
+        }
+        if (now - entry.since < due) continue;
+        if (peer.rxBytes > 0n) {
+          // Marked: crossed only if it lasts (an answered initiation clears it within a round trip).
+          entry.markedAt ??= now;
+          if (now - entry.markedAt < CROSSING_CONFIRM_MS) continue;
+          entry.checks += 1;
+          entry.since = now;
+          entry.markedAt = undefined;
+          result.add(key);
+        } else if (entry.checks + 1 >= CROSSING_CHECKS_MS.length) {
+          // Nothing came back: the peer does not know this node yet, and will initiate when it does.
+          watched.delete(key);
+        } else entry.checks += 1;
+      }
+      return result;
+    },
     nextRelease() {
       let earliest: number | undefined;
-      for (const since of held.values()) {
-        const end = since + holdMs;
-        if (earliest === undefined || end < earliest) earliest = end;
+      const consider = (at: number) => {
+        if (earliest === undefined || at < earliest) earliest = at;
+      };
+      for (const since of held.values()) consider(since + holdMs);
+      for (const entry of watched.values()) {
+        const due = CROSSING_CHECKS_MS[entry.checks];
+        if (entry.markedAt !== undefined) consider(entry.markedAt + CROSSING_CONFIRM_MS);
+        else if (due !== undefined) consider(entry.since + due);
       }
       return earliest;
     },

@@ -107,20 +107,37 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     const observed = await backend.peers();
     let current = observed;
     let planned = desired.peers;
+    let triedFirst: ReadonlySet<string> | undefined;
     if (options.transport !== undefined) {
       const plan = await options.transport.plan(desired.peers, observed);
       planned = plan.peers;
+      triedFirst = plan.triedFirst;
       // Re-added peers handshake at once (a direct-path test, or a fallback to the gateway).
       for (const key of plan.reset) await backend.removePeer(key);
       tieBreak.readding(plan.reset);
       current = observed.filter((p) => !plan.reset.has(p.publicKey));
     }
-    // A new peer whose key is lower than ours initiates; we only answer it for a moment (initiator.ts).
+    // Our first initiations that crossed the peer's: re-added, so they initiate again at once.
+    const crossed = tieBreak.crossed(current);
+    if (crossed.size > 0) {
+      for (const key of crossed) await backend.removePeer(key);
+      tieBreak.readding(crossed);
+      current = current.filter((p) => !crossed.has(p.publicKey));
+      const ids = planned.filter((p) => crossed.has(p.config.publicKey)).map((p) => p.memberId.toString());
+      logger.info(
+        { peers: ids },
+        "first handshake initiations crossed; re-adding the peer to initiate again",
+      );
+    }
+    // A new peer whose key is lower than ours initiates; we only answer it for a moment, unless it
+    // already tried to reach us before we knew it: then we initiate at once (initiator.ts).
     const diff = diffPeers(
       current,
       tieBreak.apply(
         planned.map((p) => p.config),
         current,
+        undefined,
+        triedFirst,
       ),
     );
     wakeAtRelease();

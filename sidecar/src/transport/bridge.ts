@@ -10,7 +10,7 @@ import type { Hex } from "viem";
 import type { BackoffOptions } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import type { SocketFactory } from "../meshnet/socketFactory.ts";
-import { createHelloChecker } from "./hello.ts";
+import { createHelloChecker, type SignedHello } from "./hello.ts";
 import { type Ingress, startIngress } from "./ingress.ts";
 import { createLink, type HelloSigner, type Link, type LinkStatus } from "./link.ts";
 import type { TransportMetrics } from "./metrics.ts";
@@ -56,6 +56,8 @@ export interface BridgeOptions {
   /** Waiting slots beyond those, kept for newcomers (ingress.ts); default a quarter of `maxPending`. */
   readonly reservedPending?: number;
   readonly pendingGraceMs?: number;
+  /** How long a peer's attempt refused as too early counts for `triedBeforeKnown`; default 3.5 s. */
+  readonly earlyAttemptMs?: number;
 }
 
 export interface Bridge {
@@ -67,10 +69,24 @@ export interface Bridge {
   refused(): Readonly<Record<string, number>>;
   /** Ingress connections waiting for their hello now. */
   pending(): number;
+  /**
+   * True once, when `memberId` (a current peer) tried to reach this node within the last few seconds and
+   * was refused only because this node did not know it yet, and that attempt's hello verifies now against
+   * the peer's key. Its handshake initiation was dropped with the stream, and WireGuard will not resend it
+   * for 5 s: this node, which learnt of the peer second, should initiate at once (reconcile/initiator.ts).
+   */
+  triedBeforeKnown(memberId: bigint): boolean;
   close(): Promise<void>;
 }
 
 const LOOPBACK = "127.0.0.1";
+/**
+ * How long a refused attempt counts: shorter than WireGuard's 5 s retry, so this node's initiation is
+ * answered before the peer's resent one could cross it.
+ */
+export const EARLY_ATTEMPT_MS = 3_500;
+/** Refused attempts remembered at most (one per sender), the oldest dropped first. */
+const EARLY_ATTEMPTS_KEPT = 64;
 
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const { factory, logger, signer } = options;
@@ -79,19 +95,30 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const { key, cert } = await selfSignedCertificate();
   const ingressHost = options.ingressHost ?? "0.0.0.0";
   const server = await factory.listen(ingressHost, options.ingressPort);
+  const hellos = createHelloChecker({
+    chainId: signer.chainId,
+    cluster: signer.cluster,
+    selfMemberId: () => signer.selfMemberId(),
+    // Only a current peer's key counts, whatever the lookup knows besides.
+    identityKey: (memberId) => (links.has(memberId) ? options.identityKey(memberId) : undefined),
+    ...(options.helloMaxSkewMs === undefined ? {} : { maxSkewMs: options.helloMaxSkewMs }),
+  });
+  /** Hellos refused as too early, by claimed sender: unverified until `triedBeforeKnown` checks them. */
+  const early = new Map<
+    bigint,
+    { readonly at: number; readonly hello: SignedHello; readonly ekm: Uint8Array }
+  >();
   const ingress: Ingress = startIngress({
     server,
     key,
     cert,
     logger: log,
-    hellos: createHelloChecker({
-      chainId: signer.chainId,
-      cluster: signer.cluster,
-      selfMemberId: () => signer.selfMemberId(),
-      // Only a current peer's key counts, whatever the lookup knows besides.
-      identityKey: (memberId) => (links.has(memberId) ? options.identityKey(memberId) : undefined),
-      ...(options.helloMaxSkewMs === undefined ? {} : { maxSkewMs: options.helloMaxSkewMs }),
-    }),
+    hellos,
+    onTooEarly: (hello, ekm) => {
+      early.delete(hello.from);
+      early.set(hello.from, { at: Date.now(), hello, ekm });
+      if (early.size > EARLY_ATTEMPTS_KEPT) early.delete(early.keys().next().value!);
+    },
     peer: (memberId) => links.get(memberId),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     ...(options.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: options.helloTimeoutMs }),
@@ -170,6 +197,18 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     status: (memberId) => links.get(memberId)?.status(),
     refused: () => ingress.refused(),
     pending: () => ingress.pending(),
+    triedBeforeKnown(memberId) {
+      const attempt = early.get(memberId);
+      if (attempt === undefined || !links.has(memberId)) return false;
+      early.delete(memberId);
+      if (Date.now() - attempt.at > (options.earlyAttemptMs ?? EARLY_ATTEMPT_MS)) return false;
+      // The same check as any hello (this chain, cluster and node, fresh, signed by the peer's key over
+      // that TLS session, not replayed), now that the key is known.
+      const verdict = hellos.check(attempt.hello, attempt.ekm);
+      if (!verdict.ok)
+        log.debug({ peer: memberId.toString(), reason: verdict.reason }, "an early hello did not verify");
+      return verdict.ok;
+    },
     async close() {
       closed = true;
       await queue;

@@ -46,7 +46,17 @@ export interface IngressOptions {
   readonly pendingGraceMs?: number;
   readonly keepaliveMs?: number;
   readonly idleTimeoutMs?: number;
+  /**
+   * A well-formed hello refused only because this node cannot judge it yet (it has no member id, or does
+   * not know the sender as a peer): its stream is refused like any other and carries nothing, but the
+   * hello and its session's exporter value are handed over, so the sender's attempt can be verified once
+   * its key is known (bridge.ts).
+   */
+  readonly onTooEarly?: (hello: SignedHello, ekm: Uint8Array) => void;
 }
+
+/** Refusals that mean "not yet": this node lacks its own member id or the sender's certified key. */
+const TOO_EARLY: ReadonlySet<string> = new Set(["not-registered", "unknown-peer"]);
 
 export interface Ingress {
   /** Connections refused so far, by reason. */
@@ -133,6 +143,7 @@ export function startIngress(options: IngressOptions): Ingress {
     }
     const result = options.hellos.check(hello, ekm);
     if (!result.ok) {
+      if (TOO_EARLY.has(result.reason)) options.onTooEarly?.(hello, ekm);
       return {
         ok: false,
         reason: result.reason,

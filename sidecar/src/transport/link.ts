@@ -9,6 +9,13 @@
 // never holds up any other peer. A new outbound stream carries datagrams only once the peer accepted
 // its hello (the ingress answers with an empty frame), so nothing is written into a stream the peer
 // refuses; what waited for a refused stream is dropped (see onClose), and WireGuard retries.
+// Handshake initiations that waited are dropped, too, by the side with the lower member id, when the
+// peer opens a stream to us first (attachInbound): the peer knows this node by then and is initiating
+// itself, so a late initiation of ours would cross its own and both sides would wait out WireGuard's
+// 5 s retry (seen on joins: a newcomer's ingress took a second to take an existing node's stream,
+// which then delivered its initiation from a second earlier right after the newcomer's own).
+// WireGuard answers the peer's. Only one side of a pair drops: when both streams arrive before either
+// side's own opens, both initiations waited, and one must still go (seen too: both dropped, 5 s).
 import { randomBytes } from "node:crypto";
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -95,6 +102,8 @@ export interface Link {
 }
 
 const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+/** WireGuard's handshake initiation: message type 1, 148 bytes. */
+const isInitiation = (datagram: Buffer) => datagram.length === 148 && datagram[0] === 1;
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
 
 export function createLink(options: LinkOptions): Link {
@@ -327,6 +336,17 @@ export function createLink(options: LinkOptions): Link {
       inbound.push(stream);
       while (inbound.length > maxInbound)
         inbound.shift()?.close("superseded by a newer stream from the peer");
+      const waiting = queue.length;
+      const self = signer.selfMemberId();
+      if (self !== undefined && self < memberId)
+        for (let i = queue.length - 1; i >= 0; i--) if (isInitiation(queue[i]!.payload)) queue.splice(i, 1);
+      if (queue.length < waiting) {
+        counters.dropped += waiting - queue.length;
+        log.debug(
+          { dropped: waiting - queue.length },
+          "the peer opened a stream first: dropped the handshake initiations waiting for ours",
+        );
+      }
       flush();
     },
     deliver,

@@ -17,7 +17,12 @@ export interface PeerTransport {
   plan(
     peers: readonly DesiredPeer[],
     current: readonly PeerStatus[],
-  ): Promise<{ peers: DesiredPeer[]; reset: ReadonlySet<string> }>;
+  ): Promise<{
+    peers: DesiredPeer[];
+    reset: ReadonlySet<string>;
+    /** Peers (public keys) that tried to reach this node before it knew them (bridge.ts). */
+    triedFirst: ReadonlySet<string>;
+  }>;
   report(peer: Pick<DesiredPeer, "memberId" | "config">): PeerTransportReport | undefined;
   close(): Promise<void>;
 }
@@ -65,6 +70,11 @@ export function createPeerTransport(options: {
           return { ...p, config: endpoint === undefined ? rest : { ...rest, endpoint } };
         }),
         reset: decision.reset,
+        triedFirst: new Set(
+          bridge === undefined
+            ? []
+            : peers.filter((p) => bridge.triedBeforeKnown(p.memberId)).map((p) => p.config.publicKey),
+        ),
       };
     },
     report(peer) {

@@ -12,6 +12,14 @@
 //            WireGuard roamed to the direct endpoint with a fresh handshake is taken as direct (the
 //            peer's own test succeeded).
 //
+// Both sides of a pair run this schedule. Of a new pair, only the side with the lower WireGuard key
+// tests at once (`testsFirst`); the other's first test waits `firstTestDelayMs` after its first
+// handshake. The first side's success moves the other's WireGuard to the direct path as well, which
+// the other then takes without a test of its own: one re-add per pair instead of two at about the same
+// moment, whose initiations could cross (reconcile/initiator.ts) and which left the pair without a
+// handshake meanwhile. Where the first side cannot test (it knows no direct endpoint) the other still
+// does, later.
+//
 // Pure logic over plain data and an injected clock; the caller applies the endpoints and re-adds.
 import type { TransportMode } from "../model/transport.ts";
 
@@ -71,6 +79,13 @@ export interface SelectorOptions {
   readonly testTimeoutMs?: number;
   /** A direct peer whose latest handshake is older than this falls back; default 180 s. */
   readonly staleHandshakeMs?: number;
+  /**
+   * True when this node tests a new peer's direct path at once (its WireGuard key is the lower one);
+   * default: always.
+   */
+  readonly testsFirst?: (publicKey: string) => boolean;
+  /** How long a peer that does not test first waits after its first handshake; default 5 s. */
+  readonly firstTestDelayMs?: number;
   readonly now?: () => number;
 }
 
@@ -84,6 +99,8 @@ interface PeerState {
   lastRxAt: number;
   directEndpoint: string | undefined;
   latestHandshake: number;
+  /** The first test was put off for the peer's own (testsFirst); set once per state. */
+  deferred: boolean;
 }
 
 /** A peer's state on `path` from `t` on: no test, no failure, nothing received yet. */
@@ -98,6 +115,7 @@ function newState(path: PeerPath, peer: SelectorPeer, t: number): PeerState {
     lastRxAt: t,
     directEndpoint: peer.directEndpoint,
     latestHandshake: 0,
+    deferred: false,
   };
 }
 
@@ -115,6 +133,8 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
   const retryMaxMs = options.retryMaxMs ?? 15 * 60_000;
   const testTimeoutMs = options.testTimeoutMs ?? 3_000;
   const staleHandshakeMs = options.staleHandshakeMs ?? 180_000;
+  const testsFirst = options.testsFirst ?? (() => true);
+  const firstTestDelayMs = options.firstTestDelayMs ?? 5_000;
   const silenceMs = options.keepaliveSeconds > 0 ? 3 * options.keepaliveSeconds * 1000 + 5_000 : undefined;
   const states = new Map<string, PeerState>();
 
@@ -225,6 +245,10 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
         ) {
           state.failures = 0;
           move("udp", "the peer reached us directly (its direct test succeeded)");
+        } else if (handshakeMs > 0 && t >= state.nextTestAt && !state.deferred && !testsFirst(key)) {
+          // The peer tests first; its success brings this side along (the branch above).
+          state.deferred = true;
+          state.nextTestAt = t + firstTestDelayMs;
         } else if (handshakeMs > 0 && t >= state.nextTestAt) {
           state.testStartedAt = t;
           reset.add(key);

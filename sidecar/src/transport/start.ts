@@ -28,6 +28,8 @@ export interface TransportIdentity {
 export async function startTransport(options: {
   readonly config: SidecarConfig;
   readonly identity: TransportIdentity;
+  /** Whether this node tests a new peer's direct path first (selector.ts): the lower WireGuard key does. */
+  readonly testsFirst?: (peerKey: string) => boolean;
   readonly registry: Registry;
   readonly logger: Logger;
 }): Promise<PeerTransport> {
@@ -80,6 +82,7 @@ export async function startTransport(options: {
       mode: config.transport,
       keepaliveSeconds: config.wgKeepaliveSeconds,
       retryBaseMs: config.directRetrySeconds * 1000,
+      ...(options.testsFirst === undefined ? {} : { testsFirst: options.testsFirst }),
     }),
     bridge,
     logger,

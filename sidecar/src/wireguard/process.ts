@@ -10,6 +10,8 @@ export interface WgLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
+  /** pino's; at "trace" wireguard-go logs verbosely (each handshake message) into the debug lines. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 const noop = (): void => {};

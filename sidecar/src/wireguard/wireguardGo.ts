@@ -35,9 +35,12 @@ export async function startWireguardGo(options: {
   const { name, netns, startTimeoutMs, logger, isWireGuard } = options;
   const wireguardGoCommand = options.command.at(-1) ?? "wireguard-go";
   const argv = [...options.command, name];
+  // At trace level its verbose lines (every handshake message sent and received) go to the debug log,
+  // so a slow handshake can be traced from the sidecar's log alone.
+  const verbose = logger.isLevelEnabled?.("trace") === true;
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "error" },
+    env: { ...process.env, WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: verbose ? "verbose" : "error" },
   });
   const daemon: Daemon = {
     child,

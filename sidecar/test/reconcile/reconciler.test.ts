@@ -61,13 +61,17 @@ function scriptedFollower() {
   };
 }
 
-/** Stands in for the bridge (tested with real sockets in transport-bridge.test.ts): one port per peer. */
-function fakeBridge(): Bridge {
+/**
+ * Stands in for the bridge (tested with real sockets in transport-bridge.test.ts): one port per peer;
+ * `triedFirst` are the peers whose attempt to reach this node it refused before this node knew them.
+ */
+function fakeBridge(triedFirst: ReadonlySet<bigint> = new Set()): Bridge {
   return {
     setPeers: async (peers) => new Map(peers.map((p, i) => [p.memberId, `127.0.0.1:${40000 + i}`])),
     status: () => undefined,
     refused: () => ({}),
     pending: () => 0,
+    triedBeforeKnown: (memberId) => triedFirst.has(memberId),
     close: async () => {},
   };
 }
@@ -77,6 +81,7 @@ function setup(
   memberId: bigint | undefined = 1n,
   transportMode?: TransportMode,
   tieBreak: { holdMs: number; wake?: (reason: string) => void } = { holdMs: 0 },
+  triedFirst?: ReadonlySet<bigint>,
 ) {
   const { logger, lines } = captureLogger();
   const backend = createMemoryBackend();
@@ -127,7 +132,7 @@ function setup(
       : {
           transport: createPeerTransport({
             selector: createTransportSelector({ mode: transportMode, keepaliveSeconds: 15 }),
-            bridge: fakeBridge(),
+            bridge: fakeBridge(triedFirst),
             logger,
           }),
         }),
@@ -200,6 +205,23 @@ describe("reconciler", () => {
     assert.deepEqual(woken, ["first-handshake hold over"]);
     await reconciler.pass();
     for (const peer of await backend.peers()) assert.equal(peer.keepaliveSeconds, 15);
+  });
+
+  test("a new peer that tried to reach this node before it knew it is never held: this node initiates at once", async () => {
+    const others = [2, 3, 4, 5, 6].map((id) => member(id));
+    const wouldHold = others.filter(
+      (m) => !initiatesFirst(selfWg.publicKeyBase64, hexToWgBase64(m.wireguardKey)),
+    );
+    assert.ok(wouldHold.length > 0, "some of these keys are above this node's");
+    const triedFirst = new Set([wouldHold[0]!.memberId]);
+    const { reconciler, backend, script } = setup(1n, "gateway", { holdMs: 60_000 }, triedFirst);
+    script.set([member(1), ...others]);
+    await reconciler.pass();
+    for (const peer of await backend.peers()) {
+      const m = others.find((o) => hexToWgBase64(o.wireguardKey) === peer.publicKey)!;
+      const held = wouldHold.includes(m) && !triedFirst.has(m.memberId);
+      assert.equal(peer.keepaliveSeconds, held ? undefined : 15, `member ${m.memberId}`);
+    }
   });
 
   test("not confirmed yet: nothing is configured", async () => {

@@ -197,6 +197,68 @@ describe("gateway bridge on loopback", () => {
     assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
+  it("when the peer's stream comes first, only the lower member id drops the initiations that waited for its own", async () => {
+    // A join, as a trace showed it: B's stream into A cannot open yet, so B's WireGuard initiation waits
+    // in B's queue; meanwhile A adds B and opens a stream of its own into B's ingress. Flushed onto that
+    // stream, a stale initiation would cross A's and both would wait 5 s, so one side of a pair drops
+    // its waiting initiations: the lower member id (A, 1). B (2) is the higher one: its initiation
+    // still goes, or when both streams arrive first neither initiation would reach the other.
+    const initiation = Buffer.alloc(148, 0x11);
+    initiation[0] = 1;
+    const data = Buffer.alloc(64, 0x44);
+    data[0] = 4;
+    const unreachable = { gatewayAddress: { host: "127.0.0.1", port: 9 } };
+
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port, unreachable);
+    const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    send(wgB.socket, initiation, endpointBtoA);
+    send(wgB.socket, data, endpointBtoA);
+    await waitFor("both waiting at B", () => bridgeB.status(ID[A]!)?.queued === 2);
+    const atA = wgA.received.length;
+    await sendToBUntil("A's stream into B", "A initiates", () =>
+      wgA.received.slice(atA).some((r) => r.payload.equals(data)),
+    );
+    assert.ok(
+      wgA.received.slice(atA).some((r) => r.payload.equals(initiation)),
+      "the higher side's initiation still goes",
+    );
+
+    // The lower side: a bridge for A (member 1) whose own stream cannot open, B's stream arrives first.
+    const wgA2 = await fakeWireGuard();
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port);
+    await bridgeB.setPeers([peer(A)]);
+    await bridgeA.close();
+    bridgeA = await bridge(A, wgA2.port, { ...unreachable, queueLimit: 32 });
+    const endpointAtoB = (await bridgeA.setPeers([peer(B), peer(GONE)])).get(ID[B]!)!;
+    send(wgA2.socket, initiation, endpointAtoB);
+    send(wgA2.socket, data, endpointAtoB);
+    await waitFor("both waiting at A", () => bridgeA.status(ID[B]!)?.queued === 2);
+    const droppedBefore = bridgeA.status(ID[B]!)!.dropped;
+    const atB = wgB.received.length;
+    const endpointBtoA2 = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    await waitFor(
+      "B's stream into A, and A's data back on it",
+      () => {
+        send(wgB.socket, "B initiates", endpointBtoA2);
+        return wgB.received.slice(atB).some((r) => r.payload.equals(data));
+      },
+      10_000,
+      100,
+    );
+    assert.ok(
+      !wgB.received.slice(atB).some((r) => r.payload.equals(initiation)),
+      "the lower side's stale initiation never reached B",
+    );
+    assert.equal(bridgeA.status(ID[B]!)!.dropped, droppedBefore + 1);
+    // Back to the shared set-up for the tests after this one.
+    await bridgeA.close();
+    wgA2.socket.close();
+    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
+    endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+  });
+
   it("drops what waited for a stream the peer refused (it did not know us yet); later datagrams get through", async () => {
     // A join: B has not added A yet, so B's ingress refuses A's hello. A's datagram is not written into
     // the refused stream and not held for a later one (a late handshake initiation would cross the
@@ -221,6 +283,96 @@ describe("gateway bridge on loopback", () => {
     // Let the retries still on their way settle before the next test counts datagrams.
     await waitFor("A's queue to empty", () => bridgeA.status(ID[B]!)?.queued === 0);
     await new Promise((r) => setTimeout(r, 300));
+  });
+
+  it("vouches once for a peer it refused as too early, when that attempt's hello verifies against the peer's key", async () => {
+    // A join as the newcomer B sees it: A's initiation reaches B before B knows its own member id, or
+    // before B has verified A's certificate. The stream is refused and carries nothing; once B knows A,
+    // the refused hello is checked like any other, and only then does B learn that A tried first.
+    await bridgeB.close();
+    let registered = false;
+    bridgeB = await bridge(B, wgB.port, {
+      signer: {
+        chainId: CHAIN_ID,
+        cluster: CLUSTER,
+        selfMemberId: () => (registered ? ID[B] : undefined),
+        sign: (message) => KEYS[B]!.sign(message),
+      },
+      earlyAttemptMs: 1_000,
+    });
+    await bridgeB.setPeers([]);
+    const received = wgB.received.length;
+    const refusedAs = (reason: string) => bridgeB.refused()[reason] ?? 0;
+    /** A stream to B's ingress carrying a hello `from` signed with `key`, and a datagram after it. */
+    const attempt = async (key: SigningKey, to = ID[B]!) => {
+      const tls = tlsConnect({
+        host: "127.0.0.1",
+        port: gateway.port,
+        servername: gatewayServerName(B, ingressPort, DOMAIN),
+        rejectUnauthorized: false,
+      });
+      tls.on("error", () => {});
+      await once(tls, "secureConnect");
+      const hello = encodeHello(
+        {
+          chainId: CHAIN_ID,
+          cluster: CLUSTER,
+          from: ID[A]!,
+          to,
+          timestampMs: BigInt(Date.now()),
+          nonce: crypto.getRandomValues(new Uint8Array(16)),
+        },
+        helloKeyingMaterial(tls),
+        key.sign,
+      );
+      tls.write(Buffer.concat([hello, encodeFrame(Buffer.from("too early"))]));
+      await once(tls, "close");
+    };
+
+    // Not registered yet: A's own link is refused, and so is its datagram.
+    send(wgA.socket, "initiation before B is registered", endpointsA.get(ID[B]!)!);
+    await waitFor("B to refuse A as too early", () => refusedAs("not-registered") === 1);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "B cannot judge it before it knows A");
+    registered = true;
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), true, "A's hello verifies now: A tried first");
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "once");
+
+    // Registered, but A not verified yet: the same, refused as an unknown peer.
+    await bridgeB.setPeers([]);
+    await attempt(KEYS[A]!);
+    assert.equal(refusedAs("unknown-peer"), 1);
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), true);
+
+    // An attacker claiming A's member id, with its own key, or a genuine hello for another node: refused
+    // as before, and no vouching later.
+    await bridgeB.setPeers([]);
+    await attempt(KEYS[STRANGER]!);
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "signed by another key");
+    await bridgeB.setPeers([]);
+    registered = false;
+    await attempt(KEYS[A]!, ID[GONE]!);
+    registered = true;
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "addressed to another node");
+
+    // An attempt older than the window no longer counts (WireGuard may resend by then).
+    await bridgeB.setPeers([]);
+    await attempt(KEYS[A]!);
+    await new Promise((r) => setTimeout(r, 1_100));
+    await bridgeB.setPeers([peer(A)]);
+    assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "too old");
+    assert.equal(bridgeB.triedBeforeKnown(ID[GONE]!), false, "never tried");
+
+    assert.ok(
+      !wgB.received
+        .slice(received)
+        .some((r) => /too early|before B is registered/.test(r.payload.toString())),
+      "no refused stream carried a datagram to WireGuard",
+    );
+    await waitFor("A's queue to empty", () => bridgeA.status(ID[B]!)?.queued === 0);
   });
 
   it("ignores datagrams on a link port that do not come from WireGuard", async () => {

@@ -159,6 +159,59 @@ describe("transport selector", () => {
     assert.equal(h.selector.report(KEY)?.directFailures, 0);
   });
 
+  it("auto: of a new pair only the lower key tests at once; the other follows its success without a re-add", () => {
+    let t = 1_000_000_000_000;
+    const make = (first: boolean) =>
+      createTransportSelector({
+        mode: "auto",
+        keepaliveSeconds: 15,
+        testsFirst: () => first,
+        firstTestDelayMs: 5_000,
+        now: () => t,
+      });
+    const observe = (seen: Partial<SelectorObservation>) =>
+      new Map([[KEY, { latestHandshake: 0, rxBytes: 0n, ...seen }]]);
+    const low = make(true);
+    const high = make(false);
+    for (const s of [low, high]) s.decide([peer], new Map());
+    t += 500;
+    const handshake = Math.floor(t / 1000);
+    const gatewaySeen = observe({ latestHandshake: handshake, endpoint: BRIDGE, rxBytes: 10n });
+    assert.deepEqual([...low.decide([peer], gatewaySeen).reset], [KEY], "the lower key tests at once");
+    const held = high.decide([peer], gatewaySeen);
+    assert.equal(held.reset.size, 0, "the higher key waits");
+    assert.equal(held.endpoints.get(KEY), BRIDGE);
+    assert.equal(high.report(KEY)?.nextTestAt, t + 5_000);
+    // The lower side's test handshakes directly, and the higher side's WireGuard follows it there.
+    t += 1_000;
+    const directSeen = observe({ latestHandshake: Math.floor(t / 1000), endpoint: DIRECT, rxBytes: 20n });
+    const followed = high.decide([peer], directSeen);
+    assert.equal(followed.reset.size, 0, "no test of its own");
+    assert.equal(followed.endpoints.get(KEY), DIRECT);
+    assert.equal(high.report(KEY)?.path, "udp");
+  });
+
+  it("auto: the higher key still tests, later, when the peer's test never comes", () => {
+    let t = 1_000_000_000_000;
+    const high = createTransportSelector({
+      mode: "auto",
+      keepaliveSeconds: 15,
+      testsFirst: () => false,
+      firstTestDelayMs: 5_000,
+      now: () => t,
+    });
+    const seen = () =>
+      new Map([[KEY, { latestHandshake: Math.floor(t / 1000), rxBytes: BigInt(t), endpoint: BRIDGE }]]);
+    high.decide([peer], new Map());
+    t += 1_000;
+    assert.equal(high.decide([peer], seen()).reset.size, 0);
+    t += 4_000;
+    assert.equal(high.decide([peer], seen()).reset.size, 0, "4 s after its first handshake: waiting");
+    t += 1_000;
+    assert.deepEqual([...high.decide([peer], seen()).reset], [KEY], "5 s after: its own test");
+    assert.equal(high.report(KEY)?.testing, true);
+  });
+
   it("forgets peers that are no longer desired", () => {
     const h = upgraded();
     h.selector.decide([], new Map());
