@@ -1,7 +1,8 @@
 // Sends a sealed message to a member: checks the recipient is active on chain, seals the payload to
 // its on-chain identity key (with the header the recipient will check), draws a fresh random envelope
 // id, signs EIP-712 `Send` with the member key and submits through the cluster writer (a sponsored
-// UserOperation, or the gas key). Sends are serialised, so the sender's nonces never race.
+// UserOperation, or the gas key). Sends are serialised, so messages reach the chain in the order the
+// application sent them (the writer itself keeps the paying account's nonces from racing).
 import { randomBytes } from "node:crypto";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
