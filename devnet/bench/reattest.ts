@@ -12,15 +12,22 @@
 // `--mode revoke` (the devnet, root, under the devnet lock): a devnet of --nodes nodes; --rounds times a
 // node joins on a device of its own, every peer attests it, the owner revokes its device, and the time
 // until every other node cut it off (no WireGuard peer, verdict failed) is measured; prints the median.
+// `--mode withdraw`: the same, with a compose hash of its own that the owner allowed before it joined and
+// withdraws instead of revoking a device.
 //
 //   node devnet/bench/reattest.ts --mode cost --nodes 8 [--json]
 //   flock /tmp/attestmesh-devnet.lock node devnet/bench/reattest.ts --mode revoke --rounds 5 [--json]
+//   flock /tmp/attestmesh-devnet.lock node devnet/bench/reattest.ts --mode withdraw --rounds 5 [--json]
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs, promisify } from "node:util";
-import { devnetClients, revokeDevice } from "@attestmesh/devnet/orchestration/chain.ts";
+import {
+  devnetClients,
+  revokeDevice,
+  setComposeHashAllowed,
+} from "@attestmesh/devnet/orchestration/chain.ts";
 import { type DevnetNode, readState } from "@attestmesh/devnet/orchestration/state.ts";
 import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import { parseEventLog } from "@attestmesh/shared/attestation/eventLog.ts";
@@ -190,7 +197,10 @@ async function until<T>(what: string, check: () => Promise<T | false>, timeoutMs
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function revoke(nodes: number, rounds: number) {
+/** What the owner withdraws from the newcomer each round: its own device, or its own compose hash. */
+type Trigger = "revoke" | "withdraw";
+
+async function revoke(nodes: number, rounds: number, trigger: Trigger) {
   const started = Date.now();
   const cli = join(ROOT, "scripts/src/cli/main.ts");
   const run = (args: string[]) =>
@@ -210,8 +220,14 @@ async function revoke(nodes: number, rounds: number) {
   const gone = new Set<string>();
   try {
     for (let round = 0; round < rounds; round++) {
-      const deviceId = `0x${randomBytes(32).toString("hex")}` as Hex;
-      await run(["devnet", "add-node", "--json", "--timeout", "180", "--device-id", deviceId]);
+      const own = `0x${randomBytes(32).toString("hex")}` as Hex;
+      if (trigger === "withdraw") {
+        // A compose of its own, allowed before it boots, so withdrawing it touches no other node.
+        const before = (await readState())!;
+        await setComposeHashAllowed(devnetClients(before.rpcUrl, before.chainId), before.diamond, own, true);
+      }
+      const flag = trigger === "revoke" ? "--device-id" : "--compose-hash";
+      await run(["devnet", "add-node", "--json", "--timeout", "180", flag, own]);
       const state = (await readState())!;
       const target = state.nodes.at(-1)!;
       const others = state.nodes.filter((x) => x !== target && !gone.has(x.name));
@@ -228,10 +244,13 @@ async function revoke(nodes: number, rounds: number) {
       // The devnet mines on arrival: the clock starts as the owner's transaction is sent, and the peers
       // are watched meanwhile, so the receipt's own polling delay is not counted.
       const began = Date.now();
-      const revoked = revokeDevice(clients, state.diamond, deviceId);
+      const revoked =
+        trigger === "revoke"
+          ? revokeDevice(clients, state.diamond, own)
+          : setComposeHashAllowed(clients, state.diamond, own, false);
       revoked.catch(() => {});
       const ms = await until(
-        `round ${round}: every peer to cut the revoked node off`,
+        `round ${round}: every peer to cut the ${trigger === "revoke" ? "revoked" : "withdrawn"} node off`,
         async () => {
           const reports = await Promise.all(others.map(health));
           return reports.every(
@@ -274,14 +293,19 @@ if (values.mode === "cost") {
         `per node per period ${result.perNodePerPeriodBytes} B (${result.perNodeBytesPerSecond} B/s) and ` +
         `${result.perNodePerPeriodCpuMs} ms CPU (${result.perNodeCpuPercentOfOneCore}% of one core)`,
     );
-} else if (values.mode === "revoke") {
-  const result = await revoke(Number(values.nodes === "8" ? "3" : values.nodes), Number(values.rounds));
+} else if (values.mode === "revoke" || values.mode === "withdraw") {
+  const result = await revoke(
+    Number(values.nodes === "8" ? "3" : values.nodes),
+    Number(values.rounds),
+    values.mode,
+  );
+  const what = values.mode === "revoke" ? "revoked device" : "withdrawn compose hash";
   if (values.json) console.log(JSON.stringify(result));
   else
     console.log(
-      `revoked device cut off by every peer (${result.nodes} + 1 nodes): median ${result.medianMs} ms over ${result.rounds} rounds, ` +
+      `${what} cut off by every peer (${result.nodes} + 1 nodes): median ${result.medianMs} ms over ${result.rounds} rounds, ` +
         `min ${result.minMs} ms, max ${result.maxMs} ms (${result.cutOffMs.join(", ")} ms); the run took ${result.wallS} s`,
     );
 } else {
-  throw new Error(`--mode is cost or revoke, not ${values.mode}`);
+  throw new Error(`--mode is cost, revoke or withdraw, not ${values.mode}`);
 }

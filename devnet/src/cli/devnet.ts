@@ -183,14 +183,29 @@ export function registerDevnetCommand(program: Command): void {
       "--device-id <hex>",
       "the device id its simulated guest agent reports, 32 bytes (default: the one every node shares)",
     )
+    .option(
+      "--compose-hash <hex>",
+      "the compose hash its simulated guest agent reports, 32 bytes, allowed by the owner beforehand (default: the devnet's)",
+    )
     .action(
-      async (options: { json?: boolean; timeout: number; sidecarEntry?: string; deviceId?: string }) => {
+      async (options: {
+        json?: boolean;
+        timeout: number;
+        sidecarEntry?: string;
+        deviceId?: string;
+        composeHash?: string;
+      }) => {
         let state = await requireState();
         const clients = devnetClients(state.rpcUrl, state.chainId);
         const index = Math.max(0, ...state.nodes.map((n) => n.index)) + 1;
         progress(Boolean(options.json))(`starting node${index}`);
-        if (options.deviceId !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(options.deviceId)) {
-          throw new Error(`--device-id must be 0x and 64 hex digits, got ${options.deviceId}`);
+        for (const [flag, value] of [
+          ["--device-id", options.deviceId],
+          ["--compose-hash", options.composeHash],
+        ] as const) {
+          if (value !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(value)) {
+            throw new Error(`${flag} must be 0x and 64 hex digits, got ${value}`);
+          }
         }
         state = await addNodeToState(
           clients,
@@ -198,6 +213,7 @@ export function registerDevnetCommand(program: Command): void {
           index,
           options.sidecarEntry,
           options.deviceId as `0x${string}` | undefined,
+          options.composeHash as `0x${string}` | undefined,
         );
         const node = state.nodes.at(-1)!;
         await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));

@@ -138,6 +138,22 @@ export async function revokeDevice(clients: DevnetClients, diamond: Address, dev
   await confirm(clients, await clusterContract(clients, diamond).write.revokeDevice([deviceId, zeroHash]));
 }
 
+/** Allows (or withdraws) a node compose hash, as the owner: a node of its own compose joins, or is cut off. */
+export async function setComposeHashAllowed(
+  clients: DevnetClients,
+  diamond: Address,
+  composeHash: Hex,
+  allowed: boolean,
+): Promise<void> {
+  const cluster = clusterContract(clients, diamond);
+  await confirm(
+    clients,
+    await (allowed
+      ? cluster.write.addComposeHash([composeHash])
+      : cluster.write.removeComposeHash([composeHash])),
+  );
+}
+
 /** Give a devnet account 1,000 ETH (Hardhat's `hardhat_setBalance`; development chains only). */
 export async function fundAccount(clients: DevnetClients, address: Address): Promise<void> {
   await clients.test.setBalance({ address, value: 10n ** 21n });

@@ -48,6 +48,8 @@ export async function startNode(
   sidecarEntry?: string,
   /** A device of its own (tests: revoke it without touching the others); default the shared one. */
   deviceId?: Hex,
+  /** A compose hash of its own, which the owner allowed (tests: withdraw it alone); default the devnet's. */
+  composeHash?: Hex,
 ): Promise<DevnetNode> {
   const name = `node${index}`;
   const netns = `${NETNS_PREFIX}${name}`;
@@ -69,7 +71,7 @@ export async function startNode(
   const simPid = await startDstackSim({
     socketPath,
     appId,
-    composeHash: state.composeHash,
+    composeHash: composeHash ?? state.composeHash,
     trust: await devnetTrust(clients, state),
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     // The compose pins the chain and its providers: the Hardhat node and the devnet's RPC proxies.

@@ -245,8 +245,9 @@ export async function addNodeToState(
   index: number,
   sidecarEntry?: string,
   deviceId?: Hex,
+  composeHash?: Hex,
 ): Promise<DevnetState> {
-  const node = await startNode(clients, state, index, sidecarEntry, deviceId);
+  const node = await startNode(clients, state, index, sidecarEntry, deviceId, composeHash);
   const next = { ...state, nodes: [...state.nodes, node] };
   await writeEndpoints(next.nodes);
   await writeGatewayRoutes(next.nodes);
