@@ -12,8 +12,8 @@
 // `--mode revoke` (the devnet, root, under the devnet lock): a devnet of --nodes nodes; --rounds times a
 // node joins on a device of its own, every peer attests it, the owner revokes its device, and the time
 // until every other node cut it off (no WireGuard peer, verdict failed) is measured; prints the median.
-// `--mode withdraw`: the same, with a compose hash of its own that the owner allowed before it joined and
-// withdraws instead of revoking a device.
+// `--mode withdraw`: the same, with a compose of its own (add-node --compose-variant; the owner allows its
+// hash as it joins) whose hash the owner withdraws instead of revoking a device.
 //
 //   node devnet/bench/reattest.ts --mode cost --nodes 8 [--json]
 //   flock /tmp/attestmesh-devnet.lock node devnet/bench/reattest.ts --mode revoke --rounds 5 [--json]
@@ -220,14 +220,10 @@ async function revoke(nodes: number, rounds: number, trigger: Trigger) {
   const gone = new Set<string>();
   try {
     for (let round = 0; round < rounds; round++) {
-      const own = `0x${randomBytes(32).toString("hex")}` as Hex;
-      if (trigger === "withdraw") {
-        // A compose of its own, allowed before it boots, so withdrawing it touches no other node.
-        const before = (await readState())!;
-        await setComposeHashAllowed(devnetClients(before.rpcUrl, before.chainId), before.diamond, own, true);
-      }
-      const flag = trigger === "revoke" ? "--device-id" : "--compose-hash";
-      await run(["devnet", "add-node", "--json", "--timeout", "180", flag, own]);
+      // A device, or a compose, of its own: withdrawing it touches no other node.
+      const device = `0x${randomBytes(32).toString("hex")}` as Hex;
+      const own = trigger === "revoke" ? ["--device-id", device] : ["--compose-variant", `withdraw-${round}`];
+      await run(["devnet", "add-node", "--json", "--timeout", "180", ...own]);
       const state = (await readState())!;
       const target = state.nodes.at(-1)!;
       const others = state.nodes.filter((x) => x !== target && !gone.has(x.name));
@@ -246,8 +242,8 @@ async function revoke(nodes: number, rounds: number, trigger: Trigger) {
       const began = Date.now();
       const revoked =
         trigger === "revoke"
-          ? revokeDevice(clients, state.diamond, own)
-          : setComposeHashAllowed(clients, state.diamond, own, false);
+          ? revokeDevice(clients, state.diamond, device)
+          : setComposeHashAllowed(clients, state.diamond, target.composeHash!, false);
       revoked.catch(() => {});
       const ms = await until(
         `round ${round}: every peer to cut the ${trigger === "revoke" ? "revoked" : "withdrawn"} node off`,

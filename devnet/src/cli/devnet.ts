@@ -184,8 +184,8 @@ export function registerDevnetCommand(program: Command): void {
       "the device id its simulated guest agent reports, 32 bytes (default: the one every node shares)",
     )
     .option(
-      "--compose-hash <hex>",
-      "the compose hash its simulated guest agent reports, 32 bytes, allowed by the owner beforehand (default: the devnet's)",
+      "--compose-variant <label>",
+      "run a compose of its own (its app name carries the label), whose hash the owner allows first (default: the compose every node runs)",
     )
     .action(
       async (options: {
@@ -193,19 +193,17 @@ export function registerDevnetCommand(program: Command): void {
         timeout: number;
         sidecarEntry?: string;
         deviceId?: string;
-        composeHash?: string;
+        composeVariant?: string;
       }) => {
         let state = await requireState();
         const clients = devnetClients(state.rpcUrl, state.chainId);
         const index = Math.max(0, ...state.nodes.map((n) => n.index)) + 1;
         progress(Boolean(options.json))(`starting node${index}`);
-        for (const [flag, value] of [
-          ["--device-id", options.deviceId],
-          ["--compose-hash", options.composeHash],
-        ] as const) {
-          if (value !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(value)) {
-            throw new Error(`${flag} must be 0x and 64 hex digits, got ${value}`);
-          }
+        if (options.deviceId !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(options.deviceId)) {
+          throw new Error(`--device-id must be 0x and 64 hex digits, got ${options.deviceId}`);
+        }
+        if (options.composeVariant !== undefined && !/^[a-z0-9-]{1,32}$/.test(options.composeVariant)) {
+          throw new Error(`--compose-variant must be 1-32 of a-z, 0-9 and -, got ${options.composeVariant}`);
         }
         state = await addNodeToState(
           clients,
@@ -213,7 +211,7 @@ export function registerDevnetCommand(program: Command): void {
           index,
           options.sidecarEntry,
           options.deviceId as `0x${string}` | undefined,
-          options.composeHash as `0x${string}` | undefined,
+          options.composeVariant,
         );
         const node = state.nodes.at(-1)!;
         await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));

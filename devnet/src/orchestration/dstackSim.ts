@@ -23,6 +23,8 @@ export interface DevnetDstackSim {
   readonly rpc?: PinnedRpc;
   /** The trust values the compose pins (chain id, cluster, member-app implementation, KMS roots). */
   readonly trust?: PinnedTrust;
+  /** A label that makes its compose (the app name in it) differ from every other node's, and so its hash. */
+  readonly composeVariant?: string;
   /** The device id Info reports (32 bytes); default the simulator's placeholder every node shares. */
   readonly deviceId?: Hex;
 }
@@ -42,7 +44,7 @@ export type DevnetPins = { readonly chainId: number } & Partial<Omit<PinnedRpc, 
  * `guestApi` and, when given, the chain id, the RPC providers and the devnet's trust values, as
  * deploy/<target>/docker-compose.yaml does for a real CVM.
  */
-export function devnetAppCompose(guestApi: GuestApi, pins?: DevnetPins): string {
+export function devnetAppCompose(guestApi: GuestApi, pins?: DevnetPins, variant?: string): string {
   const lines: string[] = [];
   if (pins !== undefined) {
     lines.push(`  chain_id: ${pins.chainId}`);
@@ -58,7 +60,7 @@ export function devnetAppCompose(guestApi: GuestApi, pins?: DevnetPins): string 
   return JSON.stringify({
     docker_compose_file: `x-attestmesh:\n  guest_api: ${guestApi}\n${block}services: {}\n`,
     manifest_version: 2,
-    name: "attestmesh-devnet",
+    name: variant === undefined ? "attestmesh-devnet" : `attestmesh-devnet-${variant}`,
     runner: "docker-compose",
   });
 }
@@ -75,6 +77,7 @@ export async function startDstackSim(sim: DevnetDstackSim): Promise<number> {
       sim.rpc === undefined && sim.trust === undefined
         ? undefined
         : ({ ...sim.trust, ...sim.rpc } as DevnetPins),
+      sim.composeVariant,
     ),
   );
   const pid = spawnDetached(

@@ -7,7 +7,13 @@ import { bundleSidecar, SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh
 import { bytesToHex, type Hex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
-import { createMemberApp, type DevnetClients, devnetTrust, fundAccount } from "./chain.ts";
+import {
+  createMemberApp,
+  type DevnetClients,
+  devnetTrust,
+  fundAccount,
+  setComposeHashAllowed,
+} from "./chain.ts";
 import { type DevnetPins, devnetAppCompose, startDstackSim } from "./dstackSim.ts";
 import { blockUdp, createNodeNamespace } from "./netns.ts";
 import { spawnDetached } from "./processes.ts";
@@ -31,11 +37,11 @@ import {
  * The compose hash every devnet node's simulator reports: sha256 of the exact app-compose document it
  * serves (the one pinning `guestApi`), as dstack measures it, so a node's attestation verifies.
  */
-export function devnetComposeHash(guestApi: GuestApi = "v0", pins?: DevnetPins) {
+export function devnetComposeHash(guestApi: GuestApi = "v0", pins?: DevnetPins, variant?: string) {
   const cvm = createSimulatedCvm({
     kmsRoot: createKmsRoot(),
     appId: new Uint8Array(20),
-    appCompose: devnetAppCompose(guestApi, pins),
+    appCompose: devnetAppCompose(guestApi, pins, variant),
   });
   return bytesToHex(cvm.info().composeHash);
 }
@@ -48,8 +54,11 @@ export async function startNode(
   sidecarEntry?: string,
   /** A device of its own (tests: revoke it without touching the others); default the shared one. */
   deviceId?: Hex,
-  /** A compose hash of its own, which the owner allowed (tests: withdraw it alone); default the devnet's. */
-  composeHash?: Hex,
+  /**
+   * A compose of its own (the app name in it carries this label), whose hash the owner allows here
+   * (tests: withdraw it without touching the others); default the compose every node runs.
+   */
+  composeVariant?: string,
 ): Promise<DevnetNode> {
   const name = `node${index}`;
   const netns = `${NETNS_PREFIX}${name}`;
@@ -68,17 +77,25 @@ export async function startNode(
   // (Hardhat funds only its first 20 accounts).
   if (state.sponsorship === undefined) await fundAccount(clients, devnetAccount(index).address);
 
+  const trust = await devnetTrust(clients, state);
+  const rpc = {
+    chainId: state.chainId,
+    providers: [state.rpcUrl, ...(state.rpcProxies ?? []).map((p) => p.url)],
+  };
+  const ownCompose =
+    composeVariant === undefined
+      ? undefined
+      : devnetComposeHash(state.guestApi ?? "v0", { ...trust, ...rpc }, composeVariant);
+  if (ownCompose !== undefined) await setComposeHashAllowed(clients, state.diamond, ownCompose, true);
   const simPid = await startDstackSim({
     socketPath,
     appId,
-    composeHash: composeHash ?? state.composeHash,
-    trust: await devnetTrust(clients, state),
+    composeHash: ownCompose ?? state.composeHash,
+    ...(composeVariant === undefined ? {} : { composeVariant }),
+    trust,
     ...(state.guestApi === undefined ? {} : { guestApi: state.guestApi }),
     // The compose pins the chain and its providers: the Hardhat node and the devnet's RPC proxies.
-    rpc: {
-      chainId: state.chainId,
-      providers: [state.rpcUrl, ...(state.rpcProxies ?? []).map((p) => p.url)],
-    },
+    rpc,
     appName: `attestmesh-devnet-${name}`,
     logFile: join(logDir, "dstack-sim.log"),
     owner: name,
@@ -137,5 +154,6 @@ export async function startNode(
     simPid,
     sidecarPid,
     logDir,
+    ...(ownCompose === undefined ? {} : { composeHash: ownCompose }),
   };
 }

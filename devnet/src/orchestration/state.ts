@@ -46,6 +46,8 @@ export interface DevnetNode {
   readonly simPid: number;
   readonly sidecarPid: number;
   readonly logDir: string;
+  /** Set when the node runs a compose of its own (`add-node --compose-variant`): its hash. */
+  readonly composeHash?: Hex;
 }
 
 /** The sponsored-gas stack (ERC-4337 contracts, bundler, sponsor webhook) that sponsorship.ts starts. */

@@ -245,9 +245,9 @@ export async function addNodeToState(
   index: number,
   sidecarEntry?: string,
   deviceId?: Hex,
-  composeHash?: Hex,
+  composeVariant?: string,
 ): Promise<DevnetState> {
-  const node = await startNode(clients, state, index, sidecarEntry, deviceId, composeHash);
+  const node = await startNode(clients, state, index, sidecarEntry, deviceId, composeVariant);
   const next = { ...state, nodes: [...state.nodes, node] };
   await writeEndpoints(next.nodes);
   await writeGatewayRoutes(next.nodes);
