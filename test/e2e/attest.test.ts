@@ -13,7 +13,11 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { devnetClients, revokeDevice } from "@attestmesh/devnet/orchestration/chain.ts";
+import {
+  devnetClients,
+  revokeDevice,
+  setComposeHashAllowed,
+} from "@attestmesh/devnet/orchestration/chain.ts";
 import { type DevnetNode, readState } from "@attestmesh/devnet/orchestration/state.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { Hex } from "viem";
@@ -110,12 +114,21 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       );
     }
   });
-  it("peers re-attest each other; a revoked device is cut off by every peer and the CSK rotates without it, before any eviction", async () => {
+  /** Nodes an earlier case cut off: still members on chain, refused by every peer, left out of the checks. */
+  const cutOff = new Set<string>();
+
+  /**
+   * A node joins on a device or a compose of its own; every peer attests it; the owner revokes that
+   * device or withdraws that compose hash. Every other node cuts it off and holds the next epoch while
+   * it is still active on chain, and its own report, sampled throughout, never shows the new epoch.
+   */
+  async function cutOffAndRotate(trigger: "revoke" | "withdraw", reason: string): Promise<number> {
     let state = (await readState())!;
     const passed = (h: Health, id: string) =>
       h.peerAttestations.some((a) => a.memberId === id && a.status === "passed" && a.kind === "simulated");
+    const members = (nodes: readonly DevnetNode[]) => nodes.filter((n) => !cutOff.has(n.name));
     const everyPeerAttested = async (nodes: readonly DevnetNode[]) => {
-      const reports = await Promise.all(nodes.map(health));
+      const reports = await Promise.all(members(nodes).map(health));
       const ids = reports.map((h) => h.memberId!);
       return reports.every((h) => ids.every((id) => id === h.memberId || passed(h, id)));
     };
@@ -125,12 +138,13 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       90_000,
     );
 
-    // A node on a device of its own, so revoking it touches no other member.
+    // A device, or a compose, of its own, so taking it away touches no other member.
     const deviceId = `0x${randomBytes(32).toString("hex")}` as Hex;
-    await cli(["devnet", "add-node", "--json", "--timeout", "180", "--device-id", deviceId]);
+    const own = trigger === "revoke" ? ["--device-id", deviceId] : ["--compose-variant", "attest-e2e"];
+    await cli(["devnet", "add-node", "--json", "--timeout", "180", ...own]);
     state = (await readState())!;
     const target = state.nodes.at(-1)!;
-    const others = state.nodes.slice(0, -1);
+    const others = members(state.nodes.slice(0, -1));
     await eventually(
       "every node to have re-attested the new one, and it them",
       () => everyPeerAttested(state.nodes),
@@ -145,13 +159,13 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
     await eventually(
       `every node to hold epoch ${epoch}`,
       async () =>
-        (await Promise.all(state.nodes.map(health))).every(
+        (await Promise.all(members(state.nodes).map(health))).every(
           (h) => h.cskEpoch === epoch.toString() && h.cskAcquired,
         ),
       120_000,
     );
 
-    // The attack: the revoked node tries to keep (or get) the next key. Sample its own report throughout.
+    // The attack: the node cut off tries to keep (or get) the next key. Sample its own report throughout.
     const next = epoch + 1n;
     const samples: Health[] = [];
     let sampling = true;
@@ -162,10 +176,15 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       }
     })();
     const began = Date.now();
-    await revokeDevice(clients, state.diamond, deviceId);
-    assert.equal(await currentEpoch(), next, "the revocation opened the next epoch");
+    if (trigger === "revoke") await revokeDevice(clients, state.diamond, deviceId);
+    else await setComposeHashAllowed(clients, state.diamond, target.composeHash!, false);
+    assert.equal(
+      await currentEpoch(),
+      next,
+      `the ${trigger === "revoke" ? "revocation" : "withdrawal"} opened the next epoch`,
+    );
     const cutMs = await eventually(
-      "every other node to cut the revoked node off (no WireGuard peer, attestation refused)",
+      "every other node to cut the node off (no WireGuard peer, attestation refused)",
       async () => {
         const reports = await Promise.all(others.map(health));
         const cut = reports.every(
@@ -193,21 +212,32 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
     assert.equal(
       record.status,
       1,
-      "rotated before any eviction: the revoked member is still active on chain",
+      "rotated before any eviction: the member cut off is still active on chain",
     );
     await sleep(3000);
     sampling = false;
     await sampler;
+    cutOff.add(target.name);
     assert.ok(samples.length > 20, `sampled ${samples.length} times`);
     const leaked = samples.filter((h) => h.cskEpoch !== null && BigInt(h.cskEpoch) >= next);
-    assert.deepEqual(leaked, [], "the revoked node never held the new epoch's key");
+    assert.deepEqual(leaked, [], "the node cut off never held the new epoch's key");
     const verdicts = (await Promise.all(others.map(health))).map(
       (h) => h.peerAttestations.find((a) => a.memberId === targetId.toString())?.reason,
     );
     assert.deepEqual(
       verdicts,
-      others.map(() => "DeviceRevoked"),
+      others.map(() => reason),
     );
+    return cutMs;
+  }
+
+  it("peers re-attest each other; a revoked device is cut off by every peer and the CSK rotates without it, before any eviction", async () => {
+    const cutMs = await cutOffAndRotate("revoke", "DeviceRevoked");
     process.stdout.write(`# revoked device cut off by every peer in ${cutMs} ms\n`);
+  });
+
+  it("a withdrawn compose hash is cut off by every peer and the CSK rotates without it, before any eviction", async () => {
+    const cutMs = await cutOffAndRotate("withdraw", "ComposeHashNotAllowed");
+    process.stdout.write(`# withdrawn compose hash cut off by every peer in ${cutMs} ms\n`);
   });
 });
