@@ -121,20 +121,12 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
   };
   const commits: { epoch: bigint; at: number; by: bigint }[] = [];
   let block = 1;
-  /** Resolves `fn()` after `ms` of simulated time, as member `i`'s work (never, if it crashed). */
-  const later = <T>(i: number, ms: number, fn: () => T): Promise<T> =>
-    new Promise((resolve) => {
-      sim.timers(i).setTimeout(() => {
-        sim.touchedAsync();
-        resolve(fn());
-      }, ms);
-    });
   const snapshot = (): CskEpochState => ({ ...chainState });
   const chainOf = (i: number): CskChain => ({
     canCommit: true,
-    current: () => later(i, readMs, snapshot),
+    current: () => sim.later(i, readMs, snapshot),
     commit: (memberId, epoch, commitment) =>
-      later(i, writeMs, () => {
+      sim.later(i, writeMs, () => {
         if (epoch !== chainState.epoch) return "epoch-moved";
         if (chainState.commitment !== undefined) return "already-committed";
         if (chainState.barred === memberId) return "barred";
@@ -146,16 +138,16 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
         return "committed";
       }),
     confirm: (memberId, epoch, commitment) =>
-      later(i, writeMs, () => {
+      sim.later(i, writeMs, () => {
         if (epoch !== chainState.epoch || commitment !== chainState.commitment) return "epoch-moved";
         if (chainState.confirmer === 0n) chainState.confirmer = memberId;
         block += 1;
         return "confirmed";
       }),
-    reopen: () => later(i, writeMs, () => "too-early" as const),
+    reopen: () => sim.later(i, writeMs, () => "too-early" as const),
   });
   const headReadsOf = (i: number): HeadReads<number> => ({
-    head: () => later(i, readMs, () => block),
+    head: () => sim.later(i, readMs, () => block),
     member: async (memberId) => sim.view().get(memberId),
     epoch: async () => chainState.epoch,
   });
@@ -253,7 +245,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
       logger: silent,
       monoMs: sim.clock.monoMs,
       random: sim.random,
-      stillActive: (id) => later(index, readMs, () => sim.view().has(id)),
+      stillActive: (id) => sim.later(index, readMs, () => sim.view().has(id)),
       standing,
     });
     const limiter = createRateLimiter({ ...CSK_REQUEST_RATE, now: sim.clock.monoMs });

@@ -154,6 +154,8 @@ export interface LivenessSim {
   timers(index: number): Timers;
   /** Marks that async code ran: runAsync drains promise continuations before the next event. */
   touchedAsync(): void;
+  /** Resolves `fn()` after `ms` of simulated time, as member `index`'s work (never, if it crashed). */
+  later<T>(index: number, ms: number, fn: () => T): Promise<T>;
   /** Sends a datagram from member `index` to a mesh IP over the simulated network. */
   send(index: number): (datagram: Uint8Array, ip: string) => void;
   readonly clock: { monoMs(): number; wallMs(): number };
@@ -354,30 +356,46 @@ export async function createLivenessSim(
     asNode(i, () => service.start(node.controller!.signal));
   }
 
-  function run(ms: number, until?: () => boolean, everyMs = 100): number {
-    if (cskAttached) throw new Error("CSK custody is attached: run the simulation with runAsync");
-    const end = now + ms;
-    let nextCheck = now + everyMs;
+  /**
+   * Runs the next event due by `end`: false (time moved to `end`) when there is none. Checks `until`
+   * every `everyMs` of simulated time through `state`.
+   */
+  function step(end: number): boolean {
     for (;;) {
       const e = queue.peek();
       if (e === undefined || e.at > end) {
         now = end;
-        return now;
+        return false;
       }
       queue.pop();
       if (e.cancelled) continue;
       now = e.at;
       e.fn();
-      if (until !== undefined && now >= nextCheck) {
-        nextCheck = now + everyMs;
-        if (until()) return now;
-      }
+      return true;
     }
+  }
+
+  /** Whether `until` holds at one of its checks (every `everyMs` of simulated time). */
+  function checker(until: (() => boolean) | undefined, everyMs: number): () => boolean {
+    let nextCheck = now + everyMs;
+    return () => {
+      if (until === undefined || now < nextCheck) return false;
+      nextCheck = now + everyMs;
+      return until();
+    };
+  }
+
+  function run(ms: number, until?: () => boolean, everyMs = 100): number {
+    if (cskAttached) throw new Error("CSK custody is attached: run the simulation with runAsync");
+    const end = now + ms;
+    const done = checker(until, everyMs);
+    while (step(end)) if (done()) break;
+    return now;
   }
 
   async function runAsync(ms: number, until?: () => boolean, everyMs = 100): Promise<number> {
     const end = now + ms;
-    let nextCheck = now + everyMs;
+    const done = checker(until, everyMs);
     const drain = async () => {
       while (asyncTouched) {
         asyncTouched = false;
@@ -386,22 +404,11 @@ export async function createLivenessSim(
       }
     };
     await drain();
-    for (;;) {
-      const e = queue.peek();
-      if (e === undefined || e.at > end) {
-        now = end;
-        return now;
-      }
-      queue.pop();
-      if (e.cancelled) continue;
-      now = e.at;
-      e.fn();
+    while (step(end)) {
       await drain();
-      if (until !== undefined && now >= nextCheck) {
-        nextCheck = now + everyMs;
-        if (until()) return now;
-      }
+      if (done()) break;
     }
+    return now;
   }
 
   return {
@@ -413,6 +420,15 @@ export async function createLivenessSim(
     touchedAsync() {
       asyncTouched = true;
       cskAttached = true;
+    },
+    later(index, ms, fn) {
+      return new Promise((resolve) => {
+        timersOf(index).setTimeout(() => {
+          asyncTouched = true;
+          cskAttached = true;
+          resolve(fn());
+        }, ms);
+      });
     },
     send: sendFrom,
     clock,

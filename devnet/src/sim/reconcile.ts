@@ -76,13 +76,6 @@ export function createReconcileSim(sim: LivenessSim, options: ReconcileOptions =
   let passes = 0;
   let failures = 0;
   let cpuMs = 0;
-  const later = <T>(i: number, ms: number, fn: () => T): Promise<T> =>
-    new Promise((resolve) => {
-      sim.timers(i).setTimeout(() => {
-        sim.touchedAsync();
-        resolve(fn());
-      }, ms);
-    });
 
   interface Member {
     readonly index: number;
@@ -108,7 +101,7 @@ export function createReconcileSim(sim: LivenessSim, options: ReconcileOptions =
     /** CPU time when this member's sync answered: the rest of the pass runs from there on. */
     let answeredAt: NodeJS.CpuUsage | undefined;
     const sync = () =>
-      later(index, readMs, () => {
+      sim.later(index, readMs, () => {
         answeredAt = process.cpuUsage();
         return snapshot();
       });
