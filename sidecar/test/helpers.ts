@@ -1,9 +1,12 @@
 // Test helpers for the sidecar: a KeySource over the simulator library (no socket), a simulated guest
-// agent on a socket, a logger whose lines a test can read, polling, a free TCP port, signing keys and the wire-refusal assertion of the
-// codec tests, and the environment and registration options every test sidecar shares.
+// agent on a socket, a UDP socket standing in for WireGuard, a logger whose lines a test can read,
+// polling, a free TCP port, signing keys and the wire-refusal assertion of the codec tests, and the
+// environment and registration options every test sidecar shares.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { once } from "node:events";
 import { accessSync, constants, existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -191,6 +194,20 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await delay(intervalMs);
   }
+}
+
+/** A UDP socket on loopback playing one node's WireGuard: it records what arrives, and from where. */
+export async function fakeWireGuard(): Promise<{
+  socket: UdpSocket;
+  port: number;
+  received: Array<{ payload: Buffer; from: RemoteInfo }>;
+}> {
+  const socket = createSocket("udp4");
+  socket.bind(0, "127.0.0.1");
+  await once(socket, "listening");
+  const received: Array<{ payload: Buffer; from: RemoteInfo }> = [];
+  socket.on("message", (payload, from) => received.push({ payload, from }));
+  return { socket, port: socket.address().port, received };
 }
 
 /** A TCP port that was free a moment ago. */
