@@ -57,7 +57,7 @@ export interface UnixListener {
 }
 
 /** True when something accepts connections on the unix socket at `path` within a second. */
-export async function isListening(path: string): Promise<boolean> {
+async function isListening(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
     const done = (listening: boolean) => {
