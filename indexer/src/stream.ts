@@ -1,12 +1,7 @@
 // One cluster's envelope stream: numbers each follower event (seq, within this run's epoch), signs it
 // once, keeps the last `history` envelopes for resuming subscribers, and tells the sessions to pull.
 // Sessions read from this shared history at their own pace, so a subscriber costs a cursor, not a copy.
-import {
-  type Envelope,
-  type LogEnvelope,
-  reproFor,
-  signEnvelope,
-} from "@attestmesh/shared/indexer/envelope.ts";
+import { type Envelope, signEnvelope, unsignedLogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import type { Address, Hex } from "viem";
 import type { FollowerEvent } from "./follower.ts";
 
@@ -70,26 +65,11 @@ export function createClusterStream(options: {
     publish(events) {
       for (const { log, removed } of events) {
         seq += 1n;
-        const logFields = {
-          address: log.address.toLowerCase(),
-          topics: log.topics.map((t) => t.toLowerCase()),
-          data: log.data.toLowerCase(),
-        };
-        const unsigned: LogEnvelope = {
-          v: 1,
-          kind: "log",
-          chainId: options.chainId,
-          cluster,
-          epoch: options.epoch,
-          seq: seq.toString(),
-          blockNumber: log.blockNumber.toString(),
-          blockHash: log.blockHash.toLowerCase(),
-          txHash: log.transactionHash.toLowerCase(),
-          logIndex: log.logIndex,
+        const unsigned = unsignedLogEnvelope(
+          { chainId: options.chainId, cluster, epoch: options.epoch, seq },
+          log,
           removed,
-          log: logFields,
-          repro: reproFor(logFields, log.blockNumber),
-        };
+        );
         const envelope = signEnvelope(unsigned, options.secretKey);
         kept.push({
           envelope,

@@ -4,12 +4,7 @@
 // and bad nonces, non-members and floods are refused.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
-import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import {
   attestationReportData,
@@ -18,13 +13,12 @@ import {
 } from "@attestmesh/shared/attestation/document.ts";
 import { verifyEvidence } from "@attestmesh/shared/attestation/verify.ts";
 import { createDstackEvidenceSource } from "@attestmesh/shared/service/dstack.ts";
-import { sha256 } from "@noble/hashes/sha2";
 import { Registry } from "prom-client";
 import { bytesToHex, type Hex } from "viem";
 import { loadNearMpcAttestation } from "../../test/fixtures/tdx/fixtures.ts";
 import { createAttestationHandler } from "../src/attestation.ts";
 import { type HealthServer, startHealthServer } from "../src/health.ts";
-import { captureLogger } from "./helpers.ts";
+import { captureLogger, simulatedGuestAgent } from "./helpers.ts";
 
 const claims: MemberClaims = {
   chainId: 31337,
@@ -46,24 +40,14 @@ function compose(guestApi: "v0" | "v1"): string {
 
 for (const guestApi of ["v0", "v1"] as const) {
   describe(`GET /attestation on guest API ${guestApi}`, () => {
-    let dir: string;
-    let closeSim: () => Promise<void>;
+    let agent: Awaited<ReturnType<typeof simulatedGuestAgent>>;
     let health: HealthServer;
     let member: MemberClaims | undefined = claims;
     const appCompose = compose(guestApi);
     const log = captureLogger();
 
     before(async () => {
-      dir = await mkdtemp(join(tmpdir(), "am-attest-"));
-      const socketPath = join(dir, "dstack.sock");
-      const cvm = createSimulatedCvm({
-        kmsRoot: createKmsRoot(),
-        appId: randomBytes(20),
-        appCompose,
-        composeHash: sha256(new TextEncoder().encode(appCompose)),
-      });
-      closeSim = (await startDstackSimulator({ socketPath, cvm, logger: captureLogger("silent").logger }))
-        .close;
+      agent = await simulatedGuestAgent(appCompose, "am-attest-");
       health = await startHealthServer({
         host: "127.0.0.1",
         port: 0,
@@ -73,7 +57,7 @@ for (const guestApi of ["v0", "v1"] as const) {
         registry: new Registry(),
         logger: log.logger,
         attestation: createAttestationHandler({
-          source: createDstackEvidenceSource(socketPath, {}),
+          source: createDstackEvidenceSource(agent.socketPath, {}),
           claims: () => member,
           limit: 3,
           windowMs: 60_000,
@@ -84,8 +68,7 @@ for (const guestApi of ["v0", "v1"] as const) {
 
     after(async () => {
       await health.close();
-      await closeSim();
-      await rm(dir, { recursive: true, force: true });
+      await agent.close();
     });
 
     const get = (query: string) => fetch(`${health.url}/attestation${query}`);

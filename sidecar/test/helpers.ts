@@ -1,15 +1,26 @@
-// Test helpers for the sidecar: a KeySource over the simulator library (no socket), a logger whose
-// lines a test can read, polling, a free TCP port, signing keys and the wire-refusal assertion of the
-// codec tests, and the environment and registration options every test sidecar shares.
+// Test helpers for the sidecar: a KeySource over the simulator library (no socket), a simulated guest
+// agent on a socket, a UDP socket standing in for WireGuard, a logger whose lines a test can read,
+// polling, a free TCP port, signing keys and the wire-refusal assertion of the codec tests, and the
+// environment and registration options every test sidecar shares.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { once } from "node:events";
 import { accessSync, constants, existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
-import type { SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
+import {
+  createKmsRoot,
+  createSimulatedCvm,
+  type SimulatedCvm,
+} from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { sha256 } from "@noble/hashes/sha2";
 import { pino } from "pino";
 import { bytesToHex, getAddress, type Hex, type Transport } from "viem";
 import { createClusterReader } from "../src/chain/cluster.ts";
@@ -143,6 +154,32 @@ export function testRegisterOptions(
   };
 }
 
+/**
+ * A dstack guest agent (the simulator) for a fresh simulated CVM running `appCompose`, on a socket in a
+ * new temporary directory; `close` stops it and removes the directory.
+ */
+export async function simulatedGuestAgent(
+  appCompose: string,
+  dirPrefix: string,
+): Promise<{ socketPath: string; close(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), dirPrefix));
+  const socketPath = join(dir, "dstack.sock");
+  const cvm = createSimulatedCvm({
+    kmsRoot: createKmsRoot(),
+    appId: randomBytes(20),
+    appCompose,
+    composeHash: sha256(new TextEncoder().encode(appCompose)),
+  });
+  const simulator = await startDstackSimulator({ socketPath, cvm, logger: captureLogger("silent").logger });
+  return {
+    socketPath,
+    async close() {
+      await simulator.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
@@ -157,6 +194,20 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await delay(intervalMs);
   }
+}
+
+/** A UDP socket on loopback playing one node's WireGuard: it records what arrives, and from where. */
+export async function fakeWireGuard(): Promise<{
+  socket: UdpSocket;
+  port: number;
+  received: Array<{ payload: Buffer; from: RemoteInfo }>;
+}> {
+  const socket = createSocket("udp4");
+  socket.bind(0, "127.0.0.1");
+  await once(socket, "listening");
+  const received: Array<{ payload: Buffer; from: RemoteInfo }> = [];
+  socket.on("message", (payload, from) => received.push({ payload, from }));
+  return { socket, port: socket.address().port, received };
 }
 
 /** A TCP port that was free a moment ago. */

@@ -56,11 +56,12 @@
  */
 import { chmod, lstat, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createConnection, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { resolve } from "node:path";
 import { encodeTdxAttestation } from "@attestmesh/shared/dstack/attestation.ts";
 import type { KeyAlgorithm } from "@attestmesh/shared/dstack/keychain.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { clearStaleSocket } from "@attestmesh/shared/service/listen.ts";
 import { sha384 } from "@noble/hashes/sha2";
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import pino, { type Logger } from "pino";
@@ -463,44 +464,6 @@ function send(res: ServerResponse, status: number, body: JsonObject, headers: Js
   res.end(text);
 }
 
-/** True when something accepts connections on `path`. */
-function isListening(path: string): Promise<boolean> {
-  return new Promise((answer) => {
-    const socket: Socket = createConnection({ path });
-    socket.once("connect", () => {
-      socket.destroy();
-      answer(true);
-    });
-    socket.once("error", () => answer(false));
-  });
-}
-
-async function removeStaleSocket(path: string): Promise<void> {
-  let stats: Awaited<ReturnType<typeof lstat>>;
-  try {
-    stats = await lstat(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  if (!stats.isSocket()) {
-    throw new AttestmeshError(
-      `${path} exists and is not a socket; remove it or choose another socket path.`,
-      {
-        code: "SocketPathNotSocket",
-        details: { socketPath: path },
-      },
-    );
-  }
-  if (await isListening(path)) {
-    throw new AttestmeshError(
-      `another server is listening on ${path}; stop it or choose another socket path.`,
-      { code: "SocketInUse", retryable: true, details: { socketPath: path } },
-    );
-  }
-  await rm(path, { force: true });
-}
-
 /** Serves `cvm` as a dstack guest agent on a unix socket (mode 0600) until `close()`. */
 export async function startDstackSimulator(options: DstackSimulatorOptions): Promise<DstackSimulator> {
   const socketPath = resolve(options.socketPath);
@@ -585,7 +548,24 @@ export async function startDstackSimulator(options: DstackSimulatorOptions): Pro
     );
   });
 
-  await removeStaleSocket(socketPath);
+  await clearStaleSocket(socketPath, (problem) =>
+    problem === "not-a-socket"
+      ? new AttestmeshError(
+          `${socketPath} exists and is not a socket; remove it or choose another socket path.`,
+          {
+            code: "SocketPathNotSocket",
+            details: { socketPath },
+          },
+        )
+      : new AttestmeshError(
+          `another server is listening on ${socketPath}; stop it or choose another socket path.`,
+          {
+            code: "SocketInUse",
+            retryable: true,
+            details: { socketPath },
+          },
+        ),
+  );
   await new Promise<void>((listening, failed) => {
     server.once("error", (error: NodeJS.ErrnoException) =>
       failed(

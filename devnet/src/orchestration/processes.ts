@@ -61,10 +61,13 @@ export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
   if (isAlive(pid)) signalGroup(pid, "SIGKILL");
 }
 
-/** Poll `check` until it returns a value, or fail with `what` after `timeoutMs`. */
+/**
+ * Polls `check` until it returns something other than undefined or false, and returns that; fails naming
+ * `what` and the last error `check` threw after `timeoutMs`.
+ */
 export async function waitFor<T>(
   what: string,
-  check: () => Promise<T | undefined>,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs: number,
   intervalMs = 250,
 ): Promise<T> {
@@ -73,7 +76,7 @@ export async function waitFor<T>(
   while (Date.now() < deadline) {
     try {
       const value = await check();
-      if (value !== undefined) return value;
+      if (value !== undefined && value !== false) return value;
     } catch (error) {
       lastError = error;
     }

@@ -130,6 +130,47 @@ export function reproFor(log: EnvelopeLog, blockNumber: bigint): ReproStub {
   };
 }
 
+/** A log read from the chain: what it says, and where it stands. */
+export interface ChainPlacedLog extends EnvelopeLog {
+  readonly blockNumber: bigint;
+  readonly blockHash: string;
+  readonly transactionHash: string;
+  readonly logIndex: number;
+}
+
+/** The unsigned envelope of `log` (or of its retraction), numbered `seq` in a cluster's stream; hex lowercase. */
+export function unsignedLogEnvelope(
+  stream: {
+    readonly chainId: number;
+    readonly cluster: string;
+    readonly epoch: string;
+    readonly seq: bigint;
+  },
+  log: ChainPlacedLog,
+  removed: boolean,
+): LogEnvelope {
+  const fields = {
+    address: log.address.toLowerCase(),
+    topics: log.topics.map((t) => t.toLowerCase()),
+    data: log.data.toLowerCase(),
+  };
+  return {
+    v: 1,
+    kind: "log",
+    chainId: stream.chainId,
+    cluster: stream.cluster,
+    epoch: stream.epoch,
+    seq: stream.seq.toString(),
+    blockNumber: log.blockNumber.toString(),
+    blockHash: log.blockHash.toLowerCase(),
+    txHash: log.transactionHash.toLowerCase(),
+    logIndex: log.logIndex,
+    removed,
+    log: fields,
+    repro: reproFor(fields, log.blockNumber),
+  };
+}
+
 // ----------------------------------------------------------------- parsing
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

@@ -56,6 +56,7 @@ export interface UnixListener {
   close(): Promise<void>;
 }
 
+/** True when something accepts connections on the unix socket at `path` within a second. */
 async function isListening(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
@@ -69,6 +70,26 @@ async function isListening(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * Clears the way for a socket at `path`: nothing there is fine and a stale socket (no one listening) is
+ * removed; anything that is not a socket, or a live one, is refused with the error `refuse` makes.
+ */
+export async function clearStaleSocket(
+  path: string,
+  refuse: (problem: "not-a-socket" | "in-use") => Error,
+): Promise<void> {
+  let info: Awaited<ReturnType<typeof lstat>>;
+  try {
+    info = await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  if (!info.isSocket()) throw refuse("not-a-socket");
+  if (await isListening(path)) throw refuse("in-use");
+  await unlink(path);
+}
+
 export async function listenUnix(
   server: Server,
   path: string,
@@ -77,22 +98,12 @@ export async function listenUnix(
   const variable = options.variable ?? "the socket path";
   const refuse = (code: string, message: string) =>
     new AttestmeshError(message, { code: `${options.codePrefix ?? ""}${code}`, details: { path } });
-  const clearStale = async () => {
-    let info: Awaited<ReturnType<typeof lstat>>;
-    try {
-      info = await lstat(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw error;
-    }
-    if (!info.isSocket()) {
-      throw refuse("SocketPathTaken", `${path} exists and is not a socket; set ${variable} to another path`);
-    }
-    if (await isListening(path)) {
-      throw refuse("SocketInUse", `another process is listening on ${path}; stop it or set ${variable}`);
-    }
-    await unlink(path);
-  };
+  const clearStale = () =>
+    clearStaleSocket(path, (problem) =>
+      problem === "not-a-socket"
+        ? refuse("SocketPathTaken", `${path} exists and is not a socket; set ${variable} to another path`)
+        : refuse("SocketInUse", `another process is listening on ${path}; stop it or set ${variable}`),
+    );
 
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o755 });

@@ -52,6 +52,13 @@ function revertName(error: unknown): string | undefined {
   return reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
 }
 
+/** The cluster function behind each signed CSK step, and what it is doing (for the missing-gas error). */
+const CSK_STEPS = {
+  CommitCsk: { functionName: "commitCsk", what: "committing a CSK" },
+  ConfirmCsk: { functionName: "confirmCsk", what: "confirming a CSK" },
+  ReopenCsk: { functionName: "reopenCsk", what: "re-opening a CSK epoch" },
+} as const;
+
 export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logger?: Logger): CskChain {
   const { reads, cluster } = chain;
   const writer = writerOf(chain, logger ?? silentLogger);
@@ -64,24 +71,42 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
     }
     return writer;
   };
-  const sign = (primaryType: "CommitCsk" | "ConfirmCsk" | "ReopenCsk", message: Record<string, unknown>) =>
-    signTypedData({
+  /**
+   * One signed CSK step: the member key signs `primaryType` over `message`, and the cluster function of
+   * that name takes the message's fields in their typed-data order, then the signature. Answers `done`,
+   * or the outcome `reverts` gives for the custom error the call reverted with; any other failure throws.
+   */
+  const transact = async <Done extends string, Outcome extends string>(
+    primaryType: keyof typeof CSK_STEPS,
+    message: Readonly<Record<string, bigint | Hex>>,
+    done: Done,
+    reverts: Readonly<Record<string, Outcome>>,
+  ): Promise<Done | Outcome> => {
+    const { functionName, what } = CSK_STEPS[primaryType];
+    const w = needWriter(what);
+    const signature = await signTypedData({
       privateKey: memberKey.reveal(),
       domain: memberDomain(chain.chainId, cluster),
       types: memberTypes,
       primaryType,
       message,
     } as Parameters<typeof signTypedData>[0]);
-  const submit = async (
-    w: NonNullable<typeof writer>,
-    call: { functionName: "commitCsk" | "confirmCsk" | "reopenCsk"; args: readonly unknown[] },
-  ) => {
-    const receipt = await w.submit(call as Parameters<typeof w.submit>[0], { timeoutMs: 60_000 });
-    if (receipt.status !== "success") {
-      throw retryableError(
-        "CskTransactionReverted",
-        `${call.functionName} ${receipt.txHash} reverted on chain`,
-      );
+    const args: readonly unknown[] = [
+      ...memberTypes[primaryType].map((field) => message[field.name]),
+      signature,
+    ];
+    try {
+      const receipt = await w.submit({ functionName, args } as Parameters<typeof w.submit>[0], {
+        timeoutMs: 60_000,
+      });
+      if (receipt.status !== "success") {
+        throw retryableError("CskTransactionReverted", `${functionName} ${receipt.txHash} reverted on chain`);
+      }
+      return done;
+    } catch (error) {
+      const name = revertName(error);
+      if (name !== undefined && Object.hasOwn(reverts, name)) return reverts[name]!;
+      throw error;
     }
   };
   return {
@@ -101,45 +126,22 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
         barred,
       };
     },
-    async commit(memberId, epoch, commitment) {
-      const w = needWriter("committing a CSK");
-      const signature = await sign("CommitCsk", { memberId, epoch, commitment });
-      try {
-        await submit(w, { functionName: "commitCsk", args: [memberId, epoch, commitment, signature] });
-        return "committed";
-      } catch (error) {
-        const name = revertName(error);
-        if (name === "CskAlreadyCommitted") return "already-committed";
-        if (name === "CskEpochMismatch") return "epoch-moved";
-        if (name === "CskCommitterBarred") return "barred";
-        throw error;
-      }
-    },
-    async confirm(memberId, epoch, commitment) {
-      const w = needWriter("confirming a CSK");
-      const signature = await sign("ConfirmCsk", { memberId, epoch, commitment });
-      try {
-        await submit(w, { functionName: "confirmCsk", args: [memberId, epoch, commitment, signature] });
-        return "confirmed";
-      } catch (error) {
-        if (revertName(error) === "CskEpochMismatch") return "epoch-moved";
-        throw error;
-      }
-    },
-    async reopen(memberId, epoch) {
-      const w = needWriter("re-opening a CSK epoch");
-      const signature = await sign("ReopenCsk", { memberId, epoch });
-      try {
-        await submit(w, { functionName: "reopenCsk", args: [memberId, epoch, signature] });
-        return "reopened";
-      } catch (error) {
-        const name = revertName(error);
-        if (name === "CskReopenTooEarly") return "too-early";
-        if (name === "CskAlreadyConfirmed") return "already-confirmed";
-        if (name === "CskEpochMismatch") return "epoch-moved";
-        throw error;
-      }
-    },
+    commit: (memberId, epoch, commitment) =>
+      transact("CommitCsk", { memberId, epoch, commitment }, "committed", {
+        CskAlreadyCommitted: "already-committed",
+        CskEpochMismatch: "epoch-moved",
+        CskCommitterBarred: "barred",
+      }),
+    confirm: (memberId, epoch, commitment) =>
+      transact("ConfirmCsk", { memberId, epoch, commitment }, "confirmed", {
+        CskEpochMismatch: "epoch-moved",
+      }),
+    reopen: (memberId, epoch) =>
+      transact("ReopenCsk", { memberId, epoch }, "reopened", {
+        CskReopenTooEarly: "too-early",
+        CskAlreadyConfirmed: "already-confirmed",
+        CskEpochMismatch: "epoch-moved",
+      }),
   };
 }
 

@@ -16,9 +16,9 @@ import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import {
   type Envelope,
   type LogEnvelope,
-  reproFor,
   signEnvelope,
   toHex,
+  unsignedLogEnvelope,
 } from "@attestmesh/shared/indexer/envelope.ts";
 import { parseFrame, quoteReportData } from "@attestmesh/shared/indexer/protocol.ts";
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
@@ -76,6 +76,8 @@ function within<T>(what: string, promise: Promise<T>, ms = WAIT_MS): Promise<T> 
 }
 
 const EPOCH = toHex(randomBytes(16));
+/** A log of a mined transaction's receipt: every field of its place on the chain is set. */
+type ReceiptLog = Log<bigint, number, false>;
 
 /** The indexer quote check against the fixture cluster, with the fixture's TDX collateral. */
 /** The indexer quote check over the fixture's chain (rules read as a quorum of one) and collateral. */
@@ -108,7 +110,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   let intake: Intake;
   let seq = 0n;
   /** A real log of the cluster, for envelopes that should reproduce. */
-  let realLog: Log;
+  let realLog: ReceiptLog;
 
   function indexerKey(): IndexerKey {
     const appId = randomAppId();
@@ -168,30 +170,10 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     );
   }
 
-  function logEnvelope(key: IndexerKey, source: Log, overrides: Partial<LogEnvelope> = {}): Envelope {
+  function logEnvelope(key: IndexerKey, source: ReceiptLog, overrides: Partial<LogEnvelope> = {}): Envelope {
     seq += 1n;
-    const fields = {
-      address: source.address.toLowerCase(),
-      topics: source.topics.map((t) => t.toLowerCase()),
-      data: source.data.toLowerCase(),
-    };
-    const unsigned: LogEnvelope = {
-      v: 1,
-      kind: "log",
-      chainId: fx.chainId,
-      cluster: fx.deployed.diamond.toLowerCase(),
-      epoch: EPOCH,
-      seq: seq.toString(),
-      blockNumber: source.blockNumber!.toString(),
-      blockHash: source.blockHash!.toLowerCase(),
-      txHash: source.transactionHash!.toLowerCase(),
-      logIndex: source.logIndex!,
-      removed: false,
-      log: fields,
-      repro: reproFor(fields, source.blockNumber!),
-      ...overrides,
-    };
-    return signEnvelope(unsigned, key.secret);
+    const stream = { chainId: fx.chainId, cluster: fx.deployed.diamond.toLowerCase(), epoch: EPOCH, seq };
+    return signEnvelope({ ...unsignedLogEnvelope(stream, source, false), ...overrides }, key.secret);
   }
 
   /** Closes every connection the server holds, including one still between challenge and subscribe. */

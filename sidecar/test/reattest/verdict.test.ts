@@ -6,12 +6,7 @@
 // and a genuine TDX quote that binds nothing of ours.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
-import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
 import { createDstackEvidenceSource } from "@attestmesh/shared/service/dstack.ts";
 import { sha256 } from "@noble/hashes/sha2";
@@ -26,7 +21,7 @@ import {
   type PeerPolicy,
   type Verdict,
 } from "../../src/reattest/verdict.ts";
-import { captureLogger, testMember } from "../helpers.ts";
+import { captureLogger, simulatedGuestAgent, testMember } from "../helpers.ts";
 
 const CHAIN_ID = 31337;
 const CLUSTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -69,8 +64,7 @@ function tdxDocument(peer: Member, fixture: ReturnType<typeof loadNearMpcAttesta
 }
 
 describe("judging a peer's live attestation", () => {
-  let dir: string;
-  let closeSim: () => Promise<void>;
+  let agent: Awaited<ReturnType<typeof simulatedGuestAgent>>;
   const peer = member(7n);
   /** Whose keys the peer's GET /attestation binds (the peer's own, unless a test plays an attacker). */
   let served: Member = peer;
@@ -78,18 +72,9 @@ describe("judging a peer's live attestation", () => {
   const collateral = fixedCollateral(loadNearMpcAttestation().collateral, "fixture");
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "am-reattest-"));
-    const socketPath = join(dir, "dstack.sock");
-    const cvm = createSimulatedCvm({
-      kmsRoot: createKmsRoot(),
-      appId: randomBytes(20),
-      appCompose: APP_COMPOSE,
-      composeHash: sha256(new TextEncoder().encode(APP_COMPOSE)),
-    });
-    closeSim = (await startDstackSimulator({ socketPath, cvm, logger: captureLogger("silent").logger }))
-      .close;
+    agent = await simulatedGuestAgent(APP_COMPOSE, "am-reattest-");
     handler = createAttestationHandler({
-      source: createDstackEvidenceSource(socketPath, {}),
+      source: createDstackEvidenceSource(agent.socketPath, {}),
       claims: () => claimsOf(served, CHAIN_ID, CLUSTER),
       limit: 100,
       windowMs: 60_000,
@@ -98,8 +83,7 @@ describe("judging a peer's live attestation", () => {
   });
 
   after(async () => {
-    await closeSim();
-    await rm(dir, { recursive: true, force: true });
+    await agent.close();
   });
 
   async function fetchDocument(nonce: Uint8Array): Promise<Record<string, unknown>> {

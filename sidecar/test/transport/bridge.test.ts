@@ -4,7 +4,7 @@
 // reached again; streams that lie about who they are or carry garbage are refused (the attacks on the
 // ingress in depth: ingress.test.ts).
 import assert from "node:assert/strict";
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
@@ -16,7 +16,7 @@ import { createLocalSocketFactory } from "../../src/meshnet/socketFactory.ts";
 import { type Bridge, type BridgeOptions, startBridge } from "../../src/transport/bridge.ts";
 import { encodeFrame } from "../../src/transport/frame.ts";
 import { encodeHello, helloKeyingMaterial } from "../../src/transport/hello.ts";
-import { freePort, waitFor } from "../helpers.ts";
+import { fakeWireGuard, freePort, waitFor } from "../helpers.ts";
 
 const DOMAIN = "bridge.test";
 const A = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -30,16 +30,6 @@ const CLUSTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
 const KEYS: Record<string, SigningKey> = {};
 const peer = (appId: string) => ({ memberId: ID[appId]!, appId });
 const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
-
-/** A UDP socket playing one node's WireGuard: it records what arrives, and from where. */
-async function fakeWireGuard() {
-  const socket = createSocket("udp4");
-  socket.bind(0, "127.0.0.1");
-  await once(socket, "listening");
-  const received: Array<{ payload: Buffer; from: RemoteInfo }> = [];
-  socket.on("message", (payload, from) => received.push({ payload, from }));
-  return { socket, port: socket.address().port, received };
-}
 
 function send(socket: UdpSocket, payload: Buffer | string, endpoint: string): void {
   const [host, port] = endpoint.split(":");

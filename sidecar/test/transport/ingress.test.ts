@@ -7,7 +7,7 @@
 // stream but B's, nothing an attacker sends reaches A's WireGuard, and every refusal is counted by
 // reason, logged, and survived.
 import assert from "node:assert/strict";
-import { createSocket, type RemoteInfo } from "node:dgram";
+import type { Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import {
@@ -33,7 +33,7 @@ import {
 } from "../../src/transport/hello.ts";
 import { createTransportMetrics, type TransportMetrics } from "../../src/transport/metrics.ts";
 import { selfSignedCertificate } from "../../src/transport/tlsCert.ts";
-import { captureLogger, freePort, waitFor } from "../helpers.ts";
+import { captureLogger, fakeWireGuard, freePort, waitFor } from "../helpers.ts";
 
 const DOMAIN = "ingress.test";
 const CHAIN_ID = 31337;
@@ -52,16 +52,7 @@ let keyA: SigningKey;
 let keyB: SigningKey;
 let mallory: SigningKey;
 
-async function fakeWireGuard() {
-  const socket = createSocket("udp4");
-  socket.bind(0, "127.0.0.1");
-  await once(socket, "listening");
-  const received: Array<{ payload: Buffer; from: RemoteInfo }> = [];
-  socket.on("message", (payload, from) => received.push({ payload, from }));
-  return { socket, port: socket.address().port, received };
-}
-
-function sendTo(socket: ReturnType<typeof createSocket>, payload: string, endpoint: string): void {
+function sendTo(socket: UdpSocket, payload: string, endpoint: string): void {
   const [host, port] = endpoint.split(":");
   socket.send(Buffer.from(payload), Number(port), host);
 }

@@ -4,8 +4,8 @@
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { waitFor } from "@attestmesh/devnet/orchestration/processes.ts";
 
 export const execFileAsync = promisify(execFile);
 export const ROOT = new URL("../../..", import.meta.url).pathname;
@@ -93,26 +93,12 @@ export async function metricOf(
 /** `wg show <iface> latest-handshakes` inside `netns`, as the devnet reads it. */
 export { latestHandshakes } from "@attestmesh/devnet/orchestration/netns.ts";
 
-/**
- * Polls `check` until it returns something other than undefined or false, and returns that; throws
- * after `timeoutMs` naming `what` and the last error `check` threw.
- */
-export async function eventually<T>(
+/** The devnet's own bounded wait (`waitFor`), a minute unless told otherwise. */
+export function eventually<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 60_000,
   intervalMs = 250,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+  return waitFor(what, check, timeoutMs, intervalMs);
 }
