@@ -16,7 +16,9 @@ contract DstackAttestorFacet is IDstackAttestor {
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verify(appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature);
+        return DstackKeyChain.verifyCalldata(
+            DstackKeyChain.GUEST_API_V0, appId, bytes(purpose), derivedPubkey, appPubkey, appSignature, kmsSignature
+        );
     }
 
     /// @inheritdoc IDstackAttestor
@@ -28,6 +30,8 @@ contract DstackAttestorFacet is IDstackAttestor {
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verifyV1Calldata(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
+        return DstackKeyChain.verifyCalldata(
+            DstackKeyChain.GUEST_API_V1, appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature
+        );
     }
 }

@@ -92,19 +92,8 @@ contract IndexerRegistryFacet is IIndexerRegistry {
 
     /// @dev The signing key's chain under the guest API it names.
     function _verifyChain(bytes32 signingKey, IndexerProof calldata proof) private view returns (address) {
-        uint8 version = proof.guestApiVersion;
-        if (version == DstackKeyChain.GUEST_API_V0) {
-            return DstackKeyChain.verifyEd25519(
-                proof.appId,
-                bytes(KeyPurposes.INDEXER),
-                signingKey,
-                proof.appPubkey,
-                proof.appSignature,
-                proof.kmsSignature
-            );
-        }
-        DstackKeyChain.requireKnownGuestApi(version);
-        return DstackKeyChain.verifyV1Ed25519(
+        return DstackKeyChain.verifyEd25519(
+            proof.guestApiVersion,
             proof.appId,
             bytes(KeyPurposes.INDEXER),
             signingKey,

@@ -91,21 +91,10 @@ contract MembershipFacet is IMembership {
         app.nonce = nonce + 1;
     }
 
-    /// @dev The member key's chain under the guest API it names (v0 first: the common path stays cheap).
+    /// @dev The member key's chain under the guest API it names.
     function _verifyChain(DstackProof calldata proof) private view returns (address) {
-        uint8 version = proof.guestApiVersion;
-        if (version == DstackKeyChain.GUEST_API_V0) {
-            return DstackKeyChain.verify(
-                proof.appId,
-                bytes(KeyPurposes.MEMBER),
-                proof.memberPubkey,
-                proof.appPubkey,
-                proof.appSignature,
-                proof.kmsSignature
-            );
-        }
-        DstackKeyChain.requireKnownGuestApi(version);
-        return DstackKeyChain.verifyV1(
+        return DstackKeyChain.verify(
+            proof.guestApiVersion,
             proof.appId,
             bytes(KeyPurposes.MEMBER),
             proof.memberPubkey,
@@ -136,18 +125,13 @@ contract MembershipFacet is IMembership {
     /// @inheritdoc IMembership
     function members(uint64 startId, uint256 limit) external view returns (MemberView[] memory page, uint64 nextId) {
         MembershipStorage.Layout storage l = MembershipStorage.load();
-        uint64 last = l.mesh.lastMemberId;
-        if (startId == 0) startId = 1;
-        if (startId > last || limit == 0) return (new MemberView[](0), 0);
-        uint256 count = uint256(last - startId) + 1;
-        if (count > limit) count = limit;
+        uint256 count;
+        (startId, count, nextId) = _page(l.mesh.lastMemberId, startId, limit);
         page = new MemberView[](count);
         for (uint256 i = 0; i < count; ++i) {
             uint64 id = startId + uint64(i);
             page[i] = _view(id, l.members[id]);
         }
-        uint64 after_ = startId + uint64(count);
-        nextId = after_ > last ? 0 : after_;
     }
 
     /// @inheritdoc IMembership
@@ -215,29 +199,21 @@ contract MembershipFacet is IMembership {
         returns (Standing[] memory page, uint64 nextId)
     {
         MembershipStorage.Layout storage l = MembershipStorage.load();
-        uint64 last = l.mesh.lastMemberId;
-        if (startId == 0) startId = 1;
-        if (startId > last || limit == 0) return (new Standing[](0), 0);
-        uint256 count = uint256(last - startId) + 1;
-        if (count > limit) count = limit;
+        uint256 count;
+        (startId, count, nextId) = _page(l.mesh.lastMemberId, startId, limit);
         page = new Standing[](count);
         for (uint256 i = 0; i < count; ++i) {
             uint64 id = startId + uint64(i);
             page[i] = LibMemberClaims.standing(l.members[id]);
         }
-        uint64 after_ = startId + uint64(count);
-        nextId = after_ > last ? 0 : after_;
     }
 
     /// @inheritdoc IMemberStanding
     function evictStale(uint64 startId, uint256 limit) external returns (uint256 evicted, uint64 nextId) {
         LibOwnership.enforceIsOwner();
         MembershipStorage.Layout storage l = MembershipStorage.load();
-        uint64 last = l.mesh.lastMemberId;
-        if (startId == 0) startId = 1;
-        if (startId > last || limit == 0) return (0, 0);
-        uint256 count = uint256(last - startId) + 1;
-        if (count > limit) count = limit;
+        uint256 count;
+        (startId, count, nextId) = _page(l.mesh.lastMemberId, startId, limit);
         for (uint256 i = 0; i < count; ++i) {
             uint64 id = startId + uint64(i);
             MembershipStorage.Member storage m = l.members[id];
@@ -246,8 +222,6 @@ contract MembershipFacet is IMembership {
                 ++evicted;
             }
         }
-        uint64 after_ = startId + uint64(count);
-        nextId = after_ > last ? 0 : after_;
     }
 
     function _admit(
@@ -290,6 +264,21 @@ contract MembershipFacet is IMembership {
         MembershipStorage.Member storage m = MembershipStorage.load().members[memberId];
         appId = m.appId;
         active = m.status == MemberStatus.Active;
+    }
+
+    /// @dev A page of member ids: from `startId` (0 reads as 1), at most `limit` of them, up to `last`;
+    /// `nextId` is where the next page starts, 0 after the last. An empty page past the end.
+    function _page(uint64 last, uint64 startId, uint256 limit)
+        private
+        pure
+        returns (uint64 first, uint256 count, uint64 nextId)
+    {
+        first = startId == 0 ? 1 : startId;
+        if (first > last || limit == 0) return (first, 0, 0);
+        count = uint256(last - first) + 1;
+        if (count > limit) count = limit;
+        uint64 after_ = first + uint64(count);
+        nextId = after_ > last ? 0 : after_;
     }
 
     function _view(uint64 memberId, MembershipStorage.Member storage m) private view returns (MemberView memory v) {

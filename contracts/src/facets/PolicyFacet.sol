@@ -50,11 +50,7 @@ contract PolicyFacet is IPolicy {
 
     /// @inheritdoc IAppAuthBasicManagement
     function addDevice(bytes32 deviceId) external {
-        LibOwnership.enforceIsOwner();
-        if (deviceId == bytes32(0)) revert ZeroIdentifier();
-        PolicyStorage.Layout storage l = PolicyStorage.load();
-        uint64 revokedAt = l.deviceRevokedAt[deviceId];
-        if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
+        PolicyStorage.Layout storage l = _ownerLoadUnrevokedDevice(deviceId);
         if (l.deviceIds.add(deviceId)) {
             emit DeviceAdded(deviceId);
             LibMemberClaims.setDeviceListed(deviceId, true);
@@ -144,11 +140,7 @@ contract PolicyFacet is IPolicy {
 
     /// @inheritdoc IPolicy
     function revokeDevice(bytes32 deviceId, bytes32 reason) external {
-        LibOwnership.enforceIsOwner();
-        if (deviceId == bytes32(0)) revert ZeroIdentifier();
-        PolicyStorage.Layout storage l = PolicyStorage.load();
-        uint64 revokedAt = l.deviceRevokedAt[deviceId];
-        if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
+        PolicyStorage.Layout storage l = _ownerLoadUnrevokedDevice(deviceId);
         if (l.deviceIds.remove(deviceId)) {
             emit DeviceRemoved(deviceId);
             LibMemberClaims.setDeviceListed(deviceId, false);
@@ -248,5 +240,15 @@ contract PolicyFacet is IPolicy {
         snapshot.requireTcbUpToDate = l.requireTcbUpToDate;
         snapshot.indexerComposeHashes = l.indexerComposeHashes.values();
         snapshot.indexerAppIds = l.indexerAppIds.values();
+    }
+
+    /// @dev The policy storage, once the caller is known to be the owner and `deviceId` to be one the
+    /// owner may still list or revoke: neither zero nor revoked already (a revocation is final).
+    function _ownerLoadUnrevokedDevice(bytes32 deviceId) private view returns (PolicyStorage.Layout storage l) {
+        LibOwnership.enforceIsOwner();
+        if (deviceId == bytes32(0)) revert ZeroIdentifier();
+        l = PolicyStorage.load();
+        uint64 revokedAt = l.deviceRevokedAt[deviceId];
+        if (revokedAt != 0) revert DeviceIdRevoked(deviceId, revokedAt);
     }
 }

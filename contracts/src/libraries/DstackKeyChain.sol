@@ -19,58 +19,56 @@ library DstackKeyChain {
         if (guestApiVersion > GUEST_API_V1) revert IDstackAttestor.UnsupportedGuestApiVersion(guestApiVersion);
     }
 
-    /// @notice Verify a guest API v1 chain with the domain in memory; see
-    /// IDstackAttestor.verifyDstackKeyChainV1. Same checks in the same order as the v0 `verify`.
-    function verifyV1(
+    /// @notice Verify a chain under the guest API `guestApiVersion` names, with its context (the v0
+    /// purpose or the v1 domain) in memory; see IDstackAttestor.verifyDstackKeyChain and
+    /// verifyDstackKeyChainV1 for the exact semantics.
+    /// @dev Checks run in a fixed order so the off-chain verifier reports the same error for the same
+    /// input: guest API, lengths, app key, derived key encoding, app signature, KMS signature.
+    function verify(
+        uint8 guestApiVersion,
         address appId,
-        bytes memory domain,
+        bytes memory context,
         bytes calldata derivedPubkey,
         bytes calldata appPubkey,
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) internal view returns (address kmsSigner) {
-        uint256 derivedLength = derivedPubkey.length;
-        if (derivedLength != 33 && derivedLength != 32) revert IDstackAttestor.InvalidPublicKeyLength(derivedLength);
-        _checkLengths(appPubkey, appSignature, kmsSignature);
-        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
-        bytes32 digest = _checkedKeyClaimHash(_dataOf(domain), domain.length, false, derivedPubkey);
+        address appKeyAddress =
+            _checkedAppKey(guestApiVersion, derivedPubkey.length, appPubkey, appSignature, kmsSignature);
+        bytes32 digest = _checkedHash(guestApiVersion, _dataOf(context), context.length, false, derivedPubkey);
         return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
     }
 
-    /// @notice `verifyV1` for a 32-byte (Ed25519) derived key held as a word.
-    function verifyV1Ed25519(
+    /// @notice `verify` with the context in calldata, as the external attestor functions receive it.
+    function verifyCalldata(
+        uint8 guestApiVersion,
         address appId,
-        bytes memory domain,
+        bytes calldata context,
+        bytes calldata derivedPubkey,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) internal view returns (address kmsSigner) {
+        address appKeyAddress =
+            _checkedAppKey(guestApiVersion, derivedPubkey.length, appPubkey, appSignature, kmsSignature);
+        bytes32 digest = _checkedCalldataHash(guestApiVersion, context, derivedPubkey);
+        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
+    }
+
+    /// @notice `verify` for a 32-byte (Ed25519) derived key held as a word.
+    function verifyEd25519(
+        uint8 guestApiVersion,
+        address appId,
+        bytes memory context,
         bytes32 derivedPubkey,
         bytes calldata appPubkey,
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) internal view returns (address kmsSigner) {
-        _checkLengths(appPubkey, appSignature, kmsSignature);
-        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
-        bytes32 digest = _keyClaimHash(_dataOf(domain), domain.length, false, uint256(derivedPubkey), false, 0);
-        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
-    }
-
-    /// @notice `verifyV1` with the domain in calldata, as the external attestor function receives it.
-    function verifyV1Calldata(
-        address appId,
-        bytes calldata domain,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) internal view returns (address kmsSigner) {
-        if (derivedPubkey.length != 33 && derivedPubkey.length != 32) {
-            revert IDstackAttestor.InvalidPublicKeyLength(derivedPubkey.length);
-        }
-        _checkLengths(appPubkey, appSignature, kmsSignature);
-        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
-        uint256 src;
-        assembly ("memory-safe") {
-            src := domain.offset
-        }
-        bytes32 digest = _checkedKeyClaimHash(src, domain.length, true, derivedPubkey);
+        address appKeyAddress = _checkedAppKey(guestApiVersion, 32, appPubkey, appSignature, kmsSignature);
+        bytes32 digest = guestApiVersion == GUEST_API_V0
+            ? _appMessageHash(_dataOf(context), context.length, false, uint256(derivedPubkey), false, 0)
+            : _keyClaimHash(_dataOf(context), context.length, false, uint256(derivedPubkey), false, 0);
         return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
     }
 
@@ -81,58 +79,6 @@ library DstackKeyChain {
     function keyClaimHash(bytes memory domain, bytes calldata derivedPubkey) internal pure returns (bytes32) {
         (uint256 head, uint256 tail) = _words(derivedPubkey);
         return _keyClaimHash(_dataOf(domain), domain.length, false, head, derivedPubkey.length == 33, tail);
-    }
-
-    /// @notice Verify a chain; see IDstackAttestor.verifyDstackKeyChain for the exact semantics.
-    /// @dev Checks run in a fixed order so the off-chain verifier reports the same error for the same
-    /// input: lengths, app key, derived key encoding, app signature, KMS signature.
-    function verify(
-        address appId,
-        bytes memory purpose,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) internal view returns (address kmsSigner) {
-        uint256 derivedLength = derivedPubkey.length;
-        if (derivedLength != 33 && derivedLength != 32) revert IDstackAttestor.InvalidPublicKeyLength(derivedLength);
-        _checkLengths(appPubkey, appSignature, kmsSignature);
-        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
-        bytes32 digest = _checkedAppMessageHash(_dataOf(purpose), purpose.length, false, derivedPubkey);
-        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
-    }
-
-    /// @notice `verify` with the purpose in calldata, as the external attestor function receives it.
-    function verify(
-        address appId,
-        string calldata purpose,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) internal view returns (address kmsSigner) {
-        if (derivedPubkey.length != 33 && derivedPubkey.length != 32) {
-            revert IDstackAttestor.InvalidPublicKeyLength(derivedPubkey.length);
-        }
-        _checkLengths(appPubkey, appSignature, kmsSignature);
-        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
-        bytes32 digest = _calldataPurposeHash(purpose, derivedPubkey);
-        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
-    }
-
-    /// @notice `verify` for a 32-byte (Ed25519) derived key held as a word.
-    function verifyEd25519(
-        address appId,
-        bytes memory purpose,
-        bytes32 derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) internal view returns (address kmsSigner) {
-        _checkLengths(appPubkey, appSignature, kmsSignature);
-        address appKeyAddress = Secp256k1.compressedToAddress(appPubkey);
-        bytes32 digest = _appMessageHash(_dataOf(purpose), purpose.length, false, uint256(derivedPubkey), false, 0);
-        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
     }
 
     /// @notice keccak256(purpose || ":" || lowercasehex(derivedPubkey)), the message an app key signs.
@@ -153,30 +99,51 @@ library DstackKeyChain {
         }
     }
 
-    /// @dev The app message hash, after checking a 33-byte key's prefix and range.
-    function _checkedAppMessageHash(
-        uint256 purposeSrc,
-        uint256 purposeLength,
-        bool purposeInCalldata,
-        bytes calldata derivedPubkey
-    ) private pure returns (bytes32) {
-        (uint256 head, uint256 tail) = _words(derivedPubkey);
-        bool compressed = derivedPubkey.length == 33;
-        if (compressed) Secp256k1.checkCompressed(uint8(head >> 248), (head << 8) | tail);
-        return _appMessageHash(purposeSrc, purposeLength, purposeInCalldata, head, compressed, tail);
+    /// @dev The guest API, the lengths (a secp256k1 or Ed25519 derived key; a 33-byte app key; 65-byte
+    /// signatures), then the app key's address: every check that comes before the derived key's encoding.
+    function _checkedAppKey(
+        uint8 guestApiVersion,
+        uint256 derivedLength,
+        bytes calldata appPubkey,
+        bytes calldata appSignature,
+        bytes calldata kmsSignature
+    ) private view returns (address) {
+        requireKnownGuestApi(guestApiVersion);
+        if (derivedLength != 33 && derivedLength != 32) revert IDstackAttestor.InvalidPublicKeyLength(derivedLength);
+        if (appPubkey.length != 33) revert IDstackAttestor.InvalidPublicKeyLength(appPubkey.length);
+        if (appSignature.length != 65) revert IDstackAttestor.InvalidSignatureLength(appSignature.length);
+        if (kmsSignature.length != 65) revert IDstackAttestor.InvalidSignatureLength(kmsSignature.length);
+        return Secp256k1.compressedToAddress(appPubkey);
     }
 
-    /// @dev The v1 claim hash, after checking a 33-byte key's prefix and range (as v0 does).
-    function _checkedKeyClaimHash(
-        uint256 domainSrc,
-        uint256 domainLength,
-        bool domainInCalldata,
+    /// @dev The message link 0 signs under the guest API, after checking a 33-byte key's prefix and range.
+    function _checkedHash(
+        uint8 guestApiVersion,
+        uint256 contextSrc,
+        uint256 contextLength,
+        bool contextInCalldata,
         bytes calldata derivedPubkey
     ) private pure returns (bytes32) {
         (uint256 head, uint256 tail) = _words(derivedPubkey);
         bool compressed = derivedPubkey.length == 33;
         if (compressed) Secp256k1.checkCompressed(uint8(head >> 248), (head << 8) | tail);
-        return _keyClaimHash(domainSrc, domainLength, domainInCalldata, head, compressed, tail);
+        if (guestApiVersion == GUEST_API_V0) {
+            return _appMessageHash(contextSrc, contextLength, contextInCalldata, head, compressed, tail);
+        }
+        return _keyClaimHash(contextSrc, contextLength, contextInCalldata, head, compressed, tail);
+    }
+
+    /// @dev `_checkedHash` for a context in calldata.
+    function _checkedCalldataHash(uint8 guestApiVersion, bytes calldata context, bytes calldata derivedPubkey)
+        private
+        pure
+        returns (bytes32)
+    {
+        uint256 src;
+        assembly ("memory-safe") {
+            src := context.offset
+        }
+        return _checkedHash(guestApiVersion, src, context.length, true, derivedPubkey);
     }
 
     /// @dev The v1 claim, written straight into free memory. Every field is length-prefixed, so the
@@ -225,31 +192,10 @@ library DstackKeyChain {
         }
     }
 
-    function _calldataPurposeHash(string calldata purpose, bytes calldata derivedPubkey)
-        private
-        pure
-        returns (bytes32)
-    {
-        uint256 src;
-        assembly ("memory-safe") {
-            src := purpose.offset
-        }
-        return _checkedAppMessageHash(src, bytes(purpose).length, true, derivedPubkey);
-    }
-
     function _dataOf(bytes memory b) private pure returns (uint256 ptr) {
         assembly ("memory-safe") {
             ptr := add(b, 0x20)
         }
-    }
-
-    function _checkLengths(bytes calldata appPubkey, bytes calldata appSignature, bytes calldata kmsSignature)
-        private
-        pure
-    {
-        if (appPubkey.length != 33) revert IDstackAttestor.InvalidPublicKeyLength(appPubkey.length);
-        if (appSignature.length != 65) revert IDstackAttestor.InvalidSignatureLength(appSignature.length);
-        if (kmsSignature.length != 65) revert IDstackAttestor.InvalidSignatureLength(kmsSignature.length);
     }
 
     function _verifySignatures(

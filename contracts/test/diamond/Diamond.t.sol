@@ -399,11 +399,7 @@ contract DiamondTest is Test {
     function test_diamondCut_initWithoutStepsOnlyInitializes() public {
         bytes4[] memory ids = _one(type(IOwnership).interfaceId);
         vm.prank(owner);
-        cut.diamondCut(
-            new IDiamondCut.FacetCut[](0),
-            address(testInit),
-            abi.encodeCall(TestDiamondInit.setSupportedInterfaces, (ids, true))
-        );
+        _cutInitOnly(ids, true);
         assertTrue(IERC165(address(diamond)).supportsInterface(type(IOwnership).interfaceId));
     }
 
@@ -492,28 +488,16 @@ contract DiamondTest is Test {
 
     function test_supportsInterface_neverClaimsInvalidId() public {
         vm.prank(owner);
-        cut.diamondCut(
-            new IDiamondCut.FacetCut[](0),
-            address(testInit),
-            abi.encodeCall(TestDiamondInit.setSupportedInterfaces, (_one(0xffffffff), true))
-        );
+        _cutInitOnly(_one(0xffffffff), true);
         assertFalse(IERC165(address(diamond)).supportsInterface(0xffffffff));
     }
 
     function test_supportsInterface_followsSupportedInterfaces() public {
         bytes4[] memory ids = _one(type(IDiamondLoupe).interfaceId);
         vm.startPrank(owner);
-        cut.diamondCut(
-            new IDiamondCut.FacetCut[](0),
-            address(testInit),
-            abi.encodeCall(TestDiamondInit.setSupportedInterfaces, (ids, true))
-        );
+        _cutInitOnly(ids, true);
         assertTrue(IERC165(address(diamond)).supportsInterface(type(IDiamondLoupe).interfaceId));
-        cut.diamondCut(
-            new IDiamondCut.FacetCut[](0),
-            address(testInit),
-            abi.encodeCall(TestDiamondInit.setSupportedInterfaces, (ids, false))
-        );
+        _cutInitOnly(ids, false);
         vm.stopPrank();
         assertFalse(IERC165(address(diamond)).supportsInterface(type(IDiamondLoupe).interfaceId));
     }
@@ -712,6 +696,15 @@ contract DiamondTest is Test {
     {
         cuts = new IDiamondCut.FacetCut[](1);
         cuts[0] = IDiamondCut.FacetCut(facet, action, selectors);
+    }
+
+    /// @dev A cut with no steps that only runs the test initializer, marking `ids` supported or not.
+    function _cutInitOnly(bytes4[] memory ids, bool supported) internal {
+        cut.diamondCut(
+            new IDiamondCut.FacetCut[](0),
+            address(testInit),
+            abi.encodeCall(TestDiamondInit.setSupportedInterfaces, (ids, supported))
+        );
     }
 
     function _one(bytes4 selector) internal pure returns (bytes4[] memory selectors) {

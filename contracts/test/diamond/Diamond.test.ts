@@ -85,6 +85,15 @@ function assertSameValues(actual: unknown, expected: unknown, message?: string):
   assert.deepEqual(canonical(actual), canonical(expected), message);
 }
 
+/** The arguments of every `eventName` event the transaction `hash` emitted, once it is mined. */
+async function emitted(
+  hash: Hex,
+  eventName: "DiamondCut" | "OwnershipTransferStarted" | "OwnershipTransferred",
+) {
+  const receipt = await publicClient.waitForTransactionReceipt({ hash });
+  return parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName }).map((event) => event.args);
+}
+
 function assertSameSet(actual: readonly string[], expected: readonly string[]): void {
   assertSameValues(
     [...actual].map((value) => value.toLowerCase()).sort(),
@@ -296,12 +305,9 @@ describe("DiamondCutFacet through the diamond", () => {
       { facetAddress: upgraded.address, action: Action.Replace, functionSelectors: upgradedSelectors },
     ];
     const hash = await cluster.write.diamondCut([steps, zeroAddress, "0x"]);
-    const receipt = await publicClient.waitForTransactionReceipt({ hash });
-    const events = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "DiamondCut" });
-    assertSameValues(
-      events.map((event) => event.args),
-      [{ diamondCut: steps, init: zeroAddress, initCalldata: "0x" }],
-    );
+    assertSameValues(await emitted(hash, "DiamondCut"), [
+      { diamondCut: steps, init: zeroAddress, initCalldata: "0x" },
+    ]);
 
     for (const selector of upgradedSelectors) {
       assertSameValues(await cluster.read.facetAddress([selector]), upgraded.address);
@@ -333,21 +339,12 @@ describe("DiamondCutFacet through the diamond", () => {
       args: [nextOwner],
     });
     const hash = await cluster.write.diamondCut([[], ownershipFacet, initCalldata]);
-    const receipt = await publicClient.waitForTransactionReceipt({ hash });
-    const cuts = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "DiamondCut" });
-    assertSameValues(
-      cuts.map((event) => event.args),
-      [{ diamondCut: [], init: ownershipFacet, initCalldata }],
-    );
-    const started = parseEventLogs({
-      abi: clusterAbi,
-      logs: receipt.logs,
-      eventName: "OwnershipTransferStarted",
-    });
-    assertSameValues(
-      started.map((event) => event.args),
-      [{ previousOwner: owner, newOwner: nextOwner }],
-    );
+    assertSameValues(await emitted(hash, "DiamondCut"), [
+      { diamondCut: [], init: ownershipFacet, initCalldata },
+    ]);
+    assertSameValues(await emitted(hash, "OwnershipTransferStarted"), [
+      { previousOwner: owner, newOwner: nextOwner },
+    ]);
     assertSameValues(await cluster.read.pendingOwner(), nextOwner);
     assert.equal(await clusterAt(ownershipFacet).read.pendingOwner(), zeroAddress);
   });
@@ -488,30 +485,16 @@ describe("OwnershipFacet two-step transfer", () => {
   test("transferOwnership only proposes; acceptOwnership completes it", async () => {
     const { cluster } = await deployed();
     const startHash = await cluster.write.transferOwnership([nextOwner]);
-    const startReceipt = await publicClient.waitForTransactionReceipt({ hash: startHash });
-    const started = parseEventLogs({
-      abi: clusterAbi,
-      logs: startReceipt.logs,
-      eventName: "OwnershipTransferStarted",
-    });
-    assertSameValues(
-      started.map((event) => event.args),
-      [{ previousOwner: owner, newOwner: nextOwner }],
-    );
+    assertSameValues(await emitted(startHash, "OwnershipTransferStarted"), [
+      { previousOwner: owner, newOwner: nextOwner },
+    ]);
     assertSameValues(await cluster.read.owner(), owner);
     assertSameValues(await cluster.read.pendingOwner(), nextOwner);
 
     const acceptHash = await cluster.write.acceptOwnership({ account: nextOwnerWallet.account });
-    const acceptReceipt = await publicClient.waitForTransactionReceipt({ hash: acceptHash });
-    const transferred = parseEventLogs({
-      abi: clusterAbi,
-      logs: acceptReceipt.logs,
-      eventName: "OwnershipTransferred",
-    });
-    assertSameValues(
-      transferred.map((event) => event.args),
-      [{ previousOwner: owner, newOwner: nextOwner }],
-    );
+    assertSameValues(await emitted(acceptHash, "OwnershipTransferred"), [
+      { previousOwner: owner, newOwner: nextOwner },
+    ]);
     assertSameValues(await cluster.read.owner(), nextOwner);
     assert.equal(await cluster.read.pendingOwner(), zeroAddress);
 
@@ -542,16 +525,9 @@ describe("OwnershipFacet two-step transfer", () => {
     const { cluster } = await deployed();
     await cluster.write.transferOwnership([nextOwner]);
     const hash = await cluster.write.transferOwnership([zeroAddress]);
-    const receipt = await publicClient.waitForTransactionReceipt({ hash });
-    const started = parseEventLogs({
-      abi: clusterAbi,
-      logs: receipt.logs,
-      eventName: "OwnershipTransferStarted",
-    });
-    assertSameValues(
-      started.map((event) => event.args),
-      [{ previousOwner: owner, newOwner: zeroAddress }],
-    );
+    assertSameValues(await emitted(hash, "OwnershipTransferStarted"), [
+      { previousOwner: owner, newOwner: zeroAddress },
+    ]);
     assert.equal(await cluster.read.pendingOwner(), zeroAddress);
     await expectCustomError(
       cluster.write.acceptOwnership({ account: nextOwnerWallet.account }),

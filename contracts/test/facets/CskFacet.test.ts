@@ -20,6 +20,7 @@ import {
   eventsOf,
   memberCallSigner,
   mined,
+  type Signer,
   Status,
   signCommit,
   signLeave,
@@ -58,8 +59,20 @@ async function commit(fx: ClusterFixture, committer: Member, commitment: Hex) {
 
 /** `committer`'s own signed commitCsk for `epoch` (sent, not awaited). */
 async function commitCskAs(fx: ClusterFixture, committer: Member, epoch: bigint, commitment: Hex) {
-  const signature = await signCommit(fx, committer.node.memberAccount, committer.memberId, epoch, commitment);
-  return fx.relayer.write.commitCsk([committer.memberId, epoch, commitment, signature]);
+  return commitSignedBy(fx, committer.node.memberAccount, committer.memberId, epoch, commitment);
+}
+
+/** A commitCsk in `memberId`'s name signed by `signer`, whoever that is, sent by `sender` (not awaited). */
+async function commitSignedBy(
+  fx: ClusterFixture,
+  signer: Signer,
+  memberId: bigint,
+  epoch: bigint,
+  commitment: Hex,
+  sender: ClusterFixture["relayer"] = fx.relayer,
+) {
+  const signature = await signCommit(fx, signer, memberId, epoch, commitment);
+  return sender.write.commitCsk([memberId, epoch, commitment, signature]);
 }
 
 async function cskState(fx: ClusterFixture) {
@@ -137,25 +150,13 @@ describe("CSK epochs", async () => {
 
     await refused(
       fx,
-      async () =>
-        fx.stranger.write.commitCsk([
-          unknownId,
-          epoch,
-          commitment,
-          await signCommit(fx, outsider, unknownId, epoch, commitment),
-        ]),
+      async () => commitSignedBy(fx, outsider, unknownId, epoch, commitment, fx.stranger),
       "MemberNotActive",
       [unknownId, Status.None],
     );
     await refused(
       fx,
-      async () =>
-        fx.stranger.write.commitCsk([
-          active.memberId,
-          epoch,
-          commitment,
-          await signCommit(fx, outsider, active.memberId, epoch, commitment),
-        ]),
+      async () => commitSignedBy(fx, outsider, active.memberId, epoch, commitment, fx.stranger),
       "MemberSignatureMismatch",
       [active.memberId, outsider.address],
     );
@@ -242,13 +243,7 @@ describe("CSK epochs", async () => {
     );
     await refused(
       fx,
-      async () =>
-        fx.relayer.write.commitCsk([
-          alice.memberId,
-          epoch,
-          signed,
-          await signCommit(fx, bob.node.memberAccount, alice.memberId, epoch, signed),
-        ]),
+      async () => commitSignedBy(fx, bob.node.memberAccount, alice.memberId, epoch, signed),
       "MemberSignatureMismatch",
       [alice.memberId, bob.node.memberAccount.address],
     );
@@ -371,13 +366,7 @@ describe("CSK epochs", async () => {
     const mine = freshCommitment();
     await refused(
       fx,
-      async () =>
-        fx.relayer.write.commitCsk([
-          revoked.memberId,
-          epoch,
-          mine,
-          await signCommit(fx, revoked.node.memberAccount, revoked.memberId, epoch, mine),
-        ]),
+      async () => commitSignedBy(fx, revoked.node.memberAccount, revoked.memberId, epoch, mine),
       "CskMemberNotStanding",
       [revoked.memberId, DEVICE_REVOKED],
     );

@@ -72,13 +72,9 @@ interface Watch {
   readonly kmsRoots?: readonly Address[];
 }
 
-/** Everything a policy call could change: the snapshot, the watched ids, membership and CSK counters. */
-async function readState(fx: ClusterFixture, watch: Watch) {
-  const read = fx.owner.read;
-  const snapshot = await read.policySnapshot();
-  const [epoch] = await read.currentCsk();
-  const [, , lastMemberId, activeMembers] = await read.meshConfig();
-  return canonical({
+/** The policy snapshot with every list sorted and lowercased, so two snapshots compare as sets. */
+function comparableSnapshot(snapshot: PolicySnapshot) {
+  return {
     allowAnyDevice: snapshot.allowAnyDevice,
     requireTcbUpToDate: snapshot.requireTcbUpToDate,
     composeHashes: sortedLower(snapshot.composeHashes),
@@ -87,6 +83,17 @@ async function readState(fx: ClusterFixture, watch: Watch) {
     appIds: sortedLower(snapshot.appIds),
     indexerAppIds: sortedLower(snapshot.indexerAppIds),
     kmsRoots: sortedLower(snapshot.kmsRoots),
+  };
+}
+
+/** Everything a policy call could change: the snapshot, the watched ids, membership and CSK counters. */
+async function readState(fx: ClusterFixture, watch: Watch) {
+  const read = fx.owner.read;
+  const snapshot = await read.policySnapshot();
+  const [epoch] = await read.currentCsk();
+  const [, , lastMemberId, activeMembers] = await read.meshConfig();
+  return canonical({
+    ...comparableSnapshot(snapshot),
     epoch,
     lastMemberId,
     activeMembers,
@@ -306,6 +313,15 @@ type BootStep =
 const DEVICE_NOT_ALLOWED = [false, "Device not allowed"] as const;
 const ALLOWED = [true, ""] as const;
 
+/** App id, compose hash and device all listed, allowAnyDevice on as well: the case boots. */
+const EVERY_ALLOWLIST_PASSES: readonly BootStep[] = [
+  { allow: "app" },
+  { allow: "compose" },
+  { allow: "device" },
+  { allowAnyDevice: true },
+  { expect: ALLOWED },
+];
+
 const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly BootStep[] }[] = [
   {
     name: "refuses an app id that is not allowed, before looking at compose hash or device",
@@ -358,11 +374,7 @@ const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly
   {
     name: "refuses a revoked device although every allowlist passes and allowAnyDevice is on",
     steps: [
-      { allow: "app" },
-      { allow: "compose" },
-      { allow: "device" },
-      { allowAnyDevice: true },
-      { expect: ALLOWED },
+      ...EVERY_ALLOWLIST_PASSES,
       { revoke: "device" },
       { expect: [false, "Device revoked"] },
       { allowAnyDevice: false },
@@ -372,11 +384,7 @@ const BOOT_SCENARIOS: readonly { readonly name: string; readonly steps: readonly
   {
     name: "refuses a revoked app id although every allowlist passes, before the device revocation",
     steps: [
-      { allow: "app" },
-      { allow: "compose" },
-      { allow: "device" },
-      { allowAnyDevice: true },
-      { expect: ALLOWED },
+      ...EVERY_ALLOWLIST_PASSES,
       { revoke: "app" },
       { expect: [false, "App id revoked"] },
       { revoke: "device" },
@@ -860,6 +868,25 @@ describe("PolicyFacet", async () => {
       ...(await owner.read.isAppAllowed([bootInfo(appId, h, randomHash())])),
     ];
 
+    /**
+     * A fresh member app (the factory's clone) and how it answers isAppAllowed for a compose hash: the
+     * KMS path, where the clone asks the cluster on its own behalf.
+     */
+    async function cloneAsker() {
+      const salt = randomHash();
+      const app = await owner.read.predictMemberApp([salt]);
+      await send(fx, owner.write.createMemberApp([salt]));
+      const viaClone = async (h: Hex) => [
+        ...(await fx.publicClient.readContract({
+          address: app,
+          abi: clusterAbi,
+          functionName: "isAppAllowed",
+          args: [bootInfo(app, h, randomHash())],
+        })),
+      ];
+      return { app, viaClone };
+    }
+
     /** A node app id, an indexer app id, and compose hashes for each role, on any device. */
     async function arrangeRoles() {
       await send(fx, owner.write.setAllowAnyDevice([true]));
@@ -901,17 +928,7 @@ describe("PolicyFacet", async () => {
 
     it("attacker: a member app (the factory's clone) asking through the KMS path cannot boot the indexer's compose", async () => {
       const r = await arrangeRoles();
-      const salt = randomHash();
-      const app = await owner.read.predictMemberApp([salt]);
-      await send(fx, owner.write.createMemberApp([salt]));
-      const viaClone = async (h: Hex) => [
-        ...(await fx.publicClient.readContract({
-          address: app,
-          abi: clusterAbi,
-          functionName: "isAppAllowed",
-          args: [bootInfo(app, h, randomHash())],
-        })),
-      ];
+      const { viaClone } = await cloneAsker();
       assert.deepEqual(await viaClone(r.nodeCompose), [...ALLOWED]);
       assert.deepEqual(await viaClone(r.indexerCompose), [...NODE_REFUSED]);
     });
@@ -999,18 +1016,8 @@ describe("PolicyFacet", async () => {
 
     it("an indexer's member app (the factory's clone) boots the indexer's compose and not a node's", async () => {
       const r = await arrangeRoles();
-      const salt = randomHash();
-      const app = await owner.read.predictMemberApp([salt]);
-      await send(fx, owner.write.createMemberApp([salt]));
+      const { app, viaClone } = await cloneAsker();
       await send(fx, owner.write.addAppIdFor([app, Role.Indexer]));
-      const viaClone = async (h: Hex) => [
-        ...(await fx.publicClient.readContract({
-          address: app,
-          abi: clusterAbi,
-          functionName: "isAppAllowed",
-          args: [bootInfo(app, h, randomHash())],
-        })),
-      ];
       assert.deepEqual(await viaClone(r.indexerCompose), [...ALLOWED]);
       assert.deepEqual(await viaClone(r.nodeCompose), [...INDEXER_REFUSED]);
     });
@@ -1207,6 +1214,18 @@ describe("PolicyFacet audit trail", async () => {
 
     const executed = new Set<Kind>();
     let refusals = 0;
+    /** When `id` was revoked, expects `write` to fail with `error(id, revokedAt)`, counts it, and says so. */
+    const refusedAsRevoked = async (
+      revoked: { revokedAt: bigint } | undefined,
+      write: () => Promise<Hex>,
+      error: string,
+      id: Hex,
+    ): Promise<boolean> => {
+      if (revoked === undefined) return false;
+      await expectRevert(write(), error, [id, revoked.revokedAt]);
+      refusals += 1;
+      return true;
+    };
     for (const kind of sequence) {
       const reason = bytes(32);
       switch (kind) {
@@ -1236,40 +1255,26 @@ describe("PolicyFacet audit trail", async () => {
         }
         case "addIndexerAppId": {
           const a = pick(apps);
-          const revoked = model.appRevoked.get(a.toLowerCase());
-          if (revoked !== undefined) {
-            await expectRevert(owner.write.addAppIdFor([a, Role.Indexer]), "AppIdRevoked", [
-              a,
-              revoked.revokedAt,
-            ]);
+          const addFor = () => owner.write.addAppIdFor([a, Role.Indexer]);
+          if (await refusedAsRevoked(model.appRevoked.get(a.toLowerCase()), addFor, "AppIdRevoked", a)) break;
+          const [memberId, active] = await owner.read.memberOfApp([a]);
+          if (active && !model.indexerApps.has(a.toLowerCase())) {
+            // A running node keeps its role until it has left or been evicted.
+            await expectRevert(addFor(), "AppIdHasActiveMember", [a, memberId]);
             refusals += 1;
           } else {
-            const [memberId, active] = await owner.read.memberOfApp([a]);
-            if (active && !model.indexerApps.has(a.toLowerCase())) {
-              // A running node keeps its role until it has left or been evicted.
-              await expectRevert(owner.write.addAppIdFor([a, Role.Indexer]), "AppIdHasActiveMember", [
-                a,
-                memberId,
-              ]);
-              refusals += 1;
-            } else {
-              await send(fx, owner.write.addAppIdFor([a, Role.Indexer]));
-              model.apps.add(a.toLowerCase());
-              model.indexerApps.add(a.toLowerCase());
-            }
+            await send(fx, addFor());
+            model.apps.add(a.toLowerCase());
+            model.indexerApps.add(a.toLowerCase());
           }
           break;
         }
         case "addDevice": {
           const d = pick(devices);
-          const revoked = model.deviceRevoked.get(d);
-          if (revoked !== undefined) {
-            await expectRevert(owner.write.addDevice([d]), "DeviceIdRevoked", [d, revoked.revokedAt]);
-            refusals += 1;
-          } else {
-            await send(fx, owner.write.addDevice([d]));
-            model.devices.add(d);
-          }
+          const add = () => owner.write.addDevice([d]);
+          if (await refusedAsRevoked(model.deviceRevoked.get(d), add, "DeviceIdRevoked", d)) break;
+          await send(fx, add());
+          model.devices.add(d);
           break;
         }
         case "removeDevice": {
@@ -1280,32 +1285,21 @@ describe("PolicyFacet audit trail", async () => {
         }
         case "revokeDevice": {
           const d = pick(devices);
-          const revoked = model.deviceRevoked.get(d);
-          if (revoked !== undefined) {
-            await expectRevert(owner.write.revokeDevice([d, reason]), "DeviceIdRevoked", [
-              d,
-              revoked.revokedAt,
-            ]);
-            refusals += 1;
-          } else {
-            const { timestamp } = await send(fx, owner.write.revokeDevice([d, reason]));
-            model.devices.delete(d);
-            model.deviceRevoked.set(d, { revokedAt: timestamp, reason });
-          }
+          const revoke = () => owner.write.revokeDevice([d, reason]);
+          if (await refusedAsRevoked(model.deviceRevoked.get(d), revoke, "DeviceIdRevoked", d)) break;
+          const { timestamp } = await send(fx, revoke());
+          model.devices.delete(d);
+          model.deviceRevoked.set(d, { revokedAt: timestamp, reason });
           break;
         }
         case "addAppId": {
           const a = pick(apps);
-          const revoked = model.appRevoked.get(a.toLowerCase());
-          if (revoked !== undefined) {
-            await expectRevert(owner.write.addAppId([a]), "AppIdRevoked", [a, revoked.revokedAt]);
-            refusals += 1;
-          } else {
-            await send(fx, owner.write.addAppId([a]));
-            model.apps.add(a.toLowerCase());
-            // The role-less call makes it a node app id again.
-            model.indexerApps.delete(a.toLowerCase());
-          }
+          const add = () => owner.write.addAppId([a]);
+          if (await refusedAsRevoked(model.appRevoked.get(a.toLowerCase()), add, "AppIdRevoked", a)) break;
+          await send(fx, add());
+          model.apps.add(a.toLowerCase());
+          // The role-less call makes it a node app id again.
+          model.indexerApps.delete(a.toLowerCase());
           break;
         }
         case "removeAppId": {
@@ -1316,15 +1310,11 @@ describe("PolicyFacet audit trail", async () => {
         }
         case "revokeAppId": {
           const a = pick(apps);
-          const revoked = model.appRevoked.get(a.toLowerCase());
-          if (revoked !== undefined) {
-            await expectRevert(owner.write.revokeAppId([a, reason]), "AppIdRevoked", [a, revoked.revokedAt]);
-            refusals += 1;
-          } else {
-            const { timestamp } = await send(fx, owner.write.revokeAppId([a, reason]));
-            model.apps.delete(a.toLowerCase());
-            model.appRevoked.set(a.toLowerCase(), { revokedAt: timestamp, reason });
-          }
+          const revoke = () => owner.write.revokeAppId([a, reason]);
+          if (await refusedAsRevoked(model.appRevoked.get(a.toLowerCase()), revoke, "AppIdRevoked", a)) break;
+          const { timestamp } = await send(fx, revoke());
+          model.apps.delete(a.toLowerCase());
+          model.appRevoked.set(a.toLowerCase(), { revokedAt: timestamp, reason });
           break;
         }
         case "addKmsRoot": {
@@ -1393,16 +1383,7 @@ describe("PolicyFacet audit trail", async () => {
         indexerAppIds: sortedLower(history.indexerAppIds),
         kmsRoots: sortedLower(history.kmsRoots),
       }),
-      canonical({
-        allowAnyDevice: snapshot.allowAnyDevice,
-        requireTcbUpToDate: snapshot.requireTcbUpToDate,
-        composeHashes: sortedLower(snapshot.composeHashes),
-        indexerComposeHashes: sortedLower(snapshot.indexerComposeHashes),
-        deviceIds: sortedLower(snapshot.deviceIds),
-        appIds: sortedLower(snapshot.appIds),
-        indexerAppIds: sortedLower(snapshot.indexerAppIds),
-        kmsRoots: sortedLower(snapshot.kmsRoots),
-      }),
+      canonical(comparableSnapshot(snapshot)),
     );
     for (const a of apps) {
       const fromLogs = history.appIdRevocations.find((r) => r.appId.toLowerCase() === a.toLowerCase());

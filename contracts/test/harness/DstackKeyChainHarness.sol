@@ -4,74 +4,36 @@ pragma solidity ^0.8.28;
 import {DstackKeyChain} from "../../src/libraries/DstackKeyChain.sol";
 
 /// @title DstackKeyChainHarness
-/// @notice Exposes the internal DstackKeyChain library externally. `verify` takes its arguments exactly as
-/// DstackAttestorFacet does (calldata string purpose), so gas figures match the facet's; the other overloads are
-/// reached the way the membership facet (purpose in memory) and the indexer registry (Ed25519 key as a word) use them.
+/// @notice Exposes the internal DstackKeyChain library externally, the way the membership facet (context in
+/// memory) and the indexer registry (Ed25519 key as a word) reach it. The calldata path is the attestor facet's
+/// own: tests call a standalone DstackAttestorFacet for it, so its gas figures are the facet's.
 contract DstackKeyChainHarness {
     function verify(
+        uint8 guestApiVersion,
         address appId,
-        string calldata purpose,
+        bytes memory context,
         bytes calldata derivedPubkey,
         bytes calldata appPubkey,
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verify(appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature);
-    }
-
-    function verifyMemoryPurpose(
-        address appId,
-        bytes memory purpose,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verify(appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature);
+        return DstackKeyChain.verify(
+            guestApiVersion, appId, context, derivedPubkey, appPubkey, appSignature, kmsSignature
+        );
     }
 
     function verifyEd25519(
+        uint8 guestApiVersion,
         address appId,
-        bytes memory purpose,
+        bytes memory context,
         bytes32 derivedPubkey,
         bytes calldata appPubkey,
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verifyEd25519(appId, purpose, derivedPubkey, appPubkey, appSignature, kmsSignature);
-    }
-
-    function verifyV1(
-        address appId,
-        bytes calldata domain,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verifyV1Calldata(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
-    }
-
-    function verifyV1MemoryDomain(
-        address appId,
-        bytes memory domain,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verifyV1(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
-    }
-
-    function verifyV1Ed25519(
-        address appId,
-        bytes memory domain,
-        bytes32 derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verifyV1Ed25519(appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature);
+        return DstackKeyChain.verifyEd25519(
+            guestApiVersion, appId, context, derivedPubkey, appPubkey, appSignature, kmsSignature
+        );
     }
 
     function keyClaimHash(bytes calldata domain, bytes calldata derivedPubkey) external pure returns (bytes32) {

@@ -4,24 +4,10 @@ pragma solidity ^0.8.28;
 import {console} from "hardhat/console.sol";
 import {DstackAttestorFacet} from "../../src/facets/DstackAttestorFacet.sol";
 import {IDstackAttestor} from "../../src/interfaces/IDstackAttestor.sol";
-import {DstackKeyChainHarness} from "../harness/DstackKeyChainHarness.sol";
-import {KeyTest} from "../harness/KeyTest.sol";
+import {KeyChainTest} from "../harness/KeyChainTest.sol";
 
-contract DstackKeyChainTest is KeyTest {
-    /// @notice One key chain, as the facet receives it, plus what the test knows about it.
-    struct Chain {
-        address appId;
-        string purpose;
-        bytes derivedPubkey;
-        bytes appPubkey;
-        bytes appSignature;
-        bytes kmsSignature;
-        address appKeyAddress;
-        address kmsSigner;
-    }
-
-    uint256 internal constant VERIFY_GAS_BUDGET = 15_000;
-
+/// @notice dstack guest API v0 chains: link 0 signs keccak256(purpose || ":" || lowercasehex(key)).
+contract DstackKeyChainTest is KeyChainTest {
     // dstack's sdk/simulator/appkeys.json: `k256_key` is the app key, `k256_signature` the KMS signature.
     uint256 internal constant FIXTURE_APP_KEY = 0xd6e88992cdeeee35fe70b5db61ab66cdb191fb9b6ec9313757ef162dd7214d5d;
     address internal constant FIXTURE_APP_ID = 0x5bb4FF9A3837357F19dC176407a5709c62eB6C56;
@@ -29,12 +15,6 @@ contract DstackKeyChainTest is KeyTest {
     bytes internal constant FIXTURE_KMS_SIGNATURE =
         hex"9e618603e72d01fedb82deff6daf2d62a572becf0059eec3f89c1ab40e1f2e594d2a283f843f34e8f39e4cc49a612496ce67223a12ac923f8efe330346dfc6c500";
     address internal constant FIXTURE_KMS_ROOT = 0xA7F6043C29f9cc1d9D6aCF554c53E0c6792AaEAf;
-
-    DstackKeyChainHarness internal h;
-
-    function setUp() public {
-        h = new DstackKeyChainHarness();
-    }
 
     // The dstack simulator fixture.
 
@@ -56,7 +36,7 @@ contract DstackKeyChainTest is KeyTest {
         DstackAttestorFacet facet = new DstackAttestorFacet();
         Chain memory c = _fixtureChain();
         address signer = facet.verifyDstackKeyChain(
-            c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature
+            c.appId, string(c.context), c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature
         );
         assertEq(signer, FIXTURE_KMS_ROOT);
     }
@@ -114,7 +94,7 @@ contract DstackKeyChainTest is KeyTest {
         bool ed25519,
         uint8 vMode
     ) public view {
-        Chain memory c = _chain(appSeed, kmsSeed, derivedSeed, appId, purpose, ed25519, vMode);
+        Chain memory c = _chain(appSeed, kmsSeed, derivedSeed, appId, bytes(purpose), ed25519, vMode);
         assertEq(_verify(c), c.kmsSigner);
         assertEq(c.kmsSigner, vm.addr(_key(kmsSeed)));
     }
@@ -126,7 +106,7 @@ contract DstackKeyChainTest is KeyTest {
 
     function test_verify_acceptsLongPurpose() public view {
         string memory purpose = "a purpose string that is much longer than one 32-byte memory word, twice over";
-        Chain memory c = _chain(11, 12, 13, address(0xA11CE), purpose, false, 3);
+        Chain memory c = _chain(11, 12, 13, address(0xA11CE), bytes(purpose), false, 3);
         assertEq(_verify(c), vm.addr(12));
     }
 
@@ -150,7 +130,7 @@ contract DstackKeyChainTest is KeyTest {
         // The KMS even signed the substitute key: the app signature still gives it away.
         c.appPubkey = _compressed(otherKey);
         c.kmsSignature = _signRaw(_key(kmsSeed), _kmsDigest(c.appId, c.appPubkey));
-        _expectVerifyRevert(
+        _expectRevert(
             c, abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, vm.addr(otherKey), vm.addr(appKey))
         );
     }
@@ -159,10 +139,10 @@ contract DstackKeyChainTest is KeyTest {
     /// AppSignatureMismatch(appKeyAddress, that address).
     function testFuzz_verify_rejectsTamperedPurpose(uint256 seed, string memory purpose, string memory other) public {
         vm.assume(keccak256(bytes(purpose)) != keccak256(bytes(other)));
-        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), purpose, seed & 1 == 0, uint8(seed >> 8));
-        c.purpose = other;
+        Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), bytes(purpose), seed & 1 == 0, uint8(seed >> 8));
+        c.context = bytes(other);
         address recovered = _ecrecover(_appDigest(bytes(other), c.derivedPubkey), c.appSignature);
-        _expectVerifyRevert(
+        _expectRevert(
             c, abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered)
         );
     }
@@ -193,18 +173,18 @@ contract DstackKeyChainTest is KeyTest {
         } else if (!ed25519 && x >= P) {
             expected = abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x);
         } else {
-            address recovered = _ecrecover(_appDigest(bytes(c.purpose), c.derivedPubkey), c.appSignature);
+            address recovered = _ecrecover(_appDigest(c.context, c.derivedPubkey), c.appSignature);
             expected = abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered);
         }
-        _expectVerifyRevert(c, expected);
+        _expectRevert(c, expected);
     }
 
     /// @dev Swapping 02 and 03 names the negated key, a different key with the same x.
     function testFuzz_verify_rejectsDerivedKeyWithFlippedParity(uint256 seed) public {
         Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", false, 0);
         c.derivedPubkey = _flipByte(c.derivedPubkey, 0, 1);
-        address recovered = _ecrecover(_appDigest(bytes(c.purpose), c.derivedPubkey), c.appSignature);
-        _expectVerifyRevert(
+        address recovered = _ecrecover(_appDigest(c.context, c.derivedPubkey), c.appSignature);
+        _expectRevert(
             c, abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered)
         );
     }
@@ -226,21 +206,21 @@ contract DstackKeyChainTest is KeyTest {
             address presented = _compressedAddress(c.appPubkey);
             expected = abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, presented, c.appKeyAddress);
         }
-        _expectVerifyRevert(c, expected);
+        _expectRevert(c, expected);
     }
 
     function testFuzz_verify_rejectsHighSAppSignature(uint256 seed) public {
         Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", false, 0);
         uint256 highS;
         (c.appSignature, highS) = _malleate(c.appSignature);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
     }
 
     function testFuzz_verify_rejectsHighSKmsSignature(uint256 seed) public {
         Chain memory c = _chain(seed, ~seed, seed >> 1, address(0xCAFE), "wireguard", true, 3);
         uint256 highS;
         (c.kmsSignature, highS) = _malleate(c.kmsSignature);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
     }
 
     function testFuzz_verify_rejectsBadSignatureV(uint8 v, bool kms) public {
@@ -248,27 +228,27 @@ contract DstackKeyChainTest is KeyTest {
         Chain memory c = _fixtureChain();
         if (kms) c.kmsSignature[64] = bytes1(v);
         else c.appSignature[64] = bytes1(v);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureV.selector, v));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureV.selector, v));
     }
 
     function test_verify_rejectsOffCurveAppPubkey() public {
         uint256 x = _nextOffCurveX(uint256(keccak256("app")));
         Chain memory c = _fixtureChain();
         c.appPubkey = abi.encodePacked(uint8(2), x);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
     }
 
     function test_verify_rejectsDerivedKeyWithBadPrefix() public {
         Chain memory c = _fixtureChain();
         c.derivedPubkey[0] = 0x04;
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 4));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 4));
     }
 
     function testFuzz_verify_rejectsDerivedKeyXAtLeastP(uint256 x) public {
         x = bound(x, P, type(uint256).max);
         Chain memory c = _fixtureChain();
         c.derivedPubkey = abi.encodePacked(uint8(2), x);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, x));
     }
 
     // verify: lengths, one field at a time, in the documented order.
@@ -278,7 +258,7 @@ contract DstackKeyChainTest is KeyTest {
         if (length == 32 || length == 33) length = 34 + (seed & 1) * 30;
         Chain memory c = _fixtureChain();
         c.derivedPubkey = _randomBytes(seed, length);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
     }
 
     function testFuzz_verify_rejectsBadAppPubkeyLength(uint256 length, uint256 seed) public {
@@ -286,7 +266,7 @@ contract DstackKeyChainTest is KeyTest {
         if (length == 33) length = 32 + (seed & 1) * 33;
         Chain memory c = _fixtureChain();
         c.appPubkey = _randomBytes(seed, length);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
     }
 
     function testFuzz_verify_rejectsBadAppSignatureLength(uint256 length, uint256 seed) public {
@@ -294,7 +274,7 @@ contract DstackKeyChainTest is KeyTest {
         if (length == 65) length = 64 + (seed & 1) * 2;
         Chain memory c = _fixtureChain();
         c.appSignature = _randomBytes(seed, length);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
     }
 
     function testFuzz_verify_rejectsBadKmsSignatureLength(uint256 length, uint256 seed) public {
@@ -302,134 +282,57 @@ contract DstackKeyChainTest is KeyTest {
         if (length == 65) length = 64 + (seed & 1) * 2;
         Chain memory c = _fixtureChain();
         c.kmsSignature = _randomBytes(seed, length);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
     }
 
     function test_verify_rejectsUncompressedAppPubkey() public {
         Chain memory c = _fixtureChain();
         (uint256 x, uint256 y) = _publicKey(FIXTURE_APP_KEY);
         c.appPubkey = abi.encodePacked(uint8(4), x, y);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 65));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 65));
     }
 
     function test_verify_checksInDocumentedOrder() public {
-        // Every field broken: lengths first, derived key, then app key, then the two signatures.
         Chain memory c = _fixtureChain();
-        c.derivedPubkey = new bytes(31);
-        c.appPubkey = new bytes(34);
-        c.appSignature = new bytes(64);
-        c.kmsSignature = new bytes(66);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 31));
-        c.derivedPubkey = abi.encodePacked(uint8(9), GX);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 34));
-        c.appPubkey = abi.encodePacked(uint8(7), GX);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, 64));
-        c.appSignature = new bytes(65);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, 66));
-        c.kmsSignature = new bytes(65);
-        // Encodings: the app key before the derived key, then the app signature.
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 7));
-        c.appPubkey = FIXTURE_APP_PUBKEY;
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 9));
+        _expectLengthsThenKeyEncodingsInOrder(c);
+        // A well-formed derived key: the (zeroed) app signature is next.
         c.derivedPubkey = abi.encodePacked(uint8(2), GX);
-        _expectVerifyRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureR.selector, 0));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureR.selector, 0));
     }
 
     // Gas.
 
-    /// @dev Measured around a pre-encoded staticcall to an already-touched harness, as on the diamond (the
-    /// transaction's target is warm). The first, cold call is logged for reference only. The figure depends on the
-    /// runner's gas schedule: the modexp that decompresses the app key costs 1,349 before Osaka and 4,048 under
-    /// EIP-7883 (Osaka), which Hardhat's default l1 chain type uses (`--chain-type op` still prices it at 1,349).
+    /// @dev Measured around a pre-encoded staticcall to an already-touched standalone attestor facet, as on the
+    /// diamond (the transaction's target is warm). The first, cold call is logged for reference only. The figure
+    /// depends on the runner's gas schedule: the modexp that decompresses the app key costs 1,349 before Osaka and
+    /// 4,048 under EIP-7883 (Osaka), which Hardhat's default l1 chain type uses (`--chain-type op` still prices it
+    /// at 1,349).
     function test_verify_gas() public view {
         Chain memory c = _fixtureChain();
-        bytes memory call = abi.encodeCall(
-            DstackKeyChainHarness.verify,
-            (c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature)
-        );
-        uint256 cold = _measure(call);
-        uint256 warm = _measure(call);
-        console.log("DstackKeyChain.verify gas (cold harness, warm harness):", cold, warm);
+        bytes memory call = _attestorCall(c);
+        uint256 cold = _measure(call, FIXTURE_KMS_ROOT);
+        uint256 warm = _measure(call, FIXTURE_KMS_ROOT);
+        console.log("DstackKeyChain.verify gas (cold facet, warm facet):", cold, warm);
         assertLe(warm, VERIFY_GAS_BUDGET, "verify gas over budget");
     }
 
     // Helpers.
 
-    function _measure(bytes memory call) internal view returns (uint256 used) {
-        address target = address(h);
-        uint256 before = gasleft();
-        (bool ok, bytes memory ret) = target.staticcall(call);
-        used = before - gasleft();
-        assertTrue(ok, "verify reverted");
-        assertEq(abi.decode(ret, (address)), FIXTURE_KMS_ROOT);
+    function _guestApi() internal pure override returns (uint8) {
+        return 0;
     }
 
-    /// @dev Verifies through every entry point that can take this chain and checks they agree: the facet's
-    /// calldata-purpose overload, the memory-purpose overload, and for a 32-byte key the Ed25519 word overload.
-    function _verify(Chain memory c) internal view returns (address signer) {
-        signer = h.verify(c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
-        assertEq(
-            h.verifyMemoryPurpose(
-                c.appId, bytes(c.purpose), c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature
-            ),
-            signer,
-            "memory-purpose overload disagrees"
-        );
-        if (c.derivedPubkey.length == 32) {
-            assertEq(
-                h.verifyEd25519(
-                    c.appId, bytes(c.purpose), _word(c.derivedPubkey, 0), c.appPubkey, c.appSignature, c.kmsSignature
-                ),
-                signer,
-                "Ed25519 overload disagrees"
-            );
-        }
-    }
-
-    function _expectVerifyRevert(Chain memory c, bytes memory revertData) internal {
-        vm.expectRevert(revertData);
-        h.verify(c.appId, c.purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
-        vm.expectRevert(revertData);
-        h.verifyMemoryPurpose(c.appId, bytes(c.purpose), c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
-        if (c.derivedPubkey.length == 32) {
-            vm.expectRevert(revertData);
-            h.verifyEd25519(
-                c.appId, bytes(c.purpose), _word(c.derivedPubkey, 0), c.appPubkey, c.appSignature, c.kmsSignature
-            );
-        }
-    }
-
-    /// @notice A valid chain. `vMode` bit 0 picks v 0/1 for the app signature, bit 1 for the KMS signature.
-    function _chain(
-        uint256 appSeed,
-        uint256 kmsSeed,
-        uint256 derivedSeed,
-        address appId,
-        string memory purpose,
-        bool ed25519,
-        uint8 vMode
-    ) internal pure returns (Chain memory c) {
-        uint256 appKey = _key(appSeed);
-        uint256 kmsKey = _key(kmsSeed);
-        c.appId = appId;
-        c.purpose = purpose;
-        c.derivedPubkey = ed25519 ? abi.encodePacked(keccak256(abi.encode("ed25519", derivedSeed))) : _compressed(_key(derivedSeed));
-        c.appPubkey = _compressed(appKey);
-        c.appKeyAddress = vm.addr(appKey);
-        c.kmsSigner = vm.addr(kmsKey);
-        bytes32 appDigest = _appDigest(bytes(purpose), c.derivedPubkey);
-        bytes32 kmsDigest = _kmsDigest(appId, c.appPubkey);
-        c.appSignature = vMode & 1 == 0 ? _signRaw(appKey, appDigest) : _sign(appKey, appDigest);
-        c.kmsSignature = vMode & 2 == 0 ? _signRaw(kmsKey, kmsDigest) : _sign(kmsKey, kmsDigest);
+    function _linkDigest(bytes memory purpose, bytes memory derivedPubkey) internal pure override returns (bytes32) {
+        return _appDigest(purpose, derivedPubkey);
     }
 
     /// @notice A chain under dstack's own simulator app key and KMS signature, for a fixed derived key.
     function _fixtureChain() internal pure returns (Chain memory c) {
         c.appId = FIXTURE_APP_ID;
-        c.purpose = "wireguard";
+        c.context = "wireguard";
         c.derivedPubkey = _compressed(uint256(keccak256("attestmesh fixture derived key")));
         c.appPubkey = FIXTURE_APP_PUBKEY;
-        c.appSignature = _signRaw(FIXTURE_APP_KEY, _appDigest(bytes(c.purpose), c.derivedPubkey));
+        c.appSignature = _signRaw(FIXTURE_APP_KEY, _appDigest(c.context, c.derivedPubkey));
         c.kmsSignature = FIXTURE_KMS_SIGNATURE;
         c.appKeyAddress = vm.addr(FIXTURE_APP_KEY);
         c.kmsSigner = FIXTURE_KMS_ROOT;
@@ -437,7 +340,7 @@ contract DstackKeyChainTest is KeyTest {
 
     function _resignDerived(Chain memory c, uint256 appSeed, bytes memory derivedPubkey) internal pure {
         c.derivedPubkey = derivedPubkey;
-        c.appSignature = _signRaw(_key(appSeed), _appDigest(bytes(c.purpose), derivedPubkey));
+        c.appSignature = _signRaw(_key(appSeed), _appDigest(c.context, derivedPubkey));
     }
 
     /// @notice The high-s twin of a signature (s -> n - s, recovery id flipped) and its s.
@@ -449,21 +352,10 @@ contract DstackKeyChainTest is KeyTest {
         twin = abi.encodePacked(r, highS, flipped);
     }
 
-    function _ecrecover(bytes32 digest, bytes memory signature) internal pure returns (address) {
-        uint8 v = uint8(signature[64]);
-        return ecrecover(digest, v < 27 ? v + 27 : v, _word(signature, 0), _word(signature, 32));
-    }
-
     function _compressedAddress(bytes memory key) internal pure returns (address) {
         uint256 x = uint256(_word(key, 1));
         uint256 y = _powMod(_curveRhs(x), (P + 1) / 4, P);
         if (y & 1 != uint8(key[0]) & 1) y = P - y;
         return address(uint160(uint256(keccak256(abi.encode(x, y)))));
-    }
-
-    function _word(bytes memory data, uint256 offset) internal pure returns (bytes32 w) {
-        assembly ("memory-safe") {
-            w := mload(add(add(data, 0x20), offset))
-        }
     }
 }

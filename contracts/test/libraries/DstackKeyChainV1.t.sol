@@ -4,36 +4,16 @@ pragma solidity ^0.8.28;
 import {console} from "hardhat/console.sol";
 import {DstackAttestorFacet} from "../../src/facets/DstackAttestorFacet.sol";
 import {IDstackAttestor} from "../../src/interfaces/IDstackAttestor.sol";
-import {DstackKeyChainHarness} from "../harness/DstackKeyChainHarness.sol";
-import {KeyTest} from "../harness/KeyTest.sol";
+import {KeyChainTest} from "../harness/KeyChainTest.sol";
 
 /// @notice dstack guest API v1 chains (dstack 0.6): link 0 signs
 /// keccak256(LP("dstack-guest-v1-key-claim") || LP(algorithm) || LP(domain) || LP(raw key)).
-contract DstackKeyChainV1Test is KeyTest {
-    struct Chain {
-        address appId;
-        bytes domain;
-        bytes derivedPubkey;
-        bytes appPubkey;
-        bytes appSignature;
-        bytes kmsSignature;
-        address appKeyAddress;
-        address kmsSigner;
-    }
-
-    uint256 internal constant VERIFY_GAS_BUDGET = 15_000;
-
+contract DstackKeyChainV1Test is KeyChainTest {
     // dstack docs/guest-api-v1.md @147e39c8, test vectors (test/fixtures/dstack/guest-v1/vectors.json).
     uint256 internal constant SPEC_APP_ROOT_KEY = 0x1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b;
     bytes internal constant SPEC_LINK0_PUBKEY = hex"03d962450a41748021c8b02787ac36ce642ff0ae25f4c55019eb527e1112cfd764";
     bytes internal constant SPEC_LINK0_SIGNATURE =
         hex"5b6193729ce7976ec67863f21692d4b98c69832698aae8e001a7d33a6f818b6e46ca950725b6e90e8ca9bcf394abd03ce264bf9b7eec1e91693247f9dd53c26901";
-
-    DstackKeyChainHarness internal h;
-
-    function setUp() public {
-        h = new DstackKeyChainHarness();
-    }
 
     // The spec's vector.
 
@@ -46,22 +26,22 @@ contract DstackKeyChainV1Test is KeyTest {
         uint256 kmsKey = _key(uint256(keccak256("a KMS root")));
         Chain memory c;
         c.appId = address(0x1234);
-        c.domain = "storage-encryption";
+        c.context = "storage-encryption";
         c.derivedPubkey = SPEC_LINK0_PUBKEY;
         c.appPubkey = _compressed(SPEC_APP_ROOT_KEY);
         c.appSignature = SPEC_LINK0_SIGNATURE;
         c.kmsSignature = _signRaw(kmsKey, _kmsDigest(c.appId, c.appPubkey));
-        assertEq(_verifyV1(c), vm.addr(kmsKey));
+        assertEq(_verify(c), vm.addr(kmsKey));
         // The same link 0 read as a v0 chain is refused: its message is another byte string.
         vm.expectPartialRevert(IDstackAttestor.AppSignatureMismatch.selector);
-        h.verify(c.appId, string(c.domain), c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
+        attestor.verifyDstackKeyChain(c.appId, string(c.context), c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
     }
 
     function test_verifyDstackKeyChainV1_onStandaloneFacet() public {
         DstackAttestorFacet facet = new DstackAttestorFacet();
         Chain memory c = _chain(1, 2, 3, address(0xabc), "attestmesh-member-v1", false, 0);
         assertEq(
-            facet.verifyDstackKeyChainV1(c.appId, c.domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature),
+            facet.verifyDstackKeyChainV1(c.appId, c.context, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature),
             c.kmsSigner
         );
     }
@@ -129,24 +109,24 @@ contract DstackKeyChainV1Test is KeyTest {
         // Re-sign link 0 the v0 way, over the same purpose and key.
         c.appSignature = _signRaw(_key(seed), _appDigest(bytes(purpose), c.derivedPubkey));
         assertEq(
-            h.verify(c.appId, purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature),
+            attestor.verifyDstackKeyChain(c.appId, purpose, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature),
             c.kmsSigner,
             "a valid v0 chain"
         );
-        address recovered = _ecrecover(_claimDigest(c.domain, c.derivedPubkey), c.appSignature);
-        _expectV1Revert(
+        address recovered = _ecrecover(_claimDigest(c.context, c.derivedPubkey), c.appSignature);
+        _expectRevert(
             c, abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered)
         );
     }
 
     function testFuzz_verify_refusesV1Chain(uint256 seed, string memory domain, bool ed25519) public {
         Chain memory c = _chain(seed, seed ^ 1, seed ^ 2, address(uint160(seed)), bytes(domain), ed25519, 0);
-        assertEq(_verifyV1(c), c.kmsSigner, "a valid v1 chain");
+        assertEq(_verify(c), c.kmsSigner, "a valid v1 chain");
         address recovered = _ecrecover(_appDigest(bytes(domain), c.derivedPubkey), c.appSignature);
         vm.expectRevert(
             abi.encodeWithSelector(IDstackAttestor.AppSignatureMismatch.selector, c.appKeyAddress, recovered)
         );
-        h.verify(c.appId, domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
+        attestor.verifyDstackKeyChain(c.appId, domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
     }
 
     // Valid chains.
@@ -161,7 +141,7 @@ contract DstackKeyChainV1Test is KeyTest {
         uint8 vMode
     ) public view {
         Chain memory c = _chain(appSeed, kmsSeed, derivedSeed, appId, domain, ed25519, vMode);
-        assertEq(_verifyV1(c), c.kmsSigner);
+        assertEq(_verify(c), c.kmsSigner);
     }
 
     // Tampering.
@@ -169,8 +149,8 @@ contract DstackKeyChainV1Test is KeyTest {
     function testFuzz_verifyV1_refusesTamperedDomain(uint256 seed, bytes memory domain, bytes memory other) public {
         vm.assume(keccak256(domain) != keccak256(other));
         Chain memory c = _chain(seed, seed ^ 1, seed ^ 2, address(0xd0), domain, seed & 1 == 0, 0);
-        c.domain = other;
-        _expectV1Revert(
+        c.context = other;
+        _expectRevert(
             c,
             abi.encodeWithSelector(
                 IDstackAttestor.AppSignatureMismatch.selector,
@@ -189,12 +169,12 @@ contract DstackKeyChainV1Test is KeyTest {
         index = ed25519 ? bound(index, 0, 31) : bound(index, 1, 32);
         c.derivedPubkey = _flipByte(c.derivedPubkey, index, mask);
         if (!ed25519 && uint256(_word(c.derivedPubkey, 1)) >= P) return;
-        _expectV1Revert(
+        _expectRevert(
             c,
             abi.encodeWithSelector(
                 IDstackAttestor.AppSignatureMismatch.selector,
                 c.appKeyAddress,
-                _ecrecover(_claimDigest(c.domain, c.derivedPubkey), c.appSignature)
+                _ecrecover(_claimDigest(c.context, c.derivedPubkey), c.appSignature)
             )
         );
     }
@@ -203,7 +183,7 @@ contract DstackKeyChainV1Test is KeyTest {
         Chain memory c = _chain(seed, seed ^ 1, seed ^ 2, address(0xd2), "d", false, 0);
         vm.assume(other != c.appId);
         c.appId = other;
-        assertNotEq(_verifyV1(c), c.kmsSigner);
+        assertNotEq(_verify(c), c.kmsSigner);
     }
 
     function testFuzz_verifyV1_refusesHighS(uint256 seed, bool kms) public {
@@ -213,7 +193,7 @@ contract DstackKeyChainV1Test is KeyTest {
         bytes memory twin = abi.encodePacked(_word(sig, 0), highS, uint8(sig[64]) ^ 1);
         if (kms) c.kmsSignature = twin;
         else c.appSignature = twin;
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.SignatureMalleable.selector, highS));
     }
 
     // Malformed input: the same errors, in the same order, as v0.
@@ -221,27 +201,13 @@ contract DstackKeyChainV1Test is KeyTest {
     function test_verifyV1_checksInDocumentedOrder() public {
         Chain memory c = _chain(7, 8, 9, address(0xd4), "d", false, 0);
         Chain memory good = _chain(7, 8, 9, address(0xd4), "d", false, 0);
-        c.derivedPubkey = new bytes(31);
-        c.appPubkey = new bytes(34);
-        c.appSignature = new bytes(64);
-        c.kmsSignature = new bytes(66);
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 31));
-        c.derivedPubkey = abi.encodePacked(uint8(9), GX);
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, 34));
-        c.appPubkey = abi.encodePacked(uint8(7), GX);
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, 64));
-        c.appSignature = new bytes(65);
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, 66));
-        c.kmsSignature = new bytes(65);
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 7));
-        c.appPubkey = good.appPubkey;
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyPrefix.selector, 9));
+        _expectLengthsThenKeyEncodingsInOrder(c);
         c.derivedPubkey = abi.encodePacked(uint8(2), P);
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, P));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.PublicKeyNotOnCurve.selector, P));
         c.derivedPubkey = good.derivedPubkey;
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureR.selector, 0));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureR.selector, 0));
         c.appSignature = good.appSignature;
-        _expectV1Revert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureR.selector, 0));
+        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureR.selector, 0));
     }
 
     function testFuzz_requireKnownGuestApi_refusesUnknownVersions(uint8 version) public {
@@ -258,13 +224,13 @@ contract DstackKeyChainV1Test is KeyTest {
     function test_verifyV1_gasBelowV0() public view {
         Chain memory c = _chain(11, 12, 13, address(0xd5), "attestmesh-member-v1", false, 0);
         bytes memory v1Call = abi.encodeCall(
-            DstackKeyChainHarness.verifyV1,
-            (c.appId, c.domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature)
+            IDstackAttestor.verifyDstackKeyChainV1,
+            (c.appId, c.context, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature)
         );
-        bytes memory v0Signature = _signRaw(_key(11), _appDigest(c.domain, c.derivedPubkey));
+        bytes memory v0Signature = _signRaw(_key(11), _appDigest(c.context, c.derivedPubkey));
         bytes memory v0Call = abi.encodeCall(
-            DstackKeyChainHarness.verify,
-            (c.appId, string(c.domain), c.derivedPubkey, c.appPubkey, v0Signature, c.kmsSignature)
+            IDstackAttestor.verifyDstackKeyChain,
+            (c.appId, string(c.context), c.derivedPubkey, c.appPubkey, v0Signature, c.kmsSignature)
         );
         _measure(v1Call, c.kmsSigner);
         _measure(v0Call, c.kmsSigner);
@@ -277,13 +243,12 @@ contract DstackKeyChainV1Test is KeyTest {
 
     // Helpers.
 
-    function _measure(bytes memory call, address expected) internal view returns (uint256 used) {
-        address target = address(h);
-        uint256 before = gasleft();
-        (bool ok, bytes memory ret) = target.staticcall(call);
-        used = before - gasleft();
-        assertTrue(ok, "verify reverted");
-        assertEq(abi.decode(ret, (address)), expected);
+    function _guestApi() internal pure override returns (uint8) {
+        return 1;
+    }
+
+    function _linkDigest(bytes memory domain, bytes memory derivedPubkey) internal pure override returns (bytes32) {
+        return _claimDigest(domain, derivedPubkey);
     }
 
     function _claim(bytes memory domain, bytes memory key) internal pure returns (bytes memory) {
@@ -300,71 +265,5 @@ contract DstackKeyChainV1Test is KeyTest {
 
     function _claimDigest(bytes memory domain, bytes memory key) internal pure returns (bytes32) {
         return keccak256(_claim(domain, key));
-    }
-
-    /// @dev Every v1 entry point that can take this chain, checked to agree.
-    function _verifyV1(Chain memory c) internal view returns (address signer) {
-        signer = h.verifyV1(c.appId, c.domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
-        assertEq(
-            h.verifyV1MemoryDomain(c.appId, c.domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature),
-            signer,
-            "memory-domain overload disagrees"
-        );
-        if (c.derivedPubkey.length == 32) {
-            assertEq(
-                h.verifyV1Ed25519(
-                    c.appId, c.domain, _word(c.derivedPubkey, 0), c.appPubkey, c.appSignature, c.kmsSignature
-                ),
-                signer,
-                "Ed25519 overload disagrees"
-            );
-        }
-    }
-
-    function _expectV1Revert(Chain memory c, bytes memory revertData) internal {
-        vm.expectRevert(revertData);
-        h.verifyV1(c.appId, c.domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
-        vm.expectRevert(revertData);
-        h.verifyV1MemoryDomain(c.appId, c.domain, c.derivedPubkey, c.appPubkey, c.appSignature, c.kmsSignature);
-        if (c.derivedPubkey.length == 32) {
-            vm.expectRevert(revertData);
-            h.verifyV1Ed25519(c.appId, c.domain, _word(c.derivedPubkey, 0), c.appPubkey, c.appSignature, c.kmsSignature);
-        }
-    }
-
-    /// @notice A valid v1 chain. `vMode` bit 0 picks v 0/1 vs 27/28 for the app signature, bit 1 for the KMS's.
-    function _chain(
-        uint256 appSeed,
-        uint256 kmsSeed,
-        uint256 derivedSeed,
-        address appId,
-        bytes memory domain,
-        bool ed25519,
-        uint8 vMode
-    ) internal pure returns (Chain memory c) {
-        uint256 appKey = _key(appSeed);
-        uint256 kmsKey = _key(kmsSeed);
-        c.appId = appId;
-        c.domain = domain;
-        c.derivedPubkey =
-            ed25519 ? abi.encodePacked(keccak256(abi.encode("ed25519", derivedSeed))) : _compressed(_key(derivedSeed));
-        c.appPubkey = _compressed(appKey);
-        c.appKeyAddress = vm.addr(appKey);
-        c.kmsSigner = vm.addr(kmsKey);
-        bytes32 appDigest = _claimDigest(domain, c.derivedPubkey);
-        bytes32 kmsDigest = _kmsDigest(appId, c.appPubkey);
-        c.appSignature = vMode & 1 == 0 ? _signRaw(appKey, appDigest) : _sign(appKey, appDigest);
-        c.kmsSignature = vMode & 2 == 0 ? _signRaw(kmsKey, kmsDigest) : _sign(kmsKey, kmsDigest);
-    }
-
-    function _ecrecover(bytes32 digest, bytes memory signature) internal pure returns (address) {
-        uint8 v = uint8(signature[64]);
-        return ecrecover(digest, v < 27 ? v + 27 : v, _word(signature, 0), _word(signature, 32));
-    }
-
-    function _word(bytes memory data, uint256 offset) internal pure returns (bytes32 w) {
-        assembly ("memory-safe") {
-            w := mload(add(add(data, 0x20), offset))
-        }
     }
 }

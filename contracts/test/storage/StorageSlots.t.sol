@@ -59,12 +59,13 @@ contract StorageSlotsTest is Test {
     /// @dev Each layout spans far fewer than 256 slots from its base, and mappings hash away from it, so distinct
     /// 256-aligned bases cannot overlap.
     function test_storageSlots_areDistinct() public pure {
-        bytes32[9] memory slots = [
+        bytes32[10] memory slots = [
             AppsStorage.STORAGE_SLOT,
             CskStorage.STORAGE_SLOT,
             DiamondStorage.STORAGE_SLOT,
             IndexerRegistryStorage.STORAGE_SLOT,
             MemberAppsStorage.STORAGE_SLOT,
+            MemberClaimsStorage.STORAGE_SLOT,
             MembershipStorage.STORAGE_SLOT,
             MessagesStorage.STORAGE_SLOT,
             OwnershipStorage.STORAGE_SLOT,
