@@ -47,7 +47,6 @@ export interface MemberChain {
 
 /** The chain the members' CSK code talks to: modelled (below) or a real Hardhat node (hardhatChain.ts). */
 export interface SimChain {
-  readonly kind: "modelled" | "hardhat";
   /** Member `index`'s chain side; called once per running member. */
   member(index: number): MemberChain;
   /** Commits `commitment` for the current epoch as member 1 (a running cluster's state), then starts. */
@@ -396,7 +395,6 @@ export function modelledChain(sim: LivenessSim, readMs: number, writeMs: number)
     epoch: async () => state.epoch,
   });
   return {
-    kind: "modelled",
     member: (i) => ({
       csk: chainOf(i),
       standing: createStandingCheck(headReadsOf(i)),

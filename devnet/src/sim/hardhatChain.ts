@@ -248,7 +248,6 @@ export function hardhatChain(
     };
 
     return {
-      kind: "hardhat",
       member(i): MemberChain {
         const timers = sim.timers(i);
         const simTimers = {
