@@ -7,10 +7,11 @@
 // each second and on every liveness event). The committer derives the key from a dstack-simulated CVM
 // (devnet/src/dstack-sim), as the sidecar does through the guest agent.
 //
-// Modelled, not real: the chain. The CSK facet is a small in-memory state (epoch, commitment, committer,
-// confirmer) with its commit / confirm rules; a read answers after `readMs` and a write lands after
-// `writeMs` (a block and a receipt). The contract's own checks of the member signature and the EIP-712
-// payloads are not run here (contracts/test covers them).
+// The chain, one of two (`SimChain`): modelled here (the CSK facet as a small in-memory state with its
+// commit / confirm rules; a read answers after `readMs`, a write lands after `writeMs`; the contract's
+// checks of the member signature and the EIP-712 payloads are not run), or a real Hardhat node holding
+// the N registered members (hardhatChain.ts): the sidecar's own chain code (csk/chain.ts over the quorum
+// reads and the gas-key writer) against the deployed contract, blocks mined on the simulated clock.
 
 import { randomBytes } from "node:crypto";
 import type { KeySource } from "@attestmesh/shared/service/dstack.ts";
@@ -20,7 +21,7 @@ import { deriveCsk } from "@attestmesh/sidecar/csk/derive.ts";
 import { type CskCustody, createCskCustody } from "@attestmesh/sidecar/csk/holder.ts";
 import { type CskManager, createCskManager } from "@attestmesh/sidecar/csk/manager.ts";
 import { createCskServer, type ServeOutcome } from "@attestmesh/sidecar/csk/server.ts";
-import { createStandingCheck, type HeadReads } from "@attestmesh/sidecar/csk/standing.ts";
+import { createStandingCheck, type HeadReads, type StandingCheck } from "@attestmesh/sidecar/csk/standing.ts";
 import { createLogger } from "@attestmesh/sidecar/log.ts";
 import {
   CSK_FANOUT,
@@ -36,9 +37,35 @@ import { type Address, getAddress, type Hex, keccak256, toBytes } from "viem";
 import { createKmsRoot, createSimulatedCvm, type SimulatedCvm } from "../dstack-sim/simulator.ts";
 import type { LivenessSim } from "./liveness.ts";
 
+/** What one member's CSK code takes from the chain (as mesh/runtime.ts builds it). */
+export interface MemberChain {
+  readonly csk: CskChain;
+  readonly standing: StandingCheck;
+  /** Whether a member ranked ahead is still active and not stale at the head. */
+  stillActive(id: bigint): Promise<boolean>;
+}
+
+/** The chain the members' CSK code talks to: modelled (below) or a real Hardhat node (hardhatChain.ts). */
+export interface SimChain {
+  /** Member `index`'s chain side; called once per running member. */
+  member(index: number): MemberChain;
+  /** Commits `commitment` for the current epoch as member 1 (a running cluster's state), then starts. */
+  seed(commitment: Hex): Promise<void>;
+  /** Opens the next epoch on the owner's authority (as a departure does); resolves with its number. */
+  open(): Promise<bigint>;
+  /** The chain's CSK state as of the last block. */
+  state(): CskEpochState;
+  /** Simulated time of the block that opened / committed `epoch`. */
+  openedAt(epoch: bigint): number | undefined;
+  committed(epoch: bigint): { readonly at: number; readonly by: bigint } | undefined;
+  stop(): Promise<void>;
+}
+
 export interface CskOptions {
   readonly chainId: number;
   readonly cluster: Address;
+  /** The chain side; default the modelled one (readMs, writeMs). */
+  readonly chain?: (sim: LivenessSim) => SimChain;
   /** Simulated ms until a chain read answers (an agreed block and the calls at it). */
   readonly readMs?: number;
   /** Simulated ms from sending a CSK transaction until its receipt (the state changes at the end). */
@@ -88,8 +115,8 @@ export interface CskSim {
    * managers commit and pull it, and runs until every running member holds it (or `timeoutMs`).
    */
   rotate(timeoutMs?: number): Promise<CskRotation>;
-  /** Stops every member's CSK loop. */
-  stop(): void;
+  /** Stops every member's CSK loop (and the chain's block production). */
+  stop(): Promise<void>;
 }
 
 const silent = createLogger({ level: "silent" });
@@ -111,46 +138,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
   const wallMs = () => Math.floor(sim.clock.wallMs());
   let stopped = false;
 
-  // ---------------------------------------------------------------------- the chain (modelled)
-  const chainState = {
-    epoch: 1n,
-    commitment: undefined as Hex | undefined,
-    committer: 0n,
-    confirmer: 0n,
-    barred: 0n,
-  };
-  const commits: { epoch: bigint; at: number; by: bigint }[] = [];
-  let block = 1;
-  const snapshot = (): CskEpochState => ({ ...chainState });
-  const chainOf = (i: number): CskChain => ({
-    canCommit: true,
-    current: () => sim.later(i, readMs, snapshot),
-    commit: (memberId, epoch, commitment) =>
-      sim.later(i, writeMs, () => {
-        if (epoch !== chainState.epoch) return "epoch-moved";
-        if (chainState.commitment !== undefined) return "already-committed";
-        if (chainState.barred === memberId) return "barred";
-        chainState.commitment = commitment;
-        chainState.committer = memberId;
-        chainState.confirmer = 0n;
-        block += 1;
-        commits.push({ epoch, at: sim.now(), by: memberId });
-        return "committed";
-      }),
-    confirm: (memberId, epoch, commitment) =>
-      sim.later(i, writeMs, () => {
-        if (epoch !== chainState.epoch || commitment !== chainState.commitment) return "epoch-moved";
-        if (chainState.confirmer === 0n) chainState.confirmer = memberId;
-        block += 1;
-        return "confirmed";
-      }),
-    reopen: () => sim.later(i, writeMs, () => "too-early" as const),
-  });
-  const headReadsOf = (i: number): HeadReads<number> => ({
-    head: () => sim.later(i, readMs, () => block),
-    member: async (memberId) => sim.view().get(memberId),
-    epoch: async () => chainState.epoch,
-  });
+  const chain = options.chain?.(sim) ?? modelledChain(sim, readMs, writeMs);
 
   // ---------------------------------------------------------------------- per member, as runtime.ts
   const kms = { kmsRoot };
@@ -201,8 +189,8 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
     custody.onChange((change) => {
       if (change.type === "acquired") acquiredAt.push({ epoch: change.epoch, at: sim.now() });
     });
-    const headReads = headReadsOf(index);
-    const standing = createStandingCheck(headReads);
+    const onChain = chain.member(index);
+    const standing = onChain.standing;
     const server = createCskServer({
       ...endpoint,
       standing,
@@ -230,7 +218,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
     const manager = createCskManager({
       self: node.id,
       cluster,
-      chain: chainOf(index),
+      chain: onChain.csk,
       keySource: keySourceOf(index),
       custody,
       client,
@@ -245,7 +233,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
       logger: silent,
       monoMs: sim.clock.monoMs,
       random: sim.random,
-      stillActive: (id) => sim.later(index, readMs, () => sim.view().has(id)),
+      stillActive: (id) => onChain.stillActive(id),
       standing,
     });
     const limiter = createRateLimiter({ ...CSK_REQUEST_RATE, now: sim.clock.monoMs });
@@ -293,12 +281,11 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
     void loop();
   }
 
-  // Epoch 1, committed by member 1 and held everywhere (a running cluster).
-  const first = await deriveCsk(keySourceOf(0), cluster.chainId, cluster.cluster, 1n);
-  chainState.commitment = keccak256(first);
-  chainState.committer = sim.nodes[0]!.id;
-  chainState.confirmer = sim.nodes[1]?.id ?? 0n;
-  for (const a of attached) a.custody.set(1n, first.slice());
+  // The current epoch, committed by member 1 and held everywhere (a running cluster).
+  const current = chain.state().epoch;
+  const first = await deriveCsk(keySourceOf(0), cluster.chainId, cluster.cluster, current);
+  await chain.seed(keccak256(first));
+  for (const a of attached) a.custody.set(current, first.slice());
   first.fill(0);
 
   const holds = (i: number, epoch: bigint) =>
@@ -306,7 +293,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
   const live = () => attached.filter((a) => !sim.nodes[a.index]!.crashed);
 
   return {
-    state: snapshot,
+    state: () => chain.state(),
     holds,
     async rotate(timeoutMs = 60_000) {
       requests = 0;
@@ -318,17 +305,14 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
         n.cskBytesSent = 0;
         n.cskBytesReceived = 0;
       }
-      chainState.epoch += 1n;
-      chainState.commitment = undefined;
-      chainState.committer = 0n;
-      chainState.confirmer = 0n;
-      block += 1;
-      const epoch = chainState.epoch;
-      const openedAt = sim.now();
-      const allHold = () => live().every((a) => a.custody.current()?.epoch === epoch);
+      const epoch = await chain.open();
+      const allHold = () =>
+        chain.openedAt(epoch) !== undefined && live().every((a) => a.custody.current()?.epoch === epoch);
       await sim.runAsync(timeoutMs, allHold);
-      const commit = commits.find((c) => c.epoch === epoch);
-      if (commit === undefined) throw new Error(`epoch ${epoch} was not committed within ${timeoutMs} ms`);
+      const openedAt = chain.openedAt(epoch);
+      const commit = chain.committed(epoch);
+      if (openedAt === undefined || commit === undefined)
+        throw new Error(`epoch ${epoch} was not opened and committed within ${timeoutMs} ms`);
       const doneAt = sim.now();
       const members = live();
       const holders = members.filter((a) => a.custody.current()?.epoch === epoch).length;
@@ -357,9 +341,83 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
         bytesPerMember: bytes / Math.max(1, members.length),
       };
     },
-    stop() {
+    async stop() {
       stopped = true;
       for (const off of unsubscribe) off();
+      await chain.stop();
     },
+  };
+}
+
+/**
+ * The modelled chain: the CSK facet's state and its commit / confirm rules in memory; a read answers after
+ * `readMs`, a write lands `writeMs` after it is sent.
+ */
+export function modelledChain(sim: LivenessSim, readMs: number, writeMs: number): SimChain {
+  const state = {
+    epoch: 1n,
+    commitment: undefined as Hex | undefined,
+    committer: 0n,
+    confirmer: 0n,
+    barred: 0n,
+  };
+  const opened = new Map<bigint, number>([[1n, 0]]);
+  const commits = new Map<bigint, { at: number; by: bigint }>();
+  let block = 1;
+  const snapshot = (): CskEpochState => ({ ...state });
+  const chainOf = (i: number): CskChain => ({
+    canCommit: true,
+    current: () => sim.later(i, readMs, snapshot),
+    commit: (memberId, epoch, commitment) =>
+      sim.later(i, writeMs, () => {
+        if (epoch !== state.epoch) return "epoch-moved";
+        if (state.commitment !== undefined) return "already-committed";
+        if (state.barred === memberId) return "barred";
+        state.commitment = commitment;
+        state.committer = memberId;
+        state.confirmer = 0n;
+        block += 1;
+        commits.set(epoch, { at: sim.now(), by: memberId });
+        return "committed";
+      }),
+    confirm: (memberId, epoch, commitment) =>
+      sim.later(i, writeMs, () => {
+        if (epoch !== state.epoch || commitment !== state.commitment) return "epoch-moved";
+        if (state.confirmer === 0n) state.confirmer = memberId;
+        block += 1;
+        return "confirmed";
+      }),
+    reopen: () => sim.later(i, writeMs, () => "too-early" as const),
+  });
+  const headReadsOf = (i: number): HeadReads<number> => ({
+    head: () => sim.later(i, readMs, () => block),
+    member: async (memberId) => sim.view().get(memberId),
+    epoch: async () => state.epoch,
+  });
+  return {
+    member: (i) => ({
+      csk: chainOf(i),
+      standing: createStandingCheck(headReadsOf(i)),
+      stillActive: (id) => sim.later(i, readMs, () => sim.view().has(id)),
+    }),
+    async seed(commitment) {
+      state.commitment = commitment;
+      state.committer = sim.nodes[0]!.id;
+      state.confirmer = sim.nodes[1]?.id ?? 0n;
+      commits.set(state.epoch, { at: sim.now(), by: state.committer });
+    },
+    async open() {
+      state.epoch += 1n;
+      state.commitment = undefined;
+      state.committer = 0n;
+      state.confirmer = 0n;
+      block += 1;
+      opened.set(state.epoch, sim.now());
+      return state.epoch;
+    },
+    state: snapshot,
+    openedAt: (epoch) => opened.get(epoch),
+    committed: (epoch) => commits.get(epoch),
+    async stop() {},
   };
 }

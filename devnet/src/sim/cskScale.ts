@@ -6,7 +6,9 @@
 
 import type { Address } from "viem";
 import { type CskOptions, type CskRotation, createCskSim } from "./csk.ts";
+import { type HardhatChainCounters, type HardhatChainOptions, hardhatChain } from "./hardhatChain.ts";
 import { CHAIN_ID, CLUSTER, createLivenessSim, median, type RosterEntry } from "./liveness.ts";
+import type { OnchainRoster } from "./onchain.ts";
 
 export interface CskScaleOptions {
   readonly members: number;
@@ -16,13 +18,19 @@ export interface CskScaleOptions {
   readonly loss?: number;
   /** Simulated ms between one rotation completing and the next epoch opening. */
   readonly gapMs?: number;
-  readonly chain?: Omit<CskOptions, "chainId" | "cluster">;
+  readonly chain?: Omit<CskOptions, "chainId" | "cluster" | "chain">;
   /** Members registered on a real chain (onchain.ts), and that chain's id and cluster. */
   readonly onchain?: {
     readonly roster: readonly RosterEntry[];
     readonly chainId: number;
     readonly cluster: Address;
+    readonly hardhat?: OnchainRoster["hardhat"];
   };
+  /**
+   * Run the CSK chain side on that Hardhat node (hardhatChain.ts: the contract and the sidecar's chain
+   * code, blocks on the simulated clock) instead of the modelled chain. Needs `onchain.hardhat`.
+   */
+  readonly realChain?: HardhatChainOptions;
   readonly progress?: (line: string) => void;
 }
 
@@ -33,6 +41,8 @@ export interface CskScaleResult {
   readonly medianMs: number;
   readonly maxMs: number;
   readonly wallMs: number;
+  /** The real chain's counters over the whole run (with `realChain`). */
+  readonly chain?: HardhatChainCounters;
 }
 
 export async function runCskScale(options: CskScaleOptions): Promise<CskScaleResult> {
@@ -50,10 +60,17 @@ export async function runCskScale(options: CskScaleOptions): Promise<CskScaleRes
   sim.warmStart();
   const upAt = sim.run(120_000, () => sim.allLive(), 100);
   if (!sim.allLive()) throw new Error(`N=${n}: the cluster did not come up within ${upAt} ms`);
+  let real: ReturnType<typeof hardhatChain> | undefined;
+  if (options.realChain !== undefined) {
+    if (options.onchain?.hardhat === undefined)
+      throw new Error("a real chain needs the members registered on a Hardhat node (onchain.hardhat)");
+    real = hardhatChain(options.onchain.hardhat, { seed: options.seed ?? 1, ...options.realChain });
+  }
   const csk = await createCskSim(sim, {
     chainId: options.onchain?.chainId ?? CHAIN_ID,
     cluster: options.onchain?.cluster ?? CLUSTER,
     ...options.chain,
+    ...(real === undefined ? {} : { chain: real }),
   });
   await sim.runAsync(3_000);
   sim.setLoss(options.loss ?? 0);
@@ -68,7 +85,7 @@ export async function runCskScale(options: CskScaleOptions): Promise<CskScaleRes
     );
     await sim.runAsync(options.gapMs ?? 5_000);
   }
-  csk.stop();
+  await csk.stop();
   for (const x of sim.nodes) x.controller?.abort();
   const times = rotations.map((r) => r.commitToAllMs);
   return {
@@ -77,5 +94,6 @@ export async function runCskScale(options: CskScaleOptions): Promise<CskScaleRes
     medianMs: median(times),
     maxMs: Math.max(...times),
     wallMs: performance.now() - started,
+    ...(real === undefined ? {} : { chain: real.counters() }),
   };
 }

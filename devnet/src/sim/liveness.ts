@@ -154,6 +154,11 @@ export interface LivenessSim {
   timers(index: number): Timers;
   /** Marks that async code ran: runAsync drains promise continuations before the next event. */
   touchedAsync(): void;
+  /**
+   * Holds simulated time where it is until the returned release is called: for work outside the
+   * simulation (a real chain answering a request) that takes no simulated time of its own.
+   */
+  hold(): () => void;
   /** Resolves `fn()` after `ms` of simulated time, as member `index`'s work (never, if it crashed). */
   later<T>(index: number, ms: number, fn: () => T): Promise<T>;
   /** Sends a datagram from member `index` to a mesh IP over the simulated network. */
@@ -294,6 +299,9 @@ export async function createLivenessSim(
 
   let asyncTouched = false;
   let cskAttached = false;
+  /** Work outside the simulation that simulated time waits for (hold), and the drain waiting on it. */
+  let holds = 0;
+  let released: (() => void) | undefined;
   const sendFrom = (i: number) => (datagram: Uint8Array, ip: string) => {
     const node = nodes[i]!;
     const liveness = peekType(datagram) === MessageType.Liveness;
@@ -397,10 +405,17 @@ export async function createLivenessSim(
     const end = now + ms;
     const done = checker(until, everyMs);
     const drain = async () => {
-      while (asyncTouched) {
-        asyncTouched = false;
-        // Every promise continuation queued so far runs before the next macrotask.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+      while (asyncTouched || holds > 0) {
+        if (asyncTouched) {
+          asyncTouched = false;
+          // Every promise continuation queued so far runs before the next macrotask.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        } else {
+          await new Promise<void>((resolve) => {
+            released = resolve;
+          });
+          released = undefined;
+        }
       }
     };
     await drain();
@@ -420,6 +435,19 @@ export async function createLivenessSim(
     touchedAsync() {
       asyncTouched = true;
       cskAttached = true;
+      released?.();
+    },
+    hold() {
+      holds += 1;
+      cskAttached = true;
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        holds -= 1;
+        asyncTouched = true;
+        released?.();
+      };
     },
     later(index, ms, fn) {
       return new Promise((resolve) => {
@@ -592,7 +620,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     throw new Error(`N=${n}: the rotated CSK was held by ${rotation.holders} of ${runningNow} within 60 s`);
   const rotationMs = rotation.commitToAllMs;
   progress(`N=${n}: rotated CSK held everywhere ${Math.round(rotationMs)} ms after its commitment`);
-  csk.stop();
+  await csk.stop();
   await sim.runAsync(5_000);
 
   // Kills, one at a time, spread over the id range.

@@ -9,8 +9,9 @@ import { IDENTITY_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts
 import { createClusterReader } from "@attestmesh/sidecar/chain/cluster.ts";
 import { readsOver } from "@attestmesh/sidecar/testing/helpers.ts";
 import { wireguardKeyPair } from "@attestmesh/sidecar/wireguard/keys.ts";
-import { type Address, custom, encodeFunctionData, type Hex, toHex } from "viem";
+import { type Address, bytesToHex, custom, encodeFunctionData, type Hex, toHex } from "viem";
 import { setupCluster, signRegistration, simulatedNode } from "../../../test/helpers/cluster.ts";
+import type { HardhatCluster } from "./hardhatChain.ts";
 import type { RosterEntry } from "./liveness.ts";
 
 /** Explicit gas limits, so the chain does not estimate each bulk transaction first. */
@@ -27,6 +28,8 @@ export interface OnchainRoster {
   readonly keysMs: number;
   readonly registerMs: number;
   readonly readMs: number;
+  /** The node itself, for the CSK simulator's chain side (hardhatChain.ts). */
+  readonly hardhat: HardhatCluster;
   close(): Promise<void>;
 }
 
@@ -119,6 +122,14 @@ export async function registerOnchain(
     keysMs,
     registerMs,
     readMs,
+    hardhat: {
+      provider: fx.connection.provider,
+      chainId: fx.chainId,
+      cluster: fx.deployed.diamond,
+      owner: fx.ownerAddress,
+      relayer,
+      memberKeys: nodes.map((node) => bytesToHex(node.memberSecret)),
+    },
     close: () => fx.connection.close(),
   };
 }

@@ -124,6 +124,16 @@ export interface ChainReads {
   readonly failoverTransport: Transport;
 }
 
+export interface ReadsTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const nodeTimers: ReadsTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 export interface ReadsObserver {
   /** A disagreement between providers (adversarial). */
   disagreement?(read: string): void;
@@ -174,10 +184,13 @@ export function createChainReads(options: {
   readonly observer?: ReadsObserver;
   readonly cooldownMs?: number;
   readonly now?: () => number;
+  /** The head gather and grace timers; the simulator's clock in devnet/src/sim (default: Node's). */
+  readonly timers?: ReadsTimers;
 }): ChainReads {
   const { endpoints, logger, observer } = options;
   const origins = endpoints.map((e) => e.origin);
   const now = options.now ?? Date.now;
+  const timers = options.timers ?? nodeTimers;
   const clients = endpoints.map((e) => createPublicClient({ transport: e.transport, cacheTime: 0 }));
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
 
@@ -289,9 +302,9 @@ export function createChainReads(options: {
     const answers: bigint[] = [];
     let settled = 0;
     return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: unknown;
       const finish = () => {
-        if (timer !== undefined) clearTimeout(timer);
+        if (timer !== undefined) timers.clearTimeout(timer);
         resolve([...answers]);
       };
       for (const i of asked) {
@@ -308,7 +321,7 @@ export function createChainReads(options: {
             settled += 1;
             if (settled === asked.length) finish();
             else if (answers.length >= options.quorum && timer === undefined) {
-              timer = setTimeout(finish, HEAD_GRACE_MS);
+              timer = timers.setTimeout(finish, HEAD_GRACE_MS);
             }
           });
       }
@@ -321,7 +334,7 @@ export function createChainReads(options: {
   /** Every provider's head, asked after this call; calls within HEAD_GATHER_MS share the request. */
   function gatheredHeads(): Promise<bigint[]> {
     if (gathering !== undefined) return gathering;
-    const pending = new Promise<void>((resolve) => setTimeout(resolve, HEAD_GATHER_MS)).then(() => {
+    const pending = new Promise<void>((resolve) => timers.setTimeout(resolve, HEAD_GATHER_MS)).then(() => {
       gathering = undefined;
       return heads();
     });

@@ -401,3 +401,41 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     assert.equal(lagging.number, t.at.number - 1n);
   });
 });
+
+describe("quorum chain reads on a given clock", () => {
+  test("the head gather waits on the timers it is given (the simulator's, devnet/src/sim), not Node's", async () => {
+    const asked: string[] = [];
+    const due: (() => void)[] = [];
+    const hash = `0x${"ab".repeat(32)}` as Hex;
+    const r = createChainReads({
+      endpoints: [
+        {
+          origin: "fake",
+          transport: custom({
+            async request({ method }: { method: string }) {
+              asked.push(method);
+              return method === "eth_blockNumber" ? "0x5" : { number: "0x5", hash };
+            },
+          }),
+        },
+      ],
+      quorum: 1,
+      logger: captureLogger("debug").logger,
+      timers: {
+        setTimeout(fn, ms) {
+          assert.equal(ms, HEAD_GATHER_MS);
+          due.push(fn);
+          return due.length;
+        },
+        clearTimeout() {},
+      },
+    });
+    const block = r.agreedBlock(0);
+    await new Promise((resolve) => setTimeout(resolve, 5 * HEAD_GATHER_MS));
+    assert.deepEqual(asked, [], "no head request before the given timer fires");
+    assert.equal(due.length, 1);
+    due[0]!();
+    assert.deepEqual(await block, { number: 5n, hash });
+    assert.deepEqual(asked, ["eth_blockNumber", "eth_getBlockByNumber"]);
+  });
+});
