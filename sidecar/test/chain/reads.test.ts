@@ -15,7 +15,12 @@ import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
 import { MEMBERSHIP_EVENTS } from "../../src/chain/follower.ts";
 import { jsonRpcHttp } from "../../src/chain/http.ts";
-import { type ChainReads, createChainReads, HEAD_GATHER_MS } from "../../src/chain/reads.ts";
+import {
+  type ChainReads,
+  createChainReads,
+  HEAD_GATHER_MS,
+  type ReadsTimers,
+} from "../../src/chain/reads.ts";
 import { countingTransport, createRpcTally } from "../../src/chain/transport.ts";
 import { AttestmeshError } from "../../src/errors.ts";
 import { captureLogger } from "../helpers.ts";
@@ -222,7 +227,7 @@ describe("quorum chain reads over real providers, one of them lying", () => {
   });
 
   /** Reads over the three providers with every call counted, and a clock the test moves. */
-  function countedReads() {
+  function countedReads(timers?: ReadsTimers) {
     const tally = createRpcTally();
     const clock = { ms: 1_000_000 };
     const counted = (t: Parameters<typeof countingTransport>[0]) => countingTransport(t, tally.record);
@@ -237,6 +242,7 @@ describe("quorum chain reads over real providers, one of them lying", () => {
       logger: captureLogger("silent").logger,
       observer: { disagreement: (read) => disagreements.push(read) },
       now: () => clock.ms,
+      ...(timers === undefined ? {} : { timers }),
     });
     return { r, tally, clock, disagreements };
   }
@@ -298,18 +304,31 @@ describe("quorum chain reads over real providers, one of them lying", () => {
     assert.equal(b.number, a.number - 1n);
     assert.equal(tally.byMethod().eth_blockNumber, 3);
     // A call made once the request went out is not answered by it: a block mined after that call is seen.
-    tally.reset();
-    const first = r.agreedBlock(0);
-    await new Promise((resolve) => setTimeout(resolve, HEAD_GATHER_MS + 5));
-    await fx.connection.provider.request({ method: "evm_mine", params: [] });
-    const second = r.agreedBlock(0);
+    // The gather is released by hand, so the order of request, mining and answer does not depend on load.
+    const held: Array<() => void> = [];
+    const gate: ReadsTimers = {
+      setTimeout: (fn, ms) => (ms === HEAD_GATHER_MS ? held.push(fn) : setTimeout(fn, ms)),
+      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+    };
+    const gated = countedReads(gate);
+    const release = async () => {
+      await new Promise(setImmediate);
+      assert.equal(held.length, 1, "one head request gathering");
+      held.shift()!();
+      await new Promise(setImmediate);
+    };
+    const first = gated.r.agreedBlock(0);
+    await release();
+    const second = gated.r.agreedBlock(0);
     assert.equal((await first).number, a.number);
+    await fx.connection.provider.request({ method: "evm_mine", params: [] });
+    await release();
     assert.equal(
       (await second).number,
       a.number + 1n,
       "the later call saw the block mined after the first asked",
     );
-    assert.equal(tally.byMethod().eth_blockNumber, 6);
+    assert.equal(gated.tally.byMethod().eth_blockNumber, 6);
   });
 
   test("with confirmations, the head's and the confirmed block's hashes are both kept: polls at rest ask only for heads", async () => {
