@@ -3,10 +3,10 @@
 // Sidecars run in-process through `startSidecar`; the last test runs the `attestmesh-sidecar` binary.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
@@ -84,6 +84,7 @@ const KEYS: readonly Hex[] = [
 const kmsRoot = createKmsRoot();
 
 interface Node {
+  readonly name: string;
   readonly appId: Address;
   readonly sidecar: Sidecar;
   readonly backend: MemoryBackend;
@@ -186,6 +187,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       ...deps,
     });
     const node: Node = {
+      name,
       appId,
       sidecar,
       backend,
@@ -273,6 +275,30 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     // device: what their registrations state.
     await asOwner((c) => c.write.addComposeHash([toHex(sha256(new TextEncoder().encode(testCompose())))]));
     await asOwner((c) => c.write.setAllowAnyDevice([true]));
+  });
+
+  // A failed test leaves its nodes running: keep their whole logs (the debug lines say what each node read
+  // and decided, and when) and print where, with each one's last lines.
+  afterEach(async (t) => {
+    // Node 22 tells an afterEach hook whether the test passed (@types/node does not declare it yet).
+    if ((t as { passed?: boolean }).passed !== false || running.size === 0) return;
+    const kept = join(tmpdir(), `attestmesh-main-test-${process.pid}-${Date.now()}`);
+    await mkdir(kept, { recursive: true });
+    const tails: string[] = [];
+    for (const node of running) {
+      await writeFile(join(kept, `${node.name}.log`), node.log.text());
+      const tail = node.log
+        .lines()
+        .slice(-15)
+        .map(
+          ({ time, msg, level, pid: _pid, hostname: _host, ...fields }) =>
+            `  ${new Date(time as number).toISOString()} ${level} ${msg} ${JSON.stringify(fields).slice(0, 300)}`,
+        );
+      tails.push(`${node.name} (member ${node.sidecar.status().memberId ?? "none"}):`, ...tail);
+    }
+    process.stderr.write(
+      `# "${t.name}" failed; the logs of its ${running.size} running nodes are kept in ${kept}\n${tails.join("\n")}\n`,
+    );
   });
 
   after(async () => {
