@@ -768,6 +768,13 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       }, 200);
     });
 
+    // Every test of the group starts with blocks every 200 ms, also after one that failed while it had
+    // interval mining off: the next tests register at 2 confirmations and would wait for blocks nobody
+    // mines (a failed eviction round once timed out the next test's "M's member id" this way).
+    afterEach(async () => {
+      await rpc("evm_setIntervalMining", [200]);
+    });
+
     after(async () => {
       for (const cleanup of cleanups) await Promise.resolve(cleanup()).catch(() => {});
       clearInterval(pump);
@@ -787,6 +794,18 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           60_000,
         );
         const xId = x.sidecar.status().memberId!;
+        // And every node's first re-attestation of X passed. A re-attestation judges the peer against the
+        // policy at the head, so one still under way when X is evicted refuses X as well (NotStanding) and
+        // takes it out of that node's mesh directory: its CSK server then answers X "not-a-member" before
+        // the standing check at the head measured here runs, and never counts "departed" (under load).
+        await waitFor(
+          `round ${round}: every node to have re-attested X`,
+          () =>
+            group.every((n) =>
+              n.sidecar.status().peerAttestations.some((p) => p.memberId === xId && p.status === "passed"),
+            ),
+          60_000,
+        );
         const next = epoch + 1n;
         // Every key the evicted node's own, unmodified CSK manager ever holds, sampled and on change.
         const held: bigint[] = [];
