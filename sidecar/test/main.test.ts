@@ -1004,6 +1004,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           r.key?.fill(0);
           await delay(100);
         }
+        // The flood's volume is the test's input, not a rate the timer keeps: on a loaded machine the 10 ms
+        // timer fires a fraction as often (900 in one run), so flood until it reached its volume.
+        await waitFor("the flood to reach 1000 datagrams of each kind", () => sent >= 1000, 30_000, 10);
       } finally {
         clearInterval(flooding);
       }
