@@ -3,10 +3,10 @@
 // Sidecars run in-process through `startSidecar`; the last test runs the `attestmesh-sidecar` binary.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
@@ -84,6 +84,7 @@ const KEYS: readonly Hex[] = [
 const kmsRoot = createKmsRoot();
 
 interface Node {
+  readonly name: string;
   readonly appId: Address;
   readonly sidecar: Sidecar;
   readonly backend: MemoryBackend;
@@ -186,6 +187,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       ...deps,
     });
     const node: Node = {
+      name,
       appId,
       sidecar,
       backend,
@@ -273,6 +275,30 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     // device: what their registrations state.
     await asOwner((c) => c.write.addComposeHash([toHex(sha256(new TextEncoder().encode(testCompose())))]));
     await asOwner((c) => c.write.setAllowAnyDevice([true]));
+  });
+
+  // A failed test leaves its nodes running: keep their whole logs (the debug lines say what each node read
+  // and decided, and when) and print where, with each one's last lines.
+  afterEach(async (t) => {
+    // Node 22 tells an afterEach hook whether the test passed (@types/node does not declare it yet).
+    if ((t as { passed?: boolean }).passed !== false || running.size === 0) return;
+    const kept = join(tmpdir(), `attestmesh-main-test-${process.pid}-${Date.now()}`);
+    await mkdir(kept, { recursive: true });
+    const tails: string[] = [];
+    for (const node of running) {
+      await writeFile(join(kept, `${node.name}.log`), node.log.text());
+      const tail = node.log
+        .lines()
+        .slice(-15)
+        .map(
+          ({ time, msg, level, pid: _pid, hostname: _host, ...fields }) =>
+            `  ${new Date(time as number).toISOString()} ${level} ${msg} ${JSON.stringify(fields).slice(0, 300)}`,
+        );
+      tails.push(`${node.name} (member ${node.sidecar.status().memberId ?? "none"}):`, ...tail);
+    }
+    process.stderr.write(
+      `# "${t.name}" failed; the logs of its ${running.size} running nodes are kept in ${kept}\n${tails.join("\n")}\n`,
+    );
   });
 
   after(async () => {
@@ -742,6 +768,13 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       }, 200);
     });
 
+    // Every test of the group starts with blocks every 200 ms, also after one that failed while it had
+    // interval mining off: the next tests register at 2 confirmations and would wait for blocks nobody
+    // mines (a failed eviction round once timed out the next test's "M's member id" this way).
+    afterEach(async () => {
+      await rpc("evm_setIntervalMining", [200]);
+    });
+
     after(async () => {
       for (const cleanup of cleanups) await Promise.resolve(cleanup()).catch(() => {});
       clearInterval(pump);
@@ -761,6 +794,18 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           60_000,
         );
         const xId = x.sidecar.status().memberId!;
+        // And every node's first re-attestation of X passed. A re-attestation judges the peer against the
+        // policy at the head, so one still under way when X is evicted refuses X as well (NotStanding) and
+        // takes it out of that node's mesh directory: its CSK server then answers X "not-a-member" before
+        // the standing check at the head measured here runs, and never counts "departed" (under load).
+        await waitFor(
+          `round ${round}: every node to have re-attested X`,
+          () =>
+            group.every((n) =>
+              n.sidecar.status().peerAttestations.some((p) => p.memberId === xId && p.status === "passed"),
+            ),
+          60_000,
+        );
         const next = epoch + 1n;
         // Every key the evicted node's own, unmodified CSK manager ever holds, sampled and on change.
         const held: bigint[] = [];
@@ -959,6 +1004,9 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           r.key?.fill(0);
           await delay(100);
         }
+        // The flood's volume is the test's input, not a rate the timer keeps: on a loaded machine the 10 ms
+        // timer fires a fraction as often (900 in one run), so flood until it reached its volume.
+        await waitFor("the flood to reach 1000 datagrams of each kind", () => sent >= 1000, 30_000, 10);
       } finally {
         clearInterval(flooding);
       }
