@@ -34,3 +34,28 @@ export interface InterfaceConfig {
 
 /** An interface before this node has a mesh address: what `WireGuardBackend.prepare` takes. */
 export type DeviceConfig = Omit<InterfaceConfig, "address">;
+
+/**
+ * The route MTU of the mesh subnet, and so of every peer reached over direct UDP: what fits a 1500-byte
+ * underlay with WireGuard's 80 bytes of IPv6, UDP and WireGuard headers (wg-quick's default).
+ */
+export const WG_MTU = 1420;
+
+/**
+ * The interface MTU, and the route MTU of each peer on the gateway path: its WireGuard datagrams go to
+ * the bridge over loopback and on as frames of a TLS stream, never as UDP on a wire, so their size is
+ * not bounded by any underlay. 4,064 inner bytes make a 4,096-byte datagram (32 bytes of WireGuard's
+ * own), the largest frame every sidecar's bridge accepts (transport/frame.ts DEFAULT_MAX_PAYLOAD), so
+ * nodes that still run 1420 take them. Fewer, larger datagrams: the bridges' cost is mostly per
+ * datagram (docs/performance.md).
+ */
+export const WG_GATEWAY_MTU = 4064;
+
+/** The smallest route MTU accepted: IPv6's minimum link MTU. */
+export const WG_MIN_MTU = 1280;
+
+/**
+ * Route MTUs for single peers, on top of the mesh subnet's (WG_MTU): mesh address as a CIDR (the
+ * peer's /32) → MTU. Exactly these routes exist after `WireGuardBackend.setRouteMtus`.
+ */
+export type RouteMtus = ReadonlyMap<string, number>;

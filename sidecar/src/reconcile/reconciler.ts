@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import type { SidecarMetrics } from "../metrics.ts";
 import type { Member } from "../model/member.ts";
 import type { DroppedRecord } from "../model/peer.ts";
+import { type RouteMtus, WG_GATEWAY_MTU } from "../model/wireguard.ts";
 import type { PeerReport, StatusStore } from "../status.ts";
 import type { PeerTransport } from "../transport/peers.ts";
 import type { WireGuardBackend } from "../wireguard/backend.ts";
@@ -58,6 +59,14 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     ...(options.handshakeHoldMs === undefined ? {} : { holdMs: options.handshakeHoldMs }),
   });
   let releaseTimer: NodeJS.Timeout | undefined;
+  /** The per-peer route MTUs last set (gateway-path peers); empty while the interface is down. */
+  let routeMtus: RouteMtus = new Map();
+
+  async function setRouteMtus(routes: RouteMtus): Promise<void> {
+    if (backend.setRouteMtus === undefined) return;
+    await backend.setRouteMtus(routes);
+    routeMtus = routes;
+  }
 
   function wakeAtRelease(): void {
     clearTimeout(releaseTimer);
@@ -101,6 +110,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         address,
       });
       interfaceAddress = address;
+      routeMtus = new Map(); // a new address drops the old one's routes (WireGuardBackend.up)
       status.update({ interfaceUp: true, meshIp });
       logger.info({ interface: options.interfaceName, address }, "WireGuard interface up");
     }
@@ -108,10 +118,27 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     let current = observed;
     let planned = desired.peers;
     let triedFirst: ReadonlySet<string> | undefined;
+    /** Gateway-path peers' routes after this pass: larger datagrams where no wire limits them. */
+    let gatewayRoutes: RouteMtus | undefined;
     if (options.transport !== undefined) {
       const plan = await options.transport.plan(desired.peers, observed);
       planned = plan.peers;
       triedFirst = plan.triedFirst;
+      gatewayRoutes = new Map(
+        planned
+          .filter((p) => plan.viaGateway.has(p.config.publicKey))
+          .flatMap((p) => p.config.allowedIps.map((cidr) => [cidr, WG_GATEWAY_MTU] as const)),
+      );
+      // Routes shrink before any endpoint changes (a peer leaving the gateway for a direct test or
+      // for good must never get a datagram its underlay cannot carry); they grow after (below).
+      const next = gatewayRoutes;
+      await setRouteMtus(
+        new Map(
+          [...next]
+            .filter(([cidr]) => routeMtus.has(cidr))
+            .map(([cidr, mtu]) => [cidr, Math.min(mtu, routeMtus.get(cidr)!)] as const),
+        ),
+      );
       // Re-added peers handshake at once (a direct-path test, or a fallback to the gateway).
       for (const key of plan.reset) await backend.removePeer(key);
       tieBreak.readding(plan.reset);
@@ -142,6 +169,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     );
     wakeAtRelease();
     const operations = await applyDiff(backend, diff);
+    if (gatewayRoutes !== undefined) await setRouteMtus(gatewayRoutes);
     metrics.wgOperations.inc(operations);
     if (operations > 0) {
       // Keys of removed peers are only in the last status; added ones only in the desired set.
@@ -194,6 +222,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     }
     await backend.down();
     interfaceAddress = undefined;
+    routeMtus = new Map();
     status.update({ interfaceUp: false, peers: [], meshIp: undefined, wireguard: "down" });
     metrics.peers.set({ state: "desired" }, 0);
     metrics.peers.set({ state: "handshaken" }, 0);

@@ -9,7 +9,11 @@ import { AttestmeshError } from "../errors.ts";
 export const FRAME_HEADER_BYTES = 2;
 /** The largest payload a 2-byte length can describe. */
 export const FRAME_LIMIT = 0xffff;
-/** Default payload limit: a WireGuard datagram at MTU 1420 is at most 1452 bytes. */
+/**
+ * Default payload limit: the largest WireGuard datagram, at the gateway path's route MTU (4,064 inner
+ * bytes, model/wireguard.ts WG_GATEWAY_MTU) plus WireGuard's 32. Raising it is safe; lowering it, or
+ * raising WG_GATEWAY_MTU past it, cuts off peers (a longer frame closes the stream).
+ */
 export const DEFAULT_MAX_PAYLOAD = 4096;
 /** The smallest payload limit a decoder accepts: a hello and a WireGuard handshake must fit. */
 export const MIN_MAX_PAYLOAD = 256;

@@ -22,6 +22,11 @@ export interface PeerTransport {
     reset: ReadonlySet<string>;
     /** Peers (public keys) that tried to reach this node before it knew them (bridge.ts). */
     triedFirst: ReadonlySet<string>;
+    /**
+     * Peers (public keys) whose endpoint is their bridge port: their WireGuard datagrams never cross
+     * a wire as UDP, so they may be larger than the underlay allows (WG_GATEWAY_MTU).
+     */
+    viaGateway: ReadonlySet<string>;
   }>;
   report(peer: Pick<DesiredPeer, "memberId" | "config">): PeerTransportReport | undefined;
   close(): Promise<void>;
@@ -70,6 +75,14 @@ export function createPeerTransport(options: {
           return { ...p, config: endpoint === undefined ? rest : { ...rest, endpoint } };
         }),
         reset: decision.reset,
+        viaGateway: new Set(
+          peers
+            .filter((p) => {
+              const endpoint = decision.endpoints.get(p.config.publicKey);
+              return endpoint !== undefined && endpoint === gateway.get(p.memberId);
+            })
+            .map((p) => p.config.publicKey),
+        ),
         triedFirst: new Set(
           bridge === undefined
             ? []

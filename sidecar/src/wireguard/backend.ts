@@ -2,7 +2,7 @@
 // wireguard-go or the kernel module, wg.ts) and an in-memory one for unit tests (memory.ts).
 // Keys are base64 as wg(8) prints them. Private keys enter only through `up`, never through argv.
 // The plain data it takes and reports lives in model/wireguard.ts.
-import type { DeviceConfig, InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard.ts";
+import type { DeviceConfig, InterfaceConfig, PeerConfig, PeerStatus, RouteMtus } from "../model/wireguard.ts";
 
 export interface WireGuardBackend {
   /**
@@ -11,7 +11,11 @@ export interface WireGuardBackend {
    * handshakes do not wait for the device to start (wireguard-go takes about a second).
    */
   prepare?(config: DeviceConfig): Promise<void>;
-  /** Create (or take over) and configure the interface, address up. Idempotent. */
+  /**
+   * Create (or take over) and configure the interface, address up. Idempotent. The interface's MTU is
+   * WG_GATEWAY_MTU; the route to the mesh subnet carries WG_MTU, so every peer without a route of its
+   * own (`setRouteMtus`) gets datagrams that fit the underlay. A changed address drops those routes.
+   */
   up(config: InterfaceConfig): Promise<void>;
   /** Add a peer or change an existing one (matched by public key). */
   setPeer(peer: PeerConfig): Promise<void>;
@@ -19,6 +23,13 @@ export interface WireGuardBackend {
   setPeers?(peers: readonly PeerConfig[]): Promise<void>;
   /** Remove a peer by public key; removing an absent peer is not an error. */
   removePeer(publicKey: string): Promise<void>;
+  /**
+   * Optional: make the per-peer routes exactly `routes` (mesh CIDR → MTU, WG_MIN_MTU..WG_GATEWAY_MTU):
+   * each replaced where its MTU differs, the others removed, so those peers fall back to the subnet's
+   * WG_MTU. Takes effect for open TCP connections too: the kernel checks a socket's route again after a
+   * route change, and its segment size follows.
+   */
+  setRouteMtus?(routes: RouteMtus): Promise<void>;
   /** The peers the interface has now. */
   peers(): Promise<PeerStatus[]>;
   /**

@@ -2,11 +2,11 @@
 // them — peers keyed by public key, an allowed IP owned by one peer at a time, an endpoint kept when a
 // change names none — and records every change so tests can count the operations a reconcile made.
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { InterfaceConfig, PeerConfig, PeerStatus } from "../model/wireguard.ts";
+import type { InterfaceConfig, PeerConfig, PeerStatus, RouteMtus } from "../model/wireguard.ts";
 import type { WireGuardBackend } from "./backend.ts";
 import { canonicalCidr } from "./cidr.ts";
 import { wireguardKeyPair } from "./keys.ts";
-import { validateInterfaceConfig, validatePeerConfig } from "./validate.ts";
+import { validateInterfaceConfig, validatePeerConfig, validateRouteMtus } from "./validate.ts";
 
 /** A change the backend was asked to make; the private key is recorded as its public key only. */
 export type MemoryOperation =
@@ -19,6 +19,8 @@ export type MemoryOperation =
     }
   | { readonly kind: "setPeer"; readonly peer: PeerConfig }
   | { readonly kind: "removePeer"; readonly publicKey: string }
+  /** Recorded only when the per-peer routes changed: all of them afterwards. */
+  | { readonly kind: "setRouteMtus"; readonly routes: RouteMtus }
   | { readonly kind: "down" };
 
 export type MemoryOperationKind = MemoryOperation["kind"] | "peers";
@@ -30,6 +32,9 @@ export interface MemoryBackend extends WireGuardBackend {
   readonly interface: Omit<Extract<MemoryOperation, { kind: "up" }>, "kind"> | undefined;
   /** What `guardPort` was last asked to guard (nothing is filtered in memory); cleared by `down`. */
   readonly guarded: { readonly meshIp: string; readonly port: number } | undefined;
+  setRouteMtus(routes: RouteMtus): Promise<void>;
+  /** The per-peer route MTUs `setRouteMtus` left (canonical CIDRs); cleared by `down` and a new address. */
+  readonly routes: RouteMtus;
   /** Sets a peer's latest handshake (unix seconds) as if WireGuard had completed one. */
   setHandshake(publicKey: string, unixSeconds: number): void;
   /** Sets a peer's traffic counters. */
@@ -44,6 +49,7 @@ export function createMemoryBackend(): MemoryBackend {
   const failures = new Map<MemoryOperationKind, Error>();
   let current: MemoryBackend["interface"];
   let guarded: MemoryBackend["guarded"];
+  let routes: RouteMtus = new Map();
 
   function injected(kind: MemoryOperationKind): void {
     const error = failures.get(kind);
@@ -76,6 +82,8 @@ export function createMemoryBackend(): MemoryBackend {
       injected("up");
       validateInterfaceConfig(config);
       if (current !== undefined && current.name !== config.name) peers.clear();
+      // As the real backend: a changed address takes the routes from the old one with it.
+      if (current?.address !== config.address) routes = new Map();
       current = {
         name: config.name,
         listenPort: config.listenPort,
@@ -122,6 +130,21 @@ export function createMemoryBackend(): MemoryBackend {
       return [...peers.values()].map((peer) => ({ ...peer, allowedIps: [...peer.allowedIps] }));
     },
 
+    async setRouteMtus(wanted) {
+      injected("setRouteMtus");
+      validateRouteMtus(wanted);
+      usable();
+      const next = new Map([...wanted].map(([cidr, mtu]) => [canonicalCidr(cidr), mtu]));
+      const same = next.size === routes.size && [...next].every(([cidr, mtu]) => routes.get(cidr) === mtu);
+      if (same) return;
+      routes = next;
+      operations.push({ kind: "setRouteMtus", routes: new Map(next) });
+    },
+
+    get routes() {
+      return routes;
+    },
+
     async guardPort(meshIp, port) {
       usable();
       guarded = { meshIp, port };
@@ -136,6 +159,7 @@ export function createMemoryBackend(): MemoryBackend {
       operations.push({ kind: "down" });
       current = undefined;
       guarded = undefined;
+      routes = new Map();
       peers.clear();
     },
 

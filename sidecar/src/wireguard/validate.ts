@@ -1,7 +1,14 @@
 // What may reach ip(8) and wg(8): interface and peer configurations checked before any command runs.
 // Both backends validate the same way, so the in-memory one refuses what the real one would.
 import { isIP } from "node:net";
-import type { DeviceConfig, InterfaceConfig, PeerConfig } from "../model/wireguard.ts";
+import {
+  type DeviceConfig,
+  type InterfaceConfig,
+  type PeerConfig,
+  type RouteMtus,
+  WG_GATEWAY_MTU,
+  WG_MIN_MTU,
+} from "../model/wireguard.ts";
 import { invalid } from "./errors.ts";
 import { isWgBase64Key } from "./keys.ts";
 
@@ -51,6 +58,19 @@ export function validatePeerConfig(peer: PeerConfig): void {
     throw invalid(`persistent keepalive ${keepalive} of peer ${peer.publicKey} is not 0-65535 seconds`, {
       keepaliveSeconds: keepalive,
     });
+  }
+}
+
+/** Throws `WireGuardInvalidConfig` unless every route is a CIDR with an MTU of WG_MIN_MTU..WG_GATEWAY_MTU. */
+export function validateRouteMtus(routes: RouteMtus): void {
+  for (const [cidr, mtu] of routes) {
+    if (!isCidr(cidr)) throw invalid(`route "${cidr}" is not a CIDR`, { route: cidr });
+    if (!Number.isInteger(mtu) || mtu < WG_MIN_MTU || mtu > WG_GATEWAY_MTU) {
+      throw invalid(`route MTU ${mtu} for ${cidr} is not ${WG_MIN_MTU}..${WG_GATEWAY_MTU}`, {
+        route: cidr,
+        mtu,
+      });
+    }
   }
 }
 

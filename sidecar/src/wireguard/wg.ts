@@ -6,8 +6,15 @@ import { closeSync } from "node:fs";
 import { createConnection, isIP } from "node:net";
 import { join } from "node:path";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { DeviceConfig, InterfaceConfig, PeerConfig } from "../model/wireguard.ts";
+import {
+  type DeviceConfig,
+  type InterfaceConfig,
+  type PeerConfig,
+  WG_GATEWAY_MTU,
+  WG_MTU,
+} from "../model/wireguard.ts";
 import type { WireGuardBackend } from "./backend.ts";
+import { canonicalCidr } from "./cidr.ts";
 import { commandFailed, firstLine, invalid, unavailable } from "./errors.ts";
 import { isWgBase64Key } from "./keys.ts";
 import { parseUapiPeers, parseWgDump } from "./parse.ts";
@@ -20,7 +27,12 @@ import {
   within,
 } from "./process.ts";
 import { secretStdin } from "./secretStdin.ts";
-import { validateDeviceConfig, validateInterfaceConfig, validatePeerConfig } from "./validate.ts";
+import {
+  validateDeviceConfig,
+  validateInterfaceConfig,
+  validatePeerConfig,
+  validateRouteMtus,
+} from "./validate.ts";
 import { type Daemon, startWireguardGo, stopWireguardGo } from "./wireguardGo.ts";
 
 export interface WgBackendOptions {
@@ -44,7 +56,7 @@ export interface WgBackendOptions {
   readonly uapiDir?: string;
 }
 
-export const WG_MTU = 1420;
+export { WG_GATEWAY_MTU, WG_MTU };
 
 /** An answer from the control socket larger than this is refused (a peer takes about 400 bytes). */
 const UAPI_MAX_ANSWER_BYTES = 16 * 1024 * 1024;
@@ -103,6 +115,9 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   let device: Device | undefined;
   /** The nftables table guardPort installed, removed at teardown. */
   let guarded: string | undefined;
+  /** The address `configure` gave the interface (the source of every route), and the per-peer routes set. */
+  let configured: string | undefined;
+  const routes = new Map<string, number>();
   let failure: AttestmeshError | undefined;
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -196,9 +211,22 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
 
   async function configure(name: string, config: InterfaceConfig): Promise<void> {
     await setKey(name, config);
-    await must([ipCommand, "address", "replace", config.address, "dev", name]);
+    // No prefix route from the kernel: ours below carries the underlay's MTU.
+    await must([ipCommand, "address", "replace", config.address, "dev", name, "noprefixroute"]);
     await removeOtherAddresses(name, config.address);
-    await must([ipCommand, "link", "set", "dev", name, "mtu", String(WG_MTU), "up"]);
+    // The interface takes the gateway path's datagrams; every peer without a route of its own (direct
+    // UDP, or not placed yet) gets the subnet route's MTU, which fits the underlay.
+    await must([ipCommand, "link", "set", "dev", name, "mtu", String(WG_GATEWAY_MTU), "up"]);
+    const subnet = canonicalCidr(config.address);
+    if (configured !== config.address) {
+      // A new address, or an interface taken over: no route into the mesh but ours (an earlier run's
+      // per-peer routes could give a peer now on direct UDP the gateway path's MTU).
+      await exec([ipCommand, "route", "flush", "root", subnet, "dev", name]);
+      routes.clear();
+    }
+    const [local] = config.address.split("/");
+    await must([ipCommand, "route", "replace", subnet, "dev", name, "src", local!, "mtu", String(WG_MTU)]);
+    configured = config.address;
   }
 
   /** A taken-over interface may carry the address of an earlier registration. */
@@ -251,7 +279,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         failure = undefined;
         device = await ensureDevice(config.name);
         await setKey(config.name, config);
-        await must([ipCommand, "link", "set", "dev", config.name, "mtu", String(WG_MTU), "up"]);
+        await must([ipCommand, "link", "set", "dev", config.name, "mtu", String(WG_GATEWAY_MTU), "up"]);
       });
     },
 
@@ -279,6 +307,35 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       }
       return serialize(async () => {
         await must([wgCommand, "set", usable(), "peer", publicKey, "remove"]);
+      });
+    },
+
+    async setRouteMtus(wanted) {
+      validateRouteMtus(wanted);
+      return serialize(async () => {
+        const name = usable();
+        const [local] = (configured ?? "").split("/");
+        if (!local) throw invalid("the interface has no address yet; call up() first", { name });
+        const canonical = new Map([...wanted].map(([cidr, mtu]) => [canonicalCidr(cidr), mtu]));
+        for (const [cidr, mtu] of canonical) {
+          if (routes.get(cidr) === mtu) continue;
+          await must([ipCommand, "route", "replace", cidr, "dev", name, "src", local, "mtu", String(mtu)]);
+          routes.set(cidr, mtu);
+        }
+        for (const cidr of [...routes.keys()]) {
+          if (canonical.has(cidr)) continue;
+          const argv = [ipCommand, "route", "del", cidr, "dev", name];
+          const removed = await exec(argv);
+          // Gone already (the kernel removes a route with its source address) is as good as removed.
+          if (removed.code !== 0 && !/No such process/i.test(removed.stderr)) {
+            throw commandFailed(argv.join(" "), `exited with ${removed.code}: ${firstLine(removed.stderr)}`, {
+              ...(netns === undefined ? {} : { netns }),
+              exitCode: removed.code,
+              stderr: removed.stderr.trim(),
+            });
+          }
+          routes.delete(cidr);
+        }
       });
     },
 
@@ -336,6 +393,9 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     const previous = device;
     device = undefined;
     failure = undefined;
+    // The routes go with the interface.
+    configured = undefined;
+    routes.clear();
     if (guarded !== undefined) {
       const table = guarded;
       guarded = undefined;

@@ -8,6 +8,7 @@ import type { MembershipFollower, MembershipSnapshot } from "../../src/chain/fol
 import { createMetrics } from "../../src/metrics.ts";
 import type { Member } from "../../src/model/member.ts";
 import type { TransportMode } from "../../src/model/transport.ts";
+import { WG_GATEWAY_MTU } from "../../src/model/wireguard.ts";
 import type { EndpointsSource } from "../../src/reconcile/endpoints.ts";
 import { initiatesFirst } from "../../src/reconcile/initiator.ts";
 import { createReconciler } from "../../src/reconcile/reconciler.ts";
@@ -151,6 +152,66 @@ describe("reconciler with the transport layer", () => {
       status.get().peers.map((p) => p.transport?.path),
       ["gateway", "gateway"],
     );
+    assert.deepEqual(
+      backend.routes,
+      new Map([
+        ["10.77.0.2/32", WG_GATEWAY_MTU],
+        ["10.77.0.3/32", WG_GATEWAY_MTU],
+      ]),
+      "gateway-path peers get the large route MTU",
+    );
+    assert.deepEqual(
+      backend.operations.map((o) => o.kind),
+      ["up", "setPeer", "setPeer", "setRouteMtus"],
+      "routes grow only once the endpoints are the bridge's",
+    );
+  });
+
+  test("udp: no per-peer routes, every peer keeps the subnet's MTU", async () => {
+    const { reconciler, backend, script } = setup(1n, "udp");
+    script.set([member(1), member(2), member(3)]);
+    await reconciler.pass();
+    assert.equal(backend.routes.size, 0);
+    assert.ok(!backend.operations.some((o) => o.kind === "setRouteMtus"));
+  });
+
+  test("auto: a peer's route MTU shrinks before it leaves the gateway path and grows after it returns", async () => {
+    const { reconciler, backend, script, status } = setup(1n, "auto");
+    script.set([member(1), member(2)]);
+    await reconciler.pass();
+    const key = hexToWgBase64(member(2).wireguardKey);
+    assert.deepEqual(backend.routes, new Map([["10.77.0.2/32", WG_GATEWAY_MTU]]));
+    // A gateway handshake: the direct test re-adds the peer on its direct endpoint, after the route
+    // lost its large MTU (its datagrams would cross the underlay as UDP).
+    backend.setHandshake(key, Math.floor(Date.now() / 1000));
+    backend.operations.length = 0;
+    await reconciler.pass();
+    assert.deepEqual(
+      backend.operations.map((o) => (o.kind === "setRouteMtus" ? `routes ${o.routes.size}` : o.kind)),
+      ["routes 0", "removePeer", "setPeer"],
+    );
+    assert.equal((await backend.peers())[0]?.endpoint, "10.0.0.2:51820");
+    // The direct handshake completes: the peer stays direct, on the subnet's MTU.
+    backend.setHandshake(key, Math.ceil(Date.now() / 1000));
+    await reconciler.pass();
+    assert.equal(status.get().peers[0]?.transport?.path, "udp");
+    assert.equal(backend.routes.size, 0);
+    // The peer fell back: WireGuard roamed it to the bridge's port. Back on the gateway path, the
+    // large MTU returns once the endpoint is the bridge's.
+    await backend.setPeer({
+      publicKey: key,
+      allowedIps: ["10.77.0.2/32"],
+      endpoint: "127.0.0.1:40000",
+      keepaliveSeconds: 15,
+    });
+    backend.operations.length = 0;
+    await reconciler.pass();
+    assert.equal(status.get().peers[0]?.transport?.path, "gateway");
+    assert.deepEqual(backend.routes, new Map([["10.77.0.2/32", WG_GATEWAY_MTU]]));
+    assert.deepEqual(
+      backend.operations.map((o) => o.kind),
+      ["setRouteMtus"],
+    );
   });
 
   test("auto: after a gateway handshake the peer is removed and re-added on its direct endpoint", async () => {
@@ -165,7 +226,7 @@ describe("reconciler with the transport layer", () => {
     await reconciler.pass();
     assert.deepEqual(
       backend.operations.map((o) => o.kind),
-      ["removePeer", "setPeer"],
+      ["setRouteMtus", "removePeer", "setPeer"],
     );
     assert.equal((await backend.peers())[0]?.endpoint, "10.0.0.2:51820", "testing the direct endpoint");
     assert.equal(status.get().peers[0]?.latestHandshake, handshake, "the re-add does not hide the handshake");

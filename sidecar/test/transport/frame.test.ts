@@ -2,7 +2,14 @@
 // before anything is buffered or delivered (the hello: hello.test.ts).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createFrameDecoder, encodeFrame, FRAME_LIMIT, KEEPALIVE_FRAME } from "../../src/transport/frame.ts";
+import { WG_GATEWAY_MTU } from "../../src/model/wireguard.ts";
+import {
+  createFrameDecoder,
+  DEFAULT_MAX_PAYLOAD,
+  encodeFrame,
+  FRAME_LIMIT,
+  KEEPALIVE_FRAME,
+} from "../../src/transport/frame.ts";
 
 function datagram(size: number, seed: number): Buffer {
   return Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff));
@@ -54,6 +61,19 @@ describe("frame codec", () => {
   it("stops at garbage: an HTTP request is an oversize frame, never a datagram", () => {
     const decoder = createFrameDecoder();
     assert.throws(() => decoder.push(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n")), {
+      code: "TransportFrameInvalid",
+    });
+  });
+
+  it("takes a whole WireGuard datagram at the gateway path's MTU, the size every bridge accepts", () => {
+    // WireGuard adds 32 bytes (type, receiver, counter, tag). Older sidecars decode with the same
+    // limit, so this MTU must not outgrow it.
+    const largest = WG_GATEWAY_MTU + 32;
+    assert.equal(largest, DEFAULT_MAX_PAYLOAD);
+    const decoder = createFrameDecoder();
+    const [payload] = decoder.push(encodeFrame(Buffer.alloc(largest, 7)));
+    assert.equal(payload?.length, largest);
+    assert.throws(() => createFrameDecoder().push(encodeFrame(Buffer.alloc(largest + 1))), {
       code: "TransportFrameInvalid",
     });
   });

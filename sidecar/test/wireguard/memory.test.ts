@@ -43,6 +43,37 @@ describe("createMemoryBackend", () => {
     assert.ok(!recorded.includes(Buffer.from(iface.privateKey).toString("hex")));
   });
 
+  it("keeps per-peer route MTUs as the real backend does: recorded on change, dropped with the address", async () => {
+    const backend = createMemoryBackend();
+    await assert.rejects(backend.setRouteMtus?.(new Map([["10.77.0.2/32", 4064]])), (error: unknown) =>
+      isAttestmeshError(error, "WireGuardNotUp"),
+    );
+    await backend.up(config());
+    backend.operations.length = 0;
+    await backend.setRouteMtus?.(new Map([["10.77.0.2/32", 4064]]));
+    await backend.setRouteMtus?.(new Map([["10.77.0.2/32", 4064]]));
+    assert.deepEqual(backend.routes, new Map([["10.77.0.2/32", 4064]]));
+    assert.equal(backend.operations.length, 1, "an unchanged set is not a change");
+    for (const bad of [
+      new Map([["10.77.0.2/32", 1279]]),
+      new Map([["10.77.0.2/32", 4065]]),
+      new Map([["10.77.0.2/32", 1420.5]]),
+      new Map([["10.77.0.2/32; reboot", 1420]]),
+    ]) {
+      await assert.rejects(backend.setRouteMtus?.(bad), (error: unknown) =>
+        isAttestmeshError(error, "WireGuardInvalidConfig"),
+      );
+    }
+    assert.deepEqual(backend.routes, new Map([["10.77.0.2/32", 4064]]), "bad input changes nothing");
+    await backend.up(config());
+    assert.equal(backend.routes.size, 1, "the same address keeps them");
+    await backend.up(config({ address: "10.77.0.9/16" }));
+    assert.equal(backend.routes.size, 0, "a new address drops them");
+    await backend.setRouteMtus?.(new Map([["10.77.0.2/32", 4064]]));
+    await backend.down();
+    assert.equal(backend.routes.size, 0);
+  });
+
   it("reports peers as WireGuard would, with test-controlled handshakes and counters", async () => {
     const backend = createMemoryBackend();
     const a = key();

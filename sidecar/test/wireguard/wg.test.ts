@@ -25,7 +25,7 @@ import type { InterfaceConfig, PeerStatus } from "../../src/model/wireguard.ts";
 import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { parseUapiPeers, parseWgDump } from "../../src/wireguard/parse.ts";
-import { createWgBackend, guardTable, uapiGet } from "../../src/wireguard/wg.ts";
+import { createWgBackend, guardTable, uapiGet, WG_GATEWAY_MTU, WG_MTU } from "../../src/wireguard/wg.ts";
 import { onPath, wireguardGoSkipReason } from "../helpers.ts";
 
 function captureLogs() {
@@ -417,7 +417,16 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       [nsB, ifB, configB, keyB],
     ] as const) {
       const link = run("ip", "-n", ns, "link", "show", "dev", name);
-      assert.match(link, /mtu 1420/);
+      assert.match(
+        link,
+        new RegExp(`mtu ${WG_GATEWAY_MTU} `),
+        "the interface takes the gateway path's datagrams",
+      );
+      // Every peer without a route of its own gets the subnet's, which fits the underlay: one route
+      // into the mesh, ours, and no prefix route of the kernel's beside it.
+      const subnet = run("ip", "-n", ns, "route", "show", "dev", name, "root", "198.19.77.0/24");
+      assert.equal(subnet.trim().split("\n").length, 1, subnet);
+      assert.match(subnet, new RegExp(`^198\\.19\\.77\\.0/24 .*mtu ${WG_MTU}\\b`), subnet);
       assert.match(link, /<[^>]*\bUP\b/);
       assert.match(
         run("ip", "-n", ns, "address", "show", "dev", name),
@@ -518,6 +527,96 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       await assert.rejects(backendA.guardPort("198.19.77.1; flush ruleset", port), /not an IPv4 address/);
     } finally {
       listener.kill("SIGKILL");
+    }
+  });
+
+  it("setRouteMtus: TCP to a gateway-path peer takes large segments; an open connection shrinks them with its route", async () => {
+    const routes = new Map([["198.19.77.2/32", WG_GATEWAY_MTU]]);
+    await backendA.setRouteMtus?.(routes);
+    await backendA.setRouteMtus?.(routes);
+    await backendB.setRouteMtus?.(new Map([["198.19.77.1/32", WG_GATEWAY_MTU]]));
+    assert.match(
+      run("ip", "-n", nsA, "route", "show", "dev", ifA, "198.19.77.2"),
+      new RegExp(`^198\\.19\\.77\\.2 .*mtu ${WG_GATEWAY_MTU}\\b`),
+    );
+    // A sink in B, and a source in A that sends 1 MiB, waits for a line on stdin, then sends 4 MiB.
+    const sink = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        nsB,
+        process.execPath,
+        "-e",
+        `const s=require("node:net").createServer(c=>{let n=0;c.on("data",d=>{n+=d.length;process.stdout.write(n+"\\n")});c.on("end",()=>process.stdout.write("end "+n+"\\n"))});s.listen(5201,"198.19.77.2",()=>process.stdout.write("ready\\n"));`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let sunk = "";
+    sink.stdout.on("data", (chunk: Buffer) => {
+      sunk += chunk.toString();
+    });
+    const received = () => Number(/(\d+)\n$/.exec(sunk)?.[1] ?? 0);
+    let source: ReturnType<typeof spawn> | undefined;
+    let sourced = "";
+    const nofrag = `amwgtest_nofrag_${process.pid}`;
+    const mss = () => {
+      const line = run("ip", "netns", "exec", nsA, "ss", "-tin", "dst", "198.19.77.2");
+      return Number(/\bmss:(\d+)/.exec(line)?.[1] ?? Number.NaN);
+    };
+    const bigPing = () =>
+      attempt("ip", "netns", "exec", nsA, ...PING!, "-c", "1", "-W", "1", "-s", "3000", "198.19.77.2");
+    try {
+      await until("the sink", async () => (sunk.includes("ready") ? true : undefined));
+      source = spawn(
+        "ip",
+        [
+          "netns",
+          "exec",
+          nsA,
+          process.execPath,
+          "-e",
+          `const c=require("node:net").connect(5201,"198.19.77.2",()=>c.write(Buffer.alloc(1<<20,1),()=>process.stdout.write("sent\\n")));process.stdin.once("data",()=>c.end(Buffer.alloc(4<<20,2)));`,
+        ],
+        { stdio: ["pipe", "pipe", "inherit"] },
+      );
+      source.stdout?.on("data", (chunk: Buffer) => {
+        sourced += chunk.toString();
+      });
+      await until("1 MiB through WireGuard", async () => (received() >= 1 << 20 ? true : undefined));
+      const large = mss();
+      assert.ok(large > WG_MTU, `segments larger than the subnet's MTU allows (mss ${large})`);
+      // From now on A's underlay loses every datagram larger than its 1500 bytes, as a path that drops
+      // fragments would (the output hook sees a datagram before the kernel fragments it). A 3000-byte
+      // ping shows the hole.
+      run(
+        "ip",
+        "netns",
+        "exec",
+        nsA,
+        "nft",
+        [
+          `add table inet ${nofrag}`,
+          `add chain inet ${nofrag} out { type filter hook output priority 0; policy accept; }`,
+          `add rule inet ${nofrag} out oifname "amveth" ip length > 1500 counter drop`,
+        ].join("; "),
+      );
+      assert.notEqual(bigPing().status, 0, "a large datagram crossed an underlay that loses them");
+      // The peer leaves the gateway path: its route goes, the subnet's MTU applies, and the open
+      // connection's next segments fit (the kernel re-reads the route after a change).
+      await backendA.setRouteMtus?.(new Map());
+      await backendB.setRouteMtus?.(new Map());
+      assert.equal(run("ip", "-n", nsA, "route", "show", "dev", ifA, "198.19.77.2").trim(), "");
+      source.stdin?.write("go\n");
+      await until("4 MiB more on the same connection", async () =>
+        sunk.includes(`end ${5 << 20}`) ? true : undefined,
+      );
+      assert.ok(sourced.includes("sent"));
+      assert.equal(bigPing().status, 0, "inner packets fragment to fit once the route is the subnet's");
+    } finally {
+      source?.kill("SIGKILL");
+      sink.kill("SIGKILL");
+      attempt("ip", "netns", "exec", nsA, "nft", "delete", "table", "inet", nofrag);
     }
   });
 
