@@ -26,8 +26,12 @@
 //   own because our stream reached it first), they go when our own stream opens, or after
 //   INITIATION_HOLD_MS at the latest. Flushed onto the peer's stream at once, they crossed the peer's
 //   initiation sent on its own stream (5 re-adds in 5 joins); dropped at once, neither initiation
-//   reached the other when both streams arrived first (a 5 s stall). Only a verified peer's own stream
-//   starts a hold, and a hold only delays that peer's own handshake.
+//   reached the other when both streams arrived first (a 5 s stall).
+// - Initiations WireGuard sends just after the peer's stream arrived (a held keepalive going in, the
+//   sidecar's own traffic) are held the same way, on both sides: the peer's is on its way. The lower
+//   side holds them twice as long, so when neither side's answer comes, the higher side's goes first.
+// Only a verified peer's own stream starts a hold, only WireGuard's own answer drops anything, and a
+// hold only delays that peer's own handshake.
 import { randomBytes } from "node:crypto";
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -173,6 +177,10 @@ export function createLink(options: LinkOptions): Link {
   /** While waiting initiations are held at the peer's stream (see above): when the hold began. */
   let holdingSince: number | undefined;
   let holdTimer: NodeJS.Timeout | undefined;
+  /** Whether our own stream opening ends the hold (the higher member id's; see above). */
+  let holdEndsOnOpen = false;
+  /** The peer's initiation went to WireGuard during the hold, and WireGuard has not answered it. */
+  let peerInitiationUnanswered = false;
   const counters = { datagramsOut: 0, datagramsIn: 0, dropped: 0, connectFailures: 0 };
 
   function writable(): FramedStream | undefined {
@@ -225,12 +233,14 @@ export function createLink(options: LinkOptions): Link {
     clearTimeout(holdTimer);
     holdTimer = undefined;
     holdingSince = undefined;
+    peerInitiationUnanswered = false;
   }
 
   /** The hold ends with nothing from the peer: the initiations go. */
   function release(): void {
     if (holdingSince === undefined) return;
-    log.debug({ heldMs: Date.now() - holdingSince }, "no initiation from the peer: sending ours");
+    if (queue.some((entry) => isInitiation(entry.payload)))
+      log.debug({ heldMs: Date.now() - holdingSince }, "no initiation from the peer: sending ours");
     endHold();
     flush();
     if (queue.length > 0 && outbound === undefined) kick();
@@ -242,6 +252,11 @@ export function createLink(options: LinkOptions): Link {
     if (isResponse(payload) && queue.length > 0) {
       // WireGuard consumed the peer's initiation, which overwrote its own pending one.
       dropInitiations("WireGuard answered the peer's initiation: dropped its own that were still waiting");
+      endHold();
+    } else if (holdingSince !== undefined && peerInitiationUnanswered && isInitiation(payload)) {
+      // WireGuard initiates without answering the peer's initiation: it did not know the peer then,
+      // and the peer will not resend for 5 s. Whoever learns of the other second initiates at once.
+      log.debug("WireGuard did not answer the peer's initiation: sending ours");
       endHold();
     }
     if (queue.length === 0 && (holdingSince === undefined || !isInitiation(payload))) {
@@ -327,7 +342,7 @@ export function createLink(options: LinkOptions): Link {
             "gateway stream open",
           );
         attempts = 0;
-        if (holdingSince !== undefined) {
+        if (holdingSince !== undefined && holdEndsOnOpen) {
           // The peer accepted our stream: an initiation it sent on its own is about that far away.
           const left = holdingSince + holdMinMs - Date.now();
           if (left <= 0) release();
@@ -395,6 +410,7 @@ export function createLink(options: LinkOptions): Link {
   function deliver(payload: Buffer): void {
     if (closed) return;
     counters.datagramsIn += 1;
+    if (holdingSince !== undefined && isInitiation(payload)) peerInitiationUnanswered = true;
     if (connected) udp.send(payload);
     else udp.send(payload, wgPort, wgHost);
   }
@@ -419,19 +435,24 @@ export function createLink(options: LinkOptions): Link {
       while (inbound.length > maxInbound)
         inbound.shift()?.close("superseded by a newer stream from the peer");
       const self = signer.selfMemberId();
-      if (self !== undefined && self < memberId)
-        dropInitiations("the peer opened a stream first: dropped the handshake initiations waiting for ours");
-      else if (
-        self !== undefined &&
-        holdingSince === undefined &&
-        state !== "open" &&
-        queue.some((entry) => isInitiation(entry.payload))
-      ) {
+      if (self !== undefined && holdingSince === undefined) {
+        // Also what WireGuard sends just after (a held keepalive going in, the sidecar's own traffic)
+        // waits: the peer's initiation is on its way on this stream (seen on joins: sent at once, a
+        // fresh initiation crossed the peer's 6 ms later, and the pair waited for the crossing check).
+        const lower = self < memberId;
+        if (lower)
+          dropInitiations(
+            "the peer opened a stream first: dropped the handshake initiations waiting for ours",
+          );
+        else if (queue.some((entry) => isInitiation(entry.payload)))
+          log.debug("the peer opened a stream first: holding the handshake initiations waiting for ours");
         holdingSince = Date.now();
-        holdTimer = setTimeout(release, holdMs);
+        holdEndsOnOpen = !lower;
+        // The lower side waits longer, so that when both wait for nothing, the higher side's goes first.
+        holdTimer = setTimeout(release, lower ? 2 * holdMs : holdMs);
         holdTimer.unref();
-        log.debug("the peer opened a stream first: holding the handshake initiations waiting for ours");
-      }
+      } else if (self !== undefined && self < memberId)
+        dropInitiations("the peer opened a stream first: dropped the handshake initiations waiting for ours");
       flush();
     },
     deliver,
