@@ -362,6 +362,64 @@ describe("gateway bridge on loopback", () => {
     }
   });
 
+  it("an initiation WireGuard sends just after the peer's stream arrived waits for the peer's: dropped once answered, sent at once when the peer's went unanswered", async () => {
+    // A join as a trace showed it: an existing node's tie-break hold ended 21 ms after the newcomer's
+    // stream arrived, its fresh initiation went out at once and crossed the newcomer's 6 ms later. Held,
+    // it is dropped when WireGuard answers the peer's. But when the peer's initiation reached WireGuard
+    // before it knew the peer (no answer), WireGuard's own initiation must go at once: the peer will not
+    // resend for 5 s. A is the lower member id here; its hold is long, so only those two end it.
+    const initiationA = Buffer.alloc(148, 0x41);
+    initiationA[0] = 1;
+    const initiationB = Buffer.alloc(148, 0x42);
+    initiationB[0] = 1;
+    const response = Buffer.alloc(92, 0x43);
+    response[0] = 2;
+    const fresh = async () => {
+      await bridgeA.close();
+      await bridgeB.close();
+      bridgeA = await bridge(A, wgA.port, { queueLimit: 32, initiationHoldMs: 20_000 });
+      endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+      bridgeB = await bridge(B, wgB.port);
+      return (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    };
+
+    // Answered: B's stream arrives with B's data; A's fresh initiation waits, A's answer drops it.
+    let endpointBtoA = await fresh();
+    let [atA, atB] = [wgA.received.length, wgB.received.length];
+    send(wgB.socket, "B's stream into A", endpointBtoA);
+    await waitFor("B's stream at A", () => wgA.received.length > atA);
+    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    await waitFor("A's initiation held", () => bridgeA.status(ID[B]!)?.queued === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)), "held");
+    send(wgA.socket, response, endpointsA.get(ID[B]!)!);
+    await waitFor("A's answer at B", () => wgB.received.slice(atB).some((r) => r.payload.equals(response)));
+    assert.equal(bridgeA.status(ID[B]!)?.queued, 0);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)), "dropped, never sent");
+
+    // Unanswered: B's stream brings B's initiation, A's WireGuard initiates instead of answering.
+    endpointBtoA = await fresh();
+    [atA, atB] = [wgA.received.length, wgB.received.length];
+    send(wgB.socket, initiationB, endpointBtoA);
+    await waitFor("B's initiation at A", () =>
+      wgA.received.slice(atA).some((r) => r.payload.equals(initiationB)),
+    );
+    const sent = Date.now();
+    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    await waitFor(
+      "A's initiation at B, at once",
+      () => wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)),
+      5_000,
+      10,
+    );
+    assert.ok(Date.now() - sent < 2_000, `A's initiation took ${Date.now() - sent} ms`);
+    // Back to the shared set-up for the tests after this one.
+    await bridgeA.close();
+    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
+    endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+  });
+
   it("drops what waited for a stream the peer refused (it did not know us yet); later datagrams get through", async () => {
     // A join: B has not added A yet, so B's ingress refuses A's hello. A's datagram is not written into
     // the refused stream and not held for a later one (a late handshake initiation would cross the
