@@ -13,7 +13,7 @@
 // First handshakes. When both sides of a pair send an initiation and each consumes the other's before
 // the answer to its own, WireGuard drops both answers and the pair waits out its 5 s retry. A queued
 // initiation is the one that risks that: it is delivered late, after the peer may have sent its own.
-// Three rules keep a late one from crossing:
+// These rules keep a late one from crossing:
 // - WireGuard answering the peer (a handshake response) means it consumed the peer's initiation, which
 //   overwrote its own pending one: every initiation still queued is dead (its answer would be dropped)
 //   and would only cross the peer's. They are dropped, whichever side this is.
