@@ -58,6 +58,9 @@ export interface BridgeOptions {
   readonly pendingGraceMs?: number;
   /** How long a peer's attempt refused as too early counts for `triedBeforeKnown`; default 3.5 s. */
   readonly earlyAttemptMs?: number;
+  /** The longest and shortest hold of a link's waiting initiations at the peer's stream (link.ts). */
+  readonly initiationHoldMs?: number;
+  readonly initiationHoldMinMs?: number;
 }
 
 export interface Bridge {
@@ -181,6 +184,10 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
           ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
           ...(options.random === undefined ? {} : { random: options.random }),
           ...(options.queueLimit === undefined ? {} : { queueLimit: options.queueLimit }),
+          ...(options.initiationHoldMs === undefined ? {} : { initiationHoldMs: options.initiationHoldMs }),
+          ...(options.initiationHoldMinMs === undefined
+            ? {}
+            : { initiationHoldMinMs: options.initiationHoldMinMs }),
           ...timings(options),
         }),
       );

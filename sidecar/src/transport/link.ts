@@ -9,13 +9,29 @@
 // never holds up any other peer. A new outbound stream carries datagrams only once the peer accepted
 // its hello (the ingress answers with an empty frame), so nothing is written into a stream the peer
 // refuses; what waited for a refused stream is dropped (see onClose), and WireGuard retries.
-// Handshake initiations that waited are dropped, too, by the side with the lower member id, when the
-// peer opens a stream to us first (attachInbound): the peer knows this node by then and is initiating
-// itself, so a late initiation of ours would cross its own and both sides would wait out WireGuard's
-// 5 s retry (seen on joins: a newcomer's ingress took a second to take an existing node's stream,
-// which then delivered its initiation from a second earlier right after the newcomer's own).
-// WireGuard answers the peer's. Only one side of a pair drops: when both streams arrive before either
-// side's own opens, both initiations waited, and one must still go (seen too: both dropped, 5 s).
+//
+// First handshakes. When both sides of a pair send an initiation and each consumes the other's before
+// the answer to its own, WireGuard drops both answers and the pair waits out its 5 s retry. A queued
+// initiation is the one that risks that: it is delivered late, after the peer may have sent its own.
+// These rules keep a late one from crossing:
+// - WireGuard answering the peer (a handshake response) means it consumed the peer's initiation, which
+//   overwrote its own pending one: every initiation still queued is dead (its answer would be dropped)
+//   and would only cross the peer's. They are dropped, whichever side this is.
+// - When the peer opens a stream to us first (attachInbound), it knows this node and may be initiating.
+//   The side with the lower member id drops the initiations waiting for its own stream (seen on joins:
+//   a newcomer's ingress took a second to take an existing node's stream, which then delivered its
+//   initiation from a second earlier right after the newcomer's own; WireGuard answers the peer's).
+// - The side with the higher member id holds them for a moment instead: if the peer's initiation
+//   arrives and WireGuard answers it, the first rule drops them; if not (the peer, lower, dropped its
+//   own because our stream reached it first), they go when our own stream opens, or after
+//   INITIATION_HOLD_MS at the latest. Flushed onto the peer's stream at once, they crossed the peer's
+//   initiation sent on its own stream (5 re-adds in 5 joins); dropped at once, neither initiation
+//   reached the other when both streams arrived first (a 5 s stall).
+// - Initiations WireGuard sends just after the peer's stream arrived (a held keepalive going in, the
+//   sidecar's own traffic) are held the same way, on both sides: the peer's is on its way. The lower
+//   side holds them twice as long, so when neither side's answer comes, the higher side's goes first.
+// Only a verified peer's own stream starts a hold, only WireGuard's own answer drops anything, and a
+// hold only delays that peer's own handshake.
 import { randomBytes } from "node:crypto";
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -87,6 +103,9 @@ export interface LinkOptions {
   readonly idleTimeoutMs?: number;
   /** Inbound streams kept per peer; older ones are closed; default 2. */
   readonly maxInbound?: number;
+  /** The longest and shortest hold of waiting initiations (see above); default INITIATION_HOLD_(MIN_)MS. */
+  readonly initiationHoldMs?: number;
+  readonly initiationHoldMinMs?: number;
 }
 
 export interface Link {
@@ -104,6 +123,18 @@ export interface Link {
 const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
 /** WireGuard's handshake initiation: message type 1, 148 bytes. */
 const isInitiation = (datagram: Buffer) => datagram.length === 148 && datagram[0] === 1;
+/** WireGuard's handshake response: message type 2, 92 bytes. */
+const isResponse = (datagram: Buffer) => datagram.length === 92 && datagram[0] === 2;
+/**
+ * The longest the higher member id holds its waiting initiations at the peer's stream: a round trip
+ * through the gateway for the peer's initiation to arrive and be answered, with room for a busy host.
+ */
+export const INITIATION_HOLD_MS = 300;
+/**
+ * The shortest hold when our own stream opens during it: the peer's initiation, if it sent one on its
+ * own stream when we accepted it, is about as far away as the acceptance of ours.
+ */
+export const INITIATION_HOLD_MIN_MS = 100;
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
 
 export function createLink(options: LinkOptions): Link {
@@ -113,6 +144,8 @@ export function createLink(options: LinkOptions): Link {
   const queueLimit = options.queueLimit ?? 256;
   const queueMaxAgeMs = options.queueMaxAgeMs ?? 5_000;
   const maxInbound = options.maxInbound ?? 2;
+  const holdMs = options.initiationHoldMs ?? INITIATION_HOLD_MS;
+  const holdMinMs = Math.min(holdMs, options.initiationHoldMinMs ?? INITIATION_HOLD_MIN_MS);
   const streamTimings = {
     ...(options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs }),
     ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
@@ -141,6 +174,13 @@ export function createLink(options: LinkOptions): Link {
   let attempts = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** While waiting initiations are held at the peer's stream (see above): when the hold began. */
+  let holdingSince: number | undefined;
+  let holdTimer: NodeJS.Timeout | undefined;
+  /** Whether our own stream opening ends the hold (the higher member id's; see above). */
+  let holdEndsOnOpen = false;
+  /** The peer's initiation went to WireGuard during the hold, and WireGuard has not answered it. */
+  let peerInitiationUnanswered = false;
   const counters = { datagramsOut: 0, datagramsIn: 0, dropped: 0, connectFailures: 0 };
 
   function writable(): FramedStream | undefined {
@@ -155,24 +195,71 @@ export function createLink(options: LinkOptions): Link {
 
   function flush(): void {
     const now = Date.now();
-    while (queue.length > 0) {
-      const head = queue[0]!;
-      if (now - head.at > queueMaxAgeMs) {
-        queue.shift();
+    // Past held initiations, the rest still goes in order (WireGuard sends little else before a handshake).
+    let i = 0;
+    while (i < queue.length) {
+      const entry = queue[i]!;
+      if (now - entry.at > queueMaxAgeMs) {
+        take(i);
         counters.dropped += 1;
         continue;
       }
+      if (holdingSince !== undefined && isInitiation(entry.payload)) {
+        i += 1;
+        continue;
+      }
       const stream = writable();
-      if (stream === undefined || !stream.send(head.payload)) return;
-      queue.shift();
+      if (stream === undefined || !stream.send(entry.payload)) return;
+      take(i);
       counters.datagramsOut += 1;
     }
+  }
+
+  function take(index: number): void {
+    if (index === 0) queue.shift();
+    else queue.splice(index, 1);
+  }
+
+  /** Drops the queued handshake initiations; says why when there were any. */
+  function dropInitiations(why: string): void {
+    const waiting = queue.length;
+    for (let i = queue.length - 1; i >= 0; i--) if (isInitiation(queue[i]!.payload)) queue.splice(i, 1);
+    if (queue.length === waiting) return;
+    counters.dropped += waiting - queue.length;
+    log.debug({ dropped: waiting - queue.length }, why);
+  }
+
+  function endHold(): void {
+    clearTimeout(holdTimer);
+    holdTimer = undefined;
+    holdingSince = undefined;
+    peerInitiationUnanswered = false;
+  }
+
+  /** The hold ends with nothing from the peer: the initiations go. */
+  function release(): void {
+    if (holdingSince === undefined) return;
+    if (queue.some((entry) => isInitiation(entry.payload)))
+      log.debug({ heldMs: Date.now() - holdingSince }, "no initiation from the peer: sending ours");
+    endHold();
+    flush();
+    if (queue.length > 0 && outbound === undefined) kick();
   }
 
   function fromWireGuard(payload: Buffer, from: RemoteInfo): void {
     // Only WireGuard itself may use this port; anything else on the host is ignored.
     if (from.port !== wgPort || closed) return;
-    if (queue.length === 0) {
+    if (isResponse(payload) && queue.length > 0) {
+      // WireGuard consumed the peer's initiation, which overwrote its own pending one.
+      dropInitiations("WireGuard answered the peer's initiation: dropped its own that were still waiting");
+      endHold();
+    } else if (holdingSince !== undefined && peerInitiationUnanswered && isInitiation(payload)) {
+      // WireGuard initiates without answering the peer's initiation: it did not know the peer then,
+      // and the peer will not resend for 5 s. Whoever learns of the other second initiates at once.
+      log.debug("WireGuard did not answer the peer's initiation: sending ours");
+      endHold();
+    }
+    if (queue.length === 0 && (holdingSince === undefined || !isInitiation(payload))) {
       const stream = writable();
       if (stream?.send(payload)) {
         counters.datagramsOut += 1;
@@ -255,6 +342,16 @@ export function createLink(options: LinkOptions): Link {
             "gateway stream open",
           );
         attempts = 0;
+        if (holdingSince !== undefined && holdEndsOnOpen) {
+          // The peer accepted our stream: an initiation it sent on its own is about that far away.
+          const left = holdingSince + holdMinMs - Date.now();
+          if (left <= 0) release();
+          else {
+            clearTimeout(holdTimer);
+            holdTimer = setTimeout(release, left);
+            holdTimer.unref();
+          }
+        }
         flush();
       },
       onFrame: (payload) => deliver(payload),
@@ -313,6 +410,7 @@ export function createLink(options: LinkOptions): Link {
   function deliver(payload: Buffer): void {
     if (closed) return;
     counters.datagramsIn += 1;
+    if (holdingSince !== undefined && isInitiation(payload)) peerInitiationUnanswered = true;
     if (connected) udp.send(payload);
     else udp.send(payload, wgPort, wgHost);
   }
@@ -336,17 +434,25 @@ export function createLink(options: LinkOptions): Link {
       inbound.push(stream);
       while (inbound.length > maxInbound)
         inbound.shift()?.close("superseded by a newer stream from the peer");
-      const waiting = queue.length;
       const self = signer.selfMemberId();
-      if (self !== undefined && self < memberId)
-        for (let i = queue.length - 1; i >= 0; i--) if (isInitiation(queue[i]!.payload)) queue.splice(i, 1);
-      if (queue.length < waiting) {
-        counters.dropped += waiting - queue.length;
-        log.debug(
-          { dropped: waiting - queue.length },
-          "the peer opened a stream first: dropped the handshake initiations waiting for ours",
-        );
-      }
+      if (self !== undefined && holdingSince === undefined) {
+        // Also what WireGuard sends just after (a held keepalive going in, the sidecar's own traffic)
+        // waits: the peer's initiation is on its way on this stream (seen on joins: sent at once, a
+        // fresh initiation crossed the peer's 6 ms later, and the pair waited for the crossing check).
+        const lower = self < memberId;
+        if (lower)
+          dropInitiations(
+            "the peer opened a stream first: dropped the handshake initiations waiting for ours",
+          );
+        else if (queue.some((entry) => isInitiation(entry.payload)))
+          log.debug("the peer opened a stream first: holding the handshake initiations waiting for ours");
+        holdingSince = Date.now();
+        holdEndsOnOpen = !lower;
+        // The lower side waits longer, so that when both wait for nothing, the higher side's goes first.
+        holdTimer = setTimeout(release, lower ? 2 * holdMs : holdMs);
+        holdTimer.unref();
+      } else if (self !== undefined && self < memberId)
+        dropInitiations("the peer opened a stream first: dropped the handshake initiations waiting for ours");
       flush();
     },
     deliver,
@@ -363,6 +469,7 @@ export function createLink(options: LinkOptions): Link {
       if (closed) return;
       closed = true;
       clearTimeout(retryTimer);
+      endHold();
       outbound?.close("peer removed");
       for (const stream of inbound) stream.close("peer removed");
       queue.length = 0;

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
+import { type AddressInfo, createServer, connect as netConnect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
@@ -187,12 +188,13 @@ describe("gateway bridge on loopback", () => {
     assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
-  it("when the peer's stream comes first, only the lower member id drops the initiations that waited for its own", async () => {
+  it("when the peer's stream comes first, the lower member id drops the initiations that waited for its own; the higher holds them, and sends them when nothing answers", async () => {
     // A join, as a trace showed it: B's stream into A cannot open yet, so B's WireGuard initiation waits
     // in B's queue; meanwhile A adds B and opens a stream of its own into B's ingress. Flushed onto that
-    // stream, a stale initiation would cross A's and both would wait 5 s, so one side of a pair drops
-    // its waiting initiations: the lower member id (A, 1). B (2) is the higher one: its initiation
-    // still goes, or when both streams arrive first neither initiation would reach the other.
+    // stream at once, a stale initiation would cross A's and both would wait 5 s, so the lower member id
+    // (A, 1) drops its waiting initiations. B (2) is the higher one: it holds its initiation, and with no
+    // initiation of A's to answer (A dropped its own) it still sends it — the stall a version that
+    // dropped on both sides had: neither initiation reached the other, and the pair waited 5 s.
     const initiation = Buffer.alloc(148, 0x11);
     initiation[0] = 1;
     const data = Buffer.alloc(64, 0x44);
@@ -209,10 +211,21 @@ describe("gateway bridge on loopback", () => {
     await sendToBUntil("A's stream into B", "A initiates", () =>
       wgA.received.slice(atA).some((r) => r.payload.equals(data)),
     );
-    assert.ok(
-      wgA.received.slice(atA).some((r) => r.payload.equals(initiation)),
-      "the higher side's initiation still goes",
+    const attached = Date.now();
+    await waitFor(
+      "the higher side's initiation, held and then sent",
+      () => wgA.received.slice(atA).some((r) => r.payload.equals(initiation)),
+      3_000,
+      10,
     );
+    const arrivedAfter = Date.now() - attached;
+    const order = wgA.received.slice(atA).map((r) => r.payload);
+    assert.ok(
+      order.findIndex((p) => p.equals(data)) < order.findIndex((p) => p.equals(initiation)),
+      "held: the data queued after the initiation went first",
+    );
+    assert.ok(arrivedAfter < 1_500, `the held initiation went ${arrivedAfter} ms after the data`);
+    assert.equal(bridgeB.status(ID[A]!)?.queued, 0);
 
     // The lower side: a bridge for A (member 1) whose own stream cannot open, B's stream arrives first.
     const wgA2 = await fakeWireGuard();
@@ -245,6 +258,154 @@ describe("gateway bridge on loopback", () => {
     // Back to the shared set-up for the tests after this one.
     await bridgeA.close();
     wgA2.socket.close();
+    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
+    endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+  });
+
+  it("the higher member id drops its held initiations once its WireGuard answers the peer's: they would cross it", async () => {
+    // The join that still crossed: A's initiation went out on A's own stream into B while B's waited for
+    // B's stream. Flushed onto A's stream, B's stale initiation reached A before B's answer, A consumed
+    // it, and both sides waited 5 s (the crossing check re-added the pair at about 1.2 s). Held, it is
+    // dropped the moment B's WireGuard answers A's initiation (that overwrote its own pending one), and
+    // only the answer goes. The hold is long here, so only the answer can end it.
+    const initiationB = Buffer.alloc(148, 0x21);
+    initiationB[0] = 1;
+    const initiationA = Buffer.alloc(148, 0x12);
+    initiationA[0] = 1;
+    const response = Buffer.alloc(92, 0x22);
+    response[0] = 2;
+    await bridgeB.close();
+    bridgeB = await bridge(B, wgB.port, {
+      gatewayAddress: { host: "127.0.0.1", port: 9 },
+      initiationHoldMs: 20_000,
+    });
+    const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    send(wgB.socket, initiationB, endpointBtoA);
+    await waitFor("B's initiation waiting", () => bridgeB.status(ID[A]!)?.queued === 1);
+    const droppedBefore = bridgeB.status(ID[A]!)!.dropped;
+    const [atA, atB] = [wgA.received.length, wgB.received.length];
+    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    await waitFor("A's initiation at B, on A's stream", () =>
+      wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)),
+    );
+    assert.equal(bridgeB.status(ID[A]!)?.queued, 1, "held, not flushed onto A's stream");
+    send(wgB.socket, response, endpointBtoA);
+    await waitFor("B's answer at A", () => wgA.received.slice(atA).some((r) => r.payload.equals(response)));
+    assert.equal(bridgeB.status(ID[A]!)?.queued, 0);
+    assert.equal(bridgeB.status(ID[A]!)?.dropped, droppedBefore + 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(
+      !wgA.received.slice(atA).some((r) => r.payload.equals(initiationB)),
+      "B's dead initiation never reached A",
+    );
+  });
+
+  it("the higher member id sends its held initiations once its own stream opens, if nothing answered them: no stall", async () => {
+    // Both streams arrive before either side's own opens: the lower side (A) dropped its initiation, so
+    // none will come for B to answer. B's stream opening means A accepted it; an initiation A had sent
+    // on its own stream would be about as far away, so B waits a moment more and then sends its own,
+    // long before its (here 20 s) hold ends. B's stream into A goes through a proxy that holds the
+    // connection 600 ms, so A's stream into B arrives first.
+    const proxy = createServer((client) => {
+      client.pause();
+      client.on("error", () => undefined);
+      const timer = setTimeout(() => {
+        const upstream = netConnect(gateway.port, "127.0.0.1");
+        upstream.on("error", () => client.destroy());
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      }, 600);
+      client.on("close", () => clearTimeout(timer));
+    });
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    try {
+      const initiation = Buffer.alloc(148, 0x31);
+      initiation[0] = 1;
+      await bridgeB.close();
+      bridgeB = await bridge(B, wgB.port, {
+        gatewayAddress: { host: "127.0.0.1", port: (proxy.address() as AddressInfo).port },
+        initiationHoldMs: 20_000,
+      });
+      const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+      send(wgB.socket, initiation, endpointBtoA);
+      await waitFor("B's initiation waiting", () => bridgeB.status(ID[A]!)?.queued === 1);
+      const atA = wgA.received.length;
+      send(wgA.socket, "A's stream into B", endpointsA.get(ID[B]!)!);
+      await waitFor("A's stream at B", () => (bridgeB.status(ID[A]!)?.inbound ?? 0) > 0, 5_000, 10);
+      const attached = Date.now();
+      assert.equal(bridgeB.status(ID[A]!)?.queued, 1, "held at A's stream");
+      await waitFor(
+        "B's initiation at A",
+        () => wgA.received.slice(atA).some((r) => r.payload.equals(initiation)),
+        5_000,
+        10,
+      );
+      const ms = Date.now() - attached;
+      assert.equal(bridgeB.status(ID[A]!)?.outbound, "open");
+      assert.ok(ms < 2_500, `B's initiation went ${ms} ms after A's stream arrived`);
+    } finally {
+      await bridgeB.close();
+      bridgeB = await bridge(B, wgB.port);
+      await bridgeB.setPeers([peer(A)]);
+      proxy.close();
+    }
+  });
+
+  it("an initiation WireGuard sends just after the peer's stream arrived waits for the peer's: dropped once answered, sent at once when the peer's went unanswered", async () => {
+    // A join as a trace showed it: an existing node's tie-break hold ended 21 ms after the newcomer's
+    // stream arrived, its fresh initiation went out at once and crossed the newcomer's 6 ms later. Held,
+    // it is dropped when WireGuard answers the peer's. But when the peer's initiation reached WireGuard
+    // before it knew the peer (no answer), WireGuard's own initiation must go at once: the peer will not
+    // resend for 5 s. A is the lower member id here; its hold is long, so only those two end it.
+    const initiationA = Buffer.alloc(148, 0x41);
+    initiationA[0] = 1;
+    const initiationB = Buffer.alloc(148, 0x42);
+    initiationB[0] = 1;
+    const response = Buffer.alloc(92, 0x43);
+    response[0] = 2;
+    const fresh = async () => {
+      await bridgeA.close();
+      await bridgeB.close();
+      bridgeA = await bridge(A, wgA.port, { queueLimit: 32, initiationHoldMs: 20_000 });
+      endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+      bridgeB = await bridge(B, wgB.port);
+      return (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    };
+
+    // Answered: B's stream arrives with B's data; A's fresh initiation waits, A's answer drops it.
+    let endpointBtoA = await fresh();
+    let [atA, atB] = [wgA.received.length, wgB.received.length];
+    send(wgB.socket, "B's stream into A", endpointBtoA);
+    await waitFor("B's stream at A", () => wgA.received.length > atA);
+    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    await waitFor("A's initiation held", () => bridgeA.status(ID[B]!)?.queued === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)), "held");
+    send(wgA.socket, response, endpointsA.get(ID[B]!)!);
+    await waitFor("A's answer at B", () => wgB.received.slice(atB).some((r) => r.payload.equals(response)));
+    assert.equal(bridgeA.status(ID[B]!)?.queued, 0);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)), "dropped, never sent");
+
+    // Unanswered: B's stream brings B's initiation, A's WireGuard initiates instead of answering.
+    endpointBtoA = await fresh();
+    [atA, atB] = [wgA.received.length, wgB.received.length];
+    send(wgB.socket, initiationB, endpointBtoA);
+    await waitFor("B's initiation at A", () =>
+      wgA.received.slice(atA).some((r) => r.payload.equals(initiationB)),
+    );
+    const sent = Date.now();
+    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    await waitFor(
+      "A's initiation at B, at once",
+      () => wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)),
+      5_000,
+      10,
+    );
+    assert.ok(Date.now() - sent < 2_000, `A's initiation took ${Date.now() - sent} ms`);
+    // Back to the shared set-up for the tests after this one.
+    await bridgeA.close();
     bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
     endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
   });
