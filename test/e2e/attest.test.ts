@@ -481,9 +481,28 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       const own = await health(target);
       assert.notEqual(own.cskCommitment, commitment, "it does not hold the key every peer holds");
 
-      // End state: no WireGuard peer for it on any node, cut off or not; its own report binds nothing.
+      // Alone, it ranks first and races its former peers to commit the epoch (the chain does not know it
+      // was refused). Had it won, its peers could not have held epoch `next` until it was re-opened: the
+      // wait above says so. Print whether it tried, so a race it lost is visible beside the pass.
+      const ownLog = (await readFile(join(target.logDir, "sidecar.log"), "utf8"))
+        .split("\n")
+        .filter((l) => l.includes(`"epoch":"${next}"`));
+      const tried = ownLog.some((l) => l.includes("committing a new CSK for this epoch"));
+      const lost = ownLog.some((l) => l.includes("another member committed this epoch first"));
+      process.stdout.write(
+        `# the node cut off ${tried ? `tried to commit epoch ${next}${lost ? " and lost the race" : ""}` : `did not try to commit epoch ${next}`}\n`,
+      );
+
+      // End state: no member has a WireGuard peer for it. Nodes cut off earlier (stale on chain) are left
+      // out of its view, so it never peers with them: they never complete a handshake with it.
       for (const node of others) {
-        assert.ok(!(await wgPeers(node)).includes(targetKey), `${node.name} has no WireGuard peer for it`);
+        const handshakes = await latestHandshakes(node.netns, node.wgInterface);
+        const verdict = verdictOf(await health(node));
+        const seen = `${node.name}: verdict ${verdict?.status}/${verdict?.reason}, handshake ${handshakes.get(targetKey)}`;
+        if (honest.includes(node))
+          assert.ok(!handshakes.has(targetKey), `no WireGuard peer for it (${seen})`);
+        else assert.equal(handshakes.get(targetKey) ?? 0, 0, `never a handshake with it (${seen})`);
+        process.stdout.write(`# ${seen}\n`);
       }
       const run = await attest(["attest", targetId, "--network", "devnet", "--json"]);
       const report = JSON.parse(run.stdout) as Report;
