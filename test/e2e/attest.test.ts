@@ -8,7 +8,8 @@
 // off (WireGuard peer set, attestation verdict) and rotates the CSK without it before any eviction,
 // while the revoked node is sampled throughout and never holds the new epoch's key; the same for a
 // withdrawn compose hash. Last, a node whose sidecar serves quotes bound to other keys (its guest agent
-// asked for quotes over other report data) is refused by every peer, sampled throughout.
+// asked for quotes over other report data) is refused by every peer while still a member, then evicted,
+// and never holds the next epoch's key: sampled throughout, from before it registered.
 // Needs root and /dev/net/tun, like every devnet test.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -20,8 +21,8 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import {
-  clusterContract,
   devnetClients,
+  evictApp,
   revokeDevice,
   setComposeHashAllowed,
 } from "@attestmesh/devnet/orchestration/chain.ts";
@@ -403,22 +404,53 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
         50,
       );
 
-      // The CSK moves on without it. An evidence refusal opens no epoch (the chain does not know of it);
-      // the owner opens one once the node cut off hears no peer any more, as an attacker left alone would.
       await eventually(
         "the node cut off to hear no live peer",
         async () => (await health(target)).livePeers === 0,
       );
       const clients = devnetClients(state.rpcUrl, state.chainId);
       const { client } = clients;
+      const memberStatus = async () =>
+        (
+          await client.readContract({
+            address: state.diamond,
+            abi: clusterAbi,
+            functionName: "member",
+            args: [BigInt(targetId)],
+          })
+        ).status;
+      assert.equal(await memberStatus(), 1, "refused on its evidence alone: still an active member on chain");
+      // Refused on its evidence alone, before any eviction: no member has a WireGuard peer for it. Nodes
+      // cut off earlier (stale on chain) are left out of its view, so it never peers with them: they
+      // never complete a handshake with it. Its own report binds nothing.
+      for (const node of others) {
+        const handshakes = await latestHandshakes(node.netns, node.wgInterface);
+        const verdict = verdictOf(await health(node));
+        const seen = `${node.name}: verdict ${verdict?.status}/${verdict?.reason}, handshake ${handshakes.get(targetKey)}`;
+        if (honest.includes(node))
+          assert.ok(!handshakes.has(targetKey), `no WireGuard peer for it (${seen})`);
+        else assert.equal(handshakes.get(targetKey) ?? 0, 0, `never a handshake with it (${seen})`);
+        process.stdout.write(`# ${seen}\n`);
+      }
+      const run = await attest(["attest", targetId, "--network", "devnet", "--json"]);
+      const report = JSON.parse(run.stdout) as Report;
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(report.binding?.bound, false);
+      assert.deepEqual(
+        report.checks.filter((c) => !c.ok).map((c) => `${c.name}:${c.reason}`),
+        ["report-data:ReportDataMismatch"],
+      );
+
+      // The CSK moves on without it. An evidence refusal opens no epoch (the chain does not know of it).
+      // An epoch the owner merely opens, it could commit itself: alone, it ranks first in its own view,
+      // and the chain takes the first commitment (its peers then wait for a re-open). So the owner evicts
+      // it, which opens the next epoch and leaves it nothing it may commit.
       const currentCsk = async () =>
         client.readContract({ address: state.diamond, abi: clusterAbi, functionName: "currentCsk" });
       const [epoch] = await currentCsk();
-      await client.waitForTransactionReceipt({
-        hash: await clusterContract(clients, state.diamond).write.openCskEpoch(),
-      });
+      await evictApp(clients, state.diamond, target.appId, 1);
       const next = epoch + 1n;
-      assert.equal((await currentCsk())[0], next, "the owner opened the next epoch");
+      assert.equal((await currentCsk())[0], next, "the eviction opened the next epoch");
       const rotated = await eventually(
         `every peer to hold epoch ${next}`,
         async () => {
@@ -433,13 +465,6 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       );
       assert.equal(rotated, "held by every peer", `epoch ${next}`);
       const [, commitment] = await currentCsk();
-      const record = await client.readContract({
-        address: state.diamond,
-        abi: clusterAbi,
-        functionName: "member",
-        args: [BigInt(targetId)],
-      });
-      assert.equal(record.status, 1, "refused on its evidence alone: still an active member on chain");
       await sleep(3000);
       await stopSampling();
 
@@ -481,38 +506,6 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       const own = await health(target);
       assert.notEqual(own.cskCommitment, commitment, "it does not hold the key every peer holds");
 
-      // Alone, it ranks first and races its former peers to commit the epoch (the chain does not know it
-      // was refused). Had it won, its peers could not have held epoch `next` until it was re-opened: the
-      // wait above says so. Print whether it tried, so a race it lost is visible beside the pass.
-      const ownLog = (await readFile(join(target.logDir, "sidecar.log"), "utf8"))
-        .split("\n")
-        .filter((l) => l.includes(`"epoch":"${next}"`));
-      const tried = ownLog.some((l) => l.includes("committing a new CSK for this epoch"));
-      const lost = ownLog.some((l) => l.includes("another member committed this epoch first"));
-      process.stdout.write(
-        `# the node cut off ${tried ? `tried to commit epoch ${next}${lost ? " and lost the race" : ""}` : `did not try to commit epoch ${next}`}\n`,
-      );
-
-      // End state: no member has a WireGuard peer for it. Nodes cut off earlier (stale on chain) are left
-      // out of its view, so it never peers with them: they never complete a handshake with it.
-      for (const node of others) {
-        const handshakes = await latestHandshakes(node.netns, node.wgInterface);
-        const verdict = verdictOf(await health(node));
-        const seen = `${node.name}: verdict ${verdict?.status}/${verdict?.reason}, handshake ${handshakes.get(targetKey)}`;
-        if (honest.includes(node))
-          assert.ok(!handshakes.has(targetKey), `no WireGuard peer for it (${seen})`);
-        else assert.equal(handshakes.get(targetKey) ?? 0, 0, `never a handshake with it (${seen})`);
-        process.stdout.write(`# ${seen}\n`);
-      }
-      const run = await attest(["attest", targetId, "--network", "devnet", "--json"]);
-      const report = JSON.parse(run.stdout) as Report;
-      assert.equal(run.code, 2, run.stderr);
-      assert.equal(report.binding?.bound, false);
-      assert.deepEqual(
-        report.checks.filter((c) => !c.ok).map((c) => `${c.name}:${c.reason}`),
-        ["report-data:ReportDataMismatch"],
-      );
-      cutOff.add(target.name);
       const peeredFor = Number.isFinite(firstPeered) ? `${lastPeered - firstPeered} ms` : "never sampled";
       process.stdout.write(
         `# quote bound to other keys: cut off by every peer ${refusedAll} ms after the node started (registration included); a WireGuard peer of some peer for ${peeredFor} before its first attestation was judged; ${samples.length} samples\n`,
