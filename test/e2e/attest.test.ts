@@ -506,6 +506,12 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       const own = await health(target);
       assert.notEqual(own.cskCommitment, commitment, "it does not hold the key every peer holds");
 
+      // Before its first attestation is judged it is an unattested peer like any newcomer: say whether it
+      // got the epoch key current then (the peers fetch attestations over the mesh, so peering comes first).
+      const before = samples.filter((x) => x.target?.cskAcquired && x.target.cskEpoch === epoch.toString());
+      process.stdout.write(
+        `# before its refusal it ${before.length > 0 ? "held" : "never held"} the key of epoch ${epoch} (${before.length} samples)\n`,
+      );
       const peeredFor = Number.isFinite(firstPeered) ? `${lastPeered - firstPeered} ms` : "never sampled";
       process.stdout.write(
         `# quote bound to other keys: cut off by every peer ${refusedAll} ms after the node started (registration included); a WireGuard peer of some peer for ${peeredFor} before its first attestation was judged; ${samples.length} samples\n`,
