@@ -506,11 +506,11 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
       const own = await health(target);
       assert.notEqual(own.cskCommitment, commitment, "it does not hold the key every peer holds");
 
-      // Before its first attestation is judged it is an unattested peer like any newcomer: say whether it
-      // got the epoch key current then (the peers fetch attestations over the mesh, so peering comes first).
-      const before = samples.filter((x) => x.target?.cskAcquired && x.target.cskEpoch === epoch.toString());
+      // Until its first attestation is judged it is an unattested peer like any newcomer (the peers fetch
+      // attestations over the mesh, so peering comes first): say whether it got the key current then.
+      const joined = samples.filter((x) => x.target?.cskAcquired && x.target.cskEpoch === epoch.toString());
       process.stdout.write(
-        `# before its refusal it ${before.length > 0 ? "held" : "never held"} the key of epoch ${epoch} (${before.length} samples)\n`,
+        `# it ${joined.length > 0 ? "got" : "never got"} the key of epoch ${epoch}, current when it joined (${joined.length} samples)\n`,
       );
       const peeredFor = Number.isFinite(firstPeered) ? `${lastPeered - firstPeered} ms` : "never sampled";
       process.stdout.write(
