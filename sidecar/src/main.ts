@@ -650,7 +650,8 @@ function defaultBackend(config: SidecarConfig, logger: Logger): WireGuardBackend
 /** The `attestmesh-sidecar` process: configuration from `env`, exit 0 after a clean shutdown. */
 export async function main(
   env: Env = process.env,
-  deps: Pick<SidecarDeps, "cskServePolicy"> = {},
+  /** Tests only: a member that misbehaves (serves bogus keys, or quotes over other report data). */
+  deps: Pick<SidecarDeps, "cskServePolicy" | "evidenceSource"> = {},
 ): Promise<void> {
   let config: SidecarConfig;
   try {

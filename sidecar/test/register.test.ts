@@ -154,14 +154,15 @@ describe("registration", () => {
 
   test("AppIdHasMember: the app id's active member has other keys; fatal, nothing sent", async () => {
     const appId = randomAppId();
-    // Same app id, so the same member key, but the contract tests' WireGuard key (an Ed25519 public key).
+    // Same app id, so the same member key, but another WireGuard key than this node derives.
     const other = simulatedNode(fx.kmsRoot, appId);
+    const otherWireguardKey = keccak256(toHex("another WireGuard key"));
     await fx.owner.write.addAppId([appId]);
     const nonce = await fx.owner.read.registrationNonce([appId]);
-    const signature = await signRegistration(fx, other, { nonce });
+    const signature = await signRegistration(fx, other, { nonce, wireguardKey: otherWireguardKey });
     await fx.relayer.write.register([
       other.proof,
-      other.wireguardKey,
+      otherWireguardKey,
       other.identityKey,
       other.claims,
       signature,

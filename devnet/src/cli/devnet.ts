@@ -179,6 +179,9 @@ export function registerDevnetCommand(program: Command): void {
     .option("--timeout <seconds>", "how long to wait for health", positiveInt("--timeout"), 120)
     // Tests only: run another sidecar entry point (e.g. a member that serves a bogus CSK).
     .addOption(new Option("--sidecar-entry <path>").hideHelp())
+    // Tests only: print its entry once started, without waiting for health (a member its peers refuse
+    // never becomes healthy).
+    .addOption(new Option("--no-wait").hideHelp())
     .option(
       "--device-id <hex>",
       "the device id its simulated guest agent reports, 32 bytes (default: the one every node shares)",
@@ -192,6 +195,7 @@ export function registerDevnetCommand(program: Command): void {
         json?: boolean;
         timeout: number;
         sidecarEntry?: string;
+        wait: boolean;
         deviceId?: string;
         composeVariant?: string;
       }) => {
@@ -214,10 +218,16 @@ export function registerDevnetCommand(program: Command): void {
           options.composeVariant,
         );
         const node = state.nodes.at(-1)!;
-        await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));
+        if (options.wait) {
+          await waitHealthy(state, [node], options.timeout * 1000, progress(Boolean(options.json)));
+        }
         const entry = await nodeStatus(node);
         process.stdout.write(
-          options.json ? `${JSON.stringify(entry, null, 2)}\n` : `${node.name} healthy at ${entry.meshIp}\n`,
+          options.json
+            ? `${JSON.stringify(entry, null, 2)}\n`
+            : options.wait
+              ? `${node.name} healthy at ${entry.meshIp}\n`
+              : `${node.name} started (${entry.phase})\n`,
         );
       },
     );

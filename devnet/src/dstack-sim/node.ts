@@ -1,6 +1,8 @@
 // The keys a simulated dstack node registers with: its member key and the key-chain proof the cluster
 // verifies for it, its WireGuard key and its identity key, under guest API v0 (`GetKey`) or v1
-// (`/v1/GetKey`, dstack 0.6). Tests, benches and the gas snapshot build their nodes from these.
+// (`/v1/GetKey`, dstack 0.6), exactly as the sidecar derives them (sidecar/src/keys.ts): the WireGuard
+// key is the X25519 public key of the derived secret, the identity key the Ed25519 one. Tests, benches
+// and the gas snapshot build their nodes from these.
 import { appSignKeyClaimV1, deriveKeyV1 } from "@attestmesh/shared/dstack/guestV1.ts";
 import {
   deriveAppKey,
@@ -9,6 +11,7 @@ import {
   secp256k1PublicKey,
 } from "@attestmesh/shared/dstack/keychain.ts";
 import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { wireguardKeyPair } from "@attestmesh/sidecar/wireguard/keys.ts";
 import { type Address, bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { KmsRoot, SimulatedCvm } from "./simulator.ts";
@@ -32,7 +35,8 @@ export function simulatedNodeKeys(appId: Address, cvm: SimulatedCvm) {
     identityKey: bytesToHex(derivedPublicKey(identity.key, "ed25519")),
     /** The identity key's seed: signs the node's sealed messages. */
     identitySecret: identity.key,
-    wireguardKey: bytesToHex(derivedPublicKey(wireguard.key, "ed25519")),
+    /** X25519, as WireGuard uses it (not the Ed25519 public key of the same secret). */
+    wireguardKey: bytesToHex(wireguardKeyPair(wireguard.key).publicKey),
   };
 }
 
@@ -44,6 +48,7 @@ export function simulatedNodeKeysV1(kmsRoot: KmsRoot, appId: Address) {
   const appPubkey = secp256k1PublicKey(appKey);
   const edKey = (domain: string) =>
     bytesToHex(derivedPublicKey(deriveKeyV1(appKey, "ed25519", domain), "ed25519"));
+  const wireguard = deriveKeyV1(appKey, WIREGUARD_KEY.algorithm, WIREGUARD_KEY.purpose);
   return {
     memberAccount: privateKeyToAccount(bytesToHex(memberSecret)),
     memberSecret,
@@ -56,6 +61,6 @@ export function simulatedNodeKeysV1(kmsRoot: KmsRoot, appId: Address) {
       guestApiVersion: 1,
     },
     identityKey: edKey(IDENTITY_KEY.purpose),
-    wireguardKey: edKey(WIREGUARD_KEY.purpose),
+    wireguardKey: bytesToHex(wireguardKeyPair(wireguard).publicKey),
   };
 }

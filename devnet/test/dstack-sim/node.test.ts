@@ -1,0 +1,64 @@
+// The registration keys of a simulated node are the ones the sidecar derives from the same guest agent,
+// under guest API v0 and v1. Regression: they used to register the Ed25519 public key of the WireGuard
+// secret where WireGuard's X25519 key belongs, so a test member's on-chain WireGuard key was one no
+// wg(8) interface could ever have.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
+import { hexToWgBase64 } from "@attestmesh/sidecar/wireguard/keys.ts";
+import pino from "pino";
+import { bytesToHex, getAddress, hexToBytes } from "viem";
+import { simulatedNodeKeys, simulatedNodeKeysV1 } from "../../src/dstack-sim/node.ts";
+import { type DstackSimulator, startDstackSimulator } from "../../src/dstack-sim/server.ts";
+import { createKmsRoot, createSimulatedCvm } from "../../src/dstack-sim/simulator.ts";
+
+const kmsRoot = createKmsRoot();
+const APP_ID = getAddress("0x00000000000000000000000000000000000b0b0b");
+/** A compose pinning guest API v1 (the default compose pins none: v0). */
+const V1_COMPOSE = '{"docker_compose_file":"x-attestmesh:\\n  guest_api: v1\\nservices: {}\\n"}';
+
+for (const guestApi of ["v0", "v1"] as const) {
+  describe(`simulated node keys, guest API ${guestApi}`, () => {
+    const cvm = createSimulatedCvm({
+      kmsRoot,
+      appId: hexToBytes(APP_ID),
+      ...(guestApi === "v1" ? { appCompose: V1_COMPOSE } : {}),
+    });
+    const node = guestApi === "v0" ? simulatedNodeKeys(APP_ID, cvm) : simulatedNodeKeysV1(kmsRoot, APP_ID);
+    let dir: string;
+    let sim: DstackSimulator;
+    before(async () => {
+      dir = await mkdtemp("/tmp/dstack-sim-node-");
+      sim = await startDstackSimulator({
+        socketPath: join(dir, "dstack.sock"),
+        cvm,
+        logger: pino({ level: "silent" }),
+      });
+    });
+    after(async () => {
+      await sim.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test("are the keys the sidecar derives through the guest agent: WireGuard X25519, identity Ed25519, member proof", async () => {
+      const keys = await deriveNodeKeys(createDstackKeySource(sim.socketPath));
+      assert.equal(node.wireguardKey, keys.wireguard.publicKey, "the WireGuard key wg(8) shows");
+      assert.equal(hexToWgBase64(node.wireguardKey), keys.wireguard.publicKeyBase64);
+      assert.equal(node.identityKey, keys.identity.publicKey);
+      assert.equal(node.memberAccount.address, keys.member.address);
+      assert.deepEqual(node.proof, keys.member.proof);
+    });
+
+    test("the WireGuard key is not the Ed25519 public key of the WireGuard secret (the bug)", () => {
+      const secret =
+        guestApi === "v0"
+          ? cvm.getKey(WIREGUARD_KEY.path, WIREGUARD_KEY.purpose, WIREGUARD_KEY.algorithm).key
+          : cvm.getKeyV1(WIREGUARD_KEY.purpose, WIREGUARD_KEY.algorithm).key;
+      assert.notEqual(node.wireguardKey, bytesToHex(derivedPublicKey(secret, "ed25519")));
+    });
+  });
+}
