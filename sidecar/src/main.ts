@@ -454,6 +454,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       observe: (outcome, seconds) => {
         metrics.reconciles.inc({ outcome });
         metrics.reconcileSeconds.observe(seconds);
+        // A pass may have just peered a newcomer: attest it now, as its CSK waits on that verdict.
+        meshLayer.reattestation()?.wake();
       },
     });
     wake = (reason) => {

@@ -1,5 +1,5 @@
 // Pulling the CSK from peers: ask up to `fanout` peers at once, each with its own deadline, moving on
-// to the next peer as each one answers "not held", times out or is rejected; the first answer whose
+// to the next peer as each one answers "not held" or "not attested yet", times out or is rejected; the first answer whose
 // key hashes to the on-chain commitment wins. An answer is rejected (and reported with the peer's id)
 // when it is not signed by the asked peer's on-chain key, names another epoch, does not open with this
 // node's key, or holds a key whose keccak256 is not the commitment: a bogus CSK.
@@ -19,7 +19,11 @@ export const REJECT_REASONS = [
 ] as const;
 export type CskRejectReason = (typeof REJECT_REASONS)[number];
 
-export type AttemptOutcome = "ok" | "not-held" | "timeout" | CskRejectReason;
+/**
+ * not-attested-yet: the peer holds no passing verdict on this node's attestation yet (it was peered
+ * moments ago); not evidence against the peer: ask again soon, or ask another.
+ */
+export type AttemptOutcome = "ok" | "not-held" | "not-attested-yet" | "timeout" | CskRejectReason;
 
 export interface FetchResult {
   /** The verified key (the caller owns it), or undefined when no peer delivered. */
@@ -125,6 +129,7 @@ export function createCskClient(options: CskClientOptions): CskClient {
         return reject(p, "bad-signature");
       if (res.epoch !== p.epoch) return reject(p, "wrong-epoch");
       if (res.status === ResponseStatus.NotHeld) return p.settle("not-held");
+      if (res.status === ResponseStatus.NotAttestedYet) return p.settle("not-attested-yet");
       const opened = key.openSealed(res.sealed);
       if (opened === undefined) return reject(p, "unsealable");
       if (opened.length !== CSK_BYTES) {

@@ -25,7 +25,9 @@
 //   38   8     requesterId
 //   46   8     epoch
 //   54   16    nonce (from the request)
-//   70   1     status: 0 = ok (a sealed CSK follows), 1 = not held (the server lacks that epoch's CSK)
+//   70   1     status: 0 = ok (a sealed CSK follows), 1 = not held (the server lacks that epoch's CSK),
+//              2 = not attested yet (the server holds no current passing verdict on the requester's
+//              attestation yet: ask again soon, or ask another holder)
 //   71   2     sealedLength: 80 when ok (crypto_box_seal of the 32-byte CSK), 0 otherwise
 //   73   n     sealed: crypto_box_seal(CSK) to the X25519 form of the requester's on-chain identity key
 //   73+n 64    Ed25519 signature by the server's on-chain identity key over
@@ -47,7 +49,7 @@ export const SEALED_CSK_BYTES = CSK_BYTES + SEAL_OVERHEAD_BYTES;
 export const REQUEST_CONTEXT = "attestmesh csk-request v1";
 export const RESPONSE_CONTEXT = "attestmesh csk-response v1";
 
-export const ResponseStatus = { Ok: 0, NotHeld: 1 } as const;
+export const ResponseStatus = { Ok: 0, NotHeld: 1, NotAttestedYet: 2 } as const;
 export type ResponseStatus = (typeof ResponseStatus)[keyof typeof ResponseStatus];
 
 export interface CskRequest extends ClusterId {
@@ -158,7 +160,11 @@ export function decodeResponse(datagram: Uint8Array): Signed<CskResponse> {
   const epoch = r.u64("epoch");
   const nonce = r.bytes(NONCE_BYTES, "nonce");
   const status = r.u8("status");
-  if (status !== ResponseStatus.Ok && status !== ResponseStatus.NotHeld) {
+  if (
+    status !== ResponseStatus.Ok &&
+    status !== ResponseStatus.NotHeld &&
+    status !== ResponseStatus.NotAttestedYet
+  ) {
     throw new WireError("status", `unknown status ${status}`);
   }
   const sealedLength = r.u16("sealedLength");

@@ -17,6 +17,9 @@
 //                      served the committed key for reopenAfterMs and nobody confirmed it, re-open the
 //                      epoch on chain (the contract allows it after its own delay); the committer of a
 //                      re-opened epoch may not commit the next, so an honest member does.
+//   not attested yet   A peer answers "not attested yet" until its re-attestation of this node passed
+//                      (a newcomer is peered before anyone judged it): not evidence against the peer;
+//                      the tick says awaiting-attestation and the runtime asks again soon.
 //   departed           Each new epoch this node reads, it first reads its own standing at the head
 //                      (standing.ts): a departure always opens an epoch, so that catches an eviction as
 //                      soon as the head shows it, blocks before the confirmed view does. A departed node
@@ -53,6 +56,7 @@ export type TickAction =
   | "re-derived"
   | "pulled"
   | "pull-failed"
+  | "awaiting-attestation"
   | "reopened"
   | "cannot-commit"
   | "departed"
@@ -342,7 +346,13 @@ export function createCskManager(options: CskManagerOptions): CskManager {
     const result = await options.client.fetch({ epoch: s.epoch, commitment: s.commitment, peers: order });
     options.onFetch?.(result, s.epoch, monoMs() - began);
     for (const a of result.attempts) {
-      if (a.outcome !== "ok" && a.outcome !== "not-held" && a.outcome !== "timeout") suspect.add(a.peer);
+      if (
+        a.outcome !== "ok" &&
+        a.outcome !== "not-held" &&
+        a.outcome !== "not-attested-yet" &&
+        a.outcome !== "timeout"
+      )
+        suspect.add(a.peer);
     }
     suspects.set(s.epoch, suspect);
     if (result.key === undefined || result.from === undefined) {
@@ -350,7 +360,11 @@ export function createCskManager(options: CskManagerOptions): CskManager {
         { epoch: s.epoch.toString(), attempts: result.attempts.map((a) => `${a.peer}:${a.outcome}`) },
         "no peer delivered the CSK yet",
       );
-      return pullFailed(s);
+      const action = await pullFailed(s);
+      // A peer holds no verdict on this node yet: its re-attestation is under way, so ask again soon.
+      return action === "pull-failed" && result.attempts.some((a) => a.outcome === "not-attested-yet")
+        ? "awaiting-attestation"
+        : action;
     }
     custody.set(s.epoch, result.key);
     failingSince.delete(s.epoch);

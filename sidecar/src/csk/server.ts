@@ -4,8 +4,14 @@
 // unknown id never costs a chain read), from that member's mesh IP, carries its Ed25519 signature and,
 // checked last because it may read the chain, the member stands at the head for the asked epoch
 // (standing.ts: active, so not the member whose departure opened it, and not stale: no device revoked,
-// compose hash or KMS root withdrawn under it). The answer is the held CSK of the
-// asked epoch sealed to the requester's on-chain key, or "not held"; a refused request gets no answer.
+// compose hash or KMS root withdrawn under it). Last, checked synchronously right before sealing (so a
+// verdict that changed while the head was read counts), the attestation gate: this node's
+// re-attestation must hold a current passing verdict on the requester (reattest/scheduler.ts `admits`).
+// The requester controls its evidence and its timing, and a newcomer is peered (so it can be attested
+// over the mesh) before any peer judged it: until a verdict passes it gets "not attested yet", a signed
+// answer without a key that tells it to ask again soon; a refused or expired verdict gets no key either.
+// The answer is the held CSK of the asked epoch sealed to the requester's on-chain key, "not held", or
+// "not attested yet"; any other refused request gets no answer.
 
 import { type SigningKey, sealToIdentityKey } from "../meshnet/crypto.ts";
 import type { MemberDirectory, MeshMember } from "../meshnet/directory.ts";
@@ -38,6 +44,8 @@ export const SERVE_OUTCOMES = [
   "not-standing",
   "head-behind",
   "head-unreadable",
+  "not-attested-yet",
+  "attestation-refused",
 ] as const;
 export type ServeOutcome = (typeof SERVE_OUTCOMES)[number];
 
@@ -52,6 +60,13 @@ export const honestServePolicy: CskServePolicy = (request, holder) => {
   return held !== undefined && held.epoch === request.epoch ? held.key.reveal() : undefined;
 };
 
+/**
+ * This node's verdict on the requester's live attestation (its record, these keys): passed (current:
+ * neither refused nor expired), pending (no verdict yet, or the last one expired or was lifted and not
+ * re-proven), refused.
+ */
+export type AttestationGate = (requester: MeshMember) => "passed" | "pending" | "refused";
+
 export interface CskServerOptions {
   readonly self: bigint;
   readonly cluster: ClusterId;
@@ -61,6 +76,8 @@ export interface CskServerOptions {
   readonly lookup?: (memberId: bigint) => MeshMember | undefined;
   /** The requester's standing at the head for the asked epoch; without it the view alone decides. */
   readonly standing?: StandingCheck;
+  /** Peer re-attestation's verdict on the requester; without it (re-attestation off) nothing gates. */
+  readonly attested?: AttestationGate;
   readonly holder: CskHolder;
   readonly send: (datagram: Uint8Array, to: Remote) => void;
   readonly maxSkewMs: number;
@@ -128,23 +145,35 @@ export function createCskServer(options: CskServerOptions): CskServer {
         if (standing === "stale") return { outcome: "not-standing", requesterId };
         if (standing === "behind") return { outcome: "head-behind", requesterId };
       }
+      const answer = (status: ResponseStatus, sealed: Uint8Array) =>
+        options.send(
+          encodeResponse(
+            {
+              chainId: cluster.chainId,
+              cluster: cluster.cluster,
+              serverId: self,
+              requesterId,
+              epoch: req.epoch,
+              nonce: req.nonce,
+              status,
+              sealed,
+            },
+            key.sign,
+          ),
+          from,
+        );
+      // No await between this check and the sealing below: the verdict read is the one that counts, on
+      // the very record (keys) the request was verified against and the key is sealed to.
+      const verdict = options.attested?.(requester) ?? "passed";
+      if (verdict === "refused") return { outcome: "attestation-refused", requesterId };
+      if (verdict !== "passed") {
+        answer(ResponseStatus.NotAttestedYet, new Uint8Array(0));
+        return { outcome: "not-attested-yet", requesterId };
+      }
 
       const csk = policy(req, options.holder);
       const sealed = csk === undefined ? undefined : sealToIdentityKey(csk, requester.identityKey);
-      const response = encodeResponse(
-        {
-          chainId: cluster.chainId,
-          cluster: cluster.cluster,
-          serverId: self,
-          requesterId,
-          epoch: req.epoch,
-          nonce: req.nonce,
-          status: sealed === undefined ? ResponseStatus.NotHeld : ResponseStatus.Ok,
-          sealed: sealed ?? new Uint8Array(0),
-        },
-        key.sign,
-      );
-      options.send(response, from);
+      answer(sealed === undefined ? ResponseStatus.NotHeld : ResponseStatus.Ok, sealed ?? new Uint8Array(0));
       return { outcome: sealed === undefined ? "not-held" : "served", requesterId };
     },
   };

@@ -11,7 +11,7 @@ import type { SidecarConfig } from "../config.ts";
 import { createCskChain, headReadsOf } from "../csk/chain.ts";
 import { createCskClient } from "../csk/client.ts";
 import type { CskCustody } from "../csk/holder.ts";
-import { type CskManager, createCskManager } from "../csk/manager.ts";
+import { type CskManager, createCskManager, type TickAction } from "../csk/manager.ts";
 import { type CskServePolicy, createCskServer } from "../csk/server.ts";
 import { createStandingCheck } from "../csk/standing.ts";
 import type { HeartbeatEvent } from "../heartbeat/service.ts";
@@ -19,7 +19,7 @@ import { createSwimService, type LivenessService } from "../heartbeat/swim.ts";
 import type { KeySource, NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { signingKeyFromSeed } from "../meshnet/crypto.ts";
-import { directoryFrom } from "../meshnet/directory.ts";
+import { directoryFrom, type MeshMember } from "../meshnet/directory.ts";
 import { createLogThrottle, createRateLimiter } from "../meshnet/rateLimit.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
@@ -33,6 +33,11 @@ import type { MeshMetrics } from "./metrics.ts";
 
 /** How long one peer has to answer a CSK request. */
 export const CSK_REQUEST_TIMEOUT_MS = 1000;
+/**
+ * The next CSK pull after a peer answered "not attested yet" (its first verdict on this node is under
+ * way): well inside the per-source request rate (CSK_REQUEST_RATE), a tick would cost the join ~1 s.
+ */
+export const CSK_NOT_ATTESTED_RETRY_MS = 250;
 /** Peers asked at the same time. */
 export const CSK_FANOUT = 3;
 /** A CSK request's timestamp must be this close to the server's clock. */
@@ -219,6 +224,12 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     // Requesters are looked up in the view only (no chain read per datagram), and the view holds only
     // members whose certificate verified (certs/follower.ts): nothing is sealed to anyone else.
     standing,
+    // The key goes only to a requester this node's re-attestation holds a current passing verdict on;
+    // before the first one it answers "not attested yet" (issue 14: a newcomer is peered, and could
+    // ask, before anyone judged its evidence).
+    ...(reattest === undefined
+      ? {}
+      : { attested: (requester: MeshMember) => reattest.reattestation.admits(requester.record) }),
     holder: custody,
     send: (datagram, to) => send(datagram, to.address, to.port),
     maxSkewMs: CSK_REQUEST_MAX_SKEW_MS,
@@ -318,15 +329,18 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   const loop = async () => {
     const tickMs = Math.min(config.pollIntervalMs, 1000);
     while (!signal.aborted) {
+      let action: TickAction | undefined;
       try {
-        await manager.tick();
+        action = await manager.tick();
       } catch (err) {
         log.warn({ err }, "CSK step failed; retrying");
       }
       options.onChange();
+      // Peers are judging this node's attestation (a newcomer): ask again soon rather than a tick later.
+      const pause = action === "awaiting-attestation" ? CSK_NOT_ATTESTED_RETRY_MS : cadence.interval(tickMs);
       await new Promise<void>((resolve) => {
         woken = resolve;
-        void sleepToBeat(cadence.interval(tickMs), signal).then(resolve);
+        void sleepToBeat(pause, signal).then(resolve);
       });
       woken = undefined;
     }

@@ -17,6 +17,15 @@
 // Not refusing: a peer that does not answer (not peered yet, restarting, rate-limited), or our own PCCS
 // failing: it is retried with a backoff and reported `unreachable`, never cut for our network's sake.
 //
+// The CSK gate (csk/server.ts, wired by mesh/runtime.ts) asks `admits`: a peer gets a key only while
+// this node holds a current passing verdict on it: one that passed (fetched and verified, or re-judged
+// against the head's policy since), not refused since, and verified within `maxAgeMs` (three periods
+// by default: a re-check that keeps failing to reach the peer lets the verdict expire). Before the
+// first verdict, after a lifted refusal (until fresh evidence passes) and once expired: pending.
+// A newcomer is peered before anyone judged it, so its first check runs at once (the view change and
+// each reconcile pass `wake` the loop) and, while it has never passed, an unreachable peer is retried
+// after `firstRetryMs` doubling, not the period's backoff: its CSK waits on this verdict.
+//
 // Sealed messages (messages/watcher.ts) ask `messagesRefused`: a refused member's messages are never
 // delivered, and when a refusal ends (the policy admits it again, or its refused record is replaced or
 // gone) the chain head at that moment becomes a fence: its messages mined at or below it were sent while
@@ -49,6 +58,10 @@ export interface ReattestationOptions {
   readonly periodMs: number;
   /** First retry after an unreachable peer; doubles up to the period. Default 5 s. */
   readonly retryMs?: number;
+  /** First retry after an unreachable peer never judged yet; doubles up to `retryMs`. Default 250 ms. */
+  readonly firstRetryMs?: number;
+  /** How long a passing verdict counts for the CSK gate after its verification. Default 3 periods. */
+  readonly maxAgeMs?: number;
   /** Checks at once; default 2. */
   readonly concurrency?: number;
   readonly logger: Logger;
@@ -63,6 +76,13 @@ export interface ReattestationOptions {
 export interface Reattestation {
   /** True when `member` (these keys) is refused. */
   refused(member: Member): boolean;
+  /**
+   * The CSK gate: passed only while this node holds a current passing verdict on `member` (these keys);
+   * pending before the first, after a lifted refusal and once expired; refused while refused.
+   */
+  admits(member: Member): "passed" | "pending" | "refused";
+  /** Starts the checks that are due now (a peer was just peered) without waiting for the next tick. */
+  wake(): void;
   /**
    * True when a sealed message of member `memberId` mined in block `blockNumber` must not be delivered:
    * a record of it is refused now, or a refusal of it ended and the block is at or below the head read
@@ -88,6 +108,8 @@ interface Entry {
   failures: number;
   rejudge: boolean;
   passedOnce: boolean;
+  /** Wall ms of the verification behind the current passing verdict; undefined while none counts. */
+  passedAt: number | undefined;
 }
 
 /** Cache key: a record whose keys changed is another peer to attest. */
@@ -102,6 +124,8 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
   const { logger, periodMs } = options;
   const now = options.now ?? Date.now;
   const retryMs = options.retryMs ?? 5_000;
+  const firstRetryMs = Math.min(options.firstRetryMs ?? 250, retryMs);
+  const maxAgeMs = options.maxAgeMs ?? 3 * periodMs;
   const concurrency = options.concurrency ?? 2;
   const nonce = options.nonce ?? (() => crypto.getRandomValues(new Uint8Array(32)));
   const entries = new Map<string, Entry>();
@@ -158,6 +182,8 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     if (fetched) set(entry, { verifiedAt: t, verifications: entry.state.verifications + 1 });
     if (verdict.ok) {
       const first = !entry.passedOnce;
+      // A re-judgement keeps the verification's age; it never makes a verdict out of none.
+      if (fetched) entry.passedAt = t;
       entry.passedOnce = true;
       entry.cause = undefined;
       entry.failures = 0;
@@ -173,6 +199,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
           : entry.state.nextAt,
       });
     } else {
+      entry.passedAt = undefined;
       entry.cause = verdict.cause;
       set(entry, {
         ...facts,
@@ -218,6 +245,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       options.observe?.(verdict.ok ? "policy-passed" : "policy-failed", performance.now() - began);
       if (verdict.ok) {
         // Admitted by the policy again: fetch fresh evidence before calling it passed.
+        entry.passedAt = undefined;
         refusalEnded(member.memberId);
         entry.cause = undefined;
         set(entry, { status: "pending", ...clearVerdictFields, nextAt: now() });
@@ -240,7 +268,9 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       judged = await options.judge(member, n, document);
     } catch (err) {
       entry.failures += 1;
-      const delay = Math.min(retryMs * 2 ** (entry.failures - 1), periodMs);
+      const delay = entry.passedOnce
+        ? Math.min(retryMs * 2 ** (entry.failures - 1), periodMs)
+        : Math.min(firstRetryMs * 2 ** (entry.failures - 1), retryMs);
       const message = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
       // Not refused: a peer that does not answer is not proven bad (it may not be peered yet).
       set(entry, { status: "unreachable", detail: `no attestation: ${message}`, nextAt: now() + delay });
@@ -274,6 +304,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
         failures: 0,
         rejudge: false,
         passedOnce: false,
+        passedAt: undefined,
       });
     }
     for (const [key, entry] of entries) {
@@ -283,6 +314,13 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       entries.delete(key);
     }
   }
+
+  let looping = false;
+  const kick = () => {
+    if (!looping) return;
+    // Fire and forget: the checks already running hold their slots, so a kick starts only what is due.
+    void tick().catch((err: unknown) => logger.warn({ err }, "re-attestation wake-up failed"));
+  };
 
   async function tick(): Promise<void> {
     sync();
@@ -312,6 +350,14 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     refused(member) {
       return entries.get(keyOf(member))?.state.status === "failed";
     },
+    admits(member) {
+      const entry = entries.get(keyOf(member));
+      if (entry === undefined) return "pending";
+      if (entry.state.status === "failed") return "refused";
+      if (entry.passedAt === undefined || now() - entry.passedAt > maxAgeMs) return "pending";
+      return "passed";
+    },
+    wake: kick,
     messagesRefused(memberId, blockNumber) {
       for (const e of entries.values()) {
         if (e.member.memberId === memberId && e.state.status === "failed") return true;
@@ -330,8 +376,12 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     tick,
     policyChanged() {
       for (const e of entries.values()) if (e.verified !== undefined) e.rejudge = true;
+      // The view changed (a newcomer may be in it): judge it now, not at the next tick.
+      if (looping) setImmediate(kick);
     },
     async run(signal, tickMs = 1000) {
+      looping = true;
+      signal.addEventListener("abort", () => (looping = false), { once: true });
       while (!signal.aborted) {
         await tick();
         await new Promise<void>((resolve) => {

@@ -138,6 +138,20 @@ describe("CSK response codec", () => {
     assert.deepEqual(decodeResponse(bytes).message, none);
   });
 
+  test("round trip of a not-attested-yet refusal, which carries no key", () => {
+    const refusal = response({ status: ResponseStatus.NotAttestedYet, sealed: new Uint8Array(0) });
+    const bytes = encodeResponse(refusal, key.sign);
+    assert.equal(bytes.length, 73 + 64);
+    const decoded = decodeResponse(bytes);
+    assert.deepEqual(decoded.message, refusal);
+    assert.ok(verifySigned(decoded, key.publicKey));
+    assertWireRefusal(
+      decodeResponse,
+      encodeResponse(response({ status: ResponseStatus.NotAttestedYet }), key.sign),
+      "sealedLength",
+    );
+  });
+
   test("every truncation and trailing bytes are refused", () => {
     const bytes = encodeResponse(response(), key.sign);
     const fields = [
@@ -155,7 +169,7 @@ describe("CSK response codec", () => {
 
   test("unknown status, and a sealed length that does not fit the status, are refused", () => {
     const b = encodeResponse(response(), key.sign);
-    b[70] = 2;
+    b[70] = 3;
     assertWireRefusal(decodeResponse, b, "status");
     assertWireRefusal(
       decodeResponse,
