@@ -524,6 +524,37 @@ describe("CSK manager", () => {
     assert.deepEqual([...fetches[1]!.peers.slice(0, 2)].sort(), [1n, 2n]);
   });
 
+  test("issue 14: 'not attested yet' means ask again soon: no suspicion, and the key once a verdict passed", async () => {
+    const key = new Uint8Array(32).fill(7);
+    const fake = fakeChain({ epoch: 4n, commitment: keccak256(key), committer: 1n });
+    live = [1n, 2n];
+    reports = new Map([
+      [1n, { epoch: 4n, holdsCsk: true }],
+      [2n, { epoch: 4n, holdsCsk: true }],
+    ]);
+    let attested = false;
+    fetchResult = (_epoch, order) =>
+      attested
+        ? { key: Uint8Array.from(key), from: order[0], attempts: [{ peer: order[0]!, outcome: "ok" }] }
+        : {
+            key: undefined,
+            from: undefined,
+            attempts: order.map((peer) => ({ peer, outcome: "not-attested-yet" as const })),
+          };
+    const m = manager(3n, fake.chain);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await m.tick(), "awaiting-attestation");
+      assert.equal(custody.current(), undefined);
+      assert.equal(m.acquired(), false);
+      // Both stay holders asked first in random order: nobody is pushed last as a suspect.
+      assert.deepEqual([...fetches.at(-1)!.peers].sort(), [1n, 2n]);
+    }
+    attested = true;
+    assert.equal(await m.tick(), "pulled");
+    assert.deepEqual(custody.current()?.key.reveal(), key);
+    assert.equal(fake.reopens.length, 0);
+  });
+
   test("after a rotation in a large mesh, a tick asks a few random peers, not everyone nor the lowest ids", async () => {
     const key = new Uint8Array(32).fill(9);
     const fake = fakeChain({ epoch: 4n, commitment: keccak256(key), committer: 1n });

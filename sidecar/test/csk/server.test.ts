@@ -9,10 +9,12 @@ import { type Address, bytesToHex, getAddress, keccak256 } from "viem";
 import { type CskClient, type CskRejectReason, createCskClient } from "../../src/csk/client.ts";
 import {
   decodeRequest,
+  decodeResponse,
   encodeRequest,
   encodeResponse,
   ResponseStatus,
   SEALED_CSK_BYTES,
+  verifySigned,
 } from "../../src/csk/codec.ts";
 import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
 import { type CskServer, createCskServer } from "../../src/csk/server.ts";
@@ -28,7 +30,9 @@ import { directoryFrom } from "../../src/meshnet/directory.ts";
 import { type MeshSocket, openMeshSocket } from "../../src/meshnet/socket.ts";
 import { MessageType, peekType } from "../../src/meshnet/wire.ts";
 import type { Member } from "../../src/model/member.ts";
-import { freePort } from "../helpers.ts";
+import { createReattestation, type Reattestation } from "../../src/reattest/scheduler.ts";
+import type { Verdict } from "../../src/reattest/verdict.ts";
+import { captureLogger, freePort } from "../helpers.ts";
 
 const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 const C = { chainId: 31337, cluster: CLUSTER };
@@ -46,6 +50,8 @@ interface Node {
 }
 
 describe("CSK serving and pulling", () => {
+  const verifySignedBy = (answer: ReturnType<typeof decodeResponse>, id: bigint) =>
+    verifySigned(answer, keys.get(id)!.publicKey);
   const members = new Map<bigint, Member>();
   const keys = new Map<bigint, SigningKey>();
   const nodes = new Map<bigint, Node>();
@@ -106,8 +112,9 @@ describe("CSK serving and pulling", () => {
   before(async () => {
     await loadSodium();
     port = await freePort();
-    // 1 honest holder, 2 bogus, 3 requester, 4 honest holder of an older epoch only, 5 silent member.
-    for (const id of [1n, 2n, 3n, 4n, 5n]) {
+    // 1 honest holder, 2 bogus, 3 requester, 4 honest holder of an older epoch only, 5 silent member,
+    // 7 a holder whose attestation gate has no verdict on 3 yet.
+    for (const id of [1n, 2n, 3n, 4n, 5n, 7n]) {
       keys.set(id, signingKeyFromSeed(randomBytes(32)));
       members.set(id, member(id, keys.get(id)!));
     }
@@ -307,6 +314,205 @@ describe("CSK serving and pulling", () => {
       assert.equal(asked.length, 3, "no head read for a bad signature or an unknown id");
       answer = async () => "active";
       assert.equal((await headServer.handle(request(), from)).outcome, "served");
+    });
+  });
+
+  describe("the attestation gate (issue 14: a newcomer is peered before anyone judged it)", () => {
+    const PERIOD = 600_000;
+    const pass: Verdict = { ok: true, kind: "simulated", composeHash: "ab".repeat(32), detail: "ok" };
+    const otherKeys: Verdict = {
+      ok: false,
+      cause: "evidence",
+      reason: "ReportDataMismatch",
+      detail: "bound to other keys",
+    };
+    /** A real re-attestation schedule over member 3 whose verdict the test sets; its clock too. */
+    function gate() {
+      let verdict: Verdict | "unreachable" = "unreachable";
+      let clock = 1_000_000;
+      const r: Reattestation = createReattestation({
+        peers: () => [members.get(3n)!],
+        fetch: async () => {
+          if (verdict === "unreachable") throw new Error("connect ETIMEDOUT");
+          return {};
+        },
+        judge: async () => {
+          const v = verdict as Verdict;
+          return v.ok
+            ? { verdict: v, verified: { kind: "simulated", composeHash: "ab".repeat(32) } }
+            : { verdict: v };
+        },
+        rejudge: async () => pass,
+        head: async () => 1n,
+        periodMs: PERIOD,
+        logger: captureLogger("silent").logger,
+        now: () => clock,
+      });
+      return {
+        r,
+        set: (v: Verdict | "unreachable") => {
+          verdict = v;
+        },
+        advance: async (ms: number) => {
+          clock += ms;
+          await r.tick();
+        },
+      };
+    }
+    const request = (signer = keys.get(3n)!) =>
+      encodeRequest(
+        {
+          ...C,
+          requesterId: 3n,
+          serverId: 1n,
+          epoch: 0n,
+          timestampMs: BigInt(Date.now()),
+          nonce: randomBytes(16),
+        },
+        signer.sign,
+      );
+    const from = { address: ip(3n), port: 1 };
+    function gatedServer(r: Reattestation, sent: Uint8Array[], standing?: () => Promise<Standing>) {
+      const holder = createCskCustody();
+      holder.set(0n, Uint8Array.from(epoch0));
+      return createCskServer({
+        self: 1n,
+        cluster: C,
+        key: keys.get(1n)!,
+        directory,
+        ...(standing === undefined ? {} : { standing: { of: standing } }),
+        attested: (requester) => r.admits(requester.record),
+        holder,
+        send: (d) => sent.push(d),
+        maxSkewMs: 30_000,
+      });
+    }
+    /** Every answer sent: none may carry a key unless `keyAllowed`. */
+    const statuses = (sent: Uint8Array[]) => sent.map((d) => decodeResponse(d).message.status);
+
+    test("no verdict yet: a signed 'not attested yet' and no key; once it passes, the key", async () => {
+      const g = gate();
+      const sent: Uint8Array[] = [];
+      const server = gatedServer(g.r, sent);
+      // The race: it asks at the very moment it is peered, before any check ran.
+      assert.equal((await server.handle(request(), from)).outcome, "not-attested-yet");
+      // Its evidence cannot be fetched yet: still no verdict.
+      await g.advance(0);
+      assert.equal(g.r.get(3n)?.status, "unreachable");
+      assert.equal((await server.handle(request(), from)).outcome, "not-attested-yet");
+      assert.deepEqual(statuses(sent), [ResponseStatus.NotAttestedYet, ResponseStatus.NotAttestedYet]);
+      for (const d of sent) {
+        const answer = decodeResponse(d);
+        assert.equal(answer.message.sealed.length, 0, "no key in a refusal");
+        assert.ok(verifySignedBy(answer, 1n), "signed by the server");
+      }
+      g.set(pass);
+      await g.advance(1_000);
+      assert.equal((await server.handle(request(), from)).outcome, "served");
+      assert.equal(statuses(sent).at(-1), ResponseStatus.Ok);
+    });
+
+    test("attacker: evidence bound to other keys: never a key, asked at any moment, before and after the verdict", async () => {
+      const g = gate();
+      const sent: Uint8Array[] = [];
+      const server = gatedServer(g.r, sent);
+      const outcomes: string[] = [];
+      outcomes.push((await server.handle(request(), from)).outcome);
+      g.set(otherKeys);
+      await g.advance(0);
+      for (let i = 0; i < 20; i++) {
+        outcomes.push((await server.handle(request(), from)).outcome);
+        await g.advance(PERIOD / 4);
+      }
+      assert.equal(outcomes[0], "not-attested-yet");
+      assert.ok(
+        outcomes.slice(1).every((o) => o === "attestation-refused"),
+        outcomes.join(),
+      );
+      assert.ok(
+        statuses(sent).every((s) => s === ResponseStatus.NotAttestedYet),
+        "no answer ever carried a key",
+      );
+      assert.equal(sent.length, 1, "a refused requester gets no answer at all");
+    });
+
+    test("a refusal that lands while the head is read wins: the verdict is read right before sealing", async () => {
+      const g = gate();
+      g.set(pass);
+      await g.advance(0);
+      const sent: Uint8Array[] = [];
+      let release!: (s: Standing) => void;
+      const server = gatedServer(g.r, sent, () => new Promise<Standing>((resolve) => (release = resolve)));
+      const handled = server.handle(request(), from);
+      await new Promise((resolve) => setImmediate(resolve));
+      // Its policy is withdrawn meanwhile (the owner's revocation reaches this node's re-judgement).
+      g.set(otherKeys);
+      await g.advance(2 * PERIOD);
+      assert.equal(g.r.admits(members.get(3n)!), "refused");
+      release("active");
+      assert.equal((await handled).outcome, "attestation-refused");
+      assert.equal(sent.length, 0);
+    });
+
+    test("a passing verdict that expired (re-checks cannot reach it) gates again until it passes anew", async () => {
+      const g = gate();
+      g.set(pass);
+      await g.advance(0);
+      const sent: Uint8Array[] = [];
+      const server = gatedServer(g.r, sent);
+      assert.equal((await server.handle(request(), from)).outcome, "served");
+      g.set("unreachable");
+      for (let waited = 0; waited <= 3 * PERIOD; waited += PERIOD / 2) await g.advance(PERIOD / 2);
+      assert.equal((await server.handle(request(), from)).outcome, "not-attested-yet");
+      g.set(pass);
+      await g.advance(PERIOD);
+      assert.equal((await server.handle(request(), from)).outcome, "served");
+    });
+
+    test("the client moves on past 'not attested yet' to another holder, blaming nobody", async () => {
+      const g = gate();
+      const requester = nodes.get(3n)!;
+      const socket = await openMeshSocket({ mode: "loopback", meshIp: ip(7n), port });
+      const gatedAs7 = createCskServer({
+        self: 7n,
+        cluster: C,
+        key: keys.get(7n)!,
+        directory,
+        attested: (m) => g.r.admits(m.record),
+        holder: (() => {
+          const h = createCskCustody();
+          h.set(0n, Uint8Array.from(epoch0));
+          return h;
+        })(),
+        send: (d, to) => socket.send(d, to.address, to.port),
+        maxSkewMs: 30_000,
+      });
+      socket.onMessage((d, f) => {
+        if (peekType(d) === MessageType.CskRequest) void gatedAs7.handle(d, f);
+      });
+      try {
+        const first = await requester.client.fetch({ epoch: 0n, commitment: commitment0, peers: [7n] });
+        assert.deepEqual(first.attempts, [{ peer: 7n, outcome: "not-attested-yet" }]);
+        assert.equal(first.key, undefined);
+        const next = await requester.client.fetch({ epoch: 0n, commitment: commitment0, peers: [7n, 1n] });
+        assert.deepEqual(next.attempts, [
+          { peer: 7n, outcome: "not-attested-yet" },
+          { peer: 1n, outcome: "ok" },
+        ]);
+        assert.equal(
+          requester.rejected.filter((r) => r.peer === 7n).length,
+          0,
+          "not evidence against the server",
+        );
+        // Once member 7's re-attestation of member 3 passes, it serves too.
+        g.set(pass);
+        await g.advance(0);
+        const last = await requester.client.fetch({ epoch: 0n, commitment: commitment0, peers: [7n] });
+        assert.deepEqual(last.attempts, [{ peer: 7n, outcome: "ok" }]);
+        assert.deepEqual(last.key, epoch0);
+      } finally {
+        await socket.close();
+      }
     });
   });
 

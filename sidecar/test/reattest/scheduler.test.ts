@@ -175,8 +175,11 @@ describe("peer re-attestation schedule", () => {
   test("an unreachable peer or a PCCS outage is retried with a backoff, never refused", async () => {
     const peer = member(4n);
     const h = harness([peer], { retryMs: 5_000 });
-    h.setUnreachable([4n]);
     await h.r.tick();
+    assert.equal(h.r.get(4n)?.status, "passed");
+    // It passed once: a re-check that cannot reach it backs off from retryMs.
+    h.setUnreachable([4n]);
+    await h.advance(h.r.get(4n)!.nextAt - h.now(), 60_000);
     assert.equal(h.r.get(4n)?.status, "unreachable");
     assert.equal(h.r.refused(peer), false);
     const first = h.r.get(4n)!.nextAt - h.now();
@@ -238,6 +241,122 @@ describe("peer re-attestation schedule", () => {
     assert.equal(g.r.get(4n)?.status, "passed", "the new record is another peer to attest");
     assert.equal(g.r.messagesRefused(4n, 300n), true, "the old record's refusal fenced at the head");
     assert.equal(g.r.messagesRefused(4n, 301n), false);
+  });
+
+  test("a peer never judged yet (a newcomer being peered) is retried fast: 250 ms doubling up to retryMs", async () => {
+    const peer = member(4n);
+    const h = harness([peer], { retryMs: 5_000 });
+    h.setUnreachable([4n]);
+    await h.r.tick();
+    assert.equal(h.r.get(4n)?.status, "unreachable");
+    assert.equal(h.r.refused(peer), false);
+    const delays: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const delay = h.r.get(4n)!.nextAt - h.now();
+      delays.push(delay);
+      await h.advance(delay, delay);
+    }
+    assert.deepEqual(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+    h.setUnreachable([]);
+    await h.advance(5_000, 5_000);
+    assert.equal(h.r.get(4n)?.status, "passed");
+  });
+
+  describe("the CSK gate (admits)", () => {
+    const evidence: Verdict = {
+      ok: false,
+      cause: "evidence",
+      reason: "ReportDataMismatch",
+      detail: "bound to other keys",
+    };
+    const withdrawn: Verdict = { ok: false, cause: "policy", reason: "ComposeHashNotAllowed", detail: "w" };
+
+    test("pending before the first verdict (and while it is unreachable), passed once it passes", async () => {
+      const peer = member(1n);
+      const h = harness([peer]);
+      assert.equal(h.r.admits(peer), "pending", "never seen: no verdict");
+      assert.equal(h.r.admits(member(9n)), "pending", "a member it does not track");
+      h.setUnreachable([1n]);
+      await h.r.tick();
+      assert.equal(h.r.admits(peer), "pending", "unreachable is no verdict");
+      h.setUnreachable([]);
+      await h.advance(250, 250);
+      assert.equal(h.r.admits(peer), "passed");
+      // Another record (new keys) of the same member is another peer: no verdict yet.
+      assert.equal(h.r.admits({ ...peer, identityKey: bytesToHex(randomBytes(32)) as Hex }), "pending");
+    });
+
+    test("attacker: bad evidence is refused, and stays refused at every moment with the same keys", async () => {
+      const bad = member(2n);
+      const h = harness([bad]);
+      h.setVerdict(() => evidence);
+      await h.r.tick();
+      assert.equal(h.r.admits(bad), "refused");
+      h.setVerdict(() => pass);
+      for (let i = 0; i < 30; i++) {
+        await h.advance(PERIOD / 10, PERIOD / 10);
+        assert.equal(h.r.admits(bad), "refused");
+      }
+    });
+
+    test("a policy refusal: refused; lifted: pending until fresh evidence passes, never passed before", async () => {
+      const peer = member(3n);
+      const h = harness([peer]);
+      await h.r.tick();
+      assert.equal(h.r.admits(peer), "passed");
+      h.setPolicy(() => withdrawn);
+      h.r.policyChanged();
+      await h.r.tick();
+      assert.equal(h.r.admits(peer), "refused");
+      // Allowed again by the policy, but the peer does not answer: no verdict, so no key.
+      h.setPolicy(() => pass);
+      h.setUnreachable([3n]);
+      await h.advance(PERIOD + 20_000, 10_000);
+      assert.equal(h.r.refused(peer), false, "admitted by the policy again");
+      assert.equal(h.r.admits(peer), "pending", "the old verdict does not come back");
+      h.setUnreachable([]);
+      await h.advance(PERIOD, 5_000);
+      assert.equal(h.r.admits(peer), "passed", "fresh evidence passed");
+    });
+
+    test("a passing verdict expires when re-checks keep failing to reach the peer", async () => {
+      const peer = member(5n);
+      const h = harness([peer], { maxAgeMs: 3 * PERIOD });
+      await h.r.tick();
+      const passedAt = h.now();
+      h.setUnreachable([5n]);
+      while (h.now() - passedAt <= 3 * PERIOD) {
+        assert.equal(h.r.admits(peer), "passed");
+        await h.advance(60_000, 60_000);
+      }
+      assert.equal(h.r.admits(peer), "pending", "expired");
+      h.setUnreachable([]);
+      await h.advance(PERIOD, 60_000);
+      assert.equal(h.r.admits(peer), "passed");
+    });
+
+    test("wake (and a view change) starts a newcomer's first check at once, not at the next tick", async () => {
+      const peers = [member(1n)];
+      const h = harness(peers);
+      const abort = new AbortController();
+      const running = h.r.run(abort.signal, 3_600_000);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(h.fetched.length, 1);
+      peers.push(member(2n));
+      h.r.wake();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(
+        h.fetched.map((f) => f.id),
+        [1n, 2n],
+      );
+      assert.equal(h.r.admits(peers[1]!), "passed");
+      peers.push(member(3n));
+      h.r.policyChanged();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(h.r.admits(peers[2]!), "passed");
+      abort.abort();
+      await running;
+    });
   });
 
   test("a peer that left is forgotten", async () => {
