@@ -1029,7 +1029,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       honestKey.destroy();
     });
 
-    test("a member serving an attestation bound to other keys is refused by every peer: no WireGuard peer, no key of the next epoch, none of its sealed messages delivered", async () => {
+    test("a member serving an attestation bound to other keys is refused by every peer: no WireGuard peer, never any CSK (not even the current epoch's while it was peered and not judged yet), none of its sealed messages delivered", async () => {
       // Its guest agent is real; its sidecar asks for quotes over other report data than its keys and
       // the nonce give (what a node holding someone else's quote would serve).
       const real = createDstackEvidenceSource(`${dir}/m.sock`, {});
@@ -1038,6 +1038,22 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           evidence: (reportData) => real.evidence(Uint8Array.from(reportData, (b) => b ^ 0x5a)),
         },
       });
+      // Issue 14 gap: a newcomer is peered (so its peers can fetch its attestation) before anyone judged
+      // it, and its peers served it the current CSK in that window. Watch M's custody from before it
+      // registers to the end, at every change and every 25 ms: it must never hold any epoch's key.
+      const heldByM: string[] = [];
+      const offHeld = m.sidecar.csk.onChange(() => {
+        const h = m.sidecar.csk.current();
+        if (h !== undefined) heldByM.push(`epoch ${h.epoch} (change)`);
+      });
+      let watchingM = true;
+      const watcherM = (async () => {
+        while (watchingM) {
+          const h = m.sidecar.csk.current();
+          if (h !== undefined) heldByM.push(`epoch ${h.epoch} (sample)`);
+          await delay(25);
+        }
+      })();
       const mId = await waitFor("M's member id", () => m.sidecar.status().memberId, 60_000);
       const mKey = hexToWgBase64(
         (await createClusterReader(readsOver(http(rpcUrl, { retryCount: 0 })), cluster).member(mId))!
@@ -1126,6 +1142,10 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
           .length,
         3,
       );
+      watchingM = false;
+      await watcherM;
+      offHeld();
+      assert.deepEqual(heldByM, [], "M never held a CSK, at any change or sample");
       await asOwner((c) => c.write.evict([mId, 1]));
       await m.stop();
     });
