@@ -24,7 +24,7 @@
 // first verdict, after a lifted refusal (until fresh evidence passes) and once expired: pending.
 // A newcomer is peered before anyone judged it, so its first check runs at once (the view change and
 // each reconcile pass `wake` the loop) and, while it has never passed, an unreachable peer is retried
-// after `firstRetryMs` doubling, not the period's backoff: its CSK waits on this verdict.
+// from `firstRetryMs` (250 ms) doubling, not from `retryMs`: its CSK waits on this verdict.
 //
 // Sealed messages (messages/watcher.ts) ask `messagesRefused`: a refused member's messages are never
 // delivered, and when a refusal ends (the policy admits it again, or its refused record is replaced or
@@ -58,7 +58,7 @@ export interface ReattestationOptions {
   readonly periodMs: number;
   /** First retry after an unreachable peer; doubles up to the period. Default 5 s. */
   readonly retryMs?: number;
-  /** First retry after an unreachable peer never judged yet; doubles up to `retryMs`. Default 250 ms. */
+  /** First retry after an unreachable peer never judged yet; doubles up to the period. Default 250 ms. */
   readonly firstRetryMs?: number;
   /** How long a passing verdict counts for the CSK gate after its verification. Default 3 periods. */
   readonly maxAgeMs?: number;
@@ -124,7 +124,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
   const { logger, periodMs } = options;
   const now = options.now ?? Date.now;
   const retryMs = options.retryMs ?? 5_000;
-  const firstRetryMs = Math.min(options.firstRetryMs ?? 250, retryMs);
+  const firstRetryMs = options.firstRetryMs ?? 250;
   const maxAgeMs = options.maxAgeMs ?? 3 * periodMs;
   const concurrency = options.concurrency ?? 2;
   const nonce = options.nonce ?? (() => crypto.getRandomValues(new Uint8Array(32)));
@@ -268,15 +268,20 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       judged = await options.judge(member, n, document);
     } catch (err) {
       entry.failures += 1;
-      const delay = entry.passedOnce
-        ? Math.min(retryMs * 2 ** (entry.failures - 1), periodMs)
-        : Math.min(firstRetryMs * 2 ** (entry.failures - 1), retryMs);
+      // Never judged (a newcomer whose interface or server is coming up): its CSK waits on this
+      // verdict, so start from firstRetryMs; either way the backoff doubles up to the period.
+      const delay = Math.min(
+        (entry.passedOnce ? retryMs : firstRetryMs) * 2 ** (entry.failures - 1),
+        periodMs,
+      );
       const message = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
       // Not refused: a peer that does not answer is not proven bad (it may not be peered yet).
       set(entry, { status: "unreachable", detail: `no attestation: ${message}`, nextAt: now() + delay });
       options.observe?.("unreachable", performance.now() - began);
       if (entry.failures === 1 || entry.failures % 10 === 0) {
-        logger.warn(
+        // A newcomer not reachable yet is the normal case at a join: worth a warning only once it lasts.
+        const level = entry.passedOnce || entry.failures >= 10 ? "warn" : "info";
+        logger[level](
           { peer: member.memberId.toString(), failures: entry.failures, retryInMs: delay, err: message },
           "could not fetch or judge a peer's attestation; retrying",
         );

@@ -243,7 +243,7 @@ describe("peer re-attestation schedule", () => {
     assert.equal(g.r.messagesRefused(4n, 301n), false);
   });
 
-  test("a peer never judged yet (a newcomer being peered) is retried fast: 250 ms doubling up to retryMs", async () => {
+  test("a peer never judged yet (a newcomer being peered) is retried fast: from 250 ms, doubling up to the period", async () => {
     const peer = member(4n);
     const h = harness([peer], { retryMs: 5_000 });
     h.setUnreachable([4n]);
@@ -251,14 +251,30 @@ describe("peer re-attestation schedule", () => {
     assert.equal(h.r.get(4n)?.status, "unreachable");
     assert.equal(h.r.refused(peer), false);
     const delays: number[] = [];
-    for (let i = 0; i < 7; i++) {
+    for (let i = 0; i < 15; i++) {
       const delay = h.r.get(4n)!.nextAt - h.now();
       delays.push(delay);
       await h.advance(delay, delay);
     }
-    assert.deepEqual(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+    assert.deepEqual(delays, [
+      250,
+      500,
+      1000,
+      2000,
+      4000,
+      8000,
+      16_000,
+      32_000,
+      64_000,
+      128_000,
+      256_000,
+      512_000,
+      PERIOD,
+      PERIOD,
+      PERIOD,
+    ]);
     h.setUnreachable([]);
-    await h.advance(5_000, 5_000);
+    await h.advance(PERIOD, PERIOD);
     assert.equal(h.r.get(4n)?.status, "passed");
   });
 
