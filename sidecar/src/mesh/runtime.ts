@@ -38,6 +38,8 @@ export const CSK_REQUEST_TIMEOUT_MS = 1000;
  * way): well inside the per-source request rate (CSK_REQUEST_RATE), a tick would cost the join ~1 s.
  */
 export const CSK_NOT_ATTESTED_RETRY_MS = 250;
+/** Prompt retries in a row (10 s of them); then the ordinary tick. */
+export const CSK_NOT_ATTESTED_RETRIES = 40;
 /** Peers asked at the same time. */
 export const CSK_FANOUT = 3;
 /** A CSK request's timestamp must be this close to the server's clock. */
@@ -328,6 +330,8 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
 
   const loop = async () => {
     const tickMs = Math.min(config.pollIntervalMs, 1000);
+    /** Ticks in a row that said awaiting-attestation. */
+    let awaiting = 0;
     while (!signal.aborted) {
       let action: TickAction | undefined;
       try {
@@ -336,8 +340,13 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
         log.warn({ err }, "CSK step failed; retrying");
       }
       options.onChange();
-      // Peers are judging this node's attestation (a newcomer): ask again soon rather than a tick later.
-      const pause = action === "awaiting-attestation" ? CSK_NOT_ATTESTED_RETRY_MS : cadence.interval(tickMs);
+      // Peers are judging this node's attestation (a newcomer): ask again soon rather than a tick later,
+      // for a while; a peer that never judges it (its PCCS down) must not keep this loop at 4 Hz.
+      awaiting = action === "awaiting-attestation" ? awaiting + 1 : 0;
+      const pause =
+        awaiting > 0 && awaiting <= CSK_NOT_ATTESTED_RETRIES
+          ? CSK_NOT_ATTESTED_RETRY_MS
+          : cadence.interval(tickMs);
       await new Promise<void>((resolve) => {
         woken = resolve;
         void sleepToBeat(pause, signal).then(resolve);
