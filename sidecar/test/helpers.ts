@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -271,4 +271,26 @@ export function wireguardGoSkipReason(commands: readonly string[] = []): string 
     if (!onPath(command)) return `needs ${command} in PATH`;
   }
   return undefined;
+}
+
+/** PIDs of the wireguard-go processes serving one of `interfaces` (read from /proc). */
+export function wireguardGoPids(interfaces: readonly string[]): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (argv[0]?.endsWith("wireguard-go") && interfaces.includes(argv[1] ?? "")) found.push(Number(entry));
+    } catch {}
+  }
+  return found;
+}
+
+/** Kills what a test's wireguard-go processes left running (its interfaces only). */
+export function killWireGuardGo(interfaces: readonly string[]): void {
+  for (const pid of wireguardGoPids(interfaces)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
 }

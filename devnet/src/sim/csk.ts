@@ -174,15 +174,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
     .filter(({ node }) => node.service !== undefined && !node.crashed);
   for (const { node, index } of running) {
     const service = node.service!;
-    const timers = sim.timers(index);
-    const asyncTimers = {
-      setTimeout: (fn: () => void, ms: number) =>
-        timers.setTimeout(() => {
-          sim.touchedAsync();
-          fn();
-        }, ms),
-      clearTimeout: (h: unknown) => timers.clearTimeout(h),
-    };
+    const asyncTimers = sim.asyncTimers(index);
     const send = sim.send(index);
     const endpoint = { self: node.id, cluster, key: node.key, directory };
     const custody = createCskCustody();

@@ -248,15 +248,7 @@ export function hardhatChain(
 
     return {
       member(i): MemberChain {
-        const timers = sim.timers(i);
-        const simTimers = {
-          setTimeout: (fn: () => void, ms: number) =>
-            timers.setTimeout(() => {
-              sim.touchedAsync();
-              fn();
-            }, ms),
-          clearTimeout: (h: unknown) => timers.clearTimeout(h),
-        };
+        const simTimers = sim.asyncTimers(i);
         const reads = createChainReads({
           endpoints: [{ origin: "hardhat", transport: transportOf(i, false) }],
           quorum: 1,

@@ -152,6 +152,8 @@ export interface LivenessSim {
   runAsync(ms: number, until?: () => boolean, everyMs?: number): Promise<number>;
   /** Member `index`'s timers on the simulated clock, its work counted as its CPU. */
   timers(index: number): Timers;
+  /** `timers(index)` for async code: each callback marks that async code ran (see touchedAsync). */
+  asyncTimers(index: number): Timers;
   /** Marks that async code ran: runAsync drains promise continuations before the next event. */
   touchedAsync(): void;
   /**
@@ -426,17 +428,30 @@ export async function createLivenessSim(
     return now;
   }
 
+  function touchedAsync(): void {
+    asyncTouched = true;
+    cskAttached = true;
+    released?.();
+  }
+
   return {
     nodes,
     now: () => now,
     run,
     runAsync,
     timers: timersOf,
-    touchedAsync() {
-      asyncTouched = true;
-      cskAttached = true;
-      released?.();
+    asyncTimers(index) {
+      const timers = timersOf(index);
+      return {
+        setTimeout: (fn: () => void, ms: number) =>
+          timers.setTimeout(() => {
+            touchedAsync();
+            fn();
+          }, ms),
+        clearTimeout: (h: unknown) => timers.clearTimeout(h),
+      };
     },
+    touchedAsync,
     hold() {
       holds += 1;
       cskAttached = true;

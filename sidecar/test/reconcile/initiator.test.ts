@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
@@ -15,7 +15,7 @@ import type { PeerConfig, PeerStatus } from "../../src/model/wireguard.ts";
 import { createHandshakeTieBreak, initiatesFirst } from "../../src/reconcile/initiator.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createWgBackend } from "../../src/wireguard/wg.ts";
-import { wireguardGoSkipReason } from "../helpers.ts";
+import { killWireGuardGo, wireguardGoSkipReason } from "../helpers.ts";
 
 const keyPair = () => wireguardKeyPair(randomBytes(32));
 /** Two fresh key pairs, the one that initiates first (lower public key) first. */
@@ -322,15 +322,7 @@ describe("two wireguard-go peers that add each other at the same moment", {
   after(async () => {
     relay?.kill("SIGKILL");
     for (const b of Object.values(backend)) await b.down().catch(() => undefined);
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-        if (argv[0]?.endsWith("wireguard-go") && Object.values(ifName).includes(argv[1] ?? "")) {
-          process.kill(Number(entry), "SIGKILL");
-        }
-      } catch {}
-    }
+    killWireGuardGo(Object.values(ifName));
     for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);
     for (const name of Object.values(ifName)) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
   });

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
@@ -19,7 +19,7 @@ import { pino } from "pino";
 import type { PeerConfig } from "../../src/model/wireguard.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createWgBackend } from "../../src/wireguard/wg.ts";
-import { wireguardGoSkipReason } from "../helpers.ts";
+import { killWireGuardGo, wireguardGoSkipReason } from "../helpers.ts";
 
 const url = (path: string) => JSON.stringify(pathToFileURL(path).href);
 const here = (path: string) => new URL(path, import.meta.url).pathname;
@@ -130,15 +130,7 @@ describe("first handshakes through two bridges and real wireguard-go", {
 
   after(async () => {
     for (const b of Object.values(backend)) await b.down().catch(() => undefined);
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-        if (argv[0]?.endsWith("wireguard-go") && Object.values(ifName).includes(argv[1] ?? "")) {
-          process.kill(Number(entry), "SIGKILL");
-        }
-      } catch {}
-    }
+    killWireGuardGo(Object.values(ifName));
     spawnSync("ip", ["netns", "del", ns]);
     for (const name of Object.values(ifName)) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
   });

@@ -4,15 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statfsSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,7 +18,7 @@ import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { parseUapiPeers, parseWgDump } from "../../src/wireguard/parse.ts";
 import { createWgBackend, guardTable, uapiGet, WG_GATEWAY_MTU, WG_MTU } from "../../src/wireguard/wg.ts";
-import { onPath, wireguardGoSkipReason } from "../helpers.ts";
+import { onPath, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
 
 function captureLogs() {
   const lines: string[] = [];
@@ -365,16 +357,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
 
   /** PIDs of wireguard-go processes serving one of this test's interfaces. */
   function daemons(name?: string): number[] {
-    const names = name === undefined ? [ifA, ifB, ifC, ifD] : [name];
-    const found: number[] = [];
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-        if (argv[0]?.endsWith("wireguard-go") && names.includes(argv[1] ?? "")) found.push(Number(entry));
-      } catch {}
-    }
-    return found;
+    return wireguardGoPids(name === undefined ? [ifA, ifB, ifC, ifD] : [name]);
   }
 
   async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
