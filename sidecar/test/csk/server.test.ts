@@ -54,6 +54,20 @@ describe("CSK serving and pulling", () => {
     verifySigned(answer, keys.get(id)!.publicKey);
   const members = new Map<bigint, Member>();
   const keys = new Map<bigint, SigningKey>();
+  /** Member 3's request to member 1 for epoch 0, signed by `signer` (member 3's own key unless forged). */
+  const requestFrom3 = (patch: Partial<Parameters<typeof encodeRequest>[0]> = {}, signer = keys.get(3n)!) =>
+    encodeRequest(
+      {
+        ...C,
+        requesterId: 3n,
+        serverId: 1n,
+        epoch: 0n,
+        timestampMs: BigInt(Date.now()),
+        nonce: randomBytes(16),
+        ...patch,
+      },
+      signer.sign,
+    );
   const nodes = new Map<bigint, Node>();
   const directory = directoryFrom(() => members);
   let port: number;
@@ -192,19 +206,7 @@ describe("CSK serving and pulling", () => {
   describe("the server refuses, and does not answer", () => {
     const sent: Uint8Array[] = [];
     let server: CskServer;
-    const request = (patch: Partial<Parameters<typeof encodeRequest>[0]> = {}, signer = keys.get(3n)!) =>
-      encodeRequest(
-        {
-          ...C,
-          requesterId: 3n,
-          serverId: 1n,
-          epoch: 0n,
-          timestampMs: BigInt(Date.now()),
-          nonce: randomBytes(16),
-          ...patch,
-        },
-        signer.sign,
-      );
+    const request = requestFrom3;
     const from = { address: ip(3n), port: 1 };
 
     before(() => {
@@ -359,18 +361,7 @@ describe("CSK serving and pulling", () => {
         },
       };
     }
-    const request = (signer = keys.get(3n)!) =>
-      encodeRequest(
-        {
-          ...C,
-          requesterId: 3n,
-          serverId: 1n,
-          epoch: 0n,
-          timestampMs: BigInt(Date.now()),
-          nonce: randomBytes(16),
-        },
-        signer.sign,
-      );
+    const request = (signer = keys.get(3n)!) => requestFrom3({}, signer);
     const from = { address: ip(3n), port: 1 };
     function gatedServer(r: Reattestation, sent: Uint8Array[], standing?: () => Promise<Standing>) {
       const holder = createCskCustody();
