@@ -435,24 +435,25 @@ export function createLink(options: LinkOptions): Link {
       while (inbound.length > maxInbound)
         inbound.shift()?.close("superseded by a newer stream from the peer");
       const self = signer.selfMemberId();
-      if (self !== undefined && holdingSince === undefined) {
-        // Also what WireGuard sends just after (a held keepalive going in, the sidecar's own traffic)
-        // waits: the peer's initiation is on its way on this stream (seen on joins: sent at once, a
-        // fresh initiation crossed the peer's 6 ms later, and the pair waited for the crossing check).
+      if (self !== undefined) {
         const lower = self < memberId;
         if (lower)
           dropInitiations(
             "the peer opened a stream first: dropped the handshake initiations waiting for ours",
           );
-        else if (queue.some((entry) => isInitiation(entry.payload)))
-          log.debug("the peer opened a stream first: holding the handshake initiations waiting for ours");
-        holdingSince = Date.now();
-        holdEndsOnOpen = !lower;
-        // The lower side waits longer, so that when both wait for nothing, the higher side's goes first.
-        holdTimer = setTimeout(release, lower ? 2 * holdMs : holdMs);
-        holdTimer.unref();
-      } else if (self !== undefined && self < memberId)
-        dropInitiations("the peer opened a stream first: dropped the handshake initiations waiting for ours");
+        if (holdingSince === undefined) {
+          // Also what WireGuard sends just after (a held keepalive going in, the sidecar's own traffic)
+          // waits: the peer's initiation is on its way on this stream (seen on joins: sent at once, a
+          // fresh initiation crossed the peer's 6 ms later, and the pair waited for the crossing check).
+          if (!lower && queue.some((entry) => isInitiation(entry.payload)))
+            log.debug("the peer opened a stream first: holding the handshake initiations waiting for ours");
+          holdingSince = Date.now();
+          holdEndsOnOpen = !lower;
+          // The lower side waits longer, so that when both wait for nothing, the higher side's goes first.
+          holdTimer = setTimeout(release, lower ? 2 * holdMs : holdMs);
+          holdTimer.unref();
+        }
+      }
       flush();
     },
     deliver,

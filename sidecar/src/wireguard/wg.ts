@@ -56,8 +56,6 @@ export interface WgBackendOptions {
   readonly uapiDir?: string;
 }
 
-export { WG_GATEWAY_MTU, WG_MTU };
-
 /** An answer from the control socket larger than this is refused (a peer takes about 400 bytes). */
 const UAPI_MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 
