@@ -37,6 +37,11 @@ function send(socket: UdpSocket, payload: Buffer | string, endpoint: string): vo
   socket.send(typeof payload === "string" ? Buffer.from(payload) : payload, Number(port), host);
 }
 
+/** A WireGuard handshake initiation's shape (type 1, 148 bytes), its body filled with `fill`. */
+const initiationFilled = (fill: number) => Buffer.concat([Buffer.from([1]), Buffer.alloc(147, fill)]);
+/** A WireGuard handshake response's shape (type 2, 92 bytes), its body filled with `fill`. */
+const responseFilled = (fill: number) => Buffer.concat([Buffer.from([2]), Buffer.alloc(91, fill)]);
+
 describe("gateway bridge on loopback", () => {
   let gateway: SniGateway;
   let ingressPort: number;
@@ -195,8 +200,7 @@ describe("gateway bridge on loopback", () => {
     // (A, 1) drops its waiting initiations. B (2) is the higher one: it holds its initiation, and with no
     // initiation of A's to answer (A dropped its own) it still sends it — the stall a version that
     // dropped on both sides had: neither initiation reached the other, and the pair waited 5 s.
-    const initiation = Buffer.alloc(148, 0x11);
-    initiation[0] = 1;
+    const initiation = initiationFilled(0x11);
     const data = Buffer.alloc(64, 0x44);
     data[0] = 4;
     const unreachable = { gatewayAddress: { host: "127.0.0.1", port: 9 } };
@@ -268,12 +272,9 @@ describe("gateway bridge on loopback", () => {
     // it, and both sides waited 5 s (the crossing check re-added the pair at about 1.2 s). Held, it is
     // dropped the moment B's WireGuard answers A's initiation (that overwrote its own pending one), and
     // only the answer goes. The hold is long here, so only the answer can end it.
-    const initiationB = Buffer.alloc(148, 0x21);
-    initiationB[0] = 1;
-    const initiationA = Buffer.alloc(148, 0x12);
-    initiationA[0] = 1;
-    const response = Buffer.alloc(92, 0x22);
-    response[0] = 2;
+    const initiationB = initiationFilled(0x21);
+    const initiationA = initiationFilled(0x12);
+    const response = responseFilled(0x22);
     await bridgeB.close();
     bridgeB = await bridge(B, wgB.port, {
       gatewayAddress: { host: "127.0.0.1", port: 9 },
@@ -320,8 +321,7 @@ describe("gateway bridge on loopback", () => {
     proxy.listen(0, "127.0.0.1");
     await once(proxy, "listening");
     try {
-      const initiation = Buffer.alloc(148, 0x31);
-      initiation[0] = 1;
+      const initiation = initiationFilled(0x31);
       await bridgeB.close();
       bridgeB = await bridge(B, wgB.port, {
         gatewayAddress: { host: "127.0.0.1", port: (proxy.address() as AddressInfo).port },
@@ -358,12 +358,9 @@ describe("gateway bridge on loopback", () => {
     // it is dropped when WireGuard answers the peer's. But when the peer's initiation reached WireGuard
     // before it knew the peer (no answer), WireGuard's own initiation must go at once: the peer will not
     // resend for 5 s. A is the lower member id here; its hold is long, so only those two end it.
-    const initiationA = Buffer.alloc(148, 0x41);
-    initiationA[0] = 1;
-    const initiationB = Buffer.alloc(148, 0x42);
-    initiationB[0] = 1;
-    const response = Buffer.alloc(92, 0x43);
-    response[0] = 2;
+    const initiationA = initiationFilled(0x41);
+    const initiationB = initiationFilled(0x42);
+    const response = responseFilled(0x43);
     const fresh = async () => {
       await bridgeA.close();
       await bridgeB.close();

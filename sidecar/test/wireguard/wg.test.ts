@@ -14,10 +14,11 @@ import { inspect } from "node:util";
 import { type AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { pino } from "pino";
 import type { InterfaceConfig, PeerStatus } from "../../src/model/wireguard.ts";
+import { WG_GATEWAY_MTU, WG_MTU } from "../../src/model/wireguard.ts";
 import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { parseUapiPeers, parseWgDump } from "../../src/wireguard/parse.ts";
-import { createWgBackend, guardTable, uapiGet, WG_GATEWAY_MTU, WG_MTU } from "../../src/wireguard/wg.ts";
+import { createWgBackend, guardTable, uapiGet } from "../../src/wireguard/wg.ts";
 import { onPath, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
 
 function captureLogs() {
@@ -56,6 +57,9 @@ function twoPeers(a: KeyPair, b: KeyPair): PeerStatus[] {
     { publicKey: b.publicKeyBase64, allowedIps: [], latestHandshake: 0, rxBytes: 0n, txBytes: 0n },
   ];
 }
+
+/** `ip` arguments running a Node script inside namespace `ns`. */
+const nodeIn = (ns: string, script: string) => ["netns", "exec", ns, process.execPath, "-e", script];
 
 describe("parseWgDump", () => {
   const a = wireguardKeyPair(randomBytes(32));
@@ -457,14 +461,10 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     // A listener on A's mesh address, inside A's namespace, printing what it receives and from where.
     const listener = spawn(
       "ip",
-      [
-        "netns",
-        "exec",
+      nodeIn(
         nsA,
-        process.execPath,
-        "-e",
         `const s=require("node:dgram").createSocket("udp4");s.on("message",(m,r)=>process.stdout.write(m+" "+r.address+"\\n"));s.bind(${port},"198.19.77.1",()=>process.stdout.write("ready\\n"));`,
-      ],
+      ),
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     let heard = "";
@@ -474,12 +474,10 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     const send = (text: string) =>
       run(
         "ip",
-        "netns",
-        "exec",
-        nsB,
-        process.execPath,
-        "-e",
-        `const s=require("node:dgram").createSocket("udp4");s.send("${text}",${port},"198.19.77.1",()=>s.close());`,
+        ...nodeIn(
+          nsB,
+          `const s=require("node:dgram").createSocket("udp4");s.send("${text}",${port},"198.19.77.1",()=>s.close());`,
+        ),
       );
     try {
       await until("the listener", async () => (heard.includes("ready") ? true : undefined));
@@ -525,14 +523,10 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     // A sink in B, and a source in A that sends 1 MiB, waits for a line on stdin, then sends 4 MiB.
     const sink = spawn(
       "ip",
-      [
-        "netns",
-        "exec",
+      nodeIn(
         nsB,
-        process.execPath,
-        "-e",
         `const s=require("node:net").createServer(c=>{let n=0;c.on("data",d=>{n+=d.length;process.stdout.write(n+"\\n")});c.on("end",()=>process.stdout.write("end "+n+"\\n"))});s.listen(5201,"198.19.77.2",()=>process.stdout.write("ready\\n"));`,
-      ],
+      ),
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     let sunk = "";
@@ -553,14 +547,10 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       await until("the sink", async () => (sunk.includes("ready") ? true : undefined));
       source = spawn(
         "ip",
-        [
-          "netns",
-          "exec",
+        nodeIn(
           nsA,
-          process.execPath,
-          "-e",
           `const c=require("node:net").connect(5201,"198.19.77.2",()=>c.write(Buffer.alloc(1<<20,1),()=>process.stdout.write("sent\\n")));process.stdin.once("data",()=>c.end(Buffer.alloc(4<<20,2)));`,
-        ],
+        ),
         { stdio: ["pipe", "pipe", "inherit"] },
       );
       source.stdout?.on("data", (chunk: Buffer) => {
