@@ -17,10 +17,10 @@ import { pino } from "pino";
 import { type Address, custom, getAddress, getContract, type Hex, hexToBytes, keccak256, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
-  admit,
+  type AdmittedNode,
+  admitNewNode,
   type ClusterFixture,
   randomAppId,
-  type SimulatedNode,
   setupCluster,
   simulatedNode,
 } from "../../test/helpers/cluster.ts";
@@ -51,8 +51,8 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
   let otherCluster: Address;
   let other: ReturnType<typeof clusterContract>;
   let getLogsCalls = 0;
-  const members: Array<{ node: SimulatedNode; id: bigint }> = [];
-  let outsider: { node: SimulatedNode; id: bigint };
+  const members: AdmittedNode[] = [];
+  let outsider: AdmittedNode;
   const subscribers: TestSubscriber[] = [];
 
   let ownerWallet: Awaited<ReturnType<ClusterFixture["viem"]["getWalletClients"]>>[number];
@@ -75,7 +75,7 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
   const event = () => mined(fx.owner.write.addAppId([randomAppId()]));
 
   async function sub(
-    who: { node: SimulatedNode; id: bigint },
+    who: AdmittedNode,
     extra: Partial<Parameters<typeof subscribe>[0]> = {},
   ): Promise<TestSubscriber> {
     const s = await subscribe({
@@ -100,10 +100,7 @@ describe("indexer on a hardhat network", { timeout: 300_000 }, () => {
       cvm: createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(indexerApp) }),
       logger: silent,
     });
-    for (let i = 0; i < 2; i++) {
-      const node = simulatedNode(fx.kmsRoot);
-      members.push({ node, id: await admit(fx, node) });
-    }
+    for (let i = 0; i < 2; i++) members.push(await admitNewNode(fx));
     const deployed = await deployCluster({
       wallet: ownerWallet,
       client: fx.publicClient,

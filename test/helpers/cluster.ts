@@ -172,6 +172,21 @@ export async function admit(fx: ClusterFixture, node: SimulatedNode): Promise<bi
   return memberId;
 }
 
+/** A simulated node admitted to the cluster, and its member id. */
+export interface AdmittedNode {
+  readonly node: SimulatedNode;
+  readonly id: bigint;
+}
+
+/** A fresh simulated node (on a CVM with `cvmIdentity`, if given) admitted by `admit`. */
+export async function admitNewNode(
+  fx: ClusterFixture,
+  cvmIdentity: CvmIdentityOptions = {},
+): Promise<AdmittedNode> {
+  const node = simulatedNode(fx.kmsRoot, undefined, cvmIdentity);
+  return { node, id: await admit(fx, node) };
+}
+
 /** The node's member leaves (its member key signs Leave; the relayer sends it). */
 export async function leave(fx: ClusterFixture, node: SimulatedNode, memberId: bigint): Promise<void> {
   const signature = await node.memberAccount.signTypedData({

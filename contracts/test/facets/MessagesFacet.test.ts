@@ -15,21 +15,15 @@ import {
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
-  admit,
   type ClusterFixture,
-  type SimulatedNode,
+  type AdmittedNode as Member,
+  admitNewNode as newMember,
   setupCluster,
-  simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
 import { memberCallSigner, type Signer, Status, signLeave, signMember } from "../utils/chain.ts";
 
 const MAX_CIPHERTEXT_BYTES = 4096;
-
-interface Member {
-  readonly node: SimulatedNode;
-  readonly id: bigint;
-}
 
 function sendMessage(senderId: bigint, recipientId: bigint, envelopeId: Hex, ciphertext: Hex) {
   return { senderId, recipientId, envelopeId, ciphertextHash: keccak256(ciphertext) };
@@ -85,11 +79,6 @@ async function send(fx: ClusterFixture, sender: Member, recipient: Member, envel
   });
   assert.equal(receipt.status, "success");
   return receipt;
-}
-
-async function newMember(fx: ClusterFixture): Promise<Member> {
-  const node = simulatedNode(fx.kmsRoot);
-  return { node, id: await admit(fx, node) };
 }
 
 /** ERC-7201 slot of MessagesStorage, from its namespace (not from the contract's constant). */

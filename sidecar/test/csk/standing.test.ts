@@ -10,11 +10,10 @@ import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { bytesToHex, getAddress, http } from "viem";
 import {
-  admit,
+  admitNewNode,
   type ClusterFixture,
   type SimulatedNode,
   setupCluster,
-  simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { type ChainContext, connectChain } from "../../src/chain/client.ts";
@@ -71,9 +70,9 @@ describe("standing at the chain head", () => {
       logger: captureLogger().logger,
     });
     for (let i = 0; i < 3; i++) {
-      const node = simulatedNode(fx.kmsRoot);
+      const { node, id } = await admitNewNode(fx);
       nodes.push(node);
-      ids.push(await admit(fx, node));
+      ids.push(id);
       const seed = node.cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key;
       keys.push(signingKeyFromSeed(Uint8Array.from(seed)));
     }
@@ -235,8 +234,7 @@ describe("standing at the chain head", () => {
 
   test("revoked, not evicted: stale at the head, refused a new epoch's key, not cached; the peer policy says DeviceRevoked", async () => {
     // A member on a device of its own, so revoking that device leaves the others standing.
-    const node = simulatedNode(fx.kmsRoot, undefined, { deviceId: randomBytes(32) });
-    const id = await admit(fx, node);
+    const { node, id } = await admitNewNode(fx, { deviceId: randomBytes(32) });
     const seed = node.cvm.getKey(IDENTITY_KEY.path, IDENTITY_KEY.purpose, "ed25519").key;
     const key = signingKeyFromSeed(Uint8Array.from(seed));
     await mine();

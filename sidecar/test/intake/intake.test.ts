@@ -28,15 +28,14 @@ import { custom, type Hex, hexToBytes, type Log } from "viem";
 import { type WebSocket, WebSocketServer } from "ws";
 import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
 import {
-  admit,
+  type AdmittedNode,
+  admitNewNode,
   type ClusterFixture,
   randomAppId,
-  type SimulatedNode,
   setupCluster,
-  simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { readIndexerRecords } from "../../src/chain/indexerRecord.ts";
-import { type Intake, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
+import { type Intake, type IntakeOptions, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
 import { createIndexerQuoteCheck } from "../../src/intake/quote.ts";
 import { agreedAttestationPolicy } from "../../src/reattest/policy.ts";
 import { captureLogger, readsOver, waitFor } from "../helpers.ts";
@@ -79,20 +78,60 @@ const EPOCH = toHex(randomBytes(16));
 /** A log of a mined transaction's receipt: every field of its place on the chain is set. */
 type ReceiptLog = Log<bigint, number, false>;
 
-/** The indexer quote check against the fixture cluster, with the fixture's TDX collateral. */
-/** The indexer quote check over the fixture's chain (rules read as a quorum of one) and collateral. */
-function fixtureQuoteCheck(fx: ClusterFixture) {
-  return createIndexerQuoteCheck({
-    policy: agreedAttestationPolicy(
-      readsOver(custom(fx.connection.provider, { retryCount: 0 })),
-      fx.deployed.diamond,
-    ),
-    collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
+interface FixtureIntake extends Intake {
+  /** The reason of every wake-up so far. */
+  readonly wakes: readonly string[];
+  /** Aborts the intake and waits for its loop to end. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The intake of `member` on the fixture's cluster, with no confirmations: the registry and the indexer
+ * quote rules read from the fixture's chain (a quorum of one), quotes checked against the fixture's TDX
+ * collateral, and every wake-up recorded.
+ */
+function startFixtureIntake(
+  fx: ClusterFixture,
+  member: AdmittedNode,
+  options: Pick<IntakeOptions, "onStatus" | "logger" | "reproSampleRate" | "backoff"> &
+    Partial<Pick<IntakeOptions, "registry" | "subscriptions">>,
+): FixtureIntake {
+  const abort = new AbortController();
+  const wakes: string[] = [];
+  const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
+  const intake = startIntake({
+    client: fx.publicClient,
+    readIndexerRecords: () => readIndexerRecords(reads, fx.deployed.diamond),
+    cluster: fx.deployed.diamond,
+    chainId: fx.chainId,
+    memberId: () => member.id,
+    account: member.node.memberAccount,
+    wake: async (reason) => {
+      wakes.push(reason);
+    },
+    signal: abort.signal,
+    lagThresholdMs: 60_000,
+    confirmations: 0,
+    registryRetryMs: 100,
+    indexerQuote: createIndexerQuoteCheck({
+      policy: agreedAttestationPolicy(reads, fx.deployed.diamond),
+      collateral: fixedCollateral(loadNearMpcAttestation().collateral, "fixture collateral"),
+    }),
+    ...options,
   });
+  return {
+    status: () => intake.status(),
+    stopped: intake.stopped,
+    wakes,
+    async stop() {
+      abort.abort();
+      await intake.stopped;
+    },
+  };
 }
 describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   let fx: ClusterFixture;
-  let member: { node: SimulatedNode; id: bigint };
+  let member: AdmittedNode;
   let keyA: IndexerKey;
   let keyB: IndexerKey;
   let wss: WebSocketServer;
@@ -102,12 +141,10 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   /** Scripts in order; each runs on exactly one connection, the next to subscribe. */
   const scripts: Queued[] = [];
   const conns: Conn[] = [];
-  const abort = new AbortController();
-  const wakes: string[] = [];
   const statuses: IntakeStatus[] = [];
   const registry = new Registry();
   const log = captureLogger();
-  let intake: Intake;
+  let intake: FixtureIntake;
   let seq = 0n;
   /** A real log of the cluster, for envelopes that should reproduce. */
   let realLog: ReceiptLog;
@@ -216,13 +253,12 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
 
   /** What an adversarial push must not change. */
   function snapshot() {
-    return { wakes: wakes.length, lastBlock: intake.status().lastVerifiedPushBlock };
+    return { wakes: intake.wakes.length, lastBlock: intake.status().lastVerifiedPushBlock };
   }
 
   before(async () => {
     fx = await setupCluster();
-    member = { node: simulatedNode(fx.kmsRoot), id: 0n };
-    member.id = await admit(fx, member.node);
+    member = await admitNewNode(fx);
     const receipt = await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.addAppId([randomAppId()]),
     });
@@ -263,33 +299,17 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     });
     await register(keyA);
 
-    const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
-    intake = startIntake({
-      client: fx.publicClient,
-      readIndexerRecords: () => readIndexerRecords(reads, fx.deployed.diamond),
-      cluster: fx.deployed.diamond,
-      chainId: fx.chainId,
-      memberId: () => member.id,
-      account: member.node.memberAccount,
-      wake: async (reason) => {
-        wakes.push(reason);
-      },
+    intake = startFixtureIntake(fx, member, {
       onStatus: (s) => statuses.push(s),
-      signal: abort.signal,
       logger: log.logger,
       registry,
       reproSampleRate: 1,
-      lagThresholdMs: 60_000,
-      confirmations: 0,
       backoff: { initialMs: 20, maxMs: 100 },
-      registryRetryMs: 100,
-      indexerQuote: fixtureQuoteCheck(fx),
     });
   });
 
   after(async () => {
-    abort.abort();
-    await intake?.stopped;
+    await intake?.stop();
     for (const client of wss?.clients ?? []) client.terminate();
     await new Promise<void>((resolve) => wss?.close(() => resolve()));
   });
@@ -299,10 +319,10 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       c.send(hello(keyA, c.challenge));
       c.send(logEnvelope(keyA, realLog));
     });
-    await waitFor("the wake-up", () => wakes.length === 1);
+    await waitFor("the wake-up", () => intake.wakes.length === 1);
     await waitFor("the ack", () => conn.acks.length === 1);
     assert.equal(conn.acks[0], seq.toString());
-    assert.deepEqual(wakes, ["indexer push"]);
+    assert.deepEqual(intake.wakes, ["indexer push"]);
     assert.equal(intake.status().indexerSubscribed, true);
     assert.equal(intake.status().lastVerifiedPushBlock, realLog.blockNumber);
     const repro = await registry.getSingleMetric("attestmesh_indexer_repro_checks_total")!.get();
@@ -394,7 +414,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       c.send(logEnvelope(keyB, realLog));
     });
     await waitFor("accepted", () => honest.acks.length === 1);
-    assert.equal(wakes.length, before.wakes + 1);
+    assert.equal(intake.wakes.length, before.wakes + 1);
   });
 
   test("a hello whose quote comes from other code than the registry's code id is rejected", async () => {
@@ -464,9 +484,7 @@ describe("sidecar intake with two registered indexers", { timeout: 300_000 }, ()
   let dir: string;
   const indexers: Indexer[] = [];
   const sims: DstackSimulator[] = [];
-  const abort = new AbortController();
-  const wakes: string[] = [];
-  let intake: Intake;
+  let intake: FixtureIntake;
 
   async function startOne(name: string): Promise<Indexer> {
     const appId = randomAppId();
@@ -512,37 +530,20 @@ describe("sidecar intake with two registered indexers", { timeout: 300_000 }, ()
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "am-two-idx-"));
     fx = await setupCluster();
-    const member = simulatedNode(fx.kmsRoot);
-    const memberId = await admit(fx, member);
+    const member = await admitNewNode(fx);
     await startOne("one");
     await startOne("two");
-    const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
-    intake = startIntake({
-      client: fx.publicClient,
-      readIndexerRecords: () => readIndexerRecords(reads, fx.deployed.diamond),
-      cluster: fx.deployed.diamond,
-      chainId: fx.chainId,
-      memberId: () => memberId,
-      account: member.memberAccount,
-      wake: async (reason) => {
-        wakes.push(reason);
-      },
+    intake = startFixtureIntake(fx, member, {
       onStatus: () => {},
-      signal: abort.signal,
       logger: captureLogger("silent").logger,
       reproSampleRate: 0,
-      lagThresholdMs: 60_000,
-      confirmations: 0,
       backoff: { initialMs: 50, maxMs: 200 },
-      registryRetryMs: 100,
       subscriptions: 2,
-      indexerQuote: fixtureQuoteCheck(fx),
     });
   });
 
   after(async () => {
-    abort.abort();
-    await intake?.stopped;
+    await intake?.stop();
     for (const indexer of indexers) await indexer.stop().catch(() => {});
     for (const sim of sims) await sim.close();
     await rm(dir, { recursive: true, force: true });
@@ -566,15 +567,18 @@ describe("sidecar intake with two registered indexers", { timeout: 300_000 }, ()
     await waitFor("a verified push from each", () =>
       links().every((l) => l.lastVerifiedPushBlock !== undefined && l.lastVerifiedPushBlock >= first),
     );
-    assert.ok(wakes.filter((w) => w === "indexer push").length >= 2, "each indexer's push was a wake-up");
+    assert.ok(
+      intake.wakes.filter((w) => w === "indexer push").length >= 2,
+      "each indexer's push was a wake-up",
+    );
 
     await one.stop();
     await waitFor("the dead indexer's link marked down", () => links()[0]?.subscribed === false);
     assert.equal(intake.status().indexerSubscribed, true, "still subscribed through the other");
-    const before = wakes.length;
+    const before = intake.wakes.length;
     const second = await event();
     await waitFor("a wake-up from the surviving indexer", () => links()[1]!.lastVerifiedPushBlock! >= second);
-    assert.ok(wakes.length > before && wakes.slice(before).includes("indexer push"));
+    assert.ok(intake.wakes.length > before && intake.wakes.slice(before).includes("indexer push"));
     assert.ok(
       links()[0]!.lastVerifiedPushBlock! < second,
       "the dead indexer pushed nothing more: its link shows its own last push",

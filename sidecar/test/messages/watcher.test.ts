@@ -19,11 +19,10 @@ import {
   zeroHash,
 } from "viem";
 import {
-  admit,
+  admitNewNode,
   type ClusterFixture,
-  type SimulatedNode,
+  type AdmittedNode as Member,
   setupCluster,
-  simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import type { ChainContext, GasWallet } from "../../src/chain/client.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
@@ -42,11 +41,6 @@ import { createReattestation } from "../../src/reattest/scheduler.ts";
 import type { Verdict, VerifiedEvidence } from "../../src/reattest/verdict.ts";
 import { secret } from "../../src/secret.ts";
 import { captureLogger, readsOver } from "../helpers.ts";
-
-interface Member {
-  readonly node: SimulatedNode;
-  readonly id: bigint;
-}
 
 describe("message watcher", () => {
   let fx: ClusterFixture;
@@ -136,13 +130,9 @@ describe("message watcher", () => {
   before(async () => {
     await sodiumReady();
     fx = await setupCluster();
-    const member = async () => {
-      const node = simulatedNode(fx.kmsRoot);
-      return { node, id: await admit(fx, node) };
-    };
-    alice = await member();
-    bob = await member();
-    carol = await member();
+    alice = await admitNewNode(fx);
+    bob = await admitNewNode(fx);
+    carol = await admitNewNode(fx);
   });
 
   test("delivers this member's messages in chain order, across ranges of at most maxLogRange blocks", async () => {
@@ -431,10 +421,8 @@ describe("message watcher", () => {
 
     before(async () => {
       // Mallory runs on a device of her own, so the owner can revoke it without touching the others.
-      const node = simulatedNode(fx.kmsRoot, undefined, { deviceId: malloryDevice });
-      mallory = { node, id: await admit(fx, node) };
-      const r = simulatedNode(fx.kmsRoot);
-      rita = { node: r, id: await admit(fx, r) };
+      mallory = await admitNewNode(fx, { deviceId: malloryDevice });
+      rita = await admitNewNode(fx);
     });
 
     test("attacker: a sender re-attestation refuses is never delivered, at any sample, nor once the refusal ends; what it sends later is", async () => {
