@@ -1,7 +1,8 @@
 // Test helpers for the sidecar: a KeySource over the simulator library (no socket), a simulated guest
 // agent on a socket, a UDP socket standing in for WireGuard, a logger whose lines a test can read,
 // polling, a free TCP port, signing keys and the wire-refusal assertion of the codec tests, and the
-// environment and registration options every test sidecar shares.
+// environment and registration options every test sidecar shares, and the cluster id of tests without a
+// chain.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -34,7 +35,7 @@ import {
   signingKeyFromSeed,
   randomBytes as sodiumRandomBytes,
 } from "../src/meshnet/crypto.ts";
-import { WireError } from "../src/meshnet/wire.ts";
+import { type ClusterId, WireError } from "../src/meshnet/wire.ts";
 import type { Member } from "../src/model/member.ts";
 import type { RegisterOptions } from "../src/register.ts";
 import type { StatusPatch } from "../src/status.ts";
@@ -50,6 +51,15 @@ export const HEALTHY_FACTS = {
   cskAcquired: true,
   converged: true,
 } as const satisfies StatusPatch;
+
+/**
+ * The cluster the tests' messages belong to when no chain is deployed: Hardhat's chain id and the address
+ * of the first contract its first account deploys.
+ */
+export const TEST_CLUSTER = {
+  chainId: 31337,
+  cluster: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+} as const satisfies ClusterId;
 
 /** The simulator library behind the sidecar's KeySource interface, as the SDK client would present it. */
 export function simulatorKeySource(cvm: SimulatedCvm): KeySource {
@@ -197,11 +207,13 @@ export async function waitFor<T>(
 }
 
 /** A UDP socket on loopback playing one node's WireGuard: it records what arrives, and from where. */
-export async function fakeWireGuard(): Promise<{
-  socket: UdpSocket;
-  port: number;
-  received: Array<{ payload: Buffer; from: RemoteInfo }>;
-}> {
+export interface FakeWireGuard {
+  readonly socket: UdpSocket;
+  readonly port: number;
+  readonly received: Array<{ payload: Buffer; from: RemoteInfo }>;
+}
+
+export async function fakeWireGuard(): Promise<FakeWireGuard> {
   const socket = createSocket("udp4");
   socket.bind(0, "127.0.0.1");
   await once(socket, "listening");

@@ -6,18 +6,15 @@
 import assert from "node:assert/strict";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
-import { type AddressInfo, createServer, connect as netConnect } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { connect as tlsConnect } from "node:tls";
-import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
-import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
 import pino from "pino";
 import { loadSodium, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { createLocalSocketFactory } from "../../src/meshnet/socketFactory.ts";
 import { type Bridge, type BridgeOptions, startBridge } from "../../src/transport/bridge.ts";
 import { encodeFrame } from "../../src/transport/frame.ts";
-import { encodeHello, helloKeyingMaterial } from "../../src/transport/hello.ts";
-import { fakeWireGuard, freePort, waitFor } from "../helpers.ts";
+import { helloKeyingMaterial } from "../../src/transport/hello.ts";
+import { type FakeWireGuard, fakeWireGuard, TEST_CLUSTER, waitFor } from "../helpers.ts";
+import { type LoopbackNet, signedHello, startDelayingProxy, startLoopbackNet } from "./loopback.ts";
 
 const DOMAIN = "bridge.test";
 const A = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -26,8 +23,6 @@ const GONE = "0xcccccccccccccccccccccccccccccccccccccccc";
 const STRANGER = "0xdddddddddddddddddddddddddddddddddddddddd";
 const HOSTS: Record<string, string> = { [A]: "127.0.0.2", [B]: "127.0.0.3", [GONE]: "127.0.0.4" };
 const ID: Record<string, bigint> = { [A]: 1n, [B]: 2n, [GONE]: 3n, [STRANGER]: 4n };
-const CHAIN_ID = 31337;
-const CLUSTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
 const KEYS: Record<string, SigningKey> = {};
 const peer = (appId: string) => ({ memberId: ID[appId]!, appId });
 const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
@@ -43,19 +38,31 @@ const initiationFilled = (fill: number) => Buffer.concat([Buffer.from([1]), Buff
 const responseFilled = (fill: number) => Buffer.concat([Buffer.from([2]), Buffer.alloc(91, fill)]);
 
 describe("gateway bridge on loopback", () => {
-  let gateway: SniGateway;
-  let ingressPort: number;
-  let wgA: Awaited<ReturnType<typeof fakeWireGuard>>;
-  let wgB: Awaited<ReturnType<typeof fakeWireGuard>>;
+  let net: LoopbackNet;
   let bridgeA: Bridge;
   let bridgeB: Bridge;
   let endpointsA: ReadonlyMap<bigint, string>;
 
+  /** Whether `payload` reached `wg` after its first `since` datagrams. */
+  const arrived = (wg: FakeWireGuard, since: number, payload: Buffer) =>
+    wg.received.slice(since).some((r) => r.payload.equals(payload));
+  /** Waits until `payload` reaches `wg` after its first `since` datagrams; the milliseconds that took. */
+  async function msUntilArrival(
+    what: string,
+    wg: FakeWireGuard,
+    since: number,
+    payload: Buffer,
+    timeoutMs: number,
+  ): Promise<number> {
+    const start = Date.now();
+    await waitFor(what, () => arrived(wg, since, payload), timeoutMs, 10);
+    return Date.now() - start;
+  }
+
   const bridge = (self: string, wgPort: number, extra: Partial<BridgeOptions> = {}) =>
     startBridge({
       signer: {
-        chainId: CHAIN_ID,
-        cluster: CLUSTER,
+        ...TEST_CLUSTER,
         selfMemberId: () => ID[self],
         sign: (message) => KEYS[self]!.sign(message),
       },
@@ -67,9 +74,9 @@ describe("gateway bridge on loopback", () => {
       logger,
       wgListenPort: wgPort,
       gatewayDomain: DOMAIN,
-      gatewayAddress: { host: "127.0.0.1", port: gateway.port },
+      gatewayAddress: { host: "127.0.0.1", port: net.gateway.port },
       ingressHost: HOSTS[self]!,
-      ingressPort,
+      ingressPort: net.ingressPort,
       backoff: { initialMs: 50, maxMs: 300 },
       ...extra,
     });
@@ -78,18 +85,9 @@ describe("gateway bridge on loopback", () => {
     await loadSodium();
     for (const [i, appId] of [A, B, GONE, STRANGER].entries())
       KEYS[appId] = signingKeyFromSeed(new Uint8Array(32).fill(i + 1));
-    gateway = await startSniGateway({
-      host: "127.0.0.1",
-      port: 0,
-      domain: DOMAIN,
-      route: (appId) => HOSTS[appId],
-      logger,
-    });
-    ingressPort = await freePort();
-    wgA = await fakeWireGuard();
-    wgB = await fakeWireGuard();
-    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
-    bridgeB = await bridge(B, wgB.port);
+    net = await startLoopbackNet({ domain: DOMAIN, route: (appId) => HOSTS[appId], logger });
+    bridgeA = await bridge(A, net.wgA.port, { queueLimit: 32 });
+    bridgeB = await bridge(B, net.wgB.port);
     endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
     await bridgeB.setPeers([peer(A)]);
   });
@@ -97,9 +95,7 @@ describe("gateway bridge on loopback", () => {
   after(async () => {
     await bridgeA.close();
     await bridgeB.close();
-    wgA.socket.close();
-    wgB.socket.close();
-    await gateway.close();
+    await net.close();
   });
 
   it("gives every peer its own loopback endpoint", () => {
@@ -114,20 +110,22 @@ describe("gateway bridge on loopback", () => {
     const payloads = Array.from({ length: 200 }, (_, i) => Buffer.alloc(1400, i));
     // In batches a UDP socket buffer holds: loopback UDP may drop a burst, the bridge must not.
     for (let i = 0; i < payloads.length; i += 20) {
-      for (const payload of payloads.slice(i, i + 20)) send(wgA.socket, payload, endpointsA.get(ID[B]!)!);
-      await waitFor(`${i + 20} datagrams at B`, () => wgB.received.length >= i + 20, 10_000);
+      for (const payload of payloads.slice(i, i + 20)) send(net.wgA.socket, payload, endpointsA.get(ID[B]!)!);
+      await waitFor(`${i + 20} datagrams at B`, () => net.wgB.received.length >= i + 20, 10_000);
     }
     assert.deepEqual(
-      wgB.received.map((r) => r.payload),
+      net.wgB.received.map((r) => r.payload),
       payloads,
     );
     // B's WireGuard answers where the datagrams came from: B's link port for A.
-    const from = wgB.received[0]!.from;
-    assert.ok(wgB.received.every((r) => r.from.port === from.port && r.from.address === "127.0.0.1"));
+    const from = net.wgB.received[0]!.from;
+    assert.ok(net.wgB.received.every((r) => r.from.port === from.port && r.from.address === "127.0.0.1"));
     assert.equal(`${from.address}:${from.port}`, (await bridgeB.setPeers([peer(A)])).get(ID[A]!));
-    send(wgB.socket, "reply from B", `${from.address}:${from.port}`);
-    await waitFor("the reply at A", () => wgA.received.some((r) => r.payload.toString() === "reply from B"));
-    const reply = wgA.received.find((r) => r.payload.toString() === "reply from B")!;
+    send(net.wgB.socket, "reply from B", `${from.address}:${from.port}`);
+    await waitFor("the reply at A", () =>
+      net.wgA.received.some((r) => r.payload.toString() === "reply from B"),
+    );
+    const reply = net.wgA.received.find((r) => r.payload.toString() === "reply from B")!;
     assert.equal(
       `${reply.from.address}:${reply.from.port}`,
       endpointsA.get(ID[B]!),
@@ -138,12 +136,12 @@ describe("gateway bridge on loopback", () => {
 
   it("bounds the queue of a peer that is gone, without holding up the others", async () => {
     for (let i = 0; i < 500; i++) {
-      send(wgA.socket, Buffer.alloc(1000, 7), endpointsA.get(ID[GONE]!)!);
+      send(net.wgA.socket, Buffer.alloc(1000, 7), endpointsA.get(ID[GONE]!)!);
       if (i % 25 === 24) await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    const before = wgB.received.length;
-    send(wgA.socket, "still flowing", endpointsA.get(ID[B]!)!);
-    await waitFor("traffic to B while GONE is unreachable", () => wgB.received.length > before, 5_000);
+    const before = net.wgB.received.length;
+    send(net.wgA.socket, "still flowing", endpointsA.get(ID[B]!)!);
+    await waitFor("traffic to B while GONE is unreachable", () => net.wgB.received.length > before, 5_000);
     const gone = await waitFor("GONE's datagrams to be dropped", () => {
       const status = bridgeA.status(ID[GONE]!);
       return status !== undefined && status.dropped >= 500 - 32 ? status : undefined;
@@ -153,13 +151,13 @@ describe("gateway bridge on loopback", () => {
     assert.ok(gone.connectFailures >= 1);
   });
 
-  /** Sends `payload` from A's WireGuard to B every 100 ms until `arrived()` (10 s at most). */
-  const sendToBUntil = (what: string, payload: string, arrived: () => boolean) =>
+  /** Sends `payload` from A's WireGuard to B every 100 ms until `done()` (10 s at most). */
+  const sendToBUntil = (what: string, payload: string, done: () => boolean) =>
     waitFor(
       what,
       () => {
-        send(wgA.socket, payload, endpointsA.get(ID[B]!)!);
-        return arrived();
+        send(net.wgA.socket, payload, endpointsA.get(ID[B]!)!);
+        return done();
       },
       10_000,
       100,
@@ -168,13 +166,13 @@ describe("gateway bridge on loopback", () => {
   it("reaches a peer again after it restarts", async () => {
     await bridgeB.close();
     const endpointsB = await (async () => {
-      bridgeB = await bridge(B, wgB.port);
+      bridgeB = await bridge(B, net.wgB.port);
       return bridgeB.setPeers([peer(A)]);
     })();
-    const count = wgB.received.length;
+    const count = net.wgB.received.length;
     // The old stream died with B; A reconnects on the next datagrams after its backoff.
     await sendToBUntil("datagrams through the new bridge", "after restart", () =>
-      wgB.received.slice(count).some((r) => r.payload.toString() === "after restart"),
+      net.wgB.received.slice(count).some((r) => r.payload.toString() === "after restart"),
     );
     assert.ok(endpointsB.get(ID[A]!));
   });
@@ -182,14 +180,14 @@ describe("gateway bridge on loopback", () => {
   it("uses the peer's own stream for replies while its outbound stream is down", async () => {
     // B knows A but cannot reach A's ingress (wrong gateway address): replies must ride A's stream.
     await bridgeB.close();
-    bridgeB = await bridge(B, wgB.port, { gatewayAddress: { host: "127.0.0.1", port: 9 } });
+    bridgeB = await bridge(B, net.wgB.port, { gatewayAddress: { host: "127.0.0.1", port: 9 } });
     await bridgeB.setPeers([peer(A)]);
-    const count = wgB.received.length;
-    await sendToBUntil("A's stream to B", "open a stream", () => wgB.received.length > count);
-    const from = wgB.received.at(-1)!.from;
-    const replies = wgA.received.length;
-    send(wgB.socket, "reply over the inbound stream", `${from.address}:${from.port}`);
-    await waitFor("the reply at A", () => wgA.received.slice(replies).length > 0, 5_000);
+    const count = net.wgB.received.length;
+    await sendToBUntil("A's stream to B", "open a stream", () => net.wgB.received.length > count);
+    const from = net.wgB.received.at(-1)!.from;
+    const replies = net.wgA.received.length;
+    send(net.wgB.socket, "reply over the inbound stream", `${from.address}:${from.port}`);
+    await waitFor("the reply at A", () => net.wgA.received.slice(replies).length > 0, 5_000);
     assert.equal(bridgeB.status(ID[A]!)?.inbound, 1);
   });
 
@@ -206,24 +204,21 @@ describe("gateway bridge on loopback", () => {
     const unreachable = { gatewayAddress: { host: "127.0.0.1", port: 9 } };
 
     await bridgeB.close();
-    bridgeB = await bridge(B, wgB.port, unreachable);
+    bridgeB = await bridge(B, net.wgB.port, unreachable);
     const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
-    send(wgB.socket, initiation, endpointBtoA);
-    send(wgB.socket, data, endpointBtoA);
+    send(net.wgB.socket, initiation, endpointBtoA);
+    send(net.wgB.socket, data, endpointBtoA);
     await waitFor("both waiting at B", () => bridgeB.status(ID[A]!)?.queued === 2);
-    const atA = wgA.received.length;
-    await sendToBUntil("A's stream into B", "A initiates", () =>
-      wgA.received.slice(atA).some((r) => r.payload.equals(data)),
-    );
-    const attached = Date.now();
-    await waitFor(
+    const atA = net.wgA.received.length;
+    await sendToBUntil("A's stream into B", "A initiates", () => arrived(net.wgA, atA, data));
+    const arrivedAfter = await msUntilArrival(
       "the higher side's initiation, held and then sent",
-      () => wgA.received.slice(atA).some((r) => r.payload.equals(initiation)),
+      net.wgA,
+      atA,
+      initiation,
       3_000,
-      10,
     );
-    const arrivedAfter = Date.now() - attached;
-    const order = wgA.received.slice(atA).map((r) => r.payload);
+    const order = net.wgA.received.slice(atA).map((r) => r.payload);
     assert.ok(
       order.findIndex((p) => p.equals(data)) < order.findIndex((p) => p.equals(initiation)),
       "held: the data queued after the initiation went first",
@@ -234,7 +229,7 @@ describe("gateway bridge on loopback", () => {
     // The lower side: a bridge for A (member 1) whose own stream cannot open, B's stream arrives first.
     const wgA2 = await fakeWireGuard();
     await bridgeB.close();
-    bridgeB = await bridge(B, wgB.port);
+    bridgeB = await bridge(B, net.wgB.port);
     await bridgeB.setPeers([peer(A)]);
     await bridgeA.close();
     bridgeA = await bridge(A, wgA2.port, { ...unreachable, queueLimit: 32 });
@@ -243,26 +238,23 @@ describe("gateway bridge on loopback", () => {
     send(wgA2.socket, data, endpointAtoB);
     await waitFor("both waiting at A", () => bridgeA.status(ID[B]!)?.queued === 2);
     const droppedBefore = bridgeA.status(ID[B]!)!.dropped;
-    const atB = wgB.received.length;
+    const atB = net.wgB.received.length;
     const endpointBtoA2 = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
     await waitFor(
       "B's stream into A, and A's data back on it",
       () => {
-        send(wgB.socket, "B initiates", endpointBtoA2);
-        return wgB.received.slice(atB).some((r) => r.payload.equals(data));
+        send(net.wgB.socket, "B initiates", endpointBtoA2);
+        return arrived(net.wgB, atB, data);
       },
       10_000,
       100,
     );
-    assert.ok(
-      !wgB.received.slice(atB).some((r) => r.payload.equals(initiation)),
-      "the lower side's stale initiation never reached B",
-    );
+    assert.ok(!arrived(net.wgB, atB, initiation), "the lower side's stale initiation never reached B");
     assert.equal(bridgeA.status(ID[B]!)!.dropped, droppedBefore + 1);
     // Back to the shared set-up for the tests after this one.
     await bridgeA.close();
     wgA2.socket.close();
-    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
+    bridgeA = await bridge(A, net.wgA.port, { queueLimit: 32 });
     endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
   });
 
@@ -276,29 +268,24 @@ describe("gateway bridge on loopback", () => {
     const initiationA = initiationFilled(0x12);
     const response = responseFilled(0x22);
     await bridgeB.close();
-    bridgeB = await bridge(B, wgB.port, {
+    bridgeB = await bridge(B, net.wgB.port, {
       gatewayAddress: { host: "127.0.0.1", port: 9 },
       initiationHoldMs: 20_000,
     });
     const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
-    send(wgB.socket, initiationB, endpointBtoA);
+    send(net.wgB.socket, initiationB, endpointBtoA);
     await waitFor("B's initiation waiting", () => bridgeB.status(ID[A]!)?.queued === 1);
     const droppedBefore = bridgeB.status(ID[A]!)!.dropped;
-    const [atA, atB] = [wgA.received.length, wgB.received.length];
-    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
-    await waitFor("A's initiation at B, on A's stream", () =>
-      wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)),
-    );
+    const [atA, atB] = [net.wgA.received.length, net.wgB.received.length];
+    send(net.wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    await waitFor("A's initiation at B, on A's stream", () => arrived(net.wgB, atB, initiationA));
     assert.equal(bridgeB.status(ID[A]!)?.queued, 1, "held, not flushed onto A's stream");
-    send(wgB.socket, response, endpointBtoA);
-    await waitFor("B's answer at A", () => wgA.received.slice(atA).some((r) => r.payload.equals(response)));
+    send(net.wgB.socket, response, endpointBtoA);
+    await waitFor("B's answer at A", () => arrived(net.wgA, atA, response));
     assert.equal(bridgeB.status(ID[A]!)?.queued, 0);
     assert.equal(bridgeB.status(ID[A]!)?.dropped, droppedBefore + 1);
     await new Promise((r) => setTimeout(r, 200));
-    assert.ok(
-      !wgA.received.slice(atA).some((r) => r.payload.equals(initiationB)),
-      "B's dead initiation never reached A",
-    );
+    assert.ok(!arrived(net.wgA, atA, initiationB), "B's dead initiation never reached A");
   });
 
   it("the higher member id sends its held initiations once its own stream opens, if nothing answered them: no stall", async () => {
@@ -307,46 +294,27 @@ describe("gateway bridge on loopback", () => {
     // on its own stream would be about as far away, so B waits a moment more and then sends its own,
     // long before its (here 20 s) hold ends. B's stream into A goes through a proxy that holds the
     // connection 600 ms, so A's stream into B arrives first.
-    const proxy = createServer((client) => {
-      client.pause();
-      client.on("error", () => undefined);
-      const timer = setTimeout(() => {
-        const upstream = netConnect(gateway.port, "127.0.0.1");
-        upstream.on("error", () => client.destroy());
-        client.pipe(upstream).pipe(client);
-        client.resume();
-      }, 600);
-      client.on("close", () => clearTimeout(timer));
-    });
-    proxy.listen(0, "127.0.0.1");
-    await once(proxy, "listening");
+    const proxy = await startDelayingProxy(net.gateway.port, { connectMs: 600, downMs: 0 });
     try {
       const initiation = initiationFilled(0x31);
       await bridgeB.close();
-      bridgeB = await bridge(B, wgB.port, {
-        gatewayAddress: { host: "127.0.0.1", port: (proxy.address() as AddressInfo).port },
+      bridgeB = await bridge(B, net.wgB.port, {
+        gatewayAddress: { host: "127.0.0.1", port: proxy.port },
         initiationHoldMs: 20_000,
       });
       const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
-      send(wgB.socket, initiation, endpointBtoA);
+      send(net.wgB.socket, initiation, endpointBtoA);
       await waitFor("B's initiation waiting", () => bridgeB.status(ID[A]!)?.queued === 1);
-      const atA = wgA.received.length;
-      send(wgA.socket, "A's stream into B", endpointsA.get(ID[B]!)!);
+      const atA = net.wgA.received.length;
+      send(net.wgA.socket, "A's stream into B", endpointsA.get(ID[B]!)!);
       await waitFor("A's stream at B", () => (bridgeB.status(ID[A]!)?.inbound ?? 0) > 0, 5_000, 10);
-      const attached = Date.now();
       assert.equal(bridgeB.status(ID[A]!)?.queued, 1, "held at A's stream");
-      await waitFor(
-        "B's initiation at A",
-        () => wgA.received.slice(atA).some((r) => r.payload.equals(initiation)),
-        5_000,
-        10,
-      );
-      const ms = Date.now() - attached;
+      const ms = await msUntilArrival("B's initiation at A", net.wgA, atA, initiation, 5_000);
       assert.equal(bridgeB.status(ID[A]!)?.outbound, "open");
       assert.ok(ms < 2_500, `B's initiation went ${ms} ms after A's stream arrived`);
     } finally {
       await bridgeB.close();
-      bridgeB = await bridge(B, wgB.port);
+      bridgeB = await bridge(B, net.wgB.port);
       await bridgeB.setPeers([peer(A)]);
       proxy.close();
     }
@@ -364,46 +332,39 @@ describe("gateway bridge on loopback", () => {
     const fresh = async () => {
       await bridgeA.close();
       await bridgeB.close();
-      bridgeA = await bridge(A, wgA.port, { queueLimit: 32, initiationHoldMs: 20_000 });
+      bridgeA = await bridge(A, net.wgA.port, { queueLimit: 32, initiationHoldMs: 20_000 });
       endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
-      bridgeB = await bridge(B, wgB.port);
+      bridgeB = await bridge(B, net.wgB.port);
       return (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
     };
 
     // Answered: B's stream arrives with B's data; A's fresh initiation waits, A's answer drops it.
     let endpointBtoA = await fresh();
-    let [atA, atB] = [wgA.received.length, wgB.received.length];
-    send(wgB.socket, "B's stream into A", endpointBtoA);
-    await waitFor("B's stream at A", () => wgA.received.length > atA);
-    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    let [atA, atB] = [net.wgA.received.length, net.wgB.received.length];
+    send(net.wgB.socket, "B's stream into A", endpointBtoA);
+    await waitFor("B's stream at A", () => net.wgA.received.length > atA);
+    send(net.wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
     await waitFor("A's initiation held", () => bridgeA.status(ID[B]!)?.queued === 1);
     await new Promise((r) => setTimeout(r, 300));
-    assert.ok(!wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)), "held");
-    send(wgA.socket, response, endpointsA.get(ID[B]!)!);
-    await waitFor("A's answer at B", () => wgB.received.slice(atB).some((r) => r.payload.equals(response)));
+    assert.ok(!arrived(net.wgB, atB, initiationA), "held");
+    send(net.wgA.socket, response, endpointsA.get(ID[B]!)!);
+    await waitFor("A's answer at B", () => arrived(net.wgB, atB, response));
     assert.equal(bridgeA.status(ID[B]!)?.queued, 0);
     await new Promise((r) => setTimeout(r, 200));
-    assert.ok(!wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)), "dropped, never sent");
+    assert.ok(!arrived(net.wgB, atB, initiationA), "dropped, never sent");
 
     // Unanswered: B's stream brings B's initiation, A's WireGuard initiates instead of answering.
     endpointBtoA = await fresh();
-    [atA, atB] = [wgA.received.length, wgB.received.length];
-    send(wgB.socket, initiationB, endpointBtoA);
-    await waitFor("B's initiation at A", () =>
-      wgA.received.slice(atA).some((r) => r.payload.equals(initiationB)),
-    );
+    [atA, atB] = [net.wgA.received.length, net.wgB.received.length];
+    send(net.wgB.socket, initiationB, endpointBtoA);
+    await waitFor("B's initiation at A", () => arrived(net.wgA, atA, initiationB));
     const sent = Date.now();
-    send(wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
-    await waitFor(
-      "A's initiation at B, at once",
-      () => wgB.received.slice(atB).some((r) => r.payload.equals(initiationA)),
-      5_000,
-      10,
-    );
+    send(net.wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    await waitFor("A's initiation at B, at once", () => arrived(net.wgB, atB, initiationA), 5_000, 10);
     assert.ok(Date.now() - sent < 2_000, `A's initiation took ${Date.now() - sent} ms`);
     // Back to the shared set-up for the tests after this one.
     await bridgeA.close();
-    bridgeA = await bridge(A, wgA.port, { queueLimit: 32 });
+    bridgeA = await bridge(A, net.wgA.port, { queueLimit: 32 });
     endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
   });
 
@@ -412,21 +373,21 @@ describe("gateway bridge on loopback", () => {
     // the refused stream and not held for a later one (a late handshake initiation would cross the
     // one B sends when it adds A); once B knows A, the next datagram (WireGuard's retry) arrives.
     await bridgeB.close();
-    bridgeB = await bridge(B, wgB.port);
+    bridgeB = await bridge(B, net.wgB.port);
     await bridgeB.setPeers([]);
-    const count = wgB.received.length;
+    const count = net.wgB.received.length;
     const droppedBefore = bridgeA.status(ID[B]!)!.dropped;
     const refusedBefore = bridgeB.refused()["unknown-peer"] ?? 0;
-    send(wgA.socket, "stale initiation", endpointsA.get(ID[B]!)!);
+    send(net.wgA.socket, "stale initiation", endpointsA.get(ID[B]!)!);
     await waitFor("B to refuse A's stream", () => (bridgeB.refused()["unknown-peer"] ?? 0) > refusedBefore);
     await waitFor("A to drop the datagram", () => bridgeA.status(ID[B]!)!.dropped > droppedBefore);
     assert.notEqual(bridgeA.status(ID[B]!)?.outbound, "open", "a refused stream never counts as open");
     assert.equal(bridgeA.status(ID[B]!)?.queued, 0);
     await bridgeB.setPeers([peer(A)]);
     await sendToBUntil("a new datagram once B knows A", "retry", () =>
-      wgB.received.slice(count).some((r) => r.payload.toString() === "retry"),
+      net.wgB.received.slice(count).some((r) => r.payload.toString() === "retry"),
     );
-    assert.ok(!wgB.received.slice(count).some((r) => r.payload.toString() === "stale initiation"));
+    assert.ok(!net.wgB.received.slice(count).some((r) => r.payload.toString() === "stale initiation"));
     assert.equal(bridgeA.status(ID[B]!)?.outbound, "open");
     // Let the retries still on their way settle before the next test counts datagrams.
     await waitFor("A's queue to empty", () => bridgeA.status(ID[B]!)?.queued === 0);
@@ -439,46 +400,27 @@ describe("gateway bridge on loopback", () => {
     // the refused hello is checked like any other, and only then does B learn that A tried first.
     await bridgeB.close();
     let registered = false;
-    bridgeB = await bridge(B, wgB.port, {
+    bridgeB = await bridge(B, net.wgB.port, {
       signer: {
-        chainId: CHAIN_ID,
-        cluster: CLUSTER,
+        ...TEST_CLUSTER,
         selfMemberId: () => (registered ? ID[B] : undefined),
         sign: (message) => KEYS[B]!.sign(message),
       },
       earlyAttemptMs: 1_000,
     });
     await bridgeB.setPeers([]);
-    const received = wgB.received.length;
+    const received = net.wgB.received.length;
     const refusedAs = (reason: string) => bridgeB.refused()[reason] ?? 0;
     /** A stream to B's ingress carrying a hello `from` signed with `key`, and a datagram after it. */
     const attempt = async (key: SigningKey, to = ID[B]!) => {
-      const tls = tlsConnect({
-        host: "127.0.0.1",
-        port: gateway.port,
-        servername: gatewayServerName(B, ingressPort, DOMAIN),
-        rejectUnauthorized: false,
-      });
-      tls.on("error", () => {});
-      await once(tls, "secureConnect");
-      const hello = encodeHello(
-        {
-          chainId: CHAIN_ID,
-          cluster: CLUSTER,
-          from: ID[A]!,
-          to,
-          timestampMs: BigInt(Date.now()),
-          nonce: crypto.getRandomValues(new Uint8Array(16)),
-        },
-        helloKeyingMaterial(tls),
-        key.sign,
-      );
+      const { tls, closed } = await net.stream(B);
+      const hello = signedHello(key, helloKeyingMaterial(tls), { from: ID[A]!, to });
       tls.write(Buffer.concat([hello, encodeFrame(Buffer.from("too early"))]));
-      await once(tls, "close");
+      await closed;
     };
 
     // Not registered yet: A's own link is refused, and so is its datagram.
-    send(wgA.socket, "initiation before B is registered", endpointsA.get(ID[B]!)!);
+    send(net.wgA.socket, "initiation before B is registered", endpointsA.get(ID[B]!)!);
     await waitFor("B to refuse A as too early", () => refusedAs("not-registered") === 1);
     assert.equal(bridgeB.triedBeforeKnown(ID[A]!), false, "B cannot judge it before it knows A");
     registered = true;
@@ -515,7 +457,7 @@ describe("gateway bridge on loopback", () => {
     assert.equal(bridgeB.triedBeforeKnown(ID[GONE]!), false, "never tried");
 
     assert.ok(
-      !wgB.received
+      !net.wgB.received
         .slice(received)
         .some((r) => /too early|before B is registered/.test(r.payload.toString())),
       "no refused stream carried a datagram to WireGuard",
@@ -537,32 +479,14 @@ describe("gateway bridge on loopback", () => {
   it("refuses streams with a hello for another node, from an unknown peer, or garbage", async () => {
     /** Opens a stream to A's ingress through the gateway and writes what `bytes` makes of its session. */
     const attempt = async (bytes: (ekm: Uint8Array) => Buffer) => {
-      const tls = tlsConnect({
-        host: "127.0.0.1",
-        port: gateway.port,
-        servername: gatewayServerName(A, ingressPort, DOMAIN),
-        rejectUnauthorized: false,
-      });
-      tls.on("error", () => {});
-      await once(tls, "secureConnect");
+      const { tls, closed } = await net.stream(A);
       tls.write(bytes(helloKeyingMaterial(tls)));
-      await once(tls, "close");
+      await closed;
     };
     const hello = (from: string, to: string, ekm: Uint8Array) =>
-      encodeHello(
-        {
-          chainId: CHAIN_ID,
-          cluster: CLUSTER,
-          from: ID[from]!,
-          to: ID[to]!,
-          timestampMs: BigInt(Date.now()),
-          nonce: new Uint8Array(16).fill(Math.floor(Math.random() * 256)),
-        },
-        ekm,
-        KEYS[from]!.sign,
-      );
+      signedHello(KEYS[from]!, ekm, { from: ID[from]!, to: ID[to]! });
     const refusedBefore = bridgeA.refused();
-    const receivedBefore = wgA.received.length;
+    const receivedBefore = net.wgA.received.length;
     await attempt((ekm) => Buffer.concat([hello(STRANGER, A, ekm), encodeFrame(Buffer.from("x"))]));
     await attempt((ekm) => Buffer.concat([hello(B, STRANGER, ekm), encodeFrame(Buffer.from("x"))]));
     await attempt(() => Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
@@ -573,6 +497,6 @@ describe("gateway bridge on loopback", () => {
       ["unknown-peer", "not-for-this-node", "closed-before-hello", "bad-hello"].map(delta),
       [1, 1, 1, 1],
     );
-    assert.equal(wgA.received.length, receivedBefore, "nothing reached WireGuard");
+    assert.equal(net.wgA.received.length, receivedBefore, "nothing reached WireGuard");
   });
 });

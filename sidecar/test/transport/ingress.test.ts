@@ -10,14 +10,7 @@ import assert from "node:assert/strict";
 import type { Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
-import {
-  createServer as createTlsServer,
-  type TLSSocket,
-  type Server as TlsServer,
-  connect as tlsConnect,
-} from "node:tls";
-import { type SniGateway, startSniGateway } from "@attestmesh/devnet/orchestration/gateway.ts";
-import { gatewayServerName } from "@attestmesh/shared/gateway/serverName.ts";
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from "node:tls";
 import { Registry } from "prom-client";
 import { loadSodium, type SigningKey, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { createLocalSocketFactory } from "../../src/meshnet/socketFactory.ts";
@@ -25,7 +18,6 @@ import { type Bridge, type BridgeOptions, startBridge } from "../../src/transpor
 import { createFrameDecoder, encodeFrame } from "../../src/transport/frame.ts";
 import {
   decodeHello,
-  encodeHello,
   HELLO_MAGIC,
   type Hello,
   helloKeyingMaterial,
@@ -33,11 +25,10 @@ import {
 } from "../../src/transport/hello.ts";
 import { createTransportMetrics, type TransportMetrics } from "../../src/transport/metrics.ts";
 import { selfSignedCertificate } from "../../src/transport/tlsCert.ts";
-import { captureLogger, fakeWireGuard, freePort, waitFor } from "../helpers.ts";
+import { captureLogger, fakeWireGuard, freePort, TEST_CLUSTER, waitFor } from "../helpers.ts";
+import { type LoopbackNet, signedHello, startLoopbackNet } from "./loopback.ts";
 
 const DOMAIN = "ingress.test";
-const CHAIN_ID = 31337;
-const CLUSTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
 const A = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const ID_A = 1n;
@@ -58,10 +49,7 @@ function sendTo(socket: UdpSocket, payload: string, endpoint: string): void {
 }
 
 describe("ingress under attack", () => {
-  let gateway: SniGateway;
-  let ingressPort: number;
-  let wgA: Awaited<ReturnType<typeof fakeWireGuard>>;
-  let wgB: Awaited<ReturnType<typeof fakeWireGuard>>;
+  let net: LoopbackNet;
   let bridgeA: Bridge;
   let bridgeB: Bridge;
   let endpointAtoB: string;
@@ -74,15 +62,15 @@ describe("ingress under attack", () => {
   const bridge = (self: "A" | "B", wgPort: number, extra: Partial<BridgeOptions> = {}): Promise<Bridge> => {
     const [memberId, key] = self === "A" ? [ID_A, keyA] : [ID_B, keyB];
     return startBridge({
-      signer: { chainId: CHAIN_ID, cluster: CLUSTER, selfMemberId: () => memberId, sign: key.sign },
+      signer: { ...TEST_CLUSTER, selfMemberId: () => memberId, sign: key.sign },
       identityKey: (id) => (id === ID_A ? keyA.publicKey : id === ID_B ? keyB.publicKey : undefined),
       factory: createLocalSocketFactory(),
       logger: captureLogger("silent").logger,
       wgListenPort: wgPort,
       gatewayDomain: DOMAIN,
-      gatewayAddress: { host: "127.0.0.1", port: gateway.port },
+      gatewayAddress: { host: "127.0.0.1", port: net.gateway.port },
       ingressHost: self === "A" ? HOST_A : HOST_B,
-      ingressPort,
+      ingressPort: net.ingressPort,
       backoff: { initialMs: 50, maxMs: 200 },
       ...extra,
     });
@@ -90,14 +78,14 @@ describe("ingress under attack", () => {
 
   /** B's bridge, connected to A: B's stream is the one A's datagrams to B ride. */
   async function connectB(): Promise<void> {
-    bridgeB = await bridge("B", wgB.port);
+    bridgeB = await bridge("B", net.wgB.port);
     const endpointBtoA = (await bridgeB.setPeers([{ memberId: ID_A, appId: A }])).get(ID_A)!;
-    const before = wgA.received.length;
+    const before = net.wgA.received.length;
     await waitFor(
       "B's stream into A's ingress",
       () => {
-        sendTo(wgB.socket, "B opens its stream", endpointBtoA);
-        return wgA.received.length > before;
+        sendTo(net.wgB.socket, "B opens its stream", endpointBtoA);
+        return net.wgA.received.length > before;
       },
       10_000,
       100,
@@ -110,31 +98,26 @@ describe("ingress under attack", () => {
     keyA = signingKeyFromSeed(new Uint8Array(32).fill(0xa1));
     keyB = signingKeyFromSeed(new Uint8Array(32).fill(0xb2));
     mallory = signingKeyFromSeed(new Uint8Array(32).fill(0x66));
-    gateway = await startSniGateway({
-      host: "127.0.0.1",
-      port: 0,
+    net = await startLoopbackNet({
       domain: DOMAIN,
       route: (appId) => (appId === A ? HOST_A : appId === B ? HOST_B : undefined),
       logger: captureLogger("silent").logger,
     });
-    ingressPort = await freePort();
-    wgA = await fakeWireGuard();
-    wgB = await fakeWireGuard();
     registryA = new Registry();
     metricsA = createTransportMetrics(registryA);
     const closedPort = await freePort();
     bridgeA = await startBridge({
-      signer: { chainId: CHAIN_ID, cluster: CLUSTER, selfMemberId: () => ID_A, sign: keyA.sign },
+      signer: { ...TEST_CLUSTER, selfMemberId: () => ID_A, sign: keyA.sign },
       identityKey: (id) => (id === ID_B ? keyB.publicKey : undefined),
       factory: createLocalSocketFactory(),
       logger: logA.logger,
       metrics: metricsA,
-      wgListenPort: wgA.port,
+      wgListenPort: net.wgA.port,
       gatewayDomain: DOMAIN,
       // A cannot reach B: its replies must ride B's stream, the stream an impostor would want.
       gatewayAddress: { host: "127.0.0.1", port: closedPort },
       ingressHost: HOST_A,
-      ingressPort,
+      ingressPort: net.ingressPort,
       backoff: { initialMs: 50, maxMs: 200 },
       helloTimeoutMs: 4_000,
       pendingGraceMs: 300,
@@ -146,27 +129,14 @@ describe("ingress under attack", () => {
   after(async () => {
     await bridgeA.close();
     await bridgeB.close();
-    wgA.socket.close();
-    wgB.socket.close();
-    await gateway.close();
+    await net.close();
   });
 
   /** A TLS session to A's ingress through the gateway, as anyone on the internet can open one. */
   async function openToA(
     name: string,
   ): Promise<{ tls: TLSSocket; ekm: Uint8Array; closed: Promise<unknown> }> {
-    const tls = tlsConnect({
-      host: "127.0.0.1",
-      port: gateway.port,
-      servername: gatewayServerName(A, ingressPort, DOMAIN),
-      rejectUnauthorized: false,
-    });
-    tls.on("error", () => {});
-    const closed = new Promise<void>((resolve) => tls.once("close", () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      tls.once("secureConnect", () => resolve());
-      void closed.then(() => reject(new Error(`${name}: closed during the TLS handshake`)));
-    });
+    const { tls, closed } = await net.stream(A);
     const decoder = createFrameDecoder();
     tls.on("data", (chunk: Buffer) => {
       try {
@@ -187,21 +157,9 @@ describe("ingress under attack", () => {
     await Promise.race([closed, sleep(3_000).then(() => assert.fail(`A kept the stream of ${name} open`))]);
   }
 
-  function helloFrom(key: SigningKey, ekm: Uint8Array, overrides: Partial<Hello> = {}): Buffer {
-    return encodeHello(
-      {
-        chainId: CHAIN_ID,
-        cluster: CLUSTER,
-        from: ID_B,
-        to: ID_A,
-        timestampMs: BigInt(Date.now()),
-        nonce: crypto.getRandomValues(new Uint8Array(16)),
-        ...overrides,
-      },
-      ekm,
-      key.sign,
-    );
-  }
+  /** A hello from B to A, signed by `key`, with `overrides`. */
+  const helloFrom = (key: SigningKey, ekm: Uint8Array, overrides: Partial<Hello> = {}): Buffer =>
+    signedHello(key, ekm, { from: ID_B, to: ID_A, ...overrides });
 
   /**
    * Runs `attacks` while A's WireGuard sends a numbered datagram to B every 5 ms, sampling A's link to
@@ -209,14 +167,14 @@ describe("ingress under attack", () => {
    */
   async function underAttack(attacks: () => Promise<void>): Promise<void> {
     const refusedBefore = Object.values(bridgeA.refused()).reduce((a, b) => a + b, 0);
-    const fromB = wgB.received.length;
-    const toA = wgA.received.length;
+    const fromB = net.wgB.received.length;
+    const toA = net.wgA.received.length;
     const inboundSamples: number[] = [];
     let sent = 0;
     let pumping = true;
     const pump = (async () => {
       while (pumping) {
-        sendTo(wgA.socket, `A->B ${sent++}`, endpointAtoB);
+        sendTo(net.wgA.socket, `A->B ${sent++}`, endpointAtoB);
         inboundSamples.push(bridgeA.status(ID_B)?.inbound ?? -1);
         await sleep(5);
       }
@@ -231,9 +189,9 @@ describe("ingress under attack", () => {
       pumping = false;
       await pump;
     }
-    await waitFor(`all ${sent} datagrams from A at B`, () => wgB.received.length - fromB >= sent, 10_000);
+    await waitFor(`all ${sent} datagrams from A at B`, () => net.wgB.received.length - fromB >= sent, 10_000);
     assert.deepEqual(
-      wgB.received.slice(fromB).map((r) => r.payload.toString()),
+      net.wgB.received.slice(fromB).map((r) => r.payload.toString()),
       Array.from({ length: sent }, (_, i) => `A->B ${i}`),
       "B received every datagram A sent, in order, and nothing else",
     );
@@ -245,7 +203,7 @@ describe("ingress under attack", () => {
       "A's link to B held B's stream and only B's stream at every sample",
     );
     assert.deepEqual(
-      wgA.received.slice(toA).filter((r) => r.payload.toString().startsWith("FORGED")),
+      net.wgA.received.slice(toA).filter((r) => r.payload.toString().startsWith("FORGED")),
       [],
       "nothing an attacker sent reached A's WireGuard",
     );
@@ -413,14 +371,16 @@ describe("ingress under attack", () => {
     const stillOpen = () => idle.filter((c) => c.isOpen()).length;
     assert.equal(stillOpen(), 64);
 
-    const arrivedBefore = wgA.received.length;
+    const arrivedBefore = net.wgA.received.length;
     await connectB();
     const openWhenBGotThrough = stillOpen();
     assert.ok(
       openWhenBGotThrough >= 60,
       `B got through while ${openWhenBGotThrough} of the 64 idle connections were still open`,
     );
-    assert.ok(wgA.received.slice(arrivedBefore).some((r) => r.payload.toString() === "B opens its stream"));
+    assert.ok(
+      net.wgA.received.slice(arrivedBefore).some((r) => r.payload.toString() === "B opens its stream"),
+    );
     assert.equal(bridgeA.refused()["too-many-pending"] ?? 0, 0, "nobody was turned away at the door");
 
     // The idle ones go at their hello timeout; the daemon keeps serving B meanwhile.

@@ -34,11 +34,12 @@ interface Delays {
 // The child: gateway, proxies and bridges, in the namespace. It prints each bridge's WireGuard endpoint
 // for the other, then on every line it reads, both links' status.
 const CHILD = `
-  import { createServer, connect } from "node:net";
   import { createInterface } from "node:readline";
   const { startBridge } = await import(${url(here("../../src/transport/bridge.ts"))});
   const { createLocalSocketFactory } = await import(${url(here("../../src/meshnet/socketFactory.ts"))});
   const { loadSodium, signingKeyFromSeed } = await import(${url(here("../../src/meshnet/crypto.ts"))});
+  const { startDelayingProxy } = await import(${url(here("./loopback.ts"))});
+  const { TEST_CLUSTER } = await import(${url(here("../helpers.ts"))});
   const { startSniGateway } = await import(${url(require.resolve("@attestmesh/devnet/orchestration/gateway.ts"))});
   const { pino } = await import(${url(require.resolve("pino"))});
   const config = JSON.parse(process.env.AM_LINK_TEST);
@@ -50,33 +51,15 @@ const CHILD = `
   const KEY = { [A]: signingKeyFromSeed(new Uint8Array(32).fill(1)), [B]: signingKeyFromSeed(new Uint8Array(32).fill(2)) };
   const domain = "link.test";
   const gateway = await startSniGateway({ host: "127.0.0.1", port: 0, domain, route: (appId) => HOST[appId], logger });
-  async function proxy({ connectMs, downMs }) {
-    const server = createServer((client) => {
-      client.pause();
-      client.on("error", () => undefined);
-      const timer = setTimeout(() => {
-        const upstream = connect(gateway.port, "127.0.0.1");
-        upstream.on("error", () => client.destroy());
-        client.on("close", () => upstream.destroy());
-        client.pipe(upstream);
-        upstream.on("data", (chunk) => setTimeout(() => client.write(chunk), downMs));
-        upstream.on("close", () => setTimeout(() => client.destroy(), downMs));
-        client.resume();
-      }, connectMs);
-      client.on("close", () => clearTimeout(timer));
-    });
-    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return server.address().port;
-  }
   const bridge = async (self, other, wgListenPort, delays) =>
     startBridge({
-      signer: { chainId: 31337, cluster: "0x5FbDB2315678afecb367f032d93F642f64180aa3", selfMemberId: () => ID[self], sign: (m) => KEY[self].sign(m) },
+      signer: { ...TEST_CLUSTER, selfMemberId: () => ID[self], sign: (m) => KEY[self].sign(m) },
       identityKey: (id) => (id === ID[other] ? KEY[other].publicKey : undefined),
       factory: createLocalSocketFactory(),
       logger,
       wgListenPort,
       gatewayDomain: domain,
-      gatewayAddress: { host: "127.0.0.1", port: await proxy(delays) },
+      gatewayAddress: { host: "127.0.0.1", port: (await startDelayingProxy(gateway.port, delays)).port },
       ingressHost: HOST[self],
       ingressPort: 8443,
     });
