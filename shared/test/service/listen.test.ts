@@ -1,14 +1,13 @@
 // Listening: TCP on a free port; a unix socket that is private from the first moment, replaces a stale
 // socket, and refuses a live one or a path that is not a socket (an attacker's file stays untouched).
 import assert from "node:assert/strict";
-import { lstat, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, readFile, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import { createServer as createNetServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { listenHttp, listenUnix } from "@attestmesh/shared/service/listen.ts";
+import { suiteTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 
 describe("listenHttp", () => {
   test("port 0 picks a free port that answers; close frees it", async () => {
@@ -40,16 +39,10 @@ describe("listenHttp", () => {
 });
 
 describe("listenUnix", () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "kit-listen-"));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const inTempDir = suiteTempDir("kit-listen-");
 
   test("the socket is mode 0600 and removed on close", async () => {
-    const path = join(dir, "a.sock");
+    const path = inTempDir("a.sock");
     const listener = await listenUnix(createNetServer(), path);
     assert.equal((await lstat(path)).mode & 0o777, 0o600);
     await listener.close();
@@ -57,7 +50,7 @@ describe("listenUnix", () => {
   });
 
   test("a stale socket is replaced; a live one is refused with the prefixed code", async () => {
-    const path = join(dir, "b.sock");
+    const path = inTempDir("b.sock");
     // Simulate a crash: the server stops listening without removing the file (it was renamed into place).
     const stale = createNetServer();
     await listenUnix(stale, path);
@@ -72,7 +65,7 @@ describe("listenUnix", () => {
   });
 
   test("a path that is not a socket is refused and left as it was", async () => {
-    const path = join(dir, "not-a-socket");
+    const path = inTempDir("not-a-socket");
     await writeFile(path, "precious");
     await assert.rejects(listenUnix(createNetServer(), path), (e: unknown) =>
       isAttestmeshError(e, "SocketPathTaken"),
@@ -81,7 +74,7 @@ describe("listenUnix", () => {
   });
 
   test("a path too long for sun_path is refused", async () => {
-    await assert.rejects(listenUnix(createNetServer(), join(dir, "x".repeat(120))), (e: unknown) =>
+    await assert.rejects(listenUnix(createNetServer(), inTempDir("x".repeat(120))), (e: unknown) =>
       isAttestmeshError(e, "SocketPathTooLong"),
     );
   });

@@ -293,17 +293,17 @@ describe("application API over a unix socket", () => {
     const before = recorder.sent.length;
     /** A POST of `body` as JSON to /v1/messages. */
     const post = (body: unknown) => () => postJson(socket, "/v1/messages", body);
-    /** A POST of `body` as it is, labelled `contentType`. */
-    const postRaw = (body: string, contentType: string) => () =>
-      apiRequest(socket, "POST", "/v1/messages", { body, headers: { "content-type": contentType } });
+    /** A POST of `body` as it is to `path`, labelled `contentType`. */
+    const postRaw = (path: string, body: string, contentType: string) => () =>
+      apiRequest(socket, "POST", path, { body, headers: { "content-type": contentType } });
     const cases: Array<[string, () => Promise<{ status: number; body: unknown }>, number, string]> = [
       ["unknown path", () => apiRequest(socket, "GET", "/v1/nope"), 404, "NotFound"],
       ["root", () => apiRequest(socket, "GET", "/"), 404, "NotFound"],
       ["GET on messages", () => apiRequest(socket, "GET", "/v1/messages"), 405, "MethodNotAllowed"],
       ["POST on status", () => postJson(socket, "/v1/status", {}), 405, "MethodNotAllowed"],
       ["DELETE on peers", () => apiRequest(socket, "DELETE", "/v1/peers"), 405, "MethodNotAllowed"],
-      ["text/plain body", postRaw("hi", "text/plain"), 415, "UnsupportedMediaType"],
-      ["not JSON", postRaw("{", "application/json"), 400, "InvalidJson"],
+      ["text/plain body", postRaw("/v1/messages", "hi", "text/plain"), 415, "UnsupportedMediaType"],
+      ["not JSON", postRaw("/v1/messages", "{", "application/json"), 400, "InvalidJson"],
       ["an array", post([1]), 400, "InvalidBody"],
       ["a string", post("hi"), 400, "InvalidBody"],
       ["an unknown field", post({ to: "2", text: "x", ttl: 5 }), 400, "UnknownField"],
@@ -325,24 +325,11 @@ describe("application API over a unix socket", () => {
       ["ack: GET", () => apiRequest(socket, "GET", "/v1/messages/ack"), 405, "MethodNotAllowed"],
       [
         "ack: text/plain",
-        () =>
-          apiRequest(socket, "POST", "/v1/messages/ack", {
-            body: '{"seq":1}',
-            headers: { "content-type": "text/plain" },
-          }),
+        postRaw("/v1/messages/ack", '{"seq":1}', "text/plain"),
         415,
         "UnsupportedMediaType",
       ],
-      [
-        "ack: not JSON",
-        () =>
-          apiRequest(socket, "POST", "/v1/messages/ack", {
-            body: "{",
-            headers: { "content-type": "application/json" },
-          }),
-        400,
-        "InvalidJson",
-      ],
+      ["ack: not JSON", postRaw("/v1/messages/ack", "{", "application/json"), 400, "InvalidJson"],
       ["ack: an array", () => postJson(socket, "/v1/messages/ack", [1]), 400, "InvalidBody"],
       ["ack: no seq", () => postJson(socket, "/v1/messages/ack", {}), 400, "InvalidSeq"],
       ["ack: seq 0", () => postJson(socket, "/v1/messages/ack", { seq: 0 }), 400, "InvalidSeq"],

@@ -2,7 +2,6 @@
 // input of every field.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { getAddress } from "viem";
 import {
   type CskRequest,
   type CskResponse,
@@ -16,15 +15,13 @@ import {
 } from "../../src/csk/codec.ts";
 import type { SigningKey } from "../../src/meshnet/crypto.ts";
 import { WireError } from "../../src/meshnet/wire.ts";
-import { assertWireRefusal, twoSigningKeys } from "../helpers.ts";
+import { assertWireRefusal, TEST_CLUSTER, twoSigningKeys } from "../helpers.ts";
 
-const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
 let key: SigningKey;
 let other: SigningKey;
 
 const request = (): CskRequest => ({
-  chainId: 31337,
-  cluster: CLUSTER,
+  ...TEST_CLUSTER,
   requesterId: 4n,
   serverId: 1n,
   epoch: 3n,
@@ -32,8 +29,7 @@ const request = (): CskRequest => ({
   nonce: new Uint8Array(16).fill(7),
 });
 const response = (patch: Partial<CskResponse> = {}): CskResponse => ({
-  chainId: 31337,
-  cluster: CLUSTER,
+  ...TEST_CLUSTER,
   serverId: 1n,
   requesterId: 4n,
   epoch: 3n,

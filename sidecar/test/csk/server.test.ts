@@ -32,10 +32,9 @@ import { MessageType, peekType } from "../../src/meshnet/wire.ts";
 import type { Member } from "../../src/model/member.ts";
 import { createReattestation, type Reattestation } from "../../src/reattest/scheduler.ts";
 import type { Verdict } from "../../src/reattest/verdict.ts";
-import { captureLogger, freePort } from "../helpers.ts";
+import { captureLogger, freePort, TEST_CLUSTER } from "../helpers.ts";
 
-const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
-const C = { chainId: 31337, cluster: CLUSTER };
+const C = TEST_CLUSTER;
 const ip = (id: bigint) => `10.99.0.${Number(id)}`;
 const ipNumber = (id: bigint) => (10 << 24) + (99 << 16) + Number(id);
 

@@ -21,10 +21,8 @@ import { loadSodium, randomBytes, type SigningKey, signingKeyFromSeed } from "..
 import { directoryFrom } from "../../src/meshnet/directory.ts";
 import { type MeshSocket, openMeshSocket } from "../../src/meshnet/socket.ts";
 import type { Member } from "../../src/model/member.ts";
-import { freePort, waitFor } from "../helpers.ts";
+import { freePort, TEST_CLUSTER, waitFor } from "../helpers.ts";
 
-const CLUSTER = getAddress("0x5fbdb2315678afecb367f032d93f642f64180aa3");
-const ID = { chainId: 31337, cluster: CLUSTER };
 const IDS = [1n, 2n, 3n, 4n];
 
 describe("SWIM liveness over UDP", () => {
@@ -47,7 +45,7 @@ describe("SWIM liveness over UDP", () => {
   ) =>
     encodeLiveness(
       {
-        ...ID,
+        ...TEST_CLUSTER,
         senderId: sender,
         kind: ProbeKind.Gossip,
         origin: 0n,
@@ -91,7 +89,7 @@ describe("SWIM liveness over UDP", () => {
       sockets.push(socket);
       const service = createSwimService({
         self: id,
-        cluster: ID,
+        cluster: TEST_CLUSTER,
         key: keys.get(id)!,
         directory,
         send: (d, ip, p) => socket.send(d, ip, p),
@@ -149,7 +147,11 @@ describe("SWIM liveness over UDP", () => {
 
   /** Member 3's signed verdict that `subject` at `incarnation` is dead. */
   const deadVerdictBy3 = (subject: bigint, incarnation: bigint) =>
-    signStatement(ID, { kind: StatementKind.Dead, subject, incarnation, reporter: 3n }, keys.get(3n)!.sign);
+    signStatement(
+      TEST_CLUSTER,
+      { kind: StatementKind.Dead, subject, incarnation, reporter: 3n },
+      keys.get(3n)!.sign,
+    );
 
   test("a datagram signed by another key than the sender's on-chain one counts for nothing", () => {
     const node = services.get(1n)!;
@@ -178,7 +180,7 @@ describe("SWIM liveness over UDP", () => {
   test("a statement forged inside a real member's datagram spoils the whole datagram", () => {
     const node = services.get(1n)!;
     const forged = signStatement(
-      ID,
+      TEST_CLUSTER,
       { kind: StatementKind.Dead, subject: 2n, incarnation: 1n << 62n, reporter: 3n },
       attacker.key.sign,
     );
@@ -192,7 +194,7 @@ describe("SWIM liveness over UDP", () => {
     const node = services.get(1n)!;
     const bytes = datagram(3n, [
       signStatement(
-        ID,
+        TEST_CLUSTER,
         { kind: StatementKind.Suspect, subject: 4n, incarnation: 1n, reporter: 3n },
         keys.get(3n)!.sign,
       ),

@@ -129,6 +129,7 @@ function startFixtureIntake(
     },
   };
 }
+
 describe("sidecar indexer intake", { timeout: 300_000 }, () => {
   let fx: ClusterFixture;
   let member: AdmittedNode;

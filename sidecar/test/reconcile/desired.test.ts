@@ -28,6 +28,12 @@ function member(id: number, overrides: Partial<Member> = {}): Member {
 
 const self = member(1);
 
+/** What `self` makes of `members` (no endpoints): the ids it keeps, in order, and each dropped id with why. */
+function outcome(members: Member[]) {
+  const { peers, dropped } = computeDesiredPeers({ members, self, mesh, endpoints: new Map() });
+  return { kept: peers.map((p) => p.memberId), dropped: dropped.map((d) => [d.memberId, d.reason]) };
+}
+
 describe("computeDesiredPeers", () => {
   test("a member the owner's revocation reached is dropped like an evicted one; its key and address stay free", () => {
     const members = [
@@ -41,20 +47,15 @@ describe("computeDesiredPeers", () => {
       // A later member that took over the stale one's address is not shadowed by it.
       member(8, { meshIp: ipToNumber("10.77.0.3") }),
     ];
-    const { peers, dropped } = computeDesiredPeers({ members, self, mesh, endpoints: new Map() });
-    assert.deepEqual(
-      peers.map((p) => p.memberId),
-      [2n, 7n, 8n],
-    );
-    assert.deepEqual(
-      dropped.map((d) => [d.memberId, d.reason]),
-      [
+    assert.deepEqual(outcome(members), {
+      kept: [2n, 7n, 8n],
+      dropped: [
         [3n, "no longer standing (device-revoked): treated as evicted"],
         [4n, "no longer standing (compose-hash-not-allowed): treated as evicted"],
         [5n, "no longer standing (kms-root-not-allowed): treated as evicted"],
         [6n, "no longer standing (device-not-allowed): treated as evicted"],
       ],
-    );
+    });
   });
 
   test("every active member but self, keyed by its on-chain key, routed to its /32", () => {
@@ -129,14 +130,9 @@ describe("computeDesiredPeers", () => {
       member(11, { wireguardKey: key(8).toUpperCase().replace("0X", "0x") as Hex }),
       member(12),
     ];
-    const { peers, dropped } = computeDesiredPeers({ members, self, mesh, endpoints: new Map() });
-    assert.deepEqual(
-      peers.map((p) => p.memberId),
-      [8n, 12n],
-    );
-    assert.deepEqual(
-      dropped.map((d) => [d.memberId, d.reason]),
-      [
+    assert.deepEqual(outcome(members), {
+      kept: [8n, 12n],
+      dropped: [
         [2n, "WireGuard key is zero or malformed"],
         [3n, "WireGuard key is zero or malformed"],
         [4n, "WireGuard key equals this node's own key"],
@@ -147,19 +143,14 @@ describe("computeDesiredPeers", () => {
         [10n, "mesh address 10.77.0.8 already belongs to member 8"],
         [11n, "WireGuard key already belongs to member 8"],
       ],
-    );
+    });
   });
 
   test("on a duplicate key the earliest member keeps it, whatever the input order", () => {
     const members = [member(9, { wireguardKey: key(5) }), self, member(5)];
-    const { peers, dropped } = computeDesiredPeers({ members, self, mesh, endpoints: new Map() });
-    assert.deepEqual(
-      peers.map((p) => p.memberId),
-      [5n],
-    );
-    assert.deepEqual(
-      dropped.map((d) => d.memberId),
-      [9n],
-    );
+    assert.deepEqual(outcome(members), {
+      kept: [5n],
+      dropped: [[9n, "WireGuard key already belongs to member 5"]],
+    });
   });
 });

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { writeFile } from "node:fs/promises";
+import { describe, test } from "node:test";
+import { suiteTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import { createEndpointsFile, isEndpoint, parseEndpoints } from "../../src/reconcile/endpoints.ts";
 import { captureLogger } from "../helpers.ts";
 
@@ -38,13 +37,7 @@ describe("endpoints", () => {
   });
 
   describe("createEndpointsFile", () => {
-    let dir: string;
-    before(async () => {
-      dir = await mkdtemp(join(tmpdir(), "am-endpoints-"));
-    });
-    after(async () => {
-      await rm(dir, { recursive: true, force: true });
-    });
+    const inTempDir = suiteTempDir("am-endpoints-");
 
     test("no path: always empty", async () => {
       const source = createEndpointsFile(undefined, captureLogger().logger);
@@ -52,7 +45,7 @@ describe("endpoints", () => {
     });
 
     test("re-reads every call, keeps the last good map on a broken file, logs each problem once", async () => {
-      const path = join(dir, "endpoints.json");
+      const path = inTempDir("endpoints.json");
       const { logger, lines } = captureLogger();
       const source = createEndpointsFile(path, logger);
       assert.equal((await source.read()).size, 0, "missing file: empty");

@@ -29,6 +29,16 @@ const peer = (publicKey: string, host: number): PeerConfig => ({
   endpoint: `198.18.0.${host}:51820`,
   keepaliveSeconds: 25,
 });
+/**
+ * The tie-break (300 ms hold) of the `side` key of a fresh pair, and its plan: the other key its only peer
+ * (the lower key's node is host 1, the higher's host 2).
+ */
+function sideOfPair(side: "low" | "high") {
+  const pair = ordered();
+  const [self, other, host] = side === "low" ? [pair.low, pair.high, 2] : [pair.high, pair.low, 1];
+  const tieBreak = createHandshakeTieBreak({ selfKey: self.publicKeyBase64, holdMs: 300 });
+  return { ...pair, tieBreak, planned: [peer(other.publicKeyBase64, host)] };
+}
 const status = (config: PeerConfig, latestHandshake = 0): PeerStatus => ({
   ...config,
   latestHandshake,
@@ -52,17 +62,13 @@ describe("initiatesFirst", () => {
 
 describe("createHandshakeTieBreak", () => {
   it("the lower key adds a new peer as planned: it initiates at once", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: low.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(high.publicKeyBase64, 2)];
+    const { tieBreak, planned } = sideOfPair("low");
     assert.deepEqual(tieBreak.apply(planned, [], 1_000), planned);
     assert.equal(tieBreak.nextRelease(), 1_300, "no hold; a pass when the crossing check is due");
   });
 
   it("the initiating side re-adds a peer whose first initiations crossed (rx, no handshake), at most twice", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: low.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(high.publicKeyBase64, 2)];
+    const { tieBreak, planned } = sideOfPair("low");
     const key = planned[0]!.publicKey;
     const seen = (rxBytes: bigint, latestHandshake = 0): PeerStatus[] => [
       { ...status(planned[0]!, latestHandshake), rxBytes },
@@ -90,9 +96,7 @@ describe("createHandshakeTieBreak", () => {
   });
 
   it("an answered initiation is not a crossing: the mark clears with the handshake a round trip later", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: low.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(high.publicKeyBase64, 2)];
+    const { tieBreak, planned } = sideOfPair("low");
     tieBreak.apply(planned, [], 1_000);
     assert.deepEqual([...tieBreak.crossed([{ ...status(planned[0]!), rxBytes: 148n }], 1_300)], []);
     assert.deepEqual(
@@ -125,9 +129,7 @@ describe("createHandshakeTieBreak", () => {
   });
 
   it("the higher key adds a new peer without its keepalive (adding it sends nothing) until the hold ends", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(low.publicKeyBase64, 1)];
+    const { low, tieBreak, planned } = sideOfPair("high");
     // The endpoint stays: an attempt without one would hold back wireguard-go's initiations for 5 s.
     const responder = {
       publicKey: low.publicKeyBase64,
@@ -144,9 +146,7 @@ describe("createHandshakeTieBreak", () => {
   });
 
   it("a handshake (the lower side's initiation arrived) ends the hold early", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(low.publicKeyBase64, 1)];
+    const { tieBreak, planned } = sideOfPair("high");
     const [held] = tieBreak.apply(planned, [], 1_000);
     assert.equal(held?.keepaliveSeconds, undefined);
     assert.deepEqual(tieBreak.apply(planned, [status(held!, 1_700_000_000)], 1_050), planned);
@@ -154,9 +154,7 @@ describe("createHandshakeTieBreak", () => {
   });
 
   it("holds a peer again on a re-add (a direct-path test, a fallback), not on a mere pass", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(low.publicKeyBase64, 1)];
+    const { low, high, tieBreak, planned } = sideOfPair("high");
     tieBreak.apply(planned, [], 1_000);
     assert.deepEqual(tieBreak.apply(planned, [], 1_400), planned, "hold over");
     assert.deepEqual(
@@ -178,9 +176,7 @@ describe("createHandshakeTieBreak", () => {
   });
 
   it("never holds a peer that tried to reach this node before it knew it: its initiation is gone", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(low.publicKeyBase64, 1)];
+    const { low, high, tieBreak, planned } = sideOfPair("high");
     const triedFirst = new Set([low.publicKeyBase64]);
     assert.deepEqual(tieBreak.apply(planned, [], 1_000, triedFirst), planned, "added in full at once");
     assert.equal(tieBreak.nextRelease(), undefined);
@@ -193,9 +189,7 @@ describe("createHandshakeTieBreak", () => {
   });
 
   it("never holds a peer the interface already has (a restart of the sidecar)", () => {
-    const { low, high } = ordered();
-    const tieBreak = createHandshakeTieBreak({ selfKey: high.publicKeyBase64, holdMs: 300 });
-    const planned = [peer(low.publicKeyBase64, 1)];
+    const { tieBreak, planned } = sideOfPair("high");
     assert.deepEqual(tieBreak.apply(planned, [status(planned[0]!)], 1_000), planned);
   });
 
