@@ -5,25 +5,18 @@
 //   node devnet/bench/convergence.ts --nodes 3 --trials 5     (root; tears the devnet down at the end)
 //   add --no-indexer for polling only (no indexer pushes)
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, getAbiItem, hexToBytes } from "viem";
-import { devnetClients, evictApp } from "../src/orchestration/chain.ts";
+import { evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
 import { latestHandshakes } from "../src/orchestration/netns.ts";
-import { type DevnetNode, readState } from "../src/orchestration/state.ts";
-import { addNodeToState, devnetUp, removeNodeFromState } from "../src/orchestration/up.ts";
+import type { DevnetNode } from "../src/orchestration/state.ts";
+import { addNodeToState, removeNodeFromState } from "../src/orchestration/up.ts";
+import { benchDevnet, benchOptions, log, runDevnetBench } from "./harness.ts";
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: "string", default: "3" },
-    trials: { type: "string", default: "5" },
-    "no-indexer": { type: "boolean", default: false },
-  },
-});
+const values = benchOptions({ nodes: "3", trials: "5", "no-indexer": false });
 const clusterSize = Number(values.nodes);
 const trials = Number(values.trials);
-const log = (message: string) => process.stderr.write(`› ${message}\n`);
 
 const peersOf = (node: DevnetNode) => latestHandshakes(node.netns, node.wgInterface);
 
@@ -31,9 +24,11 @@ const registered = getAbiItem({ abi: clusterAbi, name: "MemberRegistered" });
 
 async function main() {
   const withIndexer = !values["no-indexer"];
-  await devnetUp({ nodes: clusterSize - 1, timeoutMs: 240_000, progress: log, indexer: withIndexer });
-  let state = (await readState())!;
-  const clients = devnetClients(state.rpcUrl, state.chainId);
+  let { state, clients } = await benchDevnet({
+    nodes: clusterSize - 1,
+    timeoutMs: 240_000,
+    indexer: withIndexer,
+  });
   const existing = [...state.nodes];
   const samples: number[] = [];
   /** Until every existing node has the peer configured (the part a push can speed up), before the handshake. */
@@ -85,8 +80,4 @@ async function main() {
   );
 }
 
-await main().catch(async (error) => {
-  process.stderr.write(`convergence benchmark failed: ${(error as Error).message}\n`);
-  await devnetDown(log).catch(() => {});
-  process.exit(1);
-});
+await runDevnetBench("convergence", main);

@@ -17,41 +17,32 @@
 // --modelled runs the chain's CSK state as a model instead (a read answers after --read-ms, a commitment
 // or confirmation lands --write-ms after it is sent; the contract's checks are not run), on synthetic
 // members, or with --hardhat on members registered on Hardhat and read back (only the records are used).
-import { parseArgs } from "node:util";
 import { runCskScale } from "../src/sim/cskScale.ts";
 import { median } from "../src/sim/liveness.ts";
+import { benchOptions, integerOption } from "./harness.ts";
 
-const { values } = parseArgs({
-  options: {
-    members: { type: "string", default: "10,100,1000" },
-    rotations: { type: "string", default: "5" },
-    seed: { type: "string", default: "1" },
-    loss: { type: "string", default: "0" },
-    "read-ms": { type: "string", default: "100" },
-    "write-ms": { type: "string", default: "2000" },
-    hardhat: { type: "boolean", default: false },
-    modelled: { type: "boolean", default: false },
-    "block-ms": { type: "string", default: "2000" },
-    "rpc-ms": { type: "string", default: "50" },
-    "poll-ms": { type: "string", default: "1000" },
-    quiet: { type: "boolean", default: false },
-  },
+const values = benchOptions({
+  members: "10,100,1000",
+  rotations: "5",
+  seed: "1",
+  loss: "0",
+  "read-ms": "100",
+  "write-ms": "2000",
+  hardhat: false,
+  modelled: false,
+  "block-ms": "2000",
+  "rpc-ms": "50",
+  "poll-ms": "1000",
+  quiet: false,
 });
-
-function positiveInteger(flag: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new Error(`${flag} must be a positive integer, not ${text}`);
-  return value;
-}
-const sizes = values.members.split(",").map((s) => positiveInteger("--members", s));
-const rotations = positiveInteger("--rotations", values.rotations);
+const sizes = values.members.split(",").map((s) => integerOption("--members", s));
+const rotations = integerOption("--rotations", values.rotations);
 const loss = Number(values.loss);
 if (!(loss >= 0 && loss < 1)) throw new Error(`--loss must be in [0, 1), not ${values.loss}`);
 const readMs = Number(values["read-ms"]);
 const writeMs = Number(values["write-ms"]);
 if (!(readMs >= 0) || !(writeMs >= 0)) throw new Error("--read-ms and --write-ms must be ≥ 0");
-const blockMs = positiveInteger("--block-ms", values["block-ms"]);
+const blockMs = integerOption("--block-ms", values["block-ms"]);
 const rpcMs = Number(values["rpc-ms"]);
 const pollMs = Number(values["poll-ms"]);
 if (!(rpcMs >= 0) || !(pollMs >= 0)) throw new Error("--rpc-ms and --poll-ms must be ≥ 0");

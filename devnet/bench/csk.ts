@@ -11,25 +11,18 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import type { Address } from "viem";
-import { currentCsk, devnetClients, evictApp } from "../src/orchestration/chain.ts";
+import { currentCsk, evictApp } from "../src/orchestration/chain.ts";
 import { devnetDown } from "../src/orchestration/down.ts";
 import { readHealth } from "../src/orchestration/health.ts";
-import { type DevnetNode, readState } from "../src/orchestration/state.ts";
-import { addNodeToState, devnetUp, removeNodeFromState, waitHealthy } from "../src/orchestration/up.ts";
+import type { DevnetNode } from "../src/orchestration/state.ts";
+import { addNodeToState, removeNodeFromState, waitHealthy } from "../src/orchestration/up.ts";
+import { benchDevnet, benchOptions, log, runDevnetBench } from "./harness.ts";
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: "string", default: "2" },
-    trials: { type: "string", default: "10" },
-    window: { type: "string", default: "20" },
-  },
-});
+const values = benchOptions({ nodes: "2", trials: "10", window: "20" });
 const existingCount = Number(values.nodes);
 const trials = Number(values.trials);
 const windowSeconds = Number(values.window);
-const log = (message: string) => process.stderr.write(`› ${message}\n`);
 
 interface LogLine {
   time: number;
@@ -77,9 +70,7 @@ const stats = (samples: number[]) => {
 };
 
 async function main() {
-  await devnetUp({ nodes: existingCount, timeoutMs: 300_000, progress: log });
-  let state = (await readState())!;
-  const clients = devnetClients(state.rpcUrl, state.chainId);
+  let { state, clients } = await benchDevnet({ nodes: existingCount, timeoutMs: 300_000 });
   const existing = [...state.nodes];
   const acquisition: number[] = [];
   const rotation: number[] = [];
@@ -150,8 +141,4 @@ async function main() {
   );
 }
 
-await main().catch(async (error) => {
-  process.stderr.write(`csk benchmark failed: ${(error as Error).message}\n`);
-  await devnetDown(log).catch(() => {});
-  process.exit(1);
-});
+await runDevnetBench("csk", main);

@@ -22,7 +22,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs, promisify } from "node:util";
+import { promisify } from "node:util";
 import {
   devnetClients,
   revokeDevice,
@@ -41,15 +41,9 @@ import { fetchMeshAttestation, startMeshAttestationServer } from "@attestmesh/si
 import { claimsOf, judgeAttestation, type PeerPolicy } from "@attestmesh/sidecar/reattest/verdict.ts";
 import type { Hex } from "viem";
 import { loadNearMpcAttestation } from "../../test/fixtures/tdx/fixtures.ts";
+import { benchOptions } from "./harness.ts";
 
-const { values } = parseArgs({
-  options: {
-    mode: { type: "string", default: "cost" },
-    nodes: { type: "string", default: "8" },
-    rounds: { type: "string", default: "5" },
-    json: { type: "boolean", default: false },
-  },
-});
+const values = benchOptions({ mode: "cost", nodes: "8", rounds: "5", json: false });
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ROOT = new URL("../..", import.meta.url).pathname;
 

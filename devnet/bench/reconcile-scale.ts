@@ -15,7 +15,6 @@
 // alone. The sidecar polls once an hour: only the benchmark's `wake()` calls (and boot) run reconciles.
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { parseConfig } from "@attestmesh/sidecar/config.ts";
 import { createLogger } from "@attestmesh/sidecar/log.ts";
@@ -46,17 +45,12 @@ import {
   simulatedNode,
 } from "../../test/helpers/cluster.ts";
 import { createSimulatedCvm } from "../src/dstack-sim/simulator.ts";
+import { benchOptions, integerOption, log } from "./harness.ts";
 
-const { values } = parseArgs({
-  options: {
-    members: { type: "string", default: "1000" },
-    repeats: { type: "string", default: "5" },
-    providers: { type: "string", default: "1" },
-  },
-});
-const providerCount = positiveInteger("--providers", values.providers);
-const memberCount = positiveInteger("--members", values.members);
-const repeats = positiveInteger("--repeats", values.repeats);
+const values = benchOptions({ members: "1000", repeats: "5", providers: "1" });
+const providerCount = integerOption("--providers", values.providers);
+const memberCount = integerOption("--members", values.members);
+const repeats = integerOption("--repeats", values.repeats);
 
 /** Hardhat development account #3 pays the benchmarked node's registration (#0 owns, #1 relays). */
 const GAS_KEY: Hex = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
@@ -66,15 +60,6 @@ const REGISTER_GAS = 3_000_000n;
 /** Bulk transactions in flight at once; the chain mines each in its own block as it arrives. */
 const SEND_CONCURRENCY = 50;
 const CONVERGE_TIMEOUT_MS = 300_000;
-
-const log = (message: string) => process.stderr.write(`› ${message}\n`);
-
-function positiveInteger(flag: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new Error(`${flag} must be a positive integer, not ${text}`);
-  return value;
-}
 
 // ------------------------------------------------------------------------------- measuring
 

@@ -15,33 +15,24 @@
 // Modelled: the chain follower (the view, answered after 100 ms) and the indexer's push (50–500 ms after
 // a change; --poll-only leaves the members to their poll). devnet/bench/reconcile-scale.ts measures one
 // real sidecar against 1,000 members registered on an in-process Hardhat chain.
-import { parseArgs } from "node:util";
 import { median } from "../src/sim/liveness.ts";
 import { runReconcileScale } from "../src/sim/reconcile.ts";
+import { benchOptions, integerOption } from "./harness.ts";
 
-const { values } = parseArgs({
-  options: {
-    members: { type: "string", default: "10,100,1000" },
-    joins: { type: "string", default: "3" },
-    evictions: { type: "string", default: "3" },
-    seed: { type: "string", default: "1" },
-    "poll-only": { type: "boolean", default: false },
-    "poll-ms": { type: "string", default: "2000" },
-    hardhat: { type: "boolean", default: false },
-    quiet: { type: "boolean", default: false },
-  },
+const values = benchOptions({
+  members: "10,100,1000",
+  joins: "3",
+  evictions: "3",
+  seed: "1",
+  "poll-only": false,
+  "poll-ms": "2000",
+  hardhat: false,
+  quiet: false,
 });
-
-function count(flag: string, text: string, min: number): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < min)
-    throw new Error(`${flag} must be an integer ≥ ${min}, not ${text}`);
-  return value;
-}
-const sizes = values.members.split(",").map((s) => count("--members", s, 2));
-const joins = count("--joins", values.joins, 1);
-const evictions = count("--evictions", values.evictions, 1);
-const pollMs = count("--poll-ms", values["poll-ms"], 100);
+const sizes = values.members.split(",").map((s) => integerOption("--members", s, 2));
+const joins = integerOption("--joins", values.joins);
+const evictions = integerOption("--evictions", values.evictions);
+const pollMs = integerOption("--poll-ms", values["poll-ms"], 100);
 
 /** --hardhat: N members registered on an in-process Hardhat chain, read back by the sidecar's reader. */
 async function registered(n: number) {

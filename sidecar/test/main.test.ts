@@ -43,6 +43,7 @@ import {
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { randomAppId } from "../../test/helpers/cluster.ts";
+import { firstRises } from "../../test/helpers/firstRises.ts";
 import { createClusterReader } from "../src/chain/cluster.ts";
 import { parseConfig } from "../src/config.ts";
 import { createCskClient } from "../src/csk/client.ts";
@@ -848,27 +849,23 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         await rpc("evm_setIntervalMining", [0]);
         await owner.contract(cluster).write.evict([xId, 1]);
         const t0 = performance.now();
-        const refusedAt: Array<number | undefined> = group.map(() => undefined);
+        const refused = firstRises(before, t0);
         let viewLagged = false;
         await waitFor(
           "every remaining node to refuse the evicted member",
           async () => {
-            const now = await departed();
-            const t = performance.now() - t0;
-            now.forEach((n, i) => {
-              if (n > before[i]! && refusedAt[i] === undefined) refusedAt[i] = t;
-            });
+            const all = refused.see(await departed());
             if (
               x.sidecar.status().memberId !== undefined &&
               group.some((n) => n.sidecar.peers.peers().some((p) => p.memberId === xId))
             )
               viewLagged = true;
-            return refusedAt.every((r) => r !== undefined);
+            return all;
           },
           20_000,
           5,
         );
-        refusalMs.push(Math.max(...(refusedAt as number[])));
+        refusalMs.push(refused.last());
         // Stop probing at once: the probe shares X's source address, hence X's rate-limit buckets, and X's
         // own manager must keep its budget (were it to ask, a drained bucket would hide the race).
         clearInterval(ask);

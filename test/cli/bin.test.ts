@@ -36,6 +36,8 @@ async function npx(args: string[], env: Record<string, string> = {}) {
 
 describe("npx attestmesh", async () => {
   const fx = await cliCluster();
+  /** The flags naming the test cluster, as an owner passes them. */
+  const target = ["--rpc", fx.rpcUrl, "--cluster", fx.deployed.diamond];
 
   it("--help lists the commands", async () => {
     const help = await npx(["--help"]);
@@ -60,10 +62,9 @@ describe("npx attestmesh", async () => {
 
   it("sends a transaction with the key from the environment and prints JSON", async () => {
     const hash = bytesToHex(randomBytes(32));
-    const out = await npx(
-      ["allow", "compose", hash, "--rpc", fx.rpcUrl, "--cluster", fx.deployed.diamond, "--yes", "--json"],
-      { ATTESTMESH_OWNER_KEY: OWNER_KEY },
-    );
+    const out = await npx(["allow", "compose", hash, ...target, "--yes", "--json"], {
+      ATTESTMESH_OWNER_KEY: OWNER_KEY,
+    });
     assert.equal(out.code, 0, out.stderr);
     assert.equal(JSON.parse(out.stdout).events[0].name, "ComposeHashAdded");
     assert.equal(await fx.owner.read.isComposeHashAllowed([hash]), true);
@@ -74,16 +75,7 @@ describe("npx attestmesh", async () => {
   });
 
   it("fails with exit code 1 and one line on stderr", async () => {
-    const out = await npx([
-      "allow",
-      "app",
-      "0x1234",
-      "--rpc",
-      fx.rpcUrl,
-      "--cluster",
-      fx.deployed.diamond,
-      "--yes",
-    ]);
+    const out = await npx(["allow", "app", "0x1234", ...target, "--yes"]);
     assert.equal(out.code, 1);
     assert.match(
       out.stderr,
@@ -113,13 +105,10 @@ describe("npx attestmesh", async () => {
     );
     assert.equal(stored.status, 0, stored.stderr);
     const hash = bytesToHex(randomBytes(32));
-    const out = await npx(
-      ["allow", "compose", hash, "--rpc", fx.rpcUrl, "--cluster", fx.deployed.diamond, "--yes", "--json"],
-      {
-        HOME: config,
-        XDG_CONFIG_HOME: config,
-      },
-    );
+    const out = await npx(["allow", "compose", hash, ...target, "--yes", "--json"], {
+      HOME: config,
+      XDG_CONFIG_HOME: config,
+    });
     assert.equal(out.code, 0, out.stderr);
     assert.equal(JSON.parse(out.stdout).from.toLowerCase(), fx.ownerAddress.toLowerCase());
     assert.equal(await fx.owner.read.isComposeHashAllowed([hash]), true);

@@ -67,12 +67,13 @@ function assertSchema(
   }
 }
 
+/** Every command that reads or writes a cluster names it and its chain. */
+const ON_CLUSTER = { cluster: "address", chainId: "number" } as const satisfies Schema;
 const EVENT: Schema = { name: "string", args: "object" };
 const TX_OUTCOME: Schema = {
   action: "string",
   mode: "string",
-  chainId: "number",
-  cluster: "address",
+  ...ON_CLUSTER,
   from: "address|null",
   to: "address",
   value: "decimal",
@@ -141,11 +142,11 @@ describe("--json output schemas", async () => {
   it("members, evict", async () => {
     const node = simulatedNode(fx.kmsRoot);
     await admit(fx, node);
-    assertSchema(await json(["members"]), { cluster: "address", chainId: "number", members: [MEMBER] });
+    assertSchema(await json(["members"]), { ...ON_CLUSTER, members: [MEMBER] });
     const evicted = await json(["evict", node.appId, "--yes"]);
     assertSchema(evicted, TX_OUTCOME);
     const ended = (await json(["members"])) as { members: Record<string, unknown>[] };
-    assertSchema(ended, { cluster: "address", chainId: "number", members: [MEMBER] });
+    assertSchema(ended, { ...ON_CLUSTER, members: [MEMBER] });
     assert.ok(ended.members.some((m) => m.status === "evicted" && m.endedAt !== null && m.endReason === 1));
   });
 
@@ -154,8 +155,7 @@ describe("--json output schemas", async () => {
     await json(["revoke", "device", bytesToHex(randomBytes(32)), "--yes"]);
     const show = await json(["policy", "show"]);
     assertSchema(show, {
-      cluster: "address",
-      chainId: "number",
+      ...ON_CLUSTER,
       block: "decimal",
       owner: "address",
       policy: POLICY,
@@ -163,8 +163,7 @@ describe("--json output schemas", async () => {
     });
     const history = await json(["policy", "history"]);
     assertSchema(history, {
-      cluster: "address",
-      chainId: "number",
+      ...ON_CLUSTER,
       fromBlock: "decimal",
       toBlock: "decimal",
       events: [
@@ -176,8 +175,7 @@ describe("--json output schemas", async () => {
 
   it("indexer show, empty and set", async () => {
     const schema: Schema = {
-      cluster: "address",
-      chainId: "number",
+      ...ON_CLUSTER,
       set: "boolean",
       endpoint: "string|null",
       codeId: "hex|null",

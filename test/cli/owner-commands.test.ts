@@ -8,21 +8,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { simulatedIndexerKeys } from "@attestmesh/devnet/dstack-sim/node.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
-import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { getComposeHash } from "@phala/dstack-sdk/get-compose-hash";
-import {
-  type Address,
-  bytesToHex,
-  encodeFunctionData,
-  getAddress,
-  type Hex,
-  hexToBytes,
-  stringToHex,
-} from "viem";
+import { type Address, bytesToHex, encodeFunctionData, getAddress, type Hex, stringToHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { cliCluster, OWNER_KEY, runAttestmesh, STRANGER_KEY } from "../helpers/cli.ts";
 import { admit, leave, randomAppId, signRegistration, simulatedNode } from "../helpers/cluster.ts";
@@ -399,16 +389,12 @@ describe("attestmesh owner commands", async () => {
     await ok(["allow", "app", appId, "--role", "indexer", "--yes"]);
     const codeId = randomHash();
     await ok(["allow", "compose", codeId, "--role", "indexer", "--yes"]);
-    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
-    const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
-    const proof = {
-      appId,
-      signingKey: bytesToHex(derivedPublicKey(key, "ed25519")),
-      appPubkey: bytesToHex(cvm.appPublicKey),
-      appSignature: bytesToHex(signatureChain[0]),
-      kmsSignature: bytesToHex(signatureChain[1]),
-      codeId,
-    };
+    // The file leaves guestApiVersion out: the CLI defaults it to 0, the API the key came from.
+    const {
+      signingKey,
+      proof: { guestApiVersion: _, ...chain },
+    } = simulatedIndexerKeys(fx.kmsRoot, appId);
+    const proof = { ...chain, signingKey, codeId };
     const file = join(tmp, `proof-${appId}.json`);
     writeFileSync(file, JSON.stringify(proof));
     return { proof, file };
@@ -481,17 +467,13 @@ describe("attestmesh owner commands", async () => {
   it("indexer set refuses a proof whose key chain does not verify, with the decoded error", async () => {
     const appId = randomAppId();
     await ok(["allow", "app", appId, "--yes"]);
-    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(appId) });
-    const { signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
+    const { proof } = simulatedIndexerKeys(fx.kmsRoot, appId);
     const file = join(tmp, "forged-proof.json");
     writeFileSync(
       file,
       JSON.stringify({
-        appId,
+        ...proof,
         signingKey: randomHash(), // an attacker's key, not the one the chain signed
-        appPubkey: bytesToHex(cvm.appPublicKey),
-        appSignature: bytesToHex(signatureChain[0]),
-        kmsSignature: bytesToHex(signatureChain[1]),
         codeId: randomHash(),
       }),
     );

@@ -8,18 +8,7 @@ import { buildView } from "@attestmesh/scripts/dashboard/buildView.ts";
 import { ensureBundle } from "@attestmesh/scripts/dashboard/bundle.ts";
 import { staticSource } from "@attestmesh/scripts/dashboard/live.ts";
 import { type DashboardServer, startDashboardServer } from "@attestmesh/scripts/dashboard/server.ts";
-import {
-  artifactPath,
-  type Browser,
-  chromiumSkip,
-  firstRender,
-  graphEdges,
-  graphNodes,
-  launchBrowser,
-  seen,
-  until,
-  waitForNodes,
-} from "../helpers/browser.ts";
+import { type Browser, chromiumSkip, launchBrowser, seen, until } from "../helpers/browser.ts";
 import {
   appIdOf,
   COMPOSE,
@@ -87,10 +76,10 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
   });
 
   it("8 members: every member and link drawn, coloured by state and path", async () => {
-    const ms = await firstRender(browser.page, server.url);
+    const ms = await browser.render(server.url);
     process.stdout.write(`# first render, 8 members: ${ms.toFixed(0)} ms\n`);
-    assert.deepEqual(await graphNodes(browser.page), ["1", "2", "3", "4", "5", "6", "7", "8"]);
-    const edges = await graphEdges(browser.page);
+    assert.deepEqual(await browser.nodes(), ["1", "2", "3", "4", "5", "6", "7", "8"]);
+    const edges = await browser.edges();
     assert.equal(edges.length, 28);
     assert.ok(edges.includes("1:2:silent:gateway"), edges.join());
     assert.ok(edges.includes("3:4:missing:udp"), edges.join());
@@ -99,7 +88,7 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
     const indexers = await seen(browser.page.getByTestId("indexers"));
     assert.match(indexers, /Indexers \(1 registered\)[\s\S]*ws:\/\/10\.0\.0\.9:8790\/[\s\S]*following/);
     assert.match(indexers, /woken by indexer/);
-    await browser.page.screenshot({ path: artifactPath("synthetic-mesh.png") });
+    await browser.screenshot("synthetic-mesh.png");
   });
 
   it("a member's card opens from the table by keyboard: claims, standing, attestation", async () => {
@@ -119,7 +108,7 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
       /attestation\s+REFUSED \(SIMULATED evidence\) at .*ReportDataMismatch.*never verified here/,
     );
     assert.match(text, /sponsorship spend\s+0\.0015 ETH/);
-    await page.screenshot({ path: artifactPath("synthetic-member-card.png") });
+    await browser.screenshot("synthetic-member-card.png");
     await page.keyboard.press("Escape");
     await card.waitFor({ state: "detached" });
   });
@@ -130,10 +119,10 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
       (globalThis as unknown as { marker: number }).marker = 1;
     });
     source.set(viewOf({ members: 9 }));
-    await waitForNodes(page, (nodes) => nodes.length === 9);
+    await browser.waitForNodes((nodes) => nodes.length === 9);
     source.set(viewOf({ members: 9, evicted: [2] }));
-    await waitForNodes(page, (nodes) => !nodes.includes("2"));
-    assert.equal((await graphEdges(page)).length, 28);
+    await browser.waitForNodes((nodes) => !nodes.includes("2"));
+    assert.equal((await browser.edges()).length, 28);
     assert.equal(
       await page.evaluate(() => (globalThis as unknown as { marker: number }).marker),
       1,
@@ -159,7 +148,7 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
     const timeline = page.getByTestId("csk-timeline");
     await timeline.waitFor();
     assert.match(await seen(timeline), /Epoch 1[\s\S]*departure of member #3 \(evicted\)[\s\S]*Epoch 0/);
-    await page.screenshot({ path: artifactPath("synthetic-csk.png") });
+    await browser.screenshot("synthetic-csk.png");
 
     await page.keyboard.press("ArrowRight");
     const drift = page.getByTestId("drift");
@@ -177,35 +166,32 @@ describe("dashboard page in Chromium (synthetic clusters)", { skip: chromiumSkip
     );
     assert.ok(all > 1);
     await page.getByTestId("history-event").selectOption("");
-    await page.screenshot({ path: artifactPath("synthetic-policy.png"), fullPage: true });
+    await browser.screenshot("synthetic-policy.png", { fullPage: true });
 
     await page.keyboard.press("Tab");
     await page.getByRole("tab", { name: "Sponsorship" }).click();
     const spend = page.getByTestId("spend");
     await spend.waitFor();
     assert.match(await seen(spend), /has paid [\d.]+ ETH for 7 accounts/);
-    await page.screenshot({ path: artifactPath("synthetic-spend.png") });
+    await browser.screenshot("synthetic-spend.png");
     assert.deepEqual(browser.errors, [], "no console errors");
   });
 
   it("1,000 members: first render, every member drawn, only problem links sent", async () => {
     source.set(viewOf({ members: 1000, silent: [[10, 20]], missing: [[30, 40]] }));
-    const page = await browser.context.newPage();
-    const errors: string[] = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") errors.push(m.text());
-    });
-    const ms = await firstRender(page, `${server.url}#mesh`);
+    const other = await browser.newPage();
+    const { page } = other;
+    const ms = await other.render(`${server.url}#mesh`);
     process.stdout.write(`# first render, 1000 members: ${ms.toFixed(0)} ms\n`);
-    assert.equal((await graphNodes(page)).length, 1000);
-    assert.deepEqual(await graphEdges(page), ["10:20:silent:gateway", "30:40:missing:udp"]);
+    assert.equal((await other.nodes()).length, 1000);
+    assert.deepEqual(await other.edges(), ["10:20:silent:gateway", "30:40:missing:udp"]);
     assert.match(await seen(page.getByTestId("link-summary")), /only the problem links are shown/);
     // Virtualised: a screenful of rows in the DOM, not 1,000.
     const rows = await page.locator('[data-testid="member-table"] tbody tr[data-key]').count();
     assert.ok(rows < 60, `${rows} rows rendered`);
     assert.ok(ms < 15_000, `first render took ${ms.toFixed(0)} ms`);
-    await page.screenshot({ path: artifactPath("synthetic-mesh-1000.png") });
-    assert.deepEqual(errors, []);
+    await other.screenshot("synthetic-mesh-1000.png");
+    assert.deepEqual(other.errors, []);
     await page.close();
   });
 });

@@ -8,19 +8,21 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import type { DevnetNode, DevnetState } from "@attestmesh/devnet/orchestration/state.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { encodeLiveness, ProbeKind } from "@attestmesh/sidecar/heartbeat/swimCodec.ts";
-import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
-import { type Address, createPublicClient, type Hex, http, zeroHash } from "viem";
+import { createPublicClient, type Hex, http, zeroHash } from "viem";
 import {
   cli,
   devnetSkip,
+  devnetState,
   eventually,
   execFileAsync,
   healthOf,
   type MemberHealth,
   metricOf,
+  nodeSigningKey,
   ROOT,
 } from "./helpers/devnet.ts";
 
@@ -29,21 +31,6 @@ const MESH_PORT = 51821;
 
 const skip = devnetSkip;
 
-interface StateNode {
-  name: string;
-  netns: string;
-  appId: Address;
-  healthUrl: string;
-  socketPath: string;
-  sidecarPid: number;
-  logDir: string;
-}
-interface State {
-  rpcUrl: string;
-  chainId: number;
-  diamond: Address;
-  nodes: StateNode[];
-}
 interface HealthPeer {
   memberId: string;
   live: boolean;
@@ -56,11 +43,7 @@ interface Health extends MemberHealth {
   peers: HealthPeer[];
 }
 
-async function readState(): Promise<State> {
-  return JSON.parse(await readFile(join(ROOT, ".devnet/state.json"), "utf8")) as State;
-}
-
-const health = (node: StateNode) => healthOf<Health>(node);
+const health = (node: DevnetNode) => healthOf<Health>(node);
 
 /** Sends one UDP datagram from inside `netns` (so through its WireGuard interface) to a mesh address. */
 async function sendFrom(netns: string, datagram: Uint8Array, ip: string, port: number): Promise<void> {
@@ -69,7 +52,7 @@ async function sendFrom(netns: string, datagram: Uint8Array, ip: string, port: n
 }
 
 describe("CSK and heartbeats end to end", { skip }, () => {
-  let state: State;
+  let state: DevnetState;
   let client: ReturnType<typeof createPublicClient>;
   const stopped = new Set<number>();
 
@@ -86,11 +69,11 @@ describe("CSK and heartbeats end to end", { skip }, () => {
     });
     return { epoch, commitment, committer };
   };
-  const pause = (n: StateNode) => {
+  const pause = (n: DevnetNode) => {
     process.kill(n.sidecarPid, "SIGSTOP");
     stopped.add(n.sidecarPid);
   };
-  const resume = (n: StateNode) => {
+  const resume = (n: DevnetNode) => {
     process.kill(n.sidecarPid, "SIGCONT");
     stopped.delete(n.sidecarPid);
   };
@@ -106,7 +89,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
   before(async () => {
     await loadSodium();
     await cli(["devnet", "up", "--detach", "--json", "--nodes", "3"]);
-    state = await readState();
+    state = await devnetState();
     client = createPublicClient({ transport: http(state.rpcUrl) });
   });
 
@@ -141,7 +124,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
   it("a member serving a bogus CSK is rejected; the requester then gets the key from an honest peer", async () => {
     // node4 runs the real sidecar but answers CSK requests with random keys. It pulls honestly itself.
     await cli(["devnet", "add-node", "--json", "--sidecar-entry", BOGUS_ENTRY]);
-    state = await readState();
+    state = await devnetState();
     const bogus = await health(node("node4"));
     const chain = await currentCsk();
     assert.equal(bogus.cskCommitment, chain.commitment, "a node added later gets the CSK");
@@ -167,7 +150,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
     assert.match(rejection.msg, /bogus CSK from member/);
     try {
       assert.equal((await health(node("node4"))).cskAcquired, true, "node4 still holds the real key");
-      const five = JSON.parse(await readFile(join(ROOT, ".devnet/state.json"), "utf8")) as State;
+      const five = await devnetState();
       const node5 = five.nodes.find((n) => n.name === "node5")!;
       const pending = await health(node5);
       assert.equal(pending.cskAcquired, false, "no key accepted from the bogus peer");
@@ -176,7 +159,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
       for (const name of ["node1", "node2", "node3"]) resume(node(name));
     }
     await adding;
-    state = await readState();
+    state = await devnetState();
     const h5 = await health(node("node5"));
     assert.equal(h5.cskCommitment, chain.commitment, "node5 got the real CSK from an honest peer");
     const text = await readFile(log, "utf8");
@@ -200,8 +183,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
     const targetHealth = await health(target);
     const senderHealth = await health(sender);
     const senderId = BigInt(senderHealth.memberId!);
-    const keys = await deriveNodeKeys(createDstackKeySource(sender.socketPath));
-    const realKey = signingKeyFromSeed(Uint8Array.from(keys.identity.secret.reveal()));
+    const realKey = await nodeSigningKey(sender);
     const wrongKey = signingKeyFromSeed(randomBytes(32));
     const cluster = { chainId: state.chainId, cluster: state.diamond };
     const count = (result: string) =>

@@ -13,17 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, createPublicClient, http } from "viem";
-import {
-  artifactPath,
-  type Browser,
-  chromiumSkip,
-  firstRender,
-  graphEdges,
-  graphNodes,
-  launchBrowser,
-  seen,
-  waitForNodes,
-} from "../helpers/browser.ts";
+import { type Browser, chromiumSkip, launchBrowser, seen } from "../helpers/browser.ts";
 import { CLI, cli, devnetSkip, eventually, ROOT } from "./helpers/devnet.ts";
 
 const skip = devnetSkip || chromiumSkip;
@@ -115,16 +105,16 @@ describe("dashboard on the devnet", { skip }, () => {
   });
 
   it("shows every active member, and every link handshaken", async () => {
-    const ms = await firstRender(browser.page, url);
+    const ms = await browser.render(url);
     process.stdout.write(`# first render, devnet (3 members): ${ms.toFixed(0)} ms\n`);
     const active = await activeOnChain();
     assert.equal(active.length, 3);
-    assert.deepEqual(await graphNodes(browser.page), active);
+    assert.deepEqual(await browser.nodes(), active);
     const pairs = (active.length * (active.length - 1)) / 2;
     const edges = await eventually(
       "every link drawn as handshaken",
       async () => {
-        const drawn = await graphEdges(browser.page);
+        const drawn = await browser.edges();
         return drawn.length === pairs && drawn.every((e) => e.includes(":handshaken:")) && drawn;
       },
       60_000,
@@ -144,7 +134,7 @@ describe("dashboard on the devnet", { skip }, () => {
     );
     assert.match(await seen(indexers), /Indexers \(2 registered\)/);
     assert.match(await seen(browser.page.locator("footer")), /chain: one RPC/);
-    await browser.page.screenshot({ path: artifactPath("devnet-mesh.png") });
+    await browser.screenshot("devnet-mesh.png");
   });
 
   it("opens a member's card with its chain record and its own health", async () => {
@@ -176,7 +166,7 @@ describe("dashboard on the devnet", { skip }, () => {
       60_000,
       500,
     );
-    await page.screenshot({ path: artifactPath("devnet-member-card.png") });
+    await browser.screenshot("devnet-member-card.png");
     await page.keyboard.press("Escape");
   });
 
@@ -192,7 +182,7 @@ describe("dashboard on the devnet", { skip }, () => {
       200,
     );
     const seenAt = Date.now();
-    await waitForNodes(page, (nodes) => nodes.includes(joined), 5_000);
+    await browser.waitForNodes((nodes) => nodes.includes(joined), 5_000);
     process.stdout.write(`# join on chain -> on the page: ${Date.now() - seenAt} ms\n`);
     const updates = (
       (await (await fetch(`${url}api/view`)).json()) as { view: { sources: { updates: string } } }
@@ -213,10 +203,10 @@ describe("dashboard on the devnet", { skip }, () => {
     const evictedAt = Date.now();
     const remaining = await activeOnChain();
     assert.ok(!remaining.includes(gone), "node2's member left the chain's active set");
-    await waitForNodes(page, (nodes) => !nodes.includes(gone), 5_000);
+    await browser.waitForNodes((nodes) => !nodes.includes(gone), 5_000);
     process.stdout.write(`# eviction on chain -> gone from the page: ${Date.now() - evictedAt} ms\n`);
     assert.equal(await page.evaluate("globalThis.notReloaded === true"), true, "the page was not reloaded");
-    assert.deepEqual(await graphNodes(page), remaining);
+    assert.deepEqual(await browser.nodes(), remaining);
   });
 
   it("the CSK timeline shows the epoch the eviction opened, and who committed it", async () => {
@@ -235,7 +225,7 @@ describe("dashboard on the devnet", { skip }, () => {
       await seen(epochs.last()),
       /^Epoch 0\s+the first epoch, opened .*\s+committed by member #\d+/,
     );
-    await page.screenshot({ path: artifactPath("devnet-csk.png") });
+    await browser.screenshot("devnet-csk.png");
   });
 
   it("the policy history is `attestmesh policy history --json`'s", async () => {
@@ -263,7 +253,7 @@ describe("dashboard on the devnet", { skip }, () => {
       shown,
       history.events.slice(0, shown.length).map((e) => `${e.block}-${e.logIndex}`),
     );
-    await page.screenshot({ path: artifactPath("devnet-policy.png"), fullPage: true });
+    await browser.screenshot("devnet-policy.png", { fullPage: true });
   });
 
   it("a revoked device is drift on exactly the members that run on it, with the command", async () => {
@@ -304,7 +294,7 @@ describe("dashboard on the devnet", { skip }, () => {
       await seen(drift),
       new RegExp(`#${onIt[0]}[\\s\\S]*revoked at[\\s\\S]*attestmesh evict ${onIt[0]}`),
     );
-    await page.screenshot({ path: artifactPath("devnet-drift.png"), fullPage: true });
+    await browser.screenshot("devnet-drift.png", { fullPage: true });
   });
 
   it("the sponsorship view charts the paymaster's spend; no console errors anywhere", async () => {
@@ -313,7 +303,7 @@ describe("dashboard on the devnet", { skip }, () => {
     const spend = page.getByTestId("spend");
     await spend.waitFor();
     assert.match(await seen(spend), /has paid [\d.]+ ETH for \d+ accounts/);
-    await page.screenshot({ path: artifactPath("devnet-spend.png") });
+    await browser.screenshot("devnet-spend.png");
     assert.deepEqual(browser.errors, [], "no console errors");
   });
 });

@@ -7,49 +7,33 @@
 // Needs root and /dev/net/tun, like devnet.test.ts; run it under the netns lock.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { HUB_NETNS } from "@attestmesh/devnet/orchestration/state.ts";
+import { type DevnetNode, type DevnetState, HUB_NETNS } from "@attestmesh/devnet/orchestration/state.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { encodeRequest } from "@attestmesh/sidecar/csk/codec.ts";
-import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
-import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
-import { type Address, createPublicClient, http, zeroHash } from "viem";
+import { loadSodium, randomBytes } from "@attestmesh/sidecar/meshnet/crypto.ts";
+import { createPublicClient, http, zeroHash } from "viem";
+import { firstRises } from "../helpers/firstRises.ts";
 import {
   cli,
   devnetSkip,
+  devnetState,
   eventually,
   execFileAsync,
   healthOf,
   type MemberHealth,
   metricOf,
-  ROOT,
+  nodeSigningKey,
 } from "./helpers/devnet.ts";
 
 const MESH_PORT = 51821;
 const ROUNDS = 5;
 
-interface StateNode {
-  name: string;
-  netns: string;
-  underlayIp: string;
-  wgInterface: string;
-  healthUrl: string;
-  socketPath: string;
-}
-interface State {
-  rpcUrl: string;
-  chainId: number;
-  diamond: Address;
-  nodes: StateNode[];
-}
 interface Health extends MemberHealth {
   peers: Array<{ memberId: string }>;
 }
 
-const readState = async () => JSON.parse(await readFile(join(ROOT, ".devnet/state.json"), "utf8")) as State;
-const health = (node: StateNode) => healthOf<Health>(node);
+const health = (node: DevnetNode) => healthOf<Health>(node);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A node process inside `netns` sending each "ip hexdatagram" line of its stdin to ip:MESH_PORT. */
@@ -61,7 +45,7 @@ function sender(netns: string): ChildProcess {
 }
 
 describe("eviction and the mesh port at the default confirmations", { skip: devnetSkip }, () => {
-  let state: State;
+  let state: DevnetState;
   let client: ReturnType<typeof createPublicClient>;
   const children: ChildProcess[] = [];
 
@@ -74,7 +58,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
     });
     return { epoch, commitment };
   };
-  const holds = async (n: StateNode, epoch: bigint) => {
+  const holds = async (n: DevnetNode, epoch: bigint) => {
     const h = await health(n);
     return h.phase === "healthy" && h.cskEpoch === epoch.toString() && h.cskAcquired;
   };
@@ -93,7 +77,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
       "--funded-keys",
       "--no-indexer",
     ]);
-    state = await readState();
+    state = await devnetState();
     client = createPublicClient({ transport: http(state.rpcUrl) });
   });
 
@@ -105,8 +89,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
   it("a CSK request to a mesh IP over the underlay is dropped by the nftables guard", async () => {
     const target = node("node1");
     const h = await health(target);
-    const keys = await deriveNodeKeys(createDstackKeySource(node("node2").socketPath));
-    const key = signingKeyFromSeed(Uint8Array.from(keys.identity.secret.reveal()));
+    const key = await nodeSigningKey(node("node2"));
     const datagram = encodeRequest(
       {
         chainId: state.chainId,
@@ -169,7 +152,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
     const viewMs: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       await cli(["devnet", "add-node", "--json", "--timeout", "180"]);
-      state = await readState();
+      state = await devnetState();
       const evicted = state.nodes.at(-1)!;
       const { epoch } = await currentCsk();
       await eventually(
@@ -202,8 +185,7 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
       })();
       // The evicted member's real key asks every remaining node for the next epoch, through its WireGuard,
       // a fresh request per target every 50 ms (its unmodified sidecar does not: it sees the eviction).
-      const keys = await deriveNodeKeys(createDstackKeySource(evicted.socketPath));
-      const key = signingKeyFromSeed(Uint8Array.from(keys.identity.secret.reveal()));
+      const key = await nodeSigningKey(evicted);
       const probe = sender(evicted.netns);
       children.push(probe);
       const asking = setInterval(() => {
@@ -246,21 +228,14 @@ describe("eviction and the mesh port at the default confirmations", { skip: devn
           60_000,
           10,
         );
-        const refusedAt: Array<number | undefined> = targets.map(() => undefined);
+        const refused = firstRises(before, t0);
         await eventually(
           "every remaining node to refuse the evicted member",
-          async () => {
-            const now = await departed();
-            const t = performance.now() - t0;
-            now.forEach((n, i) => {
-              if (n > before[i]! && refusedAt[i] === undefined) refusedAt[i] = t;
-            });
-            return refusedAt.every((r) => r !== undefined);
-          },
+          async () => refused.see(await departed()),
           30_000,
           10,
         );
-        refusalMs.push(Math.max(...(refusedAt as number[])));
+        refusalMs.push(refused.last());
         // The probe shares the evicted node's source address and so its rate-limit buckets: stop it.
         clearInterval(asking);
         await evicting;

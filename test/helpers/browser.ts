@@ -1,5 +1,7 @@
 // A real browser for the dashboard's tests: Debian's headless Chromium driven by playwright-core (nothing
-// downloads a browser). `chromiumSkip` is the reason it cannot run here, or false.
+// downloads a browser). `chromiumSkip` is the reason it cannot run here, or false. Each page is a
+// DashboardPage: it renders the dashboard, reads and waits on its picture, keeps its console errors and
+// saves screenshots under test-artifacts/dashboard/.
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,12 +22,47 @@ const FLAGS = [
   "--disable-sync",
 ];
 
-export interface Browser {
-  readonly context: BrowserContext;
+/** One page of the dashboard in the browser. */
+export interface DashboardPage {
   readonly page: Page;
   /** Console errors and uncaught page errors seen so far. */
   readonly errors: string[];
+  /** Loads `url` and waits for the first render; returns the ms from navigation start to it. */
+  render(url: string): Promise<number>;
+  /** The members the picture draws, sorted. */
+  nodes(): Promise<string[]>;
+  /** The links the picture draws, as `a:b:state:path`, sorted. */
+  edges(): Promise<string[]>;
+  /** Polls the picture until `predicate(nodes)` holds. */
+  waitForNodes(predicate: (nodes: string[]) => boolean, timeoutMs?: number): Promise<void>;
+  /** Saves a screenshot as test-artifacts/dashboard/`name`. */
+  screenshot(name: string, options?: { readonly fullPage?: boolean }): Promise<void>;
+}
+
+export interface Browser extends DashboardPage {
+  readonly context: BrowserContext;
+  /** Another page in the same browser, with its own error list. */
+  newPage(): Promise<DashboardPage>;
   close(): Promise<void>;
+}
+
+function dashboardPage(page: Page): DashboardPage {
+  const errors: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  page.on("pageerror", (error) => errors.push(error.message));
+  return {
+    page,
+    errors,
+    render: (url) => firstRender(page, url),
+    nodes: () => graphNodes(page),
+    edges: () => graphEdges(page),
+    waitForNodes: (predicate, timeoutMs) => waitForNodes(page, predicate, timeoutMs),
+    async screenshot(name, options = {}) {
+      await page.screenshot({ path: artifactPath(name), ...options });
+    },
+  };
 }
 
 /** Launches Chromium with a fresh profile directory (removed on close). */
@@ -40,15 +77,10 @@ export async function launchBrowser(): Promise<Browser> {
       timeout: 60_000,
     });
     const page = context.pages()[0] ?? (await context.newPage());
-    const errors: string[] = [];
-    page.on("console", (message) => {
-      if (message.type() === "error") errors.push(message.text());
-    });
-    page.on("pageerror", (error) => errors.push(error.message));
     return {
+      ...dashboardPage(page),
       context,
-      page,
-      errors,
+      newPage: async () => dashboardPage(await context.newPage()),
       async close() {
         await context.close();
         rmSync(profile, { recursive: true, force: true });
@@ -74,7 +106,7 @@ async function probe(): Promise<string | false> {
 
 export const chromiumSkip: string | false = await probe();
 
-export function artifactPath(name: string): string {
+function artifactPath(name: string): string {
   mkdirSync(ARTIFACTS, { recursive: true });
   return join(ARTIFACTS, name);
 }
@@ -88,9 +120,9 @@ export async function firstRender(page: Page, url: string): Promise<number> {
 
 // The picture's own element list (MeshGraph.tsx exposes it: a canvas has no DOM to query). These
 // run in the page, as strings, so nothing from this file has to exist there.
-export const graphNodes = (page: Page): Promise<string[]> =>
+const graphNodes = (page: Page): Promise<string[]> =>
   page.evaluate("globalThis.__dashboardGraph.nodes().sort()");
-export const graphEdges = (page: Page): Promise<string[]> =>
+const graphEdges = (page: Page): Promise<string[]> =>
   page.evaluate(
     "globalThis.__dashboardGraph.edges().map((e) => [e.a, e.b, e.state, e.path].join(':')).sort()",
   );
@@ -99,7 +131,7 @@ export const graphEdges = (page: Page): Promise<string[]> =>
  * Polls the picture until `predicate(nodes)` holds, from here: the page's CSP forbids the string
  * evaluation a waitForFunction predicate needs, and the tests keep the CSP the owner gets.
  */
-export async function waitForNodes(
+async function waitForNodes(
   page: Page,
   predicate: (nodes: string[]) => boolean,
   timeoutMs = 5_000,

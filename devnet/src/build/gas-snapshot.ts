@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
-import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
-import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { network } from "hardhat";
 import {
   type Address,
@@ -19,7 +18,7 @@ import {
   keccak256,
   toHex,
 } from "viem";
-import { simulatedNodeKeys, simulatedNodeKeysV1 } from "../dstack-sim/node.ts";
+import { simulatedIndexerKeys, simulatedNodeKeys, simulatedNodeKeysV1 } from "../dstack-sim/node.ts";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 
 const SNAPSHOT = join(new URL("../../..", import.meta.url).pathname, "snapshots/gas.json");
@@ -257,17 +256,7 @@ async function measure(): Promise<Record<string, { total: number; execution: num
   const indexerCodeId = keccak256(toHex("gas snapshot indexer compose"));
   const indexerRecord = (label: string) => {
     const appId = getAddress(bytesToHex(hexToBytes(keccak256(toHex(label))).subarray(0, 20)));
-    const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
-    const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, "ed25519");
-    const signingKey = bytesToHex(derivedPublicKey(key, "ed25519"));
-    const proof = {
-      appId,
-      appPubkey: bytesToHex(cvm.appPublicKey),
-      appSignature: bytesToHex(signatureChain[0]),
-      kmsSignature: bytesToHex(signatureChain[1]),
-      guestApiVersion: 0,
-    };
-    return { appId, signingKey, proof };
+    return { appId, ...simulatedIndexerKeys(kmsRoot, appId) };
   };
   const indexerOne = indexerRecord("gas snapshot indexer 1");
   const indexerTwo = indexerRecord("gas snapshot indexer 2");

@@ -2,7 +2,7 @@
 // verifies for it, its WireGuard key and its identity key, under guest API v0 (`GetKey`) or v1
 // (`/v1/GetKey`, dstack 0.6), exactly as the sidecar derives them (sidecar/src/keys.ts): the WireGuard
 // key is the X25519 public key of the derived secret, the identity key the Ed25519 one. Tests, benches
-// and the gas snapshot build their nodes from these.
+// and the gas snapshot build their nodes from these, and their indexers from `simulatedIndexerKeys`.
 import { appSignKeyClaimV1, deriveKeyV1 } from "@attestmesh/shared/dstack/guestV1.ts";
 import {
   deriveAppKey,
@@ -10,11 +10,11 @@ import {
   kmsSignAppKey,
   secp256k1PublicKey,
 } from "@attestmesh/shared/dstack/keychain.ts";
-import { IDENTITY_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { IDENTITY_KEY, INDEXER_KEY, MEMBER_KEY, WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { wireguardKeyPair } from "@attestmesh/sidecar/wireguard/keys.ts";
 import { type Address, bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import type { KmsRoot, SimulatedCvm } from "./simulator.ts";
+import { createSimulatedCvm, type KmsRoot, type SimulatedCvm } from "./simulator.ts";
 
 /** A node's registration keys from its CVM's guest API v0 GetKey; `appId` is the CVM's app. */
 export function simulatedNodeKeys(appId: Address, cvm: SimulatedCvm) {
@@ -62,5 +62,24 @@ export function simulatedNodeKeysV1(kmsRoot: KmsRoot, appId: Address) {
     },
     identityKey: edKey(IDENTITY_KEY.purpose),
     wireguardKey: bytesToHex(wireguardKeyPair(wireguard).publicKey),
+  };
+}
+
+/**
+ * An indexer's signing key from its CVM's guest API v0 GetKey, as the indexer derives it
+ * (indexer/src/keys.ts), and the key-chain proof `setIndexer` verifies for it; `appId` is the CVM's app.
+ */
+export function simulatedIndexerKeys(kmsRoot: KmsRoot, appId: Address) {
+  const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
+  const { key, signatureChain } = cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, INDEXER_KEY.algorithm);
+  return {
+    signingKey: bytesToHex(derivedPublicKey(key, "ed25519")),
+    proof: {
+      appId,
+      appPubkey: bytesToHex(cvm.appPublicKey),
+      appSignature: bytesToHex(signatureChain[0]),
+      kmsSignature: bytesToHex(signatureChain[1]),
+      guestApiVersion: 0,
+    },
   };
 }

@@ -1,11 +1,21 @@
 // What the dstack simulator's server and CLI tests share: one simulated app, dstack's own simulator
-// key file, the check of a key chain the official SDK returned, and a raw HTTP request over the socket.
+// key file, the check of a key chain the official SDK returned, a raw HTTP request over the socket, and
+// a simulator serving a CVM for a describe block.
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
+import { join } from "node:path";
+import { after, before } from "node:test";
 import { derivedPublicKey, type KeyAlgorithm } from "@attestmesh/shared/dstack/keychain.ts";
 import { verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
+import pino from "pino";
+import {
+  type DstackSimulator,
+  type DstackSimulatorOptions,
+  startDstackSimulator,
+} from "../../src/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm, type SimulatedCvm } from "../../src/dstack-sim/simulator.ts";
 
 export const APP_ID_HEX = "1111111111111111111111111111111111111111";
@@ -88,5 +98,30 @@ export function rawRequest(
     );
     req.on("error", fail);
     req.end(options.body);
+  });
+}
+
+/**
+ * Serves `options.cvm` on a socket in a fresh temporary directory for the enclosing describe block
+ * (started before its tests, closed and removed after them), handing the simulator to `use`.
+ */
+export function serving(
+  options: Omit<DstackSimulatorOptions, "socketPath" | "logger">,
+  use: (sim: DstackSimulator) => void,
+): void {
+  let sim: DstackSimulator;
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp("/tmp/dstack-sim-test-");
+    sim = await startDstackSimulator({
+      ...options,
+      socketPath: join(dir, "dstack.sock"),
+      logger: pino({ level: "silent" }),
+    });
+    use(sim);
+  });
+  after(async () => {
+    await sim.close();
+    await rm(dir, { recursive: true, force: true });
   });
 }

@@ -2,27 +2,21 @@
 // socket with raw prpc JSON: the spec's vectors byte for byte (KDF outputs and link 0), the versioned
 // attestation, Info's compose document, the three 404s the spec tells apart, and an agent before 0.6.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { decodeTdxAttestation } from "@attestmesh/shared/dstack/attestation.ts";
 import { keyClaimDigestV1 } from "@attestmesh/shared/dstack/guestV1.ts";
 import { kmsSignAppKey, secp256k1PublicKey } from "@attestmesh/shared/dstack/keychain.ts";
 import { compressedToAddress, recoverSignerAddress } from "@attestmesh/shared/dstack/verify.ts";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils";
-import pino from "pino";
 import { loadGuestV1Vectors } from "../../../test/fixtures/dstack/fixtures.ts";
 import {
   DSTACK_API_VERSION,
   DSTACK_V1_API_VERSION,
   type DstackSimulator,
-  type GuestApis,
-  startDstackSimulator,
 } from "../../src/dstack-sim/server.ts";
 import { loadDstackAppKeys, parseSimulatedQuote } from "../../src/dstack-sim/simulator.ts";
-import { APP_ID, DEVNET_ROOT, rawRequest } from "./fixtures.ts";
+import { APP_ID, DEVNET_ROOT, rawRequest, serving } from "./fixtures.ts";
 
-const silent = pino({ level: "silent" });
 const vectors = loadGuestV1Vectors();
 const APP_COMPOSE = '{"docker_compose_file":"x-attestmesh:\\n  guest_api: v1\\nservices: {}\\n"}';
 
@@ -42,29 +36,9 @@ async function post(socketPath: string, path: string, body: unknown = {}): Promi
   return { status, contentType: String(headers["content-type"]), text, json };
 }
 
-/** Serves the vector CVM with `guestApis` for the enclosing describe block, handing the simulator to `use`. */
-function serving(guestApis: GuestApis, use: (sim: DstackSimulator) => void): void {
-  let sim: DstackSimulator;
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp("/tmp/dstack-sim-v1-");
-    sim = await startDstackSimulator({
-      socketPath: join(dir, "dstack.sock"),
-      cvm: vectorCvm(),
-      guestApis,
-      logger: silent,
-    });
-    use(sim);
-  });
-  after(async () => {
-    await sim.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-}
-
 describe("guest API v1 on the simulator (dstack 0.6)", () => {
   let sim: DstackSimulator;
-  serving("v0+v1", (served) => {
+  serving({ cvm: vectorCvm(), guestApis: "v0+v1" }, (served) => {
     sim = served;
   });
 
@@ -152,7 +126,7 @@ describe("guest API v1 on the simulator (dstack 0.6)", () => {
 
 describe("an agent before dstack 0.6 (guest API v0 only)", () => {
   let sim: DstackSimulator;
-  serving("v0", (served) => {
+  serving({ cvm: vectorCvm(), guestApis: "v0" }, (served) => {
     sim = served;
   });
 

@@ -3,18 +3,16 @@
 // secret where WireGuard's X25519 key belongs, so a test member's on-chain WireGuard key was one no
 // wg(8) interface could ever have.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { derivedPublicKey } from "@attestmesh/shared/dstack/keychain.ts";
 import { WIREGUARD_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
 import { hexToWgBase64 } from "@attestmesh/sidecar/wireguard/keys.ts";
-import pino from "pino";
 import { bytesToHex, getAddress, hexToBytes } from "viem";
 import { simulatedNodeKeys, simulatedNodeKeysV1 } from "../../src/dstack-sim/node.ts";
-import { type DstackSimulator, startDstackSimulator } from "../../src/dstack-sim/server.ts";
+import type { DstackSimulator } from "../../src/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "../../src/dstack-sim/simulator.ts";
+import { serving } from "./fixtures.ts";
 
 const kmsRoot = createKmsRoot();
 const APP_ID = getAddress("0x00000000000000000000000000000000000b0b0b");
@@ -29,19 +27,9 @@ for (const guestApi of ["v0", "v1"] as const) {
       ...(guestApi === "v1" ? { appCompose: V1_COMPOSE } : {}),
     });
     const node = guestApi === "v0" ? simulatedNodeKeys(APP_ID, cvm) : simulatedNodeKeysV1(kmsRoot, APP_ID);
-    let dir: string;
     let sim: DstackSimulator;
-    before(async () => {
-      dir = await mkdtemp("/tmp/dstack-sim-node-");
-      sim = await startDstackSimulator({
-        socketPath: join(dir, "dstack.sock"),
-        cvm,
-        logger: pino({ level: "silent" }),
-      });
-    });
-    after(async () => {
-      await sim.close();
-      await rm(dir, { recursive: true, force: true });
+    serving({ cvm }, (served) => {
+      sim = served;
     });
 
     test("are the keys the sidecar derives through the guest agent: WireGuard X25519, identity Ed25519, member proof", async () => {

@@ -6,6 +6,7 @@ import { POLICY_EVENT_NAMES, rebuildPolicy } from "../owner/policyHistory.ts";
 import { jsonSafe } from "../owner/transact.ts";
 import type {
   AttestationStatus,
+  ClusterIdentity,
   CskEpochView,
   DashboardView,
   DriftItem,
@@ -97,11 +98,7 @@ export interface ViewExtras {
   readonly updates?: string;
 }
 
-export interface ChainFacts {
-  readonly network: string;
-  readonly chainId: number;
-  readonly cluster: string;
-  readonly owner: string;
+export interface ChainFacts extends ClusterIdentity {
   readonly head: bigint;
   readonly fromBlock: bigint;
   readonly members: readonly MemberRow[];

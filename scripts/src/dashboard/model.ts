@@ -180,16 +180,17 @@ export interface IndexerView {
   readonly checkedAt: string | null;
 }
 
+/** Which cluster the dashboard shows: the chain's facts and the view both start with it. */
+export interface ClusterIdentity {
+  readonly network: string;
+  readonly chainId: number;
+  readonly cluster: string;
+  readonly owner: string;
+}
+
 export interface DashboardView {
   readonly generatedAt: string;
-  readonly chain: {
-    readonly network: string;
-    readonly chainId: number;
-    readonly cluster: string;
-    readonly owner: string;
-    readonly block: string;
-    readonly fromBlock: string;
-  };
+  readonly chain: ClusterIdentity & { readonly block: string; readonly fromBlock: string };
   readonly members: readonly MemberCard[];
   readonly links: readonly LinkView[];
   readonly linkSummary: LinkSummary;

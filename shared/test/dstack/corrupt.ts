@@ -47,8 +47,11 @@ export type ValidChainInput = {
 
 const MAX_UINT256 = (1n << 256n) - 1n;
 
+/** The next `length` bytes of a deterministic stream. */
+type Rng = (length: number) => Uint8Array;
+
 /** A byte stream from keccak256(label || counter): same label, same bytes. */
-function createRng(label: string): (length: number) => Uint8Array {
+function createRng(label: string): Rng {
   let counter = 0;
   let pool: Uint8Array = new Uint8Array(0);
   return (length) => {
@@ -100,14 +103,14 @@ function isCurveX(x: Uint8Array): boolean {
 }
 
 /** A 32-byte x below n (so it is also a valid r) with no point on secp256k1, checked with noble. */
-function offCurveX(rng: (length: number) => Uint8Array): Uint8Array {
+function offCurveX(rng: Rng): Uint8Array {
   for (;;) {
     const x = rng(32);
     if (toBigInt(x) < SECP256K1_N && !isCurveX(x)) return x;
   }
 }
 
-function secretFrom(rng: (length: number) => Uint8Array): Uint8Array {
+function secretFrom(rng: Rng): Uint8Array {
   for (;;) {
     const secret = rng(32);
     if (secp256k1.utils.isValidSecretKey(secret)) return secret;
@@ -180,11 +183,7 @@ function variantOf(valid: KeyChainInput, field: PubkeyField | SignatureField) {
   });
 }
 
-function pubkeyVariants(
-  valid: KeyChainInput,
-  field: PubkeyField,
-  rng: (length: number) => Uint8Array,
-): CorruptedChainInput[] {
+function pubkeyVariants(valid: KeyChainInput, field: PubkeyField, rng: Rng): CorruptedChainInput[] {
   const key = valid[field];
   const at = variantOf(valid, field);
   const badPrefixes = [0x00, 0x01, 0x04, 0x05, 0x06, 0x07, 0xff];
@@ -224,11 +223,7 @@ function pubkeyVariants(
   ];
 }
 
-function signatureVariants(
-  valid: KeyChainInput,
-  field: SignatureField,
-  rng: (length: number) => Uint8Array,
-): CorruptedChainInput[] {
+function signatureVariants(valid: KeyChainInput, field: SignatureField, rng: Rng): CorruptedChainInput[] {
   const signature = valid[field];
   const at = variantOf(valid, field);
   const badVs = [

@@ -1,11 +1,14 @@
 // What every end-to-end file needs to drive the devnet: the skip reason where it cannot run, the CLI as
-// a subprocess, commands inside a node's namespace, a TCP echo across the mesh, a node's health and
-// metrics, and a bounded wait that says what it waited for.
+// a subprocess, the devnet's state, commands inside a node's namespace, a TCP echo across the mesh, a
+// node's health, metrics and signing key, and a bounded wait that says what it waited for.
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { waitFor } from "@attestmesh/devnet/orchestration/processes.ts";
+import { type DevnetNode, type DevnetState, readState } from "@attestmesh/devnet/orchestration/state.ts";
+import { createDstackKeySource, deriveNodeKeys } from "@attestmesh/sidecar/keys.ts";
+import { type SigningKey, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
 
 export const execFileAsync = promisify(execFile);
 export const ROOT = new URL("../../..", import.meta.url).pathname;
@@ -31,6 +34,22 @@ export async function cli(
     ...(options.env === undefined ? {} : { env: options.env }),
   });
   return stdout;
+}
+
+/** The devnet's state file (.devnet/state.json) as `devnet up` and `add-node` left it. */
+export async function devnetState(): Promise<DevnetState> {
+  const state = await readState();
+  if (state === undefined) throw new Error("no devnet state: is the devnet up?");
+  return state;
+}
+
+/**
+ * A node's real identity signing key, derived through its simulated guest agent as its sidecar derives
+ * it (libsodium must be loaded); the caller destroys it.
+ */
+export async function nodeSigningKey(node: Pick<DevnetNode, "socketPath">): Promise<SigningKey> {
+  const keys = await deriveNodeKeys(createDstackKeySource(node.socketPath));
+  return signingKeyFromSeed(Uint8Array.from(keys.identity.secret.reveal()));
 }
 
 export function inNetns(netns: string, cmd: string, args: readonly string[], timeoutMs = 30_000) {

@@ -6,6 +6,7 @@ import type { DashboardView, IndexerView, MemberCard } from "../model.ts";
 import { short, when } from "./format.ts";
 import { MemberCardPanel } from "./MemberCardPanel.tsx";
 import { MeshGraph, STATE_COLOURS } from "./MeshGraph.tsx";
+import { PlainTable } from "./PlainTable.tsx";
 import { type Column, VirtualTable } from "./VirtualTable.tsx";
 
 const COLUMNS: readonly Column<MemberCard>[] = [
@@ -54,30 +55,18 @@ export function IndexersPanel(props: { readonly view: DashboardView }) {
       {indexers.length === 0 ? (
         <p>No indexer is registered: the dashboard, like the sidecars, polls the chain.</p>
       ) : (
-        <table class="plain">
-          <thead>
-            <tr>
-              <th>endpoint</th>
-              <th>signing key</th>
-              <th>says</th>
-              <th>head</th>
-              <th>envelopes</th>
-              <th>subscribers</th>
+        <PlainTable titles={["endpoint", "signing key", "says", "head", "envelopes", "subscribers"]}>
+          {indexers.map((i) => (
+            <tr key={i.signingKey} data-key={i.signingKey}>
+              <td class="mono">{i.endpoint}</td>
+              <td class="mono">{short(i.signingKey)}</td>
+              <td>{indexerState(i)}</td>
+              <td>{i.head ?? "—"}</td>
+              <td>{i.lastSeq ?? "—"}</td>
+              <td>{i.subscribers ?? "—"}</td>
             </tr>
-          </thead>
-          <tbody>
-            {indexers.map((i) => (
-              <tr key={i.signingKey} data-key={i.signingKey}>
-                <td class="mono">{i.endpoint}</td>
-                <td class="mono">{short(i.signingKey)}</td>
-                <td>{indexerState(i)}</td>
-                <td>{i.head ?? "—"}</td>
-                <td>{i.lastSeq ?? "—"}</td>
-                <td>{i.subscribers ?? "—"}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </PlainTable>
       )}
       <p class="hint">
         Updates: {sources.updates}. Checked {when(indexers[0]?.checkedAt ?? null)}.

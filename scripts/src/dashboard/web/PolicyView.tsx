@@ -3,6 +3,7 @@
 import { useMemo, useState } from "preact/hooks";
 import type { DashboardView, PolicyEventView } from "../model.ts";
 import { when } from "./format.ts";
+import { PlainTable } from "./PlainTable.tsx";
 import { type Column, VirtualTable } from "./VirtualTable.tsx";
 
 const COLUMNS: readonly Column<PolicyEventView>[] = [
@@ -63,26 +64,17 @@ export function PolicyView(props: { readonly view: DashboardView }) {
           No active member is outside today's policy (app id, compose hash, device, admitting KMS root).
         </p>
       ) : (
-        <table class="plain" data-testid="drift">
-          <thead>
-            <tr>
-              <th>member</th>
-              <th>what</th>
-              <th>command</th>
+        <PlainTable titles={["member", "what", "command"]} testId="drift">
+          {policy.drift.map((d) => (
+            <tr key={`${d.kind}-${d.memberId}`}>
+              <td>#{d.memberId}</td>
+              <td>{d.detail}</td>
+              <td>
+                <code>{d.command}</code>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {policy.drift.map((d) => (
-              <tr key={`${d.kind}-${d.memberId}`}>
-                <td>#{d.memberId}</td>
-                <td>{d.detail}</td>
-                <td>
-                  <code>{d.command}</code>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </PlainTable>
       )}
       {policy.drift.length === 0 ? null : (
         <p class="hint">
