@@ -22,10 +22,10 @@ import {
   randomAppId,
   type SimulatedNode,
   setupCluster,
-  signRegistration,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { registerWith } from "../utils/chain.ts";
 
 /** A node whose keys come from guest API v1: v1 KDF, link 0 over the v1 key claim. */
 function simulatedNodeV1(kmsRoot: KmsRoot, appId: Address = randomAppId()): SimulatedNode {
@@ -34,8 +34,7 @@ function simulatedNodeV1(kmsRoot: KmsRoot, appId: Address = randomAppId()): Simu
 
 async function registerTx(fx: ClusterFixture, node: SimulatedNode, proof = node.proof) {
   await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([node.appId]) });
-  const signature = await signRegistration(fx, node);
-  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, node.claims, signature]);
+  return registerWith(fx, node, proof);
 }
 
 describe("register with guest API v1 chains", async () => {
