@@ -58,7 +58,7 @@ type FacetCut = {
   functionSelectors: readonly Hex[];
 };
 
-/** One step of a cut: `action` on `selectors`, routed to (or, to replace, from) `facetAddress`. */
+/** One step of a cut: `action` on `functionSelectors` with `facetAddress` (zero to remove). */
 function step(facetAddress: Address, action: FacetCut["action"], ...functionSelectors: Hex[]): FacetCut {
   return { facetAddress, action, functionSelectors };
 }
