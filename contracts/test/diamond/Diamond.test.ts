@@ -58,6 +58,11 @@ type FacetCut = {
   functionSelectors: readonly Hex[];
 };
 
+/** One step of a cut: `action` on `functionSelectors` with `facetAddress` (zero to remove). */
+function step(facetAddress: Address, action: FacetCut["action"], ...functionSelectors: Hex[]): FacetCut {
+  return { facetAddress, action, functionSelectors };
+}
+
 const UNKNOWN_SELECTOR: Hex = "0xdeadbeef";
 const OWNER_SELECTOR = toFunctionSelector("owner()");
 
@@ -301,9 +306,7 @@ describe("DiamondCutFacet through the diamond", () => {
     const { cluster, loupeFacet } = await deployed();
     const upgraded = await viem.deployContract("DiamondLoupeFacet");
     const upgradedSelectors = selectorsOf(upgraded.abi);
-    const steps: FacetCut[] = [
-      { facetAddress: upgraded.address, action: Action.Replace, functionSelectors: upgradedSelectors },
-    ];
+    const steps = [step(upgraded.address, Action.Replace, ...upgradedSelectors)];
     const hash = await cluster.write.diamondCut([steps, zeroAddress, "0x"]);
     assertSameValues(await emitted(hash, "DiamondCut"), [
       { diamondCut: steps, init: zeroAddress, initCalldata: "0x" },
@@ -322,7 +325,7 @@ describe("DiamondCutFacet through the diamond", () => {
     const { cluster } = await deployed();
     const pendingOwnerSelector = toFunctionSelector("pendingOwner()");
     await cluster.write.diamondCut([
-      [{ facetAddress: zeroAddress, action: Action.Remove, functionSelectors: [pendingOwnerSelector] }],
+      [step(zeroAddress, Action.Remove, pendingOwnerSelector)],
       zeroAddress,
       "0x",
     ]);
@@ -365,7 +368,7 @@ describe("DiamondCutFacet through the diamond", () => {
     {
       name: "refuses a non-owner with NotOwner",
       cut: (fx) => ({
-        steps: [{ facetAddress: fx.loupeFacet, action: Action.Add, functionSelectors: [UNKNOWN_SELECTOR] }],
+        steps: [step(fx.loupeFacet, Action.Add, UNKNOWN_SELECTOR)],
         fromStranger: true,
       }),
       error: "NotOwner",
@@ -373,53 +376,37 @@ describe("DiamondCutFacet through the diamond", () => {
     },
     {
       name: "refuses adding a selector that is already routed with SelectorAlreadyAdded",
-      cut: (fx) => ({
-        steps: [{ facetAddress: fx.loupeFacet, action: Action.Add, functionSelectors: [OWNER_SELECTOR] }],
-      }),
+      cut: (fx) => ({ steps: [step(fx.loupeFacet, Action.Add, OWNER_SELECTOR)] }),
       error: "SelectorAlreadyAdded",
       args: (fx) => [OWNER_SELECTOR, fx.ownershipFacet],
     },
     {
       name: "refuses replacing with the same facet with ReplaceWithSameFacet",
-      cut: (fx) => ({
-        steps: [
-          { facetAddress: fx.ownershipFacet, action: Action.Replace, functionSelectors: [OWNER_SELECTOR] },
-        ],
-      }),
+      cut: (fx) => ({ steps: [step(fx.ownershipFacet, Action.Replace, OWNER_SELECTOR)] }),
       error: "ReplaceWithSameFacet",
       args: (fx) => [OWNER_SELECTOR, fx.ownershipFacet],
     },
     {
       name: "refuses removing with a facet address with RemoveFacetAddressNotZero",
-      cut: (fx) => ({
-        steps: [
-          { facetAddress: fx.ownershipFacet, action: Action.Remove, functionSelectors: [OWNER_SELECTOR] },
-        ],
-      }),
+      cut: (fx) => ({ steps: [step(fx.ownershipFacet, Action.Remove, OWNER_SELECTOR)] }),
       error: "RemoveFacetAddressNotZero",
       args: (fx) => [fx.ownershipFacet],
     },
     {
       name: "refuses removing an unknown selector with SelectorNotFound",
-      cut: () => ({
-        steps: [{ facetAddress: zeroAddress, action: Action.Remove, functionSelectors: [UNKNOWN_SELECTOR] }],
-      }),
+      cut: () => ({ steps: [step(zeroAddress, Action.Remove, UNKNOWN_SELECTOR)] }),
       error: "SelectorNotFound",
       args: () => [UNKNOWN_SELECTOR],
     },
     {
       name: "refuses a facet without code with FacetHasNoCode",
-      cut: () => ({
-        steps: [{ facetAddress: stranger, action: Action.Add, functionSelectors: [UNKNOWN_SELECTOR] }],
-      }),
+      cut: () => ({ steps: [step(stranger, Action.Add, UNKNOWN_SELECTOR)] }),
       error: "FacetHasNoCode",
       args: () => [stranger],
     },
     {
       name: "refuses an empty step with NoSelectorsInCut",
-      cut: (fx) => ({
-        steps: [{ facetAddress: fx.ownershipFacet, action: Action.Add, functionSelectors: [] }],
-      }),
+      cut: (fx) => ({ steps: [step(fx.ownershipFacet, Action.Add)] }),
       error: "NoSelectorsInCut",
       args: (fx) => [fx.ownershipFacet],
     },
@@ -482,6 +469,12 @@ describe("DiamondLoupeFacet ERC-165", () => {
 });
 
 describe("OwnershipFacet two-step transfer", () => {
+  /** Expects `wallet`'s acceptOwnership to revert with NotPendingOwner naming it. */
+  const refusedAccept = (cluster: DiamondFixture["cluster"], wallet: typeof ownerWallet) =>
+    expectCustomError(cluster.write.acceptOwnership({ account: wallet.account }), "NotPendingOwner", [
+      wallet.account.address,
+    ]);
+
   test("transferOwnership only proposes; acceptOwnership completes it", async () => {
     const { cluster } = await deployed();
     const startHash = await cluster.write.transferOwnership([nextOwner]);
@@ -512,13 +505,9 @@ describe("OwnershipFacet two-step transfer", () => {
 
   test("refuses acceptOwnership from anyone but the pending owner with NotPendingOwner", async () => {
     const { cluster } = await deployed();
-    await expectCustomError(cluster.write.acceptOwnership(), "NotPendingOwner", [owner]);
+    await refusedAccept(cluster, ownerWallet);
     await cluster.write.transferOwnership([nextOwner]);
-    await expectCustomError(
-      cluster.write.acceptOwnership({ account: strangerWallet.account }),
-      "NotPendingOwner",
-      [stranger],
-    );
+    await refusedAccept(cluster, strangerWallet);
   });
 
   test("transferOwnership to zero cancels a pending transfer", async () => {
@@ -529,11 +518,7 @@ describe("OwnershipFacet two-step transfer", () => {
       { previousOwner: owner, newOwner: zeroAddress },
     ]);
     assert.equal(await cluster.read.pendingOwner(), zeroAddress);
-    await expectCustomError(
-      cluster.write.acceptOwnership({ account: nextOwnerWallet.account }),
-      "NotPendingOwner",
-      [nextOwner],
-    );
+    await refusedAccept(cluster, nextOwnerWallet);
   });
 
   test("has no renounceOwnership", async () => {

@@ -50,6 +50,13 @@ async function member(fx: ClusterFixture): Promise<Member> {
   return { node, memberId };
 }
 
+/** Admits a member and evicts it, which opens the next epoch, uncommitted; returns that epoch. */
+async function openNextEpoch(fx: ClusterFixture): Promise<bigint> {
+  const leaver = await member(fx);
+  await mined(fx, await fx.owner.write.evict([leaver.memberId, 1]));
+  return currentEpoch(fx);
+}
+
 /** Commits `commitment` for the current epoch as `committer`; returns the epoch. */
 async function commit(fx: ClusterFixture, committer: Member, commitment: Hex) {
   const epoch = await currentEpoch(fx);
@@ -90,6 +97,36 @@ async function refused(
   const before = await cskState(fx);
   await expectRevert(call(), errorName, args);
   assert.deepEqual(await cskState(fx), before, "a refused commitment changes nothing");
+}
+
+/** Expects `committer`'s own signed commitCsk to revert with `errorName(args)`, changing nothing. */
+async function refusedCommit(
+  fx: ClusterFixture,
+  committer: Member,
+  epoch: bigint,
+  commitment: Hex,
+  errorName: string,
+  args: unknown[],
+) {
+  await refused(fx, () => commitCskAs(fx, committer, epoch, commitment), errorName, args);
+}
+
+/** Expects commitCsk in `memberId`'s name with `signature` to revert with MemberSignatureMismatch, naming the
+ * signer the contract recovers for that call, and to change nothing. */
+async function refusedSignature(
+  fx: ClusterFixture,
+  memberId: bigint,
+  epoch: bigint,
+  commitment: Hex,
+  signature: Hex,
+) {
+  const recovered = await memberCallSigner(fx, "CommitCsk", { memberId, epoch, commitment }, signature);
+  await refused(
+    fx,
+    () => fx.relayer.write.commitCsk([memberId, epoch, commitment, signature]),
+    "MemberSignatureMismatch",
+    [memberId, recovered],
+  );
 }
 
 describe("CSK epochs", async () => {
@@ -161,10 +198,7 @@ describe("CSK epochs", async () => {
       [active.memberId, outsider.address],
     );
     // A member that left keeps its key but not its right to commit.
-    await refused(fx, async () => commitCskAs(fx, leaver, epoch, commitment), "MemberNotActive", [
-      leaver.memberId,
-      Status.Left,
-    ]);
+    await refusedCommit(fx, leaver, epoch, commitment, "MemberNotActive", [leaver.memberId, Status.Left]);
   });
 
   it("refuses a commitment from an evicted member, even for the epoch its eviction opened", async () => {
@@ -172,7 +206,7 @@ describe("CSK epochs", async () => {
     await mined(fx, await fx.owner.write.evict([evicted.memberId, 5]));
     const epoch = await currentEpoch(fx);
     const commitment = freshCommitment();
-    await refused(fx, async () => commitCskAs(fx, evicted, epoch, commitment), "MemberNotActive", [
+    await refusedCommit(fx, evicted, epoch, commitment, "MemberNotActive", [
       evicted.memberId,
       Status.Evicted,
     ]);
@@ -184,17 +218,14 @@ describe("CSK epochs", async () => {
     assert.ok(epoch > 0n, "earlier tests opened later epochs");
     const commitment = freshCommitment();
     for (const wrong of [epoch + 1n, epoch - 1n, 0n, 2n ** 64n - 1n]) {
-      await refused(fx, async () => commitCskAs(fx, committer, wrong, commitment), "CskEpochMismatch", [
-        epoch,
-        wrong,
-      ]);
+      await refusedCommit(fx, committer, wrong, commitment, "CskEpochMismatch", [epoch, wrong]);
     }
   });
 
   it("refuses a zero commitment with CskCommitmentZero", async () => {
     const committer = await member(fx);
     const epoch = await currentEpoch(fx);
-    await refused(fx, async () => commitCskAs(fx, committer, epoch, zeroHash), "CskCommitmentZero", []);
+    await refusedCommit(fx, committer, epoch, zeroHash, "CskCommitmentZero", []);
   });
 
   it("refuses a second commitment for a committed epoch with CskAlreadyCommitted, the same member's included", async () => {
@@ -203,8 +234,7 @@ describe("CSK epochs", async () => {
     const commitment = freshCommitment();
     const epoch = await commit(fx, first, commitment);
     for (const committer of [second, first]) {
-      const other = freshCommitment();
-      await refused(fx, async () => commitCskAs(fx, committer, epoch, other), "CskAlreadyCommitted", [
+      await refusedCommit(fx, committer, epoch, freshCommitment(), "CskAlreadyCommitted", [
         epoch,
         commitment,
       ]);
@@ -214,33 +244,13 @@ describe("CSK epochs", async () => {
   it("refuses a signature over another commitment or for another member with MemberSignatureMismatch", async () => {
     const alice = await member(fx);
     const bob = await member(fx);
-    // Open a fresh, uncommitted epoch.
-    const leaver = await member(fx);
-    await mined(fx, await fx.owner.write.evict([leaver.memberId, 1]));
-    const epoch = await currentEpoch(fx);
+    const epoch = await openNextEpoch(fx);
     const signed = freshCommitment();
     const signature = await signCommit(fx, alice.node.memberAccount, alice.memberId, epoch, signed);
     const tampered = freshCommitment();
-    await refused(
-      fx,
-      () => fx.relayer.write.commitCsk([alice.memberId, epoch, tampered, signature]),
-      "MemberSignatureMismatch",
-      [
-        alice.memberId,
-        await memberCallSigner(
-          fx,
-          "CommitCsk",
-          { memberId: alice.memberId, epoch, commitment: tampered },
-          signature,
-        ),
-      ],
-    );
+    await refusedSignature(fx, alice.memberId, epoch, tampered, signature);
     // Alice's signature does not let anyone commit in Bob's name, nor Bob's key in Alice's.
-    await refused(
-      fx,
-      () => fx.relayer.write.commitCsk([bob.memberId, epoch, signed, signature]),
-      "MemberSignatureMismatch",
-    );
+    await refusedSignature(fx, bob.memberId, epoch, signed, signature);
     await refused(
       fx,
       async () => commitSignedBy(fx, bob.node.memberAccount, alice.memberId, epoch, signed),
@@ -257,15 +267,11 @@ describe("CSK epochs", async () => {
 
   it("refuses a commitment signature replayed for a later epoch", async () => {
     const alice = await member(fx);
-    const leaver = await member(fx);
-    await mined(fx, await fx.owner.write.evict([leaver.memberId, 1]));
-    const epoch = await currentEpoch(fx);
+    const epoch = await openNextEpoch(fx);
     const commitment = freshCommitment();
     // Alice signs for this epoch, but the epoch moves on before anyone submits it.
     const signature = await signCommit(fx, alice.node.memberAccount, alice.memberId, epoch, commitment);
-    const another = await member(fx);
-    await mined(fx, await fx.owner.write.evict([another.memberId, 1]));
-    const next = await currentEpoch(fx);
+    const next = await openNextEpoch(fx);
     assert.equal(next, epoch + 1n);
 
     await refused(
@@ -274,20 +280,7 @@ describe("CSK epochs", async () => {
       "CskEpochMismatch",
       [next, epoch],
     );
-    await refused(
-      fx,
-      () => fx.relayer.write.commitCsk([alice.memberId, next, commitment, signature]),
-      "MemberSignatureMismatch",
-      [
-        alice.memberId,
-        await memberCallSigner(
-          fx,
-          "CommitCsk",
-          { memberId: alice.memberId, epoch: next, commitment },
-          signature,
-        ),
-      ],
-    );
+    await refusedSignature(fx, alice.memberId, next, commitment, signature);
   });
 
   const departures: {
@@ -339,8 +332,7 @@ describe("CSK epochs", async () => {
 
   it("lets a member that joined after the previous commitment commit the epoch a departure opened", async () => {
     const veteran = await member(fx);
-    const leaver = await member(fx);
-    await mined(fx, await fx.owner.write.evict([leaver.memberId, 1]));
+    await openNextEpoch(fx);
     const before = await commit(fx, veteran, freshCommitment());
     const newcomer = await member(fx);
     assert.equal(await currentEpoch(fx), before, "joining does not open an epoch");

@@ -18,33 +18,31 @@ import { compressedToAddress } from "@attestmesh/shared/dstack/verify.ts";
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { type Address, bytesToHex, type Hex, hexToBytes, parseEventLogs } from "viem";
 import {
-  type ClusterFixture,
   randomAppId,
   type SimulatedNode,
   setupCluster,
-  signRegistration,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
+import { mined, registerWith } from "../utils/chain.ts";
 
 /** A node whose keys come from guest API v1: v1 KDF, link 0 over the v1 key claim. */
 function simulatedNodeV1(kmsRoot: KmsRoot, appId: Address = randomAppId()): SimulatedNode {
   return { ...simulatedNode(kmsRoot, appId), ...simulatedNodeKeysV1(kmsRoot, appId) };
 }
 
-async function registerTx(fx: ClusterFixture, node: SimulatedNode, proof = node.proof) {
-  await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([node.appId]) });
-  const signature = await signRegistration(fx, node);
-  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, node.claims, signature]);
-}
-
 describe("register with guest API v1 chains", async () => {
   const fx = await setupCluster();
+  /** Allows `node`'s app id, then sends its registration with `proof` (its own unless given). */
+  const registerTx = async (node: SimulatedNode, proof = node.proof) => {
+    await mined(fx, await fx.owner.write.addAppId([node.appId]));
+    return registerWith(fx, node, proof);
+  };
 
   it("admits a v1 member, its member key the v1 key, under the chain's KMS root", async () => {
     const node = simulatedNodeV1(fx.kmsRoot);
     assert.notEqual(node.memberAccount.address, simulatedNode(fx.kmsRoot, node.appId).memberAccount.address);
-    const receipt = await fx.publicClient.waitForTransactionReceipt({ hash: await registerTx(fx, node) });
+    const { receipt } = await mined(fx, await registerTx(node));
     const [event] = parseEventLogs({ abi: clusterAbi, logs: receipt.logs, eventName: "MemberRegistered" });
     assert.equal(event?.args.memberKey, node.memberAccount.address);
     assert.equal(event?.args.kmsRoot, fx.kmsRoot.address);
@@ -57,7 +55,7 @@ describe("register with guest API v1 chains", async () => {
       [simulatedNode(fx.kmsRoot), 1],
     ] as const) {
       const relabelled = { ...node.proof, guestApiVersion: version };
-      const revert = await expectRevert(registerTx(fx, node, relabelled), "AppSignatureMismatch");
+      const revert = await expectRevert(registerTx(node, relabelled), "AppSignatureMismatch");
       assert.equal(
         revert.args[0],
         compressedToAddress(hexToBytes(node.proof.appPubkey)),
@@ -76,7 +74,7 @@ describe("register with guest API v1 chains", async () => {
       ...node.proof,
       appSignature: bytesToHex(appSignKeyClaimV1(appKey, INDEXER_KEY.purpose, memberPubkey)),
     };
-    await expectRevert(registerTx(fx, node, proof), "AppSignatureMismatch");
+    await expectRevert(registerTx(node, proof), "AppSignatureMismatch");
     assert.deepEqual(await fx.owner.read.memberOfApp([node.appId]), [0n, false]);
   });
 
@@ -84,7 +82,7 @@ describe("register with guest API v1 chains", async () => {
     for (const version of [2, 255]) {
       const node = simulatedNodeV1(fx.kmsRoot);
       await expectRevert(
-        registerTx(fx, node, { ...node.proof, guestApiVersion: version }),
+        registerTx(node, { ...node.proof, guestApiVersion: version }),
         "UnsupportedGuestApiVersion",
         [version],
       );

@@ -31,7 +31,7 @@ import {
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { expectRevert } from "../../../test/helpers/revert.ts";
-import { registerSigned, registrationSigner } from "../utils/chain.ts";
+import { registerSigned, registerWith, registrationSigner } from "../utils/chain.ts";
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -96,13 +96,7 @@ async function refusedAsSigned(
   errorName: string,
   args: readonly unknown[],
 ) {
-  await refused(
-    fx,
-    node.appId,
-    async () => registerWith(fx, node, node.proof, await signRegistration(fx, node)),
-    errorName,
-    args,
-  );
+  await refused(fx, node.appId, () => registerWith(fx, node), errorName, args);
 }
 
 /** Expects `node`'s registration with `signature` to be refused with RegistrationSignatureMismatch, naming
@@ -120,10 +114,6 @@ async function refusedSignature(fx: ClusterFixture, node: SimulatedNode, signatu
 async function allowedNode(fx: ClusterFixture, node: SimulatedNode = simulatedNode(fx.kmsRoot)) {
   await fx.owner.write.addAppId([node.appId]);
   return node;
-}
-
-function registerWith(fx: ClusterFixture, node: SimulatedNode, proof: Proof, signature: Hex) {
-  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, node.claims, signature]);
 }
 
 describe("trust rules of register", async () => {
@@ -268,13 +258,7 @@ describe("trust rules of register", async () => {
       signature: nodeA.proof.kmsSignature,
     });
     assert.notEqual(phantomRoot, fx.kmsRoot.address);
-    await refused(
-      fx,
-      appB,
-      async () => registerWith(fx, asB, proof, await signRegistration(fx, asB)),
-      "KmsRootNotAllowed",
-      [phantomRoot],
-    );
+    await refused(fx, appB, () => registerWith(fx, asB, proof), "KmsRootNotAllowed", [phantomRoot]);
   });
 
   it("refuses a member key whose chain was issued for the indexer purpose", async () => {
@@ -283,19 +267,13 @@ describe("trust rules of register", async () => {
     const node = await allowedNode(fx);
     const indexerChain = node.cvm.getKey(MEMBER_KEY.path, INDEXER_KEY.purpose, "secp256k1");
     const proof = { ...node.proof, appSignature: bytesToHex(indexerChain.signatureChain[0]) };
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, proof, await signRegistration(fx, node)),
-      "AppSignatureMismatch",
-      [
-        addressOfCompressed(node.proof.appPubkey),
-        await recoverAddress({
-          hash: appDigest(MEMBER_KEY.purpose, node.proof.memberPubkey),
-          signature: proof.appSignature,
-        }),
-      ],
-    );
+    await refused(fx, node.appId, () => registerWith(fx, node, proof), "AppSignatureMismatch", [
+      addressOfCompressed(node.proof.appPubkey),
+      await recoverAddress({
+        hash: appDigest(MEMBER_KEY.purpose, node.proof.memberPubkey),
+        signature: proof.appSignature,
+      }),
+    ]);
 
     // The real indexer key (Ed25519, 32 bytes) cannot even be presented as a member key.
     const indexerKey = node.cvm.getKey(INDEXER_KEY.path, INDEXER_KEY.purpose, INDEXER_KEY.algorithm);
@@ -304,13 +282,7 @@ describe("trust rules of register", async () => {
       memberPubkey: bytesToHex(derivedPublicKey(indexerKey.key, "ed25519")),
       appSignature: bytesToHex(indexerKey.signatureChain[0]),
     };
-    await refused(
-      fx,
-      node.appId,
-      async () => registerWith(fx, node, indexerProof, await signRegistration(fx, node)),
-      "InvalidPublicKeyLength",
-      [32],
-    );
+    await refused(fx, node.appId, () => registerWith(fx, node, indexerProof), "InvalidPublicKeyLength", [32]);
   });
 
   it("refuses a registration signed for another cluster diamond", async () => {
@@ -370,13 +342,7 @@ describe("trust rules of register", async () => {
     const signature = await signRegistration(fx, node);
     const v = hexToBytes(signature)[64]!;
     assert.ok(v === 27 || v === 28, "viem signs with v = 27/28");
-    await fx.relayer.write.register([
-      proof,
-      node.wireguardKey,
-      node.identityKey,
-      node.claims,
-      withV(signature, v - 27),
-    ]);
+    await registerWith(fx, node, proof, withV(signature, v - 27));
     const [memberId, active] = await fx.owner.read.memberOfApp([node.appId]);
     assert.ok(active);
     assert.equal((await fx.owner.read.member([memberId])).memberKey, node.memberAccount.address);
@@ -384,13 +350,7 @@ describe("trust rules of register", async () => {
     // And the other way round: a 0/1 chain (as dstack issues it) with a 27/28 registration signature.
     const other = await allowedNode(fx);
     assert.ok(hexToBytes(other.proof.kmsSignature)[64]! <= 1, "the simulator issues v = 0/1");
-    await fx.relayer.write.register([
-      other.proof,
-      other.wireguardKey,
-      other.identityKey,
-      other.claims,
-      await signRegistration(fx, other),
-    ]);
+    await registerWith(fx, other);
     assert.equal(await fx.owner.read.isMember([other.appId]), true);
   });
 });

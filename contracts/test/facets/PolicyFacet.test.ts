@@ -149,7 +149,11 @@ async function advanceTime(fx: ClusterFixture, seconds: number) {
   await testClient.mine({ blocks: 1 });
 }
 
-/** One owner-managed list of the policy: how to add, remove, read and revoke an entry, for the tables below. */
+/** Who sends a policy call: the owner, or a stranger the contract must refuse. */
+type Caller = ClusterFixture["owner"];
+
+/** One owner-managed list of the policy: how to add, remove, read and revoke an entry, for the tables below.
+ * The calls are the owner's unless `by` says otherwise. */
 interface PolicyList {
   /** What an entry is, for test names: "compose hash". */
   readonly noun: string;
@@ -157,8 +161,8 @@ interface PolicyList {
   readonly removeFn: string;
   readonly fresh: () => Hex;
   readonly zero: Hex;
-  readonly add: (id: Hex) => Promise<Hex>;
-  readonly remove: (id: Hex) => Promise<Hex>;
+  readonly add: (id: Hex, by?: Caller) => Promise<Hex>;
+  readonly remove: (id: Hex, by?: Caller) => Promise<Hex>;
   readonly isAllowed: (id: Hex) => Promise<boolean>;
   readonly listed: (snapshot: PolicySnapshot) => readonly string[];
   /** The events' names and the name of their one argument. */
@@ -174,7 +178,7 @@ interface PolicyList {
   /** Lists whose entries can also be revoked for good. */
   readonly revocation?: {
     readonly fn: string;
-    readonly revoke: (id: Hex, reason: Hex) => Promise<Hex>;
+    readonly revoke: (id: Hex, reason: Hex, by?: Caller) => Promise<Hex>;
     readonly revokedAt: (id: Hex) => Promise<bigint>;
     readonly event: string;
     readonly error: string;
@@ -184,7 +188,8 @@ interface PolicyList {
 type PolicySnapshot = Awaited<ReturnType<ClusterFixture["owner"]["read"]["policySnapshot"]>>;
 
 function policyLists(fx: ClusterFixture): readonly PolicyList[] {
-  const { read, write } = fx.owner;
+  const { owner } = fx;
+  const read = owner.read;
   const zero32 = toHex(0, { size: 32 });
   const zero20 = getAddress(toHex(0, { size: 20 }));
   return [
@@ -194,8 +199,8 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       removeFn: "removeComposeHash",
       fresh: randomHash,
       zero: zero32,
-      add: (h) => write.addComposeHash([h]),
-      remove: (h) => write.removeComposeHash([h]),
+      add: (h, by = owner) => by.write.addComposeHash([h]),
+      remove: (h, by = owner) => by.write.removeComposeHash([h]),
       isAllowed: (h) => read.isComposeHashAllowed([h]),
       listed: (s) => s.composeHashes,
       added: "ComposeHashAdded",
@@ -219,8 +224,8 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       removeFn: "removeComposeHashFor",
       fresh: randomHash,
       zero: zero32,
-      add: (h) => write.addComposeHashFor([h, Role.Indexer]),
-      remove: (h) => write.removeComposeHashFor([h, Role.Indexer]),
+      add: (h, by = owner) => by.write.addComposeHashFor([h, Role.Indexer]),
+      remove: (h, by = owner) => by.write.removeComposeHashFor([h, Role.Indexer]),
       isAllowed: (h) => read.isComposeHashAllowedFor([h, Role.Indexer]),
       listed: (s) => s.indexerComposeHashes,
       added: "ComposeHashAllowedFor",
@@ -237,8 +242,8 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       removeFn: "removeDevice",
       fresh: randomHash,
       zero: zero32,
-      add: (d) => write.addDevice([d]),
-      remove: (d) => write.removeDevice([d]),
+      add: (d, by = owner) => by.write.addDevice([d]),
+      remove: (d, by = owner) => by.write.removeDevice([d]),
       isAllowed: (d) => read.isDeviceAllowed([d]),
       listed: (s) => s.deviceIds,
       added: "DeviceAdded",
@@ -249,7 +254,7 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       watch: (d) => ({ deviceIds: [d] }),
       revocation: {
         fn: "revokeDevice",
-        revoke: (d, reason) => write.revokeDevice([d, reason]),
+        revoke: (d, reason, by = owner) => by.write.revokeDevice([d, reason]),
         revokedAt: (d) => read.deviceRevokedAt([d]),
         event: "DeviceRevokedAt",
         error: "DeviceIdRevoked",
@@ -261,8 +266,8 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       removeFn: "removeAppId",
       fresh: randomAppId,
       zero: zero20,
-      add: (a) => write.addAppId([a]),
-      remove: (a) => write.removeAppId([a]),
+      add: (a, by = owner) => by.write.addAppId([a]),
+      remove: (a, by = owner) => by.write.removeAppId([a]),
       isAllowed: (a) => read.isAppIdAllowed([a]),
       listed: (s) => s.appIds,
       added: "AppIdAdded",
@@ -271,7 +276,7 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       watch: (a) => ({ appIds: [a] }),
       revocation: {
         fn: "revokeAppId",
-        revoke: (a, reason) => write.revokeAppId([a, reason]),
+        revoke: (a, reason, by = owner) => by.write.revokeAppId([a, reason]),
         revokedAt: (a) => read.appIdRevokedAt([a]),
         event: "AppIdRevokedAt",
         error: "AppIdRevoked",
@@ -283,8 +288,8 @@ function policyLists(fx: ClusterFixture): readonly PolicyList[] {
       removeFn: "removeKmsRoot",
       fresh: randomAppId,
       zero: zero20,
-      add: (k) => write.addKmsRoot([k]),
-      remove: (k) => write.removeKmsRoot([k]),
+      add: (k, by = owner) => by.write.addKmsRoot([k]),
+      remove: (k, by = owner) => by.write.removeKmsRoot([k]),
       isAllowed: (k) => read.isKmsRootAllowed([k]),
       listed: (s) => s.kmsRoots,
       added: "KmsRootAdded",
@@ -591,6 +596,19 @@ describe("PolicyFacet", async () => {
       assert.equal((await owner.read.member([memberId])).status, Status.Active);
     });
 
+    it("refuses revokeAppId from a stranger with NotOwner and leaves the app id's member active", async () => {
+      const node = simulatedNode(fx.kmsRoot);
+      const memberId = await admit(fx, node);
+      await expectRefusal(
+        fx,
+        () => fx.stranger.write.revokeAppId([node.appId, reasonCode("r")]),
+        "NotOwner",
+        [fx.strangerAddress],
+        { appIds: [node.appId] },
+      );
+      assert.equal((await owner.read.member([memberId])).status, Status.Active);
+    });
+
     it("revokeAppId evicts the active member with reason 255 and opens a new CSK epoch", async () => {
       const node = simulatedNode(fx.kmsRoot);
       const memberId = await admit(fx, node);
@@ -669,46 +687,43 @@ describe("PolicyFacet", async () => {
 
   describe("owner only", () => {
     const stranger = fx.stranger;
-    const cases: Array<{
-      fn: string;
-      arrange: () => Promise<{ watch: Watch; attempt: () => Promise<unknown> }>;
-    }> = [
-      {
-        fn: "addComposeHash",
-        arrange: async () => {
-          const h = randomHash();
-          return { watch: { composeHashes: [h] }, attempt: () => stranger.write.addComposeHash([h]) };
-        },
+    interface Case {
+      readonly fn: string;
+      readonly arrange: () => Promise<{ watch: Watch; attempt: () => Promise<unknown> }>;
+    }
+    /** The stranger's `call` on an entry of `list` that `entry` arranges, watching that entry. */
+    const onEntry = (
+      list: PolicyList,
+      fn: string,
+      entry: () => Promise<Hex>,
+      call: (id: Hex) => Promise<unknown>,
+    ): Case => ({
+      fn,
+      arrange: async () => {
+        const id = await entry();
+        return { watch: list.watch(id), attempt: () => call(id) };
       },
-      {
-        fn: "removeComposeHash",
-        arrange: async () => {
-          const h = randomHash();
-          await send(fx, owner.write.addComposeHash([h]));
-          return { watch: { composeHashes: [h] }, attempt: () => stranger.write.removeComposeHash([h]) };
-        },
-      },
-      {
-        fn: "addComposeHashFor",
-        arrange: async () => {
-          const h = randomHash();
-          return {
-            watch: { composeHashes: [h] },
-            attempt: () => stranger.write.addComposeHashFor([h, Role.Indexer]),
-          };
-        },
-      },
-      {
-        fn: "removeComposeHashFor",
-        arrange: async () => {
-          const h = randomHash();
-          await send(fx, owner.write.addComposeHashFor([h, Role.Indexer]));
-          return {
-            watch: { composeHashes: [h] },
-            attempt: () => stranger.write.removeComposeHashFor([h, Role.Indexer]),
-          };
-        },
-      },
+    });
+    const cases: Case[] = [
+      // Every list's add of a new entry, and removal and revocation of a listed one: calls the owner's would change.
+      ...policyLists(fx).flatMap((list) => {
+        const fresh = async () => list.fresh();
+        const listed = async () => {
+          const id = list.fresh();
+          await send(fx, list.add(id));
+          return id;
+        };
+        const calls = [
+          onEntry(list, list.addFn, fresh, (id) => list.add(id, stranger)),
+          onEntry(list, list.removeFn, listed, (id) => list.remove(id, stranger)),
+        ];
+        const { revocation } = list;
+        if (revocation !== undefined) {
+          const revoke = (id: Hex) => revocation.revoke(id, reasonCode("r"), stranger);
+          calls.push(onEntry(list, revocation.fn, listed, revoke));
+        }
+        return calls;
+      }),
       {
         fn: "addAppIdFor",
         arrange: async () => {
@@ -717,87 +732,14 @@ describe("PolicyFacet", async () => {
           return { watch: { appIds: [a] }, attempt: () => stranger.write.addAppIdFor([a, Role.Indexer]) };
         },
       },
-      {
-        fn: "addDevice",
+      // The switches, each set off first so that the stranger's call would switch it on.
+      ...(["setAllowAnyDevice", "setRequireTcbUpToDate"] as const).map((fn) => ({
+        fn,
         arrange: async () => {
-          const d = randomHash();
-          return { watch: { deviceIds: [d] }, attempt: () => stranger.write.addDevice([d]) };
+          await send(fx, owner.write[fn]([false]));
+          return { watch: {}, attempt: () => stranger.write[fn]([true]) };
         },
-      },
-      {
-        fn: "removeDevice",
-        arrange: async () => {
-          const d = randomHash();
-          await send(fx, owner.write.addDevice([d]));
-          return { watch: { deviceIds: [d] }, attempt: () => stranger.write.removeDevice([d]) };
-        },
-      },
-      {
-        fn: "setAllowAnyDevice",
-        arrange: async () => {
-          await send(fx, owner.write.setAllowAnyDevice([false]));
-          return { watch: {}, attempt: () => stranger.write.setAllowAnyDevice([true]) };
-        },
-      },
-      {
-        fn: "setRequireTcbUpToDate",
-        arrange: async () => {
-          await send(fx, owner.write.setRequireTcbUpToDate([false]));
-          return { watch: {}, attempt: () => stranger.write.setRequireTcbUpToDate([true]) };
-        },
-      },
-      {
-        fn: "addAppId",
-        arrange: async () => {
-          const a = randomAppId();
-          return { watch: { appIds: [a] }, attempt: () => stranger.write.addAppId([a]) };
-        },
-      },
-      {
-        fn: "removeAppId",
-        arrange: async () => {
-          const a = randomAppId();
-          await send(fx, owner.write.addAppId([a]));
-          return { watch: { appIds: [a] }, attempt: () => stranger.write.removeAppId([a]) };
-        },
-      },
-      {
-        fn: "revokeAppId",
-        arrange: async () => {
-          const node = simulatedNode(fx.kmsRoot);
-          await admit(fx, node);
-          return {
-            watch: { appIds: [node.appId] },
-            attempt: () => stranger.write.revokeAppId([node.appId, reasonCode("r")]),
-          };
-        },
-      },
-      {
-        fn: "revokeDevice",
-        arrange: async () => {
-          const d = randomHash();
-          await send(fx, owner.write.addDevice([d]));
-          return {
-            watch: { deviceIds: [d] },
-            attempt: () => stranger.write.revokeDevice([d, reasonCode("r")]),
-          };
-        },
-      },
-      {
-        fn: "addKmsRoot",
-        arrange: async () => {
-          const k = randomAppId();
-          return { watch: { kmsRoots: [k] }, attempt: () => stranger.write.addKmsRoot([k]) };
-        },
-      },
-      {
-        fn: "removeKmsRoot",
-        arrange: async () => {
-          const k = randomAppId();
-          await send(fx, owner.write.addKmsRoot([k]));
-          return { watch: { kmsRoots: [k] }, attempt: () => stranger.write.removeKmsRoot([k]) };
-        },
-      },
+      })),
     ];
 
     for (const { fn, arrange } of cases) {
@@ -1226,33 +1168,61 @@ describe("PolicyFacet audit trail", async () => {
       refusals += 1;
       return true;
     };
+    /** Revokes an entry from `pool` with `revoke`, or, if it already is, expects `error` and counts the refusal; a
+     * revoked entry leaves the model's `allowed` set for its `revoked` map. */
+    const revokeOne = async (
+      pool: readonly Hex[],
+      revoke: (id: Hex) => Promise<Hex>,
+      reason: Hex,
+      error: string,
+      allowed: Set<string>,
+      revoked: Map<string, { revokedAt: bigint; reason: Hex }>,
+    ) => {
+      const id = pick(pool);
+      const key = id.toLowerCase();
+      if (await refusedAsRevoked(revoked.get(key), () => revoke(id), error, id)) return;
+      const { timestamp } = await send(fx, revoke(id));
+      allowed.delete(key);
+      revoked.set(key, { revokedAt: timestamp, reason });
+    };
+    /** The changes the owner can always make: the call on an entry from a pool, and whether it adds the entry to
+     * a set of the model or deletes it (in lower case, as the model keeps them). */
+    type Change = readonly [
+      pool: readonly Hex[],
+      call: (id: Hex) => Promise<Hex>,
+      set: Set<string>,
+      effect: "add" | "delete",
+    ];
+    const unconditional: { readonly [K in Kind]?: Change } = {
+      addComposeHash: [composes, (h) => owner.write.addComposeHash([h]), model.composes, "add"],
+      removeComposeHash: [composes, (h) => owner.write.removeComposeHash([h]), model.composes, "delete"],
+      addIndexerComposeHash: [
+        composes,
+        (h) => owner.write.addComposeHashFor([h, Role.Indexer]),
+        model.indexerComposes,
+        "add",
+      ],
+      removeIndexerComposeHash: [
+        composes,
+        (h) => owner.write.removeComposeHashFor([h, Role.Indexer]),
+        model.indexerComposes,
+        "delete",
+      ],
+      removeDevice: [devices, (d) => owner.write.removeDevice([d]), model.devices, "delete"],
+      removeAppId: [apps, (a) => owner.write.removeAppId([a]), model.apps, "delete"],
+      addKmsRoot: [roots, (k) => owner.write.addKmsRoot([k]), model.roots, "add"],
+      removeKmsRoot: [roots, (k) => owner.write.removeKmsRoot([k]), model.roots, "delete"],
+    };
     for (const kind of sequence) {
       const reason = bytes(32);
+      const change = unconditional[kind];
+      if (change !== undefined) {
+        const [pool, call, set, effect] = change;
+        const id = pick(pool);
+        await send(fx, call(id));
+        set[effect](id.toLowerCase());
+      }
       switch (kind) {
-        case "addComposeHash": {
-          const h = pick(composes);
-          await send(fx, owner.write.addComposeHash([h]));
-          model.composes.add(h);
-          break;
-        }
-        case "removeComposeHash": {
-          const h = pick(composes);
-          await send(fx, owner.write.removeComposeHash([h]));
-          model.composes.delete(h);
-          break;
-        }
-        case "addIndexerComposeHash": {
-          const h = pick(composes);
-          await send(fx, owner.write.addComposeHashFor([h, Role.Indexer]));
-          model.indexerComposes.add(h);
-          break;
-        }
-        case "removeIndexerComposeHash": {
-          const h = pick(composes);
-          await send(fx, owner.write.removeComposeHashFor([h, Role.Indexer]));
-          model.indexerComposes.delete(h);
-          break;
-        }
         case "addIndexerAppId": {
           const a = pick(apps);
           const addFor = () => owner.write.addAppIdFor([a, Role.Indexer]);
@@ -1277,19 +1247,9 @@ describe("PolicyFacet audit trail", async () => {
           model.devices.add(d);
           break;
         }
-        case "removeDevice": {
-          const d = pick(devices);
-          await send(fx, owner.write.removeDevice([d]));
-          model.devices.delete(d);
-          break;
-        }
         case "revokeDevice": {
-          const d = pick(devices);
-          const revoke = () => owner.write.revokeDevice([d, reason]);
-          if (await refusedAsRevoked(model.deviceRevoked.get(d), revoke, "DeviceIdRevoked", d)) break;
-          const { timestamp } = await send(fx, revoke());
-          model.devices.delete(d);
-          model.deviceRevoked.set(d, { revokedAt: timestamp, reason });
+          const revoke = (d: Hex) => owner.write.revokeDevice([d, reason]);
+          await revokeOne(devices, revoke, reason, "DeviceIdRevoked", model.devices, model.deviceRevoked);
           break;
         }
         case "addAppId": {
@@ -1302,31 +1262,9 @@ describe("PolicyFacet audit trail", async () => {
           model.indexerApps.delete(a.toLowerCase());
           break;
         }
-        case "removeAppId": {
-          const a = pick(apps);
-          await send(fx, owner.write.removeAppId([a]));
-          model.apps.delete(a.toLowerCase());
-          break;
-        }
         case "revokeAppId": {
-          const a = pick(apps);
-          const revoke = () => owner.write.revokeAppId([a, reason]);
-          if (await refusedAsRevoked(model.appRevoked.get(a.toLowerCase()), revoke, "AppIdRevoked", a)) break;
-          const { timestamp } = await send(fx, revoke());
-          model.apps.delete(a.toLowerCase());
-          model.appRevoked.set(a.toLowerCase(), { revokedAt: timestamp, reason });
-          break;
-        }
-        case "addKmsRoot": {
-          const k = pick(roots);
-          await send(fx, owner.write.addKmsRoot([k]));
-          model.roots.add(k.toLowerCase());
-          break;
-        }
-        case "removeKmsRoot": {
-          const k = pick(roots);
-          await send(fx, owner.write.removeKmsRoot([k]));
-          model.roots.delete(k.toLowerCase());
+          const revoke = (a: Hex) => owner.write.revokeAppId([a, reason]);
+          await revokeOne(apps, revoke, reason, "AppIdRevoked", model.apps, model.appRevoked);
           break;
         }
         case "setAllowAnyDevice": {

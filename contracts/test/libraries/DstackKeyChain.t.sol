@@ -8,6 +8,14 @@ import {KeyChainTest} from "../harness/KeyChainTest.sol";
 
 /// @notice dstack guest API v0 chains: link 0 signs keccak256(purpose || ":" || lowercasehex(key)).
 contract DstackKeyChainTest is KeyChainTest {
+    /// @notice The fields whose length `verify` checks, in the order it checks them.
+    enum Field {
+        DerivedPubkey,
+        AppPubkey,
+        AppSignature,
+        KmsSignature
+    }
+
     // dstack's sdk/simulator/appkeys.json: `k256_key` is the app key, `k256_signature` the KMS signature.
     uint256 internal constant FIXTURE_APP_KEY = 0xd6e88992cdeeee35fe70b5db61ab66cdb191fb9b6ec9313757ef162dd7214d5d;
     address internal constant FIXTURE_APP_ID = 0x5bb4FF9A3837357F19dC176407a5709c62eB6C56;
@@ -253,36 +261,22 @@ contract DstackKeyChainTest is KeyChainTest {
 
     // verify: lengths, one field at a time, in the documented order.
 
-    function testFuzz_verify_rejectsBadDerivedKeyLength(uint256 length, uint256 seed) public {
-        length = bound(length, 0, 100);
-        if (length == 32 || length == 33) length = 34 + (seed & 1) * 30;
-        Chain memory c = _fixtureChain();
-        c.derivedPubkey = _randomBytes(seed, length);
-        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
-    }
-
-    function testFuzz_verify_rejectsBadAppPubkeyLength(uint256 length, uint256 seed) public {
-        length = bound(length, 0, 100);
-        if (length == 33) length = 32 + (seed & 1) * 33;
-        Chain memory c = _fixtureChain();
-        c.appPubkey = _randomBytes(seed, length);
-        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidPublicKeyLength.selector, length));
-    }
-
-    function testFuzz_verify_rejectsBadAppSignatureLength(uint256 length, uint256 seed) public {
-        length = bound(length, 0, 150);
-        if (length == 65) length = 64 + (seed & 1) * 2;
-        Chain memory c = _fixtureChain();
-        c.appSignature = _randomBytes(seed, length);
-        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
-    }
-
-    function testFuzz_verify_rejectsBadKmsSignatureLength(uint256 length, uint256 seed) public {
-        length = bound(length, 0, 150);
-        if (length == 65) length = 64 + (seed & 1) * 2;
-        Chain memory c = _fixtureChain();
-        c.kmsSignature = _randomBytes(seed, length);
-        _expectRevert(c, abi.encodeWithSelector(IDstackAttestor.InvalidSignatureLength.selector, length));
+    /// @dev Each length-checked field in turn, with a fuzzed length it refuses.
+    function testFuzz_verify_rejectsBadLengths(uint256 length, uint256 seed) public {
+        for (uint256 f; f <= uint256(Field.KmsSignature); ++f) {
+            Field field = Field(f);
+            uint256 wrong = _wrongLength(field, length, seed);
+            Chain memory c = _fixtureChain();
+            bytes memory value = _randomBytes(seed, wrong);
+            if (field == Field.DerivedPubkey) c.derivedPubkey = value;
+            else if (field == Field.AppPubkey) c.appPubkey = value;
+            else if (field == Field.AppSignature) c.appSignature = value;
+            else c.kmsSignature = value;
+            bytes4 refusal = field <= Field.AppPubkey
+                ? IDstackAttestor.InvalidPublicKeyLength.selector
+                : IDstackAttestor.InvalidSignatureLength.selector;
+            _expectRevert(c, abi.encodeWithSelector(refusal, wrong));
+        }
     }
 
     function test_verify_rejectsUncompressedAppPubkey() public {
@@ -336,6 +330,21 @@ contract DstackKeyChainTest is KeyChainTest {
         c.kmsSignature = FIXTURE_KMS_SIGNATURE;
         c.appKeyAddress = vm.addr(FIXTURE_APP_KEY);
         c.kmsSigner = FIXTURE_KMS_ROOT;
+    }
+
+    /// @notice `length` mapped to a length `field` refuses: up to 100 bytes for a key, which takes 33 (a derived
+    /// key 32 too, Ed25519), up to 150 for a signature, which takes 65; a valid draw becomes a wrong length beside it.
+    function _wrongLength(Field field, uint256 length, uint256 seed) internal pure returns (uint256) {
+        if (field == Field.DerivedPubkey) {
+            length = bound(length, 0, 100);
+            return length == 32 || length == 33 ? 34 + (seed & 1) * 30 : length;
+        }
+        if (field == Field.AppPubkey) {
+            length = bound(length, 0, 100);
+            return length == 33 ? 32 + (seed & 1) * 33 : length;
+        }
+        length = bound(length, 0, 150);
+        return length == 65 ? 64 + (seed & 1) * 2 : length;
     }
 
     function _resignDerived(Chain memory c, uint256 appSeed, bytes memory derivedPubkey) internal pure {

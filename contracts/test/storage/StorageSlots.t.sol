@@ -16,65 +16,26 @@ import {Test} from "../utils/Test.sol";
 /// @notice Pins every storage library's slot to ERC-7201 of the namespace in its `@custom:storage-location` tag.
 /// The namespaces are written out here on purpose: a renamed namespace or a mistyped constant fails this test.
 contract StorageSlotsTest is Test {
-    function test_AppsStorage_slotMatchesErc7201() public pure {
-        assertEq(AppsStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.Apps"));
+    struct Domain {
+        string namespace;
+        bytes32 slot;
     }
 
-    function test_CskStorage_slotMatchesErc7201() public pure {
-        assertEq(CskStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.Csk"));
-    }
-
-    function test_DiamondStorage_slotMatchesErc7201() public pure {
-        assertEq(DiamondStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.Diamond"));
-    }
-
-    function test_IndexerRegistryStorage_slotMatchesErc7201() public pure {
-        assertEq(IndexerRegistryStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.IndexerRegistry"));
-    }
-
-    function test_MemberAppsStorage_slotMatchesErc7201() public pure {
-        assertEq(MemberAppsStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.MemberApps"));
-    }
-
-    function test_MemberClaimsStorage_slotMatchesErc7201() public pure {
-        assertEq(MemberClaimsStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.MemberClaims"));
-    }
-
-    function test_MembershipStorage_slotMatchesErc7201() public pure {
-        assertEq(MembershipStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.Membership"));
-    }
-
-    function test_MessagesStorage_slotMatchesErc7201() public pure {
-        assertEq(MessagesStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.Messages"));
-    }
-
-    function test_OwnershipStorage_slotMatchesErc7201() public pure {
-        assertEq(OwnershipStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.Ownership"));
-    }
-
-    function test_PolicyStorage_slotMatchesErc7201() public pure {
-        assertEq(PolicyStorage.STORAGE_SLOT, _erc7201("attestmesh.storage.Policy"));
+    function test_storageSlots_matchErc7201() public pure {
+        Domain[10] memory domains = _domains();
+        for (uint256 i; i < domains.length; ++i) {
+            assertEq(domains[i].slot, _erc7201(domains[i].namespace), domains[i].namespace);
+        }
     }
 
     /// @dev Each layout spans far fewer than 256 slots from its base, and mappings hash away from it, so distinct
     /// 256-aligned bases cannot overlap.
     function test_storageSlots_areDistinct() public pure {
-        bytes32[10] memory slots = [
-            AppsStorage.STORAGE_SLOT,
-            CskStorage.STORAGE_SLOT,
-            DiamondStorage.STORAGE_SLOT,
-            IndexerRegistryStorage.STORAGE_SLOT,
-            MemberAppsStorage.STORAGE_SLOT,
-            MemberClaimsStorage.STORAGE_SLOT,
-            MembershipStorage.STORAGE_SLOT,
-            MessagesStorage.STORAGE_SLOT,
-            OwnershipStorage.STORAGE_SLOT,
-            PolicyStorage.STORAGE_SLOT
-        ];
-        for (uint256 i; i < slots.length; ++i) {
-            assertEq(uint256(slots[i]) & 0xff, 0, "slot is not 256-aligned");
-            for (uint256 j = i + 1; j < slots.length; ++j) {
-                assertNotEq(slots[i], slots[j], "two domains share a slot");
+        Domain[10] memory domains = _domains();
+        for (uint256 i; i < domains.length; ++i) {
+            assertEq(uint256(domains[i].slot) & 0xff, 0, "slot is not 256-aligned");
+            for (uint256 j = i + 1; j < domains.length; ++j) {
+                assertNotEq(domains[i].slot, domains[j].slot, "two domains share a slot");
             }
         }
     }
@@ -82,6 +43,22 @@ contract StorageSlotsTest is Test {
     function test_erc7201_matchesEipExample() public pure {
         // The worked example of EIP-7201 itself.
         assertEq(_erc7201("example.main"), 0x183a6125c38840424c4a85fa12bab2ab606c4b6d0e7cc73c0c06ba5300eab500);
+    }
+
+    /// @notice Every storage library's slot beside the namespace its `@custom:storage-location` tag names.
+    function _domains() internal pure returns (Domain[10] memory) {
+        return [
+            Domain("attestmesh.storage.Apps", AppsStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.Csk", CskStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.Diamond", DiamondStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.IndexerRegistry", IndexerRegistryStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.MemberApps", MemberAppsStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.MemberClaims", MemberClaimsStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.Membership", MembershipStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.Messages", MessagesStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.Ownership", OwnershipStorage.STORAGE_SLOT),
+            Domain("attestmesh.storage.Policy", PolicyStorage.STORAGE_SLOT)
+        ];
     }
 
     function _erc7201(string memory namespace) internal pure returns (bytes32) {

@@ -135,19 +135,22 @@ export async function registerArgs(fx: ClusterFixture, node: SimulatedNode) {
   return [node.proof, node.wireguardKey, node.identityKey, node.claims, signature] as const;
 }
 
+/** The relayer's `register` of `node`'s keys and claims with `proof` (its own unless given) and `signature`
+ * (unless given, its own over them for nonce 0, a new app's); returns the transaction hash, not awaited. */
+export async function registerWith(
+  fx: ClusterFixture,
+  node: SimulatedNode,
+  proof: SimulatedNode["proof"] = node.proof,
+  signature?: Hex,
+): Promise<Hex> {
+  const signed = signature ?? (await signRegistration(fx, node));
+  return fx.relayer.write.register([proof, node.wireguardKey, node.identityKey, node.claims, signed]);
+}
+
 /** Registers `node` with its own keys, signed for `nonce`, and requires success; returns the signature. */
 export async function registerSigned(fx: ClusterFixture, node: SimulatedNode, nonce: bigint): Promise<Hex> {
   const signature = await signRegistration(fx, node, { nonce });
-  await mined(
-    fx,
-    await fx.relayer.write.register([
-      node.proof,
-      node.wireguardKey,
-      node.identityKey,
-      node.claims,
-      signature,
-    ]),
-  );
+  await mined(fx, await registerWith(fx, node, node.proof, signature));
   return signature;
 }
 
