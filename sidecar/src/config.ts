@@ -5,8 +5,9 @@
 import { DEFAULT_PCCS_URL } from "@attestmesh/shared/attestation/collateral.ts";
 import type { ConfigDoc, ConfigProblem, Env, EnvTable } from "@attestmesh/shared/service/env.ts";
 import * as kit from "@attestmesh/shared/service/env.ts";
-import { LOG_LEVELS, type LogLevel, loggableConfig, redactUrl } from "@attestmesh/shared/service/log.ts";
+import { type LogLevel, loggableConfig, redactUrl } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
+import { entryPoint07Address } from "viem/account-abstraction";
 import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 import type { Secret } from "./secret.ts";
 
@@ -208,7 +209,7 @@ const VARIABLES: EnvTable<SidecarConfig> = {
   },
   entryPoint: {
     name: "ATTESTMESH_ENTRY_POINT",
-    default: "0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+    default: entryPoint07Address,
     description: "ERC-4337 EntryPoint v0.7 address (the default is the canonical one on Base).",
     parse: kit.address(),
   },
@@ -218,12 +219,7 @@ const VARIABLES: EnvTable<SidecarConfig> = {
       "The cluster's member-account factory; the node's account address is derived from it and its member key.",
     parse: kit.address(),
   },
-  dstackEndpoint: {
-    name: "DSTACK_SIMULATOR_ENDPOINT",
-    description:
-      "dstack guest agent endpoint (socket path or http URL), as the dstack SDK reads it; unset means /var/run/dstack.sock.",
-    parse: kit.dstackEndpoint,
-  },
+  dstackEndpoint: kit.dstackEndpointVariable,
   wgInterface: {
     name: "ATTESTMESH_WG_INTERFACE",
     default: "attestmesh0",
@@ -312,12 +308,7 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     description: "Port of the /healthz and /metrics server (0 picks a free port).",
     parse: kit.integer(0, 65535),
   },
-  logLevel: {
-    name: "ATTESTMESH_LOG_LEVEL",
-    default: "info",
-    description: `Log level: ${LOG_LEVELS.join(", ")}.`,
-    parse: kit.logLevel,
-  },
+  logLevel: kit.logLevelVariable("ATTESTMESH_LOG_LEVEL"),
   registerMaxBackoffMs: {
     name: "ATTESTMESH_REGISTER_MAX_BACKOFF_MS",
     default: "30000",

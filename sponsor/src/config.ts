@@ -6,6 +6,7 @@ import * as kit from "@attestmesh/shared/service/env.ts";
 import type { LogLevel } from "@attestmesh/shared/service/log.ts";
 import type { Secret } from "@attestmesh/shared/service/secret.ts";
 import type { Address, Hex } from "viem";
+import { entryPoint07Address } from "viem/account-abstraction";
 
 export interface SponsorConfig {
   readonly rpcUrl: string;
@@ -56,7 +57,7 @@ const VARIABLES: EnvTable<SponsorConfig> = {
   },
   entryPoint: {
     name: "SPONSOR_ENTRY_POINT",
-    default: "0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+    default: entryPoint07Address,
     description: "ERC-4337 EntryPoint v0.7.",
     parse: anyAddress,
   },
@@ -141,12 +142,7 @@ const VARIABLES: EnvTable<SponsorConfig> = {
     description: "Listen port (0 picks a free one).",
     parse: kit.integer(0, 65_535),
   },
-  logLevel: {
-    name: "SPONSOR_LOG_LEVEL",
-    default: "info",
-    description: "pino log level.",
-    parse: kit.logLevel,
-  },
+  logLevel: kit.logLevelVariable("SPONSOR_LOG_LEVEL"),
 };
 
 /** Every variable the service reads, for the README. */
