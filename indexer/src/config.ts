@@ -87,11 +87,7 @@ const VARIABLES: EnvTable<IndexerConfig> = {
     description: "Port of that server (0 picks a free one).",
     parse: kit.integer(0, 65535),
   },
-  dstackEndpoint: {
-    name: "DSTACK_SIMULATOR_ENDPOINT",
-    description: "dstack guest agent (socket path or http URL); unset means /var/run/dstack.sock.",
-    parse: kit.dstackEndpoint,
-  },
+  dstackEndpoint: kit.dstackEndpointVariable,
   window: {
     name: "ATTESTMESH_INDEXER_WINDOW",
     default: "256",
@@ -117,12 +113,7 @@ const VARIABLES: EnvTable<IndexerConfig> = {
     description: "How long a connection may take to send its signed subscribe message.",
     parse: kit.integer(100, 600_000, " ms"),
   },
-  logLevel: {
-    name: "ATTESTMESH_INDEXER_LOG_LEVEL",
-    default: "info",
-    description: "Log level: trace, debug, info, warn, error, fatal, silent.",
-    parse: kit.logLevel,
-  },
+  logLevel: kit.logLevelVariable("ATTESTMESH_INDEXER_LOG_LEVEL"),
 };
 
 /** Every variable, for the README. */

@@ -3,29 +3,11 @@
 // value and how to fix it. `CONFIG_DOCS` is the same table, for the README.
 
 import { DEFAULT_PCCS_URL } from "@attestmesh/shared/attestation/collateral.ts";
-import {
-  absolutePath,
-  address,
-  type ConfigDoc,
-  type ConfigProblem,
-  configDocs,
-  configDocsMarkdown as docsMarkdown,
-  dstackEndpoint,
-  type Env,
-  type EnvTable,
-  filePath,
-  hostName,
-  httpUrl,
-  integer,
-  logLevel,
-  oneOf,
-  onOff,
-  Problem,
-  parseEnv,
-  privateKey,
-} from "@attestmesh/shared/service/env.ts";
-import { LOG_LEVELS, type LogLevel, loggableConfig, redactUrl } from "@attestmesh/shared/service/log.ts";
+import type { ConfigDoc, ConfigProblem, Env, EnvTable } from "@attestmesh/shared/service/env.ts";
+import * as kit from "@attestmesh/shared/service/env.ts";
+import { type LogLevel, loggableConfig, redactUrl } from "@attestmesh/shared/service/log.ts";
 import type { Address, Hex } from "viem";
+import { entryPoint07Address } from "viem/account-abstraction";
 import { TRANSPORT_MODES, type TransportMode } from "./model/transport.ts";
 import type { Secret } from "./secret.ts";
 
@@ -109,7 +91,7 @@ export interface SidecarConfig {
 function interfaceName(text: string): string {
   // Linux allows at most IFNAMSIZ - 1 = 15 bytes; the WireGuard driver also refuses a leading '.', '-'.
   if (!/^[A-Za-z0-9_][A-Za-z0-9_=+.-]{0,14}$/.test(text)) {
-    throw new Problem(
+    throw new kit.Problem(
       `${JSON.stringify(text)} is not a valid interface name`,
       "use 1 to 15 of A-Z a-z 0-9 _ = + . - (not starting with '.', '-', '=' or '+')",
     );
@@ -119,7 +101,7 @@ function interfaceName(text: string): string {
 
 function netnsName(text: string): string {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text) || text === "." || text === "..") {
-    throw new Problem(
+    throw new kit.Problem(
       `${JSON.stringify(text)} is not a valid network namespace name`,
       "use the name `ip netns list` shows (letters, digits, '_', '.', '-')",
     );
@@ -133,7 +115,7 @@ function domainName(text: string): string {
       text,
     )
   ) {
-    throw new Problem(
+    throw new kit.Problem(
       `${JSON.stringify(text)} is not a DNS domain`,
       "use the gateway's base domain as dstack shows it, e.g. dstack-prod5.phala.network",
     );
@@ -145,19 +127,19 @@ function hostPort(text: string): { host: string; port: number } {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
   const port = Number(match?.[3]);
   if (match === null || port < 1 || port > 65535) {
-    throw new Problem(`${JSON.stringify(text)} is not host:port`, "use e.g. 198.18.0.1:443");
+    throw new kit.Problem(`${JSON.stringify(text)} is not host:port`, "use e.g. 198.18.0.1:443");
   }
   return { host: match[1] ?? match[2]!, port };
 }
 
 function urlList(text: string): readonly string[] {
   if (text.trim() === "") return [];
-  return text.split(",").map((entry) => httpUrl(entry.trim()));
+  return text.split(",").map((entry) => kit.httpUrl(entry.trim()));
 }
 
 function groupName(text: string): string {
   if (!/^(\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(text)) {
-    throw new Problem(
+    throw new kit.Problem(
       `${JSON.stringify(text)} is neither a group name nor a gid`,
       "use a group name or a number",
     );
@@ -170,7 +152,7 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_RPC_URL",
     description:
       "One RPC provider URL with its credentials (API key in the path or query). Its host must be one the attested compose pins (x-attestmesh.rpc_providers); any other host stops the sidecar at start.",
-    parse: httpUrl,
+    parse: kit.httpUrl,
   },
   rpcUrls: {
     name: "ATTESTMESH_RPC_URLS",
@@ -182,67 +164,62 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_RPC_QUORUM",
     description:
       "How many pinned RPC providers must return the same answer, at the same block hash, before a read that decides membership, epochs or messages counts; default a majority. At least a majority, at most the number of pinned providers.",
-    parse: integer(1, 16),
+    parse: kit.integer(1, 16),
   },
   cluster: {
     name: "ATTESTMESH_CLUSTER",
     required: true,
     description: "Address of the cluster diamond.",
-    parse: address(),
+    parse: kit.address(),
   },
   chainId: {
     name: "ATTESTMESH_CHAIN_ID",
     description: "Expected chain id; checked against the RPC at start, so a wrong RPC is refused.",
-    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    parse: kit.integer(1, Number.MAX_SAFE_INTEGER),
   },
   confirmations: {
     name: "ATTESTMESH_CONFIRMATIONS",
     default: "2",
     description: "Blocks behind the head at which membership is read (the devnet uses 0).",
-    parse: integer(0, 1000),
+    parse: kit.integer(0, 1000),
   },
   pollIntervalMs: {
     name: "ATTESTMESH_POLL_INTERVAL_MS",
     default: "2000",
     description:
       "How often the chain is polled and WireGuard reconciled, in milliseconds; 4× as long at rest, while a verified indexer subscription is up and nothing happened for 30 s (every push restores it).",
-    parse: integer(100, 3_600_000, " ms"),
+    parse: kit.integer(100, 3_600_000, " ms"),
   },
   gasKey: {
     name: "ATTESTMESH_GAS_KEY",
     description:
       "0x private key of a funded account that pays registration gas; needed only when this node must register. Never logged.",
-    parse: privateKey("use the funded account's private key as 0x-prefixed hex"),
+    parse: kit.privateKey("use the funded account's private key as 0x-prefixed hex"),
   },
   bundlerUrl: {
     name: "ATTESTMESH_BUNDLER_URL",
     description:
       "ERC-4337 bundler (http or https). When set, the node's writes go out as UserOperations from its member account, paid by the operator's paymaster, and ATTESTMESH_GAS_KEY is not used; needs ATTESTMESH_PAYMASTER_URL and ATTESTMESH_ACCOUNT_FACTORY.",
-    parse: httpUrl,
+    parse: kit.httpUrl,
   },
   paymasterUrl: {
     name: "ATTESTMESH_PAYMASTER_URL",
     description: "The operator's sponsorship service (an ERC-7677 paymaster web service, http or https).",
-    parse: httpUrl,
+    parse: kit.httpUrl,
   },
   entryPoint: {
     name: "ATTESTMESH_ENTRY_POINT",
-    default: "0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+    default: entryPoint07Address,
     description: "ERC-4337 EntryPoint v0.7 address (the default is the canonical one on Base).",
-    parse: address(),
+    parse: kit.address(),
   },
   accountFactory: {
     name: "ATTESTMESH_ACCOUNT_FACTORY",
     description:
       "The cluster's member-account factory; the node's account address is derived from it and its member key.",
-    parse: address(),
+    parse: kit.address(),
   },
-  dstackEndpoint: {
-    name: "DSTACK_SIMULATOR_ENDPOINT",
-    description:
-      "dstack guest agent endpoint (socket path or http URL), as the dstack SDK reads it; unset means /var/run/dstack.sock.",
-    parse: dstackEndpoint,
-  },
+  dstackEndpoint: kit.dstackEndpointVariable,
   wgInterface: {
     name: "ATTESTMESH_WG_INTERFACE",
     default: "attestmesh0",
@@ -253,14 +230,14 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_WG_LISTEN_PORT",
     default: "51820",
     description: "WireGuard UDP listen port.",
-    parse: integer(1, 65535),
+    parse: kit.integer(1, 65535),
   },
   wgMode: {
     name: "ATTESTMESH_WG_MODE",
     default: "auto",
     description:
       "WireGuard driver: auto (kernel if available, else userspace), kernel, userspace (wireguard-go), memory (tests only).",
-    parse: oneOf(WG_MODES),
+    parse: kit.oneOf(WG_MODES),
   },
   wgNetns: {
     name: "ATTESTMESH_WG_NETNS",
@@ -271,20 +248,20 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_WG_KEEPALIVE_SECONDS",
     default: "15",
     description: "Persistent keepalive for every peer (0 = off); it also makes WireGuard handshake at once.",
-    parse: integer(0, 65535, " s"),
+    parse: kit.integer(0, 65535, " s"),
   },
   endpointsFile: {
     name: "ATTESTMESH_ENDPOINTS_FILE",
     description:
       'JSON file {"<appId>": "host:port"} with peer endpoints, re-read on every reconcile. Routing only: WireGuard authenticates each peer by its on-chain key.',
-    parse: filePath,
+    parse: kit.filePath,
   },
   transport: {
     name: "ATTESTMESH_TRANSPORT",
     default: "auto",
     description:
       "Path of WireGuard traffic per peer: gateway (a TLS stream through the dstack gateway), udp (direct to the endpoints file's address), auto (gateway first, direct UDP once a handshake over it succeeds; direct only when no gateway domain is set).",
-    parse: oneOf(TRANSPORT_MODES),
+    parse: kit.oneOf(TRANSPORT_MODES),
   },
   gatewayDomain: {
     name: "ATTESTMESH_GATEWAY_DOMAIN",
@@ -303,93 +280,88 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     default: "51822",
     description:
       "TCP port of this node's TLS ingress that the gateway forwards to; the same on every node, since peers put it in their SNI.",
-    parse: integer(1, 65535),
+    parse: kit.integer(1, 65535),
   },
   gatewayHelloTimeoutMs: {
     name: "ATTESTMESH_GATEWAY_HELLO_TIMEOUT_MS",
     default: "2000",
     description:
       "Time an inbound gateway connection has for its TLS handshake and signed hello before it is closed; short, so idle connections cannot hold the ingress's waiting room.",
-    parse: integer(200, 60_000, " ms"),
+    parse: kit.integer(200, 60_000, " ms"),
   },
   directRetrySeconds: {
     name: "ATTESTMESH_DIRECT_RETRY_SECONDS",
     default: "30",
     description:
       "auto transport: first pause before testing direct UDP to a peer again after a failed test or a fallback; doubles up to 15 min.",
-    parse: integer(1, 86_400, " s"),
+    parse: kit.integer(1, 86_400, " s"),
   },
   healthHost: {
     name: "ATTESTMESH_HEALTH_HOST",
     default: "0.0.0.0",
     description: "Address the /healthz and /metrics server listens on.",
-    parse: hostName,
+    parse: kit.hostName,
   },
   healthPort: {
     name: "ATTESTMESH_HEALTH_PORT",
     default: "9090",
     description: "Port of the /healthz and /metrics server (0 picks a free port).",
-    parse: integer(0, 65535),
+    parse: kit.integer(0, 65535),
   },
-  logLevel: {
-    name: "ATTESTMESH_LOG_LEVEL",
-    default: "info",
-    description: `Log level: ${LOG_LEVELS.join(", ")}.`,
-    parse: logLevel,
-  },
+  logLevel: kit.logLevelVariable("ATTESTMESH_LOG_LEVEL"),
   registerMaxBackoffMs: {
     name: "ATTESTMESH_REGISTER_MAX_BACKOFF_MS",
     default: "30000",
     description:
       "Longest wait between registration attempts the owner can unblock (e.g. app id not allowed yet).",
-    parse: integer(100, 3_600_000, " ms"),
+    parse: kit.integer(100, 3_600_000, " ms"),
   },
   indexerPush: {
     name: "ATTESTMESH_INDEXER",
     default: "on",
     description:
       "on: subscribe to the indexer named in the cluster's registry; each verified push wakes the reconcile loop early (polling always runs). off: polling alone.",
-    parse: onOff,
+    parse: kit.onOff,
   },
   indexerReproPercent: {
     name: "ATTESTMESH_INDEXER_REPRO_PERCENT",
     default: "10",
     description:
       "Percent of indexer pushes whose repro stub (eth_getLogs) is run against our own RPC before the wake-up; a push that does not reproduce tears the subscription down.",
-    parse: integer(0, 100, " %"),
+    parse: kit.integer(0, 100, " %"),
   },
   indexerSubscriptions: {
     name: "ATTESTMESH_INDEXER_SUBSCRIPTIONS",
     default: "2",
     description:
       "How many of the registry's indexers (the oldest registered first) to subscribe to at once; a verified push from any of them is a wake-up, and each one's lag is flagged on its own.",
-    parse: integer(1, 8),
+    parse: kit.integer(1, 8),
   },
   indexerLagMs: {
     name: "ATTESTMESH_INDEXER_LAG_MS",
     default: "30000",
     description:
       "A log polling saw but no verified push named within this long flags the indexer as lagging.",
-    parse: integer(100, 3_600_000, " ms"),
+    parse: kit.integer(100, 3_600_000, " ms"),
   },
   pccsUrl: {
     name: "ATTESTMESH_PCCS_URL",
     default: DEFAULT_PCCS_URL,
     description:
       "PCCS serving Intel's collateral (TCB info, QE identity, CRLs) for verifying TDX quotes (the indexer's, peers'); cached per platform until its nextUpdate.",
-    parse: httpUrl,
+    parse: kit.httpUrl,
   },
   stateDir: {
     name: "ATTESTMESH_STATE_DIR",
     description:
       "Directory for the sealed-message log cursor and the application's message inbox (SQLite: received messages until the application acknowledges them; no key, never the CSK), so a restarted node replays what it missed and redelivers what the application had not acknowledged; unset keeps both in memory.",
-    parse: absolutePath,
+    parse: kit.absolutePath,
   },
   apiSocket: {
     name: "ATTESTMESH_API_SOCKET",
     description:
       "Unix socket of the application API (HTTP+JSON, mode 0600), e.g. /run/attestmesh/api.sock; unset turns the API off.",
-    parse: absolutePath,
+    parse: kit.absolutePath,
   },
   apiSocketGroup: {
     name: "ATTESTMESH_API_SOCKET_GROUP",
@@ -402,70 +374,70 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     default: "256",
     description:
       "Peer events each API stream subscriber may have queued; a slower subscriber loses the oldest and is told how many (the message stream reads the inbox and loses nothing).",
-    parse: integer(1, 100_000),
+    parse: kit.integer(1, 100_000),
   },
   inboxMaxMessages: {
     name: "ATTESTMESH_INBOX_MAX_MESSAGES",
     default: "10000",
     description:
       "Received messages the inbox holds unacknowledged; when it is full, new messages wait on the chain (the message cursor stops) until the application acknowledges some.",
-    parse: integer(1, 1_000_000),
+    parse: kit.integer(1, 1_000_000),
   },
   messagesStartBlock: {
     name: "ATTESTMESH_MESSAGES_START_BLOCK",
     description: "Block to read sealed messages from when there is no cursor yet; default the current block.",
-    parse: integer(0, Number.MAX_SAFE_INTEGER),
+    parse: kit.integer(0, Number.MAX_SAFE_INTEGER),
   },
   logsMaxBlocks: {
     name: "ATTESTMESH_LOGS_MAX_BLOCKS",
     default: "10000",
     description:
       "Most blocks one eth_getLogs call spans when searching history (a member's certificate); a provider that refuses a span gets half of it, down to one block.",
-    parse: integer(1, 1_000_000),
+    parse: kit.integer(1, 1_000_000),
   },
   meshPort: {
     name: "ATTESTMESH_MESH_PORT",
     default: "51821",
     description:
       "UDP port on every member's mesh IP for heartbeats and CSK requests (the same on every node of a cluster).",
-    parse: integer(1, 65535),
+    parse: kit.integer(1, 65535),
   },
   heartbeatIntervalMs: {
     name: "ATTESTMESH_HEARTBEAT_INTERVAL_MS",
     default: "1000",
     description:
       "The liveness probe period in milliseconds: each period a member probes one other member (SWIM), so its traffic does not grow with the mesh.",
-    parse: integer(100, 600_000, " ms"),
+    parse: kit.integer(100, 600_000, " ms"),
   },
   heartbeatTimeoutMs: {
     name: "ATTESTMESH_HEARTBEAT_TIMEOUT_MS",
     default: "4000",
     description:
       "A suspected member that does not refute the suspicion within this many milliseconds is declared dead (no longer live). Must exceed the interval.",
-    parse: integer(200, 3_600_000, " ms"),
+    parse: kit.integer(200, 3_600_000, " ms"),
   },
   cskTakeoverMs: {
     name: "ATTESTMESH_CSK_TAKEOVER_MS",
     default: "10000",
     description:
       "When a new CSK epoch stays uncommitted, the live member ranked r (by member id) commits after r times this.",
-    parse: integer(100, 3_600_000, " ms"),
+    parse: kit.integer(100, 3_600_000, " ms"),
   },
   reattestIntervalS: {
     name: "ATTESTMESH_REATTEST_INTERVAL_S",
     default: "600",
     description:
       "Peers re-attest each other: each node fetches a fresh attestation (its own nonce) from every peer over the mesh when it first peers with it, then once per this many seconds (spread over the period), and stops peering with one whose evidence or policy fails. A policy change re-judges every peer at once.",
-    parse: integer(10, 86_400, " s"),
+    parse: kit.integer(10, 86_400, " s"),
   },
 };
 
 /** Every variable the sidecar reads, in the order of the README table. */
-export const CONFIG_DOCS: readonly ConfigDoc[] = configDocs(VARIABLES);
+export const CONFIG_DOCS: readonly ConfigDoc[] = kit.configDocs(VARIABLES);
 
 /** `CONFIG_DOCS` as a Markdown table. */
 export function configDocsMarkdown(): string {
-  return docsMarkdown(CONFIG_DOCS);
+  return kit.configDocsMarkdown(CONFIG_DOCS);
 }
 
 /**
@@ -473,7 +445,7 @@ export function configDocsMarkdown(): string {
  * `InvalidConfig` error listing every problem (details.problems), so one restart fixes them all.
  */
 export function parseConfig(env: Env): SidecarConfig {
-  return parseEnv(VARIABLES, env, { check: crossChecks });
+  return kit.parseEnv(VARIABLES, env, { check: crossChecks });
 }
 
 /** Problems that involve several variables. */

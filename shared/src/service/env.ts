@@ -264,3 +264,16 @@ export function absolutePath(text: string): string {
   }
   return text;
 }
+
+/** `name`, the daemon's log level: every daemon reads its own, with the same levels and default. */
+export function logLevelVariable(name: string): Variable<LogLevel> {
+  return { name, default: "info", description: `Log level: ${LOG_LEVELS.join(", ")}.`, parse: logLevel };
+}
+
+/** The dstack guest agent's endpoint, under the variable the dstack SDK itself reads. */
+export const dstackEndpointVariable: Variable<string> = {
+  name: "DSTACK_SIMULATOR_ENDPOINT",
+  description:
+    "dstack guest agent endpoint (socket path or http URL), as the dstack SDK reads it; unset means /var/run/dstack.sock.",
+  parse: dstackEndpoint,
+};

@@ -9,9 +9,11 @@ import {
   bigInteger,
   configDocs,
   configDocsMarkdown,
+  dstackEndpointVariable,
   type EnvTable,
   integer,
   logLevel,
+  logLevelVariable,
   parseEnv,
   privateKey,
 } from "@attestmesh/shared/service/env.ts";
@@ -133,5 +135,42 @@ describe("env table", () => {
     assert.match(lines[1]!, /^\| -+ \| -+ \| -+ \| -+ \|$/);
     assert.match(lines[3]!, /Port \\\| listen\./);
     assert.match(lines[2]!, /^\| `T_CLUSTER` +\| yes +\| +\| The cluster\./);
+  });
+
+  test("the shared entries: a daemon's log level, and the dstack endpoint the SDK reads", () => {
+    const table: EnvTable<{ level: string; dstack: string | undefined }> = {
+      level: logLevelVariable("T_LOG_LEVEL"),
+      dstack: dstackEndpointVariable,
+    };
+    assert.deepEqual(configDocs(table), [
+      {
+        name: "T_LOG_LEVEL",
+        required: false,
+        default: "info",
+        description: "Log level: trace, debug, info, warn, error, fatal, silent.",
+      },
+      {
+        name: "DSTACK_SIMULATOR_ENDPOINT",
+        required: false,
+        default: undefined,
+        description:
+          "dstack guest agent endpoint (socket path or http URL), as the dstack SDK reads it; unset means /var/run/dstack.sock.",
+      },
+    ]);
+    assert.deepEqual(parseEnv(table, {}), { level: "info", dstack: undefined });
+    assert.deepEqual(parseEnv(table, { T_LOG_LEVEL: "debug", DSTACK_SIMULATOR_ENDPOINT: "/tmp/d.sock" }), {
+      level: "debug",
+      dstack: "/tmp/d.sock",
+    });
+    for (const [variable, value] of [
+      ["T_LOG_LEVEL", "verbose"],
+      ["DSTACK_SIMULATOR_ENDPOINT", "dstack.sock"],
+    ] as const) {
+      assert.throws(
+        () => parseEnv(table, { [variable]: value }),
+        (error) =>
+          isAttestmeshError(error, "InvalidConfig") && (error.details.problems as unknown[]).length === 1,
+      );
+    }
   });
 });

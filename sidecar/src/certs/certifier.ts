@@ -10,8 +10,9 @@ import {
   type VerifiedCertificate,
   verifyMemberCertificate,
 } from "@attestmesh/shared/certs/certificate.ts";
+import { metricsOn } from "@attestmesh/shared/service/metrics.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
-import { Counter, Gauge, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
@@ -59,18 +60,16 @@ export function createMemberCertifier(options: {
   const refused = new Map<string, { result: CertifyResult; retryAt: number; delay: number }>();
   const inflight = new Map<string, Promise<CertifyResult>>();
   const logged = new Map<string, number>();
-  const registers = options.registry === undefined ? [] : [options.registry];
-  const results = new Counter({
-    name: "attestmesh_member_certificates_total",
-    help: "Member certificates checked (fetched and verified offline), by result: verified, or the refusal reason.",
-    labelNames: ["result"] as const,
-    registers,
-  });
-  const unverifiedGauge = new Gauge({
-    name: "attestmesh_unverified_members",
-    help: "Active members in the chain view whose certificate is refused or unavailable; none of them is a peer, gets the CSK or is attributed anything.",
-    registers,
-  });
+  const { counter, gauge } = metricsOn(options.registry);
+  const results = counter(
+    "attestmesh_member_certificates_total",
+    "Member certificates checked (fetched and verified offline), by result: verified, or the refusal reason.",
+    ["result"],
+  );
+  const unverifiedGauge = gauge(
+    "attestmesh_unverified_members",
+    "Active members in the chain view whose certificate is refused or unavailable; none of them is a peer, gets the CSK or is attributed anything.",
+  );
 
   async function check(member: Member, key: string): Promise<CertifyResult> {
     let result: CertifyResult;

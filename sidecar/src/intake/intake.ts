@@ -10,7 +10,8 @@
 import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 // The protocol's steps are protocol.ts; this file carries them out on a WebSocket.
 import type { SignedLogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { metricsOn } from "@attestmesh/shared/service/metrics.ts";
+import type { Registry } from "prom-client";
 import type { Address, Chain, Hex, LocalAccount, PublicClient, Transport } from "viem";
 import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
@@ -84,36 +85,31 @@ export interface Intake {
 }
 
 function intakeMetrics(registry: Registry | undefined) {
-  const registers = registry === undefined ? [] : [registry];
+  const { counter, gauge } = metricsOn(registry);
   return {
-    verified: new Counter({
-      name: "attestmesh_indexer_pushes_verified_total",
-      help: "Indexer envelopes that passed verification (each one a wake-up).",
-      registers,
-    }),
-    rejected: new Counter({
-      name: "attestmesh_indexer_pushes_rejected_total",
-      help: "Indexer envelopes rejected as adversarial, by reason; each tore the subscription down.",
-      labelNames: ["reason"] as const,
-      registers,
-    }),
-    repro: new Counter({
-      name: "attestmesh_indexer_repro_checks_total",
-      help: "Sampled repro stubs run against our own RPC, by outcome.",
-      labelNames: ["outcome"] as const,
-      registers,
-    }),
-    lagging: new Counter({
-      name: "attestmesh_indexer_lagging_logs_total",
-      help: "Logs seen by polling that no verified push named within the lag threshold, by indexer signing key.",
-      labelNames: ["indexer"] as const,
-      registers,
-    }),
-    subscribed: new Gauge({
-      name: "attestmesh_indexer_subscribed",
-      help: "Verified indexer subscriptions up (each indexer counts once).",
-      registers,
-    }),
+    verified: counter(
+      "attestmesh_indexer_pushes_verified_total",
+      "Indexer envelopes that passed verification (each one a wake-up).",
+    ),
+    rejected: counter(
+      "attestmesh_indexer_pushes_rejected_total",
+      "Indexer envelopes rejected as adversarial, by reason; each tore the subscription down.",
+      ["reason"],
+    ),
+    repro: counter(
+      "attestmesh_indexer_repro_checks_total",
+      "Sampled repro stubs run against our own RPC, by outcome.",
+      ["outcome"],
+    ),
+    lagging: counter(
+      "attestmesh_indexer_lagging_logs_total",
+      "Logs seen by polling that no verified push named within the lag threshold, by indexer signing key.",
+      ["indexer"],
+    ),
+    subscribed: gauge(
+      "attestmesh_indexer_subscribed",
+      "Verified indexer subscriptions up (each indexer counts once).",
+    ),
   };
 }
 
