@@ -34,7 +34,7 @@ import { describeConfig, type Env, parseConfig, type SidecarConfig } from "./con
 import type { CskHolder } from "./csk/holder.ts";
 import type { CskServePolicy } from "./csk/server.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
-import { type HealthServer, startHealthServer } from "./health.ts";
+import { startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
 import { startIntake } from "./intake/intake.ts";
 import { createIndexerQuoteCheck } from "./intake/quote.ts";
@@ -151,17 +151,20 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   /** A verified, not lagging indexer subscription is up: the pollers may rest (sleep.ts). */
   let wakeUpsHealthy = false;
   const cadence = createPollCadence({ wakeUpsHealthy: () => wakeUpsHealthy });
+  /** GET /attestation, answering at most `perMinute` requests a minute. */
+  const attestationHandler = (perMinute: number) =>
+    createAttestationHandler({
+      source: evidenceSource,
+      claims: () => attestationClaims(),
+      limit: perMinute,
+      windowMs: 60_000,
+      logger,
+    });
   const meshLayer = createMeshLayer({
     config,
     cadence,
     reattest: {
-      handler: createAttestationHandler({
-        source: evidenceSource,
-        claims: () => attestationClaims(),
-        limit: MESH_ATTESTATIONS_PER_MINUTE,
-        windowMs: 60_000,
-        logger,
-      }),
+      handler: attestationHandler(MESH_ATTESTATIONS_PER_MINUTE),
       collateral,
       metrics: createReattestMetrics(metrics.registry),
     },
@@ -173,55 +176,43 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     guardPort: (meshIp, port) => backend.guardPort(meshIp, port),
   });
   logger.info({ config: describeConfig(config) }, "attestmesh sidecar starting");
-  let health: HealthServer;
-  try {
-    health = await startHealthServer({
-      host: config.healthHost,
-      port: config.healthPort,
-      status: status.get,
-      registry: metrics.registry,
-      logger,
-      attestation: createAttestationHandler({
-        source: evidenceSource,
-        claims: () => attestationClaims(),
-        limit: ATTESTATIONS_PER_MINUTE,
-        windowMs: 60_000,
-        logger,
-      }),
-    });
-  } catch (cause) {
+  const health = await startHealthServer({
+    host: config.healthHost,
+    port: config.healthPort,
+    status: status.get,
+    registry: metrics.registry,
+    logger,
+    attestation: attestationHandler(ATTESTATIONS_PER_MINUTE),
+  }).catch((cause: unknown) => {
     throw fatalError(
       "HealthServerFailed",
       `cannot listen on ${config.healthHost}:${config.healthPort} for /healthz; free the port or set ATTESTMESH_HEALTH_PORT.`,
       { cause },
     );
-  }
+  });
   shutdown.add("health server", () => health.close());
   shutdown.add("wireguard interface", () => backend.down());
   await sodiumReady();
-  let api: AppApi;
-  try {
-    api = await startAppApi({
-      socketPath: config.apiSocket,
-      socketGroup: config.apiSocketGroup,
-      queueLength: config.apiQueueLength,
-      stateDir: config.stateDir,
-      cluster: config.cluster,
-      inboxMaxMessages: config.inboxMaxMessages,
-      status: status.get,
-      liveness: deps.peerLiveness ?? meshLayer.peers,
-      csk: deps.csk ?? meshLayer.csk,
-      signal,
-      logger,
-    });
-  } catch (cause) {
+  const api = await startAppApi({
+    socketPath: config.apiSocket,
+    socketGroup: config.apiSocketGroup,
+    queueLength: config.apiQueueLength,
+    stateDir: config.stateDir,
+    cluster: config.cluster,
+    inboxMaxMessages: config.inboxMaxMessages,
+    status: status.get,
+    liveness: deps.peerLiveness ?? meshLayer.peers,
+    csk: deps.csk ?? meshLayer.csk,
+    signal,
+    logger,
+  }).catch(async (cause: unknown) => {
     await shutdown.shutdown("application API failed");
     throw cause instanceof AttestmeshError
       ? cause
       : fatalError("ApiSocketFailed", `cannot listen on ATTESTMESH_API_SOCKET ${config.apiSocket}`, {
           cause,
         });
-  }
+  });
   shutdown.add("application API", () => api.close());
 
   let wake: (reason?: string) => Promise<void> = async () => {};

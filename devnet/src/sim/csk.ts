@@ -28,6 +28,7 @@ import {
   CSK_REQUEST_MAX_SKEW_MS,
   CSK_REQUEST_RATE,
   CSK_REQUEST_TIMEOUT_MS,
+  heardPeersOf,
 } from "@attestmesh/sidecar/mesh/runtime.ts";
 import { directoryFrom } from "@attestmesh/sidecar/meshnet/directory.ts";
 import { createRateLimiter } from "@attestmesh/sidecar/meshnet/rateLimit.ts";
@@ -215,12 +216,7 @@ export async function createCskSim(sim: LivenessSim, options: CskOptions): Promi
       custody,
       client,
       directory,
-      peers: {
-        live: () => service.live(),
-        report: (id) => service.report(id),
-        startedAt: () => service.startedAt(),
-        timeoutMs: sim.suspicionMs,
-      },
+      peers: heardPeersOf(service, sim.suspicionMs),
       takeoverMs,
       logger: silent,
       monoMs: sim.clock.monoMs,

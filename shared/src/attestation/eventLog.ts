@@ -39,8 +39,12 @@ export interface DstackIdentity {
   readonly events: readonly { readonly event: string; readonly payload: string }[];
 }
 
-function malformed(message: string, details: Record<string, unknown> = {}): never {
-  throw new AttestmeshError(`the event log is malformed: ${message}`, { code: "EventLogMalformed", details });
+function malformed(message: string, details: Record<string, unknown> = {}, cause?: unknown): never {
+  throw new AttestmeshError(`the event log is malformed: ${message}`, {
+    code: "EventLogMalformed",
+    details,
+    cause,
+  });
 }
 
 function bytesOf(value: unknown, field: string): Uint8Array {
@@ -57,10 +61,7 @@ export function parseEventLog(input: unknown): EventLogEntry[] {
     try {
       list = JSON.parse(input);
     } catch (cause) {
-      throw new AttestmeshError("the event log is malformed: it is not JSON.", {
-        code: "EventLogMalformed",
-        cause,
-      });
+      malformed("it is not JSON.", {}, cause);
     }
   }
   if (!Array.isArray(list)) malformed("it is not a list of entries.");

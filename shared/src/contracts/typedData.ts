@@ -1,6 +1,6 @@
 // EIP-712 typed data that a member key signs (MemberTypedData.sol). The domain binds each signature
 // to one chain and one cluster diamond.
-import type { Address, Hex } from "viem";
+import { type Address, type Hex, parseAbiParameters } from "viem";
 
 export const MEMBER_DOMAIN_NAME = "attestmesh";
 export const MEMBER_DOMAIN_VERSION = "1";
@@ -14,36 +14,16 @@ export function memberDomain(chainId: number, cluster: Address) {
   } as const;
 }
 
+// Each struct's fields in the order of its EIP-712 type string (MemberTypedData.sol's type hashes).
 export const memberTypes = {
-  Register: [
-    { name: "appId", type: "address" },
-    { name: "wireguardKey", type: "bytes32" },
-    { name: "identityKey", type: "bytes32" },
-    { name: "composeHash", type: "bytes32" },
-    { name: "deviceId", type: "bytes32" },
-    { name: "nonce", type: "uint64" },
-  ],
-  Leave: [{ name: "memberId", type: "uint64" }],
-  CommitCsk: [
-    { name: "memberId", type: "uint64" },
-    { name: "epoch", type: "uint64" },
-    { name: "commitment", type: "bytes32" },
-  ],
-  ConfirmCsk: [
-    { name: "memberId", type: "uint64" },
-    { name: "epoch", type: "uint64" },
-    { name: "commitment", type: "bytes32" },
-  ],
-  ReopenCsk: [
-    { name: "memberId", type: "uint64" },
-    { name: "epoch", type: "uint64" },
-  ],
-  Send: [
-    { name: "senderId", type: "uint64" },
-    { name: "recipientId", type: "uint64" },
-    { name: "envelopeId", type: "bytes32" },
-    { name: "ciphertextHash", type: "bytes32" },
-  ],
+  Register: parseAbiParameters(
+    "address appId, bytes32 wireguardKey, bytes32 identityKey, bytes32 composeHash, bytes32 deviceId, uint64 nonce",
+  ),
+  Leave: parseAbiParameters("uint64 memberId"),
+  CommitCsk: parseAbiParameters("uint64 memberId, uint64 epoch, bytes32 commitment"),
+  ConfirmCsk: parseAbiParameters("uint64 memberId, uint64 epoch, bytes32 commitment"),
+  ReopenCsk: parseAbiParameters("uint64 memberId, uint64 epoch"),
+  Send: parseAbiParameters("uint64 senderId, uint64 recipientId, bytes32 envelopeId, bytes32 ciphertextHash"),
 } as const;
 
 export interface RegisterMessage {

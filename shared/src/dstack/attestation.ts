@@ -40,10 +40,11 @@ export interface TdxAttestation {
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
-function malformed(message: string, details: Record<string, unknown> = {}): never {
+function malformed(message: string, details: Record<string, unknown> = {}, cause?: unknown): never {
   throw new AttestmeshError(`the dstack attestation is malformed: ${message}`, {
     code: "InvalidAttestation",
     details,
+    cause,
   });
 }
 
@@ -74,10 +75,7 @@ export function decodeTdxAttestation(encoded: Uint8Array): TdxAttestation {
   try {
     decoded = packr.unpack(encoded);
   } catch (cause) {
-    throw new AttestmeshError("the dstack attestation is malformed: it is not valid MessagePack.", {
-      code: "InvalidAttestation",
-      cause,
-    });
+    malformed("it is not valid MessagePack.", {}, cause);
   }
   const top = record(decoded, "attestation");
   if (top.version !== ATTESTATION_VERSION) {

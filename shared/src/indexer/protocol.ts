@@ -2,7 +2,7 @@
 // messages, the subscription signature a member key makes over the server's challenge, the report data
 // the indexer's quote binds, and the close codes.
 import { keccak_256 } from "@noble/hashes/sha3";
-import type { Address, Hex } from "viem";
+import { type Address, type Hex, parseAbiParameters } from "viem";
 import { memberDomain } from "../contracts/typedData.ts";
 import { AttestmeshError } from "../errors.ts";
 import { type Envelope, isHex } from "./envelope.ts";
@@ -64,12 +64,9 @@ export const CLOSE = {
 
 /** EIP-712 type of the subscription signature; the member domain binds chain id and cluster. */
 export const subscribeTypes = {
-  IndexerSubscribe: [
-    { name: "memberId", type: "uint64" },
-    { name: "challenge", type: "bytes32" },
-    { name: "signingKey", type: "bytes32" },
-    { name: "cursor", type: "string" },
-  ],
+  IndexerSubscribe: parseAbiParameters(
+    "uint64 memberId, bytes32 challenge, bytes32 signingKey, string cursor",
+  ),
 } as const;
 
 /** The typed data a member key signs to subscribe; the same on both ends. */

@@ -1,11 +1,11 @@
-// Typed reads of the cluster diamond: member records (one, or all in pages), an app id's member, the
-// registration nonce and the mesh configuration. Every read is a quorum read (reads.ts) at an agreed
-// block hash; reads take that block explicitly so a whole view is consistent at one height, or agree on
-// the head's when none is given.
+// Typed reads of the cluster diamond: member records (one, or all in pages) and standings, an app id's
+// member, the registration nonce and the mesh configuration. Every read is a quorum read (reads.ts) at an
+// agreed block hash; reads take that block explicitly so a whole view is consistent at one height, or
+// agree on the head's when none is given.
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { MeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
-import type { Address } from "viem";
-import { MEMBER_STANDINGS, type Member, type MemberStatus } from "../model/member.ts";
+import type { Address, ContractFunctionArgs, ContractFunctionName } from "viem";
+import { MEMBER_STANDINGS, type Member, type MemberStanding, type MemberStatus } from "../model/member.ts";
 import type { AgreedBlock, ChainReads } from "./reads.ts";
 
 /** Members per `members(start, limit)` call (and `memberStandings`): 1,000 members load in 4 pages of 2 calls. */
@@ -49,6 +49,8 @@ export interface MeshConfig {
 
 export interface ClusterReader {
   member(memberId: bigint, at?: AgreedBlock): Promise<Member | undefined>;
+  /** A member's policy standing (`memberStanding`); an unknown value reads as not active. */
+  standing(memberId: bigint, at?: AgreedBlock): Promise<MemberStanding>;
   /** Every record from id 1 on, in pages of `MEMBER_PAGE_SIZE`, each with its standing. */
   allMembers(at?: AgreedBlock): Promise<Map<bigint, Member>>;
   memberOfApp(appId: Address, at?: AgreedBlock): Promise<{ memberId: bigint; active: boolean }>;
@@ -57,41 +59,40 @@ export interface ClusterReader {
 }
 
 export function createClusterReader(reads: ChainReads, cluster: Address): ClusterReader {
-  const block = async (at: AgreedBlock | undefined) => at ?? (await reads.agreedBlock(0));
+  /** A view call on the diamond at `at`, or at the head when none is given. */
+  const view = async <
+    functionName extends ContractFunctionName<typeof clusterAbi, "view" | "pure">,
+    const args extends ContractFunctionArgs<typeof clusterAbi, "view" | "pure", functionName>,
+  >(
+    functionName: functionName,
+    args: args,
+    at: AgreedBlock | undefined,
+  ) =>
+    reads.readContract({
+      address: cluster,
+      abi: clusterAbi,
+      functionName,
+      args,
+      at: at ?? (await reads.agreedBlock(0)),
+    });
   return {
     async member(memberId, at) {
-      const view = await reads.readContract({
-        address: cluster,
-        abi: clusterAbi,
-        functionName: "member",
-        args: [memberId],
-        at: await block(at),
-      });
-      return toMember(view);
+      return toMember(await view("member", [memberId], at));
+    },
+    async standing(memberId, at) {
+      return MEMBER_STANDINGS[await view("memberStanding", [memberId], at)] ?? "not-active";
     },
     async allMembers(at) {
-      const pinned = await block(at);
+      const pinned = at ?? (await reads.agreedBlock(0));
       const members = new Map<bigint, Member>();
       let start = 1n;
       for (;;) {
         const [[page, nextId], [standings]] = await Promise.all([
-          reads.readContract({
-            address: cluster,
-            abi: clusterAbi,
-            functionName: "members",
-            args: [start, MEMBER_PAGE_SIZE],
-            at: pinned,
-          }),
-          reads.readContract({
-            address: cluster,
-            abi: clusterAbi,
-            functionName: "memberStandings",
-            args: [start, MEMBER_PAGE_SIZE],
-            at: pinned,
-          }),
+          view("members", [start, MEMBER_PAGE_SIZE], pinned),
+          view("memberStandings", [start, MEMBER_PAGE_SIZE], pinned),
         ]);
-        page.forEach((view, i) => {
-          const member = toMember(view);
+        page.forEach((record, i) => {
+          const member = toMember(record);
           const standing = MEMBER_STANDINGS[standings[i] ?? -1];
           if (member) members.set(member.memberId, standing === undefined ? member : { ...member, standing });
         });
@@ -100,31 +101,12 @@ export function createClusterReader(reads: ChainReads, cluster: Address): Cluste
       }
     },
     async memberOfApp(appId, at) {
-      const [memberId, active] = await reads.readContract({
-        address: cluster,
-        abi: clusterAbi,
-        functionName: "memberOfApp",
-        args: [appId],
-        at: await block(at),
-      });
+      const [memberId, active] = await view("memberOfApp", [appId], at);
       return { memberId, active };
     },
-    async registrationNonce(appId, at) {
-      return reads.readContract({
-        address: cluster,
-        abi: clusterAbi,
-        functionName: "registrationNonce",
-        args: [appId],
-        at: await block(at),
-      });
-    },
+    registrationNonce: (appId, at) => view("registrationNonce", [appId], at),
     async meshConfig(at) {
-      const [meshBase, prefixLength, lastMemberId, activeMembers] = await reads.readContract({
-        address: cluster,
-        abi: clusterAbi,
-        functionName: "meshConfig",
-        at: await block(at),
-      });
+      const [meshBase, prefixLength, lastMemberId, activeMembers] = await view("meshConfig", [], at);
       return { cidr: { base: meshBase, prefixLength }, lastMemberId, activeMembers };
     },
   };

@@ -5,18 +5,11 @@
 // may submit at the same moment, and two transactions priced from the same pending nonce would collide
 // ("nonce too low"). Submissions therefore take the key's lock from simulation until the node has the
 // transaction; only the wait for its inclusion runs concurrently.
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { Mutex } from "async-mutex";
 import { retryableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ChainContext, GasWallet } from "./client.ts";
-import type {
-  ClusterCall,
-  ClusterWriteFunction,
-  ClusterWriter,
-  SubmitOptions,
-  WriteReceipt,
-} from "./writer.ts";
+import { type ClusterWriter, simulateClusterCall } from "./writer.ts";
 
 export function createDirectWriter(options: {
   readonly chain: ChainContext;
@@ -29,10 +22,7 @@ export function createDirectWriter(options: {
   return {
     mode: "direct",
     from,
-    async submit<N extends ClusterWriteFunction>(
-      call: ClusterCall<N>,
-      submitOptions: SubmitOptions = {},
-    ): Promise<WriteReceipt> {
+    async submit(call, submitOptions = {}) {
       const hash = await nonceLock.runExclusive(async () => {
         // Nodes may not report an empty account clearly (Hardhat answers "invalid parameters"), so say it.
         const balance = await chain.publicClient.getBalance({ address: from });
@@ -43,13 +33,7 @@ export function createDirectWriter(options: {
             { details: { account: from } },
           );
         }
-        const { request } = await chain.publicClient.simulateContract({
-          address: chain.cluster,
-          abi: clusterAbi,
-          functionName: call.functionName,
-          args: call.args,
-          account: wallet.account,
-        } as never);
+        const { request } = await simulateClusterCall(chain, call, wallet.account);
         return wallet.writeContract(request as never);
       });
       logger.info({ txHash: hash, function: call.functionName, from }, "transaction submitted");

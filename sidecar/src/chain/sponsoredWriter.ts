@@ -31,13 +31,7 @@ import type { Logger } from "../log.ts";
 import type { Secret } from "../secret.ts";
 import type { ChainContext } from "./client.ts";
 import { type MemberSmartAccount, toMemberAccount } from "./memberAccount.ts";
-import type {
-  ClusterCall,
-  ClusterWriteFunction,
-  ClusterWriter,
-  SubmitOptions,
-  WriteReceipt,
-} from "./writer.ts";
+import { type ClusterCall, type ClusterWriter, simulateClusterCall, type WriteReceipt } from "./writer.ts";
 
 export interface SponsoredWriterOptions {
   readonly chain: ChainContext;
@@ -109,10 +103,7 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
   return {
     mode: "sponsored",
     from: account.address,
-    submit<N extends ClusterWriteFunction>(
-      call: ClusterCall<N>,
-      submitOptions: SubmitOptions = {},
-    ): Promise<WriteReceipt> {
+    submit(call, submitOptions = {}) {
       return nonceLock
         .runExclusive(() => submitOne(call, submitOptions.timeoutMs ?? 120_000))
         .then(async (written) => {
@@ -129,18 +120,9 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
     },
   };
 
-  async function submitOne<N extends ClusterWriteFunction>(
-    call: ClusterCall<N>,
-    timeoutMs: number,
-  ): Promise<WriteReceipt> {
+  async function submitOne(call: ClusterCall, timeoutMs: number): Promise<WriteReceipt> {
     // Simulated from the account so a cluster refusal is decoded before anyone is asked to pay.
-    await chain.publicClient.simulateContract({
-      address: chain.cluster,
-      abi: clusterAbi,
-      functionName: call.functionName,
-      args: call.args,
-      account: account.address,
-    } as never);
+    await simulateClusterCall(chain, call, account.address);
     const data = encodeFunctionData({
       abi: clusterAbi,
       functionName: call.functionName,

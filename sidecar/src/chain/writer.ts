@@ -2,8 +2,9 @@
 // signed as EIP-712 typed data) goes in, the receipt of its inclusion comes out. Two implementations:
 // `direct` pays with a funded gas key (chains without a bundler), `sponsored` sends an ERC-4337
 // UserOperation from the node's member account through a bundler, paid by the operator's paymaster.
-import type { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import type { Address, ContractFunctionArgs, ContractFunctionName, Hex } from "viem";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import type { Account, Address, ContractFunctionArgs, ContractFunctionName, Hex } from "viem";
+import type { ChainContext } from "./client.ts";
 
 export type ClusterWriteFunction = ContractFunctionName<typeof clusterAbi, "nonpayable">;
 
@@ -45,4 +46,18 @@ export interface ClusterWriter {
     call: ClusterCall<N>,
     options?: SubmitOptions,
   ): Promise<WriteReceipt>;
+}
+
+/**
+ * Simulates `call` on the cluster as `account` would send it: a refusal throws viem's
+ * ContractFunctionRevertedError before anything is signed or paid for.
+ */
+export function simulateClusterCall(chain: ChainContext, call: ClusterCall, account: Account | Address) {
+  return chain.publicClient.simulateContract({
+    address: chain.cluster,
+    abi: clusterAbi,
+    functionName: call.functionName,
+    args: call.args,
+    account,
+  } as never);
 }

@@ -13,7 +13,6 @@ import type { AgreedBlock } from "../chain/reads.ts";
 import { writerOf } from "../chain/selectWriter.ts";
 import { fatalError, retryableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { MEMBER_STANDINGS } from "../model/member.ts";
 import type { Secret } from "../secret.ts";
 import type { HeadReads } from "./standing.ts";
 
@@ -152,7 +151,7 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
  */
 export function headReadsOf(
   chain: ChainContext,
-  reader: Pick<ClusterReader, "member">,
+  reader: Pick<ClusterReader, "member" | "standing">,
 ): HeadReads<AgreedBlock> {
   const { reads, cluster } = chain;
   return {
@@ -167,15 +166,6 @@ export function headReadsOf(
       });
       return epoch;
     },
-    async standing(memberId, at) {
-      const standing = await reads.readContract({
-        address: cluster,
-        abi: clusterAbi,
-        functionName: "memberStanding",
-        args: [memberId],
-        at,
-      });
-      return MEMBER_STANDINGS[standing] ?? "not-active";
-    },
+    standing: (memberId, at) => reader.standing(memberId, at),
   };
 }

@@ -35,13 +35,15 @@
 import { SEAL_OVERHEAD_BYTES, verifySignature } from "../meshnet/crypto.ts";
 import {
   type ClusterId,
-  MESH_PROTOCOL_VERSION,
+  decodeSigned,
+  encodeSigned,
   MessageType,
-  Reader,
-  signingInput,
+  readMemberId,
+  type Signed,
   WireError,
-  Writer,
 } from "../meshnet/wire.ts";
+
+export type { Signed } from "../meshnet/wire.ts";
 
 export const CSK_BYTES = 32;
 export const NONCE_BYTES = 16;
@@ -70,117 +72,61 @@ export interface CskResponse extends ClusterId {
   readonly sealed: Uint8Array;
 }
 
-export interface Signed<T> {
-  readonly message: T;
-  readonly signature: Uint8Array;
-  /** What the signature covers (context prefix included). */
-  readonly signedBytes: Uint8Array;
-}
-
-function header(w: Writer, type: number, c: ClusterId): Writer {
-  return w.u8(MESH_PROTOCOL_VERSION).u8(type).u64(BigInt(c.chainId)).address(c.cluster);
-}
-
-function readHeader(r: Reader, type: number): ClusterId {
-  const version = r.u8("version");
-  if (version !== MESH_PROTOCOL_VERSION) throw new WireError("version", `unsupported version ${version}`);
-  const got = r.u8("type");
-  if (got !== type) throw new WireError("type", `type ${got}, expected ${type}`);
-  const chainId = r.u64("chainId");
-  if (chainId === 0n || chainId > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new WireError("chainId", `chain id ${chainId} is out of range`);
-  }
-  return { chainId: Number(chainId), cluster: r.address("cluster") };
-}
-
-function memberId(r: Reader, field: string): bigint {
-  const id = r.u64(field);
-  if (id === 0n) throw new WireError(field, "member id 0 does not exist");
-  return id;
-}
-
-function signAppend(body: Uint8Array, context: string, sign: (m: Uint8Array) => Uint8Array): Uint8Array {
-  const signature = sign(signingInput(context, body));
-  const out = new Uint8Array(body.length + signature.length);
-  out.set(body, 0);
-  out.set(signature, body.length);
-  return out;
-}
-
 export function encodeRequest(req: CskRequest, sign: (m: Uint8Array) => Uint8Array): Uint8Array {
   if (req.nonce.length !== NONCE_BYTES) throw new WireError("nonce", `must be ${NONCE_BYTES} bytes`);
-  const body = header(new Writer(), MessageType.CskRequest, req)
-    .u64(req.requesterId)
-    .u64(req.serverId)
-    .u64(req.epoch)
-    .u64(req.timestampMs)
-    .bytes(req.nonce)
-    .finish();
-  return signAppend(body, REQUEST_CONTEXT, sign);
+  return encodeSigned(MessageType.CskRequest, req, REQUEST_CONTEXT, sign, (w) =>
+    w.u64(req.requesterId).u64(req.serverId).u64(req.epoch).u64(req.timestampMs).bytes(req.nonce),
+  );
 }
 
 export function decodeRequest(datagram: Uint8Array): Signed<CskRequest> {
-  const r = new Reader(datagram);
-  const cluster = readHeader(r, MessageType.CskRequest);
-  const requesterId = memberId(r, "requesterId");
-  const serverId = memberId(r, "serverId");
-  if (serverId === requesterId) throw new WireError("serverId", "a member does not ask itself");
-  const epoch = r.u64("epoch");
-  const timestampMs = r.u64("timestampMs");
-  const nonce = r.bytes(NONCE_BYTES, "nonce");
-  const signed = r.consumed().slice();
-  const signature = r.bytes(64, "signature");
-  r.end();
-  return {
-    message: { ...cluster, requesterId, serverId, epoch, timestampMs, nonce },
-    signature,
-    signedBytes: signingInput(REQUEST_CONTEXT, signed),
-  };
+  return decodeSigned(datagram, MessageType.CskRequest, REQUEST_CONTEXT, (r, cluster) => {
+    const requesterId = readMemberId(r, "requesterId");
+    const serverId = readMemberId(r, "serverId");
+    if (serverId === requesterId) throw new WireError("serverId", "a member does not ask itself");
+    const epoch = r.u64("epoch");
+    const timestampMs = r.u64("timestampMs");
+    const nonce = r.bytes(NONCE_BYTES, "nonce");
+    return { ...cluster, requesterId, serverId, epoch, timestampMs, nonce };
+  });
 }
 
 export function encodeResponse(res: CskResponse, sign: (m: Uint8Array) => Uint8Array): Uint8Array {
   if (res.nonce.length !== NONCE_BYTES) throw new WireError("nonce", `must be ${NONCE_BYTES} bytes`);
-  const body = header(new Writer(), MessageType.CskResponse, res)
-    .u64(res.serverId)
-    .u64(res.requesterId)
-    .u64(res.epoch)
-    .bytes(res.nonce)
-    .u8(res.status)
-    .u16(res.sealed.length)
-    .bytes(res.sealed)
-    .finish();
-  return signAppend(body, RESPONSE_CONTEXT, sign);
+  return encodeSigned(MessageType.CskResponse, res, RESPONSE_CONTEXT, sign, (w) =>
+    w
+      .u64(res.serverId)
+      .u64(res.requesterId)
+      .u64(res.epoch)
+      .bytes(res.nonce)
+      .u8(res.status)
+      .u16(res.sealed.length)
+      .bytes(res.sealed),
+  );
 }
 
 export function decodeResponse(datagram: Uint8Array): Signed<CskResponse> {
-  const r = new Reader(datagram);
-  const cluster = readHeader(r, MessageType.CskResponse);
-  const serverId = memberId(r, "serverId");
-  const requesterId = memberId(r, "requesterId");
-  const epoch = r.u64("epoch");
-  const nonce = r.bytes(NONCE_BYTES, "nonce");
-  const status = r.u8("status");
-  if (
-    status !== ResponseStatus.Ok &&
-    status !== ResponseStatus.NotHeld &&
-    status !== ResponseStatus.NotAttestedYet
-  ) {
-    throw new WireError("status", `unknown status ${status}`);
-  }
-  const sealedLength = r.u16("sealedLength");
-  const expected = status === ResponseStatus.Ok ? SEALED_CSK_BYTES : 0;
-  if (sealedLength !== expected) {
-    throw new WireError("sealedLength", `${sealedLength} bytes; status ${status} needs ${expected}`);
-  }
-  const sealed = r.bytes(sealedLength, "sealed");
-  const signed = r.consumed().slice();
-  const signature = r.bytes(64, "signature");
-  r.end();
-  return {
-    message: { ...cluster, serverId, requesterId, epoch, nonce, status, sealed },
-    signature,
-    signedBytes: signingInput(RESPONSE_CONTEXT, signed),
-  };
+  return decodeSigned(datagram, MessageType.CskResponse, RESPONSE_CONTEXT, (r, cluster) => {
+    const serverId = readMemberId(r, "serverId");
+    const requesterId = readMemberId(r, "requesterId");
+    const epoch = r.u64("epoch");
+    const nonce = r.bytes(NONCE_BYTES, "nonce");
+    const status = r.u8("status");
+    if (
+      status !== ResponseStatus.Ok &&
+      status !== ResponseStatus.NotHeld &&
+      status !== ResponseStatus.NotAttestedYet
+    ) {
+      throw new WireError("status", `unknown status ${status}`);
+    }
+    const sealedLength = r.u16("sealedLength");
+    const expected = status === ResponseStatus.Ok ? SEALED_CSK_BYTES : 0;
+    if (sealedLength !== expected) {
+      throw new WireError("sealedLength", `${sealedLength} bytes; status ${status} needs ${expected}`);
+    }
+    const sealed = r.bytes(sealedLength, "sealed");
+    return { ...cluster, serverId, requesterId, epoch, nonce, status, sealed };
+  });
 }
 
 export function verifySigned<T>(signed: Signed<T>, identityKey: Uint8Array): boolean {

@@ -33,12 +33,14 @@
 //   25   64    Ed25519 signature by the reporter over
 //              "attestmesh liveness statement v1" || 0x00 || chainId (8) || cluster (20) || bytes 0 .. 25
 import { createHash } from "node:crypto";
-import { verifySignature } from "../meshnet/crypto.ts";
+import { ED25519_SIGNATURE_BYTES, verifySignature } from "../meshnet/crypto.ts";
 import {
   type ClusterId,
-  MESH_PROTOCOL_VERSION,
+  decodeSigned,
+  encodeSigned,
   MessageType,
-  Reader,
+  type Reader,
+  readMemberId,
   signingInput,
   WireError,
   Writer,
@@ -46,9 +48,10 @@ import {
 
 export const LIVENESS_CONTEXT = "attestmesh liveness v1";
 export const STATEMENT_CONTEXT = "attestmesh liveness statement v1";
-export const STATEMENT_BYTES = 89;
+/** A statement's signed part (kind, subject, incarnation, reporter); its signature follows. */
+export const STATEMENT_BODY_BYTES = 25;
+export const STATEMENT_BYTES = STATEMENT_BODY_BYTES + ED25519_SIGNATURE_BYTES;
 export const HEADER_BYTES = 93;
-export const SIGNATURE_BYTES = 64;
 /** At most this many statements in one datagram: 93 + 12·89 + 64 = 1,225 bytes. */
 export const MAX_STATEMENTS = 12;
 /** WireGuard's default MTU (1420) less the IPv4 and UDP headers (or IPv6's, 48, and still under). */
@@ -130,8 +133,8 @@ export function signStatement(
 /** Whether a statement's signature verifies against its reporter's key. */
 export function verifyStatement(cluster: ClusterId, s: Statement, reporterKey: Uint8Array): boolean {
   return verifySignature(
-    s.bytes.subarray(25, STATEMENT_BYTES),
-    statementSigningInput(cluster, s.bytes.subarray(0, 25)),
+    s.bytes.subarray(STATEMENT_BODY_BYTES, STATEMENT_BYTES),
+    statementSigningInput(cluster, s.bytes.subarray(0, STATEMENT_BODY_BYTES)),
     reporterKey,
   );
 }
@@ -143,7 +146,7 @@ function readStatement(r: Reader): Statement {
   const subject = r.u64("statement.subject");
   const incarnation = r.u64("statement.incarnation");
   const reporter = r.u64("statement.reporter");
-  r.bytes(SIGNATURE_BYTES, "statement.signature");
+  r.bytes(ED25519_SIGNATURE_BYTES, "statement.signature");
   const s = { kind: kind as StatementKind, subject, incarnation, reporter };
   checkStatementShape(s);
   return { ...s, bytes: r.consumed().slice(start, start + STATEMENT_BYTES) };
@@ -156,46 +159,38 @@ export function encodeLiveness(m: LivenessMessage, sign: (message: Uint8Array) =
   if (!Number.isInteger(m.seq) || m.seq < 0 || m.seq > U32_MAX) throw new WireError("seq", "not a u32");
   const seq = new Uint8Array(4);
   new DataView(seq.buffer).setUint32(0, m.seq);
-  const w = new Writer()
-    .u8(MESH_PROTOCOL_VERSION)
-    .u8(MessageType.Liveness)
-    .u64(BigInt(m.chainId))
-    .address(m.cluster)
-    .u64(m.senderId)
-    .u8(m.kind)
-    .u64(m.origin)
-    .u64(m.target)
-    .bytes(seq)
-    .u64(m.incarnation)
-    .u64(m.epoch)
-    .u8(m.holdsCsk ? FLAG_HOLDS_CSK : 0)
-    .u64(m.digest)
-    .u64(m.timestampMs)
-    .u8(m.statements.length);
-  for (const s of m.statements) w.bytes(s.bytes);
-  const body = w.finish();
-  const signature = sign(signingInput(LIVENESS_CONTEXT, body));
-  const out = new Uint8Array(body.length + signature.length);
-  out.set(body, 0);
-  out.set(signature, body.length);
-  return out;
+  return encodeSigned(MessageType.Liveness, m, LIVENESS_CONTEXT, sign, (w) => {
+    w.u64(m.senderId)
+      .u8(m.kind)
+      .u64(m.origin)
+      .u64(m.target)
+      .bytes(seq)
+      .u64(m.incarnation)
+      .u64(m.epoch)
+      .u8(m.holdsCsk ? FLAG_HOLDS_CSK : 0)
+      .u64(m.digest)
+      .u64(m.timestampMs)
+      .u8(m.statements.length);
+    for (const s of m.statements) w.bytes(s.bytes);
+    return w;
+  });
 }
 
 /** Parses a liveness datagram; throws `WireError` naming the first malformed field. No signature check. */
 export function decodeLiveness(datagram: Uint8Array): SignedLivenessMessage {
   if (datagram.length > MAX_DATAGRAM_BYTES)
     throw new WireError("length", `${datagram.length} bytes exceed ${MAX_DATAGRAM_BYTES}`);
-  const r = new Reader(datagram);
-  const version = r.u8("version");
-  if (version !== MESH_PROTOCOL_VERSION) throw new WireError("version", `unsupported version ${version}`);
-  const type = r.u8("type");
-  if (type !== MessageType.Liveness) throw new WireError("type", `type ${type} is not a liveness datagram`);
-  const chainId = r.u64("chainId");
-  if (chainId === 0n || chainId > BigInt(Number.MAX_SAFE_INTEGER))
-    throw new WireError("chainId", `chain id ${chainId} is out of range`);
-  const cluster = r.address("cluster");
-  const senderId = r.u64("senderId");
-  if (senderId === 0n) throw new WireError("senderId", "member id 0 does not exist");
+  const { message, signature, signedBytes } = decodeSigned(
+    datagram,
+    MessageType.Liveness,
+    LIVENESS_CONTEXT,
+    readLivenessFields,
+  );
+  return { ...message, signature, signedBytes };
+}
+
+function readLivenessFields(r: Reader, cluster: ClusterId): LivenessMessage {
+  const senderId = readMemberId(r, "senderId");
   const kind = r.u8("kind");
   if (kind < ProbeKind.Ping || kind > ProbeKind.Gossip) throw new WireError("kind", `unknown kind ${kind}`);
   const origin = r.u64("origin");
@@ -220,12 +215,8 @@ export function decodeLiveness(datagram: Uint8Array): SignedLivenessMessage {
     throw new WireError("seq", `a sync request asks about 1..${SYNC_MAX_IDS} ids`);
   const statements: Statement[] = [];
   for (let i = 0; i < count; i++) statements.push(readStatement(r));
-  const signed = r.consumed().slice();
-  const signature = r.bytes(SIGNATURE_BYTES, "signature");
-  r.end();
   return {
-    chainId: Number(chainId),
-    cluster,
+    ...cluster,
     senderId,
     kind: kind as ProbeKind,
     origin,
@@ -237,8 +228,6 @@ export function decodeLiveness(datagram: Uint8Array): SignedLivenessMessage {
     digest,
     timestampMs,
     statements,
-    signature,
-    signedBytes: signingInput(LIVENESS_CONTEXT, signed),
   };
 }
 

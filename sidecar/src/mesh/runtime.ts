@@ -11,7 +11,7 @@ import type { SidecarConfig } from "../config.ts";
 import { createCskChain, headReadsOf } from "../csk/chain.ts";
 import { createCskClient } from "../csk/client.ts";
 import type { CskCustody } from "../csk/holder.ts";
-import { type CskManager, createCskManager, type TickAction } from "../csk/manager.ts";
+import { type CskManager, createCskManager, type HeardPeers, type TickAction } from "../csk/manager.ts";
 import { type CskServePolicy, createCskServer } from "../csk/server.ts";
 import { createStandingCheck } from "../csk/standing.ts";
 import type { HeartbeatEvent } from "../heartbeat/service.ts";
@@ -261,12 +261,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     custody,
     client,
     directory,
-    peers: {
-      live: () => heartbeat.live(),
-      report: (id) => heartbeat.report(id),
-      startedAt: () => heartbeat.startedAt(),
-      timeoutMs: config.heartbeatTimeoutMs,
-    },
+    peers: heardPeersOf(heartbeat, config.heartbeatTimeoutMs),
     takeoverMs: config.cskTakeoverMs,
     logger: log,
     // Ranked ahead only while active and standing at the head: a member the owner's revocation reached
@@ -366,5 +361,15 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     wake,
     stopped: stopped.then(() => reattest?.stopped),
     reattestation: reattest?.reattestation,
+  };
+}
+
+/** What the CSK manager hears of its peers: the liveness service's live set and reports. */
+export function heardPeersOf(heartbeat: LivenessService, timeoutMs: number): HeardPeers {
+  return {
+    live: () => heartbeat.live(),
+    report: (id) => heartbeat.report(id),
+    startedAt: () => heartbeat.startedAt(),
+    timeoutMs,
   };
 }

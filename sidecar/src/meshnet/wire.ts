@@ -1,6 +1,9 @@
 // Byte-level helpers for the mesh protocols: a bounds-checked reader that throws a `WireError`
-// naming the field that was short or wrong, and a writer. Integers are big-endian.
+// naming the field that was short or wrong, and a writer. Integers are big-endian. Then the frame every
+// signed mesh datagram shares: the header (version, type, chain id, cluster) and the closing Ed25519
+// signature over a context string and the bytes before it.
 import { type Address, getAddress } from "viem";
+import { ED25519_SIGNATURE_BYTES } from "./crypto.ts";
 
 /** A datagram that does not parse; `field` names the first bad field. */
 export class WireError extends Error {
@@ -155,4 +158,74 @@ export function signingInput(context: string, body: Uint8Array): Uint8Array {
   out.set(prefix, 0);
   out.set(body, prefix.length);
   return out;
+}
+
+/** Writes the header of a signed mesh datagram: version, type, chain id (u64), cluster (20 bytes). */
+function writeHeader(w: Writer, type: MessageType, c: ClusterId): Writer {
+  return w.u8(MESH_PROTOCOL_VERSION).u8(type).u64(BigInt(c.chainId)).address(c.cluster);
+}
+
+/** Reads that header; refuses another version or type, and a chain id outside 1 .. 2^53 − 1. */
+function readHeader(r: Reader, type: MessageType): ClusterId {
+  const version = r.u8("version");
+  if (version !== MESH_PROTOCOL_VERSION) throw new WireError("version", `unsupported version ${version}`);
+  const got = r.u8("type");
+  if (got !== type) throw new WireError("type", `type ${got}, expected ${type}`);
+  const chainId = r.u64("chainId");
+  if (chainId === 0n || chainId > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new WireError("chainId", `chain id ${chainId} is out of range`);
+  }
+  return { chainId: Number(chainId), cluster: r.address("cluster") };
+}
+
+/** Reads a member id (u64); ids start at 1. */
+export function readMemberId(r: Reader, field: string): bigint {
+  const id = r.u64(field);
+  if (id === 0n) throw new WireError(field, "member id 0 does not exist");
+  return id;
+}
+
+/** A decoded signed datagram: its message, its signature and what the signature covers. */
+export interface Signed<T> {
+  readonly message: T;
+  readonly signature: Uint8Array;
+  /** What the signature covers (context prefix included). */
+  readonly signedBytes: Uint8Array;
+}
+
+/**
+ * Encodes a signed datagram: the header, the fields `body` writes, then the signature `sign` makes over
+ * `signingInput(context, header and fields)`.
+ */
+export function encodeSigned(
+  type: MessageType,
+  cluster: ClusterId,
+  context: string,
+  sign: (message: Uint8Array) => Uint8Array,
+  body: (w: Writer) => Writer,
+): Uint8Array {
+  const signed = body(writeHeader(new Writer(), type, cluster)).finish();
+  const signature = sign(signingInput(context, signed));
+  const out = new Uint8Array(signed.length + signature.length);
+  out.set(signed, 0);
+  out.set(signature, signed.length);
+  return out;
+}
+
+/**
+ * Decodes a signed datagram: the header, the fields `body` reads, then the closing signature, which must
+ * end the datagram. No signature check.
+ */
+export function decodeSigned<T>(
+  datagram: Uint8Array,
+  type: MessageType,
+  context: string,
+  body: (r: Reader, cluster: ClusterId) => T,
+): Signed<T> {
+  const r = new Reader(datagram);
+  const message = body(r, readHeader(r, type));
+  const signed = r.consumed().slice();
+  const signature = r.bytes(ED25519_SIGNATURE_BYTES, "signature");
+  r.end();
+  return { message, signature, signedBytes: signingInput(context, signed) };
 }

@@ -69,6 +69,14 @@ export interface Ingress {
 /** A refusal is logged at most this often per reason; the lines in between are counted. */
 const LOG_EVERY_MS = 10_000;
 
+/** Why a hello was refused, for the refusal's log line. */
+type Refusal = { ok: false; reason: string; details: Record<string, unknown> };
+
+/** The refusal for a step that threw, with the error's message. */
+function threw(reason: string, error: unknown): Refusal {
+  return { ok: false, reason, details: { error: error instanceof Error ? error.message : String(error) } };
+}
+
 export function startIngress(options: IngressOptions): Ingress {
   const { server, logger, metrics } = options;
   const secureContext = createSecureContext({ key: options.key, cert: options.cert });
@@ -117,29 +125,18 @@ export function startIngress(options: IngressOptions): Ingress {
     return true;
   }
 
-  function check(
-    tls: TLSSocket,
-    payload: Buffer,
-  ): { ok: true; from: bigint } | { ok: false; reason: string; details: Record<string, unknown> } {
+  function check(tls: TLSSocket, payload: Buffer): { ok: true; from: bigint } | Refusal {
     let hello: SignedHello;
     try {
       hello = decodeHello(payload);
     } catch (error) {
-      return {
-        ok: false,
-        reason: "bad-hello",
-        details: { error: error instanceof Error ? error.message : String(error) },
-      };
+      return threw("bad-hello", error);
     }
     let ekm: Uint8Array;
     try {
       ekm = helloKeyingMaterial(tls);
     } catch (error) {
-      return {
-        ok: false,
-        reason: "no-tls-session",
-        details: { error: error instanceof Error ? error.message : String(error) },
-      };
+      return threw("no-tls-session", error);
     }
     const result = options.hellos.check(hello, ekm);
     if (!result.ok) {
