@@ -4,24 +4,11 @@ pragma solidity ^0.8.28;
 import {DstackKeyChain} from "../../src/libraries/DstackKeyChain.sol";
 
 /// @title DstackKeyChainHarness
-/// @notice Exposes the internal DstackKeyChain library externally, the way the membership facet (context in
-/// memory) and the indexer registry (Ed25519 key as a word) reach it. The calldata path is the attestor facet's
-/// own: tests call a standalone DstackAttestorFacet for it, so its gas figures are the facet's.
+/// @notice Exposes the internal DstackKeyChain library externally where no facet passes its arguments through: the
+/// Ed25519 word path (the indexer registry's) and the message builders. `DstackKeyChain.verify` is the attestor
+/// facet's whole body (the membership facet calls it too): tests call a standalone DstackAttestorFacet for it, so
+/// its gas figures are the facet's.
 contract DstackKeyChainHarness {
-    function verify(
-        uint8 guestApiVersion,
-        address appId,
-        bytes memory context,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verify(
-            guestApiVersion, appId, context, derivedPubkey, appPubkey, appSignature, kmsSignature
-        );
-    }
-
     function verifyEd25519(
         uint8 guestApiVersion,
         address appId,
