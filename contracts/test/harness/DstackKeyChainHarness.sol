@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {DstackKeyChain} from "../../src/libraries/DstackKeyChain.sol";
+import {KeyChainTest} from "./KeyChainTest.sol";
 
 /// @title DstackKeyChainHarness
 /// @notice Exposes the internal DstackKeyChain library externally where no facet passes its arguments through: the
@@ -9,17 +10,10 @@ import {DstackKeyChain} from "../../src/libraries/DstackKeyChain.sol";
 /// facet's whole body (the membership facet calls it too): tests call a standalone DstackAttestorFacet for it, so
 /// its gas figures are the facet's.
 contract DstackKeyChainHarness {
-    function verifyEd25519(
-        uint8 guestApiVersion,
-        address appId,
-        bytes memory context,
-        bytes32 derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
+    /// @notice `DstackKeyChain.verifyEd25519` of the test's chain `c`, whose derived key is 32 bytes.
+    function verifyEd25519(uint8 guestApiVersion, KeyChainTest.Chain calldata c) external view returns (address) {
         return DstackKeyChain.verifyEd25519(
-            guestApiVersion, appId, context, derivedPubkey, appPubkey, appSignature, kmsSignature
+            guestApiVersion, c.appId, c.context, bytes32(c.derivedPubkey), c.appPubkey, c.appSignature, c.kmsSignature
         );
     }
 

@@ -88,19 +88,7 @@ abstract contract KeyChainTest is KeyTest {
         }
         signer = abi.decode(ret, (address));
         if (c.derivedPubkey.length == 32) {
-            assertEq(
-                h.verifyEd25519(
-                    _guestApi(),
-                    c.appId,
-                    c.context,
-                    _word(c.derivedPubkey, 0),
-                    c.appPubkey,
-                    c.appSignature,
-                    c.kmsSignature
-                ),
-                signer,
-                "Ed25519 path disagrees"
-            );
+            assertEq(h.verifyEd25519(_guestApi(), c), signer, "Ed25519 path disagrees");
         }
     }
 
@@ -111,9 +99,7 @@ abstract contract KeyChainTest is KeyTest {
         assertEq(ret, revertData, "attestor facet reverted otherwise");
         if (c.derivedPubkey.length == 32) {
             vm.expectRevert(revertData);
-            h.verifyEd25519(
-                _guestApi(), c.appId, c.context, _word(c.derivedPubkey, 0), c.appPubkey, c.appSignature, c.kmsSignature
-            );
+            h.verifyEd25519(_guestApi(), c);
         }
     }
 
