@@ -16,7 +16,7 @@ contract DstackAttestorFacet is IDstackAttestor {
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verifyCalldata(
+        return DstackKeyChain.verify(
             DstackKeyChain.GUEST_API_V0, appId, bytes(purpose), derivedPubkey, appPubkey, appSignature, kmsSignature
         );
     }
@@ -30,7 +30,7 @@ contract DstackAttestorFacet is IDstackAttestor {
         bytes calldata appSignature,
         bytes calldata kmsSignature
     ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verifyCalldata(
+        return DstackKeyChain.verify(
             DstackKeyChain.GUEST_API_V1, appId, domain, derivedPubkey, appPubkey, appSignature, kmsSignature
         );
     }

@@ -20,8 +20,8 @@ library DstackKeyChain {
     }
 
     /// @notice Verify a chain under the guest API `guestApiVersion` names, with its context (the v0
-    /// purpose or the v1 domain) in memory; see IDstackAttestor.verifyDstackKeyChain and
-    /// verifyDstackKeyChainV1 for the exact semantics.
+    /// purpose or the v1 domain); see IDstackAttestor.verifyDstackKeyChain and verifyDstackKeyChainV1
+    /// for the exact semantics.
     /// @dev Checks run in a fixed order so the off-chain verifier reports the same error for the same
     /// input: guest API, lengths, app key, derived key encoding, app signature, KMS signature.
     function verify(
@@ -35,23 +35,7 @@ library DstackKeyChain {
     ) internal view returns (address kmsSigner) {
         address appKeyAddress =
             _checkedAppKey(guestApiVersion, derivedPubkey.length, appPubkey, appSignature, kmsSignature);
-        bytes32 digest = _checkedHash(guestApiVersion, _dataOf(context), context.length, false, derivedPubkey);
-        return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
-    }
-
-    /// @notice `verify` with the context in calldata, as the external attestor functions receive it.
-    function verifyCalldata(
-        uint8 guestApiVersion,
-        address appId,
-        bytes calldata context,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) internal view returns (address kmsSigner) {
-        address appKeyAddress =
-            _checkedAppKey(guestApiVersion, derivedPubkey.length, appPubkey, appSignature, kmsSignature);
-        bytes32 digest = _checkedCalldataHash(guestApiVersion, context, derivedPubkey);
+        bytes32 digest = _checkedHash(guestApiVersion, context, derivedPubkey);
         return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
     }
 
@@ -67,8 +51,8 @@ library DstackKeyChain {
     ) internal view returns (address kmsSigner) {
         address appKeyAddress = _checkedAppKey(guestApiVersion, 32, appPubkey, appSignature, kmsSignature);
         bytes32 digest = guestApiVersion == GUEST_API_V0
-            ? _appMessageHash(_dataOf(context), context.length, false, uint256(derivedPubkey), false, 0)
-            : _keyClaimHash(_dataOf(context), context.length, false, uint256(derivedPubkey), false, 0);
+            ? _appMessageHash(context, uint256(derivedPubkey), false, 0)
+            : _keyClaimHash(context, uint256(derivedPubkey), false, 0);
         return _verifySignatures(appId, digest, appKeyAddress, appPubkey, appSignature, kmsSignature);
     }
 
@@ -78,14 +62,14 @@ library DstackKeyChain {
     /// @dev Expects a 32- or 33-byte key.
     function keyClaimHash(bytes memory domain, bytes calldata derivedPubkey) internal pure returns (bytes32) {
         (uint256 head, uint256 tail) = _words(derivedPubkey);
-        return _keyClaimHash(_dataOf(domain), domain.length, false, head, derivedPubkey.length == 33, tail);
+        return _keyClaimHash(domain, head, derivedPubkey.length == 33, tail);
     }
 
     /// @notice keccak256(purpose || ":" || lowercasehex(derivedPubkey)), the message an app key signs.
     /// @dev Expects a 32- or 33-byte key.
     function appMessageHash(bytes memory purpose, bytes calldata derivedPubkey) internal pure returns (bytes32) {
         (uint256 head, uint256 tail) = _words(derivedPubkey);
-        return _appMessageHash(_dataOf(purpose), purpose.length, false, head, derivedPubkey.length == 33, tail);
+        return _appMessageHash(purpose, head, derivedPubkey.length == 33, tail);
     }
 
     /// @notice keccak256("dstack-kms-issued:" || appId || appPubkey), the message a KMS root signs.
@@ -117,48 +101,31 @@ library DstackKeyChain {
     }
 
     /// @dev The message link 0 signs under the guest API, after checking a 33-byte key's prefix and range.
-    function _checkedHash(
-        uint8 guestApiVersion,
-        uint256 contextSrc,
-        uint256 contextLength,
-        bool contextInCalldata,
-        bytes calldata derivedPubkey
-    ) private pure returns (bytes32) {
-        (uint256 head, uint256 tail) = _words(derivedPubkey);
-        bool compressed = derivedPubkey.length == 33;
-        if (compressed) Secp256k1.checkCompressed(uint8(head >> 248), (head << 8) | tail);
-        if (guestApiVersion == GUEST_API_V0) {
-            return _appMessageHash(contextSrc, contextLength, contextInCalldata, head, compressed, tail);
-        }
-        return _keyClaimHash(contextSrc, contextLength, contextInCalldata, head, compressed, tail);
-    }
-
-    /// @dev `_checkedHash` for a context in calldata.
-    function _checkedCalldataHash(uint8 guestApiVersion, bytes calldata context, bytes calldata derivedPubkey)
+    function _checkedHash(uint8 guestApiVersion, bytes memory context, bytes calldata derivedPubkey)
         private
         pure
         returns (bytes32)
     {
-        uint256 src;
-        assembly ("memory-safe") {
-            src := context.offset
+        (uint256 head, uint256 tail) = _words(derivedPubkey);
+        bool compressed = derivedPubkey.length == 33;
+        if (compressed) Secp256k1.checkCompressed(uint8(head >> 248), (head << 8) | tail);
+        if (guestApiVersion == GUEST_API_V0) {
+            return _appMessageHash(context, head, compressed, tail);
         }
-        return _checkedHash(guestApiVersion, src, context.length, true, derivedPubkey);
+        return _keyClaimHash(context, head, compressed, tail);
     }
 
     /// @dev The v1 claim, written straight into free memory. Every field is length-prefixed, so the
     /// claim parses one way only; and its last 36 or 37 bytes hold the key's length prefix (three zero
     /// bytes), which a v0 message (whose last 64 or 66 bytes are lowercase hex) can never contain.
-    function _keyClaimHash(
-        uint256 domainSrc,
-        uint256 domainLength,
-        bool domainInCalldata,
-        uint256 head,
-        bool secp256k1Key,
-        uint256 tail
-    ) private pure returns (bytes32 h) {
-        // The domain's length prefix is 4 bytes: no calldata or memory in any block's gas reaches 2^32.
+    function _keyClaimHash(bytes memory domain, uint256 head, bool secp256k1Key, uint256 tail)
+        private
+        pure
+        returns (bytes32 h)
+    {
+        // The domain's length prefix is 4 bytes: no memory in any block's gas reaches 2^32.
         assembly ("memory-safe") {
+            let domainLength := mload(domain)
             let m := mload(0x40)
             // LP("dstack-guest-v1-key-claim"): 25 = 0x19.
             mstore(m, shl(224, 0x19))
@@ -177,9 +144,7 @@ library DstackKeyChain {
             }
             mstore(o, shl(224, domainLength))
             o := add(o, 4)
-            switch domainInCalldata
-            case 0 { mcopy(o, domainSrc, domainLength) }
-            default { calldatacopy(o, domainSrc, domainLength) }
+            mcopy(o, add(domain, 0x20), domainLength)
             o := add(o, domainLength)
             mstore(o, shl(224, add(32, secp256k1Key)))
             mstore(add(o, 4), head)
@@ -189,12 +154,6 @@ library DstackKeyChain {
                 o := add(o, 1)
             }
             h := keccak256(m, sub(o, m))
-        }
-    }
-
-    function _dataOf(bytes memory b) private pure returns (uint256 ptr) {
-        assembly ("memory-safe") {
-            ptr := add(b, 0x20)
         }
     }
 
@@ -220,16 +179,13 @@ library DstackKeyChain {
         }
     }
 
-    /// @dev The purpose is copied straight from calldata or memory into the message buffer. `head` is
-    /// the key's first 32 bytes; a 33-byte key's last byte is `tail`.
-    function _appMessageHash(
-        uint256 purposeSrc,
-        uint256 purposeLength,
-        bool purposeInCalldata,
-        uint256 head,
-        bool hasTail,
-        uint256 tail
-    ) private pure returns (bytes32 h) {
+    /// @dev The purpose is copied straight into the message buffer. `head` is the key's first 32 bytes;
+    /// a 33-byte key's last byte is `tail`.
+    function _appMessageHash(bytes memory purpose, uint256 head, bool hasTail, uint256 tail)
+        private
+        pure
+        returns (bytes32 h)
+    {
         assembly ("memory-safe") {
             // Lowercase hex of 16 bytes as one word, with no loop: spread each byte into a 16-bit
             // lane, split lanes into nibbles, then map 0-9 and a-f to ASCII in parallel. No lane can
@@ -247,10 +203,9 @@ library DstackKeyChain {
                 )
                 r := add(add(x, 0x3030303030303030303030303030303030303030303030303030303030303030), mul(letters, 0x27))
             }
+            let purposeLength := mload(purpose)
             let m := mload(0x40)
-            switch purposeInCalldata
-            case 0 { mcopy(m, purposeSrc, purposeLength) }
-            default { calldatacopy(m, purposeSrc, purposeLength) }
+            mcopy(m, add(purpose, 0x20), purposeLength)
             let o := add(m, purposeLength)
             mstore8(o, 0x3a) // ":"
             mstore(add(o, 0x01), hex16(shr(128, head)))

@@ -30,9 +30,8 @@ library AppsStorage {
     bytes32 internal constant STORAGE_SLOT = 0xade8396c0ddd9c55c5534170246dec8d029cb738d95dbfa9b984af6192640e00;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 }

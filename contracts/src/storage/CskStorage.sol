@@ -31,9 +31,8 @@ library CskStorage {
     bytes32 internal constant STORAGE_SLOT = 0xd12c65ce8d50a302be2a7e43687ab3bf39668161da1207fed3eeb5335babfa00;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 }

@@ -29,9 +29,8 @@ library DiamondStorage {
     bytes32 internal constant STORAGE_SLOT = 0x7885fd47cb615b4cf484cff093fe090dcd08af42df05770921074bffafbb1400;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
         assembly ("memory-safe") {
-            l.slot := slot
+            l.slot := STORAGE_SLOT
         }
     }
 }

@@ -31,9 +31,8 @@ library IndexerRegistryStorage {
     bytes32 internal constant STORAGE_SLOT = 0xdb7896e4d13a2d4c48e1c4a5d5943cf873a6960995e789bf899fe03391aecf00;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 

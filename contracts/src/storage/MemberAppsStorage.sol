@@ -13,9 +13,8 @@ library MemberAppsStorage {
     bytes32 internal constant STORAGE_SLOT = 0x974ea93d8f4952e198cfa198d8d3f6a0a99e97c9e37fc6c6ec05bf67d6e64200;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 }

@@ -68,9 +68,8 @@ library MemberClaimsStorage {
     bytes32 internal constant STORAGE_SLOT = 0x05b3244f0a5f4065e299f5647ed2a1e0349fdbde28e5c6511f7afed8d5ee1500;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 }

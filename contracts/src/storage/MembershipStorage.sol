@@ -69,9 +69,8 @@ library MembershipStorage {
     bytes32 internal constant STORAGE_SLOT = 0xdee9d8c5ae989c32e8a7e59d9356f1fea054e4af75f83154fd8a73fde904d800;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 }

@@ -12,9 +12,8 @@ library MessagesStorage {
     bytes32 internal constant STORAGE_SLOT = 0x082a23f787255f28964e4686528a2d84751c42125c23c3568ada86c171070300;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 }

@@ -14,9 +14,8 @@ library OwnershipStorage {
     bytes32 internal constant STORAGE_SLOT = 0x5ea8e53650e51b155e7a4ae6a959d255267912f385e08934948a03cb55846f00;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
         assembly ("memory-safe") {
-            l.slot := slot
+            l.slot := STORAGE_SLOT
         }
     }
 }

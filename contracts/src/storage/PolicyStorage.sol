@@ -25,9 +25,8 @@ library PolicyStorage {
     bytes32 internal constant STORAGE_SLOT = 0xd6c335b3202cdc6c285987019be403eb00ca93ecfdf0899a76cabcf3c365db00;
 
     function load() internal pure returns (Layout storage l) {
-        bytes32 slot = STORAGE_SLOT;
-        assembly {
-            l.slot := slot
+        assembly ("memory-safe") {
+            l.slot := STORAGE_SLOT
         }
     }
 }

@@ -2,37 +2,18 @@
 pragma solidity ^0.8.28;
 
 import {DstackKeyChain} from "../../src/libraries/DstackKeyChain.sol";
+import {KeyChainTest} from "./KeyChainTest.sol";
 
 /// @title DstackKeyChainHarness
-/// @notice Exposes the internal DstackKeyChain library externally, the way the membership facet (context in
-/// memory) and the indexer registry (Ed25519 key as a word) reach it. The calldata path is the attestor facet's
-/// own: tests call a standalone DstackAttestorFacet for it, so its gas figures are the facet's.
+/// @notice Exposes the internal DstackKeyChain library externally where no facet passes its arguments through: the
+/// Ed25519 word path (the indexer registry's) and the message builders. `DstackKeyChain.verify` is the attestor
+/// facet's whole body (the membership facet calls it too): tests call a standalone DstackAttestorFacet for it, so
+/// its gas figures are the facet's.
 contract DstackKeyChainHarness {
-    function verify(
-        uint8 guestApiVersion,
-        address appId,
-        bytes memory context,
-        bytes calldata derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
-        return DstackKeyChain.verify(
-            guestApiVersion, appId, context, derivedPubkey, appPubkey, appSignature, kmsSignature
-        );
-    }
-
-    function verifyEd25519(
-        uint8 guestApiVersion,
-        address appId,
-        bytes memory context,
-        bytes32 derivedPubkey,
-        bytes calldata appPubkey,
-        bytes calldata appSignature,
-        bytes calldata kmsSignature
-    ) external view returns (address kmsSigner) {
+    /// @notice `DstackKeyChain.verifyEd25519` of the test's chain `c`, whose derived key is 32 bytes.
+    function verifyEd25519(uint8 guestApiVersion, KeyChainTest.Chain calldata c) external view returns (address) {
         return DstackKeyChain.verifyEd25519(
-            guestApiVersion, appId, context, derivedPubkey, appPubkey, appSignature, kmsSignature
+            guestApiVersion, c.appId, c.context, bytes32(c.derivedPubkey), c.appPubkey, c.appSignature, c.kmsSignature
         );
     }
 

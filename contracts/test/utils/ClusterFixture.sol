@@ -16,6 +16,7 @@ import {IMembership} from "../../src/interfaces/IMembership.sol";
 import {IMessages} from "../../src/interfaces/IMessages.sol";
 import {IPolicy} from "../../src/interfaces/IPolicy.sol";
 import {KeyPurposes} from "../../src/libraries/KeyPurposes.sol";
+import {MemberTypedData} from "../../src/libraries/MemberTypedData.sol";
 import {KeyTest} from "../harness/KeyTest.sol";
 
 /// @title ClusterFixture
@@ -37,20 +38,6 @@ abstract contract ClusterFixture is KeyTest {
     /// @notice The two node compose hashes the fixture allows; app `i` runs `i % 2`.
     bytes32 internal constant COMPOSE_A = keccak256("cluster fixture compose a");
     bytes32 internal constant COMPOSE_B = keccak256("cluster fixture compose b");
-
-    // EIP-712 type hashes, spelled out here rather than read from the library under test.
-    bytes32 internal constant REGISTER_TYPEHASH =
-        keccak256(
-        "Register(address appId,bytes32 wireguardKey,bytes32 identityKey,bytes32 composeHash,bytes32 deviceId,uint64 nonce)"
-    );
-    bytes32 internal constant LEAVE_TYPEHASH = keccak256("Leave(uint64 memberId)");
-    bytes32 internal constant COMMIT_CSK_TYPEHASH =
-        keccak256("CommitCsk(uint64 memberId,uint64 epoch,bytes32 commitment)");
-    bytes32 internal constant CONFIRM_CSK_TYPEHASH =
-        keccak256("ConfirmCsk(uint64 memberId,uint64 epoch,bytes32 commitment)");
-    bytes32 internal constant REOPEN_CSK_TYPEHASH = keccak256("ReopenCsk(uint64 memberId,uint64 epoch)");
-    bytes32 internal constant SEND_TYPEHASH =
-        keccak256("Send(uint64 senderId,uint64 recipientId,bytes32 envelopeId,bytes32 ciphertextHash)");
 
     IAttestmeshCluster internal cluster;
 
@@ -149,6 +136,9 @@ abstract contract ClusterFixture is KeyTest {
         });
     }
 
+    /// @notice The EIP-712 digest of `structHash` under the cluster's domain. The struct hashes here use the
+    /// library's type hashes: the TypeScript contract tests sign every member call with viem from the shared typed
+    /// data (`shared/src/contracts/typedData.ts`), which pins each type hash independently of the library.
     function _typed(bytes32 structHash) internal view returns (bytes32) {
         return keccak256(abi.encodePacked("\x19\x01", cluster.memberDomainSeparator(), structHash));
     }
@@ -160,7 +150,7 @@ abstract contract ClusterFixture is KeyTest {
             _typed(
                 keccak256(
                     abi.encode(
-                        REGISTER_TYPEHASH,
+                        MemberTypedData.REGISTER_TYPEHASH,
                         app.appId,
                         wireguardKey,
                         identityKey,
@@ -175,29 +165,35 @@ abstract contract ClusterFixture is KeyTest {
     }
 
     function _leave(App memory app, uint64 memberId) internal {
-        cluster.leaveCluster(memberId, _sign(app.memberKey, _typed(keccak256(abi.encode(LEAVE_TYPEHASH, memberId)))));
+        bytes32 digest = _typed(keccak256(abi.encode(MemberTypedData.LEAVE_TYPEHASH, memberId)));
+        cluster.leaveCluster(memberId, _sign(app.memberKey, digest));
     }
 
     function _commit(App memory app, uint64 memberId, uint64 epoch, bytes32 commitment) internal {
-        bytes32 digest = _typed(keccak256(abi.encode(COMMIT_CSK_TYPEHASH, memberId, epoch, commitment)));
+        bytes32 digest =
+            _typed(keccak256(abi.encode(MemberTypedData.COMMIT_CSK_TYPEHASH, memberId, epoch, commitment)));
         cluster.commitCsk(memberId, epoch, commitment, _sign(app.memberKey, digest));
     }
 
     function _confirm(App memory app, uint64 memberId, uint64 epoch, bytes32 commitment) internal {
-        bytes32 digest = _typed(keccak256(abi.encode(CONFIRM_CSK_TYPEHASH, memberId, epoch, commitment)));
+        bytes32 digest =
+            _typed(keccak256(abi.encode(MemberTypedData.CONFIRM_CSK_TYPEHASH, memberId, epoch, commitment)));
         cluster.confirmCsk(memberId, epoch, commitment, _sign(app.memberKey, digest));
     }
 
     function _reopen(App memory app, uint64 memberId, uint64 epoch) internal {
-        bytes32 digest = _typed(keccak256(abi.encode(REOPEN_CSK_TYPEHASH, memberId, epoch)));
+        bytes32 digest = _typed(keccak256(abi.encode(MemberTypedData.REOPEN_CSK_TYPEHASH, memberId, epoch)));
         cluster.reopenCsk(memberId, epoch, _sign(app.memberKey, digest));
     }
 
     function _send(App memory app, uint64 senderId, uint64 recipientId, bytes32 envelopeId, bytes memory ciphertext)
         internal
     {
-        bytes32 digest =
-            _typed(keccak256(abi.encode(SEND_TYPEHASH, senderId, recipientId, envelopeId, keccak256(ciphertext))));
+        bytes32 digest = _typed(
+            keccak256(
+                abi.encode(MemberTypedData.SEND_TYPEHASH, senderId, recipientId, envelopeId, keccak256(ciphertext))
+            )
+        );
         cluster.send(senderId, recipientId, envelopeId, ciphertext, _sign(app.memberKey, digest));
     }
 
