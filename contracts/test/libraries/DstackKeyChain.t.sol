@@ -261,22 +261,20 @@ contract DstackKeyChainTest is KeyChainTest {
 
     // verify: lengths, one field at a time, in the documented order.
 
-    /// @dev Each length-checked field in turn, with a fuzzed length it refuses.
-    function testFuzz_verify_rejectsBadLengths(uint256 length, uint256 seed) public {
-        for (uint256 f; f <= uint256(Field.KmsSignature); ++f) {
-            Field field = Field(f);
-            uint256 wrong = _wrongLength(field, length, seed);
-            Chain memory c = _fixtureChain();
-            bytes memory value = _randomBytes(seed, wrong);
-            if (field == Field.DerivedPubkey) c.derivedPubkey = value;
-            else if (field == Field.AppPubkey) c.appPubkey = value;
-            else if (field == Field.AppSignature) c.appSignature = value;
-            else c.kmsSignature = value;
-            bytes4 refusal = field <= Field.AppPubkey
-                ? IDstackAttestor.InvalidPublicKeyLength.selector
-                : IDstackAttestor.InvalidSignatureLength.selector;
-            _expectRevert(c, abi.encodeWithSelector(refusal, wrong));
-        }
+    function testFuzz_verify_rejectsBadDerivedKeyLength(uint256 length, uint256 seed) public {
+        _rejectsBadLength(Field.DerivedPubkey, length, seed);
+    }
+
+    function testFuzz_verify_rejectsBadAppPubkeyLength(uint256 length, uint256 seed) public {
+        _rejectsBadLength(Field.AppPubkey, length, seed);
+    }
+
+    function testFuzz_verify_rejectsBadAppSignatureLength(uint256 length, uint256 seed) public {
+        _rejectsBadLength(Field.AppSignature, length, seed);
+    }
+
+    function testFuzz_verify_rejectsBadKmsSignatureLength(uint256 length, uint256 seed) public {
+        _rejectsBadLength(Field.KmsSignature, length, seed);
     }
 
     function test_verify_rejectsUncompressedAppPubkey() public {
@@ -330,6 +328,22 @@ contract DstackKeyChainTest is KeyChainTest {
         c.kmsSignature = FIXTURE_KMS_SIGNATURE;
         c.appKeyAddress = vm.addr(FIXTURE_APP_KEY);
         c.kmsSigner = FIXTURE_KMS_ROOT;
+    }
+
+    /// @dev The fixture chain with `field` replaced by random bytes of a fuzzed length it refuses, refused with
+    /// that length.
+    function _rejectsBadLength(Field field, uint256 length, uint256 seed) internal {
+        uint256 wrong = _wrongLength(field, length, seed);
+        Chain memory c = _fixtureChain();
+        bytes memory value = _randomBytes(seed, wrong);
+        if (field == Field.DerivedPubkey) c.derivedPubkey = value;
+        else if (field == Field.AppPubkey) c.appPubkey = value;
+        else if (field == Field.AppSignature) c.appSignature = value;
+        else c.kmsSignature = value;
+        bytes4 refusal = field <= Field.AppPubkey
+            ? IDstackAttestor.InvalidPublicKeyLength.selector
+            : IDstackAttestor.InvalidSignatureLength.selector;
+        _expectRevert(c, abi.encodeWithSelector(refusal, wrong));
     }
 
     /// @notice `length` mapped to a length `field` refuses: up to 100 bytes for a key, which takes 33 (a derived
