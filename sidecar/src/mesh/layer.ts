@@ -176,7 +176,9 @@ export function createMeshLayer(options: {
               logger.warn({ err, attempt }, "mesh port guard or socket not available yet; retrying");
           }
         }
-        if (runtime === undefined) await sleep(200, signal);
+        // Waiting for the interface: look again soon (the newcomer's CSK and its peers' checks of it wait
+        // on this runtime); after a failed start, less often.
+        if (runtime === undefined) await sleep(attempt === 0 ? 25 : 200, signal);
       }
       const rt = runtime;
       if (rt === undefined) return;

@@ -80,6 +80,8 @@ export async function fetchMeshAttestation(options: {
   readonly port: number;
   readonly nonce: Uint8Array;
   readonly timeoutMs: number;
+  /** How long the TCP connection may take to open; default `timeoutMs`. */
+  readonly connectTimeoutMs?: number;
   /** Bytes received, for the traffic metric. */
   readonly onBytes?: (bytes: number) => void;
 }): Promise<unknown> {
@@ -90,7 +92,11 @@ export async function fetchMeshAttestation(options: {
       retryable: true,
       ...(cause === undefined ? {} : { cause }),
     });
-  const socket = await options.factory.connect(host, options.port, options.timeoutMs);
+  const socket = await options.factory.connect(
+    host,
+    options.port,
+    options.connectTimeoutMs ?? options.timeoutMs,
+  );
   const path = `/attestation?nonce=0x${Buffer.from(options.nonce).toString("hex")}`;
   return new Promise<unknown>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -43,8 +43,12 @@ export type CheckOutcome = "passed" | "failed" | "unreachable" | "policy-passed"
 export interface ReattestationOptions {
   /** The peers to attest: active members of the certified view, this node excluded. */
   readonly peers: () => readonly Member[];
-  /** Fetches the peer's attestation for `nonce` over the mesh; throws when it cannot. */
-  readonly fetch: (member: Member, nonce: Uint8Array) => Promise<unknown>;
+  /**
+   * Fetches the peer's attestation for `nonce` over the mesh; throws when it cannot. `firstContact`: the
+   * peer was never judged (a newcomer whose interface is coming up), so a connection that does not open
+   * at once is given up early and retried, rather than waiting out TCP's 1 s SYN retransmission.
+   */
+  readonly fetch: (member: Member, nonce: Uint8Array, firstContact: boolean) => Promise<unknown>;
   /** Judges a fetched document; throws (retryable) when it cannot judge (no collateral). */
   readonly judge: (
     member: Member,
@@ -71,6 +75,8 @@ export interface ReattestationOptions {
   readonly observe?: (outcome: CheckOutcome, ms: number) => void;
   /** A peer was refused or admitted again: the view must be recomputed. */
   readonly onRefusalChange?: () => void;
+  /** A verification of `member` (these keys) passed: its CSK gate now admits it (csk/server.ts `attested`). */
+  readonly onPassed?: (member: Member) => void;
 }
 
 export interface Reattestation {
@@ -83,6 +89,12 @@ export interface Reattestation {
   admits(member: Member): "passed" | "pending" | "refused";
   /** Starts the checks that are due now (a peer was just peered) without waiting for the next tick. */
   wake(): void;
+  /**
+   * `member` (these keys) just showed it is up and reachable over the mesh (it asked for the CSK and was
+   * told "not attested yet"): if it was never judged and no check of it is running, check it now rather
+   * than at its retry time. At most once per `firstRetryMs` per peer; nothing for a judged or refused one.
+   */
+  hurry(member: Member): void;
   /**
    * True when a sealed message of member `memberId` mined in block `blockNumber` must not be delivered:
    * a record of it is refused now, or a refusal of it ended and the block is at or below the head read
@@ -110,7 +122,12 @@ interface Entry {
   passedOnce: boolean;
   /** Wall ms of the verification behind the current passing verdict; undefined while none counts. */
   passedAt: number | undefined;
+  /** Wall ms of the last `hurry` that moved its check forward. */
+  hurriedAt?: number;
 }
+
+/** Retries of a never-judged peer at the first retry interval before its backoff doubles. */
+export const FIRST_CONTACT_RETRIES = 40;
 
 /** Cache key: a record whose keys changed is another peer to attest. */
 const keyOf = (m: Member) => `${m.memberId}:${m.memberKey}:${m.wireguardKey}:${m.identityKey}`.toLowerCase();
@@ -125,6 +142,8 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
   const now = options.now ?? Date.now;
   const retryMs = options.retryMs ?? 5_000;
   const firstRetryMs = options.firstRetryMs ?? 250;
+  /** A never-judged peer is retried every firstRetryMs this many times (10 s) before the backoff doubles. */
+  const firstRetries = FIRST_CONTACT_RETRIES;
   const maxAgeMs = options.maxAgeMs ?? 3 * periodMs;
   const concurrency = options.concurrency ?? 2;
   const nonce = options.nonce ?? (() => crypto.getRandomValues(new Uint8Array(32)));
@@ -263,15 +282,20 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     }
     const n = nonce();
     let judged: Awaited<ReturnType<ReattestationOptions["judge"]>>;
+    let fetchedMs = 0;
     try {
-      const document = await options.fetch(member, n);
+      const document = await options.fetch(member, n, !entry.passedOnce);
+      fetchedMs = performance.now() - began;
       judged = await options.judge(member, n, document);
     } catch (err) {
       entry.failures += 1;
       // Never judged (a newcomer whose interface or server is coming up): its CSK waits on this
-      // verdict, so start from firstRetryMs; either way the backoff doubles up to the period.
+      // verdict, so retry every firstRetryMs for a while (its interface is up within moments), then
+      // double; a peer judged before starts from retryMs. Either way the backoff stops at the period.
       const delay = Math.min(
-        (entry.passedOnce ? retryMs : firstRetryMs) * 2 ** (entry.failures - 1),
+        entry.passedOnce
+          ? retryMs * 2 ** (entry.failures - 1)
+          : firstRetryMs * 2 ** Math.max(0, entry.failures - firstRetries),
         periodMs,
       );
       const message = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
@@ -289,8 +313,22 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       return;
     }
     entry.failures = 0;
+    const first = !entry.passedOnce;
     apply(entry, judged.verdict, judged.verified, true);
-    options.observe?.(judged.verdict.ok ? "passed" : "failed", performance.now() - began);
+    const ms = performance.now() - began;
+    options.observe?.(judged.verdict.ok ? "passed" : "failed", ms);
+    if (judged.verdict.ok) {
+      if (first)
+        logger.info(
+          {
+            peer: member.memberId.toString(),
+            fetchMs: Math.round(fetchedMs),
+            judgeMs: Math.round(ms - fetchedMs),
+          },
+          "peer attestation passed for the first time: its CSK gate admits it",
+        );
+      options.onPassed?.(member);
+    }
   }
 
   function sync(): void {
@@ -363,6 +401,16 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       return "passed";
     },
     wake: kick,
+    hurry(member) {
+      const entry = entries.get(keyOf(member));
+      if (entry === undefined || entry.passedOnce || entry.state.status === "failed") return;
+      const t = now();
+      if (running.has(keyOf(member))) return;
+      if (entry.hurriedAt !== undefined && t - entry.hurriedAt < firstRetryMs) return;
+      entry.hurriedAt = t;
+      if (entry.state.nextAt > t) set(entry, { nextAt: t });
+      kick();
+    },
     messagesRefused(memberId, blockNumber) {
       for (const e of entries.values()) {
         if (e.member.memberId === memberId && e.state.status === "failed") return true;

@@ -8,6 +8,7 @@ import type { AttestationHandler } from "../attestation.ts";
 import type { ChainContext } from "../chain/client.ts";
 import type { Logger } from "../log.ts";
 import type { MeshSocketMode } from "../meshnet/socket.ts";
+import type { Member } from "../model/member.ts";
 import type { AttestedFollower } from "./follower.ts";
 import { fetchMeshAttestation, meshSocketFactory, startMeshAttestationServer } from "./mesh.ts";
 import type { ReattestMetrics } from "./metrics.ts";
@@ -17,6 +18,13 @@ import { judgeAttestation, judgePolicy } from "./verdict.ts";
 
 /** How long a peer has to answer GET /attestation over the mesh. */
 export const ATTESTATION_FETCH_TIMEOUT_MS = 10_000;
+/**
+ * How long the connection to a never-judged peer may take to open. A newcomer's first connection often
+ * leaves before its WireGuard peering or its server is up; TCP would retransmit that SYN only after 1 s,
+ * so the check gives up and is retried (every 250 ms) instead. Over the mesh a connection opens in a few
+ * ms; a judged peer keeps the whole fetch timeout.
+ */
+export const FIRST_CONTACT_CONNECT_TIMEOUT_MS = 400;
 
 export interface ReattestService {
   readonly reattestation: Reattestation;
@@ -41,6 +49,8 @@ export async function startReattestService(options: {
   readonly signal: AbortSignal;
   readonly onRefusal: () => void;
   readonly onChange: () => void;
+  /** A verification of a peer passed (its CSK gate now admits it). */
+  readonly onPassed?: (member: Member) => void;
   readonly now?: () => number;
 }): Promise<ReattestService> {
   const { chain, follower, logger, metrics, mode } = options;
@@ -64,7 +74,7 @@ export async function startReattestService(options: {
   const now = options.now ?? Date.now;
   const reattestation = createReattestation({
     peers: () => follower.certifiedMembers().filter((m) => m.memberId !== options.self),
-    fetch: (member, nonce) =>
+    fetch: (member, nonce, firstContact) =>
       fetchMeshAttestation({
         factory,
         mode,
@@ -72,6 +82,7 @@ export async function startReattestService(options: {
         port: options.port,
         nonce,
         timeoutMs: ATTESTATION_FETCH_TIMEOUT_MS,
+        ...(firstContact ? { connectTimeoutMs: FIRST_CONTACT_CONNECT_TIMEOUT_MS } : {}),
         onBytes: (bytes) => metrics.bytes.inc({ direction: "received" }, bytes),
       }),
     judge: async (member, nonce, document) =>
@@ -100,6 +111,7 @@ export async function startReattestService(options: {
       follower.refusalsChanged();
       options.onRefusal();
     },
+    ...(options.onPassed === undefined ? {} : { onPassed: options.onPassed }),
   });
   const stopped = reattestation.run(options.signal).finally(async () => {
     await server.close();
