@@ -22,6 +22,7 @@ import { signingKeyFromSeed } from "../meshnet/crypto.ts";
 import { directoryFrom, type MeshMember } from "../meshnet/directory.ts";
 import { createLogThrottle, createRateLimiter } from "../meshnet/rateLimit.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
+import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
 import { isStale, type Member } from "../model/member.ts";
 import type { AttestedFollower } from "../reattest/follower.ts";
@@ -81,6 +82,11 @@ export interface MeshRuntimeOptions {
   readonly cadence?: PollCadence;
   /** Every heartbeat event, from the first (the service's start) to the last (its stop). */
   readonly onEvent?: (event: HeartbeatEvent) => void;
+  /**
+   * The sockets of this mesh (the mesh socket, the attestation server and fetches), from the layer, which
+   * starts it before the interface is up (in the devnet: the helper in the node's namespace) and closes it.
+   */
+  readonly sockets?: SocketFactory;
   /** Peer re-attestation (reattest/): absent, peers are not re-attested (tests of the mesh alone). */
   readonly reattest?: {
     readonly follower: AttestedFollower;
@@ -125,6 +131,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     port: config.meshPort,
     ...(config.wgNetns === undefined ? {} : { netns: config.wgNetns }),
     onError: (error) => log.debug({ err: error.message }, "mesh socket error"),
+    ...(options.sockets === undefined ? {} : { factory: options.sockets }),
   });
   /** Stops the re-attestation service if the socket does not open (the layer then starts anew). */
   const reattestStop = new AbortController();
@@ -160,6 +167,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
               options.onChange();
             },
             onPassed: (member) => pushKey(member.memberId),
+            ...(options.sockets === undefined ? {} : { factory: options.sockets }),
           });
         })();
   const [opened, started] = await Promise.allSettled([opening, starting]);

@@ -8,6 +8,7 @@ import type { AttestationHandler } from "../attestation.ts";
 import type { ChainContext } from "../chain/client.ts";
 import type { Logger } from "../log.ts";
 import type { MeshSocketMode } from "../meshnet/socket.ts";
+import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import type { Member } from "../model/member.ts";
 import type { AttestedFollower } from "./follower.ts";
 import { fetchMeshAttestation, meshSocketFactory, startMeshAttestationServer } from "./mesh.ts";
@@ -51,11 +52,13 @@ export async function startReattestService(options: {
   readonly onChange: () => void;
   /** A verification of a peer passed (its CSK gate now admits it). */
   readonly onPassed?: (member: Member) => void;
+  /** The caller's socket factory for the mesh (it closes it); without it one is made and closed here. */
+  readonly factory?: SocketFactory;
   readonly now?: () => number;
 }): Promise<ReattestService> {
   const { chain, follower, logger, metrics, mode } = options;
   const log = logger.child({ component: "reattest" });
-  const factory = meshSocketFactory(mode, options.netns);
+  const factory = options.factory ?? meshSocketFactory(mode, options.netns);
   const served: AttestationHandler = async (url) => {
     const answer = await options.handler(url);
     metrics.bytes.inc({ direction: "sent" }, Buffer.byteLength(answer.body));
@@ -115,7 +118,7 @@ export async function startReattestService(options: {
   });
   const stopped = reattestation.run(options.signal).finally(async () => {
     await server.close();
-    await factory.close();
+    if (options.factory === undefined) await factory.close();
   });
   return { reattestation, stopped };
 }
