@@ -24,7 +24,9 @@
 // first verdict, after a lifted refusal (until fresh evidence passes) and once expired: pending.
 // A newcomer is peered before anyone judged it, so its first check runs at once (the view change and
 // each reconcile pass `wake` the loop) and, while it has never passed, an unreachable peer is retried
-// from `firstRetryMs` (250 ms) doubling, not from `retryMs`: its CSK waits on this verdict.
+// every `firstRetryMs` (250 ms) for 10 s, then doubling, not from `retryMs`: its CSK waits on this
+// verdict. Its CSK request answered "not attested yet" shows it is up: `hurry` then checks it at once,
+// and `onPassed` lets the CSK server send the key to that request (csk/server.ts `attested`).
 //
 // Sealed messages (messages/watcher.ts) ask `messagesRefused`: a refused member's messages are never
 // delivered, and when a refusal ends (the policy admits it again, or its refused record is replaced or
@@ -62,7 +64,10 @@ export interface ReattestationOptions {
   readonly periodMs: number;
   /** First retry after an unreachable peer; doubles up to the period. Default 5 s. */
   readonly retryMs?: number;
-  /** First retry after an unreachable peer never judged yet; doubles up to the period. Default 250 ms. */
+  /**
+   * Retry interval after an unreachable peer never judged yet, for FIRST_CONTACT_RETRIES tries; then it
+   * doubles up to the period. Default 250 ms.
+   */
   readonly firstRetryMs?: number;
   /** How long a passing verdict counts for the CSK gate after its verification. Default 3 periods. */
   readonly maxAgeMs?: number;
@@ -125,6 +130,9 @@ interface Entry {
   /** Wall ms of the last `hurry` that moved its check forward. */
   hurriedAt?: number;
 }
+
+/** The run loop's shortest sleep: a check falling due sooner runs on the next turn. */
+const MIN_PAUSE_MS = 10;
 
 /** Retries of a never-judged peer at the first retry interval before its backoff doubles. */
 export const FIRST_CONTACT_RETRIES = 40;
@@ -435,10 +443,18 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     async run(signal, tickMs = 1000) {
       looping = true;
       signal.addEventListener("abort", () => (looping = false), { once: true });
+      /** Until the next check falls due (a newcomer is retried every 250 ms), at most tickMs. */
+      const pause = () => {
+        const t = now();
+        let next = Number.POSITIVE_INFINITY;
+        for (const [key, e] of entries)
+          if (!running.has(key) && e.state.nextAt > t && e.state.nextAt < next) next = e.state.nextAt;
+        return Math.max(MIN_PAUSE_MS, Math.min(tickMs, next - t));
+      };
       while (!signal.aborted) {
         await tick();
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, tickMs);
+          const timer = setTimeout(resolve, pause());
           signal.addEventListener(
             "abort",
             () => {

@@ -446,6 +446,27 @@ describe("peer re-attestation schedule", () => {
       assert.equal(h.r.admits(peer), "passed");
     });
 
+    test("the run loop keeps a never-judged peer's 250 ms retries, not its 1 s tick (real clock)", async () => {
+      let tries = 0;
+      const h = harness([member(1n)], {
+        now: Date.now,
+        fetch: async () => {
+          tries += 1;
+          throw new Error("connect ECONNREFUSED");
+        },
+      });
+      const abort = new AbortController();
+      const began = Date.now();
+      const running = h.r.run(abort.signal, 3_600_000);
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      abort.abort();
+      await running;
+      const elapsed = Date.now() - began;
+      // At 0, 250, 500, 750 ms: four tries in 900 ms (three at least on a loaded machine).
+      assert.ok(tries >= 3 && tries <= Math.floor(elapsed / 250) + 1, `${tries} tries in ${elapsed} ms`);
+      assert.equal(h.r.get(1n)?.status, "unreachable");
+    });
+
     test("wake (and a view change) starts a newcomer's first check at once, not at the next tick", async () => {
       const peers = [member(1n)];
       const h = harness(peers);
