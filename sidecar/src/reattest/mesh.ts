@@ -82,6 +82,8 @@ export async function fetchMeshAttestation(options: {
   readonly timeoutMs: number;
   /** How long the TCP connection may take to open; default `timeoutMs`. */
   readonly connectTimeoutMs?: number;
+  /** The connection is open (the peer is reachable): work that does not need the answer may start. */
+  readonly onConnected?: () => void;
   /** Bytes received, for the traffic metric. */
   readonly onBytes?: (bytes: number) => void;
 }): Promise<unknown> {
@@ -97,6 +99,7 @@ export async function fetchMeshAttestation(options: {
     options.port,
     options.connectTimeoutMs ?? options.timeoutMs,
   );
+  options.onConnected?.();
   const path = `/attestation?nonce=0x${Buffer.from(options.nonce).toString("hex")}`;
   return new Promise<unknown>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -47,10 +47,15 @@ export interface ReattestationOptions {
   readonly peers: () => readonly Member[];
   /**
    * Fetches the peer's attestation for `nonce` over the mesh; throws when it cannot. `firstContact`: the
-   * peer was never judged (a newcomer whose interface is coming up), so a connection that does not open
-   * at once is given up early and retried, rather than waiting out TCP's 1 s SYN retransmission.
+   * peer was never judged (a newcomer whose interface is coming up) and this many tries failed before,
+   * so a connection that does not open at once may be given up early and retried, rather than waiting
+   * out TCP's 1 s SYN retransmission; undefined once it was judged.
    */
-  readonly fetch: (member: Member, nonce: Uint8Array, firstContact: boolean) => Promise<unknown>;
+  readonly fetch: (
+    member: Member,
+    nonce: Uint8Array,
+    firstContact: { readonly failures: number } | undefined,
+  ) => Promise<unknown>;
   /** Judges a fetched document; throws (retryable) when it cannot judge (no collateral). */
   readonly judge: (
     member: Member,
@@ -292,7 +297,11 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     let judged: Awaited<ReturnType<ReattestationOptions["judge"]>>;
     let fetchedMs = 0;
     try {
-      const document = await options.fetch(member, n, !entry.passedOnce);
+      const document = await options.fetch(
+        member,
+        n,
+        entry.passedOnce ? undefined : { failures: entry.failures },
+      );
       fetchedMs = performance.now() - began;
       judged = await options.judge(member, n, document);
     } catch (err) {

@@ -15,17 +15,26 @@ import { fetchMeshAttestation, meshSocketFactory, startMeshAttestationServer } f
 import type { ReattestMetrics } from "./metrics.ts";
 import { createDeviceRevokedReader, createPeerPolicyReader } from "./policy.ts";
 import { createReattestation, type Reattestation } from "./scheduler.ts";
-import { judgeAttestation, judgePolicy } from "./verdict.ts";
+import { judgeAttestation, judgePolicy, type PeerPolicy } from "./verdict.ts";
 
 /** How long a peer has to answer GET /attestation over the mesh. */
 export const ATTESTATION_FETCH_TIMEOUT_MS = 10_000;
 /**
- * How long the connection to a never-judged peer may take to open. A newcomer's first connection often
- * leaves before its WireGuard peering or its server is up; TCP would retransmit that SYN only after 1 s,
- * so the check gives up and is retried (every 250 ms) instead. Over the mesh a connection opens in a few
- * ms; a judged peer keeps the whole fetch timeout.
+ * How long the connection to a never-judged peer may take to open, at first. A newcomer's first
+ * connection often leaves before its WireGuard peering or its server is up; TCP would retransmit that
+ * SYN only after 1 s, so the check gives up and is retried (every 250 ms) instead. It doubles every 8
+ * failed tries (up to the fetch timeout), so a peer far away (a slow path through the gateway) is still
+ * reached; a judged peer keeps the whole fetch timeout.
  */
 export const FIRST_CONTACT_CONNECT_TIMEOUT_MS = 400;
+
+/** The connect timeout for a never-judged peer after `failures` failed tries. */
+export function firstContactConnectMs(failures: number): number {
+  return Math.min(
+    FIRST_CONTACT_CONNECT_TIMEOUT_MS * 2 ** Math.floor(failures / 8),
+    ATTESTATION_FETCH_TIMEOUT_MS,
+  );
+}
 
 export interface ReattestService {
   readonly reattestation: Reattestation;
@@ -75,6 +84,14 @@ export async function startReattestService(options: {
   const policy = createPeerPolicyReader(chain.reads, chain.cluster);
   const deviceRevoked = createDeviceRevokedReader(chain.reads, chain.cluster);
   const now = options.now ?? Date.now;
+  /**
+   * Nonce (hex) → the policy read started the moment that fetch's connection opened, so the chain reads
+   * run while the peer makes its quote rather than after it (a newcomer's CSK waits on this verdict).
+   * The head's policy is then read up to one fetch earlier; a policy change after it reaches the verdict
+   * through the re-judgement every new chain view brings, and the CSK server's head standing check.
+   */
+  const policyReads = new Map<string, Promise<PeerPolicy>>();
+  const nonceKey = (nonce: Uint8Array) => Buffer.from(nonce).toString("hex");
   const reattestation = createReattestation({
     peers: () => follower.certifiedMembers().filter((m) => m.memberId !== options.self),
     fetch: (member, nonce, firstContact) =>
@@ -85,21 +102,35 @@ export async function startReattestService(options: {
         port: options.port,
         nonce,
         timeoutMs: ATTESTATION_FETCH_TIMEOUT_MS,
-        ...(firstContact ? { connectTimeoutMs: FIRST_CONTACT_CONNECT_TIMEOUT_MS } : {}),
+        ...(firstContact === undefined
+          ? {}
+          : { connectTimeoutMs: firstContactConnectMs(firstContact.failures) }),
+        onConnected: () => {
+          const read = policy(member.memberId);
+          // Awaited (and its error thrown) by judge; never an unhandled rejection meanwhile.
+          read.catch(() => {});
+          policyReads.set(nonceKey(nonce), read);
+        },
         onBytes: (bytes) => metrics.bytes.inc({ direction: "received" }, bytes),
+      }).catch((err: unknown) => {
+        policyReads.delete(nonceKey(nonce));
+        throw err;
       }),
-    judge: async (member, nonce, document) =>
-      judgeAttestation({
+    judge: async (member, nonce, document) => {
+      const read = policyReads.get(nonceKey(nonce)) ?? policy(member.memberId);
+      policyReads.delete(nonceKey(nonce));
+      return judgeAttestation({
         member,
         chainId: chain.chainId,
         cluster: chain.cluster,
         nonce,
         document,
-        policy: await policy(member.memberId),
+        policy: await read,
         deviceRevoked,
         collateral: options.collateral,
         at: Math.floor(now() / 1000),
-      }),
+      });
+    },
     rejudge: async (member, verified) =>
       judgePolicy(verified, await policy(member.memberId, verified.deviceId)),
     head: async () => (await chain.reads.agreedBlock(0)).number,

@@ -28,7 +28,8 @@ const verified: VerifiedEvidence = { kind: "simulated", composeHash: HASH };
 
 function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {}) {
   let clock = 1_000_000;
-  const fetched: { id: bigint; at: number; nonce: string; firstContact: boolean }[] = [];
+  const fetched: { id: bigint; at: number; nonce: string; firstContact: { failures: number } | undefined }[] =
+    [];
   const rejudged: bigint[] = [];
   const passed: bigint[] = [];
   let refusalChanges = 0;
@@ -288,18 +289,32 @@ describe("peer re-attestation schedule", () => {
     assert.equal(h.r.get(4n)?.status, "passed");
   });
 
-  test("the fetch is told whether the peer was ever judged (a first contact gives up a slow connection early)", async () => {
-    const h = harness([member(4n)]);
-    h.setUnreachable([4n]);
+  test("the fetch is told whether the peer was ever judged, and how many first tries failed", async () => {
+    const contacts: Array<{ failures: number } | undefined> = [];
+    let reachable = false;
+    const h = harness([member(4n)], {
+      fetch: async (_m, _nonce, firstContact) => {
+        contacts.push(firstContact);
+        if (!reachable) throw new Error("connect ECONNREFUSED");
+        return {};
+      },
+    });
     await h.r.tick();
-    h.setUnreachable([]);
+    await h.advance(500, 250);
+    reachable = true;
     await h.advance(250, 250);
     assert.equal(h.r.get(4n)?.status, "passed");
     await h.advance(2 * PERIOD, PERIOD / 4);
-    assert.ok(h.fetched.length >= 2);
-    assert.deepEqual(
-      h.fetched.map((f) => f.firstContact),
-      [true, ...h.fetched.slice(1).map(() => false)],
+    assert.ok(contacts.length >= 5);
+    assert.deepEqual(contacts.slice(0, 4), [
+      { failures: 0 },
+      { failures: 1 },
+      { failures: 2 },
+      { failures: 3 },
+    ]);
+    assert.ok(
+      contacts.slice(4).every((c) => c === undefined),
+      "judged: an ordinary fetch",
     );
   });
 
