@@ -133,6 +133,9 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     onError: (error) => log.debug({ err: error.message }, "mesh socket error"),
     ...(options.sockets === undefined ? {} : { factory: options.sockets }),
   });
+  // Declared before the re-attestation service starts: its first refusal may come while the socket opens.
+  let woken: (() => void) | undefined;
+  const wake = () => woken?.();
   /** Stops the re-attestation service if the socket does not open (the layer then starts anew). */
   const reattestStop = new AbortController();
   let reattest: ReattestService | undefined;
@@ -356,8 +359,6 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   });
 
   const cadence = options.cadence ?? FULL_CADENCE;
-  let woken: (() => void) | undefined;
-  const wake = () => woken?.();
   const unsubscribe = heartbeat.onEvent((event) => {
     if (event.type === "peer-live")
       log.info({ peer: event.memberId.toString() }, "peer live: its own signed word says it is alive");
