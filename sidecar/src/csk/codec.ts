@@ -32,6 +32,10 @@
 //   73   n     sealed: crypto_box_seal(CSK) to the X25519 form of the requester's on-chain identity key
 //   73+n 64    Ed25519 signature by the server's on-chain identity key over
 //              "attestmesh csk-response v1" || 0x00 || bytes 0 .. 73+n
+//
+// A request answered with status 2 may get one more response, status 0 with the key, from the same
+// server once its verdict on the requester passes (within 1 s; server.ts): same layout and nonce, no
+// new type or version. A requester that no longer waits for that nonce drops it.
 import { SEAL_OVERHEAD_BYTES, verifySignature } from "../meshnet/crypto.ts";
 import {
   type ClusterId,

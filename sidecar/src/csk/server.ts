@@ -12,6 +12,13 @@
 // answer without a key that tells it to ask again soon; a refused or expired verdict gets no key either.
 // The answer is the held CSK of the asked epoch sealed to the requester's on-chain key, "not held", or
 // "not attested yet"; any other refused request gets no answer.
+//
+// After "not attested yet", the key follows as soon as it may (issue 15): the server keeps that request
+// (the latest one per requester) for `parkMs`, and when its re-attestation's verdict on the requester
+// passes (`attested`) it answers the same request once more, with the key, after running the checks
+// that come after the signature again: the requester still in the view with the same keys and mesh IP,
+// standing at the head for the asked epoch, and the gate passed, read synchronously before sealing. A
+// request is pushed to at most once; a refused, expired or never-judged requester gets nothing.
 
 import { type SigningKey, sealToIdentityKey } from "../meshnet/crypto.ts";
 import type { MemberDirectory, MeshMember } from "../meshnet/directory.ts";
@@ -85,13 +92,38 @@ export interface CskServerOptions {
   readonly policy?: CskServePolicy;
   /** Most remembered nonces; the oldest are forgotten first (they are stale by then anyway). */
   readonly maxNonces?: number;
+  /**
+   * How long a request answered "not attested yet" waits for the verdict (then its key is pushed);
+   * default 1 s, the requester's own wait for an answer.
+   */
+  readonly parkMs?: number;
+  /** A requester was told "not attested yet": it is up and reachable, so its check may start now. */
+  readonly onNotAttested?: (requester: MeshMember) => void;
+}
+
+export interface ServeResult {
+  readonly outcome: ServeOutcome;
+  readonly requesterId?: bigint;
+  readonly detail?: string;
 }
 
 export interface CskServer {
-  handle(
-    datagram: Uint8Array,
-    from: Remote,
-  ): Promise<{ outcome: ServeOutcome; requesterId?: bigint; detail?: string }>;
+  handle(datagram: Uint8Array, from: Remote): Promise<ServeResult>;
+  /**
+   * This node's re-attestation just passed `requesterId`: if a request of it was answered "not attested
+   * yet" within `parkMs`, answer it again with the key (every check after the signature re-run). At most
+   * once per request; undefined when there was nothing to answer.
+   */
+  attested(requesterId: bigint): Promise<ServeResult | undefined>;
+}
+
+/** A request answered "not attested yet", kept for the verdict. */
+interface Parked {
+  readonly request: CskRequest;
+  readonly from: Remote;
+  /** The requester's identity key the request was verified against: the key is sealed to no other. */
+  readonly identityKey: Uint8Array;
+  readonly at: number;
 }
 
 export function createCskServer(options: CskServerOptions): CskServer {
@@ -99,6 +131,9 @@ export function createCskServer(options: CskServerOptions): CskServer {
   const now = options.now ?? Date.now;
   const policy = options.policy ?? honestServePolicy;
   const maxNonces = options.maxNonces ?? 10_000;
+  const parkMs = options.parkMs ?? 1000;
+  /** Requester id → its latest request answered "not attested yet" (one per member of the view). */
+  const parked = new Map<bigint, Parked>();
   /** `${requesterId}:${nonceHex}` → wall ms when seen. */
   const seen = new Map<string, number>();
 
@@ -137,44 +172,85 @@ export function createCskServer(options: CskServerOptions): CskServer {
       if (seen.has(nonceKey)) return { outcome: "replay", requesterId };
       seen.set(nonceKey, wallMs);
       prune(wallMs);
-      if (options.standing !== undefined) {
-        const standing = await options.standing.of(requesterId, req.epoch).catch(() => undefined);
-        if (standing === undefined) return { outcome: "head-unreadable", requesterId };
-        if (standing === "departed") return { outcome: "departed", requesterId };
-        // The owner's revocation reached it (peer re-attestation refuses it too): no key, before any eviction.
-        if (standing === "stale") return { outcome: "not-standing", requesterId };
-        if (standing === "behind") return { outcome: "head-behind", requesterId };
-      }
-      const answer = (status: ResponseStatus, sealed: Uint8Array) =>
-        options.send(
-          encodeResponse(
-            {
-              chainId: cluster.chainId,
-              cluster: cluster.cluster,
-              serverId: self,
-              requesterId,
-              epoch: req.epoch,
-              nonce: req.nonce,
-              status,
-              sealed,
-            },
-            key.sign,
-          ),
-          from,
-        );
-      // No await between this check and the sealing below: the verdict read is the one that counts, on
-      // the very record (keys) the request was verified against and the key is sealed to.
-      const verdict = options.attested?.(requester) ?? "passed";
-      if (verdict === "refused") return { outcome: "attestation-refused", requesterId };
-      if (verdict !== "passed") {
-        answer(ResponseStatus.NotAttestedYet, new Uint8Array(0));
-        return { outcome: "not-attested-yet", requesterId };
-      }
-
-      const csk = policy(req, options.holder);
-      const sealed = csk === undefined ? undefined : sealToIdentityKey(csk, requester.identityKey);
-      answer(sealed === undefined ? ResponseStatus.NotHeld : ResponseStatus.Ok, sealed ?? new Uint8Array(0));
-      return { outcome: sealed === undefined ? "not-held" : "served", requesterId };
+      for (const [id, p] of parked) if (wallMs - p.at > parkMs) parked.delete(id);
+      return serve(req, requester, from, false);
+    },
+    async attested(requesterId) {
+      const p = parked.get(requesterId);
+      if (p === undefined) return undefined;
+      // At most one more answer per request, whatever follows.
+      parked.delete(requesterId);
+      if (now() - p.at > parkMs) return { outcome: "stale", requesterId, detail: "parked too long" };
+      const requester = directory.get(requesterId) ?? options.lookup?.(requesterId);
+      if (requester === undefined) return { outcome: "not-a-member", requesterId };
+      // The record may have changed meanwhile: only the keys and address the request was verified against.
+      if (requester.meshIp !== p.from.address || !sameBytes(requester.identityKey, p.identityKey))
+        return { outcome: "wrong-source", requesterId, detail: "its record changed since it asked" };
+      return serve(p.request, requester, p.from, true);
     },
   };
+
+  /**
+   * The checks after the signature (head standing, then the gate with no await before the sealing) and
+   * the answer. `pushed`: a second answer to a parked request, sent only with the key.
+   */
+  async function serve(req: CskRequest, requester: MeshMember, from: Remote, pushed: boolean) {
+    const requesterId = req.requesterId;
+    if (options.standing !== undefined) {
+      const standing = await options.standing.of(requesterId, req.epoch).catch(() => undefined);
+      if (standing === undefined) return { outcome: "head-unreadable", requesterId } as const;
+      if (standing === "departed") return { outcome: "departed", requesterId } as const;
+      // The owner's revocation reached it (peer re-attestation refuses it too): no key, before any eviction.
+      if (standing === "stale") return { outcome: "not-standing", requesterId } as const;
+      if (standing === "behind") return { outcome: "head-behind", requesterId } as const;
+    }
+    const answer = (status: ResponseStatus, sealed: Uint8Array) =>
+      options.send(
+        encodeResponse(
+          {
+            chainId: cluster.chainId,
+            cluster: cluster.cluster,
+            serverId: self,
+            requesterId,
+            epoch: req.epoch,
+            nonce: req.nonce,
+            status,
+            sealed,
+          },
+          key.sign,
+        ),
+        from,
+      );
+    // No await between this check and the sealing below: the verdict read is the one that counts, on
+    // the very record (keys) the request was verified against and the key is sealed to.
+    const verdict = options.attested?.(requester) ?? "passed";
+    if (verdict === "refused") {
+      parked.delete(requesterId);
+      return { outcome: "attestation-refused", requesterId } as const;
+    }
+    if (verdict !== "passed") {
+      if (pushed) return { outcome: "not-attested-yet", requesterId } as const;
+      parked.set(requesterId, {
+        request: req,
+        from,
+        identityKey: requester.identityKey,
+        at: now(),
+      });
+      answer(ResponseStatus.NotAttestedYet, new Uint8Array(0));
+      options.onNotAttested?.(requester);
+      return { outcome: "not-attested-yet", requesterId } as const;
+    }
+    // Served now: an older parked request of this requester needs no second answer.
+    if (!pushed) parked.delete(requesterId);
+    const csk = policy(req, options.holder);
+    const sealed = csk === undefined ? undefined : sealToIdentityKey(csk, requester.identityKey);
+    // A pushed answer carries a key or nothing: the requester asks again anyway.
+    if (sealed === undefined && pushed) return { outcome: "not-held", requesterId } as const;
+    answer(sealed === undefined ? ResponseStatus.NotHeld : ResponseStatus.Ok, sealed ?? new Uint8Array(0));
+    return { outcome: sealed === undefined ? "not-held" : "served", requesterId } as const;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -16,12 +16,13 @@ import type { Logger } from "../log.ts";
 import { loadSodium } from "../meshnet/crypto.ts";
 import type { Member } from "../model/member.ts";
 import type { AttestedFollower } from "../reattest/follower.ts";
+import { meshSocketFactory } from "../reattest/mesh.ts";
 import type { ReattestMetrics } from "../reattest/metrics.ts";
 import type { Reattestation } from "../reattest/scheduler.ts";
 import { type PollCadence, sleep } from "../sleep.ts";
 import type { StatusStore } from "../status.ts";
 import type { MeshMetrics } from "./metrics.ts";
-import { type MeshRuntime, startMeshRuntime } from "./runtime.ts";
+import { type MeshRuntime, meshSocketMode, startMeshRuntime } from "./runtime.ts";
 
 export interface MeshLayer {
   readonly csk: CskHolder;
@@ -135,6 +136,11 @@ export function createMeshLayer(options: {
     async runMembership(m) {
       const { signal } = m;
       await loadSodium();
+      // One socket factory for this membership's mesh, started now (in the devnet a helper process in the
+      // node's namespace takes a few hundred ms to start): the socket and the attestation server bind the
+      // moment the interface is up, and peers judging this newcomer wait for the latter.
+      const sockets = meshSocketFactory(meshSocketMode(config), config.wgNetns);
+      sockets.warm?.();
       // The mesh socket binds the mesh IP, which exists once the reconciler brought the interface up.
       let attempt = 0;
       while (!signal.aborted && runtime === undefined) {
@@ -152,6 +158,7 @@ export function createMeshLayer(options: {
               keySource: options.keySource,
               memberId: m.memberId,
               meshIp: s.meshIp,
+              sockets,
               custody,
               metrics,
               logger,
@@ -176,12 +183,18 @@ export function createMeshLayer(options: {
               logger.warn({ err, attempt }, "mesh port guard or socket not available yet; retrying");
           }
         }
-        if (runtime === undefined) await sleep(200, signal);
+        // Waiting for the interface: look again soon (the newcomer's CSK and its peers' checks of it wait
+        // on this runtime); after a failed start, less often.
+        if (runtime === undefined) await sleep(attempt === 0 ? 25 : 200, signal);
       }
       const rt = runtime;
-      if (rt === undefined) return;
+      if (rt === undefined) {
+        await sockets.close();
+        return;
+      }
       publish();
       await rt.stopped;
+      await sockets.close();
       runtime = undefined;
       publish();
     },

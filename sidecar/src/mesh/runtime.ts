@@ -22,6 +22,7 @@ import { signingKeyFromSeed } from "../meshnet/crypto.ts";
 import { directoryFrom, type MeshMember } from "../meshnet/directory.ts";
 import { createLogThrottle, createRateLimiter } from "../meshnet/rateLimit.ts";
 import { type MeshSocket, type MeshSocketMode, openMeshSocket } from "../meshnet/socket.ts";
+import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import { MessageType, peekType } from "../meshnet/wire.ts";
 import { isStale, type Member } from "../model/member.ts";
 import type { AttestedFollower } from "../reattest/follower.ts";
@@ -38,8 +39,11 @@ export const CSK_REQUEST_TIMEOUT_MS = 1000;
  * way): well inside the per-source request rate (CSK_REQUEST_RATE), a tick would cost the join ~1 s.
  */
 export const CSK_NOT_ATTESTED_RETRY_MS = 250;
-/** Prompt retries in a row (10 s of them); then the ordinary tick. */
-export const CSK_NOT_ATTESTED_RETRIES = 40;
+/**
+ * Prompt retries in a row (about 10 s of them: each pull that heard "not attested yet" also waits up to
+ * CSK_REQUEST_TIMEOUT_MS for the key to follow); then the ordinary tick.
+ */
+export const CSK_NOT_ATTESTED_RETRIES = 8;
 /** Peers asked at the same time. */
 export const CSK_FANOUT = 3;
 /** A CSK request's timestamp must be this close to the server's clock. */
@@ -78,6 +82,11 @@ export interface MeshRuntimeOptions {
   readonly cadence?: PollCadence;
   /** Every heartbeat event, from the first (the service's start) to the last (its stop). */
   readonly onEvent?: (event: HeartbeatEvent) => void;
+  /**
+   * The sockets of this mesh (the mesh socket, the attestation server and fetches), from the layer, which
+   * starts it before the interface is up (in the devnet: the helper in the node's namespace) and closes it.
+   */
+  readonly sockets?: SocketFactory;
   /** Peer re-attestation (reattest/): absent, peers are not re-attested (tests of the mesh alone). */
   readonly reattest?: {
     readonly follower: AttestedFollower;
@@ -114,52 +123,73 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   seed.fill(0);
   const directory = directoryFrom(() => options.follower.current()?.members);
 
-  const socket: MeshSocket = await openMeshSocket({
+  // The mesh socket (CSK, liveness) and the attestation server open side by side: in the devnet each
+  // starts a helper in the node's namespace, and peers judging a newcomer wait for the latter.
+  const opening = openMeshSocket({
     mode: meshSocketMode(config),
     meshIp: options.meshIp,
     port: config.meshPort,
     ...(config.wgNetns === undefined ? {} : { netns: config.wgNetns }),
     onError: (error) => log.debug({ err: error.message }, "mesh socket error"),
+    ...(options.sockets === undefined ? {} : { factory: options.sockets }),
   });
+  // Declared before the re-attestation service starts: its first refusal may come while the socket opens.
+  let woken: (() => void) | undefined;
+  const wake = () => woken?.();
+  /** Stops the re-attestation service if the socket does not open (the layer then starts anew). */
+  const reattestStop = new AbortController();
+  let reattest: ReattestService | undefined;
+  /** Set below: the verdict on a peer passed, so its request told "not attested yet" gets the key now. */
+  let pushKey: (memberId: bigint) => void = () => {};
+  const starting =
+    options.reattest === undefined
+      ? undefined
+      : (() => {
+          const r = options.reattest;
+          return startReattestService({
+            chain,
+            follower: r.follower,
+            self: memberId,
+            meshIp: options.meshIp,
+            port: config.meshPort,
+            mode: meshSocketMode(config),
+            netns: config.wgNetns,
+            periodMs: config.reattestIntervalS * 1000,
+            collateral: r.collateral,
+            handler: r.handler,
+            metrics: r.metrics,
+            logger,
+            signal: AbortSignal.any([signal, reattestStop.signal]),
+            onRefusal: () => {
+              r.onRefusal();
+              options.onChange();
+              wake();
+            },
+            onChange: () => {
+              r.metrics.publish(reattest?.reattestation.report() ?? []);
+              options.onChange();
+            },
+            onPassed: (member) => pushKey(member.memberId),
+            ...(options.sockets === undefined ? {} : { factory: options.sockets }),
+          });
+        })();
+  const [opened, started] = await Promise.allSettled([opening, starting]);
+  if (opened.status === "rejected" || started.status === "rejected") {
+    if (opened.status === "fulfilled") await opened.value.close();
+    if (started.status === "fulfilled" && started.value !== undefined) {
+      reattestStop.abort();
+      await started.value.stopped;
+    }
+    key.destroy();
+    throw opened.status === "rejected" ? opened.reason : (started as PromiseRejectedResult).reason;
+  }
+  const socket: MeshSocket = opened.value;
+  reattest = started.value;
+  const reattestation = reattest?.reattestation;
   log.info(
     { address: `${options.meshIp}:${config.meshPort}`, mode: meshSocketMode(config) },
     "mesh socket open",
   );
-  let reattest: ReattestService | undefined;
-  if (options.reattest !== undefined) {
-    const r = options.reattest;
-    const started = startReattestService({
-      chain,
-      follower: r.follower,
-      self: memberId,
-      meshIp: options.meshIp,
-      port: config.meshPort,
-      mode: meshSocketMode(config),
-      netns: config.wgNetns,
-      periodMs: config.reattestIntervalS * 1000,
-      collateral: r.collateral,
-      handler: r.handler,
-      metrics: r.metrics,
-      logger,
-      signal,
-      onRefusal: () => {
-        r.onRefusal();
-        options.onChange();
-        wake();
-      },
-      onChange: () => {
-        r.metrics.publish(reattest?.reattestation.report() ?? []);
-        options.onChange();
-      },
-    });
-    try {
-      reattest = await started;
-    } catch (error) {
-      await socket.close();
-      key.destroy();
-      throw error;
-    }
-  }
   const typeName = (t: number | undefined) =>
     t === MessageType.Liveness
       ? "liveness"
@@ -229,14 +259,34 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
     // The key goes only to a requester this node's re-attestation holds a current passing verdict on;
     // before the first one it answers "not attested yet" (issue 14: a newcomer is peered, and could
     // ask, before anyone judged its evidence).
-    ...(reattest === undefined
+    ...(reattestation === undefined
       ? {}
-      : { attested: (requester: MeshMember) => reattest.reattestation.admits(requester.record) }),
+      : {
+          attested: (requester: MeshMember) => reattestation.admits(requester.record),
+          // Told "not attested yet", the requester is up and reachable: judge it now (if never judged).
+          onNotAttested: (requester: MeshMember) => reattestation.hurry(requester.record),
+        }),
+    parkMs: CSK_REQUEST_TIMEOUT_MS,
     holder: custody,
     send: (datagram, to) => send(datagram, to.address, to.port),
     maxSkewMs: CSK_REQUEST_MAX_SKEW_MS,
     ...(options.servePolicy === undefined ? {} : { policy: options.servePolicy }),
   });
+  pushKey = (memberId) => {
+    server
+      .attested(memberId)
+      .then((r) => {
+        if (r === undefined) return;
+        metrics.cskServed.inc({ outcome: r.outcome });
+        log.info(
+          { peer: memberId.toString(), outcome: r.outcome, detail: r.detail ?? null },
+          r.outcome === "served"
+            ? "sent the CSK to a peer told 'not attested yet' the moment its attestation passed"
+            : "a peer told 'not attested yet' passed its attestation but gets no key on that request",
+        );
+      })
+      .catch((err: unknown) => log.warn({ err }, "CSK push after a passing verdict failed"));
+  };
   const client = createCskClient({
     ...node,
     send,
@@ -304,8 +354,6 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
   });
 
   const cadence = options.cadence ?? FULL_CADENCE;
-  let woken: (() => void) | undefined;
-  const wake = () => woken?.();
   const unsubscribe = heartbeat.onEvent((event) => {
     if (event.type === "peer-live")
       log.info({ peer: event.memberId.toString() }, "peer live: its own signed word says it is alive");

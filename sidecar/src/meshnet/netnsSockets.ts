@@ -82,6 +82,7 @@ export function createNetnsSocketFactory(options: {
     udp: (host, port) => request<UdpSocket>("udp", host, port),
     connect: (host, port, connectMs) => request<Socket>("connect", host, port, connectMs),
     listen: (host, port) => request<Server>("listen", host, port),
+    warm: () => void helper(),
     close: async () => {
       const running = child;
       child = undefined;

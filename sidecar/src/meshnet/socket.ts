@@ -11,7 +11,7 @@
 import type { Socket } from "node:dgram";
 import { retryableError } from "../errors.ts";
 import { createNetnsSocketFactory } from "./netnsSockets.ts";
-import { createLocalSocketFactory } from "./socketFactory.ts";
+import { createLocalSocketFactory, type SocketFactory } from "./socketFactory.ts";
 
 export type MeshSocketMode = "direct" | "netns" | "loopback";
 
@@ -38,6 +38,8 @@ export interface OpenMeshSocketOptions {
   readonly onError?: (error: Error) => void;
   /** Limit for the netns helper; default 10 s. */
   readonly timeoutMs?: number;
+  /** The caller's socket factory for this mode (it stays open); without it one is made and closed. */
+  readonly factory?: SocketFactory;
 }
 
 /** 10.77.0.5 → 127.77.0.5: the loopback address that stands for a mesh IP in "loopback" mode. */
@@ -61,13 +63,14 @@ export async function openMeshSocket(options: OpenMeshSocketOptions): Promise<Me
   try {
     if (mode === "netns" && options.netns === undefined) throw new Error("netns mode needs a namespace name");
     const factory =
-      mode === "netns" && options.netns !== undefined
+      options.factory ??
+      (mode === "netns" && options.netns !== undefined
         ? createNetnsSocketFactory({ netns: options.netns, timeoutMs: options.timeoutMs ?? 10_000 })
-        : createLocalSocketFactory();
+        : createLocalSocketFactory());
     try {
       socket = await factory.udp(bindAddress, port);
     } finally {
-      await factory.close();
+      if (options.factory === undefined) await factory.close();
     }
   } catch (cause) {
     throw retryableError(

@@ -17,6 +17,8 @@ export interface SocketFactory {
   listen(host: string, port: number): Promise<Server>;
   /** Releases what the factory holds (the helper process); sockets it made stay the caller's. */
   close(): Promise<void>;
+  /** Starts now what the first request would start (the netns helper), so that request does not wait. */
+  warm?(): void;
 }
 
 /** Sockets in this process's own network namespace. */

@@ -80,6 +80,10 @@ export async function fetchMeshAttestation(options: {
   readonly port: number;
   readonly nonce: Uint8Array;
   readonly timeoutMs: number;
+  /** How long the TCP connection may take to open; default `timeoutMs`. */
+  readonly connectTimeoutMs?: number;
+  /** The connection is open (the peer is reachable): work that does not need the answer may start. */
+  readonly onConnected?: () => void;
   /** Bytes received, for the traffic metric. */
   readonly onBytes?: (bytes: number) => void;
 }): Promise<unknown> {
@@ -90,7 +94,12 @@ export async function fetchMeshAttestation(options: {
       retryable: true,
       ...(cause === undefined ? {} : { cause }),
     });
-  const socket = await options.factory.connect(host, options.port, options.timeoutMs);
+  const socket = await options.factory.connect(
+    host,
+    options.port,
+    options.connectTimeoutMs ?? options.timeoutMs,
+  );
+  options.onConnected?.();
   const path = `/attestation?nonce=0x${Buffer.from(options.nonce).toString("hex")}`;
   return new Promise<unknown>((resolve, reject) => {
     const timer = setTimeout(() => {

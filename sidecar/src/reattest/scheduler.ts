@@ -24,7 +24,9 @@
 // first verdict, after a lifted refusal (until fresh evidence passes) and once expired: pending.
 // A newcomer is peered before anyone judged it, so its first check runs at once (the view change and
 // each reconcile pass `wake` the loop) and, while it has never passed, an unreachable peer is retried
-// from `firstRetryMs` (250 ms) doubling, not from `retryMs`: its CSK waits on this verdict.
+// every `firstRetryMs` (250 ms) for 10 s, then doubling, not from `retryMs`: its CSK waits on this
+// verdict. Its CSK request answered "not attested yet" shows it is up: `hurry` then checks it at once,
+// and `onPassed` lets the CSK server send the key to that request (csk/server.ts `attested`).
 //
 // Sealed messages (messages/watcher.ts) ask `messagesRefused`: a refused member's messages are never
 // delivered, and when a refusal ends (the policy admits it again, or its refused record is replaced or
@@ -43,8 +45,17 @@ export type CheckOutcome = "passed" | "failed" | "unreachable" | "policy-passed"
 export interface ReattestationOptions {
   /** The peers to attest: active members of the certified view, this node excluded. */
   readonly peers: () => readonly Member[];
-  /** Fetches the peer's attestation for `nonce` over the mesh; throws when it cannot. */
-  readonly fetch: (member: Member, nonce: Uint8Array) => Promise<unknown>;
+  /**
+   * Fetches the peer's attestation for `nonce` over the mesh; throws when it cannot. `firstContact`: the
+   * peer was never judged (a newcomer whose interface is coming up) and this many tries failed before,
+   * so a connection that does not open at once may be given up early and retried, rather than waiting
+   * out TCP's 1 s SYN retransmission; undefined once it was judged.
+   */
+  readonly fetch: (
+    member: Member,
+    nonce: Uint8Array,
+    firstContact: { readonly failures: number } | undefined,
+  ) => Promise<unknown>;
   /** Judges a fetched document; throws (retryable) when it cannot judge (no collateral). */
   readonly judge: (
     member: Member,
@@ -58,7 +69,10 @@ export interface ReattestationOptions {
   readonly periodMs: number;
   /** First retry after an unreachable peer; doubles up to the period. Default 5 s. */
   readonly retryMs?: number;
-  /** First retry after an unreachable peer never judged yet; doubles up to the period. Default 250 ms. */
+  /**
+   * Retry interval after an unreachable peer never judged yet, for FIRST_CONTACT_RETRIES tries; then it
+   * doubles up to the period. Default 250 ms.
+   */
   readonly firstRetryMs?: number;
   /** How long a passing verdict counts for the CSK gate after its verification. Default 3 periods. */
   readonly maxAgeMs?: number;
@@ -71,6 +85,8 @@ export interface ReattestationOptions {
   readonly observe?: (outcome: CheckOutcome, ms: number) => void;
   /** A peer was refused or admitted again: the view must be recomputed. */
   readonly onRefusalChange?: () => void;
+  /** A verification of `member` (these keys) passed: its CSK gate now admits it (csk/server.ts `attested`). */
+  readonly onPassed?: (member: Member) => void;
 }
 
 export interface Reattestation {
@@ -83,6 +99,12 @@ export interface Reattestation {
   admits(member: Member): "passed" | "pending" | "refused";
   /** Starts the checks that are due now (a peer was just peered) without waiting for the next tick. */
   wake(): void;
+  /**
+   * `member` (these keys) just showed it is up and reachable over the mesh (it asked for the CSK and was
+   * told "not attested yet"): if it was never judged and no check of it is running, check it now rather
+   * than at its retry time. At most once per `firstRetryMs` per peer; nothing for a judged or refused one.
+   */
+  hurry(member: Member): void;
   /**
    * True when a sealed message of member `memberId` mined in block `blockNumber` must not be delivered:
    * a record of it is refused now, or a refusal of it ended and the block is at or below the head read
@@ -110,7 +132,15 @@ interface Entry {
   passedOnce: boolean;
   /** Wall ms of the verification behind the current passing verdict; undefined while none counts. */
   passedAt: number | undefined;
+  /** Wall ms of the last `hurry` that moved its check forward. */
+  hurriedAt?: number;
 }
+
+/** The run loop's shortest sleep: a check falling due sooner runs on the next turn. */
+const MIN_PAUSE_MS = 10;
+
+/** Retries of a never-judged peer at the first retry interval before its backoff doubles. */
+export const FIRST_CONTACT_RETRIES = 40;
 
 /** Cache key: a record whose keys changed is another peer to attest. */
 const keyOf = (m: Member) => `${m.memberId}:${m.memberKey}:${m.wireguardKey}:${m.identityKey}`.toLowerCase();
@@ -125,6 +155,8 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
   const now = options.now ?? Date.now;
   const retryMs = options.retryMs ?? 5_000;
   const firstRetryMs = options.firstRetryMs ?? 250;
+  /** A never-judged peer is retried every firstRetryMs this many times (10 s) before the backoff doubles. */
+  const firstRetries = FIRST_CONTACT_RETRIES;
   const maxAgeMs = options.maxAgeMs ?? 3 * periodMs;
   const concurrency = options.concurrency ?? 2;
   const nonce = options.nonce ?? (() => crypto.getRandomValues(new Uint8Array(32)));
@@ -263,15 +295,24 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     }
     const n = nonce();
     let judged: Awaited<ReturnType<ReattestationOptions["judge"]>>;
+    let fetchedMs = 0;
     try {
-      const document = await options.fetch(member, n);
+      const document = await options.fetch(
+        member,
+        n,
+        entry.passedOnce ? undefined : { failures: entry.failures },
+      );
+      fetchedMs = performance.now() - began;
       judged = await options.judge(member, n, document);
     } catch (err) {
       entry.failures += 1;
       // Never judged (a newcomer whose interface or server is coming up): its CSK waits on this
-      // verdict, so start from firstRetryMs; either way the backoff doubles up to the period.
+      // verdict, so retry every firstRetryMs for a while (its interface is up within moments), then
+      // double; a peer judged before starts from retryMs. Either way the backoff stops at the period.
       const delay = Math.min(
-        (entry.passedOnce ? retryMs : firstRetryMs) * 2 ** (entry.failures - 1),
+        entry.passedOnce
+          ? retryMs * 2 ** (entry.failures - 1)
+          : firstRetryMs * 2 ** Math.max(0, entry.failures - firstRetries),
         periodMs,
       );
       const message = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
@@ -289,8 +330,22 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       return;
     }
     entry.failures = 0;
+    const first = !entry.passedOnce;
     apply(entry, judged.verdict, judged.verified, true);
-    options.observe?.(judged.verdict.ok ? "passed" : "failed", performance.now() - began);
+    const ms = performance.now() - began;
+    options.observe?.(judged.verdict.ok ? "passed" : "failed", ms);
+    if (judged.verdict.ok) {
+      if (first)
+        logger.info(
+          {
+            peer: member.memberId.toString(),
+            fetchMs: Math.round(fetchedMs),
+            judgeMs: Math.round(ms - fetchedMs),
+          },
+          "peer attestation passed for the first time: its CSK gate admits it",
+        );
+      options.onPassed?.(member);
+    }
   }
 
   function sync(): void {
@@ -363,6 +418,16 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       return "passed";
     },
     wake: kick,
+    hurry(member) {
+      const entry = entries.get(keyOf(member));
+      if (entry === undefined || entry.passedOnce || entry.state.status === "failed") return;
+      const t = now();
+      if (running.has(keyOf(member))) return;
+      if (entry.hurriedAt !== undefined && t - entry.hurriedAt < firstRetryMs) return;
+      entry.hurriedAt = t;
+      if (entry.state.nextAt > t) set(entry, { nextAt: t });
+      kick();
+    },
     messagesRefused(memberId, blockNumber) {
       for (const e of entries.values()) {
         if (e.member.memberId === memberId && e.state.status === "failed") return true;
@@ -387,10 +452,18 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     async run(signal, tickMs = 1000) {
       looping = true;
       signal.addEventListener("abort", () => (looping = false), { once: true });
+      /** Until the next check falls due (a newcomer is retried every 250 ms), at most tickMs. */
+      const pause = () => {
+        const t = now();
+        let next = Number.POSITIVE_INFINITY;
+        for (const [key, e] of entries)
+          if (!running.has(key) && e.state.nextAt > t && e.state.nextAt < next) next = e.state.nextAt;
+        return Math.max(MIN_PAUSE_MS, Math.min(tickMs, next - t));
+      };
       while (!signal.aborted) {
         await tick();
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, tickMs);
+          const timer = setTimeout(resolve, pause());
           signal.addEventListener(
             "abort",
             () => {

@@ -8,15 +8,33 @@ import type { AttestationHandler } from "../attestation.ts";
 import type { ChainContext } from "../chain/client.ts";
 import type { Logger } from "../log.ts";
 import type { MeshSocketMode } from "../meshnet/socket.ts";
+import type { SocketFactory } from "../meshnet/socketFactory.ts";
+import type { Member } from "../model/member.ts";
 import type { AttestedFollower } from "./follower.ts";
 import { fetchMeshAttestation, meshSocketFactory, startMeshAttestationServer } from "./mesh.ts";
 import type { ReattestMetrics } from "./metrics.ts";
 import { createDeviceRevokedReader, createPeerPolicyReader } from "./policy.ts";
 import { createReattestation, type Reattestation } from "./scheduler.ts";
-import { judgeAttestation, judgePolicy } from "./verdict.ts";
+import { judgeAttestation, judgePolicy, type PeerPolicy } from "./verdict.ts";
 
 /** How long a peer has to answer GET /attestation over the mesh. */
 export const ATTESTATION_FETCH_TIMEOUT_MS = 10_000;
+/**
+ * How long the connection to a never-judged peer may take to open, at first. A newcomer's first
+ * connection often leaves before its WireGuard peering or its server is up; TCP would retransmit that
+ * SYN only after 1 s, so the check gives up and is retried (every 250 ms) instead. It doubles every 8
+ * failed tries (up to the fetch timeout), so a peer far away (a slow path through the gateway) is still
+ * reached; a judged peer keeps the whole fetch timeout.
+ */
+export const FIRST_CONTACT_CONNECT_TIMEOUT_MS = 400;
+
+/** The connect timeout for a never-judged peer after `failures` failed tries. */
+export function firstContactConnectMs(failures: number): number {
+  return Math.min(
+    FIRST_CONTACT_CONNECT_TIMEOUT_MS * 2 ** Math.floor(failures / 8),
+    ATTESTATION_FETCH_TIMEOUT_MS,
+  );
+}
 
 export interface ReattestService {
   readonly reattestation: Reattestation;
@@ -41,11 +59,15 @@ export async function startReattestService(options: {
   readonly signal: AbortSignal;
   readonly onRefusal: () => void;
   readonly onChange: () => void;
+  /** A verification of a peer passed (its CSK gate now admits it). */
+  readonly onPassed?: (member: Member) => void;
+  /** The caller's socket factory for the mesh (it closes it); without it one is made and closed here. */
+  readonly factory?: SocketFactory;
   readonly now?: () => number;
 }): Promise<ReattestService> {
   const { chain, follower, logger, metrics, mode } = options;
   const log = logger.child({ component: "reattest" });
-  const factory = meshSocketFactory(mode, options.netns);
+  const factory = options.factory ?? meshSocketFactory(mode, options.netns);
   const served: AttestationHandler = async (url) => {
     const answer = await options.handler(url);
     metrics.bytes.inc({ direction: "sent" }, Buffer.byteLength(answer.body));
@@ -62,9 +84,17 @@ export async function startReattestService(options: {
   const policy = createPeerPolicyReader(chain.reads, chain.cluster);
   const deviceRevoked = createDeviceRevokedReader(chain.reads, chain.cluster);
   const now = options.now ?? Date.now;
+  /**
+   * Nonce (hex) → the policy read started the moment that fetch's connection opened, so the chain reads
+   * run while the peer makes its quote rather than after it (a newcomer's CSK waits on this verdict).
+   * The head's policy is then read up to one fetch earlier; a policy change after it reaches the verdict
+   * through the re-judgement every new chain view brings, and the CSK server's head standing check.
+   */
+  const policyReads = new Map<string, Promise<PeerPolicy>>();
+  const nonceKey = (nonce: Uint8Array) => Buffer.from(nonce).toString("hex");
   const reattestation = createReattestation({
     peers: () => follower.certifiedMembers().filter((m) => m.memberId !== options.self),
-    fetch: (member, nonce) =>
+    fetch: (member, nonce, firstContact) =>
       fetchMeshAttestation({
         factory,
         mode,
@@ -72,20 +102,35 @@ export async function startReattestService(options: {
         port: options.port,
         nonce,
         timeoutMs: ATTESTATION_FETCH_TIMEOUT_MS,
+        ...(firstContact === undefined
+          ? {}
+          : { connectTimeoutMs: firstContactConnectMs(firstContact.failures) }),
+        onConnected: () => {
+          const read = policy(member.memberId);
+          // Awaited (and its error thrown) by judge; never an unhandled rejection meanwhile.
+          read.catch(() => {});
+          policyReads.set(nonceKey(nonce), read);
+        },
         onBytes: (bytes) => metrics.bytes.inc({ direction: "received" }, bytes),
+      }).catch((err: unknown) => {
+        policyReads.delete(nonceKey(nonce));
+        throw err;
       }),
-    judge: async (member, nonce, document) =>
-      judgeAttestation({
+    judge: async (member, nonce, document) => {
+      const read = policyReads.get(nonceKey(nonce)) ?? policy(member.memberId);
+      policyReads.delete(nonceKey(nonce));
+      return judgeAttestation({
         member,
         chainId: chain.chainId,
         cluster: chain.cluster,
         nonce,
         document,
-        policy: await policy(member.memberId),
+        policy: await read,
         deviceRevoked,
         collateral: options.collateral,
         at: Math.floor(now() / 1000),
-      }),
+      });
+    },
     rejudge: async (member, verified) =>
       judgePolicy(verified, await policy(member.memberId, verified.deviceId)),
     head: async () => (await chain.reads.agreedBlock(0)).number,
@@ -100,10 +145,11 @@ export async function startReattestService(options: {
       follower.refusalsChanged();
       options.onRefusal();
     },
+    ...(options.onPassed === undefined ? {} : { onPassed: options.onPassed }),
   });
   const stopped = reattestation.run(options.signal).finally(async () => {
     await server.close();
-    await factory.close();
+    if (options.factory === undefined) await factory.close();
   });
   return { reattestation, stopped };
 }

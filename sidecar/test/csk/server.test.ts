@@ -328,7 +328,7 @@ describe("CSK serving and pulling", () => {
       detail: "bound to other keys",
     };
     /** A real re-attestation schedule over member 3 whose verdict the test sets; its clock too. */
-    function gate() {
+    function gate(onPassed?: (m: Member) => void) {
       let verdict: Verdict | "unreachable" = "unreachable";
       let clock = 1_000_000;
       const r: Reattestation = createReattestation({
@@ -348,6 +348,7 @@ describe("CSK serving and pulling", () => {
         periodMs: PERIOD,
         logger: captureLogger("silent").logger,
         now: () => clock,
+        ...(onPassed === undefined ? {} : { onPassed }),
       });
       return {
         r,
@@ -362,7 +363,12 @@ describe("CSK serving and pulling", () => {
     }
     const request = (signer = keys.get(3n)!) => requestFrom3({}, signer);
     const from = { address: ip(3n), port: 1 };
-    function gatedServer(r: Reattestation, sent: Uint8Array[], standing?: () => Promise<Standing>) {
+    function gatedServer(
+      r: Reattestation,
+      sent: Uint8Array[],
+      standing?: () => Promise<Standing>,
+      now?: () => number,
+    ) {
       const holder = createCskCustody();
       holder.set(0n, Uint8Array.from(epoch0));
       return createCskServer({
@@ -375,6 +381,8 @@ describe("CSK serving and pulling", () => {
         holder,
         send: (d) => sent.push(d),
         maxSkewMs: 30_000,
+        parkMs: 1000,
+        ...(now === undefined ? {} : { now }),
       });
     }
     /** Every answer sent: none may carry a key unless `keyAllowed`. */
@@ -501,6 +509,267 @@ describe("CSK serving and pulling", () => {
         assert.deepEqual(last.attempts, [{ peer: 7n, outcome: "ok" }]);
         assert.deepEqual(last.key, epoch0);
       } finally {
+        await socket.close();
+      }
+    });
+  });
+
+  describe("the key follows 'not attested yet' the moment the verdict passes (issue 15)", () => {
+    const PERIOD = 600_000;
+    const pass: Verdict = { ok: true, kind: "simulated", composeHash: "ab".repeat(32), detail: "ok" };
+    const otherKeys: Verdict = {
+      ok: false,
+      cause: "evidence",
+      reason: "ReportDataMismatch",
+      detail: "bound to other keys",
+    };
+    /** A real schedule over member 3 (its verdict set by the test), and a gated server 1 in front of it. */
+    function setup(
+      options: { standing?: () => Promise<Standing>; now?: () => number; onPassed?: () => void } = {},
+    ) {
+      let verdict: Verdict | "unreachable" = "unreachable";
+      let clock = 1_000_000;
+      // A view of its own: the test replaces member 3's record in it.
+      let view: ReadonlyMap<bigint, Member> = new Map(members);
+      const r = createReattestation({
+        peers: () => [view.get(3n)!],
+        fetch: async () => {
+          if (verdict === "unreachable") throw new Error("connect ECONNREFUSED");
+          return {};
+        },
+        judge: async () => {
+          const v = verdict as Verdict;
+          return v.ok
+            ? { verdict: v, verified: { kind: "simulated", composeHash: "ab".repeat(32) } }
+            : { verdict: v };
+        },
+        rejudge: async () => pass,
+        head: async () => 1n,
+        periodMs: PERIOD,
+        logger: captureLogger("silent").logger,
+        now: () => clock,
+        ...(options.onPassed === undefined ? {} : { onPassed: options.onPassed }),
+      });
+      const sent: Uint8Array[] = [];
+      const holder = createCskCustody();
+      holder.set(0n, Uint8Array.from(epoch0));
+      const server = createCskServer({
+        self: 1n,
+        cluster: C,
+        key: keys.get(1n)!,
+        directory: directoryFrom(() => view),
+        ...(options.standing === undefined ? {} : { standing: { of: options.standing } }),
+        attested: (requester) => r.admits(requester.record),
+        holder,
+        send: (d) => sent.push(d),
+        maxSkewMs: 30_000,
+        parkMs: 1000,
+        ...(options.now === undefined ? {} : { now: options.now }),
+      });
+      return {
+        r,
+        server,
+        sent,
+        replace: (record: Member) => {
+          view = new Map([...view, [record.memberId, record]]);
+        },
+        set: (v: Verdict | "unreachable") => {
+          verdict = v;
+        },
+        advance: async (ms: number) => {
+          clock += ms;
+          await r.tick();
+        },
+      };
+    }
+    const from = { address: ip(3n), port: 1 };
+    const statusesOf = (sent: Uint8Array[]) => sent.map((d) => decodeResponse(d).message.status);
+    const nonceOf = (d: Uint8Array) => Buffer.from(decodeResponse(d).message.nonce).toString("hex");
+    const nonceOfRequest = (d: Uint8Array) => Buffer.from(decodeRequest(d).message.nonce).toString("hex");
+
+    test("after a passing verdict, the parked request gets the key: once, on that request, sealed to the requester", async () => {
+      const t = setup();
+      const ask = requestFrom3();
+      assert.equal((await t.server.handle(ask, from)).outcome, "not-attested-yet");
+      t.set(pass);
+      await t.advance(0);
+      assert.equal(t.r.admits(members.get(3n)!), "passed");
+      assert.equal((await t.server.attested(3n))?.outcome, "served");
+      assert.equal(t.sent.length, 2);
+      const pushed = decodeResponse(t.sent[1]!);
+      assert.equal(pushed.message.status, ResponseStatus.Ok);
+      assert.equal(nonceOf(t.sent[1]!), nonceOfRequest(ask), "an answer to the request it parked");
+      assert.ok(verifySignedBy(pushed, 1n));
+      assert.deepEqual(keys.get(3n)!.openSealed(pushed.message.sealed), epoch0);
+      // Never twice for one request, however often the verdict passes again.
+      assert.equal(await t.server.attested(3n), undefined);
+      await t.advance(PERIOD * 2);
+      assert.equal(await t.server.attested(3n), undefined);
+      assert.equal(t.sent.length, 2);
+      // A request served at once leaves nothing parked.
+      assert.equal((await t.server.handle(requestFrom3(), from)).outcome, "served");
+      assert.equal(await t.server.attested(3n), undefined);
+      assert.equal(t.sent.length, 3);
+    });
+
+    test("nothing is pushed to a requester never judged, nor to one never told 'not attested yet'", async () => {
+      const t = setup();
+      assert.equal(await t.server.attested(3n), undefined, "it never asked");
+      assert.equal((await t.server.handle(requestFrom3(), from)).outcome, "not-attested-yet");
+      // Still no verdict (a spurious call): no key, and that request is done.
+      assert.equal((await t.server.attested(3n))?.outcome, "not-attested-yet");
+      assert.equal(t.sent.length, 1);
+      t.set(pass);
+      await t.advance(0);
+      assert.equal(await t.server.attested(3n), undefined, "pushed at most once per request");
+      assert.equal(t.sent.length, 1);
+    });
+
+    test("attacker: evidence bound to other keys: the parked request never gets a key, at any moment", async () => {
+      const t = setup();
+      assert.equal((await t.server.handle(requestFrom3(), from)).outcome, "not-attested-yet");
+      t.set(otherKeys);
+      await t.advance(0);
+      assert.equal(t.r.admits(members.get(3n)!), "refused");
+      assert.equal((await t.server.attested(3n))?.outcome, "attestation-refused");
+      for (let i = 0; i < 8; i++) {
+        assert.equal((await t.server.handle(requestFrom3(), from)).outcome, "attestation-refused");
+        assert.equal((await t.server.attested(3n))?.outcome ?? "nothing", "nothing");
+        await t.advance(PERIOD / 4);
+      }
+      assert.deepEqual(statusesOf(t.sent), [ResponseStatus.NotAttestedYet]);
+    });
+
+    test("a refusal that lands while the push reads the head wins", async () => {
+      let release!: (s: Standing) => void;
+      let hold = false;
+      const t = setup({
+        standing: () =>
+          hold ? new Promise<Standing>((resolve) => (release = resolve)) : Promise.resolve("active"),
+      });
+      assert.equal((await t.server.handle(requestFrom3(), from)).outcome, "not-attested-yet");
+      t.set(pass);
+      await t.advance(0);
+      hold = true;
+      const pushing = t.server.attested(3n);
+      await new Promise((resolve) => setImmediate(resolve));
+      t.set(otherKeys);
+      await t.advance(2 * PERIOD);
+      assert.equal(t.r.admits(members.get(3n)!), "refused");
+      release("active");
+      assert.equal((await pushing)?.outcome, "attestation-refused");
+      assert.equal(t.sent.length, 1);
+    });
+
+    test("the push re-runs the head check and the record check; a parked request expires", async () => {
+      let standing: Standing = "active";
+      let offset = 0;
+      const t = setup({ standing: async () => standing, now: () => Date.now() + offset });
+      t.set(pass);
+      // Departed at the head by the time its verdict passes.
+      const parkThenPass = async () => {
+        t.set("unreachable");
+        await t.advance(3 * PERIOD + 1);
+        assert.equal(t.r.admits(members.get(3n)!), "pending");
+        assert.equal((await t.server.handle(requestFrom3(), from)).outcome, "not-attested-yet");
+        t.set(pass);
+        await t.advance(PERIOD);
+        assert.equal(t.r.admits(members.get(3n)!), "passed");
+      };
+      await parkThenPass();
+      standing = "departed";
+      assert.equal((await t.server.attested(3n))?.outcome, "departed");
+      standing = "active";
+      await parkThenPass();
+      standing = "stale";
+      assert.equal((await t.server.attested(3n))?.outcome, "not-standing");
+      standing = "active";
+      // Its record changed (new keys) after it asked: nothing is sealed to the old or the new key.
+      await parkThenPass();
+      const original = members.get(3n)!;
+      t.replace({ ...original, identityKey: bytesToHex(randomBytes(32)) });
+      assert.equal((await t.server.attested(3n))?.outcome, "wrong-source");
+      t.replace(original);
+      // Parked longer than parkMs: the requester stopped waiting; it asks again instead.
+      await parkThenPass();
+      offset = 1_001;
+      assert.equal((await t.server.attested(3n))?.outcome, "stale");
+      offset = 0;
+      assert.ok(statusesOf(t.sent).every((s) => s === ResponseStatus.NotAttestedYet));
+    });
+
+    test("over UDP: the client takes the key pushed after 'not attested yet' without asking again; a bogus one is rejected", async () => {
+      const requester = nodes.get(3n)!;
+      const socket = await openMeshSocket({ mode: "loopback", meshIp: ip(7n), port });
+      let requests = 0;
+      let server7: CskServer | undefined;
+      /** A fresh schedule (member 3 never judged) and server 7 in front of it, sealing `policy`'s key. */
+      const serve7 = (policy?: () => Uint8Array) => {
+        const t = setup({ onPassed: () => void server7?.attested(3n) });
+        const holder = createCskCustody();
+        holder.set(0n, Uint8Array.from(epoch0));
+        server7 = createCskServer({
+          self: 7n,
+          cluster: C,
+          key: keys.get(7n)!,
+          directory,
+          attested: (m) => t.r.admits(m.record),
+          holder,
+          send: (d, to) => socket.send(d, to.address, to.port),
+          maxSkewMs: 30_000,
+          parkMs: 1000,
+          // Told "not attested yet", the requester is reachable: its check runs now, and passes.
+          onNotAttested: (m) => {
+            t.r.hurry(m.record);
+            t.set(pass);
+            void t.advance(0);
+          },
+          ...(policy === undefined ? {} : { policy }),
+        });
+      };
+      socket.onMessage((d, f) => {
+        if (peekType(d) !== MessageType.CskRequest) return;
+        requests += 1;
+        void server7?.handle(d, f);
+      });
+      const client = createCskClient({
+        self: 3n,
+        cluster: C,
+        key: requester.key,
+        directory,
+        send: (d, to, p) => requester.socket.send(d, to, p),
+        port,
+        requestTimeoutMs: 2000,
+        fanout: 3,
+        onRejected: (peer, reason) => requester.rejected.push({ peer, reason }),
+      });
+      const off = requester.socket.onMessage((d, f) => {
+        if (peekType(d) === MessageType.CskResponse) client.handle(d, f);
+      });
+      try {
+        serve7();
+        const began = Date.now();
+        const result = await client.fetch({ epoch: 0n, commitment: commitment0, peers: [7n] });
+        assert.deepEqual(result.key, epoch0);
+        assert.equal(result.from, 7n);
+        assert.deepEqual(result.attempts, [
+          { peer: 7n, outcome: "not-attested-yet" },
+          { peer: 7n, outcome: "ok" },
+        ]);
+        assert.equal(requests, 1, "one request: the key followed on its own");
+        assert.ok(Date.now() - began < 1500, "without waiting out the request timeout");
+
+        // Attacker: a server that pushes a bogus key after "not attested yet" is rejected and blamed.
+        serve7(() => randomBytes(32));
+        const bogus = await client.fetch({ epoch: 0n, commitment: commitment0, peers: [7n] });
+        assert.equal(bogus.key, undefined);
+        assert.deepEqual(bogus.attempts, [
+          { peer: 7n, outcome: "not-attested-yet" },
+          { peer: 7n, outcome: "hash-mismatch" },
+        ]);
+        assert.deepEqual(requester.rejected.at(-1), { peer: 7n, reason: "hash-mismatch" });
+      } finally {
+        off();
         await socket.close();
       }
     });

@@ -29,6 +29,7 @@ test("served on the mesh IP, fetched with the nonce; errors are retryable", asyn
   try {
     const nonce = new Uint8Array(32).fill(7);
     let bytes = 0;
+    let connected = 0;
     const doc = await fetchMeshAttestation({
       factory,
       mode: "loopback",
@@ -36,11 +37,17 @@ test("served on the mesh IP, fetched with the nonce; errors are retryable", asyn
       port: 51941,
       nonce,
       timeoutMs: 2000,
+      connectTimeoutMs: 400,
+      onConnected: () => {
+        connected += 1;
+        assert.equal(asked.length, 0, "told before the request is answered");
+      },
       onBytes: (n) => {
         bytes = n;
       },
     });
     assert.deepEqual(doc, { version: 1 });
+    assert.equal(connected, 1);
     assert.deepEqual(asked, [`0x${"07".repeat(32)}`]);
     assert.equal(bytes, 14);
     // The request rides the factory's socket, whatever the address says (in the devnet the socket is
@@ -69,9 +76,13 @@ test("served on the mesh IP, fetched with the nonce; errors are retryable", asyn
         port: 51941,
         nonce,
         timeoutMs: 500,
+        onConnected: () => {
+          connected += 1;
+        },
       }),
       /TransportConnectFailed|cannot connect/,
     );
+    assert.equal(connected, 1, "no connection, no onConnected");
   } finally {
     await server.close();
   }

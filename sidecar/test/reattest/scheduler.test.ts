@@ -9,7 +9,12 @@ import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import { bytesToHex, type Hex } from "viem";
 import type { Member } from "../../src/model/member.ts";
-import { createReattestation, phaseOf, type ReattestationOptions } from "../../src/reattest/scheduler.ts";
+import {
+  createReattestation,
+  FIRST_CONTACT_RETRIES,
+  phaseOf,
+  type ReattestationOptions,
+} from "../../src/reattest/scheduler.ts";
 import type { Verdict, VerifiedEvidence } from "../../src/reattest/verdict.ts";
 import { captureLogger, testMember } from "../helpers.ts";
 
@@ -23,8 +28,10 @@ const verified: VerifiedEvidence = { kind: "simulated", composeHash: HASH };
 
 function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {}) {
   let clock = 1_000_000;
-  const fetched: { id: bigint; at: number; nonce: string }[] = [];
+  const fetched: { id: bigint; at: number; nonce: string; firstContact: { failures: number } | undefined }[] =
+    [];
   const rejudged: bigint[] = [];
+  const passed: bigint[] = [];
   let refusalChanges = 0;
   let verdictFor: (m: Member) => Verdict = () => pass;
   let policyFor: (m: Member) => Verdict = () => pass;
@@ -33,9 +40,9 @@ function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {})
   const log = captureLogger();
   const r = createReattestation({
     peers: () => peers,
-    fetch: async (m, nonce) => {
+    fetch: async (m, nonce, firstContact) => {
       if (unreachable.has(m.memberId)) throw new Error("connect ECONNREFUSED");
-      fetched.push({ id: m.memberId, at: clock, nonce: Buffer.from(nonce).toString("hex") });
+      fetched.push({ id: m.memberId, at: clock, nonce: Buffer.from(nonce).toString("hex"), firstContact });
       return { doc: true };
     },
     judge: async (m) => {
@@ -57,12 +64,14 @@ function harness(peers: Member[], overrides: Partial<ReattestationOptions> = {})
     onRefusalChange: () => {
       refusalChanges += 1;
     },
+    onPassed: (m) => passed.push(m.memberId),
     ...overrides,
   });
   return {
     r,
     fetched,
     rejudged,
+    passed,
     log,
     refusalChanges: () => refusalChanges,
     advance: async (ms: number, step = 1000) => {
@@ -243,7 +252,7 @@ describe("peer re-attestation schedule", () => {
     assert.equal(g.r.messagesRefused(4n, 301n), false);
   });
 
-  test("a peer never judged yet (a newcomer being peered) is retried fast: from 250 ms, doubling up to the period", async () => {
+  test("a peer never judged yet (a newcomer being peered) is retried fast: every 250 ms for 10 s, then doubling up to the period", async () => {
     const peer = member(4n);
     const h = harness([peer], { retryMs: 5_000 });
     h.setUnreachable([4n]);
@@ -251,13 +260,14 @@ describe("peer re-attestation schedule", () => {
     assert.equal(h.r.get(4n)?.status, "unreachable");
     assert.equal(h.r.refused(peer), false);
     const delays: number[] = [];
-    for (let i = 0; i < 15; i++) {
+    for (let i = 0; i < FIRST_CONTACT_RETRIES + 15; i++) {
       const delay = h.r.get(4n)!.nextAt - h.now();
       delays.push(delay);
       await h.advance(delay, delay);
     }
+    assert.equal(FIRST_CONTACT_RETRIES, 40);
     assert.deepEqual(delays, [
-      250,
+      ...Array.from({ length: FIRST_CONTACT_RETRIES }, () => 250),
       500,
       1000,
       2000,
@@ -272,10 +282,110 @@ describe("peer re-attestation schedule", () => {
       PERIOD,
       PERIOD,
       PERIOD,
+      PERIOD,
     ]);
     h.setUnreachable([]);
     await h.advance(PERIOD, PERIOD);
     assert.equal(h.r.get(4n)?.status, "passed");
+  });
+
+  test("the fetch is told whether the peer was ever judged, and how many first tries failed", async () => {
+    const contacts: Array<{ failures: number } | undefined> = [];
+    let reachable = false;
+    const h = harness([member(4n)], {
+      fetch: async (_m, _nonce, firstContact) => {
+        contacts.push(firstContact);
+        if (!reachable) throw new Error("connect ECONNREFUSED");
+        return {};
+      },
+    });
+    await h.r.tick();
+    await h.advance(500, 250);
+    reachable = true;
+    await h.advance(250, 250);
+    assert.equal(h.r.get(4n)?.status, "passed");
+    await h.advance(2 * PERIOD, PERIOD / 4);
+    assert.ok(contacts.length >= 5);
+    assert.deepEqual(contacts.slice(0, 4), [
+      { failures: 0 },
+      { failures: 1 },
+      { failures: 2 },
+      { failures: 3 },
+    ]);
+    assert.ok(
+      contacts.slice(4).every((c) => c === undefined),
+      "judged: an ordinary fetch",
+    );
+  });
+
+  test("hurry: a never-judged peer that showed it is reachable is checked now, at most every 250 ms; never a judged or refused one", async () => {
+    const peers = [member(4n), member(5n), member(6n)];
+    const h = harness(peers, { firstRetryMs: 250 });
+    h.setUnreachable([4n, 5n, 6n]);
+    await h.r.tick();
+    h.setVerdict((m) =>
+      m.memberId === 6n
+        ? { ok: false, cause: "evidence", reason: "ReportDataMismatch", detail: "other keys" }
+        : pass,
+    );
+    h.setUnreachable([4n]);
+    await h.advance(250, 250);
+    assert.equal(h.r.get(5n)?.status, "passed");
+    assert.equal(h.r.get(6n)?.status, "failed");
+    // 4 is still unreachable; its next try is 250 ms away.
+    await h.advance(100, 100);
+    const due = h.r.get(4n)!.nextAt;
+    assert.ok(due > h.now());
+    h.r.hurry(peers[0]!);
+    assert.equal(h.r.get(4n)!.nextAt, h.now(), "moved forward to now");
+    h.setUnreachable([]);
+    await h.r.tick();
+    assert.equal(h.r.get(4n)?.status, "passed");
+    // Judged now: hurry changes nothing for it, nor for a passed or refused peer.
+    const before = h.r.report().map((a) => a.nextAt);
+    for (const p of peers) h.r.hurry(p);
+    assert.deepEqual(
+      h.r.report().map((a) => a.nextAt),
+      before,
+    );
+    // At most once per firstRetryMs for a never-judged peer.
+    const later = member(7n);
+    peers.push(later);
+    h.setUnreachable([7n]);
+    await h.r.tick();
+    await h.advance(10, 10);
+    h.r.hurry(later);
+    assert.equal(h.r.get(7n)!.nextAt, h.now());
+    await h.r.tick();
+    const next = h.r.get(7n)!.nextAt;
+    assert.ok(next > h.now());
+    h.r.hurry(later);
+    assert.equal(h.r.get(7n)!.nextAt, next, "a second hurry within 250 ms is ignored");
+    await h.advance(250, 250);
+    h.setUnreachable([]);
+    await h.advance(0);
+    h.r.hurry(later);
+    await h.r.tick();
+    assert.equal(h.r.get(7n)?.status, "passed");
+  });
+
+  test("onPassed: after each passing verification only, never on a failure, an unreachable peer or a re-judgement", async () => {
+    const peers = [member(4n), member(5n), member(6n)];
+    const h = harness(peers);
+    h.setUnreachable([6n]);
+    h.setVerdict((m) =>
+      m.memberId === 5n
+        ? { ok: false, cause: "evidence", reason: "ReportDataMismatch", detail: "other keys" }
+        : pass,
+    );
+    await h.r.tick();
+    assert.deepEqual(h.passed, [4n]);
+    h.r.policyChanged();
+    await h.r.tick();
+    assert.ok(h.rejudged.includes(4n));
+    assert.deepEqual(h.passed, [4n], "a re-judgement is not a verification");
+    await h.advance(2 * PERIOD, PERIOD / 2);
+    assert.ok(h.passed.length >= 2 && h.passed.every((id) => id === 4n), h.passed.join());
   });
 
   describe("the CSK gate (admits)", () => {
@@ -349,6 +459,27 @@ describe("peer re-attestation schedule", () => {
       h.setUnreachable([]);
       await h.advance(PERIOD, 60_000);
       assert.equal(h.r.admits(peer), "passed");
+    });
+
+    test("the run loop keeps a never-judged peer's 250 ms retries, not its 1 s tick (real clock)", async () => {
+      let tries = 0;
+      const h = harness([member(1n)], {
+        now: Date.now,
+        fetch: async () => {
+          tries += 1;
+          throw new Error("connect ECONNREFUSED");
+        },
+      });
+      const abort = new AbortController();
+      const began = Date.now();
+      const running = h.r.run(abort.signal, 3_600_000);
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      abort.abort();
+      await running;
+      const elapsed = Date.now() - began;
+      // At 0, 250, 500, 750 ms: four tries in 900 ms (three at least on a loaded machine).
+      assert.ok(tries >= 3 && tries <= Math.floor(elapsed / 250) + 1, `${tries} tries in ${elapsed} ms`);
+      assert.equal(h.r.get(1n)?.status, "unreachable");
     });
 
     test("wake (and a view change) starts a newcomer's first check at once, not at the next tick", async () => {
