@@ -1,6 +1,7 @@
 // Gas snapshot of the cluster's hot paths, measured on an in-process Hardhat network with fixed
-// inputs, so every figure is exact and repeatable. `--write` records snapshots/gas.json and prints a
-// Markdown table; `--check` fails when the contracts' gas changed without a new snapshot.
+// inputs, so every figure is exact and repeatable. `--write` records snapshots/gas.json and the table
+// of docs/performance.md and prints it; `--check` fails when the contracts' gas changed without a new
+// snapshot, or the docs' table is not the snapshot's.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
@@ -8,6 +9,7 @@ import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { network } from "hardhat";
+import { markdownTable } from "markdown-table";
 import {
   type Address,
   bytesToHex,
@@ -21,7 +23,10 @@ import {
 import { simulatedIndexerKeys, simulatedNodeKeys, simulatedNodeKeysV1 } from "../dstack-sim/node.ts";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 
-const SNAPSHOT = join(new URL("../../..", import.meta.url).pathname, "snapshots/gas.json");
+const ROOT = new URL("../../..", import.meta.url).pathname;
+const SNAPSHOT = join(ROOT, "snapshots/gas.json");
+/** The page whose "Contract gas" table is this snapshot, laid out as the repository's formatter does. */
+const DOCS = join(ROOT, "docs/performance.md");
 
 /** Gas of a transaction's calldata (EIP-2028), to separate execution gas from the intrinsic cost. */
 function calldataGas(data: Hex): number {
@@ -300,11 +305,23 @@ async function measure(): Promise<Record<string, { total: number; execution: num
 }
 
 function table(results: Record<string, { total: number; execution: number }>): string {
-  const rows = Object.entries(results).map(
-    ([name, { total, execution }]) =>
-      `| \`${name}\` | ${total.toLocaleString("en")} | ${execution.toLocaleString("en")} |`,
-  );
-  return ["| call | gas used (tx) | execution gas |", "|---|---:|---:|", ...rows].join("\n");
+  const rows = Object.entries(results).map(([name, { total, execution }]) => [
+    `\`${name}\``,
+    total.toLocaleString("en"),
+    execution.toLocaleString("en"),
+  ]);
+  return markdownTable([["call", "gas used (tx)", "execution gas"], ...rows], { align: ["", "r", "r"] });
+}
+
+/** `docs` with the table under "## Contract gas" replaced by `rendered`; undefined when it has none. */
+function withDocsTable(docs: string, rendered: string): string | undefined {
+  const section = docs.indexOf("\n## Contract gas\n");
+  const start = section < 0 ? -1 : docs.indexOf("\n| call ", section);
+  if (start < 0) return undefined;
+  const lines = docs.slice(start + 1).split("\n");
+  const length = lines.findIndex((line) => !line.startsWith("|"));
+  const end = start + 1 + lines.slice(0, length).join("\n").length;
+  return `${docs.slice(0, start + 1)}${rendered}${docs.slice(end)}`;
 }
 
 /** Budgets the snapshot must stay within (issue 13): every registration path, claims included. */
@@ -332,6 +349,12 @@ for (const [name, field, max] of [
   }
 }
 const rendered = `${JSON.stringify(results, null, 2)}\n`;
+const docs = await readFile(DOCS, "utf8");
+const docsNow = withDocsTable(docs, table(results));
+if (docsNow === undefined) {
+  process.stderr.write(`gas snapshot: docs/performance.md has no table under "## Contract gas"\n`);
+  process.exit(1);
+}
 if (process.argv.includes("--check")) {
   const committed = await readFile(SNAPSHOT, "utf8").catch(() => "");
   if (committed !== rendered) {
@@ -339,9 +362,16 @@ if (process.argv.includes("--check")) {
     process.stderr.write(`committed:\n${committed}\nmeasured:\n${rendered}`);
     process.exit(1);
   }
+  if (docsNow !== docs) {
+    process.stderr.write(
+      "docs/performance.md's gas table is not the snapshot's; run `npm run gas:snapshot`\n",
+    );
+    process.exit(1);
+  }
   process.stdout.write(`${table(results)}\n`);
 } else if (process.argv.includes("--write")) {
   await writeFile(SNAPSHOT, rendered);
+  await writeFile(DOCS, docsNow);
   process.stdout.write(`${table(results)}\n`);
 } else {
   process.stdout.write(`${table(results)}\n`);
