@@ -5,7 +5,7 @@
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { pino } from "pino";
-import { BaseError, ContractFunctionRevertedError, type Hex, zeroHash } from "viem";
+import { BaseError, type ContractErrorName, ContractFunctionRevertedError, type Hex, zeroHash } from "viem";
 import { signTypedData } from "viem/accounts";
 import type { ChainContext } from "../chain/client.ts";
 import type { ClusterReader } from "../chain/cluster.ts";
@@ -44,6 +44,9 @@ export interface CskChain {
   readonly canCommit: boolean;
 }
 
+/** The cluster's custom errors, by name, as its ABI declares them: a misspelled name does not compile. */
+type ClusterErrorName = ContractErrorName<typeof clusterAbi>;
+
 /** The custom error a revert carries, if it is one of the cluster's. */
 function revertName(error: unknown): string | undefined {
   if (!(error instanceof BaseError)) return undefined;
@@ -79,7 +82,7 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
     primaryType: keyof typeof CSK_STEPS,
     message: Readonly<Record<string, bigint | Hex>>,
     done: Done,
-    reverts: Readonly<Record<string, Outcome>>,
+    reverts: Readonly<Partial<Record<ClusterErrorName, Outcome>>>,
   ): Promise<Done | Outcome> => {
     const { functionName, what } = CSK_STEPS[primaryType];
     const w = needWriter(what);
@@ -104,7 +107,8 @@ export function createCskChain(chain: ChainContext, memberKey: Secret<Hex>, logg
       return done;
     } catch (error) {
       const name = revertName(error);
-      if (name !== undefined && Object.hasOwn(reverts, name)) return reverts[name]!;
+      const outcome = name === undefined ? undefined : reverts[name as ClusterErrorName];
+      if (outcome !== undefined) return outcome;
       throw error;
     }
   };
