@@ -8,11 +8,11 @@
 //            authenticated packet's source as the peer's endpoint, so traffic received after the move
 //            while the endpoint still reads direct came directly: the peer answered on the direct path,
 //            which proves it both ways. When the peer's traffic still arrives through the gateway (its
-//            WireGuard roamed ours back), or nothing arrives within the test window, the test goes on
-//            as a handshake test: the peer is re-added on its direct endpoint, which makes WireGuard
-//            handshake at once (its response goes to where the initiation came from, so no crossing
-//            traffic can spoil it); a handshake within the window proves the path and the peer stays
-//            there. Otherwise it goes back to the gateway (re-added again, so it handshakes at once)
+//            WireGuard roamed ours back), the endpoint moves again; when no proof comes within the test
+//            window, the test goes on as a handshake test: the peer is re-added on its direct endpoint,
+//            which makes WireGuard handshake at once (its response goes to where the initiation came
+//            from, so no crossing traffic can spoil it); a handshake within the window proves the path
+//            and the peer stays there. Otherwise it goes back to the gateway (re-added again, so it handshakes at once)
 //            and the test repeats after a growing pause. A direct peer falls back when its handshakes
 //            stop (latest handshake older than ~3 min) or nothing arrives for three keepalives, or when
 //            WireGuard roams it to the bridge (the peer fell back first). A gateway peer whose
@@ -72,8 +72,9 @@ export interface SelectorDecision {
   /** Peers to remove and re-add, so WireGuard handshakes with them at once. */
   readonly reset: ReadonlySet<string>;
   /**
-   * Peers whose direct test began in place in this decision: once their direct endpoint is applied,
-   * hand what WireGuard reports to `settle`, so that only traffic after the move counts as proof.
+   * Peers whose direct test moved their endpoint in place in this decision (it began, or WireGuard had
+   * roamed the endpoint back): once it is applied, hand what WireGuard reports to `settle`, so that only
+   * traffic after the move counts as proof.
    */
   readonly moved: ReadonlySet<string>;
   /** Path changes made by this decision, for the log. */
@@ -228,17 +229,22 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
 
         if (state.testStartedAt !== undefined && state.testBy === "traffic") {
           const direct = seen !== undefined && seen.endpoint === peer.directEndpoint;
-          if (direct && state.testRx === undefined) {
-            // No `settle` since the move: this is the first look at the applied endpoint.
-            state.testRx = seen.rxBytes;
-          } else if (direct && seen.rxBytes > state.testRx!) {
+          if (direct && state.testRx !== undefined && seen.rxBytes > state.testRx) {
             state.failures = 0;
             move("udp", "direct traffic both ways");
-          } else if (!direct || t - state.testStartedAt > testTimeoutMs) {
-            // The peer's traffic came through the gateway, or none came: prove it by a handshake.
+          } else if (t - state.testStartedAt > testTimeoutMs) {
+            // No proof by traffic within the window: prove it by a handshake.
             state.testBy = "handshake";
             state.testStartedAt = t;
             reset.add(key);
+          } else if (!direct) {
+            // The peer's traffic still came through the gateway (it sent before ours reached it, or ours
+            // cannot): WireGuard roamed the endpoint back. Move it again; only traffic after counts.
+            state.testRx = undefined;
+            moved.add(key);
+          } else if (state.testRx === undefined) {
+            // No `settle` since the move: this is the first look at the applied endpoint.
+            state.testRx = seen.rxBytes;
           }
           endpoints.set(key, peer.directEndpoint);
           continue;

@@ -94,7 +94,7 @@ describe("transport selector", () => {
     assert.equal(h.selector.report(KEY)?.path, "udp");
   });
 
-  it("auto: the peer's traffic still through the gateway turns the test into a handshake test; a direct handshake upgrades", () => {
+  it("auto: the peer's traffic still through the gateway moves the endpoint again; only traffic after that counts", () => {
     const h = testing();
     const { gatewayHandshake } = h;
     h.selector.settle(
@@ -102,7 +102,31 @@ describe("transport selector", () => {
     );
     let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 200);
     assert.equal(d.endpoints.get(KEY), DIRECT, "still testing the direct endpoint");
+    assert.equal(d.reset.size, 0, "in place again");
+    assert.deepEqual([...d.moved], [KEY]);
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    // No settle this time: the first look at the moved endpoint sets the bar, so the 150 bytes that
+    // came through the gateway are no proof.
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 150n }, 200);
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    assert.equal(d.moved.size, 0);
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 210n }, 200);
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+    assert.equal(d.changes[0]?.why, "direct traffic both ways");
+  });
+
+  it("auto: no proof by traffic within 3 s turns the test into a handshake test; a direct handshake upgrades", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    h.selector.settle(
+      new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }]]),
+    );
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
+    assert.deepEqual([...d.moved], [KEY], "roamed back: moved again");
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 190n }, 2_500);
+    assert.equal(d.endpoints.get(KEY), DIRECT, "still testing the direct endpoint");
     assert.deepEqual([...d.reset], [KEY], "re-added so WireGuard handshakes at once");
+    assert.equal(d.moved.size, 0);
     assert.equal(h.selector.report(KEY)?.testing, true);
     assert.equal(h.selector.report(KEY)?.path, "gateway");
     d = h.step({ latestHandshake: 0, endpoint: DIRECT }, 500);
@@ -159,7 +183,9 @@ describe("transport selector", () => {
     h.step(undefined);
     h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
     let d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 500);
-    assert.deepEqual([...d.reset], [KEY], "the peer's traffic came through the gateway: a handshake test");
+    assert.equal(d.reset.size, 0, "the peer's traffic came through the gateway: moved again");
+    d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 3_000);
+    assert.deepEqual([...d.reset], [KEY], "no proof by traffic: a handshake test");
     assert.equal(h.selector.report(KEY)?.testing, true);
     d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 500);
     assert.equal(h.selector.report(KEY)?.testing, false);
@@ -215,8 +241,10 @@ describe("transport selector", () => {
     const h = harness("auto");
     h.step(undefined);
     h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
-    h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 100); // our own test: a handshake test
-    h.step({ latestHandshake: 0, endpoint: DIRECT }, 4_000); // which failed
+    // Our own test: no traffic in place, then no handshake either.
+    assert.deepEqual([...h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT }, 4_000).reset], [KEY]);
+    h.step({ latestHandshake: 0, endpoint: DIRECT }, 4_000);
+    assert.equal(h.selector.report(KEY)?.testing, false);
     assert.equal(h.selector.report(KEY)?.path, "gateway");
     const d = h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 9n });
     assert.equal(h.selector.report(KEY)?.path, "udp");
