@@ -59,15 +59,16 @@ describe("transport selector", () => {
     assert.equal(d.reset.size, 0, "no re-add: the endpoint moves in place, the session stays");
     assert.deepEqual([...d.moved], [KEY]);
     assert.equal(h.selector.report(KEY)?.testing, true);
-    return { ...h, gatewayHandshake };
+    /** What WireGuard reports right after the move was applied: the direct endpoint, `rxBytes` so far. */
+    const settle = (rxBytes: bigint) =>
+      h.selector.settle(new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes }]]));
+    return { ...h, gatewayHandshake, settle };
   }
 
   it("auto: gateway first; after its handshake an in-place direct test; direct traffic both ways upgrades", () => {
     const h = testing();
     // WireGuard right after the move: what arrived before it is no proof.
-    h.selector.settle(
-      new Map([[KEY, { latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 120n }]]),
-    );
+    h.settle(120n);
     let d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 120n }, 200);
     assert.equal(h.selector.report(KEY)?.path, "gateway", "nothing received since the move: still testing");
     assert.equal(h.selector.report(KEY)?.testing, true);
@@ -97,9 +98,7 @@ describe("transport selector", () => {
   it("auto: the peer's traffic still through the gateway moves the endpoint again; only traffic after that counts", () => {
     const h = testing();
     const { gatewayHandshake } = h;
-    h.selector.settle(
-      new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }]]),
-    );
+    h.settle(100n);
     let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 200);
     assert.equal(d.endpoints.get(KEY), DIRECT, "still testing the direct endpoint");
     assert.equal(d.reset.size, 0, "in place again");
@@ -118,9 +117,7 @@ describe("transport selector", () => {
   it("auto: no proof by traffic within 3 s turns the test into a handshake test; a direct handshake upgrades", () => {
     const h = testing();
     const { gatewayHandshake } = h;
-    h.selector.settle(
-      new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }]]),
-    );
+    h.settle(100n);
     let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
     assert.deepEqual([...d.moved], [KEY], "roamed back: moved again");
     d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 190n }, 2_500);
