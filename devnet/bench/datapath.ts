@@ -439,9 +439,13 @@ async function joins(withIndexer: boolean) {
       await until("the newcomer to hold the CSK", async () =>
         (await readHealth(joining)).health?.cskAcquired ? true : undefined,
       );
-      const up = await logTime(joining, "WireGuard interface up");
-      const got = await logTime(joining, "CSK acquired from a peer; hash matches the chain");
-      if (up === undefined || got === undefined) throw new Error(`log lines missing in ${joining.logDir}`);
+      // The health endpoint can say so before the log line is on disk (pino writes asynchronously).
+      const up = await until("the newcomer's interface-up log line", () =>
+        logTime(joining, "WireGuard interface up"),
+      );
+      const got = await until("the newcomer's CSK log line", () =>
+        logTime(joining, "CSK acquired from a peer; hash matches the chain"),
+      );
       figures.csk.push(got - up);
 
       const { epoch: epochBefore } = await currentCsk(clients, state.diamond);

@@ -85,6 +85,8 @@ export interface EvidenceSource {
 /**
  * Evidence from the guest API the attested compose pins: v0 `GetQuote` (its event log) and Info's
  * app-compose, or v1 `Attest` (quote and event log decoded from the versioned attestation) and v1 Info.
+ * The app-compose is measured at boot and cannot change during the CVM's life: Info is asked once (again
+ * only after a failure), so every later quote costs one guest-agent call.
  */
 export function createDstackEvidenceSource(
   endpoint: string | undefined,
@@ -93,10 +95,24 @@ export function createDstackEvidenceSource(
   refusePinnedInEnvironment(env);
   const v0 = createDstackV0Agent(endpoint);
   const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  const once = <T>(read: () => Promise<T>): (() => Promise<T>) => {
+    let cached: Promise<T> | undefined;
+    return () => {
+      cached ??= read().catch((error: unknown) => {
+        cached = undefined; // a guest agent that was not up yet is asked again on the next call
+        throw error;
+      });
+      return cached;
+    };
+  };
+  const composeV0 = once(async () => {
+    const appCompose = await v0.appCompose();
+    return { appCompose, guestApi: readPinnedSettings(appCompose).guestApi };
+  });
+  const composeV1 = once(async () => (await createDstackV1Client(endpoint).info()).appCompose);
   return {
     async evidence(reportData) {
-      const appCompose = await v0.appCompose();
-      const { guestApi } = readPinnedSettings(appCompose);
+      const { appCompose, guestApi } = await composeV0();
       if (guestApi === "v1") {
         const client = createDstackV1Client(endpoint);
         const encoded = await client.attest(reportData);
@@ -116,7 +132,7 @@ export function createDstackEvidenceSource(
             event: e.event,
             event_payload: hex(e.event_payload),
           })),
-          appCompose: (await client.info()).appCompose,
+          appCompose: await composeV1(),
           guestApi,
         };
       }

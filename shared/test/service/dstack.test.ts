@@ -21,6 +21,7 @@ import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import { INDEXER_KEY, MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import {
   createDstackAgent,
+  createDstackEvidenceSource,
   type DerivedKey,
   normaliseSignature,
   parseAppId,
@@ -186,4 +187,58 @@ describe("the guest agent's Info", () => {
       await simulator.close();
     }
   });
+});
+
+describe("the evidence source", () => {
+  for (const guestApi of ["v0", "v1"] as const) {
+    test(`${guestApi}: asks Info once for the CVM's life; each later quote is one guest-agent call`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "attestmesh-evidence-"));
+      const appCompose = JSON.stringify({
+        manifest_version: 2,
+        name: "evidence-test",
+        runner: "docker-compose",
+        docker_compose_file: `services: {}\nx-attestmesh:\n  guest_api: ${guestApi}\n`,
+      });
+      const routes: string[] = [];
+      const logger = pino(
+        { level: "debug" },
+        {
+          write: (line: string) => {
+            const { route, msg } = JSON.parse(line) as { route?: string; msg?: string };
+            if (msg === "request" && route !== undefined) routes.push(route);
+          },
+        },
+      );
+      const socketPath = join(dir, "dstack.sock");
+      const source = createDstackEvidenceSource(socketPath, {});
+      // No guest agent yet: the failure is not remembered.
+      await assert.rejects(source.evidence(new Uint8Array(64)), (e) =>
+        isAttestmeshError(e, "DstackUnavailable"),
+      );
+      const cvm = createSimulatedCvm({
+        kmsRoot: createKmsRoot(KMS_ROOT),
+        appId: hexToBytes(APP_ID),
+        appCompose,
+      });
+      const simulator = await startDstackSimulator({ socketPath, cvm, logger });
+      try {
+        const quote = guestApi === "v0" ? "/GetQuote" : "/v1/Attest";
+        const first = await source.evidence(new Uint8Array(64).fill(1));
+        const infos = guestApi === "v0" ? ["/Info"] : ["/Info", "/v1/Info"];
+        assert.deepEqual(new Set(routes), new Set([...infos, quote]));
+        assert.equal(routes.length, infos.length + 1);
+        routes.length = 0;
+        const later = [];
+        for (let i = 2; i <= 4; i++) later.push(await source.evidence(new Uint8Array(64).fill(i)));
+        assert.deepEqual(routes, [quote, quote, quote], "no Info after the first");
+        for (const evidence of [first, ...later]) {
+          assert.equal(evidence.appCompose, appCompose);
+          assert.equal(evidence.guestApi, guestApi);
+        }
+        assert.equal(new Set([first, ...later].map((e) => e.quote)).size, 4, "every quote is fresh");
+      } finally {
+        await simulator.close();
+      }
+    });
+  }
 });

@@ -118,12 +118,15 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     let current = observed;
     let planned = desired.peers;
     let triedFirst: ReadonlySet<string> | undefined;
+    /** Peers whose direct test moved their endpoint in place in this pass (transport/selector.ts). */
+    let moved: ReadonlySet<string> = new Set();
     /** Gateway-path peers' routes after this pass: larger datagrams where no wire limits them. */
     let gatewayRoutes: RouteMtus | undefined;
     if (options.transport !== undefined) {
       const plan = await options.transport.plan(desired.peers, observed);
       planned = plan.peers;
       triedFirst = plan.triedFirst;
+      moved = plan.moved;
       gatewayRoutes = new Map(
         planned
           .filter((p) => plan.viaGateway.has(p.config.publicKey))
@@ -139,7 +142,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
             .map(([cidr, mtu]) => [cidr, Math.min(mtu, routeMtus.get(cidr)!)] as const),
         ),
       );
-      // Re-added peers handshake at once (a direct-path test, or a fallback to the gateway).
+      // Re-added peers handshake at once (a direct-path test proved by a handshake, or a fallback to
+      // the gateway). A direct test's start is no re-add: the endpoint changes in place (`moved`),
+      // keeping the session, so nothing sent meanwhile (a CSK request, a new connection) is lost.
       for (const key of plan.reset) await backend.removePeer(key);
       tieBreak.readding(plan.reset);
       current = observed.filter((p) => !plan.reset.has(p.publicKey));
@@ -170,6 +175,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     wakeAtRelease();
     const operations = await applyDiff(backend, diff);
     if (gatewayRoutes !== undefined) await setRouteMtus(gatewayRoutes);
+    // The in-place tests count only traffic that arrives after their endpoint moved.
+    if (moved.size > 0) options.transport?.settle(await backend.peers());
     metrics.wgOperations.inc(operations);
     if (operations > 0) {
       // Keys of removed peers are only in the last status; added ones only in the desired set.

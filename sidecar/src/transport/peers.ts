@@ -1,6 +1,6 @@
 // The reconciler's view of transport: given the desired peers (their direct endpoints from the
-// endpoints file) and what WireGuard reports, the endpoint each peer should have now and which peers
-// to re-add so WireGuard handshakes at once. Joins the bridge (gateway endpoints) and the selector.
+// endpoints file) and what WireGuard reports, the endpoint each peer should have now, which peers
+// to re-add so WireGuard handshakes at once, and which began a direct test in place (selector.ts). Joins the bridge (gateway endpoints) and the selector.
 import type { Logger } from "../log.ts";
 import type { DesiredPeer } from "../model/peer.ts";
 import type { PeerStatus } from "../model/wireguard.ts";
@@ -20,6 +20,8 @@ export interface PeerTransport {
   ): Promise<{
     peers: DesiredPeer[];
     reset: ReadonlySet<string>;
+    /** Peers whose endpoint moves in place for a direct test: pass `settle` what WireGuard reports after. */
+    moved: ReadonlySet<string>;
     /** Peers (public keys) that tried to reach this node before it knew them (bridge.ts). */
     triedFirst: ReadonlySet<string>;
     /**
@@ -29,6 +31,8 @@ export interface PeerTransport {
     viaGateway: ReadonlySet<string>;
   }>;
   report(peer: Pick<DesiredPeer, "memberId" | "config">): PeerTransportReport | undefined;
+  /** What WireGuard reports once the planned endpoints are applied (only needed when `moved` is not empty). */
+  settle(observed: readonly PeerStatus[]): void;
   close(): Promise<void>;
 }
 
@@ -75,6 +79,7 @@ export function createPeerTransport(options: {
           return { ...p, config: endpoint === undefined ? rest : { ...rest, endpoint } };
         }),
         reset: decision.reset,
+        moved: decision.moved,
         viaGateway: new Set(
           peers
             .filter((p) => {
@@ -94,6 +99,7 @@ export function createPeerTransport(options: {
       const path = selector.report(peer.config.publicKey);
       return path === undefined ? undefined : { ...path, gateway: bridge?.status(peer.memberId) };
     },
+    settle: (observed) => selector.settle(new Map(observed.map((p) => [p.publicKey, p]))),
     close: async () => bridge?.close(),
   };
 }

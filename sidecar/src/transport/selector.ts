@@ -3,9 +3,16 @@
 //   gateway  always the bridge's loopback endpoint (through the dstack gateway)
 //   udp      always the peer's direct endpoint (the endpoints file), as before the bridge existed
 //   auto     the gateway first; direct UDP as an upgrade. Once the gateway path has handshaken, the
-//            peer is re-added with its direct endpoint, which makes WireGuard handshake at once: a
-//            handshake within the test window proves the direct path both ways and the peer stays
-//            there. Otherwise it goes back to the gateway (re-added again, so it handshakes at once)
+//            direct test begins in place: the peer's endpoint changes to its direct one, the session
+//            stays (no packet in flight is lost, nothing waits for a handshake). WireGuard takes every
+//            authenticated packet's source as the peer's endpoint, so traffic received after the move
+//            while the endpoint still reads direct came directly: the peer answered on the direct path,
+//            which proves it both ways. When the peer's traffic still arrives through the gateway (its
+//            WireGuard roamed ours back), the endpoint moves again; when no proof comes within the test
+//            window, the test goes on as a handshake test: the peer is re-added on its direct endpoint,
+//            which makes WireGuard handshake at once (its response goes to where the initiation came
+//            from, so no crossing traffic can spoil it); a handshake within the window proves the path
+//            and the peer stays there. Otherwise it goes back to the gateway (re-added again, so it handshakes at once)
 //            and the test repeats after a growing pause. A direct peer falls back when its handshakes
 //            stop (latest handshake older than ~3 min) or nothing arrives for three keepalives, or when
 //            WireGuard roams it to the bridge (the peer fell back first). A gateway peer whose
@@ -64,6 +71,12 @@ export interface SelectorDecision {
   readonly endpoints: ReadonlyMap<string, string | undefined>;
   /** Peers to remove and re-add, so WireGuard handshakes with them at once. */
   readonly reset: ReadonlySet<string>;
+  /**
+   * Peers whose direct test moved their endpoint in place in this decision (it began, or WireGuard had
+   * roamed the endpoint back): once it is applied, hand what WireGuard reports to `settle`, so that only
+   * traffic after the move counts as proof.
+   */
+  readonly moved: ReadonlySet<string>;
   /** Path changes made by this decision, for the log. */
   readonly changes: ReadonlyArray<{ publicKey: string; from: PeerPath; to: PeerPath; why: string }>;
 }
@@ -93,6 +106,10 @@ interface PeerState {
   path: PeerPath;
   since: number;
   testStartedAt: number | undefined;
+  /** The running test: in place, proved by traffic, or after a re-add, proved by a handshake. */
+  testBy: "traffic" | "handshake";
+  /** In-place test: the bytes received when the direct endpoint was first seen applied. */
+  testRx: bigint | undefined;
   failures: number;
   nextTestAt: number;
   lastRx: bigint;
@@ -109,6 +126,8 @@ function newState(path: PeerPath, peer: SelectorPeer, t: number): PeerState {
     path,
     since: t,
     testStartedAt: undefined,
+    testBy: "traffic",
+    testRx: undefined,
     failures: 0,
     nextTestAt: t,
     lastRx: 0n,
@@ -125,6 +144,8 @@ export interface TransportSelector {
     observed: ReadonlyMap<string, SelectorObservation>,
   ): SelectorDecision;
   report(publicKey: string): PathReport | undefined;
+  /** What WireGuard reports right after the endpoints of `moved` were applied (see SelectorDecision). */
+  settle(observed: ReadonlyMap<string, SelectorObservation>): void;
 }
 
 export function createTransportSelector(options: SelectorOptions): TransportSelector {
@@ -159,6 +180,7 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
       const t = now();
       const endpoints = new Map<string, string | undefined>();
       const reset = new Set<string>();
+      const moved = new Set<string>();
       const changes: Array<{ publicKey: string; from: PeerPath; to: PeerPath; why: string }> = [];
       const wanted = new Set(peers.map((p) => p.publicKey));
       for (const key of states.keys()) if (!wanted.has(key)) states.delete(key);
@@ -204,6 +226,29 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           state.nextTestAt = t + retryDelay(state.failures);
           move("gateway", why);
         };
+
+        if (state.testStartedAt !== undefined && state.testBy === "traffic") {
+          const direct = seen !== undefined && seen.endpoint === peer.directEndpoint;
+          if (direct && state.testRx !== undefined && seen.rxBytes > state.testRx) {
+            state.failures = 0;
+            move("udp", "direct traffic both ways");
+          } else if (t - state.testStartedAt > testTimeoutMs) {
+            // No proof by traffic within the window: prove it by a handshake.
+            state.testBy = "handshake";
+            state.testStartedAt = t;
+            reset.add(key);
+          } else if (!direct) {
+            // The peer's traffic still came through the gateway (it sent before ours reached it, or ours
+            // cannot): WireGuard roamed the endpoint back. Move it again; only traffic after counts.
+            state.testRx = undefined;
+            moved.add(key);
+          } else if (state.testRx === undefined) {
+            // No `settle` since the move: this is the first look at the applied endpoint.
+            state.testRx = seen.rxBytes;
+          }
+          endpoints.set(key, peer.directEndpoint);
+          continue;
+        }
 
         if (state.testStartedAt !== undefined) {
           // WireGuard reports whole seconds; a handshake in the test's own second counts.
@@ -251,13 +296,25 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           state.nextTestAt = t + firstTestDelayMs;
         } else if (handshakeMs > 0 && t >= state.nextTestAt) {
           state.testStartedAt = t;
-          reset.add(key);
+          state.testBy = "traffic";
+          state.testRx = undefined;
+          moved.add(key);
           endpoints.set(key, peer.directEndpoint);
           continue;
         }
         endpoints.set(key, state.path === "udp" ? peer.directEndpoint : peer.gatewayEndpoint);
       }
-      return { endpoints, reset, changes };
+      return { endpoints, reset, moved, changes };
+    },
+
+    settle(observed) {
+      for (const [key, state] of states) {
+        const seen = observed.get(key);
+        if (state.testStartedAt === undefined || state.testBy !== "traffic" || state.testRx !== undefined)
+          continue;
+        // Not yet direct: the peer's traffic roamed it back already; the next decision sees that.
+        if (seen !== undefined && seen.endpoint === state.directEndpoint) state.testRx = seen.rxBytes;
+      }
     },
 
     report(publicKey) {

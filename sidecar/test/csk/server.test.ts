@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type Address, bytesToHex, getAddress, keccak256 } from "viem";
-import { type CskClient, type CskRejectReason, createCskClient } from "../../src/csk/client.ts";
+import {
+  type CskClient,
+  type CskClientOptions,
+  type CskRejectReason,
+  createCskClient,
+} from "../../src/csk/client.ts";
 import {
   decodeRequest,
   decodeResponse,
@@ -17,7 +22,7 @@ import {
   verifySigned,
 } from "../../src/csk/codec.ts";
 import { type CskCustody, createCskCustody } from "../../src/csk/holder.ts";
-import { type CskServer, createCskServer } from "../../src/csk/server.ts";
+import { type CskServer, type CskServerOptions, createCskServer } from "../../src/csk/server.ts";
 import type { Standing } from "../../src/csk/standing.ts";
 import {
   loadSodium,
@@ -69,6 +74,30 @@ describe("CSK serving and pulling", () => {
     );
   const nodes = new Map<bigint, Node>();
   const directory = directoryFrom(() => members);
+  /**
+   * Member `self`'s CSK server in cluster C: its own key, the members' directory, a 30 s skew window and
+   * epoch 0's key held, unless `options` says otherwise.
+   */
+  function serverOf(
+    self: bigint,
+    options: Omit<CskServerOptions, "self" | "cluster" | "key" | "directory" | "holder" | "maxSkewMs"> &
+      Partial<Pick<CskServerOptions, "directory" | "holder">>,
+  ): CskServer {
+    const holdingEpoch0 = () => {
+      const holder = createCskCustody();
+      holder.set(0n, Uint8Array.from(epoch0));
+      return holder;
+    };
+    return createCskServer({
+      self,
+      cluster: C,
+      key: keys.get(self)!,
+      directory,
+      maxSkewMs: 30_000,
+      ...options,
+      holder: options.holder ?? holdingEpoch0(),
+    });
+  }
   let port: number;
   let epoch0: Uint8Array;
   let commitment0: `0x${string}`;
@@ -91,14 +120,9 @@ describe("CSK serving and pulling", () => {
     const custody = createCskCustody();
     const socket = await openMeshSocket({ mode: "loopback", meshIp: ip(id), port });
     const rejected: Node["rejected"] = [];
-    const server = createCskServer({
-      self: id,
-      cluster: C,
-      key,
-      directory,
+    const server = serverOf(id, {
       holder: custody,
       send: (d, to) => socket.send(d, to.address, to.port),
-      maxSkewMs: 30_000,
       ...(options.bogus ? { policy: () => randomBytes(32) } : {}),
     });
     const client = createCskClient({
@@ -180,21 +204,26 @@ describe("CSK serving and pulling", () => {
     ]);
   });
 
-  test("with fanout, the first good answer wins without waiting for slow peers", async () => {
+  /** A second client of the requester (member 3) on its socket, taking its answers until `off()`. */
+  function requesterClient(options: Pick<CskClientOptions, "requestTimeoutMs" | "fanout" | "onRejected">) {
     const requester = nodes.get(3n)!;
-    const fast = createCskClient({
+    const client = createCskClient({
       self: 3n,
       cluster: C,
       key: requester.key,
       directory,
       send: (d, to, p) => requester.socket.send(d, to, p),
       port,
-      requestTimeoutMs: 5000,
-      fanout: 3,
+      ...options,
     });
     const off = requester.socket.onMessage((d, from) => {
-      if (peekType(d) === MessageType.CskResponse) fast.handle(d, from);
+      if (peekType(d) === MessageType.CskResponse) client.handle(d, from);
     });
+    return { client, off };
+  }
+
+  test("with fanout, the first good answer wins without waiting for slow peers", async () => {
+    const { client: fast, off } = requesterClient({ requestTimeoutMs: 5000, fanout: 3 });
     const began = Date.now();
     const result = await fast.fetch({ epoch: 0n, commitment: commitment0, peers: [5n, 1n, 2n] });
     off();
@@ -209,18 +238,7 @@ describe("CSK serving and pulling", () => {
     const from = { address: ip(3n), port: 1 };
 
     before(() => {
-      const holder = createCskCustody();
-      holder.set(0n, Uint8Array.from(epoch0));
-      server = createCskServer({
-        self: 1n,
-        cluster: C,
-        key: keys.get(1n)!,
-        directory,
-        lookup: () => undefined,
-        holder,
-        send: (d) => sent.push(d),
-        maxSkewMs: 30_000,
-      });
+      server = serverOf(1n, { lookup: () => undefined, send: (d) => sent.push(d) });
     });
 
     const cases: Array<[string, () => Uint8Array, string]> = [
@@ -257,18 +275,13 @@ describe("CSK serving and pulling", () => {
 
     test("a member missing from the view is found in the lookup cache (never a chain read)", async () => {
       const late = signingKeyFromSeed(randomBytes(32));
-      const lateServer = createCskServer({
-        self: 1n,
-        cluster: C,
-        key: keys.get(1n)!,
-        directory,
+      const lateServer = serverOf(1n, {
         lookup: (id) =>
           id === 6n
             ? { memberId: 6n, meshIp: ip(6n), identityKey: late.publicKey, record: member(6n, late) }
             : undefined,
         holder: createCskCustody(),
         send: () => {},
-        maxSkewMs: 30_000,
       });
       const from6 = { address: ip(6n), port: 1 };
       assert.equal((await lateServer.handle(request({ requesterId: 6n }, late), from6)).outcome, "not-held");
@@ -277,22 +290,14 @@ describe("CSK serving and pulling", () => {
     test("the head decides last: departed, a head behind the epoch, or no answer, and nothing is sealed", async () => {
       const asked: Array<[bigint, bigint]> = [];
       let answer: () => Promise<Standing> = async () => "active";
-      const holder = createCskCustody();
-      holder.set(0n, Uint8Array.from(epoch0));
-      const headServer = createCskServer({
-        self: 1n,
-        cluster: C,
-        key: keys.get(1n)!,
-        directory,
+      const headServer = serverOf(1n, {
         standing: {
           of: (id, epoch) => {
             asked.push([id, epoch]);
             return answer();
           },
         },
-        holder,
         send: (d) => sent.push(d),
-        maxSkewMs: 30_000,
       });
       const count = sent.length;
       for (const [standing, outcome] of [
@@ -318,49 +323,54 @@ describe("CSK serving and pulling", () => {
     });
   });
 
-  describe("the attestation gate (issue 14: a newcomer is peered before anyone judged it)", () => {
-    const PERIOD = 600_000;
-    const pass: Verdict = { ok: true, kind: "simulated", composeHash: "ab".repeat(32), detail: "ok" };
-    const otherKeys: Verdict = {
-      ok: false,
-      cause: "evidence",
-      reason: "ReportDataMismatch",
-      detail: "bound to other keys",
+  const PERIOD = 600_000;
+  const pass: Verdict = { ok: true, kind: "simulated", composeHash: "ab".repeat(32), detail: "ok" };
+  const otherKeys: Verdict = {
+    ok: false,
+    cause: "evidence",
+    reason: "ReportDataMismatch",
+    detail: "bound to other keys",
+  };
+  /**
+   * A real re-attestation schedule over member 3 (`peer()`: its record now) whose verdict the test sets
+   * (`unreachable` at first: its evidence cannot be fetched); its clock too.
+   */
+  function verdictSchedule(peer: () => Member, onPassed?: (m: Member) => void) {
+    let verdict: Verdict | "unreachable" = "unreachable";
+    let clock = 1_000_000;
+    const r: Reattestation = createReattestation({
+      peers: () => [peer()],
+      fetch: async () => {
+        if (verdict === "unreachable") throw new Error("connect ETIMEDOUT");
+        return {};
+      },
+      judge: async () => {
+        const v = verdict as Verdict;
+        return v.ok
+          ? { verdict: v, verified: { kind: "simulated", composeHash: "ab".repeat(32) } }
+          : { verdict: v };
+      },
+      rejudge: async () => pass,
+      head: async () => 1n,
+      periodMs: PERIOD,
+      logger: captureLogger("silent").logger,
+      now: () => clock,
+      ...(onPassed === undefined ? {} : { onPassed }),
+    });
+    return {
+      r,
+      set: (v: Verdict | "unreachable") => {
+        verdict = v;
+      },
+      advance: async (ms: number) => {
+        clock += ms;
+        await r.tick();
+      },
     };
-    /** A real re-attestation schedule over member 3 whose verdict the test sets; its clock too. */
-    function gate(onPassed?: (m: Member) => void) {
-      let verdict: Verdict | "unreachable" = "unreachable";
-      let clock = 1_000_000;
-      const r: Reattestation = createReattestation({
-        peers: () => [members.get(3n)!],
-        fetch: async () => {
-          if (verdict === "unreachable") throw new Error("connect ETIMEDOUT");
-          return {};
-        },
-        judge: async () => {
-          const v = verdict as Verdict;
-          return v.ok
-            ? { verdict: v, verified: { kind: "simulated", composeHash: "ab".repeat(32) } }
-            : { verdict: v };
-        },
-        rejudge: async () => pass,
-        head: async () => 1n,
-        periodMs: PERIOD,
-        logger: captureLogger("silent").logger,
-        now: () => clock,
-        ...(onPassed === undefined ? {} : { onPassed }),
-      });
-      return {
-        r,
-        set: (v: Verdict | "unreachable") => {
-          verdict = v;
-        },
-        advance: async (ms: number) => {
-          clock += ms;
-          await r.tick();
-        },
-      };
-    }
+  }
+
+  describe("the attestation gate (issue 14: a newcomer is peered before anyone judged it)", () => {
+    const gate = (onPassed?: (m: Member) => void) => verdictSchedule(() => members.get(3n)!, onPassed);
     const request = (signer = keys.get(3n)!) => requestFrom3({}, signer);
     const from = { address: ip(3n), port: 1 };
     function gatedServer(
@@ -369,18 +379,10 @@ describe("CSK serving and pulling", () => {
       standing?: () => Promise<Standing>,
       now?: () => number,
     ) {
-      const holder = createCskCustody();
-      holder.set(0n, Uint8Array.from(epoch0));
-      return createCskServer({
-        self: 1n,
-        cluster: C,
-        key: keys.get(1n)!,
-        directory,
+      return serverOf(1n, {
         ...(standing === undefined ? {} : { standing: { of: standing } }),
         attested: (requester) => r.admits(requester.record),
-        holder,
         send: (d) => sent.push(d),
-        maxSkewMs: 30_000,
         parkMs: 1000,
         ...(now === undefined ? {} : { now }),
       });
@@ -471,19 +473,9 @@ describe("CSK serving and pulling", () => {
       const g = gate();
       const requester = nodes.get(3n)!;
       const socket = await openMeshSocket({ mode: "loopback", meshIp: ip(7n), port });
-      const gatedAs7 = createCskServer({
-        self: 7n,
-        cluster: C,
-        key: keys.get(7n)!,
-        directory,
+      const gatedAs7 = serverOf(7n, {
         attested: (m) => g.r.admits(m.record),
-        holder: (() => {
-          const h = createCskCustody();
-          h.set(0n, Uint8Array.from(epoch0));
-          return h;
-        })(),
         send: (d, to) => socket.send(d, to.address, to.port),
-        maxSkewMs: 30_000,
       });
       socket.onMessage((d, f) => {
         if (peekType(d) === MessageType.CskRequest) void gatedAs7.handle(d, f);
@@ -515,54 +507,19 @@ describe("CSK serving and pulling", () => {
   });
 
   describe("the key follows 'not attested yet' the moment the verdict passes (issue 15)", () => {
-    const PERIOD = 600_000;
-    const pass: Verdict = { ok: true, kind: "simulated", composeHash: "ab".repeat(32), detail: "ok" };
-    const otherKeys: Verdict = {
-      ok: false,
-      cause: "evidence",
-      reason: "ReportDataMismatch",
-      detail: "bound to other keys",
-    };
     /** A real schedule over member 3 (its verdict set by the test), and a gated server 1 in front of it. */
     function setup(
       options: { standing?: () => Promise<Standing>; now?: () => number; onPassed?: () => void } = {},
     ) {
-      let verdict: Verdict | "unreachable" = "unreachable";
-      let clock = 1_000_000;
       // A view of its own: the test replaces member 3's record in it.
       let view: ReadonlyMap<bigint, Member> = new Map(members);
-      const r = createReattestation({
-        peers: () => [view.get(3n)!],
-        fetch: async () => {
-          if (verdict === "unreachable") throw new Error("connect ECONNREFUSED");
-          return {};
-        },
-        judge: async () => {
-          const v = verdict as Verdict;
-          return v.ok
-            ? { verdict: v, verified: { kind: "simulated", composeHash: "ab".repeat(32) } }
-            : { verdict: v };
-        },
-        rejudge: async () => pass,
-        head: async () => 1n,
-        periodMs: PERIOD,
-        logger: captureLogger("silent").logger,
-        now: () => clock,
-        ...(options.onPassed === undefined ? {} : { onPassed: options.onPassed }),
-      });
+      const { r, set, advance } = verdictSchedule(() => view.get(3n)!, options.onPassed);
       const sent: Uint8Array[] = [];
-      const holder = createCskCustody();
-      holder.set(0n, Uint8Array.from(epoch0));
-      const server = createCskServer({
-        self: 1n,
-        cluster: C,
-        key: keys.get(1n)!,
+      const server = serverOf(1n, {
         directory: directoryFrom(() => view),
         ...(options.standing === undefined ? {} : { standing: { of: options.standing } }),
         attested: (requester) => r.admits(requester.record),
-        holder,
         send: (d) => sent.push(d),
-        maxSkewMs: 30_000,
         parkMs: 1000,
         ...(options.now === undefined ? {} : { now: options.now }),
       });
@@ -573,13 +530,8 @@ describe("CSK serving and pulling", () => {
         replace: (record: Member) => {
           view = new Map([...view, [record.memberId, record]]);
         },
-        set: (v: Verdict | "unreachable") => {
-          verdict = v;
-        },
-        advance: async (ms: number) => {
-          clock += ms;
-          await r.tick();
-        },
+        set,
+        advance,
       };
     }
     const from = { address: ip(3n), port: 1 };
@@ -706,17 +658,9 @@ describe("CSK serving and pulling", () => {
       /** A fresh schedule (member 3 never judged) and server 7 in front of it, sealing `policy`'s key. */
       const serve7 = (policy?: () => Uint8Array) => {
         const t = setup({ onPassed: () => void server7?.attested(3n) });
-        const holder = createCskCustody();
-        holder.set(0n, Uint8Array.from(epoch0));
-        server7 = createCskServer({
-          self: 7n,
-          cluster: C,
-          key: keys.get(7n)!,
-          directory,
+        server7 = serverOf(7n, {
           attested: (m) => t.r.admits(m.record),
-          holder,
           send: (d, to) => socket.send(d, to.address, to.port),
-          maxSkewMs: 30_000,
           parkMs: 1000,
           // Told "not attested yet", the requester is reachable: its check runs now, and passes.
           onNotAttested: (m) => {
@@ -732,19 +676,10 @@ describe("CSK serving and pulling", () => {
         requests += 1;
         void server7?.handle(d, f);
       });
-      const client = createCskClient({
-        self: 3n,
-        cluster: C,
-        key: requester.key,
-        directory,
-        send: (d, to, p) => requester.socket.send(d, to, p),
-        port,
+      const { client, off } = requesterClient({
         requestTimeoutMs: 2000,
         fanout: 3,
         onRejected: (peer, reason) => requester.rejected.push({ peer, reason }),
-      });
-      const off = requester.socket.onMessage((d, f) => {
-        if (peekType(d) === MessageType.CskResponse) client.handle(d, f);
       });
       try {
         serve7();

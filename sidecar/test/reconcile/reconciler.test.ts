@@ -181,18 +181,18 @@ describe("reconciler with the transport layer", () => {
     await reconciler.pass();
     const key = hexToWgBase64(member(2).wireguardKey);
     assert.deepEqual(backend.routes, new Map([["10.77.0.2/32", WG_GATEWAY_MTU]]));
-    // A gateway handshake: the direct test re-adds the peer on its direct endpoint, after the route
+    // A gateway handshake: the direct test moves the peer to its direct endpoint, after the route
     // lost its large MTU (its datagrams would cross the underlay as UDP).
     backend.setHandshake(key, Math.floor(Date.now() / 1000));
     backend.operations.length = 0;
     await reconciler.pass();
     assert.deepEqual(
       backend.operations.map((o) => (o.kind === "setRouteMtus" ? `routes ${o.routes.size}` : o.kind)),
-      ["routes 0", "removePeer", "setPeer"],
+      ["routes 0", "setPeer"],
     );
     assert.equal((await backend.peers())[0]?.endpoint, "10.0.0.2:51820");
-    // The direct handshake completes: the peer stays direct, on the subnet's MTU.
-    backend.setHandshake(key, Math.ceil(Date.now() / 1000));
+    // Traffic arrives on the direct endpoint: the peer stays direct, on the subnet's MTU.
+    backend.setTransfer(key, 148n, 92n);
     await reconciler.pass();
     assert.equal(status.get().peers[0]?.transport?.path, "udp");
     assert.equal(backend.routes.size, 0);
@@ -214,7 +214,7 @@ describe("reconciler with the transport layer", () => {
     );
   });
 
-  test("auto: after a gateway handshake the peer is removed and re-added on its direct endpoint", async () => {
+  test("auto: after a gateway handshake the peer's endpoint moves to its direct one in place, keeping the session", async () => {
     const { reconciler, backend, script, status } = setup(1n, "auto");
     script.set([member(1), member(2)]);
     await reconciler.pass();
@@ -226,12 +226,50 @@ describe("reconciler with the transport layer", () => {
     await reconciler.pass();
     assert.deepEqual(
       backend.operations.map((o) => o.kind),
-      ["setRouteMtus", "removePeer", "setPeer"],
+      ["setRouteMtus", "setPeer"],
+      "no removePeer: nothing sent during the move is lost",
     );
-    assert.equal((await backend.peers())[0]?.endpoint, "10.0.0.2:51820", "testing the direct endpoint");
-    assert.equal(status.get().peers[0]?.latestHandshake, handshake, "the re-add does not hide the handshake");
+    const [moved] = await backend.peers();
+    assert.equal(moved?.endpoint, "10.0.0.2:51820", "testing the direct endpoint");
+    assert.equal(moved?.latestHandshake, handshake, "WireGuard keeps the session");
+    assert.equal(status.get().peers[0]?.latestHandshake, handshake);
     assert.equal(status.get().peers[0]?.transport?.testing, true);
     assert.equal(status.get().phase, "healthy");
+  });
+
+  test("auto: when the peer's traffic still comes through the gateway, the test moves the endpoint again, in place", async () => {
+    const { reconciler, backend, script, status } = setup(1n, "auto");
+    script.set([member(1), member(2)]);
+    await reconciler.pass();
+    const key = hexToWgBase64(member(2).wireguardKey);
+    backend.setHandshake(key, Math.floor(Date.now() / 1000));
+    await reconciler.pass();
+    // WireGuard roamed the peer back to the bridge's port: its traffic has not moved yet.
+    await backend.setPeer({
+      publicKey: key,
+      allowedIps: ["10.77.0.2/32"],
+      endpoint: "127.0.0.1:40000",
+      keepaliveSeconds: 15,
+    });
+    backend.setTransfer(key, 300n, 200n);
+    backend.operations.length = 0;
+    await reconciler.pass();
+    assert.deepEqual(
+      backend.operations.map((o) => o.kind),
+      ["setPeer"],
+    );
+    const [movedAgain] = await backend.peers();
+    assert.equal(movedAgain?.endpoint, "10.0.0.2:51820");
+    assert.ok(movedAgain!.latestHandshake > 0, "the session stays");
+    assert.equal(status.get().peers[0]?.transport?.testing, true);
+    // The bytes that came through the gateway are no proof; the next ones, on the direct endpoint, are.
+    await reconciler.pass();
+    assert.equal(status.get().peers[0]?.transport?.path, "gateway");
+    assert.equal(status.get().peers[0]?.transport?.testing, true);
+    backend.setTransfer(key, 400n, 260n);
+    await reconciler.pass();
+    assert.equal(status.get().peers[0]?.transport?.path, "udp");
+    assert.equal(backend.routes.size, 0, "the route stays small on the direct path");
   });
 });
 

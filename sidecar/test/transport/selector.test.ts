@@ -1,5 +1,6 @@
 // The per-peer path decision, driven through the states with a fake clock and the observations
-// WireGuard would report: fixed modes, the auto upgrade after a direct handshake, the fallback when
+// WireGuard would report: fixed modes, the auto upgrade by direct traffic after an in-place move or by
+// a direct handshake after a re-add, the fallback when
 // handshakes or traffic stop, following the peer's own decision, and a growing pause between tests.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -45,16 +46,86 @@ describe("transport selector", () => {
     assert.equal(onlyDirect.endpoints.get(KEY), DIRECT);
   });
 
-  it("auto: gateway first; after its handshake a direct test; a direct handshake upgrades", () => {
+  /** Auto, through the first gateway handshake to the start of the in-place direct test. */
+  function testing() {
     const h = harness("auto");
     let d = h.step(undefined);
     assert.equal(d.endpoints.get(KEY), BRIDGE, "no handshake yet: the gateway");
     assert.equal(d.reset.size, 0);
+    assert.equal(d.moved.size, 0);
     const gatewayHandshake = h.nowSeconds();
     d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 100n });
     assert.equal(d.endpoints.get(KEY), DIRECT, "the gateway handshook: test direct");
-    assert.deepEqual([...d.reset], [KEY], "re-added so WireGuard handshakes at once");
+    assert.equal(d.reset.size, 0, "no re-add: the endpoint moves in place, the session stays");
+    assert.deepEqual([...d.moved], [KEY]);
     assert.equal(h.selector.report(KEY)?.testing, true);
+    /** What WireGuard reports right after the move was applied: the direct endpoint, `rxBytes` so far. */
+    const settle = (rxBytes: bigint) =>
+      h.selector.settle(new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes }]]));
+    return { ...h, gatewayHandshake, settle };
+  }
+
+  it("auto: gateway first; after its handshake an in-place direct test; direct traffic both ways upgrades", () => {
+    const h = testing();
+    // WireGuard right after the move: what arrived before it is no proof.
+    h.settle(120n);
+    let d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 120n }, 200);
+    assert.equal(h.selector.report(KEY)?.path, "gateway", "nothing received since the move: still testing");
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    assert.equal(d.endpoints.get(KEY), DIRECT);
+    assert.equal(d.reset.size, 0);
+    d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 180n }, 200);
+    assert.deepEqual(
+      d.changes.map((c) => [c.from, c.to, c.why]),
+      [["gateway", "udp", "direct traffic both ways"]],
+    );
+    assert.equal(d.reset.size, 0);
+    assert.equal(d.endpoints.get(KEY), DIRECT);
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+    assert.equal(h.selector.report(KEY)?.testing, false);
+  });
+
+  it("auto: without settle, the first look at the applied endpoint sets the bar; traffic counted before is no proof", () => {
+    const h = testing();
+    h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 150n }, 200);
+    assert.equal(h.selector.report(KEY)?.path, "gateway", "150 bytes may have come through the gateway");
+    h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 150n }, 200);
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 151n }, 200);
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+  });
+
+  it("auto: the peer's traffic still through the gateway moves the endpoint again; only traffic after that counts", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    h.settle(100n);
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 200);
+    assert.equal(d.endpoints.get(KEY), DIRECT, "still testing the direct endpoint");
+    assert.equal(d.reset.size, 0, "in place again");
+    assert.deepEqual([...d.moved], [KEY]);
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    // No settle this time: the first look at the moved endpoint sets the bar, so the 150 bytes that
+    // came through the gateway are no proof.
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 150n }, 200);
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    assert.equal(d.moved.size, 0);
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 210n }, 200);
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+    assert.equal(d.changes[0]?.why, "direct traffic both ways");
+  });
+
+  it("auto: no proof by traffic within 3 s turns the test into a handshake test; a direct handshake upgrades", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    h.settle(100n);
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
+    assert.deepEqual([...d.moved], [KEY], "roamed back: moved again");
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 190n }, 2_500);
+    assert.equal(d.endpoints.get(KEY), DIRECT, "still testing the direct endpoint");
+    assert.deepEqual([...d.reset], [KEY], "re-added so WireGuard handshakes at once");
+    assert.equal(d.moved.size, 0);
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
     d = h.step({ latestHandshake: 0, endpoint: DIRECT }, 500);
     assert.equal(d.endpoints.get(KEY), DIRECT, "still testing");
     assert.equal(
@@ -71,7 +142,7 @@ describe("transport selector", () => {
     assert.equal(h.selector.report(KEY)?.path, "udp");
   });
 
-  it("auto: a direct test without a handshake goes back to the gateway, re-added, and waits longer each time", () => {
+  it("auto: a direct test with neither traffic nor a handshake goes back to the gateway, re-added, and waits longer each time", () => {
     const h = harness("auto");
     h.step(undefined);
     const pauses: number[] = [];
@@ -85,6 +156,15 @@ describe("transport selector", () => {
         assert.ok(waited < 10 * 60_000, "a test starts eventually");
       }
       pauses.push(waited);
+      assert.equal(d.reset.size, 0, "in place first");
+      // Nothing arrives on the moved endpoint within the test window: a handshake test follows.
+      const moved = h.nowSeconds();
+      d = h.step({ latestHandshake: moved, endpoint: DIRECT, rxBytes: 7n }, 1_000);
+      assert.equal(d.reset.size, 0);
+      d = h.step({ latestHandshake: moved, endpoint: DIRECT, rxBytes: 7n }, 2_500);
+      assert.deepEqual([...d.reset], [KEY], "no traffic within 3 s: re-added for a handshake");
+      assert.equal(d.endpoints.get(KEY), DIRECT);
+      assert.equal(h.selector.report(KEY)?.testing, true);
       d = h.step({ latestHandshake: 0, endpoint: DIRECT }, 3_500);
       assert.equal(d.endpoints.get(KEY), BRIDGE, "back to the gateway");
       assert.deepEqual([...d.reset], [KEY], "re-added so it handshakes over the gateway at once");
@@ -99,7 +179,13 @@ describe("transport selector", () => {
     const h = harness("auto");
     h.step(undefined);
     h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
-    const d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 500);
+    let d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 500);
+    assert.equal(d.reset.size, 0, "the peer's traffic came through the gateway: moved again");
+    d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 3_000);
+    assert.deepEqual([...d.reset], [KEY], "no proof by traffic: a handshake test");
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    d = h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE }, 500);
+    assert.equal(h.selector.report(KEY)?.testing, false);
     assert.equal(h.selector.report(KEY)?.path, "gateway");
     assert.equal(d.endpoints.get(KEY), BRIDGE);
     assert.equal(h.selector.report(KEY)?.directFailures, 1);
@@ -109,6 +195,7 @@ describe("transport selector", () => {
     const h = harness("auto");
     h.step(undefined);
     h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
+    h.selector.settle(new Map([[KEY, { latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 0n }]]));
     h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 1n }, 100);
     assert.equal(h.selector.report(KEY)?.path, "udp");
     return h;
@@ -151,7 +238,10 @@ describe("transport selector", () => {
     const h = harness("auto");
     h.step(undefined);
     h.step({ latestHandshake: h.nowSeconds(), endpoint: BRIDGE });
-    h.step({ latestHandshake: 0, endpoint: DIRECT }, 4_000); // our own test failed
+    // Our own test: no traffic in place, then no handshake either.
+    assert.deepEqual([...h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT }, 4_000).reset], [KEY]);
+    h.step({ latestHandshake: 0, endpoint: DIRECT }, 4_000);
+    assert.equal(h.selector.report(KEY)?.testing, false);
     assert.equal(h.selector.report(KEY)?.path, "gateway");
     const d = h.step({ latestHandshake: h.nowSeconds(), endpoint: DIRECT, rxBytes: 9n });
     assert.equal(h.selector.report(KEY)?.path, "udp");
@@ -177,9 +267,12 @@ describe("transport selector", () => {
     t += 500;
     const handshake = Math.floor(t / 1000);
     const gatewaySeen = observe({ latestHandshake: handshake, endpoint: BRIDGE, rxBytes: 10n });
-    assert.deepEqual([...low.decide([peer], gatewaySeen).reset], [KEY], "the lower key tests at once");
+    const started = low.decide([peer], gatewaySeen);
+    assert.deepEqual([...started.moved], [KEY], "the lower key tests at once, in place");
+    assert.equal(started.reset.size, 0);
     const held = high.decide([peer], gatewaySeen);
     assert.equal(held.reset.size, 0, "the higher key waits");
+    assert.equal(held.moved.size, 0);
     assert.equal(held.endpoints.get(KEY), BRIDGE);
     assert.equal(high.report(KEY)?.nextTestAt, t + 5_000);
     // The lower side's test handshakes directly, and the higher side's WireGuard follows it there.
@@ -187,6 +280,7 @@ describe("transport selector", () => {
     const directSeen = observe({ latestHandshake: Math.floor(t / 1000), endpoint: DIRECT, rxBytes: 20n });
     const followed = high.decide([peer], directSeen);
     assert.equal(followed.reset.size, 0, "no test of its own");
+    assert.equal(followed.moved.size, 0);
     assert.equal(followed.endpoints.get(KEY), DIRECT);
     assert.equal(high.report(KEY)?.path, "udp");
   });
@@ -203,12 +297,17 @@ describe("transport selector", () => {
     const seen = () =>
       new Map([[KEY, { latestHandshake: Math.floor(t / 1000), rxBytes: BigInt(t), endpoint: BRIDGE }]]);
     high.decide([peer], new Map());
+    const testsNow = () => {
+      const d = high.decide([peer], seen());
+      assert.equal(d.reset.size, 0, "a test starts in place");
+      return d.moved.size > 0;
+    };
     t += 1_000;
-    assert.equal(high.decide([peer], seen()).reset.size, 0);
+    assert.equal(testsNow(), false);
     t += 4_000;
-    assert.equal(high.decide([peer], seen()).reset.size, 0, "4 s after its first handshake: waiting");
+    assert.equal(testsNow(), false, "4 s after its first handshake: waiting");
     t += 1_000;
-    assert.deepEqual([...high.decide([peer], seen()).reset], [KEY], "5 s after: its own test");
+    assert.equal(testsNow(), true, "5 s after: its own test");
     assert.equal(high.report(KEY)?.testing, true);
   });
 

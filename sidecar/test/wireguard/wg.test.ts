@@ -456,6 +456,49 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     assert.ok((peerOfB?.rxBytes ?? 0n) > 0n && (peerOfB?.txBytes ?? 0n) > 0n);
   });
 
+  it("moves a peer's endpoint in place: the session stays (no new handshake), traffic goes on, the peer roams along", async () => {
+    // A second underlay path between the namespaces, as a direct path beside the gateway's.
+    run("ip", "-n", nsA, "address", "add", "198.18.78.1/24", "dev", "amveth");
+    run("ip", "-n", nsB, "address", "add", "198.18.78.2/24", "dev", "amveth");
+    const [before] = await backendA.peers();
+    const [beforeB] = await backendB.peers();
+    const handshake = Math.max(before!.latestHandshake, beforeB!.latestHandshake);
+    assert.ok(before!.latestHandshake > 0 && beforeB!.latestHandshake > 0, "the previous test's session");
+    // Past the handshake's second, so that a new one would show as a later time.
+    await sleep(Math.max(0, (handshake + 1) * 1000 - Date.now() + 50));
+    const moveTo = async (endpoint: string) => {
+      const { publicKey, allowedIps, keepaliveSeconds } = before!;
+      await backendA.setPeer({
+        publicKey,
+        allowedIps,
+        endpoint,
+        ...(keepaliveSeconds ? { keepaliveSeconds } : {}),
+      });
+      const pinged = ping(2);
+      assert.equal(
+        pinged.status,
+        0,
+        `ping after the move to ${endpoint} failed: ${pinged.stdout}${pinged.stderr}`,
+      );
+      const [peerOfA] = await backendA.peers();
+      assert.equal(peerOfA?.endpoint, endpoint, "B's answers came from the new endpoint: WireGuard kept it");
+      assert.equal(
+        peerOfA?.latestHandshake,
+        before!.latestHandshake,
+        "no new handshake: the session carried the traffic",
+      );
+      const [peerOfB] = await backendB.peers();
+      assert.equal(
+        peerOfB?.endpoint,
+        `${endpoint.replace(/\.2:51820$/, ".1")}:51820`,
+        "B roamed to A's new address",
+      );
+      assert.equal(peerOfB?.latestHandshake, beforeB!.latestHandshake);
+    };
+    await moveTo("198.18.78.2:51820");
+    await moveTo("198.18.77.2:51820");
+  });
+
   it("guardPort: a datagram for the mesh IP over the underlay is dropped; through WireGuard it arrives", async () => {
     const port = 51999;
     // A listener on A's mesh address, inside A's namespace, printing what it receives and from where.
