@@ -42,7 +42,8 @@ export type { AttestationStatus, PeerAttestation };
 
 export type CheckOutcome = "passed" | "failed" | "unreachable" | "policy-passed" | "policy-failed";
 
-export interface ReattestationOptions {
+/** `Fetched`: what `fetch` hands `judge` (the peer's document, and whatever the caller read beside it). */
+export interface ReattestationOptions<Fetched = unknown> {
   /** The peers to attest: active members of the certified view, this node excluded. */
   readonly peers: () => readonly Member[];
   /**
@@ -55,12 +56,12 @@ export interface ReattestationOptions {
     member: Member,
     nonce: Uint8Array,
     firstContact: { readonly failures: number } | undefined,
-  ) => Promise<unknown>;
+  ) => Promise<Fetched>;
   /** Judges a fetched document; throws (retryable) when it cannot judge (no collateral). */
   readonly judge: (
     member: Member,
     nonce: Uint8Array,
-    document: unknown,
+    document: Fetched,
   ) => Promise<{ readonly verdict: Verdict; readonly verified?: VerifiedEvidence }>;
   /** Re-judges evidence the peer proved before against the head's policy. */
   readonly rejudge: (member: Member, verified: VerifiedEvidence) => Promise<Verdict>;
@@ -150,7 +151,7 @@ export function phaseOf(memberId: bigint): number {
   return Number((memberId * 2654435761n + 97n) % 1009n) / 1009;
 }
 
-export function createReattestation(options: ReattestationOptions): Reattestation {
+export function createReattestation<Fetched>(options: ReattestationOptions<Fetched>): Reattestation {
   const { logger, periodMs } = options;
   const now = options.now ?? Date.now;
   const retryMs = options.retryMs ?? 5_000;
@@ -294,7 +295,7 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
       return;
     }
     const n = nonce();
-    let judged: Awaited<ReturnType<ReattestationOptions["judge"]>>;
+    let judged: Awaited<ReturnType<ReattestationOptions<Fetched>["judge"]>>;
     let fetchedMs = 0;
     try {
       const document = await options.fetch(
@@ -419,10 +420,11 @@ export function createReattestation(options: ReattestationOptions): Reattestatio
     },
     wake: kick,
     hurry(member) {
-      const entry = entries.get(keyOf(member));
+      const key = keyOf(member);
+      const entry = entries.get(key);
       if (entry === undefined || entry.passedOnce || entry.state.status === "failed") return;
+      if (running.has(key)) return;
       const t = now();
-      if (running.has(keyOf(member))) return;
       if (entry.hurriedAt !== undefined && t - entry.hurriedAt < firstRetryMs) return;
       entry.hurriedAt = t;
       if (entry.state.nextAt > t) set(entry, { nextAt: t });

@@ -36,6 +36,12 @@ export function firstContactConnectMs(failures: number): number {
   );
 }
 
+/** A peer's attestation document, and the chain policy read started when its connection opened. */
+interface FetchedAttestation {
+  readonly document: unknown;
+  readonly policy: Promise<PeerPolicy>;
+}
+
 export interface ReattestService {
   readonly reattestation: Reattestation;
   /** Resolves when the server closed and the loop ended. */
@@ -84,18 +90,15 @@ export async function startReattestService(options: {
   const policy = createPeerPolicyReader(chain.reads, chain.cluster);
   const deviceRevoked = createDeviceRevokedReader(chain.reads, chain.cluster);
   const now = options.now ?? Date.now;
-  /**
-   * Nonce (hex) → the policy read started the moment that fetch's connection opened, so the chain reads
-   * run while the peer makes its quote rather than after it (a newcomer's CSK waits on this verdict).
-   * The head's policy is then read up to one fetch earlier; a policy change after it reaches the verdict
-   * through the re-judgement every new chain view brings, and the CSK server's head standing check.
-   */
-  const policyReads = new Map<string, Promise<PeerPolicy>>();
-  const nonceKey = (nonce: Uint8Array) => Buffer.from(nonce).toString("hex");
-  const reattestation = createReattestation({
+  const reattestation = createReattestation<FetchedAttestation>({
     peers: () => follower.certifiedMembers().filter((m) => m.memberId !== options.self),
-    fetch: (member, nonce, firstContact) =>
-      fetchMeshAttestation({
+    fetch: async (member, nonce, firstContact) => {
+      // The policy read starts the moment the connection opens, so the chain reads run while the peer
+      // makes its quote rather than after it (a newcomer's CSK waits on this verdict). The head's policy
+      // is then read up to one fetch earlier; a policy change after it reaches the verdict through the
+      // re-judgement every new chain view brings, and the CSK server's head standing check.
+      let policyRead: Promise<PeerPolicy> | undefined;
+      const document = await fetchMeshAttestation({
         factory,
         mode,
         meshIp: numberToIp(member.meshIp),
@@ -106,31 +109,26 @@ export async function startReattestService(options: {
           ? {}
           : { connectTimeoutMs: firstContactConnectMs(firstContact.failures) }),
         onConnected: () => {
-          const read = policy(member.memberId);
+          policyRead = policy(member.memberId);
           // Awaited (and its error thrown) by judge; never an unhandled rejection meanwhile.
-          read.catch(() => {});
-          policyReads.set(nonceKey(nonce), read);
+          policyRead.catch(() => {});
         },
         onBytes: (bytes) => metrics.bytes.inc({ direction: "received" }, bytes),
-      }).catch((err: unknown) => {
-        policyReads.delete(nonceKey(nonce));
-        throw err;
-      }),
-    judge: async (member, nonce, document) => {
-      const read = policyReads.get(nonceKey(nonce)) ?? policy(member.memberId);
-      policyReads.delete(nonceKey(nonce));
-      return judgeAttestation({
+      });
+      return { document, policy: policyRead ?? policy(member.memberId) };
+    },
+    judge: async (member, nonce, fetched) =>
+      judgeAttestation({
         member,
         chainId: chain.chainId,
         cluster: chain.cluster,
         nonce,
-        document,
-        policy: await read,
+        document: fetched.document,
+        policy: await fetched.policy,
         deviceRevoked,
         collateral: options.collateral,
         at: Math.floor(now() / 1000),
-      });
-    },
+      }),
     rejudge: async (member, verified) =>
       judgePolicy(verified, await policy(member.memberId, verified.deviceId)),
     head: async () => (await chain.reads.agreedBlock(0)).number,

@@ -1,6 +1,7 @@
 // The reconciler's view of transport: given the desired peers (their direct endpoints from the
 // endpoints file) and what WireGuard reports, the endpoint each peer should have now, which peers
-// to re-add so WireGuard handshakes at once, and which began a direct test in place (selector.ts). Joins the bridge (gateway endpoints) and the selector.
+// to re-add so WireGuard handshakes at once, and which began a direct test in place (selector.ts).
+// Joins the bridge (gateway endpoints) and the selector.
 import type { Logger } from "../log.ts";
 import type { DesiredPeer } from "../model/peer.ts";
 import type { PeerStatus } from "../model/wireguard.ts";

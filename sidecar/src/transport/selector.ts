@@ -6,8 +6,10 @@
 //            direct test begins in place: the peer's endpoint changes to its direct one, the session
 //            stays (no packet in flight is lost, nothing waits for a handshake). WireGuard takes every
 //            authenticated packet's source as the peer's endpoint, so traffic received after the move
-//            while the endpoint still reads direct came directly: the peer answered on the direct path,
-//            which proves it both ways. When the peer's traffic still arrives through the gateway (its
+//            while the endpoint still reads direct came directly: the path from the peer works (and the
+//            path to it too, unless the peer is testing at the same moment; a one-way path fails the
+//            peer's own test, it falls back to the gateway, and this side's endpoint roams back, which
+//            sends this side back as well). When the peer's traffic still arrives through the gateway (its
 //            WireGuard roamed ours back), the endpoint moves again; when no proof comes within the test
 //            window, the test goes on as a handshake test: the peer is re-added on its direct endpoint,
 //            which makes WireGuard handshake at once (its response goes to where the initiation came
