@@ -18,6 +18,10 @@
 //   flock /tmp/attestmesh-devnet.lock node devnet/bench/datapath.ts --only throughput --trials 5
 //   flock /tmp/attestmesh-devnet.lock node devnet/bench/datapath.ts --only join --modes push   # ~3 min
 //
+// The moments measured are sampled often and cheaply: the registration by eth_getLogs every 20 ms, each
+// node's handshakes from its wireguard-go control socket every 10 ms (no process per sample; before
+// issue 15's last step, `wg show` in every namespace every 50 ms, which loaded the 2 cores it measured).
+//
 // Tracing a slow join: each trial's progress line names every node's first handshake with the newcomer
 // (ms after the registration) and the nodes whose handshake fell back to none (a re-add). With
 // ATTESTMESH_BENCH_LOGS=<dir> the devnet's logs are kept there (one copy per mode); with
@@ -381,13 +385,18 @@ async function logTime(node: DevnetNode, message: string): Promise<number | unde
   return undefined;
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+/** Asks `check` every `everyMs` (after its answer) until it answers; the moments measured ask often. */
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  { timeoutMs = 60_000, everyMs = 50 } = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check().catch(() => undefined);
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
+    await sleep(everyMs);
   }
 }
 
@@ -405,32 +414,40 @@ async function joins(withIndexer: boolean) {
       const fromBlock = await clients.client.getBlockNumber();
       state = await addNodeToState(clients, state, 100 + trial);
       const joining = state.nodes.at(-1)!;
-      const { seenAt, wgKey } = await until("the registration", async () => {
-        const logs = await clients.client.getLogs({ address: state.diamond, event: registered, fromBlock });
-        const mine = logs.find((l) => l.args.appId?.toLowerCase() === joining.appId.toLowerCase());
-        return mine === undefined
-          ? undefined
-          : {
-              seenAt: performance.now(),
-              wgKey: Buffer.from(hexToBytes(mine.args.wireguardKey!)).toString("base64"),
-            };
-      });
+      const { seenAt, wgKey } = await until(
+        "the registration",
+        async () => {
+          const logs = await clients.client.getLogs({ address: state.diamond, event: registered, fromBlock });
+          const mine = logs.find((l) => l.args.appId?.toLowerCase() === joining.appId.toLowerCase());
+          return mine === undefined
+            ? undefined
+            : {
+                seenAt: performance.now(),
+                wgKey: Buffer.from(hexToBytes(mine.args.wireguardKey!)).toString("base64"),
+              };
+        },
+        { everyMs: 20 },
+      );
       let configuredMs: number | undefined;
       // Per node: its first handshake with the newcomer, and whether it fell back to none (a re-add).
       const firstHandshake = new Map<string, number>();
       const readded = new Set<string>();
-      await until("every node to handshake with the newcomer", async () => {
-        const views = await Promise.all(existing.map(peersOf));
-        const at = performance.now() - seenAt;
-        if (configuredMs === undefined && views.every((v) => v.has(wgKey))) configuredMs = at;
-        for (const [i, v] of views.entries()) {
-          const name = existing[i]!.name;
-          if ((v.get(wgKey) ?? 0) > 0) {
-            if (!firstHandshake.has(name)) firstHandshake.set(name, at);
-          } else if (firstHandshake.has(name)) readded.add(name);
-        }
-        return views.every((v) => (v.get(wgKey) ?? 0) > 0) ? true : undefined;
-      });
+      await until(
+        "every node to handshake with the newcomer",
+        async () => {
+          const views = await Promise.all(existing.map(peersOf));
+          const at = performance.now() - seenAt;
+          if (configuredMs === undefined && views.every((v) => v.has(wgKey))) configuredMs = at;
+          for (const [i, v] of views.entries()) {
+            const name = existing[i]!.name;
+            if ((v.get(wgKey) ?? 0) > 0) {
+              if (!firstHandshake.has(name)) firstHandshake.set(name, at);
+            } else if (firstHandshake.has(name)) readded.add(name);
+          }
+          return views.every((v) => (v.get(wgKey) ?? 0) > 0) ? true : undefined;
+        },
+        { everyMs: 10 },
+      );
       log(
         `  first handshakes (ms): ${[...firstHandshake].map(([n, ms]) => `${n} ${ms.toFixed(0)}`).join(", ")}${readded.size > 0 ? `; back to none meanwhile: ${[...readded].join(", ")}` : ""}`,
       );
@@ -452,17 +469,21 @@ async function joins(withIndexer: boolean) {
       const evictedAt = performance.now();
       await evictApp(clients, state.diamond, joining.appId as Address, 1);
       let cut: number | undefined;
-      await until("every remaining node to hold the new epoch and drop the peer", async () => {
-        const [healths, views] = await Promise.all([
-          Promise.all(existing.map(readHealth)),
-          Promise.all(existing.map(peersOf)),
-        ]);
-        if (cut === undefined && views.every((v) => !v.has(wgKey))) cut = performance.now() - evictedAt;
-        const next = (epochBefore + 1n).toString();
-        const rotated = healths.every((h) => h.health?.cskEpoch === next && h.health.cskAcquired === true);
-        if (rotated && rotation.length < trial) rotation.push(performance.now() - evictedAt);
-        return rotated && cut !== undefined ? true : undefined;
-      });
+      await until(
+        "every remaining node to hold the new epoch and drop the peer",
+        async () => {
+          const [healths, views] = await Promise.all([
+            Promise.all(existing.map(readHealth)),
+            Promise.all(existing.map(peersOf)),
+          ]);
+          if (cut === undefined && views.every((v) => !v.has(wgKey))) cut = performance.now() - evictedAt;
+          const next = (epochBefore + 1n).toString();
+          const rotated = healths.every((h) => h.health?.cskEpoch === next && h.health.cskAcquired === true);
+          if (rotated && rotation.length < trial) rotation.push(performance.now() - evictedAt);
+          return rotated && cut !== undefined ? true : undefined;
+        },
+        { everyMs: 20 },
+      );
       cutOff.push(cut!);
       log(
         `${withIndexer ? "push" : "poll"} trial ${trial}: handshaken ${figures.handshaken.at(-1)!.toFixed(0)} ms (configured ${figures.configured.at(-1)!.toFixed(0)}), CSK ${figures.csk.at(-1)} ms, rotation ${rotation.at(-1)!.toFixed(0)} ms, cut off ${cut!.toFixed(0)} ms`,

@@ -2,8 +2,14 @@
 // hub by a veth pair. Nodes reach each other's WireGuard port over the bridge; nothing touches the
 // host's own interfaces.
 
+import { join } from "node:path";
+import { parseUapiPeers } from "@attestmesh/sidecar/wireguard/parse.ts";
+import { uapiGet } from "@attestmesh/sidecar/wireguard/wg.ts";
 import { run, tryRun } from "./exec.ts";
 import { BRIDGE, HUB_NETNS, NETNS_PREFIX, UNDERLAY_HUB_IP } from "./state.ts";
+
+/** Where wireguard-go puts its control sockets, as wg(8) and the sidecar's backend expect. */
+const UAPI_DIR = "/var/run/wireguard";
 
 export async function listDevnetNamespaces(): Promise<string[]> {
   const out = await run("ip", ["netns", "list"]);
@@ -93,8 +99,17 @@ export async function unblockUdp(netns: string): Promise<void> {
   await run("ip", ["netns", "exec", netns, "nft", "delete", "table", "inet", NO_UDP_TABLE]);
 }
 
-/** `wg show <iface> latest-handshakes` inside `netns`: public key (base64) → unix seconds (0 = never). */
+/**
+ * Latest handshakes of `wgInterface` in `netns`: public key (base64) → unix seconds (0 = never). A
+ * devnet node's wireguard-go answers on its control socket (/var/run/wireguard/<iface>.sock, reachable
+ * from here), which costs no process: a benchmark sampling every node every few ms must not load the
+ * machine it measures. A kernel interface, or a socket that does not answer, is read with wg(8).
+ */
 export async function latestHandshakes(netns: string, wgInterface: string): Promise<Map<string, number>> {
+  const answer = await uapiGet(join(UAPI_DIR, `${wgInterface}.sock`), 2_000).catch(() => undefined);
+  if (answer !== undefined) {
+    return new Map(parseUapiPeers(answer).map((peer) => [peer.publicKey, peer.latestHandshake] as const));
+  }
   const stdout = await run("ip", ["netns", "exec", netns, "wg", "show", wgInterface, "latest-handshakes"]);
   return new Map(
     stdout
