@@ -193,10 +193,19 @@ export function createMeshLayer(options: {
         return;
       }
       publish();
-      await rt.stopped;
-      await sockets.close();
-      runtime = undefined;
-      publish();
+      try {
+        await rt.stopped;
+      } catch (err) {
+        // Only once its CSK loop ended: a publish in the loop threw, or its socket or re-attestation failed
+        // to stop.
+        logger.error({ err }, "mesh runtime ended with an error; releasing this membership's sockets");
+      } finally {
+        // Let go of the runtime first: a factory that fails to close must not keep the next membership's
+        // runtime from starting.
+        runtime = undefined;
+        await sockets.close();
+        publish();
+      }
     },
     ended() {
       custody.clear();
