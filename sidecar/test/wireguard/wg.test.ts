@@ -324,14 +324,14 @@ function realSkipReason(): string | undefined {
 }
 
 describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReason() }, () => {
-  const tag = `amwgtest-${process.pid}`;
+  const tag = `wg15-${process.pid}`;
   const nsA = `${tag}-a`;
   const nsB = `${tag}-b`;
   // Interface names are global for wireguard-go (its socket is /var/run/wireguard/<name>.sock).
-  const ifA = `amwg${process.pid}a`;
-  const ifB = `amwg${process.pid}b`;
-  const ifC = `amwg${process.pid}c`;
-  const ifD = `amwg${process.pid}d`;
+  const ifA = `wg15${process.pid}a`;
+  const ifB = `wg15${process.pid}b`;
+  const ifC = `wg15${process.pid}c`;
+  const ifD = `wg15${process.pid}d`;
   const keyA = wireguardKeyPair(randomBytes(32));
   const keyB = wireguardKeyPair(randomBytes(32));
   const configA: InterfaceConfig = {
@@ -579,7 +579,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     const received = () => Number(/(\d+)\n$/.exec(sunk)?.[1] ?? 0);
     let source: ReturnType<typeof spawn> | undefined;
     let sourced = "";
-    const nofrag = `amwgtest_nofrag_${process.pid}`;
+    const nofrag = `wg15_nofrag_${process.pid}`;
     const mss = () => {
       const line = run("ip", "netns", "exec", nsA, "ss", "-tin", "dst", "198.19.77.2");
       return Number(/\bmss:(\d+)/.exec(line)?.[1] ?? Number.NaN);
