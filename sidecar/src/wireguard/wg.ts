@@ -280,12 +280,14 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         : await otherAddresses(name, config.address);
     own?.addresses.add(config.address);
     const steps: IpStep[] = [
-      // No prefix route from the kernel: ours below carries the underlay's MTU.
-      { command: `address replace ${config.address} dev ${name} noprefixroute` },
+      // The others go first: deleting a subnet's primary address deletes its secondaries with it, and
+      // the wanted one would be a secondary of an earlier registration's in the same subnet.
       ...others.map((other) => ({
         command: `address del ${other} dev ${name}`,
         done: () => own?.addresses.delete(other),
       })),
+      // No prefix route from the kernel: ours below carries the underlay's MTU.
+      { command: `address replace ${config.address} dev ${name} noprefixroute` },
     ];
     // The interface takes the gateway path's datagrams; every peer without a route of its own (direct
     // UDP, or not placed yet) gets the subnet route's MTU, which fits the underlay.
