@@ -26,6 +26,8 @@ export interface RunResult {
 export interface RunOptions {
   /** A descriptor to use as the command's stdin. */
   readonly stdin?: number;
+  /** Text written to the command's stdin through a pipe (no secret: it is logged at debug level). */
+  readonly input?: string;
   /** Strings replaced in anything kept from the command's output. */
   readonly secrets?: readonly string[];
 }
@@ -46,11 +48,16 @@ export function createCommandRunner(options: {
     const command = argv.join(" ");
     const started = Date.now();
     return new Promise<RunResult>((resolve, reject) => {
+      const { input } = runOptions;
       const child = spawn(full[0]!, full.slice(1), {
-        stdio: [runOptions.stdin ?? "ignore", "pipe", "pipe"],
+        stdio: [input !== undefined ? "pipe" : (runOptions.stdin ?? "ignore"), "pipe", "pipe"],
         timeout: commandTimeoutMs,
         killSignal: "SIGKILL",
       });
+      // A command that exits (or never starts) before reading all of it closes the pipe: its exit
+      // code and stderr tell what happened, not the EPIPE.
+      child.stdin?.on("error", noop);
+      child.stdin?.end(input);
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
@@ -64,7 +71,10 @@ export function createCommandRunner(options: {
       });
       child.on("close", (code, signal) => {
         const errText = redact(Buffer.concat(stderr).toString("utf8"), runOptions.secrets);
-        logger.debug({ command, code, signal, ms: Date.now() - started }, "wireguard command finished");
+        logger.debug(
+          { command, ...(input === undefined ? {} : { input }), code, signal, ms: Date.now() - started },
+          "wireguard command finished",
+        );
         if (signal !== null) {
           reject(commandFailed(command, `killed by ${signal} (limit ${commandTimeoutMs} ms)`, { signal }));
           return;

@@ -2,6 +2,7 @@
 // optionally inside a network namespace. Its parts: process.ts runs the commands, wireguardGo.ts
 // supervises the daemon, secretStdin.ts hands the private key over, parse.ts reads `wg show dump`,
 // validate.ts checks every input first.
+import { createHash } from "node:crypto";
 import { closeSync } from "node:fs";
 import { createConnection, isIP } from "node:net";
 import { join } from "node:path";
@@ -94,7 +95,33 @@ interface Device {
   readonly name: string;
   readonly kind: "kernel" | "userspace" | "adopted";
   readonly daemon?: Daemon;
+  /**
+   * What this backend has set on an interface it created, so that `up` after `prepare` repeats none of
+   * it. None on one taken over: whatever it carries, `up` sets everything again.
+   */
+  readonly own?: Own;
 }
+
+interface Own {
+  /** SHA-256 of the private key `wg set` last took, with its listen port (the key itself is not kept). */
+  key?: { readonly digest: string; readonly listenPort: number };
+  /** The MTU the link was set up with. */
+  linkMtu?: number;
+  /** Every address `up` gave the interface (or tried to); one other than the wanted one is looked for. */
+  readonly addresses: Set<string>;
+}
+
+/** One line of an `ip -batch -` run; `done` when it succeeded, or failed in a way `tolerate` accepts. */
+interface IpStep {
+  readonly command: string;
+  readonly done?: () => void;
+  readonly tolerate?: (reason: string) => boolean;
+}
+
+/** How ip(8) in batch mode names the line it stopped at (`-` is stdin); the error is on the lines before. */
+const BATCH_FAILED = /^Command failed -:(\d+)$/m;
+
+const keyDigest = (config: DeviceConfig) => createHash("sha256").update(config.privateKey).digest("base64");
 
 export function createWgBackend(options: WgBackendOptions = {}): WireGuardBackend {
   const { netns, mode = "auto", commandTimeoutMs = 10_000, startTimeoutMs = 5_000 } = options;
@@ -128,18 +155,49 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
 
   async function must(argv: readonly string[], runOptions: RunOptions = {}): Promise<RunResult> {
     const result = await exec(argv, runOptions);
-    if (result.code !== 0) {
-      // A daemon that just died explains the failure better than wg's "Protocol not supported".
-      const daemon = device?.daemon;
-      if (daemon?.ready && (await within(daemon.exited, 250)) && failure !== undefined) throw failure;
-      const command = argv.join(" ");
-      throw commandFailed(command, `exited with ${result.code}: ${firstLine(result.stderr)}`, {
-        ...(netns === undefined ? {} : { netns }),
-        exitCode: result.code,
-        stderr: result.stderr.trim(),
-      });
-    }
+    if (result.code !== 0) throw await failed(argv.join(" "), result.code, result.stderr);
     return result;
+  }
+
+  async function failed(command: string, code: number, stderr: string): Promise<AttestmeshError> {
+    // A daemon that just died explains the failure better than wg's "Protocol not supported".
+    const daemon = device?.daemon;
+    if (daemon?.ready && (await within(daemon.exited, 250)) && failure !== undefined) return failure;
+    return commandFailed(command, `exited with ${code}: ${firstLine(stderr)}`, {
+      ...(netns === undefined ? {} : { netns }),
+      exitCode: code,
+      stderr: stderr.trim(),
+    });
+  }
+
+  /**
+   * `steps` through one `ip -batch -` process instead of one each (two with `ip netns exec`). ip stops
+   * at the first line that fails: the lines before it took effect, the ones after it did not. A failure
+   * `tolerate`s is passed over and the rest run in a new batch; any other is raised naming its line as
+   * the command, as if that line had run alone.
+   */
+  async function batch(steps: readonly IpStep[]): Promise<void> {
+    let rest = steps;
+    while (rest.length > 0) {
+      const result = await exec([ipCommand, "-batch", "-"], {
+        input: rest.map((step) => `${step.command}\n`).join(""),
+      });
+      if (result.code === 0) {
+        for (const step of rest) step.done?.();
+        return;
+      }
+      const marker = BATCH_FAILED.exec(result.stderr);
+      const at = marker === null ? -1 : Number(marker[1]) - 1;
+      const step = rest[at];
+      if (marker === null || step === undefined) {
+        throw await failed(`${ipCommand} -batch -`, result.code, result.stderr);
+      }
+      for (const before of rest.slice(0, at)) before.done?.();
+      const reason = result.stderr.slice(0, marker.index);
+      if (!step.tolerate?.(reason)) throw await failed(`${ipCommand} ${step.command}`, result.code, reason);
+      step.done?.();
+      rest = rest.slice(at + 1);
+    }
   }
 
   async function linkExists(name: string): Promise<boolean> {
@@ -166,7 +224,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       const added = await exec([ipCommand, "link", "add", "dev", name, "type", "wireguard"]);
       if (added.code === 0) {
         logger.info({ name, netns }, "created kernel WireGuard interface");
-        return { name, kind: "kernel" };
+        return { name, kind: "kernel", own: { addresses: new Set() } };
       }
       if (mode === "kernel") {
         throw unavailable(`the kernel cannot create WireGuard interfaces (${firstLine(added.stderr)})`, {
@@ -190,10 +248,14 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       },
     });
     logger.info({ name, netns, pid: daemon.child.pid }, "started wireguard-go");
-    return { name, kind: "userspace", daemon };
+    return { name, kind: "userspace", daemon, own: { addresses: new Set() } };
   }
 
+  /** Sets the private key and listen port, unless this backend already set the same on this interface. */
   async function setKey(name: string, config: DeviceConfig): Promise<void> {
+    const own = device?.own;
+    const digest = keyDigest(config);
+    if (own?.key?.digest === digest && own.key.listenPort === config.listenPort) return;
     const keyBase64 = Buffer.from(config.privateKey).toString("base64");
     const secrets = [keyBase64, Buffer.from(config.privateKey).toString("hex")];
     const stdin = secretStdin(`${keyBase64}\n`);
@@ -202,6 +264,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         [wgCommand, "set", name, "listen-port", String(config.listenPort), "private-key", "/dev/stdin"],
         { stdin, secrets },
       );
+      if (own !== undefined) own.key = { digest, listenPort: config.listenPort };
     } finally {
       closeSync(stdin);
     }
@@ -209,38 +272,72 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
 
   async function configure(name: string, config: InterfaceConfig): Promise<void> {
     await setKey(name, config);
-    // No prefix route from the kernel: ours below carries the underlay's MTU.
-    await must([ipCommand, "address", "replace", config.address, "dev", name, "noprefixroute"]);
-    await removeOtherAddresses(name, config.address);
+    const own = device?.own;
+    // An interface taken over, or one that had another address, may still carry that address.
+    const others =
+      own !== undefined && [...own.addresses].every((address) => address === config.address)
+        ? []
+        : await otherAddresses(name, config.address);
+    own?.addresses.add(config.address);
+    const steps: IpStep[] = [
+      // The others go first: deleting a subnet's primary address deletes its secondaries with it, and
+      // the wanted one would be a secondary of an earlier registration's in the same subnet.
+      ...others.map((other) => ({
+        command: `address del ${other} dev ${name}`,
+        done: () => own?.addresses.delete(other),
+      })),
+      // No prefix route from the kernel: ours below carries the underlay's MTU.
+      { command: `address replace ${config.address} dev ${name} noprefixroute` },
+    ];
     // The interface takes the gateway path's datagrams; every peer without a route of its own (direct
     // UDP, or not placed yet) gets the subnet route's MTU, which fits the underlay.
-    await must([ipCommand, "link", "set", "dev", name, "mtu", String(WG_GATEWAY_MTU), "up"]);
+    if (own?.linkMtu !== WG_GATEWAY_MTU) steps.push(linkUp(name));
     const subnet = canonicalCidr(config.address);
     if (configured !== config.address) {
       // A new address, or an interface taken over: no route into the mesh but ours (an earlier run's
-      // per-peer routes could give a peer now on direct UDP the gateway path's MTU).
-      await exec([ipCommand, "route", "flush", "root", subnet, "dev", name]);
+      // per-peer routes could give a peer now on direct UDP the gateway path's MTU). As before the
+      // batch, whether the flush works or not.
+      steps.push({ command: `route flush root ${subnet} dev ${name}`, tolerate: () => true });
       routes.clear();
     }
     const [local] = config.address.split("/");
-    await must([ipCommand, "route", "replace", subnet, "dev", name, "src", local!, "mtu", String(WG_MTU)]);
+    steps.push({ command: `route replace ${subnet} dev ${name} src ${local!} mtu ${WG_MTU}` });
+    await batch(steps);
     configured = config.address;
+    // The others of its family are gone now (those of the other family stay, as they always have).
+    const family = isIP(local!);
+    for (const address of own?.addresses ?? []) {
+      if (address !== config.address && isIP(address.split("/")[0]!) === family)
+        own?.addresses.delete(address);
+    }
   }
 
-  /** A taken-over interface may carry the address of an earlier registration. */
-  async function removeOtherAddresses(name: string, address: string): Promise<void> {
+  /** `link set … up` with the interface's MTU, remembered on an interface of this backend's own. */
+  function linkUp(name: string): IpStep {
+    return {
+      command: `link set dev ${name} mtu ${WG_GATEWAY_MTU} up`,
+      done: () => {
+        if (device?.own !== undefined) device.own.linkMtu = WG_GATEWAY_MTU;
+      },
+    };
+  }
+
+  /** Addresses of the family of `address` other than it: a taken-over interface may carry an earlier registration's. */
+  async function otherAddresses(name: string, address: string): Promise<string[]> {
     const [local, prefixText] = address.split("/");
     const family = isIP(local!) === 6 ? "inet6" : "inet";
     const { stdout } = await must([ipCommand, "-j", "address", "show", "dev", name]);
     const links = JSON.parse(stdout || "[]") as {
       addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string }[];
     }[];
+    const others: string[] = [];
     for (const info of links.flatMap((link) => link.addr_info ?? [])) {
       if (info.family !== family || info.scope === "link") continue;
       if (info.local === local && String(info.prefixlen) === prefixText) continue;
       logger.info({ name, address: `${info.local}/${info.prefixlen}` }, "removing stale interface address");
-      await must([ipCommand, "address", "del", `${info.local}/${info.prefixlen}`, "dev", name]);
+      others.push(`${info.local}/${info.prefixlen}`);
     }
+    return others;
   }
 
   function usable(): string {
@@ -277,7 +374,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         failure = undefined;
         device = await ensureDevice(config.name);
         await setKey(config.name, config);
-        await must([ipCommand, "link", "set", "dev", config.name, "mtu", String(WG_GATEWAY_MTU), "up"]);
+        await batch([linkUp(config.name)]);
       });
     },
 
@@ -315,25 +412,24 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         const [local] = (configured ?? "").split("/");
         if (!local) throw invalid("the interface has no address yet; call up() first", { name });
         const canonical = new Map([...wanted].map(([cidr, mtu]) => [canonicalCidr(cidr), mtu]));
+        const steps: IpStep[] = [];
         for (const [cidr, mtu] of canonical) {
           if (routes.get(cidr) === mtu) continue;
-          await must([ipCommand, "route", "replace", cidr, "dev", name, "src", local, "mtu", String(mtu)]);
-          routes.set(cidr, mtu);
+          steps.push({
+            command: `route replace ${cidr} dev ${name} src ${local} mtu ${mtu}`,
+            done: () => routes.set(cidr, mtu),
+          });
         }
-        for (const cidr of [...routes.keys()]) {
+        for (const cidr of routes.keys()) {
           if (canonical.has(cidr)) continue;
-          const argv = [ipCommand, "route", "del", cidr, "dev", name];
-          const removed = await exec(argv);
-          // Gone already (the kernel removes a route with its source address) is as good as removed.
-          if (removed.code !== 0 && !/No such process/i.test(removed.stderr)) {
-            throw commandFailed(argv.join(" "), `exited with ${removed.code}: ${firstLine(removed.stderr)}`, {
-              ...(netns === undefined ? {} : { netns }),
-              exitCode: removed.code,
-              stderr: removed.stderr.trim(),
-            });
-          }
-          routes.delete(cidr);
+          steps.push({
+            command: `route del ${cidr} dev ${name}`,
+            // Gone already (the kernel removes a route with its source address) is as good as removed.
+            tolerate: (reason) => /No such process/i.test(reason),
+            done: () => routes.delete(cidr),
+          });
         }
+        await batch(steps);
       });
     },
 

@@ -27,6 +27,15 @@ function captureLogs() {
   return { logger, lines };
 }
 
+/** The commands a backend ran (its debug lines) from line `from` of its log on, without `ip netns exec`. */
+function commandsRun(lines: readonly string[], from = 0): string[] {
+  return lines
+    .slice(from)
+    .map((line) => JSON.parse(line) as { msg?: string; command?: string })
+    .filter((entry) => entry.msg === "wireguard command finished")
+    .map((entry) => entry.command ?? "");
+}
+
 /** Fails if any spelling (or a 16-character piece) of `privateKey` appears in `text`. */
 function assertNoKeyMaterial(text: string, privateKey: Uint8Array, where: string): void {
   const base64 = Buffer.from(privateKey).toString("base64");
@@ -324,14 +333,18 @@ function realSkipReason(): string | undefined {
 }
 
 describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReason() }, () => {
-  const tag = `amwgtest-${process.pid}`;
+  const tag = `wg15-${process.pid}`;
   const nsA = `${tag}-a`;
   const nsB = `${tag}-b`;
   // Interface names are global for wireguard-go (its socket is /var/run/wireguard/<name>.sock).
-  const ifA = `amwg${process.pid}a`;
-  const ifB = `amwg${process.pid}b`;
-  const ifC = `amwg${process.pid}c`;
-  const ifD = `amwg${process.pid}d`;
+  const ifA = `wg15${process.pid}a`;
+  const ifB = `wg15${process.pid}b`;
+  const ifC = `wg15${process.pid}c`;
+  const ifD = `wg15${process.pid}d`;
+  const ifE = `wg15${process.pid}e`;
+  const ifF = `wg15${process.pid}f`;
+  const ifG = `wg15${process.pid}g`;
+  const allInterfaces = [ifA, ifB, ifC, ifD, ifE, ifF, ifG];
   const keyA = wireguardKeyPair(randomBytes(32));
   const keyB = wireguardKeyPair(randomBytes(32));
   const configA: InterfaceConfig = {
@@ -361,7 +374,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
 
   /** PIDs of wireguard-go processes serving one of this test's interfaces. */
   function daemons(name?: string): number[] {
-    return wireguardGoPids(name === undefined ? [ifA, ifB, ifC, ifD] : [name]);
+    return wireguardGoPids(name === undefined ? allInterfaces : [name]);
   }
 
   async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
@@ -392,7 +405,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       } catch {}
     }
     for (const ns of [nsA, nsB]) attempt("ip", "netns", "del", ns);
-    for (const name of [ifA, ifB, ifC, ifD]) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
+    for (const name of allInterfaces) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
   });
 
   it("brings up a wireguard-go interface in each namespace, idempotently", async () => {
@@ -579,7 +592,7 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     const received = () => Number(/(\d+)\n$/.exec(sunk)?.[1] ?? 0);
     let source: ReturnType<typeof spawn> | undefined;
     let sourced = "";
-    const nofrag = `amwgtest_nofrag_${process.pid}`;
+    const nofrag = `wg15_nofrag_${process.pid}`;
     const mss = () => {
       const line = run("ip", "netns", "exec", nsA, "ss", "-tin", "dst", "198.19.77.2");
       return Number(/\bmss:(\d+)/.exec(line)?.[1] ?? Number.NaN);
@@ -677,8 +690,21 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     const logs = captureLogs();
     const successor = createWgBackend({ netns: nsB, logger: logs.logger });
     backends.push(successor);
+    // An earlier registration's address, which the successor cannot know of.
+    run("ip", "-n", nsB, "address", "add", "198.19.77.99/24", "dev", ifB);
     await successor.up(configB);
     assert.match(logs.lines.join("\n"), /taking over an existing WireGuard interface/);
+    // Nothing is taken for granted on an interface taken over: key, addresses, link, all set again.
+    const ran = commandsRun(logs.lines);
+    assert.ok(ran.includes(`wg set ${ifB} listen-port 51820 private-key /dev/stdin`), ran.join("\n"));
+    assert.ok(ran.includes(`ip -j address show dev ${ifB}`), ran.join("\n"));
+    assert.ok(
+      logs.lines.some((line) => line.includes(`link set dev ${ifB} mtu ${WG_GATEWAY_MTU} up`)),
+      "the link is set up again",
+    );
+    const addresses = run("ip", "-n", nsB, "address", "show", "dev", ifB);
+    assert.match(addresses, /inet 198\.19\.77\.2\/24 /);
+    assert.doesNotMatch(addresses, /198\.19\.77\.99/, "the earlier address is gone");
     assert.deepEqual(
       (await successor.peers()).map((peer) => peer.publicKey),
       [keyA.publicKeyBase64],
@@ -698,8 +724,18 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     assert.match(logsB.lines.join("\n"), /wireguard-go exited unexpectedly/);
     await assert.rejects(backendB.setPeer({ publicKey: keyA.publicKeyBase64, allowedIps: [] }), /exited/);
 
+    const from = logsB.lines.length;
     await backendB.up(configB);
     assert.deepEqual(await backendB.peers(), [], "a fresh daemon");
+    // The new daemon's interface knows nothing of what the old one was told.
+    assert.ok(
+      commandsRun(logsB.lines, from).includes(`wg set ${ifB} listen-port 51820 private-key /dev/stdin`),
+      "the key and port are set again",
+    );
+    assert.ok(
+      logsB.lines.slice(from).some((line) => line.includes(`link set dev ${ifB} mtu ${WG_GATEWAY_MTU} up`)),
+      "the link is set up again",
+    );
     assert.equal(daemons(ifB).length, 1);
   });
 
@@ -739,6 +775,182 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     await assert.rejects(backend.setPeers!([{ ...peers[0]!, allowedIps: ["not an ip"] }]), /not a CIDR/);
     await backend.down();
     assert.deepEqual(daemons(ifD), []);
+  });
+
+  /** What `up` and `setRouteMtus` leave on an interface, without what names it (name, index, link-local). */
+  function interfaceState(ns: string, name: string) {
+    const [link] = JSON.parse(run("ip", "-j", "-n", ns, "address", "show", "dev", name)) as {
+      flags: string[];
+      mtu: number;
+      operstate: string;
+      addr_info: Record<string, unknown>[];
+    }[];
+    const routes = JSON.parse(run("ip", "-j", "-n", ns, "route", "show", "dev", name)) as Record<
+      string,
+      unknown
+    >[];
+    const pick = (entry: Record<string, unknown>, keys: readonly string[]) =>
+      Object.fromEntries(keys.map((key) => [key, entry[key]]));
+    const wg = (...args: string[]) => run("ip", "netns", "exec", ns, "wg", "show", name, ...args).trim();
+    return {
+      flags: link!.flags,
+      mtu: link!.mtu,
+      operstate: link!.operstate,
+      addresses: link!.addr_info
+        .filter((info) => info.scope !== "link")
+        .map((info) => pick(info, ["family", "local", "prefixlen", "scope", "noprefixroute"])),
+      routes: routes.map((route) => pick(route, ["dst", "prefsrc", "scope", "protocol", "metrics", "flags"])),
+      listenPort: wg("listen-port"),
+      publicKey: wg("public-key"),
+    };
+  }
+
+  // Two interfaces alike but for their names, in two namespaces: E brought up after prepare, F without.
+  const keyE = wireguardKeyPair(randomBytes(32));
+  const alike = (name: string): InterfaceConfig => ({
+    name,
+    privateKey: keyE.privateKey,
+    listenPort: 51830,
+    address: "198.19.80.1/24",
+  });
+  /** Seven gateway-path peers' routes, as at N = 8. */
+  const sevenRoutes = new Map(
+    Array.from({ length: 7 }, (_, i) => [`198.19.80.${10 + i}/32`, WG_GATEWAY_MTU] as const),
+  );
+  const fresh = createWgBackend({ netns: nsB, mode: "userspace" });
+  backends.push(fresh);
+
+  it("up after prepare: the interface a fresh up makes, in 2 processes; route MTUs in one, however many", async () => {
+    const logs = captureLogs();
+    const prepared = createWgBackend({ netns: nsA, mode: "userspace", logger: logs.logger });
+    backends.push(prepared);
+    await prepared.prepare!(alike(ifE));
+    let from = logs.lines.length;
+    await prepared.up(alike(ifE));
+    // Key, listen port, link and MTU were set by prepare; the interface never had another address.
+    assert.deepEqual(commandsRun(logs.lines, from), [`ip link show dev ${ifE}`, "ip -batch -"]);
+    await fresh.up(alike(ifF));
+    assert.deepEqual(interfaceState(nsA, ifE), interfaceState(nsB, ifF));
+    assert.match(
+      run("ip", "-n", nsA, "link", "show", "dev", ifE),
+      new RegExp(`<[^>]*\\bUP\\b.*mtu ${WG_GATEWAY_MTU} `),
+    );
+
+    const alikeRoutes = async (routes: Map<string, number>) => {
+      from = logs.lines.length;
+      await prepared.setRouteMtus!(routes);
+      assert.deepEqual(commandsRun(logs.lines, from), ["ip -batch -"], `routes ${[...routes]}`);
+      await fresh.setRouteMtus!(routes);
+      assert.deepEqual(interfaceState(nsA, ifE), interfaceState(nsB, ifF));
+    };
+    await alikeRoutes(sevenRoutes);
+    assert.equal(
+      run("ip", "-n", nsA, "route", "show", "dev", ifE).match(new RegExp(`mtu ${WG_GATEWAY_MTU}\\b`, "g"))
+        ?.length,
+      7,
+    );
+    // Two shrink, three go, two stay: still one process.
+    await alikeRoutes(
+      new Map([...sevenRoutes].slice(0, 4).map(([cidr], i) => [cidr, i < 2 ? WG_MTU : WG_GATEWAY_MTU])),
+    );
+    await alikeRoutes(new Map());
+    assert.equal(run("ip", "-n", nsA, "route", "show", "dev", ifE).trim().split("\n").length, 1);
+
+    // A new port (or key) is set again; a new address replaces the old one, routes follow it. Regression:
+    // the old address went after the new one was added, and took it along as its secondary in the same
+    // subnet (`Invalid prefsrc address` until the next up).
+    from = logs.lines.length;
+    await prepared.up({ ...alike(ifE), listenPort: 51832, address: "198.19.80.2/24" });
+    const ran = commandsRun(logs.lines, from);
+    assert.deepEqual(ran, [
+      `ip link show dev ${ifE}`,
+      `wg set ${ifE} listen-port 51832 private-key /dev/stdin`,
+      `ip -j address show dev ${ifE}`,
+      "ip -batch -",
+    ]);
+    const state = interfaceState(nsA, ifE);
+    assert.equal(state.listenPort, "51832");
+    assert.deepEqual(
+      state.addresses.map((info) => `${info.local}/${info.prefixlen}`),
+      ["198.19.80.2/24"],
+    );
+    assert.deepEqual(
+      state.routes.map((route) => [route.dst, route.prefsrc]),
+      [["198.19.80.0/24", "198.19.80.2"]],
+    );
+    await prepared.down();
+  });
+
+  it("a step that fails in a batch is named, stops the batch, and the next up or setRouteMtus repairs it", async () => {
+    // ip(8) itself, except that in batch mode it runs the lines `fault`'s sed script changes on a
+    // device that does not exist.
+    const dir = mkdtempSync(join(tmpdir(), "wg15-fault-"));
+    const fault = join(dir, "fault.sed");
+    const ip = join(dir, "ip");
+    writeFileSync(
+      ip,
+      `#!/bin/sh\nif [ "$1" = "-batch" ] && [ -s ${fault} ]; then sed -f ${fault} | ip "$@"; exit $?; fi\nexec ip "$@"\n`,
+      { mode: 0o755 },
+    );
+    const breakLine = (prefix: string) =>
+      writeFileSync(fault, `\\|^${prefix}|s| dev [^ ]*| dev wg15nosuch|\n`);
+    const backend = createWgBackend({ netns: nsA, mode: "userspace", commands: { ip } });
+    backends.push(backend);
+    const failing = async (step: Promise<void>, command: string) => {
+      const error = await step.then(
+        () => assert.fail(`${command} should fail`),
+        (thrown: unknown) => thrown,
+      );
+      assert.ok(isAttestmeshError(error, "WireGuardCommandFailed"), String(error));
+      assert.equal(error.retryable, true);
+      assert.equal(error.details.command, `${ip} ${command}`);
+      assert.ok(
+        error.message.includes(`\`${ip} ${command}\` exited with 1: Cannot find device "wg15nosuch"`),
+      );
+      assertNoKeyMaterial(errorText(error), keyE.privateKey, "the error");
+    };
+    try {
+      breakLine("link set");
+      await failing(backend.up(alike(ifG)), `link set dev ${ifG} mtu ${WG_GATEWAY_MTU} up`);
+      // The address (the line before) took effect; the subnet route (the line after) did not.
+      const half = interfaceState(nsA, ifG);
+      assert.deepEqual(
+        half.addresses.map((info) => info.local),
+        ["198.19.80.1"],
+      );
+      assert.deepEqual(half.routes, []);
+      assert.notEqual(half.mtu, WG_GATEWAY_MTU);
+      rmSync(fault);
+      await backend.up(alike(ifG));
+      assert.deepEqual(interfaceState(nsA, ifG), interfaceState(nsB, ifF));
+
+      breakLine("route replace 198.19.80.12/32");
+      await failing(
+        backend.setRouteMtus!(sevenRoutes),
+        `route replace 198.19.80.12/32 dev ${ifG} src 198.19.80.1 mtu ${WG_GATEWAY_MTU}`,
+      );
+      assert.deepEqual(
+        interfaceState(nsA, ifG).routes.map((route) => route.dst),
+        ["198.19.80.0/24", "198.19.80.10", "198.19.80.11"],
+        "ip stopped at the failing line",
+      );
+      rmSync(fault);
+      await backend.setRouteMtus!(sevenRoutes);
+      await fresh.setRouteMtus!(sevenRoutes);
+      assert.deepEqual(interfaceState(nsA, ifG), interfaceState(nsB, ifF));
+
+      // A route already gone (as the kernel removes one with its source address) stays harmless: the
+      // lines after it run all the same.
+      run("ip", "-n", nsA, "route", "del", "198.19.80.13/32", "dev", ifG);
+      await backend.setRouteMtus!(new Map());
+      await fresh.setRouteMtus!(new Map());
+      assert.deepEqual(interfaceState(nsA, ifG), interfaceState(nsB, ifF));
+      assert.equal(interfaceState(nsA, ifG).routes.length, 1);
+    } finally {
+      await backend.down();
+      await fresh.down();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("down removes the interface and the wireguard-go process", async () => {
