@@ -514,6 +514,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           backoff: backoff(config.registerMaxBackoffMs),
           ...random(deps),
           onAttempt: (outcome) => metrics.registrationAttempts.inc({ outcome }),
+          // The pass syncs (and certifies) the new record while the member id is read back, so the
+          // pass `began` asks for finds this node in a view that is already current.
+          onIncluded: () => void loop.wake("registration included"),
         }),
       began() {
         loop.start();

@@ -175,6 +175,11 @@ export interface RegisterOptions {
   readonly receiptTimeoutMs?: number;
   /** Called after every attempt with its outcome code ("registered", "already-member", or a refusal code). */
   readonly onAttempt?: (outcome: string) => void;
+  /**
+   * Called once a registration transaction succeeded, before its member id is read back: the chain
+   * already holds the record, so the membership view can start catching up while that read runs.
+   */
+  readonly onIncluded?: () => void;
 }
 
 /**
@@ -270,6 +275,7 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       { details: { txHash: hash } },
     );
   }
+  options.onIncluded?.();
   const after = await reader.memberOfApp(appId);
   if (!after.active) {
     throw retryableError(

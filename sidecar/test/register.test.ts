@@ -81,8 +81,14 @@ describe("registration", () => {
   test("registers once; a restart finds the record and sends nothing", async () => {
     const keys = await nodeKeys(fx);
     await fx.owner.write.addAppId([keys.appId]);
-    const first = await registerOnce(options(keys));
+    // The reconciler is woken the moment the record is on chain, before the member id is read back.
+    const calls = () => tally.byMethod().eth_call ?? 0;
+    const included: number[] = [];
+    tally.reset();
+    const first = await registerOnce(options(keys, { onIncluded: () => included.push(calls()) }));
     assert.equal(first.submitted, true);
+    assert.equal(included.length, 1, "onIncluded is called once the registration succeeded");
+    assert.ok(calls() > included[0]!, "the member id is read after onIncluded");
     assert.ok(first.txHash);
     const record = await fx.owner.read.member([first.memberId]);
     assert.equal(record.memberKey, keys.member.address);
@@ -91,8 +97,9 @@ describe("registration", () => {
     assert.equal(record.status, 1);
 
     tally.reset();
-    const again = await registerOnce(options(keys));
+    const again = await registerOnce(options(keys, { onIncluded: () => included.push(calls()) }));
     assert.deepEqual(again, { memberId: first.memberId, submitted: false });
+    assert.equal(included.length, 1, "nothing was included on restart: onIncluded is not called");
     assert.equal(tally.byMethod().eth_sendRawTransaction, undefined, "no transaction on restart");
     assert.equal((await registeredEvents(keys.appId)).length, 1);
   });
