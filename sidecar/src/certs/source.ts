@@ -18,7 +18,7 @@
 //      of 0..registrationNonce(appId)-1 under which the Register message recovers to the member key
 //      (under none: the last one, and verification names what else is wrong).
 //
-// Steps 3 and 4 run side by side.
+// Steps 3 and 4 need only the registration block and the app id: they run side by side.
 //
 // A caller that already read the member's MemberRegistered log (the membership follower, whose
 // incremental sync just did, by a quorum read) hands its block and transaction as a hint: steps 1 and 2
@@ -45,6 +45,7 @@ import {
   getAbiItem,
   getAddress,
   type Hex,
+  type Log,
   type PublicClient,
   parseEventLogs,
   type Transport,
@@ -298,8 +299,13 @@ export function createChainCertificateSource(options: {
   }
 
   /** Whether a receipt carries the cluster's MemberRegistered log naming this member and its keys. */
-  function registers(member: Member, logs: Parameters<typeof parseEventLogs>[0]["logs"]): boolean {
-    return parseEventLogs({ abi: clusterAbi, eventName: "MemberRegistered", logs, strict: true }).some(
+  function registers(member: Member, logs: readonly Log[]): boolean {
+    return parseEventLogs({
+      abi: clusterAbi,
+      eventName: "MemberRegistered",
+      logs: [...logs],
+      strict: true,
+    }).some(
       (log) =>
         getAddress(log.address) === getAddress(cluster) &&
         log.args.memberId === member.memberId &&
