@@ -366,6 +366,19 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           logger,
         }),
         memberCertifier,
+        // This node's own record is certified by its own key chains, verified at start: no fetch.
+        () => {
+          const memberId = cycle.memberId();
+          return memberId === undefined
+            ? undefined
+            : {
+                memberId,
+                appId: keys.appId,
+                memberKey: keys.member.address,
+                wireguardKey: keys.wireguard.publicKey,
+                identityKey: keys.identity.publicKey,
+              };
+        },
       ),
       () => meshLayer.reattestation(),
       cycle.memberId,

@@ -13,6 +13,7 @@ import {
 import { metricsOn } from "@attestmesh/shared/service/metrics.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import type { Registry } from "prom-client";
+import type { RegistrationLocation } from "../chain/follower.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
@@ -29,8 +30,11 @@ export type CertifyResult =
 export interface MemberCertifier {
   /** The member's verified certificate from the cache, or undefined (never fetches). */
   cached(member: Member): VerifiedCertificate | undefined;
-  /** Verifies the member's certificate (cache first; fetched and verified at most once per backoff). */
-  certify(member: Member): Promise<CertifyResult>;
+  /**
+   * Verifies the member's certificate (cache first; fetched and verified at most once per backoff).
+   * `hint`, where the caller read the member's MemberRegistered log, only speeds the fetch up.
+   */
+  certify(member: Member, hint?: RegistrationLocation): Promise<CertifyResult>;
   /** Members currently refused or unavailable (for the gauge and tests). */
   unverified(): number;
 }
@@ -71,10 +75,10 @@ export function createMemberCertifier(options: {
     "Active members in the chain view whose certificate is refused or unavailable; none of them is a peer, gets the CSK or is attributed anything.",
   );
 
-  async function check(member: Member, key: string): Promise<CertifyResult> {
+  async function check(member: Member, key: string, hint?: RegistrationLocation): Promise<CertifyResult> {
     let result: CertifyResult;
     try {
-      const certificate = await source(member);
+      const certificate = await source(member, hint);
       result = { ok: true, verified: await verifyMemberCertificate(certificate, pinned, member) };
     } catch (error) {
       if (!(error instanceof AttestmeshError)) {
@@ -121,7 +125,7 @@ export function createMemberCertifier(options: {
 
   return {
     cached: (member) => verified.get(keyOf(member)),
-    async certify(member) {
+    async certify(member, hint) {
       const key = keyOf(member);
       const hit = verified.get(key);
       if (hit !== undefined) return { ok: true, verified: hit };
@@ -129,7 +133,7 @@ export function createMemberCertifier(options: {
       if (last !== undefined && now() < last.retryAt) return last.result;
       const running = inflight.get(key);
       if (running !== undefined) return running;
-      const promise = check(member, key).finally(() => inflight.delete(key));
+      const promise = check(member, key, hint).finally(() => inflight.delete(key));
       inflight.set(key, promise);
       return promise;
     },

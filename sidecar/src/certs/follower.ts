@@ -4,6 +4,13 @@
 // RPC made up — or any key no TEE certified — is never a peer, never gets the CSK and is never
 // attributed anything. Records that are not active pass through unchanged: they grant nothing, and
 // the reconciler needs them to notice this node's own eviction.
+//
+// Two shortcuts, neither of which trusts the chain. This node's own record — its member id, and
+// exactly its own app id, member key, WireGuard key and identity key, which come from this TEE's own
+// dstack key chains, verified at start — is certified by construction and passes with no fetch; a
+// record carrying those keys under another id, or this id with any other key, is certified like any
+// other. And where the follower read a member's MemberRegistered log, the certifier gets its location
+// as a hint (certs/source.ts), which only spares the search for it.
 import type { MembershipFollower, MembershipSnapshot } from "../chain/follower.ts";
 import type { Member } from "../model/member.ts";
 import type { MemberCertifier } from "./certifier.ts";
@@ -11,24 +18,46 @@ import type { MemberCertifier } from "./certifier.ts";
 /** Certificates fetched at the same time during one sync. */
 const CONCURRENCY = 8;
 
+/** This node's member id and its own keys, as its key derivation proved them. */
+export type OwnRecord = Pick<Member, "memberId" | "appId" | "memberKey" | "wireguardKey" | "identityKey">;
+
+/** Whether `m` is this node's own record: its id and every one of its keys (hex compared caselessly). */
+function isOwn(m: Member, own: OwnRecord | undefined): boolean {
+  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  return (
+    own !== undefined &&
+    m.memberId === own.memberId &&
+    same(m.appId, own.appId) &&
+    same(m.memberKey, own.memberKey) &&
+    same(m.wireguardKey, own.wireguardKey) &&
+    same(m.identityKey, own.identityKey)
+  );
+}
+
 export function createCertifiedFollower(
   inner: MembershipFollower,
   certifier: MemberCertifier,
+  /** This node's own record once it registered (undefined before). */
+  self: () => OwnRecord | undefined = () => undefined,
 ): MembershipFollower {
   let snapshot: MembershipSnapshot | undefined;
 
   async function filter(next: MembershipSnapshot): Promise<MembershipSnapshot> {
-    const pending = [...next.members.values()].filter(
-      (m) => m.status === "active" && certifier.cached(m) === undefined,
-    );
+    const own = self();
+    const counts = (m: Member) => m.status !== "active" || isOwn(m, own) || certifier.cached(m) !== undefined;
+    const pending = [...next.members.values()].filter((m) => !counts(m));
     for (let i = 0; i < pending.length; i += CONCURRENCY) {
-      await Promise.all(pending.slice(i, i + CONCURRENCY).map((m) => certifier.certify(m)));
+      await Promise.all(
+        pending
+          .slice(i, i + CONCURRENCY)
+          .map((m) => certifier.certify(m, next.registrations?.get(m.memberId))),
+      );
     }
     const previous = snapshot;
     const members = new Map<bigint, Member>();
     let same = previous !== undefined;
     for (const [id, m] of next.members) {
-      if (m.status === "active" && certifier.cached(m) === undefined) continue;
+      if (!counts(m)) continue;
       members.set(id, m);
       if (same && previous?.members.get(id) !== m) same = false;
     }

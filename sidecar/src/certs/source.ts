@@ -18,6 +18,16 @@
 //      of 0..registrationNonce(appId)-1 under which the Register message recovers to the member key
 //      (under none: the last one, and verification names what else is wrong).
 //
+// Steps 3 and 4 need only the registration block and the app id: they run side by side.
+//
+// A caller that already read the member's MemberRegistered log (the membership follower, whose
+// incremental sync just did, by a quorum read) hands its block and transaction as a hint: steps 1 and 2
+// are skipped, and the transaction, its receipt, the salt and the nonce bound are read side by side.
+// The hint is followed only if it leads to this member: the transaction mined in the hinted block, its
+// receipt carries the cluster's MemberRegistered log naming this member id, app id and member key, and
+// its input holds a register call carrying the record's keys. Otherwise the full search runs in the
+// same call, so a wrong or lying hint costs time, never a certificate.
+//
 // Nothing here is trusted: the certificate is verified offline afterwards (certificate.ts) — the salt
 // by CREATE2, the keys by the signatures — so a lying RPC can only make a member unverifiable (the
 // certifier retries it after a backoff), never verify one.
@@ -35,9 +45,12 @@ import {
   getAbiItem,
   getAddress,
   type Hex,
+  type Log,
   type PublicClient,
+  parseEventLogs,
   type Transport,
 } from "viem";
+import type { RegistrationLocation } from "../chain/follower.ts";
 import type { ChainReads } from "../chain/reads.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -55,8 +68,12 @@ const DEFAULT_NEAR_CALLS = 8;
 /** Most nonces tried for one registration signature (each a local signature recovery). */
 const MAX_NONCES = 4096n;
 
-/** Fetches the certificate a member registered with; throws `CertificateUnavailable` when it cannot. */
-export type CertificateSource = (member: Member) => Promise<MemberCertificate>;
+/**
+ * Fetches the certificate a member registered with, starting at `hint` (where its MemberRegistered log
+ * was, if the caller read it) and searching where that leads nowhere; throws `CertificateUnavailable`
+ * when it cannot.
+ */
+export type CertificateSource = (member: Member, hint?: RegistrationLocation) => Promise<MemberCertificate>;
 
 function unavailable(member: Member, problem: string): AttestmeshError {
   return new AttestmeshError(`member ${member.memberId}'s certificate is unavailable: ${problem}`, {
@@ -172,7 +189,8 @@ export function createChainCertificateSource(options: {
     return low;
   }
 
-  async function saltOf(member: Member, registered: bigint, head: bigint): Promise<Hex> {
+  /** The app's CREATE2 salt; `head` is read only if the app's creation block must be bisected. */
+  async function saltOf(member: Member, registered: bigint, head: () => Promise<bigint>): Promise<Hex> {
     const appId = getAddress(member.appId);
     const known = salts.get(appId);
     if (known !== undefined) return known;
@@ -189,7 +207,7 @@ export function createChainCertificateSource(options: {
     let found = await scanner.backward(fromBlock, registered, read, nearCalls);
     if (found === undefined || found.length === 0) {
       // Far below, or even above (an app id allowed before its app was created): bisect its creation.
-      const created = await creationBlock(appId, head);
+      const created = await creationBlock(appId, await head());
       const there = created === undefined ? [] : [...(await read(created, created))];
       // Still nothing (no archive state, or a lie): read on down to the floor.
       if (there.length > 0) found = there;
@@ -202,9 +220,9 @@ export function createChainCertificateSource(options: {
     return salt;
   }
 
-  /** The certificate under the nonce its signature was made with (the contract's, not stated). */
-  async function withNonce(member: Member, call: RegisterCall, salt: Hex): Promise<MemberCertificate> {
-    const admissions = BigInt(
+  /** How many times the app id was admitted: its registration signatures used nonces below that. */
+  async function admissionsOf(member: Member): Promise<bigint> {
+    return BigInt(
       await client.readContract({
         address: cluster,
         abi: clusterAbi,
@@ -212,6 +230,26 @@ export function createChainCertificateSource(options: {
         args: [member.appId],
       }),
     );
+  }
+
+  /** The register call in a transaction's input that carries the record's app id and keys. */
+  function registerCallOf(member: Member, input: Hex): RegisterCall | undefined {
+    return findRegisterCalls(input).find(
+      (c) =>
+        typeof c.appId === "string" &&
+        getAddress(c.appId) === getAddress(member.appId) &&
+        String(c.wireguardKey).toLowerCase() === member.wireguardKey &&
+        String(c.identityKey).toLowerCase() === member.identityKey,
+    );
+  }
+
+  /** The certificate under the nonce its signature was made with (the contract's, not stated). */
+  async function nonceOf(
+    member: Member,
+    call: RegisterCall,
+    salt: Hex,
+    admissions: bigint,
+  ): Promise<MemberCertificate> {
     const chainId = client.chain.id;
     const lowest = admissions > MAX_NONCES ? admissions - MAX_NONCES : 0n;
     // The latest admissions first: the member on record is most often the app id's last one.
@@ -231,7 +269,8 @@ export function createChainCertificateSource(options: {
     return certificateFromCall(call, salt, admissions > 0n ? admissions - 1n : 0n);
   }
 
-  return async (member) => {
+  /** Steps 1-4: the registration located from the record's `registeredAt`. */
+  async function search(member: Member): Promise<MemberCertificate> {
     const { first, head } = await registrationBlock(member);
     const last = first + SAME_TIME_BLOCKS - 1n < head ? first + SAME_TIME_BLOCKS - 1n : head;
     const logs = await reads.getLogs({
@@ -249,15 +288,75 @@ export function createChainCertificateSource(options: {
       );
     }
     const tx = await client.getTransaction({ hash: registration.transactionHash });
-    const call = findRegisterCalls(tx.input).find(
-      (c) =>
-        typeof c.appId === "string" &&
-        getAddress(c.appId) === getAddress(member.appId) &&
-        String(c.wireguardKey).toLowerCase() === member.wireguardKey &&
-        String(c.identityKey).toLowerCase() === member.identityKey,
-    );
+    const call = registerCallOf(member, tx.input);
     if (call === undefined)
       throw unavailable(member, "its registration transaction holds no matching register call");
-    return withNonce(member, call, await saltOf(member, registration.blockNumber, head));
-  };
+    const [salt, admissions] = await Promise.all([
+      saltOf(member, registration.blockNumber, async () => head),
+      admissionsOf(member),
+    ]);
+    return nonceOf(member, call, salt, admissions);
+  }
+
+  /** Whether a receipt carries the cluster's MemberRegistered log naming this member and its keys. */
+  function registers(member: Member, logs: readonly Log[]): boolean {
+    return parseEventLogs({
+      abi: clusterAbi,
+      eventName: "MemberRegistered",
+      logs: [...logs],
+      strict: true,
+    }).some(
+      (log) =>
+        getAddress(log.address) === getAddress(cluster) &&
+        log.args.memberId === member.memberId &&
+        getAddress(log.args.appId) === getAddress(member.appId) &&
+        getAddress(log.args.memberKey) === getAddress(member.memberKey),
+    );
+  }
+
+  /** The certificate where `hint` says the member registered; undefined where that leads nowhere. */
+  async function fromHint(
+    member: Member,
+    hint: RegistrationLocation,
+  ): Promise<MemberCertificate | undefined> {
+    const latest = async () => (await header("latest")).number;
+    const salt = saltOf(member, hint.blockNumber, latest);
+    const admissions = admissionsOf(member);
+    // Settled before any return: the full search after a wrong hint must not race them.
+    const settled = Promise.allSettled([salt, admissions]);
+    let problem: string | undefined;
+    let call: RegisterCall | undefined;
+    try {
+      const [tx, receipt] = await Promise.all([
+        client.getTransaction({ hash: hint.transactionHash }),
+        client.getTransactionReceipt({ hash: hint.transactionHash }),
+      ]);
+      call = registerCallOf(member, tx.input);
+      if (tx.blockNumber !== hint.blockNumber || receipt.blockNumber !== hint.blockNumber)
+        problem = `the transaction is in block ${tx.blockNumber}, not ${hint.blockNumber}`;
+      else if (receipt.status !== "success" || !registers(member, receipt.logs))
+        problem = "the transaction registered no member by this id and keys";
+      else if (call === undefined) problem = "the transaction holds no register call with these keys";
+    } catch (err) {
+      problem = `cannot read the transaction (${err instanceof Error ? err.message.split("\n")[0] : String(err)})`;
+    }
+    if (problem !== undefined || call === undefined) {
+      await settled;
+      logger?.debug(
+        {
+          memberId: member.memberId.toString(),
+          block: hint.blockNumber.toString(),
+          txHash: hint.transactionHash,
+          problem,
+        },
+        "the registration hint leads nowhere; searching for the registration",
+      );
+      return undefined;
+    }
+    // The hinted registration is the member's: what fails from here would fail the search too.
+    return nonceOf(member, call, await salt, await admissions);
+  }
+
+  return async (member, hint) =>
+    (hint === undefined ? undefined : await fromHint(member, hint)) ?? search(member);
 }

@@ -2,13 +2,15 @@
 // the pinned providers agree on (reads.ts). The first sync reads every record in pages; after that each
 // sync costs one agreed block (every provider's eth_blockNumber, a quorum's block hash), one eth_getLogs
 // for MemberRegistered / MemberEvicted / MemberLeft since the last processed block, and one `member(id)`
-// per id those logs name — each of the last two asked of a quorum and compared.
+// per id those logs name — each of the last two asked of a quorum and compared. Where those logs
+// registered a member, the snapshot also says where (block, transaction): the certificate source
+// starts there instead of searching (certs/source.ts), and trusts none of it.
 // A head that moved backwards (a reorg deeper than the confirmations, or providers that fell behind)
 // or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead, and so
 // does a policy change that can change a member's standing (a device revoked, a compose hash or KMS
 // root removed or added, the device allowlist switched): the full read carries every standing.
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { type Address, getAbiItem } from "viem";
+import { type Address, getAbiItem, type Hex } from "viem";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
 import type { ClusterReader } from "./cluster.ts";
@@ -36,6 +38,12 @@ const STANDING_EVENT_NAMES: ReadonlySet<string> = new Set(STANDING_EVENTS.map((e
 
 export type SyncKind = "full" | "incremental" | "unchanged";
 
+/** Where a MemberRegistered log was: a hint for finding the registration, never trusted. */
+export interface RegistrationLocation {
+  readonly blockNumber: bigint;
+  readonly transactionHash: Hex;
+}
+
 export interface MembershipSnapshot {
   /** The block every record was read at. */
   readonly block: bigint;
@@ -46,6 +54,8 @@ export interface MembershipSnapshot {
   /** The ids this sync re-read (every id after a full read). */
   readonly changed: readonly bigint[];
   readonly kind: SyncKind;
+  /** For ids the incremental read behind this view saw registered: where their MemberRegistered log was. */
+  readonly registrations?: ReadonlyMap<bigint, RegistrationLocation>;
 }
 
 export interface MembershipFollower {
@@ -96,6 +106,15 @@ export function createMembershipFollower(options: {
       ),
     ];
     if (ids.length === 0) return { ...previous, block, blockHash: at.hash, changed: [], kind: "incremental" };
+    const registrations = new Map<bigint, RegistrationLocation>();
+    for (const log of logs) {
+      if (log.eventName === "MemberRegistered" && typeof log.args.memberId === "bigint") {
+        registrations.set(log.args.memberId, {
+          blockNumber: log.blockNumber,
+          transactionHash: log.transactionHash,
+        });
+      }
+    }
     const records = await Promise.all(ids.map((id) => reader.member(id, at)));
     const members = new Map(previous.members);
     ids.forEach((id, i) => {
@@ -104,7 +123,7 @@ export function createMembershipFollower(options: {
       else members.delete(id);
     });
     logger.debug({ block, changed: ids }, "membership changed");
-    return { block, blockHash: at.hash, members, changed: ids, kind: "incremental" };
+    return { block, blockHash: at.hash, members, changed: ids, kind: "incremental", registrations };
   }
 
   return {

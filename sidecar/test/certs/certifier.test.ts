@@ -9,6 +9,7 @@ import { Registry } from "prom-client";
 import { type Address, bytesToHex, getAddress } from "viem";
 import { offlineCertificate } from "../../../test/helpers/certs.ts";
 import { createMemberCertifier } from "../../src/certs/certifier.ts";
+import type { RegistrationLocation } from "../../src/chain/follower.ts";
 import type { Member } from "../../src/model/member.ts";
 import { captureLogger } from "../helpers.ts";
 
@@ -31,10 +32,12 @@ describe("member certifier", async () => {
     const log = captureLogger();
     const registry = new Registry();
     let calls = 0;
+    const hints: (RegistrationLocation | undefined)[] = [];
     const c = createMemberCertifier({
       pinned,
-      source: async (m) => {
+      source: async (m, hint) => {
         calls += 1;
+        hints.push(hint);
         return source(m);
       },
       logger: log.logger,
@@ -44,7 +47,7 @@ describe("member certifier", async () => {
       logEveryMs: 60_000,
       now: () => clock.now,
     });
-    return { c, log, registry, calls: () => calls, clock };
+    return { c, log, registry, calls: () => calls, hints, clock };
   }
 
   test("verifies once, then answers from the cache with no source (RPC) call", async () => {
@@ -98,6 +101,17 @@ describe("member certifier", async () => {
     const result = await t.c.certify(member);
     assert.equal(!result.ok && result.reason, "CertificateUnavailable");
     assert.equal(t.c.cached(member), undefined);
+  });
+
+  test("a registration hint reaches the source; the cache is keyed by the record, not the hint", async () => {
+    const t = certifier(async () => certificate);
+    const hint: RegistrationLocation = { blockNumber: 7n, transactionHash: `0x${"aa".repeat(32)}` };
+    assert.equal((await t.c.certify(member, hint)).ok, true);
+    assert.deepEqual(t.hints, [hint]);
+    const other: RegistrationLocation = { blockNumber: 8n, transactionHash: `0x${"bb".repeat(32)}` };
+    assert.equal((await t.c.certify(member, other)).ok, true);
+    assert.equal((await t.c.certify(member)).ok, true);
+    assert.equal(t.calls(), 1, "answered from the cache whatever the hint");
   });
 
   test("concurrent asks share one check", async () => {

@@ -21,9 +21,11 @@ import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { ipToNumber } from "@attestmesh/shared/mesh/cidr.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { sha256 } from "@noble/hashes/sha2";
+import { Registry } from "prom-client";
 import {
   type Address,
   bytesToHex,
+  custom,
   decodeFunctionData,
   decodeFunctionResult,
   encodeAbiParameters,
@@ -39,13 +41,26 @@ import {
 } from "viem";
 import { createMemberApp, fixtureTrust } from "../../../test/helpers/certs.ts";
 import {
+  admit,
   type ClusterFixture,
   SIMULATED_CLAIMS,
+  type SimulatedNode,
   setupCluster,
   signRegistration,
   simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
+import { createMemberCertifier } from "../../src/certs/certifier.ts";
+import { createCertifiedFollower, type OwnRecord } from "../../src/certs/follower.ts";
+import { createChainCertificateSource } from "../../src/certs/source.ts";
+import { type ChainContext, connectChain } from "../../src/chain/client.ts";
+import { createClusterReader } from "../../src/chain/cluster.ts";
+import {
+  createMembershipFollower,
+  type MembershipSnapshot,
+  type RegistrationLocation,
+} from "../../src/chain/follower.ts";
+import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
 import { parseConfig } from "../../src/config.ts";
 import { encodeRequest } from "../../src/csk/codec.ts";
 import { encodeLiveness, ProbeKind } from "../../src/heartbeat/swimCodec.ts";
@@ -53,6 +68,7 @@ import { type Sidecar, startSidecar } from "../../src/main.ts";
 import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
 import { sealMessage } from "../../src/messages/envelope.ts";
+import type { Member } from "../../src/model/member.ts";
 import { createMemoryBackend, type MemoryBackend } from "../../src/wireguard/memory.ts";
 import { type CapturedLogger, captureLogger, freePort, TEST_SIDECAR_ENV } from "../helpers.ts";
 
@@ -463,5 +479,152 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
       b.log.lines().some((l) => l.envelopeId === forgedEnvelope && l.reason === "SenderSignatureInvalid"),
       "B logged the forged message's refusal",
     );
+  });
+});
+
+// The certified view over a real membership follower, certifier and chain certificate source: this
+// node's own record counts with no certificate fetch, but only its exact record (a record a lying
+// quorum made up with this node's keys under another id, or this id with any other key, is certified
+// like any other, and refused); a member the follower saw register is certified from where its log was.
+describe("the certified view: this node's own record, and the follower's registration hints", () => {
+  let fx: ClusterFixture;
+  let chain: ChainContext;
+  let tally: RpcTally;
+  let pinned: PinnedTrust;
+  const admitted: { node: SimulatedNode; id: bigint }[] = [];
+
+  const own = (i: number): OwnRecord => {
+    const { node, id } = admitted[i]!;
+    return {
+      memberId: id,
+      appId: node.appId,
+      memberKey: node.memberAccount.address,
+      wireguardKey: node.wireguardKey,
+      identityKey: node.identityKey,
+    };
+  };
+
+  async function admitWithApp(): Promise<{ node: SimulatedNode; id: bigint }> {
+    const { appId } = await createMemberApp(fx);
+    const node = simulatedNode(fx.kmsRoot, appId);
+    return { node, id: await admit(fx, node) };
+  }
+
+  /** The sidecar's stack, with every certificate fetch recorded; `lie` rewrites what the quorum read. */
+  function view(self: () => OwnRecord | undefined, lie?: (s: MembershipSnapshot) => MembershipSnapshot) {
+    const logger = captureLogger().logger;
+    const inner = createMembershipFollower({
+      reads: chain.reads,
+      cluster: chain.cluster,
+      reader: createClusterReader(chain.reads, chain.cluster),
+      confirmations: 0,
+      logger,
+    });
+    const lying = lie === undefined ? inner : { ...inner, sync: async () => lie(await inner.sync()) };
+    const source = createChainCertificateSource({
+      client: chain.publicClient,
+      reads: chain.reads,
+      cluster: chain.cluster,
+      logger,
+    });
+    const fetched: { memberId: bigint; hint: RegistrationLocation | undefined }[] = [];
+    const certifier = createMemberCertifier({
+      pinned,
+      source: (m, hint) => {
+        fetched.push({ memberId: m.memberId, hint });
+        return source(m, hint);
+      },
+      logger,
+      registry: new Registry(),
+    });
+    return { follower: createCertifiedFollower(lying, certifier, self), fetched, certifier };
+  }
+
+  before(async () => {
+    fx = await setupCluster();
+    pinned = await fixtureTrust(fx);
+    tally = createRpcTally();
+    chain = await connectChain({
+      transport: countingTransport(custom(fx.connection.provider, { retryCount: 0 }), tally.record),
+      cluster: fx.deployed.diamond,
+      expectedChainId: fx.chainId,
+    });
+    for (let i = 0; i < 2; i++) admitted.push(await admitWithApp());
+  });
+
+  test("this node's own record counts with no certificate fetch; the other member is fetched and verified", async () => {
+    const [a, b] = admitted;
+    const { follower, fetched } = view(() => own(0));
+    const snapshot = await follower.sync();
+    assert.deepEqual([...snapshot.members.keys()], [a!.id, b!.id]);
+    assert.deepEqual(
+      fetched.map((f) => f.memberId),
+      [b!.id],
+    );
+    // Before it registered (no member id yet), its record is certified like any other.
+    const before = view(() => undefined);
+    assert.deepEqual([...(await before.follower.sync()).members.keys()], [a!.id, b!.id]);
+    assert.deepEqual(
+      before.fetched.map((f) => f.memberId),
+      [a!.id, b!.id],
+    );
+  });
+
+  test("a made-up record with this node's keys under another id, or this id with any other key: certified, refused", async () => {
+    const [a, b] = admitted;
+    const A = own(0);
+    const B = own(1);
+    const FAKE_ID = 900n;
+    const forgeries: [string, bigint, (m: Member) => Member][] = [
+      ["this node's keys under another id", FAKE_ID, (m) => ({ ...m, memberId: FAKE_ID })],
+      ["this id, another WireGuard key", a!.id, (m) => ({ ...m, wireguardKey: B.wireguardKey })],
+      ["this id, another identity key", a!.id, (m) => ({ ...m, identityKey: B.identityKey })],
+      ["this id, another member key", a!.id, (m) => ({ ...m, memberKey: B.memberKey })],
+      ["this id, another app id", a!.id, (m) => ({ ...m, appId: B.appId })],
+    ];
+    for (const [what, id, forge] of forgeries) {
+      const { follower, fetched, certifier } = view(
+        () => A,
+        (s) => {
+          const members = new Map(s.members);
+          members.set(id, forge(s.members.get(a!.id)!));
+          return { ...s, members };
+        },
+      );
+      const snapshot = await follower.sync();
+      assert.equal(snapshot.members.has(id), false, `${what}: not in the view`);
+      assert.equal(snapshot.members.has(b!.id), true, `${what}: the honest member still is`);
+      assert.ok(
+        fetched.some((f) => f.memberId === id),
+        `${what}: its certificate was fetched and checked`,
+      );
+      assert.equal(certifier.unverified(), 1, `${what}: refused`);
+    }
+  });
+
+  test("a member the follower saw register is certified from where its log was: no header search", async () => {
+    const { follower, fetched } = view(() => own(0));
+    await follower.sync();
+    const c = await admitWithApp();
+    const [log] = await fx.publicClient.getLogs({
+      address: fx.deployed.diamond,
+      event: getAbiItem({ abi: clusterAbi, name: "MemberRegistered" }),
+      args: { memberId: c.id },
+      fromBlock: 0n,
+      strict: true,
+    });
+    tally.reset();
+    const snapshot = await follower.sync();
+    assert.equal(snapshot.members.get(c.id)?.status, "active", "certified and in the view");
+    assert.deepEqual(fetched.at(-1), {
+      memberId: c.id,
+      hint: { blockNumber: log!.blockNumber, transactionHash: log!.transactionHash },
+    });
+    const calls = tally.byMethod();
+    // The follower's own agreed block is the only header read; the certificate: the transaction, its
+    // receipt, isMemberApp, registrationNonce and one span for the salt.
+    assert.equal(calls.eth_getBlockByNumber, 1, JSON.stringify(calls));
+    assert.equal(calls.eth_getTransactionReceipt, 1, JSON.stringify(calls));
+    assert.equal(calls.eth_getLogs, 2, `the follower's read and the salt's: ${JSON.stringify(calls)}`);
   });
 });

@@ -4,6 +4,7 @@
 // lies gets the member refused or left unavailable, never verified.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { verifyMemberCertificate } from "@attestmesh/shared/certs/certificate.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { Registry } from "prom-client";
@@ -28,6 +29,7 @@ import { createMemberCertifier } from "../../src/certs/certifier.ts";
 import { createChainCertificateSource } from "../../src/certs/source.ts";
 import { connectChain } from "../../src/chain/client.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
+import type { RegistrationLocation } from "../../src/chain/follower.ts";
 import { countingTransport, createRpcTally } from "../../src/chain/transport.ts";
 import type { Member } from "../../src/model/member.ts";
 import { captureLogger } from "../helpers.ts";
@@ -213,6 +215,135 @@ describe("chain certificate source", () => {
   test("a provider that refuses every range still fails cleanly (retryable, nothing certified)", async () => {
     const { fetch } = await source({ maxSpan: 0n });
     await assert.rejects(fetch(nodes[0]!.member));
+  });
+
+  /** Where the member's MemberRegistered log is, as the membership follower reads it. */
+  async function registrationOf(memberId: bigint): Promise<RegistrationLocation> {
+    const [log] = await fx.publicClient.getLogs({
+      address: fx.deployed.diamond,
+      event: getAbiItem({ abi: clusterAbi, name: "MemberRegistered" }),
+      args: { memberId },
+      fromBlock: 0n,
+      strict: true,
+    });
+    assert.ok(log);
+    return { blockNumber: log.blockNumber, transactionHash: log.transactionHash };
+  }
+
+  describe("a registration hint (where the follower read the member's MemberRegistered log)", () => {
+    test("the same certificate as the full search, with no header search, no log read for it, in fewer calls", async (t) => {
+      const member = nodes[0]!.member;
+      const searched = await source({ maxSpan: 10_000n });
+      const full = await searched.fetch(member);
+      const fullCalls = searched.tally.byMethod();
+      const hinted = await source({ maxSpan: 10_000n });
+      const fromHint = await hinted.fetch(member, await registrationOf(member.memberId));
+      const hintCalls = hinted.tally.byMethod();
+      t.diagnostic(`full search: ${JSON.stringify(fullCalls)}; hinted: ${JSON.stringify(hintCalls)}`);
+      assert.deepEqual(fromHint, full);
+      await verifies(member, async () => fromHint);
+      // The transaction and its receipt, isMemberApp and registrationNonce, one span for the salt.
+      assert.deepEqual(hintCalls, {
+        eth_getTransactionByHash: 1,
+        eth_getTransactionReceipt: 1,
+        eth_call: 2,
+        eth_getLogs: 1,
+      });
+      assert.doesNotMatch(hinted.log.text(), /leads nowhere/);
+    });
+
+    test("a hint that leads elsewhere falls back to the full search, which verifies", async () => {
+      const member = nodes[0]!.member;
+      const own = await registrationOf(member.memberId);
+      const other = await registrationOf(nodes[1]!.member.memberId);
+      const { chain } = await connect(1_000_000n);
+      // A transaction of the cluster with no register call: the member app's creation.
+      const [created] = await chain.publicClient.getLogs({
+        address: chain.cluster,
+        event: getAbiItem({ abi: clusterAbi, name: "MemberAppCreated" }),
+        args: { app: member.appId },
+        fromBlock: 0n,
+        strict: true,
+      });
+      assert.ok(created);
+      const wrong: [string, RegistrationLocation, RegExp][] = [
+        ["another member's registration", other, /registered no member by this id/],
+        [
+          "a transaction with no register call",
+          { blockNumber: created.blockNumber, transactionHash: created.transactionHash },
+          /registered no member by this id/,
+        ],
+        ["the right transaction, a wrong block", { ...own, blockNumber: own.blockNumber - 1n }, /not \d+/],
+        ["no such transaction", { ...own, transactionHash: `0x${"0d".repeat(32)}` }, /cannot read/],
+      ];
+      for (const [what, hint, problem] of wrong) {
+        const { fetch, log, tally } = await source({ maxSpan: 10_000n });
+        await verifies(member, (m) => fetch(m, hint));
+        const line = log.lines().find((l) => l.msg.startsWith("the registration hint leads nowhere"));
+        assert.ok(line, `${what}: logged`);
+        assert.equal(line.level, 20, `${what}: at debug`);
+        assert.match(String(line.problem), problem, what);
+        assert.ok((tally.byMethod().eth_getBlockByNumber ?? 0) > 0, `${what}: searched`);
+      }
+    });
+
+    test("a hint never makes an uncertifiable record count", async () => {
+      const [a, b] = nodes;
+      const hint = await registrationOf(a!.member.memberId);
+      const pinned = await fixtureTrust(fx);
+      const forgeries: [string, Member][] = [
+        // Another id carrying A's genuine keys: its certificate would verify, but no log names this id.
+        ["A's keys under another id", { ...a!.member, memberId: 900n }],
+        ["A's id with B's WireGuard key", { ...a!.member, wireguardKey: b!.member.wireguardKey }],
+        ["A's id with B's identity key", { ...a!.member, identityKey: b!.member.identityKey }],
+        ["A's id with a stranger's member key", { ...a!.member, memberKey: fx.strangerAddress as Address }],
+        ["A's id with B's app id", { ...a!.member, appId: b!.member.appId }],
+      ];
+      for (const [what, forged] of forgeries) {
+        const { fetch } = await source({ maxSpan: 10_000n });
+        const certifier = createMemberCertifier({
+          pinned,
+          source: fetch,
+          logger: captureLogger().logger,
+          registry: new Registry(),
+        });
+        const result = await certifier.certify(forged, hint);
+        assert.equal(result.ok, false, what);
+        assert.equal(certifier.cached(forged), undefined, what);
+      }
+    });
+
+    test("certifying one newly registered member: RPC calls and time, searched and hinted", async (t) => {
+      const member = nodes[0]!.member;
+      const hint = await registrationOf(member.memberId);
+      const RUNS = 20;
+      const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+      for (const latencyMs of [0, 20]) {
+        // A provider `latencyMs` away (each request waits that long before Hardhat answers it).
+        const slow: Rewrite = async (_, answer) => {
+          if (latencyMs > 0) await delay(latencyMs);
+          return answer;
+        };
+        const times: Record<"searched" | "hinted", number[]> = { searched: [], hinted: [] };
+        const calls: Record<"searched" | "hinted", number> = { searched: 0, hinted: 0 };
+        for (let run = 0; run < RUNS; run++) {
+          for (const mode of ["searched", "hinted"] as const) {
+            // A running sidecar's source: another member certified before (the search's floor read).
+            const { fetch, tally } = await source({ maxSpan: 10_000n }, slow);
+            await fetch(nodes[1]!.member);
+            tally.reset();
+            const start = performance.now();
+            await fetch(member, mode === "hinted" ? hint : undefined);
+            times[mode].push(performance.now() - start);
+            calls[mode] = tally.total();
+          }
+        }
+        t.diagnostic(
+          `provider latency ${latencyMs} ms, ${RUNS} runs: searched ${calls.searched} requests, median ${median(times.searched).toFixed(1)} ms; hinted ${calls.hinted} requests, median ${median(times.hinted).toFixed(1)} ms`,
+        );
+        assert.ok(calls.hinted < calls.searched, JSON.stringify(calls));
+      }
+    });
   });
 
   describe("a lying provider: the member is left unverifiable, never verified", () => {

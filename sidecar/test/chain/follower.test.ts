@@ -2,7 +2,8 @@
 // JSON-RPC call: one change on chain costs eth_blockNumber + eth_getLogs + one eth_call per changed id.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { custom } from "viem";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { custom, getAbiItem } from "viem";
 import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
 import { type ChainContext, connectChain } from "../../src/chain/client.ts";
 import { type ClusterReader, createClusterReader } from "../../src/chain/cluster.ts";
@@ -100,6 +101,29 @@ describe("membership follower", () => {
     assert.equal(evicted.members.get(ids[1]!)?.status, "evicted");
     assert.equal(evicted.members.get(id)?.status, "active", "other records are kept");
     assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 1 }));
+  });
+
+  test("a registration read in the logs: the view says where it was (block, transaction), at no extra call", async () => {
+    const f = follower();
+    const start = await f.sync();
+    assert.equal(start.registrations, undefined, "a full read reads no logs: no locations");
+    const id = await admit(fx, simulatedNode(fx.kmsRoot));
+    const [log] = await fx.publicClient.getLogs({
+      address: fx.deployed.diamond,
+      event: getAbiItem({ abi: clusterAbi, name: "MemberRegistered" }),
+      args: { memberId: id },
+      fromBlock: 0n,
+      strict: true,
+    });
+    await fx.owner.write.evict([ids[0]!, 3]);
+    tally.reset();
+    const snapshot = await f.sync();
+    assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 2 }));
+    assert.deepEqual(
+      [...(snapshot.registrations ?? new Map())],
+      [[id, { blockNumber: log!.blockNumber, transactionHash: log!.transactionHash }]],
+      "the registered id only, not the evicted one",
+    );
   });
 
   test("two changes between polls: one getLogs, one member(id) per changed id", async () => {
