@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { closeSync } from "node:fs";
 import { createConnection, isIP } from "node:net";
 import { join } from "node:path";
-import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
 import {
   type DeviceConfig,
   type InterfaceConfig,
@@ -145,6 +145,12 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   const routes = new Map<string, number>();
   let failure: AttestmeshError | undefined;
   let queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * The mesh port's guard, in a lane of its own: its nft transaction touches only its own table, so a
+   * newcomer's peers (the next operation in `queue`) need not wait behind it. Teardown waits for it.
+   */
+  let guarding: Promise<unknown> = Promise.resolve();
 
   /** One operation at a time: up/down must not interleave with peer changes. */
   function serialize<T>(task: () => Promise<T>): Promise<T> {
@@ -381,15 +387,26 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     async up(config) {
       validateInterfaceConfig(config);
       return serialize(async () => {
+        // A wireguard-go interface removed from outside takes its daemon with it; only a kernel or
+        // adopted one needs asking (a process) whether it still exists.
         const stale =
           device !== undefined &&
           (device.name !== config.name ||
-            device.daemon?.exit !== undefined ||
-            !(await linkExists(device.name)));
+            (device.daemon === undefined
+              ? !(await linkExists(device.name))
+              : device.daemon.exit !== undefined));
         if (stale) await teardown();
         failure = undefined;
         device ??= await ensureDevice(config.name);
-        await configure(config.name, config);
+        try {
+          await configure(config.name, config);
+        } catch (error) {
+          // Its daemon went with an interface removed just now, before we knew: start over once.
+          if (!isAttestmeshError(error, "WireGuardDaemonExited")) throw error;
+          await teardown();
+          device = await ensureDevice(config.name);
+          await configure(config.name, config);
+        }
       });
     },
 
@@ -455,7 +472,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       if (isIP(meshIp) !== 4 || !Number.isInteger(port) || port < 1 || port > 65535) {
         throw invalid(`cannot guard ${meshIp}:${port}: not an IPv4 address and port`, { meshIp, port });
       }
-      return serialize(async () => {
+      const guard = guarding.then(async () => {
         const name = usable();
         const table = guardTable(name);
         // One nft transaction: the table is created if missing, emptied and filled, atomically.
@@ -476,6 +493,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
           "mesh port (UDP datagrams, TCP attestation) admits only traffic from the WireGuard interface",
         );
       });
+      guarding = guard.catch(() => undefined);
+      return guard;
     },
 
     async down() {
@@ -490,6 +509,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     // The routes go with the interface.
     configured = undefined;
     routes.clear();
+    // A guard being installed finishes first (it checked the interface before this began), then goes.
+    await guarding;
     if (guarded !== undefined) {
       const table = guarded;
       guarded = undefined;

@@ -344,7 +344,8 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
   const ifE = `wg15${process.pid}e`;
   const ifF = `wg15${process.pid}f`;
   const ifG = `wg15${process.pid}g`;
-  const allInterfaces = [ifA, ifB, ifC, ifD, ifE, ifF, ifG];
+  const ifH = `wg15${process.pid}h`;
+  const allInterfaces = [ifA, ifB, ifC, ifD, ifE, ifF, ifG, ifH];
   const keyA = wireguardKeyPair(randomBytes(32));
   const keyB = wireguardKeyPair(randomBytes(32));
   const configA: InterfaceConfig = {
@@ -820,15 +821,16 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
   const fresh = createWgBackend({ netns: nsB, mode: "userspace" });
   backends.push(fresh);
 
-  it("up after prepare: the interface a fresh up makes, in 2 processes; route MTUs in one, however many", async () => {
+  it("up after prepare: the interface a fresh up makes, in 1 process; route MTUs in one, however many", async () => {
     const logs = captureLogs();
     const prepared = createWgBackend({ netns: nsA, mode: "userspace", logger: logs.logger });
     backends.push(prepared);
     await prepared.prepare!(alike(ifE));
     let from = logs.lines.length;
     await prepared.up(alike(ifE));
-    // Key, listen port, link and MTU were set by prepare; the interface never had another address.
-    assert.deepEqual(commandsRun(logs.lines, from), [`ip link show dev ${ifE}`, "ip -batch -"]);
+    // Key, listen port, link and MTU were set by prepare; the interface never had another address; its
+    // wireguard-go still runs, so the interface is there.
+    assert.deepEqual(commandsRun(logs.lines, from), ["ip -batch -"]);
     await fresh.up(alike(ifF));
     assert.deepEqual(interfaceState(nsA, ifE), interfaceState(nsB, ifF));
     assert.match(
@@ -863,7 +865,6 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     await prepared.up({ ...alike(ifE), listenPort: 51832, address: "198.19.80.2/24" });
     const ran = commandsRun(logs.lines, from);
     assert.deepEqual(ran, [
-      `ip link show dev ${ifE}`,
       `wg set ${ifE} listen-port 51832 private-key /dev/stdin`,
       `ip -j address show dev ${ifE}`,
       "ip -batch -",
@@ -949,6 +950,60 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     } finally {
       await backend.down();
       await fresh.down();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the mesh port's guard runs beside peer changes; down waits for it; a deleted interface comes back", async () => {
+    // nft that takes a second, as a loaded machine's can take a tenth: the newcomer's peers go in meanwhile.
+    const dir = mkdtempSync(join(tmpdir(), "wg15-slow-"));
+    const nft = join(dir, "nft");
+    writeFileSync(nft, `#!/bin/sh\nsleep 1\nexec nft "$@"\n`, { mode: 0o755 });
+    const backend = createWgBackend({ netns: nsA, mode: "userspace", commands: { nft } });
+    backends.push(backend);
+    const config: InterfaceConfig = { ...configA, name: ifH, listenPort: 51840, address: "198.19.81.1/24" };
+    const tableOf = () =>
+      attempt("ip", "netns", "exec", nsA, "nft", "list", "table", "inet", guardTable(ifH));
+    try {
+      await backend.up(config);
+      let guarded = false;
+      const guard = backend.guardPort("198.19.81.1", 51841).then(() => {
+        guarded = true;
+      });
+      await backend.setPeer({ publicKey: keyB.publicKeyBase64, allowedIps: ["198.19.81.2/32"] });
+      assert.deepEqual(
+        (await backend.peers()).map((peer) => peer.publicKey),
+        [keyB.publicKeyBase64],
+      );
+      assert.equal(guarded, false, "the peer went in while the guard's nft was still running");
+      await backend.down();
+      assert.equal(guarded, true, "down waited for the guard");
+      await guard;
+      assert.notEqual(tableOf().status, 0, "and then removed its table");
+      await assert.rejects(
+        backend.guardPort("198.19.81.1", 51841),
+        /not up/,
+        "no guard without an interface",
+      );
+      assert.notEqual(tableOf().status, 0);
+
+      // wireguard-go goes with an interface deleted from outside; the next up starts a new one, whether
+      // it ran before or after this process heard of the exit.
+      for (const heard of [false, true]) {
+        await backend.up(config);
+        const before = daemons(ifH);
+        run("ip", "-n", nsA, "link", "del", "dev", ifH);
+        await until("wireguard-go to exit with its interface", async () =>
+          daemons(ifH).length === 0 ? true : undefined,
+        );
+        if (heard) await sleep(300);
+        await backend.up(config);
+        assert.equal(daemons(ifH).length, 1);
+        assert.notDeepEqual(daemons(ifH), before, "a new wireguard-go");
+        assert.match(run("ip", "-n", nsA, "address", "show", "dev", ifH), /inet 198\.19\.81\.1\/24 /);
+      }
+    } finally {
+      await backend.down();
       rmSync(dir, { recursive: true, force: true });
     }
   });
