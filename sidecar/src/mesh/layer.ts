@@ -21,6 +21,7 @@ import type { ReattestMetrics } from "../reattest/metrics.ts";
 import type { Reattestation } from "../reattest/scheduler.ts";
 import { type PollCadence, sleep } from "../sleep.ts";
 import type { StatusStore } from "../status.ts";
+import { hexToWgBase64 } from "../wireguard/keys.ts";
 import type { MeshMetrics } from "./metrics.ts";
 import { type MeshRuntime, meshSocketMode, startMeshRuntime } from "./runtime.ts";
 
@@ -174,6 +175,13 @@ export function createMeshLayer(options: {
                       ...options.reattest,
                       follower: m.attested,
                       onRefusal: m.onRefusal ?? (() => {}),
+                      // The reconciler's last pass: the peers it gave WireGuard, by member id and key.
+                      peered: (member) => {
+                        const key = hexToWgBase64(member.wireguardKey);
+                        return status
+                          .get()
+                          .peers.some((p) => p.memberId === member.memberId && p.publicKey === key);
+                      },
                     },
                   }),
             });

@@ -95,6 +95,8 @@ export interface MeshRuntimeOptions {
     readonly metrics: ReattestMetrics;
     /** A peer was refused or admitted again: reconcile now. */
     readonly onRefusal: () => void;
+    /** Whether a member is a WireGuard peer yet: a newcomer is first attested once it is. */
+    readonly peered?: (member: Member) => boolean;
   };
 }
 
@@ -170,6 +172,7 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
               options.onChange();
             },
             onPassed: (member) => pushKey(member.memberId),
+            ...(r.peered === undefined ? {} : { peered: r.peered }),
             ...(options.sockets === undefined ? {} : { factory: options.sockets }),
           });
         })();

@@ -22,8 +22,9 @@
 // against the head's policy since), not refused since, and verified within `maxAgeMs` (three periods
 // by default: a re-check that keeps failing to reach the peer lets the verdict expire). Before the
 // first verdict, after a lifted refusal (until fresh evidence passes) and once expired: pending.
-// A newcomer is peered before anyone judged it, so its first check runs at once (the view change and
-// each reconcile pass `wake` the loop) and, while it has never passed, an unreachable peer is retried
+// A newcomer is peered before anyone judged it, so its first check runs as soon as the reconciler made
+// it a WireGuard peer (`peered`; each reconcile pass `wake`s the loop; a connection opened earlier would
+// lose its SYN) and, while it has never passed, an unreachable peer is retried
 // every `firstRetryMs` (250 ms) for 10 s, then doubling, not from `retryMs`: its CSK waits on this
 // verdict. Its CSK request answered "not attested yet" shows it is up: `hurry` then checks it at once,
 // and `onPassed` lets the CSK server send the key to that request (csk/server.ts `attested`).
@@ -88,6 +89,13 @@ export interface ReattestationOptions<Fetched = unknown> {
   readonly onRefusalChange?: () => void;
   /** A verification of `member` (these keys) passed: its CSK gate now admits it (csk/server.ts `attested`). */
   readonly onPassed?: (member: Member) => void;
+  /**
+   * Whether `member` is a WireGuard peer of this node yet. A peer never judged is first checked only once
+   * it is: a new view reaches this scheduler before the reconciler has added the newcomer, and a
+   * connection opened then loses its SYN (no peer to send it to; TCP resends it only after 1 s). Each
+   * reconcile pass wakes the scheduler when it is done. Absent: every peer counts as peered.
+   */
+  readonly peered?: (member: Member) => boolean;
 }
 
 export interface Reattestation {
@@ -389,6 +397,8 @@ export function createReattestation<Fetched>(options: ReattestationOptions<Fetch
     const t = now();
     const due = [...entries]
       .filter(([key, e]) => !running.has(key) && (e.state.nextAt <= t || (e.rejudge && e.verified)))
+      // Never judged: not before it is a WireGuard peer (`peered`).
+      .filter(([, e]) => e.passedOnce || e.state.status === "failed" || options.peered?.(e.member) !== false)
       .sort(([, a], [, b]) => a.state.nextAt - b.state.nextAt);
     const slots = Math.max(0, concurrency - running.size);
     await Promise.all(

@@ -67,6 +67,8 @@ export async function startReattestService(options: {
   readonly onChange: () => void;
   /** A verification of a peer passed (its CSK gate now admits it). */
   readonly onPassed?: (member: Member) => void;
+  /** Whether a member is a WireGuard peer yet (scheduler.ts `peered`). */
+  readonly peered?: (member: Member) => boolean;
   /** The caller's socket factory for the mesh (it closes it); without it one is made and closed here. */
   readonly factory?: SocketFactory;
   readonly now?: () => number;
@@ -144,6 +146,7 @@ export async function startReattestService(options: {
       options.onRefusal();
     },
     ...(options.onPassed === undefined ? {} : { onPassed: options.onPassed }),
+    ...(options.peered === undefined ? {} : { peered: options.peered }),
   });
   const stopped = reattestation.run(options.signal).finally(async () => {
     await server.close();

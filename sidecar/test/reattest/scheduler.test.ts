@@ -506,6 +506,40 @@ describe("peer re-attestation schedule", () => {
     });
   });
 
+  test("peered: a never-judged peer is first fetched once it is a WireGuard peer; a judged one is re-checked whatever it says", async () => {
+    const peered = new Set<bigint>([1n]);
+    const [one, two] = [member(1n), member(2n)];
+    const h = harness([one!, two!], { peered: (m) => peered.has(m.memberId) });
+    await h.r.tick();
+    assert.deepEqual(
+      h.fetched.map((f) => f.id),
+      [1n],
+      "peer 2 is in the view, not yet in WireGuard: no connection that would lose its SYN",
+    );
+    await h.advance(5_000, 250);
+    assert.deepEqual(
+      h.fetched.map((f) => f.id),
+      [1n],
+      "still not peered: never fetched, and never counted unreachable",
+    );
+    assert.equal(h.r.admits(two!), "pending");
+    peered.add(2n);
+    await h.r.tick();
+    assert.deepEqual(
+      h.fetched.map((f) => f.id),
+      [1n, 2n],
+      "fetched at the first wake after the reconciler peered it",
+    );
+    assert.deepEqual(h.fetched[1]!.firstContact, { failures: 0 });
+    assert.equal(h.r.admits(two!), "passed");
+    // Judged peers are re-checked each period even when the reconciler no longer lists them.
+    peered.clear();
+    await h.advance(2 * PERIOD, 5_000);
+    for (const id of [1n, 2n]) {
+      assert.ok(h.fetched.filter((f) => f.id === id).length >= 2, `peer ${id} re-checked`);
+    }
+  });
+
   test("a peer that left is forgotten", async () => {
     const peers = [member(6n), member(7n)];
     const h = harness(peers);
