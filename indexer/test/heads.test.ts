@@ -14,24 +14,11 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
-import { devnetPrivateKey } from "@attestmesh/devnet/orchestration/accounts.ts";
+import { clusterContract, devnetClients } from "@attestmesh/devnet/orchestration/chain.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
-import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import type { LogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
-import { freePort } from "@attestmesh/sidecar/testing/helpers.ts";
-import {
-  type Address,
-  createPublicClient,
-  createWalletClient,
-  custom,
-  defineChain,
-  getContract,
-  hexToBytes,
-  http,
-  keccak256,
-  toHex,
-} from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { freePort, waitFor } from "@attestmesh/sidecar/testing/helpers.ts";
+import { type Address, createPublicClient, custom, hexToBytes, http, keccak256, toHex } from "viem";
 import { type WebSocket, WebSocketServer } from "ws";
 import { randomAppId } from "../../test/helpers/cluster.ts";
 import { startHardhatNode } from "../../test/helpers/sponsorship.ts";
@@ -43,20 +30,6 @@ import { createMetrics } from "../src/metrics.ts";
 
 const CREDENTIAL = "sk-live-4f1c9e27b8d0";
 const SUBSCRIPTION = "0x5ec0a1";
-
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(10);
-  }
-}
 
 /** The indexer's own logger (its redaction included), writing to a string the test reads. */
 function capturedLogs() {
@@ -254,26 +227,8 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
   let dir: string;
   let sim: DstackSimulator;
   let cluster: Address;
-  let owner: ReturnType<typeof ownerContract>;
+  let owner: ReturnType<typeof clusterContract>;
   const indexers: Indexer[] = [];
-
-  function ownerContract(rpcUrl: string, chainId: number, address: Address) {
-    const chain = defineChain({
-      id: chainId,
-      name: "test",
-      nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
-      rpcUrls: { default: { http: [rpcUrl] } },
-    });
-    const transport = http(rpcUrl, { retryCount: 0 });
-    return getContract({
-      address,
-      abi: clusterAbi,
-      client: {
-        public: createPublicClient({ chain, transport }),
-        wallet: createWalletClient({ chain, transport, account: privateKeyToAccount(devnetPrivateKey(0)) }),
-      },
-    });
-  }
 
   /** One owner transaction (automined: its block exists when the call returns); resolves its hash. */
   const event = () => owner.write.addAppId([randomAppId()]);
@@ -329,28 +284,16 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
     rpcPort = await freePort();
     hardhat = await startHardhatNode(rpcPort);
     const rpcUrl = `http://127.0.0.1:${rpcPort}`;
-    const probe = createPublicClient({ transport: http(rpcUrl, { retryCount: 0 }) });
-    const chainId = await probe.getChainId();
-    const chain = defineChain({
-      id: chainId,
-      name: "test",
-      nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
-      rpcUrls: { default: { http: [rpcUrl] } },
-    });
-    const transport = http(rpcUrl, { retryCount: 0 });
-    const wallet = createWalletClient({
-      chain,
-      transport,
-      account: privateKeyToAccount(devnetPrivateKey(0)),
-    });
+    const chainId = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
+    const clients = devnetClients(rpcUrl, chainId);
     const kmsRoot = createKmsRoot();
     const deployed = await deployCluster({
-      wallet,
-      client: createPublicClient({ chain, transport, pollingInterval: 50 }),
-      params: { owner: wallet.account.address, meshCidr: "10.79.0.0/16", kmsRoots: [kmsRoot.address] },
+      wallet: clients.owner,
+      client: clients.client,
+      params: { owner: clients.owner.account.address, meshCidr: "10.79.0.0/16", kmsRoots: [kmsRoot.address] },
     });
     cluster = deployed.diamond;
-    owner = ownerContract(rpcUrl, chainId, cluster);
+    owner = clusterContract(clients, cluster);
     dir = await mkdtemp(join(tmpdir(), "am-idx-heads-"));
     sim = await startDstackSimulator({
       socketPath: join(dir, "indexer.sock"),
