@@ -4,29 +4,18 @@
 // follow steps stay bounded and nothing false is pushed; with the socket dead, polling keeps pushing;
 // and the URL's credential never reaches a log line.
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
-import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
-import { clusterContract, devnetClients } from "@attestmesh/devnet/orchestration/chain.ts";
-import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import type { LogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
-import { freePort, waitFor } from "@attestmesh/sidecar/testing/helpers.ts";
-import { type Address, createPublicClient, custom, hexToBytes, http, keccak256, toHex } from "viem";
+import { waitFor } from "@attestmesh/sidecar/testing/helpers.ts";
+import { custom, http, keccak256, toHex } from "viem";
 import { type WebSocket, WebSocketServer } from "ws";
-import { randomAppId } from "../../test/helpers/cluster.ts";
-import { startHardhatNode } from "../../test/helpers/sponsorship.ts";
-import { parseConfig } from "../src/config.ts";
 import { watchHeads } from "../src/heads.ts";
 import { createLogger } from "../src/log.ts";
-import { type Indexer, startIndexer } from "../src/main.ts";
 import { createMetrics } from "../src/metrics.ts";
+import { type HardhatChain, median, pushLatencies, startHardhatChain } from "./hardhatChain.ts";
 
 const CREDENTIAL = "sk-live-4f1c9e27b8d0";
 const SUBSCRIPTION = "0x5ec0a1";
@@ -222,109 +211,24 @@ describe("the new-heads watcher against a real eth_subscribe server", () => {
 });
 
 describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
-  let hardhat: ChildProcess;
-  let rpcPort: number;
-  let dir: string;
-  let sim: DstackSimulator;
-  let cluster: Address;
-  let owner: ReturnType<typeof clusterContract>;
-  const indexers: Indexer[] = [];
-
-  /** One owner transaction (automined: its block exists when the call returns); resolves its hash. */
-  const event = () => owner.write.addAppId([randomAppId()]);
-
-  async function indexerWith(
-    env: Record<string, string>,
-    deps: Parameters<typeof startIndexer>[1] = {},
-  ): Promise<Indexer> {
-    const indexer = await startIndexer(
-      parseConfig({
-        ATTESTMESH_INDEXER_RPC_URL: `http://127.0.0.1:${rpcPort}`,
-        ATTESTMESH_INDEXER_CLUSTERS: cluster,
-        ATTESTMESH_INDEXER_CONFIRMATIONS: "0",
-        ATTESTMESH_INDEXER_HOST: "127.0.0.1",
-        ATTESTMESH_INDEXER_PORT: "0",
-        DSTACK_SIMULATOR_ENDPOINT: join(dir, "indexer.sock"),
-        ...env,
-      }),
-      { logger: capturedLogs().logger, ...deps },
-    );
-    indexers.push(indexer);
-    return indexer;
-  }
-
-  /** Milliseconds from each event's block to its envelope being published to subscribers. */
-  async function pushLatencies(indexer: Indexer, count: number): Promise<number[]> {
-    const stream = indexer.streams.get(cluster.toLowerCase())!;
-    const published = new Map<string, number>();
-    const off = stream.onPublish(() => {
-      for (let s = stream.firstSeq(); s <= stream.lastSeq(); s++) {
-        const e = stream.get(s)!.envelope as LogEnvelope;
-        if (!published.has(e.txHash)) published.set(e.txHash, performance.now());
-      }
-    });
-    const latencies: number[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const hash = await event();
-        const mined = performance.now();
-        const at = await waitFor("the push", () => published.get(hash), 15_000);
-        latencies.push(Math.max(0, at - mined));
-        await delay(100 + Math.random() * 300);
-      }
-    } finally {
-      off();
-    }
-    return latencies;
-  }
-
-  const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
+  let chain: HardhatChain;
   before(async () => {
-    rpcPort = await freePort();
-    hardhat = await startHardhatNode(rpcPort);
-    const rpcUrl = `http://127.0.0.1:${rpcPort}`;
-    const chainId = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
-    const clients = devnetClients(rpcUrl, chainId);
-    const kmsRoot = createKmsRoot();
-    const deployed = await deployCluster({
-      wallet: clients.owner,
-      client: clients.client,
-      params: { owner: clients.owner.account.address, meshCidr: "10.79.0.0/16", kmsRoots: [kmsRoot.address] },
-    });
-    cluster = deployed.diamond;
-    owner = clusterContract(clients, cluster);
-    dir = await mkdtemp(join(tmpdir(), "am-idx-heads-"));
-    sim = await startDstackSimulator({
-      socketPath: join(dir, "indexer.sock"),
-      cvm: createSimulatedCvm({ kmsRoot, appId: hexToBytes(randomAppId()) }),
-      logger: capturedLogs().logger,
-    });
+    chain = await startHardhatChain();
   });
-
-  after(async () => {
-    for (const indexer of indexers) await indexer.stop();
-    await sim?.close();
-    if (hardhat !== undefined) {
-      hardhat.kill("SIGTERM");
-      await delay(200);
-      if (hardhat.exitCode === null) hardhat.kill("SIGKILL");
-    }
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => chain?.stop());
 
   test("woken by the node's newHeads, each push leaves well inside a 5 s poll interval; the credential never logged", async (t) => {
     const logs = capturedLogs();
     // Hardhat's WebSocket server takes any path and userinfo: a provider-style credential rides along.
-    const indexer = await indexerWith(
+    const indexer = await chain.indexer(
       {
-        ATTESTMESH_INDEXER_WS_URL: `ws://key:${CREDENTIAL}@127.0.0.1:${rpcPort}/v2/${CREDENTIAL}?apikey=${CREDENTIAL}`,
+        ATTESTMESH_INDEXER_WS_URL: `ws://key:${CREDENTIAL}@127.0.0.1:${chain.rpcPort}/v2/${CREDENTIAL}?apikey=${CREDENTIAL}`,
         ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "5000",
       },
       { logger: logs.logger },
     );
     await waitFor("subscribed", () => logs.lines().some((l) => l.msg === "new-heads subscription up"));
-    const latencies = await pushLatencies(indexer, 6);
+    const [latencies] = (await pushLatencies(chain, [indexer], 6)) as [number[]];
     t.diagnostic(`block → push, ms: ${latencies.map((l) => l.toFixed(0)).join(", ")}`);
     assert.ok(median(latencies) < 1_000, `median ${median(latencies)} ms (${latencies.join(", ")})`);
     assert.ok(Math.max(...latencies) < 2_000, `every push inside 2 s: ${latencies.join(", ")}`);
@@ -335,20 +239,20 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
     assert.deepEqual([health.ok, health.headSubscription], [true, "up"]);
     assert.ok(logs.text().length > 0);
     assert.ok(!logs.text().includes(CREDENTIAL), "the URL's credential is in a log line");
-    assert.ok(logs.text().includes(`"ws://127.0.0.1:${rpcPort}"`), "the endpoint is logged by host");
+    assert.ok(logs.text().includes(`"ws://127.0.0.1:${chain.rpcPort}"`), "the endpoint is logged by host");
   });
 
   test("a flood of fake heads costs a bounded number of follow steps and pushes nothing false", async (t) => {
     const fake = await startFakeHeads();
     let steps = 0;
-    const http_ = http(`http://127.0.0.1:${rpcPort}`, { retryCount: 0 });
+    const http_ = http(`http://127.0.0.1:${chain.rpcPort}`, { retryCount: 0 });
     const counted = custom({
       async request(args: { method: string; params?: unknown }) {
         if (args.method === "eth_blockNumber") steps += 1;
         return http_({}).request(args as never);
       },
     });
-    const indexer = await indexerWith(
+    const indexer = await chain.indexer(
       {
         ATTESTMESH_INDEXER_WS_URL: `ws://127.0.0.1:${fake.port()}`,
         ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "3600000",
@@ -357,7 +261,7 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
     );
     await waitFor("subscribed", () => fake.subscribes() === 1);
     await delay(100);
-    const stream = indexer.streams.get(cluster.toLowerCase())!;
+    const stream = indexer.streams.get(chain.cluster.toLowerCase())!;
     const before = { steps, seq: stream.lastSeq() };
     for (let i = 0; i < 5_000; i++) fake.head();
     await waitFor(
@@ -373,7 +277,7 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
     assert.equal(stream.lastSeq(), before.seq, "fake heads push nothing: no block of theirs has a log");
 
     // A real block after the flood is still pushed at once.
-    const hash = await event();
+    const hash = await chain.event();
     fake.head();
     await waitFor("the real event pushed", () =>
       stream.lastSeq() > before.seq
@@ -386,7 +290,7 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
   test("with the subscription dead, polling keeps pushing and /healthz stays ok; it resubscribes when the endpoint is back", async () => {
     const fake = await startFakeHeads();
     const logs = capturedLogs();
-    const indexer = await indexerWith(
+    const indexer = await chain.indexer(
       {
         ATTESTMESH_INDEXER_WS_URL: `ws://127.0.0.1:${fake.port()}`,
         ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "500",
@@ -396,9 +300,9 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
     await waitFor("subscribed", () => fake.subscribes() === 1);
     await fake.close();
     await waitFor("the outage logged", () => logs.lines().some((l) => l.level === 40));
-    const stream = indexer.streams.get(cluster.toLowerCase())!;
+    const stream = indexer.streams.get(chain.cluster.toLowerCase())!;
     for (let i = 0; i < 3; i++) {
-      const hash = await event();
+      const hash = await chain.event();
       await waitFor(
         "the event pushed by polling",
         () => (stream.get(stream.lastSeq())?.envelope as LogEnvelope | undefined)?.txHash === hash,
