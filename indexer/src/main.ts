@@ -1,7 +1,7 @@
 // The indexer daemon: derive the signing key in the TEE, check the chain, follow every configured
 // cluster on one timer (and at once on every new head, when a WebSocket URL is set), and serve
-// subscribers. `startIndexer` wires one instance (tests run several in
-// one process); `main` is the `attestmesh-indexer` process.
+// subscribers. `startIndexer` wires one instance (tests run several in one process); `main` is the
+// `attestmesh-indexer` process.
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
