@@ -11,6 +11,8 @@ export type { Env } from "@attestmesh/shared/service/env.ts";
 
 export interface IndexerConfig {
   readonly rpcUrl: string;
+  /** WebSocket JSON-RPC endpoint of the same chain, for new-head wake-ups; undefined: polling alone. */
+  readonly wsUrl: string | undefined;
   /** The cluster diamonds served. */
   readonly clusters: readonly Address[];
   readonly chainId: number | undefined;
@@ -38,6 +40,12 @@ const VARIABLES: EnvTable<IndexerConfig> = {
     required: true,
     description: "JSON-RPC endpoint (http or https) of the chain the clusters live on.",
     parse: kit.httpUrl,
+  },
+  wsUrl: {
+    name: "ATTESTMESH_INDEXER_WS_URL",
+    description:
+      "WebSocket JSON-RPC endpoint (ws or wss) of the same chain; each new head wakes the follow step at once, which still reads only over the RPC URL. Unset or down: polling alone.",
+    parse: kit.webSocketUrl,
   },
   clusters: {
     name: "ATTESTMESH_INDEXER_CLUSTERS",
@@ -72,7 +80,7 @@ const VARIABLES: EnvTable<IndexerConfig> = {
   pollIntervalMs: {
     name: "ATTESTMESH_INDEXER_POLL_INTERVAL_MS",
     default: "1000",
-    description: "How often the head is polled, in milliseconds.",
+    description: "How often the head is polled, in milliseconds (with a WebSocket URL too: the fallback).",
     parse: kit.integer(50, 3_600_000, " ms"),
   },
   host: {

@@ -1,11 +1,12 @@
 // The indexer daemon: derive the signing key in the TEE, check the chain, follow every configured
-// cluster on one timer, and serve subscribers. `startIndexer` wires one instance (tests run several in
-// one process); `main` is the `attestmesh-indexer` process.
+// cluster on one timer (and at once on every new head, when a WebSocket URL is set), and serve
+// subscribers. `startIndexer` wires one instance (tests run several in one process); `main` is the
+// `attestmesh-indexer` process.
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import { toHex } from "@attestmesh/shared/indexer/envelope.ts";
-import { backoffDelay } from "@attestmesh/shared/service/backoff.ts";
+import { type BackoffOptions, backoffDelay } from "@attestmesh/shared/service/backoff.ts";
 import { checkChainId } from "@attestmesh/shared/service/chainId.ts";
 import { loggableConfig } from "@attestmesh/shared/service/log.ts";
 import { createShutdown, exitOnSignals } from "@attestmesh/shared/service/shutdown.ts";
@@ -14,6 +15,7 @@ import { createAuthenticator } from "./auth.ts";
 import { type Env, type IndexerConfig, parseConfig } from "./config.ts";
 import { AttestmeshError } from "./errors.ts";
 import { createClusterFollower } from "./follower.ts";
+import { type HeadWatcher, watchHeads } from "./heads.ts";
 import { createDstackKeySource, deriveIndexerKeys, type IndexerKeySource, type IndexerKeys } from "./keys.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createSuppressor, type LyingMode, parseLyingMode } from "./lying.ts";
@@ -25,6 +27,8 @@ export interface IndexerDeps {
   readonly logger?: Logger;
   readonly keySource?: IndexerKeySource;
   readonly transport?: Transport;
+  /** How the new-heads subscription redials (tests shorten it). */
+  readonly headBackoff?: BackoffOptions;
   /** TEST ONLY (`lying.ts`): drop every log naming these app ids. */
   readonly lying?: LyingMode;
 }
@@ -36,7 +40,10 @@ export interface Indexer {
   readonly keys: IndexerKeys;
   readonly metrics: IndexerMetrics;
   readonly streams: ReadonlyMap<string, ClusterStream>;
-  /** Runs one follow step for every cluster now (tests). */
+  /**
+   * Runs one follow step for every cluster, starting after the one running (if any); calls made while
+   * one is already waiting share it.
+   */
   tick(): Promise<void>;
   subscriberCount(): number;
   stop(): Promise<void>;
@@ -127,13 +134,23 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
     }
   }
 
+  // At most one step runs and one waits: a wake-up (poll, head, test) while one waits joins it, so
+  // heads arriving faster than steps finish cannot grow the chain.
   let ticking: Promise<void> = Promise.resolve();
+  let waiting: Promise<void> | undefined;
   const tick = () => {
-    ticking = ticking.then(() => Promise.all(clusters.map(followOne)).then(() => {}));
-    return ticking;
+    if (waiting !== undefined) return waiting;
+    const next = ticking.then(() => {
+      waiting = undefined;
+      return Promise.all(clusters.map(followOne)).then(() => {});
+    });
+    waiting = next;
+    ticking = next;
+    return next;
   };
   await tick();
 
+  let heads: HeadWatcher | undefined;
   const server = await startPushServer({
     host: config.host,
     port: config.port,
@@ -163,6 +180,8 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
         chainId,
         epoch,
         subscribers: server?.subscriberCount() ?? 0,
+        // Informational: polling follows while it is down, so it never makes the indexer unhealthy.
+        headSubscription: heads === undefined ? "off" : heads.subscribed() ? "up" : "down",
         clusters: rows,
         // Public: the proof file of `attestmesh indexer set --proof` (the endpoint is the owner's to name).
         registration: { ...keys.proof, signingKey: keys.publicKeyHex, codeId: keys.composeHash },
@@ -173,6 +192,18 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
 
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  heads =
+    config.wsUrl === undefined
+      ? undefined
+      : watchHeads({
+          url: config.wsUrl,
+          onHead: () => {
+            if (!stopped) void tick();
+          },
+          logger,
+          metrics,
+          ...(deps.headBackoff === undefined ? {} : { backoff: deps.headBackoff }),
+        });
   const loop = () => {
     timer = setTimeout(() => {
       void tick().finally(() => {
@@ -194,6 +225,7 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
       if (stopped) return;
       stopped = true;
       clearTimeout(timer);
+      await heads?.stop();
       await server.close();
       await ticking.catch(() => {});
       logger.info("indexer stopped");

@@ -43,5 +43,17 @@ export function createMetrics() {
       "Failed follow ticks (RPC errors), per cluster; the next tick retries.",
       ["cluster"],
     ),
+    heads: counter(
+      "attestmesh_indexer_heads_total",
+      "New-head notifications received on the WebSocket subscription (each wakes the follow step).",
+    ),
+    headOutages: counter(
+      "attestmesh_indexer_head_subscription_outages_total",
+      "Times the new-heads subscription went down (polling alone follows until it is back).",
+    ),
+    headSubscribed: gauge(
+      "attestmesh_indexer_head_subscription_up",
+      "1 while the new-heads subscription is up, 0 while it is down or not configured.",
+    ),
   };
 }

@@ -29,6 +29,8 @@ describe("indexer config", () => {
 
   const BAD: ReadonlyArray<readonly [string, string]> = [
     ["ATTESTMESH_INDEXER_RPC_URL", "localhost:8545"],
+    ["ATTESTMESH_INDEXER_WS_URL", "http://127.0.0.1:8545"],
+    ["ATTESTMESH_INDEXER_WS_URL", "127.0.0.1:8546"],
     ["ATTESTMESH_INDEXER_CLUSTERS", "0x1234"],
     ["ATTESTMESH_INDEXER_CLUSTERS", " , "],
     ["ATTESTMESH_INDEXER_START_BLOCK", "-1"],
@@ -46,6 +48,16 @@ describe("indexer config", () => {
       );
     });
   }
+
+  test("the WebSocket URL is optional (polling alone) and takes ws or wss; a bad one is not echoed", () => {
+    assert.equal(parseConfig(BASE).wsUrl, undefined);
+    const url = "wss://base-mainnet.example.com/v2/sk-123";
+    assert.equal(parseConfig({ ...BASE, ATTESTMESH_INDEXER_WS_URL: url }).wsUrl, url);
+    assert.throws(
+      () => parseConfig({ ...BASE, ATTESTMESH_INDEXER_WS_URL: "https://base-mainnet.example.com/v2/sk-123" }),
+      (error: Error) => !error.message.includes("sk-123") && /ws:\/\/ or wss:\/\//.test(error.message),
+    );
+  });
 
   test("a missing required variable is named", () => {
     assert.throws(() => parseConfig({}), /ATTESTMESH_INDEXER_RPC_URL[\s\S]*ATTESTMESH_INDEXER_CLUSTERS/);

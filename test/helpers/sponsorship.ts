@@ -38,7 +38,8 @@ import { randomAppId, SIMULATED_CLAIMS, SIMULATED_COMPOSE_HASH } from "./cluster
 
 const REPO = new URL("../..", import.meta.url).pathname;
 
-async function startHardhatNode(port: number): Promise<ChildProcess> {
+/** A `hardhat node` on 127.0.0.1:`port` (HTTP and WebSocket JSON-RPC on that one port), once it answers. */
+export async function startHardhatNode(port: number): Promise<ChildProcess> {
   const child = spawn(
     join(REPO, "node_modules/.bin/hardhat"),
     ["node", "--hostname", "127.0.0.1", "--port", String(port)],

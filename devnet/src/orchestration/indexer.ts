@@ -96,6 +96,9 @@ export async function startIndexer(
       ATTESTMESH_INDEXER_CHAIN_ID: String(state.chainId),
       ATTESTMESH_INDEXER_START_BLOCK: state.deployBlock,
       ATTESTMESH_INDEXER_CONFIRMATIONS: "0",
+      // Hardhat's node serves eth_subscribe on its HTTP port: each new block wakes the indexer at once,
+      // and the 250 ms poll stays as the fallback.
+      ATTESTMESH_INDEXER_WS_URL: state.rpcUrl.replace(/^http/, "ws"),
       ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "250",
       ATTESTMESH_INDEXER_HOST: "127.0.0.1",
       ATTESTMESH_INDEXER_PORT: String(port),

@@ -166,18 +166,26 @@ export function oneOf<const T extends readonly string[]>(values: T): (text: stri
 
 export const logLevel: (text: string) => LogLevel = oneOf(LOG_LEVELS);
 
-export function httpUrl(text: string): string {
+function urlWithScheme(text: string, schemes: readonly string[], example: string, fix: string): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
     // Not echoed: a provider URL carries an API key, and a mistyped one still does.
-    throw new Problem("the value (not shown) is not a URL", "use a URL like http://127.0.0.1:8545");
+    throw new Problem("the value (not shown) is not a URL", `use a URL like ${example}`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new Problem(`the scheme ${url.protocol} is not supported`, "use an http:// or https:// URL");
+  if (!schemes.includes(url.protocol)) {
+    throw new Problem(`the scheme ${url.protocol} is not supported`, fix);
   }
   return text;
+}
+
+export function httpUrl(text: string): string {
+  return urlWithScheme(text, ["http:", "https:"], "http://127.0.0.1:8545", "use an http:// or https:// URL");
+}
+
+export function webSocketUrl(text: string): string {
+  return urlWithScheme(text, ["ws:", "wss:"], "ws://127.0.0.1:8545", "use a ws:// or wss:// URL");
 }
 
 /**

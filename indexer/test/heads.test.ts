@@ -1,0 +1,327 @@
+// New-head wake-ups. The watcher against a real `ws` server speaking eth_subscribe (one that can lie,
+// flood, refuse and die on cue), then whole indexers against a real `hardhat node` process: woken by
+// the node's own newHeads, a push leaves well inside the poll interval; flooded with fake heads, the
+// follow steps stay bounded and nothing false is pushed; with the socket dead, polling keeps pushing;
+// and the URL's credential never reaches a log line.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { Writable } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import type { LogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
+import { waitFor } from "@attestmesh/sidecar/testing/helpers.ts";
+import { custom, http, keccak256, toHex } from "viem";
+import { type WebSocket, WebSocketServer } from "ws";
+import { watchHeads } from "../src/heads.ts";
+import { createLogger } from "../src/log.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { type HardhatChain, median, pushLatencies, startHardhatChain } from "./hardhatChain.ts";
+
+const CREDENTIAL = "sk-live-4f1c9e27b8d0";
+const SUBSCRIPTION = "0x5ec0a1";
+
+/** The indexer's own logger (its redaction included), writing to a string the test reads. */
+function capturedLogs() {
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk.toString());
+      callback();
+    },
+  });
+  const text = () => chunks.join("");
+  return {
+    logger: createLogger({ level: "debug", destination }),
+    text,
+    lines: () =>
+      text()
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as { level: number; msg: string; endpoint?: string }),
+  };
+}
+
+/**
+ * A WebSocket JSON-RPC endpoint that answers eth_subscribe("newHeads") and sends whatever heads the
+ * test makes up. `refuse` answers the subscription with an error; `close` drops every socket and stops
+ * listening; `restart` listens on the same port again.
+ */
+async function startFakeHeads(options: { refuse?: boolean } = {}) {
+  let server: WebSocketServer;
+  const sockets = new Set<WebSocket>();
+  let subscribes = 0;
+  let port = 0;
+  let listening = false;
+  const listen = async () => {
+    server = new WebSocketServer({ host: "127.0.0.1", port });
+    await once(server, "listening");
+    listening = true;
+    port = (server.address() as { port: number }).port;
+    server.on("connection", (ws) => {
+      sockets.add(ws);
+      ws.on("close", () => sockets.delete(ws));
+      ws.on("message", (data) => {
+        const request = JSON.parse(data.toString()) as { id: number; method: string };
+        if (request.method !== "eth_subscribe") return;
+        subscribes += 1;
+        ws.send(
+          JSON.stringify(
+            options.refuse === true
+              ? { jsonrpc: "2.0", id: request.id, error: { code: -32601, message: "not supported" } }
+              : { jsonrpc: "2.0", id: request.id, result: SUBSCRIPTION },
+          ),
+        );
+      });
+    });
+  };
+  await listen();
+  const send = (message: unknown) => {
+    const frame = JSON.stringify(message);
+    for (const ws of sockets) ws.send(frame);
+  };
+  return {
+    port: () => port,
+    subscribes: () => subscribes,
+    connected: () => sockets.size,
+    /** A made-up head: any number, any hash; only a wake-up to the indexer. */
+    head(subscription = SUBSCRIPTION) {
+      send({
+        jsonrpc: "2.0",
+        method: "eth_subscription",
+        params: {
+          subscription,
+          result: { number: "0xffffffff", hash: keccak256(toHex(String(Math.random()))) },
+        },
+      });
+    },
+    send,
+    async close() {
+      if (!listening) return;
+      listening = false;
+      for (const ws of sockets) ws.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    restart: listen,
+  };
+}
+
+const FAST_REDIAL = { initialMs: 50, maxMs: 200, jitter: 0 } as const;
+
+describe("the new-heads watcher against a real eth_subscribe server", () => {
+  test("every head of its subscription is a wake-up; other subscriptions' and malformed frames are not", async () => {
+    const server = await startFakeHeads();
+    const metrics = createMetrics();
+    let heads = 0;
+    const watcher = watchHeads({
+      url: `ws://127.0.0.1:${server.port()}`,
+      onHead: () => heads++,
+      logger: capturedLogs().logger,
+      metrics,
+    });
+    try {
+      await waitFor("subscribed", () => watcher.subscribed());
+      server.head();
+      server.head();
+      server.head("0xother");
+      server.send({ jsonrpc: "2.0", method: "eth_subscription", params: null });
+      server.send("not json-rpc");
+      server.send({ jsonrpc: "2.0", id: 1, result: "0xhijack" });
+      server.head();
+      await waitFor("three wake-ups", () => heads === 3);
+      await delay(100);
+      assert.equal(heads, 3);
+      assert.match(await metrics.registry.metrics(), /^attestmesh_indexer_heads_total 3$/m);
+      assert.match(await metrics.registry.metrics(), /^attestmesh_indexer_head_subscription_up 1$/m);
+    } finally {
+      await watcher.stop();
+      await server.close();
+    }
+  });
+
+  test("a dead endpoint is redialled with backoff: one warning and one count per outage, the credential never logged", async () => {
+    const server = await startFakeHeads();
+    const logs = capturedLogs();
+    const metrics = createMetrics();
+    let heads = 0;
+    const url = `ws://user:${CREDENTIAL}@127.0.0.1:${server.port()}/v3/${CREDENTIAL}?apikey=${CREDENTIAL}`;
+    const watcher = watchHeads({
+      url,
+      onHead: () => heads++,
+      logger: logs.logger,
+      metrics,
+      backoff: FAST_REDIAL,
+    });
+    try {
+      await waitFor("subscribed", () => watcher.subscribed());
+      await server.close();
+      await waitFor("down", () => !watcher.subscribed());
+      await delay(1_000); // several redials fail meanwhile (every 200 ms at most)
+      const warnings = logs.lines().filter((l) => l.level === 40);
+      assert.equal(warnings.length, 1, "one warning for the whole outage");
+      assert.equal(warnings[0]!.endpoint, `ws://127.0.0.1:${server.port()}`);
+      assert.match(
+        await metrics.registry.metrics(),
+        /^attestmesh_indexer_head_subscription_outages_total 1$/m,
+      );
+      assert.match(await metrics.registry.metrics(), /^attestmesh_indexer_head_subscription_up 0$/m);
+
+      await server.restart();
+      await waitFor("subscribed again", () => watcher.subscribed());
+      server.head();
+      await waitFor("a wake-up after the outage", () => heads === 1);
+      assert.ok(logs.lines().some((l) => l.msg === "new-heads subscription back"));
+
+      await server.close(); // a second outage is counted and logged again
+      await waitFor("down again", () => !watcher.subscribed());
+      await waitFor("second warning", () => logs.lines().filter((l) => l.level === 40).length === 2);
+      assert.match(
+        await metrics.registry.metrics(),
+        /^attestmesh_indexer_head_subscription_outages_total 2$/m,
+      );
+      assert.ok(server.subscribes() >= 1);
+      assert.ok(!logs.text().includes(CREDENTIAL), "the URL's credential is in a log line");
+    } finally {
+      await watcher.stop();
+      await server.close();
+    }
+  });
+
+  test("a refused eth_subscribe is an outage, not a subscription", async () => {
+    const server = await startFakeHeads({ refuse: true });
+    const logs = capturedLogs();
+    const metrics = createMetrics();
+    const watcher = watchHeads({
+      url: `ws://127.0.0.1:${server.port()}`,
+      onHead: () => assert.fail("no wake-up without a subscription"),
+      logger: logs.logger,
+      metrics,
+      backoff: FAST_REDIAL,
+    });
+    try {
+      await waitFor("two refusals", () => server.subscribes() >= 2);
+      server.head();
+      await delay(100);
+      assert.equal(watcher.subscribed(), false);
+      assert.equal(logs.lines().filter((l) => l.level === 40).length, 1);
+    } finally {
+      await watcher.stop();
+      await server.close();
+    }
+  });
+});
+
+describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
+  let chain: HardhatChain;
+  before(async () => {
+    chain = await startHardhatChain();
+  });
+  after(() => chain?.stop());
+
+  test("woken by the node's newHeads, each push leaves well inside a 5 s poll interval; the credential never logged", async (t) => {
+    const logs = capturedLogs();
+    // Hardhat's WebSocket server takes any path and userinfo: a provider-style credential rides along.
+    const indexer = await chain.indexer(
+      {
+        ATTESTMESH_INDEXER_WS_URL: `ws://key:${CREDENTIAL}@127.0.0.1:${chain.rpcPort}/v2/${CREDENTIAL}?apikey=${CREDENTIAL}`,
+        ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "5000",
+      },
+      { logger: logs.logger },
+    );
+    await waitFor("subscribed", () => logs.lines().some((l) => l.msg === "new-heads subscription up"));
+    const [latencies] = (await pushLatencies(chain, [indexer], 6)) as [number[]];
+    t.diagnostic(`block → push, ms: ${latencies.map((l) => l.toFixed(0)).join(", ")}`);
+    assert.ok(median(latencies) < 1_000, `median ${median(latencies)} ms (${latencies.join(", ")})`);
+    assert.ok(Math.max(...latencies) < 2_000, `every push inside 2 s: ${latencies.join(", ")}`);
+    const health = (await (await fetch(`${indexer.url.replace("ws://", "http://")}/healthz`)).json()) as {
+      ok: boolean;
+      headSubscription: string;
+    };
+    assert.deepEqual([health.ok, health.headSubscription], [true, "up"]);
+    assert.ok(logs.text().length > 0);
+    assert.ok(!logs.text().includes(CREDENTIAL), "the URL's credential is in a log line");
+    assert.ok(logs.text().includes(`"ws://127.0.0.1:${chain.rpcPort}"`), "the endpoint is logged by host");
+  });
+
+  test("a flood of fake heads costs a bounded number of follow steps and pushes nothing false", async (t) => {
+    const fake = await startFakeHeads();
+    let steps = 0;
+    const http_ = http(`http://127.0.0.1:${chain.rpcPort}`, { retryCount: 0 });
+    const counted = custom({
+      async request(args: { method: string; params?: unknown }) {
+        if (args.method === "eth_blockNumber") steps += 1;
+        return http_({}).request(args as never);
+      },
+    });
+    const indexer = await chain.indexer(
+      {
+        ATTESTMESH_INDEXER_WS_URL: `ws://127.0.0.1:${fake.port()}`,
+        ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "3600000",
+      },
+      { transport: counted },
+    );
+    await waitFor("subscribed", () => fake.subscribes() === 1);
+    await delay(100);
+    const stream = indexer.streams.get(chain.cluster.toLowerCase())!;
+    const before = { steps, seq: stream.lastSeq() };
+    for (let i = 0; i < 5_000; i++) fake.head();
+    await waitFor(
+      "every head received",
+      async () => /heads_total 5000/.test(await indexer.metrics.registry.metrics()),
+      15_000,
+    );
+    await indexer.tick(); // settles behind whatever the flood queued
+    const floodSteps = steps - before.steps;
+    t.diagnostic(`5000 fake heads: ${floodSteps} follow steps`);
+    assert.ok(floodSteps >= 1, "the flood woke the indexer");
+    assert.ok(floodSteps <= 50, `5000 heads cost ${floodSteps} follow steps`);
+    assert.equal(stream.lastSeq(), before.seq, "fake heads push nothing: no block of theirs has a log");
+
+    // A real block after the flood is still pushed at once.
+    const hash = await chain.event();
+    fake.head();
+    await waitFor("the real event pushed", () =>
+      stream.lastSeq() > before.seq
+        ? (stream.get(stream.lastSeq())!.envelope as LogEnvelope).txHash === hash
+        : false,
+    );
+    await fake.close();
+  });
+
+  test("with the subscription dead, polling keeps pushing and /healthz stays ok; it resubscribes when the endpoint is back", async () => {
+    const fake = await startFakeHeads();
+    const logs = capturedLogs();
+    const indexer = await chain.indexer(
+      {
+        ATTESTMESH_INDEXER_WS_URL: `ws://127.0.0.1:${fake.port()}`,
+        ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "500",
+      },
+      { logger: logs.logger, headBackoff: FAST_REDIAL },
+    );
+    await waitFor("subscribed", () => fake.subscribes() === 1);
+    await fake.close();
+    await waitFor("the outage logged", () => logs.lines().some((l) => l.level === 40));
+    const stream = indexer.streams.get(chain.cluster.toLowerCase())!;
+    for (let i = 0; i < 3; i++) {
+      const hash = await chain.event();
+      await waitFor(
+        "the event pushed by polling",
+        () => (stream.get(stream.lastSeq())?.envelope as LogEnvelope | undefined)?.txHash === hash,
+        3_000,
+      );
+    }
+    const base = indexer.url.replace("ws://", "http://");
+    const health = (await (await fetch(`${base}/healthz`)).json()) as {
+      ok: boolean;
+      headSubscription: string;
+    };
+    assert.deepEqual([health.ok, health.headSubscription], [true, "down"]);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^attestmesh_indexer_head_subscription_outages_total 1$/m);
+    assert.equal(logs.lines().filter((l) => l.level === 40).length, 1, "one warning per outage");
+
+    await fake.restart();
+    await waitFor("resubscribed", () => fake.subscribes() === 2, 5_000);
+    assert.match(await indexer.metrics.registry.metrics(), /^attestmesh_indexer_head_subscription_up 1$/m);
+    await fake.close();
+  });
+});
