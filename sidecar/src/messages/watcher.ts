@@ -227,9 +227,10 @@ export function createMessageWatcher(options: MessageWatcherOptions): MessageWat
       // message that was not stored, and a crash between the two repeats it into the inbox instead of
       // losing it.
       options.deliver(message);
+      // Counted as it is handed on, so whoever sees it delivered also sees it counted.
+      options.metrics?.received.inc();
       recent.add(key);
       await save();
-      options.metrics?.received.inc();
       logger.info({ ...fields, bytes: payload.length }, "message received");
     }
   }
