@@ -88,6 +88,106 @@ interface Header {
   readonly timestamp: bigint;
 }
 
+/**
+ * The CREATE2 salt of a member app of the cluster (step 3): `{ salt }`, or `{ problem }` where the chain
+ * says it has none (not a member app, no MemberAppCreated log); throws where a provider could not be
+ * read. `near` is where the search starts going back from (the registration block, or the head);
+ * `head` is read only if the app's creation block must be bisected. Salts are kept per app id, and
+ * none is trusted: a certificate's salt is checked by CREATE2 (certificate.ts).
+ */
+export type MemberAppSalts = (
+  appId: Address,
+  near: bigint,
+  head: () => Promise<bigint>,
+) => Promise<{ readonly salt: Hex } | { readonly problem: string }>;
+
+export function createMemberAppSalts(options: {
+  /** Any provider (failover). */
+  readonly client: PublicClient<Transport, Chain>;
+  readonly cluster: Address;
+  /** The lowest block searched (the cluster's deployment, or below it); default 0. */
+  readonly fromBlock?: bigint;
+  /** The widest eth_getLogs span; default 10,000 blocks. */
+  readonly maxLogBlocks?: bigint;
+  /** Backward spans read for the salt before bisecting the app's creation block; default 8. */
+  readonly nearCalls?: number;
+  readonly logger?: Logger;
+}): MemberAppSalts {
+  const { client, cluster, logger } = options;
+  const fromBlock = options.fromBlock ?? 0n;
+  const nearCalls = options.nearCalls ?? DEFAULT_NEAR_CALLS;
+  const scanner = createLogScanner({
+    ...(options.maxLogBlocks === undefined ? {} : { maxBlocks: options.maxLogBlocks }),
+    onShrink: (blocks, err) =>
+      logger?.info(
+        { blocks: Number(blocks), err },
+        "an RPC provider refused an eth_getLogs range; narrowing it",
+      ),
+  });
+  const salts = new Map<Address, Hex>();
+
+  const appCreatedIn =
+    (appId: Address): LogRangeRead<Hex> =>
+    async (from, to) =>
+      (
+        await client.getLogs({
+          address: cluster,
+          event: MEMBER_APP_CREATED,
+          args: { app: appId },
+          fromBlock: from,
+          toBlock: to,
+          strict: true,
+        })
+      ).map((log) => log.args.salt);
+
+  /** The first block at which `appId` has code (log2 eth_getCode calls); undefined where unreadable. */
+  async function creationBlock(appId: Address, head: bigint): Promise<bigint | undefined> {
+    let low = fromBlock;
+    let high = head;
+    try {
+      while (low < high) {
+        const mid = (low + high) / 2n;
+        const code = await client.getCode({ address: appId, blockNumber: mid });
+        if (code !== undefined && code !== "0x") high = mid;
+        else low = mid + 1n;
+      }
+    } catch (err) {
+      logger?.debug({ appId, err }, "cannot bisect the member app's creation block (no archive state?)");
+      return undefined;
+    }
+    return low;
+  }
+
+  return async (app, near, head) => {
+    const appId = getAddress(app);
+    const known = salts.get(appId);
+    if (known !== undefined) return { salt: known };
+    const memberApp = await client.readContract({
+      address: cluster,
+      abi: clusterAbi,
+      functionName: "isMemberApp",
+      args: [appId],
+    });
+    // Not worth a search (its certificate would be refused: AppIdNotMemberApp).
+    if (!memberApp) return { problem: "its app id is not one of the cluster's member apps" };
+    const read = appCreatedIn(appId);
+    // Usually created shortly before it registered: a few spans back from the registration block.
+    let found = await scanner.backward(fromBlock, near, read, nearCalls);
+    if (found === undefined || found.length === 0) {
+      // Far below, or even above (an app id allowed before its app was created): bisect its creation.
+      const created = await creationBlock(appId, await head());
+      const there = created === undefined ? [] : [...(await read(created, created))];
+      // Still nothing (no archive state, or a lie): read on down to the floor.
+      if (there.length > 0) found = there;
+      else if (found === undefined) found = (await scanner.backward(fromBlock, near, read)) ?? [];
+    }
+    const salt = found[0];
+    if (salt === undefined) return { problem: "its app id has no MemberAppCreated log (not a member app)" };
+    salts.set(appId, salt);
+    return { salt };
+  };
+}
+
 export function createChainCertificateSource(options: {
   /** Locating reads, any provider (failover): headers, the salt, the transaction, the nonce bound. */
   readonly client: PublicClient<Transport, Chain>;
@@ -100,20 +200,22 @@ export function createChainCertificateSource(options: {
   readonly maxLogBlocks?: bigint;
   /** Backward spans read for the salt before bisecting the app's creation block; default 8. */
   readonly nearCalls?: number;
+  /** Where salts come from (shared with this node's own certificate check); default one of its own. */
+  readonly salts?: MemberAppSalts;
   readonly logger?: Logger;
 }): CertificateSource {
   const { client, reads, cluster, logger } = options;
   const fromBlock = options.fromBlock ?? 0n;
-  const nearCalls = options.nearCalls ?? DEFAULT_NEAR_CALLS;
-  const scanner = createLogScanner({
-    ...(options.maxLogBlocks === undefined ? {} : { maxBlocks: options.maxLogBlocks }),
-    onShrink: (blocks, err) =>
-      logger?.info(
-        { blocks: Number(blocks), err },
-        "an RPC provider refused an eth_getLogs range; narrowing it",
-      ),
-  });
-  const salts = new Map<Address, Hex>();
+  const salts =
+    options.salts ??
+    createMemberAppSalts({
+      client,
+      cluster,
+      fromBlock,
+      ...(options.maxLogBlocks === undefined ? {} : { maxLogBlocks: options.maxLogBlocks }),
+      ...(options.nearCalls === undefined ? {} : { nearCalls: options.nearCalls }),
+      ...(logger === undefined ? {} : { logger }),
+    });
   let floor: Header | undefined;
 
   async function header(number: bigint | "latest"): Promise<Header> {
@@ -157,67 +259,11 @@ export function createChainCertificateSource(options: {
     return { first: await firstBlockAt(time, floor, head), head: head.number };
   }
 
-  const appCreatedIn =
-    (appId: Address): LogRangeRead<Hex> =>
-    async (from, to) =>
-      (
-        await client.getLogs({
-          address: cluster,
-          event: MEMBER_APP_CREATED,
-          args: { app: appId },
-          fromBlock: from,
-          toBlock: to,
-          strict: true,
-        })
-      ).map((log) => log.args.salt);
-
-  /** The first block at which `appId` has code (log2 eth_getCode calls); undefined where unreadable. */
-  async function creationBlock(appId: Address, head: bigint): Promise<bigint | undefined> {
-    let low = fromBlock;
-    let high = head;
-    try {
-      while (low < high) {
-        const mid = (low + high) / 2n;
-        const code = await client.getCode({ address: appId, blockNumber: mid });
-        if (code !== undefined && code !== "0x") high = mid;
-        else low = mid + 1n;
-      }
-    } catch (err) {
-      logger?.debug({ appId, err }, "cannot bisect the member app's creation block (no archive state?)");
-      return undefined;
-    }
-    return low;
-  }
-
   /** The app's CREATE2 salt; `head` is read only if the app's creation block must be bisected. */
   async function saltOf(member: Member, registered: bigint, head: () => Promise<bigint>): Promise<Hex> {
-    const appId = getAddress(member.appId);
-    const known = salts.get(appId);
-    if (known !== undefined) return known;
-    const memberApp = await client.readContract({
-      address: cluster,
-      abi: clusterAbi,
-      functionName: "isMemberApp",
-      args: [appId],
-    });
-    // Not worth a search (its certificate would be refused: AppIdNotMemberApp).
-    if (!memberApp) throw unavailable(member, "its app id is not one of the cluster's member apps");
-    const read = appCreatedIn(appId);
-    // Usually created shortly before it registered: a few spans back from the registration block.
-    let found = await scanner.backward(fromBlock, registered, read, nearCalls);
-    if (found === undefined || found.length === 0) {
-      // Far below, or even above (an app id allowed before its app was created): bisect its creation.
-      const created = await creationBlock(appId, await head());
-      const there = created === undefined ? [] : [...(await read(created, created))];
-      // Still nothing (no archive state, or a lie): read on down to the floor.
-      if (there.length > 0) found = there;
-      else if (found === undefined) found = (await scanner.backward(fromBlock, registered, read)) ?? [];
-    }
-    const salt = found[0];
-    if (salt === undefined)
-      throw unavailable(member, "its app id has no MemberAppCreated log (not a member app)");
-    salts.set(appId, salt);
-    return salt;
+    const found = await salts(member.appId, registered, head);
+    if ("problem" in found) throw unavailable(member, found.problem);
+    return found.salt;
   }
 
   /** How many times the app id was admitted: its registration signatures used nonces below that. */
