@@ -21,7 +21,8 @@ import { createAttestationHandler } from "./attestation.ts";
 import { type BackoffOptions, retryWithBackoff } from "./backoff.ts";
 import { createMemberCertifier, type MemberCertifier } from "./certs/certifier.ts";
 import { createCertifiedFollower } from "./certs/follower.ts";
-import { createChainCertificateSource } from "./certs/source.ts";
+import { checkOwnCertificate } from "./certs/own.ts";
+import { createChainCertificateSource, createMemberAppSalts } from "./certs/source.ts";
 import { connectChain } from "./chain/client.ts";
 import { createClusterReader } from "./chain/cluster.ts";
 import { createMembershipFollower } from "./chain/follower.ts";
@@ -341,17 +342,35 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         identityKey: keys.identity.publicKey,
       };
     };
+    const salts = createMemberAppSalts({
+      client: chain.publicClient,
+      cluster: chain.cluster,
+      maxLogBlocks: BigInt(config.logsMaxBlocks),
+      logger,
+    });
     certifier = createMemberCertifier({
       pinned,
       source: createChainCertificateSource({
         client: chain.publicClient,
         reads: chain.reads,
         cluster: chain.cluster,
-        maxLogBlocks: BigInt(config.logsMaxBlocks),
+        salts,
         logger,
       }),
       logger,
       registry: metrics.registry,
+    });
+    // This node's own certificate, checked while it registers (its salt is the only chain read): until
+    // it verified, and for good if it was refused, its own record is certified like any other.
+    const ownCertificate = checkOwnCertificate({
+      pinned,
+      keys,
+      claims,
+      salt: async () => {
+        const head = await chain.publicClient.getBlockNumber();
+        return salts(keys.appId, head, async () => head);
+      },
+      logger,
     });
     const memberCertifier = certifier;
     // Every later stage sees only members whose certificate verified (certs/follower.ts) and whose live
@@ -366,18 +385,14 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           logger,
         }),
         memberCertifier,
-        // This node's own record is certified by its own key chains, verified at start: no fetch.
-        () => {
+        // This node's own record needs no fetch once its own certificate verified offline (certs/own.ts).
+        // Still running (it is usually done well before the registration is), it is waited for: its one
+        // read, the salt, is the one a fetch of the own certificate would wait for too.
+        async () => {
           const memberId = cycle.memberId();
-          return memberId === undefined
-            ? undefined
-            : {
-                memberId,
-                appId: keys.appId,
-                memberKey: keys.member.address,
-                wireguardKey: keys.wireguard.publicKey,
-                identityKey: keys.identity.publicKey,
-              };
+          if (memberId === undefined) return undefined;
+          await ownCertificate.settled;
+          return ownCertificate.record(memberId);
         },
       ),
       () => meshLayer.reattestation(),

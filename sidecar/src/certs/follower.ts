@@ -7,10 +7,14 @@
 //
 // Two shortcuts, neither of which trusts the chain. This node's own record — its member id, and
 // exactly its own app id, member key, WireGuard key and identity key, which come from this TEE's own
-// dstack key chains, verified at start — is certified by construction and passes with no fetch; a
-// record carrying those keys under another id, or this id with any other key, is certified like any
-// other. And where the follower read a member's MemberRegistered log, the certifier gets its location
-// as a hint (certs/source.ts), which only spares the search for it.
+// dstack key chains — passes with no fetch, but only once this node's own certificate, built from what
+// it holds, verified offline with the same verifier and pins as every other member's (certs/own.ts):
+// its key chains verified at start prove that dstack issued the keys, not that the KMS signer is a
+// pinned root or the app id a member app of this cluster, and a node its peers refuse must not count
+// itself. Until that check passed, or if it refused, the own record is certified like any other (and
+// refused, as its peers refuse it). A record carrying those keys under another id, or this id with any
+// other key, is certified like any other. And where the follower read a member's MemberRegistered log,
+// the certifier gets its location as a hint (certs/source.ts), which only spares the search for it.
 import type { MembershipFollower, MembershipSnapshot } from "../chain/follower.ts";
 import type { Member } from "../model/member.ts";
 import type { MemberCertifier } from "./certifier.ts";
@@ -37,13 +41,16 @@ function isOwn(m: Member, own: OwnRecord | undefined): boolean {
 export function createCertifiedFollower(
   inner: MembershipFollower,
   certifier: MemberCertifier,
-  /** This node's own record once it registered (undefined before). */
-  self: () => OwnRecord | undefined = () => undefined,
+  /**
+   * This node's own record once it registered and its own certificate verified offline (certs/own.ts);
+   * undefined before, or if it did not verify. A promise while that check is still running.
+   */
+  self: () => OwnRecord | undefined | Promise<OwnRecord | undefined> = () => undefined,
 ): MembershipFollower {
   let snapshot: MembershipSnapshot | undefined;
 
   async function filter(next: MembershipSnapshot): Promise<MembershipSnapshot> {
-    const own = self();
+    const own = await self();
     const counts = (m: Member) => m.status !== "active" || isOwn(m, own) || certifier.cached(m) !== undefined;
     const pending = [...next.members.values()].filter((m) => !counts(m));
     for (let i = 0; i < pending.length; i += CONCURRENCY) {

@@ -628,3 +628,153 @@ describe("the certified view: this node's own record, and the follower's registr
     assert.equal(calls.eth_getLogs, 2, `the follower's read and the salt's: ${JSON.stringify(calls)}`);
   });
 });
+
+// Regression (own-record shortcut): a node whose own certificate every member refuses counted itself
+// certified, since its own record passed on the strength of its key chains verified at start, which
+// never compare the KMS signer with the compose's pins. The attacker: the operator points node A's CVM
+// at a KMS whose root the owner's on-chain allowlist admits (so A registers) but the attested compose
+// does not pin. At every sample A never counts itself (no mesh address, no interface, no peer, no CSK)
+// and B never peers A; A says why, once, at error level.
+describe("a node whose own certificate its peers refuse never counts itself certified", {
+  timeout: 120_000,
+}, () => {
+  let fx: ClusterFixture;
+  let trust: PinnedTrust;
+  let dir: string;
+  let rpc: Awaited<ReturnType<typeof serveRpc>>;
+  let meshPort: number;
+  const closers: Array<() => Promise<unknown>> = [];
+  const rogueKms = createKmsRoot(new Uint8Array(randomBytes(32)));
+
+  async function startNode(name: string, kmsRoot: typeof rogueKms, gasKey: Hex): Promise<Node> {
+    const { appId } = await createMemberApp(fx);
+    const socketPath = join(dir, `${name}.sock`);
+    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
+    const sim = await startDstackSimulator({
+      socketPath,
+      cvm: createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId), appCompose: compose }),
+      logger: captureLogger("silent").logger,
+    });
+    closers.push(() => sim.close());
+    const backend = createMemoryBackend();
+    const log = captureLogger();
+    const sidecar = await startSidecar(
+      parseConfig({
+        ATTESTMESH_RPC_URL: rpc.url,
+        ATTESTMESH_CLUSTER: fx.deployed.diamond,
+        ATTESTMESH_CONFIRMATIONS: "0",
+        ATTESTMESH_POLL_INTERVAL_MS: "200",
+        ATTESTMESH_GAS_KEY: gasKey,
+        DSTACK_SIMULATOR_ENDPOINT: socketPath,
+        ...TEST_SIDECAR_ENV,
+        ATTESTMESH_MESH_PORT: String(meshPort),
+      }),
+      { logger: log.logger, backend, initialBackoffMs: 100 },
+    );
+    closers.push(async () => {
+      await sidecar.stop("test over");
+      await sidecar.done.catch(() => {});
+    });
+    return { name, sidecar, backend, log };
+  }
+
+  before(async () => {
+    await loadSodium();
+    fx = await setupCluster();
+    trust = await fixtureTrust(fx);
+    dir = await mkdtemp(join(tmpdir(), "am-own-"));
+    meshPort = await freePort();
+    rpc = await serveRpc({
+      request: ({ method, params }) => fx.connection.provider.request({ method, params: params ?? [] }),
+    });
+    // The owner's allowlist admits the rogue root (A registers), the compose pins only the cluster's.
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addKmsRoot([rogueKms.address]),
+    });
+    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.addComposeHash([toHex(sha256(new TextEncoder().encode(compose)))]),
+    });
+  });
+
+  after(async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    await rpc?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("attacker: A's chain is rooted in an unpinned KMS; A registers but is never in its own view", async () => {
+    const a = await startNode("a", rogueKms, KEYS[0]!);
+    const b = await startNode("b", fx.kmsRoot, KEYS[1]!);
+    const aKey = () => a.sidecar.status().wireguardPublicKey;
+    let samples = 0;
+    const check = async () => {
+      samples += 1;
+      const s = a.sidecar.status();
+      assert.equal(s.meshIp, undefined, `sample ${samples}: A configured its own mesh address`);
+      assert.equal(s.interfaceUp, false, `sample ${samples}: A brought its interface up`);
+      assert.equal(s.cskAcquired, false, `sample ${samples}: A holds a CSK`);
+      assert.deepEqual(
+        a.backend.interface === undefined ? [] : await a.backend.peers(),
+        [],
+        `sample ${samples}: A has peers`,
+      );
+      const key = aKey();
+      const bPeers = b.backend.interface === undefined ? [] : await b.backend.peers();
+      assert.ok(
+        key === undefined || bPeers.every((p) => p.publicKey !== key),
+        `sample ${samples}: B peered A`,
+      );
+    };
+    const refusedOwn = (node: Node, id: bigint | undefined) =>
+      id !== undefined &&
+      node.log
+        .lines()
+        .some(
+          (l) =>
+            l.msg.startsWith("member not verified") &&
+            l.memberId === id.toString() &&
+            l.reason === "KmsRootNotPinned",
+        );
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      await check();
+      const id = a.sidecar.status().memberId;
+      if (refusedOwn(a, id) && refusedOwn(b, id) && b.sidecar.status().phase === "healthy") break;
+      if (Date.now() >= deadline) {
+        const tail = (n: Node) =>
+          n.log
+            .lines()
+            .filter((l) => l.level >= 40)
+            .slice(-8)
+            .map((l) => JSON.stringify(l))
+            .join("\n");
+        assert.fail(
+          `not settled: A ${a.sidecar.status().phase} (member ${id}), B ${b.sidecar.status().phase}\n${tail(a)}\n${tail(b)}`,
+        );
+      }
+      await delay(50);
+    }
+    // A stays out of its own view while its certificate is retried.
+    for (let i = 0; i < 30; i++) {
+      await check();
+      await delay(50);
+    }
+    assert.ok(samples > 10, `sampled ${samples} times`);
+    assert.notEqual(a.sidecar.status().phase, "healthy");
+    const errors = a.log
+      .lines()
+      .filter((l) => l.level >= 50 && l.msg.startsWith("this node's own member certificate"));
+    assert.equal(errors.length, 1, "A said why, once, at error level");
+    assert.equal(errors[0]?.reason, "KmsRootNotPinned");
+    assert.equal(errors[0]?.kmsRoot, rogueKms.address);
+    // B, whose own certificate verified offline, never fetched it: the shortcut still spares the join.
+    assert.ok(
+      b.log.lines().some((l) => l.msg.startsWith("this node's own member certificate verified offline")),
+      "B verified its own certificate offline",
+    );
+    const bCertificates = await b.sidecar.metrics.registry.metrics();
+    assert.doesNotMatch(bCertificates, /attestmesh_member_certificates_total\{result="verified"\}/);
+    assert.match(bCertificates, /attestmesh_member_certificates_total\{result="KmsRootNotPinned"\} [1-9]/);
+  });
+});
