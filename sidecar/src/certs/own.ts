@@ -23,14 +23,13 @@ import {
   registerMessageOf,
   verifyMemberCertificate,
 } from "@attestmesh/shared/certs/certificate.ts";
-import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { memberDomain, memberTypes, type RegisterMessage } from "@attestmesh/shared/contracts/typedData.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import type { Hex } from "viem";
 import { signTypedData } from "viem/accounts";
 import { AttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
-import type { RuntimeClaims } from "../register.ts";
 import type { OwnRecord } from "./follower.ts";
 
 /** The largest uint64, a registration nonce no app id reaches: the local signature registers nothing. */
@@ -55,7 +54,8 @@ export interface OwnCertificate {
 export function checkOwnCertificate(options: {
   readonly pinned: PinnedTrust;
   readonly keys: NodeKeys;
-  readonly claims: RuntimeClaims;
+  /** The compose hash and device id its guest agent reports (what its registration states). */
+  readonly claims: Pick<RegisterMessage, "composeHash" | "deviceId">;
   /** This node's member-app salt (`{ problem }` where the chain says it has none); may throw. */
   readonly salt: () => Promise<{ readonly salt: Hex } | { readonly problem: string }>;
   readonly logger: Logger;
