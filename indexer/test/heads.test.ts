@@ -2,12 +2,14 @@
 // flood, refuse and die on cue), then whole indexers against a real `hardhat node` process: woken by
 // the node's own newHeads, a push leaves well inside the poll interval; flooded with fake heads, the
 // follow steps stay bounded and nothing false is pushed; with the socket dead, polling keeps pushing;
-// and the URL's credential never reaches a log line.
+// and the URL's credential never reaches a log line. The first Hardhat test is the short, seeded
+// version of devnet/bench/push-latency.ts.
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { seededRng } from "@attestmesh/devnet/rng.ts";
 import type { LogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import { waitFor } from "@attestmesh/sidecar/testing/helpers.ts";
 import { custom, http, keccak256, toHex } from "viem";
@@ -228,7 +230,7 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
       { logger: logs.logger },
     );
     await waitFor("subscribed", () => logs.lines().some((l) => l.msg === "new-heads subscription up"));
-    const [latencies] = (await pushLatencies(chain, [indexer], 6)) as [number[]];
+    const [latencies] = (await pushLatencies(chain, [indexer], 6, seededRng(1))) as [number[]];
     t.diagnostic(`block → push, ms: ${latencies.map((l) => l.toFixed(0)).join(", ")}`);
     assert.ok(median(latencies) < 1_000, `median ${median(latencies)} ms (${latencies.join(", ")})`);
     assert.ok(Math.max(...latencies) < 2_000, `every push inside 2 s: ${latencies.join(", ")}`);
