@@ -94,7 +94,7 @@ export const TARGETS: readonly Target[] = [
       // On: the indexer is the only container, its logs hold no secret (test/service/log-secrets.test.ts),
       // and its subscribers may audit what it followed (deploy/README.md, "Public logs").
       public_logs: true,
-      allowed_envs: ["ATTESTMESH_RPC_URL"],
+      allowed_envs: ["ATTESTMESH_RPC_URL", "ATTESTMESH_WS_URL"],
     },
   },
 ];

@@ -21,6 +21,8 @@ export interface IndexerConfig {
   readonly confirmations: number;
   readonly batchBlocks: number;
   readonly pollIntervalMs: number;
+  /** The poll interval while the new-heads subscription is up (never shorter than `pollIntervalMs`). */
+  readonly subscribedPollIntervalMs: number;
   readonly host: string;
   readonly port: number;
   readonly dstackEndpoint: string | undefined;
@@ -80,7 +82,15 @@ const VARIABLES: EnvTable<IndexerConfig> = {
   pollIntervalMs: {
     name: "ATTESTMESH_INDEXER_POLL_INTERVAL_MS",
     default: "1000",
-    description: "How often the head is polled, in milliseconds (with a WebSocket URL too: the fallback).",
+    description:
+      "How often the head is polled, in milliseconds; with a WebSocket URL, while its subscription is down.",
+    parse: kit.integer(50, 3_600_000, " ms"),
+  },
+  subscribedPollIntervalMs: {
+    name: "ATTESTMESH_INDEXER_SUBSCRIBED_POLL_INTERVAL_MS",
+    default: "10000",
+    description:
+      "How often the head is still polled while the new-heads subscription is up: a block whose head is lost is pushed within this long. Keep it well under the sidecars' ATTESTMESH_INDEXER_LAG_MS.",
     parse: kit.integer(50, 3_600_000, " ms"),
   },
   host: {

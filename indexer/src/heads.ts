@@ -24,6 +24,8 @@ export interface HeadWatcherOptions {
   /** ws:// or wss:// JSON-RPC endpoint; may carry a provider credential, so never logged whole. */
   readonly url: string;
   readonly onHead: () => void;
+  /** Called each time the subscription comes up (true) or goes down (false); never after stop(). */
+  readonly onSubscription?: (up: boolean) => void;
   readonly logger: Logger;
   readonly metrics: Pick<IndexerMetrics, "heads" | "headOutages" | "headSubscribed">;
   readonly backoff?: BackoffOptions;
@@ -54,8 +56,10 @@ export function watchHeads(options: HeadWatcherOptions): HeadWatcher {
   let closed: Promise<void> = Promise.resolve();
 
   function setSubscribed(id: string | undefined): void {
+    const changed = (subscription === undefined) !== (id === undefined);
     subscription = id;
     metrics.headSubscribed.set(id === undefined ? 0 : 1);
+    if (changed && !stopped) options.onSubscription?.(id !== undefined);
   }
 
   function failed(reason: string, err?: unknown): void {

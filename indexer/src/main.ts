@@ -1,7 +1,7 @@
 // The indexer daemon: derive the signing key in the TEE, check the chain, follow every configured
-// cluster on one timer (and at once on every new head, when a WebSocket URL is set), and serve
-// subscribers. `startIndexer` wires one instance (tests run several in one process); `main` is the
-// `attestmesh-indexer` process.
+// cluster on one timer (and at once on every new head, when a WebSocket URL is set; the timer then
+// slows to a safety poll while the subscription is up), and serve subscribers. `startIndexer` wires one
+// instance (tests run several in one process); `main` is the `attestmesh-indexer` process.
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
@@ -106,7 +106,8 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
   }));
   const streams = new Map(clusters.map((c) => [c.cluster.toLowerCase(), c.stream]));
 
-  async function followOne(c: (typeof clusters)[number]): Promise<void> {
+  /** Follows one cluster; false when the step failed (the next poll comes at the full cadence). */
+  async function followOne(c: (typeof clusters)[number]): Promise<boolean> {
     try {
       const ticked = await c.follower.tick();
       const kept = suppress === undefined ? ticked.events : suppress(ticked.events);
@@ -128,9 +129,11 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
         metrics.envelopes.inc({ cluster: c.cluster, removed: String(e.removed) });
       metrics.lagBlocks.set({ cluster: c.cluster }, Number(result.head - (result.processed ?? result.head)));
       c.stream.publish(result.events);
+      return true;
     } catch (err) {
       metrics.followErrors.inc({ cluster: c.cluster });
       logger.warn({ err, cluster: c.cluster }, "follow step failed; retrying on the next tick");
+      return false;
     }
   }
 
@@ -138,11 +141,14 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
   // heads arriving faster than steps finish cannot grow the chain.
   let ticking: Promise<void> = Promise.resolve();
   let waiting: Promise<void> | undefined;
+  let lastStepOk = true;
   const tick = () => {
     if (waiting !== undefined) return waiting;
     const next = ticking.then(() => {
       waiting = undefined;
-      return Promise.all(clusters.map(followOne)).then(() => {});
+      return Promise.all(clusters.map(followOne)).then((ok) => {
+        lastStepOk = ok.every(Boolean);
+      });
     });
     waiting = next;
     ticking = next;
@@ -151,6 +157,7 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
   await tick();
 
   let heads: HeadWatcher | undefined;
+  const subscribedPollMs = Math.max(config.subscribedPollIntervalMs, config.pollIntervalMs);
   const server = await startPushServer({
     host: config.host,
     port: config.port,
@@ -165,7 +172,7 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
     metrics,
     logger,
     health: () => {
-      const staleAfter = Math.max(30_000, config.pollIntervalMs * 10);
+      const staleAfter = Math.max(30_000, config.pollIntervalMs * 10, subscribedPollMs * 3);
       const rows = clusters.map((c) => ({
         cluster: c.cluster,
         head: c.lastHead?.toString() ?? null,
@@ -190,8 +197,25 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
   });
   logger.info({ url: server.url, clusters: config.clusters }, "indexer listening");
 
+  // The poll: every poll interval, or every subscribed interval while new heads wake the steps and the
+  // last step succeeded. Each head wakes a step of its own, so the slower poll only catches a head the
+  // socket lost: such a block is pushed within the subscribed interval and the step reading it. When the subscription drops,
+  // a poll runs at once (a dying socket may have lost heads before it was noticed) and the full cadence
+  // resumes. `timer` is set only while a poll waits; while one runs, it schedules the next itself.
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const pollInterval = () =>
+    heads?.subscribed() === true && lastStepOk ? subscribedPollMs : config.pollIntervalMs;
+  const schedulePoll = (ms: number) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      metrics.polls.inc();
+      void tick().finally(() => {
+        if (!stopped) schedulePoll(pollInterval());
+      });
+    }, ms);
+  };
   heads =
     config.wsUrl === undefined
       ? undefined
@@ -200,18 +224,14 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
           onHead: () => {
             if (!stopped) void tick();
           },
+          onSubscription: (up) => {
+            if (!up && !stopped && timer !== undefined) schedulePoll(0);
+          },
           logger,
           metrics,
           ...(deps.headBackoff === undefined ? {} : { backoff: deps.headBackoff }),
         });
-  const loop = () => {
-    timer = setTimeout(() => {
-      void tick().finally(() => {
-        if (!stopped) loop();
-      });
-    }, config.pollIntervalMs);
-  };
-  loop();
+  schedulePoll(pollInterval());
 
   return {
     url: server.url,

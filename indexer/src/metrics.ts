@@ -43,6 +43,10 @@ export function createMetrics() {
       "Failed follow ticks (RPC errors), per cluster; the next tick retries.",
       ["cluster"],
     ),
+    polls: counter(
+      "attestmesh_indexer_polls_total",
+      "Follow steps started by the poll timer (every poll interval; the subscribed interval while new heads wake it).",
+    ),
     heads: counter(
       "attestmesh_indexer_heads_total",
       "New-head notifications received on the WebSocket subscription (each wakes the follow step).",

@@ -12,11 +12,13 @@ const BASE = {
 };
 
 describe("indexer config", () => {
-  test("defaults: never from genesis, 2 confirmations, batches of 1000", () => {
+  test("defaults: never from genesis, 2 confirmations, batches of 1000, a 1 s poll and a 10 s one while subscribed", () => {
     const config = parseConfig(BASE);
     assert.equal(config.startBlock, undefined);
     assert.equal(config.confirmations, 2);
     assert.equal(config.batchBlocks, 1000);
+    assert.equal(config.pollIntervalMs, 1000);
+    assert.equal(config.subscribedPollIntervalMs, 10_000, "a 10 s safety poll while new heads wake it");
     assert.deepEqual(config.clusters, ["0x5FbDB2315678afecb367f032d93F642f64180aa3"]);
   });
 
@@ -36,6 +38,7 @@ describe("indexer config", () => {
     ["ATTESTMESH_INDEXER_START_BLOCK", "-1"],
     ["ATTESTMESH_INDEXER_CONFIRMATIONS", "1001"],
     ["ATTESTMESH_INDEXER_BATCH_BLOCKS", "0"],
+    ["ATTESTMESH_INDEXER_SUBSCRIBED_POLL_INTERVAL_MS", "10"],
     ["ATTESTMESH_INDEXER_PORT", "65536"],
     ["ATTESTMESH_INDEXER_WINDOW", "0"],
     ["ATTESTMESH_INDEXER_LOG_LEVEL", "loud"],

@@ -1,6 +1,7 @@
 // A real `hardhat node` process (HTTP and WebSocket JSON-RPC on one port) with a cluster deployed and a
 // dstack simulator for indexer keys, for tests and benches that need the node's own newHeads; indexers
-// started on it; and block → push latency measured on several indexers over the same events.
+// started on it; and block → push latency measured on several indexers over the same events, spaced by
+// a seeded generator. Shared with devnet/bench/push-latency.ts as `@attestmesh/indexer/testing/hardhatChain.ts`.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterContract, devnetClients } from "@attestmesh/devnet/orchestration/chain.ts";
+import type { Rng } from "@attestmesh/devnet/rng.ts";
 import { deployCluster } from "@attestmesh/scripts/deploy/cluster.ts";
 import type { LogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import { freePort, waitFor } from "@attestmesh/sidecar/testing/helpers.ts";
@@ -94,14 +96,15 @@ export async function startHardhatChain(): Promise<HardhatChain> {
 
 /**
  * Milliseconds from each of `count` events' blocks to its envelope being published to subscribers, per
- * indexer (all watch the same events). Each event waits for the last indexer's push, then a random
- * 100–1100 ms, so events land anywhere in a poll interval of up to 1 s instead of a fixed phase after
- * the slowest poller's step.
+ * indexer (all watch the same events). Each event waits for the last indexer's push, then 100–1100 ms
+ * drawn from `rng`, so events land anywhere in a poll interval of up to 1 s instead of a fixed phase
+ * after the slowest poller's step; a seed names the schedule of gaps.
  */
 export async function pushLatencies(
   chain: HardhatChain,
   indexers: readonly Indexer[],
   count: number,
+  rng: Pick<Rng, "int">,
 ): Promise<number[][]> {
   const published = indexers.map(() => new Map<string, number>());
   const offs = indexers.map((indexer, i) => {
@@ -122,7 +125,7 @@ export async function pushLatencies(
         const at = await waitFor("the push", () => seen.get(hash), 15_000, 5);
         latencies[i]!.push(Math.max(0, at - mined));
       }
-      await delay(100 + Math.random() * 1_000);
+      await delay(rng.int(100, 1_100));
     }
   } finally {
     for (const off of offs) off();

@@ -2,12 +2,17 @@
 // flood, refuse and die on cue), then whole indexers against a real `hardhat node` process: woken by
 // the node's own newHeads, a push leaves well inside the poll interval; flooded with fake heads, the
 // follow steps stay bounded and nothing false is pushed; with the socket dead, polling keeps pushing;
-// and the URL's credential never reaches a log line.
+// and the URL's credential never reaches a log line. While real heads wake it, the poll slows to the
+// subscribed interval and is back at full cadence once the socket is killed; a silent socket's blocks
+// are still pushed within the subscribed interval. The first Hardhat test is the short, seeded version
+// of devnet/bench/push-latency.ts.
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { createServer, type Socket, connect as tcpConnect } from "node:net";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { seededRng } from "@attestmesh/devnet/rng.ts";
 import type { LogEnvelope } from "@attestmesh/shared/indexer/envelope.ts";
 import { waitFor } from "@attestmesh/sidecar/testing/helpers.ts";
 import { custom, http, keccak256, toHex } from "viem";
@@ -106,6 +111,52 @@ async function startFakeHeads(options: { refuse?: boolean } = {}) {
 }
 
 const FAST_REDIAL = { initialMs: 50, maxMs: 200, jitter: 0 } as const;
+
+/** A TCP relay to the node's port for the WebSocket alone, so the test can kill the socket and keep the RPC. */
+async function startRelay(port: number) {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = tcpConnect(port, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    port: (server.address() as { port: number }).port,
+    async kill() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+/** The node's HTTP JSON-RPC, counting each method called through it. */
+function countedRpc(port: number) {
+  const calls = new Map<string, number>();
+  const inner = http(`http://127.0.0.1:${port}`, { retryCount: 0 });
+  return {
+    transport: custom({
+      async request(args: { method: string; params?: unknown }) {
+        calls.set(args.method, (calls.get(args.method) ?? 0) + 1);
+        return inner({}).request(args as never);
+      },
+    }),
+    count: (method: string) => calls.get(method) ?? 0,
+  };
+}
+
+const subscriptionUp = async (metrics: { registry: { metrics(): Promise<string> } }, up: 0 | 1) =>
+  new RegExp(`^attestmesh_indexer_head_subscription_up ${up}$`, "m").test(await metrics.registry.metrics());
 
 describe("the new-heads watcher against a real eth_subscribe server", () => {
   test("every head of its subscription is a wake-up; other subscriptions' and malformed frames are not", async () => {
@@ -228,7 +279,7 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
       { logger: logs.logger },
     );
     await waitFor("subscribed", () => logs.lines().some((l) => l.msg === "new-heads subscription up"));
-    const [latencies] = (await pushLatencies(chain, [indexer], 6)) as [number[]];
+    const [latencies] = (await pushLatencies(chain, [indexer], 6, seededRng(1))) as [number[]];
     t.diagnostic(`block → push, ms: ${latencies.map((l) => l.toFixed(0)).join(", ")}`);
     assert.ok(median(latencies) < 1_000, `median ${median(latencies)} ms (${latencies.join(", ")})`);
     assert.ok(Math.max(...latencies) < 2_000, `every push inside 2 s: ${latencies.join(", ")}`);
@@ -244,25 +295,18 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
 
   test("a flood of fake heads costs a bounded number of follow steps and pushes nothing false", async (t) => {
     const fake = await startFakeHeads();
-    let steps = 0;
-    const http_ = http(`http://127.0.0.1:${chain.rpcPort}`, { retryCount: 0 });
-    const counted = custom({
-      async request(args: { method: string; params?: unknown }) {
-        if (args.method === "eth_blockNumber") steps += 1;
-        return http_({}).request(args as never);
-      },
-    });
+    const rpc = countedRpc(chain.rpcPort);
     const indexer = await chain.indexer(
       {
         ATTESTMESH_INDEXER_WS_URL: `ws://127.0.0.1:${fake.port()}`,
         ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "3600000",
       },
-      { transport: counted },
+      { transport: rpc.transport },
     );
     await waitFor("subscribed", () => fake.subscribes() === 1);
     await delay(100);
     const stream = indexer.streams.get(chain.cluster.toLowerCase())!;
-    const before = { steps, seq: stream.lastSeq() };
+    const before = { steps: rpc.count("eth_blockNumber"), seq: stream.lastSeq() };
     for (let i = 0; i < 5_000; i++) fake.head();
     await waitFor(
       "every head received",
@@ -270,7 +314,7 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
       15_000,
     );
     await indexer.tick(); // settles behind whatever the flood queued
-    const floodSteps = steps - before.steps;
+    const floodSteps = rpc.count("eth_blockNumber") - before.steps;
     t.diagnostic(`5000 fake heads: ${floodSteps} follow steps`);
     assert.ok(floodSteps >= 1, "the flood woke the indexer");
     assert.ok(floodSteps <= 50, `5000 heads cost ${floodSteps} follow steps`);
@@ -323,5 +367,74 @@ describe("indexers against a real hardhat node", { timeout: 300_000 }, () => {
     await waitFor("resubscribed", () => fake.subscribes() === 2, 5_000);
     assert.match(await indexer.metrics.registry.metrics(), /^attestmesh_indexer_head_subscription_up 1$/m);
     await fake.close();
+  });
+
+  test("while the node's heads wake it, the poll slows to the subscribed interval; with the socket killed, the full cadence is back at once", async (t) => {
+    const relay = await startRelay(chain.rpcPort);
+    t.after(() => relay.kill());
+    const rpc = countedRpc(chain.rpcPort);
+    const indexer = await chain.indexer(
+      {
+        ATTESTMESH_INDEXER_WS_URL: `ws://127.0.0.1:${relay.port}`,
+        ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "200",
+        ATTESTMESH_INDEXER_SUBSCRIBED_POLL_INTERVAL_MS: "5000",
+      },
+      { transport: rpc.transport, headBackoff: FAST_REDIAL },
+    );
+    t.after(() => indexer.stop());
+    await waitFor("subscribed", () => subscriptionUp(indexer.metrics, 1));
+    await delay(400); // the poll scheduled before the subscription came up has run
+    const window = async () => {
+      const from = rpc.count("eth_blockNumber");
+      await delay(2_000);
+      return rpc.count("eth_blockNumber") - from;
+    };
+    const subscribed = await window(); // the chain is idle: no head, so every step is a poll
+
+    // A block is still pushed at once: its head wakes a step.
+    const stream = indexer.streams.get(chain.cluster.toLowerCase())!;
+    const hash = await chain.event();
+    const mined = performance.now();
+    await waitFor(
+      "the event pushed on its head",
+      () => (stream.get(stream.lastSeq())?.envelope as LogEnvelope | undefined)?.txHash === hash,
+      1_000,
+      5,
+    );
+    const pushedMs = performance.now() - mined;
+
+    await relay.kill();
+    await waitFor("down", () => subscriptionUp(indexer.metrics, 0));
+    const killed = await window();
+    t.diagnostic(
+      `RPC polls in 2 s: ${subscribed} subscribed (5 s interval), ${killed} after the socket was killed (200 ms); push on a head ${pushedMs.toFixed(0)} ms`,
+    );
+    assert.ok(subscribed <= 1, `${subscribed} polls in 2 s while subscribed, at a 5 s safety interval`);
+    assert.ok(killed >= 6, `${killed} polls in 2 s after the socket was killed, at a 200 ms interval`);
+    assert.match(await indexer.metrics.registry.metrics(), /^attestmesh_indexer_polls_total \d+$/m);
+  });
+
+  test("a silent subscription (up, answering pings, no head) costs at most the subscribed interval: the safety poll pushes the block", async (t) => {
+    const fake = await startFakeHeads();
+    t.after(() => fake.close());
+    const indexer = await chain.indexer({
+      ATTESTMESH_INDEXER_WS_URL: `ws://127.0.0.1:${fake.port()}`,
+      ATTESTMESH_INDEXER_POLL_INTERVAL_MS: "200",
+      ATTESTMESH_INDEXER_SUBSCRIBED_POLL_INTERVAL_MS: "1500",
+    });
+    t.after(() => indexer.stop());
+    await waitFor("subscribed", () => subscriptionUp(indexer.metrics, 1));
+    await delay(400); // past the full-cadence poll scheduled before the subscription came up
+    const stream = indexer.streams.get(chain.cluster.toLowerCase())!;
+    const hash = await chain.event();
+    const mined = performance.now();
+    await waitFor(
+      "the event pushed by the safety poll",
+      () => (stream.get(stream.lastSeq())?.envelope as LogEnvelope | undefined)?.txHash === hash,
+      1_500 + 1_000,
+      5,
+    );
+    t.diagnostic(`pushed ${(performance.now() - mined).toFixed(0)} ms after its block, no head sent`);
+    assert.match(await indexer.metrics.registry.metrics(), /^attestmesh_indexer_heads_total 0$/m);
   });
 });

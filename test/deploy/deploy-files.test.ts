@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseConfig as parseIndexerConfig } from "@attestmesh/indexer/config.ts";
 import { inspectComposeFile } from "@attestmesh/scripts/owner/composeHash.ts";
 import { readPinnedSettings } from "@attestmesh/shared/service/pinned.ts";
 import { resolveRpcProviders } from "@attestmesh/shared/service/rpcProviders.ts";
@@ -154,6 +155,8 @@ const ENCRYPTED_ENV = {
   ATTESTMESH_RPC_URL: "https://sepolia.base.org",
   PEER_ENDPOINTS_JSON: '{"0x1111111111111111111111111111111111111111": "203.0.113.7:51820"}',
 };
+/** The indexer's optional new-heads endpoint (`ATTESTMESH_WS_URL` in its encrypted environment). */
+const WS_URL = "wss://203.0.113.9/v2/example-key";
 
 /** A pinned image reference: `name[:tag]@sha256:<64 lowercase hex>`. */
 const PINNED_IMAGE =
@@ -489,6 +492,28 @@ describe("deploy: the indexer's compose file", () => {
         assert.ok(known.has(name), `${name} is not an indexer variable`);
     }
     for (const doc of docs.filter((d) => d.required)) assert.ok(Object.hasOwn(env, doc.name));
+  });
+
+  test("its settings pass the indexer's own parser; the WebSocket URL is a secret and optional (unset: polling alone)", () => {
+    const env = environment(service(loadCompose(target).compose, "indexer"));
+    assert.match(
+      env.ATTESTMESH_INDEXER_WS_URL ?? "",
+      /^\$\{ATTESTMESH_WS_URL:-\}$/,
+      "the WebSocket URL comes from the encrypted environment and may be left unset",
+    );
+    const resolve = (encrypted: Record<string, string>) =>
+      parseIndexerConfig(
+        Object.fromEntries(Object.entries(env).map(([name, value]) => [name, interpolate(value, encrypted)])),
+      );
+    const polling = resolve({ ATTESTMESH_RPC_URL: ENCRYPTED_ENV.ATTESTMESH_RPC_URL });
+    assert.equal(polling.rpcUrl, ENCRYPTED_ENV.ATTESTMESH_RPC_URL);
+    assert.equal(polling.wsUrl, undefined, "unset means polling alone");
+    const woken = resolve({
+      ATTESTMESH_RPC_URL: ENCRYPTED_ENV.ATTESTMESH_RPC_URL,
+      ATTESTMESH_WS_URL: WS_URL,
+    });
+    assert.equal(woken.wsUrl, WS_URL);
+    assert.ok(woken.chainId !== undefined, "the chain id is pinned, so a wrong RPC is refused at start");
   });
 });
 
