@@ -590,7 +590,10 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
         await g.sidecar.wake("test");
         return (g.sidecar.status().lastReconcileBlock ?? 0n) >= head;
       });
-      assert.match(await metricsG(), /attestmesh_rpc_provider_failures_total\{provider="proxy-liar"\} [1-9]/);
+      // Counted when the liar's refusal comes back, which the two honest answers need not wait for.
+      await waitFor("the liar's failure to be counted", async () =>
+        /attestmesh_rpc_provider_failures_total\{provider="proxy-liar"\} [1-9]/.test(await metricsG()),
+      );
       const adversarial = g.log.lines().filter((l) => l.adversarial === true);
       assert.ok(adversarial.length > 0, "the disagreement is in G's log");
       assert.ok(adversarial.every((l) => JSON.stringify(l.outvoted).includes("proxy-liar")));

@@ -104,14 +104,14 @@ describe("dashboard health and live source", () => {
     assert.equal(heard.length, 1, "re-reads of an unchanged chain are not news");
 
     fail = true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await until("the failed read to be reported", async () => source.current().error !== undefined);
     assert.equal(source.current().view?.members.length, 3, "the last view stays");
     assert.equal(source.current().error, "HTTP request failed: https://rpc.example/… refused");
     assert.doesNotMatch(JSON.stringify(source.current()), /SECRET/, "an RPC key never reaches the page");
 
     fail = false;
     members = 4;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await until("the recovered view", async () => source.current().view?.members.length === 4);
     controller.abort();
     assert.equal(source.current().error, undefined);
     assert.equal(source.current().view?.members.length, 4);

@@ -21,9 +21,12 @@ interface NodeEntry {
   sponsoredWei: string;
 }
 
-/** A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace. */
+/**
+ * A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace. The
+ * client gives up after 15 s (5 s was two SYN retransmissions through WireGuard on a loaded machine).
+ */
 async function tcpRoundTrip(server: NodeEntry, client: NodeEntry, port: number): Promise<string> {
-  const clientScript = `const c=require("node:net").connect(${port},"${server.meshIp}",()=>c.end("over the mesh from ${client.name}"));let d="";c.on("data",x=>d+=x);c.on("end",()=>{process.stdout.write(d)});c.on("error",()=>process.exit(4));setTimeout(()=>process.exit(3),5000).unref();`;
+  const clientScript = `const c=require("node:net").connect(${port},"${server.meshIp}",()=>c.end("over the mesh from ${client.name}"));let d="";c.on("data",x=>d+=x);c.on("end",()=>{process.stdout.write(d)});c.on("error",()=>process.exit(4));setTimeout(()=>process.exit(3),15000).unref();`;
   return echoRoundTrip(server, client.netns, port, clientScript, 20000);
 }
 

@@ -77,7 +77,11 @@ async function everyPairCarriesTcp(nodes: NodeEntry[], firstPort: number): Promi
   }
 }
 
-/** Whether a UDP datagram from `from`'s namespace reaches a listener in `to`'s namespace. */
+/**
+ * Whether a UDP datagram from `from`'s namespace reaches a listener in `to`'s namespace within 3 s of
+ * being sent. The 3 s run from the send, not from the listener's start: starting the sender (a node
+ * process) on a loaded machine took most of a window that began at the listener's start.
+ */
 async function udpReaches(from: NodeEntry, to: NodeEntry & { underlayIp: string }): Promise<boolean> {
   const listener = spawn("ip", [
     "netns",
@@ -85,7 +89,7 @@ async function udpReaches(from: NodeEntry, to: NodeEntry & { underlayIp: string 
     to.netns,
     process.execPath,
     "-e",
-    `const s=require("node:dgram").createSocket("udp4");s.on("message",()=>{console.log("got");process.exit(0)});s.bind(7900,"${to.underlayIp}",()=>console.log("ready"));setTimeout(()=>process.exit(1),3000);`,
+    `const s=require("node:dgram").createSocket("udp4");s.on("message",()=>{console.log("got");process.exit(0)});s.bind(7900,"${to.underlayIp}",()=>console.log("ready"));setTimeout(()=>process.exit(1),120000);`,
   ]);
   // Listen for the exit now: the listener may exit (on the probe) before we would look.
   const exited = new Promise((resolve) => listener.once("exit", resolve));
@@ -93,12 +97,17 @@ async function udpReaches(from: NodeEntry, to: NodeEntry & { underlayIp: string 
   listener.stdout.on("data", (d: Buffer) => {
     output += d.toString();
   });
-  await eventually("the UDP listener", async () => (output.includes("ready") ? true : undefined), 5_000);
-  await inNetns(from.netns, process.execPath, [
-    "-e",
-    `const s=require("node:dgram").createSocket("udp4");s.send("probe",7900,"${to.underlayIp}",()=>s.close());`,
-  ]);
-  await exited;
+  try {
+    await eventually("the UDP listener", async () => (output.includes("ready") ? true : undefined), 30_000);
+    await inNetns(from.netns, process.execPath, [
+      "-e",
+      `const s=require("node:dgram").createSocket("udp4");s.send("probe",7900,"${to.underlayIp}",()=>s.close());`,
+    ]);
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3_000))]);
+  } finally {
+    if (listener.exitCode === null) listener.kill();
+    await exited;
+  }
   return output.includes("got");
 }
 

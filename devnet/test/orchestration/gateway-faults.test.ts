@@ -87,15 +87,17 @@ describe("devnet gateway --faults", () => {
     return arrivals.at(-1)! - started;
   }
 
+  // "At once" is anything well short of the delay a fault adds: the bound leaves a loaded machine room
+  // for a TLS connection through a child process, and the delay is long enough to stay apart from it.
   it("routes at once without a faults file", async () => {
-    assert.ok((await routedAfterMs()) < 600);
+    assert.ok((await routedAfterMs()) < 1_500);
   });
 
   it("delays each new connection by connectDelayMs, and stops when the delay is cleared", async () => {
-    await writeFile(faults, JSON.stringify({ connectDelayMs: 800 }));
-    assert.ok((await routedAfterMs()) >= 800);
+    await writeFile(faults, JSON.stringify({ connectDelayMs: 2_500 }));
+    assert.ok((await routedAfterMs()) >= 2_500);
     await sleep(20); // a new mtime
     await writeFile(faults, JSON.stringify({ connectDelayMs: 0 }));
-    assert.ok((await routedAfterMs()) < 600);
+    assert.ok((await routedAfterMs()) < 1_500);
   });
 });

@@ -228,7 +228,8 @@ describe("CSK serving and pulling", () => {
     const result = await fast.fetch({ epoch: 0n, commitment: commitment0, peers: [5n, 1n, 2n] });
     off();
     assert.equal(result.from, 1n);
-    assert.ok(Date.now() - began < 2000, "did not wait for the silent peer's 5 s deadline");
+    // Anything short of the 5 s deadline proves it; the margin is for a loaded machine.
+    assert.ok(Date.now() - began < 4000, "did not wait for the silent peer's 5 s deadline");
   });
 
   describe("the server refuses, and does not answer", () => {
@@ -677,7 +678,8 @@ describe("CSK serving and pulling", () => {
         void server7?.handle(d, f);
       });
       const { client, off } = requesterClient({
-        requestTimeoutMs: 2000,
+        // Long enough that "without waiting it out" leaves a loaded machine room.
+        requestTimeoutMs: 10_000,
         fanout: 3,
         onRejected: (peer, reason) => requester.rejected.push({ peer, reason }),
       });
@@ -692,7 +694,7 @@ describe("CSK serving and pulling", () => {
           { peer: 7n, outcome: "ok" },
         ]);
         assert.equal(requests, 1, "one request: the key followed on its own");
-        assert.ok(Date.now() - began < 1500, "without waiting out the request timeout");
+        assert.ok(Date.now() - began < 5000, "without waiting out the request timeout");
 
         // Attacker: a server that pushes a bogus key after "not attested yet" is rejected and blamed.
         serve7(() => randomBytes(32));

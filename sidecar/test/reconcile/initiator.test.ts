@@ -249,6 +249,12 @@ describe("two wireguard-go peers that add each other at the same moment", {
     },
   } satisfies Record<string, PeerConfig>;
   const HOLD_MS = 300;
+  /**
+   * A stalled pair waits out WireGuard's 5 s retry (join gives up at 4 s); a working one handshakes well
+   * inside a second (0.1 to 0.7 s measured), after a crossing check at 1.2 s at the latest. The bound
+   * between leaves a loaded machine's wireguard-go room.
+   */
+  const WELL_UNDER_RETRY_MS = 3_500;
   // A relay in the low side's namespace delays every datagram by DELAY_MS each way, as the gateway
   // bridge does (TLS, a gateway hop): the low side reaches the high one through it, and the high side
   // knows the low one by the relay's address. On a bare veth pair the two initiations rarely cross.
@@ -386,7 +392,7 @@ describe("two wireguard-go peers that add each other at the same moment", {
   it("both add at once, five times: one initiates, the other answers, a handshake in well under 5 s", async () => {
     const times: number[] = [];
     for (let i = 0; i < 5; i++) times.push(await join(0));
-    assert.ok(Math.max(...times) < 2_000, `handshakes after ${times.join(", ")} ms`);
+    assert.ok(Math.max(...times) < WELL_UNDER_RETRY_MS, `handshakes after ${times.join(", ")} ms`);
   });
 
   it("both re-add a handshaken peer at once (a direct-path test, a fallback), five times: a handshake in well under 5 s", async () => {
@@ -394,18 +400,18 @@ describe("two wireguard-go peers that add each other at the same moment", {
     await join(0, tieBreaks);
     const times: number[] = [];
     for (let i = 0; i < 5; i++) times.push(await join(0, tieBreaks));
-    assert.ok(Math.max(...times) < 2_000, `handshakes after ${times.join(", ")} ms`);
+    assert.ok(Math.max(...times) < WELL_UNDER_RETRY_MS, `handshakes after ${times.join(", ")} ms`);
   });
 
   it("the low side adds first (its initiation is dropped): the high side initiates when its hold ends", async () => {
     const ms = await join(600);
-    assert.ok(ms < HOLD_MS + 1_500, `handshake after ${ms} ms`);
+    assert.ok(ms < WELL_UNDER_RETRY_MS, `handshake after ${ms} ms`);
     const [highPeer] = await backend.high.peers();
     assert.equal(highPeer?.endpoint, planned.high.endpoint, "the full configuration went in");
     assert.equal(highPeer?.keepaliveSeconds, 25);
   });
 
-  it("both add at once while the high side already has traffic for the low one: a crossing is undone within 2 s", async (t) => {
+  it("both add at once while the high side already has traffic for the low one: a crossing is undone well before WireGuard's 5 s retry", async (t) => {
     // The hold keeps back only the keepalive: traffic to the peer starts an initiation at once, and on a
     // join there is some (probes, a CSK pull, re-attestation). Without the crossing check, 3 of 5 such
     // adds had no handshake within 4 s in this rig; both sides had received the other's initiation.
@@ -422,7 +428,7 @@ describe("two wireguard-go peers that add each other at the same moment", {
       }
     }
     t.diagnostic(`handshakes after ${times.join(", ")} ms`);
-    assert.ok(Math.max(...times) < 2_000, `handshakes after ${times.join(", ")} ms`);
+    assert.ok(Math.max(...times) < WELL_UNDER_RETRY_MS, `handshakes after ${times.join(", ")} ms`);
   });
 
   it("the low side adds first and the high side knows it tried: the high side initiates at once, no hold", async () => {

@@ -24,6 +24,12 @@ import { killWireGuardGo, wireguardGoSkipReason } from "../helpers.ts";
 const url = (path: string) => JSON.stringify(pathToFileURL(path).href);
 const here = (path: string) => new URL(path, import.meta.url).pathname;
 const require = createRequire(import.meta.url);
+/**
+ * A pair whose first initiations crossed waits out WireGuard's 5 s retry (join gives up at 4 s); a working
+ * one handshakes well inside a second (0.03 to 0.4 s measured). The bound between leaves a loaded
+ * machine's wireguard-go and gateway child room.
+ */
+const WELL_UNDER_RETRY_MS = 3_500;
 
 /** Delays of one bridge's connections to the gateway: before connecting, and of every chunk back. */
 interface Delays {
@@ -201,7 +207,7 @@ describe("first handshakes through two bridges and real wireguard-go", {
       assert.ok(status.b.dropped >= 1, "B dropped its dead initiation");
     }
     t.diagnostic(`handshakes after ${times.join(", ")} ms`);
-    assert.ok(Math.max(...times) < 1_500, `handshakes after ${times.join(", ")} ms`);
+    assert.ok(Math.max(...times) < WELL_UNDER_RETRY_MS, `handshakes after ${times.join(", ")} ms`);
   });
 
   it("both streams arrive before either side's own opens: the lower id drops its initiation, the higher's still goes at once (no stall)", async (t) => {
@@ -213,6 +219,6 @@ describe("first handshakes through two bridges and real wireguard-go", {
     const times: number[] = [];
     for (let i = 0; i < 3; i++) times.push((await join({ a: slow, b: slow })).ms);
     t.diagnostic(`handshakes after ${times.join(", ")} ms`);
-    assert.ok(Math.max(...times) < 1_500, `handshakes after ${times.join(", ")} ms`);
+    assert.ok(Math.max(...times) < WELL_UNDER_RETRY_MS, `handshakes after ${times.join(", ")} ms`);
   });
 });
