@@ -2,6 +2,7 @@
 // peers added and removed as a diff, phases, and this node's own eviction.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { ipToNumber, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { bytesToHex, getAddress } from "viem";
 import type { MembershipFollower, MembershipSnapshot } from "../../src/chain/follower.ts";
@@ -429,5 +430,115 @@ describe("reconciler", () => {
     await reconciler.pass();
     assert.equal(status.get().lastError, undefined);
     assert.equal((await backend.peers()).length, 1);
+  });
+});
+
+describe("reconciler: an interface that goes away by itself", () => {
+  // Regression: wireguard-go died (kill -9, OOM) and every later pass failed at `peers()` forever, the
+  // node off the mesh until its sidecar restarted: the reconciler still believed the interface was up.
+  test("wireguard-go dies: a pass is asked for at once and brings back the interface, its peers and routes", async () => {
+    const woken: string[] = [];
+    const { reconciler, backend, script, status, metrics, lines } = setup(1n, "gateway", {
+      holdMs: 0,
+      wake: (reason) => woken.push(reason),
+    });
+    script.set([member(1), member(2), member(3)]);
+    await reconciler.pass();
+    for (const peer of await backend.peers()) backend.setHandshake(peer.publicKey, 1_700_000_000);
+    await reconciler.pass();
+    await backend.guardPort("10.77.0.1", 51820);
+    assert.equal(status.get().phase, "healthy");
+    const before = { iface: backend.interface, peers: await backend.peers(), routes: backend.routes };
+
+    backend.operations.length = 0;
+    backend.crash();
+    assert.deepEqual(woken, ["the WireGuard interface went away"], "a pass is asked for at once");
+    // While it is down /healthz says so.
+    assert.equal(status.get().interfaceUp, false);
+    assert.equal(status.get().phase, "wg-configuring");
+    assert.deepEqual(status.get().peers, []);
+    assert.equal(status.get().lastError?.code, "WireGuardDaemonExited");
+
+    await reconciler.pass();
+    assert.deepEqual(
+      backend.operations.map((o) => o.kind),
+      ["up", "setPeer", "setPeer", "setRouteMtus"],
+      "up again, every peer and route applied as on a first pass",
+    );
+    assert.deepEqual(backend.interface, before.iface, "same name, key, port and address");
+    assert.deepEqual(
+      (await backend.peers()).map((p) => [p.publicKey, p.allowedIps, p.endpoint, p.keepaliveSeconds]),
+      before.peers.map((p) => [p.publicKey, p.allowedIps, p.endpoint, p.keepaliveSeconds]),
+    );
+    assert.deepEqual(backend.routes, before.routes);
+    assert.deepEqual(backend.guarded, { meshIp: "10.77.0.1", port: 51820 }, "the port guard stays");
+    assert.equal(status.get().interfaceUp, true);
+    assert.equal(status.get().lastError, undefined);
+    // The old interface's handshakes are gone with it (the transport's memory of them too).
+    assert.deepEqual(
+      status.get().peers.map((p) => p.latestHandshake),
+      [0, 0],
+    );
+    assert.equal(status.get().phase, "wg-configuring");
+    for (const peer of await backend.peers()) backend.setHandshake(peer.publicKey, 1_700_000_100);
+    await reconciler.pass();
+    assert.equal(status.get().phase, "healthy");
+
+    const errors = lines().filter((l) => l.level >= 50);
+    assert.deepEqual(
+      errors.map((l) => l.msg),
+      ["wireguard-go exited; restarting the interface"],
+      "logged once, at error level",
+    );
+    assert.match(
+      await metrics.registry.metrics(),
+      /attestmesh_wireguard_restarts_total\{reason="daemon-exited"\} 1\n/,
+    );
+  });
+
+  test("a pass that finds the interface deleted from outside brings it back on the next pass, counted once", async () => {
+    const woken: string[] = [];
+    const { reconciler, backend, script, status, metrics, lines } = setup(1n, undefined, {
+      holdMs: 0,
+      wake: (reason) => woken.push(reason),
+    });
+    script.set([member(1), member(2)]);
+    await reconciler.pass();
+    const gone = new AttestmeshError("The WireGuard interface attestmesh0 no longer exists.", {
+      code: "WireGuardInterfaceGone",
+    });
+    backend.failNext("peers", gone);
+    await assert.rejects(reconciler.pass(), /no longer exists/);
+    assert.deepEqual(woken, ["the WireGuard interface went away"]);
+    assert.equal(status.get().interfaceUp, false);
+    backend.operations.length = 0;
+    await reconciler.pass();
+    assert.equal(backend.operations[0]?.kind, "up");
+    assert.equal(status.get().interfaceUp, true);
+    // Another failure of a different kind is no loss: nothing is restarted.
+    backend.failNext("peers", new Error("wg: timed out"));
+    await assert.rejects(reconciler.pass(), /timed out/);
+    assert.equal(status.get().interfaceUp, true);
+    assert.equal(
+      lines().filter((l) => l.msg === "the WireGuard interface was deleted; restarting it").length,
+      1,
+    );
+    assert.match(
+      await metrics.registry.metrics(),
+      /attestmesh_wireguard_restarts_total\{reason="interface-gone"\} 1\n/,
+    );
+  });
+
+  test("the membership ends while the interface is lost: it is still taken down", async () => {
+    const { reconciler, backend, script, status } = setup();
+    script.set([member(1), member(2)]);
+    await reconciler.pass();
+    await backend.guardPort("10.77.0.1", 51820);
+    backend.crash();
+    script.set([member(1, { status: "evicted" }), member(2)]);
+    await reconciler.pass();
+    assert.equal(backend.operations.at(-1)?.kind, "down");
+    assert.equal(backend.guarded, undefined, "the port guard went with it");
+    assert.equal(status.get().wireguard, "down");
   });
 });
