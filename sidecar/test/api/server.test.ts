@@ -577,7 +577,10 @@ describe("application API over a unix socket", () => {
     // Holding the backlog costs about three times its payload bytes (measured: 18 MB); half of them
     // leaves room for the collector's and the compiler's own variation (measured up to 1.7 MB).
     const backlog = total * payload.length;
-    assert.ok(held < backlog / 2, `the backlog was not held in memory (${held} bytes more live while paused)`);
+    assert.ok(
+      held < backlog / 2,
+      `the backlog was not held in memory (${held} bytes more live while paused)`,
+    );
     stream.resume();
     await waitFor("the last message", () => stream.lines.some((l) => l.seq === lastSeq) || undefined, 30_000);
     assert.ok(!stream.lines.some((l) => l.type === "lost"), "nothing lost");
