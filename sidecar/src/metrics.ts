@@ -35,6 +35,11 @@ export function createMetrics() {
       "attestmesh_wireguard_operations_total",
       "WireGuard peer changes applied (set or remove).",
     ),
+    wgRestarts: counter(
+      "attestmesh_wireguard_restarts_total",
+      "WireGuard interfaces brought up again after they went away by themselves, by reason: daemon-exited (wireguard-go died: crash, OOM kill) or interface-gone (deleted from outside).",
+      ["reason"],
+    ),
     peers: gauge(
       "attestmesh_peers",
       "Peers by state: desired (from chain), handshaken (completed a WireGuard handshake), via-gateway and via-udp (the path their traffic takes).",

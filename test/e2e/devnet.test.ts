@@ -1,11 +1,36 @@
 // End to end: a 3-node devnet with real wireguard-go in network namespaces. Every pair handshakes and
-// carries TCP across mesh IPs; an evicted node is dropped by the others and can no longer reach them.
+// carries TCP across mesh IPs; every node's wireguard-go killed at once comes back; an evicted node is
+// dropped by the others and can no longer reach them.
 // Needs root, /dev/net/tun and userspace WireGuard (the devnet installs it with apt-get when missing).
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cli, devnetSkip, echoRoundTrip, eventually, latestHandshakes } from "./helpers/devnet.ts";
+import {
+  cli,
+  devnetSkip,
+  devnetState,
+  echoRoundTrip,
+  eventually,
+  healthOf,
+  inNetns,
+  latestHandshakes,
+  metricOf,
+} from "./helpers/devnet.ts";
 
 const skip = devnetSkip;
+
+/** The pid of the wireguard-go serving `wgInterface`, or undefined (read from /proc). */
+function wireguardGoPid(wgInterface: string): number | undefined {
+  for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (argv[0]?.endsWith("wireguard-go") && argv[1] === wgInterface) return Number(entry);
+    } catch {}
+  }
+  return undefined;
+}
 
 interface NodeEntry {
   name: string;
@@ -93,6 +118,44 @@ describe("devnet end to end", { skip }, () => {
         assert.equal(echoed, `over the mesh from ${client.name}`);
       }
     }
+  });
+
+  // Regression: the sidecar never brought its interface back after wireguard-go died (kill -9, OOM):
+  // every later reconcile pass failed and the node stayed off the mesh until the sidecar restarted.
+  it("every node's wireguard-go killed at once: each comes back with its key, address and peers within 15 s", async () => {
+    const pids = nodes.map((node) => wireguardGoPid(node.wgInterface));
+    assert.ok(
+      pids.every((pid) => pid !== undefined),
+      "every node runs wireguard-go",
+    );
+    const killedAt = Date.now();
+    for (const pid of pids) process.kill(pid!, "SIGKILL");
+    for (const [i, node] of nodes.entries()) {
+      await eventually(
+        `${node.name} healthy again with a new wireguard-go`,
+        async () => {
+          const pid = wireguardGoPid(node.wgInterface);
+          if (pid === undefined || pid === pids[i]) return undefined;
+          const health = await healthOf<{ phase: string; interfaceUp: boolean }>(node);
+          return health.phase === "healthy" && health.interfaceUp;
+        },
+        15_000 - (Date.now() - killedAt),
+      );
+    }
+    for (const node of nodes) {
+      const wg = async (...args: string[]) =>
+        (await inNetns(node.netns, "wg", ["show", node.wgInterface, ...args])).stdout.trim();
+      assert.equal(await wg("public-key"), node.wgPublicKey);
+      const { stdout } = await inNetns(node.netns, "ip", ["-br", "address", "show", "dev", node.wgInterface]);
+      assert.match(stdout, new RegExp(` ${node.meshIp!.replaceAll(".", "\\.")}/`));
+      assert.equal((await latestHandshakes(node.netns, node.wgInterface)).size, nodes.length - 1);
+      assert.equal(await metricOf(node, "attestmesh_wireguard_restarts_total", 'reason="daemon-exited"'), 1);
+      const { logDir } = (await devnetState()).nodes.find((n) => n.name === node.name)!;
+      const log = await readFile(join(logDir, "sidecar.log"), "utf8");
+      assert.equal(log.split("\n").filter((l) => l.includes("wireguard-go exited; restarting")).length, 1);
+    }
+    const [first, second] = nodes as [NodeEntry, NodeEntry];
+    assert.equal(await tcpRoundTrip(first, second, 7150), `over the mesh from ${second.name}`);
   });
 
   it("drops an evicted node: the others remove its peer and it can no longer reach them", async () => {

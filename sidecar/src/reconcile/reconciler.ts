@@ -1,11 +1,13 @@
 // One reconcile pass: bring the membership view up to the confirmed head, compute the desired peers,
 // diff them against what the interface has and apply the difference (stale peers removed last). It
 // also notices when this node's own membership ended (evicted, or left) and then takes the interface
-// down and hands control back to registration.
+// down and hands control back to registration. When the interface goes away by itself (wireguard-go
+// died, or someone deleted it) it forgets what it had set there and asks for a pass at once, which
+// brings the interface up again and applies everything as a first pass does.
 import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
-import { AttestmeshError } from "../errors.ts";
+import { AttestmeshError, isAttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { SidecarMetrics } from "../metrics.ts";
@@ -48,6 +50,23 @@ export interface Reconciler {
   pass(): Promise<void>;
 }
 
+/** Why an interface went away by itself, by the backend's error code (backend.ts `onLost`). */
+const LOST = {
+  WireGuardDaemonExited: {
+    reason: "daemon-exited",
+    message: "wireguard-go exited; restarting the interface",
+  },
+  WireGuardInterfaceGone: {
+    reason: "interface-gone",
+    message: "the WireGuard interface was deleted; restarting it",
+  },
+} as const;
+
+function lostBy(error: unknown): (typeof LOST)[keyof typeof LOST] | undefined {
+  for (const [code, lost] of Object.entries(LOST)) if (isAttestmeshError(error, code)) return lost;
+  return undefined;
+}
+
 export function createReconciler(options: ReconcilerOptions): Reconciler {
   const { follower, backend, status, metrics, logger, mesh } = options;
   /** The address the interface was brought up with; undefined while it is down. */
@@ -61,6 +80,40 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let releaseTimer: NodeJS.Timeout | undefined;
   /** The per-peer route MTUs last set (gateway-path peers); empty while the interface is down. */
   let routeMtus: RouteMtus = new Map();
+  /** The interface went away by itself and is not up again yet: the backend still holds what is left. */
+  let lost = false;
+
+  /**
+   * The interface went away by itself: forget everything set on it (its address, routes, the peers'
+   * paths and handshakes), so the next pass brings it up and applies it all again. Once per loss: false
+   * when the interface was not believed up (already forgotten, or this was its `up` failing).
+   */
+  function interfaceLost(error: AttestmeshError): boolean {
+    const by = lostBy(error);
+    if (by === undefined || interfaceAddress === undefined) return false;
+    interfaceAddress = undefined;
+    routeMtus = new Map();
+    lost = true;
+    options.transport?.forget();
+    // Every peer is added anew: the first-handshake tie-break applies as on a join, so two nodes that
+    // lost their interfaces together do not cross their first initiations (initiator.ts).
+    tieBreak.readding(status.get().peers.map((p) => p.publicKey));
+    metrics.wgRestarts.inc({ reason: by.reason });
+    metrics.peers.set({ state: "handshaken" }, 0);
+    logger.error({ interface: options.interfaceName, reason: by.reason, err: error }, by.message);
+    // No peer is configured until the next pass: /healthz says so (interfaceUp, wg-configuring).
+    status.update({
+      interfaceUp: false,
+      wireguard: "configuring",
+      peers: [],
+      lastError: { code: error.code, message: error.message.split("\n")[0] ?? "", at: Date.now() },
+    });
+    return true;
+  }
+
+  backend.onLost?.((error) => {
+    if (interfaceLost(error)) options.wake?.("the WireGuard interface went away");
+  });
 
   async function setRouteMtus(routes: RouteMtus): Promise<void> {
     if (backend.setRouteMtus === undefined) return;
@@ -112,7 +165,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       interfaceAddress = address;
       routeMtus = new Map(); // a new address drops the old one's routes (WireGuardBackend.up)
       status.update({ interfaceUp: true, meshIp });
-      logger.info({ interface: options.interfaceName, address }, "WireGuard interface up");
+      logger.info(
+        { interface: options.interfaceName, address },
+        lost ? "WireGuard interface up again; adding its peers" : "WireGuard interface up",
+      );
+      lost = false;
     }
     const observed = await backend.peers();
     let current = observed;
@@ -194,6 +251,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         "WireGuard peers reconciled",
       );
     }
+    // Gone again since the last await: the pass its loss asked for reports the interface.
+    if (interfaceAddress === undefined) return;
     const handshakes = new Map(observed.map((p) => [p.publicKey, p.latestHandshake]));
     const peers: PeerReport[] = planned.map((p) => {
       const transport = options.transport?.report(p);
@@ -222,13 +281,14 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   async function teardown(): Promise<void> {
-    if (interfaceAddress === undefined) {
+    if (interfaceAddress === undefined && !lost) {
       // An `up` that failed leaves "configuring" behind.
       if (status.get().wireguard !== "down") status.update({ wireguard: "down" });
       return;
     }
     await backend.down();
     interfaceAddress = undefined;
+    lost = false;
     routeMtus = new Map();
     status.update({ interfaceUp: false, peers: [], meshIp: undefined, wireguard: "down" });
     metrics.peers.set({ state: "desired" }, 0);
@@ -267,6 +327,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           lastError: undefined,
         });
       } catch (error) {
+        // The interface went away during this pass: the next one, asked for now, brings it back.
+        if (error instanceof AttestmeshError && interfaceLost(error)) {
+          options.wake?.("the WireGuard interface went away");
+        }
         status.update({
           lastError: {
             code: error instanceof AttestmeshError ? error.code : "ReconcileFailed",

@@ -34,6 +34,8 @@ export interface PeerTransport {
   report(peer: Pick<DesiredPeer, "memberId" | "config">): PeerTransportReport | undefined;
   /** What WireGuard reports once the planned endpoints are applied (only needed when `moved` is not empty). */
   settle(observed: readonly PeerStatus[]): void;
+  /** The interface was created anew: every peer's path starts over, as on its first pass (selector.ts). */
+  forget(): void;
   close(): Promise<void>;
 }
 
@@ -101,6 +103,7 @@ export function createPeerTransport(options: {
       return path === undefined ? undefined : { ...path, gateway: bridge?.status(peer.memberId) };
     },
     settle: (observed) => selector.settle(new Map(observed.map((p) => [p.publicKey, p]))),
+    forget: () => selector.forget(),
     close: async () => bridge?.close(),
   };
 }

@@ -148,6 +148,11 @@ export interface TransportSelector {
   report(publicKey: string): PathReport | undefined;
   /** What WireGuard reports right after the endpoints of `moved` were applied (see SelectorDecision). */
   settle(observed: ReadonlyMap<string, SelectorObservation>): void;
+  /**
+   * The interface was created anew (its daemon died): no session, handshake or test of the old one
+   * counts. Every peer starts over as a new one on the next decision.
+   */
+  forget(): void;
 }
 
 export function createTransportSelector(options: SelectorOptions): TransportSelector {
@@ -317,6 +322,10 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
         // Not yet direct: the peer's traffic roamed it back already; the next decision sees that.
         if (seen !== undefined && seen.endpoint === state.directEndpoint) state.testRx = seen.rxBytes;
       }
+    },
+
+    forget() {
+      states.clear();
     },
 
     report(publicKey) {

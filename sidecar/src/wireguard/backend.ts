@@ -2,6 +2,7 @@
 // wireguard-go or the kernel module, wg.ts) and an in-memory one for unit tests (memory.ts).
 // Keys are base64 as wg(8) prints them. Private keys enter only through `up`, never through argv.
 // The plain data it takes and reports lives in model/wireguard.ts.
+import type { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { DeviceConfig, InterfaceConfig, PeerConfig, PeerStatus, RouteMtus } from "../model/wireguard.ts";
 
 export interface WireGuardBackend {
@@ -15,6 +16,8 @@ export interface WireGuardBackend {
    * Create (or take over) and configure the interface, address up. Idempotent. The interface's MTU is
    * WG_GATEWAY_MTU; the route to the mesh subnet carries WG_MTU, so every peer without a route of its
    * own (`setRouteMtus`) gets datagrams that fit the underlay. A changed address drops those routes.
+   * An interface that went away by itself (`onLost`) is created anew, without peers or per-peer routes;
+   * the port guard of the same interface name stays.
    */
   up(config: InterfaceConfig): Promise<void>;
   /** Add a peer or change an existing one (matched by public key). */
@@ -39,6 +42,13 @@ export interface WireGuardBackend {
    * removed by `down`. The in-memory backend only records it.
    */
   guardPort(meshIp: string, port: number): Promise<void>;
+  /**
+   * Optional: `listener` hears of the interface going away by itself (wireguard-go died: crash, OOM
+   * kill), once per loss, with the error every later operation throws (WireGuardDaemonExited) until `up`
+   * brings the interface back. A kernel interface deleted from outside shows only as a failed operation
+   * (WireGuardInterfaceGone). Returns a function that stops listening.
+   */
+  onLost?(listener: (error: AttestmeshError) => void): () => void;
   /** Remove the interface and the port guard (and stop wireguard-go if this backend started it). Idempotent. */
   down(): Promise<void>;
 }

@@ -41,6 +41,12 @@ export interface MemoryBackend extends WireGuardBackend {
   setTransfer(publicKey: string, rxBytes: bigint, txBytes: bigint): void;
   /** Makes the next call of `kind` reject with `error` (once). */
   failNext(kind: MemoryOperationKind, error: Error): void;
+  /**
+   * The interface goes away by itself, as when wireguard-go dies: peers and routes gone, `onLost`
+   * listeners told, every operation but `up` and `down` rejects with WireGuardDaemonExited until `up`.
+   * The port guard stays, as the real backend keeps it for the interface's name.
+   */
+  crash(): void;
 }
 
 export function createMemoryBackend(): MemoryBackend {
@@ -50,6 +56,9 @@ export function createMemoryBackend(): MemoryBackend {
   let current: MemoryBackend["interface"];
   let guarded: MemoryBackend["guarded"];
   let routes: RouteMtus = new Map();
+  /** Why the interface is gone, after `crash` and until `up`. */
+  let lost: AttestmeshError | undefined;
+  const lostListeners = new Set<(error: AttestmeshError) => void>();
 
   function injected(kind: MemoryOperationKind): void {
     const error = failures.get(kind);
@@ -59,6 +68,7 @@ export function createMemoryBackend(): MemoryBackend {
   }
 
   function usable(): void {
+    if (lost !== undefined) throw lost;
     if (current === undefined) {
       throw new AttestmeshError("The WireGuard interface is not up; call up() first.", {
         code: "WireGuardNotUp",
@@ -82,6 +92,7 @@ export function createMemoryBackend(): MemoryBackend {
       injected("up");
       validateInterfaceConfig(config);
       if (current !== undefined && current.name !== config.name) peers.clear();
+      lost = undefined;
       // As the real backend: a changed address takes the routes from the old one with it.
       if (current?.address !== config.address) routes = new Map();
       current = {
@@ -154,10 +165,16 @@ export function createMemoryBackend(): MemoryBackend {
       return guarded;
     },
 
+    onLost(listener) {
+      lostListeners.add(listener);
+      return () => lostListeners.delete(listener);
+    },
+
     async down() {
       injected("down");
       operations.push({ kind: "down" });
       current = undefined;
+      lost = undefined;
       guarded = undefined;
       routes = new Map();
       peers.clear();
@@ -173,6 +190,22 @@ export function createMemoryBackend(): MemoryBackend {
 
     failNext(kind, error) {
       failures.set(kind, error);
+    },
+
+    crash() {
+      if (current === undefined) return;
+      const name = current.name;
+      current = undefined;
+      routes = new Map();
+      peers.clear();
+      lost = new AttestmeshError(
+        `wireguard-go for ${name} exited unexpectedly (signal SIGKILL); the interface is gone.`,
+        {
+          code: "WireGuardDaemonExited",
+          details: { name, code: null, signal: "SIGKILL" },
+        },
+      );
+      for (const listener of lostListeners) listener(lost);
     },
   };
 }

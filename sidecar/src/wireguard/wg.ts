@@ -144,6 +144,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   let configured: string | undefined;
   const routes = new Map<string, number>();
   let failure: AttestmeshError | undefined;
+  /** Who hears of the interface going away by itself (`onLost`). */
+  const lostListeners = new Set<(error: AttestmeshError) => void>();
   let queue: Promise<unknown> = Promise.resolve();
 
   /**
@@ -169,6 +171,17 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     // A daemon that just died explains the failure better than wg's "Protocol not supported".
     const daemon = device?.daemon;
     if (daemon?.ready && (await within(daemon.exited, 250)) && failure !== undefined) return failure;
+    // So does a kernel (or taken-over) interface deleted from outside: `up` must create it again.
+    if (device !== undefined && daemon === undefined && !(await linkExists(device.name))) {
+      return new AttestmeshError(
+        `The WireGuard interface ${device.name} no longer exists (deleted from outside); call up() again to recreate it.`,
+        {
+          code: "WireGuardInterfaceGone",
+          retryable: true,
+          details: { name: device.name, ...(netns === undefined ? {} : { netns }), command },
+        },
+      );
+    }
     return commandFailed(command, `exited with ${code}: ${firstLine(stderr)}`, {
       ...(netns === undefined ? {} : { netns }),
       exitCode: code,
@@ -251,6 +264,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       isWireGuard,
       onUnexpectedExit: (error) => {
         failure = error;
+        for (const listener of lostListeners) listener(error);
       },
     });
     logger.info({ name, netns, pid: daemon.child.pid }, "started wireguard-go");
@@ -395,7 +409,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
             (device.daemon === undefined
               ? !(await linkExists(device.name))
               : device.daemon.exit !== undefined));
-        if (stale) await teardown();
+        // The port guard names the interface, not its index: it holds for the new one of the same name.
+        if (stale) await teardown({ keepGuard: device?.name === config.name });
         failure = undefined;
         device ??= await ensureDevice(config.name);
         try {
@@ -403,7 +418,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         } catch (error) {
           // Its daemon went with an interface removed just now, before we knew: start over once.
           if (!isAttestmeshError(error, "WireGuardDaemonExited")) throw error;
-          await teardown();
+          await teardown({ keepGuard: true });
           device = await ensureDevice(config.name);
           await configure(config.name, config);
         }
@@ -497,12 +512,18 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       return guard;
     },
 
+    onLost(listener) {
+      lostListeners.add(listener);
+      return () => lostListeners.delete(listener);
+    },
+
     async down() {
-      return serialize(teardown);
+      return serialize(() => teardown());
     },
   };
 
-  async function teardown(): Promise<void> {
+  /** Removes the interface (stopping its daemon) and, unless `keepGuard`, the port guard. */
+  async function teardown({ keepGuard = false } = {}): Promise<void> {
     const previous = device;
     device = undefined;
     failure = undefined;
@@ -511,7 +532,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     routes.clear();
     // A guard being installed finishes first (it checked the interface before this began), then goes.
     await guarding;
-    if (guarded !== undefined) {
+    if (guarded !== undefined && !keepGuard) {
       const table = guarded;
       guarded = undefined;
       const removed = await exec([nftCommand, "delete", "table", "inet", table]).catch(() => undefined);

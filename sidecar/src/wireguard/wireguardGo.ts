@@ -69,7 +69,8 @@ export async function startWireguardGo(options: {
         `Call up() again to restart it. Last output: ${daemon.output.slice(-3).join(" | ") || "(none)"}`,
       { code: "WireGuardDaemonExited", details: { name, code, signal, output: [...daemon.output] } },
     );
-    logger.error({ name, netns, code, signal, output: daemon.output }, "wireguard-go exited unexpectedly");
+    // A warning: the caller, which restarts the interface, reports the loss as the error it is.
+    logger.warn({ name, netns, code, signal, output: daemon.output }, "wireguard-go exited unexpectedly");
     options.onUnexpectedExit(failure);
   });
 

@@ -988,7 +988,11 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       assert.notEqual(tableOf().status, 0);
 
       // wireguard-go goes with an interface deleted from outside; the next up starts a new one, whether
-      // it ran before or after this process heard of the exit.
+      // it ran before or after this process heard of the exit. The port guard stays for the new one.
+      const lost: string[] = [];
+      const stopListening = backend.onLost!((error) => lost.push(error.code));
+      await backend.up(config);
+      await backend.guardPort("198.19.81.1", 51841);
       for (const heard of [false, true]) {
         await backend.up(config);
         const before = daemons(ifH);
@@ -996,12 +1000,32 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
         await until("wireguard-go to exit with its interface", async () =>
           daemons(ifH).length === 0 ? true : undefined,
         );
-        if (heard) await sleep(300);
+        if (heard) {
+          const count = lost.length;
+          await until("the loss to be heard", async () => (lost.length > count ? true : undefined));
+        }
         await backend.up(config);
         assert.equal(daemons(ifH).length, 1);
         assert.notDeepEqual(daemons(ifH), before, "a new wireguard-go");
         assert.match(run("ip", "-n", nsA, "address", "show", "dev", ifH), /inet 198\.19\.81\.1\/24 /);
+        assert.equal(tableOf().status, 0, "the port guard stays");
       }
+      assert.ok(lost.length >= 1 && lost.every((code) => code === "WireGuardDaemonExited"), lost.join());
+      stopListening();
+
+      // An interface taken over (no daemon of this backend's) and deleted from outside says so, once a
+      // command fails on it; up creates it again.
+      const adopter = createWgBackend({ netns: nsA, mode: "userspace" });
+      backends.push(adopter);
+      await adopter.up(config);
+      run("ip", "-n", nsA, "link", "del", "dev", ifH);
+      await assert.rejects(adopter.peers(), (error: unknown) =>
+        isAttestmeshError(error, "WireGuardInterfaceGone"),
+      );
+      await adopter.up(config);
+      assert.equal(daemons(ifH).length, 1);
+      assert.match(run("ip", "-n", nsA, "address", "show", "dev", ifH), /inet 198\.19\.81\.1\/24 /);
+      await adopter.down();
     } finally {
       await backend.down();
       rmSync(dir, { recursive: true, force: true });
