@@ -193,6 +193,13 @@ function bareDown(namespaces: readonly string[] = BARE, ownNamespaces = true): v
  * Bare wireguard-go, configured by hand with wg(8) (the devnet's MTU, no keepalive), between two
  * namespaces: by default its own pair on a veth link; given `within`, two existing namespaces (the devnet
  * nodes', next to their mesh interfaces, over the same underlay) on port 52820. Returns the sink's address.
+ *
+ * Each daemon runs in a session of its own (setsid), as the mesh's does (in its sidecar's session) and
+ * as any VPN daemon does apart from the applications it carries. Left in this benchmark's session it
+ * would share the scheduler's autogroup with the transfer's sender and sink, which it never does in
+ * use: measured that way it switched contexts about half as often as the mesh's (25 k against 45 k per
+ * 64 MiB) and ran 1.2–1.3 times as fast, and so did the mesh's own backend started from this session —
+ * docs/performance.md, "The direct path's gap was the scheduler's".
  */
 function bareUp(within?: {
   readonly namespaces: readonly [string, string];
@@ -229,7 +236,7 @@ function bareUp(within?: {
       sh(["ip", "-n", ns, "address", "add", `${underlay[i]}/24`, "dev", `ambv${i}`]);
       sh(["ip", "-n", ns, "link", "set", `ambv${i}`, "up"]);
     }
-    sh(["ip", "netns", "exec", ns, "wireguard-go", `ambwg${i}`]);
+    sh(["ip", "netns", "exec", ns, "setsid", "wireguard-go", `ambwg${i}`]);
     // The throwaway key goes through the environment and a pipe, never argv or a file.
     execFileSync(
       "bash",
