@@ -94,6 +94,60 @@ interface Node {
   readonly log: CapturedLogger;
 }
 
+type KmsRoot = ReturnType<typeof createKmsRoot>;
+
+/**
+ * A sidecar on a simulated CVM (its KMS root, app id and compose) with an in-memory WireGuard backend,
+ * reading the chain at `rpcUrl`; its simulator and its stop are queued on `closers`.
+ */
+async function startSimulatedNode(options: {
+  readonly name: string;
+  readonly dir: string;
+  readonly kmsRoot: KmsRoot;
+  readonly appId: Address;
+  readonly appCompose: string;
+  readonly rpcUrl: string;
+  readonly cluster: Address;
+  readonly gasKey: Hex;
+  readonly meshPort: number;
+  readonly env?: Record<string, string>;
+  readonly closers: Array<() => Promise<unknown>>;
+}): Promise<Node> {
+  const { name, closers } = options;
+  const socketPath = join(options.dir, `${name}.sock`);
+  const sim = await startDstackSimulator({
+    socketPath,
+    cvm: createSimulatedCvm({
+      kmsRoot: options.kmsRoot,
+      appId: hexToBytes(options.appId),
+      appCompose: options.appCompose,
+    }),
+    logger: captureLogger("silent").logger,
+  });
+  closers.push(() => sim.close());
+  const backend = createMemoryBackend();
+  const log = captureLogger();
+  const sidecar = await startSidecar(
+    parseConfig({
+      ATTESTMESH_RPC_URL: options.rpcUrl,
+      ATTESTMESH_CLUSTER: options.cluster,
+      ATTESTMESH_CONFIRMATIONS: "0",
+      ATTESTMESH_POLL_INTERVAL_MS: "200",
+      ATTESTMESH_GAS_KEY: options.gasKey,
+      DSTACK_SIMULATOR_ENDPOINT: socketPath,
+      ...TEST_SIDECAR_ENV,
+      ATTESTMESH_MESH_PORT: String(options.meshPort),
+      ...options.env,
+    }),
+    { logger: log.logger, backend, initialBackoffMs: 100 },
+  );
+  closers.push(async () => {
+    await sidecar.stop("test over");
+    await sidecar.done.catch(() => {});
+  });
+  return { name, sidecar, backend, log };
+}
+
 describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attribute a message", {
   timeout: 240_000,
 }, () => {
@@ -259,39 +313,19 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
   }
 
   async function startNode(name: string, appId: Address, gasKey: Hex): Promise<Node> {
-    const socketPath = join(dir, `${name}.sock`);
-    const sim = await startDstackSimulator({
-      socketPath,
-      cvm: createSimulatedCvm({
-        kmsRoot: fx.kmsRoot,
-        appId: hexToBytes(appId),
-        appCompose: await nodeCompose(),
-      }),
-      logger: captureLogger("silent").logger,
+    return startSimulatedNode({
+      name,
+      dir,
+      kmsRoot: fx.kmsRoot,
+      appId,
+      appCompose: await nodeCompose(),
+      rpcUrl: proxy.url,
+      cluster: fx.deployed.diamond,
+      gasKey,
+      meshPort,
+      env: { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" },
+      closers,
     });
-    closers.push(() => sim.close());
-    const backend = createMemoryBackend();
-    const log = captureLogger();
-    const sidecar = await startSidecar(
-      parseConfig({
-        ATTESTMESH_RPC_URL: proxy.url,
-        ATTESTMESH_CLUSTER: fx.deployed.diamond,
-        ATTESTMESH_CONFIRMATIONS: "0",
-        ATTESTMESH_POLL_INTERVAL_MS: "200",
-        ATTESTMESH_GAS_KEY: gasKey,
-        DSTACK_SIMULATOR_ENDPOINT: socketPath,
-        ...TEST_SIDECAR_ENV,
-        ATTESTMESH_MESH_PORT: String(meshPort),
-        ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250",
-        ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500",
-      }),
-      { logger: log.logger, backend, initialBackoffMs: 100 },
-    );
-    closers.push(async () => {
-      await sidecar.stop("test over");
-      await sidecar.done.catch(() => {});
-    });
-    return { name, sidecar, backend, log };
   }
 
   before(async () => {
@@ -646,36 +680,20 @@ describe("a node whose own certificate its peers refuse never counts itself cert
   const closers: Array<() => Promise<unknown>> = [];
   const rogueKms = createKmsRoot(new Uint8Array(randomBytes(32)));
 
-  async function startNode(name: string, kmsRoot: typeof rogueKms, gasKey: Hex): Promise<Node> {
+  async function startNode(name: string, kmsRoot: KmsRoot, gasKey: Hex): Promise<Node> {
     const { appId } = await createMemberApp(fx);
-    const socketPath = join(dir, `${name}.sock`);
-    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
-    const sim = await startDstackSimulator({
-      socketPath,
-      cvm: createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId), appCompose: compose }),
-      logger: captureLogger("silent").logger,
+    return startSimulatedNode({
+      name,
+      dir,
+      kmsRoot,
+      appId,
+      appCompose: devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] }),
+      rpcUrl: rpc.url,
+      cluster: fx.deployed.diamond,
+      gasKey,
+      meshPort,
+      closers,
     });
-    closers.push(() => sim.close());
-    const backend = createMemoryBackend();
-    const log = captureLogger();
-    const sidecar = await startSidecar(
-      parseConfig({
-        ATTESTMESH_RPC_URL: rpc.url,
-        ATTESTMESH_CLUSTER: fx.deployed.diamond,
-        ATTESTMESH_CONFIRMATIONS: "0",
-        ATTESTMESH_POLL_INTERVAL_MS: "200",
-        ATTESTMESH_GAS_KEY: gasKey,
-        DSTACK_SIMULATOR_ENDPOINT: socketPath,
-        ...TEST_SIDECAR_ENV,
-        ATTESTMESH_MESH_PORT: String(meshPort),
-      }),
-      { logger: log.logger, backend, initialBackoffMs: 100 },
-    );
-    closers.push(async () => {
-      await sidecar.stop("test over");
-      await sidecar.done.catch(() => {});
-    });
-    return { name, sidecar, backend, log };
   }
 
   before(async () => {
