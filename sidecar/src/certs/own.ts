@@ -38,6 +38,11 @@ const UNREACHABLE_NONCE = 2n ** 64n - 1n;
 /** The salt when the chain gave none: no member app has it unless the owner created one with it. */
 const NO_SALT: Hex = `0x${"00".repeat(32)}`;
 
+/** The first line of what `error` says, for a verdict's detail. */
+function firstLineOf(error: unknown): string {
+  return error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+}
+
 export type OwnVerdict =
   | { readonly state: "pending" }
   | { readonly state: "verified" }
@@ -102,7 +107,7 @@ export function checkOwnCertificate(options: {
     try {
       found = await options.salt();
     } catch (error) {
-      unreadable = `its member app's salt could not be read (${error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)})`;
+      unreadable = `its member app's salt could not be read (${firstLineOf(error)})`;
     }
     const salt = found !== undefined && "salt" in found ? found.salt : undefined;
     // Every check before the member-app one needs no salt: a refusal there stands whatever the salt.
@@ -129,7 +134,7 @@ export function checkOwnCertificate(options: {
     .catch(
       (error: unknown): OwnVerdict => ({
         state: "unchecked",
-        detail: error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error),
+        detail: firstLineOf(error),
       }),
     )
     .then((result) => {
