@@ -86,6 +86,17 @@ export interface HealthReport {
   readonly lastReconcileBlock: string | null;
   readonly lastReconcileAt: string | null;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: string } | null;
+  /**
+   * The interface went away by itself and is being brought back, null once it has stayed up for a while:
+   * why (daemon-exited, interface-gone, restart-failed), the failures in a row, and whether the next
+   * attempt is held back (a crash loop backs off) and until when.
+   */
+  readonly wireguardRestart: {
+    readonly reason: string;
+    readonly failures: number;
+    readonly backingOff: boolean;
+    readonly nextAttemptAt: string | null;
+  } | null;
   /** True only while a verified indexer subscription is up. */
   readonly indexerSubscribed: boolean;
   readonly lastVerifiedPushBlock: string | null;
@@ -196,6 +207,18 @@ export function healthReport(status: SidecarStatus): HealthReport {
       status.lastError === undefined
         ? null
         : { code: status.lastError.code, message: status.lastError.message, at: iso(status.lastError.at) },
+    wireguardRestart:
+      status.wireguardRestart === undefined
+        ? null
+        : {
+            reason: status.wireguardRestart.reason,
+            failures: status.wireguardRestart.failures,
+            backingOff: status.wireguardRestart.nextAttemptAt !== undefined,
+            nextAttemptAt:
+              status.wireguardRestart.nextAttemptAt === undefined
+                ? null
+                : iso(status.wireguardRestart.nextAttemptAt),
+          },
     indexerSubscribed: status.indexerSubscribed,
     lastVerifiedPushBlock: status.lastVerifiedPushBlock?.toString() ?? null,
     indexers: status.indexers.map((i) => ({

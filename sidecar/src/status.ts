@@ -41,6 +41,12 @@ export interface SidecarStatus {
   readonly lastReconcileBlock: bigint | undefined;
   readonly lastReconcileAt: number | undefined;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: number } | undefined;
+  /**
+   * The interface went away by itself and is being brought back (reconcile/restarts.ts), until it has
+   * stayed up for a while: why it last went, the failures in a row, and while a repeat backs off, the
+   * time (ms since the epoch) before which no new attempt runs.
+   */
+  readonly wireguardRestart: WireGuardRestartReport | undefined;
   /** Epoch of the CSK held, if any. */
   readonly cskEpoch: bigint | undefined;
   /** keccak256 of the CSK held (public: it is the on-chain commitment). */
@@ -62,6 +68,14 @@ export interface SidecarStatus {
   readonly lastVerifiedPushBlock: bigint | undefined;
   /** Each indexer subscribed to: whether it is up, its last verified push, its lag. */
   readonly indexers: readonly IndexerLinkReport[];
+}
+
+export interface WireGuardRestartReport {
+  /** daemon-exited or interface-gone (attestmesh_wireguard_restarts_total's reasons), or restart-failed. */
+  readonly reason: string;
+  /** Losses, and attempts that did not bring the interface up, since it last stayed up. */
+  readonly failures: number;
+  readonly nextAttemptAt: number | undefined;
 }
 
 /** One indexer subscription, as the intake reports it. */
@@ -134,6 +148,7 @@ export function createStatusStore(options: {
     lastReconcileBlock: undefined,
     lastReconcileAt: undefined,
     lastError: undefined,
+    wireguardRestart: undefined,
     cskEpoch: undefined,
     cskCommitment: undefined,
     cskAcquired: false,

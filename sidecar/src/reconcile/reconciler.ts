@@ -3,7 +3,9 @@
 // also notices when this node's own membership ended (evicted, or left) and then takes the interface
 // down and hands control back to registration. When the interface goes away by itself (wireguard-go
 // died, or someone deleted it) it forgets what it had set there and asks for a pass at once, which
-// brings the interface up again and applies everything as a first pass does.
+// brings the interface up again and applies everything as a first pass does. A loss that repeats
+// before the interface stayed up for a while (a crash loop) waits a growing delay first (restarts.ts),
+// logged at error once and then as warnings that thin out to one every 10 minutes.
 import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
@@ -21,6 +23,12 @@ import { computeDesiredPeers } from "./desired.ts";
 import { applyDiff, diffPeers } from "./diff.ts";
 import type { EndpointsSource } from "./endpoints.ts";
 import { createHandshakeTieBreak } from "./initiator.ts";
+import {
+  createRestartPacer,
+  DEFAULT_RESTART_POLICY,
+  type RestartPolicy,
+  type RestartSchedule,
+} from "./restarts.ts";
 
 export interface ReconcilerOptions {
   readonly follower: MembershipFollower;
@@ -44,6 +52,8 @@ export interface ReconcilerOptions {
   readonly wake?: (reason: string) => void;
   /** How long the higher-keyed side of a new pair waits for the other's first initiation (initiator.ts). */
   readonly handshakeHoldMs?: number;
+  /** How a repeatedly lost interface backs off (restarts.ts); absent fields take the defaults. */
+  readonly restartPolicy?: Partial<RestartPolicy>;
 }
 
 export interface Reconciler {
@@ -61,6 +71,9 @@ const LOST = {
     message: "the WireGuard interface was deleted; restarting it",
   },
 } as const;
+
+/** Once the restart delay reached its cap, repeated failures are logged once in this long, with a count. */
+const REPEAT_LOG_MS = 10 * 60_000;
 
 function lostBy(error: unknown): (typeof LOST)[keyof typeof LOST] | undefined {
   for (const [code, lost] of Object.entries(LOST)) if (isAttestmeshError(error, code)) return lost;
@@ -82,15 +95,112 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let routeMtus: RouteMtus = new Map();
   /** The interface went away by itself and is not up again yet: the backend still holds what is left. */
   let lost = false;
+  const restartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
+  const pacer = createRestartPacer(restartPolicy);
+  /** This pass tries to bring a lost interface back (the pacer let it). */
+  let attempting = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  /** Repeats at the capped delay are logged when this time has come, with how many were not. */
+  let repeatLogAt = 0;
+  let repeatsUnlogged = 0;
+
+  /** A pass when the pacer allows the next attempt: at once, or after its delay. */
+  function wakeForRestart(delayMs: number): void {
+    clearTimeout(restartTimer);
+    if (options.wake === undefined) return;
+    const wake = options.wake;
+    if (delayMs <= 0) {
+      wake("the WireGuard interface went away");
+      return;
+    }
+    restartTimer = setTimeout(() => wake("WireGuard restart delay over"), delayMs);
+    restartTimer.unref();
+  }
+
+  /**
+   * A failure after the first of a run: a warning while the delay still grows, then one every
+   * REPEAT_LOG_MS saying how many went unlogged meanwhile.
+   */
+  function logRepeat(fields: object, message: string, schedule: RestartSchedule, now: number): void {
+    const capped = schedule.delayMs >= restartPolicy.maxDelayMs;
+    if (capped && now < repeatLogAt) {
+      repeatsUnlogged += 1;
+      return;
+    }
+    logger.warn(
+      {
+        interface: options.interfaceName,
+        failures: schedule.failures,
+        retryInMs: schedule.delayMs,
+        ...(repeatsUnlogged > 0 ? { unlogged: repeatsUnlogged } : {}),
+        ...fields,
+      },
+      capped ? `${message}; such repeats are logged once every ${REPEAT_LOG_MS / 60_000} minutes` : message,
+    );
+    repeatsUnlogged = 0;
+    if (capped) repeatLogAt = now + REPEAT_LOG_MS;
+  }
+
+  /** An attempt to bring the interface back ended: up (the pacer hears of it), or failed (it backs off). */
+  function attemptEnded(error: unknown): void {
+    if (!attempting) return;
+    attempting = false;
+    const now = Date.now();
+    if (interfaceAddress !== undefined) {
+      pacer.up(now);
+      return;
+    }
+    if (!lost) return;
+    const schedule = pacer.failed(now);
+    status.update({
+      wireguardRestart: {
+        reason: "restart-failed",
+        failures: schedule.failures,
+        nextAttemptAt: schedule.notBefore,
+      },
+    });
+    logRepeat(
+      { err: error },
+      "bringing the WireGuard interface back failed; trying again after a delay",
+      schedule,
+      now,
+    );
+    wakeForRestart(schedule.delayMs);
+  }
+
+  /** True when a lost interface's next attempt must wait (a pass is asked for when it may run). */
+  function restartHeld(): boolean {
+    if (!lost) return false;
+    const wait = pacer.waitMs(Date.now());
+    if (wait > 0) {
+      wakeForRestart(wait);
+      return true;
+    }
+    pacer.attempt();
+    attempting = true;
+    const report = status.get().wireguardRestart;
+    if (report?.nextAttemptAt !== undefined) {
+      status.update({ wireguardRestart: { ...report, nextAttemptAt: undefined } });
+    }
+    return false;
+  }
 
   /**
    * The interface went away by itself: forget everything set on it (its address, routes, the peers'
-   * paths and handshakes), so the next pass brings it up and applies it all again. Once per loss: false
-   * when the interface was not believed up (already forgotten, or this was its `up` failing).
+   * paths and handshakes), and ask for the pass that brings it up and applies it all again: at once, or
+   * after the pacer's delay when the losses repeat. Once per loss: nothing when the interface was not
+   * believed up (already forgotten, or this was its `up` failing).
    */
-  function interfaceLost(error: AttestmeshError): boolean {
+  function interfaceLost(error: AttestmeshError): void {
     const by = lostBy(error);
-    if (by === undefined || interfaceAddress === undefined) return false;
+    if (by === undefined || interfaceAddress === undefined) return;
+    const now = Date.now();
+    // The attempt under way brought it up before it went again.
+    if (attempting) {
+      attempting = false;
+      pacer.up(now);
+    }
+    const schedule = pacer.lost(now);
     interfaceAddress = undefined;
     routeMtus = new Map();
     lost = true;
@@ -100,20 +210,34 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     tieBreak.readding(status.get().peers.map((p) => p.publicKey));
     metrics.wgRestarts.inc({ reason: by.reason });
     metrics.peers.set({ state: "handshaken" }, 0);
-    logger.error({ interface: options.interfaceName, reason: by.reason, err: error }, by.message);
+    if (schedule.failures === 1) {
+      repeatLogAt = 0;
+      repeatsUnlogged = 0;
+      logger.error({ interface: options.interfaceName, reason: by.reason, err: error }, by.message);
+    } else {
+      logRepeat(
+        { reason: by.reason, err: error },
+        "the WireGuard interface went away again soon after it came back; restarting it after a delay",
+        schedule,
+        now,
+      );
+    }
     // No peer is configured until the next pass: /healthz says so (interfaceUp, wg-configuring).
     status.update({
       interfaceUp: false,
       wireguard: "configuring",
       peers: [],
-      lastError: { code: error.code, message: error.message.split("\n")[0] ?? "", at: Date.now() },
+      lastError: { code: error.code, message: error.message.split("\n")[0] ?? "", at: now },
+      wireguardRestart: {
+        reason: by.reason,
+        failures: schedule.failures,
+        nextAttemptAt: schedule.delayMs > 0 ? schedule.notBefore : undefined,
+      },
     });
-    return true;
+    wakeForRestart(schedule.delayMs);
   }
 
-  backend.onLost?.((error) => {
-    if (interfaceLost(error)) options.wake?.("the WireGuard interface went away");
-  });
+  backend.onLost?.(interfaceLost);
 
   async function setRouteMtus(routes: RouteMtus): Promise<void> {
     if (backend.setRouteMtus === undefined) return;
@@ -289,8 +413,16 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     await backend.down();
     interfaceAddress = undefined;
     lost = false;
+    pacer.reset();
+    clearTimeout(restartTimer);
     routeMtus = new Map();
-    status.update({ interfaceUp: false, peers: [], meshIp: undefined, wireguard: "down" });
+    status.update({
+      interfaceUp: false,
+      peers: [],
+      meshIp: undefined,
+      wireguard: "down",
+      wireguardRestart: undefined,
+    });
     metrics.peers.set({ state: "desired" }, 0);
     metrics.peers.set({ state: "handshaken" }, 0);
     logger.info({ interface: options.interfaceName }, "WireGuard interface down");
@@ -302,8 +434,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         const snapshot = await follower.sync();
         const memberId = options.memberId();
         const self = memberId === undefined ? undefined : snapshot.members.get(memberId);
+        // A lost interface's next attempt may have to wait (restarts.ts): the rest of the pass still runs.
+        const held = self?.status === "active" && restartHeld();
         if (self?.status === "active") {
-          await configure(self, snapshot.members.values(), snapshot.block);
+          if (!held) await configure(self, snapshot.members.values(), snapshot.block);
         } else if (self !== undefined && memberId !== endedMemberId) {
           // Evicted or left: this node is no longer part of the mesh.
           endedMemberId = memberId;
@@ -320,17 +454,21 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           await teardown();
         }
         // else: registered, but not confirmed at head − confirmations yet (phase stays waiting-peers).
+        attemptEnded(undefined);
         metrics.lastReconcileBlock.set(Number(snapshot.block));
         status.update({
           lastReconcileBlock: snapshot.block,
           lastReconcileAt: Date.now(),
-          lastError: undefined,
+          // While a restart waits, the loss stays the last error.
+          ...(held ? {} : { lastError: undefined }),
+          // Up for a while since the last loss: the run of failures is over.
+          ...(!lost && !pacer.active(Date.now()) ? { wireguardRestart: undefined } : {}),
         });
       } catch (error) {
-        // The interface went away during this pass: the next one, asked for now, brings it back.
-        if (error instanceof AttestmeshError && interfaceLost(error)) {
-          options.wake?.("the WireGuard interface went away");
-        }
+        attemptEnded(error);
+        // The interface went away during this pass: the next one, asked for now (or after the pacer's
+        // delay), brings it back.
+        if (error instanceof AttestmeshError) interfaceLost(error);
         status.update({
           lastError: {
             code: error instanceof AttestmeshError ? error.code : "ReconcileFailed",
