@@ -45,8 +45,9 @@ export interface WireGuardBackend {
   /**
    * Optional: `listener` hears of the interface going away by itself (wireguard-go died: crash, OOM
    * kill), once per loss, with the error every later operation throws (WireGuardDaemonExited) until `up`
-   * brings the interface back. A kernel interface deleted from outside shows only as a failed operation
-   * (WireGuardInterfaceGone). Returns a function that stops listening.
+   * brings the interface back; likewise for a kernel interface, or one taken over, deleted from outside
+   * (WireGuardInterfaceGone), which the real backend watches for (`ip monitor link`). Returns a function
+   * that stops listening.
    */
   onLost?(listener: (error: AttestmeshError) => void): () => void;
   /** Remove the interface and the port guard (and stop wireguard-go if this backend started it). Idempotent. */

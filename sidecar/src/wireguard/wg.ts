@@ -18,6 +18,7 @@ import type { WireGuardBackend } from "./backend.ts";
 import { canonicalCidr } from "./cidr.ts";
 import { commandFailed, firstLine, invalid, unavailable } from "./errors.ts";
 import { isWgBase64Key } from "./keys.ts";
+import { type LinkWatch, watchLinkDeletion } from "./linkWatch.ts";
 import { parseUapiPeers, parseWgDump } from "./parse.ts";
 import {
   createCommandRunner,
@@ -144,6 +145,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   let configured: string | undefined;
   const routes = new Map<string, number>();
   let failure: AttestmeshError | undefined;
+  /** Watches an interface without a daemon of ours (kernel, taken over) for its deletion from outside. */
+  let watch: LinkWatch | undefined;
   /** Who hears of the interface going away by itself (`onLost`). */
   const lostListeners = new Set<(error: AttestmeshError) => void>();
   let queue: Promise<unknown> = Promise.resolve();
@@ -173,20 +176,45 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     if (daemon?.ready && (await within(daemon.exited, 250)) && failure !== undefined) return failure;
     // So does a kernel (or taken-over) interface deleted from outside: `up` must create it again.
     if (device !== undefined && daemon === undefined && !(await linkExists(device.name))) {
-      return new AttestmeshError(
-        `The WireGuard interface ${device.name} no longer exists (deleted from outside); call up() again to recreate it.`,
-        {
-          code: "WireGuardInterfaceGone",
-          retryable: true,
-          details: { name: device.name, ...(netns === undefined ? {} : { netns }), command },
-        },
-      );
+      return interfaceGone(device.name, command);
     }
     return commandFailed(command, `exited with ${code}: ${firstLine(stderr)}`, {
       ...(netns === undefined ? {} : { netns }),
       exitCode: code,
       stderr: stderr.trim(),
     });
+  }
+
+  function interfaceGone(name: string, command: string): AttestmeshError {
+    return new AttestmeshError(
+      `The WireGuard interface ${name} no longer exists (deleted from outside); call up() again to recreate it.`,
+      {
+        code: "WireGuardInterfaceGone",
+        retryable: true,
+        details: { name, ...(netns === undefined ? {} : { netns }), command },
+      },
+    );
+  }
+
+  /**
+   * Hears at once of `name` (no daemon of ours: its death cannot tell) being deleted from outside, as
+   * wireguard-go's exit tells of its own interface: every later operation fails with the loss, and
+   * `onLost` listeners hear of it, until `up` creates the interface again.
+   */
+  function watchDevice(name: string): void {
+    watch?.stop();
+    const current = watchLinkDeletion({
+      command: [...prefix, ipCommand],
+      name,
+      logger,
+      onDeleted: () => {
+        if (watch !== current || device?.name !== name || failure !== undefined) return;
+        failure = interfaceGone(name, "ip monitor link");
+        logger.warn({ name, netns }, "the WireGuard interface was deleted from outside");
+        for (const listener of lostListeners) listener(failure);
+      },
+    });
+    watch = current;
   }
 
   /**
@@ -237,12 +265,14 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         );
       }
       logger.warn({ name, netns }, "taking over an existing WireGuard interface");
+      watchDevice(name);
       return { name, kind: "adopted" };
     }
     if (mode !== "userspace") {
       const added = await exec([ipCommand, "link", "add", "dev", name, "type", "wireguard"]);
       if (added.code === 0) {
         logger.info({ name, netns }, "created kernel WireGuard interface");
+        watchDevice(name);
         return { name, kind: "kernel", own: { addresses: new Set() } };
       }
       if (mode === "kernel") {
@@ -527,6 +557,9 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     const previous = device;
     device = undefined;
     failure = undefined;
+    // Its own deletion below is no loss.
+    watch?.stop();
+    watch = undefined;
     // The routes go with the interface.
     configured = undefined;
     routes.clear();

@@ -1,13 +1,19 @@
 // The restart pacer's arithmetic, then a reconcile loop over the in-memory backend whose interface goes
 // away right after every `up` (a crash loop): the first restart runs at once, repeats back off, /healthz
-// says until when, logging thins out, every loss is counted, and the mesh comes back once it can.
+// says until when, logging thins out, every loss is counted, and the mesh comes back once it can. Then
+// the same on real wireguard-go that keeps dying (root; see below).
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ipToNumber, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { bytesToHex, getAddress } from "viem";
 import type { MembershipFollower } from "../../src/chain/follower.ts";
-import { healthReport } from "../../src/health.ts";
+import { type HealthReport, healthReport } from "../../src/health.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import type { Member } from "../../src/model/member.ts";
 import { createReconcileLoop } from "../../src/reconcile/loop.ts";
@@ -17,7 +23,8 @@ import { secret } from "../../src/secret.ts";
 import { createStatusStore } from "../../src/status.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
-import { captureLogger } from "../helpers.ts";
+import { createWgBackend } from "../../src/wireguard/wg.ts";
+import { captureLogger, killWireGuardGo, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
 
 describe("restart pacer", () => {
   const policy = { firstDelayMs: 1_000, maxDelayMs: 8_000, stableMs: 60_000 };
@@ -219,5 +226,358 @@ describe("reconciler: a crash-looping interface", () => {
       abort.abort();
       await loop.stopped;
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Real wireguard-go (root, /dev/net/tun, wireguard-go, wg, ip, ping). Two nodes, each a reconcile loop
+// over the real wg backend in a network namespace of this test's own, joined by a veth pair. Node 1's
+// wireguard-go is a wrapper on a configured path that counts its starts and, while a flag file exists,
+// kills the real one a second after its interface came up (as a host that kills it, or a daemon that
+// crashes on the first traffic). Regression: each death was answered by a new start at once, forever.
+
+/** The loops' timer: far beyond the test, so only the reconciler's own wake-ups run passes. */
+const TICK_MS = 120_000;
+
+describe("a real wireguard-go that keeps dying is restarted at a bounded rate, and comes back", {
+  skip: wireguardGoSkipReason(["ping"]),
+}, () => {
+  const tag = `amcl${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), "amcl-"));
+  const wrapper = join(dir, "wireguard-go");
+  const starts = join(dir, "starts");
+  const broken = join(dir, "broken");
+  const abort = new AbortController();
+  const policy = { firstDelayMs: 1_000, maxDelayMs: 8_000 };
+  const nodes = [1, 2].map((id) => {
+    const keys = wireguardKeyPair(randomBytes(32));
+    const log = captureLogger("info");
+    const netns = `${tag}-${id}`;
+    return {
+      id,
+      netns,
+      ifName: `${tag}n${id}`,
+      underlay: `198.18.83.${id}`,
+      meshIp: `198.19.83.${id}`,
+      keys,
+      log,
+      backend: createWgBackend({
+        netns,
+        mode: "userspace",
+        logger: log.logger,
+        ...(id === 1 ? { commands: { wireguardGo: wrapper } } : {}),
+      }),
+      status: createStatusStore({ logger: log.logger }),
+      metrics: createMetrics(),
+      member: {
+        memberId: BigInt(id),
+        appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`),
+        memberKey: getAddress(`0x${(id + 1000).toString(16).padStart(40, "0")}`),
+        wireguardKey: bytesToHex(keys.publicKey),
+        identityKey: `0x${"ab".repeat(32)}`,
+        meshIp: ipToNumber(`198.19.83.${id}`),
+        status: "active",
+        registeredAt: 1,
+      } satisfies Member,
+      wake: async (_reason?: string) => {},
+    };
+  });
+  const [one, two] = nodes as [(typeof nodes)[number], (typeof nodes)[number]];
+  const members = new Map(nodes.map((n) => [n.member.memberId, n.member]));
+  const follower: MembershipFollower = {
+    sync: async () => ({ block: 1n, blockHash: `0x${"00".repeat(32)}`, members, changed: [], kind: "full" }),
+    current: () => undefined,
+    invalidate: () => {},
+  };
+  const run = (...argv: string[]) =>
+    execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
+  const reaches = (from: (typeof nodes)[number], to: (typeof nodes)[number]) =>
+    spawnSync("ip", ["netns", "exec", from.netns, "ping", "-c", "1", "-W", "1", to.meshIp]).status === 0;
+  const startsSoFar = () => (existsSync(starts) ? readFileSync(starts, "utf8").split("\n").length - 1 : 0);
+
+  async function until<T>(what: string, ms: number, check: () => T | undefined | false): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const value = check();
+      if (value !== undefined && value !== false) return value;
+      if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
+      await sleep(100);
+    }
+  }
+
+  before(async () => {
+    writeFileSync(
+      wrapper,
+      [
+        "#!/bin/sh",
+        `echo start >> ${starts}`,
+        `[ -e ${broken} ] || exec wireguard-go "$@"`,
+        // The real one must not hold the wrapper's output pipes, nor outlive it: stopping the wrapper
+        // waits for them to close.
+        'wireguard-go "$@" >/dev/null 2>&1 &',
+        "pid=$!",
+        "trap 'kill -9 $pid; exit 1' TERM",
+        'while [ ! -S "/var/run/wireguard/$1.sock" ]; do kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done',
+        "sleep 1",
+        "kill -9 $pid",
+        "wait $pid",
+        "exit 1",
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    for (const node of nodes) {
+      run("ip", "netns", "add", node.netns);
+      run("ip", "-n", node.netns, "link", "set", "lo", "up");
+    }
+    run(
+      "ip",
+      "-n",
+      one.netns,
+      "link",
+      "add",
+      `${tag}v`,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      `${tag}v`,
+      "netns",
+      two.netns,
+    );
+    for (const node of nodes) {
+      run("ip", "-n", node.netns, "address", "add", `${node.underlay}/24`, "dev", `${tag}v`);
+      run("ip", "-n", node.netns, "link", "set", `${tag}v`, "up");
+    }
+    const endpoints = new Map(nodes.map((n) => [n.member.appId.toLowerCase(), `${n.underlay}:51820`]));
+    for (const node of nodes) {
+      node.status.update({ booted: true, memberId: node.member.memberId, meshRunning: true });
+      node.status.update({ cskAcquired: true, converged: true });
+      const reconciler = createReconciler({
+        follower,
+        backend: node.backend,
+        endpoints: { read: async () => endpoints },
+        status: node.status,
+        metrics: node.metrics,
+        logger: node.log.logger,
+        keys: {
+          wireguard: {
+            privateKey: secret(node.keys.privateKey),
+            publicKey: bytesToHex(node.keys.publicKey),
+            publicKeyBase64: node.keys.publicKeyBase64,
+          },
+        },
+        mesh: parseMeshCidr("198.19.83.0/24"),
+        interfaceName: node.ifName,
+        listenPort: 51820,
+        keepaliveSeconds: 5,
+        restartPolicy: policy,
+        memberId: () => node.member.memberId,
+        onMembershipEnded: () => {},
+        wake: (reason) => void node.wake(reason),
+      });
+      const loop = createReconcileLoop({
+        pass: reconciler.pass,
+        intervalMs: TICK_MS,
+        signal: abort.signal,
+        logger: node.log.logger,
+      });
+      node.wake = loop.wake;
+      loop.start();
+    }
+    await until("a handshake both ways", 15_000, () => {
+      for (const n of nodes) void n.wake("test");
+      return nodes.every((n) => n.status.get().phase === "healthy");
+    });
+    assert.ok(reaches(one, two) && reaches(two, one));
+  });
+
+  after(async () => {
+    abort.abort();
+    for (const node of nodes) await node.backend.down().catch(() => undefined);
+    killWireGuardGo(nodes.map((n) => n.ifName));
+    for (const node of nodes) {
+      spawnSync("ip", ["netns", "del", node.netns]);
+      rmSync(`/var/run/wireguard/${node.ifName}.sock`, { force: true });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("at most 5 starts in 20 s while it dies (delays 1, 2, 4, 8 s), /healthz says so; traffic again once it runs", async (t) => {
+    assert.equal(startsSoFar(), 1);
+    writeFileSync(broken, "");
+    // The healthy daemon dies first: its restart runs at once, and every start from then on dies.
+    const [pid] = wireguardGoPids([one.ifName]);
+    const brokenAt = Date.now();
+    process.kill(pid!, "SIGKILL");
+    let backingOff: HealthReport["wireguardRestart"] = null;
+    while (Date.now() - brokenAt < 20_000) {
+      const report = healthReport(one.status.get()).wireguardRestart;
+      if (report?.backingOff && Date.parse(report.nextAttemptAt ?? "") > Date.now()) backingOff ??= report;
+      await sleep(100);
+    }
+    const attempts = startsSoFar() - 1;
+    t.diagnostic(`${attempts} starts of wireguard-go in the 20 s it kept dying`);
+    // Without the backoff: a start every ~1.3 s (its second of life, and the start itself), 15 or more.
+    assert.ok(attempts >= 3 && attempts <= 5, `${attempts} starts in 20 s`);
+    assert.ok(backingOff !== null, "/healthz said when the next attempt would run");
+    assert.equal(backingOff.reason, "daemon-exited");
+    assert.equal(healthReport(one.status.get()).healthy, false);
+
+    // It can run again: the mesh comes back within the capped delay and a start (a start that began
+    // before may still be alive: the traffic that counts goes through the first one after).
+    rmSync(broken);
+    const fixedAt = Date.now();
+    const startsBefore = startsSoFar();
+    await until(
+      "traffic both ways over the mesh, through a wireguard-go started since",
+      policy.maxDelayMs + 12_000,
+      () => startsSoFar() > startsBefore && reaches(one, two) && reaches(two, one),
+    );
+    t.diagnostic(`traffic again ${Date.now() - fixedAt} ms after wireguard-go could run again`);
+    await until("node 1 healthy", 10_000, () => {
+      void one.wake("test");
+      return one.status.get().phase === "healthy";
+    });
+    // And it stays: no start since, traffic still flows.
+    const settled = startsSoFar();
+    await sleep(2_000);
+    assert.equal(startsSoFar(), settled, "no start since it came back");
+    assert.ok(reaches(one, two) && reaches(two, one));
+    const losses = Number(
+      /attestmesh_wireguard_restarts_total\{reason="daemon-exited"\} (\d+)/.exec(
+        await one.metrics.registry.metrics(),
+      )?.[1],
+    );
+    assert.ok(losses >= 2 && losses <= startsSoFar(), `${losses} losses counted`);
+    const errors = one.log
+      .lines()
+      .filter((l) => l.level >= 50)
+      .map((l) => l.msg);
+    assert.deepEqual(errors, ["wireguard-go exited; restarting the interface"], "one error line");
+    const repeats = one.log.lines().filter((l) => /went away again|back failed/.test(l.msg));
+    assert.ok(repeats.length <= attempts, `${repeats.length} repeat warnings`);
+  });
+});
+
+// Regression: a kernel interface, or one taken over, deleted from outside (`ip link del`) was noticed
+// only by the next reconcile pass that failed on it, a poll interval later (2 s, 8 s at rest). The
+// backend now watches for the deletion (ip monitor), and the restart runs at once. No kernel module is
+// needed: an interface made by a wireguard-go that is not the backend's child is taken over the same way.
+describe("a taken-over interface deleted from outside comes back well within a poll interval", {
+  skip: wireguardGoSkipReason(),
+}, () => {
+  const tag = `amdl${process.pid}`;
+  const netns = `${tag}-1`;
+  const ifName = `${tag}n1`;
+  const abort = new AbortController();
+  const log = captureLogger("info");
+  const backend = createWgBackend({ netns, mode: "userspace", logger: log.logger });
+  const status = createStatusStore({ logger: log.logger });
+  const metrics = createMetrics();
+  const keys = wireguardKeyPair(randomBytes(32));
+  const self = { ...member(1), wireguardKey: bytesToHex(keys.publicKey), meshIp: ipToNumber("198.19.84.1") };
+  const run = (...argv: string[]) =>
+    execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
+  const addressOf = () =>
+    spawnSync("ip", ["-n", netns, "-br", "address", "show", "dev", ifName], { encoding: "utf8" }).stdout;
+
+  before(async () => {
+    run("ip", "netns", "add", netns);
+    // Its banner (no kernel module needed) is not the test's output.
+    execFileSync("ip", ["netns", "exec", netns, "wireguard-go", ifName], {
+      stdio: "ignore",
+      timeout: 10_000,
+    });
+    status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
+    let wake: (reason?: string) => Promise<void> = async () => {};
+    const reconciler = createReconciler({
+      follower: {
+        sync: async () => ({
+          block: 1n,
+          blockHash: `0x${"00".repeat(32)}`,
+          members: new Map([[1n, self]]),
+          changed: [],
+          kind: "full",
+        }),
+        current: () => undefined,
+        invalidate: () => {},
+      },
+      backend,
+      endpoints: { read: async () => new Map() },
+      status,
+      metrics,
+      logger: log.logger,
+      keys: {
+        wireguard: {
+          privateKey: secret(keys.privateKey),
+          publicKey: bytesToHex(keys.publicKey),
+          publicKeyBase64: keys.publicKeyBase64,
+        },
+      },
+      mesh: parseMeshCidr("198.19.84.0/24"),
+      interfaceName: ifName,
+      listenPort: 51820,
+      keepaliveSeconds: 5,
+      memberId: () => 1n,
+      onMembershipEnded: () => {},
+      wake: (reason) => void wake(reason),
+    });
+    const loop = createReconcileLoop({
+      pass: reconciler.pass,
+      intervalMs: TICK_MS,
+      signal: abort.signal,
+      logger: log.logger,
+    });
+    wake = loop.wake;
+    loop.start();
+    await loop.wake();
+    assert.equal(status.get().phase, "healthy");
+    assert.match(log.text(), /taking over an existing WireGuard interface/);
+  });
+
+  after(async () => {
+    abort.abort();
+    await backend.down().catch(() => undefined);
+    killWireGuardGo([ifName]);
+    spawnSync("ip", ["netns", "del", netns]);
+    rmSync(`/var/run/wireguard/${ifName}.sock`, { force: true });
+  });
+
+  it("ip link del: the loss is heard within 1 s and the interface is back, address and all, within 5 s", async (t) => {
+    assert.match(addressOf(), /198\.19\.84\.1\/24/);
+    // The watch subscribes in the background as the interface is taken over.
+    await sleep(500);
+    const deletedAt = Date.now();
+    run("ip", "-n", netns, "link", "del", "dev", ifName);
+    let heardAt: number | undefined;
+    let backAt: number | undefined;
+    while (Date.now() - deletedAt < 5_000 && backAt === undefined) {
+      if (heardAt === undefined && status.get().lastError?.code === "WireGuardInterfaceGone")
+        heardAt = Date.now();
+      if (heardAt !== undefined && status.get().interfaceUp && /198\.19\.84\.1\/24/.test(addressOf()))
+        backAt = Date.now();
+      await sleep(20);
+    }
+    assert.ok(heardAt !== undefined, "the deletion was heard (the loop's own tick is 2 minutes away)");
+    t.diagnostic(
+      `heard ${heardAt - deletedAt} ms, back ${backAt === undefined ? "never" : backAt - deletedAt} ms after the deletion`,
+    );
+    assert.ok(heardAt - deletedAt < 1_000);
+    assert.ok(backAt !== undefined, "the interface is back within 5 s");
+    assert.equal(wireguardGoPids([ifName]).length, 1, "a wireguard-go of the backend's own now");
+    assert.match(
+      await metrics.registry.metrics(),
+      /attestmesh_wireguard_restarts_total\{reason="interface-gone"\} 1\n/,
+    );
+    assert.deepEqual(
+      log
+        .lines()
+        .filter((l) => l.level >= 50)
+        .map((l) => l.msg),
+      ["the WireGuard interface was deleted; restarting it"],
+    );
+    for (let i = 0; i < 100 && status.get().phase !== "healthy"; i++) await sleep(20);
+    assert.equal(status.get().phase, "healthy");
   });
 });

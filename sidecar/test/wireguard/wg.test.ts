@@ -1032,6 +1032,48 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
     }
   });
 
+  // Regression: a kernel interface, or one taken over, deleted from outside was noticed only when the
+  // next operation failed on it (the next reconcile pass). Its deletion is now heard as it happens.
+  it("an interface taken over and deleted from outside is reported to onLost at once, with no operation", async () => {
+    const backend = createWgBackend({ netns: nsA, mode: "userspace" });
+    backends.push(backend);
+    const config: InterfaceConfig = { ...configA, name: ifH, listenPort: 51842, address: "198.19.82.1/24" };
+    const lost: { code: string; at: number }[] = [];
+    backend.onLost!((error) => lost.push({ code: error.code, at: Date.now() }));
+    try {
+      // Someone else's wireguard-go (not this backend's child) made the interface: it is taken over.
+      // The watch (ip monitor) subscribes in the background: each step gives it a moment.
+      execFileSync("ip", ["netns", "exec", nsA, "wireguard-go", ifH], { stdio: "ignore", timeout: 10_000 });
+      await backend.up(config);
+      await sleep(500);
+      await backend.down();
+      await sleep(300);
+      assert.equal(lost.length, 0, "its own deletion (down) is no loss");
+
+      execFileSync("ip", ["netns", "exec", nsA, "wireguard-go", ifH], { stdio: "ignore", timeout: 10_000 });
+      await backend.up(config);
+      await sleep(500);
+      const deletedAt = Date.now();
+      run("ip", "-n", nsA, "link", "del", "dev", ifH);
+      await until("the deletion to be heard", async () => (lost.length > 0 ? true : undefined), 2_000);
+      assert.deepEqual(
+        lost.map((l) => l.code),
+        ["WireGuardInterfaceGone"],
+      );
+      assert.ok(lost[0]!.at - deletedAt < 1_000, `heard after ${lost[0]!.at - deletedAt} ms`);
+      await assert.rejects(backend.peers(), (error: unknown) =>
+        isAttestmeshError(error, "WireGuardInterfaceGone"),
+      );
+      // up creates it again (with a wireguard-go of its own now).
+      await backend.up(config);
+      assert.match(run("ip", "-n", nsA, "address", "show", "dev", ifH), /inet 198\.19\.82\.1\/24 /);
+      assert.equal(daemons(ifH).length, 1);
+      assert.equal(lost.length, 1);
+    } finally {
+      await backend.down();
+    }
+  });
+
   it("down removes the interface and the wireguard-go process", async () => {
     for (const [backend, ns, name] of [
       [backendA, nsA, ifA],
