@@ -24,6 +24,7 @@ async function node(kmsRoot: KmsRoot, pinnedRoot: KmsRoot = kmsRoot) {
     cluster: randomAddress(),
     memberAppImplementation: randomAddress(),
     kmsRoots: [pinnedRoot.address],
+    guestApi: "v0",
   };
   const salt = bytesToHex(randomBytes(32));
   const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);
