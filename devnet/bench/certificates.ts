@@ -28,6 +28,7 @@ const pinned: PinnedTrust = {
   cluster: getAddress(bytesToHex(randomBytes(20))),
   memberAppImplementation: getAddress(bytesToHex(randomBytes(20))),
   kmsRoots: [kmsRoot.address],
+  guestApi: "v0",
 };
 const salt = bytesToHex(randomBytes(32));
 const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);

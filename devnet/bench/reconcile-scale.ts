@@ -296,6 +296,7 @@ async function startProbe(chain: Chain, appId: Address): Promise<Probe> {
       cluster: getAddress(fx.deployed.diamond),
       memberAppImplementation: getAddress(await fx.owner.read.memberAppImplementation()),
       kmsRoots: [getAddress(fx.kmsRoot.address)],
+      guestApi: "v0",
     },
   });
   onPassEnd(sidecar.metrics, (outcome) => {

@@ -271,6 +271,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       cluster,
       memberAppImplementation: getAddress(await owner.contract(cluster).read.memberAppImplementation()),
       kmsRoots: [kmsRoot.address],
+      guestApi: "v0",
     };
     // The simulated CVMs' compose hash (sha256 of the compose they run, as dstack measures it), on any
     // device: what their registrations state.

@@ -6,7 +6,7 @@ import { clusterContext } from "@attestmesh/scripts/owner/context.ts";
 import { evictPlan } from "@attestmesh/scripts/owner/members.ts";
 import { transact } from "@attestmesh/scripts/owner/transact.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import type { GuestApi, PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import {
   type Address,
   createPublicClient,
@@ -161,7 +161,7 @@ export async function fundAccount(clients: DevnetClients, address: Address): Pro
 
 /**
  * The trust values a devnet CVM's compose pins: the devnet's chain id, cluster, member-app
- * implementation (read once from the cluster), KMS root and RPC host.
+ * implementation (read once from the cluster), KMS root, RPC host and guest API.
  */
 export async function devnetTrust(
   clients: DevnetClients,
@@ -170,6 +170,8 @@ export async function devnetTrust(
     readonly diamond: Address;
     readonly kmsRoot: Address;
     readonly rpcUrl: string;
+    /** The guest API the devnet's compose pins; default v0. */
+    readonly guestApi?: GuestApi | undefined;
   },
 ): Promise<PinnedTrust> {
   const implementation = await clusterContract(clients, state.diamond).read.memberAppImplementation();
@@ -178,5 +180,6 @@ export async function devnetTrust(
     cluster: getAddress(state.diamond),
     memberAppImplementation: getAddress(implementation),
     kmsRoots: [getAddress(state.kmsRoot)],
+    guestApi: state.guestApi ?? "v0",
   };
 }

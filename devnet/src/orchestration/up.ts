@@ -120,7 +120,13 @@ export async function devnetUp(options: UpOptions) {
     kmsRoot,
     meshCidr: MESH_CIDR,
     composeHash: async (diamond) => {
-      const trust = await devnetTrust(clients, { chainId, diamond, kmsRoot, rpcUrl });
+      const trust = await devnetTrust(clients, {
+        chainId,
+        diamond,
+        kmsRoot,
+        rpcUrl,
+        guestApi: options.guestApi,
+      });
       const providers = [rpcUrl, ...rpcProxies.map((p) => p.url)];
       nodeCompose.hash = devnetComposeHash(options.guestApi ?? "v0", { ...trust, providers });
       return nodeCompose.hash;

@@ -12,21 +12,29 @@
 //
 // Checks, in order (the first failing one names the refusal):
 //   1. shape: hex fields of the right lengths, every Register field present     MalformedCertificate
-//   2. the member key's dstack KMS chain (shared/dstack/verify.ts)              KeyChainInvalid
-//   3. its KMS signer is a pinned KMS root                                      KmsRootNotPinned
-//   4. app id = CREATE2(cluster, salt, clone(implementation, cluster))          AppIdNotMemberApp
-//   5. the Register typed data (domain: pinned chain id and cluster) recovers
+//   2. its key chain is of the pinned guest API (`guestApiVersion`)             GuestApiNotPinned
+//   3. the member key's dstack KMS chain (shared/dstack/verify.ts)              KeyChainInvalid
+//   4. its KMS signer is a pinned KMS root                                      KmsRootNotPinned
+//   5. app id = CREATE2(cluster, salt, clone(implementation, cluster))          AppIdNotMemberApp
+//   6. the Register typed data (domain: pinned chain id and cluster) recovers
 //      to the certified member key                                              RegistrationSignatureMismatch
-//   6. against the member record the follower reports, when given: app id,
+//   7. against the member record the follower reports, when given: app id,
 //      member key, WireGuard key, identity key equal                            AppIdMismatch, MemberKeyMismatch,
 //                                                                               WireguardKeyMismatch, IdentityKeyMismatch
+//
+// Why 2: one CVM of an allowed app holds one app key, and from it derives a v0 member key (`GetKey`)
+// and a different v1 member key (`/v1/GetKey`), both with valid KMS chains. The contract accepts
+// either, so without the pin an app's CVM could be a member under a key no sidecar of the pinned
+// compose derives (the application beside the sidecar, or a compose pinning the other guest API that
+// the owner allowed by mistake or for a migration), and the CSK would be sealed to keys that key
+// signed. The version is cheap to compare, so it is checked before any signature.
 import { type Address, getAddress, type Hex, hexToBytes, isHex, recoverTypedDataAddress } from "viem";
 import { memberDomain, memberTypes } from "../contracts/typedData.ts";
 import type { GuestApiVersion } from "../dstack/guestV1.ts";
 import { compressedToAddress, verifyDstackKeyChain } from "../dstack/verify.ts";
 import { AttestmeshError } from "../errors.ts";
 import { MEMBER_KEY } from "../keys/purposes.ts";
-import type { PinnedTrust } from "../service/pinned.ts";
+import { GUEST_API_VERSION, type PinnedTrust } from "../service/pinned.ts";
 import { predictMemberAppId } from "./memberApp.ts";
 
 export interface MemberCertificate {
@@ -64,6 +72,7 @@ export interface CertifiedRecord {
 
 export const CERTIFICATE_REFUSALS = [
   "MalformedCertificate",
+  "GuestApiNotPinned",
   "KeyChainInvalid",
   "KmsRootNotPinned",
   "AppIdNotMemberApp",
@@ -163,6 +172,14 @@ export async function verifyMemberCertificate(
   hexOf("appId", certificate.appId, 20);
   const appId = getAddress(certificate.appId);
   const message = registerMessageOf(certificate);
+  const pinnedVersion = GUEST_API_VERSION[pinned.guestApi];
+  if (certificate.guestApiVersion !== pinnedVersion) {
+    refuse(
+      "GuestApiNotPinned",
+      `its member key's chain is from guest API v${String(certificate.guestApiVersion)}, but the attested compose pins ${pinned.guestApi}.`,
+      { guestApiVersion: certificate.guestApiVersion, pinned: pinned.guestApi },
+    );
+  }
 
   let kmsRoot: Address;
   try {

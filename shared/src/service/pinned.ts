@@ -16,17 +16,22 @@
 // the block is refused, so a misspelt pin never silently falls back to a default. Each pin is one entry
 // of PINNED_KEYS with its parser. A daemon that verifies member certificates needs the trust pins
 // (chain id, cluster, member-app implementation, KMS roots) and refuses to start without them
-// (`requireTrustPins`).
+// (`requireTrustPins`); the guest API joins them (its default stands when absent), since a member's
+// certificate counts only with a key chain of the guest API its own compose pins.
 //
 // The guest API is never switched automatically: v1 keys are different keys, so a node that moved from
 // v0 to v1 by itself would stop matching its registration.
 import { type Address, getAddress, isAddress } from "viem";
 import { parse as parseYaml } from "yaml";
+import type { GuestApiVersion } from "../dstack/guestV1.ts";
 import { fatalError } from "./errors.ts";
 import { parsePinnedChainId, parsePinnedRpcProviders, type RpcOrigin } from "./rpcProviders.ts";
 
 /** The dstack guest API a cluster's nodes use: v0 (`/GetKey`, dstack ≥ 0.5.6) or v1 (`/v1/*`, dstack ≥ 0.6). */
 export type GuestApi = "v0" | "v1";
+
+/** The `guestApiVersion` a key chain from each guest API carries (IMembership.DstackProof). */
+export const GUEST_API_VERSION: Readonly<Record<GuestApi, GuestApiVersion>> = { v0: 0, v1: 1 };
 
 /** The values a member certificate is verified against (certs/verify.ts); all pinned, none from the environment. */
 export interface PinnedTrust {
@@ -37,6 +42,11 @@ export interface PinnedTrust {
   readonly memberAppImplementation: Address;
   /** The dstack KMS roots (signer addresses) whose key chains count; never empty. */
   readonly kmsRoots: readonly Address[];
+  /**
+   * The guest API whose key chains count (`guest_api`, v0 when absent). One CVM of an allowed app can
+   * derive a v0 and a v1 member key with valid KMS chains: a chain of the other guest API is refused.
+   */
+  readonly guestApi: GuestApi;
 }
 
 export interface PinnedSettings {
@@ -195,6 +205,7 @@ export function requireTrustPins(settings: PinnedSettings): PinnedTrust {
     cluster: settings.cluster,
     memberAppImplementation: settings.memberAppImplementation,
     kmsRoots: settings.kmsRoots,
+    guestApi: settings.guestApi,
   };
 }
 

@@ -4,17 +4,26 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { before, describe, test } from "node:test";
-import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { createKmsRoot, loadDstackAppKeys } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import {
   type MemberCertificate,
   type VerifiedCertificate,
   verifyMemberCertificate,
 } from "@attestmesh/shared/certs/certificate.ts";
 import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
+import { kmsSignAppKey, secp256k1PublicKey } from "@attestmesh/shared/dstack/keychain.ts";
+import { verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
-import { type Address, bytesToHex, getAddress, type Hex } from "viem";
-import { createMemberApp, fixtureTrust, simulatedCertificate } from "../../../test/helpers/certs.ts";
+import { MEMBER_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import type { GuestApi, PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
+import { loadGuestV1Vectors } from "../../../test/fixtures/dstack/fixtures.ts";
+import {
+  createMemberApp,
+  cvmCertificate,
+  fixtureTrust,
+  simulatedCertificate,
+} from "../../../test/helpers/certs.ts";
 import { type ClusterFixture, setupCluster } from "../../../test/helpers/cluster.ts";
 
 const randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
@@ -37,6 +46,7 @@ describe("member certificate, verified offline", () => {
     cluster: randomAddress(),
     memberAppImplementation: randomAddress(),
     kmsRoots: [kmsRoot.address],
+    guestApi: "v0",
   };
   const salt = randomSalt();
   const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);
@@ -178,6 +188,97 @@ describe("member certificate, verified offline", () => {
       assert.equal(error.code, "MalformedCertificate");
       assert.equal(error.details.field, field);
     }
+  });
+});
+
+// One CVM of an allowed app holds one app key, and derives from it a v0 member key (`GetKey`) and a
+// different v1 member key (`/v1/GetKey`), each with a valid KMS chain (dstack 0.6 serves both). The app
+// key here is the one dstack's guest API v1 spec derives its vectors from, issued by a pinned KMS root
+// for a genuine member app: both certificates are genuine in every respect the other checks look at,
+// and only the one of the guest API the compose pins counts.
+describe("one CVM's v0 and v1 member keys: only the pinned guest API's certificate counts", () => {
+  const vectors = loadGuestV1Vectors();
+  const kmsRoot = createKmsRoot(new Uint8Array(randomBytes(32)));
+  const base = {
+    chainId: 8453,
+    cluster: randomAddress(),
+    memberAppImplementation: randomAddress(),
+    kmsRoots: [kmsRoot.address],
+  };
+  const salt = randomSalt();
+  const appId = predictMemberAppId(base.memberAppImplementation, base.cluster, salt);
+  const appKey = hexToBytes(`0x${vectors.appRootKey}`);
+  const cvm = loadDstackAppKeys(
+    {
+      k256_key: vectors.appRootKey,
+      k256_signature: bytesToHex(
+        kmsSignAppKey(kmsRoot.secret, hexToBytes(appId), secp256k1PublicKey(appKey)),
+      ).slice(2),
+    },
+    hexToBytes(appId),
+  );
+  const certificates = {} as Record<GuestApi, { certificate: MemberCertificate; memberKey: Address }>;
+
+  before(async () => {
+    for (const guestApi of ["v0", "v1"] as const) {
+      certificates[guestApi] = await cvmCertificate({
+        cvm,
+        appId,
+        salt,
+        guestApi,
+        chainId: base.chainId,
+        cluster: base.cluster,
+      });
+    }
+  });
+
+  test("both member keys have a valid chain from the pinned KMS root, and they are different keys", () => {
+    const { v0, v1 } = certificates;
+    assert.notEqual(v0.memberKey, v1.memberKey);
+    assert.equal(v0.certificate.appPubkey, v1.certificate.appPubkey, "one app key");
+    for (const { certificate } of [v0, v1]) {
+      const signer = verifyDstackKeyChain({
+        appId: hexToBytes(appId),
+        purpose: MEMBER_KEY.purpose,
+        derivedPubkey: hexToBytes(certificate.memberPubkey),
+        appPubkey: hexToBytes(certificate.appPubkey),
+        appSignature: hexToBytes(certificate.appSignature),
+        kmsSignature: hexToBytes(certificate.kmsSignature),
+        guestApiVersion: certificate.guestApiVersion,
+      });
+      assert.equal(signer, kmsRoot.address);
+    }
+  });
+
+  for (const pinnedApi of ["v0", "v1"] as const) {
+    const other = pinnedApi === "v0" ? "v1" : "v0";
+    test(`a compose pinning ${pinnedApi}: the ${pinnedApi} certificate verifies, the ${other} one is refused (GuestApiNotPinned)`, async () => {
+      const pinned: PinnedTrust = { ...base, guestApi: pinnedApi };
+      const own = certificates[pinnedApi];
+      const verified = await verifyMemberCertificate(own.certificate, pinned);
+      assert.equal(verified.memberKey, own.memberKey);
+      const foreign = certificates[other];
+      const error = await refusal(
+        verifyMemberCertificate(foreign.certificate, pinned, {
+          appId,
+          memberKey: foreign.memberKey,
+          wireguardKey: foreign.certificate.wireguardKey,
+          identityKey: foreign.certificate.identityKey,
+        }),
+      );
+      assert.equal(error.code, "GuestApiNotPinned");
+      assert.equal(error.details.pinned, pinnedApi);
+      assert.equal(error.details.guestApiVersion, foreign.certificate.guestApiVersion);
+      assert.match(error.message, new RegExp(`guest API ${other}.*pins ${pinnedApi}`));
+    });
+  }
+
+  test("relabelling the other guest API's chain with the pinned version does not pass: its link 0 signs another message", async () => {
+    const pinned: PinnedTrust = { ...base, guestApi: "v0" };
+    const relabelled = { ...certificates.v1.certificate, guestApiVersion: 0 as const };
+    const error = await refusal(verifyMemberCertificate(relabelled, pinned));
+    assert.equal(error.code, "KeyChainInvalid");
+    assert.equal(error.details.keyChainError, "AppSignatureMismatch");
   });
 });
 

@@ -98,15 +98,24 @@ describe("trust pins", () => {
     "",
   ].join("\n");
 
-  test("reads chain id, cluster, member-app implementation and KMS roots (checksummed, deduplicated), beside the RPC providers", () => {
+  test("reads chain id, cluster, member-app implementation, KMS roots (checksummed, deduplicated) and the guest API, beside the RPC providers", () => {
     const settings = readPinnedSettings(manifest(pins));
     assert.deepEqual(requireTrustPins(settings), {
       chainId: 31337,
       cluster,
       memberAppImplementation: implementation,
       kmsRoots: [root],
+      guestApi: "v0",
     });
     assert.deepEqual(settings.rpcProviders, ["https://mainnet.base.org", "http://127.0.0.1:8545"]);
+  });
+
+  test("the guest API certificates are verified against is the one the compose pins, v0 when absent", () => {
+    const v1 = requireTrustPins(readPinnedSettings(manifest(pins.replace("guest_api: v0", "guest_api: v1"))));
+    assert.equal(v1.guestApi, "v1");
+    const unpinned = pins.replace("  guest_api: v0\n", "");
+    assert.doesNotMatch(unpinned, /guest_api/);
+    assert.equal(requireTrustPins(readPinnedSettings(manifest(unpinned))).guestApi, "v0");
   });
 
   test("a compose without them cannot verify anyone: refused, naming each missing key", () => {

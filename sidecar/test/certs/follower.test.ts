@@ -14,11 +14,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { simulatedNodeKeysV1 } from "@attestmesh/devnet/dstack-sim/node.ts";
 import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { devnetAppCompose } from "@attestmesh/devnet/orchestration/dstackSim.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { ipToNumber } from "@attestmesh/shared/mesh/cidr.ts";
+import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
+import { IDENTITY_KEY } from "@attestmesh/shared/keys/purposes.ts";
+import { ipToNumber, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { Registry } from "prom-client";
@@ -34,6 +37,7 @@ import {
   getAbiItem,
   type Hex,
   hexToBytes,
+  keccak256,
   pad,
   toEventSelector,
   toFunctionSelector,
@@ -794,5 +798,268 @@ describe("a node whose own certificate its peers refuse never counts itself cert
     const bCertificates = await b.sidecar.metrics.registry.metrics();
     assert.doesNotMatch(bCertificates, /attestmesh_member_certificates_total\{result="verified"\}/);
     assert.match(bCertificates, /attestmesh_member_certificates_total\{result="KmsRootNotPinned"\} [1-9]/);
+  });
+});
+
+// Attacker (guest API pin): one CVM of an allowed app holds one app key and derives from it a v0 and a
+// v1 member key, both with valid KMS chains from the pinned root; the contract admits either. The
+// cluster's composes pin v0. The attacker registers its app's v1 member key on chain (a genuine member
+// app, the pinned KMS root, an allowed compose hash: only the guest API is wrong), before the honest
+// nodes start, so it holds the lowest member id. It then asks both honest nodes for the CSK and sends
+// them heartbeats from its mesh address, and sends B a sealed message on chain signed by its v1 member
+// key. At every sample: its key is never a WireGuard peer, no heartbeat is attributed to it, no CSK
+// answer reaches it and B delivers nothing; the honest mesh forms, and each node says why, by reason.
+describe("a member whose key chain is of the guest API the compose does not pin is never a peer", {
+  timeout: 180_000,
+}, () => {
+  let fx: ClusterFixture;
+  let trust: PinnedTrust;
+  let dir: string;
+  let rpc: Awaited<ReturnType<typeof serveRpc>>;
+  let meshPort: number;
+  const closers: Array<() => Promise<unknown>> = [];
+  let attackerApp: Address;
+  let attacker: ReturnType<typeof simulatedNodeKeysV1> & { identitySeed: Uint8Array };
+  let attackerId: bigint;
+  let attackerMeshIp: string;
+
+  let composeAllowed = false;
+  async function startNode(name: string, gasKey: Hex): Promise<Node> {
+    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
+    if (!composeAllowed) {
+      await fx.publicClient.waitForTransactionReceipt({
+        hash: await fx.owner.write.addComposeHash([toHex(sha256(new TextEncoder().encode(compose)))]),
+      });
+      composeAllowed = true;
+    }
+    const { appId } = await createMemberApp(fx);
+    return startSimulatedNode({
+      name,
+      dir,
+      kmsRoot: fx.kmsRoot,
+      appId,
+      appCompose: compose,
+      rpcUrl: rpc.url,
+      cluster: fx.deployed.diamond,
+      gasKey,
+      meshPort,
+      env: { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" },
+      closers,
+    });
+  }
+
+  before(async () => {
+    await loadSodium();
+    fx = await setupCluster();
+    trust = await fixtureTrust(fx);
+    assert.equal(trust.guestApi, "v0");
+    dir = await mkdtemp(join(tmpdir(), "am-guestapi-"));
+    meshPort = await freePort();
+    rpc = await serveRpc({
+      request: ({ method, params }) => fx.connection.provider.request({ method, params: params ?? [] }),
+    });
+    // The attacker's CVM: a genuine member app under the pinned KMS root; its v1 keys, as /v1/GetKey
+    // derives them on the same app key as its v0 keys.
+    ({ appId: attackerApp } = await createMemberApp(fx));
+    const cvm = createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(attackerApp) });
+    attacker = {
+      ...simulatedNodeKeysV1(fx.kmsRoot, attackerApp),
+      identitySeed: cvm.getKeyV1(IDENTITY_KEY.purpose, "ed25519").key,
+    };
+    const v0Member = simulatedNode(fx.kmsRoot, attackerApp).memberAccount.address;
+    assert.notEqual(attacker.memberAccount.address, v0Member, "the v1 member key is another key");
+    attackerId = await admit(fx, { ...simulatedNode(fx.kmsRoot, attackerApp), ...attacker });
+    const record = await fx.owner.read.member([attackerId]);
+    assert.equal(record.memberKey, attacker.memberAccount.address, "the chain admitted the v1 key");
+    attackerMeshIp = numberToIp(record.meshIp);
+  });
+
+  after(async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    await rpc?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("attacker: its v1 chain is refused (GuestApiNotPinned); no peer, no CSK, no heartbeat, no message, at any sample", async () => {
+    const a = await startNode("a", KEYS[0]!);
+    const b = await startNode("b", KEYS[1]!);
+
+    const socket = createSocket("udp4");
+    await new Promise<void>((resolve) => socket.bind(meshPort, loopbackFor(attackerMeshIp), resolve));
+    const answers: Buffer[] = [];
+    socket.on("message", (m) => answers.push(m));
+    const key = signingKeyFromSeed(Uint8Array.from(attacker.identitySeed));
+    // Closed with the nodes, so a failing sample does not leave the socket holding the process open.
+    closers.push(async () => {
+      socket.close();
+      key.destroy();
+    });
+    const cluster = { chainId: fx.chainId, cluster: fx.deployed.diamond };
+    let incarnation = 0n;
+    const attack = () => {
+      for (const node of [a, b]) {
+        const s = node.sidecar.status();
+        if (s.memberId === undefined || s.meshIp === undefined) continue;
+        const target = loopbackFor(s.meshIp);
+        for (const epoch of [0n, 1n]) {
+          const request = encodeRequest(
+            {
+              ...cluster,
+              requesterId: attackerId,
+              serverId: s.memberId,
+              epoch,
+              timestampMs: BigInt(Date.now()),
+              nonce: new Uint8Array(randomBytes(16)),
+            },
+            key.sign,
+          );
+          socket.send(request, meshPort, target);
+        }
+        incarnation += 1n;
+        const heartbeat = encodeLiveness(
+          {
+            ...cluster,
+            senderId: attackerId,
+            kind: ProbeKind.Gossip,
+            origin: 0n,
+            target: 0n,
+            seq: 0,
+            incarnation,
+            epoch: 0n,
+            holdsCsk: false,
+            digest: 0n,
+            timestampMs: BigInt(Date.now()),
+            statements: [],
+          },
+          key.sign,
+        );
+        socket.send(heartbeat, meshPort, target);
+      }
+    };
+
+    /** A sealed message to B on chain, signed by the attacker's v1 member key; its envelope id. */
+    let sentEnvelope: Hex | undefined;
+    const sendToB = async (recipientId: bigint) => {
+      const { identityKey } = await fx.owner.read.member([recipientId]);
+      const envelopeId = bytesToHex(randomBytes(32));
+      const ciphertext = bytesToHex(
+        sealMessage(
+          {
+            header: {
+              chainId: BigInt(fx.chainId),
+              cluster: fx.deployed.diamond,
+              senderId: attackerId,
+              recipientId,
+              envelopeId,
+            },
+            payload: new TextEncoder().encode("from a key no sidecar of the pinned compose holds"),
+          },
+          identityKey,
+          attacker.identitySeed,
+        ),
+      );
+      const signature = await attacker.memberAccount.signTypedData({
+        domain: memberDomain(fx.chainId, fx.deployed.diamond),
+        types: memberTypes,
+        primaryType: "Send",
+        message: { senderId: attackerId, recipientId, envelopeId, ciphertextHash: keccak256(ciphertext) },
+      });
+      const hash = await fx.stranger.write.send([attackerId, recipientId, envelopeId, ciphertext, signature]);
+      assert.equal((await fx.publicClient.waitForTransactionReceipt({ hash })).status, "success");
+      sentEnvelope = envelopeId;
+    };
+
+    const attackerWg = Buffer.from(hexToBytes(attacker.wireguardKey)).toString("base64");
+    let samples = 0;
+    const check = async () => {
+      samples += 1;
+      for (const node of [a, b]) {
+        const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
+        assert.ok(
+          peers.every((p) => p.publicKey !== attackerWg),
+          `sample ${samples}: ${node.name} has the v1 key as a WireGuard peer`,
+        );
+        assert.ok(
+          node.sidecar.peers.peers().every((p) => p.memberId !== attackerId),
+          `sample ${samples}: ${node.name} attributed a heartbeat to the v1 member`,
+        );
+      }
+      assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
+      const delivered = (await b.sidecar.metrics.registry.metrics())
+        .split("\n")
+        .find((l) => l.startsWith("attestmesh_messages_received_total "));
+      assert.equal(
+        delivered ?? "attestmesh_messages_received_total 0",
+        "attestmesh_messages_received_total 0",
+        `sample ${samples}: B delivered a message`,
+      );
+    };
+
+    const dropped = async () =>
+      /attestmesh_messages_dropped_total\{reason="SenderNotVerified"\} 1/.test(
+        await b.sidecar.metrics.registry.metrics(),
+      );
+    const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
+    const deadline = Date.now() + 90_000;
+    while (!(healthy(a) && healthy(b) && sentEnvelope !== undefined && (await dropped()))) {
+      if (Date.now() >= deadline) {
+        const tail = (n: Node) =>
+          n.log
+            .lines()
+            .filter((l) => l.level >= 40)
+            .slice(-8)
+            .map((l) => JSON.stringify(l))
+            .join("\n");
+        assert.fail(
+          `not settled: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, message sent ${sentEnvelope !== undefined}\n${tail(a)}\n${tail(b)}`,
+        );
+      }
+      const bId = b.sidecar.status().memberId;
+      if (sentEnvelope === undefined && bId !== undefined) await sendToB(bId);
+      attack();
+      await check();
+      // WireGuard is in memory: complete a handshake with every peer the chain view made (checked above).
+      for (const node of [a, b]) {
+        if (node.backend.interface === undefined) continue;
+        for (const peer of await node.backend.peers()) {
+          if (peer.latestHandshake === 0)
+            node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
+        }
+      }
+      await delay(100);
+    }
+    // Keep attacking (and checking) with the mesh healthy and the CSK held on both.
+    for (let i = 0; i < 30; i++) {
+      attack();
+      await check();
+      await delay(100);
+    }
+    assert.ok(samples > 10, `sampled ${samples} times`);
+
+    const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
+    assert.deepEqual(
+      (await a.backend.peers()).map((p) => p.publicKey),
+      [keyOf(b)],
+    );
+    assert.deepEqual(
+      (await b.backend.peers()).map((p) => p.publicKey),
+      [keyOf(a)],
+    );
+    for (const node of [a, b]) {
+      const lines = node.log
+        .lines()
+        .filter((l) => l.msg.startsWith("member not verified") && l.memberId === attackerId.toString());
+      assert.ok(lines.length >= 1 && lines.length <= 2, `${node.name} logged the refusal once a minute`);
+      assert.equal(lines[0]?.reason, "GuestApiNotPinned");
+      assert.match(String(lines[0]?.detail), /guest API v1.*pins v0/);
+      const text = await node.sidecar.metrics.registry.metrics();
+      assert.match(text, /attestmesh_member_certificates_total\{result="GuestApiNotPinned"\} [1-9]/);
+      assert.match(text, /attestmesh_unverified_members 1/);
+      assert.match(text, /attestmesh_csk_requests_total\{outcome="not-a-member"\} [1-9]/);
+    }
+    assert.ok(
+      b.log.lines().some((l) => l.envelopeId === sentEnvelope && l.reason === "SenderNotVerified"),
+      "B logged the message's refusal",
+    );
   });
 });

@@ -1,33 +1,53 @@
 // This node's own certificate, verified offline with the certifier's verifier and pins (certs/own.ts).
 // The attacker: an operator who points the node's CVM at a KMS the compose does not pin (its key
 // chains verify at start, and an owner's on-chain allowlist may admit that root) or runs it under an
-// app id that is no member app of the cluster. Every member refuses that node's certificate; the node
+// app id that is no member app of the cluster; or keys of the guest API the compose does not pin (a
+// key source that is not the compose's, which the sidecar's own never is: defence in depth). Every member refuses that node's certificate; the node
 // must never count its own record either — not before the check settled, not after.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import { createKmsRoot, createSimulatedCvm, type KmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
-import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
+import type { GuestApi, PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
 import { checkOwnCertificate } from "../../src/certs/own.ts";
-import { deriveNodeKeys, type NodeKeys } from "../../src/keys.ts";
+import { deriveNodeKeys, type KeySource, type NodeKeys } from "../../src/keys.ts";
 import { readRuntimeClaims } from "../../src/register.ts";
 import { captureLogger, simulatorKeySource } from "../helpers.ts";
 
 const randomAddress = (): Address => getAddress(bytesToHex(randomBytes(20)));
 
-/** A cluster's pins, and a node of one of its member apps whose CVM runs under `kmsRoot`. */
-async function node(kmsRoot: KmsRoot, pinnedRoot: KmsRoot = kmsRoot) {
+/**
+ * A cluster's pins (guest API `pinnedApi`), and a node of one of its member apps whose CVM runs under
+ * `kmsRoot` and whose keys come from guest API `keysApi`.
+ */
+async function node(
+  kmsRoot: KmsRoot,
+  pinnedRoot: KmsRoot = kmsRoot,
+  apis: { readonly pinnedApi?: GuestApi; readonly keysApi?: GuestApi } = {},
+) {
   const pinned: PinnedTrust = {
     chainId: 31337,
     cluster: randomAddress(),
     memberAppImplementation: randomAddress(),
     kmsRoots: [pinnedRoot.address],
+    guestApi: apis.pinnedApi ?? "v0",
   };
   const salt = bytesToHex(randomBytes(32));
   const appId = predictMemberAppId(pinned.memberAppImplementation, pinned.cluster, salt);
-  const source = simulatorKeySource(createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) }));
+  const cvm = createSimulatedCvm({ kmsRoot, appId: hexToBytes(appId) });
+  const v0 = simulatorKeySource(cvm);
+  const source: KeySource =
+    apis.keysApi === "v1"
+      ? {
+          ...v0,
+          getKey: async (_path, purpose, algorithm) => ({
+            ...cvm.getKeyV1(purpose, algorithm),
+            guestApiVersion: 1,
+          }),
+        }
+      : v0;
   const keys = await deriveNodeKeys(source);
   return { pinned, salt, keys, claims: await readRuntimeClaims(source) };
 }
@@ -101,6 +121,37 @@ describe("this node's own certificate", () => {
     assert.match(String(errors[0]?.detail), new RegExp(rogue.address));
     assertNoSecrets(log.text(), n.keys);
   });
+
+  test("its keys from guest API v1 under a pinned v1: verified; the own record counts", async () => {
+    const root = createKmsRoot(new Uint8Array(randomBytes(32)));
+    const n = await node(root, root, { pinnedApi: "v1", keysApi: "v1" });
+    assert.equal(n.keys.member.proof.guestApiVersion, 1);
+    const { own, release } = check(n, async () => ({ salt: n.salt }));
+    release();
+    assert.deepEqual(await own.settled, { state: "verified" });
+    assert.equal(own.record(7n)?.memberKey, n.keys.member.address);
+  });
+
+  for (const [keysApi, pinnedApi] of [
+    ["v1", "v0"],
+    ["v0", "v1"],
+  ] as const) {
+    test(`attacker: its keys come from guest API ${keysApi}, the compose pins ${pinnedApi}: refused (GuestApiNotPinned), never counted, logged once`, async () => {
+      const root = createKmsRoot(new Uint8Array(randomBytes(32)));
+      const n = await node(root, root, { pinnedApi, keysApi });
+      const { own, release, log } = check(n, async () => ({ salt: n.salt }));
+      assert.equal(own.record(7n), undefined, "not before the check settled");
+      release();
+      const verdict = await own.settled;
+      assert.equal(verdict.state === "refused" && verdict.reason, "GuestApiNotPinned");
+      for (let i = 0; i < 3; i++) assert.equal(own.record(7n), undefined, "never after");
+      const errors = log.lines().filter((l) => l.level >= 50);
+      assert.equal(errors.length, 1, "logged once, at error level");
+      assert.equal(errors[0]?.reason, "GuestApiNotPinned");
+      assert.match(String(errors[0]?.detail), new RegExp(`pins ${pinnedApi}`));
+      assertNoSecrets(log.text(), n.keys);
+    });
+  }
 
   test("attacker: an unpinned KMS root is refused even when the salt cannot be read", async () => {
     const n = await node(
