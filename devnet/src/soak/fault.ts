@@ -32,6 +32,11 @@ export interface SoakContext {
   readonly targetNodes: number;
   /** The sidecars' heartbeat timeout: a pause lasts longer than this. */
   readonly heartbeatTimeoutMs: number;
+  /**
+   * A hold time the fault drew, at the run's pace: unchanged at pace 1 (the long runs); a shorter run
+   * scales it down, never below two of the sidecars' chain polls, so the fault is still in while they read.
+   */
+  hold(drawnMs: number): number;
   /** The index of the next node to add (names are never reused within one devnet). */
   nextNodeIndex(): number;
   /**

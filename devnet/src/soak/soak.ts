@@ -37,6 +37,14 @@ export interface SoakOptions {
   readonly kinds?: readonly FaultKind[];
   /** How long a mismatch outside any fault's scope may last (default 1 s poll + 4 s slack). */
   readonly graceMs?: number;
+  /**
+   * The short seeded run's knob (default 1): the gaps between faults and their drawn hold times are
+   * scaled by it (holds never below MIN_HOLD_MS). The seed's schedule stays the same: kinds, targets and
+   * order; budgets and the time to recover are not scaled.
+   */
+  readonly pace?: number;
+  /** End the schedule after this many faults, or at `minutes`, whichever comes first (default: no cap). */
+  readonly maxFaults?: number;
 }
 
 export interface FaultRecord {
@@ -55,6 +63,7 @@ export interface SoakReport {
   readonly seed: number;
   readonly nodes: number;
   readonly minutes: number;
+  readonly pace: number;
   readonly startedAt: string;
   readonly durationS: number;
   readonly faults: readonly FaultRecord[];
@@ -94,6 +103,8 @@ const DEFAULT_HEARTBEAT_TIMEOUT_MS = Number(
   CONFIG_DOCS.find((doc) => doc.name === "ATTESTMESH_HEARTBEAT_TIMEOUT_MS")?.default,
 );
 const LEAK_BOUNDS = { rssMb: 96, fds: 64, warmupS: 30 };
+/** Two of the devnet sidecars' 1-s chain polls: a faster pace never holds a fault for less. */
+const MIN_HOLD_MS = 2_000;
 
 const median = (xs: readonly number[]) =>
   xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -108,7 +119,13 @@ function spawnInNetns(netns: string, args: readonly string[]): ChildProcess {
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const { progress } = options;
-  const command = `attestmesh devnet soak --nodes ${options.nodes} --minutes ${options.minutes} --seed ${options.seed}`;
+  const pace = options.pace ?? 1;
+  if (!(pace > 0 && pace <= 1)) throw new Error(`pace must be in (0, 1], got ${pace}`);
+  const maxFaults = options.maxFaults ?? Number.POSITIVE_INFINITY;
+  const command =
+    `attestmesh devnet soak --nodes ${options.nodes} --minutes ${options.minutes} --seed ${options.seed}` +
+    (pace === 1 ? "" : ` (pace ${pace})`) +
+    (options.maxFaults === undefined ? "" : ` (at most ${options.maxFaults} faults)`);
   progress(`${command}: starting a fresh devnet`);
   await devnetUp({ nodes: options.nodes, timeoutMs: 300_000, progress, transport: "auto" });
   let state = (await readState()) as DevnetState;
@@ -136,6 +153,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     anchors: new Set(state.nodes.slice(0, 2).map((n) => n.name)),
     targetNodes: options.nodes,
     heartbeatTimeoutMs,
+    hold: (drawnMs) => (pace === 1 ? drawnMs : Math.max(MIN_HOLD_MS, Math.round(drawnMs * pace))),
     nextNodeIndex: () => nextIndex++,
     excuse: (scope) => checker.excuse(scope, Number.POSITIVE_INFINITY),
     departing: (node, epoch) => checker.departing(node, epoch),
@@ -239,8 +257,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const faults: FaultRecord[] = [];
   const kinds = options.kinds ?? FAULT_KINDS;
   let round: FaultKind[] = [];
-  while (Date.now() < endAt) {
-    await sleep(faultRng.int(3_000, 10_000));
+  while (Date.now() < endAt && faults.length < maxFaults) {
+    await sleep(Math.round(faultRng.int(3_000, 10_000) * pace));
     if (Date.now() >= endAt) break;
     if (round.length === 0) round = faultRng.shuffle(kinds);
     let kind: FaultKind;
@@ -427,6 +445,7 @@ function buildReport(input: {
     seed: input.options.seed,
     nodes: input.options.nodes,
     minutes: input.options.minutes,
+    pace: input.options.pace ?? 1,
     startedAt: new Date(input.startedAt).toISOString(),
     durationS: Math.round((Date.now() - input.startedAt) / 1000),
     faults: input.faults,

@@ -7,6 +7,7 @@ import { parseReasonBytes32 } from "@attestmesh/scripts/owner/args.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { clusterContract, evictApp } from "../../orchestration/chain.ts";
 import { readHealth } from "../../orchestration/health.ts";
+import { isAlive } from "../../orchestration/processes.ts";
 import type { DevnetNode } from "../../orchestration/state.ts";
 import { addNodeToState, removeNodeFromState } from "../../orchestration/up.ts";
 import { disruptable, type Fault, type SoakContext } from "../fault.ts";
@@ -38,10 +39,14 @@ async function currentEpoch(ctx: SoakContext): Promise<bigint> {
   return epoch;
 }
 
-/** Waits (bounded) until the departed node's sidecar says it is no member, then takes it off the devnet. */
+/**
+ * Waits (bounded) until the departed node's sidecar says it is no member, or has exited (a revoked app id
+ * can never register again, so its sidecar stops), then takes it off the devnet.
+ */
 async function removeOnceGone(ctx: SoakContext, node: DevnetNode): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
+    if (!isAlive(node.sidecarPid)) break;
     const { health } = await readHealth(node);
     if (health !== undefined && health.memberId == null) break;
     await sleep(250);

@@ -14,7 +14,7 @@ export const rpcDown: Fault = {
   eligible: (ctx) => (ctx.state().rpcProxies ?? []).length > 0,
   async inject(ctx, rng) {
     const proxy = rng.pick(ctx.state().rpcProxies ?? []);
-    const holdMs = rng.int(5_000, 20_000);
+    const holdMs = ctx.hold(rng.int(5_000, 20_000));
     await setProxyBehaviour(proxy.url, { behaviour: "down" });
     return {
       detail: `RPC provider ${proxy.url} down (connections reset) for ${holdMs} ms`,
@@ -35,7 +35,7 @@ export const rpcLie: Fault = {
   async inject(ctx, rng) {
     const proxy = rng.pick(ctx.state().rpcProxies ?? []);
     const behaviour = rng.pick(LIES);
-    const holdMs = rng.int(5_000, 20_000);
+    const holdMs = ctx.hold(rng.int(5_000, 20_000));
     await setProxyBehaviour(proxy.url, { behaviour });
     return {
       detail: `RPC provider ${proxy.url} lies (${behaviour}) for ${holdMs} ms`,
@@ -64,7 +64,7 @@ export const gatewayDrop: Fault = {
   kind: "gateway-drop",
   eligible: (ctx) => ctx.state().gatewayPid !== undefined,
   async inject(ctx, rng) {
-    const holdMs = rng.int(1_000, 10_000);
+    const holdMs = ctx.hold(rng.int(1_000, 10_000));
     const old = ctx.state().gatewayPid!;
     signalGroup(old, "SIGKILL");
     return {
@@ -83,7 +83,7 @@ export const gatewayDelay: Fault = {
   eligible: (ctx) => ctx.state().gatewayPid !== undefined,
   async inject(ctx, rng) {
     const delayMs = rng.int(500, 4_000);
-    const holdMs = rng.int(5_000, 20_000);
+    const holdMs = ctx.hold(rng.int(5_000, 20_000));
     await writeFile(GATEWAY_FAULTS_FILE, `${JSON.stringify({ connectDelayMs: delayMs })}\n`);
     // Drop what is open, so every stream reconnects through the delay.
     await restartGateway(ctx);
@@ -102,7 +102,7 @@ export const udpBlock: Fault = {
   eligible: (ctx) => !ctx.state().blockUdp && disruptable(ctx).length > 0,
   async inject(ctx, rng) {
     const node = rng.pick(disruptable(ctx));
-    const holdMs = rng.int(5_000, 20_000);
+    const holdMs = ctx.hold(rng.int(5_000, 20_000));
     await blockUdp(node.netns);
     return {
       detail: `UDP dropped on ${node.name}'s underlay for ${holdMs} ms (only the gateway path works)`,

@@ -57,7 +57,7 @@ function sidecarRestart(kind: "sidecar-sigterm" | "sidecar-sigkill", signal: "SI
     eligible: (ctx) => disruptable(ctx).length > 0,
     async inject(ctx, rng) {
       const node = rng.pick(disruptable(ctx));
-      const holdMs = rng.int(1_000, 8_000);
+      const holdMs = ctx.hold(rng.int(1_000, 8_000));
       ctx.excuse([node.name]);
       const start = await restartSidecar(ctx, node, signal);
       return {
@@ -79,7 +79,7 @@ export const sidecarPause: Fault = {
   eligible: (ctx) => disruptable(ctx).length > 0,
   async inject(ctx, rng) {
     const node = rng.pick(disruptable(ctx));
-    const holdMs = ctx.heartbeatTimeoutMs + rng.int(2_000, 6_000);
+    const holdMs = ctx.heartbeatTimeoutMs + ctx.hold(rng.int(2_000, 6_000));
     ctx.excuse([node.name]);
     signalGroup(node.sidecarPid, "SIGSTOP");
     return {
@@ -97,7 +97,7 @@ export const indexerKill: Fault = {
   eligible: (ctx) => ctx.state().indexer !== undefined,
   async inject(ctx, rng) {
     const indexer = ctx.state().indexer!;
-    const holdMs = rng.int(2_000, 15_000);
+    const holdMs = ctx.hold(rng.int(2_000, 15_000));
     const env = await processEnv(indexer.pid);
     signalGroup(indexer.pid, "SIGKILL");
     await waitGone(indexer.pid, 5_000);
