@@ -156,11 +156,51 @@ export async function devnetUp(options: UpOptions) {
     await clients.client.request({ method: "evm_setIntervalMining", params: [1000] } as never);
   }
   await writeState(state);
+
+  progress("creating the network hub");
+  await createHub();
+  progress(`starting the SNI gateway on ${UNDERLAY_HUB_IP}:${GATEWAY_PORT} (*.${GATEWAY_DOMAIN})`);
+  await writeGatewayRoutes([]);
+  const gatewayPid = spawnGateway();
+  state = { ...state, gatewayPid };
+  await writeState(state);
+  // Namespaces and simulators need no chain state but the cluster's: they come up while the sponsorship
+  // and the indexer start. Nothing joins the cluster until both are in place.
+  progress(`preparing ${options.nodes} node namespaces and dstack simulators`);
+  const preparing = prepareNodes(clients, state, options.nodes);
+  try {
+    state = await startServices(clients, state, options);
+  } catch (error) {
+    await preparing.then(
+      (nodes) => Promise.all(nodes.map((node) => stopProcess(node.simPid))),
+      () => undefined,
+    );
+    throw error;
+  }
+  const prepared = await preparing;
+  for (const node of prepared) {
+    progress(`starting ${node.name}`);
+    state = await recordNode(state, await launchNode(clients, state, node));
+    // One registration at a time, so node I is member I with mesh IP 10.77.0.I, as the README says.
+    if (node.index < options.nodes) await waitRegistered(state.nodes.at(-1)!, options.timeoutMs);
+  }
+  await waitHealthy(state, state.nodes, options.timeoutMs, progress);
+  return devnetStatus(state);
+}
+
+/** The sponsorship (unless funded keys) and the indexers (unless none), each recorded once started. */
+async function startServices(clients: DevnetClients, initial: DevnetState, options: UpOptions) {
+  const { progress } = options;
+  let state = initial;
   if (options.sponsored ?? true) {
     progress(
       "deploying the EntryPoint, member-account factory and paymaster; starting the bundler and the sponsor",
     );
-    const sponsorship = await startDevnetSponsorship(clients, { rpcUrl, chainId, cluster: deployed.diamond });
+    const sponsorship = await startDevnetSponsorship(clients, {
+      rpcUrl: state.rpcUrl,
+      chainId: state.chainId,
+      cluster: state.diamond,
+    });
     state = { ...state, sponsorship };
     await writeState(state);
   }
@@ -174,24 +214,7 @@ export async function devnetUp(options: UpOptions) {
       await writeState(state);
     }
   }
-
-  progress("creating the network hub");
-  await createHub();
-  progress(`starting the SNI gateway on ${UNDERLAY_HUB_IP}:${GATEWAY_PORT} (*.${GATEWAY_DOMAIN})`);
-  await writeGatewayRoutes([]);
-  const gatewayPid = spawnGateway();
-  state = { ...state, gatewayPid };
-  await writeState(state);
-  progress(`preparing ${options.nodes} node namespaces and dstack simulators`);
-  const prepared = await prepareNodes(clients, state, options.nodes);
-  for (const node of prepared) {
-    progress(`starting ${node.name}`);
-    state = await recordNode(state, await launchNode(clients, state, node));
-    // One registration at a time, so node I is member I with mesh IP 10.77.0.I, as the README says.
-    if (node.index < options.nodes) await waitRegistered(state.nodes.at(-1)!, options.timeoutMs);
-  }
-  await waitHealthy(state, state.nodes, options.timeoutMs, progress);
-  return devnetStatus(state);
+  return state;
 }
 
 /**
@@ -320,7 +343,7 @@ export async function waitHealthy(
         return results.every((r) => r.ok) ? true : undefined;
       },
       timeoutMs,
-      500,
+      250,
     );
   } catch (error) {
     const status = await devnetStatus(state);
