@@ -7,30 +7,27 @@ import { clearState, readState } from "./state.ts";
 export async function devnetDown(progress: (message: string) => void = () => {}): Promise<void> {
   const state = await readState();
   if (state) {
-    progress("stopping sidecars and simulators");
+    // The sidecars first, so each takes its WireGuard interface down while everything it talks to is
+    // still there; then every other process at once, the chain last.
+    progress("stopping sidecars");
     await Promise.all(state.nodes.map((n) => stopProcess(n.sidecarPid)));
-    await Promise.all(state.nodes.map((n) => stopProcess(n.simPid)));
-    if (state.gatewayPid !== undefined) await stopProcess(state.gatewayPid);
-    if (state.indexer) {
-      progress("stopping the indexer");
-      await stopProcess(state.indexer.pid);
-      await stopProcess(state.indexer.simPid);
-    }
-    for (const more of state.moreIndexers ?? []) {
-      await stopProcess(more.pid);
-      await stopProcess(more.simPid);
-    }
-    if (state.sponsorship) {
-      progress("stopping the sponsorship service and the bundler");
-      await stopProcess(state.sponsorship.sponsorPid);
-      await stopProcess(state.sponsorship.bundlerPid);
-    }
-    for (const proxy of state.rpcProxies ?? []) await stopProcess(proxy.pid);
-    progress("stopping the Hardhat node");
-    await stopProcess(state.hardhatPid);
+    progress("stopping simulators, the gateway, indexers, sponsorship service and bundler");
+    const indexers = [...(state.indexer ? [state.indexer] : []), ...(state.moreIndexers ?? [])];
+    await Promise.all(
+      [
+        ...state.nodes.map((n) => n.simPid),
+        ...(state.gatewayPid === undefined ? [] : [state.gatewayPid]),
+        ...indexers.flatMap((i) => [i.pid, i.simPid]),
+        ...(state.sponsorship ? [state.sponsorship.sponsorPid, state.sponsorship.bundlerPid] : []),
+      ].map((pid) => stopProcess(pid)),
+    );
+    progress("stopping the RPC proxies and the Hardhat node");
+    await Promise.all(
+      [...(state.rpcProxies ?? []).map((p) => p.pid), state.hardhatPid].map((pid) => stopProcess(pid)),
+    );
   }
   const namespaces = await listDevnetNamespaces().catch(() => []);
   if (namespaces.length > 0) progress(`removing ${namespaces.length} network namespaces`);
-  for (const netns of namespaces) await deleteNamespace(netns);
+  await Promise.all(namespaces.map((netns) => deleteNamespace(netns)));
   await clearState();
 }

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { bundleSidecar, SIDECAR_BUNDLE, SIDECAR_NODE_OPTIONS } from "@attestmesh/sidecar/build/bundle.ts";
-import { bytesToHex, type Hex } from "viem";
+import { type Address, bytesToHex, getAddress, type Hex } from "viem";
 import { createKmsRoot, createSimulatedCvm } from "../dstack-sim/simulator.ts";
 import { devnetAccount, devnetPrivateKey } from "./accounts.ts";
 import {
@@ -12,6 +12,7 @@ import {
   type DevnetClients,
   devnetTrust,
   fundAccount,
+  predictMemberAppId,
   setComposeHashAllowed,
 } from "./chain.ts";
 import { type DevnetPins, devnetAppCompose, startDstackSim } from "./dstackSim.ts";
@@ -60,6 +61,42 @@ export async function startNode(
    */
   composeVariant?: string,
 ): Promise<DevnetNode> {
+  return launchNode(
+    clients,
+    state,
+    await prepareNode(clients, state, index, deviceId, composeVariant),
+    sidecarEntry,
+  );
+}
+
+/** A node made ready to join but not yet joining: its namespace, and its simulator serving its app id. */
+export interface PreparedNode {
+  readonly name: string;
+  readonly index: number;
+  readonly netns: string;
+  readonly underlayIp: string;
+  readonly logDir: string;
+  readonly socketPath: string;
+  readonly healthPort: number;
+  readonly wgInterface: string;
+  /** The app id the cluster's factory will give it (CREATE2), which its simulator already serves. */
+  readonly appId: Address;
+  readonly simPid: number;
+  /** Its own compose hash, allowed when it launches (see `startNode`'s `composeVariant`). */
+  readonly ownCompose?: Hex;
+}
+
+/**
+ * Everything of a node that touches no chain state: its namespace, and a dstack simulator serving the
+ * app id `createMemberApp` will give it. Nodes prepare concurrently; they join one at a time.
+ */
+export async function prepareNode(
+  clients: DevnetClients,
+  state: DevnetState,
+  index: number,
+  deviceId?: Hex,
+  composeVariant?: string,
+): Promise<PreparedNode> {
   const name = `node${index}`;
   const netns = `${NETNS_PREFIX}${name}`;
   const underlayIp = `${UNDERLAY_PREFIX}.${10 + index}`;
@@ -72,12 +109,10 @@ export async function startNode(
 
   await createNodeNamespace(netns, index, underlayIp);
   if (state.blockUdp) await blockUdp(netns);
-  const appId = await createMemberApp(clients, state.diamond, name);
-  // Sponsored nodes hold no ETH at all; a funded-key node gets its gas account its own balance
-  // (Hardhat funds only its first 20 accounts).
-  if (state.sponsorship === undefined) await fundAccount(clients, devnetAccount(index).address);
-
-  const trust = await devnetTrust(clients, state);
+  const [appId, trust] = await Promise.all([
+    predictMemberAppId(clients, state.diamond, name),
+    devnetTrust(clients, state),
+  ]);
   const rpc = {
     chainId: state.chainId,
     providers: [state.rpcUrl, ...(state.rpcProxies ?? []).map((p) => p.url)],
@@ -86,7 +121,6 @@ export async function startNode(
     composeVariant === undefined
       ? undefined
       : devnetComposeHash(state.guestApi ?? "v0", { ...trust, ...rpc }, composeVariant);
-  if (ownCompose !== undefined) await setComposeHashAllowed(clients, state.diamond, ownCompose, true);
   const simPid = await startDstackSim({
     socketPath,
     appId,
@@ -101,6 +135,41 @@ export async function startNode(
     owner: name,
     ...(deviceId === undefined ? {} : { deviceId }),
   });
+  return {
+    name,
+    index,
+    netns,
+    underlayIp,
+    logDir,
+    socketPath,
+    healthPort,
+    wgInterface,
+    appId,
+    simPid,
+    ...(ownCompose === undefined ? {} : { ownCompose }),
+  };
+}
+
+/** The owner creates the prepared node's member app (and allows its own compose), then its sidecar starts. */
+export async function launchNode(
+  clients: DevnetClients,
+  state: DevnetState,
+  prepared: PreparedNode,
+  /** Another sidecar entry point (tests: a member that misbehaves); default the real binary. */
+  sidecarEntry?: string,
+): Promise<DevnetNode> {
+  const { name, index, netns, underlayIp, logDir, socketPath, healthPort, wgInterface, simPid, ownCompose } =
+    prepared;
+  const appId = await createMemberApp(clients, state.diamond, name);
+  if (getAddress(appId) !== getAddress(prepared.appId)) {
+    throw new Error(
+      `${name}'s member app is ${appId}, not the predicted ${prepared.appId} its simulator serves`,
+    );
+  }
+  // Sponsored nodes hold no ETH at all; a funded-key node gets its gas account its own balance
+  // (Hardhat funds only its first 20 accounts).
+  if (state.sponsorship === undefined) await fundAccount(clients, devnetAccount(index).address);
+  if (ownCompose !== undefined) await setComposeHashAllowed(clients, state.diamond, ownCompose, true);
 
   // The built sidecar, as the deploy image runs it (devnetUp rebuilds it; a node added later reuses it).
   if (sidecarEntry === undefined && !existsSync(SIDECAR_BUNDLE)) await bundleSidecar();

@@ -1,7 +1,7 @@
 // Long-running devnet processes (Hardhat node, dstack simulators, sidecars): started detached so a
 // `--detach` devnet outlives the CLI, logging to files under .devnet/, and stopped by pid.
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync } from "node:fs";
+import { mkdirSync, openSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
@@ -30,13 +30,24 @@ export function spawnDetached(
   return child.pid;
 }
 
+/**
+ * Whether `pid` still runs. A zombie does not: a detached process outlives the CLI that started it, so
+ * once it exits it waits for init to reap it, which here can take seconds; signal 0 still reaches it.
+ */
 export function isAlive(pid: number): boolean {
+  return existsPid(pid) && !isZombie(pid);
+}
+
+/** Linux: the state letter in /proc/<pid>/stat, after the parenthesised command name; elsewhere false. */
+function isZombie(pid: number): boolean {
+  let stat: string;
   try {
-    process.kill(pid, 0);
-    return true;
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   } catch {
     return false;
   }
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state === "Z" || state === "X";
 }
 
 /** Signals the process group (the process and what it started), or the process alone if it leads none. */
@@ -52,13 +63,36 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** SIGTERM the process group, then SIGKILL whatever is left after `graceMs`. */
+/**
+ * SIGTERM the process group, wait until its leader has exited (at most `graceMs`), then SIGKILL whatever
+ * is left of the group: the leader if it is still running, or anything it started that outlived it.
+ */
 export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
   if (!isAlive(pid)) return;
   signalGroup(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && isAlive(pid)) await sleep(100);
-  if (isAlive(pid)) signalGroup(pid, "SIGKILL");
+  while (Date.now() < deadline && isAlive(pid)) await sleep(25);
+  if (isAlive(pid)) {
+    signalGroup(pid, "SIGKILL");
+    return;
+  }
+  // An unreaped leader keeps its group id taken, so the group cannot be someone else's yet.
+  if (existsPid(pid)) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // no group, or nothing left in it
+    }
+  }
+}
+
+function existsPid(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

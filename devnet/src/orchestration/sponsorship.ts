@@ -48,8 +48,8 @@ export async function startDevnetSponsorship(
     env: { ...process.env, ...alto.env },
   });
   const bundlerUrl = `http://127.0.0.1:${BUNDLER_PORT}`;
-  await waitForBundler(bundlerUrl, deployed.entryPoint, 90_000);
 
+  // The sponsorship service needs the chain, not the bundler: both boot at once.
   const sponsorPid = spawnDetached(process.execPath, [join(REPO_ROOT, "sponsor/src/bin.mjs")], {
     logFile: join(DEVNET_DIR, "sponsor.log"),
     env: {
@@ -69,15 +69,18 @@ export async function startDevnetSponsorship(
     },
   });
   const paymasterUrl = `http://127.0.0.1:${SPONSOR_PORT}`;
-  await waitFor(
-    "the sponsorship service",
-    async () =>
-      (await fetch(`${paymasterUrl}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )) || undefined,
-    30_000,
-  );
+  await Promise.all([
+    waitForBundler(bundlerUrl, deployed.entryPoint, 90_000),
+    waitFor(
+      "the sponsorship service",
+      async () =>
+        (await fetch(`${paymasterUrl}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )) || undefined,
+      30_000,
+    ),
+  ]);
   return {
     entryPoint: deployed.entryPoint,
     accountFactory: deployed.accountFactory,

@@ -8,13 +8,13 @@ import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
 import { bundleSidecar } from "@attestmesh/sidecar/build/bundle.ts";
 import type { Hex } from "viem";
 import { createKmsRoot } from "../dstack-sim/simulator.ts";
-import { deployDevnetCluster, devnetClients, devnetTrust } from "./chain.ts";
+import { type DevnetClients, deployDevnetCluster, devnetClients, devnetTrust } from "./chain.ts";
 import { devnetDown } from "./down.ts";
 import { run } from "./exec.ts";
 import { devnetStatus, readHealth } from "./health.ts";
 import { startIndexer } from "./indexer.ts";
 import { createHub, deleteNamespace } from "./netns.ts";
-import { devnetComposeHash, startNode } from "./nodes.ts";
+import { devnetComposeHash, launchNode, type PreparedNode, prepareNode, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
 import { REPO_ROOT, spawnDetached, stopProcess, waitFor } from "./processes.ts";
 import { startDevnetSponsorship } from "./sponsorship.ts";
@@ -66,14 +66,13 @@ export interface UpOptions {
 export async function devnetUp(options: UpOptions) {
   const { progress } = options;
   await preflight(progress);
-  await buildContracts(progress);
-  progress("building the sidecar (esbuild: sidecar/dist/attestmesh-sidecar.mjs)");
-  await bundleSidecar();
   if (await readState()) {
     progress("removing the previous devnet");
   }
   await devnetDown(progress);
 
+  // The chain starts first: the Hardhat node and the RPC proxies boot while the contracts and the
+  // sidecar are built, which the chain does not need until the cluster is deployed.
   const rpcUrl = `http://127.0.0.1:${RPC_PORT}`;
   progress(`starting a Hardhat node on ${rpcUrl}`);
   const hardhatPid = spawnDetached(
@@ -84,9 +83,6 @@ export async function devnetUp(options: UpOptions) {
       env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: "true" },
     },
   );
-  const probe = devnetClients(rpcUrl, 31337);
-  const chainId = await waitFor("the Hardhat node", async () => probe.client.getChainId(), 60_000);
-  const clients = devnetClients(rpcUrl, chainId);
   const rpcProxies = RPC_PROXY_PORTS.map((port) => {
     const url = `http://127.0.0.1:${port}`;
     const pid = spawnDetached(
@@ -102,13 +98,25 @@ export async function devnetUp(options: UpOptions) {
     );
     return { url, pid };
   });
+  const [chain, ...builds] = await Promise.allSettled([
+    waitForChain(rpcUrl, rpcProxies),
+    buildContracts(progress),
+    (async () => {
+      progress("building the sidecar (esbuild: sidecar/dist/attestmesh-sidecar.mjs)");
+      await bundleSidecar();
+    })(),
+  ]);
+  const failed = [chain, ...builds].find((r) => r.status === "rejected");
+  if (failed !== undefined || chain.status === "rejected") {
+    // Nothing records these processes yet, so `devnet down` would not find them.
+    await Promise.all([hardhatPid, ...rpcProxies.map((p) => p.pid)].map((pid) => stopProcess(pid)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const chainId = chain.value;
+  const clients = devnetClients(rpcUrl, chainId);
   progress(
     `RPC providers for every sidecar: ${[rpcUrl, ...rpcProxies.map((p) => p.url)].join(", ")} (quorum 2)`,
   );
-  for (const proxy of rpcProxies) {
-    const through = devnetClients(proxy.url, chainId);
-    await waitFor(`the RPC proxy ${proxy.url}`, async () => through.client.getChainId(), 30_000);
-  }
 
   progress(`dstack simulators serve guest API v0 and v1; the compose pins ${options.guestApi ?? "v0"}`);
   progress("deploying the cluster and allowlisting the devnet KMS root, compose hash and any device");
@@ -154,11 +162,51 @@ export async function devnetUp(options: UpOptions) {
     await clients.client.request({ method: "evm_setIntervalMining", params: [1000] } as never);
   }
   await writeState(state);
+
+  progress("creating the network hub");
+  await createHub();
+  progress(`starting the SNI gateway on ${UNDERLAY_HUB_IP}:${GATEWAY_PORT} (*.${GATEWAY_DOMAIN})`);
+  await writeGatewayRoutes([]);
+  const gatewayPid = spawnGateway();
+  state = { ...state, gatewayPid };
+  await writeState(state);
+  // Namespaces and simulators need no chain state but the cluster's: they come up while the sponsorship
+  // and the indexer start. Nothing joins the cluster until both are in place.
+  progress(`preparing ${options.nodes} node namespaces and dstack simulators`);
+  const preparing = prepareNodes(clients, state, options.nodes);
+  try {
+    state = await startServices(clients, state, options);
+  } catch (error) {
+    await preparing.then(
+      (nodes) => Promise.all(nodes.map((node) => stopProcess(node.simPid))),
+      () => undefined,
+    );
+    throw error;
+  }
+  const prepared = await preparing;
+  for (const node of prepared) {
+    progress(`starting ${node.name}`);
+    state = await recordNode(state, await launchNode(clients, state, node));
+    // One registration at a time, so node I is member I with mesh IP 10.77.0.I, as the README says.
+    if (node.index < options.nodes) await waitRegistered(state.nodes.at(-1)!, options.timeoutMs);
+  }
+  await waitHealthy(state, state.nodes, options.timeoutMs, progress);
+  return devnetStatus(state);
+}
+
+/** The sponsorship (unless funded keys) and the indexers (unless none), each recorded once started. */
+async function startServices(clients: DevnetClients, initial: DevnetState, options: UpOptions) {
+  const { progress } = options;
+  let state = initial;
   if (options.sponsored ?? true) {
     progress(
       "deploying the EntryPoint, member-account factory and paymaster; starting the bundler and the sponsor",
     );
-    const sponsorship = await startDevnetSponsorship(clients, { rpcUrl, chainId, cluster: deployed.diamond });
+    const sponsorship = await startDevnetSponsorship(clients, {
+      rpcUrl: state.rpcUrl,
+      chainId: state.chainId,
+      cluster: state.diamond,
+    });
     state = { ...state, sponsorship };
     await writeState(state);
   }
@@ -172,22 +220,7 @@ export async function devnetUp(options: UpOptions) {
       await writeState(state);
     }
   }
-
-  progress("creating the network hub");
-  await createHub();
-  progress(`starting the SNI gateway on ${UNDERLAY_HUB_IP}:${GATEWAY_PORT} (*.${GATEWAY_DOMAIN})`);
-  await writeGatewayRoutes([]);
-  const gatewayPid = spawnGateway();
-  state = { ...state, gatewayPid };
-  await writeState(state);
-  for (let index = 1; index <= options.nodes; index++) {
-    progress(`starting node${index}`);
-    state = await addNodeToState(clients, state, index);
-    // One registration at a time, so node I is member I with mesh IP 10.77.0.I, as the README says.
-    if (index < options.nodes) await waitRegistered(state.nodes.at(-1)!, options.timeoutMs);
-  }
-  await waitHealthy(state, state.nodes, options.timeoutMs, progress);
-  return devnetStatus(state);
+  return state;
 }
 
 /**
@@ -211,6 +244,19 @@ async function buildContracts(progress: (message: string) => void): Promise<void
     "build",
     "--quiet",
   ]);
+}
+
+/** Waits until the Hardhat node and every RPC proxy in front of it answer; returns the chain id. */
+async function waitForChain(rpcUrl: string, proxies: ReadonlyArray<{ url: string }>): Promise<number> {
+  const probe = devnetClients(rpcUrl, 31337);
+  const chainId = await waitFor("the Hardhat node", async () => probe.client.getChainId(), 60_000);
+  await Promise.all(
+    proxies.map((proxy) => {
+      const through = devnetClients(proxy.url, chainId);
+      return waitFor(`the RPC proxy ${proxy.url}`, async () => through.client.getChainId(), 30_000);
+    }),
+  );
+  return chainId;
 }
 
 async function waitRegistered(node: DevnetNode, timeoutMs: number): Promise<void> {
@@ -253,7 +299,22 @@ export async function addNodeToState(
   deviceId?: Hex,
   composeVariant?: string,
 ): Promise<DevnetState> {
-  const node = await startNode(clients, state, index, sidecarEntry, deviceId, composeVariant);
+  return recordNode(state, await startNode(clients, state, index, sidecarEntry, deviceId, composeVariant));
+}
+
+/** Nodes 1..`count` prepared at once; if one fails, the simulators of the others are stopped. */
+async function prepareNodes(clients: DevnetClients, state: DevnetState, count: number) {
+  const results = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) => prepareNode(clients, state, i + 1)),
+  );
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed === undefined) return results.map((r) => (r as PromiseFulfilledResult<PreparedNode>).value);
+  await Promise.all(results.map((r) => (r.status === "fulfilled" ? stopProcess(r.value.simPid) : undefined)));
+  throw failed.reason;
+}
+
+/** Adds a started node to the state, the endpoints file and the gateway's routes. */
+async function recordNode(state: DevnetState, node: DevnetNode): Promise<DevnetState> {
   const next = { ...state, nodes: [...state.nodes, node] };
   await writeEndpoints(next.nodes);
   await writeGatewayRoutes(next.nodes);
@@ -288,7 +349,7 @@ export async function waitHealthy(
         return results.every((r) => r.ok) ? true : undefined;
       },
       timeoutMs,
-      500,
+      250,
     );
   } catch (error) {
     const status = await devnetStatus(state);
