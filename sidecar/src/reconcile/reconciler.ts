@@ -180,7 +180,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     /** Gateway-path peers' routes after this pass: larger datagrams where no wire limits them. */
     let gatewayRoutes: RouteMtus | undefined;
     if (options.transport !== undefined) {
+      const planStarted = Date.now();
       const plan = await options.transport.plan(desired.peers, observed);
+      logger.trace({ ms: Date.now() - planStarted }, "transport planned");
       planned = plan.peers;
       triedFirst = plan.triedFirst;
       moved = plan.moved;
@@ -230,7 +232,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       ),
     );
     wakeAtRelease();
+    const applyStarted = Date.now();
     const operations = await applyDiff(backend, diff);
+    logger.trace({ ms: Date.now() - applyStarted, operations }, "WireGuard diff applied");
     if (gatewayRoutes !== undefined) await setRouteMtus(gatewayRoutes);
     // The in-place tests count only traffic that arrives after their endpoint moved.
     if (moved.size > 0) options.transport?.settle(await backend.peers());

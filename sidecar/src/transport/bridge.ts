@@ -145,6 +145,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   let queue: Promise<unknown> = Promise.resolve();
 
   async function apply(peers: readonly BridgePeer[]): Promise<ReadonlyMap<bigint, string>> {
+    const started = Date.now();
+    let opened = 0;
     const wanted = new Map(peers.map((p) => [p.memberId, p.appId.toLowerCase() as `0x${string}`]));
     for (const [memberId, link] of links) {
       if (wanted.get(memberId) !== link.appId) {
@@ -191,7 +193,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
           ...timings(options),
         }),
       );
+      opened += 1;
     }
+    if (opened > 0) log.trace({ opened, ms: Date.now() - started }, "bridge links opened");
     return new Map([...links].map(([memberId, link]) => [memberId, link.localEndpoint]));
   }
 
