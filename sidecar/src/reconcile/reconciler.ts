@@ -156,12 +156,19 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     if (interfaceAddress !== address) {
       status.update({ wireguard: "configuring" });
       logger.info({ interface: options.interfaceName, address }, "bringing up the WireGuard interface");
-      await backend.up({
-        name: options.interfaceName,
-        privateKey: options.keys.wireguard.privateKey.reveal(),
-        listenPort: options.listenPort,
-        address,
-      });
+      // The peers' bridge links open meanwhile: on a newcomer they stood between the interface and
+      // its first `wg set` (one socket per member from the namespace helper, on the devnet).
+      const linksOpened = options.transport?.prepare(desired.peers);
+      try {
+        await backend.up({
+          name: options.interfaceName,
+          privateKey: options.keys.wireguard.privateKey.reveal(),
+          listenPort: options.listenPort,
+          address,
+        });
+      } finally {
+        await linksOpened;
+      }
       interfaceAddress = address;
       routeMtus = new Map(); // a new address drops the old one's routes (WireGuardBackend.up)
       status.update({ interfaceUp: true, meshIp });
