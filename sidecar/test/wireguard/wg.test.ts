@@ -18,7 +18,7 @@ import { WG_GATEWAY_MTU, WG_MTU } from "../../src/model/wireguard.ts";
 import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { parseUapiPeers, parseWgDump } from "../../src/wireguard/parse.ts";
-import { createWgBackend, guardTable, uapiGet } from "../../src/wireguard/wg.ts";
+import { createWgBackend, guardTable, uapiGet, uapiSet } from "../../src/wireguard/wg.ts";
 import { onPath, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
 
 function captureLogs() {
@@ -98,7 +98,7 @@ describe("parseWgDump", () => {
   });
 });
 
-describe("wireguard-go's control socket (get=1)", () => {
+describe("wireguard-go's control socket (get=1, set=1)", () => {
   const a = wireguardKeyPair(randomBytes(32));
   const b = wireguardKeyPair(randomBytes(32));
   const self = wireguardKeyPair(randomBytes(32));
@@ -172,6 +172,32 @@ describe("wireguard-go's control socket (get=1)", () => {
       assert.equal(await uapiGet(path, 2_000), answer);
       assert.deepEqual(asked, ["get=1\n\n"]);
       await assert.rejects(uapiGet(join(dir, "absent.sock"), 2_000), /ENOENT/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("sets with set=1 and the given lines; only errno=0 is success", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "amwg-uapi-"));
+    const path = join(dir, "amtest2.sock");
+    const asked: string[] = [];
+    let reply = "errno=0\n\n";
+    const server = createServer((socket) =>
+      socket.on("data", (d) => {
+        asked.push(d.toString());
+        socket.write(reply);
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      await uapiSet(path, "public_key=00\nremove=true\n", 2_000);
+      assert.deepEqual(asked, ["set=1\npublic_key=00\nremove=true\n\n"]);
+      reply = "errno=22\n\n";
+      await assert.rejects(uapiSet(path, "public_key=00\n", 2_000), /errno=22/);
+      reply = "listen_port=1\n\n";
+      await assert.rejects(uapiSet(path, "public_key=00\n", 2_000), /unparsable answer/);
+      await assert.rejects(uapiSet(join(dir, "absent.sock"), "", 2_000), /ENOENT/);
     } finally {
       server.close();
       rmSync(dir, { recursive: true, force: true });
