@@ -280,12 +280,19 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     if (interfaceAddress !== address) {
       status.update({ wireguard: "configuring" });
       logger.info({ interface: options.interfaceName, address }, "bringing up the WireGuard interface");
-      await backend.up({
-        name: options.interfaceName,
-        privateKey: options.keys.wireguard.privateKey.reveal(),
-        listenPort: options.listenPort,
-        address,
-      });
+      // The peers' bridge links open meanwhile: on a newcomer they stood between the interface and
+      // its first `wg set` (one socket per member from the namespace helper, on the devnet).
+      const linksOpened = options.transport?.prepare(desired.peers);
+      try {
+        await backend.up({
+          name: options.interfaceName,
+          privateKey: options.keys.wireguard.privateKey.reveal(),
+          listenPort: options.listenPort,
+          address,
+        });
+      } finally {
+        await linksOpened;
+      }
       interfaceAddress = address;
       routeMtus = new Map(); // a new address drops the old one's routes (WireGuardBackend.up)
       status.update({ interfaceUp: true, meshIp });
@@ -304,7 +311,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     /** Gateway-path peers' routes after this pass: larger datagrams where no wire limits them. */
     let gatewayRoutes: RouteMtus | undefined;
     if (options.transport !== undefined) {
+      const planStarted = Date.now();
       const plan = await options.transport.plan(desired.peers, observed);
+      logger.trace({ ms: Date.now() - planStarted }, "transport planned");
       planned = plan.peers;
       triedFirst = plan.triedFirst;
       moved = plan.moved;
@@ -354,7 +363,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       ),
     );
     wakeAtRelease();
+    const applyStarted = Date.now();
     const operations = await applyDiff(backend, diff);
+    logger.trace({ ms: Date.now() - applyStarted, operations }, "WireGuard diff applied");
     if (gatewayRoutes !== undefined) await setRouteMtus(gatewayRoutes);
     // The in-place tests count only traffic that arrives after their endpoint moved.
     if (moved.size > 0) options.transport?.settle(await backend.peers());

@@ -145,6 +145,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   let queue: Promise<unknown> = Promise.resolve();
 
   async function apply(peers: readonly BridgePeer[]): Promise<ReadonlyMap<bigint, string>> {
+    const started = Date.now();
+    let opened = 0;
     const wanted = new Map(peers.map((p) => [p.memberId, p.appId.toLowerCase() as `0x${string}`]));
     for (const [memberId, link] of links) {
       if (wanted.get(memberId) !== link.appId) {
@@ -152,19 +154,26 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         links.delete(memberId);
       }
     }
-    for (const [memberId, appId] of wanted) {
-      if (links.has(memberId) || closed) continue;
-      const serverName = gatewayServerName(appId, options.ingressPort, options.gatewayDomain);
-      const udp = await factory.udp(LOOPBACK, 0);
-      // Connected to WireGuard's port: the kernel drops datagrams from anywhere else, and sends need
-      // no address (link.ts).
-      const connectError = await connectUdp(udp, LOOPBACK, options.wgListenPort);
-      if (connectError !== undefined)
-        log.debug({ err: connectError }, "the link's UDP socket stays unconnected");
+    // Each new link's socket is opened at once, not one after another: in the devnet every socket is a
+    // round trip to the namespace helper, and a newcomer opens one per member before its first `wg set`.
+    const fresh = [...wanted].filter(([memberId]) => !links.has(memberId));
+    const sockets = closed ? [] : await Promise.allSettled(fresh.map(() => openLinkSocket()));
+    let failure: unknown;
+    for (const [i, [memberId, appId]] of fresh.entries()) {
+      const socket = sockets[i];
+      if (socket === undefined) continue;
+      if (socket.status === "rejected") {
+        // The others' links are made all the same; the pass fails with the first error and retries.
+        failure ??= socket.reason;
+        log.debug({ peer: memberId.toString(), err: socket.reason }, "cannot open a link's UDP socket");
+        continue;
+      }
+      const udp = socket.value;
       if (closed) {
         udp.close();
-        break;
+        continue;
       }
+      const serverName = gatewayServerName(appId, options.ingressPort, options.gatewayDomain);
       links.set(
         memberId,
         createLink({
@@ -191,8 +200,22 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
           ...timings(options),
         }),
       );
+      opened += 1;
     }
+    if (opened > 0) log.trace({ opened, ms: Date.now() - started }, "bridge links opened");
+    if (failure !== undefined) throw failure;
     return new Map([...links].map(([memberId, link]) => [memberId, link.localEndpoint]));
+  }
+
+  /** A link's loopback UDP socket, connected to WireGuard's port where the kernel allows it. */
+  async function openLinkSocket(): Promise<UdpSocket> {
+    const udp = await factory.udp(LOOPBACK, 0);
+    // Connected to WireGuard's port: the kernel drops datagrams from anywhere else, and sends need
+    // no address (link.ts).
+    const connectError = await connectUdp(udp, LOOPBACK, options.wgListenPort);
+    if (connectError !== undefined)
+      log.debug({ err: connectError }, "the link's UDP socket stays unconnected");
+    return udp;
   }
 
   return {

@@ -15,6 +15,12 @@ export interface PeerTransportReport extends PathReport {
 }
 
 export interface PeerTransport {
+  /**
+   * Opens the bridge's links for `peers` ahead of `plan`, beside the interface coming up (a link's
+   * socket does not need the interface). Never rejects: `plan` opens whatever is still missing and
+   * fails with its error.
+   */
+  prepare(peers: readonly DesiredPeer[]): Promise<void>;
   plan(
     peers: readonly DesiredPeer[],
     current: readonly PeerStatus[],
@@ -45,12 +51,19 @@ export function createPeerTransport(options: {
   readonly logger: Logger;
 }): PeerTransport {
   const { selector, bridge, logger } = options;
+  const bridgePeers = (peers: readonly DesiredPeer[]) =>
+    peers.map((p) => ({ memberId: p.memberId, appId: p.appId }));
   return {
+    async prepare(peers) {
+      if (bridge === undefined) return;
+      await bridge.setPeers(bridgePeers(peers)).then(
+        () => undefined,
+        (error: unknown) => logger.debug({ err: error }, "links not opened ahead; the plan retries them"),
+      );
+    },
     async plan(peers, current) {
       const gateway =
-        bridge === undefined
-          ? new Map<bigint, string>()
-          : await bridge.setPeers(peers.map((p) => ({ memberId: p.memberId, appId: p.appId })));
+        bridge === undefined ? new Map<bigint, string>() : await bridge.setPeers(bridgePeers(peers));
       const byKey = new Map(peers.map((p) => [p.config.publicKey, p]));
       const decision = selector.decide(
         peers.map((p) => ({

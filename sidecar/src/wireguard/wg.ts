@@ -89,6 +89,50 @@ export function uapiGet(path: string, timeoutMs: number): Promise<string> {
   });
 }
 
+/**
+ * Sends `set=1` and `body` (UAPI lines, each ending in a newline) to a userspace WireGuard's control
+ * socket, what wg(8) itself sends to a wireguard-go interface, without a process; resolves once the
+ * answer says `errno=0`. Never given a private key (peers only), so nothing here is secret.
+ */
+export function uapiSet(path: string, body: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    let answer = "";
+    const done = (error?: Error) => {
+      socket.destroy();
+      if (error) reject(error);
+      else resolve();
+    };
+    socket.setTimeout(timeoutMs, () => done(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.on("error", (error) => done(error));
+    socket.on("connect", () => socket.write(`set=1\n${body}\n`));
+    socket.on("data", (chunk: Buffer) => {
+      answer += chunk.toString("latin1");
+      if (answer.length > 256) return done(new Error("answer too large"));
+      if (!answer.endsWith("\n\n")) return;
+      const errno = /^errno=(\d+)\n\n$/.exec(answer)?.[1];
+      if (errno === "0") done();
+      else done(new Error(errno === undefined ? "unparsable answer" : `errno=${errno}`));
+    });
+    socket.on("end", () => done(new Error("the socket closed before the answer ended")));
+  });
+}
+
+/** `host:port` with an IP literal (IPv6 in brackets): what the control socket takes as an endpoint. */
+function literalEndpoint(endpoint: string): boolean {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):\d+$/.exec(endpoint);
+  return match !== null && (match[1] !== undefined ? isIP(match[1]) === 6 : isIP(match[2]!) === 4);
+}
+
+/** A peer's UAPI lines: the same settings `wg set … peer` makes (allowed IPs replaced). */
+function uapiPeer(peer: PeerConfig): string {
+  const lines = [`public_key=${Buffer.from(peer.publicKey, "base64").toString("hex")}`];
+  if (peer.endpoint !== undefined) lines.push(`endpoint=${peer.endpoint}`);
+  lines.push(`persistent_keepalive_interval=${peer.keepaliveSeconds ?? 0}`, "replace_allowed_ips=true");
+  for (const cidr of peer.allowedIps) lines.push(`allowed_ip=${cidr}`);
+  return `${lines.join("\n")}\n`;
+}
+
 /** The nftables table (family inet) that guards the mesh port of interface `name`. */
 export const guardTable = (name: string) => `attestmesh_guard_${name.replace(/[^A-Za-z0-9_]/g, "_")}`;
 
@@ -400,13 +444,36 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     return device.name;
   }
 
+  /**
+   * Peer changes through wireguard-go's control socket, without the two processes (`ip netns exec`,
+   * `wg`) a wg(8) call takes (~90 ms before wireguard-go hears of it on a busy host, on every join).
+   * False when the interface is not wireguard-go's or the socket did not take it: then wg(8) does it,
+   * the same settings again, and reports a failure in its own words.
+   */
+  async function uapiSetOrNot(name: string, body: string, what: string): Promise<boolean> {
+    if (device?.kind !== "userspace") return false;
+    const started = Date.now();
+    try {
+      await uapiSet(join(uapiDir, `${name}.sock`), body, commandTimeoutMs);
+    } catch (err) {
+      logger.debug({ name, err }, "wireguard-go's control socket did not take a peer change; asking wg(8)");
+      return false;
+    }
+    logger.debug({ name, what, ms: Date.now() - started }, "wireguard-go control socket set");
+    return true;
+  }
+
   async function setPeers(peers: readonly PeerConfig[]): Promise<void> {
     for (const peer of peers) validatePeerConfig(peer);
     if (peers.length === 0) return;
     return serialize(async () => {
-      // One wg(8) call for all of them: each peer's handshake starts as it is added (its persistent
-      // keepalive goes out at once), so the last one should not wait for a command per peer before it.
-      const argv = [wgCommand, "set", usable()];
+      const name = usable();
+      // All of them in one step: each peer's handshake starts as it is added (its persistent keepalive
+      // goes out at once), so the last one should not wait for a command per peer before it.
+      if (peers.every((peer) => peer.endpoint === undefined || literalEndpoint(peer.endpoint))) {
+        if (await uapiSetOrNot(name, peers.map(uapiPeer).join(""), `${peers.length} peer(s) set`)) return;
+      }
+      const argv = [wgCommand, "set", name];
       for (const peer of peers) {
         argv.push("peer", peer.publicKey, "allowed-ips", peer.allowedIps.join(","));
         if (peer.endpoint !== undefined) argv.push("endpoint", peer.endpoint);
@@ -463,7 +530,10 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         throw invalid(`peer public key "${publicKey}" is not a WireGuard key`, { publicKey });
       }
       return serialize(async () => {
-        await must([wgCommand, "set", usable(), "peer", publicKey, "remove"]);
+        const name = usable();
+        const hex = Buffer.from(publicKey, "base64").toString("hex");
+        if (await uapiSetOrNot(name, `public_key=${hex}\nremove=true\n`, "peer removed")) return;
+        await must([wgCommand, "set", name, "peer", publicKey, "remove"]);
       });
     },
 

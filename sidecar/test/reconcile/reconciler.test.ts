@@ -27,7 +27,13 @@ import { createTransportSelector } from "../../src/transport/selector.ts";
 import { hexToWgBase64, wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
 import { createWgBackend, guardTable } from "../../src/wireguard/wg.ts";
-import { captureLogger, killWireGuardGo, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
+import {
+  captureLogger,
+  killWireGuardGo,
+  waitFor,
+  wireguardGoPids,
+  wireguardGoSkipReason,
+} from "../helpers.ts";
 
 const mesh = parseMeshCidr("10.77.0.0/16");
 const selfWg = wireguardKeyPair(new Uint8Array(32).fill(1));
@@ -74,9 +80,12 @@ function scriptedFollower() {
  * Stands in for the bridge (tested with real sockets in transport-bridge.test.ts): one port per peer;
  * `triedFirst` are the peers whose attempt to reach this node it refused before this node knew them.
  */
-function fakeBridge(triedFirst: ReadonlySet<bigint> = new Set()): Bridge {
+function fakeBridge(triedFirst: ReadonlySet<bigint> = new Set(), requests: bigint[][] = []): Bridge {
   return {
-    setPeers: async (peers) => new Map(peers.map((p, i) => [p.memberId, `127.0.0.1:${40000 + i}`])),
+    setPeers: async (peers) => {
+      requests.push(peers.map((p) => p.memberId));
+      return new Map(peers.map((p, i) => [p.memberId, `127.0.0.1:${40000 + i}`]));
+    },
     status: () => undefined,
     refused: () => ({}),
     pending: () => 0,
@@ -107,6 +116,8 @@ function setup(
   });
   const metrics = createMetrics();
   const ended: Member[] = [];
+  /** The member ids of each call to the bridge's setPeers. */
+  const linkRequests: bigint[][] = [];
   let self: bigint | undefined = memberId;
   const endpoints: EndpointsSource = {
     read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]),
@@ -141,12 +152,12 @@ function setup(
       : {
           transport: createPeerTransport({
             selector: createTransportSelector({ mode: transportMode, keepaliveSeconds: 15 }),
-            bridge: fakeBridge(triedFirst),
+            bridge: fakeBridge(triedFirst, linkRequests),
             logger,
           }),
         }),
   });
-  return { reconciler, backend, script, status, metrics, ended, lines };
+  return { reconciler, backend, script, status, metrics, ended, lines, linkRequests };
 }
 
 describe("reconciler with the transport layer", () => {
@@ -173,6 +184,24 @@ describe("reconciler with the transport layer", () => {
       ["up", "setPeer", "setPeer", "setRouteMtus"],
       "routes grow only once the endpoints are the bridge's",
     );
+  });
+
+  test("gateway: a first pass opens the peers' bridge links while the interface comes up, not after", async () => {
+    // On a newcomer the links (a socket each from the namespace helper, on the devnet) stood between
+    // its interface coming up and its first `wg set`.
+    const { reconciler, backend, script, linkRequests } = setup(1n, "gateway");
+    const up = backend.up.bind(backend);
+    backend.up = async (config) => {
+      await waitFor("the links asked for while the interface comes up", () => linkRequests.length > 0, 1_000);
+      return up(config);
+    };
+    script.set([member(1), member(2), member(3)]);
+    await reconciler.pass();
+    assert.deepEqual(linkRequests[0], [2n, 3n]);
+    assert.deepEqual((await backend.peers()).map((p) => p.endpoint).sort(), [
+      "127.0.0.1:40000",
+      "127.0.0.1:40001",
+    ]);
   });
 
   test("udp: no per-peer routes, every peer keeps the subnet's MTU", async () => {

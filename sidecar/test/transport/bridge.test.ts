@@ -468,6 +468,46 @@ describe("gateway bridge on loopback", () => {
     await waitFor("A's queue to empty", () => bridgeA.status(ID[B]!)?.queued === 0);
   });
 
+  it("opens the sockets of several new links together, and a socket that fails costs only its own link", async () => {
+    // A newcomer opens one link per member before its first `wg set`; in the devnet each socket is a
+    // round trip to the namespace helper, so one after another they took 0.2–0.4 s of its join.
+    const local = createLocalSocketFactory();
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let calls = 0;
+    let failCall = 2;
+    const factory = {
+      ...local,
+      udp: async (host: string, port: number) => {
+        calls += 1;
+        const call = calls;
+        inFlight += 1;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight -= 1;
+        if (call === failCall) throw new Error("the namespace helper did not answer");
+        return local.udp(host, port);
+      },
+    };
+    const bridgeC = await bridge(STRANGER, net.wgA.port, { factory, ingressHost: "127.0.0.5" });
+    try {
+      const peers = [peer(A), peer(B), peer(GONE)];
+      await assert.rejects(bridgeC.setPeers(peers), /the namespace helper did not answer/);
+      assert.equal(mostInFlight, 3, "the three sockets were asked for together");
+      assert.deepEqual(
+        peers.map((p) => bridgeC.status(p.memberId) !== undefined),
+        [true, false, true],
+        "only the peer whose socket failed has no link",
+      );
+      failCall = 0;
+      const endpoints = await bridgeC.setPeers(peers);
+      assert.equal(calls, 4, "the next call opened only the missing socket");
+      assert.equal(new Set(endpoints.values()).size, 3);
+    } finally {
+      await bridgeC.close();
+    }
+  });
+
   it("ignores datagrams on a link port that do not come from WireGuard", async () => {
     const stranger = createSocket("udp4");
     stranger.bind(0, "127.0.0.1");
