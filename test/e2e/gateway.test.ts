@@ -60,11 +60,17 @@ function allOn(nodes: NodeEntry[], path: string) {
   };
 }
 
-/** A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace. */
+/**
+ * A one-shot TCP echo in `server`'s namespace on its mesh IP, and a client from `client`'s namespace.
+ * The client has a minute: while UDP is blocked, each side's direct test moves its endpoint in place for
+ * up to 3 s (selector.ts), and what it sends meanwhile is lost. ATTESTMESH_DIRECT_RETRY_SECONDS=2 makes
+ * those tests come every few seconds here, and a 64 KiB echo whose TCP retransmissions backed off
+ * across several of them took over 20 s in 1 of 3 runs (on main `a862882` as well).
+ */
 async function tcpRoundTrip(server: NodeEntry, client: NodeEntry, port: number): Promise<string> {
   // 64 KiB each way: many WireGuard datagrams, so the stream really crosses the bridge.
-  const clientScript = `const c=require("node:net").connect(${port},"${server.meshIp}",()=>{c.write(Buffer.alloc(65536,7));c.end("from ${client.name}")});let n=0,t="";c.on("data",x=>{n+=x.length;t=(t+x.toString("latin1")).slice(-20)});c.on("end",()=>process.stdout.write(n+" "+t.replace(/\\x07/g,"")));c.on("error",()=>process.exit(4));setTimeout(()=>process.exit(3),20000).unref();`;
-  return echoRoundTrip(server, client.netns, port, clientScript, 30000);
+  const clientScript = `const c=require("node:net").connect(${port},"${server.meshIp}",()=>{c.write(Buffer.alloc(65536,7));c.end("from ${client.name}")});let n=0,t="";c.on("data",x=>{n+=x.length;t=(t+x.toString("latin1")).slice(-20)});c.on("end",()=>process.stdout.write(n+" "+t.replace(/\\x07/g,"")));c.on("error",()=>process.exit(4));setTimeout(()=>process.exit(3),60000).unref();`;
+  return echoRoundTrip(server, client.netns, port, clientScript, 70000);
 }
 
 async function everyPairCarriesTcp(nodes: NodeEntry[], firstPort: number): Promise<void> {

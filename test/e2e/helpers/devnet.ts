@@ -74,7 +74,8 @@ export async function echoRoundTrip(
     child.once("exit", (code) => reject(new Error(`echo server exited ${code}`)));
   });
   try {
-    const { stdout } = await inNetns(clientNetns, process.execPath, ["-e", clientScript]);
+    // The client may run as long as the echo listens (inNetns's own default is 30 s).
+    const { stdout } = await inNetns(clientNetns, process.execPath, ["-e", clientScript], serverMs);
     return stdout;
   } finally {
     child.kill();
