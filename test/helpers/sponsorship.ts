@@ -3,6 +3,7 @@
 // sponsorship service in-process. One stack per test file; `stop()` ends every process it started.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -153,8 +154,13 @@ export async function setupSponsorship() {
     async function startSponsor(options: SponsorOptions = {}) {
       const logs = captureLogger("info");
       const metrics = createSponsorMetrics();
-      const stateDb =
-        options.stateDb ?? join(mkdtempSync(join(tmpdir(), "attestmesh-sponsor-")), "state.sqlite");
+      let stateDb = options.stateDb;
+      if (stateDb === undefined) {
+        // Kept until the whole fixture stops (a test may restart a sponsor on the same state), then removed.
+        const dir = mkdtempSync(join(tmpdir(), "attestmesh-sponsor-"));
+        stops.unshift(() => rm(dir, { recursive: true, force: true }));
+        stateDb = join(dir, "state.sqlite");
+      }
       const ledger = createCapLedger(options.caps ?? { maxOps: 100, maxWei: 10n ** 18n }, stateDb);
       const policyChain = createPolicyChain(publicClient, policy);
       const watcher = createSpendWatcher({

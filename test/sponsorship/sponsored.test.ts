@@ -203,13 +203,39 @@ describe("sponsored registration through a real bundler", { timeout: 300_000 }, 
       assert.equal(await fx.clusterAsOwner.read.isDelivered([memberId, memberId, id]), true);
     }
     assert.notEqual(racing[0]!.receipt.userOpHash, racing[1]!.receipt.userOpHash);
-    // A resend of the same envelope would revert on chain; nobody pays for it and nothing is sent.
+    // A resend of the same envelope would revert on chain; nobody pays for it and nothing is sent. Other
+    // parties (the bundler, the sponsor) may mine blocks meanwhile: what must not land is an operation
+    // of this account, so its EntryPoint nonce and the deposit stay put and no UserOperationEvent of it
+    // appears, even a moment later.
     const blockBefore = await fx.publicClient.getBlockNumber();
+    const entryPoint = { address: fx.sponsorship.entryPoint, abi: entryPoint07Abi } as const;
+    const nonceBefore = await fx.publicClient.readContract({
+      ...entryPoint,
+      functionName: "getNonce",
+      args: [writer.from, 0n],
+    });
+    const depositBefore = await fx.publicClient.getBalance({ address: fx.sponsorship.entryPoint });
     await assert.rejects(writer.submit({ functionName: "send", args: sendArgs }), (error: unknown) => {
       assert.match(String(error), /EnvelopeAlreadyDelivered/);
       return true;
     });
-    assert.equal(await fx.publicClient.getBlockNumber(), blockBefore);
+    await sleep(1_000);
+    const ops = await fx.publicClient.getContractEvents({
+      ...entryPoint,
+      eventName: "UserOperationEvent",
+      args: { sender: writer.from },
+      fromBlock: blockBefore + 1n,
+    });
+    assert.deepEqual(ops, []);
+    assert.equal(
+      await fx.publicClient.readContract({
+        ...entryPoint,
+        functionName: "getNonce",
+        args: [writer.from, 0n],
+      }),
+      nonceBefore,
+    );
+    assert.equal(await fx.publicClient.getBalance({ address: fx.sponsorship.entryPoint }), depositBefore);
 
     const left = await writer.submit({
       functionName: "leaveCluster",

@@ -10,17 +10,19 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isAlive, stopProcess } from "../../src/orchestration/processes.ts";
 
 /**
- * A zombie: bash starts `true` in the background, prints its pid, then becomes a `sleep` that never reaps
- * it. Returns the zombie's pid and a function that ends its parent (which lets it be reaped).
+ * A zombie: bash starts a short `sleep` in the background, prints its pid, then becomes a `sleep` that
+ * never reaps it. The child must outlive bash: one that exits before the `exec` is reaped by bash itself
+ * and never becomes a zombie (so `true &` failed on a fast machine). Returns the zombie's pid and a
+ * function that ends its parent (which lets it be reaped).
  */
 async function zombie(): Promise<{ pid: number; end: () => void }> {
-  const parent = spawn("bash", ["-c", "true & echo $!; exec sleep 30"], {
+  const parent = spawn("bash", ["-c", "sleep 0.3 & echo $!; exec sleep 30"], {
     stdio: ["ignore", "pipe", "ignore"],
   });
   const [line] = (await once(parent.stdout, "data")) as [Buffer];
   const pid = Number(line.toString().trim());
   const end = () => parent.kill("SIGKILL");
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 500; i++) {
     if (/\) Z/.test(await readStat(pid))) return { pid, end };
     await sleep(10);
   }

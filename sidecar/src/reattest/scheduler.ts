@@ -391,14 +391,17 @@ export function createReattestation<Fetched>(options: ReattestationOptions<Fetch
     void tick().catch((err: unknown) => logger.warn({ err }, "re-attestation wake-up failed"));
   };
 
+  /** Never judged: not checked before it is a WireGuard peer (`peered`). */
+  const checkable = (e: Entry) =>
+    e.passedOnce || e.state.status === "failed" || options.peered?.(e.member) !== false;
+
   async function tick(): Promise<void> {
     sync();
     await readFences();
     const t = now();
     const due = [...entries]
       .filter(([key, e]) => !running.has(key) && (e.state.nextAt <= t || (e.rejudge && e.verified)))
-      // Never judged: not before it is a WireGuard peer (`peered`).
-      .filter(([, e]) => e.passedOnce || e.state.status === "failed" || options.peered?.(e.member) !== false)
+      .filter(([, e]) => checkable(e))
       .sort(([, a], [, b]) => a.state.nextAt - b.state.nextAt);
     const slots = Math.max(0, concurrency - running.size);
     await Promise.all(
@@ -464,12 +467,16 @@ export function createReattestation<Fetched>(options: ReattestationOptions<Fetch
     async run(signal, tickMs = 1000) {
       looping = true;
       signal.addEventListener("abort", () => (looping = false), { once: true });
-      /** Until the next check falls due (a newcomer is retried every 250 ms), at most tickMs. */
+      /**
+       * Until the next check falls due (a newcomer is retried every 250 ms), at most tickMs. A check that
+       * fell due while the tick ran (a loaded machine, a slow fetch) is due now: it must not be skipped
+       * over for a whole tick.
+       */
       const pause = () => {
         const t = now();
         let next = Number.POSITIVE_INFINITY;
         for (const [key, e] of entries)
-          if (!running.has(key) && e.state.nextAt > t && e.state.nextAt < next) next = e.state.nextAt;
+          if (!running.has(key) && checkable(e) && e.state.nextAt < next) next = e.state.nextAt;
         return Math.max(MIN_PAUSE_MS, Math.min(tickMs, next - t));
       };
       while (!signal.aborted) {

@@ -476,14 +476,44 @@ describe("peer re-attestation schedule", () => {
       // At 0, 250, 500, 750 ms. Waited for rather than counted after a fixed sleep, which a loaded
       // machine's late timers cut short; the proof is the rate: more tries than a 1 s tick could make in
       // the time taken, and none faster than every 250 ms.
-      await waitFor("four tries", () => tries >= 4, 10_000, 10);
-      abort.abort();
-      await running;
+      try {
+        await waitFor("four tries", () => tries >= 4, 10_000, 10);
+      } finally {
+        abort.abort();
+        await running;
+      }
       const elapsed = Date.now() - began;
       assert.ok(
         tries > Math.floor(elapsed / 1000) + 1 && tries <= Math.floor(elapsed / 250) + 1,
         `${tries} tries in ${elapsed} ms`,
       );
+      assert.equal(h.r.get(1n)?.status, "unreachable");
+    });
+
+    test("a retry that falls due while the tick runs is made at once, not a whole tick later (a stalled loop)", async () => {
+      // A loaded machine: the event loop stalls for a second after each failed try, so the 250 ms retry
+      // is already overdue when the loop picks its pause. It used to skip over due checks and sleep the
+      // whole tick (an hour here; 1 s in the sidecar).
+      let skew = 0;
+      let tries = 0;
+      const h = harness([member(1n)], {
+        now: () => Date.now() + skew,
+        fetch: async () => {
+          tries += 1;
+          throw new Error("connect ECONNREFUSED");
+        },
+        observe: () => {
+          skew += 1_000;
+        },
+      });
+      const abort = new AbortController();
+      const running = h.r.run(abort.signal, 3_600_000);
+      try {
+        await waitFor("three tries", () => tries >= 3, 5_000, 10);
+      } finally {
+        abort.abort();
+        await running;
+      }
       assert.equal(h.r.get(1n)?.status, "unreachable");
     });
 
