@@ -24,13 +24,28 @@ export function suiteTempDir(prefix: string): (name: string) => string {
   };
 }
 
+/** Directories fileTempDir made that are still there: removed, at the latest, as the process exits. */
+const made = new Set<string>();
+let removedOnExit = false;
+
 /**
  * A fresh directory under the system's temporary one, made now and removed with all it holds after the
- * tests of the suite this is called in (at a file's top level: after every test of the file).
+ * tests of the suite this is called in (at a file's top level: after every test of the file). A suite none
+ * of whose tests run (--test-name-pattern) runs no hooks: its directory goes as the process exits.
  */
 export function fileTempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  if (!removedOnExit) {
+    removedOnExit = true;
+    process.once("exit", () => {
+      for (const left of made) rmSync(left, { recursive: true, force: true });
+    });
+  }
+  made.add(dir);
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    made.delete(dir);
+  });
   return dir;
 }
 
