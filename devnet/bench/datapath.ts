@@ -30,7 +30,9 @@
 //
 // Medians and maxima of --trials; prints Markdown tables on stdout, progress on stderr.
 import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { cp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
@@ -103,12 +105,19 @@ function transfer(serverNetns: string, serverIp: string, clientNetns: string): n
     'wait "$sink"',
     'cat "$OUT"',
   ].join("\n");
-  const out = execFileSync("bash", ["-c", script], {
-    env: { ...process.env, OUT: `/tmp/attestmesh-datapath-${process.pid}.json` },
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 180_000,
-    encoding: "utf8",
-  });
+  // The sink's result goes through a file, removed once the transfer is over, whatever its outcome.
+  const file = join(tmpdir(), `attestmesh-datapath-${process.pid}.json`);
+  let out: string;
+  try {
+    out = execFileSync("bash", ["-c", script], {
+      env: { ...process.env, OUT: file },
+      stdio: ["ignore", "pipe", "inherit"],
+      timeout: 180_000,
+      encoding: "utf8",
+    });
+  } finally {
+    rmSync(file, { force: true });
+  }
   const result = JSON.parse(out.trim().split("\n").at(-1)!) as { bytes: number; seconds: number };
   if (result.bytes !== total) throw new Error(`the sink got ${result.bytes} of ${total} bytes`);
   return (result.bytes * 8) / result.seconds / 1e6;

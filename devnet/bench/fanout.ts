@@ -3,7 +3,8 @@
 // the publishing follow step until the last subscriber has the envelope, median and max of --trials.
 //
 //   node devnet/bench/fanout.ts --subscribers 1000 --trials 5
-import { mkdtemp, rm } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -26,6 +27,8 @@ const silent = pino({ level: "silent" });
 
 const fx = await setupCluster();
 const dir = await mkdtemp(join(tmpdir(), "am-fanout-"));
+// Removed however the run ends, a failed trial included.
+process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
 const sim = await startDstackSimulator({
   socketPath: join(dir, "indexer.sock"),
   cvm: createSimulatedCvm({ kmsRoot: fx.kmsRoot, appId: hexToBytes(randomAppId()) }),
@@ -128,7 +131,6 @@ for (let trial = 1; trial <= trials; trial++) {
 for (const ws of sockets) ws.terminate();
 await indexer.stop();
 await sim.close();
-await rm(dir, { recursive: true, force: true });
 const sorted = [...samples].sort((a, b) => a - b);
 process.stdout.write(
   `| subscribers | trials | median ms | max ms | samples ms |\n|---:|---:|---:|---:|---|\n| ${count} | ${trials} | ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} | ${sorted.at(-1)!.toFixed(1)} | ${samples.map((s) => s.toFixed(1)).join(", ")} |\n`,

@@ -14,7 +14,7 @@
 // Before/after: run the same command in a checkout of the old commit and in the new one (the bench
 // only drives the devnet; it measures whatever sidecar that checkout builds).
 import { execFileSync } from "node:child_process";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { SourceMap } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -240,13 +240,20 @@ function attribute(profile: { nodes: ProfileNode[]; samples: number[] }, map: So
     .join("\n");
 }
 
-/** A source map of the bundle the devnet runs, built again beside a copy that must be byte-identical. */
+/**
+ * A source map of the bundle the devnet runs, built again beside a copy that must be byte-identical (in a
+ * directory removed once the map is read).
+ */
 async function bundleSourceMap(): Promise<SourceMap | undefined> {
-  const dir = join(tmpdir(), `attestmesh-idle-map-${process.pid}`);
-  await bundleSidecar({ outdir: dir, sourcemap: true });
-  const copy = join(dir, "attestmesh-sidecar.mjs");
-  if (!(await readFile(copy)).equals(await readFile(SIDECAR_BUNDLE))) return undefined;
-  return new SourceMap(JSON.parse(await readFile(`${copy}.map`, "utf8")));
+  const dir = await mkdtemp(join(tmpdir(), "attestmesh-idle-map-"));
+  try {
+    await bundleSidecar({ outdir: dir, sourcemap: true });
+    const copy = join(dir, "attestmesh-sidecar.mjs");
+    if (!(await readFile(copy)).equals(await readFile(SIDECAR_BUNDLE))) return undefined;
+    return new SourceMap(JSON.parse(await readFile(`${copy}.map`, "utf8")));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 function summarise(profile: { nodes: ProfileNode[]; samples: number[] }) {

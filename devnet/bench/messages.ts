@@ -6,7 +6,8 @@
 //
 //   node devnet/bench/messages.ts [--messages 20000]     (from the repository root)
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -62,6 +63,8 @@ for (const size of [16, 256, 1024, 3903]) {
 }
 
 const dir = await mkdtemp(join(tmpdir(), "am-bench-"));
+// Removed however the run ends, a failed step included.
+process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
 const logger = pino({ level: "silent" });
 const controller = new AbortController();
 const api = await startAppApi({
@@ -115,4 +118,3 @@ fast.close();
 stalled.close();
 controller.abort();
 await api.close();
-await rm(dir, { recursive: true, force: true });

@@ -2,11 +2,10 @@
 // restart changes nothing, and checked-and-recorded in one transaction so concurrent approvals (even
 // from several processes on one file) never pass a cap.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
+import { fileTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import { createCapLedger, type PaidOperation, STALLED_RESERVATION_SECONDS } from "../src/caps.ts";
 
 const A = "0x00000000000000000000000000000000000000aA";
@@ -15,8 +14,11 @@ const ACCOUNT = "0x000000000000000000000000000000000000aCC7";
 const NOON = new Date("2026-11-30T12:00:00Z");
 const NOON_S = Math.floor(NOON.getTime() / 1000);
 
+const dir = fileTempDir("attestmesh-caps-");
+let dbs = 0;
+/** A fresh ledger file for one test (with its SQLite journal files, in a directory removed after the last test). */
 function tempDb(): string {
-  return join(mkdtempSync(join(tmpdir(), "attestmesh-caps-")), "state.sqlite");
+  return join(dir, `state-${++dbs}.sqlite`);
 }
 
 function reservation(owner: string, nonce: bigint, maxCost: bigint, validUntil = NOON_S + 300) {

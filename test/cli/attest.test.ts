@@ -3,8 +3,7 @@
 // allowlist), and a member's saved attestation document whose quote must bind that member's on-chain keys.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { runtimeEvent } from "@attestmesh/devnet/dstack-sim/server.ts";
@@ -14,13 +13,14 @@ import {
   attestationReportData,
   type MemberClaims,
 } from "@attestmesh/shared/attestation/document.ts";
+import { fileTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { bytesToHex, type Hex, hexToBytes, stringToBytes } from "viem";
 import { loadNearMpcAttestation, NEAR_MPC_ATTESTATION_FILE } from "../fixtures/tdx/fixtures.ts";
 import { cliCluster } from "../helpers/cli.ts";
 import { admit, simulatedNode } from "../helpers/cluster.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "attestmesh-attest-"));
+const tmp = fileTempDir("attestmesh-attest-");
 
 interface Report {
   ok: boolean;

@@ -3,18 +3,18 @@
 // clear error, never followed to a contract that is not there. The end-to-end path (the real devnet, the
 // "using the devnet's cluster" line on stderr) is checked by test/e2e/first-hour.test.ts.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { clusterContext, devnetCluster, readDevnetCluster } from "@attestmesh/scripts/owner/context.ts";
 import type { CliIo } from "@attestmesh/scripts/owner/io.ts";
 import { resolveNetwork } from "@attestmesh/scripts/owner/network.ts";
+import { fileTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import { getAddress } from "viem";
 import { cliCluster } from "../helpers/cli.ts";
 import { randomAppId } from "../helpers/cluster.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "attestmesh-devnet-state-"));
+const dir = fileTempDir("attestmesh-devnet-state-");
 let files = 0;
 function stateFile(content: unknown): string {
   const file = join(dir, `state-${++files}.json`);

@@ -4,12 +4,12 @@
 // and bad arguments are refused before any connection is made.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { simulatedIndexerKeys } from "@attestmesh/devnet/dstack-sim/node.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { fileTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { getComposeHash } from "@phala/dstack-sdk/get-compose-hash";
 import { type Address, bytesToHex, encodeFunctionData, getAddress, type Hex, stringToHex } from "viem";
@@ -24,7 +24,7 @@ const REAL_PAIRS = (
   }
 ).pairs;
 const randomHash = (): Hex => bytesToHex(randomBytes(32));
-const tmp = mkdtempSync(join(tmpdir(), "attestmesh-cli-"));
+const tmp = fileTempDir("attestmesh-cli-");
 
 interface Outcome {
   mode: string;

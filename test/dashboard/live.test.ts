@@ -2,10 +2,9 @@
 // member's port is not that member), a failed chain read keeps the last view beside the error, and
 // subscribers hear only real changes.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { runtimeEvent } from "@attestmesh/devnet/dstack-sim/server.ts";
@@ -13,6 +12,7 @@ import { createAttestationChecker, statusOfReport } from "@attestmesh/scripts/da
 import { fileHealthTargets, pollHealth } from "@attestmesh/scripts/dashboard/health.ts";
 import { indexerHealthUrl, pollIndexers } from "@attestmesh/scripts/dashboard/indexers.ts";
 import { createLiveSource, type LiveState } from "@attestmesh/scripts/dashboard/live.ts";
+import { testTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import { appIdOf, synthetic } from "../helpers/dashboardSynthetic.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -64,8 +64,8 @@ describe("dashboard health and live source", () => {
     assert.equal(polls.get(appIdOf(4).toLowerCase())?.body, null);
   });
 
-  it("reads the owner's health-URL file on every poll, and refuses a file that is not app id → http(s) URL", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "attestmesh-dashboard-"));
+  it("reads the owner's health-URL file on every poll, and refuses a file that is not app id → http(s) URL", async (t) => {
+    const dir = testTempDir(t, "attestmesh-dashboard-");
     const file = join(dir, "health.json");
     writeFileSync(file, JSON.stringify({ [appIdOf(1)]: "http://10.0.0.1:9100/healthz" }));
     const targets = fileHealthTargets(file);

@@ -15,8 +15,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,6 +28,7 @@ import {
 } from "@attestmesh/devnet/orchestration/chain.ts";
 import { type DevnetNode, readState } from "@attestmesh/devnet/orchestration/state.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
+import { testTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import type { Hex } from "viem";
 import { NEAR_MPC_ATTESTATION_FILE } from "../fixtures/tdx/fixtures.ts";
 import { CLI, cli, devnetSkip, eventually, latestHandshakes, ROOT } from "./helpers/devnet.ts";
@@ -109,7 +109,7 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
     await cli(["devnet", "down"]).catch(() => {});
   });
 
-  it("every member's live attestation verifies, binds its on-chain keys, and says SIMULATED", async () => {
+  it("every member's live attestation verifies, binds its on-chain keys, and says SIMULATED", async (t) => {
     assert.equal(nodes.length, 2);
     for (const node of nodes) {
       assert.equal(node.phase, "healthy", `${node.name} is ${node.phase}`);
@@ -128,7 +128,7 @@ describe("attestmesh attest against devnet members", { skip: devnetSkip }, () =>
 
     // By URL (its health port's /attestation), saved; the saved document verifies too, for its own nonce.
     const node = nodes[1]!;
-    const saved = join(await mkdtemp(join(tmpdir(), "attestmesh-e2e-attest-")), "member.json");
+    const saved = join(testTempDir(t, "attestmesh-e2e-attest-"), "member.json");
     const url = node.healthUrl.replace(/\/healthz$/, "/attestation");
     for (const args of [[url, "--save", saved], [saved]]) {
       const run = await attest(["attest", ...args, "--network", "devnet", "--json"]);

@@ -3,7 +3,7 @@
 // journal resumes where it stopped; with other parameters or on another chain it refuses.
 // Written atomically (temp file + rename) after every step. It holds no secret.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { Address, Hex } from "viem";
@@ -54,10 +54,23 @@ export function openJournal(path: string, params: JournalParams): FileJournal {
     }
   }
   const save = () => {
-    mkdirSync(dirname(path), { recursive: true });
     const temp = `${path}.${process.pid}.tmp`;
-    writeFileSync(temp, `${JSON.stringify(file, null, 2)}\n`);
-    renameSync(temp, path);
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(temp, `${JSON.stringify(file, null, 2)}\n`);
+      renameSync(temp, path);
+    } catch (cause) {
+      // A failed write (a full disk, the path taken by a directory) leaves the journal as it was and no temp file.
+      try {
+        rmSync(temp, { force: true });
+      } catch {
+        // Not a file of ours (a directory by that name): left alone.
+      }
+      throw new AttestmeshError(
+        `cannot write the deploy journal ${path}; free space or pass another --journal, then re-run to resume`,
+        { code: "JournalUnwritable", cause, details: { path } },
+      );
+    }
   };
   return {
     path,

@@ -2,8 +2,6 @@
 // the guest agent sends (one implementation for every daemon: v normalised to {0, 1}, s to low s);
 // a chain an attacker altered is refused.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
@@ -28,6 +26,7 @@ import {
   parseBytes32,
   proveKey,
 } from "@attestmesh/shared/service/dstack.ts";
+import { testTempDir } from "@attestmesh/shared/testing/tempDir.ts";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { pino } from "pino";
 import { bytesToHex, getAddress, hexToBytes } from "viem";
@@ -161,8 +160,8 @@ describe("the guest agent's Info", () => {
     }
   });
 
-  test("the agent reads the compose hash and device id a member states, from the SDK's Info", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "attestmesh-info-"));
+  test("the agent reads the compose hash and device id a member states, from the SDK's Info", async (t) => {
+    const dir = testTempDir(t, "attestmesh-info-");
     const composeHash = keccak_256(new TextEncoder().encode("info test compose"));
     const deviceId = keccak_256(new TextEncoder().encode("info test device"));
     const cvm = createSimulatedCvm({
@@ -191,8 +190,8 @@ describe("the guest agent's Info", () => {
 
 describe("the evidence source", () => {
   for (const guestApi of ["v0", "v1"] as const) {
-    test(`${guestApi}: asks Info once for the CVM's life; each later quote is one guest-agent call`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), "attestmesh-evidence-"));
+    test(`${guestApi}: asks Info once for the CVM's life; each later quote is one guest-agent call`, async (t) => {
+      const dir = testTempDir(t, "attestmesh-evidence-");
       const appCompose = JSON.stringify({
         manifest_version: 2,
         name: "evidence-test",
