@@ -19,6 +19,7 @@ import type { EndpointsSource } from "../../src/reconcile/endpoints.ts";
 import { initiatesFirst } from "../../src/reconcile/initiator.ts";
 import { createReconcileLoop } from "../../src/reconcile/loop.ts";
 import { createReconciler } from "../../src/reconcile/reconciler.ts";
+import type { RestartPolicy } from "../../src/reconcile/restarts.ts";
 import { secret } from "../../src/secret.ts";
 import { createStatusStore } from "../../src/status.ts";
 import type { Bridge } from "../../src/transport/bridge.ts";
@@ -100,6 +101,7 @@ function setup(
   transportMode?: TransportMode,
   tieBreak: { holdMs: number; wake?: (reason: string) => void } = { holdMs: 0 },
   triedFirst?: ReadonlySet<bigint>,
+  restartPolicy?: Partial<RestartPolicy>,
 ) {
   const { logger, lines } = captureLogger();
   const backend = createMemoryBackend();
@@ -142,6 +144,7 @@ function setup(
     keepaliveSeconds: 15,
     handshakeHoldMs: tieBreak.holdMs,
     ...(tieBreak.wake === undefined ? {} : { wake: tieBreak.wake }),
+    ...(restartPolicy === undefined ? {} : { restartPolicy }),
     memberId: () => self,
     onMembershipEnded: (m) => {
       ended.push(m);
@@ -457,12 +460,18 @@ describe("reconciler", () => {
     assert.deepEqual(status.get().peers, []);
   });
 
-  test("a failing backend is recorded as lastError and retried by the next pass", async () => {
-    const { reconciler, backend, script, status } = setup();
+  test("a failing backend is recorded as lastError and retried once the restart delay is over", async () => {
+    const policy = { firstDelayMs: 100 };
+    const { reconciler, backend, script, status } = setup(1n, undefined, { holdMs: 0 }, undefined, policy);
     script.set([member(1), member(2)]);
     backend.failNext("up", new Error("wg: permission denied"));
     await assert.rejects(reconciler.pass(), /permission denied/);
     assert.equal(status.get().lastError?.message, "wg: permission denied");
+    // A failed bring-up is paced as a restart is: the pass right after it does not try again.
+    await reconciler.pass();
+    assert.equal(status.get().lastError?.message, "wg: permission denied");
+    assert.equal(backend.interface, undefined);
+    await sleep(policy.firstDelayMs);
     await reconciler.pass();
     assert.equal(status.get().lastError, undefined);
     assert.equal((await backend.peers()).length, 1);

@@ -21,6 +21,7 @@ import { createReconciler } from "../../src/reconcile/reconciler.ts";
 import { createRestartPacer } from "../../src/reconcile/restarts.ts";
 import { secret } from "../../src/secret.ts";
 import { createStatusStore } from "../../src/status.ts";
+import { unavailable } from "../../src/wireguard/errors.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
 import { createWgBackend } from "../../src/wireguard/wg.ts";
@@ -89,27 +90,70 @@ function member(id: number): Member {
   };
 }
 
+/**
+ * Node 1 of a two-member view over the in-memory backend, with the restart policy the tests shorten, in
+ * a reconcile loop whose timer runs every `intervalMs`; the reconciler's own wake-ups run passes too.
+ */
+function memoryNode(intervalMs: number) {
+  const log = captureLogger("info");
+  const backend = createMemoryBackend();
+  const status = createStatusStore({ logger: log.logger });
+  status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
+  const metrics = createMetrics();
+  const members = new Map([1, 2].map((id) => [BigInt(id), member(id)]));
+  const follower: MembershipFollower = {
+    sync: async () => ({
+      block: 1n,
+      blockHash: `0x${"00".repeat(32)}`,
+      members,
+      changed: [],
+      kind: "full",
+    }),
+    current: () => undefined,
+    invalidate: () => {},
+  };
+  const abort = new AbortController();
+  let wake: (reason?: string) => Promise<void> = async () => {};
+  const reconciler = createReconciler({
+    follower,
+    backend,
+    endpoints: { read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]) },
+    status,
+    metrics,
+    logger: log.logger,
+    keys: {
+      wireguard: {
+        privateKey: secret(wireguardKeyPair(new Uint8Array(32).fill(1)).privateKey),
+        publicKey: "0x",
+        publicKeyBase64: wireguardKeyPair(new Uint8Array(32).fill(1)).publicKeyBase64,
+      },
+    },
+    mesh,
+    interfaceName: "attestmesh0",
+    listenPort: 51820,
+    keepaliveSeconds: 15,
+    handshakeHoldMs: 0,
+    restartPolicy: { firstDelayMs: 100, maxDelayMs: 400, stableMs: 1_000 },
+    memberId: () => 1n,
+    onMembershipEnded: () => {},
+    wake: (reason) => void wake(reason),
+  });
+  const loop = createReconcileLoop({
+    pass: reconciler.pass,
+    intervalMs,
+    signal: abort.signal,
+    logger: log.logger,
+  });
+  wake = loop.wake;
+  return { ...log, backend, status, metrics, abort, loop };
+}
+
 describe("reconciler: a crash-looping interface", () => {
   // Regression: a wireguard-go that died every time it came up was restarted at full speed, each
   // death logged at error level and answered by another pass at once: a CPU burn and a log flood.
   test("repeats back off to the cap, /healthz says until when, logs thin out, the mesh comes back", async () => {
-    const { logger, lines } = captureLogger("info");
-    const backend = createMemoryBackend();
-    const status = createStatusStore({ logger });
-    status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
-    const metrics = createMetrics();
-    const members = new Map([1, 2].map((id) => [BigInt(id), member(id)]));
-    const follower: MembershipFollower = {
-      sync: async () => ({
-        block: 1n,
-        blockHash: `0x${"00".repeat(32)}`,
-        members,
-        changed: [],
-        kind: "full",
-      }),
-      current: () => undefined,
-      invalidate: () => {},
-    };
+    // The loop's own timer never fires within the test: only the reconciler's wake-ups run passes.
+    const { lines, backend, status, metrics, abort, loop } = memoryNode(600_000);
     // The interface goes away 20 ms after every `up` while `crashing`.
     let crashing = false;
     const ups: number[] = [];
@@ -119,40 +163,6 @@ describe("reconciler: a crash-looping interface", () => {
       ups.push(Date.now());
       if (crashing) setTimeout(() => backend.crash(), 20);
     };
-    const abort = new AbortController();
-    let wake: (reason?: string) => Promise<void> = async () => {};
-    const reconciler = createReconciler({
-      follower,
-      backend,
-      endpoints: { read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]) },
-      status,
-      metrics,
-      logger,
-      keys: {
-        wireguard: {
-          privateKey: secret(wireguardKeyPair(new Uint8Array(32).fill(1)).privateKey),
-          publicKey: "0x",
-          publicKeyBase64: wireguardKeyPair(new Uint8Array(32).fill(1)).publicKeyBase64,
-        },
-      },
-      mesh,
-      interfaceName: "attestmesh0",
-      listenPort: 51820,
-      keepaliveSeconds: 15,
-      handshakeHoldMs: 0,
-      restartPolicy: { firstDelayMs: 100, maxDelayMs: 400, stableMs: 1_000 },
-      memberId: () => 1n,
-      onMembershipEnded: () => {},
-      wake: (reason) => void wake(reason),
-    });
-    // The loop's own timer never fires within the test: only the reconciler's wake-ups run passes.
-    const loop = createReconcileLoop({
-      pass: reconciler.pass,
-      intervalMs: 600_000,
-      signal: abort.signal,
-      logger,
-    });
-    wake = loop.wake;
     try {
       loop.start();
       await loop.wake();
@@ -222,6 +232,67 @@ describe("reconciler: a crash-looping interface", () => {
       backend.crash();
       await sleep(50);
       assert.equal(ups.length, before + 1);
+    } finally {
+      abort.abort();
+      await loop.stopped;
+    }
+  });
+
+  // Regression: a first bring-up that failed (wireguard-go missing, or dying as it starts) was tried
+  // again by every timer pass, at the poll rate, each failure logged: it is paced and logged as a
+  // restart is.
+  test("a first bring-up that fails is retried after 100, 200, 400 ms, not every poll; /healthz and logs as a restart", async () => {
+    // The loop's timer fires every 20 ms: without the pacer every tick would try again.
+    const { lines, backend, status, abort, loop } = memoryNode(20);
+    let failing = true;
+    const attempts: number[] = [];
+    const up = backend.up.bind(backend);
+    backend.up = async (config) => {
+      attempts.push(Date.now());
+      if (failing) throw unavailable("wireguard-go is not installed or not in PATH", { name: config.name });
+      await up(config);
+    };
+    try {
+      const startedAt = Date.now();
+      loop.start();
+      let backingOff: HealthReport["wireguardRestart"] = null;
+      while (Date.now() - startedAt < 1_500) {
+        const report = healthReport(status.get());
+        if (report.wireguardRestart?.backingOff) backingOff ??= report.wireguardRestart;
+        assert.equal(report.healthy, false);
+        await sleep(10);
+      }
+      // At 0, 100, 300, 700, 1100 ms (and maybe 1500): 5 or 6 (every 20 ms tick: 70 or so).
+      assert.ok(attempts.length >= 4 && attempts.length <= 6, `${attempts.length} attempts in 1.5 s`);
+      assert.ok(attempts[1]! - attempts[0]! >= 90, "the first retry waits");
+      assert.ok(backingOff !== null, "/healthz said it was backing off");
+      assert.equal(backingOff.reason, "start-failed");
+      assert.equal(backingOff.failures, 1);
+      assert.equal(status.get().lastError?.code, "WireGuardUnavailable");
+      // One error for the run, then warnings while the delay grows (200, 400 ms), none at the cap.
+      assert.deepEqual(
+        lines()
+          .filter((l) => l.level >= 50)
+          .map((l) => l.msg),
+        ["bringing up the WireGuard interface failed; trying again after a delay"],
+      );
+      const repeats = lines().filter((l) => l.level === 40 && /bringing up .* failed again/.test(l.msg));
+      assert.equal(repeats.length, 2, repeats.map((l) => l.msg).join("\n"));
+      assert.equal(repeats[1]!.failures, 3);
+
+      // It can start now: up within the capped delay, with its peer; the run ends once it stayed up.
+      failing = false;
+      const deadline = Date.now() + 1_000;
+      while (!status.get().interfaceUp && Date.now() < deadline) await sleep(10);
+      assert.equal(status.get().interfaceUp, true);
+      assert.deepEqual(
+        (await backend.peers()).map((p) => p.allowedIps),
+        [["10.77.0.2/32"]],
+      );
+      assert.equal(healthReport(status.get()).wireguardRestart?.backingOff, false);
+      await sleep(1_100);
+      await loop.wake();
+      assert.equal(healthReport(status.get()).wireguardRestart, null);
     } finally {
       abort.abort();
       await loop.stopped;
