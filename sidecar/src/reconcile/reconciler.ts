@@ -500,13 +500,21 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         // else: registered, but not confirmed at head − confirmations yet (phase stays waiting-peers).
         attemptEnded(undefined);
         metrics.lastReconcileBlock.set(Number(snapshot.block));
+        // Up for a while since the last loss: the run of failures is over.
+        const runOver = !lost && !pacer.active(Date.now());
+        const run = status.get().wireguardRestart;
+        if (runOver && run !== undefined) {
+          logger.info(
+            { interface: options.interfaceName, reason: run.reason, failures: run.failures },
+            "the WireGuard interface stayed up; its run of failures is over",
+          );
+        }
         status.update({
           lastReconcileBlock: snapshot.block,
           lastReconcileAt: Date.now(),
           // While a restart waits, the loss stays the last error.
           ...(held ? {} : { lastError: undefined }),
-          // Up for a while since the last loss: the run of failures is over.
-          ...(!lost && !pacer.active(Date.now()) ? { wireguardRestart: undefined } : {}),
+          ...(runOver ? { wireguardRestart: undefined } : {}),
         });
       } catch (error) {
         attemptEnded(error);

@@ -127,6 +127,51 @@ describe("reconcile loop", () => {
     await loop.stopped;
   });
 
+  // Regression: a pass that kept failing (the RPC providers down, an interface that would not come up)
+  // logged the same warning on every tick.
+  test("failures in a row are logged thinned, each counted; the pass that succeeds says how many there were", async () => {
+    const controller = new AbortController();
+    const { logger, lines } = captureLogger();
+    const outcomes: PassOutcome[] = [];
+    let calls = 0;
+    const loop = createReconcileLoop({
+      pass: async () => {
+        calls++;
+        if (calls <= 20) throw new Error("RPC down");
+      },
+      intervalMs: 1,
+      signal: controller.signal,
+      logger,
+      observe: (outcome) => outcomes.push(outcome),
+    });
+    loop.start();
+    await until(() => outcomes.length >= 21);
+    controller.abort();
+    await loop.stopped;
+    assert.deepEqual(
+      outcomes.slice(0, 21),
+      [...Array<PassOutcome>(20).fill("error"), "ok"],
+      "every pass counted",
+    );
+    const warned = lines().filter((l) => /^reconcile pass failed/.test(l.msg));
+    assert.deepEqual(
+      warned.map((l) => [l.failures, l.unlogged]),
+      [
+        [1, undefined],
+        [2, undefined],
+        [4, 1],
+        [8, 3],
+        [16, 7],
+      ],
+    );
+    assert.ok(warned.every((l) => /RPC down/.test(String((l.err as { message?: string }).message))));
+    const recovered = lines().filter((l) => /reconcile pass succeeded again/.test(l.msg));
+    assert.deepEqual(
+      recovered.map((l) => l.failures),
+      [20],
+    );
+  });
+
   test("stop waits for the pass in flight; wake after stop resolves at once", async () => {
     const { controller, gate, loop } = gatedLoop();
     loop.start();

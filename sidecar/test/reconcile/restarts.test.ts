@@ -227,6 +227,13 @@ describe("reconciler: a crash-looping interface", () => {
       await sleep(1_100);
       await loop.wake();
       assert.equal(healthReport(status.get()).wireguardRestart, null);
+      // The run: the single loss, the one that began the loop, one after each attempt in it.
+      const over = lines().filter((l) => /run of failures is over/.test(l.msg));
+      assert.deepEqual(
+        over.map((l) => [l.reason, l.failures]),
+        [["daemon-exited", attempts + 2]],
+        "one line says the run is over, with its count",
+      );
       // Gone again after that: at once again.
       const before = ups.length;
       backend.crash();
