@@ -10,11 +10,18 @@ import { type WgLogger, within } from "./process.ts";
 
 const OUTPUT_TAIL_LINES = 20;
 
+/**
+ * How long the output pipes may stay open once the process exited: a wrapper that forked (its child
+ * still holding them) must not hold up stopping it, nor its start-up failure.
+ */
+const PIPES_AFTER_EXIT_MS = 200;
+
 /** A daemon that ran this long before it died ends a run of deaths: its exit is logged as a first. */
 const EXITS_RUN_ENDS_AFTER_MS = 60_000;
 
 export interface Daemon {
   readonly child: ChildProcess;
+  /** Resolves once the process exited and its output pipes closed, or PIPES_AFTER_EXIT_MS after it exited. */
   readonly exited: Promise<void>;
   readonly output: string[];
   ready: boolean;
@@ -58,7 +65,17 @@ export async function startWireguardGo(options: {
     output: [],
     ready: false,
     stopping: false,
-    exited: new Promise<void>((resolve) => child.once("close", () => resolve())),
+    exited: new Promise<void>((resolve) => {
+      child.once("close", () => resolve());
+      child.once("exit", () => {
+        setTimeout(() => {
+          // Whoever still holds them (a grandchild) gets EPIPE on its next write.
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          resolve();
+        }, PIPES_AFTER_EXIT_MS).unref();
+      });
+    }),
   };
   for (const stream of [child.stdout, child.stderr]) {
     if (stream === null) continue;
@@ -149,7 +166,7 @@ function daemonStartFailed(name: string, daemon: Daemon, wireguardGoCommand: str
   );
 }
 
-/** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
+/** SIGTERM, then SIGKILL after 5 s; resolves once it exited (not waiting on pipes a grandchild holds). */
 export async function stopWireguardGo(daemon: Daemon, logger: WgLogger): Promise<void> {
   daemon.stopping = true;
   if (daemon.exit !== undefined || daemon.spawnError !== undefined) return;

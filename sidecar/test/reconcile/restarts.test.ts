@@ -390,8 +390,8 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
         "#!/bin/sh",
         `echo start >> ${starts}`,
         `[ -e ${broken} ] || exec wireguard-go "$@"`,
-        // The real one must not hold the wrapper's output pipes, nor outlive it: stopping the wrapper
-        // waits for them to close.
+        // The real one must not outlive the wrapper (its interface would stay), nor hold the wrapper's
+        // output pipes (stopping the wrapper would wait for them a moment, wireguardGo.ts).
         'wireguard-go "$@" >/dev/null 2>&1 &',
         "pid=$!",
         "trap 'kill -9 $pid; exit 1' TERM",

@@ -1,12 +1,13 @@
 // wireguard-go's supervision with stand-in daemons (shell scripts; no root, no TUN): a crash loop's exit
-// warnings thin out.
+// warnings thin out, and stopping a wrapper that forked does not wait on the pipes its child holds.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createRepeatLog } from "../../src/logRepeats.ts";
-import { type Daemon, startWireguardGo } from "../../src/wireguard/wireguardGo.ts";
+import { type Daemon, startWireguardGo, stopWireguardGo } from "../../src/wireguard/wireguardGo.ts";
 import { captureLogger } from "../helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "am-wggo-"));
@@ -63,5 +64,32 @@ describe("wireguard-go supervision", () => {
     assert.match(warned[1]!.msg, /logged at the 2nd, 4th, 8th/);
     // The daemon's own output still comes with what is logged.
     assert.deepEqual(warned[3]!.output, ["ERROR: simulated crash"]);
+  });
+
+  // Regression: stopping waited for wireguard-go's stdout and stderr to close, so a wrapper whose
+  // background child kept them (here a `sleep 30`) held up the interface's teardown, and the sidecar's
+  // shutdown, until that child ended.
+  test("stopping a wrapper that forked returns within 2 s although its child holds the output pipes", async () => {
+    const pidFile = join(dir, "child.pid");
+    const forks = script("forks", [`sleep 30 & echo $! > ${pidFile}`, "exec sleep 30"]);
+    const { logger } = captureLogger("info");
+    const daemon = await start(forks, logger);
+    let child: number | undefined;
+    for (let i = 0; i < 100 && child === undefined; i++) {
+      child = Number(readFileSync(pidFile, { encoding: "utf8", flag: "a+" }).trim()) || undefined;
+      if (child === undefined) await sleep(20);
+    }
+    assert.ok(child !== undefined, "the wrapper forked");
+    try {
+      const stopAt = Date.now();
+      await stopWireguardGo(daemon, logger);
+      const took = Date.now() - stopAt;
+      assert.ok(took < 2_000, `stop took ${took} ms`);
+      assert.equal(daemon.exit?.signal, "SIGTERM");
+      // The forked child still runs (it is no process of ours to stop), holding the pipes.
+      assert.doesNotThrow(() => process.kill(child, 0));
+    } finally {
+      process.kill(child, "SIGKILL");
+    }
   });
 });
