@@ -67,14 +67,19 @@ import {
 import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
 import { parseConfig } from "../../src/config.ts";
 import { encodeRequest } from "../../src/csk/codec.ts";
-import { encodeLiveness, ProbeKind } from "../../src/heartbeat/swimCodec.ts";
 import { type Sidecar, startSidecar } from "../../src/main.ts";
 import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
 import { sealMessage } from "../../src/messages/envelope.ts";
 import type { Member } from "../../src/model/member.ts";
 import { createMemoryBackend, type MemoryBackend } from "../../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort, TEST_SIDECAR_ENV } from "../helpers.ts";
+import {
+  type CapturedLogger,
+  captureLogger,
+  freePort,
+  gossipHeartbeat,
+  TEST_SIDECAR_ENV,
+} from "../helpers.ts";
 
 const KEYS: readonly Hex[] = [
   "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
@@ -150,6 +155,168 @@ async function startSimulatedNode(options: {
     await sidecar.done.catch(() => {});
   });
   return { name, sidecar, backend, log };
+}
+
+const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
+
+/** A node's last warnings and errors, one JSON line each: for a failure message. */
+function logTail(node: Node): string {
+  return node.log
+    .lines()
+    .filter((l) => l.level >= 40)
+    .slice(-8)
+    .map((l) => JSON.stringify(l))
+    .join("\n");
+}
+
+/** A member the chain lists (or a lying provider makes up) whose keys are the attacker's own. */
+interface Impostor {
+  readonly memberId: bigint;
+  readonly meshIp: string;
+  /** Its Ed25519 identity key's seed: it signs CSK requests and heartbeats as the member. */
+  readonly identitySeed: Uint8Array;
+  readonly wireguardKey: Hex;
+}
+
+/** What attackThroughout needs of the test's cluster. */
+interface Scene {
+  readonly fx: ClusterFixture;
+  readonly meshPort: number;
+  readonly closers: Array<() => Promise<unknown>>;
+}
+
+/**
+ * An attack on the honest nodes `a` and `b` by an `impostor` from its own mesh endpoint, checked at every
+ * sample, until `settled` and for 30 samples more, attacking the settled mesh; returns the samples.
+ *
+ * Every 100 ms: `step`, then the attack (a CSK request for epochs 0 and 1 and a gossip heartbeat at
+ * `heartbeatEpoch` to each node that has its member id and mesh address), then the check (the impostor
+ * is no node's WireGuard peer — `names[0]` in failures — no heartbeat is attributed to it — `names[1]` —
+ * no CSK answer reached it, B delivered no message), then a completed handshake with every peer the
+ * nodes' chain views made (WireGuard is in memory; the check ran first). Fails after `ms` with
+ * `state()` and each node's last warnings. Its socket is closed with the nodes (`closers`).
+ */
+async function attackThroughout(
+  [a, b]: readonly [Node, Node],
+  scene: Scene,
+  options: {
+    readonly settled: () => boolean | Promise<boolean>;
+    readonly impostor: Impostor;
+    readonly heartbeatEpoch: bigint;
+    readonly names: readonly [key: string, member: string];
+    readonly step: () => Promise<void>;
+    readonly ms: number;
+    readonly state: () => string;
+  },
+): Promise<number> {
+  const { impostor } = options;
+  const { meshPort } = scene;
+  const cluster = { chainId: scene.fx.chainId, cluster: scene.fx.deployed.diamond };
+  const socket = createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(meshPort, loopbackFor(impostor.meshIp), resolve));
+  const answers: Buffer[] = [];
+  socket.on("message", (m) => answers.push(m));
+  const key = signingKeyFromSeed(Uint8Array.from(impostor.identitySeed));
+  scene.closers.push(async () => {
+    socket.close();
+    key.destroy();
+  });
+  let incarnation = 0n;
+  const attack = () => {
+    for (const node of [a, b]) {
+      const s = node.sidecar.status();
+      if (s.memberId === undefined || s.meshIp === undefined) continue;
+      const target = loopbackFor(s.meshIp);
+      for (const epoch of [0n, 1n]) {
+        const request = encodeRequest(
+          {
+            ...cluster,
+            requesterId: impostor.memberId,
+            serverId: s.memberId,
+            epoch,
+            timestampMs: BigInt(Date.now()),
+            nonce: new Uint8Array(randomBytes(16)),
+          },
+          key.sign,
+        );
+        socket.send(request, meshPort, target);
+      }
+      incarnation += 1n;
+      const heartbeat = gossipHeartbeat(
+        {
+          ...cluster,
+          senderId: impostor.memberId,
+          incarnation,
+          epoch: options.heartbeatEpoch,
+          holdsCsk: false,
+        },
+        key.sign,
+      );
+      socket.send(heartbeat, meshPort, target);
+    }
+  };
+
+  const wireguardKey = Buffer.from(hexToBytes(impostor.wireguardKey)).toString("base64");
+  let samples = 0;
+  /** Every invariant, checked at every sample. */
+  const check = async () => {
+    samples += 1;
+    for (const node of [a, b]) {
+      const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
+      assert.ok(
+        peers.every((p) => p.publicKey !== wireguardKey),
+        `sample ${samples}: ${node.name} has ${options.names[0]} as a WireGuard peer`,
+      );
+      assert.ok(
+        node.sidecar.peers.peers().every((p) => p.memberId !== impostor.memberId),
+        `sample ${samples}: ${node.name} attributed a heartbeat to ${options.names[1]}`,
+      );
+    }
+    assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
+    const delivered = (await b.sidecar.metrics.registry.metrics())
+      .split("\n")
+      .find((l) => l.startsWith("attestmesh_messages_received_total "));
+    assert.equal(
+      delivered ?? "attestmesh_messages_received_total 0",
+      "attestmesh_messages_received_total 0",
+      `sample ${samples}: B delivered a message`,
+    );
+  };
+
+  const deadline = Date.now() + options.ms;
+  while (!(await options.settled())) {
+    if (Date.now() >= deadline) assert.fail(`${options.state()}\n${logTail(a)}\n${logTail(b)}`);
+    await options.step();
+    attack();
+    await check();
+    for (const node of [a, b]) {
+      if (node.backend.interface === undefined) continue;
+      for (const peer of await node.backend.peers()) {
+        if (peer.latestHandshake === 0)
+          node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
+      }
+    }
+    await delay(100);
+  }
+  for (let i = 0; i < 30; i++) {
+    attack();
+    await check();
+    await delay(100);
+  }
+  return samples;
+}
+
+/** The two honest members are each other's only WireGuard peer. */
+async function assertOnlyEachOther(a: Node, b: Node): Promise<void> {
+  const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
+  assert.deepEqual(
+    (await a.backend.peers()).map((p) => p.publicKey),
+    [keyOf(b)],
+  );
+  assert.deepEqual(
+    (await b.backend.peers()).map((p) => p.publicKey),
+    [keyOf(a)],
+  );
 }
 
 describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attribute a message", {
@@ -367,133 +534,32 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
     const b = await startNode("b", apps[1]!.appId, KEYS[1]!);
 
     // The attacker's own mesh endpoint: it asks for the CSK and sends heartbeats as the fake member.
-    const attacker = createSocket("udp4");
-    await new Promise<void>((resolve) => attacker.bind(meshPort, loopbackFor(FAKE_MESH_IP), resolve));
-    const answers: Buffer[] = [];
-    attacker.on("message", (m) => answers.push(m));
-    const key = signingKeyFromSeed(Uint8Array.from(fake.identitySeed));
-    let counter = 0n;
-    const attack = () => {
-      for (const node of [a, b]) {
-        const s = node.sidecar.status();
-        if (s.memberId === undefined || s.meshIp === undefined) continue;
-        const target = loopbackFor(s.meshIp);
-        const cluster = { chainId: fx.chainId, cluster: fx.deployed.diamond };
-        for (const epoch of [0n, 1n]) {
-          const request = encodeRequest(
-            {
-              ...cluster,
-              requesterId: FAKE_ID,
-              serverId: s.memberId,
-              epoch,
-              timestampMs: BigInt(Date.now()),
-              nonce: new Uint8Array(randomBytes(16)),
-            },
-            key.sign,
-          );
-          attacker.send(request, meshPort, target);
-        }
-        counter += 1n;
-        const heartbeat = encodeLiveness(
-          {
-            ...cluster,
-            senderId: FAKE_ID,
-            kind: ProbeKind.Gossip,
-            origin: 0n,
-            target: 0n,
-            seq: 0,
-            incarnation: counter,
-            epoch: 1n,
-            holdsCsk: false,
-            digest: 0n,
-            timestampMs: BigInt(Date.now()),
-            statements: [],
-          },
-          key.sign,
-        );
-        attacker.send(heartbeat, meshPort, target);
-      }
-    };
-
-    /** Every invariant, checked at every sample. */
-    let samples = 0;
-    const check = async () => {
-      samples += 1;
-      for (const node of [a, b]) {
-        const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
-        assert.ok(
-          peers.every((p) => p.publicKey !== Buffer.from(hexToBytes(fake.wireguardKey)).toString("base64")),
-          `sample ${samples}: ${node.name} has the injected key as a WireGuard peer`,
-        );
-        assert.ok(
-          node.sidecar.peers.peers().every((p) => p.memberId !== FAKE_ID),
-          `sample ${samples}: ${node.name} attributed a heartbeat to the injected member`,
-        );
-      }
-      assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
-      const delivered = (await b.sidecar.metrics.registry.metrics())
-        .split("\n")
-        .find((l) => l.startsWith("attestmesh_messages_received_total "));
-      assert.equal(
-        delivered ?? "attestmesh_messages_received_total 0",
-        "attestmesh_messages_received_total 0",
-        `sample ${samples}: B delivered a message`,
-      );
-    };
-
-    const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
-    const deadline = Date.now() + 60_000;
-    while (!(healthy(a) && healthy(b) && forgedServed)) {
-      if (Date.now() >= deadline) {
-        const tail = (n: Node) =>
-          n.log
-            .lines()
-            .filter((l) => l.level >= 40)
-            .slice(-8)
-            .map((l) => JSON.stringify(l))
-            .join("\n");
-        assert.fail(
-          `the honest mesh did not form in time: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, forged message served ${forgedServed}\n${tail(a)}\n${tail(b)}`,
-        );
-      }
-      const sa = a.sidecar.status();
-      const sb = b.sidecar.status();
-      if (sa.memberId !== undefined) members.a = sa.memberId;
-      if (sb.memberId !== undefined) members.b = sb.memberId;
-      if (bIdentityKey === undefined && members.b !== undefined) {
-        bIdentityKey = (await fx.owner.read.member([members.b])).identityKey;
-      }
-      attack();
-      await check();
-      // WireGuard is in memory: complete a handshake with every peer the chain view made (checked above).
-      for (const node of [a, b]) {
-        if (node.backend.interface === undefined) continue;
-        for (const peer of await node.backend.peers()) {
-          if (peer.latestHandshake === 0)
-            node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
-        }
-      }
-      await delay(100);
-    }
-    // Keep attacking (and checking) for a while with the mesh healthy and the CSK held on both.
-    for (let i = 0; i < 30; i++) {
-      attack();
-      await check();
-      await delay(100);
-    }
-    attacker.close();
-    key.destroy();
+    // Then it keeps attacking (and checking) for a while with the mesh healthy and the CSK held on both.
+    const samples = await attackThroughout(
+      [a, b],
+      { fx, meshPort, closers },
+      {
+        settled: () => healthy(a) && healthy(b) && forgedServed,
+        impostor: { ...fake, memberId: FAKE_ID, meshIp: FAKE_MESH_IP },
+        heartbeatEpoch: 1n,
+        names: ["the injected key", "the injected member"],
+        step: async () => {
+          const sa = a.sidecar.status();
+          const sb = b.sidecar.status();
+          if (sa.memberId !== undefined) members.a = sa.memberId;
+          if (sb.memberId !== undefined) members.b = sb.memberId;
+          if (bIdentityKey === undefined && members.b !== undefined) {
+            bIdentityKey = (await fx.owner.read.member([members.b])).identityKey;
+          }
+        },
+        ms: 60_000,
+        state: () =>
+          `the honest mesh did not form in time: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, forged message served ${forgedServed}`,
+      },
+    );
 
     // The honest members are each other's only peer.
-    const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
-    assert.deepEqual(
-      (await a.backend.peers()).map((p) => p.publicKey),
-      [keyOf(b)],
-    );
-    assert.deepEqual(
-      (await b.backend.peers()).map((p) => p.publicKey),
-      [keyOf(a)],
-    );
+    await assertOnlyEachOther(a, b);
     assert.ok(samples > 10, `sampled ${samples} times`);
 
     // The refusal is visible: the named reason in a log line and in the metrics, and the CSK requests
@@ -764,15 +830,8 @@ describe("a node whose own certificate its peers refuse never counts itself cert
       const id = a.sidecar.status().memberId;
       if (refusedOwn(a, id) && refusedOwn(b, id) && b.sidecar.status().phase === "healthy") break;
       if (Date.now() >= deadline) {
-        const tail = (n: Node) =>
-          n.log
-            .lines()
-            .filter((l) => l.level >= 40)
-            .slice(-8)
-            .map((l) => JSON.stringify(l))
-            .join("\n");
         assert.fail(
-          `not settled: A ${a.sidecar.status().phase} (member ${id}), B ${b.sidecar.status().phase}\n${tail(a)}\n${tail(b)}`,
+          `not settled: A ${a.sidecar.status().phase} (member ${id}), B ${b.sidecar.status().phase}\n${logTail(a)}\n${logTail(b)}`,
         );
       }
       await delay(50);
@@ -884,59 +943,6 @@ describe("a member whose key chain is of the guest API the compose does not pin 
     const a = await startNode("a", KEYS[0]!);
     const b = await startNode("b", KEYS[1]!);
 
-    const socket = createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(meshPort, loopbackFor(attackerMeshIp), resolve));
-    const answers: Buffer[] = [];
-    socket.on("message", (m) => answers.push(m));
-    const key = signingKeyFromSeed(Uint8Array.from(attacker.identitySeed));
-    // Closed with the nodes, so a failing sample does not leave the socket holding the process open.
-    closers.push(async () => {
-      socket.close();
-      key.destroy();
-    });
-    const cluster = { chainId: fx.chainId, cluster: fx.deployed.diamond };
-    let incarnation = 0n;
-    const attack = () => {
-      for (const node of [a, b]) {
-        const s = node.sidecar.status();
-        if (s.memberId === undefined || s.meshIp === undefined) continue;
-        const target = loopbackFor(s.meshIp);
-        for (const epoch of [0n, 1n]) {
-          const request = encodeRequest(
-            {
-              ...cluster,
-              requesterId: attackerId,
-              serverId: s.memberId,
-              epoch,
-              timestampMs: BigInt(Date.now()),
-              nonce: new Uint8Array(randomBytes(16)),
-            },
-            key.sign,
-          );
-          socket.send(request, meshPort, target);
-        }
-        incarnation += 1n;
-        const heartbeat = encodeLiveness(
-          {
-            ...cluster,
-            senderId: attackerId,
-            kind: ProbeKind.Gossip,
-            origin: 0n,
-            target: 0n,
-            seq: 0,
-            incarnation,
-            epoch: 0n,
-            holdsCsk: false,
-            digest: 0n,
-            timestampMs: BigInt(Date.now()),
-            statements: [],
-          },
-          key.sign,
-        );
-        socket.send(heartbeat, meshPort, target);
-      }
-    };
-
     /** A sealed message to B on chain, signed by the attacker's v1 member key; its envelope id. */
     let sentEnvelope: Hex | undefined;
     const sendToB = async (recipientId: bigint) => {
@@ -969,82 +975,31 @@ describe("a member whose key chain is of the guest API the compose does not pin 
       sentEnvelope = envelopeId;
     };
 
-    const attackerWg = Buffer.from(hexToBytes(attacker.wireguardKey)).toString("base64");
-    let samples = 0;
-    const check = async () => {
-      samples += 1;
-      for (const node of [a, b]) {
-        const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
-        assert.ok(
-          peers.every((p) => p.publicKey !== attackerWg),
-          `sample ${samples}: ${node.name} has the v1 key as a WireGuard peer`,
-        );
-        assert.ok(
-          node.sidecar.peers.peers().every((p) => p.memberId !== attackerId),
-          `sample ${samples}: ${node.name} attributed a heartbeat to the v1 member`,
-        );
-      }
-      assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
-      const delivered = (await b.sidecar.metrics.registry.metrics())
-        .split("\n")
-        .find((l) => l.startsWith("attestmesh_messages_received_total "));
-      assert.equal(
-        delivered ?? "attestmesh_messages_received_total 0",
-        "attestmesh_messages_received_total 0",
-        `sample ${samples}: B delivered a message`,
-      );
-    };
-
     const dropped = async () =>
       /attestmesh_messages_dropped_total\{reason="SenderNotVerified"\} 1/.test(
         await b.sidecar.metrics.registry.metrics(),
       );
-    const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
-    const deadline = Date.now() + 90_000;
-    while (!(healthy(a) && healthy(b) && sentEnvelope !== undefined && (await dropped()))) {
-      if (Date.now() >= deadline) {
-        const tail = (n: Node) =>
-          n.log
-            .lines()
-            .filter((l) => l.level >= 40)
-            .slice(-8)
-            .map((l) => JSON.stringify(l))
-            .join("\n");
-        assert.fail(
-          `not settled: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, message sent ${sentEnvelope !== undefined}\n${tail(a)}\n${tail(b)}`,
-        );
-      }
-      const bId = b.sidecar.status().memberId;
-      if (sentEnvelope === undefined && bId !== undefined) await sendToB(bId);
-      attack();
-      await check();
-      // WireGuard is in memory: complete a handshake with every peer the chain view made (checked above).
-      for (const node of [a, b]) {
-        if (node.backend.interface === undefined) continue;
-        for (const peer of await node.backend.peers()) {
-          if (peer.latestHandshake === 0)
-            node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
-        }
-      }
-      await delay(100);
-    }
-    // Keep attacking (and checking) with the mesh healthy and the CSK held on both.
-    for (let i = 0; i < 30; i++) {
-      attack();
-      await check();
-      await delay(100);
-    }
+    // Then keep attacking (and checking) with the mesh healthy and the CSK held on both.
+    const samples = await attackThroughout(
+      [a, b],
+      { fx, meshPort, closers },
+      {
+        settled: async () => healthy(a) && healthy(b) && sentEnvelope !== undefined && (await dropped()),
+        impostor: { ...attacker, memberId: attackerId, meshIp: attackerMeshIp },
+        heartbeatEpoch: 0n,
+        names: ["the v1 key", "the v1 member"],
+        step: async () => {
+          const bId = b.sidecar.status().memberId;
+          if (sentEnvelope === undefined && bId !== undefined) await sendToB(bId);
+        },
+        ms: 90_000,
+        state: () =>
+          `not settled: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, message sent ${sentEnvelope !== undefined}`,
+      },
+    );
     assert.ok(samples > 10, `sampled ${samples} times`);
 
-    const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
-    assert.deepEqual(
-      (await a.backend.peers()).map((p) => p.publicKey),
-      [keyOf(b)],
-    );
-    assert.deepEqual(
-      (await b.backend.peers()).map((p) => p.publicKey),
-      [keyOf(a)],
-    );
+    await assertOnlyEachOther(a, b);
     for (const node of [a, b]) {
       const lines = node.log
         .lines()

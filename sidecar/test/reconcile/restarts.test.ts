@@ -12,7 +12,6 @@ import { after, before, describe, it, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ipToNumber, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { bytesToHex, getAddress } from "viem";
-import type { MembershipFollower } from "../../src/chain/follower.ts";
 import { type HealthReport, healthReport } from "../../src/health.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import type { Member } from "../../src/model/member.ts";
@@ -25,7 +24,14 @@ import { unavailable } from "../../src/wireguard/errors.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
 import { createWgBackend } from "../../src/wireguard/wg.ts";
-import { captureLogger, killWireGuardGo, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
+import {
+  captureLogger,
+  fixedFollower,
+  killWireGuardGo,
+  realWireGuardPair,
+  wireguardGoPids,
+  wireguardGoSkipReason,
+} from "../helpers.ts";
 
 describe("restart pacer", () => {
   const policy = { firstDelayMs: 1_000, maxDelayMs: 8_000, stableMs: 60_000 };
@@ -100,18 +106,7 @@ function memoryNode(intervalMs: number) {
   const status = createStatusStore({ logger: log.logger });
   status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
   const metrics = createMetrics();
-  const members = new Map([1, 2].map((id) => [BigInt(id), member(id)]));
-  const follower: MembershipFollower = {
-    sync: async () => ({
-      block: 1n,
-      blockHash: `0x${"00".repeat(32)}`,
-      members,
-      changed: [],
-      kind: "full",
-    }),
-    current: () => undefined,
-    invalidate: () => {},
-  };
+  const follower = fixedFollower([member(1), member(2)]);
   const abort = new AbortController();
   let wake: (reason?: string) => Promise<void> = async () => {};
   const reconciler = createReconciler({
@@ -145,7 +140,17 @@ function memoryNode(intervalMs: number) {
     logger: log.logger,
   });
   wake = loop.wake;
-  return { ...log, backend, status, metrics, abort, loop };
+  /** Waits up to 1 s for the interface to come up, and checks that it carries its peer. */
+  async function untilUpWithPeer(): Promise<void> {
+    const deadline = Date.now() + 1_000;
+    while (!status.get().interfaceUp && Date.now() < deadline) await sleep(10);
+    assert.equal(status.get().interfaceUp, true);
+    assert.deepEqual(
+      (await backend.peers()).map((p) => p.allowedIps),
+      [["10.77.0.2/32"]],
+    );
+  }
+  return { ...log, backend, status, metrics, abort, loop, untilUpWithPeer };
 }
 
 describe("reconciler: a crash-looping interface", () => {
@@ -153,7 +158,7 @@ describe("reconciler: a crash-looping interface", () => {
   // death logged at error level and answered by another pass at once: a CPU burn and a log flood.
   test("repeats back off to the cap, /healthz says until when, logs thin out, the mesh comes back", async () => {
     // The loop's own timer never fires within the test: only the reconciler's wake-ups run passes.
-    const { lines, backend, status, metrics, abort, loop } = memoryNode(600_000);
+    const { lines, backend, status, metrics, abort, loop, untilUpWithPeer } = memoryNode(600_000);
     // The interface goes away 20 ms after every `up` while `crashing`.
     let crashing = false;
     const ups: number[] = [];
@@ -199,13 +204,7 @@ describe("reconciler: a crash-looping interface", () => {
       assert.ok(Date.parse(sawBackoff.nextAttemptAt ?? "") > windowEnd - 2_000);
 
       // Once the interface stays up, the mesh comes back within the capped delay.
-      const deadline = Date.now() + 1_000;
-      while (!status.get().interfaceUp && Date.now() < deadline) await sleep(10);
-      assert.equal(status.get().interfaceUp, true);
-      assert.deepEqual(
-        (await backend.peers()).map((p) => p.allowedIps),
-        [["10.77.0.2/32"]],
-      );
+      await untilUpWithPeer();
       const restarts = await metrics.registry.metrics();
       // The single loss, the one that began the loop, and one after each attempt in it.
       assert.match(
@@ -250,7 +249,7 @@ describe("reconciler: a crash-looping interface", () => {
   // restart is.
   test("a first bring-up that fails is retried after 100, 200, 400 ms, not every poll; /healthz and logs as a restart", async () => {
     // The loop's timer fires every 20 ms: without the pacer every tick would try again.
-    const { lines, backend, status, abort, loop } = memoryNode(20);
+    const { lines, backend, status, abort, loop, untilUpWithPeer } = memoryNode(20);
     let failing = true;
     const attempts: number[] = [];
     const up = backend.up.bind(backend);
@@ -289,13 +288,7 @@ describe("reconciler: a crash-looping interface", () => {
 
       // It can start now: up within the capped delay, with its peer; the run ends once it stayed up.
       failing = false;
-      const deadline = Date.now() + 1_000;
-      while (!status.get().interfaceUp && Date.now() < deadline) await sleep(10);
-      assert.equal(status.get().interfaceUp, true);
-      assert.deepEqual(
-        (await backend.peers()).map((p) => p.allowedIps),
-        [["10.77.0.2/32"]],
-      );
+      await untilUpWithPeer();
       assert.equal(healthReport(status.get()).wireguardRestart?.backingOff, false);
       await sleep(1_100);
       await loop.wake();
@@ -320,68 +313,20 @@ const TICK_MS = 120_000;
 describe("a real wireguard-go that keeps dying is restarted at a bounded rate, and comes back", {
   skip: wireguardGoSkipReason(["ping"]),
 }, () => {
-  const tag = `amcl${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), "amcl-"));
   const wrapper = join(dir, "wireguard-go");
   const starts = join(dir, "starts");
   const broken = join(dir, "broken");
-  const abort = new AbortController();
   const policy = { firstDelayMs: 1_000, maxDelayMs: 8_000 };
-  const nodes = [1, 2].map((id) => {
-    const keys = wireguardKeyPair(randomBytes(32));
-    const log = captureLogger("info");
-    const netns = `${tag}-${id}`;
-    return {
-      id,
-      netns,
-      ifName: `${tag}n${id}`,
-      underlay: `198.18.83.${id}`,
-      meshIp: `198.19.83.${id}`,
-      keys,
-      log,
-      backend: createWgBackend({
-        netns,
-        mode: "userspace",
-        logger: log.logger,
-        ...(id === 1 ? { commands: { wireguardGo: wrapper } } : {}),
-      }),
-      status: createStatusStore({ logger: log.logger }),
-      metrics: createMetrics(),
-      member: {
-        memberId: BigInt(id),
-        appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`),
-        memberKey: getAddress(`0x${(id + 1000).toString(16).padStart(40, "0")}`),
-        wireguardKey: bytesToHex(keys.publicKey),
-        identityKey: `0x${"ab".repeat(32)}`,
-        meshIp: ipToNumber(`198.19.83.${id}`),
-        status: "active",
-        registeredAt: 1,
-      } satisfies Member,
-      wake: async (_reason?: string) => {},
-    };
+  const pair = realWireGuardPair({
+    tag: `amcl${process.pid}`,
+    subnet: 83,
+    tickMs: TICK_MS,
+    wireguardGo: wrapper,
+    restartPolicy: policy,
   });
-  const [one, two] = nodes as [(typeof nodes)[number], (typeof nodes)[number]];
-  const members = new Map(nodes.map((n) => [n.member.memberId, n.member]));
-  const follower: MembershipFollower = {
-    sync: async () => ({ block: 1n, blockHash: `0x${"00".repeat(32)}`, members, changed: [], kind: "full" }),
-    current: () => undefined,
-    invalidate: () => {},
-  };
-  const run = (...argv: string[]) =>
-    execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
-  const reaches = (from: (typeof nodes)[number], to: (typeof nodes)[number]) =>
-    spawnSync("ip", ["netns", "exec", from.netns, "ping", "-c", "1", "-W", "1", to.meshIp]).status === 0;
+  const { nodes, one, two, reaches, until } = pair;
   const startsSoFar = () => (existsSync(starts) ? readFileSync(starts, "utf8").split("\n").length - 1 : 0);
-
-  async function until<T>(what: string, ms: number, check: () => T | undefined | false): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const value = check();
-      if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-      await sleep(100);
-    }
-  }
 
   before(async () => {
     writeFileSync(
@@ -404,65 +349,7 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
       ].join("\n"),
       { mode: 0o755 },
     );
-    for (const node of nodes) {
-      run("ip", "netns", "add", node.netns);
-      run("ip", "-n", node.netns, "link", "set", "lo", "up");
-    }
-    run(
-      "ip",
-      "-n",
-      one.netns,
-      "link",
-      "add",
-      `${tag}v`,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      `${tag}v`,
-      "netns",
-      two.netns,
-    );
-    for (const node of nodes) {
-      run("ip", "-n", node.netns, "address", "add", `${node.underlay}/24`, "dev", `${tag}v`);
-      run("ip", "-n", node.netns, "link", "set", `${tag}v`, "up");
-    }
-    const endpoints = new Map(nodes.map((n) => [n.member.appId.toLowerCase(), `${n.underlay}:51820`]));
-    for (const node of nodes) {
-      node.status.update({ booted: true, memberId: node.member.memberId, meshRunning: true });
-      node.status.update({ cskAcquired: true, converged: true });
-      const reconciler = createReconciler({
-        follower,
-        backend: node.backend,
-        endpoints: { read: async () => endpoints },
-        status: node.status,
-        metrics: node.metrics,
-        logger: node.log.logger,
-        keys: {
-          wireguard: {
-            privateKey: secret(node.keys.privateKey),
-            publicKey: bytesToHex(node.keys.publicKey),
-            publicKeyBase64: node.keys.publicKeyBase64,
-          },
-        },
-        mesh: parseMeshCidr("198.19.83.0/24"),
-        interfaceName: node.ifName,
-        listenPort: 51820,
-        keepaliveSeconds: 5,
-        restartPolicy: policy,
-        memberId: () => node.member.memberId,
-        onMembershipEnded: () => {},
-        wake: (reason) => void node.wake(reason),
-      });
-      const loop = createReconcileLoop({
-        pass: reconciler.pass,
-        intervalMs: TICK_MS,
-        signal: abort.signal,
-        logger: node.log.logger,
-      });
-      node.wake = loop.wake;
-      loop.start();
-    }
+    pair.start();
     await until("a handshake both ways", 15_000, () => {
       for (const n of nodes) void n.wake("test");
       return nodes.every((n) => n.status.get().phase === "healthy");
@@ -471,13 +358,7 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
   });
 
   after(async () => {
-    abort.abort();
-    for (const node of nodes) await node.backend.down().catch(() => undefined);
-    killWireGuardGo(nodes.map((n) => n.ifName));
-    for (const node of nodes) {
-      spawnSync("ip", ["netns", "del", node.netns]);
-      rmSync(`/var/run/wireguard/${node.ifName}.sock`, { force: true });
-    }
+    await pair.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -577,17 +458,7 @@ describe("a taken-over interface deleted from outside comes back well within a p
     status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
     let wake: (reason?: string) => Promise<void> = async () => {};
     const reconciler = createReconciler({
-      follower: {
-        sync: async () => ({
-          block: 1n,
-          blockHash: `0x${"00".repeat(32)}`,
-          members: new Map([[1n, self]]),
-          changed: [],
-          kind: "full",
-        }),
-        current: () => undefined,
-        invalidate: () => {},
-      },
+      follower: fixedFollower([self]),
       backend,
       endpoints: { read: async () => new Map() },
       status,
