@@ -157,6 +157,100 @@ async function startSimulatedNode(options: {
   return { name, sidecar, backend, log };
 }
 
+/** Quick heartbeats, so that liveness settles within the tests' sampling. */
+const FAST_HEARTBEATS = { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" };
+
+/**
+ * What the describes of real sidecars here share, set up by `open` (in `before`) and taken down by
+ * `close` (in `after`): a cluster on an in-process chain with the trust values its nodes' compose pins,
+ * a folder, a mesh port, one RPC endpoint in front of the chain that answers with `request` (absent:
+ * the chain's own answer), and `closers`, run in reverse by `close`.
+ */
+function sidecarScene(dirPrefix: string, request?: (method: string, params: unknown[]) => Promise<unknown>) {
+  const closers: Array<() => Promise<unknown>> = [];
+  let fx: ClusterFixture | undefined;
+  let trust: PinnedTrust | undefined;
+  let dir: string | undefined;
+  let meshPort: number | undefined;
+  let rpc: Awaited<ReturnType<typeof serveRpc>> | undefined;
+  let composeAllowed = false;
+  const opened = <T>(value: T | undefined): T => {
+    assert.ok(value !== undefined, "the scene is not open");
+    return value;
+  };
+  return {
+    closers,
+    get fx() {
+      return opened(fx);
+    },
+    get trust() {
+      return opened(trust);
+    },
+    get meshPort() {
+      return opened(meshPort);
+    },
+    async open(): Promise<ClusterFixture> {
+      await loadSodium();
+      const cluster = await setupCluster();
+      fx = cluster;
+      trust = await fixtureTrust(cluster);
+      dir = await mkdtemp(join(tmpdir(), dirPrefix));
+      meshPort = await freePort();
+      rpc = await serveRpc({
+        request: ({ method, params }) =>
+          request === undefined
+            ? cluster.connection.provider.request({ method, params: params ?? [] })
+            : request(method, params ?? []),
+      });
+      return cluster;
+    },
+    async close(): Promise<void> {
+      for (const close of closers.reverse()) await close().catch(() => {});
+      await rpc?.close();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    },
+    /** The nodes' compose: the trust values and the one RPC provider, the scene's; allowed on chain once. */
+    async compose(): Promise<string> {
+      const compose = devnetAppCompose("v0", {
+        ...opened(trust),
+        providers: [new URL(opened(rpc).url).origin],
+      });
+      if (!composeAllowed) {
+        const hash = toHex(sha256(new TextEncoder().encode(compose)));
+        await opened(fx).publicClient.waitForTransactionReceipt({
+          hash: await opened(fx).owner.write.addComposeHash([hash]),
+        });
+        composeAllowed = true;
+      }
+      return compose;
+    },
+    /**
+     * A sidecar named `name` paying gas with `gasKey`, on a simulated CVM of `appId` (absent: a new member
+     * app) under `kmsRoot` (absent: the cluster's) with the nodes' compose.
+     */
+    async startNode(
+      name: string,
+      gasKey: Hex,
+      options: { kmsRoot?: KmsRoot; appId?: Address; env?: Record<string, string> } = {},
+    ): Promise<Node> {
+      const cluster = opened(fx);
+      return startSimulatedNode({
+        name,
+        dir: opened(dir),
+        kmsRoot: options.kmsRoot ?? cluster.kmsRoot,
+        appId: options.appId ?? (await createMemberApp(cluster)).appId,
+        appCompose: await this.compose(),
+        rpcUrl: opened(rpc).url,
+        cluster: cluster.deployed.diamond,
+        gasKey,
+        meshPort: opened(meshPort),
+        ...(options.env === undefined ? {} : { env: options.env }),
+        closers,
+      });
+    },
+  };
+}
+
 const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
 
 /** A node's last warnings and errors, one JSON line each: for a failure message. */
@@ -322,12 +416,9 @@ async function assertOnlyEachOther(a: Node, b: Node): Promise<void> {
 describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attribute a message", {
   timeout: 240_000,
 }, () => {
+  // The one RPC provider is a lying proxy in front of the chain.
+  const scene = sidecarScene("am-lying-", lie);
   let fx: ClusterFixture;
-  let trust: PinnedTrust;
-  let dir: string;
-  let proxy: Awaited<ReturnType<typeof serveRpc>>;
-  let meshPort: number;
-  const closers: Array<() => Promise<unknown>> = [];
 
   // The attacker: its own KMS root (not pinned), a genuine member app of the cluster that no TEE booted,
   // and the keys a CVM under its KMS derives for that app id.
@@ -471,40 +562,8 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
     return result;
   }
 
-  /** The nodes' compose: the trust values and the one RPC provider, the lying proxy; allowed once. */
-  let composeAllowed = false;
-  async function nodeCompose(): Promise<string> {
-    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(proxy.url).origin] });
-    if (!composeAllowed) {
-      const hash = toHex(sha256(new TextEncoder().encode(compose)));
-      await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addComposeHash([hash]) });
-      composeAllowed = true;
-    }
-    return compose;
-  }
-
-  async function startNode(name: string, appId: Address, gasKey: Hex): Promise<Node> {
-    return startSimulatedNode({
-      name,
-      dir,
-      kmsRoot: fx.kmsRoot,
-      appId,
-      appCompose: await nodeCompose(),
-      rpcUrl: proxy.url,
-      cluster: fx.deployed.diamond,
-      gasKey,
-      meshPort,
-      env: { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" },
-      closers,
-    });
-  }
-
   before(async () => {
-    await loadSodium();
-    fx = await setupCluster();
-    trust = await fixtureTrust(fx);
-    dir = await mkdtemp(join(tmpdir(), "am-lying-"));
-    meshPort = await freePort();
+    fx = await scene.open();
     ({ appId: fakeApp } = await createMemberApp(fx));
     const node = simulatedNode(rogueKms, fakeApp);
     const signature = await signRegistration(fx, node);
@@ -519,44 +578,35 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
         args: [node.proof, node.wireguardKey, node.identityKey, SIMULATED_CLAIMS, signature],
       }),
     };
-    proxy = await serveRpc({ request: ({ method, params }) => lie(method, params ?? []) });
   });
 
-  after(async () => {
-    for (const close of closers.reverse()) await close().catch(() => {});
-    await proxy?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => scene.close());
 
   test("the honest mesh forms; the injected member never becomes a peer, gets no CSK answer, is attributed nothing", async () => {
     const apps = [await createMemberApp(fx), await createMemberApp(fx)];
-    const a = await startNode("a", apps[0]!.appId, KEYS[0]!);
-    const b = await startNode("b", apps[1]!.appId, KEYS[1]!);
+    const a = await scene.startNode("a", KEYS[0]!, { appId: apps[0]!.appId, env: FAST_HEARTBEATS });
+    const b = await scene.startNode("b", KEYS[1]!, { appId: apps[1]!.appId, env: FAST_HEARTBEATS });
 
     // The attacker's own mesh endpoint: it asks for the CSK and sends heartbeats as the fake member.
     // Then it keeps attacking (and checking) for a while with the mesh healthy and the CSK held on both.
-    const samples = await attackThroughout(
-      [a, b],
-      { fx, meshPort, closers },
-      {
-        settled: () => healthy(a) && healthy(b) && forgedServed,
-        impostor: { ...fake, memberId: FAKE_ID, meshIp: FAKE_MESH_IP },
-        heartbeatEpoch: 1n,
-        names: ["the injected key", "the injected member"],
-        step: async () => {
-          const sa = a.sidecar.status();
-          const sb = b.sidecar.status();
-          if (sa.memberId !== undefined) members.a = sa.memberId;
-          if (sb.memberId !== undefined) members.b = sb.memberId;
-          if (bIdentityKey === undefined && members.b !== undefined) {
-            bIdentityKey = (await fx.owner.read.member([members.b])).identityKey;
-          }
-        },
-        ms: 60_000,
-        state: () =>
-          `the honest mesh did not form in time: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, forged message served ${forgedServed}`,
+    const samples = await attackThroughout([a, b], scene, {
+      settled: () => healthy(a) && healthy(b) && forgedServed,
+      impostor: { ...fake, memberId: FAKE_ID, meshIp: FAKE_MESH_IP },
+      heartbeatEpoch: 1n,
+      names: ["the injected key", "the injected member"],
+      step: async () => {
+        const sa = a.sidecar.status();
+        const sb = b.sidecar.status();
+        if (sa.memberId !== undefined) members.a = sa.memberId;
+        if (sb.memberId !== undefined) members.b = sb.memberId;
+        if (bIdentityKey === undefined && members.b !== undefined) {
+          bIdentityKey = (await fx.owner.read.member([members.b])).identityKey;
+        }
       },
-    );
+      ms: 60_000,
+      state: () =>
+        `the honest mesh did not form in time: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, forged message served ${forgedServed}`,
+    });
 
     // The honest members are each other's only peer.
     await assertOnlyEachOther(a, b);
@@ -742,58 +792,23 @@ describe("the certified view: this node's own record, and the follower's registr
 describe("a node whose own certificate its peers refuse never counts itself certified", {
   timeout: 120_000,
 }, () => {
+  const scene = sidecarScene("am-own-");
   let fx: ClusterFixture;
-  let trust: PinnedTrust;
-  let dir: string;
-  let rpc: Awaited<ReturnType<typeof serveRpc>>;
-  let meshPort: number;
-  const closers: Array<() => Promise<unknown>> = [];
   const rogueKms = createKmsRoot(new Uint8Array(randomBytes(32)));
 
-  async function startNode(name: string, kmsRoot: KmsRoot, gasKey: Hex): Promise<Node> {
-    const { appId } = await createMemberApp(fx);
-    return startSimulatedNode({
-      name,
-      dir,
-      kmsRoot,
-      appId,
-      appCompose: devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] }),
-      rpcUrl: rpc.url,
-      cluster: fx.deployed.diamond,
-      gasKey,
-      meshPort,
-      closers,
-    });
-  }
-
   before(async () => {
-    await loadSodium();
-    fx = await setupCluster();
-    trust = await fixtureTrust(fx);
-    dir = await mkdtemp(join(tmpdir(), "am-own-"));
-    meshPort = await freePort();
-    rpc = await serveRpc({
-      request: ({ method, params }) => fx.connection.provider.request({ method, params: params ?? [] }),
-    });
+    fx = await scene.open();
     // The owner's allowlist admits the rogue root (A registers), the compose pins only the cluster's.
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.addKmsRoot([rogueKms.address]),
     });
-    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
-    await fx.publicClient.waitForTransactionReceipt({
-      hash: await fx.owner.write.addComposeHash([toHex(sha256(new TextEncoder().encode(compose)))]),
-    });
   });
 
-  after(async () => {
-    for (const close of closers.reverse()) await close().catch(() => {});
-    await rpc?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => scene.close());
 
   test("attacker: A's chain is rooted in an unpinned KMS; A registers but is never in its own view", async () => {
-    const a = await startNode("a", rogueKms, KEYS[0]!);
-    const b = await startNode("b", fx.kmsRoot, KEYS[1]!);
+    const a = await scene.startNode("a", KEYS[0]!, { kmsRoot: rogueKms });
+    const b = await scene.startNode("b", KEYS[1]!);
     const aKey = () => a.sidecar.status().wireguardPublicKey;
     let samples = 0;
     const check = async () => {
@@ -871,52 +886,16 @@ describe("a node whose own certificate its peers refuse never counts itself cert
 describe("a member whose key chain is of the guest API the compose does not pin is never a peer", {
   timeout: 180_000,
 }, () => {
+  const scene = sidecarScene("am-guestapi-");
   let fx: ClusterFixture;
-  let trust: PinnedTrust;
-  let dir: string;
-  let rpc: Awaited<ReturnType<typeof serveRpc>>;
-  let meshPort: number;
-  const closers: Array<() => Promise<unknown>> = [];
   let attackerApp: Address;
   let attacker: ReturnType<typeof simulatedNodeKeysV1> & { identitySeed: Uint8Array };
   let attackerId: bigint;
   let attackerMeshIp: string;
 
-  let composeAllowed = false;
-  async function startNode(name: string, gasKey: Hex): Promise<Node> {
-    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
-    if (!composeAllowed) {
-      await fx.publicClient.waitForTransactionReceipt({
-        hash: await fx.owner.write.addComposeHash([toHex(sha256(new TextEncoder().encode(compose)))]),
-      });
-      composeAllowed = true;
-    }
-    const { appId } = await createMemberApp(fx);
-    return startSimulatedNode({
-      name,
-      dir,
-      kmsRoot: fx.kmsRoot,
-      appId,
-      appCompose: compose,
-      rpcUrl: rpc.url,
-      cluster: fx.deployed.diamond,
-      gasKey,
-      meshPort,
-      env: { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" },
-      closers,
-    });
-  }
-
   before(async () => {
-    await loadSodium();
-    fx = await setupCluster();
-    trust = await fixtureTrust(fx);
-    assert.equal(trust.guestApi, "v0");
-    dir = await mkdtemp(join(tmpdir(), "am-guestapi-"));
-    meshPort = await freePort();
-    rpc = await serveRpc({
-      request: ({ method, params }) => fx.connection.provider.request({ method, params: params ?? [] }),
-    });
+    fx = await scene.open();
+    assert.equal(scene.trust.guestApi, "v0");
     // The attacker's CVM: a genuine member app under the pinned KMS root; its v1 keys, as /v1/GetKey
     // derives them on the same app key as its v0 keys.
     ({ appId: attackerApp } = await createMemberApp(fx));
@@ -933,15 +912,11 @@ describe("a member whose key chain is of the guest API the compose does not pin 
     attackerMeshIp = numberToIp(record.meshIp);
   });
 
-  after(async () => {
-    for (const close of closers.reverse()) await close().catch(() => {});
-    await rpc?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => scene.close());
 
   test("attacker: its v1 chain is refused (GuestApiNotPinned); no peer, no CSK, no heartbeat, no message, at any sample", async () => {
-    const a = await startNode("a", KEYS[0]!);
-    const b = await startNode("b", KEYS[1]!);
+    const a = await scene.startNode("a", KEYS[0]!, { env: FAST_HEARTBEATS });
+    const b = await scene.startNode("b", KEYS[1]!, { env: FAST_HEARTBEATS });
 
     /** A sealed message to B on chain, signed by the attacker's v1 member key; its envelope id. */
     let sentEnvelope: Hex | undefined;
@@ -980,23 +955,19 @@ describe("a member whose key chain is of the guest API the compose does not pin 
         await b.sidecar.metrics.registry.metrics(),
       );
     // Then keep attacking (and checking) with the mesh healthy and the CSK held on both.
-    const samples = await attackThroughout(
-      [a, b],
-      { fx, meshPort, closers },
-      {
-        settled: async () => healthy(a) && healthy(b) && sentEnvelope !== undefined && (await dropped()),
-        impostor: { ...attacker, memberId: attackerId, meshIp: attackerMeshIp },
-        heartbeatEpoch: 0n,
-        names: ["the v1 key", "the v1 member"],
-        step: async () => {
-          const bId = b.sidecar.status().memberId;
-          if (sentEnvelope === undefined && bId !== undefined) await sendToB(bId);
-        },
-        ms: 90_000,
-        state: () =>
-          `not settled: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, message sent ${sentEnvelope !== undefined}`,
+    const samples = await attackThroughout([a, b], scene, {
+      settled: async () => healthy(a) && healthy(b) && sentEnvelope !== undefined && (await dropped()),
+      impostor: { ...attacker, memberId: attackerId, meshIp: attackerMeshIp },
+      heartbeatEpoch: 0n,
+      names: ["the v1 key", "the v1 member"],
+      step: async () => {
+        const bId = b.sidecar.status().memberId;
+        if (sentEnvelope === undefined && bId !== undefined) await sendToB(bId);
       },
-    );
+      ms: 90_000,
+      state: () =>
+        `not settled: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, message sent ${sentEnvelope !== undefined}`,
+    });
     assert.ok(samples > 10, `sampled ${samples} times`);
 
     await assertOnlyEachOther(a, b);
