@@ -98,8 +98,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let lost = false;
   const restartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
   const pacer = createRestartPacer(restartPolicy);
-  /** The interface never came up since the node became a member (or since it was taken down): its
-   * bring-up failed and is retried at the pacer's delays, as a restart is. */
+  /**
+   * The interface has not come up since the node became a member (or since it was taken down): its
+   * bring-up failed and is retried at the pacer's delays, as a restart is.
+   */
   let startFailing = false;
   /** This pass tries to bring a lost (or never started) interface up (the pacer let it). */
   let attempting = false;

@@ -73,7 +73,7 @@ export async function startWireguardGo(options: {
           child.stdout?.destroy();
           child.stderr?.destroy();
           resolve();
-        }, PIPES_AFTER_EXIT_MS).unref();
+        }, PIPES_AFTER_EXIT_MS);
       });
     }),
   };
