@@ -87,9 +87,9 @@ export interface HealthReport {
   readonly lastReconcileAt: string | null;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: string } | null;
   /**
-   * The interface went away by itself and is being brought back, null once it has stayed up for a while:
-   * why (daemon-exited, interface-gone, restart-failed), the failures in a row, and whether the next
-   * attempt is held back (a crash loop backs off) and until when.
+   * The interface went away by itself (or never came up) and is being brought back, null once it has
+   * stayed up for a while: why (daemon-exited, interface-gone, restart-failed, start-failed), the
+   * failures in a row, and whether the next attempt is held back (a crash loop backs off) and until when.
    */
   readonly wireguardRestart: {
     readonly reason: string;

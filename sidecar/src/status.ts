@@ -71,7 +71,10 @@ export interface SidecarStatus {
 }
 
 export interface WireGuardRestartReport {
-  /** daemon-exited or interface-gone (attestmesh_wireguard_restarts_total's reasons), or restart-failed. */
+  /**
+   * daemon-exited or interface-gone (attestmesh_wireguard_restarts_total's reasons), restart-failed, or
+   * start-failed (the interface never came up: wireguard-go missing or dying at start).
+   */
   readonly reason: string;
   /** Losses, and attempts that did not bring the interface up, since it last stayed up. */
   readonly failures: number;

@@ -1,14 +1,15 @@
 // Test helpers for the sidecar: a KeySource over the simulator library (no socket), a simulated guest
 // agent on a socket, a UDP socket standing in for WireGuard, a logger whose lines a test can read,
 // polling, a free TCP port, signing keys and the wire-refusal assertion of the codec tests, and the
-// environment and registration options every test sidecar shares, and the cluster id of tests without a
-// chain.
+// environment and registration options every test sidecar shares, the cluster id of tests without a
+// chain, a signed gossip heartbeat, and two reconciling nodes on real wireguard-go.
 
 import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,11 +22,14 @@ import {
   createSimulatedCvm,
   type SimulatedCvm,
 } from "@attestmesh/devnet/dstack-sim/simulator.ts";
+import { ipToNumber, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { pino } from "pino";
 import { bytesToHex, getAddress, type Hex, type Transport } from "viem";
 import { createClusterReader } from "../src/chain/cluster.ts";
+import type { MembershipFollower } from "../src/chain/follower.ts";
 import { type ChainReads, createChainReads } from "../src/chain/reads.ts";
+import { encodeLiveness, ProbeKind } from "../src/heartbeat/swimCodec.ts";
 import type { KeySource } from "../src/keys.ts";
 import type { Logger } from "../src/log.ts";
 import { REDACTED_PATHS } from "../src/log.ts";
@@ -36,9 +40,16 @@ import {
   randomBytes as sodiumRandomBytes,
 } from "../src/meshnet/crypto.ts";
 import { type ClusterId, WireError } from "../src/meshnet/wire.ts";
+import { createMetrics } from "../src/metrics.ts";
 import type { Member } from "../src/model/member.ts";
+import { createReconcileLoop } from "../src/reconcile/loop.ts";
+import { createReconciler } from "../src/reconcile/reconciler.ts";
+import type { RestartPolicy } from "../src/reconcile/restarts.ts";
 import type { RegisterOptions } from "../src/register.ts";
-import type { StatusPatch } from "../src/status.ts";
+import { secret } from "../src/secret.ts";
+import { createStatusStore, type StatusPatch } from "../src/status.ts";
+import { wireguardKeyPair } from "../src/wireguard/keys.ts";
+import { createWgBackend } from "../src/wireguard/wg.ts";
 
 /**
  * The facts `phaseOf` needs for `healthy`, beside a member id and peers that all handshook: for tests of
@@ -305,4 +316,202 @@ export function killWireGuardGo(interfaces: readonly string[]): void {
       process.kill(pid, "SIGKILL");
     } catch {}
   }
+}
+
+/**
+ * A gossip heartbeat (no probe, no statements, stamped now) from `senderId` of `cluster`, signed with
+ * `sign`: what a test sends as a member, or as an attacker posing as one.
+ */
+export function gossipHeartbeat(
+  fields: ClusterId & {
+    readonly senderId: bigint;
+    readonly incarnation: bigint;
+    readonly epoch: bigint;
+    readonly holdsCsk: boolean;
+  },
+  sign: (message: Uint8Array) => Uint8Array,
+): Uint8Array {
+  return encodeLiveness(
+    {
+      ...fields,
+      kind: ProbeKind.Gossip,
+      origin: 0n,
+      target: 0n,
+      seq: 0,
+      digest: 0n,
+      timestampMs: BigInt(Date.now()),
+      statements: [],
+    },
+    sign,
+  );
+}
+
+/** A membership follower whose view is always `members`, at block 1. */
+export function fixedFollower(members: readonly Member[]): MembershipFollower {
+  const view = new Map(members.map((m) => [m.memberId, m]));
+  return {
+    sync: async () => ({
+      block: 1n,
+      blockHash: `0x${"00".repeat(32)}`,
+      members: view,
+      changed: [],
+      kind: "full",
+    }),
+    current: () => undefined,
+    invalidate: () => {},
+  };
+}
+
+/**
+ * Two nodes on real wireguard-go (root; see wireguardGoSkipReason), each a reconcile loop over the real
+ * wg backend in a network namespace of the test's own (`<tag>-1`, `<tag>-2`), joined by a veth pair on
+ * 198.18.<subnet>.0/24, with mesh addresses in 198.19.<subnet>.0/24 and a membership view of the two.
+ * The loops' timer ticks every `tickMs` (tests set it beyond their bounds, so that only the reconcilers'
+ * own wake-ups run passes). `start` builds it all and starts the loops; `stop` removes everything.
+ */
+export function realWireGuardPair(options: {
+  /** Names the namespaces and interfaces; unique per test process (e.g. with its pid). */
+  readonly tag: string;
+  /** The third octet of the underlay and mesh subnets. */
+  readonly subnet: number;
+  readonly tickMs: number;
+  /** Node 1's wireguard-go command (a wrapper), if not wireguard-go itself. */
+  readonly wireguardGo?: string;
+  readonly restartPolicy?: Partial<RestartPolicy>;
+}) {
+  const { tag, subnet } = options;
+  const abort = new AbortController();
+  const nodes = [1, 2].map((id) => {
+    const keys = wireguardKeyPair(randomBytes(32));
+    const log = captureLogger("info");
+    const netns = `${tag}-${id}`;
+    /** Every phase the node's status went through, in order. */
+    const phases: string[] = [];
+    return {
+      id,
+      netns,
+      ifName: `${tag}n${id}`,
+      underlay: `198.18.${subnet}.${id}`,
+      meshIp: `198.19.${subnet}.${id}`,
+      keys,
+      log,
+      phases,
+      backend: createWgBackend({
+        netns,
+        mode: "userspace",
+        logger: log.logger,
+        ...(id === 1 && options.wireguardGo !== undefined
+          ? { commands: { wireguardGo: options.wireguardGo } }
+          : {}),
+      }),
+      status: createStatusStore({ logger: log.logger, onPhase: (phase) => phases.push(phase) }),
+      metrics: createMetrics(),
+      member: {
+        memberId: BigInt(id),
+        appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`),
+        memberKey: getAddress(`0x${(id + 1000).toString(16).padStart(40, "0")}`),
+        wireguardKey: bytesToHex(keys.publicKey),
+        identityKey: `0x${"ab".repeat(32)}`,
+        meshIp: ipToNumber(`198.19.${subnet}.${id}`),
+        status: "active",
+        registeredAt: 1,
+      } satisfies Member,
+      wake: async (_reason?: string) => {},
+    };
+  });
+  type Node = (typeof nodes)[number];
+  const [one, two] = nodes as [Node, Node];
+  const follower = fixedFollower(nodes.map((n) => n.member));
+  const run = (...argv: string[]) =>
+    execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
+  return {
+    nodes: [one, two] as const,
+    one,
+    two,
+    run,
+    /** One ping from `from`'s namespace to `to`'s mesh address answered within a second. */
+    reaches: (from: Node, to: Node) =>
+      spawnSync("ip", ["netns", "exec", from.netns, "ping", "-c", "1", "-W", "1", to.meshIp]).status === 0,
+    /** Polls `check` every 100 ms until it returns a value other than undefined/false; fails after `ms`. */
+    async until<T>(what: string, ms: number, check: () => T | undefined | false): Promise<T> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const value = check();
+        if (value !== undefined && value !== false) return value;
+        if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
+        await delay(100);
+      }
+    },
+    start(): void {
+      for (const node of nodes) {
+        run("ip", "netns", "add", node.netns);
+        run("ip", "-n", node.netns, "link", "set", "lo", "up");
+      }
+      const veth = `${tag}v`;
+      run(
+        "ip",
+        "-n",
+        one.netns,
+        "link",
+        "add",
+        veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        veth,
+        "netns",
+        two.netns,
+      );
+      for (const node of nodes) {
+        run("ip", "-n", node.netns, "address", "add", `${node.underlay}/24`, "dev", veth);
+        run("ip", "-n", node.netns, "link", "set", veth, "up");
+      }
+      const endpoints = new Map(nodes.map((n) => [n.member.appId.toLowerCase(), `${n.underlay}:51820`]));
+      for (const node of nodes) {
+        node.status.update({ booted: true, memberId: node.member.memberId, meshRunning: true });
+        node.status.update({ cskAcquired: true, converged: true });
+        const reconciler = createReconciler({
+          follower,
+          backend: node.backend,
+          endpoints: { read: async () => endpoints },
+          status: node.status,
+          metrics: node.metrics,
+          logger: node.log.logger,
+          keys: {
+            wireguard: {
+              privateKey: secret(node.keys.privateKey),
+              publicKey: bytesToHex(node.keys.publicKey),
+              publicKeyBase64: node.keys.publicKeyBase64,
+            },
+          },
+          mesh: parseMeshCidr(`198.19.${subnet}.0/24`),
+          interfaceName: node.ifName,
+          listenPort: 51820,
+          keepaliveSeconds: 5,
+          ...(options.restartPolicy === undefined ? {} : { restartPolicy: options.restartPolicy }),
+          memberId: () => node.member.memberId,
+          onMembershipEnded: () => {},
+          wake: (reason) => void node.wake(reason),
+        });
+        const loop = createReconcileLoop({
+          pass: reconciler.pass,
+          intervalMs: options.tickMs,
+          signal: abort.signal,
+          logger: node.log.logger,
+        });
+        node.wake = loop.wake;
+        loop.start();
+      }
+    },
+    async stop(): Promise<void> {
+      abort.abort();
+      for (const node of nodes) await node.backend.down().catch(() => undefined);
+      killWireGuardGo(nodes.map((n) => n.ifName));
+      for (const node of nodes) {
+        spawnSync("ip", ["netns", "del", node.netns]);
+        rmSync(`/var/run/wireguard/${node.ifName}.sock`, { force: true });
+      }
+    },
+  };
 }

@@ -15,7 +15,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../src");
 /** Ground first. A room imports only from its own room and the floors below it. */
 const FLOORS: readonly (readonly string[])[] = [
   // Plain data and helpers that import nothing of the sidecar.
-  ["errors.ts", "secret.ts", "sleep.ts", "log.ts", "phase.ts", "model"],
+  ["errors.ts", "secret.ts", "sleep.ts", "log.ts", "logRepeats.ts", "phase.ts", "model"],
   // Configuration, the daemon's plumbing, the WireGuard driver, metrics, mesh protocol primitives.
   ["config.ts", "shutdown.ts", "backoff.ts", "metrics.ts", "wireguard", "meshnet"],
   // Node keys, peer transport, the indexer intake, heartbeats.

@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { DevnetNode, DevnetState } from "@attestmesh/devnet/orchestration/state.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
-import { encodeLiveness, ProbeKind } from "@attestmesh/sidecar/heartbeat/swimCodec.ts";
 import { loadSodium, randomBytes, signingKeyFromSeed } from "@attestmesh/sidecar/meshnet/crypto.ts";
+import { gossipHeartbeat } from "@attestmesh/sidecar/testing/helpers.ts";
 import { createPublicClient, type Hex, http, zeroHash } from "viem";
 import {
   cli,
@@ -190,23 +190,7 @@ describe("CSK and heartbeats end to end", { skip }, () => {
       metricOf(target, "attestmesh_heartbeats_received_total", `result="${result}"`);
     /** A gossip datagram (no statements) from `senderId` at `incarnation`, signed by `key`. */
     const gossip = (id: bigint, incarnation: bigint, key: typeof realKey) =>
-      encodeLiveness(
-        {
-          ...cluster,
-          senderId: id,
-          kind: ProbeKind.Gossip,
-          origin: 0n,
-          target: 0n,
-          seq: 0,
-          incarnation,
-          epoch: 0n,
-          holdsCsk: true,
-          digest: 0n,
-          timestampMs: BigInt(Date.now()),
-          statements: [],
-        },
-        key.sign,
-      );
+      gossipHeartbeat({ ...cluster, senderId: id, incarnation, epoch: 0n, holdsCsk: true }, key.sign);
 
     // Wrong key: a fresh, well-formed datagram claiming to be node3 at a higher incarnation, signed by
     // another key.

@@ -1,9 +1,12 @@
 // Runs the reconcile pass on a timer (on the pollers' beat, sleep.ts) and on demand. At most one pass
 // runs at a time; wake-ups that arrive during a pass coalesce into exactly one more pass right after it,
 // and every caller of `wake()` is answered when a pass that started after its call has finished. A
-// failing pass is logged and counted, never fatal: the next tick tries again. Aborting the signal stops
-// the timer; `stopped` resolves once the pass in flight, if any, has finished.
+// failing pass is counted (`observe`), never fatal: the next tick tries again. Failures in a row are
+// logged thinned (the first, the 2nd, 4th, 8th… and one every 10 minutes, each with the run's count,
+// logRepeats.ts), and the pass that succeeds after them says how many there were. Aborting the signal
+// stops the timer; `stopped` resolves once the pass in flight, if any, has finished.
 import type { Logger } from "../log.ts";
+import { createRepeatLog, repeatFields } from "../logRepeats.ts";
 import { untilBeat } from "../sleep.ts";
 
 export type PassOutcome = "ok" | "error";
@@ -33,6 +36,7 @@ export function createReconcileLoop(options: {
   let timer: NodeJS.Timeout | undefined;
   /** Callers waiting for the next pass to start and finish; undefined when nobody asked. */
   let waiters: Array<() => void> | undefined;
+  const failures = createRepeatLog();
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => {
     resolveStopped = resolve;
@@ -64,9 +68,19 @@ export function createReconcileLoop(options: {
       let outcome: PassOutcome = "ok";
       try {
         await pass();
+        const run = failures.recovered();
+        if (run > 0) logger.info({ failures: run }, "reconcile pass succeeded again after failing");
       } catch (err) {
         outcome = "error";
-        logger.warn({ err }, "reconcile pass failed; retrying on the next tick");
+        const repeat = failures.failed(Date.now());
+        if (repeat.log) {
+          logger.warn(
+            { err, ...repeatFields(repeat) },
+            repeat.failures === 1
+              ? "reconcile pass failed; retrying on the next tick"
+              : "reconcile pass failed again; retrying on the next tick (failures in a row are logged at the 2nd, 4th, 8th… and once every 10 minutes)",
+          );
+        }
       }
       options.observe?.(outcome, (performance.now() - begin) / 1000);
       for (const resolve of batch) resolve();

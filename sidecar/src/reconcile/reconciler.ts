@@ -4,8 +4,9 @@
 // down and hands control back to registration. When the interface goes away by itself (wireguard-go
 // died, or someone deleted it) it forgets what it had set there and asks for a pass at once, which
 // brings the interface up again and applies everything as a first pass does. A loss that repeats
-// before the interface stayed up for a while (a crash loop) waits a growing delay first (restarts.ts),
-// logged at error once and then as warnings that thin out to one every 10 minutes.
+// before the interface stayed up for a while (a crash loop), or a bring-up that fails (the first one
+// too: wireguard-go missing, or dying at start), waits a growing delay first (restarts.ts), logged at
+// error once and then as warnings that thin out to one every 10 minutes.
 import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
@@ -97,7 +98,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let lost = false;
   const restartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
   const pacer = createRestartPacer(restartPolicy);
-  /** This pass tries to bring a lost interface back (the pacer let it). */
+  /**
+   * The interface has not come up since the node became a member (or since it was taken down): its
+   * bring-up failed and is retried at the pacer's delays, as a restart is.
+   */
+  let startFailing = false;
+  /** This pass tries to bring a lost (or never started) interface up (the pacer let it). */
   let attempting = false;
   let restartTimer: NodeJS.Timeout | undefined;
   /** Repeats at the capped delay are logged when this time has come, with how many were not. */
@@ -141,7 +147,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     if (capped) repeatLogAt = now + REPEAT_LOG_MS;
   }
 
-  /** An attempt to bring the interface back ended: up (the pacer hears of it), or failed (it backs off). */
+  /**
+   * An attempt to bring the interface up ended: up (the pacer hears of it), or failed (it backs off).
+   * The first failure of a run (a first bring-up: wireguard-go missing or dying at start) is logged at
+   * error level; later ones as the restarts' repeats.
+   */
   function attemptEnded(error: unknown): void {
     if (!attempting) return;
     attempting = false;
@@ -150,27 +160,35 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       pacer.up(now);
       return;
     }
-    if (!lost) return;
+    if (!lost && !startFailing) return;
     const schedule = pacer.failed(now);
+    const reason = lost ? "restart-failed" : "start-failed";
     status.update({
-      wireguardRestart: {
-        reason: "restart-failed",
-        failures: schedule.failures,
-        nextAttemptAt: schedule.notBefore,
-      },
+      wireguardRestart: { reason, failures: schedule.failures, nextAttemptAt: schedule.notBefore },
     });
-    logRepeat(
-      { err: error },
-      "bringing the WireGuard interface back failed; trying again after a delay",
-      schedule,
-      now,
-    );
+    if (schedule.failures === 1) {
+      repeatLogAt = 0;
+      repeatsUnlogged = 0;
+      logger.error(
+        { interface: options.interfaceName, reason, retryInMs: schedule.delayMs, err: error },
+        "bringing up the WireGuard interface failed; trying again after a delay",
+      );
+    } else {
+      logRepeat(
+        { reason, err: error },
+        lost
+          ? "bringing the WireGuard interface back failed; trying again after a delay"
+          : "bringing up the WireGuard interface failed again; trying again after a delay",
+        schedule,
+        now,
+      );
+    }
     wakeForRestart(schedule.delayMs);
   }
 
-  /** True when a lost interface's next attempt must wait (a pass is asked for when it may run). */
+  /** True when a lost (or never started) interface's next attempt must wait (a pass is asked for then). */
   function restartHeld(): boolean {
-    if (!lost) return false;
+    if (!lost && !startFailing) return false;
     const wait = pacer.waitMs(Date.now());
     if (wait > 0) {
       wakeForRestart(wait);
@@ -290,6 +308,15 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           listenPort: options.listenPort,
           address,
         });
+      } catch (error) {
+        // A first bring-up that fails is paced like a restart (restartHeld, attemptEnded): the first
+        // retry after 1 s, then 2, 4… 30 s, not one a poll.
+        if (interfaceAddress === undefined && !attempting) {
+          pacer.attempt();
+          attempting = true;
+          startFailing = true;
+        }
+        throw error;
       } finally {
         await linksOpened;
       }
@@ -301,6 +328,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         lost ? "WireGuard interface up again; adding its peers" : "WireGuard interface up",
       );
       lost = false;
+      startFailing = false;
     }
     const observed = await backend.peers();
     let current = observed;
@@ -417,13 +445,20 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
 
   async function teardown(): Promise<void> {
     if (interfaceAddress === undefined && !lost) {
-      // An `up` that failed leaves "configuring" behind.
+      // An `up` that failed leaves "configuring" behind, and a run of failed starts is forgotten.
+      if (startFailing) {
+        startFailing = false;
+        pacer.reset();
+        clearTimeout(restartTimer);
+        status.update({ wireguardRestart: undefined });
+      }
       if (status.get().wireguard !== "down") status.update({ wireguard: "down" });
       return;
     }
     await backend.down();
     interfaceAddress = undefined;
     lost = false;
+    startFailing = false;
     pacer.reset();
     clearTimeout(restartTimer);
     routeMtus = new Map();
@@ -467,13 +502,21 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         // else: registered, but not confirmed at head − confirmations yet (phase stays waiting-peers).
         attemptEnded(undefined);
         metrics.lastReconcileBlock.set(Number(snapshot.block));
+        // Up for a while since the last loss: the run of failures is over.
+        const runOver = !lost && !pacer.active(Date.now());
+        const run = status.get().wireguardRestart;
+        if (runOver && run !== undefined) {
+          logger.info(
+            { interface: options.interfaceName, reason: run.reason, failures: run.failures },
+            "the WireGuard interface stayed up; its run of failures is over",
+          );
+        }
         status.update({
           lastReconcileBlock: snapshot.block,
           lastReconcileAt: Date.now(),
           // While a restart waits, the loss stays the last error.
           ...(held ? {} : { lastError: undefined }),
-          // Up for a while since the last loss: the run of failures is over.
-          ...(!lost && !pacer.active(Date.now()) ? { wireguardRestart: undefined } : {}),
+          ...(runOver ? { wireguardRestart: undefined } : {}),
         });
       } catch (error) {
         attemptEnded(error);

@@ -7,6 +7,7 @@ import { closeSync } from "node:fs";
 import { createConnection, isIP } from "node:net";
 import { join } from "node:path";
 import { AttestmeshError, isAttestmeshError } from "@attestmesh/shared/errors.ts";
+import { createRepeatLog } from "../logRepeats.ts";
 import {
   type DeviceConfig,
   type InterfaceConfig,
@@ -193,6 +194,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   let watch: LinkWatch | undefined;
   /** Who hears of the interface going away by itself (`onLost`). */
   const lostListeners = new Set<(error: AttestmeshError) => void>();
+  /** The deaths of our wireguard-go daemons in a row, so that a crash loop's warnings thin out. */
+  const exits = createRepeatLog();
   let queue: Promise<unknown> = Promise.resolve();
 
   /**
@@ -336,6 +339,7 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       startTimeoutMs,
       logger,
       isWireGuard,
+      exits,
       onUnexpectedExit: (error) => {
         failure = error;
         for (const listener of lostListeners) listener(error);

@@ -4,16 +4,29 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
+import { type RepeatLog, repeatFields } from "../logRepeats.ts";
 import { unavailable } from "./errors.ts";
 import { type WgLogger, within } from "./process.ts";
 
 const OUTPUT_TAIL_LINES = 20;
 
+/**
+ * How long the output pipes may stay open once the process exited: a wrapper that forked (its child
+ * still holding them) must not hold up stopping it, nor its start-up failure.
+ */
+const PIPES_AFTER_EXIT_MS = 200;
+
+/** A daemon that ran this long before it died ends a run of deaths: its exit is logged as a first. */
+const EXITS_RUN_ENDS_AFTER_MS = 60_000;
+
 export interface Daemon {
   readonly child: ChildProcess;
+  /** Resolves once the process exited and its output pipes closed, or PIPES_AFTER_EXIT_MS after it exited. */
   readonly exited: Promise<void>;
   readonly output: string[];
   ready: boolean;
+  /** When the interface it made appeared (ms since the epoch). */
+  readyAt?: number;
   stopping: boolean;
   exit?: { readonly code: number | null; readonly signal: NodeJS.Signals | null };
   spawnError?: Error;
@@ -31,6 +44,11 @@ export async function startWireguardGo(options: {
   readonly isWireGuard: (name: string) => Promise<boolean>;
   /** The daemon died after start-up: the interface is gone; the error says what to do. */
   readonly onUnexpectedExit: (error: AttestmeshError) => void;
+  /**
+   * The deaths of this interface's daemons, one after another (a crash loop): the warning each one
+   * logs is thinned to the first, 2nd, 4th… and one every 10 minutes, with the count. Absent: each.
+   */
+  readonly exits?: RepeatLog;
 }): Promise<Daemon> {
   const { name, netns, startTimeoutMs, logger, isWireGuard } = options;
   const wireguardGoCommand = options.command.at(-1) ?? "wireguard-go";
@@ -47,7 +65,17 @@ export async function startWireguardGo(options: {
     output: [],
     ready: false,
     stopping: false,
-    exited: new Promise<void>((resolve) => child.once("close", () => resolve())),
+    exited: new Promise<void>((resolve) => {
+      child.once("close", () => resolve());
+      child.once("exit", () => {
+        setTimeout(() => {
+          // Whoever still holds them (a grandchild) gets EPIPE on its next write.
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          resolve();
+        }, PIPES_AFTER_EXIT_MS);
+      });
+    }),
   };
   for (const stream of [child.stdout, child.stderr]) {
     if (stream === null) continue;
@@ -69,8 +97,27 @@ export async function startWireguardGo(options: {
         `Call up() again to restart it. Last output: ${daemon.output.slice(-3).join(" | ") || "(none)"}`,
       { code: "WireGuardDaemonExited", details: { name, code, signal, output: [...daemon.output] } },
     );
-    // A warning: the caller, which restarts the interface, reports the loss as the error it is.
-    logger.warn({ name, netns, code, signal, output: daemon.output }, "wireguard-go exited unexpectedly");
+    // A warning: the caller, which restarts the interface, reports the loss as the error it is (and
+    // counts every one, attestmesh_wireguard_restarts_total).
+    const now = Date.now();
+    if (now - (daemon.readyAt ?? now) >= EXITS_RUN_ENDS_AFTER_MS) options.exits?.recovered();
+    const repeat = options.exits?.failed(now);
+    if (repeat === undefined || repeat.log) {
+      logger.warn(
+        {
+          name,
+          netns,
+          code,
+          signal,
+          output: daemon.output,
+          // `failures`: this exit's place in the run of deaths; `unlogged`: the ones not logged since.
+          ...(repeat === undefined ? {} : repeatFields(repeat)),
+        },
+        repeat === undefined || repeat.failures === 1
+          ? "wireguard-go exited unexpectedly"
+          : "wireguard-go exited unexpectedly again (such exits in a row are logged at the 2nd, 4th, 8th… and once every 10 minutes)",
+      );
+    }
     options.onUnexpectedExit(failure);
   });
 
@@ -86,6 +133,7 @@ export async function startWireguardGo(options: {
     }
     if (created) {
       daemon.ready = true;
+      daemon.readyAt = Date.now();
       return daemon;
     }
     if (Date.now() > deadline) break;
@@ -118,7 +166,7 @@ function daemonStartFailed(name: string, daemon: Daemon, wireguardGoCommand: str
   );
 }
 
-/** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
+/** SIGTERM, then SIGKILL after 5 s; resolves once it exited (not waiting on pipes a grandchild holds). */
 export async function stopWireguardGo(daemon: Daemon, logger: WgLogger): Promise<void> {
   daemon.stopping = true;
   if (daemon.exit !== undefined || daemon.spawnError !== undefined) return;

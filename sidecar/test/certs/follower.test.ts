@@ -67,14 +67,19 @@ import {
 import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
 import { parseConfig } from "../../src/config.ts";
 import { encodeRequest } from "../../src/csk/codec.ts";
-import { encodeLiveness, ProbeKind } from "../../src/heartbeat/swimCodec.ts";
 import { type Sidecar, startSidecar } from "../../src/main.ts";
 import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
 import { sealMessage } from "../../src/messages/envelope.ts";
 import type { Member } from "../../src/model/member.ts";
 import { createMemoryBackend, type MemoryBackend } from "../../src/wireguard/memory.ts";
-import { type CapturedLogger, captureLogger, freePort, TEST_SIDECAR_ENV } from "../helpers.ts";
+import {
+  type CapturedLogger,
+  captureLogger,
+  freePort,
+  gossipHeartbeat,
+  TEST_SIDECAR_ENV,
+} from "../helpers.ts";
 
 const KEYS: readonly Hex[] = [
   "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
@@ -152,15 +157,268 @@ async function startSimulatedNode(options: {
   return { name, sidecar, backend, log };
 }
 
+/** Quick heartbeats, so that liveness settles within the tests' sampling. */
+const FAST_HEARTBEATS = { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" };
+
+/**
+ * What the describes of real sidecars here share, set up by `open` (in `before`) and taken down by
+ * `close` (in `after`): a cluster on an in-process chain with the trust values its nodes' compose pins,
+ * a folder, a mesh port, one RPC endpoint in front of the chain that answers with `request` (absent:
+ * the chain's own answer), and `closers`, run in reverse by `close`.
+ */
+function sidecarScene(dirPrefix: string, request?: (method: string, params: unknown[]) => Promise<unknown>) {
+  const closers: Array<() => Promise<unknown>> = [];
+  let fx: ClusterFixture | undefined;
+  let trust: PinnedTrust | undefined;
+  let dir: string | undefined;
+  let meshPort: number | undefined;
+  let rpc: Awaited<ReturnType<typeof serveRpc>> | undefined;
+  let composeAllowed = false;
+  const opened = <T>(value: T | undefined): T => {
+    assert.ok(value !== undefined, "the scene is not open");
+    return value;
+  };
+  return {
+    closers,
+    get fx() {
+      return opened(fx);
+    },
+    get trust() {
+      return opened(trust);
+    },
+    get meshPort() {
+      return opened(meshPort);
+    },
+    async open(): Promise<ClusterFixture> {
+      await loadSodium();
+      const cluster = await setupCluster();
+      fx = cluster;
+      trust = await fixtureTrust(cluster);
+      dir = await mkdtemp(join(tmpdir(), dirPrefix));
+      meshPort = await freePort();
+      rpc = await serveRpc({
+        request: ({ method, params }) =>
+          request === undefined
+            ? cluster.connection.provider.request({ method, params: params ?? [] })
+            : request(method, params ?? []),
+      });
+      return cluster;
+    },
+    async close(): Promise<void> {
+      for (const close of closers.reverse()) await close().catch(() => {});
+      await rpc?.close();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    },
+    /** The nodes' compose: the trust values and the one RPC provider, the scene's; allowed on chain once. */
+    async compose(): Promise<string> {
+      const compose = devnetAppCompose("v0", {
+        ...opened(trust),
+        providers: [new URL(opened(rpc).url).origin],
+      });
+      if (!composeAllowed) {
+        const hash = toHex(sha256(new TextEncoder().encode(compose)));
+        await opened(fx).publicClient.waitForTransactionReceipt({
+          hash: await opened(fx).owner.write.addComposeHash([hash]),
+        });
+        composeAllowed = true;
+      }
+      return compose;
+    },
+    /**
+     * A sidecar named `name` paying gas with `gasKey`, on a simulated CVM of `appId` (absent: a new member
+     * app) under `kmsRoot` (absent: the cluster's) with the nodes' compose.
+     */
+    async startNode(
+      name: string,
+      gasKey: Hex,
+      options: { kmsRoot?: KmsRoot; appId?: Address; env?: Record<string, string> } = {},
+    ): Promise<Node> {
+      const cluster = opened(fx);
+      return startSimulatedNode({
+        name,
+        dir: opened(dir),
+        kmsRoot: options.kmsRoot ?? cluster.kmsRoot,
+        appId: options.appId ?? (await createMemberApp(cluster)).appId,
+        appCompose: await this.compose(),
+        rpcUrl: opened(rpc).url,
+        cluster: cluster.deployed.diamond,
+        gasKey,
+        meshPort: opened(meshPort),
+        ...(options.env === undefined ? {} : { env: options.env }),
+        closers,
+      });
+    },
+  };
+}
+
+const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
+
+/** A node's last warnings and errors, one JSON line each: for a failure message. */
+function logTail(node: Node): string {
+  return node.log
+    .lines()
+    .filter((l) => l.level >= 40)
+    .slice(-8)
+    .map((l) => JSON.stringify(l))
+    .join("\n");
+}
+
+/** A member the chain lists (or a lying provider makes up) whose keys are the attacker's own. */
+interface Impostor {
+  readonly memberId: bigint;
+  readonly meshIp: string;
+  /** Its Ed25519 identity key's seed: it signs CSK requests and heartbeats as the member. */
+  readonly identitySeed: Uint8Array;
+  readonly wireguardKey: Hex;
+}
+
+/** What attackThroughout needs of the test's cluster. */
+interface Scene {
+  readonly fx: ClusterFixture;
+  readonly meshPort: number;
+  readonly closers: Array<() => Promise<unknown>>;
+}
+
+/**
+ * An attack on the honest nodes `a` and `b` by an `impostor` from its own mesh endpoint, checked at every
+ * sample, until `settled` and for 30 samples more, attacking the settled mesh; returns the samples.
+ *
+ * Every 100 ms: `step`, then the attack (a CSK request for epochs 0 and 1 and a gossip heartbeat at
+ * `heartbeatEpoch` to each node that has its member id and mesh address), then the check (the impostor
+ * is no node's WireGuard peer — `names[0]` in failures — no heartbeat is attributed to it — `names[1]` —
+ * no CSK answer reached it, B delivered no message), then a completed handshake with every peer the
+ * nodes' chain views made (WireGuard is in memory; the check ran first). Fails after `ms` with
+ * `state()` and each node's last warnings. Its socket is closed with the nodes (`closers`).
+ */
+async function attackThroughout(
+  [a, b]: readonly [Node, Node],
+  scene: Scene,
+  options: {
+    readonly settled: () => boolean | Promise<boolean>;
+    readonly impostor: Impostor;
+    readonly heartbeatEpoch: bigint;
+    readonly names: readonly [key: string, member: string];
+    readonly step: () => Promise<void>;
+    readonly ms: number;
+    readonly state: () => string;
+  },
+): Promise<number> {
+  const { impostor } = options;
+  const { meshPort } = scene;
+  const cluster = { chainId: scene.fx.chainId, cluster: scene.fx.deployed.diamond };
+  const socket = createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(meshPort, loopbackFor(impostor.meshIp), resolve));
+  const answers: Buffer[] = [];
+  socket.on("message", (m) => answers.push(m));
+  const key = signingKeyFromSeed(Uint8Array.from(impostor.identitySeed));
+  scene.closers.push(async () => {
+    socket.close();
+    key.destroy();
+  });
+  let incarnation = 0n;
+  const attack = () => {
+    for (const node of [a, b]) {
+      const s = node.sidecar.status();
+      if (s.memberId === undefined || s.meshIp === undefined) continue;
+      const target = loopbackFor(s.meshIp);
+      for (const epoch of [0n, 1n]) {
+        const request = encodeRequest(
+          {
+            ...cluster,
+            requesterId: impostor.memberId,
+            serverId: s.memberId,
+            epoch,
+            timestampMs: BigInt(Date.now()),
+            nonce: new Uint8Array(randomBytes(16)),
+          },
+          key.sign,
+        );
+        socket.send(request, meshPort, target);
+      }
+      incarnation += 1n;
+      const heartbeat = gossipHeartbeat(
+        {
+          ...cluster,
+          senderId: impostor.memberId,
+          incarnation,
+          epoch: options.heartbeatEpoch,
+          holdsCsk: false,
+        },
+        key.sign,
+      );
+      socket.send(heartbeat, meshPort, target);
+    }
+  };
+
+  const wireguardKey = Buffer.from(hexToBytes(impostor.wireguardKey)).toString("base64");
+  let samples = 0;
+  /** Every invariant, checked at every sample. */
+  const check = async () => {
+    samples += 1;
+    for (const node of [a, b]) {
+      const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
+      assert.ok(
+        peers.every((p) => p.publicKey !== wireguardKey),
+        `sample ${samples}: ${node.name} has ${options.names[0]} as a WireGuard peer`,
+      );
+      assert.ok(
+        node.sidecar.peers.peers().every((p) => p.memberId !== impostor.memberId),
+        `sample ${samples}: ${node.name} attributed a heartbeat to ${options.names[1]}`,
+      );
+    }
+    assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
+    const delivered = (await b.sidecar.metrics.registry.metrics())
+      .split("\n")
+      .find((l) => l.startsWith("attestmesh_messages_received_total "));
+    assert.equal(
+      delivered ?? "attestmesh_messages_received_total 0",
+      "attestmesh_messages_received_total 0",
+      `sample ${samples}: B delivered a message`,
+    );
+  };
+
+  const deadline = Date.now() + options.ms;
+  while (!(await options.settled())) {
+    if (Date.now() >= deadline) assert.fail(`${options.state()}\n${logTail(a)}\n${logTail(b)}`);
+    await options.step();
+    attack();
+    await check();
+    for (const node of [a, b]) {
+      if (node.backend.interface === undefined) continue;
+      for (const peer of await node.backend.peers()) {
+        if (peer.latestHandshake === 0)
+          node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
+      }
+    }
+    await delay(100);
+  }
+  for (let i = 0; i < 30; i++) {
+    attack();
+    await check();
+    await delay(100);
+  }
+  return samples;
+}
+
+/** The two honest members are each other's only WireGuard peer. */
+async function assertOnlyEachOther(a: Node, b: Node): Promise<void> {
+  const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
+  assert.deepEqual(
+    (await a.backend.peers()).map((p) => p.publicKey),
+    [keyOf(b)],
+  );
+  assert.deepEqual(
+    (await b.backend.peers()).map((p) => p.publicKey),
+    [keyOf(a)],
+  );
+}
+
 describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attribute a message", {
   timeout: 240_000,
 }, () => {
+  // The one RPC provider is a lying proxy in front of the chain.
+  const scene = sidecarScene("am-lying-", lie);
   let fx: ClusterFixture;
-  let trust: PinnedTrust;
-  let dir: string;
-  let proxy: Awaited<ReturnType<typeof serveRpc>>;
-  let meshPort: number;
-  const closers: Array<() => Promise<unknown>> = [];
 
   // The attacker: its own KMS root (not pinned), a genuine member app of the cluster that no TEE booted,
   // and the keys a CVM under its KMS derives for that app id.
@@ -304,40 +562,8 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
     return result;
   }
 
-  /** The nodes' compose: the trust values and the one RPC provider, the lying proxy; allowed once. */
-  let composeAllowed = false;
-  async function nodeCompose(): Promise<string> {
-    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(proxy.url).origin] });
-    if (!composeAllowed) {
-      const hash = toHex(sha256(new TextEncoder().encode(compose)));
-      await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addComposeHash([hash]) });
-      composeAllowed = true;
-    }
-    return compose;
-  }
-
-  async function startNode(name: string, appId: Address, gasKey: Hex): Promise<Node> {
-    return startSimulatedNode({
-      name,
-      dir,
-      kmsRoot: fx.kmsRoot,
-      appId,
-      appCompose: await nodeCompose(),
-      rpcUrl: proxy.url,
-      cluster: fx.deployed.diamond,
-      gasKey,
-      meshPort,
-      env: { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" },
-      closers,
-    });
-  }
-
   before(async () => {
-    await loadSodium();
-    fx = await setupCluster();
-    trust = await fixtureTrust(fx);
-    dir = await mkdtemp(join(tmpdir(), "am-lying-"));
-    meshPort = await freePort();
+    fx = await scene.open();
     ({ appId: fakeApp } = await createMemberApp(fx));
     const node = simulatedNode(rogueKms, fakeApp);
     const signature = await signRegistration(fx, node);
@@ -352,148 +578,38 @@ describe("a lying RPC cannot make a non-TEE key a peer, get it the CSK, or attri
         args: [node.proof, node.wireguardKey, node.identityKey, SIMULATED_CLAIMS, signature],
       }),
     };
-    proxy = await serveRpc({ request: ({ method, params }) => lie(method, params ?? []) });
   });
 
-  after(async () => {
-    for (const close of closers.reverse()) await close().catch(() => {});
-    await proxy?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => scene.close());
 
   test("the honest mesh forms; the injected member never becomes a peer, gets no CSK answer, is attributed nothing", async () => {
     const apps = [await createMemberApp(fx), await createMemberApp(fx)];
-    const a = await startNode("a", apps[0]!.appId, KEYS[0]!);
-    const b = await startNode("b", apps[1]!.appId, KEYS[1]!);
+    const a = await scene.startNode("a", KEYS[0]!, { appId: apps[0]!.appId, env: FAST_HEARTBEATS });
+    const b = await scene.startNode("b", KEYS[1]!, { appId: apps[1]!.appId, env: FAST_HEARTBEATS });
 
     // The attacker's own mesh endpoint: it asks for the CSK and sends heartbeats as the fake member.
-    const attacker = createSocket("udp4");
-    await new Promise<void>((resolve) => attacker.bind(meshPort, loopbackFor(FAKE_MESH_IP), resolve));
-    const answers: Buffer[] = [];
-    attacker.on("message", (m) => answers.push(m));
-    const key = signingKeyFromSeed(Uint8Array.from(fake.identitySeed));
-    let counter = 0n;
-    const attack = () => {
-      for (const node of [a, b]) {
-        const s = node.sidecar.status();
-        if (s.memberId === undefined || s.meshIp === undefined) continue;
-        const target = loopbackFor(s.meshIp);
-        const cluster = { chainId: fx.chainId, cluster: fx.deployed.diamond };
-        for (const epoch of [0n, 1n]) {
-          const request = encodeRequest(
-            {
-              ...cluster,
-              requesterId: FAKE_ID,
-              serverId: s.memberId,
-              epoch,
-              timestampMs: BigInt(Date.now()),
-              nonce: new Uint8Array(randomBytes(16)),
-            },
-            key.sign,
-          );
-          attacker.send(request, meshPort, target);
+    // Then it keeps attacking (and checking) for a while with the mesh healthy and the CSK held on both.
+    const samples = await attackThroughout([a, b], scene, {
+      settled: () => healthy(a) && healthy(b) && forgedServed,
+      impostor: { ...fake, memberId: FAKE_ID, meshIp: FAKE_MESH_IP },
+      heartbeatEpoch: 1n,
+      names: ["the injected key", "the injected member"],
+      step: async () => {
+        const sa = a.sidecar.status();
+        const sb = b.sidecar.status();
+        if (sa.memberId !== undefined) members.a = sa.memberId;
+        if (sb.memberId !== undefined) members.b = sb.memberId;
+        if (bIdentityKey === undefined && members.b !== undefined) {
+          bIdentityKey = (await fx.owner.read.member([members.b])).identityKey;
         }
-        counter += 1n;
-        const heartbeat = encodeLiveness(
-          {
-            ...cluster,
-            senderId: FAKE_ID,
-            kind: ProbeKind.Gossip,
-            origin: 0n,
-            target: 0n,
-            seq: 0,
-            incarnation: counter,
-            epoch: 1n,
-            holdsCsk: false,
-            digest: 0n,
-            timestampMs: BigInt(Date.now()),
-            statements: [],
-          },
-          key.sign,
-        );
-        attacker.send(heartbeat, meshPort, target);
-      }
-    };
-
-    /** Every invariant, checked at every sample. */
-    let samples = 0;
-    const check = async () => {
-      samples += 1;
-      for (const node of [a, b]) {
-        const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
-        assert.ok(
-          peers.every((p) => p.publicKey !== Buffer.from(hexToBytes(fake.wireguardKey)).toString("base64")),
-          `sample ${samples}: ${node.name} has the injected key as a WireGuard peer`,
-        );
-        assert.ok(
-          node.sidecar.peers.peers().every((p) => p.memberId !== FAKE_ID),
-          `sample ${samples}: ${node.name} attributed a heartbeat to the injected member`,
-        );
-      }
-      assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
-      const delivered = (await b.sidecar.metrics.registry.metrics())
-        .split("\n")
-        .find((l) => l.startsWith("attestmesh_messages_received_total "));
-      assert.equal(
-        delivered ?? "attestmesh_messages_received_total 0",
-        "attestmesh_messages_received_total 0",
-        `sample ${samples}: B delivered a message`,
-      );
-    };
-
-    const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
-    const deadline = Date.now() + 60_000;
-    while (!(healthy(a) && healthy(b) && forgedServed)) {
-      if (Date.now() >= deadline) {
-        const tail = (n: Node) =>
-          n.log
-            .lines()
-            .filter((l) => l.level >= 40)
-            .slice(-8)
-            .map((l) => JSON.stringify(l))
-            .join("\n");
-        assert.fail(
-          `the honest mesh did not form in time: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, forged message served ${forgedServed}\n${tail(a)}\n${tail(b)}`,
-        );
-      }
-      const sa = a.sidecar.status();
-      const sb = b.sidecar.status();
-      if (sa.memberId !== undefined) members.a = sa.memberId;
-      if (sb.memberId !== undefined) members.b = sb.memberId;
-      if (bIdentityKey === undefined && members.b !== undefined) {
-        bIdentityKey = (await fx.owner.read.member([members.b])).identityKey;
-      }
-      attack();
-      await check();
-      // WireGuard is in memory: complete a handshake with every peer the chain view made (checked above).
-      for (const node of [a, b]) {
-        if (node.backend.interface === undefined) continue;
-        for (const peer of await node.backend.peers()) {
-          if (peer.latestHandshake === 0)
-            node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
-        }
-      }
-      await delay(100);
-    }
-    // Keep attacking (and checking) for a while with the mesh healthy and the CSK held on both.
-    for (let i = 0; i < 30; i++) {
-      attack();
-      await check();
-      await delay(100);
-    }
-    attacker.close();
-    key.destroy();
+      },
+      ms: 60_000,
+      state: () =>
+        `the honest mesh did not form in time: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, forged message served ${forgedServed}`,
+    });
 
     // The honest members are each other's only peer.
-    const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
-    assert.deepEqual(
-      (await a.backend.peers()).map((p) => p.publicKey),
-      [keyOf(b)],
-    );
-    assert.deepEqual(
-      (await b.backend.peers()).map((p) => p.publicKey),
-      [keyOf(a)],
-    );
+    await assertOnlyEachOther(a, b);
     assert.ok(samples > 10, `sampled ${samples} times`);
 
     // The refusal is visible: the named reason in a log line and in the metrics, and the CSK requests
@@ -676,58 +792,23 @@ describe("the certified view: this node's own record, and the follower's registr
 describe("a node whose own certificate its peers refuse never counts itself certified", {
   timeout: 120_000,
 }, () => {
+  const scene = sidecarScene("am-own-");
   let fx: ClusterFixture;
-  let trust: PinnedTrust;
-  let dir: string;
-  let rpc: Awaited<ReturnType<typeof serveRpc>>;
-  let meshPort: number;
-  const closers: Array<() => Promise<unknown>> = [];
   const rogueKms = createKmsRoot(new Uint8Array(randomBytes(32)));
 
-  async function startNode(name: string, kmsRoot: KmsRoot, gasKey: Hex): Promise<Node> {
-    const { appId } = await createMemberApp(fx);
-    return startSimulatedNode({
-      name,
-      dir,
-      kmsRoot,
-      appId,
-      appCompose: devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] }),
-      rpcUrl: rpc.url,
-      cluster: fx.deployed.diamond,
-      gasKey,
-      meshPort,
-      closers,
-    });
-  }
-
   before(async () => {
-    await loadSodium();
-    fx = await setupCluster();
-    trust = await fixtureTrust(fx);
-    dir = await mkdtemp(join(tmpdir(), "am-own-"));
-    meshPort = await freePort();
-    rpc = await serveRpc({
-      request: ({ method, params }) => fx.connection.provider.request({ method, params: params ?? [] }),
-    });
+    fx = await scene.open();
     // The owner's allowlist admits the rogue root (A registers), the compose pins only the cluster's.
     await fx.publicClient.waitForTransactionReceipt({
       hash: await fx.owner.write.addKmsRoot([rogueKms.address]),
     });
-    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
-    await fx.publicClient.waitForTransactionReceipt({
-      hash: await fx.owner.write.addComposeHash([toHex(sha256(new TextEncoder().encode(compose)))]),
-    });
   });
 
-  after(async () => {
-    for (const close of closers.reverse()) await close().catch(() => {});
-    await rpc?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => scene.close());
 
   test("attacker: A's chain is rooted in an unpinned KMS; A registers but is never in its own view", async () => {
-    const a = await startNode("a", rogueKms, KEYS[0]!);
-    const b = await startNode("b", fx.kmsRoot, KEYS[1]!);
+    const a = await scene.startNode("a", KEYS[0]!, { kmsRoot: rogueKms });
+    const b = await scene.startNode("b", KEYS[1]!);
     const aKey = () => a.sidecar.status().wireguardPublicKey;
     let samples = 0;
     const check = async () => {
@@ -764,15 +845,8 @@ describe("a node whose own certificate its peers refuse never counts itself cert
       const id = a.sidecar.status().memberId;
       if (refusedOwn(a, id) && refusedOwn(b, id) && b.sidecar.status().phase === "healthy") break;
       if (Date.now() >= deadline) {
-        const tail = (n: Node) =>
-          n.log
-            .lines()
-            .filter((l) => l.level >= 40)
-            .slice(-8)
-            .map((l) => JSON.stringify(l))
-            .join("\n");
         assert.fail(
-          `not settled: A ${a.sidecar.status().phase} (member ${id}), B ${b.sidecar.status().phase}\n${tail(a)}\n${tail(b)}`,
+          `not settled: A ${a.sidecar.status().phase} (member ${id}), B ${b.sidecar.status().phase}\n${logTail(a)}\n${logTail(b)}`,
         );
       }
       await delay(50);
@@ -812,52 +886,16 @@ describe("a node whose own certificate its peers refuse never counts itself cert
 describe("a member whose key chain is of the guest API the compose does not pin is never a peer", {
   timeout: 180_000,
 }, () => {
+  const scene = sidecarScene("am-guestapi-");
   let fx: ClusterFixture;
-  let trust: PinnedTrust;
-  let dir: string;
-  let rpc: Awaited<ReturnType<typeof serveRpc>>;
-  let meshPort: number;
-  const closers: Array<() => Promise<unknown>> = [];
   let attackerApp: Address;
   let attacker: ReturnType<typeof simulatedNodeKeysV1> & { identitySeed: Uint8Array };
   let attackerId: bigint;
   let attackerMeshIp: string;
 
-  let composeAllowed = false;
-  async function startNode(name: string, gasKey: Hex): Promise<Node> {
-    const compose = devnetAppCompose("v0", { ...trust, providers: [new URL(rpc.url).origin] });
-    if (!composeAllowed) {
-      await fx.publicClient.waitForTransactionReceipt({
-        hash: await fx.owner.write.addComposeHash([toHex(sha256(new TextEncoder().encode(compose)))]),
-      });
-      composeAllowed = true;
-    }
-    const { appId } = await createMemberApp(fx);
-    return startSimulatedNode({
-      name,
-      dir,
-      kmsRoot: fx.kmsRoot,
-      appId,
-      appCompose: compose,
-      rpcUrl: rpc.url,
-      cluster: fx.deployed.diamond,
-      gasKey,
-      meshPort,
-      env: { ATTESTMESH_HEARTBEAT_INTERVAL_MS: "250", ATTESTMESH_HEARTBEAT_TIMEOUT_MS: "1500" },
-      closers,
-    });
-  }
-
   before(async () => {
-    await loadSodium();
-    fx = await setupCluster();
-    trust = await fixtureTrust(fx);
-    assert.equal(trust.guestApi, "v0");
-    dir = await mkdtemp(join(tmpdir(), "am-guestapi-"));
-    meshPort = await freePort();
-    rpc = await serveRpc({
-      request: ({ method, params }) => fx.connection.provider.request({ method, params: params ?? [] }),
-    });
+    fx = await scene.open();
+    assert.equal(scene.trust.guestApi, "v0");
     // The attacker's CVM: a genuine member app under the pinned KMS root; its v1 keys, as /v1/GetKey
     // derives them on the same app key as its v0 keys.
     ({ appId: attackerApp } = await createMemberApp(fx));
@@ -874,68 +912,11 @@ describe("a member whose key chain is of the guest API the compose does not pin 
     attackerMeshIp = numberToIp(record.meshIp);
   });
 
-  after(async () => {
-    for (const close of closers.reverse()) await close().catch(() => {});
-    await rpc?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => scene.close());
 
   test("attacker: its v1 chain is refused (GuestApiNotPinned); no peer, no CSK, no heartbeat, no message, at any sample", async () => {
-    const a = await startNode("a", KEYS[0]!);
-    const b = await startNode("b", KEYS[1]!);
-
-    const socket = createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(meshPort, loopbackFor(attackerMeshIp), resolve));
-    const answers: Buffer[] = [];
-    socket.on("message", (m) => answers.push(m));
-    const key = signingKeyFromSeed(Uint8Array.from(attacker.identitySeed));
-    // Closed with the nodes, so a failing sample does not leave the socket holding the process open.
-    closers.push(async () => {
-      socket.close();
-      key.destroy();
-    });
-    const cluster = { chainId: fx.chainId, cluster: fx.deployed.diamond };
-    let incarnation = 0n;
-    const attack = () => {
-      for (const node of [a, b]) {
-        const s = node.sidecar.status();
-        if (s.memberId === undefined || s.meshIp === undefined) continue;
-        const target = loopbackFor(s.meshIp);
-        for (const epoch of [0n, 1n]) {
-          const request = encodeRequest(
-            {
-              ...cluster,
-              requesterId: attackerId,
-              serverId: s.memberId,
-              epoch,
-              timestampMs: BigInt(Date.now()),
-              nonce: new Uint8Array(randomBytes(16)),
-            },
-            key.sign,
-          );
-          socket.send(request, meshPort, target);
-        }
-        incarnation += 1n;
-        const heartbeat = encodeLiveness(
-          {
-            ...cluster,
-            senderId: attackerId,
-            kind: ProbeKind.Gossip,
-            origin: 0n,
-            target: 0n,
-            seq: 0,
-            incarnation,
-            epoch: 0n,
-            holdsCsk: false,
-            digest: 0n,
-            timestampMs: BigInt(Date.now()),
-            statements: [],
-          },
-          key.sign,
-        );
-        socket.send(heartbeat, meshPort, target);
-      }
-    };
+    const a = await scene.startNode("a", KEYS[0]!, { env: FAST_HEARTBEATS });
+    const b = await scene.startNode("b", KEYS[1]!, { env: FAST_HEARTBEATS });
 
     /** A sealed message to B on chain, signed by the attacker's v1 member key; its envelope id. */
     let sentEnvelope: Hex | undefined;
@@ -969,82 +950,27 @@ describe("a member whose key chain is of the guest API the compose does not pin 
       sentEnvelope = envelopeId;
     };
 
-    const attackerWg = Buffer.from(hexToBytes(attacker.wireguardKey)).toString("base64");
-    let samples = 0;
-    const check = async () => {
-      samples += 1;
-      for (const node of [a, b]) {
-        const peers = node.backend.interface === undefined ? [] : await node.backend.peers();
-        assert.ok(
-          peers.every((p) => p.publicKey !== attackerWg),
-          `sample ${samples}: ${node.name} has the v1 key as a WireGuard peer`,
-        );
-        assert.ok(
-          node.sidecar.peers.peers().every((p) => p.memberId !== attackerId),
-          `sample ${samples}: ${node.name} attributed a heartbeat to the v1 member`,
-        );
-      }
-      assert.equal(answers.length, 0, `sample ${samples}: a CSK answer reached the attacker`);
-      const delivered = (await b.sidecar.metrics.registry.metrics())
-        .split("\n")
-        .find((l) => l.startsWith("attestmesh_messages_received_total "));
-      assert.equal(
-        delivered ?? "attestmesh_messages_received_total 0",
-        "attestmesh_messages_received_total 0",
-        `sample ${samples}: B delivered a message`,
-      );
-    };
-
     const dropped = async () =>
       /attestmesh_messages_dropped_total\{reason="SenderNotVerified"\} 1/.test(
         await b.sidecar.metrics.registry.metrics(),
       );
-    const healthy = (n: Node) => n.sidecar.status().phase === "healthy";
-    const deadline = Date.now() + 90_000;
-    while (!(healthy(a) && healthy(b) && sentEnvelope !== undefined && (await dropped()))) {
-      if (Date.now() >= deadline) {
-        const tail = (n: Node) =>
-          n.log
-            .lines()
-            .filter((l) => l.level >= 40)
-            .slice(-8)
-            .map((l) => JSON.stringify(l))
-            .join("\n");
-        assert.fail(
-          `not settled: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, message sent ${sentEnvelope !== undefined}\n${tail(a)}\n${tail(b)}`,
-        );
-      }
-      const bId = b.sidecar.status().memberId;
-      if (sentEnvelope === undefined && bId !== undefined) await sendToB(bId);
-      attack();
-      await check();
-      // WireGuard is in memory: complete a handshake with every peer the chain view made (checked above).
-      for (const node of [a, b]) {
-        if (node.backend.interface === undefined) continue;
-        for (const peer of await node.backend.peers()) {
-          if (peer.latestHandshake === 0)
-            node.backend.setHandshake(peer.publicKey, Math.floor(Date.now() / 1000));
-        }
-      }
-      await delay(100);
-    }
-    // Keep attacking (and checking) with the mesh healthy and the CSK held on both.
-    for (let i = 0; i < 30; i++) {
-      attack();
-      await check();
-      await delay(100);
-    }
+    // Then keep attacking (and checking) with the mesh healthy and the CSK held on both.
+    const samples = await attackThroughout([a, b], scene, {
+      settled: async () => healthy(a) && healthy(b) && sentEnvelope !== undefined && (await dropped()),
+      impostor: { ...attacker, memberId: attackerId, meshIp: attackerMeshIp },
+      heartbeatEpoch: 0n,
+      names: ["the v1 key", "the v1 member"],
+      step: async () => {
+        const bId = b.sidecar.status().memberId;
+        if (sentEnvelope === undefined && bId !== undefined) await sendToB(bId);
+      },
+      ms: 90_000,
+      state: () =>
+        `not settled: a ${a.sidecar.status().phase}, b ${b.sidecar.status().phase}, message sent ${sentEnvelope !== undefined}`,
+    });
     assert.ok(samples > 10, `sampled ${samples} times`);
 
-    const keyOf = (n: Node) => n.sidecar.status().wireguardPublicKey;
-    assert.deepEqual(
-      (await a.backend.peers()).map((p) => p.publicKey),
-      [keyOf(b)],
-    );
-    assert.deepEqual(
-      (await b.backend.peers()).map((p) => p.publicKey),
-      [keyOf(a)],
-    );
+    await assertOnlyEachOther(a, b);
     for (const node of [a, b]) {
       const lines = node.log
         .lines()

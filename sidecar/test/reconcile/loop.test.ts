@@ -53,6 +53,32 @@ function gatedLoop() {
   return { controller, gate, loop };
 }
 
+/** A loop on a timer every `intervalMs` whose first `failures` passes throw, run until one more succeeded. */
+async function failingPasses(failures: number, intervalMs: number) {
+  const controller = new AbortController();
+  const { logger, lines } = captureLogger();
+  const outcomes: PassOutcome[] = [];
+  let calls = 0;
+  const loop = createReconcileLoop({
+    pass: async () => {
+      calls++;
+      if (calls <= failures) throw new Error("RPC down");
+    },
+    intervalMs,
+    signal: controller.signal,
+    logger,
+    observe: (outcome, seconds) => {
+      assert.ok(seconds >= 0);
+      outcomes.push(outcome);
+    },
+  });
+  loop.start();
+  await until(() => outcomes.length > failures);
+  controller.abort();
+  await loop.stopped;
+  return { outcomes, lines };
+}
+
 describe("reconcile loop", () => {
   test("wake-ups during a pass coalesce into exactly one more pass; all callers are answered after it", async () => {
     const { controller, gate, loop } = gatedLoop();
@@ -102,29 +128,32 @@ describe("reconcile loop", () => {
   });
 
   test("a failing pass is logged and counted, and the loop keeps going", async () => {
-    const controller = new AbortController();
-    const { logger, lines } = captureLogger();
-    const outcomes: PassOutcome[] = [];
-    let calls = 0;
-    const loop = createReconcileLoop({
-      pass: async () => {
-        calls++;
-        if (calls === 1) throw new Error("RPC down");
-      },
-      intervalMs: 10,
-      signal: controller.signal,
-      logger,
-      observe: (outcome, seconds) => {
-        assert.ok(seconds >= 0);
-        outcomes.push(outcome);
-      },
-    });
-    loop.start();
-    await until(() => outcomes.length >= 2);
+    const { outcomes, lines } = await failingPasses(1, 10);
     assert.deepEqual(outcomes.slice(0, 2), ["error", "ok"]);
     assert.ok(lines().some((l) => /reconcile pass failed/.test(l.msg)));
-    controller.abort();
-    await loop.stopped;
+  });
+
+  // Regression: a pass that kept failing (the RPC providers down, an interface that would not come up)
+  // logged the same warning on every tick.
+  test("failures in a row are logged thinned, each counted; the pass that succeeds says how many there were", async () => {
+    const { outcomes, lines } = await failingPasses(20, 1);
+    assert.deepEqual(
+      outcomes.slice(0, 21),
+      [...Array<PassOutcome>(20).fill("error"), "ok"],
+      "every pass counted",
+    );
+    const warned = lines().filter((l) => /^reconcile pass failed/.test(l.msg));
+    // Each as failures/unlogged.
+    assert.deepEqual(
+      warned.map((l) => `${l.failures}/${l.unlogged ?? 0}`),
+      ["1/0", "2/0", "4/1", "8/3", "16/7"],
+    );
+    assert.ok(warned.every((l) => /RPC down/.test(String((l.err as { message?: string }).message))));
+    const recovered = lines().filter((l) => /reconcile pass succeeded again/.test(l.msg));
+    assert.deepEqual(
+      recovered.map((l) => l.failures),
+      [20],
+    );
   });
 
   test("stop waits for the pass in flight; wake after stop resolves at once", async () => {

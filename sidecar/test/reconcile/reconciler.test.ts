@@ -2,9 +2,6 @@
 // peers added and removed as a diff, phases, this node's own eviction, an interface that went away by
 // itself. Then two reconcile loops on real wireguard-go whose daemons are killed (root; see below).
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
 import { after, before, describe, it, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
@@ -17,8 +14,8 @@ import type { TransportMode } from "../../src/model/transport.ts";
 import { WG_GATEWAY_MTU } from "../../src/model/wireguard.ts";
 import type { EndpointsSource } from "../../src/reconcile/endpoints.ts";
 import { initiatesFirst } from "../../src/reconcile/initiator.ts";
-import { createReconcileLoop } from "../../src/reconcile/loop.ts";
 import { createReconciler } from "../../src/reconcile/reconciler.ts";
+import type { RestartPolicy } from "../../src/reconcile/restarts.ts";
 import { secret } from "../../src/secret.ts";
 import { createStatusStore } from "../../src/status.ts";
 import type { Bridge } from "../../src/transport/bridge.ts";
@@ -26,10 +23,10 @@ import { createPeerTransport } from "../../src/transport/peers.ts";
 import { createTransportSelector } from "../../src/transport/selector.ts";
 import { hexToWgBase64, wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
-import { createWgBackend, guardTable } from "../../src/wireguard/wg.ts";
+import { guardTable } from "../../src/wireguard/wg.ts";
 import {
   captureLogger,
-  killWireGuardGo,
+  realWireGuardPair,
   waitFor,
   wireguardGoPids,
   wireguardGoSkipReason,
@@ -100,6 +97,7 @@ function setup(
   transportMode?: TransportMode,
   tieBreak: { holdMs: number; wake?: (reason: string) => void } = { holdMs: 0 },
   triedFirst?: ReadonlySet<bigint>,
+  restartPolicy?: Partial<RestartPolicy>,
 ) {
   const { logger, lines } = captureLogger();
   const backend = createMemoryBackend();
@@ -142,6 +140,7 @@ function setup(
     keepaliveSeconds: 15,
     handshakeHoldMs: tieBreak.holdMs,
     ...(tieBreak.wake === undefined ? {} : { wake: tieBreak.wake }),
+    ...(restartPolicy === undefined ? {} : { restartPolicy }),
     memberId: () => self,
     onMembershipEnded: (m) => {
       ended.push(m);
@@ -457,12 +456,18 @@ describe("reconciler", () => {
     assert.deepEqual(status.get().peers, []);
   });
 
-  test("a failing backend is recorded as lastError and retried by the next pass", async () => {
-    const { reconciler, backend, script, status } = setup();
+  test("a failing backend is recorded as lastError and retried once the restart delay is over", async () => {
+    const policy = { firstDelayMs: 100 };
+    const { reconciler, backend, script, status } = setup(1n, undefined, { holdMs: 0 }, undefined, policy);
     script.set([member(1), member(2)]);
     backend.failNext("up", new Error("wg: permission denied"));
     await assert.rejects(reconciler.pass(), /permission denied/);
     assert.equal(status.get().lastError?.message, "wg: permission denied");
+    // A failed bring-up is paced as a restart is: the pass right after it does not try again.
+    await reconciler.pass();
+    assert.equal(status.get().lastError?.message, "wg: permission denied");
+    assert.equal(backend.interface, undefined);
+    await sleep(policy.firstDelayMs);
     await reconciler.pass();
     assert.equal(status.get().lastError, undefined);
     assert.equal((await backend.peers()).length, 1);
@@ -597,122 +602,13 @@ const TICK_MS = 120_000;
 describe("a node whose wireguard-go is killed comes back on the mesh", {
   skip: wireguardGoSkipReason(["nft", "ping"]),
 }, () => {
-  const tag = `amrs${process.pid}`;
-  const meshCidr = parseMeshCidr("198.19.81.0/24");
-  const abort = new AbortController();
-  const nodes = [1, 2].map((id) => {
-    const keys = wireguardKeyPair(randomBytes(32));
-    const log = captureLogger("info");
-    const phases: string[] = [];
-    return {
-      phases,
-      id,
-      netns: `${tag}-${id}`,
-      ifName: `${tag}n${id}`,
-      underlay: `198.18.81.${id}`,
-      meshIp: `198.19.81.${id}`,
-      keys,
-      log,
-      backend: createWgBackend({ netns: `${tag}-${id}`, mode: "userspace", logger: log.logger }),
-      status: createStatusStore({ logger: log.logger, onPhase: (phase) => phases.push(phase) }),
-      metrics: createMetrics(),
-      member: {
-        memberId: BigInt(id),
-        appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`),
-        memberKey: getAddress(`0x${(id + 1000).toString(16).padStart(40, "0")}`),
-        wireguardKey: bytesToHex(keys.publicKey),
-        identityKey: `0x${"ab".repeat(32)}`,
-        meshIp: ipToNumber(`198.19.81.${id}`),
-        status: "active",
-        registeredAt: 1,
-      } satisfies Member,
-      wake: async (_reason?: string) => {},
-    };
-  });
-  const [one, two] = nodes as [(typeof nodes)[number], (typeof nodes)[number]];
-  const members = new Map(nodes.map((n) => [n.member.memberId, n.member]));
-  const follower: MembershipFollower = {
-    sync: async () => ({ block: 1n, blockHash: `0x${"00".repeat(32)}`, members, changed: [], kind: "full" }),
-    current: () => undefined,
-    invalidate: () => {},
-  };
-
-  const run = (...argv: string[]) =>
-    execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
-  const reaches = (from: (typeof nodes)[number], to: (typeof nodes)[number]) =>
-    spawnSync("ip", ["netns", "exec", from.netns, "ping", "-c", "1", "-W", "1", to.meshIp]).status === 0;
+  const pair = realWireGuardPair({ tag: `amrs${process.pid}`, subnet: 81, tickMs: TICK_MS });
+  const { nodes, one, two, run, reaches, until } = pair;
   const wg = (node: (typeof nodes)[number], ...args: string[]) =>
     run("ip", "netns", "exec", node.netns, "wg", "show", node.ifName, ...args).trim();
 
-  async function until<T>(what: string, ms: number, check: () => T | undefined | false): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const value = check();
-      if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-      await sleep(100);
-    }
-  }
-
   before(async () => {
-    for (const node of nodes) {
-      run("ip", "netns", "add", node.netns);
-      run("ip", "-n", node.netns, "link", "set", "lo", "up");
-    }
-    run(
-      "ip",
-      "-n",
-      one.netns,
-      "link",
-      "add",
-      `${tag}v`,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      `${tag}v`,
-      "netns",
-      two.netns,
-    );
-    for (const node of nodes) {
-      run("ip", "-n", node.netns, "address", "add", `${node.underlay}/24`, "dev", `${tag}v`);
-      run("ip", "-n", node.netns, "link", "set", `${tag}v`, "up");
-    }
-    const endpoints = new Map(nodes.map((n) => [n.member.appId.toLowerCase(), `${n.underlay}:51820`]));
-    for (const node of nodes) {
-      node.status.update({ booted: true, memberId: node.member.memberId, meshRunning: true });
-      node.status.update({ cskAcquired: true, converged: true });
-      const reconciler = createReconciler({
-        follower,
-        backend: node.backend,
-        endpoints: { read: async () => endpoints },
-        status: node.status,
-        metrics: node.metrics,
-        logger: node.log.logger,
-        keys: {
-          wireguard: {
-            privateKey: secret(node.keys.privateKey),
-            publicKey: bytesToHex(node.keys.publicKey),
-            publicKeyBase64: node.keys.publicKeyBase64,
-          },
-        },
-        mesh: meshCidr,
-        interfaceName: node.ifName,
-        listenPort: 51820,
-        keepaliveSeconds: 5,
-        memberId: () => node.member.memberId,
-        onMembershipEnded: () => {},
-        wake: (reason) => void node.wake(reason),
-      });
-      const loop = createReconcileLoop({
-        pass: reconciler.pass,
-        intervalMs: TICK_MS,
-        signal: abort.signal,
-        logger: node.log.logger,
-      });
-      node.wake = loop.wake;
-      loop.start();
-    }
+    pair.start();
     // Up and peered, as the mesh layer leaves it: the port guarded, traffic both ways.
     for (const node of nodes) {
       await until(`${node.ifName} up`, 10_000, () => node.status.get().interfaceUp);
@@ -727,15 +623,7 @@ describe("a node whose wireguard-go is killed comes back on the mesh", {
     await sleep(2_000);
   });
 
-  after(async () => {
-    abort.abort();
-    for (const node of nodes) await node.backend.down().catch(() => undefined);
-    killWireGuardGo(nodes.map((n) => n.ifName));
-    for (const node of nodes) {
-      spawnSync("ip", ["netns", "del", node.netns]);
-      rmSync(`/var/run/wireguard/${node.ifName}.sock`, { force: true });
-    }
-  });
+  after(() => pair.stop());
 
   it("both daemons killed: same key, address, peers and guard, traffic again within 15 s, logged and counted once", async (t) => {
     const before = nodes.map((node) => ({

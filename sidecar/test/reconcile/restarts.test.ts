@@ -12,7 +12,6 @@ import { after, before, describe, it, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ipToNumber, parseMeshCidr } from "@attestmesh/shared/mesh/cidr.ts";
 import { bytesToHex, getAddress } from "viem";
-import type { MembershipFollower } from "../../src/chain/follower.ts";
 import { type HealthReport, healthReport } from "../../src/health.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import type { Member } from "../../src/model/member.ts";
@@ -21,10 +20,18 @@ import { createReconciler } from "../../src/reconcile/reconciler.ts";
 import { createRestartPacer } from "../../src/reconcile/restarts.ts";
 import { secret } from "../../src/secret.ts";
 import { createStatusStore } from "../../src/status.ts";
+import { unavailable } from "../../src/wireguard/errors.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { createMemoryBackend } from "../../src/wireguard/memory.ts";
 import { createWgBackend } from "../../src/wireguard/wg.ts";
-import { captureLogger, killWireGuardGo, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
+import {
+  captureLogger,
+  fixedFollower,
+  killWireGuardGo,
+  realWireGuardPair,
+  wireguardGoPids,
+  wireguardGoSkipReason,
+} from "../helpers.ts";
 
 describe("restart pacer", () => {
   const policy = { firstDelayMs: 1_000, maxDelayMs: 8_000, stableMs: 60_000 };
@@ -89,27 +96,69 @@ function member(id: number): Member {
   };
 }
 
+/**
+ * Node 1 of a two-member view over the in-memory backend, with the restart policy the tests shorten, in
+ * a reconcile loop whose timer runs every `intervalMs`; the reconciler's own wake-ups run passes too.
+ */
+function memoryNode(intervalMs: number) {
+  const log = captureLogger("info");
+  const backend = createMemoryBackend();
+  const status = createStatusStore({ logger: log.logger });
+  status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
+  const metrics = createMetrics();
+  const follower = fixedFollower([member(1), member(2)]);
+  const abort = new AbortController();
+  let wake: (reason?: string) => Promise<void> = async () => {};
+  const reconciler = createReconciler({
+    follower,
+    backend,
+    endpoints: { read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]) },
+    status,
+    metrics,
+    logger: log.logger,
+    keys: {
+      wireguard: {
+        privateKey: secret(wireguardKeyPair(new Uint8Array(32).fill(1)).privateKey),
+        publicKey: "0x",
+        publicKeyBase64: wireguardKeyPair(new Uint8Array(32).fill(1)).publicKeyBase64,
+      },
+    },
+    mesh,
+    interfaceName: "attestmesh0",
+    listenPort: 51820,
+    keepaliveSeconds: 15,
+    handshakeHoldMs: 0,
+    restartPolicy: { firstDelayMs: 100, maxDelayMs: 400, stableMs: 1_000 },
+    memberId: () => 1n,
+    onMembershipEnded: () => {},
+    wake: (reason) => void wake(reason),
+  });
+  const loop = createReconcileLoop({
+    pass: reconciler.pass,
+    intervalMs,
+    signal: abort.signal,
+    logger: log.logger,
+  });
+  wake = loop.wake;
+  /** Waits up to 1 s for the interface to come up, and checks that it carries its peer. */
+  async function untilUpWithPeer(): Promise<void> {
+    const deadline = Date.now() + 1_000;
+    while (!status.get().interfaceUp && Date.now() < deadline) await sleep(10);
+    assert.equal(status.get().interfaceUp, true);
+    assert.deepEqual(
+      (await backend.peers()).map((p) => p.allowedIps),
+      [["10.77.0.2/32"]],
+    );
+  }
+  return { ...log, backend, status, metrics, abort, loop, untilUpWithPeer };
+}
+
 describe("reconciler: a crash-looping interface", () => {
   // Regression: a wireguard-go that died every time it came up was restarted at full speed, each
   // death logged at error level and answered by another pass at once: a CPU burn and a log flood.
   test("repeats back off to the cap, /healthz says until when, logs thin out, the mesh comes back", async () => {
-    const { logger, lines } = captureLogger("info");
-    const backend = createMemoryBackend();
-    const status = createStatusStore({ logger });
-    status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
-    const metrics = createMetrics();
-    const members = new Map([1, 2].map((id) => [BigInt(id), member(id)]));
-    const follower: MembershipFollower = {
-      sync: async () => ({
-        block: 1n,
-        blockHash: `0x${"00".repeat(32)}`,
-        members,
-        changed: [],
-        kind: "full",
-      }),
-      current: () => undefined,
-      invalidate: () => {},
-    };
+    // The loop's own timer never fires within the test: only the reconciler's wake-ups run passes.
+    const { lines, backend, status, metrics, abort, loop, untilUpWithPeer } = memoryNode(600_000);
     // The interface goes away 20 ms after every `up` while `crashing`.
     let crashing = false;
     const ups: number[] = [];
@@ -119,40 +168,6 @@ describe("reconciler: a crash-looping interface", () => {
       ups.push(Date.now());
       if (crashing) setTimeout(() => backend.crash(), 20);
     };
-    const abort = new AbortController();
-    let wake: (reason?: string) => Promise<void> = async () => {};
-    const reconciler = createReconciler({
-      follower,
-      backend,
-      endpoints: { read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]) },
-      status,
-      metrics,
-      logger,
-      keys: {
-        wireguard: {
-          privateKey: secret(wireguardKeyPair(new Uint8Array(32).fill(1)).privateKey),
-          publicKey: "0x",
-          publicKeyBase64: wireguardKeyPair(new Uint8Array(32).fill(1)).publicKeyBase64,
-        },
-      },
-      mesh,
-      interfaceName: "attestmesh0",
-      listenPort: 51820,
-      keepaliveSeconds: 15,
-      handshakeHoldMs: 0,
-      restartPolicy: { firstDelayMs: 100, maxDelayMs: 400, stableMs: 1_000 },
-      memberId: () => 1n,
-      onMembershipEnded: () => {},
-      wake: (reason) => void wake(reason),
-    });
-    // The loop's own timer never fires within the test: only the reconciler's wake-ups run passes.
-    const loop = createReconcileLoop({
-      pass: reconciler.pass,
-      intervalMs: 600_000,
-      signal: abort.signal,
-      logger,
-    });
-    wake = loop.wake;
     try {
       loop.start();
       await loop.wake();
@@ -189,13 +204,7 @@ describe("reconciler: a crash-looping interface", () => {
       assert.ok(Date.parse(sawBackoff.nextAttemptAt ?? "") > windowEnd - 2_000);
 
       // Once the interface stays up, the mesh comes back within the capped delay.
-      const deadline = Date.now() + 1_000;
-      while (!status.get().interfaceUp && Date.now() < deadline) await sleep(10);
-      assert.equal(status.get().interfaceUp, true);
-      assert.deepEqual(
-        (await backend.peers()).map((p) => p.allowedIps),
-        [["10.77.0.2/32"]],
-      );
+      await untilUpWithPeer();
       const restarts = await metrics.registry.metrics();
       // The single loss, the one that began the loop, and one after each attempt in it.
       assert.match(
@@ -217,11 +226,73 @@ describe("reconciler: a crash-looping interface", () => {
       await sleep(1_100);
       await loop.wake();
       assert.equal(healthReport(status.get()).wireguardRestart, null);
+      // The run: the single loss, the one that began the loop, one after each attempt in it.
+      const over = lines().filter((l) => /run of failures is over/.test(l.msg));
+      assert.deepEqual(
+        over.map((l) => [l.reason, l.failures]),
+        [["daemon-exited", attempts + 2]],
+        "one line says the run is over, with its count",
+      );
       // Gone again after that: at once again.
       const before = ups.length;
       backend.crash();
       await sleep(50);
       assert.equal(ups.length, before + 1);
+    } finally {
+      abort.abort();
+      await loop.stopped;
+    }
+  });
+
+  // Regression: a first bring-up that failed (wireguard-go missing, or dying as it starts) was tried
+  // again by every timer pass, at the poll rate, each failure logged: it is paced and logged as a
+  // restart is.
+  test("a first bring-up that fails is retried after 100, 200, 400 ms, not every poll; /healthz and logs as a restart", async () => {
+    // The loop's timer fires every 20 ms: without the pacer every tick would try again.
+    const { lines, backend, status, abort, loop, untilUpWithPeer } = memoryNode(20);
+    let failing = true;
+    const attempts: number[] = [];
+    const up = backend.up.bind(backend);
+    backend.up = async (config) => {
+      attempts.push(Date.now());
+      if (failing) throw unavailable("wireguard-go is not installed or not in PATH", { name: config.name });
+      await up(config);
+    };
+    try {
+      const startedAt = Date.now();
+      loop.start();
+      let backingOff: HealthReport["wireguardRestart"] = null;
+      while (Date.now() - startedAt < 1_500) {
+        const report = healthReport(status.get());
+        if (report.wireguardRestart?.backingOff) backingOff ??= report.wireguardRestart;
+        assert.equal(report.healthy, false);
+        await sleep(10);
+      }
+      // At 0, 100, 300, 700, 1100 ms (and maybe 1500): 5 or 6 (every 20 ms tick: 70 or so).
+      assert.ok(attempts.length >= 4 && attempts.length <= 6, `${attempts.length} attempts in 1.5 s`);
+      assert.ok(attempts[1]! - attempts[0]! >= 90, "the first retry waits");
+      assert.ok(backingOff !== null, "/healthz said it was backing off");
+      assert.equal(backingOff.reason, "start-failed");
+      assert.equal(backingOff.failures, 1);
+      assert.equal(status.get().lastError?.code, "WireGuardUnavailable");
+      // One error for the run, then warnings while the delay grows (200, 400 ms), none at the cap.
+      assert.deepEqual(
+        lines()
+          .filter((l) => l.level >= 50)
+          .map((l) => l.msg),
+        ["bringing up the WireGuard interface failed; trying again after a delay"],
+      );
+      const repeats = lines().filter((l) => l.level === 40 && /bringing up .* failed again/.test(l.msg));
+      assert.equal(repeats.length, 2, repeats.map((l) => l.msg).join("\n"));
+      assert.equal(repeats[1]!.failures, 3);
+
+      // It can start now: up within the capped delay, with its peer; the run ends once it stayed up.
+      failing = false;
+      await untilUpWithPeer();
+      assert.equal(healthReport(status.get()).wireguardRestart?.backingOff, false);
+      await sleep(1_100);
+      await loop.wake();
+      assert.equal(healthReport(status.get()).wireguardRestart, null);
     } finally {
       abort.abort();
       await loop.stopped;
@@ -248,63 +319,16 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
   const wrapper = join(dir, "wireguard-go");
   const starts = join(dir, "starts");
   const broken = join(dir, "broken");
-  const abort = new AbortController();
   const policy = { firstDelayMs: 1_000, maxDelayMs: 8_000 };
-  const nodes = [1, 2].map((id) => {
-    const keys = wireguardKeyPair(randomBytes(32));
-    const log = captureLogger("info");
-    const netns = `${tag}-${id}`;
-    return {
-      id,
-      netns,
-      ifName: `${tag}n${id}`,
-      underlay: `198.18.83.${id}`,
-      meshIp: `198.19.83.${id}`,
-      keys,
-      log,
-      backend: createWgBackend({
-        netns,
-        mode: "userspace",
-        logger: log.logger,
-        ...(id === 1 ? { commands: { wireguardGo: wrapper } } : {}),
-      }),
-      status: createStatusStore({ logger: log.logger }),
-      metrics: createMetrics(),
-      member: {
-        memberId: BigInt(id),
-        appId: getAddress(`0x${id.toString(16).padStart(40, "0")}`),
-        memberKey: getAddress(`0x${(id + 1000).toString(16).padStart(40, "0")}`),
-        wireguardKey: bytesToHex(keys.publicKey),
-        identityKey: `0x${"ab".repeat(32)}`,
-        meshIp: ipToNumber(`198.19.83.${id}`),
-        status: "active",
-        registeredAt: 1,
-      } satisfies Member,
-      wake: async (_reason?: string) => {},
-    };
+  const pair = realWireGuardPair({
+    tag,
+    subnet: 83,
+    tickMs: TICK_MS,
+    wireguardGo: wrapper,
+    restartPolicy: policy,
   });
-  const [one, two] = nodes as [(typeof nodes)[number], (typeof nodes)[number]];
-  const members = new Map(nodes.map((n) => [n.member.memberId, n.member]));
-  const follower: MembershipFollower = {
-    sync: async () => ({ block: 1n, blockHash: `0x${"00".repeat(32)}`, members, changed: [], kind: "full" }),
-    current: () => undefined,
-    invalidate: () => {},
-  };
-  const run = (...argv: string[]) =>
-    execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
-  const reaches = (from: (typeof nodes)[number], to: (typeof nodes)[number]) =>
-    spawnSync("ip", ["netns", "exec", from.netns, "ping", "-c", "1", "-W", "1", to.meshIp]).status === 0;
+  const { nodes, one, two, reaches, until } = pair;
   const startsSoFar = () => (existsSync(starts) ? readFileSync(starts, "utf8").split("\n").length - 1 : 0);
-
-  async function until<T>(what: string, ms: number, check: () => T | undefined | false): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const value = check();
-      if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-      await sleep(100);
-    }
-  }
 
   before(async () => {
     mkdirSync(dir, { mode: 0o700 });
@@ -314,8 +338,8 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
         "#!/bin/sh",
         `echo start >> ${starts}`,
         `[ -e ${broken} ] || exec wireguard-go "$@"`,
-        // The real one must not hold the wrapper's output pipes, nor outlive it: stopping the wrapper
-        // waits for them to close.
+        // The real one must not outlive the wrapper (its interface would stay), nor hold the wrapper's
+        // output pipes (stopping the wrapper would wait for them a moment, wireguardGo.ts).
         'wireguard-go "$@" >/dev/null 2>&1 &',
         "pid=$!",
         "trap 'kill -9 $pid; exit 1' TERM",
@@ -328,65 +352,7 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
       ].join("\n"),
       { mode: 0o755 },
     );
-    for (const node of nodes) {
-      run("ip", "netns", "add", node.netns);
-      run("ip", "-n", node.netns, "link", "set", "lo", "up");
-    }
-    run(
-      "ip",
-      "-n",
-      one.netns,
-      "link",
-      "add",
-      `${tag}v`,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      `${tag}v`,
-      "netns",
-      two.netns,
-    );
-    for (const node of nodes) {
-      run("ip", "-n", node.netns, "address", "add", `${node.underlay}/24`, "dev", `${tag}v`);
-      run("ip", "-n", node.netns, "link", "set", `${tag}v`, "up");
-    }
-    const endpoints = new Map(nodes.map((n) => [n.member.appId.toLowerCase(), `${n.underlay}:51820`]));
-    for (const node of nodes) {
-      node.status.update({ booted: true, memberId: node.member.memberId, meshRunning: true });
-      node.status.update({ cskAcquired: true, converged: true });
-      const reconciler = createReconciler({
-        follower,
-        backend: node.backend,
-        endpoints: { read: async () => endpoints },
-        status: node.status,
-        metrics: node.metrics,
-        logger: node.log.logger,
-        keys: {
-          wireguard: {
-            privateKey: secret(node.keys.privateKey),
-            publicKey: bytesToHex(node.keys.publicKey),
-            publicKeyBase64: node.keys.publicKeyBase64,
-          },
-        },
-        mesh: parseMeshCidr("198.19.83.0/24"),
-        interfaceName: node.ifName,
-        listenPort: 51820,
-        keepaliveSeconds: 5,
-        restartPolicy: policy,
-        memberId: () => node.member.memberId,
-        onMembershipEnded: () => {},
-        wake: (reason) => void node.wake(reason),
-      });
-      const loop = createReconcileLoop({
-        pass: reconciler.pass,
-        intervalMs: TICK_MS,
-        signal: abort.signal,
-        logger: node.log.logger,
-      });
-      node.wake = loop.wake;
-      loop.start();
-    }
+    pair.start();
     await until("a handshake both ways", 15_000, () => {
       for (const n of nodes) void n.wake("test");
       return nodes.every((n) => n.status.get().phase === "healthy");
@@ -395,13 +361,7 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
   });
 
   after(async () => {
-    abort.abort();
-    for (const node of nodes) await node.backend.down().catch(() => undefined);
-    killWireGuardGo(nodes.map((n) => n.ifName));
-    for (const node of nodes) {
-      spawnSync("ip", ["netns", "del", node.netns]);
-      rmSync(`/var/run/wireguard/${node.ifName}.sock`, { force: true });
-    }
+    await pair.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -501,17 +461,7 @@ describe("a taken-over interface deleted from outside comes back well within a p
     status.update({ booted: true, memberId: 1n, meshRunning: true, cskAcquired: true, converged: true });
     let wake: (reason?: string) => Promise<void> = async () => {};
     const reconciler = createReconciler({
-      follower: {
-        sync: async () => ({
-          block: 1n,
-          blockHash: `0x${"00".repeat(32)}`,
-          members: new Map([[1n, self]]),
-          changed: [],
-          kind: "full",
-        }),
-        current: () => undefined,
-        invalidate: () => {},
-      },
+      follower: fixedFollower([self]),
       backend,
       endpoints: { read: async () => new Map() },
       status,

@@ -1,0 +1,55 @@
+// Thins a log line that would come once per attempt while something keeps failing (a reconcile pass, a
+// wireguard-go that dies at every start): the first failure of a run is logged, then the 2nd, 4th,
+// 8th… and at least one every `everyMs`, each saying how many failures the run has had and how many
+// went unlogged since the line before. The caller logs (and counts every failure in its metrics); this
+// is plain arithmetic over the times it is given.
+
+/** One failure more: whether to log it, with the run's count and the ones not logged since the last line. */
+export interface RepeatVerdict {
+  readonly log: boolean;
+  /** Failures in this run, this one included. */
+  readonly failures: number;
+  /** Failures since the last line that were not logged (0 on the first). */
+  readonly unlogged: number;
+}
+
+export interface RepeatLog {
+  failed(now: number): RepeatVerdict;
+  /** The run is over: how many failures it had (0: there was no run). */
+  recovered(): number;
+}
+
+/** A run that goes on is logged at least this often. */
+export const REPEAT_LOG_EVERY_MS = 10 * 60_000;
+
+export function createRepeatLog(everyMs: number = REPEAT_LOG_EVERY_MS): RepeatLog {
+  let failures = 0;
+  let unlogged = 0;
+  let loggedAt = 0;
+  return {
+    failed(now) {
+      failures += 1;
+      const powerOfTwo = (failures & (failures - 1)) === 0;
+      if (!powerOfTwo && now - loggedAt < everyMs) {
+        unlogged += 1;
+        return { log: false, failures, unlogged };
+      }
+      const verdict = { log: true, failures, unlogged };
+      unlogged = 0;
+      loggedAt = now;
+      return verdict;
+    },
+    recovered() {
+      const run = failures;
+      failures = 0;
+      unlogged = 0;
+      loggedAt = 0;
+      return run;
+    },
+  };
+}
+
+/** The fields a thinned line carries: the run's count, and how many went unlogged when any did. */
+export function repeatFields(verdict: RepeatVerdict): { failures: number; unlogged?: number } {
+  return { failures: verdict.failures, ...(verdict.unlogged > 0 ? { unlogged: verdict.unlogged } : {}) };
+}
