@@ -61,6 +61,9 @@ export interface BridgeOptions {
   /** The longest and shortest hold of a link's waiting initiations at the peer's stream (link.ts). */
   readonly initiationHoldMs?: number;
   readonly initiationHoldMinMs?: number;
+  /** Whether a new link opens its connection ahead of the first datagram, and for how long (link.ts). */
+  readonly preopen?: boolean;
+  readonly preopenIdleMs?: number;
 }
 
 export interface Bridge {
@@ -197,6 +200,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
           ...(options.initiationHoldMinMs === undefined
             ? {}
             : { initiationHoldMinMs: options.initiationHoldMinMs }),
+          ...(options.preopen === undefined ? {} : { preopen: options.preopen }),
+          ...(options.preopenIdleMs === undefined ? {} : { preopenIdleMs: options.preopenIdleMs }),
           ...timings(options),
         }),
       );

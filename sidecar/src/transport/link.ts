@@ -3,7 +3,12 @@
 // ingress; frames that come back (on that stream, or on a stream the peer opened to our ingress) are
 // handed to WireGuard from the same port, so WireGuard sees one stable endpoint per peer.
 //
-// The outbound stream is opened on demand, reopened after a capped, jittered backoff, and bounded:
+// The outbound stream's connection (TCP through the gateway, then TLS) is opened as soon as the link is
+// made, before WireGuard sends anything (`preopen`): on a join the first initiation otherwise waited
+// 130–400 ms for it. The hello is still sent only with the first datagram, so the peer sees this node's
+// stream exactly when it did before (the first-handshake rules below key on that moment); a connection
+// that carried nothing within PREOPEN_IDLE_MS, well inside the peer's hello timeout, is closed again.
+// After that the outbound stream is opened on demand, reopened after a capped, jittered backoff, and bounded:
 // while no stream can take a datagram it waits in a short queue that drops its oldest entries (and
 // anything older than a few seconds), so a peer that is gone costs a fixed amount of memory and
 // never holds up any other peer. A new outbound stream carries datagrams only once the peer accepted
@@ -42,8 +47,11 @@ import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import { encodeHello, HELLO_NONCE_BYTES, helloKeyingMaterial } from "./hello.ts";
 import { createFramedStream, type FramedStream } from "./stream.ts";
 
-/** idle → connecting (TCP, TLS) → hello (sent, not accepted yet) → open; backoff after a failure. */
-export type OutboundState = "idle" | "connecting" | "hello" | "open" | "backoff";
+/**
+ * idle → connecting (TCP, TLS) → hello (sent, not accepted yet) → open; backoff after a failure. A link's
+ * first connection may wait as `ready` (TCP and TLS up, no hello) for WireGuard's first datagram.
+ */
+export type OutboundState = "idle" | "connecting" | "ready" | "hello" | "open" | "backoff";
 
 export interface LinkStatus {
   readonly memberId: bigint;
@@ -106,6 +114,12 @@ export interface LinkOptions {
   /** The longest and shortest hold of waiting initiations (see above); default INITIATION_HOLD_(MIN_)MS. */
   readonly initiationHoldMs?: number;
   readonly initiationHoldMinMs?: number;
+  /**
+   * Open the outbound connection (TCP, TLS, no hello) at once, ahead of WireGuard's first datagram;
+   * default true. A pre-opened connection unused after `preopenIdleMs` (default PREOPEN_IDLE_MS) closes.
+   */
+  readonly preopen?: boolean;
+  readonly preopenIdleMs?: number;
 }
 
 export interface Link {
@@ -135,6 +149,12 @@ export const INITIATION_HOLD_MS = 300;
  * own stream when we accepted it, is about as far away as the acceptance of ours.
  */
 export const INITIATION_HOLD_MIN_MS = 100;
+/**
+ * How long a pre-opened connection waits for WireGuard's first datagram: half the ingress's default
+ * hello timeout (2 s), so the peer never refuses it for silence. WireGuard sends its first initiation
+ * within the first-handshake hold (300 ms, reconcile/initiator.ts) of the peer's add.
+ */
+export const PREOPEN_IDLE_MS = 1_000;
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
 
 export function createLink(options: LinkOptions): Link {
@@ -181,6 +201,10 @@ export function createLink(options: LinkOptions): Link {
   let holdEndsOnOpen = false;
   /** The peer's initiation went to WireGuard during the hold, and WireGuard has not answered it. */
   let peerInitiationUnanswered = false;
+  /** The pre-opened connection (state "ready"), and the timer that closes it unused. */
+  let ready:
+    | { readonly tls: TLSSocket; readonly timer: NodeJS.Timeout; readonly onClose: () => void }
+    | undefined;
   const counters = { datagramsOut: 0, datagramsIn: 0, dropped: 0, connectFailures: 0 };
 
   function writable(): FramedStream | undefined {
@@ -278,35 +302,133 @@ export function createLink(options: LinkOptions): Link {
   }
 
   function kick(): void {
-    if (state === "idle" && !closed) void connectOnce();
+    if (closed) return;
+    if (state === "ready") {
+      const pre = takeReady();
+      if (pre !== undefined && !pre.destroyed) {
+        greet(pre);
+        return;
+      }
+      pre?.destroy();
+      state = "idle";
+    }
+    if (state === "idle") void connectOnce();
+  }
+
+  /** The pre-opened connection, no longer waiting (its timer and its listeners gone). */
+  function takeReady(): TLSSocket | undefined {
+    const pre = ready;
+    if (pre === undefined) return undefined;
+    ready = undefined;
+    clearTimeout(pre.timer);
+    pre.tls.off("close", pre.onClose);
+    return pre.tls;
+  }
+
+  /** TCP through the gateway to the peer's SNI, then TLS; no hello yet. */
+  async function dial(): Promise<TLSSocket> {
+    if (signer.selfMemberId() === undefined)
+      throw new Error("this node has no member id yet, so it cannot sign a hello");
+    const socket = await options.factory.connect(target.host, target.port, options.connectTimeoutMs ?? 5_000);
+    if (closed) {
+      socket.destroy();
+      throw new Error("link closed");
+    }
+    const tls = tlsConnect({
+      socket,
+      servername: target.serverName,
+      // Routing, not security: the signed hello proves who we are, WireGuard authenticates the peer;
+      // the certificate is not relied upon.
+      rejectUnauthorized: false,
+      // AES-128-GCM first: the cheapest AEAD with AES-NI, and this leg is routing, not security.
+      ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+    });
+    try {
+      await secured(tls, options.connectTimeoutMs ?? 5_000);
+    } catch (error) {
+      tls.destroy();
+      throw error;
+    }
+    return tls;
+  }
+
+  /**
+   * Opens the connection ahead of WireGuard's first datagram (see the top of this file). A failure
+   * costs nothing: the first datagram connects as it would have.
+   */
+  async function preopen(): Promise<void> {
+    if (state !== "idle" || closed || signer.selfMemberId() === undefined) return;
+    state = "connecting";
+    const started = Date.now();
+    let tls: TLSSocket;
+    try {
+      tls = await dial();
+    } catch (error) {
+      if (closed) return;
+      log.debug({ err: error }, "cannot open the gateway connection ahead; the first datagram will");
+      state = "idle";
+      if (queue.length > 0) kick();
+      return;
+    }
+    if (closed) {
+      tls.destroy();
+      return;
+    }
+    log.trace(
+      { ms: Date.now() - started, datagramsWaiting: queue.length },
+      "gateway connection opened ahead",
+    );
+    // WireGuard's first datagram came meanwhile.
+    if (queue.length > 0) {
+      greet(tls);
+      return;
+    }
+    state = "ready";
+    tls.on("error", () => {});
+    // Closed by the peer or the gateway while it waited: the first datagram connects anew.
+    const onClose = () => {
+      if (ready?.tls !== tls) return;
+      takeReady();
+      state = "idle";
+      if (queue.length > 0) kick();
+    };
+    tls.once("close", onClose);
+    const timer = setTimeout(() => {
+      if (ready?.tls !== tls) return;
+      takeReady();
+      tls.destroy();
+      state = "idle";
+      log.debug("no datagram for the peer: closed the connection opened ahead");
+    }, options.preopenIdleMs ?? PREOPEN_IDLE_MS);
+    timer.unref();
+    ready = { tls, timer, onClose };
   }
 
   async function connectOnce(): Promise<void> {
     state = "connecting";
-    let tls: TLSSocket | undefined;
+    const started = Date.now();
+    let tls: TLSSocket;
+    try {
+      tls = await dial();
+      log.trace({ ms: Date.now() - started }, "gateway connection opened");
+    } catch (error) {
+      if (closed) return;
+      failed(error instanceof Error ? error.message : String(error));
+      return;
+    }
+    if (closed) {
+      tls.destroy();
+      return;
+    }
+    greet(tls);
+  }
+
+  /** Sends the signed hello on an open TLS connection: it becomes the outbound stream. */
+  function greet(tls: TLSSocket): void {
+    const self = signer.selfMemberId();
     let hello: Buffer;
     try {
-      const self = signer.selfMemberId();
       if (self === undefined) throw new Error("this node has no member id yet, so it cannot sign a hello");
-      const socket = await options.factory.connect(
-        target.host,
-        target.port,
-        options.connectTimeoutMs ?? 5_000,
-      );
-      if (closed) {
-        socket.destroy();
-        return;
-      }
-      tls = tlsConnect({
-        socket,
-        servername: target.serverName,
-        // Routing, not security: the signed hello proves who we are, WireGuard authenticates the peer;
-        // the certificate is not relied upon.
-        rejectUnauthorized: false,
-        // AES-128-GCM first: the cheapest AEAD with AES-NI, and this leg is routing, not security.
-        ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
-      });
-      await secured(tls, options.connectTimeoutMs ?? 5_000);
       hello = encodeHello(
         {
           chainId: signer.chainId,
@@ -320,14 +442,11 @@ export function createLink(options: LinkOptions): Link {
         (message) => signer.sign(message),
       );
     } catch (error) {
-      tls?.destroy();
+      tls.destroy();
       failed(error instanceof Error ? error.message : String(error));
       return;
     }
-    if (closed) {
-      tls.destroy();
-      return;
-    }
+    const helloAt = Date.now();
     const stream = createFramedStream({
       socket: tls,
       ...streamTimings,
@@ -338,7 +457,11 @@ export function createLink(options: LinkOptions): Link {
         if (attempts > 0) log.info({ attempts }, "gateway stream open again");
         else
           log.debug(
-            { target: `${target.host}:${target.port}`, sni: target.serverName },
+            {
+              target: `${target.host}:${target.port}`,
+              sni: target.serverName,
+              helloMs: Date.now() - helloAt,
+            },
             "gateway stream open",
           );
         attempts = 0;
@@ -416,6 +539,7 @@ export function createLink(options: LinkOptions): Link {
   }
 
   udp.on("message", fromWireGuard);
+  if (options.preopen ?? true) void preopen();
   udp.on("error", (error: NodeJS.ErrnoException) => {
     // On a connected socket the kernel reports WireGuard's port closed (it restarts) as ECONNREFUSED.
     if (error.code === "ECONNREFUSED") log.debug({ err: error }, "WireGuard's port is closed");
@@ -471,6 +595,7 @@ export function createLink(options: LinkOptions): Link {
       closed = true;
       clearTimeout(retryTimer);
       endHold();
+      takeReady()?.destroy();
       outbound?.close("peer removed");
       for (const stream of inbound) stream.close("peer removed");
       queue.length = 0;

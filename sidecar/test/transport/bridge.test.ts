@@ -468,6 +468,63 @@ describe("gateway bridge on loopback", () => {
     await waitFor("A's queue to empty", () => bridgeA.status(ID[B]!)?.queued === 0);
   });
 
+  it("opens a new link's connection ahead of WireGuard's first datagram, and sends its hello only with that datagram", async () => {
+    // Stop 18: on a join the first initiation waited for its link's TCP connection and TLS handshake
+    // through the gateway (130–400 ms in the devnet). Here the gateway leg takes 300 ms to connect; the
+    // link of member 3 (GONE's identity, on a bridge of its own) to B opens it as soon as it is made.
+    const slow = await startDelayingProxy(net.gateway.port, { connectMs: 300, downMs: 0 });
+    const wgX = await fakeWireGuard();
+    await bridgeB.setPeers([peer(A), peer(GONE)]);
+    const bridgeX = await bridge(GONE, wgX.port, {
+      ingressHost: HOSTS[GONE]!,
+      gatewayAddress: { host: "127.0.0.1", port: slow.port },
+    });
+    try {
+      const refusedBefore = bridgeB.refused();
+      const endpoints = await bridgeX.setPeers([peer(B)]);
+      await waitFor("the connection opened ahead", () => bridgeX.status(ID[B]!)?.outbound === "ready", 3_000);
+      // Until a datagram comes the peer sees a TLS session and no hello, as before: no stream of ours
+      // starts its first-handshake rules (link.ts) before WireGuard sends.
+      assert.equal(bridgeB.pending(), 1, "B's ingress holds the connection, waiting for its hello");
+      assert.equal(bridgeB.status(ID[GONE]!)?.inbound, 0, "B has no stream from member 3 yet");
+      const since = net.wgB.received.length;
+      const initiation = initiationFilled(0x18);
+      send(wgX.socket, initiation, endpoints.get(ID[B]!)!);
+      const ms = await msUntilArrival("the first initiation at B", net.wgB, since, initiation, 3_000);
+      assert.ok(ms < 250, `the first datagram took ${ms} ms: it waited for the gateway's 300 ms connect`);
+      assert.equal(bridgeB.status(ID[GONE]!)?.inbound, 1);
+      assert.deepEqual(bridgeB.refused(), refusedBefore, "B refused nothing");
+    } finally {
+      await bridgeX.close();
+      await bridgeB.setPeers([peer(A)]);
+      slow.close();
+      wgX.socket.close();
+    }
+  });
+
+  it("closes a connection opened ahead that carried nothing in time, before the peer's hello timeout; a later datagram connects anew", async () => {
+    const wgX = await fakeWireGuard();
+    await bridgeB.setPeers([peer(A), peer(GONE)]);
+    const bridgeX = await bridge(GONE, wgX.port, { ingressHost: HOSTS[GONE]!, preopenIdleMs: 150 });
+    try {
+      const endpoints = await bridgeX.setPeers([peer(B)]);
+      await waitFor("the connection opened ahead", () => bridgeX.status(ID[B]!)?.outbound === "ready", 3_000);
+      await waitFor("closed unused", () => bridgeX.status(ID[B]!)?.outbound === "idle", 1_000);
+      await waitFor("B's ingress no longer waits for it", () => bridgeB.pending() === 0, 1_000);
+      assert.equal(bridgeX.status(ID[B]!)?.connectFailures, 0, "closing it unused is no failure");
+      const since = net.wgB.received.length;
+      send(wgX.socket, "after the idle close", endpoints.get(ID[B]!)!);
+      await waitFor("the datagram at B", () =>
+        net.wgB.received.slice(since).some((r) => r.payload.toString() === "after the idle close"),
+      );
+      assert.equal(bridgeX.status(ID[B]!)?.outbound, "open");
+    } finally {
+      await bridgeX.close();
+      await bridgeB.setPeers([peer(A)]);
+      wgX.socket.close();
+    }
+  });
+
   it("opens the sockets of several new links together, and a socket that fails costs only its own link", async () => {
     // A newcomer opens one link per member before its first `wg set`; in the devnet each socket is a
     // round trip to the namespace helper, so one after another they took 0.2–0.4 s of its join.
@@ -489,7 +546,12 @@ describe("gateway bridge on loopback", () => {
         return local.udp(host, port);
       },
     };
-    const bridgeC = await bridge(STRANGER, net.wgA.port, { factory, ingressHost: "127.0.0.5" });
+    // No connections ahead: closed, they would reach A's ingress as refusals during the next tests.
+    const bridgeC = await bridge(STRANGER, net.wgA.port, {
+      factory,
+      ingressHost: "127.0.0.5",
+      preopen: false,
+    });
     try {
       const peers = [peer(A), peer(B), peer(GONE)];
       await assert.rejects(bridgeC.setPeers(peers), /the namespace helper did not answer/);
