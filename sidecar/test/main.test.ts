@@ -381,7 +381,7 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     assert.deepEqual(phases.slice(0, 3), ["registering", "waiting-peers", "wg-configuring"]);
     assert.equal(phases.at(-1), "healthy");
     for (const phase of phases.slice(3, -1))
-      assert.ok(["pulling-csk", "heartbeating"].includes(phase as string));
+      assert.ok(["pulling-csk", "heartbeating"].includes(phase as string), `phases: ${phases.join(" → ")}`);
     assert.equal(health.body.cskEpoch, "0");
     assert.equal(health.body.cskAcquired, true);
     assert.equal(health.body.converged, true);

@@ -2,6 +2,7 @@
 // lint, type-check, build, then every Solidity and node:test suite. Prints each step's
 // output as it runs and ends with one line `N passed, N failed` (checks + tests) for CI.
 import { spawn } from "node:child_process";
+import { nodeTestCommands, selectTestFiles } from "./test-files.ts";
 
 interface Counts {
   passed: number;
@@ -16,15 +17,7 @@ interface Step {
   readonly count?: (output: string) => Counts | undefined;
 }
 
-const NODE_TEST_FILES = [
-  "contracts/test/**/*.test.ts",
-  "shared/test/**/*.test.ts",
-  "test/**/*.test.ts",
-  "devnet/test/**/*.test.ts",
-  "sidecar/test/**/*.test.ts",
-  "indexer/test/**/*.test.ts",
-  "sponsor/test/**/*.test.ts",
-];
+const NODE_TEST = nodeTestCommands(selectTestFiles(process.cwd()));
 
 const STEPS: readonly Step[] = [
   // First, so the WireGuard and end-to-end tests find their tools on a fresh machine instead of skipping.
@@ -47,19 +40,11 @@ const STEPS: readonly Step[] = [
     command: ["hardhat", "test", "solidity", "--chain-type", "op"],
     count: countSolidity,
   },
-  {
-    name: "node:test suites",
-    command: [
-      "node",
-      "--test",
-      "--test-reporter=spec",
-      "--test-timeout=600000",
-      // The end-to-end files share one machine-wide devnet, so files run one at a time on any machine.
-      "--test-concurrency=1",
-      ...NODE_TEST_FILES,
-    ],
-    count: countNodeTest,
-  },
+  // Unit files, two at a time (each in its own process); devnet/src/build/test-files.ts says which they are.
+  { name: "node:test unit suites", command: NODE_TEST.unit, count: countNodeTest },
+  // The end-to-end files share one machine-wide devnet, and the WireGuard files build network namespaces:
+  // one file at a time on any machine.
+  { name: "node:test end-to-end and WireGuard suites", command: NODE_TEST.machine, count: countNodeTest },
 ];
 
 function countNodeTest(output: string): Counts | undefined {

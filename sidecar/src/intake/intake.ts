@@ -381,6 +381,9 @@ export function startIntake(options: IntakeOptions): Intake {
         });
         publish();
       }
+      // Aborted while the registry was read: a session opened now would never hear the abort, and
+      // `stopped` would wait on its socket for ever.
+      if (signal.aborted) break;
       const { verified } = await session(record, memberId, slot);
       if (verified) attempt = 0;
       await sleep(backoffDelay(attempt++, options.backoff, options.random), signal);
