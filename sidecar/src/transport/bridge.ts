@@ -56,7 +56,7 @@ export interface BridgeOptions {
   /** Waiting slots beyond those, kept for newcomers (ingress.ts); default a quarter of `maxPending`. */
   readonly reservedPending?: number;
   readonly pendingGraceMs?: number;
-  /** How long a peer's attempt refused as too early counts for `triedBeforeKnown`; default 3.5 s. */
+  /** How long a peer's attempt counts for `triedBeforeKnown` and `initiationDelivered`; default 3.5 s. */
   readonly earlyAttemptMs?: number;
   /** The longest and shortest hold of a link's waiting initiations at the peer's stream (link.ts). */
   readonly initiationHoldMs?: number;
@@ -82,6 +82,14 @@ export interface Bridge {
    * for 5 s: this node, which learnt of the peer second, should initiate at once (reconcile/initiator.ts).
    */
   triedBeforeKnown(memberId: bigint): boolean;
+  /**
+   * True when `memberId`'s own stream (its hello verified) brought this node's WireGuard a handshake
+   * initiation within the last few seconds. Asked about a peer WireGuard does not have yet (on a join:
+   * the newcomer's links open while its interface comes up, before its peers are set), that initiation
+   * was dropped, and the peer will not resend it for 5 s: as for `triedBeforeKnown`, this node should
+   * initiate at once.
+   */
+  initiationDelivered(memberId: bigint): boolean;
   close(): Promise<void>;
 }
 
@@ -243,6 +251,10 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       if (!verdict.ok)
         log.debug({ peer: memberId.toString(), reason: verdict.reason }, "an early hello did not verify");
       return verdict.ok;
+    },
+    initiationDelivered(memberId) {
+      const at = links.get(memberId)?.peerInitiationAt();
+      return at !== undefined && Date.now() - at <= (options.earlyAttemptMs ?? EARLY_ATTEMPT_MS);
     },
     async close() {
       closed = true;

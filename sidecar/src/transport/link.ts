@@ -35,6 +35,11 @@
 // - Initiations WireGuard sends just after the peer's stream arrived (a held keepalive going in, the
 //   sidecar's own traffic) are held the same way, on both sides: the peer's is on its way. The lower
 //   side holds them twice as long, so when neither side's answer comes, the higher side's goes first.
+// - An initiation from WireGuard after the peer's was delivered during the hold goes once WireGuard has
+//   not answered the peer's within ANSWER_WAIT_MS (it did not know the peer then, and the peer will not
+//   resend for 5 s). Not at once: WireGuard may have sent it just before it took the peer's, and this
+//   process read the two in the other order (seen on joins, the event loop busy for 50 ms: the answer
+//   came right behind, the initiation had gone, and the pair crossed and waited for the crossing check).
 // Only a verified peer's own stream starts a hold, only WireGuard's own answer drops anything, and a
 // hold only delays that peer's own handshake.
 import { randomBytes } from "node:crypto";
@@ -130,6 +135,8 @@ export interface Link {
   attachInbound(stream: FramedStream): void;
   /** Delivers a datagram from an inbound stream to WireGuard. */
   deliver(payload: Buffer): void;
+  /** When an inbound stream (the peer's own, its hello verified) last delivered a handshake initiation. */
+  peerInitiationAt(): number | undefined;
   status(): LinkStatus;
   close(): void;
 }
@@ -155,6 +162,12 @@ export const INITIATION_HOLD_MIN_MS = 100;
  * within the first-handshake hold (300 ms, reconcile/initiator.ts) of the peer's add.
  */
 export const PREOPEN_IDLE_MS = 1_000;
+/**
+ * How long an initiation WireGuard sends after the peer's was delivered waits for WireGuard's answer to
+ * the peer's (which makes it dead: the first rule drops it). WireGuard answers within a millisecond or two;
+ * a busy event loop reads both datagrams in one turn.
+ */
+export const ANSWER_WAIT_MS = 50;
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
 
 export function createLink(options: LinkOptions): Link {
@@ -201,6 +214,10 @@ export function createLink(options: LinkOptions): Link {
   let holdEndsOnOpen = false;
   /** The peer's initiation went to WireGuard during the hold, and WireGuard has not answered it. */
   let peerInitiationUnanswered = false;
+  /** Set when WireGuard initiated after that: sends ours unless WireGuard answers the peer's first. */
+  let answerTimer: NodeJS.Timeout | undefined;
+  /** When the peer's own stream last brought a handshake initiation for WireGuard. */
+  let peerInitiationAt: number | undefined;
   /** The pre-opened connection (state "ready"), and the timer that closes it unused. */
   let ready:
     | { readonly tls: TLSSocket; readonly timer: NodeJS.Timeout; readonly onClose: () => void }
@@ -256,6 +273,8 @@ export function createLink(options: LinkOptions): Link {
   function endHold(): void {
     clearTimeout(holdTimer);
     holdTimer = undefined;
+    clearTimeout(answerTimer);
+    answerTimer = undefined;
     holdingSince = undefined;
     peerInitiationUnanswered = false;
   }
@@ -277,11 +296,24 @@ export function createLink(options: LinkOptions): Link {
       // WireGuard consumed the peer's initiation, which overwrote its own pending one.
       dropInitiations("WireGuard answered the peer's initiation: dropped its own that were still waiting");
       endHold();
-    } else if (holdingSince !== undefined && peerInitiationUnanswered && isInitiation(payload)) {
+    } else if (
+      holdingSince !== undefined &&
+      peerInitiationUnanswered &&
+      isInitiation(payload) &&
+      answerTimer === undefined
+    ) {
       // WireGuard initiates without answering the peer's initiation: it did not know the peer then,
-      // and the peer will not resend for 5 s. Whoever learns of the other second initiates at once.
-      log.debug("WireGuard did not answer the peer's initiation: sending ours");
-      endHold();
+      // and the peer will not resend for 5 s. Whoever learns of the other second initiates, as soon as
+      // it is clear that WireGuard's answer is not just behind (see above): this one waits in the queue.
+      answerTimer = setTimeout(() => {
+        answerTimer = undefined;
+        if (holdingSince === undefined) return;
+        log.debug("WireGuard did not answer the peer's initiation: sending ours");
+        endHold();
+        flush();
+        if (queue.length > 0 && outbound === undefined) kick();
+      }, ANSWER_WAIT_MS);
+      answerTimer.unref();
     }
     if (queue.length === 0 && (holdingSince === undefined || !isInitiation(payload))) {
       const stream = writable();
@@ -580,7 +612,11 @@ export function createLink(options: LinkOptions): Link {
       }
       flush();
     },
-    deliver,
+    deliver(payload) {
+      if (isInitiation(payload)) peerInitiationAt = Date.now();
+      deliver(payload);
+    },
+    peerInitiationAt: () => peerInitiationAt,
     status: () => ({
       memberId,
       appId,

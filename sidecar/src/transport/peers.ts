@@ -29,7 +29,10 @@ export interface PeerTransport {
     reset: ReadonlySet<string>;
     /** Peers whose endpoint moves in place for a direct test: pass `settle` what WireGuard reports after. */
     moved: ReadonlySet<string>;
-    /** Peers (public keys) that tried to reach this node before it knew them (bridge.ts). */
+    /**
+     * Peers (public keys) that tried to reach this node before it knew them, or whose initiation reached
+     * WireGuard before WireGuard had them (not in `current`): bridge.ts.
+     */
     triedFirst: ReadonlySet<string>;
     /**
      * Peers (public keys) whose endpoint is their bridge port: their WireGuard datagrams never cross
@@ -65,6 +68,7 @@ export function createPeerTransport(options: {
       const gateway =
         bridge === undefined ? new Map<bigint, string>() : await bridge.setPeers(bridgePeers(peers));
       const byKey = new Map(peers.map((p) => [p.config.publicKey, p]));
+      const inWireGuard = new Set(current.map((c) => c.publicKey));
       const decision = selector.decide(
         peers.map((p) => ({
           publicKey: p.config.publicKey,
@@ -107,7 +111,13 @@ export function createPeerTransport(options: {
         triedFirst: new Set(
           bridge === undefined
             ? []
-            : peers.filter((p) => bridge.triedBeforeKnown(p.memberId)).map((p) => p.config.publicKey),
+            : peers
+                .filter(
+                  (p) =>
+                    bridge.triedBeforeKnown(p.memberId) ||
+                    (!inWireGuard.has(p.config.publicKey) && bridge.initiationDelivered(p.memberId)),
+                )
+                .map((p) => p.config.publicKey),
         ),
       };
     },

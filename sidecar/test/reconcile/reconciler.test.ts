@@ -75,9 +75,14 @@ function scriptedFollower() {
 
 /**
  * Stands in for the bridge (tested with real sockets in transport-bridge.test.ts): one port per peer;
- * `triedFirst` are the peers whose attempt to reach this node it refused before this node knew them.
+ * `triedFirst` are the peers whose attempt to reach this node it refused before this node knew them,
+ * `delivered` those whose own stream brought WireGuard a handshake initiation lately.
  */
-function fakeBridge(triedFirst: ReadonlySet<bigint> = new Set(), requests: bigint[][] = []): Bridge {
+function fakeBridge(
+  triedFirst: ReadonlySet<bigint> = new Set(),
+  requests: bigint[][] = [],
+  delivered: ReadonlySet<bigint> = new Set(),
+): Bridge {
   return {
     setPeers: async (peers) => {
       requests.push(peers.map((p) => p.memberId));
@@ -87,6 +92,7 @@ function fakeBridge(triedFirst: ReadonlySet<bigint> = new Set(), requests: bigin
     refused: () => ({}),
     pending: () => 0,
     triedBeforeKnown: (memberId) => triedFirst.has(memberId),
+    initiationDelivered: (memberId) => delivered.has(memberId),
     close: async () => {},
   };
 }
@@ -98,6 +104,7 @@ function setup(
   tieBreak: { holdMs: number; wake?: (reason: string) => void } = { holdMs: 0 },
   triedFirst?: ReadonlySet<bigint>,
   restartPolicy?: Partial<RestartPolicy>,
+  delivered?: ReadonlySet<bigint>,
 ) {
   const { logger, lines } = captureLogger();
   const backend = createMemoryBackend();
@@ -151,7 +158,7 @@ function setup(
       : {
           transport: createPeerTransport({
             selector: createTransportSelector({ mode: transportMode, keepaliveSeconds: 15 }),
-            bridge: fakeBridge(triedFirst, linkRequests),
+            bridge: fakeBridge(triedFirst, linkRequests, delivered),
             logger,
           }),
         }),
@@ -357,6 +364,47 @@ describe("reconciler", () => {
       const held = wouldHold.includes(m) && !triedFirst.has(m.memberId);
       assert.equal(peer.keepaliveSeconds, held ? undefined : 15, `member ${m.memberId}`);
     }
+  });
+
+  test("a new peer whose initiation reached WireGuard before WireGuard had it is not held either; one WireGuard had stays held", async () => {
+    // A join as traced: the newcomer's links open while its interface comes up, so an existing node's
+    // stream is accepted and its initiation handed to WireGuard before the newcomer's peers are set.
+    // WireGuard drops it ("invalid initiation") and the existing node will not resend for 5 s; held, the
+    // newcomer initiated only when its 300 ms hold ended (345 and 445 ms later in two traced joins).
+    const others = [2, 3, 4, 5, 6, 7, 8, 9].map((id) => member(id));
+    const wouldHold = others.filter(
+      (m) => !initiatesFirst(selfWg.publicKeyBase64, hexToWgBase64(m.wireguardKey)),
+    );
+    assert.ok(wouldHold.length >= 3, "three of these keys are above this node's");
+    const [early, late, stays] = [wouldHold[0]!, wouldHold[1]!, wouldHold[2]!];
+    const delivered = new Set<bigint>();
+    const { reconciler, backend, script } = setup(
+      1n,
+      "gateway",
+      { holdMs: 60_000 },
+      undefined,
+      undefined,
+      delivered,
+    );
+    const keepalive = async (m: Member) =>
+      (await backend.peers()).find((p) => p.publicKey === hexToWgBase64(m.wireguardKey))?.keepaliveSeconds;
+    delivered.add(early.memberId);
+    script.set([member(1), ...others.filter((m) => m !== late)]);
+    await reconciler.pass();
+    assert.equal(await keepalive(early), 15, "its initiation was dropped: this node initiates at once");
+    for (const m of wouldHold.slice(2))
+      assert.equal(await keepalive(m), undefined, `member ${m.memberId} held`);
+    // Once WireGuard has a held peer, its initiations reach WireGuard and are answered: nothing changes.
+    delivered.add(stays.memberId);
+    script.set([member(1), ...others.filter((m) => m !== late)]);
+    await reconciler.pass();
+    for (const m of wouldHold.slice(2))
+      assert.equal(await keepalive(m), undefined, `member ${m.memberId} held`);
+    // A later newcomer (to this node) whose initiation came first: the same as the first.
+    delivered.add(late.memberId);
+    script.set([member(1), ...others]);
+    await reconciler.pass();
+    assert.equal(await keepalive(late), 15);
   });
 
   test("not confirmed yet: nothing is configured", async () => {

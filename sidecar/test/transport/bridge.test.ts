@@ -322,7 +322,7 @@ describe("gateway bridge on loopback", () => {
     }
   });
 
-  it("an initiation WireGuard sends just after the peer's stream arrived waits for the peer's: dropped once answered, sent at once when the peer's went unanswered", async () => {
+  it("an initiation WireGuard sends just after the peer's stream arrived waits for the peer's: dropped once answered, even right behind it; sent when the peer's went unanswered", async () => {
     // A join as a trace showed it: an existing node's tie-break hold ended 21 ms after the newcomer's
     // stream arrived, its fresh initiation went out at once and crossed the newcomer's 6 ms later. Held,
     // it is dropped when WireGuard answers the peer's. But when the peer's initiation reached WireGuard
@@ -355,7 +355,8 @@ describe("gateway bridge on loopback", () => {
     await new Promise((r) => setTimeout(r, 200));
     assert.ok(!arrived(net.wgB, atB, initiationA), "dropped, never sent");
 
-    // Unanswered: B's stream brings B's initiation, A's WireGuard initiates instead of answering.
+    // Unanswered: B's stream brings B's initiation, A's WireGuard initiates instead of answering. A's
+    // goes once its answer has not come within ANSWER_WAIT_MS (link.ts).
     endpointBtoA = await fresh();
     [atA, atB] = [net.wgA.received.length, net.wgB.received.length];
     send(net.wgB.socket, initiationB, endpointBtoA);
@@ -365,7 +366,51 @@ describe("gateway bridge on loopback", () => {
     await waitFor("A's initiation at B, at once", () => arrived(net.wgB, atB, initiationA), 15_000, 10);
     // Long before A's 20 s hold ends; the margin is for a loaded machine.
     assert.ok(Date.now() - sent < 10_000, `A's initiation took ${Date.now() - sent} ms`);
+
+    // Answered right behind: A's WireGuard sent its initiation just before it took B's, and answers B's
+    // next; this process reads the two in that order (traced on joins, the event loop busy for 50 ms,
+    // both read in one turn). The initiation is dead (A's answer overwrote it): sent, it crossed B's and
+    // the pair waited for the crossing check, about 560 ms.
+    endpointBtoA = await fresh();
+    [atA, atB] = [net.wgA.received.length, net.wgB.received.length];
+    const droppedBefore = bridgeA.status(ID[B]!)!.dropped;
+    send(net.wgB.socket, initiationB, endpointBtoA);
+    await waitFor("B's initiation at A", () => arrived(net.wgA, atA, initiationB));
+    send(net.wgA.socket, initiationA, endpointsA.get(ID[B]!)!);
+    send(net.wgA.socket, response, endpointsA.get(ID[B]!)!);
+    await waitFor("A's answer at B", () => arrived(net.wgB, atB, response));
+    assert.equal(bridgeA.status(ID[B]!)?.dropped, droppedBefore + 1, "the dead initiation dropped");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!arrived(net.wgB, atB, initiationA), "A's dead initiation never reached B");
     // Back to the shared set-up for the tests after this one.
+    await bridgeA.close();
+    bridgeA = await bridge(A, net.wgA.port, { queueLimit: 32 });
+    endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+  });
+
+  it("remembers for a few seconds that the peer's own stream brought WireGuard a handshake initiation", async () => {
+    // A join as the newcomer sees it: its links are open while its interface comes up, so an existing
+    // node's stream is accepted and its initiation goes to a WireGuard that does not have the peer yet,
+    // which drops it. The reconciler asks, for a peer not in WireGuard yet (transport/peers.ts), and then
+    // initiates at once instead of holding (reconcile/initiator.ts).
+    await bridgeA.close();
+    await bridgeB.close();
+    bridgeA = await bridge(A, net.wgA.port, { queueLimit: 32, earlyAttemptMs: 1_000 });
+    endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
+    bridgeB = await bridge(B, net.wgB.port);
+    const endpointBtoA = (await bridgeB.setPeers([peer(A)])).get(ID[A]!)!;
+    const atA = net.wgA.received.length;
+    send(net.wgB.socket, "B's data, no initiation", endpointBtoA);
+    await waitFor("B's data at A", () => net.wgA.received.length > atA);
+    assert.equal(bridgeA.initiationDelivered(ID[B]!), false, "only an initiation counts");
+    const initiation = initiationFilled(0x51);
+    send(net.wgB.socket, initiation, endpointBtoA);
+    await waitFor("B's initiation at A", () => arrived(net.wgA, atA, initiation));
+    assert.equal(bridgeA.initiationDelivered(ID[B]!), true);
+    assert.equal(bridgeA.initiationDelivered(ID[B]!), true, "asked again, still true");
+    assert.equal(bridgeA.initiationDelivered(ID[GONE]!), false, "another peer's link");
+    await new Promise((r) => setTimeout(r, 1_100));
+    assert.equal(bridgeA.initiationDelivered(ID[B]!), false, "too old: WireGuard may resend by then");
     await bridgeA.close();
     bridgeA = await bridge(A, net.wgA.port, { queueLimit: 32 });
     endpointsA = await bridgeA.setPeers([peer(B), peer(GONE)]);
