@@ -13,6 +13,7 @@ import type { MembershipFollower } from "../chain/follower.ts";
 import { AttestmeshError, isAttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
+import { REPEAT_LOG_EVERY_MS } from "../logRepeats.ts";
 import type { SidecarMetrics } from "../metrics.ts";
 import type { Member } from "../model/member.ts";
 import type { DroppedRecord } from "../model/peer.ts";
@@ -74,7 +75,7 @@ const LOST = {
 } as const;
 
 /** Once the restart delay reached its cap, repeated failures are logged once in this long, with a count. */
-const REPEAT_LOG_MS = 10 * 60_000;
+const REPEAT_LOG_MS = REPEAT_LOG_EVERY_MS;
 
 function lostBy(error: unknown): (typeof LOST)[keyof typeof LOST] | undefined {
   for (const [code, lost] of Object.entries(LOST)) if (isAttestmeshError(error, code)) return lost;
