@@ -22,6 +22,9 @@ export interface RepeatLog {
 /** A run that goes on is logged at least this often. */
 export const REPEAT_LOG_EVERY_MS = 10 * 60_000;
 
+/** What a line after the first of a run tells its reader about the ones it does not see. */
+export const REPEAT_LOG_NOTE = `logged at the 2nd, 4th, 8th… and once every ${REPEAT_LOG_EVERY_MS / 60_000} minutes`;
+
 export function createRepeatLog(everyMs: number = REPEAT_LOG_EVERY_MS): RepeatLog {
   let failures = 0;
   let unlogged = 0;

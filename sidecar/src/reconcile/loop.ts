@@ -6,7 +6,7 @@
 // logRepeats.ts), and the pass that succeeds after them says how many there were. Aborting the signal
 // stops the timer; `stopped` resolves once the pass in flight, if any, has finished.
 import type { Logger } from "../log.ts";
-import { createRepeatLog, repeatFields } from "../logRepeats.ts";
+import { createRepeatLog, REPEAT_LOG_NOTE, repeatFields } from "../logRepeats.ts";
 import { untilBeat } from "../sleep.ts";
 
 export type PassOutcome = "ok" | "error";
@@ -78,7 +78,7 @@ export function createReconcileLoop(options: {
             { err, ...repeatFields(repeat) },
             repeat.failures === 1
               ? "reconcile pass failed; retrying on the next tick"
-              : "reconcile pass failed again; retrying on the next tick (failures in a row are logged at the 2nd, 4th, 8th… and once every 10 minutes)",
+              : `reconcile pass failed again; retrying on the next tick (failures in a row are ${REPEAT_LOG_NOTE})`,
           );
         }
       }

@@ -6,14 +6,14 @@
 // brings the interface up again and applies everything as a first pass does. A loss that repeats
 // before the interface stayed up for a while (a crash loop), or a bring-up that fails (the first one
 // too: wireguard-go missing, or dying at start), waits a growing delay first (restarts.ts), logged at
-// error once and then as warnings that thin out to one every 10 minutes.
+// error once and then as warnings thinned as every repeating warning is (logRepeats.ts).
 import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
 import type { MembershipFollower } from "../chain/follower.ts";
 import { AttestmeshError, isAttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
-import { REPEAT_LOG_EVERY_MS } from "../logRepeats.ts";
+import { createRepeatLog, REPEAT_LOG_NOTE, repeatFields } from "../logRepeats.ts";
 import type { SidecarMetrics } from "../metrics.ts";
 import type { Member } from "../model/member.ts";
 import type { DroppedRecord } from "../model/peer.ts";
@@ -74,9 +74,6 @@ const LOST = {
   },
 } as const;
 
-/** Once the restart delay reached its cap, repeated failures are logged once in this long, with a count. */
-const REPEAT_LOG_MS = REPEAT_LOG_EVERY_MS;
-
 function lostBy(error: unknown): (typeof LOST)[keyof typeof LOST] | undefined {
   for (const [code, lost] of Object.entries(LOST)) if (isAttestmeshError(error, code)) return lost;
   return undefined;
@@ -107,9 +104,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   /** This pass tries to bring a lost (or never started) interface up (the pacer let it). */
   let attempting = false;
   let restartTimer: NodeJS.Timeout | undefined;
-  /** Repeats at the capped delay are logged when this time has come, with how many were not. */
-  let repeatLogAt = 0;
-  let repeatsUnlogged = 0;
+  /** The pacer's run of failures as logged: the first, then the 2nd, 4th, 8th… and one every 10 minutes. */
+  const repeats = createRepeatLog();
 
   /** A pass when the pacer allows the next attempt: at once, or after its delay. */
   function wakeForRestart(delayMs: number): void {
@@ -125,27 +121,27 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   /**
-   * A failure after the first of a run: a warning while the delay still grows, then one every
-   * REPEAT_LOG_MS saying how many went unlogged meanwhile.
+   * One failure more of the pacer's run (`schedule`): the first at error level, the repeats as warnings
+   * thinned as every repeating warning is (logRepeats.ts), each with the run's count and the delay.
    */
-  function logRepeat(fields: object, message: string, schedule: RestartSchedule, now: number): void {
-    const capped = schedule.delayMs >= restartPolicy.maxDelayMs;
-    if (capped && now < repeatLogAt) {
-      repeatsUnlogged += 1;
-      return;
-    }
-    logger.warn(
-      {
-        interface: options.interfaceName,
-        failures: schedule.failures,
-        retryInMs: schedule.delayMs,
-        ...(repeatsUnlogged > 0 ? { unlogged: repeatsUnlogged } : {}),
-        ...fields,
-      },
-      capped ? `${message}; such repeats are logged once every ${REPEAT_LOG_MS / 60_000} minutes` : message,
-    );
-    repeatsUnlogged = 0;
-    if (capped) repeatLogAt = now + REPEAT_LOG_MS;
+  function logFailure(
+    schedule: RestartSchedule,
+    fields: { reason: string; err: unknown },
+    first: string,
+    again: string,
+  ): void {
+    // The pacer begins a run (after one that ended, or a teardown): so does its log.
+    if (schedule.failures === 1) repeats.recovered();
+    const verdict = repeats.failed(Date.now());
+    if (!verdict.log) return;
+    const line = {
+      interface: options.interfaceName,
+      ...repeatFields(verdict),
+      retryInMs: schedule.delayMs,
+      ...fields,
+    };
+    if (verdict.failures === 1) logger.error(line, first);
+    else logger.warn(line, `${again} (such repeats are ${REPEAT_LOG_NOTE})`);
   }
 
   /**
@@ -167,23 +163,14 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     status.update({
       wireguardRestart: { reason, failures: schedule.failures, nextAttemptAt: schedule.notBefore },
     });
-    if (schedule.failures === 1) {
-      repeatLogAt = 0;
-      repeatsUnlogged = 0;
-      logger.error(
-        { interface: options.interfaceName, reason, retryInMs: schedule.delayMs, err: error },
-        "bringing up the WireGuard interface failed; trying again after a delay",
-      );
-    } else {
-      logRepeat(
-        { reason, err: error },
-        lost
-          ? "bringing the WireGuard interface back failed; trying again after a delay"
-          : "bringing up the WireGuard interface failed again; trying again after a delay",
-        schedule,
-        now,
-      );
-    }
+    logFailure(
+      schedule,
+      { reason, err: error },
+      "bringing up the WireGuard interface failed; trying again after a delay",
+      lost
+        ? "bringing the WireGuard interface back failed; trying again after a delay"
+        : "bringing up the WireGuard interface failed again; trying again after a delay",
+    );
     wakeForRestart(schedule.delayMs);
   }
 
@@ -229,18 +216,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     tieBreak.readding(status.get().peers.map((p) => p.publicKey));
     metrics.wgRestarts.inc({ reason: by.reason });
     metrics.peers.set({ state: "handshaken" }, 0);
-    if (schedule.failures === 1) {
-      repeatLogAt = 0;
-      repeatsUnlogged = 0;
-      logger.error({ interface: options.interfaceName, reason: by.reason, err: error }, by.message);
-    } else {
-      logRepeat(
-        { reason: by.reason, err: error },
-        "the WireGuard interface went away again soon after it came back; restarting it after a delay",
-        schedule,
-        now,
-      );
-    }
+    logFailure(
+      schedule,
+      { reason: by.reason, err: error },
+      by.message,
+      "the WireGuard interface went away again soon after it came back; restarting it after a delay",
+    );
     // No peer is configured until the next pass: /healthz says so (interfaceUp, wg-configuring).
     status.update({
       interfaceUp: false,

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
-import { type RepeatLog, repeatFields } from "../logRepeats.ts";
+import { REPEAT_LOG_NOTE, type RepeatLog, repeatFields } from "../logRepeats.ts";
 import { unavailable } from "./errors.ts";
 import { type WgLogger, within } from "./process.ts";
 
@@ -115,7 +115,7 @@ export async function startWireguardGo(options: {
         },
         repeat === undefined || repeat.failures === 1
           ? "wireguard-go exited unexpectedly"
-          : "wireguard-go exited unexpectedly again (such exits in a row are logged at the 2nd, 4th, 8th… and once every 10 minutes)",
+          : `wireguard-go exited unexpectedly again (such exits in a row are ${REPEAT_LOG_NOTE})`,
       );
     }
     options.onUnexpectedExit(failure);
