@@ -426,31 +426,25 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   async function teardown(): Promise<void> {
-    if (interfaceAddress === undefined && !lost) {
-      // An `up` that failed leaves "configuring" behind, and a run of failed starts is forgotten.
-      if (startFailing) {
-        startFailing = false;
-        pacer.reset();
-        clearTimeout(restartTimer);
-        status.update({ wireguardRestart: undefined });
-      }
+    const running = interfaceAddress !== undefined || lost;
+    // When taking it down fails, everything stays as it was for the next pass to try again.
+    if (running) await backend.down();
+    // A run of failures (losses, or starts that never came up) ends with the interface.
+    if (running || startFailing) {
+      lost = false;
+      startFailing = false;
+      pacer.reset();
+      clearTimeout(restartTimer);
+      status.update({ wireguardRestart: undefined });
+    }
+    if (!running) {
+      // An `up` that failed leaves "configuring" behind.
       if (status.get().wireguard !== "down") status.update({ wireguard: "down" });
       return;
     }
-    await backend.down();
     interfaceAddress = undefined;
-    lost = false;
-    startFailing = false;
-    pacer.reset();
-    clearTimeout(restartTimer);
     routeMtus = new Map();
-    status.update({
-      interfaceUp: false,
-      peers: [],
-      meshIp: undefined,
-      wireguard: "down",
-      wireguardRestart: undefined,
-    });
+    status.update({ interfaceUp: false, peers: [], meshIp: undefined, wireguard: "down" });
     metrics.peers.set({ state: "desired" }, 0);
     metrics.peers.set({ state: "handshaken" }, 0);
     logger.info({ interface: options.interfaceName }, "WireGuard interface down");

@@ -99,8 +99,9 @@ function member(id: number): Member {
 /**
  * Node 1 of a two-member view over the in-memory backend, with the restart policy the tests shorten, in
  * a reconcile loop whose timer runs every `intervalMs`; the reconciler's own wake-ups run passes too.
+ * `registered` false: the node has no member id (its registration is over, as after leaving).
  */
-function memoryNode(intervalMs: number) {
+function memoryNode(intervalMs: number, registered: () => boolean = () => true) {
   const log = captureLogger("info");
   const backend = createMemoryBackend();
   const status = createStatusStore({ logger: log.logger });
@@ -129,7 +130,7 @@ function memoryNode(intervalMs: number) {
     keepaliveSeconds: 15,
     handshakeHoldMs: 0,
     restartPolicy: { firstDelayMs: 100, maxDelayMs: 400, stableMs: 1_000 },
-    memberId: () => 1n,
+    memberId: () => (registered() ? 1n : undefined),
     onMembershipEnded: () => {},
     wake: (reason) => void wake(reason),
   });
@@ -298,6 +299,81 @@ describe("reconciler: a crash-looping interface", () => {
       await sleep(1_100);
       await loop.wake();
       assert.equal(healthReport(status.get()).wireguardRestart, null);
+    } finally {
+      abort.abort();
+      await loop.stopped;
+    }
+  });
+});
+
+describe("reconciler: taking the interface down ends its run of failures", () => {
+  /** The failures logged at error level: one begins each run. */
+  const runsBegun = (lines: () => { level: number }[]) => lines().filter((l) => l.level >= 50).length;
+
+  test("a run of failed starts: /healthz forgets it, and the next start runs at once as a new run", async () => {
+    let registered = true;
+    const { lines, backend, status, abort, loop } = memoryNode(600_000, () => registered);
+    const attempts: number[] = [];
+    backend.up = async () => {
+      attempts.push(Date.now());
+      throw unavailable("wireguard-go is not installed or not in PATH", { name: "attestmesh0" });
+    };
+    try {
+      loop.start();
+      // Three failed starts: the next one waits 400 ms.
+      while (attempts.length < 3) await sleep(10);
+      await sleep(20);
+      assert.equal(healthReport(status.get()).wireguardRestart?.backingOff, true);
+      registered = false;
+      await loop.wake();
+      assert.equal(healthReport(status.get()).wireguardRestart, null);
+      const before = attempts.length;
+      registered = true;
+      const backAt = Date.now();
+      await loop.wake();
+      assert.equal(attempts.length, before + 1, "tried at once, not after the old run's delay");
+      assert.ok(attempts.at(-1)! - backAt < 100);
+      assert.equal(healthReport(status.get()).wireguardRestart?.failures, 1);
+      assert.equal(runsBegun(lines), 2, "its failure begins a new run, logged at error level");
+    } finally {
+      abort.abort();
+      await loop.stopped;
+    }
+  });
+
+  test("a crash loop: the interface comes down, /healthz forgets the run, the next loss is answered at once", async () => {
+    let registered = true;
+    const { lines, backend, status, abort, loop } = memoryNode(600_000, () => registered);
+    const ups: number[] = [];
+    const up = backend.up.bind(backend);
+    backend.up = async (config) => {
+      await up(config);
+      ups.push(Date.now());
+    };
+    try {
+      loop.start();
+      await loop.wake();
+      // Two losses in a row: the second waits 100 ms.
+      backend.crash();
+      await sleep(50);
+      backend.crash();
+      await sleep(10);
+      assert.equal(healthReport(status.get()).wireguardRestart?.failures, 2);
+      await sleep(200);
+      registered = false;
+      await loop.wake();
+      assert.equal(backend.interface, undefined, "taken down");
+      assert.equal(healthReport(status.get()).wireguardRestart, null);
+      registered = true;
+      await loop.wake();
+      assert.equal(status.get().interfaceUp, true);
+      const before = ups.length;
+      const lostAt = Date.now();
+      backend.crash();
+      await sleep(50);
+      assert.equal(ups.length, before + 1, "restarted at once");
+      assert.ok(ups.at(-1)! - lostAt < 50);
+      assert.equal(runsBegun(lines), 2, "the loss begins a new run, logged at error level");
     } finally {
       abort.abort();
       await loop.stopped;
