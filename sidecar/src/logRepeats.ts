@@ -17,6 +17,11 @@ export interface RepeatLog {
   failed(now: number): RepeatVerdict;
   /** The run is over: how many failures it had (0: there was no run). */
   recovered(): number;
+  /**
+   * The run's last failure was not logged: what follows from it (the next attempt's info lines) is no
+   * news either, and goes to the debug level. False when there is no run.
+   */
+  quiet(): boolean;
 }
 
 /** A run that goes on is logged at least this often. */
@@ -29,11 +34,13 @@ export function createRepeatLog(everyMs: number = REPEAT_LOG_EVERY_MS): RepeatLo
   let failures = 0;
   let unlogged = 0;
   let loggedAt = 0;
+  let quiet = false;
   return {
     failed(now) {
       failures += 1;
       const powerOfTwo = (failures & (failures - 1)) === 0;
-      if (!powerOfTwo && now - loggedAt < everyMs) {
+      quiet = !powerOfTwo && now - loggedAt < everyMs;
+      if (quiet) {
         unlogged += 1;
         return { log: false, failures, unlogged };
       }
@@ -47,8 +54,10 @@ export function createRepeatLog(everyMs: number = REPEAT_LOG_EVERY_MS): RepeatLo
       failures = 0;
       unlogged = 0;
       loggedAt = 0;
+      quiet = false;
       return run;
     },
+    quiet: () => quiet,
   };
 }
 

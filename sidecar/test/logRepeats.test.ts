@@ -9,6 +9,7 @@ describe("repeat log", () => {
     for (let i = 1; i <= 20; i++) {
       const verdict = repeats.failed(1_000 + i);
       assert.equal(verdict.failures, i);
+      assert.equal(repeats.quiet(), !verdict.log, "what follows an unlogged failure is quiet");
       if (verdict.log) logged.push(repeatFields(verdict));
     }
     assert.deepEqual(logged, [
@@ -26,7 +27,9 @@ describe("repeat log", () => {
     assert.equal(repeats.failed(30_000).log, false, "the 9th, 30 s after the 8th");
     assert.deepEqual(repeats.failed(60_008), { log: true, failures: 10, unlogged: 1 });
     assert.equal(repeats.failed(60_009).log, false);
+    assert.equal(repeats.quiet(), true, "the last failure went unlogged");
     assert.equal(repeats.recovered(), 11);
+    assert.equal(repeats.quiet(), false);
     assert.equal(repeats.recovered(), 0, "no run since");
     assert.deepEqual(repeats.failed(60_010), { log: true, failures: 1, unlogged: 0 });
   });

@@ -277,9 +277,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       keepaliveSeconds: options.keepaliveSeconds,
     });
     reportDropped(desired.dropped);
+    // An attempt after a failure that went unlogged is no news either (logRepeats.ts).
+    const level = (lost || startFailing) && repeats.quiet() ? "debug" : "info";
     if (interfaceAddress !== address) {
       status.update({ wireguard: "configuring" });
-      logger.info({ interface: options.interfaceName, address }, "bringing up the WireGuard interface");
+      logger[level]({ interface: options.interfaceName, address }, "bringing up the WireGuard interface");
       // The peers' bridge links open meanwhile: on a newcomer they stood between the interface and
       // its first `wg set` (one socket per member from the namespace helper, on the devnet).
       const linksOpened = options.transport?.prepare(desired.peers);
@@ -305,7 +307,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       interfaceAddress = address;
       routeMtus = new Map(); // a new address drops the old one's routes (WireGuardBackend.up)
       status.update({ interfaceUp: true, meshIp });
-      logger.info(
+      logger[level](
         { interface: options.interfaceName, address },
         lost ? "WireGuard interface up again; adding its peers" : "WireGuard interface up",
       );
@@ -385,7 +387,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       const byKey = new Map(status.get().peers.map((p) => [p.publicKey, p.memberId]));
       for (const p of desired.peers) byKey.set(p.config.publicKey, p.memberId);
       const idsOf = (keys: readonly string[]) => keys.map((k) => byKey.get(k)?.toString() ?? k);
-      logger.info(
+      logger[level](
         {
           block,
           added: idsOf(diff.add.map((p) => p.publicKey)),

@@ -194,8 +194,13 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
   let watch: LinkWatch | undefined;
   /** Who hears of the interface going away by itself (`onLost`). */
   const lostListeners = new Set<(error: AttestmeshError) => void>();
-  /** The deaths of our wireguard-go daemons in a row, so that a crash loop's warnings thin out. */
+  /**
+   * The deaths of our wireguard-go daemons in a row, so that a crash loop's warnings thin out, and the
+   * lines of the restart after a death that went unlogged (removed, started) with them.
+   */
   const exits = createRepeatLog();
+  /** The kernel has no WireGuard: said once at info level, not at every start. */
+  let toldNoKernel = false;
   let queue: Promise<unknown> = Promise.resolve();
 
   /**
@@ -302,7 +307,8 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     return (await exec([wgCommand, "show", name, "listen-port"])).code === 0;
   }
 
-  async function ensureDevice(name: string): Promise<Device> {
+  /** `restart`: the interface comes back after its daemon died (its lines may be no news, `exits`). */
+  async function ensureDevice(name: string, restart = false): Promise<Device> {
     if (await linkExists(name)) {
       if (!(await isWireGuard(name))) {
         throw new AttestmeshError(
@@ -327,10 +333,11 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
           name,
         });
       }
-      logger.info(
+      logger[toldNoKernel ? "debug" : "info"](
         { name, netns, reason: firstLine(added.stderr) },
         "no kernel WireGuard, using wireguard-go",
       );
+      toldNoKernel = true;
     }
     const daemon = await startWireguardGo({
       name,
@@ -345,7 +352,10 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         for (const listener of lostListeners) listener(error);
       },
     });
-    logger.info({ name, netns, pid: daemon.child.pid }, "started wireguard-go");
+    logger[restart && exits.quiet() ? "debug" : "info"](
+      { name, netns, pid: daemon.child.pid },
+      "started wireguard-go",
+    );
     return { name, kind: "userspace", daemon, own: { addresses: new Set() } };
   }
 
@@ -510,10 +520,11 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
             (device.daemon === undefined
               ? !(await linkExists(device.name))
               : device.daemon.exit !== undefined));
+        const died = device?.daemon?.exit !== undefined;
         // The port guard names the interface, not its index: it holds for the new one of the same name.
         if (stale) await teardown({ keepGuard: device?.name === config.name });
         failure = undefined;
-        device ??= await ensureDevice(config.name);
+        device ??= await ensureDevice(config.name, died);
         try {
           await configure(config.name, config);
         } catch (error) {
@@ -647,8 +658,13 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
         logger.warn({ table, netns }, "could not remove the mesh port's nftables table");
     }
     if (previous === undefined) return;
+    // After a death that went unlogged, the removal is no news either.
+    const quiet = previous.daemon?.exit !== undefined && !previous.daemon.stopping && exits.quiet();
     if (previous.daemon !== undefined) await stopWireguardGo(previous.daemon, logger);
     if (await linkExists(previous.name)) await must([ipCommand, "link", "del", "dev", previous.name]);
-    logger.info({ name: previous.name, netns, kind: previous.kind }, "removed WireGuard interface");
+    logger[quiet ? "debug" : "info"](
+      { name: previous.name, netns, kind: previous.kind },
+      "removed WireGuard interface",
+    );
   }
 }

@@ -226,6 +226,12 @@ describe("reconciler: a crash-looping interface", () => {
         ["2/0", "4/1", "8/3"].filter((r) => Number(r.split("/")[0]) <= attempts + 2),
       );
       assert.match(repeats[1]!.msg, /logged at the 2nd, 4th, 8th… and once every 10 minutes/);
+      // An attempt's info lines go with the failure before it: the first bring-up, then one restart
+      // after each failure logged (the others at debug level).
+      const info = (msg: string) => lines().filter((l) => l.level === 30 && l.msg === msg).length;
+      assert.equal(info("bringing up the WireGuard interface"), 2 + repeats.length);
+      assert.equal(info("WireGuard interface up again; adding its peers"), 1 + repeats.length);
+      assert.equal(info("WireGuard peers reconciled"), 2 + repeats.length);
       // Up for stableMs: the run is over and /healthz no longer reports it.
       await sleep(1_100);
       await loop.wake();
@@ -507,6 +513,15 @@ describe("a real wireguard-go that keeps dying is restarted at a bounded rate, a
     assert.deepEqual(errors, ["wireguard-go exited; restarting the interface"], "one error line");
     const repeats = one.log.lines().filter((l) => /went away again|back failed/.test(l.msg));
     assert.ok(repeats.length <= attempts, `${repeats.length} repeat warnings`);
+    // A restart's own lines go with the death before it (wg.ts): the first start, then the removal and
+    // start after each death logged; the others at debug level.
+    const info = (msg: string) => one.log.lines().filter((l) => l.level === 30 && l.msg === msg).length;
+    const deathsLogged = one.log
+      .lines()
+      .filter((l) => /^wireguard-go exited unexpectedly/.test(l.msg)).length;
+    assert.ok(deathsLogged < attempts, `${deathsLogged} deaths logged`);
+    assert.equal(info("started wireguard-go"), 1 + deathsLogged);
+    assert.equal(info("removed WireGuard interface"), deathsLogged);
   });
 });
 
