@@ -2,14 +2,18 @@
 // link events, in the namespace its prefix names). A wireguard-go of our own reports its death itself;
 // a kernel interface, or one taken over, deleted from outside would otherwise show only when the next
 // operation failed on it. Nothing but the deletion of the one interface named is acted on; a monitor
-// that exits by itself is started again after a pause.
+// that exits by itself is started again after a pause, its ends in a row logged thinned (logRepeats.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Socket } from "node:net";
 import { createInterface } from "node:readline";
+import { createRepeatLog, REPEAT_LOG_NOTE, repeatFields } from "../logRepeats.ts";
 import type { WgLogger } from "./process.ts";
 
 /** The pause before a monitor that exited by itself is started again. */
 const RESPAWN_MS = 1_000;
+
+/** A monitor that ran this long before it ended ends a run of ends: its end is logged as a first. */
+const ENDS_RUN_ENDS_AFTER_MS = 60_000;
 
 export interface LinkWatch {
   /** Stops watching (before this side deletes the interface itself). Idempotent. */
@@ -28,13 +32,18 @@ export function watchLinkDeletion(options: {
   readonly logger: WgLogger;
   /** Called at most once, when the interface is deleted. */
   readonly onDeleted: () => void;
+  /** The pause before a monitor that exited by itself is started again; default 1 s. */
+  readonly respawnMs?: number;
 }): LinkWatch {
-  const { command, name, logger } = options;
+  const { command, name, logger, respawnMs = RESPAWN_MS } = options;
   let stopped = false;
   let child: ChildProcess | undefined;
   let respawn: NodeJS.Timeout | undefined;
+  /** The monitor's ends in a row (one that cannot run: `ip` missing, the namespace gone). */
+  const ends = createRepeatLog();
 
   function start(): void {
+    const startedAt = Date.now();
     const monitor = spawn(command[0]!, [...command.slice(1), "-o", "monitor", "link"], {
       stdio: ["ignore", "pipe", "ignore"],
     });
@@ -53,10 +62,20 @@ export function watchLinkDeletion(options: {
     });
     monitor.on("close", (code, signal) => {
       if (stopped || child !== monitor) return;
-      logger.warn({ name, code, signal }, "the watch on the WireGuard interface ended; starting it again");
+      const now = Date.now();
+      if (now - startedAt >= ENDS_RUN_ENDS_AFTER_MS) ends.recovered();
+      const repeat = ends.failed(now);
+      if (repeat.log) {
+        logger.warn(
+          { name, code, signal, ...repeatFields(repeat) },
+          repeat.failures === 1
+            ? "the watch on the WireGuard interface ended; starting it again"
+            : `the watch on the WireGuard interface ended again; starting it again (such ends in a row are ${REPEAT_LOG_NOTE})`,
+        );
+      }
       respawn = setTimeout(() => {
         if (!stopped) start();
-      }, RESPAWN_MS);
+      }, respawnMs);
       respawn.unref();
     });
   }
