@@ -40,6 +40,11 @@ export function createMetrics() {
       "WireGuard interfaces brought up again after they went away by themselves, by reason: daemon-exited (wireguard-go died: crash, OOM kill) or interface-gone (deleted from outside).",
       ["reason"],
     ),
+    wgStartFailures: counter(
+      "attestmesh_wireguard_start_failures_total",
+      "Attempts to bring the WireGuard interface up that failed (wireguard-go missing or dying as it starts, a command refused), by reason: start-failed (not up since the node became a member) or restart-failed (bringing back one that went away by itself).",
+      ["reason"],
+    ),
     peers: gauge(
       "attestmesh_peers",
       "Peers by state: desired (from chain), handshaken (completed a WireGuard handshake), via-gateway and via-udp (the path their traffic takes).",

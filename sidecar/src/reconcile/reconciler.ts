@@ -293,6 +293,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           address,
         });
       } catch (error) {
+        metrics.wgStartFailures.inc({ reason: lost ? "restart-failed" : "start-failed" });
         // A first bring-up that fails is paced like a restart (restartHeld, attemptEnded): the first
         // retry after 1 s, then 2, 4… 30 s, not one a poll.
         if (interfaceAddress === undefined && !attempting) {

@@ -259,7 +259,7 @@ describe("reconciler: a crash-looping interface", () => {
   // restart is.
   test("a first bring-up that fails is retried after 100, 200, 400 ms, not every poll; /healthz and logs as a restart", async () => {
     // The loop's timer fires every 20 ms: without the pacer every tick would try again.
-    const { lines, backend, status, abort, loop, untilUpWithPeer } = memoryNode(20);
+    const { lines, backend, status, metrics, abort, loop, untilUpWithPeer } = memoryNode(20);
     let failing = true;
     const attempts: number[] = [];
     const up = backend.up.bind(backend);
@@ -285,6 +285,12 @@ describe("reconciler: a crash-looping interface", () => {
       assert.equal(backingOff.reason, "start-failed");
       assert.equal(backingOff.failures, 1);
       assert.equal(status.get().lastError?.code, "WireGuardUnavailable");
+      // Every failed start is counted (none was a restart: the interface never came up).
+      const failedStarts = attempts.length;
+      assert.match(
+        await metrics.registry.metrics(),
+        new RegExp(`attestmesh_wireguard_start_failures_total\\{reason="start-failed"\\} ${failedStarts}\\n`),
+      );
       // One error for the run, then the 2nd and 4th failure as warnings (logRepeats.ts).
       assert.deepEqual(
         lines()
