@@ -9,7 +9,16 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
-import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -513,5 +522,22 @@ export function realWireGuardPair(options: {
         rmSync(`/var/run/wireguard/${node.ifName}.sock`, { force: true });
       }
     },
+  };
+}
+
+/**
+ * A temporary folder for a test file's executable shell scripts (stand-ins for daemons and commands):
+ * `script` writes one and returns its path; `remove` (for `after`) deletes the folder.
+ */
+export function scriptFolder(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    dir,
+    script(name: string, lines: readonly string[]): string {
+      const path = join(dir, name);
+      writeFileSync(path, ["#!/bin/sh", ...lines, ""].join("\n"), { mode: 0o755 });
+      return path;
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

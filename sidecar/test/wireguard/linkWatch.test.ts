@@ -2,23 +2,15 @@
 // it acts on the deletion of its own interface only, and a monitor that keeps ending is started again
 // with its warnings thinned.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { deletedLink, watchLinkDeletion } from "../../src/wireguard/linkWatch.ts";
-import { captureLogger } from "../helpers.ts";
+import { captureLogger, scriptFolder } from "../helpers.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "am-linkwatch-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** An executable shell script in the test's folder, run as `<script> -o monitor link`. */
-function script(name: string, lines: readonly string[]): string {
-  const path = join(dir, name);
-  writeFileSync(path, ["#!/bin/sh", ...lines, ""].join("\n"), { mode: 0o755 });
-  return path;
-}
+const { dir, script, remove } = scriptFolder("am-linkwatch-");
+after(remove);
 
 describe("link watch", () => {
   test("a deletion line names the interface, with or without its peer link", () => {
@@ -72,10 +64,12 @@ describe("link watch", () => {
     }
     assert.ok(count() >= 10, `${count()} starts`);
     const warned = lines().filter((l) => /^the watch on the WireGuard interface ended/.test(l.msg));
-    assert.deepEqual(
-      warned.map((l) => `${l.failures}/${l.unlogged ?? 0}`).slice(0, 4),
-      ["1/0", "2/0", "4/1", "8/3"],
-    );
+    assert.deepEqual(warned.map((l) => `${l.failures}/${l.unlogged ?? 0}`).slice(0, 4), [
+      "1/0",
+      "2/0",
+      "4/1",
+      "8/3",
+    ]);
     assert.ok(warned.length <= 5, `${warned.length} warnings`);
     assert.match(warned[1]!.msg, /logged at the 2nd, 4th, 8th… and once every 10 minutes/);
   });
