@@ -1,6 +1,9 @@
 // Supervises wireguard-go: starts it in the foreground for one interface, waits until the interface
-// exists, keeps the tail of its output for error messages, reports an unexpected exit, and stops it.
+// exists, keeps the tail of its output for error messages, reports an unexpected exit, and stops it
+// with every process it started (a wrapper's child, a wireguard-go that forked itself away).
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
@@ -19,8 +22,17 @@ const PIPES_AFTER_EXIT_MS = 200;
 /** A daemon that ran this long before it died ends a run of deaths: its exit is logged as a first. */
 const EXITS_RUN_ENDS_AFTER_MS = 60_000;
 
+/**
+ * The environment variable that marks every process a daemon started, whatever became of their parent:
+ * a process group or session would not hold them (the daemon stays in the sidecar's session and
+ * scheduler group, see docs/performance.md), and a child a wrapper left behind has no parent to ask.
+ */
+export const DAEMON_TAG_VARIABLE = "ATTESTMESH_WIREGUARD_GO_TAG";
+
 export interface Daemon {
   readonly child: ChildProcess;
+  /** This daemon's value of DAEMON_TAG_VARIABLE (random, not a secret). */
+  readonly tag: string;
   /** Resolves once the process exited and its output pipes closed, or PIPES_AFTER_EXIT_MS after it exited. */
   readonly exited: Promise<void>;
   readonly output: string[];
@@ -56,12 +68,19 @@ export async function startWireguardGo(options: {
   // At trace level its verbose lines (every handshake message sent and received) go to the debug log,
   // so a slow handshake can be traced from the sidecar's log alone.
   const verbose = logger.isLevelEnabled?.("trace") === true;
+  const tag = randomBytes(12).toString("hex");
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: verbose ? "verbose" : "error" },
+    env: {
+      ...process.env,
+      WG_PROCESS_FOREGROUND: "1",
+      LOG_LEVEL: verbose ? "verbose" : "error",
+      [DAEMON_TAG_VARIABLE]: tag,
+    },
   });
   const daemon: Daemon = {
     child,
+    tag,
     output: [],
     ready: false,
     stopping: false,
@@ -129,6 +148,8 @@ export async function startWireguardGo(options: {
     });
     if (daemon.spawnError !== undefined || daemon.exit !== undefined) {
       await within(daemon.exited, 200);
+      // What it started may still run (a wireguard-go that forked itself away holds the interface).
+      await stopWireguardGo(daemon, logger);
       throw daemonStartFailed(name, daemon, wireguardGoCommand);
     }
     if (created) {
@@ -166,16 +187,61 @@ function daemonStartFailed(name: string, daemon: Daemon, wireguardGoCommand: str
   );
 }
 
-/** SIGTERM, then SIGKILL after 5 s; resolves once it exited (not waiting on pipes a grandchild holds). */
+/**
+ * SIGTERM to the daemon and every process it started, SIGKILL to what is left of them after 5 s;
+ * resolves once none is left (not waiting on pipes they held).
+ */
 export async function stopWireguardGo(daemon: Daemon, logger: WgLogger): Promise<void> {
   daemon.stopping = true;
-  if (daemon.exit !== undefined || daemon.spawnError !== undefined) return;
-  daemon.child.kill("SIGTERM");
-  const stopped = await within(daemon.exited, 5_000);
-  if (!stopped) {
+  const running = () => daemon.exit === undefined && daemon.spawnError === undefined;
+  const others = (pids: readonly number[]) => pids.filter((pid) => pid !== daemon.child.pid);
+  let left = others(await processesTagged(daemon.tag));
+  if (running()) daemon.child.kill("SIGTERM");
+  signal(left, "SIGTERM");
+  const deadline = Date.now() + 5_000;
+  while ((running() || left.length > 0) && Date.now() < deadline) {
+    await (running() ? Promise.race([daemon.exited, sleep(50)]) : sleep(50));
+    left = others(await processesTagged(daemon.tag));
+  }
+  if (running()) {
     logger.warn({ pid: daemon.child.pid }, "wireguard-go ignored SIGTERM, killing it");
     daemon.child.kill("SIGKILL");
-    await daemon.exited;
+  }
+  if (left.length > 0) {
+    logger.warn({ pids: left }, "processes wireguard-go started ignored SIGTERM, killing them");
+    signal(left, "SIGKILL");
+  }
+  await daemon.exited;
+  // SIGKILL is not refused; a process in the kernel's uninterruptible sleep may take a moment.
+  for (let i = 0; i < 40 && (await processesTagged(daemon.tag)).length > 0; i++) await sleep(50);
+}
+
+/**
+ * The live processes whose environment carries `tag` (Linux: /proc; elsewhere none). A zombie has none
+ * to read: it is no longer running.
+ */
+async function processesTagged(tag: string): Promise<number[]> {
+  const marker = `${DAEMON_TAG_VARIABLE}=${tag}`;
+  const entries = await readdir("/proc").catch(() => [] as string[]);
+  const found = await Promise.all(
+    entries
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(async (entry) => {
+        // Another user's process, or one gone since the listing: not ours.
+        const environ = await readFile(`/proc/${entry}/environ`, "latin1").catch(() => "");
+        return environ.split("\0").includes(marker) ? Number(entry) : undefined;
+      }),
+  );
+  return found.filter((pid) => pid !== undefined);
+}
+
+function signal(pids: readonly number[], name: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, name);
+    } catch {
+      // gone already
+    }
   }
 }
 

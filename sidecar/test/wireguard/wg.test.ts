@@ -19,7 +19,7 @@ import type { WireGuardBackend } from "../../src/wireguard/backend.ts";
 import { wireguardKeyPair } from "../../src/wireguard/keys.ts";
 import { parseUapiPeers, parseWgDump } from "../../src/wireguard/parse.ts";
 import { createWgBackend, guardTable, uapiGet, uapiSet } from "../../src/wireguard/wg.ts";
-import { onPath, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
+import { onPath, scriptFolder, wireguardGoPids, wireguardGoSkipReason } from "../helpers.ts";
 
 function captureLogs() {
   const lines: string[] = [];
@@ -371,7 +371,8 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
   const ifF = `wg15${process.pid}f`;
   const ifG = `wg15${process.pid}g`;
   const ifH = `wg15${process.pid}h`;
-  const allInterfaces = [ifA, ifB, ifC, ifD, ifE, ifF, ifG, ifH];
+  const ifI = `wg15${process.pid}i`;
+  const allInterfaces = [ifA, ifB, ifC, ifD, ifE, ifF, ifG, ifH, ifI];
   const keyA = wireguardKeyPair(randomBytes(32));
   const keyB = wireguardKeyPair(randomBytes(32));
   const configA: InterfaceConfig = {
@@ -1135,6 +1136,38 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       assert.equal(lost.length, 1);
     } finally {
       await backend.down();
+    }
+  });
+
+  // Regression: a wrapper that runs wireguard-go as its child (not exec'd) and exits, as wireguard-go
+  // itself does when it forks away without WG_PROCESS_FOREGROUND, failed the start and left that
+  // wireguard-go running with the interface (the next start took it over as someone else's); and
+  // stopping a wrapper that waits on it ended the wrapper alone.
+  it("a failed start and down stop a wrapper's wireguard-go child too: none of its processes is left", async () => {
+    const wrappers = scriptFolder("am-wgwrap-");
+    const behind = join(wrappers.dir, "behind");
+    // With the file `behind` present it leaves wireguard-go behind and exits; else it waits on it.
+    const wrapper = wrappers.script("wireguard-go", [
+      `if [ -e ${behind} ]; then wireguard-go "$@" >/dev/null 2>&1 & exit 1; fi`,
+      'wireguard-go "$@"',
+      "exit $?",
+    ]);
+    const backend = createWgBackend({ netns: nsA, mode: "userspace", commands: { wireguardGo: wrapper } });
+    backends.push(backend);
+    const key = wireguardKeyPair(randomBytes(32));
+    const config = { name: ifI, privateKey: key.privateKey, listenPort: 51829, address: "198.19.83.1/24" };
+    try {
+      writeFileSync(behind, "");
+      await assert.rejects(backend.up(config), /exited during start-up/);
+      assert.deepEqual(daemons(ifI), [], "the wireguard-go of a failed start still runs");
+      rmSync(behind);
+      await backend.up(config);
+      assert.equal(daemons(ifI).length, 1, "the wrapper's wireguard-go runs");
+      await backend.down();
+      assert.deepEqual(daemons(ifI), [], "the wrapper's wireguard-go still runs after down");
+      assert.notEqual(attempt("ip", "-n", nsA, "link", "show", "dev", ifI).status, 0, `${ifI} still exists`);
+    } finally {
+      wrappers.remove();
     }
   });
 
