@@ -357,10 +357,11 @@ export function createLink(options: LinkOptions): Link {
     return pre.tls;
   }
 
-  /** TCP through the gateway to the peer's SNI, then TLS; no hello yet. */
+  /**
+   * TCP through the gateway to the peer's SNI, then TLS; no hello yet, so no member id is needed (a
+   * newcomer opens its links ahead while its member id is read back: reconcile/reconciler.ts).
+   */
   async function dial(): Promise<TLSSocket> {
-    if (signer.selfMemberId() === undefined)
-      throw new Error("this node has no member id yet, so it cannot sign a hello");
     const socket = await options.factory.connect(target.host, target.port, options.connectTimeoutMs ?? 5_000);
     if (closed) {
       socket.destroy();
@@ -389,7 +390,7 @@ export function createLink(options: LinkOptions): Link {
    * costs nothing: the first datagram connects as it would have.
    */
   async function preopen(): Promise<void> {
-    if (state !== "idle" || closed || signer.selfMemberId() === undefined) return;
+    if (state !== "idle" || closed) return;
     state = "connecting";
     const started = Date.now();
     let tls: TLSSocket;
@@ -441,6 +442,9 @@ export function createLink(options: LinkOptions): Link {
     const started = Date.now();
     let tls: TLSSocket;
     try {
+      // A stream that could carry nothing is not opened (greet would refuse it).
+      if (signer.selfMemberId() === undefined)
+        throw new Error("this node has no member id yet, so it cannot sign a hello");
       tls = await dial();
       log.trace({ ms: Date.now() - started }, "gateway connection opened");
     } catch (error) {
