@@ -486,7 +486,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     async prepareLinks() {
       const view = follower.current();
       if (options.transport === undefined || view === undefined || options.memberId() !== undefined) return;
-      const own = options.keys.wireguard.publicKey.toLowerCase();
+      const own = `0x${Buffer.from(options.keys.wireguard.publicKeyBase64, "base64").toString("hex")}`;
       const members = [...view.members.values()].filter(
         (m) => m.status === "active" && !isStale(m.standing) && m.wireguardKey.toLowerCase() !== own,
       );
