@@ -544,7 +544,13 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           onAttempt: (outcome) => metrics.registrationAttempts.inc({ outcome }),
           // The pass syncs (and certifies) the new record while the member id is read back, so the
           // pass `began` asks for finds this node in a view that is already current.
-          onIncluded: () => void loop.wake("registration included"),
+          // The links to the members open meanwhile too (the registration can no longer be refused).
+          onIncluded: () => {
+            void loop.wake("registration included");
+            reconciler
+              .prepareLinks()
+              .catch((err: unknown) => logger.debug({ err }, "bridge links not opened ahead of membership"));
+          },
         }),
       began() {
         loop.start();

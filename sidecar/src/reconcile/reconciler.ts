@@ -15,7 +15,7 @@ import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { createRepeatLog, REPEAT_LOG_NOTE, repeatFields } from "../logRepeats.ts";
 import type { SidecarMetrics } from "../metrics.ts";
-import type { Member } from "../model/member.ts";
+import { isStale, type Member } from "../model/member.ts";
 import type { DroppedRecord } from "../model/peer.ts";
 import { type RouteMtus, WG_GATEWAY_MTU } from "../model/wireguard.ts";
 import type { PeerReport, StatusStore } from "../status.ts";
@@ -60,6 +60,13 @@ export interface ReconcilerOptions {
 
 export interface Reconciler {
   pass(): Promise<void>;
+  /**
+   * This node's registration is included and its member id is being read back: opens the bridge links
+   * to the active members of the current view (their connections too, link.ts; the hello waits for the
+   * member id), so that the pass which brings the interface up finds them open. It configures no peer.
+   * Nothing while this node is a member (its passes keep the links), or without a view or a bridge.
+   */
+  prepareLinks(): Promise<void>;
 }
 
 /** Why an interface went away by itself, by the backend's error code (backend.ts `onLost`). */
@@ -454,6 +461,21 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   return {
+    async prepareLinks() {
+      const view = follower.current();
+      if (options.transport === undefined || view === undefined || options.memberId() !== undefined) return;
+      const own = `0x${Buffer.from(options.keys.wireguard.publicKeyBase64, "base64").toString("hex")}`;
+      const members = [...view.members.values()].filter(
+        (m) => m.status === "active" && !isStale(m.standing) && m.wireguardKey.toLowerCase() !== own,
+      );
+      const started = Date.now();
+      await options.transport.prepare(members);
+      logger.trace(
+        { members: members.length, ms: Date.now() - started },
+        "bridge links opened ahead of membership",
+      );
+    },
+
     async pass() {
       try {
         const snapshot = await follower.sync();

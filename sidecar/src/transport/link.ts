@@ -6,8 +6,9 @@
 // The outbound stream's connection (TCP through the gateway, then TLS) is opened as soon as the link is
 // made, before WireGuard sends anything (`preopen`): on a join the first initiation otherwise waited
 // 130–400 ms for it. The hello is still sent only with the first datagram, so the peer sees this node's
-// stream exactly when it did before (the first-handshake rules below key on that moment); a connection
-// that carried nothing within PREOPEN_IDLE_MS, well inside the peer's hello timeout, is closed again.
+// stream exactly when it did before (the first-handshake rules below key on that moment), and it needs
+// no member id until then (a newcomer opens its links while its member id is read back); a connection
+// that carried nothing within PREOPEN_IDLE_MS of its start, inside the peer's hello timeout, is closed.
 // After that the outbound stream is opened on demand, reopened after a capped, jittered backoff, and bounded:
 // while no stream can take a datagram it waits in a short queue that drops its oldest entries (and
 // anything older than a few seconds), so a peer that is gone costs a fixed amount of memory and
@@ -121,7 +122,8 @@ export interface LinkOptions {
   readonly initiationHoldMinMs?: number;
   /**
    * Open the outbound connection (TCP, TLS, no hello) at once, ahead of WireGuard's first datagram;
-   * default true. A pre-opened connection unused after `preopenIdleMs` (default PREOPEN_IDLE_MS) closes.
+   * default true. A pre-opened connection unused `preopenIdleMs` (default PREOPEN_IDLE_MS) after it began to
+   * connect closes.
    */
   readonly preopen?: boolean;
   readonly preopenIdleMs?: number;
@@ -157,11 +159,14 @@ export const INITIATION_HOLD_MS = 300;
  */
 export const INITIATION_HOLD_MIN_MS = 100;
 /**
- * How long a pre-opened connection waits for WireGuard's first datagram: half the ingress's default
- * hello timeout (2 s), so the peer never refuses it for silence. WireGuard sends its first initiation
- * within the first-handshake hold (300 ms, reconcile/initiator.ts) of the peer's add.
+ * How long a pre-opened connection waits for WireGuard's first datagram, counted from the moment it
+ * began to connect: three quarters of the ingress's default hello timeout (2 s), which the peer counts
+ * from its accept, later, so the peer never refuses it for silence. A newcomer opens its links when its
+ * registration is included (reconcile/reconciler.ts `prepareLinks`), and adds its peers 0.6–1.3 s later
+ * on a busy host; an existing node's WireGuard sends its first initiation within the first-handshake
+ * hold (300 ms, reconcile/initiator.ts) of the peer's add.
  */
-export const PREOPEN_IDLE_MS = 1_000;
+export const PREOPEN_IDLE_MS = 1_500;
 /**
  * How long an initiation WireGuard sends after the peer's was delivered waits for WireGuard's answer to
  * the peer's (which makes it dead: the first rule drops it). WireGuard answers within a millisecond or two;
@@ -357,10 +362,11 @@ export function createLink(options: LinkOptions): Link {
     return pre.tls;
   }
 
-  /** TCP through the gateway to the peer's SNI, then TLS; no hello yet. */
+  /**
+   * TCP through the gateway to the peer's SNI, then TLS; no hello yet, so no member id is needed (a
+   * newcomer opens its links ahead while its member id is read back: reconcile/reconciler.ts).
+   */
   async function dial(): Promise<TLSSocket> {
-    if (signer.selfMemberId() === undefined)
-      throw new Error("this node has no member id yet, so it cannot sign a hello");
     const socket = await options.factory.connect(target.host, target.port, options.connectTimeoutMs ?? 5_000);
     if (closed) {
       socket.destroy();
@@ -389,7 +395,7 @@ export function createLink(options: LinkOptions): Link {
    * costs nothing: the first datagram connects as it would have.
    */
   async function preopen(): Promise<void> {
-    if (state !== "idle" || closed || signer.selfMemberId() === undefined) return;
+    if (state !== "idle" || closed) return;
     state = "connecting";
     const started = Date.now();
     let tls: TLSSocket;
@@ -425,13 +431,16 @@ export function createLink(options: LinkOptions): Link {
       if (queue.length > 0) kick();
     };
     tls.once("close", onClose);
-    const timer = setTimeout(() => {
-      if (ready?.tls !== tls) return;
-      takeReady();
-      tls.destroy();
-      state = "idle";
-      log.debug("no datagram for the peer: closed the connection opened ahead");
-    }, options.preopenIdleMs ?? PREOPEN_IDLE_MS);
+    const timer = setTimeout(
+      () => {
+        if (ready?.tls !== tls) return;
+        takeReady();
+        tls.destroy();
+        state = "idle";
+        log.debug("no datagram for the peer: closed the connection opened ahead");
+      },
+      Math.max(0, started + (options.preopenIdleMs ?? PREOPEN_IDLE_MS) - Date.now()),
+    );
     timer.unref();
     ready = { tls, timer, onClose };
   }
@@ -441,6 +450,9 @@ export function createLink(options: LinkOptions): Link {
     const started = Date.now();
     let tls: TLSSocket;
     try {
+      // A stream that could carry nothing is not opened (greet would refuse it).
+      if (signer.selfMemberId() === undefined)
+        throw new Error("this node has no member id yet, so it cannot sign a hello");
       tls = await dial();
       log.trace({ ms: Date.now() - started }, "gateway connection opened");
     } catch (error) {

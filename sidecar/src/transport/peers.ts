@@ -18,9 +18,10 @@ export interface PeerTransport {
   /**
    * Opens the bridge's links for `peers` ahead of `plan`, beside the interface coming up (a link's
    * socket does not need the interface). Never rejects: `plan` opens whatever is still missing and
-   * fails with its error.
+   * fails with its error. Only the members' ids and app ids count: a newcomer opens them from the
+   * view before it knows its own record (reconcile/reconciler.ts `prepareLinks`).
    */
-  prepare(peers: readonly DesiredPeer[]): Promise<void>;
+  prepare(peers: readonly Pick<DesiredPeer, "memberId" | "appId">[]): Promise<void>;
   plan(
     peers: readonly DesiredPeer[],
     current: readonly PeerStatus[],
@@ -54,7 +55,7 @@ export function createPeerTransport(options: {
   readonly logger: Logger;
 }): PeerTransport {
   const { selector, bridge, logger } = options;
-  const bridgePeers = (peers: readonly DesiredPeer[]) =>
+  const bridgePeers = (peers: readonly Pick<DesiredPeer, "memberId" | "appId">[]) =>
     peers.map((p) => ({ memberId: p.memberId, appId: p.appId }));
   return {
     async prepare(peers) {

@@ -53,15 +53,16 @@ function member(id: number, overrides: Partial<Member> = {}): Member {
 function scriptedFollower() {
   let block = 0n;
   let members = new Map<bigint, Member>();
+  const view = (): MembershipSnapshot => ({
+    block,
+    blockHash: `0x${"00".repeat(32)}`,
+    members,
+    changed: [],
+    kind: "incremental",
+  });
   const follower: MembershipFollower = {
-    sync: async (): Promise<MembershipSnapshot> => ({
-      block,
-      blockHash: `0x${"00".repeat(32)}`,
-      members,
-      changed: [],
-      kind: "incremental",
-    }),
-    current: () => undefined,
+    sync: async () => view(),
+    current: () => (block === 0n ? undefined : view()),
     invalidate: () => {},
   };
   return {
@@ -163,7 +164,11 @@ function setup(
           }),
         }),
   });
-  return { reconciler, backend, script, status, metrics, ended, lines, linkRequests };
+  /** Sets this node's member id as the membership cycle would (undefined: not a member yet). */
+  const setSelf = (id: bigint | undefined) => {
+    self = id;
+  };
+  return { reconciler, backend, script, status, metrics, ended, lines, linkRequests, setSelf };
 }
 
 describe("reconciler with the transport layer", () => {
@@ -208,6 +213,35 @@ describe("reconciler with the transport layer", () => {
       "127.0.0.1:40000",
       "127.0.0.1:40001",
     ]);
+  });
+
+  test("gateway: links opened while the member id is read back go to the view's active members; no peer, no interface", async () => {
+    // Issue 15: a newcomer opens its links when its registration is included (main.ts `onIncluded`).
+    const { reconciler, backend, script, linkRequests, setSelf } = setup(1n, "gateway");
+    setSelf(undefined);
+    await reconciler.prepareLinks();
+    assert.deepEqual(linkRequests, [], "no view yet: nothing to open");
+    const own = member(9, { wireguardKey: bytesToHex(selfWg.publicKey) });
+    script.set([
+      member(2),
+      member(3),
+      member(4, { status: "evicted" }),
+      member(5, { standing: "device-revoked" }),
+      own,
+    ]);
+    await reconciler.prepareLinks();
+    assert.deepEqual(linkRequests, [[2n, 3n]], "active, standing members but this node itself");
+    assert.deepEqual(backend.operations, [], "no interface and no peer before the chain names this node");
+    assert.deepEqual(await backend.peers().catch(() => []), []);
+  });
+
+  test("gateway: a member's links are its passes' alone; links opened ahead are the ones its first pass keeps", async () => {
+    const { reconciler, script, linkRequests } = setup(1n, "gateway");
+    script.set([member(1), member(2), member(3)]);
+    await reconciler.prepareLinks();
+    assert.deepEqual(linkRequests, [], "a member's passes keep its links");
+    await reconciler.pass();
+    assert.deepEqual(linkRequests.at(-1), [2n, 3n]);
   });
 
   test("udp: no per-peer routes, every peer keeps the subnet's MTU", async () => {

@@ -547,6 +547,38 @@ describe("gateway bridge on loopback", () => {
     }
   });
 
+  it("opens a link's connection ahead before this node has a member id; its hello goes with the first datagram, once the id exists", async () => {
+    // Issue 15: a newcomer opens its links when its registration is included, while its member id is
+    // read back (reconcile/reconciler.ts `prepareLinks`): the TLS handshakes are done by the time
+    // WireGuard has its peers. The hello, which names the sender's member id, waits for it.
+    const wgX = await fakeWireGuard();
+    await bridgeB.setPeers([peer(A), peer(GONE)]);
+    let selfId: bigint | undefined;
+    const bridgeX = await bridge(GONE, wgX.port, {
+      ingressHost: HOSTS[GONE]!,
+      signer: { ...TEST_CLUSTER, selfMemberId: () => selfId, sign: (message) => KEYS[GONE]!.sign(message) },
+    });
+    try {
+      const refusedBefore = bridgeB.refused();
+      const endpoints = await bridgeX.setPeers([peer(B)]);
+      await waitFor("the connection opened ahead", () => bridgeX.status(ID[B]!)?.outbound === "ready", 3_000);
+      assert.equal(bridgeB.pending(), 1, "B's ingress holds the connection, waiting for its hello");
+      assert.equal(bridgeB.status(ID[GONE]!)?.inbound, 0, "no hello, so no stream from member 3 yet");
+      selfId = ID[GONE];
+      const since = net.wgB.received.length;
+      const initiation = initiationFilled(0x19);
+      send(wgX.socket, initiation, endpoints.get(ID[B]!)!);
+      await msUntilArrival("the first initiation at B", net.wgB, since, initiation, 3_000);
+      assert.equal(bridgeB.status(ID[GONE]!)?.inbound, 1, "the hello named member 3 and verified");
+      assert.equal(bridgeX.status(ID[B]!)?.connectFailures, 0, "the connection opened ahead carried it");
+      assert.deepEqual(bridgeB.refused(), refusedBefore, "B refused nothing");
+    } finally {
+      await bridgeX.close();
+      await bridgeB.setPeers([peer(A)]);
+      wgX.socket.close();
+    }
+  });
+
   it("closes a connection opened ahead that carried nothing in time, before the peer's hello timeout; a later datagram connects anew", async () => {
     const wgX = await fakeWireGuard();
     await bridgeB.setPeers([peer(A), peer(GONE)]);
