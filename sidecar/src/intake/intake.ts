@@ -319,6 +319,7 @@ export function startIntake(options: IntakeOptions): Intake {
           setLink(slot, record, { lastVerifiedPushBlock: block });
         }
         ws.send(JSON.stringify({ type: "ack", seq: envelope.seq }));
+        log.trace({ block, seq: envelope.seq.toString() }, "indexer push verified");
         void options.wake("indexer push");
       }
 
