@@ -99,7 +99,14 @@ export function createClusterFollower(options: {
   return {
     nextBlock: () => next ?? 0n,
     async tick() {
-      const head = await client.getBlockNumber({ cacheTime: 0 });
+      // The head and the last processed block's hash side by side, then each batch's logs and its end
+      // block's hash side by side: two round trips for a step that finds one new block, not four.
+      const checked = next === undefined ? undefined : next - 1n;
+      const checkedHash = checked === undefined ? undefined : hashes.get(checked);
+      const [head, checkedNow] = await Promise.all([
+        client.getBlockNumber({ cacheTime: 0 }),
+        checked === undefined || checkedHash === undefined ? undefined : hashAt(checked),
+      ]);
       const target = head - confirmations;
       const events: FollowerEvent[] = [];
       let reorg: TickResult["reorg"];
@@ -115,9 +122,7 @@ export function createClusterFollower(options: {
       const newHashes = new Map(hashes);
       let newLive = [...live];
 
-      const last = cursor - 1n;
-      const lastHash = newHashes.get(last);
-      if (lastHash !== undefined && (await hashAt(last)) !== lastHash) {
+      if (checkedHash !== undefined && checkedNow !== checkedHash) {
         const fork = await findFork();
         const retracted = newLive.filter((l) => l.blockNumber > fork).reverse();
         for (const log of retracted) events.push({ log, removed: true });
@@ -133,10 +138,12 @@ export function createClusterFollower(options: {
 
       while (cursor <= target) {
         const to = cursor + scanner.blocks - 1n < target ? cursor + scanner.blocks - 1n : target;
-        const logs = await scanner.forward(cursor, to, (fromBlock, toBlock) =>
-          client.getLogs({ address: cluster, fromBlock, toBlock }),
-        );
-        const endHash = await hashAt(to);
+        const [logs, endHash] = await Promise.all([
+          scanner.forward(cursor, to, (fromBlock, toBlock) =>
+            client.getLogs({ address: cluster, fromBlock, toBlock }),
+          ),
+          hashAt(to),
+        ]);
         if (endHash === undefined) break;
         const ordered = logs
           .filter((l) => !l.removed && l.blockHash !== null && l.transactionHash !== null)

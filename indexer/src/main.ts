@@ -109,7 +109,13 @@ export async function startIndexer(config: IndexerConfig, deps: IndexerDeps = {}
   /** Follows one cluster; false when the step failed (the next poll comes at the full cadence). */
   async function followOne(c: (typeof clusters)[number]): Promise<boolean> {
     try {
+      const started = Date.now();
       const ticked = await c.follower.tick();
+      if (ticked.events.length > 0)
+        logger.trace(
+          { head: ticked.head, events: ticked.events.length, ms: Date.now() - started },
+          "follow step read logs",
+        );
       const kept = suppress === undefined ? ticked.events : suppress(ticked.events);
       if (kept.length !== ticked.events.length) {
         logger.warn(

@@ -4,6 +4,7 @@
 // nothing skipped, nothing twice. A real cluster on an in-process Hardhat node.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { pino } from "pino";
 import { createPublicClient, custom } from "viem";
 import { type ClusterFixture, setupCluster } from "../../test/helpers/cluster.ts";
@@ -89,5 +90,51 @@ describe("the cluster follower over a provider that caps log ranges", { timeout:
     const second = await follower.tick();
     assert.equal(second.events.length, 1);
     assert.equal(refused, refusedBefore, "no refusal once narrowed");
+  });
+});
+
+// Issue 15: a step that found one new block cost four round trips in a row (the head, the last block's
+// hash, the logs, the new block's hash) before the push went out.
+describe("a follow step's round trips", { timeout: 120_000 }, () => {
+  test("one new block: two round trips to a provider 100 ms away, the same logs", async () => {
+    const fx = await setupCluster();
+    const spans: { start: number; end: number }[] = [];
+    const far = createPublicClient({
+      transport: custom(
+        {
+          async request({ method, params }: { method: string; params?: unknown }) {
+            const answer = await fx.connection.provider.request({ method, params } as never);
+            const start = performance.now();
+            await delay(100);
+            spans.push({ start, end: performance.now() });
+            return answer;
+          },
+        },
+        { retryCount: 0 },
+      ),
+    });
+    const follower = createClusterFollower({
+      client: far as never,
+      cluster: fx.deployed.diamond,
+      startBlock: 0n,
+      confirmations: 0,
+      batchBlocks: 100,
+      logger: pino({ level: "silent" }),
+    });
+    await follower.tick();
+    await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.setRequireTcbUpToDate([true]),
+    });
+    spans.length = 0;
+    const step = await follower.tick();
+    assert.equal(step.events.length, 1);
+    assert.equal(step.reorg, undefined);
+    /** The longest run of requests each sent after the one before it was answered. */
+    const sorted = [...spans].sort((a, b) => a.start - b.start);
+    const depth: number[] = [];
+    sorted.forEach((s, i) => {
+      depth[i] = 1 + Math.max(0, ...sorted.slice(0, i).map((p, j) => (p.end <= s.start ? depth[j]! : 0)));
+    });
+    assert.equal(Math.max(...depth), 2, `${spans.length} requests`);
   });
 });

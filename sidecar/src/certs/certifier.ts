@@ -13,7 +13,7 @@ import {
 import { metricsOn } from "@attestmesh/shared/service/metrics.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import type { Registry } from "prom-client";
-import type { RegistrationLocation } from "../chain/follower.ts";
+import type { RegistrationLocation, RegistrationSeen } from "../chain/follower.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Member } from "../model/member.ts";
@@ -37,6 +37,8 @@ export interface MemberCertifier {
   certify(member: Member, hint?: RegistrationLocation): Promise<CertifyResult>;
   /** Members currently refused or unavailable (for the gauge and tests). */
   unverified(): number;
+  /** A member was just seen registering: its certificate's reads may start (source.ts `prefetch`). */
+  prefetch?(seen: RegistrationSeen): void;
 }
 
 /** Cache key: a record whose keys changed is another certificate. */
@@ -78,8 +80,19 @@ export function createMemberCertifier(options: {
   async function check(member: Member, key: string, hint?: RegistrationLocation): Promise<CertifyResult> {
     let result: CertifyResult;
     try {
+      const started = Date.now();
       const certificate = await source(member, hint);
+      const fetchMs = Date.now() - started;
       result = { ok: true, verified: await verifyMemberCertificate(certificate, pinned, member) };
+      logger.trace(
+        {
+          memberId: member.memberId.toString(),
+          hinted: hint !== undefined,
+          fetchMs,
+          verifyMs: Date.now() - started - fetchMs,
+        },
+        "member certificate fetched and verified",
+      );
     } catch (error) {
       if (!(error instanceof AttestmeshError)) {
         result = {
@@ -138,5 +151,6 @@ export function createMemberCertifier(options: {
       return promise;
     },
     unverified: () => refused.size,
+    prefetch: (seen) => source.prefetch?.(seen),
   };
 }

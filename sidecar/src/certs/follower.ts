@@ -14,7 +14,8 @@
 // itself. Until that check passed, or if it refused, the own record is certified like any other (and
 // refused, as its peers refuse it). A record carrying those keys under another id, or this id with any
 // other key, is certified like any other. And where the follower read a member's MemberRegistered log,
-// the certifier gets its location as a hint (certs/source.ts), which only spares the search for it.
+// the certifier gets its location as a hint (certs/source.ts), which only spares the search for it;
+// the reads it leads to start as soon as the log is read, beside the member's record.
 import type { MembershipFollower, MembershipSnapshot } from "../chain/follower.ts";
 import type { Member } from "../model/member.ts";
 import type { MemberCertifier } from "./certifier.ts";
@@ -48,6 +49,19 @@ export function createCertifiedFollower(
   self: () => OwnRecord | undefined | Promise<OwnRecord | undefined> = () => undefined,
 ): MembershipFollower {
   let snapshot: MembershipSnapshot | undefined;
+  // A newcomer's certificate is read beside its record, from the moment its registration log is: the
+  // sync that found it waits on one round trip, not on the record's and then the certificate's.
+  // This node's own registration needs no certificate read (its own check, above).
+  inner.onRegistrations?.((seen) => {
+    for (const registration of seen) {
+      void Promise.resolve(self()).then(
+        (own) => {
+          if (own?.memberId !== registration.memberId) certifier.prefetch?.(registration);
+        },
+        () => {},
+      );
+    }
+  });
 
   async function filter(next: MembershipSnapshot): Promise<MembershipSnapshot> {
     const own = await self();

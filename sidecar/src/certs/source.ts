@@ -23,6 +23,8 @@
 // A caller that already read the member's MemberRegistered log (the membership follower, whose
 // incremental sync just did, by a quorum read) hands its block and transaction as a hint: steps 1 and 2
 // are skipped, and the transaction, its receipt, the salt and the nonce bound are read side by side.
+// That follower reads the log before the member's record: it hands the log on at once (`prefetch`),
+// so those reads run beside the record's, and the fetch that follows takes them as they stand.
 // The hint is followed only if it leads to this member: the transaction mined in the hinted block, its
 // receipt carries the cluster's MemberRegistered log naming this member id, app id and member key, and
 // its input holds a register call carrying the record's keys. Otherwise the full search runs in the
@@ -48,9 +50,11 @@ import {
   type Log,
   type PublicClient,
   parseEventLogs,
+  type Transaction,
+  type TransactionReceipt,
   type Transport,
 } from "viem";
-import type { RegistrationLocation } from "../chain/follower.ts";
+import type { RegistrationLocation, RegistrationSeen } from "../chain/follower.ts";
 import type { ChainReads } from "../chain/reads.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -73,7 +77,18 @@ const MAX_NONCES = 4096n;
  * was, if the caller read it) and searching where that leads nowhere; throws `CertificateUnavailable`
  * when it cannot.
  */
-export type CertificateSource = (member: Member, hint?: RegistrationLocation) => Promise<MemberCertificate>;
+export interface CertificateSource {
+  (member: Member, hint?: RegistrationLocation): Promise<MemberCertificate>;
+  /**
+   * A member was just seen registering there (its MemberRegistered log, read by a quorum): start
+   * reading what a hinted fetch of it reads, so the fetch that follows its record finds it under way.
+   */
+  prefetch?(seen: RegistrationSeen): void;
+}
+
+/** Reads started by `prefetch` kept at most this long, and this many, unused. */
+const PREFETCH_KEPT_MS = 60_000;
+const PREFETCH_KEPT = 32;
 
 function unavailable(member: Member, problem: string): AttestmeshError {
   return new AttestmeshError(`member ${member.memberId}'s certificate is unavailable: ${problem}`, {
@@ -162,17 +177,21 @@ export function createMemberAppSalts(options: {
     const appId = getAddress(app);
     const known = salts.get(appId);
     if (known !== undefined) return { salt: known };
+    const read = appCreatedIn(appId);
+    // Usually created shortly before it registered: a few spans back from the registration block, read
+    // beside isMemberApp (one round trip, not two). For an app id that is no member app (its
+    // certificate would be refused: AppIdNotMemberApp) those spans are wasted: at most `nearCalls`
+    // reads, once per certifier backoff.
+    const nearby = scanner.backward(fromBlock, near, read, nearCalls);
+    nearby.catch(() => {});
     const memberApp = await client.readContract({
       address: cluster,
       abi: clusterAbi,
       functionName: "isMemberApp",
       args: [appId],
     });
-    // Not worth a search (its certificate would be refused: AppIdNotMemberApp).
     if (!memberApp) return { problem: "its app id is not one of the cluster's member apps" };
-    const read = appCreatedIn(appId);
-    // Usually created shortly before it registered: a few spans back from the registration block.
-    let found = await scanner.backward(fromBlock, near, read, nearCalls);
+    let found = await nearby;
     if (found === undefined || found.length === 0) {
       // Far below, or even above (an app id allowed before its app was created): bisect its creation.
       const created = await creationBlock(appId, await head());
@@ -267,15 +286,50 @@ export function createChainCertificateSource(options: {
   }
 
   /** How many times the app id was admitted: its registration signatures used nonces below that. */
-  async function admissionsOf(member: Member): Promise<bigint> {
+  async function admissionsOf(appId: Address): Promise<bigint> {
     return BigInt(
       await client.readContract({
         address: cluster,
         abi: clusterAbi,
         functionName: "registrationNonce",
-        args: [member.appId],
+        args: [appId],
       }),
     );
+  }
+
+  /** What a hinted fetch reads, started by `prefetch`, by transaction hash (lowercase). */
+  interface Prefetched {
+    readonly appId: Address;
+    readonly blockNumber: bigint;
+    readonly tx: Promise<Transaction>;
+    readonly receipt: Promise<TransactionReceipt>;
+    readonly salt: ReturnType<MemberAppSalts>;
+    readonly admissions: Promise<bigint>;
+    readonly at: number;
+  }
+  const prefetched = new Map<string, Prefetched>();
+
+  /** The reads of a hinted fetch of a member of `appId` registered at `hint`. */
+  function hintedReads(appId: Address, hint: RegistrationLocation): Omit<Prefetched, "at"> {
+    const latest = async () => (await header("latest")).number;
+    return {
+      appId: getAddress(appId),
+      blockNumber: hint.blockNumber,
+      tx: client.getTransaction({ hash: hint.transactionHash }),
+      receipt: client.getTransactionReceipt({ hash: hint.transactionHash }),
+      salt: salts(appId, hint.blockNumber, latest),
+      admissions: admissionsOf(appId),
+    };
+  }
+
+  /** The reads `prefetch` started for exactly this app id and location, taken (used once), if any. */
+  function takePrefetched(appId: Address, hint: RegistrationLocation): Omit<Prefetched, "at"> | undefined {
+    const key = hint.transactionHash.toLowerCase();
+    const early = prefetched.get(key);
+    if (early === undefined) return undefined;
+    prefetched.delete(key);
+    if (early.appId !== getAddress(appId) || early.blockNumber !== hint.blockNumber) return undefined;
+    return early;
   }
 
   /** The register call in a transaction's input that carries the record's app id and keys. */
@@ -339,7 +393,7 @@ export function createChainCertificateSource(options: {
       throw unavailable(member, "its registration transaction holds no matching register call");
     const [salt, admissions] = await Promise.all([
       saltOf(member, registration.blockNumber, async () => head),
-      admissionsOf(member),
+      admissionsOf(member.appId),
     ]);
     return nonceOf(member, call, salt, admissions);
   }
@@ -365,18 +419,19 @@ export function createChainCertificateSource(options: {
     member: Member,
     hint: RegistrationLocation,
   ): Promise<MemberCertificate | undefined> {
-    const latest = async () => (await header("latest")).number;
-    const salt = saltOf(member, hint.blockNumber, latest);
-    const admissions = admissionsOf(member);
+    // Under way since the follower read the registration log (prefetch), or started now.
+    const reads = takePrefetched(member.appId, hint) ?? hintedReads(member.appId, hint);
+    const salt = reads.salt.then((found) => {
+      if ("problem" in found) throw unavailable(member, found.problem);
+      return found.salt;
+    });
+    const admissions = reads.admissions;
     // Settled before any return: the full search after a wrong hint must not race them.
     const settled = Promise.allSettled([salt, admissions]);
     let problem: string | undefined;
     let call: RegisterCall | undefined;
     try {
-      const [tx, receipt] = await Promise.all([
-        client.getTransaction({ hash: hint.transactionHash }),
-        client.getTransactionReceipt({ hash: hint.transactionHash }),
-      ]);
+      const [tx, receipt] = await Promise.all([reads.tx, reads.receipt]);
       call = registerCallOf(member, tx.input);
       if (tx.blockNumber !== hint.blockNumber || receipt.blockNumber !== hint.blockNumber)
         problem = `the transaction is in block ${tx.blockNumber}, not ${hint.blockNumber}`;
@@ -403,6 +458,20 @@ export function createChainCertificateSource(options: {
     return nonceOf(member, call, await salt, await admissions);
   }
 
-  return async (member, hint) =>
+  const source: CertificateSource = async (member, hint) =>
     (hint === undefined ? undefined : await fromHint(member, hint)) ?? search(member);
+  source.prefetch = ({ appId, location }) => {
+    const now = Date.now();
+    for (const [key, early] of prefetched) {
+      if (now - early.at > PREFETCH_KEPT_MS || prefetched.size >= PREFETCH_KEPT) prefetched.delete(key);
+    }
+    const key = location.transactionHash.toLowerCase();
+    if (prefetched.has(key)) return;
+    const early = { ...hintedReads(appId, location), at: now };
+    // Nobody may ever take them (the record turned out cached, or refused): their failures are the
+    // taker's to see, never unhandled.
+    for (const read of [early.tx, early.receipt, early.salt, early.admissions]) read.catch(() => {});
+    prefetched.set(key, early);
+  };
+  return source;
 }

@@ -4,7 +4,8 @@
 // for MemberRegistered / MemberEvicted / MemberLeft since the last processed block, and one `member(id)`
 // per id those logs name — each of the last two asked of a quorum and compared. Where those logs
 // registered a member, the snapshot also says where (block, transaction): the certificate source
-// starts there instead of searching (certs/source.ts), and trusts none of it.
+// starts there instead of searching (certs/source.ts), and trusts none of it. Listeners hear of those
+// registrations as soon as the logs are read, so the certificate's reads run beside the records'.
 // A head that moved backwards (a reorg deeper than the confirmations, or providers that fell behind)
 // or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead, and so
 // does a policy change that can change a member's standing (a device revoked, a compose hash or KMS
@@ -44,6 +45,13 @@ export interface RegistrationLocation {
   readonly transactionHash: Hex;
 }
 
+/** A MemberRegistered log as an incremental sync read it (a quorum read): the member, its app, where. */
+export interface RegistrationSeen {
+  readonly memberId: bigint;
+  readonly appId: Address;
+  readonly location: RegistrationLocation;
+}
+
 export interface MembershipSnapshot {
   /** The block every record was read at. */
   readonly block: bigint;
@@ -65,6 +73,11 @@ export interface MembershipFollower {
   current(): MembershipSnapshot | undefined;
   /** Forces the next sync to re-read everything. */
   invalidate(reason: string): void;
+  /**
+   * Calls `listener` with the registrations a sync's logs name as soon as it read them, before it reads
+   * those members' records (the certificate reads can start beside them: certs/follower.ts).
+   */
+  onRegistrations?(listener: (seen: readonly RegistrationSeen[]) => void): void;
 }
 
 export function createMembershipFollower(options: {
@@ -80,6 +93,7 @@ export function createMembershipFollower(options: {
   const maxLogRange = options.maxLogRange ?? 1000n;
   let snapshot: MembershipSnapshot | undefined;
   let fullReason: string | undefined = "start";
+  const listeners: Array<(seen: readonly RegistrationSeen[]) => void> = [];
 
   async function fullRead(at: AgreedBlock, reason: string): Promise<MembershipSnapshot> {
     const members = await reader.allMembers(at);
@@ -89,6 +103,7 @@ export function createMembershipFollower(options: {
 
   async function incremental(previous: MembershipSnapshot, at: AgreedBlock): Promise<MembershipSnapshot> {
     const block = at.number;
+    const started = Date.now();
     const logs = await reads.getLogs({
       address: cluster,
       events: [...MEMBERSHIP_EVENTS, ...STANDING_EVENTS],
@@ -107,14 +122,18 @@ export function createMembershipFollower(options: {
     ];
     if (ids.length === 0) return { ...previous, block, blockHash: at.hash, changed: [], kind: "incremental" };
     const registrations = new Map<bigint, RegistrationLocation>();
+    const seen: RegistrationSeen[] = [];
     for (const log of logs) {
       if (log.eventName === "MemberRegistered" && typeof log.args.memberId === "bigint") {
-        registrations.set(log.args.memberId, {
-          blockNumber: log.blockNumber,
-          transactionHash: log.transactionHash,
-        });
+        const location = { blockNumber: log.blockNumber, transactionHash: log.transactionHash };
+        registrations.set(log.args.memberId, location);
+        if (typeof log.args.appId === "string") {
+          seen.push({ memberId: log.args.memberId, appId: log.args.appId as Address, location });
+        }
       }
     }
+    if (seen.length > 0) for (const listener of listeners) listener(seen);
+    const logsMs = Date.now() - started;
     const records = await Promise.all(ids.map((id) => reader.member(id, at)));
     const members = new Map(previous.members);
     ids.forEach((id, i) => {
@@ -122,13 +141,18 @@ export function createMembershipFollower(options: {
       if (record) members.set(id, record);
       else members.delete(id);
     });
-    logger.debug({ block, changed: ids }, "membership changed");
+    logger.debug(
+      { block, changed: ids, logsMs, recordsMs: Date.now() - started - logsMs },
+      "membership changed",
+    );
     return { block, blockHash: at.hash, members, changed: ids, kind: "incremental", registrations };
   }
 
   return {
     async sync() {
+      const headStarted = Date.now();
       const at = await reads.agreedBlock(options.confirmations);
+      logger.trace({ block: at.number, ms: Date.now() - headStarted }, "confirmed block agreed");
       const block = at.number;
       const previous = snapshot;
       let next: MembershipSnapshot;
@@ -158,6 +182,9 @@ export function createMembershipFollower(options: {
     current: () => snapshot,
     invalidate(reason) {
       fullReason = reason;
+    },
+    onRegistrations(listener) {
+      listeners.push(listener);
     },
   };
 }

@@ -1,7 +1,8 @@
 // The sidecar's side of the indexers: find them in the registry (again before every connection and on
 // every registry poll), subscribe to the first `subscriptions` of them at once, each with a member-key
 // signature over its server's challenge, verify every envelope, and turn each verified push, from any of
-// them, into a wake-up of the reconcile loop. Each subscription slot has its own verifier position,
+// them, into a wake-up of the reconcile loop (once per block and subscription: a transaction's later
+// logs wake nothing more). Each subscription slot has its own verifier position,
 // backoff and lag detector, so one indexer that dies, lags or lies costs nothing while another keeps
 // pushing; an indexer the owner adds or removes is picked up or dropped at the slot's next reconnect. The payload is never stored: the reconcile
 // pass reads the chain itself. An envelope that fails verification, or whose sampled repro stub does not
@@ -180,6 +181,8 @@ export function startIntake(options: IntakeOptions): Intake {
       });
       let verified = false;
       let done = false;
+      /** The block of this session's last wake-up (undefined after a retraction). */
+      let wokenAt: bigint | undefined;
       let lagTimer: NodeJS.Timeout | undefined;
       let queue: Promise<void> = Promise.resolve();
       let ws: WebSocket;
@@ -319,7 +322,20 @@ export function startIntake(options: IntakeOptions): Intake {
           setLink(slot, record, { lastVerifiedPushBlock: block });
         }
         ws.send(JSON.stringify({ type: "ack", seq: envelope.seq }));
-        void options.wake("indexer push");
+        // One wake-up per block: the pass it asks for starts after this push, so it reads a head at or
+        // past this block, and a later log of the same block (a transaction's next event) gives it
+        // nothing more to read; a second pass would only load the providers while a join's every node
+        // reads (issue 15). A retraction always wakes, and so does whatever follows it.
+        if (envelope.removed || wokenAt === undefined || block > wokenAt) {
+          wokenAt = envelope.removed ? undefined : block;
+          log.trace({ block, seq: envelope.seq.toString() }, "indexer push verified; waking");
+          void options.wake("indexer push");
+        } else {
+          log.trace(
+            { block, seq: envelope.seq.toString() },
+            "indexer push verified; its block woke us already",
+          );
+        }
       }
 
       ws.on("message", (data) => {

@@ -65,6 +65,7 @@ export function createReconcileLoop(options: {
       const batch = waiters;
       waiters = undefined;
       const begin = performance.now();
+      logger.trace({ waiters: batch.length }, "reconcile pass started");
       let outcome: PassOutcome = "ok";
       try {
         await pass();
@@ -82,6 +83,7 @@ export function createReconcileLoop(options: {
           );
         }
       }
+      logger.trace({ ms: Math.round(performance.now() - begin), outcome }, "reconcile pass finished");
       options.observe?.(outcome, (performance.now() - begin) / 1000);
       for (const resolve of batch) resolve();
     }

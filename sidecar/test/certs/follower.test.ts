@@ -56,13 +56,14 @@ import {
 import { serveRpc } from "../../../test/helpers/rpcServer.ts";
 import { createMemberCertifier } from "../../src/certs/certifier.ts";
 import { createCertifiedFollower, type OwnRecord } from "../../src/certs/follower.ts";
-import { createChainCertificateSource } from "../../src/certs/source.ts";
+import { type CertificateSource, createChainCertificateSource } from "../../src/certs/source.ts";
 import { type ChainContext, connectChain } from "../../src/chain/client.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
 import {
   createMembershipFollower,
   type MembershipSnapshot,
   type RegistrationLocation,
+  type RegistrationSeen,
 } from "../../src/chain/follower.ts";
 import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
 import { parseConfig } from "../../src/config.ts";
@@ -682,16 +683,17 @@ describe("the certified view: this node's own record, and the follower's registr
       logger,
     });
     const fetched: { memberId: bigint; hint: RegistrationLocation | undefined }[] = [];
-    const certifier = createMemberCertifier({
-      pinned,
-      source: (m, hint) => {
-        fetched.push({ memberId: m.memberId, hint });
-        return source(m, hint);
-      },
-      logger,
-      registry: new Registry(),
-    });
-    return { follower: createCertifiedFollower(lying, certifier, self), fetched, certifier };
+    const prefetched: RegistrationSeen[] = [];
+    const recorded: CertificateSource = (m, hint) => {
+      fetched.push({ memberId: m.memberId, hint });
+      return source(m, hint);
+    };
+    recorded.prefetch = (seen) => {
+      prefetched.push(seen);
+      source.prefetch?.(seen);
+    };
+    const certifier = createMemberCertifier({ pinned, source: recorded, logger, registry: new Registry() });
+    return { follower: createCertifiedFollower(lying, certifier, self), fetched, prefetched, certifier };
   }
 
   before(async () => {
@@ -757,7 +759,7 @@ describe("the certified view: this node's own record, and the follower's registr
   });
 
   test("a member the follower saw register is certified from where its log was: no header search", async () => {
-    const { follower, fetched } = view(() => own(0));
+    const { follower, fetched, prefetched } = view(() => own(0));
     await follower.sync();
     const c = await admitWithApp();
     const [log] = await fx.publicClient.getLogs({
@@ -780,6 +782,34 @@ describe("the certified view: this node's own record, and the follower's registr
     assert.equal(calls.eth_getBlockByNumber, 1, JSON.stringify(calls));
     assert.equal(calls.eth_getTransactionReceipt, 1, JSON.stringify(calls));
     assert.equal(calls.eth_getLogs, 2, `the follower's read and the salt's: ${JSON.stringify(calls)}`);
+    // Those reads started when the follower read the log, before the record (issue 15), and the fetch
+    // took them: none of them twice.
+    assert.deepEqual(prefetched, [
+      {
+        memberId: c.id,
+        appId: snapshot.members.get(c.id)!.appId,
+        location: { blockNumber: log!.blockNumber, transactionHash: log!.transactionHash },
+      },
+    ]);
+    assert.equal(calls.eth_getTransactionByHash, 1, JSON.stringify(calls));
+  });
+
+  test("this node's own registration starts no certificate reads; another's does", async () => {
+    let self: OwnRecord | undefined;
+    const { follower, prefetched } = view(() => self);
+    await follower.sync();
+    const d = await admitWithApp();
+    admitted.push(d);
+    self = own(admitted.length - 1);
+    await follower.sync();
+    assert.equal(prefetched.length, 0, "its own registration");
+    const e = await admitWithApp();
+    admitted.push(e);
+    await follower.sync();
+    assert.deepEqual(
+      prefetched.map((p) => p.memberId),
+      [e.id],
+    );
   });
 });
 

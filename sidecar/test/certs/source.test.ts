@@ -313,6 +313,81 @@ describe("chain certificate source", () => {
       }
     });
 
+    /** A provider `ms` away that records when each answer began its wait and when it arrived. */
+    function timed(ms: number) {
+      const spans: { start: number; end: number; method: string }[] = [];
+      const rewrite: Rewrite = async (request, answer) => {
+        const start = performance.now();
+        await delay(ms);
+        spans.push({ start, end: performance.now(), method: request.method });
+        return answer;
+      };
+      /** The longest run of requests each sent after the one before it was answered. */
+      const roundTrips = () => {
+        const sorted = [...spans].sort((a, b) => a.start - b.start);
+        const depth: number[] = [];
+        sorted.forEach((s, i) => {
+          depth[i] = 1 + Math.max(0, ...sorted.slice(0, i).map((p, j) => (p.end <= s.start ? depth[j]! : 0)));
+        });
+        return Math.max(0, ...depth);
+      };
+      return { rewrite, spans, roundTrips };
+    }
+
+    // Issue 15: a newcomer's certificate stood between its record and every existing node's WireGuard
+    // diff, isMemberApp before the salt's span and both after the record.
+    test("a hinted fetch reads side by side: one round trip to a provider 100 ms away", async () => {
+      const member = nodes[0]!.member;
+      const hint = await registrationOf(member.memberId);
+      const provider = timed(100);
+      const { fetch } = await source({ maxSpan: 10_000n }, provider.rewrite);
+      provider.spans.length = 0; // connecting read the chain id
+      await verifies(member, (m) => fetch(m, hint));
+      assert.equal(provider.roundTrips(), 1, JSON.stringify(provider.spans.map((s) => s.method)));
+    });
+
+    test("prefetched from the registration log: the fetch after the record reads nothing more", async () => {
+      const member = nodes[0]!.member;
+      const hint = await registrationOf(member.memberId);
+      const provider = timed(20);
+      const { fetch, tally } = await source({ maxSpan: 10_000n }, provider.rewrite);
+      fetch.prefetch?.({ memberId: member.memberId, appId: member.appId, location: hint });
+      await delay(300);
+      const prefetchCalls = tally.total();
+      tally.reset();
+      await verifies(member, (m) => fetch(m, hint));
+      assert.ok(prefetchCalls > 0, "the prefetch read");
+      assert.equal(tally.total(), 0, JSON.stringify(tally.byMethod()));
+      // Used once: a second fetch reads again.
+      await fetch(member, hint);
+      assert.ok(tally.total() > 0);
+    });
+
+    test("a prefetch for another location or app id is not taken, and proves nothing", async () => {
+      const [a, b] = nodes;
+      const own = await registrationOf(a!.member.memberId);
+      const other = await registrationOf(b!.member.memberId);
+      const pinned = await fixtureTrust(fx);
+      // B's registration prefetched under A's app id, and A's under B's: A is still certified from its
+      // own hint; a forged record is still refused whatever was prefetched for it.
+      const { fetch, log } = await source({ maxSpan: 10_000n });
+      fetch.prefetch?.({ memberId: a!.member.memberId, appId: a!.member.appId, location: other });
+      fetch.prefetch?.({ memberId: b!.member.memberId, appId: b!.member.appId, location: own });
+      await verifies(a!.member, (m) => fetch(m, own));
+      const certifier = createMemberCertifier({
+        pinned,
+        source: fetch,
+        logger: captureLogger().logger,
+        registry: new Registry(),
+      });
+      fetch.prefetch?.({ memberId: a!.member.memberId, appId: a!.member.appId, location: own });
+      const forged = { ...a!.member, wireguardKey: b!.member.wireguardKey };
+      const result = await certifier.certify(forged, own);
+      assert.equal(result.ok, false);
+      assert.equal(certifier.cached(forged), undefined);
+      assert.doesNotMatch(log.text(), /unhandled/i);
+    });
+
     test("certifying one newly registered member: RPC calls and time, searched and hinted", async (t) => {
       const member = nodes[0]!.member;
       const hint = await registrationOf(member.memberId);

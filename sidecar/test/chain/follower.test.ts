@@ -7,7 +7,7 @@ import { custom, getAbiItem } from "viem";
 import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
 import { type ChainContext, connectChain } from "../../src/chain/client.ts";
 import { type ClusterReader, createClusterReader } from "../../src/chain/cluster.ts";
-import { createMembershipFollower } from "../../src/chain/follower.ts";
+import { createMembershipFollower, type RegistrationSeen } from "../../src/chain/follower.ts";
 import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
 import { captureLogger } from "../helpers.ts";
 
@@ -124,6 +124,26 @@ describe("membership follower", () => {
       [[id, { blockNumber: log!.blockNumber, transactionHash: log!.transactionHash }]],
       "the registered id only, not the evicted one",
     );
+  });
+
+  test("listeners hear of a registration once its log is read, before any member record is", async () => {
+    const f = follower();
+    await f.sync();
+    const heard: { seen: readonly RegistrationSeen[]; recordsRead: number }[] = [];
+    f.onRegistrations?.((seen) => heard.push({ seen, recordsRead: tally.byMethod().eth_call ?? 0 }));
+    const node = simulatedNode(fx.kmsRoot);
+    const id = await admit(fx, node);
+    tally.reset();
+    const snapshot = await f.sync();
+    assert.equal(heard.length, 1);
+    assert.equal(heard[0]!.recordsRead, 0, "before the records");
+    assert.deepEqual(heard[0]!.seen, [
+      { memberId: id, appId: snapshot.members.get(id)!.appId, location: snapshot.registrations!.get(id)! },
+    ]);
+    // Nothing registered since: nobody is told anything.
+    await mine(1);
+    await f.sync();
+    assert.equal(heard.length, 1);
   });
 
   test("two changes between polls: one getLogs, one member(id) per changed id", async () => {

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { type DstackSimulator, startDstackSimulator } from "@attestmesh/devnet/dstack-sim/server.ts";
 import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { parseConfig as parseIndexerConfig } from "@attestmesh/indexer/config.ts";
@@ -330,6 +331,39 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     assert.equal(intake.status().lastVerifiedPushBlock, realLog.blockNumber);
     const repro = await registry.getSingleMetric("attestmesh_indexer_repro_checks_total")!.get();
     assert.equal(repro.values.find((v) => v.labels.outcome === "reproduced")?.value, 1);
+  });
+
+  // Issue 15: a registration's two logs woke every sidecar twice, and the second pass only loaded the
+  // providers while the join's every node read.
+  test("a block's later logs wake nothing more; the next block's log and a retraction do", async () => {
+    const evicted = await admitNewNode(fx);
+    const eviction = await fx.publicClient.waitForTransactionReceipt({
+      hash: await fx.owner.write.evict([evicted.id, 3]),
+    });
+    const [first, second] = eviction.logs.filter(
+      (l) => l.address.toLowerCase() === fx.deployed.diamond.toLowerCase(),
+    );
+    assert.ok(first && second, "an eviction emits two logs of the cluster in one block");
+    const later = (
+      await fx.publicClient.waitForTransactionReceipt({
+        hash: await fx.owner.write.addAppId([randomAppId()]),
+      })
+    ).logs[0]!;
+    const before = snapshot();
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge));
+      c.send(logEnvelope(keyA, first));
+      c.send(logEnvelope(keyA, second));
+      c.send(logEnvelope(keyA, later));
+      seq += 1n;
+      const stream = { chainId: fx.chainId, cluster: fx.deployed.diamond.toLowerCase(), epoch: EPOCH, seq };
+      c.send(signEnvelope(unsignedLogEnvelope(stream, later, true), keyA.secret));
+    });
+    await waitFor("every push acknowledged", () => conn.acks.length === 4);
+    await waitFor("the wake-ups", () => intake.wakes.length === before.wakes + 3);
+    await delay(100);
+    assert.equal(intake.wakes.length, before.wakes + 3, "the eviction's second log woke nothing");
+    assert.equal(intake.status().lastVerifiedPushBlock, later.blockNumber);
   });
 
   test("a forged signature is rejected as adversarial and tears the subscription down", async () => {
