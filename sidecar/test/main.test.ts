@@ -341,6 +341,8 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
     assert.equal(statusA.phase, "wg-configuring", "no handshake yet");
     assert.equal((await healthz(a)).status, 503);
 
+    /** A's log lines up to here came before any handshake. */
+    const beforeHandshakes = a.log.lines().length;
     a.backend.setHandshake(keyOf(b)!, Math.floor(Date.now() / 1000));
     b.backend.setHandshake(keyOf(a)!, Math.floor(Date.now() / 1000));
     await Promise.all([a.sidecar.wake("test"), b.sidecar.wake("test")]);
@@ -374,14 +376,45 @@ describe("sidecar against a hardhat node", { timeout: 300_000 }, () => {
       (health.body.peers as Array<{ memberId: string }>)[0]!.memberId,
       statusB.memberId!.toString(),
     );
-    const phases = a.log
-      .lines()
-      .filter((l) => l.msg.startsWith("phase "))
-      .map((l) => l.to);
-    assert.deepEqual(phases.slice(0, 3), ["registering", "waiting-peers", "wg-configuring"]);
-    assert.equal(phases.at(-1), "healthy");
-    for (const phase of phases.slice(3, -1))
-      assert.ok(["pulling-csk", "heartbeating"].includes(phase as string), `phases: ${phases.join(" → ")}`);
+    // A's phases, split where B joined A's interface and where the test handshook. Both registrations
+    // are mined one block apart: when A's first pass reads the block between them, A is a lone member
+    // for that moment, past wg-configuring once its interface is up (phase.ts), and B's arrival takes it
+    // back there (regression: this asserted A never left wg-configuring before the handshakes, and
+    // failed whenever A's first pass came between the two blocks, most runs on a loaded machine).
+    const lines = a.log.lines();
+    const phasesIn = (from: number, to: number) =>
+      lines
+        .slice(from, to)
+        .filter((l) => l.msg.startsWith("phase "))
+        .map((l) => l.to as string);
+    const bAdded = lines.findIndex(
+      (l) =>
+        l.msg === "WireGuard peers reconciled" &&
+        (l.added as string[]).includes(statusB.memberId!.toString()),
+    );
+    const timeline = `phases: ${lines
+      .flatMap((l, i) => [
+        ...(i === bAdded ? ["[B added]"] : []),
+        ...(i === beforeHandshakes ? ["[handshakes]"] : []),
+        ...(l.msg.startsWith("phase ") ? [`${l.to} (${l.reason})`] : []),
+      ])
+      .join(" → ")}`;
+    assert.ok(bAdded >= 0 && bAdded < beforeHandshakes, `A added B before the handshakes; ${timeline}`);
+    const alone = phasesIn(0, bAdded);
+    assert.deepEqual(alone.slice(0, 3), ["registering", "waiting-peers", "wg-configuring"], timeline);
+    for (const phase of alone.slice(3))
+      assert.ok(["pulling-csk", "heartbeating", "healthy"].includes(phase), timeline);
+    // From B's add until the handshakes, a peer has not handshaken: wg-configuring, nothing else.
+    assert.deepEqual(
+      phasesIn(bAdded, beforeHandshakes),
+      alone.at(-1) === "wg-configuring" ? [] : ["wg-configuring"],
+      timeline,
+    );
+    // The handshakes stay: A moves on to healthy and never goes back to wg-configuring.
+    const handshaken = phasesIn(beforeHandshakes, lines.length);
+    assert.equal(handshaken.at(-1), "healthy", timeline);
+    for (const phase of handshaken.slice(0, -1))
+      assert.ok(["pulling-csk", "heartbeating"].includes(phase), timeline);
     assert.equal(health.body.cskEpoch, "0");
     assert.equal(health.body.cskAcquired, true);
     assert.equal(health.body.converged, true);
