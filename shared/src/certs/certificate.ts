@@ -28,7 +28,7 @@
 // compose derives (the application beside the sidecar, or a compose pinning the other guest API that
 // the owner allowed by mistake or for a migration), and the CSK would be sealed to keys that key
 // signed. The version is cheap to compare, so it is checked before any signature.
-import { type Address, getAddress, type Hex, hexToBytes, isHex, recoverTypedDataAddress } from "viem";
+import { type Address, getAddress, type Hex, hashTypedData, hexToBytes, isHex, recoverAddress } from "viem";
 import { memberDomain, memberTypes } from "../contracts/typedData.ts";
 import type { GuestApiVersion } from "../dstack/guestV1.ts";
 import { compressedToAddress, verifyDstackKeyChain } from "../dstack/verify.ts";
@@ -130,21 +130,36 @@ export function registerMessageOf(certificate: MemberCertificate): Record<string
   return message;
 }
 
+/**
+ * Signers recovered lately, by the typed-data digest (domain and every message field) and the signature:
+ * the certificate source recovers a registration's signer to find its nonce, and the verification that
+ * follows recovers the same one again. A recovery is a function of exactly these two values, so an entry
+ * answers only the question it was computed for; a failed recovery is never kept.
+ */
+const SIGNERS_KEPT = 256;
+const recentSigners = new Map<string, Address>();
+
 /** Who signed the certificate's Register message for `chainId` and `cluster`; throws if nobody can have. */
-export function registrationSigner(
+export async function registrationSigner(
   certificate: MemberCertificate,
   chainId: number,
   cluster: Address,
   message: Record<string, unknown> = registerMessageOf(certificate),
 ): Promise<Address> {
-  return recoverTypedDataAddress({
+  const digest = hashTypedData({
     domain: memberDomain(chainId, cluster),
     types: memberTypes,
     primaryType: "Register",
     // biome-ignore lint/suspicious/noExplicitAny: the message is built from memberTypes.Register itself
     message: message as any,
-    signature: certificate.signature,
   });
+  const key = `${digest}:${String(certificate.signature).toLowerCase()}`;
+  const kept = recentSigners.get(key);
+  if (kept !== undefined) return kept;
+  const signer = await recoverAddress({ hash: digest, signature: certificate.signature });
+  if (recentSigners.size >= SIGNERS_KEPT) recentSigners.delete(recentSigners.keys().next().value!);
+  recentSigners.set(key, signer);
+  return signer;
 }
 
 /** The names of the Register fields a certificate carries as claims. */

@@ -7,6 +7,8 @@ import { before, describe, test } from "node:test";
 import { createKmsRoot, loadDstackAppKeys } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import {
   type MemberCertificate,
+  registerClaimNames,
+  registrationSigner,
   type VerifiedCertificate,
   verifyMemberCertificate,
 } from "@attestmesh/shared/certs/certificate.ts";
@@ -176,6 +178,49 @@ describe("member certificate, verified offline", () => {
     const error = await refusal(verifyMemberCertificate({ ...genuine, appSignature: flipped }, pinned));
     assert.equal(error.code, "KeyChainInvalid");
     assert.ok(typeof error.details.keyChainError === "string");
+  });
+
+  test("a recovered registration signer is reused only for the same digest and signature: a genuine certificate's recovery admits no certificate differing in any one signed field", async () => {
+    // Recovered (and kept) for the genuine certificate first, as the certificate source and then the
+    // verification recover it in a sidecar.
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await registrationSigner(genuine, pinned.chainId, pinned.cluster), memberKey);
+      await verifyMemberCertificate(genuine, pinned);
+    }
+    const flip = (hex: Hex): Hex => `${hex.slice(0, -1)}${hex.endsWith("0") ? "1" : "0"}` as Hex;
+    const variants: Array<[string, MemberCertificate, number, Address]> = [
+      ["appId", { ...genuine, appId: getAddress(flip(genuine.appId)) }, pinned.chainId, pinned.cluster],
+      [
+        "wireguardKey",
+        { ...genuine, wireguardKey: flip(genuine.wireguardKey) },
+        pinned.chainId,
+        pinned.cluster,
+      ],
+      ["identityKey", { ...genuine, identityKey: flip(genuine.identityKey) }, pinned.chainId, pinned.cluster],
+      ["nonce", { ...genuine, nonce: genuine.nonce + 1n }, pinned.chainId, pinned.cluster],
+      ...registerClaimNames().map((name): [string, MemberCertificate, number, Address] => [
+        name,
+        { ...genuine, claims: { ...genuine.claims, [name]: flip(genuine.claims[name]!) } },
+        pinned.chainId,
+        pinned.cluster,
+      ]),
+      ["chainId", genuine, pinned.chainId + 1, pinned.cluster],
+      ["cluster", genuine, pinned.chainId, getAddress(flip(pinned.cluster))],
+    ];
+    assert.equal(variants.length, 8, "every Register field and both domain fields");
+    for (const [field, certificate, chainId, cluster] of variants) {
+      assert.notEqual(await registrationSigner(certificate, chainId, cluster), memberKey, field);
+    }
+    // Through the whole verification (no record to catch a swapped key afterwards): each is refused.
+    for (const [field, certificate, chainId] of variants) {
+      if (field === "appId" || field === "cluster") continue; // refused by CREATE2 before the signature
+      const error = await refusal(verifyMemberCertificate(certificate, { ...pinned, chainId }));
+      assert.equal(error.code, "RegistrationSignatureMismatch", field);
+    }
+    // The signature itself: another valid-looking signature over the same digest recovers someone else.
+    const other = `${flip(genuine.signature.slice(0, 100) as Hex)}${genuine.signature.slice(100)}` as Hex;
+    const error = await refusal(verifyMemberCertificate({ ...genuine, signature: other }, pinned));
+    assert.equal(error.code, "RegistrationSignatureMismatch");
   });
 
   test("malformed fields: MalformedCertificate, naming the field", async () => {
