@@ -15,6 +15,11 @@ export interface RepeatVerdict {
 
 export interface RepeatLog {
   failed(now: number): RepeatVerdict;
+  /**
+   * A process it watches ended after running since `startedAt`: one that ran RUN_ENDS_AFTER_MS or
+   * longer ends the run first, so its end is logged as a first; then `failed(now)`.
+   */
+  ended(startedAt: number, now: number): RepeatVerdict;
   /** The run is over: how many failures it had (0: there was no run). */
   recovered(): number;
   /**
@@ -26,6 +31,9 @@ export interface RepeatLog {
 
 /** A run that goes on is logged at least this often. */
 export const REPEAT_LOG_EVERY_MS = 10 * 60_000;
+
+/** A process that ran this long before it ended begins a new run of ends (`ended`). */
+export const RUN_ENDS_AFTER_MS = 60_000;
 
 /** What a line after the first of a run tells its reader about the ones it does not see. */
 export const REPEAT_LOG_NOTE = `logged at the 2nd, 4th, 8th… and once every ${REPEAT_LOG_EVERY_MS / 60_000} minutes`;
@@ -48,6 +56,10 @@ export function createRepeatLog(everyMs: number = REPEAT_LOG_EVERY_MS): RepeatLo
       unlogged = 0;
       loggedAt = now;
       return verdict;
+    },
+    ended(startedAt, now) {
+      if (now - startedAt >= RUN_ENDS_AFTER_MS) this.recovered();
+      return this.failed(now);
     },
     recovered() {
       const run = failures;

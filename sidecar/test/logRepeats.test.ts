@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createRepeatLog, repeatFields } from "../src/logRepeats.ts";
+import { createRepeatLog, RUN_ENDS_AFTER_MS, repeatFields } from "../src/logRepeats.ts";
 
 describe("repeat log", () => {
   test("logs the 1st, 2nd, 4th, 8th… failure of a run, each with how many went unlogged since the last", () => {
@@ -32,5 +32,23 @@ describe("repeat log", () => {
     assert.equal(repeats.quiet(), false);
     assert.equal(repeats.recovered(), 0, "no run since");
     assert.deepEqual(repeats.failed(60_010), { log: true, failures: 1, unlogged: 0 });
+  });
+
+  test("a process that ran RUN_ENDS_AFTER_MS before it ended begins a new run; a shorter one goes on with it", () => {
+    const repeats = createRepeatLog(10 * 60_000);
+    assert.deepEqual(repeats.ended(0, 100), { log: true, failures: 1, unlogged: 0 });
+    assert.deepEqual(repeats.ended(200, 300), { log: true, failures: 2, unlogged: 0 });
+    assert.deepEqual(repeats.ended(400, 500), { log: false, failures: 3, unlogged: 1 });
+    const later = 500 + RUN_ENDS_AFTER_MS;
+    assert.deepEqual(repeats.ended(later - RUN_ENDS_AFTER_MS + 1, later), {
+      log: true,
+      failures: 4,
+      unlogged: 1,
+    });
+    assert.deepEqual(repeats.ended(later, later + RUN_ENDS_AFTER_MS), {
+      log: true,
+      failures: 1,
+      unlogged: 0,
+    });
   });
 });

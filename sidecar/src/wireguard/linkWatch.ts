@@ -12,9 +12,6 @@ import type { WgLogger } from "./process.ts";
 /** The pause before a monitor that exited by itself is started again. */
 const RESPAWN_MS = 1_000;
 
-/** A monitor that ran this long before it ended ends a run of ends: its end is logged as a first. */
-const ENDS_RUN_ENDS_AFTER_MS = 60_000;
-
 export interface LinkWatch {
   /** Stops watching (before this side deletes the interface itself). Idempotent. */
   stop(): void;
@@ -62,9 +59,7 @@ export function watchLinkDeletion(options: {
     });
     monitor.on("close", (code, signal) => {
       if (stopped || child !== monitor) return;
-      const now = Date.now();
-      if (now - startedAt >= ENDS_RUN_ENDS_AFTER_MS) ends.recovered();
-      const repeat = ends.failed(now);
+      const repeat = ends.ended(startedAt, Date.now());
       if (repeat.log) {
         logger.warn(
           { name, code, signal, ...repeatFields(repeat) },

@@ -19,9 +19,6 @@ const OUTPUT_TAIL_LINES = 20;
  */
 const PIPES_AFTER_EXIT_MS = 200;
 
-/** A daemon that ran this long before it died ends a run of deaths: its exit is logged as a first. */
-const EXITS_RUN_ENDS_AFTER_MS = 60_000;
-
 /**
  * The environment variable that marks every process a daemon started, whatever became of their parent:
  * a process group or session would not hold them (the daemon stays in the sidecar's session and
@@ -119,8 +116,7 @@ export async function startWireguardGo(options: {
     // A warning: the caller, which restarts the interface, reports the loss as the error it is (and
     // counts every one, attestmesh_wireguard_restarts_total).
     const now = Date.now();
-    if (now - (daemon.readyAt ?? now) >= EXITS_RUN_ENDS_AFTER_MS) options.exits?.recovered();
-    const repeat = options.exits?.failed(now);
+    const repeat = options.exits?.ended(daemon.readyAt ?? now, now);
     if (repeat === undefined || repeat.log) {
       logger.warn(
         {
