@@ -2,6 +2,7 @@
 // hub by a veth pair. Nodes reach each other's WireGuard port over the bridge; nothing touches the
 // host's own interfaces.
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseUapiPeers } from "@attestmesh/sidecar/wireguard/parse.ts";
 import { uapiGet } from "@attestmesh/sidecar/wireguard/wg.ts";
@@ -103,11 +104,14 @@ export async function unblockUdp(netns: string): Promise<void> {
  * Latest handshakes of `wgInterface` in `netns`: public key (base64) → unix seconds (0 = never). A
  * devnet node's wireguard-go answers on its control socket (/var/run/wireguard/<iface>.sock, reachable
  * from here), which costs no process: a benchmark sampling every node every few ms must not load the
- * machine it measures. A kernel interface, or a socket that does not answer, is read with wg(8).
+ * machine it measures. Only an interface without a socket (a kernel one) is read with wg(8): a socket
+ * that does not answer may be a restarting daemon's, between its bind and its listen, and wg(8)
+ * deletes a socket that refuses it, which makes that wireguard-go exit.
  */
 export async function latestHandshakes(netns: string, wgInterface: string): Promise<Map<string, number>> {
-  const answer = await uapiGet(join(UAPI_DIR, `${wgInterface}.sock`), 2_000).catch(() => undefined);
-  if (answer !== undefined) {
+  const socket = join(UAPI_DIR, `${wgInterface}.sock`);
+  if (existsSync(socket)) {
+    const answer = await uapiGet(socket, 2_000);
     return new Map(parseUapiPeers(answer).map((peer) => [peer.publicKey, peer.latestHandshake] as const));
   }
   const stdout = await run("ip", ["netns", "exec", netns, "wg", "show", wgInterface, "latest-handshakes"]);

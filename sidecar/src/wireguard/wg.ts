@@ -345,7 +345,11 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       netns,
       startTimeoutMs,
       logger,
-      isWireGuard,
+      answers: () =>
+        uapiGet(join(uapiDir, `${name}.sock`), commandTimeoutMs).then(
+          () => true,
+          () => false,
+        ),
       exits,
       onUnexpectedExit: (error) => {
         failure = error;

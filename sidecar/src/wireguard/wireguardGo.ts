@@ -1,5 +1,5 @@
-// Supervises wireguard-go: starts it in the foreground for one interface, waits until the interface
-// exists, keeps the tail of its output for error messages, reports an unexpected exit, and stops it
+// Supervises wireguard-go: starts it in the foreground for one interface, waits until it answers on its
+// control socket (its interface exists by then), keeps the tail of its output for error messages, reports an unexpected exit, and stops it
 // with every process it started (a wrapper's child, a wireguard-go that forked itself away).
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -49,8 +49,12 @@ export async function startWireguardGo(options: {
   readonly netns: string | undefined;
   readonly startTimeoutMs: number;
   readonly logger: WgLogger;
-  /** Whether the interface exists as WireGuard yet (`wg show <name>`). */
-  readonly isWireGuard: (name: string) => Promise<boolean>;
+  /**
+   * Whether the daemon answers on its control socket yet, asked without wg(8): wg(8) deletes a socket
+   * that refuses it as a dead daemon's, and wireguard-go's socket refuses for a moment between its
+   * bind and its listen; wireguard-go, its socket gone, then exits ("Failed to listen on uapi socket").
+   */
+  readonly answers: () => Promise<boolean>;
   /** The daemon died after start-up: the interface is gone; the error says what to do. */
   readonly onUnexpectedExit: (error: AttestmeshError) => void;
   /**
@@ -59,7 +63,7 @@ export async function startWireguardGo(options: {
    */
   readonly exits?: RepeatLog;
 }): Promise<Daemon> {
-  const { name, netns, startTimeoutMs, logger, isWireGuard } = options;
+  const { name, netns, startTimeoutMs, logger, answers } = options;
   const wireguardGoCommand = options.command.at(-1) ?? "wireguard-go";
   const argv = [...options.command, name];
   // At trace level its verbose lines (every handshake message sent and received) go to the debug log,
@@ -138,7 +142,7 @@ export async function startWireguardGo(options: {
 
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
-    const created = await isWireGuard(name).catch(async (error: unknown) => {
+    const answering = await answers().catch(async (error: unknown) => {
       await stopWireguardGo(daemon, logger);
       throw error;
     });
@@ -148,7 +152,7 @@ export async function startWireguardGo(options: {
       await stopWireguardGo(daemon, logger);
       throw daemonStartFailed(name, daemon, wireguardGoCommand);
     }
-    if (created) {
+    if (answering) {
       daemon.ready = true;
       daemon.readyAt = Date.now();
       return daemon;

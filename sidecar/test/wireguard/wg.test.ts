@@ -297,6 +297,54 @@ describe("createWgBackend with fake ip and wg", () => {
     await backend.down();
   });
 
+  // Regression (it failed CI): the start-up wait asked `wg show <name>`, and wg(8) deletes a control
+  // socket that refuses it, taking it for a dead daemon's. wireguard-go's refuses between its bind and
+  // its listen; its socket gone, wireguard-go exited ("Failed to listen on uapi socket"). Real wg(8)
+  // here, and a stand-in wireguard-go that stays in that moment for 600 ms, then checks its socket.
+  it("waits for a starting wireguard-go without deleting its control socket", {
+    skip:
+      process.getuid?.() !== 0 || !onPath("wg")
+        ? "needs root (/var/run/wireguard) and wg(8) (wireguard-tools)"
+        : undefined,
+  }, async () => {
+    const name = `amuapi${process.pid}`;
+    const socket = `/var/run/wireguard/${name}.sock`;
+    const refusing = `require("node:net").createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, "SIGKILL"))`;
+    const wireguardGo = fake(
+      "wireguard-go-slow-listen",
+      `const net = require("node:net");
+       fs.mkdirSync("/var/run/wireguard", { recursive: true });
+       fs.rmSync(${JSON.stringify(socket)}, { force: true });
+       // A socket file nobody listens on (its listener killed): what a connect finds before listen(2).
+       require("node:child_process").spawnSync(process.execPath, ["-e", ${JSON.stringify(refusing)}]);
+       const bound = fs.statSync(${JSON.stringify(socket)}).ino;
+       setTimeout(() => {
+         if (fs.statSync(${JSON.stringify(socket)}, { throwIfNoEntry: false })?.ino !== bound) {
+           console.log("ERROR: (${name}) Failed to listen on uapi socket: no such file or directory");
+           process.exit(1);
+         }
+         fs.rmSync(${JSON.stringify(socket)});
+         net.createServer((c) => {
+           let asked = "";
+           c.on("data", (d) => {
+             asked += d;
+             if (!asked.endsWith("\\n\\n")) return;
+             c.end(asked.startsWith("get=1") ? "listen_port=51820\\nerrno=0\\n\\n" : "errno=0\\n\\n");
+           });
+         }).listen(${JSON.stringify(socket)});
+       }, 600);`,
+    );
+    const ip = fake("ip-for-slow-listen", `if (args[0] === "link" && args[1] === "show") process.exit(1);`);
+    const backend = createWgBackend({ mode: "userspace", commands: { ip, wireguardGo } });
+    try {
+      await backend.prepare!({ ...iface(randomBytes(32)), name });
+      assert.ok(existsSync(socket), "the daemon's control socket is still there");
+    } finally {
+      await backend.down();
+      rmSync(socket, { force: true });
+    }
+  });
+
   it("says what to install when wireguard-go is missing", { skip: shm }, async () => {
     const ip = fake("ip-nolink", `if (args[0] === "link") process.exit(args[1] === "show" ? 1 : 2);`);
     const backend = createWgBackend({

@@ -41,7 +41,7 @@ function start(
     netns: undefined,
     startTimeoutMs: 2_000,
     logger,
-    isWireGuard: async () => true,
+    answers: async () => true,
     onUnexpectedExit: () => {},
     ...extra,
   });
@@ -102,7 +102,7 @@ describe("wireguard-go supervision", () => {
     const { logger } = captureLogger("info");
     let child: number | undefined;
     const started = start(away, logger, {
-      isWireGuard: async () => {
+      answers: async () => {
         child ??= Number(readFileSync(pidFile, { encoding: "utf8", flag: "a+" }).trim()) || undefined;
         return false;
       },
