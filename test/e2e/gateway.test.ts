@@ -18,6 +18,7 @@ import {
   inNetns,
   ROOT,
 } from "./helpers/devnet.ts";
+import { meshStream } from "./helpers/meshStream.ts";
 
 // Short timings so upgrades and fallbacks happen within the test: a direct test 2 s after a failure
 // (doubling), keepalives every 5 s (a direct peer silent for 20 s falls back).
@@ -39,7 +40,10 @@ interface PeerHealth {
   memberId: string;
   latestHandshake: number;
   transport?: string;
-  transportDetail?: { gateway: { datagramsIn: number; datagramsOut: number } | null };
+  transportDetail?: {
+    directFailures: number;
+    gateway: { datagramsIn: number; datagramsOut: number } | null;
+  };
 }
 
 async function peersOf(node: NodeEntry): Promise<PeerHealth[]> {
@@ -153,6 +157,31 @@ describe("mesh over the devnet gateway", { skip }, () => {
     for (const peers of views) {
       for (const peer of peers)
         assert.ok((peer.transportDetail?.gateway?.datagramsIn ?? 0) > 0, "datagrams came through the bridge");
+    }
+  });
+
+  it("keeps traffic flowing through the gateway while direct tests fail", async (t) => {
+    // A datagram every 50 ms both ways between every pair for 15 s: with the retry pause at 2 s
+    // (doubling), every peer tests direct UDP in that time, and every test fails.
+    const failures = async () =>
+      (await Promise.all(nodes.map(peersOf)))
+        .flat()
+        .reduce((sum, p) => sum + (p.transportDetail?.directFailures ?? 0), 0);
+    const failedBefore = await failures();
+    const legs = await meshStream(nodes, { port: 7200, intervalMs: 50, durationMs: 15_000 });
+    t.diagnostic(
+      legs.map((l) => `${l.from}->${l.to} ${l.received}/${l.sent} gap ${l.longestGapMs} ms`).join("; "),
+    );
+    assert.ok((await failures()) > failedBefore, "direct tests ran (and failed) during the stream");
+    for (const leg of legs) {
+      assert.ok(
+        leg.longestGapMs < 1_000,
+        `${leg.from} -> ${leg.to}: nothing arrived for ${leg.longestGapMs} ms`,
+      );
+      assert.ok(
+        leg.received >= leg.sent * 0.9,
+        `${leg.from} -> ${leg.to}: ${leg.received} of ${leg.sent} arrived`,
+      );
     }
   });
 
