@@ -112,6 +112,8 @@ interface PeerState {
   testBy: "traffic" | "handshake";
   /** In-place test: the bytes received when the direct endpoint was first seen applied. */
   testRx: bigint | undefined;
+  /** In-place test: WireGuard roamed the endpoint back to the gateway after the move was seen applied. */
+  roamedBack: boolean;
   failures: number;
   nextTestAt: number;
   lastRx: bigint;
@@ -130,6 +132,7 @@ function newState(path: PeerPath, peer: SelectorPeer, t: number): PeerState {
     testStartedAt: undefined,
     testBy: "traffic",
     testRx: undefined,
+    roamedBack: false,
     failures: 0,
     nextTestAt: t,
     lastRx: 0n,
@@ -239,14 +242,28 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           if (direct && state.testRx !== undefined && seen.rxBytes > state.testRx) {
             state.failures = 0;
             move("udp", "direct traffic both ways");
+          } else if (
+            t - state.testStartedAt > testTimeoutMs &&
+            (state.roamedBack || (!direct && state.testRx !== undefined))
+          ) {
+            // The peer's traffic arrived through the gateway after the move had taken effect, and none
+            // directly: ours did not reach it directly (it would have roamed there and answered there).
+            // A handshake test would remove the session that traffic rides on for a whole window, so
+            // the test ends here and the endpoint goes back in place, the session kept.
+            fail(`no direct traffic within ${testTimeoutMs} ms while the peer's came through the gateway`);
+            endpoints.set(key, peer.gatewayEndpoint);
+            continue;
           } else if (t - state.testStartedAt > testTimeoutMs) {
-            // No proof by traffic within the window: prove it by a handshake.
+            // Nothing from the peer within the window (an idle link): prove it by a handshake, which
+            // WireGuard answers at once, and which interrupts nobody's traffic.
             state.testBy = "handshake";
             state.testStartedAt = t;
             reset.add(key);
           } else if (!direct) {
             // The peer's traffic still came through the gateway (it sent before ours reached it, or ours
             // cannot): WireGuard roamed the endpoint back. Move it again; only traffic after counts.
+            // Once the move was seen applied (`testRx`), that traffic is the peer's, sent after it.
+            if (state.testRx !== undefined) state.roamedBack = true;
             state.testRx = undefined;
             moved.add(key);
           } else if (state.testRx === undefined) {
@@ -305,6 +322,7 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           state.testStartedAt = t;
           state.testBy = "traffic";
           state.testRx = undefined;
+          state.roamedBack = false;
           moved.add(key);
           endpoints.set(key, peer.directEndpoint);
           continue;
