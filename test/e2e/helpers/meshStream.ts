@@ -9,26 +9,32 @@ export interface StreamLeg {
   readonly to: string;
   readonly sent: number;
   readonly received: number;
-  /** The longest time between two datagrams of this leg arriving, in ms. */
+  /** The longest time between two datagrams of this leg arriving (or the start, or the end), in ms. */
   readonly longestGapMs: number;
 }
 
 // Argv: own mesh IP, port, interval ms, duration ms, then the other nodes' mesh IPs. Sends once "go"
-// arrives on stdin; prints one JSON line: per sender, how many arrived and the longest gap between them.
+// arrives on stdin; prints one JSON line: per sender, how many arrived and the longest gap between them
+// (from the start, and to the end, of sending too).
 const SCRIPT = `
 const [self, port, every, lasting, ...others] = process.argv.slice(1);
 const s = require("node:dgram").createSocket("udp4");
 const arrivals = new Map(others.map((o) => [o, { n: 0, last: 0, gap: 0 }]));
+let started = false;
 s.on("message", (_m, from) => {
   const a = arrivals.get(from.address);
-  if (a === undefined) return;
+  if (a === undefined || !started) return;
   const t = performance.now();
-  if (a.n > 0) a.gap = Math.max(a.gap, t - a.last);
+  a.gap = Math.max(a.gap, t - a.last);
   a.n += 1;
   a.last = t;
 });
 s.bind(Number(port), self, () => console.log("ready"));
 process.stdin.once("data", () => {
+  // Gaps count from here and up to the last send: a leg silent from the start, or at the end, shows.
+  const start = performance.now();
+  for (const a of arrivals.values()) a.last = start;
+  started = true;
   let sent = 0;
   const beat = setInterval(() => {
     sent += 1;
@@ -37,6 +43,7 @@ process.stdin.once("data", () => {
   setTimeout(() => clearInterval(beat), Number(lasting));
   // Stragglers a second later still count; then report and stop.
   setTimeout(() => {
+    for (const a of arrivals.values()) a.gap = Math.max(a.gap, start + Number(lasting) - a.last);
     console.log(JSON.stringify({ sent, from: Object.fromEntries([...arrivals].map(([o, a]) => [o, { n: a.n, gap: Math.round(a.gap) }])) }));
     process.exit(0);
   }, Number(lasting) + 1000);
