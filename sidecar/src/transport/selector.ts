@@ -114,10 +114,14 @@ interface PeerState {
   testRx: bigint | undefined;
   /** In-place test: WireGuard roamed the endpoint back to the gateway after the move was seen applied. */
   roamedBack: boolean;
+  /** In-place test: the peer's traffic had arrived at each of the last two decisions before it began. */
+  busy: boolean;
   failures: number;
   nextTestAt: number;
   lastRx: bigint;
   lastRxAt: number;
+  /** Decisions in a row at which more had arrived from the peer than at the one before. */
+  rxRun: number;
   directEndpoint: string | undefined;
   latestHandshake: number;
   /** The first test was put off for the peer's own (testsFirst); set once per state. */
@@ -133,10 +137,12 @@ function newState(path: PeerPath, peer: SelectorPeer, t: number): PeerState {
     testBy: "traffic",
     testRx: undefined,
     roamedBack: false,
+    busy: false,
     failures: 0,
     nextTestAt: t,
     lastRx: 0n,
     lastRxAt: t,
+    rxRun: 0,
     directEndpoint: peer.directEndpoint,
     latestHandshake: 0,
     deferred: false,
@@ -223,7 +229,8 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
         if (seen !== undefined && seen.rxBytes !== state.lastRx) {
           state.lastRx = seen.rxBytes;
           state.lastRxAt = t;
-        }
+          state.rxRun += 1;
+        } else state.rxRun = 0;
         const move = (to: PeerPath, why: string) => {
           changes.push({ publicKey: key, from: state.path, to, why });
           state.path = to;
@@ -242,6 +249,15 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           if (direct && state.testRx !== undefined && seen.rxBytes > state.testRx) {
             state.failures = 0;
             move("udp", "direct traffic both ways");
+          } else if (direct && state.busy && state.testRx !== undefined && seen.rxBytes === state.testRx) {
+            // A peer that sent at every decision before stopped the moment the endpoint moved: its
+            // traffic goes astray now. Either it is testing at the same moment (both sides' datagrams go
+            // direct, neither's arrives, and no roam-back ends it) or it roamed to us and its answers
+            // cannot reach us. Neither would end within the window, and a handshake test after it
+            // would remove the session as well: back to the gateway now, in place.
+            fail("the peer's traffic stopped when the endpoint moved");
+            endpoints.set(key, peer.gatewayEndpoint);
+            continue;
           } else if (
             t - state.testStartedAt > testTimeoutMs &&
             (state.roamedBack || (!direct && state.testRx !== undefined))
@@ -323,6 +339,7 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           state.testBy = "traffic";
           state.testRx = undefined;
           state.roamedBack = false;
+          state.busy = state.rxRun >= 2;
           moved.add(key);
           endpoints.set(key, peer.directEndpoint);
           continue;

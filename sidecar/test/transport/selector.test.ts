@@ -1,6 +1,7 @@
 // The per-peer path decision, driven through the states with a fake clock and the observations
 // WireGuard would report: fixed modes, the auto upgrade by direct traffic after an in-place move or by
-// a direct handshake after a re-add, the fallback when
+// a direct handshake after a re-add, a failed test that ends in place (the peer's traffic came through
+// the gateway, or a busy peer fell silent) without a re-add, the fallback when
 // handshakes or traffic stop, following the peer's own decision, and a growing pause between tests.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -120,6 +121,11 @@ describe("transport selector", () => {
     h.settle(100n);
     let d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }, 1_000);
     assert.equal(d.moved.size, 0);
+    assert.equal(
+      h.selector.report(KEY)?.testing,
+      true,
+      "a quiet peer's silence is no evidence: still testing",
+    );
     d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }, 2_500);
     assert.equal(d.endpoints.get(KEY), DIRECT, "still testing the direct endpoint");
     assert.deepEqual([...d.reset], [KEY], "re-added so WireGuard handshakes at once");
@@ -198,6 +204,43 @@ describe("transport selector", () => {
     );
     assert.equal(d.reset.size, 0);
     assert.equal(h.selector.report(KEY)?.directFailures, 0);
+  });
+
+  /** Auto, with the peer's traffic arriving at every decision, to the start of the in-place test. */
+  function testingBusy() {
+    const h = harness("auto");
+    h.step({ latestHandshake: 0, endpoint: BRIDGE, rxBytes: 10n });
+    h.step({ latestHandshake: 0, endpoint: BRIDGE, rxBytes: 20n });
+    const gatewayHandshake = h.nowSeconds();
+    const d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 30n });
+    assert.deepEqual([...d.moved], [KEY]);
+    const settle = (rxBytes: bigint) =>
+      h.selector.settle(new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes }]]));
+    return { ...h, gatewayHandshake, settle };
+  }
+
+  // Regression: when both sides tested at the same moment with UDP blocked, each one's datagrams went
+  // direct and were lost, no roam-back came, and both went on to handshake tests: seconds of nothing.
+  it("auto: a busy peer that falls silent once the endpoint moved ends the test in place at the next decision", () => {
+    const h = testingBusy();
+    h.settle(30n);
+    const d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 30n }, 1_000);
+    assert.deepEqual(
+      d.changes.map((c) => [c.from, c.to, c.why]),
+      [["gateway", "gateway", "the peer's traffic stopped when the endpoint moved"]],
+    );
+    assert.equal(d.endpoints.get(KEY), BRIDGE);
+    assert.equal(d.reset.size, 0, "no re-add: the session through the gateway stays");
+    assert.equal(h.selector.report(KEY)?.testing, false);
+    assert.equal(h.selector.report(KEY)?.directFailures, 1);
+  });
+
+  it("auto: a busy peer whose traffic arrives directly after the move upgrades", () => {
+    const h = testingBusy();
+    h.settle(30n);
+    const d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 95n }, 1_000);
+    assert.equal(d.changes[0]?.why, "direct traffic both ways");
+    assert.equal(h.selector.report(KEY)?.path, "udp");
   });
 
   it("auto: a one-way path still fails: ours reaches the peer, its answers never arrive", () => {
