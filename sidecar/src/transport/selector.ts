@@ -260,12 +260,19 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           if (direct && state.testRx !== undefined && seen.rxBytes > state.testRx) {
             state.failures = 0;
             move("udp", "direct traffic both ways");
-          } else if (direct && state.busy && state.testRx !== undefined && seen.rxBytes === state.testRx) {
-            // A peer that sent at every decision before stopped the moment the endpoint moved: its
-            // traffic goes astray now. Either it is testing at the same moment (both sides' datagrams go
-            // direct, neither's arrives, and no roam-back ends it) or it roamed to us and its answers
-            // cannot reach us. Neither would end within the window, and a handshake test after it
-            // would remove the session as well: back to the gateway now, in place.
+          } else if (
+            direct &&
+            state.busy &&
+            state.testRx !== undefined &&
+            seen.rxBytes === state.testRx &&
+            t - state.testStartedAt >= testTimeoutMs / 3
+          ) {
+            // A peer that sent at every decision before stopped the moment the endpoint moved (a pass
+            // woken moments after the move is too soon to tell): its traffic goes astray now. Either it
+            // is testing at the same moment (both sides' datagrams go direct, neither's arrives, and no
+            // roam-back ends it) or it roamed to us and its answers cannot reach us. Neither would end
+            // within the window, and a handshake test after it would remove the session as well: back
+            // to the gateway now, in place.
             fail("the peer's traffic stopped when the endpoint moved");
             endpoints.set(key, peer.gatewayEndpoint);
             continue;

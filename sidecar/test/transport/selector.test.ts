@@ -224,7 +224,9 @@ describe("transport selector", () => {
   it("auto: a busy peer that falls silent once the endpoint moved ends the test in place at the next decision", () => {
     const h = testingBusy();
     h.settle(30n);
-    const d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 30n }, 1_000);
+    let d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 30n }, 200);
+    assert.equal(h.selector.report(KEY)?.testing, true, "a pass 200 ms after the move is too soon to tell");
+    d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 30n }, 800);
     assert.deepEqual(
       d.changes.map((c) => [c.from, c.to, c.why]),
       [["gateway", "gateway", "the peer's traffic stopped when the endpoint moved"]],
