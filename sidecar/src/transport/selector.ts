@@ -13,8 +13,8 @@
 //            WireGuard roamed ours back), the endpoint moves again.
 //            A test that cannot succeed must not stop the gateway path for long (direct UDP blocked is
 //            the common case on dstack), so it fails in place, the endpoint back on the gateway and the
-//            session kept, when the peer was heard at each of the last two decisions before the test
-//            (a busy link) and either its traffic came through the gateway after the move was seen
+//            session kept, when the peer was heard at each of the last two decisions before the test or
+//            before its end (a busy link) and either its traffic came through the gateway after the move was seen
 //            applied and none directly within the test window (ours did not reach it, or it would have
 //            roamed to us and answered there), or it sent nothing at all once the endpoint moved (its
 //            datagrams go astray: it tests at the same moment, both sides' go direct and no roam-back
@@ -280,14 +280,14 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
             continue;
           } else if (
             t - state.testStartedAt > testTimeoutMs &&
-            state.busy &&
+            (state.busy || state.rxRun >= 2) &&
             (state.roamedBack || (!direct && state.testRx !== undefined))
           ) {
             // The peer's traffic arrived through the gateway after the move had taken effect, and none
             // directly: ours did not reach it directly (it would have roamed there and answered there),
             // or we sent it nothing meanwhile. A handshake test would remove the session that busy
-            // traffic rides on for a whole window, so the test ends here and the endpoint goes back in
-            // place, the session kept. A link that carries a datagram now and then loses little to a
+            // traffic (before the test, or now: an application may start any time) rides on for a whole
+            // window, so the test ends here and the endpoint goes back in place, the session kept. A link that carries a datagram now and then loses little to a
             // handshake test, the one test that needs nothing sent by us: it still gets one.
             fail(`no direct traffic within ${testTimeoutMs} ms while the peer's came through the gateway`);
             endpoints.set(key, peer.gatewayEndpoint);

@@ -174,6 +174,21 @@ describe("transport selector", () => {
     assert.ok(h.selector.report(KEY)!.nextTestAt! >= h.nowSeconds() * 1000 + 29_000, "the next test waits");
   });
 
+  it("auto: a link that became busy during the window fails in place too", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    assert.equal(h.selector.report(KEY)?.testing, true);
+    h.settle(100n);
+    h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
+    h.settle(150n);
+    h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 190n }, 1_000);
+    h.settle(190n);
+    const d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 230n }, 1_500);
+    assert.equal(d.reset.size, 0, "no handshake test");
+    assert.equal(d.endpoints.get(KEY), BRIDGE);
+    assert.equal(h.selector.report(KEY)?.directFailures, 1);
+  });
+
   it("auto: a peer heard now and then, through the gateway, still gets a handshake test after the window", () => {
     const h = testing();
     const { gatewayHandshake } = h;
