@@ -13,18 +13,16 @@
 //            WireGuard roamed ours back), the endpoint moves again.
 //            A test that cannot succeed must not stop the gateway path for long (direct UDP blocked is
 //            the common case on dstack), so it fails in place, the endpoint back on the gateway and the
-//            session kept, when the peer was heard at each of the last two decisions before the test or
-//            before its end (a busy link) and either its traffic came through the gateway after the move was seen
-//            applied and none directly within the test window (ours did not reach it, or it would have
-//            roamed to us and answered there), or it sent nothing at all once the endpoint moved (its
-//            datagrams go astray: it tests at the same moment, both sides' go direct and no roam-back
-//            comes, or its answers cannot reach us). Any other peer without proof (a link that carries
-//            a datagram now and then, where little is interrupted) gets a handshake test after the
-//            window, the one test that needs nothing sent by us: it is re-added on its direct endpoint,
-//            which makes WireGuard handshake at once (its response goes to where the initiation came
-//            from, so no crossing traffic can spoil it); a handshake within the window proves the path
-//            and the peer stays there. Otherwise it goes back to the gateway (re-added again, so it
-//            handshakes at once). Each failure makes the
+//            session kept, on either piece of evidence: the peer's traffic came through the gateway after
+//            the move was seen applied and none directly within the test window (ours did not reach it,
+//            or it would have roamed to us and answered there); or a peer heard at each of the last two
+//            decisions sends nothing at all once the endpoint moved (its datagrams go astray: it tests at
+//            the same moment, both sides' go direct and no roam-back comes, or its answers cannot reach
+//            us). Only a peer quiet throughout (an idle link: nothing to interrupt) gets a handshake test
+//            after the window: it is re-added on its direct endpoint, which makes WireGuard handshake at
+//            once (its response goes to where the initiation came from, so no crossing traffic can spoil
+//            it); a handshake within the window proves the path and the peer stays there. Otherwise it
+//            goes back to the gateway (re-added again, so it handshakes at once). Each failure makes the
 //            next test wait longer. (When every test ended in a handshake test, it removed the session
 //            the peer's traffic rode for its whole window: with UDP blocked and a test every few seconds,
 //            a steady stream lost 40–46 % of its datagrams in gaps of 4–6 s; now under 1 %, and at most
@@ -280,15 +278,12 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
             continue;
           } else if (
             t - state.testStartedAt > testTimeoutMs &&
-            (state.busy || state.rxRun >= 2) &&
             (state.roamedBack || (!direct && state.testRx !== undefined))
           ) {
             // The peer's traffic arrived through the gateway after the move had taken effect, and none
-            // directly: ours did not reach it directly (it would have roamed there and answered there),
-            // or we sent it nothing meanwhile. A handshake test would remove the session that busy
-            // traffic (before the test, or now: an application may start any time) rides on for a whole
-            // window, so the test ends here and the endpoint goes back in place, the session kept. A link that carries a datagram now and then loses little to a
-            // handshake test, the one test that needs nothing sent by us: it still gets one.
+            // directly: ours did not reach it directly (it would have roamed there and answered there).
+            // A handshake test would remove the session that traffic rides on for a whole window, so
+            // the test ends here and the endpoint goes back in place, the session kept.
             fail(`no direct traffic within ${testTimeoutMs} ms while the peer's came through the gateway`);
             endpoints.set(key, peer.gatewayEndpoint);
             continue;
