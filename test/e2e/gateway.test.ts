@@ -22,8 +22,14 @@ import {
 import { meshStream } from "./helpers/meshStream.ts";
 
 // Short timings so upgrades and fallbacks happen within the test: a direct test 2 s after a failure
-// (doubling), keepalives every 5 s (a direct peer silent for 20 s falls back).
-const ENV = { ...process.env, ATTESTMESH_DIRECT_RETRY_SECONDS: "2", ATTESTMESH_WG_KEEPALIVE_SECONDS: "5" };
+// (doubling up to 8 s: the failures while UDP is blocked must not put the upgrade off for minutes once
+// it is allowed), keepalives every 5 s (a direct peer silent for 20 s falls back).
+const ENV = {
+  ...process.env,
+  ATTESTMESH_DIRECT_RETRY_SECONDS: "2",
+  ATTESTMESH_DIRECT_RETRY_MAX_SECONDS: "8",
+  ATTESTMESH_WG_KEEPALIVE_SECONDS: "5",
+};
 
 const skip = devnetSkip;
 
