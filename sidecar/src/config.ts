@@ -55,6 +55,7 @@ export interface SidecarConfig {
   /** Time an inbound gateway connection has for its TLS handshake and signed hello. */
   readonly gatewayHelloTimeoutMs: number;
   readonly directRetrySeconds: number;
+  readonly directRetryMaxSeconds: number;
   readonly healthHost: string;
   /** 0 picks a free port (tests). */
   readonly healthPort: number;
@@ -293,7 +294,14 @@ const VARIABLES: EnvTable<SidecarConfig> = {
     name: "ATTESTMESH_DIRECT_RETRY_SECONDS",
     default: "30",
     description:
-      "auto transport: first pause before testing direct UDP to a peer again after a failed test or a fallback; doubles up to 15 min.",
+      "auto transport: first pause before testing direct UDP to a peer again after a failed test or a fallback; doubles up to ATTESTMESH_DIRECT_RETRY_MAX_SECONDS.",
+    parse: kit.integer(1, 86_400, " s"),
+  },
+  directRetryMaxSeconds: {
+    name: "ATTESTMESH_DIRECT_RETRY_MAX_SECONDS",
+    default: "900",
+    description:
+      "auto transport: the longest pause between direct UDP tests to a peer; lower it where the path may open at any time (a failed test costs the gateway path well under a second).",
     parse: kit.integer(1, 86_400, " s"),
   },
   healthHost: {

@@ -63,6 +63,7 @@ describe("parseConfig", () => {
         ingressPort: 51822,
         gatewayHelloTimeoutMs: 2000,
         directRetrySeconds: 30,
+        directRetryMaxSeconds: 900,
         healthHost: "0.0.0.0",
         healthPort: 9090,
         logLevel: "info",
@@ -97,6 +98,7 @@ describe("parseConfig", () => {
       ATTESTMESH_INGRESS_PORT: "8443",
       ATTESTMESH_GATEWAY_HELLO_TIMEOUT_MS: "500",
       ATTESTMESH_DIRECT_RETRY_SECONDS: "5",
+      ATTESTMESH_DIRECT_RETRY_MAX_SECONDS: "60",
     });
     assert.equal(config.gatewayHelloTimeoutMs, 500);
     assert.equal(config.transport, "gateway");
@@ -104,6 +106,7 @@ describe("parseConfig", () => {
     assert.deepEqual(config.gatewayAddress, { host: "198.18.0.1", port: 443 });
     assert.equal(config.ingressPort, 8443);
     assert.equal(config.directRetrySeconds, 5);
+    assert.equal(config.directRetryMaxSeconds, 60);
     assert.deepEqual(parseConfig({ ...BASE, ATTESTMESH_GATEWAY_ADDRESS: "[fd00::1]:8443" }).gatewayAddress, {
       host: "fd00::1",
       port: 8443,
@@ -250,6 +253,7 @@ describe("parseConfig", () => {
     ["ATTESTMESH_INGRESS_PORT", "0", /outside 1\.\.65535/],
     ["ATTESTMESH_GATEWAY_HELLO_TIMEOUT_MS", "100", /outside 200\.\.60000/],
     ["ATTESTMESH_DIRECT_RETRY_SECONDS", "0", /outside 1\.\./],
+    ["ATTESTMESH_DIRECT_RETRY_MAX_SECONDS", "1.5", /not a whole number/],
     ["ATTESTMESH_HEALTH_HOST", "0.0.0.0 9090", /whitespace/],
     ["ATTESTMESH_HEALTH_PORT", "65536", /outside 0\.\.65535/],
     ["ATTESTMESH_HEALTH_PORT", "http", /not a whole number/],
@@ -345,7 +349,7 @@ describe("config output", () => {
   test("CONFIG_DOCS documents every variable once, with defaults that parse", () => {
     const names = CONFIG_DOCS.map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 46);
+    assert.equal(names.length, 47);
     const env: Record<string, string> = { ...BASE };
     for (const doc of CONFIG_DOCS) if (doc.default !== undefined) env[doc.name] = doc.default;
     assert.doesNotThrow(() => parseConfig(env));

@@ -10,12 +10,23 @@
 //            path to it too, unless the peer is testing at the same moment; a one-way path fails the
 //            peer's own test, it falls back to the gateway, and this side's endpoint roams back, which
 //            sends this side back as well). When the peer's traffic still arrives through the gateway (its
-//            WireGuard roamed ours back), the endpoint moves again; when no proof comes within the test
-//            window, the test goes on as a handshake test: the peer is re-added on its direct endpoint,
-//            which makes WireGuard handshake at once (its response goes to where the initiation came
-//            from, so no crossing traffic can spoil it); a handshake within the window proves the path
-//            and the peer stays there. Otherwise it goes back to the gateway (re-added again, so it handshakes at once)
-//            and the test repeats after a growing pause. A direct peer falls back when its handshakes
+//            WireGuard roamed ours back), the endpoint moves again.
+//            A test that cannot succeed must not stop the gateway path for long (direct UDP blocked is
+//            the common case on dstack), so it fails in place, the endpoint back on the gateway and the
+//            session kept, on either piece of evidence: the peer's traffic came through the gateway after
+//            the move was seen applied and none directly within the test window (ours did not reach it,
+//            or it would have roamed to us and answered there); or a peer heard at each of the last two
+//            decisions sends nothing at all once the endpoint moved (its datagrams go astray: it tests at
+//            the same moment, both sides' go direct and no roam-back comes, or its answers cannot reach
+//            us). Only a peer quiet throughout (an idle link: nothing to interrupt) gets a handshake test
+//            after the window: it is re-added on its direct endpoint, which makes WireGuard handshake at
+//            once (its response goes to where the initiation came from, so no crossing traffic can spoil
+//            it); a handshake within the window proves the path and the peer stays there. Otherwise it
+//            goes back to the gateway (re-added again, so it handshakes at once). Each failure makes the
+//            next test wait longer. (When every test ended in a handshake test, it removed the session
+//            the peer's traffic rode for its whole window: with UDP blocked and a test every few seconds,
+//            a steady stream lost 40–46 % of its datagrams in gaps of 4–6 s; now under 1 %, and at most
+//            0.2 s: devnet/bench/gateway-gaps.ts.) A direct peer falls back when its handshakes
 //            stop (latest handshake older than ~3 min) or nothing arrives for three keepalives, or when
 //            WireGuard roams it to the bridge (the peer fell back first). A gateway peer whose
 //            WireGuard roamed to the direct endpoint with a fresh handshake is taken as direct (the
@@ -112,10 +123,16 @@ interface PeerState {
   testBy: "traffic" | "handshake";
   /** In-place test: the bytes received when the direct endpoint was first seen applied. */
   testRx: bigint | undefined;
+  /** In-place test: WireGuard roamed the endpoint back to the gateway after the move was seen applied. */
+  roamedBack: boolean;
+  /** In-place test: the peer's traffic had arrived at each of the last two decisions before it began. */
+  busy: boolean;
   failures: number;
   nextTestAt: number;
   lastRx: bigint;
   lastRxAt: number;
+  /** Decisions in a row at which more had arrived from the peer than at the one before. */
+  rxRun: number;
   directEndpoint: string | undefined;
   latestHandshake: number;
   /** The first test was put off for the peer's own (testsFirst); set once per state. */
@@ -130,10 +147,13 @@ function newState(path: PeerPath, peer: SelectorPeer, t: number): PeerState {
     testStartedAt: undefined,
     testBy: "traffic",
     testRx: undefined,
+    roamedBack: false,
+    busy: false,
     failures: 0,
     nextTestAt: t,
     lastRx: 0n,
     lastRxAt: t,
+    rxRun: 0,
     directEndpoint: peer.directEndpoint,
     latestHandshake: 0,
     deferred: false,
@@ -220,7 +240,8 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
         if (seen !== undefined && seen.rxBytes !== state.lastRx) {
           state.lastRx = seen.rxBytes;
           state.lastRxAt = t;
-        }
+          state.rxRun += 1;
+        } else state.rxRun = 0;
         const move = (to: PeerPath, why: string) => {
           changes.push({ publicKey: key, from: state.path, to, why });
           state.path = to;
@@ -239,14 +260,44 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           if (direct && state.testRx !== undefined && seen.rxBytes > state.testRx) {
             state.failures = 0;
             move("udp", "direct traffic both ways");
+          } else if (
+            direct &&
+            state.busy &&
+            state.testRx !== undefined &&
+            seen.rxBytes === state.testRx &&
+            t - state.testStartedAt >= testTimeoutMs / 3
+          ) {
+            // A peer that sent at every decision before stopped the moment the endpoint moved (a pass
+            // woken moments after the move is too soon to tell): its traffic goes astray now. Either it
+            // is testing at the same moment (both sides' datagrams go direct, neither's arrives, and no
+            // roam-back ends it) or it roamed to us and its answers cannot reach us. Neither would end
+            // within the window, and a handshake test after it would remove the session as well: back
+            // to the gateway now, in place.
+            fail("the peer's traffic stopped when the endpoint moved");
+            endpoints.set(key, peer.gatewayEndpoint);
+            continue;
+          } else if (
+            t - state.testStartedAt > testTimeoutMs &&
+            (state.roamedBack || (!direct && state.testRx !== undefined))
+          ) {
+            // The peer's traffic arrived through the gateway after the move had taken effect, and none
+            // directly: ours did not reach it directly (it would have roamed there and answered there).
+            // A handshake test would remove the session that traffic rides on for a whole window, so
+            // the test ends here and the endpoint goes back in place, the session kept.
+            fail(`no direct traffic within ${testTimeoutMs} ms while the peer's came through the gateway`);
+            endpoints.set(key, peer.gatewayEndpoint);
+            continue;
           } else if (t - state.testStartedAt > testTimeoutMs) {
-            // No proof by traffic within the window: prove it by a handshake.
+            // Nothing from the peer within the window (an idle link): prove it by a handshake, which
+            // WireGuard answers at once, and which interrupts nobody's traffic.
             state.testBy = "handshake";
             state.testStartedAt = t;
             reset.add(key);
           } else if (!direct) {
             // The peer's traffic still came through the gateway (it sent before ours reached it, or ours
             // cannot): WireGuard roamed the endpoint back. Move it again; only traffic after counts.
+            // Once the move was seen applied (`testRx`), that traffic is the peer's, sent after it.
+            if (state.testRx !== undefined) state.roamedBack = true;
             state.testRx = undefined;
             moved.add(key);
           } else if (state.testRx === undefined) {
@@ -305,6 +356,8 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
           state.testStartedAt = t;
           state.testBy = "traffic";
           state.testRx = undefined;
+          state.roamedBack = false;
+          state.busy = state.rxRun >= 2;
           moved.add(key);
           endpoints.set(key, peer.directEndpoint);
           continue;

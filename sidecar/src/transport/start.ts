@@ -82,6 +82,7 @@ export async function startTransport(options: {
       mode: config.transport,
       keepaliveSeconds: config.wgKeepaliveSeconds,
       retryBaseMs: config.directRetrySeconds * 1000,
+      retryMaxMs: config.directRetryMaxSeconds * 1000,
       ...(options.testsFirst === undefined ? {} : { testsFirst: options.testsFirst }),
     }),
     bridge,

@@ -1,6 +1,7 @@
 // The per-peer path decision, driven through the states with a fake clock and the observations
 // WireGuard would report: fixed modes, the auto upgrade by direct traffic after an in-place move or by
-// a direct handshake after a re-add, the fallback when
+// a direct handshake after a re-add, a failed test that ends in place (the peer's traffic came through
+// the gateway, or a busy peer fell silent) without a re-add, the fallback when
 // handshakes or traffic stop, following the peer's own decision, and a growing pause between tests.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -114,13 +115,18 @@ describe("transport selector", () => {
     assert.equal(d.changes[0]?.why, "direct traffic both ways");
   });
 
-  it("auto: no proof by traffic within 3 s turns the test into a handshake test; a direct handshake upgrades", () => {
+  it("auto: nothing from the peer within 3 s turns the test into a handshake test; a direct handshake upgrades", () => {
     const h = testing();
     const { gatewayHandshake } = h;
     h.settle(100n);
-    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
-    assert.deepEqual([...d.moved], [KEY], "roamed back: moved again");
-    d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 190n }, 2_500);
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }, 1_000);
+    assert.equal(d.moved.size, 0);
+    assert.equal(
+      h.selector.report(KEY)?.testing,
+      true,
+      "a quiet peer's silence is no evidence: still testing",
+    );
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }, 2_500);
     assert.equal(d.endpoints.get(KEY), DIRECT, "still testing the direct endpoint");
     assert.deepEqual([...d.reset], [KEY], "re-added so WireGuard handshakes at once");
     assert.equal(d.moved.size, 0);
@@ -140,6 +146,117 @@ describe("transport selector", () => {
       [["gateway", "udp"]],
     );
     assert.equal(h.selector.report(KEY)?.path, "udp");
+  });
+
+  // Regression: with UDP blocked, every test re-added the peer for a handshake test after its in-place
+  // window, and the gateway path the peer's traffic was using carried nothing for seconds each time.
+  it("auto: the peer's traffic through the gateway after the move ends the test in place, with no re-add", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    h.settle(100n);
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
+    assert.deepEqual([...d.moved], [KEY], "roamed back: moved again while the window lasts");
+    h.settle(150n);
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 190n }, 1_000);
+    assert.deepEqual([...d.moved], [KEY]);
+    // The last look before the window ends finds the endpoint applied, nothing since: still no handshake test.
+    h.settle(190n);
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 190n }, 1_500);
+    assert.equal(d.endpoints.get(KEY), BRIDGE, "back to the gateway");
+    assert.equal(d.reset.size, 0, "no re-add: the session through the gateway stays");
+    assert.equal(d.moved.size, 0);
+    assert.deepEqual(
+      d.changes.map((c) => [c.from, c.to, c.why]),
+      [["gateway", "gateway", "no direct traffic within 3000 ms while the peer's came through the gateway"]],
+    );
+    assert.equal(h.selector.report(KEY)?.testing, false);
+    assert.equal(h.selector.report(KEY)?.directFailures, 1);
+    assert.ok(h.selector.report(KEY)!.nextTestAt! >= h.nowSeconds() * 1000 + 29_000, "the next test waits");
+  });
+
+  it("auto: a roam-back before the move was seen applied is no evidence; nothing after it leads to a handshake test", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    // The peer's datagrams in flight through the gateway roam the endpoint back before `settle` looks.
+    h.selector.settle(
+      new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 120n }]]),
+    );
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 120n }, 1_000);
+    assert.deepEqual([...d.moved], [KEY]);
+    h.settle(120n);
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 120n }, 2_500);
+    assert.deepEqual([...d.reset], [KEY], "an idle link: re-added for a handshake test");
+    assert.equal(h.selector.report(KEY)?.testing, true);
+  });
+
+  it("auto: a working direct path is still taken after the peer's traffic roamed the endpoint back once", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    h.settle(100n);
+    // What the peer sent before ours reached it came through the gateway.
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
+    assert.deepEqual([...d.moved], [KEY]);
+    h.settle(150n);
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 230n }, 1_000);
+    assert.deepEqual(
+      d.changes.map((c) => [c.from, c.to, c.why]),
+      [["gateway", "udp", "direct traffic both ways"]],
+    );
+    assert.equal(d.reset.size, 0);
+    assert.equal(h.selector.report(KEY)?.directFailures, 0);
+  });
+
+  /** Auto, with the peer's traffic arriving at every decision, to the start of the in-place test. */
+  function testingBusy() {
+    const h = harness("auto");
+    h.step({ latestHandshake: 0, endpoint: BRIDGE, rxBytes: 10n });
+    h.step({ latestHandshake: 0, endpoint: BRIDGE, rxBytes: 20n });
+    const gatewayHandshake = h.nowSeconds();
+    const d = h.step({ latestHandshake: gatewayHandshake, endpoint: BRIDGE, rxBytes: 30n });
+    assert.deepEqual([...d.moved], [KEY]);
+    const settle = (rxBytes: bigint) =>
+      h.selector.settle(new Map([[KEY, { latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes }]]));
+    return { ...h, gatewayHandshake, settle };
+  }
+
+  // Regression: when both sides tested at the same moment with UDP blocked, each one's datagrams went
+  // direct and were lost, no roam-back came, and both went on to handshake tests: seconds of nothing.
+  it("auto: a busy peer that falls silent once the endpoint moved ends the test in place at the next decision", () => {
+    const h = testingBusy();
+    h.settle(30n);
+    let d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 30n }, 200);
+    assert.equal(h.selector.report(KEY)?.testing, true, "a pass 200 ms after the move is too soon to tell");
+    d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 30n }, 800);
+    assert.deepEqual(
+      d.changes.map((c) => [c.from, c.to, c.why]),
+      [["gateway", "gateway", "the peer's traffic stopped when the endpoint moved"]],
+    );
+    assert.equal(d.endpoints.get(KEY), BRIDGE);
+    assert.equal(d.reset.size, 0, "no re-add: the session through the gateway stays");
+    assert.equal(h.selector.report(KEY)?.testing, false);
+    assert.equal(h.selector.report(KEY)?.directFailures, 1);
+  });
+
+  it("auto: a busy peer whose traffic arrives directly after the move upgrades", () => {
+    const h = testingBusy();
+    h.settle(30n);
+    const d = h.step({ latestHandshake: h.gatewayHandshake, endpoint: DIRECT, rxBytes: 95n }, 1_000);
+    assert.equal(d.changes[0]?.why, "direct traffic both ways");
+    assert.equal(h.selector.report(KEY)?.path, "udp");
+  });
+
+  it("auto: a one-way path still fails: ours reaches the peer, its answers never arrive", () => {
+    const h = testing();
+    const { gatewayHandshake } = h;
+    h.settle(100n);
+    // The peer roamed to our direct endpoint and answers there; none of it arrives, nor anything else.
+    let d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }, 1_000);
+    d = h.step({ latestHandshake: gatewayHandshake, endpoint: DIRECT, rxBytes: 100n }, 2_500);
+    assert.deepEqual([...d.reset], [KEY], "a handshake test");
+    d = h.step({ latestHandshake: 0, endpoint: DIRECT }, 3_500);
+    assert.equal(d.endpoints.get(KEY), BRIDGE);
+    assert.equal(h.selector.report(KEY)?.path, "gateway");
+    assert.equal(h.selector.report(KEY)?.directFailures, 1);
   });
 
   it("auto: a direct test with neither traffic nor a handshake goes back to the gateway, re-added, and waits longer each time", () => {
