@@ -403,6 +403,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       record !== undefined && record.status === "active" && (await memberCertifier.certify(record)).ok
         ? record
         : undefined;
+    /** The member id the registration receipt claims, until the read-back one is the cycle's. */
+    let claimedId: bigint | undefined;
+    const forgetClaim = () => {
+      claimedId = undefined;
+      reconciler.included(undefined);
+    };
     const peerTransport = await retry("starting the gateway bridge", () =>
       startTransport({
         config,
@@ -410,7 +416,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           chainId: chain.chainId,
           cluster: chain.cluster,
           identitySecret: keys.identity.secret,
-          selfMemberId: cycle.memberId,
+          // Between its registration's inclusion and its member id read back, the hello names the id
+          // the receipt claims: a wrong one only gets this node's own hellos refused.
+          selfMemberId: () => cycle.memberId() ?? claimedId,
           // A hello must be signed by the identity key of an active member of the confirmed view.
           identityKey: (id) => {
             const member = follower.current()?.members.get(id);
@@ -541,11 +549,19 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           signal,
           backoff: backoff(config.registerMaxBackoffMs),
           ...random(deps),
-          onAttempt: (outcome) => metrics.registrationAttempts.inc({ outcome }),
+          onAttempt: (outcome) => {
+            metrics.registrationAttempts.inc({ outcome });
+            // A failed attempt's claim goes; a successful one's when its member id is the cycle's.
+            if (outcome !== "registered" && outcome !== "already-member") forgetClaim();
+          },
           // The pass syncs (and certifies) the new record while the member id is read back, so the
           // pass `began` asks for finds this node in a view that is already current.
           // The links to the members open meanwhile too (the registration can no longer be refused).
-          onIncluded: () => {
+          // The receipt's claim of this node's record lets that pass add the view's members at once,
+          // before it syncs: its address and member id only, corrected by the view (reconciler.ts).
+          onIncluded: (claimed) => {
+            claimedId = claimed?.memberId;
+            reconciler.included(claimed);
             void loop.wake("registration included");
             reconciler
               .prepareLinks()
@@ -553,6 +569,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           },
         }),
       began() {
+        forgetClaim();
         loop.start();
         void loop.wake("registered");
       },

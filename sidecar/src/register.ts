@@ -4,6 +4,7 @@
 // or a transaction paid by the gas key) and waits for its inclusion. A refusal the owner can fix
 // (the allowlist change has not landed yet) is retried with capped exponential backoff and jitter, and
 // logged with the exact check that refused it and what the owner must do; any other refusal is fatal.
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type ClusterErrorName, isClusterErrorName } from "@attestmesh/shared/contracts/errors.ts";
 import { memberDomain, memberTypes } from "@attestmesh/shared/contracts/typedData.ts";
 import { CONTRACT_KEY_CHAIN_ERRORS } from "@attestmesh/shared/dstack/verify.ts";
@@ -11,6 +12,7 @@ import {
   type Address,
   BaseError,
   ContractFunctionRevertedError,
+  decodeEventLog,
   type Hex,
   InsufficientFundsError,
 } from "viem";
@@ -18,10 +20,11 @@ import { signTypedData } from "viem/accounts";
 import { type BackoffOptions, backoffDelay, raceAbort } from "./backoff.ts";
 import type { ChainContext } from "./chain/client.ts";
 import type { ClusterReader } from "./chain/cluster.ts";
-import type { ClusterWriter } from "./chain/writer.ts";
+import type { ClusterWriter, ReceiptLog } from "./chain/writer.ts";
 import { AttestmeshError, fatalError, retryableError } from "./errors.ts";
 import type { KeySource, NodeKeys } from "./keys.ts";
 import type { Logger } from "./log.ts";
+import type { Member } from "./model/member.ts";
 import { sleep } from "./sleep.ts";
 
 /** The compose hash and device id a member states at registration (its guest agent's Info). */
@@ -178,8 +181,10 @@ export interface RegisterOptions {
   /**
    * Called once a registration transaction succeeded, before its member id is read back: the chain
    * already holds the record, so the membership view can start catching up while that read runs.
+   * `claimed` is this node's record as the receipt's MemberRegistered log states it (`claimedRecord`):
+   * what the RPC or bundler that answered says, never state; undefined when the receipt has none.
    */
-  readonly onIncluded?: () => void;
+  readonly onIncluded?: (claimed: Member | undefined) => void;
 }
 
 /**
@@ -275,7 +280,7 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       { details: { txHash: hash } },
     );
   }
-  options.onIncluded?.();
+  options.onIncluded?.(claimedRecord(receipt.logs ?? [], chain.cluster, keys));
   const after = await reader.memberOfApp(appId);
   if (!after.active) {
     throw retryableError(
@@ -294,6 +299,56 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
     sponsored: receipt.sponsored,
     gasUsed: receipt.gasUsed,
   };
+}
+
+/**
+ * This node's record as its registration receipt's MemberRegistered log states it: the log the cluster
+ * emitted (by address) carrying exactly this node's app id, member key, WireGuard key and identity key.
+ * Only its member id and mesh IP are news, and both are the answering RPC's word (or the bundler's):
+ * the reconciler may bring the interface up with them ahead of the membership view, peers only members
+ * that view names, and lets the view correct them (reconcile/reconciler.ts `included`). Undefined when
+ * no such log is there (a receipt without logs, another node's record, a log from another contract).
+ */
+export function claimedRecord(
+  logs: readonly ReceiptLog[],
+  cluster: Address,
+  keys: Pick<NodeKeys, "appId" | "member" | "wireguard" | "identity">,
+): Member | undefined {
+  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  for (const log of logs) {
+    if (!same(log.address, cluster)) continue;
+    let event: ReturnType<typeof decodeEventLog<typeof clusterAbi, "MemberRegistered">>;
+    try {
+      event = decodeEventLog({
+        abi: clusterAbi,
+        eventName: "MemberRegistered",
+        topics: log.topics as [Hex, ...Hex[]],
+        data: log.data,
+      });
+    } catch {
+      continue;
+    }
+    const { memberId, appId, memberKey, wireguardKey, identityKey, meshIp } = event.args;
+    if (
+      !same(appId, keys.appId) ||
+      !same(memberKey, keys.member.address) ||
+      !same(wireguardKey, keys.wireguard.publicKey) ||
+      !same(identityKey, keys.identity.publicKey)
+    ) {
+      continue;
+    }
+    return {
+      memberId,
+      appId: keys.appId,
+      memberKey: keys.member.address,
+      wireguardKey: keys.wireguard.publicKey,
+      identityKey: keys.identity.publicKey,
+      meshIp,
+      status: "active",
+      registeredAt: 0,
+    };
+  }
+  return undefined;
 }
 
 /**

@@ -5,7 +5,17 @@ import { before, describe, test } from "node:test";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { isAttestmeshError } from "@attestmesh/shared/errors.ts";
-import { custom, type Hex, hexToBytes, keccak256, parseEventLogs, toHex } from "viem";
+import {
+  custom,
+  encodeAbiParameters,
+  encodeEventTopics,
+  getAbiItem,
+  type Hex,
+  hexToBytes,
+  keccak256,
+  parseEventLogs,
+  toHex,
+} from "viem";
 import { generatePrivateKey } from "viem/accounts";
 import {
   type ClusterFixture,
@@ -18,9 +28,11 @@ import {
 import { type ChainContext, connectChain } from "../src/chain/client.ts";
 import { createDirectWriter } from "../src/chain/directWriter.ts";
 import { countingTransport, createRpcTally } from "../src/chain/transport.ts";
-import type { ClusterWriter } from "../src/chain/writer.ts";
+import type { ClusterWriter, ReceiptLog } from "../src/chain/writer.ts";
 import { deriveNodeKeys, type NodeKeys } from "../src/keys.ts";
+import type { Member } from "../src/model/member.ts";
 import {
+  claimedRecord,
   classifyRegistrationError,
   ensureRegistered,
   type RegisterOptions,
@@ -84,11 +96,25 @@ describe("registration", () => {
     // The reconciler is woken the moment the record is on chain, before the member id is read back.
     const calls = () => tally.byMethod().eth_call ?? 0;
     const included: number[] = [];
+    const claimed: (Member | undefined)[] = [];
     tally.reset();
-    const first = await registerOnce(options(keys, { onIncluded: () => included.push(calls()) }));
+    const first = await registerOnce(
+      options(keys, {
+        onIncluded: (record) => {
+          included.push(calls());
+          claimed.push(record);
+        },
+      }),
+    );
     assert.equal(first.submitted, true);
     assert.equal(included.length, 1, "onIncluded is called once the registration succeeded");
     assert.ok(calls() > included[0]!, "the member id is read after onIncluded");
+    // The receipt's MemberRegistered log, as the direct writer's RPC returned it: the claim agrees with
+    // the chain's record.
+    const record0 = await fx.owner.read.member([first.memberId]);
+    assert.equal(claimed[0]?.memberId, first.memberId);
+    assert.equal(claimed[0]?.meshIp, record0.meshIp);
+    assert.equal(claimed[0]?.wireguardKey, keys.wireguard.publicKey);
     assert.ok(first.txHash);
     const record = await fx.owner.read.member([first.memberId]);
     assert.equal(record.memberKey, keys.member.address);
@@ -228,6 +254,69 @@ describe("registration", () => {
     });
     assert.equal(refusal.code, "RpcError");
     assert.equal(refusal.retryable, true);
+  });
+
+  test("a receipt claims this node's record only with the cluster's MemberRegistered log carrying all of its keys", async () => {
+    // A lying RPC (or bundler) answers the receipt: its log is used ahead of the membership view only
+    // when it is the cluster's and names exactly this node's app id, member key, WireGuard and identity
+    // keys; another node's record, or one carrying another key, is no claim of this node's.
+    const keys = await nodeKeys(fx);
+    const other = await nodeKeys(fx);
+    const logOf = (args: {
+      memberId: bigint;
+      appId: Hex;
+      memberKey: Hex;
+      wireguardKey: Hex;
+      identityKey: Hex;
+      meshIp: number;
+    }): ReceiptLog => {
+      const event = getAbiItem({ abi: clusterAbi, name: "MemberRegistered" });
+      return {
+        address: fx.deployed.diamond,
+        topics: encodeEventTopics({
+          abi: clusterAbi,
+          eventName: "MemberRegistered",
+          args: { memberId: args.memberId, appId: args.appId, memberKey: args.memberKey },
+        }) as Hex[],
+        data: encodeAbiParameters(
+          event.inputs.filter((input) => !input.indexed),
+          [args.wireguardKey, args.identityKey, args.meshIp, keys.kmsSigner],
+        ),
+      };
+    };
+    const own = {
+      memberId: 41n,
+      appId: keys.appId,
+      memberKey: keys.member.address,
+      wireguardKey: keys.wireguard.publicKey,
+      identityKey: keys.identity.publicKey,
+      meshIp: 0x0a4d0029,
+    };
+    const claim = claimedRecord([logOf(own)], fx.deployed.diamond, keys);
+    assert.equal(claim?.memberId, 41n);
+    assert.equal(claim?.meshIp, 0x0a4d0029);
+    assert.equal(claim?.status, "active");
+    const refused: [string, ReceiptLog][] = [
+      ["another contract's log", { ...logOf(own), address: keys.member.address }],
+      ["another node's record", logOf({ ...own, appId: other.appId, memberKey: other.member.address })],
+      ["this app id with another member key", logOf({ ...own, memberKey: other.member.address })],
+      [
+        "this node's keys but another WireGuard key",
+        logOf({ ...own, wireguardKey: other.wireguard.publicKey }),
+      ],
+      ["this node's keys but another identity key", logOf({ ...own, identityKey: other.identity.publicKey })],
+      ["not a MemberRegistered log", { ...logOf(own), topics: [`0x${"11".repeat(32)}`] }],
+    ];
+    for (const [what, log] of refused) {
+      assert.equal(claimedRecord([log], fx.deployed.diamond, keys), undefined, what);
+    }
+    assert.equal(
+      claimedRecord([], fx.deployed.diamond, keys),
+      undefined,
+      "a receipt without logs claims nothing",
+    );
+    // Among others, its own log is found.
+    assert.equal(claimedRecord([refused[1]![1], logOf(own)], fx.deployed.diamond, keys)?.memberId, 41n);
   });
 });
 

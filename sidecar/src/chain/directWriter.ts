@@ -50,6 +50,7 @@ export function createDirectWriter(options: {
         feeWei: receipt.gasUsed * receipt.effectiveGasPrice,
         from,
         sponsored: false,
+        logs: receipt.logs.map(({ address, topics, data }) => ({ address, topics, data })),
       };
     },
   };

@@ -167,6 +167,7 @@ export async function createSponsoredWriter(options: SponsoredWriterOptions): Pr
       from: account.address,
       sponsored: true,
       userOpHash,
+      logs: receipt.logs.map(({ address, topics, data }) => ({ address, topics, data })),
     };
   }
 }

@@ -26,6 +26,19 @@ export interface WriteReceipt {
   readonly from: Address;
   readonly sponsored: boolean;
   readonly userOpHash?: Hex;
+  /**
+   * The call's logs as the receipt lists them (the transaction's, or the UserOperation's own), from
+   * the RPC or bundler that answered: a claim, never state (register.ts reads this node's own
+   * MemberRegistered from it to configure ahead of its membership view, which corrects it).
+   */
+  readonly logs?: readonly ReceiptLog[];
+}
+
+/** A log of a receipt: who emitted it, its topics and data. */
+export interface ReceiptLog {
+  readonly address: Address;
+  readonly topics: readonly Hex[];
+  readonly data: Hex;
 }
 
 export interface SubmitOptions {

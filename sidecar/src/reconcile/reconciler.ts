@@ -7,9 +7,9 @@
 // before the interface stayed up for a while (a crash loop), or a bring-up that fails (the first one
 // too: wireguard-go missing, or dying at start), waits a growing delay first (restarts.ts), logged at
 // error once and then as warnings thinned as every repeating warning is (logRepeats.ts).
-import { type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
+import { containsIp, type MeshCidr, numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import { scrubUrls } from "@attestmesh/shared/service/log.ts";
-import type { MembershipFollower } from "../chain/follower.ts";
+import type { MembershipFollower, MembershipSnapshot } from "../chain/follower.ts";
 import { AttestmeshError, isAttestmeshError } from "../errors.ts";
 import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
@@ -67,6 +67,17 @@ export interface Reconciler {
    * Nothing while this node is a member (its passes keep the links), or without a view or a bridge.
    */
   prepareLinks(): Promise<void>;
+  /**
+   * This node's registration is included, and `claimed` is its record as the receipt states it
+   * (register.ts `claimedRecord`), or undefined: the registration ended otherwise (the member id is
+   * known, or the attempt failed). Until then, while this node has no member id, the next pass brings
+   * the interface up with the claimed address and adds the peers the current (certified) view names,
+   * before it syncs: the receipt decides no peer. A claim the view contradicts (an address or a member
+   * id the view already holds, an address outside the mesh) is not used. After the sync, this node's
+   * own record in the view (matched by its keys) is what counts, and corrects what the claim set; with
+   * no record there yet, the interface stays as it is (no teardown).
+   */
+  included(claimed: Member | undefined): void;
 }
 
 /** Why an interface went away by itself, by the backend's error code (backend.ts `onLost`). */
@@ -92,6 +103,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let interfaceAddress: string | undefined;
   let lastDropped = "";
   let endedMemberId: bigint | undefined;
+  /** This node's record as its registration receipt claimed it, until its member id is known. */
+  let claimed: Member | undefined;
   const tieBreak = createHandshakeTieBreak({
     selfKey: options.keys.wireguard.publicKeyBase64,
     ...(options.handshakeHoldMs === undefined ? {} : { holdMs: options.handshakeHoldMs }),
@@ -435,6 +448,41 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     status.update({ peers, droppedRecords: desired.dropped, wireguard: "configured" });
   }
 
+  /**
+   * The claimed record, if the view does not contradict it: no record under its member id (ids are
+   * never reused), no active member at its address, an address of the mesh. Only its id (for the hello)
+   * and address are the claim's; its keys are this node's own (register.ts checked them).
+   */
+  function usableClaim(view: MembershipSnapshot | undefined): Member | undefined {
+    if (claimed === undefined || view === undefined || options.memberId() !== undefined) return undefined;
+    const claim = claimed;
+    if (!Number.isInteger(claim.meshIp) || !containsIp(mesh, claim.meshIp)) return undefined;
+    if (view.members.has(claim.memberId)) return undefined;
+    for (const m of view.members.values()) {
+      if (m.status === "active" && m.meshIp === claim.meshIp) return undefined;
+    }
+    return claim;
+  }
+
+  /** While the member id is read back after an inclusion: this node's active record in `view`, by its keys. */
+  function ownByKeys(view: MembershipSnapshot): Member | undefined {
+    if (claimed === undefined) return undefined;
+    const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+    const claim = claimed;
+    for (const m of view.members.values()) {
+      if (
+        m.status === "active" &&
+        same(m.appId, claim.appId) &&
+        same(m.memberKey, claim.memberKey) &&
+        same(m.wireguardKey, claim.wireguardKey) &&
+        same(m.identityKey, claim.identityKey)
+      ) {
+        return m;
+      }
+    }
+    return undefined;
+  }
+
   async function teardown(): Promise<void> {
     const running = interfaceAddress !== undefined || lost;
     // When taking it down fails, everything stays as it was for the next pass to try again.
@@ -461,6 +509,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   return {
+    included(record) {
+      claimed = record;
+    },
+
     async prepareLinks() {
       const view = follower.current();
       if (options.transport === undefined || view === undefined || options.memberId() !== undefined) return;
@@ -478,9 +530,29 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
 
     async pass() {
       try {
+        // Just included, the member id not read back yet: the view this node verified while it
+        // registered names its peers now; the sync below corrects what the claim set (issue 15).
+        const early =
+          interfaceAddress === undefined && !lost && !startFailing
+            ? usableClaim(follower.current())
+            : undefined;
+        if (early !== undefined) {
+          const view = follower.current()!;
+          logger.debug(
+            { memberId: early.memberId.toString(), block: view.block },
+            "registration included: configuring the view's members ahead of this node's own record",
+          );
+          await configure(early, view.members.values(), view.block);
+        }
         const snapshot = await follower.sync();
         const memberId = options.memberId();
-        const self = memberId === undefined ? undefined : snapshot.members.get(memberId);
+        const pending = memberId === undefined && claimed !== undefined;
+        const self =
+          memberId === undefined
+            ? pending
+              ? ownByKeys(snapshot)
+              : undefined
+            : snapshot.members.get(memberId);
         // A lost interface's next attempt may have to wait (restarts.ts): the rest of the pass still runs.
         const held = self?.status === "active" && restartHeld();
         if (self?.status === "active") {
@@ -497,7 +569,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           // Hand control back first: if taking the interface down fails, the next pass retries it.
           options.onMembershipEnded(self);
           await teardown();
-        } else if (memberId === undefined) {
+        } else if (memberId === undefined && !pending) {
           await teardown();
         }
         // else: registered, but not confirmed at head − confirmations yet (phase stays waiting-peers).

@@ -235,6 +235,129 @@ describe("reconciler with the transport layer", () => {
     assert.deepEqual(await backend.peers().catch(() => []), []);
   });
 
+  /** This node's record as a receipt claims it (register.ts `claimedRecord`): its own keys, `id`, `ip`. */
+  const claimOf = (id: number, ip = `10.77.0.${id}`) =>
+    member(id, {
+      appId: getAddress(`0x${"99".repeat(20)}`),
+      memberKey: getAddress(`0x${"98".repeat(20)}`),
+      wireguardKey: bytesToHex(selfWg.publicKey),
+      identityKey: `0x${"97".repeat(32)}`,
+      meshIp: ipToNumber(ip),
+      registeredAt: 0,
+    });
+
+  /** Holds every sync until `release()`: what a pass did before its sync is what the claim did. */
+  function gateSync(script: ReturnType<typeof scriptedFollower>) {
+    const sync = script.follower.sync;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let waiting = 0;
+    script.follower.sync = async () => {
+      waiting += 1;
+      await gate;
+      return sync();
+    };
+    return { release: () => open(), waiting: () => waiting };
+  }
+
+  test("gateway: just included, a newcomer adds the view's members with the claimed address before its sync; its record in the view counts before the member id is read back", async () => {
+    // Issue 15: the newcomer's peers waited for the pass that synced its own record (agreed head, logs,
+    // the record: 3–4 round trips) and for its member id read back.
+    const { reconciler, backend, script, status, setSelf } = setup(1n, "gateway");
+    setSelf(undefined);
+    script.set([member(2), member(3)]);
+    const gate = gateSync(script);
+    reconciler.included(claimOf(9));
+    const pass = reconciler.pass();
+    await waitFor("the sync asked for", () => gate.waiting() > 0, 1_000);
+    assert.equal(backend.interface?.address, "10.77.0.9/16", "the claimed address, before the sync");
+    assert.deepEqual(
+      (await backend.peers()).map((p) => p.allowedIps[0]).sort(),
+      ["10.77.0.2/32", "10.77.0.3/32"],
+      "exactly the members the view names",
+    );
+    // The synced view does not hold this node's record yet (a confirmation behind): nothing is undone.
+    gate.release();
+    await pass;
+    assert.ok(
+      !backend.operations.some((o) => o.kind === "down"),
+      "no teardown while the member id is read back",
+    );
+    assert.equal(backend.interface?.address, "10.77.0.9/16");
+    // Then it does (found by its keys), while the member id is still being read back.
+    script.set([member(2), member(3), claimOf(9)]);
+    await reconciler.pass();
+    assert.equal(backend.interface?.address, "10.77.0.9/16");
+    assert.equal((await backend.peers()).length, 2);
+    assert.ok(!backend.operations.some((o) => o.kind === "down"));
+    assert.equal(status.get().wireguard, "configured");
+  });
+
+  test("gateway: attacker: a lying receipt cannot make a newcomer peer early or with a key the view does not name; the view corrects its address", async () => {
+    // The receipt is the answering RPC's word. (1) A claim the view contradicts (another member's id
+    // or address) configures nothing before the sync.
+    for (const lie of [claimOf(3, "10.77.0.77"), claimOf(9, "10.77.0.3"), claimOf(9, "10.78.0.9")]) {
+      const { reconciler, backend, script, setSelf } = setup(1n, "gateway");
+      setSelf(undefined);
+      script.set([member(2), member(3)]);
+      const gate = gateSync(script);
+      reconciler.included(lie);
+      const pass = reconciler.pass();
+      await waitFor("the sync asked for", () => gate.waiting() > 0, 1_000);
+      assert.deepEqual(
+        backend.operations,
+        [],
+        `nothing before the sync for ${lie.memberId} at ${lie.meshIp}`,
+      );
+      // The chain holds no record of this node yet: no peer, no interface, and no teardown either.
+      gate.release();
+      await pass;
+      assert.deepEqual(backend.operations, []);
+    }
+    // (2) A free address and id, but not the chain's: the members the view names, no one else; then
+    // the view's record (id 9, 10.77.0.9) corrects the address. A record carrying this node's WireGuard
+    // key under another member key (anyone can register a public key) is not this node's, and no peer.
+    const { reconciler, backend, script, setSelf } = setup(1n, "gateway");
+    setSelf(undefined);
+    const impostor = member(10, {
+      wireguardKey: bytesToHex(selfWg.publicKey),
+      identityKey: claimOf(9).identityKey,
+    });
+    script.set([member(2), impostor]);
+    const gate = gateSync(script);
+    reconciler.included(claimOf(11, "10.77.0.66"));
+    const pass = reconciler.pass();
+    await waitFor("the sync asked for", () => gate.waiting() > 0, 1_000);
+    assert.equal(backend.interface?.address, "10.77.0.66/16");
+    assert.deepEqual(
+      (await backend.peers()).map((p) => p.publicKey),
+      [hexToWgBase64(member(2).wireguardKey)],
+      "only member 2: the impostor carries this node's own key",
+    );
+    script.set([member(2), impostor, member(3), claimOf(9)]);
+    gate.release();
+    await pass;
+    assert.equal(
+      backend.interface?.address,
+      "10.77.0.9/16",
+      "the view's record, not the claim nor the impostor's",
+    );
+    assert.deepEqual((await backend.peers()).map((p) => p.allowedIps[0]).sort(), [
+      "10.77.0.2/32",
+      "10.77.0.3/32",
+    ]);
+    // (3) No claim once the member id is known, nor after the registration ended without one.
+    const late = setup(1n, "gateway");
+    late.setSelf(undefined);
+    late.script.set([member(2)]);
+    late.reconciler.included(claimOf(9));
+    late.reconciler.included(undefined);
+    await late.reconciler.pass();
+    assert.deepEqual(late.backend.operations, [], "a withdrawn claim configures nothing");
+  });
+
   test("gateway: a member's links are its passes' alone; links opened ahead are the ones its first pass keeps", async () => {
     const { reconciler, script, linkRequests } = setup(1n, "gateway");
     script.set([member(1), member(2), member(3)]);
