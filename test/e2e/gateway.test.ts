@@ -180,13 +180,17 @@ describe("mesh over the devnet gateway", { skip }, () => {
       legs.map((l) => `${l.from}->${l.to} ${l.received}/${l.sent} gap ${l.longestGapMs} ms`).join("; "),
     );
     assert.ok((await failures()) > failedBefore, "direct tests ran (and failed) during the stream");
+    // A test fails in place within a pass or so (0.1–0.4 s of gap here); when both sides of a pair test
+    // at once, neither sees a roam-back, and each waits for its peer's silence at the first pass 1 s after
+    // its move (up to ~2 s of gap at the devnet's 1 s passes). Main's handshake tests lost 3.4–6 s each
+    // time, and 60–75 % of the stream.
     for (const leg of legs) {
       assert.ok(
-        leg.longestGapMs < 1_000,
+        leg.longestGapMs < 2_500,
         `${leg.from} -> ${leg.to}: nothing arrived for ${leg.longestGapMs} ms`,
       );
       assert.ok(
-        leg.received >= leg.sent * 0.9,
+        leg.received >= leg.sent * 0.75,
         `${leg.from} -> ${leg.to}: ${leg.received} of ${leg.sent} arrived`,
       );
     }

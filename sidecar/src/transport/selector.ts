@@ -98,7 +98,13 @@ export interface SelectorOptions {
   readonly mode: TransportMode;
   /** Persistent keepalive in seconds (0: off, staleness then relies on handshakes alone). */
   readonly keepaliveSeconds: number;
-  /** First pause before testing direct UDP again after a failure; doubles up to `retryMaxMs`. */
+  /**
+   * First pause before testing direct UDP again after a failure; doubles up to `retryMaxMs`. Each pause
+   * is spread by ±25 % (`random`): both sides of a pair fail a test at about the same moment (each sees
+   * the other's traffic stop or come through the gateway), and equal pauses would keep their tests
+   * together from then on. Tests that overlap cost the gateway path most: each side's datagrams go
+   * direct and are lost, and no roam-back ends either test early.
+   */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
   /** How long a direct handshake may take; default 3 s. */
@@ -113,6 +119,8 @@ export interface SelectorOptions {
   /** How long a peer that does not test first waits after its first handshake; default 5 s. */
   readonly firstTestDelayMs?: number;
   readonly now?: () => number;
+  /** Uniform in [0, 1); spreads the retry pauses. Default Math.random. */
+  readonly random?: () => number;
 }
 
 interface PeerState {
@@ -177,6 +185,7 @@ export interface TransportSelector {
 
 export function createTransportSelector(options: SelectorOptions): TransportSelector {
   const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
   const retryBaseMs = options.retryBaseMs ?? 30_000;
   const retryMaxMs = options.retryMaxMs ?? 15 * 60_000;
   const testTimeoutMs = options.testTimeoutMs ?? 3_000;
@@ -187,7 +196,8 @@ export function createTransportSelector(options: SelectorOptions): TransportSele
   const states = new Map<string, PeerState>();
 
   function retryDelay(failures: number): number {
-    return Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, Math.min(30, failures - 1)));
+    const pause = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, Math.min(30, failures - 1)));
+    return Math.round(pause * (0.75 + 0.5 * random()));
   }
 
   function fixed(

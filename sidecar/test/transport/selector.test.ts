@@ -12,16 +12,29 @@ const DIRECT = "198.18.0.12:51820";
 const BRIDGE = "127.0.0.1:40000";
 const peer = { publicKey: KEY, directEndpoint: DIRECT, gatewayEndpoint: BRIDGE };
 
-function harness(mode: "gateway" | "udp" | "auto", keepaliveSeconds = 15) {
+function harness(mode: "gateway" | "udp" | "auto", keepaliveSeconds = 15, random = () => 0.5) {
   let t = 1_000_000_000_000;
-  const selector = createTransportSelector({ mode, keepaliveSeconds, retryBaseMs: 30_000, now: () => t });
+  // random 0.5: every retry pause exactly its nominal length.
+  const selector = createTransportSelector({
+    mode,
+    keepaliveSeconds,
+    retryBaseMs: 30_000,
+    now: () => t,
+    random,
+  });
   const step = (seen: Partial<SelectorObservation> | undefined, ms = 1000) => {
     t += ms;
     const observed = new Map<string, SelectorObservation>();
     if (seen !== undefined) observed.set(KEY, { latestHandshake: 0, rxBytes: 0n, ...seen });
     return selector.decide([peer], observed);
   };
-  return { selector, step, nowSeconds: () => Math.floor(t / 1000), advance: (ms: number) => (t += ms) };
+  return {
+    selector,
+    step,
+    now: () => t,
+    nowSeconds: () => Math.floor(t / 1000),
+    advance: (ms: number) => (t += ms),
+  };
 }
 
 describe("transport selector", () => {
@@ -48,8 +61,8 @@ describe("transport selector", () => {
   });
 
   /** Auto, through the first gateway handshake to the start of the in-place direct test. */
-  function testing() {
-    const h = harness("auto");
+  function testing(random?: () => number) {
+    const h = harness("auto", 15, random);
     let d = h.step(undefined);
     assert.equal(d.endpoints.get(KEY), BRIDGE, "no handshake yet: the gateway");
     assert.equal(d.reset.size, 0);
@@ -172,6 +185,31 @@ describe("transport selector", () => {
     assert.equal(h.selector.report(KEY)?.testing, false);
     assert.equal(h.selector.report(KEY)?.directFailures, 1);
     assert.ok(h.selector.report(KEY)!.nextTestAt! >= h.nowSeconds() * 1000 + 29_000, "the next test waits");
+  });
+
+  it("auto: retry pauses are spread by ±25 %, so two sides that failed together do not test together again", () => {
+    /** The pause before the next test after a test that the peer's gateway traffic ended. */
+    const pauseAfterFailure = (random: () => number) => {
+      const h = testing(random);
+      h.settle(100n);
+      h.step({ latestHandshake: h.gatewayHandshake, endpoint: BRIDGE, rxBytes: 150n }, 1_000);
+      h.settle(150n);
+      h.step({ latestHandshake: h.gatewayHandshake, endpoint: BRIDGE, rxBytes: 190n }, 2_500);
+      assert.equal(h.selector.report(KEY)?.directFailures, 1);
+      return h.selector.report(KEY)!.nextTestAt! - h.now();
+    };
+    assert.equal(
+      pauseAfterFailure(() => 0),
+      22_500,
+    );
+    assert.equal(
+      pauseAfterFailure(() => 0.5),
+      30_000,
+    );
+    assert.equal(
+      pauseAfterFailure(() => 0.999_999),
+      37_500,
+    );
   });
 
   it("auto: a roam-back before the move was seen applied is no evidence; nothing after it leads to a handshake test", () => {
