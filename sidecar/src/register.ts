@@ -181,10 +181,11 @@ export interface RegisterOptions {
   /**
    * Called once a registration transaction succeeded, before its member id is read back: the chain
    * already holds the record, so the membership view can start catching up while that read runs.
-   * `claimed` is this node's record as the receipt's MemberRegistered log states it (`claimedRecord`):
-   * what the RPC or bundler that answered says, never state; undefined when the receipt has none.
+   * `claimed` is this node's record as the receipt's MemberRegistered log states it (`claimedRecord`),
+   * and `block` the block the receipt names: what the RPC or bundler that answered says, never state;
+   * `claimed` is undefined when the receipt has no such log.
    */
-  readonly onIncluded?: (claimed: Member | undefined) => void;
+  readonly onIncluded?: (claimed: Member | undefined, block: bigint) => void;
 }
 
 /**
@@ -280,7 +281,7 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       { details: { txHash: hash } },
     );
   }
-  options.onIncluded?.(claimedRecord(receipt.logs ?? [], chain.cluster, keys));
+  options.onIncluded?.(claimedRecord(receipt.logs ?? [], chain.cluster, keys), receipt.blockNumber);
   const after = await reader.memberOfApp(appId);
   if (!after.active) {
     throw retryableError(

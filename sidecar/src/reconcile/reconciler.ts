@@ -75,9 +75,11 @@ export interface Reconciler {
    * before it syncs: the receipt decides no peer. A claim the view contradicts (an address or a member
    * id the view already holds, an address outside the mesh) is not used. After the sync, this node's
    * own record in the view (matched by its keys) is what counts, and corrects what the claim set; with
-   * no record there yet, the interface stays as it is (no teardown).
+   * no record there yet, the interface stays as it is (no teardown), until the view reaches `block`,
+   * where the receipt says the registration was included: a view that has and holds no active record of
+   * this node refused it (its certificate did not verify), and what the claim set up goes.
    */
-  included(claimed: Member | undefined): void;
+  included(claim: { readonly record: Member; readonly block: bigint } | undefined): void;
 }
 
 /** Why an interface went away by itself, by the backend's error code (backend.ts `onLost`). */
@@ -105,6 +107,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let endedMemberId: bigint | undefined;
   /** This node's record as its registration receipt claimed it, until its member id is known. */
   let claimed: Member | undefined;
+  /**
+   * The block the receipt says included this node's registration: the interface was (or may be)
+   * brought up ahead of the view; a view at or past it without this node's active record refused it.
+   * Kept when the claim goes (the member id is known), until this node's record counts.
+   */
+  let includedAt: bigint | undefined;
   const tieBreak = createHandshakeTieBreak({
     selfKey: options.keys.wireguard.publicKeyBase64,
     ...(options.handshakeHoldMs === undefined ? {} : { holdMs: options.handshakeHoldMs }),
@@ -455,6 +463,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
    */
   function usableClaim(view: MembershipSnapshot | undefined): Member | undefined {
     if (claimed === undefined || view === undefined || options.memberId() !== undefined) return undefined;
+    // Only ahead of the view: once it reached the inclusion, it decides (see `included`).
+    if (includedAt === undefined || view.block >= includedAt) return undefined;
     const claim = claimed;
     if (!Number.isInteger(claim.meshIp) || !containsIp(mesh, claim.meshIp)) return undefined;
     if (view.members.has(claim.memberId)) return undefined;
@@ -509,8 +519,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   return {
-    included(record) {
-      claimed = record;
+    included(claim) {
+      claimed = claim?.record;
+      if (claim !== undefined) includedAt = claim.block;
     },
 
     async prepareLinks() {
@@ -556,6 +567,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         // A lost interface's next attempt may have to wait (restarts.ts): the rest of the pass still runs.
         const held = self?.status === "active" && restartHeld();
         if (self?.status === "active") {
+          includedAt = undefined;
           if (!held) await configure(self, snapshot.members.values(), snapshot.block);
         } else if (self !== undefined && memberId !== endedMemberId) {
           // Evicted or left: this node is no longer part of the mesh.
@@ -571,6 +583,16 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           await teardown();
         } else if (memberId === undefined && !pending) {
           await teardown();
+        } else if (includedAt !== undefined && snapshot.block >= includedAt) {
+          // Configured ahead of the view (`included`), which now holds the inclusion's block and no
+          // active record of this node: its record was refused (its certificate did not verify).
+          if (interfaceAddress !== undefined || lost) {
+            logger.warn(
+              { block: snapshot.block, includedAt },
+              "this node's registration is not in its own verified view at the block that included it; taking down what the receipt set up ahead",
+            );
+            await teardown();
+          }
         }
         // else: registered, but not confirmed at head − confirmations yet (phase stays waiting-peers).
         attemptEnded(undefined);

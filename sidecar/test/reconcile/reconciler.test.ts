@@ -269,7 +269,7 @@ describe("reconciler with the transport layer", () => {
     setSelf(undefined);
     script.set([member(2), member(3)]);
     const gate = gateSync(script);
-    reconciler.included(claimOf(9));
+    reconciler.included({ record: claimOf(9), block: 2n });
     const pass = reconciler.pass();
     await waitFor("the sync asked for", () => gate.waiting() > 0, 1_000);
     assert.equal(backend.interface?.address, "10.77.0.9/16", "the claimed address, before the sync");
@@ -303,7 +303,7 @@ describe("reconciler with the transport layer", () => {
       setSelf(undefined);
       script.set([member(2), member(3)]);
       const gate = gateSync(script);
-      reconciler.included(lie);
+      reconciler.included({ record: lie, block: 2n });
       const pass = reconciler.pass();
       await waitFor("the sync asked for", () => gate.waiting() > 0, 1_000);
       assert.deepEqual(
@@ -327,7 +327,7 @@ describe("reconciler with the transport layer", () => {
     });
     script.set([member(2), impostor]);
     const gate = gateSync(script);
-    reconciler.included(claimOf(11, "10.77.0.66"));
+    reconciler.included({ record: claimOf(11, "10.77.0.66"), block: 3n });
     const pass = reconciler.pass();
     await waitFor("the sync asked for", () => gate.waiting() > 0, 1_000);
     assert.equal(backend.interface?.address, "10.77.0.66/16");
@@ -352,10 +352,37 @@ describe("reconciler with the transport layer", () => {
     const late = setup(1n, "gateway");
     late.setSelf(undefined);
     late.script.set([member(2)]);
-    late.reconciler.included(claimOf(9));
+    late.reconciler.included({ record: claimOf(9), block: 2n });
     late.reconciler.included(undefined);
     await late.reconciler.pass();
     assert.deepEqual(late.backend.operations, [], "a withdrawn claim configures nothing");
+  });
+
+  test("gateway: attacker: a newcomer configured ahead whose record its view refuses takes it down once the view reaches the inclusion, and never again from the claim", async () => {
+    // The receipt's claim brought the interface up ahead of the view; the view at the inclusion's block
+    // holds no active record of this node (its certificate was refused, or the receipt lied): nothing
+    // the claim set up stays, whether or not the member id was read back meanwhile.
+    for (const idKnown of [false, true]) {
+      const { reconciler, backend, script, setSelf, status } = setup(1n, "gateway");
+      setSelf(undefined);
+      script.set([member(2), member(3)]);
+      reconciler.included({ record: claimOf(9), block: 2n });
+      await reconciler.pass();
+      assert.equal(backend.interface?.address, "10.77.0.9/16", "ahead of the view (block 1 of 2)");
+      if (idKnown) {
+        setSelf(9n);
+        reconciler.included(undefined);
+      }
+      script.set([member(2), member(3)]);
+      await reconciler.pass();
+      assert.equal(backend.interface, undefined, `taken down (member id ${idKnown ? "known" : "unknown"})`);
+      assert.equal(status.get().meshIp, undefined);
+      const downs = backend.operations.filter((o) => o.kind === "down").length;
+      script.set([member(2), member(3)]);
+      await reconciler.pass();
+      assert.equal(backend.interface, undefined, "not brought up again from the claim");
+      assert.equal(backend.operations.filter((o) => o.kind === "down").length, downs, "one teardown");
+    }
   });
 
   test("gateway: a member's links are its passes' alone; links opened ahead are the ones its first pass keeps", async () => {
