@@ -2,8 +2,8 @@
 // every registry poll), subscribe to the first `subscriptions` of them at once, each with a member-key
 // signature over its server's challenge, verify every envelope, and turn each verified push, from any of
 // them, into a wake-up of the pollers its log concerns (concerns.ts; once per block, poller and
-// subscription: a transaction's later logs wake nothing more). Each subscription slot has its own verifier position,
-// backoff and lag detector, so one indexer that dies, lags or lies costs nothing while another keeps
+// subscription: a transaction's later logs wake nothing more). Each subscription slot has its own
+// verifier position, backoff and lag detector, so one indexer that dies, lags or lies costs nothing while another keeps
 // pushing; an indexer the owner adds or removes is picked up or dropped at the slot's next reconnect. The payload is never stored: the reconcile
 // pass reads the chain itself. An envelope that fails verification, or whose sampled repro stub does not
 // reproduce, tears the subscription down and is logged as adversarial; reconnection backs off. Chain
@@ -328,8 +328,8 @@ export function startIntake(options: IntakeOptions): Intake {
         // One wake-up per block and poller: the pass or tick it asks for starts after this push, so it
         // reads a head at or past this block, and a later log of the same block (a transaction's next
         // event) gives it nothing more to read; a second pass would only load the providers while a
-        // join's every node reads (issue 15). A retraction wakes every poller, and so does whatever
-        // follows it.
+        // join's every node reads (issue 15). A retraction wakes every poller, and whatever follows it
+        // wakes what it concerns, whatever its block.
         if (envelope.removed || wokenAt === undefined || block > wokenAt) {
           wokenAt = envelope.removed ? undefined : block;
           wokenFor = new Set();
