@@ -37,6 +37,7 @@ import type { CskServePolicy } from "./csk/server.ts";
 import { AttestmeshError, fatalError } from "./errors.ts";
 import { startHealthServer } from "./health.ts";
 import type { PeerTable } from "./heartbeat/service.ts";
+import { EVERY_CONCERN, wakeFor } from "./intake/concerns.ts";
 import { startIntake } from "./intake/intake.ts";
 import { createIndexerQuoteCheck } from "./intake/quote.ts";
 import { createDstackKeySource, deriveNodeKeys, type KeySource, readPinnedFromGuestAgent } from "./keys.ts";
@@ -489,12 +490,19 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       cadence.stir();
       return loop.wake(reason);
     };
-    /** Every poller now, at the full cadence: something happened on chain, or the pushes stopped. */
-    const wakeAll = (reason: string) => {
-      meshLayer.wake();
-      messaging.wake();
-      return wake(reason);
-    };
+    /**
+     * The pollers a push concerns now, and every poller at the full cadence: something happened on
+     * chain. A registration's push wakes only the reconcile loop, so the CSK and message pollers' reads
+     * do not queue ahead of its own at the providers while every node adds the newcomer (issue 15).
+     */
+    const wakeConcerned = wakeFor({
+      membership: (reason) => wake(reason),
+      csk: () => meshLayer.wake(),
+      messages: () => messaging.wake(),
+      stir: () => cadence.stir(),
+    });
+    /** Every poller now, at the full cadence: the pushes stopped or lag. */
+    const wakeAll = (reason: string) => wakeConcerned(reason, EVERY_CONCERN);
     shutdown.add("reconcile loop", () => loop.stopped);
     if (config.indexerPush) {
       // Wake-ups only: each verified push triggers this sidecar's own chain reads.
@@ -505,7 +513,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         chainId: chain.chainId,
         memberId: cycle.memberId,
         account: privateKeyToAccount(keys.member.secret.reveal()),
-        wake: wakeAll,
+        wake: wakeConcerned,
         onStatus: (s) => {
           status.update(s);
           const healthy = s.indexers.some((link) => link.subscribed && !link.lagging);

@@ -32,9 +32,9 @@ export const REST_AFTER_MS = 30_000;
 /**
  * How often the pollers poll. At full cadence, every configured interval. At rest — a source of
  * wake-ups is healthy (a verified, not lagging indexer subscription) and nothing woke the sidecar for
- * REST_AFTER_MS — REST_FACTOR times as long: every verified push (and every liveness event, every
- * reconcile wake-up) wakes the pollers at once and restores the full cadence, so a push costs no
- * latency. Polling never stops, so an indexer that falls silent or withholds a log delays what the
+ * REST_AFTER_MS — REST_FACTOR times as long: every verified push wakes at once the pollers its log
+ * concerns (intake/concerns.ts) and restores every poller's full cadence (so does every liveness event,
+ * every reconcile wake-up), so a push costs no latency. Polling never stops, so an indexer that falls silent or withholds a log delays what the
  * sidecar sees by at most (REST_FACTOR − 1) intervals, until its lag check flags it and the full cadence
  * resumes; it never decides anything (docs/sidecar.md, "Polling at rest").
  */

@@ -1,9 +1,9 @@
 // The sidecar's side of the indexers: find them in the registry (again before every connection and on
 // every registry poll), subscribe to the first `subscriptions` of them at once, each with a member-key
 // signature over its server's challenge, verify every envelope, and turn each verified push, from any of
-// them, into a wake-up of the reconcile loop (once per block and subscription: a transaction's later
-// logs wake nothing more). Each subscription slot has its own verifier position,
-// backoff and lag detector, so one indexer that dies, lags or lies costs nothing while another keeps
+// them, into a wake-up of the pollers its log concerns (concerns.ts; once per block, poller and
+// subscription: a transaction's later logs wake nothing more). Each subscription slot has its own
+// verifier position, backoff and lag detector, so one indexer that dies, lags or lies costs nothing while another keeps
 // pushing; an indexer the owner adds or removes is picked up or dropped at the slot's next reconnect. The payload is never stored: the reconcile
 // pass reads the chain itself. An envelope that fails verification, or whose sampled repro stub does not
 // reproduce, tears the subscription down and is logged as adversarial; reconnection backs off. Chain
@@ -18,6 +18,7 @@ import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import { sleep } from "../sleep.ts";
+import { type Concern, concernsOf, EVERY_CONCERN } from "./concerns.ts";
 import { createLagDetector } from "./lag.ts";
 import { createSubscriptionProtocol } from "./protocol.ts";
 import type { IndexerQuoteCheck } from "./quote.ts";
@@ -59,7 +60,8 @@ export interface IntakeOptions {
   readonly memberId: () => bigint | undefined;
   /** The member key: signs the subscription. */
   readonly account: LocalAccount;
-  readonly wake: (reason: string) => Promise<void>;
+  /** Wakes the pollers in `concerns` (every poller but for a push whose log says otherwise). */
+  readonly wake: (reason: string, concerns: ReadonlySet<Concern>) => Promise<void>;
   readonly onStatus: (status: IntakeStatus) => void;
   readonly signal: AbortSignal;
   readonly logger: Logger;
@@ -181,8 +183,9 @@ export function startIntake(options: IntakeOptions): Intake {
       });
       let verified = false;
       let done = false;
-      /** The block of this session's last wake-up (undefined after a retraction). */
+      /** The block of this session's last wake-up (undefined after a retraction), and whom it woke. */
       let wokenAt: bigint | undefined;
+      let wokenFor = new Set<Concern>();
       let lagTimer: NodeJS.Timeout | undefined;
       let queue: Promise<void> = Promise.resolve();
       let ws: WebSocket;
@@ -294,7 +297,7 @@ export function startIntake(options: IntakeOptions): Intake {
             },
             "indexer subscription verified",
           );
-          if (envelope.gap) void options.wake("indexer cursor gap");
+          if (envelope.gap) void options.wake("indexer cursor gap", EVERY_CONCERN);
           return;
         }
         if (!envelope.removed && (options.random ?? Math.random)() < options.reproSampleRate) {
@@ -322,14 +325,24 @@ export function startIntake(options: IntakeOptions): Intake {
           setLink(slot, record, { lastVerifiedPushBlock: block });
         }
         ws.send(JSON.stringify({ type: "ack", seq: envelope.seq }));
-        // One wake-up per block: the pass it asks for starts after this push, so it reads a head at or
-        // past this block, and a later log of the same block (a transaction's next event) gives it
-        // nothing more to read; a second pass would only load the providers while a join's every node
-        // reads (issue 15). A retraction always wakes, and so does whatever follows it.
+        // One wake-up per block and poller: the pass or tick it asks for starts after this push, so it
+        // reads a head at or past this block, and a later log of the same block (a transaction's next
+        // event) gives it nothing more to read; a second pass would only load the providers while a
+        // join's every node reads (issue 15). A retraction wakes every poller, and whatever follows it
+        // wakes what it concerns, whatever its block.
         if (envelope.removed || wokenAt === undefined || block > wokenAt) {
           wokenAt = envelope.removed ? undefined : block;
-          log.trace({ block, seq: envelope.seq.toString() }, "indexer push verified; waking");
-          void options.wake("indexer push");
+          wokenFor = new Set();
+        }
+        const concerns = envelope.removed ? EVERY_CONCERN : concernsOf(envelope.log.topics);
+        const waking = new Set([...concerns].filter((c) => !wokenFor.has(c)));
+        for (const c of waking) wokenFor.add(c);
+        if (waking.size > 0) {
+          log.trace(
+            { block, seq: envelope.seq.toString(), waking: [...waking] },
+            "indexer push verified; waking",
+          );
+          void options.wake("indexer push", waking);
         } else {
           log.trace(
             { block, seq: envelope.seq.toString() },

@@ -35,8 +35,11 @@ import {
   type ClusterFixture,
   randomAppId,
   setupCluster,
+  signRegistration,
+  simulatedNode,
 } from "../../../test/helpers/cluster.ts";
 import { readIndexerRecords } from "../../src/chain/indexerRecord.ts";
+import type { Concern } from "../../src/intake/concerns.ts";
 import { type Intake, type IntakeOptions, type IntakeStatus, startIntake } from "../../src/intake/intake.ts";
 import { createIndexerQuoteCheck, type IndexerQuoteCheck } from "../../src/intake/quote.ts";
 import type { IndexerRecord } from "../../src/intake/registry.ts";
@@ -84,6 +87,8 @@ type ReceiptLog = Log<bigint, number, false>;
 interface FixtureIntake extends Intake {
   /** The reason of every wake-up so far. */
   readonly wakes: readonly string[];
+  /** The pollers each wake-up named, in the same order. */
+  readonly woken: readonly (readonly Concern[])[];
   /** Aborts the intake and waits for its loop to end. */
   stop(): Promise<void>;
 }
@@ -101,6 +106,7 @@ function startFixtureIntake(
 ): FixtureIntake {
   const abort = new AbortController();
   const wakes: string[] = [];
+  const woken: Concern[][] = [];
   const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
   const intake = startIntake({
     client: fx.publicClient,
@@ -109,8 +115,9 @@ function startFixtureIntake(
     chainId: fx.chainId,
     memberId: () => member.id,
     account: member.node.memberAccount,
-    wake: async (reason) => {
+    wake: async (reason, concerns) => {
       wakes.push(reason);
+      woken.push([...concerns].sort());
     },
     signal: abort.signal,
     lagThresholdMs: 60_000,
@@ -126,6 +133,7 @@ function startFixtureIntake(
     status: () => intake.status(),
     stopped: intake.stopped,
     wakes,
+    woken,
     async stop() {
       abort.abort();
       await intake.stopped;
@@ -364,6 +372,62 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     await delay(100);
     assert.equal(intake.wakes.length, before.wakes + 3, "the eviction's second log woke nothing");
     assert.equal(intake.status().lastVerifiedPushBlock, later.blockNumber);
+  });
+
+  // Issue 15: every push woke the CSK and message pollers too, whose reads queued ahead of the
+  // reconcile pass's while every node added a newcomer.
+  test("a registration wakes the reconcile loop alone; another event of its block wakes the rest", async () => {
+    const node = simulatedNode(fx.kmsRoot);
+    await fx.publicClient.waitForTransactionReceipt({ hash: await fx.owner.write.addAppId([node.appId]) });
+    const signature = await signRegistration(fx, node, {
+      nonce: await fx.owner.read.registrationNonce([node.appId]),
+    });
+    const provider = fx.connection.provider;
+    await provider.request({ method: "evm_setAutomine", params: [false] });
+    let hashes: Hex[];
+    try {
+      hashes = [
+        await fx.relayer.write.register([
+          node.proof,
+          node.wireguardKey,
+          node.identityKey,
+          node.claims,
+          signature,
+        ]),
+        await fx.owner.write.addAppId([randomAppId()]),
+      ];
+      await provider.request({ method: "evm_mine", params: [] });
+    } finally {
+      await provider.request({ method: "evm_setAutomine", params: [true] });
+    }
+    const receipts = await Promise.all(hashes.map((hash) => fx.publicClient.getTransactionReceipt({ hash })));
+    assert.equal(receipts[0]!.blockNumber, receipts[1]!.blockNumber, "one block");
+    const ours = (r: (typeof receipts)[number]) =>
+      r.logs.filter((l) => l.address.toLowerCase() === fx.deployed.diamond.toLowerCase());
+    const registered = ours(receipts[0]!).at(-1)!;
+    const added = ours(receipts[1]!)[0]!;
+    const next = (
+      await fx.publicClient.waitForTransactionReceipt({
+        hash: await fx.owner.write.addAppId([randomAppId()]),
+      })
+    ).logs[0]!;
+    const before = intake.woken.length;
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge));
+      c.send(logEnvelope(keyA, registered));
+      c.send(logEnvelope(keyA, registered));
+      c.send(logEnvelope(keyA, added));
+      c.send(logEnvelope(keyA, added));
+      c.send(logEnvelope(keyA, next));
+    });
+    await waitFor("every push acknowledged", () => conn.acks.length === 5);
+    await waitFor("the wake-ups", () => intake.woken.length === before + 3);
+    await delay(100);
+    assert.deepEqual(intake.woken.slice(before), [
+      ["membership"],
+      ["csk", "messages"],
+      ["csk", "membership", "messages"],
+    ]);
   });
 
   test("a forged signature is rejected as adversarial and tears the subscription down", async () => {
