@@ -24,7 +24,7 @@ import type { ClusterWriter, ReceiptLog } from "./chain/writer.ts";
 import { AttestmeshError, fatalError, retryableError } from "./errors.ts";
 import type { KeySource, NodeKeys } from "./keys.ts";
 import type { Logger } from "./log.ts";
-import type { Member } from "./model/member.ts";
+import { isSameNode, type Member, type MemberKeys } from "./model/member.ts";
 import { sleep } from "./sleep.ts";
 
 /** The compose hash and device id a member states at registration (its guest agent's Info). */
@@ -315,9 +315,14 @@ export function claimedRecord(
   cluster: Address,
   keys: Pick<NodeKeys, "appId" | "member" | "wireguard" | "identity">,
 ): Member | undefined {
-  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  const own: MemberKeys = {
+    appId: keys.appId,
+    memberKey: keys.member.address,
+    wireguardKey: keys.wireguard.publicKey,
+    identityKey: keys.identity.publicKey,
+  };
   for (const log of logs) {
-    if (!same(log.address, cluster)) continue;
+    if (log.address.toLowerCase() !== cluster.toLowerCase()) continue;
     let event: ReturnType<typeof decodeEventLog<typeof clusterAbi, "MemberRegistered">>;
     try {
       event = decodeEventLog({
@@ -329,22 +334,11 @@ export function claimedRecord(
     } catch {
       continue;
     }
-    const { memberId, appId, memberKey, wireguardKey, identityKey, meshIp } = event.args;
-    if (
-      !same(appId, keys.appId) ||
-      !same(memberKey, keys.member.address) ||
-      !same(wireguardKey, keys.wireguard.publicKey) ||
-      !same(identityKey, keys.identity.publicKey)
-    ) {
-      continue;
-    }
+    if (!isSameNode(event.args, own)) continue;
     return {
-      memberId,
-      appId: keys.appId,
-      memberKey: keys.member.address,
-      wireguardKey: keys.wireguard.publicKey,
-      identityKey: keys.identity.publicKey,
-      meshIp,
+      memberId: event.args.memberId,
+      ...own,
+      meshIp: event.args.meshIp,
       status: "active",
       registeredAt: 0,
     };

@@ -23,3 +23,21 @@ export interface Member {
   /** Read with the member pages; undefined where only the record was read. */
   readonly standing?: MemberStanding;
 }
+
+/** The keys that name a node, whatever its member id: its app id, member key, WireGuard and identity keys. */
+export type MemberKeys = Pick<Member, "appId" | "memberKey" | "wireguardKey" | "identityKey">;
+
+/**
+ * Whether two records carry one node's keys: the same app id, member key, WireGuard key and identity
+ * key, compared caselessly (addresses come checksummed or not, keys as hex in either case). Anyone
+ * can register a public key, so a record sharing only some of them is another node's.
+ */
+export function isSameNode(a: MemberKeys, b: MemberKeys): boolean {
+  const same = (x: string, y: string) => x.toLowerCase() === y.toLowerCase();
+  return (
+    same(a.appId, b.appId) &&
+    same(a.memberKey, b.memberKey) &&
+    same(a.wireguardKey, b.wireguardKey) &&
+    same(a.identityKey, b.identityKey)
+  );
+}

@@ -15,7 +15,7 @@ import type { NodeKeys } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import { createRepeatLog, REPEAT_LOG_NOTE, repeatFields } from "../logRepeats.ts";
 import type { SidecarMetrics } from "../metrics.ts";
-import { isStale, type Member } from "../model/member.ts";
+import { isSameNode, isStale, type Member } from "../model/member.ts";
 import type { DroppedRecord } from "../model/peer.ts";
 import { type RouteMtus, WG_GATEWAY_MTU } from "../model/wireguard.ts";
 import type { PeerReport, StatusStore } from "../status.ts";
@@ -477,18 +477,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   /** While the member id is read back after an inclusion: this node's active record in `view`, by its keys. */
   function ownByKeys(view: MembershipSnapshot): Member | undefined {
     if (claimed === undefined) return undefined;
-    const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
     const claim = claimed;
     for (const m of view.members.values()) {
-      if (
-        m.status === "active" &&
-        same(m.appId, claim.appId) &&
-        same(m.memberKey, claim.memberKey) &&
-        same(m.wireguardKey, claim.wireguardKey) &&
-        same(m.identityKey, claim.identityKey)
-      ) {
-        return m;
-      }
+      if (m.status === "active" && isSameNode(m, claim)) return m;
     }
     return undefined;
   }
