@@ -404,12 +404,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       record !== undefined && record.status === "active" && (await memberCertifier.certify(record)).ok
         ? record
         : undefined;
-    /** The member id the registration receipt claims, until the read-back one is the cycle's. */
-    let claimedId: bigint | undefined;
-    const forgetClaim = () => {
-      claimedId = undefined;
-      reconciler.included(undefined);
-    };
+    /**
+     * The member id the registration receipt claims, until the read-back one is the cycle's: the
+     * reconciler's claim, once it exists (it needs the transport, whose hellos ask for this first).
+     */
+    let claimedMemberId: () => bigint | undefined = () => undefined;
+    const forgetClaim = () => reconciler.included(undefined);
     const peerTransport = await retry("starting the gateway bridge", () =>
       startTransport({
         config,
@@ -419,7 +419,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           identitySecret: keys.identity.secret,
           // Between its registration's inclusion and its member id read back, the hello names the id
           // the receipt claims: a wrong one only gets this node's own hellos refused.
-          selfMemberId: () => cycle.memberId() ?? claimedId,
+          selfMemberId: () => cycle.memberId() ?? claimedMemberId(),
           // A hello must be signed by the identity key of an active member of the confirmed view.
           identityKey: (id) => {
             const member = follower.current()?.members.get(id);
@@ -450,6 +450,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       onMembershipEnded: cycle.membershipEnded,
       wake: (reason) => void wake(reason),
     });
+    claimedMemberId = reconciler.claimedMemberId;
     const messaging = await retry("starting sealed messages", () =>
       startMessaging({
         chain,
@@ -574,7 +575,6 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
               claimed !== undefined && ownCertificate.record(claimed.memberId) !== undefined
                 ? claimed
                 : undefined;
-            claimedId = ahead?.memberId;
             reconciler.included(ahead === undefined ? undefined : { record: ahead, block });
             void loop.wake("registration included");
             reconciler

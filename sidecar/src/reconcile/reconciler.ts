@@ -80,6 +80,8 @@ export interface Reconciler {
    * this node refused it (its certificate did not verify), and what the claim set up goes.
    */
   included(claim: { readonly record: Member; readonly block: bigint } | undefined): void;
+  /** The member id of the claim `included` holds (the receipt's word), until it is withdrawn. */
+  claimedMemberId(): bigint | undefined;
 }
 
 /** Why an interface went away by itself, by the backend's error code (backend.ts `onLost`). */
@@ -514,6 +516,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       claimed = claim?.record;
       if (claim !== undefined) includedAt = claim.block;
     },
+
+    claimedMemberId: () => claimed?.memberId,
 
     async prepareLinks() {
       const view = follower.current();

@@ -358,6 +358,18 @@ describe("reconciler with the transport layer", () => {
     assert.deepEqual(late.backend.operations, [], "a withdrawn claim configures nothing");
   });
 
+  test("the claim's member id (the hello's until the cycle's is read back) is the last claim included, none once withdrawn", () => {
+    const { reconciler, setSelf } = setup(1n, "gateway");
+    setSelf(undefined);
+    assert.equal(reconciler.claimedMemberId(), undefined, "no claim before an inclusion");
+    reconciler.included({ record: claimOf(9), block: 2n });
+    assert.equal(reconciler.claimedMemberId(), 9n);
+    reconciler.included({ record: claimOf(11), block: 3n });
+    assert.equal(reconciler.claimedMemberId(), 11n, "a later inclusion's claim replaces it");
+    reconciler.included(undefined);
+    assert.equal(reconciler.claimedMemberId(), undefined, "withdrawn");
+  });
+
   test("gateway: attacker: a newcomer configured ahead whose record its view refuses takes it down once the view reaches the inclusion, and never again from the claim", async () => {
     // The receipt's claim brought the interface up ahead of the view; the view at the inclusion's block
     // holds no active record of this node (its certificate was refused, or the receipt lied): nothing
