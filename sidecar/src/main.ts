@@ -497,7 +497,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
      * do not queue ahead of its own at the providers while every node adds the newcomer (issue 15).
      */
     const wakeConcerned = wakeFor({
-      membership: (reason) => wake(reason),
+      // The loop's wake alone: wakeFor stirs the cadence for every push (`wake` would stir it again).
+      membership: (reason) => loop.wake(reason),
       csk: () => meshLayer.wake(),
       messages: () => messaging.wake(),
       stir: () => cadence.stir(),
