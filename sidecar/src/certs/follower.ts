@@ -17,7 +17,7 @@
 // the certifier gets its location as a hint (certs/source.ts), which only spares the search for it;
 // the reads it leads to start as soon as the log is read, beside the member's record.
 import type { MembershipFollower, MembershipSnapshot } from "../chain/follower.ts";
-import type { Member } from "../model/member.ts";
+import { isSameNode, type Member } from "../model/member.ts";
 import type { MemberCertifier } from "./certifier.ts";
 
 /** Certificates fetched at the same time during one sync. */
@@ -26,17 +26,9 @@ const CONCURRENCY = 8;
 /** This node's member id and its own keys, as its key derivation proved them. */
 export type OwnRecord = Pick<Member, "memberId" | "appId" | "memberKey" | "wireguardKey" | "identityKey">;
 
-/** Whether `m` is this node's own record: its id and every one of its keys (hex compared caselessly). */
+/** Whether `m` is this node's own record: its id and every one of its keys. */
 function isOwn(m: Member, own: OwnRecord | undefined): boolean {
-  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-  return (
-    own !== undefined &&
-    m.memberId === own.memberId &&
-    same(m.appId, own.appId) &&
-    same(m.memberKey, own.memberKey) &&
-    same(m.wireguardKey, own.wireguardKey) &&
-    same(m.identityKey, own.identityKey)
-  );
+  return own !== undefined && m.memberId === own.memberId && isSameNode(m, own);
 }
 
 export function createCertifiedFollower(
