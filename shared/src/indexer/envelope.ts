@@ -6,9 +6,9 @@
 // JCS is RFC 8785 JSON canonicalisation. Every field but `sig` is covered, including any field this
 // version does not know, so nothing can be added or changed in transit. Integers that may exceed 2^53
 // travel as decimal strings; byte strings as lowercase 0x-hex.
-import { ed25519 } from "@noble/curves/ed25519";
 import canonicalizeModule from "canonicalize";
 import { AttestmeshError } from "../errors.ts";
+import { ed25519Sign, ed25519Verify } from "../keys/ed25519.ts";
 
 type Canonicalize = (input: unknown) => string | undefined;
 // A CommonJS package: Node hands its function over as the default export, while its typings describe
@@ -95,23 +95,20 @@ export function envelopeSigningBytes(envelope: Readonly<Record<string, unknown>>
 
 /** Signs with the 32-byte Ed25519 secret; returns the envelope with `sig`. */
 export function signEnvelope(envelope: UnsignedEnvelope, secretKey: Uint8Array): Envelope {
-  const sig = ed25519.sign(envelopeSigningBytes(envelope as unknown as Record<string, unknown>), secretKey);
+  const sig = ed25519Sign(envelopeSigningBytes(envelope as unknown as Record<string, unknown>), secretKey);
   return { ...envelope, sig: toHex(sig) };
 }
 
 /** Whether `envelope.sig` is a valid Ed25519 signature of the envelope by `publicKey` (32 bytes). */
 export function verifyEnvelopeSignature(envelope: Envelope, publicKey: Uint8Array): boolean {
   if (!isHex(envelope.sig, 64) || publicKey.length !== 32) return false;
+  let signed: Uint8Array;
   try {
-    return ed25519.verify(
-      fromHex(envelope.sig),
-      envelopeSigningBytes(envelope as unknown as Record<string, unknown>),
-      publicKey,
-      { zip215: false },
-    );
+    signed = envelopeSigningBytes(envelope as unknown as Record<string, unknown>);
   } catch {
     return false;
   }
+  return ed25519Verify(fromHex(envelope.sig), signed, publicKey);
 }
 
 /** The repro stub of a log: its address and first topic, at exactly its block. */

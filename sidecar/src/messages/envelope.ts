@@ -18,7 +18,7 @@
 //       81     …  payload (the application's bytes, possibly empty)
 //   end−64    64  Ed25519 signature by the sender's identity key over
 //                 "attestmesh-message-v2" || bytes [0, end−64)
-import { ed25519 } from "@noble/curves/ed25519";
+import { ed25519Sign, ed25519Verify } from "@attestmesh/shared/keys/ed25519.ts";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes, stringToBytes } from "viem";
 import { type AttestmeshError, fatalError } from "../errors.ts";
 import { open, SEAL_OVERHEAD, seal, type X25519KeyPair, x25519FromEd25519PublicKey } from "./sealedBox.ts";
@@ -95,7 +95,7 @@ export function encodeEnvelope(envelope: Envelope, senderSeed: Uint8Array): Uint
   view.setBigUint64(41, uint64(header.recipientId, "recipientId", 1n));
   out.set(envelopeIdBytes(header.envelopeId), 49);
   out.set(payload, ENVELOPE_HEADER_BYTES);
-  out.set(ed25519.sign(signedMessage(out.subarray(0, bodyLength)), senderSeed), bodyLength);
+  out.set(ed25519Sign(signedMessage(out.subarray(0, bodyLength)), senderSeed), bodyLength);
   return out;
 }
 
@@ -176,7 +176,7 @@ export function openMessage(
   }
   let valid = false;
   try {
-    valid = ed25519.verify(signature, signedMessage(signed), hexToBytes(senderIdentityKey));
+    valid = ed25519Verify(signature, signedMessage(signed), hexToBytes(senderIdentityKey));
   } catch {
     valid = false;
   }
