@@ -1,10 +1,11 @@
 // Skips a build whose inputs and outputs are byte for byte what they were when it last ran. `devnet up`
 // rebuilt the contracts (Hardhat's own start is seconds of CPU even when it then compiles nothing) and the
 // sidecar bundle every time, on the cores the Hardhat node boots on, though between two end-to-end files
-// nothing had changed. Outputs are fingerprinted as well as inputs, so an output that anything else
-// rewrote or removed (another `hardhat build`, `hardhat clean`) is rebuilt, not trusted.
+// nothing had changed. Outputs are fingerprinted as well as inputs (by size and modification time: the
+// artifacts are 27 MB), so an output that anything else rewrote or removed (another `hardhat build`,
+// `hardhat clean`) is rebuilt, not trusted.
 import { createHash } from "node:crypto";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 
 /** What a build reads and writes: files or directories (read recursively, node_modules left out). */
@@ -13,13 +14,25 @@ export interface BuildSpec {
   readonly outputs: readonly string[];
 }
 
-/** SHA-256 over every file under `paths`, each named relative to `root`; a missing path counts as absent. */
-export async function fingerprint(root: string, paths: readonly string[]): Promise<string> {
+/**
+ * SHA-256 over every file under `paths`, each named relative to `root`, with its bytes (`contents`) or
+ * its size and modification time; a missing path counts as absent.
+ */
+export async function fingerprint(
+  root: string,
+  paths: readonly string[],
+  of: "contents" | "stat" = "contents",
+): Promise<string> {
   const files = (await Promise.all(paths.map((path) => filesUnder(join(root, path))))).flat().sort();
   const hash = createHash("sha256");
   for (const file of files) {
     hash.update(relative(root, file)).update("\0");
-    hash.update(await readFile(file)).update("\0");
+    if (of === "contents") hash.update(await readFile(file));
+    else {
+      const { size, mtimeMs } = await stat(file);
+      hash.update(`${size} ${mtimeMs}`);
+    }
+    hash.update("\0");
   }
   return hash.digest("hex");
 }
@@ -51,11 +64,11 @@ export async function buildUnlessUnchanged(
 ): Promise<boolean> {
   const inputs = await fingerprint(root, spec.inputs);
   const stamp = await readFile(stampFile, "utf8").catch(() => "");
-  if (stamp === stampOf(inputs, await fingerprint(root, spec.outputs))) return false;
+  if (stamp === stampOf(inputs, await fingerprint(root, spec.outputs, "stat"))) return false;
   // A build that fails half way leaves no stamp behind that could vouch for its outputs.
   await rm(stampFile, { force: true });
   await build();
-  await writeFile(stampFile, stampOf(inputs, await fingerprint(root, spec.outputs)));
+  await writeFile(stampFile, stampOf(inputs, await fingerprint(root, spec.outputs, "stat")));
   return true;
 }
 
