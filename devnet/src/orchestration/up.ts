@@ -19,7 +19,7 @@ import { createHub, deleteNamespace } from "./netns.ts";
 import { devnetComposeHash, launchNode, type PreparedNode, prepareNode, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
 import { REPO_ROOT, spawnDetached, stopProcess, waitFor } from "./processes.ts";
-import { startDevnetSponsorship } from "./sponsorship.ts";
+import { launchDevnetSponsorship } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
   type DevnetNode,
@@ -196,21 +196,28 @@ export async function devnetUp(options: UpOptions) {
   return devnetStatus(state);
 }
 
-/** The sponsorship (unless funded keys) and the indexers (unless none), each recorded once started. */
+/**
+ * The sponsorship (unless funded keys) and the indexers (unless none), each recorded once started. The
+ * indexers start while the bundler boots: they need the chain and the cluster, not the bundler, and
+ * nothing sends a UserOperation before the nodes start, after both.
+ */
 async function startServices(clients: DevnetClients, initial: DevnetState, options: UpOptions) {
   const { progress } = options;
   let state = initial;
+  let sponsorshipReady: Promise<void> = Promise.resolve();
   if (options.sponsored ?? true) {
     progress(
       "deploying the EntryPoint, member-account factory and paymaster; starting the bundler and the sponsor",
     );
-    const sponsorship = await startDevnetSponsorship(clients, {
+    const { sponsorship, ready } = await launchDevnetSponsorship(clients, {
       rpcUrl: state.rpcUrl,
       chainId: state.chainId,
       cluster: state.diamond,
     });
+    // Recorded before they serve, so `devnet down` stops them even if they never do.
     state = { ...state, sponsorship };
     await writeState(state);
+    sponsorshipReady = ready;
   }
 
   if (options.indexer !== false) {
@@ -222,6 +229,8 @@ async function startServices(clients: DevnetClients, initial: DevnetState, optio
       await writeState(state);
     }
   }
+  if (options.sponsored ?? true) progress("waiting for the bundler and the sponsorship service");
+  await sponsorshipReady;
   return state;
 }
 
