@@ -20,10 +20,15 @@ const UTILITY_ACCOUNT = 19;
 /** The paymaster's EntryPoint deposit on the devnet. */
 const DEPOSIT_WEI = 100n * 10n ** 18n;
 
-export async function startDevnetSponsorship(
+/**
+ * Deploys the sponsorship's contracts and starts the bundler and the sponsorship service; returns them
+ * before they serve, with `ready`, which settles once both do. Alto takes seconds to boot (it deploys its
+ * own simulation contracts from its utility account), in which `devnet up` starts the indexer.
+ */
+export async function launchDevnetSponsorship(
   clients: DevnetClients,
   options: { rpcUrl: string; chainId: number; cluster: Address },
-): Promise<DevnetSponsorship> {
+): Promise<{ sponsorship: DevnetSponsorship; ready: Promise<void> }> {
   const deployed = await deploySponsorship({
     wallet: clients.owner,
     client: clients.client,
@@ -69,7 +74,7 @@ export async function startDevnetSponsorship(
     },
   });
   const paymasterUrl = `http://127.0.0.1:${SPONSOR_PORT}`;
-  await Promise.all([
+  const ready = Promise.all([
     waitForBundler(bundlerUrl, deployed.entryPoint, 90_000),
     waitFor(
       "the sponsorship service",
@@ -80,15 +85,20 @@ export async function startDevnetSponsorship(
         )) || undefined,
       30_000,
     ),
-  ]);
+  ]).then(() => undefined);
+  // Awaited later: a failure meanwhile must not surface as an unhandled rejection first.
+  ready.catch(() => undefined);
   return {
-    entryPoint: deployed.entryPoint,
-    accountFactory: deployed.accountFactory,
-    paymaster: deployed.paymaster,
-    bundlerUrl,
-    paymasterUrl,
-    bundlerPid,
-    sponsorPid,
+    sponsorship: {
+      entryPoint: deployed.entryPoint,
+      accountFactory: deployed.accountFactory,
+      paymaster: deployed.paymaster,
+      bundlerUrl,
+      paymasterUrl,
+      bundlerPid,
+      sponsorPid,
+    },
+    ready,
   };
 }
 

@@ -1,13 +1,15 @@
 // `devnet up`: a Hardhat node, the cluster deployed and allowlisted by its owner, and N nodes each in
 // its own network namespace with a dstack simulator and a sidecar, waited on until every one is healthy.
 
-import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
+import { join, relative } from "node:path";
 import { readArtifact } from "@attestmesh/scripts/deploy/artifacts.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { GuestApi } from "@attestmesh/shared/service/pinned.ts";
-import { bundleSidecar } from "@attestmesh/sidecar/build/bundle.ts";
+import { bundleSidecar, DIST_DIR } from "@attestmesh/sidecar/build/bundle.ts";
 import type { Hex } from "viem";
 import { createKmsRoot } from "../dstack-sim/simulator.ts";
+import { buildUnlessUnchanged } from "./buildCache.ts";
 import { type DevnetClients, deployDevnetCluster, devnetClients, devnetTrust } from "./chain.ts";
 import { devnetDown } from "./down.ts";
 import { run } from "./exec.ts";
@@ -17,7 +19,7 @@ import { createHub, deleteNamespace } from "./netns.ts";
 import { devnetComposeHash, launchNode, type PreparedNode, prepareNode, startNode } from "./nodes.ts";
 import { preflight } from "./preflight.ts";
 import { REPO_ROOT, spawnDetached, stopProcess, waitFor } from "./processes.ts";
-import { startDevnetSponsorship } from "./sponsorship.ts";
+import { launchDevnetSponsorship } from "./sponsorship.ts";
 import {
   DEVNET_DIR,
   type DevnetNode,
@@ -101,10 +103,7 @@ export async function devnetUp(options: UpOptions) {
   const [chain, ...builds] = await Promise.allSettled([
     waitForChain(rpcUrl, rpcProxies),
     buildContracts(progress),
-    (async () => {
-      progress("building the sidecar (esbuild: sidecar/dist/attestmesh-sidecar.mjs)");
-      await bundleSidecar();
-    })(),
+    buildSidecar(progress),
   ]);
   const failed = [chain, ...builds].find((r) => r.status === "rejected");
   if (failed !== undefined || chain.status === "rejected") {
@@ -197,21 +196,28 @@ export async function devnetUp(options: UpOptions) {
   return devnetStatus(state);
 }
 
-/** The sponsorship (unless funded keys) and the indexers (unless none), each recorded once started. */
+/**
+ * The sponsorship (unless funded keys) and the indexers (unless none), each recorded once started. The
+ * indexers start while the bundler boots: they need the chain and the cluster, not the bundler, and
+ * nothing sends a UserOperation before the nodes start, after both.
+ */
 async function startServices(clients: DevnetClients, initial: DevnetState, options: UpOptions) {
   const { progress } = options;
   let state = initial;
+  let sponsorshipReady: Promise<void> = Promise.resolve();
   if (options.sponsored ?? true) {
     progress(
       "deploying the EntryPoint, member-account factory and paymaster; starting the bundler and the sponsor",
     );
-    const sponsorship = await startDevnetSponsorship(clients, {
+    const { sponsorship, ready } = await launchDevnetSponsorship(clients, {
       rpcUrl: state.rpcUrl,
       chainId: state.chainId,
       cluster: state.diamond,
     });
+    // Recorded before they serve, so `devnet down` stops them even if they never do.
     state = { ...state, sponsorship };
     await writeState(state);
+    sponsorshipReady = ready;
   }
 
   if (options.indexer !== false) {
@@ -223,30 +229,73 @@ async function startServices(clients: DevnetClients, initial: DevnetState, optio
       await writeState(state);
     }
   }
+  if (options.sponsored ?? true) progress("waiting for the bundler and the sponsorship service");
+  await sponsorshipReady;
   return state;
 }
 
+/** Where `devnet up` records what it last built (Hardhat's cache folder, ignored by git). */
+const BUILD_STAMPS = join(REPO_ROOT, "cache/devnet");
+/** What every build reads besides its sources: the dependencies' versions and the workspace's settings. */
+const SHARED_INPUTS = ["pnpm-lock.yaml", "package.json", "tsconfig.base.json", "tsconfig.json"];
+
 /**
  * Compiles the contracts before they are deployed: a fresh clone has no artifacts, and a checkout that
- * pulled new contracts has stale ones (a devnet deployed from them lacks the new functions). Hardhat's
- * build is incremental, so this costs about a second when nothing changed.
+ * pulled new contracts has stale ones (a devnet deployed from them lacks the new functions). Skipped when
+ * neither the Solidity tree nor the artifacts changed since the last devnet's build (buildCache.ts):
+ * Hardhat's start alone takes seconds of CPU, on the cores the Hardhat node is booting on.
  */
 async function buildContracts(progress: (message: string) => void): Promise<void> {
   const fresh = await Promise.all([readArtifact("Diamond"), readArtifact("EntryPoint")]).then(
     () => false,
     () => true,
   );
-  progress(
-    fresh
-      ? "compiling the contracts (hardhat build; the first time takes a minute)"
-      : "compiling the contracts if they changed (hardhat build)",
+  await mkdir(BUILD_STAMPS, { recursive: true });
+  const built = await buildUnlessUnchanged(
+    REPO_ROOT,
+    join(BUILD_STAMPS, "contracts.json"),
+    { inputs: ["contracts", "hardhat.config.ts", ...SHARED_INPUTS], outputs: ["artifacts"] },
+    async () => {
+      progress(
+        fresh
+          ? "compiling the contracts (hardhat build; the first time takes a minute)"
+          : "compiling the contracts if they changed (hardhat build)",
+      );
+      await run(join(REPO_ROOT, "node_modules/.bin/hardhat"), [
+        "--config",
+        join(REPO_ROOT, "hardhat.config.ts"),
+        "build",
+        "--quiet",
+      ]);
+    },
   );
-  await run(join(REPO_ROOT, "node_modules/.bin/hardhat"), [
-    "--config",
-    join(REPO_ROOT, "hardhat.config.ts"),
-    "build",
-    "--quiet",
-  ]);
+  if (!built) progress("the contracts are built and unchanged since the last devnet");
+}
+
+/** Bundles the sidecar the nodes run, unless its sources and the bundle are as the last devnet left them. */
+async function buildSidecar(progress: (message: string) => void): Promise<void> {
+  await mkdir(BUILD_STAMPS, { recursive: true });
+  const built = await buildUnlessUnchanged(
+    REPO_ROOT,
+    join(BUILD_STAMPS, "sidecar.json"),
+    {
+      inputs: [
+        "sidecar/src",
+        "sidecar/build",
+        "sidecar/package.json",
+        "shared/src",
+        "shared/package.json",
+        ...SHARED_INPUTS,
+      ],
+      // dist/ holds only what bundleSidecar writes there.
+      outputs: [relative(REPO_ROOT, DIST_DIR)],
+    },
+    async () => {
+      progress("building the sidecar (esbuild: sidecar/dist/attestmesh-sidecar.mjs)");
+      await bundleSidecar();
+    },
+  );
+  if (!built) progress("the sidecar bundle is built and unchanged since the last devnet");
 }
 
 /** Waits until the Hardhat node and every RPC proxy in front of it answer; returns the chain id. */
