@@ -69,7 +69,8 @@ export interface Reconciler {
   prepareLinks(): Promise<void>;
   /**
    * This node's registration is about to be submitted: opens, in the background, the sockets
-   * `prepareLinks` will take for the same members (TCP to the gateway, no TLS; transport/warm.ts).
+   * `prepareLinks` will take for the same members (TCP to the gateway, no TLS; transport/warm.ts), at
+   * once, or with no view yet at the first pass that has one. Nothing once this node is a member.
    */
   connectAhead(): void;
   /**
@@ -526,6 +527,20 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     );
   }
 
+  /** A registration about to be submitted asked for its links' sockets; done once a view names the members. */
+  let aheadAsked = false;
+  function connectAheadIfAsked(): void {
+    if (!aheadAsked) return;
+    if (options.memberId() !== undefined) {
+      aheadAsked = false;
+      return;
+    }
+    const members = aheadMembers();
+    if (members === undefined) return;
+    aheadAsked = false;
+    options.transport?.connectAhead(members);
+  }
+
   return {
     included(claim) {
       claimed = claim?.record;
@@ -535,8 +550,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     claimedMemberId: () => claimed?.memberId,
 
     connectAhead() {
-      const members = aheadMembers();
-      if (members !== undefined) options.transport?.connectAhead(members);
+      aheadAsked = true;
+      connectAheadIfAsked();
     },
 
     async prepareLinks() {
@@ -567,6 +582,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           await configure(early, view.members.values(), view.block);
         }
         const snapshot = await follower.sync();
+        // A registration submitted before this node's first view: its sockets open now.
+        connectAheadIfAsked();
         const memberId = options.memberId();
         const pending = memberId === undefined && claimed !== undefined;
         const self =
