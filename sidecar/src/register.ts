@@ -186,6 +186,8 @@ export interface RegisterOptions {
    * `claimed` is undefined when the receipt has no such log.
    */
   readonly onIncluded?: (claimed: Member | undefined, block: bigint) => void;
+  /** Called when a registration is signed and about to be submitted (not for a node already a member). */
+  readonly onSubmitting?: () => void;
 }
 
 /**
@@ -248,6 +250,7 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
       nonce,
     },
   });
+  options.onSubmitting?.();
   const receipt = await writer.submit(
     {
       functionName: "register",

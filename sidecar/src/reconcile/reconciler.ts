@@ -68,6 +68,12 @@ export interface Reconciler {
    */
   prepareLinks(): Promise<void>;
   /**
+   * This node's registration is about to be submitted: opens, in the background, the sockets
+   * `prepareLinks` will take for the same members (TCP to the gateway, no TLS; transport/warm.ts), at
+   * once, or with no view yet at the first pass that has one. Nothing once this node is a member.
+   */
+  connectAhead(): void;
+  /**
    * This node's registration is included, and `claimed` is its record as the receipt states it
    * (register.ts `claimedRecord`), or undefined: the registration ended otherwise (the member id is
    * known, or the attempt failed). Until then, while this node has no member id, the next pass brings
@@ -511,6 +517,30 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     logger.info({ interface: options.interfaceName }, "WireGuard interface down");
   }
 
+  /** The view's active members a newcomer links to ahead of its record; undefined once a member, or with no view. */
+  function aheadMembers(): Member[] | undefined {
+    const view = follower.current();
+    if (view === undefined || options.memberId() !== undefined) return undefined;
+    const own = `0x${Buffer.from(options.keys.wireguard.publicKeyBase64, "base64").toString("hex")}`;
+    return [...view.members.values()].filter(
+      (m) => m.status === "active" && !isStale(m.standing) && m.wireguardKey.toLowerCase() !== own,
+    );
+  }
+
+  /** A registration about to be submitted asked for its links' sockets; done once a view names the members. */
+  let aheadAsked = false;
+  function connectAheadIfAsked(): void {
+    if (!aheadAsked) return;
+    if (options.memberId() !== undefined) {
+      aheadAsked = false;
+      return;
+    }
+    const members = aheadMembers();
+    if (members === undefined) return;
+    aheadAsked = false;
+    options.transport?.connectAhead(members);
+  }
+
   return {
     included(claim) {
       claimed = claim?.record;
@@ -519,13 +549,14 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
 
     claimedMemberId: () => claimed?.memberId,
 
+    connectAhead() {
+      aheadAsked = true;
+      connectAheadIfAsked();
+    },
+
     async prepareLinks() {
-      const view = follower.current();
-      if (options.transport === undefined || view === undefined || options.memberId() !== undefined) return;
-      const own = `0x${Buffer.from(options.keys.wireguard.publicKeyBase64, "base64").toString("hex")}`;
-      const members = [...view.members.values()].filter(
-        (m) => m.status === "active" && !isStale(m.standing) && m.wireguardKey.toLowerCase() !== own,
-      );
+      const members = aheadMembers();
+      if (options.transport === undefined || members === undefined) return;
       const started = Date.now();
       await options.transport.prepare(members);
       logger.trace(
@@ -551,6 +582,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           await configure(early, view.members.values(), view.block);
         }
         const snapshot = await follower.sync();
+        // A registration submitted before this node's first view: its sockets open now.
+        connectAheadIfAsked();
         const memberId = options.memberId();
         const pending = memberId === undefined && claimed !== undefined;
         const self =

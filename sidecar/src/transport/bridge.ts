@@ -12,9 +12,10 @@ import type { Logger } from "../log.ts";
 import type { SocketFactory } from "../meshnet/socketFactory.ts";
 import { createHelloChecker, type SignedHello } from "./hello.ts";
 import { type Ingress, startIngress } from "./ingress.ts";
-import { createLink, type HelloSigner, type Link, type LinkStatus } from "./link.ts";
+import { createLink, type GatewayTarget, type HelloSigner, type Link, type LinkStatus } from "./link.ts";
 import type { TransportMetrics } from "./metrics.ts";
 import { selfSignedCertificate } from "./tlsCert.ts";
+import { createAheadFactory } from "./warm.ts";
 
 /** A peer of the bridge: its member id (in hellos) and app id (in the SNI that reaches it). */
 export interface BridgePeer {
@@ -90,6 +91,11 @@ export interface Bridge {
    * initiate at once.
    */
   initiationDelivered(memberId: bigint): boolean;
+  /**
+   * Opens, in the background, the sockets the links to `peers` will take (warm.ts): a TCP connection
+   * to the gateway for each, no TLS, and a UDP socket. For a newcomer whose registration is on its way.
+   */
+  connectAhead(peers: readonly BridgePeer[]): void;
   close(): Promise<void>;
 }
 
@@ -103,9 +109,10 @@ export const EARLY_ATTEMPT_MS = 3_500;
 const EARLY_ATTEMPTS_KEPT = 64;
 
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
-  const { factory, logger, signer } = options;
+  const { logger, signer } = options;
   const links = new Map<bigint, Link>();
   const log = logger.child({ component: "bridge" });
+  const factory = createAheadFactory(options.factory, { logger: log });
   const { key, cert } = await selfSignedCertificate();
   const ingressHost = options.ingressHost ?? "0.0.0.0";
   const server = await factory.listen(ingressHost, options.ingressPort);
@@ -184,7 +191,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         udp.close();
         continue;
       }
-      const serverName = gatewayServerName(appId, options.ingressPort, options.gatewayDomain);
+      const target = gatewayTarget(appId);
       links.set(
         memberId,
         createLink({
@@ -194,11 +201,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
           udp,
           wgHost: LOOPBACK,
           wgPort: options.wgListenPort,
-          target: {
-            host: options.gatewayAddress?.host ?? serverName,
-            port: options.gatewayAddress?.port ?? 443,
-            serverName,
-          },
+          target,
           factory,
           logger: log,
           ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
@@ -218,6 +221,16 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (opened > 0) log.trace({ opened, ms: Date.now() - started }, "bridge links opened");
     if (failure !== undefined) throw failure;
     return new Map([...links].map(([memberId, link]) => [memberId, link.localEndpoint]));
+  }
+
+  /** Where a peer's link connects: the gateway, with the peer's SNI. */
+  function gatewayTarget(appId: string): GatewayTarget {
+    const serverName = gatewayServerName(appId, options.ingressPort, options.gatewayDomain);
+    return {
+      host: options.gatewayAddress?.host ?? serverName,
+      port: options.gatewayAddress?.port ?? 443,
+      serverName,
+    };
   }
 
   /** A link's loopback UDP socket, connected to WireGuard's port where the kernel allows it. */
@@ -255,6 +268,16 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     initiationDelivered(memberId) {
       const at = links.get(memberId)?.peerInitiationAt();
       return at !== undefined && Date.now() - at <= (options.earlyAttemptMs ?? EARLY_ATTEMPT_MS);
+    },
+    connectAhead(peers) {
+      const fresh = peers.filter((p) => !links.has(p.memberId));
+      if (closed || fresh.length === 0) return;
+      factory.openAhead({
+        connects: fresh.map((p) => gatewayTarget(p.appId)),
+        udpHost: LOOPBACK,
+        udp: fresh.length,
+      });
+      log.trace({ peers: fresh.length }, "gateway connections opening ahead of the registration's inclusion");
     },
     async close() {
       closed = true;

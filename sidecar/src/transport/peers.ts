@@ -22,6 +22,8 @@ export interface PeerTransport {
    * view before it knows its own record (reconcile/reconciler.ts `prepareLinks`).
    */
   prepare(peers: readonly Pick<DesiredPeer, "memberId" | "appId">[]): Promise<void>;
+  /** Opens the sockets `prepare`'s links will take, earlier still: while the registration is on its way. */
+  connectAhead(peers: readonly Pick<DesiredPeer, "memberId" | "appId">[]): void;
   plan(
     peers: readonly DesiredPeer[],
     current: readonly PeerStatus[],
@@ -64,6 +66,9 @@ export function createPeerTransport(options: {
         () => undefined,
         (error: unknown) => logger.debug({ err: error }, "links not opened ahead; the plan retries them"),
       );
+    },
+    connectAhead(peers) {
+      bridge?.connectAhead(bridgePeers(peers));
     },
     async plan(peers, current) {
       const gateway =

@@ -83,8 +83,12 @@ function fakeBridge(
   triedFirst: ReadonlySet<bigint> = new Set(),
   requests: bigint[][] = [],
   delivered: ReadonlySet<bigint> = new Set(),
+  ahead: bigint[][] = [],
 ): Bridge {
   return {
+    connectAhead: (peers) => {
+      ahead.push(peers.map((p) => p.memberId));
+    },
     setPeers: async (peers) => {
       requests.push(peers.map((p) => p.memberId));
       return new Map(peers.map((p, i) => [p.memberId, `127.0.0.1:${40000 + i}`]));
@@ -124,6 +128,7 @@ function setup(
   const ended: Member[] = [];
   /** The member ids of each call to the bridge's setPeers. */
   const linkRequests: bigint[][] = [];
+  const aheadRequests: bigint[][] = [];
   let self: bigint | undefined = memberId;
   const endpoints: EndpointsSource = {
     read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]),
@@ -159,7 +164,7 @@ function setup(
       : {
           transport: createPeerTransport({
             selector: createTransportSelector({ mode: transportMode, keepaliveSeconds: 15 }),
-            bridge: fakeBridge(triedFirst, linkRequests, delivered),
+            bridge: fakeBridge(triedFirst, linkRequests, delivered, aheadRequests),
             logger,
           }),
         }),
@@ -168,7 +173,7 @@ function setup(
   const setSelf = (id: bigint | undefined) => {
     self = id;
   };
-  return { reconciler, backend, script, status, metrics, ended, lines, linkRequests, setSelf };
+  return { reconciler, backend, script, status, metrics, ended, lines, linkRequests, aheadRequests, setSelf };
 }
 
 describe("reconciler with the transport layer", () => {
@@ -233,6 +238,41 @@ describe("reconciler with the transport layer", () => {
     assert.deepEqual(linkRequests, [[2n, 3n]], "active, standing members but this node itself");
     assert.deepEqual(backend.operations, [], "no interface and no peer before the chain names this node");
     assert.deepEqual(await backend.peers().catch(() => []), []);
+  });
+
+  test("gateway: a registration about to be submitted opens sockets ahead for the same members, and a member none", async () => {
+    // Issue 15: main.ts `onSubmitting`; transport/warm.ts holds what opens.
+    const { reconciler, backend, script, aheadRequests, linkRequests, setSelf } = setup(1n, "gateway");
+    setSelf(undefined);
+    reconciler.connectAhead();
+    assert.deepEqual(aheadRequests, [], "no view yet: nothing to open");
+    const own = member(9, { wireguardKey: bytesToHex(selfWg.publicKey) });
+    script.set([
+      member(2),
+      member(3),
+      member(4, { status: "evicted" }),
+      member(5, { standing: "device-revoked" }),
+      own,
+    ]);
+    await reconciler.pass();
+    assert.deepEqual(aheadRequests, [[2n, 3n]], "the first pass with a view opens what was asked before it");
+    await reconciler.pass();
+    assert.deepEqual(aheadRequests, [[2n, 3n]], "once per ask");
+    await reconciler.prepareLinks();
+    reconciler.connectAhead();
+    assert.deepEqual(
+      aheadRequests,
+      [
+        [2n, 3n],
+        [2n, 3n],
+      ],
+      "the members prepareLinks opens links to",
+    );
+    assert.deepEqual(linkRequests, [[2n, 3n]]);
+    assert.deepEqual(backend.operations, [], "nothing configured");
+    setSelf(9n);
+    reconciler.connectAhead();
+    assert.deepEqual(aheadRequests.length, 2, "a member opens nothing ahead");
   });
 
   /** This node's record as a receipt claims it (register.ts `claimedRecord`): its own keys, `id`, `ip`. */
