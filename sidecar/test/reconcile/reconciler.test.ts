@@ -220,20 +220,22 @@ describe("reconciler with the transport layer", () => {
     ]);
   });
 
+  /** A view seen before this node's record: two active members, an evicted one, a revoked one, and this node's keys. */
+  const viewAheadOfRecord = () => [
+    member(2),
+    member(3),
+    member(4, { status: "evicted" }),
+    member(5, { standing: "device-revoked" }),
+    member(9, { wireguardKey: bytesToHex(selfWg.publicKey) }),
+  ];
+
   test("gateway: links opened while the member id is read back go to the view's active members; no peer, no interface", async () => {
     // Issue 15: a newcomer opens its links when its registration is included (main.ts `onIncluded`).
     const { reconciler, backend, script, linkRequests, setSelf } = setup(1n, "gateway");
     setSelf(undefined);
     await reconciler.prepareLinks();
     assert.deepEqual(linkRequests, [], "no view yet: nothing to open");
-    const own = member(9, { wireguardKey: bytesToHex(selfWg.publicKey) });
-    script.set([
-      member(2),
-      member(3),
-      member(4, { status: "evicted" }),
-      member(5, { standing: "device-revoked" }),
-      own,
-    ]);
+    script.set(viewAheadOfRecord());
     await reconciler.prepareLinks();
     assert.deepEqual(linkRequests, [[2n, 3n]], "active, standing members but this node itself");
     assert.deepEqual(backend.operations, [], "no interface and no peer before the chain names this node");
@@ -246,14 +248,7 @@ describe("reconciler with the transport layer", () => {
     setSelf(undefined);
     reconciler.connectAhead();
     assert.deepEqual(aheadRequests, [], "no view yet: nothing to open");
-    const own = member(9, { wireguardKey: bytesToHex(selfWg.publicKey) });
-    script.set([
-      member(2),
-      member(3),
-      member(4, { status: "evicted" }),
-      member(5, { standing: "device-revoked" }),
-      own,
-    ]);
+    script.set(viewAheadOfRecord());
     await reconciler.pass();
     assert.deepEqual(aheadRequests, [[2n, 3n]], "the first pass with a view opens what was asked before it");
     await reconciler.pass();
