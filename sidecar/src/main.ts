@@ -569,7 +569,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           // The links to the members open meanwhile too (the registration can no longer be refused).
           // The receipt's claim of this node's record lets that pass add the view's members at once,
           // before it syncs: its address and member id only, corrected by the view (reconciler.ts).
-          // The links' sockets open while the registration is on its way (transport/warm.ts).
+          // The links' sockets open while the registration is on its way (transport/ahead.ts).
           onSubmitting: () => reconciler.connectAhead(),
           onIncluded: (claimed, block) => {
             // Only a node whose own certificate verified offline goes ahead of its view: every member

@@ -206,6 +206,16 @@ export async function readRuntimeClaims(source: KeySource): Promise<RuntimeClaim
   return { composeHash, deviceId };
 }
 
+/** The four keys a record of this node carries (model/member.ts `isSameNode`). */
+function ownKeys(keys: Pick<NodeKeys, "appId" | "member" | "wireguard" | "identity">): MemberKeys {
+  return {
+    appId: keys.appId,
+    memberKey: keys.member.address,
+    wireguardKey: keys.wireguard.publicKey,
+    identityKey: keys.identity.publicKey,
+  };
+}
+
 /** One attempt: check, sign, simulate, submit, wait. Throws on any refusal. */
 export async function registerOnce(options: RegisterOptions): Promise<Registration> {
   const { chain, reader, keys, logger } = options;
@@ -213,12 +223,7 @@ export async function registerOnce(options: RegisterOptions): Promise<Registrati
   const existing = await reader.memberOfApp(appId);
   if (existing.active) {
     const record = await reader.member(existing.memberId);
-    if (
-      record !== undefined &&
-      record.memberKey.toLowerCase() === keys.member.address.toLowerCase() &&
-      record.wireguardKey.toLowerCase() === keys.wireguard.publicKey.toLowerCase() &&
-      record.identityKey.toLowerCase() === keys.identity.publicKey.toLowerCase()
-    ) {
+    if (record !== undefined && isSameNode(record, ownKeys(keys))) {
       return { memberId: existing.memberId, submitted: false };
     }
     throw fatalError(
@@ -318,12 +323,7 @@ export function claimedRecord(
   cluster: Address,
   keys: Pick<NodeKeys, "appId" | "member" | "wireguard" | "identity">,
 ): Member | undefined {
-  const own: MemberKeys = {
-    appId: keys.appId,
-    memberKey: keys.member.address,
-    wireguardKey: keys.wireguard.publicKey,
-    identityKey: keys.identity.publicKey,
-  };
+  const own = ownKeys(keys);
   for (const log of logs) {
     if (log.address.toLowerCase() !== cluster.toLowerCase()) continue;
     let event: ReturnType<typeof decodeEventLog<typeof clusterAbi, "MemberRegistered">>;

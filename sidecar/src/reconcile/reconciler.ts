@@ -69,7 +69,7 @@ export interface Reconciler {
   prepareLinks(): Promise<void>;
   /**
    * This node's registration is about to be submitted: opens, in the background, the sockets
-   * `prepareLinks` will take for the same members (TCP to the gateway, no TLS; transport/warm.ts), at
+   * `prepareLinks` will take for the same members (TCP to the gateway, no TLS; transport/ahead.ts), at
    * once, or with no view yet at the first pass that has one. Nothing once this node is a member.
    */
   connectAhead(): void;
@@ -517,28 +517,31 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     logger.info({ interface: options.interfaceName }, "WireGuard interface down");
   }
 
-  /** The view's active members a newcomer links to ahead of its record; undefined once a member, or with no view. */
-  function aheadMembers(): Member[] | undefined {
+  /**
+   * The members this node will peer with once included, from the view it verified while registering:
+   * none to prepare once it is a member (its passes make its links), none known until it has a view.
+   */
+  function ahead():
+    | { readonly state: "member" | "no view" }
+    | { readonly state: "ready"; readonly members: Member[] } {
+    if (options.memberId() !== undefined) return { state: "member" };
     const view = follower.current();
-    if (view === undefined || options.memberId() !== undefined) return undefined;
+    if (view === undefined) return { state: "no view" };
     const own = `0x${Buffer.from(options.keys.wireguard.publicKeyBase64, "base64").toString("hex")}`;
-    return [...view.members.values()].filter(
+    const members = [...view.members.values()].filter(
       (m) => m.status === "active" && !isStale(m.standing) && m.wireguardKey.toLowerCase() !== own,
     );
+    return { state: "ready", members };
   }
 
   /** A registration about to be submitted asked for its links' sockets; done once a view names the members. */
   let aheadAsked = false;
   function connectAheadIfAsked(): void {
     if (!aheadAsked) return;
-    if (options.memberId() !== undefined) {
-      aheadAsked = false;
-      return;
-    }
-    const members = aheadMembers();
-    if (members === undefined) return;
+    const peers = ahead();
+    if (peers.state === "no view") return;
     aheadAsked = false;
-    options.transport?.connectAhead(members);
+    if (peers.state === "ready") options.transport?.connectAhead(peers.members);
   }
 
   return {
@@ -555,12 +558,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     },
 
     async prepareLinks() {
-      const members = aheadMembers();
-      if (options.transport === undefined || members === undefined) return;
+      const peers = ahead();
+      if (options.transport === undefined || peers.state !== "ready") return;
       const started = Date.now();
-      await options.transport.prepare(members);
+      await options.transport.prepare(peers.members);
       logger.trace(
-        { members: members.length, ms: Date.now() - started },
+        { members: peers.members.length, ms: Date.now() - started },
         "bridge links opened ahead of membership",
       );
     },

@@ -10,12 +10,12 @@ import type { Hex } from "viem";
 import type { BackoffOptions } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import type { SocketFactory } from "../meshnet/socketFactory.ts";
+import { createAheadFactory } from "./ahead.ts";
 import { createHelloChecker, type SignedHello } from "./hello.ts";
 import { type Ingress, startIngress } from "./ingress.ts";
 import { createLink, type GatewayTarget, type HelloSigner, type Link, type LinkStatus } from "./link.ts";
 import type { TransportMetrics } from "./metrics.ts";
 import { selfSignedCertificate } from "./tlsCert.ts";
-import { createAheadFactory } from "./warm.ts";
 
 /** A peer of the bridge: its member id (in hellos) and app id (in the SNI that reaches it). */
 export interface BridgePeer {
@@ -92,7 +92,7 @@ export interface Bridge {
    */
   initiationDelivered(memberId: bigint): boolean;
   /**
-   * Opens, in the background, the sockets the links to `peers` will take (warm.ts): a TCP connection
+   * Opens, in the background, the sockets the links to `peers` will take (ahead.ts): a TCP connection
    * to the gateway for each, no TLS, and a UDP socket. For a newcomer whose registration is on its way.
    */
   connectAhead(peers: readonly BridgePeer[]): void;

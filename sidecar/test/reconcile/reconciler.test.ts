@@ -243,7 +243,7 @@ describe("reconciler with the transport layer", () => {
   });
 
   test("gateway: a registration about to be submitted opens sockets ahead for the same members, and a member none", async () => {
-    // Issue 15: main.ts `onSubmitting`; transport/warm.ts holds what opens.
+    // Issue 15: main.ts `onSubmitting`; transport/ahead.ts holds what opens.
     const { reconciler, backend, script, aheadRequests, linkRequests, setSelf } = setup(1n, "gateway");
     setSelf(undefined);
     reconciler.connectAhead();

@@ -15,9 +15,9 @@ import type { Logger } from "../log.ts";
 import type { SocketFactory } from "../meshnet/socketFactory.ts";
 
 /** How long a socket opened ahead waits for its link (the devnet's gateway waits 10 s for a ClientHello). */
-export const WARM_LIFETIME_MS = 8_000;
+export const AHEAD_LIFETIME_MS = 8_000;
 /** Sockets held ahead at most, of each kind (an ingress admits 64 waiting connections by default). */
-export const WARM_MAX = 64;
+export const AHEAD_MAX = 64;
 
 export interface AheadFactory extends SocketFactory {
   /**
@@ -51,11 +51,11 @@ function createPool<T>(lifetimeMs: number, drop: (socket: T) => void) {
     else held.delete(key);
   };
   return {
-    /** How many more to open for `key` to have `wanted`, within WARM_MAX. */
+    /** How many more to open for `key` to have `wanted`, within AHEAD_MAX. */
     room: (key: string, wanted: number) =>
       Math.max(
         0,
-        Math.min(wanted - (held.get(key)?.length ?? 0) - (opening.get(key) ?? 0), WARM_MAX - total()),
+        Math.min(wanted - (held.get(key)?.length ?? 0) - (opening.get(key) ?? 0), AHEAD_MAX - total()),
       ),
     opening: (key: string, delta: number) => opening.set(key, (opening.get(key) ?? 0) + delta),
     hold(key: string, socket: T) {
@@ -91,7 +91,7 @@ export function createAheadFactory(
   inner: SocketFactory,
   options: { readonly logger: Logger; readonly lifetimeMs?: number; readonly connectTimeoutMs?: number },
 ): AheadFactory {
-  const lifetimeMs = options.lifetimeMs ?? WARM_LIFETIME_MS;
+  const lifetimeMs = options.lifetimeMs ?? AHEAD_LIFETIME_MS;
   const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
   const tcp = createPool<Socket>(lifetimeMs, (s) => s.destroy());
   const udp = createPool<UdpSocket>(lifetimeMs, (s) => s.close());

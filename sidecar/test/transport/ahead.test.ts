@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { createLocalSocketFactory } from "../../src/meshnet/socketFactory.ts";
-import { createAheadFactory, WARM_MAX } from "../../src/transport/warm.ts";
+import { AHEAD_MAX, createAheadFactory } from "../../src/transport/ahead.ts";
 
 const logger = pino({ level: "silent" });
 
@@ -140,7 +140,7 @@ describe("sockets opened ahead of a registration's inclusion", () => {
     }
   });
 
-  test(`attacker: a view of many members opens at most ${WARM_MAX} connections ahead`, async () => {
+  test(`attacker: a view of many members opens at most ${AHEAD_MAX} connections ahead`, async () => {
     const gw = await gateway();
     const factory = createAheadFactory(createLocalSocketFactory(), { logger });
     try {
@@ -152,17 +152,17 @@ describe("sockets opened ahead of a registration's inclusion", () => {
       });
       await until(
         "the bound held",
-        () => factory.held().connects === WARM_MAX && factory.held().udp === WARM_MAX,
+        () => factory.held().connects === AHEAD_MAX && factory.held().udp === AHEAD_MAX,
       );
-      await until("all accepted", () => gw.accepted.length >= WARM_MAX);
+      await until("all accepted", () => gw.accepted.length >= AHEAD_MAX);
       factory.openAhead({
         connects: Array.from({ length: 500 }, () => target),
         udpHost: "127.0.0.1",
         udp: 500,
       });
       await sleep(100);
-      assert.equal(gw.accepted.length, WARM_MAX);
-      assert.deepEqual(factory.held(), { connects: WARM_MAX, udp: WARM_MAX });
+      assert.equal(gw.accepted.length, AHEAD_MAX);
+      assert.deepEqual(factory.held(), { connects: AHEAD_MAX, udp: AHEAD_MAX });
     } finally {
       await factory.close();
       await gw.close();
