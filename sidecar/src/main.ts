@@ -376,15 +376,16 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
     const memberCertifier = certifier;
     // Every later stage sees only members whose certificate verified (certs/follower.ts) and whose live
     // attestation was not refused (reattest/follower.ts).
+    const membership = createMembershipFollower({
+      reads: chain.reads,
+      cluster: chain.cluster,
+      reader,
+      confirmations: config.confirmations,
+      logger,
+    });
     const follower = createAttestedFollower(
       createCertifiedFollower(
-        createMembershipFollower({
-          reads: chain.reads,
-          cluster: chain.cluster,
-          reader,
-          confirmations: config.confirmations,
-          logger,
-        }),
+        membership,
         memberCertifier,
         // This node's own record needs no fetch once its own certificate verified offline (certs/own.ts).
         // Still running (it is usually done well before the registration is), it is waited for: its one
@@ -516,6 +517,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         memberId: cycle.memberId,
         account: privateKeyToAccount(keys.member.secret.reveal()),
         wake: wakeConcerned,
+        // The pushed registration's record is read beside the logs of the pass the push wakes.
+        onRegistration: (memberId, block) => membership.expect?.(memberId, block),
         onStatus: (s) => {
           status.update(s);
           const healthy = s.indexers.some((link) => link.subscribed && !link.lagging);

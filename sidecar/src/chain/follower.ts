@@ -10,6 +10,10 @@
 // or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead, and so
 // does a policy change that can change a member's standing (a device revoked, a compose hash or KMS
 // root removed or added, the device allowlist switched): the full read carries every standing.
+// A registration an indexer pushed (`expect`) has its record read beside the logs instead of after them,
+// at the same agreed block and from the same quorum: on a join that is one round trip to the providers
+// less for every existing node (issue 15). The push only chooses what is read early: the record counts
+// only when the logs name its id, so a lying push costs one read and changes nothing.
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, getAbiItem, type Hex } from "viem";
 import type { Logger } from "../log.ts";
@@ -78,7 +82,16 @@ export interface MembershipFollower {
    * those members' records (the certificate reads can start beside them: certs/follower.ts).
    */
   onRegistrations?(listener: (seen: readonly RegistrationSeen[]) => void): void;
+  /**
+   * An indexer pushed the registration of `memberId` in `block`: the sync that reaches that block reads
+   * its record beside the logs. At most EXPECTED_MAX are kept (the oldest goes); one the logs do not name
+   * is dropped unused.
+   */
+  expect?(memberId: bigint, block: bigint): void;
 }
+
+/** Registrations expected from pushes, at most (a join brings one; a burst of them a few per block). */
+export const EXPECTED_MAX = 16;
 
 export function createMembershipFollower(options: {
   readonly reads: ChainReads;
@@ -94,6 +107,26 @@ export function createMembershipFollower(options: {
   let snapshot: MembershipSnapshot | undefined;
   let fullReason: string | undefined = "start";
   const listeners: Array<(seen: readonly RegistrationSeen[]) => void> = [];
+  /** Pushed registrations not read yet: member id → the block the push said. */
+  const expected = new Map<bigint, bigint>();
+
+  /**
+   * Starts reading, at `at`, the records of the expected registrations in (`after`, `at`]; those at or
+   * before `after` are past and go, later ones wait for their sync. Each read's failure is kept for the
+   * caller that uses it, and ignored when nobody does.
+   */
+  function readExpected(after: bigint, at: AgreedBlock): Map<bigint, Promise<Member | undefined>> {
+    const early = new Map<bigint, Promise<Member | undefined>>();
+    for (const [id, block] of expected) {
+      if (block > at.number) continue;
+      expected.delete(id);
+      if (block <= after) continue;
+      const read = reader.member(id, at);
+      read.catch(() => {});
+      early.set(id, read);
+    }
+    return early;
+  }
 
   async function fullRead(at: AgreedBlock, reason: string): Promise<MembershipSnapshot> {
     const members = await reader.allMembers(at);
@@ -104,6 +137,7 @@ export function createMembershipFollower(options: {
   async function incremental(previous: MembershipSnapshot, at: AgreedBlock): Promise<MembershipSnapshot> {
     const block = at.number;
     const started = Date.now();
+    const early = readExpected(previous.block, at);
     const logs = await reads.getLogs({
       address: cluster,
       events: [...MEMBERSHIP_EVENTS, ...STANDING_EVENTS],
@@ -134,7 +168,10 @@ export function createMembershipFollower(options: {
     }
     if (seen.length > 0) for (const listener of listeners) listener(seen);
     const logsMs = Date.now() - started;
-    const records = await Promise.all(ids.map((id) => reader.member(id, at)));
+    // A record read early is the same quorum read at the same block; one that failed is read again.
+    const records = await Promise.all(
+      ids.map((id) => early.get(id)?.catch(() => reader.member(id, at)) ?? reader.member(id, at)),
+    );
     const members = new Map(previous.members);
     ids.forEach((id, i) => {
       const record = records[i];
@@ -142,7 +179,13 @@ export function createMembershipFollower(options: {
       else members.delete(id);
     });
     logger.debug(
-      { block, changed: ids, logsMs, recordsMs: Date.now() - started - logsMs },
+      {
+        block,
+        changed: ids,
+        logsMs,
+        recordsMs: Date.now() - started - logsMs,
+        readEarly: ids.filter((id) => early.has(id)).length,
+      },
       "membership changed",
     );
     return { block, blockHash: at.hash, members, changed: ids, kind: "incremental", registrations };
@@ -185,6 +228,11 @@ export function createMembershipFollower(options: {
     },
     onRegistrations(listener) {
       listeners.push(listener);
+    },
+    expect(memberId, block) {
+      expected.delete(memberId);
+      expected.set(memberId, block);
+      if (expected.size > EXPECTED_MAX) expected.delete(expected.keys().next().value!);
     },
   };
 }

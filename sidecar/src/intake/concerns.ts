@@ -35,6 +35,20 @@ export function concernsOf(topics: readonly string[]): ReadonlySet<Concern> {
   return EVERY_CONCERN;
 }
 
+const MEMBER_REGISTERED = topicOf("MemberRegistered");
+
+/**
+ * The member id a MemberRegistered log names (its first indexed argument, a uint64), or undefined for
+ * any other log or a malformed topic. The indexer's word, taken for a hint only (chain/follower.ts `expect`).
+ */
+export function registeredMember(topics: readonly string[]): bigint | undefined {
+  if (topics[0]?.toLowerCase() !== MEMBER_REGISTERED) return undefined;
+  const id = topics[1];
+  if (id === undefined || !/^0x[0-9a-fA-F]{64}$/.test(id)) return undefined;
+  const memberId = BigInt(id);
+  return memberId < 2n ** 64n ? memberId : undefined;
+}
+
 /** The pollers a push can wake, and the cadence they all poll at. */
 export interface Pollers {
   /** Runs a reconcile pass now. */

@@ -2,12 +2,13 @@
 // JSON-RPC call: one change on chain costs eth_blockNumber + eth_getLogs + one eth_call per changed id.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { custom, getAbiItem } from "viem";
 import { admit, type ClusterFixture, setupCluster, simulatedNode } from "../../../test/helpers/cluster.ts";
 import { type ChainContext, connectChain } from "../../src/chain/client.ts";
 import { type ClusterReader, createClusterReader } from "../../src/chain/cluster.ts";
-import { createMembershipFollower, type RegistrationSeen } from "../../src/chain/follower.ts";
+import { createMembershipFollower, EXPECTED_MAX, type RegistrationSeen } from "../../src/chain/follower.ts";
 import { countingTransport, createRpcTally, type RpcTally } from "../../src/chain/transport.ts";
 import { captureLogger } from "../helpers.ts";
 
@@ -214,5 +215,111 @@ describe("membership follower", () => {
     assert.equal(after.members.get(id)?.status, "active", "still active until the owner evicts it");
     assert.equal(after.members.get(id)?.standing, "device-revoked");
     assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 2 }));
+  });
+
+  // Issue 15: a pushed registration's record is read beside the logs, not a round trip after them.
+  describe("registrations expected from pushes", () => {
+    const head = () => fx.publicClient.getBlockNumber();
+
+    test("the expected record is read beside the logs, and once: the sync's calls are the same", async () => {
+      // The same chain through a transport that answers eth_getLogs 150 ms late and notes every call.
+      const calls: string[] = [];
+      const slow = await connectChain({
+        transport: custom(
+          {
+            async request(args: { method: string; params?: unknown }) {
+              calls.push(`asked ${args.method}`);
+              if (args.method === "eth_getLogs") await delay(150);
+              const answer = await fx.connection.provider.request(
+                args as { method: string; params: unknown[] },
+              );
+              calls.push(`answered ${args.method}`);
+              return answer;
+            },
+          },
+          { retryCount: 0 },
+        ),
+        cluster: fx.deployed.diamond,
+        expectedChainId: fx.chainId,
+      });
+      const f = createMembershipFollower({
+        reads: slow.reads,
+        cluster: slow.cluster,
+        reader: createClusterReader(slow.reads, slow.cluster),
+        confirmations: 0,
+        logger: captureLogger().logger,
+      });
+      await f.sync();
+      const id = await admit(fx, simulatedNode(fx.kmsRoot));
+      f.expect?.(id, await head());
+      calls.length = 0;
+      const snapshot = await f.sync();
+      assert.deepEqual(snapshot.changed, [id]);
+      assert.equal(snapshot.members.get(id)?.status, "active");
+      const asked = calls.indexOf("asked eth_call");
+      assert.ok(asked >= 0 && asked < calls.indexOf("answered eth_getLogs"), calls.join(", "));
+      assert.equal(calls.filter((c) => c === "asked eth_call").length, 1, "read once");
+    });
+
+    test("with the tally: an expected registration costs no extra call", async () => {
+      const f = follower();
+      await f.sync();
+      const id = await admit(fx, simulatedNode(fx.kmsRoot));
+      f.expect?.(id, await head());
+      tally.reset();
+      const snapshot = await f.sync();
+      assert.deepEqual(snapshot.changed, [id]);
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 1 }));
+    });
+
+    test("attacker: a pushed registration the logs do not name is read and never used", async () => {
+      const f = follower();
+      const before = await f.sync();
+      await mine(1);
+      // A lying push: member ids[0] "registered" in this block, and an id nobody holds.
+      f.expect?.(ids[0]!, await head());
+      f.expect?.(999n, await head());
+      tally.reset();
+      const after = await f.sync();
+      assert.equal(after.kind, "incremental");
+      assert.deepEqual(after.changed, [], "the logs name nobody");
+      assert.equal(after.members, before.members, "the view is the one before, not a re-read record");
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 2 }), "two wasted reads");
+      // Used up: the next block's sync reads nothing early.
+      await mine(1);
+      tally.reset();
+      await f.sync();
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1 }));
+    });
+
+    test("attacker: a flood of pushed registrations reads at most EXPECTED_MAX records; past blocks none", async () => {
+      const f = follower();
+      await f.sync();
+      // A block this node has read already: nothing to read early.
+      f.expect?.(5000n, await head());
+      await mine(1);
+      tally.reset();
+      await f.sync();
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1 }));
+      await mine(1);
+      for (let i = 0n; i < 200n; i++) f.expect?.(1000n + i, await head());
+      tally.reset();
+      await f.sync();
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: EXPECTED_MAX }));
+    });
+
+    test("a registration expected in a block past the sync's waits for the sync that reaches it", async () => {
+      const f = follower(1);
+      await f.sync();
+      const id = await admit(fx, simulatedNode(fx.kmsRoot));
+      f.expect?.(id, await head());
+      tally.reset();
+      assert.equal((await f.sync()).members.has(id), false, "not confirmed yet");
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1 }), "nothing read early");
+      await mine(1);
+      tally.reset();
+      assert.equal((await f.sync()).members.get(id)?.status, "active");
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 1 }));
+    });
   });
 });

@@ -5,7 +5,13 @@ import { describe, test } from "node:test";
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import { type AbiEvent, getAbiItem, toEventSelector } from "viem";
-import { type Concern, concernsOf, EVERY_CONCERN, wakeFor } from "../../src/intake/concerns.ts";
+import {
+  type Concern,
+  concernsOf,
+  EVERY_CONCERN,
+  registeredMember,
+  wakeFor,
+} from "../../src/intake/concerns.ts";
 import { createPollCadence } from "../../src/sleep.ts";
 
 const topic = (name: string) =>
@@ -34,6 +40,29 @@ describe("a push's concerns", () => {
     }
     assert.equal(concernsOf([`0x${"ab".repeat(32)}`]), EVERY_CONCERN);
     assert.equal(concernsOf([]), EVERY_CONCERN);
+  });
+});
+
+describe("the member a registration's push names", () => {
+  test("a MemberRegistered log names its member id; any other log none", () => {
+    assert.equal(registeredMember([topic("MemberRegistered"), memberId]), 7n);
+    assert.equal(registeredMember([topic("MemberRegistered").toUpperCase(), memberId]), 7n);
+    assert.equal(registeredMember([topic("MemberDeviceStated"), memberId]), undefined);
+    assert.equal(registeredMember([topic("MemberEvicted"), memberId]), undefined);
+    assert.equal(registeredMember([]), undefined);
+  });
+
+  test("attacker: a malformed or out-of-range member topic names nobody", () => {
+    const registered = topic("MemberRegistered");
+    assert.equal(registeredMember([registered]), undefined, "no id topic");
+    assert.equal(registeredMember([registered, "0x07"]), undefined, "not 32 bytes");
+    assert.equal(registeredMember([registered, `0x${"zz".repeat(32)}`]), undefined, "not hex");
+    assert.equal(
+      registeredMember([registered, `0x${"00".repeat(23)}01${"00".repeat(8)}`]),
+      undefined,
+      "2^64",
+    );
+    assert.equal(registeredMember([registered, `0x${"00".repeat(24)}${"ff".repeat(8)}`]), 2n ** 64n - 1n);
   });
 });
 

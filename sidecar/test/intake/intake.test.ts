@@ -14,6 +14,7 @@ import { createSimulatedCvm, type SimulatedCvm } from "@attestmesh/devnet/dstack
 import { parseConfig as parseIndexerConfig } from "@attestmesh/indexer/config.ts";
 import { type Indexer, startIndexer } from "@attestmesh/indexer/main.ts";
 import { fixedCollateral } from "@attestmesh/shared/attestation/collateral.ts";
+import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import {
   type Envelope,
   type LogEnvelope,
@@ -25,12 +26,13 @@ import { parseFrame, quoteReportData } from "@attestmesh/shared/indexer/protocol
 import { INDEXER_KEY } from "@attestmesh/shared/keys/purposes.ts";
 import { ed25519 } from "@noble/curves/ed25519";
 import { Registry } from "prom-client";
-import { custom, type Hex, hexToBytes, type Log, type PublicClient } from "viem";
+import { custom, getAbiItem, type Hex, hexToBytes, type Log, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { type WebSocket, WebSocketServer } from "ws";
 import { loadNearMpcAttestation } from "../../../test/fixtures/tdx/fixtures.ts";
 import {
   type AdmittedNode,
+  admit,
   admitNewNode,
   type ClusterFixture,
   randomAppId,
@@ -89,6 +91,8 @@ interface FixtureIntake extends Intake {
   readonly wakes: readonly string[];
   /** The pollers each wake-up named, in the same order. */
   readonly woken: readonly (readonly Concern[])[];
+  /** Every registration a push named: member id, block, and how many wake-ups had happened before. */
+  readonly registrations: readonly (readonly [bigint, bigint, number])[];
   /** Aborts the intake and waits for its loop to end. */
   stop(): Promise<void>;
 }
@@ -107,6 +111,7 @@ function startFixtureIntake(
   const abort = new AbortController();
   const wakes: string[] = [];
   const woken: Concern[][] = [];
+  const registrations: [bigint, bigint, number][] = [];
   const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
   const intake = startIntake({
     client: fx.publicClient,
@@ -119,6 +124,7 @@ function startFixtureIntake(
       wakes.push(reason);
       woken.push([...concerns].sort());
     },
+    onRegistration: (memberId, block) => registrations.push([memberId, block, wakes.length]),
     signal: abort.signal,
     lagThresholdMs: 60_000,
     confirmations: 0,
@@ -134,6 +140,7 @@ function startFixtureIntake(
     stopped: intake.stopped,
     wakes,
     woken,
+    registrations,
     async stop() {
       abort.abort();
       await intake.stopped;
@@ -428,6 +435,32 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       ["csk", "messages"],
       ["csk", "membership", "messages"],
     ]);
+  });
+
+  test("a registration's push names its member and block before the wake-up it brings; other logs name none", async () => {
+    const node = simulatedNode(fx.kmsRoot);
+    const id = await admit(fx, node);
+    const [registered] = await fx.publicClient.getLogs({
+      address: fx.deployed.diamond,
+      event: getAbiItem({ abi: clusterAbi, name: "MemberRegistered" }),
+      args: { memberId: id },
+      fromBlock: 0n,
+    });
+    const other = (
+      await fx.publicClient.waitForTransactionReceipt({
+        hash: await fx.owner.write.addAppId([randomAppId()]),
+      })
+    ).logs[0]!;
+    const wakesBefore = intake.wakes.length;
+    const namedBefore = intake.registrations.length;
+    const conn = await reconnectWith((c) => {
+      c.send(hello(keyA, c.challenge));
+      c.send(logEnvelope(keyA, registered as ReceiptLog));
+      c.send(logEnvelope(keyA, other));
+    });
+    await waitFor("both pushes acknowledged", () => conn.acks.length === 2);
+    await waitFor("the wake-ups", () => intake.wakes.length === wakesBefore + 2);
+    assert.deepEqual(intake.registrations.slice(namedBefore), [[id, registered!.blockNumber, wakesBefore]]);
   });
 
   test("a forged signature is rejected as adversarial and tears the subscription down", async () => {
