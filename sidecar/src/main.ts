@@ -517,8 +517,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
         memberId: cycle.memberId,
         account: privateKeyToAccount(keys.member.secret.reveal()),
         wake: wakeConcerned,
-        // The pushed registration's record is read beside the logs of the pass the push wakes.
-        onRegistration: (memberId, block) => membership.expect?.(memberId, block),
+        // A pushed registration's, eviction's or leave's record is read beside the logs of the pass it wakes.
+        onMemberChanged: (memberId, block) => membership.expect?.(memberId, block),
         onStatus: (s) => {
           status.update(s);
           const healthy = s.indexers.some((link) => link.subscribed && !link.lagging);

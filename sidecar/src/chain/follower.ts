@@ -10,10 +10,11 @@
 // or a gap wider than `maxLogRange` (the sidecar was stalled) triggers a full re-read instead, and so
 // does a policy change that can change a member's standing (a device revoked, a compose hash or KMS
 // root removed or added, the device allowlist switched): the full read carries every standing.
-// A registration an indexer pushed (`expect`) has its record read beside the logs instead of after them,
-// at the same agreed block and from the same quorum: on a join that is one round trip to the providers
-// less for every existing node (issue 15). The push only chooses what is read early: the record counts
-// only when the logs name its id, so a lying push costs one read and changes nothing.
+// A member whose registration, eviction or leave an indexer pushed (`expect`) has its record read beside
+// the logs instead of after them, at the same agreed block and from the same quorum: on a join or an
+// eviction that is one round trip to the providers less for every node (issue 15). The push only chooses
+// what is read early: the record counts only when the logs name its id, so a lying push costs one read
+// and changes nothing.
 import { clusterAbi } from "@attestmesh/shared/contracts/abi.ts";
 import { type Address, getAbiItem, type Hex } from "viem";
 import type { Logger } from "../log.ts";
@@ -83,14 +84,14 @@ export interface MembershipFollower {
    */
   onRegistrations?(listener: (seen: readonly RegistrationSeen[]) => void): void;
   /**
-   * An indexer pushed the registration of `memberId` in `block`: the sync that reaches that block reads
-   * its record beside the logs. At most EXPECTED_MAX are kept (the oldest goes); one the logs do not name
+   * An indexer pushed a change of `memberId`'s record in `block`: the sync that reaches that block reads
+   * the record beside the logs. At most EXPECTED_MAX are kept (the oldest goes); one the logs do not name
    * is dropped unused.
    */
   expect?(memberId: bigint, block: bigint): void;
 }
 
-/** Registrations expected from pushes, at most (a join brings one; a burst of them a few per block). */
+/** Changes expected from pushes, at most (a join or an eviction brings one; a burst a few per block). */
 export const EXPECTED_MAX = 16;
 
 export function createMembershipFollower(options: {
@@ -107,11 +108,11 @@ export function createMembershipFollower(options: {
   let snapshot: MembershipSnapshot | undefined;
   let fullReason: string | undefined = "start";
   const listeners: Array<(seen: readonly RegistrationSeen[]) => void> = [];
-  /** Pushed registrations not read yet: member id → the block the push said. */
+  /** Pushed changes not read yet: member id → the block the push said. */
   const expected = new Map<bigint, bigint>();
 
   /**
-   * Starts reading, at `at`, the records of the expected registrations in (`after`, `at`]; those at or
+   * Starts reading, at `at`, the records of the changes expected in (`after`, `at`]; those at or
    * before `after` are past and go, later ones wait for their sync. Each read's failure is kept for the
    * caller that uses it, and ignored when nobody does.
    */

@@ -35,14 +35,20 @@ export function concernsOf(topics: readonly string[]): ReadonlySet<Concern> {
   return EVERY_CONCERN;
 }
 
-const MEMBER_REGISTERED = topicOf("MemberRegistered");
+/** The events that change one member's record, each naming its member id as its first indexed argument. */
+const MEMBER_CHANGES: ReadonlySet<string> = new Set(
+  (["MemberRegistered", "MemberEvicted", "MemberLeft"] as const).map((name) =>
+    toEventSelector(getAbiItem({ abi: clusterAbi, name })).toLowerCase(),
+  ),
+);
 
 /**
- * The member id a MemberRegistered log names (its first indexed argument, a uint64), or undefined for
- * any other log or a malformed topic. The indexer's word, taken for a hint only (chain/follower.ts `expect`).
+ * The member whose record a log changes (a registration, an eviction, a leave: its first indexed argument,
+ * a uint64), or undefined for any other log or a malformed topic. The indexer's word, taken for a hint
+ * only (chain/follower.ts `expect`).
  */
-export function registeredMember(topics: readonly string[]): bigint | undefined {
-  if (topics[0]?.toLowerCase() !== MEMBER_REGISTERED) return undefined;
+export function changedMember(topics: readonly string[]): bigint | undefined {
+  if (!MEMBER_CHANGES.has(topics[0]?.toLowerCase() ?? "")) return undefined;
   const id = topics[1];
   if (id === undefined || !/^0x[0-9a-fA-F]{64}$/.test(id)) return undefined;
   const memberId = BigInt(id);

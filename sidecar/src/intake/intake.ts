@@ -18,7 +18,7 @@ import WebSocket from "ws";
 import { type BackoffOptions, backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import { sleep } from "../sleep.ts";
-import { type Concern, concernsOf, EVERY_CONCERN, registeredMember } from "./concerns.ts";
+import { type Concern, changedMember, concernsOf, EVERY_CONCERN } from "./concerns.ts";
 import { createLagDetector } from "./lag.ts";
 import { createSubscriptionProtocol } from "./protocol.ts";
 import type { IndexerQuoteCheck } from "./quote.ts";
@@ -62,8 +62,11 @@ export interface IntakeOptions {
   readonly account: LocalAccount;
   /** Wakes the pollers in `concerns` (every poller but for a push whose log says otherwise). */
   readonly wake: (reason: string, concerns: ReadonlySet<Concern>) => Promise<void>;
-  /** A verified push of a registration (member id, block), before the wake-up it brings: a hint only. */
-  readonly onRegistration?: (memberId: bigint, block: bigint) => void;
+  /**
+   * A verified push of a log that changes a member's record (member id, block), before the wake-up it
+   * brings: a hint only.
+   */
+  readonly onMemberChanged?: (memberId: bigint, block: bigint) => void;
   readonly onStatus: (status: IntakeStatus) => void;
   readonly signal: AbortSignal;
   readonly logger: Logger;
@@ -337,8 +340,8 @@ export function startIntake(options: IntakeOptions): Intake {
           wokenFor = new Set();
         }
         if (!envelope.removed) {
-          const registered = registeredMember(envelope.log.topics);
-          if (registered !== undefined) options.onRegistration?.(registered, block);
+          const changed = changedMember(envelope.log.topics);
+          if (changed !== undefined) options.onMemberChanged?.(changed, block);
         }
         const concerns = envelope.removed ? EVERY_CONCERN : concernsOf(envelope.log.topics);
         const waking = new Set([...concerns].filter((c) => !wokenFor.has(c)));

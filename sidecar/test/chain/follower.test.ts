@@ -217,8 +217,8 @@ describe("membership follower", () => {
     assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 2 }));
   });
 
-  // Issue 15: a pushed registration's record is read beside the logs, not a round trip after them.
-  describe("registrations expected from pushes", () => {
+  // Issue 15: a pushed change's record is read beside the logs, not a round trip after them.
+  describe("changes expected from pushes", () => {
     const head = () => fx.publicClient.getBlockNumber();
 
     test("the expected record is read beside the logs, and once: the sync's calls are the same", async () => {
@@ -261,7 +261,7 @@ describe("membership follower", () => {
       assert.equal(calls.filter((c) => c === "asked eth_call").length, 1, "read once");
     });
 
-    test("with the tally: an expected registration costs no extra call", async () => {
+    test("with the tally: an expected registration or eviction costs no extra call", async () => {
       const f = follower();
       await f.sync();
       const id = await admit(fx, simulatedNode(fx.kmsRoot));
@@ -269,6 +269,13 @@ describe("membership follower", () => {
       tally.reset();
       const snapshot = await f.sync();
       assert.deepEqual(snapshot.changed, [id]);
+      assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 1 }));
+
+      await fx.owner.write.evict([id, 7]);
+      f.expect?.(id, await head());
+      tally.reset();
+      const evicted = await f.sync();
+      assert.equal(evicted.members.get(id)?.status, "evicted");
       assert.deepEqual(tally.byMethod(), afterNewHead({ eth_getLogs: 1, eth_call: 1 }));
     });
 

@@ -7,9 +7,9 @@ import { MESSAGE_SENT_TOPIC } from "@attestmesh/shared/contracts/events.ts";
 import { type AbiEvent, getAbiItem, toEventSelector } from "viem";
 import {
   type Concern,
+  changedMember,
   concernsOf,
   EVERY_CONCERN,
-  registeredMember,
   wakeFor,
 } from "../../src/intake/concerns.ts";
 import { createPollCadence } from "../../src/sleep.ts";
@@ -43,26 +43,24 @@ describe("a push's concerns", () => {
   });
 });
 
-describe("the member a registration's push names", () => {
-  test("a MemberRegistered log names its member id; any other log none", () => {
-    assert.equal(registeredMember([topic("MemberRegistered"), memberId]), 7n);
-    assert.equal(registeredMember([topic("MemberRegistered").toUpperCase(), memberId]), 7n);
-    assert.equal(registeredMember([topic("MemberDeviceStated"), memberId]), undefined);
-    assert.equal(registeredMember([topic("MemberEvicted"), memberId]), undefined);
-    assert.equal(registeredMember([]), undefined);
+describe("the member a push names", () => {
+  test("a registration, an eviction and a leave name their member id; any other log none", () => {
+    assert.equal(changedMember([topic("MemberRegistered"), memberId]), 7n);
+    assert.equal(changedMember([topic("MemberRegistered").toUpperCase(), memberId]), 7n);
+    assert.equal(changedMember([topic("MemberEvicted"), memberId]), 7n);
+    assert.equal(changedMember([topic("MemberLeft"), memberId]), 7n);
+    assert.equal(changedMember([topic("MemberDeviceStated"), memberId]), undefined);
+    assert.equal(changedMember([topic("AppIdRevokedAt"), memberId]), undefined);
+    assert.equal(changedMember([]), undefined);
   });
 
   test("attacker: a malformed or out-of-range member topic names nobody", () => {
     const registered = topic("MemberRegistered");
-    assert.equal(registeredMember([registered]), undefined, "no id topic");
-    assert.equal(registeredMember([registered, "0x07"]), undefined, "not 32 bytes");
-    assert.equal(registeredMember([registered, `0x${"zz".repeat(32)}`]), undefined, "not hex");
-    assert.equal(
-      registeredMember([registered, `0x${"00".repeat(23)}01${"00".repeat(8)}`]),
-      undefined,
-      "2^64",
-    );
-    assert.equal(registeredMember([registered, `0x${"00".repeat(24)}${"ff".repeat(8)}`]), 2n ** 64n - 1n);
+    assert.equal(changedMember([registered]), undefined, "no id topic");
+    assert.equal(changedMember([registered, "0x07"]), undefined, "not 32 bytes");
+    assert.equal(changedMember([registered, `0x${"zz".repeat(32)}`]), undefined, "not hex");
+    assert.equal(changedMember([registered, `0x${"00".repeat(23)}01${"00".repeat(8)}`]), undefined, "2^64");
+    assert.equal(changedMember([registered, `0x${"00".repeat(24)}${"ff".repeat(8)}`]), 2n ** 64n - 1n);
   });
 });
 

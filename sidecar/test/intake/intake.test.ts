@@ -91,8 +91,8 @@ interface FixtureIntake extends Intake {
   readonly wakes: readonly string[];
   /** The pollers each wake-up named, in the same order. */
   readonly woken: readonly (readonly Concern[])[];
-  /** Every registration a push named: member id, block, and how many wake-ups had happened before. */
-  readonly registrations: readonly (readonly [bigint, bigint, number])[];
+  /** Every member a push named as changed: member id, block, and how many wake-ups had happened before. */
+  readonly changes: readonly (readonly [bigint, bigint, number])[];
   /** Aborts the intake and waits for its loop to end. */
   stop(): Promise<void>;
 }
@@ -111,7 +111,7 @@ function startFixtureIntake(
   const abort = new AbortController();
   const wakes: string[] = [];
   const woken: Concern[][] = [];
-  const registrations: [bigint, bigint, number][] = [];
+  const changes: [bigint, bigint, number][] = [];
   const reads = readsOver(custom(fx.connection.provider, { retryCount: 0 }));
   const intake = startIntake({
     client: fx.publicClient,
@@ -124,7 +124,7 @@ function startFixtureIntake(
       wakes.push(reason);
       woken.push([...concerns].sort());
     },
-    onRegistration: (memberId, block) => registrations.push([memberId, block, wakes.length]),
+    onMemberChanged: (memberId, block) => changes.push([memberId, block, wakes.length]),
     signal: abort.signal,
     lagThresholdMs: 60_000,
     confirmations: 0,
@@ -140,7 +140,7 @@ function startFixtureIntake(
     stopped: intake.stopped,
     wakes,
     woken,
-    registrations,
+    changes,
     async stop() {
       abort.abort();
       await intake.stopped;
@@ -437,7 +437,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     ]);
   });
 
-  test("a registration's push names its member and block before the wake-up it brings; other logs name none", async () => {
+  test("a registration's push names its member and block before the wake-up it brings; other logs none", async () => {
     const node = simulatedNode(fx.kmsRoot);
     const id = await admit(fx, node);
     const [registered] = await fx.publicClient.getLogs({
@@ -452,7 +452,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
       })
     ).logs[0]!;
     const wakesBefore = intake.wakes.length;
-    const namedBefore = intake.registrations.length;
+    const namedBefore = intake.changes.length;
     const conn = await reconnectWith((c) => {
       c.send(hello(keyA, c.challenge));
       c.send(logEnvelope(keyA, registered as ReceiptLog));
@@ -460,7 +460,7 @@ describe("sidecar indexer intake", { timeout: 300_000 }, () => {
     });
     await waitFor("both pushes acknowledged", () => conn.acks.length === 2);
     await waitFor("the wake-ups", () => intake.wakes.length === wakesBefore + 2);
-    assert.deepEqual(intake.registrations.slice(namedBefore), [[id, registered!.blockNumber, wakesBefore]]);
+    assert.deepEqual(intake.changes.slice(namedBefore), [[id, registered!.blockNumber, wakesBefore]]);
   });
 
   test("a forged signature is rejected as adversarial and tears the subscription down", async () => {
