@@ -34,7 +34,7 @@ function edit(signature: Hex, change: { r?: bigint; s?: bigint; v?: number }): H
 const sOf = (signature: Hex) => BigInt(`0x${signature.slice(66, 130)}`);
 const vOf = (signature: Hex) => hexToBytes(signature)[64]!;
 /** The other recovery id, written as the signature wrote it (0/1 or 27/28). */
-const flippedV = (signature: Hex) => vOf(signature) ^ 1;
+const flippedV = (signature: Hex) => (vOf(signature) >= 27 ? 55 - vOf(signature) : vOf(signature) ^ 1);
 /** The malleable twin: n − s with the other recovery id, which recovers the same key. */
 const twin = (signature: Hex) => edit(signature, { s: SECP256K1_N - sOf(signature), v: flippedV(signature) });
 
