@@ -17,7 +17,8 @@
 //   4. its KMS signer is a pinned KMS root                                      KmsRootNotPinned
 //   5. app id = CREATE2(cluster, salt, clone(implementation, cluster))          AppIdNotMemberApp
 //   6. the Register typed data (domain: pinned chain id and cluster) recovers
-//      to the certified member key                                              RegistrationSignatureMismatch
+//      to the certified member key, its signature held to the contract's rules
+//      (v ∈ {0, 1, 27, 28}, low s)                                              RegistrationSignatureMismatch
 //   7. against the member record the follower reports, when given: app id,
 //      member key, WireGuard key, identity key equal                            AppIdMismatch, MemberKeyMismatch,
 //                                                                               WireguardKeyMismatch, IdentityKeyMismatch
