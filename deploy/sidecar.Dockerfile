@@ -70,8 +70,8 @@ RUN apt-get update \
       wireguard-tools=1.0.20210914-1+b1 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \
       /var/cache/ldconfig/aux-cache
-# The bundle holds the sidecar and every dependency it uses (libsodium's WebAssembly inlined): no
-# node_modules and no sources in the image.
+# The bundle holds the sidecar and every dependency it uses (libsodium's WebAssembly inlined,
+# libsecp256k1's in secp256k1.wasm beside it): no node_modules and no sources in the image.
 COPY package.json ./
 COPY --from=build /app/sidecar/dist sidecar/dist
 # The sidecar stays root inside its container. It needs CAP_NET_ADMIN for ip, wg and wireguard-go, and

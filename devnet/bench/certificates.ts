@@ -4,10 +4,15 @@
 // (the sidecar's certifier answering from its cache: a map lookup, no RPC, no signature check);
 // (c) fetched, then verified — what the certifier does per new member: the certificate source recovers
 // the registration's signer to find its nonce, then the verification; the old way (that recovery made
-// twice) and the new (the verification reuses it), alternating, each on a certificate not seen before.
+// twice) and the new (the verification reuses it), alternating, each on a certificate not seen before;
+// (d) with `--baseline DIR` (another checkout of this repository, e.g. main's, installed), the cold
+// verification of that checkout's shared/src/certs/certificate.ts and of this one, alternating in one
+// process, each on a certificate not seen before: medians and their ratio.
 //
-//   node devnet/bench/certificates.ts [--cold 100] [--cached 100000]     (from the repository root)
+//   node devnet/bench/certificates.ts [--cold 100] [--cached 100000] [--baseline DIR]   (from the repository root)
 import { randomBytes } from "node:crypto";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import {
   type MemberCertificate,
@@ -26,7 +31,11 @@ import { simulatedCertificate } from "../../test/helpers/certs.ts";
 import { createKmsRoot } from "../src/dstack-sim/simulator.ts";
 
 const { values } = parseArgs({
-  options: { cold: { type: "string", default: "100" }, cached: { type: "string", default: "100000" } },
+  options: {
+    cold: { type: "string", default: "100" },
+    cached: { type: "string", default: "100000" },
+    baseline: { type: "string" },
+  },
 });
 const COLD = Number(values.cold);
 const CACHED = Number(values.cached);
@@ -65,7 +74,8 @@ const micros = (start: bigint) => Number(process.hrtime.bigint() - start) / 1000
 // a recovered registration signer is kept by digest and signature (certificate.ts), so verifying one
 // certificate over and over would time that reuse.
 const fresh: MemberCertificate[] = [];
-for (let i = 0; i < 20 + 3 * COLD; i++) {
+const BASELINE_RUNS = values.baseline === undefined ? 0 : 20 + 2 * COLD;
+for (let i = 0; i < 20 + 3 * COLD + BASELINE_RUNS; i++) {
   fresh.push(
     (
       await simulatedCertificate({
@@ -79,7 +89,7 @@ for (let i = 0; i < 20 + 3 * COLD; i++) {
     ).certificate,
   );
 }
-// Warm up the JIT and noble's precomputed tables, as a running sidecar has.
+// Warm up the JIT and the recoveries, as a running sidecar has.
 for (let i = 0; i < 20; i++) await verifyMemberCertificate(fresh.pop()!, pinned, record);
 const cold: number[] = [];
 const twice: number[] = [];
@@ -105,9 +115,27 @@ for (let i = 0; i < COLD; i++) {
   // Now: the source's recovery is kept, and the verification's is a lookup.
   c = fresh.pop()!;
   start = process.hrtime.bigint();
-  await registrationSigner(c, pinned.chainId, pinned.cluster);
+  registrationSigner(c, pinned.chainId, pinned.cluster);
   await verifyMemberCertificate(c, pinned, record);
   reused.push(micros(start));
+}
+
+type Verify = typeof verifyMemberCertificate;
+const baseline: { this: number[]; base: number[] } = { this: [], base: [] };
+if (values.baseline !== undefined) {
+  const module = pathToFileURL(join(resolve(values.baseline), "shared/src/certs/certificate.ts")).href;
+  const verifyBase = ((await import(module)) as { verifyMemberCertificate: Verify }).verifyMemberCertificate;
+  for (let i = 0; i < 20; i++) await verifyBase(fresh.pop()!, pinned, record);
+  // Alternating which goes first, so neither always runs right after the other's garbage.
+  for (let i = 0; i < COLD; i++) {
+    const order = i % 2 === 0 ? (["base", "this"] as const) : (["this", "base"] as const);
+    for (const which of order) {
+      const c = fresh.pop()!;
+      const start = process.hrtime.bigint();
+      await (which === "base" ? verifyBase : verifyMemberCertificate)(c, pinned, record);
+      baseline[which].push(micros(start));
+    }
+  }
 }
 
 const member: Member = { memberId: 1n, ...record, meshIp: 0x0a4d0001, status: "active", registeredAt: 1 };
@@ -143,3 +171,13 @@ console.log(
 console.log(
   `| cached: certifier.certify      | ${CACHED} | ${median(cached).toFixed(2)} | ${p99(cached).toFixed(2)} | ${fetches} (the first) |`,
 );
+if (values.baseline !== undefined) {
+  const base = median(baseline.base);
+  const now = median(baseline.this);
+  console.log(
+    `\ncold verification, alternating (${COLD} each): ${values.baseline} median ${base.toFixed(0)} µs (p99 ${p99(baseline.base).toFixed(0)}),`,
+  );
+  console.log(
+    `this checkout median ${now.toFixed(0)} µs (p99 ${p99(baseline.this).toFixed(0)}); ratio ${(base / now).toFixed(2)}x`,
+  );
+}

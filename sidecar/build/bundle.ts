@@ -4,10 +4,13 @@
 // Node load its TypeScript stripper (a WebAssembly module) and keep ~1,000 module records and their
 // source text for the life of the process: about 60 MB more resident memory at rest, and a slower start.
 // Whitespace and syntax are minified, identifiers are not, so stack traces keep their function names.
+// One file is not JavaScript: libsecp256k1's WebAssembly (tiny-secp256k1), which its loader reads from
+// beside the running module, so it is copied beside the bundle (the image copies dist/ whole). It is not
+// inlined as libsodium's is: its 1.7 MB of base64 would stay resident as the bundle's source text.
 //
 //   node sidecar/build/bundle.ts        (prints the output files and their sizes)
-import { stat } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { copyFile, stat } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -25,6 +28,13 @@ export const SIDECAR_BUNDLE = join(DIST_DIR, "attestmesh-sidecar.mjs");
  * rest at N = 8, CPU within the run-to-run spread; docs/performance.md).
  */
 export const SIDECAR_NODE_OPTIONS = "--max-semi-space-size=1 --v8-pool-size=1";
+
+/**
+ * WebAssembly that a bundled module reads at run time from `new URL(file, import.meta.url)`: by the
+ * module's path (as esbuild names its inputs) and the file beside it. In the bundle that URL is the
+ * bundle's own, so the file must sit beside the bundle.
+ */
+const WASM_BESIDE = [{ module: "/tiny-secp256k1/lib/wasm_path.js", file: "secp256k1.wasm" }] as const;
 
 /**
  * Builds both entry points into dist/ (about a second); returns the files written. `outdir` and
@@ -57,7 +67,19 @@ export async function bundleSidecar(
       js: 'import { createRequire as __amCreateRequire } from "node:module";\nconst require = __amCreateRequire(import.meta.url);',
     },
   });
-  return Object.keys(result.metafile.outputs).map((file) => join(process.cwd(), file));
+  const outdir = options.outdir ?? DIST_DIR;
+  const written = Object.keys(result.metafile.outputs).map((file) => join(process.cwd(), file));
+  for (const { module, file } of WASM_BESIDE) {
+    const input = Object.keys(result.metafile.inputs).find((path) => path.endsWith(module));
+    if (input === undefined) {
+      throw new Error(
+        `the bundle no longer includes ${module}; update WASM_BESIDE in sidecar/build/bundle.ts`,
+      );
+    }
+    await copyFile(join(dirname(join(process.cwd(), input)), file), join(outdir, file));
+    written.push(join(outdir, file));
+  }
+  return written;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

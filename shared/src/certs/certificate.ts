@@ -17,7 +17,8 @@
 //   4. its KMS signer is a pinned KMS root                                      KmsRootNotPinned
 //   5. app id = CREATE2(cluster, salt, clone(implementation, cluster))          AppIdNotMemberApp
 //   6. the Register typed data (domain: pinned chain id and cluster) recovers
-//      to the certified member key                                              RegistrationSignatureMismatch
+//      to the certified member key, its signature held to the contract's rules
+//      (v ∈ {0, 1, 27, 28}, low s)                                              RegistrationSignatureMismatch
 //   7. against the member record the follower reports, when given: app id,
 //      member key, WireGuard key, identity key equal                            AppIdMismatch, MemberKeyMismatch,
 //                                                                               WireguardKeyMismatch, IdentityKeyMismatch
@@ -28,10 +29,10 @@
 // compose derives (the application beside the sidecar, or a compose pinning the other guest API that
 // the owner allowed by mistake or for a migration), and the CSK would be sealed to keys that key
 // signed. The version is cheap to compare, so it is checked before any signature.
-import { type Address, getAddress, type Hex, hashTypedData, hexToBytes, isHex, recoverAddress } from "viem";
+import { type Address, getAddress, type Hex, hashTypedData, hexToBytes, isHex } from "viem";
 import { memberDomain, memberTypes } from "../contracts/typedData.ts";
 import type { GuestApiVersion } from "../dstack/guestV1.ts";
-import { compressedToAddress, verifyDstackKeyChain } from "../dstack/verify.ts";
+import { compressedToAddress, recoverSignerAddress, verifyDstackKeyChain } from "../dstack/verify.ts";
 import { AttestmeshError } from "../errors.ts";
 import { MEMBER_KEY } from "../keys/purposes.ts";
 import { GUEST_API_VERSION, type PinnedTrust } from "../service/pinned.ts";
@@ -139,13 +140,17 @@ export function registerMessageOf(certificate: MemberCertificate): Record<string
 const SIGNERS_KEPT = 256;
 const recentSigners = new Map<string, Address>();
 
-/** Who signed the certificate's Register message for `chainId` and `cluster`; throws if nobody can have. */
-export async function registrationSigner(
+/**
+ * Who signed the certificate's Register message for `chainId` and `cluster`; throws if nobody can have.
+ * The signature must pass the contract's checks (v ∈ {0, 1, 27, 28}, r in [1, n − 1], s in [1, n/2]):
+ * the register call refuses the high-s twin of a signature, so a certificate carrying one is refused too.
+ */
+export function registrationSigner(
   certificate: MemberCertificate,
   chainId: number,
   cluster: Address,
   message: Record<string, unknown> = registerMessageOf(certificate),
-): Promise<Address> {
+): Address {
   const digest = hashTypedData({
     domain: memberDomain(chainId, cluster),
     types: memberTypes,
@@ -156,7 +161,7 @@ export async function registrationSigner(
   const key = `${digest}:${String(certificate.signature).toLowerCase()}`;
   const kept = recentSigners.get(key);
   if (kept !== undefined) return kept;
-  const signer = await recoverAddress({ hash: digest, signature: certificate.signature });
+  const signer = recoverSignerAddress(hexToBytes(digest), hexToBytes(certificate.signature));
   if (recentSigners.size >= SIGNERS_KEPT) recentSigners.delete(recentSigners.keys().next().value!);
   recentSigners.set(key, signer);
   return signer;
@@ -233,7 +238,7 @@ export async function verifyMemberCertificate(
   const memberKey = compressedToAddress(hexToBytes(memberPubkey));
   let signer: Address;
   try {
-    signer = await registrationSigner(certificate, pinned.chainId, pinned.cluster, message);
+    signer = registrationSigner(certificate, pinned.chainId, pinned.cluster, message);
   } catch {
     refuse("RegistrationSignatureMismatch", "the registration signature does not recover to any key.");
   }

@@ -3,7 +3,8 @@
  * It mirrors the on-chain verifier bit for bit: same accepted encodings, same
  * error per input, same order of checks. Everything is decided with plain
  * integer arithmetic on the bytes (as the EVM does with ecrecover and modexp);
- * noble is used only for the elliptic-curve recovery itself.
+ * the elliptic-curve recovery itself is libsecp256k1's, the library behind geth's
+ * ecrecover (shared/src/keys/secp256k1.ts, which says what it accepts).
  *
  * Order of checks (the first failing check decides the error):
  *  -1. guestApiVersion ∈ {0, 1} (TypeScript here; the proof structs on chain)      UnsupportedGuestApiVersion
@@ -33,13 +34,13 @@
  * version as `verifyDstackKeyChain` vs `verifyDstackKeyChainV1`, or as the proof's `guestApiVersion`.
  */
 
-import { secp256k1 } from "@noble/curves/secp256k1";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex } from "@noble/hashes/utils";
 import type { Address } from "viem";
 import { checksumAddress } from "viem";
 import type { ClusterErrorName } from "../contracts/errors.ts";
 import { AttestmeshError } from "../errors.ts";
+import { secp256k1Recover } from "../keys/secp256k1.ts";
 import { type GuestApiVersion, keyClaimDigestV1 } from "./guestV1.ts";
 import {
   APP_ID_LENGTH,
@@ -215,7 +216,8 @@ export function compressedToAddress(pubkey33: Uint8Array): Address {
   return uncompressedToAddress(decompress(pubkey33));
 }
 
-type SignatureFields = { readonly r: bigint; readonly s: bigint; readonly recovery: 0 | 1 };
+/** A signature whose fields passed the checks of step 4: r || s (64 bytes) and its recovery id. */
+type SignatureFields = { readonly rs: Uint8Array; readonly recovery: 0 | 1 };
 
 function checkSignatureFields(field: KeyChainField, signature: Uint8Array): SignatureFields {
   checkLength(field, signature, [RECOVERABLE_SIGNATURE_LENGTH], "InvalidSignatureLength");
@@ -240,24 +242,17 @@ function checkSignatureFields(field: KeyChainField, signature: Uint8Array): Sign
       s: `0x${s.toString(16)}`,
     });
   }
-  return { r, s, recovery };
+  return { rs: signature.subarray(0, 64), recovery };
 }
 
 function recoverAddress(field: KeyChainField, digest: Uint8Array, signature: SignatureFields): Address {
-  let uncompressed: Uint8Array;
-  try {
-    const point = new secp256k1.Signature(signature.r, signature.s, signature.recovery).recoverPublicKey(
-      digest,
-    );
-    uncompressed = point.toBytes(false);
-  } catch (cause) {
-    throw new AttestmeshError(
+  const uncompressed = secp256k1Recover(digest, signature.rs, signature.recovery);
+  if (uncompressed === null) {
+    fail(
+      "SignatureRecoveryFailed",
       `${field} recovers no public key (r is not a curve x, or the result is infinity).`,
       {
-        code: "SignatureRecoveryFailed",
-        retryable: false,
-        details: { field },
-        cause,
+        field,
       },
     );
   }

@@ -2,7 +2,6 @@
 // recovered from the app signature and the full chain up to its KMS signer, checked exactly as the
 // cluster contract will check it, with signatures normalised to the one encoding the contract and
 // the off-chain verifier agree on (v in {0, 1}, low s).
-import { secp256k1 } from "@noble/curves/secp256k1";
 import { DstackClient } from "@phala/dstack-sdk";
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes } from "viem";
 import type { EventLogJson } from "../bytes.ts";
@@ -12,6 +11,7 @@ import { derivedKeyDigest, derivedPublicKey, type KeyAlgorithm } from "../dstack
 import { SECP256K1_HALF_N, SECP256K1_N, verifyDstackKeyChain } from "../dstack/verify.ts";
 import { AttestmeshError } from "../errors.ts";
 import type { KeySpec } from "../keys/purposes.ts";
+import { secp256k1Recover } from "../keys/secp256k1.ts";
 import { createDstackV1Agent, createDstackV1Client } from "./dstackV1.ts";
 import { fatalError, retryableError } from "./errors.ts";
 import {
@@ -303,17 +303,22 @@ export function recoverAppPublicKey(
 
 /** The 33-byte compressed key that made `signature` (normalised) over `digest`. */
 function recoverPublicKey(digest: Uint8Array, appSignature: Uint8Array): Uint8Array {
+  let appPubkey: Uint8Array | null = null;
+  let cause: unknown;
   try {
-    const r = BigInt(bytesToHex(appSignature.subarray(0, 32)));
-    const s = BigInt(bytesToHex(appSignature.subarray(32, 64)));
-    return new secp256k1.Signature(r, s, appSignature[64]!).recoverPublicKey(digest).toBytes(true);
-  } catch (cause) {
+    appPubkey = secp256k1Recover(digest, appSignature.subarray(0, 64), appSignature[64] as 0 | 1, true);
+  } catch (error) {
+    // r or s is 0 or not below n: that recovers no key either.
+    cause = error;
+  }
+  if (appPubkey === null) {
     throw fatalError(
       "SignatureRecoveryFailed",
       "the app signature recovers no public key; dstack sent a corrupt chain.",
       { cause },
     );
   }
+  return appPubkey;
 }
 
 /** A derived key's public half and the checked chain behind it. */

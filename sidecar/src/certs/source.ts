@@ -356,9 +356,7 @@ export function createChainCertificateSource(options: {
     for (let nonce = admissions - 1n; nonce >= lowest; nonce--) {
       const certificate = certificateFromCall(call, salt, nonce);
       try {
-        if (
-          getAddress(await registrationSigner(certificate, chainId, cluster)) === getAddress(member.memberKey)
-        ) {
+        if (getAddress(registrationSigner(certificate, chainId, cluster)) === getAddress(member.memberKey)) {
           return certificate;
         }
       } catch {
