@@ -219,7 +219,7 @@ export function startIngress(options: IngressOptions): Ingress {
         clearTimeout(timer);
         if (!said) {
           settle();
-          refuse(tls, "closed-before-hello", { reason });
+          refuse(tls, "closed-before-hello", { closed: reason });
         }
       },
     });
