@@ -84,6 +84,8 @@ export function createMeshLayer(options: {
    * of any other address); before the socket opens.
    */
   readonly guardPort?: (meshIp: string, port: number) => Promise<void>;
+  /** Makes a membership's socket factory; default the one the config's mode calls for (reattest/mesh.ts). */
+  readonly socketFactory?: () => SocketFactory;
   /** Peer re-attestation: this member's GET /attestation for the mesh, the collateral, the metrics. */
   readonly reattest?: {
     readonly handler: AttestationHandler;
@@ -92,6 +94,8 @@ export function createMeshLayer(options: {
   };
 }): MeshLayer {
   const { config, status, metrics, logger } = options;
+  const socketFactory =
+    options.socketFactory ?? (() => meshSocketFactory(meshSocketMode(config), config.wgNetns));
   const custody: CskCustody = createCskCustody();
   const listeners = new Set<(event: HeartbeatEvent) => void>();
   let runtime: MeshRuntime | undefined;
@@ -193,7 +197,7 @@ export function createMeshLayer(options: {
       // (in the devnet a helper process takes a few hundred ms to start); else it starts now. The socket
       // and the attestation server bind the moment the address is confirmed, and peers judging this
       // newcomer wait for the latter.
-      const sockets = next ?? meshSocketFactory(meshSocketMode(config), config.wgNetns);
+      const sockets = next ?? socketFactory();
       next = undefined;
       sockets.warm?.();
       // The mesh socket binds the mesh IP, which exists once the reconciler brought the interface up.
@@ -285,7 +289,7 @@ export function createMeshLayer(options: {
     },
     prepare() {
       if (next !== undefined) return;
-      next = meshSocketFactory(meshSocketMode(config), config.wgNetns);
+      next = socketFactory();
       next.warm?.();
     },
     interfaceUp(meshIp) {
