@@ -9,7 +9,6 @@
 // while the registration is on its way (`prepare`), and the mesh port is guarded as soon as the
 // interface has an address (`interfaceUp`), a claimed one too. The guard follows the interface's
 // address, except that it stays on the address a runtime binds until that runtime's sockets closed.
-
 import type { CollateralSource } from "@attestmesh/shared/attestation/collateral.ts";
 import { numberToIp } from "@attestmesh/shared/mesh/cidr.ts";
 import type { AttestationHandler } from "../attestation.ts";
@@ -118,15 +117,13 @@ export function createMeshLayer(options: {
   /** Resolves once the mesh port at `meshIp` is guarded: by the last guard, if it is for `meshIp` and held. */
   async function guarded(meshIp: string): Promise<void> {
     const last = guard;
-    if (
+    const held =
       last?.meshIp === meshIp &&
       (await last.applied.then(
         () => true,
         () => false,
-      ))
-    )
-      return;
-    await applyGuard(meshIp);
+      ));
+    if (!held) await applyGuard(meshIp);
   }
 
   /** Hands a heartbeat event to the layer's listeners (the application API). */
