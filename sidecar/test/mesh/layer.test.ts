@@ -7,12 +7,13 @@
 // while its peers waited to judge it.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { createKmsRoot, createSimulatedCvm } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { ipToNumber } from "@attestmesh/shared/mesh/cidr.ts";
 import { Registry } from "prom-client";
-import { createPublicClient, custom } from "viem";
+import { bytesToHex, createPublicClient, custom } from "viem";
 import { hardhat } from "viem/chains";
 import type { ChainContext } from "../../src/chain/client.ts";
 import { createClusterReader } from "../../src/chain/cluster.ts";
@@ -21,14 +22,18 @@ import { parseConfig } from "../../src/config.ts";
 import { deriveNodeKeys } from "../../src/keys.ts";
 import { createMeshLayer } from "../../src/mesh/layer.ts";
 import { createMeshMetrics } from "../../src/mesh/metrics.ts";
+import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
+import { loopbackFor } from "../../src/meshnet/socket.ts";
 import { createLocalSocketFactory, type SocketFactory } from "../../src/meshnet/socketFactory.ts";
 import type { Member } from "../../src/model/member.ts";
 import { createAttestedFollower } from "../../src/reattest/follower.ts";
 import { createReattestMetrics } from "../../src/reattest/metrics.ts";
 import { createStatusStore, type StatusStore } from "../../src/status.ts";
+import { hexToWgBase64 } from "../../src/wireguard/keys.ts";
 import {
   captureLogger,
   freePort,
+  gossipHeartbeat,
   readsOver,
   simulatorKeySource,
   TEST_CLUSTER,
@@ -128,6 +133,8 @@ function watchedSockets() {
   const open = new Map<string, number>();
   let holding = false;
   const held: Array<() => void> = [];
+  /** When each connection (an attestation fetch) was asked for, ms since the epoch. */
+  const connects: number[] = [];
   let created = 0;
 
   const opened = (meshIp: string, closed: (listener: () => void) => void) => {
@@ -173,7 +180,10 @@ function watchedSockets() {
         opened(meshIp, (listener) => server.once("close", listener));
         return server;
       },
-      connect: (host, port, timeoutMs) => local.connect(host, port, timeoutMs),
+      connect: (host, port, timeoutMs) => {
+        connects.push(Date.now());
+        return local.connect(host, port, timeoutMs);
+      },
       warm: () => void events.push(`warm ${id}`),
       close: async () => void events.push(`close ${id}`),
     };
@@ -181,6 +191,7 @@ function watchedSockets() {
   return {
     events,
     violations,
+    connects,
     guardPort,
     socketFactory,
     /** Guard calls from now on wait for `release`. */
@@ -408,5 +419,89 @@ describe("the mesh layer", () => {
     layer.prepare();
     assert.deepEqual(watch.events.slice(3), ["factory 2", "warm 2"]);
     await layer.close();
+  });
+
+  test("a never-judged peer's signed liveness hurries its first attestation check: no wait for the 250 ms retry", async () => {
+    // Issue 15: a newcomer's peers found its server not up yet and tried again 250 ms later, though its
+    // heartbeats said it was up well before.
+    const { logger, config, keySource, keys, chain, reader, follower, setView } = await fixture();
+    await loadSodium();
+    const key = signingKeyFromSeed(randomBytes(32));
+    const newcomer = testMember(2n, {
+      meshIp: ipToNumber("10.77.0.2"),
+      identityKey: bytesToHex(key.publicKey),
+    });
+    setView([ownRecord("10.77.0.5"), newcomer]);
+    const watch = watchedSockets();
+    const status = createStatusStore({ logger });
+    // The newcomer is a WireGuard peer (scheduler.ts `peered`): it is checked at once, and nothing
+    // listens on its address, so the check fails.
+    status.update({
+      memberId: MEMBER_ID,
+      interfaceUp: true,
+      meshIp: "10.77.0.5",
+      peers: [
+        {
+          memberId: 2n,
+          appId: newcomer.appId,
+          meshIp: "10.77.0.2",
+          publicKey: hexToWgBase64(newcomer.wireguardKey),
+          endpoint: undefined,
+          latestHandshake: 0,
+        },
+      ],
+    });
+    const layer = createMeshLayer({
+      config,
+      keySource,
+      status,
+      metrics: createMeshMetrics(new Registry()),
+      logger,
+      guardPort: watch.guardPort,
+      socketFactory: watch.socketFactory,
+      reattest: reattest(),
+    });
+    layer.interfaceUp("10.77.0.5");
+    const membership = new AbortController();
+    const run = layer.runMembership({
+      memberId: MEMBER_ID,
+      chain,
+      reader,
+      follower,
+      certified: async () => undefined,
+      keys,
+      signal: membership.signal,
+      attested: createAttestedFollower(
+        follower,
+        () => layer.reattestation(),
+        () => MEMBER_ID,
+      ),
+    });
+    await waitFor(
+      "the first check failed",
+      () => layer.reattestation()?.get(2n)?.status === "unreachable",
+      20_000,
+      2,
+    );
+    const failedAt = Date.now();
+    assert.equal(watch.connects.length, 1);
+    // The newcomer's server comes up, and its heartbeat arrives from its mesh address.
+    const socket = createSocket("udp4");
+    await new Promise<void>((resolve) => socket.bind(0, loopbackFor("10.77.0.2"), resolve));
+    const heartbeat = gossipHeartbeat(
+      { ...TEST_CLUSTER, senderId: 2n, incarnation: 1n, epoch: 0n, holdsCsk: false },
+      key.sign,
+    );
+    socket.send(heartbeat, config.meshPort, loopbackFor("10.77.0.5"));
+    await waitFor("the check tried again", () => watch.connects.length >= 2, 2_000, 2);
+    const [, again] = watch.connects;
+    assert.ok(
+      again !== undefined && again - failedAt < 150,
+      `tried again ${again === undefined ? "never" : again - failedAt} ms after the failure; the retry alone waits 250 ms`,
+    );
+    socket.close();
+    membership.abort();
+    await run;
+    key.destroy();
   });
 });
