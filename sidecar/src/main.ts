@@ -194,6 +194,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
   });
   shutdown.add("health server", () => health.close());
   shutdown.add("wireguard interface", () => backend.down());
+  shutdown.add("mesh socket factory started ahead", () => meshLayer.close());
   await sodiumReady();
   const api = await startAppApi({
     socketPath: config.apiSocket,
@@ -450,6 +451,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
       transport: peerTransport,
       onMembershipEnded: cycle.membershipEnded,
       wake: (reason) => void wake(reason),
+      onInterfaceUp: (meshIp) => meshLayer.interfaceUp(meshIp),
     });
     claimedMemberId = reconciler.claimedMemberId;
     const messaging = await retry("starting sealed messages", () =>
@@ -572,8 +574,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps = {}
           // The links to the members open meanwhile too (the registration can no longer be refused).
           // The receipt's claim of this node's record lets that pass add the view's members at once,
           // before it syncs: its address and member id only, corrected by the view (reconciler.ts).
-          // The links' sockets open while the registration is on its way (transport/ahead.ts).
-          onSubmitting: () => reconciler.connectAhead(),
+          // The links' sockets open while the registration is on its way (transport/ahead.ts), and so
+          // does the membership's mesh socket factory.
+          onSubmitting: () => {
+            reconciler.connectAhead();
+            meshLayer.prepare();
+          },
           onIncluded: (claimed, block) => {
             // Only a node whose own certificate verified offline goes ahead of its view: every member
             // verifies it with the same pins. One refused, or not checked yet, waits for its view.

@@ -249,7 +249,14 @@ export async function startMeshRuntime(options: MeshRuntimeOptions): Promise<Mes
           from: from.address,
           detail: result.detail,
         });
+        return;
       }
+      // A member's signed liveness came over the mesh: it is up and reachable. One never judged yet (a
+      // newcomer whose server was not up at the last try) is checked now rather than at its next retry,
+      // up to 250 ms later; the scheduler allows this once per 250 ms each, and only before its first
+      // verdict (scheduler.ts `hurry`).
+      const sender = options.follower.current()?.members.get(result.senderId);
+      if (sender !== undefined) reattestation?.hurry(sender);
     },
     onSent: () => metrics.heartbeatsSent.inc(),
   });

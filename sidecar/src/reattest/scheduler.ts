@@ -26,8 +26,9 @@
 // it a WireGuard peer (`peered`; each reconcile pass `wake`s the loop; a connection opened earlier would
 // lose its SYN) and, while it has never passed, an unreachable peer is retried
 // every `firstRetryMs` (250 ms) for 10 s, then doubling, not from `retryMs`: its CSK waits on this
-// verdict. Its CSK request answered "not attested yet" shows it is up: `hurry` then checks it at once,
-// and `onPassed` lets the CSK server send the key to that request (csk/server.ts `attested`).
+// verdict. Its CSK request answered "not attested yet", or its signed liveness arriving, shows it is up:
+// `hurry` then checks it at once, and `onPassed` lets the CSK server send the key to that request
+// (csk/server.ts `attested`).
 //
 // Sealed messages (messages/watcher.ts) ask `messagesRefused`: a refused member's messages are never
 // delivered, and when a refusal ends (the policy admits it again, or its refused record is replaced or
@@ -110,7 +111,7 @@ export interface Reattestation {
   wake(): void;
   /**
    * `member` (these keys) just showed it is up and reachable over the mesh (it asked for the CSK and was
-   * told "not attested yet"): if it was never judged and no check of it is running, check it now rather
+   * told "not attested yet", or its signed liveness arrived): if it was never judged and no check of it is running, check it now rather
    * than at its retry time. At most once per `firstRetryMs` per peer; nothing for a judged or refused one.
    */
   hurry(member: Member): void;

@@ -52,6 +52,11 @@ export interface ReconcilerOptions {
   readonly transport?: PeerTransport;
   /** Asks for a pass soon (when a first-handshake hold ends, initiator.ts); absent: the next tick. */
   readonly wake?: (reason: string) => void;
+  /**
+   * The interface came up with `meshIp` (a claimed one too, `included`): the mesh layer guards the mesh
+   * port there at once, rather than once the member id is read back.
+   */
+  readonly onInterfaceUp?: (meshIp: string) => void;
   /** How long the higher-keyed side of a new pair waits for the other's first initiation (initiator.ts). */
   readonly handshakeHoldMs?: number;
   /** How a repeatedly lost interface backs off (restarts.ts); absent fields take the defaults. */
@@ -344,6 +349,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       interfaceAddress = address;
       routeMtus = new Map(); // a new address drops the old one's routes (WireGuardBackend.up)
       status.update({ interfaceUp: true, meshIp });
+      options.onInterfaceUp?.(meshIp);
       logger[level](
         { interface: options.interfaceName, address },
         lost ? "WireGuard interface up again; adding its peers" : "WireGuard interface up",

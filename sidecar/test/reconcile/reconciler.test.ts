@@ -129,6 +129,8 @@ function setup(
   /** The member ids of each call to the bridge's setPeers. */
   const linkRequests: bigint[][] = [];
   const aheadRequests: bigint[][] = [];
+  /** The addresses `onInterfaceUp` heard, in order (the mesh layer guards its port at each). */
+  const interfaceUps: string[] = [];
   let self: bigint | undefined = memberId;
   const endpoints: EndpointsSource = {
     read: async () => new Map([[member(2).appId.toLowerCase(), "10.0.0.2:51820"]]),
@@ -155,6 +157,7 @@ function setup(
     ...(tieBreak.wake === undefined ? {} : { wake: tieBreak.wake }),
     ...(restartPolicy === undefined ? {} : { restartPolicy }),
     memberId: () => self,
+    onInterfaceUp: (meshIp) => interfaceUps.push(meshIp),
     onMembershipEnded: (m) => {
       ended.push(m);
       self = undefined;
@@ -173,7 +176,19 @@ function setup(
   const setSelf = (id: bigint | undefined) => {
     self = id;
   };
-  return { reconciler, backend, script, status, metrics, ended, lines, linkRequests, aheadRequests, setSelf };
+  return {
+    reconciler,
+    backend,
+    script,
+    status,
+    metrics,
+    ended,
+    lines,
+    linkRequests,
+    aheadRequests,
+    interfaceUps,
+    setSelf,
+  };
 }
 
 describe("reconciler with the transport layer", () => {
@@ -354,7 +369,7 @@ describe("reconciler with the transport layer", () => {
     // (2) A free address and id, but not the chain's: the members the view names, no one else; then
     // the view's record (id 9, 10.77.0.9) corrects the address. A record carrying this node's WireGuard
     // key under another member key (anyone can register a public key) is not this node's, and no peer.
-    const { reconciler, backend, script, setSelf } = setup(1n, "gateway");
+    const { reconciler, backend, script, setSelf, interfaceUps } = setup(1n, "gateway");
     setSelf(undefined);
     const impostor = member(10, {
       wireguardKey: bytesToHex(selfWg.publicKey),
@@ -366,6 +381,7 @@ describe("reconciler with the transport layer", () => {
     const pass = reconciler.pass();
     await waitFor("the sync asked for", () => gate.waiting() > 0, 1_000);
     assert.equal(backend.interface?.address, "10.77.0.66/16");
+    assert.deepEqual(interfaceUps, ["10.77.0.66"], "the mesh layer hears of the claimed address at once");
     assert.deepEqual(
       (await backend.peers()).map((p) => p.publicKey),
       [hexToWgBase64(member(2).wireguardKey)],
@@ -379,6 +395,7 @@ describe("reconciler with the transport layer", () => {
       "10.77.0.9/16",
       "the view's record, not the claim nor the impostor's",
     );
+    assert.deepEqual(interfaceUps, ["10.77.0.66", "10.77.0.9"], "and of the corrected one");
     assert.deepEqual((await backend.peers()).map((p) => p.allowedIps[0]).sort(), [
       "10.77.0.2/32",
       "10.77.0.3/32",
