@@ -641,7 +641,11 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     },
   };
 
-  /** Removes the interface (stopping its daemon) and, unless `keepGuard`, the port guard. */
+  /**
+   * Removes the interface (stopping its daemon) and then, unless `keepGuard`, the port guard: the mesh
+   * address stays local until the link is gone, and a mesh socket not closed yet must not meanwhile take
+   * traffic from outside the interface. A guard the removal leaves behind goes at the next teardown.
+   */
   async function teardown({ keepGuard = false } = {}): Promise<void> {
     const previous = device;
     device = undefined;
@@ -652,6 +656,16 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
     // The routes go with the interface.
     configured = undefined;
     routes.clear();
+    if (previous !== undefined) {
+      // After a death that went unlogged, the removal is no news either.
+      const quiet = previous.daemon?.exit !== undefined && !previous.daemon.stopping && exits.quiet();
+      if (previous.daemon !== undefined) await stopWireguardGo(previous.daemon, logger);
+      if (await linkExists(previous.name)) await must([ipCommand, "link", "del", "dev", previous.name]);
+      logger[quiet ? "debug" : "info"](
+        { name: previous.name, netns, kind: previous.kind },
+        "removed WireGuard interface",
+      );
+    }
     // A guard being installed finishes first (it checked the interface before this began), then goes.
     await guarding;
     if (guarded !== undefined && !keepGuard) {
@@ -661,14 +675,5 @@ export function createWgBackend(options: WgBackendOptions = {}): WireGuardBacken
       if (removed !== undefined && removed.code !== 0)
         logger.warn({ table, netns }, "could not remove the mesh port's nftables table");
     }
-    if (previous === undefined) return;
-    // After a death that went unlogged, the removal is no news either.
-    const quiet = previous.daemon?.exit !== undefined && !previous.daemon.stopping && exits.quiet();
-    if (previous.daemon !== undefined) await stopWireguardGo(previous.daemon, logger);
-    if (await linkExists(previous.name)) await must([ipCommand, "link", "del", "dev", previous.name]);
-    logger[quiet ? "debug" : "info"](
-      { name: previous.name, netns, kind: previous.kind },
-      "removed WireGuard interface",
-    );
   }
 }

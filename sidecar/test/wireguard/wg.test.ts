@@ -420,7 +420,8 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
   const ifG = `wg15${process.pid}g`;
   const ifH = `wg15${process.pid}h`;
   const ifI = `wg15${process.pid}i`;
-  const allInterfaces = [ifA, ifB, ifC, ifD, ifE, ifF, ifG, ifH, ifI];
+  const ifJ = `wg15${process.pid}j`;
+  const allInterfaces = [ifA, ifB, ifC, ifD, ifE, ifF, ifG, ifH, ifI, ifJ];
   const keyA = wireguardKeyPair(randomBytes(32));
   const keyB = wireguardKeyPair(randomBytes(32));
   const configA: InterfaceConfig = {
@@ -1216,6 +1217,34 @@ describe("createWgBackend on real wireguard-go interfaces", { skip: realSkipReas
       assert.notEqual(attempt("ip", "-n", nsA, "link", "show", "dev", ifI).status, 0, `${ifI} still exists`);
     } finally {
       wrappers.remove();
+    }
+  });
+
+  it("down removes the interface before the mesh port's guard: the mesh IP is never local and unguarded", async () => {
+    // An nft that notes, when asked to delete a table, whether the interface still exists then.
+    const dir = mkdtempSync(join(tmpdir(), "wg15-guard-order-"));
+    const nft = join(dir, "nft");
+    const seen = join(dir, "seen");
+    writeFileSync(
+      nft,
+      `#!/bin/sh\ncase "$*" in *"delete table"*) if ip link show dev ${ifJ} >/dev/null 2>&1; then echo present >> ${seen}; else echo gone >> ${seen}; fi;; esac\nexec nft "$@"\n`,
+      { mode: 0o755 },
+    );
+    const backend = createWgBackend({ netns: nsA, mode: "userspace", commands: { nft } });
+    backends.push(backend);
+    try {
+      await backend.up({ ...configA, name: ifJ, listenPort: 51842, address: "198.19.84.1/24" });
+      await backend.guardPort("198.19.84.1", 51843);
+      await backend.down();
+      assert.deepEqual(readFileSync(seen, "utf8").trim().split("\n"), ["gone"], "the guard went first");
+      assert.notEqual(
+        attempt("ip", "netns", "exec", nsA, "nft", "list", "table", "inet", guardTable(ifJ)).status,
+        0,
+        "and then its table",
+      );
+    } finally {
+      await backend.down();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
