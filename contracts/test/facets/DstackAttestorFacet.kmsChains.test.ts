@@ -20,7 +20,7 @@ import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import { corruptChainInput } from "@attestmesh/shared/testing/dstack/corrupt.ts";
 import { hexToBytes } from "@noble/hashes/utils";
 import { type Address, bytesToHex, getAddress } from "viem";
-import { type FixtureChain, loadKmsChains } from "../../../test/fixtures/dstack/fixtures.ts";
+import { keyChainInputOf, loadKmsChains } from "../../../test/fixtures/dstack/fixtures.ts";
 import { setupCluster } from "../../../test/helpers/cluster.ts";
 import { attestorTargets, verifyOnChain } from "../utils/chain.ts";
 
@@ -33,24 +33,13 @@ const PRODUCTION_ROOTS = new Set([PHALA_BASE_KMS, PHALA_CLOUD_KMS]);
 
 const fixture = loadKmsChains();
 
-function inputOf(chain: FixtureChain): KeyChainInput {
-  return {
-    appId: hexToBytes(chain.appId.slice(2)),
-    purpose: chain.purpose,
-    derivedPubkey: hexToBytes(chain.derivedPubkey.slice(2)),
-    appPubkey: hexToBytes(chain.appPubkey.slice(2)),
-    appSignature: hexToBytes(chain.appSignature.slice(2)),
-    kmsSignature: hexToBytes(chain.kmsSignature.slice(2)),
-  };
-}
-
 type Table = { readonly name: string; readonly input: KeyChainInput; readonly root: Address };
 
 /** The production chains as issued, and one chain per simulator app key (its app key signs a fresh key). */
 function validTable(): Table[] {
   const rows: Table[] = fixture.chains.map((chain) => ({
     name: chain.name,
-    input: inputOf(chain),
+    input: keyChainInputOf(chain),
     root: getAddress(chain.kmsRootAddress),
   }));
   for (const sim of fixture.simulatorAppKeys) {
@@ -177,7 +166,7 @@ describe("real dstack KMS chains, on chain and off", async () => {
 
   for (const negative of fixture.negative) {
     it(`${negative.name}: an "Ed25519" key whose chain signs a secp256k1 key never verifies to a production root`, async () => {
-      const input = inputOf(negative);
+      const input = keyChainInputOf(negative);
       assert.equal(input.derivedPubkey.length, 32, "presented as an Ed25519 key");
       const off = offChain(input);
       assert.deepEqual(

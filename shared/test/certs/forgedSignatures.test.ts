@@ -10,12 +10,12 @@ import { createKmsRoot } from "@attestmesh/devnet/dstack-sim/simulator.ts";
 import { type MemberCertificate, verifyMemberCertificate } from "@attestmesh/shared/certs/certificate.ts";
 import { predictMemberAppId } from "@attestmesh/shared/certs/memberApp.ts";
 import { kmsSignAppKey } from "@attestmesh/shared/dstack/keychain.ts";
-import { type KeyChainInput, SECP256K1_N, verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
+import { SECP256K1_N, verifyDstackKeyChain } from "@attestmesh/shared/dstack/verify.ts";
 import { AttestmeshError } from "@attestmesh/shared/errors.ts";
 import type { PinnedTrust } from "@attestmesh/shared/service/pinned.ts";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { type Address, bytesToHex, getAddress, type Hex, hashTypedData, hexToBytes } from "viem";
-import { type FixtureChain, loadKmsChains } from "../../../test/fixtures/dstack/fixtures.ts";
+import { keyChainInputOf, loadKmsChains } from "../../../test/fixtures/dstack/fixtures.ts";
 import { simulatedCertificate } from "../../../test/helpers/certs.ts";
 import { registerMessageOf } from "../../src/certs/certificate.ts";
 import { memberDomain, memberTypes } from "../../src/contracts/typedData.ts";
@@ -177,14 +177,6 @@ describe("forged signatures in a member certificate", () => {
 
 describe("production KMS chains spliced together", () => {
   const { chains } = loadKmsChains();
-  const inputOf = (chain: FixtureChain): KeyChainInput => ({
-    appId: hexToBytes(chain.appId),
-    purpose: chain.purpose,
-    derivedPubkey: hexToBytes(chain.derivedPubkey),
-    appPubkey: hexToBytes(chain.appPubkey),
-    appSignature: hexToBytes(chain.appSignature),
-    kmsSignature: hexToBytes(chain.kmsSignature),
-  });
 
   test("one chain's app key under another's KMS signature verifies to no production root", () => {
     const roots = new Set(chains.map((chain) => getAddress(chain.kmsRootAddress)));
@@ -197,7 +189,10 @@ describe("production KMS chains spliced together", () => {
         // Chains of one app key carry one KMS signature (over the app id and app key): nothing to splice.
         const sameAppKey = a.appId === b.appId && a.appPubkey === b.appPubkey;
         try {
-          signer = verifyDstackKeyChain({ ...inputOf(a), kmsSignature: inputOf(b).kmsSignature });
+          signer = verifyDstackKeyChain({
+            ...keyChainInputOf(a),
+            kmsSignature: keyChainInputOf(b).kmsSignature,
+          });
         } catch (error) {
           assert.ok(error instanceof AttestmeshError, String(error));
           assert.equal(error.code, "SignatureRecoveryFailed", `${a.name} under ${b.name}'s KMS signature`);
@@ -207,7 +202,8 @@ describe("production KMS chains spliced together", () => {
           assert.ok(signer === undefined || !roots.has(signer), `${a.name} under ${b.name}'s KMS signature`);
         // And one chain's derived key under another's app signature: link 0 fails.
         assert.throws(
-          () => verifyDstackKeyChain({ ...inputOf(a), appSignature: inputOf(b).appSignature }),
+          () =>
+            verifyDstackKeyChain({ ...keyChainInputOf(a), appSignature: keyChainInputOf(b).appSignature }),
           (error: unknown) =>
             error instanceof AttestmeshError &&
             (error.code === "AppSignatureMismatch" || error.code === "SignatureRecoveryFailed"),

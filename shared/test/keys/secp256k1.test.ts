@@ -9,7 +9,7 @@ import { secp256k1 } from "@noble/curves/secp256k1";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils";
 import { getAddress } from "viem";
 import { publicKeyToAddress } from "viem/accounts";
-import { type FixtureChain, loadKmsChains } from "../../../test/fixtures/dstack/fixtures.ts";
+import { keyChainInputOf, loadKmsChains } from "../../../test/fixtures/dstack/fixtures.ts";
 import { kmsIssuedDigest } from "../../src/dstack/keychain.ts";
 import {
   type KeyChainInput,
@@ -194,14 +194,6 @@ describe("secp256k1Recover (libsecp256k1) against @noble/curves", () => {
 
 describe("the production KMS chains (test/fixtures/dstack/production) on libsecp256k1", () => {
   const fixture = loadKmsChains();
-  const inputOf = (chain: FixtureChain): KeyChainInput => ({
-    appId: hexToBytes(chain.appId.slice(2)),
-    purpose: chain.purpose,
-    derivedPubkey: hexToBytes(chain.derivedPubkey.slice(2)),
-    appPubkey: hexToBytes(chain.appPubkey.slice(2)),
-    appSignature: hexToBytes(chain.appSignature.slice(2)),
-    kmsSignature: hexToBytes(chain.kmsSignature.slice(2)),
-  });
   /** The KMS signer as @noble/curves recovers it from the KMS signature. */
   const nobleKmsSigner = (input: KeyChainInput) => {
     const v = input.kmsSignature[64]!;
@@ -214,7 +206,7 @@ describe("the production KMS chains (test/fixtures/dstack/production) on libsecp
 
   for (const chain of fixture.chains) {
     test(`${chain.name}: verifies to its KMS root, the signer noble recovers`, () => {
-      const input = inputOf(chain);
+      const input = keyChainInputOf(chain);
       assert.equal(verifyDstackKeyChain(input), getAddress(chain.kmsRootAddress));
       assert.equal(verifyDstackKeyChain(input), nobleKmsSigner(input));
     });
@@ -226,7 +218,7 @@ describe("the production KMS chains (test/fixtures/dstack/production) on libsecp
     for (const chain of fixture.negative) {
       let signer: string | undefined;
       try {
-        signer = verifyDstackKeyChain(inputOf(chain));
+        signer = verifyDstackKeyChain(keyChainInputOf(chain));
       } catch (error) {
         assert.ok(error instanceof AttestmeshError, String(error));
       }

@@ -20,7 +20,7 @@ import { createClusterReader } from "../../src/chain/cluster.ts";
 import type { MembershipFollower, MembershipSnapshot } from "../../src/chain/follower.ts";
 import { parseConfig } from "../../src/config.ts";
 import { deriveNodeKeys } from "../../src/keys.ts";
-import { createMeshLayer } from "../../src/mesh/layer.ts";
+import { createMeshLayer, type MeshLayer } from "../../src/mesh/layer.ts";
 import { createMeshMetrics } from "../../src/mesh/metrics.ts";
 import { loadSodium, signingKeyFromSeed } from "../../src/meshnet/crypto.ts";
 import { loopbackFor } from "../../src/meshnet/socket.ts";
@@ -64,6 +64,8 @@ const reattest = () => ({
   },
   metrics: createReattestMetrics(new Registry()),
 });
+
+type MeshLayerOptions = Parameters<typeof createMeshLayer>[0];
 
 /** What one layer test shares: a sidecar's config and keys, a chain that is down, a view it sets. */
 async function fixture() {
@@ -115,7 +117,37 @@ async function fixture() {
             kind: "full",
           };
   };
-  return { logger, lines, config, keySource, keys, chain, reader, follower, setView };
+  /** A layer over `status`, with this fixture's config, keys and logger. */
+  const layerOf = (status: StatusStore, extra: Partial<MeshLayerOptions> = {}) =>
+    createMeshLayer({
+      config,
+      keySource,
+      status,
+      metrics: createMeshMetrics(new Registry()),
+      logger,
+      ...extra,
+    });
+  /** Runs `layer`'s membership as MEMBER_ID until `signal` aborts; `attested`: with re-attestation's view. */
+  const runIn = (layer: MeshLayer, signal: AbortSignal, attested = true) =>
+    layer.runMembership({
+      memberId: MEMBER_ID,
+      chain,
+      reader,
+      follower,
+      certified: async () => undefined,
+      keys,
+      signal,
+      ...(attested
+        ? {
+            attested: createAttestedFollower(
+              follower,
+              () => layer.reattestation(),
+              () => MEMBER_ID,
+            ),
+          }
+        : {}),
+    });
+  return { logger, lines, config, keySource, keys, chain, reader, follower, setView, layerOf, runIn };
 }
 
 /**
@@ -208,7 +240,7 @@ function watchedSockets() {
 
 describe("the mesh layer", () => {
   test("a runtime that ended with an error is logged and let go: the next membership starts its own", async () => {
-    const { logger, lines, config, keySource, keys, chain, reader, follower, setView } = await fixture();
+    const { logger, lines, setView, layerOf, runIn } = await fixture();
     setView([ownRecord("10.77.0.5")]);
     // The real status store behind a consumer that fails while `broken`: the runtime's loop publishes
     // through it, so a failure there ends the loop and rejects the runtime's `stopped`.
@@ -222,23 +254,8 @@ describe("the mesh layer", () => {
       },
     };
     status.update({ memberId: MEMBER_ID, meshIp: "10.77.0.5", interfaceUp: true });
-    const layer = createMeshLayer({
-      config,
-      keySource,
-      status,
-      metrics: createMeshMetrics(new Registry()),
-      logger,
-    });
-    const membership = (signal: AbortSignal) =>
-      layer.runMembership({
-        memberId: MEMBER_ID,
-        chain,
-        reader,
-        follower,
-        certified: async () => undefined,
-        keys,
-        signal,
-      });
+    const layer = layerOf(status);
+    const membership = (signal: AbortSignal) => runIn(layer, signal, false);
     const socketsOpened = () => lines().filter((l) => l.msg === "mesh socket open").length;
 
     const first = new AbortController();
@@ -274,15 +291,10 @@ describe("the mesh layer", () => {
   });
 
   test("before the member id: the membership's socket factory is warm and the claimed address guarded; the runtime binds only once the view confirms the address, never an unguarded one", async () => {
-    const { logger, config, keySource, keys, chain, reader, follower, setView } = await fixture();
+    const { logger, setView, layerOf, runIn } = await fixture();
     const watch = watchedSockets();
     const status = createStatusStore({ logger });
-    const layer = createMeshLayer({
-      config,
-      keySource,
-      status,
-      metrics: createMeshMetrics(new Registry()),
-      logger,
+    const layer = layerOf(status, {
       guardPort: watch.guardPort,
       socketFactory: watch.socketFactory,
       reattest: reattest(),
@@ -301,20 +313,7 @@ describe("the mesh layer", () => {
     // holds it at another address, lets the runtime bind or serve on the claimed address.
     status.update({ memberId: MEMBER_ID });
     const membership = new AbortController();
-    const run = layer.runMembership({
-      memberId: MEMBER_ID,
-      chain,
-      reader,
-      follower,
-      certified: async () => undefined,
-      keys,
-      signal: membership.signal,
-      attested: createAttestedFollower(
-        follower,
-        () => layer.reattestation(),
-        () => MEMBER_ID,
-      ),
-    });
+    const run = runIn(layer, membership.signal);
     await delay(150);
     setView([testMember(2n), ownRecord("10.77.0.9")]);
     await delay(150);
@@ -357,15 +356,10 @@ describe("the mesh layer", () => {
   });
 
   test("a runtime never starts without this member id read back, even with the interface up at the view's address", async () => {
-    const { logger, config, keySource, keys, chain, reader, follower, setView } = await fixture();
+    const { logger, setView, layerOf, runIn } = await fixture();
     const watch = watchedSockets();
     const status = createStatusStore({ logger });
-    const layer = createMeshLayer({
-      config,
-      keySource,
-      status,
-      metrics: createMeshMetrics(new Registry()),
-      logger,
+    const layer = layerOf(status, {
       guardPort: watch.guardPort,
       socketFactory: watch.socketFactory,
       reattest: reattest(),
@@ -376,20 +370,7 @@ describe("the mesh layer", () => {
     // The layer runs a membership under an id the status does not hold (the cycle's was not read back,
     // or is another membership's): nothing binds.
     const membership = new AbortController();
-    const run = layer.runMembership({
-      memberId: MEMBER_ID,
-      chain,
-      reader,
-      follower,
-      certified: async () => undefined,
-      keys,
-      signal: membership.signal,
-      attested: createAttestedFollower(
-        follower,
-        () => layer.reattestation(),
-        () => MEMBER_ID,
-      ),
-    });
+    const run = runIn(layer, membership.signal);
     status.update({ memberId: MEMBER_ID + 1n });
     await delay(300);
     assert.deepEqual(watch.binds(), []);
@@ -402,16 +383,9 @@ describe("the mesh layer", () => {
   });
 
   test("a socket factory started ahead that no membership took closes at shutdown", async () => {
-    const { logger, config, keySource } = await fixture();
+    const { logger, layerOf } = await fixture();
     const watch = watchedSockets();
-    const layer = createMeshLayer({
-      config,
-      keySource,
-      status: createStatusStore({ logger }),
-      metrics: createMeshMetrics(new Registry()),
-      logger,
-      socketFactory: watch.socketFactory,
-    });
+    const layer = layerOf(createStatusStore({ logger }), { socketFactory: watch.socketFactory });
     layer.prepare();
     await layer.close();
     assert.deepEqual(watch.events, ["factory 1", "warm 1", "close 1"]);
@@ -424,7 +398,7 @@ describe("the mesh layer", () => {
   test("a never-judged peer's signed liveness hurries its first attestation check: no wait for the 250 ms retry", async () => {
     // Issue 15: a newcomer's peers found its server not up yet and tried again 250 ms later, though its
     // heartbeats said it was up well before.
-    const { logger, config, keySource, keys, chain, reader, follower, setView } = await fixture();
+    const { logger, config, setView, layerOf, runIn } = await fixture();
     await loadSodium();
     const key = signingKeyFromSeed(randomBytes(32));
     const newcomer = testMember(2n, {
@@ -451,32 +425,14 @@ describe("the mesh layer", () => {
         },
       ],
     });
-    const layer = createMeshLayer({
-      config,
-      keySource,
-      status,
-      metrics: createMeshMetrics(new Registry()),
-      logger,
+    const layer = layerOf(status, {
       guardPort: watch.guardPort,
       socketFactory: watch.socketFactory,
       reattest: reattest(),
     });
     layer.interfaceUp("10.77.0.5");
     const membership = new AbortController();
-    const run = layer.runMembership({
-      memberId: MEMBER_ID,
-      chain,
-      reader,
-      follower,
-      certified: async () => undefined,
-      keys,
-      signal: membership.signal,
-      attested: createAttestedFollower(
-        follower,
-        () => layer.reattestation(),
-        () => MEMBER_ID,
-      ),
-    });
+    const run = runIn(layer, membership.signal);
     await waitFor(
       "the first check failed",
       () => layer.reattestation()?.get(2n)?.status === "unreachable",
