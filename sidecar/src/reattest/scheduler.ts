@@ -111,8 +111,9 @@ export interface Reattestation {
   wake(): void;
   /**
    * `member` (these keys) just showed it is up and reachable over the mesh (it asked for the CSK and was
-   * told "not attested yet", or its signed liveness arrived): if it was never judged and no check of it is running, check it now rather
-   * than at its retry time. At most once per `firstRetryMs` per peer; nothing for a judged or refused one.
+   * told "not attested yet", or its signed liveness arrived): if it was never judged and no check of it
+   * is running, check it now rather than at its retry time. At most once per `firstRetryMs` per peer;
+   * nothing for a judged or refused one.
    */
   hurry(member: Member): void;
   /**
